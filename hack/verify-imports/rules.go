@@ -1,0 +1,200 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Package is one node of the import graph: a package and its direct, non-test imports.
+type Package struct {
+	ImportPath string
+	Standard   bool
+	Imports    []string
+}
+
+// Violation is one broken rule. Chain, when set, is the import path from a checked root to the
+// offending package.
+type Violation struct {
+	Pkg    string
+	Import string
+	Rule   string
+	Chain  []string
+}
+
+func (v Violation) String() string {
+	if len(v.Chain) > 0 {
+		return fmt.Sprintf("%s: reaches %s (%s)\n\tvia %s", v.Pkg, v.Import, v.Rule, strings.Join(v.Chain, "\n\t -> "))
+	}
+	return fmt.Sprintf("%s: imports %s (%s)", v.Pkg, v.Import, v.Rule)
+}
+
+// The rules, by top-level folder of the module (paths relative to the module path).
+var (
+	// cmd holds mains only; it may wire up any component. test/ is allowed because the lab harness
+	// binary (flatnet-lab) lives there.
+	cmdMayImport = []string{"cni", "ipamd", "lbcontroller", "fakecloud", "test"}
+
+	// The CNI plugin stays tiny: within the module, only its own packages and ipamd's wire types.
+	cniMayImportInModule = []string{"cni", "ipamd/wire"}
+	cniMayImportExternal = []string{
+		"github.com/containernetworking/cni",
+		"github.com/containernetworking/plugins",
+		"github.com/vishvananda/netlink",
+		"github.com/vishvananda/netns",
+		"golang.org/x/sys",
+	}
+
+	// ipamd and lbcontroller talk to a cloud through fakecloud's public contract only.
+	fakecloudPublic = []string{"fakecloud/api", "fakecloud/client"}
+
+	// Nothing outside fakecloud (and the mains in cmd) reaches into the emulator's insides.
+	fakecloudPrivate = []string{"fakecloud/server", "fakecloud/internal"}
+
+	kubernetes = []string{"k8s.io", "sigs.k8s.io"}
+
+	// What the CNI binary's whole import graph must not contain.
+	cniForbiddenAnywhere = append(append([]string{}, kubernetes...),
+		"github.com/hashicorp/go-memdb",
+		"github.com/prometheus",
+		"github.com/sirupsen/logrus",
+		"go.uber.org/zap",
+		"github.com/go-logr",
+		"github.com/rs/zerolog",
+		"github.com/golang/glog",
+	)
+
+	// The roots whose transitive graphs are checked, relative to the module.
+	cniRoots       = []string{"cni", "cmd/flatnet-cni"}
+	fakecloudRoots = []string{"fakecloud", "cmd/fakecloud"}
+)
+
+// Check applies every rule to the packages of module mod and returns the violations, sorted.
+func Check(mod string, pkgs []Package) []Violation {
+	byPath := make(map[string]Package, len(pkgs))
+	for _, p := range pkgs {
+		byPath[p.ImportPath] = p
+	}
+	var out []Violation
+	for _, p := range pkgs {
+		rel, ok := relPath(mod, p.ImportPath)
+		if !ok {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if rule := directRule(mod, rel, imp, byPath[imp].Standard || imp == "C"); rule != "" {
+				out = append(out, Violation{Pkg: p.ImportPath, Import: imp, Rule: rule})
+			}
+		}
+	}
+	out = append(out, reachable(mod, pkgs, byPath, cniRoots, cniForbiddenAnywhere,
+		"the CNI binary's import graph carries no Kubernetes, memdb, Prometheus or logging library")...)
+	out = append(out, reachable(mod, pkgs, byPath, fakecloudRoots, kubernetes,
+		"fakecloud depends on no Kubernetes package")...)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pkg != out[j].Pkg {
+			return out[i].Pkg < out[j].Pkg
+		}
+		return out[i].Import < out[j].Import
+	})
+	return out
+}
+
+// directRule returns the rule that importing imp from the module package at rel breaks, or "".
+func directRule(mod, rel, imp string, std bool) string {
+	irel, inModule := relPath(mod, imp)
+	if inModule && under(irel, "cmd") {
+		return "nothing imports cmd"
+	}
+	switch {
+	case under(rel, "cmd"):
+		if inModule && !underAny(irel, cmdMayImport) {
+			return "cmd imports only " + strings.Join(cmdMayImport, ", ")
+		}
+	case under(rel, "cni"):
+		if inModule && !underAny(irel, cniMayImportInModule) ||
+			!inModule && !std && !underAny(imp, cniMayImportExternal) {
+			return "cni imports only ipamd/wire, CNI libraries, netlink, netns, x/sys and the standard library"
+		}
+	case under(rel, "ipamd"), under(rel, "lbcontroller"):
+		if inModule && under(irel, "fakecloud") && !underAny(irel, fakecloudPublic) {
+			return "ipamd and lbcontroller use only fakecloud/api and fakecloud/client"
+		}
+	case under(rel, "fakecloud"):
+		if inModule && !under(irel, "fakecloud") {
+			return "fakecloud imports nothing of its consumers"
+		}
+		if underAny(imp, kubernetes) {
+			return "fakecloud depends on no Kubernetes package"
+		}
+	default:
+		if inModule && underAny(irel, fakecloudPrivate) {
+			return "nothing outside fakecloud and cmd imports fakecloud's server or internals"
+		}
+	}
+	return ""
+}
+
+// reachable walks the import graph breadth-first from every module package under roots and reports
+// each forbidden package it reaches once, with the shortest chain that pulls it in.
+func reachable(mod string, pkgs []Package, byPath map[string]Package, roots, forbidden []string, rule string) []Violation {
+	var start []string
+	for _, p := range pkgs {
+		if rel, ok := relPath(mod, p.ImportPath); ok && underAny(rel, roots) {
+			start = append(start, p.ImportPath)
+		}
+	}
+	sort.Strings(start)
+	parent := map[string]string{}
+	seen := map[string]bool{}
+	queue := append([]string{}, start...)
+	for _, s := range start {
+		seen[s] = true
+	}
+	var out []Violation
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		if underAny(cur, forbidden) {
+			chain := []string{cur}
+			for at := cur; parent[at] != ""; at = parent[at] {
+				chain = append([]string{parent[at]}, chain...)
+			}
+			out = append(out, Violation{Pkg: chain[0], Import: cur, Rule: rule, Chain: chain})
+			continue // one report per forbidden entry point, not for everything behind it
+		}
+		for _, imp := range byPath[cur].Imports {
+			if !seen[imp] {
+				seen[imp] = true
+				parent[imp] = cur
+				queue = append(queue, imp)
+			}
+		}
+	}
+	return out
+}
+
+// relPath returns path relative to module mod, and whether path is in the module at all.
+func relPath(mod, path string) (string, bool) {
+	if path == mod {
+		return "", true
+	}
+	if rest, ok := strings.CutPrefix(path, mod+"/"); ok {
+		return rest, true
+	}
+	return "", false
+}
+
+// under reports whether path is prefix or lies below it, by whole path elements.
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+func underAny(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if under(path, p) {
+			return true
+		}
+	}
+	return false
+}
