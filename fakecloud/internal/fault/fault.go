@@ -1,0 +1,182 @@
+package fault
+
+import (
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+)
+
+// AllActions is the Fault.Action that applies to every action without a fault of its own.
+const AllActions = "*"
+
+// Upper bounds that keep a typo from hanging the server.
+const (
+	MaxLatency       = time.Minute
+	MaxVisibilityLag = time.Hour
+)
+
+// Decision is what to do to one call.
+type Decision struct {
+	// Err, when set, is answered instead of calling through.
+	Err *api.Error
+	// Latency is added before the call.
+	Latency time.Duration
+	// VisibilityLag is handed to the store for this call.
+	VisibilityLag time.Duration
+}
+
+// Injector holds the faults in force. It is safe for concurrent use.
+type Injector struct {
+	actions map[string]bool
+
+	mu     sync.Mutex
+	rng    *rand.Rand
+	faults map[string]api.Fault
+}
+
+// New returns an Injector that accepts faults for the given actions (and "*"), drawing from a
+// source seeded with seed until a SetFault reseeds it.
+func New(actions []string, seed int64) *Injector {
+	known := make(map[string]bool, len(actions))
+	for _, a := range actions {
+		known[a] = true
+	}
+	return &Injector{actions: known, rng: newRand(seed), faults: make(map[string]api.Fault)}
+}
+
+func newRand(seed int64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15))
+}
+
+// Set validates f and puts it in force, replacing any fault of the same action. A non-zero seed
+// reseeds the random source first, so the calls that follow draw a reproducible sequence.
+func (in *Injector) Set(f api.Fault, seed int64) error {
+	if err := in.Validate(f); err != nil {
+		return err
+	}
+	if f.ErrorRate > 0 && f.ErrorCode == "" {
+		f.ErrorCode = api.CodeInternalError
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if seed != 0 {
+		in.rng = newRand(seed)
+	}
+	in.faults[f.Action] = f
+	return nil
+}
+
+// List returns the faults in force, by action.
+func (in *Injector) List() []api.Fault {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]api.Fault, 0, len(in.faults))
+	for _, f := range in.faults {
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b api.Fault) int {
+		switch {
+		case a.Action < b.Action:
+			return -1
+		case a.Action > b.Action:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Clear removes the fault of action, or every fault when action is empty.
+func (in *Injector) Clear(action string) error {
+	if action != "" && action != AllActions && !in.actions[action] {
+		return api.Errorf(api.CodeInvalidParameterValue, "unknown action %q: name an API action, \"*\", or nothing to clear all", action)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if action == "" {
+		clear(in.faults)
+		return nil
+	}
+	delete(in.faults, action)
+	return nil
+}
+
+// Decide says what to do to one call of action. An action's own fault takes precedence over
+// the "*" fault; they do not add up.
+func (in *Injector) Decide(action string) Decision {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.faults) == 0 {
+		return Decision{}
+	}
+	f, ok := in.faults[action]
+	if !ok {
+		if f, ok = in.faults[AllActions]; !ok {
+			return Decision{}
+		}
+	}
+	d := Decision{
+		Latency:       time.Duration(f.LatencyMillis) * time.Millisecond,
+		VisibilityLag: time.Duration(f.VisibilityLagMillis) * time.Millisecond,
+	}
+	// Draw only for a rate strictly between 0 and 1, so that certain outcomes leave the
+	// sequence of other faults untouched.
+	hit := f.ErrorRate >= 1 || (f.ErrorRate > 0 && in.rng.Float64() < f.ErrorRate)
+	if hit {
+		d.Err = api.Errorf(f.ErrorCode, "injected fault on %s (error rate %g)", action, f.ErrorRate)
+	}
+	return d
+}
+
+// Validate reports, as an InvalidParameterValue, what is wrong with f.
+func (in *Injector) Validate(f api.Fault) error {
+	switch {
+	case f.Action == "":
+		return api.Errorf(api.CodeMissingParameter, "fault action is missing: name an API action or \"*\"")
+	case f.Action != AllActions && !in.actions[f.Action]:
+		return api.Errorf(api.CodeInvalidParameterValue, "unknown action %q: faults apply to the cloud's API actions or \"*\"", f.Action)
+	case !(f.ErrorRate >= 0 && f.ErrorRate <= 1):
+		return api.Errorf(api.CodeInvalidParameterValue, "error rate %v is out of range: use a fraction from 0 to 1", f.ErrorRate)
+	case f.ErrorCode != "" && !knownCodes[f.ErrorCode]:
+		return api.Errorf(api.CodeInvalidParameterValue, "unknown error code %q: use one of fakecloud's error codes, e.g. %s", f.ErrorCode, api.CodeInternalError)
+	case f.LatencyMillis < 0 || int64(f.LatencyMillis) > MaxLatency.Milliseconds():
+		return api.Errorf(api.CodeInvalidParameterValue, "latency %d ms is out of range: use 0 to %d ms", f.LatencyMillis, MaxLatency.Milliseconds())
+	case f.VisibilityLagMillis < 0 || int64(f.VisibilityLagMillis) > MaxVisibilityLag.Milliseconds():
+		return api.Errorf(api.CodeInvalidParameterValue, "visibility lag %d ms is out of range: use 0 to %d ms", f.VisibilityLagMillis, MaxVisibilityLag.Milliseconds())
+	}
+	return nil
+}
+
+// knownCodes are the codes an injected error may carry.
+var knownCodes = map[string]bool{
+	api.CodeRequestLimitExceeded:              true,
+	api.CodeInvalidVpcIDNotFound:              true,
+	api.CodeInvalidSubnetIDNotFound:           true,
+	api.CodeInvalidInstanceIDNotFound:         true,
+	api.CodeInvalidNetworkInterfaceIDNotFound: true,
+	api.CodeInvalidAttachmentIDNotFound:       true,
+	api.CodeInvalidInstanceTypeNotFound:       true,
+	api.CodePrivateIPAddressLimitExceeded:     true,
+	api.CodeAttachmentLimitExceeded:           true,
+	api.CodeInsufficientFreeAddresses:         true,
+	api.CodeInsufficientCidrBlocks:            true,
+	api.CodeInvalidParameterValue:             true,
+	api.CodeInvalidParameterCombination:       true,
+	api.CodeMissingParameter:                  true,
+	api.CodeInvalidRequest:                    true,
+	api.CodeUnauthorizedOperation:             true,
+	api.CodeAuthFailure:                       true,
+	api.CodeIdempotentParameterMismatch:       true,
+	api.CodeInvalidIPAddressInUse:             true,
+	api.CodeInvalidVpcRange:                   true,
+	api.CodeInvalidSubnetRange:                true,
+	api.CodeInvalidSubnetConflict:             true,
+	api.CodeDependencyViolation:               true,
+	api.CodeIncorrectState:                    true,
+	api.CodeInvalidNetworkInterfaceInUse:      true,
+	api.CodeInternalError:                     true,
+	api.CodeServiceUnavailable:                true,
+}
