@@ -28,6 +28,7 @@ const (
 	ActionListFaults  = "ListFaults"
 	ActionClearFaults = "ClearFaults"
 	ActionGetChanges  = "GetChanges"
+	ActionGetSnapshot = "GetSnapshot"
 )
 
 // Header names.
