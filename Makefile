@@ -1,0 +1,124 @@
+# flatnet — run `make` or `make help` for the list of targets.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+GO            ?= go
+# Every Go file of the tree; git ls-files would also list files deleted in the work tree.
+GOFILES        = $(shell find . -name '*.go' -not -path './bin/*' -not -path './.git/*' -not -path './vendor/*')
+BIN           := $(CURDIR)/bin
+FLATNET_CACHE ?= $(HOME)/.cache/flatnet
+export FLATNET_CACHE
+
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT         := $(BIN)/golangci-lint
+
+# The race detector is on by default: fakecloud, ipamd and the fabric are concurrent, and a race
+# found in CI is cheaper than one found in the lab. RACE= turns it off for a quicker local run.
+RACE         ?= -race
+TEST_TIMEOUT ?= 25m
+TEST_FLAGS   ?=
+PKGS         ?= ./...
+# make test fuzzes each target briefly; make fuzz runs longer.
+TEST_FUZZTIME ?= 5s
+FUZZTIME      ?= 2m
+
+BENCH_PKGS ?= ./fakecloud/...
+BENCHTIME  ?= 2s
+BENCH      ?= .
+BENCH_OUT  ?= bench.out
+
+.PHONY: help
+help: ## List the targets (default)
+	@echo "flatnet: make <target>   (make test and make demo need root: they use network namespaces)"
+	@echo
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-15s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build every binary under cmd/ into ./bin
+	@mkdir -p $(BIN)
+	@if ls cmd/*/*.go >/dev/null 2>&1; then $(GO) build -o $(BIN)/ ./cmd/...; else echo "build: no binaries under cmd/ yet"; fi
+
+.PHONY: test
+test: require-root verify ## Verify, then run every test (root; race detector on, RACE= to drop it) and each fuzz target briefly
+	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
+	FUZZTIME=$(TEST_FUZZTIME) hack/fuzz.sh
+
+.PHONY: require-root
+require-root:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "make test needs root: its tests create network namespaces, veths and routes." >&2; \
+		echo "Run it as root (sudo -E make test) on a Linux machine with Go 1.26." >&2; \
+		exit 1; \
+	fi
+
+.PHONY: verify
+verify: fmt-check vet mod-verify lint verify-imports ## gofmt check, go vet, go mod verify, lint, import-direction check
+
+.PHONY: fmt-check
+fmt-check:
+	@out=$$(gofmt -l $(GOFILES)); \
+	if [ -n "$$out" ]; then echo "gofmt would change these files (run make fmt):" >&2; echo "$$out" >&2; exit 1; fi
+
+.PHONY: fmt
+fmt: ## Format all Go files with gofmt -s
+	gofmt -s -w $(GOFILES)
+
+.PHONY: vet
+vet: ## go vet ./...
+	$(GO) vet ./...
+
+.PHONY: mod-verify
+mod-verify:
+	$(GO) mod verify
+
+.PHONY: verify-imports
+verify-imports: ## Check the dependency direction (STYLE.md) on the full import graph
+	$(GO) run ./hack/verify-imports
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## golangci-lint (pinned, installed into ./bin) with .golangci.yml
+	$(GOLANGCI_LINT) run ./...
+
+# Re-run the installer whenever the pin changes; it is a no-op when ./bin already has the pin.
+$(GOLANGCI_LINT): Makefile hack/install-golangci-lint.sh
+	hack/install-golangci-lint.sh $(GOLANGCI_LINT_VERSION) $(BIN)
+	@touch $@
+
+.PHONY: tools
+tools: $(GOLANGCI_LINT) ## Install the pinned tools into ./bin
+
+.PHONY: bench
+bench: ## Benchmarks of BENCH_PKGS (default ./fakecloud/...), output teed into BENCH_OUT
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS) | tee $(BENCH_OUT)
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 2m)
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+.PHONY: demo
+demo: build ## Walk through fakecloud on loopback (the multi-node lab replaces this with issue 6)
+	hack/demo.sh
+
+.PHONY: generate
+generate: ## go generate ./... (nothing generates code yet)
+	$(GO) generate ./...
+
+.PHONY: manifests
+manifests: ## CRDs and RBAC for lbcontroller: lands with issue 8
+	@echo "make manifests: nothing to generate yet; lbcontroller's RBAC and CRDs land with issue 8." >&2; exit 1
+
+.PHONY: e2e
+e2e: ## End-to-end tests in the lab: land with issue 6
+	@echo "make e2e: the lab and its end-to-end tests land with issue 6; make test runs every test that exists." >&2; exit 1
+
+.PHONY: kind-e2e
+kind-e2e: ## The stack on kind with the Helm chart (needs Docker): not scheduled by an issue yet
+	@echo "make kind-e2e: the Helm chart and the kind run are not scheduled by any issue yet." >&2; exit 1
+
+.PHONY: clean
+clean: ## Remove ./bin, test binaries and benchmark output (leaves the tool cache in FLATNET_CACHE)
+	rm -rf $(BIN) $(BENCH_OUT) *.test coverage.out coverage.html
