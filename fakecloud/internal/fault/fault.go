@@ -158,7 +158,6 @@ var knownCodes = map[string]bool{
 	api.CodeInvalidInstanceIDNotFound:         true,
 	api.CodeInvalidNetworkInterfaceIDNotFound: true,
 	api.CodeInvalidAttachmentIDNotFound:       true,
-	api.CodeInvalidInstanceTypeNotFound:       true,
 	api.CodePrivateIPAddressLimitExceeded:     true,
 	api.CodeAttachmentLimitExceeded:           true,
 	api.CodeInsufficientFreeAddresses:         true,
