@@ -28,6 +28,7 @@ FUZZTIME      ?= 2m
 BENCH_PKGS ?= ./fakecloud/...
 BENCHTIME  ?= 2s
 BENCH      ?= .
+BENCH_COUNT ?= 1
 BENCH_OUT  ?= bench.out
 
 .PHONY: help
@@ -93,7 +94,7 @@ tools: $(GOLANGCI_LINT) ## Install the pinned tools into ./bin
 
 .PHONY: bench
 bench: ## Benchmarks of BENCH_PKGS (default ./fakecloud/...), output teed into BENCH_OUT
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS) | tee $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCH_COUNT) $(BENCH_PKGS) | tee $(BENCH_OUT)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 2m)
