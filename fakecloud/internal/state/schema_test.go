@@ -1,0 +1,53 @@
+package state
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
+	sch := schema()
+	if err := sch.Validate(); err != nil {
+		t.Fatalf("schema invalid: %v", err)
+	}
+	s := openT(t, Config{})
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	now := time.Now()
+	records := map[string]any{
+		tableVpcs:        &vpcRec{ID: "vpc-1", Cidr: "10.0.0.0/16", Created: now},
+		tableSubnets:     &subnetRec{ID: "subnet-1", VpcID: "vpc-1", Cidr: "10.0.0.0/24"},
+		tableInstances:   &instanceRec{ID: "i-1", SubnetID: "subnet-1", Token: "tok"},
+		tableENIs:        &eniRec{ID: "eni-1", SubnetID: "subnet-1", InstanceID: "i-1", AttachmentID: "eni-attach-1", MAC: "02:00:00:00:00:01"},
+		tableAddrs:       &addrRec{Key: addrKey("vpc-1", 1), VpcID: "vpc-1", ENI: "eni-1", Start: 1, Size: 1},
+		tableIdempotency: &idemRec{Key: "admin|x"},
+	}
+	for table, rec := range records {
+		if err := txn.Insert(table, rec); err != nil {
+			t.Fatalf("insert into %s: %v", table, err)
+		}
+	}
+	lookups := map[string]map[string]string{
+		tableVpcs:        {indexID: "vpc-1"},
+		tableSubnets:     {indexID: "subnet-1", indexVpc: "vpc-1"},
+		tableInstances:   {indexID: "i-1", indexToken: "tok", indexSubnet: "subnet-1"},
+		tableENIs:        {indexID: "eni-1", indexSubnet: "subnet-1", indexInstance: "i-1", indexAttachment: "eni-attach-1", indexMAC: "02:00:00:00:00:01"},
+		tableAddrs:       {indexID: addrKey("vpc-1", 1), indexENI: "eni-1"},
+		tableIdempotency: {indexID: "admin|x"},
+	}
+	for table, ts := range sch.Tables {
+		if len(lookups[table]) != len(ts.Indexes) {
+			t.Errorf("table %s has %d indexes but the test looks up %d: cover the new index", table, len(ts.Indexes), len(lookups[table]))
+		}
+		for index, key := range lookups[table] {
+			got, err := txn.First(table, index, key)
+			if err != nil || got != records[table] {
+				t.Errorf("%s.%s(%q) = %v, %v; want the inserted record", table, index, key, got, err)
+			}
+		}
+	}
+	// An interface without an attachment must be storable (AllowMissing indexes).
+	if err := txn.Insert(tableENIs, &eniRec{ID: "eni-2", SubnetID: "subnet-1", MAC: "02:00:00:00:00:02"}); err != nil {
+		t.Fatalf("unattached interface: %v", err)
+	}
+}
