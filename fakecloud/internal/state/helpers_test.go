@@ -73,3 +73,5 @@ func mustOK(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func primaryENI(inst api.Instance) string { return inst.NetworkInterfaces[0].NetworkInterfaceID }

@@ -172,10 +172,10 @@ func TestUnassignRules(t *testing.T) {
 	mustOK(t, err)
 	ip := got.AssignedPrivateIPAddresses[0]
 	for name, req := range map[string]*api.UnassignPrivateIPAddressesRequest{
-		"primary":          {NetworkInterfaceID: a.NetworkInterfaceID, PrivateIPAddresses: []string{a.PrivateIPAddress}},
-		"other interface":  {NetworkInterfaceID: b.NetworkInterfaceID, PrivateIPAddresses: []string{ip}},
-		"not an address":   {NetworkInterfaceID: a.NetworkInterfaceID, PrivateIPAddresses: []string{"banana"}},
-		"partly invalid":   {NetworkInterfaceID: a.NetworkInterfaceID, PrivateIPAddresses: []string{ip, "10.3.0.250"}},
+		"primary":           {NetworkInterfaceID: a.NetworkInterfaceID, PrivateIPAddresses: []string{a.PrivateIPAddress}},
+		"other interface":   {NetworkInterfaceID: b.NetworkInterfaceID, PrivateIPAddresses: []string{ip}},
+		"not an address":    {NetworkInterfaceID: a.NetworkInterfaceID, PrivateIPAddresses: []string{"banana"}},
+		"partly invalid":    {NetworkInterfaceID: a.NetworkInterfaceID, PrivateIPAddresses: []string{ip, "10.3.0.250"}},
 		"address as prefix": {NetworkInterfaceID: a.NetworkInterfaceID, Ipv4Prefixes: []string{ip + "/28"}},
 	} {
 		_, err := s.UnassignPrivateIPAddresses(admin(), req)
