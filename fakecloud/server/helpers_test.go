@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,3 +114,35 @@ type clock struct{ now time.Time }
 
 func (c *clock) Now() time.Time          { return c.now }
 func (c *clock) Advance(d time.Duration) { c.now = c.now.Add(d) }
+
+func (f *fixture) listFaults(t testing.TB) []api.Fault {
+	t.Helper()
+	l, err := f.Admin.ListFaults(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("ListFaults: %v", err)
+	}
+	return l.Faults
+}
+
+// scrape returns the /metrics page.
+func scrape(t testing.TB, url string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := send(t, req)
+	if a.status != http.StatusOK {
+		t.Fatalf("/metrics: %d", a.status)
+	}
+	return string(a.body)
+}
+
+func containsLine(text, line string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if l == line {
+			return true
+		}
+	}
+	return false
+}
