@@ -1,0 +1,16 @@
+// Package fabric is fakecloud's VPC data plane: it makes the control plane's view of VPCs,
+// instances and network interfaces real on this machine's kernel, with network namespaces.
+//
+// Each VPC is a router namespace, each instance a node namespace, each attached interface a veth
+// pair whose node end (eth<DeviceIndex>) carries the interface's MAC and primary IP. The router
+// delivers every primary IP, secondary IP and /28 prefix to the interface that holds it (host and
+// prefix routes plus permanent neighbour entries), answers ARP on the subnets (proxy ARP), owns each
+// subnet's gateway address, and enforces the source/destination check with strict reverse-path
+// filtering on its side of each veth. An "internet" namespace hangs off each router. A metadata
+// service and the fakecloud API listen inside the router namespace at 169.254.169.254.
+//
+// The fabric is level-triggered: it waits for the change sequence to move, takes a snapshot, diffs
+// it against what it has programmed (read back from the kernel on start) and applies the difference.
+// The diff is a pure function (plan.go); everything that touches the kernel lives in kernel*.go.
+// It never touches the root network namespace.
+package fabric

@@ -1,0 +1,32 @@
+package fabric
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Down removes every namespace whose name starts with prefix (DefaultPrefix when empty): nodes
+// first, then routers and internets. Their veth pairs, routes and neighbour entries go with them;
+// the fabric creates nothing else and never touches the root namespace. Down is safe to run
+// while nothing is up and after a crash.
+func Down(prefix string) error {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	names, err := listNetns(prefix)
+	if err != nil {
+		return fmt.Errorf("fabric down: %w", err)
+	}
+	var errs []error
+	for _, pass := range []byte{'n', 'r', 'i'} {
+		for _, name := range names {
+			if kind, _, ok := nsKind(prefix, name); ok && kind == pass {
+				errs = append(errs, deleteNetns(name))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("fabric down: %w", err)
+	}
+	return nil
+}

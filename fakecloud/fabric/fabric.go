@@ -1,0 +1,200 @@
+package fabric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/fabric/metadata"
+)
+
+// Source is the control plane as the fabric needs it. *state.Store satisfies it in-process.
+type Source interface {
+	// Snapshot returns a consistent view of everything at one change sequence.
+	Snapshot() *api.Snapshot
+	// WaitChanges returns the changes after since, waiting until there is one or ctx ends.
+	WaitChanges(ctx context.Context, since uint64) (*api.GetChangesResponse, error)
+}
+
+// Config configures a Fabric. Source is required; everything else has a default.
+type Config struct {
+	Source Source
+	// APIHandler, when set, is served inside every VPC at APIEndpoint() (169.254.169.254:7474).
+	APIHandler http.Handler
+	// Registerer receives the fabric's collectors; nil registers none.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Prefix starts every namespace name; default DefaultPrefix ("fc-").
+	Prefix string
+	// MTU of every veth; default 9001, as inside a cloud VPC.
+	MTU int
+	// ResyncInterval re-reads the kernel and repairs drift this often; default 5m, <0 never.
+	ResyncInterval time.Duration
+	// RetryInterval is how soon a failed convergence is retried; default 500ms.
+	RetryInterval time.Duration
+	// TeardownOnExit makes Run remove every namespace it made when it returns.
+	TeardownOnExit bool
+}
+
+// Fabric converges the kernel from the control plane. Create it with New, drive it with Run.
+type Fabric struct {
+	cfg     Config
+	log     *slog.Logger
+	k       *kernel
+	md      *metadata.Server
+	metrics *metrics
+
+	mu        sync.Mutex // serialises convergence
+	actual    *World     // what is programmed; nil until read from the kernel
+	dirty     bool       // an operation failed: re-read the kernel before the next diff
+	listeners map[string]*vpcListeners
+}
+
+// New checks the configuration and registers the collectors. It touches no namespace yet.
+func New(cfg Config) (*Fabric, error) {
+	if cfg.Source == nil {
+		return nil, errors.New("fabric: config needs a Source (the control plane)")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 9001
+	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = 5 * time.Minute
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("fabric: network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run as root")
+	}
+	f := &Fabric{
+		cfg: cfg, log: cfg.Logger.With("component", "fabric", "prefix", cfg.Prefix),
+		k: newKernel(cfg.Prefix, cfg.MTU), md: metadata.NewServer(APIEndpoint()),
+		listeners: map[string]*vpcListeners{},
+	}
+	f.metrics = newMetrics()
+	if cfg.Registerer != nil {
+		if err := f.metrics.register(cfg.Registerer); err != nil {
+			return nil, fmt.Errorf("fabric: register metrics: %w", err)
+		}
+	}
+	return f, nil
+}
+
+// Run converges until ctx ends: adopt what the kernel holds, then for every advance of the change
+// sequence take a snapshot, diff it against what is programmed and apply the difference. It
+// returns nil when ctx ends (after Down, with TeardownOnExit).
+func (f *Fabric) Run(ctx context.Context) error {
+	if err := ensureNetnsDir(); err != nil {
+		return fmt.Errorf("fabric: %w", err)
+	}
+	defer f.stop()
+	lastResync := time.Now()
+	var woke time.Time
+	for ctx.Err() == nil {
+		snap := f.cfg.Source.Snapshot()
+		if f.cfg.ResyncInterval > 0 && time.Since(lastResync) > f.cfg.ResyncInterval {
+			f.markDirty()
+			lastResync = time.Now()
+		}
+		if err := f.Apply(snap); err != nil {
+			f.log.Warn("convergence incomplete, will retry", "seq", snap.Seq, "err", err)
+		} else if !woke.IsZero() {
+			f.metrics.lag.Observe(time.Since(woke).Seconds())
+		}
+		f.wait(ctx, snap.Seq)
+		woke = time.Now()
+	}
+	return nil
+}
+
+// wait blocks until the sequence moves past seq, a retry is due, or ctx ends.
+func (f *Fabric) wait(ctx context.Context, seq uint64) {
+	timeout := f.cfg.ResyncInterval
+	if f.isDirty() || timeout <= 0 {
+		timeout = f.cfg.RetryInterval
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := f.cfg.Source.WaitChanges(wctx, seq)
+	if err == nil || ctx.Err() != nil || wctx.Err() != nil {
+		return
+	}
+	// The source failed: do not spin on it.
+	f.log.Warn("waiting for changes failed", "since", seq, "err", err)
+	select {
+	case <-ctx.Done():
+	case <-time.After(f.cfg.RetryInterval):
+	}
+}
+
+func (f *Fabric) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for vpc, l := range f.listeners {
+		l.close()
+		delete(f.listeners, vpc)
+	}
+	f.k.close()
+	if f.cfg.TeardownOnExit {
+		if err := Down(f.cfg.Prefix); err != nil {
+			f.log.Error("teardown failed", "err", err)
+		}
+	}
+}
+
+func (f *Fabric) markDirty() {
+	f.mu.Lock()
+	f.dirty = true
+	f.mu.Unlock()
+}
+
+func (f *Fabric) isDirty() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dirty
+}
+
+// Apply converges the kernel to one snapshot, once. Run calls it; tests and benchmarks may too.
+func (f *Fabric) Apply(snap *api.Snapshot) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.actual == nil || f.dirty {
+		actual, err := f.k.observe()
+		if err != nil {
+			f.log.Warn("reading the kernel back was incomplete", "err", err)
+		}
+		f.actual, f.dirty = actual, false
+	}
+	desired, err := Desired(snap)
+	if err != nil {
+		f.log.Warn("snapshot has entries the fabric skips", "seq", snap.Seq, "err", err)
+	}
+	plan := Diff(desired, f.actual)
+	err = f.execute(plan)
+	f.md.Update(snap)
+	f.metrics.setCounts(f.actual)
+	if err != nil {
+		f.dirty = true
+		f.metrics.errors.Inc()
+		return err
+	}
+	return nil
+}
+
+// Prefix is the namespace name prefix this fabric uses.
+func (f *Fabric) Prefix() string { return f.cfg.Prefix }

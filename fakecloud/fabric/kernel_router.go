@@ -1,0 +1,142 @@
+package fabric
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// routerSysctls make a namespace a cloud's virtual router: it forwards; every new port starts with
+// strict reverse-path filtering (the source/destination check) and proxy ARP answered at once;
+// and it never sends redirects (a node must keep sending through it).
+var routerSysctls = []string{
+	"net.ipv4.ip_forward", "1",
+	"net.ipv4.conf.all.rp_filter", "0",
+	"net.ipv4.conf.default.rp_filter", "1",
+	"net.ipv4.conf.default.proxy_arp", "1",
+	"net.ipv4.neigh.default.proxy_delay", "0",
+	"net.ipv4.conf.all.send_redirects", "0",
+	"net.ipv4.conf.default.send_redirects", "0",
+}
+
+// ensureRouter makes a VPC's router and internet namespaces exist and carry their base setup.
+// Every step is idempotent, so adopting an existing router changes nothing that is right.
+func (k *kernel) ensureRouter(ref RouterRef) error {
+	rns, ins := RouterNetns(k.prefix, ref.VpcID), InternetNetns(k.prefix, ref.VpcID)
+	for _, ns := range []string{rns, ins} {
+		if err := k.ensureNetns(ns); err != nil {
+			return err
+		}
+	}
+	if err := sysctl(rns, routerSysctls...); err != nil {
+		return err
+	}
+	h, err := k.handle(rns)
+	if err != nil {
+		return err
+	}
+	if err := addrOnLoopback(h, netip.MustParseAddr(MetadataAddr), true); err != nil {
+		return err
+	}
+	if err := k.ensureInternet(ref); err != nil {
+		return err
+	}
+	// Addresses of the VPC that no interface holds are unreachable, not sent to the internet.
+	unreach := &netlink.Route{
+		Dst: prefixNet(ref.CIDR), Type: unix.RTN_UNREACHABLE, Protocol: routeProto, Table: unix.RT_TABLE_MAIN,
+	}
+	if err := h.RouteReplace(unreach); err != nil {
+		return fmt.Errorf("unreachable %s in %s: %w", ref.CIDR, rns, err)
+	}
+	return nil
+}
+
+// ensureInternet links the router to its internet namespace: 203.0.113.254 on the router's
+// inet0, 203.0.113.1 on the internet's eth0, the VPC's default route towards the internet, and
+// the internet's route back to the VPC CIDR. No NAT: nodes do their own.
+func (k *kernel) ensureInternet(ref RouterRef) error {
+	rns, ins := RouterNetns(k.prefix, ref.VpcID), InternetNetns(k.prefix, ref.VpcID)
+	h, err := k.handle(rns)
+	if err != nil {
+		return err
+	}
+	ih, err := k.handle(ins)
+	if err != nil {
+		return err
+	}
+	if err := k.ensureInternetLink(h, ins); err != nil {
+		return err
+	}
+	// The internet link is no interface of the VPC: no source check and no proxy ARP there.
+	if err := sysctl(rns, "net.ipv4.conf."+internetLink+".rp_filter", "0",
+		"net.ipv4.conf."+internetLink+".proxy_arp", "0"); err != nil {
+		return err
+	}
+	rl, err := h.LinkByName(internetLink)
+	if err != nil {
+		return fmt.Errorf("%s in %s: %w", internetLink, rns, err)
+	}
+	il, err := ih.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("eth0 in %s: %w", ins, err)
+	}
+	routerAddr, hostAddr := netip.MustParseAddr(internetRouterAddr), netip.MustParseAddr(InternetHostAddr)
+	if err := upWithAddr(h, rl, netip.PrefixFrom(routerAddr, internetPrefixLen)); err != nil {
+		return fmt.Errorf("%s in %s: %w", internetLink, rns, err)
+	}
+	if err := upWithAddr(ih, il, netip.PrefixFrom(hostAddr, internetPrefixLen)); err != nil {
+		return fmt.Errorf("eth0 in %s: %w", ins, err)
+	}
+	def := &netlink.Route{
+		Dst: prefixNet(netip.MustParsePrefix("0.0.0.0/0")), Gw: hostAddr.AsSlice(), LinkIndex: rl.Attrs().Index,
+		Protocol: routeProto, Table: unix.RT_TABLE_MAIN,
+	}
+	if err := h.RouteReplace(def); err != nil {
+		return fmt.Errorf("default route in %s: %w", rns, err)
+	}
+	back := &netlink.Route{
+		Dst: prefixNet(ref.CIDR), Gw: routerAddr.AsSlice(), LinkIndex: il.Attrs().Index,
+		Protocol: routeProto, Table: unix.RT_TABLE_MAIN,
+	}
+	if err := ih.RouteReplace(back); err != nil {
+		return fmt.Errorf("route to %s in %s: %w", ref.CIDR, ins, err)
+	}
+	return nil
+}
+
+func (k *kernel) ensureInternetLink(h *netlink.Handle, ins string) error {
+	_, err := h.LinkByName(internetLink)
+	if err == nil {
+		return nil
+	}
+	var nf netlink.LinkNotFoundError
+	if !errors.As(err, &nf) {
+		return fmt.Errorf("%s: %w", internetLink, err)
+	}
+	fd, err := unix.Open(NetnsPath(ins), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", ins, err)
+	}
+	defer unix.Close(fd)
+	veth := &netlink.Veth{
+		LinkAttrs: netlink.LinkAttrs{Name: internetLink, MTU: k.mtu, Alias: aliasTag + " internet"},
+		PeerName:  "eth0", PeerNamespace: netlink.NsFd(fd),
+	}
+	if err := h.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create %s: %w", internetLink, err)
+	}
+	return nil
+}
+
+func upWithAddr(h *netlink.Handle, l netlink.Link, p netip.Prefix) error {
+	if err := h.AddrReplace(l, &netlink.Addr{IPNet: prefixNet(p)}); err != nil {
+		return fmt.Errorf("address %s: %w", p, err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package fabric
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// vpcListeners are the HTTP servers the fabric runs inside one router namespace.
+type vpcListeners struct {
+	servers []*http.Server
+}
+
+func (l *vpcListeners) close() {
+	for _, s := range l.servers {
+		_ = s.Close()
+	}
+}
+
+// openListeners starts the metadata service (169.254.169.254:80) and, when configured, the
+// fakecloud API (169.254.169.254:7474) inside a VPC's router namespace. The sockets are opened
+// on a thread inside that namespace and stay there; serving them needs no namespace switch.
+func (f *Fabric) openListeners(vpc string) error {
+	if f.listeners[vpc] != nil {
+		return nil
+	}
+	l := &vpcListeners{}
+	handlers := []struct {
+		port int
+		h    http.Handler
+	}{{MetadataPort, f.md.Handler(vpc)}, {APIPort, f.cfg.APIHandler}}
+	for _, hp := range handlers {
+		if hp.h == nil {
+			continue
+		}
+		ln, err := listenIn(RouterNetns(f.cfg.Prefix, vpc), net.JoinHostPort(MetadataAddr, strconv.Itoa(hp.port)))
+		if err != nil {
+			l.close()
+			return err
+		}
+		srv := &http.Server{Handler: hp.h, ReadHeaderTimeout: 10 * time.Second}
+		l.servers = append(l.servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				f.log.Error("in-VPC listener stopped", "vpc", vpc, "port", hp.port, "err", err)
+			}
+		}()
+	}
+	f.listeners[vpc] = l
+	return nil
+}
+
+func (f *Fabric) closeListeners(vpc string) {
+	if l := f.listeners[vpc]; l != nil {
+		l.close()
+		delete(f.listeners, vpc)
+	}
+}
+
+// listenIn opens a TCP listener inside a named namespace.
+func listenIn(ns, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := InNetns(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s in %s: %w", addr, ns, err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,66 @@
+package fabric
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	lag     prometheus.Histogram
+	errors  prometheus.Counter
+	routes  atomic.Int64
+	neighs  atomic.Int64
+	ports   atomic.Int64
+	nodes   atomic.Int64
+	routers atomic.Int64
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "flatnet_fabric_convergence_seconds",
+			Help: "Time from the control plane's change sequence advancing to the kernel converged on it.",
+			Buckets: []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flatnet_fabric_convergence_errors_total",
+			Help: "Convergences that left operations to retry.",
+		}),
+	}
+}
+
+func (m *metrics) gauge(name, help string, v *atomic.Int64) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+		func() float64 { return float64(v.Load()) })
+}
+
+func (m *metrics) register(r prometheus.Registerer) error {
+	cs := []prometheus.Collector{
+		m.lag, m.errors,
+		m.gauge("flatnet_fabric_routes", "Routes the VPC routers hold towards interfaces.", &m.routes),
+		m.gauge("flatnet_fabric_neighbours", "Permanent neighbour entries the VPC routers hold.", &m.neighs),
+		m.gauge("flatnet_fabric_ports", "Attached interfaces plugged into nodes.", &m.ports),
+		m.gauge("flatnet_fabric_nodes", "Node namespaces.", &m.nodes),
+		m.gauge("flatnet_fabric_routers", "VPC router namespaces.", &m.routers),
+	}
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, r.Register(c))
+	}
+	return errors.Join(errs...)
+}
+
+func (m *metrics) setCounts(w *World) {
+	routes, neighs := w.Counts()
+	ports := 0
+	for _, r := range w.Routers {
+		ports += len(r.Ports)
+	}
+	m.routes.Store(int64(routes))
+	m.neighs.Store(int64(neighs))
+	m.ports.Store(int64(ports))
+	m.nodes.Store(int64(len(w.Nodes)))
+	m.routers.Store(int64(len(w.Routers)))
+}

@@ -1,0 +1,209 @@
+package fabric
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// observe reads back what is programmed, from the namespaces carrying the fabric's prefix, so a
+// restarted fabric adopts them instead of starting over.
+func (k *kernel) observe() (*World, error) {
+	names, err := listNetns(k.prefix)
+	if err != nil {
+		return nil, err
+	}
+	w := NewWorld()
+	var errs []error
+	for _, name := range names {
+		kind, id, ok := nsKind(k.prefix, name)
+		switch {
+		case !ok:
+		case kind == 'n':
+			w.Nodes[id] = Node{Instance: id}
+		case kind == 'r':
+			r, err := k.observeRouter(id)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			w.Routers[id] = r
+		}
+	}
+	for _, r := range w.Routers {
+		for eni, p := range r.Ports {
+			if _, ok := w.Nodes[p.Instance]; !ok {
+				continue
+			}
+			if err := k.observeNodeLink(&p); err != nil {
+				errs = append(errs, err)
+			}
+			r.Ports[eni] = p
+		}
+	}
+	return w, errors.Join(errs...)
+}
+
+func (k *kernel) observeRouter(vpc string) (*Router, error) {
+	rns := RouterNetns(k.prefix, vpc)
+	h, err := k.handle(rns)
+	if err != nil {
+		return nil, err
+	}
+	r := newRouter(vpc, netip.Prefix{})
+	byIndex, err := k.observePorts(h, r)
+	if err != nil {
+		return nil, fmt.Errorf("links in %s: %w", rns, err)
+	}
+	if err := observeRoutes(h, r, byIndex); err != nil {
+		return nil, fmt.Errorf("routes in %s: %w", rns, err)
+	}
+	if err := observeNeighs(h, r, byIndex); err != nil {
+		return nil, fmt.Errorf("neighbours in %s: %w", rns, err)
+	}
+	if err := observeLocals(h, r); err != nil {
+		return nil, fmt.Errorf("loopback of %s: %w", rns, err)
+	}
+	if err := k.observeSourceDestCheck(rns, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (k *kernel) observePorts(h *netlink.Handle, r *Router) (map[int]string, error) {
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	byIndex := map[int]string{}
+	for _, l := range links {
+		eni, inst, dev, ok := parseAlias(l.Attrs().Alias)
+		if !ok {
+			continue
+		}
+		byIndex[l.Attrs().Index] = eni
+		k.setPortIndex(eni, l.Attrs().Index)
+		r.Ports[eni] = Port{ENI: eni, Instance: inst, Device: dev}
+	}
+	return byIndex, nil
+}
+
+func observeRoutes(h *netlink.Handle, r *Router, byIndex map[int]string) error {
+	filter := &netlink.Route{Table: unix.RT_TABLE_MAIN, Protocol: routeProto}
+	routes, err := h.RouteListFiltered(unix.AF_INET, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return err
+	}
+	for _, rt := range routes {
+		dst, ok := ipNetPrefix(rt.Dst)
+		if !ok {
+			continue // the default route towards the internet
+		}
+		if rt.Type == unix.RTN_UNREACHABLE {
+			r.CIDR = dst
+			continue
+		}
+		if eni, ok := byIndex[rt.LinkIndex]; ok {
+			r.Routes[dst] = eni
+		}
+	}
+	return nil
+}
+
+func observeNeighs(h *netlink.Handle, r *Router, byIndex map[int]string) error {
+	for idx, eni := range byIndex {
+		neighs, err := h.NeighList(idx, unix.AF_INET)
+		if err != nil {
+			return err
+		}
+		for _, n := range neighs {
+			ip, ok := netip.AddrFromSlice(n.IP)
+			if !ok || n.State&netlink.NUD_PERMANENT == 0 {
+				continue
+			}
+			r.Neighs[NeighKey{ENI: eni, Addr: ip.Unmap()}] = strings.ToLower(n.HardwareAddr.String())
+		}
+	}
+	return nil
+}
+
+func observeLocals(h *netlink.Handle, r *Router) error {
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	addrs, err := h.AddrList(lo, unix.AF_INET)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		p, ok := ipNetPrefix(a.IPNet)
+		if !ok || p.Addr().IsLoopback() || p.Addr() == netip.MustParseAddr(MetadataAddr) {
+			continue
+		}
+		r.Locals[p.Addr()] = true
+	}
+	return nil
+}
+
+func (k *kernel) observeSourceDestCheck(rns string, r *Router) error {
+	if len(r.Ports) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(r.Ports))
+	for eni := range r.Ports {
+		keys = append(keys, "net.ipv4.conf."+portName(eni)+".rp_filter")
+	}
+	vals, err := readSysctls(rns, keys)
+	if err != nil {
+		return err
+	}
+	for eni, p := range r.Ports {
+		p.SourceDestCheck = vals["net.ipv4.conf."+portName(eni)+".rp_filter"] != "0"
+		r.Ports[eni] = p
+	}
+	return nil
+}
+
+// observeNodeLink fills in the node end of a port: its MAC, primary address and gateway.
+func (k *kernel) observeNodeLink(p *Port) error {
+	nh, err := k.handle(NodeNetns(k.prefix, p.Instance))
+	if err != nil {
+		return err
+	}
+	l, err := nh.LinkByName(nodeLinkName(p.Device))
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil // an empty MAC makes the plan recreate the pair
+		}
+		return fmt.Errorf("%s of %s: %w", nodeLinkName(p.Device), p.Instance, err)
+	}
+	p.MAC = strings.ToLower(l.Attrs().HardwareAddr.String())
+	addrs, err := nh.AddrList(l, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("addresses of %s of %s: %w", nodeLinkName(p.Device), p.Instance, err)
+	}
+	if len(addrs) > 0 {
+		p.Addr, _ = ipNetPrefix(addrs[0].IPNet)
+	}
+	if p.Device != 0 {
+		return nil
+	}
+	routes, err := nh.RouteList(l, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("routes of %s: %w", p.Instance, err)
+	}
+	for _, rt := range routes {
+		if rt.Dst == nil || rt.Dst.IP.IsUnspecified() {
+			if gw, ok := netip.AddrFromSlice(rt.Gw); ok {
+				p.Gateway = gw.Unmap()
+			}
+		}
+	}
+	return nil
+}
