@@ -12,13 +12,24 @@ fuzztime=${FUZZTIME:-10s}
 patterns=("$@")
 [ ${#patterns[@]} -gt 0 ] || patterns=(./...)
 
-# `go test -list` prints the matching names of each package, then "ok <pkg> <time>".
+# Only packages whose test files mention a fuzz function are asked, so that listing does not
+# compile every test binary of the module; `go test -list` then has the final word and prints the
+# names, then "ok <pkg> <time>". A package that fails to compile fails here.
+candidates=()
+while read -r pkg dir files; do
+	[ -n "$files" ] || continue
+	if (cd "$dir" && grep -qE '^func Fuzz[A-Z0-9_]' $files); then
+		candidates+=("$pkg")
+	fi
+done < <(go list -f '{{.ImportPath}} {{.Dir}} {{join .TestGoFiles " "}} {{join .XTestGoFiles " "}}' "${patterns[@]}")
+
 targets=()
-while read -r pkg; do
+for pkg in "${candidates[@]}"; do
+	names=$(go test -list '^Fuzz' "$pkg") || { echo "fuzz: cannot list the fuzz targets of $pkg" >&2; exit 1; }
 	while read -r name; do
-		targets+=("$pkg $name")
-	done < <(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true)
-done < <(go list -f '{{if .TestGoFiles}}{{.ImportPath}}{{else if .XTestGoFiles}}{{.ImportPath}}{{end}}' "${patterns[@]}")
+		[[ $name == Fuzz* ]] && targets+=("$pkg $name")
+	done <<<"$names"
+done
 
 if [ ${#targets[@]} -eq 0 ]; then
 	echo "fuzz: no fuzz targets found in ${patterns[*]}"

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 )
 
 func main() {
@@ -30,13 +31,18 @@ func run(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	mod, pkgs, err := load(*dir)
+	mod, pkgs, loadErrs, err := load(*dir)
 	if err != nil {
 		return err
 	}
 	violations := Check(mod, pkgs)
 	for _, v := range violations {
 		fmt.Fprintln(out, v)
+	}
+	if len(loadErrs) > 0 {
+		// The graph of a package that does not load is incomplete: say so rather than pass it.
+		return fmt.Errorf("%d import rule violation(s), and %d package(s) that do not load:\n\t%s",
+			len(violations), len(loadErrs), strings.Join(loadErrs, "\n\t"))
 	}
 	if len(violations) > 0 {
 		return fmt.Errorf("%d import rule violation(s); the rules are in hack/verify-imports/rules.go and docs/architecture.md", len(violations))
@@ -57,21 +63,24 @@ type listed struct {
 	Error *struct{ Err string }
 }
 
-// load lists every package of the module in dir together with all its dependencies.
-func load(dir string) (string, []Package, error) {
-	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Standard,Imports,Module,Error", "./...")
+// load lists every package of the module in dir together with all its dependencies. With -e,
+// go list still reports the imports of a package that fails to load; decode turns its error into
+// the checker's.
+func load(dir string) (string, []Package, []string, error) {
+	cmd := exec.Command("go", "list", "-e", "-deps", "-json=ImportPath,Standard,Imports,Module,Error", "./...")
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	raw, err := cmd.Output()
 	if err != nil {
-		return "", nil, fmt.Errorf("go list in %s: %w", dir, err)
+		return "", nil, nil, fmt.Errorf("go list in %s: %w", dir, err)
 	}
 	return decode(raw)
 }
 
-func decode(raw []byte) (string, []Package, error) {
+func decode(raw []byte) (string, []Package, []string, error) {
 	var mod string
 	var pkgs []Package
+	var loadErrs []string
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	for {
 		var p listed
@@ -80,10 +89,10 @@ func decode(raw []byte) (string, []Package, error) {
 			break
 		}
 		if err != nil {
-			return "", nil, fmt.Errorf("decoding go list output: %w", err)
+			return "", nil, nil, fmt.Errorf("decoding go list output: %w", err)
 		}
 		if p.Error != nil {
-			return "", nil, fmt.Errorf("package %s: %s", p.ImportPath, p.Error.Err)
+			loadErrs = append(loadErrs, p.ImportPath+": "+strings.TrimSpace(p.Error.Err))
 		}
 		if p.Module != nil && p.Module.Main && mod == "" {
 			mod = p.Module.Path
@@ -91,9 +100,9 @@ func decode(raw []byte) (string, []Package, error) {
 		pkgs = append(pkgs, Package{ImportPath: p.ImportPath, Standard: p.Standard, Imports: p.Imports})
 	}
 	if mod == "" {
-		return "", nil, errors.New("go list reported no package of the main module")
+		return "", nil, nil, errors.New("go list reported no package of the main module")
 	}
-	return mod, pkgs, nil
+	return mod, pkgs, loadErrs, nil
 }
 
 func countModule(mod string, pkgs []Package) int {
