@@ -2,5 +2,6 @@
 // through a small provider interface it declares itself, keeps a warm pool, serves the CNI plugin
 // over a unix socket (wire types in ipamd/wire) and programs the node's routes, rules and SNAT.
 //
-// Nothing is here yet: it lands with issue 4.
+// So far only ipamd/wire, the protocol the CNI plugin speaks, is here; the daemon lands with
+// issue 4.
 package ipamd
