@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,7 @@ type Fabric struct {
 	actual    *World     // what is programmed; nil until read from the kernel
 	dirty     bool       // an operation failed: re-read the kernel before the next diff
 	listeners map[string]*vpcListeners
+	applied   atomic.Uint64 // sequence of the last snapshot applied without error
 }
 
 // New checks the configuration and registers the collectors. It touches no namespace yet.
@@ -193,8 +195,12 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 		f.metrics.errors.Inc()
 		return err
 	}
+	f.applied.Store(snap.Seq)
 	return nil
 }
+
+// AppliedSeq is the change sequence of the last snapshot the kernel fully converged to.
+func (f *Fabric) AppliedSeq() uint64 { return f.applied.Load() }
 
 // Prefix is the namespace name prefix this fabric uses.
 func (f *Fabric) Prefix() string { return f.cfg.Prefix }

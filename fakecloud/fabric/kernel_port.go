@@ -44,7 +44,10 @@ func (k *kernel) addPort(op PortOp) error {
 	if err := h.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth for %s in %s: %w", p.ENI, rns, err)
 	}
-	if err := k.setSourceDestCheck(op.VpcID, p); err != nil {
+	// Proxy ARP answers at once: neigh/default does not exist outside the root namespace, so
+	// the delay is set per port.
+	if err := sysctl(rns, "net.ipv4.neigh."+portName(p.ENI)+".proxy_delay", "0",
+		"net.ipv4.conf."+portName(p.ENI)+".rp_filter", rpFilter(p)); err != nil {
 		return err
 	}
 	l, err := h.LinkByName(portName(p.ENI))
@@ -78,11 +81,14 @@ func removeLeftovers(h, nh *netlink.Handle, p Port) error {
 // mode accepts a packet only when the route back to its source leaves through the same port,
 // and the router has a /32 or /28 route for exactly the addresses assigned to that interface.
 func (k *kernel) setSourceDestCheck(vpc string, p Port) error {
-	v := "0"
+	return sysctl(RouterNetns(k.prefix, vpc), "net.ipv4.conf."+portName(p.ENI)+".rp_filter", rpFilter(p))
+}
+
+func rpFilter(p Port) string {
 	if p.SourceDestCheck {
-		v = "1"
+		return "1"
 	}
-	return sysctl(RouterNetns(k.prefix, vpc), "net.ipv4.conf."+portName(p.ENI)+".rp_filter", v)
+	return "0"
 }
 
 // configureNodeLink sets the node end up the way a cloud image's DHCP client would: eth0 gets its

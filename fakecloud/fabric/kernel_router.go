@@ -10,14 +10,13 @@ import (
 )
 
 // routerSysctls make a namespace a cloud's virtual router: it forwards; every new port starts with
-// strict reverse-path filtering (the source/destination check) and proxy ARP answered at once;
+// strict reverse-path filtering (the source/destination check) and proxy ARP;
 // and it never sends redirects (a node must keep sending through it).
 var routerSysctls = []string{
 	"net.ipv4.ip_forward", "1",
 	"net.ipv4.conf.all.rp_filter", "0",
 	"net.ipv4.conf.default.rp_filter", "1",
 	"net.ipv4.conf.default.proxy_arp", "1",
-	"net.ipv4.neigh.default.proxy_delay", "0",
 	"net.ipv4.conf.all.send_redirects", "0",
 	"net.ipv4.conf.default.send_redirects", "0",
 }

@@ -20,8 +20,8 @@ type metrics struct {
 func newMetrics() *metrics {
 	return &metrics{
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "flatnet_fabric_convergence_seconds",
-			Help: "Time from the control plane's change sequence advancing to the kernel converged on it.",
+			Name:    "flatnet_fabric_convergence_seconds",
+			Help:    "Time from the control plane's change sequence advancing to the kernel converged on it.",
 			Buckets: []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{

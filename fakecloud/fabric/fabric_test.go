@@ -1,0 +1,334 @@
+package fabric
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+)
+
+func TestFabricReachability(t *testing.T) {
+	l := newLab(t, nil)
+	p1 := newPinger(t, l.node(l.n1))
+	for _, c := range []struct{ name, dst string }{
+		{"same subnet", l.n2.PrivateIPAddress},
+		{"other subnet through the router", l.n3.PrivateIPAddress},
+		{"subnet gateway", l.subA.Gateway},
+		{"internet", InternetHostAddr},
+	} {
+		if !p1.pingSoon(addr(c.dst), 2*time.Second) {
+			t.Errorf("%s: %s does not answer from %s", c.name, c.dst, l.n1.InstanceID)
+		}
+	}
+	// Nothing owns 10.0.1.200: the router must not deliver (nor loop) it.
+	if p1.ping(addr("10.0.1.200"), 100*time.Millisecond) {
+		t.Errorf("unassigned 10.0.1.200 answered")
+	}
+}
+
+// attachENI creates an interface in subnet A and attaches it to n1 at device 1.
+func (l *lab) attachENI(t *testing.T, in api.Instance) (api.NetworkInterface, string) {
+	t.Helper()
+	eni := must(l.st.CreateNetworkInterface(admin(), &api.CreateNetworkInterfaceRequest{SubnetID: l.subA.SubnetID})).NetworkInterface
+	att := must(l.st.AttachNetworkInterface(admin(), &api.AttachNetworkInterfaceRequest{
+		NetworkInterfaceID: eni.NetworkInterfaceID, InstanceID: in.InstanceID, DeviceIndex: 1,
+	}))
+	l.converge()
+	return eni, att.AttachmentID
+}
+
+// routeFromENI1 sets node n1 up the way ipamd does for addresses of eth1: traffic from them
+// leaves through eth1 (table 101), so the router's source check accepts it.
+func routeFromENI1(t *testing.T, h *netlink.Handle, gw netip.Addr, src netip.Prefix) {
+	t.Helper()
+	eth1, err := h.LinkByName("eth1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := &netlink.Route{LinkIndex: eth1.Attrs().Index, Gw: gw.AsSlice(), Table: 101, Flags: int(netlink.FLAG_ONLINK),
+		Dst: prefixNet(netip.MustParsePrefix("0.0.0.0/0"))}
+	if err := h.RouteReplace(def); err != nil {
+		t.Fatalf("table 101 default: %v", err)
+	}
+	rule := netlink.NewRule()
+	rule.Src, rule.Table, rule.Priority = prefixNet(src), 101, 1000
+	if err := h.RuleAdd(rule); err != nil {
+		t.Fatalf("rule from %s: %v", src, err)
+	}
+}
+
+func TestFabricSecondaryIPAndPrefix(t *testing.T) {
+	l := newLab(t, nil)
+	eni, attachment := l.attachENI(t, l.n1)
+	h1 := nodeHandle(t, l.node(l.n1))
+	eth1, err := h1.LinkByName("eth1")
+	if err != nil {
+		t.Fatalf("eth1 not in node after attach: %v", err)
+	}
+	if got := eth1.Attrs().HardwareAddr.String(); got != strings.ToLower(eni.MacAddress) {
+		t.Errorf("eth1 mac %s, want %s", got, eni.MacAddress)
+	}
+	gw := addr(l.subA.Gateway)
+	p2 := newPinger(t, l.node(l.n2))
+
+	t.Run("secondary ip", func(t *testing.T) {
+		sec := netip.MustParsePrefix("10.0.1.77/32")
+		if err := h1.AddrAdd(eth1, &netlink.Addr{IPNet: prefixNet(sec)}); err != nil {
+			t.Fatal(err)
+		}
+		routeFromENI1(t, h1, gw, sec)
+		if p2.ping(sec.Addr(), 100*time.Millisecond) {
+			t.Fatalf("10.0.1.77 answers before it is assigned")
+		}
+		lags := assignUnassignLoop(t, l, p2, eni.NetworkInterfaceID, sec.Addr(), 20)
+		t.Logf("unassign -> no longer delivered over %d runs: p50 %v p99 %v max %v", len(lags),
+			pct(lags, 50), pct(lags, 99), slices.Max(lags))
+		if p99 := pct(lags, 99); p99 > 100*time.Millisecond {
+			t.Errorf("unassign lag p99 %v exceeds 100ms", p99)
+		}
+	})
+
+	t.Run("prefix routed as a whole", func(t *testing.T) {
+		out := must(l.st.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{
+			NetworkInterfaceID: eni.NetworkInterfaceID, Ipv4PrefixCount: 1}))
+		pf := netip.MustParsePrefix(out.AssignedIpv4Prefixes[0].Ipv4Prefix)
+		l.converge()
+		routeFromENI1(t, h1, gw, pf)
+		first, last := pf.Addr(), pf.Addr()
+		for range 15 {
+			last = last.Next()
+		}
+		for _, a := range []netip.Addr{first, last} {
+			// Pod-like: the address sits on the node's loopback, not on eth1, so delivery must
+			// not depend on the node answering ARP for it.
+			lo, _ := h1.LinkByName("lo")
+			if err := h1.AddrAdd(lo, &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(a, 32))}); err != nil {
+				t.Fatal(err)
+			}
+			if !p2.pingSoon(a, 2*time.Second) {
+				t.Errorf("%s of prefix %s does not answer", a, pf)
+			}
+		}
+	})
+
+	t.Run("detach removes the link", func(t *testing.T) {
+		must(l.st.DetachNetworkInterface(admin(), &api.DetachNetworkInterfaceRequest{AttachmentID: attachment}))
+		l.converge()
+		if _, err := h1.LinkByName("eth1"); err == nil {
+			t.Errorf("eth1 still in node after detach")
+		}
+	})
+}
+
+// assignUnassignLoop assigns addr, waits until it answers, unassigns it and measures how long it
+// keeps answering. It returns the unassign lags.
+func assignUnassignLoop(t *testing.T, l *lab, p *pinger, eni string, a netip.Addr, n int) []time.Duration {
+	t.Helper()
+	var lags []time.Duration
+	for range n {
+		must(l.st.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{
+			NetworkInterfaceID: eni, PrivateIPAddresses: []string{a.String()}}))
+		if !p.pingSoon(a, 2*time.Second) {
+			t.Fatalf("%s does not answer after assign", a)
+		}
+		must(l.st.UnassignPrivateIPAddresses(admin(), &api.UnassignPrivateIPAddressesRequest{
+			NetworkInterfaceID: eni, PrivateIPAddresses: []string{a.String()}}))
+		t0 := time.Now()
+		for p.ping(a, 5*time.Millisecond) {
+			if time.Since(t0) > 2*time.Second {
+				t.Fatalf("%s still answers 2s after unassign", a)
+			}
+		}
+		lags = append(lags, time.Since(t0))
+		if p.ping(a, 50*time.Millisecond) {
+			t.Fatalf("%s answers again after unassign", a)
+		}
+	}
+	return lags
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p+99)/100 - 1
+	return s[max(i, 0)]
+}
+
+func TestFabricSourceDestCheck(t *testing.T) {
+	l := newLab(t, nil)
+	h1 := nodeHandle(t, l.node(l.n1))
+	eth0, err := h1.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoof := netip.MustParsePrefix("10.0.1.250/32") // owned by nobody
+	if err := h1.AddrAdd(eth0, &netlink.Addr{IPNet: prefixNet(spoof)}); err != nil {
+		t.Fatal(err)
+	}
+	rx := udpListen(t, l.node(l.n2), net.JoinHostPort(l.n2.PrivateIPAddress, "9999"))
+	send := func(src string) {
+		t.Helper()
+		var c net.Conn
+		err := InNetns(l.node(l.n1), func() error {
+			var err error
+			d := net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}
+			c, err = d.Dial("udp4", net.JoinHostPort(l.n2.PrivateIPAddress, "9999"))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for range 3 {
+			_, _ = c.Write([]byte("x"))
+		}
+	}
+	send(l.n1.PrivateIPAddress)
+	if !received(rx, time.Second) {
+		t.Fatalf("a packet from n1's own address did not arrive")
+	}
+	send(spoof.Addr().String())
+	if received(rx, 300*time.Millisecond) {
+		t.Fatalf("a packet with a spoofed source passed the source/destination check")
+	}
+	off := false
+	must(l.st.ModifyNetworkInterfaceAttribute(admin(), &api.ModifyNetworkInterfaceAttributeRequest{
+		NetworkInterfaceID: l.n1.NetworkInterfaces[0].NetworkInterfaceID, SourceDestCheck: &off}))
+	l.converge()
+	send(spoof.Addr().String())
+	if !received(rx, time.Second) {
+		t.Fatalf("a spoofed source was dropped although the check is off for the interface")
+	}
+}
+
+// tokenEcho stands in for fakecloud's API: it answers the instance its bearer token names.
+type tokenEcho struct{ l *lab }
+
+func (h tokenEcho) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tok := strings.TrimPrefix(r.Header.Get(api.HeaderAuthorization), "Bearer ")
+	p, ok := h.l.st.Authenticate(tok)
+	if !ok {
+		http.Error(w, "bad token", http.StatusUnauthorized)
+		return
+	}
+	fmt.Fprint(w, p.InstanceID)
+}
+
+func get(t *testing.T, c *http.Client, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set(api.HeaderAuthorization, "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestFabricMetadataAndAPI(t *testing.T) {
+	te := &tokenEcho{}
+	l := newLab(t, te)
+	te.l = l
+	md := "http://" + MetadataAddr + "/latest/meta-data/"
+	for _, in := range []api.Instance{l.n1, l.n3} {
+		c := httpClientIn(l.node(in))
+		eni := in.NetworkInterfaces[0]
+		mac := strings.ToLower(eni.MacAddress)
+		sub := l.subA
+		if in.InstanceID == l.n3.InstanceID {
+			sub = l.subB
+		}
+		want := map[string]string{
+			"instance-id": in.InstanceID, "instance-type": "m5.large", "local-ipv4": in.PrivateIPAddress,
+			"mac": mac, "placement/availability-zone": in.AvailabilityZone,
+			"network/interfaces/macs/":                                   mac + "/",
+			"network/interfaces/macs/" + mac + "/device-number":          "0",
+			"network/interfaces/macs/" + mac + "/interface-id":           eni.NetworkInterfaceID,
+			"network/interfaces/macs/" + mac + "/local-ipv4s":            in.PrivateIPAddress,
+			"network/interfaces/macs/" + mac + "/subnet-id":              sub.SubnetID,
+			"network/interfaces/macs/" + mac + "/subnet-ipv4-cidr-block": sub.CidrBlock,
+			"network/interfaces/macs/" + mac + "/vpc-id":                 l.vpc,
+			"network/interfaces/macs/" + mac + "/vpc-ipv4-cidr-blocks":   "10.0.0.0/16",
+			"fakecloud/token": in.Token, "fakecloud/endpoint": APIEndpoint(),
+		}
+		for path, w := range want {
+			if code, got := get(t, c, md+path, ""); code != http.StatusOK || got != w {
+				t.Errorf("%s: %s = %d %q, want %q", in.InstanceID, path, code, got, w)
+			}
+		}
+		_, token := get(t, c, md+"fakecloud/token", "")
+		if code, got := get(t, c, APIEndpoint()+"/", token); code != http.StatusOK || got != in.InstanceID {
+			t.Errorf("%s: API with instance token = %d %q", in.InstanceID, code, got)
+		}
+		if code, _ := get(t, c, APIEndpoint()+"/", "wrong"); code != http.StatusUnauthorized {
+			t.Errorf("%s: API with a bad token = %d", in.InstanceID, code)
+		}
+	}
+}
+
+func TestFabricRestartAdoptsAndTerminate(t *testing.T) {
+	l := newLab(t, nil)
+	rh := nodeHandle(t, RouterNetns(l.prefix, l.vpc))
+	before := routerLinksAndRoutes(t, rh)
+	p1 := newPinger(t, l.node(l.n1))
+	if !p1.pingSoon(addr(l.n2.PrivateIPAddress), 2*time.Second) {
+		t.Fatal("n2 unreachable before restart")
+	}
+	l.stop() // like kill -9: the namespaces stay
+	l.start()
+	if diff := cmpStrings(before, routerLinksAndRoutes(t, rh)); diff != "" {
+		t.Errorf("restart changed the router (links recreated or routes duplicated):\n%s", diff)
+	}
+	if !p1.ping(addr(l.n2.PrivateIPAddress), time.Second) {
+		t.Errorf("n2 unreachable after restart")
+	}
+	must(l.st.TerminateInstances(admin(), &api.TerminateInstancesRequest{InstanceIDs: []string{l.n3.InstanceID}}))
+	l.converge()
+	if netnsExists(l.node(l.n3)) {
+		t.Errorf("terminated instance's namespace still exists")
+	}
+}
+
+// routerLinksAndRoutes lists the router's links (with their indexes, which change when a link is
+// recreated) and its routes.
+func routerLinksAndRoutes(t *testing.T, h *netlink.Handle) []string {
+	t.Helper()
+	var out []string
+	links, err := h.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		out = append(out, fmt.Sprintf("link %d %s", l.Attrs().Index, l.Attrs().Name))
+	}
+	routes, err := h.RouteList(nil, unix.AF_INET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		out = append(out, "route "+r.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func cmpStrings(a, b []string) string {
+	if slices.Equal(a, b) {
+		return ""
+	}
+	return fmt.Sprintf("before: %v\nafter:  %v", a, b)
+}
