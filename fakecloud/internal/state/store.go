@@ -201,6 +201,7 @@ type tx struct {
 	call    Call
 	touched map[string]string // resource ID -> kind, in the order of first touch
 	order   []string
+	dirty   bool // something was written that touched no resource (an idempotency record)
 }
 
 func (t *tx) touch(kind, id string) {
@@ -223,7 +224,9 @@ func write[Resp any](s *Store, c Call, action, clientToken string, req any, fn f
 		return nil, api.Errorf(api.CodeServiceUnavailable, "fakecloud is shutting down")
 	}
 	t := &tx{Txn: s.db.Txn(true), s: s, call: c, touched: map[string]string{}}
-	t.TrackChanges()
+	if s.wal != nil {
+		t.TrackChanges() // the WAL records exactly what memdb changed
+	}
 	resp, seq, err := commitLocked(t, action, clientToken, req, fn)
 	s.mu.Unlock()
 	if err != nil {
@@ -262,6 +265,7 @@ func commitLocked[Resp any](t *tx, action, clientToken string, req any, fn func(
 		if err := t.Insert(tableIdempotency, rec); err != nil {
 			return nil, 0, internal(err)
 		}
+		t.dirty = true
 	}
 	seq, err := t.s.publishLocked(t)
 	if err != nil {
@@ -273,15 +277,14 @@ func commitLocked[Resp any](t *tx, action, clientToken string, req any, fn func(
 // publishLocked turns the transaction's effects into change records and WAL entries, then
 // commits. It returns the sequence of the change, or 0 when the transaction changed nothing.
 func (s *Store) publishLocked(t *tx) (uint64, error) {
-	memChanges := t.Changes()
-	if len(memChanges) == 0 {
-		return 0, nil
+	if len(t.order) == 0 && !t.dirty {
+		return 0, nil // nothing written: abort, no sequence, no change
 	}
 	seq := s.seq + 1
 	var entry []byte
 	if s.wal != nil {
 		var err error
-		if entry, err = encodeWALEntry(seq, memChanges); err != nil {
+		if entry, err = encodeWALEntry(seq, t.Changes()); err != nil {
 			return 0, api.Errorf(api.CodeInternalError, "encode state change: %v", err)
 		}
 	}
