@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flatnet/flatnet/fakecloud/client"
+)
+
+// Environment variables that stand in for the global flags.
+const (
+	EnvEndpoint = "FAKECLOUD_ENDPOINT"
+	EnvToken    = "FAKECLOUD_TOKEN"
+)
+
+// DefaultListen is where `fakecloud serve` listens, and so the endpoint the other commands call.
+const DefaultListen = "127.0.0.1:7474"
+
+// DefaultAdminTokenFile is where `fakecloud serve` keeps a generated admin token when told
+// nothing else, and where the other commands look for a token when given none.
+func DefaultAdminTokenFile() string { return filepath.Join(os.TempDir(), "fakecloud-admin-token") }
+
+// Main runs the command line with the process's arguments and returns the exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Execute(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+// Execute runs the command line with args, writing to stdout and stderr.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+// globals are the flags every client command shares.
+type globals struct {
+	endpoint string
+	token    string
+	output   string
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "fakecloud",
+		Short: "An emulated VPC cloud: serve it, or drive it resource by resource",
+		Long: `fakecloud emulates an EC2-like VPC cloud: VPCs, subnets, instances and network
+interfaces with real limits, throttling, fault injection and a change stream.
+
+  fakecloud serve                          run the cloud (prints where its admin token is)
+  fakecloud vpc create --cidr 10.0.0.0/16  then subnet, instance, eni, fault ...
+
+Client commands call --endpoint (or $` + EnvEndpoint + `) with --token (or $` + EnvToken + `;
+failing both, the token in ` + DefaultAdminTokenFile() + ` if serve wrote one there).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if g.output != "table" && g.output != "json" {
+				return fmt.Errorf("unknown output format %q: use -o table or -o json", g.output)
+			}
+			return nil
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.endpoint, "endpoint", envOr(EnvEndpoint, "http://"+DefaultListen), "fakecloud API endpoint (env "+EnvEndpoint+")")
+	pf.StringVar(&g.token, "token", os.Getenv(EnvToken), "admin or instance token (env "+EnvToken+")")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+
+	root.AddCommand(newServeCmd(g), newVpcCmd(g), newSubnetCmd(g), newInstanceCmd(g),
+		newInstanceTypesCmd(g), newENICmd(g), newFaultCmd(g))
+	return root
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// client returns a client for the global endpoint and token.
+func (g *globals) client() (*client.Client, error) {
+	token := g.token
+	if token == "" {
+		raw, err := os.ReadFile(DefaultAdminTokenFile())
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read the default token file: %w", err)
+		}
+		token = strings.TrimSpace(string(raw))
+	}
+	if token == "" {
+		return nil, fmt.Errorf("no token: pass --token, set %s, or run `fakecloud serve` on this machine first", EnvToken)
+	}
+	return client.New(g.endpoint, token), nil
+}
+
+// withClient adapts a command body that needs a client.
+func (g *globals) withClient(run func(ctx context.Context, c *client.Client, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		return run(cmd.Context(), c, args)
+	}
+}

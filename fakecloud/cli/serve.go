@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/flatnet/flatnet/fakecloud/internal/state"
+	"github.com/flatnet/flatnet/fakecloud/server"
+)
+
+// serveOptions are the flags of `fakecloud serve`.
+type serveOptions struct {
+	listen         string
+	adminToken     string
+	adminTokenFile string
+	stateFile      string
+	attachDelay    time.Duration
+	throttle       bool
+	logLevel       string
+	faultSeed      int64
+}
+
+// shutdownGrace bounds how long in-flight requests may take to finish on SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+func newServeCmd(g *globals) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the fakecloud API server",
+		Long: `Run the fakecloud API server until SIGTERM or SIGINT.
+
+The admin token comes from --admin-token, or from --admin-token-file (generated and written
+there if the file does not exist yet); with neither, one is generated and written to
+` + DefaultAdminTokenFile() + `, where the client commands find it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), o, g.stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", DefaultListen, "address to listen on (loopback by default)")
+	f.StringVar(&o.adminToken, "admin-token", "", "the admin token")
+	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the admin token (created with a new token if missing)")
+	f.StringVar(&o.stateFile, "state-file", "", "make every acknowledged change durable in this file")
+	f.DurationVar(&o.attachDelay, "attach-delay", 0, "how long attach and detach stay in their transitional states")
+	f.BoolVar(&o.throttle, "throttle", true, "throttle requests per caller and action like a real cloud")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.Int64Var(&o.faultSeed, "fault-seed", 0, "seed of fault injection (0: random; SetFault can reseed)")
+	cmd.MarkFlagsMutuallyExclusive("admin-token", "admin-token-file")
+	return cmd
+}
+
+func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
+	log, err := newLogger(o.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	token, err := adminToken(o, log)
+	if err != nil {
+		return err
+	}
+	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open state: %w", err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close state", "err", err)
+		}
+	}()
+	srv, err := newServer(o, st, token, log)
+	if err != nil {
+		return err
+	}
+	stopPlanes, err := startDataPlanes(ctx, st, o, log)
+	if err != nil {
+		return err
+	}
+	defer stopPlanes()
+	return listenAndServe(ctx, o.listen, srv, log)
+}
+
+func newServer(o *serveOptions, st *state.Store, token string, log *slog.Logger) (*server.Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := server.New(server.Config{
+		Store:      st,
+		AdminToken: token,
+		Throttle:   server.ThrottleConfig{Disabled: !o.throttle},
+		FaultSeed:  o.faultSeed,
+		Logger:     log,
+		Registry:   reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	return srv, nil
+}
+
+// startDataPlanes starts what runs beside the API on the same store and returns how to stop it.
+// Nothing does yet: this is where a --fabric option wires in the VPC data plane (package
+// fakecloud/fabric), which follows the store's change stream.
+func startDataPlanes(ctx context.Context, st *state.Store, o *serveOptions, log *slog.Logger) (stop func(), err error) {
+	return func() {}, nil
+}
+
+// listenAndServe serves until ctx ends, then shuts down gracefully.
+func listenAndServe(ctx context.Context, addr string, srv *server.Server, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("fakecloud serving", "addr", ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	srv.Close() // ends long polls so that Shutdown need not wait for them
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// adminToken resolves the admin token from the flags, generating and saving one if need be.
+func adminToken(o *serveOptions, log *slog.Logger) (string, error) {
+	if o.adminToken != "" {
+		return o.adminToken, nil
+	}
+	path := o.adminTokenFile
+	if path == "" {
+		path = DefaultAdminTokenFile()
+	}
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil && strings.TrimSpace(string(raw)) != "":
+		log.Info("admin token read", "file", path)
+		return strings.TrimSpace(string(raw)), nil
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read admin token file: %w", err)
+	}
+	token, err := writeNewToken(path)
+	if err != nil {
+		return "", err
+	}
+	log.Info("admin token generated", "file", path, "hint", "export "+EnvToken+"=$(cat "+path+")")
+	return token, nil
+}
+
+func writeNewToken(path string) (string, error) {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	token := "fca-" + hex.EncodeToString(b)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("create admin token directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token file: %w", err)
+	}
+	return token, nil
+}
