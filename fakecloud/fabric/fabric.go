@@ -187,6 +187,9 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 		f.log.Warn("snapshot has entries the fabric skips", "seq", snap.Seq, "err", err)
 	}
 	plan := Diff(desired, f.actual)
+	if !plan.Empty() && f.log.Enabled(context.Background(), slog.LevelDebug) {
+		f.log.Debug("converging", "seq", snap.Seq, "plan", fmt.Sprintf("%+v", *plan))
+	}
 	err = f.execute(plan)
 	f.md.Update(snap)
 	f.metrics.setCounts(f.actual)

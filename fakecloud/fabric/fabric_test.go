@@ -176,6 +176,7 @@ func TestFabricSourceDestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	rx := udpListen(t, l.node(l.n2), net.JoinHostPort(l.n2.PrivateIPAddress, "9999"))
+	seq := 0
 	send := func(src string) {
 		t.Helper()
 		var c net.Conn
@@ -189,8 +190,24 @@ func TestFabricSourceDestCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		seq++
 		for range 3 {
-			_, _ = c.Write([]byte("x"))
+			_, _ = c.Write([]byte(fmt.Sprint(seq)))
+		}
+	}
+	// received reports whether a datagram of the last send arrives within timeout.
+	received := func(rx *net.UDPConn, timeout time.Duration) bool {
+		buf := make([]byte, 64)
+		end := time.Now().Add(timeout)
+		for {
+			_ = rx.SetReadDeadline(end)
+			n, _, err := rx.ReadFrom(buf)
+			if err != nil {
+				return false
+			}
+			if string(buf[:n]) == fmt.Sprint(seq) {
+				return true
+			}
 		}
 	}
 	send(l.n1.PrivateIPAddress)

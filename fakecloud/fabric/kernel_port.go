@@ -36,7 +36,7 @@ func (k *kernel) addPort(op PortOp) error {
 	}
 	defer unix.Close(fd)
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: portName(p.ENI), MTU: k.mtu, Alias: portAlias(p.ENI, p.Instance, p.Device)},
+		LinkAttrs:        netlink.LinkAttrs{Name: portName(p.ENI), MTU: k.mtu},
 		PeerName:         nodeLinkName(p.Device),
 		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(fd),
@@ -53,6 +53,10 @@ func (k *kernel) addPort(op PortOp) error {
 	l, err := h.LinkByName(portName(p.ENI))
 	if err != nil {
 		return fmt.Errorf("port of %s: %w", p.ENI, err)
+	}
+	// The kernel ignores an alias given at creation; set it now (it is how a restart adopts).
+	if err := h.LinkSetAlias(l, portAlias(p.ENI, p.Instance, p.Device)); err != nil {
+		return fmt.Errorf("alias port of %s: %w", p.ENI, err)
 	}
 	if err := h.LinkSetUp(l); err != nil {
 		return fmt.Errorf("port of %s up: %w", p.ENI, err)

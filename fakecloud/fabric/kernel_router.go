@@ -121,7 +121,7 @@ func (k *kernel) ensureInternetLink(h *netlink.Handle, ins string) error {
 	}
 	defer unix.Close(fd)
 	veth := &netlink.Veth{
-		LinkAttrs: netlink.LinkAttrs{Name: internetLink, MTU: k.mtu, Alias: aliasTag + " internet"},
+		LinkAttrs: netlink.LinkAttrs{Name: internetLink, MTU: k.mtu},
 		PeerName:  "eth0", PeerNamespace: netlink.NsFd(fd),
 	}
 	if err := h.LinkAdd(veth); err != nil {

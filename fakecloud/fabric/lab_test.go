@@ -64,7 +64,7 @@ func newLab(t testing.TB, apiHandler http.Handler) *lab {
 func (l *lab) start() {
 	l.t.Helper()
 	f, err := New(Config{Source: l.st, APIHandler: l.api, Prefix: l.prefix, RetryInterval: 50 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, nil))})
+		Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		l.t.Fatal(err)
 	}

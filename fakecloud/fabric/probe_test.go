@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -146,18 +145,6 @@ func udpListen(t testing.TB, ns, addr string) *net.UDPConn {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c.(*net.UDPConn)
-}
-
-// received reports whether a datagram arrives within timeout.
-func received(c *net.UDPConn, timeout time.Duration) bool {
-	buf := make([]byte, 64)
-	_ = c.SetReadDeadline(time.Now().Add(timeout))
-	_, _, err := c.ReadFrom(buf)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return false
-	}
-	return err == nil
 }
 
 // eventually polls cond every 2ms until it holds or timeout passes.
