@@ -236,14 +236,35 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 	eni := primaryENI(w.run(t, "m5.large", 1)[0])
 	before := s.Snapshot()
 	cases := map[string]func() error{
-		"vpc cidr host bits": func() error { _, err := s.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "10.0.0.1/16"}); return err },
-		"vpc cidr garbage":   func() error { _, err := s.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "ten"}); return err },
-		"vpc too big":        func() error { _, err := s.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "10.0.0.0/8"}); return err },
-		"ipv6 vpc":           func() error { _, err := s.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "fd00::/48"}); return err },
-		"subnet outside":     func() error { _, err := s.CreateSubnet(admin(), &api.CreateSubnetRequest{VpcID: w.vpc, CidrBlock: "10.12.0.0/24"}); return err },
-		"subnet overlap":     func() error { _, err := s.CreateSubnet(admin(), &api.CreateSubnetRequest{VpcID: w.vpc, CidrBlock: "10.11.0.128/25"}); return err },
-		"unknown vpc":        func() error { _, err := s.CreateSubnet(admin(), &api.CreateSubnetRequest{VpcID: "vpc-x", CidrBlock: "10.11.1.0/24"}); return err },
-		"unknown type":       func() error { _, err := s.RunInstances(admin(), &api.RunInstancesRequest{SubnetID: w.subnet, InstanceType: "z9.huge"}); return err },
+		"vpc cidr host bits": func() error {
+			_, err := s.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "10.0.0.1/16"})
+			return err
+		},
+		"vpc cidr garbage": func() error { _, err := s.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "ten"}); return err },
+		"vpc too big": func() error {
+			_, err := s.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "10.0.0.0/8"})
+			return err
+		},
+		"ipv6 vpc": func() error {
+			_, err := s.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "fd00::/48"})
+			return err
+		},
+		"subnet outside": func() error {
+			_, err := s.CreateSubnet(admin(), &api.CreateSubnetRequest{VpcID: w.vpc, CidrBlock: "10.12.0.0/24"})
+			return err
+		},
+		"subnet overlap": func() error {
+			_, err := s.CreateSubnet(admin(), &api.CreateSubnetRequest{VpcID: w.vpc, CidrBlock: "10.11.0.128/25"})
+			return err
+		},
+		"unknown vpc": func() error {
+			_, err := s.CreateSubnet(admin(), &api.CreateSubnetRequest{VpcID: "vpc-x", CidrBlock: "10.11.1.0/24"})
+			return err
+		},
+		"unknown type": func() error {
+			_, err := s.RunInstances(admin(), &api.RunInstancesRequest{SubnetID: w.subnet, InstanceType: "z9.huge"})
+			return err
+		},
 		"negative count": func() error {
 			_, err := s.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: eni, SecondaryPrivateIPAddressCount: -1})
 			return err
@@ -260,10 +281,22 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 			_, err := s.RunInstances(admin(), &api.RunInstancesRequest{SubnetID: w.subnet, InstanceType: "m5.large", Count: 300})
 			return err
 		},
-		"unknown eni":    func() error { _, err := s.DeleteNetworkInterface(admin(), &api.DeleteNetworkInterfaceRequest{NetworkInterfaceID: "eni-0"}); return err },
-		"nothing asked":  func() error { _, err := s.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: eni}); return err },
-		"foreign subnet": func() error { _, err := s.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: eni, PrivateIPAddresses: []string{"10.99.0.9"}}); return err },
-		"reserved addr":  func() error { _, err := s.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: eni, PrivateIPAddresses: []string{"10.11.0.2"}}); return err },
+		"unknown eni": func() error {
+			_, err := s.DeleteNetworkInterface(admin(), &api.DeleteNetworkInterfaceRequest{NetworkInterfaceID: "eni-0"})
+			return err
+		},
+		"nothing asked": func() error {
+			_, err := s.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: eni})
+			return err
+		},
+		"foreign subnet": func() error {
+			_, err := s.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: eni, PrivateIPAddresses: []string{"10.99.0.9"}})
+			return err
+		},
+		"reserved addr": func() error {
+			_, err := s.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: eni, PrivateIPAddresses: []string{"10.11.0.2"}})
+			return err
+		},
 		"misaligned prefix": func() error {
 			_, err := s.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: eni, Ipv4Prefixes: []string{"10.11.0.40/28"}})
 			return err

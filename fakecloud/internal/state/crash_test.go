@@ -60,7 +60,9 @@ func TestKill9LosesNoAcknowledgedAssignment(t *testing.T) {
 	mustOK(t, s.Close())
 
 	for round := range 3 {
-		acked := runAndKill(t, path, time.Duration(100+70*round)*time.Millisecond)
+		// Kill at a different point each round, but only once the child is well under way, so
+		// the test does not depend on how fast a loaded machine starts a process.
+		acked := runAndKill(t, path, 200+150*round, time.Duration(10*round)*time.Millisecond)
 		if len(acked) == 0 {
 			t.Fatalf("round %d: the child acknowledged nothing before the kill", round)
 		}
@@ -89,7 +91,9 @@ func TestKill9LosesNoAcknowledgedAssignment(t *testing.T) {
 	}
 }
 
-func runAndKill(t *testing.T, path string, after time.Duration) map[string]string {
+// runAndKill starts the child and kills it with SIGKILL once it has acknowledged minAcks
+// assignments and a further delay has passed.
+func runAndKill(t *testing.T, path string, minAcks int, delay time.Duration) map[string]string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
@@ -98,7 +102,7 @@ func runAndKill(t *testing.T, path string, after time.Duration) map[string]strin
 	mustOK(t, err)
 	mustOK(t, cmd.Start())
 	acked := map[string]string{}
-	done := make(chan struct{})
+	done, ready := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(stdout)
@@ -106,9 +110,19 @@ func runAndKill(t *testing.T, path string, after time.Duration) map[string]strin
 			if eni, ip, ok := strings.Cut(sc.Text(), " "); ok {
 				acked[ip] = eni
 			}
+			if len(acked) == minAcks {
+				close(ready)
+			}
 		}
 	}()
-	time.Sleep(after)
+	select {
+	case <-ready:
+	case <-done:
+		t.Fatalf("the child exited after %d acknowledgements, before being killed", len(acked))
+	case <-time.After(time.Minute):
+		t.Fatal("the child acknowledged too little within a minute")
+	}
+	time.Sleep(delay)
 	mustOK(t, cmd.Process.Signal(syscall.SIGKILL))
 	<-done
 	_ = cmd.Wait()
