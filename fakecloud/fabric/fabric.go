@@ -190,7 +190,11 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 	if !plan.Empty() && f.log.Enabled(context.Background(), slog.LevelDebug) {
 		f.log.Debug("converging", "seq", snap.Seq, "plan", fmt.Sprintf("%+v", *plan))
 	}
+	start := time.Now()
 	err = f.execute(plan)
+	if !plan.Empty() {
+		f.log.Debug("converged", "seq", snap.Seq, "took", time.Since(start), "err", err)
+	}
 	f.md.Update(snap)
 	f.metrics.setCounts(f.actual)
 	if err != nil {

@@ -164,7 +164,9 @@ func (k *kernel) delRoute(op RouteOp) error {
 	if err != nil {
 		return err
 	}
-	r := &netlink.Route{Dst: prefixNet(op.Dst), Protocol: routeProto, Table: unix.RT_TABLE_MAIN}
+	// Scope "nowhere" matches a route of any scope; netlink's default (universe) would not match
+	// our link-scope routes and the delete would quietly find nothing.
+	r := &netlink.Route{Dst: prefixNet(op.Dst), Protocol: routeProto, Table: unix.RT_TABLE_MAIN, Scope: netlink.SCOPE_NOWHERE}
 	if err := h.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("delete route %s in %s: %w", op.Dst, op.VpcID, err)
 	}

@@ -43,12 +43,42 @@ func (k *kernel) ensureRouter(ref RouterRef) error {
 	if err := k.ensureInternet(ref); err != nil {
 		return err
 	}
-	// Addresses of the VPC that no interface holds are unreachable, not sent to the internet.
-	unreach := &netlink.Route{
-		Dst: prefixNet(ref.CIDR), Type: unix.RTN_UNREACHABLE, Protocol: routeProto, Table: unix.RT_TABLE_MAIN,
+	return k.ensureSink(h, rns, ref.CIDR)
+}
+
+// ensureSink routes the whole VPC CIDR into sink0, a bridge without ports (the kernel here has no
+// dummy links): addresses no interface holds are dropped silently, as in a cloud, instead of going
+// to the internet. Because that route is unicast, proxy ARP answers for every address of the
+// subnets, as a cloud's router does, so a node's ARP cache never holds a failed entry for an
+// address that gets assigned later; and strict reverse-path filtering still rejects an unowned
+// source, whose route leads to sink0 and not to the port it came in on.
+func (k *kernel) ensureSink(h *netlink.Handle, rns string, cidr netip.Prefix) error {
+	sink, err := h.LinkByName(sinkLink)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("%s in %s: %w", sinkLink, rns, err)
+		}
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: sinkLink}}
+		if err := h.LinkAdd(br); err != nil {
+			return fmt.Errorf("create %s in %s: %w", sinkLink, rns, err)
+		}
+		if sink, err = h.LinkByName(sinkLink); err != nil {
+			return fmt.Errorf("%s in %s: %w", sinkLink, rns, err)
+		}
 	}
-	if err := h.RouteReplace(unreach); err != nil {
-		return fmt.Errorf("unreachable %s in %s: %w", ref.CIDR, rns, err)
+	if err := h.LinkSetARPOff(sink); err != nil {
+		return fmt.Errorf("%s noarp in %s: %w", sinkLink, rns, err)
+	}
+	if err := h.LinkSetUp(sink); err != nil {
+		return fmt.Errorf("%s up in %s: %w", sinkLink, rns, err)
+	}
+	r := &netlink.Route{
+		Dst: prefixNet(cidr), LinkIndex: sink.Attrs().Index, Scope: netlink.SCOPE_LINK,
+		Protocol: routeProto, Table: unix.RT_TABLE_MAIN,
+	}
+	if err := h.RouteReplace(r); err != nil {
+		return fmt.Errorf("route %s to %s in %s: %w", cidr, sinkLink, rns, err)
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ const (
 	internetPrefixLen  = 24
 	// internetLink is the router's link to the internet namespace; the internet side is eth0.
 	internetLink = "inet0"
+	// sinkLink swallows packets to addresses of the VPC that no interface holds.
+	sinkLink = "sink0"
 )
 
 // APIEndpoint is the URL nodes use to reach the fakecloud API from inside the VPC.

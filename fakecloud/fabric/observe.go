@@ -55,11 +55,11 @@ func (k *kernel) observeRouter(vpc string) (*Router, error) {
 		return nil, err
 	}
 	r := newRouter(vpc, netip.Prefix{})
-	byIndex, err := k.observePorts(h, r)
+	byIndex, sink, err := k.observePorts(h, r)
 	if err != nil {
 		return nil, fmt.Errorf("links in %s: %w", rns, err)
 	}
-	if err := observeRoutes(h, r, byIndex); err != nil {
+	if err := observeRoutes(h, r, byIndex, sink); err != nil {
 		return nil, fmt.Errorf("routes in %s: %w", rns, err)
 	}
 	if err := observeNeighs(h, r, byIndex); err != nil {
@@ -74,13 +74,16 @@ func (k *kernel) observeRouter(vpc string) (*Router, error) {
 	return r, nil
 }
 
-func (k *kernel) observePorts(h *netlink.Handle, r *Router) (map[int]string, error) {
+func (k *kernel) observePorts(h *netlink.Handle, r *Router) (byIndex map[int]string, sink int, err error) {
 	links, err := h.LinkList()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	byIndex := map[int]string{}
+	byIndex = map[int]string{}
 	for _, l := range links {
+		if l.Attrs().Name == sinkLink {
+			sink = l.Attrs().Index
+		}
 		eni, inst, dev, ok := parseAlias(l.Attrs().Alias)
 		if !ok {
 			continue
@@ -89,10 +92,10 @@ func (k *kernel) observePorts(h *netlink.Handle, r *Router) (map[int]string, err
 		k.setPortIndex(eni, l.Attrs().Index)
 		r.Ports[eni] = Port{ENI: eni, Instance: inst, Device: dev}
 	}
-	return byIndex, nil
+	return byIndex, sink, nil
 }
 
-func observeRoutes(h *netlink.Handle, r *Router, byIndex map[int]string) error {
+func observeRoutes(h *netlink.Handle, r *Router, byIndex map[int]string, sink int) error {
 	filter := &netlink.Route{Table: unix.RT_TABLE_MAIN, Protocol: routeProto}
 	routes, err := h.RouteListFiltered(unix.AF_INET, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
@@ -103,7 +106,7 @@ func observeRoutes(h *netlink.Handle, r *Router, byIndex map[int]string) error {
 		if !ok {
 			continue // the default route towards the internet
 		}
-		if rt.Type == unix.RTN_UNREACHABLE {
+		if sink != 0 && rt.LinkIndex == sink {
 			r.CIDR = dst
 			continue
 		}
