@@ -1,8 +1,8 @@
 package fabric
 
 import (
-	"log/slog"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"slices"

@@ -95,7 +95,7 @@ func Diff(desired, actual *World) *Plan {
 		if a == nil {
 			a = newRouter(id, desired.Routers[id].CIDR)
 		}
-		p.diffRouter(desired.Routers[id], a, actual.Nodes)
+		p.diffRouter(desired.Routers[id], a, desired.Nodes, actual.Nodes)
 	}
 	return p
 }
@@ -103,16 +103,17 @@ func Diff(desired, actual *World) *Plan {
 // diffRouter adds the operations of one router. Ports whose node disappears, or that must be
 // recreated, take their routes and neighbour entries with them in the kernel, so those are
 // treated as gone rather than deleted one by one.
-func (p *Plan) diffRouter(d, a *Router, nodes map[string]Node) {
+func (p *Plan) diffRouter(d, a *Router, wantNodes, haveNodes map[string]Node) {
 	vpc := d.VpcID
 	gone := map[string]bool{} // ports absent from the kernel after this plan's port deletions
 	for _, eni := range sortedKeys(a.Ports) {
 		old := a.Ports[eni]
 		want, ok := d.Ports[eni]
-		_, nodeExists := nodes[old.Instance]
+		_, stays := wantNodes[old.Instance]
+		_, exists := haveNodes[old.Instance]
 		switch {
-		case !nodeExists:
-			gone[eni] = true // deleting the node namespace destroyed the pair
+		case !stays || !exists:
+			gone[eni] = true // deleting the node namespace destroys the pair
 		case !ok || !want.sameLink(old):
 			p.DelPorts = append(p.DelPorts, PortOp{VpcID: vpc, Old: old})
 			gone[eni] = true
