@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/client"
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 )
 
@@ -27,20 +28,35 @@ type fixture struct {
 func newFixture(t testing.TB, o servertest.Options) *fixture {
 	t.Helper()
 	env := servertest.Start(t, o)
+	n := newFixtureAt(t, env.URL)
+	return &fixture{Env: env, vpc: n.vpc, subnet: n.subnet, instances: n.instances}
+}
+
+// network is the fixture's resources, built through the API at url.
+type network struct {
+	admin     *client.Client
+	vpc       api.Vpc
+	subnet    api.Subnet
+	instances []api.Instance
+}
+
+func newFixtureAt(t testing.TB, url string) *network {
+	t.Helper()
+	c := client.New(url, servertest.AdminToken)
 	ctx := context.Background()
-	vpc, err := env.Admin.CreateVpc(ctx, &api.CreateVpcRequest{CidrBlock: "10.0.0.0/16"})
+	vpc, err := c.CreateVpc(ctx, &api.CreateVpcRequest{CidrBlock: "10.0.0.0/16"})
 	if err != nil {
 		t.Fatalf("CreateVpc: %v", err)
 	}
-	sn, err := env.Admin.CreateSubnet(ctx, &api.CreateSubnetRequest{VpcID: vpc.Vpc.VpcID, CidrBlock: "10.0.0.0/24"})
+	sn, err := c.CreateSubnet(ctx, &api.CreateSubnetRequest{VpcID: vpc.Vpc.VpcID, CidrBlock: "10.0.0.0/24"})
 	if err != nil {
 		t.Fatalf("CreateSubnet: %v", err)
 	}
-	run, err := env.Admin.RunInstances(ctx, &api.RunInstancesRequest{SubnetID: sn.Subnet.SubnetID, InstanceType: "m5.large", Count: 2})
+	run, err := c.RunInstances(ctx, &api.RunInstancesRequest{SubnetID: sn.Subnet.SubnetID, InstanceType: "m5.large", Count: 2})
 	if err != nil {
 		t.Fatalf("RunInstances: %v", err)
 	}
-	return &fixture{Env: env, vpc: vpc.Vpc, subnet: sn.Subnet, instances: run.Instances}
+	return &network{admin: c, vpc: vpc.Vpc, subnet: sn.Subnet, instances: run.Instances}
 }
 
 // primaryENI is the ID of instance i's primary interface.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -113,7 +114,6 @@ func New(cfg Config) (*Server, error) {
 	s.faults = fault.New(s.faultableActions(), cfg.FaultSeed)
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("/api/", s.serveAPI)
 	s.mux.HandleFunc("/healthz", serveHealthz)
 	s.mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", s.serveNotFound)
@@ -139,8 +139,15 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
-// ServeHTTP serves the API, /healthz and /metrics.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API, /healthz and /metrics. API paths bypass the mux so that every API
+// answer, even to a path the mux would clean and redirect, is JSON.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		s.serveAPI(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Handler returns the server as an http.Handler.
 func (s *Server) Handler() http.Handler { return s }
