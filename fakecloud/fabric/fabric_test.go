@@ -34,6 +34,35 @@ func TestFabricReachability(t *testing.T) {
 	if p1.ping(addr("10.0.1.200"), 100*time.Millisecond) {
 		t.Errorf("unassigned 10.0.1.200 answered")
 	}
+
+	var show strings.Builder
+	if err := Show(&show, l.prefix, l.st.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fabric show:\n%s", show.String())
+	for _, want := range []string{l.n1.PrivateIPAddress + "/32", l.n1.InstanceID, "eth0", "ok"} {
+		if !strings.Contains(show.String(), want) {
+			t.Errorf("show lacks %q", want)
+		}
+	}
+	mfs, err := l.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if m := mf.GetMetric(); len(m) == 1 && m[0].GetGauge() != nil {
+			got[mf.GetName()] = m[0].GetGauge().GetValue()
+		} else {
+			got[mf.GetName()] = -1
+		}
+	}
+	if got["flatnet_fabric_routes"] != 3 || got["flatnet_fabric_neighbours"] != 3 || got["flatnet_fabric_nodes"] != 3 {
+		t.Errorf("metrics: %v", got)
+	}
+	if _, ok := got["flatnet_fabric_convergence_seconds"]; !ok {
+		t.Errorf("no convergence histogram in %v", got)
+	}
 }
 
 // attachENI creates an interface in subnet A and attaches it to n1 at device 1.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
@@ -26,6 +27,7 @@ type lab struct {
 	st     *state.Store
 	prefix string
 	api    http.Handler
+	reg    *prometheus.Registry
 	f      *Fabric
 	stop   func()
 
@@ -47,7 +49,7 @@ func newLab(t testing.TB, apiHandler http.Handler) *lab {
 	requireRoot(t)
 	st := must(state.Open(state.Config{}))
 	t.Cleanup(func() { _ = st.Close() })
-	l := &lab{t: t, st: st, prefix: testPrefix(t), api: apiHandler}
+	l := &lab{t: t, st: st, prefix: testPrefix(t), api: apiHandler, reg: prometheus.NewRegistry()}
 	watchRootNetns(t)
 	t.Cleanup(func() { l.teardown() })
 	l.vpc = must(st.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "10.0.0.0/16"})).Vpc.VpcID
@@ -63,8 +65,12 @@ func newLab(t testing.TB, apiHandler http.Handler) *lab {
 // start runs a fabric over the store until stop (which leaves the namespaces, like kill -9).
 func (l *lab) start() {
 	l.t.Helper()
+	level := slog.LevelDebug
+	if _, bench := l.t.(*testing.B); bench {
+		level = slog.LevelWarn
+	}
 	f, err := New(Config{Source: l.st, APIHandler: l.api, Prefix: l.prefix, RetryInterval: 50 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Registerer: l.reg, Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -78,6 +84,7 @@ func (l *lab) start() {
 			l.t.Errorf("fabric run: %v", err)
 		}
 		l.stop = nil
+		l.reg = prometheus.NewRegistry()
 	}
 	l.converge()
 }

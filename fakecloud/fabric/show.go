@@ -78,7 +78,7 @@ func writeRouter(w io.Writer, prefix, vpc string, d, a *Router) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", dst, eni, p.Instance, nodeLinkName(p.Device), portName(eni), state)
 	}
-	fmt.Fprintf(w, "%s\t(unassigned)\t\t\t\tunreachable\n", cidr)
+	fmt.Fprintf(w, "%s\t(unassigned)\t\t\t%s\tdropped\n", cidr, sinkLink)
 	fmt.Fprintf(w, "0.0.0.0/0\t(internet)\t\t\t%s\tvia %s\n\n", internetLink, InternetHostAddr)
 }
 
