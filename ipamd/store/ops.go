@@ -1,0 +1,200 @@
+package store
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/flatnet/flatnet/ipamd/wire"
+)
+
+// PutInterface records an interface, or updates it.
+func (s *Store) PutInterface(in Interface) error {
+	return s.write(func(txn *memdb.Txn, next func(*record) error) error {
+		if raw, _ := txn.First(tableInterfaces, indexID, in.ID); raw != nil && *raw.(*Interface) == in {
+			return nil
+		}
+		return next(&record{Op: opInterface, Iface: &in, At: in.AddedAt})
+	})
+}
+
+// RemoveInterface forgets an interface and every address on it. It refuses while an owner
+// holds one of them, unless force.
+func (s *Store) RemoveInterface(id string, force bool) error {
+	return s.write(func(txn *memdb.Txn, next func(*record) error) error {
+		if raw, _ := txn.First(tableInterfaces, indexID, id); raw == nil {
+			return nil
+		}
+		if !force {
+			for _, a := range addressesOf(txn, id) {
+				if !a.Free() {
+					return fmt.Errorf("interface %s: %s held by %s: %w", id, a.IP, a.Owner.Key(), ErrAssigned)
+				}
+			}
+		}
+		return next(&record{Op: opRemoveInterface, ID: id, At: time.Now()})
+	})
+}
+
+// AddAddresses records free addresses on an interface (prefix: the /28 they come from, or zero).
+// Addresses already held are left as they are. It returns how many were new.
+func (s *Store) AddAddresses(iface string, prefix netip.Prefix, ips []netip.Addr, at time.Time) (int, error) {
+	var added int
+	err := s.write(func(txn *memdb.Txn, next func(*record) error) error {
+		var fresh []netip.Addr
+		for _, ip := range ips {
+			if raw, _ := txn.First(tableAddresses, indexID, ip.String()); raw == nil {
+				fresh = append(fresh, ip)
+			}
+		}
+		added = len(fresh)
+		if added == 0 {
+			return nil
+		}
+		return next(&record{Op: opAdd, ID: iface, Prefix: prefix, IPs: fresh, At: at})
+	})
+	return added, err
+}
+
+// RemoveAddresses forgets free addresses; an assigned one fails the whole call with ErrAssigned.
+func (s *Store) RemoveAddresses(ips []netip.Addr) error {
+	return s.write(func(txn *memdb.Txn, next func(*record) error) error {
+		var present []netip.Addr
+		for _, ip := range ips {
+			raw, _ := txn.First(tableAddresses, indexID, ip.String())
+			if raw == nil {
+				continue
+			}
+			if a := raw.(*Address); !a.Free() {
+				return fmt.Errorf("%s held by %s: %w", ip, a.Owner.Key(), ErrAssigned)
+			}
+			present = append(present, ip)
+		}
+		if len(present) == 0 {
+			return nil
+		}
+		return next(&record{Op: opRemove, IPs: present, At: time.Now()})
+	})
+}
+
+// Assign gives owner the least recently released free address past its cooldown. It is
+// idempotent: an owner that holds an address gets it back with fresh false.
+func (s *Store) Assign(owner wire.Owner, pod wire.PodRef, now time.Time, cooldown time.Duration) (Address, bool, error) {
+	var out Address
+	var fresh bool
+	err := s.write(func(txn *memdb.Txn, next func(*record) error) error {
+		if raw, _ := txn.First(tableAddresses, indexOwner, owner.Key()); raw != nil {
+			out = *raw.(*Address)
+			return nil
+		}
+		raw, err := txn.First(tableAddresses, indexFree+"_prefix", "")
+		if err != nil {
+			return fmt.Errorf("look up a free address: %w", err)
+		}
+		if raw == nil || raw.(*Address).Cooling(now, cooldown) {
+			return ErrNoneAvailable
+		}
+		ip := raw.(*Address).IP
+		if err := next(&record{Op: opAssign, IPs: []netip.Addr{ip}, Owner: owner, Pod: pod, At: now}); err != nil {
+			return err
+		}
+		got, _ := txn.First(tableAddresses, indexID, ip.String())
+		out, fresh = *got.(*Address), true
+		return nil
+	})
+	return out, fresh, err
+}
+
+// AssignIP gives owner a specific free address (reconcile uses it to restore a known owner).
+func (s *Store) AssignIP(ip netip.Addr, owner wire.Owner, pod wire.PodRef, at time.Time) error {
+	return s.write(func(txn *memdb.Txn, next func(*record) error) error {
+		raw, _ := txn.First(tableAddresses, indexID, ip.String())
+		if raw == nil {
+			return fmt.Errorf("%s is not held by the node", ip)
+		}
+		if a := raw.(*Address); !a.Free() {
+			if a.Owner == owner {
+				return nil
+			}
+			return fmt.Errorf("%s held by %s: %w", ip, a.Owner.Key(), ErrAssigned)
+		}
+		return next(&record{Op: opAssign, IPs: []netip.Addr{ip}, Owner: owner, Pod: pod, At: at})
+	})
+}
+
+// Release frees owner's address; the address starts cooling down at now. An unknown owner is
+// not an error: ok is false.
+func (s *Store) Release(owner wire.Owner, now time.Time) (Address, bool, error) {
+	var out Address
+	var ok bool
+	err := s.write(func(txn *memdb.Txn, next func(*record) error) error {
+		raw, _ := txn.First(tableAddresses, indexOwner, owner.Key())
+		if raw == nil {
+			return nil
+		}
+		out, ok = *raw.(*Address), true
+		return next(&record{Op: opRelease, IPs: []netip.Addr{out.IP}, At: now})
+	})
+	return out, ok, err
+}
+
+// ByOwner returns owner's address.
+func (s *Store) ByOwner(owner wire.Owner) (Address, bool) {
+	raw, _ := s.db.Txn(false).First(tableAddresses, indexOwner, owner.Key())
+	if raw == nil {
+		return Address{}, false
+	}
+	return *raw.(*Address), true
+}
+
+// Interface returns one interface.
+func (s *Store) Interface(id string) (Interface, bool) {
+	raw, _ := s.db.Txn(false).First(tableInterfaces, indexID, id)
+	if raw == nil {
+		return Interface{}, false
+	}
+	return *raw.(*Interface), true
+}
+
+// Interfaces lists the interfaces by device index.
+func (s *Store) Interfaces() []Interface { return listInterfaces(s.db.Txn(false)) }
+
+// Addresses lists every address, by IP.
+func (s *Store) Addresses() []Address {
+	out := listAddresses(s.db.Txn(false))
+	slices.SortFunc(out, func(a, b Address) int { return a.IP.Compare(b.IP) })
+	return out
+}
+
+// View is a consistent read of everything.
+type View struct {
+	Interfaces []Interface
+	Addresses  []Address
+}
+
+// View reads interfaces and addresses in one snapshot.
+func (s *Store) View() View {
+	txn := s.db.Txn(false)
+	return View{Interfaces: listInterfaces(txn), Addresses: listAddresses(txn)}
+}
+
+// Watch returns a channel closed at the next change of the free addresses.
+func (s *Store) Watch() <-chan struct{} {
+	ch, _, _ := s.db.Txn(false).FirstWatch(tableAddresses, indexFree+"_prefix", "")
+	return ch
+}
+
+func addressesOf(txn *memdb.Txn, iface string) []*Address {
+	it, err := txn.Get(tableAddresses, indexIface, iface)
+	if err != nil {
+		return nil
+	}
+	var out []*Address
+	for o := it.Next(); o != nil; o = it.Next() {
+		out = append(out, o.(*Address))
+	}
+	return out
+}

@@ -1,0 +1,257 @@
+package store
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flatnet/flatnet/ipamd/wire"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func owner(i int) wire.Owner {
+	return wire.Owner{Network: "flatnet", ContainerID: fmt.Sprintf("c%04d", i), IfName: "eth0"}
+}
+
+func addrs(base string, n int) []netip.Addr {
+	a := netip.MustParseAddr(base)
+	out := make([]netip.Addr, n)
+	for i := range n {
+		out[i] = a
+		a = a.Next()
+	}
+	return out
+}
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func seed(t *testing.T, s *Store, n int) {
+	t.Helper()
+	if err := s.PutInterface(Interface{ID: "eni-0", DeviceIndex: 0, PrimaryIP: netip.MustParseAddr("10.0.0.5"), AddedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddAddresses("eni-0", netip.Prefix{}, addrs("10.0.0.10", n), t0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSchemaValidates(t *testing.T) {
+	if err := schema().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAssignIsIdempotentPerOwner(t *testing.T) {
+	s := open(t, t.TempDir())
+	seed(t, s, 3)
+	a, fresh, err := s.Assign(owner(1), wire.PodRef{Namespace: "ns", Name: "p"}, t0, 0)
+	if err != nil || !fresh {
+		t.Fatalf("first assign: %v fresh=%v", err, fresh)
+	}
+	b, fresh, err := s.Assign(owner(1), wire.PodRef{}, t0, 0)
+	if err != nil || fresh || b.IP != a.IP || b.Pod.Name != "p" {
+		t.Fatalf("repeat assign gave %v fresh=%v err=%v; want %v again", b.IP, fresh, err, a.IP)
+	}
+	if _, ok, err := s.Release(owner(9), t0); ok || err != nil {
+		t.Fatalf("release of an unknown owner: ok=%v err=%v", ok, err)
+	}
+}
+
+func TestReuseIsLeastRecentlyReleasedAndRespectsCooldown(t *testing.T) {
+	s := open(t, t.TempDir())
+	seed(t, s, 3)
+	const cool = 30 * time.Second
+	got := map[int]netip.Addr{}
+	for i := range 3 {
+		a, _, err := s.Assign(owner(i), wire.PodRef{}, t0, cool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[i] = a.IP
+	}
+	// Release 2 then 0: 2 is the least recently released.
+	s.Release(owner(2), t0.Add(time.Second))
+	s.Release(owner(0), t0.Add(2*time.Second))
+	if _, _, err := s.Assign(owner(10), wire.PodRef{}, t0.Add(10*time.Second), cool); !errors.Is(err, ErrNoneAvailable) {
+		t.Fatalf("assign during cooldown: %v; want ErrNoneAvailable", err)
+	}
+	a, _, err := s.Assign(owner(10), wire.PodRef{}, t0.Add(31*time.Second), cool)
+	if err != nil || a.IP != got[2] {
+		t.Fatalf("after 2's cooldown got %v (%v); want %v, the least recently released", a.IP, err, got[2])
+	}
+	if _, _, err := s.Assign(owner(11), wire.PodRef{}, t0.Add(31*time.Second), cool); !errors.Is(err, ErrNoneAvailable) {
+		t.Fatalf("0 is still cooling: %v", err)
+	}
+	a, _, _ = s.Assign(owner(11), wire.PodRef{}, t0.Add(33*time.Second), cool)
+	if a.IP != got[0] {
+		t.Fatalf("got %v, want %v", a.IP, got[0])
+	}
+}
+
+func TestRemoveRefusesAssigned(t *testing.T) {
+	s := open(t, t.TempDir())
+	seed(t, s, 2)
+	a, _, _ := s.Assign(owner(1), wire.PodRef{}, t0, 0)
+	if err := s.RemoveAddresses([]netip.Addr{a.IP}); !errors.Is(err, ErrAssigned) {
+		t.Fatalf("remove of an assigned address: %v", err)
+	}
+	if err := s.RemoveInterface("eni-0", false); !errors.Is(err, ErrAssigned) {
+		t.Fatalf("remove of an interface with an assigned address: %v", err)
+	}
+	if err := s.RemoveInterface("eni-0", true); err != nil || len(s.Addresses()) != 0 {
+		t.Fatalf("forced remove: %v, %d addresses left", err, len(s.Addresses()))
+	}
+}
+
+func TestReopenRestoresEverything(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed(t, s, 5)
+	for i := range 4 {
+		s.Assign(owner(i), wire.PodRef{Namespace: "ns", Name: fmt.Sprint(i)}, t0, time.Second)
+	}
+	s.Release(owner(1), t0.Add(time.Minute))
+	want := s.View()
+	if _, err := Open(dir, nil); err == nil {
+		t.Fatal("a second Open of the same directory succeeded")
+	}
+	s.Close()
+	r := open(t, dir)
+	if d := cmp.Diff(want, r.View(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); d != "" {
+		t.Fatalf("state after reopen (-want +got):\n%s", d)
+	}
+}
+
+func TestCompactionKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir, nil)
+	seed(t, s, 20)
+	for i := range compactAfter + 10 {
+		if _, _, err := s.Assign(owner(i%20), wire.PodRef{}, t0.Add(time.Duration(i)*time.Millisecond), time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 != 0 {
+			s.Release(owner(i%20), t0.Add(time.Duration(i)*time.Millisecond))
+		}
+	}
+	want := s.View()
+	s.Close()
+	if st, _ := os.Stat(filepath.Join(dir, "state.json")); st == nil {
+		t.Fatal("no snapshot written")
+	}
+	r := open(t, dir)
+	if d := cmp.Diff(want, r.View(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); d != "" {
+		t.Fatalf("state after compaction and reopen (-want +got):\n%s", d)
+	}
+}
+
+func TestTornTailIsCutCorruptionRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir, nil)
+	seed(t, s, 3)
+	s.Assign(owner(1), wire.PodRef{}, t0, 0)
+	s.Close()
+	walPath := filepath.Join(dir, "wal.log")
+	good, _ := os.ReadFile(walPath)
+	os.WriteFile(walPath, append(append([]byte{}, good...), []byte(`1234abcd {"seq":9,"op":"ass`)...), 0o600)
+	r, err := Open(dir, nil)
+	if err != nil {
+		t.Fatalf("torn tail: %v", err)
+	}
+	if _, ok := r.ByOwner(owner(1)); !ok {
+		t.Fatal("acknowledged assignment lost")
+	}
+	r.Close()
+	lines := strings.SplitAfter(string(good), "\n")
+	bad := lines[0] + "deadbeef {}\n" + strings.Join(lines[1:], "")
+	os.WriteFile(walPath, []byte(bad), 0o600)
+	if _, err := Open(dir, nil); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("corrupt middle: %v; want a refusal", err)
+	}
+}
+
+// TestKillNineLosesNoAcknowledgedAssignment runs a writer process that prints every assignment
+// once Assign returned, kills it with SIGKILL mid-stream, and checks the reopened store.
+func TestKillNineLosesNoAcknowledgedAssignment(t *testing.T) {
+	if os.Getenv("STORE_CRASH_WRITER") != "" {
+		crashWriter(os.Getenv("STORE_CRASH_WRITER"))
+		return
+	}
+	for round := range 3 {
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineLosesNoAcknowledgedAssignment$")
+		cmd.Env = append(os.Environ(), "STORE_CRASH_WRITER="+dir)
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		acked := map[string]string{}
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) == 2 {
+				acked[f[0]] = f[1]
+			}
+			if len(acked) == 50+round*70 {
+				cmd.Process.Kill()
+				break
+			}
+		}
+		cmd.Wait()
+		s := open(t, dir)
+		held := map[string]bool{}
+		for _, a := range s.Addresses() {
+			if !a.Free() {
+				if held[a.IP.String()] {
+					t.Fatalf("%s held twice", a.IP)
+				}
+				held[a.IP.String()] = true
+			}
+		}
+		for key, ip := range acked {
+			parts := strings.Split(key, "_")
+			a, ok := s.ByOwner(wire.Owner{Network: parts[0], ContainerID: parts[1], IfName: parts[2]})
+			if !ok || a.IP.String() != ip {
+				t.Fatalf("round %d: acknowledged %s -> %s lost after kill -9 (store has %v %v)", round, key, ip, a.IP, ok)
+			}
+		}
+		s.Close()
+	}
+}
+
+func crashWriter(dir string) {
+	s, err := Open(dir, nil)
+	if err != nil {
+		os.Exit(2)
+	}
+	s.PutInterface(Interface{ID: "eni-0", AddedAt: t0})
+	s.AddAddresses("eni-0", netip.Prefix{}, addrs("10.0.0.10", 1000), t0)
+	for i := 0; ; i++ {
+		a, _, err := s.Assign(owner(i), wire.PodRef{}, t0, 0)
+		if err != nil {
+			os.Exit(3)
+		}
+		fmt.Printf("%s %s\n", owner(i).Key(), a.IP)
+	}
+}
