@@ -33,6 +33,7 @@ type serveOptions struct {
 	throttle       bool
 	logLevel       string
 	faultSeed      int64
+	fabric         fabricOptions
 }
 
 // shutdownGrace bounds how long in-flight requests may take to finish on SIGTERM.
@@ -63,6 +64,7 @@ there if the file does not exist yet); with neither, one is generated and writte
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.Int64Var(&o.faultSeed, "fault-seed", 0, "seed of fault injection (0: random; SetFault can reseed)")
 	cmd.MarkFlagsMutuallyExclusive("admin-token", "admin-token-file")
+	o.fabric.addFlags(f)
 	return cmd
 }
 
@@ -84,11 +86,13 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 			log.Error("close state", "err", err)
 		}
 	}()
-	srv, err := newServer(o, st, token, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := newServer(o, st, token, log, reg)
 	if err != nil {
 		return err
 	}
-	stopPlanes, err := startDataPlanes(ctx, st, o, log)
+	stopPlanes, err := startDataPlanes(ctx, st, srv, o, log, reg)
 	if err != nil {
 		return err
 	}
@@ -96,9 +100,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	return listenAndServe(ctx, o.listen, srv, log)
 }
 
-func newServer(o *serveOptions, st *state.Store, token string, log *slog.Logger) (*server.Server, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+func newServer(o *serveOptions, st *state.Store, token string, log *slog.Logger, reg *prometheus.Registry) (*server.Server, error) {
 	srv, err := server.New(server.Config{
 		Store:      st,
 		AdminToken: token,
@@ -113,11 +115,10 @@ func newServer(o *serveOptions, st *state.Store, token string, log *slog.Logger)
 	return srv, nil
 }
 
-// startDataPlanes starts what runs beside the API on the same store and returns how to stop it.
-// Nothing does yet: this is where a --fabric option wires in the VPC data plane (package
-// fakecloud/fabric), which follows the store's change stream.
-func startDataPlanes(ctx context.Context, st *state.Store, o *serveOptions, log *slog.Logger) (stop func(), err error) {
-	return func() {}, nil
+// startDataPlanes starts what runs beside the API on the same store (the VPC fabric, with
+// --fabric netns) and returns how to stop it.
+func startDataPlanes(ctx context.Context, st *state.Store, srv *server.Server, o *serveOptions, log *slog.Logger, reg prometheus.Registerer) (stop func(), err error) {
+	return o.fabric.start(ctx, st, srv, log, reg)
 }
 
 // listenAndServe serves until ctx ends, then shuts down gracefully.

@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/fabric"
+)
+
+// Fabric modes of `fakecloud serve --fabric`.
+const (
+	fabricNone  = "none"
+	fabricNetns = "netns"
+)
+
+// fabricOptions are serve's flags for the VPC data plane.
+type fabricOptions struct {
+	mode     string
+	prefix   string
+	mtu      int
+	teardown bool
+}
+
+func (o *fabricOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.mode, "fabric", fabricNone, "VPC data plane: none, or netns (a router namespace per VPC, a namespace per instance; needs root)")
+	f.StringVar(&o.prefix, "fabric-prefix", fabric.DefaultPrefix, "name prefix of the fabric's network namespaces")
+	f.IntVar(&o.mtu, "fabric-mtu", 0, "MTU of the fabric's links (0: the fabric's default)")
+	f.BoolVar(&o.teardown, "fabric-teardown", false, "remove every namespace and link of the fabric on exit (default: keep them for the next start to adopt)")
+}
+
+// start runs the fabric in the background until ctx ends or stop is called.
+func (o *fabricOptions) start(ctx context.Context, st fabric.Source, handler http.Handler, log *slog.Logger, reg prometheus.Registerer) (func(), error) {
+	switch o.mode {
+	case fabricNone:
+		return func() {}, nil
+	case fabricNetns:
+	default:
+		return nil, fmt.Errorf("--fabric %q: use none or netns", o.mode)
+	}
+	fab, err := fabric.New(fabric.Config{
+		Source: st, APIHandler: handler, Registerer: reg, Logger: log.With("component", "fabric"),
+		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the fabric: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := fab.Run(ctx); err != nil {
+			log.Error("fabric stopped", "err", err)
+		}
+	})
+	log.Info("fabric running", "prefix", o.prefix, "api_in_vpc", fabric.APIEndpoint(), "metadata", "http://"+fabric.MetadataAddr)
+	return func() { cancel(); wg.Wait() }, nil
+}
+
+func newFabricCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "fabric", Short: "Inspect or remove the VPC data plane (network namespaces)"}
+	prefix := fabric.DefaultPrefix
+	cmd.PersistentFlags().StringVar(&prefix, "prefix", fabric.DefaultPrefix, "name prefix of the fabric's namespaces")
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print each VPC router's table: address or prefix -> interface -> instance -> device, and its state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var snap *api.Snapshot
+			if c, err := g.client(); err == nil {
+				if r, err := c.GetSnapshot(cmd.Context(), &api.GetSnapshotRequest{}); err == nil {
+					snap = &r.Snapshot
+				} else {
+					fmt.Fprintf(g.stderr, "note: no snapshot from %s (%v); showing the kernel's view only\n", g.endpoint, err)
+				}
+			}
+			return fabric.Show(g.stdout, prefix, snap)
+		},
+	}
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Remove every namespace and link the fabric made (also after a crash)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if err := fabric.Down(prefix); err != nil {
+				return fmt.Errorf("fabric down: %w", err)
+			}
+			fmt.Fprintf(g.stdout, "fabric namespaces with prefix %q removed\n", prefix)
+			return nil
+		},
+	}
+	cmd.AddCommand(show, down)
+	return cmd
+}
