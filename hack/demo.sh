@@ -3,8 +3,7 @@
 # with the CLI: a VPC and subnet, an m5.large, secondary IPs and prefixes up to the interface's
 # limit, the limit error, an injected fault, and the final state.
 #
-# PLACEHOLDER: written ahead of the CLI; the fakecloud engineer owns this script from here and
-# adjusts flags and output to the CLI as it lands. The skeleton (start, wait, trap, cleanup) stays.
+# Every step checks what it shows: a step whose outcome is not the expected one fails the demo.
 #
 # Env: FAKECLOUD_LISTEN (default 127.0.0.1:7474), FAKECLOUD_BIN (default bin/fakecloud)
 set -euo pipefail
@@ -38,6 +37,20 @@ plain=$(tput sgr0 2>/dev/null || true)
 step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
 show() { printf '$ fakecloud %s\n' "$*"; "$fakecloud" "$@"; }
 fc() { "$fakecloud" "$@"; }
+# expect_error CODE ARGS... runs the CLI, shows its output, and fails the demo unless the call
+# failed with CODE.
+expect_error() {
+	local code=$1 out
+	shift
+	printf '$ fakecloud %s\n' "$*"
+	if out=$("$fakecloud" "$@" 2>&1); then
+		echo "$out"
+		echo "demo: expected $code, but the call succeeded" >&2
+		exit 1
+	fi
+	echo "$out"
+	grep -q "$code" <<<"$out" || { echo "demo: expected $code" >&2; exit 1; }
+}
 # field NAME reads JSON on stdin and prints the first string value of key NAME.
 field() { sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" | head -n 1; }
 
@@ -61,38 +74,62 @@ fc vpc list >/dev/null || { echo "demo: fakecloud did not answer on $listen with
 
 step "a VPC and a subnet"
 vpc=$(fc vpc create --cidr 10.0.0.0/16 -o json | field VpcId)
-show vpc list -o table
 subnet=$(fc subnet create --vpc "$vpc" --cidr 10.0.1.0/24 -o json | field SubnetId)
-show subnet list -o table
+show subnet list
+echo "(251 usable: a subnet loses its first four addresses and its last one to the provider)"
 
-step "an m5.large: 3 interfaces, 10 IPv4 slots each (the primary IP takes one, a /28 prefix one)"
+step "an m5.large: at most 3 interfaces, 10 IPv4 slots each"
+show instance-types list | sed -n '1p;/^m5.large /p'
 instance=$(fc instance run --subnet "$subnet" --type m5.large -o json | field InstanceId)
-show instance list -o table
-eni=$(fc eni list -o json | field NetworkInterfaceId)
-show eni list -o table
+show instance list
 
-step "secondary IPs and prefixes on $eni: 1 primary + 5 IPs + 4 prefixes = 10 slots"
-show eni assign-ips "$eni" --count 5 -o table
-show eni assign-prefixes "$eni" --count 4 -o table
+step "two more interfaces attached at device indexes 1 and 2"
+for idx in 1 2; do
+	e=$(fc eni create --subnet "$subnet" -o json | field NetworkInterfaceId)
+	fc eni attach "$e" --instance "$instance" --device-index "$idx" >/dev/null
+done
+show eni list
 
-step "one more address is over the limit: the cloud says PrivateIpAddressLimitExceeded"
-if show eni assign-ips "$eni" --count 1; then
-	echo "demo: expected PrivateIpAddressLimitExceeded, but the call succeeded" >&2
-	exit 1
-fi
+step "a 4th interface is over the m5.large's limit: AttachmentLimitExceeded"
+e4=$(fc eni create --subnet "$subnet" -o json | field NetworkInterfaceId)
+expect_error AttachmentLimitExceeded eni attach "$e4" --instance "$instance" --device-index 3
+fc eni delete "$e4" >/dev/null
 
-step "fault injection: every AssignPrivateIpAddresses fails with InternalError"
-show fault set --action AssignPrivateIpAddresses --rate 1 --code InternalError
-show fault list -o table
-eni2=$(fc eni create --subnet "$subnet" -o json | field NetworkInterfaceId)
-if show eni assign-ips "$eni2" --count 1; then
-	echo "demo: expected the injected InternalError, but the call succeeded" >&2
-	exit 1
-fi
+eni=$(fc eni list --instance "$instance" -o json | sed -n 's/.*"NetworkInterfaceId": *"\([^"]*\)".*/\1/p' | head -n 1)
+step "secondary IPs and /28 prefixes on the primary interface $eni: 1 primary + 5 IPs + 4 prefixes = 10 slots"
+show eni assign-ips "$eni" --count 5
+show eni assign-prefixes "$eni" --count 4
+
+step "one more address does not fit: PrivateIpAddressLimitExceeded"
+expect_error PrivateIpAddressLimitExceeded eni assign-ips "$eni" --count 1
+
+step "a burst of 8 RunInstances calls: the bucket holds 5 and refills 2 per second, the rest are throttled"
+ok=0 throttled=0
+for _ in $(seq 8); do
+	if out=$(fc instance run --subnet "$subnet" --type t3.nano 2>&1); then
+		ok=$((ok + 1))
+	elif grep -q RequestLimitExceeded <<<"$out"; then
+		throttled=$((throttled + 1))
+	else
+		echo "demo: unexpected failure: $out" >&2
+		exit 1
+	fi
+done
+echo "served: $ok   RequestLimitExceeded: $throttled"
+[ "$throttled" -gt 0 ] || { echo "demo: expected some calls to be throttled" >&2; exit 1; }
+
+step "fault injection: every AssignPrivateIpAddresses fails with InternalError until cleared"
+show fault set --action AssignPrivateIpAddresses --error-rate 1 --error-code InternalError
+show fault list
+eni2=$(fc eni list -o json | sed -n 's/.*"NetworkInterfaceId": *"\([^"]*\)".*/\1/p' | sed -n 2p)
+expect_error InternalError eni assign-ips "$eni2" --count 1
 show fault clear
+show eni assign-ips "$eni2" --count 1
 
-step "final state (instance $instance)"
-show eni list -o table
+step "final state"
+show instance list
+show eni list
+show subnet list
 
-printf '\n%sdemo done%s: fakecloud stops now. Run it yourself with: %s serve --listen %s --admin-token-file FILE\n' \
-	"$bold" "$plain" "$fakecloud" "$listen"
+printf '\n%sdemo done%s: fakecloud stops now. Run it yourself: %s serve  (then %s --help)\n' \
+	"$bold" "$plain" "$fakecloud" "$fakecloud"
