@@ -1,0 +1,141 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Provider is what ipamd needs from a cloud: one node's interfaces and their addresses.
+// Errors carry fakecloud/api's codes (errors.Is with api.Err*, api.Retryable, api.IsNotFound),
+// whatever the cloud; see docs/providers.md.
+type Provider interface {
+	// DescribeInstance returns the instance, its type's limits, its attached interfaces with
+	// their addresses, and the interfaces ipamd created for it that are not attached.
+	DescribeInstance(ctx context.Context, instanceID string) (*Instance, error)
+	// CreateInterface creates an interface in a subnet, tags it as ipamd's, attaches it at
+	// DeviceIndex (deleted with the instance) and returns it with its addresses.
+	CreateInterface(ctx context.Context, req CreateInterfaceRequest) (*Interface, error)
+	// DeleteInterface detaches (when attached) and deletes an interface; a missing one is done.
+	DeleteInterface(ctx context.Context, interfaceID string) error
+	// Assign assigns IPCount secondary addresses (or the given IPs) and PrefixCount /28
+	// prefixes to an interface, all or nothing.
+	Assign(ctx context.Context, req AssignRequest) (*Assigned, error)
+	// Unassign gives addresses and prefixes back; ones already gone are not an error.
+	Unassign(ctx context.Context, req UnassignRequest) error
+}
+
+// Instance is one node as the cloud sees it.
+type Instance struct {
+	ID               string
+	Type             string
+	MaxInterfaces    int
+	IPv4PerInterface int
+	SubnetID         string
+	SecurityGroups   []string
+	VPCCIDRs         []netip.Prefix
+	// Interfaces are attached, by device index.
+	Interfaces []Interface
+	// Detached are interfaces ipamd created for this instance that are not attached (left over
+	// by a crash between create and attach, or a detach not followed by delete).
+	Detached []Interface
+}
+
+// Interface is one network interface.
+type Interface struct {
+	ID          string
+	MAC         string
+	DeviceIndex int
+	SubnetID    string
+	SubnetCIDR  netip.Prefix
+	PrimaryIP   netip.Addr
+	// IPs are the secondary addresses; Prefixes the delegated /28s.
+	IPs      []netip.Addr
+	Prefixes []netip.Prefix
+	// Managed: created by ipamd (tagged), so ipamd may delete it.
+	Managed bool
+	// Ready: attached and usable (not attaching or detaching).
+	Ready bool
+}
+
+// CreateInterfaceRequest asks for a new interface.
+type CreateInterfaceRequest struct {
+	InstanceID     string
+	SubnetID       string
+	SecurityGroups []string
+	DeviceIndex    int
+	IPCount        int
+	PrefixCount    int
+	ClientToken    string
+}
+
+// AssignRequest asks for addresses on an interface.
+type AssignRequest struct {
+	InterfaceID string
+	IPCount     int
+	IPs         []netip.Addr
+	PrefixCount int
+	ClientToken string
+}
+
+// Assigned is what Assign got.
+type Assigned struct {
+	IPs      []netip.Addr
+	Prefixes []netip.Prefix
+}
+
+// UnassignRequest gives addresses back.
+type UnassignRequest struct {
+	InterfaceID string
+	IPs         []netip.Addr
+	Prefixes    []netip.Prefix
+	ClientToken string
+}
+
+// NewToken returns a fresh idempotency token (32 hex characters, within EC2's 64).
+func NewToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Observer is told about every cloud API call a driver makes (for metrics).
+type Observer func(action string, took time.Duration, err error)
+
+// Settings are the static facts a driver is built from.
+type Settings struct {
+	// Endpoint of the cloud API; Token authenticates (an instance token for fakecloud).
+	Endpoint string
+	Token    string
+	// Observe, when set, sees every API call.
+	Observe Observer
+}
+
+// Constructor builds a driver.
+type Constructor func(Settings) (Provider, error)
+
+// Registry maps --cloud names to drivers.
+type Registry map[string]Constructor
+
+// New builds the driver registered as name.
+func (r Registry) New(name string, s Settings) (Provider, error) {
+	ctor, ok := r[name]
+	if !ok {
+		names := make([]string, 0, len(r))
+		for n := range r {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return nil, fmt.Errorf("cloud %q is unknown: this ipamd has drivers for %s", name, strings.Join(names, ", "))
+	}
+	p, err := ctor(s)
+	if err != nil {
+		return nil, fmt.Errorf("cloud %s: %w", name, err)
+	}
+	return p, nil
+}
