@@ -21,18 +21,19 @@ type fakeIpamd struct {
 	t    testing.TB
 	path string
 
-	mu        sync.Mutex
-	ln        net.Listener
-	next      netip.Addr
-	allocs    map[wire.Owner]wire.Allocation
-	free      []netip.Addr
-	tableFor  func(netip.Addr) int // route table of an address; nil: main
-	mtu       int
-	allocErr  *wire.Error
-	status    wire.StatusResponse
-	requests  map[string]int
-	wg        sync.WaitGroup
-	listening bool
+	mu       sync.Mutex
+	ln       net.Listener
+	next     netip.Addr
+	allocs   map[wire.Owner]wire.Allocation
+	free     []netip.Addr
+	tableFor func(netip.Addr) int // route table of an address; nil: main
+	mtu      int
+	allocErr *wire.Error
+	status   wire.StatusResponse
+	requests map[string]int
+	hangUp   map[string]bool // ops answered by closing the connection, as a crashing ipamd would
+	wg       sync.WaitGroup
+	up       bool
 }
 
 func newFakeIpamd(t testing.TB, first string) *fakeIpamd {
@@ -59,17 +60,23 @@ func (f *fakeIpamd) start() {
 		f.t.Fatalf("fake ipamd: listen on %s: %v", f.path, err)
 	}
 	f.mu.Lock()
-	f.ln, f.listening = ln, true
+	f.ln, f.up = ln, true
 	f.mu.Unlock()
 	f.wg.Add(1)
 	go f.serve(ln)
 }
 
+func (f *fakeIpamd) listening() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.up
+}
+
 // stop closes the socket: the plugin then finds ipamd unreachable.
 func (f *fakeIpamd) stop() {
 	f.mu.Lock()
-	ln, was := f.ln, f.listening
-	f.listening = false
+	ln, was := f.ln, f.up
+	f.up = false
 	f.mu.Unlock()
 	if was {
 		_ = ln.Close()
@@ -93,7 +100,9 @@ func (f *fakeIpamd) serve(ln net.Listener) {
 			if err != nil {
 				return
 			}
-			_ = json.NewEncoder(conn).Encode(f.handle(body))
+			if resp := f.handle(body); resp != nil {
+				_ = json.NewEncoder(conn).Encode(resp)
+			}
 		}()
 	}
 }
@@ -110,6 +119,9 @@ func (f *fakeIpamd) handle(body []byte) *wire.Response {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.requests[req.Op]++
+	if f.hangUp[req.Op] {
+		return nil
+	}
 	switch req.Op {
 	case wire.OpAllocate:
 		f.allocate(req.Allocate, resp)

@@ -9,11 +9,6 @@ import (
 	"strings"
 )
 
-// FaultEnv names the ADD steps to fail, comma-separated: link, route, rule, addr, neigh,
-// default-route, result. It is honoured only by a binary built with -tags flatnetfaults, as the
-// tests build theirs; the release binary ignores it (faults_off.go).
-const FaultEnv = "FLATNET_CNI_FAULT"
-
 // ErrInjected is the error an injected fault returns.
 var ErrInjected = fmt.Errorf("injected failure (%s)", FaultEnv)
 
