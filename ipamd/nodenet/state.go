@@ -75,14 +75,7 @@ func (n *Node) State(ctx context.Context) (Snapshot, error) {
 	if s.Tables, err = n.tableStates(links); err != nil {
 		return Snapshot{}, err
 	}
-	want := baseSysctls()
-	for _, t := range s.Tables {
-		for _, r := range t.Routes {
-			want = append(want, interfaceSysctls(r.Link)...)
-		}
-	}
-	want = slices.CompactFunc(want, func(a, b sysctl) bool { return a.Name() == b.Name() })
-	if s.Sysctls, err = n.readSysctls(want); err != nil {
+	if s.Sysctls, err = n.readSysctls(stateSysctls(s.Tables)); err != nil {
 		return Snapshot{}, err
 	}
 	return s, nil
@@ -173,4 +166,19 @@ func (n *Node) linkNames() (map[int]string, error) {
 		out[l.Attrs().Index] = l.Attrs().Name
 	}
 	return out, nil
+}
+
+// stateSysctls are the base settings and those of every link nodenet routes through.
+func stateSysctls(tables []TableState) []sysctl {
+	want := baseSysctls()
+	seen := map[string]bool{}
+	for _, t := range tables {
+		for _, r := range t.Routes {
+			if !seen[r.Link] {
+				seen[r.Link] = true
+				want = append(want, interfaceSysctls(r.Link)...)
+			}
+		}
+	}
+	return want
 }
