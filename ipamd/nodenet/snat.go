@@ -93,21 +93,23 @@ func snatRule(c *nftables.Chain, set *nftables.Set, mark uint32, primary netip.A
 		UserData: comment(fmt.Sprintf("snat marked (%#x) traffic leaving the VPC to %s", mark, primary))}
 }
 
-// ensureSNAT converges the nftables table, then the policy rule that uses its mark.
+// ensureSNAT converges the policy rule, then the nftables table. In that order, because the
+// rule does nothing until packets carry the mark, while a mark without the rule would SNAT pod
+// packets that still leave through a secondary interface, where the cloud drops them.
 func (n *Node) ensureSNAT() error {
-	if err := n.ensureNFT(n.desiredNFT()); err != nil {
+	if err := n.ensureRules(n.snatRules(), isSNATRule); err != nil {
 		return err
 	}
-	return n.ensureRules(n.snatRules(), isSNATRule)
+	return n.ensureNFT(n.desiredNFT())
 }
 
-// removeSNAT is the off switch: rule first, so no packet is steered to main unSNATed... then
-// the table.
+// removeSNAT is the off switch, in the reverse order of ensureSNAT: the table (marks and SNAT)
+// first, then the rule that no packet matches any more.
 func (n *Node) removeSNAT() error {
-	if err := n.ensureRules(nil, isSNATRule); err != nil {
+	if err := n.deleteNFTTable(); err != nil {
 		return err
 	}
-	return n.deleteNFTTable()
+	return n.ensureRules(nil, isSNATRule)
 }
 
 // nftActual is what the kernel holds of nodenet's table.
