@@ -10,6 +10,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/flatnet/flatnet/ipamd/wire"
 )
@@ -119,11 +120,29 @@ func checkAllocation(a *wire.Allocation) error {
 // openNetNS opens CNI_NETNS; a path that is not a network namespace is an invalid CNI_NETNS.
 func openNetNS(path string) (ns.NetNS, error) {
 	podNS, err := ns.GetNS(path)
+	if err == nil {
+		err = isNetNS(podNS)
+		if err != nil {
+			podNS.Close()
+		}
+	}
 	if err != nil {
 		return nil, types.NewError(types.ErrInvalidEnvironmentVariables,
 			fmt.Sprintf("CNI_NETNS %q cannot be opened: %v", path, err), "the pod sandbox's netns is gone or the path is wrong")
 	}
 	return podNS, nil
+}
+
+// isNetNS asks the kernel what kind of namespace the file is: ns.GetNS opens any file.
+func isNetNS(n ns.NetNS) error {
+	kind, err := unix.IoctlRetInt(int(n.Fd()), unix.NS_GET_NSTYPE)
+	if err != nil {
+		return fmt.Errorf("%s is not a namespace: %w", n.Path(), err)
+	}
+	if kind != unix.CLONE_NEWNET {
+		return fmt.Errorf("%s is not a network namespace", n.Path())
+	}
+	return nil
 }
 
 // podLinkExists reports whether ifName already exists in the pod. It is fine when it is the
