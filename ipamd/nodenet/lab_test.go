@@ -352,11 +352,15 @@ func sourceSeen(t *testing.T, n ns.NetNS, local, dst netip.Addr) string {
 	return c.Source
 }
 
-// nftRuleset is `nft -a list ruleset` inside n: handles included, so a rule re-created with
-// the same text still shows as a difference.
-func nftRuleset(t *testing.T, n ns.NetNS) string {
+// nftRuleset is `nft list ruleset` inside n; with handles, a rule re-created with the same text
+// still shows as a difference.
+func nftRuleset(t *testing.T, n ns.NetNS, handles bool) string {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", filepath.Base(n.Path()), "nft", "-a", "list", "ruleset").CombinedOutput()
+	args := []string{"netns", "exec", filepath.Base(n.Path()), "nft", "list", "ruleset"}
+	if handles {
+		args = []string{"netns", "exec", filepath.Base(n.Path()), "nft", "-a", "list", "ruleset"}
+	}
+	out, err := exec.Command("ip", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("nft list ruleset in %s: %v\n%s", n.Path(), err, out)
 	}

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -103,7 +106,7 @@ func TestEnsureIdempotent(t *testing.T) {
 	if diff := cmp.Diff(want, first, cmpAddrs); diff != "" {
 		t.Errorf("state after first run (-want +got):\n%s", diff)
 	}
-	ruleset := nftRuleset(t, l.node)
+	ruleset := nftRuleset(t, l.node, true)
 	nh := handle(t, l.node)
 	ipRules, err := nh.RuleList(unix.AF_INET)
 	must(t, "rule list", err)
@@ -115,7 +118,7 @@ func TestEnsureIdempotent(t *testing.T) {
 	if got := logs.take() + logs2.take(); got != "" {
 		t.Errorf("second and third runs changed something:\n%s", got)
 	}
-	if diff := cmp.Diff(ruleset, nftRuleset(t, l.node)); diff != "" {
+	if diff := cmp.Diff(ruleset, nftRuleset(t, l.node, true)); diff != "" {
 		t.Errorf("nft ruleset changed (-before +after):\n%s", diff)
 	}
 	ipRules2, err := nh.RuleList(unix.AF_INET)
@@ -128,7 +131,7 @@ func TestEnsureIdempotent(t *testing.T) {
 	}
 	link, err := nh.LinkByName("eth1")
 	must(t, "eth1", err)
-	if link.Attrs().MTU != 1400 || link.Attrs().Flags&1 == 0 {
+	if link.Attrs().MTU != 1400 || link.Attrs().Flags&net.FlagUp == 0 {
 		t.Errorf("eth1: MTU %d flags %v; want MTU 1400 and up", link.Attrs().MTU, link.Attrs().Flags)
 	}
 }
@@ -223,7 +226,7 @@ func TestEnsureInterfaceByMAC(t *testing.T) {
 	}
 	link, err = nh.LinkByName("ens7")
 	must(t, "ens7", err)
-	if link.Attrs().OperState != netlink.OperUp && link.Attrs().Flags&1 == 0 {
+	if link.Attrs().OperState != netlink.OperUp && link.Attrs().Flags&net.FlagUp == 0 {
 		t.Errorf("ens7 not up: %+v", link.Attrs().Flags)
 	}
 
@@ -308,7 +311,7 @@ func TestRemoveInterfaceAndCleanup(t *testing.T) {
 	if diff := cmp.Diff(before, kernelRouting(t, nh), cmp.AllowUnexported(routingDump{})); diff != "" {
 		t.Errorf("Cleanup left something behind (-before +after):\n%s", diff)
 	}
-	if rs := nftRuleset(t, l.node); strings.TrimSpace(rs) != "" {
+	if rs := nftRuleset(t, l.node, true); strings.TrimSpace(rs) != "" {
 		t.Errorf("nft ruleset after Cleanup:\n%s", rs)
 	}
 }
@@ -372,6 +375,47 @@ func TestValidation(t *testing.T) {
 			tc.mutate(&in)
 			if err := in.validate(); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("validate: %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// TestConvergesDrift: whatever someone changed by hand is put back by the next run.
+func TestConvergesDrift(t *testing.T) {
+	l := newLab(t)
+	n, _ := newNode(t, labConfig(l))
+	converge(t, n)
+	want := snapshot(t, n)
+	wantRuleset := nftRuleset(t, l.node, false)
+	for _, tc := range []struct {
+		name string
+		cmd  string
+	}{
+		{"chain priority changed, postrouting gone", "nft delete chain ip flatnet postrouting; nft delete chain ip flatnet prerouting; nft add chain ip flatnet prerouting '{ type filter hook prerouting priority 0; }'"},
+		{"snat rule flushed", "nft flush chain ip flatnet postrouting"},
+		{"extra rule in prerouting", "nft add rule ip flatnet prerouting counter"},
+		{"exclusion deleted", "nft delete element ip flatnet nosnat { 198.18.0.0/24 }"},
+		{"table deleted", "nft delete table ip flatnet"},
+		{"default route gone, stray route added", "ip route del default table 101; ip route add 10.9.0.0/16 via 10.0.1.1 dev eth1 table 101 proto 70"},
+		{"gateway changed", "ip route replace default via 10.0.1.5 dev eth1 table 101 proto 70"},
+		{"rules deleted", "ip rule del priority 1024; ip rule del priority 1536"},
+		{"sysctls reset", "echo 0 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter; echo 0 > /proc/sys/net/ipv4/conf/eth1/rp_filter"},
+		{"eth1 down with another MTU", "ip link set eth1 down mtu 1500"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command("ip", "netns", "exec", filepath.Base(l.node.Path()), "sh", "-ec", tc.cmd).CombinedOutput()
+			must(t, "tamper: "+string(out), err)
+			converge(t, n)
+			if diff := cmp.Diff(want, snapshot(t, n), cmpAddrs); diff != "" {
+				t.Errorf("not converged (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantRuleset, nftRuleset(t, l.node, false)); diff != "" {
+				t.Errorf("nft ruleset not converged (-want +got):\n%s", diff)
+			}
+			link, err := handle(t, l.node).LinkByName("eth1")
+			must(t, "eth1", err)
+			if link.Attrs().MTU != 1400 || link.Attrs().Flags&net.FlagUp == 0 {
+				t.Errorf("eth1 MTU %d flags %v", link.Attrs().MTU, link.Attrs().Flags)
 			}
 		})
 	}
