@@ -119,6 +119,16 @@ const maxDeviceIndex = 127
 
 func (n *Node) tableFor(deviceIndex int) int { return n.cfg.TableBase + deviceIndex }
 
+// RouteTable is the policy-routing table of the interface with deviceIndex, as ipamd reports
+// it in wire.Allocation.RouteTable: 0 (main) for the primary interface, TableBase+deviceIndex
+// otherwise.
+func (n *Node) RouteTable(deviceIndex int) int {
+	if deviceIndex == 0 {
+		return 0
+	}
+	return n.tableFor(deviceIndex)
+}
+
 func (i Interface) validate() error {
 	if i.DeviceIndex < 0 || i.DeviceIndex > maxDeviceIndex {
 		return fmt.Errorf("%w: interface: device index %d out of range 0..%d", ErrInvalid, i.DeviceIndex, maxDeviceIndex)

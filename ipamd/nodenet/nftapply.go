@@ -19,6 +19,10 @@ const (
 	nftUpdate          // shapes right; refresh set elements and/or chain rules that differ
 )
 
+func (p nftPlan) String() string {
+	return [...]string{"nothing", "create", "replace", "update"}[p]
+}
+
 // planNFT compares what is in the kernel with what should be. Pure.
 func planNFT(want nftDesired, got *nftActual) (plan nftPlan, setStale bool, staleChains []string) {
 	if got == nil {
@@ -88,7 +92,7 @@ func (n *Node) ensureNFT(want nftDesired) error {
 		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables: apply table ip %s (plan %d, set stale %t, chains %v): %w",
+		return fmt.Errorf("nftables: apply table ip %s (plan %s, set stale %t, chains %v): %w",
 			NFTTable, plan, setStale, staleChains, err)
 	}
 	n.log.Info("nftables converged", "table", NFTTable, "plan", plan, "setStale", setStale, "chains", staleChains)

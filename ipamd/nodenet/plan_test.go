@@ -58,7 +58,7 @@ func TestPlanNFT(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			plan, setStale, chains := planNFT(want, tc.got)
 			if plan != tc.wantPlan || setStale != tc.wantSet || !slices.Equal(chains, tc.wantChains) {
-				t.Errorf("plan %d set %t chains %v; want %d %t %v", plan, setStale, chains, tc.wantPlan, tc.wantSet, tc.wantChains)
+				t.Errorf("plan %s set %t chains %v; want %s %t %v", plan, setStale, chains, tc.wantPlan, tc.wantSet, tc.wantChains)
 			}
 		})
 	}
@@ -81,5 +81,17 @@ func TestInterfaceRoutesAndRules(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestRouteTable(t *testing.T) {
+	for _, tc := range []struct{ base, index, want int }{
+		{0, 0, 0}, {0, 1, 101}, {0, 15, 115}, {1000, 2, 1002}, {1000, 0, 0},
+	} {
+		c := Config{TableBase: tc.base}
+		c.setDefaults()
+		if got := (&Node{cfg: c}).RouteTable(tc.index); got != tc.want {
+			t.Errorf("base %d index %d: table %d, want %d", tc.base, tc.index, got, tc.want)
+		}
 	}
 }
