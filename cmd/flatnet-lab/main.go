@@ -1,0 +1,218 @@
+// Command flatnet-lab runs flatnet on one machine without Docker: fakecloud with its netns
+// fabric, ipamd on every node, pods wired by the CNI plugin. It needs root.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flatnet/flatnet/test/lab"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	var dir string
+	root := &cobra.Command{
+		Use:           "flatnet-lab",
+		Short:         "A multi-node VPC on network namespaces: fakecloud, ipamd per node, pods through the CNI plugin (root)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&dir, "dir", "/run/flatnet-lab", "the lab's directory (state, logs, sockets)")
+	root.AddCommand(newUpCmd(&dir), newDownCmd(&dir), newStatusCmd(&dir), newPodCmd(&dir), newDemoCmd(&dir), newAgentCmd())
+	return root
+}
+
+// locked runs fn holding the lab's lock, with the lab loaded.
+func locked(dir string, fn func(*lab.Lab) error) error {
+	unlock, err := lab.Lock(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	l, err := lab.Open(dir)
+	if err != nil {
+		return err
+	}
+	return fn(l)
+}
+
+func newUpCmd(dir *string) *cobra.Command {
+	cfg := lab.Config{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Bring a lab up (an earlier one in the same directory is removed first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			unlock, err := lab.Lock(*dir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			cfg.Dir, cfg.Log = *dir, cmd.OutOrStdout()
+			l, err := lab.Up(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			return l.PrintStatus(cmd.Context(), cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Nodes, "nodes", 3, "number of nodes")
+	f.StringVar(&cfg.InstanceType, "instance-type", "m5.large", "instance type of the nodes")
+	f.BoolVar(&cfg.PrefixMode, "prefix-mode", false, "ipamd leases /28 prefixes instead of single addresses")
+	f.StringVar(&cfg.BinDir, "bin-dir", "", "where fakecloud, flatnet-ipamd and flatnet-cni are (default: beside flatnet-lab)")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7480", "fakecloud's API address on loopback")
+	f.StringSliceVar(&cfg.IpamdArgs, "ipamd-arg", nil, "extra flag for every ipamd (repeatable)")
+	return cmd
+}
+
+func newDownCmd(dir *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Remove the lab: pods, processes, namespaces and files (safe to run any time)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			unlock, err := lab.Lock(*dir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			if err := lab.Down(*dir, "", cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "lab down")
+			return nil
+		},
+	}
+}
+
+func newStatusCmd(dir *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show nodes, interfaces, pool sizes and pods",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return locked(*dir, func(l *lab.Lab) error { return l.PrintStatus(cmd.Context(), cmd.OutOrStdout()) })
+		},
+	}
+}
+
+func newPodCmd(dir *string) *cobra.Command {
+	cmd := &cobra.Command{Use: "pod", Short: "Create, delete, check and list pods"}
+	var node string
+	add := &cobra.Command{
+		Use:   "add NAME --node NODE",
+		Short: "Create a pod: a namespace wired by the CNI plugin, running an echo agent on port 8080",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return locked(*dir, func(l *lab.Lab) error {
+				p, err := l.AddPod(cmd.Context(), args[0], node)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "pod %s on %s: %s\n", p.Name, p.Node, p.IP)
+				return nil
+			})
+		},
+	}
+	add.Flags().StringVar(&node, "node", "node-1", "node to run the pod on")
+	del := &cobra.Command{
+		Use:   "del NAME...",
+		Short: "Delete pods (CNI DEL, then the namespace)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return locked(*dir, func(l *lab.Lab) error {
+				for _, name := range args {
+					if err := l.DelPod(cmd.Context(), name); err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "pod %s deleted\n", name)
+				}
+				return nil
+			})
+		},
+	}
+	check := &cobra.Command{
+		Use:   "check NAME",
+		Short: "Run CNI CHECK on a pod",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return locked(*dir, func(l *lab.Lab) error {
+				if err := l.CheckPod(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "pod %s: CHECK passed\n", args[0])
+				return nil
+			})
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List pods",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return locked(*dir, func(l *lab.Lab) error {
+				for _, p := range l.State().Pods {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", p.Name, p.Node, p.IP)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(add, del, check, list)
+	return cmd
+}
+
+func newDemoCmd(dir *string) *cobra.Command {
+	opts := lab.DemoOptions{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Bring up a 3-node lab, show pods with VPC addresses reaching each other, then tear down",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			unlock, err := lab.Lock(*dir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			opts.Dir, opts.Out = *dir, cmd.OutOrStdout()
+			return lab.Demo(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Keep, "keep", false, "leave the lab running afterwards (flatnet-lab down removes it)")
+	cmd.Flags().StringVar(&opts.BinDir, "bin-dir", "", "where the binaries are (default: beside flatnet-lab)")
+	return cmd
+}
+
+// newAgentCmd holds the programs the lab runs inside pods.
+func newAgentCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "agent", Short: "Programs the lab runs inside pods", Hidden: true}
+	var name, listen string
+	echo := &cobra.Command{
+		Use:   "echo",
+		Short: "Answer HTTP requests with the agent's name and the addresses it sees",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return lab.RunEcho(cmd.Context(), name, listen)
+		},
+	}
+	echo.Flags().StringVar(&name, "name", "", "name to report")
+	echo.Flags().StringVar(&listen, "listen", ":8080", "address to listen on")
+	cmd.AddCommand(echo)
+	return cmd
+}

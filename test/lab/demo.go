@@ -1,0 +1,230 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+)
+
+// DemoOptions configures Demo.
+type DemoOptions struct {
+	Dir    string
+	BinDir string
+	Keep   bool // leave the lab running
+	Out    io.Writer
+}
+
+// spoofAddr is an address of the VPC that no interface holds.
+const spoofAddr = "10.0.15.250"
+
+type demo struct {
+	l   *Lab
+	out io.Writer
+	ctx context.Context
+}
+
+func (d *demo) step(format string, args ...any) {
+	fmt.Fprintf(d.out, "\n==> "+format+"\n", args...)
+}
+
+func (d *demo) ok(format string, args ...any) {
+	fmt.Fprintf(d.out, "  ok  "+format+"\n", args...)
+}
+
+// Demo brings up a 3-node lab and shows, checking each, that pods get VPC addresses and reach
+// each other without NAT, that nodes reach pods, that pods reach the internet through the
+// node's SNAT, that the fabric drops a spoofed source, that the pool refills and that a second
+// interface is attached when the first is full. Then it tears the lab down unless Keep.
+func Demo(ctx context.Context, o DemoOptions) (err error) {
+	l, err := Up(ctx, Config{Dir: o.Dir, BinDir: o.BinDir, Nodes: 3, InstanceType: "m5.large", Log: o.Out})
+	if err != nil {
+		return err
+	}
+	if !o.Keep {
+		defer func() {
+			if derr := Down(o.Dir, "", o.Out); derr != nil && err == nil {
+				err = derr
+			}
+			fmt.Fprintln(o.Out, "\nlab torn down: no namespace, link or process left")
+		}()
+	}
+	d := &demo{l: l, out: o.Out, ctx: ctx}
+	for _, run := range []func() error{d.pods, d.podToPod, d.nodeToPod, d.internet, d.spoof, d.secondInterface} {
+		if err := run(); err != nil {
+			return err
+		}
+	}
+	d.step("final state")
+	if err := l.PrintStatus(ctx, o.Out); err != nil {
+		return err
+	}
+	if o.Keep {
+		fmt.Fprintf(o.Out, "\nthe lab keeps running: flatnet-lab --dir %s status | pod add NAME --node node-2 | down\n", o.Dir)
+	}
+	return nil
+}
+
+func (d *demo) pods() error {
+	d.step("pods on every node get addresses of the VPC subnet %s from their node's ipamd", d.l.st.Config.SubnetCIDR)
+	_, subnet, _ := net.ParseCIDR(d.l.st.Config.SubnetCIDR)
+	for _, n := range d.l.State().Nodes {
+		for i := 1; i <= 2; i++ {
+			name := fmt.Sprintf("%s-pod-%d", n.Name, i)
+			p, err := d.l.AddPod(d.ctx, name, n.Name)
+			if err != nil {
+				return err
+			}
+			if !subnet.Contains(net.ParseIP(p.IP)) {
+				return fmt.Errorf("pod %s got %s, outside the subnet %s", name, p.IP, subnet)
+			}
+			d.ok("%-14s on %s (node IP %s) has %s", name, n.Name, n.PrimaryIP, p.IP)
+		}
+	}
+	return nil
+}
+
+func (d *demo) probe(from, ip string, local net.IP) (*EchoReply, error) {
+	ctx, cancel := context.WithTimeout(d.ctx, 3*time.Second)
+	defer cancel()
+	return Probe(ctx, from, ip, local, 3*time.Second)
+}
+
+func (d *demo) podToPod() error {
+	d.step("pod to pod across nodes, no NAT: the receiver sees the sender's pod address")
+	pods := d.l.State().Pods
+	for i, src := range pods {
+		dst := pods[(i+2)%len(pods)] // a pod on the next node
+		r, err := d.probe(src.Netns, dst.IP, nil)
+		if err != nil {
+			return fmt.Errorf("%s (%s) -> %s (%s): %w", src.Name, src.IP, dst.Name, dst.IP, err)
+		}
+		if r.Remote != src.IP || r.Name != dst.Name {
+			return fmt.Errorf("%s -> %s: answered by %s, which saw %s; want %s seeing %s", src.Name, dst.Name, r.Name, r.Remote, dst.Name, src.IP)
+		}
+		d.ok("%s (%s) -> %s (%s): %s saw %s", src.Name, src.IP, dst.Name, dst.IP, r.Name, r.Remote)
+	}
+	return nil
+}
+
+func (d *demo) nodeToPod() error {
+	d.step("node to pod: each node reaches a pod on another node")
+	st := d.l.State()
+	for i, n := range st.Nodes {
+		dst := st.Pods[((i+1)%len(st.Nodes))*2]
+		r, err := d.probe(n.Netns, dst.IP, nil)
+		if err != nil {
+			return fmt.Errorf("%s -> %s (%s): %w", n.Name, dst.Name, dst.IP, err)
+		}
+		if r.Remote != n.PrimaryIP {
+			return fmt.Errorf("%s -> %s: seen as %s, want the node's address %s", n.Name, dst.Name, r.Remote, n.PrimaryIP)
+		}
+		d.ok("%s (%s) -> %s (%s): seen as %s", n.Name, n.PrimaryIP, dst.Name, dst.IP, r.Remote)
+	}
+	return nil
+}
+
+func (d *demo) internet() error {
+	d.step("pod to internet (%s): SNATed by the node to its primary address", InternetAddr)
+	st := d.l.State()
+	for i, n := range st.Nodes {
+		src := st.Pods[i*2]
+		r, err := d.probe(src.Netns, InternetAddr, nil)
+		if err != nil {
+			return fmt.Errorf("%s -> internet: %w", src.Name, err)
+		}
+		if r.Remote != n.PrimaryIP {
+			return fmt.Errorf("%s -> internet: seen as %s, want %s's address %s", src.Name, r.Remote, n.Name, n.PrimaryIP)
+		}
+		d.ok("%s (%s) -> %s: seen as %s, %s's address", src.Name, src.IP, InternetAddr, r.Remote, n.Name)
+	}
+	return nil
+}
+
+func (d *demo) spoof() error {
+	st := d.l.State()
+	n, dst := st.Nodes[0], st.Pods[2]
+	d.step("source/destination check: %s sends from %s, an address it does not own; the fabric drops it", n.Name, spoofAddr)
+	addr, _ := netlink.ParseAddr(spoofAddr + "/32")
+	change := func(add bool) error {
+		return inNetns(n.Netns, func() error {
+			lo, err := netlink.LinkByName("lo")
+			if err != nil {
+				return err
+			}
+			if add {
+				return netlink.AddrAdd(lo, addr)
+			}
+			return netlink.AddrDel(lo, addr)
+		})
+	}
+	if err := change(true); err != nil {
+		return fmt.Errorf("configure %s on %s: %w", spoofAddr, n.Name, err)
+	}
+	defer func() { _ = change(false) }()
+	if r, err := d.probe(n.Netns, dst.IP, net.ParseIP(spoofAddr)); err == nil {
+		return fmt.Errorf("a packet from %s reached %s (answered by %s): the source check let it through", spoofAddr, dst.Name, r.Name)
+	}
+	d.ok("%s -> %s from %s: no answer (dropped by the VPC router)", n.Name, dst.Name, spoofAddr)
+	if _, err := d.probe(n.Netns, dst.IP, net.ParseIP(n.PrimaryIP)); err != nil {
+		return fmt.Errorf("%s -> %s from its own address: %w", n.Name, dst.Name, err)
+	}
+	d.ok("%s -> %s from its own %s: answered", n.Name, dst.Name, n.PrimaryIP)
+	return nil
+}
+
+func (d *demo) interfaces(n Node) ([]api.NetworkInterface, error) {
+	r, err := d.l.cloud.DescribeNetworkInterfaces(d.ctx, &api.DescribeNetworkInterfacesRequest{
+		Filters: []api.Filter{{Name: "attachment.instance-id", Values: []string{n.InstanceID}}}})
+	if err != nil {
+		return nil, err
+	}
+	return r.NetworkInterfaces, nil
+}
+
+func (d *demo) secondInterface() error {
+	n := d.l.State().Nodes[2]
+	d.step("the pool refills as pods arrive on %s, and a second interface is attached once eth0's 9 secondary slots are used", n.Name)
+	before, err := d.interfaces(n)
+	if err != nil {
+		return err
+	}
+	d.printPool(n, "before")
+	for i := 3; i <= 12; i++ {
+		if _, err := d.l.AddPod(d.ctx, fmt.Sprintf("%s-pod-%d", n.Name, i), n.Name); err != nil {
+			return err
+		}
+		if i%3 == 0 {
+			d.printPool(n, fmt.Sprintf("with %d pods", i))
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		after, err := d.interfaces(n)
+		if err != nil {
+			return err
+		}
+		if len(after) > len(before) && len(after) >= 2 {
+			d.ok("%s now has %d interfaces (had %d): %s", n.Name, len(after), len(before), describeENIs(after))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still has %d interfaces with 12 pods: %s", n.Name, len(after), describeENIs(after))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (d *demo) printPool(n Node, when string) {
+	s, err := d.l.Status(d.ctx, n.Name)
+	if err != nil {
+		fmt.Fprintf(d.out, "  pool %s: %v\n", when, err)
+		return
+	}
+	fmt.Fprintf(d.out, "  pool %-12s free %d, assigned %d, capacity %d\n", when+":", s.Free, s.Assigned, s.Capacity)
+}

@@ -1,0 +1,143 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/flatnet/flatnet/ipamd/wire"
+)
+
+// NetworkName is the CNI network the lab's conflist defines.
+const NetworkName = "flatnet"
+
+// Inside each node namespace, ipamd's introspection and metrics listen on the node's own
+// loopback, at the daemon's default ports.
+const (
+	IntrospectionAddr = "127.0.0.1:61679"
+	MetricsAddr       = "127.0.0.1:61678"
+)
+
+func (l *Lab) ipamdArgs(n Node) []string {
+	cfg := l.st.Config
+	args := []string{filepath.Join(cfg.BinDir, "flatnet-ipamd"),
+		"--cloud", "fakecloud",
+		"--socket", n.Socket(),
+		"--state-dir", n.StateDir(),
+		"--spool-dir", n.SpoolDir(),
+		"--introspection-addr", IntrospectionAddr,
+		"--metrics-addr", MetricsAddr,
+	}
+	if cfg.PrefixMode {
+		args = append(args, "--prefix-mode")
+	}
+	return append(args, cfg.IpamdArgs...)
+}
+
+// startIpamd runs the node's ipamd as a process inside the node namespace, where it finds its
+// instance and the cloud through the metadata service, like on a real instance.
+func (l *Lab) startIpamd(n *Node) error {
+	if err := writeConflist(*n); err != nil {
+		return err
+	}
+	pid, err := startProcess(n.Netns, filepath.Join(n.Dir, "ipamd.log"), nil, l.ipamdArgs(*n)...)
+	if err != nil {
+		return fmt.Errorf("start ipamd on %s: %w", n.Name, err)
+	}
+	n.IpamdPID = pid
+	l.logf("%s: ipamd started (pid %d) in namespace %s", n.Name, pid, n.Netns)
+	return nil
+}
+
+// RestartIpamd kills the node's ipamd with SIGKILL (as a crash would) and starts it again.
+func (l *Lab) RestartIpamd(ctx context.Context, node string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.node(node)
+	if n == nil {
+		return fmt.Errorf("no node %q", node)
+	}
+	if err := killProcess(n.IpamdPID); err != nil {
+		return err
+	}
+	if err := l.startIpamd(n); err != nil {
+		return err
+	}
+	if err := l.save(); err != nil {
+		return err
+	}
+	return l.waitIpamd(ctx, *n)
+}
+
+func (l *Lab) node(name string) *Node {
+	for i := range l.st.Nodes {
+		if l.st.Nodes[i].Name == name {
+			return &l.st.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// waitIpamd waits until the node's ipamd answers on its socket.
+func (l *Lab) waitIpamd(ctx context.Context, n Node) error {
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		if !alive(n.IpamdPID) {
+			return fmt.Errorf("ipamd on %s exited; see %s", n.Name, filepath.Join(n.Dir, "ipamd.log"))
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := wire.Call(cctx, n.Socket(), &wire.Request{Op: wire.OpStatus})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("ipamd on %s did not answer within 60s (%v); see %s", n.Name, last, filepath.Join(n.Dir, "ipamd.log"))
+}
+
+// Status asks a node's ipamd for its pool status.
+func (l *Lab) Status(ctx context.Context, node string) (*wire.StatusResponse, error) {
+	l.mu.Lock()
+	n := l.node(node)
+	l.mu.Unlock()
+	if n == nil {
+		return nil, fmt.Errorf("no node %q", node)
+	}
+	resp, err := wire.Call(ctx, n.Socket(), &wire.Request{Op: wire.OpStatus})
+	if resp != nil && resp.Status != nil {
+		return resp.Status, nil // a not-ready status is an answer too
+	}
+	return nil, err
+}
+
+func writeConflist(n Node) error {
+	conf := map[string]any{
+		"cniVersion": "1.1.0",
+		"name":       NetworkName,
+		"plugins": []map[string]any{{
+			"type":        "flatnet",
+			"ipamdSocket": n.Socket(),
+			"spoolDir":    n.SpoolDir(),
+			"logFile":     filepath.Join(n.Dir, "cni.log"),
+		}},
+	}
+	body, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(n.ConfDir(), "10-flatnet.conflist")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		return fmt.Errorf("install the conflist of %s: %w", n.Name, err)
+	}
+	return nil
+}

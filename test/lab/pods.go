@@ -1,0 +1,175 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// EchoPort is where every pod's echo agent listens.
+const EchoPort = 8080
+
+var podName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+
+// cniBinDir holds the plugin under the name the conflist's "type" gives.
+func (l *Lab) cniBinDir() string { return filepath.Join(l.st.Config.Dir, "cni-bin") }
+
+func (l *Lab) ensureCNIBin() error {
+	dir := l.cniBinDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	link := filepath.Join(dir, "flatnet")
+	_ = os.Remove(link)
+	return os.Symlink(filepath.Join(l.st.Config.BinDir, "flatnet-cni"), link)
+}
+
+func (l *Lab) runtimeConf(p Pod) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID: p.ContainerID, NetNS: netnsPath(p.Netns), IfName: "eth0",
+		Args: [][2]string{{"K8S_POD_NAMESPACE", "lab"}, {"K8S_POD_NAME", p.Name}},
+	}
+}
+
+// cni runs fn with the node's CNI configuration, on a thread inside the node's namespace, so the
+// plugin runs where a runtime on that node would run it.
+func (l *Lab) cni(n Node, fn func(*libcni.CNIConfig, *libcni.NetworkConfigList) error) error {
+	conf, err := libcni.ConfListFromFile(filepath.Join(n.ConfDir(), "10-flatnet.conflist"))
+	if err != nil {
+		return fmt.Errorf("read %s's conflist: %w", n.Name, err)
+	}
+	cn := libcni.NewCNIConfigWithCacheDir([]string{l.cniBinDir()}, n.CacheDir(), nil)
+	return inNetns(n.Netns, func() error { return fn(cn, conf) })
+}
+
+// AddPod creates a pod on node: a namespace, wired by the CNI plugin, running an echo agent.
+func (l *Lab) AddPod(ctx context.Context, name, node string) (Pod, error) {
+	if !podName.MatchString(name) {
+		return Pod{}, fmt.Errorf("pod name %q: use 1-40 lowercase letters, digits and dashes", name)
+	}
+	l.mu.Lock()
+	n := l.node(node)
+	exists := l.pod(name) != nil
+	l.mu.Unlock()
+	if n == nil {
+		return Pod{}, fmt.Errorf("no node %q", node)
+	}
+	if exists {
+		return Pod{}, fmt.Errorf("pod %q exists already", name)
+	}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	p := Pod{Name: name, Node: node, Netns: l.st.Config.Prefix + "p-" + name, ContainerID: "lab-" + hex.EncodeToString(id)}
+	if err := l.ensureCNIBin(); err != nil {
+		return Pod{}, err
+	}
+	if err := createNetns(p.Netns); err != nil {
+		return Pod{}, err
+	}
+	var res *types100.Result
+	err := l.cni(*n, func(cn *libcni.CNIConfig, conf *libcni.NetworkConfigList) error {
+		r, err := cn.AddNetworkList(ctx, conf, l.runtimeConf(p))
+		if err != nil {
+			return err
+		}
+		res, err = types100.NewResultFromResult(r)
+		return err
+	})
+	if err == nil && len(res.IPs) == 0 {
+		err = errors.New("the plugin returned no address")
+	}
+	if err != nil {
+		_ = deleteNetns(p.Netns)
+		return Pod{}, fmt.Errorf("CNI ADD of pod %s on %s: %w", name, node, err)
+	}
+	p.IP = res.IPs[0].Address.IP.String()
+	pid, err := startProcess(p.Netns, filepath.Join(l.st.Config.Dir, "pod-"+name+".log"), nil,
+		filepath.Join(l.st.Config.BinDir, "flatnet-lab"), "agent", "echo", "--name", name, "--listen", fmt.Sprintf(":%d", EchoPort))
+	if err != nil {
+		_ = l.delPodNetwork(ctx, *n, p)
+		return Pod{}, err
+	}
+	p.PIDs = []int{pid}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.st.Pods = append(l.st.Pods, p)
+	return p, l.save()
+}
+
+func (l *Lab) pod(name string) *Pod {
+	for i := range l.st.Pods {
+		if l.st.Pods[i].Name == name {
+			return &l.st.Pods[i]
+		}
+	}
+	return nil
+}
+
+// DelPod stops a pod's processes, runs CNI DEL and removes its namespace.
+func (l *Lab) DelPod(ctx context.Context, name string) error {
+	l.mu.Lock()
+	p := l.pod(name)
+	var pod Pod
+	var n *Node
+	if p != nil {
+		pod, n = *p, l.node(p.Node)
+	}
+	l.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no pod %q", name)
+	}
+	for _, pid := range pod.PIDs {
+		if err := stopProcess(pid, 2*time.Second); err != nil {
+			return err
+		}
+	}
+	if err := l.delPodNetwork(ctx, *n, pod); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.st.Pods {
+		if l.st.Pods[i].Name == name {
+			l.st.Pods = append(l.st.Pods[:i], l.st.Pods[i+1:]...)
+			break
+		}
+	}
+	return l.save()
+}
+
+func (l *Lab) delPodNetwork(ctx context.Context, n Node, p Pod) error {
+	err := l.cni(n, func(cn *libcni.CNIConfig, conf *libcni.NetworkConfigList) error {
+		return cn.DelNetworkList(ctx, conf, l.runtimeConf(p))
+	})
+	if err != nil {
+		return fmt.Errorf("CNI DEL of pod %s on %s: %w", p.Name, n.Name, err)
+	}
+	return deleteNetns(p.Netns)
+}
+
+// CheckPod runs CNI CHECK for a pod.
+func (l *Lab) CheckPod(ctx context.Context, name string) error {
+	l.mu.Lock()
+	p := l.pod(name)
+	var pod Pod
+	var n *Node
+	if p != nil {
+		pod, n = *p, l.node(p.Node)
+	}
+	l.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no pod %q", name)
+	}
+	return l.cni(*n, func(cn *libcni.CNIConfig, conf *libcni.NetworkConfigList) error {
+		return cn.CheckNetworkList(ctx, conf, l.runtimeConf(pod))
+	})
+}
