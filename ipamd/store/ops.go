@@ -198,3 +198,60 @@ func addressesOf(txn *memdb.Txn, iface string) []*Address {
 	}
 	return out
 }
+
+// NextFree returns the free address handed out next: the least recently released, so the first
+// to leave its cooldown. ok is false when no address is free at all.
+func (s *Store) NextFree() (Address, bool) {
+	raw, _ := s.db.Txn(false).First(tableAddresses, indexFree+"_prefix", "")
+	if raw == nil {
+		return Address{}, false
+	}
+	return *raw.(*Address), true
+}
+
+// RemoveFree forgets those of ips that are free and past their cooldown, and returns them.
+func (s *Store) RemoveFree(ips []netip.Addr, now time.Time, cooldown time.Duration) ([]netip.Addr, error) {
+	var out []netip.Addr
+	err := s.write(func(txn *memdb.Txn, next func(*record) error) error {
+		out = nil
+		for _, ip := range ips {
+			raw, _ := txn.First(tableAddresses, indexID, ip.String())
+			if raw == nil {
+				continue
+			}
+			if a := raw.(*Address); a.Free() && !a.Cooling(now, cooldown) {
+				out = append(out, ip)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return next(&record{Op: opRemove, IPs: out, At: now})
+	})
+	return out, err
+}
+
+// RemovePrefix forgets every address of prefix if all are free and past their cooldown.
+func (s *Store) RemovePrefix(prefix netip.Prefix, now time.Time, cooldown time.Duration) (bool, error) {
+	var ok bool
+	err := s.write(func(txn *memdb.Txn, next func(*record) error) error {
+		it, err := txn.Get(tableAddresses, indexPrefix, prefix.String())
+		if err != nil {
+			return err
+		}
+		var ips []netip.Addr
+		for o := it.Next(); o != nil; o = it.Next() {
+			a := o.(*Address)
+			if !a.Free() || a.Cooling(now, cooldown) {
+				return nil
+			}
+			ips = append(ips, a.IP)
+		}
+		if len(ips) == 0 {
+			return nil
+		}
+		ok = true
+		return next(&record{Op: opRemove, IPs: ips, At: now})
+	})
+	return ok, err
+}

@@ -1,0 +1,176 @@
+package ipamd
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/flatnet/flatnet/ipamd/nodenet"
+	"github.com/flatnet/flatnet/ipamd/pool"
+	"github.com/flatnet/flatnet/ipamd/provider"
+	"github.com/flatnet/flatnet/ipamd/wire"
+)
+
+// Config is everything ipamd is told. Zero values are not defaults: start from DefaultConfig (or
+// Flags, which does).
+type Config struct {
+	// Cloud names the driver (--cloud, default "fakecloud").
+	Cloud string
+	// InstanceID, CloudEndpoint and CloudToken identify the node and reach the cloud; any left
+	// empty is read from the metadata service at MetadataURL.
+	InstanceID    string
+	CloudEndpoint string
+	CloudToken    string
+	MetadataURL   string // default http://169.254.169.254
+	// StateDir holds the datastore (default /var/lib/flatnet/ipamd).
+	StateDir string
+	// SocketPath is the plugin's socket (default wire.DefaultSocket), mode 0600.
+	SocketPath string
+	// SpoolDir is where the plugin spools releases (default wire.DefaultSpoolDir).
+	SpoolDir string
+	// IntrospectAddr serves /v1/*, /healthz and /readyz (default 127.0.0.1:61679); MetricsAddr
+	// serves /metrics (default :61678). Empty disables the listener.
+	IntrospectAddr string
+	MetricsAddr    string
+
+	// Pool is the warm-pool policy (see pool.Config for each field and its default).
+	Pool pool.Config
+	// Cooldown: a released address is not handed out again for this long (default 30s), so a
+	// packet for the old pod never reaches a new one.
+	Cooldown time.Duration
+	// AllocWait bounds how long an allocation waits for the pool to grow before the plugin
+	// gets "try again" (default 10s).
+	AllocWait time.Duration
+	// Coalesce is how long the worker lets concurrent misses gather before one batched cloud
+	// call (default 2ms).
+	Coalesce time.Duration
+	// DemandWindow is the span over which recent allocations scale the next batch (default 30s).
+	DemandWindow time.Duration
+	// ResyncInterval between comparisons with the cloud's truth (default 60s).
+	ResyncInterval time.Duration
+	// VisibilityGrace: an address or interface ipamd recorded less than this long ago is not
+	// dropped because the cloud does not show it yet (eventual consistency; default 10s).
+	VisibilityGrace time.Duration
+	// SubnetID and SecurityGroups for new interfaces; default the primary interface's.
+	SubnetID       string
+	SecurityGroups []string
+
+	// Datapath enables programming the node (ipamd/nodenet); off only for tests and for ipamd
+	// run outside its node (default on).
+	Datapath bool
+	// MTU of the node's cloud interfaces and of pods (default 9001).
+	MTU int
+	// TableBase: secondary interface N routes through table TableBase+N (default 100).
+	TableBase int
+	// ExternalSNAT turns the node's SNAT off; SNATExclusions are extra destinations not SNATed.
+	ExternalSNAT   bool
+	SNATExclusions []netip.Prefix
+	// PodCheck judges at start whether an allocation's pod still exists: "link" (a host link
+	// of the CNI plugin carries the owner in its alias; default) or "none" (trust the record and
+	// leave stale ones to the runtime's CNI GC).
+	PodCheck string
+
+	// Policy tunes cloud calls (concurrency cap, backoff, circuit breaker).
+	Policy provider.PolicyConfig
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Cloud: "fakecloud", MetadataURL: "http://169.254.169.254", StateDir: "/var/lib/flatnet/ipamd",
+		SocketPath: wire.DefaultSocket, SpoolDir: wire.DefaultSpoolDir,
+		IntrospectAddr: "127.0.0.1:61679", MetricsAddr: ":61678",
+		Pool: pool.DefaultConfig(pool.ModeIP), Cooldown: 30 * time.Second, AllocWait: 10 * time.Second,
+		Coalesce: 2 * time.Millisecond, DemandWindow: 30 * time.Second, ResyncInterval: time.Minute,
+		VisibilityGrace: 10 * time.Second, Datapath: true, MTU: 9001, TableBase: nodenet.DefaultTableBase,
+		PodCheck: "link",
+	}
+}
+
+// Validate refuses settings that cannot work, saying why. Checks that need the instance type
+// run again once it is known.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Pool.Validate(pool.Limits{}); err != nil {
+		errs = append(errs, err)
+	}
+	for name, d := range map[string]time.Duration{"alloc-wait": c.AllocWait, "resync-interval": c.ResyncInterval, "demand-window": c.DemandWindow} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %v must be positive", name, d))
+		}
+	}
+	if c.Cooldown < 0 || c.Coalesce < 0 || c.VisibilityGrace < 0 {
+		errs = append(errs, errors.New("cooldown, coalesce and visibility-grace may not be negative"))
+	}
+	if c.StateDir == "" || c.SocketPath == "" || c.SpoolDir == "" {
+		errs = append(errs, errors.New("state-dir, socket and spool-dir may not be empty"))
+	}
+	if c.PodCheck != "link" && c.PodCheck != "none" {
+		errs = append(errs, fmt.Errorf("pod-check %q is unknown: use link or none", c.PodCheck))
+	}
+	if c.MTU < 576 || c.MTU > 9216 {
+		errs = append(errs, fmt.Errorf("mtu %d is outside 576..9216", c.MTU))
+	}
+	return errors.Join(errs...)
+}
+
+// Flags registers every setting on fs and returns the Config they fill (read it after Parse).
+func Flags(fs *flag.FlagSet) *Config {
+	c := DefaultConfig()
+	fs.StringVar(&c.Cloud, "cloud", c.Cloud, "cloud driver")
+	fs.StringVar(&c.InstanceID, "instance-id", "", "this node's instance ID (default: from the metadata service)")
+	fs.StringVar(&c.CloudEndpoint, "cloud-endpoint", "", "cloud API endpoint (default: from the metadata service)")
+	fs.StringVar(&c.CloudToken, "cloud-token", "", "cloud API token (default: from the metadata service)")
+	fs.StringVar(&c.MetadataURL, "metadata-url", c.MetadataURL, "instance metadata service")
+	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "datastore directory")
+	fs.StringVar(&c.SocketPath, "socket", c.SocketPath, "unix socket for the CNI plugin")
+	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory of releases the plugin spooled")
+	fs.StringVar(&c.IntrospectAddr, "introspect-addr", c.IntrospectAddr, "introspection and health listen address (empty: off)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "Prometheus metrics listen address (empty: off)")
+	fs.Func("mode", "ip (secondary addresses) or prefix (/28 prefixes) (default ip)", func(s string) error {
+		mode := pool.Mode(s)
+		keep := c.Pool
+		c.Pool = pool.DefaultConfig(mode)
+		c.Pool.MaxBatch, c.Pool.IdleRelease, c.Pool.MaxAddresses, c.Pool.MaxInterfaces = keep.MaxBatch, keep.IdleRelease, keep.MaxAddresses, keep.MaxInterfaces
+		return nil
+	})
+	fs.IntVar(&c.Pool.WarmLow, "warm-low", c.Pool.WarmLow, "grow when fewer free addresses than this (default 3 ip, 8 prefix; set after -mode)")
+	fs.IntVar(&c.Pool.WarmHigh, "warm-high", c.Pool.WarmHigh, "after idle, give back free addresses above this (default 10 ip, 24 prefix; set after -mode)")
+	fs.IntVar(&c.Pool.MaxBatch, "max-batch", c.Pool.MaxBatch, "cap on the speculative part of one growth step")
+	fs.DurationVar(&c.Pool.IdleRelease, "idle-release", c.Pool.IdleRelease, "idle time before excess is given back")
+	fs.IntVar(&c.Pool.MaxAddresses, "max-addresses", 0, "cap on addresses held (0: the instance type's limit)")
+	fs.IntVar(&c.Pool.MaxInterfaces, "max-interfaces", 0, "cap on interfaces used, primary included (0: the instance type's limit)")
+	fs.DurationVar(&c.Cooldown, "cooldown", c.Cooldown, "time a released address rests before reuse")
+	fs.DurationVar(&c.AllocWait, "alloc-wait", c.AllocWait, "how long an allocation waits for the pool before try-again")
+	fs.DurationVar(&c.Coalesce, "coalesce", c.Coalesce, "window in which concurrent misses join one cloud call")
+	fs.DurationVar(&c.DemandWindow, "demand-window", c.DemandWindow, "span of recent allocations that scales the batch")
+	fs.DurationVar(&c.ResyncInterval, "resync-interval", c.ResyncInterval, "interval between resyncs with the cloud")
+	fs.DurationVar(&c.VisibilityGrace, "visibility-grace", c.VisibilityGrace, "age below which a record the cloud does not show yet is kept")
+	fs.StringVar(&c.SubnetID, "subnet-id", "", "subnet for new interfaces (default: the primary interface's)")
+	fs.Func("security-groups", "comma-separated security groups for new interfaces (default: the primary interface's)", func(s string) error {
+		c.SecurityGroups = strings.Split(s, ",")
+		return nil
+	})
+	fs.BoolVar(&c.Datapath, "datapath", c.Datapath, "program the node's interfaces, routes, rules and SNAT")
+	fs.IntVar(&c.MTU, "mtu", c.MTU, "MTU of cloud interfaces and pods")
+	fs.IntVar(&c.TableBase, "table-base", c.TableBase, "secondary interface N uses route table table-base+N")
+	fs.BoolVar(&c.ExternalSNAT, "external-snat", false, "do not SNAT pod traffic leaving the VPC (an external NAT does)")
+	fs.Func("snat-exclusions", "comma-separated CIDRs pods reach without SNAT", func(s string) error {
+		for _, x := range strings.Split(s, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(x))
+			if err != nil {
+				return err
+			}
+			c.SNATExclusions = append(c.SNATExclusions, p)
+		}
+		return nil
+	})
+	fs.StringVar(&c.PodCheck, "pod-check", c.PodCheck, "how start-up judges that a pod still exists: link or none")
+	fs.IntVar(&c.Policy.MaxConcurrent, "cloud-max-concurrent", 4, "cloud calls in flight at most")
+	return &c
+}

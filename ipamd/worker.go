@@ -1,0 +1,329 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/ipamd/pool"
+	"github.com/flatnet/flatnet/ipamd/provider"
+	"github.com/flatnet/flatnet/ipamd/store"
+)
+
+// tick is how often the worker looks at the pool without being asked (idle release, cooldowns).
+const tick = time.Second
+
+// work is the pool worker: the only goroutine that changes the cloud, so plans never race.
+func (d *Daemon) work(ctx context.Context) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	nextResync := time.Now().Add(d.cfg.ResyncInterval)
+	for {
+		kicked := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.kick:
+			kicked = true
+		case <-t.C:
+		}
+		if time.Now().After(nextResync) {
+			if err := d.reconcile(ctx, false); err != nil {
+				d.log.Warn("resync with the cloud failed", "err", err)
+			}
+			d.replaySpool()
+			nextResync = time.Now().Add(d.cfg.ResyncInterval)
+		}
+		if kicked && d.cfg.Coalesce > 0 {
+			// Let concurrent misses gather so one cloud call serves them all.
+			time.Sleep(d.cfg.Coalesce)
+		}
+		d.step(ctx)
+	}
+}
+
+// step plans and executes until the planner is satisfied, a call fails, or a few rounds ran.
+func (d *Daemon) step(ctx context.Context) {
+	for round := 0; round < 4; round++ {
+		now := time.Now()
+		d.mu.Lock()
+		backoff := now.Before(d.retryAt)
+		d.mu.Unlock()
+		st := d.poolState(now)
+		plan := pool.Decide(d.cfg.Pool, st)
+		d.setFull(plan)
+		d.updateGauges(now)
+		if len(plan.Actions) == 0 || backoff {
+			return
+		}
+		err := d.execute(ctx, plan)
+		d.notify()
+		d.recordOutcome(err)
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (d *Daemon) setFull(plan pool.Plan) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if plan.Full && len(plan.Actions) == 0 {
+		if d.full != plan.Reason {
+			d.log.Warn("node is full", "reason", plan.Reason)
+		}
+		d.full = plan.Reason
+		return
+	}
+	if !plan.Full {
+		d.full = ""
+	}
+}
+
+// recordOutcome keeps the worker from hammering a cloud that says no: after a failure it waits
+// (1s doubling to 30s) before the next plan.
+func (d *Daemon) recordOutcome(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil {
+		d.failures, d.lastErr, d.retryAt = 0, nil, time.Time{}
+		return
+	}
+	d.failures++
+	d.lastErr = err
+	wait := min(time.Second<<min(d.failures-1, 5), 30*time.Second)
+	d.retryAt = time.Now().Add(wait)
+	d.log.Warn("pool action failed", "err", err, "retry_in", wait)
+	if errors.Is(err, api.ErrInsufficientFreeAddresses) || errors.Is(err, api.ErrInsufficientCidrBlocks) {
+		d.full = "the subnet has no free addresses left: " + err.Error()
+	}
+	if errors.Is(err, api.ErrAttachmentLimitExceeded) || errors.Is(err, api.ErrPrivateIPAddressLimitExceeded) {
+		d.full = "the cloud says the node is at its limit: " + err.Error()
+	}
+}
+
+// poolState builds the planner's input from the datastore and the demand record.
+func (d *Daemon) poolState(now time.Time) pool.State {
+	v := d.store.View()
+	d.mu.Lock()
+	cut := now.Add(-d.cfg.DemandWindow)
+	i := 0
+	for i < len(d.recent) && d.recent[i].Before(cut) {
+		i++
+	}
+	d.recent = d.recent[i:]
+	st := pool.State{Now: now, Limits: d.limits, Waiting: d.waiting, RecentDemand: len(d.recent), LastDemand: d.lastDemand}
+	d.mu.Unlock()
+	byIface := map[string]*pool.Interface{}
+	for _, in := range v.Interfaces {
+		byIface[in.ID] = &pool.Interface{ID: in.ID, DeviceIndex: in.DeviceIndex, Managed: in.Managed, Slots: 1}
+	}
+	prefixes := map[netip.Prefix][]store.Address{}
+	var free []store.Address
+	for _, a := range v.Addresses {
+		pi := byIface[a.Interface]
+		if pi == nil {
+			continue
+		}
+		switch a.State(now, d.cfg.Cooldown) {
+		case store.StateAssigned:
+			pi.Assigned++
+		case store.StateCooling:
+			pi.Cooling++
+		default:
+			pi.Available++
+			free = append(free, a)
+		}
+		if a.Prefix.IsValid() {
+			prefixes[a.Prefix] = append(prefixes[a.Prefix], a)
+		} else {
+			pi.Slots++
+		}
+	}
+	// Give back the most recently added free addresses first: the oldest stay warm.
+	slices.SortFunc(free, func(a, b store.Address) int { return b.AddedAt.Compare(a.AddedAt) })
+	for _, a := range free {
+		if !a.Prefix.IsValid() {
+			byIface[a.Interface].FreeIPs = append(byIface[a.Interface].FreeIPs, a.IP)
+		}
+	}
+	for p, as := range prefixes {
+		pi := byIface[as[0].Interface]
+		pi.Slots++
+		if len(as) == pool.PrefixSize && !slices.ContainsFunc(as, func(a store.Address) bool { return a.State(now, d.cfg.Cooldown) != store.StateFree }) {
+			pi.FreePrefixes = append(pi.FreePrefixes, p)
+		}
+	}
+	for _, pi := range byIface {
+		slices.SortFunc(pi.FreePrefixes, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+		st.Interfaces = append(st.Interfaces, *pi)
+	}
+	slices.SortFunc(st.Interfaces, func(a, b pool.Interface) int { return a.DeviceIndex - b.DeviceIndex })
+	return st
+}
+
+// execute runs a plan's actions concurrently (the policy caps the calls in flight).
+func (d *Daemon) execute(ctx context.Context, plan pool.Plan) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(plan.Actions))
+	for i, a := range plan.Actions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.act(ctx, a)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) act(ctx context.Context, a pool.Action) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	switch a.Kind {
+	case pool.Assign:
+		return d.assign(ctx, a)
+	case pool.Attach:
+		return d.attach(ctx, a)
+	case pool.Unassign:
+		return d.unassign(ctx, a)
+	case pool.Detach:
+		return d.detach(ctx, a)
+	}
+	return fmt.Errorf("unknown action %q", a.Kind)
+}
+
+func (d *Daemon) counted(count int) (ips, prefixes int) {
+	if d.cfg.Pool.Mode == pool.ModePrefix {
+		return 0, count
+	}
+	return count, 0
+}
+
+func (d *Daemon) assign(ctx context.Context, a pool.Action) error {
+	ips, pfx := d.counted(a.Count)
+	got, err := d.cloud.Assign(ctx, provider.AssignRequest{InterfaceID: a.Interface, IPCount: ips, PrefixCount: pfx})
+	if err != nil {
+		return fmt.Errorf("assign %d to %s: %w", a.Count, a.Interface, err)
+	}
+	return d.record(a.Interface, got.IPs, got.Prefixes)
+}
+
+// record adds addresses the cloud assigned to the datastore as free.
+func (d *Daemon) record(iface string, ips []netip.Addr, prefixes []netip.Prefix) error {
+	now := time.Now()
+	if len(ips) > 0 {
+		if _, err := d.store.AddAddresses(iface, netip.Prefix{}, ips, now); err != nil {
+			return err
+		}
+	}
+	for _, p := range prefixes {
+		if _, err := d.store.AddAddresses(iface, p, expand(p), now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expand lists a prefix's addresses.
+func expand(p netip.Prefix) []netip.Addr {
+	var out []netip.Addr
+	for a := p.Masked().Addr(); p.Contains(a); a = a.Next() {
+		out = append(out, a)
+	}
+	return out
+}
+
+func (d *Daemon) attach(ctx context.Context, a pool.Action) error {
+	ips, pfx := d.counted(a.Count)
+	ni, err := d.cloud.CreateInterface(ctx, provider.CreateInterfaceRequest{
+		InstanceID: d.cfg.InstanceID, SubnetID: d.cfg.SubnetID, SecurityGroups: d.cfg.SecurityGroups,
+		DeviceIndex: a.DeviceIndex, IPCount: ips, PrefixCount: pfx,
+	})
+	if err != nil {
+		return fmt.Errorf("attach an interface at device index %d: %w", a.DeviceIndex, err)
+	}
+	in := storeInterface(ni, time.Now())
+	if err := d.ensureLink(ctx, in); err != nil {
+		return err // the next resync adopts it once the datapath works
+	}
+	if err := d.store.PutInterface(in); err != nil {
+		return err
+	}
+	d.log.Info("interface attached", "interface", ni.ID, "device_index", ni.DeviceIndex, "addresses", len(ni.IPs), "prefixes", len(ni.Prefixes))
+	return d.record(ni.ID, ni.IPs, ni.Prefixes)
+}
+
+func storeInterface(ni *provider.Interface, now time.Time) store.Interface {
+	return store.Interface{ID: ni.ID, MAC: ni.MAC, DeviceIndex: ni.DeviceIndex, SubnetID: ni.SubnetID,
+		SubnetCIDR: ni.SubnetCIDR, PrimaryIP: ni.PrimaryIP, Managed: ni.Managed, AddedAt: now}
+}
+
+func (d *Daemon) ensureLink(ctx context.Context, in store.Interface) error {
+	link, err := linkOf(in)
+	if err != nil {
+		return err
+	}
+	if err := d.dp.EnsureInterface(ctx, link); err != nil {
+		return fmt.Errorf("bring up interface %s (device %d): %w", in.ID, in.DeviceIndex, err)
+	}
+	return nil
+}
+
+// unassign forgets the addresses first (durably), then gives them back: a crash in between
+// leaves addresses the cloud still assigns, which the next reconcile adopts. The other order
+// could hand out an address the cloud no longer assigns.
+func (d *Daemon) unassign(ctx context.Context, a pool.Action) error {
+	now := time.Now()
+	ips, err := d.store.RemoveFree(a.IPs, now, d.cfg.Cooldown)
+	if err != nil {
+		return err
+	}
+	var prefixes []netip.Prefix
+	for _, p := range a.Prefixes {
+		ok, err := d.store.RemovePrefix(p, now, d.cfg.Cooldown)
+		if err != nil {
+			return err
+		}
+		if ok {
+			prefixes = append(prefixes, p)
+		}
+	}
+	if len(ips)+len(prefixes) == 0 {
+		return nil // all taken meanwhile
+	}
+	if err := d.cloud.Unassign(ctx, provider.UnassignRequest{InterfaceID: a.Interface, IPs: ips, Prefixes: prefixes}); err != nil {
+		return fmt.Errorf("unassign from %s: %w", a.Interface, err)
+	}
+	d.log.Info("addresses given back", "interface", a.Interface, "addresses", len(ips), "prefixes", len(prefixes))
+	return nil
+}
+
+func (d *Daemon) detach(ctx context.Context, a pool.Action) error {
+	if err := d.store.RemoveInterface(a.Interface, false); err != nil {
+		if errors.Is(err, store.ErrAssigned) {
+			return nil // an allocation took one of its addresses meanwhile
+		}
+		return err
+	}
+	if err := d.dp.RemoveInterface(ctx, a.DeviceIndex); err != nil {
+		return fmt.Errorf("remove datapath of device %d: %w", a.DeviceIndex, err)
+	}
+	if err := d.cloud.DeleteInterface(ctx, a.Interface); err != nil {
+		return fmt.Errorf("detach %s: %w", a.Interface, err)
+	}
+	d.log.Info("interface detached", "interface", a.Interface, "device_index", a.DeviceIndex)
+	return nil
+}
+
+func (d *Daemon) updateGauges(now time.Time) {
+	c := d.counts(now)
+	d.m.pool.WithLabelValues(store.StateFree).Set(float64(c.free))
+	d.m.pool.WithLabelValues(store.StateCooling).Set(float64(c.cooling))
+	d.m.pool.WithLabelValues(store.StateAssigned).Set(float64(c.assigned))
+}
