@@ -261,15 +261,24 @@ func TestRestartKeepsFlows(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		mutate func(*Config)
+		tamper string // run in the node before the restart
 	}{
-		{"same config", func(*Config) {}},
-		{"exclusion added", func(c *Config) { c.SNATExclusions = append(c.SNATExclusions, netip.MustParsePrefix("192.0.2.0/24")) }},
-		{"back to the original", func(*Config) {}},
+		{"same config", func(*Config) {}, ""},
+		{"exclusion added", func(c *Config) { c.SNATExclusions = append(c.SNATExclusions, netip.MustParsePrefix("192.0.2.0/24")) }, ""},
+		{"back to the original", func(*Config) {}, ""},
+		{"table of the wrong shape is replaced", func(*Config) {}, "nft delete chain ip flatnet postrouting; nft add chain ip flatnet postrouting '{ type nat hook postrouting priority 50; }'"},
 	} {
+		if tc.tamper != "" {
+			out, err := exec.Command("ip", "netns", "exec", filepath.Base(l.node.Path()), "sh", "-ec", tc.tamper).CombinedOutput()
+			must(t, "tamper: "+string(out), err)
+		}
 		cfg := labConfig(l)
 		tc.mutate(&cfg)
-		n, _ := newNode(t, cfg)
+		n, logs := newNode(t, cfg)
 		converge(t, n)
+		if tc.tamper != "" && !strings.Contains(logs.take(), "plan=replace") {
+			t.Errorf("%s: the table was not replaced", tc.name)
+		}
 		for name, c := range flows {
 			if err := c.echo(tc.name); err != nil {
 				t.Errorf("%s: flow %s broke: %v", tc.name, name, err)
