@@ -232,15 +232,24 @@ type DeleteTagsResponse struct{}
 // --- fault injection (admin)
 
 // Fault makes an action misbehave. Rate is the fraction of calls (0..1) answered with Code
-// (default InternalError); Latency is added to every call; VisibilityLag hides resources and
-// addresses created within that window from describe calls and from calls that name them, the
-// way eventual consistency does in a real cloud.
+// (default InternalError); Errors adds further codes with rates of their own, drawn from the same
+// roll (so 10% RequestLimitExceeded plus 2% InternalError fail 12% of calls, never one call
+// twice; the rates add up to at most 1); Latency is added to every call; VisibilityLag hides
+// resources and addresses created within that window from describe calls and from calls that
+// name them, the way eventual consistency does in a real cloud.
 type Fault struct {
-	Action              string  `json:"Action"` // an action name, or "*" for all
-	ErrorRate           float64 `json:"ErrorRate,omitempty"`
-	ErrorCode           string  `json:"ErrorCode,omitempty"`
-	LatencyMillis       int     `json:"LatencyMillis,omitempty"`
-	VisibilityLagMillis int     `json:"VisibilityLagMillis,omitempty"`
+	Action              string       `json:"Action"` // an action name, or "*" for all
+	ErrorRate           float64      `json:"ErrorRate,omitempty"`
+	ErrorCode           string       `json:"ErrorCode,omitempty"`
+	Errors              []FaultError `json:"Errors,omitempty"`
+	LatencyMillis       int          `json:"LatencyMillis,omitempty"`
+	VisibilityLagMillis int          `json:"VisibilityLagMillis,omitempty"`
+}
+
+// FaultError is one injected error code and the fraction of calls that get it.
+type FaultError struct {
+	Code string  `json:"Code"`
+	Rate float64 `json:"Rate"`
 }
 
 type SetFaultRequest struct {

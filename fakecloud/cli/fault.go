@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,12 +18,18 @@ func newFaultCmd(g *globals) *cobra.Command {
 	var f api.Fault
 	var latency, lag time.Duration
 	var seed int64
+	var extra []string
 	set := &cobra.Command{
 		Use:   "set --action ACTION [--error-rate R --error-code CODE --latency D --visibility-lag D --seed N]",
 		Short: "Make an action (or * for all) misbehave; replaces that action's fault",
 		Args:  cobra.NoArgs,
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			f.LatencyMillis, f.VisibilityLagMillis = int(latency.Milliseconds()), int(lag.Milliseconds())
+			errs, err := parseFaultErrors(extra)
+			if err != nil {
+				return err
+			}
+			f.Errors = errs
 			r, err := c.SetFault(ctx, &api.SetFaultRequest{Fault: f, Seed: seed})
 			if err != nil {
 				return err
@@ -31,6 +40,7 @@ func newFaultCmd(g *globals) *cobra.Command {
 	set.Flags().StringVar(&f.Action, "action", "", "API action, or * for every action (required)")
 	set.Flags().Float64Var(&f.ErrorRate, "error-rate", 0, "fraction of calls that fail, 0 to 1")
 	set.Flags().StringVar(&f.ErrorCode, "error-code", "", "code of the injected error (default InternalError)")
+	set.Flags().StringArrayVar(&extra, "error", nil, "further injected codes with their rates, e.g. --error InternalError=0.02 (rates add up to at most 1)")
 	set.Flags().DurationVar(&latency, "latency", 0, "added to every call, e.g. 50ms")
 	set.Flags().DurationVar(&lag, "visibility-lag", 0, "new interfaces and addresses stay invisible this long, e.g. 2s")
 	set.Flags().Int64Var(&seed, "seed", 0, "reseed the fault random source for a reproducible run")
@@ -63,4 +73,18 @@ func newFaultCmd(g *globals) *cobra.Command {
 	clearCmd.Flags().StringVar(&clearAction, "action", "", "the action whose fault to clear (default all)")
 	cmd.AddCommand(set, list, clearCmd)
 	return cmd
+}
+
+// parseFaultErrors reads --error CODE=RATE values.
+func parseFaultErrors(vals []string) ([]api.FaultError, error) {
+	var out []api.FaultError
+	for _, v := range vals {
+		code, rate, ok := strings.Cut(v, "=")
+		r, err := strconv.ParseFloat(rate, 64)
+		if !ok || code == "" || err != nil {
+			return nil, fmt.Errorf("--error %q: write CODE=RATE, e.g. InternalError=0.02", v)
+		}
+		out = append(out, api.FaultError{Code: code, Rate: r})
+	}
+	return out, nil
 }

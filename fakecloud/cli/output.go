@@ -124,9 +124,16 @@ func assignTable(r *api.AssignPrivateIPAddressesResponse) func(*tabwriter.Writer
 
 func faultTable(faults []api.Fault) func(*tabwriter.Writer) {
 	return func(w *tabwriter.Writer) {
-		row(w, "ACTION", "ERROR RATE", "ERROR CODE", "LATENCY", "VISIBILITY LAG")
+		row(w, "ACTION", "ERRORS", "LATENCY", "VISIBILITY LAG")
 		for _, f := range faults {
-			row(w, f.Action, strconv.FormatFloat(f.ErrorRate, 'g', -1, 64), orDash(f.ErrorCode),
+			var errs []string
+			if f.ErrorRate > 0 {
+				errs = append(errs, f.ErrorCode+" "+strconv.FormatFloat(f.ErrorRate, 'g', -1, 64))
+			}
+			for _, e := range f.Errors {
+				errs = append(errs, e.Code+" "+strconv.FormatFloat(e.Rate, 'g', -1, 64))
+			}
+			row(w, f.Action, orDash(strings.Join(errs, ", ")),
 				(time.Duration(f.LatencyMillis) * time.Millisecond).String(),
 				(time.Duration(f.VisibilityLagMillis) * time.Millisecond).String())
 		}

@@ -122,17 +122,54 @@ func (in *Injector) Decide(action string) Decision {
 		Latency:       time.Duration(f.LatencyMillis) * time.Millisecond,
 		VisibilityLag: time.Duration(f.VisibilityLagMillis) * time.Millisecond,
 	}
-	// Draw only for a rate strictly between 0 and 1, so that certain outcomes leave the
-	// sequence of other faults untouched.
-	hit := f.ErrorRate >= 1 || (f.ErrorRate > 0 && in.rng.Float64() < f.ErrorRate)
-	if hit {
-		d.Err = api.Errorf(f.ErrorCode, "injected fault on %s (error rate %g)", action, f.ErrorRate)
-	}
+	d.Err = in.drawError(action, f)
 	return d
+}
+
+// drawError picks at most one injected error with a single roll over the fault's codes. It
+// draws only when the outcome is uncertain, so certain outcomes leave the sequence of other
+// faults untouched.
+func (in *Injector) drawError(action string, f api.Fault) *api.Error {
+	errs := faultErrors(f)
+	total := 0.0
+	for _, e := range errs {
+		total += e.Rate
+	}
+	if total <= 0 {
+		return nil
+	}
+	roll := 0.0
+	if total < 1 || len(errs) > 1 {
+		roll = in.rng.Float64()
+	}
+	for _, e := range errs {
+		if roll < e.Rate {
+			return api.Errorf(e.Code, "injected fault on %s (error rate %g)", action, e.Rate)
+		}
+		roll -= e.Rate
+	}
+	return nil
+}
+
+// faultErrors lists a fault's codes with their rates: ErrorCode/ErrorRate first, then Errors.
+func faultErrors(f api.Fault) []api.FaultError {
+	var out []api.FaultError
+	if f.ErrorRate > 0 {
+		out = append(out, api.FaultError{Code: f.ErrorCode, Rate: f.ErrorRate})
+	}
+	for _, e := range f.Errors {
+		if e.Rate > 0 {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Validate reports, as an InvalidParameterValue, what is wrong with f.
 func (in *Injector) Validate(f api.Fault) error {
+	if err := validateErrors(f.Errors); err != nil {
+		return err
+	}
 	switch {
 	case f.Action == "":
 		return api.Errorf(api.CodeMissingParameter, "fault action is missing: name an API action or \"*\"")
@@ -142,10 +179,34 @@ func (in *Injector) Validate(f api.Fault) error {
 		return api.Errorf(api.CodeInvalidParameterValue, "error rate %v is out of range: use a fraction from 0 to 1", f.ErrorRate)
 	case f.ErrorCode != "" && !knownCodes[f.ErrorCode]:
 		return api.Errorf(api.CodeInvalidParameterValue, "unknown error code %q: use one of fakecloud's error codes, e.g. %s", f.ErrorCode, api.CodeInternalError)
+	case len(f.Errors) > 16:
+		return api.Errorf(api.CodeInvalidParameterValue, "a fault lists %d error codes; at most 16", len(f.Errors))
+	case sumRates(f) > 1+1e-9:
+		return api.Errorf(api.CodeInvalidParameterValue, "the error rates of a fault add up to %g; at most 1", sumRates(f))
 	case f.LatencyMillis < 0 || int64(f.LatencyMillis) > MaxLatency.Milliseconds():
 		return api.Errorf(api.CodeInvalidParameterValue, "latency %d ms is out of range: use 0 to %d ms", f.LatencyMillis, MaxLatency.Milliseconds())
 	case f.VisibilityLagMillis < 0 || int64(f.VisibilityLagMillis) > MaxVisibilityLag.Milliseconds():
 		return api.Errorf(api.CodeInvalidParameterValue, "visibility lag %d ms is out of range: use 0 to %d ms", f.VisibilityLagMillis, MaxVisibilityLag.Milliseconds())
+	}
+	return nil
+}
+
+func sumRates(f api.Fault) float64 {
+	sum := f.ErrorRate
+	for _, e := range f.Errors {
+		sum += e.Rate
+	}
+	return sum
+}
+
+func validateErrors(errs []api.FaultError) error {
+	for i, e := range errs {
+		switch {
+		case !knownCodes[e.Code]:
+			return api.Errorf(api.CodeInvalidParameterValue, "Errors[%d]: unknown error code %q: use one of fakecloud's error codes, e.g. %s", i, e.Code, api.CodeInternalError)
+		case !(e.Rate >= 0 && e.Rate <= 1):
+			return api.Errorf(api.CodeInvalidParameterValue, "Errors[%d]: rate %v is out of range: use a fraction from 0 to 1", i, e.Rate)
+		}
 	}
 	return nil
 }

@@ -165,3 +165,32 @@ func TestListAndClear(t *testing.T) {
 		t.Errorf("after clearing all: %v", got)
 	}
 }
+
+func TestSeveralCodesShareOneRoll(t *testing.T) {
+	in := New([]string{"AssignPrivateIpAddresses"}, 7)
+	f := api.Fault{Action: "*", ErrorRate: 0.10, ErrorCode: api.CodeRequestLimitExceeded,
+		Errors: []api.FaultError{{Code: api.CodeInternalError, Rate: 0.02}}}
+	if err := in.Set(f, 42); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	const n = 100000
+	for range n {
+		if d := in.Decide("AssignPrivateIpAddresses"); d.Err != nil {
+			counts[d.Err.Code]++
+		}
+	}
+	for code, want := range map[string]float64{api.CodeRequestLimitExceeded: 0.10, api.CodeInternalError: 0.02} {
+		got := float64(counts[code]) / n
+		if got < want*0.9 || got > want*1.1 {
+			t.Errorf("%s on %.4f of calls, want about %.2f", code, got, want)
+		}
+	}
+	bad := api.Fault{Action: "*", ErrorRate: 0.7, Errors: []api.FaultError{{Code: api.CodeInternalError, Rate: 0.4}}}
+	if err := in.Set(bad, 0); err == nil {
+		t.Error("rates adding up to 1.1 were accepted")
+	}
+	if err := in.Set(api.Fault{Action: "*", Errors: []api.FaultError{{Code: "Nope", Rate: 0.1}}}, 0); err == nil {
+		t.Error("an unknown code in Errors was accepted")
+	}
+}
