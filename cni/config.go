@@ -133,10 +133,10 @@ func (c *NetConf) validAttachments() []types.GCAttachment {
 // runtimes that send other keys also send IgnoreUnknown=1.
 type podArgs struct {
 	types.CommonArgs
-	K8S_POD_NAMESPACE          types.UnmarshallableString //nolint:revive,staticcheck // CNI_ARGS key names are fixed
-	K8S_POD_NAME               types.UnmarshallableString //nolint:revive,staticcheck // CNI_ARGS key names are fixed
-	K8S_POD_INFRA_CONTAINER_ID types.UnmarshallableString //nolint:revive,staticcheck // CNI_ARGS key names are fixed
-	K8S_POD_UID                types.UnmarshallableString //nolint:revive,staticcheck // CNI_ARGS key names are fixed
+	K8S_POD_NAMESPACE          types.UnmarshallableString //nolint:revive // CNI_ARGS key names are fixed
+	K8S_POD_NAME               types.UnmarshallableString //nolint:revive // CNI_ARGS key names are fixed
+	K8S_POD_INFRA_CONTAINER_ID types.UnmarshallableString //nolint:revive // CNI_ARGS key names are fixed
+	K8S_POD_UID                types.UnmarshallableString //nolint:revive // CNI_ARGS key names are fixed
 }
 
 // parsePodRef reads the pod's namespace and name from CNI_ARGS; code 4 when CNI_ARGS is malformed.

@@ -87,7 +87,7 @@ func referencePlugins(t testing.TB, pkgs ...string) {
 		buildOnce(t, pkg, func() error {
 			modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/containernetworking/plugins").Output()
 			if err != nil || strings.TrimSpace(string(modDir)) == "" {
-				return fmt.Errorf("find containernetworking/plugins in the module cache (go mod download github.com/containernetworking/plugins): %v", err)
+				return fmt.Errorf("find containernetworking/plugins in the module cache (go mod download github.com/containernetworking/plugins): %w", err)
 			}
 			cmd := exec.Command("go", "build", "-o", binDir+"/", "./plugins/"+pkg)
 			cmd.Dir = strings.TrimSpace(string(modDir))
