@@ -49,6 +49,7 @@ type Daemon struct {
 	lastErr    error  // the last cloud failure of the worker
 	retryAt    time.Time
 	failures   int
+	resyncNow  bool
 }
 
 // New discovers the instance, checks the configuration against its limits, opens the datastore

@@ -32,7 +32,11 @@ func (d *Daemon) work(ctx context.Context) {
 			kicked = true
 		case <-t.C:
 		}
-		if time.Now().After(nextResync) {
+		d.mu.Lock()
+		resync := d.resyncNow
+		d.resyncNow = false
+		d.mu.Unlock()
+		if resync || time.Now().After(nextResync) {
 			if err := d.reconcile(ctx, false); err != nil {
 				d.log.Warn("resync with the cloud failed", "err", err)
 			}
@@ -55,6 +59,10 @@ func (d *Daemon) step(ctx context.Context) {
 		backoff := now.Before(d.retryAt)
 		d.mu.Unlock()
 		st := d.poolState(now)
+		if !slices.ContainsFunc(st.Interfaces, func(in pool.Interface) bool { return in.DeviceIndex == 0 }) {
+			d.requestResync() // the primary interface is not visible yet: nothing to plan on
+			return
+		}
 		plan := pool.Decide(d.cfg.Pool, st)
 		d.setFull(plan)
 		d.updateGauges(now)
@@ -102,9 +110,19 @@ func (d *Daemon) recordOutcome(err error) {
 	if errors.Is(err, api.ErrInsufficientFreeAddresses) || errors.Is(err, api.ErrInsufficientCidrBlocks) {
 		d.full = "the subnet has no free addresses left: " + err.Error()
 	}
-	if errors.Is(err, api.ErrAttachmentLimitExceeded) || errors.Is(err, api.ErrPrivateIPAddressLimitExceeded) {
-		d.full = "the cloud says the node is at its limit: " + err.Error()
+	if errors.Is(err, api.ErrAttachmentLimitExceeded) || errors.Is(err, api.ErrPrivateIPAddressLimitExceeded) ||
+		errors.Is(err, api.ErrInvalidParameterValue) {
+		// The record is behind the cloud (addresses or interfaces it has not adopted yet).
+		d.resyncNow = true
 	}
+}
+
+// requestResync makes the worker compare with the cloud before its next plan.
+func (d *Daemon) requestResync() {
+	d.mu.Lock()
+	d.resyncNow = true
+	d.mu.Unlock()
+	d.poke()
 }
 
 // poolState builds the planner's input from the datastore and the demand record.

@@ -79,7 +79,8 @@ func grow(c Config, st State, t totals, need int) Plan {
 		placed += a.Count * unit
 	}
 	attached := len(ifaces)
-	for index := 0; units > 0 && attached < c.maxInterfaces(st.Limits); index++ {
+	// Index 0 is the primary interface, which every instance has from launch.
+	for index := 1; units > 0 && attached < c.maxInterfaces(st.Limits); index++ {
 		if used[index] {
 			continue
 		}
