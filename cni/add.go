@@ -55,6 +55,9 @@ func cmdAdd(inv *invocation) (err error) {
 	if err := checkAllocation(resp.Allocation); err != nil {
 		return err
 	}
+	if err := discardSpooled(inv.conf.SpoolDir, owner); err != nil {
+		return cniError(types.ErrIOFailure, "clear the spool", err)
+	}
 	exists, err := podLinkExists(podNS, s)
 	var fe *foreignLinkError
 	if errors.As(err, &fe) {

@@ -222,6 +222,15 @@ func deletePodLink(netnsPath, ifName string) error {
 	if netnsPath == "" {
 		return nil
 	}
+	// A path that is gone, or outlived its namespace (an unmounted bind mount), is fine.
+	if err := ns.IsNSorErr(netnsPath); err != nil {
+		var notExist ns.NSPathNotExistErr
+		var notNS ns.NSPathNotNSErr
+		if errors.As(err, &notExist) || errors.As(err, &notNS) || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("look at CNI_NETNS %s: %w", netnsPath, err)
+	}
 	err := ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
 		link, err := netlink.LinkByName(ifName)
 		if err != nil {
@@ -240,11 +249,7 @@ func deletePodLink(netnsPath, ifName string) error {
 	})
 	var notExist ns.NSPathNotExistErr
 	if errors.As(err, &notExist) || errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	var notNS ns.NSPathNotNSErr
-	if errors.As(err, &notNS) {
-		return nil // the path outlived its namespace (unmounted)
+		return nil // removed between the look and the switch
 	}
 	return err
 }

@@ -86,8 +86,11 @@ func referencePlugins(t testing.TB, pkgs ...string) {
 	for _, pkg := range pkgs {
 		buildOnce(t, pkg, func() error {
 			modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/containernetworking/plugins").Output()
-			if err != nil || strings.TrimSpace(string(modDir)) == "" {
-				return fmt.Errorf("find containernetworking/plugins in the module cache (go mod download github.com/containernetworking/plugins): %w", err)
+			if err != nil {
+				return fmt.Errorf("find containernetworking/plugins in the module cache: %w", err)
+			}
+			if strings.TrimSpace(string(modDir)) == "" {
+				return errors.New("containernetworking/plugins is not in the module cache: go mod download github.com/containernetworking/plugins")
 			}
 			cmd := exec.Command("go", "build", "-o", binDir+"/", "./plugins/"+pkg)
 			cmd.Dir = strings.TrimSpace(string(modDir))

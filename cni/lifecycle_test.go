@@ -2,6 +2,7 @@ package cni_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -69,6 +70,16 @@ func testPodLifecycle(t *testing.T, version string) {
 	}
 	if err := n.del(t, list, a); err != nil {
 		t.Fatalf("second DEL pod-a: %v", err)
+	}
+	// A DEL whose CNI_NETNS outlived its namespace (a bind-mount file left unmounted).
+	stale := filepath.Join(t.TempDir(), "netns")
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	staleRT := *a.rt
+	staleRT.NetNS = stale
+	if err := n.del(t, list, &pod{ns: a.ns, rt: &staleRT}); err != nil {
+		t.Fatalf("DEL with a CNI_NETNS that is no namespace: %v", err)
 	}
 	// A DEL after the sandbox's netns is gone (kernel removed the veth pair).
 	_ = b.ns.Close()
@@ -221,6 +232,16 @@ func TestDelSpoolsWhenIpamdDown(t *testing.T) {
 	entries, _ := os.ReadDir(n.spool)
 	if len(entries) != 1 {
 		t.Fatalf("spool dir holds %d files, want 1 (no temporary file left)", len(entries))
+	}
+
+	// The same attachment is added again once ipamd is back, before ipamd replayed the spool:
+	// ipamd hands out the address it still holds, and the stale release must not take it away.
+	n.ipamd.start()
+	if again := resultIP(t, n.mustAdd(t, list, p), "1.0.0"); again != ip {
+		t.Fatalf("re-ADD got %s, ipamd still held %s", again, ip)
+	}
+	if _, err := os.Stat(filepath.Join(n.spool, owner.Key())); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the stale spooled release survived the re-ADD (%v)", err)
 	}
 }
 

@@ -74,3 +74,14 @@ func spoolRelease(dir string, owner wire.Owner) (string, error) {
 	}
 	return final, nil
 }
+
+// discardSpooled removes a spooled release of owner, if any. ADD calls it once ipamd has
+// answered the allocation: the address ipamd holds for owner is live again, and replaying an
+// older release of the same owner would take it from the running pod.
+func discardSpooled(dir string, owner wire.Owner) error {
+	err := os.Remove(filepath.Join(dir, owner.Key()))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the stale spooled release of %s: %w", owner.Key(), err)
+	}
+	return nil
+}
