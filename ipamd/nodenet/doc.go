@@ -44,6 +44,10 @@
 // when its shape is wrong. The kernel applies a transaction atomically and conntrack (with every
 // NAT binding) is untouched, so established flows survive.
 //
+// Removing the table (SNAT turned off, Cleanup) is the one change that disturbs flows: the snat
+// rule's nat expression holds conntrack on in the namespace, and when nothing else (kube-proxy,
+// another nat table) does, established SNATed flows lose their translation.
+//
 // Routes and rules nodenet makes carry the routing protocol number Protocol, which is how
 // State, RemoveInterface and Cleanup recognise them. Sysctls are not reverted by Cleanup: other
 // software on the node may rely on forwarding.

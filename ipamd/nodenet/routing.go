@@ -124,24 +124,13 @@ func (n *Node) tableRoutes(table int) ([]netlink.Route, error) {
 // ensureRules makes the rules selected by scope exactly want: add the missing first, then
 // delete the stale, so traffic never falls through a gap.
 func (n *Node) ensureRules(want []netlink.Rule, scope func(netlink.Rule) bool) error {
-	got, err := n.rules(scope)
+	got, err := n.addMissingRules(want, scope)
 	if err != nil {
 		return err
-	}
-	have := map[string]bool{}
-	for _, r := range got {
-		have[ruleKey(r)] = true
 	}
 	wanted := map[string]bool{}
 	for _, r := range want {
 		wanted[ruleKey(r)] = true
-		if have[ruleKey(r)] {
-			continue
-		}
-		if err := n.nl.RuleAdd(&r); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("add rule %s: %w", ruleKey(r), err)
-		}
-		n.log.Info("rule added", "rule", ruleKey(r))
 	}
 	for _, r := range got {
 		if !wanted[ruleKey(r)] {
@@ -151,6 +140,29 @@ func (n *Node) ensureRules(want []netlink.Rule, scope func(netlink.Rule) bool) e
 		}
 	}
 	return nil
+}
+
+// addMissingRules adds the rules of want that scope does not hold yet, and returns what scope
+// held before.
+func (n *Node) addMissingRules(want []netlink.Rule, scope func(netlink.Rule) bool) ([]netlink.Rule, error) {
+	got, err := n.rules(scope)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, r := range got {
+		have[ruleKey(r)] = true
+	}
+	for _, r := range want {
+		if have[ruleKey(r)] {
+			continue
+		}
+		if err := n.nl.RuleAdd(&r); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("add rule %s: %w", ruleKey(r), err)
+		}
+		n.log.Info("rule added", "rule", ruleKey(r))
+	}
+	return got, nil
 }
 
 func (n *Node) rules(scope func(netlink.Rule) bool) ([]netlink.Rule, error) {

@@ -93,14 +93,18 @@ func snatRule(c *nftables.Chain, set *nftables.Set, mark uint32, primary netip.A
 		UserData: comment(fmt.Sprintf("snat marked (%#x) traffic leaving the VPC to %s", mark, primary))}
 }
 
-// ensureSNAT converges the policy rule, then the nftables table. In that order, because the
-// rule does nothing until packets carry the mark, while a mark without the rule would SNAT pod
-// packets that still leave through a secondary interface, where the cloud drops them.
+// ensureSNAT adds the policy rule, converges the nftables table, and only then drops a stale
+// rule (another mark). In that order, because the rule does nothing until packets carry the
+// mark, while a mark without its rule would SNAT pod packets that still leave through a
+// secondary interface, where the cloud drops them.
 func (n *Node) ensureSNAT() error {
-	if err := n.ensureRules(n.snatRules(), isSNATRule); err != nil {
+	if _, err := n.addMissingRules(n.snatRules(), isSNATRule); err != nil {
 		return err
 	}
-	return n.ensureNFT(n.desiredNFT())
+	if err := n.ensureNFT(n.desiredNFT()); err != nil {
+		return err
+	}
+	return n.ensureRules(n.snatRules(), isSNATRule)
 }
 
 // removeSNAT is the off switch, in the reverse order of ensureSNAT: the table (marks and SNAT)
