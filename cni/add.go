@@ -225,7 +225,7 @@ func (inv *invocation) printResult(s spec, b built) error {
 	}
 	base := len(res.Interfaces)
 	res.Interfaces = append(res.Interfaces,
-		&current.Interface{Name: s.hostName, Mac: b.hostMAC.String()},
+		&current.Interface{Name: s.hostName, Mac: b.hostMAC.String(), Mtu: s.mtu},
 		&current.Interface{Name: s.ifName, Mac: b.podMAC.String(), Sandbox: inv.args.Netns, Mtu: s.mtu})
 	res.IPs = append(res.IPs, &current.IPConfig{Interface: current.Int(base + 1), Address: *prefix32(s.ip), Gateway: gatewayIP})
 	res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gatewayIP})

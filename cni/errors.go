@@ -3,6 +3,7 @@ package cni
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -42,7 +43,7 @@ func ipamdError(conf *NetConf, what string, err error) *types.Error {
 	var we *wire.Error
 	if !errors.As(err, &we) {
 		return types.NewError(types.ErrTryAgainLater,
-			fmt.Sprintf("%s: ipamd is not running at %s: %v", what, conf.IpamdSocket, err),
+			fmt.Sprintf("%s: ipamd is not running at %s: %v", what, conf.IpamdSocket, dialCause(err)),
 			"start flatnet-ipamd on this node (or fix ipamdSocket in the conflist); the runtime retries")
 	}
 	switch we.Code {
@@ -57,4 +58,14 @@ func ipamdError(conf *NetConf, what string, err error) *types.Error {
 			"flatnet-cni and flatnet-ipamd are of different releases; install the plugin that ships with this ipamd")
 	}
 	return types.NewError(ErrIpamd, fmt.Sprintf("%s: %v", what, we), "see ipamd's log on this node")
+}
+
+// dialCause drops wire.Call's "reach ipamd at <socket>" wrapping from a failure to connect, which
+// the message already says, and keeps the system's reason (no such file, connection refused).
+func dialCause(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op
+	}
+	return err
 }

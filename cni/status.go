@@ -18,7 +18,7 @@ func cmdStatus(inv *invocation) error {
 	case errors.As(err, &we):
 		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("ipamd at %s cannot say whether it is ready: %v", inv.conf.IpamdSocket, we), "see ipamd's log on this node")
 	case err != nil:
-		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("ipamd is not running at %s: %v", inv.conf.IpamdSocket, err),
+		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("ipamd is not running at %s: %v", inv.conf.IpamdSocket, dialCause(err)),
 			"start flatnet-ipamd on this node (or fix ipamdSocket in the conflist)")
 	case resp.Status == nil:
 		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("ipamd at %s answered status without a status", inv.conf.IpamdSocket), "")
