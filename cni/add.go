@@ -26,6 +26,9 @@ func cmdAdd(inv *invocation) (err error) {
 	if err := validOwner(owner); err != nil {
 		return err
 	}
+	if err := aliasFits(owner); err != nil {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "use a shorter network name")
+	}
 	pod, err := parsePodRef(inv.args.Args)
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ func cmdGC(inv *invocation) error {
 	if err := removeStaleLinks(inv, valid); err != nil {
 		errs = append(errs, err)
 	}
+	if err := removeOrphanRules(); err != nil {
+		errs = append(errs, err)
+	}
 	resp, err := inv.call(&wire.Request{Op: wire.OpGC, GC: &wire.GCRequest{Network: inv.conf.Name, Valid: valid}})
 	if err != nil {
 		errs = append(errs, ipamdError(inv.conf, fmt.Sprintf("release the stale allocations of network %s", inv.conf.Name), err))
@@ -93,4 +96,48 @@ func gcError(errs []error) error {
 		return te
 	}
 	return cniError(ErrDatapath, "gc did not finish", errors.Join(errs...))
+}
+
+// removeOrphanRules deletes rules at flatnet's priorities whose address no flatnet host veth (of
+// any network) routes any more: a crash between a link's removal and its rules' leaves them.
+// ADD adds the host route before the rules, so a pod being wired is never taken for an orphan.
+func removeOrphanRules() error {
+	links, err := retryDump(netlink.LinkList)
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	routed := map[string]bool{}
+	for _, l := range links {
+		if _, ours := aliasNetwork(l.Attrs().Alias); !ours || !strings.HasPrefix(l.Attrs().Name, hostVethPrefix) {
+			continue
+		}
+		ip, err := linkRouteIP(l)
+		if err != nil {
+			return err
+		}
+		if ip.IsValid() {
+			routed[prefix32(ip).String()] = true
+		}
+	}
+	rules, err := retryDump(func() ([]netlink.Rule, error) { return netlink.RuleList(netlink.FAMILY_V4) })
+	if err != nil {
+		return fmt.Errorf("list rules: %w", err)
+	}
+	var errs []error
+	for _, r := range rules {
+		pod := r.Dst
+		if r.Priority == priorityFromPod {
+			pod = r.Src
+		}
+		if (r.Priority != priorityToPod && r.Priority != priorityFromPod) || pod == nil || routed[pod.String()] {
+			continue
+		}
+		if ones, _ := pod.Mask.Size(); ones != 32 {
+			continue // not one of ours
+		}
+		if err := netlink.RuleDel(&r); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete orphan rule %s: %w", ruleString(&r), err))
+		}
+	}
+	return errors.Join(errs...)
 }

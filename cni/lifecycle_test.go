@@ -166,10 +166,32 @@ func TestGC(t *testing.T) {
 	d := n.newPod(t, "pod-d")
 	n.mustAdd(t, otherList, d)
 
+	// An orphan rule (its pod's link is gone) goes; a foreign rule at the same priority stays.
+	orphan, foreign := netlink.NewRule(), netlink.NewRule()
+	orphan.Priority, orphan.Dst, orphan.Table = wire.PriorityToPod, mustCIDR("10.0.2.99/32"), 254
+	foreign.Priority, foreign.Dst, foreign.Table = wire.PriorityToPod, mustCIDR("192.168.0.0/24"), 254
+	if err := n.in(t, func() error { return errors.Join(netlink.RuleAdd(orphan), netlink.RuleAdd(foreign)) }); err != nil {
+		t.Fatal(err)
+	}
+
 	valid := &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: "pod-a", IfName: "eth0"}}}
 	if err := n.in(t, func() error { return n.cni.GCNetworkList(ctx(t), list, valid) }); err != nil {
 		t.Fatalf("GC: %v", err)
 	}
+	var rules []string
+	_ = n.in(t, func() error {
+		rs, err := netlink.RuleList(netlink.FAMILY_V4)
+		for _, r := range rs {
+			if r.Priority == wire.PriorityToPod {
+				rules = append(rules, r.Dst.String())
+			}
+		}
+		return err
+	})
+	if strings.Join(rules, ",") != "192.168.0.0/24" {
+		t.Fatalf("after GC the rules at priority %d are %v, want only the foreign /24", wire.PriorityToPod, rules)
+	}
+	_ = n.in(t, func() error { return netlink.RuleDel(foreign) })
 	allocs := n.ipamd.allocations()
 	if len(allocs) != 2 || allocs[wire.Owner{Network: "flatnet", ContainerID: "pod-a", IfName: "eth0"}].IP.String() != ipA ||
 		allocs[wire.Owner{Network: "othernet", ContainerID: "pod-d", IfName: "eth0"}].IP.String() == "" {

@@ -3,6 +3,7 @@ package cni
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 
 	"github.com/flatnet/flatnet/ipamd/wire"
@@ -29,14 +30,19 @@ func HostVethName(o wire.Owner) string {
 	return hostVethPrefix + hex.EncodeToString(sum[:])[:11]
 }
 
-// linkAlias is the marker set on the host veth: flatnet/<network>/<containerID>/<ifName>,
-// cut at IFALIASZ (the network, which GC reads, always fits).
+// linkAlias is the marker set on the host veth: flatnet/<network>/<containerID>/<ifName>. GC
+// reads the network from it and ipamd's start-up pod check the whole owner, so ADD refuses an
+// owner whose alias would not fit in IFALIASZ (aliasFits) rather than cut it.
 func linkAlias(o wire.Owner) string {
-	a := aliasPrefix + o.Network + "/" + o.ContainerID + "/" + o.IfName
-	if len(a) > maxAlias {
-		a = a[:maxAlias]
+	return aliasPrefix + o.Network + "/" + o.ContainerID + "/" + o.IfName
+}
+
+// aliasFits reports whether the owner's marker fits in a link alias.
+func aliasFits(o wire.Owner) error {
+	if n := len(linkAlias(o)); n > maxAlias {
+		return fmt.Errorf("network name, CNI_CONTAINERID and CNI_IFNAME make a %d-character link alias; at most %d fit", n, maxAlias)
 	}
-	return a
+	return nil
 }
 
 // aliasNetwork returns the network a host veth's alias names, and whether the alias is ours.
