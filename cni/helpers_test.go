@@ -60,8 +60,8 @@ func requirePrivileges(t testing.TB) {
 func pluginPath(t testing.TB) string {
 	t.Helper()
 	buildOnce(t, "flatnet", func() error {
-		out, err := exec.Command("go", "build", "-tags", "flatnetfaults", "-o", filepath.Join(binDir, "flatnet"),
-			"github.com/flatnet/flatnet/cmd/flatnet-cni").CombinedOutput()
+		out, err := staticBuild(exec.Command("go", "build", "-tags", "flatnetfaults", "-o", filepath.Join(binDir, "flatnet"),
+			"github.com/flatnet/flatnet/cmd/flatnet-cni")).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go build flatnet-cni: %w\n%s", err, out)
 		}
@@ -70,10 +70,17 @@ func pluginPath(t testing.TB) string {
 	return binDir
 }
 
-// releasePluginPath builds the release binary (no fault hook) as flatnet into dir.
+// staticBuild makes cmd build a static binary, as the plugins ship (runtimes exec them on hosts
+// of any libc); containernetworking/plugins' own release build does the same.
+func staticBuild(cmd *exec.Cmd) *exec.Cmd {
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	return cmd
+}
+
+// releasePlugin builds the release binary (no fault hook) as flatnet into dir.
 func releasePlugin(t testing.TB, dir string) {
 	t.Helper()
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "flatnet"), "github.com/flatnet/flatnet/cmd/flatnet-cni").CombinedOutput()
+	out, err := staticBuild(exec.Command("go", "build", "-o", filepath.Join(dir, "flatnet"), "github.com/flatnet/flatnet/cmd/flatnet-cni")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build flatnet-cni: %v\n%s", err, out)
 	}
@@ -92,9 +99,9 @@ func referencePlugins(t testing.TB, pkgs ...string) {
 			if strings.TrimSpace(string(modDir)) == "" {
 				return errors.New("containernetworking/plugins is not in the module cache: go mod download github.com/containernetworking/plugins")
 			}
-			cmd := exec.Command("go", "build", "-o", binDir+"/", "./plugins/"+pkg)
+			cmd := staticBuild(exec.Command("go", "build", "-o", binDir+"/", "./plugins/"+pkg))
 			cmd.Dir = strings.TrimSpace(string(modDir))
-			cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+			cmd.Env = append(cmd.Env, "GOFLAGS=-mod=mod", "GOWORK=off")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("build reference plugin %s (needs the module proxy or a warm module cache): %w\n%s", pkg, err, out)
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -112,4 +113,20 @@ func TestAddForeignInterface(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The release binary (built without -tags flatnetfaults) ignores FLATNET_CNI_FAULT.
+func TestReleaseBinaryIgnoresFaults(t *testing.T) {
+	n := newNode(t, "10.0.9.10")
+	dir := t.TempDir()
+	releasePlugin(t, dir)
+	n.cni = libcni.NewCNIConfigWithCacheDir([]string{dir}, t.TempDir(), nil)
+	list := n.conflist(t, "1.1.0", "flatnet")
+	p := n.newPod(t, "pod-a")
+	t.Setenv(cni.FaultEnv, "link,route,rule,result")
+	n.mustAdd(t, list, p)
+	if err := n.del(t, list, p); err != nil {
+		t.Fatal(err)
+	}
+	n.requireClean(t)
 }
