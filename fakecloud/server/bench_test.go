@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,22 +24,31 @@ import (
 const (
 	benchInstances   = 1000
 	benchENIsPerNode = 3
-	benchWorkers     = 8 // concurrent callers; more only queues on a 2-core machine
 	benchSetupBatch  = 100
 )
+
+// benchWorkers is how many callers run at once: FAKECLOUD_BENCH_WORKERS, default one per CPU
+// (more only queue on the machine's cores and stretch the tail).
+func benchWorkers() int {
+	if n, err := strconv.Atoi(os.Getenv("FAKECLOUD_BENCH_WORKERS")); err == nil && n > 0 {
+		return n
+	}
+	return runtime.GOMAXPROCS(0)
+}
 
 // BenchmarkAssignUnassignHTTP reports ops/s and p50/p99 latency of single assign and unassign
 // calls; one iteration is one assign followed by one unassign, so two operations.
 func BenchmarkAssignUnassignHTTP(b *testing.B) {
 	f := benchFixture(b)
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: benchWorkers * 2, MaxIdleConnsPerHost: benchWorkers * 2}}
+	workers := benchWorkers()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: workers * 2, MaxIdleConnsPerHost: workers * 2}}
 	c := client.New(f.url, servertest.AdminToken, client.WithHTTPClient(hc))
 	ctx := context.Background()
 
 	var next atomic.Int64
 	var mu sync.Mutex
 	var all []time.Duration
-	b.SetParallelism(max(1, benchWorkers/runtime.GOMAXPROCS(0))) // times GOMAXPROCS goroutines
+	b.SetParallelism(max(1, workers/runtime.GOMAXPROCS(0))) // times GOMAXPROCS goroutines
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -70,6 +81,7 @@ func BenchmarkAssignUnassignHTTP(b *testing.B) {
 		return
 	}
 	slices.Sort(all)
+	b.ReportMetric(float64(workers), "callers")
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(ms(all[len(all)*50/100]), "p50-ms")
 	b.ReportMetric(ms(all[min(len(all)-1, len(all)*99/100)]), "p99-ms")
