@@ -236,6 +236,7 @@ var knownCodes = map[string]bool{
 	api.CodeInvalidSubnetConflict:             true,
 	api.CodeDependencyViolation:               true,
 	api.CodeIncorrectState:                    true,
+	api.CodeOperationNotPermitted:             true,
 	api.CodeInvalidNetworkInterfaceInUse:      true,
 	api.CodeInternalError:                     true,
 	api.CodeServiceUnavailable:                true,
