@@ -253,6 +253,7 @@ func runChaos(t *testing.T, p *daemonProc, c *chaosClient, ops, kills int) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var killMu sync.Mutex
+	var killers sync.WaitGroup
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
@@ -266,7 +267,9 @@ func runChaos(t *testing.T, p *daemonProc, c *chaosClient, ops, kills int) {
 				}
 				if killAt[i] {
 					delay := time.Duration(r.IntN(5000)) * time.Microsecond
+					killers.Add(1)
 					go func() {
+						defer killers.Done()
 						killMu.Lock()
 						defer killMu.Unlock()
 						time.Sleep(delay)
@@ -291,8 +294,7 @@ func runChaos(t *testing.T, p *daemonProc, c *chaosClient, ops, kills int) {
 		}()
 	}
 	wg.Wait()
-	killMu.Lock()
-	killMu.Unlock()
+	killers.Wait()
 	for _, f := range c.m.failures {
 		t.Error(f)
 	}

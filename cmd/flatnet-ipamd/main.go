@@ -12,7 +12,7 @@ import (
 
 	"github.com/flatnet/flatnet/ipamd"
 	"github.com/flatnet/flatnet/ipamd/provider"
-	fcdriver "github.com/flatnet/flatnet/ipamd/provider/fakecloud"
+	fcdriver "github.com/flatnet/flatnet/ipamd/provider/fakeclouddriver"
 )
 
 // clouds are the drivers this binary carries (docs/providers.md).

@@ -103,7 +103,7 @@ func readWAL(f *os.File) ([]*record, int64, error) {
 			if _, perr := br.Peek(1); errors.Is(perr, io.EOF) {
 				return recs, good, nil // torn last line
 			}
-			return nil, 0, fmt.Errorf("wal %s is corrupt at byte %d (%v) with records after it: move it aside to start from the cloud's truth", f.Name(), good, derr)
+			return nil, 0, fmt.Errorf("wal %s is corrupt at byte %d (%w) with records after it: move it aside to start from the cloud's truth", f.Name(), good, derr)
 		}
 		recs = append(recs, r)
 		good += int64(len(line))
