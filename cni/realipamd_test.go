@@ -16,7 +16,7 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 	"github.com/flatnet/flatnet/ipamd"
 	"github.com/flatnet/flatnet/ipamd/provider"
-	fcdriver "github.com/flatnet/flatnet/ipamd/provider/fakecloud"
+	fcdriver "github.com/flatnet/flatnet/ipamd/provider/fakeclouddriver"
 	"github.com/flatnet/flatnet/ipamd/wire"
 )
 
