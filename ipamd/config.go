@@ -131,11 +131,18 @@ func Flags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.SocketPath, "socket", c.SocketPath, "unix socket for the CNI plugin")
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory of releases the plugin spooled")
 	fs.StringVar(&c.IntrospectAddr, "introspect-addr", c.IntrospectAddr, "introspection and health listen address (empty: off)")
+	fs.StringVar(&c.IntrospectAddr, "introspection-addr", c.IntrospectAddr, "alias of -introspect-addr")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "Prometheus metrics listen address (empty: off)")
 	fs.Func("mode", "ip (secondary addresses) or prefix (/28 prefixes) (default ip)", func(s string) error {
 		mode := pool.Mode(s)
 		keep := c.Pool
 		c.Pool = pool.DefaultConfig(mode)
+		c.Pool.MaxBatch, c.Pool.IdleRelease, c.Pool.MaxAddresses, c.Pool.MaxInterfaces = keep.MaxBatch, keep.IdleRelease, keep.MaxAddresses, keep.MaxInterfaces
+		return nil
+	})
+	fs.BoolFunc("prefix-mode", "alias of -mode=prefix", func(string) error {
+		keep := c.Pool
+		c.Pool = pool.DefaultConfig(pool.ModePrefix)
 		c.Pool.MaxBatch, c.Pool.IdleRelease, c.Pool.MaxAddresses, c.Pool.MaxInterfaces = keep.MaxBatch, keep.IdleRelease, keep.MaxAddresses, keep.MaxInterfaces
 		return nil
 	})
