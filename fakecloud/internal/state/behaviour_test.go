@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -212,8 +213,8 @@ func TestChangeStream(t *testing.T) {
 	if err == nil || s.Seq() != r.Seq {
 		t.Fatalf("failed call moved the sequence (%d -> %d), err %v", r.Seq, s.Seq(), err)
 	}
-	// Far behind the ring: resync.
-	for range 10 {
+	// Far behind the log (which keeps 8 to 16 changes here): resync.
+	for range 30 {
 		_, err := s.CreateTags(admin(), &api.CreateTagsRequest{Resources: []string{w.vpc}, Tags: []api.Tag{{Key: "k", Value: "v"}}})
 		mustOK(t, err)
 	}
@@ -327,5 +328,27 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, s.Snapshot()); diff != "" {
 		t.Fatalf("bad input changed the state:\n%s", diff)
+	}
+}
+
+// The change log keeps a bounded window however long the store runs, and trimming it does not
+// copy the whole log on every write (which made sustained load collapse).
+func TestChangeLogStaysBounded(t *testing.T) {
+	s := openT(t, Config{ChangeLogSize: 64})
+	w := newWorld(t, s, "10.12.0.0/16", "10.12.0.0/24")
+	for i := range 1000 {
+		_, err := s.CreateTags(admin(), &api.CreateTagsRequest{Resources: []string{w.vpc}, Tags: []api.Tag{{Key: "i", Value: fmt.Sprint(i)}}})
+		mustOK(t, err)
+		s.mu.Lock()
+		n, c := len(s.changes), cap(s.changes)
+		s.mu.Unlock()
+		if n > 128 || c > 256 {
+			t.Fatalf("after %d writes the log holds %d changes (capacity %d); want at most 128", i+1, n, c)
+		}
+	}
+	r, err := s.WaitChanges(context.Background(), s.Seq()-64)
+	mustOK(t, err)
+	if r.Resync || len(r.Changes) != 64 {
+		t.Fatalf("a reader 64 changes behind got resync=%v and %d changes; want the 64", r.Resync, len(r.Changes))
 	}
 }

@@ -23,8 +23,8 @@ type Config struct {
 	// AttachDelay is how long attach and detach stay in their transitional states. Zero makes
 	// them complete within the call.
 	AttachDelay time.Duration
-	// ChangeLogSize is how many changes WaitChanges can serve from memory (default 65536);
-	// a caller further behind is told to resync.
+	// ChangeLogSize is how many changes WaitChanges can at least serve from memory (default
+	// 65536; up to twice that are kept); a caller further behind is told to resync.
 	ChangeLogSize int
 	Logger        *slog.Logger
 }
@@ -304,16 +304,20 @@ func (s *Store) publishLocked(t *tx) (uint64, error) {
 	return seq, nil
 }
 
+// appendChanges adds committed changes to the in-memory log. The log keeps at least the last
+// ChangeLogSize changes; it is trimmed only once it holds twice that, so the copy a trim makes
+// is paid once per ChangeLogSize writes, not on every write.
 func (s *Store) appendChanges(changes []api.Change) {
 	s.changes = append(s.changes, changes...)
-	if over := len(s.changes) - s.cfg.ChangeLogSize; over > 0 {
-		// Drop whole transactions only, so a reader never sees half of one.
-		cut := over
-		for cut < len(s.changes) && s.changes[cut].Seq == s.changes[cut-1].Seq {
-			cut++
-		}
-		s.changes = append(s.changes[:0:0], s.changes[cut:]...)
+	if len(s.changes) < 2*s.cfg.ChangeLogSize {
+		return
 	}
+	// Drop whole transactions only, so a reader never sees half of one.
+	cut := len(s.changes) - s.cfg.ChangeLogSize
+	for cut < len(s.changes) && s.changes[cut].Seq == s.changes[cut-1].Seq {
+		cut++
+	}
+	s.changes = append(make([]api.Change, 0, 2*s.cfg.ChangeLogSize), s.changes[cut:]...)
 }
 
 func idempotencyKey(p Principal, token string) string {
