@@ -101,7 +101,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 2m)
 	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 .PHONY: demo
-demo: build ## Walk through fakecloud on loopback (the multi-node lab replaces this with issue 6)
+demo: build ## The lab on the built-in fakecloud: 3 nodes, pods with VPC IPs reaching each other, then teardown (root; KEEP=1 keeps it)
+	$(BIN)/flatnet-lab demo $(if $(KEEP),--keep,)
+
+.PHONY: demo-fakecloud
+demo-fakecloud: build ## Walk through fakecloud's API on loopback: limits, throttling, faults (no root needed)
 	hack/demo.sh
 
 .PHONY: generate

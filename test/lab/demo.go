@@ -41,14 +41,20 @@ func (d *demo) ok(format string, args ...any) {
 // each other without NAT, that nodes reach pods, that pods reach the internet through the
 // node's SNAT, that the fabric drops a spoofed source, that the pool refills and that a second
 // interface is attached when the first is full. Then it tears the lab down unless Keep.
-func Demo(ctx context.Context, o DemoOptions) (err error) {
-	l, err := Up(ctx, Config{Dir: o.Dir, BinDir: o.BinDir, Nodes: 3, InstanceType: "m5.large", Log: o.Out})
+func Demo(ctx context.Context, o DemoOptions) error {
+	return demoRun(ctx, Config{Dir: o.Dir, BinDir: o.BinDir}, o)
+}
+
+// demoRun is Demo on a given lab configuration (tests choose the prefix and port).
+func demoRun(ctx context.Context, cfg Config, o DemoOptions) (err error) {
+	cfg.Nodes, cfg.InstanceType, cfg.Log = 3, "m5.large", o.Out
+	l, err := Up(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	if !o.Keep {
 		defer func() {
-			if derr := Down(o.Dir, "", o.Out); derr != nil && err == nil {
+			if derr := Down(cfg.Dir, cfg.Prefix, o.Out); derr != nil && err == nil {
 				err = derr
 			}
 			fmt.Fprintln(o.Out, "\nlab torn down: no namespace, link or process left")
@@ -211,7 +217,7 @@ func (d *demo) secondInterface() error {
 		}
 		if len(after) > len(before) && len(after) >= 2 {
 			d.ok("%s now has %d interfaces (had %d): %s", n.Name, len(after), len(before), describeENIs(after))
-			return nil
+			return d.secondaryPodReachable(n, after)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s still has %d interfaces with 12 pods: %s", n.Name, len(after), describeENIs(after))
@@ -227,4 +233,38 @@ func (d *demo) printPool(n Node, when string) {
 		return
 	}
 	fmt.Fprintf(d.out, "  pool %-12s free %d, assigned %d, capacity %d\n", when+":", s.Free, s.Assigned, s.Capacity)
+}
+
+// secondaryPodReachable shows that a pod whose address sits on a secondary interface (policy
+// routing through that interface's table) reaches and is reached like any other.
+func (d *demo) secondaryPodReachable(n Node, enis []api.NetworkInterface) error {
+	device := map[string]int{}
+	for _, e := range enis {
+		for _, a := range e.PrivateIPAddresses {
+			device[a.PrivateIPAddress] = e.Attachment.DeviceIndex
+		}
+	}
+	st := d.l.State()
+	for _, p := range st.Pods {
+		dev, ok := device[p.IP]
+		if p.Node != n.Name || !ok || dev == 0 {
+			continue
+		}
+		peer := st.Pods[0]
+		r, err := d.probe(p.Netns, peer.IP, nil)
+		if err != nil || r.Remote != p.IP {
+			return fmt.Errorf("%s (%s, on eth%d) -> %s: %v %+v", p.Name, p.IP, dev, peer.Name, err, r)
+		}
+		d.ok("%s (%s, on eth%d) -> %s (%s): %s saw %s", p.Name, p.IP, dev, peer.Name, peer.IP, r.Name, r.Remote)
+		if r, err = d.probe(peer.Netns, p.IP, nil); err != nil || r.Remote != peer.IP {
+			return fmt.Errorf("%s -> %s (%s, on eth%d): %v %+v", peer.Name, p.Name, p.IP, dev, err, r)
+		}
+		d.ok("%s (%s) -> %s (%s, on eth%d): %s saw %s", peer.Name, peer.IP, p.Name, p.IP, dev, r.Name, r.Remote)
+		if r, err = d.probe(p.Netns, InternetAddr, nil); err != nil || r.Remote != n.PrimaryIP {
+			return fmt.Errorf("%s (on eth%d) -> internet: %v %+v, want seen as %s", p.Name, dev, err, r, n.PrimaryIP)
+		}
+		d.ok("%s (%s, on eth%d) -> %s: seen as %s, %s's address", p.Name, p.IP, dev, InternetAddr, r.Remote, n.Name)
+		return nil
+	}
+	return fmt.Errorf("no pod of %s has an address on a secondary interface", n.Name)
 }

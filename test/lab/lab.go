@@ -40,7 +40,7 @@ type Config struct {
 	IpamdArgs []string
 	// FakecloudArgs are extra flags for fakecloud serve.
 	FakecloudArgs []string
-	Log           io.Writer
+	Log           io.Writer `json:"-"`
 }
 
 func (c *Config) defaults() error {

@@ -99,6 +99,11 @@ func (l *Lab) AddPod(ctx context.Context, name, node string) (Pod, error) {
 		return Pod{}, err
 	}
 	p.PIDs = []int{pid}
+	if err := waitListening(ctx, p.Netns, fmt.Sprintf("127.0.0.1:%d", EchoPort), pid); err != nil {
+		_ = stopProcess(pid, time.Second)
+		_ = l.delPodNetwork(ctx, *n, p)
+		return Pod{}, fmt.Errorf("pod %s: %w", name, err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.st.Pods = append(l.st.Pods, p)
@@ -172,4 +177,28 @@ func (l *Lab) CheckPod(ctx context.Context, name string) error {
 	return l.cni(*n, func(cn *libcni.CNIConfig, conf *libcni.NetworkConfigList) error {
 		return cn.CheckNetworkList(ctx, conf, l.runtimeConf(pod))
 	})
+}
+
+// waitListening waits until something accepts connections at addr inside the namespace.
+func waitListening(ctx context.Context, netnsName, addr string, pid int) error {
+	dial := Dialer(netnsName, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := dial(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if !alive(pid) {
+			return fmt.Errorf("its agent (pid %d) exited before listening on %s", pid, addr)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("its agent does not listen on %s after 10s: %w", addr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
