@@ -104,6 +104,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 2m)
 demo: build ## The lab on the built-in fakecloud: 3 nodes, pods with VPC IPs reaching each other, then teardown (root; KEEP=1 keeps it)
 	$(BIN)/flatnet-lab demo $(if $(KEEP),--keep,)
 
+.PHONY: soak
+soak: require-root ## The lab's chaos test at 20,000 pod cycles (SOAK_CYCLES=N), faults and kill -9s included; figures in the log
+	FLATNET_SOAK_CYCLES=$(or $(SOAK_CYCLES),20000) $(GO) test -count=1 -timeout 12h -run TestChaosPodChurnUnderFaultsAndKills -v ./test/lab/
+
 .PHONY: demo-fakecloud
 demo-fakecloud: build ## Walk through fakecloud's API on loopback: limits, throttling, faults (no root needed)
 	hack/demo.sh

@@ -232,6 +232,22 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	return l, nil
 }
 
+// RestartFakecloud kills fakecloud with SIGKILL, leaves it down for downFor, and starts it
+// again on the same state file; its fabric adopts the namespaces it left. Faults in force are
+// lost, as on any restart.
+func (l *Lab) RestartFakecloud(ctx context.Context, downFor time.Duration) error {
+	l.mu.Lock()
+	pid := l.st.FakecloudPID
+	l.mu.Unlock()
+	if err := killProcess(pid); err != nil {
+		return err
+	}
+	time.Sleep(downFor)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.startFakecloud(ctx)
+}
+
 func (l *Lab) startFakecloud(ctx context.Context) error {
 	cfg := l.st.Config
 	tokenFile := filepath.Join(cfg.Dir, "admin-token")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -52,24 +53,32 @@ func (l *Lab) startIpamd(n *Node) error {
 	return nil
 }
 
-// RestartIpamd kills the node's ipamd with SIGKILL (as a crash would) and starts it again.
-func (l *Lab) RestartIpamd(ctx context.Context, node string) error {
+// RestartIpamd kills the node's ipamd with SIGKILL (as a crash would), leaves it down for
+// downFor (a supervisor's restart back-off), and starts it again.
+func (l *Lab) RestartIpamd(ctx context.Context, node string, downFor time.Duration) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	n := l.node(node)
 	if n == nil {
+		l.mu.Unlock()
 		return fmt.Errorf("no node %q", node)
 	}
-	if err := killProcess(n.IpamdPID); err != nil {
+	pid := n.IpamdPID
+	l.mu.Unlock()
+	if err := killProcess(pid); err != nil {
 		return err
 	}
-	if err := l.startIpamd(n); err != nil {
+	time.Sleep(downFor)
+	l.mu.Lock()
+	err := l.startIpamd(n)
+	if err == nil {
+		err = l.save()
+	}
+	started := *n
+	l.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	if err := l.save(); err != nil {
-		return err
-	}
-	return l.waitIpamd(ctx, *n)
+	return l.waitIpamd(ctx, started)
 }
 
 func (l *Lab) node(name string) *Node {
@@ -140,4 +149,40 @@ func writeConflist(n Node) error {
 		return fmt.Errorf("install the conflist of %s: %w", n.Name, err)
 	}
 	return nil
+}
+
+// NodeAddress is one address as a node's ipamd knows it.
+type NodeAddress struct {
+	IP    string `json:"ip"`
+	State string `json:"state"` // free, cooling or assigned
+	Owner struct {
+		Network     string `json:"network"`
+		ContainerID string `json:"containerID"`
+		IfName      string `json:"ifName"`
+	} `json:"owner"`
+}
+
+// Addresses reads a node's ipamd's addresses from its introspection endpoint.
+func (l *Lab) Addresses(ctx context.Context, node string) ([]NodeAddress, error) {
+	l.mu.Lock()
+	n := l.node(node)
+	l.mu.Unlock()
+	if n == nil {
+		return nil, fmt.Errorf("no node %q", node)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: Dialer(n.Netns, nil), DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+IntrospectionAddr+"/v1/addresses", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask %s's ipamd for its addresses: %w", node, err)
+	}
+	defer resp.Body.Close()
+	var out []NodeAddress
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("decode %s's addresses: %w", node, err)
+	}
+	return out, nil
 }
