@@ -78,9 +78,20 @@ func ipamdCheck(socket, containerID string) (*wire.Allocation, error) {
 	return resp.Allocation, nil
 }
 
-// startRealIpamd runs fakecloud and one node's ipamd in the test process and waits until ipamd
-// can serve an ADD. The VPC's addresses (10.0.16.0/20) do not overlap the node's nodeIP.
+// realIpamd is fakecloud and one node's ipamd in the test process, without ipamd's node
+// datapath. The VPC's addresses (10.0.16.0/20) do not overlap the node's nodeIP.
+type realIpamd struct {
+	cfg    ipamd.Config
+	cancel context.CancelFunc
+	done   chan error
+}
+
 func startRealIpamd(t *testing.T) (socket, spool string) {
+	r := newRealIpamd(t)
+	return r.cfg.SocketPath, r.cfg.SpoolDir
+}
+
+func newRealIpamd(t *testing.T) *realIpamd {
 	t.Helper()
 	env := servertest.Start(t, servertest.Options{})
 	bg := context.Background()
@@ -106,29 +117,72 @@ func startRealIpamd(t *testing.T) (socket, spool string) {
 	if os.Getenv("IPAMD_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	ctx, cancel := context.WithCancel(bg)
-	d, err := ipamd.New(ctx, cfg, ipamd.Deps{Clouds: provider.Registry{fcdriver.Name: fcdriver.New}})
+	r := &realIpamd{cfg: cfg}
+	r.start(t)
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// start runs the daemon and waits until it can serve two ADDs without a cloud call.
+func (r *realIpamd) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := ipamd.New(ctx, r.cfg, ipamd.Deps{Clouds: provider.Registry{fcdriver.Name: fcdriver.New}})
 	if err != nil {
 		cancel()
 		t.Fatalf("ipamd.New: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ipamd Run: %v", err)
-		}
-	})
+	r.cancel, r.done = cancel, make(chan error, 1)
+	go func() { r.done <- d.Run(ctx) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := wire.Call(bg, cfg.SocketPath, &wire.Request{Op: wire.OpStatus})
+		resp, err := wire.Call(context.Background(), r.cfg.SocketPath, &wire.Request{Op: wire.OpStatus})
 		if err == nil && resp.Status != nil && resp.Status.Ready && resp.Status.Free >= 2 {
-			return cfg.SocketPath, cfg.SpoolDir
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("ipamd did not become ready with 2 free addresses within 30s (last: %+v, %v)", resp, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *realIpamd) stop(t *testing.T) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Errorf("ipamd Run: %v", err)
+	}
+	r.cancel = nil
+}
+
+// The spool is a contract between the plugin and ipamd: a release the plugin spools while ipamd
+// is down is the one ipamd applies when it starts again.
+func TestRealIpamdReplaysSpool(t *testing.T) {
+	n := newNode(t, "10.9.1.10")
+	r := newRealIpamd(t)
+	n.socket, n.spool = r.cfg.SocketPath, r.cfg.SpoolDir
+	list := n.conflist(t, "1.1.0", "flatnet")
+	p := n.newPod(t, "spooled")
+	ip := resultIP(t, n.mustAdd(t, list, p), "1.1.0")
+	r.stop(t)
+	if err := n.del(t, list, p); err != nil {
+		t.Fatalf("DEL with ipamd down: %v", err)
+	}
+	if entries, _ := os.ReadDir(r.cfg.SpoolDir); len(entries) != 1 {
+		t.Fatalf("spool holds %d files, want the one release", len(entries))
+	}
+	r.start(t)
+	if a, err := ipamdCheck(r.cfg.SocketPath, "spooled"); !errors.Is(err, &wire.Error{Code: wire.CodeNotFound}) {
+		t.Fatalf("ipamd did not apply the spooled release of %s: holds %+v (%v)", ip, a, err)
+	}
+	if entries, _ := os.ReadDir(r.cfg.SpoolDir); len(entries) != 0 {
+		t.Fatalf("spool still holds %d files after the replay", len(entries))
+	}
+	if left := n.leftovers(t, ip); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
 	}
 }
