@@ -224,7 +224,7 @@ func TestFabricSourceDestCheck(t *testing.T) {
 		defer c.Close()
 		seq++
 		for range 3 {
-			_, _ = c.Write([]byte(fmt.Sprint(seq)))
+			_, _ = fmt.Fprint(c, seq)
 		}
 	}
 	// received reports whether a datagram of the last send arrives within timeout.

@@ -119,7 +119,7 @@ func InNetns(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		err, restored := inNetnsOnThread(name, fn)
+		restored, err := inNetnsOnThread(name, fn)
 		if restored {
 			runtime.UnlockOSThread()
 		}
@@ -128,26 +128,26 @@ func InNetns(name string, fn func() error) error {
 	return <-errc
 }
 
-func inNetnsOnThread(name string, fn func() error) (err error, restored bool) {
+func inNetnsOnThread(name string, fn func() error) (restored bool, err error) {
 	self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
 	orig, err := unix.Open(self, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open own netns: %w", err), true
+		return true, fmt.Errorf("open own netns: %w", err)
 	}
 	defer unix.Close(orig)
 	target, err := unix.Open(NetnsPath(name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open netns %s: %w", name, err), true
+		return true, fmt.Errorf("open netns %s: %w", name, err)
 	}
 	defer unix.Close(target)
 	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("enter netns %s: %w", name, err), true
+		return true, fmt.Errorf("enter netns %s: %w", name, err)
 	}
 	fnErr := fn()
 	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		return errors.Join(fnErr, fmt.Errorf("leave netns %s: %w", name, err)), false
+		return false, errors.Join(fnErr, fmt.Errorf("leave netns %s: %w", name, err))
 	}
-	return fnErr, true
+	return true, fnErr
 }
 
 // sysctl writes values under /proc/sys inside the named namespace, in order.

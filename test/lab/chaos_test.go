@@ -77,7 +77,7 @@ func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 	// created while its ipamd is down is retried, one deleted then has its release spooled.
 	var killers sync.WaitGroup
 	killErrs := make(chan error, len(kills))
-	churn(t, ctx, l, cycles, &st, func(i int) {
+	churn(ctx, t, l, cycles, &st, func(i int) {
 		what, ok := kills[i]
 		if !ok {
 			return
@@ -121,7 +121,7 @@ func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 	if _, err := l.Cloud().ClearFaults(ctx, &api.ClearFaultsRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	checkInvariants(t, ctx, l)
+	checkInvariants(ctx, t, l)
 }
 
 // killSchedule places 5 ipamd kills and 1 fakecloud kill at random cycles.
@@ -143,7 +143,7 @@ func killSchedule(rng *rand.Rand, cycles int) map[int]string {
 
 // churn creates one pod per cycle on a random node and, past 5 live pods per node, deletes a
 // random one, retrying a failed ADD as a kubelet would.
-func churn(t *testing.T, ctx context.Context, l *Lab, cycles int, st *chaosStats, between func(int)) {
+func churn(ctx context.Context, t *testing.T, l *Lab, cycles int, st *chaosStats, between func(int)) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	nodes := l.State().Nodes
 	var live []string
@@ -181,7 +181,7 @@ func churn(t *testing.T, ctx context.Context, l *Lab, cycles int, st *chaosStats
 	}
 }
 
-func checkInvariants(t *testing.T, ctx context.Context, l *Lab) {
+func checkInvariants(ctx context.Context, t *testing.T, l *Lab) {
 	t.Helper()
 	// ipamd resyncs with the cloud every 2 s here; give the cloud and the daemons time to agree
 	// after the faults are cleared.

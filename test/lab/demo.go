@@ -252,19 +252,32 @@ func (d *demo) secondaryPodReachable(n Node, enis []api.NetworkInterface) error 
 		}
 		peer := st.Pods[0]
 		r, err := d.probe(p.Netns, peer.IP, nil)
-		if err != nil || r.Remote != p.IP {
-			return fmt.Errorf("%s (%s, on eth%d) -> %s: %v %+v", p.Name, p.IP, dev, peer.Name, err, r)
+		if err := seen(r, err, p.IP); err != nil {
+			return fmt.Errorf("%s (%s, on eth%d) -> %s: %w", p.Name, p.IP, dev, peer.Name, err)
 		}
 		d.ok("%s (%s, on eth%d) -> %s (%s): %s saw %s", p.Name, p.IP, dev, peer.Name, peer.IP, r.Name, r.Remote)
-		if r, err = d.probe(peer.Netns, p.IP, nil); err != nil || r.Remote != peer.IP {
-			return fmt.Errorf("%s -> %s (%s, on eth%d): %v %+v", peer.Name, p.Name, p.IP, dev, err, r)
+		r, err = d.probe(peer.Netns, p.IP, nil)
+		if err := seen(r, err, peer.IP); err != nil {
+			return fmt.Errorf("%s -> %s (%s, on eth%d): %w", peer.Name, p.Name, p.IP, dev, err)
 		}
 		d.ok("%s (%s) -> %s (%s, on eth%d): %s saw %s", peer.Name, peer.IP, p.Name, p.IP, dev, r.Name, r.Remote)
-		if r, err = d.probe(p.Netns, InternetAddr, nil); err != nil || r.Remote != n.PrimaryIP {
-			return fmt.Errorf("%s (on eth%d) -> internet: %v %+v, want seen as %s", p.Name, dev, err, r, n.PrimaryIP)
+		r, err = d.probe(p.Netns, InternetAddr, nil)
+		if err := seen(r, err, n.PrimaryIP); err != nil {
+			return fmt.Errorf("%s (on eth%d) -> internet: %w", p.Name, dev, err)
 		}
 		d.ok("%s (%s, on eth%d) -> %s: seen as %s, %s's address", p.Name, p.IP, dev, InternetAddr, r.Remote, n.Name)
 		return nil
 	}
 	return fmt.Errorf("no pod of %s has an address on a secondary interface", n.Name)
+}
+
+// seen checks that a probe was answered and that the answering agent saw want as the source.
+func seen(r *EchoReply, err error, want string) error {
+	if err != nil {
+		return err
+	}
+	if r.Remote != want {
+		return fmt.Errorf("answered by %s, which saw %s; want %s", r.Name, r.Remote, want)
+	}
+	return nil
 }

@@ -111,7 +111,7 @@ func (l *Lab) waitIpamd(ctx context.Context, n Node) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("ipamd on %s did not answer within 60s (%v); see %s", n.Name, last, filepath.Join(n.Dir, "ipamd.log"))
+	return fmt.Errorf("ipamd on %s did not answer within 60s (see %s): %w", n.Name, filepath.Join(n.Dir, "ipamd.log"), last)
 }
 
 // Status asks a node's ipamd for its pool status.
