@@ -33,6 +33,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	for _, cmd := range []string{"fakecloud", "flatnet-ipamd", "flatnet-cni", "flatnet-lab"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/flatnet/flatnet/cmd/"+cmd)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as the plugin ships
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n", cmd, err)
