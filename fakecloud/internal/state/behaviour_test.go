@@ -86,28 +86,37 @@ func TestInstanceTokenScope(t *testing.T) {
 func TestVisibilityLag(t *testing.T) {
 	s := openT(t, Config{})
 	w := newWorld(t, s, "10.6.0.0/16", "10.6.0.0/24")
-	inst := w.run(t, "m5.large", 1)[0]
-	e := w.eni(t)
-	lagged := admin()
-	lagged.VisibilityLag = time.Hour
-	_, err := s.DescribeNetworkInterfaces(lagged, &api.DescribeNetworkInterfacesRequest{NetworkInterfaceIDs: []string{e.NetworkInterfaceID}})
-	wantCode(t, err, api.ErrInvalidNetworkInterfaceIDNotFound)
-	_, err = s.AttachNetworkInterface(lagged, &api.AttachNetworkInterfaceRequest{NetworkInterfaceID: e.NetworkInterfaceID, InstanceID: inst.InstanceID, DeviceIndex: 1})
-	wantCode(t, err, api.ErrInvalidNetworkInterfaceIDNotFound)
-	// Addresses lag too, on an interface that is itself old enough to be seen.
-	time.Sleep(60 * time.Millisecond)
-	_, err = s.AssignPrivateIPAddresses(admin(), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: primaryENI(inst), SecondaryPrivateIPAddressCount: 1})
-	mustOK(t, err)
-	lagged = admin()
-	lagged.VisibilityLag = 50 * time.Millisecond
-	d, err := s.DescribeNetworkInterfaces(lagged, &api.DescribeNetworkInterfacesRequest{NetworkInterfaceIDs: []string{primaryENI(inst)}})
-	mustOK(t, err)
-	if n := len(d.NetworkInterfaces[0].PrivateIPAddresses); n != 1 {
-		t.Fatalf("lagged describe shows %d addresses, want only the primary", n)
+	base := time.Now()
+	at := func(d time.Duration, lag time.Duration) Call {
+		return Call{Principal: Principal{Admin: true}, Now: base.Add(d), VisibilityLag: lag}
 	}
-	d, _ = s.DescribeNetworkInterfaces(admin(), &api.DescribeNetworkInterfacesRequest{NetworkInterfaceIDs: []string{primaryENI(inst)}})
-	if n := len(d.NetworkInterfaces[0].PrivateIPAddresses); n != 2 {
-		t.Fatalf("describe without lag shows %d addresses, want 2", n)
+	run, err := s.RunInstances(at(0, 0), &api.RunInstancesRequest{SubnetID: w.subnet, InstanceType: "m5.large"})
+	mustOK(t, err)
+	inst := run.Instances[0]
+	e, err := s.CreateNetworkInterface(at(time.Hour, 0), &api.CreateNetworkInterfaceRequest{SubnetID: w.subnet})
+	mustOK(t, err)
+	eni := e.NetworkInterface.NetworkInterfaceID
+	// Within the lag, the new interface is NotFound to describes and to calls that name it.
+	_, err = s.DescribeNetworkInterfaces(at(time.Hour+10*time.Millisecond, 300*time.Millisecond), &api.DescribeNetworkInterfacesRequest{NetworkInterfaceIDs: []string{eni}})
+	wantCode(t, err, api.ErrInvalidNetworkInterfaceIDNotFound)
+	_, err = s.AttachNetworkInterface(at(time.Hour+10*time.Millisecond, 300*time.Millisecond), &api.AttachNetworkInterfaceRequest{NetworkInterfaceID: eni, InstanceID: inst.InstanceID, DeviceIndex: 1})
+	wantCode(t, err, api.ErrInvalidNetworkInterfaceIDNotFound)
+	// Past the lag it is there.
+	_, err = s.DescribeNetworkInterfaces(at(time.Hour+time.Second, 300*time.Millisecond), &api.DescribeNetworkInterfacesRequest{NetworkInterfaceIDs: []string{eni}})
+	mustOK(t, err)
+	// Addresses lag too, on an interface old enough to be seen.
+	_, err = s.AssignPrivateIPAddresses(at(2*time.Hour, 0), &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: primaryENI(inst), SecondaryPrivateIPAddressCount: 1})
+	mustOK(t, err)
+	count := func(c Call) int {
+		d, err := s.DescribeNetworkInterfaces(c, &api.DescribeNetworkInterfacesRequest{NetworkInterfaceIDs: []string{primaryENI(inst)}})
+		mustOK(t, err)
+		return len(d.NetworkInterfaces[0].PrivateIPAddresses)
+	}
+	if n := count(at(2*time.Hour+10*time.Millisecond, 300*time.Millisecond)); n != 1 {
+		t.Fatalf("within the lag a describe shows %d addresses, want only the primary", n)
+	}
+	if n := count(at(2*time.Hour+time.Second, 300*time.Millisecond)); n != 2 {
+		t.Fatalf("past the lag a describe shows %d addresses, want 2", n)
 	}
 }
 

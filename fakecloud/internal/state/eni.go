@@ -161,7 +161,7 @@ func (s *Store) AttachNetworkInterface(c Call, req *api.AttachNetworkInterfaceRe
 		n.AttachStatus = api.AttachmentStatusAttached
 		if s.cfg.AttachDelay > 0 {
 			n.AttachStatus, n.AttachDue = api.AttachmentStatusAttaching, c.Now.Add(s.cfg.AttachDelay)
-			s.scheduleTransition(n.ID, n.AttachmentID, s.cfg.AttachDelay)
+			t.afterCommit(func() { s.scheduleTransition(n.ID, n.AttachmentID, s.cfg.AttachDelay) })
 		}
 		if err := t.putENI(&n); err != nil {
 			return nil, err
@@ -219,11 +219,11 @@ func (s *Store) DetachNetworkInterface(c Call, req *api.DetachNetworkInterfaceRe
 		if e.AttachStatus == api.AttachmentStatusDetaching && !req.Force {
 			return nil, api.Errorf(api.CodeIncorrectState, "attachment %s is already detaching", e.AttachmentID)
 		}
-		s.cancelTransition(e.ID)
+		t.afterCommit(func() { s.cancelTransition(e.ID) })
 		if s.cfg.AttachDelay > 0 && !req.Force {
 			n := *e
 			n.AttachStatus, n.AttachDue = api.AttachmentStatusDetaching, c.Now.Add(s.cfg.AttachDelay)
-			s.scheduleTransition(n.ID, n.AttachmentID, s.cfg.AttachDelay)
+			t.afterCommit(func() { s.scheduleTransition(n.ID, n.AttachmentID, s.cfg.AttachDelay) })
 			return &api.DetachNetworkInterfaceResponse{}, t.putENI(&n)
 		}
 		return &api.DetachNetworkInterfaceResponse{}, t.putENI(detached(e))

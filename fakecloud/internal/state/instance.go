@@ -181,7 +181,8 @@ func (s *Store) TerminateInstances(c Call, req *api.TerminateInstancesRequest) (
 
 func (t *tx) terminate(r *instanceRec) error {
 	for _, e := range listBy[eniRec](t.Txn, tableENIs, indexInstance, r.ID) {
-		t.s.cancelTransition(e.ID)
+		id := e.ID
+		t.afterCommit(func() { t.s.cancelTransition(id) })
 		if e.DeleteOnTermination {
 			if err := t.deleteENI(e); err != nil {
 				return err

@@ -44,6 +44,16 @@ func (a *addrRec) prefix() netip.Prefix {
 	return netip.PrefixFrom(u32ToAddr(a.Start), 28)
 }
 
+// bits is the prefix length of a block of size addresses (a power of two).
+func bits(size uint32) int {
+	n := 0
+	for size > 1 {
+		size >>= 1
+		n++
+	}
+	return n
+}
+
 func alignUp(x, n uint32) uint32 { return (x + n - 1) / n * n }
 
 // covering returns the allocation of vpc that contains x, if any.
@@ -218,7 +228,13 @@ func parseExplicit(s string, subnet netip.Prefix, lo, hi, size uint32) (uint32, 
 	return x, nil
 }
 
+// insertAddr records an allocation. The callers have found [start, start+size) free; checking
+// again here, inside the same transaction, keeps uniqueness a property of this one function
+// rather than of every caller (memdb's Insert would silently replace a row with the same key).
 func (t *tx) insertAddr(e *eniRec, start, size uint32, primary bool) (*addrRec, error) {
+	if !free(t.Txn, e.VpcID, start, size) {
+		return nil, api.Errorf(api.CodeInternalError, "state: %s/%d is already allocated in %s", u32ToAddr(start), 32-bits(size), e.VpcID)
+	}
 	a := &addrRec{
 		Key: addrKey(e.VpcID, start), VpcID: e.VpcID, SubnetID: e.SubnetID, ENI: e.ID,
 		Start: start, Size: size, Primary: primary, Assigned: t.call.Now,

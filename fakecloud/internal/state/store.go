@@ -26,8 +26,14 @@ type Config struct {
 	// ChangeLogSize is how many changes WaitChanges can at least serve from memory (default
 	// 65536; up to twice that are kept); a caller further behind is told to resync.
 	ChangeLogSize int
-	Logger        *slog.Logger
+	// IdempotencyTTL is how long a client token is remembered (default 24h, as EC2 documents
+	// at least); expired records are swept every sweepEvery writes.
+	IdempotencyTTL time.Duration
+	Logger         *slog.Logger
 }
+
+// sweepEvery is how many committed writes pass between sweeps of expired client tokens.
+const sweepEvery = 4096
 
 // Store is fakecloud's state. All methods are safe for concurrent use.
 type Store struct {
@@ -54,6 +60,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.ChangeLogSize <= 0 {
 		cfg.ChangeLogSize = 1 << 16
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
 	}
 	db, err := memdb.NewMemDB(schema())
 	if err != nil {
@@ -202,7 +211,12 @@ type tx struct {
 	touched map[string]string // resource ID -> kind, in the order of first touch
 	order   []string
 	dirty   bool // something was written that touched no resource (an idempotency record)
+	// onCommit runs, under the store's lock, once the transaction has committed (timers of
+	// attach transitions: an aborted transaction must neither arm nor disarm one).
+	onCommit []func()
 }
+
+func (t *tx) afterCommit(fn func()) { t.onCommit = append(t.onCommit, fn) }
 
 func (t *tx) touch(kind, id string) {
 	if _, ok := t.touched[id]; ok {
@@ -222,6 +236,12 @@ func write[Resp any](s *Store, c Call, action, clientToken string, req any, fn f
 	if s.closed {
 		s.mu.Unlock()
 		return nil, api.Errorf(api.CodeServiceUnavailable, "fakecloud is shutting down")
+	}
+	if s.wal != nil {
+		if err := s.wal.failed(); err != nil {
+			s.mu.Unlock()
+			return nil, api.Errorf(api.CodeInternalError, "the state file failed (%v): fakecloud refuses changes until it is restarted", err)
+		}
 	}
 	t := &tx{Txn: s.db.Txn(true), s: s, call: c, touched: map[string]string{}}
 	if s.wal != nil {
@@ -249,7 +269,12 @@ func commitLocked[Resp any](t *tx, action, clientToken string, req any, fn func(
 	if clientToken != "" {
 		idemKey, hash = idempotencyKey(t.call.Principal, clientToken), requestHash(action, req)
 		if resp, found, err := replay[Resp](t, idemKey, action, hash); found || err != nil {
-			return resp, 0, err
+			if err != nil {
+				return nil, 0, err
+			}
+			// The first call's change may still be on its way to disk: answer the repeat only
+			// once everything committed so far is durable.
+			return resp, t.s.seq, nil
 		}
 	}
 	resp, err := fn(t)
@@ -267,11 +292,30 @@ func commitLocked[Resp any](t *tx, action, clientToken string, req any, fn func(
 		}
 		t.dirty = true
 	}
+	if (t.s.seq+1)%sweepEvery == 0 {
+		if err := t.sweepIdempotency(); err != nil {
+			return nil, 0, err
+		}
+	}
 	seq, err := t.s.publishLocked(t)
 	if err != nil {
 		return nil, 0, err
 	}
 	return resp, seq, nil
+}
+
+// sweepIdempotency deletes the client-token records older than the TTL.
+func (t *tx) sweepIdempotency() error {
+	cutoff := t.call.Now.Add(-t.s.cfg.IdempotencyTTL)
+	for _, r := range listAll[idemRec](t.Txn, tableIdempotency) {
+		if r.Created.Before(cutoff) {
+			if err := t.Delete(tableIdempotency, r); err != nil {
+				return internal(err)
+			}
+			t.dirty = true
+		}
+	}
+	return nil
 }
 
 // publishLocked turns the transaction's effects into change records and WAL entries, then
@@ -294,6 +338,9 @@ func (s *Store) publishLocked(t *tx) (uint64, error) {
 		changes = append(changes, v.change(seq, t.touched[id], id))
 	}
 	t.Commit()
+	for _, fn := range t.onCommit {
+		fn()
+	}
 	s.seq = seq
 	s.appendChanges(changes)
 	if s.wal != nil {
@@ -348,6 +395,9 @@ func replay[Resp any](t *tx, key, action, hash string) (*Resp, bool, error) {
 		return nil, false, nil
 	}
 	rec := raw.(*idemRec)
+	if rec.Created.Before(t.call.Now.Add(-t.s.cfg.IdempotencyTTL)) {
+		return nil, false, nil // expired: a new request; its record replaces this one
+	}
 	if rec.Action != action || rec.Hash != hash {
 		return nil, true, api.Errorf(api.CodeIdempotentParameterMismatch,
 			"client token was already used for a different %s request; use a new token for a new request", rec.Action)

@@ -148,7 +148,9 @@ func getENI(txn *memdb.Txn, c Call, id string) (*eniRec, error) {
 }
 
 func authorizeENI(p Principal, r *eniRec) error {
-	if p.Admin || (p.InstanceID != "" && (r.InstanceID == p.InstanceID || r.Owner == p.InstanceID)) {
+	// An instance touches the interfaces attached to it, and those it created while they are
+	// not attached to anyone: once attached elsewhere, an interface is the other instance's.
+	if p.Admin || (p.InstanceID != "" && (r.InstanceID == p.InstanceID || (r.AttachmentID == "" && r.Owner == p.InstanceID))) {
 		return nil
 	}
 	return api.Errorf(api.CodeUnauthorizedOperation,

@@ -339,6 +339,14 @@ func (w *wal) close() error {
 	return err
 }
 
+// failed returns the error that stopped the log, if any. After it, no change may be committed:
+// it could never be made durable.
+func (w *wal) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
 func (w *wal) needsCompaction() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
