@@ -11,6 +11,8 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/ipamd/wire"
 )
 
 // gatewayIP is the pod's next hop: link-local, never on the wire, answered by the permanent
@@ -159,11 +161,13 @@ func podRules(s spec) []*netlink.Rule {
 	to.Dst = prefix32(s.ip)
 	to.Table = unix.RT_TABLE_MAIN
 	to.Priority = priorityToPod
+	to.Protocol = wire.RuleProtocol
 	from := netlink.NewRule()
 	from.Family = netlink.FAMILY_V4
 	from.Src = prefix32(s.ip)
 	from.Table = s.table
 	from.Priority = priorityFromPod
+	from.Protocol = wire.RuleProtocol
 	return []*netlink.Rule{to, from}
 }
 

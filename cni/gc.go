@@ -98,10 +98,16 @@ func gcError(errs []error) error {
 	return cniError(ErrDatapath, "gc did not finish", errors.Join(errs...))
 }
 
-// removeOrphanRules deletes rules at flatnet's priorities whose address no flatnet host veth (of
+// removeOrphanRules deletes the plugin's own rules (stamped with wire.RuleProtocol; ipamd's
+// rules at the same priorities carry another protocol) whose address no flatnet host veth (of
 // any network) routes any more: a crash between a link's removal and its rules' leaves them.
-// ADD adds the host route before the rules, so a pod being wired is never taken for an orphan.
+// Rules are listed before links: ADD adds the host route before the rules, so a rule seen here
+// belongs to a link that the later listing sees too, unless that pod is really gone.
 func removeOrphanRules() error {
+	rules, err := retryDump(func() ([]netlink.Rule, error) { return netlink.RuleList(netlink.FAMILY_V4) })
+	if err != nil {
+		return fmt.Errorf("list rules: %w", err)
+	}
 	links, err := retryDump(netlink.LinkList)
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
@@ -119,21 +125,17 @@ func removeOrphanRules() error {
 			routed[prefix32(ip).String()] = true
 		}
 	}
-	rules, err := retryDump(func() ([]netlink.Rule, error) { return netlink.RuleList(netlink.FAMILY_V4) })
-	if err != nil {
-		return fmt.Errorf("list rules: %w", err)
-	}
 	var errs []error
 	for _, r := range rules {
+		if r.Protocol != wire.RuleProtocol {
+			continue // not the plugin's
+		}
 		pod := r.Dst
 		if r.Priority == priorityFromPod {
 			pod = r.Src
 		}
 		if (r.Priority != priorityToPod && r.Priority != priorityFromPod) || pod == nil || routed[pod.String()] {
 			continue
-		}
-		if ones, _ := pod.Mask.Size(); ones != 32 {
-			continue // not one of ours
 		}
 		if err := netlink.RuleDel(&r); err != nil && !isNotFound(err) {
 			errs = append(errs, fmt.Errorf("delete orphan rule %s: %w", ruleString(&r), err))

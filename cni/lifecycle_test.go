@@ -166,11 +166,16 @@ func TestGC(t *testing.T) {
 	d := n.newPod(t, "pod-d")
 	n.mustAdd(t, otherList, d)
 
-	// An orphan rule (its pod's link is gone) goes; a foreign rule at the same priority stays.
-	orphan, foreign := netlink.NewRule(), netlink.NewRule()
-	orphan.Priority, orphan.Dst, orphan.Table = wire.PriorityToPod, mustCIDR("10.0.2.99/32"), 254
+	// An orphan rule of the plugin's (its pod's link is gone) goes; rules at the same priorities
+	// that are not the plugin's stay, even for a /32 no pod routes: a foreign one, and ipamd's
+	// rule for a secondary interface's own address (protocol 70, priority 1536).
+	orphan, foreign, ipamdRule := netlink.NewRule(), netlink.NewRule(), netlink.NewRule()
+	orphan.Priority, orphan.Dst, orphan.Table, orphan.Protocol = wire.PriorityToPod, mustCIDR("10.0.2.99/32"), 254, wire.RuleProtocol
 	foreign.Priority, foreign.Dst, foreign.Table = wire.PriorityToPod, mustCIDR("192.168.0.0/24"), 254
-	if err := n.in(t, func() error { return errors.Join(netlink.RuleAdd(orphan), netlink.RuleAdd(foreign)) }); err != nil {
+	ipamdRule.Priority, ipamdRule.Src, ipamdRule.Table, ipamdRule.Protocol = wire.PriorityFromPod, mustCIDR("10.0.2.98/32"), 101, 70
+	if err := n.in(t, func() error {
+		return errors.Join(netlink.RuleAdd(orphan), netlink.RuleAdd(foreign), netlink.RuleAdd(ipamdRule))
+	}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -191,7 +196,18 @@ func TestGC(t *testing.T) {
 	if strings.Join(rules, ",") != "192.168.0.0/24" {
 		t.Fatalf("after GC the rules at priority %d are %v, want only the foreign /24", wire.PriorityToPod, rules)
 	}
-	_ = n.in(t, func() error { return netlink.RuleDel(foreign) })
+	var kept bool
+	_ = n.in(t, func() error {
+		rs, err := netlink.RuleList(netlink.FAMILY_V4)
+		for _, r := range rs {
+			kept = kept || (r.Priority == wire.PriorityFromPod && r.Src != nil && r.Src.String() == "10.0.2.98/32")
+		}
+		return err
+	})
+	if !kept {
+		t.Fatal("GC deleted ipamd's interface rule (protocol 70), which is not the plugin's")
+	}
+	_ = n.in(t, func() error { return errors.Join(netlink.RuleDel(foreign), netlink.RuleDel(ipamdRule)) })
 	allocs := n.ipamd.allocations()
 	if len(allocs) != 2 || allocs[wire.Owner{Network: "flatnet", ContainerID: "pod-a", IfName: "eth0"}].IP.String() != ipA ||
 		allocs[wire.Owner{Network: "othernet", ContainerID: "pod-d", IfName: "eth0"}].IP.String() == "" {

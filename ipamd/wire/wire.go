@@ -33,6 +33,11 @@ const (
 	PriorityFromPod = 1536
 )
 
+// RuleProtocol is the routing protocol number the CNI plugin stamps on the per-pod rules, so
+// that its garbage collection recognises them and never takes ipamd's rules (protocol 70, at
+// the same priorities) for its own.
+const RuleProtocol = 71
+
 // Owner identifies one attachment, as the CNI spec does: (network, container ID, interface).
 // Allocation is idempotent per owner.
 type Owner struct {

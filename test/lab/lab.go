@@ -440,10 +440,7 @@ func killStragglers(dir string) error {
 		if err != nil || !strings.Contains(string(cmdline), dir+"/") {
 			continue
 		}
-		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
-		switch filepath.Base(argv0) {
-		case "fakecloud", "flatnet-ipamd", "flatnet-lab":
-		default:
+		if !ours(pid) {
 			continue // only the lab's own programs
 		}
 		_ = syscall.Kill(pid, syscall.SIGKILL)

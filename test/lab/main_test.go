@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,12 +101,26 @@ func guardRootNet(t *testing.T) {
 	})
 }
 
-// testConfig is a lab config of its own for one test: its directory, namespace prefix and port.
+// testConfig is a lab config of its own for one test: its directory, namespace prefix and a
+// free loopback port (the port argument is only a preference, used when it is free).
 func testConfig(t *testing.T, prefix string, port int) Config {
 	return Config{
 		Dir: filepath.Join(t.TempDir(), "lab"), Prefix: prefix, BinDir: binDir,
-		Listen: fmt.Sprintf("127.0.0.1:%d", port), Log: testWriter{t},
+		Listen: freeAddr(t, port), Log: testWriter{t},
 	}
+}
+
+func freeAddr(t *testing.T, prefer int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", prefer))
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		t.Fatalf("find a free loopback port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 type testWriter struct{ t *testing.T }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,9 +59,26 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
-// stopProcess sends SIGTERM, waits up to grace, then SIGKILL. A gone process is fine.
+// ours reports whether pid runs one of the lab's programs (fakecloud, flatnet-ipamd,
+// flatnet-lab), so that a pid recorded by an earlier run and since reused by an unrelated
+// process is never signalled.
+func ours(pid int) bool {
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+	switch filepath.Base(argv0) {
+	case "fakecloud", "flatnet-ipamd", "flatnet-lab":
+		return true
+	}
+	return false
+}
+
+// stopProcess sends SIGTERM, waits up to grace, then SIGKILL. A gone process, or one that is
+// not the lab's, is left alone.
 func stopProcess(pid int, grace time.Duration) error {
-	if !alive(pid) {
+	if !alive(pid) || !ours(pid) {
 		return nil
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -74,6 +92,9 @@ func stopProcess(pid int, grace time.Duration) error {
 
 // killProcess sends SIGKILL and waits for the process to be gone.
 func killProcess(pid int) error {
+	if !alive(pid) || !ours(pid) {
+		return nil
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill %d: %w", pid, err)
 	}
