@@ -244,6 +244,10 @@ type Fault struct {
 	Errors              []FaultError `json:"Errors,omitempty"`
 	LatencyMillis       int          `json:"LatencyMillis,omitempty"`
 	VisibilityLagMillis int          `json:"VisibilityLagMillis,omitempty"`
+	// AfterCommit makes an injected error answer a call that was carried out: the change is
+	// made, the reply is lost (a timeout or 5xx after the fact, which real clients must survive
+	// with client tokens and by reconciling).
+	AfterCommit bool `json:"AfterCommit,omitempty"`
 }
 
 // FaultError is one injected error code and the fraction of calls that get it.

@@ -41,6 +41,7 @@ func newFaultCmd(g *globals) *cobra.Command {
 	set.Flags().Float64Var(&f.ErrorRate, "error-rate", 0, "fraction of calls that fail, 0 to 1")
 	set.Flags().StringVar(&f.ErrorCode, "error-code", "", "code of the injected error (default InternalError)")
 	set.Flags().StringArrayVar(&extra, "error", nil, "further injected codes with their rates, e.g. --error InternalError=0.02 (rates add up to at most 1)")
+	set.Flags().BoolVar(&f.AfterCommit, "after-commit", false, "injected errors answer calls that were carried out (the reply is lost, the change is made)")
 	set.Flags().DurationVar(&latency, "latency", 0, "added to every call, e.g. 50ms")
 	set.Flags().DurationVar(&lag, "visibility-lag", 0, "new interfaces and addresses stay invisible this long, e.g. 2s")
 	set.Flags().Int64Var(&seed, "seed", 0, "reseed the fault random source for a reproducible run")

@@ -62,24 +62,31 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, x *exchange) (an
 	}
 	call := state.Call{Principal: p, Now: s.clock()}
 	if !ep.control {
-		if err := s.misbehave(r.Context(), x, req, &call); err != nil {
+		lost, err := s.misbehave(r.Context(), x, req, &call)
+		if err != nil {
 			return nil, err
+		}
+		if lost != nil {
+			_, _ = ep.call(s, r.Context(), call, req) // carried out; its answer is lost
+			return nil, lost
 		}
 	}
 	return ep.call(s, r.Context(), call, req)
 }
 
-// misbehave applies throttling and injected faults, as a real cloud would before serving.
-func (s *Server) misbehave(ctx context.Context, x *exchange, req any, call *state.Call) error {
+// misbehave applies throttling and injected faults, as a real cloud would before serving. It
+// returns the error to answer instead of the call, or (lost) the error to answer after carrying
+// the call out.
+func (s *Server) misbehave(ctx context.Context, x *exchange, req any, call *state.Call) (lost, err error) {
 	if ok, wait := s.limiter.Allow(x.principal, x.action, unfiltered(req), call.Now); !ok {
 		s.metrics.throttled.WithLabelValues(x.action).Inc()
-		return api.Errorf(api.CodeRequestLimitExceeded, "request limit exceeded for %s: retry with backoff (a token is back in %v)", x.action, wait)
+		return nil, api.Errorf(api.CodeRequestLimitExceeded, "request limit exceeded for %s: retry with backoff (a token is back in %v)", x.action, wait)
 	}
 	d := s.faults.Decide(x.action)
 	if d.Latency > 0 {
 		s.metrics.injected.WithLabelValues(x.action, "latency").Inc()
 		if err := sleep(ctx, d.Latency); err != nil {
-			return api.Errorf(api.CodeServiceUnavailable, "request canceled during injected latency: %v", err)
+			return nil, api.Errorf(api.CodeServiceUnavailable, "request canceled during injected latency: %v", err)
 		}
 	}
 	if d.VisibilityLag > 0 {
@@ -87,11 +94,15 @@ func (s *Server) misbehave(ctx context.Context, x *exchange, req any, call *stat
 		call.VisibilityLag = d.VisibilityLag
 	}
 	if d.Err != nil {
-		s.metrics.injected.WithLabelValues(x.action, "error").Inc()
 		x.injected = true
-		return d.Err
+		if d.AfterCommit {
+			s.metrics.injected.WithLabelValues(x.action, "lost_reply").Inc()
+			return d.Err, nil
+		}
+		s.metrics.injected.WithLabelValues(x.action, "error").Inc()
+		return nil, d.Err
 	}
-	return nil
+	return nil, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -171,8 +171,29 @@ func TestFaultKinds(t *testing.T) {
 		t.Errorf("describing it without the lag: %v", err)
 	}
 
+	// After commit: the change is made, the answer is lost; a retry with the same client token
+	// gets the first answer, so nothing is done twice.
+	set(api.Fault{Action: api.ActionAssignPrivateIPAddresses, ErrorRate: 1, ErrorCode: api.CodeServiceUnavailable, AfterCommit: true})
+	eni := created.NetworkInterface.NetworkInterfaceID
+	req := &api.AssignPrivateIPAddressesRequest{NetworkInterfaceID: eni, SecondaryPrivateIPAddressCount: 1, ClientToken: "lost-1"}
+	if _, err := f.Admin.AssignPrivateIPAddresses(ctx, req); !errors.Is(err, api.ErrServiceUnavailable) {
+		t.Fatalf("assign under an after-commit fault: %v, want ServiceUnavailable", err)
+	}
+	if _, err := f.Admin.ClearFaults(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.Admin.DescribeNetworkInterfaces(ctx, byID)
+	if err != nil || len(d.NetworkInterfaces[0].PrivateIPAddresses) != 2 {
+		t.Fatalf("after a lost reply the interface holds %+v (%v); want the primary and the assigned address", d, err)
+	}
+	again, err := f.Admin.AssignPrivateIPAddresses(ctx, req)
+	if err != nil || len(again.AssignedPrivateIPAddresses) != 1 || again.AssignedPrivateIPAddresses[0] != d.NetworkInterfaces[0].PrivateIPAddresses[1].PrivateIPAddress {
+		t.Fatalf("retry with the same token: %+v, %v; want the address assigned the first time", again, err)
+	}
+
 	metrics := scrape(t, f.URL)
 	for _, line := range []string{
+		`fakecloud_injected_faults_total{action="AssignPrivateIpAddresses",kind="lost_reply"} 1`,
 		`fakecloud_injected_faults_total{action="CreateVpc",kind="error"} 1`,
 		`fakecloud_injected_faults_total{action="DescribeSubnets",kind="latency"} 1`,
 		`fakecloud_injected_faults_total{action="DescribeNetworkInterfaces",kind="visibility_lag"} 1`,

@@ -26,6 +26,8 @@ type Decision struct {
 	Latency time.Duration
 	// VisibilityLag is handed to the store for this call.
 	VisibilityLag time.Duration
+	// AfterCommit: Err answers the call after it was carried out, instead of in its place.
+	AfterCommit bool
 }
 
 // Injector holds the faults in force. It is safe for concurrent use.
@@ -123,6 +125,7 @@ func (in *Injector) Decide(action string) Decision {
 		VisibilityLag: time.Duration(f.VisibilityLagMillis) * time.Millisecond,
 	}
 	d.Err = in.drawError(action, f)
+	d.AfterCommit = f.AfterCommit && d.Err != nil
 	return d
 }
 
