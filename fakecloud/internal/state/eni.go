@@ -133,9 +133,6 @@ func (s *Store) DescribeNetworkInterfaces(c Call, req *api.DescribeNetworkInterf
 	if err != nil {
 		return nil, err
 	}
-	if views == nil {
-		views = []api.NetworkInterface{}
-	}
 	return &api.DescribeNetworkInterfacesResponse{NetworkInterfaces: views, NextToken: next}, nil
 }
 

@@ -52,8 +52,12 @@ func matches(filters []api.Filter, attr attrFunc) bool {
 	return true
 }
 
-// page cuts a list sorted by id into the page after token.
+// page cuts a list sorted by id into the page after token; the page is never nil, so that it
+// encodes as an empty list.
 func page[T any](items []T, id func(T) string, maxResults int, token string) ([]T, string, error) {
+	if items == nil {
+		items = []T{}
+	}
 	if maxResults != 0 && (maxResults < 5 || maxResults > 1000) {
 		return nil, "", api.Errorf(api.CodeInvalidParameterValue, "MaxResults must be between 5 and 1000 (got %d)", maxResults)
 	}

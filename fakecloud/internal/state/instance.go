@@ -147,9 +147,6 @@ func (s *Store) DescribeInstances(c Call, req *api.DescribeInstancesRequest) (*a
 	if err != nil {
 		return nil, err
 	}
-	if views == nil {
-		views = []api.Instance{}
-	}
 	return &api.DescribeInstancesResponse{Instances: views, NextToken: next}, nil
 }
 

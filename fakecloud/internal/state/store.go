@@ -416,17 +416,7 @@ func internal(err error) *api.Error {
 // read runs fn over a consistent read view.
 func (s *Store) read() *memdb.Txn { return s.db.Txn(false) }
 
-func listAll[T any](txn *memdb.Txn, table string) []*T {
-	it, err := txn.Get(table, indexID)
-	if err != nil {
-		return nil
-	}
-	var out []*T
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*T))
-	}
-	return out
-}
+func listAll[T any](txn *memdb.Txn, table string) []*T { return listBy[T](txn, table, indexID) }
 
 func listBy[T any](txn *memdb.Txn, table, index string, args ...any) []*T {
 	it, err := txn.Get(table, index, args...)
