@@ -37,18 +37,25 @@ func newRoot() *cobra.Command {
 	return root
 }
 
-// locked runs fn holding the lab's lock, with the lab loaded.
-func locked(dir string, fn func(*lab.Lab) error) error {
+// withLock runs fn holding the lab directory's lock.
+func withLock(dir string, fn func() error) error {
 	unlock, err := lab.Lock(dir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	l, err := lab.Open(dir)
-	if err != nil {
-		return err
-	}
-	return fn(l)
+	return fn()
+}
+
+// locked runs fn holding the lab's lock, with the lab loaded.
+func locked(dir string, fn func(*lab.Lab) error) error {
+	return withLock(dir, func() error {
+		l, err := lab.Open(dir)
+		if err != nil {
+			return err
+		}
+		return fn(l)
+	})
 }
 
 func newUpCmd(dir *string) *cobra.Command {
@@ -58,17 +65,14 @@ func newUpCmd(dir *string) *cobra.Command {
 		Short: "Bring a lab up (an earlier one in the same directory is removed first)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			unlock, err := lab.Lock(*dir)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			cfg.Dir, cfg.Log = *dir, cmd.OutOrStdout()
-			l, err := lab.Up(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			return l.PrintStatus(cmd.Context(), cmd.OutOrStdout())
+			return withLock(*dir, func() error {
+				cfg.Dir, cfg.Log = *dir, cmd.OutOrStdout()
+				l, err := lab.Up(cmd.Context(), cfg)
+				if err != nil {
+					return err
+				}
+				return l.PrintStatus(cmd.Context(), cmd.OutOrStdout())
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -87,16 +91,13 @@ func newDownCmd(dir *string) *cobra.Command {
 		Short: "Remove the lab: pods, processes, namespaces and files (safe to run any time)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			unlock, err := lab.Lock(*dir)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			if err := lab.Down(*dir, "", cmd.OutOrStdout()); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "lab down")
-			return nil
+			return withLock(*dir, func() error {
+				if err := lab.Down(*dir, "", cmd.OutOrStdout()); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "lab down")
+				return nil
+			})
 		},
 	}
 }
@@ -185,13 +186,10 @@ func newDemoCmd(dir *string) *cobra.Command {
 		Short: "Bring up a 3-node lab, show pods with VPC addresses reaching each other, then tear down",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			unlock, err := lab.Lock(*dir)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			opts.Dir, opts.Out = *dir, cmd.OutOrStdout()
-			return lab.Demo(cmd.Context(), opts)
+			return withLock(*dir, func() error {
+				opts.Dir, opts.Out = *dir, cmd.OutOrStdout()
+				return lab.Demo(cmd.Context(), opts)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Keep, "keep", false, "leave the lab running afterwards (flatnet-lab down removes it)")

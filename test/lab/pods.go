@@ -119,25 +119,33 @@ func (l *Lab) pod(name string) *Pod {
 	return nil
 }
 
+// podAndNode returns copies of a pod and its node.
+func (l *Lab) podAndNode(name string) (Pod, Node, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pod(name)
+	if p == nil {
+		return Pod{}, Node{}, fmt.Errorf("no pod %q", name)
+	}
+	n := l.node(p.Node)
+	if n == nil {
+		return Pod{}, Node{}, fmt.Errorf("pod %q is on %q, which is not a node of this lab", name, p.Node)
+	}
+	return *p, *n, nil
+}
+
 // DelPod stops a pod's processes, runs CNI DEL and removes its namespace.
 func (l *Lab) DelPod(ctx context.Context, name string) error {
-	l.mu.Lock()
-	p := l.pod(name)
-	var pod Pod
-	var n *Node
-	if p != nil {
-		pod, n = *p, l.node(p.Node)
-	}
-	l.mu.Unlock()
-	if p == nil {
-		return fmt.Errorf("no pod %q", name)
+	pod, n, err := l.podAndNode(name)
+	if err != nil {
+		return err
 	}
 	for _, pid := range pod.PIDs {
 		if err := stopProcess(pid, 2*time.Second); err != nil {
 			return err
 		}
 	}
-	if err := l.delPodNetwork(ctx, *n, pod); err != nil {
+	if err := l.delPodNetwork(ctx, n, pod); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -163,18 +171,11 @@ func (l *Lab) delPodNetwork(ctx context.Context, n Node, p Pod) error {
 
 // CheckPod runs CNI CHECK for a pod.
 func (l *Lab) CheckPod(ctx context.Context, name string) error {
-	l.mu.Lock()
-	p := l.pod(name)
-	var pod Pod
-	var n *Node
-	if p != nil {
-		pod, n = *p, l.node(p.Node)
+	pod, n, err := l.podAndNode(name)
+	if err != nil {
+		return err
 	}
-	l.mu.Unlock()
-	if p == nil {
-		return fmt.Errorf("no pod %q", name)
-	}
-	return l.cni(*n, func(cn *libcni.CNIConfig, conf *libcni.NetworkConfigList) error {
+	return l.cni(n, func(cn *libcni.CNIConfig, conf *libcni.NetworkConfigList) error {
 		return cn.CheckNetworkList(ctx, conf, l.runtimeConf(pod))
 	})
 }
