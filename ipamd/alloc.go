@@ -42,6 +42,7 @@ func (d *Daemon) Allocate(ctx context.Context, req *wire.AllocateRequest) (*wire
 			d.mu.Unlock()
 		}
 	}()
+	d.askedAgain(req.Owner, start)
 	for {
 		now := time.Now()
 		d.mu.Lock()

@@ -73,6 +73,13 @@ type Config struct {
 	// of the CNI plugin carries the owner in its alias; default) or "none" (trust the record and
 	// leave stale ones to the runtime's CNI GC).
 	PodCheck string
+	// PodCheckGrace: at start, an allocation younger than this is not judged by the pod check
+	// (default 1m). The plugin tags its host link only after allocate answered, so a pod being
+	// wired while ipamd restarted has no tag yet; releasing its address would hand it to a
+	// second pod. Such allocations are judged once they are this old. Keep it above the CNI
+	// plugin's ipamd call timeout (its timeoutSeconds, default 10s) plus the time it takes to
+	// wire a pod on a loaded node.
+	PodCheckGrace time.Duration
 
 	// Policy tunes cloud calls (concurrency cap, backoff, circuit breaker).
 	Policy provider.PolicyConfig
@@ -88,7 +95,7 @@ func DefaultConfig() Config {
 		Pool: pool.DefaultConfig(pool.ModeIP), Cooldown: 30 * time.Second, AllocWait: 10 * time.Second,
 		Coalesce: 2 * time.Millisecond, DemandWindow: 30 * time.Second, ResyncInterval: time.Minute,
 		VisibilityGrace: 10 * time.Second, Datapath: true, MTU: 9001, TableBase: nodenet.DefaultTableBase,
-		PodCheck: "link",
+		PodCheck: "link", PodCheckGrace: time.Minute,
 	}
 }
 
@@ -104,8 +111,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %v must be positive", name, d))
 		}
 	}
-	if c.Cooldown < 0 || c.Coalesce < 0 || c.VisibilityGrace < 0 {
-		errs = append(errs, errors.New("cooldown, coalesce and visibility-grace may not be negative"))
+	if c.Cooldown < 0 || c.Coalesce < 0 || c.VisibilityGrace < 0 || c.PodCheckGrace < 0 {
+		errs = append(errs, errors.New("cooldown, coalesce, visibility-grace and pod-check-grace may not be negative"))
 	}
 	if c.StateDir == "" || c.SocketPath == "" || c.SpoolDir == "" {
 		errs = append(errs, errors.New("state-dir, socket and spool-dir may not be empty"))
@@ -178,6 +185,8 @@ func Flags(fs *flag.FlagSet) *Config {
 		return nil
 	})
 	fs.StringVar(&c.PodCheck, "pod-check", c.PodCheck, "how start-up judges that a pod still exists: link or none")
+	fs.DurationVar(&c.PodCheckGrace, "pod-check-grace", c.PodCheckGrace,
+		"age below which the pod check does not judge an allocation yet (the plugin may still be wiring it); keep it above the plugin's timeoutSeconds plus a margin")
 	fs.IntVar(&c.Policy.MaxConcurrent, "cloud-max-concurrent", 4, "cloud calls in flight at most")
 	return &c
 }

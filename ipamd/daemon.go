@@ -13,6 +13,7 @@ import (
 	"github.com/flatnet/flatnet/ipamd/pool"
 	"github.com/flatnet/flatnet/ipamd/provider"
 	"github.com/flatnet/flatnet/ipamd/store"
+	"github.com/flatnet/flatnet/ipamd/wire"
 )
 
 // Deps are the parts a caller may replace (tests); nil fields are built from Config.
@@ -50,6 +51,9 @@ type Daemon struct {
 	retryAt    time.Time
 	failures   int
 	resyncNow  bool
+	// unjudged are the allocations found at start that the pod check has not judged yet,
+	// because they were younger than PodCheckGrace (see podcheck.go).
+	unjudged map[wire.Owner]*unjudged
 }
 
 // New discovers the instance, checks the configuration against its limits, opens the datastore

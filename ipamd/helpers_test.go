@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,22 +68,34 @@ func (n *node) config(dir string) ipamd.Config {
 // start runs a daemon until the test ends and waits until it serves.
 func start(t testing.TB, cfg ipamd.Config) *ipamd.Daemon {
 	t.Helper()
+	d, _ := startWith(t, cfg, ipamd.Deps{Clouds: clouds})
+	return d
+}
+
+// startWith runs a daemon built with deps and waits until it serves; stop (also run when the
+// test ends) shuts it down and waits for Run to return.
+func startWith(t testing.TB, cfg ipamd.Config, deps ipamd.Deps) (d *ipamd.Daemon, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := ipamd.New(ctx, cfg, ipamd.Deps{Clouds: clouds})
+	d, err := ipamd.New(ctx, cfg, deps)
 	if err != nil {
 		cancel()
 		t.Fatalf("ipamd.New: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	waitReady(t, cfg.SocketPath)
-	return d
+	return d, stop
 }
 
 func waitReady(t testing.TB, socket string) {

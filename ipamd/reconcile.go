@@ -144,33 +144,6 @@ func (d *Daemon) dropInterface(ctx context.Context, in store.Interface) {
 	d.m.reconcile.WithLabelValues("interface_dropped").Inc()
 }
 
-// releaseGonePods releases allocations whose pod the checker says is gone.
-func (d *Daemon) releaseGonePods(ctx context.Context) {
-	var owners []wire.Owner
-	for _, a := range d.store.Addresses() {
-		if !a.Free() {
-			owners = append(owners, a.Owner)
-		}
-	}
-	if len(owners) == 0 {
-		return
-	}
-	alive, err := d.pods.Alive(ctx, owners)
-	if err != nil {
-		d.log.Warn("cannot tell which pods still exist; keeping every allocation", "err", err)
-		return
-	}
-	for _, o := range owners {
-		if alive[o] {
-			continue
-		}
-		if _, ok, err := d.store.Release(o, time.Now()); err == nil && ok {
-			d.m.reconcile.WithLabelValues("released").Inc()
-			d.log.Info("released the address of a pod that is gone", "owner", o.Key())
-		}
-	}
-}
-
 // replaySpool applies the releases the plugin left while ipamd was unreachable. A file is
 // removed only once its release is durable.
 func (d *Daemon) replaySpool() {

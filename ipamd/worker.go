@@ -43,6 +43,8 @@ func (d *Daemon) work(ctx context.Context) {
 			d.replaySpool()
 			nextResync = time.Now().Add(d.cfg.ResyncInterval)
 		}
+		d.judgePods(ctx, time.Now()) // start-up allocations that were too young to judge
+
 		if kicked && d.cfg.Coalesce > 0 {
 			// Let concurrent misses gather so one cloud call serves them all.
 			time.Sleep(d.cfg.Coalesce)
