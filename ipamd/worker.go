@@ -45,11 +45,26 @@ func (d *Daemon) work(ctx context.Context) {
 		}
 		d.judgePods(ctx, time.Now()) // start-up allocations that were too young to judge
 
-		if kicked && d.cfg.Coalesce > 0 {
-			// Let concurrent misses gather so one cloud call serves them all.
-			time.Sleep(d.cfg.Coalesce)
+		if kicked && !d.coalesce(ctx) {
+			return
 		}
 		d.step(ctx)
+	}
+}
+
+// coalesce lets concurrent misses gather for Coalesce so one cloud call serves them all; false
+// when ctx ended meanwhile.
+func (d *Daemon) coalesce(ctx context.Context) bool {
+	if d.cfg.Coalesce <= 0 {
+		return true
+	}
+	t := time.NewTimer(d.cfg.Coalesce)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
