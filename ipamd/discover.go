@@ -10,8 +10,16 @@ import (
 )
 
 // discover fills the instance ID, cloud endpoint and token the flags left empty from the
-// metadata service.
+// metadata service, over an IMDSv2 session (the cloud token is served only within one, and the
+// session reply's hop limit keeps it from pods).
 func (d *Daemon) discover(ctx context.Context) error {
+	if d.cfg.InstanceID != "" && d.cfg.CloudEndpoint != "" && d.cfg.CloudToken != "" {
+		return nil
+	}
+	session, err := imdsSession(ctx, d.cfg.MetadataURL)
+	if err != nil {
+		return fmt.Errorf("open a metadata session: %w (outside a node, pass --instance-id, --cloud-endpoint and --cloud-token)", err)
+	}
 	for _, f := range []struct {
 		dst  *string
 		path string
@@ -23,7 +31,7 @@ func (d *Daemon) discover(ctx context.Context) error {
 		if *f.dst != "" {
 			continue
 		}
-		v, err := metadata(ctx, d.cfg.MetadataURL, f.path)
+		v, err := metadata(ctx, d.cfg.MetadataURL, session, f.path)
 		if err != nil {
 			return fmt.Errorf("find this node's %s: %w (outside a node, pass --instance-id, --cloud-endpoint and --cloud-token)", f.path, err)
 		}
@@ -32,9 +40,20 @@ func (d *Daemon) discover(ctx context.Context) error {
 	return nil
 }
 
-// metadata reads one document of the metadata tree, retrying briefly (it may lag at boot).
-func metadata(ctx context.Context, base, path string) (string, error) {
-	url := strings.TrimRight(base, "/") + "/latest/meta-data/" + path
+// imdsSession asks the metadata service for an IMDSv2 session token.
+func imdsSession(ctx context.Context, base string) (string, error) {
+	return metadataCall(ctx, http.MethodPut, strings.TrimRight(base, "/")+"/latest/api/token",
+		map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "21600"})
+}
+
+// metadata reads one document of the metadata tree within a session.
+func metadata(ctx context.Context, base, session, path string) (string, error) {
+	return metadataCall(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/latest/meta-data/"+path,
+		map[string]string{"X-aws-ec2-metadata-token": session})
+}
+
+// metadataCall makes one metadata request, retrying briefly (the service may lag at boot).
+func metadataCall(ctx context.Context, method, url string, headers map[string]string) (string, error) {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	var last error
 	for attempt := range 5 {
@@ -45,9 +64,12 @@ func metadata(ctx context.Context, base, path string) (string, error) {
 			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 			}
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, method, url, nil)
 		if err != nil {
 			return "", err
+		}
+		for k, v := range headers {
+			req.Header.Set(k, v)
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -61,7 +83,7 @@ func metadata(ctx context.Context, base, path string) (string, error) {
 			continue
 		}
 		if resp.StatusCode != http.StatusOK {
-			last = fmt.Errorf("GET %s: %s", url, resp.Status)
+			last = fmt.Errorf("%s %s: %s", method, url, resp.Status)
 			continue
 		}
 		return strings.TrimSpace(string(body)), nil

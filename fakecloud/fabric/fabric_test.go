@@ -288,11 +288,54 @@ func get(t *testing.T, c *http.Client, url, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// imdsSession gets an IMDSv2 session token.
+func imdsSession(t *testing.T, c *http.Client) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, "http://"+MetadataAddr+"/latest/api/token", nil)
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("PUT /latest/api/token: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /latest/api/token: %d %s", resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+func imdsStatus(t *testing.T, c *http.Client, url, session string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("X-aws-ec2-metadata-token", session)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func imdsGet(t *testing.T, c *http.Client, url, session string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("X-aws-ec2-metadata-token", session)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 func TestFabricMetadataAndAPI(t *testing.T) {
 	te := &tokenEcho{}
 	l := newLab(t, te)
 	te.l = l
 	md := "http://" + MetadataAddr + "/latest/meta-data/"
+	var n1Session string
 	for _, in := range []api.Instance{l.n1, l.n3} {
 		c := httpClientIn(l.node(in))
 		eni := in.NetworkInterfaces[0]
@@ -312,14 +355,27 @@ func TestFabricMetadataAndAPI(t *testing.T) {
 			"network/interfaces/macs/" + mac + "/subnet-ipv4-cidr-block": sub.CidrBlock,
 			"network/interfaces/macs/" + mac + "/vpc-id":                 l.vpc,
 			"network/interfaces/macs/" + mac + "/vpc-ipv4-cidr-blocks":   "10.0.0.0/16",
-			"fakecloud/token": in.Token, "fakecloud/endpoint": APIEndpoint(),
+			"fakecloud/endpoint":                                         APIEndpoint(),
 		}
 		for path, w := range want {
 			if code, got := get(t, c, md+path, ""); code != http.StatusOK || got != w {
 				t.Errorf("%s: %s = %d %q, want %q", in.InstanceID, path, code, got, w)
 			}
 		}
-		_, token := get(t, c, md+"fakecloud/token", "")
+		// The cloud token needs an IMDSv2 session of this very instance.
+		if code, _ := get(t, c, md+"fakecloud/token", ""); code != http.StatusUnauthorized {
+			t.Errorf("%s: fakecloud/token without a session = %d, want 401", in.InstanceID, code)
+		}
+		session := imdsSession(t, c)
+		token := imdsGet(t, c, md+"fakecloud/token", session)
+		if token != in.Token {
+			t.Errorf("%s: fakecloud/token with a session = %q, want the instance's token", in.InstanceID, token)
+		}
+		if in.InstanceID == l.n1.InstanceID {
+			n1Session = session
+		} else if code := imdsStatus(t, c, md+"fakecloud/token", n1Session); code != http.StatusUnauthorized {
+			t.Errorf("%s read its token with another instance's session: %d", in.InstanceID, code)
+		}
 		if code, got := get(t, c, APIEndpoint()+"/", token); code != http.StatusOK || got != in.InstanceID {
 			t.Errorf("%s: API with instance token = %d %q", in.InstanceID, code, got)
 		}

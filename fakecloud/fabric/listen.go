@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/flatnet/flatnet/fakecloud/fabric/metadata"
 )
 
 // vpcListeners are the HTTP servers the fabric runs inside one router namespace.
@@ -41,7 +43,7 @@ func (f *Fabric) openListeners(vpc string) error {
 			l.close()
 			return err
 		}
-		srv := &http.Server{Handler: hp.h, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: hp.h, ReadHeaderTimeout: 10 * time.Second, ConnContext: metadata.ConnContext}
 		l.servers = append(l.servers, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

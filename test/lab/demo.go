@@ -61,7 +61,7 @@ func demoRun(ctx context.Context, cfg Config, o DemoOptions) (err error) {
 		}()
 	}
 	d := &demo{l: l, out: o.Out, ctx: ctx}
-	for _, run := range []func() error{d.pods, d.podToPod, d.nodeToPod, d.internet, d.spoof, d.secondInterface} {
+	for _, run := range []func() error{d.pods, d.podToPod, d.nodeToPod, d.internet, d.spoof, d.metadata, d.secondInterface} {
 		if err := run(); err != nil {
 			return err
 		}
@@ -181,6 +181,23 @@ func (d *demo) spoof() error {
 		return fmt.Errorf("%s -> %s from its own address: %w", n.Name, dst.Name, err)
 	}
 	d.ok("%s -> %s from its own %s: answered", n.Name, dst.Name, n.PrimaryIP)
+	return nil
+}
+
+func (d *demo) metadata() error {
+	st := d.l.State()
+	n, p := st.Nodes[0], st.Pods[0]
+	d.step("the metadata service gives %s its cloud token over an IMDSv2 session; %s, behind it, gets none", n.Name, p.Name)
+	token, err := CloudTokenFrom(d.ctx, n.Netns)
+	if err != nil || token == "" {
+		return fmt.Errorf("%s could not read its own cloud token: %v", n.Name, err)
+	}
+	d.ok("%s: session opened, cloud token read (%d characters)", n.Name, len(token))
+	_, err = CloudTokenFrom(d.ctx, p.Netns)
+	if err == nil {
+		return fmt.Errorf("pod %s read its node's cloud token", p.Name)
+	}
+	d.ok("%s: %v", p.Name, err)
 	return nil
 }
 

@@ -76,3 +76,42 @@ func Probe(ctx context.Context, fromNetns, ip string, local net.IP, timeout time
 	}
 	return &r, nil
 }
+
+// metadataAddr is the instance metadata service, as seen from inside the VPC.
+const metadataAddr = "169.254.169.254"
+
+// CloudTokenFrom tries, from inside a namespace, what a node agent does to get its cloud token:
+// open an IMDSv2 session, then read fakecloud/token with it. The session reply has a hop limit
+// of 1, so from a pod the first step times out.
+func CloudTokenFrom(ctx context.Context, netnsName string) (string, error) {
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: Dialer(netnsName, nil), DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+metadataAddr+"/latest/api/token", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+	session, err := readOK(hc.Do(req))
+	if err != nil {
+		return "", fmt.Errorf("no IMDSv2 session (%w)", err)
+	}
+	if req, err = http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metadataAddr+"/latest/meta-data/fakecloud/token", nil); err != nil {
+		return "", err
+	}
+	req.Header.Set("X-aws-ec2-metadata-token", session)
+	return readOK(hc.Do(req))
+}
+
+func readOK(resp *http.Response, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	return string(body), nil
+}

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -9,22 +10,53 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
 // Server answers metadata requests from the latest snapshot it was given.
+//
+// It speaks IMDSv2 as EC2 does, with a hop limit of 1: `PUT /latest/api/token` (with
+// X-aws-ec2-metadata-token-ttl-seconds) returns a session token in a reply whose packets carry
+// IP TTL 1, so it reaches the node itself but never a pod behind it (the node would have to
+// forward it). The instance's fakecloud token is served only with a valid session token of that
+// instance (X-aws-ec2-metadata-token); the other documents answer without one, like EC2's
+// "optional" mode. Pods therefore cannot read their node's cloud credentials.
 type Server struct {
 	endpoint string
 	idx      atomic.Pointer[index]
+
+	mu       sync.Mutex
+	sessions map[string]session
 }
+
+type session struct {
+	instance string
+	expires  time.Time
+}
+
+// HopLimit is the IP TTL of session-token replies.
+const HopLimit = 1
 
 // NewServer returns a Server that tells instances to reach the fakecloud API at endpoint.
 func NewServer(endpoint string) *Server {
-	s := &Server{endpoint: endpoint}
+	s := &Server{endpoint: endpoint, sessions: map[string]session{}}
 	s.idx.Store(newIndex(&api.Snapshot{}))
 	return s
+}
+
+type connKey struct{}
+
+// ConnContext is the http.Server hook that lets the handler reach the connection, to set the
+// hop limit on session-token replies.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
 }
 
 // Update makes the server answer from snap. The fabric calls it after each convergence, so the
@@ -37,7 +69,7 @@ const root = "/latest/meta-data/"
 func (s *Server) Handler(vpc string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
-			imdsToken(w)
+			s.newSession(w, r, vpc)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -49,7 +81,12 @@ func (s *Server) Handler(vpc string) http.Handler {
 			http.Error(w, "no instance owns your source address in this VPC", http.StatusForbidden)
 			return
 		}
-		body, found := lookup(x, in, s.endpoint, strings.TrimPrefix(r.URL.Path, root))
+		path := strings.TrimPrefix(r.URL.Path, root)
+		if path == "fakecloud/token" && !s.validSession(r.Header.Get("X-aws-ec2-metadata-token"), in.InstanceID) {
+			http.Error(w, "the instance's cloud token needs an IMDSv2 session: PUT /latest/api/token first, then send X-aws-ec2-metadata-token", http.StatusUnauthorized)
+			return
+		}
+		body, found := lookup(x, in, s.endpoint, path)
 		if !strings.HasPrefix(r.URL.Path, root) || !found {
 			http.NotFound(w, r)
 			return
@@ -59,13 +96,66 @@ func (s *Server) Handler(vpc string) http.Handler {
 	})
 }
 
-// imdsToken answers IMDSv2's session-token request, so SDKs that try it first work; the token is
-// not required afterwards.
-func imdsToken(w http.ResponseWriter) {
-	b := make([]byte, 16)
+// newSession answers IMDSv2's session-token request with a reply limited to HopLimit hops.
+func (s *Server) newSession(w http.ResponseWriter, r *http.Request, vpc string) {
+	ttl, err := strconv.Atoi(r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds"))
+	if err != nil || ttl < 1 || ttl > 21600 {
+		http.Error(w, "X-aws-ec2-metadata-token-ttl-seconds must be a number of seconds from 1 to 21600", http.StatusBadRequest)
+		return
+	}
+	in, _, ok := s.caller(vpc, r)
+	if !ok {
+		http.Error(w, "no instance owns your source address in this VPC", http.StatusForbidden)
+		return
+	}
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		if err := setTTL(c, HopLimit); err != nil {
+			http.Error(w, "cannot limit the reply's hops: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	b := make([]byte, 24)
 	_, _ = rand.Read(b)
+	token := hex.EncodeToString(b)
+	now := time.Now()
+	s.mu.Lock()
+	for t, ss := range s.sessions {
+		if now.After(ss.expires) {
+			delete(s.sessions, t)
+		}
+	}
+	s.sessions[token] = session{instance: in.InstanceID, expires: now.Add(time.Duration(ttl) * time.Second)}
+	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain")
-	_, _ = fmt.Fprint(w, hex.EncodeToString(b))
+	w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", strconv.Itoa(ttl))
+	_, _ = fmt.Fprint(w, token)
+}
+
+func (s *Server) validSession(token, instance string) bool {
+	if token == "" {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.sessions[token]
+	return ok && ss.instance == instance && time.Now().Before(ss.expires)
+}
+
+// setTTL sets the IP TTL of the connection's outgoing packets.
+func setTTL(c net.Conn, ttl int) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("connection %T has no socket", c)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, ttl) }); err != nil {
+		return err
+	}
+	return serr
 }
 
 func (s *Server) caller(vpc string, r *http.Request) (*api.Instance, *index, bool) {
