@@ -30,11 +30,21 @@ import (
 // one lab; and the time 100 pods take to get addresses from an empty pool with 50 ms of cloud
 // latency. Each benchmark has its own prefix and port, so that it never meets a test's lab.
 
-// benchConfig is testConfig for a benchmark: its own directory, prefix and port.
+// benchConfig is testConfig for a benchmark: its own directory, prefix and a free loopback
+// port (port is the preference, as in testConfig). The lab's log is dropped: benchmark logs
+// are always printed.
 func benchConfig(b *testing.B, prefix string, port int) Config {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		b.Fatalf("find a free loopback port: %v", err)
+	}
+	defer ln.Close()
 	return Config{
 		Dir: filepath.Join(b.TempDir(), "lab"), Prefix: prefix, BinDir: binDir,
-		Listen: fmt.Sprintf("127.0.0.1:%d", port), Log: io.Discard,
+		Listen: ln.Addr().String(), Log: io.Discard,
 	}
 }
 
@@ -532,7 +542,7 @@ func BenchmarkPodsFromEmptyPool(b *testing.B) {
 func benchEmptyPool(b *testing.B, latencyMillis int) {
 	const pods, inFlight = 100, 20
 	var adds []time.Duration
-	var calls, retries int
+	var calls, cloudErrs, retries int
 	for range b.N {
 		b.StopTimer()
 		cfg := benchConfig(b, "flp-", 7484)
@@ -583,6 +593,9 @@ func benchEmptyPool(b *testing.B, latencyMillis int) {
 			b.Fatal(err)
 		}
 		var byAction []string
+		errs := after[cloudErrors] - before[cloudErrors]
+		cloudErrs += errs
+		delete(after, cloudErrors)
 		for action, n := range after {
 			if d := n - before[action]; d > 0 {
 				calls += d
@@ -590,7 +603,7 @@ func benchEmptyPool(b *testing.B, latencyMillis int) {
 			}
 		}
 		slices.Sort(byAction)
-		b.Logf("cloud calls for %d pods: %s", pods, strings.Join(byAction, ", "))
+		b.Logf("cloud calls for %d pods: %s; %d answered with an error", pods, strings.Join(byAction, ", "), errs)
 		if err := Down(cfg.Dir, cfg.Prefix, io.Discard); err != nil {
 			b.Fatalf("down: %v", err)
 		}
@@ -602,6 +615,7 @@ func benchEmptyPool(b *testing.B, latencyMillis int) {
 	b.ReportMetric(float64(percentile(adds, 0.50))/1e6, "add-p50-ms")
 	b.ReportMetric(float64(percentile(adds, 0.99))/1e6, "add-p99-ms")
 	b.ReportMetric(float64(calls)/float64(b.N), "cloud-calls")
+	b.ReportMetric(float64(cloudErrs)/float64(b.N), "cloud-errors")
 	b.ReportMetric(float64(retries)/float64(b.N), "retries")
 }
 
@@ -639,8 +653,12 @@ func addPodNetwork(ctx context.Context, l *Lab, n Node, name string) (int, error
 	return 4, fmt.Errorf("pod %s: %w", name, last)
 }
 
+// cloudErrors is cloudRequests' key for requests answered with an error code.
+const cloudErrors = "error"
+
 // cloudRequests reads fakecloud's fakecloud_requests_total, summed over answer codes, by
-// action, from its /metrics on loopback.
+// action, from its /metrics on loopback; requests answered with an error code (throttling
+// included) are also counted under "error".
 func cloudRequests(ctx context.Context, listen string) (map[string]int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+listen+"/metrics", nil)
 	if err != nil {
@@ -662,10 +680,13 @@ func cloudRequests(ctx context.Context, listen string) (map[string]int, error) {
 		if !ok {
 			continue
 		}
-		action := ""
+		action, code := "", ""
 		for _, kv := range strings.Split(labels, ",") {
 			if v, ok := strings.CutPrefix(kv, `action="`); ok {
 				action = strings.TrimSuffix(v, `"`)
+			}
+			if v, ok := strings.CutPrefix(kv, `code="`); ok {
+				code = strings.TrimSuffix(v, `"`)
 			}
 		}
 		f, err := strconv.ParseFloat(value, 64)
@@ -673,6 +694,9 @@ func cloudRequests(ctx context.Context, listen string) (map[string]int, error) {
 			return nil, fmt.Errorf("fakecloud metric %q: %w", sc.Text(), err)
 		}
 		out[action] += int(f)
+		if code != "OK" {
+			out[cloudErrors] += int(f)
+		}
 	}
 	return out, sc.Err()
 }
