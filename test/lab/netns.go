@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -21,12 +22,30 @@ func netnsPath(name string) string { return filepath.Join(netnsDir, name) }
 
 // inNetns runs fn on a thread inside the named namespace. Processes started by fn inherit it.
 func inNetns(name string, fn func() error) error {
-	h, err := ns.GetNS(netnsPath(name))
+	h, err := openNetns(name)
 	if err != nil {
-		return fmt.Errorf("open namespace %s: %w", name, err)
+		return err
 	}
 	defer h.Close()
 	return h.Do(func(ns.NetNS) error { return fn() })
+}
+
+// openNetns opens a named namespace. Whoever makes one (the fabric, ip netns add) creates its
+// file a moment before mounting the namespace on it; in that moment the file is not a
+// namespace yet, so this waits for the mount, briefly.
+func openNetns(name string) (ns.NetNS, error) {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		h, err := ns.GetNS(netnsPath(name))
+		if err == nil {
+			return h, nil
+		}
+		var notNS ns.NSPathNotNSErr
+		if !errors.As(err, &notNS) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("open namespace %s: %w", name, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // createNetns makes a persistent named namespace with its loopback up. It fails if the name is
