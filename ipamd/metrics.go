@@ -1,13 +1,12 @@
 package ipamd
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/ipamd/provider"
 )
 
 type metrics struct {
@@ -60,11 +59,6 @@ func (m *metrics) observeCloud(action string, took time.Duration, err error) {
 	m.cloudCalls.WithLabelValues(action).Inc()
 	m.cloudLat.WithLabelValues(action).Observe(took.Seconds())
 	if err != nil {
-		code := "transport"
-		var e *api.Error
-		if errors.As(err, &e) {
-			code = e.Code
-		}
-		m.cloudErrs.WithLabelValues(action, code).Inc()
+		m.cloudErrs.WithLabelValues(action, provider.Code(err)).Inc()
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/ipamd/pool"
 	"github.com/flatnet/flatnet/ipamd/provider"
 	"github.com/flatnet/flatnet/ipamd/store"
@@ -124,11 +123,11 @@ func (d *Daemon) recordOutcome(err error) {
 	wait := min(time.Second<<min(d.failures-1, 5), 30*time.Second)
 	d.retryAt = time.Now().Add(wait)
 	d.log.Warn("pool action failed", "err", err, "retry_in", wait)
-	if errors.Is(err, api.ErrInsufficientFreeAddresses) || errors.Is(err, api.ErrInsufficientCidrBlocks) {
+	if errors.Is(err, provider.ErrSubnetFull) {
 		d.full = "the subnet has no free addresses left: " + err.Error()
 	}
-	if errors.Is(err, api.ErrAttachmentLimitExceeded) || errors.Is(err, api.ErrPrivateIPAddressLimitExceeded) ||
-		errors.Is(err, api.ErrInvalidParameterValue) {
+	if errors.Is(err, provider.ErrInterfaceLimit) || errors.Is(err, provider.ErrAddressLimit) ||
+		errors.Is(err, provider.ErrConflict) {
 		// The record is behind the cloud (addresses or interfaces it has not adopted yet).
 		d.resyncNow = true
 	}

@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
-
-	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
 // ErrCircuitOpen: the cloud refused too many calls in a row; calls fail fast until the circuit
@@ -82,7 +80,7 @@ func (p *Policy) CircuitOpen(now time.Time) (bool, time.Time) {
 
 // retryable says whether err is worth another attempt at elapsed into the call.
 func (p *Policy) retryable(err error, elapsed time.Duration) bool {
-	return api.Retryable(err) || (api.IsNotFound(err) && elapsed < p.cfg.NotFoundWindow)
+	return Retryable(err) || (errors.Is(err, ErrNotFound) && elapsed < p.cfg.NotFoundWindow)
 }
 
 func (p *Policy) admit() error {

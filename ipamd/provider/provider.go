@@ -12,8 +12,8 @@ import (
 )
 
 // Provider is what ipamd needs from a cloud: one node's interfaces and their addresses.
-// Errors carry fakecloud/api's codes (errors.Is with api.Err*, api.Retryable, api.IsNotFound),
-// whatever the cloud; see docs/providers.md.
+// A driver returns its cloud's errors as *Error with the kind ipamd acts on (ErrThrottled,
+// ErrNotFound, ErrSubnetFull, ...; errors.go), whatever the cloud; see docs/providers.md.
 type Provider interface {
 	// DescribeInstance returns the instance, its type's limits, its attached interfaces with
 	// their addresses, and the interfaces ipamd created for it that are not attached.

@@ -50,12 +50,18 @@ func New(s provider.Settings) (provider.Provider, error) {
 func call[Req, Resp any](ctx context.Context, d *Driver, action string, fn func(context.Context, *Req) (*Resp, error), req *Req) (*Resp, error) {
 	start := time.Now()
 	resp, err := fn(ctx, req)
+	err = classify(err)
 	d.observe(action, time.Since(start), err)
 	return resp, err
 }
 
 // DescribeInstance implements provider.Provider.
 func (d *Driver) DescribeInstance(ctx context.Context, id string) (*provider.Instance, error) {
+	inst, err := d.describeInstance(ctx, id)
+	return inst, classify(err)
+}
+
+func (d *Driver) describeInstance(ctx context.Context, id string) (*provider.Instance, error) {
 	out, err := call(ctx, d, api.ActionDescribeInstances, d.c.DescribeInstances, &api.DescribeInstancesRequest{InstanceIDs: []string{id}})
 	if err != nil {
 		return nil, err

@@ -14,6 +14,11 @@ import (
 // CreateInterface implements provider.Provider: create (tagged), attach, delete on termination.
 // Tokens derived from the request's make a retried call find the first attempt's interface.
 func (d *Driver) CreateInterface(ctx context.Context, req provider.CreateInterfaceRequest) (*provider.Interface, error) {
+	ni, err := d.createInterface(ctx, req)
+	return ni, classify(err)
+}
+
+func (d *Driver) createInterface(ctx context.Context, req provider.CreateInterfaceRequest) (*provider.Interface, error) {
 	created, err := call(ctx, d, api.ActionCreateNetworkInterface, d.c.CreateNetworkInterface, &api.CreateNetworkInterfaceRequest{
 		SubnetID: req.SubnetID, Groups: req.SecurityGroups, Description: "flatnet ipamd " + req.InstanceID,
 		SecondaryPrivateIPAddressCount: req.IPCount, Ipv4PrefixCount: req.PrefixCount,
@@ -30,10 +35,10 @@ func (d *Driver) CreateInterface(ctx context.Context, req provider.CreateInterfa
 		if !api.Retryable(err) && !api.IsNotFound(err) {
 			// The attach will never work (limit, index taken): do not leave the interface behind.
 			if derr := d.deleteDetached(ctx, id); derr != nil {
-				return nil, fmt.Errorf("%w (and deleting interface %s failed: %w)", err, id, derr)
+				return nil, fmt.Errorf("%w (and deleting interface %s failed: %w)", conflict(err), id, derr)
 			}
 		}
-		return nil, err
+		return nil, conflict(err) // an index ipamd thought free is taken: its record is behind
 	}
 	yes := true
 	if _, err := call(ctx, d, api.ActionModifyNetworkInterfaceAttribute, d.c.ModifyNetworkInterfaceAttribute, &api.ModifyNetworkInterfaceAttributeRequest{
@@ -55,6 +60,10 @@ func token(base, suffix string) string {
 
 // DeleteInterface implements provider.Provider: detach, wait until detached, delete.
 func (d *Driver) DeleteInterface(ctx context.Context, id string) error {
+	return classify(d.deleteInterface(ctx, id))
+}
+
+func (d *Driver) deleteInterface(ctx context.Context, id string) error {
 	ni, err := describeOne(ctx, d, id)
 	if api.IsNotFound(err) {
 		return nil
@@ -105,14 +114,14 @@ func (d *Driver) Assign(ctx context.Context, req provider.AssignRequest) (*provi
 	for _, s := range out.AssignedPrivateIPAddresses {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("cloud assigned %q: %w", s, err)
+			return nil, classify(fmt.Errorf("cloud assigned %q: %w", s, err))
 		}
 		res.IPs = append(res.IPs, ip)
 	}
 	for _, p := range out.AssignedIpv4Prefixes {
 		pfx, err := netip.ParsePrefix(p.Ipv4Prefix)
 		if err != nil {
-			return nil, fmt.Errorf("cloud assigned prefix %q: %w", p.Ipv4Prefix, err)
+			return nil, classify(fmt.Errorf("cloud assigned prefix %q: %w", p.Ipv4Prefix, err))
 		}
 		res.Prefixes = append(res.Prefixes, pfx)
 	}
@@ -122,6 +131,10 @@ func (d *Driver) Assign(ctx context.Context, req provider.AssignRequest) (*provi
 // Unassign implements provider.Provider. fakecloud refuses the whole call when one address is
 // no longer assigned; then the call is repeated with those still there.
 func (d *Driver) Unassign(ctx context.Context, req provider.UnassignRequest) error {
+	return classify(d.unassignAll(ctx, req))
+}
+
+func (d *Driver) unassignAll(ctx context.Context, req provider.UnassignRequest) error {
 	err := d.unassign(ctx, req.InterfaceID, req.IPs, req.Prefixes, req.ClientToken)
 	if api.IsNotFound(err) {
 		return nil // the interface is gone, and its addresses with it
