@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// ErrCircuitOpen: the cloud refused too many calls in a row; calls fail fast until the circuit
-// half-opens.
+// ErrCircuitOpen: the cloud throttled, failed or could not be reached on too many calls in a
+// row; calls fail fast until the circuit half-opens.
 var ErrCircuitOpen = errors.New("cloud circuit open after repeated failures")
 
 // PolicyConfig tunes Policy. Zero fields take the defaults.
@@ -27,7 +27,8 @@ type PolicyConfig struct {
 	// a resource just created may not be visible yet. Default 10s.
 	NotFoundWindow time.Duration
 	// BreakerThreshold consecutive failed calls open the circuit for BreakerCooldown (doubling
-	// while failures continue, up to 8x). Defaults 5 and 2s.
+	// while failures continue, up to 8x). Only throttling, the cloud's own failures and
+	// transport failures count; refusals do not. Defaults 5 and 2s.
 	BreakerThreshold int
 	BreakerCooldown  time.Duration
 }
@@ -99,7 +100,9 @@ func (p *Policy) record(err error) {
 		p.failures, p.opens = 0, 0
 		return
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if !Retryable(err) && !errors.Is(err, ErrTransport) {
+		// A refusal (a limit, a bad parameter, a late NotFound) or our own deadline says
+		// nothing about the cloud's health: it neither opens the circuit nor closes it.
 		return
 	}
 	p.failures++
