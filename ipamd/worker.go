@@ -332,6 +332,7 @@ func (d *Daemon) unassign(ctx context.Context, a pool.Action) error {
 		return nil // all taken meanwhile
 	}
 	if err := d.cloud.Unassign(ctx, provider.UnassignRequest{InterfaceID: a.Interface, IPs: ips, Prefixes: prefixes}); err != nil {
+		d.requestResync() // the cloud may still assign what the record forgot: adopt it back
 		return fmt.Errorf("unassign from %s: %w", a.Interface, err)
 	}
 	d.log.Info("addresses given back", "interface", a.Interface, "addresses", len(ips), "prefixes", len(prefixes))
@@ -345,10 +346,14 @@ func (d *Daemon) detach(ctx context.Context, a pool.Action) error {
 		}
 		return err
 	}
+	// From here the record has forgotten the interface: on any failure the cloud still has
+	// it (and its addresses), and the resync adopts it back rather than wait for the next one.
 	if err := d.dp.RemoveInterface(ctx, a.DeviceIndex); err != nil {
+		d.requestResync()
 		return fmt.Errorf("remove datapath of device %d: %w", a.DeviceIndex, err)
 	}
 	if err := d.cloud.DeleteInterface(ctx, a.Interface); err != nil {
+		d.requestResync()
 		return fmt.Errorf("detach %s: %w", a.Interface, err)
 	}
 	d.log.Info("interface detached", "interface", a.Interface, "device_index", a.DeviceIndex)
