@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/flatnet/flatnet/ipamd/wire"
@@ -18,25 +19,70 @@ import (
 // requestTimeout bounds reading a request; answering an allocation may take AllocWait more.
 const requestTimeout = 5 * time.Second
 
-// listenSocket makes the plugin's socket: parent directory 0700, socket 0600, any stale socket
-// of an earlier run replaced.
+// listenSocket makes the plugin's socket, mode 0600 from the start: it is bound in a private
+// (0700) directory next to path, chmod'ed there, then renamed over path, which also replaces a
+// stale socket of an earlier run atomically. The parent directory is created 0700; an existing
+// one must not be writable by others (they could replace the socket with their own).
 func listenSocket(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("socket directory: %w", err)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	if err := checkSocketDir(dir); err != nil {
+		return nil, err
 	}
-	ln, err := net.Listen("unix", path)
+	private, err := os.MkdirTemp(dir, ".sock")
+	if err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	defer os.RemoveAll(private)
+	bound := filepath.Join(private, "s")
+	ln, err := net.Listen("unix", bound)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // the path it was bound at will not exist
+	if err := os.Chmod(bound, 0o600); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("chmod %s: %w", path, err)
+		return nil, fmt.Errorf("chmod the socket: %w", err)
 	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	return ln, nil
+	if err := os.Rename(bound, path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("put the socket at %s: %w", path, err)
+	}
+	return &unlinkOnClose{Listener: ln, path: path}, nil
+}
+
+// checkSocketDir refuses a socket directory another user owns or may write to (unless it is
+// sticky, as /tmp is: then others cannot replace what is ours).
+func checkSocketDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("socket directory %s is not a directory", dir)
+	case ok && st.Uid != uint32(os.Geteuid()) && st.Uid != 0:
+		return fmt.Errorf("socket directory %s belongs to uid %d: use a directory of ipamd's user or root (--socket)", dir, st.Uid)
+	case fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0:
+		return fmt.Errorf("socket directory %s has mode %v: others could replace the socket; chmod go-w it or choose another --socket", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// unlinkOnClose removes the socket at path when the listener closes.
+type unlinkOnClose struct {
+	net.Listener
+	path string
+	once sync.Once
+}
+
+func (l *unlinkOnClose) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() { _ = os.Remove(l.path) })
+	return err
 }
 
 func (d *Daemon) serveSocket(ctx context.Context, ln net.Listener) {
