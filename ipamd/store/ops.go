@@ -143,7 +143,7 @@ func (s *Store) Release(owner wire.Owner, now time.Time) (Address, bool, error) 
 
 // ByOwner returns owner's address.
 func (s *Store) ByOwner(owner wire.Owner) (Address, bool) {
-	raw, _ := s.db.Txn(false).First(tableAddresses, indexOwner, owner.Key())
+	raw, _ := s.read().First(tableAddresses, indexOwner, owner.Key())
 	if raw == nil {
 		return Address{}, false
 	}
@@ -152,7 +152,7 @@ func (s *Store) ByOwner(owner wire.Owner) (Address, bool) {
 
 // Interface returns one interface.
 func (s *Store) Interface(id string) (Interface, bool) {
-	raw, _ := s.db.Txn(false).First(tableInterfaces, indexID, id)
+	raw, _ := s.read().First(tableInterfaces, indexID, id)
 	if raw == nil {
 		return Interface{}, false
 	}
@@ -160,11 +160,11 @@ func (s *Store) Interface(id string) (Interface, bool) {
 }
 
 // Interfaces lists the interfaces by device index.
-func (s *Store) Interfaces() []Interface { return listInterfaces(s.db.Txn(false)) }
+func (s *Store) Interfaces() []Interface { return listInterfaces(s.read()) }
 
 // Addresses lists every address, by IP.
 func (s *Store) Addresses() []Address {
-	out := listAddresses(s.db.Txn(false))
+	out := listAddresses(s.read())
 	slices.SortFunc(out, func(a, b Address) int { return a.IP.Compare(b.IP) })
 	return out
 }
@@ -177,11 +177,12 @@ type View struct {
 
 // View reads interfaces and addresses in one snapshot.
 func (s *Store) View() View {
-	txn := s.db.Txn(false)
+	txn := s.read()
 	return View{Interfaces: listInterfaces(txn), Addresses: listAddresses(txn)}
 }
 
-// Watch returns a channel closed at the next change of the free addresses.
+// Watch returns a channel closed at the next change of the free addresses (a hint: the change
+// may not be durable, and so not visible, yet).
 func (s *Store) Watch() <-chan struct{} {
 	ch, _, _ := s.db.Txn(false).FirstWatch(tableAddresses, indexFree+"_prefix", "")
 	return ch
@@ -202,7 +203,7 @@ func addressesOf(txn *memdb.Txn, iface string) []*Address {
 // NextFree returns the free address handed out next: the least recently released, so the first
 // to leave its cooldown. ok is false when no address is free at all.
 func (s *Store) NextFree() (Address, bool) {
-	raw, _ := s.db.Txn(false).First(tableAddresses, indexFree+"_prefix", "")
+	raw, _ := s.read().First(tableAddresses, indexFree+"_prefix", "")
 	if raw == nil {
 		return Address{}, false
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -24,16 +25,32 @@ var ErrAssigned = errors.New("address is assigned to an owner")
 const compactAfter = 4096
 
 // Store is the datastore. Safe for concurrent use.
+//
+// Writes are group-committed: a write applies its records to db and queues them under mu, then
+// waits until they are durable; the first waiter writes and fdatasyncs everything queued while
+// the others wait for it, so concurrent writers share one sync. No write succeeds before its
+// records, and every record it read, are durable (a write that changes nothing still waits for
+// the records it looked at). Readers see durable, a snapshot of db as of the last sync, so
+// nothing read from the store can be lost by a crash.
 type Store struct {
-	db  *memdb.MemDB
-	log *slog.Logger
-	dir string
+	log  *slog.Logger
+	dir  string
+	lock *os.File
 
-	mu      sync.Mutex // serialises writes: memdb txn, WAL append, fsync, commit
-	wal     *os.File
-	lock    *os.File
-	seq     uint64
-	pending int // records since the snapshot
+	durable atomic.Pointer[memdb.MemDB]
+
+	mu        sync.Mutex // guards everything below; released during log I/O
+	cond      *sync.Cond // signalled when a sync ends
+	db        *memdb.MemDB
+	wal       *logFile
+	seq       uint64 // last record queued
+	buf       []byte // records queued and not yet written
+	spare     []byte // the previous buf, reused
+	syncedSeq uint64 // last record durable
+	syncing   bool   // a leader is writing and syncing; mu is free meanwhile
+	err       error  // sticky: after a failed write or sync nothing more is acknowledged
+	pending   int    // records since the snapshot
+	syncs     int    // log syncs done, for tests
 }
 
 // Open loads (or creates) the store in dir: snapshot, then the log replayed over it. Only one
@@ -54,6 +71,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("state directory %s is in use by another ipamd (%w): give each ipamd its own --state-dir", dir, err)
 	}
 	s := &Store{log: log, dir: dir, lock: lock}
+	s.cond = sync.NewCond(&s.mu)
 	if err := s.load(); err != nil {
 		lock.Close()
 		return nil, err
@@ -107,36 +125,51 @@ func (s *Store) load() error {
 		s.pending++
 	}
 	txn.Commit()
-	if err := wal.Truncate(good); err != nil {
+	lf, err := openLog(wal, good)
+	if err != nil {
 		wal.Close()
-		return fmt.Errorf("cut the torn end off the wal: %w", err)
+		return err
 	}
-	if _, err := wal.Seek(good, 0); err != nil {
+	if err := syncDir(s.dir); err != nil {
 		wal.Close()
-		return fmt.Errorf("seek wal: %w", err)
+		return err
 	}
-	s.wal = wal
+	s.wal, s.syncedSeq = lf, s.seq
+	s.durable.Store(db.Snapshot())
 	s.log.Info("datastore loaded", "dir", s.dir, "seq", s.seq, "replayed", s.pending)
 	return nil
 }
 
-// Close releases the files. It does not flush anything: every write is already durable.
+// Close writes out anything queued, trims the log's preallocated tail and releases the files.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.wal.Close()
+	err := s.drainLocked()
+	if err == nil {
+		err = s.wal.trim()
+	}
+	if cerr := s.wal.f.Close(); err == nil {
+		err = cerr
+	}
 	s.lock.Close()
 	return err
 }
 
+// read is a read transaction on the durable state.
+func (s *Store) read() *memdb.Txn { return s.durable.Load().Txn(false) }
+
 // write runs build in a write transaction; build returns the records it applied (nil: nothing
-// changed). They are logged and synced before the transaction commits.
+// changed). It returns once they are durable, or, when nothing changed, once the state build
+// looked at is.
 func (s *Store) write(build func(txn *memdb.Txn, next func(*record) error) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	var lines []byte
+	lines := len(s.buf)
 	seq := s.seq
 	next := func(r *record) error {
 		seq++
@@ -148,24 +181,23 @@ func (s *Store) write(build func(txn *memdb.Txn, next func(*record) error) error
 		if err != nil {
 			return err
 		}
-		lines = append(lines, line...)
+		s.buf = append(s.buf, line...)
 		return nil
 	}
 	if err := build(txn, next); err != nil {
+		s.buf = s.buf[:lines]
 		return err
 	}
-	if len(lines) == 0 {
-		return nil
+	if seq == s.seq {
+		txn.Abort() // now: waiting below lets other writers in, and they need memdb's write lock
+	} else {
+		txn.Commit()
+		s.pending += int(seq - s.seq)
+		s.seq = seq
 	}
-	if _, err := s.wal.Write(lines); err != nil {
-		return fmt.Errorf("append to wal: %w", err)
+	if err := s.waitDurableLocked(s.seq); err != nil {
+		return err
 	}
-	if err := fdatasync(s.wal); err != nil {
-		return fmt.Errorf("sync wal: %w", err)
-	}
-	s.pending += int(seq - s.seq)
-	s.seq = seq
-	txn.Commit()
 	if s.pending >= compactAfter {
 		if err := s.compactLocked(); err != nil {
 			s.log.Warn("wal compaction failed; the log keeps growing", "err", err)
@@ -174,22 +206,60 @@ func (s *Store) write(build func(txn *memdb.Txn, next func(*record) error) error
 	return nil
 }
 
+// waitDurableLocked returns once record seq is durable: it leads a sync of everything queued
+// unless one is running, in which case it waits for that one and looks again.
+func (s *Store) waitDurableLocked(seq uint64) error {
+	for s.syncedSeq < seq && s.err == nil {
+		if s.syncing {
+			s.cond.Wait()
+			continue
+		}
+		s.flushLocked()
+	}
+	return s.err
+}
+
+// flushLocked writes and syncs the queue with mu released, then publishes the state as of the
+// queue's last record to readers.
+func (s *Store) flushLocked() {
+	buf, target, snap := s.buf, s.seq, s.db.Snapshot()
+	s.buf, s.spare = s.spare[:0], nil
+	s.syncing = true
+	s.mu.Unlock()
+	err := s.wal.append(buf)
+	s.mu.Lock()
+	s.syncing, s.spare = false, buf
+	if err != nil {
+		s.err = fmt.Errorf("append to wal (restart ipamd to reload the store from disk): %w", err)
+		s.log.Error("datastore write failed; nothing more is acknowledged", "err", err)
+	} else {
+		s.syncedSeq, s.syncs = target, s.syncs+1
+		s.durable.Store(snap)
+	}
+	s.cond.Broadcast()
+}
+
+// drainLocked waits out a sync in progress and syncs the rest of the queue.
+func (s *Store) drainLocked() error {
+	for s.syncing {
+		s.cond.Wait()
+	}
+	return s.waitDurableLocked(s.seq)
+}
+
 // compactLocked writes the snapshot and empties the log. A crash between the two leaves records
 // the snapshot already holds; load skips them by sequence number.
 func (s *Store) compactLocked() error {
+	if err := s.drainLocked(); err != nil {
+		return err
+	}
 	txn := s.db.Txn(false)
 	snap := &snapshot{Seq: s.seq, Interfaces: listInterfaces(txn), Addresses: listAddresses(txn)}
 	if err := writeSnapshot(filepath.Join(s.dir, "state.json"), snap); err != nil {
 		return err
 	}
-	if err := s.wal.Truncate(0); err != nil {
-		return fmt.Errorf("truncate wal: %w", err)
-	}
-	if _, err := s.wal.Seek(0, 0); err != nil {
-		return fmt.Errorf("seek wal: %w", err)
-	}
-	if err := fdatasync(s.wal); err != nil {
-		return fmt.Errorf("sync wal: %w", err)
+	if err := s.wal.reset(); err != nil {
+		return err
 	}
 	s.pending = 0
 	return nil

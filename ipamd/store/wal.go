@@ -100,14 +100,108 @@ func readWAL(f *os.File) ([]*record, int64, error) {
 		}
 		r, derr := decode(bytes.TrimSuffix(line, []byte{'\n'}))
 		if derr != nil {
-			if _, perr := br.Peek(1); errors.Is(perr, io.EOF) {
-				return recs, good, nil // torn last line
+			rest, rerr := io.ReadAll(br)
+			if rerr != nil {
+				return nil, 0, fmt.Errorf("read wal: %w", rerr)
+			}
+			if allZero(rest) {
+				return recs, good, nil // torn last line; only preallocated space after it
 			}
 			return nil, 0, fmt.Errorf("wal %s is corrupt at byte %d (%w) with records after it: move it aside to start from the cloud's truth", f.Name(), good, derr)
 		}
 		recs = append(recs, r)
 		good += int64(len(line))
 	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// preallocChunk is how far ahead of the last record the log file is filled with zeros.
+const preallocChunk = 1 << 20
+
+// logFile is the write-ahead log. Records are written in place into space that was filled with
+// zeros and synced beforehand, so an fdatasync after a record flushes that data block and the
+// disk cache only: the file's size and block map do not change, and ext4 needs no journal
+// commit (which would also wait for every other file's pending metadata on the filesystem).
+// A crash leaves the records followed by zeros; readWAL stops at the first zero byte run.
+type logFile struct {
+	f   *os.File
+	off int64 // end of the last record
+	end int64 // end of the zeroed space
+}
+
+// openLog cuts f after its valid records (at good) and zeroes space ahead of them.
+func openLog(f *os.File, good int64) (*logFile, error) {
+	if err := f.Truncate(good); err != nil {
+		return nil, fmt.Errorf("cut the torn end off the wal: %w", err)
+	}
+	l := &logFile{f: f, off: good, end: good}
+	if err := l.grow(good + preallocChunk); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("sync wal: %w", err)
+	}
+	return l, nil
+}
+
+// grow fills the file with zeros up to at least need, in whole chunks. The caller syncs.
+func (l *logFile) grow(need int64) error {
+	if need <= l.end {
+		return nil
+	}
+	n := (need - l.end + preallocChunk - 1) / preallocChunk * preallocChunk
+	if _, err := l.f.WriteAt(make([]byte, n), l.end); err != nil {
+		return fmt.Errorf("preallocate wal: %w", err)
+	}
+	l.end += n
+	return nil
+}
+
+// append writes b after the last record and makes it durable.
+func (l *logFile) append(b []byte) error {
+	if err := l.grow(l.off + int64(len(b))); err != nil {
+		return err
+	}
+	if _, err := l.f.WriteAt(b, l.off); err != nil {
+		return err
+	}
+	if err := fdatasync(l.f); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	l.off += int64(len(b))
+	return nil
+}
+
+// reset empties the log (its records are in the snapshot) and zeroes fresh space.
+func (l *logFile) reset() error {
+	if err := l.f.Truncate(0); err != nil {
+		return fmt.Errorf("truncate wal: %w", err)
+	}
+	l.off, l.end = 0, 0
+	if err := l.grow(preallocChunk); err != nil {
+		return err
+	}
+	if err := fdatasync(l.f); err != nil {
+		return fmt.Errorf("sync wal: %w", err)
+	}
+	return nil
+}
+
+// trim drops the zeroed space after the last record (on a clean shutdown).
+func (l *logFile) trim() error {
+	if err := l.f.Truncate(l.off); err != nil {
+		return fmt.Errorf("trim wal: %w", err)
+	}
+	l.end = l.off
+	return fdatasync(l.f)
 }
 
 // fdatasync flushes f's data (and the metadata needed to read it back).
