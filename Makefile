@@ -12,6 +12,13 @@ BIN           := $(CURDIR)/bin
 FLATNET_CACHE ?= $(HOME)/.cache/flatnet
 export FLATNET_CACHE
 
+# The lab's Kubernetes control plane and etcd, built from the Go module proxy by make k8s-bins into
+# the cache (outside the tree). The version is the wrapper module's (hack/k8s-bins/go.mod); the
+# lab's tests find the binaries through FLATNET_K8S_BIN_DIR.
+K8S_VERSION         := $(shell awk '$$1 == "k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2; exit}' hack/k8s-bins/go.mod)
+FLATNET_K8S_BIN_DIR ?= $(FLATNET_CACHE)/k8s/$(K8S_VERSION)/bin
+export FLATNET_K8S_BIN_DIR
+
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint
 
@@ -47,6 +54,12 @@ build: ## Build every binary under cmd/ into ./bin (static: CGO_ENABLED=0, as a 
 test: require-root verify ## Verify, then run every test (root; race detector on, RACE= to drop it) and each fuzz target briefly
 	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 	FUZZTIME=$(TEST_FUZZTIME) hack/fuzz.sh
+
+.PHONY: k8s-bins
+k8s-bins: ## Build kube-apiserver, -controller-manager, -scheduler, kubectl and etcd into FLATNET_CACHE (once per version; long the first time)
+	@test "$(FLATNET_K8S_BIN_DIR)" = "$(FLATNET_CACHE)/k8s/$(K8S_VERSION)/bin" || \
+		{ echo "make k8s-bins builds into $(FLATNET_CACHE)/k8s/$(K8S_VERSION)/bin; unset FLATNET_K8S_BIN_DIR or point it there" >&2; exit 1; }
+	hack/k8s-bins/build.sh
 
 .PHONY: require-root
 require-root:
