@@ -26,6 +26,12 @@ func (d *Daemon) allocation(a store.Address) *wire.Allocation {
 // Allocate gives req's owner an address, waiting (at most AllocWait) for the pool to grow when
 // it is empty. Repeating it returns the same allocation.
 func (d *Daemon) Allocate(ctx context.Context, req *wire.AllocateRequest) (*wire.Allocation, error) {
+	a, _, err := d.allocate(ctx, req)
+	return a, err
+}
+
+// allocate is Allocate that also says whether the allocation is new (not a repeat).
+func (d *Daemon) allocate(ctx context.Context, req *wire.AllocateRequest) (*wire.Allocation, bool, error) {
 	start := time.Now()
 	deadline := start.Add(d.cfg.AllocWait)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
@@ -54,10 +60,10 @@ func (d *Daemon) Allocate(ctx context.Context, req *wire.AllocateRequest) (*wire
 				d.demand(now, false)
 				d.poke() // the worker decides whether the pool needs to grow back
 			}
-			return d.allocation(a), nil
+			return d.allocation(a), fresh, nil
 		}
 		if !errors.Is(err, store.ErrNoneAvailable) {
-			return nil, wireErr(wire.CodeInternal, "record the allocation: %v", err)
+			return nil, false, wireErr(wire.CodeInternal, "record the allocation: %v", err)
 		}
 		result = "miss"
 		if !registered {
@@ -66,7 +72,7 @@ func (d *Daemon) Allocate(ctx context.Context, req *wire.AllocateRequest) (*wire
 			d.poke()
 		}
 		if werr := d.fullOrLate(now, deadline); werr != nil {
-			return nil, werr
+			return nil, false, werr
 		}
 		wait := time.NewTimer(min(time.Until(deadline), 250*time.Millisecond))
 		select {
@@ -74,7 +80,7 @@ func (d *Daemon) Allocate(ctx context.Context, req *wire.AllocateRequest) (*wire
 		case <-wait.C:
 		case <-ctx.Done():
 			wait.Stop()
-			return nil, wireErr(wire.CodeTryAgain, "allocation abandoned: %v", ctx.Err())
+			return nil, false, wireErr(wire.CodeTryAgain, "allocation abandoned: %v", context.Cause(ctx))
 		}
 		wait.Stop()
 	}

@@ -108,31 +108,49 @@ func (d *Daemon) serveSocket(ctx context.Context, ln net.Listener) {
 }
 
 // serveConn answers one request. The request is one JSON value; the client need not close its
-// side first.
+// side first. While it is served the connection is watched: when the plugin hangs up (its
+// timeout passed) a waiting allocation gives up, and one made meanwhile is given back.
 func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	_ = conn.SetReadDeadline(time.Now().Add(requestTimeout))
 	var raw json.RawMessage
-	var resp *wire.Response
 	if err := json.NewDecoder(io.LimitReader(conn, wire.MaxMessage)).Decode(&raw); err != nil {
-		resp = &wire.Response{Version: wire.Version, Error: wireErr(wire.CodeInvalid, "request is not one JSON value: %v", err)}
 		d.m.allocs.WithLabelValues("unknown", wire.CodeInvalid).Inc()
-	} else {
-		resp = d.Handle(ctx, raw)
+		d.answer(conn, &wire.Response{Version: wire.Version, Error: wireErr(wire.CodeInvalid, "request is not one JSON value: %v", err)})
+		return
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := watchHangup(conn, cancel)
+	resp, fresh := d.handle(ctx, raw)
+	if gone := stop(); (gone || !d.answer(conn, resp)) && fresh {
+		d.giveBack(resp.Allocation)
+	}
+}
+
+// answer writes resp; false when the plugin could not be told.
+func (d *Daemon) answer(conn net.Conn, resp *wire.Response) bool {
 	_ = conn.SetWriteDeadline(time.Now().Add(requestTimeout))
 	if err := json.NewEncoder(conn).Encode(resp); err != nil {
 		d.log.Debug("answer the plugin", "err", err)
+		return false
 	}
+	return true
 }
 
 // Handle decodes and serves one request body; every failure is an answer with a wire error.
 func (d *Daemon) Handle(ctx context.Context, body []byte) *wire.Response {
+	resp, _ := d.handle(ctx, body)
+	return resp
+}
+
+// handle is Handle that also says whether the answer is an allocation this request made.
+func (d *Daemon) handle(ctx context.Context, body []byte) (*wire.Response, bool) {
 	resp := &wire.Response{Version: wire.Version}
 	req, err := wire.DecodeRequest(body)
-	op := "unknown"
+	op, fresh := "unknown", false
 	if err == nil {
 		op = req.Op
-		err = d.dispatch(ctx, req, resp)
+		fresh, err = d.dispatch(ctx, req, resp)
 	}
 	code := "ok"
 	if err != nil {
@@ -140,18 +158,17 @@ func (d *Daemon) Handle(ctx context.Context, body []byte) *wire.Response {
 		if !errors.As(err, &we) {
 			we = wireErr(wire.CodeInternal, "%v", err)
 		}
-		resp = &wire.Response{Version: wire.Version, Error: we}
+		resp, fresh = &wire.Response{Version: wire.Version, Error: we}, false
 		code = we.Code
 	}
 	d.m.allocs.WithLabelValues(op, code).Inc()
-	return resp
+	return resp, fresh
 }
 
-func (d *Daemon) dispatch(ctx context.Context, req *wire.Request, resp *wire.Response) error {
-	var err error
+func (d *Daemon) dispatch(ctx context.Context, req *wire.Request, resp *wire.Response) (fresh bool, err error) {
 	switch req.Op {
 	case wire.OpAllocate:
-		resp.Allocation, err = d.Allocate(ctx, req.Allocate)
+		resp.Allocation, fresh, err = d.allocate(ctx, req.Allocate)
 	case wire.OpRelease:
 		resp.Release, err = d.Release(req.Release.Owner)
 	case wire.OpCheck:
@@ -163,5 +180,5 @@ func (d *Daemon) dispatch(ctx context.Context, req *wire.Request, resp *wire.Res
 	default:
 		err = wireErr(wire.CodeInvalid, "op %q is not served", req.Op)
 	}
-	return err
+	return fresh, err
 }
