@@ -176,6 +176,8 @@ func (d *Daemon) Status() *wire.StatusResponse {
 	st := &wire.StatusResponse{Free: c.free, Assigned: c.assigned, Capacity: d.cfg.Pool.Capacity(d.limits)}
 	open, until := d.cloud.CircuitOpen(now)
 	switch {
+	case d.store.Err() != nil:
+		st.Code, st.Reason = 50, fmt.Sprintf("ipamd cannot record allocations: %v", d.store.Err())
 	case !d.ready.Load():
 		st.Code, st.Reason = 50, "ipamd is starting: reconciling with the cloud"
 	case c.free > 0:

@@ -69,11 +69,19 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = enc.Encode(v)
 }
 
-func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }
+// healthz fails once the datastore stopped writing: only a restart (reloading it from disk)
+// brings ipamd back, which is what a liveness probe does.
+func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) {
+	if err := d.store.Err(); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
 
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	st := d.Status()
-	if !d.ready.Load() {
+	if !d.ready.Load() || d.store.Err() != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	writeJSON(w, st)

@@ -68,7 +68,11 @@ func (d *Daemon) coalesce(ctx context.Context) bool {
 }
 
 // step plans and executes until the planner is satisfied, a call fails, or a few rounds ran.
+// Nothing is asked of the cloud once the datastore cannot record the result.
 func (d *Daemon) step(ctx context.Context) {
+	if d.store.Err() != nil {
+		return
+	}
 	for round := 0; round < 4; round++ {
 		now := time.Now()
 		d.mu.Lock()

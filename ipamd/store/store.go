@@ -21,6 +21,10 @@ var ErrNoneAvailable = errors.New("no free address past its cooldown")
 // ErrAssigned: the operation would drop an address an owner holds.
 var ErrAssigned = errors.New("address is assigned to an owner")
 
+// ErrFailed: a write or sync of the log failed; the store refuses every write until it is
+// opened again.
+var ErrFailed = errors.New("the datastore failed")
+
 // compactAfter is how many records the log may hold before it is folded into the snapshot.
 const compactAfter = 4096
 
@@ -227,11 +231,17 @@ func (s *Store) flushLocked() {
 	s.syncing = true
 	s.mu.Unlock()
 	err := s.wal.append(buf)
+	if err != nil {
+		// Nobody was told these records are durable: make a restart not replay them either
+		// (a record that reached the disk despite the error would apply a refused write).
+		if zerr := s.wal.unwrite(len(buf)); zerr != nil {
+			s.log.Error("could not wipe the records of a failed write; a restart may apply them", "err", zerr)
+		}
+	}
 	s.mu.Lock()
 	s.syncing, s.spare = false, buf
 	if err != nil {
-		s.err = fmt.Errorf("append to wal (restart ipamd to reload the store from disk): %w", err)
-		s.log.Error("datastore write failed; nothing more is acknowledged", "err", err)
+		s.fail(fmt.Errorf("append to wal: %w", err))
 	} else {
 		s.syncedSeq, s.syncs = target, s.syncs+1
 		s.durable.Store(snap)
@@ -259,10 +269,28 @@ func (s *Store) compactLocked() error {
 		return err
 	}
 	if err := s.wal.reset(); err != nil {
+		// The snapshot holds everything, but the log is in an unknown state: stop writing.
+		s.fail(fmt.Errorf("empty the wal after a snapshot: %w", err))
 		return err
 	}
 	s.pending = 0
 	return nil
+}
+
+// fail makes err sticky: after a failed write or sync of the log, its state on disk is unknown,
+// so nothing more is written or acknowledged until a restart reloads the store from disk.
+func (s *Store) fail(err error) {
+	if s.err == nil {
+		s.err = fmt.Errorf("%w (restart ipamd to reload the store from disk): %w", ErrFailed, err)
+		s.log.Error("datastore write failed; nothing more is acknowledged", "err", err)
+	}
+}
+
+// Err returns the sticky error that stopped writes (wrapping ErrFailed), nil while writes work.
+func (s *Store) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // apply gives a record its meaning; the same function serves live writes and replay.

@@ -180,6 +180,15 @@ func (l *logFile) append(b []byte) error {
 	return nil
 }
 
+// unwrite zeroes n bytes after the last record (where a failed append wrote, in whole or in
+// part) and syncs, so that a restart finds the log as it was before.
+func (l *logFile) unwrite(n int) error {
+	if _, err := l.f.WriteAt(make([]byte, n), l.off); err != nil {
+		return err
+	}
+	return fdatasync(l.f)
+}
+
 // reset empties the log (its records are in the snapshot) and zeroes fresh space.
 func (l *logFile) reset() error {
 	if err := l.f.Truncate(0); err != nil {

@@ -1,0 +1,92 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/flatnet/flatnet/ipamd/wire"
+)
+
+// TestFailedWriteStopsTheStore: once a write of the log fails, that write and every later one
+// is refused (nothing is acknowledged that might not be durable), and a reopen replays exactly
+// the acknowledged writes; writes work again after it, with no sequence reused.
+func TestFailedWriteStopsTheStore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed(t, s, 5)
+	a0, _, err := s.Assign(owner(0), wire.PodRef{}, t0, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.wal.f.Close() // the disk goes away under the store
+	if _, _, err := s.Assign(owner(1), wire.PodRef{}, t0, time.Second); !errors.Is(err, ErrFailed) {
+		t.Fatalf("write on a failing log: %v; want ErrFailed", err)
+	}
+	if _, _, err := s.Release(owner(0), t0); !errors.Is(err, ErrFailed) {
+		t.Fatalf("write after a failed one: %v; want it refused with ErrFailed", err)
+	}
+	if !errors.Is(s.Err(), ErrFailed) {
+		t.Fatalf("Err() = %v; want ErrFailed", s.Err())
+	}
+	if _, ok := s.ByOwner(owner(1)); ok {
+		t.Fatal("readers see the refused assignment")
+	}
+	s.lock.Close() // the process ends
+
+	r, err := Open(dir, nil)
+	if err != nil {
+		t.Fatalf("reopen after a failed write: %v", err)
+	}
+	if a, ok := r.ByOwner(owner(0)); !ok || a.IP != a0.IP {
+		t.Fatalf("acknowledged assignment after reopen: %v %v; want %s", a, ok, a0.IP)
+	}
+	if _, ok := r.ByOwner(owner(1)); ok {
+		t.Fatal("the refused assignment came back on reopen")
+	}
+	a2, _, err := r.Assign(owner(2), wire.PodRef{}, t0, time.Second)
+	if err != nil {
+		t.Fatalf("write after reopen: %v", err)
+	}
+	r.Close()
+	r = open(t, dir)
+	for o, ip := range map[wire.Owner]any{owner(0): a0.IP, owner(2): a2.IP} {
+		if a, ok := r.ByOwner(o); !ok || a.IP != ip {
+			t.Fatalf("after the second reopen %s holds %v (%v); want %v", o.Key(), a.IP, ok, ip)
+		}
+	}
+}
+
+// TestUnwriteWipesAFailedAppend: records written but never acknowledged (the sync failed) are
+// zeroed, so a restart does not apply them.
+func TestUnwriteWipesAFailedAppend(t *testing.T) {
+	f, err := os.OpenFile(filepath.Join(t.TempDir(), "wal.log"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	l, err := openLog(f, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := encode(&record{Seq: 1, Op: opRemove, At: t0})
+	if err := l.append(good); err != nil {
+		t.Fatal(err)
+	}
+	failed, _ := encode(&record{Seq: 2, Op: opRemove, At: t0})
+	if _, err := f.WriteAt(failed, l.off); err != nil { // written; suppose the sync then failed
+		t.Fatal(err)
+	}
+	if err := l.unwrite(len(failed)); err != nil {
+		t.Fatal(err)
+	}
+	recs, n, err := readWAL(f)
+	if err != nil || len(recs) != 1 || recs[0].Seq != 1 || n != int64(len(good)) {
+		t.Fatalf("log after unwrite: %d records, %d bytes, %v; want record 1 only", len(recs), n, err)
+	}
+}
