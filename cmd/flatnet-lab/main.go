@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -82,6 +83,9 @@ func newUpCmd(dir *string) *cobra.Command {
 	f.StringVar(&cfg.BinDir, "bin-dir", "", "where fakecloud, flatnet-ipamd and flatnet-cni are (default: beside flatnet-lab)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7480", "fakecloud's API address on loopback")
 	f.StringSliceVar(&cfg.IpamdArgs, "ipamd-arg", nil, "extra flag for every ipamd (repeatable)")
+	f.BoolVar(&cfg.Kubernetes, "kubernetes", false, "also run a Kubernetes control plane on an instance of its own (needs make k8s-bins)")
+	f.StringVar(&cfg.K8sBinDir, "k8s-bin-dir", "", "where etcd, kube-* and kubectl are (default $"+lab.K8sBinDirEnv+"; make k8s-bins prints it)")
+	f.StringVar(&cfg.APIServerListen, "apiserver-listen", "127.0.0.1:6443", "loopback address of the port-forward to the API server (with --kubernetes)")
 	return cmd
 }
 
@@ -197,9 +201,9 @@ func newDemoCmd(dir *string) *cobra.Command {
 	return cmd
 }
 
-// newAgentCmd holds the programs the lab runs inside pods.
+// newAgentCmd holds the programs the lab runs inside pods, and its helpers on the host.
 func newAgentCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "agent", Short: "Programs the lab runs inside pods", Hidden: true}
+	cmd := &cobra.Command{Use: "agent", Short: "Programs the lab runs inside pods and on the host", Hidden: true}
 	var name, listen string
 	echo := &cobra.Command{
 		Use:   "echo",
@@ -211,6 +215,22 @@ func newAgentCmd() *cobra.Command {
 	}
 	echo.Flags().StringVar(&name, "name", "", "name to report")
 	echo.Flags().StringVar(&listen, "listen", ":8080", "address to listen on")
-	cmd.AddCommand(echo)
+	var netns, pfListen, target string
+	pf := &cobra.Command{
+		Use:   "port-forward --netns NS --listen 127.0.0.1:PORT --target IP:PORT",
+		Short: "Relay a loopback port of the host to an address dialed from inside a lab namespace",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			return lab.RunPortForward(cmd.Context(), log, netns, pfListen, target)
+		},
+	}
+	pf.Flags().StringVar(&netns, "netns", "", "namespace to dial the target from")
+	pf.Flags().StringVar(&pfListen, "listen", "", "loopback address to listen on")
+	pf.Flags().StringVar(&target, "target", "", "address to dial inside the namespace")
+	for _, f := range []string{"netns", "listen", "target"} {
+		_ = pf.MarkFlagRequired(f)
+	}
+	cmd.AddCommand(echo, pf)
 	return cmd
 }

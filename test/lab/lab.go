@@ -40,7 +40,16 @@ type Config struct {
 	IpamdArgs []string
 	// FakecloudArgs are extra flags for fakecloud serve.
 	FakecloudArgs []string
-	Log           io.Writer `json:"-"`
+	// Kubernetes adds a control plane (etcd, kube-apiserver, kube-controller-manager,
+	// kube-scheduler) on an instance of its own; see ControlPlane.
+	Kubernetes bool
+	// K8sBinDir holds etcd, the kube-* binaries and kubectl (default $FLATNET_K8S_BIN_DIR;
+	// make k8s-bins builds them).
+	K8sBinDir string
+	// APIServerListen is the host's loopback address of the API server's port-forward
+	// (default 127.0.0.1:6443).
+	APIServerListen string
+	Log             io.Writer `json:"-"`
 }
 
 func (c *Config) defaults() error {
@@ -83,7 +92,7 @@ func (c *Config) defaults() error {
 			return fmt.Errorf("binary %s not found in %s (run make build): %w", b, c.BinDir, err)
 		}
 	}
-	return nil
+	return c.k8sDefaults()
 }
 
 // Node is one instance of the lab.
@@ -124,6 +133,8 @@ type State struct {
 	Nodes        []Node `json:"nodes"`
 	Pods         []Pod  `json:"pods"`
 	InternetPID  int    `json:"internetPID,omitempty"`
+	// ControlPlane is the Kubernetes control plane, when Config.Kubernetes asks for one.
+	ControlPlane *ControlPlane `json:"controlPlane,omitempty"`
 }
 
 // Lab is a running lab.
@@ -164,6 +175,10 @@ func (l *Lab) State() State {
 	st := l.st
 	st.Nodes = append([]Node(nil), l.st.Nodes...)
 	st.Pods = append([]Pod(nil), l.st.Pods...)
+	if l.st.ControlPlane != nil {
+		cp := *l.st.ControlPlane
+		st.ControlPlane = &cp
+	}
 	return st
 }
 
@@ -188,7 +203,7 @@ func (l *Lab) logf(format string, args ...any) {
 
 // Up brings a lab up: whatever an earlier lab in the same directory left behind is removed
 // first, then fakecloud starts with its fabric, the VPC, subnet and nodes are created, and an
-// ipamd starts in every node.
+// ipamd starts in every node; with Config.Kubernetes, the control plane starts last.
 func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -225,6 +240,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	for _, n := range l.st.Nodes {
 		if err := l.waitIpamd(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Kubernetes {
+		if err := l.startControlPlane(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -396,6 +416,11 @@ func Down(dir, prefix string, log io.Writer) error {
 		for _, p := range st.Pods {
 			for _, pid := range p.PIDs {
 				errs = append(errs, stopProcess(pid, time.Second))
+			}
+		}
+		if cp := st.ControlPlane; cp != nil {
+			for _, pid := range cp.pids() {
+				errs = append(errs, stopProcess(pid, 5*time.Second))
 			}
 		}
 		for _, n := range st.Nodes {

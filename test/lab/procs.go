@@ -60,8 +60,8 @@ func alive(pid int) bool {
 }
 
 // ours reports whether pid runs one of the lab's programs (fakecloud, flatnet-ipamd,
-// flatnet-lab), so that a pid recorded by an earlier run and since reused by an unrelated
-// process is never signalled.
+// flatnet-lab, and the control plane's etcd and kube-*), so that a pid recorded by an earlier
+// run and since reused by an unrelated process is never signalled.
 func ours(pid int) bool {
 	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil {
@@ -69,7 +69,8 @@ func ours(pid int) bool {
 	}
 	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
 	switch filepath.Base(argv0) {
-	case "fakecloud", "flatnet-ipamd", "flatnet-lab":
+	case "fakecloud", "flatnet-ipamd", "flatnet-lab",
+		"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler":
 		return true
 	}
 	return false

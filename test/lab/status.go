@@ -26,6 +26,10 @@ func (l *Lab) PrintStatus(ctx context.Context, w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(w, "VPC %s  subnet %s  fakecloud %s (pid %d)\n\n", st.VpcID, st.SubnetID, st.Endpoint, st.FakecloudPID)
+	if cp := st.ControlPlane; cp != nil {
+		fmt.Fprintf(w, "Kubernetes: %s %s at %s, API server %s (in the VPC %s)\n  kubectl --kubeconfig %s\n\n",
+			cp.Name, cp.InstanceID, cp.IP, cp.Server, cp.VPCServer(), cp.Kubeconfig)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tINSTANCE\tPRIMARY IP\tIPAMD\tFREE\tASSIGNED\tCAPACITY\tINTERFACES (device: secondary IPs + prefixes)")
 	for _, n := range st.Nodes {
