@@ -163,3 +163,45 @@ func logControlPlane(t *testing.T, l *Lab) {
 		t.Logf("%s.log (%d bytes), last lines:\n%s", name, len(raw), strings.Join(lines, "\n"))
 	}
 }
+
+// TestControlPlaneFailsClearly runs a kube-apiserver that exits at once: up must fail saying
+// which process exited, with the end of its log (the failed up removes the directory), and
+// leave nothing behind.
+func TestControlPlaneFailsClearly(t *testing.T) {
+	guardRootNet(t)
+	real := k8sBinDir(t)
+	bins := t.TempDir()
+	for _, b := range k8sBinaries {
+		if err := os.Symlink(filepath.Join(real, b), filepath.Join(bins, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broken := "#!/bin/sh\necho 'E0000 apiserver: refusing to start for the test' >&2\nexit 1\n"
+	if err := os.Remove(filepath.Join(bins, "kube-apiserver")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bins, "kube-apiserver"), []byte(broken), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := testConfig(t, "flf-", 7484)
+	cfg.Nodes = 1
+	cfg.Kubernetes = true
+	cfg.K8sBinDir = bins
+	cfg.APIServerListen = freeAddr(t, 6444)
+	_, err := Up(ctx, cfg)
+	if err == nil {
+		_ = Down(cfg.Dir, cfg.Prefix, testWriter{t})
+		t.Fatal("up succeeded with a kube-apiserver that exits at once")
+	}
+	t.Logf("up failed as it should: %v", err)
+	for _, want := range []string{"kube-apiserver (pid", "exited", "kube-apiserver.log ends: E0000 apiserver: refusing to start for the test"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("up's error does not say %q:\n%v", want, err)
+		}
+	}
+	if left := leftovers(t, cfg.Prefix, cfg.Dir); len(left) > 0 {
+		t.Errorf("a failed up left behind:\n%s", strings.Join(left, "\n"))
+	}
+}
