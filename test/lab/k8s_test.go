@@ -169,10 +169,10 @@ func logControlPlane(t *testing.T, l *Lab) {
 // leave nothing behind.
 func TestControlPlaneFailsClearly(t *testing.T) {
 	guardRootNet(t)
-	real := k8sBinDir(t)
+	built := k8sBinDir(t)
 	bins := t.TempDir()
 	for _, b := range k8sBinaries {
-		if err := os.Symlink(filepath.Join(real, b), filepath.Join(bins, b)); err != nil {
+		if err := os.Symlink(filepath.Join(built, b), filepath.Join(bins, b)); err != nil {
 			t.Fatal(err)
 		}
 	}
