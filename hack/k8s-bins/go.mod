@@ -3,8 +3,10 @@
 // main module's go.mod or its ./... (go build, vet, lint and test of the main module skip it).
 //
 // k8s.io/kubernetes lists its staging modules as v0.0.0 with replace => ./staging; outside that
-// repository each one must be replaced with its published v0.<minor>.<patch>. Bump the three
-// together: the kubernetes require, every replace below, and K8S_VERSION in build.sh.
+// repository each one must be replaced with its published v0.<minor>.<patch>. To move to another
+// release, change the k8s.io/kubernetes version and every replace below together, then run
+// `go mod tidy` here: etcd follows what kubernetes requires, and build.sh and the Makefile read
+// the versions from this file. The minor matches the k8s.io/client-go the main module uses.
 module github.com/flatnet/flatnet/hack/k8s-bins
 
 go 1.26.0
