@@ -189,8 +189,11 @@ func (d *demo) metadata() error {
 	n, p := st.Nodes[0], st.Pods[0]
 	d.step("the metadata service gives %s its cloud token over an IMDSv2 session; %s, behind it, gets none", n.Name, p.Name)
 	token, err := CloudTokenFrom(d.ctx, n.Netns)
-	if err != nil || token == "" {
-		return fmt.Errorf("%s could not read its own cloud token: %v", n.Name, err)
+	if err != nil {
+		return fmt.Errorf("%s could not read its own cloud token: %w", n.Name, err)
+	}
+	if token == "" {
+		return fmt.Errorf("%s read an empty cloud token", n.Name)
 	}
 	d.ok("%s: session opened, cloud token read (%d characters)", n.Name, len(token))
 	_, err = CloudTokenFrom(d.ctx, p.Netns)
