@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flatnet/flatnet/ipamd/nodenet"
 	"github.com/flatnet/flatnet/ipamd/pool"
 	"github.com/flatnet/flatnet/ipamd/provider"
 	"github.com/flatnet/flatnet/ipamd/store"
@@ -286,11 +287,15 @@ func (d *Daemon) attach(ctx context.Context, a pool.Action) error {
 	if err != nil {
 		return fmt.Errorf("attach an interface at device index %d: %w", a.DeviceIndex, err)
 	}
+	// Record the interface as soon as the cloud has attached it, so that no plan attaches
+	// another at the same device index while its link is still on its way to the node. Its
+	// addresses are recorded (and handed out) only once the link is up; if it never comes up,
+	// the next resync adopts them when the datapath works.
 	in := storeInterface(ni, time.Now())
-	if err := d.ensureLink(ctx, in); err != nil {
-		return err // the next resync adopts it once the datapath works
-	}
 	if err := d.store.PutInterface(in); err != nil {
+		return err
+	}
+	if err := d.ensureLink(ctx, in); err != nil {
 		return err
 	}
 	d.log.Info("interface attached", "interface", ni.ID, "device_index", ni.DeviceIndex, "addresses", len(ni.IPs), "prefixes", len(ni.Prefixes))
@@ -302,15 +307,31 @@ func storeInterface(ni *provider.Interface, now time.Time) store.Interface {
 		SubnetCIDR: ni.SubnetCIDR, PrimaryIP: ni.PrimaryIP, Managed: ni.Managed, AddedAt: now}
 }
 
+// linkWait bounds how long ensureLink waits for a just-attached interface to show up on the
+// node: a real cloud hot-plugs it within seconds, the lab's fabric within milliseconds.
+const linkWait = 30 * time.Second
+
+// ensureLink brings up the node's side of a cloud interface, waiting for its link to appear.
 func (d *Daemon) ensureLink(ctx context.Context, in store.Interface) error {
 	link, err := linkOf(in)
 	if err != nil {
 		return err
 	}
-	if err := d.dp.EnsureInterface(ctx, link); err != nil {
-		return fmt.Errorf("bring up interface %s (device %d): %w", in.ID, in.DeviceIndex, err)
+	deadline := time.Now().Add(linkWait)
+	for {
+		err := d.dp.EnsureInterface(ctx, link)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, nodenet.ErrLinkNotFound) || time.Now().After(deadline) {
+			return fmt.Errorf("bring up interface %s (device %d): %w", in.ID, in.DeviceIndex, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // unassign forgets the addresses first (durably), then gives them back: a crash in between
