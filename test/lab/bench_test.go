@@ -43,7 +43,7 @@ func benchConfig(b *testing.B, prefix string, port int) Config {
 	}
 	defer ln.Close()
 	return Config{
-		Dir: filepath.Join(b.TempDir(), "lab"), Prefix: prefix, BinDir: binDir,
+		Dir: filepath.Join(b.TempDir(), "lab"), Prefix: fmt.Sprintf("%s%x-", strings.TrimSuffix(prefix, "-"), os.Getpid()&0xffff), BinDir: binDir,
 		Listen: ln.Addr().String(), Log: io.Discard,
 	}
 }

@@ -101,12 +101,13 @@ func guardRootNet(t *testing.T) {
 	})
 }
 
-// testConfig is a lab config of its own for one test: its directory, namespace prefix and a
-// free loopback port (the port argument is only a preference, used when it is free).
+// testConfig is a lab config of its own for one test: its directory, a namespace prefix unique
+// to this test process (so that two runs of the suite on one machine never remove each other's
+// namespaces) and a free loopback port (the port argument is only a preference).
 func testConfig(t *testing.T, prefix string, port int) Config {
 	return Config{
-		Dir: filepath.Join(t.TempDir(), "lab"), Prefix: prefix, BinDir: binDir,
-		Listen: freeAddr(t, port), Log: testWriter{t},
+		Dir: filepath.Join(t.TempDir(), "lab"), Prefix: fmt.Sprintf("%s%x-", strings.TrimSuffix(prefix, "-"), os.Getpid()&0xffff),
+		BinDir: binDir, Listen: freeAddr(t, port), Log: testWriter{t},
 	}
 }
 
