@@ -79,17 +79,8 @@ func eniDetachCmd(g *globals) *cobra.Command {
 func eniDeleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "delete ENI...", Short: "Delete interfaces (detach them first)", Args: cobra.MinimumNArgs(1),
-		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
-			for _, id := range args {
-				r, err := c.DeleteNetworkInterface(ctx, &api.DeleteNetworkInterfaceRequest{NetworkInterfaceID: id})
-				if err != nil {
-					return err
-				}
-				if err := g.done(r, "deleted %s", id); err != nil {
-					return err
-				}
-			}
-			return nil
+		RunE: g.deleteEach(func(ctx context.Context, c *client.Client, id string) (any, error) {
+			return c.DeleteNetworkInterface(ctx, &api.DeleteNetworkInterfaceRequest{NetworkInterfaceID: id})
 		}),
 	}
 }

@@ -47,17 +47,8 @@ func newVpcCmd(g *globals) *cobra.Command {
 	}
 	del := &cobra.Command{
 		Use: "delete VPC...", Short: "Delete VPCs", Args: cobra.MinimumNArgs(1),
-		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
-			for _, id := range args {
-				r, err := c.DeleteVpc(ctx, &api.DeleteVpcRequest{VpcID: id})
-				if err != nil {
-					return err
-				}
-				if err := g.done(r, "deleted %s", id); err != nil {
-					return err
-				}
-			}
-			return nil
+		RunE: g.deleteEach(func(ctx context.Context, c *client.Client, id string) (any, error) {
+			return c.DeleteVpc(ctx, &api.DeleteVpcRequest{VpcID: id})
 		}),
 	}
 	cmd.AddCommand(create, list, del)
@@ -100,17 +91,8 @@ func newSubnetCmd(g *globals) *cobra.Command {
 	list.Flags().StringVar(&listVpc, "vpc", "", "only the subnets of this VPC")
 	del := &cobra.Command{
 		Use: "delete SUBNET...", Short: "Delete subnets", Args: cobra.MinimumNArgs(1),
-		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
-			for _, id := range args {
-				r, err := c.DeleteSubnet(ctx, &api.DeleteSubnetRequest{SubnetID: id})
-				if err != nil {
-					return err
-				}
-				if err := g.done(r, "deleted %s", id); err != nil {
-					return err
-				}
-			}
-			return nil
+		RunE: g.deleteEach(func(ctx context.Context, c *client.Client, id string) (any, error) {
+			return c.DeleteSubnet(ctx, &api.DeleteSubnetRequest{SubnetID: id})
 		}),
 	}
 	cmd.AddCommand(create, list, del)

@@ -123,3 +123,20 @@ func (g *globals) withClient(run func(ctx context.Context, c *client.Client, arg
 		return run(cmd.Context(), c, args)
 	}
 }
+
+// deleteEach adapts a command that deletes every resource named by its arguments, one call each,
+// stopping at the first failure.
+func (g *globals) deleteEach(del func(ctx context.Context, c *client.Client, id string) (any, error)) func(*cobra.Command, []string) error {
+	return g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+		for _, id := range args {
+			r, err := del(ctx, c, id)
+			if err != nil {
+				return err
+			}
+			if err := g.done(r, "deleted %s", id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
