@@ -2,6 +2,7 @@ package state
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
@@ -38,6 +39,12 @@ func newMAC(txn *memdb.Txn) string {
 			return mac
 		}
 	}
+}
+
+// tokenHash is the index key of an instance token.
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 // newToken returns an unguessable instance token.

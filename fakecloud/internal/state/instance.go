@@ -82,6 +82,7 @@ func (t *tx) launch(sn *subnetRec, req *api.RunInstancesRequest, explicit []stri
 		ID: newID(t.Txn, tableInstances, "i"), Type: req.InstanceType, SubnetID: sn.ID, VpcID: sn.VpcID,
 		AZ: sn.AZ, Token: newToken(), SecurityGroups: req.SecurityGroupIDs, Tags: tagMap(req.Tags), Launched: now,
 	}
+	r.TokenHash = tokenHash(r.Token)
 	e := &eniRec{
 		ID: newID(t.Txn, tableENIs, "eni"), SubnetID: sn.ID, VpcID: sn.VpcID, AZ: sn.AZ,
 		Description: "Primary network interface", MAC: newMAC(t.Txn), Groups: req.SecurityGroupIDs,

@@ -47,12 +47,15 @@ type subnetRec struct {
 }
 
 type instanceRec struct {
-	ID             string
-	Type           string
-	SubnetID       string
-	VpcID          string
-	AZ             string
-	Token          string
+	ID       string
+	Type     string
+	SubnetID string
+	VpcID    string
+	AZ       string
+	Token    string
+	// TokenHash indexes the token, so that finding an instance by token never walks the index
+	// with the secret itself (a lookup's timing could leak a prefix of it).
+	TokenHash      string
 	SecurityGroups []string
 	Tags           map[string]string
 	Launched       time.Time
@@ -142,7 +145,7 @@ func subnetsTable() *memdb.TableSchema {
 func instancesTable() *memdb.TableSchema {
 	return &memdb.TableSchema{Name: tableInstances, Indexes: map[string]*memdb.IndexSchema{
 		indexID:     idIndex("ID"),
-		indexToken:  fieldIndex(indexToken, "Token", true, false),
+		indexToken:  fieldIndex(indexToken, "TokenHash", true, false),
 		indexSubnet: fieldIndex(indexSubnet, "SubnetID", false, false),
 	}}
 }

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -103,16 +104,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Authenticate resolves an instance token to its instance.
+// Authenticate resolves an instance token to its instance. The lookup goes by the token's
+// hash and the final comparison is constant-time.
 func (s *Store) Authenticate(token string) (Principal, bool) {
 	if token == "" {
 		return Principal{}, false
 	}
-	raw, err := s.db.Txn(false).First(tableInstances, indexToken, token)
-	if err != nil || raw == nil {
+	r := first[instanceRec](s.db.Txn(false), tableInstances, indexToken, tokenHash(token))
+	if r == nil || subtle.ConstantTimeCompare([]byte(r.Token), []byte(token)) != 1 {
 		return Principal{}, false
 	}
-	return Principal{InstanceID: raw.(*instanceRec).ID}, true
+	return Principal{InstanceID: r.ID}, true
 }
 
 // Seq is the sequence number of the last committed change.
