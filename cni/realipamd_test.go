@@ -12,7 +12,6 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 	"github.com/flatnet/flatnet/ipamd"
 	"github.com/flatnet/flatnet/ipamd/provider"
@@ -94,22 +93,10 @@ func startRealIpamd(t *testing.T) (socket, spool string) {
 func newRealIpamd(t *testing.T) *realIpamd {
 	t.Helper()
 	env := servertest.Start(t, servertest.Options{})
-	bg := context.Background()
-	vpc, err := env.Admin.CreateVpc(bg, &api.CreateVpcRequest{CidrBlock: "10.0.0.0/16"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn, err := env.Admin.CreateSubnet(bg, &api.CreateSubnetRequest{VpcID: vpc.Vpc.VpcID, CidrBlock: "10.0.16.0/20"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := env.Admin.RunInstances(bg, &api.RunInstancesRequest{SubnetID: sn.Subnet.SubnetID, InstanceType: "m5.large"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, insts := env.Launch(t, "10.0.0.0/16", "10.0.16.0/20", "m5.large", 1)
 	dir := t.TempDir()
 	cfg := ipamd.DefaultConfig()
-	cfg.InstanceID, cfg.CloudEndpoint, cfg.CloudToken = run.Instances[0].InstanceID, env.URL, run.Instances[0].Token
+	cfg.InstanceID, cfg.CloudEndpoint, cfg.CloudToken = insts[0].InstanceID, env.URL, insts[0].Token
 	cfg.StateDir, cfg.SocketPath, cfg.SpoolDir = filepath.Join(dir, "state"), filepath.Join(dir, "ipamd.sock"), filepath.Join(dir, "spool")
 	cfg.IntrospectAddr, cfg.MetricsAddr = "", ""
 	cfg.Datapath, cfg.PodCheck = false, "none"

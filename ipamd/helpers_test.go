@@ -32,21 +32,8 @@ type node struct {
 
 func newNode(t testing.TB, env *servertest.Env, instanceType string) *node {
 	t.Helper()
-	ctx := context.Background()
-	vpc, err := env.Admin.CreateVpc(ctx, &api.CreateVpcRequest{CidrBlock: "10.0.0.0/16"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn, err := env.Admin.CreateSubnet(ctx, &api.CreateSubnetRequest{VpcID: vpc.Vpc.VpcID, CidrBlock: "10.0.0.0/20"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := env.Admin.RunInstances(ctx, &api.RunInstancesRequest{SubnetID: sn.Subnet.SubnetID, InstanceType: instanceType})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := run.Instances[0]
-	return &node{env: env, id: in.InstanceID, token: in.Token, subnetID: sn.Subnet.SubnetID}
+	sn, insts := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", instanceType, 1)
+	return &node{env: env, id: insts[0].InstanceID, token: insts[0].Token, subnetID: sn.SubnetID}
 }
 
 // config is a test configuration: no datapath, no listeners, paths in dir.

@@ -3,11 +3,13 @@
 package servertest
 
 import (
+	"context"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/client"
 	"github.com/flatnet/flatnet/fakecloud/server"
 )
@@ -66,4 +68,24 @@ func Start(tb testing.TB, o Options) *Env {
 		}
 	})
 	return &Env{URL: hs.URL, Server: srv, Admin: client.New(hs.URL, AdminToken)}
+}
+
+// Launch creates a VPC with one subnet and runs count instances of instanceType in it, for
+// tests that need nodes; it fails the test on any error.
+func (e *Env) Launch(tb testing.TB, vpcCIDR, subnetCIDR, instanceType string, count int) (api.Subnet, []api.Instance) {
+	tb.Helper()
+	ctx := context.Background()
+	vpc, err := e.Admin.CreateVpc(ctx, &api.CreateVpcRequest{CidrBlock: vpcCIDR})
+	if err != nil {
+		tb.Fatalf("create a VPC %s: %v", vpcCIDR, err)
+	}
+	sn, err := e.Admin.CreateSubnet(ctx, &api.CreateSubnetRequest{VpcID: vpc.Vpc.VpcID, CidrBlock: subnetCIDR})
+	if err != nil {
+		tb.Fatalf("create a subnet %s: %v", subnetCIDR, err)
+	}
+	run, err := e.Admin.RunInstances(ctx, &api.RunInstancesRequest{SubnetID: sn.Subnet.SubnetID, InstanceType: instanceType, Count: count})
+	if err != nil {
+		tb.Fatalf("run %d %s: %v", count, instanceType, err)
+	}
+	return sn.Subnet, run.Instances
 }

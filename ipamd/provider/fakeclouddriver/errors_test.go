@@ -75,24 +75,13 @@ func TestClassify(t *testing.T) {
 func TestDriverErrorsCarryKinds(t *testing.T) {
 	env := servertest.Start(t, servertest.Options{})
 	ctx := context.Background()
-	vpc, err := env.Admin.CreateVpc(ctx, &api.CreateVpcRequest{CidrBlock: "10.0.0.0/16"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn, err := env.Admin.CreateSubnet(ctx, &api.CreateSubnetRequest{VpcID: vpc.Vpc.VpcID, CidrBlock: "10.0.0.0/24"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := env.Admin.RunInstances(ctx, &api.RunInstancesRequest{SubnetID: sn.Subnet.SubnetID, InstanceType: "t3.small"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := run.Instances[0]
+	sn, insts := env.Launch(t, "10.0.0.0/16", "10.0.0.0/24", "t3.small", 1)
+	in := insts[0]
 	d, err := New(provider.Settings{Endpoint: env.URL, Token: in.Token})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = d.CreateInterface(ctx, provider.CreateInterfaceRequest{InstanceID: in.InstanceID, SubnetID: sn.Subnet.SubnetID, DeviceIndex: 0, IPCount: 1})
+	_, err = d.CreateInterface(ctx, provider.CreateInterfaceRequest{InstanceID: in.InstanceID, SubnetID: sn.SubnetID, DeviceIndex: 0, IPCount: 1})
 	if !errors.Is(err, provider.ErrConflict) {
 		t.Fatalf("attach at the primary's device index: %v; want provider.ErrConflict", err)
 	}
