@@ -33,7 +33,7 @@ func (v Violation) String() string {
 var (
 	// cmd holds mains only; it may wire up any component. test/ is allowed because the lab harness
 	// binary (flatnet-lab) lives there.
-	cmdMayImport = []string{"cni", "ipamd", "lbcontroller", "fakecloud", "test"}
+	cmdMayImport = []string{"cni", "ipamd", "lbcontroller", "nodeagent", "fakecloud", "test"}
 
 	// The CNI plugin stays tiny: within the module, only its own packages and ipamd's wire types.
 	cniMayImportInModule = []string{"cni", "ipamd/wire"}
@@ -119,6 +119,12 @@ func directRule(mod, rel, imp string, std bool) string {
 	case under(rel, "ipamd"), under(rel, "lbcontroller"):
 		if inModule && under(irel, "fakecloud") && !underAny(irel, fakecloudPublic) {
 			return "ipamd and lbcontroller use only fakecloud/api and fakecloud/client"
+		}
+	case under(rel, "nodeagent"):
+		// The kubelet stand-in knows Kubernetes and the CNI, not the cloud: it is told its
+		// provider ID, as a kubelet is.
+		if inModule && (under(irel, "fakecloud") || under(irel, "ipamd") || under(irel, "lbcontroller")) {
+			return "nodeagent imports no fakecloud, ipamd or lbcontroller package"
 		}
 	case under(rel, "fakecloud"):
 		if inModule && !under(irel, "fakecloud") {
