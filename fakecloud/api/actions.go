@@ -286,12 +286,17 @@ const (
 type Change struct {
 	Seq              uint64            `json:"Seq"`
 	Op               string            `json:"Op"`
-	Kind             string            `json:"Kind"` // "vpc", "subnet", "instance", "eni"
+	Kind             string            `json:"Kind"` // one of the Kind constants
 	ID               string            `json:"Id"`
 	Vpc              *Vpc              `json:"Vpc,omitempty"`
 	Subnet           *Subnet           `json:"Subnet,omitempty"`
 	Instance         *Instance         `json:"Instance,omitempty"`
 	NetworkInterface *NetworkInterface `json:"NetworkInterface,omitempty"`
+	LoadBalancer     *LoadBalancer     `json:"LoadBalancer,omitempty"`
+	Listener         *Listener         `json:"Listener,omitempty"`
+	TargetGroup      *TargetGroup      `json:"TargetGroup,omitempty"`
+	// Target is one registered target; its ID is TargetID(group, ip, port).
+	Target *TargetHealthDescription `json:"Target,omitempty"`
 }
 
 // Resource kinds in Change.Kind.
@@ -300,6 +305,11 @@ const (
 	KindSubnet   = "subnet"
 	KindInstance = "instance"
 	KindENI      = "eni"
+
+	KindLoadBalancer = "loadbalancer"
+	KindListener     = "listener"
+	KindTargetGroup  = "targetgroup"
+	KindTarget       = "target"
 )
 
 // GetChangesRequest long-polls for changes after Since, waiting at most WaitMillis (capped by

@@ -109,7 +109,8 @@ func HTTPStatus(code string) int {
 	case CodeInvalidAction:
 		return http.StatusNotFound
 	case CodeInvalidIPAddressInUse, CodeIdempotentParameterMismatch, CodeDependencyViolation,
-		CodeIncorrectState, CodeInvalidNetworkInterfaceInUse, CodeInvalidSubnetConflict:
+		CodeIncorrectState, CodeInvalidNetworkInterfaceInUse, CodeInvalidSubnetConflict,
+		CodeDuplicateLoadBalancerName, CodeDuplicateTargetGroupName, CodeDuplicateListener, CodeResourceInUse:
 		return http.StatusConflict
 	default:
 		return http.StatusBadRequest
@@ -139,7 +140,8 @@ func IsNotFound(err error) bool {
 	}
 	switch e.Code {
 	case CodeInvalidVpcIDNotFound, CodeInvalidSubnetIDNotFound, CodeInvalidInstanceIDNotFound,
-		CodeInvalidNetworkInterfaceIDNotFound, CodeInvalidAttachmentIDNotFound:
+		CodeInvalidNetworkInterfaceIDNotFound, CodeInvalidAttachmentIDNotFound,
+		CodeLoadBalancerNotFound, CodeTargetGroupNotFound, CodeListenerNotFound:
 		return true
 	}
 	return false

@@ -126,4 +126,9 @@ type Snapshot struct {
 	Subnets           []Subnet           `json:"Subnets"`
 	Instances         []Instance         `json:"Instances"` // with tokens
 	NetworkInterfaces []NetworkInterface `json:"NetworkInterfaces"`
+	LoadBalancers     []LoadBalancer     `json:"LoadBalancers"`
+	Listeners         []Listener         `json:"Listeners"`
+	TargetGroups      []TargetGroup      `json:"TargetGroups"`
+	// Targets are every registered target of every group, with health and drain deadline.
+	Targets []TargetHealthDescription `json:"Targets"`
 }

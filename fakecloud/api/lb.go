@@ -1,0 +1,379 @@
+package api
+
+import (
+	"net"
+	"strconv"
+	"time"
+)
+
+// The load balancer API: network load balancers (ELBv2's NLB, with fakecloud IDs instead of
+// ARNs), their listeners, target groups of IP targets and the targets' health. Every action is
+// admin-only (the account's API, not a node's).
+
+// Load balancer action names.
+const (
+	ActionCreateLoadBalancer           = "CreateLoadBalancer"
+	ActionDescribeLoadBalancers        = "DescribeLoadBalancers"
+	ActionDeleteLoadBalancer           = "DeleteLoadBalancer"
+	ActionModifyLoadBalancerAttributes = "ModifyLoadBalancerAttributes"
+	ActionCreateTargetGroup            = "CreateTargetGroup"
+	ActionDescribeTargetGroups         = "DescribeTargetGroups"
+	ActionModifyTargetGroup            = "ModifyTargetGroup"
+	ActionModifyTargetGroupAttributes  = "ModifyTargetGroupAttributes"
+	ActionDeleteTargetGroup            = "DeleteTargetGroup"
+	ActionRegisterTargets              = "RegisterTargets"
+	ActionDeregisterTargets            = "DeregisterTargets"
+	ActionDescribeTargetHealth         = "DescribeTargetHealth"
+	ActionCreateListener               = "CreateListener"
+	ActionDescribeListeners            = "DescribeListeners"
+	ActionDeleteListener               = "DeleteListener"
+	ActionAddTags                      = "AddTags"
+	ActionRemoveTags                   = "RemoveTags"
+	ActionDescribeTags                 = "DescribeTags"
+
+	// ActionReportTargetHealth is administrative: the data plane's health checker reports what
+	// it saw (never throttled nor faulted, like the other control actions).
+	ActionReportTargetHealth = "ReportTargetHealth"
+)
+
+// Load balancer schemes, types and states.
+const (
+	SchemeInternal          = "internal"
+	SchemeInternetFacing    = "internet-facing"
+	LoadBalancerTypeNetwork = "network"
+	LoadBalancerStateActive = "active"
+)
+
+// Protocols of listeners, target groups and health checks.
+const (
+	ProtocolTCP    = "TCP"
+	ProtocolUDP    = "UDP"
+	ProtocolTCPUDP = "TCP_UDP" // target groups only: one port, both protocols
+	ProtocolHTTP   = "HTTP"    // health checks only
+)
+
+// TargetTypeIP is the one target type: targets are (IP, port) inside the target group's VPC.
+const TargetTypeIP = "ip"
+
+// HealthCheckPortTraffic makes health checks use each target's own port.
+const HealthCheckPortTraffic = "traffic-port"
+
+// ActionTypeForward is the one listener action type.
+const ActionTypeForward = "forward"
+
+// Attribute keys.
+const (
+	// AttributeSourceRanges (load balancers) is a comma-separated list of IPv4 CIDRs allowed to
+	// connect; empty allows everyone. It stands in for the security-group rules of a real NLB.
+	AttributeSourceRanges = "source_ranges.cidr_blocks"
+	// AttributeDeregistrationDelay (target groups) is how long, in seconds (0..3600, default
+	// 300), a deregistered target stays draining before it is removed.
+	AttributeDeregistrationDelay = "deregistration_delay.timeout_seconds"
+)
+
+// Target health states.
+const (
+	TargetHealthInitial     = "initial"
+	TargetHealthHealthy     = "healthy"
+	TargetHealthUnhealthy   = "unhealthy"
+	TargetHealthUnused      = "unused"
+	TargetHealthDraining    = "draining"
+	TargetHealthUnavailable = "unavailable"
+)
+
+// Target health reasons.
+const (
+	ReasonRegistrationInProgress   = "Elb.RegistrationInProgress"
+	ReasonInitialHealthChecking    = "Elb.InitialHealthChecking"
+	ReasonResponseCodeMismatch     = "Target.ResponseCodeMismatch"
+	ReasonTimeout                  = "Target.Timeout"
+	ReasonFailedHealthChecks       = "Target.FailedHealthChecks"
+	ReasonNotRegistered            = "Target.NotRegistered"
+	ReasonNotInUse                 = "Target.NotInUse"
+	ReasonDeregistrationInProgress = "Target.DeregistrationInProgress"
+	ReasonHealthCheckDisabled      = "Target.HealthCheckDisabled"
+)
+
+// Attribute is one key/value setting of a load balancer or target group.
+type Attribute struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+// LoadBalancer is a network load balancer in one subnet.
+type LoadBalancer struct {
+	LoadBalancerID   string `json:"LoadBalancerId"`
+	LoadBalancerName string `json:"LoadBalancerName"`
+	Scheme           string `json:"Scheme"`
+	Type             string `json:"Type"`
+	State            string `json:"State"`
+	VpcID            string `json:"VpcId"`
+	SubnetID         string `json:"SubnetId"`
+	AvailabilityZone string `json:"AvailabilityZone"`
+	// PrivateIPAddress is the load balancer's address in its subnet: the VIP of an internal
+	// load balancer, and the source address of health checks and forwarded connections.
+	PrivateIPAddress string `json:"PrivateIpAddress"`
+	// PublicIPAddress is the VIP of an internet-facing load balancer, from 198.51.100.0/24.
+	PublicIPAddress string `json:"PublicIpAddress,omitempty"`
+	// VIP is the address clients connect to (the public address if any, else the private one).
+	VIP string `json:"Vip"`
+	// SourceRanges are the CIDRs allowed to connect; empty allows everyone.
+	SourceRanges []string  `json:"SourceRanges,omitempty"`
+	CreatedTime  time.Time `json:"CreatedTime"`
+	Tags         []Tag     `json:"Tags,omitempty"`
+}
+
+// HealthCheck says how the data plane probes targets. In requests, zero values take the
+// defaults (TCP, traffic-port, 10 s interval, 10 s timeout, 3 healthy, 3 unhealthy; for HTTP
+// path "/" and matcher "200-399").
+type HealthCheck struct {
+	Protocol                string `json:"Protocol,omitempty"` // TCP or HTTP
+	Port                    string `json:"Port,omitempty"`     // "traffic-port" or 1..65535
+	Path                    string `json:"Path,omitempty"`     // HTTP only
+	IntervalSeconds         int    `json:"IntervalSeconds,omitempty"`
+	TimeoutSeconds          int    `json:"TimeoutSeconds,omitempty"`
+	HealthyThresholdCount   int    `json:"HealthyThresholdCount,omitempty"`
+	UnhealthyThresholdCount int    `json:"UnhealthyThresholdCount,omitempty"`
+	// Matcher is the HTTP codes that count as healthy: "200", "200,202" or "200-299".
+	Matcher string `json:"Matcher,omitempty"`
+}
+
+// TargetGroup is a set of IP targets in one VPC that listeners forward to.
+type TargetGroup struct {
+	TargetGroupID   string      `json:"TargetGroupId"`
+	TargetGroupName string      `json:"TargetGroupName"`
+	Protocol        string      `json:"Protocol"`
+	Port            int         `json:"Port"`
+	VpcID           string      `json:"VpcId"`
+	TargetType      string      `json:"TargetType"`
+	HealthCheck     HealthCheck `json:"HealthCheck"`
+	// DeregistrationDelaySeconds is the deregistration_delay.timeout_seconds attribute.
+	DeregistrationDelaySeconds int `json:"DeregistrationDelaySeconds"`
+	// LoadBalancerIDs are the load balancers whose listeners forward to the group (at most one).
+	LoadBalancerIDs []string `json:"LoadBalancerIds"`
+	Tags            []Tag    `json:"Tags,omitempty"`
+}
+
+// Action is what a listener does with a connection: forward it to a target group.
+type Action struct {
+	Type          string `json:"Type"`
+	TargetGroupID string `json:"TargetGroupId"`
+}
+
+// Listener accepts connections on a port of a load balancer's VIP.
+type Listener struct {
+	ListenerID     string   `json:"ListenerId"`
+	LoadBalancerID string   `json:"LoadBalancerId"`
+	Protocol       string   `json:"Protocol"` // TCP or UDP
+	Port           int      `json:"Port"`
+	DefaultActions []Action `json:"DefaultActions"`
+}
+
+// Target is one (IP, port) of a target group. Port 0 in a request means the group's port.
+type Target struct {
+	IP   string `json:"Ip"`
+	Port int    `json:"Port,omitempty"`
+}
+
+// TargetHealth is a target's state and, unless healthy, why.
+type TargetHealth struct {
+	State       string `json:"State"`
+	Reason      string `json:"Reason,omitempty"`
+	Description string `json:"Description,omitempty"`
+}
+
+// TargetHealthDescription is one registered target with its health.
+type TargetHealthDescription struct {
+	TargetGroupID string       `json:"TargetGroupId"`
+	Target        Target       `json:"Target"`
+	TargetHealth  TargetHealth `json:"TargetHealth"`
+	// DrainDeadline is when a draining target is removed (zero unless draining). Established
+	// connections to it may continue until then; new ones must go elsewhere.
+	DrainDeadline time.Time `json:"DrainDeadline,omitzero"`
+}
+
+// TargetHealthReport is one health-check verdict from the data plane: State is healthy,
+// unhealthy, initial or unavailable, with a reason (e.g. Target.Timeout) unless healthy.
+type TargetHealthReport struct {
+	TargetGroupID string `json:"TargetGroupId"`
+	IP            string `json:"Ip"`
+	Port          int    `json:"Port"`
+	State         string `json:"State"`
+	Reason        string `json:"Reason,omitempty"`
+	Description   string `json:"Description,omitempty"`
+}
+
+// TagDescription is the tags of one load balancer or target group.
+type TagDescription struct {
+	ResourceID string `json:"ResourceId"`
+	Tags       []Tag  `json:"Tags"`
+}
+
+// --- load balancers
+
+type CreateLoadBalancerRequest struct {
+	Name        string `json:"Name"`
+	Scheme      string `json:"Scheme,omitempty"` // default internet-facing, as ELBv2
+	Type        string `json:"Type,omitempty"`   // default network
+	SubnetID    string `json:"SubnetId"`
+	Tags        []Tag  `json:"Tags,omitempty"`
+	ClientToken string `json:"ClientToken,omitempty"`
+}
+type CreateLoadBalancerResponse struct {
+	LoadBalancer LoadBalancer `json:"LoadBalancer"`
+}
+
+type DescribeLoadBalancersRequest struct {
+	LoadBalancerIDs []string `json:"LoadBalancerIds,omitempty"`
+	Names           []string `json:"Names,omitempty"`
+	// Filters: vpc-id, scheme, tag:<key>, tag-key.
+	Filters []Filter `json:"Filters,omitempty"`
+}
+type DescribeLoadBalancersResponse struct {
+	LoadBalancers []LoadBalancer `json:"LoadBalancers"`
+}
+
+type DeleteLoadBalancerRequest struct {
+	LoadBalancerID string `json:"LoadBalancerId"`
+}
+type DeleteLoadBalancerResponse struct{}
+
+type ModifyLoadBalancerAttributesRequest struct {
+	LoadBalancerID string      `json:"LoadBalancerId"`
+	Attributes     []Attribute `json:"Attributes"`
+}
+type ModifyLoadBalancerAttributesResponse struct {
+	Attributes []Attribute `json:"Attributes"`
+}
+
+// --- target groups
+
+type CreateTargetGroupRequest struct {
+	Name        string      `json:"Name"`
+	Protocol    string      `json:"Protocol"`
+	Port        int         `json:"Port"`
+	VpcID       string      `json:"VpcId"`
+	TargetType  string      `json:"TargetType,omitempty"` // default ip, the only one
+	HealthCheck HealthCheck `json:"HealthCheck,omitzero"`
+	Tags        []Tag       `json:"Tags,omitempty"`
+	ClientToken string      `json:"ClientToken,omitempty"`
+}
+type CreateTargetGroupResponse struct {
+	TargetGroup TargetGroup `json:"TargetGroup"`
+}
+
+type DescribeTargetGroupsRequest struct {
+	TargetGroupIDs []string `json:"TargetGroupIds,omitempty"`
+	Names          []string `json:"Names,omitempty"`
+	LoadBalancerID string   `json:"LoadBalancerId,omitempty"`
+	// Filters: vpc-id, protocol, tag:<key>, tag-key.
+	Filters []Filter `json:"Filters,omitempty"`
+}
+type DescribeTargetGroupsResponse struct {
+	TargetGroups []TargetGroup `json:"TargetGroups"`
+}
+
+// ModifyTargetGroupRequest changes the health check; zero fields keep their current values.
+type ModifyTargetGroupRequest struct {
+	TargetGroupID string      `json:"TargetGroupId"`
+	HealthCheck   HealthCheck `json:"HealthCheck"`
+}
+type ModifyTargetGroupResponse struct {
+	TargetGroup TargetGroup `json:"TargetGroup"`
+}
+
+type ModifyTargetGroupAttributesRequest struct {
+	TargetGroupID string      `json:"TargetGroupId"`
+	Attributes    []Attribute `json:"Attributes"`
+}
+type ModifyTargetGroupAttributesResponse struct {
+	Attributes []Attribute `json:"Attributes"`
+}
+
+type DeleteTargetGroupRequest struct {
+	TargetGroupID string `json:"TargetGroupId"`
+}
+type DeleteTargetGroupResponse struct{}
+
+// --- targets
+
+type RegisterTargetsRequest struct {
+	TargetGroupID string   `json:"TargetGroupId"`
+	Targets       []Target `json:"Targets"`
+}
+type RegisterTargetsResponse struct{}
+
+type DeregisterTargetsRequest struct {
+	TargetGroupID string   `json:"TargetGroupId"`
+	Targets       []Target `json:"Targets"`
+}
+type DeregisterTargetsResponse struct{}
+
+// DescribeTargetHealthRequest asks for all of a group's targets, or the named ones (a target
+// not registered answers unused/Target.NotRegistered).
+type DescribeTargetHealthRequest struct {
+	TargetGroupID string   `json:"TargetGroupId"`
+	Targets       []Target `json:"Targets,omitempty"`
+}
+type DescribeTargetHealthResponse struct {
+	TargetHealthDescriptions []TargetHealthDescription `json:"TargetHealthDescriptions"`
+}
+
+// ReportTargetHealthRequest carries health-check verdicts (admin).
+type ReportTargetHealthRequest struct {
+	Reports []TargetHealthReport `json:"Reports"`
+}
+type ReportTargetHealthResponse struct{}
+
+// --- listeners
+
+type CreateListenerRequest struct {
+	LoadBalancerID string   `json:"LoadBalancerId"`
+	Protocol       string   `json:"Protocol"`
+	Port           int      `json:"Port"`
+	DefaultActions []Action `json:"DefaultActions"`
+	ClientToken    string   `json:"ClientToken,omitempty"`
+}
+type CreateListenerResponse struct {
+	Listener Listener `json:"Listener"`
+}
+
+// DescribeListenersRequest names either a load balancer or listener IDs.
+type DescribeListenersRequest struct {
+	LoadBalancerID string   `json:"LoadBalancerId,omitempty"`
+	ListenerIDs    []string `json:"ListenerIds,omitempty"`
+}
+type DescribeListenersResponse struct {
+	Listeners []Listener `json:"Listeners"`
+}
+
+type DeleteListenerRequest struct {
+	ListenerID string `json:"ListenerId"`
+}
+type DeleteListenerResponse struct{}
+
+// --- tags of load balancers and target groups
+
+type AddTagsRequest struct {
+	ResourceIDs []string `json:"ResourceIds"`
+	Tags        []Tag    `json:"Tags"`
+}
+type AddTagsResponse struct{}
+
+type RemoveTagsRequest struct {
+	ResourceIDs []string `json:"ResourceIds"`
+	TagKeys     []string `json:"TagKeys"`
+}
+type RemoveTagsResponse struct{}
+
+type DescribeTagsRequest struct {
+	ResourceIDs []string `json:"ResourceIds"`
+}
+type DescribeTagsResponse struct {
+	TagDescriptions []TagDescription `json:"TagDescriptions"`
+}
+
+// TargetID is the change-stream ID of a target: group, IP and port.
+func TargetID(targetGroupID, ip string, port int) string {
+	return targetGroupID + "/" + net.JoinHostPort(ip, strconv.Itoa(port))
+}
