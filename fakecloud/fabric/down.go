@@ -6,9 +6,9 @@ import (
 )
 
 // Down removes every namespace whose name starts with prefix (DefaultPrefix when empty): nodes
-// first, then routers and internets. Their veth pairs, routes and neighbour entries go with them;
-// the fabric creates nothing else and never touches the root namespace. Down is safe to run
-// while nothing is up and after a crash.
+// and load balancers first, then routers and internets. Their veth pairs, routes, neighbour
+// entries and nftables tables go with them; the fabric creates nothing else and never touches
+// the root namespace. Down is safe to run while nothing is up and after a crash.
 func Down(prefix string) error {
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -18,7 +18,7 @@ func Down(prefix string) error {
 		return fmt.Errorf("fabric down: %w", err)
 	}
 	var errs []error
-	for _, pass := range []byte{'n', 'r', 'i'} {
+	for _, pass := range []byte{'n', 'l', 'r', 'i'} {
 		for _, name := range names {
 			if kind, _, ok := nsKind(prefix, name); ok && kind == pass {
 				errs = append(errs, deleteNetns(name))

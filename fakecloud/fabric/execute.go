@@ -47,6 +47,7 @@ func (f *Fabric) execute(p *Plan) error {
 		a.Nodes[n.Instance] = n
 	}
 	f.executeRouterOps(p, &el)
+	f.executeLBOps(p, &el)
 	for _, id := range p.DelNodes {
 		if err := f.k.delNode(id); err != nil {
 			el.add(err)

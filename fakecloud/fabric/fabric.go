@@ -43,6 +43,9 @@ type Config struct {
 	RetryInterval time.Duration
 	// TeardownOnExit makes Run remove every namespace it made when it returns.
 	TeardownOnExit bool
+	// Health receives the load balancers' target health transitions; nil runs no health checks
+	// (targets then keep whatever state the control plane gives them).
+	Health HealthReporter
 }
 
 // Fabric converges the kernel from the control plane. Create it with New, drive it with Run.
@@ -52,6 +55,7 @@ type Fabric struct {
 	k       *kernel
 	md      *metadata.Server
 	metrics *metrics
+	health  *healthChecks // nil without Config.Health
 
 	mu        sync.Mutex // serialises convergence
 	actual    *World     // what is programmed; nil until read from the kernel
@@ -87,6 +91,9 @@ func New(cfg Config) (*Fabric, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "fabric", "prefix", cfg.Prefix),
 		k: newKernel(cfg.Prefix, cfg.MTU), md: metadata.NewServer(APIEndpoint()),
 		listeners: map[string]*vpcListeners{},
+	}
+	if cfg.Health != nil {
+		f.health = newHealthChecks(cfg.Prefix, cfg.Health, f.log)
 	}
 	f.metrics = newMetrics()
 	if cfg.Registerer != nil {
@@ -151,6 +158,9 @@ func (f *Fabric) stop() {
 		l.close()
 		delete(f.listeners, vpc)
 	}
+	if f.health != nil {
+		f.health.stopAll()
+	}
 	f.k.close()
 	if f.cfg.TeardownOnExit {
 		if err := Down(f.cfg.Prefix); err != nil {
@@ -196,6 +206,9 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 		f.log.Debug("converged", "seq", snap.Seq, "took", time.Since(start), "err", err)
 	}
 	f.md.Update(snap)
+	if f.health != nil {
+		f.health.sync(desired.Checks, lbReady(f.actual))
+	}
 	f.metrics.setCounts(f.actual)
 	if err != nil {
 		f.dirty = true

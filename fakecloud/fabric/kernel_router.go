@@ -133,6 +133,24 @@ func (k *kernel) ensureInternet(ref RouterRef) error {
 	if err := ih.RouteReplace(back); err != nil {
 		return fmt.Errorf("route to %s in %s: %w", ref.CIDR, ins, err)
 	}
+	return k.ensureVIPPool(h, ih, il, routerAddr)
+}
+
+// ensureVIPPool routes the public VIP pool from the internet to the router, which delivers each
+// VIP in use to its load balancer (ensureLB) and drops the rest instead of sending them back.
+func (k *kernel) ensureVIPPool(h, ih *netlink.Handle, il netlink.Link, routerAddr netip.Addr) error {
+	pool := netip.MustParsePrefix(PublicVIPPool)
+	toRouter := &netlink.Route{
+		Dst: prefixNet(pool), Gw: routerAddr.AsSlice(), LinkIndex: il.Attrs().Index,
+		Protocol: routeProto, Table: unix.RT_TABLE_MAIN,
+	}
+	if err := ih.RouteReplace(toRouter); err != nil {
+		return fmt.Errorf("route to %s in the internet: %w", pool, err)
+	}
+	drop := &netlink.Route{Dst: prefixNet(pool), Type: unix.RTN_BLACKHOLE, Protocol: routeProto, Table: unix.RT_TABLE_MAIN}
+	if err := h.RouteReplace(drop); err != nil {
+		return fmt.Errorf("blackhole %s in the router: %w", pool, err)
+	}
 	return nil
 }
 

@@ -9,12 +9,15 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
-// World is what the fabric programs, or has programmed: routers by VPC ID and nodes by instance
-// ID. The desired World comes from a snapshot (Desired), the actual one from the kernel (observe)
-// and is then kept up to date in memory as operations succeed.
+// World is what the fabric programs, or has programmed: routers by VPC ID, nodes by instance
+// ID and load balancers by ID. The desired World comes from a snapshot (Desired), the actual one
+// from the kernel (observe) and is then kept up to date in memory as operations succeed.
 type World struct {
 	Routers map[string]*Router
 	Nodes   map[string]Node
+	LBs     map[string]*LB
+	// Checks are the health checks the load balancers run (desired only).
+	Checks []Check
 }
 
 // Router is one VPC's router namespace.
@@ -67,7 +70,7 @@ type Node struct {
 
 // NewWorld returns an empty World.
 func NewWorld() *World {
-	return &World{Routers: map[string]*Router{}, Nodes: map[string]Node{}}
+	return &World{Routers: map[string]*Router{}, Nodes: map[string]Node{}, LBs: map[string]*LB{}}
 }
 
 func newRouter(vpcID string, cidr netip.Prefix) *Router {
@@ -119,7 +122,9 @@ func Desired(snap *api.Snapshot) (*World, error) {
 			errs = append(errs, err)
 		}
 	}
-	return w, errors.Join(errs...)
+	checks, err := w.addLBs(snap, subnets)
+	w.Checks = checks
+	return w, errors.Join(append(errs, err)...)
 }
 
 type subnetInfo struct {

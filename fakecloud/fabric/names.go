@@ -41,6 +41,9 @@ func InternetNetns(prefix, vpcID string) string { return prefix + "i-" + vpcID }
 // NodeNetns names the namespace of an instance; the lab runs the node's software inside it.
 func NodeNetns(prefix, instanceID string) string { return prefix + "n-" + instanceID }
 
+// LBNetns names the namespace of a load balancer.
+func LBNetns(prefix, lbID string) string { return prefix + "l-" + lbID }
+
 // nsKind classifies a namespace name made by the functions above.
 func nsKind(prefix, name string) (kind byte, id string, ok bool) {
 	rest, found := strings.CutPrefix(name, prefix)
@@ -48,7 +51,7 @@ func nsKind(prefix, name string) (kind byte, id string, ok bool) {
 		return 0, "", false
 	}
 	switch rest[0] {
-	case 'r', 'i', 'n':
+	case 'r', 'i', 'n', 'l':
 		return rest[0], rest[2:], true
 	}
 	return 0, "", false
@@ -59,6 +62,13 @@ func portName(eniID string) string {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(eniID))
 	return fmt.Sprintf("fp%013x", h.Sum64()&(1<<52-1))
+}
+
+// lbPortName names the router's side of a load balancer's veth (the load balancer's side is eth0).
+func lbPortName(lbID string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(lbID))
+	return fmt.Sprintf("fl%013x", h.Sum64()&(1<<52-1))
 }
 
 // nodeLinkName is the node's name of the interface at a device index, as a cloud image names it.

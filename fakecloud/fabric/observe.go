@@ -25,6 +25,13 @@ func (k *kernel) observe() (*World, error) {
 		case !ok:
 		case kind == 'n':
 			w.Nodes[id] = Node{Instance: id}
+		case kind == 'l':
+			lb, err := k.observeLB(id)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			w.LBs[id] = lb
 		case kind == 'r':
 			r, err := k.observeRouter(id)
 			if err != nil {

@@ -20,8 +20,13 @@ type Plan struct {
 	FixPorts      []PortOp
 	SetNeighs     []NeighOp
 	SetRoutes     []RouteOp
-	DelNodes      []string
-	DelRouters    []string
+	// Load balancers go after the routes to their targets exist and before routers go.
+	DelLBs     []*LB
+	EnsureLBs  []*LB
+	ProgramLBs []*LB
+	FlushLBs   []*LB // cut connections to targets no longer registered
+	DelNodes   []string
+	DelRouters []string
 }
 
 // RouterRef names a router and its VPC CIDR.
@@ -62,7 +67,8 @@ type LocalOp struct {
 func (p *Plan) Empty() bool {
 	return len(p.EnsureRouters)+len(p.AddNodes)+len(p.DelRoutes)+len(p.DelNeighs)+len(p.DelPorts)+
 		len(p.DelLocals)+len(p.AddLocals)+len(p.AddPorts)+len(p.FixPorts)+len(p.SetNeighs)+
-		len(p.SetRoutes)+len(p.DelNodes)+len(p.DelRouters) == 0
+		len(p.SetRoutes)+len(p.DelNodes)+len(p.DelRouters)+
+		len(p.DelLBs)+len(p.EnsureLBs)+len(p.ProgramLBs)+len(p.FlushLBs) == 0
 }
 
 // Diff computes the plan that turns actual into desired. It is pure and deterministic.
@@ -97,6 +103,7 @@ func Diff(desired, actual *World) *Plan {
 		}
 		p.diffRouter(desired.Routers[id], a, desired.Nodes, actual.Nodes)
 	}
+	p.diffLBs(desired, actual)
 	return p
 }
 
