@@ -115,6 +115,11 @@ func schema() *memdb.DBSchema {
 		tableENIs:        enisTable(),
 		tableAddrs:       addrsTable(),
 		tableIdempotency: idempotencyTable(),
+
+		tableLoadBalancers: loadBalancersTable(),
+		tableListeners:     listenersTable(),
+		tableTargetGroups:  targetGroupsTable(),
+		tableTargets:       targetsTable(),
 	}}
 }
 

@@ -21,6 +21,11 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 		tableENIs:        &eniRec{ID: "eni-1", SubnetID: "subnet-1", InstanceID: "i-1", AttachmentID: "eni-attach-1", MAC: "02:00:00:00:00:01"},
 		tableAddrs:       &addrRec{Key: addrKey("vpc-1", 1), VpcID: "vpc-1", ENI: "eni-1", Start: 1, Size: 1},
 		tableIdempotency: &idemRec{Key: "admin|x"},
+
+		tableLoadBalancers: &lbRec{ID: "lb-1", Name: "web", PublicIP: "198.51.100.1", SubnetID: "subnet-1"},
+		tableListeners:     &listenerRec{ID: "listener-1", LoadBalancerID: "lb-1", PortKey: "lb-1/TCP/80", TargetGroupID: "tg-1"},
+		tableTargetGroups:  &tgRec{ID: "tg-1", Name: "web-tg", VpcID: "vpc-1"},
+		tableTargets:       &targetRec{Key: "tg-1/10.0.0.5:80", TargetGroupID: "tg-1"},
 	}
 	for table, rec := range records {
 		if err := txn.Insert(table, rec); err != nil {
@@ -34,6 +39,11 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 		tableENIs:        {indexID: "eni-1", indexSubnet: "subnet-1", indexInstance: "i-1", indexAttachment: "eni-attach-1", indexMAC: "02:00:00:00:00:01"},
 		tableAddrs:       {indexID: addrKey("vpc-1", 1), indexENI: "eni-1"},
 		tableIdempotency: {indexID: "admin|x"},
+
+		tableLoadBalancers: {indexID: "lb-1", indexName: "web", indexPublicIP: "198.51.100.1", indexSubnet: "subnet-1"},
+		tableListeners:     {indexID: "listener-1", indexListenerPort: "lb-1/TCP/80", indexLoadBalancer: "lb-1", indexTargetGroup: "tg-1"},
+		tableTargetGroups:  {indexID: "tg-1", indexName: "web-tg", indexVpc: "vpc-1"},
+		tableTargets:       {indexID: "tg-1/10.0.0.5:80", indexTargetGroup: "tg-1"},
 	}
 	for table, ts := range sch.Tables {
 		if len(lookups[table]) != len(ts.Indexes) {

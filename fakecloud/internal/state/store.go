@@ -83,6 +83,7 @@ func Open(cfg Config) (*Store, error) {
 		s.wal, s.seq = w, seq
 	}
 	s.resumeTransitions()
+	s.resumeDrains()
 	return s, nil
 }
 
@@ -201,6 +202,7 @@ func (s *Store) Snapshot() *api.Snapshot {
 	for _, r := range listAll[eniRec](txn, tableENIs) {
 		snap.NetworkInterfaces = append(snap.NetworkInterfaces, v.eni(r))
 	}
+	v.addLoadBalancers(snap)
 	return snap
 }
 

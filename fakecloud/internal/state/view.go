@@ -160,6 +160,11 @@ func (v viewer) change(seq uint64, kind, id string) api.Change {
 			x := v.eni(r)
 			c.NetworkInterface = &x
 		}
+	default:
+		if !v.lbChange(&c) {
+			c.Op = api.ChangeDelete
+		}
+		return c
 	}
 	if c.Vpc == nil && c.Subnet == nil && c.Instance == nil && c.NetworkInterface == nil {
 		c.Op = api.ChangeDelete

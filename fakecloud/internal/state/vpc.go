@@ -76,6 +76,9 @@ func (s *Store) DeleteVpc(c Call, req *api.DeleteVpcRequest) (*api.DeleteVpcResp
 		if sn := first[subnetRec](t.Txn, tableSubnets, indexVpc, r.ID); sn != nil {
 			return nil, api.Errorf(api.CodeDependencyViolation, "vpc %s still has subnet %s; delete its subnets first", r.ID, sn.ID)
 		}
+		if tg := first[tgRec](t.Txn, tableTargetGroups, indexVpc, r.ID); tg != nil {
+			return nil, api.Errorf(api.CodeDependencyViolation, "vpc %s still has target group %s; delete it first", r.ID, tg.ID)
+		}
 		if err := t.Delete(tableVpcs, r); err != nil {
 			return nil, internal(err)
 		}
@@ -171,6 +174,9 @@ func (s *Store) DeleteSubnet(c Call, req *api.DeleteSubnetRequest) (*api.DeleteS
 		}
 		if e := first[eniRec](t.Txn, tableENIs, indexSubnet, r.ID); e != nil {
 			return nil, api.Errorf(api.CodeDependencyViolation, "subnet %s still has network interface %s; delete it first", r.ID, e.ID)
+		}
+		if lb := first[lbRec](t.Txn, tableLoadBalancers, indexSubnet, r.ID); lb != nil {
+			return nil, api.Errorf(api.CodeDependencyViolation, "subnet %s still has load balancer %s; delete it first", r.ID, lb.ID)
 		}
 		if err := t.Delete(tableSubnets, r); err != nil {
 			return nil, internal(err)

@@ -195,6 +195,14 @@ func decodeRecord(table string, raw json.RawMessage) (any, error) {
 		obj = &addrRec{}
 	case tableIdempotency:
 		obj = &idemRec{}
+	case tableLoadBalancers:
+		obj = &lbRec{}
+	case tableListeners:
+		obj = &listenerRec{}
+	case tableTargetGroups:
+		obj = &tgRec{}
+	case tableTargets:
+		obj = &targetRec{}
 	default:
 		return nil, fmt.Errorf("unknown table %q", table)
 	}

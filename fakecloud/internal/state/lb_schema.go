@@ -1,0 +1,116 @@
+package state
+
+import (
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+)
+
+// Load balancer tables.
+const (
+	tableLoadBalancers = "loadbalancers"
+	tableListeners     = "listeners"
+	tableTargetGroups  = "targetgroups"
+	tableTargets       = "targets"
+)
+
+// Load balancer index names.
+const (
+	indexName         = "name"
+	indexPublicIP     = "publicip"
+	indexLoadBalancer = "loadbalancer"
+	indexTargetGroup  = "targetgroup"
+	indexListenerPort = "port"
+)
+
+type lbRec struct {
+	ID       string
+	Name     string
+	Scheme   string
+	Type     string
+	VpcID    string
+	SubnetID string
+	AZ       string
+	// PrivateIP is held in the addrs table under the load balancer's ID, like the address of
+	// a requester-managed interface.
+	PrivateIP string
+	// PublicIP is unique by index among load balancers (empty for internal ones).
+	PublicIP     string
+	SourceRanges []string
+	Tags         map[string]string
+	Created      time.Time
+}
+
+type listenerRec struct {
+	ID             string
+	LoadBalancerID string
+	// PortKey is LoadBalancerID/Protocol/Port, unique: one listener per port and protocol.
+	PortKey       string
+	Protocol      string
+	Port          int
+	TargetGroupID string
+	Created       time.Time
+}
+
+type tgRec struct {
+	ID          string
+	Name        string
+	Protocol    string
+	Port        int
+	VpcID       string
+	HealthCheck api.HealthCheck // complete: defaults filled in
+	// DeregistrationDelay is in seconds.
+	DeregistrationDelay int
+	Tags                map[string]string
+	Created             time.Time
+}
+
+// targetRec is one registered (IP, port) of a target group with the last health verdict the
+// data plane reported (initial until then). A draining target has a DrainDeadline, after
+// which a timer removes it; the deadline is persisted, so a restart re-arms the timer.
+type targetRec struct {
+	Key           string // api.TargetID(TargetGroupID, IP, Port)
+	TargetGroupID string
+	IP            string
+	Port          int
+	State         string
+	Reason        string
+	Description   string
+	DrainDeadline time.Time
+	Registered    time.Time
+}
+
+func loadBalancersTable() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tableLoadBalancers, Indexes: map[string]*memdb.IndexSchema{
+		indexID:       idIndex("ID"),
+		indexName:     fieldIndex(indexName, "Name", true, false),
+		indexPublicIP: fieldIndex(indexPublicIP, "PublicIP", true, true),
+		indexSubnet:   fieldIndex(indexSubnet, "SubnetID", false, false),
+	}}
+}
+
+func listenersTable() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tableListeners, Indexes: map[string]*memdb.IndexSchema{
+		indexID:           idIndex("ID"),
+		indexListenerPort: fieldIndex(indexListenerPort, "PortKey", true, false),
+		indexLoadBalancer: fieldIndex(indexLoadBalancer, "LoadBalancerID", false, false),
+		indexTargetGroup:  fieldIndex(indexTargetGroup, "TargetGroupID", false, false),
+	}}
+}
+
+func targetGroupsTable() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tableTargetGroups, Indexes: map[string]*memdb.IndexSchema{
+		indexID:   idIndex("ID"),
+		indexName: fieldIndex(indexName, "Name", true, false),
+		indexVpc:  fieldIndex(indexVpc, "VpcID", false, false),
+	}}
+}
+
+func targetsTable() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tableTargets, Indexes: map[string]*memdb.IndexSchema{
+		indexID:          idIndex("Key"),
+		indexTargetGroup: fieldIndex(indexTargetGroup, "TargetGroupID", false, false),
+	}}
+}

@@ -1,0 +1,117 @@
+package state
+
+import (
+	"slices"
+	"sort"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+)
+
+func (v viewer) loadBalancer(r *lbRec) api.LoadBalancer {
+	vip := r.PrivateIP
+	if r.PublicIP != "" {
+		vip = r.PublicIP
+	}
+	return api.LoadBalancer{
+		LoadBalancerID: r.ID, LoadBalancerName: r.Name, Scheme: r.Scheme, Type: r.Type,
+		State: api.LoadBalancerStateActive, VpcID: r.VpcID, SubnetID: r.SubnetID, AvailabilityZone: r.AZ,
+		PrivateIPAddress: r.PrivateIP, PublicIPAddress: r.PublicIP, VIP: vip,
+		SourceRanges: slices.Clone(r.SourceRanges), CreatedTime: r.Created, Tags: tagList(r.Tags),
+	}
+}
+
+func (v viewer) listener(r *listenerRec) api.Listener {
+	return api.Listener{
+		ListenerID: r.ID, LoadBalancerID: r.LoadBalancerID, Protocol: r.Protocol, Port: r.Port,
+		DefaultActions: []api.Action{{Type: api.ActionTypeForward, TargetGroupID: r.TargetGroupID}},
+	}
+}
+
+func (v viewer) targetGroup(r *tgRec) api.TargetGroup {
+	return api.TargetGroup{
+		TargetGroupID: r.ID, TargetGroupName: r.Name, Protocol: r.Protocol, Port: r.Port,
+		VpcID: r.VpcID, TargetType: api.TargetTypeIP, HealthCheck: r.HealthCheck,
+		DeregistrationDelaySeconds: r.DeregistrationDelay,
+		LoadBalancerIDs:            tgLoadBalancers(v.txn, r.ID), Tags: tagList(r.Tags),
+	}
+}
+
+// tgLoadBalancers lists the load balancers whose listeners forward to a target group.
+func tgLoadBalancers(txn *memdb.Txn, tgID string) []string {
+	out := []string{}
+	for _, l := range listBy[listenerRec](txn, tableListeners, indexTargetGroup, tgID) {
+		if !slices.Contains(out, l.LoadBalancerID) {
+			out = append(out, l.LoadBalancerID)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// target shows a target's state as ELBv2 does: draining wins, then a group no listener uses
+// shows unused, otherwise the last health verdict.
+func (v viewer) target(r *targetRec) api.TargetHealthDescription {
+	d := api.TargetHealthDescription{
+		TargetGroupID: r.TargetGroupID, Target: api.Target{IP: r.IP, Port: r.Port},
+		TargetHealth: api.TargetHealth{State: r.State, Reason: r.Reason, Description: r.Description},
+	}
+	switch {
+	case !r.DrainDeadline.IsZero():
+		d.DrainDeadline = r.DrainDeadline
+		d.TargetHealth = api.TargetHealth{State: api.TargetHealthDraining, Reason: api.ReasonDeregistrationInProgress,
+			Description: "Target deregistration is in progress"}
+	case first[listenerRec](v.txn, tableListeners, indexTargetGroup, r.TargetGroupID) == nil:
+		d.TargetHealth = api.TargetHealth{State: api.TargetHealthUnused, Reason: api.ReasonNotInUse,
+			Description: "Target group is not configured to receive traffic from the load balancer"}
+	}
+	return d
+}
+
+// lbChange fills in the resource of a load balancer kind; ok is false for other kinds.
+func (v viewer) lbChange(c *api.Change) bool {
+	switch c.Kind {
+	case api.KindLoadBalancer:
+		if r := first[lbRec](v.txn, tableLoadBalancers, indexID, c.ID); r != nil {
+			x := v.loadBalancer(r)
+			c.LoadBalancer = &x
+		}
+	case api.KindListener:
+		if r := first[listenerRec](v.txn, tableListeners, indexID, c.ID); r != nil {
+			x := v.listener(r)
+			c.Listener = &x
+		}
+	case api.KindTargetGroup:
+		if r := first[tgRec](v.txn, tableTargetGroups, indexID, c.ID); r != nil {
+			x := v.targetGroup(r)
+			c.TargetGroup = &x
+		}
+	case api.KindTarget:
+		if r := first[targetRec](v.txn, tableTargets, indexID, c.ID); r != nil {
+			x := v.target(r)
+			c.Target = &x
+		}
+	default:
+		return false
+	}
+	return c.LoadBalancer != nil || c.Listener != nil || c.TargetGroup != nil || c.Target != nil
+}
+
+// addLoadBalancers adds the load balancer resources to a snapshot.
+func (v viewer) addLoadBalancers(snap *api.Snapshot) {
+	snap.LoadBalancers, snap.Listeners = []api.LoadBalancer{}, []api.Listener{}
+	snap.TargetGroups, snap.Targets = []api.TargetGroup{}, []api.TargetHealthDescription{}
+	for _, r := range listAll[lbRec](v.txn, tableLoadBalancers) {
+		snap.LoadBalancers = append(snap.LoadBalancers, v.loadBalancer(r))
+	}
+	for _, r := range listAll[listenerRec](v.txn, tableListeners) {
+		snap.Listeners = append(snap.Listeners, v.listener(r))
+	}
+	for _, r := range listAll[tgRec](v.txn, tableTargetGroups) {
+		snap.TargetGroups = append(snap.TargetGroups, v.targetGroup(r))
+	}
+	for _, r := range listAll[targetRec](v.txn, tableTargets) {
+		snap.Targets = append(snap.Targets, v.target(r))
+	}
+}
