@@ -70,7 +70,7 @@ func (l *lab) start() {
 		level = slog.LevelWarn
 	}
 	f, err := New(Config{Source: l.st, APIHandler: l.api, Prefix: l.prefix, RetryInterval: 50 * time.Millisecond,
-		Registerer: l.reg, Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))})
+		Registerer: l.reg, Health: l.st, Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		l.t.Fatal(err)
 	}
