@@ -29,12 +29,19 @@ var fuzzActions = []string{
 	api.ActionAssignPrivateIPAddresses, api.ActionUnassignPrivateIPAddresses, api.ActionCreateTags,
 	api.ActionDeleteTags, api.ActionSetFault, api.ActionListFaults, api.ActionClearFaults,
 	api.ActionGetChanges, api.ActionGetSnapshot,
+	// Load balancers, appended so that the indices of older seeds keep their meaning (25-43).
+	api.ActionCreateLoadBalancer, api.ActionDescribeLoadBalancers, api.ActionDeleteLoadBalancer,
+	api.ActionModifyLoadBalancerAttributes, api.ActionCreateTargetGroup, api.ActionDescribeTargetGroups,
+	api.ActionModifyTargetGroup, api.ActionModifyTargetGroupAttributes, api.ActionDeleteTargetGroup,
+	api.ActionRegisterTargets, api.ActionDeregisterTargets, api.ActionDescribeTargetHealth,
+	api.ActionCreateListener, api.ActionDescribeListeners, api.ActionDeleteListener,
+	api.ActionAddTags, api.ActionRemoveTags, api.ActionDescribeTags, api.ActionReportTargetHealth,
 }
 
 // fuzzTarget is one in-process fakecloud whose handler the fuzzer calls directly.
 type fuzzTarget struct {
 	h        http.Handler
-	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2 -> real IDs
+	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2, $LB, $TG -> real IDs
 	instance string            // an instance token
 }
 
@@ -58,6 +65,14 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	if err != nil {
 		f.Fatal(err)
 	}
+	lb, err := fx.admin.CreateLoadBalancer(ctx, &api.CreateLoadBalancerRequest{Name: "fuzz", SubnetID: fx.subnet.SubnetID})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tg, err := fx.admin.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: "fuzz", Protocol: api.ProtocolTCP, Port: 80, VpcID: fx.vpc.VpcID})
+	if err != nil {
+		f.Fatal(err)
+	}
 	inst := fx.instances[0]
 	return &fuzzTarget{
 		h: srv,
@@ -66,6 +81,7 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 			"$ENI2", eni.NetworkInterface.NetworkInterfaceID,
 			"$ENI", inst.NetworkInterfaces[0].NetworkInterfaceID,
 			"$ATTACH", inst.NetworkInterfaces[0].Attachment.AttachmentID,
+			"$LB", lb.LoadBalancer.LoadBalancerID, "$TG", tg.TargetGroup.TargetGroupID,
 		),
 		instance: inst.Token,
 	}
