@@ -1,0 +1,323 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/client"
+)
+
+func newLBCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "lb", Short: "Manage network load balancers and their listeners"}
+	cmd.AddCommand(lbCreateCmd(g), lbListCmd(g), lbDeleteCmd(g), lbSourceRangesCmd(g), newListenerCmd(g))
+	return cmd
+}
+
+func lbCreateCmd(g *globals) *cobra.Command {
+	var subnet string
+	var internal bool
+	var tags []string
+	c := &cobra.Command{
+		Use: "create NAME --subnet SUBNET", Short: "Create a network load balancer (internet-facing unless --internal)", Args: cobra.ExactArgs(1),
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			t, err := parseTags(tags)
+			if err != nil {
+				return err
+			}
+			scheme := api.SchemeInternetFacing
+			if internal {
+				scheme = api.SchemeInternal
+			}
+			r, err := c.CreateLoadBalancer(ctx, &api.CreateLoadBalancerRequest{Name: args[0], Scheme: scheme, SubnetID: subnet, Tags: t})
+			if err != nil {
+				return err
+			}
+			return g.emit(r, lbTable([]api.LoadBalancer{r.LoadBalancer}))
+		}),
+	}
+	c.Flags().StringVar(&subnet, "subnet", "", "subnet ID (required)")
+	c.Flags().BoolVar(&internal, "internal", false, "VIP from the subnet instead of the public pool")
+	c.Flags().StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE (repeatable)")
+	_ = c.MarkFlagRequired("subnet")
+	return c
+}
+
+func lbListCmd(g *globals) *cobra.Command {
+	var tag string
+	c := &cobra.Command{
+		Use: "list", Short: "List load balancers", Args: cobra.NoArgs,
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			req := &api.DescribeLoadBalancersRequest{}
+			if tag != "" {
+				k, v, _ := strings.Cut(tag, "=")
+				req.Filters = filter("tag:"+k, v)
+			}
+			r, err := c.DescribeLoadBalancers(ctx, req)
+			if err != nil {
+				return err
+			}
+			return g.emit(r, lbTable(r.LoadBalancers))
+		}),
+	}
+	c.Flags().StringVar(&tag, "tag", "", "only those with tag KEY=VALUE")
+	return c
+}
+
+func lbDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "delete LB...", Short: "Delete load balancers with their listeners", Args: cobra.MinimumNArgs(1),
+		RunE: g.deleteEach(func(ctx context.Context, c *client.Client, id string) (any, error) {
+			return c.DeleteLoadBalancer(ctx, &api.DeleteLoadBalancerRequest{LoadBalancerID: id})
+		}),
+	}
+}
+
+func lbSourceRangesCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "source-ranges LB [CIDR...]", Short: "Allow only these source CIDRs (none: allow everyone)", Args: cobra.MinimumNArgs(1),
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			r, err := c.ModifyLoadBalancerAttributes(ctx, &api.ModifyLoadBalancerAttributesRequest{LoadBalancerID: args[0],
+				Attributes: []api.Attribute{{Key: api.AttributeSourceRanges, Value: strings.Join(args[1:], ",")}}})
+			if err != nil {
+				return err
+			}
+			return g.done(r, "%s source ranges: %s", args[0], orDash(r.Attributes[0].Value))
+		}),
+	}
+}
+
+func newListenerCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "listener", Short: "Manage the listeners of a load balancer"}
+	var protocol, tg string
+	var port int
+	create := &cobra.Command{
+		Use: "create LB --port N --target-group TG", Short: "Forward a TCP or UDP port to a target group", Args: cobra.ExactArgs(1),
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			r, err := c.CreateListener(ctx, &api.CreateListenerRequest{LoadBalancerID: args[0], Protocol: protocol, Port: port,
+				DefaultActions: []api.Action{{Type: api.ActionTypeForward, TargetGroupID: tg}}})
+			if err != nil {
+				return err
+			}
+			return g.emit(r, listenerTable([]api.Listener{r.Listener}))
+		}),
+	}
+	create.Flags().StringVar(&protocol, "protocol", api.ProtocolTCP, "TCP or UDP")
+	create.Flags().IntVar(&port, "port", 0, "port 1-65535 (required)")
+	create.Flags().StringVar(&tg, "target-group", "", "target group ID (required)")
+	_ = create.MarkFlagRequired("port")
+	_ = create.MarkFlagRequired("target-group")
+	list := &cobra.Command{
+		Use: "list LB", Short: "List a load balancer's listeners", Args: cobra.ExactArgs(1),
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			r, err := c.DescribeListeners(ctx, &api.DescribeListenersRequest{LoadBalancerID: args[0]})
+			if err != nil {
+				return err
+			}
+			return g.emit(r, listenerTable(r.Listeners))
+		}),
+	}
+	del := &cobra.Command{
+		Use: "delete LISTENER...", Short: "Delete listeners", Args: cobra.MinimumNArgs(1),
+		RunE: g.deleteEach(func(ctx context.Context, c *client.Client, id string) (any, error) {
+			return c.DeleteListener(ctx, &api.DeleteListenerRequest{ListenerID: id})
+		}),
+	}
+	cmd.AddCommand(create, list, del)
+	return cmd
+}
+
+func newTGCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "tg", Short: "Manage target groups, their targets and health checks"}
+	cmd.AddCommand(tgCreateCmd(g), tgListCmd(g), tgDeleteCmd(g), tgDelayCmd(g), tgTargetsCmd(g, true), tgTargetsCmd(g, false), tgHealthCmd(g))
+	return cmd
+}
+
+func tgCreateCmd(g *globals) *cobra.Command {
+	var vpc, protocol string
+	var port int
+	var hc api.HealthCheck
+	var tags []string
+	c := &cobra.Command{
+		Use: "create NAME --vpc VPC --port N", Short: "Create a target group of IP targets", Args: cobra.ExactArgs(1),
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			t, err := parseTags(tags)
+			if err != nil {
+				return err
+			}
+			r, err := c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: args[0], Protocol: protocol, Port: port, VpcID: vpc, HealthCheck: hc, Tags: t})
+			if err != nil {
+				return err
+			}
+			return g.emit(r, tgTable([]api.TargetGroup{r.TargetGroup}))
+		}),
+	}
+	f := c.Flags()
+	f.StringVar(&vpc, "vpc", "", "VPC ID (required)")
+	f.StringVar(&protocol, "protocol", api.ProtocolTCP, "TCP, UDP or TCP_UDP")
+	f.IntVar(&port, "port", 0, "the targets' default port (required)")
+	f.StringVar(&hc.Protocol, "hc-protocol", "", "health check protocol TCP or HTTP (default TCP)")
+	f.StringVar(&hc.Port, "hc-port", "", "health check port or traffic-port (default)")
+	f.StringVar(&hc.Path, "hc-path", "", "HTTP health check path (default /)")
+	f.IntVar(&hc.IntervalSeconds, "hc-interval", 0, "seconds between checks (default 10)")
+	f.IntVar(&hc.TimeoutSeconds, "hc-timeout", 0, "seconds before a check fails (default 10)")
+	f.IntVar(&hc.HealthyThresholdCount, "hc-healthy", 0, "passes to become healthy (default 3)")
+	f.IntVar(&hc.UnhealthyThresholdCount, "hc-unhealthy", 0, "failures to become unhealthy (default 3)")
+	f.StringVar(&hc.Matcher, "hc-matcher", "", "HTTP codes counted healthy (default 200-399)")
+	f.StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE (repeatable)")
+	_ = c.MarkFlagRequired("vpc")
+	_ = c.MarkFlagRequired("port")
+	return c
+}
+
+func tgListCmd(g *globals) *cobra.Command {
+	var lb string
+	c := &cobra.Command{
+		Use: "list", Short: "List target groups", Args: cobra.NoArgs,
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			r, err := c.DescribeTargetGroups(ctx, &api.DescribeTargetGroupsRequest{LoadBalancerID: lb})
+			if err != nil {
+				return err
+			}
+			return g.emit(r, tgTable(r.TargetGroups))
+		}),
+	}
+	c.Flags().StringVar(&lb, "lb", "", "only those a load balancer forwards to")
+	return c
+}
+
+func tgDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "delete TG...", Short: "Delete target groups no listener uses", Args: cobra.MinimumNArgs(1),
+		RunE: g.deleteEach(func(ctx context.Context, c *client.Client, id string) (any, error) {
+			return c.DeleteTargetGroup(ctx, &api.DeleteTargetGroupRequest{TargetGroupID: id})
+		}),
+	}
+}
+
+func tgDelayCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "deregistration-delay TG SECONDS", Short: "Set how long deregistered targets drain (0-3600)", Args: cobra.ExactArgs(2),
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			r, err := c.ModifyTargetGroupAttributes(ctx, &api.ModifyTargetGroupAttributesRequest{TargetGroupID: args[0],
+				Attributes: []api.Attribute{{Key: api.AttributeDeregistrationDelay, Value: args[1]}}})
+			if err != nil {
+				return err
+			}
+			return g.done(r, "%s deregistration delay: %s s", args[0], r.Attributes[0].Value)
+		}),
+	}
+}
+
+// tgTargetsCmd is "register" or, with register false, "deregister".
+func tgTargetsCmd(g *globals, register bool) *cobra.Command {
+	verb, short := "deregister", "Start draining targets"
+	if register {
+		verb, short = "register", "Register IP[:PORT] targets (the port defaults to the group's)"
+	}
+	return &cobra.Command{
+		Use: verb + " TG IP[:PORT]...", Short: short, Args: cobra.MinimumNArgs(2),
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			targets, err := parseTargets(args[1:])
+			if err != nil {
+				return err
+			}
+			if register {
+				r, err := c.RegisterTargets(ctx, &api.RegisterTargetsRequest{TargetGroupID: args[0], Targets: targets})
+				if err != nil {
+					return err
+				}
+				return g.done(r, "registered %d targets with %s", len(targets), args[0])
+			}
+			r, err := c.DeregisterTargets(ctx, &api.DeregisterTargetsRequest{TargetGroupID: args[0], Targets: targets})
+			if err != nil {
+				return err
+			}
+			return g.done(r, "deregistering %d targets from %s", len(targets), args[0])
+		}),
+	}
+}
+
+func parseTargets(args []string) ([]api.Target, error) {
+	out := make([]api.Target, 0, len(args))
+	for _, a := range args {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			out = append(out, api.Target{IP: a})
+			continue
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("target %q: the port must be a number", a)
+		}
+		out = append(out, api.Target{IP: host, Port: p})
+	}
+	return out, nil
+}
+
+func tgHealthCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "health TG", Short: "Show each target's health", Args: cobra.ExactArgs(1),
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			r, err := c.DescribeTargetHealth(ctx, &api.DescribeTargetHealthRequest{TargetGroupID: args[0]})
+			if err != nil {
+				return err
+			}
+			return g.emit(r, targetHealthTable(r.TargetHealthDescriptions))
+		}),
+	}
+}
+
+func lbTable(lbs []api.LoadBalancer) func(*tabwriter.Writer) {
+	return func(w *tabwriter.Writer) {
+		row(w, "ID", "NAME", "SCHEME", "VIP", "PRIVATE IP", "SUBNET", "SOURCE RANGES", "TAGS")
+		for _, lb := range lbs {
+			row(w, lb.LoadBalancerID, lb.LoadBalancerName, lb.Scheme, lb.VIP, lb.PrivateIPAddress, lb.SubnetID,
+				orDash(strings.Join(lb.SourceRanges, ",")), tagsString(lb.Tags))
+		}
+	}
+}
+
+func listenerTable(ls []api.Listener) func(*tabwriter.Writer) {
+	return func(w *tabwriter.Writer) {
+		row(w, "ID", "LOAD BALANCER", "PROTOCOL", "PORT", "TARGET GROUP")
+		for _, l := range ls {
+			tg := ""
+			if len(l.DefaultActions) > 0 {
+				tg = l.DefaultActions[0].TargetGroupID
+			}
+			row(w, l.ListenerID, l.LoadBalancerID, l.Protocol, strconv.Itoa(l.Port), tg)
+		}
+	}
+}
+
+func tgTable(tgs []api.TargetGroup) func(*tabwriter.Writer) {
+	return func(w *tabwriter.Writer) {
+		row(w, "ID", "NAME", "PROTOCOL", "PORT", "VPC", "HEALTH CHECK", "DELAY", "LOAD BALANCERS", "TAGS")
+		for _, tg := range tgs {
+			hc := tg.HealthCheck
+			check := fmt.Sprintf("%s %s%s every %ds", hc.Protocol, hc.Port, hc.Path, hc.IntervalSeconds)
+			row(w, tg.TargetGroupID, tg.TargetGroupName, tg.Protocol, strconv.Itoa(tg.Port), tg.VpcID, check,
+				strconv.Itoa(tg.DeregistrationDelaySeconds)+"s", orDash(strings.Join(tg.LoadBalancerIDs, ",")), tagsString(tg.Tags))
+		}
+	}
+}
+
+func targetHealthTable(ts []api.TargetHealthDescription) func(*tabwriter.Writer) {
+	return func(w *tabwriter.Writer) {
+		row(w, "TARGET", "STATE", "REASON", "DRAIN DEADLINE")
+		for _, t := range ts {
+			deadline := ""
+			if !t.DrainDeadline.IsZero() {
+				deadline = t.DrainDeadline.UTC().Format("15:04:05")
+			}
+			row(w, net.JoinHostPort(t.Target.IP, strconv.Itoa(t.Target.Port)), t.TargetHealth.State, orDash(t.TargetHealth.Reason), orDash(deadline))
+		}
+	}
+}
