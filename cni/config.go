@@ -147,5 +147,5 @@ func parsePodRef(args string) (wire.PodRef, error) {
 			fmt.Sprintf("CNI_ARGS %q cannot be read: %v", args, err),
 			"CNI_ARGS is KEY=VALUE pairs separated by ';', with IgnoreUnknown=1 to pass other keys")
 	}
-	return wire.PodRef{Namespace: string(pa.K8S_POD_NAMESPACE), Name: string(pa.K8S_POD_NAME)}, nil
+	return wire.PodRef{Namespace: string(pa.K8S_POD_NAMESPACE), Name: string(pa.K8S_POD_NAME), UID: string(pa.K8S_POD_UID)}, nil
 }

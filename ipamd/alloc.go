@@ -30,6 +30,15 @@ func (d *Daemon) Allocate(ctx context.Context, req *wire.AllocateRequest) (*wire
 	return a, err
 }
 
+// allocateObserved is allocate that tells the Observer about a failure.
+func (d *Daemon) allocateObserved(ctx context.Context, req *wire.AllocateRequest) (*wire.Allocation, bool, error) {
+	a, fresh, err := d.allocate(ctx, req)
+	if err != nil {
+		d.obs.AllocationFailed(req.Pod, err)
+	}
+	return a, fresh, err
+}
+
 // allocate is Allocate that also says whether the allocation is new (not a repeat).
 func (d *Daemon) allocate(ctx context.Context, req *wire.AllocateRequest) (*wire.Allocation, bool, error) {
 	start := time.Now()
@@ -183,7 +192,12 @@ func (d *Daemon) Status() *wire.StatusResponse {
 	case c.free > 0:
 		st.Ready = true
 	case c.assigned+c.cooling >= st.Capacity && c.cooling == 0:
-		st.Code, st.Reason = 50, fmt.Sprintf("node is full: %d of %d addresses assigned", c.assigned, st.Capacity)
+		// Full is a matter of capacity, not availability: STATUS stays ready (an ADD gets a
+		// clear "node full" error). A runtime that failed STATUS would mark the whole node
+		// NotReady, and Kubernetes would taint it and, after the default 300 s toleration, evict
+		// its running pods. The orchestrator keeps new pods away through the published capacity.
+		st.Ready = true
+		st.Reason = fmt.Sprintf("node is full: %d of %d addresses assigned; ADDs fail until pods leave", c.assigned, st.Capacity)
 	case open:
 		st.Code, st.Reason = 51, fmt.Sprintf("pool is empty and the cloud refuses calls (circuit open until %s)", until.Format(time.RFC3339))
 	default:

@@ -32,6 +32,11 @@ type Config struct {
 	SocketPath string
 	// SpoolDir is where the plugin spools releases (default wire.DefaultSpoolDir).
 	SpoolDir string
+	// CNIConfDir, when set, receives ipamd's CNI conflist (ConflistName) once ipamd serves, so
+	// the runtime reports the node's network ready only then. CNILogFile is the plugin's log
+	// (empty: the plugin logs to stderr only).
+	CNIConfDir string
+	CNILogFile string
 	// IntrospectAddr serves /v1/*, /healthz and /readyz (default 127.0.0.1:61679); MetricsAddr
 	// serves /metrics (default :61678). Empty disables the listener.
 	IntrospectAddr string
@@ -137,6 +142,8 @@ func Flags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "datastore directory")
 	fs.StringVar(&c.SocketPath, "socket", c.SocketPath, "unix socket for the CNI plugin")
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory of releases the plugin spooled")
+	fs.StringVar(&c.CNIConfDir, "cni-conf-dir", "", "write the CNI conflist here once ipamd serves (empty: the operator installs it)")
+	fs.StringVar(&c.CNILogFile, "cni-log-file", "", "the plugin's log file, written into the conflist")
 	fs.StringVar(&c.IntrospectAddr, "introspect-addr", c.IntrospectAddr, "introspection and health listen address (empty: off)")
 	fs.StringVar(&c.IntrospectAddr, "introspection-addr", c.IntrospectAddr, "alias of -introspect-addr")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "Prometheus metrics listen address (empty: off)")

@@ -24,6 +24,8 @@ type Deps struct {
 	Datapath Datapath
 	// Pods judges whether an allocation's pod still exists; nil: per Config.PodCheck.
 	Pods PodChecker
+	// Observer hears capacity, pool changes and failed allocations (ipamd/kube); nil: nobody.
+	Observer Observer
 }
 
 // Daemon is one node's ipamd.
@@ -35,6 +37,7 @@ type Daemon struct {
 	store  *store.Store
 	dp     Datapath
 	pods   PodChecker
+	obs    Observer
 	inst   *provider.Instance // facts of the first describe: type, limits, subnet, VPC
 	limits pool.Limits
 
@@ -88,6 +91,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Daemon, error) {
 		return nil, err
 	}
 	d.pods = deps.Pods
+	d.obs = deps.Observer
+	if d.obs == nil {
+		d.obs = noObserver{}
+	}
 	if d.pods == nil {
 		d.pods = podChecker(cfg.PodCheck)
 	}
@@ -153,6 +160,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.ready.Store(true)
 	d.log.Info("ipamd ready", "socket", d.cfg.SocketPath, "type", d.inst.Type, "mode", d.cfg.Pool.Mode,
 		"capacity", d.cfg.Pool.Capacity(d.limits))
+	if err := d.writeConflist(); err != nil {
+		// Without a conflist the runtime never sends an ADD: stop loudly rather than serve no one.
+		d.ready.Store(false)
+		ln.Close()
+		stop()
+		wg.Wait()
+		return err
+	}
+	d.obs.Serving(d.cfg.Pool.Capacity(d.limits))
+	d.updateGauges(time.Now())
 	d.work(ctx)
 	d.ready.Store(false)
 	ln.Close()

@@ -168,7 +168,7 @@ func (d *Daemon) handle(ctx context.Context, body []byte) (*wire.Response, bool)
 func (d *Daemon) dispatch(ctx context.Context, req *wire.Request, resp *wire.Response) (fresh bool, err error) {
 	switch req.Op {
 	case wire.OpAllocate:
-		resp.Allocation, fresh, err = d.allocate(ctx, req.Allocate)
+		resp.Allocation, fresh, err = d.allocateObserved(ctx, req.Allocate)
 	case wire.OpRelease:
 		resp.Release, err = d.Release(req.Release.Owner)
 	case wire.OpCheck:

@@ -390,4 +390,11 @@ func (d *Daemon) updateGauges(now time.Time) {
 	d.m.pool.WithLabelValues(store.StateFree).Set(float64(c.free))
 	d.m.pool.WithLabelValues(store.StateCooling).Set(float64(c.cooling))
 	d.m.pool.WithLabelValues(store.StateAssigned).Set(float64(c.assigned))
+	if d.ready.Load() {
+		d.mu.Lock()
+		full := d.full
+		d.mu.Unlock()
+		d.obs.PoolChanged(PoolReport{Free: c.free, Cooling: c.cooling, Assigned: c.assigned,
+			Capacity: d.cfg.Pool.Capacity(d.limits), Full: full})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/flatnet/flatnet/ipamd"
+	"github.com/flatnet/flatnet/ipamd/kube"
 	"github.com/flatnet/flatnet/ipamd/provider"
 	fcdriver "github.com/flatnet/flatnet/ipamd/provider/fakeclouddriver"
 )
@@ -29,6 +30,8 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("flatnet-ipamd", flag.ContinueOnError)
 	cfg := ipamd.Flags(fs)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	kubeconfig := fs.String("kubeconfig", "", "publish the node's address capacity, a condition and pod events through this kubeconfig (empty: no Kubernetes)")
+	nodeName := fs.String("node-name", "", "this node's Kubernetes Node (required with --kubeconfig)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,9 +42,23 @@ func run(args []string) error {
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := ipamd.New(ctx, *cfg, ipamd.Deps{Clouds: clouds})
+	deps := ipamd.Deps{Clouds: clouds}
+	var reporter *kube.Reporter
+	if *kubeconfig != "" {
+		r, err := kube.New(kube.Config{Kubeconfig: *kubeconfig, NodeName: *nodeName, Logger: cfg.Logger})
+		if err != nil {
+			return err
+		}
+		reporter, deps.Observer = r, r
+	} else if *nodeName != "" {
+		return fmt.Errorf("--node-name %q needs --kubeconfig", *nodeName)
+	}
+	d, err := ipamd.New(ctx, *cfg, deps)
 	if err != nil {
 		return err
+	}
+	if reporter != nil {
+		go reporter.Run(ctx)
 	}
 	return d.Run(ctx)
 }

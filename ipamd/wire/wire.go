@@ -70,6 +70,9 @@ func (o Owner) Validate() error {
 type PodRef struct {
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name,omitempty"`
+	// UID is the pod's Kubernetes UID when the runtime passed K8S_POD_UID, so that events land
+	// on this pod and not on a later one of the same name.
+	UID string `json:"uid,omitempty"`
 }
 
 // Request is what the plugin sends. Exactly the body matching Op is set.
