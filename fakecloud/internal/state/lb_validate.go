@@ -51,7 +51,8 @@ func validateLBName(field, name string) error {
 		return invalid("%s %q must not begin with \"internal-\"", field, name)
 	}
 	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+		letter, digit := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z', r >= '0' && r <= '9'
+		if !letter && !digit && r != '-' {
 			return invalid("%s %q may hold only letters, digits and hyphens", field, name)
 		}
 	}
