@@ -212,10 +212,18 @@ func setOnlyRoutes(h *netlink.Handle, l netlink.Link, dsts []netip.Prefix) error
 	return nil
 }
 
-// delLB removes a load balancer's namespace; its link, the router's routes over it, its
-// nftables table and its connections go with it.
+// delLB removes a load balancer's namespace; its nftables table and its connections go with
+// it. The link goes first: the kernel frees a namespace only once nothing holds it (a socket
+// of a health check still closing), and the router must stop delivering the addresses now.
 func (k *kernel) delLB(id string) error {
 	ns := LBNetns(k.prefix, id)
+	if h, err := k.handle(ns); err == nil {
+		if l, err := h.LinkByName("eth0"); err == nil {
+			if err := h.LinkDel(l); err != nil {
+				return fmt.Errorf("delete link of load balancer %s: %w", id, err)
+			}
+		}
+	}
 	k.closeHandle(ns)
 	return deleteNetns(ns)
 }
@@ -273,7 +281,7 @@ func (k *kernel) flushLB(lb *LB) (uint, error) {
 // someone else) to a target that is not in keep.
 type staleFlows struct {
 	vips []netip.Addr
-	keep []TargetAddr
+	keep []string // sorted keepKeys
 }
 
 func (s staleFlows) MatchConntrackFlow(f *netlink.ConntrackFlow) bool {
@@ -282,8 +290,11 @@ func (s staleFlows) MatchConntrackFlow(f *netlink.ConntrackFlow) bool {
 	if !ok1 || !ok2 || !slices.Contains(s.vips, dst.Unmap()) || slices.Contains(s.vips, peer.Unmap()) {
 		return false
 	}
-	t := TargetAddr{IP: peer.Unmap(), Port: int(f.Reverse.SrcPort)}
-	_, found := slices.BinarySearchFunc(s.keep, t, compareTargets)
+	proto, ok := map[uint8]string{unix.IPPROTO_TCP: "tcp", unix.IPPROTO_UDP: "udp"}[f.Forward.Protocol]
+	if !ok {
+		return false
+	}
+	_, found := slices.BinarySearch(s.keep, keepKey(proto, TargetAddr{IP: peer.Unmap(), Port: int(f.Reverse.SrcPort)}))
 	return !found
 }
 

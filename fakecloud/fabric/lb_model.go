@@ -31,9 +31,10 @@ type LB struct {
 	VIP netip.Addr
 	// Program is what nftables enforces; its Hash is how programmed and wanted are compared.
 	Program LBProgram
-	// Keep are the registered targets, draining ones included, sorted: connections to any other
-	// target (one whose drain deadline passed, or deregistered) are cut. Nil when observed.
-	Keep []TargetAddr
+	// Keep are the registered targets of each listener protocol, draining ones included, as
+	// sorted keepKeys: connections to any other target (one whose drain deadline passed, or
+	// deregistered) are cut. Nil when observed.
+	Keep []string
 }
 
 // sameBase reports whether two load balancers have the same link and addresses.
@@ -70,6 +71,9 @@ type TargetAddr struct {
 }
 
 func (t TargetAddr) String() string { return netip.AddrPortFrom(t.IP, uint16(t.Port)).String() }
+
+// keepKey names a target as connections to it are tracked: by protocol, IP and port.
+func keepKey(proto string, t TargetAddr) string { return proto + " " + t.String() }
 
 func compareTargets(a, b TargetAddr) int {
 	if c := a.IP.Compare(b.IP); c != 0 {
@@ -171,7 +175,7 @@ func desiredLB(lb *api.LoadBalancer, vpcCIDR netip.Prefix, subnets map[string]su
 			targets = append(targets, eligibleTargets(ix.targets[a.TargetGroupID])...)
 			for _, t := range ix.targets[a.TargetGroupID] {
 				if ta, ok := parseTarget(t.Target); ok {
-					d.Keep = append(d.Keep, ta)
+					d.Keep = append(d.Keep, keepKey(proto, ta))
 				}
 			}
 		}
@@ -181,7 +185,7 @@ func desiredLB(lb *api.LoadBalancer, vpcCIDR netip.Prefix, subnets map[string]su
 	slices.SortFunc(prog.Listeners, func(a, b LBListener) int {
 		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
 	})
-	slices.SortFunc(d.Keep, compareTargets)
+	slices.Sort(d.Keep)
 	d.Keep = slices.Compact(d.Keep)
 	_, prog.Hash = RenderLBProgram(prog)
 	d.Program = prog

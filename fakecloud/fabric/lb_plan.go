@@ -27,10 +27,10 @@ func (p *Plan) diffLBs(desired, actual *World) {
 	}
 }
 
-// subsetSorted reports whether every element of a (sorted) is in b (sorted).
-func subsetSorted(a, b []TargetAddr) bool {
+// subsetSorted reports whether every element of a is in b (sorted).
+func subsetSorted(a, b []string) bool {
 	for _, t := range a {
-		if _, found := slices.BinarySearchFunc(b, t, compareTargets); !found {
+		if _, found := slices.BinarySearch(b, t); !found {
 			return false
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
@@ -79,8 +80,8 @@ func TestDesiredLBTargets(t *testing.T) {
 				}
 			}
 			// Draining targets stay registered: their connections are kept.
-			if len(lb.Keep) != len(tc.targets) {
-				t.Errorf("keep %v, want all %d registered targets", lb.Keep, len(tc.targets))
+			if len(lb.Keep) != 2*len(tc.targets) { // tcp and udp listeners
+				t.Errorf("keep %v, want all %d registered targets per protocol", lb.Keep, len(tc.targets))
 			}
 		})
 	}
@@ -199,12 +200,15 @@ func TestDiffLBs(t *testing.T) {
 
 func TestStaleFlows(t *testing.T) {
 	vip, priv := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("10.0.1.9")
-	s := staleFlows{vips: []netip.Addr{priv, vip}, keep: []TargetAddr{{IP: netip.MustParseAddr("10.0.1.101"), Port: 8080}}}
+	s := staleFlows{vips: []netip.Addr{priv, vip}, keep: []string{"tcp 10.0.1.101:8080"}}
 	flow := func(dst, peer string, port uint16) *netlink.ConntrackFlow {
 		f := &netlink.ConntrackFlow{}
+		f.Forward.Protocol = unix.IPPROTO_TCP
 		f.Forward.DstIP, f.Reverse.SrcIP, f.Reverse.SrcPort = net.ParseIP(dst).To4(), net.ParseIP(peer).To4(), port
 		return f
 	}
+	udp := flow("198.51.100.1", "10.0.1.101", 8080)
+	udp.Forward.Protocol = unix.IPPROTO_UDP
 	for _, tc := range []struct {
 		name string
 		f    *netlink.ConntrackFlow
@@ -215,6 +219,7 @@ func TestStaleFlows(t *testing.T) {
 		{"kept ip, other port", flow("10.0.1.9", "10.0.1.101", 9090), true},
 		{"not forwarded (answered by the load balancer)", flow("10.0.1.9", "10.0.1.9", 80), false},
 		{"a health check of the load balancer's own", flow("10.0.1.102", "10.0.1.102", 8080), false},
+		{"kept for tcp, not udp", udp, true},
 	} {
 		if got := s.MatchConntrackFlow(tc.f); got != tc.want {
 			t.Errorf("%s: match %t, want %t", tc.name, got, tc.want)
