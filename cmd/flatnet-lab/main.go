@@ -198,6 +198,9 @@ func newDemoCmd(dir *string) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&opts.Keep, "keep", false, "leave the lab running afterwards (flatnet-lab down removes it)")
 	cmd.Flags().StringVar(&opts.BinDir, "bin-dir", "", "where the binaries are (default: beside flatnet-lab)")
+	cmd.Flags().BoolVar(&opts.Kubernetes, "kubernetes", true, "also run the Kubernetes cluster part (needs make k8s-bins; --kubernetes=false for the network proofs only)")
+	cmd.Flags().StringVar(&opts.K8sBinDir, "k8s-bin-dir", "", "directory of etcd, kube-* and kubectl (default $"+lab.K8sBinDirEnv+")")
+	cmd.Flags().StringVar(&opts.APIServerListen, "apiserver-listen", "127.0.0.1:6443", "loopback address of the port-forward to the API server")
 	return cmd
 }
 

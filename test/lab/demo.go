@@ -18,6 +18,12 @@ type DemoOptions struct {
 	BinDir string
 	Keep   bool // leave the lab running
 	Out    io.Writer
+	// Kubernetes runs the cluster part (default in flatnet-lab demo): a control plane, a node
+	// agent per node, and the proofs through Kubernetes objects. K8sBinDir and
+	// APIServerListen as in Config.
+	Kubernetes      bool
+	K8sBinDir       string
+	APIServerListen string
 }
 
 // spoofAddr is an address of the VPC that no interface holds.
@@ -42,7 +48,7 @@ func (d *demo) ok(format string, args ...any) {
 // node's SNAT, that the fabric drops a spoofed source, that the pool refills and that a second
 // interface is attached when the first is full. Then it tears the lab down unless Keep.
 func Demo(ctx context.Context, o DemoOptions) error {
-	return demoRun(ctx, Config{Dir: o.Dir, BinDir: o.BinDir}, o)
+	return demoRun(ctx, Config{Dir: o.Dir, BinDir: o.BinDir, Kubernetes: o.Kubernetes, K8sBinDir: o.K8sBinDir, APIServerListen: o.APIServerListen}, o)
 }
 
 // demoRun is Demo on a given lab configuration (tests choose the prefix and port).
@@ -61,7 +67,7 @@ func demoRun(ctx context.Context, cfg Config, o DemoOptions) (err error) {
 		}()
 	}
 	d := &demo{l: l, out: o.Out, ctx: ctx}
-	for _, run := range []func() error{d.pods, d.podToPod, d.nodeToPod, d.internet, d.spoof, d.metadata, d.secondInterface} {
+	for _, run := range []func() error{d.pods, d.podToPod, d.nodeToPod, d.internet, d.spoof, d.metadata, d.cluster, d.secondInterface} {
 		if err := run(); err != nil {
 			return err
 		}

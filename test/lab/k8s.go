@@ -153,6 +153,7 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	l.pki = p
 	client, err := apiClient(p, Dialer(cp.Netns, nil))
 	if err != nil {
 		return err

@@ -87,7 +87,11 @@ func (c *Config) defaults() error {
 	if c.Nodes < 1 || c.Nodes > 50 {
 		return fmt.Errorf("--nodes %d: the lab runs 1 to 50 nodes", c.Nodes)
 	}
-	for _, b := range []string{"fakecloud", "flatnet-ipamd", "flatnet-cni", "flatnet-lab"} {
+	bins := []string{"fakecloud", "flatnet-ipamd", "flatnet-cni", "flatnet-lab"}
+	if c.Kubernetes {
+		bins = append(bins, NodeAgentBinary)
+	}
+	for _, b := range bins {
 		if _, err := os.Stat(filepath.Join(c.BinDir, b)); err != nil {
 			return fmt.Errorf("binary %s not found in %s (run make build): %w", b, c.BinDir, err)
 		}
@@ -102,7 +106,10 @@ type Node struct {
 	Netns      string `json:"netns"`
 	PrimaryIP  string `json:"primaryIP"`
 	Dir        string `json:"dir"`
+	AZ         string `json:"az"`
 	IpamdPID   int    `json:"ipamdPID"`
+	// NodeAgentPID is the node agent's (with Config.Kubernetes).
+	NodeAgentPID int `json:"nodeAgentPID,omitempty"`
 }
 
 // Socket is the node's ipamd socket; Conflist, CacheDir and SpoolDir its CNI files.
@@ -142,6 +149,7 @@ type Lab struct {
 	mu    sync.Mutex
 	st    State
 	cloud *client.Client
+	pki   *pki // the control plane's credentials, while Up runs
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "lab.json") }
@@ -230,6 +238,22 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := l.startInternetAgent(); err != nil {
 		return nil, err
 	}
+	start := time.Now()
+	if cfg.Kubernetes {
+		// The control plane first: ipamd publishes capacity on its Node, and the node agents
+		// register the Nodes.
+		if err := l.startControlPlane(ctx); err != nil {
+			return nil, err
+		}
+		if err := l.applyRBAC(ctx); err != nil {
+			return nil, err
+		}
+		for _, n := range l.st.Nodes {
+			if err := l.writeNodeCredentials(l.pki, n); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for i := range l.st.Nodes {
 		if err := l.startIpamd(&l.st.Nodes[i]); err != nil {
 			return nil, err
@@ -244,9 +268,21 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		}
 	}
 	if cfg.Kubernetes {
-		if err := l.startControlPlane(ctx); err != nil {
+		if err := l.ensureCNIBin(); err != nil {
 			return nil, err
 		}
+		for i := range l.st.Nodes {
+			if err := l.startNodeAgent(&l.st.Nodes[i]); err != nil {
+				return nil, err
+			}
+		}
+		if err := l.save(); err != nil {
+			return nil, err
+		}
+		if err := l.WaitNodesReady(ctx, 2*time.Minute); err != nil {
+			return nil, err
+		}
+		l.logf("%d nodes Ready in %s after the control plane started", len(l.st.Nodes), time.Since(start).Round(time.Millisecond))
 	}
 	ok = true
 	return l, nil
@@ -337,6 +373,7 @@ func (l *Lab) createNodes(ctx context.Context) error {
 		n := Node{
 			Name: fmt.Sprintf("node-%d", i+1), InstanceID: inst.InstanceID, PrimaryIP: inst.PrivateIPAddress,
 			Netns: fabric.NodeNetns(cfg.Prefix, inst.InstanceID), Dir: filepath.Join(cfg.Dir, "nodes", fmt.Sprintf("node-%d", i+1)),
+			AZ: inst.AvailabilityZone,
 		}
 		for _, d := range []string{n.Dir, n.ConfDir(), n.CacheDir(), n.SpoolDir(), n.StateDir()} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
@@ -424,6 +461,9 @@ func Down(dir, prefix string, log io.Writer) error {
 			}
 		}
 		for _, n := range st.Nodes {
+			errs = append(errs, stopProcess(n.NodeAgentPID, 5*time.Second))
+		}
+		for _, n := range st.Nodes {
 			errs = append(errs, stopProcess(n.IpamdPID, 5*time.Second))
 		}
 		errs = append(errs, stopProcess(st.InternetPID, time.Second))
@@ -432,6 +472,13 @@ func Down(dir, prefix string, log io.Writer) error {
 	errs = append(errs, killStragglers(dir))
 	names, err := listNetns(prefix)
 	errs = append(errs, err)
+	var podNetns []string
+	for _, name := range names {
+		if strings.HasPrefix(name, prefix+"p-") {
+			podNetns = append(podNetns, name)
+		}
+	}
+	killInPodNamespaces(podNetns)
 	for _, name := range names {
 		if strings.HasPrefix(name, prefix+"p-") {
 			errs = append(errs, deleteNetns(name))

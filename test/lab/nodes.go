@@ -9,11 +9,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/flatnet/flatnet/ipamd"
 	"github.com/flatnet/flatnet/ipamd/wire"
 )
 
-// NetworkName is the CNI network the lab's conflist defines.
-const NetworkName = "flatnet"
+// NetworkName is the CNI network of the conflist ipamd installs.
+const NetworkName = ipamd.NetworkName
 
 // Inside each node namespace, ipamd's introspection and metrics listen on the node's own
 // loopback, at the daemon's default ports.
@@ -31,6 +32,12 @@ func (l *Lab) ipamdArgs(n Node) []string {
 		"--spool-dir", n.SpoolDir(),
 		"--introspection-addr", IntrospectionAddr,
 		"--metrics-addr", MetricsAddr,
+		// ipamd installs the conflist once it serves (the node's network is ready only then).
+		"--cni-conf-dir", n.ConfDir(),
+		"--cni-log-file", filepath.Join(n.Dir, "cni.log"),
+	}
+	if cfg.Kubernetes {
+		args = append(args, "--kubeconfig", n.IpamdKubeconfig(), "--node-name", n.Name)
 	}
 	if cfg.PrefixMode {
 		args = append(args, "--prefix-mode")
@@ -41,9 +48,6 @@ func (l *Lab) ipamdArgs(n Node) []string {
 // startIpamd runs the node's ipamd as a process inside the node namespace, where it finds its
 // instance and the cloud through the metadata service, like on a real instance.
 func (l *Lab) startIpamd(n *Node) error {
-	if err := writeConflist(*n); err != nil {
-		return err
-	}
 	pid, err := startProcess(n.Netns, filepath.Join(n.Dir, "ipamd.log"), nil, l.ipamdArgs(*n)...)
 	if err != nil {
 		return fmt.Errorf("start ipamd on %s: %w", n.Name, err)
@@ -102,7 +106,10 @@ func (l *Lab) waitIpamd(ctx context.Context, n Node) error {
 		_, err := wire.Call(cctx, n.Socket(), &wire.Request{Op: wire.OpStatus})
 		cancel()
 		if err == nil {
-			return nil
+			// ipamd installs the conflist right after it starts serving.
+			if _, err = os.Stat(filepath.Join(n.ConfDir(), ipamd.ConflistName)); err == nil {
+				return nil
+			}
 		}
 		last = err
 		select {
@@ -127,28 +134,6 @@ func (l *Lab) Status(ctx context.Context, node string) (*wire.StatusResponse, er
 		return resp.Status, nil // a not-ready status is an answer too
 	}
 	return nil, err
-}
-
-func writeConflist(n Node) error {
-	conf := map[string]any{
-		"cniVersion": "1.1.0",
-		"name":       NetworkName,
-		"plugins": []map[string]any{{
-			"type":        "flatnet",
-			"ipamdSocket": n.Socket(),
-			"spoolDir":    n.SpoolDir(),
-			"logFile":     filepath.Join(n.Dir, "cni.log"),
-		}},
-	}
-	body, err := json.MarshalIndent(conf, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(n.ConfDir(), "10-flatnet.conflist")
-	if err := os.WriteFile(path, body, 0o644); err != nil {
-		return fmt.Errorf("install the conflist of %s: %w", n.Name, err)
-	}
-	return nil
 }
 
 // NodeAddress is one address as a node's ipamd knows it.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/flatnet/flatnet/ipamd"
 )
 
 // EchoPort is where every pod's echo agent listens.
@@ -43,7 +45,7 @@ func (l *Lab) runtimeConf(p Pod) *libcni.RuntimeConf {
 // cni runs fn with the node's CNI configuration, on a thread inside the node's namespace, so the
 // plugin runs where a runtime on that node would run it.
 func (l *Lab) cni(n Node, fn func(*libcni.CNIConfig, *libcni.NetworkConfigList) error) error {
-	conf, err := libcni.ConfListFromFile(filepath.Join(n.ConfDir(), "10-flatnet.conflist"))
+	conf, err := libcni.ConfListFromFile(filepath.Join(n.ConfDir(), ipamd.ConflistName))
 	if err != nil {
 		return fmt.Errorf("read %s's conflist: %w", n.Name, err)
 	}

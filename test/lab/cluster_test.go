@@ -1,0 +1,462 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// clusterCapacity caps every node's addresses in TestCluster, so a node fills up quickly.
+const clusterCapacity = 8
+
+// TestCluster is the Kubernetes issue's acceptance, end to end in one lab: Ready nodes with
+// published capacity, a spread Deployment of echo pods with VPC addresses and EndpointSlices,
+// pod-to-pod echo across nodes, restarts of the node agent and ipamd that change no address,
+// bad input ending in clear pod status without leaks, a full node the scheduler avoids and a
+// forced pod that gets clear events, and every address back in its pool at the end.
+func TestCluster(t *testing.T) {
+	guardRootNet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	cfg := testConfig(t, "flc-", 7485)
+	cfg.Nodes = 3
+	cfg.Kubernetes = true
+	cfg.K8sBinDir = k8sBinDir(t)
+	cfg.APIServerListen = freeAddr(t, 6445)
+	cfg.IpamdArgs = []string{"--max-addresses", fmt.Sprint(clusterCapacity), "--cooldown", "1s"}
+	start := time.Now()
+	l, err := Up(ctx, cfg)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Logf("lab up with 3 Ready nodes in %s", time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if t.Failed() {
+			logControlPlane(t, l)
+			logNodes(t, l)
+		}
+		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
+			t.Errorf("down: %v", err)
+		}
+		if left := leftovers(t, cfg.Prefix, cfg.Dir); len(left) > 0 {
+			t.Errorf("down left behind:\n%s", strings.Join(left, "\n"))
+		}
+	})
+	kc, err := l.Kube()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := l.kubeNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if got := n.Status.Allocatable["pods"]; got != fmt.Sprint(clusterCapacity) {
+			t.Errorf("node %s allocatable pods %q, want %d (ipamd's capacity)", n.Metadata.Name, got, clusterCapacity)
+		}
+		if !strings.HasPrefix(n.Spec.ProviderID, "fakecloud:///") {
+			t.Errorf("node %s providerID %q", n.Metadata.Name, n.Spec.ProviderID)
+		}
+	}
+
+	// 1. Six echo pods spread over three nodes, addresses from their nodes, EndpointSlices.
+	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, EchoDeployment(demoNamespace, "echo", 6), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.CoreV1().Services(demoNamespace).Create(ctx, EchoService(demoNamespace, "echo"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := WaitPodsReady(ctx, kc, demoNamespace, "app=echo", 6, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perNode := map[string]int{}
+	for _, p := range pods {
+		perNode[p.Spec.NodeName]++
+		if err := l.assignedOnNode(ctx, p.Spec.NodeName, p.Status.PodIP); err != nil {
+			t.Errorf("pod %s: %v", p.Name, err)
+		}
+	}
+	if len(perNode) != 3 || perNode["node-1"] != 2 || perNode["node-2"] != 2 || perNode["node-3"] != 2 {
+		t.Errorf("pods per node %v, want 2 on each", perNode)
+	}
+	waitSlices(ctx, t, kc, "echo", podIPs(pods))
+	if err := echoAcross(ctx, l, pods, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+
+	// 2. Restarting a node agent and an ipamd while pods run changes no address and breaks
+	// nothing.
+	before := podIPsByUID(pods)
+	if err := l.RestartNodeAgent(ctx, "node-1", 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RestartIpamd(ctx, "node-2", 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitNodesReady(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // let the restarted agent resync its pods and report
+	pods, err = WaitPodsReady(ctx, kc, demoNamespace, "app=echo", 6, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := podIPsByUID(pods); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("pod addresses changed across the restarts:\nbefore %v\nafter  %v", before, after)
+	}
+	for _, p := range pods {
+		if n := restarts(&p); n != 0 {
+			t.Errorf("pod %s restarted %d times across the agent's restart", p.Name, n)
+		}
+	}
+	if err := echoAcross(ctx, l, pods, t.Logf); err != nil {
+		t.Fatalf("after the restarts: %v", err)
+	}
+
+	// 4. Bad input ends in a clear pod status and leaks nothing.
+	badPods(ctx, t, l, kc)
+
+	// 3. A full node: the scheduler stops placing pods on it; a pod forced onto it gets
+	// clear events, and the node says it is out of addresses.
+	fullNode(ctx, t, l, kc)
+
+	// Everything deleted: every address is back in its pool and no pod namespace is left.
+	if err := deleteAndWait(ctx, kc, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"fill"} {
+		if err := deleteAndWait(ctx, kc, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := kc.CoreV1().Pods(demoNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoPods(ctx, t, kc)
+	for _, n := range l.State().Nodes {
+		addrs, err := l.Addresses(ctx, n.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			if a.State == "assigned" {
+				t.Errorf("%s: %s still assigned to %s after every pod was deleted", n.Name, a.IP, a.Owner.ContainerID)
+			}
+		}
+	}
+	if names, _ := listNetns(cfg.PodNetnsPrefix()); len(names) > 0 {
+		t.Errorf("pod namespaces left after every pod was deleted: %v", names)
+	}
+}
+
+// badPods: an unknown image, a readiness probe to a closed port, a liveness probe to a closed
+// port, and a node agent killed right after a pod was bound to it.
+func badPods(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface) {
+	t.Helper()
+	mk := func(name, node, image string, mut func(*corev1.Container)) *corev1.Pod {
+		c := corev1.Container{Name: "main", Image: image, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: EchoPort}}}
+		if mut != nil {
+			mut(&c)
+		}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: name, Labels: map[string]string{"test": "bad"}},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{c}, TerminationGracePeriodSeconds: ptr.To[int64](2),
+				AutomountServiceAccountToken: ptr.To(false)}}
+		if _, err := kc.CoreV1().Pods(demoNamespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	closed := intstr.FromInt32(9)
+	mk("unknown-image", "node-1", "registry.example/nope:1", nil)
+	mk("not-ready", "node-2", EchoImage, func(c *corev1.Container) {
+		c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: closed}}, PeriodSeconds: 1}
+	})
+	mk("not-alive", "node-2", EchoImage, func(c *corev1.Container) {
+		c.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: closed}},
+			PeriodSeconds: 1, FailureThreshold: 1}
+	})
+	// The node agent dies just as it starts the pod's sandbox; its successor must finish or
+	// redo the work without leaking the first attempt's address or namespace.
+	mk("agent-killed", "node-3", EchoImage, nil)
+	time.Sleep(150 * time.Millisecond)
+	if err := l.RestartNodeAgent(ctx, "node-3", 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+
+	waitPod(ctx, t, kc, "unknown-image", "ImagePullBackOff or ErrImagePull with the image named", func(p *corev1.Pod) bool {
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && (w.Reason == "ImagePullBackOff" || w.Reason == "ErrImagePull") && strings.Contains(w.Message, "registry.example/nope:1") {
+				return true
+			}
+		}
+		return false
+	})
+	waitPod(ctx, t, kc, "not-ready", "Running but not Ready", func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && !PodReady(p) && p.Status.PodIP != ""
+	})
+	waitPod(ctx, t, kc, "not-alive", "restarted by its liveness probe", func(p *corev1.Pod) bool { return restarts(p) >= 2 })
+	waitPod(ctx, t, kc, "agent-killed", "Ready after the agent's restart", func(p *corev1.Pod) bool { return PodReady(p) && p.Status.PodIP != "" })
+	// not-ready stays unready: readiness never passed, so its endpoint would never be used.
+	p, err := kc.CoreV1().Pods(demoNamespace).Get(ctx, "not-ready", metav1.GetOptions{})
+	if err != nil || PodReady(p) {
+		t.Errorf("not-ready became Ready (%v)", err)
+	}
+	// No node holds more assigned addresses than it has pods with an address (the killed
+	// agent's first attempt was cleaned up).
+	checkNoLeaks(ctx, t, l, kc)
+	fg := metav1.DeletePropagationBackground
+	if err := kc.CoreV1().Pods(demoNamespace).DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &fg}, metav1.ListOptions{LabelSelector: "test=bad"}); err != nil {
+		t.Fatal(err)
+	}
+	waitGoneLabel(ctx, t, kc, "test=bad")
+	checkNoLeaks(ctx, t, l, kc)
+}
+
+// fullNode fills node-3 through the scheduler, then forces one more pod onto it.
+func fullNode(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface) {
+	t.Helper()
+	d := EchoDeployment(demoNamespace, "fill", 12)
+	d.Spec.Template.Spec.TopologySpreadConstraints = nil
+	d.Spec.Template.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "node-3"}
+	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// node-3 runs two echo pods; the scheduler places fill pods until the node's capacity.
+	want := clusterCapacity - 2
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		list, err := kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=fill"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ready, pending int
+		for _, p := range list.Items {
+			switch {
+			case PodReady(&p):
+				ready++
+			case p.Spec.NodeName == "":
+				pending++
+			}
+		}
+		if ready == want && pending == 12-want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fill: %d Ready, %d unscheduled; want %d and %d", ready, pending, want, 12-want)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	waitEvent(ctx, t, kc, "Pod", "", "FailedScheduling", "Too many pods")
+
+	// A pod forced past the scheduler onto the full node: clear events, no crash loop.
+	forced := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "forced"},
+		Spec: corev1.PodSpec{NodeName: "node-3", AutomountServiceAccountToken: ptr.To(false),
+			Containers: []corev1.Container{{Name: "echo", Image: EchoImage}}}}
+	if _, err := kc.CoreV1().Pods(demoNamespace).Create(ctx, forced, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(ctx, t, kc, "Pod", "forced", "FailedAllocateIP", "full")
+	waitEvent(ctx, t, kc, "Pod", "forced", "FailedCreatePodSandBox", "full")
+	nodes, err := l.kubeNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.Metadata.Name == "node-3" {
+			if st, reason, msg := n.condition("flatnet.io/AddressesExhausted"); st != "True" {
+				t.Errorf("node-3 AddressesExhausted = %q (%s: %s), want True", st, reason, msg)
+			}
+			if st, _, _ := n.condition("Ready"); st != "True" {
+				t.Errorf("node-3 went NotReady when full (Ready=%q): capacity must not make a node unready", st)
+			}
+		}
+	}
+	p, err := kc.CoreV1().Pods(demoNamespace).Get(ctx, "forced", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.PodIP != "" || p.Status.Phase != corev1.PodPending {
+		t.Errorf("forced pod on a full node: phase %s IP %q, want Pending without an address", p.Status.Phase, p.Status.PodIP)
+	}
+	checkNoLeaks(ctx, t, l, kc)
+}
+
+// checkNoLeaks compares, per node, the addresses ipamd holds as assigned with the pods that
+// have an address there: the same set.
+func checkNoLeaks(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := kc.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var problems []string
+		for _, n := range l.State().Nodes {
+			var want []string
+			for _, p := range list.Items {
+				if p.Spec.NodeName == n.Name && p.Status.PodIP != "" {
+					want = append(want, p.Status.PodIP)
+				}
+			}
+			addrs, err := l.Addresses(ctx, n.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, a := range addrs {
+				if a.State == "assigned" {
+					got = append(got, a.IP)
+				}
+			}
+			sort.Strings(want)
+			sort.Strings(got)
+			if strings.Join(want, ",") != strings.Join(got, ",") {
+				problems = append(problems, fmt.Sprintf("%s: pods hold %v, ipamd has assigned %v", n.Name, want, got))
+			}
+		}
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("addresses and pods disagree:\n%s", strings.Join(problems, "\n"))
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func waitPod(ctx context.Context, t *testing.T, kc kubernetes.Interface, name, what string, ok func(*corev1.Pod) bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var last string
+	for {
+		p, err := kc.CoreV1().Pods(demoNamespace).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && ok(p) {
+			t.Logf("pod %s: %s (%s)", name, what, PodSummary(p))
+			return
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = PodSummary(p)
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("pod %s: not %s within 90s; last %s", name, what, last)
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func waitEvent(ctx context.Context, t *testing.T, kc kubernetes.Interface, kind, name, reason, inMessage string) {
+	t.Helper()
+	sel := fields.Set{"involvedObject.kind": kind, "reason": reason}
+	if name != "" {
+		sel["involvedObject.name"] = name
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		evs, err := kc.CoreV1().Events(demoNamespace).List(ctx, metav1.ListOptions{FieldSelector: sel.String()})
+		if err == nil {
+			for _, e := range evs.Items {
+				if strings.Contains(e.Message, inMessage) {
+					t.Logf("event %s on %s %s: %s", reason, kind, e.InvolvedObject.Name, e.Message)
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("no %s event on %s %q mentioning %q within 90s (%v)", reason, kind, name, inMessage, err)
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func waitSlices(ctx context.Context, t *testing.T, kc kubernetes.Interface, service string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := SliceAddresses(ctx, kc, demoNamespace, service)
+		sort.Strings(got)
+		if err == nil && strings.Join(got, ",") == strings.Join(want, ",") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("EndpointSlices of %s: %v (%v), want %v", service, got, err, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func waitGoneLabel(ctx context.Context, t *testing.T, kc kubernetes.Interface, selector string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		list, err := kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err == nil && len(list.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pods %s not gone within a minute (%v)", selector, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func waitNoPods(ctx context.Context, t *testing.T, kc kubernetes.Interface) {
+	t.Helper()
+	waitGoneLabel(ctx, t, kc, "")
+}
+
+func podIPsByUID(pods []corev1.Pod) map[string]string {
+	out := map[string]string{}
+	for _, p := range pods {
+		out[string(p.UID)] = p.Status.PodIP
+	}
+	return out
+}
+
+func restarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, cs := range p.Status.ContainerStatuses {
+		n += cs.RestartCount
+	}
+	return n
+}
+
+// logNodes logs the end of each node's agent and ipamd logs (down removes them).
+func logNodes(t *testing.T, l *Lab) {
+	for _, n := range l.State().Nodes {
+		for _, name := range []string{"node-agent.log", "ipamd.log", "cni.log"} {
+			raw, _ := readTail(n.Dir+"/"+name, 25)
+			t.Logf("%s %s, last lines:\n%s", n.Name, name, raw)
+		}
+	}
+}
+
+// readTail returns the last n lines of the file at path.
+func readTail(path string, n int) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n"), nil
+}

@@ -1,0 +1,217 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// demoNamespace holds the demo's workloads.
+const demoNamespace = "default"
+
+// cluster is the demo's Kubernetes part: Ready nodes, a Deployment of echo pods spread over
+// them with addresses from their nodes' interfaces, EndpointSlices filled by the real
+// controller-manager, pod-to-pod echo across nodes, and every address back in its pool after
+// the Deployment is deleted.
+func (d *demo) cluster() error {
+	if _, ok := d.l.ControlPlane(); !ok {
+		return nil
+	}
+	kc, err := d.l.Kube()
+	if err != nil {
+		return err
+	}
+	d.step("the cluster: kubectl get nodes (each node's agent registered it; ipamd published its pod capacity)")
+	out, err := d.l.Kubectl(d.ctx, "get", "nodes", "-o", "custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=='Ready')].status,PROVIDER-ID:.spec.providerID,INTERNAL-IP:.status.addresses[?(@.type=='InternalIP')].address,PODS:.status.allocatable.pods")
+	if err != nil {
+		return err
+	}
+	d.indent(string(out))
+	if err := d.l.WaitNodesReady(d.ctx, 30*time.Second); err != nil {
+		return err
+	}
+	d.ok("%d nodes Ready", len(d.l.State().Nodes))
+
+	const name, replicas = "echo", 6
+	d.step("a Deployment of %d echo pods spreads over the nodes; each pod's address is one of its node's interface addresses", replicas)
+	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(d.ctx, EchoDeployment(demoNamespace, name, replicas), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create the echo Deployment: %w", err)
+	}
+	if _, err := kc.CoreV1().Services(demoNamespace).Create(d.ctx, EchoService(demoNamespace, name), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create the echo Service: %w", err)
+	}
+	pods, err := WaitPodsReady(d.ctx, kc, demoNamespace, "app="+name, replicas, 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Spec.NodeName+pods[i].Name < pods[j].Spec.NodeName+pods[j].Name })
+	perNode := map[string]int{}
+	for _, p := range pods {
+		perNode[p.Spec.NodeName]++
+		if err := d.l.assignedOnNode(d.ctx, p.Spec.NodeName, p.Status.PodIP); err != nil {
+			return fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+		d.ok("%-24s on %s: %s Ready, %s assigned by the node's ipamd", p.Name, p.Spec.NodeName, p.Status.PodIP, p.Status.PodIP)
+	}
+	for _, n := range d.l.State().Nodes {
+		if perNode[n.Name] != replicas/len(d.l.State().Nodes) {
+			return fmt.Errorf("the pods did not spread evenly: %v", perNode)
+		}
+	}
+
+	d.step("kubectl get endpointslices: the controller-manager lists the pods' VPC addresses")
+	want := podIPs(pods)
+	var got []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if got, err = SliceAddresses(d.ctx, kc, demoNamespace, name); err != nil {
+			return err
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") == strings.Join(want, ",") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("EndpointSlices of %s list %v, want %v", name, got, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out, err = d.l.Kubectl(d.ctx, "get", "endpointslices", "-l", "kubernetes.io/service-name="+name)
+	if err != nil {
+		return err
+	}
+	d.indent(string(out))
+	d.ok("ready endpoints %s", strings.Join(got, ", "))
+
+	d.step("pod to pod across nodes through the echo servers: each answer names the pod and the caller's pod IP")
+	if err := echoAcross(d.ctx, d.l, pods, d.ok); err != nil {
+		return err
+	}
+
+	d.step("deleting the Deployment returns every address to its node's pool")
+	if err := deleteAndWait(d.ctx, kc, name); err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if err := d.l.releasedOnNode(d.ctx, p.Spec.NodeName, p.Status.PodIP); err != nil {
+			return err
+		}
+	}
+	d.ok("%d pods gone; their addresses are free or cooling down on their nodes", len(pods))
+	return nil
+}
+
+func (d *demo) indent(s string) {
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		fmt.Fprintf(d.out, "      %s\n", line)
+	}
+}
+
+func podIPs(pods []corev1.Pod) []string {
+	var out []string
+	for _, p := range pods {
+		out = append(out, p.Status.PodIP)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// echoAcross has every pod ask a pod on another node, from inside its own namespace, and
+// checks the answer names that pod and the caller's own address (no NAT on the way).
+func echoAcross(ctx context.Context, l *Lab, pods []corev1.Pod, ok func(string, ...any)) error {
+	for i, src := range pods {
+		var dst *corev1.Pod
+		for j := 1; j < len(pods); j++ {
+			if c := &pods[(i+j)%len(pods)]; c.Spec.NodeName != src.Spec.NodeName {
+				dst = c
+				break
+			}
+		}
+		if dst == nil {
+			return fmt.Errorf("no pod on another node than %s", src.Spec.NodeName)
+		}
+		ns, err := l.PodNetns(src.Status.PodIP)
+		if err != nil {
+			return err
+		}
+		e, err := EchoFrom(ctx, ns, dst.Status.PodIP, EchoPort)
+		if err != nil {
+			return fmt.Errorf("%s (%s) -> %s (%s): %w", src.Name, src.Status.PodIP, dst.Name, dst.Status.PodIP, err)
+		}
+		peer, _, err := net.SplitHostPort(e.Peer)
+		if err != nil {
+			peer = e.Peer
+		}
+		if e.Pod != dst.Name || e.PodIP != dst.Status.PodIP || peer != src.Status.PodIP {
+			return fmt.Errorf("%s -> %s: answered by %s (%s), which saw %s; want %s seeing %s", src.Name, dst.Name, e.Pod, e.PodIP, peer, dst.Name, src.Status.PodIP)
+		}
+		ok("%s (%s, %s) -> %s (%s, %s): %s saw %s", src.Name, src.Status.PodIP, src.Spec.NodeName, dst.Name, dst.Status.PodIP, dst.Spec.NodeName, e.Pod, peer)
+	}
+	return nil
+}
+
+// deleteAndWait deletes the Deployment and Service name and waits until its pods are gone.
+func deleteAndWait(ctx context.Context, kc kubernetes.Interface, name string) error {
+	fg := metav1.DeletePropagationForeground
+	if err := kc.AppsV1().Deployments(demoNamespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete the Deployment %s: %w", name, err)
+	}
+	if err := kc.CoreV1().Services(demoNamespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete the Service %s: %w", name, err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		list, err := kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+		if err == nil && len(list.Items) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			n := -1
+			if list != nil {
+				n = len(list.Items)
+			}
+			return fmt.Errorf("%d pods of %s still exist a minute after the delete (%v)", n, name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// assignedOnNode checks that node's ipamd holds ip as assigned to a pod.
+func (l *Lab) assignedOnNode(ctx context.Context, node, ip string) error {
+	addrs, err := l.Addresses(ctx, node)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if a.IP == ip {
+			if a.State != "assigned" {
+				return fmt.Errorf("%s is %s on %s's ipamd, not assigned", ip, a.State, node)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not one of %s's addresses", ip, node)
+}
+
+// releasedOnNode checks that node's ipamd no longer has ip assigned (free or cooling down).
+// The CNI DEL ran before the pod object went away, so there is nothing to wait for.
+func (l *Lab) releasedOnNode(ctx context.Context, node, ip string) error {
+	addrs, err := l.Addresses(ctx, node)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if a.IP == ip && a.State == "assigned" {
+			return fmt.Errorf("%s is still assigned on %s after its pod was deleted (owner %s)", ip, node, a.Owner.ContainerID)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package lab
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The identities of the node software. The node agent is a node as the API server's Node
+// authorizer knows one (system:node:<name> in system:nodes); ipamd has a user of its own per
+// node in a group the lab's RBAC binds to what ipamd needs, and nothing more.
+const (
+	ipamdGroup = "flatnet:ipamd"
+	// NodeAgentBinary is the kubelet stand-in (cmd/flatnet-node-agent).
+	NodeAgentBinary = "flatnet-node-agent"
+)
+
+// rbac is what the lab applies once the API server runs: the node role for every node (the
+// kubelet's permissions; kubeadm binds the same through the Node authorizer plus this role) and
+// ipamd's role.
+const rbac = `{"apiVersion": "v1", "kind": "List", "items": [
+{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+ "metadata": {"name": "flatnet-lab:nodes"},
+ "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+ "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}]},
+{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+ "metadata": {"name": "flatnet:ipamd"},
+ "rules": [
+  {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+  {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+  {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+  {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]}]},
+{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+ "metadata": {"name": "flatnet:ipamd"},
+ "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "flatnet:ipamd"},
+ "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "` + ipamdGroup + `"}]}
+]}`
+
+// Kubeconfigs of a node's software, inside the VPC.
+func (n Node) NodeAgentKubeconfig() string { return filepath.Join(n.Dir, "node-agent.kubeconfig") }
+func (n Node) IpamdKubeconfig() string     { return filepath.Join(n.Dir, "ipamd.kubeconfig") }
+func (n Node) NodeAgentDir() string        { return filepath.Join(n.Dir, "node-agent") }
+
+// PodNetnsPrefix starts the name of every pod namespace of the lab (lab pods and the node
+// agents' pods alike), so that Down finds them.
+func (c Config) PodNetnsPrefix() string { return c.Prefix + "p-" }
+
+// applyRBAC gives nodes and ipamd their permissions.
+func (l *Lab) applyRBAC(ctx context.Context) error {
+	cp := l.st.ControlPlane
+	cmd := exec.CommandContext(ctx, l.k8sBin("kubectl"), "--kubeconfig", cp.Kubeconfig, "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(rbac)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("apply the lab's RBAC: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// writeNodeCredentials issues the node agent's and ipamd's client certificates of node n and
+// writes their kubeconfigs, which reach the API server at its VPC address.
+func (l *Lab) writeNodeCredentials(p *pki, n Node) error {
+	cp := l.st.ControlPlane
+	for _, id := range []struct {
+		path, file, user string
+		groups           []string
+	}{
+		{n.NodeAgentKubeconfig(), n.Name + "-node-agent", "system:node:" + n.Name, []string{"system:nodes"}},
+		{n.IpamdKubeconfig(), n.Name + "-ipamd", "flatnet-ipamd:" + n.Name, []string{ipamdGroup}},
+	} {
+		kp, err := p.issue(id.file, &x509.Certificate{
+			Subject:     pkix.Name{CommonName: id.user, Organization: id.groups},
+			KeyUsage:    x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}, &p.ca)
+		if err != nil {
+			return err
+		}
+		if err := p.writeKubeconfig(id.path, cp.VPCServer(), id.user, kp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nodeAgentArgs is the node agent's command line for node n.
+func (l *Lab) nodeAgentArgs(n Node) []string {
+	cfg := l.st.Config
+	return []string{filepath.Join(cfg.BinDir, NodeAgentBinary), "run",
+		"--kubeconfig", n.NodeAgentKubeconfig(),
+		"--node-name", n.Name,
+		"--provider-id", "fakecloud:///" + n.AZ + "/" + n.InstanceID,
+		"--node-ip", n.PrimaryIP,
+		"--cni-conf-dir", n.ConfDir(),
+		"--cni-bin-dir", l.cniBinDir(),
+		"--cni-cache-dir", n.CacheDir(),
+		"--state-dir", n.NodeAgentDir(),
+		"--netns-prefix", cfg.PodNetnsPrefix() + strings.TrimPrefix(n.Name, "node-") + "-",
+	}
+}
+
+// startNodeAgent runs the node's agent in the node namespace.
+func (l *Lab) startNodeAgent(n *Node) error {
+	if err := os.MkdirAll(n.NodeAgentDir(), 0o755); err != nil {
+		return err
+	}
+	pid, err := startProcess(n.Netns, filepath.Join(n.Dir, "node-agent.log"), nil, l.nodeAgentArgs(*n)...)
+	if err != nil {
+		return fmt.Errorf("start the node agent on %s: %w", n.Name, err)
+	}
+	n.NodeAgentPID = pid
+	l.logf("%s: node agent started (pid %d)", n.Name, pid)
+	return nil
+}
+
+// RestartNodeAgent kills the node's agent with SIGKILL, leaves it down for downFor and starts
+// it again; the pods it ran keep running and are adopted.
+func (l *Lab) RestartNodeAgent(ctx context.Context, node string, downFor time.Duration) error {
+	l.mu.Lock()
+	n := l.node(node)
+	if n == nil {
+		l.mu.Unlock()
+		return fmt.Errorf("no node %q", node)
+	}
+	pid := n.NodeAgentPID
+	l.mu.Unlock()
+	if err := killProcess(pid); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(downFor):
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.startNodeAgent(n); err != nil {
+		return err
+	}
+	return l.save()
+}
+
+// k8sNode is the part of a Node the lab reads.
+type k8sNode struct {
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Spec struct {
+		ProviderID string `json:"providerID"`
+	} `json:"spec"`
+	Status struct {
+		Allocatable map[string]string `json:"allocatable"`
+		Conditions  []struct {
+			Type    string `json:"type"`
+			Status  string `json:"status"`
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		} `json:"conditions"`
+	} `json:"status"`
+}
+
+func (n k8sNode) condition(t string) (status, reason, message string) {
+	for _, c := range n.Status.Conditions {
+		if c.Type == t {
+			return c.Status, c.Reason, c.Message
+		}
+	}
+	return "", "", ""
+}
+
+// schedulable reports whether the node is Ready and publishes pod capacity (ipamd's).
+func (n k8sNode) schedulable() (bool, string) {
+	st, reason, msg := n.condition("Ready")
+	if st != "True" {
+		return false, fmt.Sprintf("Ready=%q (%s: %s)", st, reason, msg)
+	}
+	if p := n.Status.Allocatable["pods"]; p == "" || p == "0" {
+		return false, "no pod capacity published yet (ipamd)"
+	}
+	return true, ""
+}
+
+// KubeNodes lists the cluster's Nodes.
+func (l *Lab) kubeNodes(ctx context.Context) ([]k8sNode, error) {
+	out, err := l.Kubectl(ctx, "get", "nodes", "-o", "json")
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Items []k8sNode `json:"items"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		return nil, fmt.Errorf("decode the node list: %w", err)
+	}
+	return list.Items, nil
+}
+
+// WaitNodesReady waits until every lab node is a Ready Node with pod capacity.
+func (l *Lab) WaitNodesReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		nodes, err := l.kubeNodes(ctx)
+		if err != nil {
+			last = err.Error()
+		} else {
+			byName := map[string]k8sNode{}
+			for _, n := range nodes {
+				byName[n.Metadata.Name] = n
+			}
+			last = ""
+			for _, n := range l.State().Nodes {
+				kn, ok := byName[n.Name]
+				if !ok {
+					last += fmt.Sprintf("%s not registered; ", n.Name)
+					continue
+				}
+				if ok, why := kn.schedulable(); !ok {
+					last += fmt.Sprintf("%s: %s; ", n.Name, why)
+				}
+				if !alive(n.NodeAgentPID) {
+					return fmt.Errorf("the node agent of %s (pid %d) exited; see %s", n.Name, n.NodeAgentPID, filepath.Join(n.Dir, "node-agent.log"))
+				}
+			}
+			if last == "" {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nodes not Ready within %s: %s(see each node's node-agent.log and ipamd.log)", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// killInPodNamespaces kills every process whose network namespace is one of the lab's pod
+// namespaces: containers a node agent left running when it was stopped.
+func killInPodNamespaces(names []string) {
+	inodes := map[uint64]bool{}
+	for _, name := range names {
+		var st syscall.Stat_t
+		if err := syscall.Stat(netnsPath(name), &st); err == nil {
+			inodes[st.Ino] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, p := range procs {
+		var pid int
+		if _, err := fmt.Sscanf(p.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat("/proc/"+p.Name()+"/ns/net", &st); err != nil || !inodes[st.Ino] {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		waitGone(pid, 2*time.Second)
+	}
+}
