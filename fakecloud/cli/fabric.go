@@ -36,8 +36,9 @@ func (o *fabricOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.teardown, "fabric-teardown", false, "remove every namespace and link of the fabric on exit (default: keep them for the next start to adopt)")
 }
 
-// start runs the fabric in the background until ctx ends or stop is called.
-func (o *fabricOptions) start(ctx context.Context, st fabric.Source, handler http.Handler, log *slog.Logger, reg prometheus.Registerer) (func(), error) {
+// start runs the fabric in the background until ctx ends or stop is called. Its load balancers'
+// health checks report to health.
+func (o *fabricOptions) start(ctx context.Context, st fabric.Source, health fabric.HealthReporter, handler http.Handler, log *slog.Logger, reg prometheus.Registerer) (func(), error) {
 	switch o.mode {
 	case fabricNone:
 		return func() {}, nil
@@ -47,7 +48,7 @@ func (o *fabricOptions) start(ctx context.Context, st fabric.Source, handler htt
 	}
 	fab, err := fabric.New(fabric.Config{
 		Source: st, APIHandler: handler, Registerer: reg, Logger: log.With("component", "fabric"),
-		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown,
+		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown, Health: health,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the fabric: %w", err)

@@ -7,7 +7,9 @@
 // prefix routes plus permanent neighbour entries), answers ARP on the subnets (proxy ARP), owns each
 // subnet's gateway address, and enforces the source/destination check with strict reverse-path
 // filtering on its side of each veth. An "internet" namespace hangs off each router. A metadata
-// service and the fakecloud API listen inside the router namespace at 169.254.169.254.
+// service and the fakecloud API listen inside the router namespace at 169.254.169.254. Each
+// network load balancer is a namespace of its own behind the router, forwarding to its healthy
+// targets with nftables and health-checking them (lb*.go).
 //
 // The fabric is level-triggered: it waits for the change sequence to move, takes a snapshot, diffs
 // it against what it has programmed (read back from the kernel on start) and applies the difference.

@@ -291,6 +291,14 @@ func TestLB(t *testing.T) {
 		if got := spread(t, askUDP, l.internet, udp, 30, priv); !slices.Equal(sortedNames(got), podNames(a, b, c)) {
 			t.Errorf("udp answers by pod %v, want all three", got)
 		}
+		var show strings.Builder
+		if err := Show(&show, l.prefix, l.st.Snapshot()); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("fabric show:\n%s", show.String())
+		if !strings.Contains(show.String(), l.lb.LoadBalancerID) || !strings.Contains(show.String(), "tcp/80->3") {
+			t.Errorf("show lacks the load balancer and its listener")
+		}
 	})
 
 	t.Run("an unhealthy pod gets no new connections", func(t *testing.T) {

@@ -46,6 +46,7 @@ func writeTables(w io.Writer, prefix string, desired, actual *World) error {
 		d, a := desired.Routers[id], actual.Routers[id]
 		writeRouter(tw, prefix, id, d, a)
 	}
+	writeLBs(tw, prefix, desired, actual)
 	return tw.Flush()
 }
 
