@@ -7,11 +7,13 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/http"
 	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 const (
 	podPort       = 8080 // TCP (greets with "name peer", then echoes lines) and UDP (answers "name peer")
 	podHealthPort = 9000 // TCP: accepts and closes; closing it makes the pod unhealthy
+	podHTTPPort   = 9001 // HTTP: GET /healthz (serveHealthz)
 )
 
 // pod stands in for a Kubernetes pod: a secondary IP of a node, assigned through the store,
@@ -351,8 +354,12 @@ func TestLB(t *testing.T) {
 	t.Run("an internal load balancer answers only inside the VPC", func(t *testing.T) {
 		in := must(l.st.CreateLoadBalancer(admin(), &api.CreateLoadBalancerRequest{Name: "inner", Scheme: api.SchemeInternal,
 			SubnetID: l.subB.SubnetID})).LoadBalancer
+		// Its group is checked over HTTP: pod-a answers 503, then 200.
+		code := serveHealthz(t, l.pods[0])
+		hc := api.HealthCheck{Protocol: api.ProtocolHTTP, Port: fmt.Sprint(podHTTPPort), Path: "/healthz",
+			IntervalSeconds: 5, TimeoutSeconds: 2, HealthyThresholdCount: 2, UnhealthyThresholdCount: 2}
 		tg := must(l.st.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "inner-udp", Protocol: api.ProtocolUDP,
-			Port: podPort, VpcID: l.vpc})).TargetGroup.TargetGroupID
+			Port: podPort, VpcID: l.vpc, HealthCheck: hc})).TargetGroup.TargetGroupID
 		must(l.st.RegisterTargets(admin(), &api.RegisterTargetsRequest{TargetGroupID: tg,
 			Targets: []api.Target{{IP: l.pods[0].ip.String(), Port: podPort}}}))
 		must(l.st.CreateListener(admin(), &api.CreateListenerRequest{LoadBalancerID: in.LoadBalancerID, Protocol: api.ProtocolUDP,
@@ -368,6 +375,12 @@ func TestLB(t *testing.T) {
 		if _, peer, err := askUDP(l.node(l.n1), ap); err != nil || peer != in.PrivateIPAddress {
 			t.Errorf("from a VPC node: peer %q, err %v; want an answer that saw %s", peer, err, in.PrivateIPAddress)
 		}
+		l.waitHealth(t, tg, api.TargetHealthUnhealthy, l.pods[0])
+		if _, reason := l.health(tg, l.pods[0].ip); reason != api.ReasonResponseCodeMismatch {
+			t.Errorf("HTTP 503: reason %q, want %s", reason, api.ReasonResponseCodeMismatch)
+		}
+		code.Store(http.StatusOK)
+		l.waitHealth(t, tg, api.TargetHealthHealthy, l.pods[0])
 	})
 
 	t.Run("a restarted fabric adopts load balancers without breaking connections", func(t *testing.T) {
@@ -405,6 +418,24 @@ func TestLB(t *testing.T) {
 			t.Errorf("the deleted load balancer's VIP still answers")
 		}
 	})
+}
+
+// serveHealthz serves GET /healthz on a pod's podHTTPPort with the returned code (503 first).
+func serveHealthz(t *testing.T, p *pod) *atomic.Int64 {
+	t.Helper()
+	code := &atomic.Int64{}
+	code.Store(http.StatusServiceUnavailable)
+	ln := listenTCPIn(t, p.ns, netip.AddrPortFrom(p.ip, podHTTPPort))
+	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(int(code.Load()))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return code
 }
 
 // testDraining deregisters the pod an established connection went to: new connections avoid
