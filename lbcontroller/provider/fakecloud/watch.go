@@ -1,0 +1,107 @@
+package fakecloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/lbcontroller/provider"
+)
+
+// WatchHealth implements provider.Provider over fakecloud's change stream: a snapshot gives
+// every target's health and the sequence to follow from, then GetChanges long-polls for target
+// changes. When the stream says the watcher fell behind (Resync), it starts over from a new
+// snapshot. Transient errors are retried with a capped backoff; ctx ends it.
+func (d *Driver) WatchHealth(ctx context.Context, fn func(provider.HealthEvent)) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := d.watchOnce(ctx, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil && !provider.Retryable(err) {
+			return fmt.Errorf("watch target health: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// errResync ends one watch so that WatchHealth starts over from a snapshot.
+var errResync = &provider.Error{Kind: provider.ErrUnavailable, Err: errors.New("the change stream asks for a resync")}
+
+func (d *Driver) watchOnce(ctx context.Context, fn func(provider.HealthEvent)) error {
+	snap, err := do(d, api.ActionGetSnapshot, func() (*api.GetSnapshotResponse, error) {
+		return d.c.GetSnapshot(ctx, &api.GetSnapshotRequest{})
+	})
+	if err != nil {
+		return err
+	}
+	full := provider.HealthEvent{Full: true}
+	for _, th := range snap.Snapshot.Targets {
+		h, err := fromTargetHealth(th)
+		if err != nil {
+			return err
+		}
+		full.Targets = append(full.Targets, h)
+	}
+	fn(full)
+	since := snap.Snapshot.Seq
+	for {
+		resp, err := d.c.WaitChanges(ctx, since, d.wait)
+		if err != nil {
+			return classify(err)
+		}
+		if resp.Resync {
+			return errResync
+		}
+		var ev provider.HealthEvent
+		for _, c := range resp.Changes {
+			if c.Kind != api.KindTarget {
+				continue
+			}
+			h, ok := targetChange(c)
+			if ok {
+				ev.Targets = append(ev.Targets, h)
+			}
+		}
+		if len(ev.Targets) > 0 {
+			fn(ev)
+		}
+		since = resp.Seq
+	}
+}
+
+// targetChange turns one target change into health; a deleted target is Gone.
+func targetChange(c api.Change) (provider.TargetHealth, bool) {
+	if c.Target != nil {
+		h, err := fromTargetHealth(*c.Target)
+		return h, err == nil
+	}
+	// A delete carries only the ID, <tg-id>/<ip>:<port>.
+	tg, hostPort, ok := strings.Cut(c.ID, "/")
+	if !ok {
+		return provider.TargetHealth{}, false
+	}
+	t, err := parseHostPort(hostPort)
+	if err != nil {
+		return provider.TargetHealth{}, false
+	}
+	return provider.TargetHealth{TargetGroupID: tg, Target: t, Gone: true}, true
+}
+
+func parseHostPort(s string) (provider.Target, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return provider.Target{}, err
+	}
+	return provider.Target{IP: ap.Addr(), Port: int(ap.Port())}, nil
+}

@@ -1,0 +1,161 @@
+package provider
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Provider is what lbcontroller needs from a cloud. Every create is idempotent: the same name
+// and settings (and the same client token) answer the existing resource, so a pass cut short by
+// a crash can simply run again. Deletes of what is already gone succeed.
+type Provider interface {
+	LoadBalancers
+	TargetGroups
+	Targets
+	// WatchHealth calls fn with target health as the cloud pushes it, until ctx ends; see
+	// HealthEvent. It returns ctx's error, or the error that stopped the stream.
+	WatchHealth(ctx context.Context, fn func(HealthEvent)) error
+}
+
+// LoadBalancers manages load balancers and their listeners.
+type LoadBalancers interface {
+	// ListLoadBalancers returns the load balancers carrying every tag of tags, with listeners.
+	ListLoadBalancers(ctx context.Context, tags map[string]string) ([]LoadBalancer, error)
+	// CreateLoadBalancer creates one (or answers the existing one of that name and scheme).
+	CreateLoadBalancer(ctx context.Context, spec LoadBalancerSpec) (LoadBalancer, error)
+	// SetSourceRanges replaces the CIDRs allowed to connect (empty: everyone).
+	SetSourceRanges(ctx context.Context, loadBalancerID string, ranges []netip.Prefix) error
+	// DeleteLoadBalancer deletes a load balancer and its listeners.
+	DeleteLoadBalancer(ctx context.Context, loadBalancerID string) error
+	// CreateListener makes the load balancer forward protocol/port to a target group.
+	CreateListener(ctx context.Context, loadBalancerID string, l ListenerSpec) (Listener, error)
+	// DeleteListener deletes one listener.
+	DeleteListener(ctx context.Context, listenerID string) error
+}
+
+// TargetGroups manages target groups.
+type TargetGroups interface {
+	// ListTargetGroups returns the target groups carrying every tag of tags.
+	ListTargetGroups(ctx context.Context, tags map[string]string) ([]TargetGroup, error)
+	// CreateTargetGroup creates one (or answers the existing one of that name and settings).
+	CreateTargetGroup(ctx context.Context, spec TargetGroupSpec) (TargetGroup, error)
+	// UpdateTargetGroup sets the health check and the deregistration delay.
+	UpdateTargetGroup(ctx context.Context, targetGroupID string, hc HealthCheck, deregistrationDelay time.Duration) error
+	// DeleteTargetGroup deletes a group and its targets; no listener may forward to it.
+	DeleteTargetGroup(ctx context.Context, targetGroupID string) error
+}
+
+// Targets manages the targets of a group, in batches: one call registers or deregisters many.
+type Targets interface {
+	// DescribeTargets returns every registered target of a group with its health.
+	DescribeTargets(ctx context.Context, targetGroupID string) ([]TargetHealth, error)
+	// RegisterTargets adds targets (a draining one becomes live again).
+	RegisterTargets(ctx context.Context, targetGroupID string, targets []Target) error
+	// DeregisterTargets starts draining targets: established connections continue until the
+	// group's deregistration delay ends, new ones go elsewhere.
+	DeregisterTargets(ctx context.Context, targetGroupID string, targets []Target) error
+}
+
+// LoadBalancerSpec is what CreateLoadBalancer needs.
+type LoadBalancerSpec struct {
+	Name     string
+	Internal bool
+	Tags     map[string]string
+	// ClientToken makes a repeated create answer the first one's result.
+	ClientToken string
+}
+
+// LoadBalancer is one load balancer as the cloud shows it.
+type LoadBalancer struct {
+	ID       string
+	Name     string
+	Internal bool
+	// VIP is the address clients connect to (public for an internet-facing load balancer).
+	VIP          netip.Addr
+	SourceRanges []netip.Prefix
+	Tags         map[string]string
+	Listeners    []Listener
+}
+
+// ListenerSpec is one listener to create.
+type ListenerSpec struct {
+	Protocol      string // TCP or UDP
+	Port          int
+	TargetGroupID string
+	ClientToken   string
+}
+
+// Listener is one listener of a load balancer.
+type Listener struct {
+	ID            string
+	Protocol      string
+	Port          int
+	TargetGroupID string
+}
+
+// HealthCheck says how the cloud probes targets. Port 0 means each target's own port.
+type HealthCheck struct {
+	Protocol           string // TCP or HTTP
+	Port               int
+	Path               string // HTTP only
+	Interval           time.Duration
+	Timeout            time.Duration
+	HealthyThreshold   int
+	UnhealthyThreshold int
+}
+
+// TargetGroupSpec is what CreateTargetGroup needs.
+type TargetGroupSpec struct {
+	Name                string
+	Protocol            string // TCP or UDP
+	Port                int
+	HealthCheck         HealthCheck
+	DeregistrationDelay time.Duration
+	Tags                map[string]string
+	ClientToken         string
+}
+
+// TargetGroup is one target group as the cloud shows it.
+type TargetGroup struct {
+	ID                  string
+	Name                string
+	Protocol            string
+	Port                int
+	HealthCheck         HealthCheck
+	DeregistrationDelay time.Duration
+	Tags                map[string]string
+}
+
+// Target is one (IP, port) of a target group.
+type Target struct {
+	IP   netip.Addr
+	Port int
+}
+
+// Health states the controller distinguishes; a cloud's other states map to Unhealthy.
+const (
+	HealthInitial   = "initial"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+	HealthDraining  = "draining"
+	HealthUnused    = "unused"
+)
+
+// TargetHealth is one registered target's health.
+type TargetHealth struct {
+	TargetGroupID string
+	Target        Target
+	State         string
+	Reason        string
+	// Gone: the target left the group (a watch event only).
+	Gone bool
+}
+
+// HealthEvent is what WatchHealth delivers. With Full set, Targets is every registered target
+// of every group (the watcher's starting point, and again after it missed changes): the receiver
+// replaces what it knew. Otherwise Targets are the targets whose health changed.
+type HealthEvent struct {
+	Full    bool
+	Targets []TargetHealth
+}
