@@ -114,8 +114,8 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 2m)
 	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 .PHONY: demo
-demo: build ## The lab on the built-in fakecloud: 3 nodes, pods with VPC IPs reaching each other, then teardown (root; KEEP=1 keeps it)
-	$(BIN)/flatnet-lab demo $(if $(KEEP),--keep,)
+demo: build $(if $(NOK8S),,k8s-bins) ## The lab on the built-in fakecloud: 3 nodes and a Kubernetes cluster, pods with VPC IPs reaching each other, then teardown (root; KEEP=1 keeps it; NOK8S=1 skips the cluster)
+	$(BIN)/flatnet-lab demo $(if $(KEEP),--keep,) $(if $(NOK8S),--kubernetes=false,--k8s-bin-dir $(FLATNET_K8S_BIN_DIR))
 
 .PHONY: soak
 soak: require-root ## The lab's chaos test at 20,000 pod cycles (SOAK_CYCLES=N), faults and kill -9s included; figures in the log

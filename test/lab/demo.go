@@ -67,7 +67,7 @@ func demoRun(ctx context.Context, cfg Config, o DemoOptions) (err error) {
 		}()
 	}
 	d := &demo{l: l, out: o.Out, ctx: ctx}
-	for _, run := range []func() error{d.pods, d.podToPod, d.nodeToPod, d.internet, d.spoof, d.metadata, d.cluster, d.secondInterface} {
+	for _, run := range []func() error{d.pods, d.podToPod, d.nodeToPod, d.internet, d.spoof, d.metadata, d.secondInterface, d.cluster} {
 		if err := run(); err != nil {
 			return err
 		}

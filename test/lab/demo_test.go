@@ -13,6 +13,7 @@ import (
 func TestDemoTwiceLeavesNothing(t *testing.T) {
 	guardRootNet(t)
 	cfg := testConfig(t, "fld-", 7481)
+	cfg.Kubernetes, cfg.K8sBinDir, cfg.APIServerListen = true, k8sBinDir(t), freeAddr(t, 6446)
 	for round := 1; round <= 2; round++ {
 		var out bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -22,7 +23,8 @@ func TestDemoTwiceLeavesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("demo round %d: %v", round, err)
 		}
-		for _, want := range []string{"saw", "seen as", "no answer (dropped", "interfaces (had 1)"} {
+		for _, want := range []string{"saw", "seen as", "no answer (dropped", "interfaces (had 1)",
+			"3 nodes Ready", "ready endpoints 10.0.", "assigned by the node's ipamd", "addresses are free or cooling down"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("round %d: the demo did not show %q", round, want)
 			}
@@ -34,5 +36,5 @@ func TestDemoTwiceLeavesNothing(t *testing.T) {
 }
 
 func demoWith(ctx context.Context, cfg Config, out *bytes.Buffer) error {
-	return demoRun(ctx, cfg, DemoOptions{Dir: cfg.Dir, BinDir: cfg.BinDir, Out: out})
+	return demoRun(ctx, cfg, DemoOptions{Dir: cfg.Dir, BinDir: cfg.BinDir, Out: out, Kubernetes: cfg.Kubernetes})
 }
