@@ -1,6 +1,6 @@
-// Package lbcontroller will hold the controllers that turn Services of type LoadBalancer (and
-// later Gateway API objects) into a cloud-neutral load-balancer model, then deploy it through a
-// provider interface it declares itself, with pod IPs as targets.
-//
-// Nothing is here yet: the L4 (Service) part lands with issue 8; Gateway API is not scheduled.
+// Package lbcontroller runs the controllers that give Services of type LoadBalancer a cloud load
+// balancer whose targets are pod IPs: the Service reconciler (model -> deploy, status,
+// conditions, events, finalizer), the readiness-gate reconciler that marks pods ready once the
+// cloud sees them healthy (driven by the cloud's health change stream), and periodic garbage
+// collection of load balancers whose Service is gone. See docs/lbcontroller.md.
 package lbcontroller

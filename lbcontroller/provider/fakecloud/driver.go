@@ -2,6 +2,7 @@ package fakecloud
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -23,7 +24,8 @@ type Config struct {
 	Client *client.Client
 	// SubnetID is where load balancers are created; target groups go to its VPC.
 	SubnetID string
-	// OnCall, when set, is told the outcome of every cloud call (metrics).
+	// OnCall, when set, is told the outcome of every cloud call (metrics); err is nil or a
+	// *provider.Error.
 	OnCall func(action string, err error)
 	// WatchWait is how long one change-stream poll waits (default 25 s, fakecloud caps at 30 s).
 	WatchWait time.Duration
@@ -50,9 +52,10 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		d.wait = 25 * time.Second
 	}
 	resp, err := d.c.DescribeSubnets(ctx, &api.DescribeSubnetsRequest{SubnetIDs: []string{cfg.SubnetID}})
+	err = classify(err)
 	d.observe(api.ActionDescribeSubnets, err)
 	if err != nil {
-		return nil, fmt.Errorf("fakecloud provider: look up subnet %s (check --subnet-id): %w", cfg.SubnetID, classify(err))
+		return nil, fmt.Errorf("fakecloud provider: look up subnet %s (check --subnet-id): %w", cfg.SubnetID, err)
 	}
 	if len(resp.Subnets) != 1 {
 		return nil, fmt.Errorf("fakecloud provider: subnet %s not found: check --subnet-id", cfg.SubnetID)
@@ -70,9 +73,10 @@ func (d *Driver) observe(action string, err error) {
 // do runs one client call, reports it and classifies its error.
 func do[Resp any](d *Driver, action string, call func() (*Resp, error)) (*Resp, error) {
 	resp, err := call()
+	err = classify(err)
 	d.observe(action, err)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	return resp, nil
 }
@@ -323,7 +327,7 @@ func (d *Driver) DeleteTargetGroup(ctx context.Context, id string) error {
 	_, err := do(d, api.ActionDeleteTargetGroup, func() (*api.DeleteTargetGroupResponse, error) {
 		return d.c.DeleteTargetGroup(ctx, &api.DeleteTargetGroupRequest{TargetGroupID: id})
 	})
-	if err != nil && api.IsNotFound(err) {
+	if errors.Is(err, provider.ErrNotFound) {
 		return nil
 	}
 	return err

@@ -1,0 +1,336 @@
+package lbcontroller_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/lbcontroller"
+	"github.com/flatnet/flatnet/lbcontroller/deploy"
+	"github.com/flatnet/flatnet/lbcontroller/model"
+)
+
+// TestController runs every scenario against one API server, one fakecloud and one controller,
+// each in a namespace of its own.
+func TestController(t *testing.T) {
+	h := start(t)
+	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, h) })
+	t.Run("OtherClassIgnored", func(t *testing.T) { testOtherClassIgnored(t, h) })
+	t.Run("BadInput", func(t *testing.T) { testBadInput(t, h) })
+	t.Run("Throttled", func(t *testing.T) { testThrottled(t, h) })
+	t.Run("ReadinessGate", func(t *testing.T) { testReadinessGate(t, h) })
+	t.Run("GarbageCollection", func(t *testing.T) { testGarbageCollection(t, h) })
+}
+
+// testLifecycle: a VIP in status, targets = ready endpoints, scaling up and down, terminating
+// endpoints draining, and deletion removing everything before the finalizer goes.
+func testLifecycle(t *testing.T, h *harness) {
+	ctx := context.Background()
+	ns := h.namespace(t)
+	if err := h.k8s.Create(ctx, lbService(ns, "web")); err != nil {
+		t.Fatal(err)
+	}
+	sl := endpointSlice(ns, "web", readyEP("10.0.1.10"), readyEP("10.0.1.11"), readyEP("10.0.1.12"),
+		endpoint{ip: "10.0.1.13"}) // not ready: not a target
+	if err := h.k8s.Create(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Service gets a VIP and a True condition", func() (bool, string) {
+		svc := h.service(t, ns, "web")
+		c := condition(svc)
+		ing := svc.Status.LoadBalancer.Ingress
+		ok := c != nil && c.Status == metav1.ConditionTrue && len(ing) == 1 && ing[0].IP != "" &&
+			ing[0].IPMode != nil && *ing[0].IPMode == corev1.LoadBalancerIPModeVIP
+		return ok, fmt.Sprintf("condition %+v, ingress %+v", c, ing)
+	})
+	svc := h.service(t, ns, "web")
+	lbs, tgs := h.owned(t, ns, "web")
+	if len(lbs) != 1 || len(tgs) != 1 || lbs[0].VIP.String() != svc.Status.LoadBalancer.Ingress[0].IP || !strings.HasPrefix(lbs[0].VIP.String(), "198.51.100.") {
+		t.Fatalf("cloud: %+v %+v, status %+v", lbs, tgs, svc.Status.LoadBalancer)
+	}
+	if !slices.Contains(svc.Finalizers, lbcontroller.Finalizer) {
+		t.Errorf("finalizers %v", svc.Finalizers)
+	}
+	wantTargets := func(what string, want ...string) {
+		t.Helper()
+		eventually(t, what, func() (bool, string) {
+			got := h.targets(t, ns, "web")
+			return cmp.Equal(want, got), cmp.Diff(want, got)
+		})
+	}
+	wantTargets("the ready endpoints are the targets", "10.0.1.10:8080 initial", "10.0.1.11:8080 initial", "10.0.1.12:8080 initial")
+
+	setEndpoints(sl, readyEP("10.0.1.10"), readyEP("10.0.1.11"), readyEP("10.0.1.12"), readyEP("10.0.1.13"), readyEP("10.0.1.14"))
+	if err := h.k8s.Update(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	wantTargets("scaled up", "10.0.1.10:8080 initial", "10.0.1.11:8080 initial", "10.0.1.12:8080 initial", "10.0.1.13:8080 initial", "10.0.1.14:8080 initial")
+
+	// 10.0.1.11 terminates while still serving; 10.0.1.13 and .14 go away: all three drain.
+	setEndpoints(sl, readyEP("10.0.1.10"), endpoint{ip: "10.0.1.11", serving: true, term: true}, readyEP("10.0.1.12"))
+	if err := h.k8s.Update(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	wantTargets("scaled down with one terminating", "10.0.1.10:8080 initial", "10.0.1.11:8080 draining", "10.0.1.12:8080 initial",
+		"10.0.1.13:8080 draining", "10.0.1.14:8080 draining")
+
+	if err := h.k8s.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Service is gone with its cloud resources", func() (bool, string) {
+		err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &corev1.Service{})
+		lbs, tgs := h.owned(t, ns, "web")
+		return apierrors.IsNotFound(err) && len(lbs)+len(tgs) == 0, fmt.Sprintf("get: %v, cloud %v %v", err, lbs, tgs)
+	})
+}
+
+// testOtherClassIgnored: a Service of another class gets no finalizer, status, event or cloud
+// resource. A Service of ours created after it is the sync point.
+func testOtherClassIgnored(t *testing.T, h *harness) {
+	ctx := context.Background()
+	ns := h.namespace(t)
+	other := lbService(ns, "other", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr("example.com/other") })
+	plain := lbService(ns, "plain", func(s *corev1.Service) { s.Spec.LoadBalancerClass = nil }) // no --default-class
+	for _, s := range []*corev1.Service{other, plain, lbService(ns, "ours")} {
+		if err := h.k8s.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "our Service is provisioned", func() (bool, string) {
+		c := condition(h.service(t, ns, "ours"))
+		return c != nil && c.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", c)
+	})
+	for _, name := range []string{"other", "plain"} {
+		svc := h.service(t, ns, name)
+		lbs, tgs := h.owned(t, ns, name)
+		var evs corev1.EventList
+		if err := h.k8s.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == name && fromUs(e) {
+				t.Errorf("%s: event %s %s", name, e.Reason, e.Message)
+			}
+		}
+		if len(svc.Finalizers) > 0 || len(svc.Status.Conditions) > 0 || len(svc.Status.LoadBalancer.Ingress) > 0 || len(lbs)+len(tgs) > 0 {
+			t.Errorf("%s was touched: finalizers %v, status %+v, cloud %v %v", name, svc.Finalizers, svc.Status, lbs, tgs)
+		}
+	}
+}
+
+// testBadInput: each bad Service gets a Warning event and a False condition that say what is
+// wrong, and nothing in the cloud.
+func testBadInput(t *testing.T, h *harness) {
+	ctx := context.Background()
+	ns := h.namespace(t)
+	cases := []struct {
+		name   string
+		mutate func(*corev1.Service)
+		want   string
+	}{
+		{"bad-annotation", func(s *corev1.Service) { s.Annotations = map[string]string{model.AnnotationScheme: "public"} },
+			`annotation lb.flatnet.io/scheme is "public": use internal or internet-facing`},
+		{"sctp", func(s *corev1.Service) {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "sig", Protocol: corev1.ProtocolSCTP, Port: 9, TargetPort: intstr.FromInt32(9)})
+		}, "uses protocol SCTP: only TCP and UDP are supported"},
+		{"port-out-of-range", func(s *corev1.Service) { s.Annotations = map[string]string{model.AnnotationHCPort: "70000"} },
+			`annotation lb.flatnet.io/healthcheck-port is "70000": use traffic-port or a port from 1 to 65535`},
+		{"source-range", func(s *corev1.Service) { s.Spec.LoadBalancerSourceRanges = []string{"10.0.0.0/8", "2001:db8::/32"} },
+			`"2001:db8::/32" is not an IPv4 CIDR`},
+		{"too-many-ports", func(s *corev1.Service) {
+			s.Spec.Ports = nil
+			for i := range model.MaxListeners + 1 {
+				s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", i), Protocol: corev1.ProtocolTCP, Port: int32(1000 + i), TargetPort: intstr.FromInt32(8080)})
+			}
+		}, "the Service has 51 ports, a load balancer serves at most 50"},
+		{"target-type", func(s *corev1.Service) { s.Annotations = map[string]string{model.AnnotationTargetType: "instance"} },
+			`annotation lb.flatnet.io/target-type is "instance": only ip is supported`},
+	}
+	for _, tc := range cases {
+		if err := h.k8s.Create(ctx, lbService(ns, tc.name, tc.mutate)); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if err := h.k8s.Create(ctx, endpointSlice(ns, tc.name, readyEP("10.0.2.10"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			eventually(t, "a False condition and a Warning event", func() (bool, string) {
+				c := condition(h.service(t, ns, tc.name))
+				evs := h.warnings(t, ns, tc.name, lbcontroller.ReasonInvalid)
+				ok := c != nil && c.Status == metav1.ConditionFalse && c.Reason == lbcontroller.ReasonInvalid &&
+					strings.Contains(c.Message, tc.want) && strings.Contains(c.Message, "nothing was created") && contains(evs, tc.want)
+				return ok, fmt.Sprintf("condition %+v, events %q", c, evs)
+			})
+			svc := h.service(t, ns, tc.name)
+			lbs, tgs := h.owned(t, ns, tc.name)
+			if len(lbs)+len(tgs) > 0 || len(svc.Finalizers) > 0 || len(svc.Status.LoadBalancer.Ingress) > 0 {
+				t.Errorf("bad input left something: cloud %v %v, finalizers %v, ingress %v", lbs, tgs, svc.Finalizers, svc.Status.LoadBalancer.Ingress)
+			}
+		})
+	}
+}
+
+// testThrottled: the cloud throttling every call shows as a condition and an event; once it
+// stops, the controller recovers by itself.
+func testThrottled(t *testing.T, h *harness) {
+	ctx := context.Background()
+	ns := h.namespace(t)
+	if _, err := h.cloud.Admin.SetFault(ctx, &api.SetFaultRequest{Fault: api.Fault{Action: "*", ErrorRate: 1, ErrorCode: api.CodeRequestLimitExceeded}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = h.cloud.Admin.ClearFaults(context.Background(), &api.ClearFaultsRequest{}) })
+	if err := h.k8s.Create(ctx, lbService(ns, "busy")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a CloudThrottled condition and event", func() (bool, string) {
+		c := condition(h.service(t, ns, "busy"))
+		evs := h.warnings(t, ns, "busy", lbcontroller.ReasonThrottled)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == lbcontroller.ReasonThrottled && len(evs) > 0,
+			fmt.Sprintf("condition %+v, events %q", c, evs)
+	})
+	if _, err := h.cloud.Admin.ClearFaults(ctx, &api.ClearFaultsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "recovery once throttling stops", func() (bool, string) {
+		svc := h.service(t, ns, "busy")
+		c := condition(svc)
+		return c != nil && c.Status == metav1.ConditionTrue && len(svc.Status.LoadBalancer.Ingress) == 1, fmt.Sprintf("%+v", c)
+	})
+}
+
+// testReadinessGate: a gated pod stays not-ready-for-the-LB until the cloud reports it healthy;
+// a gated pod no load balancer of ours targets gets the condition True at once.
+func testReadinessGate(t *testing.T, h *harness) {
+	ctx := context.Background()
+	ns := h.namespace(t)
+	newPod := func(name, app, ip string) *corev1.Pod {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": app}},
+			Spec: corev1.PodSpec{
+				Containers:     []corev1.Container{{Name: "echo", Image: "echo"}},
+				ReadinessGates: []corev1.PodReadinessGate{{ConditionType: lbcontroller.GateCondition}},
+			},
+		}
+		if err := h.k8s.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		// What a kubelet would report: running, containers ready, the pod not Ready (its gate).
+		// The controller may write the gate meanwhile: retry on conflict, keeping its condition.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+				return err
+			}
+			pod.Status.Phase, pod.Status.PodIP, pod.Status.PodIPs = corev1.PodRunning, ip, []corev1.PodIP{{IP: ip}}
+			pod.Status.Conditions = append(pod.Status.Conditions,
+				corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
+				corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.Now()})
+			return h.k8s.Status().Update(ctx, pod)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pod
+	}
+	gateOf := func(name string) *corev1.PodCondition {
+		var pod corev1.Pod
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &pod); err != nil {
+			t.Fatal(err)
+		}
+		for i := range pod.Status.Conditions {
+			if pod.Status.Conditions[i].Type == lbcontroller.GateCondition {
+				return &pod.Status.Conditions[i]
+			}
+		}
+		return nil
+	}
+
+	newPod("lonely", "nobody-selects-me", "10.0.3.9")
+	eventually(t, "an untargeted gated pod gets True", func() (bool, string) {
+		c := gateOf("lonely")
+		return c != nil && c.Status == corev1.ConditionTrue, fmt.Sprintf("%+v", c)
+	})
+
+	newPod("gated", "gated", "10.0.3.10")
+	if err := h.k8s.Create(ctx, lbService(ns, "gated")); err != nil {
+		t.Fatal(err)
+	}
+	// The endpoint is not ready (the pod waits for its gate), yet it is registered.
+	if err := h.k8s.Create(ctx, endpointSlice(ns, "gated", endpoint{ip: "10.0.3.10", pod: "gated"})); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the gated pod is registered while its gate is False", func() (bool, string) {
+		got := h.targets(t, ns, "gated")
+		c := gateOf("gated")
+		return slices.Equal(got, []string{"10.0.3.10:8080 initial"}) && c != nil && c.Status == corev1.ConditionFalse,
+			fmt.Sprintf("targets %v, gate %+v", got, c)
+	})
+	// Still False after the controller has certainly seen the registration (the condition's
+	// reason says the target is initial, not that it is unknown).
+	eventually(t, "the gate says the target is initial", func() (bool, string) {
+		c := gateOf("gated")
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == "TargetNotInitial", fmt.Sprintf("%+v", c)
+	})
+
+	_, tgs := h.owned(t, ns, "gated")
+	if _, err := h.cloud.Admin.ReportTargetHealth(ctx, &api.ReportTargetHealthRequest{Reports: []api.TargetHealthReport{
+		{TargetGroupID: tgs[0].ID, IP: "10.0.3.10", Port: 8080, State: api.TargetHealthHealthy},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the gate flips True once the cloud reports the target healthy", func() (bool, string) {
+		c := gateOf("gated")
+		return c != nil && c.Status == corev1.ConditionTrue, fmt.Sprintf("%+v", c)
+	})
+}
+
+// testGarbageCollection: load balancers left by a controller killed between creating them and
+// writing the status (and without a finalizer to wait for it), whose Service is then deleted,
+// are removed by garbage collection; so are those of an earlier incarnation of a Service.
+func testGarbageCollection(t *testing.T, h *harness) {
+	ctx := context.Background()
+	ns := h.namespace(t)
+	// Another class, so the running controller leaves it alone; the cloud resources are made
+	// as the controller would have made them before it died.
+	svc := lbService(ns, "crashed", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr("example.com/other") })
+	if err := h.k8s.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := model.Build(model.Input{Cluster: h.cluster, Service: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deploy.Deploy(ctx, h.p, lb, "crash"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	// An earlier incarnation: resources tagged with a UID no live Service has.
+	ghost := lbService(ns, "reborn")
+	ghost.UID = "00000000-0000-4000-8000-00000000dead"
+	lb, err = model.Build(model.Input{Cluster: h.cluster, Service: ghost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deploy.Deploy(ctx, h.p, lb, "ghost"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "garbage collection removes both", func() (bool, string) {
+		l1, t1 := h.owned(t, ns, "crashed")
+		l2, t2 := h.owned(t, ns, "reborn")
+		return len(l1)+len(t1)+len(l2)+len(t2) == 0, fmt.Sprintf("%v %v %v %v", l1, t1, l2, t2)
+	})
+}

@@ -1,0 +1,238 @@
+package lbcontroller_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/flatnet/flatnet/fakecloud/server/servertest"
+	"github.com/flatnet/flatnet/internal/k8stest"
+	"github.com/flatnet/flatnet/lbcontroller"
+	"github.com/flatnet/flatnet/lbcontroller/model"
+	"github.com/flatnet/flatnet/lbcontroller/provider"
+	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakecloud"
+)
+
+// harness is a real API server, a real fakecloud and the controller running against both.
+type harness struct {
+	k8s     client.Client
+	cloud   *servertest.Env
+	p       *fcprovider.Driver
+	cluster string
+}
+
+var namespaces atomic.Int64
+
+func start(tb testing.TB) *harness {
+	tb.Helper()
+	if os.Getenv("LBCONTROLLER_TEST_LOG") != "" {
+		ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
+	rest := k8stest.Start(tb)
+	cloud := servertest.Start(tb, servertest.Options{})
+	sn, _ := cloud.Launch(tb, "10.0.0.0/16", "10.0.0.0/20", "t3.small", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := fcprovider.New(ctx, fcprovider.Config{Client: cloud.Admin, SubnetID: sn.SubnetID, OnCall: lbcontroller.ObserveCloudCall, WatchWait: 2 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	skip := true
+	mgr, err := ctrl.NewManager(rest, ctrl.Options{
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: &skip},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The test reads and writes straight through the API server, never through a cache that lags.
+	direct, err := client.New(rest, client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := &harness{k8s: direct, cloud: cloud, p: p, cluster: "lab"}
+	if err := lbcontroller.Setup(mgr, lbcontroller.Config{Cluster: h.cluster, Provider: p, GCInterval: time.Second}); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("manager: %v", err)
+		}
+	})
+	return h
+}
+
+// namespace creates a namespace of its own for one test.
+func (h *harness) namespace(t testing.TB) string {
+	t.Helper()
+	ns := fmt.Sprintf("lbc-%d-%d", os.Getpid(), namespaces.Add(1))
+	if err := h.k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func lbService(ns, name string, mutate ...func(*corev1.Service)) *corev1.Service {
+	s := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{
+			Type:                          corev1.ServiceTypeLoadBalancer,
+			LoadBalancerClass:             ptr(lbcontroller.Class),
+			AllocateLoadBalancerNodePorts: ptr(false),
+			Selector:                      map[string]string{"app": name},
+			Ports:                         []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	for _, m := range mutate {
+		m(s)
+	}
+	return s
+}
+
+type endpoint struct {
+	ip                   string
+	pod                  string
+	ready, serving, term bool
+}
+
+func readyEP(ip string) endpoint { return endpoint{ip: ip, ready: true, serving: true} }
+
+func endpointSlice(ns, svc string, eps ...endpoint) *discoveryv1.EndpointSlice {
+	sl := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: svc + "-a", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr(int32(8080)), Protocol: ptr(corev1.ProtocolTCP)}},
+	}
+	setEndpoints(sl, eps...)
+	return sl
+}
+
+func setEndpoints(sl *discoveryv1.EndpointSlice, eps ...endpoint) {
+	sl.Endpoints = nil
+	for _, e := range eps {
+		d := discoveryv1.Endpoint{
+			Addresses:  []string{e.ip},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr(e.ready), Serving: ptr(e.serving), Terminating: ptr(e.term)},
+		}
+		if e.pod != "" {
+			d.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: sl.Namespace, Name: e.pod}
+		}
+		sl.Endpoints = append(sl.Endpoints, d)
+	}
+}
+
+// eventually polls cond until it holds, failing the test with cond's last word after timeout.
+// The timeout is a bound for a stuck controller, not a performance assertion.
+func eventually(t testing.TB, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		last = why
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: still not so after 30s: %s", what, last)
+}
+
+// owned returns the load balancers and target groups tagged with the Service.
+func (h *harness) owned(t testing.TB, ns, name string) ([]provider.LoadBalancer, []provider.TargetGroup) {
+	t.Helper()
+	tags := map[string]string{model.TagCluster: h.cluster, model.TagService: ns + "/" + name}
+	lbs, err := h.p.ListLoadBalancers(context.Background(), tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgs, err := h.p.ListTargetGroups(context.Background(), tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lbs, tgs
+}
+
+// targets returns "ip:port state" of every target of the Service's (single) target group.
+func (h *harness) targets(t testing.TB, ns, name string) []string {
+	t.Helper()
+	_, tgs := h.owned(t, ns, name)
+	if len(tgs) != 1 {
+		return []string{fmt.Sprintf("%d target groups", len(tgs))}
+	}
+	ths, err := h.p.DescribeTargets(context.Background(), tgs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, th := range ths {
+		out = append(out, fmt.Sprintf("%s %s", netip.AddrPortFrom(th.Target.IP, uint16(th.Target.Port)), th.State))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (h *harness) service(t testing.TB, ns, name string) *corev1.Service {
+	t.Helper()
+	var svc corev1.Service
+	if err := h.k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+		t.Fatal(err)
+	}
+	return &svc
+}
+
+func condition(svc *corev1.Service) *metav1.Condition {
+	for i := range svc.Status.Conditions {
+		if svc.Status.Conditions[i].Type == lbcontroller.ConditionReady {
+			return &svc.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// warnings returns the notes of Warning events about a Service with a reason.
+func (h *harness) warnings(t testing.TB, ns, name, reason string) []string {
+	t.Helper()
+	var evs corev1.EventList
+	if err := h.k8s.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs.Items {
+		if e.InvolvedObject.Name == name && fromUs(e) && e.Type == corev1.EventTypeWarning && e.Reason == reason {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+func contains(list []string, sub string) bool {
+	return slices.ContainsFunc(list, func(s string) bool { return strings.Contains(s, sub) })
+}
+
+// fromUs: the event was reported by the controller (not, say, the API server's repair loops).
+func fromUs(e corev1.Event) bool {
+	return e.ReportingController == lbcontroller.Component || e.Source.Component == lbcontroller.Component
+}

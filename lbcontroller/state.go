@@ -1,0 +1,213 @@
+package lbcontroller
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/flatnet/flatnet/lbcontroller/provider"
+)
+
+// state is what the reconcilers share in memory. None of it is needed to be correct after a
+// restart: the cloud is read again through tags, pending times restart empty (a change seen by
+// no one is not measured), and health comes back with the watch's first full snapshot.
+type state struct {
+	mu sync.Mutex
+	// pending is when the controller first saw an EndpointSlice change of a Service that is
+	// not programmed yet (the start of flatnet_lb_endpoints_programmed_seconds).
+	pending map[types.NamespacedName]time.Time
+	// services are what each Service's last successful deploy left: its groups and which pod
+	// stands behind each target, for the readiness gates.
+	services map[types.NamespacedName]serviceRecord
+	// health is every target's state, by group, from the cloud's change stream.
+	health map[string]map[provider.Target]string
+	// healthSynced turns true once the watch delivered its first full view.
+	healthSynced bool
+	// byTarget finds the pod behind a target (group ID, target) to wake its gate.
+	byTarget map[string]map[provider.Target]types.NamespacedName
+	// wake receives pods whose gate may have to change.
+	wake chan types.NamespacedName
+}
+
+type serviceRecord struct {
+	targetGroups []string
+}
+
+func newState() *state {
+	return &state{
+		pending:  map[types.NamespacedName]time.Time{},
+		services: map[types.NamespacedName]serviceRecord{},
+		health:   map[string]map[provider.Target]string{},
+		byTarget: map[string]map[provider.Target]types.NamespacedName{},
+		wake:     make(chan types.NamespacedName, 4096),
+	}
+}
+
+// sawSliceChange records a slice change of svc at now, keeping the oldest unprogrammed one.
+func (s *state) sawSliceChange(svc types.NamespacedName, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pending[svc]; !ok {
+		s.pending[svc] = now
+	}
+}
+
+// takePending removes and returns svc's pending change time (zero if none). A reconcile that
+// fails puts it back with restorePending, so the next success measures from the first change.
+func (s *state) takePending(svc types.NamespacedName) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.pending[svc]
+	delete(s.pending, svc)
+	return t
+}
+
+func (s *state) restorePending(svc types.NamespacedName, t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.pending[svc]; !ok || t.Before(cur) {
+		s.pending[svc] = t
+	}
+}
+
+// recordService stores what a deploy left and which pods stand behind the targets; it returns
+// the pods whose gates may change (those of this deploy and of the one before).
+func (s *state) recordService(svc types.NamespacedName, groups map[string][]podTarget) []types.NamespacedName {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var wake []types.NamespacedName
+	for _, g := range s.services[svc].targetGroups {
+		for _, pod := range s.byTarget[g] {
+			wake = append(wake, pod)
+		}
+		delete(s.byTarget, g)
+	}
+	rec := serviceRecord{}
+	for id, targets := range groups {
+		rec.targetGroups = append(rec.targetGroups, id)
+		m := make(map[provider.Target]types.NamespacedName, len(targets))
+		for _, t := range targets {
+			if t.pod.Name != "" {
+				m[t.target] = t.pod
+				wake = append(wake, t.pod)
+			}
+		}
+		s.byTarget[id] = m
+	}
+	s.services[svc] = rec
+	return wake
+}
+
+type podTarget struct {
+	target provider.Target
+	pod    types.NamespacedName
+}
+
+// forgetService drops a Service's record and returns the pods that stood behind it.
+func (s *state) forgetService(svc types.NamespacedName) []types.NamespacedName {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var wake []types.NamespacedName
+	for _, g := range s.services[svc].targetGroups {
+		for _, pod := range s.byTarget[g] {
+			wake = append(wake, pod)
+		}
+		delete(s.byTarget, g)
+	}
+	delete(s.services, svc)
+	delete(s.pending, svc)
+	return wake
+}
+
+// applyHealth folds a watch event into the health view and returns the pods to wake.
+func (s *state) applyHealth(ev provider.HealthEvent) []types.NamespacedName {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var wake []types.NamespacedName
+	if ev.Full {
+		s.health = map[string]map[provider.Target]string{}
+		s.healthSynced = true
+		for _, m := range s.byTarget {
+			for _, pod := range m {
+				wake = append(wake, pod)
+			}
+		}
+	}
+	for _, th := range ev.Targets {
+		g := s.health[th.TargetGroupID]
+		if g == nil {
+			g = map[provider.Target]string{}
+			s.health[th.TargetGroupID] = g
+		}
+		if th.Gone {
+			delete(g, th.Target)
+		} else {
+			g[th.Target] = th.State
+		}
+		if pod, ok := s.byTarget[th.TargetGroupID][th.Target]; ok && !ev.Full {
+			wake = append(wake, pod)
+		}
+	}
+	return wake
+}
+
+// gate is the verdict of a pod's readiness gate.
+type gate struct {
+	ready  bool
+	reason string
+	msg    string
+}
+
+// podHealth says whether ip is healthy in every group of the Services in svcs.
+func (s *state) podHealth(ip netip.Addr, svcs []types.NamespacedName) gate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.healthSynced {
+		return gate{reason: "WaitingForHealth", msg: "the controller has not read target health from the cloud yet"}
+	}
+	for _, svc := range svcs {
+		rec, ok := s.services[svc]
+		if !ok {
+			return gate{reason: "WaitingForLoadBalancer", msg: "the load balancer of Service " + svc.String() + " is not programmed yet"}
+		}
+		for _, g := range rec.targetGroups {
+			found := false
+			for t, st := range s.health[g] {
+				if t.IP != ip {
+					continue
+				}
+				found = true
+				if st != provider.HealthHealthy {
+					return gate{reason: "TargetNot" + titleState(st), msg: "target " + t.IP.String() + " is " + st + " in target group " + g + " of Service " + svc.String()}
+				}
+			}
+			if !found {
+				return gate{reason: "TargetNotRegistered", msg: "the pod is not registered in target group " + g + " of Service " + svc.String()}
+			}
+		}
+	}
+	return gate{ready: true, reason: "TargetsHealthy", msg: "healthy in every target group of the Services that select the pod"}
+}
+
+func titleState(s string) string {
+	if s == "" {
+		return "Known"
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// notify queues pods for the readiness-gate reconciler without ever blocking a caller: a full
+// queue drops the wake-up, and the gate reconciler's periodic resync catches up.
+func (s *state) notify(pods []types.NamespacedName) {
+	for _, p := range pods {
+		select {
+		case s.wake <- p:
+		default:
+		}
+	}
+}
