@@ -1,0 +1,60 @@
+package lbcontroller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+// RunOptions are what the flatnet-lbcontroller binary decides beyond Config.
+type RunOptions struct {
+	Config Config
+	Rest   *rest.Config
+	// LeaderElection elects one active replica through a Lease named LeaderElectionID in
+	// LeaderElectionNamespace (the controller's own namespace).
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+	// MetricsAddr serves Prometheus /metrics ("0" turns it off); ProbeAddr /healthz and /readyz.
+	MetricsAddr string
+	ProbeAddr   string
+	Logger      *slog.Logger
+}
+
+// Run runs the controllers until ctx ends.
+func Run(ctx context.Context, o RunOptions) error {
+	log := logr.FromSlogHandler(o.Logger.Handler())
+	ctrl.SetLogger(log)
+	lease := 15 * time.Second
+	mgr, err := ctrl.NewManager(o.Rest, ctrl.Options{
+		Logger:                  log,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		LeaderElectionID:        o.LeaderElectionID,
+		LeaseDuration:           &lease,
+		// A replica that steps down exits at once, so it never acts on a stale view.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("lbcontroller: create the controller manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := Setup(mgr, o.Config); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
