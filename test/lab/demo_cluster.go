@@ -174,11 +174,10 @@ func deleteAndWait(ctx context.Context, kc kubernetes.Interface, name string) er
 			return nil
 		}
 		if time.Now().After(deadline) {
-			n := -1
-			if list != nil {
-				n = len(list.Items)
+			if err != nil {
+				return fmt.Errorf("list the pods of %s a minute after the delete: %w", name, err)
 			}
-			return fmt.Errorf("%d pods of %s still exist a minute after the delete (%v)", n, name, err)
+			return fmt.Errorf("%d pods of %s still exist a minute after the delete", len(list.Items), name)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
