@@ -27,7 +27,7 @@ import (
 	"github.com/flatnet/flatnet/lbcontroller"
 	"github.com/flatnet/flatnet/lbcontroller/model"
 	"github.com/flatnet/flatnet/lbcontroller/provider"
-	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakecloud"
+	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakeclouddriver"
 )
 
 // harness is a real API server, a real fakecloud and the controller running against both.

@@ -18,7 +18,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/client"
 	"github.com/flatnet/flatnet/lbcontroller"
-	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakecloud"
+	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakeclouddriver"
 )
 
 func main() {

@@ -17,7 +17,7 @@ import (
 	"github.com/flatnet/flatnet/lbcontroller/deploy"
 	"github.com/flatnet/flatnet/lbcontroller/model"
 	"github.com/flatnet/flatnet/lbcontroller/provider"
-	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakecloud"
+	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakeclouddriver"
 )
 
 // calls counts the cloud calls a driver makes, by action.

@@ -1,3 +1,3 @@
-// Package fakecloud implements lbcontroller's provider contract on fakecloud's load balancer API
+// Package fakeclouddriver implements lbcontroller's provider contract on fakecloud's load balancer API
 // through its Go client (fakecloud/client), the only fakecloud packages it imports.
-package fakecloud
+package fakeclouddriver
