@@ -281,7 +281,7 @@ func testReadinessGate(t *testing.T, h *harness) {
 	// reason says the target is initial, not that it is unknown).
 	eventually(t, "the gate says the target is initial", func() (bool, string) {
 		c := gateOf("gated")
-		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == "TargetNotInitial", fmt.Sprintf("%+v", c)
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == "TargetInitial", fmt.Sprintf("%+v", c)
 	})
 
 	_, tgs := h.owned(t, ns, "gated")

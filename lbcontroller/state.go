@@ -183,7 +183,7 @@ func (s *state) podHealth(ip netip.Addr, svcs []types.NamespacedName) gate {
 				}
 				found = true
 				if st != provider.HealthHealthy {
-					return gate{reason: "TargetNot" + titleState(st), msg: "target " + t.IP.String() + " is " + st + " in target group " + g + " of Service " + svc.String()}
+					return gate{reason: "Target" + titleState(st), msg: "target " + t.IP.String() + " is " + st + " in target group " + g + " of Service " + svc.String()}
 				}
 			}
 			if !found {
@@ -196,7 +196,7 @@ func (s *state) podHealth(ip netip.Addr, svcs []types.NamespacedName) gate {
 
 func titleState(s string) string {
 	if s == "" {
-		return "Known"
+		return "Unknown"
 	}
 	return string(s[0]-'a'+'A') + s[1:]
 }
