@@ -96,6 +96,10 @@ func (d *demo) cluster() error {
 		return err
 	}
 
+	if err := d.loadBalancer(kc, name, pods); err != nil {
+		return err
+	}
+
 	d.step("deleting the Deployment returns every address to its node's pool")
 	if err := deleteAndWait(d.ctx, kc, name); err != nil {
 		return err
@@ -212,5 +216,82 @@ func (l *Lab) releasedOnNode(ctx context.Context, node, ip string) error {
 			return fmt.Errorf("%s is still assigned on %s after its pod was deleted (owner %s)", ip, node, a.Owner.ContainerID)
 		}
 	}
+	return nil
+}
+
+// loadBalancer puts a Service of type LoadBalancer in front of the echo pods and shows the
+// cloud's load balancer sending requests from the internet straight to every pod, each pod seeing
+// the load balancer's own address as its peer (no node in the path), then deletes it.
+func (d *demo) loadBalancer(kc kubernetes.Interface, app string, pods []corev1.Pod) error {
+	svc := EchoLBService(demoNamespace, app+"-lb")
+	svc.Spec.Selector = map[string]string{"app": app}
+	d.step("a Service of type LoadBalancer (class %s): the cloud's load balancer targets the pod IPs", LBClass)
+	if _, err := kc.CoreV1().Services(demoNamespace).Create(d.ctx, svc, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create the LoadBalancer Service: %w", err)
+	}
+	vip, err := WaitLBIngress(d.ctx, kc, demoNamespace, svc.Name, time.Minute)
+	if err != nil {
+		return err
+	}
+	lbs, err := d.l.LoadBalancersOf(d.ctx, demoNamespace, svc.Name)
+	if err != nil || len(lbs) != 1 {
+		return fmt.Errorf("the cloud has %d load balancers for %s (%v), want 1", len(lbs), svc.Name, err)
+	}
+	lb := lbs[0]
+	d.ok("status.loadBalancer.ingress %s: %s, internet-facing, private address %s", vip, lb.LoadBalancerID, lb.PrivateIPAddress)
+	// Targets turn healthy after two HTTP checks five seconds apart.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ts, err := d.l.TargetsOf(d.ctx, lb.LoadBalancerID)
+		if err != nil {
+			return err
+		}
+		healthy := 0
+		for _, t := range ts {
+			if t.TargetHealth.State == "healthy" {
+				healthy++
+			}
+		}
+		if healthy == len(pods) && len(ts) == len(pods) {
+			d.ok("%d targets, all healthy: %s", len(ts), strings.Join(podIPs(pods), ", "))
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("load balancer %s: %d of %d targets healthy after a minute", lb.LoadBalancerID, healthy, len(pods))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	byPod, peers, err := d.l.ThroughVIP(d.ctx, "", vip, 4*len(pods))
+	if err != nil {
+		return err
+	}
+	if len(byPod) != len(pods) {
+		return fmt.Errorf("through %s only %d of %d pods answered: %v", vip, len(byPod), len(pods), byPod)
+	}
+	if len(peers) != 1 || !peers[lb.PrivateIPAddress] {
+		return fmt.Errorf("the pods saw peers %v, want only the load balancer's %s", peers, lb.PrivateIPAddress)
+	}
+	names := make([]string, 0, len(byPod))
+	for p, n := range byPod {
+		names = append(names, fmt.Sprintf("%s x%d", p, n))
+	}
+	sort.Strings(names)
+	d.ok("%d requests from the internet (%s) to %s:%d answered by every pod: %s", 4*len(pods), InternetAddr, vip, LBPort, strings.Join(names, ", "))
+	d.ok("every pod saw the load balancer's address %s as its peer, not a node's", lb.PrivateIPAddress)
+	if err := kc.CoreV1().Services(demoNamespace).Delete(d.ctx, svc.Name, metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		lbs, err := d.l.LoadBalancersOf(d.ctx, demoNamespace, svc.Name)
+		if err == nil && len(lbs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the load balancer of %s outlived its Service by a minute (%v)", svc.Name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	d.ok("Service deleted: its load balancer is gone from the cloud")
 	return nil
 }

@@ -34,6 +34,12 @@ const (
 // k8sBinaries are the programs the control plane needs from Config.K8sBinDir.
 var k8sBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"}
 
+// readFileString reads a whole (small) file.
+func readFileString(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return string(b), err
+}
+
 // ControlPlane is the Kubernetes control plane of a lab: one fakecloud instance whose
 // namespace runs etcd, kube-apiserver, kube-controller-manager and kube-scheduler.
 type ControlPlane struct {
@@ -53,6 +59,7 @@ type ControlPlane struct {
 	ControllerManagerPID int `json:"controllerManagerPID"`
 	SchedulerPID         int `json:"schedulerPID"`
 	PortForwardPID       int `json:"portForwardPID"`
+	LBControllerPID      int `json:"lbControllerPID,omitempty"`
 }
 
 // VPCServer is the API server's URL inside the VPC.
@@ -65,7 +72,7 @@ func (cp ControlPlane) logPath(p string) string { return filepath.Join(cp.Dir, p
 
 // pids lists the control plane's processes in the order they are stopped.
 func (cp ControlPlane) pids() []int {
-	return []int{cp.SchedulerPID, cp.ControllerManagerPID, cp.APIServerPID, cp.EtcdPID, cp.PortForwardPID}
+	return []int{cp.LBControllerPID, cp.SchedulerPID, cp.ControllerManagerPID, cp.APIServerPID, cp.EtcdPID, cp.PortForwardPID}
 }
 
 func (c *Config) k8sDefaults() error {
@@ -377,12 +384,17 @@ func waitReady(ctx context.Context, client *http.Client, server string, timeout 
 // waitLease waits until the named lease in kube-system has a holder: the component runs and
 // talks to the API server.
 func waitLease(ctx context.Context, client *http.Client, cp *ControlPlane, name string, timeout time.Duration) error {
+	return waitLeaseOf(ctx, client, cp, name, timeout,
+		proc{"kube-controller-manager", cp.ControllerManagerPID}, proc{"kube-scheduler", cp.SchedulerPID})
+}
+
+// waitLeaseOf is waitLease for a lease taken by procs.
+func waitLeaseOf(ctx context.Context, client *http.Client, cp *ControlPlane, name string, timeout time.Duration, procs ...proc) error {
 	url := cp.VPCServer() + "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/" + name
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		if err := exited(cp, "waiting for the "+name+" lease", []proc{
-			{"kube-controller-manager", cp.ControllerManagerPID}, {"kube-scheduler", cp.SchedulerPID}}); err != nil {
+		if err := exited(cp, "waiting for the "+name+" lease", procs); err != nil {
 			return err
 		}
 		code, body, err := get(ctx, client, url)

@@ -56,10 +56,12 @@ func (c Config) PodNetnsPrefix() string { return c.Prefix + "p-" }
 // applyRBAC gives nodes and ipamd their permissions.
 func (l *Lab) applyRBAC(ctx context.Context) error {
 	cp := l.st.ControlPlane
-	cmd := exec.CommandContext(ctx, l.k8sBin("kubectl"), "--kubeconfig", cp.Kubeconfig, "apply", "-f", "-")
-	cmd.Stdin = strings.NewReader(rbac)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("apply the lab's RBAC: %w: %s", err, strings.TrimSpace(string(out)))
+	for _, doc := range []string{rbac, lbRBAC} {
+		cmd := exec.CommandContext(ctx, l.k8sBin("kubectl"), "--kubeconfig", cp.Kubeconfig, "apply", "-f", "-")
+		cmd.Stdin = strings.NewReader(doc)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apply the lab's RBAC: %w: %s", err, strings.TrimSpace(string(out)))
+		}
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func (c *Config) defaults() error {
 	}
 	bins := []string{"fakecloud", "flatnet-ipamd", "flatnet-cni", "flatnet-lab"}
 	if c.Kubernetes {
-		bins = append(bins, NodeAgentBinary)
+		bins = append(bins, NodeAgentBinary, LBControllerBinary)
 	}
 	for _, b := range bins {
 		if _, err := os.Stat(filepath.Join(c.BinDir, b)); err != nil {
@@ -252,6 +252,12 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 			if err := l.writeNodeCredentials(l.pki, n); err != nil {
 				return nil, err
 			}
+		}
+		if err := l.writeLBControllerCredentials(l.pki); err != nil {
+			return nil, err
+		}
+		if err := l.startLBController(ctx); err != nil {
+			return nil, err
 		}
 	}
 	for i := range l.st.Nodes {

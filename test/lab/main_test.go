@@ -32,7 +32,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	for _, cmd := range []string{"fakecloud", "flatnet-ipamd", "flatnet-cni", "flatnet-lab", NodeAgentBinary} {
+	for _, cmd := range []string{"fakecloud", "flatnet-ipamd", "flatnet-cni", "flatnet-lab", NodeAgentBinary, LBControllerBinary} {
 		build := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/flatnet/flatnet/cmd/"+cmd)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as the plugin ships
 		build.Stderr = os.Stderr

@@ -69,7 +69,7 @@ func ours(pid int) bool {
 	}
 	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
 	switch filepath.Base(argv0) {
-	case "fakecloud", "flatnet-ipamd", "flatnet-lab", NodeAgentBinary,
+	case "fakecloud", "flatnet-ipamd", "flatnet-lab", NodeAgentBinary, LBControllerBinary,
 		"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler":
 		return true
 	}
