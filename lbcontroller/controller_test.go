@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/lbcontroller"
@@ -84,6 +85,25 @@ func testLifecycle(t *testing.T, h *harness) {
 	}
 	wantTargets("scaled down with one terminating", "10.0.1.10:8080 initial", "10.0.1.11:8080 draining", "10.0.1.12:8080 initial",
 		"10.0.1.13:8080 draining", "10.0.1.14:8080 draining")
+
+	// The slice changes were measured, and the cloud calls counted.
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetHistogram().GetSampleCount() > 0 || m.GetCounter().GetValue() > 0 {
+				seen[mf.GetName()] = true
+			}
+		}
+	}
+	for _, name := range []string{"flatnet_lb_endpoints_programmed_seconds", "flatnet_lb_cloud_calls_total", "flatnet_lb_reconciles_total"} {
+		if !seen[name] {
+			t.Errorf("metric %s has no observation", name)
+		}
+	}
 
 	if err := h.k8s.Delete(ctx, svc); err != nil {
 		t.Fatal(err)
