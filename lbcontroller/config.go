@@ -22,16 +22,15 @@ const (
 
 // Service condition and event reasons.
 const (
-	ReasonProvisioned   = "Provisioned"
-	ReasonInvalid       = "InvalidConfiguration"
-	ReasonThrottled     = "CloudThrottled"
-	ReasonQuota         = "CloudQuotaExceeded"
-	ReasonCloudRefused  = "CloudRefused"
-	ReasonCloudError    = "CloudError"
-	ReasonCreated       = "LoadBalancerCreated"
-	ReasonDeleted       = "LoadBalancerDeleted"
-	ReasonDeleteFailed  = "LoadBalancerDeleteFailed"
-	ReasonTargetsUpdate = "TargetsUpdated"
+	ReasonProvisioned  = "Provisioned"
+	ReasonInvalid      = "InvalidConfiguration"
+	ReasonThrottled    = "CloudThrottled"
+	ReasonQuota        = "CloudQuotaExceeded"
+	ReasonCloudRefused = "CloudRefused"
+	ReasonCloudError   = "CloudError"
+	ReasonCreated      = "LoadBalancerCreated"
+	ReasonDeleted      = "LoadBalancerDeleted"
+	ReasonDeleteFailed = "LoadBalancerDeleteFailed"
 )
 
 // Config configures the controllers.
