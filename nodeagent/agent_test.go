@@ -1,0 +1,566 @@
+package nodeagent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/flatnet/flatnet/internal/k8stest"
+)
+
+// TestAgent runs one node agent process against a real API server and the reference ptp and
+// host-local plugins, through the life of a node and its pods. The steps share the node, in order.
+func TestAgent(t *testing.T) {
+	cfg := k8stest.Start(t)
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNode(t, cfg, "n1", "10.244.1.0/24")
+	n.startAgent()
+
+	t.Run("node is Ready only once the conflist appears", func(t *testing.T) { testNodeReady(t, kube, n) })
+	t.Run("echo pod", func(t *testing.T) { testEchoPod(t, kube, n) })
+	t.Run("readiness probe on a closed port", func(t *testing.T) { testClosedPortProbe(t, kube, n) })
+	t.Run("readiness gate", func(t *testing.T) { testReadinessGate(t, kube, n) })
+	t.Run("unknown image", func(t *testing.T) { testUnknownImage(t, kube, n) })
+	t.Run("probes and restarts", func(t *testing.T) { testProbesAndRestarts(t, kube, n) })
+	t.Run("graceful delete", func(t *testing.T) { testGracefulDelete(t, kube, n) })
+	t.Run("restart adopts and cleans up", func(t *testing.T) { testRestart(t, kube, n) })
+
+	full := newTestNode(t, cfg, "n2", "10.244.2.0/24")
+	full.rangeEnd = "10.244.2.2" // host-local hands out .2 only (.1 is the gateway)
+	full.writeConflist()
+	full.startAgent()
+	t.Run("failed ADD", func(t *testing.T) { testFailedAdd(t, kube, full) })
+}
+
+func getNode(t *testing.T, kube kubernetes.Interface, name string) *corev1.Node {
+	t.Helper()
+	node, err := kube.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node
+}
+
+func nodeCondition(node *corev1.Node, ct corev1.NodeConditionType) *corev1.NodeCondition {
+	for i := range node.Status.Conditions {
+		if node.Status.Conditions[i].Type == ct {
+			return &node.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func testNodeReady(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	ctx := context.Background()
+	eventually(t, 30*time.Second, "node registered NotReady", func() error {
+		node, err := kube.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		c := nodeCondition(node, corev1.NodeReady)
+		if c == nil || c.Status != corev1.ConditionFalse || c.Reason != reasonNetworkNotReady {
+			return fmt.Errorf("Ready condition %+v, want False/%s", c, reasonNetworkNotReady)
+		}
+		return nil
+	})
+	node := getNode(t, kube, n.name)
+	if node.Spec.ProviderID != "fakecloud:///az-1/i-"+n.name {
+		t.Errorf("providerID %q", node.Spec.ProviderID)
+	}
+	wantAddrs := []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.5"}, {Type: corev1.NodeHostName, Address: n.name}}
+	if !slices.Equal(node.Status.Addresses, wantAddrs) {
+		t.Errorf("addresses %v, want %v", node.Status.Addresses, wantAddrs)
+	}
+	if q := node.Status.Capacity[corev1.ResourceCPU]; q.String() != "2" {
+		t.Errorf("cpu capacity %s, want 2", q.String())
+	}
+	if _, ok := node.Status.Capacity[corev1.ResourcePods]; ok {
+		t.Errorf("pods capacity set without --max-pods: it is ipamd's to publish")
+	}
+	if _, err := kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, n.name, metav1.GetOptions{}); err != nil {
+		t.Errorf("the node's lease: %v", err)
+	}
+
+	// ipamd's fields, written like ipamd does, must survive the agent's patches.
+	patch := []byte(`{"status":{"capacity":{"pods":"17"},"allocatable":{"pods":"17"},"conditions":[{"type":"flatnet.io/IPAMReady","status":"True","reason":"Serving"}]}}`)
+	if _, err := kube.CoreV1().Nodes().PatchStatus(ctx, n.name, patch); err != nil {
+		t.Fatal(err)
+	}
+	n.writeConflist()
+	eventually(t, 30*time.Second, "node Ready once the conflist is there", func() error {
+		node, err := kube.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if c := nodeCondition(node, corev1.NodeReady); c == nil || c.Status != corev1.ConditionTrue {
+			return fmt.Errorf("Ready condition %+v", c)
+		}
+		return nil
+	})
+	node = getNode(t, kube, n.name)
+	if q := node.Status.Capacity[corev1.ResourcePods]; q.String() != "17" {
+		t.Errorf("ipamd's pods capacity became %q", q.String())
+	}
+	if nodeCondition(node, "flatnet.io/IPAMReady") == nil {
+		t.Errorf("ipamd's condition is gone: %+v", node.Status.Conditions)
+	}
+}
+
+func echoPod(node, name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeName:                      node,
+			TerminationGracePeriodSeconds: ptr.To[int64](2),
+			Containers: []corev1.Container{{
+				Name: "echo", Image: "flatnet.io/echo:1.0",
+				Ports: []corev1.ContainerPort{
+					{Name: "http", ContainerPort: 8080},
+					{Name: "udp", ContainerPort: 5353, Protocol: corev1.ProtocolUDP},
+				},
+				ReadinessProbe: &corev1.Probe{
+					ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
+					PeriodSeconds: 1,
+				},
+			}},
+		},
+	}
+}
+
+func createPod(t *testing.T, kube kubernetes.Interface, pod *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	got, err := kube.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod %s: %v", pod.Name, err)
+	}
+	return got
+}
+
+func deletePod(t *testing.T, kube kubernetes.Interface, name string, grace *int64) {
+	t.Helper()
+	err := kube.CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: grace})
+	if err != nil {
+		t.Fatalf("delete pod %s: %v", name, err)
+	}
+}
+
+func testEchoPod(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	createPod(t, kube, echoPod(n.name, "echo"))
+	pod := waitPod(t, kube, "default", "echo", 60*time.Second, "Ready", podReady)
+	if pod.Status.PodIP == "" || len(pod.Status.PodIPs) != 1 || pod.Status.PodIPs[0].IP != pod.Status.PodIP {
+		t.Fatalf("podIP %q podIPs %v", pod.Status.PodIP, pod.Status.PodIPs)
+	}
+	if !strings.HasPrefix(pod.Status.PodIP, "10.244.1.") || pod.Status.HostIP != "10.0.0.5" || pod.Status.StartTime == nil {
+		t.Errorf("podIP %s hostIP %s startTime %v", pod.Status.PodIP, pod.Status.HostIP, pod.Status.StartTime)
+	}
+	cs := pod.Status.ContainerStatuses
+	if len(cs) != 1 || cs[0].State.Running == nil || !cs[0].Ready || cs[0].ContainerID == "" || cs[0].ImageID == "" || cs[0].Started == nil || !*cs[0].Started {
+		t.Errorf("container status %+v", cs)
+	}
+	if pod.Status.Phase != corev1.PodRunning {
+		t.Errorf("phase %s", pod.Status.Phase)
+	}
+	for _, ct := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.ContainersReady} {
+		if condition(pod, ct) != corev1.ConditionTrue {
+			t.Errorf("condition %s is %q", ct, condition(pod, ct))
+		}
+	}
+
+	body, err := n.httpGet(context.Background(), "http://"+net.JoinHostPort(pod.Status.PodIP, "8080")+"/hello")
+	if err != nil {
+		t.Fatalf("GET the echo pod from the node: %v", err)
+	}
+	var e Echo
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("echo answer %q: %v", body, err)
+	}
+	peer, _, _ := net.SplitHostPort(e.Peer)
+	want := Echo{Pod: "echo", Namespace: "default", PodIP: pod.Status.PodIP, Node: n.name, Peer: e.Peer, Method: "GET", Path: "/hello", Host: e.Host}
+	if e != want || peer != "10.244.1.1" {
+		t.Errorf("echo answered %+v, want %+v from the node's side of the veth, 10.244.1.1", e, want)
+	}
+
+	var reply []byte
+	err = inNetns(n.netns, func() error {
+		c, err := net.Dial("udp", net.JoinHostPort(pod.Status.PodIP, "5353"))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		buf := make([]byte, 2048)
+		k, err := c.Read(buf)
+		reply = buf[:k]
+		return err
+	})
+	if err != nil {
+		t.Fatalf("UDP echo: %v", err)
+	}
+	var u Echo
+	if err := json.Unmarshal(reply, &u); err != nil || u.Payload != "ping" || u.Pod != "echo" || u.PodIP != pod.Status.PodIP {
+		t.Errorf("UDP echo answered %q (%v)", reply, err)
+	}
+}
+
+func testClosedPortProbe(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	pod := echoPod(n.name, "closed-port")
+	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}},
+		PeriodSeconds: 1,
+	}
+	netnsBefore, _ := listNetns(n.podNetns)
+	pod = createPod(t, kube, pod)
+	// Once the probe has failed, the pod is running but not ready.
+	eventually(t, 60*time.Second, "an Unhealthy event for the readiness probe", func() error {
+		return hasEvent(kube, pod, "Unhealthy", "connect: connection refused")
+	})
+	got := waitPod(t, kube, "default", pod.Name, 30*time.Second, "running", func(p *corev1.Pod) error {
+		if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Running == nil {
+			return fmt.Errorf("not running: %s", statusJSON(p))
+		}
+		return nil
+	})
+	if condition(got, corev1.PodReady) != corev1.ConditionFalse || condition(got, corev1.ContainersReady) != corev1.ConditionFalse || got.Status.ContainerStatuses[0].Ready {
+		t.Errorf("a pod whose readiness probe fails is ready: %s", statusJSON(got))
+	}
+	deletePod(t, kube, pod.Name, ptr.To[int64](0))
+	waitGone(t, kube, "default", pod.Name, 30*time.Second)
+	assertReleased(t, n, got.Status.PodIP, netnsBefore)
+}
+
+func hasEvent(kube kubernetes.Interface, pod *corev1.Pod, reason, msgPart string) error {
+	evs, err := kube.CoreV1().Events(pod.Namespace).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	var seen []string
+	for _, e := range evs.Items {
+		if e.InvolvedObject.UID != pod.UID {
+			continue
+		}
+		if e.Reason == reason && strings.Contains(e.Message, msgPart) {
+			return nil
+		}
+		seen = append(seen, e.Reason+": "+e.Message)
+	}
+	return fmt.Errorf("no %s event with %q; events: %q", reason, msgPart, seen)
+}
+
+func testReadinessGate(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	const gate = corev1.PodConditionType("flatnet.io/lb-target-healthy")
+	pod := echoPod(n.name, "gated")
+	pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: gate}}
+	netnsBefore, _ := listNetns(n.podNetns)
+	createPod(t, kube, pod)
+	got := waitPod(t, kube, "default", "gated", 60*time.Second, "containers ready", func(p *corev1.Pod) error {
+		if condition(p, corev1.ContainersReady) != corev1.ConditionTrue {
+			return fmt.Errorf("status %s", statusJSON(p))
+		}
+		return nil
+	})
+	if condition(got, corev1.PodReady) != corev1.ConditionFalse {
+		t.Fatalf("Ready before its readiness gate is True: %s", statusJSON(got))
+	}
+	if condition(got, gate) != "" {
+		t.Fatalf("the agent set the gate's condition itself: %s", statusJSON(got))
+	}
+	got.Status.Conditions = append(got.Status.Conditions, corev1.PodCondition{Type: gate, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+	if _, err := kube.CoreV1().Pods("default").UpdateStatus(context.Background(), got, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ready := waitPod(t, kube, "default", "gated", 30*time.Second, "Ready once its gate is True", podReady)
+	deletePod(t, kube, "gated", ptr.To[int64](0))
+	waitGone(t, kube, "default", "gated", 30*time.Second)
+	assertReleased(t, n, ready.Status.PodIP, netnsBefore)
+}
+
+func testUnknownImage(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	netnsBefore, _ := listNetns(n.podNetns)
+	pod := echoPod(n.name, "unknown-image")
+	pod.Spec.Containers[0].Image = "nginx:1.27"
+	createPod(t, kube, pod)
+	got := waitPod(t, kube, "default", pod.Name, 60*time.Second, "in ImagePullBackOff", func(p *corev1.Pod) error {
+		if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil ||
+			p.Status.ContainerStatuses[0].State.Waiting.Reason != "ImagePullBackOff" {
+			return fmt.Errorf("status %s", statusJSON(p))
+		}
+		return nil
+	})
+	msg := got.Status.ContainerStatuses[0].State.Waiting.Message
+	if !strings.Contains(msg, "nginx:1.27") || !strings.Contains(msg, "flatnet.io/echo") {
+		t.Errorf("the message %q names neither the image nor the supported ones", msg)
+	}
+	if got.Status.PodIP == "" || got.Status.Phase != corev1.PodPending {
+		t.Errorf("podIP %q phase %s: the network is set up and the pod pending", got.Status.PodIP, got.Status.Phase)
+	}
+	deletePod(t, kube, pod.Name, nil)
+	waitGone(t, kube, "default", pod.Name, 60*time.Second)
+	assertReleased(t, n, got.Status.PodIP, netnsBefore)
+}
+
+// assertReleased checks that host-local no longer holds ip and that the pod namespaces are back
+// to the given set. A pod deleted with grace 0 leaves the API before the agent tears it down,
+// hence the wait.
+func assertReleased(t *testing.T, n *testNode, ip string, netnsWant []string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "address and namespace released", func() error {
+		if slices.Contains(n.allocatedIPs(), ip) {
+			return fmt.Errorf("address %s is still allocated: %v", ip, n.allocatedIPs())
+		}
+		if after, _ := listNetns(n.podNetns); !slices.Equal(after, netnsWant) {
+			return fmt.Errorf("pod namespaces %v, want %v", after, netnsWant)
+		}
+		return nil
+	})
+}
+
+func testGracefulDelete(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	netnsBefore, _ := listNetns(n.podNetns)
+	marker := filepath.Join(t.TempDir(), "sigterm")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "graceful", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeName:                      n.name,
+			TerminationGracePeriodSeconds: ptr.To[int64](20),
+			Containers: []corev1.Container{{
+				Name: "sh", Image: "flatnet.io/generic",
+				Command: []string{"/bin/sh", "-c", `trap 'echo got-term > "$MARKER"; exit 0' TERM; while :; do sleep 0.1; done`},
+				Env:     []corev1.EnvVar{{Name: "MARKER", Value: marker}},
+			}},
+		},
+	}
+	createPod(t, kube, pod)
+	got := waitPod(t, kube, "default", pod.Name, 60*time.Second, "Ready", podReady)
+	deletePod(t, kube, pod.Name, nil)
+	waitGone(t, kube, "default", pod.Name, 30*time.Second)
+	b, err := os.ReadFile(marker)
+	if err != nil || strings.TrimSpace(string(b)) != "got-term" {
+		t.Errorf("the container did not get SIGTERM before it went: %q %v", b, err)
+	}
+	assertReleased(t, n, got.Status.PodIP, netnsBefore)
+}
+
+func loadRecords(t *testing.T, n *testNode) map[types.UID]*sandboxRecord {
+	t.Helper()
+	st, err := newStore(filepath.Join(n.dir, "state", "sandboxes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := st.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[types.UID]*sandboxRecord{}
+	for _, r := range recs {
+		out[r.PodUID] = r
+	}
+	return out
+}
+
+func testRestart(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	netnsBefore, _ := listNetns(n.podNetns)
+	keep := createPod(t, kube, echoPod(n.name, "keep"))
+	drop := createPod(t, kube, echoPod(n.name, "drop"))
+	keepBefore := waitPod(t, kube, "default", "keep", 60*time.Second, "Ready", podReady)
+	dropBefore := waitPod(t, kube, "default", "drop", 60*time.Second, "Ready", podReady)
+	recs := loadRecords(t, n)
+	keepRec, dropRec := recs[keep.UID], recs[drop.UID]
+	if keepRec == nil || dropRec == nil || len(keepRec.Containers) != 1 || len(dropRec.Containers) != 1 {
+		t.Fatalf("sandbox records: %+v", recs)
+	}
+
+	n.stopAgent(syscall.SIGKILL)
+	deletePod(t, kube, "drop", ptr.To[int64](0)) // force: gone from the API before any agent sees it
+	waitGone(t, kube, "default", "drop", 10*time.Second)
+	// A sandbox whose ADD an agent was in the middle of when it died: a record and a namespace.
+	midAdd := &sandboxRecord{ID: "feedfacefeedface", Netns: n.podNetns + "feedfacefeed", PodUID: "no-such-pod", Namespace: "default", Name: "ghost"}
+	st, _ := newStore(filepath.Join(n.dir, "state", "sandboxes"))
+	if err := st.save(midAdd); err != nil {
+		t.Fatal(err)
+	}
+	if err := createNetns(midAdd.Netns); err != nil {
+		t.Fatal(err)
+	}
+	n.startAgent()
+
+	eventually(t, 30*time.Second, "the force-deleted pod and the half-added sandbox torn down", func() error {
+		left, _ := listNetns(n.podNetns)
+		want := append(slices.Clone(netnsBefore), keepRec.Netns)
+		slices.Sort(want)
+		if !slices.Equal(left, want) {
+			return fmt.Errorf("pod namespaces %v, want %v", left, want)
+		}
+		if slices.Contains(n.allocatedIPs(), dropBefore.Status.PodIP) {
+			return fmt.Errorf("the dropped pod's address %s is still allocated", dropBefore.Status.PodIP)
+		}
+		if adoptProcess(dropRec.Containers[0].PID, dropRec.Containers[0].StartTime) != nil {
+			return fmt.Errorf("the dropped pod's process %d still runs", dropRec.Containers[0].PID)
+		}
+		if _, err := os.Stat(filepath.Join(n.dir, "state", "sandboxes", midAdd.ID+".json")); err == nil {
+			return fmt.Errorf("the half-added sandbox's record is still there")
+		}
+		return nil
+	})
+	// The kept pod is adopted as it was: same address, same process.
+	kc := keepRec.Containers[0]
+	if adoptProcess(kc.PID, kc.StartTime) == nil {
+		t.Fatalf("the kept pod's process %d did not survive the agent's restart", kc.PID)
+	}
+	after := waitPod(t, kube, "default", "keep", 30*time.Second, "Ready after the restart", podReady)
+	if after.Status.PodIP != keepBefore.Status.PodIP {
+		t.Errorf("the kept pod's address changed from %s to %s", keepBefore.Status.PodIP, after.Status.PodIP)
+	}
+	cs, csBefore := after.Status.ContainerStatuses[0], keepBefore.Status.ContainerStatuses[0]
+	if cs.ContainerID != csBefore.ContainerID || cs.RestartCount != 0 {
+		t.Errorf("the kept pod's container was replaced: %+v, was %+v", cs, csBefore)
+	}
+	if recs := loadRecords(t, n); recs[keep.UID] == nil || recs[keep.UID].Containers[0].PID != kc.PID {
+		t.Errorf("the kept pod's record after the restart: %+v", recs[keep.UID])
+	}
+	if _, err := n.httpGet(context.Background(), "http://"+net.JoinHostPort(after.Status.PodIP, "8080")+"/"); err != nil {
+		t.Errorf("the kept pod no longer answers: %v", err)
+	}
+	deletePod(t, kube, "keep", nil)
+	waitGone(t, kube, "default", "keep", 30*time.Second)
+	assertReleased(t, n, after.Status.PodIP, netnsBefore)
+}
+
+func testFailedAdd(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	createPod(t, kube, echoPod(n.name, "first"))
+	first := waitPod(t, kube, "default", "first", 60*time.Second, "Ready", podReady)
+	firstNetns, _ := listNetns(n.podNetns)
+	second := createPod(t, kube, echoPod(n.name, "second"))
+	eventually(t, 60*time.Second, "a FailedCreatePodSandBox event", func() error {
+		return hasEvent(kube, second, "FailedCreatePodSandBox", "no IP addresses available")
+	})
+	// Retries come back every few seconds; between them nothing is left.
+	eventually(t, 30*time.Second, "only the first pod's namespace and address", func() error {
+		left, _ := listNetns(n.podNetns)
+		if !slices.Equal(left, firstNetns) {
+			return fmt.Errorf("pod namespaces %v, want %v", left, firstNetns)
+		}
+		if ips := n.allocatedIPs(); !slices.Equal(ips, []string{first.Status.PodIP}) {
+			return fmt.Errorf("allocated %v, want only %s", ips, first.Status.PodIP)
+		}
+		return nil
+	})
+	p := waitPod(t, kube, "default", "second", 10*time.Second, "reporting the failure", func(p *corev1.Pod) error {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReadyToStartContainers && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, "no IP addresses available") {
+				return nil
+			}
+		}
+		return fmt.Errorf("status %s", statusJSON(p))
+	})
+	if p.Status.Phase != corev1.PodPending {
+		t.Errorf("phase %s", p.Status.Phase)
+	}
+	// Once the address is free, the retry succeeds.
+	deletePod(t, kube, "first", nil)
+	got := waitPod(t, kube, "default", "second", 90*time.Second, "Ready once the address is free", podReady)
+	if got.Status.PodIP != first.Status.PodIP {
+		t.Errorf("second pod got %s, want the freed %s", got.Status.PodIP, first.Status.PodIP)
+	}
+}
+
+func genericPod(node, name string, policy corev1.RestartPolicy, script string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeName: node, RestartPolicy: policy, TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers: []corev1.Container{{Name: "sh", Image: "flatnet.io/generic:1", Command: []string{"/bin/sh", "-c", script}}},
+		},
+	}
+}
+
+func testProbesAndRestarts(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	netnsBefore, _ := listNetns(n.podNetns)
+	// A liveness probe to a closed port: killed, restarted, with CrashLoopBackOff between.
+	live := echoPod(n.name, "liveness")
+	live.Spec.Containers[0].LivenessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}},
+		PeriodSeconds: 1, FailureThreshold: 1,
+	}
+	live = createPod(t, kube, live)
+	waitPod(t, kube, "default", "liveness", 60*time.Second, "restarted for its liveness probe", func(p *corev1.Pod) error {
+		if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].RestartCount < 1 ||
+			p.Status.ContainerStatuses[0].LastTerminationState.Terminated == nil {
+			return fmt.Errorf("status %s", statusJSON(p))
+		}
+		return nil
+	})
+	if err := hasEvent(kube, live, "Killing", "failed liveness probe"); err != nil {
+		t.Error(err)
+	}
+
+	// Exec readiness probes run inside the pod's namespace: only there is there an eth0 (the
+	// node's namespace holds lo and ptp's veths). The fieldRef env gives the container its IP.
+	ipFile := filepath.Join(t.TempDir(), "ip")
+	exe := genericPod(n.name, "exec-probe", corev1.RestartPolicyAlways, `echo "$MY_IP" > "$IP_FILE"; while :; do sleep 1; done`)
+	exe.Spec.Containers[0].Env = []corev1.EnvVar{
+		{Name: "MY_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		{Name: "IP_FILE", Value: ipFile},
+	}
+	exe.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/sh", "-c", "grep -q ' eth0:' /proc/net/dev"}}},
+		PeriodSeconds: 1,
+	}
+	createPod(t, kube, exe)
+	ready := waitPod(t, kube, "default", "exec-probe", 60*time.Second, "Ready through its exec probe", podReady)
+	if b, err := os.ReadFile(ipFile); err != nil || strings.TrimSpace(string(b)) != ready.Status.PodIP {
+		t.Errorf("the container's MY_IP was %q (%v), want %s", b, err, ready.Status.PodIP)
+	}
+
+	// Exits: Never keeps the code and fails the pod; Always backs off and restarts.
+	createPod(t, kube, genericPod(n.name, "exit-never", corev1.RestartPolicyNever, "exit 3"))
+	p := waitPod(t, kube, "default", "exit-never", 60*time.Second, "Failed", func(p *corev1.Pod) error {
+		if p.Status.Phase != corev1.PodFailed {
+			return fmt.Errorf("status %s", statusJSON(p))
+		}
+		return nil
+	})
+	if term := p.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 3 || term.Reason != "Error" {
+		t.Errorf("terminated state %+v, want exit code 3, reason Error", term)
+	}
+	createPod(t, kube, genericPod(n.name, "exit-always", corev1.RestartPolicyAlways, "exit 0"))
+	waitPod(t, kube, "default", "exit-always", 60*time.Second, "in CrashLoopBackOff", func(p *corev1.Pod) error {
+		cs := p.Status.ContainerStatuses
+		if len(cs) == 0 || cs[0].RestartCount < 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CrashLoopBackOff" {
+			return fmt.Errorf("status %s", statusJSON(p))
+		}
+		return nil
+	})
+	for _, name := range []string{"liveness", "exec-probe", "exit-never", "exit-always"} {
+		deletePod(t, kube, name, nil)
+	}
+	for _, name := range []string{"liveness", "exec-probe", "exit-never", "exit-always"} {
+		waitGone(t, kube, "default", name, 30*time.Second)
+	}
+	eventually(t, 30*time.Second, "every namespace of these pods removed", func() error {
+		if after, _ := listNetns(n.podNetns); !slices.Equal(after, netnsBefore) {
+			return fmt.Errorf("pod namespaces %v, want %v", after, netnsBefore)
+		}
+		return nil
+	})
+}

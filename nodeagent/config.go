@@ -1,0 +1,86 @@
+package nodeagent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// Config is everything the agent needs to know about its node.
+type Config struct {
+	Kubeconfig  string
+	NodeName    string
+	ProviderID  string // fakecloud:///<az>/<instance-id>
+	NodeIP      string
+	CNIConfDir  string
+	CNIBinDir   string // one or more directories, separated by ':'
+	CNICacheDir string
+	StateDir    string
+	NetnsPrefix string
+
+	CPU              string
+	Memory           string
+	EphemeralStorage string
+	MaxPods          int // 0: the pods capacity is ipamd's to publish
+	LeaseDuration    time.Duration
+
+	// Executable is the program containers and exec probes run as ("<Executable> container ...").
+	// Empty means os.Executable().
+	Executable string
+
+	Logger *slog.Logger
+}
+
+// Flags registers the agent's flags on fs and returns the Config they fill.
+func Flags(fs *pflag.FlagSet) *Config {
+	c := &Config{}
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig of the API server (required)")
+	fs.StringVar(&c.NodeName, "node-name", "", "name of the Node object (required)")
+	fs.StringVar(&c.ProviderID, "provider-id", "", "the node's instance, fakecloud:///<az>/<instance-id> (required)")
+	fs.StringVar(&c.NodeIP, "node-ip", "", "the node's InternalIP (required)")
+	fs.StringVar(&c.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory of the CNI conflist")
+	fs.StringVar(&c.CNIBinDir, "cni-bin-dir", "/opt/cni/bin", "directories of the CNI plugins, ':'-separated")
+	fs.StringVar(&c.CNICacheDir, "cni-cache-dir", "/var/lib/cni", "libcni's cache of attachments")
+	fs.StringVar(&c.StateDir, "state-dir", "", "the agent's own state: sandbox records, container logs (required)")
+	fs.StringVar(&c.NetnsPrefix, "netns-prefix", "fl-p-", "prefix of the pod namespaces in /run/netns (unique per node)")
+	fs.StringVar(&c.CPU, "cpu", "2", "cpu capacity reported on the Node")
+	fs.StringVar(&c.Memory, "memory", "8Gi", "memory capacity reported on the Node")
+	fs.StringVar(&c.EphemeralStorage, "ephemeral-storage", "20Gi", "ephemeral-storage capacity reported on the Node")
+	fs.IntVar(&c.MaxPods, "max-pods", 0, "pods capacity; 0 leaves it to ipamd, which publishes the node's address limit")
+	fs.DurationVar(&c.LeaseDuration, "lease-duration", 40*time.Second, "duration of the node's lease (renewed every 10s)")
+	return c
+}
+
+// validate checks the configuration and names every missing or malformed field at once.
+func (c *Config) validate() error {
+	var errs []error
+	for _, f := range []struct{ name, val string }{
+		{"--kubeconfig", c.Kubeconfig}, {"--node-name", c.NodeName}, {"--provider-id", c.ProviderID},
+		{"--node-ip", c.NodeIP}, {"--cni-conf-dir", c.CNIConfDir}, {"--cni-bin-dir", c.CNIBinDir},
+		{"--cni-cache-dir", c.CNICacheDir}, {"--state-dir", c.StateDir}, {"--netns-prefix", c.NetnsPrefix},
+	} {
+		if f.val == "" {
+			errs = append(errs, fmt.Errorf("%s is required", f.name))
+		}
+	}
+	if c.NetnsPrefix != "" && strings.ContainsAny(c.NetnsPrefix, "/.") {
+		errs = append(errs, fmt.Errorf("--netns-prefix %q: use letters, digits and dashes (it names files in /run/netns)", c.NetnsPrefix))
+	}
+	for _, q := range []struct{ name, val string }{{"--cpu", c.CPU}, {"--memory", c.Memory}, {"--ephemeral-storage", c.EphemeralStorage}} {
+		if _, err := resource.ParseQuantity(q.val); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: a Kubernetes quantity such as 2, 500m or 8Gi: %w", q.name, q.val, err))
+		}
+	}
+	if c.MaxPods < 0 {
+		errs = append(errs, fmt.Errorf("--max-pods %d: use 0 (ipamd publishes it) or a positive count", c.MaxPods))
+	}
+	if c.LeaseDuration < 10*time.Second {
+		errs = append(errs, fmt.Errorf("--lease-duration %s: at least 10s, the renewal period", c.LeaseDuration))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,416 @@
+package nodeagent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// binDir holds the agent and the reference CNI plugins (ptp, host-local), built once.
+var binDir string
+
+// prefix makes every namespace of this test process unique: other test runs share the machine.
+var prefix = fmt.Sprintf("fna%d-", os.Getpid()%100000)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "the node agent tests need root: they create network namespaces (run them as root)")
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "flatnet-nodeagent-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := buildBinaries(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// buildBinaries builds the agent, and ptp and host-local from the module cache (the version
+// go.mod requires).
+func buildBinaries(dir string) error {
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "flatnet-node-agent"), "github.com/flatnet/flatnet/cmd/flatnet-node-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build flatnet-node-agent: %w\n%s", err, out)
+	}
+	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/containernetworking/plugins").Output()
+	if err != nil {
+		return fmt.Errorf("find containernetworking/plugins in the module cache: %w", err)
+	}
+	if strings.TrimSpace(string(modDir)) == "" {
+		return errors.New("containernetworking/plugins is not in the module cache: go mod download github.com/containernetworking/plugins")
+	}
+	for _, pkg := range []string{"main/ptp", "ipam/host-local"} {
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./plugins/"+pkg)
+		cmd.Dir = strings.TrimSpace(string(modDir))
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build the reference plugin %s (needs a warm module cache or the proxy): %w\n%s", pkg, err, out)
+		}
+	}
+	return nil
+}
+
+// testNode is one node: a namespace, its directories, a conflist for ptp + host-local, a
+// forward to the API server from the node's loopback, and the agent process.
+type testNode struct {
+	t        *testing.T
+	name     string
+	netns    string
+	podNetns string // the agent's --netns-prefix
+	dir      string
+	subnet   string // host-local's range
+	rangeEnd string // "" for the whole subnet
+	kubecfg  string
+	agent    *exec.Cmd
+	agentLog string
+}
+
+func newTestNode(t *testing.T, cfg *rest.Config, name, subnet string) *testNode {
+	t.Helper()
+	n := &testNode{
+		t: t, name: name, netns: prefix + name, podNetns: prefix + name + "-p-",
+		dir: t.TempDir(), subnet: subnet,
+	}
+	for _, d := range []string{"conf", "cache", "state", "ipam"} {
+		if err := os.MkdirAll(filepath.Join(n.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := createNetns(n.netns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.cleanup)
+	api, err := url.Parse(cfg.Host)
+	if err != nil || api.Host == "" {
+		t.Fatalf("the API server's address %q: %v", cfg.Host, err)
+	}
+	n.kubecfg = n.writeKubeconfig(cfg, forwardAPI(t, n.netns, api.Host))
+	return n
+}
+
+// cleanup kills whatever the node's agent and containers left (they run from this test's
+// binaries: their command lines name binDir), then removes the node's and pods' namespaces.
+func (n *testNode) cleanup() {
+	n.stopAgent(syscall.SIGKILL)
+	killOurProcesses(n.podNetns)
+	names, _ := listNetns(n.podNetns)
+	for _, name := range names {
+		_ = deleteNetns(name)
+	}
+	_ = deleteNetns(n.netns)
+	if n.t.Failed() {
+		if b, err := os.ReadFile(n.agentLog); err == nil {
+			n.t.Logf("agent log of %s:\n%s", n.name, lastLines(string(b), 60))
+		}
+	}
+}
+
+// killOurProcesses kills every process living in one of the namespaces named with the prefix:
+// the containers and probes of this test's pods, whatever program they run.
+func killOurProcesses(netnsPrefix string) {
+	inodes := map[uint64]bool{}
+	names, _ := listNetns(netnsPrefix)
+	for _, name := range names {
+		var st syscall.Stat_t
+		if syscall.Stat(netnsPath(name), &st) == nil {
+			inodes[st.Ino] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat("/proc/"+e.Name()+"/ns/net", &st) == nil && inodes[st.Ino] {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// writeConflist gives the node its network: ptp with host-local over the node's subnet.
+func (n *testNode) writeConflist() {
+	n.t.Helper()
+	rng := map[string]any{"subnet": n.subnet}
+	if n.rangeEnd != "" {
+		rng["rangeEnd"] = n.rangeEnd
+	}
+	conf := map[string]any{
+		"cniVersion": "1.1.0", "name": prefix + "net",
+		"plugins": []any{map[string]any{
+			"type": "ptp", "ipMasq": false, "mtu": 1500,
+			"ipam": map[string]any{"type": "host-local", "ranges": []any{[]any{rng}}, "dataDir": n.ipamDir()},
+		}},
+	}
+	b, _ := json.Marshal(conf)
+	if err := os.WriteFile(filepath.Join(n.dir, "conf", "10-test.conflist"), b, 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *testNode) ipamDir() string { return filepath.Join(n.dir, "ipam") }
+
+// allocatedIPs lists the addresses host-local holds (one file per address in its network's dir).
+func (n *testNode) allocatedIPs() []string {
+	entries, _ := os.ReadDir(filepath.Join(n.ipamDir(), prefix+"net"))
+	var out []string
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) != nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// startAgent starts the agent process inside the node's namespace.
+func (n *testNode) startAgent() {
+	n.t.Helper()
+	n.agentLog = filepath.Join(n.dir, "agent.log")
+	logf, err := os.OpenFile(n.agentLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(binDir, "flatnet-node-agent"), "run",
+		"--kubeconfig", n.kubecfg, "--node-name", n.name,
+		"--provider-id", "fakecloud:///az-1/i-"+n.name, "--node-ip", "10.0.0.5",
+		"--cni-conf-dir", filepath.Join(n.dir, "conf"), "--cni-bin-dir", binDir,
+		"--cni-cache-dir", filepath.Join(n.dir, "cache"), "--state-dir", filepath.Join(n.dir, "state"),
+		"--netns-prefix", n.podNetns, "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Pdeathsig: a test that dies (a timeout panics without cleanups) takes its agent along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if err := inNetns(n.netns, cmd.Start); err != nil {
+		n.t.Fatalf("start the agent: %v", err)
+	}
+	n.agent = cmd
+}
+
+// stopAgent signals the agent and reaps it.
+func (n *testNode) stopAgent(sig syscall.Signal) {
+	if n.agent == nil {
+		return
+	}
+	_ = n.agent.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() {
+		_ = n.agent.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = n.agent.Process.Kill()
+		<-done
+	}
+	n.agent = nil
+}
+
+// inNetns runs fn on a thread inside the named namespace.
+func inNetns(name string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("open namespace %s: %w", name, err)
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		return err
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		runtime.Goexit() // the thread is in the wrong namespace: let it die with the goroutine
+	}
+	return ferr
+}
+
+// forwardAPI listens on the loopback of the node's namespace and forwards to the API server on
+// the host's loopback, as the lab's port-forward does the other way: no route is ever added.
+func forwardAPI(t *testing.T, nodeNetns, target string) string {
+	t.Helper()
+	var ln net.Listener
+	err := inNetns(nodeNetns, func() (err error) {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen in %s: %v", nodeNetns, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func (n *testNode) writeKubeconfig(cfg *rest.Config, addr string) string {
+	n.t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: "https://" + addr, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	kc.CurrentContext = "envtest"
+	path := filepath.Join(n.dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		n.t.Fatal(err)
+	}
+	return path
+}
+
+// httpGet fetches url from inside the node's namespace.
+func (n *testNode) httpGet(ctx context.Context, url string) ([]byte, error) {
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = inNetns(n.netns, func() (err error) {
+			var d net.Dialer
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// eventually polls cond until it returns nil or timeout passes, then fails with its last error.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %s: %v", what, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitPod waits until the pod satisfies cond and returns it.
+func waitPod(t *testing.T, kube kubernetes.Interface, ns, name string, timeout time.Duration, what string, cond func(*corev1.Pod) error) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	eventually(t, timeout, fmt.Sprintf("pod %s/%s %s", ns, name, what), func() error {
+		p, err := kube.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		pod = p
+		return cond(p)
+	})
+	return pod
+}
+
+func podReady(p *corev1.Pod) error {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			if c.Status == corev1.ConditionTrue {
+				return nil
+			}
+			return fmt.Errorf("Ready is %s (%s: %s); status %s", c.Status, c.Reason, c.Message, statusJSON(p))
+		}
+	}
+	return fmt.Errorf("no Ready condition; status %s", statusJSON(p))
+}
+
+func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
+	for _, c := range p.Status.Conditions {
+		if c.Type == t {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+func statusJSON(p *corev1.Pod) string {
+	b, _ := json.Marshal(p.Status)
+	return string(b)
+}
+
+// waitGone waits until the pod is deleted from the API.
+func waitGone(t *testing.T, kube kubernetes.Interface, ns, name string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("pod %s/%s deleted", ns, name), func() error {
+		_, err := kube.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil {
+			return errors.New("still there")
+		}
+		return nil
+	})
+}

@@ -1,0 +1,247 @@
+package nodeagent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+)
+
+const (
+	// syncPeriod is how often a worker looks at its containers without being poked.
+	syncPeriod = time.Second
+	// A failed sandbox is retried after sandboxBackoffFirst, doubling up to sandboxBackoffCap.
+	sandboxBackoffFirst = time.Second
+	sandboxBackoffCap   = 60 * time.Second
+)
+
+// podWorker owns one pod: its sandbox, its containers, their probes and the pod's status. All
+// its state is touched by its own goroutine only, except what mu guards.
+type podWorker struct {
+	a      *Agent
+	uid    types.UID
+	notify chan struct{}
+
+	mu   sync.Mutex
+	pod  *corev1.Pod // latest version from the informer
+	gone bool        // deleted from the API
+
+	sb          *sandboxRecord // nil until a sandbox is recorded
+	sbBackoff   time.Duration
+	sbNextTry   time.Time
+	sbErr       error // the last sandbox failure, for the status
+	containers  []*container
+	startTime   *metav1.Time
+	conditions  map[corev1.PodConditionType]corev1.PodCondition
+	lastPatched string
+}
+
+func newPodWorker(a *Agent, pod *corev1.Pod, adopted *sandboxRecord) *podWorker {
+	w := &podWorker{a: a, uid: pod.UID, pod: pod, notify: make(chan struct{}, 1), conditions: map[corev1.PodConditionType]corev1.PodCondition{}}
+	if pod.Status.StartTime != nil {
+		w.startTime = pod.Status.StartTime.DeepCopy()
+	}
+	for i := range pod.Spec.Containers {
+		w.containers = append(w.containers, &container{spec: &pod.Spec.Containers[i]})
+	}
+	if adopted != nil {
+		w.sb = adopted
+		w.adopt()
+	}
+	return w
+}
+
+// update hands the worker the pod's latest version.
+func (w *podWorker) update(pod *corev1.Pod) {
+	w.mu.Lock()
+	w.pod = pod
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *podWorker) markGone() {
+	w.mu.Lock()
+	w.gone = true
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *podWorker) poke() {
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (w *podWorker) current() (*corev1.Pod, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod, w.gone
+}
+
+func (w *podWorker) run(ctx context.Context) {
+	t := time.NewTicker(syncPeriod)
+	defer t.Stop()
+	defer w.stopProbes()
+	for {
+		if w.sync(ctx) {
+			w.a.workerDone(w.uid)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.notify:
+		case <-t.C:
+		}
+	}
+}
+
+// sync moves the pod one step towards what its spec asks. It returns true when the pod is torn
+// down and the worker can go.
+func (w *podWorker) sync(ctx context.Context) bool {
+	pod, gone := w.current()
+	log := w.a.log.With("pod", pod.Namespace+"/"+pod.Name)
+	if gone || pod.DeletionTimestamp != nil {
+		if err := w.terminate(ctx, pod, gone); err != nil {
+			log.Error("terminate pod, retrying", "err", err)
+			return false
+		}
+		log.Info("pod torn down")
+		return true
+	}
+	if w.sb == nil || !w.sb.Ready {
+		if time.Now().Before(w.sbNextTry) {
+			return false
+		}
+		if err := w.createSandbox(ctx, pod); err != nil {
+			w.sandboxFailed(ctx, pod, err)
+			w.patchStatus(ctx, pod)
+			return false
+		}
+		w.sbErr, w.sbBackoff = nil, 0
+		log.Info("sandbox ready", "sandbox", w.sb.ID, "netns", w.sb.Netns, "ips", w.sb.IPs)
+	}
+	w.syncContainers(ctx, pod)
+	w.patchStatus(ctx, pod)
+	return false
+}
+
+// createSandbox records the sandbox, then creates its namespace and attaches it (CNI ADD). The
+// record comes first so that an agent killed in the middle finds what to undo.
+func (w *podWorker) createSandbox(ctx context.Context, pod *corev1.Pod) error {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	sid := hex.EncodeToString(id)
+	w.sb = &sandboxRecord{
+		ID: sid, Netns: w.a.cfg.NetnsPrefix + sid[:12],
+		PodUID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, Created: time.Now().UTC(),
+	}
+	if err := w.a.store.save(w.sb); err != nil {
+		w.sb = nil
+		return err
+	}
+	if err := createNetns(w.sb.Netns); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	ips, err := w.a.net.add(ctx, w.sb.podNet())
+	if err != nil {
+		return err
+	}
+	w.sb.IPs, w.sb.Ready = ips, true
+	if w.startTime == nil {
+		w.startTime = ptr.To(metav1.Now())
+	}
+	return w.a.store.save(w.sb)
+}
+
+// sandboxFailed reports a failed sandbox on the pod, undoes what was made (CNI DEL, namespace)
+// and schedules the next attempt.
+func (w *podWorker) sandboxFailed(ctx context.Context, pod *corev1.Pod, err error) {
+	w.sbErr = err
+	w.a.log.Error("create sandbox", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	// The event goes out after the clean-up, so whoever sees it sees nothing left behind.
+	defer w.a.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+	if w.sb != nil {
+		if terr := w.a.teardownRecord(ctx, w.sb, 0); terr != nil {
+			// The record stays: the next attempt (or the next agent) tears it down first.
+			w.a.log.Error("clean up the failed sandbox", "sandbox", w.sb.ID, "err", terr)
+		} else {
+			w.sb = nil
+		}
+	}
+	w.sbBackoff = min(max(2*w.sbBackoff, sandboxBackoffFirst), sandboxBackoffCap)
+	w.sbNextTry = time.Now().Add(w.sbBackoff)
+}
+
+// terminate stops the containers (SIGTERM, the grace period, SIGKILL), tears the sandbox down
+// and, unless the pod is already gone, deletes it for good (grace 0, only this UID).
+func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod, gone bool) error {
+	grace := 30 * time.Second
+	if pod.DeletionGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	} else if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	if err := w.stopContainers(pod, grace); err != nil {
+		return err
+	}
+	if w.sb != nil {
+		if err := w.a.teardownRecord(ctx, w.sb, 0); err != nil {
+			return err
+		}
+		w.sb = nil
+	}
+	if gone {
+		return nil
+	}
+	err := w.a.kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To[int64](0),
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+// stopContainers stops every running container at once, each with the same grace period.
+func (w *podWorker) stopContainers(pod *corev1.Pod, grace time.Duration) error {
+	w.stopProbes()
+	errs := make(chan error, len(w.containers))
+	for _, c := range w.containers {
+		go func() {
+			if c.proc == nil {
+				errs <- nil
+				return
+			}
+			if c.proc.running() {
+				w.a.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.spec.Name)
+			}
+			errs <- c.proc.stop(grace)
+		}()
+	}
+	var first error
+	for range w.containers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (w *podWorker) stopProbes() {
+	for _, c := range w.containers {
+		c.stopProbes()
+	}
+}

@@ -1,0 +1,236 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+type probeKind string
+
+const (
+	readiness probeKind = "Readiness"
+	liveness  probeKind = "Liveness"
+	startup   probeKind = "Startup"
+)
+
+func (s *probeState) kill() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.killReason
+}
+
+func (s *probeState) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ready, s.started, s.killReason = false, false, ""
+}
+
+func (s *probeState) isStarted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started
+}
+
+// startProbes starts a goroutine per probe of the container; they end with the container.
+func (w *podWorker) startProbes(ctx context.Context, pod *corev1.Pod, c *container) {
+	ctx, cancel := context.WithCancel(ctx)
+	c.probeCancel = cancel
+	// The goroutines get the address and namespace by value: the sandbox record is the worker's.
+	at := probeTarget{ip: w.sb.IPs[0], netns: w.sb.Netns}
+	if c.spec.StartupProbe == nil {
+		c.probes.mu.Lock()
+		c.probes.started = true
+		c.probes.mu.Unlock()
+	} else {
+		go w.probeLoop(ctx, pod, c, at, startup, c.spec.StartupProbe)
+	}
+	if c.spec.ReadinessProbe != nil {
+		go w.probeLoop(ctx, pod, c, at, readiness, c.spec.ReadinessProbe)
+	}
+	if c.spec.LivenessProbe != nil {
+		go w.probeLoop(ctx, pod, c, at, liveness, c.spec.LivenessProbe)
+	}
+}
+
+// probeLoop runs one probe every period after the initial delay, applies the thresholds and
+// pokes the worker when the outcome changes. Readiness and liveness wait for the startup probe.
+func (w *podWorker) probeLoop(ctx context.Context, pod *corev1.Pod, c *container, at probeTarget, kind probeKind, p *corev1.Probe) {
+	period := seconds(p.PeriodSeconds, 10)
+	timeout := seconds(p.TimeoutSeconds, 1)
+	success := int(max(p.SuccessThreshold, 1))
+	failure := int(max(p.FailureThreshold, 1))
+	if p.FailureThreshold == 0 {
+		failure = 3
+	}
+	delay := time.Duration(p.InitialDelaySeconds) * time.Second
+	var okRun, failRun int
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = period
+		if kind != startup && !c.probes.isStarted() {
+			delay = 100 * time.Millisecond
+			continue
+		}
+		err := w.runProbe(ctx, c, at, p, timeout)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			okRun, failRun = okRun+1, 0
+		} else {
+			okRun, failRun = 0, failRun+1
+			w.a.recorder.Eventf(pod, corev1.EventTypeWarning, "Unhealthy", "%s probe failed: %v", kind, err)
+		}
+		changed := false
+		c.probes.mu.Lock()
+		if ctx.Err() != nil { // the container stopped meanwhile: its state was reset
+			c.probes.mu.Unlock()
+			return
+		}
+		switch kind {
+		case readiness:
+			if okRun >= success && !c.probes.ready {
+				c.probes.ready, changed = true, true
+			}
+			if failRun >= failure && c.probes.ready {
+				c.probes.ready, changed = false, true
+			}
+		case liveness, startup:
+			if kind == startup && okRun >= success {
+				c.probes.started, changed = true, true
+			}
+			if failRun >= failure && c.probes.killReason == "" {
+				c.probes.killReason = fmt.Sprintf("failed %s probe", map[probeKind]string{liveness: "liveness", startup: "startup"}[kind])
+				changed = true
+			}
+		}
+		c.probes.mu.Unlock()
+		if changed {
+			w.poke()
+		}
+		if kind == startup && okRun >= success {
+			return // the startup probe's job is done
+		}
+	}
+}
+
+// probeTarget is where a container's probes go.
+type probeTarget struct{ ip, netns string }
+
+func seconds(s, def int32) time.Duration {
+	if s <= 0 {
+		s = def
+	}
+	return time.Duration(s) * time.Second
+}
+
+// runProbe runs one probe: HTTP GET and TCP dial the pod's IP from the node's namespace, as the
+// kubelet does; exec runs the command inside the pod's namespace.
+func (w *podWorker) runProbe(ctx context.Context, c *container, at probeTarget, p *corev1.Probe, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ip := at.ip
+	switch {
+	case p.HTTPGet != nil:
+		port, err := probePort(c.spec, p.HTTPGet.Port)
+		if err != nil {
+			return err
+		}
+		return probeHTTP(ctx, p.HTTPGet, ip, port)
+	case p.TCPSocket != nil:
+		port, err := probePort(c.spec, p.TCPSocket.Port)
+		if err != nil {
+			return err
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	case p.Exec != nil:
+		if len(p.Exec.Command) == 0 {
+			return errors.New("exec probe without a command")
+		}
+		argv := containerArgv(w.a.self, at.netns, p.Exec.Command)
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Env = []string{"PATH=" + containerPath}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("command %q: %w: %s", p.Exec.Command, err, truncate(out, 200))
+		}
+		return nil
+	case p.GRPC != nil:
+		return errors.New("gRPC probes are not supported by the node agent: use httpGet, tcpSocket or exec")
+	}
+	return errors.New("probe without a handler: set httpGet, tcpSocket or exec")
+}
+
+func probeHTTP(ctx context.Context, g *corev1.HTTPGetAction, ip string, port int) error {
+	if g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP {
+		return fmt.Errorf("scheme %s is not supported by the node agent's probes: use HTTP", g.Scheme)
+	}
+	host := ip
+	if g.Host != "" {
+		host = g.Host
+	}
+	url := "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + g.Path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "kube-probe/flatnet")
+	for _, h := range g.HTTPHeaders {
+		req.Header.Add(h.Name, h.Value)
+	}
+	// A new transport per probe, as the kubelet does: no connection outlives a probe.
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 10*1024))
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("HTTP probe failed with statuscode: %d: %s", resp.StatusCode, truncate(body, 200))
+	}
+	return nil
+}
+
+// probePort resolves a probe's port, a number or the name of one of the container's ports.
+func probePort(c *corev1.Container, port intstr.IntOrString) (int, error) {
+	if port.Type == intstr.Int {
+		if port.IntVal < 1 || port.IntVal > 65535 {
+			return 0, fmt.Errorf("probe port %d: want 1 to 65535", port.IntVal)
+		}
+		return int(port.IntVal), nil
+	}
+	for _, p := range c.Ports {
+		if p.Name == port.StrVal {
+			return int(p.ContainerPort), nil
+		}
+	}
+	return 0, fmt.Errorf("probe port %q: the container declares no port of that name", port.StrVal)
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}

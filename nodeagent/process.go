@@ -1,0 +1,170 @@
+package nodeagent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is one container's process: a child of this agent (exited is closed when it is
+// reaped, with its status) or one adopted from an earlier agent, which only polling can watch.
+type process struct {
+	pid       int
+	startTime uint64 // /proc/<pid>/stat field 22: tells a reused pid from ours
+	exited    chan struct{}
+	status    syscall.WaitStatus // valid once exited is closed, for children only
+	adopted   bool
+}
+
+// startProcess starts argv in its own session (so it outlives the agent, which adopts it again
+// after a restart), with its output appended to logPath.
+func startProcess(argv, env []string, logPath string) (*process, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open the container log %s: %w", logPath, err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	p := &process{pid: cmd.Process.Pid, exited: make(chan struct{})}
+	p.startTime, _ = procStartTime(p.pid) // the child cannot be reaped before Wait below
+	go func() {
+		_ = cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+			p.status = ws
+		}
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// adoptProcess returns the process recorded as (pid, startTime) if it still runs, nil if it
+// is gone or the pid now belongs to another process.
+func adoptProcess(pid int, startTime uint64) *process {
+	st, err := procStartTime(pid)
+	if err != nil || st != startTime {
+		return nil
+	}
+	return &process{pid: pid, startTime: startTime, adopted: true}
+}
+
+// running reports whether the process still runs.
+func (p *process) running() bool {
+	if !p.adopted {
+		select {
+		case <-p.exited:
+			return false
+		default:
+			return true
+		}
+	}
+	st, err := procStartTime(p.pid)
+	return err == nil && st == p.startTime
+}
+
+// exitCode is the exit code of a finished child, 128+signal when killed by a signal, and 137
+// for an adopted process, whose status only its parent (init) learnt: the kubelet reports an
+// unknown status the same way.
+func (p *process) exitCode() int {
+	switch {
+	case p.adopted:
+		return 137
+	case p.status.Signaled():
+		return 128 + int(p.status.Signal())
+	default:
+		return p.status.ExitStatus()
+	}
+}
+
+// signal sends sig to the process, and to its session's other processes through the group.
+func (p *process) signal(sig syscall.Signal) error {
+	if !p.running() {
+		return nil
+	}
+	// The process leads its own session and process group (Setsid): signal the whole group, so
+	// that children of a shell in a generic container go too.
+	err := syscall.Kill(-p.pid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		err = syscall.Kill(p.pid, sig)
+	}
+	if err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal process %d: %w", p.pid, err)
+	}
+	return nil
+}
+
+// stop sends SIGTERM, waits up to grace, then SIGKILL, and waits for the process to be gone.
+func (p *process) stop(grace time.Duration) error {
+	if err := p.signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	if p.wait(grace) {
+		return nil
+	}
+	if err := p.signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	if !p.wait(10 * time.Second) {
+		return fmt.Errorf("process %d survived SIGKILL for 10s", p.pid)
+	}
+	return nil
+}
+
+func (p *process) wait(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if !p.running() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		if p.adopted {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		select {
+		case <-p.exited:
+			return true
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+}
+
+// procStartTime reads the start time of pid (clock ticks since boot). A zombie counts as gone.
+func procStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStat(string(b))
+}
+
+// parseStat extracts the start time from the text of /proc/<pid>/stat. The command name (field
+// 2) is parenthesised and may itself hold spaces and parentheses, so fields are counted from the
+// last ')'.
+func parseStat(s string) (uint64, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc stat: no ')' in %q", s)
+	}
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state); the start time is field 22.
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("malformed /proc stat: %d fields after the command name, want at least 20", len(fields))
+	}
+	if fields[0] == "Z" || fields[0] == "X" {
+		return 0, errors.New("the process has exited (zombie)")
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
