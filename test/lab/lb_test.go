@@ -1,0 +1,411 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/lbcontroller/model"
+)
+
+// gateCondition is lbcontroller's readiness gate.
+const gateCondition = "flatnet.io/load-balancer-ready"
+
+// gatedDeployment is EchoDeployment with the load balancer's readiness gate and a rolling
+// update that never drops below the desired count.
+func gatedDeployment(name string, replicas int32) *appsv1.Deployment {
+	d := EchoDeployment(demoNamespace, name, replicas)
+	d.Spec.Template.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: gateCondition}}
+	d.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](10)
+	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromInt32(2))}}
+	return d
+}
+
+// TestLoadBalancer is issue 8's acceptance in the lab: a LoadBalancer Service gets a VIP that
+// reaches every pod straight from the internet (each pod sees the load balancer as its peer);
+// scaling shows in the target group; a rolling update under continuous load loses no request;
+// deleting the Service removes the load balancer, also when the controller died mid-way and the
+// Service vanished meanwhile (garbage collection); another class is ignored; bad input is
+// reported and builds nothing.
+func TestLoadBalancer(t *testing.T) {
+	guardRootNet(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cfg := testConfig(t, "flb-", 7487)
+	cfg.Kubernetes, cfg.K8sBinDir, cfg.APIServerListen = true, k8sBinDir(t), freeAddr(t, 6448)
+	l, err := Up(ctx, cfg)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logControlPlane(t, l)
+			t.Logf("lbcontroller log:\n%s", l.LBControllerLog(60))
+		}
+		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
+			t.Errorf("down: %v", err)
+		}
+		if left := leftovers(t, cfg.Prefix, cfg.Dir); len(left) > 0 {
+			t.Errorf("down left behind:\n%s", strings.Join(left, "\n"))
+		}
+	})
+	kc, err := l.Kube()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeIPs := map[string]bool{}
+	for _, n := range l.State().Nodes {
+		nodeIPs[n.PrimaryIP] = true
+	}
+
+	// 1. VIP in status; every pod answers through it and sees the load balancer as its peer.
+	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, gatedDeployment("web", 6), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.CoreV1().Services(demoNamespace).Create(ctx, EchoLBService(demoNamespace, "web"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	vip, err := WaitLBIngress(ctx, kc, demoNamespace, "web", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := WaitPodsReady(ctx, kc, demoNamespace, "app=web", 6, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := oneLB(ctx, t, l, "web")
+	if lb.VIP != vip || lb.PublicIPAddress != vip {
+		t.Errorf("status VIP %s, cloud VIP %s public %s", vip, lb.VIP, lb.PublicIPAddress)
+	}
+	byPod, peers, err := l.ThroughVIP(ctx, "", vip, 36)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byPod) != 6 {
+		t.Errorf("through the VIP %d pods answered, want 6: %v", len(byPod), byPod)
+	}
+	for p := range peers {
+		if p != lb.PrivateIPAddress || nodeIPs[p] {
+			t.Errorf("a pod saw peer %s, want only the load balancer's %s", p, lb.PrivateIPAddress)
+		}
+	}
+	waitTargets(ctx, t, l, lb.LoadBalancerID, podIPs(pods), nil)
+
+	// Scaling down and up shows in the target group: removed pods drain, new ones register.
+	scale(ctx, t, kc, "web", 3)
+	pods, err = WaitPodsReady(ctx, kc, demoNamespace, "app=web", 3, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(ctx, t, l, lb.LoadBalancerID, podIPs(pods), []string{"draining"})
+	scale(ctx, t, kc, "web", 6)
+	pods, err = WaitPodsReady(ctx, kc, demoNamespace, "app=web", 6, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(ctx, t, l, lb.LoadBalancerID, podIPs(pods), []string{"draining"})
+
+	// 2. A rolling update under continuous load loses nothing.
+	rollUnderLoad(ctx, t, l, kc, vip)
+
+	// 3a. Another class is ignored.
+	other := EchoLBService(demoNamespace, "other")
+	other.Spec.LoadBalancerClass = ptr.To("example.com/other")
+	if _, err := kc.CoreV1().Services(demoNamespace).Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// 4. Bad input: an Event and a condition say what is wrong; nothing reaches the cloud.
+	bad := map[string]func(*corev1.Service){
+		"bad-scheme": func(s *corev1.Service) { s.Annotations[model.AnnotationScheme] = "public" },
+		// Valid for the API server, not for an IPv4 load balancer.
+		"bad-range":   func(s *corev1.Service) { s.Spec.LoadBalancerSourceRanges = []string{"2001:db8::/64"} },
+		"bad-sctp":    func(s *corev1.Service) { s.Spec.Ports[0].Protocol = corev1.ProtocolSCTP },
+		"bad-timeout": func(s *corev1.Service) { s.Annotations[model.AnnotationHCTimeout] = "soon" },
+	}
+	for name, mut := range bad {
+		s := EchoLBService(demoNamespace, name)
+		mut(s)
+		if _, err := kc.CoreV1().Services(demoNamespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	for name := range bad {
+		waitEvent(ctx, t, kc, "Service", name, "InvalidConfiguration", "")
+		waitServiceCondition(ctx, t, kc, name, "False", "InvalidConfiguration")
+		if lbs, err := l.LoadBalancersOf(ctx, demoNamespace, name); err != nil || len(lbs) != 0 {
+			t.Errorf("%s: %d load balancers in the cloud (%v), want none", name, len(lbs), err)
+		}
+	}
+	if lbs, _ := l.LoadBalancersOf(ctx, demoNamespace, "other"); len(lbs) != 0 {
+		t.Errorf("a Service of another class got a load balancer")
+	}
+	if s, err := kc.CoreV1().Services(demoNamespace).Get(ctx, "other", metav1.GetOptions{}); err != nil || len(s.Finalizers) != 0 || len(s.Status.LoadBalancer.Ingress) != 0 {
+		t.Errorf("a Service of another class was touched: %v", s)
+	}
+
+	// 3b. The controller dies right after creating a load balancer; the Service vanishes while
+	// it is down (its finalizer removed by hand): the restarted controller's garbage
+	// collection removes the orphan.
+	if _, err := kc.CoreV1().Services(demoNamespace).Create(ctx, EchoLBService(demoNamespace, "orphan"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if lbs, err := l.LoadBalancersOf(ctx, demoNamespace, "orphan"); err == nil && len(lbs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no load balancer for orphan within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := l.StopLBController(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.CoreV1().Services(demoNamespace).Patch(ctx, "orphan", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kc.CoreV1().Services(demoNamespace).Delete(ctx, "orphan", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartLBController(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitNoLB(ctx, t, l, "orphan", 2*time.Minute)
+
+	// 3c. Deleting the Service removes its load balancer (the finalizer's path).
+	if err := kc.CoreV1().Services(demoNamespace).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoLB(ctx, t, l, "web", time.Minute)
+	if tgs, err := l.Cloud().DescribeTargetGroups(ctx, &api.DescribeTargetGroupsRequest{}); err != nil || len(tgs.TargetGroups) != 0 {
+		t.Errorf("target groups left in the cloud: %+v (%v)", tgs, err)
+	}
+}
+
+func oneLB(ctx context.Context, t *testing.T, l *Lab, svc string) api.LoadBalancer {
+	t.Helper()
+	lbs, err := l.LoadBalancersOf(ctx, demoNamespace, svc)
+	if err != nil || len(lbs) != 1 {
+		t.Fatalf("load balancers of %s: %d (%v), want 1", svc, len(lbs), err)
+	}
+	return lbs[0]
+}
+
+func scale(ctx context.Context, t *testing.T, kc kubernetes.Interface, name string, n int32) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)
+	if _, err := kc.AppsV1().Deployments(demoNamespace).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitTargets waits until the load balancer's live targets (not in one of the states
+// ignored) are exactly ips, all healthy.
+func waitTargets(ctx context.Context, t *testing.T, l *Lab, lbID string, ips []string, ignored []string) {
+	t.Helper()
+	want := strings.Join(ips, ",")
+	deadline := time.Now().Add(time.Minute)
+	var last string
+	for {
+		ts, err := l.TargetsOf(ctx, lbID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		var states []string
+		for _, th := range ts {
+			if contains(ignored, th.TargetHealth.State) {
+				continue
+			}
+			states = append(states, th.Target.IP+"="+th.TargetHealth.State)
+			if th.TargetHealth.State == "healthy" {
+				got = append(got, th.Target.IP)
+			}
+		}
+		sortStrings(got)
+		if strings.Join(got, ",") == want && len(states) == len(ips) {
+			return
+		}
+		last = strings.Join(states, " ")
+		if time.Now().After(deadline) {
+			t.Fatalf("targets of %s: %s; want healthy %s", lbID, last, want)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+func waitNoLB(ctx context.Context, t *testing.T, l *Lab, svc string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		lbs, err := l.LoadBalancersOf(ctx, demoNamespace, svc)
+		if err == nil && len(lbs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the load balancer of %s is still in the cloud after %s (%v)", svc, timeout, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func waitServiceCondition(ctx context.Context, t *testing.T, kc kubernetes.Interface, name, status, reason string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s, err := kc.CoreV1().Services(demoNamespace).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			for _, c := range s.Status.Conditions {
+				if c.Type == "flatnet.io/LoadBalancerReady" && string(c.Status) == status && c.Reason == reason {
+					t.Logf("Service %s: %s=%s %s: %s", name, c.Type, c.Status, c.Reason, c.Message)
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("Service %s: no LoadBalancerReady=%s %s condition within a minute", name, status, reason)
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// rollUnderLoad restarts the Deployment's pods (a new template) while a client sends requests
+// through the VIP, each on a new connection, and requires every one of them to succeed.
+func rollUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface, vip string) {
+	t.Helper()
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := EchoFrom(ctx, l.InternetNetns(), vip, LBPort); err != nil {
+					failed.Add(1)
+					mu.Lock()
+					if len(failures) < 10 {
+						failures = append(failures, time.Now().Format("15:04:05.000")+" "+err.Error())
+					}
+					mu.Unlock()
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	// How long the cloud takes to stop sending new connections to a terminating pod: from the
+	// moment its deletion is seen to its target's draining state.
+	lbID := oneLB(ctx, t, l, "web").LoadBalancerID
+	var deregMax atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		seen := map[string]time.Time{} // pod IP -> deletion first seen
+		done := map[string]bool{}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			list, err := kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+			if err != nil {
+				continue
+			}
+			for _, p := range list.Items {
+				if p.DeletionTimestamp != nil && p.Status.PodIP != "" && seen[p.Status.PodIP].IsZero() {
+					seen[p.Status.PodIP] = time.Now()
+				}
+			}
+			ts, err := l.TargetsOf(ctx, lbID)
+			if err != nil {
+				continue
+			}
+			live := map[string]bool{}
+			for _, th := range ts {
+				if th.TargetHealth.State != "draining" {
+					live[th.Target.IP] = true
+				}
+			}
+			for ip, at := range seen {
+				if !done[ip] && !live[ip] {
+					done[ip] = true
+					if d := time.Since(at); int64(d) > deregMax.Load() {
+						deregMax.Store(int64(d))
+					}
+				}
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	start := time.Now()
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"flatnet.io/rolled":%q}}}}}`, start.Format(time.RFC3339Nano))
+	d, err := kc.AppsV1().Deployments(demoNamespace).Patch(ctx, "web", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		cur, err := kc.AppsV1().Deployments(demoNamespace).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := cur.Status
+		if st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == 6 && st.Replicas == 6 && st.AvailableReplicas == 6 && st.ReadyReplicas == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout did not finish in 5 minutes: %+v", st)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// Keep the load on while the last old pods terminate and drain.
+	time.Sleep(12 * time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("rolling update of 6 pods took %s; %d requests through the VIP during it, %d failed; a terminating pod's target drained at most %s after its deletion was seen (the echo server keeps accepting for 3 s after SIGTERM)",
+		time.Since(start).Round(time.Second), ok.Load()+failed.Load(), failed.Load(), time.Duration(deregMax.Load()).Round(time.Millisecond))
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed during the rolling update; first ones:\n%s", failed.Load(), strings.Join(failures, "\n"))
+	}
+	if ok.Load() < 100 {
+		t.Errorf("only %d requests succeeded: the load was too light to show anything", ok.Load())
+	}
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
