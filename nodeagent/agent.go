@@ -227,6 +227,7 @@ func (a *Agent) recover(ctx context.Context) error {
 	var valid []podNet
 	keep := map[string]bool{}
 	var errs []error
+	var orphans []*sandboxRecord
 	for _, r := range recs {
 		if r.Ready && live[r.PodUID] && a.adopted[r.PodUID] == nil {
 			a.adopted[r.PodUID] = r
@@ -237,11 +238,17 @@ func (a *Agent) recover(ctx context.Context) error {
 		}
 		a.log.Info("tearing down a sandbox left by an earlier run", "pod", r.Namespace+"/"+r.Name, "sandbox", r.ID, "addComplete", r.Ready)
 		if err := a.teardownRecord(ctx, r, 0); err != nil {
-			errs = append(errs, err)
+			a.log.Error("tear down a left sandbox, will retry", "sandbox", r.ID, "err", err)
+			orphans = append(orphans, r)
+			keep[r.Netns] = true
 		}
 	}
+	if len(orphans) > 0 {
+		go a.retryOrphans(ctx, orphans)
+	}
 	if err := a.net.gc(ctx, valid); err != nil {
-		errs = append(errs, err)
+		// GC only tidies after the plugins; pods can run without it.
+		a.log.Error("CNI GC", "err", err)
 	}
 	stray, err := listNetns(a.cfg.NetnsPrefix)
 	if err != nil {
@@ -254,6 +261,28 @@ func (a *Agent) recover(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// retryOrphans keeps trying to tear down sandboxes left by an earlier run that could not be torn
+// down at start (typically: no CNI configuration yet, so their addresses cannot be released).
+func (a *Agent) retryOrphans(ctx context.Context, orphans []*sandboxRecord) {
+	delay := time.Second
+	for len(orphans) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+		left := orphans[:0]
+		for _, r := range orphans {
+			if err := a.teardownRecord(ctx, r, 0); err != nil {
+				a.log.Error("tear down a left sandbox, will retry", "sandbox", r.ID, "err", err, "in", delay)
+				left = append(left, r)
+			}
+		}
+		orphans = left
+	}
 }
 
 // teardownRecord stops a sandbox's recorded processes, detaches it (CNI DEL), removes its

@@ -95,9 +95,13 @@ func testNodeReady(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	if _, ok := node.Status.Capacity[corev1.ResourcePods]; ok {
 		t.Errorf("pods capacity set without --max-pods: it is ipamd's to publish")
 	}
-	if _, err := kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, n.name, metav1.GetOptions{}); err != nil {
-		t.Errorf("the node's lease: %v", err)
-	}
+	eventually(t, 30*time.Second, "the node's lease", func() error {
+		l, err := kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, n.name, metav1.GetOptions{})
+		if err == nil && (l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != n.name || l.Spec.RenewTime == nil) {
+			err = fmt.Errorf("lease spec %+v", l.Spec)
+		}
+		return err
+	})
 
 	// ipamd's fields, written like ipamd does, must survive the agent's patches.
 	patch := []byte(`{"status":{"capacity":{"pods":"17"},"allocatable":{"pods":"17"},"conditions":[{"type":"flatnet.io/IPAMReady","status":"True","reason":"Serving"}]}}`)
@@ -345,13 +349,17 @@ func testGracefulDelete(t *testing.T, kube kubernetes.Interface, n *testNode) {
 			TerminationGracePeriodSeconds: ptr.To[int64](20),
 			Containers: []corev1.Container{{
 				Name: "sh", Image: "flatnet.io/generic",
-				Command: []string{"/bin/sh", "-c", `trap 'echo got-term > "$MARKER"; exit 0' TERM; while :; do sleep 0.1; done`},
+				Command: []string{"/bin/sh", "-c", `trap 'echo got-term > "$MARKER"; exit 0' TERM; touch "$MARKER.trapped"; while :; do sleep 0.1; done`},
 				Env:     []corev1.EnvVar{{Name: "MARKER", Value: marker}},
 			}},
 		},
 	}
 	createPod(t, kube, pod)
 	got := waitPod(t, kube, "default", pod.Name, 60*time.Second, "Ready", podReady)
+	eventually(t, 10*time.Second, "the container's trap installed", func() error {
+		_, err := os.Stat(marker + ".trapped")
+		return err
+	})
 	deletePod(t, kube, pod.Name, nil)
 	waitGone(t, kube, "default", pod.Name, 30*time.Second)
 	b, err := os.ReadFile(marker)
@@ -543,6 +551,13 @@ func testProbesAndRestarts(t *testing.T, kube kubernetes.Interface, n *testNode)
 	if term := p.Status.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 3 || term.Reason != "Error" {
 		t.Errorf("terminated state %+v, want exit code 3, reason Error", term)
 	}
+	// A finished pod gives its address back while the pod object stays.
+	eventually(t, 30*time.Second, "the finished pod's address released", func() error {
+		if slices.Contains(n.allocatedIPs(), p.Status.PodIP) {
+			return fmt.Errorf("address %s of the failed pod is still allocated", p.Status.PodIP)
+		}
+		return nil
+	})
 	createPod(t, kube, genericPod(n.name, "exit-always", corev1.RestartPolicyAlways, "exit 0"))
 	waitPod(t, kube, "default", "exit-always", 60*time.Second, "in CrashLoopBackOff", func(p *corev1.Pod) error {
 		cs := p.Status.ContainerStatuses

@@ -105,12 +105,10 @@ func (n *network) add(ctx context.Context, p podNet) ([]string, error) {
 }
 
 // del detaches the pod. It succeeds when the attachment is already gone, as the spec requires of
-// plugins; without a configuration there is nothing to call.
+// plugins. Without a configuration it fails: the plugin that holds the address cannot be told to
+// release it, so the caller keeps its record and tries again.
 func (n *network) del(ctx context.Context, p podNet) error {
 	list, err := n.conf()
-	if errors.Is(err, errNoConfig) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,10 @@ func (c *container) stopProbes() {
 
 // adopt takes over the containers recorded in an adopted sandbox. A recorded process that is
 // gone (or whose pid was reused) is seen as exited on the first sync and restarted per policy.
-func (w *podWorker) adopt() {
+//
+// A running container keeps the readiness and startup state the pod's status shows until its
+// probes say otherwise, so that restarting the agent does not flap the pod's endpoints.
+func (w *podWorker) adopt(pod *corev1.Pod) {
 	for _, rec := range w.sb.Containers {
 		for _, c := range w.containers {
 			if c.spec.Name != rec.Name {
@@ -73,6 +76,12 @@ func (w *podWorker) adopt() {
 			c.proc = adoptProcess(rec.PID, rec.StartTime)
 			if c.proc == nil {
 				c.proc = &process{pid: rec.PID, startTime: rec.StartTime, adopted: true}
+				continue
+			}
+			for _, cs := range pod.Status.ContainerStatuses {
+				if cs.Name == rec.Name && cs.ContainerID == rec.ID {
+					c.probes.ready, c.probes.started = cs.Ready, cs.Started != nil && *cs.Started
+				}
 			}
 		}
 	}

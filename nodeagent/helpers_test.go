@@ -60,8 +60,13 @@ func testMain(m *testing.M) int {
 // buildBinaries builds the agent, and ptp and host-local from the module cache (the version
 // go.mod requires).
 func buildBinaries(dir string) error {
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "flatnet-node-agent"), "github.com/flatnet/flatnet/cmd/flatnet-node-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	args := []string{"build", "-o", filepath.Join(dir, "flatnet-node-agent")}
+	env := "CGO_ENABLED=0"
+	if raceEnabled {
+		args, env = append(args, "-race"), "CGO_ENABLED=1"
+	}
+	build := exec.Command("go", append(args, "github.com/flatnet/flatnet/cmd/flatnet-node-agent")...)
+	build.Env = append(os.Environ(), env)
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build flatnet-node-agent: %w\n%s", err, out)
 	}
@@ -131,10 +136,12 @@ func (n *testNode) cleanup() {
 		_ = deleteNetns(name)
 	}
 	_ = deleteNetns(n.netns)
+	b, _ := os.ReadFile(n.agentLog)
+	if strings.Contains(string(b), "WARNING: DATA RACE") {
+		n.t.Errorf("the agent of %s reported a data race", n.name)
+	}
 	if n.t.Failed() {
-		if b, err := os.ReadFile(n.agentLog); err == nil {
-			n.t.Logf("agent log of %s:\n%s", n.name, lastLines(string(b), 60))
-		}
+		n.t.Logf("agent log of %s:\n%s", n.name, lastLines(string(b), 80))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -38,6 +39,8 @@ type podWorker struct {
 	sbBackoff   time.Duration
 	sbNextTry   time.Time
 	sbErr       error // the last sandbox failure, for the status
+	ips         []string
+	finished    bool // every container ended for good: no sandbox, no restarts
 	containers  []*container
 	startTime   *metav1.Time
 	conditions  map[corev1.PodConditionType]corev1.PodCondition
@@ -53,8 +56,12 @@ func newPodWorker(a *Agent, pod *corev1.Pod, adopted *sandboxRecord) *podWorker 
 		w.containers = append(w.containers, &container{spec: &pod.Spec.Containers[i]})
 	}
 	if adopted != nil {
-		w.sb = adopted
-		w.adopt()
+		w.sb, w.ips = adopted, adopted.IPs
+		w.adopt(pod)
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		// Finished before this agent started: never run again, release what is left.
+		w.finished = true
 	}
 	return w
 }
@@ -118,7 +125,24 @@ func (w *podWorker) sync(ctx context.Context) bool {
 		log.Info("pod torn down")
 		return true
 	}
-	if w.sb == nil || !w.sb.Ready {
+	if w.finished {
+		// Every container has ended for good: the network is released, the last status stands.
+		w.releaseSandbox(ctx, log)
+		return false
+	}
+	if w.sb != nil && !w.sb.Ready {
+		// A failed attempt whose clean-up failed too: finish that first, or it leaks.
+		if time.Now().Before(w.sbNextTry) {
+			return false
+		}
+		if err := w.a.teardownRecord(ctx, w.sb, 0); err != nil {
+			log.Error("clean up a failed sandbox, retrying", "sandbox", w.sb.ID, "err", err)
+			w.backoffSandbox()
+			return false
+		}
+		w.sb = nil
+	}
+	if w.sb == nil {
 		if time.Now().Before(w.sbNextTry) {
 			return false
 		}
@@ -132,12 +156,50 @@ func (w *podWorker) sync(ctx context.Context) bool {
 	}
 	w.syncContainers(ctx, pod)
 	w.patchStatus(ctx, pod)
+	if w.allTerminated() {
+		w.finished = true
+		w.releaseSandbox(ctx, log)
+	}
 	return false
+}
+
+// allTerminated reports whether every container has ended and will not restart.
+func (w *podWorker) allTerminated() bool {
+	for _, c := range w.containers {
+		if c.terminated == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// releaseSandbox tears down the sandbox of a pod whose containers have all ended, as the kubelet
+// does: the address goes back to the pool while the pod object stays.
+func (w *podWorker) releaseSandbox(ctx context.Context, log *slog.Logger) {
+	if w.sb == nil || time.Now().Before(w.sbNextTry) {
+		return
+	}
+	if err := w.a.teardownRecord(ctx, w.sb, 0); err != nil {
+		log.Error("release the sandbox of a finished pod, retrying", "sandbox", w.sb.ID, "err", err)
+		w.backoffSandbox()
+		return
+	}
+	log.Info("finished pod's sandbox released", "sandbox", w.sb.ID)
+	w.sb = nil
+}
+
+func (w *podWorker) backoffSandbox() {
+	w.sbBackoff = min(max(2*w.sbBackoff, sandboxBackoffFirst), sandboxBackoffCap)
+	w.sbNextTry = time.Now().Add(w.sbBackoff)
 }
 
 // createSandbox records the sandbox, then creates its namespace and attaches it (CNI ADD). The
 // record comes first so that an agent killed in the middle finds what to undo.
 func (w *podWorker) createSandbox(ctx context.Context, pod *corev1.Pod) error {
+	// Without a network configuration nothing is made: there would be nothing to undo it with.
+	if _, err := w.a.net.conf(); err != nil {
+		return err
+	}
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	sid := hex.EncodeToString(id)
@@ -158,7 +220,7 @@ func (w *podWorker) createSandbox(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
-	w.sb.IPs, w.sb.Ready = ips, true
+	w.sb.IPs, w.sb.Ready, w.ips = ips, true, ips
 	if w.startTime == nil {
 		w.startTime = ptr.To(metav1.Now())
 	}
@@ -180,8 +242,7 @@ func (w *podWorker) sandboxFailed(ctx context.Context, pod *corev1.Pod, err erro
 			w.sb = nil
 		}
 	}
-	w.sbBackoff = min(max(2*w.sbBackoff, sandboxBackoffFirst), sandboxBackoffCap)
-	w.sbNextTry = time.Now().Add(w.sbBackoff)
+	w.backoffSandbox()
 }
 
 // terminate stops the containers (SIGTERM, the grace period, SIGKILL), tears the sandbox down

@@ -51,7 +51,7 @@ func (w *podWorker) startProbes(ctx context.Context, pod *corev1.Pod, c *contain
 		c.probes.mu.Lock()
 		c.probes.started = true
 		c.probes.mu.Unlock()
-	} else {
+	} else if !c.probes.isStarted() { // an adopted container may have passed it already
 		go w.probeLoop(ctx, pod, c, at, startup, c.spec.StartupProbe)
 	}
 	if c.spec.ReadinessProbe != nil {

@@ -54,9 +54,10 @@ func (w *podWorker) status(pod *corev1.Pod, now metav1.Time) podStatusPatch {
 		StartTime: w.startTime,
 	}
 	sandboxReady := w.sb != nil && w.sb.Ready
-	if sandboxReady {
-		st.PodIP = w.sb.IPs[0]
-		for _, ip := range w.sb.IPs {
+	// The addresses stay reported after a finished pod's sandbox is released, as the kubelet does.
+	if len(w.ips) > 0 {
+		st.PodIP = w.ips[0]
+		for _, ip := range w.ips {
 			st.PodIPs = append(st.PodIPs, corev1.PodIP{IP: ip})
 		}
 	}
