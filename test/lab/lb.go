@@ -71,6 +71,8 @@ func (l *Lab) lbControllerArgs() []string {
 	return []string{filepath.Join(cfg.BinDir, LBControllerBinary),
 		"--kubeconfig", cp.lbControllerKubeconfig(),
 		"--cluster-name", LBClusterName,
+		// The lab has no other load-balancer implementation: Services with no class are ours.
+		"--default-class",
 		"--subnet-id", l.st.SubnetID,
 		"--fakecloud-endpoint", fabric.APIEndpoint(),
 		"--fakecloud-token-file", filepath.Join(cfg.Dir, "admin-token"),
