@@ -410,6 +410,15 @@ func testRestart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	if err := createNetns(midAdd.Netns); err != nil {
 		t.Fatal(err)
 	}
+	// Its ADD went through in the plugin (the address is taken); the agent died before recording it.
+	cni := newNetwork(&Config{CNIConfDir: filepath.Join(n.dir, "conf"), CNIBinDir: binDir, CNICacheDir: filepath.Join(n.dir, "cache")})
+	var midIPs []string
+	if err := inNetns(n.netns, func() (err error) {
+		midIPs, err = cni.add(context.Background(), midAdd.podNet())
+		return err
+	}); err != nil {
+		t.Fatalf("ADD of the half-added sandbox: %v", err)
+	}
 	n.startAgent()
 
 	eventually(t, 30*time.Second, "the force-deleted pod and the half-added sandbox torn down", func() error {
@@ -424,6 +433,9 @@ func testRestart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 		}
 		if adoptProcess(dropRec.Containers[0].PID, dropRec.Containers[0].StartTime) != nil {
 			return fmt.Errorf("the dropped pod's process %d still runs", dropRec.Containers[0].PID)
+		}
+		if slices.Contains(n.allocatedIPs(), midIPs[0]) {
+			return fmt.Errorf("the half-added sandbox's address %s is still allocated", midIPs[0])
 		}
 		if _, err := os.Stat(filepath.Join(n.dir, "state", "sandboxes", midAdd.ID+".json")); err == nil {
 			return fmt.Errorf("the half-added sandbox's record is still there")
