@@ -294,6 +294,12 @@ func (s staleFlows) MatchConntrackFlow(f *netlink.ConntrackFlow) bool {
 	if !ok {
 		return false
 	}
+	if tcp, isTCP := f.ProtoInfo.(*netlink.ProtoInfoTCP); isTCP && closedTCP(tcp.State) {
+		// A closed connection has nothing left to cut, and its entry must stay: deleting it
+		// races with a client that reuses the port for a new connection (the kernel then
+		// holds the new entry under the same tuple), and the entry expires by itself.
+		return false
+	}
 	_, found := slices.BinarySearch(s.keep, keepKey(proto, TargetAddr{IP: peer.Unmap(), Port: int(f.Reverse.SrcPort)}))
 	return !found
 }
@@ -326,3 +332,12 @@ func (k *kernel) observeLB(id string) (*LB, error) {
 	}
 	return lb, nil
 }
+
+// TCP conntrack states (include/uapi/linux/netfilter/nf_conntrack_tcp.h).
+const (
+	ctTCPTimeWait = 7
+	ctTCPClose    = 8
+)
+
+// closedTCP reports a TCP conntrack state of a connection that has ended.
+func closedTCP(state uint8) bool { return state == ctTCPTimeWait || state == ctTCPClose }

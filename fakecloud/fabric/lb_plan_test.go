@@ -209,6 +209,10 @@ func TestStaleFlows(t *testing.T) {
 	}
 	udp := flow("198.51.100.1", "10.0.1.101", 8080)
 	udp.Forward.Protocol = unix.IPPROTO_UDP
+	withState := func(f *netlink.ConntrackFlow, state uint8) *netlink.ConntrackFlow {
+		f.ProtoInfo = &netlink.ProtoInfoTCP{State: state}
+		return f
+	}
 	for _, tc := range []struct {
 		name string
 		f    *netlink.ConntrackFlow
@@ -220,6 +224,11 @@ func TestStaleFlows(t *testing.T) {
 		{"not forwarded (answered by the load balancer)", flow("10.0.1.9", "10.0.1.9", 80), false},
 		{"a health check of the load balancer's own", flow("10.0.1.102", "10.0.1.102", 8080), false},
 		{"kept for tcp, not udp", udp, true},
+		{"established to a removed target", withState(flow("198.51.100.1", "10.0.1.102", 8080), 3), true},
+		// A closed connection's entry stays: the client may already reuse its port, and the
+		// kernel would hold the new connection under the same tuple.
+		{"time-wait to a removed target", withState(flow("198.51.100.1", "10.0.1.102", 8080), ctTCPTimeWait), false},
+		{"closed to a removed target", withState(flow("198.51.100.1", "10.0.1.102", 8080), ctTCPClose), false},
 	} {
 		if got := s.MatchConntrackFlow(tc.f); got != tc.want {
 			t.Errorf("%s: match %t, want %t", tc.name, got, tc.want)
