@@ -451,6 +451,18 @@ func testRestart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	if after.Status.PodIP != keepBefore.Status.PodIP {
 		t.Errorf("the kept pod's address changed from %s to %s", keepBefore.Status.PodIP, after.Status.PodIP)
 	}
+	// Ready never flapped: a flap would have moved its transition time.
+	readyTime := func(p *corev1.Pod) metav1.Time {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.LastTransitionTime
+			}
+		}
+		return metav1.Time{}
+	}
+	if ta, tb := readyTime(after), readyTime(keepBefore); !ta.Equal(&tb) {
+		t.Errorf("the kept pod's Ready changed across the restart: transition at %v, was %v", readyTime(after), readyTime(keepBefore))
+	}
 	cs, csBefore := after.Status.ContainerStatuses[0], keepBefore.Status.ContainerStatuses[0]
 	if cs.ContainerID != csBefore.ContainerID || cs.RestartCount != 0 {
 		t.Errorf("the kept pod's container was replaced: %+v, was %+v", cs, csBefore)
@@ -548,9 +560,12 @@ func testProbesAndRestarts(t *testing.T, kube kubernetes.Interface, n *testNode)
 	}
 	createPod(t, kube, exe)
 	ready := waitPod(t, kube, "default", "exec-probe", 60*time.Second, "Ready through its exec probe", podReady)
-	if b, err := os.ReadFile(ipFile); err != nil || strings.TrimSpace(string(b)) != ready.Status.PodIP {
-		t.Errorf("the container's MY_IP was %q (%v), want %s", b, err, ready.Status.PodIP)
-	}
+	eventually(t, 10*time.Second, "the container's MY_IP written", func() error {
+		if b, err := os.ReadFile(ipFile); err != nil || strings.TrimSpace(string(b)) != ready.Status.PodIP {
+			return fmt.Errorf("MY_IP was %q (%v), want %s", b, err, ready.Status.PodIP)
+		}
+		return nil
+	})
 
 	// Exits: Never keeps the code and fails the pod; Always backs off and restarts.
 	createPod(t, kube, genericPod(n.name, "exit-never", corev1.RestartPolicyNever, "exit 3"))

@@ -52,6 +52,13 @@ func newPodWorker(a *Agent, pod *corev1.Pod, adopted *sandboxRecord) *podWorker 
 	if pod.Status.StartTime != nil {
 		w.startTime = pod.Status.StartTime.DeepCopy()
 	}
+	// The conditions an earlier agent wrote keep their transition times while they hold.
+	for _, c := range pod.Status.Conditions {
+		switch c.Type {
+		case corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady:
+			w.conditions[c.Type] = c
+		}
+	}
 	for i := range pod.Spec.Containers {
 		w.containers = append(w.containers, &container{spec: &pod.Spec.Containers[i]})
 	}

@@ -195,6 +195,10 @@ func probeHTTP(ctx context.Context, g *corev1.HTTPGetAction, ip string, port int
 	}
 	req.Header.Set("User-Agent", "kube-probe/flatnet")
 	for _, h := range g.HTTPHeaders {
+		if http.CanonicalHeaderKey(h.Name) == "Host" {
+			req.Host = h.Value // net/http takes the Host header from here only
+			continue
+		}
 		req.Header.Add(h.Name, h.Value)
 	}
 	// A new transport per probe, as the kubelet does: no connection outlives a probe.
