@@ -562,7 +562,7 @@ func testProbesAndRestarts(t *testing.T, kube kubernetes.Interface, n *testNode)
 	ready := waitPod(t, kube, "default", "exec-probe", 60*time.Second, "Ready through its exec probe", podReady)
 	eventually(t, 10*time.Second, "the container's MY_IP written", func() error {
 		if b, err := os.ReadFile(ipFile); err != nil || strings.TrimSpace(string(b)) != ready.Status.PodIP {
-			return fmt.Errorf("MY_IP was %q (%v), want %s", b, err, ready.Status.PodIP)
+			return fmt.Errorf("MY_IP was %q (%w), want %s", b, err, ready.Status.PodIP)
 		}
 		return nil
 	})
