@@ -167,7 +167,12 @@ func deletePod(t *testing.T, kube kubernetes.Interface, name string, grace *int6
 }
 
 func testEchoPod(t *testing.T, kube kubernetes.Interface, n *testNode) {
-	createPod(t, kube, echoPod(n.name, "echo"))
+	echo := echoPod(n.name, "echo")
+	echo.Spec.Containers[0].StartupProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/started", Port: intstr.FromInt32(8080)}},
+		PeriodSeconds: 1, FailureThreshold: 30,
+	}
+	createPod(t, kube, echo)
 	pod := waitPod(t, kube, "default", "echo", 60*time.Second, "Ready", podReady)
 	if pod.Status.PodIP == "" || len(pod.Status.PodIPs) != 1 || pod.Status.PodIPs[0].IP != pod.Status.PodIP {
 		t.Fatalf("podIP %q podIPs %v", pod.Status.PodIP, pod.Status.PodIPs)
