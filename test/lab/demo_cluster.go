@@ -234,8 +234,11 @@ func (d *demo) loadBalancer(kc kubernetes.Interface, app string, pods []corev1.P
 		return err
 	}
 	lbs, err := d.l.LoadBalancersOf(d.ctx, demoNamespace, svc.Name)
-	if err != nil || len(lbs) != 1 {
-		return fmt.Errorf("the cloud has %d load balancers for %s (%v), want 1", len(lbs), svc.Name, err)
+	if err != nil {
+		return fmt.Errorf("the load balancers of %s: %w", svc.Name, err)
+	}
+	if len(lbs) != 1 {
+		return fmt.Errorf("the cloud has %d load balancers for %s, want 1", len(lbs), svc.Name)
 	}
 	lb := lbs[0]
 	d.ok("status.loadBalancer.ingress %s: %s, internet-facing, private address %s", vip, lb.LoadBalancerID, lb.PrivateIPAddress)
@@ -288,7 +291,10 @@ func (d *demo) loadBalancer(kc kubernetes.Interface, app string, pods []corev1.P
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the load balancer of %s outlived its Service by a minute (%v)", svc.Name, err)
+			if err != nil {
+				return fmt.Errorf("the load balancers of %s a minute after its deletion: %w", svc.Name, err)
+			}
+			return fmt.Errorf("the load balancer of %s outlived its Service by a minute", svc.Name)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -62,7 +62,7 @@ func WaitLBIngress(ctx context.Context, kc kubernetes.Interface, namespace, name
 			}
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("Service %s/%s has no load balancer address within %s: %s", namespace, name, timeout, last)
+			return "", fmt.Errorf("service %s/%s has no load balancer address within %s: %s", namespace, name, timeout, last)
 		}
 		select {
 		case <-ctx.Done():
