@@ -127,6 +127,9 @@ func (d *Driver) ListLoadBalancers(ctx context.Context, tags map[string]string) 
 		ls, err := do(d, api.ActionDescribeListeners, func() (*api.DescribeListenersResponse, error) {
 			return d.c.DescribeListeners(ctx, &api.DescribeListenersRequest{LoadBalancerID: lb.LoadBalancerID})
 		})
+		if errors.Is(err, provider.ErrNotFound) {
+			continue // deleted between the two calls (by another pass, or garbage collection): gone
+		}
 		if err != nil {
 			return nil, err
 		}

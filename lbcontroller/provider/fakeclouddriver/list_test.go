@@ -1,0 +1,46 @@
+package fakeclouddriver_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/server/servertest"
+	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/lbcontroller/provider/fakeclouddriver"
+)
+
+// TestListSkipsLoadBalancersDeletedMeanwhile: a load balancer deleted between the describe
+// and the look-up of its listeners (another pass, or garbage collection) is simply gone, not an
+// error that fails the whole listing.
+func TestListSkipsLoadBalancersDeletedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	env := servertest.Start(t, servertest.Options{})
+	sn, _ := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "m5.large", 1)
+	d, err := fakeclouddriver.New(ctx, fakeclouddriver.Config{Client: env.Admin, SubnetID: sn.SubnetID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]string{"flatnet.io/cluster": "c1"}
+	for _, name := range []string{"a", "b"} {
+		if _, err := d.CreateLoadBalancer(ctx, provider.LoadBalancerSpec{Name: name, Tags: tags}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lbs, err := d.ListLoadBalancers(ctx, tags)
+	if err != nil || len(lbs) != 2 {
+		t.Fatalf("before: %d load balancers, %v", len(lbs), err)
+	}
+	// Every listener look-up now answers as if its load balancer had just been deleted.
+	if _, err := env.Admin.SetFault(ctx, &api.SetFaultRequest{Fault: api.Fault{
+		Action: api.ActionDescribeListeners, ErrorRate: 1, ErrorCode: api.CodeLoadBalancerNotFound}}); err != nil {
+		t.Fatal(err)
+	}
+	lbs, err = d.ListLoadBalancers(ctx, tags)
+	if err != nil {
+		t.Fatalf("listing failed because load balancers vanished meanwhile: %v", err)
+	}
+	if len(lbs) != 0 {
+		t.Fatalf("listed %d load balancers that are gone", len(lbs))
+	}
+}
