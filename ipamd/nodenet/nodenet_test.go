@@ -93,7 +93,6 @@ func TestEnsureIdempotent(t *testing.T) {
 			"net.ipv4.conf.default.rp_filter": "2", "net.ipv4.conf.eth1.rp_filter": "2"},
 		SNAT: &SNATState{Table: "ip flatnet", NoSNAT: pfx("10.0.0.0/16", "198.18.0.0/24"), Rules: map[string][]string{
 			"prerouting":  {"flatnet: mark 0x80 on traffic leaving the VPC"},
-			"raw":         {"flatnet: notrack traffic forwarded within the VPC"},
 			"postrouting": {"flatnet: snat marked (0x80) traffic leaving the VPC to 10.0.0.10"},
 		}},
 		Rules: []RuleState{{Priority: PrioritySNATToMain, Mark: 0x80, Table: unix.RT_TABLE_MAIN},

@@ -15,7 +15,6 @@ import (
 // Names inside nodenet's nftables table.
 const (
 	nftSetNoSNAT      = "nosnat"
-	nftChainRaw       = "raw"
 	nftChainPre       = "prerouting"
 	nftChainPost      = "postrouting"
 	ruleCommentPrefix = "flatnet: "
@@ -35,8 +34,6 @@ func (n *Node) desiredNFT() nftDesired {
 	table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: NFTTable}
 	set := &nftables.Set{Table: table, Name: nftSetNoSNAT, KeyType: nftables.TypeIPAddr, Interval: true}
 	accept := nftables.ChainPolicyAccept
-	raw := &nftables.Chain{Name: nftChainRaw, Table: table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept}
 	pre := &nftables.Chain{Name: nftChainPre, Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept}
 	post := &nftables.Chain{Name: nftChainPost, Table: table, Type: nftables.ChainTypeNAT,
@@ -45,9 +42,8 @@ func (n *Node) desiredNFT() nftDesired {
 		table:  table,
 		set:    set,
 		ranges: mergeRanges(append(slices.Clone(n.cfg.VPCCIDRs), n.cfg.SNATExclusions...)),
-		chains: []*nftables.Chain{raw, pre, post},
+		chains: []*nftables.Chain{pre, post},
 		rules: map[string][]*nftables.Rule{
-			nftChainRaw:  {notrackRule(raw, set)},
 			nftChainPre:  {markRule(pre, set, n.cfg.Mark)},
 			nftChainPost: {snatRule(post, set, n.cfg.Mark, n.cfg.PrimaryIP)},
 		},
@@ -64,24 +60,6 @@ func daddrNotIn(set *nftables.Set) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
 		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID, Invert: true},
 	}
-}
-
-// notrackRule: ip saddr @nosnat ip daddr @nosnat fib daddr type != local notrack. Traffic the
-// node forwards inside the VPC (pod to pod, load balancer to pod) is never NATed here, so
-// connection tracking would only cost time on every packet of the pod path; the node's own
-// connections, and everything leaving the VPC (SNAT needs its entries), stay tracked.
-func notrackRule(c *nftables.Chain, set *nftables.Set) *nftables.Rule {
-	exprs := []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
-		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
-		&expr.Notrack{},
-	}
-	return &nftables.Rule{Table: c.Table, Chain: c, Exprs: exprs,
-		UserData: comment("notrack traffic forwarded within the VPC")}
 }
 
 // markRule: ip daddr != @nosnat meta mark set meta mark | MARK. It runs before routing, so the
