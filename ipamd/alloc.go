@@ -33,7 +33,8 @@ func (d *Daemon) Allocate(ctx context.Context, req *wire.AllocateRequest) (*wire
 // allocateObserved is allocate that tells the Observer about a failure.
 func (d *Daemon) allocateObserved(ctx context.Context, req *wire.AllocateRequest) (*wire.Allocation, bool, error) {
 	a, fresh, err := d.allocate(ctx, req)
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
+		// A request its plugin abandoned (it hung up) failed nobody's pod: no event.
 		d.obs.AllocationFailed(req.Pod, err)
 	}
 	return a, fresh, err

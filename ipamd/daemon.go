@@ -157,17 +157,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.serveSocket(ctx, ln)
 	}()
-	d.ready.Store(true)
-	d.log.Info("ipamd ready", "socket", d.cfg.SocketPath, "type", d.inst.Type, "mode", d.cfg.Pool.Mode,
-		"capacity", d.cfg.Pool.Capacity(d.limits))
 	if err := d.writeConflist(); err != nil {
 		// Without a conflist the runtime never sends an ADD: stop loudly rather than serve no one.
-		d.ready.Store(false)
 		ln.Close()
 		stop()
 		wg.Wait()
 		return err
 	}
+	d.ready.Store(true)
+	d.log.Info("ipamd ready", "socket", d.cfg.SocketPath, "type", d.inst.Type, "mode", d.cfg.Pool.Mode,
+		"capacity", d.cfg.Pool.Capacity(d.limits))
 	d.obs.Serving(d.cfg.Pool.Capacity(d.limits))
 	d.updateGauges(time.Now())
 	d.work(ctx)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -128,7 +129,9 @@ func (k *kernel) ensureLB(lb *LB) error {
 func (k *kernel) ensureLBLink(h, lh *netlink.Handle, lb *LB) (netlink.Link, error) {
 	name, rns, lns := lbPortName(lb.ID), RouterNetns(k.prefix, lb.VpcID), LBNetns(k.prefix, lb.ID)
 	if l, err := h.LinkByName(name); err == nil {
-		return l, nil
+		// Found: finish it, in case an earlier pass failed after creating it (these steps are
+		// idempotent; a port left down or without its rp_filter would black-hole the VIP).
+		return l, k.finishLBLink(h, rns, name, l, lb)
 	}
 	if l, err := lh.LinkByName("eth0"); err == nil { // a half-made pair: its router end is gone
 		if err := lh.LinkDel(l); err != nil {
@@ -147,22 +150,31 @@ func (k *kernel) ensureLBLink(h, lh *netlink.Handle, lb *LB) (netlink.Link, erro
 	if err := h.LinkAdd(veth); err != nil {
 		return nil, fmt.Errorf("create link of load balancer %s in %s: %w", lb.ID, rns, err)
 	}
-	// Like an interface's port: strict reverse-path filtering (only the load balancer's own
-	// addresses may come from it) and immediate proxy ARP for the subnet's other addresses.
-	if err := sysctl(rns, "net.ipv4.neigh."+name+".proxy_delay", "0", "net.ipv4.conf."+name+".rp_filter", "1"); err != nil {
-		return nil, err
-	}
 	l, err := h.LinkByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("link of load balancer %s: %w", lb.ID, err)
 	}
-	if err := h.LinkSetAlias(l, lbAliasTag+" "+lb.ID); err != nil {
-		return nil, fmt.Errorf("alias link of load balancer %s: %w", lb.ID, err)
+	return l, k.finishLBLink(h, rns, name, l, lb)
+}
+
+// finishLBLink configures the router's end of a load balancer's link. Like an interface's port:
+// strict reverse-path filtering (only the load balancer's own addresses may come from it) and
+// immediate proxy ARP for the subnet's other addresses; aliased for `ip link` readers; up.
+func (k *kernel) finishLBLink(h *netlink.Handle, rns, name string, l netlink.Link, lb *LB) error {
+	if err := sysctl(rns, "net.ipv4.neigh."+name+".proxy_delay", "0", "net.ipv4.conf."+name+".rp_filter", "1"); err != nil {
+		return err
 	}
-	if err := h.LinkSetUp(l); err != nil {
-		return nil, fmt.Errorf("link of load balancer %s up: %w", lb.ID, err)
+	if want := lbAliasTag + " " + lb.ID; l.Attrs().Alias != want {
+		if err := h.LinkSetAlias(l, want); err != nil {
+			return fmt.Errorf("alias link of load balancer %s: %w", lb.ID, err)
+		}
 	}
-	return l, nil
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := h.LinkSetUp(l); err != nil {
+			return fmt.Errorf("link of load balancer %s up: %w", lb.ID, err)
+		}
+	}
+	return nil
 }
 
 // setOnlyAddrs makes want the IPv4 addresses of a link.

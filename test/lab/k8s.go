@@ -255,6 +255,7 @@ func (l *Lab) startEtcdAndAPIServer(cp *ControlPlane, p *pki) error {
 		"--requestheader-extra-headers-prefix", "X-Remote-Extra-",
 		"--proxy-client-cert-file", p.frontProxy.certPath, "--proxy-client-key-file", p.frontProxy.keyPath,
 		"--authorization-mode", "Node,RBAC",
+		"--enable-admission-plugins", "NodeRestriction",
 		"--service-cluster-ip-range", ServiceCIDR,
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file", p.saPub, "--service-account-signing-key-file", p.saKey,

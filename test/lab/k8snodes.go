@@ -23,20 +23,16 @@ const (
 	NodeAgentBinary = "flatnet-node-agent"
 )
 
-// rbac is what the lab applies once the API server runs: the node role for every node (the
-// kubelet's permissions; kubeadm binds the same through the Node authorizer plus this role) and
-// ipamd's role.
+// rbac is what the lab applies once the API server runs. Nodes need none: the Node authorizer
+// gives a node identity exactly the kubelet's permissions, and the NodeRestriction admission
+// plugin limits it to its own Node and the pods bound to it. ipamd gets a role of its own: read
+// Nodes, patch their status (capacity and its condition), write events.
 const rbac = `{"apiVersion": "v1", "kind": "List", "items": [
-{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
- "metadata": {"name": "flatnet-lab:nodes"},
- "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
- "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}]},
 {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
  "metadata": {"name": "flatnet:ipamd"},
  "rules": [
-  {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+  {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
   {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
-  {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
   {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]}]},
 {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
  "metadata": {"name": "flatnet:ipamd"},
@@ -249,11 +245,14 @@ func (l *Lab) WaitNodesReady(ctx context.Context, timeout time.Duration) error {
 // killInPodNamespaces kills every process whose network namespace is one of the lab's pod
 // namespaces: containers a node agent left running when it was stopped.
 func killInPodNamespaces(names []string) {
-	inodes := map[uint64]bool{}
+	type nsID struct{ dev, ino uint64 }
+	inodes := map[nsID]bool{}
 	for _, name := range names {
 		var st syscall.Stat_t
+		// Only a mounted namespace is on the nsfs device; a leftover placeholder file is not
+		// a namespace, and its inode number means nothing.
 		if err := syscall.Stat(netnsPath(name), &st); err == nil {
-			inodes[st.Ino] = true
+			inodes[nsID{st.Dev, st.Ino}] = true
 		}
 	}
 	if len(inodes) == 0 {
@@ -269,7 +268,7 @@ func killInPodNamespaces(names []string) {
 			continue
 		}
 		var st syscall.Stat_t
-		if err := syscall.Stat("/proc/"+p.Name()+"/ns/net", &st); err != nil || !inodes[st.Ino] {
+		if err := syscall.Stat("/proc/"+p.Name()+"/ns/net", &st); err != nil || !inodes[nsID{st.Dev, st.Ino}] {
 			continue
 		}
 		_ = syscall.Kill(pid, syscall.SIGKILL)

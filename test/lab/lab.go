@@ -290,6 +290,7 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		}
 		l.logf("%d nodes Ready in %s after the control plane started", len(l.st.Nodes), time.Since(start).Round(time.Millisecond))
 	}
+	l.pki = nil // the CA's key is not kept past Up
 	ok = true
 	return l, nil
 }

@@ -96,7 +96,9 @@ func (l *Lab) startLBController(ctx context.Context) error {
 	}
 	l.logf("%s: %s started (pid %d)", cp.Name, LBControllerBinary, pid)
 	if l.pki == nil {
-		return nil // a restart: the lease moves over on its own
+		// A restart (StartLBController): the killed controller's lease still names it until it
+		// expires, so there is nothing to wait for here; callers wait for what they need.
+		return nil
 	}
 	client, err := apiClient(l.pki, Dialer(cp.Netns, nil))
 	if err != nil {

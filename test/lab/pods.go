@@ -17,6 +17,10 @@ import (
 	"github.com/flatnet/flatnet/ipamd"
 )
 
+// LabPodNetwork is the CNI network name of the pods `flatnet-lab pod add` makes: the conflist
+// ipamd writes, under another name.
+const LabPodNetwork = "flatnet-lab"
+
 // EchoPort is where every pod's echo agent listens.
 const EchoPort = 8080
 
@@ -49,6 +53,10 @@ func (l *Lab) cni(n Node, fn func(*libcni.CNIConfig, *libcni.NetworkConfigList) 
 	if err != nil {
 		return fmt.Errorf("read %s's conflist: %w", n.Name, err)
 	}
+	// The lab is a runtime of its own beside the node agent: its pods are attachments of a
+	// network of their own, so that the agent's CNI GC (which releases every attachment of its
+	// network it does not run) never takes theirs, and the lab's never takes the agent's.
+	conf.Name = LabPodNetwork
 	cn := libcni.NewCNIConfigWithCacheDir([]string{l.cniBinDir()}, n.CacheDir(), nil)
 	return inNetns(n.Netns, func() error { return fn(cn, conf) })
 }
