@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,4 +226,36 @@ func SliceAddresses(ctx context.Context, kc kubernetes.Interface, namespace, ser
 		}
 	}
 	return out, nil
+}
+
+// WaitSliceAddresses waits until the ready endpoints of the Service's EndpointSlices are
+// exactly want (sorted).
+func WaitSliceAddresses(ctx context.Context, kc kubernetes.Interface, namespace, service string, want []string, timeout time.Duration) error {
+	err := poll(ctx, timeout, 200*time.Millisecond, func() (bool, string) {
+		got, err := SliceAddresses(ctx, kc, namespace, service)
+		if err != nil {
+			return false, err.Error()
+		}
+		slices.Sort(got)
+		return slices.Equal(got, want), fmt.Sprintf("ready endpoints %v", got)
+	})
+	if err != nil {
+		return fmt.Errorf("EndpointSlices of %s/%s do not list %v: %w", namespace, service, want, err)
+	}
+	return nil
+}
+
+// WaitPodsGone waits until no pod in namespace matches selector ("" for every pod).
+func WaitPodsGone(ctx context.Context, kc kubernetes.Interface, namespace, selector string, timeout time.Duration) error {
+	err := poll(ctx, timeout, 200*time.Millisecond, func() (bool, string) {
+		list, err := kc.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(list.Items) == 0, fmt.Sprintf("%d pods left", len(list.Items))
+	})
+	if err != nil {
+		return fmt.Errorf("pods %q of %s not gone: %w", selector, namespace, err)
+	}
+	return nil
 }

@@ -3,8 +3,8 @@ package lab
 import (
 	"context"
 	"fmt"
-	"os"
-	"sort"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,16 +57,16 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := l.kubeNodes(ctx)
+	nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range nodes {
-		if got := n.Status.Allocatable["pods"]; got != fmt.Sprint(clusterCapacity) {
-			t.Errorf("node %s allocatable pods %q, want %d (ipamd's capacity)", n.Metadata.Name, got, clusterCapacity)
+	for _, n := range nodes.Items {
+		if got := n.Status.Allocatable[corev1.ResourcePods]; got.Value() != clusterCapacity {
+			t.Errorf("node %s allocatable pods %s, want %d (ipamd's capacity)", n.Name, got.String(), clusterCapacity)
 		}
 		if !strings.HasPrefix(n.Spec.ProviderID, "fakecloud:///") {
-			t.Errorf("node %s providerID %q", n.Metadata.Name, n.Spec.ProviderID)
+			t.Errorf("node %s providerID %q", n.Name, n.Spec.ProviderID)
 		}
 	}
 
@@ -91,7 +91,9 @@ func TestCluster(t *testing.T) {
 	if len(perNode) != 3 || perNode["node-1"] != 2 || perNode["node-2"] != 2 || perNode["node-3"] != 2 {
 		t.Errorf("pods per node %v, want 2 on each", perNode)
 	}
-	waitSlices(ctx, t, kc, "echo", podIPs(pods))
+	if err := WaitSliceAddresses(ctx, kc, demoNamespace, "echo", podIPs(pods), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := echoAcross(ctx, l, pods, t.Logf); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,9 @@ func TestCluster(t *testing.T) {
 	if err := kc.CoreV1().Pods(demoNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitNoPods(ctx, t, kc)
+	if err := WaitPodsGone(ctx, kc, demoNamespace, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range l.State().Nodes {
 		addrs, err := l.Addresses(ctx, n.Name)
 		if err != nil {
@@ -220,7 +224,9 @@ func badPods(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface)
 	if err := kc.CoreV1().Pods(demoNamespace).DeleteCollection(ctx, metav1.DeleteOptions{PropagationPolicy: &fg}, metav1.ListOptions{LabelSelector: "test=bad"}); err != nil {
 		t.Fatal(err)
 	}
-	waitGoneLabel(ctx, t, kc, "test=bad")
+	if err := WaitPodsGone(ctx, kc, demoNamespace, "test=bad", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	checkNoLeaks(ctx, t, l, kc)
 }
 
@@ -235,11 +241,10 @@ func fullNode(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface
 	}
 	// node-3 runs two echo pods; the scheduler places fill pods until the node's capacity.
 	want := clusterCapacity - 2
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	err := poll(ctx, 3*time.Minute, 250*time.Millisecond, func() (bool, string) {
 		list, err := kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=fill"})
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
 		var ready, pending int
 		for _, p := range list.Items {
@@ -250,13 +255,10 @@ func fullNode(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface
 				pending++
 			}
 		}
-		if ready == want && pending == 12-want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fill: %d Ready, %d unscheduled; want %d and %d", ready, pending, want, 12-want)
-		}
-		time.Sleep(250 * time.Millisecond)
+		return ready == want && pending == 12-want, fmt.Sprintf("%d Ready, %d unscheduled", ready, pending)
+	})
+	if err != nil {
+		t.Fatalf("fill: want %d Ready and %d unscheduled: %v", want, 12-want, err)
 	}
 	waitEvent(ctx, t, kc, "Pod", "", "FailedScheduling", "Too many pods")
 
@@ -269,19 +271,15 @@ func fullNode(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface
 	}
 	waitEvent(ctx, t, kc, "Pod", "forced", "FailedAllocateIP", "full")
 	waitEvent(ctx, t, kc, "Pod", "forced", "FailedCreatePodSandBox", "full")
-	nodes, err := l.kubeNodes(ctx)
+	node3, err := kc.CoreV1().Nodes().Get(ctx, "node-3", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range nodes {
-		if n.Metadata.Name == "node-3" {
-			if st, reason, msg := n.condition("flatnet.io/AddressesExhausted"); st != "True" {
-				t.Errorf("node-3 AddressesExhausted = %q (%s: %s), want True", st, reason, msg)
-			}
-			if st, _, _ := n.condition("Ready"); st != "True" {
-				t.Errorf("node-3 went NotReady when full (Ready=%q): capacity must not make a node unready", st)
-			}
-		}
+	if c := nodeCondition(node3, "flatnet.io/AddressesExhausted"); c.Status != corev1.ConditionTrue {
+		t.Errorf("node-3 AddressesExhausted = %q (%s: %s), want True", c.Status, c.Reason, c.Message)
+	}
+	if c := nodeCondition(node3, corev1.NodeReady); c.Status != corev1.ConditionTrue {
+		t.Errorf("node-3 went NotReady when full (Ready=%q): capacity must not make a node unready", c.Status)
 	}
 	p, err := kc.CoreV1().Pods(demoNamespace).Get(ctx, "forced", metav1.GetOptions{})
 	if err != nil {
@@ -297,11 +295,10 @@ func fullNode(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface
 // have an address there: the same set.
 func checkNoLeaks(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	err := poll(ctx, 30*time.Second, 250*time.Millisecond, func() (bool, string) {
 		list, err := kc.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
 		var problems []string
 		for _, n := range l.State().Nodes {
@@ -313,7 +310,7 @@ func checkNoLeaks(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inter
 			}
 			addrs, err := l.Addresses(ctx, n.Name)
 			if err != nil {
-				t.Fatal(err)
+				return false, err.Error()
 			}
 			var got []string
 			for _, a := range addrs {
@@ -321,44 +318,33 @@ func checkNoLeaks(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inter
 					got = append(got, a.IP)
 				}
 			}
-			sort.Strings(want)
-			sort.Strings(got)
-			if strings.Join(want, ",") != strings.Join(got, ",") {
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(want, got) {
 				problems = append(problems, fmt.Sprintf("%s: pods hold %v, ipamd has assigned %v", n.Name, want, got))
 			}
 		}
-		if len(problems) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("addresses and pods disagree:\n%s", strings.Join(problems, "\n"))
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
+		return len(problems) == 0, strings.Join(problems, "; ")
+	})
+	if err != nil {
+		t.Errorf("addresses and pods disagree: %v", err)
 	}
 }
 
 func waitPod(ctx context.Context, t *testing.T, kc kubernetes.Interface, name, what string, ok func(*corev1.Pod) bool) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	var last string
-	for {
+	err := poll(ctx, 90*time.Second, 250*time.Millisecond, func() (bool, string) {
 		p, err := kc.CoreV1().Pods(demoNamespace).Get(ctx, name, metav1.GetOptions{})
-		if err == nil && ok(p) {
-			t.Logf("pod %s: %s (%s)", name, what, PodSummary(p))
-			return
-		}
 		if err != nil {
-			last = err.Error()
-		} else {
-			last = PodSummary(p)
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("pod %s: not %s within 90s; last %s", name, what, last)
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
+		return ok(p), PodSummary(p)
+	})
+	if err != nil {
+		t.Errorf("pod %s: not %s: %v", name, what, err)
+		return
 	}
+	t.Logf("pod %s: %s", name, what)
 }
 
 func waitEvent(ctx context.Context, t *testing.T, kc kubernetes.Interface, kind, name, reason, inMessage string) {
@@ -367,59 +353,22 @@ func waitEvent(ctx context.Context, t *testing.T, kc kubernetes.Interface, kind,
 	if name != "" {
 		sel["involvedObject.name"] = name
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	err := poll(ctx, 90*time.Second, 250*time.Millisecond, func() (bool, string) {
 		evs, err := kc.CoreV1().Events(demoNamespace).List(ctx, metav1.ListOptions{FieldSelector: sel.String()})
-		if err == nil {
-			for _, e := range evs.Items {
-				if strings.Contains(e.Message, inMessage) {
-					t.Logf("event %s on %s %s: %s", reason, kind, e.InvolvedObject.Name, e.Message)
-					return
-				}
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs.Items {
+			if strings.Contains(e.Message, inMessage) {
+				t.Logf("event %s on %s %s: %s", reason, kind, e.InvolvedObject.Name, e.Message)
+				return true, ""
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("no %s event on %s %q mentioning %q within 90s (%v)", reason, kind, name, inMessage, err)
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
+		return false, fmt.Sprintf("%d %s events, none mentioning %q", len(evs.Items), reason, inMessage)
+	})
+	if err != nil {
+		t.Errorf("no %s event on %s %q: %v", reason, kind, name, err)
 	}
-}
-
-func waitSlices(ctx context.Context, t *testing.T, kc kubernetes.Interface, service string, want []string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := SliceAddresses(ctx, kc, demoNamespace, service)
-		sort.Strings(got)
-		if err == nil && strings.Join(got, ",") == strings.Join(want, ",") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("EndpointSlices of %s: %v (%v), want %v", service, got, err, want)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func waitGoneLabel(ctx context.Context, t *testing.T, kc kubernetes.Interface, selector string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		list, err := kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err == nil && len(list.Items) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pods %s not gone within a minute (%v)", selector, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func waitNoPods(ctx context.Context, t *testing.T, kc kubernetes.Interface) {
-	t.Helper()
-	waitGoneLabel(ctx, t, kc, "")
 }
 
 func podIPsByUID(pods []corev1.Pod) map[string]string {
@@ -442,21 +391,7 @@ func restarts(p *corev1.Pod) int32 {
 func logNodes(t *testing.T, l *Lab) {
 	for _, n := range l.State().Nodes {
 		for _, name := range []string{"node-agent.log", "ipamd.log", "cni.log"} {
-			raw, _ := readTail(n.Dir+"/"+name, 25)
-			t.Logf("%s %s, last lines:\n%s", n.Name, name, raw)
+			t.Logf("%s %s, last lines:\n%s", n.Name, name, fileTail(filepath.Join(n.Dir, name), 25))
 		}
 	}
-}
-
-// readTail returns the last n lines of the file at path.
-func readTail(path string, n int) (string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n"), nil
 }

@@ -69,27 +69,15 @@ func (d *demo) cluster() error {
 
 	d.step("kubectl get endpointslices: the controller-manager lists the pods' VPC addresses")
 	want := podIPs(pods)
-	var got []string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if got, err = SliceAddresses(d.ctx, kc, demoNamespace, name); err != nil {
-			return err
-		}
-		sort.Strings(got)
-		if strings.Join(got, ",") == strings.Join(want, ",") {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("EndpointSlices of %s list %v, want %v", name, got, want)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := WaitSliceAddresses(d.ctx, kc, demoNamespace, name, want, 30*time.Second); err != nil {
+		return err
 	}
 	out, err = d.l.Kubectl(d.ctx, "get", "endpointslices", "-l", "kubernetes.io/service-name="+name)
 	if err != nil {
 		return err
 	}
 	d.indent(string(out))
-	d.ok("ready endpoints %s", strings.Join(got, ", "))
+	d.ok("ready endpoints %s", strings.Join(want, ", "))
 
 	d.step("pod to pod across nodes through the echo servers: each answer names the pod and the caller's pod IP")
 	if err := echoAcross(d.ctx, d.l, pods, d.ok); err != nil {
@@ -171,20 +159,7 @@ func deleteAndWait(ctx context.Context, kc kubernetes.Interface, name string) er
 	if err := kc.CoreV1().Services(demoNamespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete the Service %s: %w", name, err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		list, err := kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
-		if err == nil && len(list.Items) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("list the pods of %s a minute after the delete: %w", name, err)
-			}
-			return fmt.Errorf("%d pods of %s still exist a minute after the delete", len(list.Items), name)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return WaitPodsGone(ctx, kc, demoNamespace, "app="+name, time.Minute)
 }
 
 // assignedOnNode checks that node's ipamd holds ip as assigned to a pod.
@@ -243,27 +218,10 @@ func (d *demo) loadBalancer(kc kubernetes.Interface, app string, pods []corev1.P
 	lb := lbs[0]
 	d.ok("status.loadBalancer.ingress %s: %s, internet-facing, private address %s", vip, lb.LoadBalancerID, lb.PrivateIPAddress)
 	// Targets turn healthy after two HTTP checks five seconds apart.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		ts, err := d.l.TargetsOf(d.ctx, lb.LoadBalancerID)
-		if err != nil {
-			return err
-		}
-		healthy := 0
-		for _, t := range ts {
-			if t.TargetHealth.State == "healthy" {
-				healthy++
-			}
-		}
-		if healthy == len(pods) && len(ts) == len(pods) {
-			d.ok("%d targets, all healthy: %s", len(ts), strings.Join(podIPs(pods), ", "))
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("load balancer %s: %d of %d targets healthy after a minute", lb.LoadBalancerID, healthy, len(pods))
-		}
-		time.Sleep(250 * time.Millisecond)
+	if err := d.l.WaitTargetsHealthy(d.ctx, lb.LoadBalancerID, podIPs(pods), nil, time.Minute); err != nil {
+		return err
 	}
+	d.ok("%d targets, all healthy: %s", len(pods), strings.Join(podIPs(pods), ", "))
 	byPod, peers, err := d.l.ThroughVIP(d.ctx, "", vip, 4*len(pods))
 	if err != nil {
 		return err
@@ -284,19 +242,8 @@ func (d *demo) loadBalancer(kc kubernetes.Interface, app string, pods []corev1.P
 	if err := kc.CoreV1().Services(demoNamespace).Delete(d.ctx, svc.Name, metav1.DeleteOptions{}); err != nil {
 		return err
 	}
-	deadline = time.Now().Add(time.Minute)
-	for {
-		lbs, err := d.l.LoadBalancersOf(d.ctx, demoNamespace, svc.Name)
-		if err == nil && len(lbs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("the load balancers of %s a minute after its deletion: %w", svc.Name, err)
-			}
-			return fmt.Errorf("the load balancer of %s outlived its Service by a minute", svc.Name)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := d.l.WaitNoLoadBalancer(d.ctx, demoNamespace, svc.Name, time.Minute); err != nil {
+		return err
 	}
 	d.ok("Service deleted: its load balancer is gone from the cloud")
 	return nil

@@ -34,10 +34,10 @@ const (
 // k8sBinaries are the programs the control plane needs from Config.K8sBinDir.
 var k8sBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"}
 
-// readFileString reads a whole (small) file.
-func readFileString(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	return string(b), err
+// fileTail returns the last n lines of the file at path ("" when it cannot be read).
+func fileTail(path string, n int) string {
+	raw, _ := os.ReadFile(path)
+	return strings.Join(tailLines(raw, n), "\n")
 }
 
 // ControlPlane is the Kubernetes control plane of a lab: one fakecloud instance whose
@@ -452,12 +452,15 @@ func get(ctx context.Context, client *http.Client, url string) (int, []byte, err
 	return resp.StatusCode, body, err
 }
 
-func lastLines(b []byte, n int) string {
+// lastLines returns the last n lines of b on one line, for an error message.
+func lastLines(b []byte, n int) string { return strings.Join(tailLines(b, n), " | ") }
+
+func tailLines(b []byte, n int) []string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return strings.Join(lines, " | ")
+	return lines
 }
 
 // waitNetns waits for the fabric to create the named namespace.

@@ -155,12 +155,7 @@ func logControlPlane(t *testing.T, l *Lab) {
 		return
 	}
 	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "port-forward"} {
-		raw, _ := os.ReadFile(cp.logPath(name))
-		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
-		if len(lines) > 15 {
-			lines = lines[len(lines)-15:]
-		}
-		t.Logf("%s.log (%d bytes), last lines:\n%s", name, len(raw), strings.Join(lines, "\n"))
+		t.Logf("%s.log, last lines:\n%s", name, fileTail(cp.logPath(name), 15))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The identities of the node software. The node agent is a node as the API server's Node
@@ -145,73 +147,43 @@ func (l *Lab) RestartNodeAgent(ctx context.Context, node string, downFor time.Du
 	return l.save()
 }
 
-// k8sNode is the part of a Node the lab reads.
-type k8sNode struct {
-	Metadata struct {
-		Name string `json:"name"`
-	} `json:"metadata"`
-	Spec struct {
-		ProviderID string `json:"providerID"`
-	} `json:"spec"`
-	Status struct {
-		Allocatable map[string]string `json:"allocatable"`
-		Conditions  []struct {
-			Type    string `json:"type"`
-			Status  string `json:"status"`
-			Reason  string `json:"reason"`
-			Message string `json:"message"`
-		} `json:"conditions"`
-	} `json:"status"`
-}
-
-func (n k8sNode) condition(t string) (status, reason, message string) {
+// nodeCondition returns the Node's condition of type t (zero when it has none).
+func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) corev1.NodeCondition {
 	for _, c := range n.Status.Conditions {
 		if c.Type == t {
-			return c.Status, c.Reason, c.Message
+			return c
 		}
 	}
-	return "", "", ""
+	return corev1.NodeCondition{}
 }
 
 // schedulable reports whether the node is Ready and publishes pod capacity (ipamd's).
-func (n k8sNode) schedulable() (bool, string) {
-	st, reason, msg := n.condition("Ready")
-	if st != "True" {
-		return false, fmt.Sprintf("Ready=%q (%s: %s)", st, reason, msg)
+func schedulable(n *corev1.Node) (bool, string) {
+	if c := nodeCondition(n, corev1.NodeReady); c.Status != corev1.ConditionTrue {
+		return false, fmt.Sprintf("Ready=%q (%s: %s)", c.Status, c.Reason, c.Message)
 	}
-	if p := n.Status.Allocatable["pods"]; p == "" || p == "0" {
+	if p := n.Status.Allocatable[corev1.ResourcePods]; p.IsZero() {
 		return false, "no pod capacity published yet (ipamd)"
 	}
 	return true, ""
 }
 
-// KubeNodes lists the cluster's Nodes.
-func (l *Lab) kubeNodes(ctx context.Context) ([]k8sNode, error) {
-	out, err := l.Kubectl(ctx, "get", "nodes", "-o", "json")
-	if err != nil {
-		return nil, err
-	}
-	var list struct {
-		Items []k8sNode `json:"items"`
-	}
-	if err := json.Unmarshal(out, &list); err != nil {
-		return nil, fmt.Errorf("decode the node list: %w", err)
-	}
-	return list.Items, nil
-}
-
 // WaitNodesReady waits until every lab node is a Ready Node with pod capacity.
 func (l *Lab) WaitNodesReady(ctx context.Context, timeout time.Duration) error {
+	kc, err := l.Kube()
+	if err != nil {
+		return err
+	}
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		nodes, err := l.kubeNodes(ctx)
+		nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			last = err.Error()
 		} else {
-			byName := map[string]k8sNode{}
-			for _, n := range nodes {
-				byName[n.Metadata.Name] = n
+			byName := map[string]*corev1.Node{}
+			for i := range nodes.Items {
+				byName[nodes.Items[i].Name] = &nodes.Items[i]
 			}
 			last = ""
 			for _, n := range l.State().Nodes {
@@ -220,7 +192,7 @@ func (l *Lab) WaitNodesReady(ctx context.Context, timeout time.Duration) error {
 					last += fmt.Sprintf("%s not registered; ", n.Name)
 					continue
 				}
-				if ok, why := kn.schedulable(); !ok {
+				if ok, why := schedulable(kn); !ok {
 					last += fmt.Sprintf("%s: %s; ", n.Name, why)
 				}
 				if !alive(n.NodeAgentPID) {

@@ -6,7 +6,6 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/fabric"
@@ -133,18 +132,5 @@ func (l *Lab) LBControllerLog(lines int) string {
 	if !ok {
 		return ""
 	}
-	s, _ := readTailFile(cp.logPath(LBControllerBinary), lines)
-	return s
-}
-
-func readTailFile(path string, n int) (string, error) {
-	s, err := readFileString(path)
-	if err != nil {
-		return "", err
-	}
-	ls := strings.Split(strings.TrimSpace(s), "\n")
-	if len(ls) > n {
-		ls = ls[len(ls)-n:]
-	}
-	return strings.Join(ls, "\n"), nil
+	return fileTail(cp.logPath(LBControllerBinary), lines)
 }

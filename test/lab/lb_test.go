@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,7 +103,9 @@ func TestLoadBalancer(t *testing.T) {
 			t.Errorf("a pod saw peer %s, want only the load balancer's %s", p, lb.PrivateIPAddress)
 		}
 	}
-	waitTargets(ctx, t, l, lb.LoadBalancerID, podIPs(pods), nil)
+	if err := l.WaitTargetsHealthy(ctx, lb.LoadBalancerID, podIPs(pods), nil, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 
 	// Scaling down and up shows in the target group: removed pods drain, new ones register.
 	scale(ctx, t, kc, "web", 3)
@@ -112,13 +113,17 @@ func TestLoadBalancer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitTargets(ctx, t, l, lb.LoadBalancerID, podIPs(pods), []string{"draining"})
+	if err := l.WaitTargetsHealthy(ctx, lb.LoadBalancerID, podIPs(pods), []string{api.TargetHealthDraining}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	scale(ctx, t, kc, "web", 6)
 	pods, err = WaitPodsReady(ctx, kc, demoNamespace, "app=web", 6, 3*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitTargets(ctx, t, l, lb.LoadBalancerID, podIPs(pods), []string{"draining"})
+	if err := l.WaitTargetsHealthy(ctx, lb.LoadBalancerID, podIPs(pods), []string{api.TargetHealthDraining}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 
 	// 2. A rolling update under continuous load loses nothing.
 	rollUnderLoad(ctx, t, l, kc, vip)
@@ -165,15 +170,12 @@ func TestLoadBalancer(t *testing.T) {
 	if _, err := kc.CoreV1().Services(demoNamespace).Create(ctx, EchoLBService(demoNamespace, "orphan"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if lbs, err := l.LoadBalancersOf(ctx, demoNamespace, "orphan"); err == nil && len(lbs) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no load balancer for orphan within a minute")
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Catch the controller right after the create: poll fast.
+	if err := poll(ctx, time.Minute, 20*time.Millisecond, func() (bool, string) {
+		lbs, err := l.LoadBalancersOf(ctx, demoNamespace, "orphan")
+		return err == nil && len(lbs) > 0, fmt.Sprint(err)
+	}); err != nil {
+		t.Fatalf("no load balancer for orphan: %v", err)
 	}
 	if err := l.StopLBController(); err != nil {
 		t.Fatal(err)
@@ -187,13 +189,17 @@ func TestLoadBalancer(t *testing.T) {
 	if err := l.StartLBController(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitNoLB(ctx, t, l, "orphan", 2*time.Minute)
+	if err := l.WaitNoLoadBalancer(ctx, demoNamespace, "orphan", 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
 
 	// 3c. Deleting the Service removes its load balancer (the finalizer's path).
 	if err := kc.CoreV1().Services(demoNamespace).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitNoLB(ctx, t, l, "web", time.Minute)
+	if err := l.WaitNoLoadBalancer(ctx, demoNamespace, "web", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	if tgs, err := l.Cloud().DescribeTargetGroups(ctx, &api.DescribeTargetGroupsRequest{}); err != nil || len(tgs.TargetGroups) != 0 {
 		t.Errorf("target groups left in the cloud: %+v (%v)", tgs, err)
 	}
@@ -216,83 +222,23 @@ func scale(ctx context.Context, t *testing.T, kc kubernetes.Interface, name stri
 	}
 }
 
-// waitTargets waits until the load balancer's live targets (not in one of the states
-// ignored) are exactly ips, all healthy.
-func waitTargets(ctx context.Context, t *testing.T, l *Lab, lbID string, ips []string, ignored []string) {
-	t.Helper()
-	want := strings.Join(ips, ",")
-	deadline := time.Now().Add(time.Minute)
-	var last string
-	for {
-		ts, err := l.TargetsOf(ctx, lbID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		var states []string
-		for _, th := range ts {
-			if contains(ignored, th.TargetHealth.State) {
-				continue
-			}
-			states = append(states, th.Target.IP+"="+th.TargetHealth.State)
-			if th.TargetHealth.State == "healthy" {
-				got = append(got, th.Target.IP)
-			}
-		}
-		sortStrings(got)
-		if strings.Join(got, ",") == want && len(states) == len(ips) {
-			return
-		}
-		last = strings.Join(states, " ")
-		if time.Now().After(deadline) {
-			t.Fatalf("targets of %s: %s; want healthy %s", lbID, last, want)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
-}
-
-func waitNoLB(ctx context.Context, t *testing.T, l *Lab, svc string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		lbs, err := l.LoadBalancersOf(ctx, demoNamespace, svc)
-		if err == nil && len(lbs) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the load balancer of %s is still in the cloud after %s (%v)", svc, timeout, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 func waitServiceCondition(ctx context.Context, t *testing.T, kc kubernetes.Interface, name, status, reason string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	err := poll(ctx, time.Minute, 250*time.Millisecond, func() (bool, string) {
 		s, err := kc.CoreV1().Services(demoNamespace).Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			for _, c := range s.Status.Conditions {
-				if c.Type == "flatnet.io/LoadBalancerReady" && string(c.Status) == status && c.Reason == reason {
-					t.Logf("Service %s: %s=%s %s: %s", name, c.Type, c.Status, c.Reason, c.Message)
-					return
-				}
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range s.Status.Conditions {
+			if c.Type == "flatnet.io/LoadBalancerReady" && string(c.Status) == status && c.Reason == reason {
+				t.Logf("Service %s: %s=%s %s: %s", name, c.Type, c.Status, c.Reason, c.Message)
+				return true, ""
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("Service %s: no LoadBalancerReady=%s %s condition within a minute", name, status, reason)
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
+		return false, fmt.Sprintf("conditions %+v", s.Status.Conditions)
+	})
+	if err != nil {
+		t.Errorf("Service %s: no LoadBalancerReady=%s %s condition: %v", name, status, reason, err)
 	}
 }
 
@@ -379,20 +325,16 @@ func rollUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inte
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
+	if err := poll(ctx, 5*time.Minute, 250*time.Millisecond, func() (bool, string) {
 		cur, err := kc.AppsV1().Deployments(demoNamespace).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
 		st := cur.Status
-		if st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == 6 && st.Replicas == 6 && st.AvailableReplicas == 6 && st.ReadyReplicas == 6 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rollout did not finish in 5 minutes: %+v", st)
-		}
-		time.Sleep(250 * time.Millisecond)
+		return st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == 6 && st.Replicas == 6 &&
+			st.AvailableReplicas == 6 && st.ReadyReplicas == 6, fmt.Sprintf("%+v", st)
+	}); err != nil {
+		t.Fatalf("the rollout did not finish: %v", err)
 	}
 	// Keep the load on while the last old pods terminate and drain.
 	time.Sleep(12 * time.Second)
@@ -407,5 +349,3 @@ func rollUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inte
 		t.Errorf("only %d requests succeeded: the load was too light to show anything", ok.Load())
 	}
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

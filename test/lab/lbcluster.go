@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -122,4 +124,46 @@ func (l *Lab) ThroughVIP(ctx context.Context, fromNetns, vip string, n int) (byP
 		peers[peer] = true
 	}
 	return byPod, peers, nil
+}
+
+// WaitTargetsHealthy waits until the load balancer's targets, leaving out those in one of the
+// states ignored, are exactly ips (sorted), all healthy.
+func (l *Lab) WaitTargetsHealthy(ctx context.Context, lbID string, ips, ignored []string, timeout time.Duration) error {
+	err := poll(ctx, timeout, 250*time.Millisecond, func() (bool, string) {
+		ts, err := l.TargetsOf(ctx, lbID)
+		if err != nil {
+			return false, err.Error()
+		}
+		var healthy, states []string
+		for _, th := range ts {
+			if slices.Contains(ignored, th.TargetHealth.State) {
+				continue
+			}
+			states = append(states, th.Target.IP+"="+th.TargetHealth.State)
+			if th.TargetHealth.State == api.TargetHealthHealthy {
+				healthy = append(healthy, th.Target.IP)
+			}
+		}
+		slices.Sort(healthy)
+		return slices.Equal(healthy, ips) && len(states) == len(ips), strings.Join(states, " ")
+	})
+	if err != nil {
+		return fmt.Errorf("targets of %s are not %v, all healthy: %w", lbID, ips, err)
+	}
+	return nil
+}
+
+// WaitNoLoadBalancer waits until the cloud holds no load balancer of the Service.
+func (l *Lab) WaitNoLoadBalancer(ctx context.Context, namespace, name string, timeout time.Duration) error {
+	err := poll(ctx, timeout, 200*time.Millisecond, func() (bool, string) {
+		lbs, err := l.LoadBalancersOf(ctx, namespace, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(lbs) == 0, fmt.Sprintf("%d load balancers", len(lbs))
+	})
+	if err != nil {
+		return fmt.Errorf("the load balancer of %s/%s outlived its Service: %w", namespace, name, err)
+	}
+	return nil
 }
