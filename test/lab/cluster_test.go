@@ -271,14 +271,21 @@ func fullNode(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface
 	}
 	waitEvent(ctx, t, kc, "Pod", "forced", "FailedAllocateIP", "full")
 	waitEvent(ctx, t, kc, "Pod", "forced", "FailedCreatePodSandBox", "full")
-	node3, err := kc.CoreV1().Nodes().Get(ctx, "node-3", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// The condition follows the pool worker's next look (at most a second) and a Node patch, so
+	// it may trail the events a little.
+	var node3 *corev1.Node
+	if err := poll(ctx, 30*time.Second, 250*time.Millisecond, func() (bool, string) {
+		n, err := kc.CoreV1().Nodes().Get(ctx, "node-3", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		node3 = n
+		c := nodeCondition(n, "flatnet.io/AddressesExhausted")
+		return c.Status == corev1.ConditionTrue, fmt.Sprintf("%q (%s: %s)", c.Status, c.Reason, c.Message)
+	}); err != nil {
+		t.Errorf("node-3 AddressesExhausted is not True: %v", err)
 	}
-	if c := nodeCondition(node3, "flatnet.io/AddressesExhausted"); c.Status != corev1.ConditionTrue {
-		t.Errorf("node-3 AddressesExhausted = %q (%s: %s), want True", c.Status, c.Reason, c.Message)
-	}
-	if c := nodeCondition(node3, corev1.NodeReady); c.Status != corev1.ConditionTrue {
+	if c := nodeCondition(node3, corev1.NodeReady); node3 != nil && c.Status != corev1.ConditionTrue {
 		t.Errorf("node-3 went NotReady when full (Ready=%q): capacity must not make a node unready", c.Status)
 	}
 	p, err := kc.CoreV1().Pods(demoNamespace).Get(ctx, "forced", metav1.GetOptions{})
