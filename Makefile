@@ -126,7 +126,7 @@ demo-fakecloud: build ## Walk through fakecloud's API on loopback: limits, throt
 	hack/demo.sh
 
 .PHONY: generate
-generate: ## go generate ./... (nothing generates code yet)
+generate: ## go generate ./...: the node fast path's BPF object from its C source (needs clang and libbpf-dev)
 	$(GO) generate ./...
 
 .PHONY: manifests

@@ -50,9 +50,21 @@ type Config struct {
 	// NetNS is the path of the network namespace to program (e.g. /var/run/netns/node1). Empty
 	// means the namespace of the thread that calls New.
 	NetNS string
+	// FastPath is FastPathOn, FastPathAuto or FastPathOff (the empty string means off): whether
+	// pod traffic inside the VPC is forwarded by the BPF fast path (package fastpath) instead of
+	// the node's IP stack. On: EnsureBase fails when it cannot be loaded. Auto: it is used when
+	// the kernel supports it, with a warning otherwise.
+	FastPath string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// Fast path modes (Config.FastPath).
+const (
+	FastPathOff  = "off"
+	FastPathAuto = "auto"
+	FastPathOn   = "on"
+)
 
 // Interface is a cloud network interface attached to the node, as the cloud describes it.
 type Interface struct {
@@ -107,6 +119,11 @@ func (c *Config) validate() error {
 	}
 	if c.TableBase < 0 {
 		return fmt.Errorf("%w: config: TableBase %d is negative", ErrInvalid, c.TableBase)
+	}
+	switch c.FastPath {
+	case "", FastPathOff, FastPathAuto, FastPathOn:
+	default:
+		return fmt.Errorf("%w: config: FastPath %q is not one of on, auto, off", ErrInvalid, c.FastPath)
 	}
 	if c.Mark&(c.Mark-1) != 0 {
 		return fmt.Errorf("%w: config: Mark %#x must be a single bit", ErrInvalid, c.Mark)

@@ -49,7 +49,7 @@ var (
 	mac1, _      = net.ParseMAC("02:fc:00:00:00:11")
 )
 
-const serverPort = 7070
+const serverPort uint16 = 7070
 
 type lab struct {
 	node, router, inet ns.NetNS
@@ -298,9 +298,14 @@ type conn struct {
 	Source string
 }
 
-// dial connects from inside n (optionally from a local address) to dst and reads the source
-// the server saw.
+// dial connects from inside n (optionally from a local address) to dst's server port and reads
+// the source the server saw.
 func dial(ctx context.Context, n ns.NetNS, local, dst netip.Addr) (*conn, error) {
+	return dialPort(ctx, n, local, dst, serverPort)
+}
+
+// dialPort is dial to another port (one a DNAT rule maps to a server).
+func dialPort(ctx context.Context, n ns.NetNS, local, dst netip.Addr, port uint16) (*conn, error) {
 	var c net.Conn
 	err := n.Do(func(ns.NetNS) error {
 		d := net.Dialer{Timeout: 2 * time.Second}
@@ -308,7 +313,7 @@ func dial(ctx context.Context, n ns.NetNS, local, dst netip.Addr) (*conn, error)
 			d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
 		}
 		var err error
-		c, err = d.DialContext(ctx, "tcp4", netip.AddrPortFrom(dst, serverPort).String())
+		c, err = d.DialContext(ctx, "tcp4", netip.AddrPortFrom(dst, port).String())
 		return err
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/flatnet/flatnet/ipamd/nodenet/fastpath"
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
@@ -23,6 +24,9 @@ type Node struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	closed bool
+
+	fast    *fastpath.FastPath // nil: off, not loaded yet, or unavailable (fastErr)
+	fastErr error
 }
 
 // New checks cfg and opens the network namespace it names (or the calling thread's). It
@@ -71,8 +75,13 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
+	var errs []error
+	if n.fast != nil {
+		errs = append(errs, n.fast.Close())
+		n.fast = nil
+	}
 	n.nl.Close()
-	return n.netns.Close()
+	return errors.Join(append(errs, n.netns.Close())...)
 }
 
 // lock serialises the methods and refuses work on a closed Node or a cancelled context.
@@ -114,9 +123,50 @@ func (n *Node) EnsureBase(ctx context.Context) error {
 		n.log.Info("sysctl set", "key", k)
 	}
 	if n.cfg.ExternalSNAT {
-		return n.removeSNAT()
+		err = n.removeSNAT()
+	} else {
+		err = n.ensureSNAT()
 	}
-	return n.ensureSNAT()
+	if err != nil {
+		return err
+	}
+	return n.ensureFastPath()
+}
+
+// ensureFastPath loads the fast path once, per Config.FastPath. In auto mode a kernel that
+// cannot run it is reported once and the node's stack forwards everything.
+func (n *Node) ensureFastPath() error {
+	mode := n.cfg.FastPath
+	if mode == "" || mode == FastPathOff || n.fast != nil || n.fastErr != nil {
+		return nil
+	}
+	f, err := fastpath.Start(fastpath.Config{VPCCIDRs: n.cfg.VPCCIDRs, NetNS: n.netns, Logger: n.log})
+	if err != nil {
+		if mode == FastPathOn {
+			return err
+		}
+		n.fastErr = err
+		n.log.Warn("fast path unavailable; the node's IP stack forwards pod traffic", "err", err)
+		return nil
+	}
+	n.fast = f
+	n.log.Info("fast path loaded")
+	return nil
+}
+
+// FastPathStats reports the fast path's counters; false when it is not running.
+func (n *Node) FastPathStats() (fastpath.Stats, bool) {
+	n.mu.Lock()
+	f := n.fast
+	n.mu.Unlock()
+	if f == nil {
+		return fastpath.Stats{}, false
+	}
+	s, err := f.Stats()
+	if err != nil {
+		n.log.Warn("read fast path counters", "err", err)
+	}
+	return s, true
 }
 
 // EnsureInterface converges one cloud interface: the link with in.MAC is up with the MTU; for a
@@ -138,6 +188,11 @@ func (n *Node) EnsureInterface(ctx context.Context, in Interface) error {
 	}
 	if err := n.ensureLink(link, in); err != nil {
 		return fmt.Errorf("interface %d (%s): %w", in.DeviceIndex, link.Attrs().Name, err)
+	}
+	if n.fast != nil {
+		if err := n.fast.AttachCloud(in.MAC); err != nil {
+			n.log.Warn("fast path not attached to a cloud interface; its traffic takes the node's stack", "link", link.Attrs().Name, "err", err)
+		}
 	}
 	if in.DeviceIndex == 0 {
 		return nil
@@ -173,8 +228,8 @@ func (n *Node) RemoveInterface(ctx context.Context, deviceIndex int) error {
 	return nil
 }
 
-// Cleanup removes everything nodenet made: the nftables table, every route and rule carrying
-// Protocol, and rules pointing at the tables those routes were in. Sysctls stay.
+// Cleanup removes everything nodenet made: the fast path, the nftables table, every route and
+// rule carrying Protocol, and rules pointing at the tables those routes were in. Sysctls stay.
 func (n *Node) Cleanup(ctx context.Context) error {
 	unlock, err := n.lock(ctx)
 	if err != nil {
@@ -182,6 +237,10 @@ func (n *Node) Cleanup(ctx context.Context) error {
 	}
 	defer unlock()
 	var errs []error
+	if n.fast != nil {
+		errs = append(errs, n.fast.Close())
+		n.fast = nil
+	}
 	if err := n.deleteNFTTable(); err != nil {
 		errs = append(errs, err)
 	}

@@ -1,0 +1,5 @@
+package fastpath
+
+// The BPF object is generated from bpf/fastpath.c and committed, so building flatnet needs no
+// clang. To regenerate (Debian: apt-get install clang libbpf-dev): make generate.
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel fastpath bpf/fastpath.c -- -I/usr/include/x86_64-linux-gnu
