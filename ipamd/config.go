@@ -28,6 +28,12 @@ type Config struct {
 	MetadataURL   string // default http://169.254.169.254
 	// StateDir holds the datastore (default /var/lib/flatnet/ipamd).
 	StateDir string
+	// StateSync bounds how long an acknowledged allocation may sit in the kernel's page cache
+	// before it is fdatasync'ed (default 100ms). The answer to the plugin always waits for the
+	// record to be written into the log, which kill -9 of ipamd cannot undo; the sync guards only
+	// against a machine crash, after which no pod of the node is left and start-up reconcile
+	// releases or adopts what a lost tail held. 0 fdatasyncs every record before the answer.
+	StateSync time.Duration
 	// SocketPath is the plugin's socket (default wire.DefaultSocket), mode 0600.
 	SocketPath string
 	// SpoolDir is where the plugin spools releases (default wire.DefaultSpoolDir).
@@ -96,7 +102,7 @@ func DefaultConfig() Config {
 	return Config{
 		Cloud: "fakecloud", MetadataURL: "http://169.254.169.254", StateDir: "/var/lib/flatnet/ipamd",
 		SocketPath: wire.DefaultSocket, SpoolDir: wire.DefaultSpoolDir,
-		IntrospectAddr: "127.0.0.1:61679", MetricsAddr: ":61678",
+		IntrospectAddr: "127.0.0.1:61679", MetricsAddr: ":61678", StateSync: 100 * time.Millisecond,
 		Pool: pool.DefaultConfig(pool.ModeIP), Cooldown: 30 * time.Second, AllocWait: 10 * time.Second,
 		Coalesce: 2 * time.Millisecond, DemandWindow: 30 * time.Second, ResyncInterval: time.Minute,
 		VisibilityGrace: 10 * time.Second, Datapath: true, MTU: 9001, TableBase: nodenet.DefaultTableBase,
@@ -116,8 +122,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %v must be positive", name, d))
 		}
 	}
-	if c.Cooldown < 0 || c.Coalesce < 0 || c.VisibilityGrace < 0 || c.PodCheckGrace < 0 {
-		errs = append(errs, errors.New("cooldown, coalesce, visibility-grace and pod-check-grace may not be negative"))
+	if c.Cooldown < 0 || c.Coalesce < 0 || c.VisibilityGrace < 0 || c.PodCheckGrace < 0 || c.StateSync < 0 {
+		errs = append(errs, errors.New("cooldown, coalesce, visibility-grace, pod-check-grace and state-sync may not be negative"))
 	}
 	if c.StateDir == "" || c.SocketPath == "" || c.SpoolDir == "" {
 		errs = append(errs, errors.New("state-dir, socket and spool-dir may not be empty"))
@@ -140,6 +146,8 @@ func Flags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.CloudToken, "cloud-token", "", "cloud API token (default: from the metadata service)")
 	fs.StringVar(&c.MetadataURL, "metadata-url", c.MetadataURL, "instance metadata service")
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "datastore directory")
+	fs.DurationVar(&c.StateSync, "state-sync", c.StateSync,
+		"longest time a written datastore record waits for its fdatasync (0: sync every record before answering; kill -9 loses nothing either way, a machine crash at most this much)")
 	fs.StringVar(&c.SocketPath, "socket", c.SocketPath, "unix socket for the CNI plugin")
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory of releases the plugin spooled")
 	fs.StringVar(&c.CNIConfDir, "cni-conf-dir", "", "write the CNI conflist here once ipamd serves (empty: the operator installs it)")

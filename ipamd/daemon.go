@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Daemon, error) {
 	if err := d.describeStatic(ctx); err != nil {
 		return nil, err
 	}
-	if d.store, err = store.Open(cfg.StateDir, log); err != nil {
+	if d.store, err = store.Open(cfg.StateDir, store.Options{Log: log, SyncInterval: cfg.StateSync}); err != nil {
 		return nil, err
 	}
 	if d.dp, err = d.datapath(deps.Datapath); err != nil {
@@ -138,7 +138,11 @@ func (d *Daemon) primaryIP() netip.Addr {
 // Run reconciles, replays the spool, serves the plugin, introspection and metrics, and runs the
 // pool worker until ctx ends.
 func (d *Daemon) Run(ctx context.Context) error {
-	defer d.store.Close()
+	defer func() {
+		if err := d.store.Close(); err != nil {
+			d.log.Error("closing the datastore failed: its last records may not be on disk", "err", err)
+		}
+	}()
 	if err := d.dp.EnsureBase(ctx); err != nil {
 		return fmt.Errorf("node datapath: %w", err)
 	}

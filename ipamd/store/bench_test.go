@@ -64,7 +64,7 @@ func BenchmarkLogSync(b *testing.B) {
 			if err != nil {
 				return nil, err
 			}
-			return func() error { return l.append(rec) }, nil
+			return func() error { return l.write(rec, true) }, nil
 		})
 	})
 }

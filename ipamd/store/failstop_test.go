@@ -15,7 +15,7 @@ import (
 // the acknowledged writes; writes work again after it, with no sequence reused.
 func TestFailedWriteStopsTheStore(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, nil)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestFailedWriteStopsTheStore(t *testing.T) {
 	}
 	s.lock.Close() // the process ends
 
-	r, err := Open(dir, nil)
+	r, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatalf("reopen after a failed write: %v", err)
 	}
@@ -75,7 +75,7 @@ func TestUnwriteWipesAFailedAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	good, _ := encode(&record{Seq: 1, Op: opRemove, At: t0})
-	if err := l.append(good); err != nil {
+	if err := l.write(good, true); err != nil {
 		t.Fatal(err)
 	}
 	failed, _ := encode(&record{Seq: 2, Op: opRemove, At: t0})
@@ -85,8 +85,8 @@ func TestUnwriteWipesAFailedAppend(t *testing.T) {
 	if err := l.unwrite(len(failed)); err != nil {
 		t.Fatal(err)
 	}
-	recs, n, err := readWAL(f)
-	if err != nil || len(recs) != 1 || recs[0].Seq != 1 || n != int64(len(good)) {
-		t.Fatalf("log after unwrite: %d records, %d bytes, %v; want record 1 only", len(recs), n, err)
+	scan, err := readWAL(f)
+	if err != nil || len(scan.recs) != 1 || scan.recs[0].Seq != 1 || scan.good != int64(len(good)) || scan.damage != nil {
+		t.Fatalf("log after unwrite: %+v, %v; want record 1 only", scan, err)
 	}
 }

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,7 +18,7 @@ import (
 // survive a reopen.
 func TestConcurrentWritersShareSyncs(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, nil)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +76,7 @@ func TestConcurrentWritersShareSyncs(t *testing.T) {
 // with a torn record in it; reopening keeps every record and cuts the rest.
 func TestCrashLeavesPreallocatedTail(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, nil)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,58 +104,54 @@ func TestCrashLeavesPreallocatedTail(t *testing.T) {
 	}
 }
 
-// TestKillNineConcurrentWriters is the kill -9 test with several writers sharing syncs.
+// TestKillNineConcurrentWriters is the kill -9 test with several writers sharing writes and
+// syncs, in every sync mode.
 func TestKillNineConcurrentWriters(t *testing.T) {
-	if dir := os.Getenv("STORE_CRASH_GROUP"); dir != "" {
-		crashGroupWriter(dir)
+	if arg := os.Getenv("STORE_CRASH_GROUP"); arg != "" {
+		crashGroupWriter(arg)
 		return
 	}
-	for round := range 3 {
-		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineConcurrentWriters$")
-		cmd.Env = append(os.Environ(), "STORE_CRASH_GROUP="+dir)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		acked := map[int]string{}
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) == 2 {
-				i, _ := strconv.Atoi(f[0])
-				acked[i] = f[1]
-			}
-			if len(acked) == 60+round*90 {
-				cmd.Process.Kill()
-				break
-			}
-		}
-		cmd.Wait()
-		s := open(t, dir)
-		held := map[netip.Addr]bool{}
-		for _, a := range s.Addresses() {
-			if !a.Free() {
-				if held[a.IP] {
-					t.Fatalf("%s held twice", a.IP)
+	for _, mode := range syncModes {
+		t.Run(mode.name, func(t *testing.T) {
+			for round := range 3 {
+				dir := t.TempDir()
+				cmd, sc := crashChild(t, "TestKillNineConcurrentWriters", "STORE_CRASH_GROUP", dir, mode.interval)
+				acked := map[int]string{}
+				for sc.Scan() {
+					f := strings.Fields(sc.Text())
+					if len(f) == 2 {
+						i, _ := strconv.Atoi(f[0])
+						acked[i] = f[1]
+					}
+					if len(acked) == 60+round*90 {
+						cmd.Process.Kill()
+						break
+					}
 				}
-				held[a.IP] = true
+				cmd.Wait()
+				s := open(t, dir)
+				held := map[netip.Addr]bool{}
+				for _, a := range s.Addresses() {
+					if !a.Free() {
+						if held[a.IP] {
+							t.Fatalf("%s held twice", a.IP)
+						}
+						held[a.IP] = true
+					}
+				}
+				for i, ip := range acked {
+					if a, ok := s.ByOwner(owner(i)); !ok || a.IP.String() != ip {
+						t.Fatalf("round %d: acknowledged %d -> %s lost after kill -9 (store has %v %v)", round, i, ip, a.IP, ok)
+					}
+				}
+				s.Close()
 			}
-		}
-		for i, ip := range acked {
-			if a, ok := s.ByOwner(owner(i)); !ok || a.IP.String() != ip {
-				t.Fatalf("round %d: acknowledged %d -> %s lost after kill -9 (store has %v %v)", round, i, ip, a.IP, ok)
-			}
-		}
-		s.Close()
+		})
 	}
 }
 
-func crashGroupWriter(dir string) {
-	s, err := Open(dir, nil)
-	if err != nil {
-		os.Exit(2)
-	}
+func crashGroupWriter(arg string) {
+	s := openChild(arg)
 	s.PutInterface(Interface{ID: "eni-0", AddedAt: t0})
 	s.AddAddresses("eni-0", netip.Prefix{}, addrs("10.0.0.10", 2000), t0)
 	var out sync.Mutex

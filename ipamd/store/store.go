@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -28,40 +29,65 @@ var ErrFailed = errors.New("the datastore failed")
 // compactAfter is how many records the log may hold before it is folded into the snapshot.
 const compactAfter = 4096
 
+// Options tune how the store makes its writes durable.
+type Options struct {
+	// Log receives the store's messages; nil discards them.
+	Log *slog.Logger
+	// SyncInterval is how long a written record may wait for its fdatasync (ipamd's
+	// --state-sync). Zero: a write returns only once its records are fdatasync'ed. Positive: a
+	// write returns once its records are written into the log (write(2): the kernel's page
+	// cache holds them, and kill -9 of the process cannot lose them), and a background flush
+	// fdatasyncs them at most this long after the first unsynced one. A machine crash within
+	// that window can lose or damage the log's unsynced tail; the next Open, seeing a new boot
+	// ID, cuts the log at the damage (see load).
+	SyncInterval time.Duration
+}
+
 // Store is the datastore. Safe for concurrent use.
 //
 // Writes are group-committed: a write applies its records to db and queues them under mu, then
-// waits until they are durable; the first waiter writes and fdatasyncs everything queued while
-// the others wait for it, so concurrent writers share one sync. No write succeeds before its
-// records, and every record it read, are durable (a write that changes nothing still waits for
-// the records it looked at). Readers see durable, a snapshot of db as of the last sync, so
-// nothing read from the store can be lost by a crash.
+// waits until they are committed; the first waiter writes everything queued into the log (and,
+// with a zero SyncInterval, fdatasyncs it) while the others wait for it, so concurrent writers
+// share one write and one sync. No write succeeds before its records, and every record it
+// read, are committed (a write that changes nothing still waits for the records it looked at).
+// Readers see committed, a snapshot of db as of the last commit, so nothing read from the store
+// can be lost by kill -9 (nor, with a zero SyncInterval, by a machine crash).
 type Store struct {
-	log  *slog.Logger
-	dir  string
-	lock *os.File
+	log      *slog.Logger
+	dir      string
+	lock     *os.File
+	interval time.Duration // Options.SyncInterval
+	flush    *time.Timer   // the background fdatasync; armed while committed records are unsynced
 
-	durable atomic.Pointer[memdb.MemDB]
+	committed atomic.Pointer[memdb.MemDB]
 
-	mu        sync.Mutex // guards everything below; released during log I/O
-	cond      *sync.Cond // signalled when a sync ends
-	db        *memdb.MemDB
-	wal       *logFile
-	seq       uint64 // last record queued
-	buf       []byte // records queued and not yet written
-	spare     []byte // the previous buf, reused
-	syncedSeq uint64 // last record durable
-	syncing   bool   // a leader is writing and syncing; mu is free meanwhile
-	err       error  // sticky: after a failed write or sync nothing more is acknowledged
-	pending   int    // records since the snapshot
-	syncs     int    // log syncs done, for tests
+	mu           sync.Mutex // guards everything below; released during log I/O
+	cond         *sync.Cond // signalled when a write or a sync of the log ends
+	db           *memdb.MemDB
+	wal          *logFile
+	seq          uint64 // last record queued
+	buf          []byte // records queued and not yet written
+	spare        []byte // the previous buf, reused
+	committedSeq uint64 // last record written (with a zero interval: and synced); writes are acknowledged up to here
+	syncedSeq    uint64 // last record fdatasync'ed
+	writing      bool   // a leader is writing the queue; mu is free meanwhile
+	syncing      bool   // the background flush is in fdatasync; mu is free meanwhile
+	flushArmed   bool   // the flush timer runs
+	closed       bool
+	err          error // sticky: after a failed write or sync nothing more is acknowledged
+	pending      int   // records since the snapshot
+	syncs        int   // log syncs done, for tests
 }
 
 // Open loads (or creates) the store in dir: snapshot, then the log replayed over it. Only one
 // process may have dir open; a second Open fails instead of corrupting it.
-func Open(dir string, log *slog.Logger) (*Store, error) {
+func Open(dir string, opt Options) (*Store, error) {
+	log := opt.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opt.SyncInterval < 0 {
+		return nil, fmt.Errorf("state sync interval %v is negative: use 0 to sync every write, or a positive bound", opt.SyncInterval)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
@@ -74,11 +100,15 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("state directory %s is in use by another ipamd (%w): give each ipamd its own --state-dir", dir, err)
 	}
-	s := &Store{log: log, dir: dir, lock: lock}
+	s := &Store{log: log, dir: dir, lock: lock, interval: opt.SyncInterval}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.load(); err != nil {
 		lock.Close()
 		return nil, err
+	}
+	if s.interval > 0 {
+		s.flush = time.AfterFunc(s.interval, s.flushNow)
+		s.flush.Stop()
 	}
 	return s, nil
 }
@@ -89,6 +119,10 @@ func (s *Store) load() error {
 		return fmt.Errorf("datastore schema: %w", err)
 	}
 	s.db = db
+	boot, err := checkBoot(s.dir)
+	if err != nil {
+		return err
+	}
 	snap, err := readSnapshot(filepath.Join(s.dir, "state.json"))
 	if err != nil {
 		return err
@@ -112,12 +146,15 @@ func (s *Store) load() error {
 	if err != nil {
 		return fmt.Errorf("open wal: %w", err)
 	}
-	recs, good, err := readWAL(wal)
+	scan, err := readWAL(wal)
+	if err == nil {
+		err = s.judgeDamage(wal.Name(), scan, boot)
+	}
 	if err != nil {
 		wal.Close()
 		return err
 	}
-	for _, r := range recs {
+	for _, r := range scan.recs {
 		if r.Seq <= s.seq {
 			continue // already in the snapshot (crash between snapshot and truncation)
 		}
@@ -129,7 +166,7 @@ func (s *Store) load() error {
 		s.pending++
 	}
 	txn.Commit()
-	lf, err := openLog(wal, good)
+	lf, err := openLog(wal, scan.good)
 	if err != nil {
 		wal.Close()
 		return err
@@ -138,19 +175,57 @@ func (s *Store) load() error {
 		wal.Close()
 		return err
 	}
-	s.wal, s.syncedSeq = lf, s.seq
-	s.durable.Store(db.Snapshot())
-	s.log.Info("datastore loaded", "dir", s.dir, "seq", s.seq, "replayed", s.pending)
+	// Only now that the log is cut and synced: a crash before this point finds the old boot ID
+	// again and judges the same log the same way.
+	if err := boot.record(); err != nil {
+		wal.Close()
+		return err
+	}
+	s.wal, s.committedSeq, s.syncedSeq = lf, s.seq, s.seq
+	s.committed.Store(db.Snapshot())
+	s.log.Info("datastore loaded", "dir", s.dir, "seq", s.seq, "replayed", s.pending, "syncInterval", s.interval)
 	return nil
 }
 
-// Close writes out anything queued, trims the log's preallocated tail and releases the files.
+// judgeDamage decides what to do with a log that is damaged before its last record. After a
+// reboot (the boot ID changed) that is what a power loss does to a log whose tail was not
+// synced yet: blocks reach the disk in any order, so a hole can precede later records. No pod
+// of the old boot survived, and start-up reconcile sets the record right against the cloud and
+// the node's pods, so the log is cut at the damage; nothing after a hole is replayed. Within
+// one boot only the process can have died, which leaves the page cache, and so the log, whole:
+// damage there is corruption, and ipamd refuses to guess.
+func (s *Store) judgeDamage(name string, scan *walScan, boot bootID) error {
+	switch {
+	case scan.damage == nil:
+		if scan.cut > 0 {
+			s.log.Info("cut a torn record off the end of the wal", "at", scan.good, "bytes", scan.cut)
+		}
+		return nil
+	case !boot.rebooted():
+		return fmt.Errorf("wal %s is corrupt at byte %d (%w) with records after it: move it aside to start from the cloud's truth", name, scan.good, scan.damage)
+	}
+	s.log.Warn("the machine restarted since the wal was last written and its unsynced tail is damaged, as a power loss leaves it: "+
+		"cutting the log at the damage; start-up reconcile settles what it held with the cloud and the node's pods",
+		"wal", name, "at", scan.good, "damage", scan.damage, "discardedBytes", scan.cut, "discardedRecords", scan.lost,
+		"bootID", boot.current, "previousBootID", boot.stored)
+	return nil
+}
+
+// Close writes out anything queued, syncs the log, trims its preallocated tail and releases the
+// files.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.drainLocked()
+	s.closed = true
+	if s.flush != nil {
+		s.flush.Stop()
+	}
+	for s.syncing {
+		s.cond.Wait()
+	}
 	if err == nil {
-		err = s.wal.trim()
+		err = s.wal.trim() // its fdatasync covers every record written
 	}
 	if cerr := s.wal.f.Close(); err == nil {
 		err = cerr
@@ -159,11 +234,11 @@ func (s *Store) Close() error {
 	return err
 }
 
-// read is a read transaction on the durable state.
-func (s *Store) read() *memdb.Txn { return s.durable.Load().Txn(false) }
+// read is a read transaction on the committed state.
+func (s *Store) read() *memdb.Txn { return s.committed.Load().Txn(false) }
 
 // write runs build in a write transaction; build returns the records it applied (nil: nothing
-// changed). It returns once they are durable, or, when nothing changed, once the state build
+// changed). It returns once they are committed, or, when nothing changed, once the state build
 // looked at is.
 func (s *Store) write(build func(txn *memdb.Txn, next func(*record) error) error) error {
 	s.mu.Lock()
@@ -199,7 +274,7 @@ func (s *Store) write(build func(txn *memdb.Txn, next func(*record) error) error
 		s.pending += int(seq - s.seq)
 		s.seq = seq
 	}
-	if err := s.waitDurableLocked(s.seq); err != nil {
+	if err := s.waitCommittedLocked(s.seq); err != nil {
 		return err
 	}
 	if s.pending >= compactAfter {
@@ -210,55 +285,94 @@ func (s *Store) write(build func(txn *memdb.Txn, next func(*record) error) error
 	return nil
 }
 
-// waitDurableLocked returns once record seq is durable: it leads a sync of everything queued
-// unless one is running, in which case it waits for that one and looks again.
-func (s *Store) waitDurableLocked(seq uint64) error {
-	for s.syncedSeq < seq && s.err == nil {
-		if s.syncing {
+// waitCommittedLocked returns once record seq is committed: it leads a write of everything
+// queued unless one is running, in which case it waits for that one and looks again.
+func (s *Store) waitCommittedLocked(seq uint64) error {
+	for s.committedSeq < seq && s.err == nil {
+		if s.writing {
 			s.cond.Wait()
 			continue
 		}
-		s.flushLocked()
+		s.commitLocked()
 	}
 	return s.err
 }
 
-// flushLocked writes and syncs the queue with mu released, then publishes the state as of the
+// commitLocked writes the queue into the log with mu released (and syncs it, with a zero
+// interval; otherwise it arms the background flush), then publishes the state as of the
 // queue's last record to readers.
-func (s *Store) flushLocked() {
+func (s *Store) commitLocked() {
 	buf, target, snap := s.buf, s.seq, s.db.Snapshot()
 	s.buf, s.spare = s.spare[:0], nil
-	s.syncing = true
+	s.writing = true
 	s.mu.Unlock()
-	err := s.wal.append(buf)
+	err := s.wal.write(buf, s.interval == 0)
 	if err != nil {
-		// Nobody was told these records are durable: make a restart not replay them either
-		// (a record that reached the disk despite the error would apply a refused write).
+		// Nobody was told these records are committed: make a restart not replay them either
+		// (a record that reached the log despite the error would apply a refused write).
 		if zerr := s.wal.unwrite(len(buf)); zerr != nil {
 			s.log.Error("could not wipe the records of a failed write; a restart may apply them", "err", zerr)
 		}
 	}
 	s.mu.Lock()
-	s.syncing, s.spare = false, buf
-	if err != nil {
-		s.fail(fmt.Errorf("append to wal: %w", err))
-	} else {
-		s.syncedSeq, s.syncs = target, s.syncs+1
-		s.durable.Store(snap)
+	s.writing, s.spare = false, buf
+	switch {
+	case err != nil:
+		s.fail(fmt.Errorf("write to wal: %w", err))
+	case s.interval == 0:
+		s.committedSeq, s.syncedSeq, s.syncs = target, target, s.syncs+1
+	default:
+		s.committedSeq = target
+		if !s.flushArmed {
+			s.flushArmed = true
+			s.flush.Reset(s.interval)
+		}
+	}
+	if err == nil {
+		s.committed.Store(snap)
 	}
 	s.cond.Broadcast()
 }
 
-// drainLocked waits out a sync in progress and syncs the rest of the queue.
-func (s *Store) drainLocked() error {
-	for s.syncing {
-		s.cond.Wait()
+// flushNow is the background flush: it fdatasyncs everything committed so far. A write
+// committed while it syncs arms the next one.
+func (s *Store) flushNow() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushArmed = false
+	if s.closed || s.err != nil {
+		return
 	}
-	return s.waitDurableLocked(s.seq)
+	target := s.committedSeq
+	if target <= s.syncedSeq {
+		return
+	}
+	s.syncing = true
+	s.mu.Unlock()
+	err := fdatasync(s.wal.f) // concurrent writes into the log are fine; this covers those before it
+	s.mu.Lock()
+	s.syncing = false
+	s.cond.Broadcast()
+	if err != nil {
+		// The kernel may have dropped the pages it could not write: acknowledged records may
+		// exist in no copy that survives a machine crash. Stop acknowledging anything.
+		s.fail(fmt.Errorf("background fdatasync of the wal: %w; records %d-%d were acknowledged but may not be on disk "+
+			"(a machine crash now would lose them; a restart of ipamd reloads what the log holds)", err, s.syncedSeq+1, target))
+		return
+	}
+	s.syncedSeq, s.syncs = max(s.syncedSeq, target), s.syncs+1
 }
 
-// compactLocked writes the snapshot and empties the log. A crash between the two leaves records
-// the snapshot already holds; load skips them by sequence number.
+// drainLocked waits out a write in progress and commits the rest of the queue.
+func (s *Store) drainLocked() error {
+	for s.writing {
+		s.cond.Wait()
+	}
+	return s.waitCommittedLocked(s.seq)
+}
+
+// compactLocked writes the snapshot (synced) and empties the log. A crash between the two
+// leaves records the snapshot already holds; load skips them by sequence number.
 func (s *Store) compactLocked() error {
 	if err := s.drainLocked(); err != nil {
 		return err
@@ -268,6 +382,7 @@ func (s *Store) compactLocked() error {
 	if err := writeSnapshot(filepath.Join(s.dir, "state.json"), snap); err != nil {
 		return err
 	}
+	s.syncedSeq = s.seq // the snapshot holds every record, synced
 	if err := s.wal.reset(); err != nil {
 		// The snapshot holds everything, but the log is in an unknown state: stop writing.
 		s.fail(fmt.Errorf("empty the wal after a snapshot: %w", err))

@@ -35,7 +35,7 @@ func addrs(base string, n int) []netip.Addr {
 
 func open(t *testing.T, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir, nil)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -123,7 +123,7 @@ func TestRemoveRefusesAssigned(t *testing.T) {
 
 func TestReopenRestoresEverything(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, nil)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestReopenRestoresEverything(t *testing.T) {
 	}
 	s.Release(owner(1), t0.Add(time.Minute))
 	want := s.View()
-	if _, err := Open(dir, nil); err == nil {
+	if _, err := Open(dir, Options{}); err == nil {
 		t.Fatal("a second Open of the same directory succeeded")
 	}
 	s.Close()
@@ -145,7 +145,7 @@ func TestReopenRestoresEverything(t *testing.T) {
 
 func TestCompactionKeepsState(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := Open(dir, nil)
+	s, _ := Open(dir, Options{})
 	seed(t, s, 20)
 	for i := range compactAfter + 10 {
 		if _, _, err := s.Assign(owner(i%20), wire.PodRef{}, t0.Add(time.Duration(i)*time.Millisecond), time.Millisecond); err != nil {
@@ -168,14 +168,14 @@ func TestCompactionKeepsState(t *testing.T) {
 
 func TestTornTailIsCutCorruptionRefused(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := Open(dir, nil)
+	s, _ := Open(dir, Options{})
 	seed(t, s, 3)
 	s.Assign(owner(1), wire.PodRef{}, t0, 0)
 	s.Close()
 	walPath := filepath.Join(dir, "wal.log")
 	good, _ := os.ReadFile(walPath)
 	os.WriteFile(walPath, append(append([]byte{}, good...), []byte(`1234abcd {"seq":9,"op":"ass`)...), 0o600)
-	r, err := Open(dir, nil)
+	r, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatalf("torn tail: %v", err)
 	}
@@ -186,65 +186,99 @@ func TestTornTailIsCutCorruptionRefused(t *testing.T) {
 	lines := strings.SplitAfter(string(good), "\n")
 	bad := lines[0] + "deadbeef {}\n" + strings.Join(lines[1:], "")
 	os.WriteFile(walPath, []byte(bad), 0o600)
-	if _, err := Open(dir, nil); err == nil || !strings.Contains(err.Error(), "corrupt") {
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("corrupt middle: %v; want a refusal", err)
 	}
 }
 
-// TestKillNineLosesNoAcknowledgedAssignment runs a writer process that prints every assignment
-// once Assign returned, kills it with SIGKILL mid-stream, and checks the reopened store.
-func TestKillNineLosesNoAcknowledgedAssignment(t *testing.T) {
-	if os.Getenv("STORE_CRASH_WRITER") != "" {
-		crashWriter(os.Getenv("STORE_CRASH_WRITER"))
-		return
+// syncModes are the durability settings the kill -9 tests run under: every record synced
+// before its answer, ipamd's default, and a sync so rare that none happens during the test
+// (what survives then is what write(2) handed to the kernel).
+var syncModes = []struct {
+	name     string
+	interval time.Duration
+}{{"sync-each", 0}, {"sync-100ms", 100 * time.Millisecond}, {"sync-never", time.Hour}}
+
+// crashChild starts this test binary again as a writer (test name, env var = "dir interval").
+func crashChild(t *testing.T, test, env, dir string, interval time.Duration) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env+"="+dir+" "+interval.String())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for round := range 3 {
-		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineLosesNoAcknowledgedAssignment$")
-		cmd.Env = append(os.Environ(), "STORE_CRASH_WRITER="+dir)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		acked := map[string]string{}
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) == 2 {
-				acked[f[0]] = f[1]
-			}
-			if len(acked) == 50+round*70 {
-				cmd.Process.Kill()
-				break
-			}
-		}
-		cmd.Wait()
-		s := open(t, dir)
-		held := map[string]bool{}
-		for _, a := range s.Addresses() {
-			if !a.Free() {
-				if held[a.IP.String()] {
-					t.Fatalf("%s held twice", a.IP)
-				}
-				held[a.IP.String()] = true
-			}
-		}
-		for key, ip := range acked {
-			parts := strings.Split(key, "_")
-			a, ok := s.ByOwner(wire.Owner{Network: parts[0], ContainerID: parts[1], IfName: parts[2]})
-			if !ok || a.IP.String() != ip {
-				t.Fatalf("round %d: acknowledged %s -> %s lost after kill -9 (store has %v %v)", round, key, ip, a.IP, ok)
-			}
-		}
-		s.Close()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, bufio.NewScanner(out)
 }
 
-func crashWriter(dir string) {
-	s, err := Open(dir, nil)
+// openChild is the child's side of crashChild: the store in the directory it was given.
+func openChild(arg string) *Store {
+	dir, iv, _ := strings.Cut(arg, " ")
+	interval, err := time.ParseDuration(iv)
+	if err != nil {
+		os.Exit(4)
+	}
+	s, err := Open(dir, Options{SyncInterval: interval})
 	if err != nil {
 		os.Exit(2)
 	}
+	return s
+}
+
+// TestKillNineLosesNoAcknowledgedAssignment runs a writer process that prints every assignment
+// once Assign returned, kills it with SIGKILL mid-stream, and checks the reopened store, in
+// every sync mode.
+func TestKillNineLosesNoAcknowledgedAssignment(t *testing.T) {
+	if arg := os.Getenv("STORE_CRASH_WRITER"); arg != "" {
+		crashWriter(arg)
+		return
+	}
+	for _, mode := range syncModes {
+		t.Run(mode.name, func(t *testing.T) {
+			for round := range 3 {
+				dir := t.TempDir()
+				cmd, sc := crashChild(t, "TestKillNineLosesNoAcknowledgedAssignment", "STORE_CRASH_WRITER", dir, mode.interval)
+				acked := map[string]string{}
+				for sc.Scan() {
+					f := strings.Fields(sc.Text())
+					if len(f) == 2 {
+						acked[f[0]] = f[1]
+					}
+					if len(acked) == 50+round*70 {
+						cmd.Process.Kill()
+						break
+					}
+				}
+				cmd.Wait()
+				s := open(t, dir)
+				held := map[string]bool{}
+				for _, a := range s.Addresses() {
+					if !a.Free() {
+						if held[a.IP.String()] {
+							t.Fatalf("%s held twice", a.IP)
+						}
+						held[a.IP.String()] = true
+					}
+				}
+				for key, ip := range acked {
+					parts := strings.Split(key, "_")
+					a, ok := s.ByOwner(wire.Owner{Network: parts[0], ContainerID: parts[1], IfName: parts[2]})
+					if !ok || a.IP.String() != ip {
+						t.Fatalf("round %d: acknowledged %s -> %s lost after kill -9 (store has %v %v)", round, key, ip, a.IP, ok)
+					}
+				}
+				s.Close()
+			}
+		})
+	}
+}
+
+func crashWriter(arg string) {
+	s := openChild(arg)
 	s.PutInterface(Interface{ID: "eni-0", AddedAt: t0})
 	s.AddAddresses("eni-0", netip.Prefix{}, addrs("10.0.0.10", 1000), t0)
 	for i := 0; ; i++ {

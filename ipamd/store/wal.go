@@ -81,46 +81,80 @@ func decode(line []byte) (*record, error) {
 	return &r, nil
 }
 
-// readWAL returns the records of the log and the length of its valid part. A damaged or partial
-// last line is a write cut short by a crash; damage before the last line is corruption.
-func readWAL(f *os.File) ([]*record, int64, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, 0, fmt.Errorf("rewind wal: %w", err)
-	}
-	br := bufio.NewReaderSize(f, 1<<16)
-	var recs []*record
-	var good int64
+// walScan is what readWAL found in a log.
+type walScan struct {
+	recs []*record
+	// good is the length of the valid part: whole records, each numbered one after the last.
+	good int64
+	// damage says what is wrong at good when records follow it (nil when only a torn last
+	// record and zeros follow: a write cut short).
+	damage error
+	// cut is how many bytes after good are not zeros' preallocated space: from good to the
+	// last non-zero byte. lost is how many valid records sit after the damage.
+	cut  int64
+	lost int
+}
+
+// readWAL reads a log from its start. It returns an error only when it cannot read; what it
+// makes of the bytes is in the walScan. A damaged or partial last line is a write cut short
+// by a crash; damage before the last line (a line that is not a record, or a record out of
+// sequence) is set in damage, and load decides (see judgeDamage).
+func readWAL(r io.Reader) (*walScan, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	scan := &walScan{}
 	for {
 		line, err := br.ReadBytes('\n')
 		if errors.Is(err, io.EOF) {
-			return recs, good, nil // a partial line without newline is cut off
+			scan.cut = nonZeroLen(line) // a partial line without newline is cut off
+			return scan, nil
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("read wal: %w", err)
+			return nil, fmt.Errorf("read wal: %w", err)
 		}
-		r, derr := decode(bytes.TrimSuffix(line, []byte{'\n'}))
+		rec, derr := decode(bytes.TrimSuffix(line, []byte{'\n'}))
+		if derr == nil && len(scan.recs) > 0 && rec.Seq != scan.recs[len(scan.recs)-1].Seq+1 {
+			derr = fmt.Errorf("record %d follows record %d", rec.Seq, scan.recs[len(scan.recs)-1].Seq)
+		}
 		if derr != nil {
-			rest, rerr := io.ReadAll(br)
-			if rerr != nil {
-				return nil, 0, fmt.Errorf("read wal: %w", rerr)
-			}
-			if allZero(rest) {
-				return recs, good, nil // torn last line; only preallocated space after it
-			}
-			return nil, 0, fmt.Errorf("wal %s is corrupt at byte %d (%w) with records after it: move it aside to start from the cloud's truth", f.Name(), good, derr)
+			return scan, scan.afterDamage(br, line, derr)
 		}
-		recs = append(recs, r)
-		good += int64(len(line))
+		scan.recs = append(scan.recs, rec)
+		scan.good += int64(len(line))
 	}
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
+// afterDamage reads the rest of the log after the bad line and tells a torn last record
+// (only zeros after it) from damage followed by records.
+func (scan *walScan) afterDamage(br *bufio.Reader, bad []byte, why error) error {
+	scan.cut = nonZeroLen(bad)
+	rest := int64(len(bad))
+	for {
+		line, err := br.ReadBytes('\n')
+		if n := nonZeroLen(line); n > 0 {
+			scan.damage = why
+			scan.cut = rest + n
+			if _, derr := decode(bytes.TrimSuffix(line, []byte{'\n'})); derr == nil {
+				scan.lost++
+			}
+		}
+		rest += int64(len(line))
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read wal: %w", err)
 		}
 	}
-	return true
+}
+
+// nonZeroLen is the length of b up to and including its last non-zero byte.
+func nonZeroLen(b []byte) int64 {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != 0 {
+			return int64(i + 1)
+		}
+	}
+	return 0
 }
 
 // preallocChunk is how far ahead of the last record the log file is filled with zeros.
@@ -130,7 +164,10 @@ const preallocChunk = 1 << 20
 // zeros and synced beforehand, so an fdatasync after a record flushes that data block and the
 // disk cache only: the file's size and block map do not change, and ext4 needs no journal
 // commit (which would also wait for every other file's pending metadata on the filesystem).
-// A crash leaves the records followed by zeros; readWAL stops at the first zero byte run.
+// A crash leaves the records followed by zeros; readWAL stops at the first zero byte run. When
+// records are written without a sync each (Options.SyncInterval), the zeroed space ahead may
+// not be synced either: after a machine crash it reads as zeros or as whatever of the records
+// reached the disk.
 type logFile struct {
 	f   *os.File
 	off int64 // end of the last record
@@ -165,16 +202,18 @@ func (l *logFile) grow(need int64) error {
 	return nil
 }
 
-// append writes b after the last record and makes it durable.
-func (l *logFile) append(b []byte) error {
+// write puts b after the last record; with sync it also makes it durable.
+func (l *logFile) write(b []byte, sync bool) error {
 	if err := l.grow(l.off + int64(len(b))); err != nil {
 		return err
 	}
 	if _, err := l.f.WriteAt(b, l.off); err != nil {
 		return err
 	}
-	if err := fdatasync(l.f); err != nil {
-		return fmt.Errorf("sync: %w", err)
+	if sync {
+		if err := fdatasync(l.f); err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
 	}
 	l.off += int64(len(b))
 	return nil
@@ -230,25 +269,30 @@ func writeSnapshot(path string, snap *snapshot) error {
 		return fmt.Errorf("encode snapshot: %w", err)
 	}
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := writeFileSynced(tmp, body); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
-	}
-	if _, err := f.Write(body); err != nil {
-		f.Close()
-		return fmt.Errorf("write snapshot: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync snapshot: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close snapshot: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("install snapshot: %w", err)
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// writeFileSynced creates or replaces path with body and fsyncs it.
+func writeFileSynced(path string, body []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 func syncDir(dir string) error {
