@@ -3,7 +3,8 @@
 //
 //   - pool: the warm-pool planner, a pure function from the node's state and demand to cloud
 //     actions;
-//   - store: the durable datastore (go-memdb plus a fdatasync'ed write-ahead log);
+//   - store: the durable datastore (go-memdb plus a write-ahead log written before every answer
+//     and fdatasync'ed within --state-sync);
 //   - provider: the cloud contract, the call policy and the drivers.
 //
 // The shell serves the wire protocol on a unix socket, runs one pool worker goroutine that
