@@ -73,6 +73,11 @@ type Config struct {
 	// Datapath enables programming the node (ipamd/nodenet); off only for tests and for ipamd
 	// run outside its node (default on).
 	Datapath bool
+	// FastPath is on, auto (default) or off: whether pod traffic inside the VPC is forwarded by
+	// the node's BPF fast path (ipamd/nodenet/fastpath) rather than the kernel's IP forwarding.
+	// auto uses it where the kernel can (Linux 6.6+, BTF, conntrack) and says so in the log
+	// otherwise; on refuses to start without it.
+	FastPath string
 	// MTU of the node's cloud interfaces and of pods (default 9001).
 	MTU int
 	// TableBase: secondary interface N routes through table TableBase+N (default 100).
@@ -105,7 +110,7 @@ func DefaultConfig() Config {
 		IntrospectAddr: "127.0.0.1:61679", MetricsAddr: ":61678", StateSync: 100 * time.Millisecond,
 		Pool: pool.DefaultConfig(pool.ModeIP), Cooldown: 30 * time.Second, AllocWait: 10 * time.Second,
 		Coalesce: 2 * time.Millisecond, DemandWindow: 30 * time.Second, ResyncInterval: time.Minute,
-		VisibilityGrace: 10 * time.Second, Datapath: true, MTU: 9001, TableBase: nodenet.DefaultTableBase,
+		VisibilityGrace: 10 * time.Second, Datapath: true, FastPath: nodenet.FastPathAuto, MTU: 9001, TableBase: nodenet.DefaultTableBase,
 		PodCheck: "link", PodCheckGrace: time.Minute,
 	}
 }
@@ -124,6 +129,11 @@ func (c Config) Validate() error {
 	}
 	if c.Cooldown < 0 || c.Coalesce < 0 || c.VisibilityGrace < 0 || c.PodCheckGrace < 0 || c.StateSync < 0 {
 		errs = append(errs, errors.New("cooldown, coalesce, visibility-grace, pod-check-grace and state-sync may not be negative"))
+	}
+	switch c.FastPath {
+	case nodenet.FastPathOn, nodenet.FastPathAuto, nodenet.FastPathOff, "":
+	default:
+		errs = append(errs, fmt.Errorf("fast-path %q is not one of on, auto, off", c.FastPath))
 	}
 	if c.StateDir == "" || c.SocketPath == "" || c.SpoolDir == "" {
 		errs = append(errs, errors.New("state-dir, socket and spool-dir may not be empty"))
@@ -186,6 +196,8 @@ func Flags(fs *flag.FlagSet) *Config {
 		return nil
 	})
 	fs.BoolVar(&c.Datapath, "datapath", c.Datapath, "program the node's interfaces, routes, rules and SNAT")
+	fs.StringVar(&c.FastPath, "fast-path", c.FastPath,
+		"forward pod traffic inside the VPC with the BPF fast path: on, auto (where the kernel supports it), off (the kernel's IP forwarding only)")
 	fs.IntVar(&c.MTU, "mtu", c.MTU, "MTU of cloud interfaces and pods")
 	fs.IntVar(&c.TableBase, "table-base", c.TableBase, "secondary interface N uses route table table-base+N")
 	fs.BoolVar(&c.ExternalSNAT, "external-snat", false, "do not SNAT pod traffic leaving the VPC (an external NAT does)")

@@ -41,11 +41,13 @@ func (d *Daemon) datapath(given Datapath) (Datapath, error) {
 	}
 	n, err := nodenet.New(nodenet.Config{
 		VPCCIDRs: d.inst.VPCCIDRs, PrimaryIP: d.primaryIP(), ExternalSNAT: d.cfg.ExternalSNAT,
-		SNATExclusions: d.cfg.SNATExclusions, MTU: d.cfg.MTU, TableBase: d.cfg.TableBase, Logger: d.log,
+		SNATExclusions: d.cfg.SNATExclusions, MTU: d.cfg.MTU, TableBase: d.cfg.TableBase, FastPath: d.cfg.FastPath,
+		Logger: d.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node datapath: %w", err)
 	}
+	d.m.reg.MustRegister(fastPathCollector{d})
 	return n, nil
 }
 

@@ -57,6 +57,7 @@ func (d *Daemon) introspection() http.Handler {
 	mux.HandleFunc("GET /v1/addresses", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, d.addressViews()) })
 	mux.HandleFunc("GET /v1/pool", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, d.poolView()) })
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, d.configView()) })
+	mux.HandleFunc("GET /v1/fastpath", d.serveFastPath)
 	mux.HandleFunc("GET /healthz", d.healthz)
 	mux.HandleFunc("GET /readyz", d.readyz)
 	return mux

@@ -99,10 +99,16 @@ func delta(before, after map[string]uint64, k string) uint64 { return after[k] -
 // is SNATed.
 func TestFastPathForwardsInsideTheVPC(t *testing.T) {
 	f := newFastLab(t)
-	// The first flow to each peer resolves the neighbours on the stack and is tracked by
-	// conntrack from then on, so it stays on the stack; the next one takes the fast path.
+	// The first flows find no neighbour entries on the node (the gateway's, the pods'): the
+	// neighbour subsystem resolves them while the fast path keeps the flow out of the stack.
+	before := f.packets(t)
 	exchange(t, f.pod0, pod0IP, vpcPeerIP, pod0IP, 1)
 	exchange(t, f.pod1, pod1IP, vpcPeerIP, pod1IP, 1)
+	after := f.packets(t)
+	if delta(before, after, "resolving_neighbour") == 0 || delta(before, after, "conntrack") != 0 {
+		t.Errorf("first flows: resolving_neighbour +%d, conntrack +%d; want their first packets sent on through neighbour resolution and none left to the stack; counters %v -> %v",
+			delta(before, after, "resolving_neighbour"), delta(before, after, "conntrack"), before, after)
+	}
 
 	const rounds = 50
 	for _, pod := range []struct {
@@ -122,9 +128,9 @@ func TestFastPathForwardsInsideTheVPC(t *testing.T) {
 		}
 	}
 
-	before := f.packets(t)
+	before = f.packets(t)
 	exchange(t, f.pod0, pod0IP, internetIP, nodeIP, 5)
-	after := f.packets(t)
+	after = f.packets(t)
 	if delta(before, after, "outside_vpc") == 0 || delta(before, after, "to_cloud") != 0 {
 		t.Errorf("internet-bound flow: outside_vpc +%d, to_cloud +%d; want it all on the stack (SNAT)",
 			delta(before, after, "outside_vpc"), delta(before, after, "to_cloud"))
@@ -186,6 +192,9 @@ func TestFastPathLeavesNATToTheStack(t *testing.T) {
 	after := f.packets(t)
 	if d := delta(before, after, "conntrack"); d < 20 {
 		t.Errorf("NAT flows: %d packets left to the stack for their conntrack entry, want at least 20; counters %v -> %v", d, before, after)
+	}
+	if d := delta(before, after, "for_node"); d < 10 {
+		t.Errorf("NodePort flow: %d packets for the node's own address recognised as such, want at least 10", d)
 	}
 }
 

@@ -391,15 +391,27 @@ func (o *overlay) down() error {
 	return errors.Join(errs...)
 }
 
-// BenchmarkPodNetwork: one 2-node lab (m5.large), three ways from node-1 to node-2 measured
-// side by side: pod to pod through the fabric, node to node (primary IPs), and overlay pod to
-// overlay pod through a kernel VXLAN tunnel between the same nodes. The paths are interleaved
-// (rounds of each in turn) so that load from elsewhere on the machine hits all three alike.
+// BenchmarkPodNetwork: one 2-node lab (m5.large), four ways from node-1 to node-2 measured
+// side by side: pod to pod through the fabric (ipamd's BPF fast path forwarding in both
+// nodes), node to node (primary IPs), overlay pod to overlay pod through a kernel VXLAN tunnel
+// between the same nodes, and pod to pod with the nodes' IP stack forwarding (two more pods
+// whose host veths the fast path is told to leave alone, so the same nodes show what it
+// saves). The paths are interleaved (rounds of each in turn) so that load from elsewhere on the
+// machine hits all of them alike.
+//
+// The same runs again in a second lab whose ipamds run with --fast-path off: there no BPF
+// program sits on the nodes' interfaces, so its node-to-node figure is the baseline untouched by
+// flatnet, and its pod path is the kernel's forwarding alone.
 func BenchmarkPodNetwork(b *testing.B) {
 	guardRootNetBench(b)
+	b.Run("fast-path-on", func(b *testing.B) { benchPodNetwork(b, "on") })
+	b.Run("fast-path-off", func(b *testing.B) { benchPodNetwork(b, "off") })
+}
+
+func benchPodNetwork(b *testing.B, fastPath string) {
 	cfg := benchConfig(b, "flb-", 7483)
 	cfg.Nodes, cfg.InstanceType = 2, "m5.large"
-	cfg.IpamdArgs = []string{"--snat-exclusions", ovSNATSkip}
+	cfg.IpamdArgs = []string{"--snat-exclusions", ovSNATSkip, "--fast-path", fastPath}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	l := upBench(ctx, b, cfg)
@@ -416,7 +428,25 @@ func BenchmarkPodNetwork(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	podC, err := l.AddPod(ctx, "bench-c", "node-1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	podD, err := l.AddPod(ctx, "bench-d", "node-2")
+	if err != nil {
+		b.Fatal(err)
+	}
 	nodes := l.State().Nodes
+	for _, p := range []*Pod{&podC, &podD} {
+		if fastPath == "off" {
+			break
+		}
+		restore, err := hideFromFastPath(l, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(restore)
+	}
 	ov, err := upOverlay(nodes, cfg.Prefix)
 	b.Cleanup(func() {
 		if err := ov.down(); err != nil {
@@ -431,6 +461,7 @@ func BenchmarkPodNetwork(b *testing.B) {
 		{name: "pod", client: podA.Netns, server: podB.Netns, addr: net.JoinHostPort(podB.IP, port)},
 		{name: "node", client: nodes[0].Netns, server: nodes[1].Netns, addr: net.JoinHostPort(nodes[1].PrimaryIP, port)},
 		{name: "overlay", client: ov.pods[0], server: ov.pods[1], addr: net.JoinHostPort(ovPodIP(1), port)},
+		{name: "pod-stack", client: podC.Netns, server: podD.Netns, addr: net.JoinHostPort(podD.IP, port)},
 	}
 	for _, p := range paths {
 		if err := p.listen(); err != nil {
@@ -438,8 +469,8 @@ func BenchmarkPodNetwork(b *testing.B) {
 		}
 		defer p.ln.Close()
 	}
-	b.Logf("pod %s -> %s; node %s -> %s; overlay %s -> %s (VNI %d, MTU underlay-50)",
-		podA.IP, podB.IP, nodes[0].PrimaryIP, nodes[1].PrimaryIP, ovPodIP(0), ovPodIP(1), vxlanVNI)
+	b.Logf("pod %s -> %s; node %s -> %s; overlay %s -> %s (VNI %d, MTU underlay-50); pod-stack %s -> %s",
+		podA.IP, podB.IP, nodes[0].PrimaryIP, nodes[1].PrimaryIP, ovPodIP(0), ovPodIP(1), vxlanVNI, podC.IP, podD.IP)
 	b.Run("latency", func(b *testing.B) { benchLatency(ctx, b, paths) })
 	b.Run("throughput", func(b *testing.B) { benchThroughput(ctx, b, paths) })
 }
@@ -484,6 +515,7 @@ func benchLatency(ctx context.Context, b *testing.B, paths []*netPath) {
 	}
 	b.ReportMetric(p50[0]/p50[1], "pod/node-p50")
 	b.ReportMetric(p50[2]/p50[1], "overlay/node-p50")
+	b.ReportMetric(p50[3]/p50[1], "pod-stack/node-p50")
 }
 
 // benchThroughput: per iteration, 6 interleaved rounds of one 256 MiB transfer per path, each
@@ -495,7 +527,7 @@ func benchLatency(ctx context.Context, b *testing.B, paths []*netPath) {
 func benchThroughput(ctx context.Context, b *testing.B, paths []*netPath) {
 	const rounds, size = 6, 256 << 20
 	spent := make([]time.Duration, len(paths))
-	var podNode, overlayNode []float64
+	var podNode, overlayNode, stackNode []float64
 	for range b.N {
 		for range rounds {
 			round := make([]time.Duration, len(paths))
@@ -510,6 +542,7 @@ func benchThroughput(ctx context.Context, b *testing.B, paths []*netPath) {
 			// Same bytes on every path: the throughput ratio is the inverse time ratio.
 			podNode = append(podNode, round[1].Seconds()/round[0].Seconds())
 			overlayNode = append(overlayNode, round[1].Seconds()/round[2].Seconds())
+			stackNode = append(stackNode, round[1].Seconds()/round[3].Seconds())
 		}
 	}
 	for i, p := range paths {
@@ -517,6 +550,47 @@ func benchThroughput(ctx context.Context, b *testing.B, paths []*netPath) {
 	}
 	b.ReportMetric(median(podNode), "pod/node")
 	b.ReportMetric(median(overlayNode), "overlay/node")
+	b.ReportMetric(median(stackNode), "pod-stack/node")
+}
+
+// hideFromFastPath clears the alias of p's host veth, which is how the fast path recognises a
+// pod veth: it detaches from it and no longer forwards to it, so p's traffic is forwarded by
+// its node's IP stack. restore puts the alias back (the CNI plugin's DEL and GC read it).
+func hideFromFastPath(l *Lab, p *Pod) (restore func(), err error) {
+	var node *Node
+	for i, n := range l.State().Nodes {
+		if n.Name == p.Node {
+			node = &l.State().Nodes[i]
+		}
+	}
+	if node == nil {
+		return nil, fmt.Errorf("pod %s: no node %s", p.Name, p.Node)
+	}
+	var host netlink.Link
+	var alias string
+	err = inNetns(node.Netns, func() error {
+		routes, err := netlink.RouteGet(net.ParseIP(p.IP))
+		if err != nil {
+			return fmt.Errorf("route to pod %s (%s) in %s: %w", p.Name, p.IP, node.Netns, err)
+		}
+		if len(routes) == 0 {
+			return fmt.Errorf("no route to pod %s (%s) in %s", p.Name, p.IP, node.Netns)
+		}
+		if host, err = netlink.LinkByIndex(routes[0].LinkIndex); err != nil {
+			return err
+		}
+		alias = host.Attrs().Alias
+		if !strings.HasPrefix(alias, "flatnet/") {
+			return fmt.Errorf("pod %s: host veth %s has alias %q, not the CNI plugin's", p.Name, host.Attrs().Name, alias)
+		}
+		return netlink.LinkSetAlias(host, "")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = inNetns(node.Netns, func() error { return netlink.LinkSetAlias(host, alias) })
+	}, nil
 }
 
 func median(xs []float64) float64 {

@@ -47,7 +47,7 @@ const (
 // verdictNames are the programs' verdict counters, in the order of enum verdict.
 var verdictNames = []string{
 	"to_pod", "to_cloud", "not_ipv4", "not_tcp_udp", "ip_options_or_fragment", "ttl_expiring",
-	"outside_vpc", "conntrack", "no_neighbour", "no_route", "other_device", "not_for_node",
+	"outside_vpc", "conntrack", "resolving_neighbour", "no_route", "other_device", "not_for_node", "for_node",
 }
 
 // resyncEvery bounds how long a missed link notification can leave a link without the fast path.
@@ -112,17 +112,9 @@ func Start(cfg Config) (*FastPath, error) {
 		}
 		f.netns, f.ownNS = cur, true
 	}
-	if err := loadFastpathObjects(&f.objs, nil); err != nil {
+	if err := load(&f.objs, cfg.VPCCIDRs); err != nil {
 		f.closeNS()
-		return nil, fmt.Errorf("fastpath: load the BPF programs (needs Linux 6.6+ with BTF and conntrack, CAP_BPF and CAP_NET_ADMIN): %w", err)
-	}
-	for _, p := range cfg.VPCCIDRs {
-		key := fastpathLpmV4{Prefixlen: uint32(p.Bits()), Addr: be32(p.Masked().Addr())}
-		if err := f.objs.VpcCidrs.Put(&key, uint8(1)); err != nil {
-			f.objs.Close()
-			f.closeNS()
-			return nil, fmt.Errorf("fastpath: add VPC CIDR %s: %w", p, err)
-		}
+		return nil, err
 	}
 	h, err := netlink.NewHandleAt(vnetns.NsHandle(f.netns.Fd()))
 	if err != nil {
@@ -153,6 +145,38 @@ func Start(cfg Config) (*FastPath, error) {
 	}
 	go f.run(ctx, updates, subErr)
 	return f, nil
+}
+
+// maxVPCCIDRs is MAX_VPC_CIDRS of the program (a VPC has at most 5 IPv4 blocks on EC2).
+const maxVPCCIDRs = 16
+
+// load sets the VPC's blocks into the programs' constants and loads them.
+func load(objs *fastpathObjects, vpc []netip.Prefix) error {
+	if len(vpc) > maxVPCCIDRs {
+		return fmt.Errorf("fastpath: %d VPC CIDR blocks; the programs take at most %d", len(vpc), maxVPCCIDRs)
+	}
+	spec, err := loadFastpath()
+	if err != nil {
+		return fmt.Errorf("fastpath: read the embedded BPF object: %w", err)
+	}
+	var nets, masks [maxVPCCIDRs]uint32
+	for i, p := range vpc {
+		nets[i] = be32(p.Masked().Addr())
+		masks[i] = be32(netip.AddrFrom4([4]byte(net.CIDRMask(p.Bits(), 32))))
+	}
+	for name, v := range map[string]any{"vpc_net": nets, "vpc_mask": masks, "vpc_count": uint32(len(vpc))} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("fastpath: the BPF object has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("fastpath: set %s: %w", name, err)
+		}
+	}
+	if err := spec.LoadAndAssign(objs, nil); err != nil {
+		return fmt.Errorf("fastpath: load the BPF programs (needs Linux 6.6+ with BTF and conntrack, CAP_BPF and CAP_NET_ADMIN): %w", err)
+	}
+	return nil
 }
 
 func (f *FastPath) closeNS() {
@@ -310,9 +334,15 @@ func kindName(k uint8) string {
 	return "none"
 }
 
-// AttachCloud marks the link with mac as a cloud interface of the node and attaches from_cloud
-// to it (at once if it exists, otherwise when it appears). Calling it again is a no-op.
-func (f *FastPath) AttachCloud(mac net.HardwareAddr) error {
+// AttachCloud marks the link with mac as a cloud interface of the node whose own address is
+// ip, and attaches from_cloud to it (at once if it exists, otherwise when it appears). Calling
+// it again is a no-op.
+func (f *FastPath) AttachCloud(mac net.HardwareAddr, ip netip.Addr) error {
+	if ip.Is4() {
+		if err := f.objs.NodeAddrs.Put(be32(ip), uint8(1)); err != nil {
+			return fmt.Errorf("fastpath: record node address %s: %w", ip, err)
+		}
+	}
 	f.mu.Lock()
 	f.cloudMACs[mac.String()] = true
 	f.mu.Unlock()
@@ -333,8 +363,9 @@ type Stats struct {
 	// PodLinks and CloudLinks count the links with a program attached.
 	PodLinks   int `json:"podLinks"`
 	CloudLinks int `json:"cloudLinks"`
-	// Packets counts packets by verdict: "to_pod" and "to_cloud" were forwarded by the fast
-	// path; every other verdict names why a packet went on to the node's stack.
+	// Packets counts packets by verdict: "to_pod", "to_cloud" and "resolving_neighbour" (sent
+	// on through the neighbour subsystem while the next hop's MAC is resolved) were forwarded by
+	// the fast path; every other verdict names why a packet went on to the node's stack.
 	Packets map[string]uint64 `json:"packets"`
 }
 

@@ -8,26 +8,22 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
-	"structs"
 
 	"github.com/cilium/ebpf"
 )
-
-type fastpathLpmV4 struct {
-	_         structs.HostLayout
-	Prefixlen uint32
-	Addr      uint32
-}
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fastpathMapLinks      = "links"
+	fastpathMapNodeAddrs  = "node_addrs"
 	fastpathMapVerdicts   = "verdicts"
-	fastpathMapVpcCidrs   = "vpc_cidrs"
 	fastpathProgFromCloud = "from_cloud"
 	fastpathProgFromPod   = "from_pod"
+	fastpathVarVpcCount   = "vpc_count"
+	fastpathVarVpcMask    = "vpc_mask"
+	fastpathVarVpcNet     = "vpc_net"
 )
 
 // loadFastpath returns the embedded CollectionSpec for fastpath.
@@ -80,15 +76,18 @@ type fastpathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathMapSpecs struct {
-	Links    *ebpf.MapSpec `ebpf:"links"`
-	Verdicts *ebpf.MapSpec `ebpf:"verdicts"`
-	VpcCidrs *ebpf.MapSpec `ebpf:"vpc_cidrs"`
+	Links     *ebpf.MapSpec `ebpf:"links"`
+	NodeAddrs *ebpf.MapSpec `ebpf:"node_addrs"`
+	Verdicts  *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // fastpathVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastpathVariableSpecs struct {
+	VpcCount *ebpf.VariableSpec `ebpf:"vpc_count"`
+	VpcMask  *ebpf.VariableSpec `ebpf:"vpc_mask"`
+	VpcNet   *ebpf.VariableSpec `ebpf:"vpc_net"`
 }
 
 // fastpathObjects contains all objects after they have been loaded into the kernel.
@@ -111,16 +110,16 @@ func (o *fastpathObjects) Close() error {
 //
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathMaps struct {
-	Links    *ebpf.Map `ebpf:"links"`
-	Verdicts *ebpf.Map `ebpf:"verdicts"`
-	VpcCidrs *ebpf.Map `ebpf:"vpc_cidrs"`
+	Links     *ebpf.Map `ebpf:"links"`
+	NodeAddrs *ebpf.Map `ebpf:"node_addrs"`
+	Verdicts  *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *fastpathMaps) Close() error {
 	return _FastpathClose(
 		m.Links,
+		m.NodeAddrs,
 		m.Verdicts,
-		m.VpcCidrs,
 	)
 }
 
@@ -128,6 +127,9 @@ func (m *fastpathMaps) Close() error {
 //
 // It can be passed to loadFastpathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastpathVariables struct {
+	VpcCount *ebpf.Variable `ebpf:"vpc_count"`
+	VpcMask  *ebpf.Variable `ebpf:"vpc_mask"`
+	VpcNet   *ebpf.Variable `ebpf:"vpc_net"`
 }
 
 // fastpathPrograms contains all programs after they have been loaded into the kernel.

@@ -11,12 +11,13 @@
 // the VPC (so SNAT never applies), no conntrack entry for its flow in the node's namespace (so
 // no NAT binding of kube-proxy, hostPort or anything else is skipped, and a flow conntrack
 // already follows keeps going through it to the end), and a route whose next hop is resolved
-// and leads to a pod veth or (from a pod) to a cloud interface. The route is the kernel's own
+// and leads to a pod veth or (from a pod) to a cloud interface; a next hop whose MAC is not
+// known yet is resolved by the neighbour subsystem (bpf_redirect_neigh) rather than the stack. The route is the kernel's own
 // (bpf_fib_lookup with the policy rules), so the fast path cannot disagree with the slow one
 // about where a packet goes. Everything else continues to the stack unchanged (TCX_NEXT).
 //
 // Forwarding is what ip_forward does: MACs from the route's neighbour, TTL minus one with the
-// header checksum patched. Towards a pod, bpf_redirect_peer hands the packet to the pod's end of
+// header checksum patched. The program never writes to the packet directly (see forward()). Towards a pod, bpf_redirect_peer hands the packet to the pod's end of
 // the veth in the same softirq pass: no second trip through a backlog queue.
 //
 //go:build ignore
@@ -28,6 +29,7 @@
 #include <linux/ip.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+#include <stddef.h>
 
 // tcx verdicts (linux/bpf.h of kernels 6.6+; spelled out for older headers).
 #define TCX_NEXT -1
@@ -54,19 +56,12 @@ extern struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_
 					 struct bpf_ct_opts *opts, __u32 opts_len) __ksym;
 extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 
-struct lpm_v4 {
-	__u32 prefixlen;
-	__u32 addr;
-};
-
-// The VPC's CIDR blocks.
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 64);
-	__type(key, struct lpm_v4);
-	__type(value, __u8);
-} vpc_cidrs SEC(".maps");
+// The VPC's CIDR blocks, set by the loader before the program is loaded (constants: a few
+// compares cost less than a trie lookup). Network byte order, as in the packet.
+#define MAX_VPC_CIDRS 16
+volatile const __u32 vpc_net[MAX_VPC_CIDRS];
+volatile const __u32 vpc_mask[MAX_VPC_CIDRS];
+volatile const __u32 vpc_count;
 
 // Interfaces the fast path may send to, by ifindex: 1 = pod veth (host side), 2 = cloud interface.
 #define LINK_POD 1
@@ -78,6 +73,15 @@ struct {
 	__type(value, __u8);
 } links SEC(".maps");
 
+// The node's own addresses (its cloud interfaces' primary IPs): traffic for them is the
+// node's, and this one lookup lets it go on without the route lookup.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} node_addrs SEC(".maps");
+
 // Verdict counters; the order is the Go side's verdictNames.
 enum verdict {
 	TO_POD,
@@ -88,10 +92,11 @@ enum verdict {
 	TTL_EXPIRING,
 	OUTSIDE_VPC,
 	CONNTRACK,
-	NO_NEIGHBOUR,
+	RESOLVING_NEIGHBOUR,
 	NO_ROUTE,
 	OTHER_DEVICE,
 	NOT_FOR_NODE,
+	FOR_NODE,
 	VERDICTS,
 };
 struct {
@@ -111,8 +116,13 @@ static __always_inline int count(__u32 v, int ret)
 
 static __always_inline int in_vpc(__u32 addr)
 {
-	struct lpm_v4 key = {.prefixlen = 32, .addr = addr};
-	return bpf_map_lookup_elem(&vpc_cidrs, &key) != NULL;
+	for (int i = 0; i < MAX_VPC_CIDRS; i++) {
+		if (i >= vpc_count)
+			return 0;
+		if ((addr & vpc_mask[i]) == vpc_net[i])
+			return 1;
+	}
+	return 0;
 }
 
 static __always_inline int forward(struct __sk_buff *skb, int from_pod)
@@ -127,6 +137,8 @@ static __always_inline int forward(struct __sk_buff *skb, int from_pod)
 		return count(NOT_IPV4, TCX_NEXT);
 	if (skb->pkt_type != PACKET_HOST)
 		return count(NOT_FOR_NODE, TCX_NEXT);
+	if (bpf_map_lookup_elem(&node_addrs, &ip->daddr))
+		return count(FOR_NODE, TCX_NEXT);
 	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF_OFFSET)))
 		return count(IP_OPTIONS_OR_FRAGMENT, TCX_NEXT);
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
@@ -136,54 +148,69 @@ static __always_inline int forward(struct __sk_buff *skb, int from_pod)
 	if (!in_vpc(ip->saddr) || !in_vpc(ip->daddr))
 		return count(OUTSIDE_VPC, TCX_NEXT);
 
+	__u32 saddr = ip->saddr, daddr = ip->daddr;
+	__u16 sport = ports[0], dport = ports[1];
+	__u8 proto = ip->protocol;
+	__u8 ttl = ip->ttl;
+
+	// The route first: it also settles the cheap cases (a packet for the node itself, which is
+	// most of what arrives on a cloud interface that is not for a pod) before conntrack is asked.
+	struct bpf_fib_lookup fib = {};
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = proto;
+	fib.sport = sport;
+	fib.dport = dport;
+	fib.tot_len = 0; // 0: the kernel checks this skb (GSO-aware) against the egress MTU
+	fib.ipv4_src = saddr;
+	fib.ipv4_dst = daddr;
+	fib.ifindex = skb->ingress_ifindex;
+	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return count(NO_ROUTE, TCX_NEXT);
+	__u32 oif = fib.ifindex;
+	__u8 *kind = bpf_map_lookup_elem(&links, &oif);
+	if (!kind)
+		return count(OTHER_DEVICE, TCX_NEXT);
+	__u8 to = *kind;
+	if (to != LINK_POD && !(to == LINK_CLOUD && from_pod))
+		return count(OTHER_DEVICE, TCX_NEXT); // e.g. back out to the cloud: the stack's business
+
+	// The flow as the packet names it (the lookup rewrote fib.ipv4_dst to the next hop).
 	struct bpf_sock_tuple tuple = {};
-	tuple.ipv4.saddr = ip->saddr;
-	tuple.ipv4.daddr = ip->daddr;
-	tuple.ipv4.sport = ports[0];
-	tuple.ipv4.dport = ports[1];
-	struct bpf_ct_opts opts = {.netns_id = BPF_F_CURRENT_NETNS, .l4proto = ip->protocol};
+	tuple.ipv4.saddr = saddr;
+	tuple.ipv4.daddr = daddr;
+	tuple.ipv4.sport = sport;
+	tuple.ipv4.dport = dport;
+	struct bpf_ct_opts opts = {.netns_id = BPF_F_CURRENT_NETNS, .l4proto = proto};
 	struct nf_conn *ct = bpf_skb_ct_lookup(skb, &tuple, sizeof(tuple.ipv4), &opts, sizeof(opts));
 	if (ct) {
 		bpf_ct_release(ct);
 		return count(CONNTRACK, TCX_NEXT);
 	}
 
-	// The packet pointers do not survive helper calls that may touch the packet; the lookups
-	// above do not, but re-derive them before writing to stay independent of that.
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	eth = data;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
-		return count(NOT_IPV4, TCX_NEXT);
-
-	struct bpf_fib_lookup fib = {};
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = ip->protocol;
-	fib.sport = tuple.ipv4.sport;
-	fib.dport = tuple.ipv4.dport;
-	fib.tot_len = 0; // 0: the kernel checks this skb (GSO-aware) against the egress MTU
-	fib.ipv4_src = ip->saddr;
-	fib.ipv4_dst = ip->daddr;
-	fib.ifindex = skb->ingress_ifindex;
-	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return count(NO_NEIGHBOUR, TCX_NEXT);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+	// What ip_forward does to the packet: TTL minus one (RFC 1624 checksum update), new MACs.
+	// Through helpers, not direct writes: a program that writes packet data directly gets a
+	// prologue that makes every packet's head private, and most skbs here are clones (TCP
+	// keeps the original for retransmission), so every packet, forwarded or not, would be
+	// copied. The helpers copy only the packets that are forwarded, as ip_forward does.
+	__u16 old_word = bpf_htons((__u16)ttl << 8 | proto);
+	__u16 new_word = bpf_htons((__u16)(ttl - 1) << 8 | proto);
+	__u8 new_ttl = ttl - 1;
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old_word, new_word, sizeof(new_word)) ||
+	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &new_ttl, sizeof(new_ttl), 0))
 		return count(NO_ROUTE, TCX_NEXT);
-	__u32 oif = fib.ifindex;
-	__u8 *kind = bpf_map_lookup_elem(&links, &oif);
-	if (!kind || (*kind == LINK_CLOUD && !from_pod) || (*kind != LINK_POD && *kind != LINK_CLOUD))
-		return count(OTHER_DEVICE, TCX_NEXT);
-	__u8 to = *kind;
-
-	// What ip_forward does to the packet: new MACs, TTL minus one (RFC 1624 checksum update).
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	__u32 sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
-	ip->check = (__u16)(sum + (sum >= 0xffff));
-	ip->ttl--;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		// The next hop's MAC is not known yet (a pod's first packets, an expired entry): the
+		// neighbour subsystem resolves it and sends the packet on, queued meanwhile. Leaving
+		// the packet to the stack instead would put its flow into conntrack, and with that the
+		// rest of the flow on the stack.
+		struct bpf_redir_neigh nh = {.nh_family = AF_INET, .ipv4_nh = fib.ipv4_dst};
+		return count(RESOLVING_NEIGHBOUR, bpf_redirect_neigh(oif, &nh, sizeof(nh), 0));
+	}
+	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), fib.dmac, ETH_ALEN, 0) ||
+	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), fib.smac, ETH_ALEN, 0))
+		return count(NO_ROUTE, TCX_NEXT);
 
 	if (to == LINK_POD)
 		return count(TO_POD, bpf_redirect_peer(oif, 0));
