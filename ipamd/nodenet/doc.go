@@ -23,7 +23,7 @@
 //
 //	table ip flatnet {
 //		set nosnat { type ipv4_addr; flags interval; elements = { VPC CIDRs, exclusions } }
-//		chain prerouting { type filter hook prerouting priority mangle; policy accept;
+//		chain prerouting { type filter hook prerouting priority dstnat + 10; policy accept;
 //			ip daddr != @nosnat meta mark set meta mark | MARK }
 //		chain postrouting { type nat hook postrouting priority srcnat; policy accept;
 //			meta mark & MARK == MARK ip daddr != @nosnat snat to PRIMARY fully-random }
@@ -35,7 +35,9 @@
 // internet-bound packets out of the secondary interface, where a source of the primary IP fails
 // the cloud's source/destination check. Marked packets use the main table instead and leave
 // through the primary interface. Only forwarded packets pass prerouting, so the node's own
-// traffic is neither marked nor SNATed. With SNAT off (Config.ExternalSNAT), the table and the
+// traffic is neither marked nor SNATed. The mark is set after DNAT, so it follows the address a
+// packet really goes to: a pod on a secondary interface reaching a ClusterIP (kube-proxy's DNAT)
+// whose backend is inside the VPC keeps its interface's route. With SNAT off (Config.ExternalSNAT), the table and the
 // rule are removed and pods on secondary interfaces egress through their own interface.
 //
 // Converging the table happens in one nf_tables transaction: nothing when it matches; the set's

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -432,5 +433,39 @@ func TestConvergesDrift(t *testing.T) {
 				t.Errorf("eth1 MTU %d flags %v", link.Attrs().MTU, link.Attrs().Flags)
 			}
 		})
+	}
+}
+
+// TestClusterIPFromSecondaryInterface: kube-proxy DNATs a pod's connection to a ClusterIP to a
+// backend inside the VPC. The SNAT mark must follow the translated destination: a pod on a
+// secondary interface then keeps its table's route out of eth1; marked on the ClusterIP (outside
+// the VPC), it would leave through eth0 with eth1's source, and the router's source check (like
+// the cloud's) would drop it.
+func TestClusterIPFromSecondaryInterface(t *testing.T) {
+	l := newLab(t)
+	n, _ := newNode(t, labConfig(l))
+	converge(t, n)
+	pod1 := l.addPod(t, pod1IP, n.RouteTable(1))
+	ruleset := fmt.Sprintf(`table ip kubeproxy {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 10.96.0.1 tcp dport 80 dnat to %s:%d
+	}
+}`, vpcPeerIP, serverPort)
+	cmd := exec.Command("ip", "netns", "exec", filepath.Base(l.node.Path()), "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v\n%s", err, out)
+	}
+	c, err := dialPort(context.Background(), pod1, pod1IP, netip.MustParseAddr("10.96.0.1"), 80)
+	if err != nil {
+		t.Fatalf("pod on eth1 -> ClusterIP -> backend in the VPC: %v", err)
+	}
+	defer c.c.Close()
+	if c.Source != pod1IP.String() {
+		t.Fatalf("backend saw %s, want the pod's own %s (no SNAT inside the VPC)", c.Source, pod1IP)
+	}
+	if err := c.echo("through the ClusterIP"); err != nil {
+		t.Fatal(err)
 	}
 }

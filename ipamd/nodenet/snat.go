@@ -30,12 +30,19 @@ type nftDesired struct {
 	rules  map[string][]*nftables.Rule // by chain name
 }
 
+// markPriority is the prerouting chain's: right after DNAT.
+var markPriority = nftables.ChainPriorityRef(*nftables.ChainPriorityNATDest + 10)
+
 func (n *Node) desiredNFT() nftDesired {
 	table := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: NFTTable}
 	set := &nftables.Set{Table: table, Name: nftSetNoSNAT, KeyType: nftables.TypeIPAddr, Interval: true}
 	accept := nftables.ChainPolicyAccept
+	// The mark is decided after DNAT (dstnat + 10), on the destination the packet will really
+	// go to: a pod reaching a ClusterIP whose backend is in the VPC must keep its own
+	// interface's route; marked, it would leave through eth0 with a secondary interface's
+	// source, which the cloud's source check drops.
 	pre := &nftables.Chain{Name: nftChainPre, Table: table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept}
+		Hooknum: nftables.ChainHookPrerouting, Priority: markPriority, Policy: &accept}
 	post := &nftables.Chain{Name: nftChainPost, Table: table, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept}
 	return nftDesired{
