@@ -3,6 +3,7 @@ package nodenet
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/flatnet/flatnet/ipamd/nodenet/fastpath"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // fastLab is the nodenet lab with the fast path on and two pods whose host veths carry the CNI
@@ -224,4 +227,49 @@ func TestFastPathCloseDetaches(t *testing.T) {
 	}
 	exchange(t, f.pod0, pod0IP, vpcPeerIP, pod0IP, 3)
 	exchange(t, f.pod1, pod1IP, vpcPeerIP, pod1IP, 3)
+}
+
+// TestFastPathFollowsLinks: the fast path follows pod veths as they come and go: a veth that
+// loses the CNI plugin's alias is left to the stack (and keeps working), a deleted one is
+// forgotten, and one that appears later is attached.
+func TestFastPathFollowsLinks(t *testing.T) {
+	f := newFastLab(t)
+	nh := handle(t, f.node)
+	host0, err := nh.LinkByName(fmt.Sprintf("vp%x", pod0IP.As4()[3]))
+	must(t, "find pod0's host veth", err)
+	must(t, "clear alias", nh.LinkSetAlias(host0, ""))
+	f.waitLinks(t, 1, 2)
+	exchange(t, f.pod0, pod0IP, vpcPeerIP, pod0IP, 1) // neighbours
+	before := f.packets(t)
+	exchange(t, f.pod0, pod0IP, vpcPeerIP, pod0IP, 20)
+	after := f.packets(t)
+	if d := delta(before, after, "to_pod"); d != 0 {
+		t.Errorf("%d packets went to a veth without the alias on the fast path", d)
+	}
+	if d := delta(before, after, "other_device"); d < 20 {
+		t.Errorf("replies to the pod without the alias: %d left to the stack as other_device, want at least 20", d)
+	}
+
+	host1, err := nh.LinkByName(fmt.Sprintf("vp%x", pod1IP.As4()[3]))
+	must(t, "find pod1's host veth", err)
+	must(t, "delete pod1's veth", nh.LinkDel(host1))
+	f.waitLinks(t, 0, 2)
+
+	const lateIP = "10.0.0.51"
+	late := f.addPod(t, netip.MustParseAddr(lateIP), 0)
+	hostLate, err := nh.LinkByName(fmt.Sprintf("vp%x", netip.MustParseAddr(lateIP).As4()[3]))
+	must(t, "find the late pod's host veth", err)
+	must(t, "alias", nh.LinkSetAlias(hostLate, fastpath.PodAliasPrefix+"test/late/eth0"))
+	f.waitLinks(t, 1, 2)
+	// The router delivers the late pod's address like the others.
+	rh := handle(t, f.router)
+	must(t, "router neighbour", rh.NeighSet(&netlink.Neigh{LinkIndex: linkIndex(t, rh, "r0"), Family: unix.AF_INET,
+		State: netlink.NUD_PERMANENT, IP: net.ParseIP(lateIP), HardwareAddr: mac0}))
+	exchange(t, late, netip.MustParseAddr(lateIP), vpcPeerIP, netip.MustParseAddr(lateIP), 1)
+	before = f.packets(t)
+	exchange(t, late, netip.MustParseAddr(lateIP), vpcPeerIP, netip.MustParseAddr(lateIP), 20)
+	after = f.packets(t)
+	if delta(before, after, "to_pod") < 20 || delta(before, after, "to_cloud") < 20 {
+		t.Errorf("late pod: to_pod +%d, to_cloud +%d, want at least 20 each", delta(before, after, "to_pod"), delta(before, after, "to_cloud"))
+	}
 }
