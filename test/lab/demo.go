@@ -121,6 +121,27 @@ func (d *demo) podToPod() error {
 		}
 		d.ok("%s (%s) -> %s (%s): %s saw %s", src.Name, src.IP, dst.Name, dst.IP, r.Name, r.Remote)
 	}
+	return d.fastPath()
+}
+
+// fastPath shows that the pod traffic above went through ipamd's BPF fast path, not the
+// nodes' IP stacks (where the kernel cannot run it, ipamd says so and the stack forwards).
+func (d *demo) fastPath() error {
+	for _, n := range d.l.State().Nodes {
+		fp, err := d.l.FastPath(d.ctx, n.Name)
+		if err != nil {
+			return err
+		}
+		if !fp.Running {
+			d.ok("%s: no BPF fast path on this kernel (mode %s): the node's IP stack forwards its pods' traffic", n.Name, fp.Mode)
+			continue
+		}
+		if fp.Packets["to_pod"] == 0 || fp.Forwarded() == 0 {
+			return fmt.Errorf("%s: the fast path forwarded no packet to its pods: %v", n.Name, fp.Packets)
+		}
+		d.ok("%s: BPF fast path on %d pod veths: %d packets delivered to pods, %d sent to the VPC without the node's IP stack",
+			n.Name, fp.PodLinks, fp.Packets["to_pod"], fp.Packets["to_cloud"]+fp.Packets["resolving_neighbour"])
+	}
 	return nil
 }
 

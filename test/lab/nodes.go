@@ -149,25 +149,58 @@ type NodeAddress struct {
 
 // Addresses reads a node's ipamd's addresses from its introspection endpoint.
 func (l *Lab) Addresses(ctx context.Context, node string) ([]NodeAddress, error) {
+	var out []NodeAddress
+	if err := l.introspect(ctx, node, "/v1/addresses", &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FastPath is what a node's ipamd says of its BPF fast path (/v1/fastpath).
+type FastPath struct {
+	Mode       string            `json:"mode"`
+	Running    bool              `json:"running"`
+	PodLinks   int               `json:"podLinks"`
+	CloudLinks int               `json:"cloudLinks"`
+	Packets    map[string]uint64 `json:"packets"`
+}
+
+// Forwarded is how many packets the fast path forwarded itself.
+func (f FastPath) Forwarded() uint64 {
+	return f.Packets["to_pod"] + f.Packets["to_cloud"] + f.Packets["resolving_neighbour"]
+}
+
+// FastPath reads a node's ipamd's fast path counters.
+func (l *Lab) FastPath(ctx context.Context, node string) (FastPath, error) {
+	var out FastPath
+	err := l.introspect(ctx, node, "/v1/fastpath", &out)
+	return out, err
+}
+
+// introspect GETs path from node's ipamd's introspection endpoint (inside the node's
+// namespace) and decodes the JSON answer into out.
+func (l *Lab) introspect(ctx context.Context, node, path string, out any) error {
 	l.mu.Lock()
 	n := l.node(node)
 	l.mu.Unlock()
 	if n == nil {
-		return nil, fmt.Errorf("no node %q", node)
+		return fmt.Errorf("no node %q", node)
 	}
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: Dialer(n.Netns, nil), DisableKeepAlives: true}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+IntrospectionAddr+"/v1/addresses", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+IntrospectionAddr+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ask %s's ipamd for its addresses: %w", node, err)
+		return fmt.Errorf("ask %s's ipamd for %s: %w", node, path, err)
 	}
 	defer resp.Body.Close()
-	var out []NodeAddress
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("decode %s's addresses: %w", node, err)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("ask %s's ipamd for %s: %s", node, path, resp.Status)
 	}
-	return out, nil
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s's %s: %w", node, path, err)
+	}
+	return nil
 }
