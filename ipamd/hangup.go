@@ -18,36 +18,51 @@ var errClientGone = errors.New("the plugin hung up before the answer (its timeou
 
 // watchHangup cancels a request with errClientGone when the plugin closes its connection. The
 // plugin half-closes after sending its request, so the end of input means nothing; only a full
-// hang-up (POLLHUP) counts. The wait sits in the runtime's netpoller, not on a thread. stop ends
-// the watch and says whether the plugin hung up.
-func watchHangup(conn net.Conn, cancel context.CancelCauseFunc) (stop func() bool) {
+// hang-up (POLLHUP) counts. The wait sits in the runtime's netpoller, not on a thread.
+func watchHangup(conn net.Conn, cancel context.CancelCauseFunc) *hangupWatch {
+	w := &hangupWatch{conn: conn}
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
-		return func() bool { return false }
+		return w
 	}
 	rc, err := uc.SyscallConn()
 	if err != nil {
-		return func() bool { return false }
+		return w
 	}
-	var gone atomic.Bool
-	done := make(chan struct{})
+	w.done = make(chan struct{})
 	_ = conn.SetReadDeadline(time.Time{})
 	go func() {
-		defer close(done)
+		defer close(w.done)
 		_ = rc.Read(func(fd uintptr) bool {
 			if hungUp(fd) {
-				gone.Store(true)
+				w.gone.Store(true)
 				cancel(errClientGone)
 				return true
 			}
 			return false // readable (the half-close) but still there: wait for the next event
 		})
 	}()
-	return func() bool {
-		_ = conn.SetReadDeadline(time.Now()) // ends the wait
-		<-done
-		return gone.Load()
+	return w
+}
+
+// hangupWatch is one connection's watch.
+type hangupWatch struct {
+	conn net.Conn
+	gone atomic.Bool
+	done chan struct{} // nil: nothing watched
+}
+
+// Gone says whether the plugin has hung up so far. It does not wait: the answer need not wait
+// for the watch to end (a write to a socket whose peer is gone fails, which says the same).
+func (w *hangupWatch) Gone() bool { return w.gone.Load() }
+
+// Stop ends the watch and waits for it.
+func (w *hangupWatch) Stop() {
+	if w.done == nil {
+		return
 	}
+	_ = w.conn.SetReadDeadline(time.Now()) // ends the wait
+	<-w.done
 }
 
 // hungUp says whether the peer of the socket fd has closed it.

@@ -120,9 +120,11 @@ func (d *Daemon) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := watchHangup(conn, cancel)
+	watch := watchHangup(conn, cancel)
 	resp, fresh := d.handle(ctx, raw)
-	if gone := stop(); (gone || !d.answer(conn, resp)) && fresh {
+	answered := !watch.Gone() && d.answer(conn, resp)
+	watch.Stop() // after the answer: the plugin does not wait for it
+	if !answered && fresh {
 		d.giveBack(resp.Allocation)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/flatnet/flatnet/ipamd"
@@ -32,8 +33,19 @@ func run(args []string) error {
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	kubeconfig := fs.String("kubeconfig", "", "publish the node's address capacity, a condition and pod events through this kubeconfig (empty: no Kubernetes)")
 	nodeName := fs.String("node-name", "", "this node's Kubernetes Node (required with --kubeconfig)")
+	procs := fs.Int("max-procs", 1, "CPUs ipamd's Go code runs on at once (GOMAXPROCS); 0: Go's default (the CPUs the process may use)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *procs < 0 {
+		return fmt.Errorf("--max-procs %d: want 0 or more", *procs)
+	}
+	if *procs > 0 {
+		// ipamd spends a few hundred microseconds of CPU per pod and is otherwise idle. On one
+		// P, a request's goroutines (accept, serve, hang-up watch) hand over without waking
+		// another thread; on several, each handover can wake an idle CPU, which is what the tail
+		// of an allocation's latency is made of (docs/benchmarks.md, issue 4).
+		runtime.GOMAXPROCS(*procs)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {

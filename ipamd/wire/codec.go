@@ -109,13 +109,16 @@ func Call(ctx context.Context, path string, req *Request) (*Response, error) {
 	if uc, ok := conn.(*net.UnixConn); ok {
 		_ = uc.CloseWrite()
 	}
-	body, err := io.ReadAll(io.LimitReader(conn, MaxMessage))
-	if err != nil {
-		return nil, fmt.Errorf("read ipamd's answer: %w", err)
-	}
+	// The answer is one JSON value: decode it as soon as it is complete rather than wait for
+	// ipamd to close the connection (it tidies up after answering).
 	var resp Response
-	if err := json.Unmarshal(body, &resp); err != nil {
-		return nil, fmt.Errorf("ipamd's answer is not valid JSON: %w", err)
+	if err := json.NewDecoder(io.LimitReader(conn, MaxMessage)).Decode(&resp); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &se) || errors.As(err, &te) {
+			return nil, fmt.Errorf("ipamd's answer is not valid JSON: %w", err)
+		}
+		return nil, fmt.Errorf("read ipamd's answer: %w", err)
 	}
 	if resp.Error != nil {
 		return &resp, resp.Error
