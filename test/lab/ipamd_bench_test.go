@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,4 +59,62 @@ func BenchmarkWarmAllocateLab(b *testing.B) {
 	at := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
 	b.ReportMetric(at(0.50), "p50-ms")
 	b.ReportMetric(at(0.99), "p99-ms")
+}
+
+// BenchmarkRSS250Lab is issue 4's memory figure for the binary as shipped: the flatnet-ipamd
+// process of a lab node (datapath and fast path on, the Kubernetes client linked in though not
+// used) holding 250 allocations on an m5.16xlarge, read from /proc once they are all served.
+// VmRSS counts the executable's pages the process has mapped (shared with every other process
+// running it, clean, dropped under memory pressure) as well as its own memory; both are
+// reported.
+func BenchmarkRSS250Lab(b *testing.B) {
+	var rss, anon, file float64
+	for range b.N {
+		cfg := benchConfig(b, "flr-", 7487)
+		cfg.Nodes, cfg.InstanceType = 1, "m5.16xlarge"
+		ctx := context.Background()
+		l, err := Up(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := l.State().Nodes[0]
+		var wg sync.WaitGroup
+		for w := range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < 250; i += 10 {
+					o := wire.Owner{Network: NetworkName, ContainerID: fmt.Sprintf("rss-%d", i), IfName: "eth0"}
+					if _, err := wire.Call(ctx, n.Socket(), &wire.Request{Op: wire.OpAllocate, Allocate: &wire.AllocateRequest{Owner: o}}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		time.Sleep(500 * time.Millisecond)
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.IpamdPID))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rss, anon, file = statusKiB(st, "VmRSS")/1024, statusKiB(st, "RssAnon")/1024, statusKiB(st, "RssFile")/1024
+		if err := Down(cfg.Dir, cfg.Prefix, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(rss, "rss-MiB")
+	b.ReportMetric(anon, "anon-MiB")
+	b.ReportMetric(file, "file-MiB")
+}
+
+// statusKiB reads a "Key:   N kB" line of /proc/<pid>/status.
+func statusKiB(status []byte, key string) float64 {
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
+			v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return v
+		}
+	}
+	return 0
 }
