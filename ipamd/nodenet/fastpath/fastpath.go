@@ -48,6 +48,7 @@ const (
 var verdictNames = []string{
 	"to_pod", "to_cloud", "not_ipv4", "not_tcp_udp", "ip_options_or_fragment", "ttl_expiring",
 	"outside_vpc", "conntrack", "resolving_neighbour", "no_route", "other_device", "not_for_node", "for_node",
+	"rewrite_failed",
 }
 
 // resyncEvery bounds how long a missed link notification can leave a link without the fast path.

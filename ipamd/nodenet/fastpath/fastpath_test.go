@@ -45,3 +45,19 @@ func TestBE32(t *testing.T) {
 		t.Fatalf("be32(10.1.2.3) lays out as %v", got)
 	}
 }
+
+// TestVerdictNamesMatchProgram: the Go names of the counters and the program's enum agree in
+// number (the counters map has one slot per verdict).
+func TestVerdictNamesMatchProgram(t *testing.T) {
+	spec, err := loadFastpath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := spec.Maps["verdicts"]
+	if !ok {
+		t.Fatal("the BPF object has no verdicts map")
+	}
+	if int(m.MaxEntries) != len(verdictNames) {
+		t.Fatalf("the program counts %d verdicts, verdictNames names %d", m.MaxEntries, len(verdictNames))
+	}
+}

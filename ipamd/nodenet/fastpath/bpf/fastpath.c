@@ -10,15 +10,17 @@
 // TCP or UDP, no IP options, not a fragment, TTL above 1, source and destination both inside
 // the VPC (so SNAT never applies), no conntrack entry for its flow in the node's namespace (so
 // no NAT binding of kube-proxy, hostPort or anything else is skipped, and a flow conntrack
-// already follows keeps going through it to the end), and a route whose next hop is resolved
-// and leads to a pod veth or (from a pod) to a cloud interface; a next hop whose MAC is not
-// known yet is resolved by the neighbour subsystem (bpf_redirect_neigh) rather than the stack. The route is the kernel's own
-// (bpf_fib_lookup with the policy rules), so the fast path cannot disagree with the slow one
-// about where a packet goes. Everything else continues to the stack unchanged (TCX_NEXT).
+// already follows keeps going through it to the end), and a route that leads to a pod veth or
+// (from a pod) to a cloud interface. The route is the kernel's own (bpf_fib_lookup with the
+// policy rules), so the fast path cannot disagree with the stack about where a packet goes; a
+// next hop whose MAC is not known yet is resolved by the neighbour subsystem
+// (bpf_redirect_neigh) rather than left to the stack. Everything else continues to the stack
+// unchanged (TCX_NEXT).
 //
-// Forwarding is what ip_forward does: MACs from the route's neighbour, TTL minus one with the
-// header checksum patched. The program never writes to the packet directly (see forward()). Towards a pod, bpf_redirect_peer hands the packet to the pod's end of
-// the veth in the same softirq pass: no second trip through a backlog queue.
+// Forwarding is what ip_forward does: TTL minus one with the header checksum patched, MACs from
+// the route's neighbour, written through helpers only (see forward()). Towards a pod,
+// bpf_redirect_peer hands the packet to the pod's end of the veth in the same softirq pass: no
+// second trip through a backlog queue.
 //
 //go:build ignore
 
@@ -33,7 +35,7 @@
 
 // tcx verdicts (linux/bpf.h of kernels 6.6+; spelled out for older headers).
 #define TCX_NEXT -1
-#define TCX_PASS 0
+#define TCX_DROP 2
 
 #define AF_INET 2
 #define IP_MF_OFFSET 0x3fff
@@ -97,6 +99,7 @@ enum verdict {
 	OTHER_DEVICE,
 	NOT_FOR_NODE,
 	FOR_NODE,
+	REWRITE_FAILED,
 	VERDICTS,
 };
 struct {
@@ -197,9 +200,12 @@ static __always_inline int forward(struct __sk_buff *skb, int from_pod)
 	__u16 old_word = bpf_htons((__u16)ttl << 8 | proto);
 	__u16 new_word = bpf_htons((__u16)(ttl - 1) << 8 | proto);
 	__u8 new_ttl = ttl - 1;
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old_word, new_word, sizeof(new_word)) ||
-	    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &new_ttl, sizeof(new_ttl), 0))
-		return count(NO_ROUTE, TCX_NEXT);
+	// The first write makes the packet writable; if that fails nothing has changed and the
+	// stack can have it. After it, a failure would leave the packet half rewritten: drop it.
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old_word, new_word, sizeof(new_word)))
+		return count(REWRITE_FAILED, TCX_NEXT);
+	if (bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &new_ttl, sizeof(new_ttl), 0))
+		return count(REWRITE_FAILED, TCX_DROP);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		// The next hop's MAC is not known yet (a pod's first packets, an expired entry): the
 		// neighbour subsystem resolves it and sends the packet on, queued meanwhile. Leaving
@@ -210,7 +216,7 @@ static __always_inline int forward(struct __sk_buff *skb, int from_pod)
 	}
 	if (bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_dest), fib.dmac, ETH_ALEN, 0) ||
 	    bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), fib.smac, ETH_ALEN, 0))
-		return count(NO_ROUTE, TCX_NEXT);
+		return count(REWRITE_FAILED, TCX_DROP);
 
 	if (to == LINK_POD)
 		return count(TO_POD, bpf_redirect_peer(oif, 0));
