@@ -68,12 +68,7 @@ func (d *Daemon) allocate(ctx context.Context, req *wire.AllocateRequest) (*wire
 		if err == nil {
 			if fresh {
 				d.demand(now, false)
-				// The worker decides whether the pool grows back, which it does only below the
-				// low watermark (pool.Decide); above it, waking it would only make it list the
-				// pool while the next request is served. Its one-second tick keeps the gauges.
-				if !d.store.AvailableAtLeast(max(d.cfg.Pool.WarmLow, 1), now, d.cfg.Cooldown) {
-					d.poke()
-				}
+				d.poke() // the worker decides whether the pool needs to grow back
 			}
 			return d.allocation(a), fresh, nil
 		}

@@ -75,21 +75,27 @@ func (f *fastLab) packets(t *testing.T) map[string]uint64 {
 	return s.Packets
 }
 
-// exchange opens a connection from pod (bound to src) to dst, checks the source the server
-// saw, and echoes rounds lines over it.
+// exchange opens a connection from pod (bound to src) to dst's server port, checks the source
+// the server saw, and echoes rounds lines over it.
 func exchange(t *testing.T, pod ns.NetNS, src, dst netip.Addr, wantSource netip.Addr, rounds int) {
 	t.Helper()
-	c, err := dial(context.Background(), pod, src, dst)
+	exchangePort(t, pod, src, dst, serverPort, wantSource, rounds)
+}
+
+// exchangePort is exchange to another port (one a DNAT rule maps to a server).
+func exchangePort(t *testing.T, pod ns.NetNS, src, dst netip.Addr, port uint16, wantSource netip.Addr, rounds int) {
+	t.Helper()
+	c, err := dialPort(context.Background(), pod, src, dst, port)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.c.Close()
 	if c.Source != wantSource.String() {
-		t.Fatalf("%s -> %s: server saw source %s, want %s", src, dst, c.Source, wantSource)
+		t.Fatalf("%s -> %s:%d: server saw source %s, want %s", src, dst, port, c.Source, wantSource)
 	}
 	for i := range rounds {
 		if err := c.echo(fmt.Sprintf("round %d", i)); err != nil {
-			t.Fatalf("%s -> %s: %v", src, dst, err)
+			t.Fatalf("%s -> %s:%d: %v", src, dst, port, err)
 		}
 	}
 }
@@ -165,33 +171,9 @@ func TestFastPathLeavesNATToTheStack(t *testing.T) {
 
 	before := f.packets(t)
 	// ClusterIP: pod0 -> 10.96.0.1:80, DNATed to the peer; the peer's replies come in on eth0.
-	cip, err := dialPort(context.Background(), f.pod0, pod0IP, netip.MustParseAddr(clusterIP), 80)
-	if err != nil {
-		t.Fatalf("ClusterIP flow through DNAT: %v", err)
-	}
-	if cip.Source != pod0IP.String() {
-		t.Errorf("ClusterIP backend saw %s, want the pod's %s", cip.Source, pod0IP)
-	}
-	for i := range 10 {
-		if err := cip.echo(fmt.Sprintf("cluster ip %d", i)); err != nil {
-			t.Fatalf("ClusterIP flow through DNAT: %v", err)
-		}
-	}
-	_ = cip.c.Close()
+	exchangePort(t, f.pod0, pod0IP, netip.MustParseAddr(clusterIP), 80, pod0IP, 10)
 	// NodePort: the peer -> node:7070, DNATed to pod0; pod0's replies go through from_pod.
-	c, err := dial(context.Background(), f.inet, vpcPeerIP, nodeIP)
-	if err != nil {
-		t.Fatalf("NodePort flow through DNAT: %v", err)
-	}
-	if c.Source != vpcPeerIP.String() {
-		t.Errorf("NodePort backend saw %s, want the client's %s", c.Source, vpcPeerIP)
-	}
-	for i := range 10 {
-		if err := c.echo(fmt.Sprintf("node port %d", i)); err != nil {
-			t.Fatalf("NodePort flow through DNAT: %v", err)
-		}
-	}
-	_ = c.c.Close()
+	exchange(t, f.inet, vpcPeerIP, nodeIP, vpcPeerIP, 10)
 	after := f.packets(t)
 	if d := delta(before, after, "conntrack"); d < 20 {
 		t.Errorf("NAT flows: %d packets left to the stack for their conntrack entry, want at least 20; counters %v -> %v", d, before, after)

@@ -190,7 +190,7 @@ func (n *Node) EnsureInterface(ctx context.Context, in Interface) error {
 		return fmt.Errorf("interface %d (%s): %w", in.DeviceIndex, link.Attrs().Name, err)
 	}
 	if n.fast != nil {
-		if err := n.fast.AttachCloud(in.MAC, in.PrimaryIP); err != nil {
+		if err := n.fast.AttachCloud(link, in.PrimaryIP); err != nil {
 			n.log.Warn("fast path not attached to a cloud interface; its traffic takes the node's stack", "link", link.Attrs().Name, "err", err)
 		}
 	}

@@ -210,27 +210,6 @@ func (s *Store) NextFree() (Address, bool) {
 	return *raw.(*Address), true
 }
 
-// AvailableAtLeast says whether at least n free addresses are past their cooldown. It reads at
-// most n+1 entries: free addresses are indexed by release time, so the cooling ones come last.
-func (s *Store) AvailableAtLeast(n int, now time.Time, cooldown time.Duration) bool {
-	if n <= 0 {
-		return true
-	}
-	it, err := s.read().Get(tableAddresses, indexFree+"_prefix", "")
-	if err != nil {
-		return false
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if raw.(*Address).Cooling(now, cooldown) {
-			return false
-		}
-		if n--; n == 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // RemoveFree forgets those of ips that are free and past their cooldown, and returns them.
 func (s *Store) RemoveFree(ips []netip.Addr, now time.Time, cooldown time.Duration) ([]netip.Addr, error) {
 	var out []netip.Addr

@@ -335,27 +335,19 @@ func kindName(k uint8) string {
 	return "none"
 }
 
-// AttachCloud marks the link with mac as a cloud interface of the node whose own address is
-// ip, and attaches from_cloud to it (at once if it exists, otherwise when it appears). Calling
-// it again is a no-op.
-func (f *FastPath) AttachCloud(mac net.HardwareAddr, ip netip.Addr) error {
+// AttachCloud marks l as a cloud interface of the node whose own address is ip (by MAC, so the
+// link watch recognises it again after a resync) and attaches from_cloud to it. Calling it again
+// is a no-op.
+func (f *FastPath) AttachCloud(l netlink.Link, ip netip.Addr) error {
 	if ip.Is4() {
 		if err := f.objs.NodeAddrs.Put(be32(ip), uint8(1)); err != nil {
 			return fmt.Errorf("fastpath: record node address %s: %w", ip, err)
 		}
 	}
 	f.mu.Lock()
-	f.cloudMACs[mac.String()] = true
+	f.cloudMACs[l.Attrs().HardwareAddr.String()] = true
 	f.mu.Unlock()
-	links, err := f.nl.LinkList()
-	if err != nil {
-		return fmt.Errorf("fastpath: list links: %w", err)
-	}
-	for _, l := range links {
-		if l.Attrs().HardwareAddr.String() == mac.String() {
-			f.converge(l)
-		}
-	}
+	f.converge(l)
 	return nil
 }
 
