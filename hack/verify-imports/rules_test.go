@@ -102,6 +102,16 @@ func TestCheck(t *testing.T) {
 			want:  []string{mod + "/fakecloud/fabric2 -> " + mod + "/ipamd"},
 		},
 		{
+			name: "ipamd reaching the clientset through a helper",
+			extra: []Package{
+				pkg("k8s.io/client-go/kubernetes/scheme"),
+				pkg(mod+"/ipamd/kube", "k8s.io/client-go/rest", "example.org/helper"),
+				pkg("k8s.io/client-go/rest"),
+				pkg("example.org/helper", "k8s.io/client-go/kubernetes/scheme"),
+			},
+			want: []string{mod + "/ipamd/kube -> k8s.io/client-go/kubernetes/scheme"},
+		},
+		{
 			name:  "fakecloud reaching kubernetes transitively",
 			extra: []Package{pkg(mod+"/fakecloud/server2", "example.org/innocent")},
 			want:  []string{mod + "/fakecloud/server2 -> k8s.io/apimachinery/pkg/types"},

@@ -21,10 +21,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -62,7 +61,7 @@ type Config struct {
 type Reporter struct {
 	node      string
 	log       *slog.Logger
-	client    kubernetes.Interface
+	client    rest.Interface // the core/v1 API: Nodes and Events only
 	events    record.EventBroadcaster
 	recorder  record.EventRecorder
 	wake      chan struct{}
@@ -90,9 +89,7 @@ func New(cfg Config) (*Reporter, error) {
 			return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
 		}
 	}
-	rc = rest.CopyConfig(rc)
-	rc.UserAgent = Component + "/" + cfg.NodeName
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := coreClient(rc, Component+"/"+cfg.NodeName)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
@@ -103,7 +100,7 @@ func New(cfg Config) (*Reporter, error) {
 	b := record.NewBroadcaster()
 	return &Reporter{
 		node: cfg.NodeName, log: log.With("node", cfg.NodeName), client: client, events: b,
-		recorder: b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Component, Host: cfg.NodeName}),
+		recorder: b.NewRecorder(coreScheme, corev1.EventSource{Component: Component, Host: cfg.NodeName}),
 		wake:     make(chan struct{}, 1),
 	}, nil
 }
@@ -154,7 +151,7 @@ func (r *Reporter) update(f func(*desired)) {
 
 // Run starts the event sink and keeps the Node in line with the observations until ctx ends.
 func (r *Reporter) Run(ctx context.Context) {
-	w := r.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: r.client.CoreV1().Events("")})
+	w := r.events.StartRecordingToSink(eventSink{ctx: ctx, client: r.client})
 	defer func() {
 		w.Stop()
 		r.events.Shutdown()
@@ -200,7 +197,8 @@ func (r *Reporter) sync(ctx context.Context) error {
 	if want.capacity == 0 {
 		return nil // not serving yet: publish nothing, the node stays without pod capacity
 	}
-	node, err := r.client.CoreV1().Nodes().Get(ctx, r.node, metav1.GetOptions{})
+	node := &corev1.Node{}
+	err := r.client.Get().Resource("nodes").Name(r.node).Do(ctx).Into(node)
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("node %s is not registered yet", r.node)
 	}
@@ -228,7 +226,10 @@ func (r *Reporter) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.client.CoreV1().Nodes().PatchStatus(ctx, r.node, body); err != nil {
+	// A strategic merge patch merges conditions by type: the kubelet's stay as they are.
+	err = r.client.Patch(types.StrategicMergePatchType).Resource("nodes").Name(r.node).SubResource("status").
+		Body(body).Do(ctx).Error()
+	if err != nil {
 		return fmt.Errorf("patch node %s's status: %w", r.node, err)
 	}
 	if !synced || prev.exhausted != want.exhausted {
@@ -247,4 +248,57 @@ func (r *Reporter) sync(ctx context.Context) error {
 	r.published, r.synced = want, true
 	r.mu.Unlock()
 	return nil
+}
+
+// coreScheme knows the core/v1 types only. ipamd reads and patches its Node and writes Events,
+// nothing else, so it links neither client-go's clientset nor its scheme of every API group:
+// their type registrations alone cost about 9 MiB of resident memory, a third of ipamd's budget
+// (docs/benchmarks.md). hack/verify-imports keeps them out of ipamd's import graph.
+var coreScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := corev1.AddToScheme(s); err != nil {
+		panic(err) // a static registration: cannot fail unless the API package is broken
+	}
+	return s
+}()
+
+// coreClient is a REST client for the core/v1 API ("/api/v1") at rc.
+func coreClient(rc *rest.Config, userAgent string) (*rest.RESTClient, error) {
+	rc = rest.CopyConfig(rc)
+	rc.UserAgent = userAgent
+	rc.APIPath = "/api"
+	rc.GroupVersion = &corev1.SchemeGroupVersion
+	rc.NegotiatedSerializer = serializer.NewCodecFactory(coreScheme).WithoutConversion()
+	if rc.ContentType == "" {
+		rc.ContentType = runtime.ContentTypeJSON
+	}
+	return rest.RESTClientFor(rc)
+}
+
+// eventSink writes the recorder's events to the namespace each event names (cluster-scoped
+// objects' events go to "default", which the recorder fills in).
+type eventSink struct {
+	ctx    context.Context
+	client rest.Interface
+}
+
+var _ record.EventSink = eventSink{}
+
+func (s eventSink) Create(e *corev1.Event) (*corev1.Event, error) {
+	out := &corev1.Event{}
+	err := s.client.Post().Namespace(e.Namespace).Resource("events").Body(e).Do(s.ctx).Into(out)
+	return out, err
+}
+
+func (s eventSink) Update(e *corev1.Event) (*corev1.Event, error) {
+	out := &corev1.Event{}
+	err := s.client.Put().Namespace(e.Namespace).Resource("events").Name(e.Name).Body(e).Do(s.ctx).Into(out)
+	return out, err
+}
+
+func (s eventSink) Patch(e *corev1.Event, data []byte) (*corev1.Event, error) {
+	out := &corev1.Event{}
+	err := s.client.Patch(types.StrategicMergePatchType).Namespace(e.Namespace).Resource("events").Name(e.Name).
+		Body(data).Do(s.ctx).Into(out)
+	return out, err
 }

@@ -3,6 +3,7 @@ package kube_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,20 @@ func TestReporterPublishesCapacityConditionAndEvents(t *testing.T) {
 	r.AllocationFailed(wire.PodRef{Namespace: "default", Name: "web-1", UID: "uid-1"}, errors.New("node is full: 29 of 29 addresses assigned"))
 	eventually(t, "pod event", func() error {
 		return findEvent(ctx, cs, "default", "Pod", "web-1", kube.ReasonAllocateFailed, "node is full")
+	})
+	// The plugin retrying the same ADD does not make a second event: the first one's count grows
+	// (the recorder patches it).
+	r.AllocationFailed(wire.PodRef{Namespace: "default", Name: "web-1", UID: "uid-1"}, errors.New("node is full: 29 of 29 addresses assigned"))
+	eventually(t, "repeated pod event aggregated", func() error {
+		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
+			"involvedObject.name": "web-1", "reason": kube.ReasonAllocateFailed}.String()})
+		if err != nil {
+			return err
+		}
+		if len(evs.Items) != 1 || evs.Items[0].Count != 2 {
+			return fmt.Errorf("want one event counted twice, got %d event(s): %+v", len(evs.Items), evs.Items)
+		}
+		return nil
 	})
 	// And back: recovery is an event too.
 	r.PoolChanged(ipamd.PoolReport{Free: 2, Assigned: 27, Capacity: 29})
