@@ -130,8 +130,8 @@ generate: ## go generate ./...: the node fast path's BPF object from its C sourc
 	$(GO) generate ./...
 
 .PHONY: manifests
-manifests: ## CRDs and RBAC for lbcontroller: lands with issue 8
-	@echo "make manifests: nothing to generate yet; lbcontroller's RBAC and CRDs land with issue 8." >&2; exit 1
+manifests: ## RBAC manifests for lbcontroller and ipamd: not scheduled by an issue yet (docs/lbcontroller.md lists the rules)
+	@echo "make manifests: no manifests are generated yet (no issue schedules them); docs/lbcontroller.md lists lbcontroller's RBAC rules." >&2; exit 1
 
 .PHONY: e2e
 e2e: ## End-to-end tests in the lab: land with issue 6
