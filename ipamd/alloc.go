@@ -211,7 +211,7 @@ type counts struct{ free, cooling, assigned int }
 
 func (d *Daemon) counts(now time.Time) counts {
 	var c counts
-	for _, a := range d.store.Addresses() {
+	for a := range d.store.Snapshot().Addresses() {
 		switch a.State(now, d.cfg.Cooldown) {
 		case store.StateAssigned:
 			c.assigned++

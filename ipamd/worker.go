@@ -148,7 +148,7 @@ func (d *Daemon) requestResync() {
 
 // poolState builds the planner's input from the datastore and the demand record.
 func (d *Daemon) poolState(now time.Time) pool.State {
-	v := d.store.View()
+	v := d.store.Snapshot()
 	d.mu.Lock()
 	cut := now.Add(-d.cfg.DemandWindow)
 	i := 0
@@ -158,13 +158,14 @@ func (d *Daemon) poolState(now time.Time) pool.State {
 	d.recent = d.recent[i:]
 	st := pool.State{Now: now, Limits: d.limits, Waiting: d.waiting, RecentDemand: len(d.recent), LastDemand: d.lastDemand}
 	d.mu.Unlock()
-	byIface := map[string]*pool.Interface{}
-	for _, in := range v.Interfaces {
+	ifaces := v.Interfaces()
+	byIface := make(map[string]*pool.Interface, len(ifaces))
+	for _, in := range ifaces {
 		byIface[in.ID] = &pool.Interface{ID: in.ID, DeviceIndex: in.DeviceIndex, Managed: in.Managed, Slots: 1}
 	}
-	prefixes := map[netip.Prefix][]store.Address{}
-	var free []store.Address
-	for _, a := range v.Addresses {
+	var prefixes map[netip.Prefix][]*store.Address
+	var free []*store.Address
+	for a := range v.Addresses() {
 		pi := byIface[a.Interface]
 		if pi == nil {
 			continue
@@ -179,13 +180,16 @@ func (d *Daemon) poolState(now time.Time) pool.State {
 			free = append(free, a)
 		}
 		if a.Prefix.IsValid() {
+			if prefixes == nil {
+				prefixes = map[netip.Prefix][]*store.Address{}
+			}
 			prefixes[a.Prefix] = append(prefixes[a.Prefix], a)
 		} else {
 			pi.Slots++
 		}
 	}
 	// Give back the most recently added free addresses first: the oldest stay warm.
-	slices.SortFunc(free, func(a, b store.Address) int { return b.AddedAt.Compare(a.AddedAt) })
+	slices.SortFunc(free, func(a, b *store.Address) int { return b.AddedAt.Compare(a.AddedAt) })
 	for _, a := range free {
 		if !a.Prefix.IsValid() {
 			byIface[a.Interface].FreeIPs = append(byIface[a.Interface].FreeIPs, a.IP)
@@ -194,7 +198,7 @@ func (d *Daemon) poolState(now time.Time) pool.State {
 	for p, as := range prefixes {
 		pi := byIface[as[0].Interface]
 		pi.Slots++
-		if len(as) == pool.PrefixSize && !slices.ContainsFunc(as, func(a store.Address) bool { return a.State(now, d.cfg.Cooldown) != store.StateFree }) {
+		if len(as) == pool.PrefixSize && !slices.ContainsFunc(as, func(a *store.Address) bool { return a.State(now, d.cfg.Cooldown) != store.StateFree }) {
 			pi.FreePrefixes = append(pi.FreePrefixes, p)
 		}
 	}

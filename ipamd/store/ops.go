@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"iter"
 	"net/netip"
 	"slices"
 	"time"
@@ -179,6 +180,33 @@ type View struct {
 func (s *Store) View() View {
 	txn := s.read()
 	return View{Interfaces: listInterfaces(txn), Addresses: listAddresses(txn)}
+}
+
+// Snapshot is a consistent read of the datastore that copies nothing: the pool worker reads every
+// address after each allocation, and copying them all each time was most of what an allocation
+// allocated.
+type Snapshot struct{ txn *memdb.Txn }
+
+// Snapshot reads interfaces and addresses as of now.
+func (s *Store) Snapshot() Snapshot { return Snapshot{s.read()} }
+
+// Interfaces lists the interfaces by device index.
+func (sn Snapshot) Interfaces() []Interface { return listInterfaces(sn.txn) }
+
+// Addresses walks every address (in the order of the IPs' text). The addresses are the datastore's own
+// (immutable) records: read them, never change or keep them.
+func (sn Snapshot) Addresses() iter.Seq[*Address] {
+	return func(yield func(*Address) bool) {
+		it, err := sn.txn.Get(tableAddresses, indexID+"_prefix", "")
+		if err != nil {
+			return
+		}
+		for o := it.Next(); o != nil; o = it.Next() {
+			if !yield(o.(*Address)) {
+				return
+			}
+		}
+	}
 }
 
 // Watch returns a channel closed at the next change of the free addresses (a hint: the change
