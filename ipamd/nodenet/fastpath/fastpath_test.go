@@ -1,8 +1,10 @@
 package fastpath
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 )
@@ -59,5 +61,23 @@ func TestVerdictNamesMatchProgram(t *testing.T) {
 	}
 	if int(m.MaxEntries) != len(verdictNames) {
 		t.Fatalf("the program counts %d verdicts, verdictNames names %d", m.MaxEntries, len(verdictNames))
+	}
+}
+
+// TestObjectMatchesSource: the committed object was generated from the committed C source. make
+// generate records the source's digest together with the object; a C change without it fails
+// here, in CI, which has no clang to rebuild the object itself.
+func TestObjectMatchesSource(t *testing.T) {
+	src, err := os.ReadFile("bpf/fastpath.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := os.ReadFile("bpf/fastpath.c.sha256")
+	if err != nil {
+		t.Fatalf("%v: run make generate (needs clang and libbpf-dev)", err)
+	}
+	want, _, _ := strings.Cut(string(rec), " ")
+	if got := fmt.Sprintf("%x", sha256.Sum256(src)); got != want {
+		t.Fatalf("bpf/fastpath.c (sha256 %s) is not the source of the committed object (generated from %s): run make generate (needs clang and libbpf-dev) and commit the result", got, want)
 	}
 }
