@@ -151,6 +151,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.replaySpool()
+	// Start-up leaves garbage that steady state never needs again (the fast path's loader parses
+	// the kernel's BTF, 1-2 MiB here): collect it and hand the pages back now, before the first
+	// request, rather than when the scavenger gets to them.
+	debug.FreeOSMemory()
 	ln, err := listenSocket(d.cfg.SocketPath)
 	if err != nil {
 		return err
@@ -174,10 +178,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"capacity", d.cfg.Pool.Capacity(d.limits))
 	d.obs.Serving(d.cfg.Pool.Capacity(d.limits))
 	d.updateGauges(time.Now())
-	// Start-up leaves garbage that steady state never needs again (the fast path's loader parses
-	// the kernel's BTF, 1-2 MiB here): collect it and hand the pages back now rather than when the
-	// scavenger gets to them.
-	debug.FreeOSMemory()
 	d.work(ctx)
 	d.ready.Store(false)
 	ln.Close()

@@ -67,7 +67,11 @@ var (
 	// client-go's clientset and its scheme register every API group's types at start: about
 	// 9 MiB of resident memory that ipamd (budget 30 MiB, one per node) does not spend on the
 	// Node and Events it writes through a core/v1 REST client.
-	ipamdForbiddenAnywhere = []string{"k8s.io/client-go/kubernetes", "k8s.io/client-go/informers", "sigs.k8s.io/controller-runtime"}
+	// Any API group's types but core/v1 also mean some all-groups package came in (the
+	// clientset, applyconfigurations, a scheme of every group).
+	ipamdForbiddenAnywhere = []string{"k8s.io/client-go/kubernetes", "k8s.io/client-go/informers",
+		"k8s.io/client-go/applyconfigurations", "sigs.k8s.io/controller-runtime", "k8s.io/api"}
+	ipamdAllowed = []string{"k8s.io/api/core/v1"}
 
 	// The roots whose transitive graphs are checked, relative to the module.
 	cniRoots       = []string{"cni", "cmd/flatnet-cni"}
@@ -93,12 +97,12 @@ func Check(mod string, pkgs []Package) []Violation {
 			}
 		}
 	}
-	out = append(out, reachable(mod, pkgs, byPath, cniRoots, cniForbiddenAnywhere,
+	out = append(out, reachable(mod, pkgs, byPath, cniRoots, cniForbiddenAnywhere, nil,
 		"the CNI binary's import graph carries no Kubernetes, memdb, Prometheus or logging library")...)
-	out = append(out, reachable(mod, pkgs, byPath, fakecloudRoots, kubernetes,
+	out = append(out, reachable(mod, pkgs, byPath, fakecloudRoots, kubernetes, nil,
 		"fakecloud depends on no Kubernetes package")...)
-	out = append(out, reachable(mod, pkgs, byPath, ipamdRoots, ipamdForbiddenAnywhere,
-		"ipamd links no client-go clientset, informers or controller-runtime (memory budget)")...)
+	out = append(out, reachable(mod, pkgs, byPath, ipamdRoots, ipamdForbiddenAnywhere, ipamdAllowed,
+		"ipamd links no client-go clientset, informers, controller-runtime or API types but core/v1 (memory budget)")...)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Pkg != out[j].Pkg {
 			return out[i].Pkg < out[j].Pkg
@@ -151,7 +155,8 @@ func directRule(mod, rel, imp string, std bool) string {
 
 // reachable walks the import graph breadth-first from every module package under roots and reports
 // each forbidden package it reaches once, with the shortest chain that pulls it in.
-func reachable(mod string, pkgs []Package, byPath map[string]Package, roots, forbidden []string, rule string) []Violation {
+// Packages under allowed are not forbidden even when a forbidden prefix covers them.
+func reachable(mod string, pkgs []Package, byPath map[string]Package, roots, forbidden, allowed []string, rule string) []Violation {
 	var start []string
 	for _, p := range pkgs {
 		if rel, ok := relPath(mod, p.ImportPath); ok && underAny(rel, roots) {
@@ -169,7 +174,7 @@ func reachable(mod string, pkgs []Package, byPath map[string]Package, roots, for
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
-		if underAny(cur, forbidden) {
+		if underAny(cur, forbidden) && !underAny(cur, allowed) {
 			chain := []string{cur}
 			for at := cur; parent[at] != ""; at = parent[at] {
 				chain = append([]string{parent[at]}, chain...)

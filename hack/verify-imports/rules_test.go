@@ -112,6 +112,15 @@ func TestCheck(t *testing.T) {
 			want: []string{mod + "/ipamd/kube -> k8s.io/client-go/kubernetes/scheme"},
 		},
 		{
+			name: "ipamd using core/v1 but reaching apps/v1",
+			extra: []Package{
+				pkg("k8s.io/api/core/v1", "k8s.io/apimachinery/pkg/types"),
+				pkg("k8s.io/api/apps/v1", "k8s.io/api/core/v1"),
+				pkg(mod+"/ipamd/kube", "k8s.io/api/core/v1", "k8s.io/api/apps/v1"),
+			},
+			want: []string{mod + "/ipamd/kube -> k8s.io/api/apps/v1"},
+		},
+		{
 			name:  "fakecloud reaching kubernetes transitively",
 			extra: []Package{pkg(mod+"/fakecloud/server2", "example.org/innocent")},
 			want:  []string{mod + "/fakecloud/server2 -> k8s.io/apimachinery/pkg/types"},

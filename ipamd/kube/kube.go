@@ -286,19 +286,19 @@ var _ record.EventSink = eventSink{}
 
 func (s eventSink) Create(e *corev1.Event) (*corev1.Event, error) {
 	out := &corev1.Event{}
-	err := s.client.Post().Namespace(e.Namespace).Resource("events").Body(e).Do(s.ctx).Into(out)
+	err := s.client.Post().NamespaceIfScoped(e.Namespace, e.Namespace != "").Resource("events").Body(e).Do(s.ctx).Into(out)
 	return out, err
 }
 
 func (s eventSink) Update(e *corev1.Event) (*corev1.Event, error) {
 	out := &corev1.Event{}
-	err := s.client.Put().Namespace(e.Namespace).Resource("events").Name(e.Name).Body(e).Do(s.ctx).Into(out)
+	err := s.client.Put().NamespaceIfScoped(e.Namespace, e.Namespace != "").Resource("events").Name(e.Name).Body(e).Do(s.ctx).Into(out)
 	return out, err
 }
 
 func (s eventSink) Patch(e *corev1.Event, data []byte) (*corev1.Event, error) {
 	out := &corev1.Event{}
-	err := s.client.Patch(types.StrategicMergePatchType).Namespace(e.Namespace).Resource("events").Name(e.Name).
+	err := s.client.Patch(types.StrategicMergePatchType).NamespaceIfScoped(e.Namespace, e.Namespace != "").Resource("events").Name(e.Name).
 		Body(data).Do(s.ctx).Into(out)
 	return out, err
 }
