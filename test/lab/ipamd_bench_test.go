@@ -62,16 +62,25 @@ func BenchmarkWarmAllocateLab(b *testing.B) {
 }
 
 // BenchmarkRSS250Lab is issue 4's memory figure for the binary as shipped: the flatnet-ipamd
-// process of a lab node (datapath and fast path on, the Kubernetes client linked in though not
-// used) holding 250 allocations on an m5.16xlarge, read from /proc once they are all served.
-// VmRSS counts the executable's pages the process has mapped (shared with every other process
-// running it, clean, dropped under memory pressure) as well as its own memory; both are
-// reported.
+// process of a lab node (datapath and fast path on) holding 250 allocations on an m5.16xlarge,
+// read from /proc once they are all served. VmRSS counts the executable's pages the process has
+// mapped (shared with every other process running it, clean, dropped under memory pressure) as
+// well as its own memory; both are reported. "standalone" runs ipamd without a kubeconfig;
+// "kubernetes" in a lab with a control plane, where ipamd also publishes its Node's capacity and
+// condition and records events (250 addresses are far from the node's capacity).
 func BenchmarkRSS250Lab(b *testing.B) {
+	b.Run("standalone", func(b *testing.B) { benchRSS250(b, false) })
+	b.Run("kubernetes", func(b *testing.B) { benchRSS250(b, true) })
+}
+
+func benchRSS250(b *testing.B, kubernetes bool) {
 	var rss, anon, file float64
 	for range b.N {
 		cfg := benchConfig(b, "flr-", 7487)
 		cfg.Nodes, cfg.InstanceType = 1, "m5.16xlarge"
+		if cfg.Kubernetes = kubernetes; kubernetes {
+			cfg.K8sBinDir = k8sBinDir(b)
+		}
 		ctx := context.Background()
 		l, err := Up(ctx, cfg)
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 
 // k8sBinDir is where make k8s-bins put the control plane's binaries. A missing directory fails
 // the test rather than skipping it: the control plane is part of what make test checks.
-func k8sBinDir(t *testing.T) string {
+func k8sBinDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv(K8sBinDirEnv)
 	if dir == "" {
