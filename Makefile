@@ -32,7 +32,7 @@ PKGS         ?= ./...
 TEST_FUZZTIME ?= 5s
 FUZZTIME      ?= 2m
 
-BENCH_PKGS ?= ./fakecloud/... ./cni/... ./ipamd/... ./test/lab/...
+BENCH_PKGS ?= ./fakecloud/... ./cni/... ./ipamd/... ./lbcontroller/... ./test/lab/...
 BENCHTIME  ?= 2s
 BENCH      ?= .
 BENCH_COUNT ?= 1
@@ -106,7 +106,7 @@ $(GOLANGCI_LINT): Makefile hack/install-golangci-lint.sh
 tools: $(GOLANGCI_LINT) ## Install the pinned tools into ./bin
 
 .PHONY: bench
-bench: ## Benchmarks of BENCH_PKGS (default ./fakecloud/...), output teed into BENCH_OUT
+bench: ## Benchmarks of BENCH_PKGS (default: fakecloud, the CNI plugin, ipamd, lbcontroller, the lab), output teed into BENCH_OUT
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCH_COUNT) $(BENCH_PKGS) | tee $(BENCH_OUT)
 
 .PHONY: fuzz
