@@ -163,7 +163,7 @@ func (d *Daemon) poolState(now time.Time) pool.State {
 	for _, in := range ifaces {
 		byIface[in.ID] = &pool.Interface{ID: in.ID, DeviceIndex: in.DeviceIndex, Managed: in.Managed, Slots: 1}
 	}
-	var prefixes map[netip.Prefix][]*store.Address
+	prefixes := map[netip.Prefix][]*store.Address{}
 	var free []*store.Address
 	for a := range v.Addresses() {
 		pi := byIface[a.Interface]
@@ -180,9 +180,6 @@ func (d *Daemon) poolState(now time.Time) pool.State {
 			free = append(free, a)
 		}
 		if a.Prefix.IsValid() {
-			if prefixes == nil {
-				prefixes = map[netip.Prefix][]*store.Address{}
-			}
 			prefixes[a.Prefix] = append(prefixes[a.Prefix], a)
 		} else {
 			pi.Slots++

@@ -193,8 +193,8 @@ func (s *Store) Snapshot() Snapshot { return Snapshot{s.read()} }
 // Interfaces lists the interfaces by device index.
 func (sn Snapshot) Interfaces() []Interface { return listInterfaces(sn.txn) }
 
-// Addresses walks every address (in the order of the IPs' text). The addresses are the datastore's own
-// (immutable) records: read them, never change or keep them.
+// Addresses walks every address (in the order of the IPs' text). The addresses are the
+// datastore's own (immutable) records: read them, never change or keep them.
 func (sn Snapshot) Addresses() iter.Seq[*Address] {
 	return func(yield func(*Address) bool) {
 		it, err := sn.txn.Get(tableAddresses, indexID+"_prefix", "")

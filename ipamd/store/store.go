@@ -473,13 +473,9 @@ func listInterfaces(txn *memdb.Txn) []Interface {
 }
 
 func listAddresses(txn *memdb.Txn) []Address {
-	it, err := txn.Get(tableAddresses, indexID+"_prefix", "")
-	if err != nil {
-		return nil
-	}
 	var out []Address
-	for o := it.Next(); o != nil; o = it.Next() {
-		out = append(out, *o.(*Address))
+	for a := range (Snapshot{txn}).Addresses() {
+		out = append(out, *a)
 	}
 	return out
 }
