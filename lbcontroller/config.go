@@ -31,6 +31,12 @@ const (
 	ReasonCreated      = "LoadBalancerCreated"
 	ReasonDeleted      = "LoadBalancerDeleted"
 	ReasonDeleteFailed = "LoadBalancerDeleteFailed"
+	// ReasonLBProvisioning: the cloud has the load balancer but has not programmed it yet.
+	ReasonLBProvisioning = "LoadBalancerProvisioning"
+	// ReasonLBFailed: the cloud could not program the load balancer; it retries by itself.
+	ReasonLBFailed = "LoadBalancerFailed"
+	// ReasonLBRecovered (event): a failed load balancer is active again.
+	ReasonLBRecovered = "LoadBalancerRecovered"
 )
 
 // Config configures the controllers.

@@ -32,6 +32,9 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	st := newState()
 	log := mgr.GetLogger().WithName("lbcontroller")
 	svcs := &serviceReconciler{client: mgr.GetClient(), events: mgr.GetEventRecorder(Component), cfg: cfg, state: st, now: time.Now}
+	// A load balancer's state changing in the cloud (failed, active again) brings its Service
+	// back, so the Service's condition follows the cloud without polling.
+	svcWake := make(chan event.TypedGenericEvent[*corev1.Service], 1024)
 	// Cloud errors back off from 100 ms to 30 s: throttling clears in seconds, and a person
 	// fixing a quota should not wait 16 minutes for the controller to notice.
 	limiter := workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, 30*time.Second)
@@ -41,6 +44,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		Watches(&discoveryv1.EndpointSlice{}, sliceHandler(st)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(servicesOfGatedPod(mgr.GetClient(), cfg.DefaultClass)),
 			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return hasGate(o.(*corev1.Pod)) }))).
+		WatchesRawSource(source.Channel(svcWake, &handler.TypedEnqueueRequestForObject[*corev1.Service]{})).
 		WithOptions(controller.Options{RateLimiter: limiter, MaxConcurrentReconciles: 4}).
 		Complete(svcs)
 	if err != nil {
@@ -58,7 +62,10 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(&wakeForwarder{from: st.wake, to: wake}); err != nil {
+	if err := mgr.Add(&wakeForwarder[*corev1.Pod]{from: st.wake, to: wake, object: func() *corev1.Pod { return &corev1.Pod{} }}); err != nil {
+		return err
+	}
+	if err := mgr.Add(&wakeForwarder[*corev1.Service]{from: st.svcWake, to: svcWake, object: func() *corev1.Service { return &corev1.Service{} }}); err != nil {
 		return err
 	}
 	if err := mgr.Add(&healthWatch{p: cfg.Provider, state: st, log: log.WithName("health")}); err != nil {
@@ -141,22 +148,25 @@ func selects(svc *corev1.Service, podLabels map[string]string) bool {
 	return true
 }
 
-// wakeForwarder turns pod keys from the shared state into events for the gate controller.
-type wakeForwarder struct {
-	from <-chan types.NamespacedName
-	to   chan<- event.TypedGenericEvent[*corev1.Pod]
+// wakeForwarder turns object keys from the shared state into events for a controller: pods
+// for the gate controller, Services for the Service controller.
+type wakeForwarder[T client.Object] struct {
+	from   <-chan types.NamespacedName
+	to     chan<- event.TypedGenericEvent[T]
+	object func() T
 }
 
-func (w *wakeForwarder) Start(ctx context.Context) error {
+func (w *wakeForwarder[T]) Start(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case k := <-w.from:
-			pod := &corev1.Pod{}
-			pod.Namespace, pod.Name = k.Namespace, k.Name
+			o := w.object()
+			o.SetNamespace(k.Namespace)
+			o.SetName(k.Name)
 			select {
-			case w.to <- event.TypedGenericEvent[*corev1.Pod]{Object: pod}:
+			case w.to <- event.TypedGenericEvent[T]{Object: o}:
 			case <-ctx.Done():
 				return nil
 			}
@@ -178,6 +188,7 @@ func (h *healthWatch) Start(ctx context.Context) error {
 	for {
 		err := h.p.WatchHealth(ctx, func(ev provider.HealthEvent) {
 			h.state.notify(h.state.applyHealth(ev))
+			h.state.notifyServices(h.state.servicesOfLBs(ev.LoadBalancers))
 		})
 		if ctx.Err() != nil {
 			return nil

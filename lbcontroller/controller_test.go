@@ -32,6 +32,7 @@ func TestController(t *testing.T) {
 	t.Run("Throttled", func(t *testing.T) { testThrottled(t, h) })
 	t.Run("ReadinessGate", func(t *testing.T) { testReadinessGate(t, h) })
 	t.Run("GarbageCollection", func(t *testing.T) { testGarbageCollection(t, h) })
+	t.Run("LoadBalancerFailed", func(t *testing.T) { testLoadBalancerFailed(t, h) })
 }
 
 // testLifecycle: a VIP in status, targets = ready endpoints, scaling up and down, terminating
@@ -352,5 +353,64 @@ func testGarbageCollection(t *testing.T, h *harness) {
 		l1, t1 := h.owned(t, ns, "crashed")
 		l2, t2 := h.owned(t, ns, "reborn")
 		return len(l1)+len(t1)+len(l2)+len(t2) == 0, fmt.Sprintf("%v %v %v %v", l1, t1, l2, t2)
+	})
+}
+
+// testLoadBalancerFailed: when the cloud reports a Service's load balancer failed (its data
+// plane could not program it), the Service's condition turns False with the reason and a
+// Warning event says why; when the cloud reports it active again the condition turns True and a
+// Normal event says it recovered. The change stream brings the Service back both times.
+func testLoadBalancerFailed(t *testing.T, h *harness) {
+	ctx := context.Background()
+	ns := h.namespace(t)
+	if err := h.k8s.Create(ctx, lbService(ns, "frail")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, endpointSlice(ns, "frail", readyEP("10.0.4.10"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Service is provisioned", func() (bool, string) {
+		c := condition(h.service(t, ns, "frail"))
+		return c != nil && c.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", c)
+	})
+	lbs, _ := h.owned(t, ns, "frail")
+	if len(lbs) != 1 {
+		t.Fatalf("load balancers %+v", lbs)
+	}
+	id := lbs[0].ID
+	const why = "DataPlane.ProgramLoadBalancer " + "lb-x: netlink receive: operation not permitted"
+	report := func(state, reason string) {
+		t.Helper()
+		if _, err := h.cloud.Admin.ReportLoadBalancerState(ctx, &api.ReportLoadBalancerStateRequest{Reports: []api.LoadBalancerStateReport{
+			{LoadBalancerID: id, State: state, Reason: reason}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(api.LoadBalancerStateFailed, why)
+	eventually(t, "the condition says the load balancer failed, with the cloud's reason", func() (bool, string) {
+		c := condition(h.service(t, ns, "frail"))
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == lbcontroller.ReasonLBFailed && strings.Contains(c.Message, why),
+			fmt.Sprintf("%+v", c)
+	})
+	eventually(t, "a Warning event says why", func() (bool, string) {
+		w := h.warnings(t, ns, "frail", lbcontroller.ReasonLBFailed)
+		return contains(w, why), fmt.Sprint(w)
+	})
+	report(api.LoadBalancerStateActive, "")
+	eventually(t, "the condition turns True again", func() (bool, string) {
+		c := condition(h.service(t, ns, "frail"))
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == lbcontroller.ReasonProvisioned, fmt.Sprintf("%+v", c)
+	})
+	eventually(t, "a Normal event says it recovered", func() (bool, string) {
+		var evs corev1.EventList
+		if err := h.k8s.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == "frail" && fromUs(e) && e.Type == corev1.EventTypeNormal && e.Reason == lbcontroller.ReasonLBRecovered {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d events", len(evs.Items))
 	})
 }

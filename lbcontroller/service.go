@@ -93,14 +93,50 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if !since.IsZero() {
 		endpointsProgrammed.Observe(r.now().Sub(since).Seconds())
 	}
-	r.state.notify(r.state.recordService(req.NamespacedName, podTargets(lb, result)))
+	r.state.notify(r.state.recordService(req.NamespacedName, result.LoadBalancerID, podTargets(lb, result)))
 	if result.Created {
 		r.events.Eventf(&svc, nil, corev1.EventTypeNormal, ReasonCreated, "Provision",
 			"created load balancer %s (%s, %s) with VIP %s", result.LoadBalancerID, lb.Name, lb.Scheme, result.VIP)
 	}
-	log.FromContext(ctx).V(1).Info("deployed", "loadBalancer", result.LoadBalancerID, "registered", result.Registered, "deregistered", result.Deregistered)
-	return reconcile.Result{}, r.setStatus(ctx, &svc, &result.VIP, metav1.ConditionTrue, ReasonProvisioned,
-		fmt.Sprintf("load balancer %s serves %d port(s) at %s", result.LoadBalancerID, len(lb.Listeners), result.VIP))
+	log.FromContext(ctx).V(1).Info("deployed", "loadBalancer", result.LoadBalancerID, "state", result.State, "registered", result.Registered, "deregistered", result.Deregistered)
+	return r.reportState(ctx, &svc, lb, result)
+}
+
+// Requeue periods while a load balancer is not active, under the cloud's change stream (which
+// brings the Service back as soon as the state changes): a safety net, not the way back.
+const (
+	provisioningRecheck = 5 * time.Second
+	failedRecheck       = 30 * time.Second
+)
+
+// reportState turns the load balancer's state in the cloud into the Service's status: only an
+// active load balancer publishes its address and a true condition; a provisioning one waits;
+// a failed one says why, with a Warning event when it fails and a Normal one when it recovers.
+// The cloud keeps retrying a failed load balancer by itself, so nothing here re-creates it.
+func (r *serviceReconciler) reportState(ctx context.Context, svc *corev1.Service, lb *model.LoadBalancer, res deploy.Result) (reconcile.Result, error) {
+	prev := meta.FindStatusCondition(svc.Status.Conditions, ConditionReady)
+	switch res.State {
+	case provider.LBActive:
+		if prev != nil && prev.Reason == ReasonLBFailed {
+			r.events.Eventf(svc, nil, corev1.EventTypeNormal, ReasonLBRecovered, "Provision",
+				"load balancer %s is active again: the cloud programmed it", res.LoadBalancerID)
+		}
+		return reconcile.Result{}, r.setStatus(ctx, svc, &res.VIP, metav1.ConditionTrue, ReasonProvisioned,
+			fmt.Sprintf("load balancer %s serves %d port(s) at %s", res.LoadBalancerID, len(lb.Listeners), res.VIP))
+	case provider.LBFailed:
+		msg := fmt.Sprintf("load balancer %s failed in the cloud: %s (the cloud retries with backoff; the Service turns ready by itself once the cause is gone)",
+			res.LoadBalancerID, res.StateReason)
+		if prev == nil || prev.Reason != ReasonLBFailed || prev.Message != truncate(msg, maxMessage) {
+			r.events.Eventf(svc, nil, corev1.EventTypeWarning, ReasonLBFailed, "Provision", "%s", msg)
+		}
+		return reconcile.Result{RequeueAfter: failedRecheck}, r.setStatus(ctx, svc, nil, metav1.ConditionFalse, ReasonLBFailed, msg)
+	default:
+		msg := fmt.Sprintf("load balancer %s is %s: the cloud has not programmed it yet", res.LoadBalancerID, res.State)
+		if res.StateReason != "" {
+			msg += " (" + res.StateReason + ")"
+		}
+		return reconcile.Result{RequeueAfter: provisioningRecheck}, r.setStatus(ctx, svc, nil, metav1.ConditionFalse, ReasonLBProvisioning, msg)
+	}
 }
 
 // build reads the Service's slices (and the gated pods among their unready endpoints) and
@@ -211,7 +247,7 @@ func (r *serviceReconciler) setStatus(ctx context.Context, svc *corev1.Service, 
 		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: vip.String(), IPMode: &mode}}
 	}
 	meta.SetStatusCondition(&svc.Status.Conditions, metav1.Condition{
-		Type: ConditionReady, Status: status, Reason: reason, Message: truncate(msg, 32768), ObservedGeneration: svc.Generation,
+		Type: ConditionReady, Status: status, Reason: reason, Message: truncate(msg, maxMessage), ObservedGeneration: svc.Generation,
 	})
 	if equality.Semantic.DeepEqual(old.Status, svc.Status) {
 		return nil
@@ -221,6 +257,9 @@ func (r *serviceReconciler) setStatus(ctx context.Context, svc *corev1.Service, 
 	}
 	return nil
 }
+
+// maxMessage is the most a condition message holds (the API server's limit).
+const maxMessage = 32768
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -29,9 +29,12 @@ type state struct {
 	byTarget map[string]map[provider.Target]types.NamespacedName
 	// wake receives pods whose gate may have to change.
 	wake chan types.NamespacedName
+	// svcWake receives Services whose load balancer changed state in the cloud.
+	svcWake chan types.NamespacedName
 }
 
 type serviceRecord struct {
+	loadBalancer string
 	targetGroups []string
 }
 
@@ -42,6 +45,7 @@ func newState() *state {
 		health:   map[string]map[provider.Target]string{},
 		byTarget: map[string]map[provider.Target]types.NamespacedName{},
 		wake:     make(chan types.NamespacedName, 4096),
+		svcWake:  make(chan types.NamespacedName, 1024),
 	}
 }
 
@@ -77,7 +81,7 @@ func (s *state) restorePending(svc types.NamespacedName, t time.Time) {
 
 // recordService stores what a deploy left and which pods stand behind the targets; it returns
 // the pods whose gates may change (those of this deploy and of the one before).
-func (s *state) recordService(svc types.NamespacedName, groups map[string][]podTarget) []types.NamespacedName {
+func (s *state) recordService(svc types.NamespacedName, loadBalancer string, groups map[string][]podTarget) []types.NamespacedName {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var wake []types.NamespacedName
@@ -87,7 +91,7 @@ func (s *state) recordService(svc types.NamespacedName, groups map[string][]podT
 		}
 		delete(s.byTarget, g)
 	}
-	rec := serviceRecord{}
+	rec := serviceRecord{loadBalancer: loadBalancer}
 	for id, targets := range groups {
 		rec.targetGroups = append(rec.targetGroups, id)
 		m := make(map[provider.Target]types.NamespacedName, len(targets))
@@ -207,6 +211,38 @@ func (s *state) notify(pods []types.NamespacedName) {
 	for _, p := range pods {
 		select {
 		case s.wake <- p:
+		default:
+		}
+	}
+}
+
+// servicesOfLBs returns the Services whose load balancer is among lbs.
+func (s *state) servicesOfLBs(lbs []provider.LoadBalancerState) []types.NamespacedName {
+	if len(lbs) == 0 {
+		return nil
+	}
+	ids := make(map[string]bool, len(lbs))
+	for _, lb := range lbs {
+		ids[lb.ID] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []types.NamespacedName
+	for svc, rec := range s.services {
+		if ids[rec.loadBalancer] {
+			out = append(out, svc)
+		}
+	}
+	return out
+}
+
+// notifyServices queues Services for the Service reconciler without blocking; a full queue
+// drops the wake-up, and the reconciler's own requeue of a load balancer that is not active
+// yet catches up.
+func (s *state) notifyServices(svcs []types.NamespacedName) {
+	for _, k := range svcs {
+		select {
+		case s.svcWake <- k:
 		default:
 		}
 	}

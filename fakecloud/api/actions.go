@@ -238,7 +238,7 @@ type DeleteTagsResponse struct{}
 // resources and addresses created within that window from describe calls and from calls that
 // name them, the way eventual consistency does in a real cloud.
 type Fault struct {
-	Action              string       `json:"Action"` // an action name, or "*" for all
+	Action              string       `json:"Action"` // an action name, "*" for all, or a DataPlane.* operation
 	ErrorRate           float64      `json:"ErrorRate,omitempty"`
 	ErrorCode           string       `json:"ErrorCode,omitempty"`
 	Errors              []FaultError `json:"Errors,omitempty"`
@@ -248,6 +248,27 @@ type Fault struct {
 	// made, the reply is lost (a timeout or 5xx after the fact, which real clients must survive
 	// with client tokens and by reconciling).
 	AfterCommit bool `json:"AfterCommit,omitempty"`
+}
+
+// Data-plane operations a Fault can name as its Action. The fabric asks before each such
+// operation and fails it with the injected error, the way the kernel would refuse it, so what
+// the data plane reports about a failure (a load balancer failed, its targets unavailable) can
+// be tested without breaking the machine. Only ErrorRate/ErrorCode/Errors and LatencyMillis
+// apply; the "*" fault does not cover them.
+const (
+	// DataPlaneEnsureLoadBalancer: a load balancer's namespace, link, addresses and routes.
+	DataPlaneEnsureLoadBalancer = "DataPlane.EnsureLoadBalancer"
+	// DataPlaneProgramLoadBalancer: a load balancer's forwarding program (nftables).
+	DataPlaneProgramLoadBalancer = "DataPlane.ProgramLoadBalancer"
+	// DataPlaneSetRoute: a VPC router's route delivering an address or prefix to an interface.
+	DataPlaneSetRoute = "DataPlane.SetRoute"
+	// DataPlaneAddPort: plugging an attached interface into its node.
+	DataPlaneAddPort = "DataPlane.AddPort"
+)
+
+// DataPlaneOperations lists the data-plane operations faults can name.
+var DataPlaneOperations = []string{
+	DataPlaneEnsureLoadBalancer, DataPlaneProgramLoadBalancer, DataPlaneSetRoute, DataPlaneAddPort,
 }
 
 // FaultError is one injected error code and the fraction of calls that get it.

@@ -34,6 +34,9 @@ const (
 	// ActionReportTargetHealth is administrative: the data plane's health checker reports what
 	// it saw (never throttled nor faulted, like the other control actions).
 	ActionReportTargetHealth = "ReportTargetHealth"
+	// ActionReportLoadBalancerState is administrative too: the data plane reports whether it
+	// took a load balancer's configuration (active) or could not (failed, with the reason).
+	ActionReportLoadBalancerState = "ReportLoadBalancerState"
 )
 
 // Load balancer schemes, types and states.
@@ -41,7 +44,18 @@ const (
 	SchemeInternal          = "internal"
 	SchemeInternetFacing    = "internet-facing"
 	LoadBalancerTypeNetwork = "network"
-	LoadBalancerStateActive = "active"
+)
+
+// Load balancer states, as ELBv2 names them. With a data plane attached a new load balancer
+// is provisioning until the data plane has programmed it; it is active only while the data
+// plane runs its current configuration, and failed (with StateReason) when the data plane
+// could not program it. The data plane keeps retrying a failed one, which turns active by
+// itself once the cause is gone. Without a data plane (fakecloud serve --fabric none) there is
+// nothing to program and a load balancer is active at once.
+const (
+	LoadBalancerStateProvisioning = "provisioning"
+	LoadBalancerStateActive       = "active"
+	LoadBalancerStateFailed       = "failed"
 )
 
 // Protocols of listeners, target groups and health checks.
@@ -92,6 +106,9 @@ const (
 	ReasonNotInUse                 = "Target.NotInUse"
 	ReasonDeregistrationInProgress = "Target.DeregistrationInProgress"
 	ReasonHealthCheckDisabled      = "Target.HealthCheckDisabled"
+	// ReasonInternalError (state unavailable): the load balancer's data plane failed, so its
+	// targets are not checked and cannot be vouched for.
+	ReasonInternalError = "Elb.InternalError"
 )
 
 // Attribute is one key/value setting of a load balancer or target group.
@@ -106,7 +123,10 @@ type LoadBalancer struct {
 	LoadBalancerName string `json:"LoadBalancerName"`
 	Scheme           string `json:"Scheme"`
 	Type             string `json:"Type"`
-	State            string `json:"State"`
+	// State is provisioning, active or failed (see the LoadBalancerState constants).
+	State string `json:"State"`
+	// StateReason says why a load balancer is failed (what the data plane could not do).
+	StateReason      string `json:"StateReason,omitempty"`
 	VpcID            string `json:"VpcId"`
 	SubnetID         string `json:"SubnetId"`
 	AvailabilityZone string `json:"AvailabilityZone"`
@@ -201,6 +221,14 @@ type TargetHealthReport struct {
 	State         string `json:"State"`
 	Reason        string `json:"Reason,omitempty"`
 	Description   string `json:"Description,omitempty"`
+}
+
+// LoadBalancerStateReport is the data plane's verdict on one load balancer: State is
+// active or failed, with Reason when failed.
+type LoadBalancerStateReport struct {
+	LoadBalancerID string `json:"LoadBalancerId"`
+	State          string `json:"State"`
+	Reason         string `json:"Reason,omitempty"`
 }
 
 // TagDescription is the tags of one load balancer or target group.
@@ -324,6 +352,12 @@ type ReportTargetHealthRequest struct {
 	Reports []TargetHealthReport `json:"Reports"`
 }
 type ReportTargetHealthResponse struct{}
+
+// ReportLoadBalancerStateRequest carries the data plane's load balancer states (admin).
+type ReportLoadBalancerStateRequest struct {
+	Reports []LoadBalancerStateReport `json:"Reports"`
+}
+type ReportLoadBalancerStateResponse struct{}
 
 // --- listeners
 

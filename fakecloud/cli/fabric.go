@@ -36,9 +36,23 @@ func (o *fabricOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.teardown, "fabric-teardown", false, "remove every namespace and link of the fabric on exit (default: keep them for the next start to adopt)")
 }
 
-// start runs the fabric in the background until ctx ends or stop is called. Its load balancers'
-// health checks report to health.
-func (o *fabricOptions) start(ctx context.Context, st fabric.Source, health fabric.HealthReporter, handler http.Handler, log *slog.Logger, reg prometheus.Registerer) (func(), error) {
+// controlPlane is what the fabric follows and reports to: *state.Store in-process.
+type controlPlane interface {
+	fabric.Source
+	fabric.HealthReporter
+	fabric.LBStateReporter
+}
+
+// apiServer is the API the fabric serves inside each VPC, whose fault injection also reaches
+// the data plane's operations.
+type apiServer interface {
+	http.Handler
+	fabric.FaultInjector
+}
+
+// start runs the fabric in the background until ctx ends or stop is called. It follows st and
+// reports its load balancers' state and their targets' health to it.
+func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServer, log *slog.Logger, reg prometheus.Registerer) (func(), error) {
 	switch o.mode {
 	case fabricNone:
 		return func() {}, nil
@@ -47,8 +61,8 @@ func (o *fabricOptions) start(ctx context.Context, st fabric.Source, health fabr
 		return nil, fmt.Errorf("--fabric %q: use none or netns", o.mode)
 	}
 	fab, err := fabric.New(fabric.Config{
-		Source: st, APIHandler: handler, Registerer: reg, Logger: log.With("component", "fabric"),
-		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown, Health: health,
+		Source: st, APIHandler: srv, Registerer: reg, Logger: log.With("component", "fabric"),
+		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown, Health: st, LBStates: st, Faults: srv,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the fabric: %w", err)

@@ -276,10 +276,10 @@ func tgHealthCmd(g *globals) *cobra.Command {
 
 func lbTable(lbs []api.LoadBalancer) func(*tabwriter.Writer) {
 	return func(w *tabwriter.Writer) {
-		row(w, "ID", "NAME", "SCHEME", "VIP", "PRIVATE IP", "SUBNET", "SOURCE RANGES", "TAGS")
+		row(w, "ID", "NAME", "SCHEME", "STATE", "VIP", "PRIVATE IP", "SUBNET", "SOURCE RANGES", "TAGS", "REASON")
 		for _, lb := range lbs {
-			row(w, lb.LoadBalancerID, lb.LoadBalancerName, lb.Scheme, lb.VIP, lb.PrivateIPAddress, lb.SubnetID,
-				orDash(strings.Join(lb.SourceRanges, ",")), tagsString(lb.Tags))
+			row(w, lb.LoadBalancerID, lb.LoadBalancerName, lb.Scheme, lb.State, lb.VIP, lb.PrivateIPAddress, lb.SubnetID,
+				orDash(strings.Join(lb.SourceRanges, ",")), tagsString(lb.Tags), orDash(lb.StateReason))
 		}
 	}
 }
@@ -311,13 +311,14 @@ func tgTable(tgs []api.TargetGroup) func(*tabwriter.Writer) {
 
 func targetHealthTable(ts []api.TargetHealthDescription) func(*tabwriter.Writer) {
 	return func(w *tabwriter.Writer) {
-		row(w, "TARGET", "STATE", "REASON", "DRAIN DEADLINE")
+		row(w, "TARGET", "STATE", "REASON", "DRAIN DEADLINE", "DESCRIPTION")
 		for _, t := range ts {
 			deadline := ""
 			if !t.DrainDeadline.IsZero() {
 				deadline = t.DrainDeadline.UTC().Format("15:04:05")
 			}
-			row(w, net.JoinHostPort(t.Target.IP, strconv.Itoa(t.Target.Port)), t.TargetHealth.State, orDash(t.TargetHealth.Reason), orDash(deadline))
+			row(w, net.JoinHostPort(t.Target.IP, strconv.Itoa(t.Target.Port)), t.TargetHealth.State, orDash(t.TargetHealth.Reason), orDash(deadline),
+				orDash(t.TargetHealth.Description))
 		}
 	}
 }

@@ -77,7 +77,8 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log})
+	// With a data plane, load balancers are provisioning until it has programmed them.
+	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log, DataPlane: o.fabric.mode != fabricNone})
 	if err != nil {
 		return fmt.Errorf("open state: %w", err)
 	}
@@ -118,7 +119,7 @@ func newServer(o *serveOptions, st *state.Store, token string, log *slog.Logger,
 // startDataPlanes starts what runs beside the API on the same store (the VPC fabric, with
 // --fabric netns) and returns how to stop it.
 func startDataPlanes(ctx context.Context, st *state.Store, srv *server.Server, o *serveOptions, log *slog.Logger, reg prometheus.Registerer) (stop func(), err error) {
-	return o.fabric.start(ctx, st, st, srv, log, reg)
+	return o.fabric.start(ctx, st, srv, log, reg)
 }
 
 // listenAndServe serves until ctx ends, then shuts down gracefully.

@@ -103,3 +103,9 @@ func (c *Client) RemoveTags(ctx context.Context, req *api.RemoveTagsRequest) (*a
 func (c *Client) DescribeTags(ctx context.Context, req *api.DescribeTagsRequest) (*api.DescribeTagsResponse, error) {
 	return call[api.DescribeTagsRequest, api.DescribeTagsResponse](ctx, c, api.ActionDescribeTags, req)
 }
+
+// ReportLoadBalancerState calls the admin action ReportLoadBalancerState (a data plane's
+// verdict on load balancers: active, or failed with the reason).
+func (c *Client) ReportLoadBalancerState(ctx context.Context, req *api.ReportLoadBalancerStateRequest) (*api.ReportLoadBalancerStateResponse, error) {
+	return call[api.ReportLoadBalancerStateRequest, api.ReportLoadBalancerStateResponse](ctx, c, api.ActionReportLoadBalancerState, req)
+}

@@ -117,7 +117,7 @@ func (f *Fabric) executeRouterOps(p *Plan, el *errList) {
 		}
 	}
 	for _, op := range p.AddPorts {
-		if r := router(op.VpcID); r != nil && el.ok(f.k.addPort(op)) {
+		if r := router(op.VpcID); r != nil && el.ok(f.step(opAddPort, op.Port.ENI, func() error { return f.k.addPort(op) })) {
 			purgePort(r, op.Port.ENI) // whatever the old pair carried died with it
 			r.Ports[op.Port.ENI] = op.Port
 		}
@@ -133,10 +133,18 @@ func (f *Fabric) executeRouterOps(p *Plan, el *errList) {
 		}
 	}
 	for _, op := range p.SetRoutes {
-		if r := router(op.VpcID); r != nil && el.ok(f.k.setRoute(op)) {
+		if r := router(op.VpcID); r != nil && el.ok(f.step(opSetRoute, op.Dst.String(), func() error { return f.k.setRoute(op) })) {
 			r.Routes[op.Dst] = op.ENI
 		}
 	}
+}
+
+// step runs one data-plane operation unless a fault is injected for it.
+func (f *Fabric) step(op, object string, run func() error) error {
+	if err := f.injected(op, object); err != nil {
+		return err
+	}
+	return run()
 }
 
 func (e *errList) ok(err error) bool {

@@ -39,13 +39,21 @@ type Config struct {
 	MTU int
 	// ResyncInterval re-reads the kernel and repairs drift this often; default 5m, <0 never.
 	ResyncInterval time.Duration
-	// RetryInterval is how soon a failed convergence is retried; default 500ms.
-	RetryInterval time.Duration
+	// RetryInterval is how soon a failed convergence is first retried; default 500ms. Each
+	// further failure in a row doubles the wait, up to MaxRetryInterval (default 8s); a change
+	// from the control plane is applied at once whatever the wait.
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
 	// TeardownOnExit makes Run remove every namespace it made when it returns.
 	TeardownOnExit bool
 	// Health receives the load balancers' target health transitions; nil runs no health checks
 	// (targets then keep whatever state the control plane gives them).
 	Health HealthReporter
+	// LBStates receives each load balancer's data-plane verdict (active, or failed with the
+	// reason); nil reports none.
+	LBStates LBStateReporter
+	// Faults, when set, may fail data-plane operations on purpose (see api.DataPlane*).
+	Faults FaultInjector
 }
 
 // Fabric converges the kernel from the control plane. Create it with New, drive it with Run.
@@ -62,6 +70,12 @@ type Fabric struct {
 	dirty     bool       // an operation failed: re-read the kernel before the next diff
 	listeners map[string]*vpcListeners
 	applied   atomic.Uint64 // sequence of the last snapshot applied without error
+	// failures counts convergences in a row that failed: the retry wait grows with it.
+	failures int
+	// lbErrs are the load balancers a step failed for in the current convergence.
+	lbErrs map[string]error
+	// lbReported is the verdict the control plane last took for each load balancer.
+	lbReported map[string]lbStatus
 }
 
 // New checks the configuration and registers the collectors. It touches no namespace yet.
@@ -81,6 +95,9 @@ func New(cfg Config) (*Fabric, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 500 * time.Millisecond
 	}
+	if cfg.MaxRetryInterval < cfg.RetryInterval {
+		cfg.MaxRetryInterval = max(8*time.Second, cfg.RetryInterval)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -90,7 +107,7 @@ func New(cfg Config) (*Fabric, error) {
 	f := &Fabric{
 		cfg: cfg, log: cfg.Logger.With("component", "fabric", "prefix", cfg.Prefix),
 		k: newKernel(cfg.Prefix, cfg.MTU), md: metadata.NewServer(APIEndpoint()),
-		listeners: map[string]*vpcListeners{},
+		listeners: map[string]*vpcListeners{}, lbReported: map[string]lbStatus{},
 	}
 	if cfg.Health != nil {
 		f.health = newHealthChecks(cfg.Prefix, cfg.Health, f.log)
@@ -135,7 +152,7 @@ func (f *Fabric) Run(ctx context.Context) error {
 func (f *Fabric) wait(ctx context.Context, seq uint64) {
 	timeout := f.cfg.ResyncInterval
 	if f.isDirty() || timeout <= 0 {
-		timeout = f.cfg.RetryInterval
+		timeout = f.retryWait()
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -167,6 +184,24 @@ func (f *Fabric) stop() {
 			f.log.Error("teardown failed", "err", err)
 		}
 	}
+}
+
+// retryWait is how long to wait before retrying a failed convergence: RetryInterval, doubled
+// for each further failure in a row, up to MaxRetryInterval.
+func (f *Fabric) retryWait() time.Duration {
+	f.mu.Lock()
+	n := f.failures
+	f.mu.Unlock()
+	return backoff(f.cfg.RetryInterval, f.cfg.MaxRetryInterval, n)
+}
+
+// backoff is base doubled n-1 times (n failures in a row), capped at limit.
+func backoff(base, limit time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 func (f *Fabric) markDirty() {
@@ -201,20 +236,28 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 		f.log.Debug("converging", "seq", snap.Seq, "plan", fmt.Sprintf("%+v", *plan))
 	}
 	start := time.Now()
+	f.lbErrs = map[string]error{}
 	err = f.execute(plan)
 	if !plan.Empty() {
 		f.log.Debug("converged", "seq", snap.Seq, "took", time.Since(start), "err", err)
 	}
 	f.md.Update(snap)
+	st := lbStatuses(desired, f.actual, f.lbErrs)
 	if f.health != nil {
-		f.health.sync(desired.Checks, lbReady(f.actual))
+		f.health.sync(desired.Checks, programmed(st))
+	}
+	if rerr := f.reportLBs(st, desired.Checks); rerr != nil {
+		err = errors.Join(err, rerr)
 	}
 	f.metrics.setCounts(f.actual)
+	f.metrics.setLBStates(desired, st)
 	if err != nil {
 		f.dirty = true
+		f.failures++
 		f.metrics.errors.Inc()
 		return err
 	}
+	f.failures = 0
 	f.applied.Store(snap.Seq)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ type lab struct {
 	reg    *prometheus.Registry
 	f      *Fabric
 	stop   func()
+	// faults fails data-plane operations on the test's demand.
+	faults *testFaults
 
 	vpc        string
 	subA, subB api.Subnet
@@ -47,9 +50,9 @@ func must[T any](v T, err error) T {
 func newLab(t testing.TB, apiHandler http.Handler) *lab {
 	t.Helper()
 	requireRoot(t)
-	st := must(state.Open(state.Config{}))
+	st := must(state.Open(state.Config{DataPlane: true}))
 	t.Cleanup(func() { _ = st.Close() })
-	l := &lab{t: t, st: st, prefix: testPrefix(t), api: apiHandler, reg: prometheus.NewRegistry()}
+	l := &lab{t: t, st: st, prefix: testPrefix(t), api: apiHandler, reg: prometheus.NewRegistry(), faults: &testFaults{}}
 	watchRootNetns(t)
 	t.Cleanup(func() { l.teardown() })
 	l.vpc = must(st.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "10.0.0.0/16"})).Vpc.VpcID
@@ -70,7 +73,7 @@ func (l *lab) start() {
 		level = slog.LevelWarn
 	}
 	f, err := New(Config{Source: l.st, APIHandler: l.api, Prefix: l.prefix, RetryInterval: 50 * time.Millisecond,
-		Registerer: l.reg, Health: l.st, Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))})
+		Registerer: l.reg, Health: l.st, LBStates: l.st, Faults: l.faults, Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -170,4 +173,34 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// testFaults is a FaultInjector the test sets: every call of a faulted operation fails.
+type testFaults struct {
+	mu    sync.Mutex
+	errs  map[string]error
+	calls map[string]int
+}
+
+func (f *testFaults) DataPlaneFault(op string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[op]++
+	return f.errs[op]
+}
+
+func (f *testFaults) set(op string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.errs == nil {
+		f.errs = map[string]error{}
+	}
+	if err == nil {
+		delete(f.errs, op)
+		return
+	}
+	f.errs[op] = err
 }

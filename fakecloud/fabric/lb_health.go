@@ -289,11 +289,3 @@ func matches(codes []codeRange, code int) bool {
 	}
 	return false
 }
-
-// lbReady reports, for health checks, which load balancers have their namespace set up.
-func lbReady(w *World) func(string) bool {
-	return func(id string) bool {
-		lb := w.LBs[id]
-		return lb != nil && lb.Ready
-	}
-}

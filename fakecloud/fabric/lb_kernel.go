@@ -36,7 +36,7 @@ func (f *Fabric) executeLBOps(p *Plan, el *errList) {
 		}
 	}
 	for _, lb := range p.EnsureLBs {
-		if !el.ok(f.k.ensureLB(lb)) {
+		if !el.ok(f.lbStep(lb.ID, opEnsureLB, func() error { return f.k.ensureLB(lb) })) {
 			continue
 		}
 		have := a.LBs[lb.ID]
@@ -50,7 +50,7 @@ func (f *Fabric) executeLBOps(p *Plan, el *errList) {
 	}
 	for _, lb := range p.ProgramLBs {
 		have := a.LBs[lb.ID]
-		if have == nil || !have.Ready || !el.ok(f.k.programLB(lb)) {
+		if have == nil || !have.Ready || !el.ok(f.lbStep(lb.ID, opProgramLB, func() error { return f.k.programLB(lb) })) {
 			continue
 		}
 		have.Program = lb.Program

@@ -136,6 +136,7 @@ func (w *World) addLBs(snap *api.Snapshot, subnets map[string]subnetInfo) ([]Che
 		d, err := desiredLB(lb, r.CIDR, subnets, ix)
 		if err != nil {
 			errs = append(errs, err)
+			w.LBFailures[lb.LoadBalancerID] = err.Error()
 			continue
 		}
 		w.LBs[d.ID] = d

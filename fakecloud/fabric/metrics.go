@@ -1,20 +1,25 @@
 package fabric
 
 import (
+	"cmp"
 	"errors"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
 type metrics struct {
-	lag     prometheus.Histogram
-	errors  prometheus.Counter
-	routes  atomic.Int64
-	neighs  atomic.Int64
-	ports   atomic.Int64
-	nodes   atomic.Int64
-	routers atomic.Int64
+	lag    prometheus.Histogram
+	errors prometheus.Counter
+	// lbStates counts the load balancers by data-plane state (provisioning, active, failed).
+	lbStates *prometheus.GaugeVec
+	routes   atomic.Int64
+	neighs   atomic.Int64
+	ports    atomic.Int64
+	nodes    atomic.Int64
+	routers  atomic.Int64
 }
 
 func newMetrics() *metrics {
@@ -28,6 +33,10 @@ func newMetrics() *metrics {
 			Name: "flatnet_fabric_convergence_errors_total",
 			Help: "Convergences that left operations to retry.",
 		}),
+		lbStates: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flatnet_fabric_load_balancers",
+			Help: "Load balancers by data-plane state: provisioning (not programmed yet), active, failed (a step failed; retried with backoff).",
+		}, []string{"state"}),
 	}
 }
 
@@ -38,7 +47,7 @@ func (m *metrics) gauge(name, help string, v *atomic.Int64) prometheus.Collector
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	cs := []prometheus.Collector{
-		m.lag, m.errors,
+		m.lag, m.errors, m.lbStates,
 		m.gauge("flatnet_fabric_routes", "Routes the VPC routers hold towards interfaces.", &m.routes),
 		m.gauge("flatnet_fabric_neighbours", "Permanent neighbour entries the VPC routers hold.", &m.neighs),
 		m.gauge("flatnet_fabric_ports", "Attached interfaces plugged into nodes.", &m.ports),
@@ -63,4 +72,21 @@ func (m *metrics) setCounts(w *World) {
 	m.ports.Store(int64(ports))
 	m.nodes.Store(int64(len(w.Nodes)))
 	m.routers.Store(int64(len(w.Routers)))
+}
+
+// setLBStates counts the desired load balancers by the verdict of the last convergence; those
+// without one yet are provisioning.
+func (m *metrics) setLBStates(desired *World, st map[string]lbStatus) {
+	n := map[string]int{api.LoadBalancerStateProvisioning: 0, api.LoadBalancerStateActive: 0, api.LoadBalancerStateFailed: 0}
+	for id := range desired.LBs {
+		n[cmp.Or(st[id].state, api.LoadBalancerStateProvisioning)]++
+	}
+	for id := range desired.LBFailures {
+		if _, ok := desired.LBs[id]; !ok {
+			n[api.LoadBalancerStateFailed]++
+		}
+	}
+	for state, v := range n {
+		m.lbStates.WithLabelValues(state).Set(float64(v))
+	}
 }

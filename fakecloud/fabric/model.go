@@ -18,6 +18,9 @@ type World struct {
 	LBs     map[string]*LB
 	// Checks are the health checks the load balancers run (desired only).
 	Checks []Check
+	// LBFailures are the load balancers the snapshot holds that cannot be built (a malformed
+	// address, an unknown subnet), with why: they are reported failed (desired only).
+	LBFailures map[string]string
 }
 
 // Router is one VPC's router namespace.
@@ -70,7 +73,7 @@ type Node struct {
 
 // NewWorld returns an empty World.
 func NewWorld() *World {
-	return &World{Routers: map[string]*Router{}, Nodes: map[string]Node{}, LBs: map[string]*LB{}}
+	return &World{Routers: map[string]*Router{}, Nodes: map[string]Node{}, LBs: map[string]*LB{}, LBFailures: map[string]string{}}
 }
 
 func newRouter(vpcID string, cidr netip.Prefix) *Router {

@@ -35,7 +35,7 @@ var fuzzActions = []string{
 	api.ActionModifyTargetGroup, api.ActionModifyTargetGroupAttributes, api.ActionDeleteTargetGroup,
 	api.ActionRegisterTargets, api.ActionDeregisterTargets, api.ActionDescribeTargetHealth,
 	api.ActionCreateListener, api.ActionDescribeListeners, api.ActionDeleteListener,
-	api.ActionAddTags, api.ActionRemoveTags, api.ActionDescribeTags, api.ActionReportTargetHealth,
+	api.ActionAddTags, api.ActionRemoveTags, api.ActionDescribeTags, api.ActionReportTargetHealth, api.ActionReportLoadBalancerState,
 }
 
 // fuzzTarget is one in-process fakecloud whose handler the fuzzer calls directly.

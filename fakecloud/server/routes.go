@@ -87,12 +87,13 @@ func endpoints() map[string]endpoint {
 		api.ActionRemoveTags:                   adminOnly(storeOp((*state.Store).RemoveTags)),
 		api.ActionDescribeTags:                 adminOnly(read(storeOp((*state.Store).DescribeTags))),
 
-		api.ActionSetFault:           control(serverOp((*Server).setFault)),
-		api.ActionListFaults:         control(read(serverOp((*Server).listFaults))),
-		api.ActionClearFaults:        control(serverOp((*Server).clearFaults)),
-		api.ActionGetChanges:         control(read(serverOp((*Server).getChanges))),
-		api.ActionGetSnapshot:        control(read(serverOp((*Server).getSnapshot))),
-		api.ActionReportTargetHealth: control(storeOp((*state.Store).ReportTargetHealthCall)),
+		api.ActionSetFault:                control(serverOp((*Server).setFault)),
+		api.ActionListFaults:              control(read(serverOp((*Server).listFaults))),
+		api.ActionClearFaults:             control(serverOp((*Server).clearFaults)),
+		api.ActionGetChanges:              control(read(serverOp((*Server).getChanges))),
+		api.ActionGetSnapshot:             control(read(serverOp((*Server).getSnapshot))),
+		api.ActionReportTargetHealth:      control(storeOp((*state.Store).ReportTargetHealthCall)),
+		api.ActionReportLoadBalancerState: control(storeOp((*state.Store).ReportLoadBalancerStateCall)),
 	}
 }
 

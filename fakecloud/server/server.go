@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -157,7 +158,7 @@ func (s *Server) Handler() http.Handler { return s }
 func (s *Server) Close() { s.close() }
 
 func (s *Server) faultableActions() []string {
-	var out []string
+	out := slices.Clone(api.DataPlaneOperations)
 	for name, ep := range s.endpoints {
 		if !ep.control {
 			out = append(out, name)
@@ -186,4 +187,21 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return hex.EncodeToString(b)
+}
+
+// DataPlaneFault draws the injected fault of a data-plane operation (api.DataPlane*): it waits
+// out the fault's latency and returns the error to fail the operation with, or nil. The fabric
+// asks before each such operation.
+func (s *Server) DataPlaneFault(op string) error {
+	d := s.faults.Decide(op)
+	if d.Latency > 0 {
+		select {
+		case <-time.After(d.Latency):
+		case <-s.closing.Done():
+		}
+	}
+	if d.Err != nil {
+		return d.Err
+	}
+	return nil
 }

@@ -23,6 +23,9 @@ type Result struct {
 	Registered, Deregistered int
 	// Created is true when this pass created the load balancer.
 	Created bool
+	// State and StateReason are the load balancer's state as the cloud last showed it
+	// (provider.LB*): the resources exist, but only an active one forwards traffic.
+	State, StateReason string
 }
 
 // Deploy makes the cloud match lb. token distinguishes one intent from another (the Service's
@@ -61,7 +64,7 @@ func Deploy(ctx context.Context, p provider.Provider, lb *model.LoadBalancer, to
 		}
 		cur, res.Created = &created, true
 	}
-	res.LoadBalancerID, res.VIP = cur.ID, cur.VIP
+	res.LoadBalancerID, res.VIP, res.State, res.StateReason = cur.ID, cur.VIP, cur.State, cur.StateReason
 	if !slices.Equal(cur.SourceRanges, lb.SourceRanges) {
 		if err := p.SetSourceRanges(ctx, cur.ID, lb.SourceRanges); err != nil {
 			return res, fmt.Errorf("set the source ranges of load balancer %s: %w", cur.ID, err)

@@ -76,6 +76,27 @@ type LoadBalancer struct {
 	SourceRanges []netip.Prefix
 	Tags         map[string]string
 	Listeners    []Listener
+	// State is the cloud's verdict on the load balancer: LBProvisioning, LBActive or LBFailed
+	// (with StateReason). Only an active one is known to forward traffic.
+	State       string
+	StateReason string
+}
+
+// Load balancer states the controller distinguishes; a driver maps its cloud's onto them
+// (a cloud state it does not know maps to LBProvisioning, never to LBActive).
+const (
+	LBProvisioning = "provisioning"
+	LBActive       = "active"
+	LBFailed       = "failed"
+)
+
+// LoadBalancerState is a load balancer's state as the watch delivers it.
+type LoadBalancerState struct {
+	ID     string
+	State  string
+	Reason string
+	// Gone: the load balancer was deleted (a watch event only).
+	Gone bool
 }
 
 // ListenerSpec is one listener to create.
@@ -158,4 +179,7 @@ type TargetHealth struct {
 type HealthEvent struct {
 	Full    bool
 	Targets []TargetHealth
+	// LoadBalancers are the load balancers whose state changed (with Full: every load
+	// balancer).
+	LoadBalancers []LoadBalancerState
 }

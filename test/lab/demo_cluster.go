@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
 // demoNamespace holds the demo's workloads.
@@ -216,7 +218,11 @@ func (d *demo) loadBalancer(kc kubernetes.Interface, app string, pods []corev1.P
 		return fmt.Errorf("the cloud has %d load balancers for %s, want 1", len(lbs), svc.Name)
 	}
 	lb := lbs[0]
-	d.ok("status.loadBalancer.ingress %s: %s, internet-facing, private address %s", vip, lb.LoadBalancerID, lb.PrivateIPAddress)
+	if lb.State != api.LoadBalancerStateActive {
+		return fmt.Errorf("load balancer %s is %s, not active: %s", lb.LoadBalancerID, lb.State, lb.StateReason)
+	}
+	d.ok("status.loadBalancer.ingress %s: %s, internet-facing, %s (its data plane runs the configuration), private address %s",
+		vip, lb.LoadBalancerID, lb.State, lb.PrivateIPAddress)
 	// Targets turn healthy after two HTTP checks five seconds apart.
 	if err := d.l.WaitTargetsHealthy(d.ctx, lb.LoadBalancerID, podIPs(pods), nil, time.Minute); err != nil {
 		return err

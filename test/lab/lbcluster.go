@@ -21,6 +21,14 @@ import (
 // LBPort is the port the lab's load-balanced Services listen on.
 const LBPort = 80
 
+// lbcontroller's Service condition and the reasons that no waiting fixes (the lab does not link
+// the controller; a test checks these against its constants).
+const (
+	lbConditionReady = "flatnet.io/LoadBalancerReady"
+	lbReasonFailed   = "LoadBalancerFailed"
+	lbReasonInvalid  = "InvalidConfiguration"
+)
+
 // EchoLBService is a Service of type LoadBalancer of our class in front of the pods labelled
 // app=name: internet-facing, no node ports, HTTP health checks of the echo server at the
 // shortest interval the cloud allows, and a short deregistration delay.
@@ -46,7 +54,9 @@ func EchoLBService(namespace, name string) *corev1.Service {
 	}
 }
 
-// WaitLBIngress waits for the Service's load balancer address in its status.
+// WaitLBIngress waits for the Service's load balancer address in its status. It gives up at
+// once, with the controller's reason, when the Service's condition says its load balancer
+// failed in the cloud or cannot be built: waiting out the timeout would only hide why.
 func WaitLBIngress(ctx context.Context, kc kubernetes.Interface, namespace, name string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -60,6 +70,9 @@ func WaitLBIngress(ctx context.Context, kc kubernetes.Interface, namespace, name
 		default:
 			last = "no ingress yet"
 			for _, c := range svc.Status.Conditions {
+				if c.Type == lbConditionReady && (c.Reason == lbReasonFailed || c.Reason == lbReasonInvalid) {
+					return "", fmt.Errorf("service %s/%s has no load balancer: %s: %s", namespace, name, c.Reason, c.Message)
+				}
 				last += fmt.Sprintf("; %s=%s %s: %s", c.Type, c.Status, c.Reason, c.Message)
 			}
 		}
@@ -129,7 +142,18 @@ func (l *Lab) ThroughVIP(ctx context.Context, fromNetns, vip string, n int) (byP
 // WaitTargetsHealthy waits until the load balancer's targets, leaving out those in one of the
 // states ignored, are exactly ips (sorted), all healthy.
 func (l *Lab) WaitTargetsHealthy(ctx context.Context, lbID string, ips, ignored []string, timeout time.Duration) error {
+	var failed error
 	err := poll(ctx, timeout, 250*time.Millisecond, func() (bool, string) {
+		lbs, err := l.cloud.DescribeLoadBalancers(ctx, &api.DescribeLoadBalancersRequest{LoadBalancerIDs: []string{lbID}})
+		if err != nil {
+			return false, err.Error()
+		}
+		if lb := lbs.LoadBalancers[0]; lb.State == api.LoadBalancerStateFailed {
+			// No target turns healthy behind a failed load balancer: waiting out the timeout
+			// would only hide why.
+			failed = fmt.Errorf("load balancer %s failed: %s", lbID, lb.StateReason)
+			return true, ""
+		}
 		ts, err := l.TargetsOf(ctx, lbID)
 		if err != nil {
 			return false, err.Error()
@@ -147,6 +171,9 @@ func (l *Lab) WaitTargetsHealthy(ctx context.Context, lbID string, ips, ignored 
 		slices.Sort(healthy)
 		return slices.Equal(healthy, ips) && len(states) == len(ips), strings.Join(states, " ")
 	})
+	if err == nil && failed != nil {
+		err = failed
+	}
 	if err != nil {
 		return fmt.Errorf("targets of %s are not %v, all healthy: %w", lbID, ips, err)
 	}

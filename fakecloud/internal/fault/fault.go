@@ -3,6 +3,7 @@ package fault
 import (
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,7 +95,7 @@ func (in *Injector) List() []api.Fault {
 // Clear removes the fault of action, or every fault when action is empty.
 func (in *Injector) Clear(action string) error {
 	if action != "" && action != AllActions && !in.actions[action] {
-		return api.Errorf(api.CodeInvalidParameterValue, "unknown action %q: name an API action, \"*\", or nothing to clear all", action)
+		return api.Errorf(api.CodeInvalidParameterValue, "unknown action %q: name an API action, \"*\", a data-plane operation, or nothing to clear all", action)
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -106,6 +107,9 @@ func (in *Injector) Clear(action string) error {
 	return nil
 }
 
+// dataPlane reports whether action names a data-plane operation rather than an API action.
+func dataPlane(action string) bool { return slices.Contains(api.DataPlaneOperations, action) }
+
 // Decide says what to do to one call of action. An action's own fault takes precedence over
 // the "*" fault; they do not add up.
 func (in *Injector) Decide(action string) Decision {
@@ -116,6 +120,9 @@ func (in *Injector) Decide(action string) Decision {
 	}
 	f, ok := in.faults[action]
 	if !ok {
+		if dataPlane(action) {
+			return Decision{}
+		}
 		if f, ok = in.faults[AllActions]; !ok {
 			return Decision{}
 		}
@@ -177,7 +184,9 @@ func (in *Injector) Validate(f api.Fault) error {
 	case f.Action == "":
 		return api.Errorf(api.CodeMissingParameter, "fault action is missing: name an API action or \"*\"")
 	case f.Action != AllActions && !in.actions[f.Action]:
-		return api.Errorf(api.CodeInvalidParameterValue, "unknown action %q: faults apply to the cloud's API actions or \"*\"", f.Action)
+		return api.Errorf(api.CodeInvalidParameterValue, "unknown action %q: faults apply to the cloud's API actions, \"*\", or a data-plane operation (%s)", f.Action, strings.Join(api.DataPlaneOperations, ", "))
+	case dataPlane(f.Action) && (f.VisibilityLagMillis != 0 || f.AfterCommit):
+		return api.Errorf(api.CodeInvalidParameterValue, "a data-plane fault (%s) takes error rates and latency only, not a visibility lag or after-commit", f.Action)
 	case !(f.ErrorRate >= 0 && f.ErrorRate <= 1):
 		return api.Errorf(api.CodeInvalidParameterValue, "error rate %v is out of range: use a fraction from 0 to 1", f.ErrorRate)
 	case f.ErrorCode != "" && !knownCodes[f.ErrorCode]:

@@ -61,6 +61,7 @@ func (s *Store) CreateLoadBalancer(c Call, req *api.CreateLoadBalancerRequest) (
 		r := &lbRec{
 			ID: newID(t.Txn, tableLoadBalancers, "lb"), Name: req.Name, Scheme: scheme, Type: typ,
 			VpcID: sn.VpcID, SubnetID: sn.ID, AZ: sn.AZ, Tags: tagMap(req.Tags), Created: c.Now,
+			State: s.initialLBState(),
 		}
 		// The private address is held under the load balancer's ID, the way a requester-managed
 		// interface would hold it: it counts against the subnet and collides with nothing.

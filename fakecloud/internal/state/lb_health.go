@@ -65,3 +65,69 @@ func validateReport(i int, r api.TargetHealthReport) error {
 	}
 	return nil
 }
+
+// initialLBState is the state a new load balancer starts in.
+func (s *Store) initialLBState() string {
+	if s.cfg.DataPlane {
+		return api.LoadBalancerStateProvisioning
+	}
+	return api.LoadBalancerStateActive
+}
+
+// ReportLoadBalancerState records the data plane's verdicts on load balancers in one
+// transaction, as ReportTargetHealth does for targets: reports about load balancers that are
+// gone are ignored, an unchanged verdict writes nothing, and every real transition is one
+// change in the stream (the load balancer's upsert, which carries its new state).
+func (s *Store) ReportLoadBalancerState(reports []api.LoadBalancerStateReport) error {
+	for i, r := range reports {
+		if err := validateLBStateReport(i, r); err != nil {
+			return err
+		}
+	}
+	c := Call{Principal: Principal{Admin: true}, Now: time.Now()}
+	_, err := write(s, c, api.ActionReportLoadBalancerState, "", nil, func(t *tx) (*api.ReportLoadBalancerStateResponse, error) {
+		for _, rep := range reports {
+			old := first[lbRec](t.Txn, tableLoadBalancers, indexID, rep.LoadBalancerID)
+			if old == nil || (old.State == rep.State && old.StateReason == rep.Reason) {
+				continue
+			}
+			n := *old
+			n.State, n.StateReason = rep.State, rep.Reason
+			if err := t.put(tableLoadBalancers, api.KindLoadBalancer, n.ID, &n); err != nil {
+				return nil, err
+			}
+		}
+		return &api.ReportLoadBalancerStateResponse{}, nil
+	})
+	return err
+}
+
+// ReportLoadBalancerStateCall serves the admin action.
+func (s *Store) ReportLoadBalancerStateCall(c Call, req *api.ReportLoadBalancerStateRequest) (*api.ReportLoadBalancerStateResponse, error) {
+	if err := requireAdmin(c.Principal, api.ActionReportLoadBalancerState); err != nil {
+		return nil, err
+	}
+	if err := s.ReportLoadBalancerState(req.Reports); err != nil {
+		return nil, err
+	}
+	return &api.ReportLoadBalancerStateResponse{}, nil
+}
+
+func validateLBStateReport(i int, r api.LoadBalancerStateReport) error {
+	switch {
+	case r.LoadBalancerID == "":
+		return invalid("Reports[%d].LoadBalancerId is required", i)
+	case r.State != api.LoadBalancerStateActive && r.State != api.LoadBalancerStateFailed:
+		return invalid("Reports[%d].State %.20q is not one a data plane reports: active or failed", i, r.State)
+	case r.State == api.LoadBalancerStateFailed && r.Reason == "":
+		return invalid("Reports[%d]: a failed load balancer needs a Reason", i)
+	case r.State == api.LoadBalancerStateActive && r.Reason != "":
+		return invalid("Reports[%d]: an active load balancer has no Reason", i)
+	case len(r.Reason) > maxStateReasonLen:
+		return invalid("Reports[%d].Reason holds at most %d characters", i, maxStateReasonLen)
+	}
+	return nil
+}
+
+// maxStateReasonLen bounds a load balancer's failure reason (a kernel error can be long).
+const maxStateReasonLen = 1024

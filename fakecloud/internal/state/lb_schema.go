@@ -41,6 +41,10 @@ type lbRec struct {
 	SourceRanges []string
 	Tags         map[string]string
 	Created      time.Time
+	// State and StateReason are what the data plane last reported (api.LoadBalancerState*);
+	// an empty State, from a state file written before states existed, reads as active.
+	State       string
+	StateReason string
 }
 
 type listenerRec struct {

@@ -14,9 +14,13 @@ func (v viewer) loadBalancer(r *lbRec) api.LoadBalancer {
 	if r.PublicIP != "" {
 		vip = r.PublicIP
 	}
+	state := r.State
+	if state == "" {
+		state = api.LoadBalancerStateActive
+	}
 	return api.LoadBalancer{
 		LoadBalancerID: r.ID, LoadBalancerName: r.Name, Scheme: r.Scheme, Type: r.Type,
-		State: api.LoadBalancerStateActive, VpcID: r.VpcID, SubnetID: r.SubnetID, AvailabilityZone: r.AZ,
+		State: state, StateReason: r.StateReason, VpcID: r.VpcID, SubnetID: r.SubnetID, AvailabilityZone: r.AZ,
 		PrivateIPAddress: r.PrivateIP, PublicIPAddress: r.PublicIP, VIP: vip,
 		SourceRanges: slices.Clone(r.SourceRanges), CreatedTime: r.Created, Tags: tagList(r.Tags),
 	}

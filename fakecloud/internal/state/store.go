@@ -30,7 +30,10 @@ type Config struct {
 	// IdempotencyTTL is how long a client token is remembered (default 24h, as EC2 documents
 	// at least); expired records are swept every sweepEvery writes.
 	IdempotencyTTL time.Duration
-	Logger         *slog.Logger
+	// DataPlane says a data plane (the fabric) programs the load balancers and reports their
+	// state: new ones start provisioning until it does. Without one they are active at once.
+	DataPlane bool
+	Logger    *slog.Logger
 }
 
 // sweepEvery is how many committed writes pass between sweeps of expired client tokens.

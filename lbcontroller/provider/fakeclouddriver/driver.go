@@ -147,6 +147,7 @@ func (d *Driver) ListLoadBalancers(ctx context.Context, tags map[string]string) 
 
 func fromLB(lb api.LoadBalancer) (provider.LoadBalancer, error) {
 	p := provider.LoadBalancer{ID: lb.LoadBalancerID, Name: lb.LoadBalancerName, Internal: lb.Scheme == api.SchemeInternal, Tags: fromTags(lb.Tags)}
+	p.State, p.StateReason = fromLBState(lb)
 	if lb.VIP != "" {
 		vip, err := netip.ParseAddr(lb.VIP)
 		if err != nil {
@@ -394,4 +395,18 @@ func (d *Driver) DeregisterTargets(ctx context.Context, id string, ts []provider
 		return d.c.DeregisterTargets(ctx, &api.DeregisterTargetsRequest{TargetGroupID: id, Targets: toTargets(ts)})
 	})
 	return err
+}
+
+// fromLBState maps fakecloud's load balancer state onto the provider's; one it does not know
+// is provisioning (never active: that would claim traffic flows).
+func fromLBState(lb api.LoadBalancer) (state, reason string) {
+	switch lb.State {
+	case api.LoadBalancerStateActive:
+		return provider.LBActive, ""
+	case api.LoadBalancerStateFailed:
+		return provider.LBFailed, lb.StateReason
+	case api.LoadBalancerStateProvisioning:
+		return provider.LBProvisioning, ""
+	}
+	return provider.LBProvisioning, fmt.Sprintf("fakecloud reports the unknown state %q", lb.State)
 }

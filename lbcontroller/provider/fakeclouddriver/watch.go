@@ -46,6 +46,10 @@ func (d *Driver) watchOnce(ctx context.Context, fn func(provider.HealthEvent)) e
 		return err
 	}
 	full := provider.HealthEvent{Full: true}
+	for _, lb := range snap.Snapshot.LoadBalancers {
+		st, reason := fromLBState(lb)
+		full.LoadBalancers = append(full.LoadBalancers, provider.LoadBalancerState{ID: lb.LoadBalancerID, State: st, Reason: reason})
+	}
 	for _, th := range snap.Snapshot.Targets {
 		h, err := fromTargetHealth(th)
 		if err != nil {
@@ -65,6 +69,10 @@ func (d *Driver) watchOnce(ctx context.Context, fn func(provider.HealthEvent)) e
 		}
 		var ev provider.HealthEvent
 		for _, c := range resp.Changes {
+			if c.Kind == api.KindLoadBalancer {
+				ev.LoadBalancers = append(ev.LoadBalancers, lbChange(c))
+				continue
+			}
 			if c.Kind != api.KindTarget {
 				continue
 			}
@@ -73,11 +81,20 @@ func (d *Driver) watchOnce(ctx context.Context, fn func(provider.HealthEvent)) e
 				ev.Targets = append(ev.Targets, h)
 			}
 		}
-		if len(ev.Targets) > 0 {
+		if len(ev.Targets) > 0 || len(ev.LoadBalancers) > 0 {
 			fn(ev)
 		}
 		since = resp.Seq
 	}
+}
+
+// lbChange turns one load balancer change into its state; a deleted one is Gone.
+func lbChange(c api.Change) provider.LoadBalancerState {
+	if c.LoadBalancer == nil {
+		return provider.LoadBalancerState{ID: c.ID, Gone: true}
+	}
+	st, reason := fromLBState(*c.LoadBalancer)
+	return provider.LoadBalancerState{ID: c.ID, State: st, Reason: reason}
 }
 
 // targetChange turns one target change into health; a deleted target is Gone.
