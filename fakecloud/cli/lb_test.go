@@ -48,3 +48,36 @@ func TestLoadBalancerCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLoadBalancerListShowsState: `lb list` shows each load balancer's state and, when it
+// failed, the data plane's reason; `fault set` takes data-plane operations.
+func TestLoadBalancerListShowsState(t *testing.T) {
+	env := servertest.Start(t, servertest.Options{})
+	vpc := mustJSON[api.CreateVpcResponse](t, env, "vpc", "create", "--cidr", "10.0.0.0/16").Vpc
+	sn := mustJSON[api.CreateSubnetResponse](t, env, "subnet", "create", "--vpc", vpc.VpcID, "--cidr", "10.0.0.0/24").Subnet
+	lb := mustJSON[api.CreateLoadBalancerResponse](t, env, "lb", "create", "web", "--subnet", sn.SubnetID).LoadBalancer
+	const why = "DataPlane.ProgramLoadBalancer " + "lb-x: netlink receive: operation not permitted"
+	if _, err := env.Admin.ReportLoadBalancerState(t.Context(), &api.ReportLoadBalancerStateRequest{Reports: []api.LoadBalancerStateReport{
+		{LoadBalancerID: lb.LoadBalancerID, State: api.LoadBalancerStateFailed, Reason: why}}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, env, "lb", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"STATE", "REASON", lb.LoadBalancerID + " ", " failed ", why} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lb list lacks %q:\n%s", want, out)
+		}
+	}
+	js := mustJSON[api.DescribeLoadBalancersResponse](t, env, "lb", "list")
+	if len(js.LoadBalancers) != 1 || js.LoadBalancers[0].State != api.LoadBalancerStateFailed || js.LoadBalancers[0].StateReason != why {
+		t.Errorf("lb list -o json: %+v", js.LoadBalancers)
+	}
+	if _, err := run(t, env, "fault", "set", "--action", api.DataPlaneProgramLoadBalancer, "--error-rate", "1"); err != nil {
+		t.Errorf("fault set on a data-plane operation: %v", err)
+	}
+	if out, err := run(t, env, "fault", "list"); err != nil || !strings.Contains(out, api.DataPlaneProgramLoadBalancer) {
+		t.Errorf("fault list: %q, %v", out, err)
+	}
+}

@@ -194,3 +194,41 @@ func TestSeveralCodesShareOneRoll(t *testing.T) {
 		t.Error("an unknown code in Errors was accepted")
 	}
 }
+
+// TestDataPlaneFaults: a data-plane operation takes a fault of its own, never the "*" fault
+// (which is about the API), and refuses what only API calls have (visibility lag, after-commit).
+func TestDataPlaneFaults(t *testing.T) {
+	in := New(append(actions, api.DataPlaneOperations...), 1)
+	if err := in.Set(api.Fault{Action: AllActions, ErrorRate: 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d := in.Decide(api.DataPlaneProgramLoadBalancer); d.Err != nil {
+		t.Errorf("the \"*\" fault failed a data-plane operation: %v", d.Err)
+	}
+	if err := in.Set(api.Fault{Action: api.DataPlaneProgramLoadBalancer, ErrorRate: 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d := in.Decide(api.DataPlaneProgramLoadBalancer); d.Err == nil || d.Err.Code != api.CodeInternalError {
+		t.Errorf("a data-plane fault at rate 1 decided %+v, want InternalError", d)
+	}
+	if d := in.Decide(api.DataPlaneSetRoute); d.Err != nil {
+		t.Errorf("another data-plane operation failed: %v", d.Err)
+	}
+	for _, f := range []api.Fault{
+		{Action: api.DataPlaneSetRoute, VisibilityLagMillis: 10},
+		{Action: api.DataPlaneSetRoute, ErrorRate: 1, AfterCommit: true},
+	} {
+		if err := in.Set(f, 0); err == nil {
+			t.Errorf("fault %+v accepted, want refused", f)
+		}
+	}
+	if err := in.Set(api.Fault{Action: "DataPlane.Nope", ErrorRate: 1}, 0); err == nil || !errors.Is(err, api.ErrInvalidParameterValue) {
+		t.Errorf("an unknown data-plane operation: %v, want InvalidParameterValue", err)
+	}
+	if err := in.Clear(api.DataPlaneProgramLoadBalancer); err != nil {
+		t.Fatal(err)
+	}
+	if d := in.Decide(api.DataPlaneProgramLoadBalancer); d.Err != nil {
+		t.Errorf("a cleared data-plane fault still fails: %v", d.Err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -389,4 +391,74 @@ func TestLoadBalancerTagsAndDescribe(t *testing.T) {
 	}
 	_, err = s.AddTags(admin(), &api.AddTagsRequest{ResourceIDs: ids, Tags: many})
 	wantCode(t, err, api.ErrTooManyTags)
+}
+
+// TestLoadBalancerState: with a data plane a new load balancer is provisioning until the data
+// plane reports it; its verdicts (active, failed with a reason) show in describes and in the
+// change stream, a repeated verdict writes nothing, bad reports are refused naming the field,
+// and the state survives a restart. Without a data plane a load balancer is active at once.
+func TestLoadBalancerState(t *testing.T) {
+	if lb := newLBWorld(t, openT(t, Config{}), api.SchemeInternal).lb; lb.State != api.LoadBalancerStateActive {
+		t.Errorf("without a data plane a new load balancer is %s, want active", lb.State)
+	}
+	path := filepath.Join(t.TempDir(), "state.json")
+	s := openT(t, Config{StateFile: path, DataPlane: true})
+	w := newLBWorld(t, s, api.SchemeInternal)
+	id := w.lb.LoadBalancerID
+	if w.lb.State != api.LoadBalancerStateProvisioning {
+		t.Fatalf("with a data plane a new load balancer is %s, want provisioning", w.lb.State)
+	}
+	describe := func() api.LoadBalancer {
+		t.Helper()
+		out, err := s.DescribeLoadBalancers(admin(), &api.DescribeLoadBalancersRequest{LoadBalancerIDs: []string{id}})
+		mustOK(t, err)
+		return out.LoadBalancers[0]
+	}
+	const why = "DataPlane.ProgramLoadBalancer lb-1: netlink receive: operation not permitted"
+	since := s.Seq()
+	mustOK(t, s.ReportLoadBalancerState([]api.LoadBalancerStateReport{
+		{LoadBalancerID: id, State: api.LoadBalancerStateFailed, Reason: why},
+		{LoadBalancerID: "lb-gone", State: api.LoadBalancerStateActive}, // gone: ignored
+	}))
+	if lb := describe(); lb.State != api.LoadBalancerStateFailed || lb.StateReason != why {
+		t.Errorf("after a failed report: %s %q", lb.State, lb.StateReason)
+	}
+	ch, err := s.WaitChanges(context.Background(), since)
+	mustOK(t, err)
+	if len(ch.Changes) != 1 || ch.Changes[0].LoadBalancer == nil || ch.Changes[0].LoadBalancer.State != api.LoadBalancerStateFailed {
+		t.Errorf("the change stream after a failed report: %+v, want one load balancer upsert showing failed", ch.Changes)
+	}
+	seq := s.Seq()
+	mustOK(t, s.ReportLoadBalancerState([]api.LoadBalancerStateReport{{LoadBalancerID: id, State: api.LoadBalancerStateFailed, Reason: why}}))
+	if s.Seq() != seq {
+		t.Errorf("repeating a verdict wrote a change")
+	}
+	for _, bad := range []struct {
+		rep  api.LoadBalancerStateReport
+		want string
+	}{
+		{api.LoadBalancerStateReport{State: api.LoadBalancerStateActive}, "LoadBalancerId"},
+		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateProvisioning}, "active or failed"},
+		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateFailed}, "needs a Reason"},
+		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateActive, Reason: "x"}, "no Reason"},
+		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateFailed, Reason: strings.Repeat("x", 2000)}, "at most"},
+	} {
+		err := s.ReportLoadBalancerState([]api.LoadBalancerStateReport{bad.rep})
+		wantCode(t, err, api.ErrValidationError)
+		if err != nil && !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("report %+v refused with %q, want it to say %q", bad.rep, err, bad.want)
+		}
+	}
+	if s.Seq() != seq {
+		t.Errorf("refused reports wrote a change")
+	}
+	mustOK(t, s.ReportLoadBalancerState([]api.LoadBalancerStateReport{{LoadBalancerID: id, State: api.LoadBalancerStateActive}}))
+	if lb := describe(); lb.State != api.LoadBalancerStateActive || lb.StateReason != "" {
+		t.Errorf("after an active report: %s %q", lb.State, lb.StateReason)
+	}
+	mustOK(t, s.Close())
+	s = openT(t, Config{StateFile: path, DataPlane: true})
+	if lb := describe(); lb.State != api.LoadBalancerStateActive {
+		t.Errorf("after a restart the load balancer is %s, want active as reported", lb.State)
+	}
 }
