@@ -62,7 +62,7 @@ func TestLBFailsHonestly(t *testing.T) {
 	if lb2.State != api.LoadBalancerStateProvisioning {
 		t.Errorf("a new load balancer with a data plane is %s, want provisioning", lb2.State)
 	}
-	hc := api.HealthCheck{Protocol: api.ProtocolTCP, Port: fmt.Sprint(podHealthPort), IntervalSeconds: 1, TimeoutSeconds: 1,
+	hc := api.HealthCheck{Protocol: api.ProtocolTCP, Port: fmt.Sprint(podHealthPort), IntervalSeconds: 5, TimeoutSeconds: 2,
 		HealthyThresholdCount: 2, UnhealthyThresholdCount: 2}
 	tg := must(l.st.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "api-tcp", Protocol: api.ProtocolTCP,
 		Port: podPort, VpcID: l.vpc, HealthCheck: hc})).TargetGroup.TargetGroupID
@@ -89,8 +89,9 @@ func TestLBFailsHonestly(t *testing.T) {
 		}
 		return true
 	})
-	// Health checks would turn them healthy within two 1 s intervals if they ran.
-	time.Sleep(3 * time.Second)
+	// Health checks would turn them healthy with their second probe, 5 s after the first, if
+	// they ran.
+	time.Sleep(7 * time.Second)
 	for _, p := range []*pod{a, c} {
 		if st, r := l.health(tg, p.ip); st != api.TargetHealthUnavailable {
 			t.Errorf("target %s of the failed load balancer is %s (%s), want unavailable", p.ip, st, r)
