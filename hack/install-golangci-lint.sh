@@ -2,12 +2,20 @@
 # Installs the pinned golangci-lint into ./bin, reusing a cached copy when one of the right version
 # is there, and leaving a copy in the cache after a fresh install so the next machine run skips it.
 #
-# Usage: hack/install-golangci-lint.sh VERSION DEST_DIR
+# hack/prereqs.sh, which holds the pin, runs it (make prereqs, make tools, make lint).
+#
+# Usage: hack/install-golangci-lint.sh [--check] VERSION DEST_DIR
+#        --check installs nothing: the exit status says whether DEST_DIR has that version.
 # Env:   FLATNET_CACHE (default $HOME/.cache/flatnet)
 set -euo pipefail
 
-version=${1:?usage: $0 VERSION DEST_DIR}
-dest=${2:?usage: $0 VERSION DEST_DIR}
+check=
+if [ "${1:-}" = --check ]; then
+	check=1
+	shift
+fi
+version=${1:?usage: $0 [--check] VERSION DEST_DIR}
+dest=${2:?usage: $0 [--check] VERSION DEST_DIR}
 cache=${FLATNET_CACHE:-$HOME/.cache/flatnet}/tools-golangci
 bin=$dest/golangci-lint
 
@@ -18,6 +26,7 @@ is_pinned() { # is $1 an executable golangci-lint of the pinned version?
 if is_pinned "$bin"; then
 	exit 0
 fi
+[ -z "$check" ] || exit 1
 mkdir -p "$dest"
 if is_pinned "$cache/golangci-lint"; then
 	echo "golangci-lint $version: copied from $cache"

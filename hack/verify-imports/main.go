@@ -1,7 +1,8 @@
-// Command verify-imports enforces flatnet's dependency direction (STYLE.md) on the import graph
-// that `go list -deps -json` reports, so that what the compiler links is what gets checked:
-// a rule broken three modules deep in the CNI plugin's graph fails here, where depguard (which sees
-// one file's import lines) cannot see it. Test files are not checked: tests may reach anywhere.
+// Command verify-imports enforces flatnet's dependency direction (docs/architecture.md, "Dependency
+// rules") on the import graph that `go list -deps -json` reports, so that what the compiler links
+// is what gets checked: a rule broken three modules deep in the CNI plugin's graph fails here,
+// where depguard (which sees one file's import lines) cannot see it. Test files are not checked:
+// tests may reach anywhere.
 //
 // Usage: go run ./hack/verify-imports [-C dir]
 package main
