@@ -19,7 +19,6 @@ import (
 // greeting); at the end 64 MiB go each way to a sink. Run it with:
 // go test -run '^$' -bench LBVersusDirect -benchtime 2000x ./fakecloud/fabric/
 func BenchmarkLBVersusDirect(b *testing.B) {
-	requireNft(b)
 	l := newLab(b, nil)
 	internet := InternetNetns(l.prefix, l.vpc)
 	p := benchPod(b, l)

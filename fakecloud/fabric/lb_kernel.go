@@ -1,14 +1,11 @@
 package fabric
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os/exec"
 	"slices"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -240,34 +237,6 @@ func (k *kernel) delLB(id string) error {
 	return deleteNetns(ns)
 }
 
-// programLB replaces the load balancer's nftables program in one transaction.
-func (k *kernel) programLB(lb *LB) error {
-	script, _ := RenderLBProgram(lb.Program)
-	if _, err := nft(LBNetns(k.prefix, lb.ID), script, "-f", "-"); err != nil {
-		return fmt.Errorf("program load balancer %s: %w", lb.ID, err)
-	}
-	return nil
-}
-
-// nft runs the nft command inside a namespace: the child is forked from a thread switched into
-// it, so it inherits the namespace.
-func nft(ns, stdin string, args ...string) (string, error) {
-	path, err := exec.LookPath("nft")
-	if err != nil {
-		return "", errors.New("the nft command is missing: install nftables (apt-get install nftables)")
-	}
-	var out, stderr bytes.Buffer
-	err = InNetns(ns, func() error {
-		cmd := exec.Command(path, args...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &stderr
-		return cmd.Run()
-	})
-	if err != nil {
-		return "", fmt.Errorf("nft %s in %s: %w: %s", strings.Join(args, " "), ns, err, strings.TrimSpace(stderr.String()))
-	}
-	return out.String(), nil
-}
-
 // flushLB deletes the tracked connections a load balancer forwarded to targets outside
 // lb.Keep, and returns how many.
 func (k *kernel) flushLB(lb *LB) (uint, error) {
@@ -338,10 +307,8 @@ func (k *kernel) observeLB(id string) (*LB, error) {
 			}
 		}
 	}
-	// A missing table fails the listing: the hash stays empty and the program is written.
-	if out, err := nft(ns, "", "list", "chain", "ip", lbTable, lbChainSNAT); err == nil {
-		lb.Program.Hash = parseProgramHash(out)
-	}
+	// A missing table leaves the hash empty: the program is written.
+	lb.Program.Hash = k.programHashIn(id)
 	return lb, nil
 }
 

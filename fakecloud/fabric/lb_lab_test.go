@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -132,7 +131,6 @@ type lbLab struct {
 
 func newLBLab(t *testing.T) *lbLab {
 	t.Helper()
-	requireNft(t)
 	l := &lbLab{lab: newLab(t, nil)}
 	l.internet = InternetNetns(l.prefix, l.vpc)
 	l.pods = []*pod{
@@ -162,14 +160,6 @@ func newLBLab(t *testing.T) *lbLab {
 		Attributes: []api.Attribute{{Key: api.AttributeDeregistrationDelay, Value: "4"}}}))
 	l.converge()
 	return l
-}
-
-// requireNft fails (never skips) without the nft command, which programs the load balancers.
-func requireNft(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Fatal("load balancer tests need the nft command: install nftables (apt-get install nftables)")
-	}
 }
 
 // health is a target's state and reason in the store, or "gone".
