@@ -104,13 +104,20 @@ func (d *Daemon) addressViews() []AddressView {
 	return out
 }
 
-// PoolView is /v1/pool.
+// PoolView is /v1/pool. Every introspection answer keys its fields in lowerCamel case.
 type PoolView struct {
-	Free, Cooling, Assigned, Capacity, Waiting, RecentDemand int
-	Full                                                     string `json:",omitempty"`
-	LastCloudError                                           string `json:",omitempty"`
-	InstanceType                                             string
-	MaxInterfaces, IPv4PerInterface                          int
+	Free         int `json:"free"`
+	Cooling      int `json:"cooling"`
+	Assigned     int `json:"assigned"`
+	Capacity     int `json:"capacity"`
+	Waiting      int `json:"waiting"`
+	RecentDemand int `json:"recentDemand"`
+	// Full says why the pool cannot grow ("" when it can).
+	Full             string `json:"full,omitempty"`
+	LastCloudError   string `json:"lastCloudError,omitempty"`
+	InstanceType     string `json:"instanceType"`
+	MaxInterfaces    int    `json:"maxInterfaces"`
+	IPv4PerInterface int    `json:"ipv4PerInterface"`
 }
 
 func (d *Daemon) poolView() PoolView {
@@ -126,13 +133,70 @@ func (d *Daemon) poolView() PoolView {
 	return v
 }
 
-func (d *Daemon) configView() any {
+// ConfigView is /v1/config: the settings in force (durations as Go writes them, the token
+// redacted).
+type ConfigView struct {
+	Cloud           string         `json:"cloud"`
+	InstanceID      string         `json:"instanceId"`
+	CloudEndpoint   string         `json:"cloudEndpoint"`
+	CloudToken      string         `json:"cloudToken"`
+	MetadataURL     string         `json:"metadataUrl"`
+	StateDir        string         `json:"stateDir"`
+	StateSync       string         `json:"stateSync"`
+	SocketPath      string         `json:"socketPath"`
+	SpoolDir        string         `json:"spoolDir"`
+	CNIConfDir      string         `json:"cniConfDir"`
+	CNILogFile      string         `json:"cniLogFile"`
+	IntrospectAddr  string         `json:"introspectAddr"`
+	MetricsAddr     string         `json:"metricsAddr"`
+	Pool            PoolConfigView `json:"pool"`
+	Cooldown        string         `json:"cooldown"`
+	AllocWait       string         `json:"allocWait"`
+	Coalesce        string         `json:"coalesce"`
+	DemandWindow    string         `json:"demandWindow"`
+	ResyncInterval  string         `json:"resyncInterval"`
+	VisibilityGrace string         `json:"visibilityGrace"`
+	SubnetID        string         `json:"subnetId"`
+	SecurityGroups  []string       `json:"securityGroups"`
+	Datapath        bool           `json:"datapath"`
+	FastPath        string         `json:"fastPath"`
+	MTU             int            `json:"mtu"`
+	TableBase       int            `json:"tableBase"`
+	ExternalSNAT    bool           `json:"externalSnat"`
+	SNATExclusions  []string       `json:"snatExclusions"`
+	PodCheck        string         `json:"podCheck"`
+	PodCheckGrace   string         `json:"podCheckGrace"`
+}
+
+// PoolConfigView is the warm-pool policy in /v1/config.
+type PoolConfigView struct {
+	Mode          string `json:"mode"`
+	WarmLow       int    `json:"warmLow"`
+	WarmHigh      int    `json:"warmHigh"`
+	MaxBatch      int    `json:"maxBatch"`
+	IdleRelease   string `json:"idleRelease"`
+	MaxAddresses  int    `json:"maxAddresses"`
+	MaxInterfaces int    `json:"maxInterfaces"`
+}
+
+func (d *Daemon) configView() ConfigView {
 	c := d.cfg
-	c.CloudToken = "(redacted)"
-	c.Logger = nil
-	return struct {
-		Config
-		PoolMode    string
-		IdleRelease string
-	}{c, string(c.Pool.Mode), c.Pool.IdleRelease.String()}
+	v := ConfigView{
+		Cloud: c.Cloud, InstanceID: c.InstanceID, CloudEndpoint: c.CloudEndpoint, CloudToken: "(redacted)",
+		MetadataURL: c.MetadataURL, StateDir: c.StateDir, StateSync: c.StateSync.String(), SocketPath: c.SocketPath,
+		SpoolDir: c.SpoolDir, CNIConfDir: c.CNIConfDir, CNILogFile: c.CNILogFile, IntrospectAddr: c.IntrospectAddr,
+		MetricsAddr: c.MetricsAddr,
+		Pool: PoolConfigView{Mode: string(c.Pool.Mode), WarmLow: c.Pool.WarmLow, WarmHigh: c.Pool.WarmHigh,
+			MaxBatch: c.Pool.MaxBatch, IdleRelease: c.Pool.IdleRelease.String(), MaxAddresses: c.Pool.MaxAddresses,
+			MaxInterfaces: c.Pool.MaxInterfaces},
+		Cooldown: c.Cooldown.String(), AllocWait: c.AllocWait.String(), Coalesce: c.Coalesce.String(),
+		DemandWindow: c.DemandWindow.String(), ResyncInterval: c.ResyncInterval.String(),
+		VisibilityGrace: c.VisibilityGrace.String(), SubnetID: c.SubnetID, SecurityGroups: c.SecurityGroups,
+		Datapath: c.Datapath, FastPath: c.FastPath, MTU: c.MTU, TableBase: c.TableBase, ExternalSNAT: c.ExternalSNAT,
+		PodCheck: c.PodCheck, PodCheckGrace: c.PodCheckGrace.String(),
+	}
+	for _, p := range c.SNATExclusions {
+		v.SNATExclusions = append(v.SNATExclusions, p.String())
+	}
+	return v
 }
