@@ -115,7 +115,7 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// The instance types of docs cloud-facts.md: interfaces x IPv4 per interface.
+// The instance types of docs/cloud-reference.md: interfaces x IPv4 per interface.
 var instanceTypes = map[string]Limits{
 	"t3.nano": {2, 2}, "t3.small": {3, 4}, "t3.medium": {3, 6}, "t3.large": {3, 12},
 	"m5.large": {3, 10}, "c5.large": {3, 10}, "m5.xlarge": {4, 15}, "m5.2xlarge": {4, 15},
@@ -163,7 +163,7 @@ func TestLimitsOfEveryInstanceType(t *testing.T) {
 				if err := c.Validate(l); err != nil {
 					t.Fatalf("config: %v", err)
 				}
-				maxPods := l.MaxInterfaces*(l.IPv4PerInterface-1) + 2 // cloud-facts.md's formula
+				maxPods := l.MaxInterfaces*(l.IPv4PerInterface-1) + 2 // docs/cloud-reference.md's formula
 				wantAddrs := (maxPods - 2) * c.unit()
 				ifaces, last := simulate(t, c, l, 100000)
 				held := 0

@@ -7,7 +7,7 @@ import (
 )
 
 // catalog holds the instance types fakecloud launches, with the network limits of
-// ../shared/reference/cloud-facts.md (and EC2's published figures for the few extra small types).
+// docs/cloud-reference.md (and EC2's published figures for the few extra small types).
 var catalog = map[string]api.InstanceTypeInfo{}
 
 // maxIPv4PerInterface is the largest per-interface limit of any type: the ceiling for an

@@ -24,7 +24,7 @@ const (
 	maxDescribeTags        = 20
 )
 
-// Health check defaults of a network load balancer (cloud-facts.md); the HTTP path and matcher
+// Health check defaults of a network load balancer (docs/cloud-reference.md); the HTTP path and matcher
 // are ELBv2's defaults for network load balancers.
 const (
 	defaultHCInterval  = 10
