@@ -45,28 +45,7 @@ func TestLoadBalancer(t *testing.T) {
 	guardRootNet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cfg := testConfig(t, "flb-", 7487)
-	cfg.Kubernetes, cfg.K8sBinDir, cfg.APIServerListen = true, k8sBinDir(t), freeAddr(t, 6448)
-	l, err := Up(ctx, cfg)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			logControlPlane(t, l)
-			t.Logf("lbcontroller log:\n%s", l.LBControllerLog(60))
-		}
-		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
-			t.Errorf("down: %v", err)
-		}
-		if left := leftovers(t, cfg.Prefix, cfg.Dir); len(left) > 0 {
-			t.Errorf("down left behind:\n%s", strings.Join(left, "\n"))
-		}
-	})
-	kc, err := l.Kube()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, kc := upLBLab(ctx, t, "flb-", 7487, 6448)
 	nodeIPs := map[string]bool{}
 	for _, n := range l.State().Nodes {
 		nodeIPs[n.PrimaryIP] = true
@@ -348,4 +327,33 @@ func rollUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inte
 	if ok.Load() < 100 {
 		t.Errorf("only %d requests succeeded: the load was too light to show anything", ok.Load())
 	}
+}
+
+// upLBLab brings up a lab with Kubernetes and the load balancer controller for one test, and
+// tears it down (logging the control plane and the controller when the test failed) at its end.
+func upLBLab(ctx context.Context, t *testing.T, prefix string, port, apiPort int) (*Lab, kubernetes.Interface) {
+	t.Helper()
+	cfg := testConfig(t, prefix, port)
+	cfg.Kubernetes, cfg.K8sBinDir, cfg.APIServerListen = true, k8sBinDir(t), freeAddr(t, apiPort)
+	l, err := Up(ctx, cfg)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logControlPlane(t, l)
+			t.Logf("lbcontroller log:\n%s", l.LBControllerLog(60))
+		}
+		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
+			t.Errorf("down: %v", err)
+		}
+		if left := leftovers(t, cfg.Prefix, cfg.Dir); len(left) > 0 {
+			t.Errorf("down left behind:\n%s", strings.Join(left, "\n"))
+		}
+	})
+	kc, err := l.Kube()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, kc
 }

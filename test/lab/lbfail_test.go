@@ -27,28 +27,7 @@ func TestLoadBalancerDataPlaneFailure(t *testing.T) {
 	guardRootNet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cfg := testConfig(t, "flf-", 7491)
-	cfg.Kubernetes, cfg.K8sBinDir, cfg.APIServerListen = true, k8sBinDir(t), freeAddr(t, 6452)
-	l, err := Up(ctx, cfg)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			logControlPlane(t, l)
-			t.Logf("lbcontroller log:\n%s", l.LBControllerLog(60))
-		}
-		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
-			t.Errorf("down: %v", err)
-		}
-		if left := leftovers(t, cfg.Prefix, cfg.Dir); len(left) > 0 {
-			t.Errorf("down left behind:\n%s", strings.Join(left, "\n"))
-		}
-	})
-	kc, err := l.Kube()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, kc := upLBLab(ctx, t, "flf-", 7491, 6452)
 	if _, err := l.Cloud().SetFault(ctx, &api.SetFaultRequest{Fault: api.Fault{Action: api.DataPlaneProgramLoadBalancer, ErrorRate: 1}}); err != nil {
 		t.Fatal(err)
 	}
