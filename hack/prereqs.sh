@@ -32,7 +32,7 @@ cd "$here/.."
 # installed; elsewhere the command does.
 packages=(
 	"iproute2 ip"                              # ip netns/link/route: the lab, the fabric, the tests
-	"nftables nft"                             # the fabric's load balancers, ipamd's node rules
+	"nftables nft"                             # test helpers only (ipamd's node tests, the fabric's nft comparison); the product uses netlink
 	"iptables iptables"                        # with conntrack and ps: looking into a lab node
 	"conntrack conntrack"
 	"procps ps"

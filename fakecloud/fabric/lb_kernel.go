@@ -307,8 +307,10 @@ func (k *kernel) observeLB(id string) (*LB, error) {
 			}
 		}
 	}
-	// A missing table leaves the hash empty: the program is written.
-	lb.Program.Hash = k.programHashIn(id)
+	// A namespace without the table reads as no program (an empty hash): the fabric writes it.
+	if lb.Program.Hash, err = k.programHashIn(id); err != nil {
+		return nil, err
+	}
 	return lb, nil
 }
 

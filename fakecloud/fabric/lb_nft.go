@@ -10,9 +10,9 @@ import (
 )
 
 // The nftables table a load balancer's namespace runs. Its chains never change shape, so every
-// program is "add" (a no-op when present) plus flush-and-refill of the chains in one nft
-// transaction: packets see the old rules or the new ones, the chains stay hooked, and conntrack
-// keeps every established connection on the target it was sent to.
+// program is "add" (a no-op when present) plus flush-and-refill of the chains in one netlink
+// batch (lb_nftnl.go): packets see the old rules or the new ones, the chains stay hooked, and
+// conntrack keeps every established connection on the target it was sent to.
 const (
 	lbTable      = "flatnet_lb"
 	lbChainGuard = "guard"     // drops new connections from outside the allowed sources
@@ -22,7 +22,9 @@ const (
 )
 
 // RenderLBProgram is the nft script that makes a load balancer's namespace enforce prog, and the
-// program's hash, which the script carries in a comment. It is pure.
+// program's hash, which the script carries in a comment. It is pure. Nothing runs the script:
+// the fabric programs lbRulesetOf, its netlink form, and the script is what the hash covers
+// and what a person reads.
 //
 // New connections to a VIP on a listener's port are DNATed to its targets in turn (numgen inc
 // over an anonymous map) and SNATed to the private address, so replies come back through the
@@ -71,7 +73,8 @@ func programHash(script string) string {
 
 var lbHashRe = regexp.MustCompile(regexp.QuoteMeta(lbHashTag) + `([0-9a-f]{16})`)
 
-// parseProgramHash finds the program hash in `nft list table` output ("" if absent).
+// parseProgramHash finds the program hash in a rule comment, or in a script or `nft list`
+// output ("" if absent).
 func parseProgramHash(listing string) string {
 	m := lbHashRe.FindStringSubmatch(listing)
 	if m == nil {
