@@ -2,7 +2,8 @@
 // one job: wire a pod to the node with an underlay address leased from ipamd — a veth created in
 // the pod's netns and moved to the host, IP/32 on the pod interface, a default route via
 // 169.254.1.1 with a permanent neighbour entry, a host /32 route and, for addresses of a secondary
-// node interface, the two policy rules of docs/architecture.md ("The CNI plugin") — and take it all down again without leaks.
+// node interface, the two policy rules of docs/architecture.md#pod-datapath — and take it all
+// down again without leaks.
 //
 // The binary's import graph holds only the CNI libraries, containernetworking/plugins' ns helper,
 // netlink, x/sys, ipamd/wire and the standard library (make verify checks it): no Kubernetes, no

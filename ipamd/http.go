@@ -137,10 +137,10 @@ func (d *Daemon) poolView() PoolView {
 // redacted).
 type ConfigView struct {
 	Cloud           string         `json:"cloud"`
-	InstanceID      string         `json:"instanceId"`
+	InstanceID      string         `json:"instanceID"`
 	CloudEndpoint   string         `json:"cloudEndpoint"`
 	CloudToken      string         `json:"cloudToken"`
-	MetadataURL     string         `json:"metadataUrl"`
+	MetadataURL     string         `json:"metadataURL"`
 	StateDir        string         `json:"stateDir"`
 	StateSync       string         `json:"stateSync"`
 	SocketPath      string         `json:"socketPath"`
@@ -156,13 +156,13 @@ type ConfigView struct {
 	DemandWindow    string         `json:"demandWindow"`
 	ResyncInterval  string         `json:"resyncInterval"`
 	VisibilityGrace string         `json:"visibilityGrace"`
-	SubnetID        string         `json:"subnetId"`
+	SubnetID        string         `json:"subnetID"`
 	SecurityGroups  []string       `json:"securityGroups"`
 	Datapath        bool           `json:"datapath"`
 	FastPath        string         `json:"fastPath"`
 	MTU             int            `json:"mtu"`
 	TableBase       int            `json:"tableBase"`
-	ExternalSNAT    bool           `json:"externalSnat"`
+	ExternalSNAT    bool           `json:"externalSNAT"`
 	SNATExclusions  []string       `json:"snatExclusions"`
 	PodCheck        string         `json:"podCheck"`
 	PodCheckGrace   string         `json:"podCheckGrace"`

@@ -1,8 +1,8 @@
-// Command verify-imports enforces flatnet's dependency direction (docs/architecture.md, "Dependency
-// rules") on the import graph that `go list -deps -json` reports, so that what the compiler links
-// is what gets checked: a rule broken three modules deep in the CNI plugin's graph fails here,
-// where depguard (which sees one file's import lines) cannot see it. Test files are not checked:
-// tests may reach anywhere.
+// Command verify-imports enforces flatnet's dependency direction
+// (docs/architecture.md#dependency-rules) on the import graph that `go list -deps -json` reports,
+// so that what the compiler links is what gets checked: a rule broken three modules deep in the
+// CNI plugin's graph fails here, where depguard (which sees one file's import lines) cannot see
+// it. Test files are not checked: tests may reach anywhere.
 //
 // Usage: go run ./hack/verify-imports [-C dir]
 package main
@@ -46,7 +46,7 @@ func run(args []string, out io.Writer) error {
 			len(violations), len(loadErrs), strings.Join(loadErrs, "\n\t"))
 	}
 	if len(violations) > 0 {
-		return fmt.Errorf("%d import rule violation(s); the rules are in hack/verify-imports/rules.go and docs/architecture.md", len(violations))
+		return fmt.Errorf("%d import rule violation(s); the rules are in hack/verify-imports/rules.go and docs/architecture.md#dependency-rules", len(violations))
 	}
 	fmt.Fprintf(out, "verify-imports: %d packages checked, import direction ok\n", countModule(mod, pkgs))
 	return nil

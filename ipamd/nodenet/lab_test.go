@@ -207,7 +207,7 @@ func setSysctls(n ns.NetNS, kv map[string]string) error {
 	})
 }
 
-// addPod wires a pod the way the CNI plugin will (docs/architecture.md, "The CNI plugin"): /32 on the pod's
+// addPod wires a pod the way the CNI plugin does (docs/architecture.md#pod-datapath): /32 on the pod's
 // eth0, default via 169.254.1.1 with a permanent neighbour, a host route in main, and for a
 // pod on a secondary interface the to/from rules.
 func (l *lab) addPod(t *testing.T, ip netip.Addr, table int) ns.NetNS {

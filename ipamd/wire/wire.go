@@ -25,7 +25,7 @@ const (
 	OpGC       = "gc"
 )
 
-// Policy-routing priorities of the pod datapath (see docs/architecture.md): traffic to a pod
+// Policy-routing priorities of the pod datapath (docs/architecture.md#pod-datapath): traffic to a pod
 // always uses the main table; traffic from a pod on a secondary interface uses that interface's
 // table.
 const (
