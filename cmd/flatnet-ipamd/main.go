@@ -10,7 +10,11 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
+	"k8s.io/client-go/rest"
+
+	"github.com/flatnet/flatnet"
 	"github.com/flatnet/flatnet/ipamd"
 	"github.com/flatnet/flatnet/ipamd/kube"
 	"github.com/flatnet/flatnet/ipamd/provider"
@@ -28,11 +32,20 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "install-cni" {
+		return installCNI(args[1:])
+	}
+	if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
+		fmt.Println("flatnet-ipamd", flatnet.Version)
+		return nil
+	}
 	fs := flag.NewFlagSet("flatnet-ipamd", flag.ContinueOnError)
 	cfg := ipamd.Flags(fs)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	kubeconfig := fs.String("kubeconfig", "", "publish the node's address capacity, a condition and pod events through this kubeconfig (empty: no Kubernetes)")
-	nodeName := fs.String("node-name", "", "this node's Kubernetes Node (required with --kubeconfig)")
+	kubeconfig := fs.String("kubeconfig", "", "publish the node's address capacity, a condition and pod events through this kubeconfig (empty with --node-name: the pod's service account)")
+	nodeName := fs.String("node-name", "", "this node's Kubernetes Node: turns the Kubernetes side on (required with --kubeconfig)")
+	daemonSet := fs.String("daemonset", "", "<namespace>/<name> of the DaemonSet running ipamd: when ipamd stops and it is gone or being deleted (uninstall), the conflist and the plugin are removed")
+	cniBinDir := fs.String("cni-bin-dir", "", "where install-cni put the plugin; removed with the conflist at uninstall (see --daemonset)")
 	procs := fs.Int("max-procs", 1, "CPUs ipamd's Go code runs on at once (GOMAXPROCS); 0: Go's default (the CPUs the process may use)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -56,14 +69,30 @@ func run(args []string) error {
 	defer stop()
 	deps := ipamd.Deps{Clouds: clouds}
 	var reporter *kube.Reporter
-	if *kubeconfig != "" {
-		r, err := kube.New(kube.Config{Kubeconfig: *kubeconfig, NodeName: *nodeName, Logger: cfg.Logger})
+	var ds kube.DaemonSetRef
+	if *daemonSet != "" {
+		var err error
+		if ds, err = kube.ParseDaemonSetRef(*daemonSet); err != nil {
+			return err
+		}
+		if *nodeName == "" {
+			return fmt.Errorf("--daemonset needs the Kubernetes side (--node-name)")
+		}
+	}
+	if *kubeconfig != "" && *nodeName == "" {
+		return fmt.Errorf("--kubeconfig %s needs --node-name", *kubeconfig)
+	}
+	var rc *rest.Config
+	if *nodeName != "" {
+		var err error
+		if rc, err = kube.RestConfig(*kubeconfig); err != nil {
+			return err
+		}
+		r, err := kube.New(kube.Config{RestConfig: rc, NodeName: *nodeName, Logger: cfg.Logger})
 		if err != nil {
 			return err
 		}
 		reporter, deps.Observer = r, r
-	} else if *nodeName != "" {
-		return fmt.Errorf("--node-name %q needs --kubeconfig", *nodeName)
 	}
 	d, err := ipamd.New(ctx, *cfg, deps)
 	if err != nil {
@@ -72,5 +101,55 @@ func run(args []string) error {
 	if reporter != nil {
 		go reporter.Run(ctx)
 	}
-	return d.Run(ctx)
+	err = d.Run(ctx)
+	if ds.Name != "" {
+		uninstallIfDeleted(cfg.Logger, rc, ds, cfg.CNIConfDir, *cniBinDir)
+	}
+	return err
+}
+
+// uninstallIfDeleted removes the node's CNI configuration when ipamd stops because its
+// DaemonSet is going away (helm uninstall); on a rolling update or a crash it is kept.
+func uninstallIfDeleted(log *slog.Logger, rc *rest.Config, ds kube.DaemonSetRef, confDir, binDir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gone, err := kube.Uninstalling(ctx, rc, ds)
+	if err != nil {
+		// Unknown: keep the configuration. A node left with a conflist whose ipamd is gone
+		// reports its network not ready (CNI STATUS), which is loud; a node whose conflist
+		// vanished during an upgrade would drop pods.
+		log.Warn("could not tell an uninstall from a restart: the CNI configuration stays", "daemonset", ds.Namespace+"/"+ds.Name, "err", err)
+		return
+	}
+	if !gone {
+		return
+	}
+	if err := ipamd.UninstallCNI(confDir, binDir); err != nil {
+		log.Error("uninstall: remove the CNI configuration", "err", err)
+		return
+	}
+	log.Info("uninstall: the DaemonSet is being deleted, CNI configuration removed", "conf-dir", confDir, "bin-dir", binDir)
+}
+
+// installCNI is the chart's init container: it copies the plugin from the image into the
+// node's CNI plugin directory.
+func installCNI(args []string) error {
+	fs := flag.NewFlagSet("flatnet-ipamd install-cni", flag.ContinueOnError)
+	plugin := fs.String("plugin", "/opt/cni/bin/"+ipamd.PluginName, "the plugin to install (in the image)")
+	dir := fs.String("cni-bin-dir", "", "the node's CNI plugin directory (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return fmt.Errorf("install-cni: --cni-bin-dir is required")
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("install-cni: unexpected arguments %q", fs.Args())
+	}
+	dst, err := ipamd.InstallPlugin(*plugin, *dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("installed %s (flatnet %s)\n", dst, flatnet.Version)
+	return nil
 }

@@ -118,6 +118,9 @@ func directRule(mod, rel, imp string, std bool) string {
 	if inModule && under(irel, "cmd") {
 		return "nothing imports cmd"
 	}
+	if inModule && irel == "" {
+		return "" // the module's root package holds the project's version only; anyone may read it
+	}
 	switch {
 	case under(rel, "cmd"):
 		if inModule && !underAny(irel, cmdMayImport) {

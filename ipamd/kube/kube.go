@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/flatnet/flatnet/ipamd"
@@ -49,7 +48,8 @@ const (
 
 // Config configures a Reporter.
 type Config struct {
-	// Kubeconfig is the path of ipamd's kubeconfig; RestConfig, when set, is used instead.
+	// Kubeconfig is the path of ipamd's kubeconfig (empty: the pod's service account);
+	// RestConfig, when set, is used instead.
 	Kubeconfig string
 	RestConfig *rest.Config
 	// NodeName is this node's Node.
@@ -85,8 +85,8 @@ func New(cfg Config) (*Reporter, error) {
 	rc := cfg.RestConfig
 	if rc == nil {
 		var err error
-		if rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig); err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
+		if rc, err = RestConfig(cfg.Kubeconfig); err != nil {
+			return nil, err
 		}
 	}
 	client, err := coreClient(rc, Component+"/"+cfg.NodeName)
