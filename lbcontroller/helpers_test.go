@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -36,6 +38,9 @@ type harness struct {
 	cloud   *servertest.Env
 	p       *fcprovider.Driver
 	cluster string
+	rest    *rest.Config
+	// stop ends the controller (idempotent); Cleanup calls it.
+	stop func()
 }
 
 var namespaces atomic.Int64
@@ -67,18 +72,22 @@ func start(tb testing.TB) *harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := &harness{k8s: direct, cloud: cloud, p: p, cluster: "lab"}
+	h := &harness{k8s: direct, cloud: cloud, p: p, cluster: "lab", rest: rest}
 	if err := lbcontroller.Setup(mgr, lbcontroller.Config{Cluster: h.cluster, Provider: p, GCInterval: time.Second}); err != nil {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("manager: %v", err)
-		}
-	})
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("manager: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(h.stop)
 	return h
 }
 

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/flatnet/flatnet"
 	"github.com/flatnet/flatnet/fakecloud/client"
 	"github.com/flatnet/flatnet/lbcontroller"
 	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakeclouddriver"
@@ -98,6 +100,73 @@ func newRoot() *cobra.Command {
 		}
 		o.Config.Provider = p
 		return lbcontroller.Run(cmd.Context(), o)
+	}
+	cmd.Version = flatnet.Version
+	cmd.AddCommand(newUninstall())
+	return cmd
+}
+
+// newUninstall is the chart's pre-delete hook: stop the controller, delete the cluster's load
+// balancers, release the Services (lbcontroller.Uninstall).
+func newUninstall() *cobra.Command {
+	var (
+		o                   lbcontroller.UninstallOptions
+		kubeconfig, cloud   string
+		endpoint, tokenFile string
+		subnetID, dep       string
+	)
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Stop the controller's Deployment, delete every load balancer of the cluster, release the Services (the chart's pre-delete hook)",
+		Args:  cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (empty: the in-cluster service account)")
+	f.StringVar(&o.Cluster, "cluster-name", "", "the cluster whose load balancers are deleted (required)")
+	f.StringVar(&dep, "deployment", "", "<namespace>/<name> of the controller's Deployment, scaled to 0 first (empty: none runs)")
+	f.DurationVar(&o.StopTimeout, "stop-timeout", 2*time.Minute, "how long to wait for the controller's pods to stop")
+	f.StringVar(&cloud, "cloud", fcprovider.Name, "the cloud driver (fakecloud)")
+	f.StringVar(&endpoint, "fakecloud-endpoint", os.Getenv("FAKECLOUD_ENDPOINT"), "fakecloud API URL (default $FAKECLOUD_ENDPOINT)")
+	f.StringVar(&tokenFile, "fakecloud-token-file", "", "file holding fakecloud's account token; default $FAKECLOUD_TOKEN")
+	f.StringVar(&subnetID, "subnet-id", "", "the controller's subnet (required by the driver)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		if o.Cluster == "" {
+			return errors.New("--cluster-name is required: it selects the load balancers to delete")
+		}
+		if dep != "" {
+			ns, name, ok := strings.Cut(dep, "/")
+			if !ok || ns == "" || name == "" {
+				return fmt.Errorf("--deployment %q: want <namespace>/<name>", dep)
+			}
+			o.Deployment = types.NamespacedName{Namespace: ns, Name: name}
+		}
+		if cloud != fcprovider.Name {
+			return fmt.Errorf("--cloud %q is not a driver this binary carries: use %s", cloud, fcprovider.Name)
+		}
+		if subnetID == "" {
+			return errors.New("--subnet-id is required")
+		}
+		if endpoint == "" {
+			return errors.New("--fakecloud-endpoint (or $FAKECLOUD_ENDPOINT) is required")
+		}
+		token, err := readToken(tokenFile)
+		if err != nil {
+			return err
+		}
+		if o.Rest, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+			return fmt.Errorf("--kubeconfig: %w", err)
+		}
+		if o.Provider, err = fcprovider.New(cmd.Context(), fcprovider.Config{Client: client.New(endpoint, token), SubnetID: subnetID}); err != nil {
+			return err
+		}
+		sum, err := lbcontroller.Uninstall(cmd.Context(), o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "uninstalled: controller stopped (%d replicas before), cloud resources deleted: %v, Services released: %d %v\n",
+			sum.StoppedReplicas, sum.DeletedResources, len(sum.ReleasedServices), sum.ReleasedServices)
+		return nil
 	}
 	return cmd
 }
