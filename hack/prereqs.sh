@@ -47,6 +47,7 @@ packages=(
 # DIR has it); with --check it only says, by its exit status, whether DIR has it.
 tools=(
 	"golangci-lint v2.15.0"
+	"helm v4.3.2"                              # make chart-test: helm lint of charts/flatnet
 )
 
 say() { printf 'prereqs: %s\n' "$*"; }
