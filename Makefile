@@ -27,6 +27,7 @@ GO_VERSION := $(shell awk '$$1 == "go" {print $$2; exit}' go.mod)
 
 # Pinned in hack/prereqs.sh's list of tools, installed into ./bin.
 GOLANGCI_LINT := $(BIN)/golangci-lint
+HELM          := $(BIN)/helm
 
 # The race detector is on by default: fakecloud, ipamd and the fabric are concurrent, and a race
 # found in CI is cheaper than one found in the lab. RACE= turns it off for a quicker local run.
@@ -139,6 +140,29 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (pinned, installed into ./bin) with .gol
 
 # Checked again whenever the pin (hack/prereqs.sh) or the installer changes.
 $(GOLANGCI_LINT): hack/prereqs.sh hack/install-golangci-lint.sh
+	hack/prereqs.sh --tools
+	@touch $@
+
+# The chart: the pinned helm's strict lint with both value sets of the chart's tests, then the Go
+# tests of charts/ (render, schema, golden files, object checks, API server dry run) and of the
+# README generator. go test ./... (make test) runs the Go tests too.
+CHART             := charts/flatnet
+CHART_TEST_VALUES := charts/testdata/values/required.yaml charts/testdata/values/custom.yaml
+
+.PHONY: chart-test
+chart-test: $(HELM) k8s-bins ## helm lint --strict of charts/flatnet (pinned helm in ./bin), then the chart's tests: golden files, schema, API server dry run
+	@for v in $(CHART_TEST_VALUES); do \
+		echo "$(HELM) lint --strict $(CHART) -f $$v"; \
+		$(HELM) lint --strict $(CHART) --namespace flatnet-system -f $$v || exit 1; \
+	done
+	$(GO) test -count=1 $(TEST_FLAGS) ./charts/... ./hack/chartdoc/
+
+.PHONY: chart-docs
+chart-docs: ## Regenerate charts/flatnet/README.md from the comments of values.yaml (hack/chartdoc)
+	$(GO) run ./hack/chartdoc -chart $(CHART)
+
+# Checked again whenever the pin (hack/prereqs.sh) or the installer changes.
+$(HELM): hack/prereqs.sh hack/install-helm.sh
 	hack/prereqs.sh --tools
 	@touch $@
 
