@@ -11,8 +11,15 @@
 // network load balancer is a namespace of its own behind the router, forwarding to its healthy
 // targets with nftables and health-checking them (lb*.go).
 //
+// An instance may instead be attached to a network namespace that already exists and belongs to
+// someone else, such as a kind node's container (Config.Attach, attach*.go, kernel_attach.go):
+// its interfaces go into that namespace as vpc<DeviceIndex>, beside what the owner made there,
+// with routes to the VPC, the metadata service and the public VIPs but not the default route
+// (unless asked). The fabric never deletes such a namespace: removing the instance, Down and
+// teardown take out only its own links, and with them their addresses and routes.
+//
 // The fabric is level-triggered: it waits for the change sequence to move, takes a snapshot, diffs
 // it against what it has programmed (read back from the kernel on start) and applies the difference.
 // The diff is a pure function (plan.go); everything that touches the kernel lives in kernel*.go.
-// It never touches the root network namespace.
+// It never touches the root network namespace, and refuses to attach it.
 package fabric

@@ -8,7 +8,10 @@ import (
 // Down removes every namespace whose name starts with prefix (DefaultPrefix when empty): nodes
 // and load balancers first, then routers and internets. Their veth pairs, routes, neighbour
 // entries and nftables tables go with them; the fabric creates nothing else and never touches
-// the root namespace. Down is safe to run while nothing is up and after a crash.
+// the root namespace. Namespaces attached to instances (Attachment) are never deleted: first the
+// ports into them are unplugged (the router ports' aliases name them), which takes the fabric's
+// links, with their addresses and routes, out of them at once. Down is safe to run while nothing
+// is up and after a crash.
 func Down(prefix string) error {
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -17,7 +20,7 @@ func Down(prefix string) error {
 	if err != nil {
 		return fmt.Errorf("fabric down: %w", err)
 	}
-	var errs []error
+	errs := []error{unplugAttached(prefix, names)}
 	for _, pass := range []byte{'n', 'l', 'r', 'i'} {
 		for _, name := range names {
 			if kind, _, ok := nsKind(prefix, name); ok && kind == pass {

@@ -3,6 +3,7 @@ package fabric
 import (
 	"errors"
 	"fmt"
+	"maps"
 )
 
 // maxErrors bounds how many failures one convergence reports; the rest are counted.
@@ -39,28 +40,21 @@ func (f *Fabric) execute(p *Plan) error {
 	for _, ref := range p.EnsureRouters {
 		el.add(f.ensureRouter(ref))
 	}
-	for _, n := range p.AddNodes {
-		if err := f.k.addNode(n); err != nil {
+	for _, n := range p.ReplaceNodes {
+		if err := f.delNode(n.Instance); err != nil {
+			f.nodeFailed(n.Instance, err)
 			el.add(err)
 			continue
 		}
-		a.Nodes[n.Instance] = n
+		f.addNode(n, &el)
+	}
+	for _, n := range p.AddNodes {
+		f.addNode(n, &el)
 	}
 	f.executeRouterOps(p, &el)
 	f.executeLBOps(p, &el)
 	for _, id := range p.DelNodes {
-		if err := f.k.delNode(id); err != nil {
-			el.add(err)
-			continue
-		}
-		delete(a.Nodes, id)
-		for _, r := range a.Routers {
-			for eni, port := range r.Ports {
-				if port.Instance == id {
-					purgePort(r, eni)
-				}
-			}
-		}
+		el.add(f.delNode(id))
 	}
 	for _, vpc := range p.DelRouters {
 		f.closeListeners(vpc)
@@ -71,6 +65,45 @@ func (f *Fabric) execute(p *Plan) error {
 		delete(a.Routers, vpc)
 	}
 	return el.err()
+}
+
+func (f *Fabric) addNode(n Node, el *errList) {
+	if err := f.k.addNode(n); err != nil {
+		f.nodeFailed(n.Instance, err)
+		el.add(err)
+		return
+	}
+	f.actual.Nodes[n.Instance] = n
+}
+
+// delNode removes a node as programmed, with its ports, and forgets them.
+func (f *Fabric) delNode(id string) error {
+	a := f.actual
+	var ports []PortOp
+	for _, r := range a.Routers {
+		for _, eni := range sortedKeys(r.Ports) {
+			if port := r.Ports[eni]; port.Instance == id {
+				ports = append(ports, PortOp{VpcID: r.VpcID, Old: port})
+			}
+		}
+	}
+	if err := f.k.delNode(a.Nodes[id], ports); err != nil {
+		return err
+	}
+	delete(a.Nodes, id)
+	for _, op := range ports {
+		f.k.setPortIndex(op.Old.ENI, 0)
+		purgePort(a.Routers[op.VpcID], op.Old.ENI)
+	}
+	return nil
+}
+
+// nodeFailed records why a node could not be set up in this convergence: its ports are not
+// attempted, and an attachment of it reports the reason.
+func (f *Fabric) nodeFailed(instance string, err error) {
+	if f.nodeErrs != nil {
+		f.nodeErrs[instance] = err
+	}
 }
 
 func (f *Fabric) ensureRouter(ref RouterRef) error {
@@ -116,27 +149,44 @@ func (f *Fabric) executeRouterOps(p *Plan, el *errList) {
 			r.Locals[op.Addr] = true
 		}
 	}
+	// The ports of a node that could not be set up wait for it: trying them would only repeat
+	// its failure, once per interface, address and neighbour.
+	failedNodes := maps.Clone(f.nodeErrs)
+	waiting := map[string]bool{}
 	for _, op := range p.AddPorts {
-		if r := router(op.VpcID); r != nil && el.ok(f.step(opAddPort, op.Port.ENI, func() error { return f.k.addPort(op) })) {
+		if failedNodes[op.Port.Instance] != nil {
+			waiting[op.Port.ENI] = true
+			continue
+		}
+		if r := router(op.VpcID); r != nil && f.portOK(op.Port, el, f.step(opAddPort, op.Port.ENI, func() error { return f.k.addPort(op) })) {
 			purgePort(r, op.Port.ENI) // whatever the old pair carried died with it
 			r.Ports[op.Port.ENI] = op.Port
 		}
 	}
 	for _, op := range p.FixPorts {
-		if r := router(op.VpcID); r != nil && el.ok(f.k.fixPort(op)) {
+		if r := router(op.VpcID); r != nil && f.portOK(op.Port, el, f.k.fixPort(op)) {
 			r.Ports[op.Port.ENI] = op.Port
 		}
 	}
 	for _, op := range p.SetNeighs {
-		if r := router(op.VpcID); r != nil && el.ok(f.k.setNeigh(op)) {
+		if r := router(op.VpcID); r != nil && !waiting[op.Key.ENI] && el.ok(f.k.setNeigh(op)) {
 			r.Neighs[op.Key] = op.MAC
 		}
 	}
 	for _, op := range p.SetRoutes {
-		if r := router(op.VpcID); r != nil && el.ok(f.step(opSetRoute, op.Dst.String(), func() error { return f.k.setRoute(op) })) {
+		if r := router(op.VpcID); r != nil && !waiting[op.ENI] && el.ok(f.step(opSetRoute, op.Dst.String(), func() error { return f.k.setRoute(op) })) {
 			r.Routes[op.Dst] = op.ENI
 		}
 	}
+}
+
+// portOK records a port operation's outcome: a failure counts against the convergence and, on
+// an attached node, is the reason its attachment reports.
+func (f *Fabric) portOK(p Port, el *errList, err error) bool {
+	if err != nil && p.Netns != "" {
+		f.nodeFailed(p.Instance, err)
+	}
+	return el.ok(err)
 }
 
 // step runs one data-plane operation unless a fault is injected for it.

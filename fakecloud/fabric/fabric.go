@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,12 @@ type Config struct {
 	LBStates LBStateReporter
 	// Faults, when set, may fail data-plane operations on purpose (see api.DataPlane*).
 	Faults FaultInjector
+	// Attach lists instances whose node is an existing namespace someone else owns, such as a
+	// kind node's container (attach.go); the others get namespaces the fabric makes.
+	Attach []Attachment
+	// AttachCheckInterval is how often, with attachments, the fabric checks that each attached
+	// namespace is still there (a container stopped, a bind mount went); default 1s.
+	AttachCheckInterval time.Duration
 }
 
 // Fabric converges the kernel from the control plane. Create it with New, drive it with Run.
@@ -76,6 +83,13 @@ type Fabric struct {
 	lbErrs map[string]error
 	// lbReported is the verdict the control plane last took for each load balancer.
 	lbReported map[string]lbStatus
+	// nodeErrs are the nodes (instances) a step failed for in the current convergence.
+	nodeErrs map[string]error
+	// bound keeps each attachment on the instance it was bound to (attachment name -> ID); nil
+	// until seeded from the kernel.
+	bound map[string]string
+	// attachments is each attachment's state after the last convergence, by name.
+	attachments map[string]AttachmentStatus
 }
 
 // New checks the configuration and registers the collectors. It touches no namespace yet.
@@ -101,6 +115,13 @@ func New(cfg Config) (*Fabric, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AttachCheckInterval <= 0 {
+		cfg.AttachCheckInterval = time.Second
+	}
+	if err := validateAttachments(cfg.Prefix, cfg.Attach); err != nil {
+		return nil, fmt.Errorf("fabric: %w", err)
+	}
+	cfg.Attach = slices.Clone(cfg.Attach)
 	if os.Geteuid() != 0 {
 		return nil, errors.New("fabric: network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run as root")
 	}
@@ -108,6 +129,7 @@ func New(cfg Config) (*Fabric, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "fabric", "prefix", cfg.Prefix),
 		k: newKernel(cfg.Prefix, cfg.MTU), md: metadata.NewServer(APIEndpoint()),
 		listeners: map[string]*vpcListeners{}, lbReported: map[string]lbStatus{},
+		attachments: map[string]AttachmentStatus{},
 	}
 	if cfg.Health != nil {
 		f.health = newHealthChecks(cfg.Prefix, cfg.Health, f.log)
@@ -131,6 +153,7 @@ func (f *Fabric) Run(ctx context.Context) error {
 	defer f.stop()
 	lastResync := time.Now()
 	var woke time.Time
+	var last uint64
 	for ctx.Err() == nil {
 		snap := f.cfg.Source.Snapshot()
 		if f.cfg.ResyncInterval > 0 && time.Since(lastResync) > f.cfg.ResyncInterval {
@@ -139,9 +162,11 @@ func (f *Fabric) Run(ctx context.Context) error {
 		}
 		if err := f.Apply(snap); err != nil {
 			f.log.Warn("convergence incomplete, will retry", "seq", snap.Seq, "err", err)
-		} else if !woke.IsZero() {
+		} else if !woke.IsZero() && snap.Seq != last {
+			// Only a change counts: checks of attached namespaces wake the loop without one.
 			f.metrics.lag.Observe(time.Since(woke).Seconds())
 		}
+		last = snap.Seq
 		f.wait(ctx, snap.Seq)
 		woke = time.Now()
 	}
@@ -151,8 +176,11 @@ func (f *Fabric) Run(ctx context.Context) error {
 // wait blocks until the sequence moves past seq, a retry is due, or ctx ends.
 func (f *Fabric) wait(ctx context.Context, seq uint64) {
 	timeout := f.cfg.ResyncInterval
-	if f.isDirty() || timeout <= 0 {
-		timeout = f.retryWait()
+	switch {
+	case f.isDirty() || timeout <= 0:
+		timeout = f.retryWait() // the retry reads the kernel back, which notices vanished namespaces too
+	case len(f.cfg.Attach) > 0:
+		timeout = min(timeout, f.cfg.AttachCheckInterval) // notice a namespace that vanished
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -226,8 +254,12 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 			f.log.Warn("reading the kernel back was incomplete", "err", err)
 		}
 		f.actual, f.dirty = actual, false
+		f.seedBindings()
 	}
-	desired, err := Desired(snap)
+	f.checkAttached()
+	att := resolveAttachments(snap, f.cfg.Attach, f.bound)
+	f.bound = att.bound
+	desired, err := desiredWorld(snap, att)
 	if err != nil {
 		f.log.Warn("snapshot has entries the fabric skips", "seq", snap.Seq, "err", err)
 	}
@@ -236,7 +268,7 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 		f.log.Debug("converging", "seq", snap.Seq, "plan", fmt.Sprintf("%+v", *plan))
 	}
 	start := time.Now()
-	f.lbErrs = map[string]error{}
+	f.lbErrs, f.nodeErrs = map[string]error{}, map[string]error{}
 	err = f.execute(plan)
 	if !plan.Empty() {
 		f.log.Debug("converged", "seq", snap.Seq, "took", time.Since(start), "err", err)
@@ -251,6 +283,7 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 	}
 	f.metrics.setCounts(f.actual)
 	f.metrics.setLBStates(desired, st)
+	f.updateAttachments(att, desired)
 	if err != nil {
 		f.dirty = true
 		f.failures++

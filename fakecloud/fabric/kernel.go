@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -22,22 +23,47 @@ type kernel struct {
 	mtu    int
 
 	mu      sync.Mutex
-	handles map[string]*netlink.Handle // by namespace name
-	ifindex map[string]int             // router port link index, by interface ID
+	handles map[string]*netlink.Handle // by namespace name, or path of an attached namespace
+	// handleIDs is the namespace each handle by path was opened in.
+	handleIDs map[string]nsID
+	ifindex   map[string]int // router port link index, by interface ID
+	// attached is the identity of each attached namespace as the fabric wired it, by path.
+	attached map[string]nsID
 }
 
 func newKernel(prefix string, mtu int) *kernel {
-	return &kernel{prefix: prefix, mtu: mtu, handles: map[string]*netlink.Handle{}, ifindex: map[string]int{}}
+	return &kernel{prefix: prefix, mtu: mtu, handles: map[string]*netlink.Handle{}, ifindex: map[string]int{},
+		attached: map[string]nsID{}, handleIDs: map[string]nsID{}}
 }
 
-// handle returns the cached netlink handle of a namespace, opening it on first use.
+// nsFile is the file of a namespace: a name the fabric made (under /run/netns), or the absolute
+// path of an attached namespace.
+func nsFile(ns string) string {
+	if filepath.IsAbs(ns) {
+		return ns
+	}
+	return NetnsPath(ns)
+}
+
+// handle returns the cached netlink handle of a namespace (a name, or an attached namespace's
+// path), opening it on first use. A handle by path is reopened when another namespace is at the
+// path now: it never reaches into a namespace the path no longer names.
 func (k *kernel) handle(ns string) (*netlink.Handle, error) {
+	var id nsID
+	if filepath.IsAbs(ns) {
+		var err error
+		if id, err = statNetns(ns); err != nil {
+			k.closeHandle(ns)
+			return nil, err
+		}
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if h := k.handles[ns]; h != nil {
+	if h := k.handles[ns]; h != nil && k.handleIDs[ns] == id {
 		return h, nil
 	}
-	nsh, err := netns.GetFromPath(NetnsPath(ns))
+	k.dropHandleLocked(ns)
+	nsh, err := netns.GetFromPath(nsFile(ns))
 	if err != nil {
 		return nil, fmt.Errorf("open netns %s: %w", ns, err)
 	}
@@ -46,25 +72,21 @@ func (k *kernel) handle(ns string) (*netlink.Handle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle in %s: %w", ns, err)
 	}
-	k.handles[ns] = h
+	k.handles[ns], k.handleIDs[ns] = h, id
 	return h, nil
 }
 
 func (k *kernel) closeHandle(ns string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if h := k.handles[ns]; h != nil {
-		h.Close()
-		delete(k.handles, ns)
-	}
+	k.dropHandleLocked(ns)
 }
 
 func (k *kernel) close() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for ns, h := range k.handles {
-		h.Close()
-		delete(k.handles, ns)
+	for ns := range k.handles {
+		k.dropHandleLocked(ns)
 	}
 }
 
@@ -119,11 +141,19 @@ func (k *kernel) ensureNetns(ns string) error {
 }
 
 func (k *kernel) addNode(n Node) error {
+	if n.Netns != "" {
+		return k.attach(n)
+	}
 	return k.ensureNetns(NodeNetns(k.prefix, n.Instance))
 }
 
-func (k *kernel) delNode(instance string) error {
-	ns := NodeNetns(k.prefix, instance)
+// delNode removes a node: the fabric's own namespace goes (its ports with it); an attached one
+// stays, and only the ports the fabric plugged into it (ports: those of the node) are removed.
+func (k *kernel) delNode(n Node, ports []PortOp) error {
+	if n.Netns != "" {
+		return k.detach(n, ports)
+	}
+	ns := NodeNetns(k.prefix, n.Instance)
 	k.closeHandle(ns)
 	return deleteNetns(ns)
 }

@@ -11,10 +11,11 @@ import (
 )
 
 // addPort plugs an interface into its node: a veth pair created in the router namespace with its
-// peer born inside the node namespace as eth<Device>, carrying the interface's MAC.
+// peer born inside the node namespace as eth<Device> (vpc<Device> in an attached namespace),
+// carrying the interface's MAC.
 func (k *kernel) addPort(op PortOp) error {
 	p := op.Port
-	rns, nns := RouterNetns(k.prefix, op.VpcID), NodeNetns(k.prefix, p.Instance)
+	rns, nns := RouterNetns(k.prefix, op.VpcID), p.nodeNs(k.prefix)
 	h, err := k.handle(rns)
 	if err != nil {
 		return err
@@ -26,18 +27,24 @@ func (k *kernel) addPort(op PortOp) error {
 	if err := removeLeftovers(h, nh, p); err != nil {
 		return err
 	}
+	if p.Netns != "" && p.Device == 0 {
+		// Before anything is created: a VPC overlapping the namespace's own networks fails whole.
+		if err := checkRouteConflicts(nh, p, 0); err != nil {
+			return err
+		}
+	}
 	mac, err := net.ParseMAC(p.MAC)
 	if err != nil {
 		return fmt.Errorf("interface %s: mac %q: %w", p.ENI, p.MAC, err)
 	}
-	fd, err := unix.Open(NetnsPath(nns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(nsFile(nns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", nns, err)
 	}
 	defer unix.Close(fd)
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: portName(p.ENI), MTU: k.mtu},
-		PeerName:         nodeLinkName(p.Device),
+		PeerName:         p.nodeLink(),
 		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(fd),
 	}
@@ -55,23 +62,38 @@ func (k *kernel) addPort(op PortOp) error {
 		return fmt.Errorf("port of %s: %w", p.ENI, err)
 	}
 	// The kernel ignores an alias given at creation; set it now (it is how a restart adopts).
-	if err := h.LinkSetAlias(l, portAlias(p.ENI, p.Instance, p.Device)); err != nil {
+	alias := portAlias(p.ENI, p.Instance, p.Device, p.Netns)
+	if err := h.LinkSetAlias(l, alias); err != nil {
 		return fmt.Errorf("alias port of %s: %w", p.ENI, err)
 	}
 	if err := h.LinkSetUp(l); err != nil {
 		return fmt.Errorf("port of %s up: %w", p.ENI, err)
 	}
 	k.setPortIndex(p.ENI, l.Attrs().Index)
+	if p.Netns != "" {
+		// The node end says whose it is too: the fabric deletes only links that do.
+		nl, err := nh.LinkByName(p.nodeLink())
+		if err != nil {
+			return fmt.Errorf("%s of %s in %s: %w", p.nodeLink(), p.Instance, p.Netns, err)
+		}
+		if err := nh.LinkSetAlias(nl, alias); err != nil {
+			return fmt.Errorf("alias %s of %s in %s: %w", p.nodeLink(), p.Instance, p.Netns, err)
+		}
+	}
 	return configureNodeLink(nh, p, Port{})
 }
 
 // removeLeftovers deletes a router port or node device that stands in the way of a new pair
-// (a half-made earlier attempt). Deleting either end of a veth destroys both.
+// (a half-made earlier attempt). Deleting either end of a veth destroys both. In an attached
+// namespace only a device the fabric made goes; another of the same name is an error.
 func removeLeftovers(h, nh *netlink.Handle, p Port) error {
 	if l, err := h.LinkByName(portName(p.ENI)); err == nil {
 		if err := h.LinkDel(l); err != nil {
 			return fmt.Errorf("delete leftover port of %s: %w", p.ENI, err)
 		}
+	}
+	if p.Netns != "" {
+		return checkAttachedLink(nh, p)
 	}
 	if l, err := nh.LinkByName(nodeLinkName(p.Device)); err == nil {
 		if err := nh.LinkDel(l); err != nil {
@@ -97,8 +119,12 @@ func rpFilter(p Port) string {
 
 // configureNodeLink sets the node end up the way a cloud image's DHCP client would: eth0 gets its
 // primary IP with the subnet's prefix length and a default route via the subnet gateway; other
-// devices get their primary IP as a /32 without a prefix route, and no routes.
+// devices get their primary IP as a /32 without a prefix route, and no routes. In an attached
+// namespace configureAttachedLink does it, without taking the default route.
 func configureNodeLink(nh *netlink.Handle, p, old Port) error {
+	if p.Netns != "" {
+		return configureAttachedLink(nh, p, old)
+	}
 	name := nodeLinkName(p.Device)
 	l, err := nh.LinkByName(name)
 	if err != nil {
@@ -140,10 +166,10 @@ func (k *kernel) fixPort(op PortOp) error {
 			return err
 		}
 	}
-	if op.Port.Addr == op.Old.Addr && op.Port.Gateway == op.Old.Gateway {
+	if op.Port.Addr == op.Old.Addr && op.Port.Gateway == op.Old.Gateway && op.Port.NodeRoutes == op.Old.NodeRoutes {
 		return nil
 	}
-	nh, err := k.handle(NodeNetns(k.prefix, op.Port.Instance))
+	nh, err := k.handle(op.Port.nodeNs(k.prefix))
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,8 @@ type lab struct {
 	stop   func()
 	// faults fails data-plane operations on the test's demand.
 	faults *testFaults
+	// attach is the attachments the next start gives the fabric.
+	attach []Attachment
 
 	vpc        string
 	subA, subB api.Subnet
@@ -73,7 +75,8 @@ func (l *lab) start() {
 		level = slog.LevelWarn
 	}
 	f, err := New(Config{Source: l.st, APIHandler: l.api, Prefix: l.prefix, RetryInterval: 50 * time.Millisecond,
-		Registerer: l.reg, Health: l.st, LBStates: l.st, Faults: l.faults, Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))})
+		Registerer: l.reg, Health: l.st, LBStates: l.st, Faults: l.faults, Attach: l.attach, AttachCheckInterval: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -15,11 +15,13 @@ type metrics struct {
 	errors prometheus.Counter
 	// lbStates counts the load balancers by data-plane state (provisioning, active, failed).
 	lbStates *prometheus.GaugeVec
-	routes   atomic.Int64
-	neighs   atomic.Int64
-	ports    atomic.Int64
-	nodes    atomic.Int64
-	routers  atomic.Int64
+	// attachStates counts the attachments by state (waiting, attaching, attached, failed).
+	attachStates *prometheus.GaugeVec
+	routes       atomic.Int64
+	neighs       atomic.Int64
+	ports        atomic.Int64
+	nodes        atomic.Int64
+	routers      atomic.Int64
 }
 
 func newMetrics() *metrics {
@@ -37,6 +39,10 @@ func newMetrics() *metrics {
 			Name: "flatnet_fabric_load_balancers",
 			Help: "Load balancers by data-plane state: provisioning (not programmed yet), active, failed (a step failed; retried with backoff).",
 		}, []string{"state"}),
+		attachStates: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flatnet_fabric_attachments",
+			Help: "Attachments of instances to existing namespaces by state: waiting (no instance matches yet), attaching, attached, failed (retried with backoff).",
+		}, []string{"state"}),
 	}
 }
 
@@ -47,7 +53,7 @@ func (m *metrics) gauge(name, help string, v *atomic.Int64) prometheus.Collector
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	cs := []prometheus.Collector{
-		m.lag, m.errors, m.lbStates,
+		m.lag, m.errors, m.lbStates, m.attachStates,
 		m.gauge("flatnet_fabric_routes", "Routes the VPC routers hold towards interfaces.", &m.routes),
 		m.gauge("flatnet_fabric_neighbours", "Permanent neighbour entries the VPC routers hold.", &m.neighs),
 		m.gauge("flatnet_fabric_ports", "Attached interfaces plugged into nodes.", &m.ports),
@@ -88,5 +94,16 @@ func (m *metrics) setLBStates(desired *World, st map[string]lbStatus) {
 	}
 	for state, v := range n {
 		m.lbStates.WithLabelValues(state).Set(float64(v))
+	}
+}
+
+// setAttachments counts the attachments by state.
+func (m *metrics) setAttachments(st map[string]AttachmentStatus) {
+	n := map[string]int{AttachmentWaiting: 0, AttachmentAttaching: 0, AttachmentAttached: 0, AttachmentFailed: 0}
+	for _, s := range st {
+		n[s.State]++
+	}
+	for state, v := range n {
+		m.attachStates.WithLabelValues(state).Set(float64(v))
 	}
 }

@@ -56,19 +56,50 @@ type Port struct {
 	SourceDestCheck bool
 	// Addr is the primary IP as the node carries it: subnet prefix length on eth0, /32 elsewhere.
 	Addr netip.Prefix
-	// Gateway is eth0's default gateway (zero on other devices).
+	// Gateway is eth0's default gateway (zero on other devices). On an attached node's device 0
+	// it is the gateway of NodeRoutes.
 	Gateway netip.Addr
+	// Netns is the path of the namespace the node end lives in when the instance is attached to
+	// a namespace the fabric does not own (attach.go); empty for the fabric's own node namespace.
+	Netns string
+	// NodeRoutes are the routes an attached node's device 0 carries through Gateway, as
+	// formatRoutes writes them (empty otherwise).
+	NodeRoutes string
 }
 
 // sameLink reports whether two ports are the same veth pair (otherwise it must be recreated).
 func (p Port) sameLink(q Port) bool {
-	return p.ENI == q.ENI && p.Instance == q.Instance && p.Device == q.Device && p.MAC == q.MAC
+	return p.ENI == q.ENI && p.Instance == q.Instance && p.Device == q.Device && p.MAC == q.MAC &&
+		p.Netns == q.Netns
+}
+
+// nodeLink is the name of the port's device inside the node: eth<N> in the fabric's own node
+// namespace, vpc<N> in an attached one (whose eth0 is the container runtime's).
+func (p Port) nodeLink() string {
+	if p.Netns != "" {
+		return attachedLinkName(p.Device)
+	}
+	return nodeLinkName(p.Device)
+}
+
+// nodeNs names the namespace of the port's node end for kernel.handle: the fabric's node
+// namespace, or the attached namespace's path.
+func (p Port) nodeNs(prefix string) string {
+	if p.Netns != "" {
+		return p.Netns
+	}
+	return NodeNetns(prefix, p.Instance)
 }
 
 // Node is an instance's namespace.
 type Node struct {
 	Instance string
 	VpcID    string
+	// Netns is the path of an existing namespace the instance is attached to (attach.go); empty
+	// when the fabric makes and owns the node namespace.
+	Netns string
+	// DefaultRoute: an attached node's default route goes through the VPC too (desired only).
+	DefaultRoute bool
 }
 
 // NewWorld returns an empty World.
@@ -91,7 +122,11 @@ func instanceGone(state string) bool {
 
 // Desired computes the World a snapshot asks for. It is pure. Malformed entries are skipped and
 // reported in the joined error; the World is still usable.
-func Desired(snap *api.Snapshot) (*World, error) {
+func Desired(snap *api.Snapshot) (*World, error) { return desiredWorld(snap, nil) }
+
+// desiredWorld is Desired with the instances attached to existing namespaces (att may be nil):
+// their nodes carry the namespace's path, and those an attachment could not bind get no node.
+func desiredWorld(snap *api.Snapshot, att *attachPlan) (*World, error) {
 	w := NewWorld()
 	var errs []error
 	for _, v := range snap.Vpcs {
@@ -115,10 +150,14 @@ func Desired(snap *api.Snapshot) (*World, error) {
 		}
 	}
 	for _, in := range snap.Instances {
-		if instanceGone(in.State) || w.Routers[in.VpcID] == nil {
+		if instanceGone(in.State) || w.Routers[in.VpcID] == nil || att.blocks(in.InstanceID) {
 			continue
 		}
-		w.Nodes[in.InstanceID] = Node{Instance: in.InstanceID, VpcID: in.VpcID}
+		n := Node{Instance: in.InstanceID, VpcID: in.VpcID}
+		if a, ok := att.of(in.InstanceID); ok {
+			n.Netns, n.DefaultRoute = a.Netns, a.DefaultRoute
+		}
+		w.Nodes[in.InstanceID] = n
 	}
 	for i := range snap.NetworkInterfaces {
 		if err := w.addENI(&snap.NetworkInterfaces[i], subnets); err != nil {
@@ -171,14 +210,18 @@ func (w *World) addENI(eni *api.NetworkInterface, subnets map[string]subnetInfo)
 	if err != nil {
 		return fmt.Errorf("interface %s: primary ip %q: %w", eni.NetworkInterfaceID, eni.PrivateIPAddress, err)
 	}
+	node := w.Nodes[eni.Attachment.InstanceID]
 	p := Port{
 		ENI: eni.NetworkInterfaceID, Instance: eni.Attachment.InstanceID,
 		Device: eni.Attachment.DeviceIndex, MAC: strings.ToLower(eni.MacAddress),
-		SourceDestCheck: eni.SourceDestCheck, Addr: netip.PrefixFrom(primary, 32),
+		SourceDestCheck: eni.SourceDestCheck, Addr: netip.PrefixFrom(primary, 32), Netns: node.Netns,
 	}
 	if p.Device == 0 {
 		p.Addr = netip.PrefixFrom(primary, sn.cidr.Bits())
 		p.Gateway = sn.gateway
+		if p.Netns != "" {
+			p.NodeRoutes = formatRoutes(attachedRoutes(r.CIDR, sn.cidr, node.DefaultRoute))
+		}
 	}
 	r.Ports[p.ENI] = p
 	r.Routes[netip.PrefixFrom(primary, 32)] = p.ENI

@@ -77,19 +77,28 @@ func nodeLinkName(device int) string { return "eth" + strconv.Itoa(device) }
 const aliasTag = "flatnet-fabric"
 
 // portAlias records, on the router's link, which interface, instance and device it stands for,
-// so a restarted fabric can adopt it and `ip link` shows it.
-func portAlias(eni, instance string, device int) string {
-	return fmt.Sprintf("%s %s %s %d", aliasTag, eni, instance, device)
+// and for an instance attached to an existing namespace that namespace's path, so a restarted
+// fabric can adopt it, Down can unplug it and `ip link` shows it. The node end of an attached
+// port carries the same alias: it is how the fabric tells its links from the namespace owner's.
+func portAlias(eni, instance string, device int, netns string) string {
+	a := fmt.Sprintf("%s %s %s %d", aliasTag, eni, instance, device)
+	if netns != "" {
+		a += " " + netns
+	}
+	return a
 }
 
-func parseAlias(alias string) (eni, instance string, device int, ok bool) {
+func parseAlias(alias string) (eni, instance string, device int, netns string, ok bool) {
 	f := strings.Fields(alias)
-	if len(f) != 4 || f[0] != aliasTag {
-		return "", "", 0, false
+	if len(f) < 4 || len(f) > 5 || f[0] != aliasTag {
+		return "", "", 0, "", false
 	}
 	d, err := strconv.Atoi(f[3])
 	if err != nil {
-		return "", "", 0, false
+		return "", "", 0, "", false
 	}
-	return f[1], f[2], d, true
+	if len(f) == 5 {
+		netns = f[4]
+	}
+	return f[1], f[2], d, netns, true
 }

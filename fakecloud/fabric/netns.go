@@ -113,8 +113,9 @@ func listNetns(prefix string) ([]string, error) {
 	return names, nil
 }
 
-// InNetns runs fn on an OS thread switched into the named namespace. Sockets fn opens stay in
-// that namespace after it returns. If the thread cannot be switched back it is discarded.
+// InNetns runs fn on an OS thread switched into the named namespace (or, given an absolute
+// path, the namespace there: an attached one). Sockets fn opens stay in that namespace after it
+// returns. If the thread cannot be switched back it is discarded.
 func InNetns(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
@@ -135,7 +136,7 @@ func inNetnsOnThread(name string, fn func() error) (restored bool, err error) {
 		return true, fmt.Errorf("open own netns: %w", err)
 	}
 	defer unix.Close(orig)
-	target, err := unix.Open(NetnsPath(name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	target, err := unix.Open(nsFile(name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return true, fmt.Errorf("open netns %s: %w", name, err)
 	}

@@ -42,8 +42,15 @@ func (k *kernel) observe() (*World, error) {
 		}
 	}
 	for _, r := range w.Routers {
+		for _, p := range r.Ports {
+			if p.Netns != "" && k.adoptAttached(p) {
+				w.Nodes[p.Instance] = Node{Instance: p.Instance, Netns: p.Netns}
+			}
+		}
+	}
+	for _, r := range w.Routers {
 		for eni, p := range r.Ports {
-			if _, ok := w.Nodes[p.Instance]; !ok {
+			if n, ok := w.Nodes[p.Instance]; !ok || n.Netns != p.Netns {
 				continue
 			}
 			if err := k.observeNodeLink(&p); err != nil {
@@ -91,13 +98,13 @@ func (k *kernel) observePorts(h *netlink.Handle, r *Router) (byIndex map[int]str
 		if l.Attrs().Name == sinkLink {
 			sink = l.Attrs().Index
 		}
-		eni, inst, dev, ok := parseAlias(l.Attrs().Alias)
+		eni, inst, dev, netns, ok := parseAlias(l.Attrs().Alias)
 		if !ok {
 			continue
 		}
 		byIndex[l.Attrs().Index] = eni
 		k.setPortIndex(eni, l.Attrs().Index)
-		r.Ports[eni] = Port{ENI: eni, Instance: inst, Device: dev}
+		r.Ports[eni] = Port{ENI: eni, Instance: inst, Device: dev, Netns: netns}
 	}
 	return byIndex, sink, nil
 }
@@ -179,30 +186,67 @@ func (k *kernel) observeSourceDestCheck(rns string, r *Router) error {
 	return nil
 }
 
-// observeNodeLink fills in the node end of a port: its MAC, primary address and gateway.
+// adoptAttached reports whether the namespace a port leads into (an attached node's) is there
+// and holds the port's end, and records its identity as the one wired. A port into a namespace
+// that is gone or replaced adopts nothing: the plan then treats its node as missing.
+func (k *kernel) adoptAttached(p Port) bool {
+	id, err := statNetns(p.Netns)
+	if err != nil {
+		k.forgetAttached(p.Netns)
+		return false
+	}
+	nh, err := k.handle(p.Netns)
+	if err != nil {
+		k.forgetAttached(p.Netns)
+		return false
+	}
+	l, err := nh.LinkByName(p.nodeLink())
+	if _, inst, _, _, ok := parseAlias(aliasOf(l)); err != nil || !ok || inst != p.Instance {
+		k.forgetAttached(p.Netns) // hold no reference to a namespace the fabric does not adopt
+		return false
+	}
+	k.mu.Lock()
+	k.attached[p.Netns] = id
+	k.mu.Unlock()
+	return true
+}
+
+func aliasOf(l netlink.Link) string {
+	if l == nil {
+		return ""
+	}
+	return l.Attrs().Alias
+}
+
+// observeNodeLink fills in the node end of a port: its MAC, primary address and gateway (and on
+// an attached node's device 0, the routes the fabric put there).
 func (k *kernel) observeNodeLink(p *Port) error {
-	nh, err := k.handle(NodeNetns(k.prefix, p.Instance))
+	nh, err := k.handle(p.nodeNs(k.prefix))
 	if err != nil {
 		return err
 	}
-	l, err := nh.LinkByName(nodeLinkName(p.Device))
+	name := p.nodeLink()
+	l, err := nh.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
 			return nil // an empty MAC makes the plan recreate the pair
 		}
-		return fmt.Errorf("%s of %s: %w", nodeLinkName(p.Device), p.Instance, err)
+		return fmt.Errorf("%s of %s: %w", name, p.Instance, err)
 	}
 	p.MAC = strings.ToLower(l.Attrs().HardwareAddr.String())
 	addrs, err := nh.AddrList(l, unix.AF_INET)
 	if err != nil {
-		return fmt.Errorf("addresses of %s of %s: %w", nodeLinkName(p.Device), p.Instance, err)
+		return fmt.Errorf("addresses of %s of %s: %w", name, p.Instance, err)
 	}
 	if len(addrs) > 0 {
 		p.Addr, _ = ipNetPrefix(addrs[0].IPNet)
 	}
 	if p.Device != 0 {
 		return nil
+	}
+	if p.Netns != "" {
+		return observeAttachedRoutes(nh, l, p)
 	}
 	routes, err := nh.RouteList(l, unix.AF_INET)
 	if err != nil {

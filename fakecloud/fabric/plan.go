@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 )
@@ -10,16 +11,19 @@ import (
 // Deletions of routes come first: they are what stops delivering an unassigned address.
 type Plan struct {
 	EnsureRouters []RouterRef
-	AddNodes      []Node
-	DelRoutes     []RouteOp
-	DelNeighs     []NeighOp
-	DelPorts      []PortOp
-	DelLocals     []LocalOp
-	AddLocals     []LocalOp
-	AddPorts      []PortOp
-	FixPorts      []PortOp
-	SetNeighs     []NeighOp
-	SetRoutes     []RouteOp
+	// ReplaceNodes are nodes whose namespace changes (attached to another namespace, attached
+	// now, or no longer): the old node is removed with its ports, then the new one added.
+	ReplaceNodes []Node
+	AddNodes     []Node
+	DelRoutes    []RouteOp
+	DelNeighs    []NeighOp
+	DelPorts     []PortOp
+	DelLocals    []LocalOp
+	AddLocals    []LocalOp
+	AddPorts     []PortOp
+	FixPorts     []PortOp
+	SetNeighs    []NeighOp
+	SetRoutes    []RouteOp
 	// Load balancers go after the routes to their targets exist and before routers go.
 	DelLBs     []*LB
 	EnsureLBs  []*LB
@@ -65,7 +69,7 @@ type LocalOp struct {
 
 // Empty reports whether the plan does nothing.
 func (p *Plan) Empty() bool {
-	return len(p.EnsureRouters)+len(p.AddNodes)+len(p.DelRoutes)+len(p.DelNeighs)+len(p.DelPorts)+
+	return len(p.EnsureRouters)+len(p.ReplaceNodes)+len(p.AddNodes)+len(p.DelRoutes)+len(p.DelNeighs)+len(p.DelPorts)+
 		len(p.DelLocals)+len(p.AddLocals)+len(p.AddPorts)+len(p.FixPorts)+len(p.SetNeighs)+
 		len(p.SetRoutes)+len(p.DelNodes)+len(p.DelRouters)+
 		len(p.DelLBs)+len(p.EnsureLBs)+len(p.ProgramLBs)+len(p.FlushLBs) == 0
@@ -81,9 +85,18 @@ func Diff(desired, actual *World) *Plan {
 			p.EnsureRouters = append(p.EnsureRouters, RouterRef{VpcID: id, CIDR: d.CIDR})
 		}
 	}
+	have := actual.Nodes
 	for _, id := range sortedKeys(desired.Nodes) {
-		if _, ok := actual.Nodes[id]; !ok {
+		a, ok := actual.Nodes[id]
+		switch {
+		case !ok:
 			p.AddNodes = append(p.AddNodes, desired.Nodes[id])
+		case a.Netns != desired.Nodes[id].Netns:
+			p.ReplaceNodes = append(p.ReplaceNodes, desired.Nodes[id])
+			if len(p.ReplaceNodes) == 1 {
+				have = maps.Clone(actual.Nodes)
+			}
+			delete(have, id) // its ports go with the old node
 		}
 	}
 	for _, id := range sortedKeys(actual.Nodes) {
@@ -101,7 +114,7 @@ func Diff(desired, actual *World) *Plan {
 		if a == nil {
 			a = newRouter(id, desired.Routers[id].CIDR)
 		}
-		p.diffRouter(desired.Routers[id], a, desired.Nodes, actual.Nodes)
+		p.diffRouter(desired.Routers[id], a, desired.Nodes, have)
 	}
 	p.diffLBs(desired, actual)
 	return p
@@ -119,6 +132,11 @@ func (p *Plan) diffRouter(d, a *Router, wantNodes, haveNodes map[string]Node) {
 		_, stays := wantNodes[old.Instance]
 		_, exists := haveNodes[old.Instance]
 		switch {
+		case !exists && old.Netns != "":
+			// A port into an attached namespace the fabric does not hold (it vanished, or it is
+			// being replaced): no namespace deletion takes it away, so it is deleted.
+			p.DelPorts = append(p.DelPorts, PortOp{VpcID: vpc, Old: old})
+			gone[eni] = true
 		case !stays || !exists:
 			gone[eni] = true // deleting the node namespace destroys the pair
 		case !ok || !want.sameLink(old):

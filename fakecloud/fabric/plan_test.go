@@ -216,9 +216,20 @@ func TestNames(t *testing.T) {
 	if n := portName("eni-0123456789abcdef0"); len(n) > 15 {
 		t.Errorf("port name %q longer than IFNAMSIZ-1", n)
 	}
-	eni, inst, dev, ok := parseAlias(portAlias("eni-1", "i-2", 3))
-	if diff := cmp.Diff([]any{"eni-1", "i-2", 3, true}, []any{eni, inst, dev, ok}); diff != "" {
-		t.Errorf("alias round trip (-want +got):\n%s", diff)
+	for _, netns := range []string{"", "/proc/42/ns/net"} {
+		eni, inst, dev, ns, ok := parseAlias(portAlias("eni-1", "i-2", 3, netns))
+		if diff := cmp.Diff([]any{"eni-1", "i-2", 3, netns, true}, []any{eni, inst, dev, ns, ok}); diff != "" {
+			t.Errorf("alias round trip (-want +got):\n%s", diff)
+		}
+	}
+	// An alias of a fabric from before attachments (four fields) still reads as a port.
+	if _, _, _, ns, ok := parseAlias("flatnet-fabric eni-1 i-2 0"); !ok || ns != "" {
+		t.Errorf("four-field alias: ok %v netns %q", ok, ns)
+	}
+	for _, bad := range []string{"", "flatnet-fabric eni-1 i-2", "flatnet-fabric eni-1 i-2 x", "other eni-1 i-2 0", "flatnet-fabric a b 0 /p extra"} {
+		if _, _, _, _, ok := parseAlias(bad); ok {
+			t.Errorf("parseAlias(%q) accepted", bad)
+		}
 	}
 	for _, c := range []struct {
 		name string

@@ -77,10 +77,26 @@ func writeRouter(w io.Writer, prefix, vpc string, d, a *Router) {
 		if p.ENI == "" {
 			p = d.Ports[eni]
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", dst, eni, p.Instance, nodeLinkName(p.Device), portName(eni), state)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", dst, eni, p.Instance, p.nodeLink(), portName(eni), state)
 	}
 	fmt.Fprintf(w, "%s\t(unassigned)\t\t\t%s\tdropped\n", cidr, sinkLink)
-	fmt.Fprintf(w, "0.0.0.0/0\t(internet)\t\t\t%s\tvia %s\n\n", internetLink, InternetHostAddr)
+	fmt.Fprintf(w, "0.0.0.0/0\t(internet)\t\t\t%s\tvia %s\n", internetLink, InternetHostAddr)
+	writeAttached(w, a)
+	fmt.Fprintln(w)
+}
+
+// writeAttached lists the instances whose ports lead into namespaces the fabric does not own,
+// as the kernel shows them (the router ports' aliases).
+func writeAttached(w io.Writer, a *Router) {
+	attached := map[string]string{}
+	for _, p := range a.Ports {
+		if p.Netns != "" {
+			attached[p.Instance] = p.Netns
+		}
+	}
+	for _, inst := range sortedKeys(attached) {
+		fmt.Fprintf(w, "(attached)\t\t%s\t\tnetns %s\t\n", inst, attached[inst])
+	}
 }
 
 func routeState(d, a *Router, dst netip.Prefix) (eni, state string) {
