@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,10 +26,14 @@ const (
 
 // fabricOptions are serve's flags for the VPC data plane.
 type fabricOptions struct {
-	mode     string
-	prefix   string
-	mtu      int
-	teardown bool
+	mode               string
+	prefix             string
+	mtu                int
+	teardown           bool
+	attach             attachFlag
+	attachDefaultRoute bool
+	// fab is the running fabric (nil with --fabric none), whose attachments serve reports.
+	fab *fabric.Fabric
 }
 
 func (o *fabricOptions) addFlags(f *pflag.FlagSet) {
@@ -34,7 +41,36 @@ func (o *fabricOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.prefix, "fabric-prefix", fabric.DefaultPrefix, "name prefix of the fabric's network namespaces")
 	f.IntVar(&o.mtu, "fabric-mtu", 0, "MTU of the fabric's links (0: the fabric's default)")
 	f.BoolVar(&o.teardown, "fabric-teardown", false, "remove every namespace and link of the fabric on exit (default: keep them for the next start to adopt)")
+	f.Var(&o.attach, "fabric-attach", "make the node of instance NAME (its ID, primary IP or Name tag) the existing network namespace at PATH "+
+		"(/proc/<pid>/ns/net of a container's process, or a bind mount) instead of a namespace of the fabric's: its interfaces go in as vpc<N>, "+
+		"the VPC, metadata service and public VIPs are routed through them, the namespace's default route stays, and the fabric never deletes it "+
+		"(repeatable; needs --fabric netns; see `fakecloud fabric attachments`)")
+	f.BoolVar(&o.attachDefaultRoute, "fabric-attach-default-route", false, "also route everything else of attached namespaces through the VPC "+
+		"(0.0.0.0/1 and 128.0.0.0/1, which beat their own default route while attached and leave it in place)")
 }
+
+// attachFlag is --fabric-attach NAME=PATH, checked as it is parsed: a mistake stops serve
+// before anything starts.
+type attachFlag []fabric.Attachment
+
+func (a *attachFlag) String() string {
+	out := make([]string, len(*a))
+	for i, at := range *a {
+		out[i] = at.Name + "=" + at.Netns
+	}
+	return strings.Join(out, ",")
+}
+
+func (a *attachFlag) Set(s string) error {
+	at, err := fabric.ParseAttachment(s)
+	if err != nil {
+		return err
+	}
+	*a = append(*a, at)
+	return nil
+}
+
+func (a *attachFlag) Type() string { return "NAME=PATH" }
 
 // controlPlane is what the fabric follows and reports to: *state.Store in-process.
 type controlPlane interface {
@@ -55,18 +91,27 @@ type apiServer interface {
 func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServer, log *slog.Logger, reg prometheus.Registerer) (func(), error) {
 	switch o.mode {
 	case fabricNone:
+		if len(o.attach) > 0 || o.attachDefaultRoute {
+			return nil, errors.New("--fabric-attach needs the fabric: add --fabric netns")
+		}
 		return func() {}, nil
 	case fabricNetns:
 	default:
 		return nil, fmt.Errorf("--fabric %q: use none or netns", o.mode)
 	}
+	attach := slices.Clone([]fabric.Attachment(o.attach))
+	for i := range attach {
+		attach[i].DefaultRoute = o.attachDefaultRoute
+	}
 	fab, err := fabric.New(fabric.Config{
 		Source: st, APIHandler: srv, Registerer: reg, Logger: log.With("component", "fabric"),
 		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown, Health: st, LBStates: st, Faults: srv,
+		Attach: attach,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the fabric: %w", err)
 	}
+	o.fab = fab
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -74,7 +119,8 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 			log.Error("fabric stopped", "err", err)
 		}
 	})
-	log.Info("fabric running", "prefix", o.prefix, "api_in_vpc", fabric.APIEndpoint(), "metadata", "http://"+fabric.MetadataAddr)
+	log.Info("fabric running", "prefix", o.prefix, "api_in_vpc", fabric.APIEndpoint(), "metadata", "http://"+fabric.MetadataAddr,
+		"attachments", len(attach))
 	return func() { cancel(); wg.Wait() }, nil
 }
 
@@ -110,6 +156,6 @@ func newFabricCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(show, down)
+	cmd.AddCommand(show, down, newAttachmentsCmd(g))
 	return cmd
 }

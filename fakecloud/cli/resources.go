@@ -103,12 +103,17 @@ func newInstanceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "instance", Short: "Run, list and terminate instances (nodes)"}
 	var subnet, typ, ip string
 	var count int
+	var runTags []string
 	run := &cobra.Command{
-		Use:   "run --subnet SUBNET --type TYPE [--count N]",
+		Use:   "run --subnet SUBNET --type TYPE [--count N] [--tag KEY=VALUE]",
 		Short: "Launch instances; each gets a primary interface and its own API token",
 		Args:  cobra.NoArgs,
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
-			r, err := c.RunInstances(ctx, &api.RunInstancesRequest{SubnetID: subnet, InstanceType: typ, Count: count, PrivateIPAddress: ip})
+			tags, err := parseTags(runTags)
+			if err != nil {
+				return err
+			}
+			r, err := c.RunInstances(ctx, &api.RunInstancesRequest{SubnetID: subnet, InstanceType: typ, Count: count, PrivateIPAddress: ip, Tags: tags})
 			if err != nil {
 				return err
 			}
@@ -119,6 +124,7 @@ func newInstanceCmd(g *globals) *cobra.Command {
 	run.Flags().StringVar(&typ, "type", "", "instance type, see `fakecloud instance-types list` (required)")
 	run.Flags().IntVar(&count, "count", 1, "how many instances")
 	run.Flags().StringVar(&ip, "ip", "", "primary private IP (one instance only)")
+	run.Flags().StringArrayVar(&runTags, "tag", nil, "tag KEY=VALUE (repeatable); Name=N is what serve --fabric-attach N=PATH can select")
 	_ = run.MarkFlagRequired("subnet")
 	_ = run.MarkFlagRequired("type")
 

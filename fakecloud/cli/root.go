@@ -99,18 +99,30 @@ func envOr(name, def string) string {
 
 // client returns a client for the global endpoint and token.
 func (g *globals) client() (*client.Client, error) {
+	token, err := g.resolveToken()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(g.endpoint, token), nil
+}
+
+// errNoToken is what a client command without any token says.
+var errNoToken = errors.New("no token: pass --token, set " + EnvToken + ", or run `fakecloud serve` on this machine first")
+
+// resolveToken is --token, else $FAKECLOUD_TOKEN, else the token serve wrote to the default file.
+func (g *globals) resolveToken() (string, error) {
 	token := g.token
 	if token == "" {
 		raw, err := os.ReadFile(DefaultAdminTokenFile())
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("read the default token file: %w", err)
+			return "", fmt.Errorf("read the default token file: %w", err)
 		}
 		token = strings.TrimSpace(string(raw))
 	}
 	if token == "" {
-		return nil, fmt.Errorf("no token: pass --token, set %s, or run `fakecloud serve` on this machine first", EnvToken)
+		return "", errNoToken
 	}
-	return client.New(g.endpoint, token), nil
+	return token, nil
 }
 
 // withClient adapts a command body that needs a client.

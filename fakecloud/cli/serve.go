@@ -98,7 +98,8 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 		return err
 	}
 	defer stopPlanes()
-	return listenAndServe(ctx, o.listen, srv, log)
+	// The fabric's attachments are reported beside the API (GET /fabric/attachments).
+	return listenAndServe(ctx, o.listen, srv, o.fabric.attachmentsHandler(srv, token), log)
 }
 
 func newServer(o *serveOptions, st *state.Store, token string, log *slog.Logger, reg *prometheus.Registry) (*server.Server, error) {
@@ -122,13 +123,14 @@ func startDataPlanes(ctx context.Context, st *state.Store, srv *server.Server, o
 	return o.fabric.start(ctx, st, srv, log, reg)
 }
 
-// listenAndServe serves until ctx ends, then shuts down gracefully.
-func listenAndServe(ctx context.Context, addr string, srv *server.Server, log *slog.Logger) error {
+// listenAndServe serves h (srv behind what serve adds to it) until ctx ends, then shuts down
+// gracefully.
+func listenAndServe(ctx context.Context, addr string, srv *server.Server, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("fakecloud serving", "addr", ln.Addr().String())
