@@ -186,8 +186,13 @@ type ModifyNetworkInterfaceAttributeRequest struct {
 	NetworkInterfaceID string   `json:"NetworkInterfaceId"`
 	SourceDestCheck    *bool    `json:"SourceDestCheck,omitempty"`
 	Groups             []string `json:"Groups,omitempty"`
+	// Description replaces the description (at most 255 characters; empty clears it).
+	Description *string `json:"Description,omitempty"`
 	// DeleteOnTermination changes the attachment's flag (attached interfaces only).
 	DeleteOnTermination *bool `json:"DeleteOnTermination,omitempty"`
+	// AttachmentID, when set, must be the interface's current attachment (EC2 names the
+	// attachment whose DeleteOnTermination changes).
+	AttachmentID string `json:"AttachmentId,omitempty"`
 }
 type ModifyNetworkInterfaceAttributeResponse struct{}
 

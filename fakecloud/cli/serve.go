@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 	"github.com/flatnet/flatnet/fakecloud/internal/state"
 	"github.com/flatnet/flatnet/fakecloud/server"
 )
@@ -28,6 +29,7 @@ type serveOptions struct {
 	listen         string
 	adminToken     string
 	adminTokenFile string
+	awsCredsFile   string
 	stateFile      string
 	attachDelay    time.Duration
 	throttle       bool
@@ -48,7 +50,14 @@ func newServeCmd(g *globals) *cobra.Command {
 
 The admin token comes from --admin-token, or from --admin-token-file (generated and written
 there if the file does not exist yet); with neither, one is generated and written to
-` + DefaultAdminTokenFile() + `, where the client commands find it.`,
+` + DefaultAdminTokenFile() + `, where the client commands find it.
+
+The same listener serves the EC2 and ELBv2 Query APIs to AWS clients at POST / (see
+docs/fakecloud-aws.md). The administrator's AWS keys are an AWS shared-credentials file,
+--aws-credentials-file (generated if missing; default: fakecloud-aws-credentials next to the
+admin token file):
+
+  AWS_SHARED_CREDENTIALS_FILE=FILE aws --endpoint-url http://ADDR --region us-east-1 ec2 describe-network-interfaces`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd.Context(), o, g.stderr)
@@ -58,6 +67,7 @@ there if the file does not exist yet); with neither, one is generated and writte
 	f.StringVar(&o.listen, "listen", DefaultListen, "address to listen on (loopback by default)")
 	f.StringVar(&o.adminToken, "admin-token", "", "the admin token")
 	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the admin token (created with a new token if missing)")
+	f.StringVar(&o.awsCredsFile, "aws-credentials-file", "", "the administrator's AWS keys for the EC2/ELBv2 API, as an AWS shared-credentials file, created (0600) with new keys if missing (default: fakecloud-aws-credentials next to the admin token file)")
 	f.StringVar(&o.stateFile, "state-file", "", "make every acknowledged change durable in this file")
 	f.DurationVar(&o.attachDelay, "attach-delay", 0, "how long attach and detach stay in their transitional states")
 	f.BoolVar(&o.throttle, "throttle", true, "throttle requests per caller and action like a real cloud")
@@ -77,6 +87,10 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	awsKey, err := awsAdminKey(o, log)
+	if err != nil {
+		return err
+	}
 	// With a data plane, load balancers are provisioning until it has programmed them.
 	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log, DataPlane: o.fabric.mode != fabricNone})
 	if err != nil {
@@ -89,7 +103,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := newServer(o, st, token, log, reg)
+	srv, err := newServer(o, st, token, awsKey, log, reg)
 	if err != nil {
 		return err
 	}
@@ -102,10 +116,11 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	return listenAndServe(ctx, o.listen, srv, o.fabric.attachmentsHandler(srv, token), log)
 }
 
-func newServer(o *serveOptions, st *state.Store, token string, log *slog.Logger, reg *prometheus.Registry) (*server.Server, error) {
+func newServer(o *serveOptions, st *state.Store, token string, awsKey server.AWSKey, log *slog.Logger, reg *prometheus.Registry) (*server.Server, error) {
 	srv, err := server.New(server.Config{
 		Store:      st,
 		AdminToken: token,
+		AWSKeys:    []server.AWSKey{awsKey},
 		Throttle:   server.ThrottleConfig{Disabled: !o.throttle},
 		FaultSeed:  o.faultSeed,
 		Logger:     log,
@@ -184,6 +199,29 @@ func adminToken(o *serveOptions, log *slog.Logger) (string, error) {
 	}
 	log.Info("admin token generated", "file", path, "hint", "export "+EnvToken+"=$(cat "+path+")")
 	return token, nil
+}
+
+// awsAdminKey reads the administrator's AWS keys from --aws-credentials-file (by default next to
+// the admin token file), generating and saving new ones if the file does not exist.
+func awsAdminKey(o *serveOptions, log *slog.Logger) (server.AWSKey, error) {
+	path := o.awsCredsFile
+	if path == "" {
+		tokenFile := o.adminTokenFile
+		if tokenFile == "" {
+			tokenFile = DefaultAdminTokenFile()
+		}
+		path = filepath.Join(filepath.Dir(tokenFile), "fakecloud-aws-credentials")
+	}
+	key, created, err := creds.LoadOrCreateAdminFile(path)
+	if err != nil {
+		return server.AWSKey{}, err
+	}
+	if created {
+		log.Info("AWS credentials generated", "file", path, "access_key_id", key.AccessKeyID, "hint", "export AWS_SHARED_CREDENTIALS_FILE="+path)
+	} else {
+		log.Info("AWS credentials read", "file", path, "access_key_id", key.AccessKeyID)
+	}
+	return key, nil
 }
 
 func writeNewToken(path string) (string, error) {

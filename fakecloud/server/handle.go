@@ -23,6 +23,8 @@ type exchange struct {
 	// status overrides the error code's status for transport-level problems (405, 413).
 	status   int
 	injected bool
+	// protocol is "ec2" or "elbv2" for the AWS front end's requests, empty for the JSON API.
+	protocol string
 }
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
@@ -60,18 +62,24 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, x *exchange) (an
 		x.status = status
 		return nil, err
 	}
+	return s.invoke(r.Context(), x, ep, p, req)
+}
+
+// invoke runs a decoded request for p: throttling and injected faults (not for control
+// actions), then the call. Both the JSON API and the AWS front end end here.
+func (s *Server) invoke(ctx context.Context, x *exchange, ep endpoint, p state.Principal, req any) (any, error) {
 	call := state.Call{Principal: p, Now: s.clock()}
 	if !ep.control {
-		lost, err := s.misbehave(r.Context(), x, req, &call)
+		lost, err := s.misbehave(ctx, x, req, &call)
 		if err != nil {
 			return nil, err
 		}
 		if lost != nil {
-			_, _ = ep.call(s, r.Context(), call, req) // carried out; its answer is lost
+			_, _ = ep.call(s, ctx, call, req) // carried out; its answer is lost
 			return nil, lost
 		}
 	}
-	return ep.call(s, r.Context(), call, req)
+	return ep.call(s, ctx, call, req)
 }
 
 // misbehave applies throttling and injected faults, as a real cloud would before serving. It
@@ -206,7 +214,7 @@ func (s *Server) observe(x *exchange, status int, err error, took time.Duration)
 	if !s.log.Enabled(context.Background(), level) {
 		return
 	}
-	s.log.LogAttrs(context.Background(), level, "request",
+	attrs := []slog.Attr{
 		slog.String("request_id", x.id),
 		slog.String("action", x.action),
 		slog.String("principal", x.principal),
@@ -214,7 +222,11 @@ func (s *Server) observe(x *exchange, status int, err error, took time.Duration)
 		slog.Int("status", status),
 		slog.Bool("injected", x.injected),
 		slog.Duration("duration", took),
-	)
+	}
+	if x.protocol != "" {
+		attrs = append(attrs, slog.String("protocol", x.protocol))
+	}
+	s.log.LogAttrs(context.Background(), level, "request", attrs...)
 }
 
 func truncate(s string, n int) string {

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/awsapi"
+	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 	"github.com/flatnet/flatnet/fakecloud/internal/fault"
 	"github.com/flatnet/flatnet/fakecloud/internal/state"
 	"github.com/flatnet/flatnet/fakecloud/internal/throttle"
@@ -62,7 +64,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry gets the server's metrics and is what /metrics serves; default a new registry.
 	Registry *prometheus.Registry
+	// AWSKeys are the administrator's AWS access keys for the AWS front end (EC2 and ELBv2
+	// Query APIs at POST /); instances sign with credentials derived from their tokens.
+	AWSKeys []AWSKey
 }
+
+// AWSKey is an AWS access key pair (creds.Key), an alias so that packages outside fakecloud can
+// fill Config in.
+type AWSKey = creds.Key
 
 // Server is fakecloud's API as an http.Handler.
 type Server struct {
@@ -76,6 +85,7 @@ type Server struct {
 	metrics    *metrics
 	endpoints  map[string]endpoint
 	mux        *http.ServeMux
+	aws        *awsapi.Handler
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -113,6 +123,11 @@ func New(cfg Config) (*Server, error) {
 		idPrefix:   randomHex(4),
 	}
 	s.faults = fault.New(s.faultableActions(), cfg.FaultSeed)
+	if s.aws, err = awsapi.New(awsapi.Config{
+		Backend: awsBackend{s}, AdminKeys: cfg.AWSKeys, InstanceToken: cfg.Store.InstanceToken, Clock: cfg.Clock,
+	}); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
+	}
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/healthz", serveHealthz)
@@ -140,9 +155,14 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
-// ServeHTTP serves the API, /healthz and /metrics. API paths bypass the mux so that every API
-// answer, even to a path the mux would clean and redirect, is JSON.
+// ServeHTTP serves the API, the AWS front end, /healthz and /metrics. API paths bypass the mux
+// so that every API answer, even to a path the mux would clean and redirect, is JSON. AWS
+// requests (POST / signed with SigV4 or form-encoded: awsapi.Match) go to the AWS front end.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if awsapi.Match(r) {
+		s.aws.ServeHTTP(w, r)
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, "/api/") {
 		s.serveAPI(w, r)
 		return

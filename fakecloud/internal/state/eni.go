@@ -242,11 +242,20 @@ func (s *Store) DeleteNetworkInterface(c Call, req *api.DeleteNetworkInterfaceRe
 	})
 }
 
-// ModifyNetworkInterfaceAttribute changes the source/destination check, the security groups or
-// the attachment's DeleteOnTermination.
+// maxDescription is the longest interface description, as EC2 allows.
+const maxDescription = 255
+
+// ModifyNetworkInterfaceAttribute changes the source/destination check, the security groups, the
+// description or the attachment's DeleteOnTermination.
 func (s *Store) ModifyNetworkInterfaceAttribute(c Call, req *api.ModifyNetworkInterfaceAttributeRequest) (*api.ModifyNetworkInterfaceAttributeResponse, error) {
-	if req.SourceDestCheck == nil && req.Groups == nil && req.DeleteOnTermination == nil {
-		return nil, api.Errorf(api.CodeMissingParameter, "name an attribute to change: SourceDestCheck, Groups or DeleteOnTermination")
+	if req.AttachmentID != "" && req.DeleteOnTermination == nil {
+		return nil, api.Errorf(api.CodeInvalidParameterCombination, "AttachmentId names the attachment whose DeleteOnTermination changes: give DeleteOnTermination with it")
+	}
+	if req.SourceDestCheck == nil && req.Groups == nil && req.Description == nil && req.DeleteOnTermination == nil {
+		return nil, api.Errorf(api.CodeMissingParameter, "name an attribute to change: SourceDestCheck, Groups, Description or DeleteOnTermination")
+	}
+	if req.Description != nil && len(*req.Description) > maxDescription {
+		return nil, api.Errorf(api.CodeInvalidParameterValue, "Description is %d characters; at most %d are allowed", len(*req.Description), maxDescription)
 	}
 	return write(s, c, api.ActionModifyNetworkInterfaceAttribute, "", req, func(t *tx) (*api.ModifyNetworkInterfaceAttributeResponse, error) {
 		e, err := getENI(t.Txn, c, req.NetworkInterfaceID)
@@ -260,9 +269,15 @@ func (s *Store) ModifyNetworkInterfaceAttribute(c Call, req *api.ModifyNetworkIn
 		if req.Groups != nil {
 			n.Groups = append([]string(nil), req.Groups...)
 		}
+		if req.Description != nil {
+			n.Description = *req.Description
+		}
 		if req.DeleteOnTermination != nil {
 			if e.AttachmentID == "" {
 				return nil, api.Errorf(api.CodeInvalidParameterCombination, "network interface %s is not attached; DeleteOnTermination belongs to an attachment", e.ID)
+			}
+			if req.AttachmentID != "" && req.AttachmentID != e.AttachmentID {
+				return nil, api.Errorf(api.CodeInvalidAttachmentIDNotFound, "the attachment ID %q is not network interface %s's attachment (%s)", req.AttachmentID, e.ID, e.AttachmentID)
 			}
 			n.DeleteOnTermination = *req.DeleteOnTermination
 		}

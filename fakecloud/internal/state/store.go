@@ -121,6 +121,15 @@ func (s *Store) Authenticate(token string) (Principal, bool) {
 	return Principal{InstanceID: r.ID}, true
 }
 
+// InstanceToken returns a running instance's token, from which its AWS credentials derive.
+func (s *Store) InstanceToken(instanceID string) (string, bool) {
+	r := first[instanceRec](s.db.Txn(false), tableInstances, indexID, instanceID)
+	if r == nil {
+		return "", false
+	}
+	return r.Token, true
+}
+
 // Seq is the sequence number of the last committed change.
 func (s *Store) Seq() uint64 {
 	s.mu.Lock()

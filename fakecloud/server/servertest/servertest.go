@@ -10,12 +10,16 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 	"github.com/flatnet/flatnet/fakecloud/client"
 	"github.com/flatnet/flatnet/fakecloud/server"
 )
 
 // AdminToken is the admin token of every test server.
 const AdminToken = "test-admin-token"
+
+// AWSKey is the administrator's AWS key pair of every test server (its AWS front end).
+var AWSKey = server.AWSKey{AccessKeyID: "AKIAFAKECLOUDTESTKEY", SecretAccessKey: "fakecloud/test/secret/access/key+0123456"}
 
 // Options tune a test server; the zero value disables throttling and keeps state in memory.
 type Options struct {
@@ -39,6 +43,17 @@ type Env struct {
 	Admin *client.Client
 }
 
+// InstanceAWSKey returns the AWS credentials of an instance, as its metadata service serves them;
+// inst must come from an admin's answer (which carries the instance's token).
+func InstanceAWSKey(tb testing.TB, inst api.Instance) server.AWSKey {
+	tb.Helper()
+	k, err := creds.InstanceKey(inst.InstanceID, inst.Token)
+	if err != nil {
+		tb.Fatalf("AWS credentials of %s: %v", inst.InstanceID, err)
+	}
+	return k
+}
+
 // Client returns a client of the test server that authenticates with token.
 func (e *Env) Client(token string) *client.Client { return client.New(e.URL, token) }
 
@@ -55,6 +70,7 @@ func Start(tb testing.TB, o Options) *Env {
 	}
 	srv, err := server.New(server.Config{
 		Store: st, AdminToken: AdminToken, Throttle: throttle, Clock: o.Clock, FaultSeed: o.FaultSeed, Logger: o.Logger,
+		AWSKeys: []server.AWSKey{AWSKey},
 	})
 	if err != nil {
 		tb.Fatalf("new fakecloud server: %v", err)
