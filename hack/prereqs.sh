@@ -37,6 +37,7 @@ packages=(
 	"conntrack conntrack"
 	"procps ps"
 	"iputils-ping ping"                        # the CNI plugin's tests
+	"awscli aws"                               # fakecloud's AWS API tests: Debian's aws CLI against it (fakecloud/awsapi)
 	"util-linux flock"                         # hack/k8s-bins/build.sh: one build per cache at a time
 	"make make"
 	"git git"

@@ -1,0 +1,160 @@
+package awsapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/server"
+	"github.com/flatnet/flatnet/fakecloud/server/servertest"
+)
+
+// debianAWS is where Debian's awscli package installs the aws command.
+const debianAWS = "/usr/bin/aws"
+
+// awsCLI finds Debian's aws CLI (FLATNET_AWS_CLI points elsewhere). It is a prerequisite
+// (hack/prereqs.sh): its absence fails the test rather than skipping it.
+func awsCLI(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("FLATNET_AWS_CLI"); p != "" {
+		return p
+	}
+	if _, err := os.Stat(debianAWS); err != nil {
+		t.Fatalf("Debian's aws CLI (%s) is missing: apt-get install awscli (make prereqs installs it), or set FLATNET_AWS_CLI to an aws CLI", debianAWS)
+	}
+	return debianAWS
+}
+
+// cliResult is one run of the aws CLI.
+type cliResult struct {
+	stdout, stderr string
+	exit           int
+}
+
+// aws runs the aws CLI against the world's endpoint with k's credentials in its environment,
+// and nothing of the user's configuration.
+func (w *world) aws(t *testing.T, k server.AWSKey, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	home := t.TempDir()
+	full := append([]string{"--endpoint-url", w.URL, "--output", "json"}, args...)
+	cmd := exec.CommandContext(ctx, awsCLI(t), full...)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home,
+		"AWS_ACCESS_KEY_ID=" + k.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + k.SecretAccessKey,
+		"AWS_DEFAULT_REGION=" + region, "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE=" + home + "/config", "AWS_SHARED_CREDENTIALS_FILE=" + home + "/credentials",
+		"AWS_PAGER=", "AWS_MAX_ATTEMPTS=1",
+	}
+	if k.SessionToken != "" {
+		cmd.Env = append(cmd.Env, "AWS_SESSION_TOKEN="+k.SessionToken)
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		res.exit = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("aws %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// ok checks that the command succeeded and decodes its JSON output.
+func (r cliResult) ok(t *testing.T, out any) {
+	t.Helper()
+	if r.exit != 0 {
+		t.Fatalf("aws exited %d: %s", r.exit, r.stderr)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), out); err != nil {
+		t.Fatalf("aws printed %q: %v", r.stdout, err)
+	}
+}
+
+// refused checks that the command failed with the AWS error code.
+func (r cliResult) refused(t *testing.T, code string) {
+	t.Helper()
+	if r.exit == 0 || !strings.Contains(r.stderr, "("+code+")") {
+		t.Fatalf("aws exited %d with %q; want the error (%s)", r.exit, r.stderr, code)
+	}
+}
+
+// TestAWSCLI drives fakecloud with Debian's aws CLI, a process that signs its requests.
+func TestAWSCLI(t *testing.T) {
+	w := newWorld(t, servertest.Options{}, "m5.large", 2)
+	admin := servertest.AWSKey
+	a, b := w.instances[0], w.instances[1]
+	eniA := a.NetworkInterfaces[0].NetworkInterfaceID
+
+	var described struct {
+		NetworkInterfaces []struct {
+			NetworkInterfaceID string `json:"NetworkInterfaceId"`
+			PrivateIPAddresses []struct {
+				PrivateIPAddress string `json:"PrivateIpAddress"`
+				Primary          bool
+			} `json:"PrivateIpAddresses"`
+			Attachment struct {
+				InstanceID  string `json:"InstanceId"`
+				DeviceIndex int
+			}
+		}
+	}
+	w.aws(t, admin, "ec2", "describe-network-interfaces", "--filters", "Name=attachment.instance-id,Values="+a.InstanceID).ok(t, &described)
+	if len(described.NetworkInterfaces) != 1 || described.NetworkInterfaces[0].NetworkInterfaceID != eniA || described.NetworkInterfaces[0].Attachment.InstanceID != a.InstanceID {
+		t.Fatalf("describe-network-interfaces: %+v", described)
+	}
+
+	var assigned struct {
+		NetworkInterfaceID         string `json:"NetworkInterfaceId"`
+		AssignedPrivateIPAddresses []struct {
+			PrivateIPAddress string `json:"PrivateIpAddress"`
+		} `json:"AssignedPrivateIpAddresses"`
+		AssignedIpv4Prefixes []struct{ Ipv4Prefix string }
+	}
+	w.aws(t, admin, "ec2", "assign-private-ip-addresses", "--network-interface-id", eniA, "--secondary-private-ip-address-count", "2").ok(t, &assigned)
+	if assigned.NetworkInterfaceID != eniA || len(assigned.AssignedPrivateIPAddresses) != 2 {
+		t.Fatalf("assign-private-ip-addresses: %+v", assigned)
+	}
+	w.aws(t, admin, "ec2", "assign-private-ip-addresses", "--network-interface-id", eniA, "--ipv4-prefix-count", "1").ok(t, &assigned)
+	if len(assigned.AssignedIpv4Prefixes) != 1 {
+		t.Fatalf("assign-private-ip-addresses --ipv4-prefix-count 1: %+v", assigned)
+	}
+	json := w.jsonENI(t, eniA)
+	if len(json.PrivateIPAddresses) != 3 || len(json.Ipv4Prefixes) != 1 {
+		t.Fatalf("the JSON API sees %d addresses and %d prefixes; want 3 and 1", len(json.PrivateIPAddresses), len(json.Ipv4Prefixes))
+	}
+
+	// The CLI pages by itself: five at a time, every interface in the end.
+	for range 5 {
+		if _, err := w.Admin.CreateNetworkInterface(context.Background(), &api.CreateNetworkInterfaceRequest{SubnetID: w.subnet.SubnetID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.aws(t, admin, "ec2", "describe-network-interfaces", "--page-size", "5").ok(t, &described)
+	if len(described.NetworkInterfaces) != 7 {
+		t.Fatalf("describe-network-interfaces --page-size 5: %d interfaces; want 7", len(described.NetworkInterfaces))
+	}
+
+	// An instance's own credentials, session token included: its interface, not another's.
+	keyA := servertest.InstanceAWSKey(t, a)
+	w.aws(t, keyA, "ec2", "assign-private-ip-addresses", "--network-interface-id", eniA, "--private-ip-addresses", "10.0.0.100").ok(t, &assigned)
+	w.aws(t, servertest.InstanceAWSKey(t, b), "ec2", "assign-private-ip-addresses", "--network-interface-id", eniA, "--secondary-private-ip-address-count", "1").
+		refused(t, api.CodeUnauthorizedOperation)
+
+	bad := admin
+	bad.SecretAccessKey = "not-" + bad.SecretAccessKey
+	w.aws(t, bad, "ec2", "describe-network-interfaces").refused(t, api.CodeAuthFailure)
+	noToken := keyA
+	noToken.SessionToken = ""
+	w.aws(t, noToken, "ec2", "describe-network-interfaces").refused(t, api.CodeAuthFailure)
+}
