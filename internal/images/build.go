@@ -295,7 +295,7 @@ func Build(ctx context.Context, o Options) (Result, error) {
 		var adds []mutate.IndexAddendum
 		for pi, p := range o.Platforms {
 			adds = append(adds, mutate.IndexAddendum{
-				Add:        imgs[si][pi],
+				Add:        plainImage{imgs[si][pi]},
 				Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: p.OS, Architecture: p.Arch}},
 			})
 		}
@@ -307,6 +307,13 @@ func Build(ctx context.Context, o Options) (Result, error) {
 	}
 	return write(ctx, o, built)
 }
+
+// plainImage is an image whose descriptor in an index has no artifactType, as image builders
+// write them: go-containerregistry would set the config's media type there, which marks an
+// artifact rather than a container image to some readers.
+type plainImage struct{ v1.Image }
+
+func (plainImage) ArtifactType() (string, error) { return "", nil }
 
 // buildImage is spec s for platform p: the base layer and a layer of its binaries from dir.
 func buildImage(s spec, p Platform, dir string, base v1.Layer, o Options) (v1.Image, error) {

@@ -242,6 +242,9 @@ func TestBuildMultiArch(t *testing.T) {
 		var plats []string
 		for _, c := range m.Manifests {
 			plats = append(plats, c.Platform.OS+"/"+c.Platform.Architecture+" "+string(c.MediaType))
+			if c.ArtifactType != "" {
+				t.Errorf("%s: the %s manifest has artifactType %q: an image is no artifact", ref, c.Platform.Architecture, c.ArtifactType)
+			}
 		}
 		want := []string{"linux/amd64 application/vnd.oci.image.manifest.v1+json", "linux/arm64 application/vnd.oci.image.manifest.v1+json"}
 		if diff := cmp.Diff(want, plats); diff != "" {
