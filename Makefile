@@ -58,6 +58,16 @@ build: ## Build every binary under cmd/ into ./bin (static: CGO_ENABLED=0, as a 
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
+# The container images (docs/images.md), built without a Docker engine: flatnet-ipamd,
+# flatnet-cni and flatnet-lbcontroller cross-built for each of PLATFORMS, then an OCI layout
+# (IMAGES_OUT/oci) and one tarball per image for kind and containerd.
+PLATFORMS  ?= linux/amd64,linux/arm64
+IMAGES_OUT ?= $(BIN)/images
+
+.PHONY: images
+images: ## Build the images flatnet-ipamd and flatnet-lbcontroller for PLATFORMS (default linux/amd64,linux/arm64) into bin/images: OCI layout and tarballs (docs/images.md)
+	$(GO) run ./hack/images --go '$(GO)' --out '$(IMAGES_OUT)' --platforms '$(PLATFORMS)'
+
 .PHONY: test
 test: require-root prereqs verify k8s-bins ## Prerequisites, verify, the Kubernetes binaries, then every test (root; race detector on, RACE= to drop it) and each fuzz target briefly
 	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
