@@ -212,6 +212,13 @@ E2E_SKIP ?= ^TestChaosPodChurnUnderFaultsAndKills$$
 e2e: require-root prereqs-system k8s-bins ## The lab's end-to-end tests alone (./test/lab: control plane, cluster, load balancers, the demo; root), without the chaos test
 	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) -skip '$(E2E_SKIP)' $(TEST_FLAGS) ./test/lab/
 
+# make kind-e2e runs the stack on kind with the Helm chart, fakecloud on the host with the kind
+# nodes' namespaces attached to its fabric (docs/kind.md). It needs kind, Docker, helm and kubectl,
+# and says so on a machine without them; make e2e is the same stack on network namespaces.
+.PHONY: kind-e2e
+kind-e2e: ## flatnet on a kind cluster with the chart: hack/kind/up.sh, checks, down.sh (root; kind, docker, helm, kubectl; KEEP=1 keeps it)
+	hack/kind/e2e.sh
+
 .PHONY: clean
 clean: ## Remove ./bin, test binaries and benchmark output (leaves the tool cache in FLATNET_CACHE)
 	rm -rf $(BIN) $(BENCH_OUT) *.test coverage.out coverage.html
