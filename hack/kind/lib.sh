@@ -69,8 +69,9 @@ need_root() {
 	[ "$(id -u)" = 0 ] || die "needs root: fakecloud's fabric creates network namespaces and wires the kind nodes' (run: sudo -E env \"PATH=\$PATH\" $0)"
 }
 
-# fc runs the fakecloud CLI against the server up.sh started.
-fc() { "$fakecloud" --endpoint "http://$listen" --token "$(cat "$state/admin-token")" "$@"; }
+# fc runs the fakecloud CLI against the server up.sh started (the token in its environment, not
+# on its command line, where ps shows it).
+fc() { FAKECLOUD_TOKEN=$(cat "$state/admin-token") "$fakecloud" --endpoint "http://$listen" "$@"; }
 
 # field NAME reads JSON on stdin and prints the first string value of key NAME.
 field() { sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" | head -n 1; }
