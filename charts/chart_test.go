@@ -223,8 +223,8 @@ func TestChartVersionIsTheProjectVersion(t *testing.T) {
 			}
 		}
 	}
-	if images != 4 {
-		t.Errorf("found %d containers (install-cni, ipamd, lbcontroller, uninstall), want 4", images)
+	if images != 5 {
+		t.Errorf("found %d containers (install-cni, ipamd, lbcontroller and the two uninstall hooks'), want 5", images)
 	}
 }
 

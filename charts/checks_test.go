@@ -462,12 +462,13 @@ func TestSelectorsPickOnlyTheirPods(t *testing.T) {
 	}
 }
 
-// The uninstall hook's identity and permissions exist before its Job runs (lower weights), and
-// every hook object is deleted once it succeeded and before a re-run.
+// The uninstall hooks' identities and permissions exist before their Jobs run (lower
+// weights), the nodes' hook runs after the controller's (which needs the pod network ipamd
+// provides), and every hook object is deleted once it succeeded and before a re-run.
 func TestUninstallHookOrder(t *testing.T) {
 	objs := objects(t, mustRender(t, loadChart(t, chartDir), valuesOf(t, "required")))
-	var job object
-	weights := map[string]int{}
+	jobs := map[string]object{}            // component -> its Job
+	weights := map[string]map[string]int{} // component -> object -> weight
 	for _, o := range objs {
 		a := o.u.GetAnnotations()
 		if a["helm.sh/hook"] == "" {
@@ -483,20 +484,34 @@ func TestUninstallHookOrder(t *testing.T) {
 		if _, err := fmt.Sscan(a["helm.sh/hook-weight"], &w); err != nil {
 			t.Errorf("%s: hook-weight %q: %v", o, a["helm.sh/hook-weight"], err)
 		}
-		weights[o.String()] = w
+		comp := o.u.GetLabels()["app.kubernetes.io/component"]
+		if weights[comp] == nil {
+			weights[comp] = map[string]int{}
+		}
+		weights[comp][o.String()] = w
 		if o.u.GetKind() == "Job" {
-			job = o
+			jobs[comp] = o
 		}
 	}
-	if job.u == nil || len(weights) != 6 {
-		t.Fatalf("want the uninstall Job and its ServiceAccount, Role, RoleBinding, ClusterRole and ClusterRoleBinding as hooks; found %v", weights)
+	lbc, nodes := jobs["lbcontroller-uninstall"], jobs["ipamd-uninstall"]
+	if lbc.u == nil || len(weights["lbcontroller-uninstall"]) != 6 {
+		t.Fatalf("want the controller's uninstall Job and its ServiceAccount, Role, RoleBinding, ClusterRole and ClusterRoleBinding as hooks; found %v", weights)
 	}
-	for name, w := range weights {
-		if name != job.String() && w >= weights[job.String()] {
-			t.Errorf("%s has hook weight %d, not below the Job's %d", name, w, weights[job.String()])
+	if nodes.u == nil || len(weights["ipamd-uninstall"]) != 4 {
+		t.Fatalf("want the nodes' uninstall Job and its ServiceAccount, Role and RoleBinding as hooks; found %v", weights)
+	}
+	for comp, ws := range weights {
+		job := jobs[comp].String()
+		for name, w := range ws {
+			if name != job && w >= ws[job] {
+				t.Errorf("%s has hook weight %d, not below its Job's %d", name, w, ws[job])
+			}
 		}
 	}
-	pt := podSpec(t, job)
+	if lw, nw := weights["lbcontroller-uninstall"][lbc.String()], weights["ipamd-uninstall"][nodes.String()]; nw <= lw {
+		t.Errorf("the nodes' uninstall Job (weight %d) must run after the controller's (weight %d)", nw, lw)
+	}
+	pt := podSpec(t, lbc)
 	c := pt.Spec.Containers[0]
 	want := []string{"--cluster-name=test-cluster", "--deployment=$(POD_NAMESPACE)/" + releaseName + "-lbcontroller",
 		"--cloud=fakecloud", "--subnet-id=subnet-0123456789abcdef0", "--fakecloud-endpoint=https://fakecloud.example:7474",
@@ -507,12 +522,22 @@ func TestUninstallHookOrder(t *testing.T) {
 	if pt.Spec.RestartPolicy != corev1.RestartPolicyNever || pt.Spec.ServiceAccountName != releaseName+"-lbcontroller-uninstall" {
 		t.Errorf("uninstall Job: restartPolicy %s, serviceAccount %s", pt.Spec.RestartPolicy, pt.Spec.ServiceAccountName)
 	}
-	// Without the hook, nothing of it is rendered.
+	np := podSpec(t, nodes)
+	nc := np.Spec.Containers[0]
+	if got := append(slices.Clone(nc.Command), nc.Args...); !slices.Equal(got, []string{"/usr/bin/flatnet-ipamd", "uninstall",
+		"--daemonset=$(POD_NAMESPACE)/" + releaseName + "-ipamd", "--timeout=290s"}) {
+		t.Errorf("the nodes' uninstall Job runs %q", got)
+	}
+	if !np.Spec.HostNetwork || np.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("the nodes' uninstall Job: hostNetwork %v (it stops the pod network), restartPolicy %s", np.Spec.HostNetwork, np.Spec.RestartPolicy)
+	}
+	// Without the hooks, nothing of them is rendered.
 	vals := valuesOf(t, "required")
 	vals["lbcontroller"] = map[string]any{"uninstall": map[string]any{"enabled": false}}
+	vals["ipamd"] = map[string]any{"uninstall": map[string]any{"enabled": false}}
 	for _, o := range objects(t, mustRender(t, loadChart(t, chartDir), vals)) {
 		if o.u.GetAnnotations()["helm.sh/hook"] != "" {
-			t.Errorf("lbcontroller.uninstall.enabled=false still renders the hook %s", o)
+			t.Errorf("uninstall.enabled=false still renders the hook %s", o)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,11 @@ type Agent struct {
 	bootID   string
 	recorder record.EventRecorder
 	events   record.EventBroadcaster
+	images   *imageCache
+	// apiHost and apiPort are the API server's address as the agent reaches it, given to
+	// containers as KUBERNETES_SERVICE_HOST/PORT (the lab has no Service proxy for the
+	// kubernetes Service's cluster IP).
+	apiHost, apiPort string
 
 	nodeUID       types.UID
 	lastReady     *bool // the Ready status last written, nil before the first write
@@ -86,8 +92,14 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("read the boot id: %w", err)
 	}
 	events := record.NewBroadcaster()
+	apiHost, apiPort, err := hostPort(rc.Host)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: the server: %w", cfg.Kubeconfig, err)
+	}
 	return &Agent{
-		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kube: kube, net: newNetwork(&cfg),
+		images:  newImageCache(cfg.ImageLayout, filepath.Join(cfg.StateDir, "images")),
+		apiHost: apiHost, apiPort: apiPort,
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kube: kube, net: newNetwork(&cfg, self),
 		store: st, logDir: logDir, self: self, bootID: strings.TrimSpace(string(boot)),
 		events:   events,
 		recorder: events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flatnet-node-agent", Host: cfg.NodeName}),
@@ -231,7 +243,9 @@ func (a *Agent) recover(ctx context.Context) error {
 	for _, r := range recs {
 		if r.Ready && live[r.PodUID] && a.adopted[r.PodUID] == nil {
 			a.adopted[r.PodUID] = r
-			valid = append(valid, r.podNet())
+			if !r.HostNetwork {
+				valid = append(valid, r.podNet())
+			}
 			keep[r.Netns] = true
 			a.log.Info("adopting sandbox", "pod", r.Namespace+"/"+r.Name, "sandbox", r.ID, "ips", r.IPs)
 			continue
@@ -296,19 +310,44 @@ func (a *Agent) teardownRecord(ctx context.Context, r *sandboxRecord, grace time
 			}
 		}
 	}
-	if err := a.net.del(ctx, r.podNet()); err != nil {
-		return fmt.Errorf("sandbox %s of pod %s/%s: %w", r.ID, r.Namespace, r.Name, err)
-	}
-	if err := deleteNetns(r.Netns); err != nil {
-		return err
+	if !r.HostNetwork {
+		if err := a.net.del(ctx, r.podNet()); err != nil {
+			return fmt.Errorf("sandbox %s of pod %s/%s: %w", r.ID, r.Namespace, r.Name, err)
+		}
+		if err := deleteNetns(r.Netns); err != nil {
+			return err
+		}
 	}
 	logs, _ := filepath.Glob(filepath.Join(a.logDir, r.ID+"_*.log"))
 	for _, l := range logs {
 		_ = os.Remove(l)
+	}
+	// The containers' roots and the pod's own volumes (emptyDir, generated files) go with it.
+	if err := os.RemoveAll(a.containerRootDir(r.ID)); err != nil {
+		return fmt.Errorf("sandbox %s: remove the containers' roots: %w", r.ID, err)
+	}
+	if err := os.RemoveAll(filepath.Join(a.cfg.StateDir, "pods", string(r.PodUID))); err != nil {
+		return fmt.Errorf("sandbox %s: remove the pod's volumes: %w", r.ID, err)
 	}
 	return a.store.remove(r.ID)
 }
 
 func (r *sandboxRecord) podNet() podNet {
 	return podNet{sandboxID: r.ID, netns: r.Netns, namespace: r.Namespace, name: r.Name, podUID: string(r.PodUID)}
+}
+
+// hostPort splits the API server's URL into host and port (443 when it names none).
+func hostPort(server string) (string, string, error) {
+	u, err := url.Parse(server)
+	if err != nil {
+		return "", "", err
+	}
+	if u.Hostname() == "" {
+		return "", "", fmt.Errorf("%q names no host", server)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return u.Hostname(), port, nil
 }

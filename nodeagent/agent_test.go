@@ -92,9 +92,15 @@ func testNodeReady(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	if q := node.Status.Capacity[corev1.ResourceCPU]; q.String() != "2" {
 		t.Errorf("cpu capacity %s, want 2", q.String())
 	}
-	if _, ok := node.Status.Capacity[corev1.ResourcePods]; ok {
-		t.Errorf("pods capacity set without --max-pods: it is ipamd's to publish")
-	}
+	// A bootstrap pods capacity until ipamd publishes the node's (the scheduler must be able to
+	// place the network plugin's own pod); ipamd's value then stands.
+	eventually(t, 10*time.Second, "the bootstrap pods capacity", func() error {
+		node := getNode(t, kube, n.name)
+		if q := node.Status.Capacity[corev1.ResourcePods]; q.String() != "110" {
+			return fmt.Errorf("pods capacity %q, want the bootstrap 110 without --max-pods", q.String())
+		}
+		return nil
+	})
 	eventually(t, 30*time.Second, "the node's lease", func() error {
 		l, err := kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, n.name, metav1.GetOptions{})
 		if err == nil && (l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != n.name || l.Spec.RenewTime == nil) {
@@ -416,7 +422,7 @@ func testRestart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 		t.Fatal(err)
 	}
 	// Its ADD went through in the plugin (the address is taken); the agent died before recording it.
-	cni := newNetwork(&Config{CNIConfDir: filepath.Join(n.dir, "conf"), CNIBinDir: binDir, CNICacheDir: filepath.Join(n.dir, "cache")})
+	cni := newNetwork(&Config{CNIConfDir: filepath.Join(n.dir, "conf"), CNIBinDir: binDir, CNICacheDir: filepath.Join(n.dir, "cache")}, "")
 	var midIPs []string
 	if err := inNetns(n.netns, func() (err error) {
 		midIPs, err = cni.add(context.Background(), midAdd.podNet())

@@ -1,14 +1,19 @@
 package nodeagent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 )
 
 // podIfName is the pod's interface, as every Kubernetes runtime names it.
@@ -21,11 +26,88 @@ type network struct {
 	cni     *libcni.CNIConfig
 }
 
-func newNetwork(cfg *Config) *network {
+func newNetwork(cfg *Config, self string) *network {
+	var exec invoke.Exec
+	if cfg.RootDir != "" && cfg.RootDir != "/" {
+		exec = &rootExec{root: filepath.Clean(cfg.RootDir), self: self}
+	}
 	return &network{
 		confDir: cfg.CNIConfDir,
-		cni:     libcni.NewCNIConfigWithCacheDir(filepath.SplitList(cfg.CNIBinDir), cfg.CNICacheDir, nil),
+		cni:     libcni.NewCNIConfigWithCacheDir(filepath.SplitList(cfg.CNIBinDir), cfg.CNICacheDir, exec),
 	}
+}
+
+// rootExec runs the CNI plugins with the node's root directory as their root, as a runtime on
+// that node would run them: the paths a plugin reads from its configuration (ipamd's socket,
+// its spool and log) are paths of that node, wherever the lab keeps it. The plugin runs
+// through the agent's "container" subcommand, in a mount namespace of its own, with the
+// node's /run/netns (the pods' namespaces), /dev and /sys bound in and a fresh /proc.
+type rootExec struct {
+	root, self string
+	raw        invoke.RawExec
+}
+
+func (e *rootExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
+	inner, ok := strings.CutPrefix(pluginPath, e.root+"/")
+	if !ok {
+		return nil, fmt.Errorf("CNI plugin %s is outside the node's root %s", pluginPath, e.root)
+	}
+	l := Launch{Rootfs: e.root, Mounts: []Mount{{Source: netnsDir, Target: netnsDir}}, UID: -1, GID: -1, Argv: []string{"/" + inner}}
+	cmd := l.command(e.self)
+	cmd.SysProcAttr.Setsid = false
+	// CNI_PATH names the plugin directories as the node sees them (a plugin delegating to its
+	// IPAM plugin looks there): inside the root.
+	cmd.Env = make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "CNI_PATH="); ok {
+			var dirs []string
+			for _, d := range filepath.SplitList(v) {
+				if in, ok := strings.CutPrefix(d, e.root+"/"); ok {
+					d = "/" + in
+				}
+				dirs = append(dirs, d)
+			}
+			kv = "CNI_PATH=" + strings.Join(dirs, string(filepath.ListSeparator))
+		}
+		cmd.Env = append(cmd.Env, kv)
+	}
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run CNI plugin %s: %w", pluginPath, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		err = ctx.Err()
+	}
+	if err == nil {
+		return stdout.Bytes(), nil
+	}
+	// As libcni's own exec reports a failed plugin: its error document, else its stderr.
+	var perr types.Error
+	if len(stdout.Bytes()) > 0 && json.Unmarshal(stdout.Bytes(), &perr) == nil && (perr.Code != 0 || perr.Msg != "") {
+		return nil, &perr
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if msg == "" {
+		msg = err.Error()
+	}
+	return nil, &types.Error{Code: types.ErrInternal, Msg: "netplugin failed: " + msg}
+}
+
+func (e *rootExec) FindInPath(plugin string, paths []string) (string, error) {
+	return e.raw.FindInPath(plugin, paths)
+}
+
+func (e *rootExec) Decode(b []byte) (version.PluginInfo, error) {
+	return (&version.PluginDecoder{}).Decode(b)
 }
 
 // errNoConfig says the node has no network configuration yet: ipamd writes it when it can serve.
@@ -136,4 +218,10 @@ func (n *network) gc(ctx context.Context, valid []podNet) error {
 		return fmt.Errorf("CNI GC on network %s: %w", list.Name, err)
 	}
 	return nil
+}
+
+// NewRootExec is how a runtime beside the agent (the lab's own pods) runs the CNI plugins of a
+// node whose filesystem root is root: as the agent does, through self (the agent's executable).
+func NewRootExec(root, self string) invoke.Exec {
+	return &rootExec{root: filepath.Clean(root), self: self}
 }

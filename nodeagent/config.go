@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,6 +23,14 @@ type Config struct {
 	CNICacheDir string
 	StateDir    string
 	NetnsPrefix string
+	// RootDir is the node's filesystem root: hostPath volumes are paths under it and the CNI
+	// plugins run with it as their root, so that lab nodes sharing one filesystem do not
+	// collide. Empty or "/": the real root, as on a real node.
+	RootDir string
+	// ImageLayout is an OCI image layout whose images (named by their
+	// org.opencontainers.image.ref.name annotation) the agent runs as containers with a root
+	// of their own. Empty: only the built-in images.
+	ImageLayout string
 
 	CPU              string
 	Memory           string
@@ -48,6 +57,8 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.StringVar(&c.CNICacheDir, "cni-cache-dir", "/var/lib/cni", "libcni's cache of attachments")
 	fs.StringVar(&c.StateDir, "state-dir", "", "the agent's own state: sandbox records, container logs (required)")
 	fs.StringVar(&c.NetnsPrefix, "netns-prefix", "fl-p-", "prefix of the pod namespaces in /run/netns (unique per node)")
+	fs.StringVar(&c.RootDir, "root-dir", "", "the node's filesystem root: hostPath volumes live under it and CNI plugins run with it as root (empty: /)")
+	fs.StringVar(&c.ImageLayout, "image-layout", "", "OCI image layout of the images the agent runs (by full reference); empty: built-in images only")
 	fs.StringVar(&c.CPU, "cpu", "2", "cpu capacity reported on the Node")
 	fs.StringVar(&c.Memory, "memory", "8Gi", "memory capacity reported on the Node")
 	fs.StringVar(&c.EphemeralStorage, "ephemeral-storage", "20Gi", "ephemeral-storage capacity reported on the Node")
@@ -74,6 +85,18 @@ func (c *Config) validate() error {
 	for _, q := range []struct{ name, val string }{{"--cpu", c.CPU}, {"--memory", c.Memory}, {"--ephemeral-storage", c.EphemeralStorage}} {
 		if _, err := resource.ParseQuantity(q.val); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: a Kubernetes quantity such as 2, 500m or 8Gi: %w", q.name, q.val, err))
+		}
+	}
+	if c.RootDir != "" && !filepath.IsAbs(c.RootDir) {
+		errs = append(errs, fmt.Errorf("--root-dir %q: want an absolute path", c.RootDir))
+	}
+	if c.RootDir != "" && c.RootDir != "/" {
+		for _, f := range []struct{ name, val string }{{"--cni-conf-dir", c.CNIConfDir}, {"--cni-bin-dir", c.CNIBinDir}} {
+			for _, d := range filepath.SplitList(f.val) {
+				if d != "" && !strings.HasPrefix(filepath.Clean(d)+"/", filepath.Clean(c.RootDir)+"/") {
+					errs = append(errs, fmt.Errorf("%s %s is outside --root-dir %s: the plugins run with the root directory as /", f.name, d, c.RootDir))
+				}
+			}
 		}
 	}
 	if c.MaxPods < 0 {

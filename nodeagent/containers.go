@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,6 +45,11 @@ type container struct {
 
 	probeCancel context.CancelFunc
 	probes      probeState
+
+	// launch and env are how the running process was started: exec probes run the same way.
+	launch Launch
+	env    []string
+	init   bool // an init container: runs to completion before the containers
 }
 
 // probeState is what the probes found; the probe goroutines write it, the worker reads it.
@@ -68,11 +74,20 @@ func (c *container) stopProbes() {
 // probes say otherwise, so that restarting the agent does not flap the pod's endpoints.
 func (w *podWorker) adopt(pod *corev1.Pod) {
 	for _, rec := range w.sb.Containers {
-		for _, c := range w.containers {
+		for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
 			if c.spec.Name != rec.Name {
 				continue
 			}
 			c.id, c.startedAt, c.restartCount, c.everStarted = rec.ID, rec.StartedAt, rec.RestartCount, true
+			if rec.Launch != nil {
+				c.launch, c.env = *rec.Launch, rec.Env
+			} else {
+				// Recorded by an agent that did not keep it: the pod's namespace, the node's files.
+				c.launch = Launch{UID: -1, GID: -1}
+				if !w.sb.HostNetwork {
+					c.launch.Netns = netnsPath(w.sb.Netns)
+				}
+			}
 			c.proc = adoptProcess(rec.PID, rec.StartTime)
 			if c.proc == nil {
 				c.proc = &process{pid: rec.PID, startTime: rec.StartTime, adopted: true}
@@ -151,9 +166,10 @@ func (w *podWorker) exited(pod *corev1.Pod, c *container) {
 	w.a.recorder.Event(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container "+c.spec.Name)
 }
 
-// startContainer starts the container's program in the pod's namespace.
+// startContainer starts the container's program: in the pod's namespace (the node's for a
+// hostNetwork pod), and for an image of the layout in a root of its own with its volumes.
 func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *container) {
-	argv, env, err := w.containerCommand(pod, c)
+	l, env, err := w.containerLaunch(ctx, pod, c)
 	if err != nil {
 		w.cannotStart(pod, c, err)
 		return
@@ -162,7 +178,9 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *cont
 	_, _ = rand.Read(id)
 	cid := hex.EncodeToString(id)
 	logPath := filepath.Join(w.a.logDir, w.sb.ID+"_"+c.spec.Name+".log")
-	p, err := startProcess(argv, env, logPath)
+	cmd := l.command(w.a.self)
+	cmd.Env = env
+	p, err := startProcess(cmd, logPath)
 	if err != nil {
 		w.cannotStart(pod, c, &startError{reason: "RunContainerError", err: err})
 		return
@@ -170,6 +188,7 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *cont
 	if c.everStarted {
 		c.restartCount++
 	}
+	c.launch, c.env = l, env
 	c.id, c.proc, c.startedAt, c.everStarted, c.waiting = "flatnet://"+cid, p, time.Now(), true, nil
 	w.recordContainers()
 	w.a.recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.spec.Name)
@@ -197,7 +216,7 @@ func (w *podWorker) cannotStart(pod *corev1.Pod, c *container, err error) {
 	if reason == "ErrImagePull" && c.waiting != nil && (c.waiting.Reason == "ErrImagePull" || c.waiting.Reason == "ImagePullBackOff") {
 		reason = "ImagePullBackOff"
 	}
-	if c.waiting == nil || c.waiting.Reason != reason {
+	if c.waiting == nil || c.waiting.Reason != reason || c.waiting.Message != err.Error() {
 		w.a.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %s: %v", reason, err)
 	}
 	c.waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
@@ -205,23 +224,38 @@ func (w *podWorker) cannotStart(pod *corev1.Pod, c *container, err error) {
 	c.nextStart = time.Now().Add(c.backoff)
 }
 
-// containerCommand maps the container's image to the program to run, with its environment.
-func (w *podWorker) containerCommand(pod *corev1.Pod, c *container) (argv, env []string, err error) {
-	prog, err := program(c.spec.Image)
+// containerLaunch maps the container to what runs: the image's program, its environment, its
+// namespace, root, mounts and identity.
+func (w *podWorker) containerLaunch(ctx context.Context, pod *corev1.Pod, c *container) (Launch, []string, error) {
+	l := Launch{UID: -1, GID: -1}
+	if !pod.Spec.HostNetwork {
+		l.Netns = netnsPath(w.sb.Netns)
+	}
+	prog, img, err := w.a.resolveImage(c.spec.Image)
 	if err != nil {
-		return nil, nil, &startError{reason: "ErrImagePull", err: err}
+		return l, nil, &startError{reason: "ErrImagePull", err: err}
 	}
-	env = []string{"PATH=" + containerPath, "HOSTNAME=" + pod.Name}
-	podIP := w.sb.IPs[0]
-	for _, e := range c.spec.Env {
-		v, err := envValue(pod, podIP, w.a.cfg.NodeIP, e)
-		if err != nil {
-			return nil, nil, err
-		}
-		env = append(env, e.Name+"="+v)
+	base := []string{"PATH=" + containerPath}
+	if img != nil {
+		base = append(base, img.env...)
 	}
+	envl, err := w.containerEnv(ctx, pod, c.spec, base)
+	if err != nil {
+		return l, nil, err
+	}
+	var command, args []string
+	for _, a := range c.spec.Command {
+		command = append(command, expand(a, envl.get))
+	}
+	for _, a := range c.spec.Args {
+		args = append(args, expand(a, envl.get))
+	}
+	uid, gid := runAs(pod, c.spec)
 	switch prog {
 	case programEcho:
+		if err := builtinMounts(pod, c.spec); err != nil {
+			return l, nil, err
+		}
 		var tcp, udp []string
 		for _, p := range c.spec.Ports {
 			switch p.Protocol {
@@ -231,55 +265,149 @@ func (w *podWorker) containerCommand(pod *corev1.Pod, c *container) (argv, env [
 				tcp = append(tcp, strconv.Itoa(int(p.ContainerPort)))
 			}
 		}
-		env = append(env, envPodName+"="+pod.Name, envPodNamespace+"="+pod.Namespace, envPodIP+"="+podIP,
-			envNodeName+"="+w.a.cfg.NodeName, envEchoTCP+"="+strings.Join(tcp, ","), envEchoUDP+"="+strings.Join(udp, ","))
-		argv = []string{w.a.self, "echo"}
+		podIP := w.sb.IPs[0]
+		for _, kv := range [][2]string{{envPodName, pod.Name}, {envPodNamespace, pod.Namespace}, {envPodIP, podIP},
+			{envNodeName, w.a.cfg.NodeName}, {envEchoTCP, strings.Join(tcp, ",")}, {envEchoUDP, strings.Join(udp, ",")}} {
+			envl.set(kv[0], kv[1])
+		}
+		l.Argv = []string{w.a.self, "echo"}
 	case programGeneric:
-		argv = append(append([]string{}, c.spec.Command...), c.spec.Args...)
-		if len(c.spec.Command) == 0 {
-			return nil, nil, fmt.Errorf("container %s: %s runs the container's command and has no entrypoint of its own: set command", c.spec.Name, c.spec.Image)
+		if err := builtinMounts(pod, c.spec); err != nil {
+			return l, nil, err
+		}
+		if len(command) == 0 {
+			return l, nil, fmt.Errorf("container %s: %s runs the container's command and has no entrypoint of its own: set command", c.spec.Name, c.spec.Image)
+		}
+		l.Argv = append(command, args...)
+	case programOCI:
+		// Kubernetes' rule: command replaces the entrypoint and drops the image's cmd; args
+		// replace the cmd.
+		argv := img.entrypoint
+		switch {
+		case len(command) > 0:
+			argv = append(command, args...)
+		case len(args) > 0:
+			argv = append(append([]string{}, img.entrypoint...), args...)
+		default:
+			argv = append(append([]string{}, img.entrypoint...), img.cmd...)
+		}
+		if len(argv) == 0 {
+			return l, nil, fmt.Errorf("container %s: image %s has no entrypoint and the container no command", c.spec.Name, c.spec.Image)
+		}
+		root := filepath.Join(w.a.containerRootDir(w.sb.ID), c.spec.Name)
+		if err := cloneTree(img.root, root); err != nil {
+			return l, nil, fmt.Errorf("container %s: prepare its root from image %s: %w", c.spec.Name, c.spec.Image, err)
+		}
+		mounts, err := w.mounts(c.spec)
+		if err != nil {
+			return l, nil, err
+		}
+		l.Argv, l.Rootfs, l.Mounts = argv, root, mounts
+		l.Workdir = img.workdir
+		if c.spec.WorkingDir != "" {
+			l.Workdir = c.spec.WorkingDir
+		}
+		l.ReadOnlyRoot = c.spec.SecurityContext != nil && ptrTrue(c.spec.SecurityContext.ReadOnlyRootFilesystem)
+		if uid < 0 {
+			uid = img.uid
+		}
+		if gid < 0 {
+			gid = img.gid
 		}
 	}
-	return containerArgv(w.a.self, w.sb.Netns, argv), env, nil
+	l.UID, l.GID = uid, gid
+	if ps := pod.Spec.SecurityContext; ps != nil {
+		// The kubelet adds the fsGroup (which owns the pod's volumes) and the pod's
+		// supplementalGroups to every container's groups.
+		if ps.FSGroup != nil {
+			l.Groups = append(l.Groups, int(*ps.FSGroup))
+		}
+		for _, g := range ps.SupplementalGroups {
+			l.Groups = append(l.Groups, int(g))
+		}
+	}
+	return l, envl.list(), nil
 }
 
-// envValue resolves one env entry: a literal value or a field of the pod (the downward API).
-func envValue(pod *corev1.Pod, podIP, hostIP string, e corev1.EnvVar) (string, error) {
-	if e.ValueFrom == nil {
-		return e.Value, nil
-	}
-	if e.ValueFrom.FieldRef != nil {
-		switch e.ValueFrom.FieldRef.FieldPath {
-		case "metadata.name":
-			return pod.Name, nil
-		case "metadata.namespace":
-			return pod.Namespace, nil
-		case "metadata.uid":
-			return string(pod.UID), nil
-		case "spec.nodeName":
-			return pod.Spec.NodeName, nil
-		case "spec.serviceAccountName":
-			return pod.Spec.ServiceAccountName, nil
-		case "status.podIP":
-			return podIP, nil
-		case "status.hostIP":
-			return hostIP, nil
+func ptrTrue(b *bool) bool { return b != nil && *b }
+
+// runAs is the identity the container's securityContext asks for (the container's over the
+// pod's); -1 where neither says.
+func runAs(pod *corev1.Pod, c *corev1.Container) (uid, gid int) {
+	uid, gid = -1, -1
+	if ps := pod.Spec.SecurityContext; ps != nil {
+		if ps.RunAsUser != nil {
+			uid = int(*ps.RunAsUser)
+		}
+		if ps.RunAsGroup != nil {
+			gid = int(*ps.RunAsGroup)
 		}
 	}
-	return "", fmt.Errorf("env %s: the node agent supports value and fieldRef to metadata.name, metadata.namespace, metadata.uid, spec.nodeName, spec.serviceAccountName, status.podIP and status.hostIP", e.Name)
+	if cs := c.SecurityContext; cs != nil {
+		if cs.RunAsUser != nil {
+			uid = int(*cs.RunAsUser)
+		}
+		if cs.RunAsGroup != nil {
+			gid = int(*cs.RunAsGroup)
+		}
+	}
+	return uid, gid
+}
+
+// mounts binds the container's volumeMounts: each volume's place on the node at mountPath.
+func (w *podWorker) mounts(c *corev1.Container) ([]Mount, error) {
+	var out []Mount
+	for _, vm := range c.VolumeMounts {
+		v := w.volumes[vm.Name]
+		if v == nil {
+			return nil, fmt.Errorf("container %s: volumeMount %s names no volume of the pod", c.Name, vm.Name)
+		}
+		src := v.path
+		if vm.SubPath != "" {
+			clean := filepath.Clean(vm.SubPath)
+			if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+				return nil, fmt.Errorf("container %s: volumeMount %s: subPath %q must stay inside the volume", c.Name, vm.Name, vm.SubPath)
+			}
+			src = filepath.Join(src, clean)
+			if v.generated {
+				return nil, fmt.Errorf("container %s: volumeMount %s: subPath of a configMap, secret or projected volume is not supported by the node agent", c.Name, vm.Name)
+			}
+			if err := os.MkdirAll(src, 0o755); err != nil {
+				return nil, fmt.Errorf("container %s: volumeMount %s: %w", c.Name, vm.Name, err)
+			}
+		}
+		if vm.MountPath == "" || !filepath.IsAbs(vm.MountPath) {
+			return nil, fmt.Errorf("container %s: volumeMount %s: mountPath %q must be absolute", c.Name, vm.Name, vm.MountPath)
+		}
+		out = append(out, Mount{Source: src, Target: vm.MountPath, ReadOnly: vm.ReadOnly})
+	}
+	return out, nil
+}
+
+// builtinMounts refuses mounts in a container of a built-in image: those run on the node's own
+// filesystem, where a mount cannot be placed. The service-account volume the API server adds
+// to every pod is the exception: the built-in programs never read it.
+func builtinMounts(pod *corev1.Pod, c *corev1.Container) error {
+	for _, vm := range c.VolumeMounts {
+		if strings.HasPrefix(vm.Name, "kube-api-access-") && vm.MountPath == "/var/run/secrets/kubernetes.io/serviceaccount" {
+			continue
+		}
+		return fmt.Errorf("container %s: volumeMount %s: %s is a built-in image, which runs on the node's filesystem: mounts need an image of the node agent's layout", c.Name, vm.Name, c.Image)
+	}
+	return nil
 }
 
 // recordContainers writes the running processes into the sandbox record, for adoption after a
 // restart.
 func (w *podWorker) recordContainers() {
 	w.sb.Containers = nil
-	for _, c := range w.containers {
+	for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
 		if c.proc == nil {
 			continue
 		}
 		w.sb.Containers = append(w.sb.Containers, containerRecord{
 			Name: c.spec.Name, ID: c.id, PID: c.proc.pid, StartTime: c.proc.startTime,
-			StartedAt: c.startedAt, RestartCount: c.restartCount,
+			StartedAt: c.startedAt, RestartCount: c.restartCount, Launch: &c.launch, Env: c.env,
 		})
 	}
 	if err := w.a.store.save(w.sb); err != nil {

@@ -109,6 +109,9 @@ type testNode struct {
 	kubecfg  string
 	agent    *exec.Cmd
 	agentLog string
+	// root, when set, is the node's --root-dir: the CNI directories move under it and layout
+	// is the --image-layout.
+	root, layout string
 }
 
 func newTestNode(t *testing.T, cfg *rest.Config, name, subnet string) *testNode {
@@ -199,16 +202,44 @@ func (n *testNode) writeConflist() {
 		"cniVersion": "1.1.0", "name": prefix + "net",
 		"plugins": []any{map[string]any{
 			"type": "ptp", "ipMasq": false, "mtu": 1500,
-			"ipam": map[string]any{"type": "host-local", "ranges": []any{[]any{rng}}, "dataDir": n.ipamDir()},
+			"ipam": map[string]any{"type": "host-local", "ranges": []any{[]any{rng}}, "dataDir": n.ipamDataDir()},
 		}},
 	}
 	b, _ := json.Marshal(conf)
-	if err := os.WriteFile(filepath.Join(n.dir, "conf", "10-test.conflist"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(n.confDir(), "10-test.conflist"), b, 0o644); err != nil {
 		n.t.Fatal(err)
 	}
 }
 
-func (n *testNode) ipamDir() string { return filepath.Join(n.dir, "ipam") }
+func (n *testNode) ipamDir() string {
+	if n.root != "" {
+		return filepath.Join(n.root, "var/lib/cni-ipam")
+	}
+	return filepath.Join(n.dir, "ipam")
+}
+
+// ipamDataDir is host-local's dataDir as the plugin sees it: under the root it runs in.
+func (n *testNode) ipamDataDir() string {
+	if n.root != "" {
+		return "/var/lib/cni-ipam"
+	}
+	return n.ipamDir()
+}
+
+// confDir and cniBinDir are the agent's CNI directories: under the root when it has one.
+func (n *testNode) confDir() string {
+	if n.root != "" {
+		return filepath.Join(n.root, "etc/cni/net.d")
+	}
+	return filepath.Join(n.dir, "conf")
+}
+
+func (n *testNode) cniBinDir() string {
+	if n.root != "" {
+		return filepath.Join(n.root, "opt/cni/bin")
+	}
+	return binDir
+}
 
 // allocatedIPs lists the addresses host-local holds (one file per address in its network's dir).
 func (n *testNode) allocatedIPs() []string {
@@ -234,9 +265,12 @@ func (n *testNode) startAgent() {
 	cmd := exec.Command(filepath.Join(binDir, "flatnet-node-agent"), "run",
 		"--kubeconfig", n.kubecfg, "--node-name", n.name,
 		"--provider-id", "fakecloud:///az-1/i-"+n.name, "--node-ip", "10.0.0.5",
-		"--cni-conf-dir", filepath.Join(n.dir, "conf"), "--cni-bin-dir", binDir,
+		"--cni-conf-dir", n.confDir(), "--cni-bin-dir", n.cniBinDir(),
 		"--cni-cache-dir", filepath.Join(n.dir, "cache"), "--state-dir", filepath.Join(n.dir, "state"),
 		"--netns-prefix", n.podNetns, "--log-level", "debug")
+	if n.root != "" {
+		cmd.Args = append(cmd.Args, "--root-dir", n.root, "--image-layout", n.layout)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Pdeathsig: a test that dies (a timeout panics without cleanups) takes its agent along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}

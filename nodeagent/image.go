@@ -9,6 +9,7 @@ import (
 const (
 	programEcho    = "echo"
 	programGeneric = "generic"
+	programOCI     = "oci" // an image of the layout (--image-layout)
 )
 
 // imageRepo is the repository of the built-in images: flatnet.io/<program>[:tag].
@@ -46,4 +47,22 @@ func imageID(image string) string {
 		return ""
 	}
 	return imageRepo + p + "@builtin"
+}
+
+// resolveImage maps an image reference to what runs it: a built-in program, or an image of the
+// layout.
+func (a *Agent) resolveImage(ref string) (string, *ociImage, error) {
+	if strings.HasPrefix(ref, imageRepo) {
+		p, err := program(ref)
+		return p, nil, err
+	}
+	im, err := a.images.get(ref)
+	if err == nil {
+		return programOCI, im, nil
+	}
+	if a.cfg.ImageLayout == "" {
+		_, perr := program(ref)
+		return "", nil, perr
+	}
+	return "", nil, fmt.Errorf("image %q: %w; the node agent runs the images of its layout %s and %s", ref, err, a.cfg.ImageLayout, supportedImages)
 }

@@ -54,7 +54,38 @@ func (a *Agent) registerNode(ctx context.Context) error {
 	default:
 		return fmt.Errorf("create Node %s: %w", a.cfg.NodeName, err)
 	}
-	return a.patchNodeStatus(ctx, a.networkReady(ctx))
+	if err := a.patchNodeStatus(ctx, a.networkReady(ctx)); err != nil {
+		return err
+	}
+	return a.bootstrapPods(ctx)
+}
+
+// bootstrapPods is the pods capacity a Node gets before ipamd publishes its own: without one
+// the scheduler places nothing on the node, not even the network plugin's DaemonSet pod
+// (host network, no address) that runs ipamd. A capacity already there (ipamd's, or
+// --max-pods) is left alone.
+const bootstrapPods = 110
+
+func (a *Agent) bootstrapPods(ctx context.Context) error {
+	if a.cfg.MaxPods > 0 {
+		return nil
+	}
+	node, err := a.kube.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read Node %s: %w", a.cfg.NodeName, err)
+	}
+	if _, ok := node.Status.Capacity[corev1.ResourcePods]; ok {
+		return nil
+	}
+	q := *resource.NewQuantity(bootstrapPods, resource.DecimalSI)
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{
+		"capacity":    corev1.ResourceList{corev1.ResourcePods: q},
+		"allocatable": corev1.ResourceList{corev1.ResourcePods: q},
+	}})
+	if _, err := a.kube.CoreV1().Nodes().PatchStatus(ctx, a.cfg.NodeName, patch); err != nil {
+		return fmt.Errorf("patch the bootstrap pods capacity of Node %s: %w", a.cfg.NodeName, err)
+	}
+	return nil
 }
 
 func (a *Agent) nodeLabels() map[string]string {

@@ -45,6 +45,15 @@ type podWorker struct {
 	startTime   *metav1.Time
 	conditions  map[corev1.PodConditionType]corev1.PodCondition
 	lastPatched string
+
+	inits      []*container // init containers, run one after the other before containers
+	initDone   bool         // every init container succeeded (or the sandbox was adopted running)
+	volumes    map[string]*podVolume
+	volumesAt  time.Time
+	specErr    error  // what in the pod's spec the agent cannot run; reported, never run
+	refused    bool   // the event saying so went out
+	volErr     string // the last volume failure reported
+	initFailed bool   // an init container failed with restartPolicy Never: the pod failed
 }
 
 func newPodWorker(a *Agent, pod *corev1.Pod, adopted *sandboxRecord) *podWorker {
@@ -59,11 +68,19 @@ func newPodWorker(a *Agent, pod *corev1.Pod, adopted *sandboxRecord) *podWorker 
 			w.conditions[c.Type] = c
 		}
 	}
+	for i := range pod.Spec.InitContainers {
+		w.inits = append(w.inits, &container{spec: &pod.Spec.InitContainers[i], init: true})
+	}
 	for i := range pod.Spec.Containers {
 		w.containers = append(w.containers, &container{spec: &pod.Spec.Containers[i]})
 	}
+	w.initDone = len(w.inits) == 0
+	w.specErr = checkPod(pod)
 	if adopted != nil {
 		w.sb, w.ips = adopted, adopted.IPs
+		// A sandbox whose containers ran is past its init containers (records of an older
+		// agent do not say).
+		w.initDone = w.initDone || adopted.InitDone || len(adopted.Containers) > 0
 		w.adopt(pod)
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
@@ -149,6 +166,12 @@ func (w *podWorker) sync(ctx context.Context) bool {
 		}
 		w.sb = nil
 	}
+	if w.specErr != nil {
+		// Never run wrongly: the pod waits, saying what the agent cannot do.
+		w.refuse(pod)
+		w.patchStatus(ctx, pod)
+		return false
+	}
 	if w.sb == nil {
 		if time.Now().Before(w.sbNextTry) {
 			return false
@@ -160,6 +183,31 @@ func (w *podWorker) sync(ctx context.Context) bool {
 		}
 		w.sbErr, w.sbBackoff = nil, 0
 		log.Info("sandbox ready", "sandbox", w.sb.ID, "netns", w.sb.Netns, "ips", w.sb.IPs)
+	}
+	if needsVolumes(pod) {
+		if _, err := w.prepareVolumes(ctx, pod); err != nil {
+			w.volumesFailed(pod, err)
+			w.patchStatus(ctx, pod)
+			return false
+		}
+		w.volErr = ""
+	}
+	if !w.initDone {
+		w.syncInits(ctx, pod)
+		if w.initFailed {
+			w.finished = true
+			w.patchStatus(ctx, pod)
+			w.releaseSandbox(ctx, log)
+			return false
+		}
+		if !w.initDone {
+			w.patchStatus(ctx, pod)
+			return false
+		}
+		w.sb.InitDone = true
+		if err := w.a.store.save(w.sb); err != nil {
+			log.Error("record the init containers' completion", "err", err)
+		}
 	}
 	w.syncContainers(ctx, pod)
 	w.patchStatus(ctx, pod)
@@ -203,13 +251,26 @@ func (w *podWorker) backoffSandbox() {
 // createSandbox records the sandbox, then creates its namespace and attaches it (CNI ADD). The
 // record comes first so that an agent killed in the middle finds what to undo.
 func (w *podWorker) createSandbox(ctx context.Context, pod *corev1.Pod) error {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	sid := hex.EncodeToString(id)
+	if pod.Spec.HostNetwork {
+		// The node's own namespace and address: no network to set up, so no network
+		// configuration needed either (the network plugin's own DaemonSet runs this way).
+		w.sb = &sandboxRecord{
+			ID: sid, PodUID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, Created: time.Now().UTC(),
+			HostNetwork: true, Ready: true, IPs: []string{w.a.cfg.NodeIP},
+		}
+		w.ips = w.sb.IPs
+		if w.startTime == nil {
+			w.startTime = ptr.To(metav1.Now())
+		}
+		return w.a.store.save(w.sb)
+	}
 	// Without a network configuration nothing is made: there would be nothing to undo it with.
 	if _, err := w.a.net.conf(); err != nil {
 		return err
 	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	sid := hex.EncodeToString(id)
 	w.sb = &sandboxRecord{
 		ID: sid, Netns: w.a.cfg.NetnsPrefix + sid[:12],
 		PodUID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, Created: time.Now().UTC(),
@@ -286,8 +347,9 @@ func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod, gone bool) e
 // stopContainers stops every running container at once, each with the same grace period.
 func (w *podWorker) stopContainers(pod *corev1.Pod, grace time.Duration) error {
 	w.stopProbes()
-	errs := make(chan error, len(w.containers))
-	for _, c := range w.containers {
+	all := append(append([]*container{}, w.inits...), w.containers...)
+	errs := make(chan error, len(all))
+	for _, c := range all {
 		go func() {
 			if c.proc == nil {
 				errs <- nil
@@ -300,7 +362,7 @@ func (w *podWorker) stopContainers(pod *corev1.Pod, grace time.Duration) error {
 		}()
 	}
 	var first error
-	for range w.containers {
+	for range all {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}

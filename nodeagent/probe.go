@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,7 +47,7 @@ func (w *podWorker) startProbes(ctx context.Context, pod *corev1.Pod, c *contain
 	ctx, cancel := context.WithCancel(ctx)
 	c.probeCancel = cancel
 	// The goroutines get the address and namespace by value: the sandbox record is the worker's.
-	at := probeTarget{ip: w.sb.IPs[0], netns: w.sb.Netns}
+	at := probeTarget{ip: w.sb.IPs[0], launch: c.launch, env: c.env}
 	if c.spec.StartupProbe == nil {
 		c.probes.mu.Lock()
 		c.probes.started = true
@@ -129,7 +130,30 @@ func (w *podWorker) probeLoop(ctx context.Context, pod *corev1.Pod, c *container
 }
 
 // probeTarget is where a container's probes go.
-type probeTarget struct{ ip, netns string }
+type probeTarget struct {
+	ip     string
+	launch Launch
+	env    []string
+}
+
+// runWithContext runs cmd, killed when ctx ends, and returns its combined output.
+func runWithContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.Bytes(), err
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		return out.Bytes(), ctx.Err()
+	}
+}
 
 func seconds(s, def int32) time.Duration {
 	if s <= 0 {
@@ -166,10 +190,16 @@ func (w *podWorker) runProbe(ctx context.Context, c *container, at probeTarget, 
 		if len(p.Exec.Command) == 0 {
 			return errors.New("exec probe without a command")
 		}
-		argv := containerArgv(w.a.self, at.netns, p.Exec.Command)
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Env = []string{"PATH=" + containerPath}
-		out, err := cmd.CombinedOutput()
+		// As the container runs: its namespace, root, mounts, identity and environment.
+		l := at.launch
+		l.Argv = p.Exec.Command
+		cmd := l.command(w.a.self)
+		cmd.Env = at.env
+		if len(cmd.Env) == 0 {
+			cmd.Env = []string{"PATH=" + containerPath}
+		}
+		cmd.SysProcAttr.Setsid = false
+		out, err := runWithContext(ctx, cmd)
 		if err != nil {
 			return fmt.Errorf("command %q: %w: %s", p.Exec.Command, err, truncate(out, 200))
 		}

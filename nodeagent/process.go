@@ -21,20 +21,17 @@ type process struct {
 	adopted   bool
 }
 
-// startProcess starts argv in its own session (so it outlives the agent, which adopts it again
-// after a restart), with its output appended to logPath.
-func startProcess(argv, env []string, logPath string) (*process, error) {
+// startProcess starts cmd (its own session, from Launch.command, so it outlives the agent,
+// which adopts it again after a restart), with its output appended to logPath.
+func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open the container log %s: %w", logPath, err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	p := &process{pid: cmd.Process.Pid, exited: make(chan struct{})}
 	p.startTime, _ = procStartTime(p.pid) // the child cannot be reaped before Wait below

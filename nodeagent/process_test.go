@@ -2,7 +2,9 @@ package nodeagent
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,7 +24,10 @@ func TestAdoptProcessChecksStartTime(t *testing.T) {
 
 func TestProcessStop(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "log")
-	p, err := startProcess([]string{"/bin/sh", "-c", "echo started; exec sleep 60"}, []string{"PATH=" + containerPath}, log)
+	cmd := exec.Command("/bin/sh", "-c", "echo started; exec sleep 60")
+	cmd.Env = []string{"PATH=" + containerPath}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	p, err := startProcess(cmd, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,12 @@ type sandboxRecord struct {
 	Ready      bool              `json:"ready"`
 	IPs        []string          `json:"ips,omitempty"`
 	Containers []containerRecord `json:"containers,omitempty"`
+	// HostNetwork sandboxes have no namespace and no CNI attachment: their containers run in
+	// the node's namespace, with the node's address.
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+	// InitDone is set once every init container succeeded, so an adopted pod does not run them
+	// again.
+	InitDone bool `json:"initDone,omitempty"`
 }
 
 // containerRecord is a running container's process, identified by pid and start time so that a
@@ -37,6 +43,9 @@ type containerRecord struct {
 	StartTime    uint64    `json:"startTime"`
 	StartedAt    time.Time `json:"startedAt"`
 	RestartCount int32     `json:"restartCount"`
+	// Launch and Env are how it was started, for exec probes after an adoption.
+	Launch *Launch  `json:"launch,omitempty"`
+	Env    []string `json:"env,omitempty"`
 }
 
 // store keeps one JSON file per sandbox in a directory.
@@ -116,7 +125,7 @@ func parseRecord(b []byte) (*sandboxRecord, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err
 	}
-	if !fileName(r.ID) || !fileName(r.Netns) {
+	if !fileName(r.ID) || !r.HostNetwork && !fileName(r.Netns) || r.HostNetwork && r.Netns != "" {
 		return nil, fmt.Errorf("no valid sandbox id and namespace (id %q, netns %q): each names one file", r.ID, r.Netns)
 	}
 	return &r, nil

@@ -17,14 +17,35 @@ import (
 // patch of pods/status: conditions merge by type, so the conditions of readiness gates (written
 // by their controllers) and PodScheduled are never touched.
 type podStatusPatch struct {
-	Phase             corev1.PodPhase          `json:"phase"`
-	Conditions        []corev1.PodCondition    `json:"conditions"`
-	HostIP            string                   `json:"hostIP"`
-	HostIPs           []corev1.HostIP          `json:"hostIPs"`
-	PodIP             string                   `json:"podIP,omitempty"`
-	PodIPs            []corev1.PodIP           `json:"podIPs,omitempty"`
-	StartTime         *metav1.Time             `json:"startTime,omitempty"`
-	ContainerStatuses []corev1.ContainerStatus `json:"containerStatuses"`
+	Phase                 corev1.PodPhase          `json:"phase"`
+	Conditions            []patchCondition         `json:"conditions"`
+	HostIP                string                   `json:"hostIP"`
+	HostIPs               []corev1.HostIP          `json:"hostIPs"`
+	PodIP                 string                   `json:"podIP,omitempty"`
+	PodIPs                []corev1.PodIP           `json:"podIPs,omitempty"`
+	StartTime             *metav1.Time             `json:"startTime,omitempty"`
+	ContainerStatuses     []corev1.ContainerStatus `json:"containerStatuses"`
+	InitContainerStatuses []corev1.ContainerStatus `json:"initContainerStatuses,omitempty"`
+}
+
+// patchCondition is a pod condition as the agent patches it: reason and message are always
+// sent, so that a condition turning True clears the reason it had while False (a strategic
+// merge keeps a field the patch leaves out).
+type patchCondition struct {
+	Type               corev1.PodConditionType `json:"type"`
+	Status             corev1.ConditionStatus  `json:"status"`
+	LastProbeTime      *metav1.Time            `json:"lastProbeTime"`
+	LastTransitionTime metav1.Time             `json:"lastTransitionTime"`
+	Reason             string                  `json:"reason"`
+	Message            string                  `json:"message"`
+}
+
+func patchConditions(cs []corev1.PodCondition) []patchCondition {
+	out := make([]patchCondition, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, patchCondition{Type: c.Type, Status: c.Status, LastTransitionTime: c.LastTransitionTime, Reason: c.Reason, Message: c.Message})
+	}
+	return out
 }
 
 // patchStatus writes the pod's status when it changed since the last write.
@@ -77,8 +98,26 @@ func (w *podWorker) status(pod *corev1.Pod, now metav1.Time) podStatusPatch {
 			failed = failed || c.terminated.ExitCode != 0
 		}
 	}
+	var initPending []string
+	for _, c := range w.inits {
+		cs := w.containerStatus(c)
+		cs.Ready = c.terminated != nil && c.terminated.ExitCode == 0
+		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+		if !cs.Ready {
+			initPending = append(initPending, c.spec.Name)
+		}
+	}
+	if !w.initDone {
+		for i := range st.ContainerStatuses {
+			if st.ContainerStatuses[i].State.Waiting != nil && st.ContainerStatuses[i].State.Waiting.Reason == "ContainerCreating" {
+				st.ContainerStatuses[i].State.Waiting.Reason = "PodInitializing"
+			}
+		}
+	}
 	switch {
-	case pending || !sandboxReady && finished < len(w.containers):
+	case w.initFailed:
+		st.Phase = corev1.PodFailed
+	case pending || !w.initDone || !sandboxReady && finished < len(w.containers):
 		st.Phase = corev1.PodPending
 	case finished == len(w.containers) && failed:
 		st.Phase = corev1.PodFailed
@@ -103,13 +142,22 @@ func (w *podWorker) status(pod *corev1.Pod, now metav1.Time) podStatusPatch {
 			ready, rReason, rMsg = false, "ReadinessGatesNotReady", missing
 		}
 	}
-	st.Conditions = []corev1.PodCondition{
+	st.Conditions = patchConditions([]corev1.PodCondition{
 		sandboxCond,
-		w.condition(corev1.PodInitialized, true, "", "", now),
+		w.initialized(initPending, now),
 		w.condition(corev1.ContainersReady, containersReady, crReason, crMsg, now),
 		w.condition(corev1.PodReady, ready, rReason, rMsg, now),
-	}
+	})
 	return st
+}
+
+// initialized is the Initialized condition: True once every init container succeeded.
+func (w *podWorker) initialized(pending []string, now metav1.Time) corev1.PodCondition {
+	if w.initDone || len(pending) == 0 {
+		return w.condition(corev1.PodInitialized, true, "", "", now)
+	}
+	return w.condition(corev1.PodInitialized, false, "ContainersNotInitialized",
+		fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(pending, " ")), now)
 }
 
 // condition builds a condition, keeping its transition time while its status stays the same.

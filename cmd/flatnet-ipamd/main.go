@@ -35,6 +35,9 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == "install-cni" {
 		return installCNI(args[1:])
 	}
+	if len(args) > 0 && args[0] == "uninstall" {
+		return uninstall(args[1:])
+	}
 	if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
 		fmt.Println("flatnet-ipamd", flatnet.Version)
 		return nil
@@ -151,5 +154,35 @@ func installCNI(args []string) error {
 		return err
 	}
 	fmt.Printf("installed %s (flatnet %s)\n", dst, flatnet.Version)
+	return nil
+}
+
+// uninstall is the chart's pre-delete hook: it deletes ipamd's DaemonSet in the foreground and
+// waits for its pods, while the release's RBAC still lets each ipamd see that it is being
+// uninstalled (see kube.DeleteDaemonSet).
+func uninstall(args []string) error {
+	fs := flag.NewFlagSet("flatnet-ipamd uninstall", flag.ContinueOnError)
+	daemonSet := fs.String("daemonset", "", "<namespace>/<name> of ipamd's DaemonSet (required)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig (empty: the pod's service account)")
+	timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for the DaemonSet's pods to stop")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ds, err := kube.ParseDaemonSetRef(*daemonSet)
+	if err != nil {
+		return err
+	}
+	rc, err := kube.RestConfig(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	start := time.Now()
+	if err := kube.DeleteDaemonSet(ctx, rc, ds, func() { time.Sleep(500 * time.Millisecond) }); err != nil {
+		return err
+	}
+	fmt.Printf("uninstall: DaemonSet %s/%s and its pods are gone after %s; each node's CNI configuration went with its ipamd\n",
+		ds.Namespace, ds.Name, time.Since(start).Round(time.Second))
 	return nil
 }

@@ -61,18 +61,39 @@ func newRunCmd() *cobra.Command {
 }
 
 func newContainerCmd() *cobra.Command {
-	var netns string
+	var (
+		l      nodeagent.Launch
+		mounts []string
+	)
 	cmd := &cobra.Command{
-		Use:    "container --netns FILE -- PROGRAM [ARG...]",
-		Short:  "Enter a pod's network namespace and execute a program there (how the agent runs containers)",
+		Use:    "container [--netns FILE] [--rootfs DIR --mount SRC:DST[:ro]...] [--uid N --gid N --workdir D] -- PROGRAM [ARG...]",
+		Short:  "Set up a container's namespace, root and identity and execute a program there (how the agent runs containers and CNI plugins)",
 		Hidden: true,
 		Args:   cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			return nodeagent.ContainerMain(netns, args)
+			for _, m := range mounts {
+				mt, err := nodeagent.ParseMount(m)
+				if err != nil {
+					return err
+				}
+				l.Mounts = append(l.Mounts, mt)
+			}
+			if len(l.Mounts) > 0 && l.Rootfs == "" {
+				return fmt.Errorf("--mount needs --rootfs")
+			}
+			l.Argv = args
+			return nodeagent.ContainerMain(l)
 		},
 	}
-	cmd.Flags().StringVar(&netns, "netns", "", "the pod's network namespace file, /run/netns/<name> (required)")
-	_ = cmd.MarkFlagRequired("netns")
+	f := cmd.Flags()
+	f.StringVar(&l.Netns, "netns", "", "the pod's network namespace file, /run/netns/<name> (empty: the node's)")
+	f.StringVar(&l.Rootfs, "rootfs", "", "the container's root directory (empty: the node's filesystem)")
+	f.StringArrayVar(&mounts, "mount", nil, "bind mount SOURCE:TARGET[:ro] into the root (repeatable)")
+	f.BoolVar(&l.ReadOnlyRoot, "read-only-root", false, "make the root read-only")
+	f.IntVar(&l.UID, "uid", -1, "user ID to run as (-1: the agent's)")
+	f.IntVar(&l.GID, "gid", -1, "group ID to run as (-1: the agent's)")
+	f.IntSliceVar(&l.Groups, "group", nil, "supplementary group (repeatable)")
+	f.StringVar(&l.Workdir, "workdir", "", "working directory inside the root")
 	return cmd
 }
 

@@ -84,3 +84,49 @@ func Uninstalling(ctx context.Context, rc *rest.Config, ds DaemonSetRef) (bool, 
 	}
 	return obj.Metadata.DeletionTimestamp != nil, nil
 }
+
+// DeleteDaemonSet deletes the DaemonSet that runs ipamd in the foreground and waits until it is
+// gone, which is once its pods are: the chart's pre-delete hook, run while the release's RBAC
+// still exists. Each ipamd stopping then reads its DaemonSet as being deleted (Uninstalling)
+// and removes the node's CNI configuration; without the hook Helm would delete the RBAC with
+// the DaemonSet and ipamd could not tell an uninstall from a restart.
+func DeleteDaemonSet(ctx context.Context, rc *rest.Config, ds DaemonSetRef, poll func()) error {
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return err
+	}
+	u := strings.TrimSuffix(rc.Host, "/") + "/apis/apps/v1/namespaces/" + ds.Namespace + "/daemonsets/" + ds.Name
+	body := strings.NewReader(`{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"}`)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("delete DaemonSet %s/%s: %w", ds.Namespace, ds.Name, err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusAccepted, http.StatusNotFound:
+	default:
+		return fmt.Errorf("delete DaemonSet %s/%s: %s", ds.Namespace, ds.Name, resp.Status)
+	}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNotFound {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("DaemonSet %s/%s is still there (its pods have not all stopped): %w", ds.Namespace, ds.Name, ctx.Err())
+		}
+		poll()
+	}
+}

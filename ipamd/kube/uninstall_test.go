@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -51,6 +52,24 @@ func TestUninstalling(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(true) // gone
+
+	// The hook's foreground delete: the API server marks the DaemonSet deleting (what each ipamd
+	// reads on its way out); with no garbage collector here (no controller-manager) it never
+	// goes, and the wait says so when its time is up.
+	ds2 := ds.DeepCopy()
+	ds2.ResourceVersion, ds2.Finalizers, ds2.Name = "", nil, "flatnet-ipamd-2"
+	if _, err := cs.AppsV1().DaemonSets(ref.Namespace).Create(ctx, ds2, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ref2 := kube.DaemonSetRef{Namespace: ref.Namespace, Name: ds2.Name}
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := kube.DeleteDaemonSet(short, cfg, ref2, func() { time.Sleep(100 * time.Millisecond) }); err == nil || !strings.Contains(err.Error(), "still there") {
+		t.Fatalf("DeleteDaemonSet without a garbage collector: %v", err)
+	}
+	if got, err := kube.Uninstalling(ctx, cfg, ref2); err != nil || !got {
+		t.Fatalf("after the foreground delete Uninstalling = %v, %v", got, err)
+	}
 
 	// An identity that may not read the DaemonSet gets an error, not a guess.
 	anon := *cfg

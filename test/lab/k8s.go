@@ -59,7 +59,6 @@ type ControlPlane struct {
 	ControllerManagerPID int `json:"controllerManagerPID"`
 	SchedulerPID         int `json:"schedulerPID"`
 	PortForwardPID       int `json:"portForwardPID"`
-	LBControllerPID      int `json:"lbControllerPID,omitempty"`
 }
 
 // VPCServer is the API server's URL inside the VPC.
@@ -72,7 +71,7 @@ func (cp ControlPlane) logPath(p string) string { return filepath.Join(cp.Dir, p
 
 // pids lists the control plane's processes in the order they are stopped.
 func (cp ControlPlane) pids() []int {
-	return []int{cp.LBControllerPID, cp.SchedulerPID, cp.ControllerManagerPID, cp.APIServerPID, cp.EtcdPID, cp.PortForwardPID}
+	return []int{cp.SchedulerPID, cp.ControllerManagerPID, cp.APIServerPID, cp.EtcdPID, cp.PortForwardPID}
 }
 
 func (c *Config) k8sDefaults() error {

@@ -6,91 +6,116 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/flatnet/flatnet"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// The identities of the node software. The node agent is a node as the API server's Node
-// authorizer knows one (system:node:<name> in system:nodes); ipamd has a user of its own per
-// node in a group the lab's RBAC binds to what ipamd needs, and nothing more.
+// The node agent is a node as the API server's Node authorizer knows one
+// (system:node:<name> in system:nodes): the authorizer gives it exactly the kubelet's
+// permissions and NodeRestriction limits it to its own Node and the pods bound to it. ipamd and
+// the load-balancer controller get no credentials from the lab: the chart runs them with their
+// ServiceAccounts and its RBAC (the lab's RBAC is the chart's).
 const (
-	ipamdGroup = "flatnet:ipamd"
 	// NodeAgentBinary is the kubelet stand-in (cmd/flatnet-node-agent).
 	NodeAgentBinary = "flatnet-node-agent"
 )
 
-// rbac is what the lab applies once the API server runs. Nodes need none: the Node authorizer
-// gives a node identity exactly the kubelet's permissions, and the NodeRestriction admission
-// plugin limits it to its own Node and the pods bound to it. ipamd gets a role of its own: read
-// Nodes, patch their status (capacity and its condition), write events.
-const rbac = `{"apiVersion": "v1", "kind": "List", "items": [
-{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
- "metadata": {"name": "flatnet:ipamd"},
- "rules": [
-  {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
-  {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
-  {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]}]},
-{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
- "metadata": {"name": "flatnet:ipamd"},
- "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "flatnet:ipamd"},
- "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "` + ipamdGroup + `"}]}
-]}`
-
 // Kubeconfigs of a node's software, inside the VPC.
 func (n Node) NodeAgentKubeconfig() string { return filepath.Join(n.Dir, "node-agent.kubeconfig") }
-func (n Node) IpamdKubeconfig() string     { return filepath.Join(n.Dir, "ipamd.kubeconfig") }
 func (n Node) NodeAgentDir() string        { return filepath.Join(n.Dir, "node-agent") }
 
 // PodNetnsPrefix starts the name of every pod namespace of the lab (lab pods and the node
 // agents' pods alike), so that Down finds them.
 func (c Config) PodNetnsPrefix() string { return c.Prefix + "p-" }
 
-// applyRBAC gives nodes and ipamd their permissions.
-func (l *Lab) applyRBAC(ctx context.Context) error {
-	cp := l.st.ControlPlane
-	for _, doc := range []string{rbac, lbRBAC} {
-		cmd := exec.CommandContext(ctx, l.k8sBin("kubectl"), "--kubeconfig", cp.Kubeconfig, "apply", "-f", "-")
-		cmd.Stdin = strings.NewReader(doc)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apply the lab's RBAC: %w: %s", err, strings.TrimSpace(string(out)))
+// upKubernetes brings up the cluster part: the control plane, a node agent per node, then
+// flatnet through its chart (images built from the lab's binaries), and waits until every node
+// is Ready, ipamd answers on each and the controller holds its lease.
+func (l *Lab) upKubernetes(ctx context.Context) error {
+	if err := l.startControlPlane(ctx); err != nil {
+		return err
+	}
+	for _, n := range l.st.Nodes {
+		if err := l.writeNodeCredentials(l.pki, n); err != nil {
+			return err
 		}
 	}
-	return nil
+	if err := l.buildImages(ctx, l.st.Config.BinDir, flatnet.Version); err != nil {
+		return err
+	}
+	for i := range l.st.Nodes {
+		if err := l.startNodeAgent(&l.st.Nodes[i]); err != nil {
+			return err
+		}
+	}
+	if err := l.save(); err != nil {
+		return err
+	}
+	if err := l.installChart(ctx); err != nil {
+		return err
+	}
+	if err := l.WaitNodesReady(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	for i := range l.st.Nodes {
+		if err := l.waitIpamd(ctx, l.st.Nodes[i]); err != nil {
+			return err
+		}
+		l.st.Nodes[i].IpamdPID = ipamdPID(l.st.Nodes[i])
+	}
+	if err := l.save(); err != nil {
+		return err
+	}
+	return l.WaitLBControllerLeader(ctx, 2*time.Minute)
 }
 
-// writeNodeCredentials issues the node agent's and ipamd's client certificates of node n and
-// writes their kubeconfigs, which reach the API server at its VPC address.
+// WaitLBControllerLeader waits until a replica of the chart's controller holds its Lease.
+func (l *Lab) WaitLBControllerLeader(ctx context.Context, timeout time.Duration) error {
+	kc, err := l.Kube()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		lease, err := kc.CoordinationV1().Leases(ReleaseNamespace).Get(ctx, lbControllerLease, metav1.GetOptions{})
+		if err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the load-balancer controller took no lease %s/%s within %s (last: %v)%s", ReleaseNamespace, lbControllerLease, timeout, err, l.chartHint(ctx))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// writeNodeCredentials issues the node agent's client certificate of node n and writes its
+// kubeconfig, which reaches the API server at its VPC address.
 func (l *Lab) writeNodeCredentials(p *pki, n Node) error {
 	cp := l.st.ControlPlane
-	for _, id := range []struct {
-		path, file, user string
-		groups           []string
-	}{
-		{n.NodeAgentKubeconfig(), n.Name + "-node-agent", "system:node:" + n.Name, []string{"system:nodes"}},
-		{n.IpamdKubeconfig(), n.Name + "-ipamd", "flatnet-ipamd:" + n.Name, []string{ipamdGroup}},
-	} {
-		kp, err := p.issue(id.file, &x509.Certificate{
-			Subject:     pkix.Name{CommonName: id.user, Organization: id.groups},
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		}, &p.ca)
-		if err != nil {
-			return err
-		}
-		if err := p.writeKubeconfig(id.path, cp.VPCServer(), id.user, kp); err != nil {
-			return err
-		}
+	user := "system:node:" + n.Name
+	kp, err := p.issue(n.Name+"-node-agent", &x509.Certificate{
+		Subject:     pkix.Name{CommonName: user, Organization: []string{"system:nodes"}},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, &p.ca)
+	if err != nil {
+		return err
 	}
-	return nil
+	return p.writeKubeconfig(n.NodeAgentKubeconfig(), cp.VPCServer(), user, kp)
 }
 
-// nodeAgentArgs is the node agent's command line for node n.
+// nodeAgentArgs is the node agent's command line for node n: its root directory, its CNI
+// directories under it, and the lab's image layout.
 func (l *Lab) nodeAgentArgs(n Node) []string {
 	cfg := l.st.Config
 	return []string{filepath.Join(cfg.BinDir, NodeAgentBinary), "run",
@@ -98,10 +123,12 @@ func (l *Lab) nodeAgentArgs(n Node) []string {
 		"--node-name", n.Name,
 		"--provider-id", "fakecloud:///" + n.AZ + "/" + n.InstanceID,
 		"--node-ip", n.PrimaryIP,
+		"--root-dir", n.Root,
 		"--cni-conf-dir", n.ConfDir(),
-		"--cni-bin-dir", l.cniBinDir(),
+		"--cni-bin-dir", n.CNIBinDir(),
 		"--cni-cache-dir", n.CacheDir(),
 		"--state-dir", n.NodeAgentDir(),
+		"--image-layout", l.imageLayout(),
 		"--netns-prefix", cfg.PodNetnsPrefix() + strings.TrimPrefix(n.Name, "node-") + "-",
 	}
 }

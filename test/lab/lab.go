@@ -108,16 +108,33 @@ type Node struct {
 	Dir        string `json:"dir"`
 	AZ         string `json:"az"`
 	IpamdPID   int    `json:"ipamdPID"`
+	// Root is the node's filesystem root when the chart runs flatnet (Config.Kubernetes): the
+	// node agent maps hostPath volumes under it and runs the CNI plugins with it as /, so the
+	// chart's paths (/run/flatnet, /etc/cni/net.d, ...) are per node. Empty without Kubernetes:
+	// the lab runs ipamd itself with paths under Dir.
+	Root string `json:"root,omitempty"`
 	// NodeAgentPID is the node agent's (with Config.Kubernetes).
 	NodeAgentPID int `json:"nodeAgentPID,omitempty"`
 }
 
-// Socket is the node's ipamd socket; Conflist, CacheDir and SpoolDir its CNI files.
-func (n Node) Socket() string   { return filepath.Join(n.Dir, "ipamd.sock") }
-func (n Node) ConfDir() string  { return filepath.Join(n.Dir, "net.d") }
+// Socket is the node's ipamd socket; ConfDir, CacheDir and SpoolDir its CNI files, StateDir
+// ipamd's datastore. Under Root they are the chart's paths.
+func (n Node) Socket() string   { return n.path("run/flatnet/ipamd.sock", "ipamd.sock") }
+func (n Node) ConfDir() string  { return n.path("etc/cni/net.d", "net.d") }
 func (n Node) CacheDir() string { return filepath.Join(n.Dir, "cni-cache") }
-func (n Node) SpoolDir() string { return filepath.Join(n.Dir, "spool") }
-func (n Node) StateDir() string { return filepath.Join(n.Dir, "ipamd-state") }
+func (n Node) SpoolDir() string { return n.path("var/lib/flatnet/spool", "spool") }
+func (n Node) StateDir() string { return n.path("var/lib/flatnet/ipamd", "ipamd-state") }
+
+// CNIBinDir is where the node's CNI plugin is: installed there by the chart's init container
+// under Root.
+func (n Node) CNIBinDir() string { return n.path("opt/cni/bin", "cni-bin") }
+
+func (n Node) path(underRoot, underDir string) string {
+	if n.Root != "" {
+		return filepath.Join(n.Root, underRoot)
+	}
+	return filepath.Join(n.Dir, underDir)
+}
 
 // Pod is a network namespace wired by the CNI plugin, with its processes.
 type Pod struct {
@@ -240,55 +257,27 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	start := time.Now()
 	if cfg.Kubernetes {
-		// The control plane first: ipamd publishes capacity on its Node, and the node agents
-		// register the Nodes.
-		if err := l.startControlPlane(ctx); err != nil {
+		if err := l.upKubernetes(ctx); err != nil {
 			return nil, err
 		}
-		if err := l.applyRBAC(ctx); err != nil {
-			return nil, err
-		}
-		for _, n := range l.st.Nodes {
-			if err := l.writeNodeCredentials(l.pki, n); err != nil {
-				return nil, err
-			}
-		}
-		if err := l.writeLBControllerCredentials(l.pki); err != nil {
-			return nil, err
-		}
-		if err := l.startLBController(ctx); err != nil {
-			return nil, err
-		}
-	}
-	for i := range l.st.Nodes {
-		if err := l.startIpamd(&l.st.Nodes[i]); err != nil {
-			return nil, err
-		}
-	}
-	if err := l.save(); err != nil {
-		return nil, err
-	}
-	for _, n := range l.st.Nodes {
-		if err := l.waitIpamd(ctx, n); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Kubernetes {
-		if err := l.ensureCNIBin(); err != nil {
-			return nil, err
-		}
+		l.logf("%d nodes Ready with flatnet installed by its chart, %s after the control plane started", len(l.st.Nodes), time.Since(start).Round(time.Millisecond))
+	} else {
 		for i := range l.st.Nodes {
-			if err := l.startNodeAgent(&l.st.Nodes[i]); err != nil {
+			if err := l.startIpamd(&l.st.Nodes[i]); err != nil {
 				return nil, err
 			}
 		}
 		if err := l.save(); err != nil {
 			return nil, err
 		}
-		if err := l.WaitNodesReady(ctx, 2*time.Minute); err != nil {
+		for _, n := range l.st.Nodes {
+			if err := l.waitIpamd(ctx, n); err != nil {
+				return nil, err
+			}
+		}
+		if err := l.ensureCNIBin(); err != nil {
 			return nil, err
 		}
-		l.logf("%d nodes Ready in %s after the control plane started", len(l.st.Nodes), time.Since(start).Round(time.Millisecond))
 	}
 	l.pki = nil // the CA's key is not kept past Up
 	ok = true
@@ -382,7 +371,10 @@ func (l *Lab) createNodes(ctx context.Context) error {
 			Netns: fabric.NodeNetns(cfg.Prefix, inst.InstanceID), Dir: filepath.Join(cfg.Dir, "nodes", fmt.Sprintf("node-%d", i+1)),
 			AZ: inst.AvailabilityZone,
 		}
-		for _, d := range []string{n.Dir, n.ConfDir(), n.CacheDir(), n.SpoolDir(), n.StateDir()} {
+		if cfg.Kubernetes {
+			n.Root = filepath.Join(n.Dir, "root")
+		}
+		for _, d := range []string{n.Dir, n.ConfDir(), n.CacheDir(), n.SpoolDir(), n.StateDir(), n.CNIBinDir()} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return fmt.Errorf("create %s: %w", d, err)
 			}
@@ -516,7 +508,13 @@ func killStragglers(dir string) error {
 			continue
 		}
 		cmdline, err := os.ReadFile("/proc/" + p.Name() + "/cmdline")
-		if err != nil || !strings.Contains(string(cmdline), dir+"/") {
+		if err != nil {
+			continue
+		}
+		// A container the node agents ran with a root of its own (the chart's ipamd and
+		// controller) names no lab path on its command line: its root is under the lab.
+		root, _ := os.Readlink("/proc/" + p.Name() + "/root")
+		if !strings.Contains(string(cmdline), dir+"/") && !strings.HasPrefix(root, dir+"/") {
 			continue
 		}
 		if !ours(pid) {

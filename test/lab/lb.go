@@ -2,13 +2,13 @@ package lab
 
 import (
 	"context"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/flatnet/flatnet/fakecloud/fabric"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // The load-balancer controller of the lab's cluster.
@@ -19,118 +19,68 @@ const (
 	LBClusterName = "flatnet-lab"
 	// LBClass is the loadBalancerClass the controller serves.
 	LBClass = "flatnet.io/nlb"
-	// lbControllerUser is the controller's identity; lbControllerGroup gets its role.
-	lbControllerUser  = "flatnet-lbcontroller"
-	lbControllerGroup = "flatnet:lbcontroller"
-	lbControllerLease = "flatnet-lbcontroller"
+	// lbControllerLease is the Lease the chart's controller replicas elect a leader with.
+	lbControllerLease = LBControllerDeployment
 )
 
-// lbRBAC is what the controller may do: read Services, EndpointSlices and Pods; write Service
-// status and finalizers, pod status conditions (readiness gates) and events; hold its lease.
-const lbRBAC = `{"apiVersion": "v1", "kind": "List", "items": [
-{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
- "metadata": {"name": "` + lbControllerGroup + `"},
- "rules": [
-  {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch", "update", "patch"]},
-  {"apiGroups": [""], "resources": ["services/status"], "verbs": ["get", "update", "patch"]},
-  {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
-  {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-  {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["get", "update", "patch"]},
-  {"apiGroups": [""], "resources": ["namespaces", "nodes"], "verbs": ["get", "list", "watch"]},
-  {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]},
-  {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update", "patch"]}]},
-{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
- "metadata": {"name": "` + lbControllerGroup + `"},
- "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "` + lbControllerGroup + `"},
- "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "` + lbControllerGroup + `"}]}
-]}`
-
-func (cp ControlPlane) lbControllerKubeconfig() string {
-	return filepath.Join(cp.Dir, "lbcontroller.kubeconfig")
+// StopLBController scales the chart's controller to zero and waits until its pods are gone: no
+// replica acts until StartLBController.
+func (l *Lab) StopLBController(ctx context.Context) error {
+	return l.scaleLBController(ctx, 0)
 }
 
-// writeLBControllerCredentials issues the controller's client certificate and kubeconfig.
-func (l *Lab) writeLBControllerCredentials(p *pki) error {
-	cp := l.st.ControlPlane
-	kp, err := p.issue("lbcontroller", &x509.Certificate{
-		Subject:     pkix.Name{CommonName: lbControllerUser, Organization: []string{lbControllerGroup}},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, &p.ca)
-	if err != nil {
-		return err
-	}
-	return p.writeKubeconfig(cp.lbControllerKubeconfig(), cp.VPCServer(), lbControllerUser, kp)
-}
-
-// lbControllerArgs runs the controller inside the control plane's namespace: it reaches the API
-// server at its VPC address and the cloud at the in-VPC endpoint, with the account's token.
-func (l *Lab) lbControllerArgs() []string {
-	cfg, cp := l.st.Config, l.st.ControlPlane
-	return []string{filepath.Join(cfg.BinDir, LBControllerBinary),
-		"--kubeconfig", cp.lbControllerKubeconfig(),
-		"--cluster-name", LBClusterName,
-		// The lab has no other load-balancer implementation: Services with no class are ours.
-		"--default-class",
-		"--subnet-id", l.st.SubnetID,
-		"--fakecloud-endpoint", fabric.APIEndpoint(),
-		"--fakecloud-token-file", filepath.Join(cfg.Dir, "admin-token"),
-		"--leader-election-namespace", "kube-system",
-		"--leader-election-id", lbControllerLease,
-		"--metrics-bind-address", "127.0.0.1:61680",
-		"--health-probe-bind-address", "127.0.0.1:61681",
-	}
-}
-
-// startLBController starts the controller and waits until it holds its lease.
-func (l *Lab) startLBController(ctx context.Context) error {
-	cp := l.st.ControlPlane
-	pid, err := startProcess(cp.Netns, cp.logPath(LBControllerBinary), nil, l.lbControllerArgs()...)
-	if err != nil {
-		return fmt.Errorf("start the load-balancer controller: %w", err)
-	}
-	cp.LBControllerPID = pid
-	if err := l.save(); err != nil {
-		return err
-	}
-	l.logf("%s: %s started (pid %d)", cp.Name, LBControllerBinary, pid)
-	if l.pki == nil {
-		// A restart (StartLBController): the killed controller's lease still names it until it
-		// expires, so there is nothing to wait for here; callers wait for what they need.
-		return nil
-	}
-	client, err := apiClient(l.pki, Dialer(cp.Netns, nil))
-	if err != nil {
-		return err
-	}
-	return waitLeaseOf(ctx, client, cp, lbControllerLease, time.Minute, proc{LBControllerBinary, pid})
-}
-
-// StopLBController kills the controller with SIGKILL, as a crash would.
-func (l *Lab) StopLBController() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.st.ControlPlane == nil {
-		return fmt.Errorf("the lab runs no Kubernetes control plane")
-	}
-	return killProcess(l.st.ControlPlane.LBControllerPID)
-}
-
-// StartLBController starts the controller again after StopLBController.
+// StartLBController scales the controller back to its two replicas and waits for a leader.
 func (l *Lab) StartLBController(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.st.ControlPlane == nil {
-		return fmt.Errorf("the lab runs no Kubernetes control plane")
+	if err := l.scaleLBController(ctx, 2); err != nil {
+		return err
 	}
-	return l.startLBController(ctx)
+	return l.WaitLBControllerLeader(ctx, 2*time.Minute)
+}
+
+func (l *Lab) scaleLBController(ctx context.Context, replicas int32) error {
+	kc, err := l.Kube()
+	if err != nil {
+		return err
+	}
+	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, replicas)
+	dep, err := kc.AppsV1().Deployments(ReleaseNamespace).Patch(ctx, LBControllerDeployment, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	if err != nil {
+		return fmt.Errorf("scale the load-balancer controller to %d: %w", replicas, err)
+	}
+	sel := metav1.FormatLabelSelector(dep.Spec.Selector)
+	return poll(ctx, 2*time.Minute, 200*time.Millisecond, func() (bool, string) {
+		pods, err := kc.CoreV1().Pods(ReleaseNamespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return false, err.Error()
+		}
+		ready := 0
+		for i := range pods.Items {
+			if PodReady(&pods.Items[i]) {
+				ready++
+			}
+		}
+		if replicas == 0 {
+			return len(pods.Items) == 0, fmt.Sprintf("%d pods left", len(pods.Items))
+		}
+		return ready >= int(replicas), fmt.Sprintf("%d of %d ready", ready, replicas)
+	})
 }
 
 // LBControllerLog returns the end of the controller's log.
 func (l *Lab) LBControllerLog(lines int) string {
-	cp, ok := l.ControlPlane()
-	if !ok {
-		return ""
+	// The node agents keep each container's log as <sandbox>_<container>.log.
+	var newest string
+	var at time.Time
+	for _, n := range l.State().Nodes {
+		logs, _ := filepath.Glob(filepath.Join(n.NodeAgentDir(), "logs", "*_lbcontroller.log"))
+		for _, f := range logs {
+			if fi, err := os.Stat(f); err == nil && fi.ModTime().After(at) {
+				newest, at = f, fi.ModTime()
+			}
+		}
 	}
-	return fileTail(cp.logPath(LBControllerBinary), lines)
+	if newest == "" {
+		return "(no controller log found)"
+	}
+	return newest + ":\n" + fileTail(newest, lines)
 }

@@ -156,7 +156,7 @@ func TestLoadBalancer(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("no load balancer for orphan: %v", err)
 	}
-	if err := l.StopLBController(); err != nil {
+	if err := l.StopLBController(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := kc.CoreV1().Services(demoNamespace).Patch(ctx, "orphan", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {

@@ -36,9 +36,6 @@ func (l *Lab) ipamdArgs(n Node) []string {
 		"--cni-conf-dir", n.ConfDir(),
 		"--cni-log-file", filepath.Join(n.Dir, "cni.log"),
 	}
-	if cfg.Kubernetes {
-		args = append(args, "--kubeconfig", n.IpamdKubeconfig(), "--node-name", n.Name)
-	}
 	if cfg.PrefixMode {
 		args = append(args, "--prefix-mode")
 	}
@@ -59,6 +56,10 @@ func (l *Lab) startIpamd(n *Node) error {
 
 // RestartIpamd kills the node's ipamd with SIGKILL (as a crash would), leaves it down for
 // downFor (a supervisor's restart back-off), and starts it again.
+//
+// With Kubernetes ipamd is the chart's DaemonSet pod: RestartIpamd kills its process with
+// SIGKILL and the node agent restarts the container (downFor is the agent's back-off, not
+// the caller's); it returns once the new process answers.
 func (l *Lab) RestartIpamd(ctx context.Context, node string, downFor time.Duration) error {
 	l.mu.Lock()
 	n := l.node(node)
@@ -67,9 +68,18 @@ func (l *Lab) RestartIpamd(ctx context.Context, node string, downFor time.Durati
 		return fmt.Errorf("no node %q", node)
 	}
 	pid := n.IpamdPID
+	if n.Root != "" {
+		pid = ipamdPID(*n)
+	}
 	l.mu.Unlock()
+	if pid == 0 {
+		return fmt.Errorf("no ipamd process found on %s", node)
+	}
 	if err := killProcess(pid); err != nil {
 		return err
+	}
+	if n.Root != "" {
+		return l.waitIpamdRestarted(ctx, node, pid)
 	}
 	time.Sleep(downFor)
 	l.mu.Lock()
@@ -99,8 +109,10 @@ func (l *Lab) waitIpamd(ctx context.Context, n Node) error {
 	deadline := time.Now().Add(60 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
-		if !alive(n.IpamdPID) {
-			return fmt.Errorf("ipamd on %s exited; see %s", n.Name, filepath.Join(n.Dir, "ipamd.log"))
+		// Without Kubernetes the lab runs ipamd and stops waiting when it exits; the chart's
+		// DaemonSet restarts its own.
+		if n.Root == "" && !alive(n.IpamdPID) {
+			return fmt.Errorf("ipamd on %s exited; see %s", n.Name, n.ipamdLog())
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := wire.Call(cctx, n.Socket(), &wire.Request{Op: wire.OpStatus})
@@ -118,7 +130,16 @@ func (l *Lab) waitIpamd(ctx context.Context, n Node) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("ipamd on %s did not answer within 60s (see %s): %w", n.Name, filepath.Join(n.Dir, "ipamd.log"), last)
+	return fmt.Errorf("ipamd on %s did not answer within 60s (see %s): %w", n.Name, n.ipamdLog(), last)
+}
+
+// ipamdLog is where the node's ipamd logs: the lab's file, or the node agent's log of the
+// DaemonSet pod's container.
+func (n Node) ipamdLog() string {
+	if n.Root == "" {
+		return filepath.Join(n.Dir, "ipamd.log")
+	}
+	return filepath.Join(n.NodeAgentDir(), "logs", "*_ipamd.log")
 }
 
 // Status asks a node's ipamd for its pool status.
@@ -203,4 +224,26 @@ func (l *Lab) introspect(ctx context.Context, node, path string, out any) error 
 		return fmt.Errorf("decode %s's %s: %w", node, path, err)
 	}
 	return nil
+}
+
+// waitIpamdRestarted waits until the DaemonSet's ipamd on node runs as a process other than
+// old and answers.
+func (l *Lab) waitIpamdRestarted(ctx context.Context, node string, old int) error {
+	l.mu.Lock()
+	n := *l.node(node)
+	l.mu.Unlock()
+	var pid int
+	if err := poll(ctx, time.Minute, 50*time.Millisecond, func() (bool, string) {
+		pid = ipamdPID(n)
+		return pid != 0 && pid != old, fmt.Sprintf("ipamd pid %d (killed %d)", pid, old)
+	}); err != nil {
+		return fmt.Errorf("ipamd on %s was not restarted: %w; see %s", node, err, n.ipamdLog())
+	}
+	if err := l.waitIpamd(ctx, n); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.node(node).IpamdPID = pid
+	return l.save()
 }

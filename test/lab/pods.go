@@ -15,6 +15,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/flatnet/flatnet/ipamd"
+	"github.com/flatnet/flatnet/nodeagent"
 )
 
 // LabPodNetwork is the CNI network name of the pods `flatnet-lab pod add` makes: the conflist
@@ -58,6 +59,12 @@ func (l *Lab) cni(n Node, fn func(*libcni.CNIConfig, *libcni.NetworkConfigList) 
 	// network it does not run) never takes theirs, and the lab's never takes the agent's.
 	conf.Name = LabPodNetwork
 	cn := libcni.NewCNIConfigWithCacheDir([]string{l.cniBinDir()}, n.CacheDir(), nil)
+	if n.Root != "" {
+		// The chart's node: the plugin and the paths its conflist names are under the node's
+		// root; run it there, as the node agent does.
+		cn = libcni.NewCNIConfigWithCacheDir([]string{n.CNIBinDir()}, n.CacheDir(),
+			nodeagent.NewRootExec(n.Root, filepath.Join(l.st.Config.BinDir, NodeAgentBinary)))
+	}
 	return inNetns(n.Netns, func() error { return fn(cn, conf) })
 }
 

@@ -26,6 +26,7 @@ The prefix of every object's name. At most 40 characters: the longest suffix the
 
 {{- define "flatnet.ipamd.name" -}}{{ include "flatnet.fullname" . }}-ipamd{{- end -}}
 {{- define "flatnet.lbcontroller.name" -}}{{ include "flatnet.fullname" . }}-lbcontroller{{- end -}}
+{{- define "flatnet.ipamd.uninstall.name" -}}{{ include "flatnet.fullname" . }}-ipamd-uninstall{{- end -}}
 {{- define "flatnet.uninstall.name" -}}{{ include "flatnet.fullname" . }}-lbcontroller-uninstall{{- end -}}
 
 {{/* The Secret holding the cloud token, and its key. */}}
