@@ -69,7 +69,7 @@ images: ## Build the images flatnet-ipamd and flatnet-lbcontroller for PLATFORMS
 	$(GO) run ./hack/images --go '$(GO)' --out '$(IMAGES_OUT)' --platforms '$(PLATFORMS)'
 
 .PHONY: test
-test: require-root prereqs verify k8s-bins ## Prerequisites, verify, the Kubernetes binaries, then every test (root; race detector on, RACE= to drop it) and each fuzz target briefly
+test: require-root prereqs verify k8s-bins chart-lint ## Prerequisites, verify, the Kubernetes binaries, helm lint, then every test (the chart's included; root; race detector on, RACE= to drop it) and each fuzz target briefly
 	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 	FUZZTIME=$(TEST_FUZZTIME) hack/fuzz.sh
 
@@ -160,12 +160,15 @@ CHART             := charts/flatnet
 CHART_TEST_VALUES := charts/testdata/values/required.yaml charts/testdata/values/custom.yaml
 
 .PHONY: chart-test
-chart-test: $(HELM) k8s-bins ## helm lint --strict of charts/flatnet (pinned helm in ./bin), then the chart's tests: golden files, schema, API server dry run
+chart-test: chart-lint k8s-bins ## helm lint --strict of charts/flatnet (pinned helm in ./bin), then the chart's tests: golden files, schema, API server dry run (make test runs both)
+	$(GO) test -count=1 $(TEST_FLAGS) ./charts/... ./hack/chartdoc/
+
+.PHONY: chart-lint
+chart-lint: $(HELM) ## helm lint --strict of charts/flatnet with each test values file
 	@for v in $(CHART_TEST_VALUES); do \
 		echo "$(HELM) lint --strict $(CHART) -f $$v"; \
 		$(HELM) lint --strict $(CHART) --namespace flatnet-system -f $$v || exit 1; \
 	done
-	$(GO) test -count=1 $(TEST_FLAGS) ./charts/... ./hack/chartdoc/
 
 .PHONY: chart-docs
 chart-docs: ## Regenerate charts/flatnet/README.md from the comments of values.yaml (hack/chartdoc)
