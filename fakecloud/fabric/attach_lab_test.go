@@ -53,6 +53,27 @@ func (l *lab) waitAttachment(t *testing.T, name, state, reason string) Attachmen
 	}
 }
 
+// gauge reads one series of a gauge vector with a state label from the lab's registry.
+func gauge(t *testing.T, l *lab, name, state string) float64 {
+	t.Helper()
+	mfs, err := l.reg.Gather()
+	must0(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "state" && lp.GetValue() == state {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{state=%q}", name, state)
+	return 0
+}
+
 // routeFrom sends traffic from src out of a node device through the gateway (table 101), as
 // ipamd does for the addresses of a secondary interface. It returns how to undo it.
 func routeFrom(t *testing.T, h *netlink.Handle, dev string, gw netip.Addr, src netip.Prefix) func() {
@@ -149,6 +170,16 @@ func TestFabricAttachExistingNamespaces(t *testing.T) {
 		def, err := c1.h.RouteGet(addr("192.0.2.1").AsSlice())
 		if err != nil || len(def) != 1 || def[0].Gw.String() != dockerGateway {
 			t.Errorf("the namespace's way out is %v (%v), want its own default route via %s", def, err, dockerGateway)
+		}
+		var show strings.Builder
+		must0(t, Show(&show, l.prefix, l.st.Snapshot()))
+		for _, want := range []string{"(attached)", w1.InstanceID, "netns " + c1.netns, "vpc0"} {
+			if !strings.Contains(show.String(), want) {
+				t.Errorf("fabric show lacks %q:\n%s", want, show.String())
+			}
+		}
+		if got := gauge(t, l, "flatnet_fabric_attachments", AttachmentAttached); got != 2 {
+			t.Errorf("flatnet_fabric_attachments{state=attached} = %v, want 2", got)
 		}
 	})
 
@@ -447,4 +478,50 @@ func bindAgain(t *testing.T, path, src string) {
 	t.Helper()
 	must0(t, unix.Mount(src, path, "none", unix.MS_BIND, ""))
 	t.Cleanup(func() { _ = unix.Unmount(path, unix.MNT_DETACH) })
+}
+
+// TestFabricAttachDefaultRoute asks for the default route: the VPC becomes the attached
+// namespace's way out (the lab's internet answers through it) while the namespace's own default
+// route stays in its table; a restart without the request gives the way out back, in place.
+func TestFabricAttachDefaultRoute(t *testing.T) {
+	l := newLab(t, nil)
+	docker := newDockerNet(t)
+	c := docker.run(t)
+	own := nsState(t, c.h, false)
+	l.attach = []Attachment{{Name: "node", Netns: c.netns, DefaultRoute: true}}
+	l.stop()
+	l.start()
+	w := l.runTagged(l.subA.SubnetID, "node")
+	l.converge()
+	p := newPinger(t, c.netns)
+	wayOut := func() string {
+		t.Helper()
+		rs, err := c.h.RouteGet(addr("192.0.2.1").AsSlice())
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("route to 192.0.2.1: %v %v", rs, err)
+		}
+		return rs[0].Gw.String()
+	}
+	if got := wayOut(); got != l.subA.Gateway {
+		t.Errorf("with the default route asked, the way out is via %s, want the subnet gateway %s", got, l.subA.Gateway)
+	}
+	if !p.pingSoon(addr(InternetHostAddr), 2*time.Second) {
+		t.Errorf("the lab's internet does not answer through the VPC")
+	}
+	if diff := cmp.Diff(own, nsState(t, c.h, true)); diff != "" {
+		t.Errorf("the namespace's own routes changed (-before +after):\n%s", diff)
+	}
+
+	l.attach[0].DefaultRoute = false
+	l.stop()
+	l.start()
+	if got := wayOut(); got != dockerGateway {
+		t.Errorf("without the default route asked, the way out is via %s, want the namespace's own %s", got, dockerGateway)
+	}
+	if st := l.attachment(t, "node"); st.State != AttachmentAttached || st.InstanceID != w.InstanceID {
+		t.Errorf("after the change: %+v", st)
+	}
+	if !p.pingSoon(addr(l.n1.PrivateIPAddress), 2*time.Second) {
+		t.Errorf("the VPC does not answer after the change")
+	}
 }

@@ -149,8 +149,9 @@ func (f *Fabric) executeRouterOps(p *Plan, el *errList) {
 			r.Locals[op.Addr] = true
 		}
 	}
-	// The ports of a node that could not be set up wait for it: trying them would only repeat
-	// its failure, once per interface, address and neighbour.
+	// The ports of a node that could not be set up wait for it, and the addresses and neighbours
+	// of a port that could not be plugged wait for the port: trying them would only repeat the
+	// failure, once per interface, address and neighbour.
 	failedNodes := maps.Clone(f.nodeErrs)
 	waiting := map[string]bool{}
 	for _, op := range p.AddPorts {
@@ -158,10 +159,16 @@ func (f *Fabric) executeRouterOps(p *Plan, el *errList) {
 			waiting[op.Port.ENI] = true
 			continue
 		}
-		if r := router(op.VpcID); r != nil && f.portOK(op.Port, el, f.step(opAddPort, op.Port.ENI, func() error { return f.k.addPort(op) })) {
-			purgePort(r, op.Port.ENI) // whatever the old pair carried died with it
-			r.Ports[op.Port.ENI] = op.Port
+		r := router(op.VpcID)
+		if r == nil {
+			continue
 		}
+		if !f.portOK(op.Port, el, f.step(opAddPort, op.Port.ENI, func() error { return f.k.addPort(op) })) {
+			waiting[op.Port.ENI] = true
+			continue
+		}
+		purgePort(r, op.Port.ENI) // whatever the old pair carried died with it
+		r.Ports[op.Port.ENI] = op.Port
 	}
 	for _, op := range p.FixPorts {
 		if r := router(op.VpcID); r != nil && f.portOK(op.Port, el, f.k.fixPort(op)) {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -213,13 +214,20 @@ func checkAttachedLink(nh *netlink.Handle, p Port) error {
 
 // checkRouteConflicts refuses to route through the fabric what the namespace already routes
 // elsewhere: a route of the namespace's own (not on link ours) to an address inside the subnet
-// or one of the fabric's destinations would be shadowed, or would shadow them.
+// or one of the fabric's destinations would be shadowed, or would shadow them. The halves that
+// take the default route over are meant to lose to the namespace's more specific routes, and
+// are not checked.
 func checkRouteConflicts(nh *netlink.Handle, p Port, ours int) error {
-	want, err := parseRoutes(p.NodeRoutes)
+	all, err := parseRoutes(p.NodeRoutes)
 	if err != nil {
 		return err
 	}
-	want = append(want, p.Addr.Masked())
+	want := []netip.Prefix{p.Addr.Masked()}
+	for _, dst := range all {
+		if !slices.Contains(defaultHalves, dst) {
+			want = append(want, dst)
+		}
+	}
 	routes, err := nh.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return fmt.Errorf("routes of %s: %w", p.Netns, err)
