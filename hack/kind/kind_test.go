@@ -29,7 +29,7 @@ arg() { local want=$1; shift; while [ $# -gt 0 ]; do [ "$1" = "$want" ] && { ech
 case "$1 $2" in
 "get clusters") cat "$FAKE_STATE/clusters" ;;
 "create cluster")
-	[ -f "$(arg --config "$@")" ] || { echo "no config $(arg --config "$@")" >&2; exit 1; }
+	cp "$(arg --config "$@")" "$FAKE_STATE/cluster.yaml" || exit 1
 	echo "$(arg --name "$@")" >>"$FAKE_STATE/clusters"
 	echo "apiVersion: v1" >"$(arg --kubeconfig "$@")" ;;
 "load image-archive") [ -f "${!#}" ] || { echo "no archive ${!#}" >&2; exit 1; } ;;
@@ -256,7 +256,7 @@ func TestKindScriptsWithFakes(t *testing.T) {
 	calls := s.calls()
 	for _, want := range []string{
 		"make images PLATFORMS=linux/amd64",
-		"kind create cluster --name flatnet --config hack/kind/cluster.yaml --kubeconfig bin/kind/flatnet/kubeconfig",
+		"kind create cluster --name flatnet --config bin/kind/flatnet/cluster.yaml --kubeconfig bin/kind/flatnet/kubeconfig",
 		"kind load image-archive --name flatnet bin/images/flatnet-ipamd-",
 		"kind load image-archive --name flatnet bin/images/flatnet-lbcontroller-",
 		"helm upgrade --install flatnet charts/flatnet --namespace flatnet-system --create-namespace --set cluster.name=flatnet --set cloud.subnetID=subnet-",
@@ -268,6 +268,10 @@ func TestKindScriptsWithFakes(t *testing.T) {
 		if !strings.Contains(calls, want) {
 			t.Errorf("no call %q in:\n%s", want, calls)
 		}
+	}
+	config, err := os.ReadFile(filepath.Join(s.state, "cluster.yaml"))
+	if err != nil || !strings.Contains(string(config), "\n  podSubnet: 10.0.0.0/16\n") || !strings.Contains(string(config), "disableDefaultCNI: true") {
+		t.Errorf("the cluster's config: %v\n%s", err, config)
 	}
 	if strings.Contains(calls, "kind delete") || strings.Contains(calls, "helm uninstall") {
 		t.Errorf("KEEP=1 removed something:\n%s", calls)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hack/kind/up.sh: flatnet on a kind cluster whose nodes are fakecloud instances (docs/kind.md).
 #
-#  1. creates the kind cluster of hack/kind/cluster.yaml (no default CNI: flatnet is the CNI);
+#  1. creates the kind cluster of hack/kind/cluster.yaml (no default CNI: flatnet is the CNI; the
+#     VPC as the pod range);
 #  2. builds fakecloud and the images (make images) and loads them into the nodes;
 #  3. starts fakecloud on the host with the fabric on and every kind node's network namespace
 #     (/proc/<pid of the node container>/ns/net) attached to the instance named after the node:
@@ -68,7 +69,8 @@ for name in flatnet-ipamd flatnet-lbcontroller; do
 done
 
 say "creating the kind cluster $cluster"
-create=(kind create cluster --name "$cluster" --config hack/kind/cluster.yaml --kubeconfig "$kubeconfig")
+sed "s#^\(  podSubnet:\).*#\1 $vpc_cidr#" hack/kind/cluster.yaml >"$state/cluster.yaml"
+create=(kind create cluster --name "$cluster" --config "$state/cluster.yaml" --kubeconfig "$kubeconfig")
 [ -z "${KIND_NODE_IMAGE:-}" ] || create+=(--image "$KIND_NODE_IMAGE")
 "${create[@]}"
 export KUBECONFIG=$kubeconfig
