@@ -4,11 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/server"
@@ -70,11 +76,15 @@ func (w *world) aws(t *testing.T, k server.AWSKey, args ...string) cliResult {
 	return res
 }
 
-// ok checks that the command succeeded and decodes its JSON output.
+// ok checks that the command succeeded and decodes its JSON output into out (nil: the command
+// prints nothing).
 func (r cliResult) ok(t *testing.T, out any) {
 	t.Helper()
 	if r.exit != 0 {
 		t.Fatalf("aws exited %d: %s", r.exit, r.stderr)
+	}
+	if out == nil {
+		return
 	}
 	if err := json.Unmarshal([]byte(r.stdout), out); err != nil {
 		t.Fatalf("aws printed %q: %v", r.stdout, err)
@@ -157,4 +167,59 @@ func TestAWSCLI(t *testing.T) {
 	noToken := keyA
 	noToken.SessionToken = ""
 	w.aws(t, noToken, "ec2", "describe-network-interfaces").refused(t, api.CodeAuthFailure)
+}
+
+// TestAWSCLIELBv2: the aws CLI's elbv2 commands against fakecloud's load balancers.
+func TestAWSCLIELBv2(t *testing.T) {
+	w := newWorld(t, servertest.Options{}, "m5.large", 2)
+	ctx := context.Background()
+	admin := servertest.AWSKey
+	c := w.elb(admin)
+	tg := must(c.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{
+		Name: aws.String("web-tg"), Protocol: elbtypes.ProtocolEnumTcp, Port: aws.Int32(80), VpcId: aws.String(w.subnet.VpcID), TargetType: elbtypes.TargetTypeEnumIp,
+	})).of(t).TargetGroups[0]
+	lb := must(c.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{
+		Name: aws.String("web"), Type: elbtypes.LoadBalancerTypeEnumNetwork, Subnets: []string{w.subnet.SubnetID},
+	})).of(t).LoadBalancers[0]
+	must(c.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: lb.LoadBalancerArn, Protocol: elbtypes.ProtocolEnumTcp, Port: aws.Int32(80),
+		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tg.TargetGroupArn}}})).of(t)
+	arn := aws.ToString(tg.TargetGroupArn)
+	a, b := w.instances[0].PrivateIPAddress, w.instances[1].PrivateIPAddress
+
+	w.aws(t, admin, "elbv2", "register-targets", "--target-group-arn", arn, "--targets", "Id="+a, "Id="+b+",Port=8080").ok(t, nil)
+	if _, err := w.Admin.ReportTargetHealth(ctx, &api.ReportTargetHealthRequest{Reports: []api.TargetHealthReport{{TargetGroupID: groupID(arn), IP: a, Port: 80, State: api.TargetHealthHealthy}}}); err != nil {
+		t.Fatal(err)
+	}
+	var health struct {
+		TargetHealthDescriptions []struct {
+			Target struct {
+				ID   string `json:"Id"`
+				Port int
+			}
+			TargetHealth struct{ State, Reason string }
+		}
+	}
+	w.aws(t, admin, "elbv2", "describe-target-health", "--target-group-arn", arn).ok(t, &health)
+	got := map[string]string{}
+	for _, d := range health.TargetHealthDescriptions {
+		got[d.Target.ID+":"+strconv.Itoa(d.Target.Port)] = d.TargetHealth.State + "/" + d.TargetHealth.Reason
+	}
+	if want := map[string]string{a + ":80": "healthy/", b + ":8080": "initial/Elb.RegistrationInProgress"}; !maps.Equal(got, want) {
+		t.Fatalf("describe-target-health: %v; want %v", got, want)
+	}
+
+	var lbs struct {
+		LoadBalancers []struct {
+			LoadBalancerArn string
+			State           struct{ Code string }
+		}
+	}
+	w.aws(t, admin, "elbv2", "describe-load-balancers", "--names", "web").ok(t, &lbs)
+	if len(lbs.LoadBalancers) != 1 || lbs.LoadBalancers[0].LoadBalancerArn != aws.ToString(lb.LoadBalancerArn) || lbs.LoadBalancers[0].State.Code != "active" {
+		t.Fatalf("describe-load-balancers: %+v", lbs)
+	}
+	w.aws(t, servertest.InstanceAWSKey(t, w.instances[0]), "elbv2", "describe-target-health", "--target-group-arn", arn).refused(t, "AccessDenied")
+	bad := admin
+	bad.SecretAccessKey = "not-" + bad.SecretAccessKey
+	w.aws(t, bad, "elbv2", "describe-target-health", "--target-group-arn", arn).refused(t, "SignatureDoesNotMatch")
 }

@@ -47,6 +47,9 @@ type Backend interface {
 	Do(ctx context.Context, c *Call) (any, error)
 	// Done records one answered request (metrics, log), whether or not Do ran.
 	Done(c *Call, status int, err error, took time.Duration)
+	// Names returns the names of load balancers and target groups by ID, for their ARNs;
+	// gone ones are left out. It is an internal read: no throttling, no faults.
+	Names(ids []string) map[string]string
 }
 
 // Config configures a Handler. Backend and InstanceToken are required.
@@ -95,7 +98,7 @@ func New(cfg Config) (*Handler, error) {
 }
 
 // services are the AWS APIs served.
-func services() []*service { return []*service{ec2Service()} }
+func services() []*service { return []*service{ec2Service(), elbv2Service()} }
 
 // Match reports whether r is for the AWS front end: a request to "/" that is signed with SigV4
 // (header or presigned query), or form-encoded, or names an Action in its query string.

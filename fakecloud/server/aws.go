@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
@@ -41,4 +42,35 @@ func (b awsBackend) Done(c *awsapi.Call, status int, err error, took time.Durati
 		x.principal = principalName(state.Principal{Admin: c.Principal.Admin, InstanceID: c.Principal.InstanceID})
 	}
 	b.s.observe(x, status, err, took)
+}
+
+// Names returns the names of load balancers (lb-) and target groups (tg-) by ID, for the AWS
+// front end's ARNs. It reads the store directly: an internal lookup is neither throttled nor
+// faulted, and is no request of its own.
+func (b awsBackend) Names(ids []string) map[string]string {
+	out := map[string]string{}
+	var lbs, tgs []string
+	for _, id := range ids {
+		switch {
+		case strings.HasPrefix(id, "lb-"):
+			lbs = append(lbs, id)
+		case strings.HasPrefix(id, "tg-"):
+			tgs = append(tgs, id)
+		}
+	}
+	c := state.Call{Principal: state.Principal{Admin: true}, Now: b.s.clock()}
+	if len(lbs) > 0 {
+		// At most 50 load balancers exist (ELBv2's quota): list them all.
+		if resp, err := b.s.store.DescribeLoadBalancers(c, &api.DescribeLoadBalancersRequest{}); err == nil {
+			for _, lb := range resp.LoadBalancers {
+				out[lb.LoadBalancerID] = lb.LoadBalancerName
+			}
+		}
+	}
+	for _, id := range tgs {
+		if resp, err := b.s.store.DescribeTargetGroups(c, &api.DescribeTargetGroupsRequest{TargetGroupIDs: []string{id}}); err == nil && len(resp.TargetGroups) == 1 {
+			out[id] = resp.TargetGroups[0].TargetGroupName
+		}
+	}
+	return out
 }
