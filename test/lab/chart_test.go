@@ -206,6 +206,11 @@ func upgradeUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.I
 	}); err != nil {
 		t.Fatal(err)
 	}
+	webPods, err := kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := podIPsByUID(webPods.Items)
 	churn := EchoDeployment(demoNamespace, "churn", 2)
 	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, churn, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -283,6 +288,14 @@ func upgradeUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.I
 	}
 	if ok.Load() < 50 {
 		t.Errorf("only %d requests succeeded: the load was too light to show anything", ok.Load())
+	}
+	// The pods that served through the upgrade kept their addresses.
+	webPods, err = kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := podIPsByUID(webPods.Items); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the web pods' addresses changed across the upgrade:\nbefore %v\nafter  %v", before, after)
 	}
 	// Every ipamd and controller pod runs the new images.
 	pods, err := kc.CoreV1().Pods(ReleaseNamespace).List(ctx, metav1.ListOptions{})
