@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 )
 
 func TestFabricReachability(t *testing.T) {
@@ -372,6 +374,19 @@ func TestFabricMetadataAndAPI(t *testing.T) {
 		token := imdsGet(t, c, md+"fakecloud/token", session)
 		if token != in.Token {
 			t.Errorf("%s: fakecloud/token with a session = %q, want the instance's token", in.InstanceID, token)
+		}
+		// EC2's instance-role credentials (the AWS SDK's IMDS provider reads them): the
+		// instance's own derived keys, to an IMDSv2 session only.
+		credsPath := md + "iam/security-credentials/" + creds.RoleName
+		if code, _ := get(t, c, credsPath, ""); code != http.StatusUnauthorized {
+			t.Errorf("%s: instance credentials without a session = %d, want 401", in.InstanceID, code)
+		}
+		var doc struct{ Code, AccessKeyId, SecretAccessKey, Token string }
+		if err := json.Unmarshal([]byte(imdsGet(t, c, credsPath, session)), &doc); err != nil {
+			t.Errorf("%s: instance credentials: %v", in.InstanceID, err)
+		} else if want, err := creds.InstanceKey(in.InstanceID, in.Token); err != nil || doc.Code != "Success" ||
+			doc.AccessKeyId != want.AccessKeyID || doc.SecretAccessKey != want.SecretAccessKey || doc.Token != want.SessionToken {
+			t.Errorf("%s: instance credentials %+v, want the instance's derived key (%v)", in.InstanceID, doc, err)
 		}
 		if in.InstanceID == l.n1.InstanceID {
 			n1Session = session

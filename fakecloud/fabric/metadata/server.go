@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 )
 
 // Server answers metadata requests from the latest snapshot it was given.
@@ -82,8 +83,8 @@ func (s *Server) Handler(vpc string) http.Handler {
 			return
 		}
 		path := strings.TrimPrefix(r.URL.Path, root)
-		if path == "fakecloud/token" && !s.validSession(r.Header.Get("X-aws-ec2-metadata-token"), in.InstanceID) {
-			http.Error(w, "the instance's cloud token needs an IMDSv2 session: PUT /latest/api/token first, then send X-aws-ec2-metadata-token", http.StatusUnauthorized)
+		if (path == "fakecloud/token" || creds.MetadataNeedsSession(path)) && !s.validSession(r.Header.Get("X-aws-ec2-metadata-token"), in.InstanceID) {
+			http.Error(w, "the instance's credentials need an IMDSv2 session: PUT /latest/api/token first, then send X-aws-ec2-metadata-token", http.StatusUnauthorized)
 			return
 		}
 		body, found := lookup(x, in, s.endpoint, path)
@@ -181,7 +182,7 @@ func lookup(x *index, in *api.Instance, endpoint, path string) (string, bool) {
 	}
 	switch path {
 	case "":
-		return "instance-id\ninstance-type\nlocal-ipv4\nmac\nnetwork/\nplacement/\nfakecloud/", true
+		return "iam/\ninstance-id\ninstance-type\nlocal-ipv4\nmac\nnetwork/\nplacement/\nfakecloud/", true
 	case "instance-id":
 		return in.InstanceID, true
 	case "instance-type":
@@ -216,6 +217,10 @@ func lookup(x *index, in *api.Instance, endpoint, path string) (string, bool) {
 			b.WriteString(strings.ToLower(e.MacAddress) + "/")
 		}
 		return b.String(), true
+	}
+	if path == "iam" || strings.HasPrefix(path, "iam/") {
+		// EC2's instance-role credentials, derived from the instance's token (awsapi/creds).
+		return creds.MetadataDocument(path, in.InstanceID, in.Token, time.Now())
 	}
 	rest, ok := strings.CutPrefix(path, "network/interfaces/macs/")
 	if !ok {
