@@ -48,6 +48,7 @@ func run(args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "publish the node's address capacity, a condition and pod events through this kubeconfig (empty with --node-name: the pod's service account)")
 	nodeName := fs.String("node-name", "", "this node's Kubernetes Node: turns the Kubernetes side on (required with --kubeconfig)")
 	daemonSet := fs.String("daemonset", "", "<namespace>/<name> of the DaemonSet running ipamd: when ipamd stops and it is gone or being deleted (uninstall), the conflist and the plugin are removed")
+	hostPods := fs.Int("host-network-pods", 0, "added to the address capacity in the Node's published pods capacity: room for host-network pods, which take no address (ipamd's own DaemonSet pod is one)")
 	cniBinDir := fs.String("cni-bin-dir", "", "where install-cni put the plugin; removed with the conflist at uninstall (see --daemonset)")
 	procs := fs.Int("max-procs", 1, "CPUs ipamd's Go code runs on at once (GOMAXPROCS); 0: Go's default (the CPUs the process may use)")
 	if err := fs.Parse(args); err != nil {
@@ -91,7 +92,10 @@ func run(args []string) error {
 		if rc, err = kube.RestConfig(*kubeconfig); err != nil {
 			return err
 		}
-		r, err := kube.New(kube.Config{RestConfig: rc, NodeName: *nodeName, Logger: cfg.Logger})
+		if *hostPods < 0 {
+			return fmt.Errorf("--host-network-pods %d: want 0 or more", *hostPods)
+		}
+		r, err := kube.New(kube.Config{RestConfig: rc, NodeName: *nodeName, HostNetworkPods: *hostPods, Logger: cfg.Logger})
 		if err != nil {
 			return err
 		}

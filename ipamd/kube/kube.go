@@ -54,12 +54,17 @@ type Config struct {
 	RestConfig *rest.Config
 	// NodeName is this node's Node.
 	NodeName string
-	Logger   *slog.Logger
+	// HostNetworkPods is added to the address capacity in the published pods capacity: room
+	// for the node's host-network pods (ipamd's own DaemonSet pod first), which the scheduler
+	// counts but which take no address (as VPC CNI's max-pods adds 2).
+	HostNetworkPods int
+	Logger          *slog.Logger
 }
 
 // Reporter publishes ipamd's observations on the node's Node and on pods.
 type Reporter struct {
 	node      string
+	hostPods  int
 	log       *slog.Logger
 	client    rest.Interface // the core/v1 API: Nodes and Events only
 	events    record.EventBroadcaster
@@ -99,7 +104,7 @@ func New(cfg Config) (*Reporter, error) {
 	}
 	b := record.NewBroadcaster()
 	return &Reporter{
-		node: cfg.NodeName, log: log.With("node", cfg.NodeName), client: client, events: b,
+		node: cfg.NodeName, hostPods: max(cfg.HostNetworkPods, 0), log: log.With("node", cfg.NodeName), client: client, events: b,
 		recorder: b.NewRecorder(coreScheme, corev1.EventSource{Component: Component, Host: cfg.NodeName}),
 		wake:     make(chan struct{}, 1),
 	}, nil
@@ -216,7 +221,7 @@ func (r *Reporter) sync(ctx context.Context) error {
 			cond.LastTransitionTime = c.LastTransitionTime
 		}
 	}
-	pods := strconv.Itoa(want.capacity)
+	pods := strconv.Itoa(want.capacity + r.hostPods)
 	patch := map[string]any{"status": map[string]any{
 		"capacity":    map[string]string{string(corev1.ResourcePods): pods},
 		"allocatable": map[string]string{string(corev1.ResourcePods): pods},

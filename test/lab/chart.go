@@ -40,6 +40,9 @@ const (
 	// IpamdDaemonSet and LBControllerDeployment are the chart's workloads for this release.
 	IpamdDaemonSet         = ReleaseName + "-ipamd"
 	LBControllerDeployment = ReleaseName + "-lbcontroller"
+	// LabHostNetworkPods is the chart's ipamd.hostNetworkPods in the lab: ipamd's own pod is
+	// each node's only host-network pod, so a node's pods capacity is its addresses plus one.
+	LabHostNetworkPods = 1
 	// ImageRegistry is the registry the lab's images are named in (the chart's default).
 	ImageRegistry = "ghcr.io/flatnet"
 )
@@ -110,8 +113,14 @@ func (l *Lab) helm() (*action.Configuration, error) {
 // endpoint, images of tag, and its ipamd flags.
 func (l *Lab) ChartValues(tag string) map[string]any {
 	cfg := l.st.Config
+	// The chart takes each extra flag as one "--name=value" entry.
 	ipamdArgs := []any{}
-	for _, a := range cfg.IpamdArgs {
+	for i := 0; i < len(cfg.IpamdArgs); i++ {
+		a := cfg.IpamdArgs[i]
+		if strings.HasPrefix(a, "-") && !strings.Contains(a, "=") && i+1 < len(cfg.IpamdArgs) && !strings.HasPrefix(cfg.IpamdArgs[i+1], "-") {
+			a += "=" + cfg.IpamdArgs[i+1]
+			i++
+		}
 		ipamdArgs = append(ipamdArgs, a)
 	}
 	mode := "ip"
@@ -132,6 +141,8 @@ func (l *Lab) ChartValues(tag string) map[string]any {
 		"ipamd": map[string]any{
 			"mode":      mode,
 			"extraArgs": ipamdArgs,
+			// The lab's only host-network pod on a node is ipamd's own.
+			"hostNetworkPods": LabHostNetworkPods,
 			// Inside each node namespace the metrics stay on the node's loopback, where the
 			// lab's tests read them.
 			"metrics": map[string]any{"bindAddress": "127.0.0.1"},

@@ -62,8 +62,8 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range nodes.Items {
-		if got := n.Status.Allocatable[corev1.ResourcePods]; got.Value() != clusterCapacity {
-			t.Errorf("node %s allocatable pods %s, want %d (ipamd's capacity)", n.Name, got.String(), clusterCapacity)
+		if got := n.Status.Allocatable[corev1.ResourcePods]; got.Value() != clusterCapacity+LabHostNetworkPods {
+			t.Errorf("node %s allocatable pods %s, want %d (ipamd's address capacity and room for its own host-network pod)", n.Name, got.String(), clusterCapacity+LabHostNetworkPods)
 		}
 		if !strings.HasPrefix(n.Spec.ProviderID, "fakecloud:///") {
 			t.Errorf("node %s providerID %q", n.Name, n.Spec.ProviderID)
@@ -149,19 +149,31 @@ func TestCluster(t *testing.T) {
 	if err := WaitPodsGone(ctx, kc, demoNamespace, "", time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	// What is left is flatnet's own: the chart's controller pods, which hold an address and a
+	// namespace each (ipamd's pods are host-network).
+	left, err := kc.CoreV1().Pods(ReleaseNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]bool{}
+	for _, p := range left.Items {
+		if !p.Spec.HostNetwork && p.Status.PodIP != "" {
+			kept[p.Status.PodIP] = true
+		}
+	}
 	for _, n := range l.State().Nodes {
 		addrs, err := l.Addresses(ctx, n.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range addrs {
-			if a.State == "assigned" {
+			if a.State == "assigned" && !kept[a.IP] {
 				t.Errorf("%s: %s still assigned to %s after every pod was deleted", n.Name, a.IP, a.Owner.ContainerID)
 			}
 		}
 	}
-	if names, _ := listNetns(cfg.PodNetnsPrefix()); len(names) > 0 {
-		t.Errorf("pod namespaces left after every pod was deleted: %v", names)
+	if names, _ := listNetns(cfg.PodNetnsPrefix()); len(names) != len(kept) {
+		t.Errorf("pod namespaces left after every pod was deleted: %v (the controller's pods hold %d)", names, len(kept))
 	}
 }
 
@@ -239,9 +251,20 @@ func fullNode(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface
 	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// node-3 runs two echo pods; the scheduler places fill pods until the node's capacity.
+	// node-3 runs two echo pods and maybe replicas of the chart's controller, each holding an
+	// address; the scheduler places fill pods until the node's capacity (its addresses plus
+	// room for ipamd's own host-network pod).
+	others, err := kc.CoreV1().Pods(ReleaseNamespace).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node-3"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := clusterCapacity - 2
-	err := poll(ctx, 3*time.Minute, 250*time.Millisecond, func() (bool, string) {
+	for _, p := range others.Items {
+		if !p.Spec.HostNetwork {
+			want--
+		}
+	}
+	err = poll(ctx, 3*time.Minute, 250*time.Millisecond, func() (bool, string) {
 		list, err := kc.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=fill"})
 		if err != nil {
 			return false, err.Error()
@@ -311,7 +334,7 @@ func checkNoLeaks(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inter
 		for _, n := range l.State().Nodes {
 			var want []string
 			for _, p := range list.Items {
-				if p.Spec.NodeName == n.Name && p.Status.PodIP != "" {
+				if p.Spec.NodeName == n.Name && p.Status.PodIP != "" && !p.Spec.HostNetwork {
 					want = append(want, p.Status.PodIP)
 				}
 			}
