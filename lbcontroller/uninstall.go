@@ -120,8 +120,11 @@ func stopDeployment(ctx context.Context, c client.Client, d types.NamespacedName
 		}
 	}
 	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
-	if err != nil || sel.Empty() {
-		return was, fmt.Errorf("uninstall: the Deployment %s has no usable selector: %v", d, err)
+	if err != nil {
+		return was, fmt.Errorf("uninstall: the Deployment %s has no usable selector: %w", d, err)
+	}
+	if sel.Empty() {
+		return was, fmt.Errorf("uninstall: the Deployment %s has an empty selector: it would match every pod", d)
 	}
 	deadline := time.Now().Add(timeout)
 	for {

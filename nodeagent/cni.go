@@ -84,8 +84,7 @@ func (e *rootExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []by
 	case err = <-done:
 	case <-ctx.Done():
 		_ = cmd.Process.Kill()
-		<-done
-		err = ctx.Err()
+		err = fmt.Errorf("%w (plugin stopped: %w)", ctx.Err(), <-done)
 	}
 	if err == nil {
 		return stdout.Bytes(), nil

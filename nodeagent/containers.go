@@ -278,14 +278,14 @@ func (w *podWorker) containerLaunch(ctx context.Context, pod *corev1.Pod, c *con
 		if len(command) == 0 {
 			return l, nil, fmt.Errorf("container %s: %s runs the container's command and has no entrypoint of its own: set command", c.spec.Name, c.spec.Image)
 		}
-		l.Argv = append(command, args...)
+		l.Argv = append(append([]string{}, command...), args...)
 	case programOCI:
 		// Kubernetes' rule: command replaces the entrypoint and drops the image's cmd; args
 		// replace the cmd.
-		argv := img.entrypoint
+		var argv []string
 		switch {
 		case len(command) > 0:
-			argv = append(command, args...)
+			argv = append(append([]string{}, command...), args...)
 		case len(args) > 0:
 			argv = append(append([]string{}, img.entrypoint...), args...)
 		default:

@@ -150,8 +150,7 @@ func runWithContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 		return out.Bytes(), err
 	case <-ctx.Done():
 		_ = cmd.Process.Kill()
-		<-done
-		return out.Bytes(), ctx.Err()
+		return out.Bytes(), fmt.Errorf("%w (command stopped: %w)", ctx.Err(), <-done)
 	}
 }
 

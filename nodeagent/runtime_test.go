@@ -208,7 +208,7 @@ func testHostNetworkPod(t *testing.T, kube kubernetes.Interface, n *testNode) {
 			},
 		},
 	}
-	pod = createPod(t, kube, pod)
+	createPod(t, kube, pod)
 	// hostPath volumes are under the node's root, never the machine's.
 	out := filepath.Join(n.root, "var/lib/test-out")
 	main := readReport(t, filepath.Join(out, "main.json"))

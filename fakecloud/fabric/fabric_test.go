@@ -381,11 +381,16 @@ func TestFabricMetadataAndAPI(t *testing.T) {
 		if code, _ := get(t, c, credsPath, ""); code != http.StatusUnauthorized {
 			t.Errorf("%s: instance credentials without a session = %d, want 401", in.InstanceID, code)
 		}
-		var doc struct{ Code, AccessKeyId, SecretAccessKey, Token string }
+		var doc struct {
+			Code            string
+			AccessKeyID     string `json:"AccessKeyId"`
+			SecretAccessKey string
+			Token           string
+		}
 		if err := json.Unmarshal([]byte(imdsGet(t, c, credsPath, session)), &doc); err != nil {
 			t.Errorf("%s: instance credentials: %v", in.InstanceID, err)
 		} else if want, err := creds.InstanceKey(in.InstanceID, in.Token); err != nil || doc.Code != "Success" ||
-			doc.AccessKeyId != want.AccessKeyID || doc.SecretAccessKey != want.SecretAccessKey || doc.Token != want.SessionToken {
+			doc.AccessKeyID != want.AccessKeyID || doc.SecretAccessKey != want.SecretAccessKey || doc.Token != want.SessionToken {
 			t.Errorf("%s: instance credentials %+v, want the instance's derived key (%v)", in.InstanceID, doc, err)
 		}
 		if in.InstanceID == l.n1.InstanceID {

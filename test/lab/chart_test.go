@@ -58,8 +58,8 @@ func chartIdentities(ctx context.Context, t *testing.T, kc kubernetes.Interface)
 	can := func(sa, verb, group, resource, ns string) bool {
 		t.Helper()
 		r, err := kc.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   "system:serviceaccount:" + ReleaseNamespace + ":" + sa,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ReleaseNamespace, "system:authenticated"},
+			User:               "system:serviceaccount:" + ReleaseNamespace + ":" + sa,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ReleaseNamespace, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Namespace: ns},
 		}}, metav1.CreateOptions{})
 		if err != nil {

@@ -88,7 +88,7 @@ func (l *Lab) WaitLBControllerLeader(ctx context.Context, timeout time.Duration)
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the load-balancer controller took no lease %s/%s within %s (last: %v)%s", ReleaseNamespace, lbControllerLease, timeout, err, l.chartHint(ctx))
+			return fmt.Errorf("the load-balancer controller took no lease %s/%s within %s (last: %w)%s", ReleaseNamespace, lbControllerLease, timeout, err, l.chartHint(ctx))
 		}
 		select {
 		case <-ctx.Done():
