@@ -21,31 +21,33 @@ import (
 type Launch struct {
 	// Netns is the pod's network namespace file; empty runs in the agent's own (the node's:
 	// hostNetwork pods and the CNI plugins).
-	Netns string
+	Netns string `json:"netns,omitempty"`
 	// Rootfs, when set, becomes the process's root directory, in a mount namespace of its own
 	// (the agent starts the child with one): the image's files, the Mounts on top, a fresh /proc,
 	// the host's /dev and /sys. Empty: the node's filesystem as it is (the built-in images).
-	Rootfs string
-	Mounts []Mount
+	Rootfs string  `json:"rootfs,omitempty"`
+	Mounts []Mount `json:"mounts,omitempty"`
 	// ReadOnlyRoot makes Rootfs read-only (the container's readOnlyRootFilesystem); the mounts
 	// keep their own modes.
-	ReadOnlyRoot bool
+	ReadOnlyRoot bool `json:"readOnlyRoot,omitempty"`
 	// UID and GID, when not negative, are the identity the program runs as; Groups its
 	// supplementary groups (the pod's fsGroup and supplementalGroups), set with GID.
-	UID, GID int
-	Groups   []int `json:",omitempty"`
+	UID    int   `json:"uid"`
+	GID    int   `json:"gid"`
+	Groups []int `json:"groups,omitempty"`
 	// Workdir is the working directory inside Rootfs ("/" by default).
-	Workdir string
+	Workdir string `json:"workdir,omitempty"`
 	// Argv is the program and its arguments; Argv[0] is looked up through PATH (inside Rootfs)
 	// when it has no slash.
-	Argv []string
+	Argv []string `json:"argv,omitempty"`
 }
 
 // Mount is a bind mount: Source (a path of the node's filesystem) at Target (a path inside
 // the container), read-only when ReadOnly.
 type Mount struct {
-	Source, Target string
-	ReadOnly       bool
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
 }
 
 func (m Mount) String() string {
