@@ -366,9 +366,17 @@ func TestFabricAttachFailsClearly(t *testing.T) {
 	l.start()
 	inst := map[string]api.Instance{}
 	for _, a := range l.attach {
-		inst[a.Name] = l.runTagged(l.subA.SubnetID, a.Name)
+		if a.Name != "twin" {
+			inst[a.Name] = l.runTagged(l.subA.SubnetID, a.Name)
+		}
 	}
-	twin2 := l.runTagged(l.subA.SubnetID, "twin")
+	// Both twins in one launch: the fabric sees them together, never one of them alone (a
+	// binding, once made, is kept while its instance runs, so a second twin launched later
+	// would not make the first ambiguous).
+	twins := must(l.st.RunInstances(admin(), &api.RunInstancesRequest{SubnetID: l.subA.SubnetID, InstanceType: "m5.large",
+		Count: 2, Tags: []api.Tag{{Key: "Name", Value: "twin"}}})).Instances
+	inst["twin"] = twins[0]
+	twin2 := twins[1]
 
 	for _, c := range []struct{ name, reason string }{
 		{"plain-file", "is not a network namespace but a regular file"},
