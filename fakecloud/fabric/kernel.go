@@ -29,11 +29,17 @@ type kernel struct {
 	ifindex   map[string]int // router port link index, by interface ID
 	// attached is the identity of each attached namespace as the fabric wired it, by path.
 	attached map[string]nsID
+	// home is the namespace the fabric runs in, read once at start: /proc/self/ns/net read
+	// later names the main thread's, which may be inside a namespace the fabric is working in
+	// at that moment (goroutines lock threads and switch namespaces).
+	home    nsID
+	homeErr error
 }
 
 func newKernel(prefix string, mtu int) *kernel {
+	home, err := statNetns("/proc/self/ns/net")
 	return &kernel{prefix: prefix, mtu: mtu, handles: map[string]*netlink.Handle{}, ifindex: map[string]int{},
-		attached: map[string]nsID{}, handleIDs: map[string]nsID{}}
+		attached: map[string]nsID{}, handleIDs: map[string]nsID{}, home: home, homeErr: err}
 }
 
 // nsFile is the file of a namespace: a name the fabric made (under /run/netns), or the absolute

@@ -99,10 +99,11 @@ func (k *kernel) attach(n Node) error {
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", n.Instance, err)
 	}
-	for _, own := range []string{"/proc/self/ns/net", "/proc/1/ns/net"} {
-		if oid, err := statNetns(own); err == nil && oid == id {
-			return fmt.Errorf("instance %s: %s is the network namespace fakecloud itself runs in (the host's, %s): the fabric never wires into it", n.Instance, n.Netns, own)
-		}
+	if k.homeErr == nil && k.home == id {
+		return fmt.Errorf("instance %s: %s is the network namespace fakecloud itself runs in (the host's, /proc/self/ns/net): the fabric never wires into it", n.Instance, n.Netns)
+	}
+	if oid, err := statNetns("/proc/1/ns/net"); err == nil && oid == id {
+		return fmt.Errorf("instance %s: %s is the network namespace fakecloud itself runs in (the host's, /proc/1/ns/net): the fabric never wires into it", n.Instance, n.Netns)
 	}
 	names, err := listNetns(k.prefix)
 	if err != nil {
