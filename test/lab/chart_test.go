@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -228,34 +227,10 @@ func upgradeUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.I
 		}
 	}
 
-	var ok, failed, churned atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := EchoFrom(ctx, l.InternetNetns(), vip, LBPort); err != nil {
-					failed.Add(1)
-					mu.Lock()
-					if len(failures) < 10 {
-						failures = append(failures, time.Now().Format("15:04:05.000")+" "+err.Error())
-					}
-					mu.Unlock()
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
+	var churned atomic.Int64
+	load := startVIPLoad(ctx, l, vip)
+	stop, wg := load.stop, &load.wg
+	ok, failed := &load.ok, &load.failed
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -284,7 +259,7 @@ func upgradeUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.I
 	}
 	t.Logf("helm upgrade to a new build took %s; %d requests through the VIP during it, %d failed; %d churn steps", took.Round(time.Second), ok.Load()+failed.Load(), failed.Load(), churned.Load())
 	if failed.Load() != 0 {
-		t.Errorf("%d requests failed during the upgrade; first ones:\n%s", failed.Load(), strings.Join(failures, "\n"))
+		t.Errorf("%d requests failed during the upgrade; first ones:\n%s", failed.Load(), strings.Join(load.firstFailures(), "\n"))
 	}
 	if ok.Load() < 50 {
 		t.Errorf("only %d requests succeeded: the load was too light to show anything", ok.Load())

@@ -225,34 +225,9 @@ func waitServiceCondition(ctx context.Context, t *testing.T, kc kubernetes.Inter
 // through the VIP, each on a new connection, and requires every one of them to succeed.
 func rollUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface, vip string) {
 	t.Helper()
-	var ok, failed atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := EchoFrom(ctx, l.InternetNetns(), vip, LBPort); err != nil {
-					failed.Add(1)
-					mu.Lock()
-					if len(failures) < 10 {
-						failures = append(failures, time.Now().Format("15:04:05.000")+" "+err.Error())
-					}
-					mu.Unlock()
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
+	load := startVIPLoad(ctx, l, vip)
+	stop, wg := load.stop, &load.wg
+	ok, failed := &load.ok, &load.failed
 	// How long the cloud takes to stop sending new connections to a terminating pod: from the
 	// moment its deletion is seen to its target's draining state.
 	lbID := oneLB(ctx, t, l, "web").LoadBalancerID
@@ -322,7 +297,7 @@ func rollUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inte
 	t.Logf("rolling update of 6 pods took %s; %d requests through the VIP during it, %d failed; a terminating pod's target drained at most %s after its deletion was seen (the echo server keeps accepting for 3 s after SIGTERM)",
 		time.Since(start).Round(time.Second), ok.Load()+failed.Load(), failed.Load(), time.Duration(deregMax.Load()).Round(time.Millisecond))
 	if failed.Load() != 0 {
-		t.Errorf("%d requests failed during the rolling update; first ones:\n%s", failed.Load(), strings.Join(failures, "\n"))
+		t.Errorf("%d requests failed during the rolling update; first ones:\n%s", failed.Load(), strings.Join(load.firstFailures(), "\n"))
 	}
 	if ok.Load() < 100 {
 		t.Errorf("only %d requests succeeded: the load was too light to show anything", ok.Load())
@@ -356,4 +331,48 @@ func upLBLab(ctx context.Context, t *testing.T, prefix string, port, apiPort int
 		t.Fatal(err)
 	}
 	return l, kc
+}
+
+// vipLoad is two clients sending requests through a load balancer's VIP from the lab's
+// internet until stop is closed, counting answers and failures (the first ten kept).
+type vipLoad struct {
+	ok, failed atomic.Int64
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	failures   []string
+}
+
+func startVIPLoad(ctx context.Context, l *Lab, vip string) *vipLoad {
+	v := &vipLoad{stop: make(chan struct{})}
+	for range 2 {
+		v.wg.Add(1)
+		go func() {
+			defer v.wg.Done()
+			for {
+				select {
+				case <-v.stop:
+					return
+				default:
+				}
+				if _, err := EchoFrom(ctx, l.InternetNetns(), vip, LBPort); err != nil {
+					v.failed.Add(1)
+					v.mu.Lock()
+					if len(v.failures) < 10 {
+						v.failures = append(v.failures, time.Now().Format("15:04:05.000")+" "+err.Error())
+					}
+					v.mu.Unlock()
+				} else {
+					v.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return v
+}
+
+func (v *vipLoad) firstFailures() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.failures...)
 }
