@@ -178,21 +178,36 @@ func (w tWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// testFaults is a FaultInjector the test sets: every call of a faulted operation fails.
+// testFaults is a FaultInjector the test sets: every call of a faulted operation fails, except
+// on the objects the test spares.
 type testFaults struct {
-	mu    sync.Mutex
-	errs  map[string]error
-	calls map[string]int
+	mu     sync.Mutex
+	errs   map[string]error
+	calls  map[string]int
+	spared map[string]bool
 }
 
-func (f *testFaults) DataPlaneFault(op string) error {
+func (f *testFaults) DataPlaneFault(op, object string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.calls == nil {
 		f.calls = map[string]int{}
 	}
 	f.calls[op]++
+	if f.spared[object] {
+		return nil
+	}
 	return f.errs[op]
+}
+
+// spare exempts object from every fault.
+func (f *testFaults) spare(object string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.spared == nil {
+		f.spared = map[string]bool{}
+	}
+	f.spared[object] = true
 }
 
 func (f *testFaults) set(op string, err error) {

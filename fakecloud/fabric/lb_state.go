@@ -17,10 +17,11 @@ type LBStateReporter interface {
 }
 
 // FaultInjector fails data-plane operations on purpose (api.DataPlane* names): it returns the
-// error an operation is to fail with, or nil. The API server's fault injection satisfies it,
-// so `fakecloud fault set --action DataPlane.ProgramLoadBalancer` reaches the fabric.
+// error an operation on object (a load balancer, route or port's ID) is to fail with, or nil.
+// The API server's fault injection satisfies it (its faults are per operation, whatever the
+// object), so `fakecloud fault set --action DataPlane.ProgramLoadBalancer` reaches the fabric.
 type FaultInjector interface {
-	DataPlaneFault(op string) error
+	DataPlaneFault(op, object string) error
 }
 
 // The data-plane operations faults can target, as the fabric's steps name them.
@@ -52,7 +53,7 @@ func (f *Fabric) injected(op, object string) error {
 	if f.cfg.Faults == nil {
 		return nil
 	}
-	if err := f.cfg.Faults.DataPlaneFault(op); err != nil {
+	if err := f.cfg.Faults.DataPlaneFault(op, object); err != nil {
 		return fmt.Errorf("%s %s: %w", op, object, err)
 	}
 	return nil

@@ -57,6 +57,9 @@ func TestLBFailsHonestly(t *testing.T) {
 		t.Fatalf("programmed load balancer is %s (%q), want active", st, reason)
 	}
 
+	// The fault is the new load balancer's alone: the programmed one may be reprogrammed at any
+	// time (its other target groups' health turning), and that must not race the test.
+	l.faults.spare(l.lb.LoadBalancerID)
 	l.faults.set(api.DataPlaneProgramLoadBalancer, errors.New("netlink receive: operation not permitted"))
 	lb2 := must(l.st.CreateLoadBalancer(admin(), &api.CreateLoadBalancerRequest{Name: "api", SubnetID: l.subA.SubnetID})).LoadBalancer
 	if lb2.State != api.LoadBalancerStateProvisioning {

@@ -211,8 +211,8 @@ func randomHex(n int) string {
 
 // DataPlaneFault draws the injected fault of a data-plane operation (api.DataPlane*): it waits
 // out the fault's latency and returns the error to fail the operation with, or nil. The fabric
-// asks before each such operation.
-func (s *Server) DataPlaneFault(op string) error {
+// asks before each such operation; a fault applies to the operation on every object.
+func (s *Server) DataPlaneFault(op, _ string) error {
 	d := s.faults.Decide(op)
 	if d.Latency > 0 {
 		select {
