@@ -125,17 +125,26 @@ func (d *Daemon) recordOutcome(err error) {
 	}
 	d.failures++
 	d.lastErr = err
-	wait := min(time.Second<<min(d.failures-1, 5), 30*time.Second)
-	d.retryAt = time.Now().Add(wait)
-	d.log.Warn("pool action failed", "err", err, "retry_in", wait)
 	if errors.Is(err, provider.ErrSubnetFull) {
 		d.full = "the subnet has no free addresses left: " + err.Error()
 	}
 	if errors.Is(err, provider.ErrInterfaceLimit) || errors.Is(err, provider.ErrAddressLimit) ||
 		errors.Is(err, provider.ErrConflict) {
-		// The record is behind the cloud (addresses or interfaces it has not adopted yet).
+		// The record is behind the cloud (addresses or interfaces it has not adopted yet, e.g.
+		// an unassign that failed after the record forgot them): resync before the next plan.
+		// The first time that is not the cloud saying no, so it is not waited out (pods may
+		// be waiting for an address meanwhile); a second failure in a row is.
 		d.resyncNow = true
+		if d.failures == 1 {
+			d.retryAt = time.Time{}
+			d.log.Warn("pool action failed: the record is behind the cloud; resyncing before the next plan", "err", err)
+			d.poke()
+			return
+		}
 	}
+	wait := min(time.Second<<min(d.failures-1, 5), 30*time.Second)
+	d.retryAt = time.Now().Add(wait)
+	d.log.Warn("pool action failed", "err", err, "retry_in", wait)
 }
 
 // requestResync makes the worker compare with the cloud before its next plan.
