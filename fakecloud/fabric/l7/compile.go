@@ -1,0 +1,477 @@
+package l7
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync/atomic"
+)
+
+// ConfigError is one problem Apply found in a Config: Field is the path to the offending field,
+// such as "listeners[1].rules[0].path.value".
+type ConfigError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "l7 config: " + e.Field + ": " + e.Problem }
+
+// Validate reports every problem in cfg (each a *ConfigError, joined), or nil when Apply would
+// take it.
+func Validate(cfg Config) error {
+	_, err := compile(cfg)
+	return err
+}
+
+// snapshot is a validated Config in the form requests read: immutable once built, swapped whole.
+type snapshot struct {
+	listeners map[int]*listener
+	groups    map[string]*group
+}
+
+type listener struct {
+	port   int
+	proto  Protocol
+	certs  *certSet
+	rules  []*rule
+	scheme string // "http" or "https"
+}
+
+type rule struct {
+	name    string
+	hosts   []hostPattern
+	path    *pathMatcher
+	method  string
+	headers []valueMatcher
+	query   []valueMatcher
+	action  action
+}
+
+type action struct {
+	backends      []backend
+	totalWeight   int
+	redirect      *Redirect
+	fixed         *FixedResponse
+	reqEdit       HeaderEdit
+	respEdit      HeaderEdit
+	rewrite       *Rewrite
+	mirrors       []mirror
+	timeouts      Timeouts
+	prefixMatched string // the rule's trimmed Prefix path, for ReplacePrefixMatch
+}
+
+type backend struct {
+	group    *group // nil: an invalid backend (500)
+	weight   int
+	reqEdit  HeaderEdit
+	respEdit HeaderEdit
+}
+
+type mirror struct {
+	group   *group
+	percent float64
+}
+
+type group struct {
+	name      string
+	proto     Protocol
+	tls       *tls.Config // HTTPS only
+	tlsKey    string      // what tls was made from, to tell transports apart
+	healthy   []*target   // where new requests go
+	failOpen  []*target   // where they go when no target is healthy
+	targets   []*target
+	next      atomic.Uint64 // round-robin position
+	transport http.RoundTripper
+}
+
+type target struct {
+	hostport string
+	state    TargetState
+}
+
+// checker accumulates ConfigErrors.
+type checker struct{ errs []error }
+
+func (c *checker) bad(field, format string, args ...any) {
+	c.errs = append(c.errs, &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func compile(cfg Config) (*snapshot, error) {
+	c := &checker{}
+	s := &snapshot{listeners: map[int]*listener{}, groups: map[string]*group{}}
+	for i, tg := range cfg.TargetGroups {
+		if g := c.group(fmt.Sprintf("targetGroups[%d]", i), tg, s.groups); g != nil {
+			s.groups[g.name] = g
+		}
+	}
+	for i, l := range cfg.Listeners {
+		f := fmt.Sprintf("listeners[%d]", i)
+		if _, dup := s.listeners[l.Port]; dup {
+			c.bad(f+".port", "%d is taken by another listener", l.Port)
+			continue
+		}
+		if cl := c.listener(f, l, s.groups); cl != nil {
+			s.listeners[l.Port] = cl
+		}
+	}
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	return s, nil
+}
+
+func (c *checker) listener(f string, l Listener, groups map[string]*group) *listener {
+	cl := &listener{port: l.Port, proto: l.Protocol}
+	if l.Port < 1 || l.Port > 65535 {
+		c.bad(f+".port", "%d is not a port (1-65535)", l.Port)
+	}
+	switch l.Protocol {
+	case ProtocolHTTP:
+		cl.scheme = "http"
+		if len(l.Certificates) > 0 {
+			c.bad(f+".certificates", "an HTTP listener takes no certificates; use HTTPS")
+		}
+	case ProtocolHTTPS:
+		cl.scheme = "https"
+		cl.certs = c.certificates(f+".certificates", l.Certificates)
+	default:
+		c.bad(f+".protocol", "%q is not a listener protocol (HTTP or HTTPS)", l.Protocol)
+	}
+	for i, r := range l.Rules {
+		if cr := c.rule(fmt.Sprintf("%s.rules[%d]", f, i), r, groups); cr != nil {
+			cl.rules = append(cl.rules, cr)
+		}
+	}
+	return cl
+}
+
+func (c *checker) rule(f string, r Rule, groups map[string]*group) *rule {
+	cr := &rule{name: r.Name, method: r.Method}
+	if r.Name == "" {
+		cr.name = f
+	}
+	for i, h := range r.Hosts {
+		if err := checkHostPattern(h); err != nil {
+			c.bad(fmt.Sprintf("%s.hosts[%d]", f, i), "%v", err)
+		}
+		cr.hosts = append(cr.hosts, parseHostPattern(h))
+	}
+	if r.Path != nil {
+		cr.path = c.path(f+".path", *r.Path)
+	}
+	if r.Method != "" && !isToken(r.Method) {
+		c.bad(f+".method", "%q is not an HTTP method", r.Method)
+	}
+	for i, h := range r.Headers {
+		ff := fmt.Sprintf("%s.headers[%d]", f, i)
+		if !isToken(h.Name) {
+			c.bad(ff+".name", "%q is not a header name", h.Name)
+		}
+		cr.headers = append(cr.headers, c.value(ff, http.CanonicalHeaderKey(h.Name), h.Type, h.Value))
+	}
+	for i, q := range r.Query {
+		ff := fmt.Sprintf("%s.query[%d]", f, i)
+		if q.Name == "" {
+			c.bad(ff+".name", "empty; name the query parameter")
+		}
+		cr.query = append(cr.query, c.value(ff, q.Name, q.Type, q.Value))
+	}
+	cr.action = c.action(f+".action", r, cr, groups)
+	return cr
+}
+
+func (c *checker) path(f string, p PathMatch) *pathMatcher {
+	m := &pathMatcher{typ: p.Type, value: p.Value}
+	switch p.Type {
+	case MatchExact, MatchPrefix:
+		if !strings.HasPrefix(p.Value, "/") {
+			c.bad(f+".value", "%q does not start with /", p.Value)
+		} else if strings.ContainsAny(p.Value, "?# \t\r\n") {
+			c.bad(f+".value", "%q holds a character a path cannot (?, #, space or control)", p.Value)
+		}
+		if p.Type == MatchPrefix {
+			m.value = trimPrefix(p.Value)
+		}
+	case MatchRegex:
+		re, err := compileRegex(p.Value)
+		if err != nil {
+			c.bad(f+".value", "not a regular expression (RE2): %v", err)
+		}
+		m.re = re
+	default:
+		c.bad(f+".type", "%q is not a path match type (Exact, Prefix or Regex)", p.Type)
+	}
+	return m
+}
+
+func (c *checker) value(f, name string, typ MatchType, value string) valueMatcher {
+	m := valueMatcher{name: name, exact: value}
+	switch typ {
+	case MatchExact:
+	case MatchRegex:
+		re, err := compileRegex(value)
+		if err != nil {
+			c.bad(f+".value", "not a regular expression (RE2): %v", err)
+			re = regexp.MustCompile(`^$`)
+		}
+		m.re = re
+	default:
+		c.bad(f+".type", "%q is not a value match type (Exact or Regex)", typ)
+	}
+	return m
+}
+
+func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) action {
+	a := r.Action
+	ca := action{redirect: a.Redirect, fixed: a.FixedResponse, rewrite: a.Rewrite, timeouts: a.Timeouts,
+		reqEdit: c.edit(f+".requestHeaders", a.RequestHeaders), respEdit: c.edit(f+".responseHeaders", a.ResponseHeaders)}
+	if cr.path != nil && cr.path.typ == MatchPrefix {
+		ca.prefixMatched = cr.path.value
+	}
+	kinds := 0
+	for _, set := range []bool{a.Forward != nil, a.Redirect != nil, a.FixedResponse != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		c.bad(f, "give exactly one of forward, redirect and fixedResponse (%d given)", kinds)
+	}
+	if a.Forward == nil && (a.Rewrite != nil || len(a.Mirrors) > 0 || a.Timeouts != (Timeouts{})) {
+		c.bad(f, "rewrite, mirrors and timeouts apply to forward only")
+	}
+	if a.Forward != nil {
+		for i, b := range a.Forward.Backends {
+			ff := fmt.Sprintf("%s.forward.backends[%d]", f, i)
+			cb := backend{weight: b.Weight, reqEdit: c.edit(ff+".requestHeaders", b.RequestHeaders),
+				respEdit: c.edit(ff+".responseHeaders", b.ResponseHeaders)}
+			if b.Weight < 0 {
+				c.bad(ff+".weight", "%d is negative", b.Weight)
+			}
+			if b.TargetGroup != "" {
+				if cb.group = groups[b.TargetGroup]; cb.group == nil {
+					c.bad(ff+".targetGroup", "no target group %q in targetGroups", b.TargetGroup)
+				}
+			}
+			ca.backends = append(ca.backends, cb)
+			ca.totalWeight += max(b.Weight, 0)
+		}
+	}
+	if a.Redirect != nil {
+		c.redirect(f+".redirect", *a.Redirect, cr.path)
+	}
+	if a.Rewrite != nil {
+		if a.Rewrite.Hostname != "" && checkHostname(a.Rewrite.Hostname) != nil {
+			c.bad(f+".rewrite.hostname", "%v", checkHostname(a.Rewrite.Hostname))
+		}
+		if a.Rewrite.Path != nil {
+			c.modifier(f+".rewrite.path", *a.Rewrite.Path, cr.path)
+		}
+	}
+	if fr := a.FixedResponse; fr != nil && (fr.StatusCode < 200 || fr.StatusCode > 599) {
+		c.bad(f+".fixedResponse.statusCode", "%d is not a status code a response can carry (200-599)", fr.StatusCode)
+	}
+	for i, m := range a.Mirrors {
+		ff := fmt.Sprintf("%s.mirrors[%d]", f, i)
+		g := groups[m.TargetGroup]
+		if g == nil {
+			c.bad(ff+".targetGroup", "no target group %q in targetGroups", m.TargetGroup)
+		}
+		if m.Percent < 0 || m.Percent > 100 || m.Percent != m.Percent {
+			c.bad(ff+".percent", "%v is not a percentage (0-100)", m.Percent)
+		}
+		ca.mirrors = append(ca.mirrors, mirror{group: g, percent: m.Percent})
+	}
+	t := a.Timeouts
+	if t.Request < 0 || t.BackendRequest < 0 {
+		c.bad(f+".timeouts", "negative timeout")
+	}
+	if t.Request > 0 && t.BackendRequest > t.Request {
+		c.bad(f+".timeouts.backendRequest", "%v exceeds the request timeout %v", t.BackendRequest, t.Request)
+	}
+	return ca
+}
+
+func (c *checker) redirect(f string, r Redirect, pm *pathMatcher) {
+	switch r.Scheme {
+	case "", "http", "https":
+	default:
+		c.bad(f+".scheme", "%q is not http or https", r.Scheme)
+	}
+	if r.Hostname != "" && checkHostname(r.Hostname) != nil {
+		c.bad(f+".hostname", "%v", checkHostname(r.Hostname))
+	}
+	if r.Port < 0 || r.Port > 65535 {
+		c.bad(f+".port", "%d is not a port (1-65535, or 0 to derive it)", r.Port)
+	}
+	switch r.StatusCode {
+	case 0, 301, 302, 303, 307, 308:
+	default:
+		c.bad(f+".statusCode", "%d is not a redirect code (301, 302, 303, 307 or 308)", r.StatusCode)
+	}
+	if r.Path != nil {
+		c.modifier(f+".path", *r.Path, pm)
+	}
+}
+
+func (c *checker) modifier(f string, m PathModifier, pm *pathMatcher) {
+	switch m.Type {
+	case ReplaceFullPath:
+		if !strings.HasPrefix(m.Value, "/") {
+			c.bad(f+".value", "%q does not start with /", m.Value)
+		}
+	case ReplacePrefixMatch:
+		if m.Value != "" && !strings.HasPrefix(m.Value, "/") {
+			c.bad(f+".value", "%q does not start with / (or is empty, to strip the prefix)", m.Value)
+		}
+		if pm == nil || pm.typ != MatchPrefix {
+			c.bad(f+".type", "ReplacePrefixMatch needs the rule to match a path Prefix")
+		}
+	default:
+		c.bad(f+".type", "%q is not a path modifier (ReplaceFullPath or ReplacePrefixMatch)", m.Type)
+	}
+	if strings.ContainsAny(m.Value, "?# \t\r\n") {
+		c.bad(f+".value", "%q holds a character a path cannot (?, #, space or control)", m.Value)
+	}
+}
+
+// edit checks a HeaderEdit and returns it with canonical header names.
+func (c *checker) edit(f string, e HeaderEdit) HeaderEdit {
+	out := HeaderEdit{}
+	canon := func(ff, name, value string) string {
+		if !isToken(name) {
+			c.bad(ff+".name", "%q is not a header name", name)
+		}
+		if strings.ContainsAny(value, "\r\n\x00") {
+			c.bad(ff+".value", "holds CR, LF or NUL")
+		}
+		return http.CanonicalHeaderKey(name)
+	}
+	for i, h := range e.Set {
+		out.Set = append(out.Set, Header{canon(fmt.Sprintf("%s.set[%d]", f, i), h.Name, h.Value), h.Value})
+	}
+	for i, h := range e.Add {
+		out.Add = append(out.Add, Header{canon(fmt.Sprintf("%s.add[%d]", f, i), h.Name, h.Value), h.Value})
+	}
+	for i, n := range e.Remove {
+		out.Remove = append(out.Remove, canon(fmt.Sprintf("%s.remove[%d]", f, i), n, ""))
+	}
+	return out
+}
+
+func (c *checker) group(f string, tg TargetGroup, seen map[string]*group) *group {
+	g := &group{name: tg.Name, proto: tg.Protocol}
+	if tg.Name == "" {
+		c.bad(f+".name", "empty; name the target group")
+		return nil
+	}
+	if seen[tg.Name] != nil {
+		c.bad(f+".name", "%q names another target group too", tg.Name)
+		return nil
+	}
+	switch tg.Protocol {
+	case ProtocolHTTP, ProtocolH2C:
+		if tg.TLS != nil {
+			c.bad(f+".tls", "TLS settings need protocol HTTPS")
+		}
+	case ProtocolHTTPS:
+		g.tls = c.backendTLS(f+".tls", tg.TLS)
+		if tg.TLS != nil {
+			g.tlsKey = fmt.Sprintf("%s|%v|%x", tg.TLS.ServerName, tg.TLS.InsecureSkipVerify, sha256.Sum256(tg.TLS.CAPEM))
+		}
+	default:
+		c.bad(f+".protocol", "%q is not a target protocol (HTTP, HTTPS or H2C)", tg.Protocol)
+	}
+	addrs := map[string]bool{}
+	for i, t := range tg.Targets {
+		ff := fmt.Sprintf("%s.targets[%d]", f, i)
+		if !t.Addr.IsValid() || t.Addr.Port() == 0 {
+			c.bad(ff+".addr", "%q is not an ip:port with a port", t.Addr)
+			continue
+		}
+		switch t.State {
+		case StateInitial, StateHealthy, StateUnhealthy, StateDraining, StateUnused, StateUnavailable:
+		default:
+			c.bad(ff+".state", "%q is not a target state (initial, healthy, unhealthy, draining, unused, unavailable)", t.State)
+		}
+		hp := t.Addr.String()
+		if addrs[hp] {
+			c.bad(ff+".addr", "%s is listed twice", hp)
+		}
+		addrs[hp] = true
+		ct := &target{hostport: hp, state: t.State}
+		g.targets = append(g.targets, ct)
+		switch t.State {
+		case StateHealthy:
+			g.healthy = append(g.healthy, ct)
+		case StateInitial, StateUnhealthy:
+			g.failOpen = append(g.failOpen, ct)
+		}
+	}
+	return g
+}
+
+func (c *checker) backendTLS(f string, bt *BackendTLS) *tls.Config {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	if bt == nil {
+		return conf
+	}
+	conf.ServerName = bt.ServerName
+	conf.InsecureSkipVerify = bt.InsecureSkipVerify //nolint:gosec // the target group asks for it, as BackendTLSPolicy may
+	if len(bt.CAPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(bt.CAPEM) {
+			c.bad(f+".caPEM", "holds no PEM certificate")
+		}
+		conf.RootCAs = pool
+	}
+	return conf
+}
+
+// isToken reports whether s is an RFC 9110 token (header names, methods).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// checkHostname accepts a DNS name of letters, digits, '-' and '.' labels.
+func checkHostname(h string) error {
+	if h == "" || len(h) > 253 {
+		return fmt.Errorf("%q is not a hostname", h)
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q is not a hostname: label %q", h, label)
+		}
+		for i := 0; i < len(label); i++ {
+			b := label[i] | 0x20 // lowercase for letters
+			letter, digit := b >= 'a' && b <= 'z', label[i] >= '0' && label[i] <= '9'
+			if !letter && !digit && label[i] != '-' {
+				return fmt.Errorf("%q is not a hostname: %q in label %q", h, label[i], label)
+			}
+		}
+	}
+	return nil
+}
+
+// checkHostPattern accepts a hostname or "*." followed by one.
+func checkHostPattern(h string) error {
+	if rest, ok := strings.CutPrefix(h, "*."); ok {
+		h = rest
+	}
+	return checkHostname(h)
+}

@@ -1,0 +1,226 @@
+package l7
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+)
+
+// Config is the data-plane form of one application load balancer: its listeners, each with rules
+// in evaluation order, and the target groups the rules forward to. It is plain data; Apply
+// validates it and never keeps a reference to it.
+type Config struct {
+	Listeners    []Listener
+	TargetGroups []TargetGroup
+}
+
+// Protocol is a listener's or a target group's protocol.
+type Protocol string
+
+const (
+	ProtocolHTTP  Protocol = "HTTP"  // listeners: HTTP/1.1 and h2c by prior knowledge; targets: HTTP/1.1
+	ProtocolHTTPS Protocol = "HTTPS" // listeners: TLS with ALPN h2 and http/1.1; targets: TLS, h2 when offered
+	ProtocolH2C   Protocol = "H2C"   // targets only: HTTP/2 without TLS (gRPC backends)
+)
+
+// Listener is one port of the load balancer. Port is the port clients connect to; it is what
+// X-Forwarded-Port and redirects report, whatever address the listen function binds.
+type Listener struct {
+	Port         int
+	Protocol     Protocol
+	Certificates []Certificate // HTTPS only; chosen by SNI
+	// Rules are evaluated in this order and the first whose conditions all hold serves the
+	// request; a request no rule matches gets 404.
+	Rules []Rule
+}
+
+// Certificate is a PEM certificate chain and key served on an HTTPS listener. Hostnames are the
+// SNI names it answers, exact ("www.example.com") or wildcard ("*.example.com", any name ending in
+// ".example.com", as Gateway API listener hostnames match); when empty, the certificate's DNS
+// names. A ClientHello picks the exact name first, then the longest wildcard, then the Default
+// certificate (or the first one).
+type Certificate struct {
+	Name      string
+	CertPEM   []byte
+	KeyPEM    []byte
+	Hostnames []string
+	Default   bool
+}
+
+// Rule is one match (all its conditions ANDed) and the action it takes. A Gateway API rule with
+// several matches becomes several Rules, so the controller can order matches across routes as the
+// spec's precedence demands.
+type Rule struct {
+	// Name labels the rule in metrics and the access log.
+	Name string
+	// Hosts are the Host values the rule serves (any of them; none: any host). Exact names
+	// compare case-insensitively; "*.example.com" matches any name ending in ".example.com".
+	Hosts   []string
+	Path    *PathMatch
+	Headers []HeaderMatch // all must hold; names case-insensitive
+	Query   []QueryMatch  // all must hold; names case-sensitive, the first value of a name counts
+	Method  string        // empty: any method
+	Action  Action
+}
+
+// MatchType says how a condition compares its value.
+type MatchType string
+
+const (
+	MatchExact  MatchType = "Exact"
+	MatchPrefix MatchType = "Prefix" // paths only: whole path segments, a trailing "/" ignored
+	MatchRegex  MatchType = "Regex"  // RE2, matched against the whole value
+)
+
+// PathMatch compares the request's escaped path.
+type PathMatch struct {
+	Type  MatchType
+	Value string
+}
+
+// HeaderMatch compares a request header; repeated headers are joined with ",".
+type HeaderMatch struct {
+	Name  string
+	Type  MatchType // Exact or Regex
+	Value string
+}
+
+// QueryMatch compares a query parameter.
+type QueryMatch struct {
+	Name  string
+	Type  MatchType // Exact or Regex
+	Value string
+}
+
+// Action is what a matched rule does: exactly one of Forward, Redirect and FixedResponse, with
+// the modifiers that apply to it.
+type Action struct {
+	Forward       *Forward
+	Redirect      *Redirect
+	FixedResponse *FixedResponse
+
+	RequestHeaders  HeaderEdit // on the request forwarded (and mirrored)
+	ResponseHeaders HeaderEdit // on every response the rule sends
+	Rewrite         *Rewrite   // Forward only
+	Mirrors         []Mirror   // Forward only
+	Timeouts        Timeouts   // Forward only
+}
+
+// Forward sends the request to one of its backends, chosen at random in proportion to weight.
+// A backend with weight 0 is never chosen. A backend naming no target group is an invalid one
+// (Gateway API: a backendRef that does not resolve): its share of requests gets 500, as do all
+// requests when every weight is 0.
+type Forward struct {
+	Backends []Backend
+}
+
+// Backend is a weighted target group with the header changes of its own (Gateway API backendRef
+// filters), applied after the rule's.
+type Backend struct {
+	TargetGroup     string
+	Weight          int
+	RequestHeaders  HeaderEdit
+	ResponseHeaders HeaderEdit
+}
+
+// HeaderEdit changes headers: Set replaces, Add appends a value, Remove deletes, in that order.
+type HeaderEdit struct {
+	Set    []Header
+	Add    []Header
+	Remove []string
+}
+
+// Header is a header name and value.
+type Header struct{ Name, Value string }
+
+// PathModifierType says how a redirect or rewrite changes the path.
+type PathModifierType string
+
+const (
+	// ReplaceFullPath replaces the whole path.
+	ReplaceFullPath PathModifierType = "ReplaceFullPath"
+	// ReplacePrefixMatch replaces the segments the rule's Prefix path match matched (the rule
+	// must have one), with Gateway API's trailing-slash rules.
+	ReplacePrefixMatch PathModifierType = "ReplacePrefixMatch"
+)
+
+// PathModifier changes the path of a redirect or a forwarded request.
+type PathModifier struct {
+	Type  PathModifierType
+	Value string
+}
+
+// Redirect answers with a Location built from the request and these overrides. Port 0 derives
+// the port as Gateway API says: the scheme's well-known port when Scheme is set, else the
+// listener's; 80 for http and 443 for https are left out of the Location.
+type Redirect struct {
+	Scheme     string // "http", "https" or empty: the request's
+	Hostname   string // empty: the request's host
+	Port       int
+	Path       *PathModifier // nil: the request's path
+	StatusCode int           // 301, 302, 303, 307 or 308; 0 means 302
+}
+
+// Rewrite changes the forwarded request's Host and path.
+type Rewrite struct {
+	Hostname string
+	Path     *PathModifier
+}
+
+// FixedResponse answers without a backend.
+type FixedResponse struct {
+	StatusCode  int
+	ContentType string
+	Body        string
+}
+
+// Mirror sends a copy of Percent (0-100) percent of the forwarded requests to a target group and
+// ignores its responses. A request body is mirrored when it is at most 1 MiB.
+type Mirror struct {
+	TargetGroup string
+	Percent     float64
+}
+
+// Timeouts bound a forwarded request; zero means none. Request covers the whole exchange from
+// the request's arrival to the end of the response; BackendRequest covers the exchange with the
+// target. Either running out answers 504 when no response has started.
+type Timeouts struct {
+	Request        time.Duration
+	BackendRequest time.Duration
+}
+
+// TargetGroup is a set of IP targets and the protocol to speak to them.
+type TargetGroup struct {
+	Name     string
+	Protocol Protocol    // HTTP, HTTPS or H2C
+	TLS      *BackendTLS // HTTPS only
+	Targets  []Target
+}
+
+// BackendTLS is how the engine verifies an HTTPS target.
+type BackendTLS struct {
+	ServerName         string // SNI and the name verified; empty: the target's IP
+	CAPEM              []byte // roots; empty: the system's
+	InsecureSkipVerify bool
+}
+
+// TargetState is a target's health state, named as the network load balancer's (fakecloud/api).
+type TargetState string
+
+const (
+	StateInitial     TargetState = api.TargetHealthInitial
+	StateHealthy     TargetState = api.TargetHealthHealthy
+	StateUnhealthy   TargetState = api.TargetHealthUnhealthy
+	StateDraining    TargetState = api.TargetHealthDraining
+	StateUnused      TargetState = api.TargetHealthUnused
+	StateUnavailable TargetState = api.TargetHealthUnavailable
+)
+
+// Target is one ip:port and its state. New requests go to healthy targets; when a group has
+// none, to its initial and unhealthy ones (fail open, as an ELB does); never to draining, unused
+// or unavailable targets, whose requests in flight run to completion.
+type Target struct {
+	Addr  netip.AddrPort
+	State TargetState
+}

@@ -1,0 +1,310 @@
+package l7
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options are the engine's fixed surroundings: where it listens and how it reaches targets.
+type Options struct {
+	// Listen opens the socket of a listener's port (say, the VIP and port inside the load
+	// balancer's namespace, or 127.0.0.1:0 in a test). Required.
+	Listen func(port int) (net.Listener, error)
+	// Dial reaches targets (and mirrors). Default: a net.Dialer in the caller's namespace.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Log receives the engine's own events; AccessLog one line per request. Nil: discarded.
+	Log       *slog.Logger
+	AccessLog *slog.Logger
+	// Registerer takes the per-rule metrics; nil: not registered. Wrap it with the load
+	// balancer's labels (prometheus.WrapRegistererWith) when several engines share one.
+	Registerer prometheus.Registerer
+	// IdleTimeout closes idle client connections (default 60 s, as an ALB's).
+	IdleTimeout time.Duration
+	// DrainTimeout bounds how long a removed listener waits for its requests in flight before
+	// it closes their connections (default 30 s).
+	DrainTimeout time.Duration
+}
+
+// Engine is one load balancer's L7 data plane. It serves the listeners of the last Config
+// applied; its methods are safe for concurrent use.
+type Engine struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	proxy   *httputil.ReverseProxy
+	snap    atomic.Pointer[snapshot]
+	// inflight counts requests in flight per target ip:port (*atomic.Int64), across configs.
+	inflight sync.Map
+
+	mu         sync.Mutex // serialises Apply and Close
+	servers    map[int]*server
+	transports map[string]*http.Transport // by transportKey
+	closed     bool
+	wg         sync.WaitGroup
+}
+
+type server struct {
+	proto Protocol
+	srv   *http.Server
+	addr  net.Addr
+}
+
+// New returns an engine serving nothing until the first Apply.
+func New(opts Options) (*Engine, error) {
+	if opts.Listen == nil {
+		return nil, errors.New("l7: Options.Listen is required: give the function that opens a listener's socket")
+	}
+	if opts.Dial == nil {
+		opts.Dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = 60 * time.Second
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	discard := slog.New(slog.DiscardHandler)
+	if opts.Log == nil {
+		opts.Log = discard
+	}
+	m := newMetrics()
+	if opts.Registerer != nil {
+		if err := m.register(opts.Registerer); err != nil {
+			return nil, fmt.Errorf("l7: registering metrics: %w", err)
+		}
+	}
+	e := &Engine{opts: opts, log: opts.Log, metrics: m, servers: map[int]*server{}, transports: map[string]*http.Transport{}}
+	e.proxy = &httputil.ReverseProxy{
+		Rewrite:        e.rewrite,
+		Transport:      roundTripFunc(e.roundTrip),
+		ModifyResponse: e.modifyResponse,
+		ErrorHandler:   e.proxyError,
+		ErrorLog:       slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug),
+	}
+	e.snap.Store(&snapshot{listeners: map[int]*listener{}, groups: map[string]*group{}})
+	return e, nil
+}
+
+// Apply validates cfg and makes it the engine's configuration. Requests already in flight
+// finish on the configuration they started with; new listeners open before the swap, removed
+// ones stop accepting after it and drain; the others are not touched. A listener whose protocol
+// changes is closed and reopened. On a validation error (*ConfigError values, joined) or a
+// listener that cannot open, the running configuration stays as it was.
+func (e *Engine) Apply(cfg Config) error {
+	s, err := compile(cfg)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("l7: engine closed")
+	}
+	used := map[string]*http.Transport{}
+	for _, g := range s.groups {
+		key := transportKey(g)
+		t := e.transports[key]
+		if t == nil {
+			t = e.newTransport(g)
+		}
+		used[key], g.transport = t, t
+	}
+	opened, err := e.openListeners(s)
+	if err != nil {
+		return err
+	}
+	e.snap.Store(s)
+	for port, srv := range opened {
+		e.servers[port] = srv
+	}
+	for port, srv := range e.servers {
+		if l := s.listeners[port]; l == nil {
+			delete(e.servers, port)
+			e.drain(srv)
+		}
+	}
+	for key, t := range e.transports {
+		if used[key] == nil {
+			t.CloseIdleConnections()
+		}
+	}
+	e.transports = used
+	return nil
+}
+
+// openListeners opens the sockets of listeners s has and the engine does not (or has with
+// another protocol) and starts serving them; it closes them all again if one fails.
+func (e *Engine) openListeners(s *snapshot) (map[int]*server, error) {
+	opened := map[int]*server{}
+	for port, l := range s.listeners {
+		old := e.servers[port]
+		if old != nil && old.proto == l.proto {
+			continue
+		}
+		if old != nil {
+			// The port is needed for the new protocol: close the old listener first.
+			_ = old.srv.Close()
+			delete(e.servers, port)
+		}
+		ln, err := e.opts.Listen(port)
+		if err != nil {
+			for _, srv := range opened {
+				_ = srv.srv.Close()
+			}
+			return nil, fmt.Errorf("l7: opening listener %d: %w", port, err)
+		}
+		opened[port] = e.serve(port, l.proto, ln)
+	}
+	return opened, nil
+}
+
+func (e *Engine) serve(port int, proto Protocol, ln net.Listener) *server {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.handle(w, r, port) }),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       e.opts.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
+		Protocols:         &protos,
+	}
+	if proto == ProtocolHTTPS {
+		protos.SetHTTP2(true)
+		srv.TLSConfig = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"},
+			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				l := e.snap.Load().listeners[port]
+				if l == nil || l.certs == nil || l.certs.fallback == nil {
+					return nil, fmt.Errorf("listener %d has no certificate", port)
+				}
+				return l.certs.pick(hello.ServerName), nil
+			},
+		}
+	} else {
+		protos.SetUnencryptedHTTP2(true)
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		serve := srv.Serve
+		if proto == ProtocolHTTPS {
+			serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			e.log.Error("listener stopped", "port", port, "err", err)
+		}
+	}()
+	return &server{proto: proto, srv: srv, addr: ln.Addr()}
+}
+
+// drain stops a listener from accepting and lets its requests in flight finish, up to
+// DrainTimeout.
+func (e *Engine) drain(s *server) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.DrainTimeout)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			_ = s.srv.Close()
+		}
+	}()
+}
+
+// Addr is the address a listener's socket is bound to, or nil when the engine has no
+// listener on port.
+func (e *Engine) Addr(port int) net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.servers[port]; s != nil {
+		return s.addr
+	}
+	return nil
+}
+
+// InFlight is the number of requests being forwarded to a target now, whatever its state:
+// a draining target is drained when it reaches 0.
+func (e *Engine) InFlight(target netip.AddrPort) int {
+	if n, ok := e.inflight.Load(target.String()); ok {
+		return int(n.(*atomic.Int64).Load())
+	}
+	return 0
+}
+
+func (e *Engine) counter(hostport string) *atomic.Int64 {
+	if n, ok := e.inflight.Load(hostport); ok {
+		return n.(*atomic.Int64)
+	}
+	n, _ := e.inflight.LoadOrStore(hostport, new(atomic.Int64))
+	return n.(*atomic.Int64)
+}
+
+// Close stops every listener, letting requests in flight finish until ctx ends, then closes
+// what is left.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	servers := e.servers
+	e.servers = map[int]*server{}
+	e.mu.Unlock()
+	var errs []error
+	for _, s := range servers {
+		if err := s.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			_ = s.srv.Close()
+		}
+	}
+	e.wg.Wait()
+	e.mu.Lock()
+	for _, t := range e.transports {
+		t.CloseIdleConnections()
+	}
+	e.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// transportKey identifies what a target group's transport depends on, so an Apply that keeps
+// a group keeps its pooled connections.
+func transportKey(g *group) string {
+	return g.name + "\x00" + string(g.proto) + "\x00" + g.tlsKey
+}
+
+func (e *Engine) newTransport(g *group) *http.Transport {
+	t := &http.Transport{
+		DialContext:           e.opts.Dial,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       g.tls,
+	}
+	var protos http.Protocols
+	switch g.proto {
+	case ProtocolH2C:
+		protos.SetUnencryptedHTTP2(true)
+	case ProtocolHTTPS:
+		protos.SetHTTP1(true)
+		protos.SetHTTP2(true)
+	default:
+		protos.SetHTTP1(true)
+	}
+	t.Protocols = &protos
+	return t
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

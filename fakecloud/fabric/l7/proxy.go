@@ -1,0 +1,382 @@
+package l7
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// mirrorBodyLimit is the largest request body a mirror gets a copy of.
+const mirrorBodyLimit = 1 << 20
+
+// mirrorTimeout bounds a mirrored exchange.
+const mirrorTimeout = 30 * time.Second
+
+// flight is one forwarded request's decisions, carried to the proxy's hooks in its context.
+type flight struct {
+	listener *listener
+	rule     *rule
+	backend  *backend
+	target   *target
+	err      error // what the proxy failed with, for the access log
+}
+
+type flightKey struct{}
+
+func flightOf(ctx context.Context) *flight {
+	f, _ := ctx.Value(flightKey{}).(*flight)
+	return f
+}
+
+// handle serves one request on the listener of port with the configuration current when it
+// arrived.
+func (e *Engine) handle(w http.ResponseWriter, r *http.Request, port int) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	l := e.snap.Load().listeners[port]
+	var (
+		ru *rule
+		f  *flight
+	)
+	defer func() { e.observe(r, port, ru, f, rec, time.Since(start)) }()
+	if l == nil {
+		// The listener was removed after this connection's request began arriving.
+		rec.Header().Set("Connection", "close")
+		http.Error(rec, "listener removed", http.StatusServiceUnavailable)
+		return
+	}
+	host, path := requestHost(r.Host), r.URL.EscapedPath()
+	var q url.Values
+	query := func() url.Values {
+		if q == nil {
+			q = r.URL.Query()
+		}
+		return q
+	}
+	for _, cand := range l.rules {
+		if cand.matches(r, host, path, query) {
+			ru = cand
+			break
+		}
+	}
+	switch {
+	case ru == nil:
+		http.Error(rec, "no rule matches the request", http.StatusNotFound)
+	case ru.action.fixed != nil:
+		fixed(rec, &ru.action)
+	case ru.action.redirect != nil:
+		editHeader(rec.Header(), ru.action.respEdit)
+		rec.Header().Set("Location", redirectLocation(ru.action.redirect, l, r, host, path, ru.action.prefixMatched))
+		code := ru.action.redirect.StatusCode
+		if code == 0 {
+			code = http.StatusFound
+		}
+		rec.WriteHeader(code)
+	default:
+		f = &flight{listener: l, rule: ru}
+		e.forward(rec, r, f, path)
+	}
+}
+
+func fixed(w http.ResponseWriter, a *action) {
+	editHeader(w.Header(), a.respEdit)
+	if a.fixed.ContentType != "" {
+		w.Header().Set("Content-Type", a.fixed.ContentType)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(a.fixed.Body)))
+	w.WriteHeader(a.fixed.StatusCode)
+	_, _ = io.WriteString(w, a.fixed.Body)
+}
+
+// redirectLocation builds a redirect's Location from the request (host without port, escaped
+// path) as Gateway API's RequestRedirect filter says.
+func redirectLocation(rd *Redirect, l *listener, r *http.Request, host, path, prefix string) string {
+	scheme := rd.Scheme
+	if scheme == "" {
+		scheme = l.scheme
+	}
+	if rd.Hostname != "" {
+		host = rd.Hostname
+	}
+	port := rd.Port
+	if port == 0 {
+		port = l.port
+		if rd.Scheme != "" {
+			port = wellKnownPort(rd.Scheme)
+		}
+	}
+	hostport := host
+	if strings.Contains(host, ":") {
+		hostport = "[" + host + "]"
+	}
+	if port != wellKnownPort(scheme) {
+		hostport = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	if rd.Path != nil {
+		path = modifyPath(*rd.Path, path, prefix)
+	}
+	loc := scheme + "://" + hostport + path
+	if r.URL.RawQuery != "" {
+		loc += "?" + r.URL.RawQuery
+	}
+	return loc
+}
+
+func wellKnownPort(scheme string) int {
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}
+
+func modifyPath(m PathModifier, path, prefix string) string {
+	if m.Type == ReplaceFullPath {
+		return m.Value
+	}
+	return replacePrefix(path, prefix, m.Value)
+}
+
+// forward picks a backend and a target and proxies the request there.
+func (e *Engine) forward(w *recorder, r *http.Request, f *flight, path string) {
+	a := &f.rule.action
+	f.backend = pickBackend(a)
+	if f.backend == nil || f.backend.group == nil {
+		http.Error(w, "no valid backend for this rule", http.StatusInternalServerError)
+		return
+	}
+	g := f.backend.group
+	f.target = g.pick()
+	if f.target == nil {
+		http.Error(w, "no target available in target group "+g.name, http.StatusServiceUnavailable)
+		return
+	}
+	n := e.counter(f.target.hostport)
+	n.Add(1)
+	defer n.Add(-1)
+
+	ctx := context.WithValue(r.Context(), flightKey{}, f)
+	upgrade := r.Header.Get("Upgrade") != ""
+	if d := timeoutOf(a.timeouts); d > 0 && !upgrade {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	out := r.Clone(ctx)
+	if rw := a.rewrite; rw != nil {
+		if rw.Hostname != "" {
+			out.Host = rw.Hostname
+		}
+		if rw.Path != nil {
+			setPath(out.URL, modifyPath(*rw.Path, path, a.prefixMatched))
+		}
+	}
+	editHeader(out.Header, a.reqEdit)
+	editHeader(out.Header, f.backend.reqEdit)
+	if len(a.mirrors) > 0 && !upgrade {
+		e.mirror(out, f)
+	}
+	e.proxy.ServeHTTP(w, out)
+}
+
+// timeoutOf is the tighter of the two timeouts; without retries both bound the same exchange.
+func timeoutOf(t Timeouts) time.Duration {
+	d := t.Request
+	if t.BackendRequest > 0 && (d == 0 || t.BackendRequest < d) {
+		d = t.BackendRequest
+	}
+	return d
+}
+
+func setPath(u *url.URL, escaped string) {
+	p, err := url.PathUnescape(escaped)
+	if err != nil {
+		p = escaped
+	}
+	u.Path, u.RawPath = p, escaped
+}
+
+func pickBackend(a *action) *backend {
+	if a.totalWeight <= 0 {
+		return nil
+	}
+	n := rand.IntN(a.totalWeight) //nolint:gosec // load spreading, not security
+	for i := range a.backends {
+		b := &a.backends[i]
+		if b.weight <= 0 {
+			continue
+		}
+		if n < b.weight {
+			return b
+		}
+		n -= b.weight
+	}
+	return nil
+}
+
+// pick returns the next healthy target round-robin, or, with none healthy, the next initial
+// or unhealthy one (fail open); nil when every target is draining, unused or unavailable.
+func (g *group) pick() *target {
+	ts := g.healthy
+	if len(ts) == 0 {
+		ts = g.failOpen
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	return ts[g.next.Add(1)%uint64(len(ts))]
+}
+
+// mirror sends a copy of out to each mirror that its percentage picks, in the background.
+func (e *Engine) mirror(out *http.Request, f *flight) {
+	var body []byte
+	if out.Body != nil && out.Body != http.NoBody {
+		buf, err := io.ReadAll(io.LimitReader(out.Body, mirrorBodyLimit+1))
+		rest := out.Body
+		out.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), rest), rest}
+		if err != nil || len(buf) > mirrorBodyLimit {
+			return // too big to copy (or already failing): the request goes on unmirrored
+		}
+		body = buf
+	}
+	for _, m := range f.rule.action.mirrors {
+		if m.percent <= 0 || (m.percent < 100 && rand.Float64()*100 >= m.percent) { //nolint:gosec // sampling
+			continue
+		}
+		t := m.group.pick()
+		if t == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(out.Context()), mirrorTimeout)
+		mr := out.Clone(ctx)
+		mr.RequestURI = ""
+		mr.URL.Scheme, mr.URL.Host = targetScheme(m.group), t.hostport
+		if body != nil {
+			mr.Body = io.NopCloser(bytes.NewReader(body))
+		} else {
+			mr.Body = http.NoBody
+		}
+		setForwarded(mr, out, f.listener)
+		removeHopByHop(mr.Header)
+		tr := m.group.transport
+		go func() {
+			defer cancel()
+			resp, err := tr.RoundTrip(mr)
+			if err != nil {
+				e.log.Debug("mirror failed", "targetGroup", m.group.name, "target", t.hostport, "err", err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}()
+	}
+}
+
+func targetScheme(g *group) string {
+	if g.proto == ProtocolHTTPS {
+		return "https"
+	}
+	return "http"
+}
+
+// rewrite points the outbound request at the flight's target and sets the forwarding headers.
+func (e *Engine) rewrite(pr *httputil.ProxyRequest) {
+	f := flightOf(pr.In.Context())
+	pr.Out.URL.Scheme = targetScheme(f.backend.group)
+	pr.Out.URL.Host = f.target.hostport
+	setForwarded(pr.Out, pr.In, f.listener)
+}
+
+// setForwarded sets X-Forwarded-For (the client's address appended to what the client sent),
+// -Proto and -Port (the listener's) as an ELB does.
+func setForwarded(out, in *http.Request, l *listener) {
+	client, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		client = in.RemoteAddr
+	}
+	if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+		client = strings.Join(prior, ", ") + ", " + client
+	}
+	out.Header.Set("X-Forwarded-For", client)
+	out.Header.Set("X-Forwarded-Proto", l.scheme)
+	out.Header.Set("X-Forwarded-Port", strconv.Itoa(l.port))
+}
+
+func removeHopByHop(h http.Header) {
+	for _, k := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+		h.Del(k)
+	}
+}
+
+func (e *Engine) roundTrip(r *http.Request) (*http.Response, error) {
+	return flightOf(r.Context()).backend.group.transport.RoundTrip(r)
+}
+
+func (e *Engine) modifyResponse(resp *http.Response) error {
+	f := flightOf(resp.Request.Context())
+	editHeader(resp.Header, f.rule.action.respEdit)
+	editHeader(resp.Header, f.backend.respEdit)
+	return nil
+}
+
+// proxyError answers a request the target did not: 504 when a timeout ran out, else 502.
+func (e *Engine) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	f := flightOf(r.Context())
+	f.err = err
+	code := http.StatusBadGateway
+	if errors.Is(err, context.DeadlineExceeded) {
+		code = http.StatusGatewayTimeout
+	}
+	w.WriteHeader(code)
+}
+
+// editHeader applies a HeaderEdit: set, then add, then remove.
+func editHeader(h http.Header, e HeaderEdit) {
+	for _, s := range e.Set {
+		h[s.Name] = []string{s.Value}
+	}
+	for _, a := range e.Add {
+		h[a.Name] = append(h[a.Name], a.Value)
+	}
+	for _, n := range e.Remove {
+		delete(h, n)
+	}
+}
+
+// recorder remembers the status and size of a response; Unwrap lets http.ResponseController
+// reach the connection's Flush and Hijack (streaming, WebSocket).
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
