@@ -29,6 +29,7 @@ func ec2Service() *service {
 			"DescribeInstanceTypes":           {api.ActionDescribeInstanceTypes, ec2DescribeInstanceTypes},
 			"DescribeNetworkInterfaces":       {api.ActionDescribeNetworkInterfaces, ec2DescribeNetworkInterfaces},
 			"DescribeSubnets":                 {api.ActionDescribeSubnets, ec2DescribeSubnets},
+			"DescribeVpcs":                    {api.ActionDescribeVpcs, ec2DescribeVpcs},
 			"CreateNetworkInterface":          {api.ActionCreateNetworkInterface, ec2CreateNetworkInterface},
 			"AttachNetworkInterface":          {api.ActionAttachNetworkInterface, ec2AttachNetworkInterface},
 			"DetachNetworkInterface":          {api.ActionDetachNetworkInterface, ec2DetachNetworkInterface},

@@ -40,6 +40,12 @@ func elbv2Service() *service {
 			"AddTags":               {api.ActionAddTags, elbAddTags},
 			"RemoveTags":            {api.ActionRemoveTags, elbRemoveTags},
 			"DescribeTags":          {api.ActionDescribeTags, elbDescribeTags},
+
+			"ModifyLoadBalancerAttributes":   {api.ActionModifyLoadBalancerAttributes, elbModifyLoadBalancerAttributes},
+			"DescribeLoadBalancerAttributes": {api.ActionDescribeLoadBalancers, elbDescribeLoadBalancerAttributes},
+			"ModifyTargetGroup":              {api.ActionModifyTargetGroup, elbModifyTargetGroup},
+			"ModifyTargetGroupAttributes":    {api.ActionModifyTargetGroupAttributes, elbModifyTargetGroupAttributes},
+			"DescribeTargetGroupAttributes":  {api.ActionDescribeTargetGroups, elbDescribeTargetGroupAttributes},
 		},
 		authCode: queryAuthCode, code: elbv2Code, status: elbv2Status,
 		writeOK: elbv2WriteOK, writeError: elbv2WriteError,

@@ -50,6 +50,9 @@ type Backend interface {
 	// Names returns the names of load balancers and target groups by ID, for their ARNs;
 	// gone ones are left out. It is an internal read: no throttling, no faults.
 	Names(ids []string) map[string]string
+	// HealthCheck returns a target group's health check (false: no such group), for
+	// ModifyTargetGroup's settings left unchanged. An internal read, like Names.
+	HealthCheck(targetGroupID string) (api.HealthCheck, bool)
 }
 
 // Config configures a Handler. Backend and InstanceToken are required.

@@ -74,3 +74,14 @@ func (b awsBackend) Names(ids []string) map[string]string {
 	}
 	return out
 }
+
+// HealthCheck returns a target group's health check, read from the store directly (an internal
+// read, like Names).
+func (b awsBackend) HealthCheck(id string) (api.HealthCheck, bool) {
+	c := state.Call{Principal: state.Principal{Admin: true}, Now: b.s.clock()}
+	resp, err := b.s.store.DescribeTargetGroups(c, &api.DescribeTargetGroupsRequest{TargetGroupIDs: []string{id}})
+	if err != nil || len(resp.TargetGroups) != 1 {
+		return api.HealthCheck{}, false
+	}
+	return resp.TargetGroups[0].HealthCheck, true
+}
