@@ -184,6 +184,9 @@ func (e *Engine) forward(w *recorder, r *http.Request, f *flight, path string) {
 	if len(a.mirrors) > 0 && !upgrade {
 		e.mirror(out, f)
 	}
+	if removes(a.respEdit, "Content-Type") || removes(f.backend.respEdit, "Content-Type") {
+		w.Header()["Content-Type"] = nil // removed means absent, not sniffed by net/http
+	}
 	e.proxy.ServeHTTP(w, out)
 }
 
@@ -340,6 +343,15 @@ func (e *Engine) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusGatewayTimeout
 	}
 	w.WriteHeader(code)
+}
+
+func removes(e HeaderEdit, name string) bool {
+	for _, n := range e.Remove {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // editHeader applies a HeaderEdit: set, then add, then remove.
