@@ -40,7 +40,7 @@ const (
 )
 
 // The two value sets the golden files and the object checks cover.
-var valueSets = []string{"required", "custom"}
+var valueSets = []string{"required", "custom", "aws"}
 
 // loadChart loads the chart directory as helm install does.
 func loadChart(t *testing.T, dir string) *chart.Chart {

@@ -82,12 +82,52 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- end -}}
 
 {{/*
+The AWS driver's settings as the SDK's standard environment (cloud.provider aws): region and
+endpoint override, for both components.
+*/}}
+{{- define "flatnet.aws.env" -}}
+{{- if eq .Values.cloud.provider "aws" -}}
+{{- with .Values.cloud.aws.region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.cloud.aws.endpoint }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+lbcontroller's AWS keys from cloud.credentials.existingSecret, as the environment variables
+the SDK reads (never arguments). Without existingSecret: none, for a pod identity.
+*/}}
+{{- define "flatnet.aws.credentialsEnv" -}}
+{{- $c := .Values.cloud.credentials -}}
+{{- if and (eq .Values.cloud.provider "aws") $c.existingSecret -}}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $c.existingSecret }}
+      key: {{ $c.aws.accessKeyIDKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $c.existingSecret }}
+      key: {{ $c.aws.secretAccessKeyKey }}
+{{- end -}}
+{{- end -}}
+
+{{/*
 Checks the schema cannot express in a way a person reads easily; each fails with what to change.
 */}}
 {{- define "flatnet.validate" -}}
 {{- $c := .Values.cloud.credentials -}}
 {{- if and .Values.lbcontroller.enabled $c.existingSecret $c.token -}}
 {{- fail "cloud.credentials: both existingSecret and token are set; give one of them (existingSecret is preferred: the token then stays out of the release)" -}}
+{{- end -}}
+{{- if and .Values.lbcontroller.enabled (eq .Values.cloud.provider "aws") $c.token -}}
+{{- fail "cloud.credentials.token is fakecloud's: with cloud.provider aws give the AWS keys in cloud.credentials.existingSecret (or none, for a pod identity)" -}}
 {{- end -}}
 {{- $i := .Values.ipamd -}}
 {{- if and (not (kindIs "invalid" $i.warmLow)) (not (kindIs "invalid" $i.warmHigh)) -}}
