@@ -322,7 +322,9 @@ type Change struct {
 	Listener         *Listener         `json:"Listener,omitempty"`
 	TargetGroup      *TargetGroup      `json:"TargetGroup,omitempty"`
 	// Target is one registered target; its ID is TargetID(group, ip, port).
-	Target *TargetHealthDescription `json:"Target,omitempty"`
+	Target      *TargetHealthDescription `json:"Target,omitempty"`
+	Rule        *Rule                    `json:"Rule,omitempty"`
+	Certificate *Certificate             `json:"Certificate,omitempty"`
 }
 
 // Resource kinds in Change.Kind.
@@ -336,6 +338,8 @@ const (
 	KindListener     = "listener"
 	KindTargetGroup  = "targetgroup"
 	KindTarget       = "target"
+	KindRule         = "rule"
+	KindCertificate  = "certificate"
 )
 
 // GetChangesRequest long-polls for changes after Since, waiting at most WaitMillis (capped by

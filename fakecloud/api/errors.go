@@ -110,7 +110,8 @@ func HTTPStatus(code string) int {
 		return http.StatusNotFound
 	case CodeInvalidIPAddressInUse, CodeIdempotentParameterMismatch, CodeDependencyViolation,
 		CodeIncorrectState, CodeInvalidNetworkInterfaceInUse, CodeInvalidSubnetConflict,
-		CodeDuplicateLoadBalancerName, CodeDuplicateTargetGroupName, CodeDuplicateListener, CodeResourceInUse:
+		CodeDuplicateLoadBalancerName, CodeDuplicateTargetGroupName, CodeDuplicateListener, CodeResourceInUse,
+		CodePriorityInUse:
 		return http.StatusConflict
 	default:
 		return http.StatusBadRequest
@@ -141,7 +142,8 @@ func IsNotFound(err error) bool {
 	switch e.Code {
 	case CodeInvalidVpcIDNotFound, CodeInvalidSubnetIDNotFound, CodeInvalidInstanceIDNotFound,
 		CodeInvalidNetworkInterfaceIDNotFound, CodeInvalidAttachmentIDNotFound,
-		CodeLoadBalancerNotFound, CodeTargetGroupNotFound, CodeListenerNotFound:
+		CodeLoadBalancerNotFound, CodeTargetGroupNotFound, CodeListenerNotFound,
+		CodeRuleNotFound, CodeCertificateNotFound:
 		return true
 	}
 	return false

@@ -8,7 +8,8 @@ import (
 
 // The load balancer API: network load balancers (ELBv2's NLB, with fakecloud IDs instead of
 // ARNs), their listeners, target groups of IP targets and the targets' health. Every action is
-// admin-only (the account's API, not a node's).
+// admin-only (the account's API, not a node's). Application load balancers share these
+// actions and add rules and certificates (alb.go).
 
 // Load balancer action names.
 const (
@@ -63,7 +64,7 @@ const (
 	ProtocolTCP    = "TCP"
 	ProtocolUDP    = "UDP"
 	ProtocolTCPUDP = "TCP_UDP" // target groups only: one port, both protocols
-	ProtocolHTTP   = "HTTP"    // health checks only
+	ProtocolHTTP   = "HTTP"    // application listeners and target groups, and health checks
 )
 
 // TargetTypeIP is the one target type: targets are (IP, port) inside the target group's VPC.
@@ -72,7 +73,8 @@ const TargetTypeIP = "ip"
 // HealthCheckPortTraffic makes health checks use each target's own port.
 const HealthCheckPortTraffic = "traffic-port"
 
-// ActionTypeForward is the one listener action type.
+// ActionTypeForward forwards to target groups: the one action type of network listeners
+// (alb.go has the others).
 const ActionTypeForward = "forward"
 
 // Attribute keys.
@@ -117,7 +119,7 @@ type Attribute struct {
 	Value string `json:"Value"`
 }
 
-// LoadBalancer is a network load balancer in one subnet.
+// LoadBalancer is a network or application load balancer in one subnet.
 type LoadBalancer struct {
 	LoadBalancerID   string `json:"LoadBalancerId"`
 	LoadBalancerName string `json:"LoadBalancerName"`
@@ -145,28 +147,36 @@ type LoadBalancer struct {
 
 // HealthCheck says how the data plane probes targets. In requests, zero values take the
 // defaults (TCP, traffic-port, 10 s interval, 10 s timeout, 3 healthy, 3 unhealthy; for HTTP
-// path "/" and matcher "200-399").
+// path "/" and matcher "200-399"). Groups of application load balancers default to their own
+// protocol, 15 s interval, 5 s timeout, 2 healthy, 2 unhealthy; GRPC groups to the gRPC health
+// service's path and matcher "0-99" (gRPC status codes).
 type HealthCheck struct {
-	Protocol                string `json:"Protocol,omitempty"` // TCP or HTTP
+	Protocol                string `json:"Protocol,omitempty"` // TCP, HTTP or HTTPS
 	Port                    string `json:"Port,omitempty"`     // "traffic-port" or 1..65535
 	Path                    string `json:"Path,omitempty"`     // HTTP only
 	IntervalSeconds         int    `json:"IntervalSeconds,omitempty"`
 	TimeoutSeconds          int    `json:"TimeoutSeconds,omitempty"`
 	HealthyThresholdCount   int    `json:"HealthyThresholdCount,omitempty"`
 	UnhealthyThresholdCount int    `json:"UnhealthyThresholdCount,omitempty"`
-	// Matcher is the HTTP codes that count as healthy: "200", "200,202" or "200-299".
+	// Matcher is the HTTP codes that count as healthy: "200", "200,202" or "200-299" (gRPC
+	// status codes 0..99 for GRPC groups).
 	Matcher string `json:"Matcher,omitempty"`
 }
 
 // TargetGroup is a set of IP targets in one VPC that listeners forward to.
 type TargetGroup struct {
-	TargetGroupID   string      `json:"TargetGroupId"`
-	TargetGroupName string      `json:"TargetGroupName"`
-	Protocol        string      `json:"Protocol"`
-	Port            int         `json:"Port"`
-	VpcID           string      `json:"VpcId"`
-	TargetType      string      `json:"TargetType"`
-	HealthCheck     HealthCheck `json:"HealthCheck"`
+	TargetGroupID   string `json:"TargetGroupId"`
+	TargetGroupName string `json:"TargetGroupName"`
+	Protocol        string `json:"Protocol"`
+	// ProtocolVersion is HTTP1, HTTP2 or GRPC for HTTP and HTTPS groups, empty otherwise.
+	ProtocolVersion string `json:"ProtocolVersion,omitempty"`
+	Port            int    `json:"Port"`
+	VpcID           string `json:"VpcId"`
+	TargetType      string `json:"TargetType"`
+	// LoadBalancerType is the one type of load balancer the group can serve (network for
+	// TCP/UDP groups, application for HTTP/HTTPS ones).
+	LoadBalancerType string      `json:"LoadBalancerType"`
+	HealthCheck      HealthCheck `json:"HealthCheck"`
 	// DeregistrationDelaySeconds is the deregistration_delay.timeout_seconds attribute.
 	DeregistrationDelaySeconds int `json:"DeregistrationDelaySeconds"`
 	// LoadBalancerIDs are the load balancers whose listeners forward to the group (at most one).
@@ -174,19 +184,35 @@ type TargetGroup struct {
 	Tags            []Tag    `json:"Tags,omitempty"`
 }
 
-// Action is what a listener does with a connection: forward it to a target group.
+// Action is what a listener or rule does with a connection or request. A network listener
+// forwards to one TargetGroupId. An application listener's or rule's action is a forward
+// (TargetGroupId, or ForwardConfig for weighted groups), a redirect or a fixed response, with
+// the fakecloud extensions Gateway API needs: header modifications (request ones and the rest
+// on forwards only), a URL rewrite, request mirrors and timeouts.
 type Action struct {
-	Type          string `json:"Type"`
-	TargetGroupID string `json:"TargetGroupId"`
+	Type                string                     `json:"Type"`
+	TargetGroupID       string                     `json:"TargetGroupId,omitempty"`
+	ForwardConfig       *ForwardActionConfig       `json:"ForwardConfig,omitempty"`
+	RedirectConfig      *RedirectActionConfig      `json:"RedirectConfig,omitempty"`
+	FixedResponseConfig *FixedResponseActionConfig `json:"FixedResponseConfig,omitempty"`
+
+	RequestHeaderModifications  *HeaderModifications  `json:"RequestHeaderModifications,omitempty"`
+	ResponseHeaderModifications *HeaderModifications  `json:"ResponseHeaderModifications,omitempty"`
+	URLRewriteConfig            *URLRewriteConfig     `json:"UrlRewriteConfig,omitempty"`
+	RequestMirrors              []RequestMirrorConfig `json:"RequestMirrors,omitempty"`
+	TimeoutConfig               *TimeoutConfig        `json:"TimeoutConfig,omitempty"`
 }
 
 // Listener accepts connections on a port of a load balancer's VIP.
 type Listener struct {
 	ListenerID     string   `json:"ListenerId"`
 	LoadBalancerID string   `json:"LoadBalancerId"`
-	Protocol       string   `json:"Protocol"` // TCP or UDP
+	Protocol       string   `json:"Protocol"` // TCP or UDP; HTTP or HTTPS (application)
 	Port           int      `json:"Port"`
 	DefaultActions []Action `json:"DefaultActions"`
+	// SslPolicy and Certificates (the default one first) are an HTTPS listener's.
+	SSLPolicy    string                `json:"SslPolicy,omitempty"`
+	Certificates []ListenerCertificate `json:"Certificates,omitempty"`
 }
 
 // Target is one (IP, port) of a target group. Port 0 in a request means the group's port.
@@ -277,14 +303,16 @@ type ModifyLoadBalancerAttributesResponse struct {
 // --- target groups
 
 type CreateTargetGroupRequest struct {
-	Name        string      `json:"Name"`
-	Protocol    string      `json:"Protocol"`
-	Port        int         `json:"Port"`
-	VpcID       string      `json:"VpcId"`
-	TargetType  string      `json:"TargetType,omitempty"` // default ip, the only one
-	HealthCheck HealthCheck `json:"HealthCheck,omitzero"`
-	Tags        []Tag       `json:"Tags,omitempty"`
-	ClientToken string      `json:"ClientToken,omitempty"`
+	Name     string `json:"Name"`
+	Protocol string `json:"Protocol"`
+	// ProtocolVersion applies to HTTP and HTTPS groups: HTTP1 (default), HTTP2 or GRPC.
+	ProtocolVersion string      `json:"ProtocolVersion,omitempty"`
+	Port            int         `json:"Port"`
+	VpcID           string      `json:"VpcId"`
+	TargetType      string      `json:"TargetType,omitempty"` // default ip, the only one
+	HealthCheck     HealthCheck `json:"HealthCheck,omitzero"`
+	Tags            []Tag       `json:"Tags,omitempty"`
+	ClientToken     string      `json:"ClientToken,omitempty"`
 }
 type CreateTargetGroupResponse struct {
 	TargetGroup TargetGroup `json:"TargetGroup"`
@@ -366,7 +394,11 @@ type CreateListenerRequest struct {
 	Protocol       string   `json:"Protocol"`
 	Port           int      `json:"Port"`
 	DefaultActions []Action `json:"DefaultActions"`
-	ClientToken    string   `json:"ClientToken,omitempty"`
+	// SslPolicy (default SSLPolicyDefault) and Certificates (exactly one, the default) are
+	// for HTTPS listeners only.
+	SSLPolicy    string                `json:"SslPolicy,omitempty"`
+	Certificates []ListenerCertificate `json:"Certificates,omitempty"`
+	ClientToken  string                `json:"ClientToken,omitempty"`
 }
 type CreateListenerResponse struct {
 	Listener Listener `json:"Listener"`

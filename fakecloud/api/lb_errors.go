@@ -20,6 +20,17 @@ const (
 	CodeResourceInUse               = "ResourceInUse"
 	CodeInvalidConfigurationRequest = "InvalidConfigurationRequest"
 	CodeInsufficientPublicAddresses = "InsufficientPublicAddresses"
+
+	// Application load balancers.
+	CodeRuleNotFound              = "RuleNotFound"
+	CodePriorityInUse             = "PriorityInUse"
+	CodeTooManyRules              = "TooManyRules"
+	CodeTooManyActions            = "TooManyActions"
+	CodeTooManyCertificates       = "TooManyCertificates"
+	CodeCertificateNotFound       = "CertificateNotFound"
+	CodeSSLPolicyNotFound         = "SSLPolicyNotFound"
+	CodeInvalidLoadBalancerAction = "InvalidLoadBalancerAction"
+	CodeUnsupportedProtocol       = "UnsupportedProtocol"
 )
 
 // Sentinels of the load balancer codes, for errors.Is.
@@ -42,4 +53,13 @@ var (
 	ErrResourceInUse               = &Error{Code: CodeResourceInUse}
 	ErrInvalidConfigurationRequest = &Error{Code: CodeInvalidConfigurationRequest}
 	ErrInsufficientPublicAddresses = &Error{Code: CodeInsufficientPublicAddresses}
+
+	ErrRuleNotFound              = &Error{Code: CodeRuleNotFound}
+	ErrPriorityInUse             = &Error{Code: CodePriorityInUse}
+	ErrTooManyRules              = &Error{Code: CodeTooManyRules}
+	ErrTooManyActions            = &Error{Code: CodeTooManyActions}
+	ErrTooManyCertificates       = &Error{Code: CodeTooManyCertificates}
+	ErrCertificateNotFound       = &Error{Code: CodeCertificateNotFound}
+	ErrSSLPolicyNotFound         = &Error{Code: CodeSSLPolicyNotFound}
+	ErrInvalidLoadBalancerAction = &Error{Code: CodeInvalidLoadBalancerAction}
 )

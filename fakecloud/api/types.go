@@ -131,4 +131,8 @@ type Snapshot struct {
 	TargetGroups      []TargetGroup      `json:"TargetGroups"`
 	// Targets are every registered target of every group, with health and drain deadline.
 	Targets []TargetHealthDescription `json:"Targets"`
+	// Rules are the application listeners' rules (not the default ones: those are the
+	// listeners' DefaultActions); Certificates are without their keys.
+	Rules        []Rule        `json:"Rules"`
+	Certificates []Certificate `json:"Certificates"`
 }

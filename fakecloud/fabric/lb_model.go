@@ -130,7 +130,9 @@ func (w *World) addLBs(snap *api.Snapshot, subnets map[string]subnetInfo) ([]Che
 	for i := range snap.LoadBalancers {
 		lb := &snap.LoadBalancers[i]
 		r := w.Routers[lb.VpcID]
-		if r == nil {
+		if r == nil || lb.Type == api.LoadBalancerTypeApplication {
+			// Application load balancers are the L7 data plane's (not wired yet): they stay
+			// provisioning rather than being programmed, or reported, as network ones.
 			continue
 		}
 		d, err := desiredLB(lb, r.CIDR, subnets, ix)

@@ -59,7 +59,7 @@ func TestLoadBalancerBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"lb name hyphen", api.ActionCreateLoadBalancer, `{"Name": "-a", "SubnetId": "` + sn + `"}`, 400, api.CodeValidationError, "hyphen"},
 		{"lb name internal-", api.ActionCreateLoadBalancer, `{"Name": "internal-a", "SubnetId": "` + sn + `"}`, 400, api.CodeValidationError, "internal-"},
 		{"lb scheme", api.ActionCreateLoadBalancer, `{"Name": "a", "Scheme": "public", "SubnetId": "` + sn + `"}`, 400, api.CodeValidationError, "Scheme"},
-		{"lb type", api.ActionCreateLoadBalancer, `{"Name": "a", "Type": "application", "SubnetId": "` + sn + `"}`, 400, api.CodeValidationError, "Type"},
+		{"lb type", api.ActionCreateLoadBalancer, `{"Name": "a", "Type": "gateway", "SubnetId": "` + sn + `"}`, 400, api.CodeValidationError, "Type"},
 		{"lb subnet missing", api.ActionCreateLoadBalancer, `{"Name": "a"}`, 400, api.CodeValidationError, "SubnetId"},
 		{"lb subnet unknown", api.ActionCreateLoadBalancer, `{"Name": "a", "SubnetId": "subnet-nope"}`, 400, api.CodeInvalidSubnetIDNotFound, "subnet-nope"},
 		{"lb duplicate name", api.ActionCreateLoadBalancer, `{"Name": "web", "Scheme": "internal", "SubnetId": "` + sn + `"}`, 409, api.CodeDuplicateLoadBalancerName, "web"},

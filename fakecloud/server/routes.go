@@ -87,6 +87,18 @@ func endpoints() map[string]endpoint {
 		api.ActionRemoveTags:                   adminOnly(storeOp((*state.Store).RemoveTags)),
 		api.ActionDescribeTags:                 adminOnly(read(storeOp((*state.Store).DescribeTags))),
 
+		api.ActionModifyListener:             adminOnly(storeOp((*state.Store).ModifyListener)),
+		api.ActionCreateRule:                 adminOnly(storeOp((*state.Store).CreateRule)),
+		api.ActionModifyRule:                 adminOnly(storeOp((*state.Store).ModifyRule)),
+		api.ActionDeleteRule:                 adminOnly(storeOp((*state.Store).DeleteRule)),
+		api.ActionDescribeRules:              adminOnly(read(storeOp((*state.Store).DescribeRules))),
+		api.ActionSetRulePriorities:          adminOnly(storeOp((*state.Store).SetRulePriorities)),
+		api.ActionImportCertificate:          adminOnly(storeOp((*state.Store).ImportCertificate)),
+		api.ActionDescribeCertificates:       adminOnly(read(storeOp((*state.Store).DescribeCertificates))),
+		api.ActionDeleteCertificate:          adminOnly(storeOp((*state.Store).DeleteCertificate)),
+		api.ActionAddListenerCertificates:    adminOnly(storeOp((*state.Store).AddListenerCertificates)),
+		api.ActionRemoveListenerCertificates: adminOnly(storeOp((*state.Store).RemoveListenerCertificates)),
+
 		api.ActionSetFault:                control(serverOp((*Server).setFault)),
 		api.ActionListFaults:              control(read(serverOp((*Server).listFaults))),
 		api.ActionClearFaults:             control(serverOp((*Server).clearFaults)),

@@ -12,7 +12,7 @@ import (
 // publicPool is where internet-facing load balancers take their VIPs (the lab's address plan).
 var publicPool = netip.MustParsePrefix("198.51.100.0/24")
 
-// CreateLoadBalancer creates a network load balancer in one subnet. Like ELBv2, a second call
+// CreateLoadBalancer creates a network or application load balancer in one subnet. Like ELBv2, a second call
 // with the same name and the same settings answers the existing load balancer; a client token
 // makes any repeat idempotent.
 func (s *Store) CreateLoadBalancer(c Call, req *api.CreateLoadBalancerRequest) (*api.CreateLoadBalancerResponse, error) {
@@ -33,8 +33,8 @@ func (s *Store) CreateLoadBalancer(c Call, req *api.CreateLoadBalancerRequest) (
 	if typ == "" {
 		typ = api.LoadBalancerTypeNetwork
 	}
-	if typ != api.LoadBalancerTypeNetwork {
-		return nil, invalid("Type %.30q is not supported: fakecloud offers network load balancers", req.Type)
+	if typ != api.LoadBalancerTypeNetwork && typ != api.LoadBalancerTypeApplication {
+		return nil, invalid("Type %.30q is not supported: use network or application", req.Type)
 	}
 	if req.SubnetID == "" {
 		return nil, invalid("SubnetId is required")
@@ -109,6 +109,8 @@ func lbAttr(r *lbRec) attrFunc {
 			return []string{r.SubnetID}, true
 		case "scheme":
 			return []string{r.Scheme}, true
+		case "type":
+			return []string{r.Type}, true
 		}
 		return tagAttr(r.Tags, name)
 	}
@@ -152,7 +154,8 @@ func validateLBFilters(filters []api.Filter, probe attrFunc) error {
 	return err
 }
 
-// DeleteLoadBalancer deletes a load balancer with its listeners and releases its addresses.
+// DeleteLoadBalancer deletes a load balancer with its listeners (and their rules) and
+// releases its addresses.
 // Deleting one that does not exist succeeds, as in ELBv2, so cleanup can simply repeat.
 func (s *Store) DeleteLoadBalancer(c Call, req *api.DeleteLoadBalancerRequest) (*api.DeleteLoadBalancerResponse, error) {
 	if err := requireAdmin(c.Principal, api.ActionDeleteLoadBalancer); err != nil {

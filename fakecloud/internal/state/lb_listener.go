@@ -6,37 +6,31 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
-// CreateListener opens a TCP or UDP port on a load balancer, forwarding to one target group.
-// As in ELBv2, the same port and protocol with the same target group answers the existing
-// listener.
+// CreateListener opens a port on a load balancer: TCP or UDP forwarding to one target group
+// on a network load balancer, HTTP or HTTPS with default actions on an application one
+// (alb_listener.go). As in ELBv2, the same port and protocol with the same settings answers
+// the existing listener.
 func (s *Store) CreateListener(c Call, req *api.CreateListenerRequest) (*api.CreateListenerResponse, error) {
 	if err := requireAdmin(c.Principal, api.ActionCreateListener); err != nil {
 		return nil, err
 	}
-	switch req.Protocol {
-	case api.ProtocolTCP, api.ProtocolUDP:
-	case "":
-		return nil, invalid("Protocol is required: TCP or UDP")
-	default:
-		return nil, invalid("Protocol %.20q is not supported for listeners: use TCP or UDP", req.Protocol)
-	}
 	if err := validatePort("Port", req.Port); err != nil {
 		return nil, err
-	}
-	if len(req.DefaultActions) != 1 {
-		return nil, invalid("DefaultActions must hold exactly one forward action (got %d)", len(req.DefaultActions))
-	}
-	act := req.DefaultActions[0]
-	if act.Type != api.ActionTypeForward {
-		return nil, invalid("DefaultActions[0].Type %.20q is not supported: use forward", act.Type)
-	}
-	if act.TargetGroupID == "" {
-		return nil, invalid("DefaultActions[0].TargetGroupId is required")
 	}
 	return write(s, c, api.ActionCreateListener, req.ClientToken, req, func(t *tx) (*api.CreateListenerResponse, error) {
 		lb, err := getLB(t.Txn, req.LoadBalancerID)
 		if err != nil {
 			return nil, err
+		}
+		if lb.Type == api.LoadBalancerTypeApplication {
+			return s.createALBListener(t, c, lb, req)
+		}
+		act, err := validateNLBListener(req.Protocol, req.DefaultActions)
+		if err != nil {
+			return nil, err
+		}
+		if req.SSLPolicy != "" || len(req.Certificates) > 0 {
+			return nil, invalid("SslPolicy and Certificates apply to HTTPS listeners of application load balancers only")
 		}
 		tg, err := getTG(t.Txn, act.TargetGroupID)
 		if err != nil {
@@ -67,6 +61,32 @@ func (s *Store) CreateListener(c Call, req *api.CreateListenerRequest) (*api.Cre
 		t.touchGroup(tg.ID)
 		return &api.CreateListenerResponse{Listener: v.listener(r)}, nil
 	})
+}
+
+// validateNLBListener checks a network listener's protocol and its one forward action.
+func validateNLBListener(protocol string, actions []api.Action) (api.Action, error) {
+	switch protocol {
+	case api.ProtocolTCP, api.ProtocolUDP:
+	case "":
+		return api.Action{}, invalid("Protocol is required: TCP or UDP")
+	default:
+		return api.Action{}, invalid("Protocol %.20q is not supported for network load balancer listeners: use TCP or UDP (HTTP and HTTPS need an application load balancer)", protocol)
+	}
+	if len(actions) != 1 {
+		return api.Action{}, invalid("DefaultActions must hold exactly one forward action (got %d)", len(actions))
+	}
+	act := actions[0]
+	if act.Type != api.ActionTypeForward {
+		return act, invalid("DefaultActions[0].Type %.20q is not supported by network load balancers: use forward", act.Type)
+	}
+	if act.ForwardConfig != nil || act.RedirectConfig != nil || act.FixedResponseConfig != nil || act.RequestHeaderModifications != nil ||
+		act.ResponseHeaderModifications != nil || act.URLRewriteConfig != nil || len(act.RequestMirrors) > 0 || act.TimeoutConfig != nil {
+		return act, invalid("DefaultActions[0] of a network listener takes Type forward and TargetGroupId only")
+	}
+	if act.TargetGroupID == "" {
+		return act, invalid("DefaultActions[0].TargetGroupId is required")
+	}
+	return act, nil
 }
 
 // checkForward applies ELBv2's rules to a listener forwarding to a target group: the same VPC,
@@ -115,8 +135,8 @@ func (s *Store) DescribeListeners(c Call, req *api.DescribeListenersRequest) (*a
 	return out, nil
 }
 
-// DeleteListener deletes a listener; its target group becomes unused unless another listener
-// forwards to it.
+// DeleteListener deletes a listener with its rules; its target groups become unused unless
+// another listener or rule forwards to them.
 func (s *Store) DeleteListener(c Call, req *api.DeleteListenerRequest) (*api.DeleteListenerResponse, error) {
 	if err := requireAdmin(c.Principal, api.ActionDeleteListener); err != nil {
 		return nil, err
@@ -131,10 +151,20 @@ func (s *Store) DeleteListener(c Call, req *api.DeleteListenerRequest) (*api.Del
 }
 
 func (t *tx) deleteListener(r *listenerRec) error {
+	for _, rule := range listBy[ruleRec](t.Txn, tableRules, indexListener, r.ID) {
+		if err := t.deleteRule(rule); err != nil {
+			return err
+		}
+	}
 	if err := t.Delete(tableListeners, r); err != nil {
 		return internal(err)
 	}
 	t.touch(api.KindListener, r.ID)
-	t.touchGroup(r.TargetGroupID)
+	for _, id := range listenerTargetGroups(r) {
+		t.touchGroup(id)
+	}
+	for _, id := range r.CertificateIDs {
+		t.touch(api.KindCertificate, id)
+	}
 	return nil
 }

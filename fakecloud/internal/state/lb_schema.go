@@ -51,20 +51,29 @@ type listenerRec struct {
 	ID             string
 	LoadBalancerID string
 	// PortKey is LoadBalancerID/Protocol/Port, unique: one listener per port and protocol.
-	PortKey       string
-	Protocol      string
-	Port          int
+	PortKey  string
+	Protocol string
+	Port     int
+	// TargetGroupID is a network listener's one group.
 	TargetGroupID string
-	Created       time.Time
+	// Actions are an application listener's default actions (normalised), TargetGroupIDs
+	// the groups they use, SSLPolicy and CertificateIDs (the default first) an HTTPS one's.
+	Actions        []api.Action
+	TargetGroupIDs []string
+	SSLPolicy      string
+	CertificateIDs []string
+	Created        time.Time
 }
 
 type tgRec struct {
-	ID          string
-	Name        string
-	Protocol    string
-	Port        int
-	VpcID       string
-	HealthCheck api.HealthCheck // complete: defaults filled in
+	ID       string
+	Name     string
+	Protocol string
+	// ProtocolVersion is HTTP1, HTTP2 or GRPC for HTTP/HTTPS groups, empty for the others.
+	ProtocolVersion string
+	Port            int
+	VpcID           string
+	HealthCheck     api.HealthCheck // complete: defaults filled in
 	// DeregistrationDelay is in seconds.
 	DeregistrationDelay int
 	Tags                map[string]string
@@ -100,7 +109,8 @@ func listenersTable() *memdb.TableSchema {
 		indexID:           idIndex("ID"),
 		indexListenerPort: fieldIndex(indexListenerPort, "PortKey", true, false),
 		indexLoadBalancer: fieldIndex(indexLoadBalancer, "LoadBalancerID", false, false),
-		indexTargetGroup:  fieldIndex(indexTargetGroup, "TargetGroupID", false, false),
+		indexTargetGroup:  refsIndex(indexTargetGroup, listenerTargetGroups),
+		indexCertificate:  refsIndex(indexCertificate, listenerCertificates),
 	}}
 }
 

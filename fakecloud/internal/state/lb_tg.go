@@ -7,8 +7,9 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
-// CreateTargetGroup creates a group of IP targets in a VPC. As in ELBv2, the same name with
-// the same settings answers the existing group.
+// CreateTargetGroup creates a group of IP targets in a VPC: TCP, UDP or TCP_UDP for network
+// load balancers, HTTP or HTTPS (with a protocol version) for application ones. As in ELBv2,
+// the same name with the same settings answers the existing group.
 func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*api.CreateTargetGroupResponse, error) {
 	if err := requireAdmin(c.Principal, api.ActionCreateTargetGroup); err != nil {
 		return nil, err
@@ -16,12 +17,9 @@ func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*a
 	if err := validateLBName("Name", req.Name); err != nil {
 		return nil, err
 	}
-	switch req.Protocol {
-	case api.ProtocolTCP, api.ProtocolUDP, api.ProtocolTCPUDP:
-	case "":
-		return nil, invalid("Protocol is required: TCP, UDP or TCP_UDP")
-	default:
-		return nil, invalid("Protocol %.20q is not supported: use TCP, UDP or TCP_UDP", req.Protocol)
+	version, err := tgProtocolVersion(req.Protocol, req.ProtocolVersion)
+	if err != nil {
+		return nil, err
 	}
 	if err := validatePort("Port", req.Port); err != nil {
 		return nil, err
@@ -32,7 +30,7 @@ func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*a
 	if req.VpcID == "" {
 		return nil, invalid("VpcId is required")
 	}
-	hc, err := completeHealthCheck(req.HealthCheck)
+	hc, err := completeHealthCheckFor(req.Protocol, version, req.HealthCheck)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +40,7 @@ func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*a
 	return write(s, c, api.ActionCreateTargetGroup, req.ClientToken, req, func(t *tx) (*api.CreateTargetGroupResponse, error) {
 		v := newViewer(t.Txn, c)
 		if old := first[tgRec](t.Txn, tableTargetGroups, indexName, req.Name); old != nil {
-			if old.Protocol == req.Protocol && old.Port == req.Port && old.VpcID == req.VpcID && old.HealthCheck == hc {
+			if old.Protocol == req.Protocol && old.ProtocolVersion == version && old.Port == req.Port && old.VpcID == req.VpcID && old.HealthCheck == hc {
 				return &api.CreateTargetGroupResponse{TargetGroup: v.targetGroup(old)}, nil
 			}
 			return nil, api.Errorf(api.CodeDuplicateTargetGroupName,
@@ -56,7 +54,7 @@ func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*a
 			return nil, err
 		}
 		r := &tgRec{
-			ID: newID(t.Txn, tableTargetGroups, "tg"), Name: req.Name, Protocol: req.Protocol, Port: req.Port,
+			ID: newID(t.Txn, tableTargetGroups, "tg"), Name: req.Name, Protocol: req.Protocol, ProtocolVersion: version, Port: req.Port,
 			VpcID: vpc.ID, HealthCheck: hc, DeregistrationDelay: defaultDeregistration,
 			Tags: tagMap(req.Tags), Created: c.Now,
 		}
@@ -132,7 +130,7 @@ func (s *Store) ModifyTargetGroup(c Call, req *api.ModifyTargetGroupRequest) (*a
 		if err != nil {
 			return nil, err
 		}
-		hc, err := completeHealthCheck(mergeHealthCheck(r.HealthCheck, req.HealthCheck))
+		hc, err := completeHealthCheckFor(r.Protocol, r.ProtocolVersion, mergeHealthCheck(r.HealthCheck, req.HealthCheck))
 		if err != nil {
 			return nil, err
 		}
@@ -222,8 +220,8 @@ func (s *Store) DeleteTargetGroup(c Call, req *api.DeleteTargetGroupRequest) (*a
 		if err != nil {
 			return nil, err
 		}
-		if l := first[listenerRec](t.Txn, tableListeners, indexTargetGroup, r.ID); l != nil {
-			return nil, api.Errorf(api.CodeResourceInUse, "target group %s is in use by listener %s of %s; delete the listener first", r.ID, l.ID, l.LoadBalancerID)
+		if who, used := tgInUse(t.Txn, r.ID); used {
+			return nil, api.Errorf(api.CodeResourceInUse, "target group %s is in use by %s; delete or change that first", r.ID, who)
 		}
 		for _, tg := range listBy[targetRec](t.Txn, tableTargets, indexTargetGroup, r.ID) {
 			if err := t.deleteTarget(tg); err != nil {

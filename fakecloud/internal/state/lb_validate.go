@@ -107,6 +107,12 @@ func completeHealthCheck(hc api.HealthCheck) (api.HealthCheck, error) {
 	default:
 		return hc, invalid("HealthCheck.Protocol %q is not supported: use TCP or HTTP", hc.Protocol)
 	}
+	return finishHealthCheck(hc)
+}
+
+// finishHealthCheck fills in the port and the network defaults of the numbers left zero, and
+// checks them.
+func finishHealthCheck(hc api.HealthCheck) (api.HealthCheck, error) {
 	if hc.Port == "" {
 		hc.Port = api.HealthCheckPortTraffic
 	}
@@ -147,11 +153,19 @@ func orDefault(v, def int) int {
 }
 
 // validateMatcher accepts "200", "200,202" or "200-299", codes 200..599.
-func validateMatcher(m string) error {
-	bad := invalid("HealthCheck.Matcher %.40q must be HTTP codes in 200..599: \"200\", \"200,202\" or \"200-299\"", m)
+func validateMatcher(m string) error { return validateMatcherRange(m, 200, 599) }
+
+// validateMatcherRange accepts "200", "200,202" or "200-299", codes lo..hi (HTTP codes, or
+// gRPC status codes 0..99).
+func validateMatcherRange(m string, lo, hi int) error {
+	kind, eg := "HTTP codes", `"200", "200,202" or "200-299"`
+	if hi < 200 {
+		kind, eg = "gRPC codes", `"0", "0,12" or "0-99"`
+	}
+	bad := invalid("HealthCheck.Matcher %.40q must be %s in %d..%d: %s", m, kind, lo, hi, eg)
 	code := func(s string) (int, bool) {
 		n, err := strconv.Atoi(s)
-		return n, err == nil && n >= 200 && n <= 599
+		return n, err == nil && n >= lo && n <= hi
 	}
 	if lo, hi, ok := strings.Cut(m, "-"); ok {
 		a, okA := code(lo)

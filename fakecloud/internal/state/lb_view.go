@@ -27,22 +27,31 @@ func (v viewer) loadBalancer(r *lbRec) api.LoadBalancer {
 }
 
 func (v viewer) listener(r *listenerRec) api.Listener {
-	return api.Listener{
+	l := api.Listener{
 		ListenerID: r.ID, LoadBalancerID: r.LoadBalancerID, Protocol: r.Protocol, Port: r.Port,
 		DefaultActions: []api.Action{{Type: api.ActionTypeForward, TargetGroupID: r.TargetGroupID}},
+		SSLPolicy:      r.SSLPolicy,
 	}
+	if r.Actions != nil {
+		l.DefaultActions = cloneJSON(r.Actions)
+	}
+	for i, id := range r.CertificateIDs {
+		l.Certificates = append(l.Certificates, api.ListenerCertificate{CertificateID: id, IsDefault: i == 0})
+	}
+	return l
 }
 
 func (v viewer) targetGroup(r *tgRec) api.TargetGroup {
 	return api.TargetGroup{
-		TargetGroupID: r.ID, TargetGroupName: r.Name, Protocol: r.Protocol, Port: r.Port,
-		VpcID: r.VpcID, TargetType: api.TargetTypeIP, HealthCheck: r.HealthCheck,
+		TargetGroupID: r.ID, TargetGroupName: r.Name, Protocol: r.Protocol, ProtocolVersion: r.ProtocolVersion, Port: r.Port,
+		VpcID: r.VpcID, TargetType: api.TargetTypeIP, LoadBalancerType: tgLBType(r.Protocol), HealthCheck: r.HealthCheck,
 		DeregistrationDelaySeconds: r.DeregistrationDelay,
 		LoadBalancerIDs:            tgLoadBalancers(v.txn, r.ID), Tags: tagList(r.Tags),
 	}
 }
 
-// tgLoadBalancers lists the load balancers whose listeners forward to a target group.
+// tgLoadBalancers lists the load balancers whose listeners or rules forward (or mirror) to a
+// target group.
 func tgLoadBalancers(txn *memdb.Txn, tgID string) []string {
 	out := []string{}
 	for _, l := range listBy[listenerRec](txn, tableListeners, indexTargetGroup, tgID) {
@@ -50,8 +59,33 @@ func tgLoadBalancers(txn *memdb.Txn, tgID string) []string {
 			out = append(out, l.LoadBalancerID)
 		}
 	}
+	for _, r := range listBy[ruleRec](txn, tableRules, indexTargetGroup, tgID) {
+		if !slices.Contains(out, r.LoadBalancerID) {
+			out = append(out, r.LoadBalancerID)
+		}
+	}
 	sort.Strings(out)
 	return out
+}
+
+// tgInUse reports whether a listener or rule forwards (or mirrors) to a target group, and
+// names one that does.
+func tgInUse(txn *memdb.Txn, tgID string) (string, bool) {
+	if l := first[listenerRec](txn, tableListeners, indexTargetGroup, tgID); l != nil {
+		return "listener " + l.ID + " of " + l.LoadBalancerID, true
+	}
+	if r := first[ruleRec](txn, tableRules, indexTargetGroup, tgID); r != nil {
+		return "rule " + r.ID + " of listener " + r.ListenerID, true
+	}
+	return "", false
+}
+
+// tgLBType is the type of load balancer a group of this protocol serves.
+func tgLBType(protocol string) string {
+	if protocol == api.ProtocolHTTP || protocol == api.ProtocolHTTPS {
+		return api.LoadBalancerTypeApplication
+	}
+	return api.LoadBalancerTypeNetwork
 }
 
 // target shows a target's state as ELBv2 does: draining wins, then a group no listener uses
@@ -66,7 +100,7 @@ func (v viewer) target(r *targetRec) api.TargetHealthDescription {
 		d.DrainDeadline = r.DrainDeadline
 		d.TargetHealth = api.TargetHealth{State: api.TargetHealthDraining, Reason: api.ReasonDeregistrationInProgress,
 			Description: "Target deregistration is in progress"}
-	case first[listenerRec](v.txn, tableListeners, indexTargetGroup, r.TargetGroupID) == nil:
+	case !v.tgUsed(r.TargetGroupID):
 		d.TargetHealth = api.TargetHealth{State: api.TargetHealthUnused, Reason: api.ReasonNotInUse,
 			Description: "Target group is not configured to receive traffic from the load balancer"}
 	}
@@ -96,10 +130,26 @@ func (v viewer) lbChange(c *api.Change) bool {
 			x := v.target(r)
 			c.Target = &x
 		}
+	case api.KindRule:
+		if r := first[ruleRec](v.txn, tableRules, indexID, c.ID); r != nil {
+			x := ruleView(r)
+			c.Rule = &x
+		}
+	case api.KindCertificate:
+		if r := first[certRec](v.txn, tableCertificates, indexID, c.ID); r != nil {
+			x := certView(v.txn, r)
+			c.Certificate = &x
+		}
 	default:
 		return false
 	}
-	return c.LoadBalancer != nil || c.Listener != nil || c.TargetGroup != nil || c.Target != nil
+	return c.LoadBalancer != nil || c.Listener != nil || c.TargetGroup != nil || c.Target != nil || c.Rule != nil || c.Certificate != nil
+}
+
+// tgUsed reports whether a listener or rule uses a target group.
+func (v viewer) tgUsed(tgID string) bool {
+	_, ok := tgInUse(v.txn, tgID)
+	return ok
 }
 
 // addLoadBalancers adds the load balancer resources to a snapshot.
@@ -117,5 +167,12 @@ func (v viewer) addLoadBalancers(snap *api.Snapshot) {
 	}
 	for _, r := range listAll[targetRec](v.txn, tableTargets) {
 		snap.Targets = append(snap.Targets, v.target(r))
+	}
+	snap.Rules, snap.Certificates = []api.Rule{}, []api.Certificate{}
+	for _, r := range listAll[ruleRec](v.txn, tableRules) {
+		snap.Rules = append(snap.Rules, ruleView(r))
+	}
+	for _, r := range listAll[certRec](v.txn, tableCertificates) {
+		snap.Certificates = append(snap.Certificates, certView(v.txn, r))
 	}
 }

@@ -120,6 +120,8 @@ func schema() *memdb.DBSchema {
 		tableListeners:     listenersTable(),
 		tableTargetGroups:  targetGroupsTable(),
 		tableTargets:       targetsTable(),
+		tableRules:         rulesTable(),
+		tableCertificates:  certificatesTable(),
 	}}
 }
 

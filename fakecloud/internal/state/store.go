@@ -33,6 +33,8 @@ type Config struct {
 	// DataPlane says a data plane (the fabric) programs the load balancers and reports their
 	// state: new ones start provisioning until it does. Without one they are active at once.
 	DataPlane bool
+	// ALBLimits are the application load balancers' quotas; zero fields take AWS's defaults.
+	ALBLimits ALBLimits
 	Logger    *slog.Logger
 }
 
@@ -68,6 +70,7 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour
 	}
+	cfg.ALBLimits = cfg.ALBLimits.withDefaults()
 	db, err := memdb.NewMemDB(schema())
 	if err != nil {
 		return nil, fmt.Errorf("build state schema: %w", err)

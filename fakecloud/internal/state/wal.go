@@ -203,6 +203,10 @@ func decodeRecord(table string, raw json.RawMessage) (any, error) {
 		obj = &tgRec{}
 	case tableTargets:
 		obj = &targetRec{}
+	case tableRules:
+		obj = &ruleRec{}
+	case tableCertificates:
+		obj = &certRec{}
 	default:
 		return nil, fmt.Errorf("unknown table %q", table)
 	}
