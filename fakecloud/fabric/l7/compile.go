@@ -28,7 +28,8 @@ func Validate(cfg Config) error {
 	return err
 }
 
-// snapshot is a validated Config in the form requests read: immutable once built, swapped whole.
+// snapshot is a validated Config in the form requests read, immutable once built; Apply hands
+// each listener its part.
 type snapshot struct {
 	listeners map[int]*listener
 	groups    map[string]*group

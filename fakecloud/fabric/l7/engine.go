@@ -44,7 +44,6 @@ type Engine struct {
 	log     *slog.Logger
 	metrics *metrics
 	proxy   *httputil.ReverseProxy
-	snap    atomic.Pointer[snapshot]
 	// inflight counts requests in flight per target ip:port (*atomic.Int64), across configs.
 	inflight sync.Map
 
@@ -55,10 +54,14 @@ type Engine struct {
 	wg         sync.WaitGroup
 }
 
+// server is one listener's socket and HTTP server. cur is the listener configuration its
+// requests use: Apply swaps it atomically, and a removed listener keeps its last one while it
+// drains.
 type server struct {
 	proto Protocol
 	srv   *http.Server
-	addr  net.Addr
+	ln    net.Listener
+	cur   atomic.Pointer[listener]
 }
 
 // New returns an engine serving nothing until the first Apply.
@@ -93,15 +96,16 @@ func New(opts Options) (*Engine, error) {
 		ErrorHandler:   e.proxyError,
 		ErrorLog:       slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug),
 	}
-	e.snap.Store(&snapshot{listeners: map[int]*listener{}, groups: map[string]*group{}})
 	return e, nil
 }
 
-// Apply validates cfg and makes it the engine's configuration. Requests already in flight
-// finish on the configuration they started with; new listeners open before the swap, removed
-// ones stop accepting after it and drain; the others are not touched. A listener whose protocol
-// changes is closed and reopened. On a validation error (*ConfigError values, joined) or a
-// listener that cannot open, the running configuration stays as it was.
+// Apply validates cfg and makes it the engine's configuration. Each listener's configuration is
+// swapped with an atomic pointer: a request runs to completion on the one it started with. New
+// listeners open, removed ones stop accepting and drain (their requests in flight finish, up to
+// DrainTimeout), and the others keep their sockets and connections. A listener whose protocol
+// changes closes its socket, drains, and a new one opens on the port. On a validation error
+// (*ConfigError values, joined) or a listener that cannot open, the running configuration stays
+// as it was (except for a protocol change that got as far as closing the old socket).
 func (e *Engine) Apply(cfg Config) error {
 	s, err := compile(cfg)
 	if err != nil {
@@ -125,15 +129,17 @@ func (e *Engine) Apply(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	e.snap.Store(s)
-	for port, srv := range opened {
-		e.servers[port] = srv
-	}
 	for port, srv := range e.servers {
-		if l := s.listeners[port]; l == nil {
+		if l := s.listeners[port]; l != nil {
+			srv.cur.Store(l)
+		} else {
 			delete(e.servers, port)
 			e.drain(srv)
 		}
+	}
+	for port, srv := range opened {
+		e.servers[port] = srv
+		e.start(srv)
 	}
 	for key, t := range e.transports {
 		if used[key] == nil {
@@ -145,7 +151,7 @@ func (e *Engine) Apply(cfg Config) error {
 }
 
 // openListeners opens the sockets of listeners s has and the engine does not (or has with
-// another protocol) and starts serving them; it closes them all again if one fails.
+// another protocol); it closes them all again if one fails.
 func (e *Engine) openListeners(s *snapshot) (map[int]*server, error) {
 	opened := map[int]*server{}
 	for port, l := range s.listeners {
@@ -154,40 +160,43 @@ func (e *Engine) openListeners(s *snapshot) (map[int]*server, error) {
 			continue
 		}
 		if old != nil {
-			// The port is needed for the new protocol: close the old listener first.
-			_ = old.srv.Close()
+			// The port is needed for the new protocol: the old listener drains without it.
 			delete(e.servers, port)
+			e.drain(old)
 		}
 		ln, err := e.opts.Listen(port)
 		if err != nil {
 			for _, srv := range opened {
-				_ = srv.srv.Close()
+				_ = srv.ln.Close()
 			}
 			return nil, fmt.Errorf("l7: opening listener %d: %w", port, err)
 		}
-		opened[port] = e.serve(port, l.proto, ln)
+		opened[port] = e.newServer(port, l, ln)
 	}
 	return opened, nil
 }
 
-func (e *Engine) serve(port int, proto Protocol, ln net.Listener) *server {
+func (e *Engine) newServer(port int, l *listener, ln net.Listener) *server {
+	s := &server{proto: l.proto, ln: ln}
+	s.cur.Store(l)
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.handle(w, r, port) }),
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.handle(w, r, s.cur.Load()) }),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       e.opts.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
 		Protocols:         &protos,
 	}
-	if proto == ProtocolHTTPS {
+	s.srv = srv
+	if l.proto == ProtocolHTTPS {
 		protos.SetHTTP2(true)
 		srv.TLSConfig = &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			NextProtos: []string{"h2", "http/1.1"},
 			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-				l := e.snap.Load().listeners[port]
-				if l == nil || l.certs == nil || l.certs.fallback == nil {
+				l := s.cur.Load()
+				if l.certs == nil || l.certs.fallback == nil {
 					return nil, fmt.Errorf("listener %d has no certificate", port)
 				}
 				return l.certs.pick(hello.ServerName), nil
@@ -196,23 +205,30 @@ func (e *Engine) serve(port int, proto Protocol, ln net.Listener) *server {
 	} else {
 		protos.SetUnencryptedHTTP2(true)
 	}
+	return s
+}
+
+// start serves a new listener's socket until it is closed.
+func (e *Engine) start(s *server) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		serve := srv.Serve
-		if proto == ProtocolHTTPS {
-			serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		var err error
+		if s.proto == ProtocolHTTPS {
+			err = s.srv.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.srv.Serve(s.ln)
 		}
-		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			e.log.Error("listener stopped", "port", port, "err", err)
+		if !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			e.log.Error("listener stopped", "port", s.cur.Load().port, "err", err)
 		}
 	}()
-	return &server{proto: proto, srv: srv, addr: ln.Addr()}
 }
 
-// drain stops a listener from accepting and lets its requests in flight finish, up to
-// DrainTimeout.
+// drain closes a listener's socket at once (the port is free when it returns) and lets its
+// requests in flight finish, up to DrainTimeout.
 func (e *Engine) drain(s *server) {
+	_ = s.ln.Close()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -230,7 +246,7 @@ func (e *Engine) Addr(port int) net.Addr {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s := e.servers[port]; s != nil {
-		return s.addr
+		return s.ln.Addr()
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package l7
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha1" //nolint:gosec // the WebSocket handshake is defined with SHA-1
 	"crypto/tls"
 	"encoding/base64"
@@ -631,4 +632,47 @@ func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// A listener whose protocol changes is reopened on its port; the other listener keeps serving.
+func TestListenerProtocolChange(t *testing.T) {
+	certPEM, keyPEM := selfSigned(t, "a.test")
+	ports := map[int]int{} // logical port -> the real one, kept across reopenings
+	var mu sync.Mutex
+	e, err := New(Options{Listen: func(port int) (net.Listener, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		addr := "127.0.0.1:0"
+		if p, ok := ports[port]; ok {
+			addr = fmt.Sprintf("127.0.0.1:%d", p)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ports[port] = ln.Addr().(*net.TCPAddr).Port
+		}
+		return ln, err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	fixed := Action{FixedResponse: &FixedResponse{StatusCode: 200, Body: "hi"}}
+	cfg := func(p Protocol) Config {
+		l := Listener{Port: 80, Protocol: p, Rules: []Rule{{Action: fixed}}}
+		if p == ProtocolHTTPS {
+			l.Certificates = []Certificate{{CertPEM: certPEM, KeyPEM: keyPEM}}
+		}
+		return Config{Listeners: []Listener{l, {Port: 81, Protocol: ProtocolHTTP, Rules: []Rule{{Action: fixed}}}}}
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test certificate
+	for _, p := range []Protocol{ProtocolHTTP, ProtocolHTTPS, ProtocolHTTP} {
+		apply(t, e, cfg(p))
+		scheme := strings.ToLower(string(p))
+		if resp, _, body := do(t, c, get(t, base(t, e, 80, scheme), "", nil)); resp.StatusCode != 200 || body != "hi" {
+			t.Errorf("%s on 80: %d %q", p, resp.StatusCode, body)
+		}
+		if resp, _, _ := do(t, c, get(t, base(t, e, 81, "http"), "", nil)); resp.StatusCode != 200 {
+			t.Errorf("81 after 80 became %s: %d", p, resp.StatusCode)
+		}
+	}
 }

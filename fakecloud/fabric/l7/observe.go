@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// noRule labels requests no rule matched (and those on a listener being removed).
+// noRule labels requests no rule matched.
 const noRule = "-"
 
 type metrics struct {

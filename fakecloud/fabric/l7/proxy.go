@@ -37,23 +37,15 @@ func flightOf(ctx context.Context) *flight {
 	return f
 }
 
-// handle serves one request on the listener of port with the configuration current when it
-// arrived.
-func (e *Engine) handle(w http.ResponseWriter, r *http.Request, port int) {
+// handle serves one request with the listener configuration current when it arrived.
+func (e *Engine) handle(w http.ResponseWriter, r *http.Request, l *listener) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	l := e.snap.Load().listeners[port]
 	var (
 		ru *rule
 		f  *flight
 	)
-	defer func() { e.observe(r, port, ru, f, rec, time.Since(start)) }()
-	if l == nil {
-		// The listener was removed after this connection's request began arriving.
-		rec.Header().Set("Connection", "close")
-		http.Error(rec, "listener removed", http.StatusServiceUnavailable)
-		return
-	}
+	defer func() { e.observe(r, l.port, ru, f, rec, time.Since(start)) }()
 	host, path := requestHost(r.Host), r.URL.EscapedPath()
 	var q url.Values
 	query := func() url.Values {
