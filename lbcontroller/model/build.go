@@ -109,12 +109,19 @@ func name(parts ...string) string {
 	return "k8s-" + hex.EncodeToString(sum[:])[:24]
 }
 
-// targets returns the endpoints of one Service port: those taking new connections, and those
-// serving but terminating, which must drain. Endpoints of several slices are merged; IPv6 and
-// FQDN slices are skipped (load balancers here are IPv4).
 func targets(in Input, portName string, proto corev1.Protocol) (live, draining []Target) {
+	return Endpoints(in.Slices, in.Service.Namespace, portName, proto, in.Registrable)
+}
+
+// Endpoints returns the endpoints of one Service port (its name and protocol) in the Service's
+// EndpointSlices: those taking new connections, and those serving but terminating, which must
+// drain. Endpoints of several slices are merged; IPv6 and FQDN slices are skipped (load
+// balancers here are IPv4). namespace is the Service's, for target references that name none;
+// registrable is as Input.Registrable. The Gateway API translator resolves backends with it too,
+// so both kinds of load balancer treat endpoints alike.
+func Endpoints(eps []discoveryv1.EndpointSlice, namespace, portName string, proto corev1.Protocol, registrable map[string]bool) (live, draining []Target) {
 	seen := map[[2]netip.AddrPort]bool{} // (address, address) live, (address, zero) draining
-	for _, sl := range in.Slices {
+	for _, sl := range eps {
 		if sl.AddressType != discoveryv1.AddressTypeIPv4 {
 			continue
 		}
@@ -141,7 +148,7 @@ func targets(in Input, portName string, proto corev1.Protocol) (live, draining [
 			}
 			t := Target{IP: ip, Port: port}
 			if ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
-				t.Pod = cmp.Or(ep.TargetRef.Namespace, in.Service.Namespace) + "/" + ep.TargetRef.Name
+				t.Pod = cmp.Or(ep.TargetRef.Namespace, namespace) + "/" + ep.TargetRef.Name
 			}
 			// Conditions as the EndpointSlice API defines them: ready unset is ready, serving
 			// unset follows ready, terminating unset is false.
@@ -155,7 +162,7 @@ func targets(in Input, portName string, proto corev1.Protocol) (live, draining [
 					seen[k] = true
 					draining = append(draining, t)
 				}
-			case !terminating && (ready || (t.Pod != "" && in.Registrable[t.Pod])):
+			case !terminating && (ready || (t.Pod != "" && registrable[t.Pod])):
 				if k := [2]netip.AddrPort{ap, ap}; !seen[k] {
 					seen[k] = true
 					live = append(live, t)

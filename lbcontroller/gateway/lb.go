@@ -1,0 +1,313 @@
+package gateway
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/flatnet/flatnet/lbcontroller/model"
+)
+
+// targetGroups collects the target groups of one load balancer, by name.
+type targetGroups struct {
+	t      *translation
+	prefix []string // cluster, Gateway UID, layer
+	byName map[string]*TargetGroup
+}
+
+func (s *targetGroups) add(b backend) string {
+	svc := key(b.svc.Namespace, b.svc.Name)
+	name := cloudName(append(slices.Clone(s.prefix), svc, strconv.Itoa(int(b.port.Port)), b.protocol)...)
+	if s.byName[name] != nil {
+		return name
+	}
+	proto := cmp.Or(b.port.Protocol, corev1.ProtocolTCP)
+	live, draining := model.Endpoints(s.t.slices[svc], b.svc.Namespace, b.port.Name, proto, s.t.in.Registrable)
+	if live == nil {
+		live = []model.Target{}
+	}
+	s.byName[name] = &TargetGroup{Name: name, Service: svc, Port: int(b.port.Port), Protocol: b.protocol, Targets: live, Draining: draining}
+	return name
+}
+
+func (s *targetGroups) list() []TargetGroup {
+	out := make([]TargetGroup, 0, len(s.byName))
+	for _, tg := range s.byName {
+		out = append(out, *tg)
+	}
+	slices.SortFunc(out, func(a, b TargetGroup) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// loadBalancers builds the Gateway's load balancers from its serving listeners and their
+// attached routes: neither when the Gateway is not accepted or has nothing to serve.
+func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
+	uid := string(g.obj.UID)
+	out := GatewayLoadBalancers{Namespace: g.obj.Namespace, Name: g.obj.Name, UID: uid}
+	if g.acceptReason != "" {
+		return out
+	}
+	l7 := map[int][]*listener{}
+	type l4key struct {
+		port     int
+		protocol string
+	}
+	l4 := map[l4key][]*listener{}
+	for _, l := range g.listeners {
+		if !l.serving() {
+			continue
+		}
+		port := int(l.spec.Port)
+		switch l.class {
+		case ProtocolHTTP, ProtocolHTTPS:
+			l7[port] = append(l7[port], l)
+		default:
+			l4[l4key{port, l.class}] = append(l4[l4key{port, l.class}], l)
+		}
+	}
+	if len(l7) > 0 {
+		tgs := &targetGroups{t: t, prefix: []string{t.in.Cluster, uid, "l7"}, byName: map[string]*TargetGroup{}}
+		alb := &ApplicationLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l7")}
+		for _, port := range sortedKeys(l7) {
+			alb.Listeners = append(alb.Listeners, httpListener(port, l7[port], tgs))
+		}
+		alb.TargetGroups = tgs.list()
+		out.L7 = alb
+	}
+	if len(l4) > 0 {
+		tgs := &targetGroups{t: t, prefix: []string{t.in.Cluster, uid, "l4"}, byName: map[string]*TargetGroup{}}
+		nlb := &NetworkLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l4")}
+		keys := make([]l4key, 0, len(l4))
+		for k := range l4 {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b l4key) int {
+			return cmp.Or(cmp.Compare(a.port, b.port), strings.Compare(a.protocol, b.protocol))
+		})
+		for _, k := range keys {
+			nlb.Listeners = append(nlb.Listeners, l4Listener(k.port, k.protocol, l4[k], tgs))
+		}
+		nlb.TargetGroups = tgs.list()
+		out.L4 = nlb
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[int]V) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// compareHosts orders hostnames most specific first: exact names before wildcards, longer
+// before shorter (of two overlapping wildcards the longer has more labels), "" (any) last.
+func compareHosts(a, b string) int {
+	exact := func(h string) int {
+		if h == "" || strings.HasPrefix(h, "*") {
+			return 0
+		}
+		return len(h)
+	}
+	return cmp.Or(cmp.Compare(exact(b), exact(a)), cmp.Compare(len(b), len(a)), strings.Compare(a, b))
+}
+
+func sortListeners(ls []*listener) []*listener {
+	ls = slices.Clone(ls)
+	slices.SortFunc(ls, func(a, b *listener) int {
+		return cmp.Or(compareHosts(a.hostname(), b.hostname()), strings.Compare(string(a.spec.Name), string(b.spec.Name)))
+	})
+	return ls
+}
+
+// candidate is one (hostname, route rule, match) before ordering.
+type candidate struct {
+	host  string
+	route *route
+	rule  *compiledRule
+	match int
+}
+
+// compareCandidates is the Gateway API's precedence: hostname, then (gRPC before HTTP, each
+// kind by its own criteria), then the oldest route, then namespace/name, then rule and match
+// order.
+func compareCandidates(a, b candidate) int {
+	pa, pb := a.rule.matches[a.match].prec, b.rule.matches[b.match].prec
+	boolDesc := func(x, y bool) int {
+		switch {
+		case x == y:
+			return 0
+		case x:
+			return -1
+		}
+		return 1
+	}
+	c := cmp.Or(compareHosts(a.host, b.host), boolDesc(pa.grpc, pb.grpc))
+	if c != 0 {
+		return c
+	}
+	if pa.grpc {
+		c = cmp.Or(cmp.Compare(pb.serviceLen, pa.serviceLen), cmp.Compare(pb.methodLen, pa.methodLen), cmp.Compare(pb.headers, pa.headers))
+	} else {
+		c = cmp.Or(cmp.Compare(pa.pathRank, pb.pathRank), cmp.Compare(pb.pathLen, pa.pathLen), boolDesc(pa.method, pb.method),
+			cmp.Compare(pb.headers, pa.headers), cmp.Compare(pb.query, pa.query))
+	}
+	return cmp.Or(c,
+		a.route.created.Compare(b.route.created.Time),
+		strings.Compare(a.route.fullName(), b.route.fullName()),
+		strings.Compare(a.route.kind, b.route.kind),
+		cmp.Compare(a.rule.index, b.rule.index),
+		cmp.Compare(a.match, b.match))
+}
+
+// httpListener merges the Gateway listeners on one port into the load balancer's listener:
+// each Gateway listener's rules in precedence order, most specific listener hostname first,
+// each closed by a 404 for its hostname so that its requests never reach a less specific
+// listener's routes (listener isolation).
+func httpListener(port int, ls []*listener, tgs *targetGroups) HTTPListener {
+	hl := HTTPListener{Port: port, Protocol: ls[0].class, Rules: []Rule{}}
+	for _, l := range sortListeners(ls) {
+		hl.Certificates = append(hl.Certificates, l.certs...)
+		var cands []candidate
+		for _, a := range l.attached {
+			if !a.route.usable() {
+				continue
+			}
+			hosts := a.hostnames
+			if hosts == nil {
+				hosts = []string{""}
+			}
+			for _, h := range hosts {
+				for _, cr := range a.route.rules {
+					for m := range cr.matches {
+						cands = append(cands, candidate{host: h, route: a.route, rule: cr, match: m})
+					}
+				}
+			}
+		}
+		slices.SortFunc(cands, compareCandidates)
+		for _, c := range cands {
+			cond := c.rule.matches[c.match].cond
+			if c.host != "" {
+				cond.Hosts = []string{c.host}
+			}
+			src := c.rule.source
+			if len(c.rule.matches) > 1 {
+				src += fmt.Sprintf(" match %d", c.match)
+			}
+			hl.Rules = append(hl.Rules, Rule{Source: src, Conditions: cond, Actions: c.rule.httpActions(tgs)})
+		}
+		if h := l.hostname(); h != "" {
+			hl.Rules = append(hl.Rules, Rule{
+				Source:     fmt.Sprintf("listener %s: no route matches", l.spec.Name),
+				Conditions: Conditions{Hosts: []string{h}},
+				Actions:    Actions{FixedResponse: &FixedResponse{StatusCode: 404}},
+			})
+		}
+	}
+	for i := range hl.Rules {
+		hl.Rules[i].Priority = i + 1
+	}
+	slices.SortStableFunc(hl.Certificates, func(a, b Certificate) int {
+		return compareHosts(strings.Join(a.Hostnames, ""), strings.Join(b.Hostnames, ""))
+	})
+	return hl
+}
+
+// httpActions are the rule's actions with target group names for this load balancer.
+func (cr *compiledRule) httpActions(tgs *targetGroups) Actions {
+	a := cr.actions
+	for _, m := range cr.mirrors {
+		a.Mirrors = append(a.Mirrors, Mirror{TargetGroup: tgs.add(m.backend), Percent: m.percent})
+	}
+	switch {
+	case cr.fixed != nil:
+		a.FixedResponse = cr.fixed
+	case a.Redirect != nil:
+	default:
+		fw := forward(cr.backends, tgs, 500)
+		if fw == nil {
+			a.FixedResponse = &FixedResponse{StatusCode: 500, Body: "every backendRef has weight 0"}
+		} else {
+			a.Forward = fw
+		}
+	}
+	return a
+}
+
+// forward is the weighted split over backends; an unresolved backend's share gets invalid
+// (a status code at L7, 0 at L4: refused). nil when no backend has weight.
+func forward(bs []backend, tgs *targetGroups, invalid int) *Forward {
+	var fw Forward
+	for _, b := range bs {
+		if b.weight <= 0 {
+			continue
+		}
+		wb := WeightedBackend{Weight: b.weight, StatusCode: invalid, RequestHeaders: b.requestHeaders, ResponseHeaders: b.responseHeaders}
+		if b.ok {
+			wb.TargetGroup, wb.StatusCode = tgs.add(b), 0
+		}
+		fw.Backends = append(fw.Backends, wb)
+	}
+	if len(fw.Backends) == 0 {
+		return nil
+	}
+	return &fw
+}
+
+// l4Listener is one network listener. A TCP or UDP listener forwards to the oldest attached
+// route (the others are accepted but wait, as the spec allows); a TLS listener routes by SNI,
+// the oldest route winning each hostname, with the same listener isolation as HTTP.
+func l4Listener(port int, protocol string, ls []*listener, tgs *targetGroups) L4Listener {
+	out := L4Listener{Port: port, Protocol: protocol}
+	for _, l := range sortListeners(ls) {
+		attached := slices.Clone(l.attached)
+		slices.SortStableFunc(attached, func(a, b *attachment) int {
+			return cmp.Or(a.route.created.Compare(b.route.created.Time), strings.Compare(a.route.fullName(), b.route.fullName()))
+		})
+		if protocol != ProtocolTLS {
+			for _, a := range attached {
+				if a.route.usable() {
+					out.Default = forward(a.route.rules[0].backends, tgs, 0)
+					break
+				}
+			}
+			continue
+		}
+		claimed := map[string]bool{}
+		var sni []SNIRoute
+		for _, a := range attached {
+			if !a.route.usable() {
+				continue
+			}
+			hosts := a.hostnames
+			if hosts == nil {
+				hosts = []string{""}
+			}
+			for _, h := range hosts {
+				if claimed[h] {
+					continue
+				}
+				claimed[h] = true
+				fw := forward(a.route.rules[0].backends, tgs, 0)
+				if h == "" {
+					out.Default = fw
+					continue
+				}
+				sni = append(sni, SNIRoute{Hostnames: []string{h}, Source: a.route.rules[0].source, Forward: fw})
+			}
+		}
+		if h := l.hostname(); h != "" && !claimed[h] {
+			sni = append(sni, SNIRoute{Hostnames: []string{h}, Source: fmt.Sprintf("listener %s: no route matches", l.spec.Name)})
+		}
+		slices.SortStableFunc(sni, func(a, b SNIRoute) int { return compareHosts(a.Hostnames[0], b.Hostnames[0]) })
+		out.SNI = append(out.SNI, sni...)
+	}
+	return out
+}

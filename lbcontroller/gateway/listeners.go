@@ -1,0 +1,481 @@
+package gateway
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// gateway is one Gateway of ours being translated.
+type gateway struct {
+	obj       *gwv1.Gateway
+	listeners []*listener
+	// acceptReason/acceptMsg: set when the Gateway as a whole is not accepted.
+	acceptReason, acceptMsg string
+	tr                      *translation
+}
+
+func (g *gateway) key() string { return key(g.obj.Namespace, g.obj.Name) }
+
+// listener is one Gateway listener and what its validation found.
+type listener struct {
+	gw   *gateway
+	spec gwv1.Listener
+	// class groups protocol and TLS mode: HTTP, HTTPS, TLS (passthrough), TLS-Terminate, TCP,
+	// UDP; "" for an unsupported protocol.
+	class string
+	kinds []gwv1.RouteGroupKind
+
+	acceptReason, acceptMsg     string // "" when accepted
+	conflictReason, conflictMsg string // "" when not conflicted
+	refsReason, refsMsgs        string // "" when resolved
+	certs                       []Certificate
+	attached                    []*attachment
+}
+
+func (l *listener) accepted() bool { return l.acceptReason == "" }
+
+// serving: the listener goes into a load balancer (HTTPS needs a certificate for that).
+func (l *listener) serving() bool {
+	return l.accepted() && (l.class != ProtocolHTTPS || len(l.certs) > 0)
+}
+
+func (l *listener) hostname() string {
+	if l.spec.Hostname == nil {
+		return ""
+	}
+	return string(*l.spec.Hostname)
+}
+
+func (l *listener) setRefs(reason, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if l.refsReason == "" {
+		l.refsReason = reason
+	}
+	l.refsMsgs = strings.TrimPrefix(l.refsMsgs+"; "+msg, "; ")
+	l.gw.eventf(reason, "listener %s: %s", l.spec.Name, msg)
+}
+
+func (g *gateway) eventf(reason, format string, args ...any) {
+	g.tr.event(KindGateway, g.obj.Namespace, g.obj.Name, reason, format, args...)
+}
+
+// routeKinds each listener class supports.
+var routeKinds = map[string][]string{
+	ProtocolHTTP:  {KindHTTPRoute, KindGRPCRoute},
+	ProtocolHTTPS: {KindHTTPRoute, KindGRPCRoute},
+	ProtocolTLS:   {KindTLSRoute},
+	ProtocolTCP:   {KindTCPRoute},
+	ProtocolUDP:   {KindUDPRoute},
+}
+
+const classTLSTerminate = "TLS-Terminate"
+
+// buildGateways validates the listeners of every Gateway of an accepted class of ours.
+func (t *translation) buildGateways(classes map[string]bool) []*gateway {
+	gws := make([]*gwv1.Gateway, 0, len(t.in.Gateways))
+	for i := range t.in.Gateways {
+		if classes[string(t.in.Gateways[i].Spec.GatewayClassName)] {
+			gws = append(gws, &t.in.Gateways[i])
+		}
+	}
+	slices.SortFunc(gws, func(a, b *gwv1.Gateway) int {
+		return strings.Compare(key(a.Namespace, a.Name), key(b.Namespace, b.Name))
+	})
+	out := make([]*gateway, 0, len(gws))
+	for _, obj := range gws {
+		g := &gateway{obj: obj, tr: t}
+		if _, dup := t.gateways[g.key()]; dup {
+			continue
+		}
+		t.gateways[g.key()] = g
+		out = append(out, g)
+		names := map[gwv1.SectionName]bool{}
+		for _, spec := range obj.Spec.Listeners {
+			if names[spec.Name] {
+				continue // the API server refuses duplicate names; a snapshot may not have
+			}
+			names[spec.Name] = true
+			g.listeners = append(g.listeners, t.listener(g, spec))
+		}
+		markConflicts(g.listeners)
+		for _, l := range g.listeners {
+			t.finishListener(l)
+		}
+		switch {
+		case len(obj.Spec.Addresses) > 0:
+			g.acceptReason = string(gwv1.GatewayReasonUnsupportedAddress)
+			g.acceptMsg = "spec.addresses is not supported: the cloud assigns the load balancer's addresses; remove spec.addresses"
+		case obj.Spec.Infrastructure != nil && obj.Spec.Infrastructure.ParametersRef != nil:
+			g.acceptReason = string(gwv1.GatewayReasonInvalidParameters)
+			g.acceptMsg = "spec.infrastructure.parametersRef is not supported: flatnet takes no parameters; remove it"
+		}
+		if g.acceptReason != "" {
+			g.eventf(g.acceptReason, "%s", g.acceptMsg)
+		}
+	}
+	return out
+}
+
+// listener checks what one listener alone can tell: protocol, TLS mode, route kinds.
+func (t *translation) listener(g *gateway, spec gwv1.Listener) *listener {
+	l := &listener{gw: g, spec: spec}
+	switch spec.Protocol {
+	case gwv1.HTTPProtocolType, gwv1.TCPProtocolType, gwv1.UDPProtocolType:
+		l.class = string(spec.Protocol)
+	case gwv1.HTTPSProtocolType:
+		l.class = ProtocolHTTPS
+	case gwv1.TLSProtocolType:
+		l.class = classTLSTerminate // the API's default mode
+		if spec.TLS != nil && spec.TLS.Mode != nil && *spec.TLS.Mode == gwv1.TLSModePassthrough {
+			l.class = ProtocolTLS
+		}
+	default:
+		l.acceptReason = string(gwv1.ListenerReasonUnsupportedProtocol)
+		l.acceptMsg = fmt.Sprintf("protocol %q is not supported: use HTTP, HTTPS, TLS (passthrough), TCP or UDP", spec.Protocol)
+		return l
+	}
+	supported := routeKinds[l.class]
+	if spec.AllowedRoutes == nil || len(spec.AllowedRoutes.Kinds) == 0 {
+		for _, k := range supported {
+			l.kinds = append(l.kinds, groupKind(k))
+		}
+		return l
+	}
+	var bad []string
+	for _, k := range spec.AllowedRoutes.Kinds {
+		grp := Group
+		if k.Group != nil {
+			grp = string(*k.Group)
+		}
+		if grp != Group || !slices.Contains(supported, string(k.Kind)) {
+			bad = append(bad, fmt.Sprintf("%s/%s", grp, k.Kind))
+			continue
+		}
+		if !slices.ContainsFunc(l.kinds, func(have gwv1.RouteGroupKind) bool { return have.Kind == k.Kind }) {
+			l.kinds = append(l.kinds, groupKind(string(k.Kind)))
+		}
+	}
+	if len(bad) > 0 {
+		l.refsReason = string(gwv1.ListenerReasonInvalidRouteKinds)
+		l.refsMsgs = fmt.Sprintf("route kinds %s are not supported on a %s listener (supported: %s)",
+			strings.Join(bad, ", "), spec.Protocol, strings.Join(supported, ", "))
+		g.eventf(l.refsReason, "listener %s: %s", spec.Name, l.refsMsgs)
+	}
+	return l
+}
+
+func groupKind(kind string) gwv1.RouteGroupKind {
+	grp := gwv1.Group(Group)
+	return gwv1.RouteGroupKind{Group: &grp, Kind: gwv1.Kind(kind)}
+}
+
+// transport is the transport protocol a listener class takes on its port.
+func transport(class string) string {
+	if class == ProtocolUDP {
+		return ProtocolUDP
+	}
+	return ProtocolTCP
+}
+
+// markConflicts finds listeners a connection could not be told apart by: on one port and
+// transport, listeners of different classes conflict on protocol (HTTP and HTTPS, TLS
+// passthrough and terminate, TCP and anything else on TCP); of one class, HTTP, HTTPS and TLS
+// listeners conflict when their hostnames are equal, and TCP or UDP ones always (they have no
+// hostname to tell them apart: reported as ProtocolConflict). All conflicting listeners are
+// refused; none wins.
+func markConflicts(ls []*listener) {
+	type portKey struct {
+		port      gwv1.PortNumber
+		transport string
+	}
+	byPort := map[portKey][]*listener{}
+	for _, l := range ls {
+		if l.class == "" {
+			continue
+		}
+		k := portKey{l.spec.Port, transport(l.class)}
+		byPort[k] = append(byPort[k], l)
+	}
+	for k, group := range byPort {
+		classes := map[string]bool{}
+		for _, l := range group {
+			classes[l.class] = true
+		}
+		if len(classes) > 1 {
+			var names []string
+			for _, l := range group {
+				names = append(names, fmt.Sprintf("%s (%s)", l.spec.Name, l.spec.Protocol))
+			}
+			slices.Sort(names)
+			for _, l := range group {
+				l.conflictReason = string(gwv1.ListenerReasonProtocolConflict)
+				l.conflictMsg = fmt.Sprintf("port %d is claimed by listeners of different protocols or TLS modes: %s; give each its own port",
+					k.port, strings.Join(names, ", "))
+			}
+			continue
+		}
+		byHost := map[string][]*listener{}
+		for _, l := range group {
+			h := l.hostname()
+			if l.class == ProtocolTCP || l.class == ProtocolUDP {
+				h = ""
+			}
+			byHost[h] = append(byHost[h], l)
+		}
+		for h, same := range byHost {
+			if len(same) < 2 {
+				continue
+			}
+			var names []string
+			for _, l := range same {
+				names = append(names, string(l.spec.Name))
+			}
+			slices.Sort(names)
+			for _, l := range same {
+				if l.class == ProtocolTCP || l.class == ProtocolUDP {
+					l.conflictReason = string(gwv1.ListenerReasonProtocolConflict)
+					l.conflictMsg = fmt.Sprintf("listeners %s all take %s port %d: a %s listener needs a port of its own",
+						strings.Join(names, ", "), l.class, k.port, l.class)
+				} else {
+					l.conflictReason = string(gwv1.ListenerReasonHostnameConflict)
+					what := fmt.Sprintf("hostname %q", h)
+					if h == "" {
+						what = "no hostname"
+					}
+					l.conflictMsg = fmt.Sprintf("listeners %s all have %s on port %d: give each a distinct hostname or port",
+						strings.Join(names, ", "), what, k.port)
+				}
+			}
+		}
+	}
+}
+
+// finishListener applies conflicts and unsupported modes, and resolves certificates.
+func (t *translation) finishListener(l *listener) {
+	switch {
+	case l.class == "":
+	case l.conflictReason != "":
+		l.acceptReason, l.acceptMsg = l.conflictReason, l.conflictMsg
+	case l.class == classTLSTerminate:
+		l.acceptReason = string(gwv1.ListenerReasonUnsupportedValue)
+		l.acceptMsg = "TLS mode Terminate is not supported on TLS listeners: use mode Passthrough, or an HTTPS listener to terminate TLS"
+	case l.spec.Port < 1 || l.spec.Port > 65535:
+		l.acceptReason = string(gwv1.ListenerReasonPortUnavailable)
+		l.acceptMsg = fmt.Sprintf("port %d is out of range: use 1 to 65535", l.spec.Port)
+	}
+	if !l.accepted() {
+		l.kinds = nil
+		l.gw.eventf(l.acceptReason, "listener %s: %s", l.spec.Name, l.acceptMsg)
+		return
+	}
+	if l.class == ProtocolHTTPS {
+		t.certificates(l)
+	}
+}
+
+// certificates resolves an HTTPS listener's certificateRefs into certificates; each bad
+// reference makes ResolvedRefs False, and the good ones are still served.
+func (t *translation) certificates(l *listener) {
+	var refs []gwv1.SecretObjectReference
+	if l.spec.TLS != nil {
+		if l.spec.TLS.Mode != nil && *l.spec.TLS.Mode != gwv1.TLSModeTerminate {
+			l.setRefs(string(gwv1.ListenerReasonInvalidCertificateRef), "TLS mode %s is not supported on HTTPS listeners: HTTPS terminates TLS", *l.spec.TLS.Mode)
+			return
+		}
+		refs = l.spec.TLS.CertificateRefs
+	}
+	if len(refs) == 0 {
+		l.setRefs(string(gwv1.ListenerReasonInvalidCertificateRef), "an HTTPS listener needs tls.certificateRefs naming a kubernetes.io/tls Secret")
+		return
+	}
+	g := l.gw.obj
+	for _, ref := range refs {
+		grp := ""
+		if ref.Group != nil {
+			grp = string(*ref.Group)
+		}
+		kind := KindSecret
+		if ref.Kind != nil {
+			kind = string(*ref.Kind)
+		}
+		ns := g.Namespace
+		if ref.Namespace != nil {
+			ns = string(*ref.Namespace)
+		}
+		name := key(ns, string(ref.Name))
+		if grp != "" || kind != KindSecret {
+			l.setRefs(string(gwv1.ListenerReasonInvalidCertificateRef), "certificateRef %s %s: only core Secrets are supported", strings.TrimPrefix(grp+"/"+kind, "/"), name)
+			continue
+		}
+		if ns != g.Namespace && !t.granted(Group, KindGateway, g.Namespace, "", KindSecret, ns, string(ref.Name)) {
+			l.setRefs(string(gwv1.ListenerReasonRefNotPermitted),
+				"certificateRef Secret %s is in another namespace and no ReferenceGrant in %s allows Gateways of %s to use it", name, ns, g.Namespace)
+			continue
+		}
+		sec := t.secrets[name]
+		if sec == nil {
+			l.setRefs(string(gwv1.ListenerReasonInvalidCertificateRef), "Secret %s does not exist", name)
+			continue
+		}
+		cert, err := parseCertificate(sec)
+		if err != nil {
+			l.setRefs(string(gwv1.ListenerReasonInvalidCertificateRef), "Secret %s: %v", name, err)
+			continue
+		}
+		if h := l.hostname(); h != "" {
+			cert.Hostnames = []string{h}
+		}
+		l.certs = append(l.certs, cert)
+	}
+}
+
+// parseCertificate checks a kubernetes.io/tls Secret holds a matching certificate chain and key.
+func parseCertificate(sec *corev1.Secret) (Certificate, error) {
+	if sec.Type != corev1.SecretTypeTLS {
+		return Certificate{}, fmt.Errorf("type is %q, not %s: create it with kubectl create secret tls", sec.Type, corev1.SecretTypeTLS)
+	}
+	crt, key := sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey]
+	pair, err := tls.X509KeyPair(crt, key)
+	if err != nil {
+		return Certificate{}, fmt.Errorf("tls.crt and tls.key are not a PEM certificate and its private key: %w", err)
+	}
+	sum := sha256.Sum256(pair.Certificate[0])
+	return Certificate{
+		Secret:         key2(sec),
+		Fingerprint:    hex.EncodeToString(sum[:]),
+		CertificatePEM: crt,
+		PrivateKeyPEM:  key,
+	}, nil
+}
+
+func key2(o metav1.Object) string { return key(o.GetNamespace(), o.GetName()) }
+
+// granted: a ReferenceGrant in toNS lets fromKind objects of fromNS refer to toKind toName.
+func (t *translation) granted(fromGroup, fromKind, fromNS, toGroup, toKind, toNS, toName string) bool {
+	for _, g := range t.grants[toNS] {
+		from := slices.ContainsFunc(g.Spec.From, func(f gwv1.ReferenceGrantFrom) bool {
+			return string(f.Group) == fromGroup && string(f.Kind) == fromKind && string(f.Namespace) == fromNS
+		})
+		to := slices.ContainsFunc(g.Spec.To, func(to gwv1.ReferenceGrantTo) bool {
+			return string(to.Group) == toGroup && string(to.Kind) == toKind && (to.Name == nil || string(*to.Name) == toName)
+		})
+		if from && to {
+			return true
+		}
+	}
+	return false
+}
+
+// gatewayStatus is the Gateway's status from its listeners, attachments and the cloud's state.
+func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
+	gen := g.obj.Generation
+	lb := t.lbs[g.key()]
+	programmed := lb != nil && lb.Programmed
+	var st gwv1.GatewayStatus
+	if lb != nil {
+		for _, a := range lb.Addresses {
+			typ := gwv1.IPAddressType
+			st.Addresses = append(st.Addresses, gwv1.GatewayStatusAddress{Type: &typ, Value: a})
+		}
+	}
+	valid, serving := 0, 0
+	var bad []string
+	for _, l := range g.listeners {
+		if l.accepted() {
+			valid++
+		} else {
+			bad = append(bad, string(l.spec.Name))
+		}
+		if l.serving() {
+			serving++
+		}
+	}
+	var accepted metav1.Condition
+	switch {
+	case g.acceptReason != "":
+		accepted = condition(string(gwv1.GatewayConditionAccepted), false, g.acceptReason, g.acceptMsg, gen)
+	case valid == 0:
+		accepted = condition(string(gwv1.GatewayConditionAccepted), false, string(gwv1.GatewayReasonListenersNotValid),
+			"no listener is valid: see the listeners' conditions", gen)
+	case len(bad) > 0:
+		accepted = condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonListenersNotValid),
+			fmt.Sprintf("listeners %s are not valid and are left out; the others are served", strings.Join(bad, ", ")), gen)
+	default:
+		accepted = condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonAccepted), "accepted", gen)
+	}
+	var prog metav1.Condition
+	switch {
+	case accepted.Status == metav1.ConditionFalse || serving == 0:
+		prog = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonInvalid),
+			"nothing to program: the Gateway has no listener that can serve", gen)
+	case programmed:
+		prog = condition(string(gwv1.GatewayConditionProgrammed), true, string(gwv1.GatewayReasonProgrammed),
+			"the cloud's load balancers are programmed", gen)
+	case lb == nil || len(lb.Addresses) == 0:
+		prog = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotAssigned),
+			cmp.Or(lbMessage(lb), "waiting for the cloud to give the load balancer an address"), gen)
+	default:
+		prog = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonPending),
+			cmp.Or(lbMessage(lb), "waiting for the cloud to program the load balancer"), gen)
+	}
+	st.Conditions = []metav1.Condition{accepted, prog}
+	for _, l := range g.listeners {
+		st.Listeners = append(st.Listeners, l.status(gen, accepted.Status == metav1.ConditionTrue, programmed))
+	}
+	return GatewayStatus{Namespace: g.obj.Namespace, Name: g.obj.Name, Status: st}
+}
+
+func lbMessage(lb *LoadBalancerState) string {
+	if lb == nil {
+		return ""
+	}
+	return lb.Message
+}
+
+func (l *listener) status(gen int64, gwAccepted, lbProgrammed bool) gwv1.ListenerStatus {
+	st := gwv1.ListenerStatus{Name: l.spec.Name, SupportedKinds: l.kinds, AttachedRoutes: int32(len(l.attached))}
+	if st.SupportedKinds == nil {
+		st.SupportedKinds = []gwv1.RouteGroupKind{}
+	}
+	if l.accepted() {
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionAccepted), true, string(gwv1.ListenerReasonAccepted), "accepted", gen))
+	} else {
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionAccepted), false, l.acceptReason, l.acceptMsg, gen))
+	}
+	switch {
+	case !gwAccepted:
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonInvalid),
+			"the Gateway is not accepted: see its Accepted condition", gen))
+	case !l.serving():
+		msg := l.acceptMsg
+		if l.accepted() {
+			msg = "no valid certificate: " + l.refsMsgs
+		}
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonInvalid), msg, gen))
+	case lbProgrammed:
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionProgrammed), true, string(gwv1.ListenerReasonProgrammed), "programmed", gen))
+	default:
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonPending),
+			"waiting for the cloud to program the load balancer", gen))
+	}
+	if l.refsReason == "" {
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionResolvedRefs), true, string(gwv1.ListenerReasonResolvedRefs), "resolved", gen))
+	} else {
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionResolvedRefs), false, l.refsReason, l.refsMsgs, gen))
+	}
+	if l.conflictReason == "" {
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionConflicted), false, string(gwv1.ListenerReasonNoConflicts), "no conflicts", gen))
+	} else {
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionConflicted), true, l.conflictReason, l.conflictMsg, gen))
+	}
+	return st
+}

@@ -1,0 +1,249 @@
+package gateway
+
+import (
+	"github.com/flatnet/flatnet/lbcontroller/model"
+)
+
+// Listener and target group protocols of the load balancer model.
+const (
+	ProtocolHTTP  = "HTTP"
+	ProtocolHTTPS = "HTTPS"
+	ProtocolTCP   = "TCP"
+	ProtocolUDP   = "UDP"
+	// ProtocolTLS is a network listener that routes TLS connections by their SNI without
+	// terminating them (Gateway API TLS passthrough).
+	ProtocolTLS = "TLS"
+	// ProtocolH2C is a target group spoken to in HTTP/2 without TLS (gRPC backends).
+	ProtocolH2C = "H2C"
+)
+
+// Path and string match types of rule conditions.
+const (
+	MatchExact  = "Exact"
+	MatchPrefix = "Prefix"
+	MatchRegex  = "RegularExpression" // RE2 syntax, as Go's regexp
+)
+
+// Path modifier types of redirects and rewrites.
+const (
+	ReplaceFullPath    = "ReplaceFullPath"
+	ReplacePrefixMatch = "ReplacePrefixMatch"
+)
+
+// GatewayLoadBalancers is what one Gateway needs from the cloud: an application load balancer
+// for its HTTP/HTTPS listeners, a network one for its TCP/UDP/TLS listeners, either nil when the
+// Gateway has no valid listener of that layer.
+type GatewayLoadBalancers struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+	// L7 is the application load balancer (HTTP and HTTPS listeners).
+	L7 *ApplicationLoadBalancer `json:"l7,omitempty"`
+	// L4 is the network load balancer (TCP, UDP and TLS-passthrough listeners).
+	L4 *NetworkLoadBalancer `json:"l4,omitempty"`
+}
+
+// ApplicationLoadBalancer terminates HTTP (and TLS for HTTPS) and routes each request by its rules.
+type ApplicationLoadBalancer struct {
+	// Name is stable for the Gateway's UID.
+	Name      string         `json:"name"`
+	Listeners []HTTPListener `json:"listeners"`
+	// TargetGroups are every group a rule forwards or mirrors to, sorted by name.
+	TargetGroups []TargetGroup `json:"targetGroups,omitempty"`
+}
+
+// HTTPListener is one port of the application load balancer. All Gateway listeners on the port
+// (distinct by hostname) are merged into it: their certificates, selected by SNI, and their
+// rules, in one precedence order.
+type HTTPListener struct {
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"` // HTTP or HTTPS
+	// Certificates are offered by SNI (HTTPS only): the first whose Hostnames match the
+	// client's server name, most specific listener hostname first; one with no Hostnames is
+	// the default for any name.
+	Certificates []Certificate `json:"certificates,omitempty"`
+	// Rules in evaluation order: the first whose conditions all hold answers the request.
+	// Priority is the rule's 1-based position. A request no rule matches gets 404.
+	Rules []Rule `json:"rules"`
+}
+
+// Certificate is a TLS certificate chain and key from a kubernetes.io/tls Secret.
+type Certificate struct {
+	// Hostnames the certificate is served for: the Gateway listener's hostname (exact or
+	// "*.suffix"); empty for a listener without a hostname.
+	Hostnames []string `json:"hostnames,omitempty"`
+	// Secret is namespace/name of the Secret it came from.
+	Secret string `json:"secret"`
+	// Fingerprint is the SHA-256 of the leaf certificate (DER), hex: the identity of what is
+	// uploaded, so a deploy step can tell whether a certificate changed.
+	Fingerprint string `json:"fingerprint"`
+	// CertificatePEM and PrivateKeyPEM are the Secret's tls.crt and tls.key. They never appear
+	// in the model's JSON, so printing or diffing a model cannot leak a key.
+	CertificatePEM []byte `json:"-"`
+	PrivateKeyPEM  []byte `json:"-"`
+}
+
+// Rule is one match of one route rule: conditions that must all hold and what to do then.
+type Rule struct {
+	Priority int `json:"priority"`
+	// Source names where the rule came from: "HTTPRoute ns/name rule 0 match 1" (or the
+	// rule's name when it has one), or the listener for the fallback 404 rules.
+	Source     string     `json:"source"`
+	Conditions Conditions `json:"conditions"`
+	Actions    Actions    `json:"actions"`
+}
+
+// Conditions of a rule; an empty field matches everything. Regular expressions are RE2 (Go's
+// regexp) and must match the whole value (path, header or query parameter), not a part of it.
+type Conditions struct {
+	// Hosts: the request's Host (without port) equals one of them, or for "*.suffix" ends in
+	// ".suffix" (any number of labels before it).
+	Hosts   []string      `json:"hosts,omitempty"`
+	Path    *PathMatch    `json:"path,omitempty"`
+	Method  string        `json:"method,omitempty"`
+	Headers []StringMatch `json:"headers,omitempty"` // names case-insensitive
+	Query   []StringMatch `json:"query,omitempty"`   // names case-sensitive
+}
+
+// PathMatch matches the request path: Exact, Prefix (whole path segments: "/foo" matches
+// "/foo" and "/foo/bar", not "/foobar") or RegularExpression.
+type PathMatch struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// StringMatch matches a header or query parameter value, Exact or RegularExpression.
+type StringMatch struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Actions of a rule, applied in this order: request header changes, URL rewrite, mirrors, then
+// exactly one of Redirect, FixedResponse or Forward; response header changes on the answer.
+type Actions struct {
+	RequestHeaders  *HeaderModifier `json:"requestHeaders,omitempty"`
+	ResponseHeaders *HeaderModifier `json:"responseHeaders,omitempty"`
+	URLRewrite      *URLRewrite     `json:"urlRewrite,omitempty"`
+	Mirrors         []Mirror        `json:"mirrors,omitempty"`
+	Redirect        *Redirect       `json:"redirect,omitempty"`
+	FixedResponse   *FixedResponse  `json:"fixedResponse,omitempty"`
+	Forward         *Forward        `json:"forward,omitempty"`
+	Timeouts        *Timeouts       `json:"timeouts,omitempty"`
+}
+
+// HeaderModifier changes headers: Set replaces (or adds), Add appends, Remove deletes. Header
+// names are case-insensitive.
+type HeaderModifier struct {
+	Set    []Header `json:"set,omitempty"`
+	Add    []Header `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+}
+
+// Header is a header name and value.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// URLRewrite changes the request before it is forwarded: the Host header and/or the path
+// (ReplaceFullPath, or ReplacePrefixMatch of the rule's prefix path condition).
+type URLRewrite struct {
+	Hostname string        `json:"hostname,omitempty"`
+	Path     *PathModifier `json:"path,omitempty"`
+}
+
+// PathModifier replaces the full path or the matched prefix with Value.
+type PathModifier struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Redirect answers with a redirect built from the request: each empty field keeps the
+// request's value; Port 0 keeps the request's port unless the scheme changes (then the
+// scheme's default port, left out of the Location).
+type Redirect struct {
+	Scheme     string        `json:"scheme,omitempty"`
+	Hostname   string        `json:"hostname,omitempty"`
+	Port       int           `json:"port,omitempty"`
+	Path       *PathModifier `json:"path,omitempty"`
+	StatusCode int           `json:"statusCode"`
+}
+
+// FixedResponse answers with a status code and no upstream.
+type FixedResponse struct {
+	StatusCode int    `json:"statusCode"`
+	Body       string `json:"body,omitempty"`
+}
+
+// Forward sends the request to one of Backends, picked at random in proportion to the weights.
+type Forward struct {
+	Backends []WeightedBackend `json:"backends"`
+}
+
+// WeightedBackend is a share of the traffic: to TargetGroup, or, for a backend reference that
+// could not be resolved, answered with StatusCode (500, as the Gateway API requires) on an
+// application load balancer and refused (neither field set) on a network one. Header
+// modifiers here apply only to requests sent to this backend.
+type WeightedBackend struct {
+	TargetGroup     string          `json:"targetGroup,omitempty"`
+	StatusCode      int             `json:"statusCode,omitempty"`
+	Weight          int             `json:"weight"`
+	RequestHeaders  *HeaderModifier `json:"requestHeaders,omitempty"`
+	ResponseHeaders *HeaderModifier `json:"responseHeaders,omitempty"`
+}
+
+// Mirror sends a copy of Percent of the requests to TargetGroup and ignores its answers.
+type Mirror struct {
+	TargetGroup string  `json:"targetGroup"`
+	Percent     float64 `json:"percent"`
+}
+
+// Timeouts in Go duration syntax ("10s"); empty is none. Request bounds the whole request,
+// BackendRequest each attempt at a backend.
+type Timeouts struct {
+	Request        string `json:"request,omitempty"`
+	BackendRequest string `json:"backendRequest,omitempty"`
+}
+
+// NetworkLoadBalancer forwards TCP and UDP, and routes TLS by SNI without terminating it.
+type NetworkLoadBalancer struct {
+	Name         string        `json:"name"`
+	Listeners    []L4Listener  `json:"listeners"`
+	TargetGroups []TargetGroup `json:"targetGroups,omitempty"`
+}
+
+// L4Listener is one port and transport of the network load balancer. TCP and UDP listeners
+// have Default only; a TLS listener has SNI routes (most specific name first) and, when a route
+// matches every name, Default.
+type L4Listener struct {
+	Port     int        `json:"port"`
+	Protocol string     `json:"protocol"` // TCP, UDP or TLS
+	SNI      []SNIRoute `json:"sni,omitempty"`
+	// Default takes connections no SNI route claims; nil: they are refused.
+	Default *Forward `json:"default,omitempty"`
+}
+
+// SNIRoute sends TLS connections whose server name matches one of Hostnames (exact or
+// "*.suffix") to Forward; the first SNIRoute that matches decides. A nil Forward refuses the
+// connection: it closes a listener hostname no route serves, so that its connections never
+// reach a less specific listener's routes.
+type SNIRoute struct {
+	Hostnames []string `json:"hostnames"`
+	Source    string   `json:"source"`
+	Forward   *Forward `json:"forward,omitempty"` // nil: refused
+}
+
+// TargetGroup is the pod endpoints of one Service port, as the backends of a load balancer.
+type TargetGroup struct {
+	// Name is stable for the Gateway, Service, port and protocol.
+	Name string `json:"name"`
+	// Service is namespace/name; Port the Service port the route named.
+	Service  string `json:"service"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"` // HTTP, H2C, TCP or UDP
+	// Targets take new requests and connections; Draining are serving but terminating
+	// endpoints, left to finish (see lbcontroller/model.Endpoints).
+	Targets  []model.Target `json:"targets"`
+	Draining []model.Target `json:"draining,omitempty"`
+}

@@ -1,0 +1,510 @@
+package gateway
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// compiledRule is one valid route rule, checked and with its backends resolved; hostnames and
+// target group names are added per Gateway listener when the load balancers are built.
+type compiledRule struct {
+	index    int
+	source   string
+	matches  []compiledMatch
+	actions  Actions // everything but Forward and Mirrors
+	backends []backend
+	mirrors  []mirrorRef
+	// fixed answers every request (a rule with no backendRefs, or an unresolvable filter).
+	fixed *FixedResponse
+}
+
+type compiledMatch struct {
+	cond Conditions
+	prec precedence
+}
+
+type mirrorRef struct {
+	backend backend
+	percent float64
+}
+
+// precedence holds what the Gateway API orders matches by, after the hostname.
+type precedence struct {
+	grpc bool
+	// HTTP: Exact path first, then RegularExpression (the spec leaves its place to us), then
+	// Prefix; longer values first.
+	pathRank, pathLen int
+	method            bool
+	headers, query    int
+	// gRPC: characters in the service and method.
+	serviceLen, methodLen int
+}
+
+// gatewayDuration is the Gateway API's Duration syntax (GEP-2257).
+var gatewayDuration = regexp.MustCompile(`^([0-9]{1,5}(h|m|s|ms)){1,4}$`)
+
+// grpcContentType keeps gRPC rules to gRPC requests: an HTTPRoute on the same hostname still
+// gets everything else.
+var grpcContentType = StringMatch{Name: "content-type", Type: MatchRegex, Value: `application/grpc(\+.*|;.*)?`}
+
+func ruleSource(r *route, i int, name *gwv1.SectionName) string {
+	s := fmt.Sprintf("%s %s rule %d", r.kind, r.fullName(), i)
+	if name != nil && *name != "" {
+		s += fmt.Sprintf(" (%s)", *name)
+	}
+	return s
+}
+
+func (t *translation) compileHTTP(r *route, o *gwv1.HTTPRoute) {
+	r.ruleCount = len(o.Spec.Rules)
+	for i, rule := range o.Spec.Rules {
+		cr := &compiledRule{index: i, source: ruleSource(r, i, rule.Name)}
+		where := fmt.Sprintf("rule %d", i)
+		bad := func(reason, format string, args ...any) {
+			r.dropRule(reason, where+": "+format, args...)
+		}
+		ok := true
+		matches := rule.Matches
+		if len(matches) == 0 {
+			matches = []gwv1.HTTPRouteMatch{{}}
+		}
+		for _, m := range matches {
+			c, err := httpMatch(m)
+			if err != nil {
+				bad(string(gwv1.RouteReasonUnsupportedValue), "%v", err)
+				ok = false
+				break
+			}
+			cr.matches = append(cr.matches, c)
+		}
+		if ok {
+			ok = t.httpFilters(r, cr, where, rule.Filters, bad)
+		}
+		if !ok {
+			continue
+		}
+		for j, br := range rule.BackendRefs {
+			b := t.resolveBackend(r, fmt.Sprintf("%s backendRef %d", where, j), br.BackendObjectReference, br.Weight)
+			if !backendFilters(&b, br.Filters, func(format string, args ...any) {
+				bad(string(gwv1.RouteReasonUnsupportedValue), "backendRef %d: "+format, append([]any{j}, args...)...)
+			}) {
+				ok = false
+			}
+			cr.backends = append(cr.backends, b)
+		}
+		if rule.Timeouts != nil {
+			to, err := timeouts(rule.Timeouts)
+			if err != nil {
+				bad(string(gwv1.RouteReasonUnsupportedValue), "%v", err)
+				ok = false
+			}
+			cr.actions.Timeouts = to
+		}
+		if !ok {
+			continue
+		}
+		if len(rule.BackendRefs) == 0 && cr.actions.Redirect == nil && cr.fixed == nil {
+			cr.fixed = &FixedResponse{StatusCode: 500, Body: "no backendRefs"}
+		}
+		r.rules = append(r.rules, cr)
+	}
+}
+
+func httpMatch(m gwv1.HTTPRouteMatch) (compiledMatch, error) {
+	var c compiledMatch
+	typ, val := gwv1.PathMatchPathPrefix, "/"
+	if m.Path != nil {
+		typ = ptrOr(m.Path.Type, gwv1.PathMatchPathPrefix)
+		val = ptrOr(m.Path.Value, "/")
+	}
+	switch typ {
+	case gwv1.PathMatchExact, gwv1.PathMatchPathPrefix:
+		if !strings.HasPrefix(val, "/") {
+			return c, fmt.Errorf("path %q must begin with /", val)
+		}
+		c.cond.Path = &PathMatch{Type: MatchExact, Value: val}
+		c.prec.pathRank, c.prec.pathLen = 0, len(val)
+		if typ == gwv1.PathMatchPathPrefix {
+			c.cond.Path.Type = MatchPrefix
+			c.prec.pathRank = 2
+		}
+	case gwv1.PathMatchRegularExpression:
+		if _, err := regexp.Compile(val); err != nil {
+			return c, fmt.Errorf("path regular expression %q is not valid RE2: %w", val, err)
+		}
+		c.cond.Path = &PathMatch{Type: MatchRegex, Value: val}
+		c.prec.pathRank, c.prec.pathLen = 1, len(val)
+	default:
+		return c, fmt.Errorf("path match type %q is not supported: use Exact, PathPrefix or RegularExpression", typ)
+	}
+	if m.Method != nil {
+		c.cond.Method = string(*m.Method)
+		c.prec.method = true
+	}
+	seen := map[string]bool{}
+	for _, h := range m.Headers {
+		name := strings.ToLower(string(h.Name))
+		if seen[name] {
+			continue // the spec: only the first match of a name counts
+		}
+		seen[name] = true
+		sm, err := stringMatch("header", string(h.Name), string(ptrOr(h.Type, gwv1.HeaderMatchExact)), h.Value)
+		if err != nil {
+			return c, err
+		}
+		c.cond.Headers = append(c.cond.Headers, sm)
+	}
+	c.prec.headers = len(c.cond.Headers)
+	seen = map[string]bool{}
+	for _, q := range m.QueryParams {
+		if seen[string(q.Name)] {
+			continue
+		}
+		seen[string(q.Name)] = true
+		sm, err := stringMatch("query parameter", string(q.Name), string(ptrOr(q.Type, gwv1.QueryParamMatchExact)), q.Value)
+		if err != nil {
+			return c, err
+		}
+		c.cond.Query = append(c.cond.Query, sm)
+	}
+	c.prec.query = len(c.cond.Query)
+	return c, nil
+}
+
+func stringMatch(what, name, typ, value string) (StringMatch, error) {
+	switch typ {
+	case MatchExact:
+	case MatchRegex:
+		if _, err := regexp.Compile(value); err != nil {
+			return StringMatch{}, fmt.Errorf("%s %s regular expression %q is not valid RE2: %w", what, name, value, err)
+		}
+	default:
+		return StringMatch{}, fmt.Errorf("%s %s match type %q is not supported: use Exact or RegularExpression", what, name, typ)
+	}
+	return StringMatch{Name: name, Type: typ, Value: value}, nil
+}
+
+// httpFilters translates a rule's filters into cr; false: the rule is dropped.
+func (t *translation) httpFilters(r *route, cr *compiledRule, where string, filters []gwv1.HTTPRouteFilter, bad func(string, string, ...any)) bool {
+	unsupported := string(gwv1.RouteReasonUnsupportedValue)
+	for _, f := range filters {
+		switch f.Type {
+		case gwv1.HTTPRouteFilterRequestHeaderModifier:
+			if f.RequestHeaderModifier == nil {
+				bad(unsupported, "filter RequestHeaderModifier needs requestHeaderModifier")
+				return false
+			}
+			cr.actions.RequestHeaders = headerModifier(f.RequestHeaderModifier)
+		case gwv1.HTTPRouteFilterResponseHeaderModifier:
+			if f.ResponseHeaderModifier == nil {
+				bad(unsupported, "filter ResponseHeaderModifier needs responseHeaderModifier")
+				return false
+			}
+			cr.actions.ResponseHeaders = headerModifier(f.ResponseHeaderModifier)
+		case gwv1.HTTPRouteFilterRequestRedirect:
+			rd, err := redirect(f.RequestRedirect, cr.matches)
+			if err != nil {
+				bad(unsupported, "%v", err)
+				return false
+			}
+			cr.actions.Redirect = rd
+		case gwv1.HTTPRouteFilterURLRewrite:
+			if f.URLRewrite == nil {
+				bad(unsupported, "filter URLRewrite needs urlRewrite")
+				return false
+			}
+			pm, err := pathModifier(f.URLRewrite.Path, cr.matches)
+			if err != nil {
+				bad(unsupported, "%v", err)
+				return false
+			}
+			cr.actions.URLRewrite = &URLRewrite{Hostname: string(ptrOr(f.URLRewrite.Hostname, "")), Path: pm}
+		case gwv1.HTTPRouteFilterRequestMirror:
+			m, err := t.mirror(r, where, f.RequestMirror)
+			if err != nil {
+				bad(unsupported, "%v", err)
+				return false
+			}
+			if m.backend.ok {
+				cr.mirrors = append(cr.mirrors, m)
+			}
+		case gwv1.HTTPRouteFilterExtensionRef:
+			// The spec: an extension that cannot be resolved is not skipped; its requests fail.
+			cr.fixed = &FixedResponse{StatusCode: 500, Body: "unsupported extensionRef filter"}
+			r.refProblem(string(gwv1.RouteReasonInvalidKind), "%s: extensionRef filters are not supported", where)
+		default:
+			bad(unsupported, "filter %s is not supported", f.Type)
+			return false
+		}
+	}
+	if cr.actions.Redirect != nil && cr.actions.URLRewrite != nil {
+		bad(string(gwv1.RouteReasonIncompatibleFilters), "filters RequestRedirect and URLRewrite cannot be used together")
+		return false
+	}
+	return true
+}
+
+func headerModifier(f *gwv1.HTTPHeaderFilter) *HeaderModifier {
+	hm := &HeaderModifier{Remove: f.Remove}
+	for _, h := range f.Set {
+		hm.Set = append(hm.Set, Header{Name: string(h.Name), Value: h.Value})
+	}
+	for _, h := range f.Add {
+		hm.Add = append(hm.Add, Header{Name: string(h.Name), Value: h.Value})
+	}
+	return hm
+}
+
+var redirectCodes = map[int]bool{301: true, 302: true, 303: true, 307: true, 308: true}
+
+func redirect(f *gwv1.HTTPRequestRedirectFilter, matches []compiledMatch) (*Redirect, error) {
+	if f == nil {
+		return nil, fmt.Errorf("filter RequestRedirect needs requestRedirect")
+	}
+	rd := &Redirect{
+		Scheme:     ptrOr(f.Scheme, ""),
+		Hostname:   string(ptrOr(f.Hostname, "")),
+		Port:       int(ptrOr(f.Port, 0)),
+		StatusCode: ptrOr(f.StatusCode, 302),
+	}
+	if !redirectCodes[rd.StatusCode] {
+		return nil, fmt.Errorf("redirect status code %d is not supported: use 301, 302, 303, 307 or 308", rd.StatusCode)
+	}
+	if rd.Scheme != "" && rd.Scheme != "http" && rd.Scheme != "https" {
+		return nil, fmt.Errorf("redirect scheme %q is not supported: use http or https", rd.Scheme)
+	}
+	pm, err := pathModifier(f.Path, matches)
+	if err != nil {
+		return nil, err
+	}
+	rd.Path = pm
+	return rd, nil
+}
+
+func pathModifier(p *gwv1.HTTPPathModifier, matches []compiledMatch) (*PathModifier, error) {
+	if p == nil {
+		return nil, nil
+	}
+	switch p.Type {
+	case gwv1.FullPathHTTPPathModifier:
+		return &PathModifier{Type: ReplaceFullPath, Value: ptrOr(p.ReplaceFullPath, "/")}, nil
+	case gwv1.PrefixMatchHTTPPathModifier:
+		for _, m := range matches {
+			if m.cond.Path == nil || m.cond.Path.Type != MatchPrefix {
+				return nil, fmt.Errorf("path modifier ReplacePrefixMatch needs every match of the rule to be a PathPrefix path match")
+			}
+		}
+		return &PathModifier{Type: ReplacePrefixMatch, Value: ptrOr(p.ReplacePrefixMatch, "/")}, nil
+	}
+	return nil, fmt.Errorf("path modifier type %q is not supported: use ReplaceFullPath or ReplacePrefixMatch", p.Type)
+}
+
+func (t *translation) mirror(r *route, where string, f *gwv1.HTTPRequestMirrorFilter) (mirrorRef, error) {
+	if f == nil {
+		return mirrorRef{}, fmt.Errorf("filter RequestMirror needs requestMirror")
+	}
+	m := mirrorRef{percent: 100}
+	switch {
+	case f.Percent != nil:
+		m.percent = float64(*f.Percent)
+	case f.Fraction != nil:
+		den := ptrOr(f.Fraction.Denominator, 100)
+		if den <= 0 || f.Fraction.Numerator < 0 || f.Fraction.Numerator > den {
+			return m, fmt.Errorf("mirror fraction %d/%d is not a fraction between 0 and 1", f.Fraction.Numerator, den)
+		}
+		m.percent = 100 * float64(f.Fraction.Numerator) / float64(den)
+	}
+	if m.percent < 0 || m.percent > 100 {
+		return m, fmt.Errorf("mirror percent %v is not between 0 and 100", m.percent)
+	}
+	m.backend = t.resolveBackend(r, where+" mirror", f.BackendRef, nil)
+	return m, nil
+}
+
+// backendFilters applies a backendRef's own filters (header modifiers only).
+func backendFilters(b *backend, filters []gwv1.HTTPRouteFilter, bad func(string, ...any)) bool {
+	for _, f := range filters {
+		switch {
+		case f.Type == gwv1.HTTPRouteFilterRequestHeaderModifier && f.RequestHeaderModifier != nil:
+			b.requestHeaders = headerModifier(f.RequestHeaderModifier)
+		case f.Type == gwv1.HTTPRouteFilterResponseHeaderModifier && f.ResponseHeaderModifier != nil:
+			b.responseHeaders = headerModifier(f.ResponseHeaderModifier)
+		default:
+			bad("filter %s is not supported on a backendRef: use RequestHeaderModifier or ResponseHeaderModifier", f.Type)
+			return false
+		}
+	}
+	return true
+}
+
+func timeouts(to *gwv1.HTTPRouteTimeouts) (*Timeouts, error) {
+	var out Timeouts
+	var req, be time.Duration
+	for _, x := range []struct {
+		name string
+		in   *gwv1.Duration
+		out  *string
+		d    *time.Duration
+	}{{"request", to.Request, &out.Request, &req}, {"backendRequest", to.BackendRequest, &out.BackendRequest, &be}} {
+		if x.in == nil {
+			continue
+		}
+		d, err := time.ParseDuration(string(*x.in))
+		if !gatewayDuration.MatchString(string(*x.in)) || err != nil {
+			return nil, fmt.Errorf("timeouts.%s %q is not a Gateway API duration (like 10s, 1m30s or 500ms)", x.name, *x.in)
+		}
+		*x.out, *x.d = d.String(), d
+	}
+	if req > 0 && be > req {
+		return nil, fmt.Errorf("timeouts.backendRequest %s is longer than timeouts.request %s", be, req)
+	}
+	if out == (Timeouts{}) {
+		return nil, nil
+	}
+	return &out, nil
+}
+
+func (t *translation) compileGRPC(r *route, o *gwv1.GRPCRoute) {
+	r.ruleCount = len(o.Spec.Rules)
+	unsupported := string(gwv1.RouteReasonUnsupportedValue)
+	for i, rule := range o.Spec.Rules {
+		cr := &compiledRule{index: i, source: ruleSource(r, i, rule.Name)}
+		where := fmt.Sprintf("rule %d", i)
+		ok := true
+		bad := func(format string, args ...any) {
+			r.dropRule(unsupported, where+": "+format, args...)
+			ok = false
+		}
+		matches := rule.Matches
+		if len(matches) == 0 {
+			matches = []gwv1.GRPCRouteMatch{{}}
+		}
+		for _, m := range matches {
+			c, err := grpcMatch(m)
+			if err != nil {
+				bad("%v", err)
+				break
+			}
+			cr.matches = append(cr.matches, c)
+		}
+		for _, f := range rule.Filters {
+			if !ok {
+				break
+			}
+			switch {
+			case f.Type == gwv1.GRPCRouteFilterRequestHeaderModifier && f.RequestHeaderModifier != nil:
+				cr.actions.RequestHeaders = headerModifier(f.RequestHeaderModifier)
+			case f.Type == gwv1.GRPCRouteFilterResponseHeaderModifier && f.ResponseHeaderModifier != nil:
+				cr.actions.ResponseHeaders = headerModifier(f.ResponseHeaderModifier)
+			case f.Type == gwv1.GRPCRouteFilterRequestMirror:
+				m, err := t.mirror(r, where, f.RequestMirror)
+				if err != nil {
+					bad("%v", err)
+				} else if m.backend.ok {
+					cr.mirrors = append(cr.mirrors, m)
+				}
+			case f.Type == gwv1.GRPCRouteFilterExtensionRef:
+				cr.fixed = &FixedResponse{StatusCode: 500, Body: "unsupported extensionRef filter"}
+				r.refProblem(string(gwv1.RouteReasonInvalidKind), "%s: extensionRef filters are not supported", where)
+			default:
+				bad("filter %s is not supported", f.Type)
+			}
+		}
+		if !ok {
+			continue
+		}
+		for j, br := range rule.BackendRefs {
+			b := t.resolveBackend(r, fmt.Sprintf("%s backendRef %d", where, j), br.BackendObjectReference, br.Weight)
+			for _, f := range br.Filters {
+				switch {
+				case f.Type == gwv1.GRPCRouteFilterRequestHeaderModifier && f.RequestHeaderModifier != nil:
+					b.requestHeaders = headerModifier(f.RequestHeaderModifier)
+				case f.Type == gwv1.GRPCRouteFilterResponseHeaderModifier && f.ResponseHeaderModifier != nil:
+					b.responseHeaders = headerModifier(f.ResponseHeaderModifier)
+				default:
+					bad("backendRef %d: filter %s is not supported on a backendRef", j, f.Type)
+				}
+			}
+			cr.backends = append(cr.backends, b)
+		}
+		if !ok {
+			continue
+		}
+		if len(rule.BackendRefs) == 0 && cr.fixed == nil {
+			cr.fixed = &FixedResponse{StatusCode: 500, Body: "no backendRefs"}
+		}
+		r.rules = append(r.rules, cr)
+	}
+}
+
+// grpcMatch turns a gRPC method match into a path condition (/service/method) plus headers.
+func grpcMatch(m gwv1.GRPCRouteMatch) (compiledMatch, error) {
+	c := compiledMatch{prec: precedence{grpc: true}}
+	c.cond.Method = "POST"
+	if mm := m.Method; mm != nil {
+		svc, meth := ptrOr(mm.Service, ""), ptrOr(mm.Method, "")
+		c.prec.serviceLen, c.prec.methodLen = len(svc), len(meth)
+		switch ptrOr(mm.Type, gwv1.GRPCMethodMatchExact) {
+		case gwv1.GRPCMethodMatchExact:
+			if strings.Contains(svc, "/") || strings.Contains(meth, "/") {
+				return c, fmt.Errorf("gRPC service %q or method %q contains a /", svc, meth)
+			}
+			switch {
+			case svc != "" && meth != "":
+				c.cond.Path = &PathMatch{Type: MatchExact, Value: "/" + svc + "/" + meth}
+			case svc != "":
+				c.cond.Path = &PathMatch{Type: MatchPrefix, Value: "/" + svc}
+			case meth != "":
+				c.cond.Path = &PathMatch{Type: MatchRegex, Value: "/[^/]+/" + regexp.QuoteMeta(meth)}
+			}
+		case gwv1.GRPCMethodMatchRegularExpression:
+			for _, part := range []string{svc, meth} {
+				if _, err := regexp.Compile(part); err != nil {
+					return c, fmt.Errorf("gRPC method regular expression %q is not valid RE2: %w", part, err)
+				}
+			}
+			c.cond.Path = &PathMatch{Type: MatchRegex, Value: "/(" + orAny(svc) + ")/(" + orAny(meth) + ")"}
+		default:
+			return c, fmt.Errorf("gRPC method match type %q is not supported: use Exact or RegularExpression", *mm.Type)
+		}
+	}
+	seen := map[string]bool{}
+	for _, h := range m.Headers {
+		name := strings.ToLower(string(h.Name))
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		sm, err := stringMatch("header", string(h.Name), string(ptrOr(h.Type, gwv1.GRPCHeaderMatchExact)), h.Value)
+		if err != nil {
+			return c, err
+		}
+		c.cond.Headers = append(c.cond.Headers, sm)
+	}
+	c.prec.headers = len(c.cond.Headers)
+	if !seen["content-type"] {
+		c.cond.Headers = append(c.cond.Headers, grpcContentType)
+	}
+	return c, nil
+}
+
+func orAny(re string) string {
+	if re == "" {
+		return "[^/]+"
+	}
+	return re
+}
+
+// compileL4 resolves the backends of a TLS, TCP or UDP route rule.
+func (t *translation) compileL4(r *route, i int, name *gwv1.SectionName, refs []gwv1.BackendRef) {
+	r.ruleCount++
+	cr := &compiledRule{index: i, source: ruleSource(r, i, name)}
+	for j, br := range refs {
+		cr.backends = append(cr.backends, t.resolveBackend(r, fmt.Sprintf("rule %d backendRef %d", i, j), br.BackendObjectReference, br.Weight))
+	}
+	r.rules = append(r.rules, cr)
+}
