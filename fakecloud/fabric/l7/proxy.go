@@ -83,6 +83,8 @@ func fixed(w http.ResponseWriter, a *action) {
 	editHeader(w.Header(), a.respEdit)
 	if a.fixed.ContentType != "" {
 		w.Header().Set("Content-Type", a.fixed.ContentType)
+	} else {
+		w.Header()["Content-Type"] = nil // no type given: none sent, not one sniffed
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(a.fixed.Body)))
 	w.WriteHeader(a.fixed.StatusCode)
