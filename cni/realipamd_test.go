@@ -14,9 +14,9 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 	"github.com/flatnet/flatnet/ipamd"
-	"github.com/flatnet/flatnet/ipamd/provider"
-	fcdriver "github.com/flatnet/flatnet/ipamd/provider/fakeclouddriver"
 	"github.com/flatnet/flatnet/ipamd/wire"
+	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/fakecloud"
 )
 
 // The plugin against the real ipamd (in-process, on an in-process fakecloud, without its node
@@ -114,7 +114,7 @@ func newRealIpamd(t *testing.T) *realIpamd {
 func (r *realIpamd) start(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := ipamd.New(ctx, r.cfg, ipamd.Deps{Clouds: provider.Registry{fcdriver.Name: fcdriver.New}})
+	d, err := ipamd.New(ctx, r.cfg, ipamd.Deps{Clouds: providers.NewRegistry(fakecloud.Driver)})
 	if err != nil {
 		cancel()
 		t.Fatalf("ipamd.New: %v", err)

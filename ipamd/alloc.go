@@ -184,7 +184,7 @@ func (d *Daemon) Status() *wire.StatusResponse {
 	now := time.Now()
 	c := d.counts(now)
 	st := &wire.StatusResponse{Free: c.free, Assigned: c.assigned, Capacity: d.cfg.Pool.Capacity(d.limits)}
-	open, until := d.cloud.CircuitOpen(now)
+	open, until := d.policy.CircuitOpen(now)
 	switch {
 	case d.store.Err() != nil:
 		st.Code, st.Reason = 50, fmt.Sprintf("ipamd cannot record allocations: %v", d.store.Err())

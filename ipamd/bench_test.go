@@ -19,8 +19,8 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/server"
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 	"github.com/flatnet/flatnet/ipamd"
-	"github.com/flatnet/flatnet/ipamd/provider"
-	fcdriver "github.com/flatnet/flatnet/ipamd/provider/fakeclouddriver"
+	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/fakecloud"
 )
 
 func percentile(ds []time.Duration, p float64) time.Duration {
@@ -91,8 +91,8 @@ func BenchmarkWarmAllocate(b *testing.B) {
 }
 
 // countingClouds counts the cloud API calls the driver makes.
-func countingClouds(calls *atomic.Int64) provider.Registry {
-	return provider.Registry{fcdriver.Name: func(s provider.Settings) (provider.Provider, error) {
+func countingClouds(calls *atomic.Int64) *providers.Registry {
+	return providers.NewRegistry(providers.Driver{Name: fakecloud.Name, NewIPAM: func(ctx context.Context, s providers.Settings) (providers.IPAM, error) {
 		inner := s.Observe
 		s.Observe = func(action string, took time.Duration, err error) {
 			calls.Add(1)
@@ -100,8 +100,8 @@ func countingClouds(calls *atomic.Int64) provider.Registry {
 				inner(action, took, err)
 			}
 		}
-		return fcdriver.New(s)
-	}}
+		return fakecloud.Driver.NewIPAM(ctx, s)
+	}})
 }
 
 // BenchmarkBurst110: 110 concurrent allocations on an empty m5.4xlarge (no warm pool: warm-low

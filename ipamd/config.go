@@ -11,8 +11,8 @@ import (
 
 	"github.com/flatnet/flatnet/ipamd/nodenet"
 	"github.com/flatnet/flatnet/ipamd/pool"
-	"github.com/flatnet/flatnet/ipamd/provider"
 	"github.com/flatnet/flatnet/ipamd/wire"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // Config is everything ipamd is told. Zero values are not defaults: start from DefaultConfig (or
@@ -98,7 +98,7 @@ type Config struct {
 	PodCheckGrace time.Duration
 
 	// Policy tunes cloud calls (concurrency cap, backoff, circuit breaker).
-	Policy provider.PolicyConfig
+	Policy providers.PolicyConfig
 	Logger *slog.Logger
 }
 

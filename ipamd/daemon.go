@@ -12,15 +12,16 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/ipamd/pool"
-	"github.com/flatnet/flatnet/ipamd/provider"
 	"github.com/flatnet/flatnet/ipamd/store"
 	"github.com/flatnet/flatnet/ipamd/wire"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // Deps are the parts a caller may replace (tests); nil fields are built from Config.
 type Deps struct {
-	// Clouds maps --cloud names to drivers (required).
-	Clouds provider.Registry
+	// Clouds maps --cloud names to drivers (required): the caller chooses which it carries
+	// (cmd/flatnet-ipamd: providers/all).
+	Clouds *providers.Registry
 	// Datapath programs the node; nil: nodenet when Config.Datapath, else nothing.
 	Datapath Datapath
 	// Pods judges whether an allocation's pod still exists; nil: per Config.PodCheck.
@@ -34,12 +35,13 @@ type Daemon struct {
 	cfg    Config
 	log    *slog.Logger
 	m      *metrics
-	cloud  *provider.Policy
+	cloud  providers.IPAM // the driver under policy
+	policy *providers.Policy
 	store  *store.Store
 	dp     Datapath
 	pods   PodChecker
 	obs    Observer
-	inst   *provider.Instance // facts of the first describe: type, limits, subnet, VPC
+	inst   *providers.Instance // facts of the first describe: type, limits, subnet, VPC
 	limits pool.Limits
 
 	kick  chan struct{}
@@ -76,11 +78,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Daemon, error) {
 	}
 	log = log.With("instance", d.cfg.InstanceID)
 	d.log = log
-	drv, err := deps.Clouds.New(cfg.Cloud, provider.Settings{Endpoint: d.cfg.CloudEndpoint, Token: d.cfg.CloudToken, Observe: d.m.observeCloud})
+	drv, err := deps.Clouds.IPAM(ctx, cfg.Cloud, providers.Settings{
+		Endpoint: d.cfg.CloudEndpoint, Credentials: providers.Credentials{Token: d.cfg.CloudToken}, Observe: d.m.observeCloud,
+	})
 	if err != nil {
 		return nil, err
 	}
-	d.cloud = provider.NewPolicy(drv, cfg.Policy)
+	d.policy = providers.NewPolicy(cfg.Policy)
+	d.cloud = d.policy.IPAM(drv)
 	if err := d.describeStatic(ctx); err != nil {
 		return nil, err
 	}

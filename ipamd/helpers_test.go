@@ -15,12 +15,12 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 	"github.com/flatnet/flatnet/ipamd"
-	"github.com/flatnet/flatnet/ipamd/provider"
-	fcdriver "github.com/flatnet/flatnet/ipamd/provider/fakeclouddriver"
 	"github.com/flatnet/flatnet/ipamd/wire"
+	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/fakecloud"
 )
 
-var clouds = provider.Registry{fcdriver.Name: fcdriver.New}
+var clouds = providers.NewRegistry(fakecloud.Driver)
 
 // node is one instance in a fresh fakecloud VPC.
 type node struct {

@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/flatnet/flatnet/ipamd/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
 type metrics struct {
@@ -54,11 +54,11 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observeCloud is the provider.Observer.
+// observeCloud is the providers.Observer.
 func (m *metrics) observeCloud(action string, took time.Duration, err error) {
 	m.cloudCalls.WithLabelValues(action).Inc()
 	m.cloudLat.WithLabelValues(action).Observe(took.Seconds())
 	if err != nil {
-		m.cloudErrs.WithLabelValues(action, provider.Code(err)).Inc()
+		m.cloudErrs.WithLabelValues(action, providers.Code(err)).Inc()
 	}
 }

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flatnet/flatnet/ipamd/provider"
 	"github.com/flatnet/flatnet/ipamd/store"
 	"github.com/flatnet/flatnet/ipamd/wire"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // reconcile makes the record agree with the cloud's truth: interfaces and addresses the cloud
@@ -61,7 +61,7 @@ func (d *Daemon) reconcile(ctx context.Context, start bool) error {
 }
 
 // adoptInterface records a cloud interface and its addresses and repairs differences.
-func (d *Daemon) adoptInterface(ctx context.Context, ni *provider.Interface, now time.Time) error {
+func (d *Daemon) adoptInterface(ctx context.Context, ni *providers.Interface, now time.Time) error {
 	in, known := d.store.Interface(ni.ID)
 	if !known {
 		in = storeInterface(ni, now)
@@ -102,7 +102,7 @@ func (d *Daemon) adoptInterface(ctx context.Context, ni *provider.Interface, now
 }
 
 // dropAddress handles an address the record holds and the cloud does not.
-func (d *Daemon) dropAddress(ctx context.Context, ni *provider.Interface, a store.Address) {
+func (d *Daemon) dropAddress(ctx context.Context, ni *providers.Interface, a store.Address) {
 	if a.Free() {
 		if err := d.store.RemoveAddresses([]netip.Addr{a.IP}); err == nil {
 			d.m.reconcile.WithLabelValues("dropped").Inc()
@@ -115,7 +115,7 @@ func (d *Daemon) dropAddress(ctx context.Context, ni *provider.Interface, a stor
 		d.m.reconcile.WithLabelValues("leaked").Inc()
 		return
 	}
-	if _, err := d.cloud.Assign(ctx, provider.AssignRequest{InterfaceID: ni.ID, IPs: []netip.Addr{a.IP}}); err != nil {
+	if _, err := d.cloud.Assign(ctx, providers.AssignRequest{InterfaceID: ni.ID, IPs: []netip.Addr{a.IP}}); err != nil {
 		d.m.reconcile.WithLabelValues("leaked").Inc()
 		d.log.Error("an assigned address is gone from the cloud and could not be restored", "ip", a.IP, "owner", a.Owner.Key(), "err", err)
 		return

@@ -11,8 +11,8 @@ import (
 
 	"github.com/flatnet/flatnet/ipamd/nodenet"
 	"github.com/flatnet/flatnet/ipamd/pool"
-	"github.com/flatnet/flatnet/ipamd/provider"
 	"github.com/flatnet/flatnet/ipamd/store"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // tick is how often the worker looks at the pool without being asked (idle release, cooldowns).
@@ -125,11 +125,11 @@ func (d *Daemon) recordOutcome(err error) {
 	}
 	d.failures++
 	d.lastErr = err
-	if errors.Is(err, provider.ErrSubnetFull) {
+	if errors.Is(err, providers.ErrSubnetFull) {
 		d.full = "the subnet has no free addresses left: " + err.Error()
 	}
-	if errors.Is(err, provider.ErrInterfaceLimit) || errors.Is(err, provider.ErrAddressLimit) ||
-		errors.Is(err, provider.ErrConflict) {
+	if errors.Is(err, providers.ErrInterfaceLimit) || errors.Is(err, providers.ErrAddressLimit) ||
+		errors.Is(err, providers.ErrConflict) {
 		// The record is behind the cloud (addresses or interfaces it has not adopted yet, e.g.
 		// an unassign that failed after the record forgot them): resync before the next plan.
 		// The first time that is not the cloud saying no, so it is not waited out (pods may
@@ -256,7 +256,7 @@ func (d *Daemon) counted(count int) (ips, prefixes int) {
 
 func (d *Daemon) assign(ctx context.Context, a pool.Action) error {
 	ips, pfx := d.counted(a.Count)
-	got, err := d.cloud.Assign(ctx, provider.AssignRequest{InterfaceID: a.Interface, IPCount: ips, PrefixCount: pfx})
+	got, err := d.cloud.Assign(ctx, providers.AssignRequest{InterfaceID: a.Interface, IPCount: ips, PrefixCount: pfx})
 	if err != nil {
 		return fmt.Errorf("assign %d to %s: %w", a.Count, a.Interface, err)
 	}
@@ -290,7 +290,7 @@ func expand(p netip.Prefix) []netip.Addr {
 
 func (d *Daemon) attach(ctx context.Context, a pool.Action) error {
 	ips, pfx := d.counted(a.Count)
-	ni, err := d.cloud.CreateInterface(ctx, provider.CreateInterfaceRequest{
+	ni, err := d.cloud.CreateInterface(ctx, providers.CreateInterfaceRequest{
 		InstanceID: d.cfg.InstanceID, SubnetID: d.cfg.SubnetID, SecurityGroups: d.cfg.SecurityGroups,
 		DeviceIndex: a.DeviceIndex, IPCount: ips, PrefixCount: pfx,
 	})
@@ -312,7 +312,7 @@ func (d *Daemon) attach(ctx context.Context, a pool.Action) error {
 	return d.record(ni.ID, ni.IPs, ni.Prefixes)
 }
 
-func storeInterface(ni *provider.Interface, now time.Time) store.Interface {
+func storeInterface(ni *providers.Interface, now time.Time) store.Interface {
 	return store.Interface{ID: ni.ID, MAC: ni.MAC, DeviceIndex: ni.DeviceIndex, SubnetID: ni.SubnetID,
 		SubnetCIDR: ni.SubnetCIDR, PrimaryIP: ni.PrimaryIP, Managed: ni.Managed, AddedAt: now}
 }
@@ -366,7 +366,7 @@ func (d *Daemon) unassign(ctx context.Context, a pool.Action) error {
 	if len(ips)+len(prefixes) == 0 {
 		return nil // all taken meanwhile
 	}
-	if err := d.cloud.Unassign(ctx, provider.UnassignRequest{InterfaceID: a.Interface, IPs: ips, Prefixes: prefixes}); err != nil {
+	if err := d.cloud.Unassign(ctx, providers.UnassignRequest{InterfaceID: a.Interface, IPs: ips, Prefixes: prefixes}); err != nil {
 		d.requestResync() // the cloud may still assign what the record forgot: adopt it back
 		return fmt.Errorf("unassign from %s: %w", a.Interface, err)
 	}

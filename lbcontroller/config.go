@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
 const (
@@ -51,7 +51,7 @@ type Config struct {
 	// (default 5m).
 	GateResync time.Duration
 	// Provider is the cloud.
-	Provider provider.Provider
+	Provider providers.LoadBalancing
 }
 
 func (c *Config) defaults() error {

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // Setup adds the Service and readiness-gate controllers, the health watch and garbage
@@ -176,7 +176,7 @@ func (w *wakeForwarder[T]) Start(ctx context.Context) error {
 
 // healthWatch follows target health through the provider's change stream.
 type healthWatch struct {
-	p     provider.Provider
+	p     providers.LoadBalancing
 	state *state
 	log   logr.Logger
 }
@@ -186,7 +186,7 @@ func (h *healthWatch) NeedLeaderElection() bool { return true }
 
 func (h *healthWatch) Start(ctx context.Context) error {
 	for {
-		err := h.p.WatchHealth(ctx, func(ev provider.HealthEvent) {
+		err := h.p.WatchHealth(ctx, func(ev providers.HealthEvent) {
 			h.state.notify(h.state.applyHealth(ev))
 			h.state.notifyServices(h.state.servicesOfLBs(ev.LoadBalancers))
 		})

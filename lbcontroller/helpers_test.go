@@ -28,15 +28,15 @@ import (
 	"github.com/flatnet/flatnet/internal/k8stest"
 	"github.com/flatnet/flatnet/lbcontroller"
 	"github.com/flatnet/flatnet/lbcontroller/model"
-	"github.com/flatnet/flatnet/lbcontroller/provider"
-	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakeclouddriver"
+	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/fakecloud"
 )
 
 // harness is a real API server, a real fakecloud and the controller running against both.
 type harness struct {
 	k8s     client.Client
 	cloud   *servertest.Env
-	p       *fcprovider.Driver
+	p       *fakecloud.LoadBalancing
 	cluster string
 	rest    *rest.Config
 	// stop ends the controller (idempotent); Cleanup calls it.
@@ -54,7 +54,7 @@ func start(tb testing.TB) *harness {
 	cloud := servertest.Start(tb, servertest.Options{})
 	sn, _ := cloud.Launch(tb, "10.0.0.0/16", "10.0.0.0/20", "t3.small", 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := fcprovider.New(ctx, fcprovider.Config{Client: cloud.Admin, SubnetID: sn.SubnetID, OnCall: lbcontroller.ObserveCloudCall, WatchWait: 2 * time.Second})
+	p, err := fakecloud.NewLoadBalancing(ctx, fakecloud.Config{Client: cloud.Admin, WatchWait: 2 * time.Second, Settings: providers.Settings{SubnetID: sn.SubnetID, Observe: lbcontroller.ObserveCloudCall}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func eventually(t testing.TB, what string, cond func() (bool, string)) {
 }
 
 // owned returns the load balancers and target groups tagged with the Service.
-func (h *harness) owned(t testing.TB, ns, name string) ([]provider.LoadBalancer, []provider.TargetGroup) {
+func (h *harness) owned(t testing.TB, ns, name string) ([]providers.LoadBalancer, []providers.TargetGroup) {
 	t.Helper()
 	tags := map[string]string{model.TagCluster: h.cluster, model.TagService: ns + "/" + name}
 	lbs, err := h.p.ListLoadBalancers(context.Background(), tags)

@@ -1,12 +1,14 @@
 package lbcontroller
 
 import (
+	"time"
+
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
 var (
@@ -36,11 +38,12 @@ func registerMetrics() {
 	})
 }
 
-// ObserveCloudCall counts one cloud call; a driver's OnCall hook is set to it.
-func ObserveCloudCall(action string, err error) {
+// ObserveCloudCall counts one cloud call; it is a providers.Observer, set as the driver's
+// Settings.Observe.
+func ObserveCloudCall(action string, _ time.Duration, err error) {
 	outcome := "ok"
 	if err != nil {
-		outcome = provider.Code(err)
+		outcome = providers.Code(err)
 	}
 	cloudCalls.WithLabelValues(action, outcome).Inc()
 }

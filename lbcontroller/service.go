@@ -23,7 +23,7 @@ import (
 
 	"github.com/flatnet/flatnet/lbcontroller/deploy"
 	"github.com/flatnet/flatnet/lbcontroller/model"
-	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // serviceReconciler gives each Service of ours its load balancer.
@@ -116,14 +116,14 @@ const (
 func (r *serviceReconciler) reportState(ctx context.Context, svc *corev1.Service, lb *model.LoadBalancer, res deploy.Result) (reconcile.Result, error) {
 	prev := meta.FindStatusCondition(svc.Status.Conditions, ConditionReady)
 	switch res.State {
-	case provider.LBActive:
+	case providers.LBActive:
 		if prev != nil && prev.Reason == ReasonLBFailed {
 			r.events.Eventf(svc, nil, corev1.EventTypeNormal, ReasonLBRecovered, "Provision",
 				"load balancer %s is active again: the cloud programmed it", res.LoadBalancerID)
 		}
 		return reconcile.Result{}, r.setStatus(ctx, svc, &res.VIP, metav1.ConditionTrue, ReasonProvisioned,
 			fmt.Sprintf("load balancer %s serves %d port(s) at %s", res.LoadBalancerID, len(lb.Listeners), res.VIP))
-	case provider.LBFailed:
+	case providers.LBFailed:
 		msg := fmt.Sprintf("load balancer %s failed in the cloud: %s (the cloud retries with backoff; the Service turns ready by itself once the cause is gone)",
 			res.LoadBalancerID, res.StateReason)
 		if prev == nil || prev.Reason != ReasonLBFailed || prev.Message != truncate(msg, maxMessage) {
@@ -185,7 +185,7 @@ func podTargets(lb *model.LoadBalancer, res deploy.Result) map[string][]podTarge
 		id := res.TargetGroups[tg.Name]
 		var ts []podTarget
 		for _, t := range tg.Targets {
-			pt := podTarget{target: provider.Target{IP: t.IP, Port: t.Port}}
+			pt := podTarget{target: providers.Target{IP: t.IP, Port: t.Port}}
 			if ns, name, ok := cutPod(t.Pod); ok {
 				pt.pod = types.NamespacedName{Namespace: ns, Name: name}
 			}
@@ -224,11 +224,11 @@ func (r *serviceReconciler) cloudFailed(ctx context.Context, svc *corev1.Service
 	reason := ReasonCloudError
 	hint := "retrying with backoff"
 	switch {
-	case errors.Is(err, provider.ErrThrottled):
+	case errors.Is(err, providers.ErrThrottled):
 		reason = ReasonThrottled
-	case errors.Is(err, provider.ErrQuota):
+	case errors.Is(err, providers.ErrLimit):
 		reason, hint = ReasonQuota, "free some load balancers or targets, or raise the quota; retrying with backoff"
-	case errors.Is(err, provider.ErrInvalid):
+	case errors.Is(err, providers.ErrInvalid), errors.Is(err, providers.ErrConflict):
 		reason, hint = ReasonCloudRefused, "retrying with backoff; what was created is reconciled or removed on the next pass"
 	}
 	msg := fmt.Sprintf("%v (%s)", err, hint)

@@ -7,7 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // state is what the reconcilers share in memory. None of it is needed to be correct after a
@@ -22,11 +22,11 @@ type state struct {
 	// stands behind each target, for the readiness gates.
 	services map[types.NamespacedName]serviceRecord
 	// health is every target's state, by group, from the cloud's change stream.
-	health map[string]map[provider.Target]string
+	health map[string]map[providers.Target]string
 	// healthSynced turns true once the watch delivered its first full view.
 	healthSynced bool
 	// byTarget finds the pod behind a target (group ID, target) to wake its gate.
-	byTarget map[string]map[provider.Target]types.NamespacedName
+	byTarget map[string]map[providers.Target]types.NamespacedName
 	// wake receives pods whose gate may have to change.
 	wake chan types.NamespacedName
 	// svcWake receives Services whose load balancer changed state in the cloud.
@@ -42,8 +42,8 @@ func newState() *state {
 	return &state{
 		pending:  map[types.NamespacedName]time.Time{},
 		services: map[types.NamespacedName]serviceRecord{},
-		health:   map[string]map[provider.Target]string{},
-		byTarget: map[string]map[provider.Target]types.NamespacedName{},
+		health:   map[string]map[providers.Target]string{},
+		byTarget: map[string]map[providers.Target]types.NamespacedName{},
 		wake:     make(chan types.NamespacedName, 4096),
 		svcWake:  make(chan types.NamespacedName, 1024),
 	}
@@ -94,7 +94,7 @@ func (s *state) recordService(svc types.NamespacedName, loadBalancer string, gro
 	rec := serviceRecord{loadBalancer: loadBalancer}
 	for id, targets := range groups {
 		rec.targetGroups = append(rec.targetGroups, id)
-		m := make(map[provider.Target]types.NamespacedName, len(targets))
+		m := make(map[providers.Target]types.NamespacedName, len(targets))
 		for _, t := range targets {
 			if t.pod.Name != "" {
 				m[t.target] = t.pod
@@ -108,7 +108,7 @@ func (s *state) recordService(svc types.NamespacedName, loadBalancer string, gro
 }
 
 type podTarget struct {
-	target provider.Target
+	target providers.Target
 	pod    types.NamespacedName
 }
 
@@ -129,12 +129,12 @@ func (s *state) forgetService(svc types.NamespacedName) []types.NamespacedName {
 }
 
 // applyHealth folds a watch event into the health view and returns the pods to wake.
-func (s *state) applyHealth(ev provider.HealthEvent) []types.NamespacedName {
+func (s *state) applyHealth(ev providers.HealthEvent) []types.NamespacedName {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var wake []types.NamespacedName
 	if ev.Full {
-		s.health = map[string]map[provider.Target]string{}
+		s.health = map[string]map[providers.Target]string{}
 		s.healthSynced = true
 		for _, m := range s.byTarget {
 			for _, pod := range m {
@@ -145,7 +145,7 @@ func (s *state) applyHealth(ev provider.HealthEvent) []types.NamespacedName {
 	for _, th := range ev.Targets {
 		g := s.health[th.TargetGroupID]
 		if g == nil {
-			g = map[provider.Target]string{}
+			g = map[providers.Target]string{}
 			s.health[th.TargetGroupID] = g
 		}
 		if th.Gone {
@@ -186,7 +186,7 @@ func (s *state) podHealth(ip netip.Addr, svcs []types.NamespacedName) gate {
 					continue
 				}
 				found = true
-				if st != provider.HealthHealthy {
+				if st != providers.HealthHealthy {
 					return gate{reason: "Target" + titleState(st), msg: "target " + t.IP.String() + " is " + st + " in target group " + g + " of Service " + svc.String()}
 				}
 			}
@@ -217,7 +217,7 @@ func (s *state) notify(pods []types.NamespacedName) {
 }
 
 // servicesOfLBs returns the Services whose load balancer is among lbs.
-func (s *state) servicesOfLBs(lbs []provider.LoadBalancerState) []types.NamespacedName {
+func (s *state) servicesOfLBs(lbs []providers.LoadBalancerState) []types.NamespacedName {
 	if len(lbs) == 0 {
 		return nil
 	}

@@ -21,13 +21,13 @@ import (
 
 	"github.com/flatnet/flatnet/lbcontroller/deploy"
 	"github.com/flatnet/flatnet/lbcontroller/model"
-	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // UninstallOptions configure Uninstall.
 type UninstallOptions struct {
 	Rest     *rest.Config
-	Provider provider.Provider
+	Provider providers.LoadBalancing
 	// Cluster scopes the ownership tags: every load balancer and target group tagged with it
 	// goes.
 	Cluster string

@@ -17,12 +17,8 @@ import (
 	"github.com/flatnet/flatnet"
 	"github.com/flatnet/flatnet/ipamd"
 	"github.com/flatnet/flatnet/ipamd/kube"
-	"github.com/flatnet/flatnet/ipamd/provider"
-	fcdriver "github.com/flatnet/flatnet/ipamd/provider/fakeclouddriver"
+	"github.com/flatnet/flatnet/providers/all"
 )
-
-// clouds are the drivers this binary carries (docs/providers.md).
-var clouds = provider.Registry{fcdriver.Name: fcdriver.New}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -71,7 +67,7 @@ func run(args []string) error {
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	deps := ipamd.Deps{Clouds: clouds}
+	deps := ipamd.Deps{Clouds: all.Registry()} // the drivers this binary carries (docs/providers.md)
 	var reporter *kube.Reporter
 	var ds kube.DaemonSetRef
 	if *daemonSet != "" {

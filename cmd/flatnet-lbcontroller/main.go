@@ -18,9 +18,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/flatnet/flatnet"
-	"github.com/flatnet/flatnet/fakecloud/client"
 	"github.com/flatnet/flatnet/lbcontroller"
-	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakeclouddriver"
+	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/all"
 )
 
 func main() {
@@ -39,6 +39,7 @@ func newRoot() *cobra.Command {
 		kubeconfig, cloud   string
 		endpoint, tokenFile string
 		subnetID, level     string
+		region              string
 	)
 	cmd := &cobra.Command{
 		Use:           "flatnet-lbcontroller",
@@ -52,9 +53,10 @@ func newRoot() *cobra.Command {
 	f.StringVar(&o.Config.Cluster, "cluster-name", "", "this cluster's name in the cloud resources' ownership tags (required)")
 	f.BoolVar(&o.Config.DefaultClass, "default-class", false, "also serve LoadBalancer Services with no spec.loadBalancerClass")
 	f.DurationVar(&o.Config.GCInterval, "gc-interval", time.Minute, "how often to delete load balancers of this cluster whose Service is gone")
-	f.StringVar(&cloud, "cloud", fcprovider.Name, "the cloud driver (fakecloud)")
-	f.StringVar(&endpoint, "fakecloud-endpoint", os.Getenv("FAKECLOUD_ENDPOINT"), "fakecloud API URL (default $FAKECLOUD_ENDPOINT)")
+	f.StringVar(&cloud, "cloud", "fakecloud", "the cloud driver: "+strings.Join(all.Registry().Names(), ", "))
+	f.StringVar(&endpoint, "fakecloud-endpoint", os.Getenv("FAKECLOUD_ENDPOINT"), "the cloud API's URL (default $FAKECLOUD_ENDPOINT); for fakecloud required")
 	f.StringVar(&tokenFile, "fakecloud-token-file", "", "file holding fakecloud's account (admin) token; default $FAKECLOUD_TOKEN")
+	f.StringVar(&region, "region", "", "the cloud region (empty: the cloud's default)")
 	f.StringVar(&subnetID, "subnet-id", "", "subnet the load balancers are created in (required)")
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "elect one active replica through a Lease")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the Lease: the controller's own (default $POD_NAMESPACE)")
@@ -74,26 +76,17 @@ func newRoot() *cobra.Command {
 		if subnetID == "" {
 			return errors.New("--subnet-id is required: load balancers are created in it")
 		}
-		if cloud != fcprovider.Name {
-			return fmt.Errorf("--cloud %q is not a driver this binary carries: use %s", cloud, fcprovider.Name)
-		}
 		if o.LeaderElection && o.LeaderElectionNamespace == "" {
 			return errors.New("--leader-election-namespace (or $POD_NAMESPACE) is required with --leader-elect")
-		}
-		token, err := readToken(tokenFile)
-		if err != nil {
-			return err
-		}
-		if endpoint == "" {
-			return errors.New("--fakecloud-endpoint (or $FAKECLOUD_ENDPOINT) is required")
 		}
 		rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {
 			return fmt.Errorf("--kubeconfig: %w", err)
 		}
 		o.Rest = rest
-		p, err := fcprovider.New(cmd.Context(), fcprovider.Config{
-			Client: client.New(endpoint, token), SubnetID: subnetID, OnCall: lbcontroller.ObserveCloudCall,
+		p, err := all.Registry().LoadBalancing(cmd.Context(), cloud, providers.Settings{
+			Endpoint: endpoint, Region: region, Credentials: credentials(tokenFile), SubnetID: subnetID,
+			Observe: lbcontroller.ObserveCloudCall,
 		})
 		if err != nil {
 			return err
@@ -114,6 +107,7 @@ func newUninstall() *cobra.Command {
 		kubeconfig, cloud   string
 		endpoint, tokenFile string
 		subnetID, dep       string
+		region              string
 	)
 	cmd := &cobra.Command{
 		Use:   "uninstall",
@@ -125,9 +119,10 @@ func newUninstall() *cobra.Command {
 	f.StringVar(&o.Cluster, "cluster-name", "", "the cluster whose load balancers are deleted (required)")
 	f.StringVar(&dep, "deployment", "", "<namespace>/<name> of the controller's Deployment, scaled to 0 first (empty: none runs)")
 	f.DurationVar(&o.StopTimeout, "stop-timeout", 2*time.Minute, "how long to wait for the controller's pods to stop")
-	f.StringVar(&cloud, "cloud", fcprovider.Name, "the cloud driver (fakecloud)")
-	f.StringVar(&endpoint, "fakecloud-endpoint", os.Getenv("FAKECLOUD_ENDPOINT"), "fakecloud API URL (default $FAKECLOUD_ENDPOINT)")
+	f.StringVar(&cloud, "cloud", "fakecloud", "the cloud driver: "+strings.Join(all.Registry().Names(), ", "))
+	f.StringVar(&endpoint, "fakecloud-endpoint", os.Getenv("FAKECLOUD_ENDPOINT"), "the cloud API's URL (default $FAKECLOUD_ENDPOINT); for fakecloud required")
 	f.StringVar(&tokenFile, "fakecloud-token-file", "", "file holding fakecloud's account token; default $FAKECLOUD_TOKEN")
+	f.StringVar(&region, "region", "", "the cloud region (empty: the cloud's default)")
 	f.StringVar(&subnetID, "subnet-id", "", "the controller's subnet (required by the driver)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -141,23 +136,16 @@ func newUninstall() *cobra.Command {
 			}
 			o.Deployment = types.NamespacedName{Namespace: ns, Name: name}
 		}
-		if cloud != fcprovider.Name {
-			return fmt.Errorf("--cloud %q is not a driver this binary carries: use %s", cloud, fcprovider.Name)
-		}
 		if subnetID == "" {
 			return errors.New("--subnet-id is required")
 		}
-		if endpoint == "" {
-			return errors.New("--fakecloud-endpoint (or $FAKECLOUD_ENDPOINT) is required")
-		}
-		token, err := readToken(tokenFile)
-		if err != nil {
-			return err
-		}
+		var err error
 		if o.Rest, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
 			return fmt.Errorf("--kubeconfig: %w", err)
 		}
-		if o.Provider, err = fcprovider.New(cmd.Context(), fcprovider.Config{Client: client.New(endpoint, token), SubnetID: subnetID}); err != nil {
+		if o.Provider, err = all.Registry().LoadBalancing(cmd.Context(), cloud, providers.Settings{
+			Endpoint: endpoint, Region: region, Credentials: credentials(tokenFile), SubnetID: subnetID,
+		}); err != nil {
 			return err
 		}
 		sum, err := lbcontroller.Uninstall(cmd.Context(), o)
@@ -171,16 +159,11 @@ func newUninstall() *cobra.Command {
 	return cmd
 }
 
-func readToken(file string) (string, error) {
-	if file == "" {
-		if t := os.Getenv("FAKECLOUD_TOKEN"); t != "" {
-			return t, nil
-		}
-		return "", errors.New("--fakecloud-token-file (or $FAKECLOUD_TOKEN) is required: load balancers need the account's token")
+// credentials are where the driver finds its credentials: the token file, else
+// $FAKECLOUD_TOKEN (fakecloud's account token); with neither, the cloud's default chain.
+func credentials(file string) providers.Credentials {
+	if file != "" {
+		return providers.Credentials{File: file}
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("--fakecloud-token-file: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return providers.Credentials{Token: os.Getenv("FAKECLOUD_TOKEN")}
 }

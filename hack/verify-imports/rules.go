@@ -31,9 +31,9 @@ func (v Violation) String() string {
 
 // The rules, by top-level folder of the module (paths relative to the module path).
 var (
-	// cmd holds mains only; it may wire up any component. test/ is allowed because the lab harness
-	// binary (flatnet-lab) lives there.
-	cmdMayImport = []string{"cni", "ipamd", "lbcontroller", "nodeagent", "fakecloud", "test"}
+	// cmd holds mains only; it may wire up any component, and it chooses the cloud drivers
+	// (providers/all). test/ is allowed because the lab harness binary (flatnet-lab) lives there.
+	cmdMayImport = []string{"cni", "ipamd", "lbcontroller", "nodeagent", "fakecloud", "test", "providers"}
 
 	// The CNI plugin stays tiny: within the module, only its own packages and ipamd's wire types.
 	cniMayImportInModule = []string{"cni", "ipamd/wire"}
@@ -45,11 +45,19 @@ var (
 		"golang.org/x/sys",
 	}
 
-	// ipamd and lbcontroller talk to a cloud through fakecloud's public contract only.
-	fakecloudPublic = []string{"fakecloud/api", "fakecloud/client"}
+	// The seam's consumers: they reach a cloud only through the providers package itself (never a
+	// driver, which the mains and the lab choose, nor fakecloud) and never import each other.
+	consumers = []string{"ipamd", "lbcontroller"}
+
+	// What the seam and its drivers (providers/...) never import: the code that consumes them.
+	providerConsumers = []string{"ipamd", "lbcontroller", "cni", "nodeagent", "test"}
 
 	// Nothing outside fakecloud (and the mains in cmd) reaches into the emulator's insides.
 	fakecloudPrivate = []string{"fakecloud/server", "fakecloud/internal"}
+
+	// The driver contract suite runs a fakecloud in process (servertest) for any driver's tests.
+	providertest       = "providers/providertest"
+	providertestMayUse = "fakecloud/server/servertest"
 
 	kubernetes = []string{"k8s.io", "sigs.k8s.io"}
 
@@ -121,6 +129,9 @@ func directRule(mod, rel, imp string, std bool) string {
 	if inModule && irel == "" {
 		return "" // the module's root package holds the project's version only; anyone may read it
 	}
+	if inModule && under(irel, providertest) && !under(rel, providertest) {
+		return "providers/providertest is imported by tests only"
+	}
 	switch {
 	case under(rel, "cmd"):
 		if inModule && !underAny(irel, cmdMayImport) {
@@ -131,9 +142,23 @@ func directRule(mod, rel, imp string, std bool) string {
 			!inModule && !std && !underAny(imp, cniMayImportExternal) {
 			return "cni imports only ipamd/wire, CNI libraries, netlink, netns, x/sys and the standard library"
 		}
-	case under(rel, "ipamd"), under(rel, "lbcontroller"):
-		if inModule && under(irel, "fakecloud") && !underAny(irel, fakecloudPublic) {
-			return "ipamd and lbcontroller use only fakecloud/api and fakecloud/client"
+	case underAny(rel, consumers):
+		switch {
+		case inModule && under(irel, "fakecloud"):
+			return "ipamd and lbcontroller reach a cloud only through providers, never fakecloud's packages"
+		case inModule && under(irel, "providers") && irel != "providers":
+			return "ipamd and lbcontroller import the seam (providers), not a driver: cmd/ and the lab choose drivers"
+		case inModule && underAny(irel, consumers) && !sameTop(rel, irel):
+			return "ipamd and lbcontroller do not import each other"
+		}
+	case under(rel, "providers"):
+		switch {
+		case inModule && underAny(irel, providerConsumers):
+			return "providers and its drivers import no consumer (ipamd, lbcontroller, cni, nodeagent, test)"
+		case inModule && rel == "providers" && (under(irel, "providers") || under(irel, "fakecloud")):
+			return "the seam (providers) imports no driver and no cloud's packages"
+		case inModule && underAny(irel, fakecloudPrivate) && (!under(rel, providertest) || !under(irel, providertestMayUse)):
+			return "drivers use fakecloud's client and API, not its server or internals"
 		}
 	case under(rel, "nodeagent"):
 		// The kubelet stand-in knows Kubernetes and the CNI, not the cloud: it is told its
@@ -205,6 +230,13 @@ func relPath(mod, path string) (string, bool) {
 		return rest, true
 	}
 	return "", false
+}
+
+// sameTop reports whether two module-relative paths share their first path element.
+func sameTop(a, b string) bool {
+	ta, _, _ := strings.Cut(a, "/")
+	tb, _, _ := strings.Cut(b, "/")
+	return ta == tb
 }
 
 // under reports whether path is prefix or lies below it, by whole path elements.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/lbcontroller/model"
-	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // Result is what a deploy left in the cloud.
@@ -24,14 +24,14 @@ type Result struct {
 	// Created is true when this pass created the load balancer.
 	Created bool
 	// State and StateReason are the load balancer's state as the cloud last showed it
-	// (provider.LB*): the resources exist, but only an active one forwards traffic.
+	// (providers.LB*): the resources exist, but only an active one forwards traffic.
 	State, StateReason string
 }
 
 // Deploy makes the cloud match lb. token distinguishes one intent from another (the Service's
 // generation, say): client tokens derive from it and each resource's name, so a create repeated
 // after a lost answer is answered, not repeated, while a later intent never replays an old answer.
-func Deploy(ctx context.Context, p provider.Provider, lb *model.LoadBalancer, token string) (Result, error) {
+func Deploy(ctx context.Context, p providers.LoadBalancing, lb *model.LoadBalancer, token string) (Result, error) {
 	res := Result{TargetGroups: map[string]string{}}
 	owner := ownerTags(lb.Owner)
 	lbs, err := p.ListLoadBalancers(ctx, owner)
@@ -45,7 +45,7 @@ func Deploy(ctx context.Context, p provider.Provider, lb *model.LoadBalancer, to
 
 	// Load balancers of another name (a scheme change, an earlier incarnation of the Service)
 	// go first: their listeners hold target groups that the desired one may need.
-	var cur *provider.LoadBalancer
+	var cur *providers.LoadBalancer
 	for i := range lbs {
 		if lbs[i].Name == lb.Name && lbs[i].Tags[model.TagServiceUID] == lb.Owner.UID {
 			cur = &lbs[i]
@@ -56,7 +56,7 @@ func Deploy(ctx context.Context, p provider.Provider, lb *model.LoadBalancer, to
 		}
 	}
 	if cur == nil {
-		created, err := p.CreateLoadBalancer(ctx, provider.LoadBalancerSpec{
+		created, err := p.CreateLoadBalancer(ctx, providers.LoadBalancerSpec{
 			Name: lb.Name, Internal: lb.Scheme == model.SchemeInternal, Tags: lb.Tags, ClientToken: clientToken(token, lb.Name),
 		})
 		if err != nil {
@@ -107,23 +107,23 @@ func clientToken(token, name string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func healthCheck(hc model.HealthCheck) provider.HealthCheck {
-	return provider.HealthCheck{
+func healthCheck(hc model.HealthCheck) providers.HealthCheck {
+	return providers.HealthCheck{
 		Protocol: hc.Protocol, Port: hc.Port, Path: hc.Path,
 		Interval: time.Duration(hc.IntervalSeconds) * time.Second, Timeout: time.Duration(hc.TimeoutSeconds) * time.Second,
 		HealthyThreshold: hc.HealthyThresholdCount, UnhealthyThreshold: hc.UnhealthyThresholdCount,
 	}
 }
 
-func ensureTargetGroups(ctx context.Context, p provider.Provider, lb *model.LoadBalancer, actual []provider.TargetGroup, token string, res *Result) error {
+func ensureTargetGroups(ctx context.Context, p providers.LoadBalancing, lb *model.LoadBalancer, actual []providers.TargetGroup, token string, res *Result) error {
 	for _, want := range lb.TargetGroups {
 		hc := healthCheck(want.HealthCheck)
 		delay := time.Duration(want.DeregistrationDelaySeconds) * time.Second
-		i := slices.IndexFunc(actual, func(tg provider.TargetGroup) bool {
+		i := slices.IndexFunc(actual, func(tg providers.TargetGroup) bool {
 			return tg.Name == want.Name && tg.Tags[model.TagServiceUID] == lb.Owner.UID
 		})
 		if i < 0 {
-			tg, err := p.CreateTargetGroup(ctx, provider.TargetGroupSpec{
+			tg, err := p.CreateTargetGroup(ctx, providers.TargetGroupSpec{
 				Name: want.Name, Protocol: want.Protocol, Port: want.Port, HealthCheck: hc,
 				DeregistrationDelay: delay, Tags: want.Tags, ClientToken: clientToken(token, want.Name),
 			})
@@ -144,7 +144,7 @@ func ensureTargetGroups(ctx context.Context, p provider.Provider, lb *model.Load
 	return nil
 }
 
-func ensureListeners(ctx context.Context, p provider.Provider, lb *model.LoadBalancer, cur *provider.LoadBalancer, token string, tgIDs map[string]string) error {
+func ensureListeners(ctx context.Context, p providers.LoadBalancing, lb *model.LoadBalancer, cur *providers.LoadBalancer, token string, tgIDs map[string]string) error {
 	type key struct {
 		proto string
 		port  int
@@ -169,7 +169,7 @@ func ensureListeners(ctx context.Context, p provider.Provider, lb *model.LoadBal
 		if have[k] {
 			continue
 		}
-		spec := provider.ListenerSpec{Protocol: l.Protocol, Port: l.Port, TargetGroupID: want[k],
+		spec := providers.ListenerSpec{Protocol: l.Protocol, Port: l.Port, TargetGroupID: want[k],
 			ClientToken: clientToken(token, fmt.Sprintf("%s/%s/%d/%s", cur.ID, l.Protocol, l.Port, want[k]))}
 		if _, err := p.CreateListener(ctx, cur.ID, spec); err != nil {
 			return fmt.Errorf("create listener %s/%d on load balancer %s: %w", l.Protocol, l.Port, cur.ID, err)
@@ -181,27 +181,27 @@ func ensureListeners(ctx context.Context, p provider.Provider, lb *model.LoadBal
 // syncTargets registers the wanted targets that are not live and deregisters the live ones not
 // wanted, one call each way. A draining target that is wanted again is registered (live again);
 // one not wanted is left to finish draining.
-func syncTargets(ctx context.Context, p provider.Provider, tgID string, want []model.Target) (int, int, error) {
+func syncTargets(ctx context.Context, p providers.LoadBalancing, tgID string, want []model.Target) (int, int, error) {
 	actual, err := p.DescribeTargets(ctx, tgID)
 	if err != nil {
 		return 0, 0, fmt.Errorf("describe the targets of target group %s: %w", tgID, err)
 	}
-	live := make(map[provider.Target]bool, len(actual))
+	live := make(map[providers.Target]bool, len(actual))
 	for _, th := range actual {
-		if th.State != provider.HealthDraining {
+		if th.State != providers.HealthDraining {
 			live[th.Target] = true
 		}
 	}
-	wanted := make(map[provider.Target]bool, len(want))
-	var reg []provider.Target
+	wanted := make(map[providers.Target]bool, len(want))
+	var reg []providers.Target
 	for _, t := range want {
-		pt := provider.Target{IP: t.IP, Port: t.Port}
+		pt := providers.Target{IP: t.IP, Port: t.Port}
 		wanted[pt] = true
 		if !live[pt] {
 			reg = append(reg, pt)
 		}
 	}
-	var dereg []provider.Target
+	var dereg []providers.Target
 	for _, th := range actual {
 		if live[th.Target] && !wanted[th.Target] {
 			dereg = append(dereg, th.Target)
@@ -224,7 +224,7 @@ func syncTargets(ctx context.Context, p provider.Provider, tgID string, want []m
 // Delete removes every load balancer and target group carrying all of tags (ownership tags of
 // one Service, or of one incarnation of it): load balancers first, which frees their groups.
 // It reports whether anything was there.
-func Delete(ctx context.Context, p provider.Provider, tags map[string]string) (bool, error) {
+func Delete(ctx context.Context, p providers.LoadBalancing, tags map[string]string) (bool, error) {
 	lbs, err := p.ListLoadBalancers(ctx, tags)
 	if err != nil {
 		return false, fmt.Errorf("list load balancers to delete: %w", err)

@@ -1,6 +1,8 @@
 package deploy_test
 
 import (
+	"time"
+
 	"context"
 	"net/netip"
 	"slices"
@@ -16,8 +18,8 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 	"github.com/flatnet/flatnet/lbcontroller/deploy"
 	"github.com/flatnet/flatnet/lbcontroller/model"
-	"github.com/flatnet/flatnet/lbcontroller/provider"
-	fcprovider "github.com/flatnet/flatnet/lbcontroller/provider/fakeclouddriver"
+	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/fakecloud"
 )
 
 // calls counts the cloud calls a driver makes, by action.
@@ -26,7 +28,7 @@ type calls struct {
 	n  map[string]int
 }
 
-func (c *calls) observe(action string, _ error) {
+func (c *calls) observe(action string, _ time.Duration, _ error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n[action]++
@@ -40,12 +42,12 @@ func (c *calls) take() map[string]int {
 	return n
 }
 
-func setup(t *testing.T) (*servertest.Env, *fcprovider.Driver, *calls) {
+func setup(t *testing.T) (*servertest.Env, *fakecloud.LoadBalancing, *calls) {
 	t.Helper()
 	env := servertest.Start(t, servertest.Options{})
 	sn, _ := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "t3.small", 1)
 	c := &calls{n: map[string]int{}}
-	d, err := fcprovider.New(context.Background(), fcprovider.Config{Client: env.Admin, SubnetID: sn.SubnetID, OnCall: c.observe})
+	d, err := fakecloud.NewLoadBalancing(context.Background(), fakecloud.Config{Client: env.Admin, Settings: providers.Settings{SubnetID: sn.SubnetID, Observe: c.observe}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func build(t *testing.T, uid string, ips ...string) *model.LoadBalancer {
 	return lb
 }
 
-func live(t *testing.T, d *fcprovider.Driver, tgID string) []string {
+func live(t *testing.T, d *fakecloud.LoadBalancing, tgID string) []string {
 	t.Helper()
 	ths, err := d.DescribeTargets(context.Background(), tgID)
 	if err != nil {
@@ -77,7 +79,7 @@ func live(t *testing.T, d *fcprovider.Driver, tgID string) []string {
 	}
 	var out []string
 	for _, th := range ths {
-		if th.State != provider.HealthDraining {
+		if th.State != providers.HealthDraining {
 			out = append(out, netip.AddrPortFrom(th.Target.IP, uint16(th.Target.Port)).String())
 		}
 	}
@@ -154,7 +156,7 @@ func TestDeployAfterLostAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := deploy.Deploy(ctx, d, lb, "gen1")
-		if !provider.Retryable(err) {
+		if !providers.Retryable(err) {
 			t.Fatalf("with %s's answer lost: %v, want a retryable error", action, err)
 		}
 		if _, err := env.Admin.ClearFaults(ctx, &api.ClearFaultsRequest{}); err != nil {

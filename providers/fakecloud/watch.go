@@ -1,4 +1,4 @@
-package fakeclouddriver
+package fakecloud
 
 import (
 	"context"
@@ -9,21 +9,21 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
-	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
-// WatchHealth implements provider.Provider over fakecloud's change stream: a snapshot gives
+// WatchHealth implements providers.LoadBalancing over fakecloud's change stream: a snapshot gives
 // every target's health and the sequence to follow from, then GetChanges long-polls for target
 // changes. When the stream says the watcher fell behind (Resync), it starts over from a new
 // snapshot. Transient errors are retried with a capped backoff; ctx ends it.
-func (d *Driver) WatchHealth(ctx context.Context, fn func(provider.HealthEvent)) error {
+func (d *LoadBalancing) WatchHealth(ctx context.Context, fn func(providers.HealthEvent)) error {
 	backoff := 100 * time.Millisecond
 	for {
 		err := d.watchOnce(ctx, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err != nil && !provider.Retryable(err) {
+		if err != nil && !providers.Retryable(err) {
 			return fmt.Errorf("watch target health: %w", err)
 		}
 		select {
@@ -36,19 +36,19 @@ func (d *Driver) WatchHealth(ctx context.Context, fn func(provider.HealthEvent))
 }
 
 // errResync ends one watch so that WatchHealth starts over from a snapshot.
-var errResync = &provider.Error{Kind: provider.ErrUnavailable, Err: errors.New("the change stream asks for a resync")}
+var errResync = &providers.Error{Kind: providers.ErrTransient, Err: errors.New("the change stream asks for a resync")}
 
-func (d *Driver) watchOnce(ctx context.Context, fn func(provider.HealthEvent)) error {
+func (d *LoadBalancing) watchOnce(ctx context.Context, fn func(providers.HealthEvent)) error {
 	snap, err := do(d, api.ActionGetSnapshot, func() (*api.GetSnapshotResponse, error) {
 		return d.c.GetSnapshot(ctx, &api.GetSnapshotRequest{})
 	})
 	if err != nil {
 		return err
 	}
-	full := provider.HealthEvent{Full: true}
+	full := providers.HealthEvent{Full: true}
 	for _, lb := range snap.Snapshot.LoadBalancers {
 		st, reason := fromLBState(lb)
-		full.LoadBalancers = append(full.LoadBalancers, provider.LoadBalancerState{ID: lb.LoadBalancerID, State: st, Reason: reason})
+		full.LoadBalancers = append(full.LoadBalancers, providers.LoadBalancerState{ID: lb.LoadBalancerID, State: st, Reason: reason})
 	}
 	for _, th := range snap.Snapshot.Targets {
 		h, err := fromTargetHealth(th)
@@ -67,7 +67,7 @@ func (d *Driver) watchOnce(ctx context.Context, fn func(provider.HealthEvent)) e
 		if resp.Resync {
 			return errResync
 		}
-		var ev provider.HealthEvent
+		var ev providers.HealthEvent
 		for _, c := range resp.Changes {
 			if c.Kind == api.KindLoadBalancer {
 				ev.LoadBalancers = append(ev.LoadBalancers, lbChange(c))
@@ -89,16 +89,16 @@ func (d *Driver) watchOnce(ctx context.Context, fn func(provider.HealthEvent)) e
 }
 
 // lbChange turns one load balancer change into its state; a deleted one is Gone.
-func lbChange(c api.Change) provider.LoadBalancerState {
+func lbChange(c api.Change) providers.LoadBalancerState {
 	if c.LoadBalancer == nil {
-		return provider.LoadBalancerState{ID: c.ID, Gone: true}
+		return providers.LoadBalancerState{ID: c.ID, Gone: true}
 	}
 	st, reason := fromLBState(*c.LoadBalancer)
-	return provider.LoadBalancerState{ID: c.ID, State: st, Reason: reason}
+	return providers.LoadBalancerState{ID: c.ID, State: st, Reason: reason}
 }
 
 // targetChange turns one target change into health; a deleted target is Gone.
-func targetChange(c api.Change) (provider.TargetHealth, bool) {
+func targetChange(c api.Change) (providers.TargetHealth, bool) {
 	if c.Target != nil {
 		h, err := fromTargetHealth(*c.Target)
 		return h, err == nil
@@ -106,19 +106,19 @@ func targetChange(c api.Change) (provider.TargetHealth, bool) {
 	// A delete carries only the ID, <tg-id>/<ip>:<port>.
 	tg, hostPort, ok := strings.Cut(c.ID, "/")
 	if !ok {
-		return provider.TargetHealth{}, false
+		return providers.TargetHealth{}, false
 	}
 	t, err := parseHostPort(hostPort)
 	if err != nil {
-		return provider.TargetHealth{}, false
+		return providers.TargetHealth{}, false
 	}
-	return provider.TargetHealth{TargetGroupID: tg, Target: t, Gone: true}, true
+	return providers.TargetHealth{TargetGroupID: tg, Target: t, Gone: true}, true
 }
 
-func parseHostPort(s string) (provider.Target, error) {
+func parseHostPort(s string) (providers.Target, error) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
-		return provider.Target{}, err
+		return providers.Target{}, err
 	}
-	return provider.Target{IP: ap.Addr(), Port: int(ap.Port())}, nil
+	return providers.Target{IP: ap.Addr(), Port: int(ap.Port())}, nil
 }

@@ -1,4 +1,4 @@
-package fakeclouddriver
+package fakecloud
 
 import (
 	"context"
@@ -12,69 +12,53 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/client"
-	"github.com/flatnet/flatnet/lbcontroller/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
-// Name is the driver's name for --cloud.
-const Name = "fakecloud"
-
-// Config configures the driver.
-type Config struct {
-	// Client calls fakecloud with the account's (admin) token: load balancers are account-level.
-	Client *client.Client
-	// SubnetID is where load balancers are created; target groups go to its VPC.
-	SubnetID string
-	// OnCall, when set, is told the outcome of every cloud call (metrics); err is nil or a
-	// *provider.Error.
-	OnCall func(action string, err error)
-	// WatchWait is how long one change-stream poll waits (default 25 s, fakecloud caps at 30 s).
-	WatchWait time.Duration
-}
-
-// Driver implements provider.Provider on fakecloud.
-type Driver struct {
+// LoadBalancing implements providers.LoadBalancing on fakecloud, with the account's token:
+// load balancers are account-level.
+type LoadBalancing struct {
 	c        *client.Client
 	subnetID string
 	vpcID    string
-	onCall   func(string, error)
+	observe  providers.Observer
 	wait     time.Duration
 }
 
-var _ provider.Provider = (*Driver)(nil)
+var _ providers.LoadBalancing = (*LoadBalancing)(nil)
 
-// New checks the subnet and returns a driver creating load balancers in it.
-func New(ctx context.Context, cfg Config) (*Driver, error) {
-	if cfg.Client == nil || cfg.SubnetID == "" {
-		return nil, fmt.Errorf("fakecloud provider: a client and a subnet ID are required")
+// NewLoadBalancing checks the subnet and returns a driver creating load balancers in it.
+func NewLoadBalancing(ctx context.Context, cfg Config) (*LoadBalancing, error) {
+	c, err := cfg.client("pass --fakecloud-endpoint")
+	if err != nil {
+		return nil, err
 	}
-	d := &Driver{c: cfg.Client, subnetID: cfg.SubnetID, onCall: cfg.OnCall, wait: cfg.WatchWait}
+	if cfg.SubnetID == "" {
+		return nil, errors.New("no subnet: load balancers need one (--subnet-id)")
+	}
+	d := &LoadBalancing{c: c, subnetID: cfg.SubnetID, observe: cfg.observer(), wait: cfg.WatchWait}
 	if d.wait <= 0 {
 		d.wait = 25 * time.Second
 	}
-	resp, err := d.c.DescribeSubnets(ctx, &api.DescribeSubnetsRequest{SubnetIDs: []string{cfg.SubnetID}})
-	err = classify(err)
-	d.observe(api.ActionDescribeSubnets, err)
+	resp, err := do(d, api.ActionDescribeSubnets, func() (*api.DescribeSubnetsResponse, error) {
+		return d.c.DescribeSubnets(ctx, &api.DescribeSubnetsRequest{SubnetIDs: []string{cfg.SubnetID}})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("fakecloud provider: look up subnet %s (check --subnet-id): %w", cfg.SubnetID, err)
+		return nil, fmt.Errorf("look up subnet %s (check --subnet-id): %w", cfg.SubnetID, err)
 	}
 	if len(resp.Subnets) != 1 {
-		return nil, fmt.Errorf("fakecloud provider: subnet %s not found: check --subnet-id", cfg.SubnetID)
+		return nil, fmt.Errorf("subnet %s not found: check --subnet-id", cfg.SubnetID)
 	}
 	d.vpcID = resp.Subnets[0].VpcID
 	return d, nil
 }
 
-func (d *Driver) observe(action string, err error) {
-	if d.onCall != nil {
-		d.onCall(action, err)
-	}
-}
-
 // do runs one client call, reports it and classifies its error.
-func do[Resp any](d *Driver, action string, call func() (*Resp, error)) (*Resp, error) {
+func do[Resp any](d *LoadBalancing, action string, call func() (*Resp, error)) (*Resp, error) {
+	start := time.Now()
 	resp, err := call()
 	err = classify(err)
-	d.observe(action, err)
+	d.observe(action, time.Since(start), err)
 	if err != nil {
 		return nil, err
 	}
@@ -114,20 +98,20 @@ func fromTags(ts []api.Tag) map[string]string {
 	return m
 }
 
-// ListLoadBalancers implements provider.LoadBalancers.
-func (d *Driver) ListLoadBalancers(ctx context.Context, tags map[string]string) ([]provider.LoadBalancer, error) {
+// ListLoadBalancers implements providers.LoadBalancers.
+func (d *LoadBalancing) ListLoadBalancers(ctx context.Context, tags map[string]string) ([]providers.LoadBalancer, error) {
 	resp, err := do(d, api.ActionDescribeLoadBalancers, func() (*api.DescribeLoadBalancersResponse, error) {
 		return d.c.DescribeLoadBalancers(ctx, &api.DescribeLoadBalancersRequest{Filters: tagFilters(tags)})
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]provider.LoadBalancer, 0, len(resp.LoadBalancers))
+	out := make([]providers.LoadBalancer, 0, len(resp.LoadBalancers))
 	for _, lb := range resp.LoadBalancers {
 		ls, err := do(d, api.ActionDescribeListeners, func() (*api.DescribeListenersResponse, error) {
 			return d.c.DescribeListeners(ctx, &api.DescribeListenersRequest{LoadBalancerID: lb.LoadBalancerID})
 		})
-		if errors.Is(err, provider.ErrNotFound) {
+		if errors.Is(err, providers.ErrNotFound) {
 			continue // deleted between the two calls (by another pass, or garbage collection): gone
 		}
 		if err != nil {
@@ -145,8 +129,8 @@ func (d *Driver) ListLoadBalancers(ctx context.Context, tags map[string]string) 
 	return out, nil
 }
 
-func fromLB(lb api.LoadBalancer) (provider.LoadBalancer, error) {
-	p := provider.LoadBalancer{ID: lb.LoadBalancerID, Name: lb.LoadBalancerName, Internal: lb.Scheme == api.SchemeInternal, Tags: fromTags(lb.Tags)}
+func fromLB(lb api.LoadBalancer) (providers.LoadBalancer, error) {
+	p := providers.LoadBalancer{ID: lb.LoadBalancerID, Name: lb.LoadBalancerName, Internal: lb.Scheme == api.SchemeInternal, Tags: fromTags(lb.Tags)}
 	p.State, p.StateReason = fromLBState(lb)
 	if lb.VIP != "" {
 		vip, err := netip.ParseAddr(lb.VIP)
@@ -165,16 +149,16 @@ func fromLB(lb api.LoadBalancer) (provider.LoadBalancer, error) {
 	return p, nil
 }
 
-func fromListener(l api.Listener) provider.Listener {
-	p := provider.Listener{ID: l.ListenerID, Protocol: l.Protocol, Port: l.Port}
+func fromListener(l api.Listener) providers.Listener {
+	p := providers.Listener{ID: l.ListenerID, Protocol: l.Protocol, Port: l.Port}
 	if len(l.DefaultActions) > 0 {
 		p.TargetGroupID = l.DefaultActions[0].TargetGroupID
 	}
 	return p
 }
 
-// CreateLoadBalancer implements provider.LoadBalancers.
-func (d *Driver) CreateLoadBalancer(ctx context.Context, spec provider.LoadBalancerSpec) (provider.LoadBalancer, error) {
+// CreateLoadBalancer implements providers.LoadBalancers.
+func (d *LoadBalancing) CreateLoadBalancer(ctx context.Context, spec providers.LoadBalancerSpec) (providers.LoadBalancer, error) {
 	scheme := api.SchemeInternetFacing
 	if spec.Internal {
 		scheme = api.SchemeInternal
@@ -186,13 +170,13 @@ func (d *Driver) CreateLoadBalancer(ctx context.Context, spec provider.LoadBalan
 		})
 	})
 	if err != nil {
-		return provider.LoadBalancer{}, err
+		return providers.LoadBalancer{}, err
 	}
 	return fromLB(resp.LoadBalancer)
 }
 
-// SetSourceRanges implements provider.LoadBalancers.
-func (d *Driver) SetSourceRanges(ctx context.Context, id string, ranges []netip.Prefix) error {
+// SetSourceRanges implements providers.LoadBalancers.
+func (d *LoadBalancing) SetSourceRanges(ctx context.Context, id string, ranges []netip.Prefix) error {
 	s := make([]string, len(ranges))
 	for i, r := range ranges {
 		s[i] = r.String()
@@ -205,16 +189,16 @@ func (d *Driver) SetSourceRanges(ctx context.Context, id string, ranges []netip.
 	return err
 }
 
-// DeleteLoadBalancer implements provider.LoadBalancers.
-func (d *Driver) DeleteLoadBalancer(ctx context.Context, id string) error {
+// DeleteLoadBalancer implements providers.LoadBalancers.
+func (d *LoadBalancing) DeleteLoadBalancer(ctx context.Context, id string) error {
 	_, err := do(d, api.ActionDeleteLoadBalancer, func() (*api.DeleteLoadBalancerResponse, error) {
 		return d.c.DeleteLoadBalancer(ctx, &api.DeleteLoadBalancerRequest{LoadBalancerID: id})
 	})
 	return err
 }
 
-// CreateListener implements provider.LoadBalancers.
-func (d *Driver) CreateListener(ctx context.Context, lbID string, l provider.ListenerSpec) (provider.Listener, error) {
+// CreateListener implements providers.LoadBalancers.
+func (d *LoadBalancing) CreateListener(ctx context.Context, lbID string, l providers.ListenerSpec) (providers.Listener, error) {
 	resp, err := do(d, api.ActionCreateListener, func() (*api.CreateListenerResponse, error) {
 		return d.c.CreateListener(ctx, &api.CreateListenerRequest{
 			LoadBalancerID: lbID, Protocol: l.Protocol, Port: l.Port, ClientToken: l.ClientToken,
@@ -222,30 +206,30 @@ func (d *Driver) CreateListener(ctx context.Context, lbID string, l provider.Lis
 		})
 	})
 	if err != nil {
-		return provider.Listener{}, err
+		return providers.Listener{}, err
 	}
 	return fromListener(resp.Listener), nil
 }
 
-// DeleteListener implements provider.LoadBalancers.
-func (d *Driver) DeleteListener(ctx context.Context, id string) error {
+// DeleteListener implements providers.LoadBalancers.
+func (d *LoadBalancing) DeleteListener(ctx context.Context, id string) error {
 	_, err := do(d, api.ActionDeleteListener, func() (*api.DeleteListenerResponse, error) {
 		return d.c.DeleteListener(ctx, &api.DeleteListenerRequest{ListenerID: id})
 	})
 	return err
 }
 
-// ListTargetGroups implements provider.TargetGroups.
-func (d *Driver) ListTargetGroups(ctx context.Context, tags map[string]string) ([]provider.TargetGroup, error) {
+// ListTargetGroups implements providers.TargetGroups.
+func (d *LoadBalancing) ListTargetGroups(ctx context.Context, tags map[string]string) ([]providers.TargetGroup, error) {
 	resp, err := do(d, api.ActionDescribeTargetGroups, func() (*api.DescribeTargetGroupsResponse, error) {
 		return d.c.DescribeTargetGroups(ctx, &api.DescribeTargetGroupsRequest{Filters: tagFilters(tags)})
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]provider.TargetGroup, 0, len(resp.TargetGroups))
+	out := make([]providers.TargetGroup, 0, len(resp.TargetGroups))
 	for _, tg := range resp.TargetGroups {
-		out = append(out, provider.TargetGroup{
+		out = append(out, providers.TargetGroup{
 			ID: tg.TargetGroupID, Name: tg.TargetGroupName, Protocol: tg.Protocol, Port: tg.Port,
 			HealthCheck:         fromHealthCheck(tg.HealthCheck),
 			DeregistrationDelay: time.Duration(tg.DeregistrationDelaySeconds) * time.Second,
@@ -255,9 +239,9 @@ func (d *Driver) ListTargetGroups(ctx context.Context, tags map[string]string) (
 	return out, nil
 }
 
-func fromHealthCheck(hc api.HealthCheck) provider.HealthCheck {
+func fromHealthCheck(hc api.HealthCheck) providers.HealthCheck {
 	port, _ := strconv.Atoi(hc.Port) // "traffic-port" (or empty) is 0: each target's port
-	p := provider.HealthCheck{
+	p := providers.HealthCheck{
 		Protocol: hc.Protocol, Port: port,
 		Interval: time.Duration(hc.IntervalSeconds) * time.Second, Timeout: time.Duration(hc.TimeoutSeconds) * time.Second,
 		HealthyThreshold: hc.HealthyThresholdCount, UnhealthyThreshold: hc.UnhealthyThresholdCount,
@@ -268,7 +252,7 @@ func fromHealthCheck(hc api.HealthCheck) provider.HealthCheck {
 	return p
 }
 
-func toHealthCheck(hc provider.HealthCheck) api.HealthCheck {
+func toHealthCheck(hc providers.HealthCheck) api.HealthCheck {
 	port := api.HealthCheckPortTraffic
 	if hc.Port != 0 {
 		port = strconv.Itoa(hc.Port)
@@ -280,10 +264,10 @@ func toHealthCheck(hc provider.HealthCheck) api.HealthCheck {
 	}
 }
 
-// CreateTargetGroup implements provider.TargetGroups; the deregistration delay is set right
+// CreateTargetGroup implements providers.TargetGroups; the deregistration delay is set right
 // after (fakecloud takes it as an attribute), so a crash between the two leaves a group that
 // the next pass finds with the wrong delay and corrects.
-func (d *Driver) CreateTargetGroup(ctx context.Context, spec provider.TargetGroupSpec) (provider.TargetGroup, error) {
+func (d *LoadBalancing) CreateTargetGroup(ctx context.Context, spec providers.TargetGroupSpec) (providers.TargetGroup, error) {
 	resp, err := do(d, api.ActionCreateTargetGroup, func() (*api.CreateTargetGroupResponse, error) {
 		return d.c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{
 			Name: spec.Name, Protocol: spec.Protocol, Port: spec.Port, VpcID: d.vpcID, TargetType: api.TargetTypeIP,
@@ -291,21 +275,21 @@ func (d *Driver) CreateTargetGroup(ctx context.Context, spec provider.TargetGrou
 		})
 	})
 	if err != nil {
-		return provider.TargetGroup{}, err
+		return providers.TargetGroup{}, err
 	}
 	tg := resp.TargetGroup
 	if tg.DeregistrationDelaySeconds != int(spec.DeregistrationDelay/time.Second) {
 		if err := d.setDeregistrationDelay(ctx, tg.TargetGroupID, spec.DeregistrationDelay); err != nil {
-			return provider.TargetGroup{}, err
+			return providers.TargetGroup{}, err
 		}
 	}
-	return provider.TargetGroup{
+	return providers.TargetGroup{
 		ID: tg.TargetGroupID, Name: tg.TargetGroupName, Protocol: tg.Protocol, Port: tg.Port,
 		HealthCheck: fromHealthCheck(tg.HealthCheck), DeregistrationDelay: spec.DeregistrationDelay, Tags: fromTags(tg.Tags),
 	}, nil
 }
 
-func (d *Driver) setDeregistrationDelay(ctx context.Context, id string, delay time.Duration) error {
+func (d *LoadBalancing) setDeregistrationDelay(ctx context.Context, id string, delay time.Duration) error {
 	_, err := do(d, api.ActionModifyTargetGroupAttributes, func() (*api.ModifyTargetGroupAttributesResponse, error) {
 		return d.c.ModifyTargetGroupAttributes(ctx, &api.ModifyTargetGroupAttributesRequest{
 			TargetGroupID: id,
@@ -315,8 +299,8 @@ func (d *Driver) setDeregistrationDelay(ctx context.Context, id string, delay ti
 	return err
 }
 
-// UpdateTargetGroup implements provider.TargetGroups.
-func (d *Driver) UpdateTargetGroup(ctx context.Context, id string, hc provider.HealthCheck, delay time.Duration) error {
+// UpdateTargetGroup implements providers.TargetGroups.
+func (d *LoadBalancing) UpdateTargetGroup(ctx context.Context, id string, hc providers.HealthCheck, delay time.Duration) error {
 	_, err := do(d, api.ActionModifyTargetGroup, func() (*api.ModifyTargetGroupResponse, error) {
 		return d.c.ModifyTargetGroup(ctx, &api.ModifyTargetGroupRequest{TargetGroupID: id, HealthCheck: toHealthCheck(hc)})
 	})
@@ -326,18 +310,18 @@ func (d *Driver) UpdateTargetGroup(ctx context.Context, id string, hc provider.H
 	return d.setDeregistrationDelay(ctx, id, delay)
 }
 
-// DeleteTargetGroup implements provider.TargetGroups; a group already gone is done.
-func (d *Driver) DeleteTargetGroup(ctx context.Context, id string) error {
+// DeleteTargetGroup implements providers.TargetGroups; a group already gone is done.
+func (d *LoadBalancing) DeleteTargetGroup(ctx context.Context, id string) error {
 	_, err := do(d, api.ActionDeleteTargetGroup, func() (*api.DeleteTargetGroupResponse, error) {
 		return d.c.DeleteTargetGroup(ctx, &api.DeleteTargetGroupRequest{TargetGroupID: id})
 	})
-	if errors.Is(err, provider.ErrNotFound) {
+	if errors.Is(err, providers.ErrNotFound) {
 		return nil
 	}
 	return err
 }
 
-func toTargets(ts []provider.Target) []api.Target {
+func toTargets(ts []providers.Target) []api.Target {
 	out := make([]api.Target, len(ts))
 	for i, t := range ts {
 		out[i] = api.Target{IP: t.IP.String(), Port: t.Port}
@@ -345,15 +329,15 @@ func toTargets(ts []provider.Target) []api.Target {
 	return out
 }
 
-// DescribeTargets implements provider.Targets.
-func (d *Driver) DescribeTargets(ctx context.Context, id string) ([]provider.TargetHealth, error) {
+// DescribeTargets implements providers.Targets.
+func (d *LoadBalancing) DescribeTargets(ctx context.Context, id string) ([]providers.TargetHealth, error) {
 	resp, err := do(d, api.ActionDescribeTargetHealth, func() (*api.DescribeTargetHealthResponse, error) {
 		return d.c.DescribeTargetHealth(ctx, &api.DescribeTargetHealthRequest{TargetGroupID: id})
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]provider.TargetHealth, 0, len(resp.TargetHealthDescriptions))
+	out := make([]providers.TargetHealth, 0, len(resp.TargetHealthDescriptions))
 	for _, th := range resp.TargetHealthDescriptions {
 		h, err := fromTargetHealth(th)
 		if err != nil {
@@ -364,33 +348,33 @@ func (d *Driver) DescribeTargets(ctx context.Context, id string) ([]provider.Tar
 	return out, nil
 }
 
-func fromTargetHealth(th api.TargetHealthDescription) (provider.TargetHealth, error) {
+func fromTargetHealth(th api.TargetHealthDescription) (providers.TargetHealth, error) {
 	ip, err := netip.ParseAddr(th.Target.IP)
 	if err != nil {
-		return provider.TargetHealth{}, fmt.Errorf("fakecloud target group %s has a target %q that is not an address: %w", th.TargetGroupID, th.Target.IP, err)
+		return providers.TargetHealth{}, fmt.Errorf("fakecloud target group %s has a target %q that is not an address: %w", th.TargetGroupID, th.Target.IP, err)
 	}
 	state := th.TargetHealth.State
 	switch state {
 	case api.TargetHealthInitial, api.TargetHealthHealthy, api.TargetHealthDraining, api.TargetHealthUnused:
 	default:
-		state = provider.HealthUnhealthy
+		state = providers.HealthUnhealthy
 	}
-	return provider.TargetHealth{
-		TargetGroupID: th.TargetGroupID, Target: provider.Target{IP: ip, Port: th.Target.Port},
+	return providers.TargetHealth{
+		TargetGroupID: th.TargetGroupID, Target: providers.Target{IP: ip, Port: th.Target.Port},
 		State: state, Reason: th.TargetHealth.Reason,
 	}, nil
 }
 
-// RegisterTargets implements provider.Targets.
-func (d *Driver) RegisterTargets(ctx context.Context, id string, ts []provider.Target) error {
+// RegisterTargets implements providers.Targets.
+func (d *LoadBalancing) RegisterTargets(ctx context.Context, id string, ts []providers.Target) error {
 	_, err := do(d, api.ActionRegisterTargets, func() (*api.RegisterTargetsResponse, error) {
 		return d.c.RegisterTargets(ctx, &api.RegisterTargetsRequest{TargetGroupID: id, Targets: toTargets(ts)})
 	})
 	return err
 }
 
-// DeregisterTargets implements provider.Targets.
-func (d *Driver) DeregisterTargets(ctx context.Context, id string, ts []provider.Target) error {
+// DeregisterTargets implements providers.Targets.
+func (d *LoadBalancing) DeregisterTargets(ctx context.Context, id string, ts []providers.Target) error {
 	_, err := do(d, api.ActionDeregisterTargets, func() (*api.DeregisterTargetsResponse, error) {
 		return d.c.DeregisterTargets(ctx, &api.DeregisterTargetsRequest{TargetGroupID: id, Targets: toTargets(ts)})
 	})
@@ -402,11 +386,11 @@ func (d *Driver) DeregisterTargets(ctx context.Context, id string, ts []provider
 func fromLBState(lb api.LoadBalancer) (state, reason string) {
 	switch lb.State {
 	case api.LoadBalancerStateActive:
-		return provider.LBActive, ""
+		return providers.LBActive, ""
 	case api.LoadBalancerStateFailed:
-		return provider.LBFailed, lb.StateReason
+		return providers.LBFailed, lb.StateReason
 	case api.LoadBalancerStateProvisioning:
-		return provider.LBProvisioning, ""
+		return providers.LBProvisioning, ""
 	}
-	return provider.LBProvisioning, fmt.Sprintf("fakecloud reports the unknown state %q", lb.State)
+	return providers.LBProvisioning, fmt.Sprintf("fakecloud reports the unknown state %q", lb.State)
 }

@@ -1,8 +1,7 @@
-package fakeclouddriver
+package fakecloud
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -11,19 +10,16 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/client"
-	"github.com/flatnet/flatnet/ipamd/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // TagNode marks interfaces ipamd created; its value is the instance ID.
 const TagNode = "flatnet.io/node"
 
-// Name is the driver's --cloud name.
-const Name = "fakecloud"
-
-// Driver implements provider.Provider against fakecloud.
-type Driver struct {
+// IPAM implements providers.IPAM against fakecloud, with an instance's token.
+type IPAM struct {
 	c       *client.Client
-	observe provider.Observer
+	observe providers.Observer
 
 	mu      sync.Mutex
 	types   map[string]api.InstanceTypeInfo
@@ -31,23 +27,22 @@ type Driver struct {
 	vpcs    map[string]netip.Prefix
 }
 
-// New builds a driver from settings: endpoint and (instance) token.
-func New(s provider.Settings) (provider.Provider, error) {
-	if s.Endpoint == "" {
-		return nil, errors.New("no endpoint: pass --cloud-endpoint or run where the metadata service answers")
+var _ providers.IPAM = (*IPAM)(nil)
+
+// NewIPAM builds the IPAM driver: endpoint and the instance's token (or a client).
+func NewIPAM(cfg Config) (*IPAM, error) {
+	c, err := cfg.client("pass --cloud-endpoint or run where the metadata service answers")
+	if err != nil {
+		return nil, err
 	}
-	obs := s.Observe
-	if obs == nil {
-		obs = func(string, time.Duration, error) {}
-	}
-	return &Driver{
-		c: client.New(s.Endpoint, s.Token), observe: obs,
+	return &IPAM{
+		c: c, observe: cfg.observer(),
 		types: map[string]api.InstanceTypeInfo{}, subnets: map[string]netip.Prefix{}, vpcs: map[string]netip.Prefix{},
 	}, nil
 }
 
 // call runs one API call and tells the observer.
-func call[Req, Resp any](ctx context.Context, d *Driver, action string, fn func(context.Context, *Req) (*Resp, error), req *Req) (*Resp, error) {
+func call[Req, Resp any](ctx context.Context, d *IPAM, action string, fn func(context.Context, *Req) (*Resp, error), req *Req) (*Resp, error) {
 	start := time.Now()
 	resp, err := fn(ctx, req)
 	err = classify(err)
@@ -55,13 +50,13 @@ func call[Req, Resp any](ctx context.Context, d *Driver, action string, fn func(
 	return resp, err
 }
 
-// DescribeInstance implements provider.Provider.
-func (d *Driver) DescribeInstance(ctx context.Context, id string) (*provider.Instance, error) {
+// DescribeInstance implements providers.IPAM.
+func (d *IPAM) DescribeInstance(ctx context.Context, id string) (*providers.Instance, error) {
 	inst, err := d.describeInstance(ctx, id)
 	return inst, classify(err)
 }
 
-func (d *Driver) describeInstance(ctx context.Context, id string) (*provider.Instance, error) {
+func (d *IPAM) describeInstance(ctx context.Context, id string) (*providers.Instance, error) {
 	out, err := call(ctx, d, api.ActionDescribeInstances, d.c.DescribeInstances, &api.DescribeInstancesRequest{InstanceIDs: []string{id}})
 	if err != nil {
 		return nil, err
@@ -78,7 +73,7 @@ func (d *Driver) describeInstance(ctx context.Context, id string) (*provider.Ins
 	if err != nil {
 		return nil, err
 	}
-	inst := &provider.Instance{
+	inst := &providers.Instance{
 		ID: in.InstanceID, Type: in.InstanceType, SubnetID: in.SubnetID, VPCCIDRs: []netip.Prefix{vpc},
 		MaxInterfaces: limits.MaximumNetworkInterfaces, IPv4PerInterface: limits.Ipv4AddressesPerInterface,
 	}
@@ -108,7 +103,7 @@ func (d *Driver) describeInstance(ctx context.Context, id string) (*provider.Ins
 	return inst, nil
 }
 
-func (d *Driver) instanceType(ctx context.Context, name string) (api.InstanceTypeInfo, error) {
+func (d *IPAM) instanceType(ctx context.Context, name string) (api.InstanceTypeInfo, error) {
 	d.mu.Lock()
 	t, ok := d.types[name]
 	d.mu.Unlock()
@@ -128,7 +123,7 @@ func (d *Driver) instanceType(ctx context.Context, name string) (api.InstanceTyp
 	return out.InstanceTypes[0], nil
 }
 
-func (d *Driver) subnetCIDR(ctx context.Context, id string) (netip.Prefix, error) {
+func (d *IPAM) subnetCIDR(ctx context.Context, id string) (netip.Prefix, error) {
 	d.mu.Lock()
 	p, ok := d.subnets[id]
 	d.mu.Unlock()
@@ -151,7 +146,7 @@ func (d *Driver) subnetCIDR(ctx context.Context, id string) (netip.Prefix, error
 	return p, nil
 }
 
-func (d *Driver) vpcCIDR(ctx context.Context, id string) (netip.Prefix, error) {
+func (d *IPAM) vpcCIDR(ctx context.Context, id string) (netip.Prefix, error) {
 	d.mu.Lock()
 	p, ok := d.vpcs[id]
 	d.mu.Unlock()
@@ -174,12 +169,12 @@ func (d *Driver) vpcCIDR(ctx context.Context, id string) (netip.Prefix, error) {
 	return p, nil
 }
 
-func (d *Driver) convert(ctx context.Context, ni *api.NetworkInterface) (*provider.Interface, error) {
+func (d *IPAM) convert(ctx context.Context, ni *api.NetworkInterface) (*providers.Interface, error) {
 	cidr, err := d.subnetCIDR(ctx, ni.SubnetID)
 	if err != nil {
 		return nil, err
 	}
-	out := &provider.Interface{ID: ni.NetworkInterfaceID, MAC: ni.MacAddress, SubnetID: ni.SubnetID, SubnetCIDR: cidr, DeviceIndex: -1}
+	out := &providers.Interface{ID: ni.NetworkInterfaceID, MAC: ni.MacAddress, SubnetID: ni.SubnetID, SubnetCIDR: cidr, DeviceIndex: -1}
 	if ni.Attachment != nil {
 		out.DeviceIndex = ni.Attachment.DeviceIndex
 		out.Ready = ni.Attachment.Status == api.AttachmentStatusAttached
@@ -210,7 +205,7 @@ func (d *Driver) convert(ctx context.Context, ni *api.NetworkInterface) (*provid
 	return out, nil
 }
 
-func describeOne(ctx context.Context, d *Driver, id string) (*api.NetworkInterface, error) {
+func describeOne(ctx context.Context, d *IPAM, id string) (*api.NetworkInterface, error) {
 	out, err := call(ctx, d, api.ActionDescribeNetworkInterfaces, d.c.DescribeNetworkInterfaces, &api.DescribeNetworkInterfacesRequest{NetworkInterfaceIDs: []string{id}})
 	if err != nil {
 		return nil, err

@@ -1,20 +1,16 @@
-package provider
+package providers
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/netip"
-	"slices"
-	"strings"
-	"time"
 )
 
-// Provider is what ipamd needs from a cloud: one node's interfaces and their addresses.
+// IPAM is what ipamd needs from a cloud: one node's interfaces and their addresses.
 // A driver returns its cloud's errors as *Error with the kind ipamd acts on (ErrThrottled,
 // ErrNotFound, ErrSubnetFull, ...; errors.go), whatever the cloud; see docs/providers.md.
-type Provider interface {
+type IPAM interface {
 	// DescribeInstance returns the instance, its type's limits, its attached interfaces with
 	// their addresses, and the interfaces ipamd created for it that are not attached.
 	DescribeInstance(ctx context.Context, instanceID string) (*Instance, error)
@@ -102,40 +98,4 @@ func NewToken() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// Observer is told about every cloud API call a driver makes (for metrics).
-type Observer func(action string, took time.Duration, err error)
-
-// Settings are the static facts a driver is built from.
-type Settings struct {
-	// Endpoint of the cloud API; Token authenticates (an instance token for fakecloud).
-	Endpoint string
-	Token    string
-	// Observe, when set, sees every API call.
-	Observe Observer
-}
-
-// Constructor builds a driver.
-type Constructor func(Settings) (Provider, error)
-
-// Registry maps --cloud names to drivers.
-type Registry map[string]Constructor
-
-// New builds the driver registered as name.
-func (r Registry) New(name string, s Settings) (Provider, error) {
-	ctor, ok := r[name]
-	if !ok {
-		names := make([]string, 0, len(r))
-		for n := range r {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		return nil, fmt.Errorf("cloud %q is unknown: this ipamd has drivers for %s", name, strings.Join(names, ", "))
-	}
-	p, err := ctor(s)
-	if err != nil {
-		return nil, fmt.Errorf("cloud %s: %w", name, err)
-	}
-	return p, nil
 }

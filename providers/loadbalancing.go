@@ -1,4 +1,4 @@
-package provider
+package providers
 
 import (
 	"context"
@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// Provider is what lbcontroller needs from a cloud. Every create is idempotent: the same name
+// LoadBalancing is what lbcontroller needs from a cloud. Every create is idempotent: the same name
 // and settings (and the same client token) answer the existing resource, so a pass cut short by
 // a crash can simply run again. Deletes of what is already gone succeed.
-type Provider interface {
+type LoadBalancing interface {
 	LoadBalancers
 	TargetGroups
 	Targets

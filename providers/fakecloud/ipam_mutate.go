@@ -1,4 +1,4 @@
-package fakeclouddriver
+package fakecloud
 
 import (
 	"context"
@@ -8,28 +8,28 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
-	"github.com/flatnet/flatnet/ipamd/provider"
+	"github.com/flatnet/flatnet/providers"
 )
 
-// CreateInterface implements provider.Provider: create (tagged), attach, delete on termination.
+// CreateInterface implements providers.IPAM: create (tagged), attach, delete on termination.
 // Tokens derived from the request's make a retried call find the first attempt's interface.
-func (d *Driver) CreateInterface(ctx context.Context, req provider.CreateInterfaceRequest) (*provider.Interface, error) {
+func (d *IPAM) CreateInterface(ctx context.Context, req providers.CreateInterfaceRequest) (*providers.Interface, error) {
 	ni, err := d.createInterface(ctx, req)
 	return ni, classify(err)
 }
 
-func (d *Driver) createInterface(ctx context.Context, req provider.CreateInterfaceRequest) (*provider.Interface, error) {
+func (d *IPAM) createInterface(ctx context.Context, req providers.CreateInterfaceRequest) (*providers.Interface, error) {
 	created, err := call(ctx, d, api.ActionCreateNetworkInterface, d.c.CreateNetworkInterface, &api.CreateNetworkInterfaceRequest{
 		SubnetID: req.SubnetID, Groups: req.SecurityGroups, Description: "flatnet ipamd " + req.InstanceID,
 		SecondaryPrivateIPAddressCount: req.IPCount, Ipv4PrefixCount: req.PrefixCount,
-		Tags: []api.Tag{{Key: TagNode, Value: req.InstanceID}}, ClientToken: token(req.ClientToken, "c"),
+		Tags: []api.Tag{{Key: TagNode, Value: req.InstanceID}}, ClientToken: subToken(req.ClientToken, "c"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	id := created.NetworkInterface.NetworkInterfaceID
 	_, err = call(ctx, d, api.ActionAttachNetworkInterface, d.c.AttachNetworkInterface, &api.AttachNetworkInterfaceRequest{
-		NetworkInterfaceID: id, InstanceID: req.InstanceID, DeviceIndex: req.DeviceIndex, ClientToken: token(req.ClientToken, "a"),
+		NetworkInterfaceID: id, InstanceID: req.InstanceID, DeviceIndex: req.DeviceIndex, ClientToken: subToken(req.ClientToken, "a"),
 	})
 	if err != nil {
 		if !api.Retryable(err) && !api.IsNotFound(err) {
@@ -51,19 +51,19 @@ func (d *Driver) createInterface(ctx context.Context, req provider.CreateInterfa
 	return d.convert(ctx, &ni)
 }
 
-func token(base, suffix string) string {
+func subToken(base, suffix string) string {
 	if base == "" {
 		return ""
 	}
 	return base + "-" + suffix
 }
 
-// DeleteInterface implements provider.Provider: detach, wait until detached, delete.
-func (d *Driver) DeleteInterface(ctx context.Context, id string) error {
+// DeleteInterface implements providers.IPAM: detach, wait until detached, delete.
+func (d *IPAM) DeleteInterface(ctx context.Context, id string) error {
 	return classify(d.deleteInterface(ctx, id))
 }
 
-func (d *Driver) deleteInterface(ctx context.Context, id string) error {
+func (d *IPAM) deleteInterface(ctx context.Context, id string) error {
 	ni, err := describeOne(ctx, d, id)
 	if api.IsNotFound(err) {
 		return nil
@@ -81,7 +81,7 @@ func (d *Driver) deleteInterface(ctx context.Context, id string) error {
 }
 
 // deleteDetached deletes an interface, waiting while a detach completes.
-func (d *Driver) deleteDetached(ctx context.Context, id string) error {
+func (d *IPAM) deleteDetached(ctx context.Context, id string) error {
 	for {
 		_, err := call(ctx, d, api.ActionDeleteNetworkInterface, d.c.DeleteNetworkInterface, &api.DeleteNetworkInterfaceRequest{NetworkInterfaceID: id})
 		if err == nil || api.IsNotFound(err) {
@@ -101,8 +101,8 @@ func (d *Driver) deleteDetached(ctx context.Context, id string) error {
 	}
 }
 
-// Assign implements provider.Provider.
-func (d *Driver) Assign(ctx context.Context, req provider.AssignRequest) (*provider.Assigned, error) {
+// Assign implements providers.IPAM.
+func (d *IPAM) Assign(ctx context.Context, req providers.AssignRequest) (*providers.Assigned, error) {
 	out, err := call(ctx, d, api.ActionAssignPrivateIPAddresses, d.c.AssignPrivateIPAddresses, &api.AssignPrivateIPAddressesRequest{
 		NetworkInterfaceID: req.InterfaceID, SecondaryPrivateIPAddressCount: req.IPCount, PrivateIPAddresses: strs(req.IPs),
 		Ipv4PrefixCount: req.PrefixCount, ClientToken: req.ClientToken,
@@ -110,7 +110,7 @@ func (d *Driver) Assign(ctx context.Context, req provider.AssignRequest) (*provi
 	if err != nil {
 		return nil, err
 	}
-	res := &provider.Assigned{}
+	res := &providers.Assigned{}
 	for _, s := range out.AssignedPrivateIPAddresses {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
@@ -128,13 +128,13 @@ func (d *Driver) Assign(ctx context.Context, req provider.AssignRequest) (*provi
 	return res, nil
 }
 
-// Unassign implements provider.Provider. fakecloud refuses the whole call when one address is
+// Unassign implements providers.IPAM. fakecloud refuses the whole call when one address is
 // no longer assigned; then the call is repeated with those still there.
-func (d *Driver) Unassign(ctx context.Context, req provider.UnassignRequest) error {
+func (d *IPAM) Unassign(ctx context.Context, req providers.UnassignRequest) error {
 	return classify(d.unassignAll(ctx, req))
 }
 
-func (d *Driver) unassignAll(ctx context.Context, req provider.UnassignRequest) error {
+func (d *IPAM) unassignAll(ctx context.Context, req providers.UnassignRequest) error {
 	err := d.unassign(ctx, req.InterfaceID, req.IPs, req.Prefixes, req.ClientToken)
 	if api.IsNotFound(err) {
 		return nil // the interface is gone, and its addresses with it
@@ -165,10 +165,10 @@ func (d *Driver) unassignAll(ctx context.Context, req provider.UnassignRequest) 
 	if len(ips)+len(pfx) == 0 {
 		return nil
 	}
-	return d.unassign(ctx, req.InterfaceID, ips, pfx, token(req.ClientToken, "r"))
+	return d.unassign(ctx, req.InterfaceID, ips, pfx, subToken(req.ClientToken, "r"))
 }
 
-func (d *Driver) unassign(ctx context.Context, id string, ips []netip.Addr, pfx []netip.Prefix, tok string) error {
+func (d *IPAM) unassign(ctx context.Context, id string, ips []netip.Addr, pfx []netip.Prefix, tok string) error {
 	_, err := call(ctx, d, api.ActionUnassignPrivateIPAddresses, d.c.UnassignPrivateIPAddresses, &api.UnassignPrivateIPAddressesRequest{
 		NetworkInterfaceID: id, PrivateIPAddresses: strs(ips), Ipv4Prefixes: strs(pfx), ClientToken: tok,
 	})

@@ -1,4 +1,4 @@
-package fakeclouddriver_test
+package fakecloud_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
-	"github.com/flatnet/flatnet/lbcontroller/provider"
-	"github.com/flatnet/flatnet/lbcontroller/provider/fakeclouddriver"
+	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/fakecloud"
 )
 
 // TestListSkipsLoadBalancersDeletedMeanwhile: a load balancer deleted between the describe
@@ -17,13 +17,13 @@ func TestListSkipsLoadBalancersDeletedMeanwhile(t *testing.T) {
 	ctx := context.Background()
 	env := servertest.Start(t, servertest.Options{})
 	sn, _ := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "m5.large", 1)
-	d, err := fakeclouddriver.New(ctx, fakeclouddriver.Config{Client: env.Admin, SubnetID: sn.SubnetID})
+	d, err := fakecloud.NewLoadBalancing(ctx, fakecloud.Config{Client: env.Admin, Settings: providers.Settings{SubnetID: sn.SubnetID}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tags := map[string]string{"flatnet.io/cluster": "c1"}
 	for _, name := range []string{"a", "b"} {
-		if _, err := d.CreateLoadBalancer(ctx, provider.LoadBalancerSpec{Name: name, Tags: tags}); err != nil {
+		if _, err := d.CreateLoadBalancer(ctx, providers.LoadBalancerSpec{Name: name, Tags: tags}); err != nil {
 			t.Fatal(err)
 		}
 	}
