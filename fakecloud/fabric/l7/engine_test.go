@@ -368,14 +368,20 @@ func TestSwapUnderLoad(t *testing.T) {
 	e := newEngine(t, Options{})
 	cfg := func(i int) Config {
 		w1, w2 := i%3, 2-i%3 // 0/2, 1/1, 2/0
+		// Every other pair of swaps renames the groups, so their transports are replaced too.
+		one, two := "one", "two"
+		if i%4 >= 2 {
+			one, two = "one-b", "two-b"
+		}
 		ls := []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{
+			{Name: "miss", Hosts: []string{"elsewhere.test"}, Action: Action{FixedResponse: &FixedResponse{StatusCode: 404}}},
 			{Name: fmt.Sprintf("r%d", i), Path: &PathMatch{Type: MatchPrefix, Value: "/"}, Action: Action{Forward: &Forward{Backends: []Backend{
-				{TargetGroup: "one", Weight: w1}, {TargetGroup: "two", Weight: w2}}}}},
+				{TargetGroup: one, Weight: w1}, {TargetGroup: two, Weight: w2}}}}},
 		}}}
 		if i%2 == 0 {
 			ls = append(ls, Listener{Port: 81, Protocol: ProtocolHTTP, Rules: []Rule{{Action: Action{FixedResponse: &FixedResponse{StatusCode: 204}}}}})
 		}
-		return Config{Listeners: ls, TargetGroups: []TargetGroup{tgroup("one", ProtocolHTTP, b1.addr), tgroup("two", ProtocolHTTP, b2.addr)}}
+		return Config{Listeners: ls, TargetGroups: []TargetGroup{tgroup(one, ProtocolHTTP, b1.addr), tgroup(two, ProtocolHTTP, b2.addr)}}
 	}
 	apply(t, e, cfg(0))
 	u := base(t, e, 80, "http") + "/load"
