@@ -99,7 +99,7 @@ func pemCertificates(field, s string) ([]*x509.Certificate, error) {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
-			if strings.TrimSpace(string(rest)) != "" {
+			if i > 0 && strings.TrimSpace(string(rest)) != "" {
 				return nil, invalid("%s: text after PEM block %d is not PEM", field, i)
 			}
 			return out, nil
