@@ -201,13 +201,13 @@ func httpListener(port int, ls []*listener, tgs *targetGroups) HTTPListener {
 			if len(c.rule.matches) > 1 {
 				src += fmt.Sprintf(" match %d", c.match)
 			}
-			hl.Rules = append(hl.Rules, Rule{Source: src, Conditions: cond, Actions: c.rule.httpActions(tgs)})
+			hl.Rules = append(hl.Rules, Rule{Source: src, Conditions: cond, Action: c.rule.httpActions(tgs)})
 		}
 		if h := l.hostname(); h != "" {
 			hl.Rules = append(hl.Rules, Rule{
 				Source:     fmt.Sprintf("listener %s: no route matches", l.spec.Name),
 				Conditions: Conditions{Hosts: []string{h}},
-				Actions:    Actions{FixedResponse: &FixedResponse{StatusCode: 404}},
+				Action:     Action{FixedResponse: &FixedResponse{StatusCode: 404}},
 			})
 		}
 	}
@@ -221,37 +221,40 @@ func httpListener(port int, ls []*listener, tgs *targetGroups) HTTPListener {
 }
 
 // httpActions are the rule's actions with target group names for this load balancer.
-func (cr *compiledRule) httpActions(tgs *targetGroups) Actions {
+func (cr *compiledRule) httpActions(tgs *targetGroups) Action {
 	a := cr.actions
-	for _, m := range cr.mirrors {
-		a.Mirrors = append(a.Mirrors, Mirror{TargetGroup: tgs.add(m.backend), Percent: m.percent})
-	}
 	switch {
 	case cr.fixed != nil:
-		a.FixedResponse = cr.fixed
+		a.FixedResponse, a.Redirect = cr.fixed, nil
 	case a.Redirect != nil:
 	default:
-		fw := forward(cr.backends, tgs, 500)
+		for _, m := range cr.mirrors {
+			a.Mirrors = append(a.Mirrors, Mirror{TargetGroup: tgs.add(m.backend), Percent: m.percent})
+		}
+		fw := forward(cr.backends, tgs)
 		if fw == nil {
 			a.FixedResponse = &FixedResponse{StatusCode: 500, Body: "every backendRef has weight 0"}
 		} else {
 			a.Forward = fw
 		}
 	}
+	if a.Forward == nil { // what only forwarding does
+		a.Rewrite, a.Mirrors, a.Timeouts = nil, nil, nil
+	}
 	return a
 }
 
-// forward is the weighted split over backends; an unresolved backend's share gets invalid
-// (a status code at L7, 0 at L4: refused). nil when no backend has weight.
-func forward(bs []backend, tgs *targetGroups, invalid int) *Forward {
+// forward is the weighted split over backends, an unresolved backend standing without a target
+// group (see WeightedBackend); nil when no backend has weight.
+func forward(bs []backend, tgs *targetGroups) *Forward {
 	var fw Forward
 	for _, b := range bs {
 		if b.weight <= 0 {
 			continue
 		}
-		wb := WeightedBackend{Weight: b.weight, StatusCode: invalid, RequestHeaders: b.requestHeaders, ResponseHeaders: b.responseHeaders}
+		wb := WeightedBackend{Weight: b.weight, RequestHeaders: b.requestHeaders, ResponseHeaders: b.responseHeaders}
 		if b.ok {
-			wb.TargetGroup, wb.StatusCode = tgs.add(b), 0
+			wb.TargetGroup = tgs.add(b)
 		}
 		fw.Backends = append(fw.Backends, wb)
 	}
@@ -274,7 +277,7 @@ func l4Listener(port int, protocol string, ls []*listener, tgs *targetGroups) L4
 		if protocol != ProtocolTLS {
 			for _, a := range attached {
 				if a.route.usable() {
-					out.Default = forward(a.route.rules[0].backends, tgs, 0)
+					out.Default = forward(a.route.rules[0].backends, tgs)
 					break
 				}
 			}
@@ -295,7 +298,7 @@ func l4Listener(port int, protocol string, ls []*listener, tgs *targetGroups) L4
 					continue
 				}
 				claimed[h] = true
-				fw := forward(a.route.rules[0].backends, tgs, 0)
+				fw := forward(a.route.rules[0].backends, tgs)
 				if h == "" {
 					out.Default = fw
 					continue

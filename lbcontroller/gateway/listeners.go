@@ -333,6 +333,8 @@ func (t *translation) certificates(l *listener) {
 		}
 		if h := l.hostname(); h != "" {
 			cert.Hostnames = []string{h}
+		} else {
+			cert.Default = true
 		}
 		l.certs = append(l.certs, cert)
 	}
@@ -350,10 +352,10 @@ func parseCertificate(sec *corev1.Secret) (Certificate, error) {
 	}
 	sum := sha256.Sum256(pair.Certificate[0])
 	return Certificate{
-		Secret:         key2(sec),
-		Fingerprint:    hex.EncodeToString(sum[:]),
-		CertificatePEM: crt,
-		PrivateKeyPEM:  key,
+		Secret:      key2(sec),
+		Fingerprint: hex.EncodeToString(sum[:]),
+		CertPEM:     crt,
+		KeyPEM:      key,
 	}, nil
 }
 

@@ -21,7 +21,7 @@ const (
 const (
 	MatchExact  = "Exact"
 	MatchPrefix = "Prefix"
-	MatchRegex  = "RegularExpression" // RE2 syntax, as Go's regexp
+	MatchRegex  = "Regex" // RE2 syntax, as Go's regexp, matching the whole value
 )
 
 // Path modifier types of redirects and rewrites.
@@ -70,17 +70,19 @@ type HTTPListener struct {
 // Certificate is a TLS certificate chain and key from a kubernetes.io/tls Secret.
 type Certificate struct {
 	// Hostnames the certificate is served for: the Gateway listener's hostname (exact or
-	// "*.suffix"); empty for a listener without a hostname.
+	// "*.suffix"); empty for a listener without a hostname, whose certificates are Default.
 	Hostnames []string `json:"hostnames,omitempty"`
+	// Default certificates answer a server name no other certificate's Hostnames match.
+	Default bool `json:"default,omitempty"`
 	// Secret is namespace/name of the Secret it came from.
 	Secret string `json:"secret"`
 	// Fingerprint is the SHA-256 of the leaf certificate (DER), hex: the identity of what is
 	// uploaded, so a deploy step can tell whether a certificate changed.
 	Fingerprint string `json:"fingerprint"`
-	// CertificatePEM and PrivateKeyPEM are the Secret's tls.crt and tls.key. They never appear
-	// in the model's JSON, so printing or diffing a model cannot leak a key.
-	CertificatePEM []byte `json:"-"`
-	PrivateKeyPEM  []byte `json:"-"`
+	// CertPEM and KeyPEM are the Secret's tls.crt and tls.key. They never appear in the
+	// model's JSON, so printing or diffing a model cannot leak a key.
+	CertPEM []byte `json:"-"`
+	KeyPEM  []byte `json:"-"`
 }
 
 // Rule is one match of one route rule: conditions that must all hold and what to do then.
@@ -90,7 +92,7 @@ type Rule struct {
 	// rule's name when it has one), or the listener for the fallback 404 rules.
 	Source     string     `json:"source"`
 	Conditions Conditions `json:"conditions"`
-	Actions    Actions    `json:"actions"`
+	Action     Action     `json:"action"`
 }
 
 // Conditions of a rule; an empty field matches everything. Regular expressions are RE2 (Go's
@@ -106,25 +108,26 @@ type Conditions struct {
 }
 
 // PathMatch matches the request path: Exact, Prefix (whole path segments: "/foo" matches
-// "/foo" and "/foo/bar", not "/foobar") or RegularExpression.
+// "/foo" and "/foo/bar", not "/foobar") or Regex.
 type PathMatch struct {
 	Type  string `json:"type"`
 	Value string `json:"value"`
 }
 
-// StringMatch matches a header or query parameter value, Exact or RegularExpression.
+// StringMatch matches a header or query parameter value, Exact or Regex.
 type StringMatch struct {
 	Name  string `json:"name"`
 	Type  string `json:"type"`
 	Value string `json:"value"`
 }
 
-// Actions of a rule, applied in this order: request header changes, URL rewrite, mirrors, then
-// exactly one of Redirect, FixedResponse or Forward; response header changes on the answer.
-type Actions struct {
+// Action of a rule: exactly one of Forward, Redirect or FixedResponse, with header changes on
+// the request and on the response, and, for Forward only, a rewrite, mirrors and timeouts
+// (the vocabulary of fakecloud/fabric/l7's Action).
+type Action struct {
 	RequestHeaders  *HeaderModifier `json:"requestHeaders,omitempty"`
 	ResponseHeaders *HeaderModifier `json:"responseHeaders,omitempty"`
-	URLRewrite      *URLRewrite     `json:"urlRewrite,omitempty"`
+	Rewrite         *Rewrite        `json:"rewrite,omitempty"`
 	Mirrors         []Mirror        `json:"mirrors,omitempty"`
 	Redirect        *Redirect       `json:"redirect,omitempty"`
 	FixedResponse   *FixedResponse  `json:"fixedResponse,omitempty"`
@@ -146,9 +149,9 @@ type Header struct {
 	Value string `json:"value"`
 }
 
-// URLRewrite changes the request before it is forwarded: the Host header and/or the path
+// Rewrite changes the request before it is forwarded: the Host header and/or the path
 // (ReplaceFullPath, or ReplacePrefixMatch of the rule's prefix path condition).
-type URLRewrite struct {
+type Rewrite struct {
 	Hostname string        `json:"hostname,omitempty"`
 	Path     *PathModifier `json:"path,omitempty"`
 }
@@ -181,13 +184,12 @@ type Forward struct {
 	Backends []WeightedBackend `json:"backends"`
 }
 
-// WeightedBackend is a share of the traffic: to TargetGroup, or, for a backend reference that
-// could not be resolved, answered with StatusCode (500, as the Gateway API requires) on an
-// application load balancer and refused (neither field set) on a network one. Header
-// modifiers here apply only to requests sent to this backend.
+// WeightedBackend is a share of the traffic to TargetGroup. A backend without a TargetGroup
+// stands for a backend reference that could not be resolved: its share is answered with 500
+// on an application load balancer (as the Gateway API requires) and refused on a network one.
+// Header changes here apply only to requests sent to this backend, after the rule's.
 type WeightedBackend struct {
 	TargetGroup     string          `json:"targetGroup,omitempty"`
-	StatusCode      int             `json:"statusCode,omitempty"`
 	Weight          int             `json:"weight"`
 	RequestHeaders  *HeaderModifier `json:"requestHeaders,omitempty"`
 	ResponseHeaders *HeaderModifier `json:"responseHeaders,omitempty"`

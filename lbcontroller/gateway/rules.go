@@ -15,7 +15,7 @@ type compiledRule struct {
 	index    int
 	source   string
 	matches  []compiledMatch
-	actions  Actions // everything but Forward and Mirrors
+	actions  Action // everything but Forward and Mirrors
 	backends []backend
 	mirrors  []mirrorRef
 	// fixed answers every request (a rule with no backendRefs, or an unresolvable filter).
@@ -175,10 +175,14 @@ func httpMatch(m gwv1.HTTPRouteMatch) (compiledMatch, error) {
 	return c, nil
 }
 
+// stringMatch checks a header or query match; typ is the Gateway API's (Exact or
+// RegularExpression).
 func stringMatch(what, name, typ, value string) (StringMatch, error) {
 	switch typ {
-	case MatchExact:
-	case MatchRegex:
+	case "Exact":
+		typ = MatchExact
+	case "RegularExpression":
+		typ = MatchRegex
 		if _, err := regexp.Compile(value); err != nil {
 			return StringMatch{}, fmt.Errorf("%s %s regular expression %q is not valid RE2: %w", what, name, value, err)
 		}
@@ -222,7 +226,7 @@ func (t *translation) httpFilters(r *route, cr *compiledRule, where string, filt
 				bad(unsupported, "%v", err)
 				return false
 			}
-			cr.actions.URLRewrite = &URLRewrite{Hostname: string(ptrOr(f.URLRewrite.Hostname, "")), Path: pm}
+			cr.actions.Rewrite = &Rewrite{Hostname: string(ptrOr(f.URLRewrite.Hostname, "")), Path: pm}
 		case gwv1.HTTPRouteFilterRequestMirror:
 			m, err := t.mirror(r, where, f.RequestMirror)
 			if err != nil {
@@ -241,7 +245,7 @@ func (t *translation) httpFilters(r *route, cr *compiledRule, where string, filt
 			return false
 		}
 	}
-	if cr.actions.Redirect != nil && cr.actions.URLRewrite != nil {
+	if cr.actions.Redirect != nil && cr.actions.Rewrite != nil {
 		bad(string(gwv1.RouteReasonIncompatibleFilters), "filters RequestRedirect and URLRewrite cannot be used together")
 		return false
 	}
