@@ -124,7 +124,10 @@ func (t *translation) attachRoutes() []*route {
 			t.attach(r, p)
 			if p.acceptReason == "" && !r.usable() {
 				p.acceptReason = cmp.Or(r.droppedReason, string(gwv1.RouteReasonUnsupportedValue))
-				p.acceptMsg = "no rule is valid: " + strings.Join(r.dropped, "; ")
+				p.acceptMsg = "the route has no rules"
+				if len(r.dropped) > 0 {
+					p.acceptMsg = "no rule is valid: " + strings.Join(r.dropped, "; ")
+				}
 				p.attachments = nil
 			}
 			if p.acceptReason != "" {

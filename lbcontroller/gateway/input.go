@@ -65,7 +65,8 @@ type Output struct {
 	GatewayClasses []GatewayClassStatus `json:"gatewayClasses,omitempty"`
 	Gateways       []GatewayStatus      `json:"gateways,omitempty"`
 	// Routes carry only the parents that are our Gateways: a controller writing them back
-	// replaces the entries with our controllerName and keeps everyone else's.
+	// replaces the entries with our controllerName and keeps everyone else's (a route not
+	// listed here has no parent of ours any more: our entries go).
 	Routes []RouteStatus `json:"routes,omitempty"`
 	Events []Event       `json:"events,omitempty"`
 }

@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+func TestIntersect(t *testing.T) {
+	tests := []struct {
+		route    []gwv1.Hostname
+		listener string
+		kind     string
+		want     []string
+		ok       bool
+	}{
+		{nil, "", KindHTTPRoute, nil, true},
+		{nil, "foo.example.com", KindHTTPRoute, []string{"foo.example.com"}, true},
+		{[]gwv1.Hostname{"a.example.com"}, "", KindHTTPRoute, []string{"a.example.com"}, true},
+		{[]gwv1.Hostname{"foo.example.com"}, "foo.example.com", KindHTTPRoute, []string{"foo.example.com"}, true},
+		{[]gwv1.Hostname{"foo.example.com", "bar.example.net"}, "*.example.com", KindHTTPRoute, []string{"foo.example.com"}, true},
+		{[]gwv1.Hostname{"a.b.example.com"}, "*.example.com", KindHTTPRoute, []string{"a.b.example.com"}, true},
+		{[]gwv1.Hostname{"example.com"}, "*.example.com", KindHTTPRoute, nil, false},
+		{[]gwv1.Hostname{"*.example.com"}, "foo.example.com", KindHTTPRoute, []string{"foo.example.com"}, true},
+		{[]gwv1.Hostname{"*.example.com"}, "example.com", KindHTTPRoute, nil, false},
+		{[]gwv1.Hostname{"*.foo.example.com"}, "*.example.com", KindHTTPRoute, []string{"*.foo.example.com"}, true},
+		{[]gwv1.Hostname{"*.example.com"}, "*.foo.example.com", KindHTTPRoute, []string{"*.foo.example.com"}, true},
+		{[]gwv1.Hostname{"*.com"}, "*.example.com", KindTLSRoute, []string{"*.example.com"}, true},
+		{[]gwv1.Hostname{"*.example.org"}, "*.example.com", KindTLSRoute, nil, false},
+		{[]gwv1.Hostname{"foo.example.org"}, "foo.example.com", KindGRPCRoute, nil, false},
+		{nil, "foo.example.com", KindTCPRoute, nil, true},
+	}
+	for _, tt := range tests {
+		got, ok := intersect(tt.route, tt.listener, tt.kind)
+		if ok != tt.ok || !slices.Equal(got, tt.want) {
+			t.Errorf("intersect(%v, %q, %s) = %v, %v; want %v, %v", tt.route, tt.listener, tt.kind, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestCompareHosts(t *testing.T) {
+	hosts := []string{"", "*.example.com", "a.example.com", "*.a.example.com", "b.example.com", "long.name.example.com"}
+	slices.SortFunc(hosts, compareHosts)
+	want := []string{"long.name.example.com", "a.example.com", "b.example.com", "*.a.example.com", "*.example.com", ""}
+	if d := cmp.Diff(want, hosts); d != "" {
+		t.Errorf("order (-want +got):\n%s", d)
+	}
+}
+
+// TestTranslateLeavesInputAlone: Translate reads the snapshot (shared with a cache) and never
+// writes to it.
+func TestTranslateLeavesInputAlone(t *testing.T) {
+	ins, _ := filepath.Glob("testdata/*.in.yaml")
+	for _, path := range ins {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := decodeInput(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, _ := decodeInput(data)
+		Translate(in)
+		if d := cmp.Diff(before, in); d != "" {
+			t.Errorf("%s: Translate changed its input (-before +after):\n%s", path, d)
+		}
+	}
+}
