@@ -94,6 +94,7 @@ func New(opts Options) (*Engine, error) {
 		Transport:      roundTripFunc(e.roundTrip),
 		ModifyResponse: e.modifyResponse,
 		ErrorHandler:   e.proxyError,
+		BufferPool:     &bufferPool{},
 		ErrorLog:       slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug),
 	}
 	return e, nil
@@ -324,3 +325,15 @@ func (e *Engine) newTransport(g *group) *http.Transport {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// bufferPool lends the proxy its 32 KiB copy buffers instead of allocating one per request.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
