@@ -390,15 +390,15 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 		}
 	}
 	valid, serving := 0, 0
-	var bad []string
+	var bad []string // refused, or accepted but unable to serve (an HTTPS listener without a certificate)
 	for _, l := range g.listeners {
 		if l.accepted() {
 			valid++
-		} else {
-			bad = append(bad, string(l.spec.Name))
 		}
 		if l.serving() {
 			serving++
+		} else {
+			bad = append(bad, string(l.spec.Name))
 		}
 	}
 	var accepted metav1.Condition
@@ -408,9 +408,12 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 	case valid == 0:
 		accepted = condition(string(gwv1.GatewayConditionAccepted), false, string(gwv1.GatewayReasonListenersNotValid),
 			"no listener is valid: see the listeners' conditions", gen)
+	case serving == 0:
+		accepted = condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonListenersNotValid),
+			fmt.Sprintf("no listener can serve: listeners %s are not valid (see their conditions)", strings.Join(bad, ", ")), gen)
 	case len(bad) > 0:
 		accepted = condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonListenersNotValid),
-			fmt.Sprintf("listeners %s are not valid and are left out; the others are served", strings.Join(bad, ", ")), gen)
+			fmt.Sprintf("listeners %s are not valid and are left out (see their conditions); the others are served", strings.Join(bad, ", ")), gen)
 	default:
 		accepted = condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonAccepted), "accepted", gen)
 	}

@@ -163,8 +163,9 @@ type PathModifier struct {
 }
 
 // Redirect answers with a redirect built from the request: each empty field keeps the
-// request's value; Port 0 keeps the request's port unless the scheme changes (then the
-// scheme's default port, left out of the Location).
+// request's value. Port 0 is derived as the Gateway API says: the scheme's well-known port when
+// Scheme is set, otherwise the listener's port (80 for http and 443 for https are left out of
+// the Location).
 type Redirect struct {
 	Scheme     string        `json:"scheme,omitempty"`
 	Hostname   string        `json:"hostname,omitempty"`
