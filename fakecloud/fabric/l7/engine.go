@@ -50,6 +50,7 @@ type Engine struct {
 	mu         sync.Mutex // serialises Apply and Close
 	servers    map[int]*server
 	transports map[string]*http.Transport // by transportKey
+	series     map[[2]string]bool             // (listener, rule) label pairs of the config applied
 	closed     bool
 	wg         sync.WaitGroup
 }
@@ -148,6 +149,7 @@ func (e *Engine) Apply(cfg Config) error {
 		}
 	}
 	e.transports = used
+	e.series = e.metrics.forget(e.series, s)
 	return nil
 }
 

@@ -579,6 +579,14 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
 	}
+	// A rule renamed away takes its series with it.
+	apply(t, e, Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{
+		{Name: "renamed", Action: Action{FixedResponse: &FixedResponse{StatusCode: 200}}}}}}})
+	for k := range gathered(t, reg) {
+		if strings.Contains(k, "rule=api") {
+			t.Errorf("series %s outlived its rule", k)
+		}
+	}
 	lines := strings.Split(strings.TrimSpace(logBuf.String()), "\n")
 	if len(lines) != 4 {
 		t.Fatalf("%d access log lines, want 4:\n%s", len(lines), logBuf.String())

@@ -40,6 +40,27 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	return nil
 }
 
+// forget deletes the series of (listener, rule) pairs the new snapshot no longer has, so rules
+// renamed or removed over many Applies do not pile up; it returns the pairs s has.
+func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool {
+	now := map[[2]string]bool{}
+	for port, l := range s.listeners {
+		p := strconv.Itoa(port)
+		now[[2]string{p, noRule}] = true
+		for _, r := range l.rules {
+			now[[2]string{p, r.name}] = true
+		}
+	}
+	for k := range old {
+		if !now[k] {
+			labels := prometheus.Labels{"listener": k[0], "rule": k[1]}
+			m.requests.DeletePartialMatch(labels)
+			m.latency.DeletePartialMatch(labels)
+		}
+	}
+	return now
+}
+
 // observe counts a finished request and writes its access-log line.
 func (e *Engine) observe(r *http.Request, port int, ru *rule, f *flight, rec *recorder, d time.Duration) {
 	name := noRule
