@@ -50,7 +50,7 @@ type Engine struct {
 	mu         sync.Mutex // serialises Apply and Close
 	servers    map[int]*server
 	transports map[string]*http.Transport // by transportKey
-	series     map[[2]string]bool             // (listener, rule) label pairs of the config applied
+	series     map[[2]string]bool         // (listener, rule) label pairs of the config applied
 	closed     bool
 	wg         sync.WaitGroup
 }
