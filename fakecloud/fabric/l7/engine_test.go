@@ -252,9 +252,9 @@ func TestSNIAndALPN(t *testing.T) {
 	}
 }
 
-// A gRPC-style exchange: h2c by prior knowledge into an HTTP listener, h2c to the target, a
-// streamed body and trailers back.
-func TestH2CGRPCStyle(t *testing.T) {
+// A gRPC-style exchange: h2c by prior knowledge into an HTTP listener, and h2 by ALPN into an
+// HTTPS one, h2c to the target, a streamed body and trailers back.
+func TestGRPCStyle(t *testing.T) {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	srv := startHandlerWith(t, &p, func(w http.ResponseWriter, r *http.Request) {
@@ -269,29 +269,40 @@ func TestH2CGRPCStyle(t *testing.T) {
 		w.Header().Set("Grpc-Status", "0")
 		w.Header().Set("Grpc-Message", "ok")
 	})
+	certPEM, keyPEM := selfSigned(t, "grpc.test")
+	rules := []Rule{{Path: &PathMatch{Type: MatchExact, Value: "/echo.Echo/Say"}, Action: forwardTo("grpc")}}
 	e := newEngine(t, Options{})
 	apply(t, e, Config{
 		TargetGroups: []TargetGroup{tgroup("grpc", ProtocolH2C, srv)},
-		Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{
-			{Path: &PathMatch{Type: MatchExact, Value: "/echo.Echo/Say"}, Action: forwardTo("grpc")},
-		}}},
+		Listeners: []Listener{
+			{Port: 80, Protocol: ProtocolHTTP, Rules: rules},
+			{Port: 443, Protocol: ProtocolHTTPS, Certificates: []Certificate{{CertPEM: certPEM, KeyPEM: keyPEM}}, Rules: rules},
+		},
 	})
-	c := &http.Client{Transport: &http.Transport{Protocols: &p}}
-	msg := grpcHealthRequest("hello")
-	req, _ := http.NewRequest(http.MethodPost, base(t, e, 80, "http")+"/echo.Echo/Say", bytes.NewReader(msg))
-	req.Header.Set("Content-Type", "application/grpc")
-	req.Header.Set("Te", "trailers")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	var h2 http.Protocols
+	h2.SetHTTP2(true)
+	clients := map[string]*http.Client{
+		base(t, e, 80, "http"): {Transport: &http.Transport{Protocols: &p}},
+		base(t, e, 443, "https"): {Transport: &http.Transport{Protocols: &h2,
+			TLSClientConfig: &tls.Config{ServerName: "grpc.test", InsecureSkipVerify: true}}}, //nolint:gosec // test certificate
 	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != 200 || resp.ProtoMajor != 2 || !bytes.Equal(body, msg) {
-		t.Fatalf("status %d proto %s body %q", resp.StatusCode, resp.Proto, body)
-	}
-	if resp.Trailer.Get("Grpc-Status") != "0" || resp.Trailer.Get("Grpc-Message") != "ok" {
-		t.Errorf("trailers %v, want grpc-status 0 and grpc-message ok", resp.Trailer)
+	for u, c := range clients {
+		msg := grpcHealthRequest("hello")
+		req, _ := http.NewRequest(http.MethodPost, u+"/echo.Echo/Say", bytes.NewReader(msg))
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Te", "trailers")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 || !bytes.Equal(body, msg) {
+			t.Fatalf("%s: status %d proto %s body %q", u, resp.StatusCode, resp.Proto, body)
+		}
+		if resp.Trailer.Get("Grpc-Status") != "0" || resp.Trailer.Get("Grpc-Message") != "ok" {
+			t.Errorf("%s: trailers %v, want grpc-status 0 and grpc-message ok", u, resp.Trailer)
+		}
 	}
 }
 

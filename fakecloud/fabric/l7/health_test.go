@@ -234,6 +234,20 @@ func TestCheckerGRPC(t *testing.T) {
 	}
 }
 
+func TestCheckerHTTPS(t *testing.T) {
+	srv := httptestTLS(t) // a certificate the checker cannot verify, which it need not
+	rs := make(reports, 4)
+	c := newChecker(t, rs)
+	hc := fastCheck(HealthHTTPS)
+	hc.Path = "/"
+	if err := c.Sync([]CheckTarget{{TargetGroup: "tls", Addr: srv.addr, Check: hc, Known: StateInitial}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.next(t); got.State != StateHealthy {
+		t.Fatalf("report %+v, want healthy", got)
+	}
+}
+
 func TestCheckerSyncRejectsBadChecks(t *testing.T) {
 	c := newChecker(t, make(reports, 1))
 	bad := fastCheck(HealthHTTP)
