@@ -15,17 +15,17 @@ import (
 )
 
 func newLBCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "lb", Short: "Manage network load balancers and their listeners"}
-	cmd.AddCommand(lbCreateCmd(g), lbListCmd(g), lbDeleteCmd(g), lbSourceRangesCmd(g), newListenerCmd(g))
+	cmd := &cobra.Command{Use: "lb", Short: "Manage load balancers, their listeners and rules"}
+	cmd.AddCommand(lbCreateCmd(g), lbListCmd(g), lbDeleteCmd(g), lbSourceRangesCmd(g), newListenerCmd(g), newRuleCmd(g))
 	return cmd
 }
 
 func lbCreateCmd(g *globals) *cobra.Command {
-	var subnet string
+	var subnet, typ string
 	var internal bool
 	var tags []string
 	c := &cobra.Command{
-		Use: "create NAME --subnet SUBNET", Short: "Create a network load balancer (internet-facing unless --internal)", Args: cobra.ExactArgs(1),
+		Use: "create NAME --subnet SUBNET", Short: "Create a load balancer (internet-facing unless --internal)", Args: cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			t, err := parseTags(tags)
 			if err != nil {
@@ -35,7 +35,7 @@ func lbCreateCmd(g *globals) *cobra.Command {
 			if internal {
 				scheme = api.SchemeInternal
 			}
-			r, err := c.CreateLoadBalancer(ctx, &api.CreateLoadBalancerRequest{Name: args[0], Scheme: scheme, SubnetID: subnet, Tags: t})
+			r, err := c.CreateLoadBalancer(ctx, &api.CreateLoadBalancerRequest{Name: args[0], Scheme: scheme, Type: typ, SubnetID: subnet, Tags: t})
 			if err != nil {
 				return err
 			}
@@ -44,6 +44,7 @@ func lbCreateCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&subnet, "subnet", "", "subnet ID (required)")
 	c.Flags().BoolVar(&internal, "internal", false, "VIP from the subnet instead of the public pool")
+	c.Flags().StringVar(&typ, "type", api.LoadBalancerTypeNetwork, "network (TCP/UDP) or application (HTTP/HTTPS with rules)")
 	c.Flags().StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE (repeatable)")
 	_ = c.MarkFlagRequired("subnet")
 	return c
@@ -95,24 +96,39 @@ func lbSourceRangesCmd(g *globals) *cobra.Command {
 
 func newListenerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "listener", Short: "Manage the listeners of a load balancer"}
-	var protocol, tg string
+	var protocol, tg, actions, cert, policy string
 	var port int
 	create := &cobra.Command{
-		Use: "create LB --port N --target-group TG", Short: "Forward a TCP or UDP port to a target group", Args: cobra.ExactArgs(1),
+		Use: "create LB --port N --target-group TG", Short: "Open a port forwarding to a target group (or taking --default-actions)", Args: cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
-			r, err := c.CreateListener(ctx, &api.CreateListenerRequest{LoadBalancerID: args[0], Protocol: protocol, Port: port,
-				DefaultActions: []api.Action{{Type: api.ActionTypeForward, TargetGroupID: tg}}})
+			req := &api.CreateListenerRequest{LoadBalancerID: args[0], Protocol: protocol, Port: port, SSLPolicy: policy}
+			if tg != "" {
+				req.DefaultActions = []api.Action{{Type: api.ActionTypeForward, TargetGroupID: tg}}
+			}
+			if actions != "" {
+				if err := jsonFlag("default-actions", actions, &req.DefaultActions); err != nil {
+					return err
+				}
+			}
+			if cert != "" {
+				req.Certificates = []api.ListenerCertificate{{CertificateID: cert}}
+			}
+			r, err := c.CreateListener(ctx, req)
 			if err != nil {
 				return err
 			}
 			return g.emit(r, listenerTable([]api.Listener{r.Listener}))
 		}),
 	}
-	create.Flags().StringVar(&protocol, "protocol", api.ProtocolTCP, "TCP or UDP")
+	create.Flags().StringVar(&protocol, "protocol", api.ProtocolTCP, "TCP or UDP (network), HTTP or HTTPS (application)")
 	create.Flags().IntVar(&port, "port", 0, "port 1-65535 (required)")
-	create.Flags().StringVar(&tg, "target-group", "", "target group ID (required)")
+	create.Flags().StringVar(&tg, "target-group", "", "target group ID to forward to")
+	create.Flags().StringVar(&actions, "default-actions", "", "default actions as JSON (inline or @FILE; application load balancers)")
+	create.Flags().StringVar(&cert, "certificate", "", "default certificate ID (HTTPS)")
+	create.Flags().StringVar(&policy, "ssl-policy", "", "SSL policy (HTTPS; default "+api.SSLPolicyDefault+")")
 	_ = create.MarkFlagRequired("port")
-	_ = create.MarkFlagRequired("target-group")
+	create.MarkFlagsOneRequired("target-group", "default-actions")
+	create.MarkFlagsMutuallyExclusive("target-group", "default-actions")
 	list := &cobra.Command{
 		Use: "list LB", Short: "List a load balancer's listeners", Args: cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
@@ -129,7 +145,7 @@ func newListenerCmd(g *globals) *cobra.Command {
 			return c.DeleteListener(ctx, &api.DeleteListenerRequest{ListenerID: id})
 		}),
 	}
-	cmd.AddCommand(create, list, del)
+	cmd.AddCommand(create, list, del, listenerModifyCmd(g), listenerCertsCmd(g))
 	return cmd
 }
 
@@ -140,7 +156,7 @@ func newTGCmd(g *globals) *cobra.Command {
 }
 
 func tgCreateCmd(g *globals) *cobra.Command {
-	var vpc, protocol string
+	var vpc, protocol, version string
 	var port int
 	var hc api.HealthCheck
 	var tags []string
@@ -151,7 +167,7 @@ func tgCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: args[0], Protocol: protocol, Port: port, VpcID: vpc, HealthCheck: hc, Tags: t})
+			r, err := c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: args[0], Protocol: protocol, ProtocolVersion: version, Port: port, VpcID: vpc, HealthCheck: hc, Tags: t})
 			if err != nil {
 				return err
 			}
@@ -160,9 +176,10 @@ func tgCreateCmd(g *globals) *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&vpc, "vpc", "", "VPC ID (required)")
-	f.StringVar(&protocol, "protocol", api.ProtocolTCP, "TCP, UDP or TCP_UDP")
+	f.StringVar(&protocol, "protocol", api.ProtocolTCP, "TCP, UDP or TCP_UDP (network), HTTP or HTTPS (application)")
+	f.StringVar(&version, "protocol-version", "", "HTTP1 (default), HTTP2 or GRPC (HTTP and HTTPS groups)")
 	f.IntVar(&port, "port", 0, "the targets' default port (required)")
-	f.StringVar(&hc.Protocol, "hc-protocol", "", "health check protocol TCP or HTTP (default TCP)")
+	f.StringVar(&hc.Protocol, "hc-protocol", "", "health check protocol TCP or HTTP (default TCP; HTTP and HTTPS groups: HTTP or HTTPS, default theirs)")
 	f.StringVar(&hc.Port, "hc-port", "", "health check port or traffic-port (default)")
 	f.StringVar(&hc.Path, "hc-path", "", "HTTP health check path (default /)")
 	f.IntVar(&hc.IntervalSeconds, "hc-interval", 0, "seconds between checks (default 10)")
@@ -286,13 +303,17 @@ func lbTable(lbs []api.LoadBalancer) func(*tabwriter.Writer) {
 
 func listenerTable(ls []api.Listener) func(*tabwriter.Writer) {
 	return func(w *tabwriter.Writer) {
-		row(w, "ID", "LOAD BALANCER", "PROTOCOL", "PORT", "TARGET GROUP")
+		row(w, "ID", "LOAD BALANCER", "PROTOCOL", "PORT", "DEFAULT ACTION", "CERTIFICATES")
 		for _, l := range ls {
-			tg := ""
+			act := ""
 			if len(l.DefaultActions) > 0 {
-				tg = l.DefaultActions[0].TargetGroupID
+				act = actionString(l.DefaultActions[0])
 			}
-			row(w, l.ListenerID, l.LoadBalancerID, l.Protocol, strconv.Itoa(l.Port), tg)
+			var certs []string
+			for _, c := range l.Certificates {
+				certs = append(certs, c.CertificateID)
+			}
+			row(w, l.ListenerID, l.LoadBalancerID, l.Protocol, strconv.Itoa(l.Port), act, orDash(strings.Join(certs, ",")))
 		}
 	}
 }

@@ -36,6 +36,10 @@ var fuzzActions = []string{
 	api.ActionRegisterTargets, api.ActionDeregisterTargets, api.ActionDescribeTargetHealth,
 	api.ActionCreateListener, api.ActionDescribeListeners, api.ActionDeleteListener,
 	api.ActionAddTags, api.ActionRemoveTags, api.ActionDescribeTags, api.ActionReportTargetHealth, api.ActionReportLoadBalancerState,
+	// Application load balancers (44-54).
+	api.ActionModifyListener, api.ActionCreateRule, api.ActionModifyRule, api.ActionDeleteRule, api.ActionDescribeRules,
+	api.ActionSetRulePriorities, api.ActionImportCertificate, api.ActionDescribeCertificates, api.ActionDeleteCertificate,
+	api.ActionAddListenerCertificates, api.ActionRemoveListenerCertificates,
 }
 
 // fuzzTarget is one in-process fakecloud whose handler the fuzzer calls directly.

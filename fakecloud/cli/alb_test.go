@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/server/servertest"
+)
+
+// writeCert writes a self-signed certificate for name and its key as PEM files.
+func writeCert(t *testing.T, name string) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestApplicationLoadBalancerCommands(t *testing.T) {
+	env := servertest.Start(t, servertest.Options{})
+	vpc := mustJSON[api.CreateVpcResponse](t, env, "vpc", "create", "--cidr", "10.0.0.0/16").Vpc
+	sn := mustJSON[api.CreateSubnetResponse](t, env, "subnet", "create", "--vpc", vpc.VpcID, "--cidr", "10.0.0.0/24").Subnet
+	lb := mustJSON[api.CreateLoadBalancerResponse](t, env, "lb", "create", "gw", "--subnet", sn.SubnetID, "--type", "application").LoadBalancer
+	if lb.Type != api.LoadBalancerTypeApplication {
+		t.Fatalf("lb create --type application made a %s load balancer", lb.Type)
+	}
+	web := mustJSON[api.CreateTargetGroupResponse](t, env, "tg", "create", "web", "--vpc", vpc.VpcID, "--port", "8080", "--protocol", "HTTP").TargetGroup
+	grpc := mustJSON[api.CreateTargetGroupResponse](t, env, "tg", "create", "grpc", "--vpc", vpc.VpcID, "--port", "50051", "--protocol", "HTTP",
+		"--protocol-version", "GRPC").TargetGroup
+	if grpc.ProtocolVersion != api.ProtocolVersionGRPC || grpc.HealthCheck.Matcher != "0-99" {
+		t.Errorf("gRPC group: %+v", grpc)
+	}
+	l := mustJSON[api.CreateListenerResponse](t, env, "lb", "listener", "create", lb.LoadBalancerID, "--protocol", "HTTP", "--port", "80",
+		"--default-actions", `[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}]`).Listener
+	r := mustJSON[api.CreateRuleResponse](t, env, "lb", "rule", "create", l.ListenerID, "--priority", "10", "--path", "/api", "--path-type", "Prefix",
+		"--host", "*.example.com", "--target-group", web.TargetGroupID+"=90", "--target-group", grpc.TargetGroupID+"=10").Rule
+	if w := r.Actions[0].ForwardConfig.TargetGroups[0].Weight; w == nil || *w != 90 {
+		t.Errorf("rule weights: %+v", r.Actions[0].ForwardConfig.TargetGroups)
+	}
+	r2 := mustJSON[api.CreateRuleResponse](t, env, "lb", "rule", "create", l.ListenerID, "--priority", "20", "--method", "POST", "--header", "X-Env=canary",
+		"--query", "v=2", "--fixed-response", "503").Rule
+	mustJSON[api.SetRulePrioritiesResponse](t, env, "lb", "rule", "priorities", r.RuleID+"=20", r2.RuleID+"=10")
+	out, err := run(t, env, "lb", "rule", "list", l.ListenerID)
+	if err != nil || strings.Index(out, r2.RuleID) > strings.Index(out, r.RuleID) || !strings.Contains(out, "default") || !strings.Contains(out, "forward "+web.TargetGroupID+"=90") {
+		t.Errorf("lb rule list printed %q, %v; want %s before %s, then the default rule", out, err, r2.RuleID, r.RuleID)
+	}
+	mustJSON[api.ModifyRuleResponse](t, env, "lb", "rule", "modify", r2.RuleID, "--redirect", api.RedirectHTTP301)
+	if _, err := run(t, env, "lb", "rule", "create", l.ListenerID, "--priority", "10", "--path", "/x", "--fixed-response", "200"); err == nil || !strings.Contains(err.Error(), api.CodePriorityInUse) {
+		t.Errorf("a taken priority: %v, want PriorityInUse", err)
+	}
+
+	certFile, keyFile := writeCert(t, "www.example.com")
+	cert := mustJSON[api.ImportCertificateResponse](t, env, "cert", "import", "--cert", certFile, "--key", keyFile).Certificate
+	sni := mustJSON[api.ImportCertificateResponse](t, env, "cert", "import", "--cert", certFile, "--key", keyFile).Certificate
+	https := mustJSON[api.CreateListenerResponse](t, env, "lb", "listener", "create", lb.LoadBalancerID, "--protocol", "HTTPS", "--port", "443",
+		"--target-group", web.TargetGroupID, "--certificate", cert.CertificateID).Listener
+	mustJSON[api.AddListenerCertificatesResponse](t, env, "lb", "listener", "certificates", "add", https.ListenerID, sni.CertificateID)
+	m := mustJSON[api.ModifyListenerResponse](t, env, "lb", "listener", "modify", https.ListenerID, "--ssl-policy", api.SSLPolicyTLS13Only).Listener
+	if m.SSLPolicy != api.SSLPolicyTLS13Only || len(m.Certificates) != 2 {
+		t.Errorf("listener modify: %+v", m)
+	}
+	out, err = run(t, env, "cert", "list")
+	if err != nil || !strings.Contains(out, https.ListenerID) || strings.Contains(out, "PRIVATE") {
+		t.Errorf("cert list printed %q, %v", out, err)
+	}
+	if _, err := run(t, env, "cert", "delete", cert.CertificateID); err == nil || !strings.Contains(err.Error(), api.CodeResourceInUse) {
+		t.Errorf("deleting a certificate in use: %v, want ResourceInUse", err)
+	}
+	mustJSON[api.RemoveListenerCertificatesResponse](t, env, "lb", "listener", "certificates", "remove", https.ListenerID, sni.CertificateID)
+	if _, err := run(t, env, "cert", "delete", sni.CertificateID); err != nil {
+		t.Error(err)
+	}
+	if _, err := run(t, env, "lb", "rule", "delete", r.RuleID, r2.RuleID); err != nil {
+		t.Error(err)
+	}
+	if _, err := run(t, env, "lb", "delete", lb.LoadBalancerID); err != nil {
+		t.Fatal(err)
+	}
+}
