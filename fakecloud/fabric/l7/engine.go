@@ -51,6 +51,7 @@ type Engine struct {
 	servers    map[int]*server
 	transports map[string]*http.Transport // by transportKey
 	series     map[[2]string]bool         // (listener, rule) label pairs of the config applied
+	draining   map[*server]bool           // removed listeners whose requests are finishing
 	closed     bool
 	wg         sync.WaitGroup
 }
@@ -89,7 +90,8 @@ func New(opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("l7: registering metrics: %w", err)
 		}
 	}
-	e := &Engine{opts: opts, log: opts.Log, metrics: m, servers: map[int]*server{}, transports: map[string]*http.Transport{}}
+	e := &Engine{opts: opts, log: opts.Log, metrics: m, servers: map[int]*server{},
+		draining: map[*server]bool{}, transports: map[string]*http.Transport{}}
 	e.proxy = &httputil.ReverseProxy{
 		Rewrite:        e.rewrite,
 		Transport:      roundTripFunc(e.roundTrip),
@@ -232,14 +234,18 @@ func (e *Engine) start(s *server) {
 // requests in flight finish, up to DrainTimeout.
 func (e *Engine) drain(s *server) {
 	_ = s.ln.Close()
+	e.draining[s] = true // e.mu is held
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), e.opts.DrainTimeout)
 		defer cancel()
-		if err := s.srv.Shutdown(ctx); err != nil {
+		if err := s.srv.Shutdown(ctx); err != nil && ctx.Err() != nil {
 			_ = s.srv.Close()
 		}
+		e.mu.Lock()
+		delete(e.draining, s)
+		e.mu.Unlock()
 	}()
 }
 
@@ -271,28 +277,36 @@ func (e *Engine) counter(hostport string) *atomic.Int64 {
 	return n.(*atomic.Int64)
 }
 
-// Close stops every listener, letting requests in flight finish until ctx ends, then closes
-// what is left.
+// Close stops every listener, draining ones included, letting requests in flight finish until
+// ctx ends; then it closes the connections left and returns ctx's error.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true
-	servers := e.servers
+	all := make([]*server, 0, len(e.servers)+len(e.draining))
+	for _, s := range e.servers {
+		all = append(all, s)
+	}
+	for s := range e.draining {
+		all = append(all, s)
+	}
 	e.servers = map[int]*server{}
 	e.mu.Unlock()
-	var errs []error
-	for _, s := range servers {
-		if err := s.srv.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-			_ = s.srv.Close()
-		}
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Go(func() {
+			if err := s.srv.Shutdown(ctx); err != nil && ctx.Err() != nil {
+				_ = s.srv.Close()
+			}
+		})
 	}
+	wg.Wait()
 	e.wg.Wait()
 	e.mu.Lock()
 	for _, t := range e.transports {
 		t.CloseIdleConnections()
 	}
 	e.mu.Unlock()
-	return errors.Join(errs...)
+	return ctx.Err()
 }
 
 // transportKey identifies what a target group's transport depends on, so an Apply that keeps
