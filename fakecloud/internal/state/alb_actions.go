@@ -26,9 +26,26 @@ func validateActions(field string, acts []api.Action, shape ruleShape, lim ALBLi
 }
 
 func validateAction(f string, a api.Action, shape ruleShape, lim ALBLimits) (api.Action, []string, error) {
+	out, tgs, err := validateActionKind(f, a, shape, lim)
+	if err != nil {
+		return out, nil, err
+	}
+	if err := validateModifiers(f, a, &out, shape, lim); err != nil {
+		return out, nil, err
+	}
+	for _, m := range out.RequestMirrors {
+		if !slices.Contains(tgs, m.TargetGroupID) {
+			tgs = append(tgs, m.TargetGroupID)
+		}
+	}
+	return out, tgs, nil
+}
+
+// validateActionKind checks what the action's type needs (its one config) and returns the
+// normalised action with the groups a forward names.
+func validateActionKind(f string, a api.Action, shape ruleShape, lim ALBLimits) (api.Action, []string, error) {
 	out := api.Action{Type: a.Type}
 	var tgs []string
-	forward := a.Type == api.ActionTypeForward
 	switch a.Type {
 	case api.ActionTypeForward:
 		if a.RedirectConfig != nil || a.FixedResponseConfig != nil {
@@ -68,7 +85,13 @@ func validateAction(f string, a api.Action, shape ruleShape, lim ALBLimits) (api
 	default:
 		return out, nil, invalid("%s.Type %.30q is not supported: use forward, redirect or fixed-response", f, a.Type)
 	}
-	if !forward {
+	return out, tgs, nil
+}
+
+// validateModifiers checks the extensions (header changes, rewrite, mirrors, timeouts) and
+// sets them, normalised, on out.
+func validateModifiers(f string, a api.Action, out *api.Action, shape ruleShape, lim ALBLimits) error {
+	if a.Type != api.ActionTypeForward {
 		for _, x := range []struct {
 			name string
 			on   bool
@@ -77,60 +100,67 @@ func validateAction(f string, a api.Action, shape ruleShape, lim ALBLimits) (api
 			{"RequestMirrors", len(a.RequestMirrors) > 0}, {"TimeoutConfig", a.TimeoutConfig != nil},
 		} {
 			if x.on {
-				return out, nil, invalid("%s.%s applies to forward actions only, not %s", f, x.name, a.Type)
+				return invalid("%s.%s applies to forward actions only, not %s", f, x.name, a.Type)
 			}
 		}
 	}
 	var err error
 	if out.RequestHeaderModifications, err = validateHeaderMods(f+".RequestHeaderModifications", a.RequestHeaderModifications); err != nil {
-		return out, nil, err
+		return err
 	}
 	if out.ResponseHeaderModifications, err = validateHeaderMods(f+".ResponseHeaderModifications", a.ResponseHeaderModifications); err != nil {
-		return out, nil, err
+		return err
 	}
-	if a.URLRewriteConfig != nil {
-		rw := *a.URLRewriteConfig
-		if rw.Host == "" && rw.PathModification == nil {
-			return out, nil, invalid("%s.UrlRewriteConfig needs Host, PathModification or both", f)
-		}
-		if rw.Host != "" {
-			if err := validateHostName(f+".UrlRewriteConfig.Host", rw.Host, false); err != nil {
-				return out, nil, err
-			}
-		}
-		if rw.PathModification, err = validatePathMod(f+".UrlRewriteConfig.PathModification", rw.PathModification, shape); err != nil {
-			return out, nil, err
-		}
-		out.URLRewriteConfig = &rw
+	if out.URLRewriteConfig, err = validateRewrite(f+".UrlRewriteConfig", a.URLRewriteConfig, shape); err != nil {
+		return err
 	}
-	mirrors, err := validateMirrors(f+".RequestMirrors", a.RequestMirrors, lim)
-	if err != nil {
-		return out, nil, err
+	if out.RequestMirrors, err = validateMirrors(f+".RequestMirrors", a.RequestMirrors, lim); err != nil {
+		return err
 	}
-	out.RequestMirrors = mirrors
-	for _, m := range mirrors {
-		if !slices.Contains(tgs, m.TargetGroupID) {
-			tgs = append(tgs, m.TargetGroupID)
+	out.TimeoutConfig, err = validateTimeouts(f+".TimeoutConfig", a.TimeoutConfig)
+	return err
+}
+
+func validateRewrite(f string, rw *api.URLRewriteConfig, shape ruleShape) (*api.URLRewriteConfig, error) {
+	if rw == nil {
+		return nil, nil
+	}
+	out := *rw
+	if out.Host == "" && out.PathModification == nil {
+		return nil, invalid("%s needs Host, PathModification or both", f)
+	}
+	if out.Host != "" {
+		if err := validateHostName(f+".Host", out.Host, false); err != nil {
+			return nil, err
 		}
 	}
-	if tc := a.TimeoutConfig; tc != nil {
-		for _, x := range []struct {
-			name string
-			v    int
-		}{{"RequestMillis", tc.RequestMillis}, {"BackendRequestMillis", tc.BackendRequestMillis}} {
-			if x.v < 0 || x.v > maxTimeoutMillis {
-				return out, nil, invalid("%s.TimeoutConfig.%s %d is outside 0..%d", f, x.name, x.v, maxTimeoutMillis)
-			}
-		}
-		if tc.RequestMillis > 0 && tc.BackendRequestMillis > tc.RequestMillis {
-			return out, nil, invalid("%s.TimeoutConfig.BackendRequestMillis %d must not exceed RequestMillis %d", f, tc.BackendRequestMillis, tc.RequestMillis)
-		}
-		if *tc != (api.TimeoutConfig{}) {
-			c := *tc
-			out.TimeoutConfig = &c
+	var err error
+	if out.PathModification, err = validatePathMod(f+".PathModification", out.PathModification, shape); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func validateTimeouts(f string, tc *api.TimeoutConfig) (*api.TimeoutConfig, error) {
+	if tc == nil {
+		return nil, nil
+	}
+	for _, x := range []struct {
+		name string
+		v    int
+	}{{"RequestMillis", tc.RequestMillis}, {"BackendRequestMillis", tc.BackendRequestMillis}} {
+		if x.v < 0 || x.v > maxTimeoutMillis {
+			return nil, invalid("%s.%s %d is outside 0..%d", f, x.name, x.v, maxTimeoutMillis)
 		}
 	}
-	return out, tgs, nil
+	if tc.RequestMillis > 0 && tc.BackendRequestMillis > tc.RequestMillis {
+		return nil, invalid("%s.BackendRequestMillis %d must not exceed RequestMillis %d", f, tc.BackendRequestMillis, tc.RequestMillis)
+	}
+	if *tc == (api.TimeoutConfig{}) {
+		return nil, nil
+	}
+	c := *tc
+	return &c, nil
 }
 
 func validateForward(f string, a api.Action, lim ALBLimits) (*api.ForwardActionConfig, error) {

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -144,108 +145,90 @@ func validateCondition(f string, c api.RuleCondition, seen map[string]string) (n
 	if set := conditionConfigs(c); len(set) != 1 || set[0] != want {
 		return normCondition{}, invalid("%s: a %s condition needs %s and no other config (got %s)", f, c.Field, want, strings.Join(orNone(set), ", "))
 	}
-	once := func(key string) error {
+	// host-header, path-pattern and http-request-method appear once a rule, http-header once
+	// per header name.
+	key := c.Field
+	if c.HTTPHeaderConfig != nil {
+		if err := validateHeaderName(f+".HttpHeaderConfig.HttpHeaderName", c.HTTPHeaderConfig.HTTPHeaderName); err != nil {
+			return normCondition{}, err
+		}
+		key = "header " + strings.ToLower(c.HTTPHeaderConfig.HTTPHeaderName)
+	}
+	if c.QueryStringConfig == nil {
 		if prev, dup := seen[key]; dup {
-			return invalid("%s repeats %s: a rule holds one (merge the values into one condition)", f, prev)
+			return normCondition{}, invalid("%s repeats %s: a rule holds one (merge the values into one condition)", f, prev)
 		}
 		seen[key] = f + " (" + key + ")"
-		return nil
 	}
 	n := normCondition{cond: api.RuleCondition{Field: c.Field}}
-	switch c.Field {
-	case api.ConditionHostHeader:
-		if err := once(c.Field); err != nil {
-			return n, err
-		}
-		vals, err := nonEmptyValues(f+".HostHeaderConfig.Values", c.HostHeaderConfig.Values)
-		if err != nil {
-			return n, err
-		}
-		for j, v := range vals {
-			if err := validateHostName(fmt.Sprintf("%s.HostHeaderConfig.Values[%d]", f, j), v, true); err != nil {
-				return n, err
-			}
-		}
+	var err error
+	switch {
+	case c.HostHeaderConfig != nil:
+		var vals []string
+		vals, err = checkValues(f+".HostHeaderConfig.Values", c.HostHeaderConfig.Values, func(fj, v string) error { return validateHostName(fj, v, true) })
 		n.cond.HostHeaderConfig = &api.HostHeaderConditionConfig{Values: vals}
-	case api.ConditionPathPattern:
-		if err := once(c.Field); err != nil {
-			return n, err
-		}
+	case c.PathPatternConfig != nil:
 		p := *c.PathPatternConfig
-		if p.MatchType == "" {
-			p.MatchType = api.MatchTypeExact
-		}
-		vals, err := nonEmptyValues(f+".PathPatternConfig.Values", p.Values)
-		if err != nil {
-			return n, err
-		}
-		for j, v := range vals {
-			if err := validatePathValue(fmt.Sprintf("%s.PathPatternConfig", f), j, p.MatchType, v); err != nil {
-				return n, err
-			}
-		}
-		p.Values = vals
+		p.MatchType = cmp.Or(p.MatchType, api.MatchTypeExact)
+		p.Values, err = checkValues(f+".PathPatternConfig.Values", p.Values, func(fj, v string) error { return validatePathValue(f+".PathPatternConfig", fj, p.MatchType, v) })
 		n.cond.PathPatternConfig = &p
-	case api.ConditionHTTPHeader:
+	case c.HTTPHeaderConfig != nil:
 		h := *c.HTTPHeaderConfig
-		if err := validateHeaderName(f+".HttpHeaderConfig.HttpHeaderName", h.HTTPHeaderName); err != nil {
-			return n, err
+		if h.MatchType, err = valueMatchType(f+".HttpHeaderConfig.MatchType", h.MatchType); err == nil {
+			h.Values, err = checkValues(f+".HttpHeaderConfig.Values", h.Values, func(fj, v string) error { return validateMatchValue(fj, h.MatchType, v) })
 		}
-		if err := once("header " + strings.ToLower(h.HTTPHeaderName)); err != nil {
-			return n, err
-		}
-		mt, err := valueMatchType(f+".HttpHeaderConfig.MatchType", h.MatchType)
-		if err != nil {
-			return n, err
-		}
-		vals, err := nonEmptyValues(f+".HttpHeaderConfig.Values", h.Values)
-		if err != nil {
-			return n, err
-		}
-		for j, v := range vals {
-			if err := validateMatchValue(fmt.Sprintf("%s.HttpHeaderConfig.Values[%d]", f, j), mt, v); err != nil {
-				return n, err
-			}
-		}
-		h.MatchType, h.Values = mt, vals
 		n.cond.HTTPHeaderConfig = &h
-	case api.ConditionQueryString:
-		q := *c.QueryStringConfig
-		mt, err := valueMatchType(f+".QueryStringConfig.MatchType", q.MatchType)
-		if err != nil {
-			return n, err
-		}
-		if len(q.Values) == 0 {
-			return n, invalid("%s.QueryStringConfig.Values is required", f)
-		}
-		q.Values = slices.Clone(q.Values)
-		for j, kv := range q.Values {
-			fj := fmt.Sprintf("%s.QueryStringConfig.Values[%d]", f, j)
-			if kv.Key == "" || len(kv.Key) > maxConditionValueLen || strings.ContainsAny(kv.Key, "&=#") || hasControl(kv.Key) {
-				return n, invalid("%s.Key %.40q must be a query parameter name of 1..%d characters without &, =, # or control characters", fj, kv.Key, maxConditionValueLen)
-			}
-			if err := validateMatchValue(fj+".Value", mt, kv.Value); err != nil {
-				return n, err
-			}
-		}
-		q.MatchType = mt
-		n.cond.QueryStringConfig = &q
-	case api.ConditionHTTPRequestMethod:
-		if err := once(c.Field); err != nil {
-			return n, err
-		}
-		vals, err := nonEmptyValues(f+".HttpRequestMethodConfig.Values", c.HTTPRequestMethodConfig.Values)
-		if err != nil {
-			return n, err
-		}
-		for j, v := range vals {
+	case c.QueryStringConfig != nil:
+		var q *api.QueryStringConditionConfig
+		q, err = validateQueryCondition(f+".QueryStringConfig", *c.QueryStringConfig)
+		n.cond.QueryStringConfig = q
+	case c.HTTPRequestMethodConfig != nil:
+		var vals []string
+		vals, err = checkValues(f+".HttpRequestMethodConfig.Values", c.HTTPRequestMethodConfig.Values, func(fj, v string) error {
 			if !isMethod(v) {
-				return n, invalid("%s.HttpRequestMethodConfig.Values[%d] %.40q must be an upper-case method of at most 40 letters, '-' or '_' (GET, POST, ...)", f, j, v)
+				return invalid("%s %.40q must be an upper-case method of at most 40 letters, '-' or '_' (GET, POST, ...)", fj, v)
 			}
-		}
+			return nil
+		})
 		n.cond.HTTPRequestMethodConfig = &api.HTTPRequestMethodConditionConfig{Values: vals}
 	}
-	return n, nil
+	return n, err
+}
+
+// checkValues checks a condition's value list (at least one, no duplicates) and each value.
+func checkValues(field string, vals []string, check func(fieldJ, v string) error) ([]string, error) {
+	vals, err := nonEmptyValues(field, vals)
+	if err != nil {
+		return nil, err
+	}
+	for j, v := range vals {
+		if err := check(fmt.Sprintf("%s[%d]", field, j), v); err != nil {
+			return nil, err
+		}
+	}
+	return vals, nil
+}
+
+func validateQueryCondition(f string, q api.QueryStringConditionConfig) (*api.QueryStringConditionConfig, error) {
+	mt, err := valueMatchType(f+".MatchType", q.MatchType)
+	if err != nil {
+		return nil, err
+	}
+	if len(q.Values) == 0 {
+		return nil, invalid("%s.Values is required", f)
+	}
+	q.Values = slices.Clone(q.Values)
+	for j, kv := range q.Values {
+		fj := fmt.Sprintf("%s.Values[%d]", f, j)
+		if kv.Key == "" || len(kv.Key) > maxConditionValueLen || strings.ContainsAny(kv.Key, "&=#") || hasControl(kv.Key) {
+			return nil, invalid("%s.Key %.40q must be a query parameter name of 1..%d characters without &, =, # or control characters", fj, kv.Key, maxConditionValueLen)
+		}
+		if err := validateMatchValue(fj+".Value", mt, kv.Value); err != nil {
+			return nil, err
+		}
+	}
+	q.MatchType = mt
+	return &q, nil
 }
 
 func orNone(s []string) []string {
@@ -296,8 +279,8 @@ func validateRegex(field, expr string) error {
 	return nil
 }
 
-func validatePathValue(field string, j int, mt, v string) error {
-	fv := fmt.Sprintf("%s.Values[%d]", field, j)
+// validatePathValue checks the path value at fv of a path-pattern whose config is at field.
+func validatePathValue(field, fv, mt, v string) error {
 	switch mt {
 	case api.MatchTypeExact, api.MatchTypePrefix:
 		if !strings.HasPrefix(v, "/") || len(v) > maxPathLen || hasControl(v) || strings.ContainsAny(v, " ?#") {
