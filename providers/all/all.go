@@ -6,6 +6,7 @@ package all
 
 import (
 	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/aws"
 	"github.com/flatnet/flatnet/providers/fakecloud"
 )
 
@@ -13,6 +14,7 @@ import (
 func Registry() *providers.Registry {
 	return providers.NewRegistry(
 		fakecloud.Driver,
-		// Register further clouds here, e.g. aws.Driver() (providers/aws).
+		aws.Driver(),
+		// Register further clouds here.
 	)
 }
