@@ -506,3 +506,22 @@ func TestImportCertificateRefusesBadInput(t *testing.T) {
 		t.Errorf("%d certificates stored after refusals", n)
 	}
 }
+
+func TestCertificateTags(t *testing.T) {
+	s := openT(t, Config{})
+	c := importCert(t, s, "a.example.com")
+	_, err := s.AddTags(admin(), &api.AddTagsRequest{ResourceIDs: []string{c.CertificateID}, Tags: []api.Tag{{Key: "owner", Value: "flatnet"}}})
+	mustOK(t, err)
+	d, err := s.DescribeTags(admin(), &api.DescribeTagsRequest{ResourceIDs: []string{c.CertificateID}})
+	mustOK(t, err)
+	if diff := cmp.Diff([]api.Tag{{Key: "owner", Value: "flatnet"}}, d.TagDescriptions[0].Tags); diff != "" {
+		t.Errorf("certificate tags (-want +got):\n%s", diff)
+	}
+	_, err = s.RemoveTags(admin(), &api.RemoveTagsRequest{ResourceIDs: []string{c.CertificateID}, TagKeys: []string{"owner"}})
+	mustOK(t, err)
+	if kp, ok := s.CertificateKeyPair(c.CertificateID); !ok || kp.PrivateKeyPem == "" {
+		t.Error("retagging lost the certificate's key")
+	}
+	_, err = s.DescribeTags(admin(), &api.DescribeTagsRequest{ResourceIDs: []string{"cert-nope"}})
+	wantCode(t, err, api.ErrCertificateNotFound)
+}

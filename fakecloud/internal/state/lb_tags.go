@@ -8,7 +8,7 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
-// AddTags adds or overwrites tags on load balancers and target groups.
+// AddTags adds or overwrites tags on load balancers, target groups and certificates.
 func (s *Store) AddTags(c Call, req *api.AddTagsRequest) (*api.AddTagsResponse, error) {
 	if err := requireAdmin(c.Principal, api.ActionAddTags); err != nil {
 		return nil, err
@@ -28,7 +28,7 @@ func (s *Store) AddTags(c Call, req *api.AddTagsRequest) (*api.AddTagsResponse, 
 	})
 }
 
-// RemoveTags removes tag keys from load balancers and target groups.
+// RemoveTags removes tag keys from load balancers, target groups and certificates.
 func (s *Store) RemoveTags(c Call, req *api.RemoveTagsRequest) (*api.RemoveTagsResponse, error) {
 	if err := requireAdmin(c.Principal, api.ActionRemoveTags); err != nil {
 		return nil, err
@@ -45,7 +45,7 @@ func (s *Store) RemoveTags(c Call, req *api.RemoveTagsRequest) (*api.RemoveTagsR
 	})
 }
 
-// DescribeTags answers the tags of up to 20 load balancers and target groups.
+// DescribeTags answers the tags of up to 20 load balancers, target groups and certificates.
 func (s *Store) DescribeTags(c Call, req *api.DescribeTagsRequest) (*api.DescribeTagsResponse, error) {
 	if err := requireAdmin(c.Principal, api.ActionDescribeTags); err != nil {
 		return nil, err
@@ -96,8 +96,14 @@ func lbTags(txn *memdb.Txn, id string) (map[string]string, error) {
 			return nil, err
 		}
 		return r.Tags, nil
+	case strings.HasPrefix(id, "cert-"):
+		r, err := getCert(txn, id)
+		if err != nil {
+			return nil, err
+		}
+		return r.Tags, nil
 	}
-	return nil, invalid("ResourceIds: %.40q is not a load balancer (lb-) or target group (tg-) ID", id)
+	return nil, invalid("ResourceIds: %.40q is not a load balancer (lb-), target group (tg-) or certificate (cert-) ID", id)
 }
 
 // retagLB applies edit to a copy of each resource's tags and stores the new versions.
@@ -114,11 +120,16 @@ func (t *tx) retagLB(ids []string, edit func(map[string]string)) error {
 		if err != nil {
 			return api.Errorf(api.CodeTooManyTags, "%s: a resource holds at most %d tags", id, maxTagsPerResource)
 		}
-		if strings.HasPrefix(id, "lb-") {
+		switch {
+		case strings.HasPrefix(id, "lb-"):
 			n := *first[lbRec](t.Txn, tableLoadBalancers, indexID, id)
 			n.Tags = tags
 			err = t.put(tableLoadBalancers, api.KindLoadBalancer, id, &n)
-		} else {
+		case strings.HasPrefix(id, "cert-"):
+			n := *first[certRec](t.Txn, tableCertificates, indexID, id)
+			n.Tags = tags
+			err = t.put(tableCertificates, api.KindCertificate, id, &n)
+		default:
 			n := *first[tgRec](t.Txn, tableTargetGroups, indexID, id)
 			n.Tags = tags
 			err = t.put(tableTargetGroups, api.KindTargetGroup, id, &n)
