@@ -50,8 +50,28 @@ type Config struct {
 	// GateResync re-checks every gated pod this often, a safety net under the change stream
 	// (default 5m).
 	GateResync time.Duration
-	// Provider is the cloud.
+	// Provider is the cloud: the driver the main chose (providers/all). Setup wraps it in a
+	// providers.Policy tuned by CloudPolicy.
 	Provider providers.LoadBalancing
+	// CloudPolicy tunes the cloud calls' retries; zero fields take CloudPolicyDefaults'.
+	CloudPolicy providers.PolicyConfig
+}
+
+// CloudPolicyDefaults returns how lbcontroller calls the cloud unless told otherwise: a few
+// quick retries of throttling and transient failures within one pass, then the Service's own
+// requeue (100 ms to 30 s, per Service) takes over. No breaker: the requeue already spaces a
+// failing Service out, and a Service's condition then names the cloud's real error. No
+// NotFound retry: a pass reads what exists by tags, and the next pass sees what appeared late.
+func CloudPolicyDefaults() providers.PolicyConfig {
+	return providers.PolicyConfig{
+		MaxConcurrent: 16, MaxAttempts: 3, BaseBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+		NotFoundWindow: -1, BreakerThreshold: -1,
+	}
+}
+
+// withPolicy wraps p in a Policy of cfg over CloudPolicyDefaults.
+func withPolicy(p providers.LoadBalancing, cfg providers.PolicyConfig) providers.LoadBalancing {
+	return providers.NewPolicy(cfg.Or(CloudPolicyDefaults())).LoadBalancing(p)
 }
 
 func (c *Config) defaults() error {
@@ -61,6 +81,7 @@ func (c *Config) defaults() error {
 	if c.Provider == nil {
 		return errors.New("lbcontroller: a cloud provider is required")
 	}
+	c.Provider = withPolicy(c.Provider, c.CloudPolicy)
 	if c.GCInterval <= 0 {
 		c.GCInterval = time.Minute
 	}

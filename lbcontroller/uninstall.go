@@ -76,7 +76,7 @@ func Uninstall(ctx context.Context, o UninstallOptions) (UninstallSummary, error
 		sum.StoppedReplicas = n
 		log.Info("uninstall: the controller is stopped", "deployment", o.Deployment.String(), "replicas-before", n)
 	}
-	found, err := deploy.Delete(ctx, o.Provider, map[string]string{model.TagCluster: o.Cluster})
+	found, err := deploy.Delete(ctx, withPolicy(o.Provider, providers.PolicyConfig{}), map[string]string{model.TagCluster: o.Cluster})
 	if err != nil {
 		return sum, fmt.Errorf("uninstall: %w", err)
 	}

@@ -14,8 +14,8 @@ import (
 // loop (ipamd's worker, the controller's requeue) comes back later.
 var ErrCircuitOpen = errors.New("cloud circuit open after repeated failures: calls fail fast for a while")
 
-// PolicyConfig tunes Policy. Zero fields take the defaults; a negative value turns the NotFound
-// retry, the rate limit or the breaker off.
+// PolicyConfig tunes Policy. Zero fields take DefaultPolicy's; a negative NotFoundWindow or
+// BreakerThreshold turns the NotFound retry or the breaker off.
 type PolicyConfig struct {
 	// MaxConcurrent cloud calls in flight. Default 4.
 	MaxConcurrent int
@@ -40,24 +40,41 @@ type PolicyConfig struct {
 	BreakerCooldown  time.Duration
 }
 
+// Or returns c with its zero fields taken from def: a consumer's own defaults under what its
+// user set.
+func (c PolicyConfig) Or(def PolicyConfig) PolicyConfig {
+	pick := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	pickDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	pick(&c.MaxConcurrent, def.MaxConcurrent)
+	pick(&c.MaxAttempts, def.MaxAttempts)
+	pick(&c.BreakerThreshold, def.BreakerThreshold)
+	pick(&c.Burst, def.Burst)
+	if c.Rate == 0 {
+		c.Rate = def.Rate
+	}
+	pickDur(&c.BaseBackoff, def.BaseBackoff)
+	pickDur(&c.MaxBackoff, def.MaxBackoff)
+	pickDur(&c.NotFoundWindow, def.NotFoundWindow)
+	pickDur(&c.BreakerCooldown, def.BreakerCooldown)
+	return c
+}
+
+// DefaultPolicy is what a zero PolicyConfig means.
+var DefaultPolicy = PolicyConfig{
+	MaxConcurrent: 4, MaxAttempts: 10, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 3 * time.Second,
+	NotFoundWindow: 10 * time.Second, BreakerThreshold: 5, BreakerCooldown: 2 * time.Second,
+}
+
 func (c PolicyConfig) withDefaults() PolicyConfig {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.MaxConcurrent, 4)
-	def(&c.MaxAttempts, 10)
-	def(&c.BreakerThreshold, 5)
-	defDur(&c.BaseBackoff, 50*time.Millisecond)
-	defDur(&c.MaxBackoff, 3*time.Second)
-	defDur(&c.NotFoundWindow, 10*time.Second)
-	defDur(&c.BreakerCooldown, 2*time.Second)
+	c = c.Or(DefaultPolicy)
 	c.MaxConcurrent = max(c.MaxConcurrent, 1)
 	c.MaxAttempts = max(c.MaxAttempts, 1)
 	c.BaseBackoff = max(c.BaseBackoff, time.Millisecond)

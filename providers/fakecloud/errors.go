@@ -93,7 +93,7 @@ func classify(err error) error {
 func conflict(err error) error {
 	var e *api.Error
 	if errors.As(err, &e) && e.Code == api.CodeInvalidParameterValue {
-		return &providers.Error{Kind: providers.ErrConflict, Code: e.Code, Err: err}
+		return &providers.Error{Kind: providers.ErrConflict, Code: e.Code, Err: e}
 	}
 	return classify(err)
 }

@@ -189,11 +189,19 @@ func (d *LoadBalancing) SetSourceRanges(ctx context.Context, id string, ranges [
 	return err
 }
 
-// DeleteLoadBalancer implements providers.LoadBalancers.
+// DeleteLoadBalancer implements providers.LoadBalancers; one already gone is done.
 func (d *LoadBalancing) DeleteLoadBalancer(ctx context.Context, id string) error {
 	_, err := do(d, api.ActionDeleteLoadBalancer, func() (*api.DeleteLoadBalancerResponse, error) {
 		return d.c.DeleteLoadBalancer(ctx, &api.DeleteLoadBalancerRequest{LoadBalancerID: id})
 	})
+	return gone(err)
+}
+
+// gone makes a delete of what does not exist a success.
+func gone(err error) error {
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
 	return err
 }
 
@@ -211,12 +219,12 @@ func (d *LoadBalancing) CreateListener(ctx context.Context, lbID string, l provi
 	return fromListener(resp.Listener), nil
 }
 
-// DeleteListener implements providers.LoadBalancers.
+// DeleteListener implements providers.LoadBalancers; one already gone is done.
 func (d *LoadBalancing) DeleteListener(ctx context.Context, id string) error {
 	_, err := do(d, api.ActionDeleteListener, func() (*api.DeleteListenerResponse, error) {
 		return d.c.DeleteListener(ctx, &api.DeleteListenerRequest{ListenerID: id})
 	})
-	return err
+	return gone(err)
 }
 
 // ListTargetGroups implements providers.TargetGroups.
@@ -315,10 +323,7 @@ func (d *LoadBalancing) DeleteTargetGroup(ctx context.Context, id string) error 
 	_, err := do(d, api.ActionDeleteTargetGroup, func() (*api.DeleteTargetGroupResponse, error) {
 		return d.c.DeleteTargetGroup(ctx, &api.DeleteTargetGroupRequest{TargetGroupID: id})
 	})
-	if errors.Is(err, providers.ErrNotFound) {
-		return nil
-	}
-	return err
+	return gone(err)
 }
 
 func toTargets(ts []providers.Target) []api.Target {
