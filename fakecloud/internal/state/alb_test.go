@@ -525,3 +525,59 @@ func TestCertificateTags(t *testing.T) {
 	_, err = s.DescribeTags(admin(), &api.DescribeTagsRequest{ResourceIDs: []string{"cert-nope"}})
 	wantCode(t, err, api.ErrCertificateNotFound)
 }
+
+func TestModifyNetworkListener(t *testing.T) {
+	s := openT(t, Config{})
+	w := newLBWorld(t, s, api.SchemeInternal)
+	l := w.listen(t, 80)
+	other, err := s.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "other", Protocol: api.ProtocolTCP, Port: 9090, VpcID: w.vpc})
+	mustOK(t, err)
+	m, err := s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, Port: 8080,
+		DefaultActions: []api.Action{{Type: api.ActionTypeForward, TargetGroupID: other.TargetGroup.TargetGroupID}}})
+	mustOK(t, err)
+	if m.Listener.Port != 8080 || m.Listener.DefaultActions[0].TargetGroupID != other.TargetGroup.TargetGroupID {
+		t.Fatalf("modified network listener %+v", m.Listener)
+	}
+	_, err = s.RegisterTargets(admin(), &api.RegisterTargetsRequest{TargetGroupID: w.tg.TargetGroupID, Targets: []api.Target{{IP: "10.0.0.40"}}})
+	mustOK(t, err)
+	if h := w.health(t); h["10.0.0.40:8080"].TargetHealth.State != api.TargetHealthUnused {
+		t.Errorf("the old group's target is %+v, want unused", h["10.0.0.40:8080"].TargetHealth)
+	}
+	for _, req := range []*api.ModifyListenerRequest{
+		{ListenerID: l.ListenerID, Protocol: api.ProtocolHTTP},
+		{ListenerID: l.ListenerID, SSLPolicy: api.SSLPolicyDefault},
+		{ListenerID: l.ListenerID, DefaultActions: []api.Action{{Type: api.ActionTypeFixedResponse, FixedResponseConfig: &api.FixedResponseActionConfig{StatusCode: "200"}}}},
+	} {
+		_, err := s.ModifyListener(admin(), req)
+		wantCode(t, err, api.ErrValidationError)
+	}
+	_, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, Protocol: api.ProtocolUDP})
+	wantCode(t, err, api.ErrIncompatibleProtocols)
+	_, err = s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: l.ListenerID, Priority: 1, Conditions: pathRule("", "/"), Actions: forwardTo(other.TargetGroup.TargetGroupID)})
+	wantCode(t, err, api.ErrInvalidConfigurationRequest)
+}
+
+func TestALBClientTokens(t *testing.T) {
+	s := openT(t, Config{})
+	w := newALBWorld(t, s)
+	req := &api.CreateRuleRequest{ListenerID: w.listener.ListenerID, Priority: 4, Conditions: pathRule("", "/a"), Actions: forwardTo(w.tg.TargetGroupID), ClientToken: "rule-once"}
+	a, err := s.CreateRule(admin(), req)
+	mustOK(t, err)
+	b, err := s.CreateRule(admin(), req)
+	mustOK(t, err)
+	if a.Rule.RuleID != b.Rule.RuleID {
+		t.Errorf("a repeated CreateRule with one client token made %s and %s", a.Rule.RuleID, b.Rule.RuleID)
+	}
+	req.Priority = 5
+	_, err = s.CreateRule(admin(), req)
+	wantCode(t, err, api.ErrIdempotentParameterMismatch)
+	cert, key := testCert(t, []string{"a.example.com"}, time.Now().Add(time.Hour))
+	imp := &api.ImportCertificateRequest{Certificate: cert, PrivateKey: key, ClientToken: "cert-once"}
+	c1, err := s.ImportCertificate(admin(), imp)
+	mustOK(t, err)
+	c2, err := s.ImportCertificate(admin(), imp)
+	mustOK(t, err)
+	if c1.Certificate.CertificateID != c2.Certificate.CertificateID || len(s.Snapshot().Certificates) != 1 {
+		t.Errorf("a repeated ImportCertificate with one client token imported twice")
+	}
+}
