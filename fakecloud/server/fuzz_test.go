@@ -45,7 +45,7 @@ var fuzzActions = []string{
 // fuzzTarget is one in-process fakecloud whose handler the fuzzer calls directly.
 type fuzzTarget struct {
 	h        http.Handler
-	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2, $LB, $TG -> real IDs
+	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2, $LB, $TG, $L7, $HTTPTG -> real IDs
 	instance string            // an instance token
 }
 
@@ -77,6 +77,19 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	if err != nil {
 		f.Fatal(err)
 	}
+	alb, err := fx.admin.CreateLoadBalancer(ctx, &api.CreateLoadBalancerRequest{Name: "fuzz7", Type: api.LoadBalancerTypeApplication, SubnetID: fx.subnet.SubnetID})
+	if err != nil {
+		f.Fatal(err)
+	}
+	httpTG, err := fx.admin.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: "fuzz7", Protocol: api.ProtocolHTTP, Port: 80, VpcID: fx.vpc.VpcID})
+	if err != nil {
+		f.Fatal(err)
+	}
+	l7, err := fx.admin.CreateListener(ctx, &api.CreateListenerRequest{LoadBalancerID: alb.LoadBalancer.LoadBalancerID, Protocol: api.ProtocolHTTP, Port: 80,
+		DefaultActions: []api.Action{{Type: api.ActionTypeFixedResponse, FixedResponseConfig: &api.FixedResponseActionConfig{StatusCode: "404"}}}})
+	if err != nil {
+		f.Fatal(err)
+	}
 	inst := fx.instances[0]
 	return &fuzzTarget{
 		h: srv,
@@ -86,6 +99,7 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 			"$ENI", inst.NetworkInterfaces[0].NetworkInterfaceID,
 			"$ATTACH", inst.NetworkInterfaces[0].Attachment.AttachmentID,
 			"$LB", lb.LoadBalancer.LoadBalancerID, "$TG", tg.TargetGroup.TargetGroupID,
+			"$L7", l7.Listener.ListenerID, "$HTTPTG", httpTG.TargetGroup.TargetGroupID,
 		),
 		instance: inst.Token,
 	}
