@@ -79,11 +79,6 @@ func newRoot() *cobra.Command {
 		if o.LeaderElection && o.LeaderElectionNamespace == "" {
 			return errors.New("--leader-election-namespace (or $POD_NAMESPACE) is required with --leader-elect")
 		}
-		rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return fmt.Errorf("--kubeconfig: %w", err)
-		}
-		o.Rest = rest
 		p, err := all.Registry().LoadBalancing(cmd.Context(), cloud, providers.Settings{
 			Endpoint: endpoint, Region: region, Credentials: credentials(tokenFile), SubnetID: subnetID,
 			Observe: lbcontroller.ObserveCloudCall,
@@ -92,6 +87,9 @@ func newRoot() *cobra.Command {
 			return err
 		}
 		o.Config.Provider = p
+		if o.Rest, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+			return fmt.Errorf("--kubeconfig: %w", err)
+		}
 		return lbcontroller.Run(cmd.Context(), o)
 	}
 	cmd.Version = flatnet.Version
@@ -140,13 +138,13 @@ func newUninstall() *cobra.Command {
 			return errors.New("--subnet-id is required")
 		}
 		var err error
-		if o.Rest, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
-			return fmt.Errorf("--kubeconfig: %w", err)
-		}
 		if o.Provider, err = all.Registry().LoadBalancing(cmd.Context(), cloud, providers.Settings{
 			Endpoint: endpoint, Region: region, Credentials: credentials(tokenFile), SubnetID: subnetID,
 		}); err != nil {
 			return err
+		}
+		if o.Rest, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+			return fmt.Errorf("--kubeconfig: %w", err)
 		}
 		sum, err := lbcontroller.Uninstall(cmd.Context(), o)
 		if err != nil {
