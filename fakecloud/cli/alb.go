@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/client"
+	"github.com/flatnet/flatnet/fakecloud/internal/state"
 )
 
 // The application load balancer's commands: rules (`lb rule`), listener changes and
@@ -405,4 +407,43 @@ func certTable(certs []api.Certificate) func(*tabwriter.Writer) {
 				c.NotAfter.UTC().Format("2006-01-02"), orDash(strings.Join(c.InUseBy, ",")))
 		}
 	}
+}
+
+// albLimitFields are the quotas `serve --alb-limit NAME=N` sets.
+func albLimitFields(l *state.ALBLimits) map[string]*int {
+	return map[string]*int{
+		"rules-per-load-balancer":   &l.RulesPerLoadBalancer,
+		"condition-values-per-rule": &l.ConditionValuesPerRule,
+		"target-groups-per-action":  &l.TargetGroupsPerAction,
+		"certificates-per-listener": &l.CertificatesPerListener,
+		"certificates":              &l.Certificates,
+	}
+}
+
+func albLimitNames() []string {
+	names := []string{}
+	for n := range albLimitFields(&state.ALBLimits{}) {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// parseALBLimits reads --alb-limit NAME=N flags; quotas not named keep AWS's defaults.
+func parseALBLimits(flags []string) (state.ALBLimits, error) {
+	var l state.ALBLimits
+	fields := albLimitFields(&l)
+	for _, f := range flags {
+		name, v, _ := strings.Cut(f, "=")
+		dst, ok := fields[name]
+		if !ok {
+			return l, fmt.Errorf("--alb-limit %q: the quota must be one of %s", f, strings.Join(albLimitNames(), ", "))
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return l, fmt.Errorf("--alb-limit %q: want %s=N with N at least 1", f, name)
+		}
+		*dst = n
+	}
+	return l, nil
 }

@@ -107,3 +107,15 @@ func TestApplicationLoadBalancerCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseALBLimits(t *testing.T) {
+	l, err := parseALBLimits([]string{"rules-per-load-balancer=1000", "certificates=10"})
+	if err != nil || l.RulesPerLoadBalancer != 1000 || l.Certificates != 10 || l.TargetGroupsPerAction != 0 {
+		t.Errorf("parseALBLimits = %+v, %v", l, err)
+	}
+	for _, bad := range []string{"rules=5", "certificates=0", "certificates", "certificates=x"} {
+		if _, err := parseALBLimits([]string{bad}); err == nil {
+			t.Errorf("parseALBLimits(%q) accepted it", bad)
+		}
+	}
+}

@@ -35,6 +35,7 @@ type serveOptions struct {
 	throttle       bool
 	logLevel       string
 	faultSeed      int64
+	albLimits      []string
 	fabric         fabricOptions
 }
 
@@ -73,6 +74,7 @@ admin token file):
 	f.BoolVar(&o.throttle, "throttle", true, "throttle requests per caller and action like a real cloud")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.Int64Var(&o.faultSeed, "fault-seed", 0, "seed of fault injection (0: random; SetFault can reseed)")
+	f.StringArrayVar(&o.albLimits, "alb-limit", nil, "raise or lower an application load balancer quota, NAME=N (repeatable): "+strings.Join(albLimitNames(), ", "))
 	cmd.MarkFlagsMutuallyExclusive("admin-token", "admin-token-file")
 	o.fabric.addFlags(f)
 	return cmd
@@ -91,8 +93,12 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	limits, err := parseALBLimits(o.albLimits)
+	if err != nil {
+		return err
+	}
 	// With a data plane, load balancers are provisioning until it has programmed them.
-	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log, DataPlane: o.fabric.mode != fabricNone})
+	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log, DataPlane: o.fabric.mode != fabricNone, ALBLimits: limits})
 	if err != nil {
 		return fmt.Errorf("open state: %w", err)
 	}
