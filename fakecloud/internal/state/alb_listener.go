@@ -130,7 +130,7 @@ func (s *Store) createALBListener(t *tx, c Call, lb *lbRec, req *api.CreateListe
 	v := newViewer(t.Txn, c)
 	if old := first[listenerRec](t.Txn, tableListeners, indexListenerPort, r.PortKey); old != nil {
 		if old.Protocol == r.Protocol && old.SSLPolicy == r.SSLPolicy && reflect.DeepEqual(old.Actions, r.Actions) &&
-			len(old.CertificateIDs) > 0 == (len(r.CertificateIDs) > 0) && (len(r.CertificateIDs) == 0 || old.CertificateIDs[0] == r.CertificateIDs[0]) {
+			defaultCertificate(old) == defaultCertificate(r) {
 			return &api.CreateListenerResponse{Listener: v.listener(old)}, nil
 		}
 		return nil, api.Errorf(api.CodeDuplicateListener, "load balancer %s already has %s listener %s on port %d with other settings; modify it, delete it or pick another port",
@@ -144,6 +144,14 @@ func (s *Store) createALBListener(t *tx, c Call, lb *lbRec, req *api.CreateListe
 		return nil, err
 	}
 	return &api.CreateListenerResponse{Listener: v.listener(r)}, nil
+}
+
+// defaultCertificate is an HTTPS listener's default certificate ("" for others).
+func defaultCertificate(l *listenerRec) string {
+	if len(l.CertificateIDs) == 0 {
+		return ""
+	}
+	return l.CertificateIDs[0]
 }
 
 // putListener stores a new or changed listener and marks what changes with it: the target
