@@ -128,7 +128,7 @@ type HTTPHeaderConditionConfig struct {
 }
 
 // QueryStringConditionConfig: one of the key/value pairs is in the query string (the first
-// value of a key counts). A pair without a key matches any key's value (ELBv2's form).
+// value of a key counts). Unlike ELBv2, every pair names its key.
 type QueryStringConditionConfig struct {
 	Values    []QueryStringKeyValue `json:"Values"`
 	MatchType string                `json:"MatchType,omitempty"`
