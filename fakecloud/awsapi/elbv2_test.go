@@ -205,8 +205,8 @@ func TestELBv2PagesAndErrors(t *testing.T) {
 			_, err := c.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String("i"), Protocol: types.ProtocolEnumTcp, Port: aws.Int32(80), VpcId: vpc})
 			return err
 		}, api.CodeValidationError, 400},
-		{"HTTP target group", func() error {
-			_, err := c.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String("h"), Protocol: types.ProtocolEnumHttp, Port: aws.Int32(80), VpcId: vpc, TargetType: types.TargetTypeEnumIp})
+		{"GENEVE target group", func() error {
+			_, err := c.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{Name: aws.String("h"), Protocol: types.ProtocolEnumGeneve, Port: aws.Int32(80), VpcId: vpc, TargetType: types.TargetTypeEnumIp})
 			return err
 		}, api.CodeValidationError, 400},
 		{"target outside the VPC", func() error {
