@@ -25,7 +25,10 @@ type Config struct {
 	InstanceID    string
 	CloudEndpoint string
 	CloudToken    string
-	MetadataURL   string // default http://169.254.169.254
+	// CloudRegion is the region of a cloud that has regions (--cloud-region; AWS: empty takes
+	// AWS_REGION, then the metadata service's).
+	CloudRegion string
+	MetadataURL string // default http://169.254.169.254
 	// StateDir holds the datastore (default /var/lib/flatnet/ipamd).
 	StateDir string
 	// StateSync bounds how long an acknowledged allocation may sit in the kernel's page cache
@@ -154,6 +157,7 @@ func Flags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.InstanceID, "instance-id", "", "this node's instance ID (default: from the metadata service)")
 	fs.StringVar(&c.CloudEndpoint, "cloud-endpoint", "", "cloud API endpoint (default: from the metadata service)")
 	fs.StringVar(&c.CloudToken, "cloud-token", "", "cloud API token (default: from the metadata service)")
+	fs.StringVar(&c.CloudRegion, "cloud-region", "", "cloud region, for clouds that have them (aws: default $AWS_REGION, then the metadata service's)")
 	fs.StringVar(&c.MetadataURL, "metadata-url", c.MetadataURL, "instance metadata service")
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "datastore directory")
 	fs.DurationVar(&c.StateSync, "state-sync", c.StateSync,

@@ -79,7 +79,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Daemon, error) {
 	log = log.With("instance", d.cfg.InstanceID)
 	d.log = log
 	drv, err := deps.Clouds.IPAM(ctx, cfg.Cloud, providers.Settings{
-		Endpoint: d.cfg.CloudEndpoint, Credentials: providers.Credentials{Token: d.cfg.CloudToken}, Observe: d.m.observeCloud,
+		Endpoint: d.cfg.CloudEndpoint, Region: d.cfg.CloudRegion, Credentials: providers.Credentials{Token: d.cfg.CloudToken}, Observe: d.m.observeCloud,
 	})
 	if err != nil {
 		return nil, err

@@ -11,9 +11,12 @@ import (
 
 // discover fills the instance ID, cloud endpoint and token the flags left empty from the
 // metadata service, over an IMDSv2 session (the cloud token is served only within one, and the
-// session reply's hop limit keeps it from pods).
+// session reply's hop limit keeps it from pods). fakecloud's endpoint and token are fakecloud's
+// documents: another cloud's driver finds its endpoint and credentials in its own chain (AWS:
+// AWS_ENDPOINT_URL, the instance role), so only the instance ID is read for it.
 func (d *Daemon) discover(ctx context.Context) error {
-	if d.cfg.InstanceID != "" && d.cfg.CloudEndpoint != "" && d.cfg.CloudToken != "" {
+	fakecloud := d.cfg.Cloud == "" || d.cfg.Cloud == "fakecloud"
+	if d.cfg.InstanceID != "" && (!fakecloud || d.cfg.CloudEndpoint != "" && d.cfg.CloudToken != "") {
 		return nil
 	}
 	session, err := imdsSession(ctx, d.cfg.MetadataURL)
@@ -28,7 +31,7 @@ func (d *Daemon) discover(ctx context.Context) error {
 		{&d.cfg.CloudEndpoint, "fakecloud/endpoint"},
 		{&d.cfg.CloudToken, "fakecloud/token"},
 	} {
-		if *f.dst != "" {
+		if *f.dst != "" || !fakecloud && f.path != "instance-id" {
 			continue
 		}
 		v, err := metadata(ctx, d.cfg.MetadataURL, session, f.path)
