@@ -83,6 +83,7 @@ func newUpCmd(dir *string) *cobra.Command {
 	f.StringVar(&cfg.BinDir, "bin-dir", "", "where fakecloud, flatnet-ipamd and flatnet-cni are (default: beside flatnet-lab)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7480", "fakecloud's API address on loopback")
 	f.StringSliceVar(&cfg.IpamdArgs, "ipamd-arg", nil, "extra flag for every ipamd (repeatable)")
+	f.StringVar(&cfg.Cloud, "cloud", lab.CloudFakecloud, "how ipamd and lbcontroller reach fakecloud: "+lab.CloudFakecloud+" (its own API) or "+lab.CloudAWSAPI+" (the AWS driver on its EC2/ELBv2 endpoint)")
 	f.BoolVar(&cfg.Kubernetes, "kubernetes", false, "also run a Kubernetes control plane on an instance of its own (needs make k8s-bins)")
 	f.StringVar(&cfg.K8sBinDir, "k8s-bin-dir", "", "where etcd, kube-* and kubectl are (default $"+lab.K8sBinDirEnv+"; make k8s-bins prints it)")
 	f.StringVar(&cfg.APIServerListen, "apiserver-listen", "127.0.0.1:6443", "loopback address of the port-forward to the API server (with --kubernetes)")
@@ -201,6 +202,7 @@ func newDemoCmd(dir *string) *cobra.Command {
 	cmd.Flags().BoolVar(&opts.Kubernetes, "kubernetes", true, "also run the Kubernetes cluster part (needs make k8s-bins; --kubernetes=false for the network proofs only)")
 	cmd.Flags().StringVar(&opts.K8sBinDir, "k8s-bin-dir", "", "directory of etcd, kube-* and kubectl (default $"+lab.K8sBinDirEnv+")")
 	cmd.Flags().StringVar(&opts.APIServerListen, "apiserver-listen", "127.0.0.1:6443", "loopback address of the port-forward to the API server")
+	cmd.Flags().StringVar(&opts.Cloud, "cloud", lab.CloudFakecloud, "how ipamd and lbcontroller reach fakecloud: "+lab.CloudFakecloud+" (its own API) or "+lab.CloudAWSAPI+" (the AWS driver on its EC2/ELBv2 endpoint)")
 	return cmd
 }
 

@@ -127,17 +127,24 @@ func (l *Lab) ChartValues(tag string) map[string]any {
 	if cfg.PrefixMode {
 		mode = "prefix"
 	}
+	cloud := map[string]any{
+		"provider":  "fakecloud",
+		"subnetID":  l.st.SubnetID,
+		"fakecloud": map[string]any{"endpoint": fabric.APIEndpoint()},
+		"credentials": map[string]any{
+			"existingSecret": CloudSecret,
+		},
+	}
+	if cfg.Cloud == CloudAWSAPI {
+		// The AWS driver against fakecloud's EC2/ELBv2 endpoint: ipamd signs with its node's
+		// instance role (the metadata service), lbcontroller with the Secret's keys.
+		cloud["provider"] = "aws"
+		cloud["aws"] = map[string]any{"region": AWSRegion, "endpoint": fabric.APIEndpoint()}
+	}
 	return map[string]any{
 		"cluster": map[string]any{"name": LBClusterName},
 		"image":   map[string]any{"registry": ImageRegistry, "tag": tag},
-		"cloud": map[string]any{
-			"provider":  "fakecloud",
-			"subnetID":  l.st.SubnetID,
-			"fakecloud": map[string]any{"endpoint": fabric.APIEndpoint()},
-			"credentials": map[string]any{
-				"existingSecret": CloudSecret,
-			},
-		},
+		"cloud":   cloud,
 		"ipamd": map[string]any{
 			"mode":      mode,
 			"extraArgs": ipamdArgs,
@@ -166,6 +173,13 @@ func (l *Lab) installChart(ctx context.Context) error {
 	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: CloudSecret, Namespace: ReleaseNamespace},
 		StringData: map[string]string{"token": l.st.AdminToken},
+	}
+	if l.st.Config.Cloud == CloudAWSAPI {
+		id, secret, err := l.awsAdminKeys()
+		if err != nil {
+			return err
+		}
+		sec.StringData["AWS_ACCESS_KEY_ID"], sec.StringData["AWS_SECRET_ACCESS_KEY"] = id, secret
 	}
 	if _, err := kc.CoreV1().Secrets(ReleaseNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create the cloud Secret: %w", err)

@@ -24,6 +24,8 @@ type DemoOptions struct {
 	Kubernetes      bool
 	K8sBinDir       string
 	APIServerListen string
+	// Cloud is Config.Cloud: CloudFakecloud (default) or CloudAWSAPI.
+	Cloud string
 }
 
 // spoofAddr is an address of the VPC that no interface holds.
@@ -48,7 +50,7 @@ func (d *demo) ok(format string, args ...any) {
 // node's SNAT, that the fabric drops a spoofed source, that the pool refills and that a second
 // interface is attached when the first is full. Then it tears the lab down unless Keep.
 func Demo(ctx context.Context, o DemoOptions) error {
-	return demoRun(ctx, Config{Dir: o.Dir, BinDir: o.BinDir, Kubernetes: o.Kubernetes, K8sBinDir: o.K8sBinDir, APIServerListen: o.APIServerListen}, o)
+	return demoRun(ctx, Config{Dir: o.Dir, BinDir: o.BinDir, Kubernetes: o.Kubernetes, K8sBinDir: o.K8sBinDir, APIServerListen: o.APIServerListen, Cloud: o.Cloud}, o)
 }
 
 // demoRun is Demo on a given lab configuration (tests choose the prefix and port).

@@ -38,6 +38,11 @@ type Config struct {
 	SubnetCIDR   string // default 10.0.0.0/20
 	// IpamdArgs are extra flags for every ipamd.
 	IpamdArgs []string
+	// Cloud is how ipamd and lbcontroller reach fakecloud: CloudFakecloud (default, its JSON API
+	// through the fakecloud driver) or CloudAWSAPI (its EC2 and ELBv2 endpoint through the AWS
+	// driver on aws-sdk-go-v2, ipamd with the instance role's credentials from the metadata
+	// service, lbcontroller with fakecloud's administrator keys from the cloud Secret).
+	Cloud string
 	// FakecloudArgs are extra flags for fakecloud serve.
 	FakecloudArgs []string
 	// Kubernetes adds a control plane (etcd, kube-apiserver, kube-controller-manager,
@@ -83,6 +88,13 @@ func (c *Config) defaults() error {
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
+	}
+	switch c.Cloud {
+	case "":
+		c.Cloud = CloudFakecloud
+	case CloudFakecloud, CloudAWSAPI:
+	default:
+		return fmt.Errorf("--cloud %q: the lab runs with %s or %s", c.Cloud, CloudFakecloud, CloudAWSAPI)
 	}
 	if c.Nodes < 1 || c.Nodes > 50 {
 		return fmt.Errorf("--nodes %d: the lab runs 1 to 50 nodes", c.Nodes)

@@ -26,7 +26,7 @@ const (
 func (l *Lab) ipamdArgs(n Node) []string {
 	cfg := l.st.Config
 	args := []string{filepath.Join(cfg.BinDir, "flatnet-ipamd"),
-		"--cloud", "fakecloud",
+		"--cloud", l.driverName(),
 		"--socket", n.Socket(),
 		"--state-dir", n.StateDir(),
 		"--spool-dir", n.SpoolDir(),
@@ -45,7 +45,7 @@ func (l *Lab) ipamdArgs(n Node) []string {
 // startIpamd runs the node's ipamd as a process inside the node namespace, where it finds its
 // instance and the cloud through the metadata service, like on a real instance.
 func (l *Lab) startIpamd(n *Node) error {
-	pid, err := startProcess(n.Netns, filepath.Join(n.Dir, "ipamd.log"), nil, l.ipamdArgs(*n)...)
+	pid, err := startProcess(n.Netns, filepath.Join(n.Dir, "ipamd.log"), l.ipamdEnv(), l.ipamdArgs(*n)...)
 	if err != nil {
 		return fmt.Errorf("start ipamd on %s: %w", n.Name, err)
 	}
