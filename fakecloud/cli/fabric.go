@@ -77,6 +77,7 @@ type controlPlane interface {
 	fabric.Source
 	fabric.HealthReporter
 	fabric.LBStateReporter
+	fabric.CertificateSource
 }
 
 // apiServer is the API the fabric serves inside each VPC, whose fault injection also reaches
@@ -105,7 +106,7 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 	}
 	fab, err := fabric.New(fabric.Config{
 		Source: st, APIHandler: srv, Registerer: reg, Logger: log.With("component", "fabric"),
-		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown, Health: st, LBStates: st, Faults: srv,
+		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown, Health: st, LBStates: st, Faults: srv, Certificates: st,
 		Attach: attach,
 	})
 	if err != nil {

@@ -55,6 +55,9 @@ type Config struct {
 	LBStates LBStateReporter
 	// Faults, when set, may fail data-plane operations on purpose (see api.DataPlane*).
 	Faults FaultInjector
+	// Certificates reads the certificates (with keys) of application load balancers' HTTPS
+	// listeners; nil fails those listeners' load balancers.
+	Certificates CertificateSource
 	// Attach lists instances whose node is an existing namespace someone else owns, such as a
 	// kind node's container (attach.go); the others get namespaces the fabric makes.
 	Attach []Attachment
@@ -76,7 +79,9 @@ type Fabric struct {
 	actual    *World     // what is programmed; nil until read from the kernel
 	dirty     bool       // an operation failed: re-read the kernel before the next diff
 	listeners map[string]*vpcListeners
-	applied   atomic.Uint64 // sequence of the last snapshot applied without error
+	// albs are the application load balancers' L7 engines, by load balancer ID.
+	albs    map[string]*albRuntime
+	applied atomic.Uint64 // sequence of the last snapshot applied without error
 	// failures counts convergences in a row that failed: the retry wait grows with it.
 	failures int
 	// lbErrs are the load balancers a step failed for in the current convergence.
@@ -128,7 +133,7 @@ func New(cfg Config) (*Fabric, error) {
 	f := &Fabric{
 		cfg: cfg, log: cfg.Logger.With("component", "fabric", "prefix", cfg.Prefix),
 		k: newKernel(cfg.Prefix, cfg.MTU), md: metadata.NewServer(APIEndpoint()),
-		listeners: map[string]*vpcListeners{}, lbReported: map[string]lbStatus{},
+		listeners: map[string]*vpcListeners{}, albs: map[string]*albRuntime{}, lbReported: map[string]lbStatus{},
 		attachments: map[string]AttachmentStatus{},
 	}
 	if cfg.Health != nil {
@@ -206,6 +211,7 @@ func (f *Fabric) stop() {
 	if f.health != nil {
 		f.health.stopAll()
 	}
+	f.closeAllALBs()
 	f.k.close()
 	if f.cfg.TeardownOnExit {
 		if err := Down(f.cfg.Prefix); err != nil {
@@ -269,15 +275,19 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 	}
 	start := time.Now()
 	f.lbErrs, f.nodeErrs = map[string]error{}, map[string]error{}
+	f.closeALBs(desired)
 	err = f.execute(plan)
+	apps, aerr := f.syncALBs(snap, desired)
+	err = errors.Join(err, aerr)
 	if !plan.Empty() {
 		f.log.Debug("converged", "seq", snap.Seq, "took", time.Since(start), "err", err)
 	}
 	f.md.Update(snap)
-	st := lbStatuses(desired, f.actual, f.lbErrs)
+	st := lbStatuses(desired, f.actual, f.lbErrs, apps)
 	if f.health != nil {
 		f.health.sync(desired.Checks, programmed(st))
 	}
+	f.syncALBChecks(desired.Checks, programmed(st))
 	if rerr := f.reportLBs(st, desired.Checks); rerr != nil {
 		err = errors.Join(err, rerr)
 	}

@@ -75,7 +75,7 @@ func (l *lab) start() {
 		level = slog.LevelWarn
 	}
 	f, err := New(Config{Source: l.st, APIHandler: l.api, Prefix: l.prefix, RetryInterval: 50 * time.Millisecond,
-		Registerer: l.reg, Health: l.st, LBStates: l.st, Faults: l.faults, Attach: l.attach, AttachCheckInterval: 50 * time.Millisecond,
+		Registerer: l.reg, Health: l.st, LBStates: l.st, Faults: l.faults, Certificates: l.st, Attach: l.attach, AttachCheckInterval: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		l.t.Fatal(err)

@@ -1,24 +1,141 @@
 package fabric
 
 import (
+	"errors"
+	"net/netip"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/fabric/l7"
 )
 
-// TestDesiredLeavesApplicationLoadBalancers: until the L7 data plane is wired, an application
-// load balancer is neither programmed as a network one nor reported failed, so it stays
-// provisioning (honest), and its groups are not health checked by the L4 checker.
-func TestDesiredLeavesApplicationLoadBalancers(t *testing.T) {
-	snap := lbSnap(api.SchemeInternetFacing, nil, tgt("10.0.1.101", 8080, "initial"))
+// albSnap is lbSnap's load balancer as an application one: HTTP 80 with two rules (given out
+// of priority order) and a default fixed response; tg-1 (HTTP) and tg-2 (gRPC) groups.
+func albSnap(targets ...api.TargetHealthDescription) *api.Snapshot {
+	snap := lbSnap(api.SchemeInternetFacing, []string{"203.0.113.0/24"}, targets...)
 	snap.LoadBalancers[0].Type = api.LoadBalancerTypeApplication
 	snap.Listeners = []api.Listener{{ListenerID: "l-1", LoadBalancerID: "lb-1", Protocol: api.ProtocolHTTP, Port: 80,
-		DefaultActions: []api.Action{{Type: api.ActionTypeFixedResponse, FixedResponseConfig: &api.FixedResponseActionConfig{StatusCode: "404"}}}}}
+		DefaultActions: []api.Action{{Type: api.ActionTypeFixedResponse, FixedResponseConfig: &api.FixedResponseActionConfig{
+			StatusCode: "404", ContentType: "text/plain", MessageBody: "no route"}}}}}
+	one, zero := 1, 0
+	snap.Rules = []api.Rule{
+		{RuleID: "rule-b", ListenerID: "l-1", LoadBalancerID: "lb-1", Priority: 20,
+			Conditions: []api.RuleCondition{
+				{Field: api.ConditionHostHeader, HostHeaderConfig: &api.HostHeaderConditionConfig{Values: []string{"a.example.com", "*.example.org"}}},
+				{Field: api.ConditionHTTPRequestMethod, HTTPRequestMethodConfig: &api.HTTPRequestMethodConditionConfig{Values: []string{"GET", "HEAD"}}},
+			},
+			Actions: []api.Action{{Type: api.ActionTypeRedirect, RedirectConfig: &api.RedirectActionConfig{
+				Protocol: "HTTPS", Host: "#{host}", Path: "/#{path}", StatusCode: api.RedirectHTTP301}}}},
+		{RuleID: "rule-a", ListenerID: "l-1", LoadBalancerID: "lb-1", Priority: 10,
+			Conditions: []api.RuleCondition{
+				{Field: api.ConditionPathPattern, PathPatternConfig: &api.PathPatternConditionConfig{Values: []string{"/a"}, MatchType: api.MatchTypePrefix}},
+				{Field: api.ConditionHTTPHeader, HTTPHeaderConfig: &api.HTTPHeaderConditionConfig{HTTPHeaderName: "X-Pool", Values: []string{"b"}}},
+			},
+			Actions: []api.Action{{Type: api.ActionTypeForward,
+				ForwardConfig: &api.ForwardActionConfig{TargetGroups: []api.TargetGroupTuple{
+					{TargetGroupID: "tg-1", Weight: &one}, {TargetGroupID: "tg-2", Weight: &zero}}},
+				TimeoutConfig: &api.TimeoutConfig{RequestMillis: 1500}}}},
+	}
+	snap.TargetGroups[0].Protocol = api.ProtocolHTTP
+	snap.TargetGroups = append(snap.TargetGroups, api.TargetGroup{TargetGroupID: "tg-2", Protocol: api.ProtocolHTTP,
+		ProtocolVersion: api.ProtocolVersionGRPC, Port: 50051, VpcID: "vpc-1",
+		HealthCheck: api.HealthCheck{Protocol: api.ProtocolHTTP, Path: "/grpc.health.v1.Health/Check", Matcher: "0",
+			IntervalSeconds: 15, TimeoutSeconds: 5, HealthyThresholdCount: 2, UnhealthyThresholdCount: 2}})
+	return snap
+}
+
+// TestDesiredApplicationLoadBalancer: an application load balancer gets the network one's base
+// and a program that only guards its source ranges (its listeners are the L7 engine's), and
+// its targets are the L7 checker's, draining ones excepted.
+func TestDesiredApplicationLoadBalancer(t *testing.T) {
+	snap := albSnap(tgt("10.0.1.101", 8080, api.TargetHealthHealthy), tgt("10.0.1.102", 8080, api.TargetHealthDraining))
 	w, err := Desired(snap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.LBs["lb-1"] != nil || w.LBFailures["lb-1"] != "" {
-		t.Errorf("application load balancer: desired %+v, failure %q; want neither", w.LBs["lb-1"], w.LBFailures["lb-1"])
+	lb := w.LBs["lb-1"]
+	if lb == nil || !lb.App || w.LBFailures["lb-1"] != "" {
+		t.Fatalf("desired %+v, failure %q; want an application load balancer", lb, w.LBFailures["lb-1"])
+	}
+	if len(lb.Program.Listeners) != 0 || len(lb.Keep) != 0 {
+		t.Errorf("program %+v keeps %v; want no nftables listeners", lb.Program, lb.Keep)
+	}
+	if want := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}; !cmp.Equal(lb.Program.Allowed, want, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })) {
+		t.Errorf("allowed %v, want the source ranges %v", lb.Program.Allowed, want)
+	}
+	if len(w.Checks) != 1 || !w.Checks[0].App || w.Checks[0].Target.String() != "10.0.1.101:8080" {
+		t.Errorf("checks %+v, want the healthy target's, by the L7 checker", w.Checks)
+	}
+}
+
+// TestALBConfig: rules by priority with multi-value conditions expanded, the default actions
+// last, actions and groups as the engine takes them.
+func TestALBConfig(t *testing.T) {
+	unavailable := tgt("10.0.1.102", 8080, api.TargetHealthUnavailable)
+	unavailable.TargetHealth.Reason = api.ReasonInternalError
+	snap := albSnap(tgt("10.0.1.101", 8080, api.TargetHealthHealthy), unavailable)
+	cfg, err := albConfig("lb-1", indexALBs(snap), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redirect := l7.Action{Redirect: &l7.Redirect{Scheme: "https", StatusCode: 301}}
+	hosts := []string{"a.example.com", "*.example.org"}
+	want := l7.Config{
+		Listeners: []l7.Listener{{Port: 80, Protocol: l7.ProtocolHTTP, Rules: []l7.Rule{
+			{Name: "rule-a", Path: &l7.PathMatch{Type: l7.MatchPrefix, Value: "/a"},
+				Headers: []l7.HeaderMatch{{Name: "X-Pool", Type: l7.MatchExact, Value: "b"}},
+				Action: l7.Action{Forward: &l7.Forward{Backends: []l7.Backend{{TargetGroup: "tg-1", Weight: 1}, {TargetGroup: "tg-2", Weight: 0}}},
+					Timeouts: l7.Timeouts{Request: 1500 * time.Millisecond}}},
+			{Name: "rule-b#0", Hosts: hosts, Method: "GET", Action: redirect},
+			{Name: "rule-b#1", Hosts: hosts, Method: "HEAD", Action: redirect},
+			{Name: "l-1/default", Action: l7.Action{FixedResponse: &l7.FixedResponse{StatusCode: 404, ContentType: "text/plain", Body: "no route"}}},
+		}}},
+		TargetGroups: []l7.TargetGroup{
+			{Name: "tg-1", Protocol: l7.ProtocolHTTP, Targets: []l7.Target{
+				{Addr: netip.MustParseAddrPort("10.0.1.101:8080"), State: l7.StateHealthy},
+				// Unavailable only because the load balancer had failed: initial again.
+				{Addr: netip.MustParseAddrPort("10.0.1.102:8080"), State: l7.StateInitial}}},
+			{Name: "tg-2", Protocol: l7.ProtocolH2C},
+		},
+	}
+	if diff := cmp.Diff(want, cfg, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	if err := l7.Validate(cfg); err != nil {
+		t.Errorf("the engine refuses the translated config: %v", err)
+	}
+
+	// A configuration the engine refuses says which field: the reason the load balancer fails with.
+	snap.Rules[1].Conditions[0].PathPatternConfig = &api.PathPatternConditionConfig{Values: []string{"/a("}, MatchType: api.MatchTypeRegex}
+	cfg, err = albConfig("lb-1", indexALBs(snap), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *l7.ConfigError
+	if err := l7.Validate(cfg); !errors.As(err, &ce) || !strings.Contains(ce.Field, "path") {
+		t.Errorf("bad regex: %v, want a ConfigError naming the path", err)
+	}
+
+	// HTTPS without a certificate source cannot be built: the load balancer fails with why.
+	snap.Listeners[0].Protocol = api.ProtocolHTTPS
+	snap.Listeners[0].Certificates = []api.ListenerCertificate{{CertificateID: "cert-1", IsDefault: true}}
+	if _, err := albConfig("lb-1", indexALBs(snap), nil); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("https without certificates: %v, want an error about the certificate", err)
+	}
+}
+
+// TestL7Check: a group's check as the L7 checker runs it (gRPC groups with the gRPC health
+// service, a numeric port kept).
+func TestL7Check(t *testing.T) {
+	c := Check{HealthCheck: api.HealthCheck{Protocol: api.ProtocolHTTP, Port: "9001", Path: "/grpc.health.v1.Health/Check",
+		Matcher: "0", IntervalSeconds: 5, TimeoutSeconds: 2, HealthyThresholdCount: 3, UnhealthyThresholdCount: 4}, GRPC: true}
+	want := l7.HealthCheck{Protocol: l7.HealthGRPC, Port: 9001, Path: "/grpc.health.v1.Health/Check", Matcher: "0",
+		Interval: 5 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 3, UnhealthyThreshold: 4}
+	if diff := cmp.Diff(want, l7Check(c)); diff != "" {
+		t.Errorf("check (-want +got):\n%s", diff)
 	}
 }

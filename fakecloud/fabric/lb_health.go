@@ -44,7 +44,7 @@ func (h *healthChecks) sync(checks []Check, ready func(lb string) bool) {
 	defer h.mu.Unlock()
 	want := map[string]Check{}
 	for _, c := range checks {
-		if ready(c.LB) {
+		if ready(c.LB) && !c.App { // application targets are the L7 checker's (alb.go)
 			want[c.key()] = c
 		}
 	}

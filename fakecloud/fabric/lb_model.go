@@ -35,6 +35,9 @@ type LB struct {
 	// sorted keepKeys: connections to any other target (one whose drain deadline passed, or
 	// deregistered) are cut. Nil when observed.
 	Keep []string
+	// App marks an application load balancer: its Program has no listeners (only the source
+	// ranges' guard), and an L7 engine in its namespace serves its listeners (alb.go).
+	App bool
 }
 
 // sameBase reports whether two load balancers have the same link and addresses.
@@ -70,7 +73,10 @@ type TargetAddr struct {
 	Port int
 }
 
-func (t TargetAddr) String() string { return netip.AddrPortFrom(t.IP, uint16(t.Port)).String() }
+func (t TargetAddr) String() string { return t.AddrPort().String() }
+
+// AddrPort is the target as a netip.AddrPort.
+func (t TargetAddr) AddrPort() netip.AddrPort { return netip.AddrPortFrom(t.IP, uint16(t.Port)) }
 
 // keepKey names a target as connections to it are tracked: by protocol, IP and port.
 func keepKey(proto string, t TargetAddr) string { return proto + " " + t.String() }
@@ -92,6 +98,9 @@ type Check struct {
 	HealthCheck   api.HealthCheck
 	// State and Reason are the control plane's current view, which a new checker starts from.
 	State, Reason string
+	// App marks a target of an application load balancer, which the L7 checker probes (GRPC:
+	// with the gRPC health service); the others are the network checker's.
+	App, GRPC bool
 }
 
 // key identifies a checker: a new health-check configuration starts a new one.
@@ -124,25 +133,27 @@ func indexLBs(snap *api.Snapshot) lbSnapshot {
 // addLBs adds the snapshot's load balancers to a desired World and returns the health checks
 // they run. Malformed entries are skipped and reported.
 func (w *World) addLBs(snap *api.Snapshot, subnets map[string]subnetInfo) ([]Check, error) {
-	ix := indexLBs(snap)
+	ix := indexALBs(snap)
 	var checks []Check
 	var errs []error
 	for i := range snap.LoadBalancers {
 		lb := &snap.LoadBalancers[i]
 		r := w.Routers[lb.VpcID]
-		if r == nil || lb.Type == api.LoadBalancerTypeApplication {
-			// Application load balancers are the L7 data plane's (not wired yet): they stay
-			// provisioning rather than being programmed, or reported, as network ones.
+		if r == nil {
 			continue
 		}
-		d, err := desiredLB(lb, r.CIDR, subnets, ix)
+		d, err := desiredLB(lb, r.CIDR, subnets, ix.lbSnapshot)
 		if err != nil {
 			errs = append(errs, err)
 			w.LBFailures[lb.LoadBalancerID] = err.Error()
 			continue
 		}
 		w.LBs[d.ID] = d
-		checks = append(checks, lbChecks(d, ix)...)
+		if d.App {
+			checks = append(checks, albChecks(d, ix)...)
+		} else {
+			checks = append(checks, lbChecks(d, ix.lbSnapshot)...)
+		}
 	}
 	return checks, errors.Join(errs...)
 }
@@ -167,7 +178,12 @@ func desiredLB(lb *api.LoadBalancer, vpcCIDR netip.Prefix, subnets map[string]su
 	if prog.Allowed, err = allowedSources(lb, vpcCIDR); err != nil {
 		return nil, err
 	}
+	// An application load balancer's listeners are its L7 engine's: its program only guards.
+	d.App = lb.Type == api.LoadBalancerTypeApplication
 	for _, l := range ix.listeners[lb.LoadBalancerID] {
+		if d.App {
+			break
+		}
 		proto := strings.ToLower(l.Protocol)
 		if (proto != "tcp" && proto != "udp") || l.Port < 1 || l.Port > 65535 {
 			return nil, fmt.Errorf("load balancer %s: listener %s: %s port %d is not a TCP or UDP port",

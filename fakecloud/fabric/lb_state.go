@@ -60,15 +60,16 @@ func (f *Fabric) injected(op, object string) error {
 }
 
 // lbStatuses decides each desired load balancer's verdict after a convergence: active when its
-// base is ensured and the kernel runs its current program, failed when a step for it failed in
+// base is ensured and the kernel runs its current program (and, for an application load
+// balancer, its L7 engine its current configuration: apps), failed when a step for it failed in
 // this pass (or it could not even be built from the snapshot). A load balancer with neither
 // (its router not ready yet) keeps the verdict it had.
-func lbStatuses(desired, actual *World, failed map[string]error) map[string]lbStatus {
+func lbStatuses(desired, actual *World, failed map[string]error, apps map[string]bool) map[string]lbStatus {
 	out := map[string]lbStatus{}
 	for id, d := range desired.LBs {
 		a := actual.LBs[id]
 		switch {
-		case a != nil && a.Ready && a.Program.Hash == d.Program.Hash:
+		case a != nil && a.Ready && a.Program.Hash == d.Program.Hash && (!d.App || apps[id]):
 			out[id] = lbStatus{state: api.LoadBalancerStateActive}
 		case failed[id] != nil:
 			out[id] = lbStatus{state: api.LoadBalancerStateFailed, reason: failed[id].Error()}

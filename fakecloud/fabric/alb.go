@@ -1,0 +1,261 @@
+package fabric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/fabric/l7"
+)
+
+// albCloseTimeout bounds how long closing an engine lets its requests in flight finish: the
+// fabric holds its lock meanwhile.
+const albCloseTimeout = 2 * time.Second
+
+// albRuntime is an application load balancer's data plane: an L7 engine whose sockets live in
+// the load balancer's namespace, and the checker of its targets.
+type albRuntime struct {
+	id   string
+	ns   string
+	addr netip.Addr // the private address: the source of forwarded requests and checks
+	ino  uint64     // the namespace the sockets were opened in (a recreated one has another)
+	eng  *l7.Engine
+	chk  *l7.Checker // nil without Config.Health
+	reg  *trackedRegisterer
+	// applied is the configHash of the configuration the engine runs ("" before the first).
+	applied string
+}
+
+// newALB starts an engine, serving nothing yet, for a load balancer whose base is ensured.
+func (f *Fabric) newALB(lb *LB) (*albRuntime, error) {
+	ns := LBNetns(f.cfg.Prefix, lb.ID)
+	rt := &albRuntime{id: lb.ID, ns: ns, addr: lb.Addr.Addr(), ino: netnsIno(ns)}
+	dial := dialFrom(ns, rt.addr)
+	opts := l7.Options{
+		// Every address of the namespace is the load balancer's (private and public VIP).
+		Listen: func(port int) (net.Listener, error) {
+			return listenIn(ns, net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
+		},
+		Dial: dial,
+		Log:  f.log.With("lb", lb.ID),
+	}
+	if f.cfg.Registerer != nil {
+		rt.reg = &trackedRegisterer{Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"lb": lb.ID}, f.cfg.Registerer)}
+		opts.Registerer = rt.reg
+	}
+	eng, err := l7.New(opts)
+	if err != nil {
+		rt.reg.unregisterAll()
+		return nil, fmt.Errorf("l7 engine of load balancer %s: %w", lb.ID, err)
+	}
+	rt.eng = eng
+	if f.cfg.Health != nil {
+		chk, err := l7.NewChecker(l7.CheckerOptions{Report: albHealth{f.cfg.Health}, Dial: dial, Log: f.log.With("lb", lb.ID)})
+		if err != nil {
+			rt.close()
+			return nil, fmt.Errorf("target checker of load balancer %s: %w", lb.ID, err)
+		}
+		rt.chk = chk
+	}
+	return rt, nil
+}
+
+// close stops the checks and the engine (requests in flight get albCloseTimeout) and drops
+// the engine's metrics. The sockets it closes are what keeps a deleted namespace alive.
+func (rt *albRuntime) close() {
+	if rt.chk != nil {
+		rt.chk.Close()
+	}
+	if rt.eng != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), albCloseTimeout)
+		_ = rt.eng.Close(ctx)
+		cancel()
+	}
+	rt.reg.unregisterAll()
+}
+
+// closeALBs closes the engines of load balancers that are no longer wanted as application
+// ones or whose private address changed; it runs before the plan, so a namespace being deleted
+// holds no socket of ours.
+func (f *Fabric) closeALBs(desired *World) {
+	for id, rt := range f.albs {
+		if d := desired.LBs[id]; d == nil || !d.App || d.Addr.Addr() != rt.addr {
+			rt.close()
+			delete(f.albs, id)
+		}
+	}
+}
+
+// closeAllALBs closes every engine (the fabric stops).
+func (f *Fabric) closeAllALBs() {
+	for id, rt := range f.albs {
+		rt.close()
+		delete(f.albs, id)
+	}
+}
+
+// syncALBs applies each application load balancer's configuration to its engine, once its base
+// is ensured, and returns the load balancers whose engine runs their current configuration.
+// An engine is started on first need and again when its namespace was recreated. A
+// configuration that cannot be built or that the engine refuses fails the load balancer (the
+// engine keeps serving the configuration it had); the next convergence tries again.
+func (f *Fabric) syncALBs(snap *api.Snapshot, desired *World) (map[string]bool, error) {
+	ix := indexALBs(snap)
+	current := map[string]bool{}
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(desired.LBs)) {
+		d, a := desired.LBs[id], f.actual.LBs[id]
+		if !d.App || a == nil || !a.Ready {
+			continue
+		}
+		if rt := f.albs[id]; rt != nil && rt.ino != netnsIno(rt.ns) {
+			f.log.Warn("namespace of application load balancer was recreated; restarting its engine", "lb", id)
+			rt.close()
+			delete(f.albs, id)
+		}
+		cfg, err := albConfig(id, ix, f.cfg.Certificates)
+		if err != nil {
+			err = fmt.Errorf("load balancer %s: %w", id, err)
+			f.lbErrs[id] = err
+			errs = append(errs, err)
+			continue
+		}
+		hash := configHash(cfg)
+		if rt := f.albs[id]; rt != nil && rt.applied == hash {
+			current[id] = true
+			continue
+		}
+		err = f.lbStep(id, opProgramLB, func() error { return f.applyALB(d, cfg, hash) })
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		current[id] = true
+	}
+	return current, errors.Join(errs...)
+}
+
+// applyALB hands cfg to the load balancer's engine, starting the engine if needed.
+func (f *Fabric) applyALB(lb *LB, cfg l7.Config, hash string) error {
+	rt := f.albs[lb.ID]
+	if rt == nil {
+		var err error
+		if rt, err = f.newALB(lb); err != nil {
+			return err
+		}
+		f.albs[lb.ID] = rt
+	}
+	if err := rt.eng.Apply(cfg); err != nil {
+		return fmt.Errorf("load balancer %s: the L7 engine refused the configuration: %w", lb.ID, err)
+	}
+	rt.applied = hash
+	return nil
+}
+
+// syncALBChecks makes each engine's checker probe the targets of its load balancer, while the
+// load balancer runs its current configuration (no target turns healthy behind one that does
+// not forward to it), and none otherwise.
+func (f *Fabric) syncALBChecks(checks []Check, ready func(string) bool) {
+	want := map[string][]l7.CheckTarget{}
+	for _, c := range checks {
+		if c.App && ready(c.LB) {
+			want[c.LB] = append(want[c.LB], l7.CheckTarget{TargetGroup: c.TargetGroupID, Addr: c.Target.AddrPort(),
+				Check: l7Check(c), Known: l7.TargetState(dataPlaneState(api.TargetHealth{State: c.State, Reason: c.Reason})),
+				KnownReason: c.Reason})
+		}
+	}
+	for id, rt := range f.albs {
+		if rt.chk == nil {
+			continue
+		}
+		if err := rt.chk.Sync(want[id]); err != nil {
+			f.log.Warn("some target checks of the application load balancer cannot run", "lb", id, "err", err)
+		}
+	}
+}
+
+// albHealth hands the L7 checker's transitions to the control plane as the network checks do.
+type albHealth struct{ r HealthReporter }
+
+func (h albHealth) ReportHealth(_ context.Context, reps []l7.HealthReport) error {
+	out := make([]api.TargetHealthReport, 0, len(reps))
+	for _, r := range reps {
+		out = append(out, api.TargetHealthReport{TargetGroupID: r.TargetGroup, IP: r.Addr.Addr().String(),
+			Port: int(r.Addr.Port()), State: string(r.State), Reason: r.Reason,
+			Description: truncate(r.Description, maxTargetDescription)})
+	}
+	return h.r.ReportTargetHealth(out)
+}
+
+// dialFrom dials from inside a namespace, from src: the target sees the load balancer's
+// private address as its peer. The socket is made on a thread in the namespace and stays there.
+func dialFrom(ns string, src netip.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := InNetns(ns, func() error {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+			var err error
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+}
+
+// netnsIno identifies the namespace mounted at a name (0 if none).
+func netnsIno(ns string) uint64 {
+	var st unix.Stat_t
+	if err := unix.Stat(NetnsPath(ns), &st); err != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// trackedRegisterer remembers what an engine registered, so closing the engine unregisters it
+// and a later engine of the same load balancer can register again.
+type trackedRegisterer struct {
+	prometheus.Registerer
+	mu sync.Mutex
+	cs []prometheus.Collector
+}
+
+func (t *trackedRegisterer) Register(c prometheus.Collector) error {
+	if err := t.Registerer.Register(c); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.cs = append(t.cs, c)
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *trackedRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := t.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (t *trackedRegisterer) unregisterAll() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.cs {
+		t.Unregister(c)
+	}
+	t.cs = nil
+}

@@ -1,0 +1,348 @@
+package fabric
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/fabric/l7"
+)
+
+// CertificateSource reads an imported certificate with its private key, for HTTPS listeners.
+// *state.Store satisfies it in-process (the key never crosses the API).
+type CertificateSource interface {
+	CertificateKeyPair(id string) (api.CertificateKeyPair, bool)
+}
+
+// albSnapshot adds the application parts to the load-balancer index of a snapshot.
+type albSnapshot struct {
+	lbSnapshot
+	rules map[string][]api.Rule // by listener, by ascending priority
+}
+
+func indexALBs(snap *api.Snapshot) albSnapshot {
+	ix := albSnapshot{lbSnapshot: indexLBs(snap), rules: map[string][]api.Rule{}}
+	for _, r := range snap.Rules {
+		if !r.IsDefault {
+			ix.rules[r.ListenerID] = append(ix.rules[r.ListenerID], r)
+		}
+	}
+	for _, rs := range ix.rules {
+		slices.SortFunc(rs, func(a, b api.Rule) int { return cmp.Compare(a.Priority, b.Priority) })
+	}
+	return ix
+}
+
+// albConfig builds the L7 engine's configuration of an application load balancer from the
+// snapshot: each listener's rules by ascending priority, then its default actions as a last
+// rule without conditions; every target group an action names, with its targets' states.
+// Certificates are read through certs. It is pure but for certs; Apply validates the result.
+func albConfig(lbID string, ix albSnapshot, certs CertificateSource) (l7.Config, error) {
+	var cfg l7.Config
+	groups := map[string]bool{}
+	listeners := slices.Clone(ix.listeners[lbID])
+	slices.SortFunc(listeners, func(a, b api.Listener) int { return cmp.Compare(a.Port, b.Port) })
+	for _, al := range listeners {
+		l := l7.Listener{Port: al.Port, Protocol: l7.Protocol(al.Protocol)}
+		for i, c := range al.Certificates {
+			if certs == nil {
+				return cfg, fmt.Errorf("listener %s: HTTPS needs certificates, and the fabric has no certificate source", al.ListenerID)
+			}
+			kp, ok := certs.CertificateKeyPair(c.CertificateID)
+			if !ok {
+				return cfg, fmt.Errorf("listener %s: certificate %s does not exist", al.ListenerID, c.CertificateID)
+			}
+			l.Certificates = append(l.Certificates, l7.Certificate{Name: c.CertificateID,
+				CertPEM: []byte(kp.CertificatePem), KeyPEM: []byte(kp.PrivateKeyPem), Default: i == 0})
+		}
+		for _, r := range ix.rules[al.ListenerID] {
+			rules, err := albRules(r.RuleID, r.Conditions, r.Actions, groups)
+			if err != nil {
+				return cfg, fmt.Errorf("rule %s: %w", r.RuleID, err)
+			}
+			l.Rules = append(l.Rules, rules...)
+		}
+		def, err := albRules(al.ListenerID+"/default", nil, al.DefaultActions, groups)
+		if err != nil {
+			return cfg, fmt.Errorf("listener %s default actions: %w", al.ListenerID, err)
+		}
+		l.Rules = append(l.Rules, def...)
+		cfg.Listeners = append(cfg.Listeners, l)
+	}
+	for _, id := range slices.Sorted(maps.Keys(groups)) {
+		cfg.TargetGroups = append(cfg.TargetGroups, albGroup(id, ix))
+	}
+	return cfg, nil
+}
+
+// albGroup is a target group as the engine takes it. A group the snapshot lacks has no
+// targets (the control plane refuses actions naming unknown groups; it may be mid-delete).
+func albGroup(id string, ix albSnapshot) l7.TargetGroup {
+	g := ix.groups[id]
+	tg := l7.TargetGroup{Name: id, Protocol: l7.ProtocolHTTP}
+	switch {
+	case g.Protocol == api.ProtocolHTTPS:
+		// An ALB does not verify its targets' certificates.
+		tg.Protocol, tg.TLS = l7.ProtocolHTTPS, &l7.BackendTLS{InsecureSkipVerify: true}
+	case g.ProtocolVersion == api.ProtocolVersionHTTP2 || g.ProtocolVersion == api.ProtocolVersionGRPC:
+		tg.Protocol = l7.ProtocolH2C
+	}
+	for _, t := range ix.targets[id] {
+		if a, ok := parseTarget(t.Target); ok {
+			tg.Targets = append(tg.Targets, l7.Target{Addr: a.AddrPort(), State: l7.TargetState(dataPlaneState(t.TargetHealth))})
+		}
+	}
+	return tg
+}
+
+// dataPlaneState is a target's state as the engine and its checker should take it. A target
+// the fabric marked unavailable because its load balancer failed (reason InternalError) is
+// initial again once the engine runs the load balancer's configuration: requests fail open to
+// it and its checks decide its health, as for a new target. (The engine would never send to an
+// unavailable target, and its checker leaves those to the control plane.)
+func dataPlaneState(h api.TargetHealth) string {
+	if h.State == api.TargetHealthUnavailable && h.Reason == api.ReasonInternalError {
+		return api.TargetHealthInitial
+	}
+	return h.State
+}
+
+// albRules turns one rule into the engine's rules: a condition with several path, method,
+// header or query values expands into one rule per combination (the values of a condition are
+// ORed, the engine's conditions ANDed); host values stay one list, which the engine ORs.
+func albRules(name string, conds []api.RuleCondition, actions []api.Action, groups map[string]bool) ([]l7.Rule, error) {
+	if len(actions) != 1 {
+		return nil, fmt.Errorf("has %d actions, want exactly one", len(actions))
+	}
+	act, err := albAction(actions[0], groups)
+	if err != nil {
+		return nil, err
+	}
+	rules := []l7.Rule{{Name: name, Action: act}}
+	// each replaces every rule so far by one copy per value of a condition.
+	each := func(n int, set func(r *l7.Rule, i int)) {
+		var out []l7.Rule
+		for _, r := range rules {
+			for i := range n {
+				c := r
+				c.Headers, c.Query = slices.Clone(r.Headers), slices.Clone(r.Query)
+				set(&c, i)
+				out = append(out, c)
+			}
+		}
+		rules = out
+	}
+	for _, c := range conds {
+		switch {
+		case c.HostHeaderConfig != nil:
+			for i := range rules {
+				rules[i].Hosts = append(rules[i].Hosts, c.HostHeaderConfig.Values...)
+			}
+		case c.PathPatternConfig != nil:
+			p := c.PathPatternConfig
+			typ := l7.MatchType(cmp.Or(p.MatchType, api.MatchTypeExact))
+			each(len(p.Values), func(r *l7.Rule, i int) { r.Path = &l7.PathMatch{Type: typ, Value: p.Values[i]} })
+		case c.HTTPHeaderConfig != nil:
+			h := c.HTTPHeaderConfig
+			typ := l7.MatchType(cmp.Or(h.MatchType, api.MatchTypeExact))
+			each(len(h.Values), func(r *l7.Rule, i int) {
+				r.Headers = append(r.Headers, l7.HeaderMatch{Name: h.HTTPHeaderName, Type: typ, Value: h.Values[i]})
+			})
+		case c.QueryStringConfig != nil:
+			q := c.QueryStringConfig
+			typ := l7.MatchType(cmp.Or(q.MatchType, api.MatchTypeExact))
+			each(len(q.Values), func(r *l7.Rule, i int) {
+				r.Query = append(r.Query, l7.QueryMatch{Name: q.Values[i].Key, Type: typ, Value: q.Values[i].Value})
+			})
+		case c.HTTPRequestMethodConfig != nil:
+			m := c.HTTPRequestMethodConfig
+			each(len(m.Values), func(r *l7.Rule, i int) { r.Method = m.Values[i] })
+		default:
+			return nil, fmt.Errorf("condition %q has no values", c.Field)
+		}
+	}
+	if len(rules) > 1 {
+		for i := range rules {
+			rules[i].Name = fmt.Sprintf("%s#%d", name, i)
+		}
+	}
+	return rules, nil
+}
+
+// albAction is an API action as the engine's, recording the target groups it names.
+func albAction(a api.Action, groups map[string]bool) (l7.Action, error) {
+	var out l7.Action
+	out.RequestHeaders = headerEdit(a.RequestHeaderModifications)
+	out.ResponseHeaders = headerEdit(a.ResponseHeaderModifications)
+	switch a.Type {
+	case api.ActionTypeForward:
+		fw := &l7.Forward{}
+		if a.ForwardConfig != nil {
+			for _, g := range a.ForwardConfig.TargetGroups {
+				w := 1
+				if g.Weight != nil {
+					w = *g.Weight
+				}
+				groups[g.TargetGroupID] = true
+				fw.Backends = append(fw.Backends, l7.Backend{TargetGroup: g.TargetGroupID, Weight: w,
+					RequestHeaders: headerEdit(g.RequestHeaderModifications), ResponseHeaders: headerEdit(g.ResponseHeaderModifications)})
+			}
+		} else if a.TargetGroupID != "" {
+			groups[a.TargetGroupID] = true
+			fw.Backends = []l7.Backend{{TargetGroup: a.TargetGroupID, Weight: 1}}
+		}
+		out.Forward = fw
+		if rw := a.URLRewriteConfig; rw != nil {
+			out.Rewrite = &l7.Rewrite{Hostname: rw.Host, Path: pathModifier(rw.PathModification)}
+		}
+		for _, m := range a.RequestMirrors {
+			pct := 100.0
+			if m.Percent != nil {
+				pct = *m.Percent
+			}
+			groups[m.TargetGroupID] = true
+			out.Mirrors = append(out.Mirrors, l7.Mirror{TargetGroup: m.TargetGroupID, Percent: pct})
+		}
+		if t := a.TimeoutConfig; t != nil {
+			out.Timeouts = l7.Timeouts{Request: time.Duration(t.RequestMillis) * time.Millisecond,
+				BackendRequest: time.Duration(t.BackendRequestMillis) * time.Millisecond}
+		}
+	case api.ActionTypeRedirect:
+		if a.RedirectConfig == nil {
+			return out, fmt.Errorf("redirect without RedirectConfig")
+		}
+		rd, err := albRedirect(*a.RedirectConfig)
+		if err != nil {
+			return out, err
+		}
+		out.Redirect = rd
+	case api.ActionTypeFixedResponse:
+		fr := a.FixedResponseConfig
+		if fr == nil {
+			return out, fmt.Errorf("fixed-response without FixedResponseConfig")
+		}
+		code, err := strconv.Atoi(fr.StatusCode)
+		if err != nil {
+			return out, fmt.Errorf("fixed-response status code %q is not a number", fr.StatusCode)
+		}
+		out.FixedResponse = &l7.FixedResponse{StatusCode: code, ContentType: fr.ContentType, Body: fr.MessageBody}
+	default:
+		return out, fmt.Errorf("action type %q is not forward, redirect or fixed-response", a.Type)
+	}
+	return out, nil
+}
+
+// albRedirect maps a redirect; ELBv2's placeholders (#{protocol}, #{host}, /#{path}) and empty
+// fields keep the request's value, which is what the engine's zero values mean.
+func albRedirect(rc api.RedirectActionConfig) (*l7.Redirect, error) {
+	rd := &l7.Redirect{Port: rc.Port}
+	if p := rc.Protocol; p != "" && p != "#{protocol}" {
+		rd.Scheme = strings.ToLower(p)
+	}
+	if h := rc.Host; h != "" && h != "#{host}" {
+		rd.Hostname = h
+	}
+	switch {
+	case rc.PathModification != nil:
+		rd.Path = pathModifier(rc.PathModification)
+	case rc.Path != "" && rc.Path != "/#{path}":
+		rd.Path = &l7.PathModifier{Type: l7.ReplaceFullPath, Value: rc.Path}
+	}
+	if rc.StatusCode != "" {
+		code, err := strconv.Atoi(strings.TrimPrefix(rc.StatusCode, "HTTP_"))
+		if err != nil {
+			return nil, fmt.Errorf("redirect status code %q is not HTTP_30x", rc.StatusCode)
+		}
+		rd.StatusCode = code
+	}
+	return rd, nil
+}
+
+func pathModifier(pm *api.PathModification) *l7.PathModifier {
+	if pm == nil {
+		return nil
+	}
+	return &l7.PathModifier{Type: l7.PathModifierType(pm.Type), Value: pm.Value}
+}
+
+func headerEdit(hm *api.HeaderModifications) l7.HeaderEdit {
+	if hm == nil {
+		return l7.HeaderEdit{}
+	}
+	var e l7.HeaderEdit
+	for _, h := range hm.Set {
+		e.Set = append(e.Set, l7.Header{Name: h.Name, Value: h.Value})
+	}
+	for _, h := range hm.Add {
+		e.Add = append(e.Add, l7.Header{Name: h.Name, Value: h.Value})
+	}
+	e.Remove = slices.Clone(hm.Remove)
+	return e
+}
+
+// albChecks lists the health checks of an application load balancer: every registered target
+// that is not draining or unused, of every group its listeners' actions name.
+func albChecks(lb *LB, ix albSnapshot) []Check {
+	groups := map[string]bool{}
+	for _, l := range ix.listeners[lb.ID] {
+		for _, r := range ix.rules[l.ListenerID] {
+			for _, a := range r.Actions {
+				_, _ = albAction(a, groups)
+			}
+		}
+		for _, a := range l.DefaultActions {
+			_, _ = albAction(a, groups)
+		}
+	}
+	var out []Check
+	for _, id := range slices.Sorted(maps.Keys(groups)) {
+		g, ok := ix.groups[id]
+		if !ok {
+			continue
+		}
+		for _, t := range ix.targets[id] {
+			addr, ok := parseTarget(t.Target)
+			if !ok || t.TargetHealth.State == api.TargetHealthDraining || t.TargetHealth.State == api.TargetHealthUnused {
+				continue
+			}
+			out = append(out, Check{LB: lb.ID, Source: lb.Addr.Addr(), TargetGroupID: id, Target: addr,
+				HealthCheck: g.HealthCheck, State: t.TargetHealth.State, Reason: t.TargetHealth.Reason,
+				App: true, GRPC: g.ProtocolVersion == api.ProtocolVersionGRPC})
+		}
+	}
+	return out
+}
+
+// l7Check is an application target group's check as the engine's checker runs it.
+func l7Check(c Check) l7.HealthCheck {
+	hc := c.HealthCheck
+	out := l7.HealthCheck{Protocol: l7.HealthProtocol(cmp.Or(strings.ToUpper(hc.Protocol), api.ProtocolHTTP)),
+		Path: hc.Path, Matcher: hc.Matcher,
+		Interval: seconds(cmp.Or(hc.IntervalSeconds, 15)), Timeout: seconds(cmp.Or(hc.TimeoutSeconds, 5)),
+		HealthyThreshold: cmp.Or(hc.HealthyThresholdCount, 2), UnhealthyThreshold: cmp.Or(hc.UnhealthyThresholdCount, 2)}
+	if c.GRPC {
+		out.Protocol = l7.HealthGRPC
+	}
+	if p, err := strconv.Atoi(hc.Port); err == nil {
+		out.Port = p
+	}
+	return out
+}
+
+// configHash identifies an engine configuration, so an unchanged one is not applied again.
+func configHash(cfg l7.Config) string {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return "" // never equal to an applied hash: the config is applied (and judged) again
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
