@@ -195,6 +195,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 2m)
 demo: require-root prereqs-system build $(if $(NOK8S),,k8s-bins) ## The lab on the built-in fakecloud: 3 nodes and a Kubernetes cluster, pods with VPC IPs reaching each other, then teardown (root; KEEP=1 keeps it; NOK8S=1 skips the cluster; CLOUD=aws-api: ipamd and lbcontroller use the AWS driver on fakecloud's EC2/ELBv2 endpoint)
 	$(BIN)/flatnet-lab demo $(if $(KEEP),--keep,) $(if $(NOK8S),--kubernetes=false,--k8s-bin-dir $(FLATNET_K8S_BIN_DIR)) $(if $(CLOUD),--cloud $(CLOUD),)
 
+.PHONY: test-lab-aws
+test-lab-aws: require-root prereqs-system k8s-bins ## The whole lab suite with ipamd and lbcontroller on the AWS driver against fakecloud's EC2/ELBv2 endpoint (FLATNET_LAB_CLOUD=aws-api)
+	FLATNET_LAB_CLOUD=aws-api $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./test/lab/
+
 .PHONY: soak
 soak: require-root prereqs-system ## The lab's chaos test at 20,000 pod cycles (SOAK_CYCLES=N), faults and kill -9s included; figures in the log
 	FLATNET_SOAK_CYCLES=$(or $(SOAK_CYCLES),20000) $(GO) test -count=1 -timeout 12h -run TestChaosPodChurnUnderFaultsAndKills -v ./test/lab/

@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -178,6 +179,14 @@ func TestLoadBalancer(t *testing.T) {
 	}
 	if err := l.WaitNoLoadBalancer(ctx, demoNamespace, "web", time.Minute); err != nil {
 		t.Fatal(err)
+	}
+	// The controller deletes the target groups after the load balancer and only then lifts
+	// its finalizer: once the Service is gone, none may be left.
+	if err := poll(ctx, time.Minute, 200*time.Millisecond, func() (bool, string) {
+		_, err := kc.CoreV1().Services(demoNamespace).Get(ctx, "web", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprintf("Service web: %v", err)
+	}); err != nil {
+		t.Fatalf("the deleted Service outlived its finalizer's path: %v", err)
 	}
 	if tgs, err := l.Cloud().DescribeTargetGroups(ctx, &api.DescribeTargetGroupsRequest{}); err != nil || len(tgs.TargetGroups) != 0 {
 		t.Errorf("target groups left in the cloud: %+v (%v)", tgs, err)

@@ -98,7 +98,9 @@ func TestLoadBalancerDataPlaneFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(ctx, t, kc, "Service", "frail", "LoadBalancerRecovered", lb.LoadBalancerID)
+	// The event names the load balancer as the driver does: its ID with fakecloud's driver, its
+	// ARN (ending in the ID's hex) with the AWS driver.
+	waitEvent(ctx, t, kc, "Service", "frail", "LoadBalancerRecovered", strings.TrimPrefix(lb.LoadBalancerID, "lb-"))
 	if lb := oneLB(ctx, t, l, "frail"); lb.State != api.LoadBalancerStateActive || lb.StateReason != "" {
 		t.Errorf("after recovery the cloud shows %s (%q), want active", lb.State, lb.StateReason)
 	}

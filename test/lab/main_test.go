@@ -104,10 +104,13 @@ func guardRootNet(t *testing.T) {
 // testConfig is a lab config of its own for one test: its directory, a namespace prefix unique
 // to this test process (so that two runs of the suite on one machine never remove each other's
 // namespaces) and a free loopback port (the port argument is only a preference).
+// testConfig is a lab configuration for one test. FLATNET_LAB_CLOUD=aws-api runs the whole
+// suite with ipamd and lbcontroller on the AWS driver against fakecloud's EC2/ELBv2 endpoint
+// (`make test-lab-aws`); tests that set Cloud themselves keep theirs.
 func testConfig(t *testing.T, prefix string, port int) Config {
 	return Config{
 		Dir: filepath.Join(t.TempDir(), "lab"), Prefix: fmt.Sprintf("%s%x-", strings.TrimSuffix(prefix, "-"), os.Getpid()&0xffff),
-		BinDir: binDir, Listen: freeAddr(t, port), Log: testWriter{t},
+		BinDir: binDir, Listen: freeAddr(t, port), Log: testWriter{t}, Cloud: os.Getenv("FLATNET_LAB_CLOUD"),
 	}
 }
 
