@@ -216,6 +216,13 @@ func TestALB(t *testing.T) {
 		if code, body, err := l.get(base + "/other"); err != nil || code != http.StatusNotFound || body != "no route" {
 			t.Errorf("no rule: %d %q, err %v; want the default 404 %q", code, body, err, "no route")
 		}
+		var show strings.Builder
+		if err := Show(&show, l.prefix, l.st.Snapshot()); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(show.String(), "HTTP/80(l7)") {
+			t.Errorf("fabric show lacks the application listener:\n%s", show.String())
+		}
 		// The private address answers too (from inside the VPC).
 		vpc := nsClient(l.node(l.n3))
 		resp, err := vpc.Get("http://" + l.lb.PrivateIPAddress + "/a")

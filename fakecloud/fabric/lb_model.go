@@ -36,8 +36,10 @@ type LB struct {
 	// deregistered) are cut. Nil when observed.
 	Keep []string
 	// App marks an application load balancer: its Program has no listeners (only the source
-	// ranges' guard), and an L7 engine in its namespace serves its listeners (alb.go).
-	App bool
+	// ranges' guard), and an L7 engine in its namespace serves its listeners (alb.go), which
+	// AppListeners name ("HTTP/80"), for `fabric show`.
+	App          bool
+	AppListeners []string
 }
 
 // sameBase reports whether two load balancers have the same link and addresses.
@@ -182,7 +184,8 @@ func desiredLB(lb *api.LoadBalancer, vpcCIDR netip.Prefix, subnets map[string]su
 	d.App = lb.Type == api.LoadBalancerTypeApplication
 	for _, l := range ix.listeners[lb.LoadBalancerID] {
 		if d.App {
-			break
+			d.AppListeners = append(d.AppListeners, fmt.Sprintf("%s/%d", l.Protocol, l.Port))
+			continue
 		}
 		proto := strings.ToLower(l.Protocol)
 		if (proto != "tcp" && proto != "udp") || l.Port < 1 || l.Port > 65535 {
@@ -204,6 +207,7 @@ func desiredLB(lb *api.LoadBalancer, vpcCIDR netip.Prefix, subnets map[string]su
 	slices.SortFunc(prog.Listeners, func(a, b LBListener) int {
 		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
 	})
+	slices.Sort(d.AppListeners)
 	slices.Sort(d.Keep)
 	d.Keep = slices.Compact(d.Keep)
 	_, prog.Hash = RenderLBProgram(prog)

@@ -39,6 +39,9 @@ func writeLBs(w io.Writer, prefix string, desired, actual *World) {
 		for _, l := range d.Program.Listeners {
 			listeners = append(listeners, fmt.Sprintf("%s/%d->%d", l.Protocol, l.Port, len(l.Targets)))
 		}
+		for _, l := range d.AppListeners {
+			listeners = append(listeners, l+"(l7)") // served by the fabric's engine, not nftables
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\n", id, d.VpcID, LBNetns(prefix, id), d.Addr, vip,
 			listeners, a.Program.Hash, state)
 	}
