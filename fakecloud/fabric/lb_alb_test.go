@@ -139,3 +139,32 @@ func TestL7Check(t *testing.T) {
 		t.Errorf("check (-want +got):\n%s", diff)
 	}
 }
+
+// TestALBStatus: an application load balancer is active only when, beyond its base and guard
+// program, its engine runs the current configuration; an engine refusal fails it with the
+// reason; neither leaves its verdict as it was.
+func TestALBStatus(t *testing.T) {
+	desired, err := Desired(albSnap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := *desired.LBs["lb-1"]
+	ready.Ready = true
+	actual := NewWorld()
+	actual.LBs["lb-1"] = &ready
+	refused := errors.New("the L7 engine refused the configuration")
+	for _, tc := range []struct {
+		name   string
+		apps   map[string]bool
+		failed map[string]error
+		want   lbStatus
+	}{
+		{"engine runs the config", map[string]bool{"lb-1": true}, nil, lbStatus{state: api.LoadBalancerStateActive}},
+		{"engine refused it", nil, map[string]error{"lb-1": refused}, lbStatus{state: api.LoadBalancerStateFailed, reason: refused.Error()}},
+		{"not applied yet", nil, nil, lbStatus{}},
+	} {
+		if got := lbStatuses(desired, actual, tc.failed, tc.apps)["lb-1"]; got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
