@@ -128,8 +128,11 @@ type HealthCheck struct {
 
 // TargetGroupSpec is what CreateTargetGroup needs.
 type TargetGroupSpec struct {
-	Name                string
-	Protocol            string // TCP or UDP
+	Name     string
+	Protocol string // TCP or UDP; HTTP or HTTPS for application load balancers
+	// ProtocolVersion (HTTP and HTTPS groups only): ProtocolVersionHTTP1 (the default),
+	// ProtocolVersionHTTP2 or ProtocolVersionGRPC.
+	ProtocolVersion     string
 	Port                int
 	HealthCheck         HealthCheck
 	DeregistrationDelay time.Duration
@@ -142,6 +145,7 @@ type TargetGroup struct {
 	ID                  string
 	Name                string
 	Protocol            string
+	ProtocolVersion     string
 	Port                int
 	HealthCheck         HealthCheck
 	DeregistrationDelay time.Duration

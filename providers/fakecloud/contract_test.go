@@ -46,3 +46,20 @@ func TestLoadBalancingContract(t *testing.T) {
 		}}
 	})
 }
+
+// TestApplicationLoadBalancingContract runs the application load balancing contract on
+// fakecloud's JSON API.
+func TestApplicationLoadBalancingContract(t *testing.T) {
+	providertest.RunApplicationLoadBalancing(t, func(t *testing.T) providertest.ApplicationLoadBalancingEnv {
+		cloud := servertest.Start(t, servertest.Options{})
+		return providertest.ApplicationLoadBalancingEnv{Cloud: cloud, New: func(t *testing.T, sn api.Subnet) providers.ApplicationLoadBalancing {
+			d, err := fakecloud.NewLoadBalancing(context.Background(), fakecloud.Config{
+				Settings: providers.Settings{Endpoint: cloud.URL, Credentials: providers.Credentials{Token: servertest.AdminToken}, SubnetID: sn.SubnetID},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}}
+	})
+}

@@ -25,6 +25,8 @@ var kinds = map[string]error{
 	api.CodeLoadBalancerNotFound:              providers.ErrNotFound,
 	api.CodeTargetGroupNotFound:               providers.ErrNotFound,
 	api.CodeListenerNotFound:                  providers.ErrNotFound,
+	api.CodeRuleNotFound:                      providers.ErrNotFound,
+	api.CodeCertificateNotFound:               providers.ErrNotFound,
 
 	api.CodeInsufficientFreeAddresses:     providers.ErrSubnetFull,
 	api.CodeInsufficientCidrBlocks:        providers.ErrSubnetFull,
@@ -37,6 +39,8 @@ var kinds = map[string]error{
 	api.CodeTooManyTags:                   providers.ErrLimit,
 	api.CodeInsufficientPublicAddresses:   providers.ErrLimit,
 	api.CodeTargetGroupAssociationLimit:   providers.ErrLimit,
+	api.CodeTooManyRules:                  providers.ErrLimit,
+	api.CodeTooManyCertificates:           providers.ErrLimit,
 
 	api.CodeInvalidIPAddressInUse:        providers.ErrConflict,
 	api.CodeDuplicateLoadBalancerName:    providers.ErrConflict,
@@ -48,6 +52,7 @@ var kinds = map[string]error{
 	api.CodeDependencyViolation:          providers.ErrConflict,
 	api.CodeIncorrectState:               providers.ErrConflict,
 	api.CodeInvalidNetworkInterfaceInUse: providers.ErrConflict,
+	api.CodePriorityInUse:                providers.ErrConflict,
 
 	api.CodeValidationError:             providers.ErrInvalid,
 	api.CodeInvalidParameterValue:       providers.ErrInvalid,
@@ -60,6 +65,10 @@ var kinds = map[string]error{
 	api.CodeInvalidAction:               providers.ErrInvalid,
 	api.CodeInvalidVpcRange:             providers.ErrInvalid,
 	api.CodeInvalidSubnetRange:          providers.ErrInvalid,
+	api.CodeTooManyActions:              providers.ErrInvalid,
+	api.CodeSSLPolicyNotFound:           providers.ErrInvalid,
+	api.CodeInvalidLoadBalancerAction:   providers.ErrInvalid,
+	api.CodeUnsupportedProtocol:         providers.ErrInvalid,
 
 	api.CodeAuthFailure:           providers.ErrPermanent,
 	api.CodeUnauthorizedOperation: providers.ErrPermanent,

@@ -101,7 +101,9 @@ func fromTags(ts []api.Tag) map[string]string {
 // ListLoadBalancers implements providers.LoadBalancers.
 func (d *LoadBalancing) ListLoadBalancers(ctx context.Context, tags map[string]string) ([]providers.LoadBalancer, error) {
 	resp, err := do(d, api.ActionDescribeLoadBalancers, func() (*api.DescribeLoadBalancersResponse, error) {
-		return d.c.DescribeLoadBalancers(ctx, &api.DescribeLoadBalancersRequest{Filters: tagFilters(tags)})
+		// Network load balancers only: application ones are ListApplicationLoadBalancers'.
+		return d.c.DescribeLoadBalancers(ctx, &api.DescribeLoadBalancersRequest{
+			Filters: append(tagFilters(tags), api.Filter{Name: "type", Values: []string{api.LoadBalancerTypeNetwork}})})
 	})
 	if err != nil {
 		return nil, err
@@ -238,7 +240,7 @@ func (d *LoadBalancing) ListTargetGroups(ctx context.Context, tags map[string]st
 	out := make([]providers.TargetGroup, 0, len(resp.TargetGroups))
 	for _, tg := range resp.TargetGroups {
 		out = append(out, providers.TargetGroup{
-			ID: tg.TargetGroupID, Name: tg.TargetGroupName, Protocol: tg.Protocol, Port: tg.Port,
+			ID: tg.TargetGroupID, Name: tg.TargetGroupName, Protocol: tg.Protocol, ProtocolVersion: tg.ProtocolVersion, Port: tg.Port,
 			HealthCheck:         fromHealthCheck(tg.HealthCheck),
 			DeregistrationDelay: time.Duration(tg.DeregistrationDelaySeconds) * time.Second,
 			Tags:                fromTags(tg.Tags),
@@ -278,7 +280,7 @@ func toHealthCheck(hc providers.HealthCheck) api.HealthCheck {
 func (d *LoadBalancing) CreateTargetGroup(ctx context.Context, spec providers.TargetGroupSpec) (providers.TargetGroup, error) {
 	resp, err := do(d, api.ActionCreateTargetGroup, func() (*api.CreateTargetGroupResponse, error) {
 		return d.c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{
-			Name: spec.Name, Protocol: spec.Protocol, Port: spec.Port, VpcID: d.vpcID, TargetType: api.TargetTypeIP,
+			Name: spec.Name, Protocol: spec.Protocol, ProtocolVersion: spec.ProtocolVersion, Port: spec.Port, VpcID: d.vpcID, TargetType: api.TargetTypeIP,
 			HealthCheck: toHealthCheck(spec.HealthCheck), Tags: toTags(spec.Tags), ClientToken: spec.ClientToken,
 		})
 	})
@@ -292,7 +294,7 @@ func (d *LoadBalancing) CreateTargetGroup(ctx context.Context, spec providers.Ta
 		}
 	}
 	return providers.TargetGroup{
-		ID: tg.TargetGroupID, Name: tg.TargetGroupName, Protocol: tg.Protocol, Port: tg.Port,
+		ID: tg.TargetGroupID, Name: tg.TargetGroupName, Protocol: tg.Protocol, ProtocolVersion: tg.ProtocolVersion, Port: tg.Port,
 		HealthCheck: fromHealthCheck(tg.HealthCheck), DeregistrationDelay: spec.DeregistrationDelay, Tags: fromTags(tg.Tags),
 	}, nil
 }

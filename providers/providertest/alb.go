@@ -1,0 +1,296 @@
+package providertest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/server/servertest"
+	"github.com/flatnet/flatnet/providers"
+)
+
+// ApplicationLoadBalancingEnv is one application load balancing driver under test and its cloud.
+type ApplicationLoadBalancingEnv struct {
+	// Cloud is the fakecloud the driver reaches; the suite arranges it through Cloud.Admin.
+	Cloud *servertest.Env
+	// New builds the driver with the account's credentials, creating load balancers in subnet.
+	New func(t *testing.T, subnet api.Subnet) providers.ApplicationLoadBalancing
+}
+
+// RunApplicationLoadBalancing runs the application load balancing contract: every subtest gets
+// a fresh cloud and driver from newEnv.
+func RunApplicationLoadBalancing(t *testing.T, newEnv func(t *testing.T) ApplicationLoadBalancingEnv) {
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, s *albScene)
+	}{
+		{"ApplicationLoadBalancerIdempotent", albCreate},
+		{"ListenersAndRules", albRules},
+		{"RulePriorities", albPriorities},
+		{"Certificates", albCertificates},
+		{"ThrottleIsRetryable", albThrottled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			sn, _ := env.Cloud.Launch(t, vpcCIDR, "10.0.0.0/20", "m5.large", 1)
+			tc.run(t, &albScene{env: env, d: env.New(t, sn)})
+		})
+	}
+}
+
+type albScene struct {
+	env ApplicationLoadBalancingEnv
+	d   providers.ApplicationLoadBalancing
+}
+
+func (s *albScene) alb(t *testing.T, name string) providers.ApplicationLoadBalancer {
+	t.Helper()
+	lb, err := s.d.CreateApplicationLoadBalancer(bg(), providers.LoadBalancerSpec{Name: name, Internal: true, Tags: owner(name), ClientToken: providers.NewToken()})
+	if err != nil {
+		t.Fatalf("create application load balancer %s: %v", name, err)
+	}
+	return lb
+}
+
+func (s *albScene) httpTG(t *testing.T, name, version string) providers.TargetGroup {
+	t.Helper()
+	tg, err := s.d.CreateTargetGroup(bg(), providers.TargetGroupSpec{Name: name, Protocol: "HTTP", ProtocolVersion: version, Port: 8080,
+		DeregistrationDelay: 30 * time.Second, Tags: owner(name), ClientToken: providers.NewToken()})
+	if err != nil {
+		t.Fatalf("create HTTP target group %s: %v", name, err)
+	}
+	return tg
+}
+
+var notFound = providers.RuleAction{FixedResponse: &providers.FixedResponse{StatusCode: 404}}
+
+func (s *albScene) listener(t *testing.T, lbID string, port int) providers.HTTPListener {
+	t.Helper()
+	l, err := s.d.CreateHTTPListener(bg(), lbID, providers.HTTPListenerSpec{Protocol: "HTTP", Port: port, DefaultAction: notFound, ClientToken: providers.NewToken()})
+	if err != nil {
+		t.Fatalf("create HTTP listener :%d: %v", port, err)
+	}
+	return l
+}
+
+func albCreate(t *testing.T, s *albScene) {
+	a := s.alb(t, "alb-a")
+	b, err := s.d.CreateApplicationLoadBalancer(bg(), providers.LoadBalancerSpec{Name: "alb-a", Internal: true, Tags: owner("alb-a"), ClientToken: providers.NewToken()})
+	if err != nil || b.ID != a.ID {
+		t.Fatalf("the same name again: %+v, %v; want %s", b, err, a.ID)
+	}
+	if !a.VIP.IsValid() {
+		t.Errorf("no VIP: %+v", a)
+	}
+	albs, err := s.d.ListApplicationLoadBalancers(bg(), owner("alb-a"))
+	if err != nil || len(albs) != 1 || albs[0].ID != a.ID {
+		t.Fatalf("listed by tags: %+v, %v", albs, err)
+	}
+	nlbs, err := s.d.ListLoadBalancers(bg(), owner("alb-a"))
+	if err != nil || len(nlbs) != 0 {
+		t.Errorf("ListLoadBalancers lists network load balancers only: %+v, %v", nlbs, err)
+	}
+	if err := s.d.DeleteLoadBalancer(bg(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.d.DeleteLoadBalancer(bg(), a.ID); err != nil {
+		t.Errorf("delete again: %v", err)
+	}
+}
+
+func albRules(t *testing.T, s *albScene) {
+	a := s.alb(t, "alb-r")
+	web := s.httpTG(t, "tg-web", providers.ProtocolVersionHTTP1)
+	grpc := s.httpTG(t, "tg-grpc", providers.ProtocolVersionGRPC)
+	tgs, err := s.d.ListTargetGroups(bg(), owner("tg-grpc"))
+	if err != nil || len(tgs) != 1 || tgs[0].Protocol != "HTTP" || tgs[0].ProtocolVersion != providers.ProtocolVersionGRPC {
+		t.Fatalf("the gRPC group listed: %+v, %v", tgs, err)
+	}
+	l := s.listener(t, a.ID, 80)
+	again, err := s.d.CreateHTTPListener(bg(), a.ID, providers.HTTPListenerSpec{Protocol: "HTTP", Port: 80, DefaultAction: notFound, ClientToken: providers.NewToken()})
+	if err != nil || again.ID != l.ID {
+		t.Errorf("the same listener again: %+v, %v; want %s", again, err, l.ID)
+	}
+	mods := &providers.HeaderModifier{Set: []providers.Header{{Name: "X-A", Value: "1"}}, Remove: []string{"X-B"}}
+	specs := []providers.RuleSpec{
+		{Priority: 1, Conditions: providers.RuleConditions{Hosts: []string{"a.example.com"}, Path: &providers.StringMatch{Type: providers.MatchPrefix, Value: "/api"},
+			Method: "GET", Headers: []providers.StringMatch{{Name: "x-v", Type: providers.MatchExact, Value: "1"}},
+			Query: []providers.StringMatch{{Name: "q", Type: providers.MatchRegex, Value: "a.*"}}},
+			Action: providers.RuleAction{Forward: []providers.WeightedTargetGroup{{TargetGroupID: web.ID, Weight: 3, RequestHeaders: mods}, {TargetGroupID: grpc.ID, Weight: 1}},
+				RequestHeaders: mods, Rewrite: &providers.Rewrite{Host: "b", Path: &providers.PathModifier{Type: providers.ReplacePrefixMatch, Value: "/v2"}},
+				Mirrors: []providers.Mirror{{TargetGroupID: grpc.ID, Percent: 50}}, RequestTimeout: 2 * time.Second, BackendTimeout: time.Second}},
+		{Priority: 2, Conditions: providers.RuleConditions{Path: &providers.StringMatch{Type: providers.MatchExact, Value: "/old"}},
+			Action: providers.RuleAction{Redirect: &providers.Redirect{Scheme: "HTTPS", Port: 443, Path: &providers.PathModifier{Type: providers.ReplaceFullPath, Value: "/new"}, StatusCode: 301}}},
+		{Priority: 3, Conditions: providers.RuleConditions{Hosts: []string{"*.example.com"}},
+			Action: providers.RuleAction{FixedResponse: &providers.FixedResponse{StatusCode: 503, Body: "down"}, ResponseHeaders: mods}},
+	}
+	var want []providers.Rule
+	for _, spec := range specs {
+		spec.ClientToken = providers.NewToken()
+		r, err := s.d.CreateRule(bg(), l.ID, spec)
+		if err != nil {
+			t.Fatalf("create rule %d: %v", spec.Priority, err)
+		}
+		want = append(want, providers.Rule{ID: r.ID, Priority: spec.Priority, Conditions: spec.Conditions, Action: spec.Action})
+	}
+	got, err := s.d.ListRules(bg(), l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rules read back (-created +listed):\n%s", diff)
+	}
+	// A weight change in place.
+	spec := specs[0]
+	spec.Action.Forward = []providers.WeightedTargetGroup{{TargetGroupID: web.ID, Weight: 0}, {TargetGroupID: grpc.ID, Weight: 100}}
+	if _, err := s.d.ModifyRule(bg(), want[0].ID, spec); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.d.ListRules(bg(), l.ID)
+	if len(got) != 3 || got[0].ID != want[0].ID || !cmp.Equal(got[0].Action.Forward, spec.Action.Forward) {
+		t.Errorf("after ModifyRule: %+v", got)
+	}
+	if err := s.d.DeleteTargetGroup(bg(), grpc.ID); !isKind(err, providers.ErrConflict) {
+		t.Errorf("deleting a group a rule forwards to: %v; want ErrConflict", err)
+	}
+	for range 2 {
+		if err := s.d.DeleteRule(bg(), want[0].ID); err != nil {
+			t.Fatalf("delete rule (again is fine): %v", err)
+		}
+	}
+	if err := s.d.DeleteTargetGroup(bg(), grpc.ID); err != nil {
+		t.Errorf("delete the group once no rule uses it: %v", err)
+	}
+	albs, err := s.d.ListApplicationLoadBalancers(bg(), owner("alb-r"))
+	if err != nil || len(albs) != 1 || len(albs[0].Listeners) != 1 || !cmp.Equal(albs[0].Listeners[0].DefaultAction, notFound) {
+		t.Errorf("listener listed with its default action: %+v, %v", albs, err)
+	}
+	if err := s.d.DeleteListener(bg(), l.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func albPriorities(t *testing.T, s *albScene) {
+	a := s.alb(t, "alb-p")
+	l := s.listener(t, a.ID, 80)
+	var ids []string
+	for i, p := range []string{"/a", "/b"} {
+		r, err := s.d.CreateRule(bg(), l.ID, providers.RuleSpec{Priority: i + 1, ClientToken: providers.NewToken(),
+			Conditions: providers.RuleConditions{Path: &providers.StringMatch{Type: providers.MatchExact, Value: p}}, Action: notFound})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	_, err := s.d.CreateRule(bg(), l.ID, providers.RuleSpec{Priority: 1, ClientToken: providers.NewToken(),
+		Conditions: providers.RuleConditions{Method: "GET"}, Action: notFound})
+	wantKind(t, "a rule at a priority taken", err, providers.ErrConflict)
+	if err := s.d.SetRulePriorities(bg(), map[string]int{ids[0]: 2, ids[1]: 1}); err != nil {
+		t.Fatalf("swap: %v", err)
+	}
+	got, err := s.d.ListRules(bg(), l.ID)
+	if err != nil || len(got) != 2 || got[0].ID != ids[1] || got[0].Priority != 1 || got[1].ID != ids[0] {
+		t.Errorf("after the swap: %+v, %v", got, err)
+	}
+}
+
+func albCertificates(t *testing.T, s *albScene) {
+	a := s.alb(t, "alb-c")
+	tags := map[string]string{"flatnet.io/cluster": "contract", "flatnet.io/gateway": "ns/gw"}
+	var certs []providers.Certificate
+	for _, name := range []string{"a.example.com", "b.example.com"} {
+		certPEM, keyPEM := SelfSigned(t, name)
+		c, err := s.d.ImportCertificate(bg(), providers.CertificateSpec{CertificatePEM: certPEM, PrivateKeyPEM: keyPEM, Tags: tags, ClientToken: providers.NewToken()})
+		if err != nil {
+			t.Fatalf("import %s: %v", name, err)
+		}
+		if !cmp.Equal(c.DNSNames, []string{name}) {
+			t.Errorf("names of %s: %v", c.ID, c.DNSNames)
+		}
+		certs = append(certs, c)
+	}
+	listed, err := s.d.ListCertificates(bg(), tags)
+	if err != nil || len(listed) != 2 {
+		t.Fatalf("listed by tags: %+v, %v", listed, err)
+	}
+	if other, _ := s.d.ListCertificates(bg(), map[string]string{"flatnet.io/gateway": "ns/other"}); len(other) != 0 {
+		t.Errorf("another owner's tags list %+v", other)
+	}
+	l, err := s.d.CreateHTTPListener(bg(), a.ID, providers.HTTPListenerSpec{Protocol: "HTTPS", Port: 443, DefaultAction: notFound,
+		Certificates: []string{certs[0].ID, certs[1].ID}, ClientToken: providers.NewToken()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(l.Certificates, []string{certs[0].ID, certs[1].ID}) {
+		t.Errorf("listener certificates %v", l.Certificates)
+	}
+	wantKind(t, "delete a certificate in use", s.d.DeleteCertificate(bg(), certs[0].ID), providers.ErrConflict)
+	// Rotate: the second becomes the default, the first leaves.
+	if l, err = s.d.ModifyHTTPListener(bg(), l.ID, providers.HTTPListenerSpec{Protocol: "HTTPS", Port: 443, DefaultAction: notFound, Certificates: []string{certs[1].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	albs, err := s.d.ListApplicationLoadBalancers(bg(), owner("alb-c"))
+	if err != nil || len(albs) != 1 || len(albs[0].Listeners) != 1 || !cmp.Equal(albs[0].Listeners[0].Certificates, []string{certs[1].ID}) {
+		t.Fatalf("after the rotation: %+v, %v", albs, err)
+	}
+	for range 2 {
+		if err := s.d.DeleteCertificate(bg(), certs[0].ID); err != nil {
+			t.Fatalf("delete the unused certificate (again is fine): %v", err)
+		}
+	}
+}
+
+func albThrottled(t *testing.T, s *albScene) {
+	cloud := s.env.Cloud
+	throttleEverything(t, cloud)
+	_, err := s.d.ListApplicationLoadBalancers(bg(), owner("x"))
+	wantThrottled(t, "ListApplicationLoadBalancers", err)
+	_, err = s.d.ListCertificates(bg(), owner("x"))
+	wantThrottled(t, "ListCertificates", err)
+	// Under a policy, the call goes on through the throttle and succeeds once it lifts.
+	p := providers.NewPolicy(providers.PolicyConfig{MaxAttempts: 200, BaseBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, BreakerThreshold: -1})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_, _ = cloud.Admin.ClearFaults(bg(), &api.ClearFaultsRequest{})
+	}()
+	if _, err := p.ApplicationLoadBalancing(s.d).ListApplicationLoadBalancers(bg(), owner("x")); err != nil {
+		t.Errorf("under a policy, once the throttle lifts: %v", err)
+	}
+}
+
+func isKind(err, kind error) bool { return err != nil && errors.Is(err, kind) }
+
+// SelfSigned returns a PEM certificate for names (the first is the subject), valid for a day,
+// and its PEM (PKCS#8) ECDSA key: what a kubernetes.io/tls Secret holds.
+func SelfSigned(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+}
