@@ -219,12 +219,14 @@ func TestLBNetlinkTraffic(t *testing.T) {
 		{nil, sources},
 	} {
 		p.program(t, tc.allowed)
-		// No listener has targets: an allowed SYN reaches the namespace, which refuses it.
+		// No listener has targets: an allowed SYN reaches the namespace, which refuses it; a
+		// dropped one times out. The wait is generous: under load the first SYN also waits for
+		// neighbour resolution, and a slow refusal must not read as a drop (it did at 500 ms).
 		var wg sync.WaitGroup
 		for _, src := range sources {
 			for _, dst := range []string{pairLBAddr, pairVIP} {
 				wg.Go(func() {
-					c, err := p.dial(src, dst, 500*time.Millisecond)
+					c, err := p.dial(src, dst, 2*time.Second)
 					if c != nil {
 						_ = c.Close()
 					}
