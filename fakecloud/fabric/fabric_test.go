@@ -366,6 +366,21 @@ func TestFabricMetadataAndAPI(t *testing.T) {
 				t.Errorf("%s: %s = %d %q, want %q", in.InstanceID, path, code, got, w)
 			}
 		}
+		// The region, where the AWS SDKs read it: placement/region and the instance identity
+		// document (the zone's name without its letter).
+		region := in.AvailabilityZone[:len(in.AvailabilityZone)-1]
+		if code, got := get(t, c, md+"placement/region", ""); code != http.StatusOK || got != region {
+			t.Errorf("%s: placement/region = %d %q, want %q (zone %s)", in.InstanceID, code, got, region, in.AvailabilityZone)
+		}
+		code, idDoc := get(t, c, "http://"+MetadataAddr+"/latest/dynamic/instance-identity/document", "")
+		var id struct {
+			InstanceID, InstanceType, PrivateIP, Region, AvailabilityZone, AccountID string
+		}
+		if err := json.Unmarshal([]byte(idDoc), &id); code != http.StatusOK || err != nil ||
+			id.InstanceID != in.InstanceID || id.InstanceType != in.InstanceType || id.PrivateIP != in.PrivateIPAddress ||
+			id.Region != region || id.AvailabilityZone != in.AvailabilityZone || id.AccountID != creds.AccountID {
+			t.Errorf("%s: instance identity document = %d %s (%v)", in.InstanceID, code, idDoc, err)
+		}
 		// The cloud token needs an IMDSv2 session of this very instance.
 		if code, _ := get(t, c, md+"fakecloud/token", ""); code != http.StatusUnauthorized {
 			t.Errorf("%s: fakecloud/token without a session = %d, want 401", in.InstanceID, code)

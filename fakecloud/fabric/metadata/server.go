@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -66,6 +67,38 @@ func (s *Server) Update(snap *api.Snapshot) { s.idx.Store(newIndex(snap)) }
 
 const root = "/latest/meta-data/"
 
+// identityPath is the instance identity document, where the AWS SDKs (and so the Amazon VPC
+// CNI) read the instance's region from.
+const identityPath = "/latest/dynamic/instance-identity/document"
+
+// Region is the region of an availability zone: the zone's name without its letter, as in EC2
+// (fakecloud's fc-east-1a is in fc-east-1).
+func Region(az string) string {
+	if n := len(az); n > 1 && az[n-1] >= 'a' && az[n-1] <= 'z' && az[n-2] >= '0' && az[n-2] <= '9' {
+		return az[:n-1]
+	}
+	return az
+}
+
+// identityDocument is EC2's instance identity document (unsigned: fakecloud serves no
+// signature or PKCS7 documents) for an instance.
+func identityDocument(in *api.Instance) []byte {
+	b, _ := json.MarshalIndent(struct {
+		AccountID        string `json:"accountId"`
+		Architecture     string `json:"architecture"`
+		AvailabilityZone string `json:"availabilityZone"`
+		ImageID          string `json:"imageId"`
+		InstanceID       string `json:"instanceId"`
+		InstanceType     string `json:"instanceType"`
+		PendingTime      string `json:"pendingTime"`
+		PrivateIP        string `json:"privateIp"`
+		Region           string `json:"region"`
+		Version          string `json:"version"`
+	}{creds.AccountID, "x86_64", in.AvailabilityZone, "ami-fakecloud", in.InstanceID, in.InstanceType,
+		in.LaunchTime.UTC().Format(time.RFC3339), in.PrivateIPAddress, Region(in.AvailabilityZone), "2017-09-30"}, "", "  ")
+	return b
+}
+
 // Handler serves the metadata of the instances of one VPC, identified by the caller's address.
 func (s *Server) Handler(vpc string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -80,6 +113,11 @@ func (s *Server) Handler(vpc string) http.Handler {
 		in, x, ok := s.caller(vpc, r)
 		if !ok {
 			http.Error(w, "no instance owns your source address in this VPC", http.StatusForbidden)
+			return
+		}
+		if r.URL.Path == identityPath {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(identityDocument(in))
 			return
 		}
 		path := strings.TrimPrefix(r.URL.Path, root)
@@ -195,7 +233,9 @@ func lookup(x *index, in *api.Instance, endpoint, path string) (string, bool) {
 		}
 		return strings.ToLower(primary.MacAddress), true
 	case "placement/", "placement":
-		return "availability-zone", true
+		return "availability-zone\nregion", true
+	case "placement/region":
+		return Region(in.AvailabilityZone), true
 	case "placement/availability-zone":
 		return in.AvailabilityZone, true
 	case "fakecloud/", "fakecloud":
