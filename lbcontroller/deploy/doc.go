@@ -1,6 +1,7 @@
-// Package deploy makes the cloud match a desired load balancer (package model): it reads what
-// the Service owns through ownership tags, diffs it against the model and makes only the calls
-// that close the gap, in an order that is safe to cut at any point (a crash leaves resources
-// that the next pass, or garbage collection, finds by their tags). Deleting is deploying
-// nothing.
+// Package deploy makes the cloud match a desired load balancer: a Service's (package model,
+// Deploy) or a Gateway's application load balancer (package gateway's model,
+// ApplicationLoadBalancer). It reads what the owner has through ownership tags, diffs it against
+// the model and makes only the calls that close the gap, in an order that is safe to cut at any
+// point (a crash leaves resources that the next pass, or garbage collection, finds by their
+// tags). Deleting is deploying nothing.
 package deploy

@@ -1,0 +1,384 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
+	"github.com/flatnet/flatnet/providers"
+)
+
+// Tags the Gateway deploy step adds to the ownership tags it is given.
+const (
+	// TagLayer separates a Gateway's application resources ("l7") from its network ones, so
+	// that each deploy step lists, and collects, only its own.
+	TagLayer = "flatnet.io/layer"
+	// TagCertificate is the SHA-256 of an imported certificate's leaf (the model's
+	// Fingerprint): a certificate is imported once and found again by it.
+	TagCertificate = "flatnet.io/certificate-sha256"
+)
+
+// LayerL7 is TagLayer's value on application load balancer resources.
+const LayerL7 = "l7"
+
+// gatewayDeregistrationDelay is how long a target that left stays draining: the Service path's
+// default, long enough for in-flight requests to finish.
+const gatewayDeregistrationDelay = 300 * time.Second
+
+// GatewayResult is what a Gateway deploy pass left in the cloud and did to it.
+type GatewayResult struct {
+	LoadBalancerID string
+	VIP            netip.Addr
+	// State and StateReason are the load balancer's state as the cloud showed it after the
+	// pass (providers.LB*). Programmed is State == active: the cloud serves the model.
+	State, StateReason string
+	Programmed         bool
+	// TargetGroups maps each model target group's name to its cloud ID.
+	TargetGroups map[string]string
+	// Changes lists every write the pass made, in order ("create rule 3 on HTTP/80"); empty
+	// when the cloud already matched.
+	Changes []string
+	// Registered and Deregistered count the targets this pass changed.
+	Registered, Deregistered int
+}
+
+func (r *GatewayResult) did(format string, args ...any) {
+	r.Changes = append(r.Changes, fmt.Sprintf(format, args...))
+}
+
+// ApplicationLoadBalancer makes the cloud match one Gateway's application load balancer model
+// (nil: the Gateway wants none, and everything of it goes). tags are the Gateway's ownership
+// tags (cluster, Gateway, UID); every resource is created with them and TagLayer, and found by
+// them again, so a pass cut short anywhere is completed by the next. token distinguishes one
+// intent from another (the Gateway's generation and the inputs' versions, say): client tokens
+// derive from it.
+//
+// The order keeps traffic flowing: target groups and their targets first, certificates, then
+// listeners and their rules (changed in place where the priority stays, moved with one
+// SetRulePriorities call, created, or deleted), and only then what nothing uses any more:
+// listeners, target groups, certificates.
+func ApplicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, tags map[string]string, token string) (GatewayResult, error) {
+	res := GatewayResult{TargetGroups: map[string]string{}}
+	tags = withLayer(tags)
+	if alb == nil {
+		return res, DeleteApplicationLoadBalancer(ctx, p, tags, &res)
+	}
+	lbs, err := p.ListApplicationLoadBalancers(ctx, tags)
+	if err != nil {
+		return res, fmt.Errorf("list the application load balancers of %s: %w", alb.Name, err)
+	}
+	var cur *providers.ApplicationLoadBalancer
+	for i := range lbs {
+		if lbs[i].Name == alb.Name {
+			cur = &lbs[i]
+			continue
+		}
+		if err := p.DeleteLoadBalancer(ctx, lbs[i].ID); err != nil {
+			return res, fmt.Errorf("delete application load balancer %s (replaced by %s): %w", lbs[i].ID, alb.Name, err)
+		}
+		res.did("delete load balancer %s", lbs[i].ID)
+	}
+	if cur == nil {
+		created, err := p.CreateApplicationLoadBalancer(ctx, providers.LoadBalancerSpec{Name: alb.Name, Tags: tags, ClientToken: clientToken(token, alb.Name)})
+		if err != nil {
+			return res, fmt.Errorf("create application load balancer %s: %w", alb.Name, err)
+		}
+		cur = &created
+		res.did("create load balancer %s", created.ID)
+	}
+	res.LoadBalancerID, res.VIP = cur.ID, cur.VIP
+
+	tgs, err := p.ListTargetGroups(ctx, tags)
+	if err != nil {
+		return res, fmt.Errorf("list the target groups of %s: %w", alb.Name, err)
+	}
+	if err := ensureHTTPTargetGroups(ctx, p, alb, tgs, tags, token, &res); err != nil {
+		return res, err
+	}
+	certs, err := ensureCertificates(ctx, p, alb, tags, token, &res)
+	if err != nil {
+		return res, err
+	}
+	if err := ensureHTTPListeners(ctx, p, alb, cur, certs, token, &res); err != nil {
+		return res, err
+	}
+	for _, tg := range tgs {
+		if id, ok := res.TargetGroups[tg.Name]; ok && id == tg.ID {
+			continue
+		}
+		if err := p.DeleteTargetGroup(ctx, tg.ID); err != nil {
+			return res, fmt.Errorf("delete target group %s, no longer used: %w", tg.ID, err)
+		}
+		res.did("delete target group %s", tg.ID)
+	}
+	if err := deleteUnusedCertificates(ctx, p, tags, servedCertificates(alb, certs), &res); err != nil {
+		return res, err
+	}
+	return res, refreshState(ctx, p, tags, cur, &res)
+}
+
+func withLayer(tags map[string]string) map[string]string {
+	out := make(map[string]string, len(tags)+1)
+	for k, v := range tags {
+		out[k] = v
+	}
+	out[TagLayer] = LayerL7
+	return out
+}
+
+func copyTags(tags map[string]string, extra ...string) map[string]string {
+	out := make(map[string]string, len(tags)+len(extra)/2)
+	for k, v := range tags {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		out[extra[i]] = extra[i+1]
+	}
+	return out
+}
+
+// refreshState reads the load balancer's state again when the pass changed something: the
+// state listed at the start describes the configuration before the change.
+func refreshState(ctx context.Context, p providers.ApplicationLoadBalancing, tags map[string]string, cur *providers.ApplicationLoadBalancer, res *GatewayResult) error {
+	state, reason := cur.State, cur.StateReason
+	if len(res.Changes) > 0 {
+		lbs, err := p.ListApplicationLoadBalancers(ctx, tags)
+		if err != nil {
+			return fmt.Errorf("read the state of application load balancer %s: %w", cur.ID, err)
+		}
+		state, reason = providers.LBProvisioning, ""
+		for _, lb := range lbs {
+			if lb.ID == cur.ID {
+				state, reason = lb.State, lb.StateReason
+			}
+		}
+	}
+	res.State, res.StateReason, res.Programmed = state, reason, state == providers.LBActive
+	return nil
+}
+
+// targetGroupProtocol maps a model group's protocol onto the cloud's protocol and version. An
+// H2C group is GRPC: the model gives H2C to gRPC backends (and to HTTPRoute backends whose
+// appProtocol is kubernetes.io/h2c), and a gRPC server answers the gRPC health check.
+func targetGroupProtocol(proto string) (string, string, error) {
+	switch proto {
+	case gateway.ProtocolHTTP:
+		return gateway.ProtocolHTTP, providers.ProtocolVersionHTTP1, nil
+	case gateway.ProtocolH2C:
+		return gateway.ProtocolHTTP, providers.ProtocolVersionGRPC, nil
+	}
+	return "", "", fmt.Errorf("target group protocol %q cannot serve an application load balancer", proto)
+}
+
+func ensureHTTPTargetGroups(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, actual []providers.TargetGroup, tags map[string]string, token string, res *GatewayResult) error {
+	for _, want := range alb.TargetGroups {
+		proto, version, err := targetGroupProtocol(want.Protocol)
+		if err != nil {
+			return fmt.Errorf("target group %s of %s: %w", want.Name, want.Service, err)
+		}
+		i := slices.IndexFunc(actual, func(tg providers.TargetGroup) bool { return tg.Name == want.Name })
+		var id string
+		if i < 0 {
+			tg, err := p.CreateTargetGroup(ctx, providers.TargetGroupSpec{
+				Name: want.Name, Protocol: proto, ProtocolVersion: version, Port: want.Port,
+				DeregistrationDelay: gatewayDeregistrationDelay, Tags: copyTags(tags, "flatnet.io/service-ref", want.Service),
+				ClientToken: clientToken(token, want.Name),
+			})
+			if err != nil {
+				return fmt.Errorf("create target group %s for %s port %d: %w", want.Name, want.Service, want.Port, err)
+			}
+			id = tg.ID
+			res.did("create target group %s", tg.ID)
+		} else {
+			tg := actual[i]
+			id = tg.ID
+			if tg.DeregistrationDelay != gatewayDeregistrationDelay {
+				if err := p.UpdateTargetGroup(ctx, tg.ID, tg.HealthCheck, gatewayDeregistrationDelay); err != nil {
+					return fmt.Errorf("set the deregistration delay of target group %s: %w", tg.ID, err)
+				}
+				res.did("update target group %s", tg.ID)
+			}
+		}
+		res.TargetGroups[want.Name] = id
+		reg, dereg, err := syncTargets(ctx, p, id, want.Targets)
+		res.Registered += reg
+		res.Deregistered += dereg
+		if reg > 0 {
+			res.did("register %d targets in %s", reg, id)
+		}
+		if dereg > 0 {
+			res.did("deregister %d targets from %s", dereg, id)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureCertificates imports every certificate the model's listeners serve that is not in the
+// cloud yet (by fingerprint), and answers fingerprint -> certificate ID for all of ours.
+func ensureCertificates(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, tags map[string]string, token string, res *GatewayResult) (map[string]string, error) {
+	have, err := p.ListCertificates(ctx, tags)
+	if err != nil {
+		return nil, fmt.Errorf("list the certificates of %s: %w", alb.Name, err)
+	}
+	ids := map[string]string{}
+	for _, c := range have {
+		if fp := c.Tags[TagCertificate]; fp != "" && ids[fp] == "" {
+			ids[fp] = c.ID
+		}
+	}
+	for _, l := range alb.Listeners {
+		for _, c := range l.Certificates {
+			if ids[c.Fingerprint] != "" {
+				continue
+			}
+			imported, err := p.ImportCertificate(ctx, providers.CertificateSpec{
+				CertificatePEM: c.CertPEM, PrivateKeyPEM: c.KeyPEM,
+				Tags:        copyTags(tags, TagCertificate, c.Fingerprint),
+				ClientToken: clientToken(token, "certificate/"+c.Fingerprint),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("import the certificate of Secret %s: %w", c.Secret, err)
+			}
+			ids[c.Fingerprint] = imported.ID
+			res.did("import certificate %s from %s", imported.ID, c.Secret)
+		}
+	}
+	return ids, nil
+}
+
+// listenerCertificates are the certificate IDs of a model listener, the default first (the
+// first certificate marked Default, else the first), then the others sorted, each once: the
+// order the cloud lists them in.
+func listenerCertificates(l gateway.HTTPListener, ids map[string]string) []string {
+	var out []string
+	def := slices.IndexFunc(l.Certificates, func(c gateway.Certificate) bool { return c.Default })
+	if def < 0 && len(l.Certificates) > 0 {
+		def = 0
+	}
+	if def >= 0 {
+		out = append(out, ids[l.Certificates[def].Fingerprint])
+	}
+	var others []string
+	for _, c := range l.Certificates {
+		if id := ids[c.Fingerprint]; !slices.Contains(out, id) && !slices.Contains(others, id) {
+			others = append(others, id)
+		}
+	}
+	slices.Sort(others)
+	return append(out, others...)
+}
+
+// defaultAction answers requests no rule matches: the model's "no rule matched" 404.
+var defaultAction = providers.RuleAction{FixedResponse: &providers.FixedResponse{StatusCode: 404}}
+
+func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, cur *providers.ApplicationLoadBalancer, certs map[string]string, token string, res *GatewayResult) error {
+	wanted := map[int]bool{}
+	for _, l := range alb.Listeners {
+		wanted[l.Port] = true
+		spec := providers.HTTPListenerSpec{Protocol: l.Protocol, Port: l.Port, DefaultAction: defaultAction, Certificates: listenerCertificates(l, certs)}
+		i := slices.IndexFunc(cur.Listeners, func(h providers.HTTPListener) bool { return h.Port == l.Port })
+		var id string
+		switch {
+		case i < 0:
+			spec.ClientToken = clientToken(token, fmt.Sprintf("%s/%s/%d", cur.ID, l.Protocol, l.Port))
+			created, err := p.CreateHTTPListener(ctx, cur.ID, spec)
+			if err != nil {
+				return fmt.Errorf("create listener %s/%d on %s: %w", l.Protocol, l.Port, cur.ID, err)
+			}
+			id = created.ID
+			res.did("create listener %s/%d", l.Protocol, l.Port)
+		default:
+			have := cur.Listeners[i]
+			id = have.ID
+			if have.Protocol != spec.Protocol || !sameAction(have.DefaultAction, spec.DefaultAction) || !slices.Equal(have.Certificates, spec.Certificates) {
+				if _, err := p.ModifyHTTPListener(ctx, have.ID, spec); err != nil {
+					return fmt.Errorf("modify listener %s (%s/%d) of %s: %w", have.ID, l.Protocol, l.Port, cur.ID, err)
+				}
+				res.did("modify listener %s/%d", l.Protocol, l.Port)
+			}
+		}
+		if err := syncRules(ctx, p, id, fmt.Sprintf("%s/%d", l.Protocol, l.Port), l.Rules, res.TargetGroups, token, res); err != nil {
+			return err
+		}
+	}
+	for _, have := range cur.Listeners {
+		if wanted[have.Port] {
+			continue
+		}
+		if err := p.DeleteListener(ctx, have.ID); err != nil {
+			return fmt.Errorf("delete listener %s (%s/%d) of %s, no longer wanted: %w", have.ID, have.Protocol, have.Port, cur.ID, err)
+		}
+		res.did("delete listener %s/%d", have.Protocol, have.Port)
+	}
+	return nil
+}
+
+// servedCertificates maps the fingerprints the model's listeners serve to their IDs.
+func servedCertificates(alb *gateway.ApplicationLoadBalancer, ids map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, l := range alb.Listeners {
+		for _, c := range l.Certificates {
+			out[c.Fingerprint] = ids[c.Fingerprint]
+		}
+	}
+	return out
+}
+
+// deleteUnusedCertificates deletes our certificates no wanted listener serves (after the
+// listeners moved off them).
+func deleteUnusedCertificates(ctx context.Context, p providers.ApplicationLoadBalancing, tags map[string]string, keep map[string]string, res *GatewayResult) error {
+	have, err := p.ListCertificates(ctx, tags)
+	if err != nil {
+		return fmt.Errorf("list certificates to collect: %w", err)
+	}
+	for _, c := range have {
+		if keep[c.Tags[TagCertificate]] == c.ID {
+			continue
+		}
+		if err := p.DeleteCertificate(ctx, c.ID); err != nil {
+			return fmt.Errorf("delete certificate %s, no longer served: %w", c.ID, err)
+		}
+		res.did("delete certificate %s", c.ID)
+	}
+	return nil
+}
+
+// DeleteApplicationLoadBalancer removes every application load balancer, target group and
+// certificate carrying all of tags (with TagLayer l7 added): load balancers first, which frees
+// the groups and certificates.
+func DeleteApplicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBalancing, tags map[string]string, res *GatewayResult) error {
+	tags = withLayer(tags)
+	if res == nil {
+		res = &GatewayResult{}
+	}
+	lbs, err := p.ListApplicationLoadBalancers(ctx, tags)
+	if err != nil {
+		return fmt.Errorf("list application load balancers to delete: %w", err)
+	}
+	for _, lb := range lbs {
+		if err := p.DeleteLoadBalancer(ctx, lb.ID); err != nil {
+			return fmt.Errorf("delete application load balancer %s: %w", lb.ID, err)
+		}
+		res.did("delete load balancer %s", lb.ID)
+	}
+	tgs, err := p.ListTargetGroups(ctx, tags)
+	if err != nil {
+		return fmt.Errorf("list target groups to delete: %w", err)
+	}
+	for _, tg := range tgs {
+		if err := p.DeleteTargetGroup(ctx, tg.ID); err != nil {
+			return fmt.Errorf("delete target group %s: %w", tg.ID, err)
+		}
+		res.did("delete target group %s", tg.ID)
+	}
+	return deleteUnusedCertificates(ctx, p, tags, nil, res)
+}
+
+var errUnknownGroup = errors.New("no such target group in the model")

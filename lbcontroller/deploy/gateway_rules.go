@@ -1,0 +1,275 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
+	"github.com/flatnet/flatnet/providers"
+)
+
+// syncRules makes a listener's rules the model's, in as few writes as it can:
+//
+//  1. a wanted rule whose conditions and action some rule already has keeps that rule (moved
+//     if its priority changed);
+//  2. a wanted rule at a priority whose rule is not kept is that rule, modified in place
+//     (a weight change is one ModifyRule);
+//  3. rules neither kept nor modified are deleted;
+//  4. the moved rules get their priorities in one SetRulePriorities call (so rules can swap);
+//  5. the remaining wanted rules are created, at priorities free by now.
+func syncRules(ctx context.Context, p providers.Rules, listenerID, where string, rules []gateway.Rule, tgIDs map[string]string, token string, res *GatewayResult) error {
+	want := make([]providers.RuleSpec, len(rules))
+	for i, r := range rules {
+		spec, err := ruleSpec(r, tgIDs)
+		if err != nil {
+			return fmt.Errorf("rule %d of %s (%s): %w", r.Priority, where, r.Source, err)
+		}
+		want[i] = spec
+	}
+	have, err := p.ListRules(ctx, listenerID)
+	if err != nil {
+		return fmt.Errorf("list the rules of listener %s (%s): %w", listenerID, where, err)
+	}
+
+	plan := planRules(want, have)
+	for _, m := range plan.modify {
+		if _, err := p.ModifyRule(ctx, have[m.have].ID, want[m.want]); err != nil {
+			return fmt.Errorf("modify rule %d of %s: %w", want[m.want].Priority, where, err)
+		}
+		res.did("modify rule %d on %s", want[m.want].Priority, where)
+	}
+	for _, h := range plan.remove {
+		if err := p.DeleteRule(ctx, have[h].ID); err != nil {
+			return fmt.Errorf("delete rule %d of %s: %w", have[h].Priority, where, err)
+		}
+		res.did("delete rule %d on %s", have[h].Priority, where)
+	}
+	if len(plan.move) > 0 {
+		moves := map[string]int{}
+		for _, m := range plan.move {
+			moves[have[m.have].ID] = want[m.want].Priority
+		}
+		if err := p.SetRulePriorities(ctx, moves); err != nil {
+			return fmt.Errorf("reorder %d rules of %s: %w", len(moves), where, err)
+		}
+		res.did("move %d rules on %s", len(moves), where)
+	}
+	for _, w := range plan.create {
+		spec := want[w]
+		spec.ClientToken = clientToken(token, fmt.Sprintf("%s/%d/%s", listenerID, spec.Priority, ruleKey(spec.Conditions, spec.Action)))
+		if _, err := p.CreateRule(ctx, listenerID, spec); err != nil {
+			return fmt.Errorf("create rule %d of %s (%s): %w", spec.Priority, where, rules[w].Source, err)
+		}
+		res.did("create rule %d on %s", spec.Priority, where)
+	}
+	return nil
+}
+
+// rulePlan says, by index into the wanted and the existing rules, what to do.
+type rulePlan struct {
+	modify, move []rulePair
+	remove       []int // existing rules
+	create       []int // wanted rules
+}
+
+type rulePair struct{ want, have int }
+
+// planRules diffs wanted against existing rules without side effects (see syncRules).
+func planRules(want []providers.RuleSpec, have []providers.Rule) rulePlan {
+	var plan rulePlan
+	wantKey := make([]string, len(want))
+	for i, w := range want {
+		wantKey[i] = ruleKey(w.Conditions, w.Action)
+	}
+	haveKey := make([]string, len(have))
+	byPriority := map[int]int{}
+	for i, h := range have {
+		haveKey[i] = ruleKey(h.Conditions, h.Action)
+		byPriority[h.Priority] = i
+	}
+	matched := make([]int, len(want)) // wanted -> existing, -1 none
+	used := make([]bool, len(have))
+	for i := range matched {
+		matched[i] = -1
+	}
+	// Unchanged rules where they are.
+	for i, w := range want {
+		if h, ok := byPriority[w.Priority]; ok && haveKey[h] == wantKey[i] {
+			matched[i], used[h] = h, true
+		}
+	}
+	// Unchanged rules elsewhere: moved.
+	for i := range want {
+		if matched[i] >= 0 {
+			continue
+		}
+		for h := range have {
+			if !used[h] && haveKey[h] == wantKey[i] {
+				matched[i], used[h] = h, true
+				plan.move = append(plan.move, rulePair{i, h})
+				break
+			}
+		}
+	}
+	// Changed rules at their priority: modified in place.
+	for i, w := range want {
+		if matched[i] >= 0 {
+			continue
+		}
+		if h, ok := byPriority[w.Priority]; ok && !used[h] {
+			matched[i], used[h] = h, true
+			plan.modify = append(plan.modify, rulePair{i, h})
+		}
+	}
+	for h := range have {
+		if !used[h] {
+			plan.remove = append(plan.remove, h)
+		}
+	}
+	for i := range want {
+		if matched[i] < 0 {
+			plan.create = append(plan.create, i)
+		}
+	}
+	return plan
+}
+
+// ruleKey is a rule's conditions and action as a comparable string.
+func ruleKey(c providers.RuleConditions, a providers.RuleAction) string {
+	b, err := json.Marshal(struct {
+		C providers.RuleConditions
+		A providers.RuleAction
+	}{c, a})
+	if err != nil { // plain data: cannot happen
+		panic(err)
+	}
+	return string(b)
+}
+
+func sameAction(a, b providers.RuleAction) bool {
+	return ruleKey(providers.RuleConditions{}, a) == ruleKey(providers.RuleConditions{}, b)
+}
+
+// ruleSpec turns one model rule into the cloud's, target group names into IDs.
+func ruleSpec(r gateway.Rule, tgIDs map[string]string) (providers.RuleSpec, error) {
+	c := r.Conditions
+	spec := providers.RuleSpec{Priority: r.Priority, Conditions: providers.RuleConditions{Hosts: c.Hosts, Method: c.Method}}
+	if c.Path != nil {
+		spec.Conditions.Path = &providers.StringMatch{Type: c.Path.Type, Value: c.Path.Value}
+	}
+	for _, h := range c.Headers {
+		spec.Conditions.Headers = append(spec.Conditions.Headers, providers.StringMatch{Name: h.Name, Type: h.Type, Value: h.Value})
+	}
+	for _, q := range c.Query {
+		spec.Conditions.Query = append(spec.Conditions.Query, providers.StringMatch{Name: q.Name, Type: q.Type, Value: q.Value})
+	}
+	a, err := ruleAction(r.Action, tgIDs)
+	spec.Action = a
+	return spec, err
+}
+
+func ruleAction(m gateway.Action, tgIDs map[string]string) (providers.RuleAction, error) {
+	a := providers.RuleAction{RequestHeaders: headers(m.RequestHeaders), ResponseHeaders: headers(m.ResponseHeaders)}
+	switch {
+	case m.Redirect != nil:
+		r := m.Redirect
+		a.Redirect = &providers.Redirect{Scheme: strings.ToUpper(r.Scheme), Host: r.Hostname, Port: r.Port, StatusCode: r.StatusCode, Path: pathModifier(r.Path)}
+		// The Gateway API's port for a scheme change is the scheme's; the cloud's empty port
+		// would keep the request's.
+		if a.Redirect.Port == 0 {
+			switch a.Redirect.Scheme {
+			case "HTTP":
+				a.Redirect.Port = 80
+			case "HTTPS":
+				a.Redirect.Port = 443
+			}
+		}
+		a.RequestHeaders = nil // request headers are changed on forwarded requests only
+		return a, nil
+	case m.FixedResponse != nil:
+		a.FixedResponse = &providers.FixedResponse{StatusCode: m.FixedResponse.StatusCode, Body: m.FixedResponse.Body}
+		a.RequestHeaders = nil
+		return a, nil
+	}
+	if m.Forward != nil {
+		for _, b := range m.Forward.Backends {
+			if b.TargetGroup == "" {
+				// An unresolvable backend: the cloud's forward has no "answer 500" share,
+				// so its share goes to the resolved backends (all unresolved: 500 below).
+				continue
+			}
+			id, ok := tgIDs[b.TargetGroup]
+			if !ok {
+				return a, fmt.Errorf("forward to %s: %w", b.TargetGroup, errUnknownGroup)
+			}
+			a.Forward = append(a.Forward, providers.WeightedTargetGroup{TargetGroupID: id, Weight: b.Weight,
+				RequestHeaders: headers(b.RequestHeaders), ResponseHeaders: headers(b.ResponseHeaders)})
+		}
+	}
+	if len(a.Forward) == 0 {
+		return providers.RuleAction{ResponseHeaders: a.ResponseHeaders,
+			FixedResponse: &providers.FixedResponse{StatusCode: 500, Body: "no backend of the route could be resolved"}}, nil
+	}
+	if m.Rewrite != nil {
+		a.Rewrite = &providers.Rewrite{Host: m.Rewrite.Hostname, Path: pathModifier(m.Rewrite.Path)}
+	}
+	for _, mi := range m.Mirrors {
+		id, ok := tgIDs[mi.TargetGroup]
+		if !ok {
+			return a, fmt.Errorf("mirror to %s: %w", mi.TargetGroup, errUnknownGroup)
+		}
+		// The cloud mirrors to a group once per rule: two mirrors to one group become one,
+		// at the larger percentage.
+		if i := slices.IndexFunc(a.Mirrors, func(x providers.Mirror) bool { return x.TargetGroupID == id }); i >= 0 {
+			a.Mirrors[i].Percent = max(a.Mirrors[i].Percent, mi.Percent)
+			continue
+		}
+		a.Mirrors = append(a.Mirrors, providers.Mirror{TargetGroupID: id, Percent: mi.Percent})
+	}
+	if t := m.Timeouts; t != nil {
+		var err error
+		if a.RequestTimeout, err = duration(t.Request); err != nil {
+			return a, err
+		}
+		if a.BackendTimeout, err = duration(t.BackendRequest); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+func duration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("timeout %q: %w", s, err)
+	}
+	return d, nil
+}
+
+func pathModifier(p *gateway.PathModifier) *providers.PathModifier {
+	if p == nil {
+		return nil
+	}
+	return &providers.PathModifier{Type: p.Type, Value: p.Value}
+}
+
+func headers(h *gateway.HeaderModifier) *providers.HeaderModifier {
+	if h == nil {
+		return nil
+	}
+	out := &providers.HeaderModifier{Remove: h.Remove}
+	for _, s := range h.Set {
+		out.Set = append(out.Set, providers.Header{Name: s.Name, Value: s.Value})
+	}
+	for _, s := range h.Add {
+		out.Add = append(out.Add, providers.Header{Name: s.Name, Value: s.Value})
+	}
+	return out
+}
