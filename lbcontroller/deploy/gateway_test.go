@@ -427,3 +427,50 @@ func TestGatewayDeleteIsDeployingNothing(t *testing.T) {
 		t.Errorf("left after deleting: %v %v %v (did %v)", albs, tgs, certs, res.Changes)
 	}
 }
+
+// TestGatewayDeployAfterLostAnswers: each create's answer is lost once (the call was carried
+// out); repeating the pass converges on exactly one of each resource.
+func TestGatewayDeployAfterLostAnswers(t *testing.T) {
+	env, d, c := setup(t)
+	ctx := context.Background()
+	gws := golden(t, "https-certs")
+	gw := gws[len(gws)-1]
+	if len(gw.L7.TargetGroups) == 0 || len(gw.L7.Listeners[0].Rules) == 0 {
+		t.Fatalf("the last Gateway of https-certs has no rules: %+v", gw.L7)
+	}
+	withCertificates(t, gw.L7, map[string]string{"infra/example-com": "example.com", "apps/example-com": "example.com"})
+	tags := gatewayTags(gw)
+	for _, action := range []string{api.ActionCreateLoadBalancer, api.ActionCreateTargetGroup, api.ActionImportCertificate, api.ActionCreateListener, api.ActionCreateRule} {
+		if _, err := env.Admin.SetFault(ctx, &api.SetFaultRequest{Fault: api.Fault{Action: action, ErrorRate: 1, ErrorCode: api.CodeInternalError, AfterCommit: true}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := deploy.ApplicationLoadBalancer(ctx, d, gw.L7, tags, "g1")
+		if !providers.Retryable(err) {
+			t.Fatalf("with %s's answer lost: %v, want a retryable error", action, err)
+		}
+		if _, err := env.Admin.ClearFaults(ctx, &api.ClearFaultsRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := deploy.ApplicationLoadBalancer(ctx, d, gw.L7, tags, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	albs, _ := d.ListApplicationLoadBalancers(ctx, tags)
+	tgs, _ := d.ListTargetGroups(ctx, tags)
+	certs, _ := d.ListCertificates(ctx, tags)
+	if len(albs) != 1 || len(tgs) != len(gw.L7.TargetGroups) || len(certs) != 1 || len(albs[0].Listeners) != len(gw.L7.Listeners) {
+		t.Fatalf("after repeated passes: %d load balancers (%+v), %d target groups, %d certificates", len(albs), albs, len(tgs), len(certs))
+	}
+	for _, l := range gw.L7.Listeners {
+		if diff := cmp.Diff(modelSummary(l.Rules), ruleSummary(cloudRules(t, d, tags)[l.Port])); diff != "" {
+			t.Errorf("rules of %d (-model +cloud):\n%s", l.Port, diff)
+		}
+	}
+	c.take()
+	if _, err := deploy.ApplicationLoadBalancer(ctx, d, gw.L7, tags, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if w := writes(c.take()); len(w) != 0 {
+		t.Errorf("converged, then wrote %v", w)
+	}
+}
