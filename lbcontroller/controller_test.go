@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +20,7 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/lbcontroller"
 	"github.com/flatnet/flatnet/lbcontroller/deploy"
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/lbcontroller/model"
 )
 
@@ -349,11 +351,25 @@ func testGarbageCollection(t *testing.T, h *harness) {
 	if _, err := deploy.Deploy(ctx, h.p, lb, "ghost"); err != nil {
 		t.Fatal(err)
 	}
+	// A Gateway's application load balancer carries the cluster tag but no Service's: not the
+	// Service collector's to take.
+	gwTags := map[string]string{model.TagCluster: h.cluster, "flatnet.io/gateway": ns + "/gw"}
+	alb := &gateway.ApplicationLoadBalancer{Name: "k8s-gw-" + ns, TargetGroups: []gateway.TargetGroup{{Name: "k8s-gwtg-" + ns, Service: ns + "/web", Port: 80, Protocol: gateway.ProtocolHTTP}}}
+	if _, err := deploy.ApplicationLoadBalancer(ctx, h.p, alb, gwTags, "gw"); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "garbage collection removes both", func() (bool, string) {
 		l1, t1 := h.owned(t, ns, "crashed")
 		l2, t2 := h.owned(t, ns, "reborn")
 		return len(l1)+len(t1)+len(l2)+len(t2) == 0, fmt.Sprintf("%v %v %v %v", l1, t1, l2, t2)
 	})
+	time.Sleep(1500 * time.Millisecond) // another collection (every second)
+	if tgs, err := h.p.ListTargetGroups(ctx, gwTags); err != nil || len(tgs) != 1 {
+		t.Errorf("the Gateway's target group after garbage collection: %+v, %v", tgs, err)
+	}
+	if albs, err := h.p.ListApplicationLoadBalancers(ctx, gwTags); err != nil || len(albs) != 1 {
+		t.Errorf("the Gateway's load balancer after garbage collection: %+v, %v", albs, err)
+	}
 }
 
 // testLoadBalancerFailed: when the cloud reports a Service's load balancer failed (its data

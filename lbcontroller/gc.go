@@ -67,12 +67,18 @@ func (c *collector) collect(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list this cluster's target groups: %w", err)
 	}
+	// Only a Service's resources are this collector's: a Gateway's carry the cluster tag too,
+	// but no Service tag.
 	owners := map[incarnation]bool{}
 	for _, lb := range lbs {
-		owners[ownerOf(lb.Tags)] = true
+		if lb.Tags[model.TagService] != "" {
+			owners[ownerOf(lb.Tags)] = true
+		}
 	}
 	for _, tg := range tgs {
-		owners[ownerOf(tg.Tags)] = true
+		if tg.Tags[model.TagService] != "" {
+			owners[ownerOf(tg.Tags)] = true
+		}
 	}
 	n := 0
 	for o := range owners {
