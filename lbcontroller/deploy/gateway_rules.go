@@ -22,13 +22,20 @@ import (
 //  4. the moved rules get their priorities in one SetRulePriorities call (so rules can swap);
 //  5. the remaining wanted rules are created, at priorities free by now.
 func syncRules(ctx context.Context, p providers.Rules, listenerID, where string, rules []gateway.Rule, tgIDs map[string]string, token string, res *GatewayResult) error {
-	want := make([]providers.RuleSpec, len(rules))
-	for i, r := range rules {
+	var want []providers.RuleSpec
+	var sources []string
+	for _, r := range rules {
 		spec, err := ruleSpec(r, tgIDs)
 		if err != nil {
 			return fmt.Errorf("rule %d of %s (%s): %w", r.Priority, where, r.Source, err)
 		}
-		want[i] = spec
+		for _, s := range splitHosts(spec) {
+			want = append(want, s)
+			sources = append(sources, r.Source)
+		}
+	}
+	for i := range want { // the cloud's priorities are positions, as the model's
+		want[i].Priority = i + 1
 	}
 	have, err := p.ListRules(ctx, listenerID)
 	if err != nil {
@@ -62,11 +69,38 @@ func syncRules(ctx context.Context, p providers.Rules, listenerID, where string,
 		spec := want[w]
 		spec.ClientToken = clientToken(token, fmt.Sprintf("%s/%d/%s", listenerID, spec.Priority, ruleKey(spec.Conditions, spec.Action)))
 		if _, err := p.CreateRule(ctx, listenerID, spec); err != nil {
-			return fmt.Errorf("create rule %d of %s (%s): %w", spec.Priority, where, rules[w].Source, err)
+			return fmt.Errorf("create rule %d of %s (%s): %w", spec.Priority, where, sources[w], err)
 		}
 		res.did("create rule %d on %s", spec.Priority, where)
 	}
 	return nil
+}
+
+// maxConditionValues is how many condition values a cloud rule may hold (ELBv2's quota, and
+// fakecloud's default).
+const maxConditionValues = 5
+
+// splitHosts keeps a rule whole when its conditions fit in one cloud rule, and otherwise makes
+// one rule per host (hosts are alternatives, so the rules together match what it matched, at
+// consecutive priorities).
+func splitHosts(spec providers.RuleSpec) []providers.RuleSpec {
+	c := spec.Conditions
+	n := len(c.Hosts) + len(c.Headers) + len(c.Query)
+	if c.Path != nil {
+		n++
+	}
+	if c.Method != "" {
+		n++
+	}
+	if n <= maxConditionValues || len(c.Hosts) < 2 {
+		return []providers.RuleSpec{spec}
+	}
+	out := make([]providers.RuleSpec, len(c.Hosts))
+	for i, h := range c.Hosts {
+		out[i] = spec
+		out[i].Conditions.Hosts = []string{h}
+	}
+	return out
 }
 
 // rulePlan says, by index into the wanted and the existing rules, what to do.

@@ -474,3 +474,36 @@ func TestGatewayDeployAfterLostAnswers(t *testing.T) {
 		t.Errorf("converged, then wrote %v", w)
 	}
 }
+
+// TestGatewayRuleBeyondConditionQuota: a rule with more condition values than a cloud rule
+// holds becomes one rule per host, at consecutive priorities; a second pass writes nothing.
+func TestGatewayRuleBeyondConditionQuota(t *testing.T) {
+	_, d, c := setup(t)
+	ctx := context.Background()
+	gw := golden(t, "http-basic")[0]
+	tags := gatewayTags(gw)
+	r := &gw.L7.Listeners[0].Rules[0]
+	r.Conditions.Hosts = []string{"a.example.com", "b.example.com", "c.example.com"}
+	r.Conditions.Headers = []gateway.StringMatch{{Name: "x-a", Type: gateway.MatchExact, Value: "1"}, {Name: "x-b", Type: gateway.MatchExact, Value: "2"}}
+	if _, err := deploy.ApplicationLoadBalancer(ctx, d, gw.L7, tags, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	rules := cloudRules(t, d, tags)[gw.L7.Listeners[0].Port]
+	var hosts []string
+	for i, cr := range rules[:3] {
+		if cr.Priority != i+1 || len(cr.Conditions.Hosts) != 1 || len(cr.Conditions.Headers) != 2 {
+			t.Errorf("cloud rule %d: %+v", i, cr)
+		}
+		hosts = append(hosts, cr.Conditions.Hosts...)
+	}
+	if diff := cmp.Diff(r.Conditions.Hosts, hosts); diff != "" || len(rules) != len(gw.L7.Listeners[0].Rules)+2 {
+		t.Errorf("%d cloud rules, hosts (-model +cloud):\n%s", len(rules), diff)
+	}
+	c.take()
+	if _, err := deploy.ApplicationLoadBalancer(ctx, d, gw.L7, tags, "g2"); err != nil {
+		t.Fatal(err)
+	}
+	if w := writes(c.take()); len(w) != 0 {
+		t.Errorf("redeploy wrote %v", w)
+	}
+}
