@@ -7,14 +7,17 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/awsapi/query"
 )
 
-// The ELBv2 actions, on fakecloud's network load balancers.
+// The ELBv2 actions, on fakecloud's network and application load balancers.
 
 func elbCreateLoadBalancer(x *exchange, v query.View) (any, error) {
 	req := &api.CreateLoadBalancerRequest{Name: v.Required("Name"), Tags: elbTags(v)}
 	req.Scheme, _ = v.String("Scheme")
 	typ, ok := v.String("Type")
-	if !ok || typ != api.LoadBalancerTypeNetwork {
-		x.params.Fail(api.CodeValidationError, "fakecloud serves network load balancers only: give Type=network (ELBv2's default is application)")
+	if !ok {
+		typ = api.LoadBalancerTypeApplication // ELBv2's default
+	}
+	if typ != api.LoadBalancerTypeNetwork && typ != api.LoadBalancerTypeApplication {
+		x.params.Fail(api.CodeValidationError, "Type %q is not supported: fakecloud serves network and application load balancers", truncate(typ, 20))
 	}
 	req.Type = typ
 	subnets := v.Members("Subnets")
@@ -67,6 +70,7 @@ func elbDeleteLoadBalancer(x *exchange, v query.View) (any, error) {
 func elbCreateTargetGroup(x *exchange, v query.View) (any, error) {
 	req := &api.CreateTargetGroupRequest{Name: v.Required("Name"), Tags: elbTags(v)}
 	req.Protocol = v.Required("Protocol")
+	req.ProtocolVersion, _ = v.String("ProtocolVersion")
 	req.VpcID = v.Required("VpcId")
 	req.Port, _ = v.Int("Port")
 	typ, ok := v.String("TargetType")
@@ -83,6 +87,12 @@ func elbCreateTargetGroup(x *exchange, v query.View) (any, error) {
 	hc.HealthyThresholdCount, _ = v.Int("HealthyThresholdCount")
 	hc.UnhealthyThresholdCount, _ = v.Int("UnhealthyThresholdCount")
 	hc.Matcher, _ = v.String("Matcher.HttpCode")
+	if grpc, ok := v.String("Matcher.GrpcCode"); ok {
+		if hc.Matcher != "" {
+			x.params.Fail(api.CodeValidationError, "Matcher: give HttpCode or GrpcCode, not both")
+		}
+		hc.Matcher = grpc
+	}
 	if on, ok := v.Bool("HealthCheckEnabled"); ok && !on {
 		x.params.Fail(api.CodeValidationError, "HealthCheckEnabled=false is not supported: fakecloud checks every IP target")
 	}
@@ -132,26 +142,12 @@ func elbDeleteTargetGroup(x *exchange, v query.View) (any, error) {
 func elbCreateListener(x *exchange, v query.View) (any, error) {
 	req := &api.CreateListenerRequest{LoadBalancerID: x.arn(v, "LoadBalancerArn", arnLoadBalancer), Protocol: v.Required("Protocol")}
 	req.Port, _ = v.Int("Port")
-	for _, a := range v.MemberStructs("DefaultActions") {
-		act := api.Action{Type: a.Required("Type")}
-		if act.Type != "" && act.Type != api.ActionTypeForward {
-			x.params.Fail(api.CodeValidationError, "%s %q is not supported: fakecloud's listeners forward", a.Name("Type"), truncate(act.Type, 40))
-		}
-		if _, ok := a.String("TargetGroupArn"); ok {
-			act.TargetGroupID = x.arn(a, "TargetGroupArn", arnTargetGroup)
-		}
-		if groups := a.MemberStructs("ForwardConfig.TargetGroups"); len(groups) > 0 {
-			if len(groups) > 1 {
-				x.params.Fail(api.CodeValidationError, "%s forwards to %d target groups: a network load balancer's listener forwards to one", a.Name("ForwardConfig"), len(groups))
-			}
-			id := x.arn(groups[0], "TargetGroupArn", arnTargetGroup)
-			groups[0].Int("Weight")
-			if act.TargetGroupID != "" && act.TargetGroupID != id {
-				x.params.Fail(api.CodeValidationError, "%s names another target group than its TargetGroupArn", a.Name("ForwardConfig"))
-			}
-			act.TargetGroupID = id
-		}
-		req.DefaultActions = append(req.DefaultActions, act)
+	req.DefaultActions = x.elbActions(v, "DefaultActions")
+	req.SSLPolicy, _ = v.String("SslPolicy")
+	req.Certificates = x.elbCertificates(v)
+	if v.Has("AlpnPolicy") {
+		v.Members("AlpnPolicy")
+		x.params.Fail(api.CodeValidationError, "AlpnPolicy is not emulated (it is for TLS listeners of network load balancers)")
 	}
 	if v.Has("Tags") {
 		elbTags(v)
@@ -166,11 +162,7 @@ func elbCreateListener(x *exchange, v query.View) (any, error) {
 }
 
 func listenerRefs(l *api.Listener) []string {
-	ids := []string{l.LoadBalancerID}
-	for _, a := range l.DefaultActions {
-		ids = append(ids, a.TargetGroupID)
-	}
-	return ids
+	return append([]string{l.LoadBalancerID}, actionRefs(l.DefaultActions)...)
 }
 
 func elbDescribeListeners(x *exchange, v query.View) (any, error) {

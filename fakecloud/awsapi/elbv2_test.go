@@ -189,8 +189,8 @@ func TestELBv2PagesAndErrors(t *testing.T) {
 			_, err := c.DeleteLoadBalancer(ctx, &elb.DeleteLoadBalancerInput{LoadBalancerArn: aws.String("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/x/00000000000000000")})
 			return err
 		}, api.CodeValidationError, 400},
-		{"application load balancer", func() error {
-			_, err := c.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String("alb"), Subnets: []string{w.subnet.SubnetID}})
+		{"gateway load balancer", func() error {
+			_, err := c.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{Name: aws.String("gwlb"), Type: types.LoadBalancerTypeEnumGateway, Subnets: []string{w.subnet.SubnetID}})
 			return err
 		}, api.CodeValidationError, 400},
 		{"unknown subnet", func() error {

@@ -55,7 +55,7 @@ func (x *exchange) loadBalancerXML(lb *api.LoadBalancer) elbLoadBalancer {
 		addr.IPAddress = ""
 	}
 	return elbLoadBalancer{
-		LoadBalancerArn:       x.loadBalancerARN(lb.LoadBalancerName, lb.LoadBalancerID),
+		LoadBalancerArn:       x.loadBalancerARN(lb.Type, lb.LoadBalancerName, lb.LoadBalancerID),
 		DNSName:               lb.LoadBalancerName + "-" + digits(lb.LoadBalancerID) + ".elb." + x.region + ".amazonaws.com",
 		CanonicalHostedZoneID: hostedZoneID, CreatedTime: lb.CreatedTime.UTC().Format(ec2Time),
 		LoadBalancerName: lb.LoadBalancerName, Scheme: lb.Scheme, VpcID: lb.VpcID,
@@ -68,13 +68,15 @@ func (x *exchange) loadBalancerXML(lb *api.LoadBalancer) elbLoadBalancer {
 }
 
 type elbMatcher struct {
-	HTTPCode string `xml:"HttpCode"`
+	HTTPCode string `xml:"HttpCode,omitempty"`
+	GrpcCode string `xml:"GrpcCode,omitempty"`
 }
 
 type elbTargetGroup struct {
 	TargetGroupArn             string          `xml:"TargetGroupArn"`
 	TargetGroupName            string          `xml:"TargetGroupName"`
 	Protocol                   string          `xml:"Protocol"`
+	ProtocolVersion            string          `xml:"ProtocolVersion,omitempty"`
 	Port                       int             `xml:"Port"`
 	VpcID                      string          `xml:"VpcId"`
 	HealthCheckProtocol        string          `xml:"HealthCheckProtocol"`
@@ -95,17 +97,21 @@ func (x *exchange) targetGroupXML(tg *api.TargetGroup, lbNames map[string]string
 	hc := tg.HealthCheck
 	out := elbTargetGroup{
 		TargetGroupArn: x.targetGroupARN(tg.TargetGroupName, tg.TargetGroupID), TargetGroupName: tg.TargetGroupName,
-		Protocol: tg.Protocol, Port: tg.Port, VpcID: tg.VpcID, TargetType: tg.TargetType, IPAddressType: "ipv4",
+		Protocol: tg.Protocol, ProtocolVersion: tg.ProtocolVersion, Port: tg.Port, VpcID: tg.VpcID, TargetType: tg.TargetType, IPAddressType: "ipv4",
 		HealthCheckProtocol: hc.Protocol, HealthCheckPort: hc.Port, HealthCheckEnabled: true,
 		HealthCheckIntervalSeconds: hc.IntervalSeconds, HealthCheckTimeoutSeconds: hc.TimeoutSeconds,
 		HealthyThresholdCount: hc.HealthyThresholdCount, UnhealthyThresholdCount: hc.UnhealthyThresholdCount,
 		LoadBalancerArns: members[string]{Items: []string{}},
 	}
-	if hc.Protocol == api.ProtocolHTTP {
+	switch {
+	case hc.Protocol != api.ProtocolHTTP && hc.Protocol != api.ProtocolHTTPS:
+	case tg.ProtocolVersion == api.ProtocolVersionGRPC:
+		out.HealthCheckPath, out.Matcher = hc.Path, &elbMatcher{GrpcCode: hc.Matcher}
+	default:
 		out.HealthCheckPath, out.Matcher = hc.Path, &elbMatcher{HTTPCode: hc.Matcher}
 	}
 	for _, id := range tg.LoadBalancerIDs {
-		out.LoadBalancerArns.Items = append(out.LoadBalancerArns.Items, x.loadBalancerARN(nameOr(lbNames, id), id))
+		out.LoadBalancerArns.Items = append(out.LoadBalancerArns.Items, x.loadBalancerARN(tg.LoadBalancerType, nameOr(lbNames, id), id))
 	}
 	return out
 }
@@ -117,46 +123,6 @@ func nameOr(names map[string]string, id string) string {
 		return n
 	}
 	return id
-}
-
-type elbTargetGroupTuple struct {
-	TargetGroupArn string `xml:"TargetGroupArn"`
-	Weight         int    `xml:"Weight"`
-}
-
-type elbForwardConfig struct {
-	TargetGroups members[elbTargetGroupTuple] `xml:"TargetGroups"`
-}
-
-type elbAction struct {
-	Type           string            `xml:"Type"`
-	TargetGroupArn string            `xml:"TargetGroupArn,omitempty"`
-	ForwardConfig  *elbForwardConfig `xml:"ForwardConfig,omitempty"`
-}
-
-type elbListener struct {
-	ListenerArn     string             `xml:"ListenerArn"`
-	LoadBalancerArn string             `xml:"LoadBalancerArn"`
-	Port            int                `xml:"Port"`
-	Protocol        string             `xml:"Protocol"`
-	DefaultActions  members[elbAction] `xml:"DefaultActions"`
-}
-
-func (x *exchange) listenerXML(l *api.Listener, names map[string]string) elbListener {
-	lbName := nameOr(names, l.LoadBalancerID)
-	out := elbListener{
-		ListenerArn:     x.listenerARN(lbName, l.LoadBalancerID, l.ListenerID),
-		LoadBalancerArn: x.loadBalancerARN(lbName, l.LoadBalancerID),
-		Port:            l.Port, Protocol: l.Protocol,
-	}
-	for _, a := range l.DefaultActions {
-		tgARN := x.targetGroupARN(nameOr(names, a.TargetGroupID), a.TargetGroupID)
-		out.DefaultActions.Items = append(out.DefaultActions.Items, elbAction{
-			Type: a.Type, TargetGroupArn: tgARN,
-			ForwardConfig: &elbForwardConfig{TargetGroups: members[elbTargetGroupTuple]{Items: []elbTargetGroupTuple{{TargetGroupArn: tgARN, Weight: 1}}}},
-		})
-	}
-	return out
 }
 
 type elbTargetDescription struct {
