@@ -223,3 +223,45 @@ func TestAWSCLIELBv2(t *testing.T) {
 	bad.SecretAccessKey = "not-" + bad.SecretAccessKey
 	w.aws(t, bad, "elbv2", "describe-target-health", "--target-group-arn", arn).refused(t, "SignatureDoesNotMatch")
 }
+
+// TestAWSCLIELBv2Rules: the aws CLI creates a rule with its JSON conditions and reads the
+// listener's rules back, the default rule last.
+func TestAWSCLIELBv2Rules(t *testing.T) {
+	awsCLI(t)
+	a := newALB(t)
+	admin := servertest.AWSKey
+	var created struct {
+		Rules []struct{ RuleArn, Priority string }
+	}
+	a.w.aws(t, admin, "elbv2", "create-rule", "--listener-arn", a.listener, "--priority", "7",
+		"--conditions", `[{"Field":"path-pattern","PathPatternConfig":{"Values":["/img/*"]}},{"Field":"query-string","QueryStringConfig":{"Values":[{"Key":"v","Value":"1"}]}}]`,
+		"--actions", `[{"Type":"forward","ForwardConfig":{"TargetGroups":[{"TargetGroupArn":"`+a.blue+`","Weight":3},{"TargetGroupArn":"`+a.green+`","Weight":1}]}}]`).ok(t, &created)
+	var rules struct {
+		Rules []struct {
+			RuleArn, Priority string
+			IsDefault         bool
+			Conditions        []struct {
+				Field             string
+				PathPatternConfig *struct{ Values []string }
+			}
+			Actions []struct {
+				Type          string
+				ForwardConfig struct {
+					TargetGroups []struct {
+						TargetGroupArn string
+						Weight         int
+					}
+				}
+			}
+		}
+	}
+	a.w.aws(t, admin, "elbv2", "describe-rules", "--listener-arn", a.listener).ok(t, &rules)
+	if len(created.Rules) != 1 || len(rules.Rules) != 2 || rules.Rules[0].RuleArn != created.Rules[0].RuleArn || rules.Rules[0].Priority != "7" ||
+		len(rules.Rules[0].Conditions) != 2 || rules.Rules[0].Conditions[0].PathPatternConfig == nil || rules.Rules[0].Conditions[0].PathPatternConfig.Values[0] != "/img/*" ||
+		rules.Rules[0].Actions[0].ForwardConfig.TargetGroups[0].Weight != 3 || rules.Rules[1].Priority != "default" || !rules.Rules[1].IsDefault {
+		t.Fatalf("describe-rules: %+v (created %+v)", rules, created)
+	}
+	a.w.aws(t, admin, "elbv2", "set-rule-priorities", "--rule-priorities", "RuleArn="+created.Rules[0].RuleArn+",Priority=8").ok(t, nil)
+	a.w.aws(t, admin, "elbv2", "create-rule", "--listener-arn", a.listener, "--priority", "8",
+		"--conditions", `[{"Field":"host-header","Values":["x.example.com"]}]`, "--actions", `[{"Type":"forward","TargetGroupArn":"`+a.blue+`"}]`).refused(t, "PriorityInUse")
+}

@@ -103,6 +103,10 @@ func elbModifyTargetGroup(x *exchange, v query.View) (any, error) {
 	str("HealthCheckPort", func(hc *api.HealthCheck) *string { return &hc.Port })
 	str("HealthCheckPath", func(hc *api.HealthCheck) *string { return &hc.Path })
 	str("Matcher.HttpCode", func(hc *api.HealthCheck) *string { return &hc.Matcher })
+	str("Matcher.GrpcCode", func(hc *api.HealthCheck) *string { return &hc.Matcher })
+	if v.Has("Matcher.HttpCode") && v.Has("Matcher.GrpcCode") {
+		x.params.Fail(api.CodeValidationError, "Matcher: give HttpCode or GrpcCode, not both")
+	}
 	num("HealthCheckIntervalSeconds", func(hc *api.HealthCheck) *int { return &hc.IntervalSeconds })
 	num("HealthCheckTimeoutSeconds", func(hc *api.HealthCheck) *int { return &hc.TimeoutSeconds })
 	num("HealthyThresholdCount", func(hc *api.HealthCheck) *int { return &hc.HealthyThresholdCount })
@@ -117,7 +121,7 @@ func elbModifyTargetGroup(x *exchange, v query.View) (any, error) {
 	if !ok {
 		return nil, api.Errorf(api.CodeTargetGroupNotFound, "target group %s not found", id)
 	}
-	if p, ok := v.String("HealthCheckProtocol"); ok && p != api.ProtocolHTTP {
+	if p, ok := v.String("HealthCheckProtocol"); ok && p != api.ProtocolHTTP && p != api.ProtocolHTTPS {
 		hc.Path, hc.Matcher = "", ""
 	}
 	for _, f := range set {
