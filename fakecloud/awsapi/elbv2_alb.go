@@ -63,6 +63,12 @@ func (x *exchange) elbForward(a query.View, act *api.Action) {
 	if act.TargetGroupID != "" && (len(fc.TargetGroups) != 1 || fc.TargetGroups[0].TargetGroupID != act.TargetGroupID) {
 		x.params.Fail(api.CodeValidationError, "%s: TargetGroupArn and ForwardConfig must name the same one target group; give ForwardConfig alone for several", a.Name("ForwardConfig"))
 	}
+	// One group is fakecloud's TargetGroupId, which network listeners take (its weight alone
+	// changes nothing unless 0).
+	if t := fc.TargetGroups[0]; len(fc.TargetGroups) == 1 && (t.Weight == nil || *t.Weight > 0) {
+		act.TargetGroupID = t.TargetGroupID
+		return
+	}
 	act.TargetGroupID, act.ForwardConfig = "", fc
 }
 

@@ -88,6 +88,15 @@ func TestELBv2(t *testing.T) {
 	if len(byARN) != 1 || aws.ToString(byARN[0].DefaultActions[0].ForwardConfig.TargetGroups[0].TargetGroupArn) != tgArn {
 		t.Fatalf("listener by ARN %+v", byARN)
 	}
+	// A network listener also takes its one group as a ForwardConfig, as the SDKs' users send it.
+	viaConfig := must(c.CreateListener(ctx, &elb.CreateListenerInput{
+		LoadBalancerArn: aws.String(lbArn), Protocol: types.ProtocolEnumTcp, Port: aws.Int32(81),
+		DefaultActions: []types.Action{{Type: types.ActionTypeEnumForward, ForwardConfig: &types.ForwardActionConfig{TargetGroups: []types.TargetGroupTuple{{TargetGroupArn: aws.String(tgArn), Weight: aws.Int32(1)}}}}},
+	})).of(t).Listeners[0]
+	if !listenerARN.MatchString(aws.ToString(viaConfig.ListenerArn)) || aws.ToString(viaConfig.DefaultActions[0].TargetGroupArn) != tgArn {
+		t.Fatalf("listener from a ForwardConfig %+v", viaConfig)
+	}
+	must(c.DeleteListener(ctx, &elb.DeleteListenerInput{ListenerArn: viaConfig.ListenerArn})).of(t)
 
 	a, b := w.instances[0].PrivateIPAddress, w.instances[1].PrivateIPAddress
 	must(c.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: aws.String(tgArn), Targets: []types.TargetDescription{{Id: aws.String(a)}, {Id: aws.String(b), Port: aws.Int32(9090)}}})).of(t)
