@@ -140,6 +140,10 @@ type probeTarget struct {
 func runWithContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	if cmd.WaitDelay == 0 {
+		// A child left holding the output pipe must not keep Wait (and the probe) waiting.
+		cmd.WaitDelay = 2 * time.Second
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -150,7 +154,10 @@ func runWithContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 		return out.Bytes(), err
 	case <-ctx.Done():
 		_ = cmd.Process.Kill()
-		return out.Bytes(), fmt.Errorf("%w (command stopped: %w)", ctx.Err(), <-done)
+		// The output is read only once Wait has returned: until then exec's copier may still
+		// be writing into it (a data race the race detector caught).
+		werr := <-done
+		return out.Bytes(), fmt.Errorf("%w (command stopped: %w)", ctx.Err(), werr)
 	}
 }
 
