@@ -219,16 +219,9 @@ func listenerModifyCmd(g *globals) *cobra.Command {
 		Use: "modify LISTENER", Short: "Change a listener's port, protocol, default action, SSL policy or default certificate", Args: cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			req := &api.ModifyListenerRequest{ListenerID: args[0], Protocol: protocol, Port: port, SSLPolicy: policy}
-			if tg != "" {
-				req.DefaultActions = []api.Action{{Type: api.ActionTypeForward, TargetGroupID: tg}}
-			}
-			if actions != "" {
-				if err := jsonFlag("default-actions", actions, &req.DefaultActions); err != nil {
-					return err
-				}
-			}
-			if cert != "" {
-				req.Certificates = []api.ListenerCertificate{{CertificateID: cert}}
+			var err error
+			if req.DefaultActions, req.Certificates, err = listenerFlags(tg, actions, cert); err != nil {
+				return err
 			}
 			r, err := c.ModifyListener(ctx, req)
 			if err != nil {

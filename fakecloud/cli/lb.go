@@ -102,16 +102,9 @@ func newListenerCmd(g *globals) *cobra.Command {
 		Use: "create LB --port N --target-group TG", Short: "Open a port forwarding to a target group (or taking --default-actions)", Args: cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			req := &api.CreateListenerRequest{LoadBalancerID: args[0], Protocol: protocol, Port: port, SSLPolicy: policy}
-			if tg != "" {
-				req.DefaultActions = []api.Action{{Type: api.ActionTypeForward, TargetGroupID: tg}}
-			}
-			if actions != "" {
-				if err := jsonFlag("default-actions", actions, &req.DefaultActions); err != nil {
-					return err
-				}
-			}
-			if cert != "" {
-				req.Certificates = []api.ListenerCertificate{{CertificateID: cert}}
+			var err error
+			if req.DefaultActions, req.Certificates, err = listenerFlags(tg, actions, cert); err != nil {
+				return err
 			}
 			r, err := c.CreateListener(ctx, req)
 			if err != nil {
@@ -342,4 +335,23 @@ func targetHealthTable(ts []api.TargetHealthDescription) func(*tabwriter.Writer)
 				orDash(t.TargetHealth.Description))
 		}
 	}
+}
+
+// listenerFlags reads the flags listener create and modify share: --target-group (a forward to
+// one group) or --default-actions (JSON), and --certificate (the default certificate).
+func listenerFlags(tg, actions, cert string) ([]api.Action, []api.ListenerCertificate, error) {
+	var acts []api.Action
+	if tg != "" {
+		acts = []api.Action{{Type: api.ActionTypeForward, TargetGroupID: tg}}
+	}
+	if actions != "" {
+		if err := jsonFlag("default-actions", actions, &acts); err != nil {
+			return nil, nil, err
+		}
+	}
+	var certs []api.ListenerCertificate
+	if cert != "" {
+		certs = []api.ListenerCertificate{{CertificateID: cert}}
+	}
+	return acts, certs, nil
 }
