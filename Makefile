@@ -107,7 +107,7 @@ require-root:
 	fi
 
 .PHONY: verify
-verify: fmt-check vet mod-tidy mod-verify lint verify-imports ## gofmt check, go vet, go.mod tidy, go mod verify, lint, import-direction check
+verify: fmt-check vet mod-tidy mod-verify lint verify-imports gateway-crds-check ## gofmt check, go vet, go.mod tidy, go mod verify, lint, import-direction check, the chart's Gateway API CRDs
 
 .PHONY: fmt-check
 fmt-check:
@@ -135,6 +135,14 @@ mod-tidy:
 		fi; \
 		exit 1; \
 	fi
+
+.PHONY: gateway-crds
+gateway-crds: ## Copy the Gateway API CRDs of the pinned sigs.k8s.io/gateway-api into charts/flatnet/crds
+	hack/gateway-crds/sync.sh
+
+.PHONY: gateway-crds-check
+gateway-crds-check:
+	hack/gateway-crds/sync.sh --check
 
 .PHONY: mod-verify
 mod-verify:

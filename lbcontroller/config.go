@@ -2,6 +2,7 @@ package lbcontroller
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/flatnet/flatnet/providers"
@@ -55,7 +56,20 @@ type Config struct {
 	Provider providers.LoadBalancing
 	// CloudPolicy tunes the cloud calls' retries; zero fields take CloudPolicyDefaults'.
 	CloudPolicy providers.PolicyConfig
+	// GatewayAPI serves the Gateway API (GatewayClasses naming gateway.ControllerName):
+	// GatewayAPIAuto (the default) once the API server serves its CRDs, GatewayAPIOff never.
+	GatewayAPI string
+
+	// alb is Provider as providers.ApplicationLoadBalancing, under the same policy, when the
+	// driver implements it (set by defaults).
+	alb providers.ApplicationLoadBalancing
 }
+
+// Values of Config.GatewayAPI.
+const (
+	GatewayAPIAuto = "auto"
+	GatewayAPIOff  = "off"
+)
 
 // CloudPolicyDefaults returns how lbcontroller calls the cloud unless told otherwise: a few
 // quick retries of throttling and transient failures within one pass, then the Service's own
@@ -81,7 +95,18 @@ func (c *Config) defaults() error {
 	if c.Provider == nil {
 		return errors.New("lbcontroller: a cloud provider is required")
 	}
-	c.Provider = withPolicy(c.Provider, c.CloudPolicy)
+	switch c.GatewayAPI {
+	case "":
+		c.GatewayAPI = GatewayAPIAuto
+	case GatewayAPIAuto, GatewayAPIOff:
+	default:
+		return fmt.Errorf("lbcontroller: gateway API mode %q: want %q or %q", c.GatewayAPI, GatewayAPIAuto, GatewayAPIOff)
+	}
+	pol := providers.NewPolicy(c.CloudPolicy.Or(CloudPolicyDefaults()))
+	if a, ok := c.Provider.(providers.ApplicationLoadBalancing); ok {
+		c.alb = pol.ApplicationLoadBalancing(a)
+	}
+	c.Provider = pol.LoadBalancing(c.Provider)
 	if c.GCInterval <= 0 {
 		c.GCInterval = time.Minute
 	}

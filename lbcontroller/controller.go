@@ -22,8 +22,8 @@ import (
 	"github.com/flatnet/flatnet/providers"
 )
 
-// Setup adds the Service and readiness-gate controllers, the health watch and garbage
-// collection to mgr. Everything that talks to the cloud runs on the leader only.
+// Setup adds the Service and readiness-gate controllers, the Gateway controller (once the
+// Gateway API is served), the health watch and garbage collection to mgr. Everything that talks to the cloud runs on the leader only.
 func Setup(mgr manager.Manager, cfg Config) error {
 	if err := cfg.defaults(); err != nil {
 		return err
@@ -66,6 +66,9 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		return err
 	}
 	if err := mgr.Add(&wakeForwarder[*corev1.Service]{from: st.svcWake, to: svcWake, object: func() *corev1.Service { return &corev1.Service{} }}); err != nil {
+		return err
+	}
+	if err := setupGateway(mgr, cfg, log); err != nil {
 		return err
 	}
 	if err := mgr.Add(&healthWatch{p: cfg.Provider, state: st, log: log.WithName("health")}); err != nil {

@@ -50,7 +50,8 @@ func start(tb testing.TB) *harness {
 	if os.Getenv("LBCONTROLLER_TEST_LOG") != "" {
 		ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	}
-	rest := k8stest.Start(tb)
+	// The chart's Gateway API CRDs: the Gateway controller runs beside the Service controller.
+	rest := k8stest.Start(tb, "../charts/flatnet/crds")
 	cloud := servertest.Start(tb, servertest.Options{})
 	sn, _ := cloud.Launch(tb, "10.0.0.0/16", "10.0.0.0/20", "t3.small", 1)
 	ctx, cancel := context.WithCancel(context.Background())

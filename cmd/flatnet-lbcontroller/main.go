@@ -52,6 +52,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (empty: the in-cluster service account)")
 	f.StringVar(&o.Config.Cluster, "cluster-name", "", "this cluster's name in the cloud resources' ownership tags (required)")
 	f.BoolVar(&o.Config.DefaultClass, "default-class", false, "also serve LoadBalancer Services with no spec.loadBalancerClass")
+	f.StringVar(&o.Config.GatewayAPI, "gateway-api", lbcontroller.GatewayAPIAuto, `serve GatewayClasses of controllerName flatnet.io/gateway-controller: "auto" (once the Gateway API CRDs are installed) or "off"`)
 	f.DurationVar(&o.Config.GCInterval, "gc-interval", time.Minute, "how often to delete load balancers of this cluster whose Service is gone")
 	f.StringVar(&cloud, "cloud", "fakecloud", "the cloud driver: "+strings.Join(all.Registry().Names(), ", "))
 	f.StringVar(&endpoint, "fakecloud-endpoint", os.Getenv("FAKECLOUD_ENDPOINT"), "the cloud API's URL (default $FAKECLOUD_ENDPOINT); for fakecloud required")

@@ -31,8 +31,9 @@ func BinDir() string {
 }
 
 // Start starts etcd and kube-apiserver for the test and returns an administrator's config. They
-// are stopped when the test ends. A missing binary fails the test saying how to build it.
-func Start(t testing.TB) *rest.Config {
+// are stopped when the test ends. A missing binary fails the test saying how to build it. The
+// CustomResourceDefinitions in crdDirs (YAML files) are installed and established first.
+func Start(t testing.TB, crdDirs ...string) *rest.Config {
 	t.Helper()
 	dir := BinDir()
 	for _, bin := range []string{"etcd", "kube-apiserver"} {
@@ -40,7 +41,7 @@ func Start(t testing.TB) *rest.Config {
 			t.Fatalf("k8stest: %s is not in %s: run make k8s-bins (or point KUBEBUILDER_ASSETS or FLATNET_K8S_BIN_DIR at a directory holding etcd and kube-apiserver)", bin, dir)
 		}
 	}
-	env := &envtest.Environment{BinaryAssetsDirectory: dir}
+	env := &envtest.Environment{BinaryAssetsDirectory: dir, CRDDirectoryPaths: crdDirs, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	if err != nil {
 		// Start may leave a half-started etcd behind; Stop removes what there is.

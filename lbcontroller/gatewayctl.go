@@ -1,0 +1,609 @@
+package lbcontroller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flatnet/flatnet/lbcontroller/deploy"
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
+	"github.com/flatnet/flatnet/lbcontroller/model"
+	"github.com/flatnet/flatnet/providers"
+)
+
+// Ownership tags of a Gateway's cloud resources, beside model.TagCluster (and deploy.TagLayer).
+const (
+	TagGateway    = "flatnet.io/gateway"     // namespace/name
+	TagGatewayUID = "flatnet.io/gateway-uid" // a re-created Gateway is another owner
+)
+
+// gatewayKey is the one work item of the Gateway controller: every pass reads the whole Gateway
+// API state from the cache and translates it at once, because a route, a ReferenceGrant, a
+// Secret or a Namespace's labels can change what any Gateway serves. A burst of changes
+// collapses into one queued pass.
+var gatewayKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "gateway-api"}}
+
+// gatewayRecord is what the controller last did to one Gateway's load balancers.
+type gatewayRecord struct {
+	uid  string
+	hash string // of the application load balancer model deployed last (with success)
+	// state as the translation's next pass should see it.
+	state gateway.LoadBalancerState
+	// lbID is the application load balancer's ID, for the health stream.
+	lbID string
+}
+
+// gatewayReconciler translates the Gateway API objects (lbcontroller/gateway.Translate), makes
+// the cloud match each Gateway's model (lbcontroller/deploy) and writes back every status.
+type gatewayReconciler struct {
+	client client.Client
+	reader client.Reader // the API server, uncached (CRD bundle version)
+	events events.EventRecorder
+	cfg    Config
+	alb    providers.ApplicationLoadBalancing // nil: the driver has no application load balancers
+	kinds  routeKinds
+	log    logr.Logger
+	now    func() time.Time
+
+	mu       sync.Mutex
+	records  map[string]*gatewayRecord // namespace/name -> last deploy
+	emitted  map[string]bool           // events already recorded, while the translation keeps giving them
+	lastGC   time.Time
+	bundle   string
+	bundleAt time.Time
+}
+
+// routeKinds says which route kinds the API server serves (installed CRDs).
+type routeKinds struct {
+	GRPC, TLS, TCP, UDP bool
+}
+
+// Reconcile is one pass over every Gateway of ours.
+func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	start := r.now()
+	in, objs, err := r.input(ctx)
+	if err != nil {
+		reconciles.WithLabelValues("gateway", "error").Inc()
+		return reconcile.Result{}, err
+	}
+	out := gateway.Translate(in)
+	requeue := r.deployAll(ctx, out)
+	r.collect(ctx, out)
+	// Translate again with what the cloud now shows: addresses and Programmed come from it.
+	in.LoadBalancers = r.lbStates()
+	out = gateway.Translate(in)
+	statusErr := r.writeStatuses(ctx, out, objs)
+	r.recordEvents(out, objs)
+	result := "ok"
+	if statusErr != nil {
+		result = "error"
+	}
+	reconciles.WithLabelValues("gateway", result).Inc()
+	r.log.V(1).Info("gateway pass", "gateways", len(out.Gateways), "routes", len(out.Routes), "took", r.now().Sub(start).String(), "requeue", requeue.String())
+	if statusErr != nil {
+		return reconcile.Result{}, statusErr
+	}
+	return reconcile.Result{RequeueAfter: requeue}, nil
+}
+
+// gatewayObjects indexes the objects of a pass, to write statuses and events on.
+type gatewayObjects struct {
+	classes  map[string]*gwv1.GatewayClass
+	gateways map[string]*gwv1.Gateway
+	routes   map[string]client.Object // kind/namespace/name
+}
+
+func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayObjects, error) {
+	in := gateway.Input{Cluster: r.cfg.Cluster, ControllerName: gateway.ControllerName, BundleVersion: r.bundleVersion(ctx)}
+	var (
+		classes  gwv1.GatewayClassList
+		gws      gwv1.GatewayList
+		https    gwv1.HTTPRouteList
+		grpcs    gwv1.GRPCRouteList
+		tlss     gwv1.TLSRouteList
+		tcps     gwv1.TCPRouteList
+		udps     gwv1.UDPRouteList
+		grants   gwv1.ReferenceGrantList
+		svcs     corev1.ServiceList
+		slices   discoveryv1.EndpointSliceList
+		secrets  corev1.SecretList
+		nss      corev1.NamespaceList
+		toList   = []client.ObjectList{&classes, &gws, &https, &grants, &svcs, &slices, &secrets, &nss}
+		optional = []struct {
+			on   bool
+			list client.ObjectList
+		}{{r.kinds.GRPC, &grpcs}, {r.kinds.TLS, &tlss}, {r.kinds.TCP, &tcps}, {r.kinds.UDP, &udps}}
+	)
+	for _, o := range optional {
+		if o.on {
+			toList = append(toList, o.list)
+		}
+	}
+	for _, l := range toList {
+		if err := r.client.List(ctx, l); err != nil {
+			return in, nil, fmt.Errorf("list %T: %w", l, err)
+		}
+	}
+	in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes = classes.Items, gws.Items, https.Items, grpcs.Items
+	in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.ReferenceGrants = tlss.Items, tcps.Items, udps.Items, grants.Items
+	in.Services, in.EndpointSlices, in.Secrets, in.Namespaces = svcs.Items, slices.Items, secrets.Items, nss.Items
+	in.LoadBalancers = r.lbStates()
+
+	objs := &gatewayObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[string]*gwv1.Gateway{}, routes: map[string]client.Object{}}
+	for i := range in.GatewayClasses {
+		objs.classes[in.GatewayClasses[i].Name] = &in.GatewayClasses[i]
+	}
+	for i := range in.Gateways {
+		g := &in.Gateways[i]
+		objs.gateways[g.Namespace+"/"+g.Name] = g
+	}
+	addRoutes := func(kind string, n int, at func(int) client.Object) {
+		for i := range n {
+			o := at(i)
+			objs.routes[kind+"/"+o.GetNamespace()+"/"+o.GetName()] = o
+		}
+	}
+	addRoutes("HTTPRoute", len(in.HTTPRoutes), func(i int) client.Object { return &in.HTTPRoutes[i] })
+	addRoutes("GRPCRoute", len(in.GRPCRoutes), func(i int) client.Object { return &in.GRPCRoutes[i] })
+	addRoutes("TLSRoute", len(in.TLSRoutes), func(i int) client.Object { return &in.TLSRoutes[i] })
+	addRoutes("TCPRoute", len(in.TCPRoutes), func(i int) client.Object { return &in.TCPRoutes[i] })
+	addRoutes("UDPRoute", len(in.UDPRoutes), func(i int) client.Object { return &in.UDPRoutes[i] })
+	return in, objs, nil
+}
+
+// bundleVersion reads the gateway.networking.k8s.io/bundle-version annotation of the installed
+// Gateway CRD (once a minute): the GatewayClass's SupportedVersion condition follows it.
+func (r *gatewayReconciler) bundleVersion(ctx context.Context) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.bundleAt.IsZero() && r.now().Sub(r.bundleAt) < time.Minute {
+		return r.bundle
+	}
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(crdGVK)
+	if err := r.reader.Get(ctx, types.NamespacedName{Name: "gateways.gateway.networking.k8s.io"}, crd); err != nil {
+		r.log.V(1).Info("cannot read the Gateway CRD's bundle version", "error", err.Error())
+		return r.bundle
+	}
+	r.bundle, r.bundleAt = crd.GetAnnotations()["gateway.networking.k8s.io/bundle-version"], r.now()
+	return r.bundle
+}
+
+func (r *gatewayReconciler) lbStates() []gateway.LoadBalancerState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]gateway.LoadBalancerState, 0, len(r.records))
+	for _, rec := range r.records {
+		out = append(out, rec.state)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name
+	})
+	return out
+}
+
+// gatewayTags are the ownership tags of one Gateway incarnation's resources.
+func (r *gatewayReconciler) gatewayTags(ns, name, uid string) map[string]string {
+	t := map[string]string{model.TagCluster: r.cfg.Cluster, TagGateway: ns + "/" + name}
+	if uid != "" {
+		t[TagGatewayUID] = uid
+	}
+	return t
+}
+
+// deployAll makes the cloud match every Gateway's model, a few Gateways at a time, and returns
+// when the next pass should look again (0: only on the next change).
+func (r *gatewayReconciler) deployAll(ctx context.Context, out gateway.Output) time.Duration {
+	want := map[string]bool{}
+	var (
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, 4)
+		mu      sync.Mutex
+		requeue time.Duration
+	)
+	later := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if requeue == 0 || d < requeue {
+			requeue = d
+		}
+	}
+	for i := range out.LoadBalancers {
+		gw := &out.LoadBalancers[i]
+		key := gw.Namespace + "/" + gw.Name
+		want[key] = true
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if d := r.deployOne(ctx, gw); d > 0 {
+				later(d)
+			}
+		}()
+	}
+	wg.Wait()
+	// Gateways gone (or no longer ours): their load balancers go.
+	r.mu.Lock()
+	var gone []string
+	for key := range r.records {
+		if !want[key] {
+			gone = append(gone, key)
+		}
+	}
+	r.mu.Unlock()
+	for _, key := range gone {
+		ns, name, _ := strings.Cut(key, "/")
+		if r.alb != nil {
+			if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(ns, name, ""), nil); err != nil {
+				r.log.Error(err, "delete the load balancer of a deleted Gateway; retrying", "gateway", key)
+				later(2 * time.Second)
+				continue
+			}
+		}
+		r.log.Info("deleted the load balancer of a Gateway that is gone or no longer ours", "gateway", key)
+		r.mu.Lock()
+		delete(r.records, key)
+		r.mu.Unlock()
+	}
+	return requeue
+}
+
+// deployOne deploys one Gateway's model unless the cloud already serves it, and records the
+// result as the Gateway's load balancer state.
+func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLoadBalancers) time.Duration {
+	key := gw.Namespace + "/" + gw.Name
+	hash := modelHash(gw)
+	r.mu.Lock()
+	rec := r.records[key]
+	if rec == nil || rec.uid != gw.UID {
+		rec = &gatewayRecord{uid: gw.UID}
+		r.records[key] = rec
+	}
+	done := rec.hash == hash && rec.state.Programmed
+	r.mu.Unlock()
+	if done {
+		return 0
+	}
+	st := gateway.LoadBalancerState{Namespace: gw.Namespace, Name: gw.Name}
+	var (
+		lbID    string
+		requeue time.Duration
+	)
+	switch {
+	case gw.L7 == nil && gw.L4 == nil:
+		// Nothing to serve (not accepted, or no valid listener): nothing in the cloud.
+		if r.alb != nil {
+			if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(gw.Namespace, gw.Name, ""), nil); err != nil {
+				st.Message = "delete the load balancer: " + err.Error()
+				requeue = 2 * time.Second
+				break
+			}
+		}
+	case r.alb == nil:
+		st.Message = fmt.Sprintf("the cloud driver %T has no application load balancers (providers.ApplicationLoadBalancing)", r.cfg.Provider)
+	default:
+		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, gw.L7, r.gatewayTags(gw.Namespace, gw.Name, gw.UID), hash[:16])
+		lbID = res.LoadBalancerID
+		if res.VIP.IsValid() {
+			st.Addresses = []string{res.VIP.String()}
+		}
+		switch {
+		case err != nil:
+			st.Message = err.Error()
+			requeue = retryAfter(err)
+			r.log.Error(err, "deploy the Gateway's load balancer; retrying", "gateway", key)
+		case !res.Programmed:
+			st.Message = "the load balancer is " + res.State
+			if res.StateReason != "" {
+				st.Message += ": " + res.StateReason
+			}
+			requeue = 500 * time.Millisecond
+		default:
+			st.Programmed = true
+		}
+		if len(res.Changes) > 0 {
+			r.log.Info("deployed the Gateway's application load balancer", "gateway", key, "changes", len(res.Changes), "registered", res.Registered, "deregistered", res.Deregistered, "state", res.State)
+		}
+		if gw.L4 != nil && st.Programmed {
+			// The network half (TCP, UDP and TLS-passthrough listeners) is not deployed yet: say so.
+			st.Programmed = false
+			st.Message = "the Gateway's TCP, UDP and TLS-passthrough listeners need a network load balancer, which flatnet does not deploy for Gateways yet"
+		}
+	}
+	r.mu.Lock()
+	rec.state, rec.lbID = st, lbID
+	if st.Programmed || (gw.L7 == nil && gw.L4 == nil && st.Message == "") {
+		rec.hash = hash
+		rec.state.Programmed = st.Programmed
+	} else {
+		rec.hash = ""
+	}
+	r.mu.Unlock()
+	return requeue
+}
+
+// retryAfter spaces out retries of a failed deploy: throttling and transient errors soon, the
+// cloud refusing longer (a person has to fix something; the next change retries at once).
+func retryAfter(err error) time.Duration {
+	if providers.Retryable(err) {
+		return time.Second
+	}
+	return 10 * time.Second
+}
+
+// modelHash identifies what a Gateway wants from the cloud: the models (certificates by their
+// fingerprint) and the Gateway's incarnation.
+func modelHash(gw *gateway.GatewayLoadBalancers) string {
+	b, err := json.Marshal(gw)
+	if err != nil {
+		// The model is plain data; this cannot happen, and an empty hash only means "deploy".
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// collect deletes the application load balancers of Gateways that are gone (deleted while the
+// controller was down, or re-created with another UID): at the first pass and every minute.
+func (r *gatewayReconciler) collect(ctx context.Context, out gateway.Output) {
+	if r.alb == nil {
+		return
+	}
+	r.mu.Lock()
+	due := r.lastGC.IsZero() || r.now().Sub(r.lastGC) >= r.cfg.GCInterval
+	if due {
+		r.lastGC = r.now()
+	}
+	r.mu.Unlock()
+	if !due {
+		return
+	}
+	live := map[string]bool{}
+	for _, gw := range out.LoadBalancers {
+		if gw.L7 != nil {
+			live[gw.Namespace+"/"+gw.Name+"/"+gw.UID] = true
+		}
+	}
+	tags := map[string]string{model.TagCluster: r.cfg.Cluster, deploy.TagLayer: deploy.LayerL7}
+	owners := map[[2]string]bool{}
+	lbs, err := r.alb.ListApplicationLoadBalancers(ctx, tags)
+	if err != nil {
+		r.log.Error(err, "list the application load balancers to collect")
+		return
+	}
+	for _, lb := range lbs {
+		owners[[2]string{lb.Tags[TagGateway], lb.Tags[TagGatewayUID]}] = true
+	}
+	tgs, err := r.alb.ListTargetGroups(ctx, tags)
+	if err != nil {
+		r.log.Error(err, "list the target groups to collect")
+		return
+	}
+	for _, tg := range tgs {
+		owners[[2]string{tg.Tags[TagGateway], tg.Tags[TagGatewayUID]}] = true
+	}
+	for o := range owners {
+		if o[0] == "" || live[o[0]+"/"+o[1]] {
+			continue
+		}
+		ns, name, _ := strings.Cut(o[0], "/")
+		if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(ns, name, o[1]), nil); err != nil {
+			r.log.Error(err, "delete an orphaned Gateway load balancer", "gateway", o[0], "uid", o[1])
+			continue
+		}
+		gcDeleted.Inc()
+		r.log.Info("deleted an orphaned Gateway load balancer", "gateway", o[0], "uid", o[1])
+	}
+}
+
+// writeStatuses writes every status the translation computed, keeping the lastTransitionTime
+// of a condition that did not change and everything other controllers wrote on routes.
+func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Output, objs *gatewayObjects) error {
+	var errs []error
+	for _, cs := range out.GatewayClasses {
+		gc := objs.classes[cs.Name]
+		if gc == nil {
+			continue
+		}
+		next := gc.DeepCopy()
+		next.Status.Conditions = mergeConditions(gc.Status.Conditions, cs.Status.Conditions)
+		if !equality.Semantic.DeepEqual(gc.Status, next.Status) {
+			errs = append(errs, r.update(ctx, next))
+		}
+	}
+	for _, gs := range out.Gateways {
+		g := objs.gateways[gs.Namespace+"/"+gs.Name]
+		if g == nil {
+			continue
+		}
+		next := g.DeepCopy()
+		next.Status.Addresses = gs.Status.Addresses
+		next.Status.Conditions = mergeConditions(g.Status.Conditions, gs.Status.Conditions)
+		old := map[gwv1.SectionName][]metav1.Condition{}
+		for _, l := range g.Status.Listeners {
+			old[l.Name] = l.Conditions
+		}
+		next.Status.Listeners = make([]gwv1.ListenerStatus, len(gs.Status.Listeners))
+		for i, l := range gs.Status.Listeners {
+			l.Conditions = mergeConditions(old[l.Name], l.Conditions)
+			next.Status.Listeners[i] = l
+		}
+		if !equality.Semantic.DeepEqual(g.Status, next.Status) {
+			errs = append(errs, r.update(ctx, next))
+		}
+	}
+	ours := map[string]bool{}
+	for _, rs := range out.Routes {
+		k := rs.Kind + "/" + rs.Namespace + "/" + rs.Name
+		ours[k] = true
+		if o := objs.routes[k]; o != nil {
+			errs = append(errs, r.writeRouteStatus(ctx, o, rs.Parents))
+		}
+	}
+	// Routes that no longer have a parent of ours lose our entries.
+	for k, o := range objs.routes {
+		if !ours[k] {
+			errs = append(errs, r.writeRouteStatus(ctx, o, nil))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *gatewayReconciler) update(ctx context.Context, o client.Object) error {
+	err := r.client.Status().Update(ctx, o)
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsNotFound(err):
+		return nil // gone since the cache saw it
+	case apierrors.IsConflict(err):
+		return fmt.Errorf("status of %T %s/%s changed meanwhile; retrying: %w", o, o.GetNamespace(), o.GetName(), err)
+	default:
+		return fmt.Errorf("write the status of %T %s/%s: %w", o, o.GetNamespace(), o.GetName(), err)
+	}
+}
+
+// routeStatus returns the route's status, which every route kind embeds.
+func routeStatus(o client.Object) *gwv1.RouteStatus {
+	switch r := o.(type) {
+	case *gwv1.HTTPRoute:
+		return &r.Status.RouteStatus
+	case *gwv1.GRPCRoute:
+		return &r.Status.RouteStatus
+	case *gwv1.TLSRoute:
+		return &r.Status.RouteStatus
+	case *gwv1.TCPRoute:
+		return &r.Status.RouteStatus
+	case *gwv1.UDPRoute:
+		return &r.Status.RouteStatus
+	}
+	return nil
+}
+
+// writeRouteStatus replaces the route's parent entries of our controller with parents, keeping
+// the order and entries of other controllers.
+func (r *gatewayReconciler) writeRouteStatus(ctx context.Context, o client.Object, parents []gwv1.RouteParentStatus) error {
+	cur := routeStatus(o)
+	if cur == nil {
+		return nil
+	}
+	var next []gwv1.RouteParentStatus
+	for _, p := range cur.Parents {
+		if p.ControllerName != gateway.ControllerName {
+			next = append(next, p)
+		}
+	}
+	for _, p := range parents {
+		var prev []metav1.Condition
+		for _, old := range cur.Parents {
+			if old.ControllerName == gateway.ControllerName && equality.Semantic.DeepEqual(old.ParentRef, p.ParentRef) {
+				prev = old.Conditions
+			}
+		}
+		p.Conditions = mergeConditions(prev, p.Conditions)
+		next = append(next, p)
+	}
+	if len(next) == 0 {
+		next = nil
+	}
+	curParents := cur.Parents
+	if len(curParents) == 0 {
+		curParents = nil
+	}
+	if equality.Semantic.DeepEqual(curParents, next) {
+		return nil
+	}
+	c := o.DeepCopyObject().(client.Object)
+	routeStatus(c).Parents = next
+	if next == nil {
+		// The CRD requires the list; an empty one clears ours.
+		routeStatus(c).Parents = []gwv1.RouteParentStatus{}
+	}
+	return r.update(ctx, c)
+}
+
+// mergeConditions gives want (conditions without times) the lastTransitionTime of the matching
+// old condition when its status did not change, and now otherwise; conditions not in want go.
+func mergeConditions(old, want []metav1.Condition) []metav1.Condition {
+	out := make([]metav1.Condition, 0, len(want))
+	now := metav1.Now()
+	for _, c := range want {
+		if prev := meta.FindStatusCondition(old, c.Type); prev != nil && prev.Status == c.Status {
+			c.LastTransitionTime = prev.LastTransitionTime
+		} else if c.LastTransitionTime.IsZero() {
+			c.LastTransitionTime = now
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// recordEvents records each event of the translation once while the translation keeps giving
+// it: a pass runs on every change, and the same bad input must not repeat its event each time.
+func (r *gatewayReconciler) recordEvents(out gateway.Output, objs *gatewayObjects) {
+	seen := map[string]bool{}
+	for _, ev := range out.Events {
+		k := strings.Join([]string{ev.Kind, ev.Namespace, ev.Name, ev.Reason, ev.Message}, "\x00")
+		seen[k] = true
+		r.mu.Lock()
+		done := r.emitted[k]
+		r.mu.Unlock()
+		if done {
+			continue
+		}
+		var o client.Object
+		switch ev.Kind {
+		case "GatewayClass":
+			if gc := objs.classes[ev.Name]; gc != nil {
+				o = gc
+			}
+		case "Gateway":
+			if g := objs.gateways[ev.Namespace+"/"+ev.Name]; g != nil {
+				o = g
+			}
+		default:
+			o = objs.routes[ev.Kind+"/"+ev.Namespace+"/"+ev.Name]
+		}
+		if o == nil {
+			continue
+		}
+		r.events.Eventf(o, nil, cmpOr(ev.Type, corev1.EventTypeWarning), ev.Reason, "Translate", "%s", ev.Message)
+		r.mu.Lock()
+		r.emitted[k] = true
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	for k := range r.emitted {
+		if !seen[k] {
+			delete(r.emitted, k)
+		}
+	}
+	r.mu.Unlock()
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

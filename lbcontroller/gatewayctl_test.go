@@ -1,0 +1,265 @@
+package lbcontroller_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flatnet/flatnet/lbcontroller"
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
+	"github.com/flatnet/flatnet/lbcontroller/model"
+	"github.com/flatnet/flatnet/providers"
+)
+
+// TestGatewayController runs the Gateway controller against a real API server (with the
+// chart's Gateway API CRDs) and an in-process fakecloud: statuses written back as the spec
+// defines them, the application load balancer deployed and removed, bad input reported on the
+// object it concerns while the rest of the Gateway keeps working.
+func TestGatewayController(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	class := fmt.Sprintf("flatnet-%d", namespaces.Add(1))
+	if err := h.k8s.Create(ctx, &gwv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: class},
+		Spec:       gwv1.GatewayClassSpec{ControllerName: gateway.ControllerName},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	other := class + "-other"
+	if err := h.k8s.Create(ctx, &gwv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: other},
+		Spec:       gwv1.GatewayClassSpec{ControllerName: "example.com/someone-else"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "our GatewayClass is Accepted and SupportedVersion", func() (bool, string) {
+		var gc gwv1.GatewayClass
+		if err := h.k8s.Get(ctx, client.ObjectKey{Name: class}, &gc); err != nil {
+			return false, err.Error()
+		}
+		acc := meta.FindStatusCondition(gc.Status.Conditions, string(gwv1.GatewayClassConditionStatusAccepted))
+		ver := meta.FindStatusCondition(gc.Status.Conditions, string(gwv1.GatewayClassConditionStatusSupportedVersion))
+		return acc != nil && acc.Status == metav1.ConditionTrue && acc.ObservedGeneration == gc.Generation &&
+			ver != nil && ver.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", gc.Status.Conditions)
+	})
+
+	ns := h.namespace(t)
+	backend := func(name string, ips ...string) {
+		t.Helper()
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.ServiceSpec{
+				Selector: map[string]string{"app": name},
+				Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
+			},
+		}
+		if err := h.k8s.Create(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		var eps []endpoint
+		for _, ip := range ips {
+			eps = append(eps, readyEP(ip))
+		}
+		if err := h.k8s.Create(ctx, endpointSlice(ns, name, eps...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backend("web", "10.0.1.20", "10.0.1.21")
+	backend("canary", "10.0.1.30")
+
+	gw := &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: gwv1.ObjectName(class),
+			Listeners: []gwv1.Listener{
+				{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType},
+				// A second HTTPS listener whose certificate Secret does not exist.
+				{Name: "https", Port: 443, Protocol: gwv1.HTTPSProtocolType, TLS: &gwv1.ListenerTLSConfig{
+					Mode: ptr(gwv1.TLSModeTerminate), CertificateRefs: []gwv1.SecretObjectReference{{Name: "missing"}},
+				}},
+			},
+		},
+	}
+	if err := h.k8s.Create(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "not-ours"},
+		Spec:       gwv1.GatewaySpec{GatewayClassName: gwv1.ObjectName(other), Listeners: []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	parent := gwv1.ParentReference{Name: "gw"}
+	route := &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "split"},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{parent}},
+			Rules: []gwv1.HTTPRouteRule{{
+				BackendRefs: []gwv1.HTTPBackendRef{
+					{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "web", Port: ptr(gwv1.PortNumber(80))}, Weight: ptr(int32(90))}},
+					{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "canary", Port: ptr(gwv1.PortNumber(80))}, Weight: ptr(int32(10))}},
+				},
+			}},
+		},
+	}
+	if err := h.k8s.Create(ctx, route); err != nil {
+		t.Fatal(err)
+	}
+
+	var vip string
+	eventually(t, "the Gateway is Programmed with the load balancer's address; the https listener names its missing Secret", func() (bool, string) {
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(gw), &g); err != nil {
+			return false, err.Error()
+		}
+		prog := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
+		if prog == nil || prog.Status != metav1.ConditionTrue || len(g.Status.Addresses) != 1 || len(g.Status.Listeners) != 2 {
+			return false, fmt.Sprintf("%+v", g.Status)
+		}
+		byName := map[gwv1.SectionName]gwv1.ListenerStatus{}
+		for _, l := range g.Status.Listeners {
+			byName[l.Name] = l
+		}
+		refs := meta.FindStatusCondition(byName["https"].Conditions, string(gwv1.ListenerConditionResolvedRefs))
+		httpProg := meta.FindStatusCondition(byName["http"].Conditions, string(gwv1.ListenerConditionProgrammed))
+		if refs == nil || refs.Status != metav1.ConditionFalse || refs.Reason != string(gwv1.ListenerReasonInvalidCertificateRef) ||
+			httpProg == nil || httpProg.Status != metav1.ConditionTrue || byName["http"].AttachedRoutes != 1 {
+			return false, fmt.Sprintf("listeners %+v", g.Status.Listeners)
+		}
+		vip = g.Status.Addresses[0].Value
+		return true, ""
+	})
+	routeParent := func(name string) (gwv1.RouteParentStatus, bool) {
+		var r gwv1.HTTPRoute
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &r); err != nil {
+			return gwv1.RouteParentStatus{}, false
+		}
+		for _, p := range r.Status.Parents {
+			if p.ControllerName == gateway.ControllerName {
+				return p, true
+			}
+		}
+		return gwv1.RouteParentStatus{}, false
+	}
+	eventually(t, "the route is Accepted with resolved refs", func() (bool, string) {
+		p, ok := routeParent("split")
+		acc := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionAccepted))
+		refs := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionResolvedRefs))
+		return ok && acc != nil && acc.Status == metav1.ConditionTrue && refs != nil && refs.Status == metav1.ConditionTrue,
+			fmt.Sprintf("%+v", p)
+	})
+
+	// The cloud: one application load balancer at the Gateway's address, its targets the
+	// endpoints of both backends.
+	alb := func() []providers.ApplicationLoadBalancer {
+		t.Helper()
+		lbs, err := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lbs
+	}
+	lbs := alb()
+	if len(lbs) != 1 || lbs[0].VIP.String() != vip {
+		t.Fatalf("cloud load balancers %+v, Gateway address %s", lbs, vip)
+	}
+	tgs, err := h.p.ListTargetGroups(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, tg := range tgs {
+		ths, err := h.p.DescribeTargets(ctx, tg.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, th := range ths {
+			targets = append(targets, th.Target.IP.String())
+		}
+	}
+	slices.Sort(targets)
+	if want := []string{"10.0.1.20", "10.0.1.21", "10.0.1.30"}; !slices.Equal(targets, want) {
+		t.Fatalf("targets %v, want %v", targets, want)
+	}
+
+	// Bad input on one route: a backend in another namespace without a ReferenceGrant, and an
+	// invalid regex on another. Each gets the spec's reason and an event; the good route stays.
+	refRoute := &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cross-ns"},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{parent}},
+			Hostnames:       []gwv1.Hostname{"cross.example.com"},
+			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{
+				Name: "web", Namespace: ptr(gwv1.Namespace("default")), Port: ptr(gwv1.PortNumber(80)),
+			}}}}}},
+		},
+	}
+	if err := h.k8s.Create(ctx, refRoute); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cross-namespace route has ResolvedRefs False/RefNotPermitted and an event", func() (bool, string) {
+		p, _ := routeParent("cross-ns")
+		refs := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionResolvedRefs))
+		if refs == nil || refs.Status != metav1.ConditionFalse || refs.Reason != string(gwv1.RouteReasonRefNotPermitted) {
+			return false, fmt.Sprintf("%+v", p.Conditions)
+		}
+		evs := h.gatewayEvents(t, ns, "cross-ns")
+		return len(evs) > 0, fmt.Sprintf("events %v", evs)
+	})
+	var g gwv1.Gateway
+	if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(gw), &g); err != nil {
+		t.Fatal(err)
+	}
+	if c := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionProgrammed)); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("the Gateway stopped being Programmed after a bad route: %+v", g.Status.Conditions)
+	}
+	// The other class's Gateway has no status of ours and no load balancer.
+	var notOurs gwv1.Gateway
+	if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "not-ours"}, &notOurs); err != nil {
+		t.Fatal(err)
+	}
+	if len(notOurs.Status.Addresses) != 0 || meta.FindStatusCondition(notOurs.Status.Conditions, string(gwv1.GatewayConditionProgrammed)).Status == metav1.ConditionTrue {
+		t.Fatalf("a Gateway of another class got our status: %+v", notOurs.Status)
+	}
+
+	// Deleting the Gateway deletes its load balancer, target groups included, and the routes
+	// lose our parent entries.
+	if err := h.k8s.Delete(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Gateway's cloud resources are gone", func() (bool, string) {
+		lbs := alb()
+		tgs, err := h.p.ListTargetGroups(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"})
+		return err == nil && len(lbs) == 0 && len(tgs) == 0, fmt.Sprintf("%d load balancers, %d target groups, %v", len(lbs), len(tgs), err)
+	})
+	eventually(t, "the routes lose our parent status", func() (bool, string) {
+		p, ok := routeParent("split")
+		return !ok, fmt.Sprintf("%+v", p)
+	})
+}
+
+// gatewayEvents returns the reasons and notes of warning events about a Gateway API object.
+func (h *harness) gatewayEvents(t testing.TB, ns, name string) []string {
+	t.Helper()
+	var evs corev1.EventList
+	if err := h.k8s.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs.Items {
+		if e.InvolvedObject.Name == name && fromUs(e) && e.Type == corev1.EventTypeWarning {
+			out = append(out, e.Reason+": "+e.Message)
+		}
+	}
+	return out
+}
+
+

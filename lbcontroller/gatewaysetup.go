@@ -1,0 +1,139 @@
+package lbcontroller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+var crdGVK = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
+
+// gatewayAPIRequired are the Gateway API resources the controller cannot run without; the other
+// route kinds are served when their CRDs are installed.
+var gatewayAPIRequired = []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"}
+
+// setupGateway adds a runnable that starts the Gateway controller once the API server serves
+// the Gateway API's CRDs (at once when they are installed; when they are installed later, within
+// gatewayAPIPoll).
+func setupGateway(mgr manager.Manager, cfg Config, log logr.Logger) error {
+	if cfg.GatewayAPI == GatewayAPIOff {
+		return nil
+	}
+	if err := gwv1.Install(mgr.GetScheme()); err != nil {
+		return fmt.Errorf("lbcontroller: register the Gateway API types: %w", err)
+	}
+	return mgr.Add(&gatewayStarter{mgr: mgr, cfg: cfg, log: log.WithName("gateway")})
+}
+
+const gatewayAPIPoll = 15 * time.Second
+
+type gatewayStarter struct {
+	mgr manager.Manager
+	cfg Config
+	log logr.Logger
+}
+
+// NeedLeaderElection: the Gateway controller writes to the cloud, so only the leader runs it.
+func (s *gatewayStarter) NeedLeaderElection() bool { return true }
+
+func (s *gatewayStarter) Start(ctx context.Context) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(s.mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("lbcontroller: discovery client: %w", err)
+	}
+	logged := false
+	for {
+		kinds, missing, err := servedGatewayKinds(dc)
+		switch {
+		case err == nil && len(missing) == 0:
+			if err := s.start(kinds); err != nil {
+				return err
+			}
+			s.log.Info("serving the Gateway API", "controllerName", "flatnet.io/gateway-controller", "grpcRoutes", kinds.GRPC, "tlsRoutes", kinds.TLS, "tcpRoutes", kinds.TCP, "udpRoutes", kinds.UDP)
+			return nil
+		case !logged:
+			if err != nil {
+				s.log.Info("the Gateway API is not served; the Gateway controller starts once its CRDs are installed", "reason", err.Error())
+			} else {
+				s.log.Info("the Gateway API is not served; the Gateway controller starts once its CRDs are installed", "missing", missing)
+			}
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(gatewayAPIPoll):
+		}
+	}
+}
+
+// servedGatewayKinds asks the API server which Gateway API v1 resources it serves.
+func servedGatewayKinds(dc discovery.DiscoveryInterface) (routeKinds, []string, error) {
+	list, err := dc.ServerResourcesForGroupVersion(gwv1.GroupVersion.String())
+	if apierrors.IsNotFound(err) {
+		return routeKinds{}, gatewayAPIRequired, nil
+	}
+	if err != nil {
+		return routeKinds{}, nil, err
+	}
+	served := map[string]bool{}
+	for _, r := range list.APIResources {
+		served[r.Name] = true
+	}
+	var missing []string
+	for _, r := range gatewayAPIRequired {
+		if !served[r] {
+			missing = append(missing, r)
+		}
+	}
+	return routeKinds{GRPC: served["grpcroutes"], TLS: served["tlsroutes"], TCP: served["tcproutes"], UDP: served["udproutes"]}, missing, nil
+}
+
+func (s *gatewayStarter) start(kinds routeKinds) error {
+	mgr := s.mgr
+	r := &gatewayReconciler{
+		client: mgr.GetClient(), reader: mgr.GetAPIReader(), events: mgr.GetEventRecorder(Component),
+		cfg: s.cfg, alb: s.cfg.alb, kinds: kinds, log: s.log, now: time.Now,
+		records: map[string]*gatewayRecord{}, emitted: map[string]bool{},
+	}
+	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{gatewayKey}
+	})
+	watched := []client.Object{
+		&gwv1.GatewayClass{}, &gwv1.Gateway{}, &gwv1.HTTPRoute{}, &gwv1.ReferenceGrant{},
+		&corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Secret{}, &corev1.Namespace{},
+	}
+	for _, k := range []struct {
+		on bool
+		o  client.Object
+	}{{kinds.GRPC, &gwv1.GRPCRoute{}}, {kinds.TLS, &gwv1.TLSRoute{}}, {kinds.TCP, &gwv1.TCPRoute{}}, {kinds.UDP, &gwv1.UDPRoute{}}} {
+		if k.on {
+			watched = append(watched, k.o)
+		}
+	}
+	b := builder.ControllerManagedBy(mgr).Named("gateway").
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: 1,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, 30*time.Second),
+		})
+	for _, o := range slices.Clone(watched) {
+		b = b.Watches(o, all)
+	}
+	return b.Complete(r)
+}
