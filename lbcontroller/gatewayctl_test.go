@@ -261,5 +261,3 @@ func (h *harness) gatewayEvents(t testing.TB, ns, name string) []string {
 	}
 	return out
 }
-
-

@@ -38,8 +38,8 @@ func Run(ctx context.Context, o RunOptions) error {
 	ctrl.SetLogger(log)
 	lease := 15 * time.Second
 	mgr, err := ctrl.NewManager(o.Rest, ctrl.Options{
-		Logger:                  log,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Logger:  log,
+		Metrics: metricsserver.Options{BindAddress: o.MetricsAddr},
 		// The Gateway controller reads TLS Secrets only: the cache holds no other kind of Secret.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS))},
