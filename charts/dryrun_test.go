@@ -35,7 +35,7 @@ func TestServerSideDryRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and kube-apiserver")
 	}
-	cfg := k8stest.Start(t)
+	cfg := k8stest.Start(t, "flatnet/crds") // the chart installs them before its templates
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cs, err := kubernetes.NewForConfig(cfg)
@@ -89,7 +89,7 @@ func TestServerSideDryRunRefusesBadObjects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and kube-apiserver")
 	}
-	cfg := k8stest.Start(t)
+	cfg := k8stest.Start(t, "flatnet/crds") // the chart installs them before its templates
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dyn, err := dynamic.NewForConfig(cfg)
