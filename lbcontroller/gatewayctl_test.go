@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -228,6 +229,111 @@ func TestGatewayController(t *testing.T) {
 	}
 	if len(notOurs.Status.Addresses) != 0 || meta.FindStatusCondition(notOurs.Status.Conditions, string(gwv1.GatewayConditionProgrammed)).Status == metav1.ConditionTrue {
 		t.Fatalf("a Gateway of another class got our status: %+v", notOurs.Status)
+	}
+
+	// More bad input on a second Gateway: two listeners conflicting on one port (HTTP and TCP;
+	// the CRD itself refuses two of one protocol without hostnames), a malformed
+	// certificate Secret, and a route with an invalid regex in one of its two rules. Each gets
+	// its reason and an event; the valid listener and the valid rule are served.
+	if err := h.k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "garbage"},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{"tls.crt": []byte("not a certificate"), "tls.key": []byte("not a key")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bad := &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bad"},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: gwv1.ObjectName(class),
+			Listeners: []gwv1.Listener{
+				{Name: "a", Port: 8080, Protocol: gwv1.HTTPProtocolType},
+				{Name: "b", Port: 8080, Protocol: gwv1.TCPProtocolType},
+				{Name: "ok", Port: 8081, Protocol: gwv1.HTTPProtocolType},
+				{Name: "tls", Port: 8443, Protocol: gwv1.HTTPSProtocolType, TLS: &gwv1.ListenerTLSConfig{
+					Mode: ptr(gwv1.TLSModeTerminate), CertificateRefs: []gwv1.SecretObjectReference{{Name: "garbage"}},
+				}},
+			},
+		},
+	}
+	if err := h.k8s.Create(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "regex"},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "bad", SectionName: ptr(gwv1.SectionName("ok"))}}},
+			Rules: []gwv1.HTTPRouteRule{
+				{
+					Matches:     []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr(gwv1.PathMatchRegularExpression), Value: ptr("/items/(\\d+")}}},
+					BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "web", Port: ptr(gwv1.PortNumber(80))}}}},
+				},
+				{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "canary", Port: ptr(gwv1.PortNumber(80))}}}}},
+			},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the bad Gateway's listeners and the regex route carry their reasons and events", func() (bool, string) {
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(bad), &g); err != nil {
+			return false, err.Error()
+		}
+		byName := map[gwv1.SectionName][]metav1.Condition{}
+		attached := map[gwv1.SectionName]int32{}
+		for _, l := range g.Status.Listeners {
+			byName[l.Name], attached[l.Name] = l.Conditions, l.AttachedRoutes
+		}
+		want := []struct {
+			listener gwv1.SectionName
+			typ      string
+			status   metav1.ConditionStatus
+			reason   string
+		}{
+			{"a", string(gwv1.ListenerConditionConflicted), metav1.ConditionTrue, string(gwv1.ListenerReasonProtocolConflict)},
+			{"b", string(gwv1.ListenerConditionConflicted), metav1.ConditionTrue, string(gwv1.ListenerReasonProtocolConflict)},
+			{"tls", string(gwv1.ListenerConditionResolvedRefs), metav1.ConditionFalse, string(gwv1.ListenerReasonInvalidCertificateRef)},
+			{"ok", string(gwv1.ListenerConditionProgrammed), metav1.ConditionTrue, string(gwv1.ListenerReasonProgrammed)},
+		}
+		for _, w := range want {
+			c := meta.FindStatusCondition(byName[w.listener], w.typ)
+			if c == nil || c.Status != w.status || c.Reason != w.reason {
+				return false, fmt.Sprintf("listener %s: %s is %+v, want %s/%s", w.listener, w.typ, c, w.status, w.reason)
+			}
+		}
+		if attached["ok"] != 1 {
+			return false, fmt.Sprintf("listener ok has %d routes attached, want 1", attached["ok"])
+		}
+		p, _ := routeParent("regex")
+		acc := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionAccepted))
+		partly := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionPartiallyInvalid))
+		if acc == nil || acc.Status != metav1.ConditionTrue || partly == nil || partly.Status != metav1.ConditionTrue {
+			return false, fmt.Sprintf("route regex: %+v", p.Conditions)
+		}
+		gwEvents := strings.Join(h.gatewayEvents(t, ns, "bad"), "\n")
+		routeEvents := strings.Join(h.gatewayEvents(t, ns, "regex"), "\n")
+		for _, want := range []string{"ProtocolConflict: listener a", "InvalidCertificateRef: listener tls: Secret " + ns + "/garbage"} {
+			if !strings.Contains(gwEvents, want) {
+				return false, fmt.Sprintf("no event %q on the Gateway: %s", want, gwEvents)
+			}
+		}
+		if !strings.Contains(routeEvents, "PartiallyInvalid: ") || !strings.Contains(routeEvents, "not valid RE2") {
+			return false, "route events: " + routeEvents
+		}
+		return true, ""
+	})
+	// The valid listener is served: port 8081 forwards to canary only (the valid rule).
+	bads, err := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/bad"})
+	if err != nil || len(bads) != 1 {
+		t.Fatalf("the bad Gateway's load balancers: %+v, %v", bads, err)
+	}
+	var ports []int
+	for _, l := range bads[0].Listeners {
+		ports = append(ports, l.Port)
+	}
+	slices.Sort(ports)
+	if !slices.Equal(ports, []int{8081}) {
+		t.Errorf("the bad Gateway's load balancer listens on %v, want only the valid listener's 8081", ports)
 	}
 
 	// Deleting the Gateway deletes its load balancer, target groups included, and the routes
