@@ -83,11 +83,6 @@ func CloudPolicyDefaults() providers.PolicyConfig {
 	}
 }
 
-// withPolicy wraps p in a Policy of cfg over CloudPolicyDefaults.
-func withPolicy(p providers.LoadBalancing, cfg providers.PolicyConfig) providers.LoadBalancing {
-	return providers.NewPolicy(cfg.Or(CloudPolicyDefaults())).LoadBalancing(p)
-}
-
 func (c *Config) defaults() error {
 	if c.Cluster == "" {
 		return errors.New("lbcontroller: a cluster name is required (--cluster-name): it scopes the ownership tags")

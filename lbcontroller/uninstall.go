@@ -76,11 +76,21 @@ func Uninstall(ctx context.Context, o UninstallOptions) (UninstallSummary, error
 		sum.StoppedReplicas = n
 		log.Info("uninstall: the controller is stopped", "deployment", o.Deployment.String(), "replicas-before", n)
 	}
-	found, err := deploy.Delete(ctx, withPolicy(o.Provider, providers.PolicyConfig{}), map[string]string{model.TagCluster: o.Cluster})
+	pol := providers.NewPolicy(CloudPolicyDefaults())
+	// The Gateways' application load balancers first (with their certificates, which a network
+	// load balancer's delete knows nothing of), then everything else of the cluster.
+	if a, ok := o.Provider.(providers.ApplicationLoadBalancing); ok {
+		var res deploy.GatewayResult
+		if err := deploy.DeleteApplicationLoadBalancer(ctx, pol.ApplicationLoadBalancing(a), map[string]string{model.TagCluster: o.Cluster}, &res); err != nil {
+			return sum, fmt.Errorf("uninstall: the Gateways' load balancers: %w", err)
+		}
+		sum.DeletedResources = len(res.Changes) > 0
+	}
+	found, err := deploy.Delete(ctx, pol.LoadBalancing(o.Provider), map[string]string{model.TagCluster: o.Cluster})
 	if err != nil {
 		return sum, fmt.Errorf("uninstall: %w", err)
 	}
-	sum.DeletedResources = found
+	sum.DeletedResources = sum.DeletedResources || found
 	log.Info("uninstall: the cluster's load balancers are deleted", "cluster", o.Cluster, "found", found)
 	var svcs corev1.ServiceList
 	if err := c.List(ctx, &svcs); err != nil {

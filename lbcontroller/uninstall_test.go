@@ -15,6 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flatnet/flatnet/lbcontroller"
+	"github.com/flatnet/flatnet/lbcontroller/deploy"
+	"github.com/flatnet/flatnet/lbcontroller/model"
+	"github.com/flatnet/flatnet/providers"
 )
 
 func controllerDeployment(ns string) *appsv1.Deployment {
@@ -49,6 +52,15 @@ func TestUninstall(t *testing.T) {
 			svc := h.service(t, ns, name)
 			return len(svc.Status.LoadBalancer.Ingress) == 1, fmt.Sprintf("%+v", svc.Status)
 		})
+	}
+	// A Gateway's application load balancer with a target group, as the Gateway controller
+	// leaves them: uninstall deletes them too.
+	gwTags := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw", lbcontroller.TagGatewayUID: "u1", deploy.TagLayer: deploy.LayerL7}
+	if _, err := h.p.CreateApplicationLoadBalancer(ctx, providers.LoadBalancerSpec{Name: "gw-" + ns, Tags: gwTags}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.p.CreateTargetGroup(ctx, providers.TargetGroupSpec{Name: "gw-tg-" + ns, Protocol: "HTTP", Port: 8080, Tags: gwTags}); err != nil {
+		t.Fatal(err)
 	}
 	// The API server runs no controllers here: the Deployment has no pods of its own. A pod of
 	// its selector that is still running stands for a replica that did not stop.
@@ -88,6 +100,12 @@ func TestUninstall(t *testing.T) {
 	}
 	if !sum.DeletedResources || !slices.Equal(sum.ReleasedServices, []string{ns + "/a", ns + "/b"}) {
 		t.Fatalf("summary %+v", sum)
+	}
+	if albs, err := h.p.ListApplicationLoadBalancers(ctx, gwTags); err != nil || len(albs) != 0 {
+		t.Fatalf("the Gateway's application load balancers left: %+v (%v)", albs, err)
+	}
+	if tgs, err := h.p.ListTargetGroups(ctx, gwTags); err != nil || len(tgs) != 0 {
+		t.Fatalf("the Gateway's target groups left: %+v (%v)", tgs, err)
 	}
 	for _, name := range []string{"a", "b"} {
 		if lbs, tgs := h.owned(t, ns, name); len(lbs)+len(tgs) != 0 {
