@@ -89,6 +89,9 @@ func (d *demo) cluster() error {
 	if err := d.loadBalancer(kc, name, pods); err != nil {
 		return err
 	}
+	if err := d.gateway(kc, name); err != nil {
+		return err
+	}
 
 	d.step("deleting the Deployment returns every address to its node's pool")
 	if err := deleteAndWait(d.ctx, kc, name); err != nil {
@@ -253,4 +256,87 @@ func (d *demo) loadBalancer(kc kubernetes.Interface, app string, pods []corev1.P
 	}
 	d.ok("Service deleted: its load balancer is gone from the cloud")
 	return nil
+}
+
+// gateway shows the Gateway API on the cloud's application load balancer: a Gateway of the
+// chart's GatewayClass and an HTTPRoute splitting requests 80/20 between two Services, each
+// request sent by the load balancer straight to a pod (its peer is the load balancer's address).
+func (d *demo) gateway(kc kubernetes.Interface, app string) error {
+	const canary = "canary"
+	gc, err := d.l.GatewayClient()
+	if err != nil {
+		return err
+	}
+	d.step("Gateway API: a Gateway of class %s and an HTTPRoute sending 80%% to %s, 20%% to %s", GatewayClassName, app, canary)
+	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(d.ctx, EchoDeployment(demoNamespace, canary, 3), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create the canary Deployment: %w", err)
+	}
+	if _, err := kc.CoreV1().Services(demoNamespace).Create(d.ctx, EchoService(demoNamespace, canary), metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create the canary Service: %w", err)
+	}
+	if err := gc.Create(d.ctx, HTTPGateway(demoNamespace, "demo")); err != nil {
+		return fmt.Errorf("create the Gateway: %w", err)
+	}
+	if err := gc.Create(d.ctx, WeightedRoute(demoNamespace, "demo", "demo", map[string]int32{app: 80, canary: 20})); err != nil {
+		return fmt.Errorf("create the HTTPRoute: %w", err)
+	}
+	if _, err := WaitPodsReady(d.ctx, kc, demoNamespace, "app="+canary, 3, 2*time.Minute); err != nil {
+		return err
+	}
+	addr, err := WaitGatewayProgrammed(d.ctx, gc, demoNamespace, "demo", 2*time.Minute)
+	if err != nil {
+		return fmt.Errorf("%w\nlbcontroller log:\n%s", err, d.l.LBControllerLog(30))
+	}
+	lbs, err := d.l.Cloud().DescribeLoadBalancers(d.ctx, &api.DescribeLoadBalancersRequest{})
+	if err != nil {
+		return err
+	}
+	var alb api.LoadBalancer
+	for _, lb := range lbs.LoadBalancers {
+		if lb.VIP == addr {
+			alb = lb
+		}
+	}
+	if alb.LoadBalancerID == "" {
+		return fmt.Errorf("no load balancer in the cloud has the Gateway's address %s", addr)
+	}
+	d.ok("Gateway demo Programmed at %s: %s, an %s load balancer, %s", addr, alb.LoadBalancerID, alb.Type, alb.State)
+	const n = 100
+	byApp, peers := map[string]int{}, map[string]bool{}
+	for range n {
+		e, err := EchoFrom(d.ctx, d.l.InternetNetns(), addr, LBPort)
+		if err != nil {
+			return fmt.Errorf("through the Gateway at %s: %w", addr, err)
+		}
+		byApp[strings.SplitN(e.Pod, "-", 2)[0]]++
+		peer, _, _ := net.SplitHostPort(e.Peer)
+		peers[peer] = true
+	}
+	if byApp[app] == 0 || byApp[canary] == 0 || byApp[app]+byApp[canary] != n {
+		return fmt.Errorf("%d requests through the Gateway were answered by %v, want both %s and %s", n, byApp, app, canary)
+	}
+	if len(peers) != 1 || !peers[alb.PrivateIPAddress] {
+		return fmt.Errorf("the pods saw peers %v, want only the load balancer's %s", peers, alb.PrivateIPAddress)
+	}
+	d.ok("%d requests from the internet to %s:%d: %d answered by %s pods, %d by %s pods (weights 80/20)", n, addr, LBPort, byApp[app], app, byApp[canary], canary)
+	d.ok("every pod saw the load balancer's address %s as its peer: no proxy pod, no node in the path", alb.PrivateIPAddress)
+	if err := gc.Delete(d.ctx, HTTPGateway(demoNamespace, "demo")); err != nil {
+		return err
+	}
+	if err := poll(d.ctx, time.Minute, 200*time.Millisecond, func() (bool, string) {
+		lbs, err := d.l.Cloud().DescribeLoadBalancers(d.ctx, &api.DescribeLoadBalancersRequest{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, lb := range lbs.LoadBalancers {
+			if lb.LoadBalancerID == alb.LoadBalancerID {
+				return false, lb.LoadBalancerID + " is " + lb.State
+			}
+		}
+		return true, ""
+	}); err != nil {
+		return fmt.Errorf("the Gateway's load balancer outlived it: %w", err)
+	}
+	d.ok("Gateway deleted: its load balancer is gone from the cloud")
+	return deleteAndWait(d.ctx, kc, canary)
 }
