@@ -68,7 +68,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	if err := mgr.Add(&wakeForwarder[*corev1.Service]{from: st.svcWake, to: svcWake, object: func() *corev1.Service { return &corev1.Service{} }}); err != nil {
 		return err
 	}
-	if err := setupGateway(mgr, cfg, log); err != nil {
+	if err := setupGateway(mgr, cfg, st, log); err != nil {
 		return err
 	}
 	if err := mgr.Add(&healthWatch{p: cfg.Provider, state: st, log: log.WithName("health")}); err != nil {

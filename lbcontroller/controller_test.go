@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -239,46 +238,8 @@ func testThrottled(t *testing.T, h *harness) {
 func testReadinessGate(t *testing.T, h *harness) {
 	ctx := context.Background()
 	ns := h.namespace(t)
-	newPod := func(name, app, ip string) *corev1.Pod {
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": app}},
-			Spec: corev1.PodSpec{
-				Containers:     []corev1.Container{{Name: "echo", Image: "echo"}},
-				ReadinessGates: []corev1.PodReadinessGate{{ConditionType: lbcontroller.GateCondition}},
-			},
-		}
-		if err := h.k8s.Create(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
-		// What a kubelet would report: running, containers ready, the pod not Ready (its gate).
-		// The controller may write the gate meanwhile: retry on conflict, keeping its condition.
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
-				return err
-			}
-			pod.Status.Phase, pod.Status.PodIP, pod.Status.PodIPs = corev1.PodRunning, ip, []corev1.PodIP{{IP: ip}}
-			pod.Status.Conditions = append(pod.Status.Conditions,
-				corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
-				corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.Now()})
-			return h.k8s.Status().Update(ctx, pod)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pod
-	}
-	gateOf := func(name string) *corev1.PodCondition {
-		var pod corev1.Pod
-		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &pod); err != nil {
-			t.Fatal(err)
-		}
-		for i := range pod.Status.Conditions {
-			if pod.Status.Conditions[i].Type == lbcontroller.GateCondition {
-				return &pod.Status.Conditions[i]
-			}
-		}
-		return nil
-	}
+	newPod := func(name, app, ip string) *corev1.Pod { return h.gatedPod(t, ns, name, app, ip) }
+	gateOf := func(name string) *corev1.PodCondition { return h.gate(t, ns, name) }
 
 	newPod("lonely", "nobody-selects-me", "10.0.3.9")
 	eventually(t, "an untargeted gated pod gets True", func() (bool, string) {

@@ -17,8 +17,9 @@ import (
 )
 
 // gateReconciler sets the readiness-gate condition of pods that carry it: True once the pod is
-// healthy in every target group of the Services of ours that select it, True at once for a pod
-// no Service of ours selects (nothing waits forever), False with the reason otherwise.
+// healthy in every target group of the Services of ours that select it and of the Services
+// selecting it that back a Gateway's routes, True at once for a pod no such Service selects
+// (nothing waits forever), False with the reason otherwise.
 type gateReconciler struct {
 	client client.Client
 	cfg    Config
@@ -68,23 +69,29 @@ func (r *gateReconciler) verdict(ctx context.Context, pod *corev1.Pod) (gate, er
 		return gate{}, fmt.Errorf("list the Services of namespace %s: %w", pod.Namespace, err)
 	}
 	var selecting []types.NamespacedName
+	selects := map[types.NamespacedName]bool{}
 	for i := range svcs.Items {
 		svc := &svcs.Items[i]
-		if !ours(svc, r.cfg.DefaultClass) || !svc.DeletionTimestamp.IsZero() || len(svc.Spec.Selector) == 0 {
+		if !svc.DeletionTimestamp.IsZero() || len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels)) {
 			continue
 		}
-		if labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels)) {
-			selecting = append(selecting, types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name})
+		key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		selects[key] = true
+		if ours(svc, r.cfg.DefaultClass) {
+			selecting = append(selecting, key)
 		}
 	}
-	if len(selecting) == 0 {
+	// Services that back a Gateway's routes count as well: the pod waits for their target
+	// groups on the Gateway's load balancer.
+	gwGroups := r.state.gatewayGroups(pod.Namespace, func(svc types.NamespacedName) bool { return selects[svc] })
+	if len(selecting) == 0 && len(gwGroups) == 0 {
 		return gate{ready: true, reason: "NotTargeted", msg: "no load balancer of flatnet targets this pod"}, nil
 	}
 	ip, err := netip.ParseAddr(pod.Status.PodIP)
 	if err != nil {
 		return gate{reason: "WaitingForPodIP", msg: "the pod has no IP yet"}, nil
 	}
-	return r.state.podHealth(ip, selecting), nil
+	return r.state.podHealth(ip, selecting, gwGroups), nil
 }
 
 // patch writes only the gate's condition in pods/status, and only when it changed. A strategic

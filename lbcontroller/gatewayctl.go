@@ -62,6 +62,7 @@ type gatewayReconciler struct {
 	cfg    Config
 	alb    providers.ApplicationLoadBalancing // nil: the driver has no application load balancers
 	kinds  routeKinds
+	state  *state // shared with the readiness-gate reconciler
 	log    logr.Logger
 	now    func() time.Time
 
@@ -148,6 +149,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.ReferenceGrants = tlss.Items, tcps.Items, udps.Items, grants.Items
 	in.Services, in.EndpointSlices, in.Secrets, in.Namespaces = svcs.Items, slices.Items, secrets.Items, nss.Items
 	in.LoadBalancers = r.lbStates()
+	in.Registrable = r.registrable(ctx, in.EndpointSlices)
 
 	objs := &gatewayObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[string]*gwv1.Gateway{}, routes: map[string]client.Object{}}
 	for i := range in.GatewayClasses {
@@ -169,6 +171,29 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	addRoutes("TCPRoute", len(in.TCPRoutes), func(i int) client.Object { return &in.TCPRoutes[i] })
 	addRoutes("UDPRoute", len(in.UDPRoutes), func(i int) client.Object { return &in.UDPRoutes[i] })
 	return in, objs, nil
+}
+
+// registrable finds the pods behind unready endpoints that carry our readiness gate with their
+// containers ready: they are registered before they are Ready (their gate waits for the target
+// to turn healthy), as on the Service path.
+func (r *gatewayReconciler) registrable(ctx context.Context, slices []discoveryv1.EndpointSlice) map[string]bool {
+	out := map[string]bool{}
+	for _, sl := range slices {
+		for _, ep := range sl.Endpoints {
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready || ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
+				continue
+			}
+			var pod corev1.Pod
+			key := types.NamespacedName{Namespace: sl.Namespace, Name: ep.TargetRef.Name}
+			if err := r.client.Get(ctx, key, &pod); err != nil {
+				continue // gone or not cached yet: the pod's own event brings a pass
+			}
+			if registrableWhileUnready(&pod) {
+				out[key.String()] = true
+			}
+		}
+	}
+	return out
 }
 
 // bundleVersion reads the gateway.networking.k8s.io/bundle-version annotation of the installed
@@ -264,6 +289,7 @@ func (r *gatewayReconciler) deployAll(ctx context.Context, out gateway.Output) t
 		r.mu.Lock()
 		delete(r.records, key)
 		r.mu.Unlock()
+		r.state.notify(r.state.recordGateway(key, nil, nil))
 	}
 	return requeue
 }
@@ -292,6 +318,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	switch {
 	case gw.L7 == nil && gw.L4 == nil:
 		// Nothing to serve (not accepted, or no valid listener): nothing in the cloud.
+		r.state.notify(r.state.recordGateway(key, nil, nil))
 		if r.alb != nil {
 			if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(gw.Namespace, gw.Name, ""), nil); err != nil {
 				st.Message = "delete the load balancer: " + err.Error()
@@ -321,6 +348,10 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		default:
 			st.Programmed = true
 		}
+		if err == nil {
+			backends, groups := gatewayBackends(gw.L7, res)
+			r.state.notify(r.state.recordGateway(key, backends, groups))
+		}
 		if len(res.Changes) > 0 {
 			r.log.Info("deployed the Gateway's application load balancer", "gateway", key, "changes", len(res.Changes), "registered", res.Registered, "deregistered", res.Deregistered, "state", res.State)
 		}
@@ -340,6 +371,32 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	}
 	r.mu.Unlock()
 	return requeue
+}
+
+// gatewayBackends maps the deployed model's target groups to their cloud IDs: by backend
+// Service, and with the pods behind their targets, for the readiness gates.
+func gatewayBackends(alb *gateway.ApplicationLoadBalancer, res deploy.GatewayResult) (map[types.NamespacedName][]string, map[string][]podTarget) {
+	backends := map[types.NamespacedName][]string{}
+	groups := map[string][]podTarget{}
+	for _, tg := range alb.TargetGroups {
+		id := res.TargetGroups[tg.Name]
+		if id == "" {
+			continue
+		}
+		ns, name, _ := strings.Cut(tg.Service, "/")
+		svc := types.NamespacedName{Namespace: ns, Name: name}
+		backends[svc] = append(backends[svc], id)
+		var ts []podTarget
+		for _, t := range tg.Targets {
+			pt := podTarget{target: providers.Target{IP: t.IP, Port: t.Port}}
+			if pns, pname, ok := cutPod(t.Pod); ok {
+				pt.pod = types.NamespacedName{Namespace: pns, Name: pname}
+			}
+			ts = append(ts, pt)
+		}
+		groups[id] = ts
+	}
+	return backends, groups
 }
 
 // retryAfter spaces out retries of a failed deploy: throttling and transient errors soon, the

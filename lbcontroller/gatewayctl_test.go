@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/lbcontroller"
 	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/lbcontroller/model"
@@ -190,6 +191,61 @@ func TestGatewayController(t *testing.T) {
 	if want := []string{"10.0.1.20", "10.0.1.21", "10.0.1.30"}; !slices.Equal(targets, want) {
 		t.Fatalf("targets %v, want %v", targets, want)
 	}
+
+	// A gated pod behind a Gateway backend: registered while its gate is False, the gate True
+	// once the cloud reports it healthy in the Gateway's target group.
+	h.gatedPod(t, ns, "gw-gated", "gwgated", "10.0.1.40")
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gwgated"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "gwgated"},
+			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	if err := h.k8s.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, endpointSlice(ns, "gwgated", endpoint{ip: "10.0.1.40", pod: "gw-gated"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gated"},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{parent}},
+			Hostnames:       []gwv1.Hostname{"gated.example.com"},
+			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{
+				Name: "gwgated", Port: ptr(gwv1.PortNumber(80)),
+			}}}}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var gatedTG string
+	eventually(t, "the gated pod is registered in the Gateway's target group while its gate says initial", func() (bool, string) {
+		tgs, err := h.p.ListTargetGroups(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, tg := range tgs {
+			ths, _ := h.p.DescribeTargets(ctx, tg.ID)
+			for _, th := range ths {
+				if th.Target.IP.String() == "10.0.1.40" {
+					gatedTG = tg.ID
+				}
+			}
+		}
+		c := h.gate(t, ns, "gw-gated")
+		return gatedTG != "" && c != nil && c.Status == corev1.ConditionFalse && c.Reason == "TargetInitial", fmt.Sprintf("group %q, gate %+v", gatedTG, c)
+	})
+	if _, err := h.cloud.Admin.ReportTargetHealth(ctx, &api.ReportTargetHealthRequest{Reports: []api.TargetHealthReport{
+		{TargetGroupID: gatedTG, IP: "10.0.1.40", Port: 8080, State: api.TargetHealthHealthy},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the gate flips True once the cloud reports the target healthy", func() (bool, string) {
+		c := h.gate(t, ns, "gw-gated")
+		return c != nil && c.Status == corev1.ConditionTrue, fmt.Sprintf("%+v", c)
+	})
 
 	// Bad input on one route: a backend in another namespace without a ReferenceGrant, and an
 	// invalid regex on another. Each gets the spec's reason and an event; the good route stays.

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -31,22 +32,23 @@ var gatewayAPIRequired = []string{"gatewayclasses", "gateways", "httproutes", "r
 // setupGateway adds a runnable that starts the Gateway controller once the API server serves
 // the Gateway API's CRDs (at once when they are installed; when they are installed later, within
 // gatewayAPIPoll).
-func setupGateway(mgr manager.Manager, cfg Config, log logr.Logger) error {
+func setupGateway(mgr manager.Manager, cfg Config, st *state, log logr.Logger) error {
 	if cfg.GatewayAPI == GatewayAPIOff {
 		return nil
 	}
 	if err := gwv1.Install(mgr.GetScheme()); err != nil {
 		return fmt.Errorf("lbcontroller: register the Gateway API types: %w", err)
 	}
-	return mgr.Add(&gatewayStarter{mgr: mgr, cfg: cfg, log: log.WithName("gateway")})
+	return mgr.Add(&gatewayStarter{mgr: mgr, cfg: cfg, state: st, log: log.WithName("gateway")})
 }
 
 const gatewayAPIPoll = 15 * time.Second
 
 type gatewayStarter struct {
-	mgr manager.Manager
-	cfg Config
-	log logr.Logger
+	mgr   manager.Manager
+	cfg   Config
+	state *state
+	log   logr.Logger
 }
 
 // NeedLeaderElection: the Gateway controller writes to the cloud, so only the leader runs it.
@@ -109,7 +111,7 @@ func (s *gatewayStarter) start(kinds routeKinds) error {
 	mgr := s.mgr
 	r := &gatewayReconciler{
 		client: mgr.GetClient(), reader: mgr.GetAPIReader(), events: mgr.GetEventRecorder(Component),
-		cfg: s.cfg, alb: s.cfg.alb, kinds: kinds, log: s.log, now: time.Now,
+		cfg: s.cfg, alb: s.cfg.alb, kinds: kinds, state: s.state, log: s.log, now: time.Now,
 		records: map[string]*gatewayRecord{}, emitted: map[string]bool{},
 	}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
@@ -135,5 +137,7 @@ func (s *gatewayStarter) start(kinds routeKinds) error {
 	for _, o := range slices.Clone(watched) {
 		b = b.Watches(o, all)
 	}
+	// Gated pods whose containers turn ready are registered before they are Ready.
+	b = b.Watches(&corev1.Pod{}, all, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return hasGate(o.(*corev1.Pod)) })))
 	return b.Complete(r)
 }

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -245,4 +246,51 @@ func contains(list []string, sub string) bool {
 // fromUs: the event was reported by the controller (not, say, the API server's repair loops).
 func fromUs(e corev1.Event) bool {
 	return e.ReportingController == lbcontroller.Component || e.Source.Component == lbcontroller.Component
+}
+
+// gatedPod creates a pod carrying the readiness gate and reports it as a kubelet would: running
+// at ip, containers ready, not Ready (its gate).
+func (h *harness) gatedPod(t testing.TB, ns, name, app, ip string) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": app}},
+		Spec: corev1.PodSpec{
+			Containers:     []corev1.Container{{Name: "echo", Image: "echo"}},
+			ReadinessGates: []corev1.PodReadinessGate{{ConditionType: lbcontroller.GateCondition}},
+		},
+	}
+	if err := h.k8s.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	// The controller may write the gate meanwhile: retry on conflict, keeping its condition.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+			return err
+		}
+		pod.Status.Phase, pod.Status.PodIP, pod.Status.PodIPs = corev1.PodRunning, ip, []corev1.PodIP{{IP: ip}}
+		pod.Status.Conditions = append(pod.Status.Conditions,
+			corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
+			corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.Now()})
+		return h.k8s.Status().Update(ctx, pod)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pod
+}
+
+// gate returns the pod's readiness-gate condition, nil if it has none.
+func (h *harness) gate(t testing.TB, ns, name string) *corev1.PodCondition {
+	t.Helper()
+	var pod corev1.Pod
+	if err := h.k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == lbcontroller.GateCondition {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
 }

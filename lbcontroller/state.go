@@ -27,6 +27,9 @@ type state struct {
 	healthSynced bool
 	// byTarget finds the pod behind a target (group ID, target) to wake its gate.
 	byTarget map[string]map[providers.Target]types.NamespacedName
+	// gateways are, per Gateway (namespace/name), the target groups its last deploy left for
+	// each backend Service: the readiness gates of the pods those Services select wait for them.
+	gateways map[string]map[types.NamespacedName][]string
 	// wake receives pods whose gate may have to change.
 	wake chan types.NamespacedName
 	// svcWake receives Services whose load balancer changed state in the cloud.
@@ -42,6 +45,7 @@ func newState() *state {
 	return &state{
 		pending:  map[types.NamespacedName]time.Time{},
 		services: map[types.NamespacedName]serviceRecord{},
+		gateways: map[string]map[types.NamespacedName][]string{},
 		health:   map[string]map[providers.Target]string{},
 		byTarget: map[string]map[providers.Target]types.NamespacedName{},
 		wake:     make(chan types.NamespacedName, 4096),
@@ -107,6 +111,55 @@ func (s *state) recordService(svc types.NamespacedName, loadBalancer string, gro
 	return wake
 }
 
+// recordGateway stores the target groups a Gateway's deploy left, by backend Service, and which
+// pods stand behind their targets (groups: cloud group ID -> targets); it returns the pods whose
+// gates may change. nil groups forget the Gateway.
+func (s *state) recordGateway(gw string, backends map[types.NamespacedName][]string, groups map[string][]podTarget) []types.NamespacedName {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var wake []types.NamespacedName
+	for _, ids := range s.gateways[gw] {
+		for _, g := range ids {
+			for _, pod := range s.byTarget[g] {
+				wake = append(wake, pod)
+			}
+			delete(s.byTarget, g)
+		}
+	}
+	if backends == nil {
+		delete(s.gateways, gw)
+		return wake
+	}
+	for id, targets := range groups {
+		m := make(map[providers.Target]types.NamespacedName, len(targets))
+		for _, t := range targets {
+			if t.pod.Name != "" {
+				m[t.target] = t.pod
+				wake = append(wake, t.pod)
+			}
+		}
+		s.byTarget[id] = m
+	}
+	s.gateways[gw] = backends
+	return wake
+}
+
+// gatewayGroups returns the target groups of every Gateway backend Service in namespace ns
+// whose selector matches, by Service.
+func (s *state) gatewayGroups(ns string, selects func(types.NamespacedName) bool) map[types.NamespacedName][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[types.NamespacedName][]string{}
+	for _, backends := range s.gateways {
+		for svc, ids := range backends {
+			if svc.Namespace == ns && selects(svc) {
+				out[svc] = append(out[svc], ids...)
+			}
+		}
+	}
+	return out
+}
+
 type podTarget struct {
 	target providers.Target
 	pod    types.NamespacedName
@@ -167,8 +220,9 @@ type gate struct {
 	msg    string
 }
 
-// podHealth says whether ip is healthy in every group of the Services in svcs.
-func (s *state) podHealth(ip netip.Addr, svcs []types.NamespacedName) gate {
+// podHealth says whether ip is healthy in every group of the Services in svcs and of the
+// Gateway backends in gatewayGroups (Service -> groups).
+func (s *state) podHealth(ip netip.Addr, svcs []types.NamespacedName, gatewayGroups map[types.NamespacedName][]string) gate {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.healthSynced {
@@ -179,23 +233,36 @@ func (s *state) podHealth(ip netip.Addr, svcs []types.NamespacedName) gate {
 		if !ok {
 			return gate{reason: "WaitingForLoadBalancer", msg: "the load balancer of Service " + svc.String() + " is not programmed yet"}
 		}
-		for _, g := range rec.targetGroups {
-			found := false
-			for t, st := range s.health[g] {
-				if t.IP != ip {
-					continue
-				}
-				found = true
-				if st != providers.HealthHealthy {
-					return gate{reason: "Target" + titleState(st), msg: "target " + t.IP.String() + " is " + st + " in target group " + g + " of Service " + svc.String()}
-				}
-			}
-			if !found {
-				return gate{reason: "TargetNotRegistered", msg: "the pod is not registered in target group " + g + " of Service " + svc.String()}
-			}
+		if g, bad := groupsHealth(s.health, ip, rec.targetGroups, "Service "+svc.String()); bad {
+			return g
+		}
+	}
+	for svc, groups := range gatewayGroups {
+		if g, bad := groupsHealth(s.health, ip, groups, "Gateway backend Service "+svc.String()); bad {
+			return g
 		}
 	}
 	return gate{ready: true, reason: "TargetsHealthy", msg: "healthy in every target group of the Services that select the pod"}
+}
+
+// groupsHealth says whether ip is healthy in every group; bad with the verdict when it is not.
+func groupsHealth(health map[string]map[providers.Target]string, ip netip.Addr, groups []string, what string) (gate, bool) {
+	for _, g := range groups {
+		found := false
+		for t, st := range health[g] {
+			if t.IP != ip {
+				continue
+			}
+			found = true
+			if st != providers.HealthHealthy {
+				return gate{reason: "Target" + titleState(st), msg: "target " + t.IP.String() + " is " + st + " in target group " + g + " of " + what}, true
+			}
+		}
+		if !found {
+			return gate{reason: "TargetNotRegistered", msg: "the pod is not registered in target group " + g + " of " + what}, true
+		}
+	}
+	return gate{}, false
 }
 
 func titleState(s string) string {
