@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 // RunOptions are what the flatnet-lbcontroller binary decides beyond Config.
@@ -29,6 +30,10 @@ type RunOptions struct {
 	// MetricsAddr serves Prometheus /metrics ("0" turns it off); ProbeAddr /healthz and /readyz.
 	MetricsAddr string
 	ProbeAddr   string
+	// WebhookCertDir holds tls.crt and tls.key of the readiness-gate webhook, served on
+	// WebhookPort; empty: no webhook.
+	WebhookCertDir string
+	WebhookPort    int
 	Logger      *slog.Logger
 }
 
@@ -51,6 +56,9 @@ func Run(ctx context.Context, o RunOptions) error {
 		LeaseDuration:           &lease,
 		// A replica that steps down exits at once, so it never acts on a stale view.
 		LeaderElectionReleaseOnCancel: true,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Port: o.WebhookPort, CertDir: o.WebhookCertDir, CertName: "tls.crt", KeyName: "tls.key",
+		}),
 	})
 	if err != nil {
 		return fmt.Errorf("lbcontroller: create the controller manager: %w", err)
@@ -63,6 +71,11 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	if err := Setup(mgr, o.Config); err != nil {
 		return err
+	}
+	if o.WebhookCertDir != "" {
+		if err := SetupWebhook(mgr, o.Config); err != nil {
+			return err
+		}
 	}
 	return mgr.Start(ctx)
 }

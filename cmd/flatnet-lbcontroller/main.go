@@ -64,6 +64,8 @@ func newRoot() *cobra.Command {
 	f.StringVar(&o.LeaderElectionID, "leader-election-id", lbcontroller.Component, "name of the Lease")
 	f.StringVar(&o.MetricsAddr, "metrics-bind-address", ":61680", `Prometheus /metrics address ("0" turns it off)`)
 	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":61681", "/healthz and /readyz address")
+	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "", "directory holding tls.crt and tls.key of the readiness-gate webhook (empty: no webhook)")
+	f.IntVar(&o.WebhookPort, "webhook-port", 9443, "port of the readiness-gate webhook")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		var lv slog.Level
