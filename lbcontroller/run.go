@@ -34,7 +34,7 @@ type RunOptions struct {
 	// WebhookPort; empty: no webhook.
 	WebhookCertDir string
 	WebhookPort    int
-	Logger      *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Run runs the controllers until ctx ends.
