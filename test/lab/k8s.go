@@ -253,6 +253,9 @@ func (l *Lab) startEtcdAndAPIServer(cp *ControlPlane, p *pki) error {
 		"--requestheader-group-headers", "X-Remote-Group",
 		"--requestheader-extra-headers-prefix", "X-Remote-Extra-",
 		"--proxy-client-cert-file", p.frontProxy.certPath, "--proxy-client-key-file", p.frontProxy.keyPath,
+		// Admission webhooks (lbcontroller's readiness gate) are reached at their Service's
+		// endpoints, pod IPs routed in the VPC: the lab runs no kube-proxy for ClusterIPs.
+		"--enable-aggregator-routing=true",
 		"--authorization-mode", "Node,RBAC",
 		"--enable-admission-plugins", "NodeRestriction",
 		"--service-cluster-ip-range", ServiceCIDR,
