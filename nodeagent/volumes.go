@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -162,14 +163,47 @@ func (a *Agent) prepareVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vo
 	if err != nil {
 		return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 	}
-	if err := writeAtomicDir(own, files); err != nil {
-		return nil, fmt.Errorf("volume %s: %w", v.Name, err)
-	}
-	if err := applyFSGroup(own, fsGroup(pod)); err != nil {
+	if err := writeAtomicDir(own, files, fsGroup(pod)); err != nil {
 		return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 	}
 	return pv, nil
 }
+
+// unchanged: the volume's current generation holds exactly files, with their modes.
+func unchanged(dir string, files map[string]volumeFile, gid int) bool {
+	cur := filepath.Join(dir, "..data")
+	if _, err := os.Stat(cur); err != nil {
+		return false
+	}
+	n := 0
+	err := filepath.WalkDir(cur+"/", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		n++
+		rel, err := filepath.Rel(cur, p)
+		if err != nil {
+			return err
+		}
+		f, ok := files[rel]
+		fi, ierr := d.Info()
+		want := f.mode.Perm()
+		if gid >= 0 {
+			want |= (want & 0o600) >> 3 // applyFSGroup's
+		}
+		if !ok || ierr != nil || fi.Mode().Perm() != want {
+			return errChanged
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(b, f.data) {
+			return errChanged
+		}
+		return nil
+	})
+	return err == nil && n == len(files)
+}
+
+var errChanged = errors.New("changed")
 
 // fsGroup is the pod's fsGroup, -1 when it has none.
 func fsGroup(pod *corev1.Pod) int {
@@ -408,9 +442,14 @@ func (a *Agent) tokenFile(ctx context.Context, pod *corev1.Pod, src *corev1.Serv
 // writeAtomicDir writes files into dir the way the kubelet's atomic writer does: the files go
 // into a new timestamped directory, "..data" is switched to it with one rename, and each
 // top-level name is a symlink through "..data". A reader sees the old set or the new one.
-func writeAtomicDir(dir string, files map[string]volumeFile) error {
+func writeAtomicDir(dir string, files map[string]volumeFile, gid int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	if unchanged(dir, files, gid) {
+		// A refresh that changes nothing swaps nothing: a program watching its files (a
+		// certificate watcher, say) sees no event.
+		return nil
 	}
 	ts, err := os.MkdirTemp(dir, ".."+time.Now().UTC().Format("2006_01_02_15_04_05.")+"")
 	if err != nil {
@@ -432,6 +471,14 @@ func writeAtomicDir(dir string, files map[string]volumeFile) error {
 			return err
 		}
 		tops[strings.SplitN(p, "/", 2)[0]] = true
+	}
+	// The new generation belongs to the pod's fsGroup before it is swapped in: a reader running
+	// as that group never sees a file it may not read.
+	if err := applyFSGroup(ts, gid); err != nil {
+		return err
+	}
+	if err := applyFSGroup(dir, gid); err != nil {
+		return err
 	}
 	data := filepath.Join(dir, "..data")
 	old, _ := os.Readlink(data)

@@ -20,7 +20,8 @@ import (
 // a request through a Gateway reaches a pod straight from the internet (the pod sees the load
 // balancer's address as its peer; no proxy pod exists in the cluster); a weight change from
 // 100/0 to 0/100 and a rolling update behind the HTTPRoute, each under continuous load, fail no
-// request.
+// request. The backends' pods get the readiness gate from the chart's webhook, and it turns True
+// once they are healthy in the Gateway's target group.
 func TestGateway(t *testing.T) {
 	guardRootNet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -30,11 +31,13 @@ func TestGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The namespace asks for readiness gates (the chart's webhook); the Services and the route
+	// exist before the pods, so the webhook sees the pods as Gateway backends.
+	if _, err := kc.CoreV1().Namespaces().Patch(ctx, demoNamespace, types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"flatnet.io/readiness-gate-injection":"enabled"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	for _, app := range []string{"blue", "green"} {
-		d := EchoDeployment(demoNamespace, app, 3)
-		if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
 		if _, err := kc.CoreV1().Services(demoNamespace).Create(ctx, EchoService(demoNamespace, app), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -47,8 +50,31 @@ func TestGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, app := range []string{"blue", "green"} {
-		if _, err := WaitPodsReady(ctx, kc, demoNamespace, "app="+app, 3, 3*time.Minute); err != nil {
+		d := EchoDeployment(demoNamespace, app, 3)
+		if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
+		}
+	}
+	for _, app := range []string{"blue", "green"} {
+		pods, err := WaitPodsReady(ctx, kc, demoNamespace, "app="+app, 3, 3*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The webhook gave each pod the gate, and the controller turned it True once the pod
+		// was healthy in the Gateway's target group.
+		for _, p := range pods {
+			gated := false
+			for _, g := range p.Spec.ReadinessGates {
+				gated = gated || g.ConditionType == gateCondition
+			}
+			if !gated {
+				t.Errorf("pod %s has no readiness gate %s: the webhook did not inject it (gates %v)", p.Name, gateCondition, p.Spec.ReadinessGates)
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == gateCondition && (c.Status != "True" || c.Reason != "TargetsHealthy") {
+					t.Errorf("pod %s is Ready with its gate %s/%s: %s", p.Name, c.Status, c.Reason, c.Message)
+				}
+			}
 		}
 	}
 	addr, err := WaitGatewayProgrammed(ctx, gc, demoNamespace, "web", 2*time.Minute)
