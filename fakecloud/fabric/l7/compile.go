@@ -42,6 +42,7 @@ type listener struct {
 	proto  Protocol
 	certs  *certSet
 	rules  []*rule
+	index  ruleIndex
 	scheme string // "http" or "https"
 	// unmatched are the metrics of requests no rule matched (set by Apply).
 	unmatched *series
@@ -159,6 +160,7 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 			cl.rules = append(cl.rules, cr)
 		}
 	}
+	cl.index = indexRules(cl.rules)
 	return cl
 }
 

@@ -49,19 +49,7 @@ func (e *Engine) handle(w http.ResponseWriter, r *http.Request, l *listener) {
 	)
 	defer func() { e.observe(r, l, ru, f, rec, time.Since(start)) }()
 	host, path := requestHost(r.Host), r.URL.EscapedPath()
-	var q url.Values
-	query := func() url.Values {
-		if q == nil {
-			q = r.URL.Query()
-		}
-		return q
-	}
-	for _, cand := range l.rules {
-		if cand.matches(r, host, path, query) {
-			ru = cand
-			break
-		}
-	}
+	ru = l.match(r, host, path)
 	switch {
 	case ru == nil:
 		http.Error(rec, "no rule matches the request", http.StatusNotFound)
