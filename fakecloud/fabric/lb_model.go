@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -311,14 +310,6 @@ func withCheckDefaults(hc api.HealthCheck) api.HealthCheck {
 		hc.Matcher = cmp.Or(hc.Matcher, "200-399")
 	}
 	return hc
-}
-
-// checkPort is the port a health check dials for a target.
-func checkPort(hc api.HealthCheck, t TargetAddr) int {
-	if p, err := strconv.Atoi(hc.Port); err == nil && p > 0 && p < 65536 {
-		return p
-	}
-	return t.Port
 }
 
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }

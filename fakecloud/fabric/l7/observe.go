@@ -174,13 +174,13 @@ func (e *Engine) observe(r *http.Request, l *listener, ru *rule, f *flight, rec 
 type accessLine struct {
 	client, proto, method, host string
 	url                         *url.URL // the request's; nothing changes it once the request is answered
-	port          int
-	rule          string
-	status        int
-	bytes         int64
-	d             time.Duration
-	group, target string
-	err           error
+	port                        int
+	rule                        string
+	status                      int
+	bytes                       int64
+	d                           time.Duration
+	group, target               string
+	err                         error
 }
 
 // accessLog writes access-log lines in its own goroutine, in the order requests finished.
