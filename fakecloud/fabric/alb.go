@@ -61,7 +61,7 @@ func (f *Fabric) newALB(lb *LB) (*albRuntime, error) {
 	}
 	rt.eng = eng
 	if f.cfg.Health != nil {
-		chk, err := l7.NewChecker(l7.CheckerOptions{Report: albHealth{f.cfg.Health}, Dial: dial, Log: f.log.With("lb", lb.ID)})
+		chk, err := l7.NewChecker(l7.CheckerOptions{Report: checkReports{f.cfg.Health}, Dial: dial, Log: f.log.With("lb", lb.ID)})
 		if err != nil {
 			rt.close()
 			return nil, fmt.Errorf("target checker of load balancer %s: %w", lb.ID, err)
@@ -170,9 +170,7 @@ func (f *Fabric) syncALBChecks(checks []Check, ready func(string) bool) {
 	want := map[string][]l7.CheckTarget{}
 	for _, c := range checks {
 		if c.App && ready(c.LB) {
-			want[c.LB] = append(want[c.LB], l7.CheckTarget{TargetGroup: c.TargetGroupID, Addr: c.Target.AddrPort(),
-				Check: l7Check(c), Known: l7.TargetState(dataPlaneState(api.TargetHealth{State: c.State, Reason: c.Reason})),
-				KnownReason: c.Reason})
+			want[c.LB] = append(want[c.LB], checkTarget(c))
 		}
 	}
 	for id, rt := range f.albs {
@@ -183,19 +181,6 @@ func (f *Fabric) syncALBChecks(checks []Check, ready func(string) bool) {
 			f.log.Warn("some target checks of the application load balancer cannot run", "lb", id, "err", err)
 		}
 	}
-}
-
-// albHealth hands the L7 checker's transitions to the control plane as the network checks do.
-type albHealth struct{ r HealthReporter }
-
-func (h albHealth) ReportHealth(_ context.Context, reps []l7.HealthReport) error {
-	out := make([]api.TargetHealthReport, 0, len(reps))
-	for _, r := range reps {
-		out = append(out, api.TargetHealthReport{TargetGroupID: r.TargetGroup, IP: r.Addr.Addr().String(),
-			Port: int(r.Addr.Port()), State: string(r.State), Reason: r.Reason,
-			Description: truncate(r.Description, maxTargetDescription)})
-	}
-	return h.r.ReportTargetHealth(out)
 }
 
 // dialFrom dials from inside a namespace, from src: the target sees the load balancer's

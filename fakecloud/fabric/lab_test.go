@@ -51,8 +51,14 @@ func must[T any](v T, err error) T {
 
 func newLab(t testing.TB, apiHandler http.Handler) *lab {
 	t.Helper()
+	return newLabWith(t, apiHandler, state.Config{DataPlane: true})
+}
+
+// newLabWith is newLab on a store opened with cfg (limits, say).
+func newLabWith(t testing.TB, apiHandler http.Handler, cfg state.Config) *lab {
+	t.Helper()
 	requireRoot(t)
-	st := must(state.Open(state.Config{DataPlane: true}))
+	st := must(state.Open(cfg))
 	t.Cleanup(func() { _ = st.Close() })
 	l := &lab{t: t, st: st, prefix: testPrefix(t), api: apiHandler, reg: prometheus.NewRegistry(), faults: &testFaults{}}
 	watchRootNetns(t)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -100,14 +99,10 @@ type Check struct {
 	HealthCheck   api.HealthCheck
 	// State and Reason are the control plane's current view, which a new checker starts from.
 	State, Reason string
-	// App marks a target of an application load balancer, which the L7 checker probes (GRPC:
-	// with the gRPC health service); the others are the network checker's.
+	// App marks a target of an application load balancer, which its engine's checker probes
+	// (GRPC: with the gRPC health service); the others are probed by the network load
+	// balancer's checker (lb_health.go). Both are an l7.Checker.
 	App, GRPC bool
-}
-
-// key identifies a checker: a new health-check configuration starts a new one.
-func (c Check) key() string {
-	return fmt.Sprintf("%s %s %s %+v", c.LB, c.TargetGroupID, c.Target, c.HealthCheck)
 }
 
 // lbSnapshot indexes the load-balancer part of a snapshot.
@@ -315,14 +310,6 @@ func withCheckDefaults(hc api.HealthCheck) api.HealthCheck {
 		hc.Matcher = cmp.Or(hc.Matcher, "200-399")
 	}
 	return hc
-}
-
-// checkPort is the port a health check dials for a target.
-func checkPort(hc api.HealthCheck, t TargetAddr) int {
-	if p, err := strconv.Atoi(hc.Port); err == nil && p > 0 && p < 65536 {
-		return p
-	}
-	return t.Port
 }
 
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }

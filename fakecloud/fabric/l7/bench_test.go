@@ -1,8 +1,10 @@
 package l7
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -67,6 +69,60 @@ func BenchmarkProxy(b *testing.B) {
 			b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+// manyRules is a listener of n rules, /r0 to /r<n-1> (exact paths, then a host and a header
+// condition on every tenth, as a mixed table has), each forwarding to "tg".
+func manyRules(n int) Config {
+	l := Listener{Port: 80, Protocol: ProtocolHTTP}
+	for i := range n {
+		r := Rule{Name: fmt.Sprint("r", i), Path: &PathMatch{Type: MatchExact, Value: fmt.Sprint("/r", i)}, Action: forwardTo("tg")}
+		if i%10 == 5 {
+			r.Hosts = []string{"*.example.com"}
+			r.Headers = []HeaderMatch{{Name: "X-Tenant", Type: MatchExact, Value: fmt.Sprint("t", i)}}
+		}
+		l.Rules = append(l.Rules, r)
+	}
+	return Config{TargetGroups: []TargetGroup{tgroup("tg", ProtocolHTTP, addrPort("127.0.0.1:1"))}, Listeners: []Listener{l}}
+}
+
+// BenchmarkMatch is the cost of finding a request's rule in a listener of 10 and of 1,000 rules
+// when only the last one matches (every other rule is evaluated first): the part of a request
+// that grows with the rule table.
+func BenchmarkMatch(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			s, err := compile(manyRules(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			l := s.listeners[80]
+			r := httptest.NewRequest(http.MethodGet, fmt.Sprintf("http://www.example.com/r%d", n-1), nil)
+			host, path := requestHost(r.Host), r.URL.EscapedPath()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if l.match(r, host, path) == nil {
+					b.Fatal("no rule matched")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkApply is the cost of Apply (validate, compile, swap) of a listener of 10 and of
+// 1,000 rules into a running engine, as each rule change costs the fabric.
+func BenchmarkApply(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			e := newEngine(b, Options{})
+			cfg := manyRules(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				apply(b, e, cfg)
+			}
 		})
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // ConfigError is one problem Apply found in a Config: Field is the path to the offending field,
@@ -40,7 +42,10 @@ type listener struct {
 	proto  Protocol
 	certs  *certSet
 	rules  []*rule
+	index  ruleIndex
 	scheme string // "http" or "https"
+	// unmatched are the metrics of requests no rule matched (set by Apply).
+	unmatched *series
 }
 
 type rule struct {
@@ -51,6 +56,7 @@ type rule struct {
 	headers []valueMatcher
 	query   []valueMatcher
 	action  action
+	series  *series // set by Apply
 }
 
 type action struct {
@@ -62,15 +68,20 @@ type action struct {
 	respEdit      HeaderEdit
 	rewrite       *Rewrite
 	mirrors       []mirror
-	timeouts      Timeouts
-	prefixMatched string // the rule's trimmed Prefix path, for ReplacePrefixMatch
+	timeout       time.Duration // the tighter of the timeouts (0: none)
+	prefixMatched string        // the rule's trimmed Prefix path, for ReplacePrefixMatch
+	// Decided once here rather than per request:
+	dropsContentType bool     // respEdit removes Content-Type
+	reserved         []string // headers reqEdit names that the proxy owns (edits of them are undone)
 }
 
 type backend struct {
-	group    *group // nil: an invalid backend (500)
-	weight   int
-	reqEdit  HeaderEdit
-	respEdit HeaderEdit
+	group            *group // nil: an invalid backend (500)
+	weight           int
+	reqEdit          HeaderEdit
+	respEdit         HeaderEdit
+	dropsContentType bool
+	reserved         []string
 }
 
 type mirror struct {
@@ -93,6 +104,7 @@ type group struct {
 type target struct {
 	hostport string
 	state    TargetState
+	inflight *atomic.Int64 // the engine's count for hostport, set by Apply
 }
 
 // checker accumulates ConfigErrors.
@@ -148,6 +160,7 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 			cl.rules = append(cl.rules, cr)
 		}
 	}
+	cl.index = indexRules(cl.rules)
 	return cl
 }
 
@@ -229,8 +242,9 @@ func (c *checker) value(f, name string, typ MatchType, value string) valueMatche
 
 func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) action {
 	a := r.Action
-	ca := action{redirect: a.Redirect, fixed: a.FixedResponse, rewrite: a.Rewrite, timeouts: a.Timeouts,
+	ca := action{redirect: a.Redirect, fixed: a.FixedResponse, rewrite: a.Rewrite, timeout: timeoutOf(a.Timeouts),
 		reqEdit: c.edit(f+".requestHeaders", a.RequestHeaders), respEdit: c.edit(f+".responseHeaders", a.ResponseHeaders)}
+	ca.dropsContentType, ca.reserved = ca.respEdit.removes("Content-Type"), ca.reqEdit.reservedNames()
 	if cr.path != nil && cr.path.typ == MatchPrefix {
 		ca.prefixMatched = cr.path.value
 	}
@@ -251,6 +265,7 @@ func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) a
 			ff := fmt.Sprintf("%s.forward.backends[%d]", f, i)
 			cb := backend{weight: b.Weight, reqEdit: c.edit(ff+".requestHeaders", b.RequestHeaders),
 				respEdit: c.edit(ff+".responseHeaders", b.ResponseHeaders)}
+			cb.dropsContentType, cb.reserved = cb.respEdit.removes("Content-Type"), cb.reqEdit.reservedNames()
 			if b.Weight < 0 {
 				c.bad(ff+".weight", "%d is negative", b.Weight)
 			}
@@ -432,6 +447,30 @@ func (c *checker) backendTLS(f string, bt *BackendTLS) *tls.Config {
 		conf.RootCAs = pool
 	}
 	return conf
+}
+
+func (e HeaderEdit) empty() bool { return len(e.Set) == 0 && len(e.Add) == 0 && len(e.Remove) == 0 }
+
+func (e HeaderEdit) removes(name string) bool { return slices.Contains(e.Remove, name) }
+
+// reservedNames lists the reserved headers (reservedHeaders) the edit names (canonical names).
+func (e HeaderEdit) reservedNames() []string {
+	var out []string
+	add := func(n string) {
+		if reservedHeaders[n] && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	for _, h := range e.Set {
+		add(h.Name)
+	}
+	for _, h := range e.Add {
+		add(h.Name)
+	}
+	for _, n := range e.Remove {
+		add(n)
+	}
+	return out
 }
 
 // isToken reports whether s is an RFC 9110 token (header names, methods).

@@ -35,9 +35,10 @@ func TestForwardHeaders(t *testing.T) {
 					RequestHeaders:  HeaderEdit{Set: []Header{{"X-Backend-Set", "b"}}},
 					ResponseHeaders: HeaderEdit{Add: []Header{{"X-Resp-Backend", "b"}}}}}},
 				RequestHeaders: HeaderEdit{
-					Set:    []Header{{"x-set", "set"}},
-					Add:    []Header{{"X-Add", "added"}},
-					Remove: []string{"x-remove"},
+					// Edits of the headers the proxy owns (forwarding, hop-by-hop) have no effect.
+					Set:    []Header{{"x-set", "set"}, {"X-Forwarded-For", "spoofed"}, {"X-Forwarded-Port", "1"}, {"Connection", "close"}},
+					Add:    []Header{{"X-Add", "added"}, {"X-Forwarded-Host", "evil.test"}},
+					Remove: []string{"x-remove", "X-Forwarded-Proto"},
 				},
 				ResponseHeaders: HeaderEdit{Set: []Header{{"X-Resp-Set", "1"}}, Add: []Header{{"X-Resp-Add", "2"}}, Remove: []string{"content-type"}},
 			},
@@ -53,6 +54,7 @@ func TestForwardHeaders(t *testing.T) {
 	want := map[string][]string{
 		"X-Set": {"set"}, "X-Add": {"first", "added"}, "X-Remove": nil, "X-Backend-Set": {"b"},
 		"X-Forwarded-For": {"203.0.113.9, 127.0.0.1"}, "X-Forwarded-Proto": {"http"}, "X-Forwarded-Port": {"80"},
+		"X-Forwarded-Host": nil, "Connection": nil,
 	}
 	for k, v := range want {
 		if diff := cmp.Diff(v, ec.Headers[k]); diff != "" {
@@ -586,6 +588,7 @@ func TestMetricsAndAccessLog(t *testing.T) {
 		"flatnet_l7_requests_total{code=404,listener=80,rule=-}":    1,
 		"flatnet_l7_request_duration_seconds{listener=80,rule=api}": 3,
 		"flatnet_l7_request_duration_seconds{listener=80,rule=-}":   1,
+		"flatnet_l7_access_log_dropped_total{}":                     0,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
@@ -598,7 +601,14 @@ func TestMetricsAndAccessLog(t *testing.T) {
 			t.Errorf("series %s outlived its rule", k)
 		}
 	}
-	lines := strings.Split(strings.TrimSpace(logBuf.String()), "\n")
+	// The access log is written in the background: wait for the lines.
+	var lines []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		lines = strings.Split(strings.TrimSpace(logBuf.String()), "\n")
+		if len(lines) >= 4 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(lines) != 4 {
 		t.Fatalf("%d access log lines, want 4:\n%s", len(lines), logBuf.String())
 	}

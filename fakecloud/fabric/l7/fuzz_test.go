@@ -90,3 +90,21 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCodes: any HTTP matcher either fails or yields ranges inside 100..599.
+func FuzzParseCodes(f *testing.F) {
+	for _, s := range []string{"200", "200,202", "200-399", " 200 - 299", "abc", "-1", "200-100"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, m string) {
+		codes, err := parseCodes(m, 100, 599)
+		if err != nil {
+			return
+		}
+		for _, r := range codes {
+			if r.lo < 100 || r.hi > 599 || r.lo > r.hi {
+				t.Fatalf("%q gave range %+v", m, r)
+			}
+		}
+	})
+}

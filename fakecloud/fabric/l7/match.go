@@ -160,3 +160,101 @@ func (r *rule) matches(req *http.Request, host, path string, query func() url.Va
 	}
 	return true
 }
+
+// maxCandidateLists bounds the lists of candidate rules a request merges (the rules without an
+// indexed path, its exact path's, and one per segment boundary of its path with prefix rules);
+// a path with more falls back to evaluating every rule.
+const maxCandidateLists = 16
+
+// ruleIndex narrows a listener's rules to those whose path condition can hold for a request's
+// path, so a table of many path rules costs a request a few map lookups instead of an
+// evaluation of every rule. Each rule is in exactly one place; positions are ascending.
+type ruleIndex struct {
+	exact  map[string][]int32 // rules with an Exact path, by the path
+	prefix map[string][]int32 // rules with a Prefix path, by the trimmed prefix ("" for "/")
+	rest   []int32            // rules with a Regex path or none: candidates for every path
+}
+
+func indexRules(rules []*rule) ruleIndex {
+	ix := ruleIndex{exact: map[string][]int32{}, prefix: map[string][]int32{}}
+	for i, r := range rules {
+		switch {
+		case r.path != nil && r.path.typ == MatchExact:
+			ix.exact[r.path.value] = append(ix.exact[r.path.value], int32(i))
+		case r.path != nil && r.path.typ == MatchPrefix:
+			ix.prefix[r.path.value] = append(ix.prefix[r.path.value], int32(i))
+		default:
+			ix.rest = append(ix.rest, int32(i))
+		}
+	}
+	return ix
+}
+
+// match returns the first rule whose conditions all hold, or nil; the query is parsed only if
+// a rule asks for it. host is requestHost(r.Host) and path r.URL.EscapedPath().
+func (l *listener) match(r *http.Request, host, path string) *rule {
+	var q url.Values
+	query := func() url.Values {
+		if q == nil {
+			q = r.URL.Query()
+		}
+		return q
+	}
+	var lists [maxCandidateLists][]int32
+	k, ok := l.index.candidates(path, &lists)
+	if !ok {
+		for _, cand := range l.rules {
+			if cand.matches(r, host, path, query) {
+				return cand
+			}
+		}
+		return nil
+	}
+	// Merge the ascending lists: the rules are tried in the listener's order.
+	var pos [maxCandidateLists]int
+	for {
+		best, at := -1, int32(0)
+		for i := range k {
+			if pos[i] < len(lists[i]) && (best < 0 || lists[i][pos[i]] < at) {
+				best, at = i, lists[i][pos[i]]
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		pos[best]++
+		if cand := l.rules[at]; cand.matches(r, host, path, query) {
+			return cand
+		}
+	}
+}
+
+// candidates fills lists with the index's lists of rules whose path condition can hold for
+// path: every prefix that prefixMatches accepts is path cut at a "/" or at its end. It reports
+// false when there would be more than maxCandidateLists lists.
+func (ix *ruleIndex) candidates(path string, lists *[maxCandidateLists][]int32) (int, bool) {
+	k := 0
+	add := func(l []int32) bool {
+		if len(l) == 0 {
+			return true
+		}
+		if k == len(lists) {
+			return false
+		}
+		lists[k] = l
+		k++
+		return true
+	}
+	if !add(ix.rest) || !add(ix.exact[path]) {
+		return 0, false
+	}
+	if len(ix.prefix) == 0 {
+		return k, true
+	}
+	for j := 0; j <= len(path); j++ {
+		if (j == len(path) || path[j] == '/') && !add(ix.prefix[path[:j]]) {
+			return 0, false
+		}
+	}
+	return k, true
+}

@@ -2,6 +2,8 @@ package l7
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -295,4 +297,96 @@ func TestHostPatternQueryValue(t *testing.T) {
 	if _, ok := queryValue(q, "c"); ok {
 		t.Error("queryValue(c) present, want absent")
 	}
+}
+
+// TestRuleIndex: the indexed match picks the same rule as evaluating every rule in order, over
+// random tables of exact, prefix, regex and pathless rules (some with a method) and paths
+// that hit, miss and straddle them.
+func TestRuleIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	segs := []string{"a", "b", "ab", "c"}
+	randPath := func() string {
+		p := ""
+		for range rng.IntN(4) {
+			p += "/" + segs[rng.IntN(len(segs))]
+		}
+		if p == "" || rng.IntN(5) == 0 {
+			p += "/"
+		}
+		return p
+	}
+	for table := range 200 {
+		var rules []Rule
+		for i := range 1 + rng.IntN(30) {
+			r := Rule{Name: fmt.Sprint("r", i), Action: Action{FixedResponse: &FixedResponse{StatusCode: 200}}}
+			switch rng.IntN(4) {
+			case 0:
+				r.Path = &PathMatch{Type: MatchExact, Value: randPath()}
+			case 1:
+				r.Path = &PathMatch{Type: MatchPrefix, Value: randPath()}
+			case 2:
+				r.Path = &PathMatch{Type: MatchRegex, Value: "/a.*"}
+			}
+			if rng.IntN(4) == 0 {
+				r.Method = http.MethodPost
+			}
+			rules = append(rules, r)
+		}
+		s, err := compile(Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: rules}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := s.listeners[80]
+		for range 50 {
+			path := randPath()
+			method := http.MethodGet
+			if rng.IntN(2) == 0 {
+				method = http.MethodPost
+			}
+			r := httptest.NewRequest(method, "http://h.test"+path, nil)
+			var want *rule
+			for _, cand := range l.rules {
+				if cand.matches(r, "h.test", path, r.URL.Query) {
+					want = cand
+					break
+				}
+			}
+			if got := l.match(r, "h.test", path); got != want {
+				t.Fatalf("table %d, %s %s: indexed match %v, every rule in order %v", table, method, path, ruleName(got), ruleName(want))
+			}
+		}
+	}
+}
+
+// TestRuleIndexDeepPath: a path with more prefix candidates than the index merges falls back
+// to evaluating every rule, with the same answer.
+func TestRuleIndexDeepPath(t *testing.T) {
+	var rules []Rule
+	p := ""
+	for i := range 2 * maxCandidateLists {
+		p += "/a"
+		rules = append(rules, Rule{Name: fmt.Sprint("deep", i), Method: http.MethodPost, Path: &PathMatch{Type: MatchPrefix, Value: p},
+			Action: Action{FixedResponse: &FixedResponse{StatusCode: 200}}})
+	}
+	rules = append(rules, Rule{Name: "last", Path: &PathMatch{Type: MatchPrefix, Value: "/a/a/a"},
+		Action: Action{FixedResponse: &FixedResponse{StatusCode: 200}}})
+	s, err := compile(Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lists [maxCandidateLists][]int32
+	if _, ok := s.listeners[80].index.candidates(p, &lists); ok {
+		t.Fatalf("%d segments fit in %d lists", 2*maxCandidateLists, maxCandidateLists)
+	}
+	r := httptest.NewRequest(http.MethodGet, "http://h.test"+p, nil)
+	if got := s.listeners[80].match(r, "h.test", p); ruleName(got) != "last" {
+		t.Errorf("deep GET matched %s, want last", ruleName(got))
+	}
+}
+
+func ruleName(r *rule) string {
+	if r == nil {
+		return "none"
+	}
+	return r.name
 }

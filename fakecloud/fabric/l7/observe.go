@@ -1,9 +1,13 @@
 package l7
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,9 +16,14 @@ import (
 // noRule labels requests no rule matched.
 const noRule = "-"
 
+// accessLogBuffer is how many access-log lines may wait for the writer; beyond it lines are
+// dropped (and counted) rather than holding up requests.
+const accessLogBuffer = 4096
+
 type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	dropped  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -28,16 +37,86 @@ func newMetrics() *metrics {
 			Help:    "Time from a request's arrival to the end of its response, by listener port and rule.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"listener", "rule"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flatnet_l7_access_log_dropped_total",
+			Help: "Access-log lines dropped because the writer fell behind.",
+		}),
 	}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.latency} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.dropped} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// series are one (listener, rule) pair's metrics. They are resolved on a request's first use
+// and kept with the snapshot, so a request costs no label hashing or lookup in the vectors.
+type series struct {
+	m              *metrics
+	listener, rule string
+
+	latency atomic.Pointer[prometheus.Observer]
+	codes   atomic.Pointer[[]codeCounter] // copy on write; a rule answers with few codes
+	mu      sync.Mutex                    // serialises writers of codes
+}
+
+type codeCounter struct {
+	code int
+	c    prometheus.Counter
+}
+
+func (m *metrics) series(port int, rule string) *series {
+	return &series{m: m, listener: strconv.Itoa(port), rule: rule}
+}
+
+// resolve gives every listener and rule of s its series.
+func (m *metrics) resolve(s *snapshot) {
+	for port, l := range s.listeners {
+		l.unmatched = m.series(port, noRule)
+		for _, r := range l.rules {
+			r.series = m.series(port, r.name)
+		}
+	}
+}
+
+func (s *series) observe(code int, d time.Duration) {
+	s.counter(code).Inc()
+	o := s.latency.Load()
+	if o == nil {
+		obs := s.m.latency.WithLabelValues(s.listener, s.rule)
+		s.latency.Store(&obs)
+		o = &obs
+	}
+	(*o).Observe(d.Seconds())
+}
+
+func (s *series) counter(code int) prometheus.Counter {
+	if cs := s.codes.Load(); cs != nil {
+		for _, c := range *cs {
+			if c.code == code {
+				return c.c
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cs []codeCounter
+	if p := s.codes.Load(); p != nil {
+		cs = *p
+		for _, c := range cs {
+			if c.code == code {
+				return c.c
+			}
+		}
+	}
+	c := s.m.requests.WithLabelValues(s.listener, s.rule, strconv.Itoa(code))
+	next := append(append(make([]codeCounter, 0, len(cs)+1), cs...), codeCounter{code, c})
+	s.codes.Store(&next)
+	return c
 }
 
 // forget deletes the series of (listener, rule) pairs the new snapshot no longer has, so rules
@@ -61,33 +140,101 @@ func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool
 	return now
 }
 
-// observe counts a finished request and writes its access-log line.
-func (e *Engine) observe(r *http.Request, port int, ru *rule, f *flight, rec *recorder, d time.Duration) {
-	name := noRule
+// observe counts a finished request and queues its access-log line.
+func (e *Engine) observe(r *http.Request, l *listener, ru *rule, f *flight, rec *recorder, d time.Duration) {
+	s := l.unmatched
 	if ru != nil {
-		name = ru.name
+		s = ru.series
 	}
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // a handler that wrote nothing answered 200
 	}
-	listener := strconv.Itoa(port)
-	e.metrics.requests.WithLabelValues(listener, name, strconv.Itoa(status)).Inc()
-	e.metrics.latency.WithLabelValues(listener, name).Observe(d.Seconds())
-	if e.opts.AccessLog == nil {
+	s.observe(status, d)
+	if e.access == nil {
 		return
 	}
-	attrs := []slog.Attr{
-		slog.Int("listener", port), slog.String("rule", name),
-		slog.String("client", r.RemoteAddr), slog.String("proto", r.Proto),
-		slog.String("method", r.Method), slog.String("host", r.Host), slog.String("path", r.URL.RequestURI()),
-		slog.Int("status", status), slog.Int64("bytes", rec.bytes), slog.Duration("duration", d),
-	}
+	line := accessLine{client: r.RemoteAddr, proto: r.Proto, method: r.Method, host: r.Host, url: r.URL,
+		port: l.port, rule: s.rule, status: status, bytes: rec.bytes, d: d}
 	if f != nil && f.target != nil {
-		attrs = append(attrs, slog.String("targetGroup", f.backend.group.name), slog.String("target", f.target.hostport))
+		line.group, line.target = f.backend.group.name, f.target.hostport
 	}
-	if f != nil && f.err != nil {
-		attrs = append(attrs, slog.String("err", f.err.Error()))
+	if f != nil {
+		line.err = f.err
 	}
-	e.opts.AccessLog.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	select {
+	case e.access.lines <- line:
+	default:
+		e.metrics.dropped.Inc()
+	}
+}
+
+// accessLine is what a request leaves for the access-log writer, which formats it off the
+// request's path.
+type accessLine struct {
+	client, proto, method, host string
+	url                         *url.URL // the request's; nothing changes it once the request is answered
+	port                        int
+	rule                        string
+	status                      int
+	bytes                       int64
+	d                           time.Duration
+	group, target               string
+	err                         error
+}
+
+// accessLog writes access-log lines in its own goroutine, in the order requests finished.
+type accessLog struct {
+	log   *slog.Logger
+	lines chan accessLine
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newAccessLog(log *slog.Logger) *accessLog {
+	a := &accessLog{log: log, lines: make(chan accessLine, accessLogBuffer), stop: make(chan struct{}), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+func (a *accessLog) run() {
+	defer close(a.done)
+	for {
+		select {
+		case l := <-a.lines:
+			a.write(l)
+		case <-a.stop:
+			for { // what was queued before the stop is still written
+				select {
+				case l := <-a.lines:
+					a.write(l)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// close writes what is queued and stops the writer; later lines are dropped.
+func (a *accessLog) close() {
+	a.once.Do(func() { close(a.stop) })
+	<-a.done
+}
+
+func (a *accessLog) write(l accessLine) {
+	attrs := make([]slog.Attr, 0, 13)
+	attrs = append(attrs,
+		slog.Int("listener", l.port), slog.String("rule", l.rule),
+		slog.String("client", l.client), slog.String("proto", l.proto),
+		slog.String("method", l.method), slog.String("host", l.host), slog.String("path", l.url.RequestURI()),
+		slog.Int("status", l.status), slog.Int64("bytes", l.bytes), slog.Duration("duration", l.d))
+	if l.target != "" {
+		attrs = append(attrs, slog.String("targetGroup", l.group), slog.String("target", l.target))
+	}
+	if l.err != nil {
+		attrs = append(attrs, slog.String("err", l.err.Error()))
+	}
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }

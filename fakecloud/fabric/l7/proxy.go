@@ -27,7 +27,9 @@ type flight struct {
 	rule     *rule
 	backend  *backend
 	target   *target
-	err      error // what the proxy failed with, for the access log
+	path     string // the request's escaped path
+	upgrade  bool   // an Upgrade (WebSocket) request
+	err      error  // what the proxy failed with, for the access log
 }
 
 type flightKey struct{}
@@ -45,21 +47,9 @@ func (e *Engine) handle(w http.ResponseWriter, r *http.Request, l *listener) {
 		ru *rule
 		f  *flight
 	)
-	defer func() { e.observe(r, l.port, ru, f, rec, time.Since(start)) }()
+	defer func() { e.observe(r, l, ru, f, rec, time.Since(start)) }()
 	host, path := requestHost(r.Host), r.URL.EscapedPath()
-	var q url.Values
-	query := func() url.Values {
-		if q == nil {
-			q = r.URL.Query()
-		}
-		return q
-	}
-	for _, cand := range l.rules {
-		if cand.matches(r, host, path, query) {
-			ru = cand
-			break
-		}
-	}
+	ru = l.match(r, host, path)
 	switch {
 	case ru == nil:
 		http.Error(rec, "no rule matches the request", http.StatusNotFound)
@@ -74,8 +64,8 @@ func (e *Engine) handle(w http.ResponseWriter, r *http.Request, l *listener) {
 		}
 		rec.WriteHeader(code)
 	default:
-		f = &flight{listener: l, rule: ru}
-		e.forward(rec, r, f, path)
+		f = &flight{listener: l, rule: ru, path: path}
+		e.forward(rec, r, f)
 	}
 }
 
@@ -139,8 +129,9 @@ func modifyPath(m PathModifier, path, prefix string) string {
 	return replacePrefix(path, prefix, m.Value)
 }
 
-// forward picks a backend and a target and proxies the request there.
-func (e *Engine) forward(w *recorder, r *http.Request, f *flight, path string) {
+// forward picks a backend and a target and proxies the request there. The request is cloned
+// once, by the proxy; rewrite edits that clone (path, host, headers, mirrors).
+func (e *Engine) forward(w *recorder, r *http.Request, f *flight) {
 	a := &f.rule.action
 	f.backend = pickBackend(a)
 	if f.backend == nil || f.backend.group == nil {
@@ -153,35 +144,21 @@ func (e *Engine) forward(w *recorder, r *http.Request, f *flight, path string) {
 		http.Error(w, "no target available in target group "+g.name, http.StatusServiceUnavailable)
 		return
 	}
-	n := e.counter(f.target.hostport)
+	n := f.target.inflight
 	n.Add(1)
 	defer n.Add(-1)
 
 	ctx := context.WithValue(r.Context(), flightKey{}, f)
-	upgrade := r.Header.Get("Upgrade") != ""
-	if d := timeoutOf(a.timeouts); d > 0 && !upgrade {
+	f.upgrade = r.Header.Get("Upgrade") != ""
+	if d := a.timeout; d > 0 && !f.upgrade {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	out := r.Clone(ctx)
-	if rw := a.rewrite; rw != nil {
-		if rw.Hostname != "" {
-			out.Host = rw.Hostname
-		}
-		if rw.Path != nil {
-			setPath(out.URL, modifyPath(*rw.Path, path, a.prefixMatched))
-		}
-	}
-	editHeader(out.Header, a.reqEdit)
-	editHeader(out.Header, f.backend.reqEdit)
-	if len(a.mirrors) > 0 && !upgrade {
-		e.mirror(out, f)
-	}
-	if removes(a.respEdit, "Content-Type") || removes(f.backend.respEdit, "Content-Type") {
+	if a.dropsContentType || f.backend.dropsContentType {
 		w.Header()["Content-Type"] = nil // removed means absent, not sniffed by net/http
 	}
-	e.proxy.ServeHTTP(w, out)
+	e.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // timeoutOf is the tighter of the two timeouts; without retries both bound the same exchange.
@@ -204,6 +181,9 @@ func setPath(u *url.URL, escaped string) {
 func pickBackend(a *action) *backend {
 	if a.totalWeight <= 0 {
 		return nil
+	}
+	if len(a.backends) == 1 {
+		return &a.backends[0]
 	}
 	n := rand.IntN(a.totalWeight) //nolint:gosec // load spreading, not security
 	for i := range a.backends {
@@ -264,7 +244,6 @@ func (e *Engine) mirror(out *http.Request, f *flight) {
 		} else {
 			mr.Body = http.NoBody
 		}
-		setForwarded(mr, out, f.listener)
 		removeHopByHop(mr.Header)
 		tr := m.group.transport
 		go func() {
@@ -287,12 +266,72 @@ func targetScheme(g *group) string {
 	return "http"
 }
 
-// rewrite points the outbound request at the flight's target and sets the forwarding headers.
+// rewrite points the outbound request (the proxy's clone, hop-by-hop and client forwarding
+// headers already stripped) at the flight's target, applies the rule's rewrite and header edits,
+// sets the forwarding headers and starts the mirrors.
 func (e *Engine) rewrite(pr *httputil.ProxyRequest) {
 	f := flightOf(pr.In.Context())
-	pr.Out.URL.Scheme = targetScheme(f.backend.group)
-	pr.Out.URL.Host = f.target.hostport
-	setForwarded(pr.Out, pr.In, f.listener)
+	a := &f.rule.action
+	out := pr.Out
+	out.URL.Scheme = targetScheme(f.backend.group)
+	out.URL.Host = f.target.hostport
+	if rw := a.rewrite; rw != nil {
+		if rw.Hostname != "" {
+			out.Host = rw.Hostname
+		}
+		if rw.Path != nil {
+			setPath(out.URL, modifyPath(*rw.Path, f.path, a.prefixMatched))
+		}
+	}
+	editHeader(out.Header, a.reqEdit)
+	editHeader(out.Header, f.backend.reqEdit)
+	// Edits do not reach what the proxy owns: hop-by-hop and forwarding headers.
+	for _, h := range a.reserved {
+		restore(out.Header, pr.In.Header, h)
+	}
+	for _, h := range f.backend.reserved {
+		restore(out.Header, pr.In.Header, h)
+	}
+	setForwarded(out, pr.In, f.listener)
+	if len(a.mirrors) > 0 && !f.upgrade {
+		e.mirror(out, f)
+	}
+}
+
+// hasToken reports whether a comma-separated header holds token (case-insensitive).
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reservedHeaders are the headers the proxy itself decides: an edit naming one has no effect.
+var reservedHeaders = map[string]bool{"Connection": true, "Proxy-Connection": true, "Keep-Alive": true,
+	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true, "Trailer": true,
+	"Transfer-Encoding": true, "Upgrade": true, "Forwarded": true, "X-Forwarded-For": true,
+	"X-Forwarded-Host": true, "X-Forwarded-Proto": true, "X-Forwarded-Port": true}
+
+// restore undoes an edit of a reserved header: what the proxy made of it stays, which for the
+// headers it strips is nothing, and for Te and the upgrade headers what it put back.
+func restore(out, in http.Header, name string) {
+	switch name {
+	case "Te":
+		if hasToken(in.Values("Te"), "trailers") {
+			out["Te"] = []string{"trailers"}
+			return
+		}
+	case "Connection", "Upgrade":
+		if up := in.Get("Upgrade"); up != "" {
+			out["Connection"], out["Upgrade"] = []string{"Upgrade"}, []string{up}
+			return
+		}
+	}
+	delete(out, name)
 }
 
 // setForwarded sets X-Forwarded-For (the client's address appended to what the client sent),
@@ -323,6 +362,9 @@ func (e *Engine) roundTrip(r *http.Request) (*http.Response, error) {
 
 func (e *Engine) modifyResponse(resp *http.Response) error {
 	f := flightOf(resp.Request.Context())
+	if f.rule.action.respEdit.empty() && f.backend.respEdit.empty() {
+		return nil
+	}
 	editHeader(resp.Header, f.rule.action.respEdit)
 	editHeader(resp.Header, f.backend.respEdit)
 	return nil
@@ -337,15 +379,6 @@ func (e *Engine) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusGatewayTimeout
 	}
 	w.WriteHeader(code)
-}
-
-func removes(e HeaderEdit, name string) bool {
-	for _, n := range e.Remove {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 // editHeader applies a HeaderEdit: set, then add, then remove.

@@ -1,0 +1,294 @@
+package fabric
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/internal/state"
+)
+
+// albBenchWorkers is the number of client goroutines of the throughput benchmarks, each with a
+// kept-alive connection: the same for both paths compared.
+const albBenchWorkers = 8
+
+// albBenchRound is how long each path is loaded in one round.
+const albBenchRound = time.Second
+
+// albBenchPort is where the benchmarks' pod serves HTTP (benchPod has 8080 and 8081).
+const albBenchPort = 8090
+
+// albBench is a lab with one pod serving HTTP on albBenchPort ("ok" to any request) and an
+// internet-facing application load balancer whose target group holds the pod; listener 80
+// forwards everything to it. With rules > 0 the store takes that many rules.
+type albBench struct {
+	*lab
+	internet string
+	pod      netip.Addr
+	lb       api.LoadBalancer
+	tg       string
+	listener string
+	client   *http.Client
+}
+
+func newALBBench(b *testing.B, rules int) *albBench {
+	b.Helper()
+	l := &albBench{lab: newLabWith(b, nil, state.Config{DataPlane: true, ALBLimits: state.ALBLimits{RulesPerLoadBalancer: max(rules, 100)}})}
+	l.internet = InternetNetns(l.prefix, l.vpc)
+	l.pod = benchWebPod(b, l.lab)
+	l.lb = must(l.st.CreateLoadBalancer(admin(), &api.CreateLoadBalancerRequest{Name: "bench", SubnetID: l.subA.SubnetID,
+		Type: api.LoadBalancerTypeApplication})).LoadBalancer
+	l.tg = must(l.st.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "bench", Protocol: api.ProtocolHTTP,
+		Port: albBenchPort, VpcID: l.vpc})).TargetGroup.TargetGroupID
+	must(l.st.RegisterTargets(admin(), &api.RegisterTargetsRequest{TargetGroupID: l.tg,
+		Targets: []api.Target{{IP: l.pod.String(), Port: albBenchPort}}}))
+	l.listener = must(l.st.CreateListener(admin(), &api.CreateListenerRequest{LoadBalancerID: l.lb.LoadBalancerID,
+		Protocol: api.ProtocolHTTP, Port: 80, DefaultActions: []api.Action{forwardAction(l.tg)}})).Listener.ListenerID
+	tr := &http.Transport{DialContext: nsClient(l.internet).Transport.(*http.Transport).DialContext,
+		MaxIdleConnsPerHost: 4 * albBenchWorkers}
+	b.Cleanup(tr.CloseIdleConnections)
+	l.client = &http.Client{Timeout: 5 * time.Second, Transport: tr}
+	l.converge()
+	for _, u := range []string{l.viaLB(80, "/"), l.direct("/")} {
+		eventually(b, 10*time.Second, "a first answer from "+u, func() bool {
+			code, _, err := l.get(u)
+			return err == nil && code == http.StatusOK
+		})
+	}
+	return l
+}
+
+func (l *albBench) viaLB(port int, path string) string {
+	return fmt.Sprintf("http://%s:%d%s", l.lb.PublicIPAddress, port, path)
+}
+
+func (l *albBench) direct(path string) string {
+	return fmt.Sprintf("http://%s%s", netip.AddrPortFrom(l.pod, albBenchPort), path)
+}
+
+func (l *albBench) get(url string) (int, string, error) {
+	resp, err := l.client.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+// benchWebPod is one pod on n1 (10.0.1.150) whose server answers "ok" to any request.
+func benchWebPod(b *testing.B, l *lab) netip.Addr {
+	b.Helper()
+	ip := benchPod(b, l)
+	ln, err := listenIn(l.node(l.n1), netip.AddrPortFrom(ip, albBenchPort).String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	return ip
+}
+
+// pathLoad is what one path got over the rounds of a throughput benchmark.
+type pathLoad struct {
+	name    string
+	url     string
+	n       int
+	elapsed time.Duration
+	cpu     time.Duration // the process's CPU time (client, proxy and pod are all in it)
+	lat     []time.Duration
+	rates   []float64 // requests/s of each round
+}
+
+// load sends GETs to url from albBenchWorkers goroutines for albBenchRound and adds what they
+// got to p.
+func (l *albBench) load(b *testing.B, p *pathLoad) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	cpu0 := processCPU()
+	start := time.Now()
+	end := start.Add(albBenchRound)
+	n := 0
+	for range albBenchWorkers {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(end) {
+				t0 := time.Now()
+				code, _, err := l.get(p.url)
+				if err != nil || code != http.StatusOK {
+					b.Errorf("GET %s: %d, %v", p.url, code, err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			p.lat, n = append(p.lat, mine...), n+len(mine)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	p.n, p.elapsed, p.cpu = p.n+n, p.elapsed+elapsed, p.cpu+processCPU()-cpu0
+	p.rates = append(p.rates, float64(n)/elapsed.Seconds())
+}
+
+// compare loads paths a and b in b.N rounds, alternating which goes first, and reports each
+// one's requests/s, p50/p99 and CPU per request, and the median over the rounds of a's
+// requests/s over b's.
+func (l *albBench) compare(b *testing.B, a, c *pathLoad) {
+	b.ResetTimer()
+	for i := range b.N {
+		if i%2 == 0 {
+			l.load(b, a)
+			l.load(b, c)
+		} else {
+			l.load(b, c)
+			l.load(b, a)
+		}
+	}
+	b.StopTimer()
+	var ratios []float64
+	for i := range a.rates {
+		ratios = append(ratios, a.rates[i]/c.rates[i])
+	}
+	slices.Sort(ratios)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	for _, p := range []*pathLoad{a, c} {
+		b.ReportMetric(float64(p.n)/p.elapsed.Seconds(), p.name+"-req/s")
+		b.ReportMetric(ms(pct(p.lat, 50)), p.name+"-p50-ms")
+		b.ReportMetric(ms(pct(p.lat, 99)), p.name+"-p99-ms")
+		b.ReportMetric(float64(p.cpu.Microseconds())/float64(p.n), p.name+"-cpu-µs/req")
+	}
+	b.ReportMetric(ratios[len(ratios)/2], "ratio")
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkALBVersusDirect measures, side by side in one run, HTTP requests from the internet
+// namespace to one pod through an application load balancer (the L7 engine in the load
+// balancer's namespace, one rule: the listener's default forward) and straight to the pod's
+// IP: the same client (albBenchWorkers goroutines on kept-alive connections), the same pod
+// server. Each operation is one round of albBenchRound per path, the order alternating.
+// Reported: requests/s, p50/p99 latency and process CPU per request of each path, and the
+// median of the rounds' through-LB/direct requests/s ratio. Run it with:
+// go test -run '^$' -bench ALBVersusDirect -benchtime 6x ./fakecloud/fabric/
+func BenchmarkALBVersusDirect(b *testing.B) {
+	l := newALBBench(b, 0)
+	l.compare(b, &pathLoad{name: "alb", url: l.viaLB(80, "/x")}, &pathLoad{name: "direct", url: l.direct("/x")})
+}
+
+// BenchmarkALBRuleChange measures the lag from a rule change at fakecloud's API (ModifyRule on
+// the store, the call the API server makes) to the data plane serving it: the time until a
+// client in the internet namespace, asking in a loop on a kept-alive connection, gets the new
+// rule's answer. The rule is a fixed response whose body changes every operation; the
+// listener holds 10 or 1,000 rules. The fabric converges from the store's change stream as
+// `fakecloud serve` runs it. Run it with:
+// go test -run '^$' -bench ALBRuleChange -benchtime 200x ./fakecloud/fabric/
+func BenchmarkALBRuleChange(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			l := newALBBench(b, n)
+			ids := l.createRules(b, n)
+			lastURL, lastBody := l.viaLB(80, fmt.Sprint("/r", n-1)), fmt.Sprint("rule ", n-1)
+			eventually(b, 60*time.Second, "the last rule to answer", func() bool {
+				_, body, err := l.get(lastURL)
+				return err == nil && body == lastBody
+			})
+			rule := ids[0] // the first by priority: /r0
+			url := l.viaLB(80, "/r0")
+			var lags []time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				body := fmt.Sprint("gen-", i)
+				t0 := time.Now()
+				must(l.st.ModifyRule(admin(), &api.ModifyRuleRequest{RuleID: rule, Actions: []api.Action{fixedAction(200, body)}}))
+				for {
+					_, got, err := l.get(url)
+					if err == nil && got == body {
+						break
+					}
+					if time.Since(t0) > 10*time.Second {
+						b.Fatalf("rule change %d not served after 10s (last answer %q, %v)", i, got, err)
+					}
+				}
+				lags = append(lags, time.Since(t0))
+			}
+			b.StopTimer()
+			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+			b.ReportMetric(ms(pct(lags, 50)), "p50-ms")
+			b.ReportMetric(ms(pct(lags, 99)), "p99-ms")
+			b.ReportMetric(ms(slices.Max(lags)), "max-ms")
+		})
+	}
+}
+
+// createRules gives the listener n rules, /r0 to /r<n-1> (exact paths, priorities 1 to n),
+// each a fixed response, and returns their IDs by priority.
+func (l *albBench) createRules(b *testing.B, n int) []string {
+	b.Helper()
+	ids := make([]string, 0, n)
+	for i := range n {
+		ids = append(ids, must(l.st.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: l.listener, Priority: i + 1,
+			Conditions: []api.RuleCondition{{Field: api.ConditionPathPattern, PathPatternConfig: &api.PathPatternConditionConfig{
+				Values: []string{fmt.Sprint("/r", i)}}}},
+			Actions: []api.Action{fixedAction(200, fmt.Sprint("rule ", i))}})).Rule.RuleID)
+	}
+	return ids
+}
+
+// BenchmarkALBThousandRules measures a listener of 1,000 rules: the time from the first
+// CreateRule to the last rule answering on the wire (the rules are created one call after
+// another; the fabric programs what it sees as they come), then the cost of a request that
+// only the last rule matches (each of the 1,000 is evaluated first), against a listener of
+// 10 rules on the same load balancer, side by side as in BenchmarkALBVersusDirect: every rule
+// forwards to the pod; a request no rule matches gets the listeners' default 404. Run it with:
+// go test -run '^$' -bench ALBThousandRules -benchtime 6x ./fakecloud/fabric/
+func BenchmarkALBThousandRules(b *testing.B) {
+	l := newALBBench(b, 1010)
+	listener := func(port int) string {
+		return must(l.st.CreateListener(admin(), &api.CreateListenerRequest{LoadBalancerID: l.lb.LoadBalancerID,
+			Protocol: api.ProtocolHTTP, Port: port, DefaultActions: []api.Action{fixedAction(404, "no rule")}})).Listener.ListenerID
+	}
+	big, small := listener(81), listener(8080)
+	forwardRules := func(listener string, n int) {
+		for i := range n {
+			must(l.st.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: listener, Priority: i + 1,
+				Conditions: []api.RuleCondition{{Field: api.ConditionPathPattern, PathPatternConfig: &api.PathPatternConditionConfig{
+					Values: []string{fmt.Sprint("/r", i)}}}},
+				Actions: []api.Action{forwardAction(l.tg)}}))
+		}
+	}
+	forwardRules(small, 10)
+	l.converge()
+	t0 := time.Now()
+	forwardRules(big, 1000)
+	last := l.viaLB(81, "/r999")
+	for {
+		code, body, err := l.get(last)
+		if err == nil && code == http.StatusOK && body == "ok" {
+			break
+		}
+		if time.Since(t0) > 60*time.Second {
+			b.Fatalf("rule 1,000 not served 60s after the first CreateRule (%d %q, %v)", code, body, err)
+		}
+	}
+	program := time.Since(t0)
+	l.compare(b, &pathLoad{name: "rules1000", url: last}, &pathLoad{name: "rules10", url: l.viaLB(8080, "/r9")})
+	b.ReportMetric(float64(program)/float64(time.Millisecond), "program-1000-ms") // after compare, which resets the metrics
+}
