@@ -410,4 +410,3 @@ func ptrOr(s *string) string {
 	}
 	return *s
 }
-

@@ -56,3 +56,4 @@ func TestLoadBalancingContract(t *testing.T) {
 		}}
 	})
 }
+
