@@ -56,4 +56,3 @@ func TestLoadBalancingContract(t *testing.T) {
 		}}
 	})
 }
-

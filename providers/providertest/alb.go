@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"testing"
 	"time"
 
@@ -201,6 +202,7 @@ func coreOnly(t *testing.T, s *albScene, listenerID string, specs []providers.Ru
 			wantKind(t, fmt.Sprintf("rule %d with actions beyond ELBv2's", spec.Priority), err, providers.ErrInvalid)
 		}
 		a.RequestHeaders, a.ResponseHeaders, a.Rewrite, a.Mirrors, a.RequestTimeout, a.BackendTimeout = nil, nil, nil, nil, 0, 0
+		a.Forward = slices.Clone(a.Forward)
 		for i := range a.Forward {
 			a.Forward[i].RequestHeaders, a.Forward[i].ResponseHeaders = nil, nil
 		}
