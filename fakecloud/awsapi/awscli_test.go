@@ -265,3 +265,47 @@ func TestAWSCLIELBv2Rules(t *testing.T) {
 	a.w.aws(t, admin, "elbv2", "create-rule", "--listener-arn", a.listener, "--priority", "8",
 		"--conditions", `[{"Field":"host-header","Values":["x.example.com"]}]`, "--actions", `[{"Type":"forward","TargetGroupArn":"`+a.blue+`"}]`).refused(t, "PriorityInUse")
 }
+
+// TestAWSCLIACM drives fakecloud's ACM front end with Debian's aws CLI (botocore's JSON
+// protocol): import from files, list (ECDSA only when asked, as ACM), tags, delete, and a
+// refusal in ACM's terms.
+func TestAWSCLIACM(t *testing.T) {
+	w := newWorld(t, servertest.Options{}, "m5.large", 1)
+	admin := servertest.AWSKey
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSignedPEM(t, "cli.example.com")
+	for name, body := range map[string]string{"cert.pem": certPEM, "key.pem": keyPEM} {
+		if err := os.WriteFile(dir+"/"+name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var imported struct{ CertificateArn string }
+	w.aws(t, admin, "acm", "import-certificate", "--certificate", "fileb://"+dir+"/cert.pem", "--private-key", "fileb://"+dir+"/key.pem",
+		"--tags", "Key=owner,Value=cli").ok(t, &imported)
+	if !strings.HasPrefix(imported.CertificateArn, "arn:aws:acm:"+region+":000000000000:certificate/cert-") {
+		t.Fatalf("import-certificate: %+v", imported)
+	}
+	var listed struct {
+		CertificateSummaryList []struct {
+			CertificateArn, DomainName, KeyAlgorithm, Status string
+			InUse                                            bool
+		}
+	}
+	w.aws(t, admin, "acm", "list-certificates").ok(t, &listed)
+	if len(listed.CertificateSummaryList) != 0 {
+		t.Errorf("ECDSA listed without asking: %+v", listed)
+	}
+	w.aws(t, admin, "acm", "list-certificates", "--includes", "keyTypes=EC_prime256v1").ok(t, &listed)
+	if s := listed.CertificateSummaryList; len(s) != 1 || s[0].CertificateArn != imported.CertificateArn || s[0].DomainName != "cli.example.com" ||
+		s[0].KeyAlgorithm != "EC_prime256v1" || s[0].Status != "ISSUED" || s[0].InUse {
+		t.Fatalf("list-certificates: %+v", listed)
+	}
+	var tags struct{ Tags []struct{ Key, Value string } }
+	w.aws(t, admin, "acm", "list-tags-for-certificate", "--certificate-arn", imported.CertificateArn).ok(t, &tags)
+	if len(tags.Tags) != 1 || tags.Tags[0].Key != "owner" || tags.Tags[0].Value != "cli" {
+		t.Errorf("list-tags-for-certificate: %+v", tags)
+	}
+	w.aws(t, admin, "acm", "delete-certificate", "--certificate-arn", imported.CertificateArn).ok(t, nil)
+	w.aws(t, admin, "acm", "delete-certificate", "--certificate-arn", imported.CertificateArn).refused(t, "ResourceNotFoundException")
+	w.aws(t, admin, "acm", "describe-certificate", "--certificate-arn", imported.CertificateArn).refused(t, "UnknownOperationException")
+}

@@ -167,8 +167,11 @@ type elbKeyValue struct {
 }
 
 type elbValues struct {
-	Values members[string] `xml:"Values"`
+	Values      members[string]  `xml:"Values"`
+	RegexValues *members[string] `xml:"RegexValues,omitempty"`
 }
+
+func ptr[T any](v T) *T { return &v }
 
 type elbHTTPHeaderConfig struct {
 	HTTPHeaderName string          `xml:"HttpHeaderName"`
@@ -209,6 +212,9 @@ func conditionXML(c *api.RuleCondition) elbCondition {
 	case c.HostHeaderConfig != nil:
 		vs := list(c.HostHeaderConfig.Values)
 		out.Values, out.HostHeaderConfig = &vs, &elbValues{Values: vs}
+	case c.PathPatternConfig != nil && isRegexOnly(c.PathPatternConfig.Values, c.PathPatternConfig.MatchType):
+		// Regexes no wildcard pattern makes: ELBv2's RegexValues.
+		out.PathPatternConfig = &elbValues{RegexValues: ptr(list(c.PathPatternConfig.Values))}
 	case c.PathPatternConfig != nil:
 		vs := list(toWildcards(c.PathPatternConfig.Values, c.PathPatternConfig.MatchType))
 		out.Values, out.PathPatternConfig = &vs, &elbValues{Values: vs}

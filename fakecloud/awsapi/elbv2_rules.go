@@ -32,6 +32,13 @@ func (x *exchange) elbConditions(v query.View) []api.RuleCondition {
 			cond.HostHeaderConfig = &api.HostHeaderConditionConfig{Values: values("HostHeaderConfig")}
 		case api.ConditionPathPattern:
 			vs, mt := fromWildcards(values("PathPatternConfig"))
+			if res := c.Members("PathPatternConfig.RegexValues"); len(res) > 0 {
+				// RE2 regexes, each matching the whole path (fakecloud's Regex).
+				if len(vs) > 0 {
+					x.params.Fail(api.CodeValidationError, "%s: give Values or RegexValues, not both", c.Name("PathPatternConfig"))
+				}
+				vs, mt = res, api.MatchTypeRegex
+			}
 			cond.PathPatternConfig = &api.PathPatternConditionConfig{Values: vs, MatchType: mt}
 		case api.ConditionHTTPHeader:
 			vs, mt := fromWildcards(c.Members("HttpHeaderConfig.Values"))

@@ -29,7 +29,7 @@ type Principal struct {
 // Call is one AWS request on its way to the backend.
 type Call struct {
 	RequestID string
-	// Service is "ec2" or "elbv2".
+	// Service is "ec2", "elbv2" or "acm".
 	Service string
 	// Action is the fakecloud action the request maps to; empty until it is known.
 	Action    string
@@ -74,6 +74,8 @@ type Handler struct {
 	cfg      Config
 	services map[string]*service // by API version
 	bySigner map[string]*service // by SigV4 signing name
+	// acm answers the JSON protocol (X-Amz-Target), apart from the Query services.
+	acm *service
 }
 
 // New returns a Handler for cfg.
@@ -92,7 +94,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxSkew <= 0 {
 		cfg.MaxSkew = sigv4.DefaultMaxSkew
 	}
-	h := &Handler{cfg: cfg, services: map[string]*service{}, bySigner: map[string]*service{}}
+	h := &Handler{cfg: cfg, services: map[string]*service{}, bySigner: map[string]*service{}, acm: acmService()}
 	for _, s := range services() {
 		h.services[s.version] = s
 		h.bySigner[s.signingName] = s
@@ -104,7 +106,8 @@ func New(cfg Config) (*Handler, error) {
 func services() []*service { return []*service{ec2Service(), elbv2Service()} }
 
 // Match reports whether r is for the AWS front end: a request to "/" that is signed with SigV4
-// (header or presigned query), or form-encoded, or names an Action in its query string.
+// (header or presigned query), or form-encoded, or names an Action in its query string, or
+// (the JSON protocol, ACM's) an X-Amz-Target.
 // fakecloud's JSON API lives under /api/, its health and metrics at /healthz and /metrics, so
 // the two never claim the same request; an unsigned AWS-shaped request is answered by the AWS
 // front end, in AWS's shape, with MissingAuthenticationToken.
@@ -112,7 +115,7 @@ func Match(r *http.Request) bool {
 	if r.URL.Path != "/" {
 		return false
 	}
-	if sigv4.Present(r) {
+	if sigv4.Present(r) || isJSONTarget(r) {
 		return true
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -135,6 +138,10 @@ type exchange struct {
 
 // ServeHTTP answers one AWS request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isJSONTarget(r) {
+		h.serveJSON(w, r)
+		return
+	}
 	start := time.Now()
 	x := &exchange{ctx: r.Context(), h: h, call: &Call{RequestID: newRequestID()}, svc: h.services[ec2Version]}
 	w.Header().Set("X-Amzn-Requestid", x.call.RequestID)
@@ -230,6 +237,9 @@ func (x *exchange) dispatch() (any, error) {
 // complete refuses parameters nothing read and values of the wrong type; every action calls it
 // (through call) once it has read its request.
 func (x *exchange) complete() error {
+	if x.params == nil { // the JSON protocol: the action decoded its body itself
+		return nil
+	}
 	if err := x.params.Err(); err != nil {
 		return queryError(err)
 	}

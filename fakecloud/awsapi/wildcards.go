@@ -68,6 +68,26 @@ func toWildcards(values []string, matchType string) []string {
 	return values
 }
 
+// isRegexOnly reports path values that are regexes no ELBv2 pattern makes (made with
+// RegexValues, or fakecloud's own API): answers show them as RegexValues.
+func isRegexOnly(values []string, matchType string) bool {
+	if matchType != api.MatchTypeRegex {
+		return false
+	}
+	for _, v := range values {
+		u := unquoteWildcards(v)
+		back, mt := fromWildcards([]string{u})
+		if mt == api.MatchTypeRegex && back[0] == v {
+			continue
+		}
+		if mt == "" && regexp.QuoteMeta(u) == v {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
 // unquoteWildcards undoes fromWildcards on one value, or returns re unchanged when it is no
 // translation of a pattern.
 func unquoteWildcards(re string) string {

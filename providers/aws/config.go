@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/acm"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 )
@@ -22,7 +23,7 @@ type Config struct {
 	// Region overrides AWS_REGION and the shared config's region. With neither, the driver
 	// asks the instance metadata service (on an instance).
 	Region string
-	// Endpoint overrides the endpoint of both services (AWS_ENDPOINT_URL does the same through
+	// Endpoint overrides the endpoint of every service (EC2, ELBv2, ACM) (AWS_ENDPOINT_URL does the same through
 	// the chain): fakecloud's, or a VPC endpoint.
 	Endpoint string
 	// Observe, when set, is told every API call: its operation name (EC2's or ELBv2's), how
@@ -68,12 +69,13 @@ func load(ctx context.Context, c Config) (aws.Config, error) {
 	return cfg, nil
 }
 
-// clients are the two service clients the driver uses.
+// clients are the service clients the driver uses.
 type clients struct {
 	ec2   *ec2.Client
 	elbv2 *elbv2.Client
+	acm   *acm.Client
 }
 
 func newClients(cfg aws.Config) clients {
-	return clients{ec2: ec2.NewFromConfig(cfg), elbv2: elbv2.NewFromConfig(cfg)}
+	return clients{ec2: ec2.NewFromConfig(cfg), elbv2: elbv2.NewFromConfig(cfg), acm: acm.NewFromConfig(cfg)}
 }

@@ -26,7 +26,7 @@ const (
 	kindInvalid
 )
 
-// codes maps EC2's and ELBv2's error codes onto kinds. A code not listed gets its kind from its
+// codes maps EC2's, ELBv2's and ACM's error codes onto kinds. A code not listed gets its kind from its
 // HTTP status (5xx: unavailable) or none.
 var codes = map[string]kind{
 	// Throttling: EC2 and ELBv2 name it differently.
@@ -51,6 +51,9 @@ var codes = map[string]kind{
 	"TargetGroupNotFound":                kindNotFound,
 	"ListenerNotFound":                   kindNotFound,
 	"SubnetNotFound":                     kindNotFound,
+	"RuleNotFound":                       kindNotFound,
+	"CertificateNotFound":                kindNotFound,
+	"ResourceNotFoundException":          kindNotFound, // ACM
 	// Limits.
 	"InsufficientFreeAddressesInSubnet": kindSubnetFull,
 	"InsufficientCidrBlocks":            kindSubnetFull,
@@ -65,6 +68,11 @@ var codes = map[string]kind{
 	"NetworkInterfaceLimitExceeded":     kindQuota,
 	"TargetGroupAssociationLimit":       kindQuota,
 	"InsufficientPublicAddresses":       kindQuota,
+	"TooManyRules":                      kindQuota,
+	"TooManyActions":                    kindQuota,
+	"TooManyCertificates":               kindQuota,
+	"LimitExceededException":            kindQuota, // ACM
+	"TooManyTagsException":              kindQuota, // ACM
 	// Conflicts: the cloud's state is not what the request assumed.
 	"InvalidIPAddress.InUse":              kindConflict,
 	"InvalidNetworkInterface.InUse":       kindConflict,
@@ -76,6 +84,8 @@ var codes = map[string]kind{
 	"IdempotentParameterMismatch":         kindConflict,
 	"DependencyViolation":                 kindConflict,
 	"InvalidSubnet.Conflict":              kindConflict,
+	"PriorityInUse":                       kindConflict,
+	"ResourceInUseException":              kindConflict, // ACM: a listener serves the certificate
 	"InvalidParameterValue":               kindInvalid,
 	"InvalidParameterCombination":         kindInvalid,
 	"InvalidParameter":                    kindInvalid,
@@ -91,6 +101,13 @@ var codes = map[string]kind{
 	"InvalidSecurityGroup":                kindInvalid,
 	"InvalidGroup.NotFound":               kindInvalid,
 	"InvalidNetworkInterfaceID.Malformed": kindInvalid,
+	"InvalidLoadBalancerAction":           kindInvalid,
+	"UnsupportedProtocol":                 kindInvalid,
+	"SSLPolicyNotFound":                   kindInvalid,
+	"ValidationException":                 kindInvalid, // ACM
+	"InvalidArnException":                 kindInvalid, // ACM
+	"InvalidParameterException":           kindInvalid, // ACM
+	"InvalidTagException":                 kindInvalid, // ACM
 }
 
 // apiError is an AWS answer's code and HTTP status; ok is false when there was no answer.

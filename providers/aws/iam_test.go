@@ -25,14 +25,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// policyCovers checks that the component's policy allows each operation (EC2's or ELBv2's).
+// policyCovers checks that the component's policy allows each operation (EC2's, ELBv2's or
+// ACM's).
 func policyCovers(component string, ops []string) error {
 	allowed, err := policyActions(component)
 	if err != nil {
 		return err
 	}
 	for _, op := range ops {
-		if !slices.Contains(allowed, "ec2:"+op) && !slices.Contains(allowed, "elasticloadbalancing:"+op) {
+		if !slices.Contains(allowed, "ec2:"+op) && !slices.Contains(allowed, "elasticloadbalancing:"+op) && !slices.Contains(allowed, "acm:"+op) {
 			return fmt.Errorf("%s's driver calls %s, which its policy (providers/aws/iam/%s.json) does not allow", component, op, component)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acm"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
@@ -27,9 +28,11 @@ const (
 )
 
 // LoadBalancing implements providers.LoadBalancing on ELBv2: network load balancers in one
-// subnet, target groups of type ip in its VPC. IDs are ARNs.
+// subnet, target groups of type ip in its VPC; and providers.ApplicationLoadBalancing:
+// application load balancers with rules (alb.go) and ACM's certificates. IDs are ARNs.
 type LoadBalancing struct {
 	c        *elbv2.Client
+	acm      *acm.Client
 	observe  func(string, time.Duration, error)
 	subnetID string
 	vpcID    string
@@ -73,7 +76,7 @@ func NewLoadBalancing(ctx context.Context, c LBConfig) (*LoadBalancing, error) {
 	if poll <= 0 {
 		poll = 5 * time.Second
 	}
-	return &LoadBalancing{c: cl.elbv2, observe: obs, subnetID: c.SubnetID, vpcID: aws.ToString(out.Subnets[0].VpcId), poll: poll}, nil
+	return &LoadBalancing{c: cl.elbv2, acm: cl.acm, observe: obs, subnetID: c.SubnetID, vpcID: aws.ToString(out.Subnets[0].VpcId), poll: poll}, nil
 }
 
 // lbCall runs one ELBv2 operation, classifies its error and tells the observer.
@@ -418,8 +421,16 @@ func fromTargetGroup(tg *elbtypes.TargetGroup) providers.TargetGroup {
 	}
 	return providers.TargetGroup{
 		ID: aws.ToString(tg.TargetGroupArn), Name: aws.ToString(tg.TargetGroupName),
-		Protocol: string(tg.Protocol), Port: int(aws.ToInt32(tg.Port)), HealthCheck: hc,
+		Protocol: string(tg.Protocol), ProtocolVersion: aws.ToString(tg.ProtocolVersion), Port: int(aws.ToInt32(tg.Port)), HealthCheck: hc,
 	}
+}
+
+// optional is nil for "": a parameter left out.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
 }
 
 // healthCheck are the health-check parameters of a create or modify; zero values are left to
@@ -456,7 +467,7 @@ func (d *LoadBalancing) CreateTargetGroup(ctx context.Context, spec providers.Ta
 	hc := toHealthCheck(spec.HealthCheck)
 	resp, err := lbCall(ctx, d, "CreateTargetGroup", d.c.CreateTargetGroup, &elbv2.CreateTargetGroupInput{
 		Name: aws.String(spec.Name), Protocol: elbtypes.ProtocolEnum(spec.Protocol), Port: aws.Int32(int32(spec.Port)),
-		VpcId: aws.String(d.vpcID), TargetType: elbtypes.TargetTypeEnumIp, Tags: toTags(spec.Tags),
+		VpcId: aws.String(d.vpcID), TargetType: elbtypes.TargetTypeEnumIp, Tags: toTags(spec.Tags), ProtocolVersion: optional(spec.ProtocolVersion),
 		HealthCheckProtocol: hc.protocol, HealthCheckPort: hc.port, HealthCheckPath: hc.path,
 		HealthCheckIntervalSeconds: hc.interval, HealthCheckTimeoutSeconds: hc.timeout,
 		HealthyThresholdCount: hc.healthy, UnhealthyThresholdCount: hc.unhealthy,

@@ -8,7 +8,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,6 +27,10 @@ type ApplicationLoadBalancingEnv struct {
 	Cloud *servertest.Env
 	// New builds the driver with the account's credentials, creating load balancers in subnet.
 	New func(t *testing.T, subnet api.Subnet) providers.ApplicationLoadBalancing
+	// CoreActionsOnly: the driver's cloud says only what ELBv2 says (forward, redirect,
+	// fixed response; no header changes, rewrites, mirrors or timeouts). Such a driver must
+	// refuse the others with providers.ErrInvalid, and the suite checks that instead.
+	CoreActionsOnly bool
 }
 
 // RunApplicationLoadBalancing runs the application load balancing contract: every subtest gets
@@ -134,6 +140,9 @@ func albRules(t *testing.T, s *albScene) {
 		{Priority: 3, Conditions: providers.RuleConditions{Hosts: []string{"*.example.com"}},
 			Action: providers.RuleAction{FixedResponse: &providers.FixedResponse{StatusCode: 503, Body: "down"}, ResponseHeaders: mods}},
 	}
+	if s.env.CoreActionsOnly {
+		specs = coreOnly(t, s, l.ID, specs)
+	}
 	var want []providers.Rule
 	for _, spec := range specs {
 		spec.ClientToken = providers.NewToken()
@@ -178,6 +187,32 @@ func albRules(t *testing.T, s *albScene) {
 	if err := s.d.DeleteListener(bg(), l.ID); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// coreOnly checks that a driver without the extensions refuses each rule using them, and
+// returns the rules without them.
+func coreOnly(t *testing.T, s *albScene, listenerID string, specs []providers.RuleSpec) []providers.RuleSpec {
+	t.Helper()
+	var out []providers.RuleSpec
+	for _, spec := range specs {
+		a := spec.Action
+		if a.RequestHeaders != nil || a.ResponseHeaders != nil || a.Rewrite != nil || len(a.Mirrors) > 0 || a.RequestTimeout > 0 || a.BackendTimeout > 0 {
+			spec.ClientToken = providers.NewToken()
+			_, err := s.d.CreateRule(bg(), listenerID, spec)
+			wantKind(t, fmt.Sprintf("rule %d with actions beyond ELBv2's", spec.Priority), err, providers.ErrInvalid)
+		}
+		a.RequestHeaders, a.ResponseHeaders, a.Rewrite, a.Mirrors, a.RequestTimeout, a.BackendTimeout = nil, nil, nil, nil, 0, 0
+		a.Forward = slices.Clone(a.Forward)
+		for i := range a.Forward {
+			a.Forward[i].RequestHeaders, a.Forward[i].ResponseHeaders = nil, nil
+		}
+		spec.Action = a
+		out = append(out, spec)
+	}
+	if rules, err := s.d.ListRules(bg(), listenerID); err != nil || len(rules) != 0 {
+		t.Fatalf("refused rules left %+v, %v", rules, err)
+	}
+	return out
 }
 
 func albPriorities(t *testing.T, s *albScene) {

@@ -107,7 +107,7 @@ func WaitGatewayProgrammed(ctx context.Context, c client.Client, namespace, name
 		return true, ""
 	})
 	if err != nil {
-		return "", fmt.Errorf("Gateway %s/%s is not Programmed: %w", namespace, name, err)
+		return "", fmt.Errorf("gateway %s/%s is not Programmed: %w", namespace, name, err)
 	}
 	return addr, nil
 }
