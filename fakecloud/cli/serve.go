@@ -22,6 +22,7 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 	"github.com/flatnet/flatnet/fakecloud/internal/state"
 	"github.com/flatnet/flatnet/fakecloud/server"
+	"github.com/flatnet/flatnet/internal/privfile"
 )
 
 // serveOptions are the flags of `fakecloud serve`.
@@ -51,7 +52,10 @@ func newServeCmd(g *globals) *cobra.Command {
 
 The admin token comes from --admin-token, or from --admin-token-file (generated and written
 there if the file does not exist yet); with neither, one is generated and written to
-` + DefaultAdminTokenFile() + `, where the client commands find it.
+` + DefaultAdminTokenFile() + `, where the client commands find it. That directory is
+fakecloud's private runtime directory ($XDG_RUNTIME_DIR/fakecloud, else fakecloud-UID in
+$TMPDIR): serve creates it 0700 and refuses it, or a token in it, when another user owns it,
+group or others may open it, or it is a symbolic link.
 
 The same listener serves the EC2 and ELBv2 Query APIs to AWS clients at POST / (see
 docs/fakecloud-aws.md). The administrator's AWS keys are an AWS shared-credentials file,
@@ -183,14 +187,17 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 }
 
 // adminToken resolves the admin token from the flags, generating and saving one if need be.
+// The default file lives in the private runtime directory and is read and created only through
+// privfile, so a file another user planted there is refused; a file named by --admin-token-file
+// is the operator's choice and read as it is.
 func adminToken(o *serveOptions, log *slog.Logger) (string, error) {
 	if o.adminToken != "" {
 		return o.adminToken, nil
 	}
-	path := o.adminTokenFile
-	if path == "" {
-		path = DefaultAdminTokenFile()
+	if o.adminTokenFile == "" {
+		return defaultAdminToken(log)
 	}
+	path := o.adminTokenFile
 	raw, err := os.ReadFile(path)
 	switch {
 	case err == nil && strings.TrimSpace(string(raw)) != "":
@@ -199,9 +206,44 @@ func adminToken(o *serveOptions, log *slog.Logger) (string, error) {
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return "", fmt.Errorf("read admin token file: %w", err)
 	}
-	token, err := writeNewToken(path)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("create admin token directory: %w", err)
+	}
+	token := newAdminToken()
+	if err == nil { // an empty file the operator made for us
+		err = os.WriteFile(path, []byte(token+"\n"), 0o600)
+	} else {
+		err = privfile.Create(path, []byte(token+"\n"))
+	}
 	if err != nil {
+		return "", fmt.Errorf("write admin token file: %w", err)
+	}
+	log.Info("admin token generated", "file", path, "hint", "export "+EnvToken+"=$(cat "+path+")")
+	return token, nil
+}
+
+// defaultAdminToken reads the token in the private runtime directory, or creates the directory
+// and a new token (O_EXCL|O_NOFOLLOW: a second server starting at once reads the first's).
+func defaultAdminToken(log *slog.Logger) (string, error) {
+	path := DefaultAdminTokenFile()
+	if err := privfile.EnsureDir(filepath.Dir(path)); err != nil {
+		return "", fmt.Errorf("fakecloud's runtime directory (or pass --admin-token-file): %w", err)
+	}
+	token, err := readDefaultToken()
+	switch {
+	case err == nil && token != "":
+		log.Info("admin token read", "file", path)
+		return token, nil
+	case err == nil:
+		return "", fmt.Errorf("the default admin token file %s is empty: remove it and serve makes a new token", path)
+	case !errors.Is(err, os.ErrNotExist):
 		return "", err
+	}
+	token = newAdminToken()
+	if err := privfile.Create(path, []byte(token+"\n")); errors.Is(err, os.ErrExist) {
+		return defaultAdminToken(log) // another serve won the race: use its token
+	} else if err != nil {
+		return "", fmt.Errorf("write the default admin token file: %w", err)
 	}
 	log.Info("admin token generated", "file", path, "hint", "export "+EnvToken+"=$(cat "+path+")")
 	return token, nil
@@ -230,15 +272,8 @@ func awsAdminKey(o *serveOptions, log *slog.Logger) (server.AWSKey, error) {
 	return key, nil
 }
 
-func writeNewToken(path string) (string, error) {
+func newAdminToken() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	token := "fca-" + hex.EncodeToString(b)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("create admin token directory: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write admin token file: %w", err)
-	}
-	return token, nil
+	return "fca-" + hex.EncodeToString(b)
 }
