@@ -37,6 +37,7 @@ type serveOptions struct {
 	logLevel       string
 	faultSeed      int64
 	albLimits      []string
+	enisPerInst    int
 	fabric         fabricOptions
 }
 
@@ -79,6 +80,7 @@ admin token file):
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.Int64Var(&o.faultSeed, "fault-seed", 0, "seed of fault injection (0: random; SetFault can reseed)")
 	f.StringArrayVar(&o.albLimits, "alb-limit", nil, "raise or lower an application load balancer quota, NAME=N (repeatable): "+strings.Join(albLimitNames(), ", "))
+	f.IntVar(&o.enisPerInst, "interfaces-per-instance", state.DefaultInterfacesPerInstance, "how many network interfaces one instance may create through its own token (NetworkInterfaceLimitExceeded beyond)")
 	cmd.MarkFlagsMutuallyExclusive("admin-token", "admin-token-file")
 	o.fabric.addFlags(f)
 	return cmd
@@ -101,8 +103,11 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.enisPerInst < 1 {
+		return fmt.Errorf("--interfaces-per-instance %d: give at least 1", o.enisPerInst)
+	}
 	// With a data plane, load balancers are provisioning until it has programmed them.
-	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log, DataPlane: o.fabric.mode != fabricNone, ALBLimits: limits})
+	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log, DataPlane: o.fabric.mode != fabricNone, ALBLimits: limits, InterfacesPerInstance: o.enisPerInst})
 	if err != nil {
 		return fmt.Errorf("open state: %w", err)
 	}
