@@ -22,6 +22,7 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 	"github.com/flatnet/flatnet/fakecloud/internal/state"
 	"github.com/flatnet/flatnet/fakecloud/server"
+	"github.com/flatnet/flatnet/internal/httpserve"
 	"github.com/flatnet/flatnet/internal/privfile"
 )
 
@@ -128,7 +129,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	}
 	defer stopPlanes()
 	// The fabric's attachments are reported beside the API (GET /fabric/attachments).
-	return listenAndServe(ctx, o.listen, srv, o.fabric.attachmentsHandler(srv, token), log)
+	return listenAndServe(ctx, o.listen, srv, o.fabric.attachmentsHandler(srv, token), httpserve.Default, log)
 }
 
 func newServer(o *serveOptions, st *state.Store, token string, awsKey server.AWSKey, log *slog.Logger, reg *prometheus.Registry) (*server.Server, error) {
@@ -155,12 +156,13 @@ func startDataPlanes(ctx context.Context, st *state.Store, srv *server.Server, o
 
 // listenAndServe serves h (srv behind what serve adds to it) until ctx ends, then shuts down
 // gracefully.
-func listenAndServe(ctx context.Context, addr string, srv *server.Server, h http.Handler, log *slog.Logger) error {
+func listenAndServe(ctx context.Context, addr string, srv *server.Server, h http.Handler, to httpserve.Timeouts, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Every timeout is set (httpserve); GetChanges, the long poll, moves its own write deadline.
+	hs := httpserve.New(h, to)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("fakecloud serving", "addr", ln.Addr().String())
