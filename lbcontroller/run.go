@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/flatnet/flatnet/internal/httpserve"
 )
@@ -61,9 +60,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		LeaseDuration:           &lease,
 		// A replica that steps down exits at once, so it never acts on a stale view.
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Port: o.WebhookPort, CertDir: o.WebhookCertDir, CertName: "tls.crt", KeyName: "tls.key",
-		}),
+		WebhookServer:                 newWebhookServer(o.WebhookPort, o.WebhookCertDir, httpserve.Default),
 	})
 	if err != nil {
 		for _, s := range servers {

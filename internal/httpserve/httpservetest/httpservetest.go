@@ -28,16 +28,22 @@ const patience = 15 * time.Second
 // and sends 1 is cut (answered or closed, and the connection closed).
 func CheckTimeouts(t *testing.T, addr, path string) {
 	t.Helper()
-	if err := idleClosed(addr, path); err != nil {
+	CheckTimeoutsDial(t, func() (net.Conn, error) { return net.DialTimeout("tcp", addr, patience) }, path)
+}
+
+// CheckTimeoutsDial is CheckTimeouts over the connections dial opens (a TLS server's, say).
+func CheckTimeoutsDial(t *testing.T, dial func() (net.Conn, error), path string) {
+	t.Helper()
+	if err := idleClosed(dial, path); err != nil {
 		t.Errorf("idle keep-alive connection: %v", err)
 	}
-	if err := slowBodyCut(addr, path); err != nil {
+	if err := slowBodyCut(dial, path); err != nil {
 		t.Errorf("slow request body: %v", err)
 	}
 }
 
-func idleClosed(addr, path string) error {
-	c, err := net.DialTimeout("tcp", addr, patience)
+func idleClosed(dial func() (net.Conn, error), path string) error {
+	c, err := dial()
 	if err != nil {
 		return err
 	}
@@ -58,8 +64,8 @@ func idleClosed(addr, path string) error {
 	return waitClosed(c, br)
 }
 
-func slowBodyCut(addr, path string) error {
-	c, err := net.DialTimeout("tcp", addr, patience)
+func slowBodyCut(dial func() (net.Conn, error), path string) error {
+	c, err := dial()
 	if err != nil {
 		return err
 	}
