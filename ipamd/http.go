@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/flatnet/flatnet/internal/httpserve"
 	"github.com/flatnet/flatnet/ipamd/store"
 )
 
@@ -26,7 +27,7 @@ func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) func() {
 			d.log.Error("listen failed; continuing without it", "addr", addr, "err", err)
 			return
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		srv := httpServer(h, httpserve.Default)
 		servers = append(servers, srv)
 		wg.Add(1)
 		go func() {
@@ -50,6 +51,10 @@ func (d *Daemon) serveHTTP(ctx context.Context, wg *sync.WaitGroup) func() {
 		}
 	}
 }
+
+// httpServer is the server of ipamd's introspection and metrics listeners, with every timeout
+// set (httpserve).
+func httpServer(h http.Handler, to httpserve.Timeouts) *http.Server { return httpserve.New(h, to) }
 
 func (d *Daemon) introspection() http.Handler {
 	mux := http.NewServeMux()

@@ -13,9 +13,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/flatnet/flatnet/internal/httpserve"
 )
 
 // RunOptions are what the flatnet-lbcontroller binary decides beyond Config.
@@ -42,32 +42,36 @@ func Run(ctx context.Context, o RunOptions) error {
 	log := logr.FromSlogHandler(o.Logger.Handler())
 	ctrl.SetLogger(log)
 	lease := 15 * time.Second
+	servers, err := probeServers(o, httpserve.Default)
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(o.Rest, ctrl.Options{
-		Logger:  log,
-		Metrics: metricsserver.Options{BindAddress: o.MetricsAddr},
+		Logger: log,
+		// The metrics and probe servers are probeServers', with every timeout set.
+		Metrics: metricsserver.Options{BindAddress: "0"},
 		// The Gateway controller reads TLS Secrets only: the cache holds no other kind of Secret.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS))},
 		}},
-		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		LeaderElectionID:        o.LeaderElectionID,
 		LeaseDuration:           &lease,
 		// A replica that steps down exits at once, so it never acts on a stale view.
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Port: o.WebhookPort, CertDir: o.WebhookCertDir, CertName: "tls.crt", KeyName: "tls.key",
-		}),
+		WebhookServer:                 newWebhookServer(o.WebhookPort, o.WebhookCertDir, httpserve.Default),
 	})
 	if err != nil {
+		for _, s := range servers {
+			_ = s.Listener.Close()
+		}
 		return fmt.Errorf("lbcontroller: create the controller manager: %w", err)
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
-		return err
+	for _, s := range servers {
+		if err := mgr.Add(s); err != nil {
+			return err
+		}
 	}
 	if err := Setup(mgr, o.Config); err != nil {
 		return err

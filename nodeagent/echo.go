@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/flatnet/flatnet/internal/httpserve"
 )
 
 // The environment through which the agent tells an echo container who it is.
@@ -83,7 +85,7 @@ func EchoMain(ctx context.Context, log *slog.Logger) error {
 			return fmt.Errorf("echo: listen on tcp port %d: %w", port, err)
 		}
 		var draining atomic.Bool
-		srv := &http.Server{Handler: echoHandler(id, &draining), ReadHeaderTimeout: 10 * time.Second}
+		srv := httpserve.New(echoHandler(id, &draining), httpserve.Default)
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err

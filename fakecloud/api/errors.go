@@ -17,6 +17,7 @@ const (
 	CodeInvalidAttachmentIDNotFound       = "InvalidAttachmentID.NotFound"
 	CodePrivateIPAddressLimitExceeded     = "PrivateIpAddressLimitExceeded"
 	CodeAttachmentLimitExceeded           = "AttachmentLimitExceeded"
+	CodeNetworkInterfaceLimitExceeded     = "NetworkInterfaceLimitExceeded"
 	CodeInsufficientFreeAddresses         = "InsufficientFreeAddressesInSubnet"
 	CodeInsufficientCidrBlocks            = "InsufficientCidrBlocks"
 	CodeInvalidParameterValue             = "InvalidParameterValue"
@@ -79,6 +80,7 @@ var (
 	ErrInvalidAttachmentIDNotFound       = &Error{Code: CodeInvalidAttachmentIDNotFound}
 	ErrPrivateIPAddressLimitExceeded     = &Error{Code: CodePrivateIPAddressLimitExceeded}
 	ErrAttachmentLimitExceeded           = &Error{Code: CodeAttachmentLimitExceeded}
+	ErrNetworkInterfaceLimitExceeded     = &Error{Code: CodeNetworkInterfaceLimitExceeded}
 	ErrInsufficientFreeAddresses         = &Error{Code: CodeInsufficientFreeAddresses}
 	ErrInsufficientCidrBlocks            = &Error{Code: CodeInsufficientCidrBlocks}
 	ErrInvalidParameterValue             = &Error{Code: CodeInvalidParameterValue}

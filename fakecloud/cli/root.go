@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flatnet/flatnet/fakecloud/client"
+	"github.com/flatnet/flatnet/internal/privfile"
 )
 
 // Environment variables that stand in for the global flags.
@@ -25,9 +26,28 @@ const (
 // DefaultListen is where `fakecloud serve` listens, and so the endpoint the other commands call.
 const DefaultListen = "127.0.0.1:7474"
 
+// DefaultRuntimeDir is fakecloud's private runtime directory: $XDG_RUNTIME_DIR/fakecloud, else
+// fakecloud-UID in $TMPDIR (or /tmp). Serve creates it 0700 and refuses it, and the client
+// commands ignore it, when another user owns it or group or others may open it.
+func DefaultRuntimeDir() string { return privfile.RuntimeDir("fakecloud") }
+
 // DefaultAdminTokenFile is where `fakecloud serve` keeps a generated admin token when told
 // nothing else, and where the other commands look for a token when given none.
-func DefaultAdminTokenFile() string { return filepath.Join(os.TempDir(), "fakecloud-admin-token") }
+func DefaultAdminTokenFile() string { return filepath.Join(DefaultRuntimeDir(), "admin-token") }
+
+// readDefaultToken reads the default admin token file after checking that its directory and the
+// file itself are private (privfile): a token planted by another user is refused, not trusted.
+func readDefaultToken() (string, error) {
+	path := DefaultAdminTokenFile()
+	if err := privfile.CheckDir(filepath.Dir(path)); err != nil {
+		return "", fmt.Errorf("the default admin token's directory: %w", err)
+	}
+	raw, err := privfile.Read(path)
+	if err != nil {
+		return "", fmt.Errorf("the default admin token: %w", err)
+	}
+	return strings.TrimSpace(string(raw)), nil
+}
 
 // Main runs the command line with the process's arguments and returns the exit code.
 func Main() int {
@@ -113,11 +133,11 @@ var errNoToken = errors.New("no token: pass --token, set " + EnvToken + ", or ru
 func (g *globals) resolveToken() (string, error) {
 	token := g.token
 	if token == "" {
-		raw, err := os.ReadFile(DefaultAdminTokenFile())
+		t, err := readDefaultToken()
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("read the default token file: %w", err)
+			return "", err
 		}
-		token = strings.TrimSpace(string(raw))
+		token = t
 	}
 	if token == "" {
 		return "", errNoToken

@@ -22,6 +22,8 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 	"github.com/flatnet/flatnet/fakecloud/internal/state"
 	"github.com/flatnet/flatnet/fakecloud/server"
+	"github.com/flatnet/flatnet/internal/httpserve"
+	"github.com/flatnet/flatnet/internal/privfile"
 )
 
 // serveOptions are the flags of `fakecloud serve`.
@@ -36,6 +38,7 @@ type serveOptions struct {
 	logLevel       string
 	faultSeed      int64
 	albLimits      []string
+	enisPerInst    int
 	fabric         fabricOptions
 }
 
@@ -51,7 +54,10 @@ func newServeCmd(g *globals) *cobra.Command {
 
 The admin token comes from --admin-token, or from --admin-token-file (generated and written
 there if the file does not exist yet); with neither, one is generated and written to
-` + DefaultAdminTokenFile() + `, where the client commands find it.
+` + DefaultAdminTokenFile() + `, where the client commands find it. That directory is
+fakecloud's private runtime directory ($XDG_RUNTIME_DIR/fakecloud, else fakecloud-UID in
+$TMPDIR): serve creates it 0700 and refuses it, or a token in it, when another user owns it,
+group or others may open it, or it is a symbolic link.
 
 The same listener serves the EC2 and ELBv2 Query APIs to AWS clients at POST / (see
 docs/fakecloud-aws.md). The administrator's AWS keys are an AWS shared-credentials file,
@@ -75,6 +81,7 @@ admin token file):
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.Int64Var(&o.faultSeed, "fault-seed", 0, "seed of fault injection (0: random; SetFault can reseed)")
 	f.StringArrayVar(&o.albLimits, "alb-limit", nil, "raise or lower an application load balancer quota, NAME=N (repeatable): "+strings.Join(albLimitNames(), ", "))
+	f.IntVar(&o.enisPerInst, "interfaces-per-instance", state.DefaultInterfacesPerInstance, "how many network interfaces one instance may create through its own token (NetworkInterfaceLimitExceeded beyond)")
 	cmd.MarkFlagsMutuallyExclusive("admin-token", "admin-token-file")
 	o.fabric.addFlags(f)
 	return cmd
@@ -97,8 +104,11 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.enisPerInst < 1 {
+		return fmt.Errorf("--interfaces-per-instance %d: give at least 1", o.enisPerInst)
+	}
 	// With a data plane, load balancers are provisioning until it has programmed them.
-	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log, DataPlane: o.fabric.mode != fabricNone, ALBLimits: limits})
+	st, err := state.Open(state.Config{StateFile: o.stateFile, AttachDelay: o.attachDelay, Logger: log, DataPlane: o.fabric.mode != fabricNone, ALBLimits: limits, InterfacesPerInstance: o.enisPerInst})
 	if err != nil {
 		return fmt.Errorf("open state: %w", err)
 	}
@@ -119,7 +129,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	}
 	defer stopPlanes()
 	// The fabric's attachments are reported beside the API (GET /fabric/attachments).
-	return listenAndServe(ctx, o.listen, srv, o.fabric.attachmentsHandler(srv, token), log)
+	return listenAndServe(ctx, o.listen, srv, o.fabric.attachmentsHandler(srv, token), httpserve.Default, log)
 }
 
 func newServer(o *serveOptions, st *state.Store, token string, awsKey server.AWSKey, log *slog.Logger, reg *prometheus.Registry) (*server.Server, error) {
@@ -146,12 +156,13 @@ func startDataPlanes(ctx context.Context, st *state.Store, srv *server.Server, o
 
 // listenAndServe serves h (srv behind what serve adds to it) until ctx ends, then shuts down
 // gracefully.
-func listenAndServe(ctx context.Context, addr string, srv *server.Server, h http.Handler, log *slog.Logger) error {
+func listenAndServe(ctx context.Context, addr string, srv *server.Server, h http.Handler, to httpserve.Timeouts, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Every timeout is set (httpserve); GetChanges, the long poll, moves its own write deadline.
+	hs := httpserve.New(h, to)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("fakecloud serving", "addr", ln.Addr().String())
@@ -183,14 +194,17 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 }
 
 // adminToken resolves the admin token from the flags, generating and saving one if need be.
+// The default file lives in the private runtime directory and is read and created only through
+// privfile, so a file another user planted there is refused; a file named by --admin-token-file
+// is the operator's choice and read as it is.
 func adminToken(o *serveOptions, log *slog.Logger) (string, error) {
 	if o.adminToken != "" {
 		return o.adminToken, nil
 	}
-	path := o.adminTokenFile
-	if path == "" {
-		path = DefaultAdminTokenFile()
+	if o.adminTokenFile == "" {
+		return defaultAdminToken(log)
 	}
+	path := o.adminTokenFile
 	raw, err := os.ReadFile(path)
 	switch {
 	case err == nil && strings.TrimSpace(string(raw)) != "":
@@ -199,9 +213,44 @@ func adminToken(o *serveOptions, log *slog.Logger) (string, error) {
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return "", fmt.Errorf("read admin token file: %w", err)
 	}
-	token, err := writeNewToken(path)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("create admin token directory: %w", err)
+	}
+	token := newAdminToken()
+	if err == nil { // an empty file the operator made for us
+		err = os.WriteFile(path, []byte(token+"\n"), 0o600)
+	} else {
+		err = privfile.Create(path, []byte(token+"\n"))
+	}
 	if err != nil {
+		return "", fmt.Errorf("write admin token file: %w", err)
+	}
+	log.Info("admin token generated", "file", path, "hint", "export "+EnvToken+"=$(cat "+path+")")
+	return token, nil
+}
+
+// defaultAdminToken reads the token in the private runtime directory, or creates the directory
+// and a new token (O_EXCL|O_NOFOLLOW: a second server starting at once reads the first's).
+func defaultAdminToken(log *slog.Logger) (string, error) {
+	path := DefaultAdminTokenFile()
+	if err := privfile.EnsureDir(filepath.Dir(path)); err != nil {
+		return "", fmt.Errorf("fakecloud's runtime directory (or pass --admin-token-file): %w", err)
+	}
+	token, err := readDefaultToken()
+	switch {
+	case err == nil && token != "":
+		log.Info("admin token read", "file", path)
+		return token, nil
+	case err == nil:
+		return "", fmt.Errorf("the default admin token file %s is empty: remove it and serve makes a new token", path)
+	case !errors.Is(err, os.ErrNotExist):
 		return "", err
+	}
+	token = newAdminToken()
+	if err := privfile.Create(path, []byte(token+"\n")); errors.Is(err, os.ErrExist) {
+		return defaultAdminToken(log) // another serve won the race: use its token
+	} else if err != nil {
+		return "", fmt.Errorf("write the default admin token file: %w", err)
 	}
 	log.Info("admin token generated", "file", path, "hint", "export "+EnvToken+"=$(cat "+path+")")
 	return token, nil
@@ -230,15 +279,8 @@ func awsAdminKey(o *serveOptions, log *slog.Logger) (server.AWSKey, error) {
 	return key, nil
 }
 
-func writeNewToken(path string) (string, error) {
+func newAdminToken() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	token := "fca-" + hex.EncodeToString(b)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("create admin token directory: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write admin token file: %w", err)
-	}
-	return token, nil
+	return "fca-" + hex.EncodeToString(b)
 }

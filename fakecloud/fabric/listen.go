@@ -6,9 +6,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/fabric/metadata"
+	"github.com/flatnet/flatnet/internal/httpserve"
 )
 
 // vpcListeners are the HTTP servers the fabric runs inside one router namespace.
@@ -43,7 +43,7 @@ func (f *Fabric) openListeners(vpc string) error {
 			l.close()
 			return err
 		}
-		srv := &http.Server{Handler: hp.h, ReadHeaderTimeout: 10 * time.Second, ConnContext: metadata.ConnContext}
+		srv := vpcServer(hp.h, httpserve.Default)
 		l.servers = append(l.servers, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -53,6 +53,15 @@ func (f *Fabric) openListeners(vpc string) error {
 	}
 	f.listeners[vpc] = l
 	return nil
+}
+
+// vpcServer is the HTTP server of one in-VPC listener, which every pod of the VPC can reach.
+// Every timeout is set (httpserve): a pod cannot hold a connection open by idling or by
+// trickling a body.
+func vpcServer(h http.Handler, to httpserve.Timeouts) *http.Server {
+	srv := httpserve.New(h, to)
+	srv.ConnContext = metadata.ConnContext
+	return srv
 }
 
 func (f *Fabric) closeListeners(vpc string) {

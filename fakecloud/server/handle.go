@@ -12,6 +12,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/internal/state"
+	"github.com/flatnet/flatnet/internal/httpserve"
 )
 
 // exchange is what one API request accumulates on its way through, for the answer, the log
@@ -56,6 +57,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, x *exchange) (an
 	x.principal = principalName(p)
 	if ep.adminOnly && !p.Admin {
 		return nil, api.Errorf(api.CodeUnauthorizedOperation, "%s needs the admin token; instance %s may not call it", action, p.InstanceID)
+	}
+	if action == api.ActionGetChanges {
+		// The long poll answers up to maxWait late on purpose: past the server's write
+		// timeout, which is the one exemption from it.
+		httpserve.ExtendWrite(w, s.maxWait+httpserve.Default.Write)
 	}
 	req := ep.newReq()
 	if status, err := decodeRequest(w, r, req); err != nil {

@@ -88,6 +88,20 @@ func TestCheck(t *testing.T) {
 			want: []string{mod + "/cni -> github.com/hashicorp/go-memdb"}, // the shortest chain
 		},
 		{
+			name: "fakecloud and ipamd using the shared leaves",
+			extra: []Package{
+				pkg(mod+"/internal/httpserve", "net"),
+				pkg(mod+"/internal/httpserve/httpservetest", mod+"/internal/httpserve"),
+				pkg(mod+"/fakecloud/cli", mod+"/internal/httpserve", mod+"/internal/privfile"),
+				pkg(mod+"/ipamd", mod+"/internal/httpserve"),
+			},
+		},
+		{
+			name:  "a shared leaf importing fakecloud",
+			extra: []Package{pkg(mod+"/internal/privfile", mod+"/fakecloud/api")},
+			want:  []string{mod + "/internal/privfile -> " + mod + "/fakecloud/api"},
+		},
+		{
 			name:  "ipamd importing fakecloud server",
 			extra: []Package{pkg(mod+"/ipamd/pool", mod+"/fakecloud/server")},
 			want:  []string{mod + "/ipamd/pool -> " + mod + "/fakecloud/server"},

@@ -32,6 +32,7 @@ var kinds = map[string]error{
 	api.CodeInsufficientCidrBlocks:        providers.ErrSubnetFull,
 	api.CodeAttachmentLimitExceeded:       providers.ErrInterfaceLimit,
 	api.CodePrivateIPAddressLimitExceeded: providers.ErrAddressLimit,
+	api.CodeNetworkInterfaceLimitExceeded: providers.ErrLimit,
 	api.CodeTooManyLoadBalancers:          providers.ErrLimit,
 	api.CodeTooManyTargetGroups:           providers.ErrLimit,
 	api.CodeTooManyTargets:                providers.ErrLimit,

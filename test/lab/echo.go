@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/flatnet/flatnet/internal/httpserve"
 )
 
 // EchoReply is what an echo agent answers: who it is and who it saw.
@@ -34,7 +36,8 @@ func EchoHandler(name string) http.Handler {
 
 // RunEcho serves EchoHandler on addr until ctx ends.
 func RunEcho(ctx context.Context, name, addr string) error {
-	srv := &http.Server{Addr: addr, Handler: EchoHandler(name), ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserve.New(EchoHandler(name), httpserve.Default)
+	srv.Addr = addr
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/client"
 	"github.com/flatnet/flatnet/fakecloud/fabric"
+	"github.com/flatnet/flatnet/internal/privfile"
 )
 
 // Config describes a lab.
@@ -338,7 +339,11 @@ func (l *Lab) waitFakecloud(ctx context.Context, tokenFile string) error {
 		if !alive(l.st.FakecloudPID) {
 			return fmt.Errorf("fakecloud exited at start; see %s", filepath.Join(l.st.Config.Dir, "fakecloud.log"))
 		}
-		raw, _ := os.ReadFile(tokenFile)
+		// The token file must be private (serve creates it 0600): never trust one planted.
+		raw, err := privfile.Read(tokenFile)
+		if errors.Is(err, privfile.ErrNotPrivate) {
+			return fmt.Errorf("fakecloud's admin token: %w", err)
+		}
 		if tok := strings.TrimSpace(string(raw)); tok != "" {
 			resp, err := http.Get(l.st.Endpoint + "/healthz")
 			if err == nil {

@@ -2,8 +2,6 @@ package metadata
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -11,7 +9,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,28 +27,46 @@ import (
 // forward it). The instance's fakecloud token is served only with a valid session token of that
 // instance (X-aws-ec2-metadata-token); the other documents answer without one, like EC2's
 // "optional" mode. Pods therefore cannot read their node's cloud credentials.
+//
+// Sessions are bounded (Limits): per instance and overall, expired by their TTL, and PUTs are
+// rate-limited per instance, so a pod flooding its node's metadata service costs a bounded
+// amount of memory and never slows another instance (each instance's sessions have their own
+// lock).
 type Server struct {
 	endpoint string
 	idx      atomic.Pointer[index]
-
-	mu       sync.Mutex
-	sessions map[string]session
-}
-
-type session struct {
-	instance string
-	expires  time.Time
+	sessions *sessions
 }
 
 // HopLimit is the IP TTL of session-token replies.
 const HopLimit = 1
 
-// NewServer returns a Server that tells instances to reach the fakecloud API at endpoint.
-func NewServer(endpoint string) *Server {
-	s := &Server{endpoint: endpoint, sessions: map[string]session{}}
+// Config configures a Server.
+type Config struct {
+	// Endpoint is the fakecloud API the metadata tells instances to reach.
+	Endpoint string
+	// Limits bound the IMDSv2 sessions; zero fields take the defaults.
+	Limits Limits
+	// Clock is the time sessions expire by (default time.Now).
+	Clock func() time.Time
+}
+
+// NewServer returns a Server that tells instances to reach the fakecloud API at endpoint, with
+// the default limits.
+func NewServer(endpoint string) *Server { return New(Config{Endpoint: endpoint}) }
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	s := &Server{endpoint: cfg.Endpoint, sessions: newSessions(cfg.Limits.withDefaults(), cfg.Clock)}
 	s.idx.Store(newIndex(&api.Snapshot{}))
 	return s
 }
+
+// Sessions is how many IMDSv2 sessions the server holds (expired ones not yet swept included).
+func (s *Server) Sessions() int { return int(s.sessions.total.Load()) }
 
 type connKey struct{}
 
@@ -121,7 +136,7 @@ func (s *Server) Handler(vpc string) http.Handler {
 			return
 		}
 		path := strings.TrimPrefix(r.URL.Path, root)
-		if (path == "fakecloud/token" || creds.MetadataNeedsSession(path)) && !s.validSession(r.Header.Get("X-aws-ec2-metadata-token"), in.InstanceID) {
+		if (path == "fakecloud/token" || creds.MetadataNeedsSession(path)) && !s.sessions.valid(in.InstanceID, r.Header.Get("X-aws-ec2-metadata-token")) {
 			http.Error(w, "the instance's credentials need an IMDSv2 session: PUT /latest/api/token first, then send X-aws-ec2-metadata-token", http.StatusUnauthorized)
 			return
 		}
@@ -153,31 +168,14 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request, vpc string) 
 			return
 		}
 	}
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	token := hex.EncodeToString(b)
-	now := time.Now()
-	s.mu.Lock()
-	for t, ss := range s.sessions {
-		if now.After(ss.expires) {
-			delete(s.sessions, t)
-		}
+	token, err := s.sessions.open(in.InstanceID, time.Duration(ttl)*time.Second)
+	if err != nil {
+		refuse(w, err)
+		return
 	}
-	s.sessions[token] = session{instance: in.InstanceID, expires: now.Add(time.Duration(ttl) * time.Second)}
-	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", strconv.Itoa(ttl))
 	_, _ = fmt.Fprint(w, token)
-}
-
-func (s *Server) validSession(token, instance string) bool {
-	if token == "" {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss, ok := s.sessions[token]
-	return ok && ss.instance == instance && time.Now().Before(ss.expires)
 }
 
 // setTTL sets the IP TTL of the connection's outgoing packets.

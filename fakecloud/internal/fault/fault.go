@@ -233,6 +233,7 @@ var knownCodes = map[string]bool{
 	api.CodeInvalidAttachmentIDNotFound:       true,
 	api.CodePrivateIPAddressLimitExceeded:     true,
 	api.CodeAttachmentLimitExceeded:           true,
+	api.CodeNetworkInterfaceLimitExceeded:     true,
 	api.CodeInsufficientFreeAddresses:         true,
 	api.CodeInsufficientCidrBlocks:            true,
 	api.CodeInvalidParameterValue:             true,

@@ -2,6 +2,8 @@ package state
 
 import (
 	"net/netip"
+
+	"github.com/hashicorp/go-memdb"
 	"strconv"
 	"time"
 
@@ -31,6 +33,12 @@ func (s *Store) CreateNetworkInterface(c Call, req *api.CreateNetworkInterfaceRe
 		if err != nil {
 			return nil, err
 		}
+		if err := confineToVPC(t.Txn, c.Principal, sn.VpcID, "subnet "+sn.ID); err != nil {
+			return nil, err
+		}
+		if err := s.checkInterfaceQuota(t.Txn, c.Principal); err != nil {
+			return nil, err
+		}
 		e := &eniRec{
 			ID: newID(t.Txn, tableENIs, "eni"), SubnetID: sn.ID, VpcID: sn.VpcID, AZ: sn.AZ,
 			Description: req.Description, MAC: newMAC(t.Txn), Groups: req.Groups, SourceDestCheck: true,
@@ -56,6 +64,19 @@ func (s *Store) CreateNetworkInterface(c Call, req *api.CreateNetworkInterfaceRe
 		t.touch(api.KindENI, e.ID)
 		return &api.CreateNetworkInterfaceResponse{NetworkInterface: newViewer(t.Txn, c).eni(e)}, nil
 	})
+}
+
+// checkInterfaceQuota refuses an instance a new interface once it has created
+// Config.InterfacesPerInstance that still exist; the admin has no quota.
+func (s *Store) checkInterfaceQuota(txn *memdb.Txn, p Principal) error {
+	if p.Admin {
+		return nil
+	}
+	if n := len(listBy[eniRec](txn, tableENIs, indexOwner, p.InstanceID)); n >= s.cfg.InterfacesPerInstance {
+		return api.Errorf(api.CodeNetworkInterfaceLimitExceeded,
+			"instance %s already created %d network interfaces, its quota (fakecloud serve --interfaces-per-instance); delete one first", p.InstanceID, n)
+	}
+	return nil
 }
 
 func eniAttr(v viewer, r *eniRec) attrFunc {

@@ -26,6 +26,7 @@ const (
 	indexAttachment = "attachment"
 	indexMAC        = "mac"
 	indexENI        = "eni"
+	indexOwner      = "owner"
 )
 
 // Records are what memdb holds. They are immutable once inserted: copy, modify, insert again.
@@ -164,6 +165,7 @@ func enisTable() *memdb.TableSchema {
 		indexInstance:   fieldIndex(indexInstance, "InstanceID", false, true),
 		indexAttachment: fieldIndex(indexAttachment, "AttachmentID", true, true),
 		indexMAC:        fieldIndex(indexMAC, "MAC", true, false),
+		indexOwner:      fieldIndex(indexOwner, "Owner", false, true),
 	}}
 }
 

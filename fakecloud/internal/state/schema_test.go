@@ -18,7 +18,7 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 		tableVpcs:        &vpcRec{ID: "vpc-1", Cidr: "10.0.0.0/16", Created: now},
 		tableSubnets:     &subnetRec{ID: "subnet-1", VpcID: "vpc-1", Cidr: "10.0.0.0/24"},
 		tableInstances:   &instanceRec{ID: "i-1", SubnetID: "subnet-1", Token: "tok", TokenHash: tokenHash("tok")},
-		tableENIs:        &eniRec{ID: "eni-1", SubnetID: "subnet-1", InstanceID: "i-1", AttachmentID: "eni-attach-1", MAC: "02:00:00:00:00:01"},
+		tableENIs:        &eniRec{ID: "eni-1", SubnetID: "subnet-1", InstanceID: "i-1", AttachmentID: "eni-attach-1", MAC: "02:00:00:00:00:01", Owner: "i-1"},
 		tableAddrs:       &addrRec{Key: addrKey("vpc-1", 1), VpcID: "vpc-1", ENI: "eni-1", Start: 1, Size: 1},
 		tableIdempotency: &idemRec{Key: "admin|x"},
 
@@ -38,7 +38,7 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 		tableVpcs:        {indexID: "vpc-1"},
 		tableSubnets:     {indexID: "subnet-1", indexVpc: "vpc-1"},
 		tableInstances:   {indexID: "i-1", indexToken: tokenHash("tok"), indexSubnet: "subnet-1"},
-		tableENIs:        {indexID: "eni-1", indexSubnet: "subnet-1", indexInstance: "i-1", indexAttachment: "eni-attach-1", indexMAC: "02:00:00:00:00:01"},
+		tableENIs:        {indexID: "eni-1", indexSubnet: "subnet-1", indexInstance: "i-1", indexAttachment: "eni-attach-1", indexMAC: "02:00:00:00:00:01", indexOwner: "i-1"},
 		tableAddrs:       {indexID: addrKey("vpc-1", 1), indexENI: "eni-1"},
 		tableIdempotency: {indexID: "admin|x"},
 

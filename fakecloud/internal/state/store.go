@@ -35,8 +35,17 @@ type Config struct {
 	DataPlane bool
 	// ALBLimits are the application load balancers' quotas; zero fields take AWS's defaults.
 	ALBLimits ALBLimits
-	Logger    *slog.Logger
+	// InterfacesPerInstance is how many network interfaces one instance may have created through
+	// its own token and not yet deleted, attached or not (default DefaultInterfacesPerInstance).
+	// The admin has no such quota.
+	InterfacesPerInstance int
+	Logger                *slog.Logger
 }
+
+// DefaultInterfacesPerInstance is the default of Config.InterfacesPerInstance: twice the most
+// interfaces any instance type attaches (15), so a node replacing every interface it has still
+// fits, while one node can hold no more than a bounded share of its VPC's addresses.
+const DefaultInterfacesPerInstance = 32
 
 // sweepEvery is how many committed writes pass between sweeps of expired client tokens.
 const sweepEvery = 4096
@@ -66,6 +75,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.ChangeLogSize <= 0 {
 		cfg.ChangeLogSize = 1 << 16
+	}
+	if cfg.InterfacesPerInstance <= 0 {
+		cfg.InterfacesPerInstance = DefaultInterfacesPerInstance
 	}
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour

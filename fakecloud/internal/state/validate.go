@@ -144,7 +144,27 @@ func getENI(txn *memdb.Txn, c Call, id string) (*eniRec, error) {
 	if err := authorizeENI(c.Principal, r); err != nil {
 		return nil, err
 	}
+	if err := confineToVPC(txn, c.Principal, r.VpcID, "network interface "+r.ID); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// confineToVPC refuses an instance any resource (what) outside its own VPC: an instance token
+// reaches only its VPC's subnets and interfaces. The admin reaches every VPC.
+func confineToVPC(txn *memdb.Txn, p Principal, vpc, what string) error {
+	if p.Admin {
+		return nil
+	}
+	inst := first[instanceRec](txn, tableInstances, indexID, p.InstanceID)
+	if inst == nil {
+		return api.Errorf(api.CodeUnauthorizedOperation, "instance %s no longer exists; its token reaches nothing", p.InstanceID)
+	}
+	if inst.VpcID != vpc {
+		return api.Errorf(api.CodeUnauthorizedOperation,
+			"instance %s is in %s and may not use %s in %s: an instance's token reaches its own VPC only", p.InstanceID, inst.VpcID, what, vpc)
+	}
+	return nil
 }
 
 func authorizeENI(p Principal, r *eniRec) error {

@@ -33,6 +33,8 @@ type Options struct {
 	AttachDelay time.Duration
 	FaultSeed   int64
 	Logger      *slog.Logger
+	// InterfacesPerInstance is the store's per-instance interface quota (0: the default).
+	InterfacesPerInstance int
 }
 
 // Env is a running fakecloud.
@@ -60,7 +62,7 @@ func (e *Env) Client(token string) *client.Client { return client.New(e.URL, tok
 // Start runs a fakecloud until the test ends.
 func Start(tb testing.TB, o Options) *Env {
 	tb.Helper()
-	st, err := server.OpenStore(server.StoreConfig{StateFile: o.StateFile, AttachDelay: o.AttachDelay, Logger: o.Logger})
+	st, err := server.OpenStore(server.StoreConfig{StateFile: o.StateFile, AttachDelay: o.AttachDelay, Logger: o.Logger, InterfacesPerInstance: o.InterfacesPerInstance})
 	if err != nil {
 		tb.Fatalf("open fakecloud store: %v", err)
 	}
