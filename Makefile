@@ -244,7 +244,6 @@ conformance: require-root prereqs-system build k8s-bins ## The Gateway API confo
 	$(GO) test -c -tags conformance -o $(CONFORMANCE_BIN)/conformance.test ./test/conformance
 	$(GO) run ./hack/conformance -bin-dir $(BIN) -k8s-bin-dir $(FLATNET_K8S_BIN_DIR) -logs $(CONFORMANCE_LOGS) \
 		-suite $(CONFORMANCE_BIN)/conformance.test -echo-basic $(CONFORMANCE_BIN)/echo-basic -coredns $(CONFORMANCE_BIN)/coredns \
-		-crd-dir "$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)/config/crd/standard" \
 		-base-manifests "$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api/conformance)/base/manifests.yaml" \
 		$(if $(RUN_TEST),-run-test $(RUN_TEST),) $(if $(KEEP),-keep,) $(CONFORMANCE_ARGS)
 

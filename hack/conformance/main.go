@@ -1,8 +1,8 @@
 // Command conformance is make conformance (docs/conformance.md): it brings a lab up with
-// Kubernetes and the chart (which installs lbcontroller), makes sure the Gateway API CRDs and the
-// GatewayClass are there, checks that the suite's backends run, then runs the official Gateway
-// API conformance suite inside the lab's internet namespace, where every Gateway's address is
-// reachable. It writes the suite's report, puts a summary table in the README, keeps the logs,
+// Kubernetes and the chart (which installs lbcontroller, the Gateway API CRDs and the
+// GatewayClass flatnet), checks them and that the suite's backends run, then runs the official
+// Gateway API conformance suite inside the lab's internet namespace, where every Gateway's
+// address is reachable. It writes the suite's report, puts a summary table in the README, keeps the logs,
 // tears the lab down (also on failure, unless -keep) and exits non-zero when a claimed test
 // failed.
 package main
@@ -34,7 +34,7 @@ type options struct {
 	binDir, k8sBinDir             string
 	suite, echoBasic, coredns     string
 	claims, report, readme        string
-	crdDir, baseManifests         string
+	baseManifests                 string
 	logs, labDir, prefix          string
 	listen, apiserverListen       string
 	runTest                       string
@@ -59,7 +59,6 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.claims, "claims", "conformance/claims.yaml", "what flatnet claims")
 	fs.StringVar(&o.report, "report", "conformance/reports/gateway-api-v1.6.3.yaml", "where the suite's report goes (a -run-test run writes it under -logs instead)")
 	fs.StringVar(&o.readme, "readme", "README.md", "the README whose conformance section gets the summary (not on a -run-test run)")
-	fs.StringVar(&o.crdDir, "crd-dir", "", "Gateway API CRDs to apply when the chart installed none (the module's config/crd/standard)")
 	fs.StringVar(&o.baseManifests, "base-manifests", "", "the suite's conformance/base/manifests.yaml, applied before the suite to check its backends run")
 	fs.StringVar(&o.logs, "logs", "bin/conformance/logs", "where the suite's log and the lab's logs are kept (emptied first)")
 	fs.StringVar(&o.labDir, "lab-dir", "/run/flatnet-conformance", "the lab's directory")
@@ -174,11 +173,8 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}()
 
-	ph.next("Gateway API CRDs and the GatewayClass")
-	if err := ensureCRDs(ctx, l, o); err != nil {
-		return err
-	}
-	if err := ensureGatewayClass(ctx, l, o.logs); err != nil {
+	ph.next("the chart's Gateway API CRDs and GatewayClass")
+	if err := checkGatewayAPI(ctx, l); err != nil {
 		return err
 	}
 	if o.baseManifests != "" {

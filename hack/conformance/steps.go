@@ -27,53 +27,20 @@ import (
 // The namespaces of the suite's base manifests.
 var baseNamespaces = []string{"gateway-conformance-infra", "gateway-conformance-app-backend", "gateway-conformance-web-backend"}
 
-// ensureCRDs leaves the Gateway API CRDs the chart installed, or applies the module's standard
-// channel (without its ValidatingAdmissionPolicy, as the chart does) when there are none.
-func ensureCRDs(ctx context.Context, l *lab.Lab, o options) error {
-	if _, err := l.Kubectl(ctx, "get", "crd", "gatewayclasses.gateway.networking.k8s.io"); err == nil {
-		fmt.Println("the Gateway API CRDs are installed (by the chart)")
-		return nil
+// checkGatewayAPI checks what the chart installs for the suite: the Gateway API CRDs and the
+// GatewayClass of flatnet's controller.
+func checkGatewayAPI(ctx context.Context, l *lab.Lab) error {
+	if _, err := l.Kubectl(ctx, "get", "crd", "gatewayclasses.gateway.networking.k8s.io"); err != nil {
+		return fmt.Errorf("the chart installed no Gateway API CRDs (charts/flatnet/crds): %w", err)
 	}
-	if o.crdDir == "" {
-		return errors.New("the chart installed no Gateway API CRDs and -crd-dir names none to apply")
+	out, err := l.Kubectl(ctx, "get", "gatewayclass", gatewayClass, "-o", "jsonpath={.spec.controllerName}")
+	if err != nil {
+		return fmt.Errorf("the chart made no GatewayClass %s (lbcontroller.gatewayAPI.gatewayClassName): %w", gatewayClass, err)
 	}
-	files, err := filepath.Glob(filepath.Join(o.crdDir, "gateway.networking.k8s.io_*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no Gateway API CRDs in %s (%v)", o.crdDir, err)
+	if got := strings.TrimSpace(string(out)); got != controllerName {
+		return fmt.Errorf("GatewayClass %s has controllerName %q, want %s", gatewayClass, got, controllerName)
 	}
-	args := []string{"apply", "--server-side"}
-	for _, f := range files {
-		if !strings.Contains(filepath.Base(f), "_vap_") {
-			args = append(args, "-f", f)
-		}
-	}
-	if _, err := l.Kubectl(ctx, args...); err != nil {
-		return fmt.Errorf("apply the Gateway API CRDs: %w", err)
-	}
-	if _, err := l.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
-		return fmt.Errorf("the Gateway API CRDs: %w", err)
-	}
-	fmt.Printf("the chart has no Gateway API CRDs: applied %d from %s\n", len(args)/2-1, o.crdDir)
-	return nil
-}
-
-// ensureGatewayClass applies the GatewayClass the suite runs against.
-func ensureGatewayClass(ctx context.Context, l *lab.Lab, dir string) error {
-	gc := fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: %s
-spec:
-  controllerName: %s
-  description: flatnet's cloud application load balancers, straight to pod IPs
-`, gatewayClass, controllerName)
-	path := filepath.Join(dir, "gatewayclass.yaml")
-	if err := os.WriteFile(path, []byte(gc), 0o644); err != nil {
-		return err
-	}
-	if _, err := l.Kubectl(ctx, "apply", "-f", path); err != nil {
-		return fmt.Errorf("apply GatewayClass %s: %w", gatewayClass, err)
-	}
+	fmt.Printf("the chart installed the Gateway API CRDs and GatewayClass %s (%s)\n", gatewayClass, controllerName)
 	return nil
 }
 
