@@ -227,6 +227,26 @@ E2E_SKIP ?= ^TestChaosPodChurnUnderFaultsAndKills$$
 e2e: require-root prereqs-system k8s-bins ## The lab's end-to-end tests alone (./test/lab: control plane, cluster, load balancers, the demo; root), without the chaos test
 	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) -skip '$(E2E_SKIP)' $(TEST_FLAGS) ./test/lab/
 
+# make conformance runs the official Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance,
+# the version go.mod pins) against the lab with the chart-installed controller (docs/conformance.md):
+# the suite's backends are echo-basic built from that module and a coredns stand-in, which the node
+# agents run for those images (--image-binary); the suite runs in the lab's internet namespace,
+# where the Gateways' addresses are. Report: conformance/reports/, summary: the README.
+CONFORMANCE_BIN  := $(BIN)/conformance
+CONFORMANCE_LOGS ?= $(CONFORMANCE_BIN)/logs
+RUN_TEST         ?=
+CONFORMANCE_ARGS ?=
+
+.PHONY: conformance
+conformance: require-root prereqs-system build k8s-bins ## The Gateway API conformance suite against the lab (root): report in conformance/reports/, summary in the README, logs in bin/conformance/logs; RUN_TEST=<test> runs one test, KEEP=1 keeps the lab
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(CONFORMANCE_BIN)/echo-basic sigs.k8s.io/gateway-api/conformance/echo-basic
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(CONFORMANCE_BIN)/coredns ./test/conformance/coredns
+	$(GO) test -c -tags conformance -o $(CONFORMANCE_BIN)/conformance.test ./test/conformance
+	$(GO) run ./hack/conformance -bin-dir $(BIN) -k8s-bin-dir $(FLATNET_K8S_BIN_DIR) -logs $(CONFORMANCE_LOGS) \
+		-suite $(CONFORMANCE_BIN)/conformance.test -echo-basic $(CONFORMANCE_BIN)/echo-basic -coredns $(CONFORMANCE_BIN)/coredns \
+		-base-manifests "$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api/conformance)/base/manifests.yaml" \
+		$(if $(RUN_TEST),-run-test $(RUN_TEST),) $(if $(KEEP),-keep,) $(CONFORMANCE_ARGS)
+
 # make kind-e2e runs the stack on kind with the Helm chart, fakecloud on the host with the kind
 # nodes' namespaces attached to its fabric (docs/kind.md). It needs kind, Docker, helm and kubectl,
 # and says so on a machine without them; make e2e is the same stack on network namespaces.

@@ -31,6 +31,9 @@ type Config struct {
 	// org.opencontainers.image.ref.name annotation) the agent runs as containers with a root
 	// of their own. Empty: only the built-in images.
 	ImageLayout string
+	// ImageBinaries run every tag of an image repository as a program of the node, in a root
+	// of its own (binimage.go). They are looked up before the layout.
+	ImageBinaries []ImageBinary
 
 	CPU              string
 	Memory           string
@@ -59,6 +62,7 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.StringVar(&c.NetnsPrefix, "netns-prefix", "fl-p-", "prefix of the pod namespaces in /run/netns (unique per node)")
 	fs.StringVar(&c.RootDir, "root-dir", "", "the node's filesystem root: hostPath volumes live under it and CNI plugins run with it as root (empty: /)")
 	fs.StringVar(&c.ImageLayout, "image-layout", "", "OCI image layout of the images the agent runs (by full reference); empty: built-in images only")
+	fs.Var((*imageBinaryFlag)(&c.ImageBinaries), "image-binary", "REPO=PATH: run every tag of image repository REPO as the static program PATH, alone in a root of its own (repeatable)")
 	fs.StringVar(&c.CPU, "cpu", "2", "cpu capacity reported on the Node")
 	fs.StringVar(&c.Memory, "memory", "8Gi", "memory capacity reported on the Node")
 	fs.StringVar(&c.EphemeralStorage, "ephemeral-storage", "20Gi", "ephemeral-storage capacity reported on the Node")
@@ -98,6 +102,9 @@ func (c *Config) validate() error {
 				}
 			}
 		}
+	}
+	if err := validateImageBinaries(c.ImageBinaries); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MaxPods < 0 {
 		errs = append(errs, fmt.Errorf("--max-pods %d: use 0 (ipamd publishes it) or a positive count", c.MaxPods))

@@ -112,6 +112,8 @@ type testNode struct {
 	// root, when set, is the node's --root-dir: the CNI directories move under it and layout
 	// is the --image-layout.
 	root, layout string
+	// binaries are the --image-binary mappings (REPO=PATH).
+	binaries []string
 }
 
 func newTestNode(t *testing.T, cfg *rest.Config, name, subnet string) *testNode {
@@ -270,6 +272,9 @@ func (n *testNode) startAgent() {
 		"--netns-prefix", n.podNetns, "--log-level", "debug")
 	if n.root != "" {
 		cmd.Args = append(cmd.Args, "--root-dir", n.root, "--image-layout", n.layout)
+	}
+	for _, b := range n.binaries {
+		cmd.Args = append(cmd.Args, "--image-binary", b)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Pdeathsig: a test that dies (a timeout panics without cleanups) takes its agent along.

@@ -49,12 +49,19 @@ func imageID(image string) string {
 	return imageRepo + p + "@builtin"
 }
 
-// resolveImage maps an image reference to what runs it: a built-in program, or an image of the
-// layout.
+// resolveImage maps an image reference to what runs it: a built-in program, a program of the
+// node (--image-binary), or an image of the layout.
 func (a *Agent) resolveImage(ref string) (string, *ociImage, error) {
 	if strings.HasPrefix(ref, imageRepo) {
 		p, err := program(ref)
 		return p, nil, err
+	}
+	if b, ok := a.cfg.imageBinaryFor(ref); ok {
+		im, err := a.images.binary(b)
+		if err != nil {
+			return "", nil, fmt.Errorf("image %q (--image-binary %s): %w", ref, b, err)
+		}
+		return programOCI, im, nil
 	}
 	im, err := a.images.get(ref)
 	if err == nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -27,6 +28,9 @@ import (
 // The test image: the reporter program (testdata/reporter) under the names the image build
 // expects, so that the images are made by the same code that makes the chart's.
 const testImage = "ghcr.io/flatnet-test/flatnet-lbcontroller:t1"
+
+// binaryImage is the repository the test node maps to the reporter program (--image-binary).
+const binaryImage = "registry.test/conformance/echo-basic"
 
 // reportOf is what testdata/reporter writes.
 type reportOf struct {
@@ -47,8 +51,9 @@ func (r reportOf) env(k string) string {
 	return "<unset>"
 }
 
-// buildTestImage builds the reporter into an OCI layout with internal/images.
-func buildTestImage(t *testing.T) string {
+// buildTestImage builds the reporter into an OCI layout with internal/images; it returns the
+// layout and the reporter program.
+func buildTestImage(t *testing.T) (layout, reporter string) {
 	t.Helper()
 	bins := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bins, "reporter"), "./testdata/reporter")
@@ -71,7 +76,7 @@ func buildTestImage(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("build the test image: %v", err)
 	}
-	return filepath.Join(out, "oci")
+	return filepath.Join(out, "oci"), filepath.Join(bins, "reporter")
 }
 
 func copyFile(t *testing.T, src, dst string) {
@@ -109,7 +114,9 @@ func TestRuntime(t *testing.T) {
 	}
 	n := newTestNode(t, cfg, "r1", "10.244.3.0/24")
 	n.root = filepath.Join(n.dir, "root")
-	n.layout = buildTestImage(t)
+	var reporter string
+	n.layout, reporter = buildTestImage(t)
+	n.binaries = []string{binaryImage + "=" + reporter}
 	for _, p := range []string{"ptp", "host-local"} {
 		copyFile(t, filepath.Join(binDir, p), filepath.Join(n.cniBinDir(), p))
 	}
@@ -141,6 +148,7 @@ func TestRuntime(t *testing.T) {
 	}
 	t.Run("host network, init containers, volumes, env", func(t *testing.T) { testHostNetworkPod(t, kube, n) })
 	t.Run("pod network under the node's root", func(t *testing.T) { testRootedPodNetwork(t, kube, n) })
+	t.Run("image mapped to a program of the node", func(t *testing.T) { testImageBinary(t, kube, n) })
 	t.Run("failing init container", func(t *testing.T) { testFailingInit(t, kube, n) })
 	t.Run("unsupported volume", func(t *testing.T) { testUnsupported(t, kube, n) })
 }
@@ -362,4 +370,73 @@ func testUnsupported(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	eventually(t, 10*time.Second, "Unsupported event", func() error { return hasEvent(kube, pod, "Unsupported", "volume data") })
 	deletePod(t, kube, "nfs", ptr.To[int64](0))
 	waitGone(t, kube, "default", "nfs", 60*time.Second)
+}
+
+// testImageBinary runs a pod the way the Gateway API conformance suite's backends are run: an
+// image the node maps to a program (every tag of it), fieldRef env, secret and configMap
+// volumes with items, an exec readiness probe run in the container's root.
+func testImageBinary(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "binimage", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeName: n.name, TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers: []corev1.Container{{
+				Name: "main", Image: binaryImage + ":v1.5.1",
+				Args: []string{"/out/main.json", "sleep", "/etc/secret-volume/tok", "/etc/secret-volume/token", "/etc/cm/greet"},
+				Env:  []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("NAMESPACE", "metadata.namespace"), {Name: "TLS_SERVER_CERT", Value: "/etc/secret-volume/tok"}},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "out", MountPath: "/out"}, {Name: "secret-volume", MountPath: "/etc/secret-volume"}, {Name: "cm", MountPath: "/etc/cm"},
+				},
+				ReadinessProbe: &corev1.Probe{
+					ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/reporter", "/out/probe.json", "0", "/etc/cm/greet"}}},
+					PeriodSeconds: 1,
+				},
+			}, {
+				Name: "other-tag", Image: binaryImage + "@sha256:0123",
+				Args:         []string{"/out/other.json", "sleep"},
+				VolumeMounts: []corev1.VolumeMount{{Name: "out", MountPath: "/out"}},
+			}},
+			Volumes: []corev1.Volume{
+				{Name: "out", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "secret-volume", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+					SecretName: "creds", Items: []corev1.KeyToPath{{Key: "token", Path: "tok"}}}}},
+				{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "conf"}, Items: []corev1.KeyToPath{{Key: "greeting", Path: "greet"}}}}},
+			},
+		},
+	}
+	pod = createPod(t, kube, pod)
+	waitPod(t, kube, "default", "binimage", 60*time.Second, "Ready", podReady)
+	out := filepath.Join(n.dir, "state", "pods", string(pod.UID), "volumes", "out")
+	r := readReport(t, filepath.Join(out, "main.json"))
+	if len(r.Args) == 0 || r.Args[0] != "/reporter" {
+		t.Errorf("argv %q: want the mapped program as /reporter (its name on the node), then the pod's args", r.Args)
+	}
+	for k, want := range map[string]string{"POD_NAME": "binimage", "NAMESPACE": "default", "TLS_SERVER_CERT": "/etc/secret-volume/tok"} {
+		if got := r.env(k); got != want {
+			t.Errorf("env %s = %q, want %q", k, got, want)
+		}
+	}
+	wantFiles := map[string]string{
+		"/etc/secret-volume/tok": "s3cret", "/etc/cm/greet": "hello",
+		// Only the listed items are in the volume.
+		"/etc/secret-volume/token": "error: open /etc/secret-volume/token: no such file or directory",
+	}
+	if diff := cmp.Diff(wantFiles, r.Files); diff != "" {
+		t.Errorf("files the program read (-want +got):\n%s", diff)
+	}
+	if r.RootWrite != "ok" {
+		t.Errorf("the container cannot write its own root: %s", r.RootWrite)
+	}
+	if probe := readReport(t, filepath.Join(out, "probe.json")); probe.Files["/etc/cm/greet"] != "hello" {
+		t.Errorf("the exec probe did not run in the container's root: %+v", probe.Files)
+	}
+	if other := readReport(t, filepath.Join(out, "other.json")); len(other.Args) == 0 || other.Args[0] != "/reporter" {
+		t.Errorf("a digest of the mapped repository ran %q", other.Args)
+	}
+	deletePod(t, kube, "binimage", nil)
+	waitGone(t, kube, "default", "binimage", 60*time.Second)
 }

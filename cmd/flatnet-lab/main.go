@@ -83,6 +83,7 @@ func newUpCmd(dir *string) *cobra.Command {
 	f.StringVar(&cfg.BinDir, "bin-dir", "", "where fakecloud, flatnet-ipamd and flatnet-cni are (default: beside flatnet-lab)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7480", "fakecloud's API address on loopback")
 	f.StringSliceVar(&cfg.IpamdArgs, "ipamd-arg", nil, "extra flag for every ipamd (repeatable)")
+	f.StringArrayVar(&cfg.NodeAgentArgs, "node-agent-arg", nil, "extra flag for every node agent, with --kubernetes (repeatable; e.g. --node-agent-arg=--image-binary=REPO=PATH)")
 	f.StringVar(&cfg.Cloud, "cloud", lab.CloudFakecloud, "how ipamd and lbcontroller reach fakecloud: "+lab.CloudFakecloud+" (its own API) or "+lab.CloudAWSAPI+" (the AWS driver on its EC2/ELBv2 endpoint)")
 	f.BoolVar(&cfg.Kubernetes, "kubernetes", false, "also run a Kubernetes control plane on an instance of its own (needs make k8s-bins)")
 	f.StringVar(&cfg.K8sBinDir, "k8s-bin-dir", "", "where etcd, kube-* and kubectl are (default $"+lab.K8sBinDirEnv+"; make k8s-bins prints it)")

@@ -115,10 +115,10 @@ func (l *Lab) writeNodeCredentials(p *pki, n Node) error {
 }
 
 // nodeAgentArgs is the node agent's command line for node n: its root directory, its CNI
-// directories under it, and the lab's image layout.
+// directories under it, the lab's image layout, then Config.NodeAgentArgs.
 func (l *Lab) nodeAgentArgs(n Node) []string {
 	cfg := l.st.Config
-	return []string{filepath.Join(cfg.BinDir, NodeAgentBinary), "run",
+	return append([]string{filepath.Join(cfg.BinDir, NodeAgentBinary), "run",
 		"--kubeconfig", n.NodeAgentKubeconfig(),
 		"--node-name", n.Name,
 		"--provider-id", "fakecloud:///" + n.AZ + "/" + n.InstanceID,
@@ -130,7 +130,7 @@ func (l *Lab) nodeAgentArgs(n Node) []string {
 		"--state-dir", n.NodeAgentDir(),
 		"--image-layout", l.imageLayout(),
 		"--netns-prefix", cfg.PodNetnsPrefix() + strings.TrimPrefix(n.Name, "node-") + "-",
-	}
+	}, cfg.NodeAgentArgs...)
 }
 
 // startNodeAgent runs the node's agent in the node namespace.

@@ -46,6 +46,9 @@ type Config struct {
 	Cloud string
 	// FakecloudArgs are extra flags for fakecloud serve.
 	FakecloudArgs []string
+	// NodeAgentArgs are extra flags for every node agent (with Kubernetes), e.g.
+	// --image-binary REPO=PATH for images the lab cannot pull.
+	NodeAgentArgs []string
 	// Kubernetes adds a control plane (etcd, kube-apiserver, kube-controller-manager,
 	// kube-scheduler) on an instance of its own; see ControlPlane.
 	Kubernetes bool

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -121,4 +122,11 @@ func Dialer(name string, local net.Addr) func(ctx context.Context, network, addr
 		})
 		return conn, err
 	}
+}
+
+// StartInNetns starts cmd inside the named namespace (the lab's internet, say): the process and
+// everything it dials live there from its first instruction, so a program that is not the lab's
+// (a test suite) reaches the lab's addresses without a route from the host.
+func StartInNetns(name string, cmd *exec.Cmd) error {
+	return inNetns(name, cmd.Start)
 }
