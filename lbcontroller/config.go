@@ -2,8 +2,10 @@ package lbcontroller
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/flatnet/flatnet/lbcontroller/model"
 	"github.com/flatnet/flatnet/providers"
 )
 
@@ -47,6 +49,9 @@ type Config struct {
 	DefaultClass bool
 	// GCInterval is how often orphaned load balancers are looked for (default 1m).
 	GCInterval time.Duration
+	// DefaultScheme is the scheme of a Service's load balancer when its annotation
+	// lb.flatnet.io/scheme does not say (model.DefaultScheme when empty; docs/lbcontroller.md).
+	DefaultScheme string
 	// GateResync re-checks every gated pod this often, a safety net under the change stream
 	// (default 5m).
 	GateResync time.Duration
@@ -80,6 +85,13 @@ func (c *Config) defaults() error {
 	}
 	if c.Provider == nil {
 		return errors.New("lbcontroller: a cloud provider is required")
+	}
+	switch c.DefaultScheme {
+	case "":
+		c.DefaultScheme = model.DefaultScheme
+	case model.SchemeInternal, model.SchemeInternetFacing:
+	default:
+		return fmt.Errorf("lbcontroller: default scheme %q: use internal or internet-facing", c.DefaultScheme)
 	}
 	c.Provider = withPolicy(c.Provider, c.CloudPolicy)
 	if c.GCInterval <= 0 {
