@@ -176,10 +176,13 @@ func TestTokenFlagsRemoved(t *testing.T) {
 	}{
 		{[]string{"--token", "s3cr3t", "vpc", "list"}, "use --token-file or $FAKECLOUD_TOKEN"},
 		{[]string{"--token=s3cr3t", "vpc", "list"}, "use --token-file or $FAKECLOUD_TOKEN"},
-		{[]string{"serve", "--admin-token", "s3cr3t"}, "use --admin-token-file or $FAKECLOUD_ADMIN_TOKEN"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--admin-token", "s3cr3t"}, "use --admin-token-file or $FAKECLOUD_ADMIN_TOKEN"},
 		{[]string{"--token-file", filepath.Join(t.TempDir(), "none"), "vpc", "list"}, "--token-file"},
 	} {
-		err := Execute(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+		// Bounded: a serve that took the flag would run until the context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := Execute(ctx, tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+		cancel()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want one naming %q", tc.args, err, tc.want)
 		}
