@@ -137,7 +137,7 @@ func TestTokenOnlyInTheSecret(t *testing.T) {
 		}
 		for _, c := range containers(t, o) {
 			for _, a := range append(slices.Clone(c.Command), c.Args...) {
-				if strings.Contains(strings.ToLower(a), "token") && !strings.HasPrefix(a, "--fakecloud-token-file=/") {
+				if strings.Contains(strings.ToLower(a), "token") && !strings.HasPrefix(a, "--cloud-token-file=/") {
 					t.Errorf("%s container %s: argument %q carries a token", o, c.Name, a)
 				}
 			}
@@ -375,7 +375,7 @@ func TestIpamdModeBeforeWatermarks(t *testing.T) {
 	if mode > low || mode > high {
 		t.Errorf("--mode comes after the watermarks in %q", args)
 	}
-	for _, want := range []string{"--mode=prefix", "--warm-low=16", "--warm-high=48", "--metrics-addr=127.0.0.1:61678", "--external-snat", "--state-sync=0"} {
+	for _, want := range []string{"--mode=prefix", "--warm-low=16", "--warm-high=48", "--metrics-bind-address=127.0.0.1:61678", "--external-snat", "--state-sync=0"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("custom values: %s missing from %q", want, args)
 		}
@@ -526,8 +526,8 @@ func TestUninstallHookOrder(t *testing.T) {
 	pt := podSpec(t, lbc)
 	c := pt.Spec.Containers[0]
 	want := []string{"--cluster-name=test-cluster", "--deployment=$(POD_NAMESPACE)/" + releaseName + "-lbcontroller",
-		"--cloud=fakecloud", "--subnet-id=subnet-0123456789abcdef0", "--fakecloud-endpoint=https://fakecloud.example:7474",
-		"--fakecloud-token-file=/etc/flatnet/cloud/token"}
+		"--cloud=fakecloud", "--subnet-id=subnet-0123456789abcdef0", "--cloud-endpoint=https://fakecloud.example:7474",
+		"--cloud-token-file=/etc/flatnet/cloud/token"}
 	if got := append(slices.Clone(c.Command), c.Args...); !slices.Equal(got, append([]string{"/usr/bin/flatnet-lbcontroller", "uninstall"}, want...)) {
 		t.Errorf("uninstall Job runs %q", got)
 	}

@@ -55,7 +55,7 @@ func cmdAdd(inv *invocation) (err error) {
 			inv.rollback(owner, s, foreign)
 		}
 	}()
-	if err := checkAllocation(resp.Allocation); err != nil {
+	if err := checkAllocation(owner, resp.Allocation); err != nil {
 		return err
 	}
 	if err := discardSpooled(inv.conf.SpoolDir, owner); err != nil {
@@ -111,10 +111,14 @@ func (inv *invocation) spec(owner wire.Owner, a *wire.Allocation) spec {
 	return s
 }
 
-func checkAllocation(a *wire.Allocation) error {
+func checkAllocation(owner wire.Owner, a *wire.Allocation) error {
 	switch {
 	case a == nil:
 		return types.NewError(ErrIpamd, "ipamd answered allocate without an allocation", "see ipamd's log on this node")
+	case a.Owner != owner:
+		// An ipamd whose owner key is ambiguous hands one pod another's address: never wire it.
+		return types.NewError(ErrIpamd, fmt.Sprintf("ipamd answered allocate for %s with the address of %s (%s)", owner.Key(), a.Owner.Key(), a.IP),
+			"upgrade ipamd on this node to the plugin's version")
 	case !a.IP.Is4():
 		return types.NewError(ErrIpamd, fmt.Sprintf("ipamd allocated %q, which is not an IPv4 address", a.IP), "see ipamd's log on this node")
 	case a.RouteTable < 0 || a.RouteTable == 253 || a.RouteTable == 255:

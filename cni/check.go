@@ -37,6 +37,10 @@ func cmdCheck(inv *invocation) error {
 	if err != nil {
 		return ipamdError(inv.conf, fmt.Sprintf("check the allocation of %s", owner.Key()), err)
 	}
+	if resp.Allocation != nil && resp.Allocation.Owner != owner {
+		return types.NewError(ErrCheckFailed, fmt.Sprintf("ipamd answered the check of %s with the allocation of %s (%s)", owner.Key(), resp.Allocation.Owner.Key(), resp.Allocation.IP),
+			"upgrade ipamd on this node to the plugin's version")
+	}
 	var diffs []string
 	if resp.Allocation == nil || resp.Allocation.IP != ip {
 		diffs = append(diffs, fmt.Sprintf("ipamd holds %s for %s, the previous result %s", allocIP(resp.Allocation), owner.Key(), ip))

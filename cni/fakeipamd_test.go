@@ -32,6 +32,9 @@ type fakeIpamd struct {
 	status   wire.StatusResponse
 	requests map[string]int
 	hangUp   map[string]bool // ops answered by closing the connection, as a crashing ipamd would
+	// answerAs, when set, makes allocate and check answer with that owner's allocation, as an
+	// ipamd whose owner key collided did.
+	answerAs *wire.Owner
 	wg       sync.WaitGroup
 	up       bool
 }
@@ -129,11 +132,14 @@ func (f *fakeIpamd) handle(body []byte) *wire.Response {
 		a, ok := f.allocs[req.Release.Owner]
 		resp.Release = &wire.ReleaseResponse{Released: ok}
 		if ok {
-			resp.Release.IP = a.IP
+			resp.Release.IP, resp.Release.Owner = a.IP, a.Owner
 			delete(f.allocs, req.Release.Owner)
 			f.free = append(f.free, a.IP)
 		}
 	case wire.OpCheck:
+		if f.answerAs != nil {
+			req.Check.Owner = *f.answerAs
+		}
 		if a, ok := f.allocs[req.Check.Owner]; ok {
 			resp.Allocation = &a
 		} else {
@@ -153,6 +159,12 @@ func (f *fakeIpamd) allocate(req *wire.AllocateRequest, resp *wire.Response) {
 		e := *f.allocErr
 		resp.Error = &e
 		return
+	}
+	if f.answerAs != nil {
+		if a, ok := f.allocs[*f.answerAs]; ok {
+			resp.Allocation = &a
+			return
+		}
 	}
 	if a, ok := f.allocs[req.Owner]; ok {
 		resp.Allocation = &a

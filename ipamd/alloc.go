@@ -143,7 +143,7 @@ func (d *Daemon) Release(owner wire.Owner) (*wire.ReleaseResponse, error) {
 		return &wire.ReleaseResponse{}, nil
 	}
 	d.poke()
-	return &wire.ReleaseResponse{Released: true, IP: a.IP}, nil
+	return &wire.ReleaseResponse{Released: true, IP: a.IP, Owner: a.Owner}, nil
 }
 
 // Check returns what owner holds.

@@ -214,9 +214,10 @@ func BenchmarkRSS250(b *testing.B) {
 		n := newNode(b, env, "m5.16xlarge")
 		dir := b.TempDir()
 		socket := filepath.Join(dir, "ipamd.sock")
-		cmd := exec.Command(os.Args[0], "--instance-id="+n.id, "--cloud-endpoint="+env.URL, "--cloud-token="+n.token,
+		tokenFile := writeToken(b, dir, n.token)
+		cmd := exec.Command(os.Args[0], "--instance-id="+n.id, "--cloud-endpoint="+env.URL, "--cloud-token-file="+tokenFile,
 			"--state-dir="+filepath.Join(dir, "state"), "--socket="+socket, "--spool-dir="+filepath.Join(dir, "spool"),
-			"--introspect-addr=", "--metrics-addr=", "--datapath=false", "--pod-check=none")
+			"--introspect-addr=", "--metrics-bind-address=", "--datapath=false", "--pod-check=none")
 		cmd.Env = append(os.Environ(), daemonEnv+"=1")
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)

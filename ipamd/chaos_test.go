@@ -208,10 +208,11 @@ func TestChaosKillNineUnderCloudFaults(t *testing.T) {
 	spool := filepath.Join(dir, "spool")
 	os.MkdirAll(spool, 0o700)
 	introspect := freePort(t)
+	tokenFile := writeToken(t, dir, n.token)
 	p := &daemonProc{t: t, socket: filepath.Join(dir, "ipamd.sock"), logPath: filepath.Join(dir, "ipamd.log"), args: []string{
-		"--instance-id=" + n.id, "--cloud-endpoint=" + env.URL, "--cloud-token=" + n.token,
+		"--instance-id=" + n.id, "--cloud-endpoint=" + env.URL, "--cloud-token-file=" + tokenFile,
 		"--state-dir=" + filepath.Join(dir, "state"), "--socket=" + filepath.Join(dir, "ipamd.sock"), "--spool-dir=" + spool,
-		"--introspect-addr=" + introspect, "--metrics-addr=", "--datapath=false", "--pod-check=none",
+		"--introspect-addr=" + introspect, "--metrics-bind-address=", "--datapath=false", "--pod-check=none",
 		"--cooldown=300ms", "--alloc-wait=5s", "--resync-interval=1s", "--visibility-grace=2s",
 	}}
 	ctx := context.Background()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,7 +49,9 @@ type Config struct {
 	CNIConfDir string
 	CNILogFile string
 	// IntrospectAddr serves /v1/*, /healthz and /readyz (default 127.0.0.1:61679); MetricsAddr
-	// serves /metrics (default :61678). Empty disables the listener.
+	// serves /metrics (--metrics-bind-address, default 127.0.0.1:61678: loopback, so a node's
+	// metrics are not open to every network it is on; the chart binds the node IP for scraping).
+	// Empty disables the listener.
 	IntrospectAddr string
 	MetricsAddr    string
 
@@ -105,12 +109,19 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultMetricsAddr is where /metrics listens unless told otherwise: loopback only.
+const DefaultMetricsAddr = "127.0.0.1:61678"
+
+// EnvCloudToken is the environment variable ipamd takes a cloud token from (outside a node; on
+// a node the metadata service gives the instance's). --cloud-token-file is the other way.
+const EnvCloudToken = "FLATNET_CLOUD_TOKEN"
+
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
 		Cloud: "fakecloud", MetadataURL: "http://169.254.169.254", StateDir: "/var/lib/flatnet/ipamd",
 		SocketPath: wire.DefaultSocket, SpoolDir: wire.DefaultSpoolDir,
-		IntrospectAddr: "127.0.0.1:61679", MetricsAddr: ":61678", StateSync: 100 * time.Millisecond,
+		IntrospectAddr: "127.0.0.1:61679", MetricsAddr: DefaultMetricsAddr, StateSync: 100 * time.Millisecond,
 		Pool: pool.DefaultConfig(pool.ModeIP), Cooldown: 30 * time.Second, AllocWait: 10 * time.Second,
 		Coalesce: 2 * time.Millisecond, DemandWindow: 30 * time.Second, ResyncInterval: time.Minute,
 		VisibilityGrace: 10 * time.Second, Datapath: true, FastPath: nodenet.FastPathAuto, MTU: 9001, TableBase: nodenet.DefaultTableBase,
@@ -150,13 +161,23 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Flags registers every setting on fs and returns the Config they fill (read it after Parse).
-func Flags(fs *flag.FlagSet) *Config {
+// Flags registers every setting on fs. The function it returns gives the Config they make, once
+// fs is parsed; it fails when flags contradict each other. The result does not depend on the
+// flags' order: --mode (or --prefix-mode) picks the mode's pool defaults, and the pool flags
+// given on the command line override them whether they come before or after it.
+func Flags(fs *flag.FlagSet) func() (Config, error) {
 	c := DefaultConfig()
+	c.CloudToken = os.Getenv(EnvCloudToken)
+	var mode, prefixMode string
 	fs.StringVar(&c.Cloud, "cloud", c.Cloud, "cloud driver")
 	fs.StringVar(&c.InstanceID, "instance-id", "", "this node's instance ID (default: from the metadata service)")
 	fs.StringVar(&c.CloudEndpoint, "cloud-endpoint", "", "cloud API endpoint (default: from the metadata service)")
-	fs.StringVar(&c.CloudToken, "cloud-token", "", "cloud API token (default: from the metadata service)")
+	fs.Func("cloud-token-file", "file holding the cloud API token (default $"+EnvCloudToken+", then the metadata service's instance token)", func(path string) error {
+		tok, err := readSecretFile(path)
+		c.CloudToken = tok
+		return err
+	})
+	removedFlag(fs, "cloud-token", "a token on the command line is visible to every user of the node in /proc/<pid>/cmdline: use --cloud-token-file or $"+EnvCloudToken)
 	fs.StringVar(&c.CloudRegion, "cloud-region", "", "cloud region, for clouds that have them (aws: default $AWS_REGION, then the metadata service's)")
 	fs.StringVar(&c.MetadataURL, "metadata-url", c.MetadataURL, "instance metadata service")
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "datastore directory")
@@ -168,22 +189,20 @@ func Flags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.CNILogFile, "cni-log-file", "", "the plugin's log file, written into the conflist")
 	fs.StringVar(&c.IntrospectAddr, "introspect-addr", c.IntrospectAddr, "introspection and health listen address (empty: off)")
 	fs.StringVar(&c.IntrospectAddr, "introspection-addr", c.IntrospectAddr, "alias of -introspect-addr")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "Prometheus metrics listen address (empty: off)")
+	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", c.MetricsAddr, "Prometheus metrics listen address (empty: off; the default is loopback only)")
+	removedFlag(fs, "metrics-addr", "it is --metrics-bind-address, as in flatnet-lbcontroller")
 	fs.Func("mode", "ip (secondary addresses) or prefix (/28 prefixes) (default ip)", func(s string) error {
-		mode := pool.Mode(s)
-		keep := c.Pool
-		c.Pool = pool.DefaultConfig(mode)
-		c.Pool.MaxBatch, c.Pool.IdleRelease, c.Pool.MaxAddresses, c.Pool.MaxInterfaces = keep.MaxBatch, keep.IdleRelease, keep.MaxAddresses, keep.MaxInterfaces
+		mode = s
 		return nil
 	})
-	fs.BoolFunc("prefix-mode", "alias of -mode=prefix", func(string) error {
-		keep := c.Pool
-		c.Pool = pool.DefaultConfig(pool.ModePrefix)
-		c.Pool.MaxBatch, c.Pool.IdleRelease, c.Pool.MaxAddresses, c.Pool.MaxInterfaces = keep.MaxBatch, keep.IdleRelease, keep.MaxAddresses, keep.MaxInterfaces
+	fs.BoolFunc("prefix-mode", "alias of -mode=prefix", func(v string) error {
+		if on, err := strconv.ParseBool(v); err != nil || on {
+			prefixMode = v
+		}
 		return nil
 	})
-	fs.IntVar(&c.Pool.WarmLow, "warm-low", c.Pool.WarmLow, "grow when fewer free addresses than this (default 3 ip, 8 prefix; set after -mode)")
-	fs.IntVar(&c.Pool.WarmHigh, "warm-high", c.Pool.WarmHigh, "after idle, give back free addresses above this (default 10 ip, 24 prefix; set after -mode)")
+	fs.IntVar(&c.Pool.WarmLow, "warm-low", c.Pool.WarmLow, "grow when fewer free addresses than this (default 3 ip, 8 prefix)")
+	fs.IntVar(&c.Pool.WarmHigh, "warm-high", c.Pool.WarmHigh, "after idle, give back free addresses above this (default 10 ip, 24 prefix)")
 	fs.IntVar(&c.Pool.MaxBatch, "max-batch", c.Pool.MaxBatch, "cap on the speculative part of one growth step")
 	fs.DurationVar(&c.Pool.IdleRelease, "idle-release", c.Pool.IdleRelease, "idle time before excess is given back")
 	fs.IntVar(&c.Pool.MaxAddresses, "max-addresses", 0, "cap on addresses held (0: the instance type's limit)")
@@ -219,5 +238,47 @@ func Flags(fs *flag.FlagSet) *Config {
 	fs.DurationVar(&c.PodCheckGrace, "pod-check-grace", c.PodCheckGrace,
 		"age below which the pod check does not judge an allocation yet (the plugin may still be wiring it); keep it above the plugin's timeoutSeconds plus a margin")
 	fs.IntVar(&c.Policy.MaxConcurrent, "cloud-max-concurrent", 4, "cloud calls in flight at most")
-	return &c
+	return func() (Config, error) {
+		out := c
+		switch {
+		case prefixMode != "" && mode != "" && pool.Mode(mode) != pool.ModePrefix:
+			return out, fmt.Errorf("--prefix-mode and --mode=%s disagree: give one of them", mode)
+		case prefixMode != "":
+			mode = string(pool.ModePrefix)
+		case mode == "":
+			mode = string(c.Pool.Mode)
+		}
+		// The mode's defaults, then what the command line set, in whatever order it came.
+		out.Pool = pool.DefaultConfig(pool.Mode(mode))
+		out.Pool.MaxBatch, out.Pool.IdleRelease, out.Pool.MaxAddresses, out.Pool.MaxInterfaces = c.Pool.MaxBatch, c.Pool.IdleRelease, c.Pool.MaxAddresses, c.Pool.MaxInterfaces
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "warm-low":
+				out.Pool.WarmLow = c.Pool.WarmLow
+			case "warm-high":
+				out.Pool.WarmHigh = c.Pool.WarmHigh
+			}
+		})
+		return out, nil
+	}
+}
+
+// removedFlag registers a flag that is gone: giving it fails, saying why and what replaces it.
+func removedFlag(fs *flag.FlagSet, name, why string) {
+	fs.Func(name, "removed: "+why, func(string) error {
+		return fmt.Errorf("--%s is removed: %s", name, why)
+	})
+}
+
+// readSecretFile reads a token from a file: surrounding white space goes, an empty file fails.
+func readSecretFile(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read the token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(raw))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, nil
 }

@@ -21,7 +21,7 @@ func (d *Daemon) discover(ctx context.Context) error {
 	}
 	session, err := imdsSession(ctx, d.cfg.MetadataURL)
 	if err != nil {
-		return fmt.Errorf("open a metadata session: %w (outside a node, pass --instance-id, --cloud-endpoint and --cloud-token)", err)
+		return fmt.Errorf("open a metadata session: %w (outside a node, pass --instance-id, --cloud-endpoint and --cloud-token-file or $FLATNET_CLOUD_TOKEN)", err)
 	}
 	for _, f := range []struct {
 		dst  *string
@@ -36,7 +36,7 @@ func (d *Daemon) discover(ctx context.Context) error {
 		}
 		v, err := metadata(ctx, d.cfg.MetadataURL, session, f.path)
 		if err != nil {
-			return fmt.Errorf("find this node's %s: %w (outside a node, pass --instance-id, --cloud-endpoint and --cloud-token)", f.path, err)
+			return fmt.Errorf("find this node's %s: %w (outside a node, pass --instance-id, --cloud-endpoint and --cloud-token-file or $FLATNET_CLOUD_TOKEN)", f.path, err)
 		}
 		*f.dst = v
 	}

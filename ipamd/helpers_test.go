@@ -145,3 +145,13 @@ func cloudAssigned(t testing.TB, n *node) map[netip.Addr]bool {
 }
 
 func isCode(err error, code string) bool { return errors.Is(err, &wire.Error{Code: code}) }
+
+// writeToken writes a cloud token into a file of dir, mode 0600, for --cloud-token-file.
+func writeToken(t testing.TB, dir, token string) string {
+	t.Helper()
+	path := filepath.Join(dir, "cloud-token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -31,14 +31,18 @@ func TestMain(m *testing.M) {
 // daemonMain is cmd/flatnet-ipamd's run with the test's registry.
 func daemonMain(args []string) error {
 	fs := flag.NewFlagSet("ipamd", flag.ContinueOnError)
-	cfg := ipamd.Flags(fs)
+	config := ipamd.Flags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config()
+	if err != nil {
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	d, err := ipamd.New(ctx, *cfg, ipamd.Deps{Clouds: clouds})
+	d, err := ipamd.New(ctx, cfg, ipamd.Deps{Clouds: clouds})
 	if err != nil {
 		return err
 	}

@@ -173,11 +173,21 @@ func (d *Daemon) replaySpool() {
 
 func (d *Daemon) replayOne(path, name string) error {
 	body, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // applied already under another name (a migrated legacy file)
+	}
 	if err != nil {
 		return err
 	}
 	var req wire.ReleaseRequest
-	if err := json.Unmarshal(body, &req); err != nil || req.Owner.Validate() != nil || req.Owner.Key() != name {
+	valid := json.Unmarshal(body, &req) == nil && req.Owner.Validate() == nil
+	if valid && req.Owner.Key() != name && req.Owner.LegacyKey() == name {
+		if path, err = d.migrateSpooled(path, req.Owner); err != nil {
+			return err
+		}
+		name = req.Owner.Key()
+	}
+	if !valid || req.Owner.Key() != name {
 		// Not a release the plugin wrote: keep it out of the way, never act on it.
 		if rerr := os.Rename(path, filepath.Join(d.cfg.SpoolDir, "."+name+".invalid")); rerr != nil {
 			return errors.Join(fmt.Errorf("spool file is not a valid release"), rerr)
@@ -193,4 +203,20 @@ func (d *Daemon) replayOne(path, name string) error {
 		d.poke()
 	}
 	return os.Remove(path)
+}
+
+// migrateSpooled renames a spool file of the older plugin, named by the ambiguous legacy key,
+// to owner's key: the owner comes from the file's body, which always named it exactly. When a
+// release of the same owner already sits under the new name, that one stays and the legacy
+// file goes (both release the same owner). It returns the file's new path.
+func (d *Daemon) migrateSpooled(path string, owner wire.Owner) (string, error) {
+	final := filepath.Join(d.cfg.SpoolDir, owner.Key())
+	if _, err := os.Lstat(final); err == nil {
+		return final, os.Remove(path)
+	}
+	if err := os.Rename(path, final); err != nil {
+		return "", fmt.Errorf("migrate the spool file to its unambiguous name %s: %w", owner.Key(), err)
+	}
+	d.log.Info("migrated a spooled release to its unambiguous name", "from", filepath.Base(path), "to", owner.Key())
+	return final, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/flatnet/flatnet/lbcontroller/model"
 	"github.com/flatnet/flatnet/providers"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	DefaultClass bool
 	// GCInterval is how often orphaned load balancers are looked for (default 1m).
 	GCInterval time.Duration
+	// DefaultScheme is the scheme of a Service's load balancer when its annotation
+	// lb.flatnet.io/scheme does not say (model.DefaultScheme when empty; docs/lbcontroller.md).
+	DefaultScheme string
 	// GateResync re-checks every gated pod this often, a safety net under the change stream
 	// (default 5m).
 	GateResync time.Duration
@@ -96,6 +100,13 @@ func (c *Config) defaults() error {
 	case GatewayAPIAuto, GatewayAPIOff:
 	default:
 		return fmt.Errorf("lbcontroller: gateway API mode %q: want %q or %q", c.GatewayAPI, GatewayAPIAuto, GatewayAPIOff)
+	}
+	switch c.DefaultScheme {
+	case "":
+		c.DefaultScheme = model.DefaultScheme
+	case model.SchemeInternal, model.SchemeInternetFacing:
+	default:
+		return fmt.Errorf("lbcontroller: default scheme %q: use internal or internet-facing", c.DefaultScheme)
 	}
 	pol := providers.NewPolicy(c.CloudPolicy.Or(CloudPolicyDefaults()))
 	if a, ok := c.Provider.(providers.ApplicationLoadBalancing); ok {

@@ -162,7 +162,7 @@ func (r *serviceReconciler) build(ctx context.Context, svc *corev1.Service) (*mo
 			}
 		}
 	}
-	return model.Build(model.Input{Cluster: r.cfg.Cluster, Service: svc, Slices: slices.Items, Registrable: registrable})
+	return model.Build(model.Input{Cluster: r.cfg.Cluster, DefaultScheme: r.cfg.DefaultScheme, Service: svc, Slices: slices.Items, Registrable: registrable})
 }
 
 // registrableWhileUnready: a pod carrying our gate whose containers are ready is registered

@@ -39,7 +39,7 @@ func run(args []string) error {
 		return nil
 	}
 	fs := flag.NewFlagSet("flatnet-ipamd", flag.ContinueOnError)
-	cfg := ipamd.Flags(fs)
+	config := ipamd.Flags(fs)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	kubeconfig := fs.String("kubeconfig", "", "publish the node's address capacity, a condition and pod events through this kubeconfig (empty with --node-name: the pod's service account)")
 	nodeName := fs.String("node-name", "", "this node's Kubernetes Node: turns the Kubernetes side on (required with --kubeconfig)")
@@ -48,6 +48,10 @@ func run(args []string) error {
 	cniBinDir := fs.String("cni-bin-dir", "", "where install-cni put the plugin; removed with the conflist at uninstall (see --daemonset)")
 	procs := fs.Int("max-procs", 1, "CPUs ipamd's Go code runs on at once (GOMAXPROCS); 0: Go's default (the CPUs the process may use)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config()
+	if err != nil {
 		return err
 	}
 	if *procs < 0 {
@@ -97,7 +101,7 @@ func run(args []string) error {
 		}
 		reporter, deps.Observer = r, r
 	}
-	d, err := ipamd.New(ctx, *cfg, deps)
+	d, err := ipamd.New(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}

@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/flatnet/flatnet"
 	"github.com/flatnet/flatnet/lbcontroller"
+	"github.com/flatnet/flatnet/lbcontroller/model"
 	"github.com/flatnet/flatnet/providers"
 	"github.com/flatnet/flatnet/providers/all"
 )
@@ -53,17 +55,18 @@ func newRoot() *cobra.Command {
 	f.StringVar(&o.Config.Cluster, "cluster-name", "", "this cluster's name in the cloud resources' ownership tags (required)")
 	f.BoolVar(&o.Config.DefaultClass, "default-class", false, "also serve LoadBalancer Services with no spec.loadBalancerClass")
 	f.StringVar(&o.Config.GatewayAPI, "gateway-api", lbcontroller.GatewayAPIAuto, `serve GatewayClasses of controllerName flatnet.io/gateway-controller: "auto" (once the Gateway API CRDs are installed) or "off"`)
+	f.StringVar(&o.Config.DefaultScheme, "default-scheme", model.DefaultScheme, "scheme of a Service's load balancer when its annotation "+model.AnnotationScheme+" does not say: internal or internet-facing")
 	f.DurationVar(&o.Config.GCInterval, "gc-interval", time.Minute, "how often to delete load balancers of this cluster whose Service is gone")
 	f.StringVar(&cloud, "cloud", "fakecloud", "the cloud driver: "+strings.Join(all.Registry().Names(), ", "))
-	f.StringVar(&endpoint, "fakecloud-endpoint", os.Getenv("FAKECLOUD_ENDPOINT"), "the cloud API's URL (default $FAKECLOUD_ENDPOINT); for fakecloud required")
-	f.StringVar(&tokenFile, "fakecloud-token-file", "", "file holding fakecloud's account (admin) token; default $FAKECLOUD_TOKEN")
+	cloudFlags(f, &endpoint, &tokenFile)
 	f.StringVar(&region, "region", "", "the cloud region (empty: the cloud's default)")
 	f.StringVar(&subnetID, "subnet-id", "", "subnet the load balancers are created in (required)")
 	f.BoolVar(&o.LeaderElection, "leader-elect", true, "elect one active replica through a Lease")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the Lease: the controller's own (default $POD_NAMESPACE)")
 	f.StringVar(&o.LeaderElectionID, "leader-election-id", lbcontroller.Component, "name of the Lease")
-	f.StringVar(&o.MetricsAddr, "metrics-bind-address", ":61680", `Prometheus /metrics address ("0" turns it off)`)
-	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":61681", "/healthz and /readyz address")
+	// Loopback by default: the chart binds the pod's IP, which Prometheus and the kubelet reach.
+	f.StringVar(&o.MetricsAddr, "metrics-bind-address", "127.0.0.1:61680", `Prometheus /metrics address ("0" turns it off)`)
+	f.StringVar(&o.ProbeAddr, "health-probe-bind-address", "127.0.0.1:61681", "/healthz and /readyz address")
 	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "", "directory holding tls.crt and tls.key of the readiness-gate webhook (empty: no webhook)")
 	f.IntVar(&o.WebhookPort, "webhook-port", 9443, "port of the readiness-gate webhook")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
@@ -121,8 +124,7 @@ func newUninstall() *cobra.Command {
 	f.StringVar(&dep, "deployment", "", "<namespace>/<name> of the controller's Deployment, scaled to 0 first (empty: none runs)")
 	f.DurationVar(&o.StopTimeout, "stop-timeout", 2*time.Minute, "how long to wait for the controller's pods to stop")
 	f.StringVar(&cloud, "cloud", "fakecloud", "the cloud driver: "+strings.Join(all.Registry().Names(), ", "))
-	f.StringVar(&endpoint, "fakecloud-endpoint", os.Getenv("FAKECLOUD_ENDPOINT"), "the cloud API's URL (default $FAKECLOUD_ENDPOINT); for fakecloud required")
-	f.StringVar(&tokenFile, "fakecloud-token-file", "", "file holding fakecloud's account token; default $FAKECLOUD_TOKEN")
+	cloudFlags(f, &endpoint, &tokenFile)
 	f.StringVar(&region, "region", "", "the cloud region (empty: the cloud's default)")
 	f.StringVar(&subnetID, "subnet-id", "", "the controller's subnet (required by the driver)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -159,6 +161,31 @@ func newUninstall() *cobra.Command {
 	}
 	return cmd
 }
+
+// cloudFlags registers where the cloud is and its credentials, under the names ipamd uses too.
+// The token is a file or $FAKECLOUD_TOKEN: never an argument, which every user of the machine can
+// read in /proc/<pid>/cmdline. The old fakecloud-prefixed names fail, naming their replacement.
+func cloudFlags(f *pflag.FlagSet, endpoint, tokenFile *string) {
+	f.StringVar(endpoint, "cloud-endpoint", os.Getenv("FAKECLOUD_ENDPOINT"), "the cloud API's URL (default $FAKECLOUD_ENDPOINT); for fakecloud required")
+	f.StringVar(tokenFile, "cloud-token-file", "", "file holding the cloud token (fakecloud: a load-balancer token from `fakecloud token create-lb`); default $FAKECLOUD_TOKEN")
+	removedFlag(f, "fakecloud-endpoint", "it is --cloud-endpoint, as in flatnet-ipamd")
+	removedFlag(f, "fakecloud-token-file", "it is --cloud-token-file, as in flatnet-ipamd")
+	removedFlag(f, "fakecloud-token", "a token on the command line is visible to every user in /proc/<pid>/cmdline: use --cloud-token-file or $FAKECLOUD_TOKEN")
+	removedFlag(f, "cloud-token", "a token on the command line is visible to every user in /proc/<pid>/cmdline: use --cloud-token-file or $FAKECLOUD_TOKEN")
+}
+
+// removedFlag registers a hidden flag that is gone: giving it fails, saying why.
+func removedFlag(f *pflag.FlagSet, name, why string) {
+	f.Var(removed{name, why}, name, "removed: "+why)
+	_ = f.MarkHidden(name)
+}
+
+// removed is the value of a removed flag: setting it is the error.
+type removed struct{ name, why string }
+
+func (r removed) String() string   { return "" }
+func (r removed) Type() string     { return "string" }
+func (r removed) Set(string) error { return fmt.Errorf("--%s is removed: %s", r.name, r.why) }
 
 // credentials are where the driver finds its credentials: the token file, else
 // $FAKECLOUD_TOKEN (fakecloud's account token); with neither, the cloud's default chain.

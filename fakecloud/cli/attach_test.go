@@ -118,7 +118,7 @@ func TestAttachmentsCommand(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(AttachmentsResponse{Attachments: list})
 	}))
 	defer srv.Close()
-	cli := []string{"--endpoint", srv.URL, "--token", "admin", "fabric", "attachments"}
+	cli := []string{"--endpoint", srv.URL, "--token-file", writeTokenFile(t, "admin"), "fabric", "attachments"}
 
 	out, err := execute(cli...)
 	if err != nil {
@@ -138,7 +138,7 @@ func TestAttachmentsCommand(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not attached after 300ms: kind-worker is failed (network namespace /proc/11/ns/net does not exist)") {
 		t.Errorf("--wait with a failed attachment: %v", err)
 	}
-	_, err = execute("--endpoint", srv.URL, "--token", "wrong", "fabric", "attachments")
+	_, err = execute("--endpoint", srv.URL, "--token-file", writeTokenFile(t, "wrong"), "fabric", "attachments")
 	if err == nil || !strings.Contains(err.Error(), api.CodeAuthFailure) {
 		t.Errorf("a wrong token: %v", err)
 	}
@@ -212,7 +212,7 @@ func TestServeAttachesNamespace(t *testing.T) {
 	mustOK(t, err)
 	sn, err := c.CreateSubnet(bg, &api.CreateSubnetRequest{VpcID: vpc.Vpc.VpcID, CidrBlock: "10.0.1.0/24"})
 	mustOK(t, err)
-	cli := []string{"--endpoint", "http://" + addr, "--token", "admin"}
+	cli := []string{"--endpoint", "http://" + addr, "--token-file", writeTokenFile(t, "admin")}
 	if out, err := execute(append(cli, "instance", "run", "--subnet", sn.Subnet.SubnetID, "--type", "m5.large", "--tag", "Name=kind-worker")...); err != nil {
 		t.Fatalf("instance run --tag: %v\n%s", err, out)
 	}

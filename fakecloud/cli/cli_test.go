@@ -21,7 +21,7 @@ import (
 func run(t *testing.T, env *servertest.Env, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	full := append([]string{"--endpoint", env.URL, "--token", servertest.AdminToken}, args...)
+	full := append([]string{"--endpoint", env.URL, "--token-file", writeTokenFile(t, servertest.AdminToken)}, args...)
 	err := Execute(context.Background(), full, &out, &errOut)
 	return out.String(), err
 }
@@ -140,7 +140,7 @@ func TestServeGeneratesTokenAndShutsDownGracefully(t *testing.T) {
 		t.Fatal("serve did not come up with a token file")
 	}
 	var out bytes.Buffer
-	if err := Execute(context.Background(), []string{"--endpoint", "http://" + addr, "--token", strings.TrimSpace(string(token)), "vpc", "list"}, &out, &bytes.Buffer{}); err != nil {
+	if err := Execute(context.Background(), []string{"--endpoint", "http://" + addr, "--token-file", tokenFile, "vpc", "list"}, &out, &bytes.Buffer{}); err != nil {
 		t.Errorf("vpc list with the generated token: %v", err)
 	}
 	cancel()
@@ -154,5 +154,41 @@ func TestServeGeneratesTokenAndShutsDownGracefully(t *testing.T) {
 	}
 	if fi, err := os.Stat(tokenFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode: %v %v", fi, err)
+	}
+}
+
+// writeTokenFile puts a token in a file (tokens are never arguments) and returns its path.
+func writeTokenFile(t testing.TB, token string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestTokenFlagsRemoved: a token given as an argument (visible in /proc/<pid>/cmdline) fails,
+// naming the file or environment variable that replaces it; a token file is read.
+func TestTokenFlagsRemoved(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--token", "s3cr3t", "vpc", "list"}, "use --token-file or $FAKECLOUD_TOKEN"},
+		{[]string{"--token=s3cr3t", "vpc", "list"}, "use --token-file or $FAKECLOUD_TOKEN"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--admin-token", "s3cr3t"}, "use --admin-token-file or $FAKECLOUD_ADMIN_TOKEN"},
+		{[]string{"--token-file", filepath.Join(t.TempDir(), "none"), "vpc", "list"}, "--token-file"},
+	} {
+		// Bounded: a serve that took the flag would run until the context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := Execute(ctx, tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one naming %q", tc.args, err, tc.want)
+		}
+	}
+	env := servertest.Start(t, servertest.Options{})
+	if _, err := run(t, env, "vpc", "list"); err != nil {
+		t.Errorf("vpc list with --token-file: %v", err)
 	}
 }

@@ -46,7 +46,7 @@ func TestServeChild(t *testing.T) {
 func TestKill9OfServerKeepsAcknowledgedAssignments(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeLoopbackAddr(t)
-	args := []string{"serve", "--listen", addr, "--admin-token", "crash-admin", "--state-file", filepath.Join(dir, "state"), "--throttle=false", "--log-level", "error"}
+	args := []string{"serve", "--listen", addr, "--admin-token-file", writeTokenFile(t, "crash-admin"), "--state-file", filepath.Join(dir, "state"), "--throttle=false", "--log-level", "error"}
 	c := client.New("http://"+addr, "crash-admin")
 	ctx := context.Background()
 

@@ -21,6 +21,8 @@ import (
 const (
 	EnvEndpoint = "FAKECLOUD_ENDPOINT"
 	EnvToken    = "FAKECLOUD_TOKEN"
+	// EnvAdminToken gives serve its admin token (the other way is --admin-token-file).
+	EnvAdminToken = "FAKECLOUD_ADMIN_TOKEN"
 )
 
 // DefaultListen is where `fakecloud serve` listens, and so the endpoint the other commands call.
@@ -69,11 +71,12 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // globals are the flags every client command shares.
 type globals struct {
-	endpoint string
-	token    string
-	output   string
-	stdout   io.Writer
-	stderr   io.Writer
+	endpoint  string
+	token     string
+	tokenFile string
+	output    string
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -87,13 +90,22 @@ interfaces with real limits, throttling, fault injection and a change stream.
   fakecloud serve                          run the cloud (prints where its admin token is)
   fakecloud vpc create --cidr 10.0.0.0/16  then subnet, instance, eni, fault ...
 
-Client commands call --endpoint (or $` + EnvEndpoint + `) with --token (or $` + EnvToken + `;
+Client commands call --endpoint (or $` + EnvEndpoint + `) with the token in --token-file (or $` + EnvToken + `;
 failing both, the token in ` + DefaultAdminTokenFile() + ` if serve wrote one there).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if g.output != "table" && g.output != "json" {
 				return fmt.Errorf("unknown output format %q: use -o table or -o json", g.output)
+			}
+			if g.tokenFile != "" {
+				raw, err := os.ReadFile(g.tokenFile)
+				if err != nil {
+					return fmt.Errorf("--token-file: %w", err)
+				}
+				if g.token = strings.TrimSpace(string(raw)); g.token == "" {
+					return fmt.Errorf("--token-file %s is empty", g.tokenFile)
+				}
 			}
 			return nil
 		},
@@ -102,7 +114,9 @@ failing both, the token in ` + DefaultAdminTokenFile() + ` if serve wrote one th
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.endpoint, "endpoint", envOr(EnvEndpoint, "http://"+DefaultListen), "fakecloud API endpoint (env "+EnvEndpoint+")")
-	pf.StringVar(&g.token, "token", os.Getenv(EnvToken), "admin or instance token (env "+EnvToken+")")
+	g.token = os.Getenv(EnvToken)
+	pf.StringVar(&g.tokenFile, "token-file", "", "file holding the admin, instance or load-balancer token (default $"+EnvToken+")")
+	removedFlag(pf, "token", "a token on the command line is visible to every user in /proc/<pid>/cmdline: use --token-file or $"+EnvToken)
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 
 	root.AddCommand(newServeCmd(g), newVpcCmd(g), newSubnetCmd(g), newInstanceCmd(g),
@@ -127,9 +141,9 @@ func (g *globals) client() (*client.Client, error) {
 }
 
 // errNoToken is what a client command without any token says.
-var errNoToken = errors.New("no token: pass --token, set " + EnvToken + ", or run `fakecloud serve` on this machine first")
+var errNoToken = errors.New("no token: pass --token-file, set " + EnvToken + ", or run `fakecloud serve` on this machine first")
 
-// resolveToken is --token, else $FAKECLOUD_TOKEN, else the token serve wrote to the default file.
+// resolveToken is --token-file's, else $FAKECLOUD_TOKEN, else the token serve wrote to the default file.
 func (g *globals) resolveToken() (string, error) {
 	token := g.token
 	if token == "" {

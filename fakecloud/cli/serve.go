@@ -52,7 +52,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Run the fakecloud API server",
 		Long: `Run the fakecloud API server until SIGTERM or SIGINT.
 
-The admin token comes from --admin-token, or from --admin-token-file (generated and written
+The admin token comes from $` + EnvAdminToken + `, or from --admin-token-file (generated and written
 there if the file does not exist yet); with neither, one is generated and written to
 ` + DefaultAdminTokenFile() + `, where the client commands find it. That directory is
 fakecloud's private runtime directory ($XDG_RUNTIME_DIR/fakecloud, else fakecloud-UID in
@@ -72,7 +72,8 @@ admin token file):
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", DefaultListen, "address to listen on (loopback by default)")
-	f.StringVar(&o.adminToken, "admin-token", "", "the admin token")
+	o.adminToken = os.Getenv(EnvAdminToken)
+	removedFlag(f, "admin-token", "a token on the command line is visible to every user in /proc/<pid>/cmdline: use --admin-token-file or $"+EnvAdminToken)
 	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the admin token (created with a new token if missing)")
 	f.StringVar(&o.awsCredsFile, "aws-credentials-file", "", "the administrator's AWS keys for the EC2/ELBv2 API, as an AWS shared-credentials file, created (0600) with new keys if missing (default: fakecloud-aws-credentials next to the admin token file)")
 	f.StringVar(&o.stateFile, "state-file", "", "make every acknowledged change durable in this file")
@@ -82,7 +83,6 @@ admin token file):
 	f.Int64Var(&o.faultSeed, "fault-seed", 0, "seed of fault injection (0: random; SetFault can reseed)")
 	f.StringArrayVar(&o.albLimits, "alb-limit", nil, "raise or lower an application load balancer quota, NAME=N (repeatable): "+strings.Join(albLimitNames(), ", "))
 	f.IntVar(&o.enisPerInst, "interfaces-per-instance", state.DefaultInterfacesPerInstance, "how many network interfaces one instance may create through its own token (NetworkInterfaceLimitExceeded beyond)")
-	cmd.MarkFlagsMutuallyExclusive("admin-token", "admin-token-file")
 	o.fabric.addFlags(f)
 	return cmd
 }

@@ -87,8 +87,8 @@ func (s *Store) Assign(owner wire.Owner, pod wire.PodRef, now time.Time, cooldow
 	var out Address
 	var fresh bool
 	err := s.write(func(txn *memdb.Txn, next func(*record) error) error {
-		if raw, _ := txn.First(tableAddresses, indexOwner, owner.Key()); raw != nil {
-			out = *raw.(*Address)
+		if a := ownedBy(txn, owner); a != nil {
+			out = *a
 			return nil
 		}
 		raw, err := txn.First(tableAddresses, indexFree+"_prefix", "")
@@ -132,11 +132,11 @@ func (s *Store) Release(owner wire.Owner, now time.Time) (Address, bool, error) 
 	var out Address
 	var ok bool
 	err := s.write(func(txn *memdb.Txn, next func(*record) error) error {
-		raw, _ := txn.First(tableAddresses, indexOwner, owner.Key())
-		if raw == nil {
+		a := ownedBy(txn, owner)
+		if a == nil {
 			return nil
 		}
-		out, ok = *raw.(*Address), true
+		out, ok = *a, true
 		return next(&record{Op: opRelease, IPs: []netip.Addr{out.IP}, At: now})
 	})
 	return out, ok, err
@@ -144,11 +144,22 @@ func (s *Store) Release(owner wire.Owner, now time.Time) (Address, bool, error) 
 
 // ByOwner returns owner's address.
 func (s *Store) ByOwner(owner wire.Owner) (Address, bool) {
-	raw, _ := s.read().First(tableAddresses, indexOwner, owner.Key())
-	if raw == nil {
+	a := ownedBy(s.read(), owner)
+	if a == nil {
 		return Address{}, false
 	}
-	return *raw.(*Address), true
+	return *a, true
+}
+
+// ownedBy is owner's address, or nil. The owner index's key is unambiguous (wire.Owner.Key); the
+// comparison of the whole owner keeps a key that ever collided from handing out or freeing
+// another owner's address.
+func ownedBy(txn *memdb.Txn, owner wire.Owner) *Address {
+	raw, _ := txn.First(tableAddresses, indexOwner, owner.Key())
+	if raw == nil || raw.(*Address).Owner != owner {
+		return nil
+	}
+	return raw.(*Address)
 }
 
 // Interface returns one interface.

@@ -245,8 +245,8 @@ func TestKillNineLosesNoAcknowledgedAssignment(t *testing.T) {
 				acked := map[string]string{}
 				for sc.Scan() {
 					f := strings.Fields(sc.Text())
-					if len(f) == 2 {
-						acked[f[0]] = f[1]
+					if len(f) == 4 {
+						acked[f[0]+" "+f[1]+" "+f[2]] = f[3]
 					}
 					if len(acked) == 50+round*70 {
 						cmd.Process.Kill()
@@ -265,7 +265,7 @@ func TestKillNineLosesNoAcknowledgedAssignment(t *testing.T) {
 					}
 				}
 				for key, ip := range acked {
-					parts := strings.Split(key, "_")
+					parts := strings.Fields(key)
 					a, ok := s.ByOwner(wire.Owner{Network: parts[0], ContainerID: parts[1], IfName: parts[2]})
 					if !ok || a.IP.String() != ip {
 						t.Fatalf("round %d: acknowledged %s -> %s lost after kill -9 (store has %v %v)", round, key, ip, a.IP, ok)
@@ -286,6 +286,7 @@ func crashWriter(arg string) {
 		if err != nil {
 			os.Exit(3)
 		}
-		fmt.Printf("%s %s\n", owner(i).Key(), a.IP)
+		o := owner(i)
+		fmt.Printf("%s %s %s %s\n", o.Network, o.ContainerID, o.IfName, a.IP)
 	}
 }

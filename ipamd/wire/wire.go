@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -46,8 +47,18 @@ type Owner struct {
 	IfName      string `json:"ifName"`
 }
 
-// Key is the owner's stable string form, also its spool file name.
-func (o Owner) Key() string { return o.Network + "_" + o.ContainerID + "_" + o.IfName }
+// Key is the owner's stable string form, also its spool file name and ipamd's index key. Network
+// and container ID each carry their length in front ("7.flatnet_3.abc_eth0"), so the key names
+// exactly one owner: joining the fields with '_' alone gave (abc, x_eth0) and (abc_x, eth0) the same
+// key, and releasing one freed the other's address. A key starts with a digit, never with '.'.
+func (o Owner) Key() string {
+	return strconv.Itoa(len(o.Network)) + "." + o.Network + "_" + strconv.Itoa(len(o.ContainerID)) + "." + o.ContainerID + "_" + o.IfName
+}
+
+// LegacyKey is the key of flatnet before the length prefixes: the fields joined by '_'. It is
+// ambiguous and used only to recognise spool files the older plugin wrote, whose JSON body (not
+// their name) says which owner they release.
+func (o Owner) LegacyKey() string { return o.Network + "_" + o.ContainerID + "_" + o.IfName }
 
 // Validate reports which field is missing or malformed.
 func (o Owner) Validate() error {
@@ -115,10 +126,12 @@ type ReleaseRequest struct {
 	Owner Owner `json:"owner"`
 }
 
-// ReleaseResponse says whether something was released.
+// ReleaseResponse says whether something was released, and whose address it was: the plugin acts
+// on IP (removes its rules) only when Owner is the owner it asked for.
 type ReleaseResponse struct {
 	Released bool       `json:"released"`
 	IP       netip.Addr `json:"ip,omitzero"`
+	Owner    Owner      `json:"owner,omitzero"`
 }
 
 // CheckRequest asks what ipamd holds for owner.

@@ -71,3 +71,25 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestOwnerKeyUnambiguous: distinct owners have distinct keys, for fields made of the characters
+// that delimit the key ('_', '.', digits); the legacy '_'-joined key gave (abc, x_eth0) and
+// (abc_x, eth0) one key.
+func TestOwnerKeyUnambiguous(t *testing.T) {
+	parts := []string{"a", "_", "a_", "_a", "1.", "1.a", "a_1.b", "2.a_", "x_eth0", "eth0", "abc", "abc_x"}
+	seen := map[string]Owner{}
+	for _, n := range parts {
+		for _, c := range parts {
+			for _, i := range parts {
+				o := Owner{Network: n, ContainerID: c, IfName: i}
+				if prev, ok := seen[o.Key()]; ok {
+					t.Fatalf("%+v and %+v share the key %q", prev, o, o.Key())
+				}
+				seen[o.Key()] = o
+			}
+		}
+	}
+	if a, b := (Owner{"flatnet", "abc", "x_eth0"}), (Owner{"flatnet", "abc_x", "eth0"}); a.LegacyKey() != b.LegacyKey() || a.Key() == b.Key() {
+		t.Errorf("keys of %+v and %+v: legacy %q/%q, now %q/%q", a, b, a.LegacyKey(), b.LegacyKey(), a.Key(), b.Key())
+	}
+}

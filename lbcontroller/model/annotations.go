@@ -58,9 +58,9 @@ type problems []string
 func (p *problems) addf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
 
 // parseAnnotations reads the lb.flatnet.io annotations, with defaults for those not given.
-func parseAnnotations(ann map[string]string, p *problems) settings {
+func parseAnnotations(ann map[string]string, scheme string, p *problems) settings {
 	s := settings{
-		scheme: SchemeInternetFacing,
+		scheme: scheme,
 		hc: HealthCheck{
 			Protocol: ProtocolTCP, IntervalSeconds: DefaultIntervalSeconds, TimeoutSeconds: DefaultTimeoutSeconds,
 			HealthyThresholdCount: DefaultThreshold, UnhealthyThresholdCount: DefaultThreshold,

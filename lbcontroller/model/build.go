@@ -19,7 +19,10 @@ type Input struct {
 	// Cluster names the cluster in ownership tags, so clusters sharing an account never touch
 	// each other's load balancers.
 	Cluster string
-	Service *corev1.Service
+	// DefaultScheme is the scheme when the Service's annotation does not say; empty is
+	// DefaultScheme.
+	DefaultScheme string
+	Service       *corev1.Service
 	// Slices are the Service's EndpointSlices (label kubernetes.io/service-name).
 	Slices []discoveryv1.EndpointSlice
 	// Registrable are pods ("namespace/name") that carry the readiness gate and whose containers
@@ -33,7 +36,7 @@ type Input struct {
 func Build(in Input) (*LoadBalancer, error) {
 	svc := in.Service
 	var p problems
-	s := parseAnnotations(svc.Annotations, &p)
+	s := parseAnnotations(svc.Annotations, cmp.Or(in.DefaultScheme, DefaultScheme), &p)
 	ranges := parseSourceRanges(svc.Spec.LoadBalancerSourceRanges, "spec.loadBalancerSourceRanges", &p)
 	if len(svc.Spec.LoadBalancerSourceRanges) == 0 {
 		if v := svc.Annotations[AnnotationLegacySourceRanges]; v != "" {

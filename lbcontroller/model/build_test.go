@@ -275,3 +275,31 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+// TestDefaultScheme: a Service without the scheme annotation gets the cluster's default
+// (internet-facing when none is set: model.DefaultScheme says why), and the annotation wins
+// over the cluster's default either way.
+func TestDefaultScheme(t *testing.T) {
+	annotated := func(scheme string) *corev1.Service {
+		return service(func(s *corev1.Service) { s.Annotations = map[string]string{AnnotationScheme: scheme} })
+	}
+	for _, tc := range []struct {
+		clusterDefault string
+		svc            *corev1.Service
+		want           string
+	}{
+		{"", service(), SchemeInternetFacing},
+		{SchemeInternal, service(), SchemeInternal},
+		{SchemeInternetFacing, service(), SchemeInternetFacing},
+		{SchemeInternal, annotated(SchemeInternetFacing), SchemeInternetFacing},
+		{SchemeInternetFacing, annotated(SchemeInternal), SchemeInternal},
+	} {
+		lb, err := Build(Input{Cluster: "lab", DefaultScheme: tc.clusterDefault, Service: tc.svc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lb.Scheme != tc.want {
+			t.Errorf("cluster default %q, annotations %v: scheme %s, want %s", tc.clusterDefault, tc.svc.Annotations, lb.Scheme, tc.want)
+		}
+	}
+}

@@ -18,6 +18,13 @@ const (
 const (
 	SchemeInternal       = "internal"
 	SchemeInternetFacing = "internet-facing"
+	// DefaultScheme is a Service's scheme when neither its annotation nor the cluster's setting
+	// (flatnet-lbcontroller --default-scheme, the chart's lbcontroller.defaultScheme) says. It is
+	// internet-facing, as the in-tree cloud providers do, deliberately: a Service of type
+	// LoadBalancer asks to be reachable, and a load balancer's name includes its scheme, so
+	// changing the default would replace the load balancer (and its address) of every existing
+	// Service without the annotation. Clusters that want internal ones set it per cluster.
+	DefaultScheme = SchemeInternetFacing
 )
 
 // Protocols of listeners, target groups and health checks.

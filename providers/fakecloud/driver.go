@@ -55,7 +55,7 @@ func (c Config) client(hint string) (*client.Client, error) {
 		tok = strings.TrimSpace(string(b))
 	}
 	if tok == "" {
-		return nil, errors.New("no fakecloud token: flatnet-lbcontroller takes the account's from --fakecloud-token-file or $FAKECLOUD_TOKEN; ipamd its instance's from the metadata service (or --cloud-token)")
+		return nil, errors.New("no fakecloud token: flatnet-lbcontroller takes one from --cloud-token-file or $FAKECLOUD_TOKEN; ipamd its instance's from the metadata service (or --cloud-token-file or $FLATNET_CLOUD_TOKEN)")
 	}
 	return client.New(c.Endpoint, tok), nil
 }

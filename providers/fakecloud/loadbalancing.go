@@ -29,7 +29,7 @@ var _ providers.LoadBalancing = (*LoadBalancing)(nil)
 
 // NewLoadBalancing checks the subnet and returns a driver creating load balancers in it.
 func NewLoadBalancing(ctx context.Context, cfg Config) (*LoadBalancing, error) {
-	c, err := cfg.client("pass --fakecloud-endpoint")
+	c, err := cfg.client("pass --cloud-endpoint")
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ func (l *Lab) ipamdArgs(n Node) []string {
 		"--state-dir", n.StateDir(),
 		"--spool-dir", n.SpoolDir(),
 		"--introspection-addr", IntrospectionAddr,
-		"--metrics-addr", MetricsAddr,
+		"--metrics-bind-address", MetricsAddr,
 		// ipamd installs the conflist once it serves (the node's network is ready only then).
 		"--cni-conf-dir", n.ConfDir(),
 		"--cni-log-file", filepath.Join(n.Dir, "cni.log"),

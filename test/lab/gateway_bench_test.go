@@ -1,0 +1,160 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// BenchmarkHTTPRouteChange (issue 16, acceptance 5): an HTTPRoute's change, from the Update call
+// to the API server until the Gateway's load balancer answers with it, end to end through the
+// chart-installed controller (watch, translation, deploy) and fakecloud's L7 data plane (a config
+// swap). Each change sets the value of a response header the route adds; a client in the lab's
+// internet namespace polls every 2 ms until it sees the new value. Measured with 1 route and
+// with 1,000 HTTPRoutes (each its own path prefix) on the same Gateway; also reported: how long
+// the 1,000 routes took from their creation to being served (the last one answering).
+func BenchmarkHTTPRouteChange(b *testing.B) {
+	dir := os.Getenv(K8sBinDirEnv)
+	if dir == "" {
+		b.Fatalf("%s is not set: run make k8s-bins (make bench exports it)", K8sBinDirEnv)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	cfg := benchConfig(b, "fgwb-", 7496)
+	cfg.Kubernetes, cfg.K8sBinDir = true, dir
+	cfg.APIServerListen = benchConfig(b, "fgwb-", 6457).Listen
+	// 1,000 routes are 1,000 rules on one load balancer: over ELB's default quota of 100.
+	cfg.FakecloudArgs = append(cfg.FakecloudArgs, "--alb-limit", "rules-per-load-balancer=2000")
+	l := upBench(ctx, b, cfg)
+	defer func() { _ = Down(cfg.Dir, cfg.Prefix, os.Stderr) }()
+	kc, err := l.Kube()
+	if err != nil {
+		b.Fatal(err)
+	}
+	gc, err := l.GatewayClient()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, EchoDeployment(demoNamespace, "rc", 2), metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := kc.CoreV1().Services(demoNamespace).Create(ctx, EchoService(demoNamespace, "rc"), metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := gc.Create(ctx, HTTPGateway(demoNamespace, "bench")); err != nil {
+		b.Fatal(err)
+	}
+	route := versionedRoute("changing", "/", 0)
+	if err := gc.Create(ctx, route); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := WaitPodsReady(ctx, kc, demoNamespace, "app=rc", 2, 3*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	addr, err := WaitGatewayProgrammed(ctx, gc, demoNamespace, "bench", 2*time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: Dialer(l.InternetNetns(), nil)}}
+	version := 0
+	measure := func(n int) []time.Duration {
+		var out []time.Duration
+		for range n {
+			version++
+			start := time.Now()
+			if err := setVersion(ctx, gc, "changing", version); err != nil {
+				b.Fatal(err)
+			}
+			if err := waitHeader(ctx, hc, addr, "/", strconv.Itoa(version), time.Minute); err != nil {
+				b.Fatal(err)
+			}
+			out = append(out, time.Since(start))
+		}
+		return out
+	}
+	// Warm the path once (the first swap also starts connections).
+	measure(1)
+	var one, many []time.Duration
+	for b.Loop() {
+		one = append(one, measure(50)...)
+	}
+	report(b, one, "1route")
+
+	// 1,000 routes: created at once, served when the last one answers.
+	start := time.Now()
+	const routes = 1000
+	for i := range routes {
+		if err := gc.Create(ctx, versionedRoute(fmt.Sprintf("r%04d", i), fmt.Sprintf("/r%04d", i), 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := waitHeader(ctx, hc, addr, fmt.Sprintf("/r%04d", routes-1), "0", 10*time.Minute); err != nil {
+		b.Fatalf("the 1,000th route was not served: %v\nlbcontroller log:\n%s", err, l.LBControllerLog(30))
+	}
+	b.ReportMetric(time.Since(start).Seconds(), "1000routes-created-to-served-s")
+	many = measure(50)
+	report(b, many, "1000routes")
+}
+
+func report(b *testing.B, d []time.Duration, what string) {
+	slices.Sort(d)
+	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	b.ReportMetric(ms(d[len(d)/2]), what+"-change-ms-p50")
+	b.ReportMetric(ms(d[(len(d)*99+99)/100-1]), what+"-change-ms-p99")
+	b.ReportMetric(ms(d[len(d)-1]), what+"-change-ms-max")
+}
+
+// versionedRoute sends path prefix to the rc Service, adding X-Route-Version: version to answers.
+func versionedRoute(name, prefix string, version int) *gwv1.HTTPRoute {
+	r := WeightedRoute(demoNamespace, name, "bench", map[string]int32{"rc": 1})
+	r.Spec.Rules[0].Matches = []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr.To(gwv1.PathMatchPathPrefix), Value: ptr.To(prefix)}}}
+	r.Spec.Rules[0].Filters = []gwv1.HTTPRouteFilter{{
+		Type:                   gwv1.HTTPRouteFilterResponseHeaderModifier,
+		ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{Set: []gwv1.HTTPHeader{{Name: "X-Route-Version", Value: strconv.Itoa(version)}}},
+	}}
+	return r
+}
+
+func setVersion(ctx context.Context, c client.Client, name string, version int) error {
+	var r gwv1.HTTPRoute
+	if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: name}, &r); err != nil {
+		return err
+	}
+	r.Spec.Rules[0].Filters[0].ResponseHeaderModifier.Set[0].Value = strconv.Itoa(version)
+	return c.Update(ctx, &r)
+}
+
+// waitHeader polls addr's path every 2 ms until the answer carries X-Route-Version: want.
+func waitHeader(ctx context.Context, hc *http.Client, addr, path, want string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(addr, "80")+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.Header.Get("X-Route-Version") == want {
+				return nil
+			}
+			last = fmt.Sprintf("HTTP %d, X-Route-Version %q", resp.StatusCode, resp.Header.Get("X-Route-Version"))
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Errorf("%s%s never answered with X-Route-Version %s within %s (last: %s)", addr, path, want, timeout, last)
+}
