@@ -85,7 +85,8 @@ func EchoMain(ctx context.Context, log *slog.Logger) error {
 			return fmt.Errorf("echo: listen on tcp port %d: %w", port, err)
 		}
 		var draining atomic.Bool
-		srv := httpserve.New(echoHandler(id, &draining), httpserve.Default)
+		srv := httpserve.New(withGRPC(echoHandler(id, &draining), id), httpserve.Default)
+		srv.Protocols = echoProtocols()
 		g.Go(func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err

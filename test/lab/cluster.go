@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -258,4 +262,43 @@ func WaitPodsGone(ctx context.Context, kc kubernetes.Interface, namespace, selec
 		return fmt.Errorf("pods %q of %s not gone: %w", selector, namespace, err)
 	}
 	return nil
+}
+
+// GRPCEcho is who answered a gRPC health check of the echo workload, and the peer it saw.
+type GRPCEcho struct {
+	Pod, Peer string
+}
+
+// GRPCEchoFrom calls grpc.health.v1.Health/Check at ip:port from the network namespace, over
+// HTTP/2 without TLS, and returns the echo's answer.
+func GRPCEchoFrom(ctx context.Context, netnsName, ip string, port int) (*GRPCEcho, error) {
+	dial := Dialer(netnsName, nil)
+	cc, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(ip, fmt.Sprint(port)),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) }))
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var md metadata.MD
+	resp, err := grpc_health_v1.NewHealthClient(cc).Check(ctx, &grpc_health_v1.HealthCheckRequest{}, grpc.Header(&md))
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
+		return nil, fmt.Errorf("health check answered %s", resp.GetStatus())
+	}
+	e := &GRPCEcho{}
+	if v := md.Get(nodeagent.EchoGRPCPodHeader); len(v) > 0 {
+		e.Pod = v[0]
+	}
+	if v := md.Get(nodeagent.EchoGRPCPeerHeader); len(v) > 0 {
+		e.Peer = v[0]
+	}
+	if e.Pod == "" {
+		return nil, fmt.Errorf("the answer has no %s header (headers %v): not the echo workload", nodeagent.EchoGRPCPodHeader, md)
+	}
+	return e, nil
 }

@@ -12,6 +12,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
@@ -274,7 +277,12 @@ func (d *demo) gateway(kc kubernetes.Interface, app string) error {
 	if _, err := kc.CoreV1().Services(demoNamespace).Create(d.ctx, EchoService(demoNamespace, canary), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create the canary Service: %w", err)
 	}
-	if err := gc.Create(d.ctx, HTTPGateway(demoNamespace, "demo")); err != nil {
+	gw := HTTPGateway(demoNamespace, "demo")
+	gw.Spec.Listeners = append(gw.Spec.Listeners, gwv1.Listener{
+		Name: "grpc", Port: demoGRPCPort, Protocol: gwv1.HTTPProtocolType,
+		AllowedRoutes: &gwv1.AllowedRoutes{Kinds: []gwv1.RouteGroupKind{{Kind: "GRPCRoute"}}},
+	})
+	if err := gc.Create(d.ctx, gw); err != nil {
 		return fmt.Errorf("create the Gateway: %w", err)
 	}
 	if err := gc.Create(d.ctx, WeightedRoute(demoNamespace, "demo", "demo", map[string]int32{app: 80, canary: 20})); err != nil {
@@ -320,6 +328,9 @@ func (d *demo) gateway(kc kubernetes.Interface, app string) error {
 	}
 	d.ok("%d requests from the internet to %s:%d: %d answered by %s pods, %d by %s pods (weights 80/20)", n, addr, LBPort, byApp[app], app, byApp[canary], canary)
 	d.ok("every pod saw the load balancer's address %s as its peer: no proxy pod, no node in the path", alb.PrivateIPAddress)
+	if err := d.grpcRoute(gc, app, addr, alb.PrivateIPAddress); err != nil {
+		return err
+	}
 	if err := gc.Delete(d.ctx, HTTPGateway(demoNamespace, "demo")); err != nil {
 		return err
 	}
@@ -339,4 +350,52 @@ func (d *demo) gateway(kc kubernetes.Interface, app string) error {
 	}
 	d.ok("Gateway deleted: its load balancer is gone from the cloud")
 	return deleteAndWait(d.ctx, kc, canary)
+}
+
+// demoGRPCPort is the demo Gateway's listener for GRPCRoutes.
+const demoGRPCPort = 9000
+
+// grpcRoute: a GRPCRoute on the demo Gateway's gRPC listener sends grpc.health.v1.Health to the
+// app's pods over HTTP/2 without TLS; every call is answered by one of them, which sees the load
+// balancer as its peer.
+func (d *demo) grpcRoute(gc client.Client, app, addr, lbAddr string) error {
+	r := GRPCHealthRoute(demoNamespace, "demo-grpc", "demo", app)
+	r.Spec.ParentRefs[0].SectionName = ptr.To(gwv1.SectionName("grpc"))
+	if err := gc.Create(d.ctx, r); err != nil {
+		return fmt.Errorf("create the GRPCRoute: %w", err)
+	}
+	if err := WaitRouteAccepted(d.ctx, gc, r, time.Minute); err != nil {
+		return fmt.Errorf("%w\nlbcontroller log:\n%s", err, d.l.LBControllerLog(30))
+	}
+	// The route is Accepted once the cloud took the rule; the first call may still race the
+	// data plane's swap of its configuration, so the first answer is waited for.
+	var first *GRPCEcho
+	if err := poll(d.ctx, 30*time.Second, 200*time.Millisecond, func() (bool, string) {
+		e, err := GRPCEchoFrom(d.ctx, d.l.InternetNetns(), addr, demoGRPCPort)
+		if err != nil {
+			return false, err.Error()
+		}
+		first = e
+		return true, ""
+	}); err != nil {
+		return fmt.Errorf("gRPC through the Gateway at %s:%d: %w", addr, demoGRPCPort, err)
+	}
+	const n = 20
+	pods := map[string]bool{first.Pod: true}
+	for range n - 1 {
+		e, err := GRPCEchoFrom(d.ctx, d.l.InternetNetns(), addr, demoGRPCPort)
+		if err != nil {
+			return fmt.Errorf("gRPC through the Gateway at %s:%d: %w", addr, demoGRPCPort, err)
+		}
+		if !strings.HasPrefix(e.Pod, app+"-") {
+			return fmt.Errorf("a gRPC call was answered by pod %s, not one of %s", e.Pod, app)
+		}
+		if peer, _, _ := net.SplitHostPort(e.Peer); peer != lbAddr {
+			return fmt.Errorf("pod %s saw the gRPC call from %s, want the load balancer's %s", e.Pod, e.Peer, lbAddr)
+		}
+		pods[e.Pod] = true
+	}
+	d.ok("GRPCRoute: %d gRPC health checks (HTTP/2 without TLS) to %s:%d answered by %d %s pods, each seeing the load balancer's %s as its peer",
+		n, addr, demoGRPCPort, len(pods), app, lbAddr)
+	return nil
 }

@@ -111,3 +111,51 @@ func WaitGatewayProgrammed(ctx context.Context, c client.Client, namespace, name
 	}
 	return addr, nil
 }
+
+// GRPCHealthRoute is a GRPCRoute on the Gateway sending grpc.health.v1.Health to the Service svc
+// (port 80): the echo workload answers it over h2c.
+func GRPCHealthRoute(namespace, name, gateway, svc string) *gwv1.GRPCRoute {
+	return &gwv1.GRPCRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: gwv1.GRPCRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: gwv1.ObjectName(gateway)}}},
+			Rules: []gwv1.GRPCRouteRule{{
+				Matches: []gwv1.GRPCRouteMatch{{Method: &gwv1.GRPCMethodMatch{Service: ptr.To("grpc.health.v1.Health")}}},
+				BackendRefs: []gwv1.GRPCBackendRef{{BackendRef: gwv1.BackendRef{
+					BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(svc), Port: ptr.To(gwv1.PortNumber(80))},
+				}}},
+			}},
+		},
+	}
+}
+
+// WaitRouteAccepted waits until the route's status says every parent Accepted it and resolved
+// its backends, for the route's current generation.
+func WaitRouteAccepted(ctx context.Context, c client.Client, route client.Object, timeout time.Duration) error {
+	return poll(ctx, timeout, 200*time.Millisecond, func() (bool, string) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(route), route); err != nil {
+			return false, err.Error()
+		}
+		var parents []gwv1.RouteParentStatus
+		switch r := route.(type) {
+		case *gwv1.HTTPRoute:
+			parents = r.Status.Parents
+		case *gwv1.GRPCRoute:
+			parents = r.Status.Parents
+		default:
+			return false, fmt.Sprintf("%T is not a route this waits for", route)
+		}
+		if len(parents) == 0 {
+			return false, "no parent status yet"
+		}
+		for _, p := range parents {
+			for _, t := range []gwv1.RouteConditionType{gwv1.RouteConditionAccepted, gwv1.RouteConditionResolvedRefs} {
+				c := meta.FindStatusCondition(p.Conditions, string(t))
+				if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != route.GetGeneration() {
+					return false, fmt.Sprintf("parent %s: %s is %+v", p.ParentRef.Name, t, c)
+				}
+			}
+		}
+		return true, ""
+	})
+}
