@@ -76,7 +76,7 @@ func backendsReady(ctx context.Context, l *lab.Lab, o options) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the base manifests' pods are not Ready after %s: %s (err %v); see pods.txt, events.txt and the node agents' logs", o.backendsTimeout, strings.Join(notReady, "; "), err)
+			return fmt.Errorf("the base manifests' pods are not Ready after %s: %s (err %w); see pods.txt, events.txt and the node agents' logs", o.backendsTimeout, strings.Join(notReady, "; "), err)
 		}
 		select {
 		case <-ctx.Done():

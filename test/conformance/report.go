@@ -74,7 +74,7 @@ func Verdict(r *confv1.ConformanceReport, c Claims, runTest string) []string {
 func SummaryTable(r *confv1.ConformanceReport, c Claims, reportPath string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Gateway API %s (%s channel), flatnet %s, %s: [report](%s).\n\n",
-		r.GatewayAPIVersion, r.GatewayAPIChannel, r.Implementation.Version, r.Date, reportPath)
+		r.GatewayAPIVersion, r.GatewayAPIChannel, r.Version, r.Date, reportPath)
 	b.WriteString("| profile | claimed | core | extended | failed tests |\n|---|---|---|---|---|\n")
 	for _, name := range append(append([]string{}, c.Profiles...), c.Reported...) {
 		claimed := "yes"
