@@ -326,6 +326,18 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 				break
 			}
 		}
+	case gw.L7 == nil:
+		// Only TCP, UDP and TLS-passthrough listeners: no application load balancer, and the
+		// network half is not deployed yet (below).
+		r.state.notify(r.state.recordGateway(key, nil, nil))
+		if r.alb != nil {
+			if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(gw.Namespace, gw.Name, ""), nil); err != nil {
+				st.Message = "delete the load balancer: " + err.Error()
+				requeue = 2 * time.Second
+				break
+			}
+		}
+		st.Message = l4NotDeployed
 	case r.alb == nil:
 		st.Message = fmt.Sprintf("the cloud driver %T has no application load balancers (providers.ApplicationLoadBalancing)", r.cfg.Provider)
 	default:
@@ -358,12 +370,12 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		if gw.L4 != nil && st.Programmed {
 			// The network half (TCP, UDP and TLS-passthrough listeners) is not deployed yet: say so.
 			st.Programmed = false
-			st.Message = "the Gateway's TCP, UDP and TLS-passthrough listeners need a network load balancer, which flatnet does not deploy for Gateways yet"
+			st.Message = l4NotDeployed
 		}
 	}
 	r.mu.Lock()
 	rec.state, rec.lbID = st, lbID
-	if st.Programmed || (gw.L7 == nil && gw.L4 == nil && st.Message == "") {
+	if st.Programmed || (gw.L7 == nil && requeue == 0) {
 		rec.hash = hash
 		rec.state.Programmed = st.Programmed
 	} else {
@@ -372,6 +384,10 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	r.mu.Unlock()
 	return requeue
 }
+
+// l4NotDeployed is a Gateway's Programmed message while it has TCP, UDP or TLS-passthrough
+// listeners.
+const l4NotDeployed = "the Gateway's TCP, UDP and TLS-passthrough listeners need a network load balancer, which flatnet does not deploy for Gateways yet"
 
 // gatewayBackends maps the deployed model's target groups to their cloud IDs: by backend
 // Service, and with the pods behind their targets, for the readiness gates.

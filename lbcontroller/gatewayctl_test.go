@@ -392,6 +392,35 @@ func TestGatewayController(t *testing.T) {
 		t.Errorf("the bad Gateway's load balancer listens on %v, want only the valid listener's 8081", ports)
 	}
 
+	// A Gateway of TLS-passthrough listeners only (no application load balancer) gets its
+	// status for its generation and crashes nothing: Accepted, not Programmed, saying why.
+	passthrough := &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "passthrough"},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: gwv1.ObjectName(class),
+			Listeners: []gwv1.Listener{{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr(gwv1.TLSModePassthrough)}}},
+		},
+	}
+	if err := h.k8s.Create(ctx, passthrough); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the passthrough-only Gateway's status", func() (bool, string) {
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(passthrough), &g); err != nil {
+			return false, err.Error()
+		}
+		acc := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionAccepted))
+		prog := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
+		if acc == nil || acc.Status != metav1.ConditionTrue || acc.ObservedGeneration != g.Generation ||
+			prog == nil || prog.Status != metav1.ConditionFalse || prog.ObservedGeneration != g.Generation || !strings.Contains(prog.Message, "network load balancer") {
+			return false, fmt.Sprintf("conditions %+v", g.Status.Conditions)
+		}
+		return true, ""
+	})
+	if lbs, err := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/passthrough"}); err != nil || len(lbs) != 0 {
+		t.Errorf("the passthrough-only Gateway has application load balancers %+v (%v), want none", lbs, err)
+	}
+
 	// Deleting the Gateway deletes its load balancer, target groups included, and the routes
 	// lose our parent entries.
 	if err := h.k8s.Delete(ctx, gw); err != nil {
