@@ -55,8 +55,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, x *exchange) (an
 		return nil, err
 	}
 	x.principal = principalName(p)
-	if ep.adminOnly && !p.Admin {
-		return nil, api.Errorf(api.CodeUnauthorizedOperation, "%s needs the admin token; instance %s may not call it", action, p.InstanceID)
+	if err := authorize(action, ep, p); err != nil {
+		return nil, err
 	}
 	if action == api.ActionGetChanges {
 		// The long poll answers up to maxWait late on purpose: past the server's write
@@ -148,8 +148,11 @@ func (s *Server) authenticate(r *http.Request) (state.Principal, error) {
 }
 
 func principalName(p state.Principal) string {
-	if p.Admin {
+	switch {
+	case p.Admin:
 		return "admin"
+	case p.LoadBalancer:
+		return p.TokenID
 	}
 	return p.InstanceID
 }
