@@ -56,7 +56,9 @@ func start(tb testing.TB) *harness {
 	cloud := servertest.Start(tb, servertest.Options{})
 	sn, _ := cloud.Launch(tb, "10.0.0.0/16", "10.0.0.0/20", "t3.small", 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := fakecloud.NewLoadBalancing(ctx, fakecloud.Config{Client: cloud.Admin, WatchWait: 2 * time.Second, Settings: providers.Settings{SubnetID: sn.SubnetID, Observe: lbcontroller.ObserveCloudCall}})
+	// The controller runs with a load-balancer token, as deployed; the test checks as the admin.
+	lbc := cloud.Client(cloud.LoadBalancerToken(tb).Token)
+	p, err := fakecloud.NewLoadBalancing(ctx, fakecloud.Config{Client: lbc, WatchWait: 2 * time.Second, Settings: providers.Settings{SubnetID: sn.SubnetID, Observe: lbcontroller.ObserveCloudCall}})
 	if err != nil {
 		tb.Fatal(err)
 	}

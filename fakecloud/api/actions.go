@@ -23,12 +23,18 @@ const (
 	ActionCreateTags                      = "CreateTags"
 	ActionDeleteTags                      = "DeleteTags"
 
-	// Administrative actions (admin token only, never throttled, no EC2 counterpart).
+	// Administrative actions (admin token only, never throttled, no EC2 counterpart; a
+	// load-balancer token gets the load balancer side of GetChanges and GetSnapshot).
 	ActionSetFault    = "SetFault"
 	ActionListFaults  = "ListFaults"
 	ActionClearFaults = "ClearFaults"
 	ActionGetChanges  = "GetChanges"
 	ActionGetSnapshot = "GetSnapshot"
+
+	// Load-balancer tokens (admin only): the credentials of a load balancer controller.
+	ActionCreateLoadBalancerToken    = "CreateLoadBalancerToken"
+	ActionDescribeLoadBalancerTokens = "DescribeLoadBalancerTokens"
+	ActionDeleteLoadBalancerToken    = "DeleteLoadBalancerToken"
 )
 
 // Header names.

@@ -52,15 +52,20 @@ func (h *Handler) authenticate(r *http.Request, body []byte, svc *service) (Prin
 	return p, sig.Scope.Region, nil
 }
 
-// lookup finds the key an access key ID names: an admin key, or the derived key of a running
-// instance (whose whole ID, check bits included, must match).
+// lookup finds the key an access key ID names: an admin key, a load-balancer token's key, or the
+// derived key of a running instance (whose whole ID, check bits included, must match).
 func (h *Handler) lookup(id string, svc *service) (creds.Key, Principal, error) {
 	for _, k := range h.cfg.AdminKeys {
 		if subtle.ConstantTimeCompare([]byte(k.AccessKeyID), []byte(id)) == 1 {
 			return k, Principal{Admin: true}, nil
 		}
 	}
-	unknown := svc.authError(authUnknownKey, "the access key ID "+truncate(id, 40)+" does not exist: use fakecloud's admin key (--aws-credentials-file) or an instance's credentials from its metadata service")
+	if h.cfg.LoadBalancerKey != nil {
+		if k, tokenID, ok := h.cfg.LoadBalancerKey(id); ok {
+			return k, Principal{LoadBalancer: true, TokenID: tokenID}, nil
+		}
+	}
+	unknown := svc.authError(authUnknownKey, "the access key ID "+truncate(id, 40)+" does not exist: use fakecloud's admin key (--aws-credentials-file), a load-balancer token's key (fakecloud token create-lb) or an instance's credentials from its metadata service")
 	inst, ok := creds.InstanceIDOf(id)
 	if !ok {
 		return creds.Key{}, Principal{}, unknown

@@ -24,6 +24,9 @@ const MaxBodyBytes = 1 << 20
 type Principal struct {
 	Admin      bool
 	InstanceID string
+	// LoadBalancer is the load-balancer principal (Config.LoadBalancerKey), TokenID its token.
+	LoadBalancer bool
+	TokenID      string
 }
 
 // Call is one AWS request on its way to the backend.
@@ -60,6 +63,10 @@ type Config struct {
 	Backend Backend
 	// AdminKeys are the long-term key pairs of the administrator.
 	AdminKeys []creds.Key
+	// LoadBalancerKey returns a load-balancer token's key pair by its access key ID, and the
+	// token's ID: the load-balancer principal, allowed the ELBv2 and ACM actions and the reads a
+	// load balancer controller needs (the backend decides). Nil: there is none.
+	LoadBalancerKey func(accessKeyID string) (creds.Key, string, bool)
 	// InstanceToken returns a running instance's fakecloud token, from which its AWS
 	// credentials derive (creds.InstanceKey).
 	InstanceToken func(instanceID string) (string, bool)

@@ -120,7 +120,7 @@ failing both, the token in ` + DefaultAdminTokenFile() + ` if serve wrote one th
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 
 	root.AddCommand(newServeCmd(g), newVpcCmd(g), newSubnetCmd(g), newInstanceCmd(g),
-		newInstanceTypesCmd(g), newENICmd(g), newFaultCmd(g), newFabricCmd(g), newLBCmd(g), newTGCmd(g), newCertCmd(g))
+		newInstanceTypesCmd(g), newENICmd(g), newFaultCmd(g), newFabricCmd(g), newLBCmd(g), newTGCmd(g), newCertCmd(g), newTokenCmd(g))
 	return root
 }
 

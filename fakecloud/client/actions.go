@@ -125,7 +125,8 @@ func (c *Client) ClearFaults(ctx context.Context, req *api.ClearFaultsRequest) (
 }
 
 // GetChanges returns the changes after req.Since, waiting up to req.WaitMillis (capped by the
-// server) for one when there are none yet. Admin only.
+// server) for one when there are none yet. Admin, or a load-balancer token (which sees the load
+// balancer changes only).
 func (c *Client) GetChanges(ctx context.Context, req *api.GetChangesRequest) (*api.GetChangesResponse, error) {
 	return call[api.GetChangesRequest, api.GetChangesResponse](ctx, c, api.ActionGetChanges, req)
 }
@@ -138,4 +139,19 @@ func (c *Client) GetSnapshot(ctx context.Context, req *api.GetSnapshotRequest) (
 // WaitChanges long-polls for the changes after since, waiting up to wait for one.
 func (c *Client) WaitChanges(ctx context.Context, since uint64, wait time.Duration) (*api.GetChangesResponse, error) {
 	return c.GetChanges(ctx, &api.GetChangesRequest{Since: since, WaitMillis: int(wait.Milliseconds())})
+}
+
+// CreateLoadBalancerToken calls CreateLoadBalancerToken. Admin only.
+func (c *Client) CreateLoadBalancerToken(ctx context.Context, req *api.CreateLoadBalancerTokenRequest) (*api.CreateLoadBalancerTokenResponse, error) {
+	return call[api.CreateLoadBalancerTokenRequest, api.CreateLoadBalancerTokenResponse](ctx, c, api.ActionCreateLoadBalancerToken, req)
+}
+
+// DescribeLoadBalancerTokens calls DescribeLoadBalancerTokens. Admin only.
+func (c *Client) DescribeLoadBalancerTokens(ctx context.Context, req *api.DescribeLoadBalancerTokensRequest) (*api.DescribeLoadBalancerTokensResponse, error) {
+	return call[api.DescribeLoadBalancerTokensRequest, api.DescribeLoadBalancerTokensResponse](ctx, c, api.ActionDescribeLoadBalancerTokens, req)
+}
+
+// DeleteLoadBalancerToken calls DeleteLoadBalancerToken. Admin only.
+func (c *Client) DeleteLoadBalancerToken(ctx context.Context, req *api.DeleteLoadBalancerTokenRequest) (*api.DeleteLoadBalancerTokenResponse, error) {
+	return call[api.DeleteLoadBalancerTokenRequest, api.DeleteLoadBalancerTokenResponse](ctx, c, api.ActionDeleteLoadBalancerToken, req)
 }

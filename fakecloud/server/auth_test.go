@@ -63,6 +63,7 @@ func TestInstanceTokenIsRefusedAdminActions(t *testing.T) {
 		api.ActionCreateVpc, api.ActionDeleteVpc, api.ActionCreateSubnet, api.ActionDeleteSubnet,
 		api.ActionRunInstances, api.ActionTerminateInstances, api.ActionSetFault, api.ActionListFaults,
 		api.ActionClearFaults, api.ActionGetChanges, api.ActionGetSnapshot,
+		api.ActionCreateLoadBalancerToken, api.ActionDescribeLoadBalancerTokens, api.ActionDeleteLoadBalancerToken,
 	} {
 		t.Run(action, func(t *testing.T) {
 			a := post(t, f.URL, token, action, []byte(`{}`))

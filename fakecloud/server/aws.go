@@ -22,9 +22,9 @@ func (b awsBackend) Do(ctx context.Context, c *awsapi.Call) (any, error) {
 	if !ok || ep.control {
 		return nil, api.Errorf(api.CodeInvalidAction, "%s is not an action of the AWS front end", c.Action)
 	}
-	p := state.Principal{Admin: c.Principal.Admin, InstanceID: c.Principal.InstanceID}
-	if ep.adminOnly && !p.Admin {
-		return nil, api.Errorf(api.CodeUnauthorizedOperation, "%s needs the admin credentials; instance %s may not call it", c.Action, p.InstanceID)
+	p := principalOf(c.Principal)
+	if err := authorize(c.Action, ep, p); err != nil {
+		return nil, err
 	}
 	x := &exchange{id: c.RequestID, action: c.Action, principal: principalName(p), protocol: c.Service}
 	resp, err := b.s.invoke(ctx, x, ep, p, c.Request)
@@ -38,8 +38,8 @@ func (b awsBackend) Done(c *awsapi.Call, status int, err error, took time.Durati
 	if ep, ok := b.s.endpoints[c.Action]; ok && !ep.control {
 		x.action = c.Action
 	}
-	if c.Principal.Admin || c.Principal.InstanceID != "" {
-		x.principal = principalName(state.Principal{Admin: c.Principal.Admin, InstanceID: c.Principal.InstanceID})
+	if c.Principal.Admin || c.Principal.InstanceID != "" || c.Principal.LoadBalancer {
+		x.principal = principalName(principalOf(c.Principal))
 	}
 	b.s.observe(x, status, err, took)
 }
@@ -84,4 +84,8 @@ func (b awsBackend) HealthCheck(id string) (api.HealthCheck, bool) {
 		return api.HealthCheck{}, false
 	}
 	return resp.TargetGroups[0].HealthCheck, true
+}
+
+func principalOf(p awsapi.Principal) state.Principal {
+	return state.Principal{Admin: p.Admin, InstanceID: p.InstanceID, LoadBalancer: p.LoadBalancer, TokenID: p.TokenID}
 }

@@ -55,8 +55,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, x *exchange) (an
 		return nil, err
 	}
 	x.principal = principalName(p)
-	if ep.adminOnly && !p.Admin {
-		return nil, api.Errorf(api.CodeUnauthorizedOperation, "%s needs the admin token; instance %s may not call it", action, p.InstanceID)
+	if err := authorize(action, ep, p); err != nil {
+		return nil, err
 	}
 	if action == api.ActionGetChanges {
 		// The long poll answers up to maxWait late on purpose: past the server's write
@@ -130,12 +130,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// authenticate resolves the bearer token to the admin or an instance.
+// authenticate resolves the bearer token to the admin, a load-balancer token or an instance.
 func (s *Server) authenticate(r *http.Request) (state.Principal, error) {
 	h := r.Header.Get(api.HeaderAuthorization)
 	const scheme = "bearer "
 	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		return state.Principal{}, api.Errorf(api.CodeAuthFailure, "missing bearer token: send %q with the admin token or an instance token", api.HeaderAuthorization+": Bearer <token>")
+		return state.Principal{}, api.Errorf(api.CodeAuthFailure, "missing bearer token: send %q with the admin token, a load-balancer token or an instance token", api.HeaderAuthorization+": Bearer <token>")
 	}
 	token := strings.TrimSpace(h[len(scheme):])
 	if subtle.ConstantTimeCompare([]byte(token), s.adminToken) == 1 {
@@ -144,12 +144,15 @@ func (s *Server) authenticate(r *http.Request) (state.Principal, error) {
 	if p, ok := s.store.Authenticate(token); ok {
 		return p, nil
 	}
-	return state.Principal{}, api.Errorf(api.CodeAuthFailure, "the bearer token is not valid: use the admin token or the token of a running instance")
+	return state.Principal{}, api.Errorf(api.CodeAuthFailure, "the bearer token is not valid: use the admin token, a load-balancer token (fakecloud token create-lb) or the token of a running instance")
 }
 
 func principalName(p state.Principal) string {
-	if p.Admin {
+	switch {
+	case p.Admin:
 		return "admin"
+	case p.LoadBalancer:
+		return p.TokenID
 	}
 	return p.InstanceID
 }

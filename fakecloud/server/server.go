@@ -124,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.faults = fault.New(s.faultableActions(), cfg.FaultSeed)
 	if s.aws, err = awsapi.New(awsapi.Config{
-		Backend: awsBackend{s}, AdminKeys: cfg.AWSKeys, InstanceToken: cfg.Store.InstanceToken, Clock: cfg.Clock,
+		Backend: awsBackend{s}, AdminKeys: cfg.AWSKeys, LoadBalancerKey: cfg.Store.LoadBalancerKey, InstanceToken: cfg.Store.InstanceToken, Clock: cfg.Clock,
 	}); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}

@@ -260,7 +260,7 @@ func TestKindScriptsWithFakes(t *testing.T) {
 		"kind load image-archive --name flatnet bin/images/flatnet-ipamd-",
 		"kind load image-archive --name flatnet bin/images/flatnet-lbcontroller-",
 		"helm upgrade --install flatnet charts/flatnet --namespace flatnet-system --create-namespace --set cluster.name=flatnet --set cloud.subnetID=subnet-",
-		"--set cloud.fakecloud.endpoint=http://169.254.169.254:7474 --set-file cloud.credentials.token=bin/kind/flatnet/admin-token",
+		"--set cloud.fakecloud.endpoint=http://169.254.169.254:7474 --set-file cloud.credentials.token=bin/kind/flatnet/lb-token",
 		"--set image.registry=ghcr.io/flatnet --set image.tag=",
 		"kubectl -n flatnet-system rollout status daemonset.apps/flatnet-ipamd",
 		"kubectl -n flatnet-e2e exec p0 -- ping -c 3 -W 2 10.0.1.60",
@@ -291,7 +291,7 @@ func TestKindScriptsWithFakes(t *testing.T) {
 			t.Errorf("%s: the masquerade table: %v\n%s", name, err, table)
 		}
 	}
-	for _, f := range []string{"env", "admin-token", "kubeconfig", "fakecloud.log"} {
+	for _, f := range []string{"env", "admin-token", "lb-token", "kubeconfig", "fakecloud.log"} {
 		if _, err := os.Stat(filepath.Join(stateDir, f)); err != nil {
 			t.Errorf("up.sh left no %s: %v", f, err)
 		}

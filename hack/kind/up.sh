@@ -13,8 +13,10 @@
 #  5. masquerades VPC sources leaving a node through Docker's eth0 (nftables in the node's
 #     namespace): the kind nodes reach the internet and each other's API through Docker, where a
 #     VPC address means nothing;
-#  6. installs charts/flatnet with the cluster's name, the subnet, fakecloud's in-VPC endpoint and
-#     the admin token, and waits for the DaemonSet, the controller and every node Ready.
+#  6. creates lbcontroller's load-balancer token (`fakecloud token create-lb`: load balancer actions
+#     only, never the admin token) and installs charts/flatnet with the cluster's name, the subnet,
+#     fakecloud's in-VPC endpoint and that token, and waits for the DaemonSet, the controller and
+#     every node Ready.
 #
 # fakecloud keeps running in the background (its pid, log, state and token in FLATNET_KIND_DIR);
 # hack/kind/down.sh removes everything. Settings: hack/kind/lib.sh. Needs root, kind, docker,
@@ -133,11 +135,16 @@ table ip flatnet_kind {
 EOF
 done
 
+say "creating lbcontroller's load-balancer token"
+rm -f "$state/lb-token"
+fc token create-lb --description "lbcontroller of kind cluster $cluster" --token-out "$state/lb-token" >/dev/null ||
+	die "could not create lbcontroller's load-balancer token ($state/fakecloud.log)"
+
 say "installing charts/flatnet"
 helm upgrade --install "$release" charts/flatnet --namespace "$release_ns" --create-namespace \
 	--set "cluster.name=$cluster" --set "cloud.subnetID=$subnet" \
 	--set "cloud.fakecloud.endpoint=http://169.254.169.254:7474" \
-	--set-file "cloud.credentials.token=$state/admin-token" \
+	--set-file "cloud.credentials.token=$state/lb-token" \
 	--set "image.registry=$image_registry" --set "image.tag=$image_tag" --set image.pullPolicy=IfNotPresent \
 	--set "ipamd.mtu=$mtu" --set lbcontroller.defaultClass=true \
 	--wait --timeout 10m

@@ -47,7 +47,7 @@ func setup(t *testing.T) (*servertest.Env, *fakecloud.LoadBalancing, *calls) {
 	env := servertest.Start(t, servertest.Options{})
 	sn, _ := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "t3.small", 1)
 	c := &calls{n: map[string]int{}}
-	d, err := fakecloud.NewLoadBalancing(context.Background(), fakecloud.Config{Client: env.Admin, Settings: providers.Settings{SubnetID: sn.SubnetID, Observe: c.observe}})
+	d, err := fakecloud.NewLoadBalancing(context.Background(), fakecloud.Config{Client: env.Client(env.LoadBalancerToken(t).Token), Settings: providers.Settings{SubnetID: sn.SubnetID, Observe: c.observe}})
 	if err != nil {
 		t.Fatal(err)
 	}

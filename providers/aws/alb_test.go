@@ -15,14 +15,15 @@ import (
 )
 
 // TestApplicationLoadBalancingContract runs the application load balancing contract against
-// fakecloud's ELBv2 and ACM endpoints, signing with the administrator's keys (in this package,
+// fakecloud's ELBv2 and ACM endpoints, signing with a load-balancer token's keys (in this package,
 // so that the IAM policy test sees every operation the contract makes the driver call). ELBv2
 // carries the core actions only: the suite checks that the driver refuses the others.
 func TestApplicationLoadBalancingContract(t *testing.T) {
 	providertest.RunApplicationLoadBalancing(t, func(t *testing.T) providertest.ApplicationLoadBalancingEnv {
 		w := &world{Env: servertest.Start(t, servertest.Options{}), ops: &opLog{seen: map[string]bool{}}}
+		key := servertest.LoadBalancerAWSKey(w.LoadBalancerToken(t))
 		return providertest.ApplicationLoadBalancingEnv{Cloud: w.Env, CoreActionsOnly: true, New: func(t *testing.T, sn api.Subnet) providers.ApplicationLoadBalancing {
-			d, err := NewLoadBalancing(context.Background(), LBConfig{Config: w.config(servertest.AWSKey, "lbcontroller"), SubnetID: sn.SubnetID, PollInterval: 200 * time.Millisecond})
+			d, err := NewLoadBalancing(context.Background(), LBConfig{Config: w.config(key, "lbcontroller"), SubnetID: sn.SubnetID, PollInterval: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}

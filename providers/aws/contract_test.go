@@ -45,9 +45,10 @@ func TestIPAMContract(t *testing.T) {
 func TestLoadBalancingContract(t *testing.T) {
 	providertest.RunLoadBalancing(t, func(t *testing.T) providertest.LoadBalancingEnv {
 		cloud := servertest.Start(t, servertest.Options{})
+		key := servertest.LoadBalancerAWSKey(cloud.LoadBalancerToken(t))
 		return providertest.LoadBalancingEnv{Cloud: cloud, New: func(t *testing.T, sn api.Subnet) providers.LoadBalancing {
 			d, err := awsdriver.NewLoadBalancing(context.Background(), awsdriver.LBConfig{
-				Config: awsdriver.Config{AWS: static(cloud.URL, servertest.AWSKey)}, SubnetID: sn.SubnetID, PollInterval: 200 * time.Millisecond,
+				Config: awsdriver.Config{AWS: static(cloud.URL, key)}, SubnetID: sn.SubnetID, PollInterval: 200 * time.Millisecond,
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -89,10 +89,11 @@ func (w *world) ipam(t testing.TB, i int) *IPAM {
 	return d
 }
 
-// lb is lbcontroller's driver, signing with the administrator's keys.
+// lb is lbcontroller's driver, signing with a load-balancer token's keys.
 func (w *world) lb(t testing.TB, poll time.Duration) *LoadBalancing {
 	t.Helper()
-	d, err := NewLoadBalancing(context.Background(), LBConfig{Config: w.config(servertest.AWSKey, "lbcontroller"), SubnetID: w.subnet.SubnetID, PollInterval: poll})
+	key := servertest.LoadBalancerAWSKey(w.LoadBalancerToken(t))
+	d, err := NewLoadBalancing(context.Background(), LBConfig{Config: w.config(key, "lbcontroller"), SubnetID: w.subnet.SubnetID, PollInterval: poll})
 	if err != nil {
 		t.Fatal(err)
 	}

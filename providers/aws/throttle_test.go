@@ -21,12 +21,14 @@ func TestThrottleSameThroughBothDrivers(t *testing.T) {
 	env := servertest.Start(t, servertest.Options{})
 	sn, insts := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "m5.large", 1)
 	inst := insts[0]
-	t.Setenv("AWS_ACCESS_KEY_ID", servertest.AWSKey.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", servertest.AWSKey.SecretAccessKey)
+	// lbcontroller's credentials: a load-balancer token, its key pair for the AWS driver.
+	lbt := env.LoadBalancerToken(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", lbt.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", lbt.SecretAccessKey)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	key := servertest.InstanceAWSKey(t, inst)
 	settings := func(d providers.Driver) providers.Settings {
-		s := providers.Settings{Endpoint: env.URL, Region: "us-east-1", SubnetID: sn.SubnetID, Credentials: providers.Credentials{Token: servertest.AdminToken}}
+		s := providers.Settings{Endpoint: env.URL, Region: "us-east-1", SubnetID: sn.SubnetID, Credentials: providers.Credentials{Token: lbt.Token}}
 		if d.Name == awsdriver.Name {
 			s.Credentials = providers.Credentials{}
 		}

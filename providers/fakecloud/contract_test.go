@@ -30,13 +30,15 @@ func TestIPAMContract(t *testing.T) {
 }
 
 // TestLoadBalancingContract runs the driver contract on fakecloud's JSON API, as lbcontroller
-// uses it: built from the registry's Settings, with the account's token.
+// uses it: built from the registry's Settings, with the load-balancer token (not the admin's):
+// every call of the driver is one the load-balancer principal may make.
 func TestLoadBalancingContract(t *testing.T) {
 	providertest.RunLoadBalancing(t, func(t *testing.T) providertest.LoadBalancingEnv {
 		cloud := servertest.Start(t, servertest.Options{})
+		token := cloud.LoadBalancerToken(t).Token
 		return providertest.LoadBalancingEnv{Cloud: cloud, New: func(t *testing.T, sn api.Subnet) providers.LoadBalancing {
 			d, err := fakecloud.NewLoadBalancing(context.Background(), fakecloud.Config{
-				Settings:  providers.Settings{Endpoint: cloud.URL, Credentials: providers.Credentials{Token: servertest.AdminToken}, SubnetID: sn.SubnetID},
+				Settings:  providers.Settings{Endpoint: cloud.URL, Credentials: providers.Credentials{Token: token}, SubnetID: sn.SubnetID},
 				WatchWait: time.Second,
 			})
 			if err != nil {
@@ -52,9 +54,10 @@ func TestLoadBalancingContract(t *testing.T) {
 func TestApplicationLoadBalancingContract(t *testing.T) {
 	providertest.RunApplicationLoadBalancing(t, func(t *testing.T) providertest.ApplicationLoadBalancingEnv {
 		cloud := servertest.Start(t, servertest.Options{})
+		token := cloud.LoadBalancerToken(t).Token
 		return providertest.ApplicationLoadBalancingEnv{Cloud: cloud, New: func(t *testing.T, sn api.Subnet) providers.ApplicationLoadBalancing {
 			d, err := fakecloud.NewLoadBalancing(context.Background(), fakecloud.Config{
-				Settings: providers.Settings{Endpoint: cloud.URL, Credentials: providers.Credentials{Token: servertest.AdminToken}, SubnetID: sn.SubnetID},
+				Settings: providers.Settings{Endpoint: cloud.URL, Credentials: providers.Credentials{Token: token}, SubnetID: sn.SubnetID},
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -17,7 +17,7 @@ func TestListSkipsLoadBalancersDeletedMeanwhile(t *testing.T) {
 	ctx := context.Background()
 	env := servertest.Start(t, servertest.Options{})
 	sn, _ := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "m5.large", 1)
-	d, err := fakecloud.NewLoadBalancing(ctx, fakecloud.Config{Client: env.Admin, Settings: providers.Settings{SubnetID: sn.SubnetID}})
+	d, err := fakecloud.NewLoadBalancing(ctx, fakecloud.Config{Client: env.Client(env.LoadBalancerToken(t).Token), Settings: providers.Settings{SubnetID: sn.SubnetID}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/flatnet/flatnet"
 	"github.com/flatnet/flatnet/charts"
+	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/fabric"
 	"github.com/flatnet/flatnet/internal/images"
 )
@@ -170,19 +171,28 @@ func (l *Lab) installChart(ctx context.Context) error {
 	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ReleaseNamespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", ReleaseNamespace, err)
 	}
+	// lbcontroller gets a load-balancer token, never the admin's: it may drive load balancers
+	// and nothing else (no instances, interfaces, faults or instance tokens).
+	lbt, err := l.cloud.CreateLoadBalancerToken(ctx, &api.CreateLoadBalancerTokenRequest{Description: "lbcontroller of the lab"})
+	if err != nil {
+		return fmt.Errorf("create lbcontroller's load-balancer token: %w", err)
+	}
+	tok := lbt.LoadBalancerToken
 	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: CloudSecret, Namespace: ReleaseNamespace},
-		StringData: map[string]string{"token": l.st.AdminToken},
+		StringData: map[string]string{"token": tok.Token},
 	}
 	if l.st.Config.Cloud == CloudAWSAPI {
-		id, secret, err := l.awsAdminKeys()
-		if err != nil {
-			return err
-		}
-		sec.StringData["AWS_ACCESS_KEY_ID"], sec.StringData["AWS_SECRET_ACCESS_KEY"] = id, secret
+		sec.StringData["AWS_ACCESS_KEY_ID"], sec.StringData["AWS_SECRET_ACCESS_KEY"] = tok.AccessKeyID, tok.SecretAccessKey
 	}
-	if _, err := kc.CoreV1().Secrets(ReleaseNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create the cloud Secret: %w", err)
+	if _, err := kc.CoreV1().Secrets(ReleaseNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		if !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create the cloud Secret: %w", err)
+		}
+		// The Secret of an earlier install holds its own token: this one is not needed.
+		if _, err := l.cloud.DeleteLoadBalancerToken(ctx, &api.DeleteLoadBalancerTokenRequest{TokenID: tok.TokenID}); err != nil {
+			return fmt.Errorf("revoke the unused load-balancer token %s: %w", tok.TokenID, err)
+		}
 	}
 	ch, err := loadChart()
 	if err != nil {

@@ -1,11 +1,6 @@
 package lab
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-
-	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 	"github.com/flatnet/flatnet/fakecloud/fabric"
 )
 
@@ -36,19 +31,4 @@ func (l *Lab) ipamdEnv() []string {
 	}
 	return []string{"AWS_REGION=" + AWSRegion, "AWS_ENDPOINT_URL=" + fabric.APIEndpoint(), "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=",
 		"AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_CONFIG_FILE=/nonexistent"}
-}
-
-// awsAdminKeys reads the administrator's AWS keys fakecloud wrote next to its admin token
-// (fakecloud serve's default --aws-credentials-file), for lbcontroller's Secret.
-func (l *Lab) awsAdminKeys() (id, secret string, err error) {
-	path := filepath.Join(l.st.Config.Dir, "fakecloud-aws-credentials")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", "", fmt.Errorf("read fakecloud's AWS keys: %w", err)
-	}
-	k, err := creds.ParseFile(b)
-	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", path, err)
-	}
-	return k.AccessKeyID, k.SecretAccessKey, nil
 }

@@ -187,7 +187,7 @@ func certNames(c *x509.Certificate) []string {
 
 // ImportCertificate stores a certificate and its key for HTTPS listeners.
 func (s *Store) ImportCertificate(c Call, req *api.ImportCertificateRequest) (*api.ImportCertificateResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionImportCertificate); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionImportCertificate); err != nil {
 		return nil, err
 	}
 	p, err := parseCertificate(req, c.Now)
@@ -216,7 +216,7 @@ func (s *Store) ImportCertificate(c Call, req *api.ImportCertificateRequest) (*a
 
 // DescribeCertificates lists certificates, all or the named ones, never with their keys.
 func (s *Store) DescribeCertificates(c Call, req *api.DescribeCertificatesRequest) (*api.DescribeCertificatesResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDescribeCertificates); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDescribeCertificates); err != nil {
 		return nil, err
 	}
 	txn := s.read()
@@ -233,7 +233,7 @@ func (s *Store) DescribeCertificates(c Call, req *api.DescribeCertificatesReques
 
 // DeleteCertificate deletes a certificate no listener serves.
 func (s *Store) DeleteCertificate(c Call, req *api.DeleteCertificateRequest) (*api.DeleteCertificateResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDeleteCertificate); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDeleteCertificate); err != nil {
 		return nil, err
 	}
 	return write(s, c, api.ActionDeleteCertificate, "", req, func(t *tx) (*api.DeleteCertificateResponse, error) {

@@ -176,7 +176,7 @@ func (t *tx) putListener(old, r *listenerRec) error {
 // ModifyListener changes a listener's port, protocol, default actions, SSL policy or default
 // certificate; what the request leaves empty keeps its value.
 func (s *Store) ModifyListener(c Call, req *api.ModifyListenerRequest) (*api.ModifyListenerResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionModifyListener); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionModifyListener); err != nil {
 		return nil, err
 	}
 	if req.Port != 0 {
@@ -281,7 +281,7 @@ func modifyNLBListener(t *tx, lb *lbRec, n *listenerRec, req *api.ModifyListener
 // AddListenerCertificates adds certificates an HTTPS listener serves to clients whose SNI
 // name they match; certificates it already holds are left as they are.
 func (s *Store) AddListenerCertificates(c Call, req *api.AddListenerCertificatesRequest) (*api.AddListenerCertificatesResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionAddListenerCertificates); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionAddListenerCertificates); err != nil {
 		return nil, err
 	}
 	if len(req.Certificates) == 0 {
@@ -320,7 +320,7 @@ func (s *Store) AddListenerCertificates(c Call, req *api.AddListenerCertificates
 // RemoveListenerCertificates removes certificates other than the default one; a certificate
 // the listener does not hold is ignored.
 func (s *Store) RemoveListenerCertificates(c Call, req *api.RemoveListenerCertificatesRequest) (*api.RemoveListenerCertificatesResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionRemoveListenerCertificates); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionRemoveListenerCertificates); err != nil {
 		return nil, err
 	}
 	if len(req.Certificates) == 0 {

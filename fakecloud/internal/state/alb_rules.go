@@ -17,7 +17,7 @@ const defaultRuleSuffix = "/default"
 // CreateRule adds a rule to an HTTP or HTTPS listener at a priority no other rule of the
 // listener holds.
 func (s *Store) CreateRule(c Call, req *api.CreateRuleRequest) (*api.CreateRuleResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionCreateRule); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionCreateRule); err != nil {
 		return nil, err
 	}
 	if err := validatePriority("Priority", req.Priority); err != nil {
@@ -122,7 +122,7 @@ func (t *tx) deleteRule(r *ruleRec) error {
 
 // ModifyRule replaces a rule's conditions, actions, or both.
 func (s *Store) ModifyRule(c Call, req *api.ModifyRuleRequest) (*api.ModifyRuleResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionModifyRule); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionModifyRule); err != nil {
 		return nil, err
 	}
 	if len(req.Conditions) == 0 && len(req.Actions) == 0 {
@@ -172,7 +172,7 @@ func (s *Store) ModifyRule(c Call, req *api.ModifyRuleRequest) (*api.ModifyRuleR
 // DeleteRule deletes a rule (not a default one). Unlike a load balancer, a rule that does not
 // exist is RuleNotFound, as in ELBv2.
 func (s *Store) DeleteRule(c Call, req *api.DeleteRuleRequest) (*api.DeleteRuleResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDeleteRule); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDeleteRule); err != nil {
 		return nil, err
 	}
 	return write(s, c, api.ActionDeleteRule, "", req, func(t *tx) (*api.DeleteRuleResponse, error) {
@@ -187,7 +187,7 @@ func (s *Store) DeleteRule(c Call, req *api.DeleteRuleRequest) (*api.DeleteRuleR
 // DescribeRules lists a listener's rules by priority and then its default rule, or the
 // named rules (a listener's default rule by its ID, <listener>/default).
 func (s *Store) DescribeRules(c Call, req *api.DescribeRulesRequest) (*api.DescribeRulesResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDescribeRules); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDescribeRules); err != nil {
 		return nil, err
 	}
 	if (req.ListenerID == "") == (len(req.RuleIDs) == 0) {
@@ -232,7 +232,7 @@ func listenerRules(txn *memdb.Txn, listenerID string) []api.Rule {
 // SetRulePriorities changes the priorities of rules in one step: the result, not each step,
 // must keep priorities unique per listener, so two rules can swap.
 func (s *Store) SetRulePriorities(c Call, req *api.SetRulePrioritiesRequest) (*api.SetRulePrioritiesResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionSetRulePriorities); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionSetRulePriorities); err != nil {
 		return nil, err
 	}
 	if len(req.RulePriorities) == 0 {

@@ -8,6 +8,12 @@ import (
 type Principal struct {
 	Admin      bool
 	InstanceID string
+	// LoadBalancer is the load-balancer token's principal (a load balancer controller): allowed
+	// the load balancer, target group, listener, rule and certificate actions and the reads they
+	// need, and it sees what a non-admin sees (no instance tokens).
+	LoadBalancer bool
+	// TokenID names the load-balancer token, for LoadBalancer.
+	TokenID string
 }
 
 // Call carries what every operation needs besides its request.

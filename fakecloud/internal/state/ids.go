@@ -53,3 +53,10 @@ func newToken() string {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
 	return "fci-" + hex.EncodeToString(b)
 }
+
+// newLBToken returns an unguessable load-balancer token.
+func newLBToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return "fcl-" + hex.EncodeToString(b)
+}

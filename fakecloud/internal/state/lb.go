@@ -16,7 +16,7 @@ var publicPool = netip.MustParsePrefix("198.51.100.0/24")
 // with the same name and the same settings answers the existing load balancer; a client token
 // makes any repeat idempotent.
 func (s *Store) CreateLoadBalancer(c Call, req *api.CreateLoadBalancerRequest) (*api.CreateLoadBalancerResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionCreateLoadBalancer); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionCreateLoadBalancer); err != nil {
 		return nil, err
 	}
 	if err := validateLBName("Name", req.Name); err != nil {
@@ -118,7 +118,7 @@ func lbAttr(r *lbRec) attrFunc {
 
 // DescribeLoadBalancers lists load balancers by ID, by name and by filters (all must match).
 func (s *Store) DescribeLoadBalancers(c Call, req *api.DescribeLoadBalancersRequest) (*api.DescribeLoadBalancersResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDescribeLoadBalancers); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDescribeLoadBalancers); err != nil {
 		return nil, err
 	}
 	if err := validateLBFilters(req.Filters, lbAttr(&lbRec{})); err != nil {
@@ -158,7 +158,7 @@ func validateLBFilters(filters []api.Filter, probe attrFunc) error {
 // releases its addresses.
 // Deleting one that does not exist succeeds, as in ELBv2, so cleanup can simply repeat.
 func (s *Store) DeleteLoadBalancer(c Call, req *api.DeleteLoadBalancerRequest) (*api.DeleteLoadBalancerResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDeleteLoadBalancer); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDeleteLoadBalancer); err != nil {
 		return nil, err
 	}
 	if req.LoadBalancerID == "" {
@@ -190,7 +190,7 @@ func (s *Store) DeleteLoadBalancer(c Call, req *api.DeleteLoadBalancerRequest) (
 // ModifyLoadBalancerAttributes sets attributes (source_ranges.cidr_blocks) and answers all of
 // them.
 func (s *Store) ModifyLoadBalancerAttributes(c Call, req *api.ModifyLoadBalancerAttributesRequest) (*api.ModifyLoadBalancerAttributesResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionModifyLoadBalancerAttributes); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionModifyLoadBalancerAttributes); err != nil {
 		return nil, err
 	}
 	if len(req.Attributes) == 0 {

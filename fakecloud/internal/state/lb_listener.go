@@ -11,7 +11,7 @@ import (
 // (alb_listener.go). As in ELBv2, the same port and protocol with the same settings answers
 // the existing listener.
 func (s *Store) CreateListener(c Call, req *api.CreateListenerRequest) (*api.CreateListenerResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionCreateListener); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionCreateListener); err != nil {
 		return nil, err
 	}
 	if err := validatePort("Port", req.Port); err != nil {
@@ -108,7 +108,7 @@ func checkForward(t *tx, lb *lbRec, tg *tgRec, protocol string) error {
 
 // DescribeListeners lists the listeners of a load balancer, or the named ones, or all.
 func (s *Store) DescribeListeners(c Call, req *api.DescribeListenersRequest) (*api.DescribeListenersResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDescribeListeners); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDescribeListeners); err != nil {
 		return nil, err
 	}
 	if req.LoadBalancerID != "" && len(req.ListenerIDs) > 0 {
@@ -138,7 +138,7 @@ func (s *Store) DescribeListeners(c Call, req *api.DescribeListenersRequest) (*a
 // DeleteListener deletes a listener with its rules; its target groups become unused unless
 // another listener or rule forwards to them.
 func (s *Store) DeleteListener(c Call, req *api.DeleteListenerRequest) (*api.DeleteListenerResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDeleteListener); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDeleteListener); err != nil {
 		return nil, err
 	}
 	return write(s, c, api.ActionDeleteListener, "", req, func(t *tx) (*api.DeleteListenerResponse, error) {

@@ -10,7 +10,7 @@ import (
 
 // AddTags adds or overwrites tags on load balancers, target groups and certificates.
 func (s *Store) AddTags(c Call, req *api.AddTagsRequest) (*api.AddTagsResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionAddTags); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionAddTags); err != nil {
 		return nil, err
 	}
 	if len(req.Tags) == 0 {
@@ -30,7 +30,7 @@ func (s *Store) AddTags(c Call, req *api.AddTagsRequest) (*api.AddTagsResponse, 
 
 // RemoveTags removes tag keys from load balancers, target groups and certificates.
 func (s *Store) RemoveTags(c Call, req *api.RemoveTagsRequest) (*api.RemoveTagsResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionRemoveTags); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionRemoveTags); err != nil {
 		return nil, err
 	}
 	if len(req.TagKeys) == 0 {
@@ -47,7 +47,7 @@ func (s *Store) RemoveTags(c Call, req *api.RemoveTagsRequest) (*api.RemoveTagsR
 
 // DescribeTags answers the tags of up to 20 load balancers, target groups and certificates.
 func (s *Store) DescribeTags(c Call, req *api.DescribeTagsRequest) (*api.DescribeTagsResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDescribeTags); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDescribeTags); err != nil {
 		return nil, err
 	}
 	if err := checkTagResources(req.ResourceIDs, maxDescribeTags); err != nil {

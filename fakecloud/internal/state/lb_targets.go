@@ -14,7 +14,7 @@ import (
 // reports on them. Registering a target that is draining makes it live again with its last
 // health verdict; registering a live one changes nothing.
 func (s *Store) RegisterTargets(c Call, req *api.RegisterTargetsRequest) (*api.RegisterTargetsResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionRegisterTargets); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionRegisterTargets); err != nil {
 		return nil, err
 	}
 	if len(req.Targets) == 0 {
@@ -99,7 +99,7 @@ func resolveTargets(txn *memdb.Txn, tg *tgRec, in []api.Target) ([]api.Target, e
 // once the group's deregistration delay has passed (at once with a delay of 0). A target
 // already draining keeps its deadline.
 func (s *Store) DeregisterTargets(c Call, req *api.DeregisterTargetsRequest) (*api.DeregisterTargetsResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDeregisterTargets); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDeregisterTargets); err != nil {
 		return nil, err
 	}
 	if len(req.Targets) == 0 {
@@ -153,7 +153,7 @@ func (t *tx) deleteTarget(r *targetRec) error {
 // DescribeTargetHealth lists a group's targets with their health, or the named ones (a target
 // not registered shows unused, Target.NotRegistered).
 func (s *Store) DescribeTargetHealth(c Call, req *api.DescribeTargetHealthRequest) (*api.DescribeTargetHealthResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDescribeTargetHealth); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDescribeTargetHealth); err != nil {
 		return nil, err
 	}
 	txn := s.read()

@@ -11,7 +11,7 @@ import (
 // load balancers, HTTP or HTTPS (with a protocol version) for application ones. As in ELBv2,
 // the same name with the same settings answers the existing group.
 func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*api.CreateTargetGroupResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionCreateTargetGroup); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionCreateTargetGroup); err != nil {
 		return nil, err
 	}
 	if err := validateLBName("Name", req.Name); err != nil {
@@ -84,7 +84,7 @@ func tgAttr(r *tgRec) attrFunc {
 // DescribeTargetGroups lists target groups by ID, name, load balancer and filters (all must
 // match).
 func (s *Store) DescribeTargetGroups(c Call, req *api.DescribeTargetGroupsRequest) (*api.DescribeTargetGroupsResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDescribeTargetGroups); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDescribeTargetGroups); err != nil {
 		return nil, err
 	}
 	if err := validateLBFilters(req.Filters, tgAttr(&tgRec{})); err != nil {
@@ -122,7 +122,7 @@ func (s *Store) DescribeTargetGroups(c Call, req *api.DescribeTargetGroupsReques
 // ModifyTargetGroup changes the health check; fields left zero keep their values. Switching
 // to TCP drops the HTTP path and matcher.
 func (s *Store) ModifyTargetGroup(c Call, req *api.ModifyTargetGroupRequest) (*api.ModifyTargetGroupResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionModifyTargetGroup); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionModifyTargetGroup); err != nil {
 		return nil, err
 	}
 	return write(s, c, api.ActionModifyTargetGroup, "", req, func(t *tx) (*api.ModifyTargetGroupResponse, error) {
@@ -175,7 +175,7 @@ func mergeHealthCheck(cur, req api.HealthCheck) api.HealthCheck {
 // ModifyTargetGroupAttributes sets attributes (deregistration_delay.timeout_seconds) and
 // answers all of them. A new delay applies to targets deregistered from then on.
 func (s *Store) ModifyTargetGroupAttributes(c Call, req *api.ModifyTargetGroupAttributesRequest) (*api.ModifyTargetGroupAttributesResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionModifyTargetGroupAttributes); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionModifyTargetGroupAttributes); err != nil {
 		return nil, err
 	}
 	if len(req.Attributes) == 0 {
@@ -212,7 +212,7 @@ func (s *Store) ModifyTargetGroupAttributes(c Call, req *api.ModifyTargetGroupAt
 
 // DeleteTargetGroup deletes a group no listener forwards to, with its targets.
 func (s *Store) DeleteTargetGroup(c Call, req *api.DeleteTargetGroupRequest) (*api.DeleteTargetGroupResponse, error) {
-	if err := requireAdmin(c.Principal, api.ActionDeleteTargetGroup); err != nil {
+	if err := requireLoadBalancing(c.Principal, api.ActionDeleteTargetGroup); err != nil {
 		return nil, err
 	}
 	return write(s, c, api.ActionDeleteTargetGroup, "", req, func(t *tx) (*api.DeleteTargetGroupResponse, error) {

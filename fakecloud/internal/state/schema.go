@@ -123,6 +123,8 @@ func schema() *memdb.DBSchema {
 		tableTargets:       targetsTable(),
 		tableRules:         rulesTable(),
 		tableCertificates:  certificatesTable(),
+
+		tableLBTokens: lbTokensTable(),
 	}}
 }
 

@@ -28,6 +28,8 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 		tableTargets:       &targetRec{Key: "tg-1/10.0.0.5:80", TargetGroupID: "tg-1"},
 		tableRules:         &ruleRec{ID: "rule-1", ListenerID: "listener-1", LoadBalancerID: "lb-1", PriorityKey: "listener-1/10", TargetGroupIDs: []string{"tg-1", "tg-2"}},
 		tableCertificates:  &certRec{ID: "cert-1"},
+
+		tableLBTokens: &lbTokenRec{ID: "lbt-1", Token: "lbtok", TokenHash: tokenHash("lbtok"), AccessKeyID: "AKIA1"},
 	}
 	for table, rec := range records {
 		if err := txn.Insert(table, rec); err != nil {
@@ -48,6 +50,8 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 		tableTargets:       {indexID: "tg-1/10.0.0.5:80", indexTargetGroup: "tg-1"},
 		tableRules:         {indexID: "rule-1", indexListener: "listener-1", indexLoadBalancer: "lb-1", indexRulePriority: "listener-1/10", indexTargetGroup: "tg-2"},
 		tableCertificates:  {indexID: "cert-1"},
+
+		tableLBTokens: {indexID: "lbt-1", indexToken: tokenHash("lbtok"), indexAccessKey: "AKIA1"},
 	}
 	for table, ts := range sch.Tables {
 		if len(lookups[table]) != len(ts.Indexes) {

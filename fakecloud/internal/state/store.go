@@ -123,15 +123,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Authenticate resolves an instance token to its instance. The lookup goes by the token's
-// hash and the final comparison is constant-time.
+// Authenticate resolves an instance token to its instance, or a load-balancer token to the
+// load-balancer principal. The lookup goes by the token's hash and the final comparison is
+// constant-time.
 func (s *Store) Authenticate(token string) (Principal, bool) {
 	if token == "" {
 		return Principal{}, false
 	}
-	r := first[instanceRec](s.db.Txn(false), tableInstances, indexToken, tokenHash(token))
+	txn := s.db.Txn(false)
+	r := first[instanceRec](txn, tableInstances, indexToken, tokenHash(token))
 	if r == nil || subtle.ConstantTimeCompare([]byte(r.Token), []byte(token)) != 1 {
-		return Principal{}, false
+		return authenticateLB(txn, token)
 	}
 	return Principal{InstanceID: r.ID}, true
 }
@@ -400,7 +402,10 @@ func (s *Store) appendChanges(changes []api.Change) {
 
 func idempotencyKey(p Principal, token string) string {
 	who := "admin"
-	if !p.Admin {
+	switch {
+	case p.LoadBalancer:
+		who = p.TokenID
+	case !p.Admin:
 		who = p.InstanceID
 	}
 	return who + "|" + token

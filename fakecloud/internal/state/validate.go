@@ -177,6 +177,14 @@ func authorizeENI(p Principal, r *eniRec) error {
 		"instance %s is not authorized to modify network interface %s, which belongs to another instance", p.InstanceID, r.ID)
 }
 
+// requireLoadBalancing lets the admin and the load-balancer principal through.
+func requireLoadBalancing(p Principal, action string) error {
+	if p.Admin || p.LoadBalancer {
+		return nil
+	}
+	return api.Errorf(api.CodeUnauthorizedOperation, "%s needs the admin or the load-balancer token; instance tokens may not call it", action)
+}
+
 func requireAdmin(p Principal, action string) error {
 	if p.Admin {
 		return nil

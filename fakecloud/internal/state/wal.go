@@ -207,6 +207,8 @@ func decodeRecord(table string, raw json.RawMessage) (any, error) {
 		obj = &ruleRec{}
 	case tableCertificates:
 		obj = &certRec{}
+	case tableLBTokens:
+		obj = &lbTokenRec{}
 	default:
 		return nil, fmt.Errorf("unknown table %q", table)
 	}

@@ -56,6 +56,22 @@ func InstanceAWSKey(tb testing.TB, inst api.Instance) server.AWSKey {
 	return k
 }
 
+// LoadBalancerToken creates a load-balancer token, what a load balancer controller is given
+// instead of the admin token: its Token for the JSON API, its key pair for the AWS front end.
+func (e *Env) LoadBalancerToken(tb testing.TB) api.LoadBalancerToken {
+	tb.Helper()
+	r, err := e.Admin.CreateLoadBalancerToken(context.Background(), &api.CreateLoadBalancerTokenRequest{Description: tb.Name()})
+	if err != nil {
+		tb.Fatalf("create a load-balancer token: %v", err)
+	}
+	return r.LoadBalancerToken
+}
+
+// LoadBalancerAWSKey is the AWS key pair of a load-balancer token.
+func LoadBalancerAWSKey(t api.LoadBalancerToken) server.AWSKey {
+	return server.AWSKey{AccessKeyID: t.AccessKeyID, SecretAccessKey: t.SecretAccessKey}
+}
+
 // Client returns a client of the test server that authenticates with token.
 func (e *Env) Client(token string) *client.Client { return client.New(e.URL, token) }
 
