@@ -53,9 +53,9 @@ var (
 	providerConsumers = []string{"ipamd", "lbcontroller", "cni", "nodeagent", "test"}
 
 	// Leaf helpers of the standard library that every component may use, fakecloud and the
-	// consumers alike (server timeouts, private runtime files); they import nothing of the module
+	// consumers alike (server timeouts, private runtime files, the write-ahead log); they import nothing of the module
 	// but each other.
-	sharedLeaves = []string{"internal/httpserve", "internal/privfile"}
+	sharedLeaves = []string{"internal/httpserve", "internal/privfile", "internal/wal"}
 
 	// Nothing outside fakecloud (and the mains in cmd) reaches into the emulator's insides.
 	fakecloudPrivate = []string{"fakecloud/server", "fakecloud/internal"}
