@@ -52,10 +52,10 @@ var (
 	// What the seam and its drivers (providers/...) never import: the code that consumes them.
 	providerConsumers = []string{"ipamd", "lbcontroller", "cni", "nodeagent", "test"}
 
-	// Leaf helpers of the standard library that every component may use, fakecloud and the
-	// consumers alike (server timeouts, private runtime files, the write-ahead log); they import nothing of the module
-	// but each other.
-	sharedLeaves = []string{"internal/httpserve", "internal/privfile", "internal/wal"}
+	// Leaf helpers that every component may use, fakecloud and the consumers alike (server
+	// timeouts, private runtime files, the write-ahead log, named network namespaces); they
+	// import nothing of the module but each other.
+	sharedLeaves = []string{"internal/httpserve", "internal/privfile", "internal/wal", "internal/netns"}
 
 	// Nothing outside fakecloud (and the mains in cmd) reaches into the emulator's insides.
 	fakecloudPrivate = []string{"fakecloud/server", "fakecloud/internal"}
