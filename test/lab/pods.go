@@ -15,7 +15,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/flatnet/flatnet/internal/netns"
-	"github.com/flatnet/flatnet/ipamd"
+	"github.com/flatnet/flatnet/ipamd/wire"
 	"github.com/flatnet/flatnet/nodeagent"
 )
 
@@ -51,7 +51,7 @@ func (l *Lab) runtimeConf(p Pod) *libcni.RuntimeConf {
 // cni runs fn with the node's CNI configuration, on a thread inside the node's namespace, so the
 // plugin runs where a runtime on that node would run it.
 func (l *Lab) cni(n Node, fn func(*libcni.CNIConfig, *libcni.NetworkConfigList) error) error {
-	conf, err := libcni.ConfListFromFile(filepath.Join(n.ConfDir(), ipamd.ConflistName))
+	conf, err := libcni.ConfListFromFile(filepath.Join(n.ConfDir(), wire.ConflistName))
 	if err != nil {
 		return fmt.Errorf("read %s's conflist: %w", n.Name, err)
 	}
