@@ -39,7 +39,7 @@ PKGS         ?= ./...
 TEST_FUZZTIME ?= 5s
 FUZZTIME      ?= 2m
 
-BENCH_PKGS ?= ./fakecloud/... ./cni/... ./ipamd/... ./lbcontroller/... ./test/lab/...
+BENCH_PKGS ?= ./fakecloud/... ./cni/... ./ipamd/... ./lbcontroller/... ./lab/...
 BENCHTIME  ?= 2s
 BENCH      ?= .
 BENCH_COUNT ?= 1
@@ -83,7 +83,7 @@ prereqs-system:
 	hack/prereqs.sh --system
 
 # The binaries the lab's control plane and the API-server tests (ipamd/kube, lbcontroller,
-# nodeagent, test/lab) run.
+# nodeagent, lab) run.
 K8S_BINS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl
 
 .PHONY: k8s-bins
@@ -205,11 +205,11 @@ demo: require-root prereqs-system build $(if $(NOK8S),,k8s-bins) ## The lab on t
 
 .PHONY: test-lab-aws
 test-lab-aws: require-root prereqs-system k8s-bins ## The whole lab suite with ipamd and lbcontroller on the AWS driver against fakecloud's EC2/ELBv2 endpoint (FLATNET_LAB_CLOUD=aws-api)
-	FLATNET_LAB_CLOUD=aws-api $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./test/lab/
+	FLATNET_LAB_CLOUD=aws-api $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./lab/
 
 .PHONY: soak
 soak: require-root prereqs-system ## The lab's chaos test at 20,000 pod cycles (SOAK_CYCLES=N), faults and kill -9s included; figures in the log
-	FLATNET_SOAK_CYCLES=$(or $(SOAK_CYCLES),20000) $(GO) test -count=1 -timeout 12h -run TestChaosPodChurnUnderFaultsAndKills -v ./test/lab/
+	FLATNET_SOAK_CYCLES=$(or $(SOAK_CYCLES),20000) $(GO) test -count=1 -timeout 12h -run TestChaosPodChurnUnderFaultsAndKills -v ./lab/
 
 .PHONY: demo-fakecloud
 demo-fakecloud: build ## Walk through fakecloud's API on loopback: limits, throttling, faults (no root needed)
@@ -224,8 +224,8 @@ generate: ## go generate ./...: the node fast path's BPF object from its C sourc
 E2E_SKIP ?= ^TestChaosPodChurnUnderFaultsAndKills$$
 
 .PHONY: e2e
-e2e: require-root prereqs-system k8s-bins ## The lab's end-to-end tests alone (./test/lab: control plane, cluster, load balancers, the demo; root), without the chaos test
-	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) -skip '$(E2E_SKIP)' $(TEST_FLAGS) ./test/lab/
+e2e: require-root prereqs-system k8s-bins ## The lab's end-to-end tests alone (./lab: control plane, cluster, load balancers, the demo; root), without the chaos test
+	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) -skip '$(E2E_SKIP)' $(TEST_FLAGS) ./lab/
 
 # make conformance runs the official Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance,
 # the version go.mod pins) against the lab with the chart-installed controller (docs/conformance.md):

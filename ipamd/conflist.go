@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/flatnet/flatnet/ipamd/wire"
 )
 
-// NetworkName is the CNI network ipamd's conflist declares; the plugin's allocations are keyed
-// by it.
-const NetworkName = "flatnet"
+// NetworkName is the CNI network ipamd's conflist declares (wire.NetworkName).
+const NetworkName = wire.NetworkName
 
-// ConflistName is the file ipamd writes into CNIConfDir. It sorts early so a runtime that picks
-// the first conflist of the directory picks this one.
-const ConflistName = "10-flatnet.conflist"
+// ConflistName is the file ipamd writes into CNIConfDir (wire.ConflistName).
+const ConflistName = wire.ConflistName
 
 // conflist is the CNI configuration that points the plugin at this ipamd.
 func (d *Daemon) conflist() ([]byte, error) {

@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // Agent is one node's agent.
@@ -264,14 +266,14 @@ func (a *Agent) recover(ctx context.Context) error {
 		// GC only tidies after the plugins; pods can run without it.
 		a.log.Error("CNI GC", "err", err)
 	}
-	stray, err := listNetns(a.cfg.NetnsPrefix)
+	stray, err := netns.List(a.cfg.NetnsPrefix)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, name := range stray {
 		if !keep[name] {
 			a.log.Info("removing a pod namespace no record names", "netns", name)
-			errs = append(errs, deleteNetns(name))
+			errs = append(errs, netns.Delete(name))
 		}
 	}
 	return errors.Join(errs...)
@@ -314,7 +316,7 @@ func (a *Agent) teardownRecord(ctx context.Context, r *sandboxRecord, grace time
 		if err := a.net.del(ctx, r.podNet()); err != nil {
 			return fmt.Errorf("sandbox %s of pod %s/%s: %w", r.ID, r.Namespace, r.Name, err)
 		}
-		if err := deleteNetns(r.Netns); err != nil {
+		if err := netns.Delete(r.Netns); err != nil {
 			return err
 		}
 	}

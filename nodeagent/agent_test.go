@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/flatnet/flatnet/internal/k8stest"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // TestAgent runs one node agent process against a real API server and the reference ptp and
@@ -214,7 +215,7 @@ func testEchoPod(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	}
 
 	var reply []byte
-	err = inNetns(n.netns, func() error {
+	err = netns.Do(n.netns, func() error {
 		c, err := net.Dial("udp", net.JoinHostPort(pod.Status.PodIP, "5353"))
 		if err != nil {
 			return err
@@ -244,7 +245,7 @@ func testClosedPortProbe(t *testing.T, kube kubernetes.Interface, n *testNode) {
 		ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9999)}},
 		PeriodSeconds: 1,
 	}
-	netnsBefore, _ := listNetns(n.podNetns)
+	netnsBefore, _ := netns.List(n.podNetns)
 	pod = createPod(t, kube, pod)
 	// Once the probe has failed, the pod is running but not ready.
 	eventually(t, 60*time.Second, "an Unhealthy event for the readiness probe", func() error {
@@ -286,7 +287,7 @@ func testReadinessGate(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	const gate = corev1.PodConditionType("flatnet.io/lb-target-healthy")
 	pod := echoPod(n.name, "gated")
 	pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: gate}}
-	netnsBefore, _ := listNetns(n.podNetns)
+	netnsBefore, _ := netns.List(n.podNetns)
 	createPod(t, kube, pod)
 	got := waitPod(t, kube, "default", "gated", 60*time.Second, "containers ready", func(p *corev1.Pod) error {
 		if condition(p, corev1.ContainersReady) != corev1.ConditionTrue {
@@ -311,7 +312,7 @@ func testReadinessGate(t *testing.T, kube kubernetes.Interface, n *testNode) {
 }
 
 func testUnknownImage(t *testing.T, kube kubernetes.Interface, n *testNode) {
-	netnsBefore, _ := listNetns(n.podNetns)
+	netnsBefore, _ := netns.List(n.podNetns)
 	pod := echoPod(n.name, "unknown-image")
 	pod.Spec.Containers[0].Image = "nginx:1.27"
 	createPod(t, kube, pod)
@@ -343,7 +344,7 @@ func assertReleased(t *testing.T, n *testNode, ip string, netnsWant []string) {
 		if slices.Contains(n.allocatedIPs(), ip) {
 			return fmt.Errorf("address %s is still allocated: %v", ip, n.allocatedIPs())
 		}
-		if after, _ := listNetns(n.podNetns); !slices.Equal(after, netnsWant) {
+		if after, _ := netns.List(n.podNetns); !slices.Equal(after, netnsWant) {
 			return fmt.Errorf("pod namespaces %v, want %v", after, netnsWant)
 		}
 		return nil
@@ -351,7 +352,7 @@ func assertReleased(t *testing.T, n *testNode, ip string, netnsWant []string) {
 }
 
 func testGracefulDelete(t *testing.T, kube kubernetes.Interface, n *testNode) {
-	netnsBefore, _ := listNetns(n.podNetns)
+	netnsBefore, _ := netns.List(n.podNetns)
 	marker := filepath.Join(t.TempDir(), "sigterm")
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "graceful", Namespace: "default"},
@@ -398,7 +399,7 @@ func loadRecords(t *testing.T, n *testNode) map[types.UID]*sandboxRecord {
 }
 
 func testRestart(t *testing.T, kube kubernetes.Interface, n *testNode) {
-	netnsBefore, _ := listNetns(n.podNetns)
+	netnsBefore, _ := netns.List(n.podNetns)
 	keep := createPod(t, kube, echoPod(n.name, "keep"))
 	drop := createPod(t, kube, echoPod(n.name, "drop"))
 	keepBefore := waitPod(t, kube, "default", "keep", 60*time.Second, "Ready", podReady)
@@ -418,13 +419,13 @@ func testRestart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	if err := st.save(midAdd); err != nil {
 		t.Fatal(err)
 	}
-	if err := createNetns(midAdd.Netns); err != nil {
+	if err := netns.Create(midAdd.Netns); err != nil {
 		t.Fatal(err)
 	}
 	// Its ADD went through in the plugin (the address is taken); the agent died before recording it.
 	cni := newNetwork(&Config{CNIConfDir: filepath.Join(n.dir, "conf"), CNIBinDir: binDir, CNICacheDir: filepath.Join(n.dir, "cache")}, "")
 	var midIPs []string
-	if err := inNetns(n.netns, func() (err error) {
+	if err := netns.Do(n.netns, func() (err error) {
 		midIPs, err = cni.add(context.Background(), midAdd.podNet())
 		return err
 	}); err != nil {
@@ -433,7 +434,7 @@ func testRestart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	n.startAgent()
 
 	eventually(t, 30*time.Second, "the force-deleted pod and the half-added sandbox torn down", func() error {
-		left, _ := listNetns(n.podNetns)
+		left, _ := netns.List(n.podNetns)
 		want := append(slices.Clone(netnsBefore), keepRec.Netns)
 		slices.Sort(want)
 		if !slices.Equal(left, want) {
@@ -492,14 +493,14 @@ func testRestart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 func testFailedAdd(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	createPod(t, kube, echoPod(n.name, "first"))
 	first := waitPod(t, kube, "default", "first", 60*time.Second, "Ready", podReady)
-	firstNetns, _ := listNetns(n.podNetns)
+	firstNetns, _ := netns.List(n.podNetns)
 	second := createPod(t, kube, echoPod(n.name, "second"))
 	eventually(t, 60*time.Second, "a FailedCreatePodSandBox event", func() error {
 		return hasEvent(kube, second, "FailedCreatePodSandBox", "no IP addresses available")
 	})
 	// Retries come back every few seconds; between them nothing is left.
 	eventually(t, 30*time.Second, "only the first pod's namespace and address", func() error {
-		left, _ := listNetns(n.podNetns)
+		left, _ := netns.List(n.podNetns)
 		if !slices.Equal(left, firstNetns) {
 			return fmt.Errorf("pod namespaces %v, want %v", left, firstNetns)
 		}
@@ -538,7 +539,7 @@ func genericPod(node, name string, policy corev1.RestartPolicy, script string) *
 }
 
 func testProbesAndRestarts(t *testing.T, kube kubernetes.Interface, n *testNode) {
-	netnsBefore, _ := listNetns(n.podNetns)
+	netnsBefore, _ := netns.List(n.podNetns)
 	// A liveness probe to a closed port: killed, restarted, with CrashLoopBackOff between.
 	live := echoPod(n.name, "liveness")
 	live.Spec.Containers[0].LivenessProbe = &corev1.Probe{
@@ -611,7 +612,7 @@ func testProbesAndRestarts(t *testing.T, kube kubernetes.Interface, n *testNode)
 		waitGone(t, kube, "default", name, 30*time.Second)
 	}
 	eventually(t, 30*time.Second, "every namespace of these pods removed", func() error {
-		if after, _ := listNetns(n.podNetns); !slices.Equal(after, netnsBefore) {
+		if after, _ := netns.List(n.podNetns); !slices.Equal(after, netnsBefore) {
 			return fmt.Errorf("pod namespaces %v, want %v", after, netnsBefore)
 		}
 		return nil

@@ -14,6 +14,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // podIfName is the pod's interface, as every Kubernetes runtime names it.
@@ -52,7 +54,7 @@ func (e *rootExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []by
 	if !ok {
 		return nil, fmt.Errorf("CNI plugin %s is outside the node's root %s", pluginPath, e.root)
 	}
-	l := Launch{Rootfs: e.root, Mounts: []Mount{{Source: netnsDir, Target: netnsDir}}, UID: -1, GID: -1, Argv: []string{"/" + inner}}
+	l := Launch{Rootfs: e.root, Mounts: []Mount{{Source: netns.Dir, Target: netns.Dir}}, UID: -1, GID: -1, Argv: []string{"/" + inner}}
 	cmd := l.command(e.self)
 	cmd.SysProcAttr.Setsid = false
 	// CNI_PATH names the plugin directories as the node sees them (a plugin delegating to its
@@ -149,7 +151,7 @@ type podNet struct {
 func (p podNet) runtimeConf() *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{
 		ContainerID: p.sandboxID,
-		NetNS:       netnsPath(p.netns),
+		NetNS:       netns.Path(p.netns),
 		IfName:      podIfName,
 		Args: [][2]string{
 			{"IgnoreUnknown", "true"},

@@ -15,6 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 const (
@@ -85,7 +87,7 @@ func (w *podWorker) adopt(pod *corev1.Pod) {
 				// Recorded by an agent that did not keep it: the pod's namespace, the node's files.
 				c.launch = Launch{UID: -1, GID: -1}
 				if !w.sb.HostNetwork {
-					c.launch.Netns = netnsPath(w.sb.Netns)
+					c.launch.Netns = netns.Path(w.sb.Netns)
 				}
 			}
 			c.proc = adoptProcess(rec.PID, rec.StartTime)
@@ -229,7 +231,7 @@ func (w *podWorker) cannotStart(pod *corev1.Pod, c *container, err error) {
 func (w *podWorker) containerLaunch(ctx context.Context, pod *corev1.Pod, c *container) (Launch, []string, error) {
 	l := Launch{UID: -1, GID: -1}
 	if !pod.Spec.HostNetwork {
-		l.Netns = netnsPath(w.sb.Netns)
+		l.Netns = netns.Path(w.sb.Netns)
 	}
 	prog, img, err := w.a.resolveImage(c.spec.Image)
 	if err != nil {

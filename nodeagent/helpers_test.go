@@ -13,20 +13,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // binDir holds the agent and the reference CNI plugins (ptp, host-local), built once.
@@ -127,7 +127,7 @@ func newTestNode(t *testing.T, cfg *rest.Config, name, subnet string) *testNode 
 			t.Fatal(err)
 		}
 	}
-	if err := createNetns(n.netns); err != nil {
+	if err := netns.Create(n.netns); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.cleanup)
@@ -144,11 +144,11 @@ func newTestNode(t *testing.T, cfg *rest.Config, name, subnet string) *testNode 
 func (n *testNode) cleanup() {
 	n.stopAgent(syscall.SIGKILL)
 	killOurProcesses(n.podNetns)
-	names, _ := listNetns(n.podNetns)
+	names, _ := netns.List(n.podNetns)
 	for _, name := range names {
-		_ = deleteNetns(name)
+		_ = netns.Delete(name)
 	}
-	_ = deleteNetns(n.netns)
+	_ = netns.Delete(n.netns)
 	b, _ := os.ReadFile(n.agentLog)
 	if strings.Contains(string(b), "WARNING: DATA RACE") {
 		n.t.Errorf("the agent of %s reported a data race", n.name)
@@ -162,10 +162,10 @@ func (n *testNode) cleanup() {
 // the containers and probes of this test's pods, whatever program they run.
 func killOurProcesses(netnsPrefix string) {
 	inodes := map[uint64]bool{}
-	names, _ := listNetns(netnsPrefix)
+	names, _ := netns.List(netnsPrefix)
 	for _, name := range names {
 		var st syscall.Stat_t
-		if syscall.Stat(netnsPath(name), &st) == nil {
+		if syscall.Stat(netns.Path(name), &st) == nil {
 			inodes[st.Ino] = true
 		}
 	}
@@ -279,7 +279,7 @@ func (n *testNode) startAgent() {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Pdeathsig: a test that dies (a timeout panics without cleanups) takes its agent along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if err := inNetns(n.netns, cmd.Start); err != nil {
+	if err := netns.Do(n.netns, cmd.Start); err != nil {
 		n.t.Fatalf("start the agent: %v", err)
 	}
 	n.agent = cmd
@@ -305,36 +305,12 @@ func (n *testNode) stopAgent(sig syscall.Signal) {
 	n.agent = nil
 }
 
-// inNetns runs fn on a thread inside the named namespace.
-func inNetns(name string, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		return fmt.Errorf("open namespace %s: %w", name, err)
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return err
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		runtime.Goexit() // the thread is in the wrong namespace: let it die with the goroutine
-	}
-	return ferr
-}
-
 // forwardAPI listens on the loopback of the node's namespace and forwards to the API server on
 // the host's loopback, as the lab's port-forward does the other way: no route is ever added.
 func forwardAPI(t *testing.T, nodeNetns, target string) string {
 	t.Helper()
 	var ln net.Listener
-	err := inNetns(nodeNetns, func() (err error) {
+	err := netns.Do(nodeNetns, func() (err error) {
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
 		return err
 	})
@@ -380,7 +356,7 @@ func (n *testNode) writeKubeconfig(cfg *rest.Config, addr string) string {
 // httpGet fetches url from inside the node's namespace.
 func (n *testNode) httpGet(ctx context.Context, url string) ([]byte, error) {
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-		err = inNetns(n.netns, func() (err error) {
+		err = netns.Do(n.netns, func() (err error) {
 			var d net.Dialer
 			c, err = d.DialContext(ctx, network, addr)
 			return err

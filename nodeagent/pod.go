@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -14,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 const (
@@ -279,7 +283,9 @@ func (w *podWorker) createSandbox(ctx context.Context, pod *corev1.Pod) error {
 		w.sb = nil
 		return err
 	}
-	if err := createNetns(w.sb.Netns); err != nil {
+	// A namespace left by a crash between making it and recording the ADD is reused, as a
+	// runtime reuses its sandbox.
+	if err := netns.Create(w.sb.Netns); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/flatnet/flatnet/internal/images"
 	"github.com/flatnet/flatnet/internal/k8stest"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // The test image: the reporter program (testdata/reporter) under the names the image build
@@ -272,7 +273,7 @@ func testHostNetworkPod(t *testing.T, kube kubernetes.Interface, n *testNode) {
 		t.Errorf("exec probe env: %q", probe.Env)
 	}
 	// A host-network pod is in the node's namespace: no pod namespace was made for it.
-	if names, _ := listNetns(n.podNetns); len(names) != 0 {
+	if names, _ := netns.List(n.podNetns); len(names) != 0 {
 		t.Errorf("pod namespaces %v for a hostNetwork pod", names)
 	}
 	deletePod(t, kube, "hostnet", nil)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/flatnet/flatnet/test/lab"
+	"github.com/flatnet/flatnet/lab"
 )
 
 func main() {

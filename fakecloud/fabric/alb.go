@@ -17,6 +17,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/fabric/l7"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // albCloseTimeout bounds how long closing an engine lets its requests in flight finish: the
@@ -188,7 +189,7 @@ func (f *Fabric) syncALBChecks(checks []Check, ready func(string) bool) {
 func dialFrom(ns string, src netip.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
-		err := InNetns(ns, func() error {
+		err := netns.Do(ns, func() error {
 			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 			var err error
 			c, err = d.DialContext(ctx, network, addr)
@@ -201,7 +202,7 @@ func dialFrom(ns string, src netip.Addr) func(ctx context.Context, network, addr
 // netnsIno identifies the namespace mounted at a name (0 if none).
 func netnsIno(ns string) uint64 {
 	var st unix.Stat_t
-	if err := unix.Stat(NetnsPath(ns), &st); err != nil {
+	if err := unix.Stat(netns.Path(ns), &st); err != nil {
 		return 0
 	}
 	return st.Ino

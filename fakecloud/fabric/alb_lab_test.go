@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // podWebPort is where the application load balancer tests' pods serve HTTP: GET /healthz
@@ -130,7 +131,7 @@ func weighted(gw ...any) api.Action {
 func nsClient(ns string) *http.Client {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
-		err := InNetns(ns, func() error {
+		err := netns.Do(ns, func() error {
 			var err error
 			c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
 			return err
@@ -361,7 +362,7 @@ func TestALB(t *testing.T) {
 	t.Run("delete closes the engine and the namespace", func(t *testing.T) {
 		must(l.st.DeleteLoadBalancer(admin(), &api.DeleteLoadBalancerRequest{LoadBalancerID: l.lb.LoadBalancerID}))
 		l.converge()
-		if left, _ := listNetns(l.prefix + "l-"); len(left) > 0 {
+		if left, _ := netns.List(l.prefix + "l-"); len(left) > 0 {
 			t.Errorf("load balancer namespaces left: %v", left)
 		}
 		if len(l.f.albs) != 0 {

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // Attachment makes an instance's node a network namespace that already exists and belongs to
@@ -101,7 +102,7 @@ func validateAttachments(prefix string, atts []Attachment) error {
 			continue
 		}
 		clean := filepath.Clean(a.Netns)
-		if filepath.Dir(clean) == netnsDir && strings.HasPrefix(filepath.Base(clean), prefix) {
+		if filepath.Dir(clean) == netns.Dir && strings.HasPrefix(filepath.Base(clean), prefix) {
 			errs = append(errs, fmt.Errorf("attachment %s: %s is one of this fabric's own namespaces (prefix %q), which it deletes at teardown: attach only namespaces someone else owns", a.Name, a.Netns, prefix))
 		}
 		if names[a.Name] {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // runTagged launches one instance in a subnet with a Name tag.
@@ -135,7 +136,7 @@ func TestFabricAttachExistingNamespaces(t *testing.T) {
 		if st := l.attachment(t, name); st.State != AttachmentAttached || st.InstanceID != w.InstanceID {
 			t.Errorf("attachment %s: %+v, want attached to %s", name, st, w.InstanceID)
 		}
-		if netnsExists(l.node(w)) {
+		if netns.Exists(l.node(w)) {
 			t.Errorf("the fabric made a namespace of its own for attached %s", w.InstanceID)
 		}
 	}
@@ -340,7 +341,7 @@ func TestFabricAttachFailsClearly(t *testing.T) {
 	plain := dir + "/plain"
 	must0(t, os.WriteFile(plain, nil, 0o644))
 	// The router reached by another path than its name (which New refuses outright).
-	router, _ := bindMount(t, t.TempDir(), NetnsPath(RouterNetns(l.prefix, l.vpc)))
+	router, _ := bindMount(t, t.TempDir(), netns.Path(RouterNetns(l.prefix, l.vpc)))
 
 	// The owner's own network overlaps the VPC; and the owner made a link named vpc0.
 	eth0, err := overlapping.h.LinkByName("eth0")
@@ -393,7 +394,7 @@ func TestFabricAttachFailsClearly(t *testing.T) {
 		t.Logf("%s: %s", c.name, st.Reason)
 	}
 	for _, id := range []string{inst["twin"].InstanceID, twin2.InstanceID, inst["missing"].InstanceID} {
-		if netnsExists(NodeNetns(l.prefix, id)) {
+		if netns.Exists(NodeNetns(l.prefix, id)) {
 			t.Errorf("instance %s, whose attachment failed, got a namespace of the fabric's instead", id)
 		}
 	}
@@ -451,7 +452,7 @@ func TestFabricAttachedNamespaceVanishes(t *testing.T) {
 		if p.ping(addr(inst["dying"].PrivateIPAddress), 200*time.Millisecond) {
 			t.Errorf("the vanished node's address still answers")
 		}
-		if netnsExists(l.node(inst["dying"])) {
+		if netns.Exists(l.node(inst["dying"])) {
 			t.Errorf("the fabric made a namespace of its own for the instance whose namespace vanished")
 		}
 		if !p.pingSoon(addr(inst["bound"].PrivateIPAddress), 2*time.Second) {

@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // BenchmarkAssignToRoutable measures, per operation, the lag from AssignPrivateIpAddresses
@@ -70,7 +71,7 @@ func BenchmarkAssignToRoutable(b *testing.B) {
 func BenchmarkNodeToNodeTCP(b *testing.B) {
 	l := newLab(b, nil)
 	var ln net.Listener
-	err := InNetns(l.node(l.n2), func() error {
+	err := netns.Do(l.node(l.n2), func() error {
 		var err error
 		ln, err = net.Listen("tcp4", net.JoinHostPort(l.n2.PrivateIPAddress, "5201"))
 		return err

@@ -14,8 +14,10 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // dockerNet stands in for a container runtime's bridge network ("docker0" in a namespace of its
@@ -38,11 +40,11 @@ func newDockerNet(t *testing.T) *dockerNet {
 	// Not under the lab's prefix: Down must not find it, and the lab's teardown checks that
 	// nothing of its prefix is left.
 	name := "fcd" + hex.EncodeToString(b) + "-docker"
-	if err := createNetns(name); err != nil {
+	if err := netns.Create(name); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := deleteNetns(name); err != nil {
+		if err := netns.Delete(name); err != nil {
 			t.Errorf("remove the docker bridge namespace: %v", err)
 		}
 	})
@@ -142,7 +144,7 @@ func (c *container) alive() bool { return c.cmd.Process.Signal(syscall.Signal(0)
 // pathHandle is a netlink handle inside the namespace at path.
 func pathHandle(t *testing.T, path string) *netlink.Handle {
 	t.Helper()
-	nsh, err := netns.GetFromPath(path)
+	nsh, err := vnetns.GetFromPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}

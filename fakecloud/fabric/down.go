@@ -3,6 +3,8 @@ package fabric
 import (
 	"errors"
 	"fmt"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // Down removes every namespace whose name starts with prefix (DefaultPrefix when empty): nodes
@@ -16,7 +18,7 @@ func Down(prefix string) error {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	names, err := listNetns(prefix)
+	names, err := netns.List(prefix)
 	if err != nil {
 		return fmt.Errorf("fabric down: %w", err)
 	}
@@ -24,7 +26,7 @@ func Down(prefix string) error {
 	for _, pass := range []byte{'n', 'l', 'r', 'i'} {
 		for _, name := range names {
 			if kind, _, ok := nsKind(prefix, name); ok && kind == pass {
-				errs = append(errs, deleteNetns(name))
+				errs = append(errs, netns.Delete(name))
 			}
 		}
 	}

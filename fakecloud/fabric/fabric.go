@@ -16,6 +16,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/fabric/metadata"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // Source is the control plane as the fabric needs it. *state.Store satisfies it in-process.
@@ -152,7 +153,7 @@ func New(cfg Config) (*Fabric, error) {
 // sequence take a snapshot, diff it against what is programmed and apply the difference. It
 // returns nil when ctx ends (after Down, with TeardownOnExit).
 func (f *Fabric) Run(ctx context.Context) error {
-	if err := ensureNetnsDir(); err != nil {
+	if err := netns.EnsureDir(); err != nil {
 		return fmt.Errorf("fabric: %w", err)
 	}
 	defer f.stop()

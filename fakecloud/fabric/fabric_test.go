@@ -17,6 +17,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 func TestFabricReachability(t *testing.T) {
@@ -216,7 +217,7 @@ func TestFabricSourceDestCheck(t *testing.T) {
 	send := func(src string) {
 		t.Helper()
 		var c net.Conn
-		err := InNetns(l.node(l.n1), func() error {
+		err := netns.Do(l.node(l.n1), func() error {
 			var err error
 			d := net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}
 			c, err = d.Dial("udp4", net.JoinHostPort(l.n2.PrivateIPAddress, "9999"))
@@ -440,7 +441,7 @@ func TestFabricRestartAdoptsAndTerminate(t *testing.T) {
 	}
 	must(l.st.TerminateInstances(admin(), &api.TerminateInstancesRequest{InstanceIDs: []string{l.n3.InstanceID}}))
 	l.converge()
-	if netnsExists(l.node(l.n3)) {
+	if netns.Exists(l.node(l.n3)) {
 		t.Errorf("terminated instance's namespace still exists")
 	}
 }

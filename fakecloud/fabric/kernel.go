@@ -9,8 +9,10 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // routeProto marks the routes the fabric owns, so it can tell them from the kernel's own.
@@ -42,15 +44,6 @@ func newKernel(prefix string, mtu int) *kernel {
 		attached: map[string]nsID{}, handleIDs: map[string]nsID{}, home: home, homeErr: err}
 }
 
-// nsFile is the file of a namespace: a name the fabric made (under /run/netns), or the absolute
-// path of an attached namespace.
-func nsFile(ns string) string {
-	if filepath.IsAbs(ns) {
-		return ns
-	}
-	return NetnsPath(ns)
-}
-
 // handle returns the cached netlink handle of a namespace (a name, or an attached namespace's
 // path), opening it on first use. A handle by path is reopened when another namespace is at the
 // path now: it never reaches into a namespace the path no longer names.
@@ -69,7 +62,7 @@ func (k *kernel) handle(ns string) (*netlink.Handle, error) {
 		return h, nil
 	}
 	k.dropHandleLocked(ns)
-	nsh, err := netns.GetFromPath(nsFile(ns))
+	nsh, err := vnetns.GetFromPath(netns.File(ns))
 	if err != nil {
 		return nil, fmt.Errorf("open netns %s: %w", ns, err)
 	}
@@ -127,8 +120,8 @@ func (k *kernel) setPortIndex(eni string, idx int) {
 
 // ensureNetns creates a namespace unless it exists, with its loopback up.
 func (k *kernel) ensureNetns(ns string) error {
-	if !netnsExists(ns) {
-		if err := createNetns(ns); err != nil {
+	if !netns.Exists(ns) {
+		if err := netns.Create(ns); err != nil {
 			return err
 		}
 	}
@@ -161,7 +154,7 @@ func (k *kernel) delNode(n Node, ports []PortOp) error {
 	}
 	ns := NodeNetns(k.prefix, n.Instance)
 	k.closeHandle(ns)
-	return deleteNetns(ns)
+	return netns.Delete(ns)
 }
 
 // delRouter removes a VPC's router and internet namespaces; the ports die with them.
@@ -169,7 +162,7 @@ func (k *kernel) delRouter(vpc string) error {
 	var errs []error
 	for _, ns := range []string{RouterNetns(k.prefix, vpc), InternetNetns(k.prefix, vpc)} {
 		k.closeHandle(ns)
-		errs = append(errs, deleteNetns(ns))
+		errs = append(errs, netns.Delete(ns))
 	}
 	return errors.Join(errs...)
 }

@@ -9,8 +9,10 @@ import (
 	"slices"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // nsID identifies a namespace: the device and inode of its nsfs file, the same whichever path
@@ -105,12 +107,12 @@ func (k *kernel) attach(n Node) error {
 	if oid, err := statNetns("/proc/1/ns/net"); err == nil && oid == id {
 		return fmt.Errorf("instance %s: %s is the network namespace fakecloud itself runs in (the host's, /proc/1/ns/net): the fabric never wires into it", n.Instance, n.Netns)
 	}
-	names, err := listNetns(k.prefix)
+	names, err := netns.List(k.prefix)
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		if nid, err := statNetns(NetnsPath(name)); err == nil && nid == id {
+		if nid, err := statNetns(netns.Path(name)); err == nil && nid == id {
 			return fmt.Errorf("instance %s: %s is the fabric's own namespace %s: attach only namespaces someone else owns", n.Instance, n.Netns, name)
 		}
 	}
@@ -165,7 +167,7 @@ func (k *kernel) forgetAttached(path string) {
 func (k *kernel) detach(n Node, ports []PortOp) error {
 	var errs []error
 	for _, op := range ports {
-		if !netnsExists(RouterNetns(k.prefix, op.VpcID)) {
+		if !netns.Exists(RouterNetns(k.prefix, op.VpcID)) {
 			continue // the router and every pair into it are gone
 		}
 		errs = append(errs, k.delPort(op))
@@ -360,7 +362,7 @@ func unplugAttached(prefix string, names []string) error {
 }
 
 func unplugAttachedIn(router string) error {
-	nsh, err := netns.GetFromPath(NetnsPath(router))
+	nsh, err := vnetns.GetFromPath(netns.Path(router))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil

@@ -8,6 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // addPort plugs an interface into its node: a veth pair created in the router namespace with its
@@ -37,7 +39,7 @@ func (k *kernel) addPort(op PortOp) error {
 	if err != nil {
 		return fmt.Errorf("interface %s: mac %q: %w", p.ENI, p.MAC, err)
 	}
-	fd, err := unix.Open(nsFile(nns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(netns.File(nns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", nns, err)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // routerSysctls make a namespace a cloud's virtual router: it forwards; every new port starts with
@@ -163,7 +165,7 @@ func (k *kernel) ensureInternetLink(h *netlink.Handle, ins string) error {
 	if !errors.As(err, &nf) {
 		return fmt.Errorf("%s: %w", internetLink, err)
 	}
-	fd, err := unix.Open(NetnsPath(ins), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(netns.Path(ins), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", ins, err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/internal/state"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 func admin() state.Call { return state.Call{Principal: state.Principal{Admin: true}, Now: time.Now()} }
@@ -115,7 +116,7 @@ func (l *lab) teardown() {
 	if err := Down(l.prefix); err != nil {
 		l.t.Errorf("down: %v", err)
 	}
-	left, err := listNetns(l.prefix)
+	left, err := netns.List(l.prefix)
 	if err != nil || len(left) > 0 {
 		l.t.Errorf("namespaces left after down: %v (err %v)", left, err)
 	}

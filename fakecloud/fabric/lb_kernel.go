@@ -8,8 +8,10 @@ import (
 	"slices"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // lbSysctls make a load balancer's namespace forward what it DNATs back out of the link it came
@@ -135,7 +137,7 @@ func (k *kernel) ensureLBLink(h, lh *netlink.Handle, lb *LB) (netlink.Link, erro
 			return nil, fmt.Errorf("delete leftover eth0 of load balancer %s: %w", lb.ID, err)
 		}
 	}
-	fd, err := unix.Open(NetnsPath(lns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(netns.Path(lns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open netns %s: %w", lns, err)
 	}
@@ -234,14 +236,14 @@ func (k *kernel) delLB(id string) error {
 		}
 	}
 	k.closeHandle(ns)
-	return deleteNetns(ns)
+	return netns.Delete(ns)
 }
 
 // flushLB deletes the tracked connections a load balancer forwarded to targets outside
 // lb.Keep, and returns how many.
 func (k *kernel) flushLB(lb *LB) (uint, error) {
 	ns := LBNetns(k.prefix, lb.ID)
-	nsh, err := netns.GetFromPath(NetnsPath(ns))
+	nsh, err := vnetns.GetFromPath(netns.Path(ns))
 	if err != nil {
 		return 0, fmt.Errorf("open netns %s: %w", ns, err)
 	}

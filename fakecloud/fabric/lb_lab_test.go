@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // Pods of the load balancer tests serve on these ports of their own address.
@@ -189,7 +190,7 @@ func (l *lbLab) waitHealth(t *testing.T, tg, state string, pods ...*pod) {
 // dialIn dials from inside a namespace with a short timeout.
 func dialIn(ns, network, address string, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
-	err := InNetns(ns, func() error {
+	err := netns.Do(ns, func() error {
 		var err error
 		c, err = (&net.Dialer{Timeout: timeout}).Dial(network, address)
 		return err
@@ -395,7 +396,7 @@ func TestLB(t *testing.T) {
 			must(l.st.DeleteLoadBalancer(admin(), &api.DeleteLoadBalancerRequest{LoadBalancerID: lb.LoadBalancerID}))
 		}
 		l.converge()
-		left, _ := listNetns(l.prefix + "l-")
+		left, _ := netns.List(l.prefix + "l-")
 		if len(left) > 0 {
 			t.Errorf("load balancer namespaces left: %v", left)
 		}

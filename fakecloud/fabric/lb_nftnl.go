@@ -13,6 +13,8 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // The load balancer's program goes to the kernel over nftables' netlink API, in one batch: the
@@ -230,7 +232,7 @@ func intervalElements(ps []netip.Prefix) []nftables.SetElement {
 // connection opens a netlink socket per request there, so it holds nothing once fn returns.
 func (k *kernel) withLBConn(id string, fn func(c *nftables.Conn) error) error {
 	ns := LBNetns(k.prefix, id)
-	fd, err := unix.Open(NetnsPath(ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(netns.Path(ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", ns, err)
 	}

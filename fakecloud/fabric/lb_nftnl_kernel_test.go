@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // TestLBRulesetMatchesNft holds the netlink form to the nft script: for programs of every
@@ -64,7 +65,7 @@ func TestLBRulesetMatchesNft(t *testing.T) {
 				t.Fatal(err)
 			}
 			script, _ := RenderLBProgram(lb.Program)
-			err := InNetns(LBNetns(k.prefix, theirs), func() error {
+			err := netns.Do(LBNetns(k.prefix, theirs), func() error {
 				cmd := exec.Command(nft, "-f", "-")
 				var stderr bytes.Buffer
 				cmd.Stdin, cmd.Stderr = strings.NewReader(script), &stderr
@@ -116,7 +117,7 @@ func newLBPair(t *testing.T) *lbPair {
 	}
 	t.Cleanup(func() {
 		k.closeHandle(p.clientNS)
-		if err := deleteNetns(p.clientNS); err != nil {
+		if err := netns.Delete(p.clientNS); err != nil {
 			t.Errorf("delete %s: %v", p.clientNS, err)
 		}
 	})
@@ -131,7 +132,7 @@ func newLBPair(t *testing.T) *lbPair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := unix.Open(NetnsPath(lns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(netns.Path(lns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func (p *lbPair) program(t *testing.T, allowed []string, targetPorts ...int) {
 // dial connects from src in the client namespace to dst:80.
 func (p *lbPair) dial(src, dst string, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
-	err := InNetns(p.clientNS, func() error {
+	err := netns.Do(p.clientNS, func() error {
 		d := &net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
 		var err error
 		c, err = d.Dial("tcp4", net.JoinHostPort(dst, "80"))

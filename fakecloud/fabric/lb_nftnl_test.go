@@ -14,6 +14,7 @@ import (
 	"github.com/google/nftables/expr"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // goldenSnap has the load balancer of the golden files: internet-facing, two source ranges, a
@@ -98,7 +99,7 @@ func TestIntervalElements(t *testing.T) {
 func lbNetns(t *testing.T, k *kernel, id string) {
 	t.Helper()
 	ns := LBNetns(k.prefix, id)
-	if err := ensureNetnsDir(); err != nil {
+	if err := netns.EnsureDir(); err != nil {
 		t.Fatal(err)
 	}
 	if err := k.ensureNetns(ns); err != nil {
@@ -106,7 +107,7 @@ func lbNetns(t *testing.T, k *kernel, id string) {
 	}
 	t.Cleanup(func() {
 		k.closeHandle(ns)
-		if err := deleteNetns(ns); err != nil {
+		if err := netns.Delete(ns); err != nil {
 			t.Errorf("delete %s: %v", ns, err)
 		}
 	})

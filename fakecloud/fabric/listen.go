@@ -9,6 +9,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/fabric/metadata"
 	"github.com/flatnet/flatnet/internal/httpserve"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // vpcListeners are the HTTP servers the fabric runs inside one router namespace.
@@ -74,7 +75,7 @@ func (f *Fabric) closeListeners(vpc string) {
 // listenIn opens a TCP listener inside a named namespace.
 func listenIn(ns, addr string) (net.Listener, error) {
 	var ln net.Listener
-	err := InNetns(ns, func() error {
+	err := netns.Do(ns, func() error {
 		var err error
 		ln, err = net.Listen("tcp4", addr)
 		return err

@@ -8,12 +8,14 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // observe reads back what is programmed, from the namespaces carrying the fabric's prefix, so a
 // restarted fabric adopts them instead of starting over.
 func (k *kernel) observe() (*World, error) {
-	names, err := listNetns(k.prefix)
+	names, err := netns.List(k.prefix)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // requireRoot fails (never skips) when the test cannot create namespaces.
@@ -42,7 +44,7 @@ type pinger struct {
 func newPinger(t testing.TB, ns string) *pinger {
 	t.Helper()
 	var c net.PacketConn
-	err := InNetns(ns, func() error {
+	err := netns.Do(ns, func() error {
 		var err error
 		c, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
 		return err
@@ -114,7 +116,7 @@ func (p *pinger) pingSoon(dst netip.Addr, total time.Duration) bool {
 func dialerIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
-		err := InNetns(ns, func() error {
+		err := netns.Do(ns, func() error {
 			var err error
 			c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
 			return err
@@ -135,7 +137,7 @@ func httpClientIn(ns string) *http.Client {
 func udpListen(t testing.TB, ns, addr string) *net.UDPConn {
 	t.Helper()
 	var c net.PacketConn
-	err := InNetns(ns, func() error {
+	err := netns.Do(ns, func() error {
 		var err error
 		c, err = net.ListenPacket("udp4", addr)
 		return err

@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flatnet/flatnet/lab"
 	"github.com/flatnet/flatnet/test/conformance"
-	"github.com/flatnet/flatnet/test/lab"
 )
 
 // The GatewayClass the suite runs against, of flatnet's controller.

@@ -20,8 +20,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/flatnet/flatnet"
+	"github.com/flatnet/flatnet/lab"
 	"github.com/flatnet/flatnet/test/conformance"
-	"github.com/flatnet/flatnet/test/lab"
 )
 
 // The namespaces of the suite's base manifests.

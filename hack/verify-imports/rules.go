@@ -32,8 +32,8 @@ func (v Violation) String() string {
 // The rules, by top-level folder of the module (paths relative to the module path).
 var (
 	// cmd holds mains only; it may wire up any component, and it chooses the cloud drivers
-	// (providers/all). test/ is allowed because the lab harness binary (flatnet-lab) lives there.
-	cmdMayImport = []string{"cni", "ipamd", "lbcontroller", "nodeagent", "fakecloud", "test", "providers"}
+	// (providers/all); flatnet-lab runs the lab.
+	cmdMayImport = []string{"cni", "ipamd", "lbcontroller", "nodeagent", "fakecloud", "lab", "providers"}
 
 	// The CNI plugin stays tiny: within the module, only its own packages and ipamd's wire types.
 	cniMayImportInModule = []string{"cni", "ipamd/wire"}
@@ -50,12 +50,18 @@ var (
 	consumers = []string{"ipamd", "lbcontroller"}
 
 	// What the seam and its drivers (providers/...) never import: the code that consumes them.
-	providerConsumers = []string{"ipamd", "lbcontroller", "cni", "nodeagent", "test"}
+	providerConsumers = []string{"ipamd", "lbcontroller", "cni", "nodeagent", "lab", "test"}
 
-	// Leaf helpers of the standard library that every component may use, fakecloud and the
-	// consumers alike (server timeouts, private runtime files); they import nothing of the module
-	// but each other.
-	sharedLeaves = []string{"internal/httpserve", "internal/privfile"}
+	// Test code and tooling: product code (everything else: the components, cmd, lab, internal)
+	// imports nothing under test/. hack/ holds the project's tools, which may drive test suites
+	// (hack/conformance runs test/conformance).
+	testOnly      = "test"
+	toolsAndTests = []string{"test", "hack"}
+
+	// Leaf helpers that every component may use, fakecloud and the consumers alike (server
+	// timeouts, private runtime files, the write-ahead log, named network namespaces); they
+	// import nothing of the module but each other.
+	sharedLeaves = []string{"internal/httpserve", "internal/privfile", "internal/wal", "internal/netns"}
 
 	// Nothing outside fakecloud (and the mains in cmd) reaches into the emulator's insides.
 	fakecloudPrivate = []string{"fakecloud/server", "fakecloud/internal"}
@@ -143,6 +149,9 @@ func directRule(mod, rel, imp string, std bool) string {
 	if inModule && underAny(irel, sharedLeaves) {
 		return "" // anyone may use a shared leaf
 	}
+	if inModule && under(irel, testOnly) && !underAny(rel, toolsAndTests) {
+		return "product code imports nothing under test/ (test suites and their harnesses): the lab is lab/"
+	}
 	if inModule && under(irel, providertest) && !under(rel, providertest) {
 		return "providers/providertest is imported by tests only"
 	}
@@ -168,7 +177,7 @@ func directRule(mod, rel, imp string, std bool) string {
 	case under(rel, "providers"):
 		switch {
 		case inModule && underAny(irel, providerConsumers):
-			return "providers and its drivers import no consumer (ipamd, lbcontroller, cni, nodeagent, test)"
+			return "providers and its drivers import no consumer (ipamd, lbcontroller, cni, nodeagent, lab, test)"
 		case inModule && rel == "providers" && (under(irel, "providers") || under(irel, "fakecloud")):
 			return "the seam (providers) imports no driver and no cloud's packages"
 		case inModule && underAny(irel, fakecloudPrivate) && (!under(rel, providertest) || !under(irel, providertestMayUse)):

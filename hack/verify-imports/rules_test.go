@@ -47,7 +47,7 @@ func TestCheck(t *testing.T) {
 				pkg(mod+"/ipamd", mod+"/providers", "github.com/prometheus/client_golang/prometheus"),
 				pkg(mod+"/lbcontroller", mod+"/providers", "k8s.io/apimachinery/pkg/types"),
 				pkg(mod+"/lbcontroller/deploy", mod+"/providers", mod+"/lbcontroller/model"),
-				pkg(mod+"/test/lab", mod+"/fakecloud/client"),
+				pkg(mod+"/lab", mod+"/fakecloud/client"),
 				pkg(mod+"/providers", "fmt"),
 				pkg(mod+"/providers/fakecloud", mod+"/providers", mod+"/fakecloud/client", mod+"/fakecloud/api"),
 				pkg(mod+"/providers/providertest", mod+"/providers", mod+"/fakecloud/server/servertest"),
@@ -143,8 +143,8 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:  "non-test code importing the contract suite",
-			extra: []Package{pkg(mod + "/providers/providertest"), pkg(mod+"/test/lab", mod+"/providers/providertest")},
-			want:  []string{mod + "/test/lab -> " + mod + "/providers/providertest"},
+			extra: []Package{pkg(mod + "/providers/providertest"), pkg(mod+"/lab", mod+"/providers/providertest")},
+			want:  []string{mod + "/lab -> " + mod + "/providers/providertest"},
 		},
 		{
 			name:  "lbcontroller importing fakecloud fabric",
@@ -152,9 +152,31 @@ func TestCheck(t *testing.T) {
 			want:  []string{mod + "/lbcontroller -> " + mod + "/fakecloud/fabric"},
 		},
 		{
-			name:  "test harness importing fakecloud state",
-			extra: []Package{pkg(mod+"/test/lab", mod+"/fakecloud/internal/state")},
-			want:  []string{mod + "/test/lab -> " + mod + "/fakecloud/internal/state"},
+			name: "product code importing anything under test/",
+			extra: []Package{
+				pkg(mod + "/test/lab"), pkg(mod + "/test/conformance"),
+				pkg(mod+"/cmd/flatnet-lab", mod+"/test/lab"),
+				pkg(mod+"/lab", mod+"/test/conformance"),
+				pkg(mod+"/internal/wal", mod+"/test/lab"),
+			},
+			want: []string{
+				mod + "/cmd/flatnet-lab -> " + mod + "/test/lab",
+				mod + "/internal/wal -> " + mod + "/test/lab",
+				mod + "/lab -> " + mod + "/test/conformance",
+			},
+		},
+		{
+			name: "tools and tests may import test/",
+			extra: []Package{
+				pkg(mod + "/test/conformance"),
+				pkg(mod+"/hack/conformance", mod+"/test/conformance", mod+"/lab"),
+				pkg(mod+"/test/e2e", mod+"/test/conformance"),
+			},
+		},
+		{
+			name:  "the lab importing fakecloud state",
+			extra: []Package{pkg(mod+"/lab", mod+"/fakecloud/internal/state")},
+			want:  []string{mod + "/lab -> " + mod + "/fakecloud/internal/state"},
 		},
 		{
 			name:  "fakecloud importing its consumer",

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/flatnet/flatnet/internal/wal"
 )
 
 // bootIDPath is the kernel's random ID of the running boot; it changes at every boot.
@@ -47,12 +49,8 @@ func (b bootID) record() error {
 	if b.stored == b.current {
 		return nil
 	}
-	tmp := b.path + ".tmp"
-	if err := writeFileSynced(tmp, []byte(b.current+"\n")); err != nil {
+	if err := wal.WriteFileAtomic(b.path, []byte(b.current+"\n")); err != nil {
 		return fmt.Errorf("record the boot ID: %w", err)
 	}
-	if err := os.Rename(tmp, b.path); err != nil {
-		return fmt.Errorf("record the boot ID: %w", err)
-	}
-	return syncDir(filepath.Dir(b.path))
+	return nil
 }

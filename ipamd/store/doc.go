@@ -17,7 +17,8 @@
 //     releases the allocations whose pods are gone and adopts the cloud's addresses the record
 //     lacks.
 //
-// A record is one line, "crc32 json", applied by the same function at run time and at replay.
+// The log is internal/wal (shared with fakecloud's state): a record is one line, "crc32 json",
+// applied by the same function at run time and at replay.
 // At open, a torn last line (a write cut short) is cut off. Damage before the last record is
 // judged by the boot ID recorded in the state directory at every open: from an earlier boot it
 // is what a power loss does to an unsynced tail (blocks reach the disk in any order, so a hole

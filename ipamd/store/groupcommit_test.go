@@ -85,12 +85,12 @@ func TestCrashLeavesPreallocatedTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	off := s.wal.off
+	off := s.wal.Size()
 	// A crash: no Close, so no trim. A torn record (its first sector lost) sits after the last.
-	if _, err := s.wal.f.WriteAt([]byte("\x00\x00\x00\x00 \"op\":\"assign\"}\n"), off); err != nil {
+	if _, err := s.wal.File().WriteAt([]byte("\x00\x00\x00\x00 \"op\":\"assign\"}\n"), off); err != nil {
 		t.Fatal(err)
 	}
-	s.wal.f.Close()
+	s.wal.File().Close()
 	s.lock.Close()
 	if st, _ := os.Stat(filepath.Join(dir, "wal.log")); st.Size() <= off {
 		t.Fatalf("wal is %d bytes, want zeroed space after the %d bytes of records", st.Size(), off)

@@ -27,12 +27,12 @@ func crashedLog(t *testing.T, dir string, n int) ([]byte, []int64) {
 	seed(t, s, n)
 	starts := make([]int64, n)
 	for i := range n {
-		starts[i] = s.wal.off
+		starts[i] = s.wal.Size()
 		if _, _, err := s.Assign(owner(i), wire.PodRef{}, t0, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.wal.f.Close()
+	s.wal.File().Close()
 	s.lock.Close()
 	raw, err := os.ReadFile(filepath.Join(dir, "wal.log"))
 	if err != nil {
@@ -282,7 +282,7 @@ func TestFailedBackgroundSyncStopsTheStore(t *testing.T) {
 	if _, _, err := s.Assign(owner(0), wire.PodRef{}, t0, 0); err != nil {
 		t.Fatal(err)
 	}
-	s.wal.f.Close() // the disk goes away under the store
+	s.wal.File().Close() // the disk goes away under the store
 	s.flushNow()
 	if !errors.Is(s.Err(), ErrFailed) {
 		t.Fatalf("Err() after a failed background sync = %v; want ErrFailed", s.Err())

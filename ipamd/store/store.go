@@ -13,6 +13,7 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/flatnet/flatnet/internal/wal"
 	"github.com/flatnet/flatnet/ipamd/wire"
 )
 
@@ -64,7 +65,7 @@ type Store struct {
 	mu           sync.Mutex // guards everything below; released during log I/O
 	cond         *sync.Cond // signalled when a write or a sync of the log ends
 	db           *memdb.MemDB
-	wal          *logFile
+	wal          *wal.Log
 	seq          uint64 // last record queued
 	buf          []byte // records queued and not yet written
 	spare        []byte // the previous buf, reused
@@ -142,43 +143,43 @@ func (s *Store) load() error {
 		}
 	}
 	s.seq = snap.Seq
-	wal, err := os.OpenFile(filepath.Join(s.dir, "wal.log"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(s.dir, "wal.log"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("open wal: %w", err)
 	}
-	scan, err := readWAL(wal)
+	scan, err := readWAL(f)
 	if err == nil {
-		err = s.judgeDamage(wal.Name(), scan, boot)
+		err = s.judgeDamage(f.Name(), scan, boot)
 	}
 	if err != nil {
-		wal.Close()
+		f.Close()
 		return err
 	}
-	for _, r := range scan.recs {
+	for _, r := range scan.Records {
 		if r.Seq <= s.seq {
 			continue // already in the snapshot (crash between snapshot and truncation)
 		}
 		if err := apply(txn, r); err != nil {
-			wal.Close()
+			f.Close()
 			return fmt.Errorf("replay wal record %d (%s): %w", r.Seq, r.Op, err)
 		}
 		s.seq = r.Seq
 		s.pending++
 	}
 	txn.Commit()
-	lf, err := openLog(wal, scan.good)
+	lf, err := wal.Open(f, scan.Good)
 	if err != nil {
-		wal.Close()
+		f.Close()
 		return err
 	}
-	if err := syncDir(s.dir); err != nil {
-		wal.Close()
+	if err := wal.SyncDir(s.dir); err != nil {
+		f.Close()
 		return err
 	}
 	// Only now that the log is cut and synced: a crash before this point finds the old boot ID
 	// again and judges the same log the same way.
 	if err := boot.record(); err != nil {
-		wal.Close()
+		f.Close()
 		return err
 	}
 	s.wal, s.committedSeq, s.syncedSeq = lf, s.seq, s.seq
@@ -194,19 +195,19 @@ func (s *Store) load() error {
 // the node's pods, so the log is cut at the damage; nothing after a hole is replayed. Within
 // one boot only the process can have died, which leaves the page cache, and so the log, whole:
 // damage there is corruption, and ipamd refuses to guess.
-func (s *Store) judgeDamage(name string, scan *walScan, boot bootID) error {
+func (s *Store) judgeDamage(name string, scan *wal.Scan[*record], boot bootID) error {
 	switch {
-	case scan.damage == nil:
-		if scan.cut > 0 {
-			s.log.Info("cut a torn record off the end of the wal", "at", scan.good, "bytes", scan.cut)
+	case scan.Damage == nil:
+		if scan.Cut > 0 {
+			s.log.Info("cut a torn record off the end of the wal", "at", scan.Good, "bytes", scan.Cut)
 		}
 		return nil
 	case !boot.rebooted():
-		return fmt.Errorf("wal %s is corrupt at byte %d (%w) with records after it: move it aside to start from the cloud's truth", name, scan.good, scan.damage)
+		return fmt.Errorf("wal %s is corrupt at byte %d (%w) with records after it: move it aside to start from the cloud's truth", name, scan.Good, scan.Damage)
 	}
 	s.log.Warn("the machine restarted since the wal was last written and its unsynced tail is damaged, as a power loss leaves it: "+
 		"cutting the log at the damage; start-up reconcile settles what it held with the cloud and the node's pods",
-		"wal", name, "at", scan.good, "damage", scan.damage, "discardedBytes", scan.cut, "discardedRecords", scan.lost,
+		"wal", name, "at", scan.Good, "damage", scan.Damage, "discardedBytes", scan.Cut, "discardedRecords", scan.Lost,
 		"bootID", boot.current, "previousBootID", boot.stored)
 	return nil
 }
@@ -225,9 +226,9 @@ func (s *Store) Close() error {
 		s.cond.Wait()
 	}
 	if err == nil {
-		err = s.wal.trim() // its fdatasync covers every record written
+		err = s.wal.Trim() // its fdatasync covers every record written
 	}
-	if cerr := s.wal.f.Close(); err == nil {
+	if cerr := s.wal.Close(); err == nil {
 		err = cerr
 	}
 	s.lock.Close()
@@ -306,11 +307,11 @@ func (s *Store) commitLocked() {
 	s.buf, s.spare = s.spare[:0], nil
 	s.writing = true
 	s.mu.Unlock()
-	err := s.wal.write(buf, s.interval == 0)
+	err := s.wal.Write(buf, s.interval == 0)
 	if err != nil {
 		// Nobody was told these records are committed: make a restart not replay them either
 		// (a record that reached the log despite the error would apply a refused write).
-		if zerr := s.wal.unwrite(len(buf)); zerr != nil {
+		if zerr := s.wal.Unwrite(len(buf)); zerr != nil {
 			s.log.Error("could not wipe the records of a failed write; a restart may apply them", "err", zerr)
 		}
 	}
@@ -349,7 +350,7 @@ func (s *Store) flushNow() {
 	}
 	s.syncing = true
 	s.mu.Unlock()
-	err := fdatasync(s.wal.f) // concurrent writes into the log are fine; this covers those before it
+	err := s.wal.Sync() // concurrent writes into the log are fine; this covers those before it
 	s.mu.Lock()
 	s.syncing = false
 	s.cond.Broadcast()
@@ -383,7 +384,7 @@ func (s *Store) compactLocked() error {
 		return err
 	}
 	s.syncedSeq = s.seq // the snapshot holds every record, synced
-	if err := s.wal.reset(); err != nil {
+	if err := s.wal.Reset(); err != nil {
 		// The snapshot holds everything, but the log is in an unknown state: stop writing.
 		s.fail(fmt.Errorf("empty the wal after a snapshot: %w", err))
 		return err

@@ -290,3 +290,41 @@ func crashWriter(arg string) {
 		fmt.Printf("%s %s %s %s\n", o.Network, o.ContainerID, o.IfName, a.IP)
 	}
 }
+
+// TestLoadsAStateDirOfTheOldFormat: a state directory written by ipamd before the log moved to
+// internal/wal (testdata/legacy-v1: a snapshot of four free addresses, then an assign and a
+// removal in the log, no boot ID) loads with everything it held.
+func TestLoadsAStateDirOfTheOldFormat(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"state.json", "wal.log"} {
+		raw, err := os.ReadFile(filepath.Join("testdata", "legacy-v1", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t, dir)
+	if got := len(s.Addresses()); got != 3 {
+		t.Fatalf("%d addresses; want 3 (four added, one removed)", got)
+	}
+	a, ok := s.ByOwner(owner(1))
+	if !ok || a.IP != netip.MustParseAddr("10.0.0.10") || a.Pod.Name != "legacy" {
+		t.Fatalf("owner 1 holds %v (%v); want 10.0.0.10 for pod legacy", a, ok)
+	}
+	if _, ok := s.Interface("eni-0"); !ok {
+		t.Fatal("interface eni-0 lost")
+	}
+	// It keeps working: a new record after the old ones, and a reopen.
+	if _, _, err := s.Assign(owner(2), wire.PodRef{}, t0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, dir)
+	if _, ok := r.ByOwner(owner(2)); !ok {
+		t.Fatal("assignment after the old records lost on reopen")
+	}
+}

@@ -17,6 +17,14 @@ const DefaultSocket = "/run/flatnet/ipamd.sock"
 // DefaultSpoolDir is where the plugin leaves releases it could not deliver.
 const DefaultSpoolDir = "/var/lib/flatnet/spool"
 
+// NetworkName is the CNI network ipamd's conflist declares; the plugin's allocations are keyed
+// by it.
+const NetworkName = "flatnet"
+
+// ConflistName is the file ipamd writes into its CNI configuration directory. It sorts early so
+// a runtime that picks the first conflist of the directory picks this one.
+const ConflistName = "10-flatnet.conflist"
+
 // Operations.
 const (
 	OpAllocate = "allocate"

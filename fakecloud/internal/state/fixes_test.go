@@ -14,7 +14,7 @@ func TestFailedStateFileRefusesLaterChanges(t *testing.T) {
 	s := openT(t, Config{StateFile: t.TempDir() + "/state"})
 	w := newWorld(t, s, "10.13.0.0/16", "10.13.0.0/24")
 	before := s.Snapshot()
-	s.wal.f.Close() // the disk goes away under the log
+	s.wal.log.File().Close() // the disk goes away under the log
 	_, err := s.CreateTags(admin(), &api.CreateTagsRequest{Resources: []string{w.vpc}, Tags: []api.Tag{{Key: "a", Value: "b"}}})
 	wantCode(t, err, api.ErrInternalError)
 	seq := s.Seq()

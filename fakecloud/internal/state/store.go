@@ -63,7 +63,7 @@ type Store struct {
 	changes []api.Change // ring of the most recent changes, oldest first
 	notify  chan struct{}
 	cursors map[string]uint32 // per-subnet next-fit allocation cursor (a hint only)
-	wal     *wal
+	wal     *stateLog
 	timers  map[string]*time.Timer // pending attach/detach completions by ENI
 	closed  bool
 }

@@ -1,24 +1,28 @@
 package state
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
 
 	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/flatnet/flatnet/internal/wal"
 )
 
-// Durability: a snapshot file plus a write-ahead log of committed transactions, one JSON line
-// each. A call is answered only after the line holding its transaction is fsynced; concurrent
-// callers share one fsync (group commit). On open, the snapshot is loaded and the log replayed;
-// a torn last line (a crash mid-write, never acknowledged) is cut off. The log is folded into a
-// new snapshot once it grows past compactBytes.
+// Durability: a snapshot file plus a write-ahead log of committed transactions (internal/wal),
+// one record each. A call is answered only after the record holding its transaction is
+// fdatasynced; concurrent callers share one sync (group commit). On open, the snapshot is
+// loaded and the log replayed; a torn last record (a crash mid-write, never acknowledged) is
+// cut off, and damage before the last record is corruption (every record was synced before it
+// was acknowledged), which Open refuses. The log is folded into a new snapshot once it grows
+// past compactBytes.
+//
+// Logs written before internal/wal hold JSON lines without a checksum; they are read as they
+// are (wal.ReadOptions.Unframed), and new records are appended framed.
 
 const compactBytes = 64 << 20
 
@@ -38,13 +42,12 @@ type snapshotFile struct {
 	Tables map[string][]json.RawMessage `json:"tables"`
 }
 
-type wal struct {
+type stateLog struct {
 	path, snapPath string
 
 	mu        sync.Mutex
 	cond      *sync.Cond
-	f         *os.File
-	size      int64
+	log       *wal.Log
 	buf       []byte
 	bufSeq    uint64 // highest seq in buf
 	syncedSeq uint64
@@ -65,16 +68,24 @@ func encodeWALEntry(seq uint64, changes memdb.Changes) ([]byte, error) {
 		}
 		e.Ops = append(e.Ops, walOp{Table: c.Table, Delete: del, Object: body})
 	}
-	line, err := json.Marshal(e)
+	body, err := json.Marshal(e)
 	if err != nil {
 		return nil, err
 	}
-	return append(line, '\n'), nil
+	return wal.Encode(body), nil
+}
+
+func decodeWALEntry(body []byte) (*walEntry, uint64, error) {
+	var e walEntry
+	if err := json.Unmarshal(body, &e); err != nil {
+		return nil, 0, err
+	}
+	return &e, e.Seq, nil
 }
 
 // openWAL loads the snapshot and the log into db and returns the log, open for appending, and
 // the last sequence.
-func openWAL(snapPath string, db *memdb.MemDB) (*wal, uint64, error) {
+func openWAL(snapPath string, db *memdb.MemDB) (*stateLog, uint64, error) {
 	if err := os.MkdirAll(filepath.Dir(snapPath), 0o755); err != nil {
 		return nil, 0, fmt.Errorf("create state directory: %w", err)
 	}
@@ -82,7 +93,7 @@ func openWAL(snapPath string, db *memdb.MemDB) (*wal, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	w := &wal{path: snapPath + ".wal", snapPath: snapPath}
+	w := &stateLog{path: snapPath + ".wal", snapPath: snapPath}
 	w.cond = sync.NewCond(&w.mu)
 	f, err := os.OpenFile(w.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -93,15 +104,12 @@ func openWAL(snapPath string, db *memdb.MemDB) (*wal, uint64, error) {
 		f.Close()
 		return nil, 0, fmt.Errorf("state log %s: %w", w.path, err)
 	}
-	if err := f.Truncate(good); err != nil {
+	l, err := wal.Open(f, good)
+	if err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("cut torn tail of state log: %w", err)
+		return nil, 0, fmt.Errorf("state log %s: %w", w.path, err)
 	}
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("seek state log: %w", err)
-	}
-	w.f, w.size, w.syncedSeq, w.bufSeq = f, good, last, last
+	w.log, w.syncedSeq, w.bufSeq = l, last, last
 	return w, last, nil
 }
 
@@ -133,24 +141,14 @@ func loadSnapshot(path string, db *memdb.MemDB) (uint64, error) {
 // replayLog applies the entries after seq and returns the last sequence and the length of the
 // intact prefix of the log.
 func replayLog(f *os.File, db *memdb.MemDB, seq uint64) (uint64, int64, error) {
-	r := bufio.NewReader(f)
-	var good int64
-	for {
-		line, err := r.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			return seq, good, nil // a line without its newline was never acknowledged
-		}
-		if err != nil {
-			return 0, 0, err
-		}
-		var e walEntry
-		if jerr := json.Unmarshal(bytes.TrimSpace(line), &e); jerr != nil {
-			if _, perr := r.Peek(1); perr != nil {
-				return seq, good, nil // torn last line
-			}
-			return 0, 0, fmt.Errorf("entry at byte %d is corrupt: %w", good, jerr)
-		}
-		good += int64(len(line))
+	scan, err := wal.Read(f, decodeWALEntry, wal.ReadOptions{Unframed: true})
+	if err != nil {
+		return 0, 0, err
+	}
+	if scan.Damage != nil {
+		return 0, 0, fmt.Errorf("entry at byte %d is corrupt (%w) and %d entries follow it: move the log aside to start from the snapshot", scan.Good, scan.Damage, scan.Lost)
+	}
+	for _, e := range scan.Records {
 		if e.Seq <= seq {
 			continue // already in the snapshot
 		}
@@ -164,6 +162,7 @@ func replayLog(f *os.File, db *memdb.MemDB, seq uint64) (uint64, int64, error) {
 		txn.Commit()
 		seq = e.Seq
 	}
+	return seq, scan.Good, nil
 }
 
 func applyOp(txn *memdb.Txn, op walOp) error {
@@ -219,7 +218,7 @@ func decodeRecord(table string, raw json.RawMessage) (any, error) {
 }
 
 // append queues a committed transaction's line. Callers append in sequence order.
-func (w *wal) append(seq uint64, line []byte) {
+func (w *stateLog) append(seq uint64, line []byte) {
 	w.mu.Lock()
 	w.buf = append(w.buf, line...)
 	w.bufSeq = seq
@@ -228,7 +227,7 @@ func (w *wal) append(seq uint64, line []byte) {
 
 // waitDurable returns once the line of seq is on disk. The first waiter writes and fsyncs
 // everything queued; the others wait for it.
-func (w *wal) waitDurable(seq uint64) error {
+func (w *stateLog) waitDurable(seq uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.syncedSeq < seq && w.err == nil {
@@ -242,18 +241,18 @@ func (w *wal) waitDurable(seq uint64) error {
 }
 
 // flushLocked writes and fsyncs the queue, releasing the lock during I/O.
-func (w *wal) flushLocked() {
+func (w *stateLog) flushLocked() {
 	buf, target := w.buf, w.bufSeq
 	w.buf = nil
 	w.syncing = true
 	w.mu.Unlock()
-	_, err := w.f.Write(buf)
-	if err == nil {
-		err = w.f.Sync()
+	err := w.log.Write(buf, true)
+	if err != nil {
+		// Nobody was told these entries are durable: make a restart not replay them either.
+		_ = w.log.Unwrite(len(buf))
 	}
 	w.mu.Lock()
 	w.syncing = false
-	w.size += int64(len(buf))
 	if err != nil {
 		w.err = fmt.Errorf("write state log: %w", err)
 	} else {
@@ -263,7 +262,7 @@ func (w *wal) flushLocked() {
 }
 
 // drainLocked waits out a flush in progress and flushes the rest.
-func (w *wal) drainLocked() error {
+func (w *stateLog) drainLocked() error {
 	for w.syncing {
 		w.cond.Wait()
 	}
@@ -275,7 +274,7 @@ func (w *wal) drainLocked() error {
 
 // compact writes a snapshot of txn (which must hold everything up to seq, and nothing later)
 // and empties the log. The caller blocks new commits while it runs.
-func (w *wal) compact(txn *memdb.Txn, seq uint64) error {
+func (w *stateLog) compact(txn *memdb.Txn, seq uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.drainLocked(); err != nil {
@@ -284,14 +283,12 @@ func (w *wal) compact(txn *memdb.Txn, seq uint64) error {
 	if err := writeSnapshot(w.snapPath, txn, seq); err != nil {
 		return err
 	}
-	if err := w.f.Truncate(0); err != nil {
-		return fmt.Errorf("truncate state log: %w", err)
+	if err := w.log.Reset(); err != nil {
+		// The snapshot holds everything, but the log is in an unknown state: stop writing.
+		w.err = fmt.Errorf("empty the state log after a snapshot: %w", err)
+		return w.err
 	}
-	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("seek state log: %w", err)
-	}
-	w.size = 0
-	return w.f.Sync()
+	return nil
 }
 
 func writeSnapshot(path string, txn *memdb.Txn, seq uint64) error {
@@ -313,41 +310,20 @@ func writeSnapshot(path string, txn *memdb.Txn, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := writeFileSync(tmp, body); err != nil {
+	if err := wal.WriteFileAtomic(path, body); err != nil {
 		return fmt.Errorf("write state snapshot: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("install state snapshot: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }
 
-func writeFileSync(path string, body []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(body); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func (w *wal) close() error {
+func (w *stateLog) close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	err := w.drainLocked()
-	if cerr := w.f.Close(); err == nil {
+	if err == nil {
+		err = w.log.Trim()
+	}
+	if cerr := w.log.Close(); err == nil {
 		err = cerr
 	}
 	return err
@@ -355,14 +331,14 @@ func (w *wal) close() error {
 
 // failed returns the error that stopped the log, if any. After it, no change may be committed:
 // it could never be made durable.
-func (w *wal) failed() error {
+func (w *stateLog) failed() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
 }
 
-func (w *wal) needsCompaction() bool {
+func (w *stateLog) needsCompaction() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.size > compactBytes
+	return w.log.Size() > compactBytes
 }

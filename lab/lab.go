@@ -17,6 +17,7 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/client"
 	"github.com/flatnet/flatnet/fakecloud/fabric"
+	"github.com/flatnet/flatnet/internal/netns"
 	"github.com/flatnet/flatnet/internal/privfile"
 )
 
@@ -412,7 +413,7 @@ func (l *Lab) waitNodeNamespaces(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for _, n := range l.st.Nodes {
 		for {
-			if _, err := os.Stat(netnsPath(n.Netns)); err == nil {
+			if _, err := os.Stat(netns.Path(n.Netns)); err == nil {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -438,7 +439,7 @@ func (l *Lab) startInternetAgent() error {
 	ns := l.InternetNetns()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := os.Stat(netnsPath(ns)); err == nil {
+		if _, err := os.Stat(netns.Path(ns)); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -489,7 +490,7 @@ func Down(dir, prefix string, log io.Writer) error {
 		errs = append(errs, stopProcess(st.FakecloudPID, 10*time.Second))
 	}
 	errs = append(errs, killStragglers(dir))
-	names, err := listNetns(prefix)
+	names, err := netns.List(prefix)
 	errs = append(errs, err)
 	var podNetns []string
 	for _, name := range names {
@@ -500,7 +501,7 @@ func Down(dir, prefix string, log io.Writer) error {
 	killInPodNamespaces(podNetns)
 	for _, name := range names {
 		if strings.HasPrefix(name, prefix+"p-") {
-			errs = append(errs, deleteNetns(name))
+			errs = append(errs, netns.Delete(name))
 		}
 	}
 	errs = append(errs, fabric.Down(prefix))

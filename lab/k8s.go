@@ -16,6 +16,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/fabric"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // The control plane's fixed facts.
@@ -469,7 +470,7 @@ func tailLines(b []byte, n int) []string {
 func waitNetns(ctx context.Context, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if _, err := os.Stat(netnsPath(name)); err == nil {
+		if _, err := os.Stat(netns.Path(name)); err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // binDir holds the binaries the lab runs, built once for the package's tests.
@@ -138,7 +140,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func leftovers(t *testing.T, prefix, dir string) []string {
 	t.Helper()
 	var out []string
-	names, err := listNetns(prefix)
+	names, err := netns.List(prefix)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,10 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // The lab benchmarks answer acceptance 4 of the lab issue: pod-to-pod across nodes through the
@@ -280,7 +281,7 @@ func upOverlay(nodes []Node, prefix string) (*overlay, error) {
 	o := &overlay{nodes: nodes}
 	for i := range nodes {
 		name := fmt.Sprintf("%sp-ov-%d", prefix, i+1)
-		if err := createNetns(name); err != nil {
+		if err := netns.Create(name); err != nil {
 			return o, err
 		}
 		o.pods = append(o.pods, name)
@@ -325,7 +326,7 @@ func (o *overlay) wire(i int) error {
 		if err != nil {
 			return err
 		}
-		h, err := netns.GetFromName(o.pods[i])
+		h, err := vnetns.GetFromName(o.pods[i])
 		if err != nil {
 			return err
 		}
@@ -386,7 +387,7 @@ func (o *overlay) down() error {
 		}))
 	}
 	for _, p := range o.pods {
-		errs = append(errs, deleteNetns(p))
+		errs = append(errs, netns.Delete(p))
 	}
 	return errors.Join(errs...)
 }
@@ -708,7 +709,7 @@ func benchEmptyPool(b *testing.B, latencyMillis int) {
 // returns the retries needed. No process is started: the benchmark times addresses, not agents.
 func addPodNetwork(ctx context.Context, l *Lab, n Node, name string) (int, error) {
 	p := Pod{Name: name, Node: n.Name, Netns: l.st.Config.Prefix + "p-" + name, ContainerID: "bench-" + name}
-	if err := createNetns(p.Netns); err != nil {
+	if err := netns.Create(p.Netns); err != nil {
 		return 0, err
 	}
 	var last error

@@ -14,7 +14,8 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
-	"github.com/flatnet/flatnet/ipamd"
+	"github.com/flatnet/flatnet/internal/netns"
+	"github.com/flatnet/flatnet/ipamd/wire"
 	"github.com/flatnet/flatnet/nodeagent"
 )
 
@@ -42,7 +43,7 @@ func (l *Lab) ensureCNIBin() error {
 
 func (l *Lab) runtimeConf(p Pod) *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{
-		ContainerID: p.ContainerID, NetNS: netnsPath(p.Netns), IfName: "eth0",
+		ContainerID: p.ContainerID, NetNS: netns.Path(p.Netns), IfName: "eth0",
 		Args: [][2]string{{"K8S_POD_NAMESPACE", "lab"}, {"K8S_POD_NAME", p.Name}},
 	}
 }
@@ -50,7 +51,7 @@ func (l *Lab) runtimeConf(p Pod) *libcni.RuntimeConf {
 // cni runs fn with the node's CNI configuration, on a thread inside the node's namespace, so the
 // plugin runs where a runtime on that node would run it.
 func (l *Lab) cni(n Node, fn func(*libcni.CNIConfig, *libcni.NetworkConfigList) error) error {
-	conf, err := libcni.ConfListFromFile(filepath.Join(n.ConfDir(), ipamd.ConflistName))
+	conf, err := libcni.ConfListFromFile(filepath.Join(n.ConfDir(), wire.ConflistName))
 	if err != nil {
 		return fmt.Errorf("read %s's conflist: %w", n.Name, err)
 	}
@@ -89,7 +90,7 @@ func (l *Lab) AddPod(ctx context.Context, name, node string) (Pod, error) {
 	if err := l.ensureCNIBin(); err != nil {
 		return Pod{}, err
 	}
-	if err := createNetns(p.Netns); err != nil {
+	if err := netns.Create(p.Netns); err != nil {
 		return Pod{}, err
 	}
 	var res *types100.Result
@@ -105,7 +106,7 @@ func (l *Lab) AddPod(ctx context.Context, name, node string) (Pod, error) {
 		err = errors.New("the plugin returned no address")
 	}
 	if err != nil {
-		_ = deleteNetns(p.Netns)
+		_ = netns.Delete(p.Netns)
 		return Pod{}, fmt.Errorf("CNI ADD of pod %s on %s: %w", name, node, err)
 	}
 	p.IP = res.IPs[0].Address.IP.String()
@@ -183,7 +184,7 @@ func (l *Lab) delPodNetwork(ctx context.Context, n Node, p Pod) error {
 	if err != nil {
 		return fmt.Errorf("CNI DEL of pod %s on %s: %w", p.Name, n.Name, err)
 	}
-	return deleteNetns(p.Netns)
+	return netns.Delete(p.Netns)
 }
 
 // CheckPod runs CNI CHECK for a pod.

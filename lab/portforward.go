@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // RunPortForward listens on listen (loopback) and relays every connection to target, dialed
@@ -23,7 +25,7 @@ func RunPortForward(ctx context.Context, log *slog.Logger, netnsName, listen, ta
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("--listen %q: a port-forward listens on a loopback address only", listen)
 	}
-	if _, err := os.Stat(netnsPath(netnsName)); err != nil {
+	if _, err := os.Stat(netns.Path(netnsName)); err != nil {
 		return fmt.Errorf("the namespace to forward into: %w", err)
 	}
 	ln, err := net.Listen("tcp", listen)

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/flatnet/flatnet/internal/netns"
 )
 
 // clusterCapacity caps every node's addresses in TestCluster, so a node fills up quickly.
@@ -172,7 +174,7 @@ func TestCluster(t *testing.T) {
 			}
 		}
 	}
-	if names, _ := listNetns(cfg.PodNetnsPrefix()); len(names) != len(kept) {
+	if names, _ := netns.List(cfg.PodNetnsPrefix()); len(names) != len(kept) {
 		t.Errorf("pod namespaces left after every pod was deleted: %v (the controller's pods hold %d)", names, len(kept))
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/flatnet/flatnet/internal/netns"
 	"github.com/flatnet/flatnet/nodeagent"
 )
 
@@ -163,7 +164,7 @@ func (l *Lab) PodNetns(ip string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("pod IP %q: %w", ip, err)
 	}
-	names, err := listNetns(l.st.Config.PodNetnsPrefix())
+	names, err := netns.List(l.st.Config.PodNetnsPrefix())
 	if err != nil {
 		return "", err
 	}

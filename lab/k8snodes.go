@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet"
+	"github.com/flatnet/flatnet/internal/netns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -250,7 +251,7 @@ func killInPodNamespaces(names []string) {
 		var st syscall.Stat_t
 		// Only a mounted namespace is on the nsfs device; a leftover placeholder file is not
 		// a namespace, and its inode number means nothing.
-		if err := syscall.Stat(netnsPath(name), &st); err == nil {
+		if err := syscall.Stat(netns.Path(name), &st); err == nil {
 			inodes[nsID{st.Dev, st.Ino}] = true
 		}
 	}

@@ -9,12 +9,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/flatnet/flatnet/ipamd"
 	"github.com/flatnet/flatnet/ipamd/wire"
 )
 
 // NetworkName is the CNI network of the conflist ipamd installs.
-const NetworkName = ipamd.NetworkName
+const NetworkName = wire.NetworkName
 
 // Inside each node namespace, ipamd's introspection and metrics listen on the node's own
 // loopback, at the daemon's default ports.
@@ -119,7 +118,7 @@ func (l *Lab) waitIpamd(ctx context.Context, n Node) error {
 		cancel()
 		if err == nil {
 			// ipamd installs the conflist right after it starts serving.
-			if _, err = os.Stat(filepath.Join(n.ConfDir(), ipamd.ConflistName)); err == nil {
+			if _, err = os.Stat(filepath.Join(n.ConfDir(), wire.ConflistName)); err == nil {
 				return nil
 			}
 		}

@@ -1,4 +1,4 @@
-package store
+package wal
 
 import (
 	"os"
@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// BenchmarkLogSync is the floor under a warm allocation: one 256-byte record made durable, the
-// way the store did it before (appended, so every fdatasync also commits the file's new size
+// BenchmarkLogSync is the floor under a durable write (ipamd's warm allocation, a fakecloud
+// call): one 256-byte record made durable, the way the stores did it before (appended, so every fdatasync also commits the file's new size
 // through the ext4 journal) and the way it does now (written in place into zeroed, synced
 // space). The state directory's filesystem is the one os.TempDir is on (FLATNET_BENCH_DIR
 // overrides). Reports p50/p99 per sync.
@@ -21,7 +21,7 @@ func BenchmarkLogSync(b *testing.B) {
 	}
 	rec[len(rec)-1] = '\n'
 	run := func(b *testing.B, open func(*os.File) (func() error, error)) {
-		dir, err := os.MkdirTemp(base, "ipamd-logsync-")
+		dir, err := os.MkdirTemp(base, "wal-logsync-")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -54,17 +54,17 @@ func BenchmarkLogSync(b *testing.B) {
 				if _, err := f.Write(rec); err != nil {
 					return err
 				}
-				return fdatasync(f)
+				return Fdatasync(f)
 			}, nil
 		})
 	})
 	b.Run("prealloc", func(b *testing.B) {
 		run(b, func(f *os.File) (func() error, error) {
-			l, err := openLog(f, 0)
+			l, err := Open(f, 0)
 			if err != nil {
 				return nil, err
 			}
-			return func() error { return l.write(rec, true) }, nil
+			return func() error { return l.Write(rec, true) }, nil
 		})
 	})
 }
