@@ -245,21 +245,27 @@ func (cr *compiledRule) httpActions(tgs *targetGroups) Action {
 }
 
 // forward is the weighted split over backends, an unresolved backend standing without a target
-// group (see WeightedBackend); nil when no backend has weight.
+// group (see WeightedBackend); nil when no backend has weight. A resolved backend of weight 0
+// stays in the split with weight 0, as ELB does: its target group takes no request but keeps its
+// targets registered and health-checked, so that a weight change shifts traffic to pods already
+// healthy, and their readiness gates wait for that health.
 func forward(bs []backend, tgs *targetGroups) *Forward {
+	if !slices.ContainsFunc(bs, func(b backend) bool { return b.weight > 0 }) {
+		return nil
+	}
 	var fw Forward
 	for _, b := range bs {
-		if b.weight <= 0 {
+		if b.weight <= 0 && !b.ok {
 			continue
 		}
-		wb := WeightedBackend{Weight: b.weight, RequestHeaders: b.requestHeaders, ResponseHeaders: b.responseHeaders}
+		wb := WeightedBackend{Weight: max(b.weight, 0), RequestHeaders: b.requestHeaders, ResponseHeaders: b.responseHeaders}
 		if b.ok {
 			wb.TargetGroup = tgs.add(b)
 		}
+		if wb.Weight == 0 && slices.ContainsFunc(fw.Backends, func(o WeightedBackend) bool { return o.TargetGroup == wb.TargetGroup }) {
+			continue // the group is in the split already
+		}
 		fw.Backends = append(fw.Backends, wb)
-	}
-	if len(fw.Backends) == 0 {
-		return nil
 	}
 	return &fw
 }
