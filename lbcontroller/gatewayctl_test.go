@@ -398,7 +398,7 @@ func TestGatewayController(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "passthrough"},
 		Spec: gwv1.GatewaySpec{
 			GatewayClassName: gwv1.ObjectName(class),
-			Listeners: []gwv1.Listener{{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr(gwv1.TLSModePassthrough)}}},
+			Listeners:        []gwv1.Listener{{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr(gwv1.TLSModePassthrough)}}},
 		},
 	}
 	if err := h.k8s.Create(ctx, passthrough); err != nil {
