@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
@@ -35,6 +36,16 @@ const EchoImage = "flatnet.io/echo:1"
 
 // Kube is a client of the lab's cluster through the host's port-forward, as the admin.
 func (l *Lab) Kube() (kubernetes.Interface, error) {
+	rc, err := l.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(rc)
+}
+
+// restConfig is the admin's client configuration of the lab's cluster, through the host's
+// port-forward.
+func (l *Lab) restConfig() (*rest.Config, error) {
 	cp, ok := l.ControlPlane()
 	if !ok {
 		return nil, fmt.Errorf("the lab runs no Kubernetes control plane (flatnet-lab up --kubernetes)")
@@ -44,7 +55,7 @@ func (l *Lab) Kube() (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("the lab's kubeconfig %s: %w", cp.Kubeconfig, err)
 	}
 	rc.UserAgent = "flatnet-lab"
-	return kubernetes.NewForConfig(rc)
+	return rc, nil
 }
 
 // EchoDeployment is a Deployment of replicas echo pods labelled app=name, spread over the

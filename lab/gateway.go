@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -29,15 +28,10 @@ var quietControllerRuntime sync.Once
 // GatewayClient is a client of the lab's cluster that knows the Gateway API's types (and the
 // core ones), through the host's port-forward, as the admin.
 func (l *Lab) GatewayClient() (client.Client, error) {
-	cp, ok := l.ControlPlane()
-	if !ok {
-		return nil, fmt.Errorf("the lab runs no Kubernetes control plane (flatnet-lab up --kubernetes)")
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig)
+	rc, err := l.restConfig()
 	if err != nil {
-		return nil, fmt.Errorf("the lab's kubeconfig %s: %w", cp.Kubeconfig, err)
+		return nil, err
 	}
-	rc.UserAgent = "flatnet-lab"
 	// controller-runtime's client logs through its global logger, and complains when none is
 	// set: the lab has nothing to say through it.
 	quietControllerRuntime.Do(func() { crlog.SetLogger(logr.Discard()) })

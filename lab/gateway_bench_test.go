@@ -12,6 +12,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -126,13 +127,17 @@ func versionedRoute(name, prefix string, version int) *gwv1.HTTPRoute {
 	return r
 }
 
+// setVersion updates the route's header value, again on a conflict (the controller writes the
+// route's status, which moves its resourceVersion).
 func setVersion(ctx context.Context, c client.Client, name string, version int) error {
-	var r gwv1.HTTPRoute
-	if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: name}, &r); err != nil {
-		return err
-	}
-	r.Spec.Rules[0].Filters[0].ResponseHeaderModifier.Set[0].Value = strconv.Itoa(version)
-	return c.Update(ctx, &r)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var r gwv1.HTTPRoute
+		if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: name}, &r); err != nil {
+			return err
+		}
+		r.Spec.Rules[0].Filters[0].ResponseHeaderModifier.Set[0].Value = strconv.Itoa(version)
+		return c.Update(ctx, &r)
+	})
 }
 
 // waitHeader polls addr's path every 2 ms until the answer carries X-Route-Version: want.
