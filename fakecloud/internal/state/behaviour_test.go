@@ -349,7 +349,7 @@ func TestChangeLogStaysBounded(t *testing.T) {
 		_, err := s.CreateTags(admin(), &api.CreateTagsRequest{Resources: []string{w.vpc}, Tags: []api.Tag{{Key: "i", Value: fmt.Sprint(i)}}})
 		mustOK(t, err)
 		s.mu.Lock()
-		n, c := len(s.changes), cap(s.changes)
+		n, c := s.nchanges, cap(s.changes)
 		s.mu.Unlock()
 		if n > 128 || c > 256 {
 			t.Fatalf("after %d writes the log holds %d changes (capacity %d); want at most 128", i+1, n, c)
@@ -359,5 +359,36 @@ func TestChangeLogStaysBounded(t *testing.T) {
 	mustOK(t, err)
 	if r.Resync || len(r.Changes) != 64 {
 		t.Fatalf("a reader 64 changes behind got resync=%v and %d changes; want the 64", r.Resync, len(r.Changes))
+	}
+}
+
+// A transaction's changes stay together in the log: a trim drops whole transactions, and one
+// larger than the whole log is kept entire for the readers behind it.
+func TestChangeLogKeepsWholeTransactions(t *testing.T) {
+	s := openT(t, Config{ChangeLogSize: 4})
+	w := newWorld(t, s, "10.13.0.0/16", "10.13.0.0/24")
+	tag := func(i int, resources ...string) {
+		_, err := s.CreateTags(admin(), &api.CreateTagsRequest{Resources: resources, Tags: []api.Tag{{Key: "i", Value: fmt.Sprint(i)}}})
+		mustOK(t, err)
+	}
+	for i := range 10 {
+		tag(i, w.vpc, w.subnet)
+	}
+	r, err := s.WaitChanges(context.Background(), s.Seq()-2)
+	mustOK(t, err)
+	if r.Resync || len(r.Changes) != 4 || r.Changes[0].Seq != r.Changes[1].Seq || r.Changes[2].Seq != r.Changes[3].Seq {
+		t.Fatalf("two transactions of two changes behind: resync=%v, changes %+v", r.Resync, r.Changes)
+	}
+	insts := w.run(t, "t3.small", 6) // one transaction of more changes than the log holds
+	tag(10, insts[0].InstanceID)
+	r, err = s.WaitChanges(context.Background(), s.Seq()-2)
+	mustOK(t, err)
+	if r.Resync || len(r.Changes) < 7 || r.Changes[0].Seq != s.Seq()-1 {
+		t.Fatalf("behind the large transaction: resync=%v, %d changes", r.Resync, len(r.Changes))
+	}
+	r, err = s.WaitChanges(context.Background(), s.Seq()-3)
+	mustOK(t, err)
+	if !r.Resync {
+		t.Fatalf("a reader behind the trimmed log got %d changes, want a resync", len(r.Changes))
 	}
 }

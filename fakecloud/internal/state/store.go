@@ -58,14 +58,18 @@ type Store struct {
 
 	// mu serialises write transactions so that sequence numbers, the change log and the WAL
 	// follow commit order.
-	mu      sync.Mutex
-	seq     uint64
-	changes []api.Change // ring of the most recent changes, oldest first
-	notify  chan struct{}
-	cursors map[string]uint32 // per-subnet next-fit allocation cursor (a hint only)
-	wal     *stateLog
-	timers  map[string]*time.Timer // pending attach/detach completions by ENI
-	closed  bool
+	mu  sync.Mutex
+	seq uint64
+	// changes holds the most recent changes, one batch per transaction, oldest first; nchanges
+	// counts them. A transaction's batch is appended as it is, so a write of thousands of
+	// targets never copies the log.
+	changes  [][]api.Change
+	nchanges int
+	notify   chan struct{}
+	cursors  map[string]uint32 // per-subnet next-fit allocation cursor (a hint only)
+	wal      *stateLog
+	timers   map[string]*time.Timer // pending attach/detach completions by ENI
+	closed   bool
 }
 
 // Open loads the state file, if any, and returns a ready Store.
@@ -193,21 +197,28 @@ func (s *Store) changesSinceLocked(since uint64) (*api.GetChangesResponse, bool)
 	if since >= s.seq {
 		return resp, false
 	}
-	if len(s.changes) == 0 || s.changes[0].Seq > since+1 {
+	if len(s.changes) == 0 || s.changes[0][0].Seq > since+1 {
 		resp.Resync = true
 		return resp, true
 	}
-	// Changes are in seq order; find the first after since.
+	// Batches are in seq order; find the first after since.
 	lo, hi := 0, len(s.changes)
 	for lo < hi {
 		mid := (lo + hi) / 2
-		if s.changes[mid].Seq <= since {
+		if s.changes[mid][0].Seq <= since {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
-	resp.Changes = append(resp.Changes, s.changes[lo:]...)
+	n := 0
+	for _, b := range s.changes[lo:] {
+		n += len(b)
+	}
+	resp.Changes = make([]api.Change, 0, n)
+	for _, b := range s.changes[lo:] {
+		resp.Changes = append(resp.Changes, b...)
+	}
 	return resp, true
 }
 
@@ -384,20 +395,25 @@ func (s *Store) publishLocked(t *tx) (uint64, error) {
 	return seq, nil
 }
 
-// appendChanges adds committed changes to the in-memory log. The log keeps at least the last
-// ChangeLogSize changes; it is trimmed only once it holds twice that, so the copy a trim makes
-// is paid once per ChangeLogSize writes, not on every write.
+// appendChanges adds one committed transaction's changes to the in-memory log. The log keeps at
+// least the last ChangeLogSize changes; once it holds twice that, the oldest whole transactions
+// are dropped (a reader never sees half of one). Neither appending nor trimming copies changes.
 func (s *Store) appendChanges(changes []api.Change) {
-	s.changes = append(s.changes, changes...)
-	if len(s.changes) < 2*s.cfg.ChangeLogSize {
+	if len(changes) == 0 {
 		return
 	}
-	// Drop whole transactions only, so a reader never sees half of one.
-	cut := len(s.changes) - s.cfg.ChangeLogSize
-	for cut < len(s.changes) && s.changes[cut].Seq == s.changes[cut-1].Seq {
-		cut++
+	s.changes = append(s.changes, changes)
+	s.nchanges += len(changes)
+	if s.nchanges < 2*s.cfg.ChangeLogSize {
+		return
 	}
-	s.changes = append(make([]api.Change, 0, 2*s.cfg.ChangeLogSize), s.changes[cut:]...)
+	drop := 0
+	for drop < len(s.changes)-1 && s.nchanges-len(s.changes[drop]) >= s.cfg.ChangeLogSize {
+		s.nchanges -= len(s.changes[drop])
+		s.changes[drop] = nil
+		drop++
+	}
+	s.changes = s.changes[drop:]
 }
 
 func idempotencyKey(p Principal, token string) string {
