@@ -3,6 +3,7 @@ package lbcontroller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -135,9 +137,27 @@ func (s *gatewayStarter) start(kinds routeKinds) error {
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, 30*time.Second),
 		})
 	for _, o := range slices.Clone(watched) {
-		b = b.Watches(o, all)
+		b = b.Watches(o, all, builder.WithPredicates(ignoreOwnStatus(o)))
 	}
 	// Gated pods whose containers turn ready are registered before they are Ready.
 	b = b.Watches(&corev1.Pod{}, all, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return hasGate(o.(*corev1.Pod)) })))
 	return b.Complete(r)
+}
+
+// ignoreOwnStatus keeps a pass from waking the next one: the Gateway API objects' status is what
+// a pass writes, so for them only a change of the spec (a new generation), a creation or a
+// deletion is news. Everything else (Services, EndpointSlices, Secrets, Namespaces and their
+// labels) wakes a pass on any change.
+func ignoreOwnStatus(o client.Object) predicate.Predicate {
+	switch o.(type) {
+	case *gwv1.GatewayClass, *gwv1.Gateway, *gwv1.HTTPRoute, *gwv1.GRPCRoute, *gwv1.TLSRoute, *gwv1.TCPRoute, *gwv1.UDPRoute:
+		return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			return o.GetGeneration() != n.GetGeneration() ||
+				!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
+				!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
+				!maps.Equal(o.GetLabels(), n.GetLabels()) || !maps.Equal(o.GetAnnotations(), n.GetAnnotations())
+		}}
+	}
+	return predicate.Funcs{}
 }
