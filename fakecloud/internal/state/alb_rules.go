@@ -43,7 +43,10 @@ func (s *Store) CreateRule(c Call, req *api.CreateRuleRequest) (*api.CreateRuleR
 		if n := count(t.Txn, tableRules, indexLoadBalancer, lb.ID); n >= lim.RulesPerLoadBalancer {
 			return nil, api.Errorf(api.CodeTooManyRules, "load balancer %s has %d rules, the most it may hold (default rules not counted); delete one first", lb.ID, n)
 		}
-		if err := checkALBTargets(t, lb, tgs); err != nil {
+		if err := checkL4Rule(l, conds, acts, lim); err != nil {
+			return nil, err
+		}
+		if err := checkALBTargets(t, lb, l.Protocol, tgs); err != nil {
 			return nil, err
 		}
 		r := &ruleRec{
@@ -151,11 +154,14 @@ func (s *Store) ModifyRule(c Call, req *api.ModifyRuleRequest) (*api.ModifyRuleR
 		if err != nil {
 			return nil, err
 		}
-		lb, err := getLB(t.Txn, old.LoadBalancerID)
+		l, lb, err := getALBListener(t.Txn, old.ListenerID)
 		if err != nil {
 			return nil, err
 		}
-		if err := checkALBTargets(t, lb, tgs); err != nil {
+		if err := checkL4Rule(l, conds, acts, lim); err != nil {
+			return nil, err
+		}
+		if err := checkALBTargets(t, lb, l.Protocol, tgs); err != nil {
 			return nil, err
 		}
 		n := *old
