@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
@@ -19,10 +20,16 @@ func isL4Protocol(protocol string) bool {
 
 // validateL4Actions checks the default actions or a rule's actions of a TLS or TCP listener:
 // one weighted forward without HTTP features. A TLS listener's DefaultActions may be empty:
-// connections no rule matches are then refused.
+// connections no rule matches are then refused. A TLS rule's forward may name no target group
+// (ForwardConfig with empty TargetGroups): it refuses the names it matches, so that they do not
+// reach a later, less specific rule.
 func validateL4Actions(field, protocol string, acts []api.Action, isDefault bool, lim ALBLimits) ([]api.Action, []string, error) {
 	if len(acts) == 0 && isDefault && protocol == api.ProtocolTLS {
 		return nil, nil, nil
+	}
+	if len(acts) == 1 && !isDefault && protocol == api.ProtocolTLS && acts[0].Type == api.ActionTypeForward && acts[0].TargetGroupID == "" &&
+		acts[0].ForwardConfig != nil && len(acts[0].ForwardConfig.TargetGroups) == 0 && reflect.DeepEqual(acts[0], api.Action{Type: acts[0].Type, ForwardConfig: acts[0].ForwardConfig}) {
+		return []api.Action{{Type: api.ActionTypeForward, ForwardConfig: &api.ForwardActionConfig{TargetGroups: []api.TargetGroupTuple{}}}}, nil, nil
 	}
 	if len(acts) == 1 && acts[0].Type != api.ActionTypeForward {
 		return nil, nil, invalid("%s[0].Type %.30q: a %s listener forwards connections; it takes forward actions only", field, acts[0].Type, protocol)
@@ -53,9 +60,9 @@ func validateL4Actions(field, protocol string, acts []api.Action, isDefault bool
 
 // checkL4Rule checks that a rule fits a listener of the protocol: an HTTP or HTTPS listener
 // takes any rule forwarding to HTTP or HTTPS groups (checkALBTargets), a TLS listener rules
-// whose only condition is host-header (the SNI names) and whose action is a forward, a TCP
-// listener no rules.
-func checkL4Rule(l *listenerRec, conds []api.RuleCondition, acts []api.Action, lim ALBLimits) error {
+// whose only condition is host-header (the SNI names; validateRuleActions checks the action),
+// a TCP listener no rules.
+func checkL4Rule(l *listenerRec, conds []api.RuleCondition) error {
 	switch l.Protocol {
 	case api.ProtocolTCP:
 		return api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is TCP: a TCP listener takes no rules, only its default forward", l.ID)
@@ -65,10 +72,16 @@ func checkL4Rule(l *listenerRec, conds []api.RuleCondition, acts []api.Action, l
 				return invalid("Conditions[%d].Field %s: a TLS listener routes by the SNI server name only; its rules take host-header conditions only", i, c.Field)
 			}
 		}
-		_, _, err := validateL4Actions("Actions", l.Protocol, acts, false, lim)
-		return err
 	}
 	return nil
+}
+
+// validateRuleActions checks a rule's actions as its listener's protocol wants them.
+func validateRuleActions(l *listenerRec, acts []api.Action, shape ruleShape, lim ALBLimits) ([]api.Action, []string, error) {
+	if isL4Protocol(l.Protocol) {
+		return validateL4Actions("Actions", l.Protocol, acts, false, lim)
+	}
+	return validateActions("Actions", acts, shape, lim)
 }
 
 // listenerClass names what a listener of the protocol forwards to, for errors.

@@ -45,6 +45,13 @@ func TestPassthroughListeners(t *testing.T) {
 	r, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tls.ListenerID, Priority: 1, Conditions: hostRule("a.example.com", "*.b.example.com"),
 		Actions: forwardTo(t1.TargetGroupID, t2.TargetGroupID)})
 	mustOK(t, err)
+	// A rule forwarding to no group refuses its names (a more specific listener hostname
+	// no route serves).
+	refuse := []api.Action{{Type: api.ActionTypeForward, ForwardConfig: &api.ForwardActionConfig{}}}
+	mustOK(t, func() error {
+		_, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tls.ListenerID, Priority: 3, Conditions: hostRule("x.b.example.com"), Actions: refuse})
+		return err
+	}())
 	tcp, err := create(api.ProtocolTCP, 5432, forwardTo(t3.TargetGroupID))
 	mustOK(t, err)
 
@@ -58,6 +65,7 @@ func TestPassthroughListeners(t *testing.T) {
 			_, err := create(api.ProtocolTLS, 8443, nil, cert.CertificateID)
 			return err
 		}, api.ErrValidationError, "passes TLS through"},
+		"TCP listener refusing":          {func() error { _, err := create(api.ProtocolTCP, 8000, refuse); return err }, api.ErrValidationError, "at least one target group"},
 		"TCP listener without a default": {func() error { _, err := create(api.ProtocolTCP, 8000, nil); return err }, api.ErrValidationError, "required"},
 		"TCP listener with a fixed response": {func() error {
 			_, err := create(api.ProtocolTCP, 8000, []api.Action{{Type: api.ActionTypeFixedResponse, FixedResponseConfig: &api.FixedResponseActionConfig{StatusCode: "404"}}})
