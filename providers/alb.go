@@ -84,11 +84,25 @@ type ApplicationLoadBalancer struct {
 	Listeners          []HTTPListener
 }
 
-// HTTPListenerSpec is an HTTP or HTTPS listener to create, or what one should be.
+// Listener protocols of application load balancers besides HTTP and HTTPS: TLS passthrough
+// (rules route by the ClientHello's SNI name; the targets terminate TLS) and TCP (every
+// connection to the default forward). Both forward to TCP target groups, with plain weighted
+// forwards only; a TLS listener's rules take Hosts conditions only, a TCP listener no rules.
+// A cloud whose application load balancers cannot pass connections through (ELBv2) refuses
+// them with ErrInvalid.
+const (
+	ProtocolTLS = "TLS"
+	ProtocolTCP = "TCP"
+)
+
+// HTTPListenerSpec is an HTTP, HTTPS, TLS-passthrough or TCP listener to create, or what one
+// should be.
 type HTTPListenerSpec struct {
-	Protocol string // HTTP or HTTPS
+	Protocol string // HTTP, HTTPS, TLS or TCP
 	Port     int
-	// DefaultAction answers requests no rule matches.
+	// DefaultAction answers requests no rule matches. A TLS listener's may be empty (no
+	// Forward): connections no rule takes are refused. ModifyHTTPListener keeps a default it
+	// does not replace.
 	DefaultAction RuleAction
 	// Certificates (HTTPS only, at least one) are certificate IDs; the first is the default,
 	// served when the client's server name matches none of the others'.

@@ -29,6 +29,16 @@ const LoadBalancerTypeApplication = "application"
 // targets speak TLS; ProtocolHTTP (lb.go) is plain HTTP.
 const ProtocolHTTPS = "HTTPS"
 
+// ProtocolTLS is the protocol of an application load balancer's TLS-passthrough listeners (a
+// fakecloud extension): they read the client's ClientHello without terminating TLS, pick the
+// first rule whose host-header condition matches its SNI server name (a ClientHello without
+// one goes to the default), and splice the connection to a TCP target group's target. Such a
+// listener holds no certificate; its rules take host-header conditions and forward actions
+// only; with no DefaultActions, connections no rule matches are refused. An application load
+// balancer's TCP listeners (ProtocolTCP) forward every connection to their default forward's
+// TCP target groups and take no rules.
+const ProtocolTLS = "TLS"
+
 // Protocol versions of HTTP and HTTPS target groups: what the load balancer speaks to targets.
 // HTTP2 and GRPC over a plain HTTP group are HTTP/2 without TLS (h2c), a fakecloud extension.
 const (

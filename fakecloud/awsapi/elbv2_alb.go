@@ -2,6 +2,7 @@ package awsapi
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/awsapi/query"
@@ -117,6 +118,8 @@ func elbModifyListener(x *exchange, v query.View) (any, error) {
 	req := &api.ModifyListenerRequest{ListenerID: x.arn(v, "ListenerArn", arnListener)}
 	req.Port, _ = v.Int("Port")
 	req.Protocol, _ = v.String("Protocol")
+	arn, _ := v.String("ListenerArn")
+	x.refusePassthrough(req.Protocol, strings.Contains(arn, ":listener/app/"))
 	req.SSLPolicy, _ = v.String("SslPolicy")
 	req.Certificates = x.elbCertificates(v)
 	req.DefaultActions = x.elbActions(v, "DefaultActions")
@@ -178,4 +181,13 @@ func (x *exchange) certificatesXML(cs []api.ListenerCertificate, next string) *c
 		out.Certificates.Items = append(out.Certificates.Items, elbCertificate{CertificateArn: x.certificateARN(c.CertificateID), IsDefault: &def})
 	}
 	return out
+}
+
+// refusePassthrough refuses TLS and TCP listeners on an application load balancer: ELBv2's
+// application load balancers serve HTTP and HTTPS only. fakecloud's native API has them
+// (TLS passthrough routed by SNI, TCP forwarding).
+func (x *exchange) refusePassthrough(protocol string, application bool) {
+	if application && (protocol == api.ProtocolTLS || protocol == api.ProtocolTCP) {
+		x.params.Fail(api.CodeValidationError, "an ELBv2 application load balancer takes HTTP and HTTPS listeners only, not %s; fakecloud's native API serves TLS-passthrough and TCP listeners on application load balancers", protocol)
+	}
 }

@@ -297,6 +297,13 @@ func TestELBv2HTTPSListener(t *testing.T) {
 		aws.ToString(l.DefaultActions[0].TargetGroupArn) != a.blue {
 		t.Fatalf("HTTPS listener %+v", l)
 	}
+	// ELBv2 application load balancers have no TLS-passthrough or TCP listeners.
+	for _, p := range []types.ProtocolEnum{types.ProtocolEnumTls, types.ProtocolEnumTcp} {
+		_, err := a.c.CreateListener(ctx, &elb.CreateListenerInput{LoadBalancerArn: aws.String(a.lb), Protocol: p, Port: aws.Int32(8443), DefaultActions: forwardTo(a.blue)})
+		if err == nil || !strings.Contains(err.Error(), "HTTP and HTTPS listeners only") {
+			t.Errorf("%s listener on an application load balancer: got %v", p, err)
+		}
+	}
 	must(a.c.AddListenerCertificates(ctx, &elb.AddListenerCertificatesInput{ListenerArn: l.ListenerArn, Certificates: []types.Certificate{{CertificateArn: aws.String(api2)}}})).of(t)
 	certs := func() map[string]bool {
 		out := map[string]bool{}

@@ -2,6 +2,7 @@ package awsapi
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/awsapi/query"
@@ -145,6 +146,8 @@ func elbCreateListener(x *exchange, v query.View) (any, error) {
 	req.DefaultActions = x.elbActions(v, "DefaultActions")
 	req.SSLPolicy, _ = v.String("SslPolicy")
 	req.Certificates = x.elbCertificates(v)
+	arn, _ := v.String("LoadBalancerArn")
+	x.refusePassthrough(req.Protocol, strings.Contains(arn, ":loadbalancer/app/"))
 	if v.Has("AlpnPolicy") {
 		v.Members("AlpnPolicy")
 		x.params.Fail(api.CodeValidationError, "AlpnPolicy is not emulated (it is for TLS listeners of network load balancers)")

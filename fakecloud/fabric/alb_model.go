@@ -43,7 +43,7 @@ func indexALBs(snap *api.Snapshot) albSnapshot {
 
 // albConfig builds the L7 engine's configuration of an application load balancer from the
 // snapshot: each listener's rules by ascending priority, then its default actions as a last
-// rule without conditions; every target group an action names, with its targets' states.
+// rule without conditions (none for a TLS listener without default actions); every target group an action names, with its targets' states.
 // Certificates are read through certs. It is pure but for certs; Apply validates the result.
 func albConfig(lbID string, ix albSnapshot, certs CertificateSource) (l7.Config, error) {
 	var cfg l7.Config
@@ -70,6 +70,10 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource) (l7.Config,
 			}
 			l.Rules = append(l.Rules, rules...)
 		}
+		if len(al.DefaultActions) == 0 && al.Protocol == api.ProtocolTLS {
+			cfg.Listeners = append(cfg.Listeners, l) // no default: what no rule takes is refused
+			continue
+		}
 		def, err := albRules(al.ListenerID+"/default", nil, al.DefaultActions, groups)
 		if err != nil {
 			return cfg, fmt.Errorf("listener %s default actions: %w", al.ListenerID, err)
@@ -89,6 +93,8 @@ func albGroup(id string, ix albSnapshot) l7.TargetGroup {
 	g := ix.groups[id]
 	tg := l7.TargetGroup{Name: id, Protocol: l7.ProtocolHTTP}
 	switch {
+	case g.Protocol == api.ProtocolTCP: // behind TLS-passthrough and TCP listeners
+		tg.Protocol = l7.ProtocolTCP
 	case g.Protocol == api.ProtocolHTTPS:
 		// An ALB does not verify its targets' certificates.
 		tg.Protocol, tg.TLS = l7.ProtocolHTTPS, &l7.BackendTLS{InsecureSkipVerify: true}

@@ -168,3 +168,44 @@ func TestALBStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestALBConfigPassthrough: a TLS listener's host-header rules become the engine's SNI rules,
+// with no default rule when it has no default actions; a TCP listener forwards to its TCP
+// group; TCP groups are the engine's TCP groups and are health-checked by TCP connect.
+func TestALBConfigPassthrough(t *testing.T) {
+	snap := albSnap(tgt("10.0.1.101", 8443, api.TargetHealthHealthy))
+	snap.Rules = []api.Rule{{RuleID: "rule-tls", ListenerID: "l-tls", LoadBalancerID: "lb-1", Priority: 1,
+		Conditions: []api.RuleCondition{{Field: api.ConditionHostHeader, HostHeaderConfig: &api.HostHeaderConditionConfig{Values: []string{"a.example.com", "*.example.org"}}}},
+		Actions:    []api.Action{{Type: api.ActionTypeForward, TargetGroupID: "tg-1"}}}}
+	snap.Listeners = []api.Listener{
+		{ListenerID: "l-tls", LoadBalancerID: "lb-1", Protocol: api.ProtocolTLS, Port: 443, DefaultActions: []api.Action{}},
+		{ListenerID: "l-tcp", LoadBalancerID: "lb-1", Protocol: api.ProtocolTCP, Port: 5432, DefaultActions: []api.Action{{Type: api.ActionTypeForward, TargetGroupID: "tg-1"}}},
+	}
+	snap.TargetGroups[0].Protocol = api.ProtocolTCP
+	snap.TargetGroups[0].HealthCheck = api.HealthCheck{Protocol: api.ProtocolTCP, IntervalSeconds: 10, TimeoutSeconds: 5, HealthyThresholdCount: 3, UnhealthyThresholdCount: 3}
+	cfg, err := albConfig("lb-1", indexALBs(snap), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := l7.Action{Forward: &l7.Forward{Backends: []l7.Backend{{TargetGroup: "tg-1", Weight: 1}}}}
+	want := l7.Config{
+		Listeners: []l7.Listener{
+			{Port: 443, Protocol: l7.ProtocolTLS, Rules: []l7.Rule{{Name: "rule-tls", Hosts: []string{"a.example.com", "*.example.org"}, Action: fwd}}},
+			{Port: 5432, Protocol: l7.ProtocolTCP, Rules: []l7.Rule{{Name: "l-tcp/default", Action: fwd}}},
+		},
+		TargetGroups: []l7.TargetGroup{{Name: "tg-1", Protocol: l7.ProtocolTCP, Targets: []l7.Target{{Addr: netip.MustParseAddrPort("10.0.1.101:8443"), State: l7.StateHealthy}}}},
+	}
+	if diff := cmp.Diff(want, cfg, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	if err := l7.Validate(cfg); err != nil {
+		t.Errorf("the engine refuses the translated config: %v", err)
+	}
+	w, err := Desired(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Checks) != 1 || !w.Checks[0].App || l7Check(w.Checks[0]).Protocol != l7.HealthTCP {
+		t.Errorf("checks %+v, want the TCP group's target checked by TCP connect by the L7 checker", w.Checks)
+	}
+}

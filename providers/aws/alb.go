@@ -187,6 +187,9 @@ func defaultCertificate(ids []string) []elbtypes.Certificate {
 // with the listener, the others added after (a crash between the two leaves a listener that
 // the next ModifyHTTPListener completes). ELBv2 answers an identical listener that exists.
 func (d *LoadBalancing) CreateHTTPListener(ctx context.Context, lbID string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
+	if err := passthroughUnsupported(spec.Protocol); err != nil {
+		return providers.HTTPListener{}, err
+	}
 	act, err := toELBAction(spec.DefaultAction)
 	if err != nil {
 		return providers.HTTPListener{}, err
@@ -214,6 +217,9 @@ func (d *LoadBalancing) CreateHTTPListener(ctx context.Context, lbID string, spe
 
 // ModifyHTTPListener implements providers.ApplicationLoadBalancers.
 func (d *LoadBalancing) ModifyHTTPListener(ctx context.Context, id string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
+	if err := passthroughUnsupported(spec.Protocol); err != nil {
+		return providers.HTTPListener{}, err
+	}
 	act, err := toELBAction(spec.DefaultAction)
 	if err != nil {
 		return providers.HTTPListener{}, err
@@ -395,4 +401,13 @@ func (d *LoadBalancing) SetRulePriorities(ctx context.Context, priorities map[st
 	}
 	_, err := lbCall(ctx, d, "SetRulePriorities", d.c.SetRulePriorities, &elbv2.SetRulePrioritiesInput{RulePriorities: pairs})
 	return err
+}
+
+// passthroughUnsupported refuses TLS-passthrough and TCP listeners: an ELBv2 application load
+// balancer serves HTTP and HTTPS only (those need a network load balancer there).
+func passthroughUnsupported(protocol string) error {
+	if protocol == providers.ProtocolTLS || protocol == providers.ProtocolTCP {
+		return unsupported("%s listeners on an application load balancer", protocol)
+	}
+	return nil
 }

@@ -70,6 +70,13 @@ func TestConditionsRoundTrip(t *testing.T) {
 			t.Errorf("%s: %v; want ErrInvalid (%s)", name, err, codeUnsupported)
 		}
 	}
+	for _, p := range []string{providers.ProtocolTLS, providers.ProtocolTCP} {
+		_, err := (&LoadBalancing{}).CreateHTTPListener(context.Background(), "lb", providers.HTTPListenerSpec{Protocol: p, Port: 443})
+		var pe *providers.Error
+		if !errors.Is(err, providers.ErrInvalid) || !errors.As(err, &pe) || pe.Code != codeUnsupported {
+			t.Errorf("%s listener: %v; want ErrInvalid (%s)", p, err, codeUnsupported)
+		}
+	}
 	for name, a := range map[string]providers.RuleAction{
 		"redirect 307":    {Redirect: &providers.Redirect{StatusCode: 307}},
 		"prefix redirect": {Redirect: &providers.Redirect{StatusCode: 302, Path: &providers.PathModifier{Type: providers.ReplacePrefixMatch, Value: "/x"}}},

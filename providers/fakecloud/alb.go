@@ -107,7 +107,7 @@ func certIDs(cs []api.ListenerCertificate) []string {
 func (d *LoadBalancing) CreateHTTPListener(ctx context.Context, lbID string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
 	req := &api.CreateListenerRequest{
 		LoadBalancerID: lbID, Protocol: spec.Protocol, Port: spec.Port, ClientToken: spec.ClientToken,
-		DefaultActions: []api.Action{toAction(spec.DefaultAction)},
+		DefaultActions: listenerDefault(spec),
 	}
 	if len(spec.Certificates) > 0 {
 		req.Certificates = []api.ListenerCertificate{{CertificateID: spec.Certificates[0]}}
@@ -129,7 +129,7 @@ func (d *LoadBalancing) CreateHTTPListener(ctx context.Context, lbID string, spe
 // ModifyHTTPListener implements providers.ApplicationLoadBalancers.
 func (d *LoadBalancing) ModifyHTTPListener(ctx context.Context, id string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
 	req := &api.ModifyListenerRequest{
-		ListenerID: id, Protocol: spec.Protocol, Port: spec.Port, DefaultActions: []api.Action{toAction(spec.DefaultAction)},
+		ListenerID: id, Protocol: spec.Protocol, Port: spec.Port, DefaultActions: listenerDefault(spec),
 	}
 	if len(spec.Certificates) > 0 {
 		req.Certificates = []api.ListenerCertificate{{CertificateID: spec.Certificates[0]}}
@@ -393,6 +393,15 @@ func fromRule(r api.Rule) providers.Rule {
 		p.Action = fromAction(r.Actions[0])
 	}
 	return p
+}
+
+// listenerDefault is a listener's default actions: none for a TLS-passthrough listener
+// without a default forward (it refuses what no rule takes).
+func listenerDefault(spec providers.HTTPListenerSpec) []api.Action {
+	if spec.Protocol == providers.ProtocolTLS && len(spec.DefaultAction.Forward) == 0 {
+		return nil
+	}
+	return []api.Action{toAction(spec.DefaultAction)}
 }
 
 func toAction(a providers.RuleAction) api.Action {

@@ -44,6 +44,7 @@ func RunApplicationLoadBalancing(t *testing.T, newEnv func(t *testing.T) Applica
 		{"ListenersAndRules", albRules},
 		{"RulePriorities", albPriorities},
 		{"Certificates", albCertificates},
+		{"PassthroughListeners", albPassthrough},
 		{"ThrottleIsRetryable", albThrottled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -328,4 +329,52 @@ func SelfSigned(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+}
+
+// albPassthrough: TLS-passthrough listeners route by SNI with Hosts-only rules and may have no
+// default; TCP listeners forward; both to TCP groups. A cloud that cannot (CoreActionsOnly:
+// ELBv2) refuses them with ErrInvalid.
+func albPassthrough(t *testing.T, s *albScene) {
+	lb := s.alb(t, "alb-l4")
+	tg, err := s.d.CreateTargetGroup(bg(), providers.TargetGroupSpec{Name: "tls-tg", Protocol: "TCP", Port: 8443,
+		DeregistrationDelay: 30 * time.Second, Tags: owner("tls-tg"), ClientToken: providers.NewToken()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := providers.RuleAction{Forward: []providers.WeightedTargetGroup{{TargetGroupID: tg.ID, Weight: 1}}}
+	l, err := s.d.CreateHTTPListener(bg(), lb.ID, providers.HTTPListenerSpec{Protocol: providers.ProtocolTLS, Port: 443, ClientToken: providers.NewToken()})
+	if s.env.CoreActionsOnly {
+		if !errors.Is(err, providers.ErrInvalid) {
+			t.Errorf("a TLS-passthrough listener: %+v, %v; want ErrInvalid", l, err)
+		}
+		return
+	}
+	if err != nil || l.Protocol != providers.ProtocolTLS || len(l.DefaultAction.Forward) != 0 {
+		t.Fatalf("TLS listener without a default: %+v, %v", l, err)
+	}
+	spec := providers.RuleSpec{Priority: 1, Conditions: providers.RuleConditions{Hosts: []string{"a.example.com", "*.example.org"}}, Action: fwd, ClientToken: providers.NewToken()}
+	if _, err := s.d.CreateRule(bg(), l.ID, spec); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := s.d.ListRules(bg(), l.ID)
+	if err != nil || len(rules) != 1 || !slices.Equal(rules[0].Conditions.Hosts, spec.Conditions.Hosts) {
+		t.Errorf("rules %+v, %v", rules, err)
+	}
+	spec.Conditions.Path = &providers.StringMatch{Type: providers.MatchExact, Value: "/"}
+	spec.Priority, spec.ClientToken = 2, providers.NewToken()
+	if _, err := s.d.CreateRule(bg(), l.ID, spec); !errors.Is(err, providers.ErrInvalid) {
+		t.Errorf("a path on a TLS listener: %v; want ErrInvalid", err)
+	}
+	tcp, err := s.d.CreateHTTPListener(bg(), lb.ID, providers.HTTPListenerSpec{Protocol: providers.ProtocolTCP, Port: 5432, DefaultAction: fwd, ClientToken: providers.NewToken()})
+	if err != nil || tcp.Protocol != providers.ProtocolTCP {
+		t.Fatalf("TCP listener: %+v, %v", tcp, err)
+	}
+	l, err = s.d.ModifyHTTPListener(bg(), l.ID, providers.HTTPListenerSpec{Protocol: providers.ProtocolTLS, Port: 443, DefaultAction: fwd})
+	if err != nil || len(l.DefaultAction.Forward) != 1 {
+		t.Errorf("TLS listener given a default: %+v, %v", l, err)
+	}
+	albs, err := s.d.ListApplicationLoadBalancers(bg(), owner("alb-l4"))
+	if err != nil || len(albs) != 1 || len(albs[0].Listeners) != 2 {
+		t.Errorf("listed: %+v, %v; want both listeners", albs, err)
+	}
 }

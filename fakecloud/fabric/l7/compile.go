@@ -152,16 +152,66 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 	case ProtocolHTTPS:
 		cl.scheme = "https"
 		cl.certs = c.certificates(f+".certificates", l.Certificates)
+	case ProtocolTLS, ProtocolTCP:
+		if len(l.Certificates) > 0 {
+			c.bad(f+".certificates", "a %s listener passes connections through and takes no certificates; use HTTPS to terminate TLS", l.Protocol)
+		}
+		if l.Protocol == ProtocolTCP && (len(l.Rules) != 1 || len(l.Rules[0].Hosts) > 0) {
+			c.bad(f+".rules", "a TCP listener takes exactly one rule, without hosts (%d given)", len(l.Rules))
+		}
 	default:
-		c.bad(f+".protocol", "%q is not a listener protocol (HTTP or HTTPS)", l.Protocol)
+		c.bad(f+".protocol", "%q is not a listener protocol (HTTP, HTTPS, TLS or TCP)", l.Protocol)
 	}
+	passthrough := l.Protocol == ProtocolTLS || l.Protocol == ProtocolTCP
 	for i, r := range l.Rules {
-		if cr := c.rule(fmt.Sprintf("%s.rules[%d]", f, i), r, groups); cr != nil {
+		rf := fmt.Sprintf("%s.rules[%d]", f, i)
+		if passthrough {
+			c.passthroughRule(rf, l.Protocol, r, groups)
+		} else {
+			c.httpRule(rf, r, groups)
+		}
+		if cr := c.rule(rf, r, groups); cr != nil {
 			cl.rules = append(cl.rules, cr)
 		}
 	}
 	cl.index = indexRules(cl.rules)
 	return cl
+}
+
+// passthroughRule checks a rule of a TLS or TCP listener: host names and a plain forward to TCP
+// groups, nothing that needs a request.
+func (c *checker) passthroughRule(f string, proto Protocol, r Rule, groups map[string]*group) {
+	a := r.Action
+	if r.Path != nil || len(r.Headers) > 0 || len(r.Query) > 0 || r.Method != "" {
+		c.bad(f, "a %s listener sees no requests: its rules match hosts (SNI names) only", proto)
+	}
+	if a.Forward == nil || a.Redirect != nil || a.FixedResponse != nil || a.Rewrite != nil || len(a.Mirrors) > 0 ||
+		a.Timeouts != (Timeouts{}) || !a.RequestHeaders.empty() || !a.ResponseHeaders.empty() {
+		c.bad(f+".action", "a %s listener's rules forward only, without header edits, rewrites, mirrors or timeouts", proto)
+	}
+	if a.Forward != nil {
+		for i, b := range a.Forward.Backends {
+			ff := fmt.Sprintf("%s.action.forward.backends[%d]", f, i)
+			if !b.RequestHeaders.empty() || !b.ResponseHeaders.empty() {
+				c.bad(ff, "a %s listener's backends take no header edits", proto)
+			}
+			if g := groups[b.TargetGroup]; g != nil && g.proto != ProtocolTCP {
+				c.bad(ff+".targetGroup", "%q is an %s group; a %s listener forwards to TCP groups", b.TargetGroup, g.proto, proto)
+			}
+		}
+	}
+}
+
+// httpRule checks that an HTTP or HTTPS listener's rule forwards to HTTP groups only.
+func (c *checker) httpRule(f string, r Rule, groups map[string]*group) {
+	if r.Action.Forward == nil {
+		return
+	}
+	for i, b := range r.Action.Forward.Backends {
+		if g := groups[b.TargetGroup]; g != nil && g.proto == ProtocolTCP {
+			c.bad(fmt.Sprintf("%s.action.forward.backends[%d].targetGroup", f, i), "%q is a TCP group; HTTP and HTTPS listeners forward to HTTP, HTTPS or H2C groups", b.TargetGroup)
+		}
+	}
 }
 
 func (c *checker) rule(f string, r Rule, groups map[string]*group) *rule {
@@ -395,13 +445,17 @@ func (c *checker) group(f string, tg TargetGroup, seen map[string]*group) *group
 		if tg.TLS != nil {
 			c.bad(f+".tls", "TLS settings need protocol HTTPS")
 		}
+	case ProtocolTCP:
+		if tg.TLS != nil {
+			c.bad(f+".tls", "a TCP group's targets speak for themselves: TLS settings need protocol HTTPS")
+		}
 	case ProtocolHTTPS:
 		g.tls = c.backendTLS(f+".tls", tg.TLS)
 		if tg.TLS != nil {
 			g.tlsKey = fmt.Sprintf("%s|%v|%x", tg.TLS.ServerName, tg.TLS.InsecureSkipVerify, sha256.Sum256(tg.TLS.CAPEM))
 		}
 	default:
-		c.bad(f+".protocol", "%q is not a target protocol (HTTP, HTTPS or H2C)", tg.Protocol)
+		c.bad(f+".protocol", "%q is not a target protocol (HTTP, HTTPS, H2C or TCP)", tg.Protocol)
 	}
 	addrs := map[string]bool{}
 	for i, t := range tg.Targets {

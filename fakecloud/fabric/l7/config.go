@@ -22,6 +22,14 @@ const (
 	ProtocolHTTP  Protocol = "HTTP"  // listeners: HTTP/1.1 and h2c by prior knowledge; targets: HTTP/1.1
 	ProtocolHTTPS Protocol = "HTTPS" // listeners: TLS with ALPN h2 and http/1.1; targets: TLS, h2 when offered
 	ProtocolH2C   Protocol = "H2C"   // targets only: HTTP/2 without TLS (gRPC backends)
+	// ProtocolTLS listeners pass TLS through: the SNI name of the client's ClientHello picks
+	// the rule (Hosts only; a rule without Hosts takes any name, and a ClientHello without
+	// one), and the connection is spliced to a TCP target, the ClientHello replayed. A
+	// connection no rule matches is closed.
+	ProtocolTLS Protocol = "TLS"
+	// ProtocolTCP listeners splice every connection to a target of their one rule (no Hosts);
+	// TCP target groups are what TLS and TCP listeners forward to.
+	ProtocolTCP Protocol = "TCP"
 )
 
 // Listener is one port of the load balancer. Port is the port clients connect to; it is what

@@ -64,9 +64,26 @@ type Engine struct {
 // drains.
 type server struct {
 	proto Protocol
-	srv   *http.Server
+	srv   *http.Server // nil on TLS and TCP (passthrough) listeners, which track conns
+	conns connSet
 	ln    net.Listener
 	cur   atomic.Pointer[listener]
+}
+
+func (s *server) passthrough() bool { return s.srv == nil }
+
+// shutdown stops the server (its socket closed already or now) and lets its requests or
+// connections finish until ctx ends, then closes those left.
+func (s *server) shutdown(ctx context.Context) error {
+	if s.passthrough() {
+		_ = s.ln.Close()
+		return s.conns.shutdown(ctx)
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil && ctx.Err() != nil {
+		_ = s.srv.Close()
+	}
+	return err
 }
 
 // New returns an engine serving nothing until the first Apply.
@@ -194,6 +211,9 @@ func (e *Engine) openListeners(s *snapshot) (map[int]*server, error) {
 func (e *Engine) newServer(port int, l *listener, ln net.Listener) *server {
 	s := &server{proto: l.proto, ln: ln}
 	s.cur.Store(l)
+	if l.proto == ProtocolTLS || l.proto == ProtocolTCP {
+		return s
+	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	srv := &http.Server{
@@ -229,7 +249,9 @@ func (e *Engine) start(s *server) {
 	go func() {
 		defer e.wg.Done()
 		var err error
-		if s.proto == ProtocolHTTPS {
+		if s.passthrough() {
+			err = e.servePassthrough(s)
+		} else if s.proto == ProtocolHTTPS {
 			err = s.srv.ServeTLS(s.ln, "", "")
 		} else {
 			err = s.srv.Serve(s.ln)
@@ -250,9 +272,7 @@ func (e *Engine) drain(s *server) {
 		defer e.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), e.opts.DrainTimeout)
 		defer cancel()
-		if err := s.srv.Shutdown(ctx); err != nil && ctx.Err() != nil {
-			_ = s.srv.Close()
-		}
+		_ = s.shutdown(ctx)
 		e.mu.Lock()
 		delete(e.draining, s)
 		e.mu.Unlock()
@@ -303,11 +323,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range all {
-		wg.Go(func() {
-			if err := s.srv.Shutdown(ctx); err != nil && ctx.Err() != nil {
-				_ = s.srv.Close()
-			}
-		})
+		wg.Go(func() { _ = s.shutdown(ctx) })
 	}
 	wg.Wait()
 	e.wg.Wait()

@@ -230,7 +230,7 @@ func TestValidateNamesTheField(t *testing.T) {
 	}{
 		{"bad port", Config{Listeners: []Listener{{Port: 0, Protocol: ProtocolHTTP}}}, "listeners[0].port"},
 		{"duplicate port", Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP}, {Port: 80, Protocol: ProtocolHTTP}}}, "listeners[1].port"},
-		{"bad protocol", Config{Listeners: []Listener{{Port: 80, Protocol: "TCP"}}}, "listeners[0].protocol"},
+		{"bad protocol", Config{Listeners: []Listener{{Port: 80, Protocol: "UDP"}}}, "listeners[0].protocol"},
 		{"https without certificate", Config{Listeners: []Listener{{Port: 443, Protocol: ProtocolHTTPS}}}, "listeners[0].certificates"},
 		{"bad certificate", Config{Listeners: []Listener{{Port: 443, Protocol: ProtocolHTTPS, Certificates: []Certificate{{CertPEM: []byte("x"), KeyPEM: []byte("y")}}}}}, "listeners[0].certificates[0]"},
 		{"bad regex", listener(Rule{Path: &PathMatch{Type: MatchRegex, Value: "("}, Action: ok}), "listeners[0].rules[1].path.value"},

@@ -28,29 +28,44 @@ func albListenerKey(lbID string, port int) string {
 // (a copy the caller owns).
 func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listenerSpec) error {
 	switch spec.Protocol {
-	case api.ProtocolHTTP, api.ProtocolHTTPS:
+	case api.ProtocolHTTP, api.ProtocolHTTPS, api.ProtocolTLS, api.ProtocolTCP:
 	case "":
-		return invalid("Protocol is required: HTTP or HTTPS")
+		return invalid("Protocol is required: HTTP, HTTPS, TLS (passthrough) or TCP")
 	default:
-		return invalid("Protocol %.20q is not supported for application load balancer listeners: use HTTP or HTTPS (TCP and UDP need a network load balancer)", spec.Protocol)
+		return invalid("Protocol %.20q is not supported for application load balancer listeners: use HTTP, HTTPS, TLS (passthrough) or TCP (UDP needs a network load balancer)", spec.Protocol)
 	}
 	if err := validatePort("Port", spec.Port); err != nil {
 		return err
 	}
 	lim := s.cfg.ALBLimits
-	acts, tgs, err := validateActions("DefaultActions", spec.DefaultActions, ruleShape{isDefault: true}, lim)
+	var acts []api.Action
+	var tgs []string
+	var err error
+	if isL4Protocol(spec.Protocol) {
+		acts, tgs, err = validateL4Actions("DefaultActions", spec.Protocol, spec.DefaultActions, true, lim)
+	} else {
+		acts, tgs, err = validateActions("DefaultActions", spec.DefaultActions, ruleShape{isDefault: true}, lim)
+	}
 	if err != nil {
 		return err
 	}
-	if err := checkALBTargets(t, lb, tgs); err != nil {
+	if err := checkALBTargets(t, lb, spec.Protocol, tgs); err != nil {
 		return err
+	}
+	if r.ID != "" && isL4Protocol(r.Protocol) != isL4Protocol(spec.Protocol) || r.Protocol == api.ProtocolTLS && spec.Protocol == api.ProtocolTCP {
+		if n := count(t.Txn, tableRules, indexListener, r.ID); n > 0 {
+			return api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is %s and has %d rules, which a %s listener cannot hold; delete them first", r.ID, r.Protocol, n, spec.Protocol)
+		}
 	}
 	r.Protocol, r.Port, r.PortKey = spec.Protocol, spec.Port, albListenerKey(lb.ID, spec.Port)
 	r.Actions, r.TargetGroupIDs, r.TargetGroupID = acts, tgs, ""
 	r.SSLPolicy, r.CertificateIDs = "", nil
-	if spec.Protocol == api.ProtocolHTTP {
+	if spec.Protocol != api.ProtocolHTTPS {
 		if spec.SSLPolicy != "" || len(spec.CertificateIDs) > 0 {
-			return invalid("SslPolicy and Certificates apply to HTTPS listeners only; Protocol is HTTP")
+			if spec.Protocol == api.ProtocolTLS {
+				return invalid("SslPolicy and Certificates apply to HTTPS listeners only; a TLS listener passes TLS through to its targets, which terminate it (use HTTPS to terminate TLS on the load balancer)")
+			}
+			return invalid("SslPolicy and Certificates apply to HTTPS listeners only; Protocol is %s", spec.Protocol)
 		}
 		return nil
 	}
@@ -89,10 +104,11 @@ func checkListenerCertificates(t *tx, ids []string, lim ALBLimits) error {
 	return nil
 }
 
-// checkALBTargets applies ELBv2's rules to an application load balancer forwarding or
-// mirroring to target groups: each exists, is in the load balancer's VPC, is an HTTP or HTTPS
-// group, and serves no other load balancer.
-func checkALBTargets(t *tx, lb *lbRec, tgIDs []string) error {
+// checkALBTargets applies ELBv2's rules to an application load balancer's listener of the
+// protocol forwarding or mirroring to target groups: each exists, is in the load balancer's
+// VPC, is an HTTP or HTTPS group (a TCP group behind TLS and TCP listeners), and serves no
+// other load balancer.
+func checkALBTargets(t *tx, lb *lbRec, protocol string, tgIDs []string) error {
 	for _, id := range tgIDs {
 		tg, err := getTG(t.Txn, id)
 		if err != nil {
@@ -101,8 +117,8 @@ func checkALBTargets(t *tx, lb *lbRec, tgIDs []string) error {
 		if tg.VpcID != lb.VpcID {
 			return api.Errorf(api.CodeInvalidConfigurationRequest, "target group %s is in %s but load balancer %s is in %s", tg.ID, tg.VpcID, lb.ID, lb.VpcID)
 		}
-		if tgLBType(tg.Protocol) != api.LoadBalancerTypeApplication {
-			return api.Errorf(api.CodeIncompatibleProtocols, "application load balancer %s cannot forward to %s target group %s: it serves network load balancers; use an HTTP or HTTPS group", lb.ID, tg.Protocol, tg.ID)
+		if isL4Protocol(protocol) != (tg.Protocol == api.ProtocolTCP) || !isL4Protocol(protocol) && tgLBType(tg.Protocol) != api.LoadBalancerTypeApplication {
+			return api.Errorf(api.CodeIncompatibleProtocols, "application load balancer %s cannot forward to %s target group %s from a %s listener: %s", lb.ID, tg.Protocol, tg.ID, protocol, listenerClass(protocol))
 		}
 		for _, other := range tgLoadBalancers(t.Txn, tg.ID) {
 			if other != lb.ID {
@@ -224,7 +240,7 @@ func (s *Store) modifyALBListener(t *tx, lb *lbRec, n *listenerRec, req *api.Mod
 	if req.Protocol != "" && req.Protocol != n.Protocol {
 		spec.Protocol = req.Protocol
 		if req.Protocol != api.ProtocolHTTPS {
-			spec.SSLPolicy, spec.CertificateIDs = "", nil // an HTTP listener holds none
+			spec.SSLPolicy, spec.CertificateIDs = "", nil // only HTTPS listeners hold them
 		}
 	}
 	if req.Port != 0 {

@@ -28,12 +28,12 @@ func (s *Store) CreateRule(c Call, req *api.CreateRuleRequest) (*api.CreateRuleR
 	if err != nil {
 		return nil, err
 	}
-	acts, tgs, err := validateActions("Actions", req.Actions, shape, lim)
-	if err != nil {
-		return nil, err
-	}
 	return write(s, c, api.ActionCreateRule, req.ClientToken, req, func(t *tx) (*api.CreateRuleResponse, error) {
 		l, lb, err := getALBListener(t.Txn, req.ListenerID)
+		if err != nil {
+			return nil, err
+		}
+		acts, tgs, err := validateRuleActions(l, req.Actions, shape, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -43,7 +43,10 @@ func (s *Store) CreateRule(c Call, req *api.CreateRuleRequest) (*api.CreateRuleR
 		if n := count(t.Txn, tableRules, indexLoadBalancer, lb.ID); n >= lim.RulesPerLoadBalancer {
 			return nil, api.Errorf(api.CodeTooManyRules, "load balancer %s has %d rules, the most it may hold (default rules not counted); delete one first", lb.ID, n)
 		}
-		if err := checkALBTargets(t, lb, tgs); err != nil {
+		if err := checkL4Rule(l, conds); err != nil {
+			return nil, err
+		}
+		if err := checkALBTargets(t, lb, l.Protocol, tgs); err != nil {
 			return nil, err
 		}
 		r := &ruleRec{
@@ -147,15 +150,18 @@ func (s *Store) ModifyRule(c Call, req *api.ModifyRuleRequest) (*api.ModifyRuleR
 		if err != nil {
 			return nil, err
 		}
-		acts, tgs, err := validateActions("Actions", actsIn, shape, lim)
+		l, lb, err := getALBListener(t.Txn, old.ListenerID)
 		if err != nil {
 			return nil, err
 		}
-		lb, err := getLB(t.Txn, old.LoadBalancerID)
+		acts, tgs, err := validateRuleActions(l, actsIn, shape, lim)
 		if err != nil {
 			return nil, err
 		}
-		if err := checkALBTargets(t, lb, tgs); err != nil {
+		if err := checkL4Rule(l, conds); err != nil {
+			return nil, err
+		}
+		if err := checkALBTargets(t, lb, l.Protocol, tgs); err != nil {
 			return nil, err
 		}
 		n := *old

@@ -32,8 +32,11 @@ func (v viewer) listener(r *listenerRec) api.Listener {
 		DefaultActions: []api.Action{{Type: api.ActionTypeForward, TargetGroupID: r.TargetGroupID}},
 		SSLPolicy:      r.SSLPolicy,
 	}
-	if r.Actions != nil {
+	switch {
+	case r.Actions != nil:
 		l.DefaultActions = cloneJSON(r.Actions)
+	case r.TargetGroupID == "":
+		l.DefaultActions = []api.Action{} // a TLS listener without a default refuses
 	}
 	for i, id := range r.CertificateIDs {
 		l.Certificates = append(l.Certificates, api.ListenerCertificate{CertificateID: id, IsDefault: i == 0})

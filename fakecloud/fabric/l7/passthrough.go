@@ -1,0 +1,172 @@
+package l7
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// helloTimeout bounds the wait for a TLS-passthrough client's ClientHello; dialTimeout the
+// dial of a target.
+const (
+	helloTimeout = 10 * time.Second
+	dialTimeout  = 10 * time.Second
+)
+
+// connSet is a passthrough listener's connections in flight, so a drain can wait for them and
+// then close what is left.
+type connSet struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func (s *connSet) add(c ...net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	for _, x := range c {
+		s.conns[x] = struct{}{}
+	}
+}
+
+func (s *connSet) remove(c ...net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range c {
+		delete(s.conns, x)
+	}
+}
+
+// closeAll closes every connection left.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+}
+
+// shutdown waits for the connections to finish until ctx ends, then closes those left.
+func (s *connSet) shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeAll()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// servePassthrough accepts a TLS or TCP listener's connections until its socket closes.
+func (e *Engine) servePassthrough(s *server) error {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.conns.add(c)
+		s.conns.wg.Go(func() {
+			defer s.conns.remove(c)
+			defer c.Close()
+			e.passthrough(s, c)
+		})
+	}
+}
+
+// passthrough routes one connection: by its ClientHello's SNI name on a TLS listener, to the
+// one rule on a TCP listener; then it splices it to a target of the rule's forward. A
+// connection nothing serves is closed.
+func (e *Engine) passthrough(s *server, c net.Conn) {
+	l := s.cur.Load()
+	var name string
+	var head []byte
+	if l.proto == ProtocolTLS {
+		_ = c.SetReadDeadline(time.Now().Add(helloTimeout))
+		var err error
+		if name, head, err = readClientHello(c); err != nil {
+			e.log.Debug("passthrough: no ClientHello", "port", l.port, "client", c.RemoteAddr(), "err", err)
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	r := l.matchName(name)
+	if r == nil {
+		e.log.Debug("passthrough: no rule for the server name", "port", l.port, "client", c.RemoteAddr(), "sni", name)
+		return
+	}
+	b := pickBackend(&r.action)
+	if b == nil || b.group == nil {
+		return
+	}
+	t := b.group.pick()
+	if t == nil {
+		return
+	}
+	t.inflight.Add(1)
+	defer t.inflight.Add(-1)
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	up, err := e.opts.Dial(ctx, "tcp", t.hostport)
+	cancel()
+	if err != nil {
+		e.log.Debug("passthrough: dialling the target", "port", l.port, "target", t.hostport, "err", err)
+		return
+	}
+	s.conns.add(up)
+	defer s.conns.remove(up)
+	defer up.Close()
+	if _, err := up.Write(head); err != nil {
+		return
+	}
+	splice(c, up)
+}
+
+// matchName is the first rule whose hosts match the SNI name ("" matches rules without hosts
+// only).
+func (l *listener) matchName(name string) *rule {
+	for _, r := range l.rules {
+		if len(r.hosts) == 0 {
+			return r
+		}
+		if name == "" {
+			continue
+		}
+		for _, h := range r.hosts {
+			if h.matches(name) {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// splice copies both ways until both directions end, passing each end of stream on as a
+// half-close so protocols that shut down their sending side keep working.
+func splice(a, b net.Conn) {
+	var wg sync.WaitGroup
+	one := func(dst, src net.Conn) {
+		_, err := io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
+			_ = cw.CloseWrite()
+		} else {
+			// An error or no half-close: tear both down so the other direction ends too.
+			_ = dst.Close()
+			_ = src.Close()
+		}
+	}
+	wg.Go(func() { one(b, a) })
+	one(a, b)
+	wg.Wait()
+}

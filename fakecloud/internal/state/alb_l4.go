@@ -1,0 +1,93 @@
+package state
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+)
+
+// An application load balancer's TLS and TCP listeners (a fakecloud extension) pass
+// connections through without terminating them: a TLS listener routes by the SNI name of the
+// client's ClientHello (rules whose only condition is host-header), a TCP listener forwards
+// every connection to its default action's target groups. Both forward to TCP target groups.
+
+// isL4Protocol tells whether an application listener of this protocol passes connections
+// through (TLS, TCP) rather than serving HTTP.
+func isL4Protocol(protocol string) bool {
+	return protocol == api.ProtocolTLS || protocol == api.ProtocolTCP
+}
+
+// validateL4Actions checks the default actions or a rule's actions of a TLS or TCP listener:
+// one weighted forward without HTTP features. A TLS listener's DefaultActions may be empty:
+// connections no rule matches are then refused. A TLS rule's forward may name no target group
+// (ForwardConfig with empty TargetGroups): it refuses the names it matches, so that they do not
+// reach a later, less specific rule.
+func validateL4Actions(field, protocol string, acts []api.Action, isDefault bool, lim ALBLimits) ([]api.Action, []string, error) {
+	if len(acts) == 0 && isDefault && protocol == api.ProtocolTLS {
+		return nil, nil, nil
+	}
+	if len(acts) == 1 && !isDefault && protocol == api.ProtocolTLS && acts[0].Type == api.ActionTypeForward && acts[0].TargetGroupID == "" &&
+		acts[0].ForwardConfig != nil && len(acts[0].ForwardConfig.TargetGroups) == 0 && reflect.DeepEqual(acts[0], api.Action{Type: acts[0].Type, ForwardConfig: acts[0].ForwardConfig}) {
+		return []api.Action{{Type: api.ActionTypeForward, ForwardConfig: &api.ForwardActionConfig{TargetGroups: []api.TargetGroupTuple{}}}}, nil, nil
+	}
+	if len(acts) == 1 && acts[0].Type != api.ActionTypeForward {
+		return nil, nil, invalid("%s[0].Type %.30q: a %s listener forwards connections; it takes forward actions only", field, acts[0].Type, protocol)
+	}
+	out, tgs, err := validateActions(field, acts, ruleShape{isDefault: isDefault}, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	a := out[0]
+	for _, x := range []struct {
+		name string
+		on   bool
+	}{
+		{"RequestHeaderModifications", a.RequestHeaderModifications != nil}, {"ResponseHeaderModifications", a.ResponseHeaderModifications != nil},
+		{"UrlRewriteConfig", a.URLRewriteConfig != nil}, {"RequestMirrors", len(a.RequestMirrors) > 0}, {"TimeoutConfig", a.TimeoutConfig != nil},
+	} {
+		if x.on {
+			return nil, nil, invalid("%s[0].%s applies to HTTP and HTTPS listeners only; a %s listener does not see requests", field, x.name, protocol)
+		}
+	}
+	for i, g := range a.ForwardConfig.TargetGroups {
+		if g.RequestHeaderModifications != nil || g.ResponseHeaderModifications != nil {
+			return nil, nil, invalid("%s[0].ForwardConfig.TargetGroups[%d]: header modifications apply to HTTP and HTTPS listeners only; a %s listener does not see requests", field, i, protocol)
+		}
+	}
+	return out, tgs, nil
+}
+
+// checkL4Rule checks that a rule fits a listener of the protocol: an HTTP or HTTPS listener
+// takes any rule forwarding to HTTP or HTTPS groups (checkALBTargets), a TLS listener rules
+// whose only condition is host-header (the SNI names; validateRuleActions checks the action),
+// a TCP listener no rules.
+func checkL4Rule(l *listenerRec, conds []api.RuleCondition) error {
+	switch l.Protocol {
+	case api.ProtocolTCP:
+		return api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is TCP: a TCP listener takes no rules, only its default forward", l.ID)
+	case api.ProtocolTLS:
+		for i, c := range conds {
+			if c.Field != api.ConditionHostHeader {
+				return invalid("Conditions[%d].Field %s: a TLS listener routes by the SNI server name only; its rules take host-header conditions only", i, c.Field)
+			}
+		}
+	}
+	return nil
+}
+
+// validateRuleActions checks a rule's actions as its listener's protocol wants them.
+func validateRuleActions(l *listenerRec, acts []api.Action, shape ruleShape, lim ALBLimits) ([]api.Action, []string, error) {
+	if isL4Protocol(l.Protocol) {
+		return validateL4Actions("Actions", l.Protocol, acts, false, lim)
+	}
+	return validateActions("Actions", acts, shape, lim)
+}
+
+// listenerClass names what a listener of the protocol forwards to, for errors.
+func listenerClass(protocol string) string {
+	if isL4Protocol(protocol) {
+		return fmt.Sprintf("a %s listener forwards connections to TCP target groups", protocol)
+	}
+	return fmt.Sprintf("an %s listener forwards requests to HTTP or HTTPS target groups", protocol)
+}

@@ -1,0 +1,140 @@
+package state
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+)
+
+func hostRule(names ...string) []api.RuleCondition {
+	return []api.RuleCondition{{Field: api.ConditionHostHeader, HostHeaderConfig: &api.HostHeaderConditionConfig{Values: names}}}
+}
+
+// TestPassthroughListeners: an application load balancer holds TLS-passthrough and TCP
+// listeners beside its HTTP one, forwarding to TCP target groups; what they cannot do is
+// refused with an error naming the reason.
+func TestPassthroughListeners(t *testing.T) {
+	s := openT(t, Config{})
+	w := newALBWorld(t, s)
+	tcpGroup := func(name string) api.TargetGroup {
+		tg, err := s.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: name, Protocol: api.ProtocolTCP, Port: 8443, VpcID: w.vpc})
+		mustOK(t, err)
+		return tg.TargetGroup
+	}
+	t1, t2, t3 := tcpGroup("tls-a"), tcpGroup("tls-b"), tcpGroup("raw")
+	lbID := w.lb.LoadBalancerID
+	create := func(protocol string, port int, acts []api.Action, certs ...string) (api.Listener, error) {
+		req := &api.CreateListenerRequest{LoadBalancerID: lbID, Protocol: protocol, Port: port, DefaultActions: acts}
+		for _, c := range certs {
+			req.Certificates = append(req.Certificates, api.ListenerCertificate{CertificateID: c})
+		}
+		l, err := s.CreateListener(admin(), req)
+		if err != nil {
+			return api.Listener{}, err
+		}
+		return l.Listener, nil
+	}
+	// A TLS listener with no default refuses what no rule matches.
+	tls, err := create(api.ProtocolTLS, 443, nil)
+	mustOK(t, err)
+	if len(tls.DefaultActions) != 0 || tls.SSLPolicy != "" {
+		t.Fatalf("TLS listener %+v", tls)
+	}
+	r, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tls.ListenerID, Priority: 1, Conditions: hostRule("a.example.com", "*.b.example.com"),
+		Actions: forwardTo(t1.TargetGroupID, t2.TargetGroupID)})
+	mustOK(t, err)
+	// A rule forwarding to no group refuses its names (a more specific listener hostname
+	// no route serves).
+	refuse := []api.Action{{Type: api.ActionTypeForward, ForwardConfig: &api.ForwardActionConfig{}}}
+	mustOK(t, func() error {
+		_, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tls.ListenerID, Priority: 3, Conditions: hostRule("x.b.example.com"), Actions: refuse})
+		return err
+	}())
+	tcp, err := create(api.ProtocolTCP, 5432, forwardTo(t3.TargetGroupID))
+	mustOK(t, err)
+
+	cert := importCert(t, s, "a.example.com")
+	for name, tc := range map[string]struct {
+		err  func() error
+		code *api.Error
+		says string
+	}{
+		"TLS listener with a certificate": {func() error {
+			_, err := create(api.ProtocolTLS, 8443, nil, cert.CertificateID)
+			return err
+		}, api.ErrValidationError, "passes TLS through"},
+		"TCP listener refusing":          {func() error { _, err := create(api.ProtocolTCP, 8000, refuse); return err }, api.ErrValidationError, "at least one target group"},
+		"TCP listener without a default": {func() error { _, err := create(api.ProtocolTCP, 8000, nil); return err }, api.ErrValidationError, "required"},
+		"TCP listener with a fixed response": {func() error {
+			_, err := create(api.ProtocolTCP, 8000, []api.Action{{Type: api.ActionTypeFixedResponse, FixedResponseConfig: &api.FixedResponseActionConfig{StatusCode: "404"}}})
+			return err
+		}, api.ErrValidationError, "forward actions only"},
+		"TLS listener forwarding to an HTTP group": {func() error { _, err := create(api.ProtocolTLS, 8443, forwardTo(w.tg2.TargetGroupID)); return err },
+			api.ErrIncompatibleProtocols, "TCP target groups"},
+		"HTTP listener forwarding to a TCP group": {func() error {
+			_, err := create(api.ProtocolHTTP, 8080, forwardTo(tcpGroup("h").TargetGroupID))
+			return err
+		},
+			api.ErrIncompatibleProtocols, "HTTP or HTTPS target groups"},
+		"TLS forward with a timeout": {func() error {
+			acts := forwardTo(t1.TargetGroupID)
+			acts[0].TimeoutConfig = &api.TimeoutConfig{RequestMillis: 100}
+			_, err := create(api.ProtocolTLS, 8443, acts)
+			return err
+		}, api.ErrValidationError, "does not see requests"},
+		"UDP listener": {func() error { _, err := create(api.ProtocolUDP, 53, forwardTo(t3.TargetGroupID)); return err }, api.ErrValidationError, "network load balancer"},
+		"TLS rule with a path": {func() error {
+			_, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tls.ListenerID, Priority: 2, Conditions: append(hostRule("c.example.com"), pathRule("", "/")...),
+				Actions: forwardTo(t1.TargetGroupID)})
+			return err
+		}, api.ErrValidationError, "SNI server name only"},
+		"TLS rule with a redirect": {func() error {
+			_, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tls.ListenerID, Priority: 2, Conditions: hostRule("c.example.com"),
+				Actions: []api.Action{{Type: api.ActionTypeRedirect, RedirectConfig: &api.RedirectActionConfig{StatusCode: api.RedirectHTTP301, Host: "x.example.com"}}}})
+			return err
+		}, api.ErrValidationError, "forward actions only"},
+		"TCP rule": {func() error {
+			_, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tcp.ListenerID, Priority: 1, Conditions: hostRule("c.example.com"), Actions: forwardTo(t3.TargetGroupID)})
+			return err
+		}, api.ErrInvalidConfigurationRequest, "takes no rules"},
+		"TLS listener with rules turned HTTP": {func() error {
+			_, err := s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: tls.ListenerID, Protocol: api.ProtocolHTTP, DefaultActions: forwardTo(w.tg2.TargetGroupID)})
+			return err
+		}, api.ErrInvalidConfigurationRequest, "delete them first"},
+		"TLS rule modified to a path": {func() error {
+			_, err := s.ModifyRule(admin(), &api.ModifyRuleRequest{RuleID: r.Rule.RuleID, Conditions: pathRule("", "/")})
+			return err
+		}, api.ErrValidationError, "SNI server name only"},
+	} {
+		err := tc.err()
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if !errors.Is(err, tc.code) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: got %v, want %s saying %q", name, err, tc.code.Code, tc.says)
+		}
+	}
+	// The TLS listener gains a default; the groups show the load balancer they serve.
+	m, err := s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: tls.ListenerID, DefaultActions: forwardTo(t2.TargetGroupID)})
+	mustOK(t, err)
+	if len(m.Listener.DefaultActions) != 1 {
+		t.Errorf("default actions %+v", m.Listener.DefaultActions)
+	}
+	d, err := s.DescribeTargetGroups(admin(), &api.DescribeTargetGroupsRequest{TargetGroupIDs: []string{t1.TargetGroupID, t3.TargetGroupID}})
+	mustOK(t, err)
+	for _, g := range d.TargetGroups {
+		if len(g.LoadBalancerIDs) != 1 || g.LoadBalancerIDs[0] != lbID {
+			t.Errorf("group %s serves %v, want [%s]", g.TargetGroupID, g.LoadBalancerIDs, lbID)
+		}
+	}
+	// A TCP group serving the application load balancer serves no network load balancer.
+	nlb, err := s.CreateLoadBalancer(admin(), &api.CreateLoadBalancerRequest{Name: "nlb", Type: api.LoadBalancerTypeNetwork, SubnetID: w.subnet})
+	mustOK(t, err)
+	_, err = s.CreateListener(admin(), &api.CreateListenerRequest{LoadBalancerID: nlb.LoadBalancer.LoadBalancerID, Protocol: api.ProtocolTCP, Port: 5432, DefaultActions: forwardTo(t3.TargetGroupID)})
+	if err == nil {
+		t.Error("a network listener took a group serving an application load balancer")
+	}
+}
