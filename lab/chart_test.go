@@ -77,7 +77,10 @@ func chartIdentities(ctx context.Context, t *testing.T, kc kubernetes.Interface)
 		{LBControllerDeployment, "update", "", "services", demoNamespace, false},
 		{LBControllerDeployment, "list", "discovery.k8s.io", "endpointslices", demoNamespace, true},
 		{LBControllerDeployment, "delete", "", "pods", demoNamespace, false},
-		{LBControllerDeployment, "list", "", "secrets", "", false},
+		// Gateway listeners name certificate Secrets in any namespace (ReferenceGrant decides
+		// which are allowed): the Gateway controller reads Secrets, and caches only TLS ones.
+		{LBControllerDeployment, "list", "", "secrets", "", true},
+		{LBControllerDeployment, "create", "", "secrets", demoNamespace, false},
 		{LBControllerDeployment, "create", "coordination.k8s.io", "leases", "kube-system", false},
 	} {
 		if got := can(c.sa, c.verb, c.group, c.resource, c.ns); got != c.want {

@@ -33,7 +33,7 @@ func k8sBinDir(t testing.TB) string {
 func pinnedK8sVersion(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
-	path := filepath.Join(filepath.Dir(file), "..", "..", "hack", "k8s-bins", "go.mod")
+	path := filepath.Join(filepath.Dir(file), "..", "hack", "k8s-bins", "go.mod")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("read the pinned Kubernetes version: %v", err)
