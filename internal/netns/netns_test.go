@@ -14,12 +14,12 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// needRoot skips tests that make namespaces unless run as root (under the netns lock:
-// flock -o /tmp/flatnet-netns.lock go test ./internal/netns/).
+// needRoot fails tests that make namespaces unless run as root, as make test is (under the
+// netns lock: flock -o /tmp/flatnet-netns.lock go test ./internal/netns/).
 func needRoot(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("making network namespaces needs root")
+		t.Fatal("making network namespaces needs root: run as root (sudo env \"PATH=$PATH\" go test ./internal/netns/)")
 	}
 	return fmt.Sprintf("fltest-netns-%d-", os.Getpid())
 }
