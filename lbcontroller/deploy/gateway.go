@@ -389,20 +389,20 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 	for _, w := range want {
 		wanted[w.spec.Port] = true
 	}
-	// Listeners no longer wanted go first, and so does one whose kind changes (HTTP to TLS
-	// on the same port, say: its rules would not fit) or a TLS listener losing its default
-	// forward (modifying a listener keeps a default it does not replace): it is re-created.
+	// A listener whose kind changes (HTTP to TLS on the same port, say: its rules would not
+	// fit) or a TLS listener losing its default forward (modifying a listener keeps a default
+	// it does not replace) is deleted first and created again below.
 	var keep []providers.HTTPListener
 	for _, have := range cur.Listeners {
 		i := slices.IndexFunc(want, func(w listenerPlan) bool { return w.spec.Port == have.Port })
 		recreate := i >= 0 && (passthrough(have.Protocol) != passthrough(want[i].spec.Protocol) ||
 			(passthrough(have.Protocol) && len(have.DefaultAction.Forward) > 0 && len(want[i].spec.DefaultAction.Forward) == 0))
-		if wanted[have.Port] && !recreate {
+		if !recreate {
 			keep = append(keep, have)
 			continue
 		}
 		if err := p.DeleteListener(ctx, have.ID); err != nil {
-			return fmt.Errorf("delete listener %s (%s/%d) of %s, no longer wanted: %w", have.ID, have.Protocol, have.Port, cur.ID, err)
+			return fmt.Errorf("delete listener %s (%s/%d) of %s, to create it again as %s: %w", have.ID, have.Protocol, have.Port, cur.ID, want[i].spec.Protocol, err)
 		}
 		res.did("delete listener %s/%d", have.Protocol, have.Port)
 	}
@@ -432,6 +432,15 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 		if err := syncRules(ctx, p, id, where, w.rules, w.sources, token, res); err != nil {
 			return err
 		}
+	}
+	for _, have := range keep {
+		if wanted[have.Port] {
+			continue
+		}
+		if err := p.DeleteListener(ctx, have.ID); err != nil {
+			return fmt.Errorf("delete listener %s (%s/%d) of %s, no longer wanted: %w", have.ID, have.Protocol, have.Port, cur.ID, err)
+		}
+		res.did("delete listener %s/%d", have.Protocol, have.Port)
 	}
 	return nil
 }
