@@ -305,7 +305,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		rec = &gatewayRecord{uid: gw.UID}
 		r.records[key] = rec
 	}
-	done := rec.hash == hash && rec.state.Programmed
+	done := rec.hash == hash && (rec.state.Programmed || rec.state.ApplicationProgrammed)
 	r.mu.Unlock()
 	if done {
 		return 0
@@ -316,19 +316,9 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		requeue time.Duration
 	)
 	switch {
-	case gw.L7 == nil && gw.L4 == nil:
-		// Nothing to serve (not accepted, or no valid listener): nothing in the cloud.
-		r.state.notify(r.state.recordGateway(key, nil, nil))
-		if r.alb != nil {
-			if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(gw.Namespace, gw.Name, ""), nil); err != nil {
-				st.Message = "delete the load balancer: " + err.Error()
-				requeue = 2 * time.Second
-				break
-			}
-		}
 	case gw.L7 == nil:
-		// Only TCP, UDP and TLS-passthrough listeners: no application load balancer, and the
-		// network half is not deployed yet (below).
+		// Nothing the application load balancer serves (not accepted, no valid listener, or
+		// UDP listeners only): nothing of it in the cloud.
 		r.state.notify(r.state.recordGateway(key, nil, nil))
 		if r.alb != nil {
 			if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(gw.Namespace, gw.Name, ""), nil); err != nil {
@@ -337,7 +327,9 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 				break
 			}
 		}
-		st.Message = l4NotDeployed
+		if gw.L4 != nil {
+			st.Message = udpNotDeployed
+		}
 	case r.alb == nil:
 		st.Message = fmt.Sprintf("the cloud driver %T has no application load balancers (providers.ApplicationLoadBalancing)", r.cfg.Provider)
 	default:
@@ -358,7 +350,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 			}
 			requeue = 500 * time.Millisecond
 		default:
-			st.Programmed = true
+			st.Programmed, st.ApplicationProgrammed = true, true
 		}
 		if err == nil {
 			backends, groups := gatewayBackends(gw.L7, res)
@@ -368,14 +360,15 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 			r.log.Info("deployed the Gateway's application load balancer", "gateway", key, "changes", len(res.Changes), "registered", res.Registered, "deregistered", res.Deregistered, "state", res.State)
 		}
 		if gw.L4 != nil && st.Programmed {
-			// The network half (TCP, UDP and TLS-passthrough listeners) is not deployed yet: say so.
+			// The UDP listeners are not served: the Gateway is not programmed, its other
+			// listeners are (ApplicationProgrammed).
 			st.Programmed = false
-			st.Message = l4NotDeployed
+			st.Message = udpNotDeployed
 		}
 	}
 	r.mu.Lock()
 	rec.state, rec.lbID = st, lbID
-	if st.Programmed || (gw.L7 == nil && requeue == 0) {
+	if st.Programmed || st.ApplicationProgrammed || (gw.L7 == nil && requeue == 0) {
 		rec.hash = hash
 		rec.state.Programmed = st.Programmed
 	} else {
@@ -385,9 +378,9 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	return requeue
 }
 
-// l4NotDeployed is a Gateway's Programmed message while it has TCP, UDP or TLS-passthrough
-// listeners.
-const l4NotDeployed = "the Gateway's TCP, UDP and TLS-passthrough listeners need a network load balancer, which flatnet does not deploy for Gateways yet"
+// udpNotDeployed is a Gateway's Programmed message while it has UDP listeners: the application
+// load balancer serves HTTP, HTTPS, TLS passthrough and TCP, and UDP needs a network one.
+const udpNotDeployed = "the Gateway's UDP listeners are not served: UDP needs a network load balancer, which flatnet does not deploy for Gateways yet (its HTTP, HTTPS, TLS and TCP listeners are on the application load balancer)"
 
 // gatewayBackends maps the deployed model's target groups to their cloud IDs: by backend
 // Service, and with the pods behind their targets, for the readiness gates.

@@ -392,33 +392,74 @@ func TestGatewayController(t *testing.T) {
 		t.Errorf("the bad Gateway's load balancer listens on %v, want only the valid listener's 8081", ports)
 	}
 
-	// A Gateway of TLS-passthrough listeners only (no application load balancer) gets its
-	// status for its generation and crashes nothing: Accepted, not Programmed, saying why.
+	// A Gateway of a TLS-passthrough and a UDP listener: the TLS listener is served by an
+	// application load balancer routing by SNI, so the Gateway has an address and that listener
+	// is Programmed; the UDP listener is not served (no network load balancer), which the
+	// Gateway's Programmed condition and the listener's say.
+	backend("secure", "10.0.1.40")
 	passthrough := &gwv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "passthrough"},
 		Spec: gwv1.GatewaySpec{
 			GatewayClassName: gwv1.ObjectName(class),
-			Listeners:        []gwv1.Listener{{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr(gwv1.TLSModePassthrough)}}},
+			Listeners: []gwv1.Listener{
+				{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr(gwv1.TLSModePassthrough)}},
+				{Name: "dns", Port: 53, Protocol: gwv1.UDPProtocolType},
+			},
 		},
 	}
 	if err := h.k8s.Create(ctx, passthrough); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the passthrough-only Gateway's status", func() (bool, string) {
+	if err := h.k8s.Create(ctx, &gwv1.TLSRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secure"},
+		Spec: gwv1.TLSRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "passthrough", SectionName: ptr(gwv1.SectionName("tls"))}}},
+			Hostnames:       []gwv1.Hostname{"secure.example.com"},
+			Rules: []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{
+				{BackendObjectReference: gwv1.BackendObjectReference{Name: "secure", Port: ptr(gwv1.PortNumber(80))}},
+			}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the passthrough Gateway's status", func() (bool, string) {
 		var g gwv1.Gateway
 		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(passthrough), &g); err != nil {
 			return false, err.Error()
 		}
 		acc := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionAccepted))
 		prog := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
-		if acc == nil || acc.Status != metav1.ConditionTrue || acc.ObservedGeneration != g.Generation ||
-			prog == nil || prog.Status != metav1.ConditionFalse || prog.ObservedGeneration != g.Generation || !strings.Contains(prog.Message, "network load balancer") {
-			return false, fmt.Sprintf("conditions %+v", g.Status.Conditions)
+		if acc == nil || acc.Status != metav1.ConditionTrue || acc.ObservedGeneration != g.Generation || len(g.Status.Addresses) != 1 ||
+			prog == nil || prog.Status != metav1.ConditionFalse || prog.ObservedGeneration != g.Generation || !strings.Contains(prog.Message, "UDP needs a network load balancer") {
+			return false, fmt.Sprintf("status %+v", g.Status)
+		}
+		byName := map[gwv1.SectionName]gwv1.ListenerStatus{}
+		for _, l := range g.Status.Listeners {
+			byName[l.Name] = l
+		}
+		tls := meta.FindStatusCondition(byName["tls"].Conditions, string(gwv1.ListenerConditionProgrammed))
+		dns := meta.FindStatusCondition(byName["dns"].Conditions, string(gwv1.ListenerConditionProgrammed))
+		if tls == nil || tls.Status != metav1.ConditionTrue || byName["tls"].AttachedRoutes != 1 ||
+			dns == nil || dns.Status != metav1.ConditionFalse || !strings.Contains(dns.Message, "UDP needs a network load balancer") {
+			return false, fmt.Sprintf("listeners %+v", g.Status.Listeners)
 		}
 		return true, ""
 	})
-	if lbs, err := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/passthrough"}); err != nil || len(lbs) != 0 {
-		t.Errorf("the passthrough-only Gateway has application load balancers %+v (%v), want none", lbs, err)
+	ptags := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/passthrough"}
+	plbs, err := h.p.ListApplicationLoadBalancers(ctx, ptags)
+	if err != nil || len(plbs) != 1 || len(plbs[0].Listeners) != 1 {
+		t.Fatalf("the passthrough Gateway's application load balancers %+v (%v), want one with the TLS listener", plbs, err)
+	}
+	if l := plbs[0].Listeners[0]; l.Protocol != providers.ProtocolTLS || l.Port != 443 || len(l.DefaultAction.Forward) != 0 {
+		t.Errorf("listener %+v; want TLS/443 refusing names no route takes", l)
+	}
+	rules, err := h.p.ListRules(ctx, plbs[0].Listeners[0].ID)
+	if err != nil || len(rules) != 1 || !slices.Equal(rules[0].Conditions.Hosts, []string{"secure.example.com"}) || len(rules[0].Action.Forward) != 1 {
+		t.Fatalf("TLS rules %+v (%v); want secure.example.com forwarded to one group", rules, err)
+	}
+	ths, err := h.p.DescribeTargets(ctx, rules[0].Action.Forward[0].TargetGroupID)
+	if err != nil || len(ths) != 1 || ths[0].Target.IP.String() != "10.0.1.40" {
+		t.Errorf("the TLSRoute's target group has %+v (%v), want the secure pod 10.0.1.40", ths, err)
 	}
 
 	// Deleting the Gateway deletes its load balancer, target groups included, and the routes

@@ -163,13 +163,16 @@ func refreshState(ctx context.Context, p providers.ApplicationLoadBalancing, tag
 
 // targetGroupProtocol maps a model group's protocol onto the cloud's protocol and version. An
 // H2C group is GRPC: the model gives H2C to gRPC backends (and to HTTPRoute backends whose
-// appProtocol is kubernetes.io/h2c), and a gRPC server answers the gRPC health check.
+// appProtocol is kubernetes.io/h2c), and a gRPC server answers the gRPC health check. A TCP
+// group (behind TLS-passthrough and TCP listeners) has no version.
 func targetGroupProtocol(proto string) (string, string, error) {
 	switch proto {
 	case gateway.ProtocolHTTP:
 		return gateway.ProtocolHTTP, providers.ProtocolVersionHTTP1, nil
 	case gateway.ProtocolH2C:
 		return gateway.ProtocolHTTP, providers.ProtocolVersionGRPC, nil
+	case gateway.ProtocolTCP:
+		return gateway.ProtocolTCP, "", nil
 	}
 	return "", "", fmt.Errorf("target group protocol %q cannot serve an application load balancer", proto)
 }
@@ -278,37 +281,159 @@ func listenerCertificates(l gateway.HTTPListener, ids map[string]string) []strin
 // defaultAction answers requests no rule matches: the model's "no rule matched" 404.
 var defaultAction = providers.RuleAction{FixedResponse: &providers.FixedResponse{StatusCode: 404}}
 
-func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, cur *providers.ApplicationLoadBalancer, certs map[string]string, token string, res *GatewayResult) error {
-	wanted := map[int]bool{}
+// listenerPlan is one wanted listener of the cloud's load balancer with its rules.
+type listenerPlan struct {
+	spec    providers.HTTPListenerSpec
+	rules   []providers.RuleSpec
+	sources []string
+}
+
+// wantedListeners turns the model's HTTP(S) and passthrough listeners into the cloud's, target
+// group names into IDs.
+func wantedListeners(alb *gateway.ApplicationLoadBalancer, certs, tgIDs map[string]string) ([]listenerPlan, error) {
+	var out []listenerPlan
 	for _, l := range alb.Listeners {
-		wanted[l.Port] = true
-		spec := providers.HTTPListenerSpec{Protocol: l.Protocol, Port: l.Port, DefaultAction: defaultAction, Certificates: listenerCertificates(l, certs)}
-		i := slices.IndexFunc(cur.Listeners, func(h providers.HTTPListener) bool { return h.Port == l.Port })
+		lp := listenerPlan{spec: providers.HTTPListenerSpec{Protocol: l.Protocol, Port: l.Port, DefaultAction: defaultAction, Certificates: listenerCertificates(l, certs)}}
+		var err error
+		if lp.rules, lp.sources, err = httpRuleSpecs(l.Rules, tgIDs); err != nil {
+			return nil, fmt.Errorf("listener %s/%d: %w", l.Protocol, l.Port, err)
+		}
+		out = append(out, lp)
+	}
+	for _, l := range alb.Passthrough {
+		lp, err := passthroughListener(l, tgIDs)
+		switch {
+		case errors.Is(err, errNoTCPDefault):
+			// The cloud's TCP listener always forwards: without a usable route there is
+			// nothing to forward to, and no listener refuses the connections.
+		case err != nil:
+			return nil, fmt.Errorf("listener %s/%d: %w", l.Protocol, l.Port, err)
+		default:
+			out = append(out, lp)
+		}
+	}
+	return out, nil
+}
+
+// passthroughListener is a TLS-passthrough or TCP listener: the model's Default is the default
+// forward (none: connections no rule takes are refused), and each SNI route of a TLS listener
+// a rule whose Hosts are the route's names, in the model's order.
+func passthroughListener(l gateway.L4Listener, tgIDs map[string]string) (listenerPlan, error) {
+	lp := listenerPlan{spec: providers.HTTPListenerSpec{Protocol: l.Protocol, Port: l.Port}}
+	switch l.Protocol {
+	case gateway.ProtocolTLS, gateway.ProtocolTCP:
+	default:
+		return lp, fmt.Errorf("protocol %q cannot be passed through by an application load balancer (TLS or TCP)", l.Protocol)
+	}
+	if l.Protocol == gateway.ProtocolTCP && len(l.SNI) > 0 {
+		return lp, fmt.Errorf("a TCP listener has no SNI routes; %d given", len(l.SNI))
+	}
+	var err error
+	if lp.spec.DefaultAction, err = l4Forward(l.Default, tgIDs); err != nil {
+		return lp, fmt.Errorf("default: %w", err)
+	}
+	if l.Protocol == gateway.ProtocolTCP && len(lp.spec.DefaultAction.Forward) == 0 {
+		return lp, errNoTCPDefault
+	}
+	for _, r := range l.SNI {
+		a, err := l4Forward(r.Forward, tgIDs)
+		if err != nil {
+			return lp, fmt.Errorf("%s: %w", r.Source, err)
+		}
+		lp.rules = append(lp.rules, providers.RuleSpec{Priority: len(lp.rules) + 1, Conditions: providers.RuleConditions{Hosts: r.Hostnames}, Action: a})
+		lp.sources = append(lp.sources, r.Source)
+	}
+	return lp, nil
+}
+
+// errNoTCPDefault: a TCP listener without a usable route (or with its backends all invalid)
+// has nothing to forward to; an empty default is a TLS listener's only.
+var errNoTCPDefault = errors.New("no route to forward to")
+
+// l4Forward is a passthrough forward: the resolved backends by weight. Unresolved backends
+// have no share in the cloud's forward; with none resolved (or no forward) the action is an
+// empty forward, which refuses the connection, as the Gateway API wants for a route whose
+// backends are invalid.
+func l4Forward(fw *gateway.Forward, tgIDs map[string]string) (providers.RuleAction, error) {
+	var a providers.RuleAction
+	if fw == nil {
+		return a, nil
+	}
+	for _, b := range fw.Backends {
+		if b.TargetGroup == "" {
+			continue
+		}
+		id, ok := tgIDs[b.TargetGroup]
+		if !ok {
+			return a, fmt.Errorf("forward to %s: %w", b.TargetGroup, errUnknownGroup)
+		}
+		a.Forward = append(a.Forward, providers.WeightedTargetGroup{TargetGroupID: id, Weight: b.Weight})
+	}
+	if !slices.ContainsFunc(a.Forward, func(g providers.WeightedTargetGroup) bool { return g.Weight > 0 }) {
+		a.Forward = nil // every resolved share has weight 0: refused as well
+	}
+	return a, nil
+}
+
+// passthrough tells whether a listener protocol passes connections through (TLS, TCP).
+func passthrough(protocol string) bool {
+	return protocol == providers.ProtocolTLS || protocol == providers.ProtocolTCP
+}
+
+func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, cur *providers.ApplicationLoadBalancer, certs map[string]string, token string, res *GatewayResult) error {
+	want, err := wantedListeners(alb, certs, res.TargetGroups)
+	if err != nil {
+		return err
+	}
+	wanted := map[int]bool{}
+	for _, w := range want {
+		wanted[w.spec.Port] = true
+	}
+	// A listener whose kind changes (HTTP to TLS on the same port, say: its rules would not
+	// fit) or a TLS listener losing its default forward (modifying a listener keeps a default
+	// it does not replace) is deleted first and created again below.
+	var keep []providers.HTTPListener
+	for _, have := range cur.Listeners {
+		i := slices.IndexFunc(want, func(w listenerPlan) bool { return w.spec.Port == have.Port })
+		recreate := i >= 0 && (passthrough(have.Protocol) != passthrough(want[i].spec.Protocol) ||
+			(passthrough(have.Protocol) && len(have.DefaultAction.Forward) > 0 && len(want[i].spec.DefaultAction.Forward) == 0))
+		if !recreate {
+			keep = append(keep, have)
+			continue
+		}
+		if err := p.DeleteListener(ctx, have.ID); err != nil {
+			return fmt.Errorf("delete listener %s (%s/%d) of %s, to create it again as %s: %w", have.ID, have.Protocol, have.Port, cur.ID, want[i].spec.Protocol, err)
+		}
+		res.did("delete listener %s/%d", have.Protocol, have.Port)
+	}
+	for _, w := range want {
+		spec, where := w.spec, fmt.Sprintf("%s/%d", w.spec.Protocol, w.spec.Port)
+		i := slices.IndexFunc(keep, func(h providers.HTTPListener) bool { return h.Port == spec.Port })
 		var id string
 		switch {
 		case i < 0:
-			spec.ClientToken = clientToken(token, fmt.Sprintf("%s/%s/%d", cur.ID, l.Protocol, l.Port))
+			spec.ClientToken = clientToken(token, fmt.Sprintf("%s/%s/%d", cur.ID, spec.Protocol, spec.Port))
 			created, err := p.CreateHTTPListener(ctx, cur.ID, spec)
 			if err != nil {
-				return fmt.Errorf("create listener %s/%d on %s: %w", l.Protocol, l.Port, cur.ID, err)
+				return fmt.Errorf("create listener %s on %s: %w", where, cur.ID, err)
 			}
 			id = created.ID
-			res.did("create listener %s/%d", l.Protocol, l.Port)
+			res.did("create listener %s", where)
 		default:
-			have := cur.Listeners[i]
+			have := keep[i]
 			id = have.ID
 			if have.Protocol != spec.Protocol || !sameAction(have.DefaultAction, spec.DefaultAction) || !slices.Equal(have.Certificates, spec.Certificates) {
 				if _, err := p.ModifyHTTPListener(ctx, have.ID, spec); err != nil {
-					return fmt.Errorf("modify listener %s (%s/%d) of %s: %w", have.ID, l.Protocol, l.Port, cur.ID, err)
+					return fmt.Errorf("modify listener %s (%s) of %s: %w", have.ID, where, cur.ID, err)
 				}
-				res.did("modify listener %s/%d", l.Protocol, l.Port)
+				res.did("modify listener %s", where)
 			}
 		}
-		if err := syncRules(ctx, p, id, fmt.Sprintf("%s/%d", l.Protocol, l.Port), l.Rules, res.TargetGroups, token, res); err != nil {
+		if err := syncRules(ctx, p, id, where, w.rules, w.sources, token, res); err != nil {
 			return err
 		}
 	}
-	for _, have := range cur.Listeners {
+	for _, have := range keep {
 		if wanted[have.Port] {
 			continue
 		}

@@ -21,22 +21,7 @@ import (
 //  3. rules neither kept nor modified are deleted;
 //  4. the moved rules get their priorities in one SetRulePriorities call (so rules can swap);
 //  5. the remaining wanted rules are created, at priorities free by now.
-func syncRules(ctx context.Context, p providers.Rules, listenerID, where string, rules []gateway.Rule, tgIDs map[string]string, token string, res *GatewayResult) error {
-	var want []providers.RuleSpec
-	var sources []string
-	for _, r := range rules {
-		spec, err := ruleSpec(r, tgIDs)
-		if err != nil {
-			return fmt.Errorf("rule %d of %s (%s): %w", r.Priority, where, r.Source, err)
-		}
-		for _, s := range splitHosts(spec) {
-			want = append(want, s)
-			sources = append(sources, r.Source)
-		}
-	}
-	for i := range want { // the cloud's priorities are positions, as the model's
-		want[i].Priority = i + 1
-	}
+func syncRules(ctx context.Context, p providers.Rules, listenerID, where string, want []providers.RuleSpec, sources []string, token string, res *GatewayResult) error {
 	have, err := p.ListRules(ctx, listenerID)
 	if err != nil {
 		return fmt.Errorf("list the rules of listener %s (%s): %w", listenerID, where, err)
@@ -74,6 +59,27 @@ func syncRules(ctx context.Context, p providers.Rules, listenerID, where string,
 		res.did("create rule %d on %s", spec.Priority, where)
 	}
 	return nil
+}
+
+// httpRuleSpecs are the cloud's rules of an HTTP or HTTPS listener's model rules, a rule split
+// by host where it exceeds the condition quota, with the source of each.
+func httpRuleSpecs(rules []gateway.Rule, tgIDs map[string]string) ([]providers.RuleSpec, []string, error) {
+	var want []providers.RuleSpec
+	var sources []string
+	for _, r := range rules {
+		spec, err := ruleSpec(r, tgIDs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rule %d (%s): %w", r.Priority, r.Source, err)
+		}
+		for _, s := range splitHosts(spec) {
+			want = append(want, s)
+			sources = append(sources, r.Source)
+		}
+	}
+	for i := range want { // the cloud's priorities are positions, as the model's
+		want[i].Priority = i + 1
+	}
+	return want, sources, nil
 }
 
 // maxConditionValues is how many condition values a cloud rule may hold (ELBv2's quota, and

@@ -110,7 +110,7 @@ func modelSummary(rules []gateway.Rule) []string {
 }
 
 func TestGatewayDeployGoldenAndRepeat(t *testing.T) {
-	for _, name := range []string{"http-basic", "http-filters", "http-precedence", "http-weights", "grpc", "hostname-intersection", "mixed-l4-l7"} {
+	for _, name := range []string{"http-basic", "http-filters", "http-precedence", "http-weights", "grpc", "hostname-intersection", "mixed-l4-l7", "tls-passthrough"} {
 		t.Run(name, func(t *testing.T) {
 			_, d, c := setup(t)
 			ctx := context.Background()
@@ -134,8 +134,17 @@ func TestGatewayDeployGoldenAndRepeat(t *testing.T) {
 						}
 					}
 				}
-				if len(got) != len(gw.L7.Listeners) {
-					t.Errorf("%d listeners in the cloud, %d in the model", len(got), len(gw.L7.Listeners))
+				for _, l := range gw.L7.Passthrough {
+					var want []string
+					for _, r := range l.SNI {
+						want = append(want, strings.Join(r.Hostnames, ","))
+					}
+					if diff := cmp.Diff(want, ruleSummary(got[l.Port])); diff != "" {
+						t.Errorf("%s %s listener %d rules (-model SNI +cloud):\n%s", gw.Name, l.Protocol, l.Port, diff)
+					}
+				}
+				if n := len(gw.L7.Listeners) + len(gw.L7.Passthrough); len(got) != n {
+					t.Errorf("%d listeners in the cloud, %d in the model", len(got), n)
 				}
 				tgs, err := d.ListTargetGroups(ctx, tags)
 				if err != nil || len(tgs) != len(gw.L7.TargetGroups) {

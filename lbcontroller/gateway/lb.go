@@ -56,41 +56,52 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 		port     int
 		protocol string
 	}
-	l4 := map[l4key][]*listener{}
+	// TLS-passthrough and TCP listeners go on the application load balancer (one address for
+	// the Gateway), UDP ones on the network load balancer.
+	pass, udp := map[l4key][]*listener{}, map[l4key][]*listener{}
 	for _, l := range g.listeners {
 		if !l.serving() {
 			continue
 		}
 		port := int(l.spec.Port)
+		k := l4key{port, l.class}
 		switch l.class {
 		case ProtocolHTTP, ProtocolHTTPS:
 			l7[port] = append(l7[port], l)
+		case ProtocolUDP:
+			udp[k] = append(udp[k], l)
 		default:
-			l4[l4key{port, l.class}] = append(l4[l4key{port, l.class}], l)
+			pass[k] = append(pass[k], l)
 		}
 	}
-	if len(l7) > 0 {
-		tgs := &targetGroups{t: t, prefix: []string{t.in.Cluster, uid, "l7"}, byName: map[string]*TargetGroup{}}
-		alb := &ApplicationLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l7")}
-		for _, port := range sortedKeys(l7) {
-			alb.Listeners = append(alb.Listeners, httpListener(port, l7[port], tgs))
-		}
-		alb.TargetGroups = tgs.list()
-		out.L7 = alb
-	}
-	if len(l4) > 0 {
-		tgs := &targetGroups{t: t, prefix: []string{t.in.Cluster, uid, "l4"}, byName: map[string]*TargetGroup{}}
-		nlb := &NetworkLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l4")}
-		keys := make([]l4key, 0, len(l4))
-		for k := range l4 {
+	l4Listeners := func(m map[l4key][]*listener, tgs *targetGroups) []L4Listener {
+		keys := make([]l4key, 0, len(m))
+		for k := range m {
 			keys = append(keys, k)
 		}
 		slices.SortFunc(keys, func(a, b l4key) int {
 			return cmp.Or(cmp.Compare(a.port, b.port), strings.Compare(a.protocol, b.protocol))
 		})
+		var out []L4Listener
 		for _, k := range keys {
-			nlb.Listeners = append(nlb.Listeners, l4Listener(k.port, k.protocol, l4[k], tgs))
+			out = append(out, l4Listener(k.port, k.protocol, m[k], tgs))
 		}
+		return out
+	}
+	if len(l7) > 0 || len(pass) > 0 {
+		tgs := &targetGroups{t: t, prefix: []string{t.in.Cluster, uid, "l7"}, byName: map[string]*TargetGroup{}}
+		alb := &ApplicationLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l7")}
+		for _, port := range sortedKeys(l7) {
+			alb.Listeners = append(alb.Listeners, httpListener(port, l7[port], tgs))
+		}
+		alb.Passthrough = l4Listeners(pass, tgs)
+		alb.TargetGroups = tgs.list()
+		out.L7 = alb
+	}
+	if len(udp) > 0 {
+		tgs := &targetGroups{t: t, prefix: []string{t.in.Cluster, uid, "l4"}, byName: map[string]*TargetGroup{}}
+		nlb := &NetworkLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l4")}
+		nlb.Listeners = l4Listeners(udp, tgs)
 		nlb.TargetGroups = tgs.list()
 		out.L4 = nlb
 	}

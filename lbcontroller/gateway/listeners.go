@@ -434,7 +434,14 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 	}
 	st.Conditions = []metav1.Condition{accepted, prog}
 	for _, l := range g.listeners {
-		st.Listeners = append(st.Listeners, l.status(gen, accepted.Status == metav1.ConditionTrue, programmed))
+		lp, msg := programmed, "waiting for the cloud to program the load balancer"
+		switch {
+		case l.class == ProtocolUDP && !programmed:
+			msg = cmp.Or(lbMessage(lb), msg)
+		case l.class != ProtocolUDP && lb != nil && lb.ApplicationProgrammed:
+			lp = true
+		}
+		st.Listeners = append(st.Listeners, l.status(gen, accepted.Status == metav1.ConditionTrue, lp, msg))
 	}
 	return GatewayStatus{Namespace: g.obj.Namespace, Name: g.obj.Name, Status: st}
 }
@@ -446,7 +453,9 @@ func lbMessage(lb *LoadBalancerState) string {
 	return lb.Message
 }
 
-func (l *listener) status(gen int64, gwAccepted, lbProgrammed bool) gwv1.ListenerStatus {
+// status is the listener's status; pendingMsg says why it is not programmed yet when its load
+// balancer is not.
+func (l *listener) status(gen int64, gwAccepted, lbProgrammed bool, pendingMsg string) gwv1.ListenerStatus {
 	st := gwv1.ListenerStatus{Name: l.spec.Name, SupportedKinds: l.kinds, AttachedRoutes: int32(len(l.attached))}
 	if st.SupportedKinds == nil {
 		st.SupportedKinds = []gwv1.RouteGroupKind{}
@@ -469,8 +478,7 @@ func (l *listener) status(gen int64, gwAccepted, lbProgrammed bool) gwv1.Listene
 	case lbProgrammed:
 		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionProgrammed), true, string(gwv1.ListenerReasonProgrammed), "programmed", gen))
 	default:
-		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonPending),
-			"waiting for the cloud to program the load balancer", gen))
+		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionProgrammed), false, string(gwv1.ListenerReasonPending), pendingMsg, gen))
 	}
 	if l.refsReason == "" {
 		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionResolvedRefs), true, string(gwv1.ListenerReasonResolvedRefs), "resolved", gen))

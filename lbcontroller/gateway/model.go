@@ -31,15 +31,18 @@ const (
 )
 
 // GatewayLoadBalancers is what one Gateway needs from the cloud: an application load balancer
-// for its HTTP/HTTPS listeners, a network one for its TCP/UDP/TLS listeners, either nil when the
-// Gateway has no valid listener of that layer.
+// for its HTTP, HTTPS, TLS-passthrough and TCP listeners (one address for all of them), a
+// network one for its UDP listeners, either nil when the Gateway has no valid listener of that
+// kind.
 type GatewayLoadBalancers struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	UID       string `json:"uid"`
-	// L7 is the application load balancer (HTTP and HTTPS listeners).
+	// L7 is the application load balancer: HTTP and HTTPS listeners, and TLS-passthrough and
+	// TCP listeners passing connections through (Passthrough).
 	L7 *ApplicationLoadBalancer `json:"l7,omitempty"`
-	// L4 is the network load balancer (TCP, UDP and TLS-passthrough listeners).
+	// L4 is the network load balancer (UDP listeners), which the controller does not deploy
+	// yet.
 	L4 *NetworkLoadBalancer `json:"l4,omitempty"`
 }
 
@@ -48,6 +51,10 @@ type ApplicationLoadBalancer struct {
 	// Name is stable for the Gateway's UID.
 	Name      string         `json:"name"`
 	Listeners []HTTPListener `json:"listeners"`
+	// Passthrough are the TLS-passthrough and TCP listeners, which pass connections through
+	// without terminating them (a TLS listener routes by the ClientHello's SNI name), sorted by
+	// port; none shares a port with Listeners.
+	Passthrough []L4Listener `json:"passthrough,omitempty"`
 	// TargetGroups are every group a rule forwards or mirrors to, sorted by name.
 	TargetGroups []TargetGroup `json:"targetGroups,omitempty"`
 }
@@ -209,14 +216,16 @@ type Timeouts struct {
 	BackendRequest string `json:"backendRequest,omitempty"`
 }
 
-// NetworkLoadBalancer forwards TCP and UDP, and routes TLS by SNI without terminating it.
+// NetworkLoadBalancer forwards UDP (and, in its listener model, TCP and TLS; the translator
+// gives those to the application load balancer's Passthrough).
 type NetworkLoadBalancer struct {
 	Name         string        `json:"name"`
 	Listeners    []L4Listener  `json:"listeners"`
 	TargetGroups []TargetGroup `json:"targetGroups,omitempty"`
 }
 
-// L4Listener is one port and transport of the network load balancer. TCP and UDP listeners
+// L4Listener is one port and transport passed through: a TLS-passthrough or TCP listener of
+// the application load balancer, or a UDP listener of the network one. TCP and UDP listeners
 // have Default only; a TLS listener has SNI routes (most specific name first) and, when a route
 // matches every name, Default.
 type L4Listener struct {
