@@ -45,11 +45,6 @@ func (d *demo) ok(format string, args ...any) {
 	fmt.Fprintf(d.out, "  ok  "+format+"\n", args...)
 }
 
-// notRun says a step was not attempted, and why: never shown as passed.
-func (d *demo) notRun(format string, args ...any) {
-	fmt.Fprintf(d.out, "  not run  "+format+"\n", args...)
-}
-
 // Demo brings up a 3-node lab and shows, checking each, that pods get VPC addresses and reach
 // each other without NAT, that nodes reach pods, that pods reach the internet through the
 // node's SNAT, that the fabric drops a spoofed source, that the pool refills and that a second

@@ -328,11 +328,7 @@ func (d *demo) gateway(kc kubernetes.Interface, app string) error {
 	}
 	d.ok("%d requests from the internet to %s:%d: %d answered by %s pods, %d by %s pods (weights 80/20)", n, addr, LBPort, byApp[app], app, byApp[canary], canary)
 	d.ok("every pod saw the load balancer's address %s as its peer: no proxy pod, no node in the path", alb.PrivateIPAddress)
-	if d.l.st.Config.Cloud == CloudAWSAPI {
-		// The AWS driver's listener rules do not serve the GRPCRoute yet (its requests get 404):
-		// said, not hidden.
-		d.notRun("GRPCRoute: with --cloud %s the AWS driver does not serve GRPCRoutes yet", CloudAWSAPI)
-	} else if err := d.grpcRoute(gc, app, addr, alb.PrivateIPAddress); err != nil {
+	if err := d.grpcRoute(gc, app, addr, alb.PrivateIPAddress); err != nil {
 		return err
 	}
 	if err := gc.Delete(d.ctx, HTTPGateway(demoNamespace, "demo")); err != nil {

@@ -64,7 +64,9 @@ func TestDemoAWSAPI(t *testing.T) {
 		t.Fatalf("demo with --cloud aws-api: %v", err)
 	}
 	for _, want := range []string{"saw", "seen as", "no answer (dropped", "interfaces (had 1)",
-		"3 nodes Ready", "ready endpoints 10.0.", "assigned by the node's ipamd", "addresses are free or cooling down"} {
+		"3 nodes Ready", "ready endpoints 10.0.", "assigned by the node's ipamd", "addresses are free or cooling down",
+		// The GRPCRoute through ELBv2's rules (its gRPC content-type condition as three values).
+		"GRPCRoute: "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo did not show %q", want)
 		}

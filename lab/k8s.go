@@ -257,6 +257,11 @@ func (l *Lab) startEtcdAndAPIServer(cp *ControlPlane, p *pki) error {
 		// Admission webhooks (lbcontroller's readiness gate) are reached at their Service's
 		// endpoints, pod IPs routed in the VPC: the lab runs no kube-proxy for ClusterIPs.
 		"--enable-aggregator-routing=true",
+		// pods/log: the API server calls the node agents' log API at their InternalIP and
+		// the port they publish, checking their serving certificates against the lab's CA.
+		"--kubelet-client-certificate", p.kubeletClient.certPath, "--kubelet-client-key", p.kubeletClient.keyPath,
+		"--kubelet-certificate-authority", p.ca.certPath,
+		"--kubelet-preferred-address-types", "InternalIP",
 		"--authorization-mode", "Node,RBAC",
 		"--enable-admission-plugins", "NodeRestriction",
 		"--service-cluster-ip-range", ServiceCIDR,

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,13 +113,25 @@ func (l *Lab) writeNodeCredentials(p *pki, n Node) error {
 	if err != nil {
 		return err
 	}
-	return p.writeKubeconfig(n.NodeAgentKubeconfig(), cp.VPCServer(), user, kp)
+	if err := p.writeKubeconfig(n.NodeAgentKubeconfig(), cp.VPCServer(), user, kp); err != nil {
+		return err
+	}
+	// The serving certificate of the agent's log API, for its InternalIP (the address the API
+	// server dials).
+	_, err = p.issue(n.Name+"-node-agent-serving", &x509.Certificate{
+		Subject:     pkix.Name{CommonName: user},
+		IPAddresses: []net.IP{net.ParseIP(n.PrimaryIP)},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, &p.ca)
+	return err
 }
 
 // nodeAgentArgs is the node agent's command line for node n: its root directory, its CNI
 // directories under it, the lab's image layout, then Config.NodeAgentArgs.
 func (l *Lab) nodeAgentArgs(n Node) []string {
 	cfg := l.st.Config
+	pki := l.st.ControlPlane.pkiDir()
 	return append([]string{filepath.Join(cfg.BinDir, NodeAgentBinary), "run",
 		"--kubeconfig", n.NodeAgentKubeconfig(),
 		"--node-name", n.Name,
@@ -131,6 +144,9 @@ func (l *Lab) nodeAgentArgs(n Node) []string {
 		"--state-dir", n.NodeAgentDir(),
 		"--image-layout", l.imageLayout(),
 		"--netns-prefix", cfg.PodNetnsPrefix() + strings.TrimPrefix(n.Name, "node-") + "-",
+		"--tls-cert-file", filepath.Join(pki, n.Name+"-node-agent-serving.crt"),
+		"--tls-private-key-file", filepath.Join(pki, n.Name+"-node-agent-serving.key"),
+		"--client-ca-file", filepath.Join(pki, "ca.crt"),
 	}, cfg.NodeAgentArgs...)
 }
 

@@ -35,6 +35,9 @@ type pki struct {
 	admin      keyPair
 	controller keyPair
 	scheduler  keyPair
+	// kubeletClient is the API server's client certificate for the node agents' log API
+	// (--kubelet-client-certificate): in system:masters, as kubeadm's apiserver-kubelet-client.
+	kubeletClient keyPair
 	// The aggregation layer's front proxy: a CA of its own, and the client certificate the API
 	// server presents to extension API servers.
 	frontProxyCA keyPair
@@ -87,6 +90,7 @@ func newPKI(dir string, apiserverIPs []net.IP) (*pki, error) {
 		{&p.admin, "admin", "flatnet-lab-admin", []string{"system:masters"}},
 		{&p.controller, "controller-manager", "system:kube-controller-manager", nil},
 		{&p.scheduler, "scheduler", "system:kube-scheduler", nil},
+		{&p.kubeletClient, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}},
 	}
 	for _, c := range clients {
 		if *c.kp, err = p.issue(c.name, &x509.Certificate{

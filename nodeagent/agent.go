@@ -66,6 +66,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ContainerLogMaxBytes == 0 {
+		cfg.ContainerLogMaxBytes = defaultContainerLogMaxBytes
+	}
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
@@ -116,6 +119,13 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) error {
 	a.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: a.kube.CoreV1().Events("")})
 	defer a.events.Shutdown()
+	logs, err := a.listenLogs()
+	if err != nil {
+		return err
+	}
+	if logs != nil {
+		go a.serveLogs(ctx, logs)
+	}
 	if err := retry(ctx, a.log, "register the node", a.registerNode); err != nil {
 		return err
 	}
@@ -320,7 +330,7 @@ func (a *Agent) teardownRecord(ctx context.Context, r *sandboxRecord, grace time
 			return err
 		}
 	}
-	logs, _ := filepath.Glob(filepath.Join(a.logDir, r.ID+"_*.log"))
+	logs, _ := filepath.Glob(filepath.Join(a.logDir, r.ID+"_*.log*"))
 	for _, l := range logs {
 		_ = os.Remove(l)
 	}
@@ -332,6 +342,11 @@ func (a *Agent) teardownRecord(ctx context.Context, r *sandboxRecord, grace time
 		return fmt.Errorf("sandbox %s: remove the pod's volumes: %w", r.ID, err)
 	}
 	return a.store.remove(r.ID)
+}
+
+// containerLog is the log of a sandbox's container (logs.go).
+func (a *Agent) containerLog(sandboxID, container string) string {
+	return filepath.Join(a.logDir, sandboxID+"_"+container+".log")
 }
 
 func (r *sandboxRecord) podNet() podNet {

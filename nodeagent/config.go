@@ -41,6 +41,17 @@ type Config struct {
 	MaxPods          int // 0: the pods capacity is ipamd's to publish
 	LeaseDuration    time.Duration
 
+	// ContainerLogMaxBytes caps a container's log file; at the cap it moves to .1, so a
+	// container keeps at most twice as much (logs.go). 0: 10 MiB.
+	ContainerLogMaxBytes int64
+	// The kubelet's log API (logserver.go): served on NodeIP:KubeletPort over TLS with this
+	// certificate, to clients whose certificate ClientCAFile signed. Without a certificate the
+	// API is not served and the Node publishes no port.
+	KubeletPort  int
+	TLSCertFile  string
+	TLSKeyFile   string
+	ClientCAFile string
+
 	// Executable is the program containers and exec probes run as ("<Executable> container ...").
 	// Empty means os.Executable().
 	Executable string
@@ -68,6 +79,12 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.StringVar(&c.EphemeralStorage, "ephemeral-storage", "20Gi", "ephemeral-storage capacity reported on the Node")
 	fs.IntVar(&c.MaxPods, "max-pods", 0, "pods capacity; 0 leaves it to ipamd, which publishes the node's address limit")
 	fs.DurationVar(&c.LeaseDuration, "lease-duration", 40*time.Second, "duration of the node's lease (renewed every 10s)")
+	fs.Var((*byteSize)(&c.ContainerLogMaxBytes), "container-log-max-size", "size at which a container's log file is rotated (one older file is kept), a quantity such as 10Mi")
+	c.ContainerLogMaxBytes = defaultContainerLogMaxBytes
+	fs.IntVar(&c.KubeletPort, "kubelet-port", 10250, "port of the kubelet log API (containerLogs) on --node-ip, published in the Node's daemonEndpoints")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "serving certificate of the log API (its addresses must include --node-ip); empty: the API is not served")
+	fs.StringVar(&c.TLSKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
+	fs.StringVar(&c.ClientCAFile, "client-ca-file", "", "CA whose client certificates may call the log API (the API server's kubelet client); required with --tls-cert-file")
 	return c
 }
 
@@ -109,8 +126,37 @@ func (c *Config) validate() error {
 	if c.MaxPods < 0 {
 		errs = append(errs, fmt.Errorf("--max-pods %d: use 0 (ipamd publishes it) or a positive count", c.MaxPods))
 	}
+	if c.ContainerLogMaxBytes != 0 && c.ContainerLogMaxBytes < 4*maxLogLine {
+		errs = append(errs, fmt.Errorf("--container-log-max-size %d: at least %d bytes (four of the longest entries)", c.ContainerLogMaxBytes, 4*maxLogLine))
+	}
+	if c.TLSCertFile != "" || c.TLSKeyFile != "" || c.ClientCAFile != "" {
+		if c.TLSCertFile == "" || c.TLSKeyFile == "" || c.ClientCAFile == "" {
+			errs = append(errs, errors.New("the log API needs --tls-cert-file, --tls-private-key-file and --client-ca-file together"))
+		}
+		if c.KubeletPort <= 0 || c.KubeletPort > 65535 {
+			errs = append(errs, fmt.Errorf("--kubelet-port %d: a TCP port, 1-65535", c.KubeletPort))
+		}
+	}
 	if c.LeaseDuration < 10*time.Second {
 		errs = append(errs, fmt.Errorf("--lease-duration %s: at least 10s, the renewal period", c.LeaseDuration))
 	}
 	return errors.Join(errs...)
+}
+
+const defaultContainerLogMaxBytes = 10 << 20
+
+// byteSize is a flag of a size in bytes, written as a Kubernetes quantity (10Mi, 65536).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	return resource.NewQuantity(int64(*b), resource.BinarySI).String()
+}
+func (b *byteSize) Type() string { return "quantity" }
+func (b *byteSize) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return fmt.Errorf("a quantity such as 10Mi: %w", err)
+	}
+	*b = byteSize(q.Value())
+	return nil
 }

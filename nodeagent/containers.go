@@ -179,10 +179,18 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *cont
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	cid := hex.EncodeToString(id)
-	logPath := filepath.Join(w.a.logDir, w.sb.ID+"_"+c.spec.Name+".log")
+	logPath := w.a.containerLog(w.sb.ID, c.spec.Name)
+	if c.everStarted {
+		keepPreviousLog(logPath)
+	}
+	stdout, stderr, err := startLogWriter(w.a.self, logPath, w.a.cfg.ContainerLogMaxBytes)
+	if err != nil {
+		w.cannotStart(pod, c, &startError{reason: "RunContainerError", err: err})
+		return
+	}
 	cmd := l.command(w.a.self)
 	cmd.Env = env
-	p, err := startProcess(cmd, logPath)
+	p, err := startProcess(cmd, stdout, stderr)
 	if err != nil {
 		w.cannotStart(pod, c, &startError{reason: "RunContainerError", err: err})
 		return

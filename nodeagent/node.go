@@ -143,6 +143,8 @@ func (a *Agent) nodeStatusPatch(netErr error, now metav1.Time, transition bool) 
 		"capacity":    res,
 		"allocatable": res,
 		"conditions":  []any{condPatch},
+		// The log API's port (logserver.go); the API server reaches it at the InternalIP.
+		"daemonEndpoints": a.daemonEndpoints(),
 		"nodeInfo": map[string]any{
 			"kubeletVersion":          agentVersion,
 			"containerRuntimeVersion": "flatnet://" + agentVersion,
@@ -152,6 +154,14 @@ func (a *Agent) nodeStatusPatch(netErr error, now metav1.Time, transition bool) 
 		},
 	}
 	return json.Marshal(map[string]any{"status": status})
+}
+
+func (a *Agent) daemonEndpoints() corev1.NodeDaemonEndpoints {
+	var d corev1.NodeDaemonEndpoints
+	if a.cfg.TLSCertFile != "" {
+		d.KubeletEndpoint.Port = int32(a.cfg.KubeletPort)
+	}
+	return d
 }
 
 // patchNodeStatus writes the agent's part of the Node's status.

@@ -22,14 +22,12 @@ type process struct {
 }
 
 // startProcess starts cmd (its own session, from Launch.command, so it outlives the agent,
-// which adopts it again after a restart), with its output appended to logPath.
-func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open the container log %s: %w", logPath, err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
+// which adopts it again after a restart), its output to stdout and stderr (the log writer's
+// pipes), which it closes: the child holds its own copies.
+func startProcess(cmd *exec.Cmd, stdout, stderr *os.File) (*process, error) {
+	defer stdout.Close()
+	defer stderr.Close()
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}

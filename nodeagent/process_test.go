@@ -23,11 +23,14 @@ func TestAdoptProcessChecksStartTime(t *testing.T) {
 }
 
 func TestProcessStop(t *testing.T) {
-	log := filepath.Join(t.TempDir(), "log")
+	out, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("/bin/sh", "-c", "echo started; exec sleep 60")
 	cmd.Env = []string{"PATH=" + containerPath}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	p, err := startProcess(cmd, log)
+	p, err := startProcess(cmd, out, out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,6 +158,31 @@ type StringMatch struct {
 	Value string
 }
 
+// Alternatives splits a regex at its top-level |s (outside groups and classes, not escaped): a
+// cloud whose conditions are lists of OR'd patterns (ELBv2's header values) holds one each.
+func Alternatives(re string) []string {
+	var out []string
+	depth, class, start := 0, false, 0
+	for i := 0; i < len(re); i++ {
+		switch c := re[i]; {
+		case c == '\\':
+			i++
+		case class:
+			class = c != ']'
+		case c == '[':
+			class = true
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == '|' && depth == 0:
+			out = append(out, re[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, re[start:])
+}
+
 // Match types of rule conditions and path modifier types.
 const (
 	MatchExact         = "Exact"

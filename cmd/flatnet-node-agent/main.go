@@ -32,7 +32,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newContainerCmd(), newEchoCmd())
+	root.AddCommand(newRunCmd(), newContainerCmd(), newContainerLogCmd(), newEchoCmd())
 	return root
 }
 
@@ -107,4 +107,26 @@ func newEchoCmd() *cobra.Command {
 			return nodeagent.EchoMain(cmd.Context(), slog.New(slog.NewJSONHandler(os.Stderr, nil)))
 		},
 	}
+}
+
+func newContainerLogCmd() *cobra.Command {
+	var (
+		path     string
+		maxBytes int64
+	)
+	cmd := &cobra.Command{
+		Use:    "container-log --path FILE --max-bytes N",
+		Short:  "Write a container's stdout (fd 3) and stderr (fd 4) to its log as timestamped entries, rotating at the size cap (how the agent keeps container logs)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			if path == "" || maxBytes <= 0 {
+				return fmt.Errorf("--path and a positive --max-bytes are required")
+			}
+			return nodeagent.LogWriterMain(path, maxBytes)
+		},
+	}
+	cmd.Flags().StringVar(&path, "path", "", "the container's log file")
+	cmd.Flags().Int64Var(&maxBytes, "max-bytes", 0, "size at which the log moves to FILE.1")
+	return cmd
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/providers"
 )
 
@@ -46,5 +47,25 @@ func TestPlanRules(t *testing.T) {
 				t.Errorf("plan (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestSplitHostsCountsAlternatives: a gRPC rule's content type is three ELBv2 values, so two
+// hosts with it and a path are over the five a rule holds: one rule per host.
+func TestSplitHostsCountsAlternatives(t *testing.T) {
+	ct := gateway.GRPCContentType()
+	spec := providers.RuleSpec{Conditions: providers.RuleConditions{
+		Path:    &providers.StringMatch{Type: providers.MatchPrefix, Value: "/svc"},
+		Headers: []providers.StringMatch{{Name: ct.Name, Type: ct.Type, Value: ct.Value}},
+	}}
+	one, two := spec, spec
+	one.Conditions.Hosts = []string{"a.example.com"}
+	two.Conditions.Hosts = []string{"a.example.com", "b.example.com"}
+	if got := splitHosts(one); len(got) != 1 {
+		t.Errorf("one host: %d rules, want the rule whole", len(got))
+	}
+	got := splitHosts(two)
+	if len(got) != 2 || !cmp.Equal(got[0].Conditions.Hosts, []string{"a.example.com"}) || !cmp.Equal(got[1].Conditions.Hosts, []string{"b.example.com"}) {
+		t.Errorf("two hosts: %+v, want one rule per host", got)
 	}
 }

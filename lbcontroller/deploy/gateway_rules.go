@@ -88,10 +88,18 @@ const maxConditionValues = 5
 
 // splitHosts keeps a rule whole when its conditions fit in one cloud rule, and otherwise makes
 // one rule per host (hosts are alternatives, so the rules together match what it matched, at
-// consecutive priorities).
+// consecutive priorities). A header regex counts its top-level alternatives: ELBv2 holds each
+// as a value (the gRPC content type is three).
 func splitHosts(spec providers.RuleSpec) []providers.RuleSpec {
 	c := spec.Conditions
-	n := len(c.Hosts) + len(c.Headers) + len(c.Query)
+	n := len(c.Hosts) + len(c.Query)
+	for _, h := range c.Headers {
+		if h.Type == providers.MatchRegex {
+			n += len(providers.Alternatives(h.Value))
+		} else {
+			n++
+		}
+	}
 	if c.Path != nil {
 		n++
 	}

@@ -47,9 +47,11 @@ type precedence struct {
 // gatewayDuration is the Gateway API's Duration syntax (GEP-2257).
 var gatewayDuration = regexp.MustCompile(`^([0-9]{1,5}(h|m|s|ms)){1,4}$`)
 
-// grpcContentType keeps gRPC rules to gRPC requests: an HTTPRoute on the same hostname still
-// gets everything else.
-var grpcContentType = StringMatch{Name: "content-type", Type: MatchRegex, Value: `application/grpc(\+.*|;.*)?`}
+// grpcContentType keeps gRPC rules to gRPC requests (no method condition: gRPC is POST, and the
+// content type says gRPC already): an HTTPRoute on the same hostname still gets everything else.
+// It is written as alternatives of literal text and .*, so that a cloud whose header conditions
+// are a few wildcard values (ELBv2: three, OR'd) carries it as one value each.
+var grpcContentType = StringMatch{Name: "content-type", Type: MatchRegex, Value: `application/grpc|application/grpc\+.*|application/grpc;.*`}
 
 func ruleSource(r *route, i int, name *gwv1.SectionName) string {
 	s := fmt.Sprintf("%s %s rule %d", r.kind, r.fullName(), i)
@@ -448,7 +450,6 @@ func (t *translation) compileGRPC(r *route, o *gwv1.GRPCRoute) {
 // grpcMatch turns a gRPC method match into a path condition (/service/method) plus headers.
 func grpcMatch(m gwv1.GRPCRouteMatch) (compiledMatch, error) {
 	c := compiledMatch{prec: precedence{grpc: true}}
-	c.cond.Method = "POST"
 	if mm := m.Method; mm != nil {
 		svc, meth := ptrOr(mm.Service, ""), ptrOr(mm.Method, "")
 		c.prec.serviceLen, c.prec.methodLen = len(svc), len(meth)
@@ -512,3 +513,7 @@ func (t *translation) compileL4(r *route, i int, name *gwv1.SectionName, refs []
 	}
 	r.rules = append(r.rules, cr)
 }
+
+// GRPCContentType is the header match every gRPC rule carries (for the drivers' tests: each
+// cloud must carry it).
+func GRPCContentType() StringMatch { return grpcContentType }

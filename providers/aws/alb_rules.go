@@ -17,7 +17,8 @@ import (
 // forward (weighted), redirect (301/302) or answer. What it cannot say is refused with
 // providers.ErrInvalid naming the feature, before any call: header changes, URL rewrites,
 // mirrors, timeouts, a redirect replacing a path prefix, exact values holding * or ?, and
-// regular expressions beyond ELBv2's wildcards (literal text, .* and .).
+// regular expressions beyond ELBv2's wildcards (literal text, .* and .; for a header, up to three
+// alternatives of those, one value each).
 
 // codeUnsupported is the code of a refusal by the driver itself.
 const codeUnsupported = "UnsupportedByELBv2"
@@ -51,11 +52,11 @@ func toELBConditions(c providers.RuleConditions) ([]elbtypes.RuleCondition, erro
 		out = append(out, elbtypes.RuleCondition{Field: aws.String("http-request-method"), HttpRequestMethodConfig: &elbtypes.HttpRequestMethodConditionConfig{Values: []string{c.Method}}})
 	}
 	for _, h := range c.Headers {
-		v, err := pattern("header "+h.Name, h)
+		vs, err := headerPatterns(h)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, elbtypes.RuleCondition{Field: aws.String("http-header"), HttpHeaderConfig: &elbtypes.HttpHeaderConditionConfig{HttpHeaderName: aws.String(h.Name), Values: []string{v}}})
+		out = append(out, elbtypes.RuleCondition{Field: aws.String("http-header"), HttpHeaderConfig: &elbtypes.HttpHeaderConditionConfig{HttpHeaderName: aws.String(h.Name), Values: vs}})
 	}
 	for _, q := range c.Query {
 		v, err := pattern("query parameter "+q.Name, q)
@@ -105,6 +106,45 @@ func pattern(what string, m providers.StringMatch) (string, error) {
 		return w, nil
 	}
 	return "", unsupported("the %s match %q", what, m.Type)
+}
+
+// maxHeaderValues is how many values ELBv2 takes in one header condition (its quota: three).
+const maxHeaderValues = 3
+
+// headerPatterns is ELBv2's values for a header match. A header condition's values are
+// alternatives, so a regex of up to three alternatives (a|b|c) each of literal text, .* and .
+// is one value each (lbcontroller's gRPC content type is one); anything else is pattern's.
+func headerPatterns(m providers.StringMatch) ([]string, error) {
+	alts := providers.Alternatives(m.Value)
+	if m.Type != providers.MatchRegex || len(alts) < 2 {
+		v, err := pattern("header "+m.Name, m)
+		return []string{v}, err
+	}
+	if len(alts) > maxHeaderValues {
+		return nil, unsupported("the header %s regex %q: more than %d alternatives", m.Name, m.Value, maxHeaderValues)
+	}
+	var out []string
+	for _, a := range alts {
+		w, ok := regexToWildcard(a)
+		if !ok {
+			return nil, unsupported("the header %s regex %q: ELBv2's patterns are alternatives of literal text with * and ?", m.Name, m.Value)
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// fromHeaderPatterns reads headerPatterns' values back: one value as fromPattern, several as
+// the regex of their alternatives.
+func fromHeaderPatterns(name string, vs []string) providers.StringMatch {
+	if len(vs) == 1 {
+		return fromPattern(name, vs[0])
+	}
+	alts := make([]string, len(vs))
+	for i, v := range vs {
+		alts[i] = wildcardToRegex(v)
+	}
+	return providers.StringMatch{Name: name, Type: providers.MatchRegex, Value: strings.Join(alts, "|")}
 }
 
 // regexToWildcard turns a regex of literal text, .* and . (the whole value) into an ELBv2
@@ -206,7 +246,7 @@ func fromELBConditions(cs []elbtypes.RuleCondition) (providers.RuleConditions, e
 		case rc.HttpRequestMethodConfig != nil && len(rc.HttpRequestMethodConfig.Values) > 0:
 			c.Method = rc.HttpRequestMethodConfig.Values[0]
 		case rc.HttpHeaderConfig != nil && len(rc.HttpHeaderConfig.Values) > 0:
-			c.Headers = append(c.Headers, fromPattern(aws.ToString(rc.HttpHeaderConfig.HttpHeaderName), rc.HttpHeaderConfig.Values[0]))
+			c.Headers = append(c.Headers, fromHeaderPatterns(aws.ToString(rc.HttpHeaderConfig.HttpHeaderName), rc.HttpHeaderConfig.Values))
 		case rc.QueryStringConfig != nil && len(rc.QueryStringConfig.Values) > 0:
 			kv := rc.QueryStringConfig.Values[0]
 			c.Query = append(c.Query, fromPattern(aws.ToString(kv.Key), aws.ToString(kv.Value)))

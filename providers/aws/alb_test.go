@@ -10,6 +10,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/providers"
 	"github.com/flatnet/flatnet/providers/providertest"
 )
@@ -35,6 +36,7 @@ func TestApplicationLoadBalancingContract(t *testing.T) {
 // TestConditionsRoundTrip: what the driver writes as ELBv2 conditions reads back as the same
 // seam conditions; what ELBv2 cannot say is refused before any call, naming it.
 func TestConditionsRoundTrip(t *testing.T) {
+	grpcCT := gateway.GRPCContentType()
 	for _, c := range []providers.RuleConditions{
 		{Path: &providers.StringMatch{Type: providers.MatchPrefix, Value: "/"}},
 		{Path: &providers.StringMatch{Type: providers.MatchPrefix, Value: "/api"}},
@@ -44,6 +46,11 @@ func TestConditionsRoundTrip(t *testing.T) {
 		{Hosts: []string{"a.example.com", "*.example.com"}, Method: "POST"},
 		{Headers: []providers.StringMatch{{Name: "x-v", Type: providers.MatchExact, Value: "1"}, {Name: "x-w", Type: providers.MatchRegex, Value: `a.*b\.c.`}}},
 		{Query: []providers.StringMatch{{Name: "q", Type: providers.MatchRegex, Value: "a.*"}}},
+		{Headers: []providers.StringMatch{{Name: "x", Type: providers.MatchRegex, Value: `a|b\.c.*|\|d`}}},
+		// What lbcontroller gives every GRPCRoute rule: the gRPC content type, the method's path,
+		// one host (five values, ELBv2's quota).
+		{Hosts: []string{"grpc.example.com"}, Path: &providers.StringMatch{Type: providers.MatchExact, Value: "/grpc.health.v1.Health/Check"},
+			Headers: []providers.StringMatch{{Name: grpcCT.Name, Type: grpcCT.Type, Value: grpcCT.Value}}},
 	} {
 		conds, err := toELBConditions(c)
 		if err != nil {
@@ -61,7 +68,8 @@ func TestConditionsRoundTrip(t *testing.T) {
 	}
 	for name, c := range map[string]providers.RuleConditions{
 		"exact with a wildcard": {Path: &providers.StringMatch{Type: providers.MatchExact, Value: "/a*"}},
-		"header regex":          {Headers: []providers.StringMatch{{Name: "x", Type: providers.MatchRegex, Value: "a|b"}}},
+		"header regex":          {Headers: []providers.StringMatch{{Name: "x", Type: providers.MatchRegex, Value: "(a|b)c"}}},
+		"four alternatives":     {Headers: []providers.StringMatch{{Name: "x", Type: providers.MatchRegex, Value: "a|b|c|d"}}},
 		"query class":           {Query: []providers.StringMatch{{Name: "q", Type: providers.MatchRegex, Value: "[0-9]+"}}},
 	} {
 		_, err := toELBConditions(c)

@@ -140,6 +140,11 @@ func albRules(t *testing.T, s *albScene) {
 			Action: providers.RuleAction{Redirect: &providers.Redirect{Scheme: "HTTPS", Port: 443, Path: &providers.PathModifier{Type: providers.ReplaceFullPath, Value: "/new"}, StatusCode: 301}}},
 		{Priority: 3, Conditions: providers.RuleConditions{Hosts: []string{"*.example.com"}},
 			Action: providers.RuleAction{FixedResponse: &providers.FixedResponse{StatusCode: 503, Body: "down"}, ResponseHeaders: mods}},
+		// A GRPCRoute's rule as lbcontroller writes it: a host, the service's path and the gRPC
+		// content type as a regex of three alternatives (five values: ELBv2's quota).
+		{Priority: 4, Conditions: providers.RuleConditions{Hosts: []string{"grpc.example.com"}, Path: &providers.StringMatch{Type: providers.MatchPrefix, Value: "/grpc.health.v1.Health"},
+			Headers: []providers.StringMatch{{Name: "content-type", Type: providers.MatchRegex, Value: `application/grpc|application/grpc\+.*|application/grpc;.*`}}},
+			Action: providers.RuleAction{Forward: []providers.WeightedTargetGroup{{TargetGroupID: grpc.ID, Weight: 1}}}},
 	}
 	if s.env.CoreActionsOnly {
 		specs = coreOnly(t, s, l.ID, specs)
@@ -167,7 +172,7 @@ func albRules(t *testing.T, s *albScene) {
 		t.Fatal(err)
 	}
 	got, _ = s.d.ListRules(bg(), l.ID)
-	if len(got) != 3 || got[0].ID != want[0].ID || !cmp.Equal(got[0].Action.Forward, spec.Action.Forward) {
+	if len(got) != len(specs) || got[0].ID != want[0].ID || !cmp.Equal(got[0].Action.Forward, spec.Action.Forward) {
 		t.Errorf("after ModifyRule: %+v", got)
 	}
 	if err := s.d.DeleteTargetGroup(bg(), grpc.ID); !isKind(err, providers.ErrConflict) {
@@ -177,6 +182,9 @@ func albRules(t *testing.T, s *albScene) {
 		if err := s.d.DeleteRule(bg(), want[0].ID); err != nil {
 			t.Fatalf("delete rule (again is fine): %v", err)
 		}
+	}
+	if err := s.d.DeleteRule(bg(), want[len(want)-1].ID); err != nil {
+		t.Fatalf("delete the gRPC rule: %v", err)
 	}
 	if err := s.d.DeleteTargetGroup(bg(), grpc.ID); err != nil {
 		t.Errorf("delete the group once no rule uses it: %v", err)
