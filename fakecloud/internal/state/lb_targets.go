@@ -1,8 +1,9 @@
 package state
 
 import (
+	"cmp"
 	"net/netip"
-	"sort"
+	"slices"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -212,13 +213,24 @@ func (s *Store) DescribeTargetHealth(c Call, req *api.DescribeTargetHealthReques
 
 // sortTargets orders targets by address, then port.
 func sortTargets(ts []api.TargetHealthDescription) {
-	sort.Slice(ts, func(i, j int) bool {
-		a, b := netip.MustParseAddr(ts[i].Target.IP), netip.MustParseAddr(ts[j].Target.IP)
-		if c := a.Compare(b); c != 0 {
-			return c < 0
+	// Each address is parsed once, not at every comparison (20,000 parses for 1,000 targets).
+	type keyed struct {
+		ip netip.Addr
+		d  api.TargetHealthDescription
+	}
+	ks := make([]keyed, len(ts))
+	for i, d := range ts {
+		ks[i] = keyed{netip.MustParseAddr(d.Target.IP), d}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if c := a.ip.Compare(b.ip); c != 0 {
+			return c
 		}
-		return ts[i].Target.Port < ts[j].Target.Port
+		return cmp.Compare(a.d.Target.Port, b.d.Target.Port)
 	})
+	for i := range ks {
+		ts[i] = ks[i].d
+	}
 }
 
 // Draining targets are removed by a timer per target, armed after the deregistration commits
