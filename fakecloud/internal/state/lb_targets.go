@@ -142,10 +142,10 @@ func (s *Store) DeregisterTargets(c Call, req *api.DeregisterTargetsRequest) (*a
 	})
 }
 
-// lookupTargets finds the records of targets by key (nil for none), all before the caller's first write:
-// memdb answers a read of an index the transaction has written from a clone, and a clone makes
-// the next write copy its whole path of the tree again instead of editing the nodes it already
-// copied. Interleaved, a 1,000-target transaction copied about 1,000 paths more.
+// lookupTargets finds the records of targets by key (nil for none), all before the caller's
+// first write: memdb answers a read of an index the transaction has written from a clone, and a
+// clone makes the next write copy its whole path of the tree again instead of editing the nodes
+// it already copied. Interleaved, a 1,000-target transaction copied about 1,000 paths more.
 func lookupTargets(t *tx, keys []string) []*targetRec {
 	olds := make([]*targetRec, len(keys))
 	for i, key := range keys {
