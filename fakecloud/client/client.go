@@ -73,10 +73,30 @@ func (c *Client) do(ctx context.Context, action string, req, resp any) error {
 	if hresp.StatusCode < 200 || hresp.StatusCode > 299 {
 		return fmt.Errorf("fakecloud %s: %w", action, readError(hresp))
 	}
-	if err := json.NewDecoder(hresp.Body).Decode(resp); err != nil {
+	raw, err := readAnswer(hresp)
+	if err != nil {
+		return fmt.Errorf("fakecloud %s: read answer: %w", action, err)
+	}
+	if err := json.Unmarshal(raw, resp); err != nil {
 		return fmt.Errorf("fakecloud %s: decode answer: %w", action, err)
 	}
 	return nil
+}
+
+// maxPrealloc caps the buffer sized from an answer's Content-Length before anything is read.
+const maxPrealloc = 64 << 20
+
+// readAnswer reads an answer to its end, into one buffer when the server gave its length. Only
+// a body read to its end lets the connection go back to the pool: closed before, the transport
+// drops it and the next call dials again (a decoder stopping at the end of the JSON value does
+// that after every large answer, such as a change-stream batch).
+func readAnswer(hresp *http.Response) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := hresp.ContentLength; n > 0 && n <= maxPrealloc {
+		buf.Grow(int(n) + bytes.MinRead) // room to see EOF without growing
+	}
+	_, err := buf.ReadFrom(hresp.Body)
+	return buf.Bytes(), err
 }
 
 // readError rebuilds the server's *api.Error from a non-2xx answer. An answer that is not

@@ -3,9 +3,11 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"testing"
 	"time"
 
@@ -168,5 +170,43 @@ func TestSnapshotAndChanges(t *testing.T) {
 	}
 	if ch.Seq != snap.Snapshot.Seq || len(ch.Changes) == 0 {
 		t.Errorf("changes since 0: seq %d with %d changes, want seq %d", ch.Seq, len(ch.Changes), snap.Snapshot.Seq)
+	}
+}
+
+// TestLargeAnswerKeepsConnection: after an answer of 1,000 targets the next call goes out on
+// the same connection. A body closed before its end made the transport drop the connection, so
+// every call after a large answer (a describe, a change-stream batch) dialled again.
+func TestLargeAnswerKeepsConnection(t *testing.T) {
+	env := servertest.Start(t, servertest.Options{})
+	sn, _ := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "t3.small", 1)
+	ctx := context.Background()
+	c := env.Admin
+	tg, err := c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: "big", Protocol: "TCP", Port: 80, VpcID: sn.VpcID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := tg.TargetGroup.TargetGroupID
+	var ts []api.Target
+	for i := range 1000 {
+		ts = append(ts, api.Target{IP: fmt.Sprintf("10.0.%d.%d", 1+i/250, 1+i%250)})
+	}
+	if _, err := c.RegisterTargets(ctx, &api.RegisterTargetsRequest{TargetGroupID: id, Targets: ts}); err != nil {
+		t.Fatal(err)
+	}
+	var conns []string
+	for range 3 {
+		var addr string
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { addr = i.Conn.LocalAddr().String() }}
+		resp, err := c.DescribeTargetHealth(httptrace.WithClientTrace(ctx, trace), &api.DescribeTargetHealthRequest{TargetGroupID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.TargetHealthDescriptions) != 1000 {
+			t.Fatalf("%d targets described, want 1000", len(resp.TargetHealthDescriptions))
+		}
+		conns = append(conns, addr)
+	}
+	if conns[1] != conns[0] || conns[2] != conns[0] {
+		t.Errorf("calls after a large answer went out on connections %v, want one connection", conns)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -199,8 +200,11 @@ func writeError(w http.ResponseWriter, status int, e *api.Error, requestID strin
 	writeJSON(w, status, body)
 }
 
+// writeJSON writes body and a newline. The length is given, so a large answer goes out in one
+// piece, not in chunks, and the client can read it into one buffer.
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n')) // the client went away: nothing to do
 }

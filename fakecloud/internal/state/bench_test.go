@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 
@@ -51,4 +52,42 @@ func BenchmarkAssignUnassign(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReplaceTargets measures the store alone on the worst case of a Service's rollout: one
+// op deregisters all 1,000 targets of a group (no deregistration delay) and registers 1,000 others,
+// two transactions, as the load-balancer controller does.
+func BenchmarkReplaceTargets(b *testing.B) {
+	s, err := Open(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	v, _ := s.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "10.0.0.0/16"})
+	tg, err := s.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "bench", Protocol: "TCP", Port: 80, VpcID: v.Vpc.VpcID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := tg.TargetGroup.TargetGroupID
+	if _, err := s.ModifyTargetGroupAttributes(admin(), &api.ModifyTargetGroupAttributesRequest{TargetGroupID: id, Attributes: []api.Attribute{{Key: api.AttributeDeregistrationDelay, Value: "0"}}}); err != nil {
+		b.Fatal(err)
+	}
+	var sets [2][]api.Target
+	for i := range 1000 {
+		sets[0] = append(sets[0], api.Target{IP: fmt.Sprintf("10.0.%d.%d", 16+i/250, 1+i%250), Port: 80})
+		sets[1] = append(sets[1], api.Target{IP: fmt.Sprintf("10.0.%d.%d", 32+i/250, 1+i%250), Port: 80})
+	}
+	if _, err := s.RegisterTargets(admin(), &api.RegisterTargetsRequest{TargetGroupID: id, Targets: sets[0]}); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		if _, err := s.DeregisterTargets(admin(), &api.DeregisterTargetsRequest{TargetGroupID: id, Targets: sets[i%2]}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.RegisterTargets(admin(), &api.RegisterTargetsRequest{TargetGroupID: id, Targets: sets[(i+1)%2]}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }

@@ -23,9 +23,18 @@ func (s *Store) ReportTargetHealth(reports []api.TargetHealthReport) error {
 	}
 	c := Call{Principal: Principal{Admin: true}, Now: time.Now()}
 	_, err := write(s, c, api.ActionReportTargetHealth, "", nil, func(t *tx) (*api.ReportTargetHealthResponse, error) {
-		for _, rep := range reports {
-			key := api.TargetID(rep.TargetGroupID, rep.IP, rep.Port)
-			old := first[targetRec](t.Txn, tableTargets, indexID, key)
+		keys := make([]string, len(reports))
+		last := make(map[string]int, len(reports))
+		for i, rep := range reports {
+			keys[i] = api.TargetID(rep.TargetGroupID, rep.IP, rep.Port)
+			last[keys[i]] = i
+		}
+		olds := lookupTargets(t, keys)
+		for i, rep := range reports {
+			key, old := keys[i], olds[i]
+			if last[key] != i {
+				continue // a later report on the same target wins
+			}
 			if old == nil || (old.State == rep.State && old.Reason == rep.Reason && old.Description == rep.Description) {
 				continue
 			}

@@ -1,8 +1,9 @@
 package state
 
 import (
+	"cmp"
 	"net/netip"
-	"sort"
+	"slices"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -29,10 +30,11 @@ func (s *Store) RegisterTargets(c Call, req *api.RegisterTargetsRequest) (*api.R
 		if err != nil {
 			return nil, err
 		}
-		n := count(t.Txn, tableTargets, indexTargetGroup, tg.ID)
-		for _, tgt := range targets {
-			key := api.TargetID(tg.ID, tgt.IP, tgt.Port)
-			old := first[targetRec](t.Txn, tableTargets, indexID, key)
+		n := len(targetsOf(t.Txn, tg.ID))
+		keys := targetKeys(tg.ID, targets)
+		olds := lookupTargets(t, keys)
+		for i, tgt := range targets {
+			key, old := keys[i], olds[i]
 			switch {
 			case old == nil:
 				if n++; n > maxTargetsPerGroup {
@@ -114,9 +116,10 @@ func (s *Store) DeregisterTargets(c Call, req *api.DeregisterTargetsRequest) (*a
 		if err != nil {
 			return nil, err
 		}
-		for _, tgt := range targets {
-			key := api.TargetID(tg.ID, tgt.IP, tgt.Port)
-			old := first[targetRec](t.Txn, tableTargets, indexID, key)
+		keys := targetKeys(tg.ID, targets)
+		olds := lookupTargets(t, keys)
+		for i, tgt := range targets {
+			key, old := keys[i], olds[i]
 			switch {
 			case old == nil:
 				return nil, api.Errorf(api.CodeInvalidTarget, "target %s:%d is not registered with target group %s", tgt.IP, tgt.Port, tg.ID)
@@ -137,6 +140,27 @@ func (s *Store) DeregisterTargets(c Call, req *api.DeregisterTargetsRequest) (*a
 		}
 		return &api.DeregisterTargetsResponse{}, nil
 	})
+}
+
+// lookupTargets finds the records of targets by key (nil for none), all before the caller's
+// first write: memdb answers a read of an index the transaction has written from a clone, and a
+// clone makes the next write copy its whole path of the tree again instead of editing the nodes
+// it already copied. Interleaved, a 1,000-target transaction copied about 1,000 paths more.
+func lookupTargets(t *tx, keys []string) []*targetRec {
+	olds := make([]*targetRec, len(keys))
+	for i, key := range keys {
+		olds[i] = first[targetRec](t.Txn, tableTargets, indexID, key)
+	}
+	return olds
+}
+
+// targetKeys are the keys of targets in group tgID.
+func targetKeys(tgID string, targets []api.Target) []string {
+	keys := make([]string, len(targets))
+	for i, tgt := range targets {
+		keys[i] = api.TargetID(tgID, tgt.IP, tgt.Port)
+	}
+	return keys
 }
 
 func (t *tx) deleteTarget(r *targetRec) error {
@@ -164,7 +188,7 @@ func (s *Store) DescribeTargetHealth(c Call, req *api.DescribeTargetHealthReques
 	v := newViewer(txn, c)
 	out := &api.DescribeTargetHealthResponse{TargetHealthDescriptions: []api.TargetHealthDescription{}}
 	if len(req.Targets) == 0 {
-		for _, r := range listBy[targetRec](txn, tableTargets, indexTargetGroup, tg.ID) {
+		for _, r := range targetsOf(txn, tg.ID) {
 			out.TargetHealthDescriptions = append(out.TargetHealthDescriptions, v.target(r))
 		}
 		sortTargets(out.TargetHealthDescriptions)
@@ -189,13 +213,24 @@ func (s *Store) DescribeTargetHealth(c Call, req *api.DescribeTargetHealthReques
 
 // sortTargets orders targets by address, then port.
 func sortTargets(ts []api.TargetHealthDescription) {
-	sort.Slice(ts, func(i, j int) bool {
-		a, b := netip.MustParseAddr(ts[i].Target.IP), netip.MustParseAddr(ts[j].Target.IP)
-		if c := a.Compare(b); c != 0 {
-			return c < 0
+	// Each address is parsed once, not at every comparison (20,000 parses for 1,000 targets).
+	type keyed struct {
+		ip netip.Addr
+		d  api.TargetHealthDescription
+	}
+	ks := make([]keyed, len(ts))
+	for i, d := range ts {
+		ks[i] = keyed{netip.MustParseAddr(d.Target.IP), d}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if c := a.ip.Compare(b.ip); c != 0 {
+			return c
 		}
-		return ts[i].Target.Port < ts[j].Target.Port
+		return cmp.Compare(a.d.Target.Port, b.d.Target.Port)
 	})
+	for i := range ks {
+		ts[i] = ks[i].d
+	}
 }
 
 // Draining targets are removed by a timer per target, armed after the deregistration commits

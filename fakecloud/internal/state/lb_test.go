@@ -239,6 +239,14 @@ func TestTargetHealthTransitions(t *testing.T) {
 	if s.Seq() != seq {
 		t.Errorf("repeating a verdict wrote a change")
 	}
+	// Two verdicts on one target in one batch: the later one wins.
+	mustOK(t, s.ReportTargetHealth([]api.TargetHealthReport{
+		{TargetGroupID: tg, IP: "10.0.1.6", Port: 9090, State: api.TargetHealthHealthy},
+		{TargetGroupID: tg, IP: "10.0.1.6", Port: 9090, State: api.TargetHealthUnhealthy, Reason: api.ReasonTimeout},
+	}))
+	if got := state("10.0.1.6:9090"); got.State != api.TargetHealthUnhealthy || got.Reason != api.ReasonTimeout {
+		t.Errorf("after healthy then unhealthy in one batch the target shows %+v, want unhealthy", got)
+	}
 	if err := s.ReportTargetHealth([]api.TargetHealthReport{{TargetGroupID: tg, IP: "10.0.1.5", Port: 8080, State: api.TargetHealthDraining}}); err == nil {
 		t.Errorf("a health check reporting draining was accepted")
 	}

@@ -223,7 +223,7 @@ func (s *Store) DeleteTargetGroup(c Call, req *api.DeleteTargetGroupRequest) (*a
 		if who, used := tgInUse(t.Txn, r.ID); used {
 			return nil, api.Errorf(api.CodeResourceInUse, "target group %s is in use by %s; delete or change that first", r.ID, who)
 		}
-		for _, tg := range listBy[targetRec](t.Txn, tableTargets, indexTargetGroup, r.ID) {
+		for _, tg := range targetsOf(t.Txn, r.ID) {
 			if err := t.deleteTarget(tg); err != nil {
 				return nil, err
 			}
@@ -240,7 +240,7 @@ func (s *Store) DeleteTargetGroup(c Call, req *api.DeleteTargetGroupRequest) (*a
 // group changes what each target shows (unused or its health).
 func (t *tx) touchGroup(tgID string) {
 	t.touch(api.KindTargetGroup, tgID)
-	for _, r := range listBy[targetRec](t.Txn, tableTargets, indexTargetGroup, tgID) {
+	for _, r := range targetsOf(t.Txn, tgID) {
 		t.touch(api.KindTarget, r.Key)
 	}
 }

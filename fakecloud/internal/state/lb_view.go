@@ -151,8 +151,14 @@ func (v viewer) lbChange(c *api.Change) bool {
 
 // tgUsed reports whether a listener or rule uses a target group.
 func (v viewer) tgUsed(tgID string) bool {
-	_, ok := tgInUse(v.txn, tgID)
-	return ok
+	if used, ok := v.tgsUsed[tgID]; ok {
+		return used
+	}
+	_, used := tgInUse(v.txn, tgID)
+	if v.tgsUsed != nil {
+		v.tgsUsed[tgID] = used
+	}
+	return used
 }
 
 // addLoadBalancers adds the load balancer resources to a snapshot.

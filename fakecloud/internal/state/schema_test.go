@@ -1,8 +1,11 @@
 package state
 
 import (
+	"slices"
 	"testing"
 	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
 )
 
 func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
@@ -47,7 +50,7 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 		tableLoadBalancers: {indexID: "lb-1", indexName: "web", indexPublicIP: "198.51.100.1", indexSubnet: "subnet-1"},
 		tableListeners:     {indexID: "listener-1", indexListenerPort: "lb-1/TCP/80", indexLoadBalancer: "lb-1", indexTargetGroup: "tg-1", indexCertificate: "cert-1"},
 		tableTargetGroups:  {indexID: "tg-1", indexName: "web-tg", indexVpc: "vpc-1"},
-		tableTargets:       {indexID: "tg-1/10.0.0.5:80", indexTargetGroup: "tg-1"},
+		tableTargets:       {indexID: "tg-1/10.0.0.5:80"},
 		tableRules:         {indexID: "rule-1", indexListener: "listener-1", indexLoadBalancer: "lb-1", indexRulePriority: "listener-1/10", indexTargetGroup: "tg-2"},
 		tableCertificates:  {indexID: "cert-1"},
 
@@ -74,5 +77,31 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 	// An interface without an attachment must be storable (AllowMissing indexes).
 	if err := txn.Insert(tableENIs, &eniRec{ID: "eni-2", SubnetID: "subnet-1", MAC: "02:00:00:00:00:02"}); err != nil {
 		t.Fatalf("unattached interface: %v", err)
+	}
+}
+
+// TestTargetsOfGroupOnly: a group's targets are found by the prefix of their keys, which must
+// not reach the targets of a group whose ID extends the first's.
+func TestTargetsOfGroupOnly(t *testing.T) {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn := db.Txn(true)
+	for _, r := range []*targetRec{
+		{Key: "tg-1/10.0.0.5:80", TargetGroupID: "tg-1"},
+		{Key: "tg-1/10.0.0.6:80", TargetGroupID: "tg-1"},
+		{Key: "tg-10/10.0.0.5:80", TargetGroupID: "tg-10"},
+	} {
+		if err := txn.Insert(tableTargets, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, r := range targetsOf(txn, "tg-1") {
+		got = append(got, r.Key)
+	}
+	if want := []string{"tg-1/10.0.0.5:80", "tg-1/10.0.0.6:80"}; !slices.Equal(got, want) {
+		t.Errorf("targetsOf(tg-1) = %v, want %v", got, want)
 	}
 }

@@ -228,7 +228,7 @@ func (s *Store) Snapshot() *api.Snapshot {
 	seq := s.seq
 	txn := s.db.Txn(false)
 	s.mu.Unlock()
-	v := viewer{txn: txn, admin: true}
+	v := viewer{txn: txn, admin: true, tgsUsed: map[string]bool{}}
 	snap := &api.Snapshot{Seq: seq}
 	for _, r := range listAll[vpcRec](txn, tableVpcs) {
 		snap.Vpcs = append(snap.Vpcs, v.vpc(r))
@@ -376,7 +376,7 @@ func (s *Store) publishLocked(t *tx) (uint64, error) {
 			return 0, api.Errorf(api.CodeInternalError, "encode state change: %v", err)
 		}
 	}
-	v := viewer{txn: t.Txn, admin: true}
+	v := viewer{txn: t.Txn, admin: true, tgsUsed: map[string]bool{}}
 	changes := make([]api.Change, 0, len(t.order))
 	for _, id := range t.order {
 		changes = append(changes, v.change(seq, t.touched[id], id))

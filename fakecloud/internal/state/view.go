@@ -17,10 +17,14 @@ type viewer struct {
 	// hideAfter hides interfaces and addresses created after it (visibility lag); zero hides
 	// nothing.
 	hideAfter time.Time
+	// tgsUsed memoizes tgUsed: a view of 1,000 targets of one group asks about the group 1,000
+	// times, and each lookup of an index the transaction has not written starts a radix
+	// transaction of its own. Nil memoizes nothing.
+	tgsUsed map[string]bool
 }
 
 func newViewer(txn *memdb.Txn, c Call) viewer {
-	v := viewer{txn: txn, admin: c.Principal.Admin}
+	v := viewer{txn: txn, admin: c.Principal.Admin, tgsUsed: map[string]bool{}}
 	if c.VisibilityLag > 0 {
 		v.hideAfter = c.Now.Add(-c.VisibilityLag)
 	}
