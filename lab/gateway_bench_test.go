@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
@@ -79,18 +80,25 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 		b.Fatal(err)
 	}
 	version := 0
+	var calls []time.Duration // the Get and Update of each change, to their return
 	measure := func(n int) []time.Duration {
 		var out []time.Duration
+		calls = calls[:0]
 		for range n {
 			version++
 			start := time.Now()
 			if err := setVersion(ctx, vc, "changing", version); err != nil {
 				b.Fatal(err)
 			}
+			calls = append(calls, time.Since(start))
 			if err := waitHeader(ctx, hc, addr, "/", strconv.Itoa(version), time.Minute); err != nil {
 				b.Fatal(err)
 			}
 			out = append(out, time.Since(start))
+			if dump := os.Getenv("FLATNET_BENCH_TRACE"); dump != "" {
+				fmt.Fprintf(os.Stderr, "change %d: start %s update returned +%s served +%s\n", version,
+					start.UTC().Format("15:04:05.000"), calls[len(calls)-1].Round(time.Millisecond), out[len(out)-1].Round(time.Millisecond))
+			}
 		}
 		return out
 	}
@@ -101,6 +109,13 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 		one = append(one, measure(50)...)
 	}
 	report(b, one, "1route")
+	report(b, calls, "1route-update-call")
+	if os.Getenv("FLATNET_BENCH_TRACE") != "" {
+		fmt.Fprintln(os.Stderr, l.LBControllerLog(400))
+	}
+	if os.Getenv("FLATNET_BENCH_ONE_ROUTE") != "" {
+		return
+	}
 
 	// 1,000 routes: created at once, served when the last one answers.
 	start := time.Now()
@@ -116,6 +131,7 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 	b.ReportMetric(time.Since(start).Seconds(), "1000routes-created-to-served-s")
 	many = measure(50)
 	report(b, many, "1000routes")
+	report(b, calls, "1000routes-update-call")
 }
 
 func report(b *testing.B, d []time.Duration, what string) {
@@ -191,5 +207,89 @@ func vpcGatewayClient(l *Lab) (client.Client, error) {
 	if err := gwv1.Install(s); err != nil {
 		return nil, err
 	}
+	if err := corev1.AddToScheme(s); err != nil {
+		return nil, err
+	}
 	return client.New(rc, client.Options{Scheme: s})
+}
+
+// BenchmarkAPIServerWrite times the lab API server's answer to a Get and to an Update of a
+// trivial object (a ConfigMap) and of an HTTPRoute no Gateway serves, through the VPC (as the
+// HTTPRoute benchmark's changes go) and through the host's port-forward: what a change costs
+// before any controller sees it.
+func BenchmarkAPIServerWrite(b *testing.B) {
+	dir := os.Getenv(K8sBinDirEnv)
+	if dir == "" {
+		b.Fatalf("%s is not set: run make k8s-bins (make bench exports it)", K8sBinDirEnv)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cfg := benchConfig(b, "fapw-", 7497)
+	cfg.Kubernetes, cfg.K8sBinDir = true, dir
+	cfg.APIServerListen = benchConfig(b, "fapw-", 6458).Listen
+	l := upBench(ctx, b, cfg)
+	defer func() { _ = Down(cfg.Dir, cfg.Prefix, os.Stderr) }()
+	vc, err := vpcGatewayClient(l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hc, err := l.GatewayClient()
+	if err != nil {
+		b.Fatal(err)
+	}
+	kc, err := l.Kube()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "probe"}, Data: map[string]string{"v": "0"}}
+	if _, err := kc.CoreV1().ConfigMaps(demoNamespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := hc.Create(ctx, versionedRoute("probe", "/probe", 0)); err != nil {
+		b.Fatal(err)
+	}
+	const n = 50
+	for b.Loop() {
+		for _, c := range []struct {
+			name string
+			c    client.Client
+		}{{"vpc", vc}, {"host", hc}} {
+			var get, upd, rget, rupd []time.Duration
+			for i := range n {
+				t0 := time.Now()
+				var m corev1.ConfigMap
+				if err := c.c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: "probe"}, &m); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				m.Data["v"] = strconv.Itoa(i + 1)
+				if err := c.c.Update(ctx, &m); err != nil {
+					b.Fatal(err)
+				}
+				t2 := time.Now()
+				var r gwv1.HTTPRoute
+				if err := c.c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: "probe"}, &r); err != nil {
+					b.Fatal(err)
+				}
+				t3 := time.Now()
+				r.Spec.Rules[0].Filters[0].ResponseHeaderModifier.Set[0].Value = strconv.Itoa(i + 1)
+				if err := c.c.Update(ctx, &r); err != nil {
+					b.Fatal(err)
+				}
+				t4 := time.Now()
+				get, upd, rget, rupd = append(get, t1.Sub(t0)), append(upd, t2.Sub(t1)), append(rget, t3.Sub(t2)), append(rupd, t4.Sub(t3))
+			}
+			reportCall(b, get, c.name+"-configmap-get")
+			reportCall(b, upd, c.name+"-configmap-update")
+			reportCall(b, rget, c.name+"-httproute-get")
+			reportCall(b, rupd, c.name+"-httproute-update")
+		}
+	}
+}
+
+func reportCall(b *testing.B, d []time.Duration, what string) {
+	slices.Sort(d)
+	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	b.ReportMetric(ms(d[len(d)/2]), what+"-ms-p50")
+	b.ReportMetric(ms(d[(len(d)*99+99)/100-1]), what+"-ms-p99")
 }
