@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os/exec"
 	"runtime"
 	"slices"
 	"sync"
@@ -259,6 +260,9 @@ func BenchmarkALBVersusDirect(b *testing.B) {
 	b.Run("lb-own-cpu", func(b *testing.B) {
 		if runtime.NumCPU() < 2 {
 			b.Skip("needs 2 CPUs: one for the load balancer, one for client and pod")
+		}
+		if _, err := exec.LookPath("taskset"); err != nil {
+			b.Skip("needs taskset (util-linux) to pin the loader process")
 		}
 		l := newALBBenchServed(b, 0, func(l *albBench) {
 			l.pod = benchPod(b, l.lab)
