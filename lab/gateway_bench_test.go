@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
@@ -26,7 +27,10 @@ import (
 // swap). Each change sets the value of a response header the route adds; a client in the lab's
 // internet namespace polls every 2 ms until it sees the new value. Measured with 1 route and
 // with 1,000 HTTPRoutes (each its own path prefix) on the same Gateway; also reported: how long
-// the 1,000 routes took from their creation to being served (the last one answering).
+// the 1,000 routes took from their creation to being served (the last one answering), and the
+// Get and Update calls of each change on their own (the API server's part).
+// FLATNET_BENCH_ONE_ROUTE=1 stops after the 1-route changes; FLATNET_BENCH_TRACE=1 prints each
+// change's times and the controller's log.
 func BenchmarkHTTPRouteChange(b *testing.B) {
 	dir := os.Getenv(K8sBinDirEnv)
 	if dir == "" {
@@ -39,6 +43,11 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 	cfg.APIServerListen = benchConfig(b, "fgwb-", 6457).Listen
 	// 1,000 routes are 1,000 rules on one load balancer: over ELB's default quota of 100.
 	cfg.FakecloudArgs = append(cfg.FakecloudArgs, "--alb-limit", "rules-per-load-balancer=2000")
+	// The cloud's throttling (mutating calls 5/s, bursts of 50, as ELB's) bounds the creation
+	// of 1,000 rules at about 190 s; FLATNET_BENCH_THROTTLE=off measures without it.
+	if os.Getenv("FLATNET_BENCH_THROTTLE") == "off" {
+		cfg.FakecloudArgs = append(cfg.FakecloudArgs, "--throttle=false")
+	}
 	l := upBench(ctx, b, cfg)
 	defer func() { _ = Down(cfg.Dir, cfg.Prefix, os.Stderr) }()
 	kc, err := l.Kube()
@@ -71,14 +80,15 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 	}
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: Dialer(l.InternetNetns(), nil)}}
 	// The timed updates go to the API server from inside the VPC (its vpc.kubeconfig, dialled
-	// from the internet namespace as the conformance suite does): through the host's
-	// port-forward one Get and Update took about 385 ms here, which is the client's path, not
-	// the change's.
+	// from the internet namespace as the conformance suite does), with a client whose own
+	// request limit is lifted: the lab's admin client (l.GatewayClient) has client-go's 5
+	// requests/s, which made one Get and Update about 385 ms here.
 	vc, err := vpcGatewayClient(l)
 	if err != nil {
 		b.Fatal(err)
 	}
 	version := 0
+	var calls []time.Duration // the Get and Update of each change, to their return
 	measure := func(n int) []time.Duration {
 		var out []time.Duration
 		for range n {
@@ -87,20 +97,35 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 			if err := setVersion(ctx, vc, "changing", version); err != nil {
 				b.Fatal(err)
 			}
+			calls = append(calls, time.Since(start))
 			if err := waitHeader(ctx, hc, addr, "/", strconv.Itoa(version), time.Minute); err != nil {
 				b.Fatal(err)
 			}
 			out = append(out, time.Since(start))
+			if dump := os.Getenv("FLATNET_BENCH_TRACE"); dump != "" {
+				fmt.Fprintf(os.Stderr, "change %d: start %s update returned +%s served +%s\n", version,
+					start.UTC().Format("15:04:05.000"), calls[len(calls)-1].Round(time.Millisecond), out[len(out)-1].Round(time.Millisecond))
+			}
 		}
 		return out
 	}
 	// Warm the path once (the first swap also starts connections).
 	measure(1)
+	calls = nil
 	var one, many []time.Duration
 	for b.Loop() {
 		one = append(one, measure(50)...)
 	}
+	after := afterCall(one, calls) // before report sorts them
 	report(b, one, "1route")
+	report(b, calls, "1route-update-call")
+	report(b, after, "1route-after-update")
+	if os.Getenv("FLATNET_BENCH_TRACE") != "" {
+		fmt.Fprintln(os.Stderr, l.LBControllerLog(400))
+	}
+	if os.Getenv("FLATNET_BENCH_ONE_ROUTE") != "" {
+		return
+	}
 
 	// 1,000 routes: created at once, served when the last one answers.
 	start := time.Now()
@@ -114,8 +139,22 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 		b.Fatalf("the 1,000th route was not served: %v\nlbcontroller log:\n%s", err, l.LBControllerLog(30))
 	}
 	b.ReportMetric(time.Since(start).Seconds(), "1000routes-created-to-served-s")
+	calls = nil
 	many = measure(50)
+	after = afterCall(many, calls)
 	report(b, many, "1000routes")
+	report(b, calls, "1000routes-update-call")
+	report(b, after, "1000routes-after-update")
+}
+
+// afterCall is each change's time from its Update's return to being served: the controller's,
+// the cloud's and the data plane's part without the API server's.
+func afterCall(served, calls []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(served))
+	for i := range served {
+		out[i] = served[i] - calls[i]
+	}
+	return out
 }
 
 func report(b *testing.B, d []time.Duration, what string) {
@@ -191,5 +230,77 @@ func vpcGatewayClient(l *Lab) (client.Client, error) {
 	if err := gwv1.Install(s); err != nil {
 		return nil, err
 	}
+	if err := corev1.AddToScheme(s); err != nil {
+		return nil, err
+	}
 	return client.New(rc, client.Options{Scheme: s})
+}
+
+// BenchmarkAPIServerWrite times the lab API server's answer to a Get and to an Update of a
+// trivial object (a ConfigMap) and of an HTTPRoute no Gateway serves, from inside the VPC as
+// the HTTPRoute benchmark's changes go: what a change costs before any controller sees it.
+// The client's own limit is lifted (client-go's default of 5 requests/s would be measured
+// instead: 200 ms a request once its burst is spent).
+func BenchmarkAPIServerWrite(b *testing.B) {
+	dir := os.Getenv(K8sBinDirEnv)
+	if dir == "" {
+		b.Fatalf("%s is not set: run make k8s-bins (make bench exports it)", K8sBinDirEnv)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cfg := benchConfig(b, "fapw-", 7497)
+	cfg.Kubernetes, cfg.K8sBinDir = true, dir
+	cfg.APIServerListen = benchConfig(b, "fapw-", 6458).Listen
+	l := upBench(ctx, b, cfg)
+	defer func() { _ = Down(cfg.Dir, cfg.Prefix, os.Stderr) }()
+	c, err := vpcGatewayClient(l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "probe"}, Data: map[string]string{"v": "0"}}
+	if err := c.Create(ctx, cm); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Create(ctx, versionedRoute("probe", "/probe", 0)); err != nil {
+		b.Fatal(err)
+	}
+	const n = 50
+	var get, upd, rget, rupd []time.Duration
+	for b.Loop() {
+		for i := range n {
+			t0 := time.Now()
+			var m corev1.ConfigMap
+			if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: "probe"}, &m); err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			m.Data["v"] = strconv.Itoa(i + 1)
+			if err := c.Update(ctx, &m); err != nil {
+				b.Fatal(err)
+			}
+			t2 := time.Now()
+			var r gwv1.HTTPRoute
+			if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: "probe"}, &r); err != nil {
+				b.Fatal(err)
+			}
+			t3 := time.Now()
+			r.Spec.Rules[0].Filters[0].ResponseHeaderModifier.Set[0].Value = strconv.Itoa(i + 1)
+			if err := c.Update(ctx, &r); err != nil {
+				b.Fatal(err)
+			}
+			t4 := time.Now()
+			get, upd, rget, rupd = append(get, t1.Sub(t0)), append(upd, t2.Sub(t1)), append(rget, t3.Sub(t2)), append(rupd, t4.Sub(t3))
+		}
+	}
+	reportCall(b, get, "configmap-get")
+	reportCall(b, upd, "configmap-update")
+	reportCall(b, rget, "httproute-get")
+	reportCall(b, rupd, "httproute-update")
+}
+
+func reportCall(b *testing.B, d []time.Duration, what string) {
+	slices.Sort(d)
+	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	b.ReportMetric(ms(d[len(d)/2]), what+"-ms-p50")
+	b.ReportMetric(ms(d[(len(d)*99+99)/100-1]), what+"-ms-p99")
 }

@@ -42,6 +42,8 @@ func newRoot() *cobra.Command {
 		endpoint, tokenFile string
 		subnetID, level     string
 		region              string
+		qps                 float32
+		burst               int
 	)
 	cmd := &cobra.Command{
 		Use:           "flatnet-lbcontroller",
@@ -70,6 +72,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "", "directory holding tls.crt and tls.key of the readiness-gate webhook (empty: no webhook)")
 	f.IntVar(&o.WebhookPort, "webhook-port", 9443, "port of the readiness-gate webhook")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	kubeAPIFlags(f, &qps, &burst)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		var lv slog.Level
 		if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -85,6 +88,9 @@ func newRoot() *cobra.Command {
 		if o.LeaderElection && o.LeaderElectionNamespace == "" {
 			return errors.New("--leader-election-namespace (or $POD_NAMESPACE) is required with --leader-elect")
 		}
+		if qps <= 0 || burst <= 0 {
+			return fmt.Errorf("--kube-api-qps (%v) and --kube-api-burst (%d) must be positive", qps, burst)
+		}
 		p, err := all.Registry().LoadBalancing(cmd.Context(), cloud, providers.Settings{
 			Endpoint: endpoint, Region: region, Credentials: credentials(tokenFile), SubnetID: subnetID,
 			Observe: lbcontroller.ObserveCloudCall,
@@ -96,6 +102,7 @@ func newRoot() *cobra.Command {
 		if o.Rest, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
 			return fmt.Errorf("--kubeconfig: %w", err)
 		}
+		o.Rest.QPS, o.Rest.Burst = qps, burst
 		return lbcontroller.Run(cmd.Context(), o)
 	}
 	cmd.Version = flatnet.Version
@@ -194,4 +201,12 @@ func credentials(file string) providers.Credentials {
 		return providers.Credentials{File: file}
 	}
 	return providers.Credentials{Token: os.Getenv("FAKECLOUD_TOKEN")}
+}
+
+// kubeAPIFlags are the client-side rate limit of the API server client. client-go's default
+// (5 requests/s, bursts of 10) held a Gateway pass's status writes about 200 ms each once a
+// burst was spent: a Gateway pass writes the status of every route whose status changed.
+func kubeAPIFlags(f *pflag.FlagSet, qps *float32, burst *int) {
+	f.Float32Var(qps, "kube-api-qps", 50, "requests per second to the API server (client-side limit)")
+	f.IntVar(burst, "kube-api-burst", 100, "requests to the API server in a burst above --kube-api-qps")
 }

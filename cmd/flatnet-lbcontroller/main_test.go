@@ -40,3 +40,25 @@ func TestListenersDefaultToLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestKubeAPIRateLimit: the API server client is not held to client-go's default of 5
+// requests/s (a Gateway pass writes one status per changed route), and a limit that is not
+// positive is refused.
+func TestKubeAPIRateLimit(t *testing.T) {
+	f := newRoot().Flags()
+	if qps, _ := f.GetFloat32("kube-api-qps"); qps < 50 {
+		t.Errorf("--kube-api-qps defaults to %v, want at least 50", qps)
+	}
+	if burst, _ := f.GetInt("kube-api-burst"); burst < 100 {
+		t.Errorf("--kube-api-burst defaults to %v, want at least 100", burst)
+	}
+	for _, bad := range []string{"--kube-api-qps=0", "--kube-api-burst=-1"} {
+		root := newRoot()
+		root.SetArgs([]string{"--cluster-name=c", "--subnet-id=s", "--leader-elect=false", bad})
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "must be positive") {
+			t.Errorf("%s: error %v, want one saying the limit must be positive", bad, err)
+		}
+	}
+}

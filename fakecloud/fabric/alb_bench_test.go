@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os/exec"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -36,13 +38,21 @@ type albBench struct {
 	tg       string
 	listener string
 	client   *http.Client
+	// loader, when set, is the process that runs the client (and the pod): load asks it.
+	loader *albLoader
 }
 
 func newALBBench(b *testing.B, rules int) *albBench {
+	return newALBBenchServed(b, rules, func(l *albBench) { l.pod = benchWebPod(b, l.lab) })
+}
+
+// newALBBenchServed is newALBBench with the pod's HTTP server started by serve, which sets
+// l.pod.
+func newALBBenchServed(b *testing.B, rules int, serve func(l *albBench)) *albBench {
 	b.Helper()
 	l := &albBench{lab: newLabWith(b, nil, state.Config{DataPlane: true, ALBLimits: state.ALBLimits{RulesPerLoadBalancer: max(rules, 100)}})}
 	l.internet = InternetNetns(l.prefix, l.vpc)
-	l.pod = benchWebPod(b, l.lab)
+	serve(l)
 	l.lb = must(l.st.CreateLoadBalancer(admin(), &api.CreateLoadBalancerRequest{Name: "bench", SubnetID: l.subA.SubnetID,
 		Type: api.LoadBalancerTypeApplication})).LoadBalancer
 	l.tg = must(l.st.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "bench", Protocol: api.ProtocolHTTP,
@@ -105,41 +115,83 @@ type pathLoad struct {
 	url     string
 	n       int
 	elapsed time.Duration
-	cpu     time.Duration // the process's CPU time (client, proxy and pod are all in it)
-	lat     []time.Duration
-	rates   []float64 // requests/s of each round
+	cpu     time.Duration // this process's CPU time (without a loader: client, proxy and pod)
+	// loaderCPU is the loader process's CPU time (client and pod), when there is one.
+	loaderCPU time.Duration
+	lat       []time.Duration
+	rates     []float64 // requests/s of each round
 }
 
 // load sends GETs to url from albBenchWorkers goroutines for albBenchRound and adds what they
-// got to p.
+// got to p. With a loader process the loader sends them and p.cpu is this process's CPU (the
+// fabric and the load balancer), p.loaderCPU the loader's (client and pod).
 func (l *albBench) load(b *testing.B, p *pathLoad) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	cpu0 := processCPU()
+	var r loadResult
+	if l.loader != nil {
+		var err error
+		if r, err = l.loader.load(p.url); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		r = loadRound(func(url string) (int, error) {
+			code, _, err := l.get(url)
+			return code, err
+		}, p.url)
+	}
+	if r.Err != "" {
+		b.Fatal(r.Err)
+	}
+	p.n, p.elapsed, p.cpu = p.n+r.N, p.elapsed+r.Elapsed, p.cpu+processCPU()-cpu0
+	p.loaderCPU += r.CPU
+	p.lat = append(p.lat, r.Lat...)
+	p.rates = append(p.rates, float64(r.N)/r.Elapsed.Seconds())
+}
+
+// loadResult is one round of load on one path.
+type loadResult struct {
+	N       int
+	Elapsed time.Duration
+	Lat     []time.Duration
+	CPU     time.Duration // of the loader process, when it is one
+	Err     string
+}
+
+// loadRound sends GETs to url through get from albBenchWorkers goroutines for albBenchRound.
+func loadRound(get func(url string) (int, error), url string) loadResult {
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []string
+		r    loadResult
+	)
 	start := time.Now()
 	end := start.Add(albBenchRound)
-	n := 0
 	for range albBenchWorkers {
 		wg.Go(func() {
 			var mine []time.Duration
 			for time.Now().Before(end) {
 				t0 := time.Now()
-				code, _, err := l.get(p.url)
+				code, err := get(url)
 				if err != nil || code != http.StatusOK {
-					b.Errorf("GET %s: %d, %v", p.url, code, err)
+					mu.Lock()
+					errs = append(errs, fmt.Sprintf("GET %s: %d, %v", url, code, err))
+					mu.Unlock()
 					return
 				}
 				mine = append(mine, time.Since(t0))
 			}
 			mu.Lock()
-			p.lat, n = append(p.lat, mine...), n+len(mine)
+			r.Lat, r.N = append(r.Lat, mine...), r.N+len(mine)
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	p.n, p.elapsed, p.cpu = p.n+n, p.elapsed+elapsed, p.cpu+processCPU()-cpu0
-	p.rates = append(p.rates, float64(n)/elapsed.Seconds())
+	r.Elapsed = time.Since(start)
+	if len(errs) > 0 {
+		r.Err = errs[0]
+	}
+	return r
 }
 
 // compare loads paths a and b in b.N rounds, alternating which goes first, and reports each
@@ -167,7 +219,12 @@ func (l *albBench) compare(b *testing.B, a, c *pathLoad) {
 		b.ReportMetric(float64(p.n)/p.elapsed.Seconds(), p.name+"-req/s")
 		b.ReportMetric(ms(pct(p.lat, 50)), p.name+"-p50-ms")
 		b.ReportMetric(ms(pct(p.lat, 99)), p.name+"-p99-ms")
-		b.ReportMetric(float64(p.cpu.Microseconds())/float64(p.n), p.name+"-cpu-µs/req")
+		if l.loader == nil {
+			b.ReportMetric(float64(p.cpu.Microseconds())/float64(p.n), p.name+"-cpu-µs/req")
+		} else {
+			b.ReportMetric(float64(p.cpu.Microseconds())/float64(p.n), p.name+"-lbproc-cpu-µs/req")
+			b.ReportMetric(float64(p.loaderCPU.Microseconds())/float64(p.n), p.name+"-clientpod-cpu-µs/req")
+		}
 	}
 	b.ReportMetric(ratios[len(ratios)/2], "ratio")
 }
@@ -185,12 +242,36 @@ func processCPU() time.Duration {
 // balancer's namespace, one rule: the listener's default forward) and straight to the pod's
 // IP: the same client (albBenchWorkers goroutines on kept-alive connections), the same pod
 // server. Each operation is one round of albBenchRound per path, the order alternating.
-// Reported: requests/s, p50/p99 latency and process CPU per request of each path, and the
-// median of the rounds' through-LB/direct requests/s ratio. Run it with:
-// go test -run '^$' -bench ALBVersusDirect -benchtime 6x ./fakecloud/fabric/
+// Reported: requests/s, p50/p99 latency and CPU per request of each path, and the median of
+// the rounds' through-LB/direct requests/s ratio. Two placements:
+//
+//   - shared: client, pod, fabric and load balancer in this process, on every CPU;
+//   - lb-own-cpu: a cloud's load balancer runs on the provider's machines, not on the node.
+//     The client and the pod run in a loader process (this test binary again) pinned to CPU 0
+//     with GOMAXPROCS 1; this process (fabric and load balancer) is pinned to CPU 1 with
+//     GOMAXPROCS 1. Both paths are measured so, the direct one never touching CPU 1.
+//
+// Run it with: go test -run '^$' -bench ALBVersusDirect -benchtime 6x ./fakecloud/fabric/
 func BenchmarkALBVersusDirect(b *testing.B) {
-	l := newALBBench(b, 0)
-	l.compare(b, &pathLoad{name: "alb", url: l.viaLB(80, "/x")}, &pathLoad{name: "direct", url: l.direct("/x")})
+	b.Run("shared", func(b *testing.B) {
+		l := newALBBench(b, 0)
+		l.compare(b, &pathLoad{name: "alb", url: l.viaLB(80, "/x")}, &pathLoad{name: "direct", url: l.direct("/x")})
+	})
+	b.Run("lb-own-cpu", func(b *testing.B) {
+		if runtime.NumCPU() < 2 {
+			b.Skip("needs 2 CPUs: one for the load balancer, one for client and pod")
+		}
+		if _, err := exec.LookPath("taskset"); err != nil {
+			b.Skip("needs taskset (util-linux) to pin the loader process")
+		}
+		l := newALBBenchServed(b, 0, func(l *albBench) {
+			l.pod = benchPod(b, l.lab)
+			l.loader = startALBLoader(b, l.node(l.n1), netip.AddrPortFrom(l.pod, albBenchPort), l.internet, 0)
+		})
+		restore := pinProcess(b, 1)
+		defer restore()
+		l.compare(b, &pathLoad{name: "alb", url: l.viaLB(80, "/x")}, &pathLoad{name: "direct", url: l.direct("/x")})
+	})
 }
 
 // BenchmarkALBRuleChange measures the lag from a rule change at fakecloud's API (ModifyRule on
