@@ -40,7 +40,7 @@ type udpFlow struct {
 	client netip.AddrPort
 	up     net.Conn
 	t      *target
-	local  net.IP // the address the client sent to (nil: unknown)
+	local  net.IP       // the address the client sent to (nil: unknown)
 	last   atomic.Int64 // unix nanoseconds of the last datagram either way
 }
 
