@@ -305,7 +305,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		rec = &gatewayRecord{uid: gw.UID}
 		r.records[key] = rec
 	}
-	done := rec.hash == hash && (rec.state.Programmed || rec.state.ApplicationProgrammed)
+	done := rec.hash == hash && rec.state.Programmed
 	r.mu.Unlock()
 	if done {
 		return 0
@@ -317,8 +317,8 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	)
 	switch {
 	case gw.L7 == nil:
-		// Nothing the application load balancer serves (not accepted, no valid listener, or
-		// UDP listeners only): nothing of it in the cloud.
+		// Nothing the application load balancer serves (not accepted, no valid listener):
+		// nothing of it in the cloud.
 		r.state.notify(r.state.recordGateway(key, nil, nil))
 		if r.alb != nil {
 			if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(gw.Namespace, gw.Name, ""), nil); err != nil {
@@ -326,9 +326,6 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 				requeue = 2 * time.Second
 				break
 			}
-		}
-		if gw.L4 != nil {
-			st.Message = udpNotDeployed
 		}
 	case r.alb == nil:
 		st.Message = fmt.Sprintf("the cloud driver %T has no application load balancers (providers.ApplicationLoadBalancing)", r.cfg.Provider)
@@ -350,7 +347,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 			}
 			requeue = 500 * time.Millisecond
 		default:
-			st.Programmed, st.ApplicationProgrammed = true, true
+			st.Programmed = true
 		}
 		if err == nil {
 			backends, groups := gatewayBackends(gw.L7, res)
@@ -359,28 +356,17 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		if len(res.Changes) > 0 {
 			r.log.Info("deployed the Gateway's application load balancer", "gateway", key, "changes", len(res.Changes), "registered", res.Registered, "deregistered", res.Deregistered, "state", res.State)
 		}
-		if gw.L4 != nil && st.Programmed {
-			// The UDP listeners are not served: the Gateway is not programmed, its other
-			// listeners are (ApplicationProgrammed).
-			st.Programmed = false
-			st.Message = udpNotDeployed
-		}
 	}
 	r.mu.Lock()
 	rec.state, rec.lbID = st, lbID
-	if st.Programmed || st.ApplicationProgrammed || (gw.L7 == nil && requeue == 0) {
+	if st.Programmed || (gw.L7 == nil && requeue == 0) {
 		rec.hash = hash
-		rec.state.Programmed = st.Programmed
 	} else {
 		rec.hash = ""
 	}
 	r.mu.Unlock()
 	return requeue
 }
-
-// udpNotDeployed is a Gateway's Programmed message while it has UDP listeners: the application
-// load balancer serves HTTP, HTTPS, TLS passthrough and TCP, and UDP needs a network one.
-const udpNotDeployed = "the Gateway's UDP listeners are not served: UDP needs a network load balancer, which flatnet does not deploy for Gateways yet (its HTTP, HTTPS, TLS and TCP listeners are on the application load balancer)"
 
 // gatewayBackends maps the deployed model's target groups to their cloud IDs: by backend
 // Service, and with the pods behind their targets, for the readiness gates.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -392,11 +393,34 @@ func TestGatewayController(t *testing.T) {
 		t.Errorf("the bad Gateway's load balancer listens on %v, want only the valid listener's 8081", ports)
 	}
 
-	// A Gateway of a TLS-passthrough and a UDP listener: the TLS listener is served by an
-	// application load balancer routing by SNI, so the Gateway has an address and that listener
-	// is Programmed; the UDP listener is not served (no network load balancer), which the
-	// Gateway's Programmed condition and the listener's say.
+	// A Gateway of a TLS-passthrough and a UDP listener: both are served by one application
+	// load balancer (one address), the TLS listener routing by SNI, the UDP one forwarding to
+	// the UDPRoute's pods; the Gateway and both listeners are Programmed.
 	backend("secure", "10.0.1.40")
+	dnsSvc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dns"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "dns"},
+			Ports: []corev1.ServicePort{{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(5353)}}},
+	}
+	if err := h.k8s.Create(ctx, dnsSvc); err != nil {
+		t.Fatal(err)
+	}
+	dnsSlice := endpointSlice(ns, "dns", readyEP("10.0.1.50"))
+	dnsSlice.Ports = []discoveryv1.EndpointPort{{Name: ptr("dns"), Port: ptr(int32(5353)), Protocol: ptr(corev1.ProtocolUDP)}}
+	if err := h.k8s.Create(ctx, dnsSlice); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &gwv1.UDPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dns"},
+		Spec: gwv1.UDPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "passthrough", SectionName: ptr(gwv1.SectionName("dns"))}}},
+			Rules: []gwv1.UDPRouteRule{{BackendRefs: []gwv1.BackendRef{
+				{BackendObjectReference: gwv1.BackendObjectReference{Name: "dns", Port: ptr(gwv1.PortNumber(53))}},
+			}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	passthrough := &gwv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "passthrough"},
 		Spec: gwv1.GatewaySpec{
@@ -430,7 +454,7 @@ func TestGatewayController(t *testing.T) {
 		acc := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionAccepted))
 		prog := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
 		if acc == nil || acc.Status != metav1.ConditionTrue || acc.ObservedGeneration != g.Generation || len(g.Status.Addresses) != 1 ||
-			prog == nil || prog.Status != metav1.ConditionFalse || prog.ObservedGeneration != g.Generation || !strings.Contains(prog.Message, "UDP needs a network load balancer") {
+			prog == nil || prog.Status != metav1.ConditionTrue || prog.ObservedGeneration != g.Generation {
 			return false, fmt.Sprintf("status %+v", g.Status)
 		}
 		byName := map[gwv1.SectionName]gwv1.ListenerStatus{}
@@ -440,20 +464,27 @@ func TestGatewayController(t *testing.T) {
 		tls := meta.FindStatusCondition(byName["tls"].Conditions, string(gwv1.ListenerConditionProgrammed))
 		dns := meta.FindStatusCondition(byName["dns"].Conditions, string(gwv1.ListenerConditionProgrammed))
 		if tls == nil || tls.Status != metav1.ConditionTrue || byName["tls"].AttachedRoutes != 1 ||
-			dns == nil || dns.Status != metav1.ConditionFalse || !strings.Contains(dns.Message, "UDP needs a network load balancer") {
+			dns == nil || dns.Status != metav1.ConditionTrue || byName["dns"].AttachedRoutes != 1 {
 			return false, fmt.Sprintf("listeners %+v", g.Status.Listeners)
 		}
 		return true, ""
 	})
 	ptags := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/passthrough"}
 	plbs, err := h.p.ListApplicationLoadBalancers(ctx, ptags)
-	if err != nil || len(plbs) != 1 || len(plbs[0].Listeners) != 1 {
-		t.Fatalf("the passthrough Gateway's application load balancers %+v (%v), want one with the TLS listener", plbs, err)
+	if err != nil || len(plbs) != 1 || len(plbs[0].Listeners) != 2 {
+		t.Fatalf("the passthrough Gateway's application load balancers %+v (%v), want one with the TLS and UDP listeners", plbs, err)
 	}
-	if l := plbs[0].Listeners[0]; l.Protocol != providers.ProtocolTLS || l.Port != 443 || len(l.DefaultAction.Forward) != 0 {
+	pls := slices.Clone(plbs[0].Listeners)
+	slices.SortFunc(pls, func(a, b providers.HTTPListener) int { return a.Port - b.Port })
+	if l := pls[0]; l.Protocol != providers.ProtocolUDP || l.Port != 53 || len(l.DefaultAction.Forward) != 1 {
+		t.Errorf("listener %+v; want UDP/53 forwarding to the UDPRoute's group", l)
+	} else if ths, err := h.p.DescribeTargets(ctx, l.DefaultAction.Forward[0].TargetGroupID); err != nil || len(ths) != 1 || ths[0].Target.IP.String() != "10.0.1.50" || ths[0].Target.Port != 5353 {
+		t.Errorf("the UDPRoute's target group has %+v (%v), want the dns pod 10.0.1.50:5353", ths, err)
+	}
+	if l := pls[1]; l.Protocol != providers.ProtocolTLS || l.Port != 443 || len(l.DefaultAction.Forward) != 0 {
 		t.Errorf("listener %+v; want TLS/443 refusing names no route takes", l)
 	}
-	rules, err := h.p.ListRules(ctx, plbs[0].Listeners[0].ID)
+	rules, err := h.p.ListRules(ctx, pls[1].ID)
 	if err != nil || len(rules) != 1 || !slices.Equal(rules[0].Conditions.Hosts, []string{"secure.example.com"}) || len(rules[0].Action.Forward) != 1 {
 		t.Fatalf("TLS rules %+v (%v); want secure.example.com forwarded to one group", rules, err)
 	}

@@ -88,17 +88,19 @@ type ApplicationLoadBalancer struct {
 // (rules route by the ClientHello's SNI name; the targets terminate TLS) and TCP (every
 // connection to the default forward). Both forward to TCP target groups, with plain weighted
 // forwards only; a TLS listener's rules take Hosts conditions only, a TCP listener no rules.
-// A cloud whose application load balancers cannot pass connections through (ELBv2) refuses
-// them with ErrInvalid.
+// UDP (fakecloud's extension) relays each client flow's datagrams to its default forward's
+// UDP target groups, and takes no rules either. A cloud whose application load balancers
+// cannot pass connections through (ELBv2) refuses them with ErrInvalid.
 const (
 	ProtocolTLS = "TLS"
 	ProtocolTCP = "TCP"
+	ProtocolUDP = "UDP"
 )
 
 // HTTPListenerSpec is an HTTP, HTTPS, TLS-passthrough or TCP listener to create, or what one
 // should be.
 type HTTPListenerSpec struct {
-	Protocol string // HTTP, HTTPS, TLS or TCP
+	Protocol string // HTTP, HTTPS, TLS, TCP or UDP
 	Port     int
 	// DefaultAction answers requests no rule matches. A TLS listener's may be empty (no
 	// Forward): connections no rule takes are refused. ModifyHTTPListener keeps a default it

@@ -48,6 +48,9 @@ func (f *Fabric) newALB(lb *LB) (*albRuntime, error) {
 		Listen: func(port int) (net.Listener, error) {
 			return listenIn(ns, net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
 		},
+		ListenPacket: func(port int) (net.PacketConn, error) {
+			return listenPacketIn(ns, net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
+		},
 		Dial: dial,
 		Log:  f.log.With("lb", lb.ID),
 	}
@@ -185,12 +188,15 @@ func (f *Fabric) syncALBChecks(checks []Check, ready func(string) bool) {
 }
 
 // dialFrom dials from inside a namespace, from src: the target sees the load balancer's
-// private address as its peer. The socket is made on a thread in the namespace and stays there.
+// private address as its peer (UDP flows too). The socket is made on a thread in the namespace and stays there.
 func dialFrom(ns string, src netip.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
 		err := netns.Do(ns, func() error {
 			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+			if network == "udp" || network == "udp4" {
+				d.LocalAddr = &net.UDPAddr{IP: src.AsSlice()}
+			}
 			var err error
 			c, err = d.DialContext(ctx, network, addr)
 			return err

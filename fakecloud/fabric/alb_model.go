@@ -95,6 +95,8 @@ func albGroup(id string, ix albSnapshot) l7.TargetGroup {
 	switch {
 	case g.Protocol == api.ProtocolTCP: // behind TLS-passthrough and TCP listeners
 		tg.Protocol = l7.ProtocolTCP
+	case g.Protocol == api.ProtocolUDP: // behind UDP listeners
+		tg.Protocol = l7.ProtocolUDP
 	case g.Protocol == api.ProtocolHTTPS:
 		// An ALB does not verify its targets' certificates.
 		tg.Protocol, tg.TLS = l7.ProtocolHTTPS, &l7.BackendTLS{InsecureSkipVerify: true}

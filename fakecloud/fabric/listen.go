@@ -85,3 +85,18 @@ func listenIn(ns, addr string) (net.Listener, error) {
 	}
 	return ln, nil
 }
+
+// listenPacketIn opens a UDP socket inside a namespace (a UDP listener of an application load
+// balancer).
+func listenPacketIn(ns, addr string) (net.PacketConn, error) {
+	var pc net.PacketConn
+	err := netns.Do(ns, func() error {
+		var err error
+		pc, err = net.ListenPacket("udp4", addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on udp %s in %s: %w", addr, ns, err)
+	}
+	return pc, nil
+}

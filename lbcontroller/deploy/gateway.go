@@ -164,15 +164,16 @@ func refreshState(ctx context.Context, p providers.ApplicationLoadBalancing, tag
 // targetGroupProtocol maps a model group's protocol onto the cloud's protocol and version. An
 // H2C group is GRPC: the model gives H2C to gRPC backends (and to HTTPRoute backends whose
 // appProtocol is kubernetes.io/h2c), and a gRPC server answers the gRPC health check. A TCP
-// group (behind TLS-passthrough and TCP listeners) has no version.
+// group (behind TLS-passthrough and TCP listeners) and a UDP group (behind UDP listeners; the
+// cloud checks it over TCP on the traffic port) have no version.
 func targetGroupProtocol(proto string) (string, string, error) {
 	switch proto {
 	case gateway.ProtocolHTTP:
 		return gateway.ProtocolHTTP, providers.ProtocolVersionHTTP1, nil
 	case gateway.ProtocolH2C:
 		return gateway.ProtocolHTTP, providers.ProtocolVersionGRPC, nil
-	case gateway.ProtocolTCP:
-		return gateway.ProtocolTCP, "", nil
+	case gateway.ProtocolTCP, gateway.ProtocolUDP:
+		return proto, "", nil
 	}
 	return "", "", fmt.Errorf("target group protocol %q cannot serve an application load balancer", proto)
 }
@@ -315,24 +316,24 @@ func wantedListeners(alb *gateway.ApplicationLoadBalancer, certs, tgIDs map[stri
 	return out, nil
 }
 
-// passthroughListener is a TLS-passthrough or TCP listener: the model's Default is the default
+// passthroughListener is a TLS-passthrough, TCP or UDP listener: the model's Default is the default
 // forward (none: connections no rule takes are refused), and each SNI route of a TLS listener
 // a rule whose Hosts are the route's names, in the model's order.
 func passthroughListener(l gateway.L4Listener, tgIDs map[string]string) (listenerPlan, error) {
 	lp := listenerPlan{spec: providers.HTTPListenerSpec{Protocol: l.Protocol, Port: l.Port}}
 	switch l.Protocol {
-	case gateway.ProtocolTLS, gateway.ProtocolTCP:
+	case gateway.ProtocolTLS, gateway.ProtocolTCP, gateway.ProtocolUDP:
 	default:
-		return lp, fmt.Errorf("protocol %q cannot be passed through by an application load balancer (TLS or TCP)", l.Protocol)
+		return lp, fmt.Errorf("protocol %q cannot be passed through by an application load balancer (TLS, TCP or UDP)", l.Protocol)
 	}
-	if l.Protocol == gateway.ProtocolTCP && len(l.SNI) > 0 {
-		return lp, fmt.Errorf("a TCP listener has no SNI routes; %d given", len(l.SNI))
+	if l.Protocol != gateway.ProtocolTLS && len(l.SNI) > 0 {
+		return lp, fmt.Errorf("a %s listener has no SNI routes; %d given", l.Protocol, len(l.SNI))
 	}
 	var err error
 	if lp.spec.DefaultAction, err = l4Forward(l.Default, tgIDs); err != nil {
 		return lp, fmt.Errorf("default: %w", err)
 	}
-	if l.Protocol == gateway.ProtocolTCP && len(lp.spec.DefaultAction.Forward) == 0 {
+	if l.Protocol != gateway.ProtocolTLS && len(lp.spec.DefaultAction.Forward) == 0 {
 		return lp, errNoTCPDefault
 	}
 	for _, r := range l.SNI {
@@ -346,7 +347,7 @@ func passthroughListener(l gateway.L4Listener, tgIDs map[string]string) (listene
 	return lp, nil
 }
 
-// errNoTCPDefault: a TCP listener without a usable route (or with its backends all invalid)
+// errNoTCPDefault: a TCP or UDP listener without a usable route (or with its backends all invalid)
 // has nothing to forward to; an empty default is a TLS listener's only.
 var errNoTCPDefault = errors.New("no route to forward to")
 
@@ -375,9 +376,10 @@ func l4Forward(fw *gateway.Forward, tgIDs map[string]string) (providers.RuleActi
 	return a, nil
 }
 
-// passthrough tells whether a listener protocol passes connections through (TLS, TCP).
+// passthrough tells whether a listener protocol passes connections or datagrams through (TLS,
+// TCP, UDP).
 func passthrough(protocol string) bool {
-	return protocol == providers.ProtocolTLS || protocol == providers.ProtocolTCP
+	return protocol == providers.ProtocolTLS || protocol == providers.ProtocolTCP || protocol == providers.ProtocolUDP
 }
 
 func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, cur *providers.ApplicationLoadBalancer, certs map[string]string, token string, res *GatewayResult) error {
@@ -433,6 +435,7 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 			return err
 		}
 	}
+	slices.SortFunc(keep, func(a, b providers.HTTPListener) int { return a.Port - b.Port }) // in port order, as the cloud lists them in any
 	for _, have := range keep {
 		if wanted[have.Port] {
 			continue

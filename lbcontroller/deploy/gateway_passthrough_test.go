@@ -31,6 +31,11 @@ func fwd(weights ...any) *gateway.Forward {
 	return &f
 }
 
+func udpGroup(name, ip string) gateway.TargetGroup {
+	return gateway.TargetGroup{Name: name, Service: "infra/" + name, Port: 53, Protocol: gateway.ProtocolUDP,
+		Targets: []model.Target{{IP: netip.MustParseAddr(ip), Port: 5353, Pod: "infra/" + name + "-0"}}}
+}
+
 func tcpGroup(name, ip string) gateway.TargetGroup {
 	return gateway.TargetGroup{Name: name, Service: "infra/" + name, Port: 443, Protocol: gateway.ProtocolTCP,
 		Targets: []model.Target{{IP: netip.MustParseAddr(ip), Port: 8443, Pod: "infra/" + name + "-0"}}}
@@ -106,10 +111,11 @@ func TestGatewayPassthrough(t *testing.T) {
 					{Hostnames: []string{"*.example.com"}, Source: "TLSRoute infra/wild rule 0", Forward: fwd("tls-a", 1, "tls-b", 3, "", 1)},
 				}, Default: fwd("tls-b", 1)},
 				{Port: 5432, Protocol: gateway.ProtocolTCP, Default: fwd("tcp", 1)},
+				{Port: 5300, Protocol: gateway.ProtocolUDP, Default: fwd("dns", 3, "", 1)},
 			},
-			TargetGroups: []gateway.TargetGroup{tcpGroup("tcp", "10.0.1.30"), tcpGroup("tls-a", "10.0.1.10"), tcpGroup("tls-b", "10.0.1.20")},
+			TargetGroups: []gateway.TargetGroup{udpGroup("dns", "10.0.1.40"), tcpGroup("tcp", "10.0.1.30"), tcpGroup("tls-a", "10.0.1.10"), tcpGroup("tls-b", "10.0.1.20")},
 		}},
-		{"the TLS default goes (re-created: a modify keeps a default), the TCP route goes (no listener), HTTP only on 80", &gateway.ApplicationLoadBalancer{
+		{"the TLS default goes (re-created: a modify keeps a default), the TCP and UDP routes go (no listeners), HTTP only on 80", &gateway.ApplicationLoadBalancer{
 			Name:      "alb-l4",
 			Listeners: []gateway.HTTPListener{httpListener},
 			Passthrough: []gateway.L4Listener{
@@ -117,6 +123,7 @@ func TestGatewayPassthrough(t *testing.T) {
 					{Hostnames: []string{"a.example.com"}, Source: "TLSRoute infra/a rule 0", Forward: fwd("tls-a", 1)},
 				}},
 				{Port: 5432, Protocol: gateway.ProtocolTCP},
+				{Port: 5300, Protocol: gateway.ProtocolUDP},
 			},
 			TargetGroups: []gateway.TargetGroup{tcpGroup("tls-a", "10.0.1.10")},
 		}},
@@ -180,7 +187,9 @@ func TestGatewayPassthroughBadModel(t *testing.T) {
 		l    gateway.L4Listener
 		want string
 	}{
-		{"UDP on an application load balancer", gateway.L4Listener{Port: 53, Protocol: gateway.ProtocolUDP, Default: fwd("tcp", 1)}, `protocol "UDP" cannot be passed through`},
+		{"SCTP on an application load balancer", gateway.L4Listener{Port: 53, Protocol: "SCTP", Default: fwd("tcp", 1)}, `protocol "SCTP" cannot be passed through`},
+		{"UDP to a TCP group", gateway.L4Listener{Port: 53, Protocol: gateway.ProtocolUDP, Default: fwd("tcp", 1)}, "UDP target groups"},
+		{"SNI routes on UDP", gateway.L4Listener{Port: 53, Protocol: gateway.ProtocolUDP, SNI: []gateway.SNIRoute{{Hostnames: []string{"a"}}}, Default: fwd("tcp", 1)}, "a UDP listener has no SNI routes"},
 		{"SNI routes on TCP", gateway.L4Listener{Port: 53, Protocol: gateway.ProtocolTCP, SNI: []gateway.SNIRoute{{Hostnames: []string{"a"}}}, Default: fwd("tcp", 1)}, "a TCP listener has no SNI routes"},
 		{"a group not in the model", gateway.L4Listener{Port: 443, Protocol: gateway.ProtocolTLS, Default: fwd("nope", 1)}, "no such target group"},
 	} {

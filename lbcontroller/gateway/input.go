@@ -51,10 +51,6 @@ type LoadBalancerState struct {
 	Addresses []string `json:"addresses,omitempty"`
 	// Programmed: every load balancer of the Gateway took the current model.
 	Programmed bool `json:"programmed,omitempty"`
-	// ApplicationProgrammed: the application load balancer took its part of the model, so its
-	// listeners (HTTP, HTTPS, TLS, TCP) are programmed even while Programmed is false because
-	// of the UDP listeners.
-	ApplicationProgrammed bool `json:"applicationProgrammed,omitempty"`
 	// Message says why not (the cloud's reason), if known.
 	Message string `json:"message,omitempty"`
 }

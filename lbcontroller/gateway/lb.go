@@ -56,11 +56,11 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 		port     int
 		protocol string
 	}
-	// TLS-passthrough and TCP listeners go on the application load balancer (one address for
-	// the Gateway), UDP ones on the network load balancer.
-	pass, udp := map[l4key][]*listener{}, map[l4key][]*listener{}
+	// TLS-passthrough, TCP and UDP listeners go on the application load balancer too: one
+	// address for the Gateway.
+	pass := map[l4key][]*listener{}
 	for _, l := range g.listeners {
-		if !l.serving() {
+		if !l.serving() || g.udpPortTaken(l) {
 			continue
 		}
 		port := int(l.spec.Port)
@@ -68,8 +68,6 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 		switch l.class {
 		case ProtocolHTTP, ProtocolHTTPS:
 			l7[port] = append(l7[port], l)
-		case ProtocolUDP:
-			udp[k] = append(udp[k], l)
 		default:
 			pass[k] = append(pass[k], l)
 		}
@@ -98,14 +96,22 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 		alb.TargetGroups = tgs.list()
 		out.L7 = alb
 	}
-	if len(udp) > 0 {
-		tgs := &targetGroups{t: t, prefix: []string{t.in.Cluster, uid, "l4"}, byName: map[string]*TargetGroup{}}
-		nlb := &NetworkLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l4")}
-		nlb.Listeners = l4Listeners(udp, tgs)
-		nlb.TargetGroups = tgs.list()
-		out.L4 = nlb
-	}
 	return out
+}
+
+// udpPortTaken tells whether l is a UDP listener whose port a serving listener of another
+// protocol has: the load balancer holds one listener per port, so the UDP one is left out
+// (the Gateway API allows TCP and UDP on one port; flatnet does not serve that yet).
+func (g *gateway) udpPortTaken(l *listener) bool {
+	if l.class != ProtocolUDP {
+		return false
+	}
+	for _, o := range g.listeners {
+		if o.class != ProtocolUDP && o.spec.Port == l.spec.Port && o.serving() {
+			return true
+		}
+	}
+	return false
 }
 
 func sortedKeys[V any](m map[int]V) []int {
@@ -281,7 +287,7 @@ func forward(bs []backend, tgs *targetGroups) *Forward {
 	return &fw
 }
 
-// l4Listener is one network listener. A TCP or UDP listener forwards to the oldest attached
+// l4Listener is one passthrough listener. A TCP or UDP listener forwards to the oldest attached
 // route (the others are accepted but wait, as the spec allows); a TLS listener routes by SNI,
 // the oldest route winning each hostname, with the same listener isolation as HTTP.
 func l4Listener(port int, protocol string, ls []*listener, tgs *targetGroups) L4Listener {

@@ -31,19 +31,15 @@ const (
 )
 
 // GatewayLoadBalancers is what one Gateway needs from the cloud: an application load balancer
-// for its HTTP, HTTPS, TLS-passthrough and TCP listeners (one address for all of them), a
-// network one for its UDP listeners, either nil when the Gateway has no valid listener of that
-// kind.
+// for its HTTP, HTTPS, TLS-passthrough, TCP and UDP listeners (one address for all of them),
+// nil when the Gateway has no valid listener.
 type GatewayLoadBalancers struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	UID       string `json:"uid"`
-	// L7 is the application load balancer: HTTP and HTTPS listeners, and TLS-passthrough and
-	// TCP listeners passing connections through (Passthrough).
+	// L7 is the application load balancer: HTTP and HTTPS listeners, and TLS-passthrough,
+	// TCP and UDP listeners passing connections and datagrams through (Passthrough).
 	L7 *ApplicationLoadBalancer `json:"l7,omitempty"`
-	// L4 is the network load balancer (UDP listeners), which the controller does not deploy
-	// yet.
-	L4 *NetworkLoadBalancer `json:"l4,omitempty"`
 }
 
 // ApplicationLoadBalancer terminates HTTP (and TLS for HTTPS) and routes each request by its rules.
@@ -51,9 +47,10 @@ type ApplicationLoadBalancer struct {
 	// Name is stable for the Gateway's UID.
 	Name      string         `json:"name"`
 	Listeners []HTTPListener `json:"listeners"`
-	// Passthrough are the TLS-passthrough and TCP listeners, which pass connections through
-	// without terminating them (a TLS listener routes by the ClientHello's SNI name), sorted by
-	// port; none shares a port with Listeners.
+	// Passthrough are the TLS-passthrough, TCP and UDP listeners, which pass connections (UDP:
+	// each client flow's datagrams) through without terminating them (a TLS listener routes by
+	// the ClientHello's SNI name), sorted by port; none shares a port with Listeners or
+	// another Passthrough listener.
 	Passthrough []L4Listener `json:"passthrough,omitempty"`
 	// TargetGroups are every group a rule forwards or mirrors to, sorted by name.
 	TargetGroups []TargetGroup `json:"targetGroups,omitempty"`
@@ -216,16 +213,8 @@ type Timeouts struct {
 	BackendRequest string `json:"backendRequest,omitempty"`
 }
 
-// NetworkLoadBalancer forwards UDP (and, in its listener model, TCP and TLS; the translator
-// gives those to the application load balancer's Passthrough).
-type NetworkLoadBalancer struct {
-	Name         string        `json:"name"`
-	Listeners    []L4Listener  `json:"listeners"`
-	TargetGroups []TargetGroup `json:"targetGroups,omitempty"`
-}
-
-// L4Listener is one port and transport passed through: a TLS-passthrough or TCP listener of
-// the application load balancer, or a UDP listener of the network one. TCP and UDP listeners
+// L4Listener is one port and transport passed through: a TLS-passthrough, TCP or UDP listener
+// of the application load balancer. TCP and UDP listeners
 // have Default only; a TLS listener has SNI routes (most specific name first) and, when a route
 // matches every name, Default.
 type L4Listener struct {

@@ -403,10 +403,10 @@ func (d *LoadBalancing) SetRulePriorities(ctx context.Context, priorities map[st
 	return err
 }
 
-// passthroughUnsupported refuses TLS-passthrough and TCP listeners: an ELBv2 application load
-// balancer serves HTTP and HTTPS only (those need a network load balancer there).
+// passthroughUnsupported refuses TLS-passthrough, TCP and UDP listeners: an ELBv2 application
+// load balancer serves HTTP and HTTPS only (those need a network load balancer there).
 func passthroughUnsupported(protocol string) error {
-	if protocol == providers.ProtocolTLS || protocol == providers.ProtocolTCP {
+	if protocol == providers.ProtocolTLS || protocol == providers.ProtocolTCP || protocol == providers.ProtocolUDP {
 		return unsupported("%s listeners on an application load balancer", protocol)
 	}
 	return nil

@@ -78,7 +78,7 @@ func TestConditionsRoundTrip(t *testing.T) {
 			t.Errorf("%s: %v; want ErrInvalid (%s)", name, err, codeUnsupported)
 		}
 	}
-	for _, p := range []string{providers.ProtocolTLS, providers.ProtocolTCP} {
+	for _, p := range []string{providers.ProtocolTLS, providers.ProtocolTCP, providers.ProtocolUDP} {
 		_, err := (&LoadBalancing{}).CreateHTTPListener(context.Background(), "lb", providers.HTTPListenerSpec{Protocol: p, Port: 443})
 		var pe *providers.Error
 		if !errors.Is(err, providers.ErrInvalid) || !errors.As(err, &pe) || pe.Code != codeUnsupported {

@@ -16,7 +16,7 @@ func TestClaimsFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.SuiteProfiles(), "GATEWAY-HTTP,GATEWAY-GRPC,GATEWAY-TLS,GATEWAY-TCP"; got != want {
+	if got, want := c.SuiteProfiles(), "GATEWAY-HTTP,GATEWAY-GRPC,GATEWAY-TLS,GATEWAY-TCP,GATEWAY-UDP"; got != want {
 		t.Errorf("profiles %q, want %q", got, want)
 	}
 }

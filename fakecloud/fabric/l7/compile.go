@@ -152,17 +152,17 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 	case ProtocolHTTPS:
 		cl.scheme = "https"
 		cl.certs = c.certificates(f+".certificates", l.Certificates)
-	case ProtocolTLS, ProtocolTCP:
+	case ProtocolTLS, ProtocolTCP, ProtocolUDP:
 		if len(l.Certificates) > 0 {
 			c.bad(f+".certificates", "a %s listener passes connections through and takes no certificates; use HTTPS to terminate TLS", l.Protocol)
 		}
-		if l.Protocol == ProtocolTCP && (len(l.Rules) != 1 || len(l.Rules[0].Hosts) > 0) {
-			c.bad(f+".rules", "a TCP listener takes exactly one rule, without hosts (%d given)", len(l.Rules))
+		if l.Protocol != ProtocolTLS && (len(l.Rules) != 1 || len(l.Rules[0].Hosts) > 0) {
+			c.bad(f+".rules", "a %s listener takes exactly one rule, without hosts (%d given)", l.Protocol, len(l.Rules))
 		}
 	default:
-		c.bad(f+".protocol", "%q is not a listener protocol (HTTP, HTTPS, TLS or TCP)", l.Protocol)
+		c.bad(f+".protocol", "%q is not a listener protocol (HTTP, HTTPS, TLS, TCP or UDP)", l.Protocol)
 	}
-	passthrough := l.Protocol == ProtocolTLS || l.Protocol == ProtocolTCP
+	passthrough := l.Protocol == ProtocolTLS || l.Protocol == ProtocolTCP || l.Protocol == ProtocolUDP
 	for i, r := range l.Rules {
 		rf := fmt.Sprintf("%s.rules[%d]", f, i)
 		if passthrough {
@@ -178,8 +178,8 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 	return cl
 }
 
-// passthroughRule checks a rule of a TLS or TCP listener: host names and a plain forward to TCP
-// groups, nothing that needs a request.
+// passthroughRule checks a rule of a TLS, TCP or UDP listener: host names (TLS) and a plain
+// forward to TCP groups (UDP groups from a UDP listener), nothing that needs a request.
 func (c *checker) passthroughRule(f string, proto Protocol, r Rule, groups map[string]*group) {
 	a := r.Action
 	if r.Path != nil || len(r.Headers) > 0 || len(r.Query) > 0 || r.Method != "" {
@@ -195,8 +195,12 @@ func (c *checker) passthroughRule(f string, proto Protocol, r Rule, groups map[s
 			if !b.RequestHeaders.empty() || !b.ResponseHeaders.empty() {
 				c.bad(ff, "a %s listener's backends take no header edits", proto)
 			}
-			if g := groups[b.TargetGroup]; g != nil && g.proto != ProtocolTCP {
-				c.bad(ff+".targetGroup", "%q is an %s group; a %s listener forwards to TCP groups", b.TargetGroup, g.proto, proto)
+			want := ProtocolTCP
+			if proto == ProtocolUDP {
+				want = ProtocolUDP
+			}
+			if g := groups[b.TargetGroup]; g != nil && g.proto != want {
+				c.bad(ff+".targetGroup", "%q is an %s group; a %s listener forwards to %s groups", b.TargetGroup, g.proto, proto, want)
 			}
 		}
 	}
@@ -208,8 +212,8 @@ func (c *checker) httpRule(f string, r Rule, groups map[string]*group) {
 		return
 	}
 	for i, b := range r.Action.Forward.Backends {
-		if g := groups[b.TargetGroup]; g != nil && g.proto == ProtocolTCP {
-			c.bad(fmt.Sprintf("%s.action.forward.backends[%d].targetGroup", f, i), "%q is a TCP group; HTTP and HTTPS listeners forward to HTTP, HTTPS or H2C groups", b.TargetGroup)
+		if g := groups[b.TargetGroup]; g != nil && (g.proto == ProtocolTCP || g.proto == ProtocolUDP) {
+			c.bad(fmt.Sprintf("%s.action.forward.backends[%d].targetGroup", f, i), "%q is a %s group; HTTP and HTTPS listeners forward to HTTP, HTTPS or H2C groups", b.TargetGroup, g.proto)
 		}
 	}
 }
@@ -445,9 +449,9 @@ func (c *checker) group(f string, tg TargetGroup, seen map[string]*group) *group
 		if tg.TLS != nil {
 			c.bad(f+".tls", "TLS settings need protocol HTTPS")
 		}
-	case ProtocolTCP:
+	case ProtocolTCP, ProtocolUDP:
 		if tg.TLS != nil {
-			c.bad(f+".tls", "a TCP group's targets speak for themselves: TLS settings need protocol HTTPS")
+			c.bad(f+".tls", "a %s group's targets speak for themselves: TLS settings need protocol HTTPS", tg.Protocol)
 		}
 	case ProtocolHTTPS:
 		g.tls = c.backendTLS(f+".tls", tg.TLS)
@@ -455,7 +459,7 @@ func (c *checker) group(f string, tg TargetGroup, seen map[string]*group) *group
 			g.tlsKey = fmt.Sprintf("%s|%v|%x", tg.TLS.ServerName, tg.TLS.InsecureSkipVerify, sha256.Sum256(tg.TLS.CAPEM))
 		}
 	default:
-		c.bad(f+".protocol", "%q is not a target protocol (HTTP, HTTPS, H2C or TCP)", tg.Protocol)
+		c.bad(f+".protocol", "%q is not a target protocol (HTTP, HTTPS, H2C, TCP or UDP)", tg.Protocol)
 	}
 	addrs := map[string]bool{}
 	for i, t := range tg.Targets {

@@ -30,6 +30,10 @@ const (
 	// ProtocolTCP listeners splice every connection to a target of their one rule (no Hosts);
 	// TCP target groups are what TLS and TCP listeners forward to.
 	ProtocolTCP Protocol = "TCP"
+	// ProtocolUDP listeners relay datagrams by flow (the client's address and port) to a
+	// target of their one rule (no Hosts), chosen when the flow's first datagram comes; UDP
+	// target groups are what they forward to (see Options.UDPIdleTimeout).
+	ProtocolUDP Protocol = "UDP"
 )
 
 // Listener is one port of the load balancer. Port is the port clients connect to; it is what
@@ -201,7 +205,7 @@ type Timeouts struct {
 // TargetGroup is a set of IP targets and the protocol to speak to them.
 type TargetGroup struct {
 	Name     string
-	Protocol Protocol    // HTTP, HTTPS or H2C
+	Protocol Protocol    // HTTP, HTTPS, H2C, TCP or UDP
 	TLS      *BackendTLS // HTTPS only
 	Targets  []Target
 }

@@ -22,7 +22,9 @@ type Options struct {
 	// Listen opens the socket of a listener's port (say, the VIP and port inside the load
 	// balancer's namespace, or 127.0.0.1:0 in a test). Required.
 	Listen func(port int) (net.Listener, error)
-	// Dial reaches targets (and mirrors). Default: a net.Dialer in the caller's namespace.
+	// ListenPacket opens the socket of a UDP listener's port; required for UDP listeners.
+	ListenPacket func(port int) (net.PacketConn, error)
+	// Dial reaches targets (and mirrors); UDP flows dial network "udp". Default: a net.Dialer in the caller's namespace.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Log receives the engine's own events; AccessLog one line per request, written by a
 	// goroutine of its own off the request's path (when it falls 4,096 lines behind, lines
@@ -34,6 +36,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// IdleTimeout closes idle client connections (default 60 s, as an ALB's).
 	IdleTimeout time.Duration
+	// UDPIdleTimeout ends a UDP flow without a datagram either way for this long (default
+	// 60 s, as an NLB's UDP flows); UDPMaxFlows bounds a UDP listener's flows (default 4,096):
+	// a new client's datagram beyond it is dropped.
+	UDPIdleTimeout time.Duration
+	UDPMaxFlows    int
 	// DrainTimeout bounds how long a removed listener waits for its requests in flight before
 	// it closes their connections (default 30 s).
 	DrainTimeout time.Duration
@@ -64,17 +71,38 @@ type Engine struct {
 // drains.
 type server struct {
 	proto Protocol
-	srv   *http.Server // nil on TLS and TCP (passthrough) listeners, which track conns
+	srv   *http.Server // nil on TLS and TCP (passthrough) listeners, which track conns, and UDP ones
 	conns connSet
-	ln    net.Listener
+	ln    net.Listener // nil on UDP listeners
+	udp   *udpRelay    // UDP listeners only
 	cur   atomic.Pointer[listener]
 }
 
-func (s *server) passthrough() bool { return s.srv == nil }
+func (s *server) passthrough() bool { return s.srv == nil && s.udp == nil }
+
+// closeSocket closes the listener's socket: the port is free once it returns.
+func (s *server) closeSocket() {
+	if s.udp != nil {
+		_ = s.udp.pc.Close()
+		return
+	}
+	_ = s.ln.Close()
+}
+
+func (s *server) addr() net.Addr {
+	if s.udp != nil {
+		return s.udp.pc.LocalAddr()
+	}
+	return s.ln.Addr()
+}
 
 // shutdown stops the server (its socket closed already or now) and lets its requests or
 // connections finish until ctx ends, then closes those left.
 func (s *server) shutdown(ctx context.Context) error {
+	if s.udp != nil {
+		s.udp.shutdown()
+		return nil
+	}
 	if s.passthrough() {
 		_ = s.ln.Close()
 		return s.conns.shutdown(ctx)
@@ -96,6 +124,12 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = 60 * time.Second
+	}
+	if opts.UDPIdleTimeout == 0 {
+		opts.UDPIdleTimeout = 60 * time.Second
+	}
+	if opts.UDPMaxFlows == 0 {
+		opts.UDPMaxFlows = 4096
 	}
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 30 * time.Second
@@ -196,14 +230,31 @@ func (e *Engine) openListeners(s *snapshot) (map[int]*server, error) {
 			delete(e.servers, port)
 			e.drain(old)
 		}
-		ln, err := e.opts.Listen(port)
-		if err != nil {
-			for _, srv := range opened {
-				_ = srv.ln.Close()
+		var err error
+		if l.proto == ProtocolUDP {
+			if e.opts.ListenPacket == nil {
+				err = errors.New("the engine has no Options.ListenPacket to open a UDP socket")
+			} else {
+				var pc net.PacketConn
+				if pc, err = e.opts.ListenPacket(port); err == nil {
+					srv := &server{proto: l.proto}
+					srv.cur.Store(l)
+					srv.udp = newUDPRelay(e, srv, pc)
+					opened[port] = srv
+					continue
+				}
 			}
-			return nil, fmt.Errorf("l7: opening listener %d: %w", port, err)
+		} else {
+			var ln net.Listener
+			if ln, err = e.opts.Listen(port); err == nil {
+				opened[port] = e.newServer(port, l, ln)
+				continue
+			}
 		}
-		opened[port] = e.newServer(port, l, ln)
+		for _, srv := range opened {
+			srv.closeSocket()
+		}
+		return nil, fmt.Errorf("l7: opening listener %d: %w", port, err)
 	}
 	return opened, nil
 }
@@ -249,7 +300,9 @@ func (e *Engine) start(s *server) {
 	go func() {
 		defer e.wg.Done()
 		var err error
-		if s.passthrough() {
+		if s.udp != nil {
+			err = s.udp.serve()
+		} else if s.passthrough() {
 			err = e.servePassthrough(s)
 		} else if s.proto == ProtocolHTTPS {
 			err = s.srv.ServeTLS(s.ln, "", "")
@@ -265,7 +318,7 @@ func (e *Engine) start(s *server) {
 // drain closes a listener's socket at once (the port is free when it returns) and lets its
 // requests in flight finish, up to DrainTimeout.
 func (e *Engine) drain(s *server) {
-	_ = s.ln.Close()
+	s.closeSocket()
 	e.draining[s] = true // e.mu is held
 	e.wg.Add(1)
 	go func() {
@@ -285,7 +338,7 @@ func (e *Engine) Addr(port int) net.Addr {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s := e.servers[port]; s != nil {
-		return s.ln.Addr()
+		return s.addr()
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ func addrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 func newEngine(t testing.TB, opts Options) *Engine {
 	t.Helper()
 	opts.Listen = func(int) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+	opts.ListenPacket = func(int) (net.PacketConn, error) { return net.ListenPacket("udp4", "127.0.0.1:0") }
 	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

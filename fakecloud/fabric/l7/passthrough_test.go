@@ -156,7 +156,7 @@ func TestPassthroughConfigErrors(t *testing.T) {
 		"TCP with hosts":    {Listener{Port: 22, Protocol: ProtocolTCP, Rules: []Rule{{Hosts: []string{"a.example.com"}, Action: forwardTo("tcp")}}}, "exactly one rule"},
 		"TLS with a cert":   {Listener{Port: 443, Protocol: ProtocolTLS, Certificates: []Certificate{{Name: "x"}}, Rules: []Rule{{Action: forwardTo("tcp")}}}, "takes no certificates"},
 		"HTTP to TCP group": {Listener{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Action: forwardTo("tcp")}}}, "is a TCP group"},
-		"unknown protocol":  {Listener{Port: 80, Protocol: "UDP"}, "HTTP, HTTPS, TLS or TCP"},
+		"unknown protocol":  {Listener{Port: 80, Protocol: "SCTP"}, "HTTP, HTTPS, TLS, TCP or UDP"},
 	} {
 		err := Validate(Config{Listeners: []Listener{tc.l}, TargetGroups: []TargetGroup{tcp, web}})
 		if err == nil || !strings.Contains(err.Error(), tc.says) {

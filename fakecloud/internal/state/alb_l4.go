@@ -11,11 +11,25 @@ import (
 // connections through without terminating them: a TLS listener routes by the SNI name of the
 // client's ClientHello (rules whose only condition is host-header), a TCP listener forwards
 // every connection to its default action's target groups. Both forward to TCP target groups.
+// A UDP listener (a fakecloud extension too: ELBv2 puts UDP on network load balancers) relays
+// each client flow's datagrams to a target of its default action's UDP target groups.
 
 // isL4Protocol tells whether an application listener of this protocol passes connections
-// through (TLS, TCP) rather than serving HTTP.
+// or datagrams through (TLS, TCP, UDP) rather than serving HTTP.
 func isL4Protocol(protocol string) bool {
-	return protocol == api.ProtocolTLS || protocol == api.ProtocolTCP
+	return protocol == api.ProtocolTLS || protocol == api.ProtocolTCP || protocol == api.ProtocolUDP
+}
+
+// l4GroupProtocol is the protocol of the target groups a listener of the protocol forwards
+// to: UDP for UDP listeners, TCP for TLS and TCP ones, "" for HTTP and HTTPS.
+func l4GroupProtocol(protocol string) string {
+	switch protocol {
+	case api.ProtocolUDP:
+		return api.ProtocolUDP
+	case api.ProtocolTLS, api.ProtocolTCP:
+		return api.ProtocolTCP
+	}
+	return ""
 }
 
 // validateL4Actions checks the default actions or a rule's actions of a TLS or TCP listener:
@@ -64,8 +78,8 @@ func validateL4Actions(field, protocol string, acts []api.Action, isDefault bool
 // a TCP listener no rules.
 func checkL4Rule(l *listenerRec, conds []api.RuleCondition) error {
 	switch l.Protocol {
-	case api.ProtocolTCP:
-		return api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is TCP: a TCP listener takes no rules, only its default forward", l.ID)
+	case api.ProtocolTCP, api.ProtocolUDP:
+		return api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is %s: a %s listener takes no rules, only its default forward", l.ID, l.Protocol, l.Protocol)
 	case api.ProtocolTLS:
 		for i, c := range conds {
 			if c.Field != api.ConditionHostHeader {
@@ -86,6 +100,9 @@ func validateRuleActions(l *listenerRec, acts []api.Action, shape ruleShape, lim
 
 // listenerClass names what a listener of the protocol forwards to, for errors.
 func listenerClass(protocol string) string {
+	if protocol == api.ProtocolUDP {
+		return "a UDP listener forwards datagrams to UDP target groups"
+	}
 	if isL4Protocol(protocol) {
 		return fmt.Sprintf("a %s listener forwards connections to TCP target groups", protocol)
 	}

@@ -54,6 +54,15 @@ func TestPassthroughListeners(t *testing.T) {
 	}())
 	tcp, err := create(api.ProtocolTCP, 5432, forwardTo(t3.TargetGroupID))
 	mustOK(t, err)
+	// A UDP listener (a fakecloud extension on application load balancers) forwards to UDP
+	// groups, whose health check is TCP on the traffic port by default.
+	ug, err := s.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "dns", Protocol: api.ProtocolUDP, Port: 53, VpcID: w.vpc})
+	mustOK(t, err)
+	if hc := ug.TargetGroup.HealthCheck; hc.Protocol != api.ProtocolTCP || hc.Port != api.HealthCheckPortTraffic {
+		t.Errorf("UDP group's health check %+v, want TCP on the traffic port", hc)
+	}
+	udp, err := create(api.ProtocolUDP, 53, forwardTo(ug.TargetGroup.TargetGroupID))
+	mustOK(t, err)
 
 	cert := importCert(t, s, "a.example.com")
 	for name, tc := range map[string]struct {
@@ -84,7 +93,28 @@ func TestPassthroughListeners(t *testing.T) {
 			_, err := create(api.ProtocolTLS, 8443, acts)
 			return err
 		}, api.ErrValidationError, "does not see requests"},
-		"UDP listener": {func() error { _, err := create(api.ProtocolUDP, 53, forwardTo(t3.TargetGroupID)); return err }, api.ErrValidationError, "network load balancer"},
+		"UDP listener to a TCP group": {func() error { _, err := create(api.ProtocolUDP, 54, forwardTo(t3.TargetGroupID)); return err }, api.ErrIncompatibleProtocols, "UDP target groups"},
+		"TCP listener to a UDP group": {func() error {
+			_, err := create(api.ProtocolTCP, 54, forwardTo(ug.TargetGroup.TargetGroupID))
+			return err
+		}, api.ErrIncompatibleProtocols, "TCP target groups"},
+		"HTTP listener to a UDP group": {func() error {
+			_, err := create(api.ProtocolHTTP, 54, forwardTo(ug.TargetGroup.TargetGroupID))
+			return err
+		}, api.ErrIncompatibleProtocols, "HTTP or HTTPS target groups"},
+		"UDP listener without a default": {func() error { _, err := create(api.ProtocolUDP, 54, nil); return err }, api.ErrValidationError, "required"},
+		"UDP listener with a fixed response": {func() error {
+			_, err := create(api.ProtocolUDP, 54, []api.Action{{Type: api.ActionTypeFixedResponse, FixedResponseConfig: &api.FixedResponseActionConfig{StatusCode: "200"}}})
+			return err
+		}, api.ErrValidationError, "forward actions only"},
+		"UDP rule": {func() error {
+			_, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: udp.ListenerID, Priority: 1, Conditions: hostRule("c.example.com"), Actions: forwardTo(ug.TargetGroup.TargetGroupID)})
+			return err
+		}, api.ErrInvalidConfigurationRequest, "takes no rules"},
+		"UDP group with an HTTPS health check": {func() error {
+			_, err := s.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "dns2", Protocol: api.ProtocolUDP, Port: 53, VpcID: w.vpc, HealthCheck: api.HealthCheck{Protocol: api.ProtocolHTTPS}})
+			return err
+		}, api.ErrValidationError, "TCP or HTTP"},
 		"TLS rule with a path": {func() error {
 			_, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tls.ListenerID, Priority: 2, Conditions: append(hostRule("c.example.com"), pathRule("", "/")...),
 				Actions: forwardTo(t1.TargetGroupID)})

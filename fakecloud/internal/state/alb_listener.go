@@ -28,11 +28,11 @@ func albListenerKey(lbID string, port int) string {
 // (a copy the caller owns).
 func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listenerSpec) error {
 	switch spec.Protocol {
-	case api.ProtocolHTTP, api.ProtocolHTTPS, api.ProtocolTLS, api.ProtocolTCP:
+	case api.ProtocolHTTP, api.ProtocolHTTPS, api.ProtocolTLS, api.ProtocolTCP, api.ProtocolUDP:
 	case "":
-		return invalid("Protocol is required: HTTP, HTTPS, TLS (passthrough) or TCP")
+		return invalid("Protocol is required: HTTP, HTTPS, TLS (passthrough), TCP or UDP")
 	default:
-		return invalid("Protocol %.20q is not supported for application load balancer listeners: use HTTP, HTTPS, TLS (passthrough) or TCP (UDP needs a network load balancer)", spec.Protocol)
+		return invalid("Protocol %.20q is not supported for application load balancer listeners: use HTTP, HTTPS, TLS (passthrough), TCP or UDP", spec.Protocol)
 	}
 	if err := validatePort("Port", spec.Port); err != nil {
 		return err
@@ -52,7 +52,7 @@ func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listener
 	if err := checkALBTargets(t, lb, spec.Protocol, tgs); err != nil {
 		return err
 	}
-	if r.ID != "" && isL4Protocol(r.Protocol) != isL4Protocol(spec.Protocol) || r.Protocol == api.ProtocolTLS && spec.Protocol == api.ProtocolTCP {
+	if r.ID != "" && isL4Protocol(r.Protocol) != isL4Protocol(spec.Protocol) || r.Protocol == api.ProtocolTLS && spec.Protocol != api.ProtocolTLS {
 		if n := count(t.Txn, tableRules, indexListener, r.ID); n > 0 {
 			return api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is %s and has %d rules, which a %s listener cannot hold; delete them first", r.ID, r.Protocol, n, spec.Protocol)
 		}
@@ -106,8 +106,8 @@ func checkListenerCertificates(t *tx, ids []string, lim ALBLimits) error {
 
 // checkALBTargets applies ELBv2's rules to an application load balancer's listener of the
 // protocol forwarding or mirroring to target groups: each exists, is in the load balancer's
-// VPC, is an HTTP or HTTPS group (a TCP group behind TLS and TCP listeners), and serves no
-// other load balancer.
+// VPC, is an HTTP or HTTPS group (a TCP group behind TLS and TCP listeners, a UDP group
+// behind UDP ones), and serves no other load balancer.
 func checkALBTargets(t *tx, lb *lbRec, protocol string, tgIDs []string) error {
 	for _, id := range tgIDs {
 		tg, err := getTG(t.Txn, id)
@@ -117,7 +117,7 @@ func checkALBTargets(t *tx, lb *lbRec, protocol string, tgIDs []string) error {
 		if tg.VpcID != lb.VpcID {
 			return api.Errorf(api.CodeInvalidConfigurationRequest, "target group %s is in %s but load balancer %s is in %s", tg.ID, tg.VpcID, lb.ID, lb.VpcID)
 		}
-		if isL4Protocol(protocol) != (tg.Protocol == api.ProtocolTCP) || !isL4Protocol(protocol) && tgLBType(tg.Protocol) != api.LoadBalancerTypeApplication {
+		if want := l4GroupProtocol(protocol); want != "" && tg.Protocol != want || want == "" && tgLBType(tg.Protocol) != api.LoadBalancerTypeApplication {
 			return api.Errorf(api.CodeIncompatibleProtocols, "application load balancer %s cannot forward to %s target group %s from a %s listener: %s", lb.ID, tg.Protocol, tg.ID, protocol, listenerClass(protocol))
 		}
 		for _, other := range tgLoadBalancers(t.Txn, tg.ID) {

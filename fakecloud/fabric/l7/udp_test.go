@@ -1,0 +1,172 @@
+package l7
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startUDPEcho answers each datagram with "<who> <the datagram>".
+func startUDPEcho(t *testing.T, who string) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte(who+" "+string(buf[:n])), from)
+		}
+	}()
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
+}
+
+// udpAsk sends msg on c and returns the answer ("" when none comes within a second).
+func udpAsk(t *testing.T, c net.Conn, msg string) string {
+	t.Helper()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 2048)
+	n, err := c.Read(buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+func udpConfig(weights map[string]int, targets map[string][]Target) Config {
+	cfg := Config{Listeners: []Listener{{Port: 53, Protocol: ProtocolUDP, Rules: []Rule{{Name: "udp", Action: Action{Forward: &Forward{}}}}}}}
+	for _, g := range []string{"a", "b"} {
+		if w, ok := weights[g]; ok {
+			cfg.Listeners[0].Rules[0].Action.Forward.Backends = append(cfg.Listeners[0].Rules[0].Action.Forward.Backends, Backend{TargetGroup: g, Weight: w})
+			cfg.TargetGroups = append(cfg.TargetGroups, TargetGroup{Name: g, Protocol: ProtocolUDP, Targets: targets[g]})
+		}
+	}
+	return cfg
+}
+
+func TestUDPRelay(t *testing.T) {
+	a1, a2, b := startUDPEcho(t, "a1"), startUDPEcho(t, "a2"), startUDPEcho(t, "b")
+	e := newEngine(t, Options{})
+	targets := map[string][]Target{"a": {{Addr: a1, State: StateHealthy}, {Addr: a2, State: StateHealthy}}, "b": {{Addr: b, State: StateHealthy}}}
+	apply(t, e, udpConfig(map[string]int{"a": 1, "b": 0}, targets))
+	vip := e.Addr(53).String()
+	dial := func() net.Conn {
+		c, err := net.Dial("udp4", vip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+
+	// A flow stays on the target its first datagram chose; new flows go round the targets of
+	// the weighted group (b has weight 0).
+	seen := map[string]int{}
+	var flows []net.Conn
+	for range 4 {
+		c := dial()
+		flows = append(flows, c)
+		first := udpAsk(t, c, "q1")
+		who, _, _ := strings.Cut(first, " ")
+		if first != who+" q1" {
+			t.Fatalf("answer %q, want \"<target> q1\"", first)
+		}
+		if again := udpAsk(t, c, "q2"); again != who+" q2" {
+			t.Errorf("second datagram of a flow answered %q, want %q (the same target)", again, who+" q2")
+		}
+		seen[who]++
+	}
+	if seen["a1"] != 2 || seen["a2"] != 2 || seen["b"] != 0 {
+		t.Errorf("flows per target = %v, want a1 and a2 two each, b none", seen)
+	}
+	if n := e.InFlight(a1) + e.InFlight(a2); n != 4 {
+		t.Errorf("flows in flight = %d, want 4", n)
+	}
+
+	// a2 draining: new flows go to a1 only; a2's flows go on.
+	targets["a"][1].State = StateDraining
+	apply(t, e, udpConfig(map[string]int{"a": 1, "b": 0}, targets))
+	for range 4 {
+		if got := udpAsk(t, dial(), "q"); got != "a1 q" {
+			t.Errorf("new flow with a2 draining answered %q, want a1", got)
+		}
+	}
+	for _, c := range flows {
+		if got := udpAsk(t, c, "q3"); !strings.HasSuffix(got, " q3") {
+			t.Errorf("an existing flow got %q after a2 started draining, want its target's answer", got)
+		}
+	}
+
+	// All weight on b.
+	apply(t, e, udpConfig(map[string]int{"a": 0, "b": 1}, targets))
+	if got := udpAsk(t, dial(), "q"); got != "b q" {
+		t.Errorf("with all weight on b: %q", got)
+	}
+}
+
+func TestUDPRelayIdleAndLimit(t *testing.T) {
+	a := startUDPEcho(t, "a")
+	e := newEngine(t, Options{UDPIdleTimeout: 200 * time.Millisecond, UDPMaxFlows: 2})
+	apply(t, e, udpConfig(map[string]int{"a": 1}, map[string][]Target{"a": {{Addr: a, State: StateHealthy}}}))
+	vip := e.Addr(53).String()
+	var cs []net.Conn
+	for range 3 {
+		c, err := net.Dial("udp4", vip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cs = append(cs, c)
+	}
+	if udpAsk(t, cs[0], "1") != "a 1" || udpAsk(t, cs[1], "2") != "a 2" {
+		t.Fatal("the first two flows were not relayed")
+	}
+	if got := udpAsk(t, cs[2], "3"); got != "" {
+		t.Errorf("a third flow over the limit of 2 got %q, want its datagram dropped", got)
+	}
+	// Idle flows end and free their places.
+	deadline := time.Now().Add(5 * time.Second)
+	for e.InFlight(a) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := e.InFlight(a); n != 0 {
+		t.Fatalf("%d flows left after the idle timeout", n)
+	}
+	if got := udpAsk(t, cs[2], "3"); got != "a 3" {
+		t.Errorf("after the idle flows ended, a new flow got %q", got)
+	}
+}
+
+func TestUDPConfigErrors(t *testing.T) {
+	udp, tcp := TargetGroup{Name: "udp", Protocol: ProtocolUDP}, TargetGroup{Name: "tcp", Protocol: ProtocolTCP}
+	for name, tc := range map[string]struct {
+		l    Listener
+		says string
+	}{
+		"UDP to TCP group":  {Listener{Port: 53, Protocol: ProtocolUDP, Rules: []Rule{{Action: forwardTo("tcp")}}}, "forwards to UDP groups"},
+		"TCP to UDP group":  {Listener{Port: 53, Protocol: ProtocolTCP, Rules: []Rule{{Action: forwardTo("udp")}}}, "forwards to TCP groups"},
+		"HTTP to UDP group": {Listener{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Action: forwardTo("udp")}}}, "is a UDP group"},
+		"UDP two rules":     {Listener{Port: 53, Protocol: ProtocolUDP, Rules: []Rule{{Action: forwardTo("udp")}, {Action: forwardTo("udp")}}}, "exactly one rule"},
+		"UDP with hosts":    {Listener{Port: 53, Protocol: ProtocolUDP, Rules: []Rule{{Hosts: []string{"a.example.com"}, Action: forwardTo("udp")}}}, "exactly one rule"},
+		"UDP header edit":   {Listener{Port: 53, Protocol: ProtocolUDP, Rules: []Rule{{Action: Action{Forward: forwardTo("udp").Forward, RequestHeaders: HeaderEdit{Remove: []string{"x"}}}}}}, "forward only"},
+	} {
+		err := Validate(Config{Listeners: []Listener{tc.l}, TargetGroups: []TargetGroup{udp, tcp}})
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: got %v, want %q", name, err, tc.says)
+		}
+	}
+	if err := Validate(Config{TargetGroups: []TargetGroup{{Name: "u", Protocol: ProtocolUDP, TLS: &BackendTLS{}}}}); err == nil {
+		t.Error("a UDP group with TLS settings was valid")
+	}
+}
