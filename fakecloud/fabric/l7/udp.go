@@ -184,13 +184,6 @@ func (r *udpRelay) replies(f *udpFlow) {
 	}
 }
 
-// flowCount is the number of flows the relay holds.
-func (r *udpRelay) flowCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.flows)
-}
-
 // shutdown closes the socket and every flow: a datagram has nothing in flight to wait for.
 func (r *udpRelay) shutdown() {
 	_ = r.pc.Close()
