@@ -208,7 +208,7 @@ test-lab-aws: require-root prereqs-system k8s-bins ## The whole lab suite with i
 	FLATNET_LAB_CLOUD=aws-api $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./lab/
 
 .PHONY: soak
-soak: require-root prereqs-system ## The lab's chaos test at 20,000 pod cycles (SOAK_CYCLES=N), faults and kill -9s included; figures in the log
+soak: require-root prereqs-system ## The lab's chaos test at 20,000 pod cycles (SOAK_CYCLES=N): kill -9s and ADD/DEL failpoint exits growing with the cycles, ownership checked against the cloud; figures in the log
 	FLATNET_SOAK_CYCLES=$(or $(SOAK_CYCLES),20000) $(GO) test -count=1 -timeout 12h -run TestChaosPodChurnUnderFaultsAndKills -v ./lab/
 
 .PHONY: demo-fakecloud

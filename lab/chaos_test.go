@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/internal/failpoint"
 )
 
 // chaosCycles is 500 in make test; make soak sets FLATNET_SOAK_CYCLES (20,000).
@@ -36,15 +37,46 @@ var chaosFault = api.Fault{
 	VisibilityLagMillis: 300,
 }
 
+// The ADD and DEL steps the soak kills ipamd or the plugin in (internal/failpoint).
+var (
+	ipamdFailpoints = []string{"ipamd-assign-cloud", "ipamd-add-stored", "ipamd-del-stored", "ipamd-unassign-stored", "ipamd-unassign-cloud"}
+	cniFailpoints   = []string{"cni-add-allocated", "cni-add-wired", "cni-del-unwired"}
+)
+
 type chaosStats struct {
 	mu                        sync.Mutex
 	adds, addRetries, deletes int
+	delRetries                int
 	ipamdKills, cloudKills    int
+	failpoints                map[string]int // exits at each failpoint
+	unreached                 int            // armed ipamds whose point was not hit in time
 }
 
-// Acceptance 2 of the lab issue: pod create/delete cycles over 3 nodes under cloud faults, with
-// ipamd killed -9 five times and fakecloud once; then the cloud and every ipamd agree, nothing is
-// owned twice, every pod answers from another node, and no deleted pod's address stays assigned.
+func (st *chaosStats) failpoint(name string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.failpoints == nil {
+		st.failpoints = map[string]int{}
+	}
+	st.failpoints[name]++
+}
+
+func (st *chaosStats) String() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var fps []string
+	for _, name := range append(slices.Clone(ipamdFailpoints), cniFailpoints...) {
+		fps = append(fps, fmt.Sprintf("%s %d", name, st.failpoints[name]))
+	}
+	return fmt.Sprintf("%d adds (%d retried), %d deletes (%d retried); kills: ipamd kill -9 %d, fakecloud kill -9 %d; failpoint exits: %s (%d armed ipamds not reached)",
+		st.adds, st.addRetries, st.deletes, st.delRetries, st.ipamdKills, st.cloudKills, strings.Join(fps, ", "), st.unreached)
+}
+
+// Acceptance of flatnet issue 18: pod create/delete cycles over 3 nodes under cloud faults,
+// with faults that grow with the cycles: every 100 cycles an ipamd dies (kill -9, or, every
+// other time, exit at an armed ADD/DEL failpoint), every 100 cycles the plugin of one ADD or
+// DEL exits at a failpoint, every 1,000 fakecloud is killed -9. Then every address the cloud
+// assigns to a node is owned by exactly one live pod or the warm pool, and every pod answers.
 func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 	guardRootNet(t)
 	cycles := chaosCycles(t)
@@ -71,27 +103,50 @@ func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 
 	var st chaosStats
 	rng := rand.New(rand.NewPCG(1, 2))
-	kills := killSchedule(rng, cycles)
+	kills := killSchedule(cycles)
 	start := time.Now()
 	// Kills run beside the churn, so that they land in the middle of ADDs and DELs: a pod
 	// created while its ipamd is down is retried, one deleted then has its release spooled.
+	// One kill at a time per node: an armed ipamd is left alone until its failpoint fires.
 	var killers sync.WaitGroup
-	killErrs := make(chan error, len(kills))
-	churn(ctx, t, l, cycles, &st, func(i int) {
-		what, ok := kills[i]
-		if !ok {
-			return
+	nodeMu := map[string]*sync.Mutex{}
+	for _, n := range l.State().Nodes {
+		nodeMu[n.Name] = &sync.Mutex{}
+	}
+	var cloudMu sync.Mutex
+	killErrs := make(chan error, len(kills)+1)
+	ipamdKill := 0
+	churn(ctx, t, l, cycles, &st, func(i int) string {
+		if i > 0 && i%1000 == 0 {
+			t.Logf("cycle %d, %v: %s", i, time.Since(start).Round(time.Second), &st)
 		}
+		what := kills[i]
 		node := l.State().Nodes[rng.IntN(cfg.Nodes)].Name
 		delay := time.Duration(rng.IntN(50)) * time.Millisecond
-		killers.Go(func() {
-			time.Sleep(delay)
-			switch what {
-			case "ipamd":
-				if err := l.RestartIpamd(ctx, node, 500*time.Millisecond); err != nil {
-					killErrs <- fmt.Errorf("kill -9 and restart ipamd on %s: %w", node, err)
+		switch what {
+		case "":
+			return ""
+		case "cni":
+			return cniFailpoints[i/100%len(cniFailpoints)]
+		case "ipamd":
+			ipamdKill++
+			fp := ""
+			if ipamdKill%2 == 0 {
+				fp = ipamdFailpoints[ipamdKill/2%len(ipamdFailpoints)]
+			}
+			killers.Go(func() {
+				nodeMu[node].Lock()
+				defer nodeMu[node].Unlock()
+				time.Sleep(delay)
+				if err := killIpamd(ctx, l, node, fp, &st); err != nil {
+					killErrs <- err
 				}
-			case "fakecloud":
+			})
+		case "fakecloud":
+			killers.Go(func() {
+				cloudMu.Lock()
+				defer cloudMu.Unlock()
+				time.Sleep(delay)
 				if err := l.RestartFakecloud(ctx, 500*time.Millisecond); err != nil {
 					killErrs <- fmt.Errorf("kill -9 and restart fakecloud: %w", err)
 					return
@@ -99,63 +154,118 @@ func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 				if _, err := l.Cloud().SetFault(ctx, &api.SetFaultRequest{Fault: chaosFault}); err != nil {
 					killErrs <- fmt.Errorf("set faults again after the restart: %w", err)
 				}
-			}
-			st.mu.Lock()
-			if what == "ipamd" {
-				st.ipamdKills++
-			} else {
+				st.mu.Lock()
 				st.cloudKills++
-			}
-			st.mu.Unlock()
-		})
+				st.mu.Unlock()
+			})
+		}
+		return ""
 	})
 	killers.Wait()
 	close(killErrs)
 	for err := range killErrs {
 		t.Fatal(err)
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	t.Logf("%d cycles in %v: %d adds (%d retried), %d deletes, %d ipamd kills, %d fakecloud kills",
-		cycles, time.Since(start).Round(time.Millisecond), st.adds, st.addRetries, st.deletes, st.ipamdKills, st.cloudKills)
+	t.Logf("%d cycles in %v: %s", cycles, time.Since(start).Round(time.Millisecond), &st)
 	if _, err := l.Cloud().ClearFaults(ctx, &api.ClearFaultsRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	checkInvariants(ctx, t, l)
 }
 
-// killSchedule places 5 ipamd kills and 1 fakecloud kill at random cycles.
-func killSchedule(rng *rand.Rand, cycles int) map[int]string {
+// killIpamd kills node's ipamd -9 and restarts it; with fp, the new one is armed to exit at
+// that failpoint, and is restarted unarmed once it has (or after 30 s if the point is not hit).
+func killIpamd(ctx context.Context, l *Lab, node, fp string, st *chaosStats) error {
+	var env []string
+	if fp != "" {
+		env = []string{failpoint.Env + "=" + fp}
+	}
+	if err := l.RestartIpamdWith(ctx, node, 500*time.Millisecond, env...); err != nil {
+		return fmt.Errorf("kill -9 and restart ipamd on %s: %w", node, err)
+	}
+	st.mu.Lock()
+	st.ipamdKills++
+	st.mu.Unlock()
+	if fp == "" {
+		return nil
+	}
+	exited, err := l.WaitIpamdExit(ctx, node, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	if exited {
+		st.failpoint(fp)
+	} else {
+		st.mu.Lock()
+		st.unreached++
+		st.mu.Unlock()
+	}
+	if err := l.RestartIpamd(ctx, node, 500*time.Millisecond); err != nil {
+		return fmt.Errorf("restart ipamd on %s after failpoint %s: %w", node, fp, err)
+	}
+	return nil
+}
+
+// killSchedule says what dies before which cycle: ipamd every 100 cycles, the plugin at a
+// failpoint every 100 (offset by 50), fakecloud every 1,000 (offset by 500); at least 5 ipamd
+// kills and one of fakecloud however few the cycles.
+func killSchedule(cycles int) map[int]string {
 	out := map[int]string{}
-	for len(out) < 6 {
-		i := 1 + rng.IntN(cycles-1)
-		if _, taken := out[i]; taken {
-			continue
+	ipamdEvery, cloudEvery := 100, 1000
+	if cycles < 6*ipamdEvery {
+		ipamdEvery = max(1, cycles/6)
+	}
+	for i := ipamdEvery; i < cycles; i += ipamdEvery {
+		out[i] = "ipamd"
+	}
+	for i := 50; i < cycles; i += 100 {
+		if out[i] == "" {
+			out[i] = "cni"
 		}
-		if len(out) == 5 {
-			out[i] = "fakecloud"
-		} else {
-			out[i] = "ipamd"
-		}
+	}
+	if cycles < cloudEvery {
+		out[cycles/2+1] = "fakecloud"
+	}
+	for i := cloudEvery / 2; i < cycles; i += cloudEvery {
+		out[i] = "fakecloud"
 	}
 	return out
 }
 
 // churn creates one pod per cycle on a random node and, past 5 live pods per node, deletes a
-// random one, retrying a failed ADD as a kubelet would.
-func churn(ctx context.Context, t *testing.T, l *Lab, cycles int, st *chaosStats, between func(int)) {
+// random one, retrying a failed ADD or DEL as a kubelet would. between returns a plugin
+// failpoint to arm for the cycle's ADD and DEL, or "".
+func churn(ctx context.Context, t *testing.T, l *Lab, cycles int, st *chaosStats, between func(int) string) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	nodes := l.State().Nodes
 	var live []string
 	for i := range cycles {
-		between(i)
+		fp := between(i)
+		// The plugin inherits this process's environment. The armed point stays armed until
+		// an ADD or DEL dies at it (one with ipamd down fails earlier); the retry runs unarmed.
+		arm := func(step string) {
+			if fp != "" && strings.HasPrefix(fp, step) {
+				os.Setenv(failpoint.Env, fp)
+			}
+		}
+		fired := func(err error) {
+			if os.Getenv(failpoint.Env) != "" && strings.Contains(err.Error(), "failpoint "+fp+": exit") {
+				os.Unsetenv(failpoint.Env)
+				st.failpoint(fp)
+			}
+		}
 		name := fmt.Sprintf("c%d", i)
 		node := nodes[rng.IntN(len(nodes))].Name
+		arm("cni-add")
 		for attempt := 0; ; attempt++ {
 			_, err := l.AddPod(ctx, name, node)
 			if err == nil {
+				if os.Getenv(failpoint.Env) != "" {
+					t.Fatalf("cycle %d: ADD succeeded past the plugin's failpoint %s", i, fp)
+				}
 				break
 			}
+			fired(err)
 			if attempt == 40 {
 				t.Fatalf("cycle %d: pod %s never got an address on %s: %v", i, name, node, err)
 			}
@@ -170,8 +280,23 @@ func churn(ctx context.Context, t *testing.T, l *Lab, cycles int, st *chaosStats
 		live = append(live, name)
 		if len(live) > 5*len(nodes) {
 			k := rng.IntN(len(live))
-			if err := l.DelPod(ctx, live[k]); err != nil {
-				t.Fatalf("cycle %d: delete %s: %v", i, live[k], err)
+			arm("cni-del")
+			for attempt := 0; ; attempt++ {
+				err := l.DelPod(ctx, live[k])
+				if err == nil {
+					break
+				}
+				fired(err)
+				if attempt == 10 {
+					t.Fatalf("cycle %d: delete %s: %v", i, live[k], err)
+				}
+				st.mu.Lock()
+				st.delRetries++
+				st.mu.Unlock()
+				time.Sleep(250 * time.Millisecond)
+			}
+			if os.Getenv(failpoint.Env) != "" {
+				t.Fatalf("cycle %d: DEL succeeded past the plugin's failpoint %s", i, fp)
 			}
 			st.mu.Lock()
 			st.deletes++
@@ -192,6 +317,15 @@ func checkInvariants(ctx context.Context, t *testing.T, l *Lab) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+	v, err := cloudOwnership(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("against the cloud: %d addresses on the nodes' interfaces, %d owned by live pods, %d in warm pools; violations: %d leaked, %d doubled, %d lost",
+		v.addrs, v.pods, v.warm, len(v.leaked), len(v.doubled), len(v.lost))
+	for _, e := range slices.Concat(v.leaked, v.doubled, v.lost) {
+		t.Error(e)
 	}
 	if last != nil {
 		t.Fatalf("the cloud and ipamd never agreed: %v", last)
@@ -235,6 +369,79 @@ func checkInvariants(ctx context.Context, t *testing.T, l *Lab) {
 		}
 	}
 	t.Logf("%d live pods all reachable across nodes; %d addresses known to the ipamds, none twice", len(st.Pods), len(owner))
+}
+
+// ownership is the cloud-side account of the nodes' addresses.
+type ownership struct {
+	addrs, pods, warm     int
+	leaked, doubled, lost []string
+}
+
+// cloudOwnership checks, from the cloud's side, that every secondary address the cloud assigns
+// to a node's interfaces is owned by exactly one live pod of that node (and its ipamd says so)
+// or sits in its ipamd's warm pool: leaked is one owned by neither (a deleted pod's, or unknown
+// to ipamd), doubled one two live pods or two nodes hold or ipamd could hand out again while a
+// pod has it, lost a live pod's address the cloud does not assign to its node.
+func cloudOwnership(ctx context.Context, l *Lab) (ownership, error) {
+	var v ownership
+	st := l.State()
+	pods := map[string][]Pod{} // address -> live pods
+	for _, p := range st.Pods {
+		pods[p.IP] = append(pods[p.IP], p)
+	}
+	onNode := map[string]string{} // address -> the node whose interfaces the cloud gives it to
+	for _, n := range st.Nodes {
+		r, err := l.Cloud().DescribeNetworkInterfaces(ctx, &api.DescribeNetworkInterfacesRequest{
+			Filters: []api.Filter{{Name: "attachment.instance-id", Values: []string{n.InstanceID}}}})
+		if err != nil {
+			return v, err
+		}
+		addrs, err := l.Addresses(ctx, n.Name)
+		if err != nil {
+			return v, err
+		}
+		known := map[string]int{}
+		for i, a := range addrs {
+			known[a.IP] = i
+		}
+		for _, e := range r.NetworkInterfaces {
+			for _, ca := range e.PrivateIPAddresses {
+				if ca.Primary {
+					continue
+				}
+				ip := ca.PrivateIPAddress
+				v.addrs++
+				if other, dup := onNode[ip]; dup {
+					v.doubled = append(v.doubled, fmt.Sprintf("the cloud assigns %s to both %s and %s", ip, other, n.Name))
+				}
+				onNode[ip] = n.Name
+				i, ok := known[ip]
+				owners := pods[ip]
+				switch {
+				case len(owners) > 1:
+					v.doubled = append(v.doubled, fmt.Sprintf("%s on %s is held by %d live pods: %v", ip, n.Name, len(owners), owners))
+				case len(owners) == 1 && owners[0].Node != n.Name:
+					v.lost = append(v.lost, fmt.Sprintf("%s is pod %s's on %s, but the cloud assigns it to %s", ip, owners[0].Name, owners[0].Node, n.Name))
+				case len(owners) == 1 && (!ok || addrs[i].State != "assigned" || addrs[i].Owner.ContainerID != owners[0].ContainerID):
+					v.doubled = append(v.doubled, fmt.Sprintf("%s is pod %s's on %s, but its ipamd does not hold it for the pod", ip, owners[0].Name, n.Name))
+				case len(owners) == 1:
+					v.pods++
+				case !ok:
+					v.leaked = append(v.leaked, fmt.Sprintf("the cloud assigns %s to %s, whose ipamd does not know it", ip, n.Name))
+				case addrs[i].State == "assigned":
+					v.leaked = append(v.leaked, fmt.Sprintf("%s on %s is assigned to %s, which is no live pod", ip, n.Name, addrs[i].Owner.ContainerID))
+				default:
+					v.warm++
+				}
+			}
+		}
+	}
+	for _, p := range st.Pods {
+		if _, ok := onNode[p.IP]; !ok {
+			v.lost = append(v.lost, fmt.Sprintf("live pod %s's address %s is assigned to no interface of the nodes", p.Name, p.IP))
+		}
+	}
+	return v, nil
 }
 
 func otherNodePod(st State, node string) Pod {

@@ -106,6 +106,9 @@ func (l *Lab) AddPod(ctx context.Context, name, node string) (Pod, error) {
 		err = errors.New("the plugin returned no address")
 	}
 	if err != nil {
+		// A runtime tears a failed sandbox down with DEL (kubelet's StopPodSandbox): a plugin
+		// that died after ipamd allocated leaves an allocation only DEL gives back.
+		_ = l.delPodNetwork(ctx, *n, p)
 		_ = netns.Delete(p.Netns)
 		return Pod{}, fmt.Errorf("CNI ADD of pod %s on %s: %w", name, node, err)
 	}
