@@ -48,8 +48,16 @@ type chaosStats struct {
 	adds, addRetries, deletes int
 	delRetries                int
 	ipamdKills, cloudKills    int
-	failpoints                map[string]int // exits at each failpoint
-	unreached                 int            // armed ipamds whose point was not hit in time
+	armed, failpoints         map[string]int // ipamds or plugins armed at, and exits at, each failpoint
+}
+
+func (st *chaosStats) arm(name string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.armed == nil {
+		st.armed = map[string]int{}
+	}
+	st.armed[name]++
 }
 
 func (st *chaosStats) failpoint(name string) {
@@ -65,11 +73,34 @@ func (st *chaosStats) String() string {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var fps []string
-	for _, name := range append(slices.Clone(ipamdFailpoints), cniFailpoints...) {
-		fps = append(fps, fmt.Sprintf("%s %d", name, st.failpoints[name]))
+	for _, name := range allFailpoints() {
+		fps = append(fps, fmt.Sprintf("%s %d/%d", name, st.failpoints[name], st.armed[name]))
 	}
-	return fmt.Sprintf("%d adds (%d retried), %d deletes (%d retried); kills: ipamd kill -9 %d, fakecloud kill -9 %d; failpoint exits: %s (%d armed ipamds not reached)",
-		st.adds, st.addRetries, st.deletes, st.delRetries, st.ipamdKills, st.cloudKills, strings.Join(fps, ", "), st.unreached)
+	return fmt.Sprintf("%d adds (%d retried), %d deletes (%d retried); kills: ipamd kill -9 %d, fakecloud kill -9 %d; failpoint exits/armed: %s",
+		st.adds, st.addRetries, st.deletes, st.delRetries, st.ipamdKills, st.cloudKills, strings.Join(fps, ", "))
+}
+
+func allFailpoints() []string { return slices.Concat(ipamdFailpoints, cniFailpoints) }
+
+// shortfalls says where the kills fell short of issue 18's acceptance, scaled to the cycles
+// run: at least 100 ipamd and 10 fakecloud kills per 20,000 cycles, and an exit at every
+// failpoint.
+func (st *chaosStats) shortfalls(cycles int) []string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []string
+	if want := (cycles*100 + 19999) / 20000; st.ipamdKills < want {
+		out = append(out, fmt.Sprintf("%d ipamd kills in %d cycles, want at least %d", st.ipamdKills, cycles, want))
+	}
+	if want := (cycles*10 + 19999) / 20000; st.cloudKills < want {
+		out = append(out, fmt.Sprintf("%d fakecloud kills in %d cycles, want at least %d", st.cloudKills, cycles, want))
+	}
+	for _, name := range allFailpoints() {
+		if st.failpoints[name] == 0 {
+			out = append(out, fmt.Sprintf("no exit at failpoint %s (armed %d times)", name, st.armed[name]))
+		}
+	}
+	return out
 }
 
 // Acceptance of flatnet issue 18: pod create/delete cycles over 3 nodes under cloud faults,
@@ -80,9 +111,16 @@ func (st *chaosStats) String() string {
 func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 	guardRootNet(t)
 	cycles := chaosCycles(t)
-	cfg := testConfig(t, "flc-", 7482)
+	// A prefix of its own ("fsk" and this process's id): make soak runs for hours beside other
+	// labs on the machine, and only ever removes its own namespaces.
+	cfg := testConfig(t, "fsk-", 7482)
 	cfg.Nodes, cfg.InstanceType = 3, "m5.large"
-	cfg.IpamdArgs = []string{"--resync-interval", "2s", "--cooldown", "1s"}
+	cfg.EchoInProcess = true // a flatnet-lab process per pod was most of a cycle
+	// A narrow warm pool given back after 1 s idle: the pods' share of each node wanders by a
+	// few, so the pools grow (Assign) and shrink (Unassign) all along, and the failpoints of
+	// those steps are reached within seconds of being armed.
+	cfg.IpamdArgs = []string{"--resync-interval", "2s", "--cooldown", "1s",
+		"--warm-low", "2", "--warm-high", "4", "--idle-release", "1s"}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cycles)*time.Second+5*time.Minute)
 	defer cancel()
 	l, err := Up(ctx, cfg)
@@ -90,6 +128,9 @@ func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			logNodes(t, l)
+		}
 		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
 			t.Errorf("down: %v", err)
 		}
@@ -115,7 +156,7 @@ func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 	}
 	var cloudMu sync.Mutex
 	killErrs := make(chan error, len(kills)+1)
-	ipamdKill := 0
+	ipamdKill, cniKill := 0, 0
 	churn(ctx, t, l, cycles, &st, func(i int) string {
 		if i > 0 && i%1000 == 0 {
 			t.Logf("cycle %d, %v: %s", i, time.Since(start).Round(time.Second), &st)
@@ -127,12 +168,16 @@ func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 		case "":
 			return ""
 		case "cni":
-			return cniFailpoints[i/100%len(cniFailpoints)]
+			fp := cniFailpoints[cniKill%len(cniFailpoints)]
+			cniKill++
+			st.arm(fp)
+			return fp
 		case "ipamd":
 			ipamdKill++
 			fp := ""
 			if ipamdKill%2 == 0 {
-				fp = ipamdFailpoints[ipamdKill/2%len(ipamdFailpoints)]
+				fp = ipamdFailpoints[(ipamdKill/2-1)%len(ipamdFailpoints)]
+				st.arm(fp)
 			}
 			killers.Go(func() {
 				nodeMu[node].Lock()
@@ -171,16 +216,22 @@ func TestChaosPodChurnUnderFaultsAndKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkInvariants(ctx, t, l)
+	for _, s := range st.shortfalls(cycles) {
+		t.Error(s)
+	}
 }
 
 // killIpamd kills node's ipamd -9 and restarts it; with fp, the new one is armed to exit at
 // that failpoint, and is restarted unarmed once it has (or after 30 s if the point is not hit).
+// An armed ipamd may exit before it answers (growing or shrinking its pool at start): a hit too.
 func killIpamd(ctx context.Context, l *Lab, node, fp string, st *chaosStats) error {
 	var env []string
 	if fp != "" {
 		env = []string{failpoint.Env + "=" + fp}
 	}
-	if err := l.RestartIpamdWith(ctx, node, 500*time.Millisecond, env...); err != nil {
+	exits := failpointExits(l, node, fp)
+	err := l.RestartIpamdWith(ctx, node, 500*time.Millisecond, env...)
+	if err != nil && fp == "" {
 		return fmt.Errorf("kill -9 and restart ipamd on %s: %w", node, err)
 	}
 	st.mu.Lock()
@@ -189,16 +240,16 @@ func killIpamd(ctx context.Context, l *Lab, node, fp string, st *chaosStats) err
 	if fp == "" {
 		return nil
 	}
-	exited, err := l.WaitIpamdExit(ctx, node, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	if exited {
+	exited, werr := l.WaitIpamdExit(ctx, node, 30*time.Second)
+	switch {
+	case werr != nil:
+		return werr
+	case !exited && err != nil:
+		return fmt.Errorf("kill -9 and restart ipamd on %s armed at %s: %w", node, fp, err)
+	case exited && failpointExits(l, node, fp) == exits:
+		return fmt.Errorf("ipamd on %s, armed at %s, exited elsewhere (see its log)", node, fp)
+	case exited:
 		st.failpoint(fp)
-	} else {
-		st.mu.Lock()
-		st.unreached++
-		st.mu.Unlock()
 	}
 	if err := l.RestartIpamd(ctx, node, 500*time.Millisecond); err != nil {
 		return fmt.Errorf("restart ipamd on %s after failpoint %s: %w", node, fp, err)
@@ -206,23 +257,37 @@ func killIpamd(ctx context.Context, l *Lab, node, fp string, st *chaosStats) err
 	return nil
 }
 
-// killSchedule says what dies before which cycle: ipamd every 100 cycles, the plugin at a
-// failpoint every 100 (offset by 50), fakecloud every 1,000 (offset by 500); at least 5 ipamd
-// kills and one of fakecloud however few the cycles.
+// failpointExits counts the exits at fp in node's ipamd log.
+func failpointExits(l *Lab, node, fp string) int {
+	if fp == "" {
+		return 0
+	}
+	l.mu.Lock()
+	path := l.node(node).ipamdLog()
+	l.mu.Unlock()
+	raw, _ := os.ReadFile(path)
+	return strings.Count(string(raw), "failpoint "+fp+": exit")
+}
+
+// killSchedule says what dies before which cycle: ipamd every 100 cycles (every other one
+// armed at an ipamd failpoint), the plugin at a failpoint every 100 (offset by 50), fakecloud
+// every 1,000 (offset by 500). Short runs kill more often, so that each failpoint is armed at
+// least once and fakecloud dies at least once.
 func killSchedule(cycles int) map[int]string {
 	out := map[int]string{}
-	ipamdEvery, cloudEvery := 100, 1000
-	if cycles < 6*ipamdEvery {
-		ipamdEvery = max(1, cycles/6)
-	}
+	ipamdEvery := min(100, max(1, cycles/(2*len(ipamdFailpoints)+2)))
+	cniEvery := min(100, max(1, cycles/(len(cniFailpoints)+1)))
 	for i := ipamdEvery; i < cycles; i += ipamdEvery {
 		out[i] = "ipamd"
 	}
-	for i := 50; i < cycles; i += 100 {
-		if out[i] == "" {
-			out[i] = "cni"
+	// From cycle 50 at least: the churn deletes pods only once it has 16.
+	for i := max(50, cniEvery/2); i < cycles; i += cniEvery {
+		for out[i] != "" {
+			i++
 		}
+		out[i] = "cni"
 	}
+	const cloudEvery = 1000
 	if cycles < cloudEvery {
 		out[cycles/2+1] = "fakecloud"
 	}
@@ -266,7 +331,7 @@ func churn(ctx context.Context, t *testing.T, l *Lab, cycles int, st *chaosStats
 				break
 			}
 			fired(err)
-			if attempt == 40 {
+			if attempt == 120 {
 				t.Fatalf("cycle %d: pod %s never got an address on %s: %v", i, name, node, err)
 			}
 			st.mu.Lock()
@@ -287,7 +352,7 @@ func churn(ctx context.Context, t *testing.T, l *Lab, cycles int, st *chaosStats
 					break
 				}
 				fired(err)
-				if attempt == 10 {
+				if attempt == 40 {
 					t.Fatalf("cycle %d: delete %s: %v", i, live[k], err)
 				}
 				st.mu.Lock()
@@ -318,7 +383,7 @@ func checkInvariants(ctx context.Context, t *testing.T, l *Lab) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	v, err := cloudOwnership(ctx, l)
+	v, err := cloudOwnership(ctx, l, labPodAddrs(l.State().Pods))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,16 +442,32 @@ type ownership struct {
 	leaked, doubled, lost []string
 }
 
+// podAddr is a live pod's address as its runtime knows it.
+type podAddr struct {
+	Name, Node, IP string
+	ContainerID    string // checked against ipamd's owner when not empty
+}
+
+func (p podAddr) String() string { return p.Name + " " + p.IP + " on " + p.Node }
+
+func labPodAddrs(pods []Pod) []podAddr {
+	var out []podAddr
+	for _, p := range pods {
+		out = append(out, podAddr{Name: p.Name, Node: p.Node, IP: p.IP, ContainerID: p.ContainerID})
+	}
+	return out
+}
+
 // cloudOwnership checks, from the cloud's side, that every secondary address the cloud assigns
 // to a node's interfaces is owned by exactly one live pod of that node (and its ipamd says so)
 // or sits in its ipamd's warm pool: leaked is one owned by neither (a deleted pod's, or unknown
 // to ipamd), doubled one two live pods or two nodes hold or ipamd could hand out again while a
 // pod has it, lost a live pod's address the cloud does not assign to its node.
-func cloudOwnership(ctx context.Context, l *Lab) (ownership, error) {
+func cloudOwnership(ctx context.Context, l *Lab, live []podAddr) (ownership, error) {
 	var v ownership
 	st := l.State()
-	pods := map[string][]Pod{} // address -> live pods
-	for _, p := range st.Pods {
+	pods := map[string][]podAddr{} // address -> live pods
+	for _, p := range live {
 		pods[p.IP] = append(pods[p.IP], p)
 	}
 	onNode := map[string]string{} // address -> the node whose interfaces the cloud gives it to
@@ -422,7 +503,8 @@ func cloudOwnership(ctx context.Context, l *Lab) (ownership, error) {
 					v.doubled = append(v.doubled, fmt.Sprintf("%s on %s is held by %d live pods: %v", ip, n.Name, len(owners), owners))
 				case len(owners) == 1 && owners[0].Node != n.Name:
 					v.lost = append(v.lost, fmt.Sprintf("%s is pod %s's on %s, but the cloud assigns it to %s", ip, owners[0].Name, owners[0].Node, n.Name))
-				case len(owners) == 1 && (!ok || addrs[i].State != "assigned" || addrs[i].Owner.ContainerID != owners[0].ContainerID):
+				case len(owners) == 1 && (!ok || addrs[i].State != "assigned" ||
+					owners[0].ContainerID != "" && addrs[i].Owner.ContainerID != owners[0].ContainerID):
 					v.doubled = append(v.doubled, fmt.Sprintf("%s is pod %s's on %s, but its ipamd does not hold it for the pod", ip, owners[0].Name, n.Name))
 				case len(owners) == 1:
 					v.pods++
@@ -436,7 +518,7 @@ func cloudOwnership(ctx context.Context, l *Lab) (ownership, error) {
 			}
 		}
 	}
-	for _, p := range st.Pods {
+	for _, p := range live {
 		if _, ok := onNode[p.IP]; !ok {
 			v.lost = append(v.lost, fmt.Sprintf("live pod %s's address %s is assigned to no interface of the nodes", p.Name, p.IP))
 		}
@@ -496,4 +578,29 @@ func sortAddrs(s []string) {
 		}
 		return pa.Compare(pb)
 	})
+}
+
+// The schedule arms every failpoint and kills at least issue 18's share of ipamds and
+// fakeclouds, however many cycles run.
+func TestKillSchedule(t *testing.T) {
+	for _, cycles := range []int{300, 500, 2000, 20000} {
+		kinds := map[string]int{}
+		for i, what := range killSchedule(cycles) {
+			if i < 1 || i >= cycles {
+				t.Errorf("%d cycles: %s at cycle %d", cycles, what, i)
+			}
+			kinds[what]++
+		}
+		ipamdArmed := kinds["ipamd"] / 2
+		if ipamdArmed < len(ipamdFailpoints) || kinds["cni"] < len(cniFailpoints) {
+			t.Errorf("%d cycles: %d ipamds and %d plugins armed, want at least %d and %d", cycles, ipamdArmed, kinds["cni"], len(ipamdFailpoints), len(cniFailpoints))
+		}
+		if want := (cycles*100 + 19999) / 20000; kinds["ipamd"] < want {
+			t.Errorf("%d cycles: %d ipamd kills, want at least %d", cycles, kinds["ipamd"], want)
+		}
+		if want := (cycles*10 + 19999) / 20000; kinds["fakecloud"] < want {
+			t.Errorf("%d cycles: %d fakecloud kills, want at least %d", cycles, kinds["fakecloud"], want)
+		}
+		t.Logf("%d cycles: %v", cycles, kinds)
+	}
 }

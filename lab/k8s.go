@@ -483,3 +483,61 @@ func waitNetns(ctx context.Context, name string, timeout time.Duration) error {
 		}
 	}
 }
+
+// RestartAPIServer kills the kube-apiserver with SIGKILL, leaves it down for downFor and
+// starts it again with the command line it ran with; it returns once the API server answers
+// /readyz through the host's port-forward. etcd keeps running: what the cluster stored stays.
+func (l *Lab) RestartAPIServer(ctx context.Context, downFor time.Duration) error {
+	cp, ok := l.ControlPlane()
+	if !ok {
+		return fmt.Errorf("the lab runs no Kubernetes control plane")
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cp.APIServerPID))
+	if err != nil || !ours(cp.APIServerPID) {
+		return fmt.Errorf("kube-apiserver (pid %d) is not running", cp.APIServerPID)
+	}
+	argv := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	if err := killProcess(cp.APIServerPID); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(downFor):
+	}
+	pid, err := startProcess(cp.Netns, cp.logPath("kube-apiserver"), nil, argv...)
+	if err != nil {
+		return fmt.Errorf("start kube-apiserver: %w", err)
+	}
+	l.mu.Lock()
+	l.st.ControlPlane.APIServerPID = pid
+	err = l.save()
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	kc, err := l.Kube()
+	if err != nil {
+		return err
+	}
+	var last error
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if !alive(pid) {
+			return fmt.Errorf("kube-apiserver exited after its restart; %s", cp.logHint("kube-apiserver"))
+		}
+		_, last = kc.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if last == nil {
+			l.logf("%s: kube-apiserver restarted (pid %d)", cp.Name, pid)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver not ready within 2m of its restart (last: %w); %s", last, cp.logHint("kube-apiserver"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
