@@ -309,6 +309,7 @@ func (l *Lab) startControllers(cp *ControlPlane, p *pki) error {
 		return fmt.Errorf("start kube-scheduler: %w", err)
 	}
 	cp.SchedulerPID = pid
+	l.controllerArgv = map[string][]string{"kube-controller-manager": cm, "kube-scheduler": sched}
 	l.logf("%s: kube-controller-manager (pid %d) and kube-scheduler (pid %d) started", cp.Name, cp.ControllerManagerPID, cp.SchedulerPID)
 	return l.save()
 }
@@ -540,4 +541,42 @@ func (l *Lab) RestartAPIServer(ctx context.Context, downFor time.Duration) error
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// RestartExitedControllers starts again, with the command line they were started with, the
+// kube-controller-manager and kube-scheduler if they exited, as the kubelet restarts a
+// control plane's static pods: each exits when it loses its leader lease, which an API server
+// down for longer than the lease's renew deadline makes it do. It returns what it restarted.
+// Only the process that brought the lab up knows their command lines.
+func (l *Lab) RestartExitedControllers() ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cp := l.st.ControlPlane
+	if cp == nil {
+		return nil, fmt.Errorf("the lab runs no Kubernetes control plane")
+	}
+	var restarted []string
+	for _, c := range []struct {
+		name string
+		pid  *int
+	}{{"kube-controller-manager", &cp.ControllerManagerPID}, {"kube-scheduler", &cp.SchedulerPID}} {
+		if alive(*c.pid) {
+			continue
+		}
+		argv := l.controllerArgv[c.name]
+		if argv == nil {
+			return restarted, fmt.Errorf("%s exited, and this process did not start it: its command line is unknown", c.name)
+		}
+		pid, err := startProcess(cp.Netns, cp.logPath(c.name), nil, argv...)
+		if err != nil {
+			return restarted, fmt.Errorf("start %s again: %w", c.name, err)
+		}
+		l.logf("%s: %s exited; started again (pid %d)", cp.Name, c.name, pid)
+		*c.pid = pid
+		restarted = append(restarted, c.name)
+	}
+	if len(restarted) == 0 {
+		return nil, nil
+	}
+	return restarted, l.save()
 }

@@ -191,6 +191,9 @@ type Lab struct {
 	pki   *pki // the control plane's credentials, while Up runs
 	// echoes are the in-process echo servers of pods (Config.EchoInProcess), by pod name.
 	echoes map[string]*http.Server
+	// controllerArgv are the command lines of the kube-controller-manager and kube-scheduler
+	// this process started, for RestartExitedControllers.
+	controllerArgv map[string][]string
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "lab.json") }
