@@ -208,8 +208,12 @@ test-lab-aws: require-root prereqs-system k8s-bins ## The whole lab suite with i
 	FLATNET_LAB_CLOUD=aws-api $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./lab/
 
 .PHONY: soak
-soak: require-root prereqs-system ## The lab's chaos test at 20,000 pod cycles (SOAK_CYCLES=N), faults and kill -9s included; figures in the log
+soak: require-root prereqs-system ## The lab's chaos test at 20,000 pod cycles (SOAK_CYCLES=N): kill -9s and ADD/DEL failpoint exits growing with the cycles, ownership checked against the cloud; figures in the log
 	FLATNET_SOAK_CYCLES=$(or $(SOAK_CYCLES),20000) $(GO) test -count=1 -timeout 12h -run TestChaosPodChurnUnderFaultsAndKills -v ./lab/
+
+.PHONY: soak-k8s
+soak-k8s: require-root prereqs-system k8s-bins ## The Kubernetes-level soak (about 10 minutes): a Deployment scaled up and down while node agents, the kube-apiserver and ipamds are killed -9 and restarted at growing intervals (SOAK_K8S=6m of churn); ownership checked against the cloud
+	FLATNET_SOAK_K8S=$(or $(SOAK_K8S),6m) $(GO) test -count=1 -timeout 40m -run 'TestSoakKubernetes$$' -v ./lab/
 
 .PHONY: demo-fakecloud
 demo-fakecloud: build ## Walk through fakecloud's API on loopback: limits, throttling, faults (no root needed)

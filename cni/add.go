@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/flatnet/flatnet/internal/failpoint"
 	"github.com/flatnet/flatnet/ipamd/wire"
 )
 
@@ -48,6 +49,7 @@ func cmdAdd(inv *invocation) (err error) {
 	if err != nil {
 		return ipamdError(inv.conf, fmt.Sprintf("allocate an address for %s", owner.Key()), err)
 	}
+	failpoint.Hit("cni-add-allocated") // ipamd answered, nothing wired yet
 	s := inv.spec(owner, resp.Allocation)
 	foreign := false // the pod's interface of that name is someone else's: never delete it
 	defer func() {
@@ -80,6 +82,7 @@ func cmdAdd(inv *invocation) (err error) {
 	if err != nil {
 		return cniError(ErrDatapath, fmt.Sprintf("wire %s for %s", s.ip, owner.Key()), err)
 	}
+	failpoint.Hit("cni-add-wired") // wired, the runtime not answered
 	inv.log.printf("pod %s on %s (device %d, table %d, mtu %d)", s.ip, s.hostName, resp.Allocation.DeviceIndex, s.table, s.mtu)
 	return inv.printResult(s, b)
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/flatnet/flatnet/internal/failpoint"
 )
 
 // cmdDel removes the datapath and releases the address. It is idempotent and succeeds when the
@@ -27,6 +29,7 @@ func cmdDel(inv *invocation) error {
 	if err := teardown(inv.args.Netns, s); err != nil {
 		return cniError(ErrDatapath, fmt.Sprintf("remove the datapath of %s", owner.Key()), err)
 	}
+	failpoint.Hit("cni-del-unwired") // datapath gone, address not released yet
 	released, err := inv.release(owner)
 	if err != nil && !errors.Is(err, errSpooled) {
 		var te *types.Error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/flatnet/flatnet/internal/failpoint"
 	"github.com/flatnet/flatnet/ipamd/store"
 	"github.com/flatnet/flatnet/ipamd/wire"
 )
@@ -66,6 +67,7 @@ func (d *Daemon) allocate(ctx context.Context, req *wire.AllocateRequest) (*wire
 		d.mu.Unlock()
 		a, fresh, err := d.store.Assign(req.Owner, req.Pod, now, d.cfg.Cooldown)
 		if err == nil {
+			failpoint.Hit("ipamd-add-stored") // ADD: allocation recorded, plugin not answered
 			if fresh {
 				d.demand(now, false)
 				d.poke() // the worker decides whether the pool needs to grow back
@@ -139,6 +141,7 @@ func (d *Daemon) Release(owner wire.Owner) (*wire.ReleaseResponse, error) {
 	if err != nil {
 		return nil, wireErr(wire.CodeInternal, "record the release: %v", err)
 	}
+	failpoint.Hit("ipamd-del-stored") // DEL: release recorded, plugin not answered
 	if !ok {
 		return &wire.ReleaseResponse{}, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flatnet/flatnet/internal/failpoint"
 	"github.com/flatnet/flatnet/ipamd/nodenet"
 	"github.com/flatnet/flatnet/ipamd/pool"
 	"github.com/flatnet/flatnet/ipamd/store"
@@ -260,6 +261,7 @@ func (d *Daemon) assign(ctx context.Context, a pool.Action) error {
 	if err != nil {
 		return fmt.Errorf("assign %d to %s: %w", a.Count, a.Interface, err)
 	}
+	failpoint.Hit("ipamd-assign-cloud") // the cloud assigned, the store does not know yet
 	return d.record(a.Interface, got.IPs, got.Prefixes)
 }
 
@@ -366,10 +368,12 @@ func (d *Daemon) unassign(ctx context.Context, a pool.Action) error {
 	if len(ips)+len(prefixes) == 0 {
 		return nil // all taken meanwhile
 	}
+	failpoint.Hit("ipamd-unassign-stored") // forgotten, not yet given back to the cloud
 	if err := d.cloud.Unassign(ctx, providers.UnassignRequest{InterfaceID: a.Interface, IPs: ips, Prefixes: prefixes}); err != nil {
 		d.requestResync() // the cloud may still assign what the record forgot: adopt it back
 		return fmt.Errorf("unassign from %s: %w", a.Interface, err)
 	}
+	failpoint.Hit("ipamd-unassign-cloud") // given back, not yet logged
 	d.log.Info("addresses given back", "interface", a.Interface, "addresses", len(ips), "prefixes", len(prefixes))
 	return nil
 }

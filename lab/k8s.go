@@ -314,6 +314,7 @@ func (l *Lab) startControllers(cp *ControlPlane, p *pki) error {
 		return fmt.Errorf("start kube-scheduler: %w", err)
 	}
 	cp.SchedulerPID = pid
+	l.controllerArgv = map[string][]string{"kube-controller-manager": cm, "kube-scheduler": sched}
 	l.logf("%s: kube-controller-manager (pid %d) and kube-scheduler (pid %d) started", cp.Name, cp.ControllerManagerPID, cp.SchedulerPID)
 	return l.save()
 }
@@ -487,4 +488,100 @@ func waitNetns(ctx context.Context, name string, timeout time.Duration) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// RestartAPIServer kills the kube-apiserver with SIGKILL, leaves it down for downFor and
+// starts it again with the command line it ran with; it returns once the API server answers
+// /readyz through the host's port-forward. etcd keeps running: what the cluster stored stays.
+func (l *Lab) RestartAPIServer(ctx context.Context, downFor time.Duration) error {
+	cp, ok := l.ControlPlane()
+	if !ok {
+		return fmt.Errorf("the lab runs no Kubernetes control plane")
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cp.APIServerPID))
+	if err != nil || !ours(cp.APIServerPID) {
+		return fmt.Errorf("kube-apiserver (pid %d) is not running", cp.APIServerPID)
+	}
+	argv := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	if err := killProcess(cp.APIServerPID); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(downFor):
+	}
+	pid, err := startProcess(cp.Netns, cp.logPath("kube-apiserver"), nil, argv...)
+	if err != nil {
+		return fmt.Errorf("start kube-apiserver: %w", err)
+	}
+	l.mu.Lock()
+	l.st.ControlPlane.APIServerPID = pid
+	err = l.save()
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	kc, err := l.Kube()
+	if err != nil {
+		return err
+	}
+	var last error
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if !alive(pid) {
+			return fmt.Errorf("kube-apiserver exited after its restart; %s", cp.logHint("kube-apiserver"))
+		}
+		_, last = kc.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if last == nil {
+			l.logf("%s: kube-apiserver restarted (pid %d)", cp.Name, pid)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver not ready within 2m of its restart (last: %w); %s", last, cp.logHint("kube-apiserver"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// RestartExitedControllers starts again, with the command line they were started with, the
+// kube-controller-manager and kube-scheduler if they exited, as the kubelet restarts a
+// control plane's static pods: each exits when it loses its leader lease, which an API server
+// down for longer than the lease's renew deadline makes it do. It returns what it restarted.
+// Only the process that brought the lab up knows their command lines.
+func (l *Lab) RestartExitedControllers() ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cp := l.st.ControlPlane
+	if cp == nil {
+		return nil, fmt.Errorf("the lab runs no Kubernetes control plane")
+	}
+	var restarted []string
+	for _, c := range []struct {
+		name string
+		pid  *int
+	}{{"kube-controller-manager", &cp.ControllerManagerPID}, {"kube-scheduler", &cp.SchedulerPID}} {
+		if alive(*c.pid) {
+			continue
+		}
+		argv := l.controllerArgv[c.name]
+		if argv == nil {
+			return restarted, fmt.Errorf("%s exited, and this process did not start it: its command line is unknown", c.name)
+		}
+		pid, err := startProcess(cp.Netns, cp.logPath(c.name), nil, argv...)
+		if err != nil {
+			return restarted, fmt.Errorf("start %s again: %w", c.name, err)
+		}
+		l.logf("%s: %s exited; started again (pid %d)", cp.Name, c.name, pid)
+		*c.pid = pid
+		restarted = append(restarted, c.name)
+	}
+	if len(restarted) == 0 {
+		return nil, nil
+	}
+	return restarted, l.save()
 }

@@ -59,7 +59,12 @@ type Config struct {
 	// APIServerListen is the host's loopback address of the API server's port-forward
 	// (default 127.0.0.1:6443).
 	APIServerListen string
-	Log             io.Writer `json:"-"`
+	// EchoInProcess serves the echo of pods made by AddPod from goroutines of the lab's own
+	// process, on a listener opened inside each pod's namespace, instead of a flatnet-lab
+	// process per pod (whose start, a 90 MB binary's init, is most of a pod's creation): for
+	// the soak, whose pods live only as long as the process that made them.
+	EchoInProcess bool
+	Log           io.Writer `json:"-"`
 }
 
 func (c *Config) defaults() error {
@@ -184,6 +189,11 @@ type Lab struct {
 	st    State
 	cloud *client.Client
 	pki   *pki // the control plane's credentials, while Up runs
+	// echoes are the in-process echo servers of pods (Config.EchoInProcess), by pod name.
+	echoes map[string]*http.Server
+	// controllerArgv are the command lines of the kube-controller-manager and kube-scheduler
+	// this process started, for RestartExitedControllers.
+	controllerArgv map[string][]string
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "lab.json") }

@@ -43,8 +43,8 @@ func (l *Lab) ipamdArgs(n Node) []string {
 
 // startIpamd runs the node's ipamd as a process inside the node namespace, where it finds its
 // instance and the cloud through the metadata service, like on a real instance.
-func (l *Lab) startIpamd(n *Node) error {
-	pid, err := startProcess(n.Netns, filepath.Join(n.Dir, "ipamd.log"), l.ipamdEnv(), l.ipamdArgs(*n)...)
+func (l *Lab) startIpamd(n *Node, env ...string) error {
+	pid, err := startProcess(n.Netns, filepath.Join(n.Dir, "ipamd.log"), append(l.ipamdEnv(), env...), l.ipamdArgs(*n)...)
 	if err != nil {
 		return fmt.Errorf("start ipamd on %s: %w", n.Name, err)
 	}
@@ -60,6 +60,12 @@ func (l *Lab) startIpamd(n *Node) error {
 // SIGKILL and the node agent restarts the container (downFor is the agent's back-off, not
 // the caller's); it returns once the new process answers.
 func (l *Lab) RestartIpamd(ctx context.Context, node string, downFor time.Duration) error {
+	return l.RestartIpamdWith(ctx, node, downFor)
+}
+
+// RestartIpamdWith is RestartIpamd that starts the new process with env added to its
+// environment (FLATNET_FAILPOINT, say). Not with Kubernetes: the node agent restarts it there.
+func (l *Lab) RestartIpamdWith(ctx context.Context, node string, downFor time.Duration, env ...string) error {
 	l.mu.Lock()
 	n := l.node(node)
 	if n == nil {
@@ -78,11 +84,14 @@ func (l *Lab) RestartIpamd(ctx context.Context, node string, downFor time.Durati
 		return err
 	}
 	if n.Root != "" {
+		if len(env) > 0 {
+			return fmt.Errorf("%s: ipamd is the chart's pod; its environment is the chart's", node)
+		}
 		return l.waitIpamdRestarted(ctx, node, pid)
 	}
 	time.Sleep(downFor)
 	l.mu.Lock()
-	err := l.startIpamd(n)
+	err := l.startIpamd(n, env...)
 	if err == nil {
 		err = l.save()
 	}
@@ -92,6 +101,29 @@ func (l *Lab) RestartIpamd(ctx context.Context, node string, downFor time.Durati
 		return err
 	}
 	return l.waitIpamd(ctx, started)
+}
+
+// WaitIpamdExit waits at most timeout for the node's ipamd process to exit (at an armed
+// failpoint, say) and says whether it did.
+func (l *Lab) WaitIpamdExit(ctx context.Context, node string, timeout time.Duration) (bool, error) {
+	l.mu.Lock()
+	n := l.node(node)
+	pid := 0
+	if n != nil {
+		pid = n.IpamdPID
+	}
+	l.mu.Unlock()
+	if pid == 0 {
+		return false, fmt.Errorf("no ipamd process known on %q", node)
+	}
+	deadline := time.Now().Add(timeout)
+	for alive(pid) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true, nil
 }
 
 func (l *Lab) node(name string) *Node {

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -106,10 +108,23 @@ func (l *Lab) AddPod(ctx context.Context, name, node string) (Pod, error) {
 		err = errors.New("the plugin returned no address")
 	}
 	if err != nil {
+		// A runtime tears a failed sandbox down with DEL (kubelet's StopPodSandbox): a plugin
+		// that died after ipamd allocated leaves an allocation only DEL gives back.
+		_ = l.delPodNetwork(ctx, *n, p)
 		_ = netns.Delete(p.Netns)
 		return Pod{}, fmt.Errorf("CNI ADD of pod %s on %s: %w", name, node, err)
 	}
 	p.IP = res.IPs[0].Address.IP.String()
+	if l.st.Config.EchoInProcess {
+		if err := l.serveEcho(p); err != nil {
+			_ = l.delPodNetwork(ctx, *n, p)
+			return Pod{}, fmt.Errorf("pod %s: %w", name, err)
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.st.Pods = append(l.st.Pods, p)
+		return p, l.save()
+	}
 	pid, err := startProcess(p.Netns, filepath.Join(l.st.Config.Dir, "pod-"+name+".log"), nil,
 		filepath.Join(l.st.Config.BinDir, "flatnet-lab"), "agent", "echo", "--name", name, "--listen", fmt.Sprintf(":%d", EchoPort))
 	if err != nil {
@@ -163,6 +178,7 @@ func (l *Lab) DelPod(ctx context.Context, name string) error {
 			return err
 		}
 	}
+	l.stopEcho(name)
 	if err := l.delPodNetwork(ctx, n, pod); err != nil {
 		return err
 	}
@@ -175,6 +191,39 @@ func (l *Lab) DelPod(ctx context.Context, name string) error {
 		}
 	}
 	return l.save()
+}
+
+// serveEcho serves pod p's echo from this process, on a listener opened inside its namespace.
+func (l *Lab) serveEcho(p Pod) error {
+	var ln net.Listener
+	err := inNetns(p.Netns, func() error {
+		var err error
+		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", EchoPort))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("listen in %s: %w", p.Netns, err)
+	}
+	srv := &http.Server{Handler: EchoHandler(p.Name), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.echoes == nil {
+		l.echoes = map[string]*http.Server{}
+	}
+	l.echoes[p.Name] = srv
+	return nil
+}
+
+// stopEcho closes the pod's in-process echo server, if it has one.
+func (l *Lab) stopEcho(name string) {
+	l.mu.Lock()
+	srv := l.echoes[name]
+	delete(l.echoes, name)
+	l.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
 }
 
 func (l *Lab) delPodNetwork(ctx context.Context, n Node, p Pod) error {
