@@ -230,7 +230,7 @@ func TestValidateNamesTheField(t *testing.T) {
 	}{
 		{"bad port", Config{Listeners: []Listener{{Port: 0, Protocol: ProtocolHTTP}}}, "listeners[0].port"},
 		{"duplicate port", Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP}, {Port: 80, Protocol: ProtocolHTTP}}}, "listeners[1].port"},
-		{"bad protocol", Config{Listeners: []Listener{{Port: 80, Protocol: "UDP"}}}, "listeners[0].protocol"},
+		{"bad protocol", Config{Listeners: []Listener{{Port: 80, Protocol: "SCTP"}}}, "listeners[0].protocol"},
 		{"https without certificate", Config{Listeners: []Listener{{Port: 443, Protocol: ProtocolHTTPS}}}, "listeners[0].certificates"},
 		{"bad certificate", Config{Listeners: []Listener{{Port: 443, Protocol: ProtocolHTTPS, Certificates: []Certificate{{CertPEM: []byte("x"), KeyPEM: []byte("y")}}}}}, "listeners[0].certificates[0]"},
 		{"bad regex", listener(Rule{Path: &PathMatch{Type: MatchRegex, Value: "("}, Action: ok}), "listeners[0].rules[1].path.value"},
@@ -250,7 +250,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"mirror percent", listener(Rule{Action: Action{Forward: &Forward{}, Mirrors: []Mirror{{TargetGroup: "tg", Percent: 101}}}}), "listeners[0].rules[1].action.mirrors[0].percent"},
 		{"header edit value", listener(Rule{Action: Action{Forward: &Forward{}, RequestHeaders: HeaderEdit{Set: []Header{{"X", "a\nb"}}}}}), "listeners[0].rules[1].action.requestHeaders.set[0].value"},
 		{"fixed status", listener(Rule{Action: Action{FixedResponse: &FixedResponse{StatusCode: 99}}}), "listeners[0].rules[1].action.fixedResponse.statusCode"},
-		{"target group protocol", Config{TargetGroups: []TargetGroup{{Name: "tg", Protocol: "UDP"}}}, "targetGroups[0].protocol"},
+		{"target group protocol", Config{TargetGroups: []TargetGroup{{Name: "tg", Protocol: "SCTP"}}}, "targetGroups[0].protocol"},
 		{"target without port", Config{TargetGroups: []TargetGroup{{Name: "tg", Protocol: ProtocolHTTP, Targets: []Target{{State: StateHealthy}}}}}, "targetGroups[0].targets[0].addr"},
 		{"target state", Config{TargetGroups: []TargetGroup{{Name: "tg", Protocol: ProtocolHTTP, Targets: []Target{{Addr: addrPort("10.0.0.1:80"), State: "fine"}}}}}, "targetGroups[0].targets[0].state"},
 		{"duplicate group", Config{TargetGroups: []TargetGroup{{Name: "tg", Protocol: ProtocolHTTP}, {Name: "tg", Protocol: ProtocolHTTP}}}, "targetGroups[1].name"},
