@@ -32,7 +32,9 @@ HELM          := $(BIN)/helm
 # The race detector is on by default: fakecloud, ipamd and the fabric are concurrent, and a race
 # found in CI is cheaper than one found in the lab. RACE= turns it off for a quicker local run.
 RACE         ?= -race
-TEST_TIMEOUT ?= 25m
+# Per package: the lab's package runs 12 tests, each with its own control plane and lab (about 22
+# minutes on 2 quiet cores, 26 on a loaded one), so it gets room beyond that.
+TEST_TIMEOUT ?= 40m
 TEST_FLAGS   ?=
 PKGS         ?= ./...
 # make test fuzzes each target briefly; make fuzz runs longer.
