@@ -38,27 +38,8 @@ func TestCluster(t *testing.T) {
 	cfg.APIServerListen = freeAddr(t, 6445)
 	cfg.IpamdArgs = []string{"--max-addresses", fmt.Sprint(clusterCapacity), "--cooldown", "1s"}
 	start := time.Now()
-	l, err := Up(ctx, cfg)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
+	l, kc := upKubeLab(ctx, t, cfg, logLabOnFailure(t))
 	t.Logf("lab up with 3 Ready nodes in %s", time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		if t.Failed() {
-			logControlPlane(t, l)
-			logNodes(t, l)
-		}
-		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
-			t.Errorf("down: %v", err)
-		}
-		if left := leftovers(t, cfg.Prefix, cfg.Dir); len(left) > 0 {
-			t.Errorf("down left behind:\n%s", strings.Join(left, "\n"))
-		}
-	})
-	kc, err := l.Kube()
-	if err != nil {
-		t.Fatal(err)
-	}
 	nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -319,14 +319,24 @@ func upLBLab(ctx context.Context, t *testing.T, prefix string, port, apiPort int
 	t.Helper()
 	cfg := testConfig(t, prefix, port)
 	cfg.Kubernetes, cfg.K8sBinDir, cfg.APIServerListen = true, k8sBinDir(t), freeAddr(t, apiPort)
+	return upKubeLab(ctx, t, cfg, func(l *Lab) {
+		logControlPlane(t, l)
+		t.Logf("lbcontroller log:\n%s", l.LBControllerLog(60))
+	})
+}
+
+// upKubeLab brings up the lab cfg describes (with Kubernetes) for one test and returns it with a
+// client; at the test's end it runs onFail if the test failed, tears the lab down and fails the
+// test if anything was left behind.
+func upKubeLab(ctx context.Context, t *testing.T, cfg Config, onFail func(*Lab)) (*Lab, kubernetes.Interface) {
+	t.Helper()
 	l, err := Up(ctx, cfg)
 	if err != nil {
 		t.Fatalf("up: %v", err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
-			logControlPlane(t, l)
-			t.Logf("lbcontroller log:\n%s", l.LBControllerLog(60))
+		if t.Failed() && onFail != nil {
+			onFail(l)
 		}
 		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
 			t.Errorf("down: %v", err)
@@ -340,6 +350,15 @@ func upLBLab(ctx context.Context, t *testing.T, prefix string, port, apiPort int
 		t.Fatal(err)
 	}
 	return l, kc
+}
+
+// logLabOnFailure is upKubeLab's onFail for tests of the cluster: the control plane's and the
+// nodes' logs.
+func logLabOnFailure(t *testing.T) func(*Lab) {
+	return func(l *Lab) {
+		logControlPlane(t, l)
+		logNodes(t, l)
+	}
 }
 
 // vipLoad is two clients sending requests through a load balancer's VIP from the lab's

@@ -26,23 +26,7 @@ func TestPodLogs(t *testing.T) {
 	cfg.Kubernetes = true
 	cfg.K8sBinDir = k8sBinDir(t)
 	cfg.APIServerListen = freeAddr(t, 6448)
-	l, err := Up(ctx, cfg)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			logControlPlane(t, l)
-			logNodes(t, l)
-		}
-		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
-			t.Errorf("down: %v", err)
-		}
-	})
-	kc, err := l.Kube()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, kc := upKubeLab(ctx, t, cfg, logLabOnFailure(t))
 	node, err := kc.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

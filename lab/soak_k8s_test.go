@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,27 +76,8 @@ func TestSoakKubernetes(t *testing.T) {
 	cfg.IpamdArgs = []string{"--resync-interval", "2s", "--cooldown", "1s",
 		"--warm-low", "2", "--warm-high", "4", "--idle-release", "2s"}
 	start := time.Now()
-	l, err := Up(ctx, cfg)
-	if err != nil {
-		t.Fatalf("up: %v", err)
-	}
+	l, kc := upKubeLab(ctx, t, cfg, logLabOnFailure(t))
 	t.Logf("lab up with 3 Ready nodes in %s", time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		if t.Failed() {
-			logControlPlane(t, l)
-			logNodes(t, l)
-		}
-		if err := Down(cfg.Dir, cfg.Prefix, testWriter{t}); err != nil {
-			t.Errorf("down: %v", err)
-		}
-		if left := leftovers(t, cfg.Prefix, cfg.Dir); len(left) > 0 {
-			t.Errorf("down left behind:\n%s", strings.Join(left, "\n"))
-		}
-	})
-	kc, err := l.Kube()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const app, initial = "soak", 6
 	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, EchoDeployment(demoNamespace, app, initial), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -181,6 +161,7 @@ func TestSoakKubernetes(t *testing.T) {
 	// and the step skipped, as a client would retry later.
 	rng := rand.New(rand.NewPCG(18, 2))
 	for churnCtx.Err() == nil {
+		var err error
 		if rng.IntN(3) == 0 {
 			err = deleteRandomPod(churnCtx, kc, app, rng)
 			if err == nil {
