@@ -214,8 +214,8 @@ soak: require-root prereqs-system ## The lab's chaos test at 20,000 pod cycles (
 	FLATNET_SOAK_CYCLES=$(or $(SOAK_CYCLES),20000) $(GO) test -count=1 -timeout 12h -run TestChaosPodChurnUnderFaultsAndKills -v ./lab/
 
 .PHONY: soak-k8s
-soak-k8s: require-root prereqs-system k8s-bins ## The Kubernetes-level soak (about 10 minutes): a Deployment scaled up and down while node agents, the kube-apiserver and ipamds are killed -9 and restarted at growing intervals (SOAK_K8S=6m of churn); ownership checked against the cloud
-	FLATNET_SOAK_K8S=$(or $(SOAK_K8S),6m) $(GO) test -count=1 -timeout 40m -run 'TestSoakKubernetes$$' -v ./lab/
+soak-k8s: require-root prereqs-system k8s-bins ## The Kubernetes-level soak (about 10 minutes): a Deployment scaled up and down while node agents, the kube-apiserver and ipamds are killed -9 and restarted at growing intervals (SOAK_K8S=6m of churn; SOAK_K8S_LOGS=<dir> keeps the lab's logs); ownership checked against the cloud
+	FLATNET_SOAK_K8S=$(or $(SOAK_K8S),6m) FLATNET_SOAK_K8S_LOGS=$(SOAK_K8S_LOGS) $(GO) test -count=1 -timeout 40m -run 'TestSoakKubernetes$$' -v ./lab/
 
 .PHONY: demo-fakecloud
 demo-fakecloud: build ## Walk through fakecloud's API on loopback: limits, throttling, faults (no root needed)

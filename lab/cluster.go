@@ -115,7 +115,8 @@ func WaitPodsReady(ctx context.Context, kc kubernetes.Interface, namespace, sele
 			var notReady []string
 			for _, p := range list.Items {
 				if p.DeletionTimestamp != nil {
-					notReady = append(notReady, p.Name+" (terminating)")
+					notReady = append(notReady, fmt.Sprintf("%s (terminating, due %s ago: %s)",
+						p.Name, time.Since(p.DeletionTimestamp.Time).Round(time.Second), PodSummary(&p)))
 					continue
 				}
 				if PodReady(&p) && p.Status.PodIP != "" {

@@ -3,11 +3,15 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,6 +82,18 @@ func TestSoakKubernetes(t *testing.T) {
 	start := time.Now()
 	l, kc := upKubeLab(ctx, t, cfg, logLabOnFailure(t))
 	t.Logf("lab up with 3 Ready nodes in %s", time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() { // before upKubeLab's Down: cleanups run last first
+		if t.Failed() {
+			dumpNodeAgents(t, l)
+		}
+		if dir := os.Getenv("FLATNET_SOAK_K8S_LOGS"); dir != "" {
+			if err := keepLogs(cfg.Dir, dir); err != nil {
+				t.Errorf("keep the lab's logs: %v", err)
+			} else {
+				t.Logf("the lab's logs are kept in %s", dir)
+			}
+		}
+	})
 	const app, initial = "soak", 6
 	if _, err := kc.AppsV1().Deployments(demoNamespace).Create(ctx, EchoDeployment(demoNamespace, app, initial), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -313,4 +329,45 @@ func TestK8sRestartSchedule(t *testing.T) {
 		t.Errorf("restarts in 6m: %v, want at least 2 of each", kinds)
 	}
 	t.Logf("6m: %d restarts %v, the last at %v", len(rs), kinds, at[len(at)-1])
+}
+
+// dumpNodeAgents has every node agent print its goroutines to its log (SIGQUIT), so that a
+// failed soak shows what an agent that went quiet was waiting for. The agents exit; the lab is
+// being taken down.
+func dumpNodeAgents(t *testing.T, l *Lab) {
+	for _, n := range l.State().Nodes {
+		if alive(n.NodeAgentPID) && ours(n.NodeAgentPID) {
+			if err := syscall.Kill(n.NodeAgentPID, syscall.SIGQUIT); err != nil {
+				t.Logf("%s: SIGQUIT to the node agent: %v", n.Name, err)
+				continue
+			}
+			waitGone(n.NodeAgentPID, 5*time.Second)
+		}
+	}
+}
+
+// keepLogs copies the lab's logs (*.log and rotated *.log.N, the processes' and the
+// containers') from the lab's directory to dir, keeping their paths, before Down removes them.
+func keepLogs(labDir, dir string) error {
+	return filepath.WalkDir(labDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !strings.HasSuffix(d.Name(), ".log") && !strings.Contains(d.Name(), ".log.") {
+			return nil
+		}
+		rel, err := filepath.Rel(labDir, path)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
 }

@@ -148,6 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("watch pods: %w", err)
 	}
 	factory.Start(ctx.Done())
+	go a.housekeepingLoop(ctx, inf.HasSynced)
 	a.log.Info("node agent running", "providerID", a.cfg.ProviderID)
 	<-ctx.Done()
 	factory.Shutdown()

@@ -94,10 +94,13 @@ func newPodWorker(a *Agent, pod *corev1.Pod, adopted *sandboxRecord) *podWorker 
 	return w
 }
 
-// update hands the worker the pod's latest version.
+// update hands the worker the pod's latest version. A version without the deletion timestamp
+// the worker already saw is an older one (housekeeping can be ahead of the watch) and is dropped.
 func (w *podWorker) update(pod *corev1.Pod) {
 	w.mu.Lock()
-	w.pod = pod
+	if w.pod.DeletionTimestamp == nil || pod.DeletionTimestamp != nil {
+		w.pod = pod
+	}
 	w.mu.Unlock()
 	w.poke()
 }
