@@ -63,6 +63,22 @@ func TestPassthroughListeners(t *testing.T) {
 	}
 	udp, err := create(api.ProtocolUDP, 53, forwardTo(ug.TargetGroup.TargetGroupID))
 	mustOK(t, err)
+	// Ports are per transport: 53/TCP beside 53/UDP (DNS), but one stream listener a port and
+	// one UDP listener a port.
+	dnsTCP, err := create(api.ProtocolTCP, 53, forwardTo(t3.TargetGroupID))
+	mustOK(t, err)
+	_, err = create(api.ProtocolTLS, 53, forwardTo(t1.TargetGroupID))
+	wantCode(t, err, api.ErrDuplicateListener)
+	_, err = create(api.ProtocolHTTP, 53, forwardTo(w.tg2.TargetGroupID))
+	wantCode(t, err, api.ErrDuplicateListener)
+	ug2, err := s.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "dns-b", Protocol: api.ProtocolUDP, Port: 53, VpcID: w.vpc})
+	mustOK(t, err)
+	_, err = create(api.ProtocolUDP, 53, forwardTo(ug2.TargetGroup.TargetGroupID))
+	wantCode(t, err, api.ErrDuplicateListener)
+	_, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: dnsTCP.ListenerID, Protocol: api.ProtocolUDP, DefaultActions: forwardTo(ug2.TargetGroup.TargetGroupID)})
+	wantCode(t, err, api.ErrDuplicateListener)
+	_, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: tcp.ListenerID, Port: 53})
+	wantCode(t, err, api.ErrDuplicateListener)
 
 	cert := importCert(t, s, "a.example.com")
 	for name, tc := range map[string]struct {
