@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -182,5 +183,23 @@ func TestPassthroughListeners(t *testing.T) {
 	_, err = s.CreateListener(admin(), &api.CreateListenerRequest{LoadBalancerID: nlb.LoadBalancer.LoadBalancerID, Protocol: api.ProtocolTCP, Port: 5432, DefaultActions: forwardTo(t3.TargetGroupID)})
 	if err == nil {
 		t.Error("a network listener took a group serving an application load balancer")
+	}
+}
+
+// TestUDPListenerKeyOfAnOldStateFile: an application load balancer's UDP listener stored when
+// ports were not per transport (its key the stream listeners') loads with the UDP key, so a TCP
+// listener may join it on its port; other listeners keep theirs.
+func TestUDPListenerKeyOfAnOldStateFile(t *testing.T) {
+	for _, tc := range []struct{ protocol, key, want string }{
+		{api.ProtocolUDP, "lb-1/HTTP/53", "lb-1/UDP/53"},
+		{api.ProtocolTCP, "lb-1/HTTP/53", "lb-1/HTTP/53"},
+		{api.ProtocolUDP, "lb-2/UDP/53", "lb-2/UDP/53"}, // a network load balancer's
+	} {
+		raw := fmt.Sprintf(`{"ID":"listener-1","LoadBalancerID":"lb-1","PortKey":%q,"Protocol":%q,"Port":53}`, tc.key, tc.protocol)
+		obj, err := decodeRecord(tableListeners, []byte(raw))
+		mustOK(t, err)
+		if got := obj.(*listenerRec).PortKey; got != tc.want {
+			t.Errorf("%s listener stored with key %s loads with %s, want %s", tc.protocol, tc.key, got, tc.want)
+		}
 	}
 }
