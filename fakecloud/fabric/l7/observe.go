@@ -141,6 +141,9 @@ func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool
 			labels := prometheus.Labels{"listener": k[0], "rule": k[1]}
 			m.requests.DeletePartialMatch(labels)
 			m.latency.DeletePartialMatch(labels)
+			if k[1] == noRule { // the listener is gone
+				m.udpRefused.DeleteLabelValues(k[0])
+			}
 		}
 	}
 	return now

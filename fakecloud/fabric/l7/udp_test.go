@@ -153,6 +153,11 @@ func TestUDPRelayIdleAndLimit(t *testing.T) {
 	if got := udpAsk(t, cs[2], "3"); got != "a 3" {
 		t.Errorf("after the idle flows ended, a new flow got %q", got)
 	}
+	// The listener's count goes with it.
+	apply(t, e, Config{})
+	if n, ok := gathered(t, reg)["flatnet_l7_udp_flows_refused_total{listener=53/udp}"]; ok {
+		t.Errorf("the removed listener's refused flows are still exported (%v)", n)
+	}
 }
 
 func TestUDPConfigErrors(t *testing.T) {
