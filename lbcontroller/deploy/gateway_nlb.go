@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 
@@ -145,4 +147,11 @@ func NetworkLoadBalancer(ctx context.Context, p providers.LoadBalancing, nlb *mo
 func DeleteNetworkLoadBalancer(ctx context.Context, p providers.LoadBalancing, tags map[string]string) error {
 	_, err := Delete(ctx, p, copyTags(tags, TagLayer, LayerL4))
 	return err
+}
+
+// NetworkLoadBalancerName is the companion network load balancer's name for an application
+// load balancer's: deterministic, and in the model's name form.
+func NetworkLoadBalancerName(albName string) string {
+	sum := sha256.Sum256([]byte(albName + "\x00" + LayerL4))
+	return "k8s-" + hex.EncodeToString(sum[:])[:24]
 }
