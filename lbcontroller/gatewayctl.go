@@ -51,6 +51,9 @@ type gatewayRecord struct {
 	state gateway.LoadBalancerState
 	// lbID is the application load balancer's ID, for the health stream.
 	lbID string
+	// unserved are the routes the companion network load balancer cannot serve (see
+	// deploy.SplitGateway): their Accepted condition says so.
+	unserved []deploy.Unserved
 }
 
 // gatewayReconciler translates the Gateway API objects (lbcontroller/gateway.Translate), makes
@@ -93,6 +96,7 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 	// Translate again with what the cloud now shows: addresses and Programmed come from it.
 	in.LoadBalancers = r.lbStates()
 	out = gateway.Translate(in)
+	r.markUnserved(&out)
 	statusErr := r.writeStatuses(ctx, out, objs)
 	r.recordEvents(out, objs)
 	result := "ok"
@@ -364,9 +368,9 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 			if err == nil && nlb != nil && nres.State != providers.LBActive {
 				res.Programmed, res.State, res.StateReason = false, nres.State, "network load balancer: "+nres.StateReason
 			}
-			for _, u := range unserved {
-				r.log.Info("a route the network load balancer cannot serve", "gateway", key, "route", u.Source, "reason", u.Message)
-			}
+			r.mu.Lock()
+			rec.unserved = unserved
+			r.mu.Unlock()
 		}
 		switch {
 		case err != nil:
@@ -709,4 +713,43 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// markUnserved turns the Accepted condition of each route a Gateway's network load balancer
+// cannot serve (a second TLSRoute on a passthrough listener, which a network load balancer
+// cannot route by SNI) to False with reason UnsupportedValue, for that Gateway's parent entry.
+func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, rec := range r.records {
+		gwNS, gwName, _ := strings.Cut(key, "/")
+		for _, u := range rec.unserved {
+			f := strings.Fields(u.Source) // "TLSRoute ns/name rule 0"
+			if len(f) < 2 {
+				continue
+			}
+			ns, name, _ := strings.Cut(f[1], "/")
+			for i := range out.Routes {
+				rs := &out.Routes[i]
+				if rs.Kind != f[0] || rs.Namespace != ns || rs.Name != name {
+					continue
+				}
+				for j := range rs.Parents {
+					ps := &rs.Parents[j]
+					pns := rs.Namespace
+					if ps.ParentRef.Namespace != nil {
+						pns = string(*ps.ParentRef.Namespace)
+					}
+					if pns != gwNS || string(ps.ParentRef.Name) != gwName {
+						continue
+					}
+					c := meta.FindStatusCondition(ps.Conditions, string(gwv1.RouteConditionAccepted))
+					if c == nil {
+						continue
+					}
+					c.Status, c.Reason, c.Message = metav1.ConditionFalse, string(gwv1.RouteReasonUnsupportedValue), u.Message
+				}
+			}
+		}
+	}
 }
