@@ -103,7 +103,7 @@ func TestGatewayNetworkLoadBalancer(t *testing.T) {
 		t.Errorf("deployed again: %+v (%v); want no change", again, err)
 	}
 	// The L4 listeners go: so does the network load balancer; the application one stays.
-	l7, nlb, _ = deploy.SplitGateway(&gateway.ApplicationLoadBalancer{Name: "alb-mixed", Listeners: l7.Listeners, TargetGroups: l7.TargetGroups}, "nlb-mixed", owner, tags)
+	_, nlb, _ = deploy.SplitGateway(&gateway.ApplicationLoadBalancer{Name: "alb-mixed", Listeners: l7.Listeners, TargetGroups: l7.TargetGroups}, "nlb-mixed", owner, tags)
 	if _, err := deploy.NetworkLoadBalancer(ctx, d, nlb, tags, "g3"); err != nil {
 		t.Fatal(err)
 	}

@@ -414,6 +414,6 @@ func passthroughUnsupported(protocol string) error {
 
 // Capabilities: ELBv2 application load balancers serve HTTP and HTTPS only, so a Gateway's
 // TLS-passthrough, TCP and UDP listeners go on a network load balancer.
-func (l *LoadBalancing) Capabilities() providers.Capabilities {
+func (d *LoadBalancing) Capabilities() providers.Capabilities {
 	return providers.Capabilities{L4OnApplicationLB: false}
 }
