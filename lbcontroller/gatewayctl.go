@@ -51,6 +51,9 @@ type gatewayRecord struct {
 	state gateway.LoadBalancerState
 	// lbID is the application load balancer's ID, for the health stream.
 	lbID string
+	// unserved are the routes the companion network load balancer cannot serve (see
+	// deploy.SplitGateway): their Accepted condition says so.
+	unserved []deploy.Unserved
 }
 
 // gatewayReconciler translates the Gateway API objects (lbcontroller/gateway.Translate), makes
@@ -93,6 +96,7 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 	// Translate again with what the cloud now shows: addresses and Programmed come from it.
 	in.LoadBalancers = r.lbStates()
 	out = gateway.Translate(in)
+	r.markUnserved(&out)
 	statusErr := r.writeStatuses(ctx, out, objs)
 	r.recordEvents(out, objs)
 	result := "ok"
@@ -228,6 +232,15 @@ func (r *gatewayReconciler) lbStates() []gateway.LoadBalancerState {
 }
 
 // gatewayTags are the ownership tags of one Gateway incarnation's resources.
+// deleteGateway deletes a Gateway's application load balancer and its companion network load
+// balancer (if the driver needed one) by the Gateway's tags.
+func (r *gatewayReconciler) deleteGateway(ctx context.Context, tags map[string]string) error {
+	if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, tags, nil); err != nil {
+		return err
+	}
+	return deploy.DeleteNetworkLoadBalancer(ctx, r.alb, tags)
+}
+
 func (r *gatewayReconciler) gatewayTags(ns, name, uid string) map[string]string {
 	t := map[string]string{model.TagCluster: r.cfg.Cluster, TagGateway: ns + "/" + name}
 	if uid != "" {
@@ -279,7 +292,7 @@ func (r *gatewayReconciler) deployAll(ctx context.Context, out gateway.Output) t
 	for _, key := range gone {
 		ns, name, _ := strings.Cut(key, "/")
 		if r.alb != nil {
-			if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(ns, name, ""), nil); err != nil {
+			if err := r.deleteGateway(ctx, r.gatewayTags(ns, name, "")); err != nil {
 				r.log.Error(err, "delete the load balancer of a deleted Gateway; retrying", "gateway", key)
 				later(2 * time.Second)
 				continue
@@ -321,7 +334,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		// nothing of it in the cloud.
 		r.state.notify(r.state.recordGateway(key, nil, nil))
 		if r.alb != nil {
-			if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(gw.Namespace, gw.Name, ""), nil); err != nil {
+			if err := r.deleteGateway(ctx, r.gatewayTags(gw.Namespace, gw.Name, "")); err != nil {
 				st.Message = "delete the load balancer: " + err.Error()
 				requeue = 2 * time.Second
 				break
@@ -330,10 +343,34 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	case r.alb == nil:
 		st.Message = fmt.Sprintf("the cloud driver %T has no application load balancers (providers.ApplicationLoadBalancing)", r.cfg.Provider)
 	default:
-		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, gw.L7, r.gatewayTags(gw.Namespace, gw.Name, gw.UID), hash[:16])
+		tags := r.gatewayTags(gw.Namespace, gw.Name, gw.UID)
+		l7, nlb, unserved := gw.L7, (*model.LoadBalancer)(nil), []deploy.Unserved(nil)
+		split := !providers.CapabilitiesOf(r.alb).L4OnApplicationLB
+		if split {
+			owner := model.Owner{Cluster: r.cfg.Cluster, Namespace: gw.Namespace, Name: gw.Name, UID: gw.UID}
+			l7, nlb, unserved = deploy.SplitGateway(gw.L7, deploy.NetworkLoadBalancerName(gw.L7.Name), owner, tags)
+		}
+		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, l7, tags, hash[:16])
 		lbID = res.LoadBalancerID
 		if res.VIP.IsValid() {
 			st.Addresses = []string{res.VIP.String()}
+		}
+		if err == nil && split {
+			// The L4 listeners' network load balancer, at the Gateway's second address.
+			var nres deploy.Result
+			nres, err = deploy.NetworkLoadBalancer(ctx, r.alb, nlb, tags, hash[:16])
+			for name, id := range nres.TargetGroups {
+				res.TargetGroups[name] = id
+			}
+			if nres.VIP.IsValid() {
+				st.Addresses = append(st.Addresses, nres.VIP.String())
+			}
+			if err == nil && nlb != nil && nres.State != providers.LBActive {
+				res.Programmed, res.State, res.StateReason = false, nres.State, "network load balancer: "+nres.StateReason
+			}
+			r.mu.Lock()
+			rec.unserved = unserved
+			r.mu.Unlock()
 		}
 		switch {
 		case err != nil:
@@ -454,12 +491,30 @@ func (r *gatewayReconciler) collect(ctx context.Context, out gateway.Output) {
 	for _, tg := range tgs {
 		owners[[2]string{tg.Tags[TagGateway], tg.Tags[TagGatewayUID]}] = true
 	}
+	// The companion network load balancers (drivers without L4 listeners on application ones).
+	l4 := map[string]string{model.TagCluster: r.cfg.Cluster, deploy.TagLayer: deploy.LayerL4}
+	nlbs, err := r.alb.ListLoadBalancers(ctx, l4)
+	if err != nil {
+		r.log.Error(err, "list the network load balancers to collect")
+		return
+	}
+	for _, lb := range nlbs {
+		owners[[2]string{lb.Tags[TagGateway], lb.Tags[TagGatewayUID]}] = true
+	}
+	l4tgs, err := r.alb.ListTargetGroups(ctx, l4)
+	if err != nil {
+		r.log.Error(err, "list the network target groups to collect")
+		return
+	}
+	for _, tg := range l4tgs {
+		owners[[2]string{tg.Tags[TagGateway], tg.Tags[TagGatewayUID]}] = true
+	}
 	for o := range owners {
 		if o[0] == "" || live[o[0]+"/"+o[1]] {
 			continue
 		}
 		ns, name, _ := strings.Cut(o[0], "/")
-		if err := deploy.DeleteApplicationLoadBalancer(ctx, r.alb, r.gatewayTags(ns, name, o[1]), nil); err != nil {
+		if err := r.deleteGateway(ctx, r.gatewayTags(ns, name, o[1])); err != nil {
 			r.log.Error(err, "delete an orphaned Gateway load balancer", "gateway", o[0], "uid", o[1])
 			continue
 		}
@@ -658,4 +713,43 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// markUnserved turns the Accepted condition of each route a Gateway's network load balancer
+// cannot serve (a second TLSRoute on a passthrough listener, which a network load balancer
+// cannot route by SNI) to False with reason UnsupportedValue, for that Gateway's parent entry.
+func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, rec := range r.records {
+		gwNS, gwName, _ := strings.Cut(key, "/")
+		for _, u := range rec.unserved {
+			f := strings.Fields(u.Source) // "TLSRoute ns/name rule 0"
+			if len(f) < 2 {
+				continue
+			}
+			ns, name, _ := strings.Cut(f[1], "/")
+			for i := range out.Routes {
+				rs := &out.Routes[i]
+				if rs.Kind != f[0] || rs.Namespace != ns || rs.Name != name {
+					continue
+				}
+				for j := range rs.Parents {
+					ps := &rs.Parents[j]
+					pns := rs.Namespace
+					if ps.ParentRef.Namespace != nil {
+						pns = string(*ps.ParentRef.Namespace)
+					}
+					if pns != gwNS || string(ps.ParentRef.Name) != gwName {
+						continue
+					}
+					c := meta.FindStatusCondition(ps.Conditions, string(gwv1.RouteConditionAccepted))
+					if c == nil {
+						continue
+					}
+					c.Status, c.Reason, c.Message = metav1.ConditionFalse, string(gwv1.RouteReasonUnsupportedValue), u.Message
+				}
+			}
+		}
+	}
 }

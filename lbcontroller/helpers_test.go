@@ -48,6 +48,12 @@ var namespaces atomic.Int64
 
 func start(tb testing.TB) *harness {
 	tb.Helper()
+	return startWith(tb, nil)
+}
+
+// startWith is start with the controller's driver made by driver (nil: fakecloud's).
+func startWith(tb testing.TB, driver func(ctx context.Context, cloud *servertest.Env, subnetID string) providers.LoadBalancing) *harness {
+	tb.Helper()
 	if os.Getenv("LBCONTROLLER_TEST_LOG") != "" {
 		ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	}
@@ -61,6 +67,10 @@ func start(tb testing.TB) *harness {
 	p, err := fakecloud.NewLoadBalancing(ctx, fakecloud.Config{Client: lbc, WatchWait: 2 * time.Second, Settings: providers.Settings{SubnetID: sn.SubnetID, Observe: lbcontroller.ObserveCloudCall}})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	var ctl providers.LoadBalancing = p
+	if driver != nil {
+		ctl = driver(ctx, cloud, sn.SubnetID)
 	}
 	skip := true
 	mgr, err := ctrl.NewManager(rest, ctrl.Options{
@@ -77,7 +87,7 @@ func start(tb testing.TB) *harness {
 		tb.Fatal(err)
 	}
 	h := &harness{k8s: direct, cloud: cloud, p: p, cluster: "lab", rest: rest}
-	if err := lbcontroller.Setup(mgr, lbcontroller.Config{Cluster: h.cluster, Provider: p, GCInterval: time.Second}); err != nil {
+	if err := lbcontroller.Setup(mgr, lbcontroller.Config{Cluster: h.cluster, Provider: ctl, GCInterval: time.Second}); err != nil {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)

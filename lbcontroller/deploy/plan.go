@@ -24,7 +24,11 @@ type Observed struct {
 // Observe reads what a plan for lb needs: the owner's load balancers and target groups, and the
 // targets of the groups lb keeps (one call per group).
 func Observe(ctx context.Context, p providers.LoadBalancing, lb *model.LoadBalancer) (Observed, error) {
-	owner := ownerTags(lb.Owner)
+	return observe(ctx, p, lb, ownerTags(lb.Owner))
+}
+
+// observe is Observe of the resources carrying every tag of owner.
+func observe(ctx context.Context, p providers.LoadBalancing, lb *model.LoadBalancer, owner map[string]string) (Observed, error) {
 	obs := Observed{Targets: map[string][]providers.TargetHealth{}}
 	var err error
 	if obs.LoadBalancers, err = p.ListLoadBalancers(ctx, owner); err != nil {

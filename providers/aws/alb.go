@@ -411,3 +411,9 @@ func passthroughUnsupported(protocol string) error {
 	}
 	return nil
 }
+
+// Capabilities: ELBv2 application load balancers serve HTTP and HTTPS only, so a Gateway's
+// TLS-passthrough, TCP and UDP listeners go on a network load balancer.
+func (d *LoadBalancing) Capabilities() providers.Capabilities {
+	return providers.Capabilities{L4OnApplicationLB: false}
+}

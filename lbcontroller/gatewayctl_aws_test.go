@@ -1,0 +1,122 @@
+package lbcontroller_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flatnet/flatnet/fakecloud/server/servertest"
+	"github.com/flatnet/flatnet/lbcontroller"
+	"github.com/flatnet/flatnet/lbcontroller/deploy"
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
+	"github.com/flatnet/flatnet/lbcontroller/model"
+	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/aws"
+)
+
+// TestGatewayControllerAWSDriver runs the controller with the AWS driver (fakecloud's ELBv2
+// facade), whose application load balancers serve HTTP/HTTPS only: a Gateway mixing HTTP and
+// TLS passthrough gets a companion network load balancer at its second address; of two
+// TLSRoutes with different backends the second is not accepted (no SNI routing); deleting
+// the Gateway deletes both load balancers.
+func TestGatewayControllerAWSDriver(t *testing.T) {
+	h := startWith(t, func(ctx context.Context, cloud *servertest.Env, subnetID string) providers.LoadBalancing {
+		key := servertest.LoadBalancerAWSKey(cloud.LoadBalancerToken(t))
+		cfg := awssdk.Config{
+			Region: "us-east-1", BaseEndpoint: awssdk.String(cloud.URL),
+			Credentials: awssdk.CredentialsProviderFunc(func(context.Context) (awssdk.Credentials, error) {
+				return awssdk.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey, SessionToken: key.SessionToken, Source: "fakecloud"}, nil
+			}),
+		}
+		d, err := aws.NewLoadBalancing(ctx, aws.LBConfig{Config: aws.Config{AWS: &cfg}, SubnetID: subnetID, PollInterval: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	})
+	ctx := context.Background()
+	class := fmt.Sprintf("flatnet-%d", namespaces.Add(1))
+	if err := h.k8s.Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: class}, Spec: gwv1.GatewayClassSpec{ControllerName: gateway.ControllerName}}); err != nil {
+		t.Fatal(err)
+	}
+	ns := h.namespace(t)
+	for name, ip := range map[string]string{"secure": "10.0.1.40", "other": "10.0.1.41"} {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": name},
+			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		}}
+		if err := h.k8s.Create(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.k8s.Create(ctx, endpointSlice(ns, name, readyEP(ip))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mixed"}, Spec: gwv1.GatewaySpec{
+		GatewayClassName: gwv1.ObjectName(class),
+		Listeners: []gwv1.Listener{
+			{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType},
+			{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr(gwv1.TLSModePassthrough)}},
+		},
+	}}
+	if err := h.k8s.Create(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ name, host string }{{"secure", "a.example.com"}, {"other", "b.example.com"}} {
+		if err := h.k8s.Create(ctx, &gwv1.TLSRoute{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: r.name},
+			Spec: gwv1.TLSRouteSpec{
+				CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "mixed", SectionName: ptr(gwv1.SectionName("tls"))}}},
+				Hostnames:       []gwv1.Hostname{gwv1.Hostname(r.host)},
+				Rules: []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{
+					{BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(r.name), Port: ptr(gwv1.PortNumber(80))}},
+				}}},
+			},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the Gateway is programmed with two addresses", func() (bool, string) {
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(gw), &g); err != nil {
+			return false, err.Error()
+		}
+		prog := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
+		return prog != nil && prog.Status == metav1.ConditionTrue && len(g.Status.Addresses) == 2 && g.Status.Addresses[0].Value != g.Status.Addresses[1].Value, fmt.Sprintf("%+v", g.Status)
+	})
+	l4 := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/mixed", deploy.TagLayer: deploy.LayerL4}
+	nlbs, err := h.p.ListLoadBalancers(ctx, l4)
+	if err != nil || len(nlbs) != 1 || len(nlbs[0].Listeners) != 1 || nlbs[0].Listeners[0].Protocol != providers.ProtocolTCP || nlbs[0].Listeners[0].Port != 443 {
+		t.Fatalf("network load balancers %+v (%v); want one with TCP/443", nlbs, err)
+	}
+	eventually(t, "the second TLSRoute is not accepted", func() (bool, string) {
+		var r gwv1.TLSRoute
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "other"}, &r); err != nil || len(r.Status.Parents) != 1 {
+			return false, fmt.Sprintf("%+v %v", r.Status, err)
+		}
+		c := meta.FindStatusCondition(r.Status.Parents[0].Conditions, string(gwv1.RouteConditionAccepted))
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(gwv1.RouteReasonUnsupportedValue), fmt.Sprintf("%+v", r.Status.Parents[0].Conditions)
+	})
+	var first gwv1.TLSRoute
+	if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "secure"}, &first); err != nil || len(first.Status.Parents) != 1 ||
+		!meta.IsStatusConditionTrue(first.Status.Parents[0].Conditions, string(gwv1.RouteConditionAccepted)) {
+		t.Errorf("the first TLSRoute: %+v (%v); want it accepted", first.Status, err)
+	}
+	if err := h.k8s.Delete(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both load balancers are gone", func() (bool, string) {
+		lbs, err := h.p.ListLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster})
+		albs, err2 := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/mixed"})
+		return err == nil && err2 == nil && len(lbs) == 0 && len(albs) == 0, fmt.Sprintf("%d network, %d application (%v %v)", len(lbs), len(albs), err, err2)
+	})
+}

@@ -1,0 +1,27 @@
+package providers
+
+// Capabilities are what a cloud's load balancers can do beyond the interfaces' contract.
+type Capabilities struct {
+	// L4OnApplicationLB: application load balancers also serve TLS-passthrough, TCP and UDP
+	// listeners (fakecloud's extension). Without it (ELBv2) a Gateway's L4 listeners need a
+	// network load balancer of their own.
+	L4OnApplicationLB bool
+}
+
+// CapabilityReporter is implemented by drivers (and the policy wrappers) that say what they
+// can do; see CapabilitiesOf.
+type CapabilityReporter interface {
+	Capabilities() Capabilities
+}
+
+// CapabilitiesOf answers p's capabilities. A driver that does not report them is taken to
+// serve L4 listeners on application load balancers, as fakecloud does.
+func CapabilitiesOf(p any) Capabilities {
+	if c, ok := p.(CapabilityReporter); ok {
+		return c.Capabilities()
+	}
+	return Capabilities{L4OnApplicationLB: true}
+}
+
+// Capabilities forwards the wrapped driver's.
+func (w policyLB) Capabilities() Capabilities { return CapabilitiesOf(w.d) }
