@@ -41,6 +41,9 @@ const (
 // errFallback is what parseRequest returns for a request the fast path leaves to net/http.
 var errFallback = errors.New("l7: request left to net/http")
 
+// errClientBody is a request body whose framing was malformed.
+var errClientBody = errors.New("malformed request body")
+
 // httpError is a malformed request: answered with code and the connection closed.
 type httpError struct {
 	code int
@@ -48,6 +51,9 @@ type httpError struct {
 }
 
 func (e *httpError) Error() string { return e.msg }
+
+// errBadChunk is malformed chunked framing.
+var errBadChunk = &httpError{code: http.StatusBadRequest, msg: "malformed chunked body"}
 
 func badRequest(msg string) error { return &httpError{code: http.StatusBadRequest, msg: msg} }
 
@@ -285,7 +291,7 @@ func stripHop(h http.Header) {
 func readChunkSize(br *bufio.Reader) (int64, error) {
 	line, err := br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull || len(line) > maxChunkLine {
-		return 0, errors.New("chunk size line too long")
+		return 0, errBadChunk
 	}
 	if err != nil {
 		return 0, err
@@ -296,7 +302,7 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 	}
 	line = bytes.TrimRight(line, " \t")
 	if len(line) == 0 || len(line) > 15 {
-		return 0, errors.New("malformed chunk size")
+		return 0, errBadChunk
 	}
 	var n int64
 	for _, c := range line {
@@ -309,7 +315,7 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 		case c >= 'A' && c <= 'F':
 			d = c - 'A' + 10
 		default:
-			return 0, errors.New("malformed chunk size")
+			return 0, errBadChunk
 		}
 		n = n<<4 | int64(d)
 	}
@@ -323,7 +329,7 @@ func readCRLF(br *bufio.Reader) error {
 		return err
 	}
 	if b[0] != '\r' || b[1] != '\n' {
-		return errors.New("malformed chunk end")
+		return errBadChunk
 	}
 	_, _ = br.Discard(2)
 	return nil
@@ -337,7 +343,7 @@ func skipTrailers(br *bufio.Reader) error {
 		line, err := br.ReadSlice('\n')
 		total += len(line)
 		if total > maxHeadBytes {
-			return errors.New("trailers too large")
+			return errBadChunk
 		}
 		if err == bufio.ErrBufferFull {
 			continue
@@ -756,6 +762,11 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 	if err != nil {
 		f.err = err
 		code := http.StatusBadGateway
+		if errors.Is(err, errClientBody) {
+			// The client's body was malformed or cut: 400, and the connection ends.
+			fr.close = true
+			return fc.answer(fr, rec, http.StatusBadRequest, "malformed request body\n")
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
 			code = http.StatusGatewayTimeout
@@ -842,6 +853,9 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 	var err error
 	if fr.chunked {
 		_, err = copyChunked(w, fc.br, true, nil)
+		if errors.Is(err, errBadChunk) {
+			return true, errClientBody
+		}
 	} else {
 		_, err = io.CopyN(w, fc.br, fr.length)
 		err = noEOF(err)
@@ -1007,7 +1021,8 @@ func (fc *fastConn) relay(fr *fastRequest, f *flight, rec *recorder, pool *backe
 	if err != nil {
 		f.err = err
 		_ = bc.c.Close()
-		return false // the response is cut: the client sees the connection end
+		_ = w.Flush() // what came is sent; the response is cut: the client sees the connection end
+		return false
 	}
 	if reuse {
 		_ = bc.c.SetDeadline(time.Time{})
