@@ -68,11 +68,11 @@ func readHead(br *bufio.Reader, buf []byte, request bool) ([]byte, error) {
 			return head, &httpError{code: http.StatusRequestHeaderFieldsTooLarge, msg: "request head too large"}
 		}
 		head = append(head, frag...)
-		if err == bufio.ErrBufferFull {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
 		if err != nil {
-			if err == io.EOF && len(head) > 0 {
+			if errors.Is(err, io.EOF) && len(head) > 0 {
 				err = io.ErrUnexpectedEOF
 			}
 			return head, err
@@ -290,7 +290,7 @@ func stripHop(h http.Header) {
 // readChunkSize reads a chunk-size line (extensions ignored) strictly.
 func readChunkSize(br *bufio.Reader) (int64, error) {
 	line, err := br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull || len(line) > maxChunkLine {
+	if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxChunkLine {
 		return 0, errBadChunk
 	}
 	if err != nil {
@@ -345,7 +345,7 @@ func skipTrailers(br *bufio.Reader) error {
 		if total > maxHeadBytes {
 			return errBadChunk
 		}
-		if err == bufio.ErrBufferFull {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
 		if err != nil {
@@ -401,7 +401,7 @@ func copyChunked(w *bufio.Writer, br *bufio.Reader, rechunk bool, flush func() e
 }
 
 func noEOF(err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return io.ErrUnexpectedEOF
 	}
 	return err
@@ -1007,7 +1007,7 @@ func (fc *fastConn) relay(fr *fastRequest, f *flight, rec *recorder, pool *backe
 				break
 			}
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			err = nil
 		}
 		if rechunk {

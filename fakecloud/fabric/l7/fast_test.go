@@ -255,7 +255,9 @@ func TestFastRelay(t *testing.T) {
 			t.Fatalf("stream: %v %q %v %v", resp.Status, body, resp.TransferEncoding, err)
 		}
 		big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
-		go c.send("PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n" + big)
+		go func() {
+			_, _ = io.WriteString(c.c, "PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"+big)
+		}()
 		resp, body, err = c.read("PUT")
 		if err != nil || body != big {
 			t.Fatalf("big: %v, %d bytes, %v", resp.Status, len(body), err)
