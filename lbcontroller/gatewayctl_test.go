@@ -1,6 +1,7 @@
 package lbcontroller_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -393,9 +394,10 @@ func TestGatewayController(t *testing.T) {
 		t.Errorf("the bad Gateway's load balancer listens on %v, want only the valid listener's 8081", ports)
 	}
 
-	// A Gateway of a TLS-passthrough and a UDP listener: both are served by one application
-	// load balancer (one address), the TLS listener routing by SNI, the UDP one forwarding to
-	// the UDPRoute's pods; the Gateway and both listeners are Programmed.
+	// A Gateway of a TLS-passthrough listener, and a UDP and a TCP listener on port 53 (as DNS
+	// has): all are served by one application load balancer (one address), the TLS listener
+	// routing by SNI, the UDP one forwarding to the UDPRoute's pods, the TCP one to the
+	// TCPRoute's; the Gateway and every listener are Programmed.
 	backend("secure", "10.0.1.40")
 	dnsSvc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dns"},
@@ -428,6 +430,7 @@ func TestGatewayController(t *testing.T) {
 			Listeners: []gwv1.Listener{
 				{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr(gwv1.TLSModePassthrough)}},
 				{Name: "dns", Port: 53, Protocol: gwv1.UDPProtocolType},
+				{Name: "dns-tcp", Port: 53, Protocol: gwv1.TCPProtocolType},
 			},
 		},
 	}
@@ -440,6 +443,17 @@ func TestGatewayController(t *testing.T) {
 			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "passthrough", SectionName: ptr(gwv1.SectionName("tls"))}}},
 			Hostnames:       []gwv1.Hostname{"secure.example.com"},
 			Rules: []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{
+				{BackendObjectReference: gwv1.BackendObjectReference{Name: "secure", Port: ptr(gwv1.PortNumber(80))}},
+			}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &gwv1.TCPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dns-tcp"},
+		Spec: gwv1.TCPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "passthrough", SectionName: ptr(gwv1.SectionName("dns-tcp"))}}},
+			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{
 				{BackendObjectReference: gwv1.BackendObjectReference{Name: "secure", Port: ptr(gwv1.PortNumber(80))}},
 			}}},
 		},
@@ -463,19 +477,29 @@ func TestGatewayController(t *testing.T) {
 		}
 		tls := meta.FindStatusCondition(byName["tls"].Conditions, string(gwv1.ListenerConditionProgrammed))
 		dns := meta.FindStatusCondition(byName["dns"].Conditions, string(gwv1.ListenerConditionProgrammed))
+		dnsTCP := meta.FindStatusCondition(byName["dns-tcp"].Conditions, string(gwv1.ListenerConditionProgrammed))
 		if tls == nil || tls.Status != metav1.ConditionTrue || byName["tls"].AttachedRoutes != 1 ||
-			dns == nil || dns.Status != metav1.ConditionTrue || byName["dns"].AttachedRoutes != 1 {
+			dns == nil || dns.Status != metav1.ConditionTrue || byName["dns"].AttachedRoutes != 1 ||
+			dnsTCP == nil || dnsTCP.Status != metav1.ConditionTrue || byName["dns-tcp"].AttachedRoutes != 1 {
 			return false, fmt.Sprintf("listeners %+v", g.Status.Listeners)
 		}
 		return true, ""
 	})
 	ptags := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/passthrough"}
 	plbs, err := h.p.ListApplicationLoadBalancers(ctx, ptags)
-	if err != nil || len(plbs) != 1 || len(plbs[0].Listeners) != 2 {
-		t.Fatalf("the passthrough Gateway's application load balancers %+v (%v), want one with the TLS and UDP listeners", plbs, err)
+	if err != nil || len(plbs) != 1 || len(plbs[0].Listeners) != 3 {
+		t.Fatalf("the passthrough Gateway's application load balancers %+v (%v), want one with the TCP, UDP and TLS listeners", plbs, err)
 	}
 	pls := slices.Clone(plbs[0].Listeners)
-	slices.SortFunc(pls, func(a, b providers.HTTPListener) int { return a.Port - b.Port })
+	slices.SortFunc(pls, func(a, b providers.HTTPListener) int {
+		return cmp.Or(a.Port-b.Port, strings.Compare(a.Protocol, b.Protocol))
+	})
+	if l := pls[0]; l.Protocol != providers.ProtocolTCP || l.Port != 53 || len(l.DefaultAction.Forward) != 1 {
+		t.Errorf("listener %+v; want TCP/53 forwarding to the TCPRoute's group", l)
+	} else if ths, err := h.p.DescribeTargets(ctx, l.DefaultAction.Forward[0].TargetGroupID); err != nil || len(ths) != 1 || ths[0].Target.IP.String() != "10.0.1.40" {
+		t.Errorf("the TCPRoute's target group has %+v (%v), want the secure pod 10.0.1.40", ths, err)
+	}
+	pls = pls[1:]
 	if l := pls[0]; l.Protocol != providers.ProtocolUDP || l.Port != 53 || len(l.DefaultAction.Forward) != 1 {
 		t.Errorf("listener %+v; want UDP/53 forwarding to the UDPRoute's group", l)
 	} else if ths, err := h.p.DescribeTargets(ctx, l.DefaultAction.Forward[0].TargetGroupID); err != nil || len(ths) != 1 || ths[0].Target.IP.String() != "10.0.1.50" || ths[0].Target.Port != 5353 {

@@ -347,10 +347,23 @@ func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod, gone bool) e
 		GracePeriodSeconds: ptr.To[int64](0),
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 	})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+	switch {
+	case err == nil, apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsConflict(err):
+		// The UID precondition failed: a pod of the same name replaced this one, or the API
+		// server (a fresh restart's storage) judged against a stale copy. Only a read tells.
+		cur, gerr := w.a.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(gerr) || (gerr == nil && cur.UID != pod.UID) {
+			return nil
+		}
+		if gerr != nil {
+			return fmt.Errorf("delete pod %s/%s: %w; then reading it: %w", pod.Namespace, pod.Name, err, gerr)
+		}
+		return fmt.Errorf("delete pod %s/%s: %w, and the pod is still there", pod.Namespace, pod.Name, err)
+	default:
 		return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	return nil
 }
 
 // stopContainers stops every running container at once, each with the same grace period.

@@ -51,8 +51,10 @@ func (f *Fabric) newALB(lb *LB) (*albRuntime, error) {
 		ListenPacket: func(port int) (net.PacketConn, error) {
 			return listenPacketIn(ns, net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
 		},
-		Dial: dial,
-		Log:  f.log.With("lb", lb.ID),
+		Dial:           dial,
+		Log:            f.log.With("lb", lb.ID),
+		UDPIdleTimeout: f.cfg.albUDPIdleTimeout,
+		UDPMaxFlows:    f.cfg.albUDPMaxFlows,
 	}
 	if f.cfg.Registerer != nil {
 		rt.reg = &trackedRegisterer{Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"lb": lb.ID}, f.cfg.Registerer)}

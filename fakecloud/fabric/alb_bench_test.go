@@ -40,6 +40,9 @@ type albBench struct {
 	client   *http.Client
 	// loader, when set, is the process that runs the client (and the pod): load asks it.
 	loader *albLoader
+	// podLoader, when set, is the process that serves the pod apart from the loader's client;
+	// load adds its CPU to the loader's.
+	podLoader *albLoader
 }
 
 func newALBBench(b *testing.B, rules int) *albBench {
@@ -127,6 +130,10 @@ type pathLoad struct {
 // fabric and the load balancer), p.loaderCPU the loader's (client and pod).
 func (l *albBench) load(b *testing.B, p *pathLoad) {
 	cpu0 := processCPU()
+	var podCPU0 time.Duration
+	if l.podLoader != nil {
+		podCPU0 = l.podLoader.cpu(b)
+	}
 	var r loadResult
 	if l.loader != nil {
 		var err error
@@ -144,6 +151,9 @@ func (l *albBench) load(b *testing.B, p *pathLoad) {
 	}
 	p.n, p.elapsed, p.cpu = p.n+r.N, p.elapsed+r.Elapsed, p.cpu+processCPU()-cpu0
 	p.loaderCPU += r.CPU
+	if l.podLoader != nil {
+		p.loaderCPU += l.podLoader.cpu(b) - podCPU0
+	}
 	p.lat = append(p.lat, r.Lat...)
 	p.rates = append(p.rates, float64(r.N)/r.Elapsed.Seconds())
 }
@@ -250,6 +260,10 @@ func processCPU() time.Duration {
 //     The client and the pod run in a loader process (this test binary again) pinned to CPU 0
 //     with GOMAXPROCS 1; this process (fabric and load balancer) is pinned to CPU 1 with
 //     GOMAXPROCS 1. Both paths are measured so, the direct one never touching CPU 1.
+//   - lb-own-cpu-pod-apart: as lb-own-cpu, but the pod's server is a process of its own beside
+//     the client's, both on CPU 0 with GOMAXPROCS 1, as a pod and its client are. In one Go
+//     process with one P, a direct request and its answer pass between goroutines without the
+//     thread ever sleeping, which no real client and pod have.
 //
 // Run it with: go test -run '^$' -bench ALBVersusDirect -benchtime 6x ./fakecloud/fabric/
 func BenchmarkALBVersusDirect(b *testing.B) {
@@ -267,6 +281,22 @@ func BenchmarkALBVersusDirect(b *testing.B) {
 		l := newALBBenchServed(b, 0, func(l *albBench) {
 			l.pod = benchPod(b, l.lab)
 			l.loader = startALBLoader(b, l.node(l.n1), netip.AddrPortFrom(l.pod, albBenchPort), l.internet, 0)
+		})
+		restore := pinProcess(b, 1)
+		defer restore()
+		l.compare(b, &pathLoad{name: "alb", url: l.viaLB(80, "/x")}, &pathLoad{name: "direct", url: l.direct("/x")})
+	})
+	b.Run("lb-own-cpu-pod-apart", func(b *testing.B) {
+		if runtime.NumCPU() < 2 {
+			b.Skip("needs 2 CPUs: one for the load balancer, one for client and pod")
+		}
+		if _, err := exec.LookPath("taskset"); err != nil {
+			b.Skip("needs taskset (util-linux) to pin the loader processes")
+		}
+		l := newALBBenchServed(b, 0, func(l *albBench) {
+			l.pod = benchPod(b, l.lab)
+			l.podLoader = startALBLoader(b, l.node(l.n1), netip.AddrPortFrom(l.pod, albBenchPort), "", 0)
+			l.loader = startALBLoader(b, "", netip.AddrPort{}, l.internet, 0)
 		})
 		restore := pinProcess(b, 1)
 		defer restore()

@@ -40,7 +40,10 @@ type albLoader struct {
 func startALBLoader(b *testing.B, podNS string, pod netip.AddrPort, internetNS string, cpu int) *albLoader {
 	b.Helper()
 	cmd := exec.Command("taskset", "-c", strconv.Itoa(cpu), os.Args[0], "-test.run", "^TestALBLoader$", "-test.count", "1")
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", envLoaderPod+"="+podNS+","+pod.String(), envLoaderInternet+"="+internetNS)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", envLoaderInternet+"="+internetNS)
+	if podNS != "" {
+		cmd.Env = append(cmd.Env, envLoaderPod+"="+podNS+","+pod.String())
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -84,6 +87,22 @@ func (l *albLoader) next() (string, error) {
 	}
 }
 
+// cpu asks a pod-only loader for its CPU time so far.
+func (l *albLoader) cpu(b *testing.B) time.Duration {
+	if _, err := fmt.Fprintln(l.in, "cpu"); err != nil {
+		b.Fatalf("ask the pod's loader: %v", err)
+	}
+	line, err := l.next()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns, err := strconv.ParseInt(line, 10, 64)
+	if err != nil {
+		b.Fatalf("the pod's loader's answer %q: %v", line, err)
+	}
+	return time.Duration(ns)
+}
+
 // load has the loader load url for one round.
 func (l *albLoader) load(url string) (loadResult, error) {
 	var r loadResult
@@ -104,19 +123,30 @@ func (l *albLoader) load(url string) (loadResult, error) {
 // without its variables it skips.
 func TestALBLoader(t *testing.T) {
 	pod, internet := os.Getenv(envLoaderPod), os.Getenv(envLoaderInternet)
-	if pod == "" || internet == "" {
+	if pod == "" && internet == "" {
 		t.Skip("the loader process of BenchmarkALBVersusDirect/lb-own-cpu")
 	}
-	podNS, podAddr, _ := strings.Cut(pod, ",")
-	ln, err := listenIn(podNS, podAddr)
-	if err != nil {
-		t.Fatal(err)
+	if pod != "" {
+		podNS, podAddr, _ := strings.Cut(pod, ",")
+		ln, err := listenIn(podNS, podAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+		})}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
 	}
-	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok")
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	if internet == "" {
+		// The pod alone: each line asks for this process's CPU time so far.
+		fmt.Println(albLoaderPrefix + "ready")
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			fmt.Println(albLoaderPrefix + strconv.FormatInt(int64(processCPU()), 10))
+		}
+		return
+	}
 	client := nsClient(internet)
 	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 4 * albBenchWorkers
 	get := func(url string) (int, error) {

@@ -49,7 +49,9 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource) (l7.Config,
 	var cfg l7.Config
 	groups := map[string]bool{}
 	listeners := slices.Clone(ix.listeners[lbID])
-	slices.SortFunc(listeners, func(a, b api.Listener) int { return cmp.Compare(a.Port, b.Port) })
+	slices.SortFunc(listeners, func(a, b api.Listener) int { // 53/TCP before 53/UDP
+		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
+	})
 	for _, al := range listeners {
 		l := l7.Listener{Port: al.Port, Protocol: l7.Protocol(al.Protocol)}
 		for i, c := range al.Certificates {

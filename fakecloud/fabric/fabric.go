@@ -65,6 +65,11 @@ type Config struct {
 	// AttachCheckInterval is how often, with attachments, the fabric checks that each attached
 	// namespace is still there (a container stopped, a bind mount went); default 1s.
 	AttachCheckInterval time.Duration
+
+	// albUDPIdleTimeout and albUDPMaxFlows override the application load balancers' UDP flow
+	// idle timeout and flow limit (zero: the engine's 60 s and 4,096); tests shorten them.
+	albUDPIdleTimeout time.Duration
+	albUDPMaxFlows    int
 }
 
 // Fabric converges the kernel from the control plane. Create it with New, drive it with Run.

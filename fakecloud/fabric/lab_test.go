@@ -36,6 +36,8 @@ type lab struct {
 	faults *testFaults
 	// attach is the attachments the next start gives the fabric.
 	attach []Attachment
+	// tune, when set, changes the fabric's configuration at each start.
+	tune func(*Config)
 
 	vpc        string
 	subA, subB api.Subnet
@@ -58,10 +60,16 @@ func newLab(t testing.TB, apiHandler http.Handler) *lab {
 // newLabWith is newLab on a store opened with cfg (limits, say).
 func newLabWith(t testing.TB, apiHandler http.Handler, cfg state.Config) *lab {
 	t.Helper()
+	return newLabTuned(t, apiHandler, cfg, nil)
+}
+
+// newLabTuned is newLabWith on a fabric whose configuration tune changes.
+func newLabTuned(t testing.TB, apiHandler http.Handler, cfg state.Config, tune func(*Config)) *lab {
+	t.Helper()
 	requireRoot(t)
 	st := must(state.Open(cfg))
 	t.Cleanup(func() { _ = st.Close() })
-	l := &lab{t: t, st: st, prefix: testPrefix(t), api: apiHandler, reg: prometheus.NewRegistry(), faults: &testFaults{}}
+	l := &lab{t: t, st: st, prefix: testPrefix(t), api: apiHandler, reg: prometheus.NewRegistry(), faults: &testFaults{}, tune: tune}
 	watchRootNetns(t)
 	t.Cleanup(func() { l.teardown() })
 	l.vpc = must(st.CreateVpc(admin(), &api.CreateVpcRequest{CidrBlock: "10.0.0.0/16"})).Vpc.VpcID
@@ -81,9 +89,13 @@ func (l *lab) start() {
 	if _, bench := l.t.(*testing.B); bench {
 		level = slog.LevelWarn
 	}
-	f, err := New(Config{Source: l.st, APIHandler: l.api, Prefix: l.prefix, RetryInterval: 50 * time.Millisecond,
+	cfg := Config{Source: l.st, APIHandler: l.api, Prefix: l.prefix, RetryInterval: 50 * time.Millisecond,
 		Registerer: l.reg, Health: l.st, LBStates: l.st, Faults: l.faults, Certificates: l.st, Attach: l.attach, AttachCheckInterval: 50 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))})
+		Logger: slog.New(slog.NewTextHandler(tWriter{l.t}, &slog.HandlerOptions{Level: level}))}
+	if l.tune != nil {
+		l.tune(&cfg)
+	}
+	f, err := New(cfg)
 	if err != nil {
 		l.t.Fatal(err)
 	}

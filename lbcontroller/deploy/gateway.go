@@ -1,11 +1,13 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flatnet/flatnet/lbcontroller/gateway"
@@ -382,21 +384,34 @@ func passthrough(protocol string) bool {
 	return protocol == providers.ProtocolTLS || protocol == providers.ProtocolTCP || protocol == providers.ProtocolUDP
 }
 
+// listenerSlot is where a listener sits on the load balancer: ports are per transport, so a
+// port holds one stream listener (HTTP, HTTPS, TLS or TCP) and one UDP listener.
+type listenerSlot struct {
+	port int
+	udp  bool
+}
+
+func slotOf(protocol string, port int) listenerSlot {
+	return listenerSlot{port: port, udp: protocol == providers.ProtocolUDP}
+}
+
 func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, cur *providers.ApplicationLoadBalancer, certs map[string]string, token string, res *GatewayResult) error {
 	want, err := wantedListeners(alb, certs, res.TargetGroups)
 	if err != nil {
 		return err
 	}
-	wanted := map[int]bool{}
+	wanted := map[listenerSlot]bool{}
 	for _, w := range want {
-		wanted[w.spec.Port] = true
+		wanted[slotOf(w.spec.Protocol, w.spec.Port)] = true
 	}
 	// A listener whose kind changes (HTTP to TLS on the same port, say: its rules would not
 	// fit) or a TLS listener losing its default forward (modifying a listener keeps a default
 	// it does not replace) is deleted first and created again below.
 	var keep []providers.HTTPListener
 	for _, have := range cur.Listeners {
-		i := slices.IndexFunc(want, func(w listenerPlan) bool { return w.spec.Port == have.Port })
+		i := slices.IndexFunc(want, func(w listenerPlan) bool {
+			return slotOf(w.spec.Protocol, w.spec.Port) == slotOf(have.Protocol, have.Port)
+		})
 		recreate := i >= 0 && (passthrough(have.Protocol) != passthrough(want[i].spec.Protocol) ||
 			(passthrough(have.Protocol) && len(have.DefaultAction.Forward) > 0 && len(want[i].spec.DefaultAction.Forward) == 0))
 		if !recreate {
@@ -410,7 +425,9 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 	}
 	for _, w := range want {
 		spec, where := w.spec, fmt.Sprintf("%s/%d", w.spec.Protocol, w.spec.Port)
-		i := slices.IndexFunc(keep, func(h providers.HTTPListener) bool { return h.Port == spec.Port })
+		i := slices.IndexFunc(keep, func(h providers.HTTPListener) bool {
+			return slotOf(h.Protocol, h.Port) == slotOf(spec.Protocol, spec.Port)
+		})
 		var id string
 		switch {
 		case i < 0:
@@ -435,9 +452,11 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 			return err
 		}
 	}
-	slices.SortFunc(keep, func(a, b providers.HTTPListener) int { return a.Port - b.Port }) // in port order, as the cloud lists them in any
+	slices.SortFunc(keep, func(a, b providers.HTTPListener) int { // in port order, as the cloud lists them in any
+		return cmp.Or(cmp.Compare(a.Port, b.Port), strings.Compare(a.Protocol, b.Protocol))
+	})
 	for _, have := range keep {
-		if wanted[have.Port] {
+		if wanted[slotOf(have.Protocol, have.Port)] {
 			continue
 		}
 		if err := p.DeleteListener(ctx, have.ID); err != nil {

@@ -67,7 +67,12 @@ func cloudState(t *testing.T, d *fakecloud.LoadBalancing, tags map[string]string
 		t.Fatalf("application load balancers: %+v, %v", albs, err)
 	}
 	ls := slices.Clone(albs[0].Listeners)
-	slices.SortFunc(ls, func(a, b providers.HTTPListener) int { return a.Port - b.Port })
+	slices.SortFunc(ls, func(a, b providers.HTTPListener) int {
+		if a.Port != b.Port {
+			return a.Port - b.Port
+		}
+		return strings.Compare(a.Protocol, b.Protocol)
+	})
 	var b strings.Builder
 	for _, l := range ls {
 		fmt.Fprintf(&b, "listener %s/%d default: %s\n", l.Protocol, l.Port, action(l.DefaultAction))
@@ -134,6 +139,25 @@ func TestGatewayPassthrough(t *testing.T) {
 				{Port: 443, Protocol: gateway.ProtocolTLS, Default: fwd("tls-a", 1)},
 			},
 			TargetGroups: []gateway.TargetGroup{tcpGroup("tls-a", "10.0.1.10")},
+		}},
+		{"DNS on 53/TCP and 53/UDP: ports are per transport", &gateway.ApplicationLoadBalancer{
+			Name: "alb-l4",
+			Passthrough: []gateway.L4Listener{
+				{Port: 53, Protocol: gateway.ProtocolTCP, Default: fwd("tcp", 1)},
+				{Port: 53, Protocol: gateway.ProtocolUDP, Default: fwd("dns", 1)},
+				{Port: 80, Protocol: gateway.ProtocolTLS, Default: fwd("tls-a", 1)},
+				{Port: 443, Protocol: gateway.ProtocolTLS, Default: fwd("tls-a", 1)},
+			},
+			TargetGroups: []gateway.TargetGroup{udpGroup("dns", "10.0.1.40"), tcpGroup("tcp", "10.0.1.30"), tcpGroup("tls-a", "10.0.1.10")},
+		}},
+		{"53/TCP goes, 53/UDP stays; 443 turns UDP (the TLS listener goes)", &gateway.ApplicationLoadBalancer{
+			Name: "alb-l4",
+			Passthrough: []gateway.L4Listener{
+				{Port: 53, Protocol: gateway.ProtocolUDP, Default: fwd("dns", 1)},
+				{Port: 80, Protocol: gateway.ProtocolTLS, Default: fwd("tls-a", 1)},
+				{Port: 443, Protocol: gateway.ProtocolUDP, Default: fwd("dns", 1)},
+			},
+			TargetGroups: []gateway.TargetGroup{udpGroup("dns", "10.0.1.40"), tcpGroup("tls-a", "10.0.1.10")},
 		}},
 	}
 	var b strings.Builder

@@ -63,6 +63,8 @@ func writes(n map[string]int) map[string]int {
 }
 
 // cloudRules reads back every rule of the deployed load balancer, by listener port.
+// cloudRules are the rules of the cloud's listeners by port; a UDP listener (it has none) is
+// under minus its port, as it may share its port with a TCP one (see udpKey).
 func cloudRules(t *testing.T, d *fakecloud.LoadBalancing, tags map[string]string) map[int][]providers.Rule {
 	t.Helper()
 	albs, err := d.ListApplicationLoadBalancers(context.Background(), tags)
@@ -78,9 +80,17 @@ func cloudRules(t *testing.T, d *fakecloud.LoadBalancing, tags map[string]string
 		for i := range rules {
 			rules[i].ID = ""
 		}
-		out[l.Port] = rules
+		out[udpKey(l.Protocol, l.Port)] = rules
 	}
 	return out
+}
+
+// udpKey is a listener's key in cloudRules: its port, minus it for UDP.
+func udpKey(protocol string, port int) int {
+	if protocol == providers.ProtocolUDP {
+		return -port
+	}
+	return port
 }
 
 // priorities of a listener's rules as "priority source" of the model, to compare with the
@@ -139,7 +149,7 @@ func TestGatewayDeployGoldenAndRepeat(t *testing.T) {
 					for _, r := range l.SNI {
 						want = append(want, strings.Join(r.Hostnames, ","))
 					}
-					if diff := cmp.Diff(want, ruleSummary(got[l.Port])); diff != "" {
+					if diff := cmp.Diff(want, ruleSummary(got[udpKey(l.Protocol, l.Port)])); diff != "" {
 						t.Errorf("%s %s listener %d rules (-model SNI +cloud):\n%s", gw.Name, l.Protocol, l.Port, diff)
 					}
 				}

@@ -60,7 +60,7 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 	// address for the Gateway.
 	pass := map[l4key][]*listener{}
 	for _, l := range g.listeners {
-		if !l.serving() || g.udpPortTaken(l) {
+		if !l.serving() {
 			continue
 		}
 		port := int(l.spec.Port)
@@ -97,21 +97,6 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 		out.L7 = alb
 	}
 	return out
-}
-
-// udpPortTaken tells whether l is a UDP listener whose port a serving listener of another
-// protocol has: the load balancer holds one listener per port, so the UDP one is left out
-// (the Gateway API allows TCP and UDP on one port; flatnet does not serve that yet).
-func (g *gateway) udpPortTaken(l *listener) bool {
-	if l.class != ProtocolUDP {
-		return false
-	}
-	for _, o := range g.listeners {
-		if o.class != ProtocolUDP && o.spec.Port == l.spec.Port && o.serving() {
-			return true
-		}
-	}
-	return false
 }
 
 func sortedKeys[V any](m map[int]V) []int {

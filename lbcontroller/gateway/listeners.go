@@ -434,11 +434,7 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 	}
 	st.Conditions = []metav1.Condition{accepted, prog}
 	for _, l := range g.listeners {
-		lp, msg := programmed, "waiting for the cloud to program the load balancer"
-		if g.udpPortTaken(l) {
-			lp, msg = false, fmt.Sprintf("port %d is taken by a listener of another protocol: flatnet's load balancer holds one listener per port, so this UDP listener is not served", l.spec.Port)
-		}
-		st.Listeners = append(st.Listeners, l.status(gen, accepted.Status == metav1.ConditionTrue, lp, msg))
+		st.Listeners = append(st.Listeners, l.status(gen, accepted.Status == metav1.ConditionTrue, programmed, "waiting for the cloud to program the load balancer"))
 	}
 	return GatewayStatus{Namespace: g.obj.Namespace, Name: g.obj.Name, Status: st}
 }

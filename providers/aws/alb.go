@@ -407,7 +407,7 @@ func (d *LoadBalancing) SetRulePriorities(ctx context.Context, priorities map[st
 // load balancer serves HTTP and HTTPS only (those need a network load balancer there).
 func passthroughUnsupported(protocol string) error {
 	if protocol == providers.ProtocolTLS || protocol == providers.ProtocolTCP || protocol == providers.ProtocolUDP {
-		return unsupported("%s listeners on an application load balancer", protocol)
+		return unsupported("%s listeners on an application load balancer (ELBv2 serves TLS, TCP and UDP on network load balancers only)", protocol)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +84,9 @@ func TestConditionsRoundTrip(t *testing.T) {
 		var pe *providers.Error
 		if !errors.Is(err, providers.ErrInvalid) || !errors.As(err, &pe) || pe.Code != codeUnsupported {
 			t.Errorf("%s listener: %v; want ErrInvalid (%s)", p, err, codeUnsupported)
+		}
+		if err == nil || !strings.Contains(err.Error(), p+" listeners on an application load balancer") || !strings.Contains(err.Error(), "network load balancers") {
+			t.Errorf("%s listener: %v; want it to name the protocol and point to network load balancers", p, err)
 		}
 	}
 	for name, a := range map[string]providers.RuleAction{

@@ -98,7 +98,7 @@ func BenchmarkMatch(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			l := s.listeners[80]
+			l := s.listeners[portKey{port: 80}]
 			r := httptest.NewRequest(http.MethodGet, fmt.Sprintf("http://www.example.com/r%d", n-1), nil)
 			host, path := requestHost(r.Host), r.URL.EscapedPath()
 			b.ReportAllocs()

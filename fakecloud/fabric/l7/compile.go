@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,7 @@ func Validate(cfg Config) error {
 // snapshot is a validated Config in the form requests read, immutable once built; Apply hands
 // each listener its part.
 type snapshot struct {
-	listeners map[int]*listener
+	listeners map[portKey]*listener
 	groups    map[string]*group
 }
 
@@ -114,9 +115,23 @@ func (c *checker) bad(field, format string, args ...any) {
 	c.errs = append(c.errs, &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)})
 }
 
+// portKey is a listener's socket: its port and transport. A UDP listener takes a port
+// apart from the stream listener (HTTP, HTTPS, TLS or TCP) that may share its number.
+type portKey struct {
+	port int
+	udp  bool
+}
+
+func (k portKey) String() string {
+	if k.udp {
+		return strconv.Itoa(k.port) + "/udp"
+	}
+	return strconv.Itoa(k.port)
+}
+
 func compile(cfg Config) (*snapshot, error) {
 	c := &checker{}
-	s := &snapshot{listeners: map[int]*listener{}, groups: map[string]*group{}}
+	s := &snapshot{listeners: map[portKey]*listener{}, groups: map[string]*group{}}
 	for i, tg := range cfg.TargetGroups {
 		if g := c.group(fmt.Sprintf("targetGroups[%d]", i), tg, s.groups); g != nil {
 			s.groups[g.name] = g
@@ -124,12 +139,13 @@ func compile(cfg Config) (*snapshot, error) {
 	}
 	for i, l := range cfg.Listeners {
 		f := fmt.Sprintf("listeners[%d]", i)
-		if _, dup := s.listeners[l.Port]; dup {
-			c.bad(f+".port", "%d is taken by another listener", l.Port)
+		k := portKey{port: l.Port, udp: l.Protocol == ProtocolUDP}
+		if _, dup := s.listeners[k]; dup {
+			c.bad(f+".port", "%s is taken by another listener", k)
 			continue
 		}
 		if cl := c.listener(f, l, s.groups); cl != nil {
-			s.listeners[l.Port] = cl
+			s.listeners[k] = cl
 		}
 	}
 	if len(c.errs) > 0 {

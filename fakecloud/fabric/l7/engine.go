@@ -63,7 +63,7 @@ type Engine struct {
 	pools sync.Map
 
 	mu         sync.Mutex // serialises Apply and Close
-	servers    map[int]*server
+	servers    map[portKey]*server
 	transports map[string]*http.Transport // by transportKey
 	series     map[[2]string]bool         // (listener, rule) label pairs of the config applied
 	draining   map[*server]bool           // removed listeners whose requests are finishing
@@ -162,7 +162,7 @@ func New(opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("l7: registering metrics: %w", err)
 		}
 	}
-	e := &Engine{opts: opts, log: opts.Log, metrics: m, servers: map[int]*server{},
+	e := &Engine{opts: opts, log: opts.Log, metrics: m, servers: map[portKey]*server{},
 		draining: map[*server]bool{}, transports: map[string]*http.Transport{}}
 	if opts.AccessLog != nil {
 		e.access = newAccessLog(opts.AccessLog)
@@ -212,16 +212,16 @@ func (e *Engine) Apply(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	for port, srv := range e.servers {
-		if l := s.listeners[port]; l != nil {
+	for k, srv := range e.servers {
+		if l := s.listeners[k]; l != nil {
 			srv.cur.Store(l)
 		} else {
-			delete(e.servers, port)
+			delete(e.servers, k)
 			e.drain(srv)
 		}
 	}
-	for port, srv := range opened {
-		e.servers[port] = srv
+	for k, srv := range opened {
+		e.servers[k] = srv
 		e.start(srv)
 	}
 	for key, t := range e.transports {
@@ -236,16 +236,17 @@ func (e *Engine) Apply(cfg Config) error {
 
 // openListeners opens the sockets of listeners s has and the engine does not (or has with
 // another protocol); it closes them all again if one fails.
-func (e *Engine) openListeners(s *snapshot) (map[int]*server, error) {
-	opened := map[int]*server{}
-	for port, l := range s.listeners {
-		old := e.servers[port]
+func (e *Engine) openListeners(s *snapshot) (map[portKey]*server, error) {
+	opened := map[portKey]*server{}
+	for k, l := range s.listeners {
+		port := k.port
+		old := e.servers[k]
 		if old != nil && old.proto == l.proto {
 			continue
 		}
 		if old != nil {
 			// The port is needed for the new protocol: the old listener drains without it.
-			delete(e.servers, port)
+			delete(e.servers, k)
 			e.drain(old)
 		}
 		var err error
@@ -258,21 +259,21 @@ func (e *Engine) openListeners(s *snapshot) (map[int]*server, error) {
 					srv := &server{proto: l.proto}
 					srv.cur.Store(l)
 					srv.udp = newUDPRelay(e, srv, pc)
-					opened[port] = srv
+					opened[k] = srv
 					continue
 				}
 			}
 		} else {
 			var ln net.Listener
 			if ln, err = e.opts.Listen(port); err == nil {
-				opened[port] = e.newServer(port, l, ln)
+				opened[k] = e.newServer(port, l, ln)
 				continue
 			}
 		}
 		for _, srv := range opened {
 			srv.closeSocket()
 		}
-		return nil, fmt.Errorf("l7: opening listener %d: %w", port, err)
+		return nil, fmt.Errorf("l7: opening listener %s: %w", k, err)
 	}
 	return opened, nil
 }
@@ -357,11 +358,24 @@ func (e *Engine) drain(s *server) {
 }
 
 // Addr is the address a listener's socket is bound to, or nil when the engine has no
-// listener on port.
+// listener on port: the stream (HTTP, HTTPS, TLS or TCP) listener's when the port has one,
+// else the UDP listener's (see UDPAddr).
 func (e *Engine) Addr(port int) net.Addr {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if s := e.servers[port]; s != nil {
+	for _, k := range []portKey{{port: port}, {port: port, udp: true}} {
+		if s := e.servers[k]; s != nil {
+			return s.addr()
+		}
+	}
+	return nil
+}
+
+// UDPAddr is the address the UDP listener on port is bound to, or nil when the engine has none.
+func (e *Engine) UDPAddr(port int) net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.servers[portKey{port: port, udp: true}]; s != nil {
 		return s.addr()
 	}
 	return nil
@@ -396,7 +410,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	for s := range e.draining {
 		all = append(all, s)
 	}
-	e.servers = map[int]*server{}
+	e.servers = map[portKey]*server{}
 	e.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range all {

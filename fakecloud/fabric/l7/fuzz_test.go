@@ -75,7 +75,7 @@ func FuzzValidate(f *testing.F) {
 		req := httptest.NewRequest("GET", "http://h"+u.RequestURI(), nil)
 		req.Host = strings.TrimPrefix(host, "*.")
 		req.Header.Set("X-H", hValue)
-		l := s.listeners[80]
+		l := s.listeners[portKey{port: 80}]
 		path := req.URL.EscapedPath()
 		for _, r := range l.rules {
 			if r.matches(req, requestHost(req.Host), path, req.URL.Query) {

@@ -21,7 +21,7 @@ func compileRule(t *testing.T, r Rule) *rule {
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
-	return s.listeners[80].rules[0]
+	return s.listeners[portKey{port: 80}].rules[0]
 }
 
 func matchRequest(ru *rule, req *http.Request) bool {
@@ -336,7 +336,7 @@ func TestRuleIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := s.listeners[80]
+		l := s.listeners[portKey{port: 80}]
 		for range 50 {
 			path := randPath()
 			method := http.MethodGet
@@ -375,11 +375,11 @@ func TestRuleIndexDeepPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lists [maxCandidateLists][]int32
-	if _, ok := s.listeners[80].index.candidates(p, &lists); ok {
+	if _, ok := s.listeners[portKey{port: 80}].index.candidates(p, &lists); ok {
 		t.Fatalf("%d segments fit in %d lists", 2*maxCandidateLists, maxCandidateLists)
 	}
 	r := httptest.NewRequest(http.MethodGet, "http://h.test"+p, nil)
-	if got := s.listeners[80].match(r, "h.test", p); ruleName(got) != "last" {
+	if got := s.listeners[portKey{port: 80}].match(r, "h.test", p); ruleName(got) != "last" {
 		t.Errorf("deep GET matched %s, want last", ruleName(got))
 	}
 }

@@ -24,6 +24,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	dropped  prometheus.Counter
+	// udpRefused counts the UDP flows refused because their listener had UDPMaxFlows.
+	udpRefused *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -41,11 +43,15 @@ func newMetrics() *metrics {
 			Name: "flatnet_l7_access_log_dropped_total",
 			Help: "Access-log lines dropped because the writer fell behind.",
 		}),
+		udpRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flatnet_l7_udp_flows_refused_total",
+			Help: "New UDP flows whose datagrams were dropped because their listener had its most flows, by listener port.",
+		}, []string{"listener"}),
 	}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.dropped} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.dropped, m.udpRefused} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -69,16 +75,16 @@ type codeCounter struct {
 	c    prometheus.Counter
 }
 
-func (m *metrics) series(port int, rule string) *series {
-	return &series{m: m, listener: strconv.Itoa(port), rule: rule}
+func (m *metrics) series(k portKey, rule string) *series {
+	return &series{m: m, listener: k.String(), rule: rule}
 }
 
 // resolve gives every listener and rule of s its series.
 func (m *metrics) resolve(s *snapshot) {
-	for port, l := range s.listeners {
-		l.unmatched = m.series(port, noRule)
+	for k, l := range s.listeners {
+		l.unmatched = m.series(k, noRule)
 		for _, r := range l.rules {
-			r.series = m.series(port, r.name)
+			r.series = m.series(k, r.name)
 		}
 	}
 }
@@ -123,8 +129,8 @@ func (s *series) counter(code int) prometheus.Counter {
 // renamed or removed over many Applies do not pile up; it returns the pairs s has.
 func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool {
 	now := map[[2]string]bool{}
-	for port, l := range s.listeners {
-		p := strconv.Itoa(port)
+	for k, l := range s.listeners {
+		p := k.String()
 		now[[2]string{p, noRule}] = true
 		for _, r := range l.rules {
 			now[[2]string{p, r.name}] = true
@@ -135,6 +141,9 @@ func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool
 			labels := prometheus.Labels{"listener": k[0], "rule": k[1]}
 			m.requests.DeletePartialMatch(labels)
 			m.latency.DeletePartialMatch(labels)
+			if k[1] == noRule { // the listener is gone
+				m.udpRefused.DeleteLabelValues(k[0])
+			}
 		}
 	}
 	return now

@@ -119,6 +119,7 @@ func (r *udpRelay) flow(client netip.AddrPort, local net.IP) *udpFlow {
 	}
 	l := r.s.cur.Load()
 	if n >= r.e.opts.UDPMaxFlows {
+		r.e.metrics.udpRefused.WithLabelValues(portKey{port: l.port, udp: true}.String()).Inc()
 		r.e.log.Debug("udp: flow limit reached; datagram dropped", "port", l.port, "client", client, "flows", n)
 		return nil
 	}

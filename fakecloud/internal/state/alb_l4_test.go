@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -63,6 +64,22 @@ func TestPassthroughListeners(t *testing.T) {
 	}
 	udp, err := create(api.ProtocolUDP, 53, forwardTo(ug.TargetGroup.TargetGroupID))
 	mustOK(t, err)
+	// Ports are per transport: 53/TCP beside 53/UDP (DNS), but one stream listener a port and
+	// one UDP listener a port.
+	dnsTCP, err := create(api.ProtocolTCP, 53, forwardTo(t3.TargetGroupID))
+	mustOK(t, err)
+	_, err = create(api.ProtocolTLS, 53, forwardTo(t1.TargetGroupID))
+	wantCode(t, err, api.ErrDuplicateListener)
+	_, err = create(api.ProtocolHTTP, 53, forwardTo(w.tg2.TargetGroupID))
+	wantCode(t, err, api.ErrDuplicateListener)
+	ug2, err := s.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: "dns-b", Protocol: api.ProtocolUDP, Port: 53, VpcID: w.vpc})
+	mustOK(t, err)
+	_, err = create(api.ProtocolUDP, 53, forwardTo(ug2.TargetGroup.TargetGroupID))
+	wantCode(t, err, api.ErrDuplicateListener)
+	_, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: dnsTCP.ListenerID, Protocol: api.ProtocolUDP, DefaultActions: forwardTo(ug2.TargetGroup.TargetGroupID)})
+	wantCode(t, err, api.ErrDuplicateListener)
+	_, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: tcp.ListenerID, Port: 53})
+	wantCode(t, err, api.ErrDuplicateListener)
 
 	cert := importCert(t, s, "a.example.com")
 	for name, tc := range map[string]struct {
@@ -166,5 +183,23 @@ func TestPassthroughListeners(t *testing.T) {
 	_, err = s.CreateListener(admin(), &api.CreateListenerRequest{LoadBalancerID: nlb.LoadBalancer.LoadBalancerID, Protocol: api.ProtocolTCP, Port: 5432, DefaultActions: forwardTo(t3.TargetGroupID)})
 	if err == nil {
 		t.Error("a network listener took a group serving an application load balancer")
+	}
+}
+
+// TestUDPListenerKeyOfAnOldStateFile: an application load balancer's UDP listener stored when
+// ports were not per transport (its key the stream listeners') loads with the UDP key, so a TCP
+// listener may join it on its port; other listeners keep theirs.
+func TestUDPListenerKeyOfAnOldStateFile(t *testing.T) {
+	for _, tc := range []struct{ protocol, key, want string }{
+		{api.ProtocolUDP, "lb-1/HTTP/53", "lb-1/UDP/53"},
+		{api.ProtocolTCP, "lb-1/HTTP/53", "lb-1/HTTP/53"},
+		{api.ProtocolUDP, "lb-2/UDP/53", "lb-2/UDP/53"}, // a network load balancer's
+	} {
+		raw := fmt.Sprintf(`{"ID":"listener-1","LoadBalancerID":"lb-1","PortKey":%q,"Protocol":%q,"Port":53}`, tc.key, tc.protocol)
+		obj, err := decodeRecord(tableListeners, []byte(raw))
+		mustOK(t, err)
+		if got := obj.(*listenerRec).PortKey; got != tc.want {
+			t.Errorf("%s listener stored with key %s loads with %s, want %s", tc.protocol, tc.key, got, tc.want)
+		}
 	}
 }

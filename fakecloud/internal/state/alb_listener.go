@@ -18,10 +18,15 @@ type listenerSpec struct {
 	CertificateIDs []string
 }
 
-// albListenerKey is the unique port key of an application listener: one listener per port,
-// whatever its protocol (HTTP and HTTPS cannot share a port).
-func albListenerKey(lbID string, port int) string {
-	return fmt.Sprintf("%s/%s/%d", lbID, api.ProtocolHTTP, port)
+// albListenerKey is the unique port key of an application listener: ports are per transport,
+// so a port holds one stream listener (HTTP, HTTPS, TLS or TCP: these cannot share it) and one
+// UDP listener (DNS's 53/TCP and 53/UDP, say).
+func albListenerKey(lbID, protocol string, port int) string {
+	transport := api.ProtocolHTTP // what the stream listeners' keys have always held
+	if protocol == api.ProtocolUDP {
+		transport = api.ProtocolUDP
+	}
+	return fmt.Sprintf("%s/%s/%d", lbID, transport, port)
 }
 
 // buildALBListener validates spec against the load balancer and the store and fills in r
@@ -57,7 +62,7 @@ func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listener
 			return api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is %s and has %d rules, which a %s listener cannot hold; delete them first", r.ID, r.Protocol, n, spec.Protocol)
 		}
 	}
-	r.Protocol, r.Port, r.PortKey = spec.Protocol, spec.Port, albListenerKey(lb.ID, spec.Port)
+	r.Protocol, r.Port, r.PortKey = spec.Protocol, spec.Port, albListenerKey(lb.ID, spec.Protocol, spec.Port)
 	r.Actions, r.TargetGroupIDs, r.TargetGroupID = acts, tgs, ""
 	r.SSLPolicy, r.CertificateIDs = "", nil
 	if spec.Protocol != api.ProtocolHTTPS {

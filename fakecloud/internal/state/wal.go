@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/internal/wal"
 )
 
@@ -213,6 +215,11 @@ func decodeRecord(table string, raw json.RawMessage) (any, error) {
 	}
 	if err := json.Unmarshal(raw, obj); err != nil {
 		return nil, fmt.Errorf("decode %s record: %w", table, err)
+	}
+	if l, ok := obj.(*listenerRec); ok && l.Protocol == api.ProtocolUDP {
+		// An application load balancer's UDP listener written when its ports were not per
+		// transport has the stream listeners' key; it takes the UDP one.
+		l.PortKey = strings.Replace(l.PortKey, "/"+api.ProtocolHTTP+"/", "/"+api.ProtocolUDP+"/", 1)
 	}
 	return obj, nil
 }
