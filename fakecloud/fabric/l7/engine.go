@@ -44,6 +44,9 @@ type Options struct {
 	// DrainTimeout bounds how long a removed listener waits for its requests in flight before
 	// it closes their connections (default 30 s).
 	DrainTimeout time.Duration
+	// NetHTTPOnly serves every HTTP request with net/http's server and transport, turning off
+	// the fast path for plain HTTP/1.x (see fast.go); for comparisons.
+	NetHTTPOnly bool
 }
 
 // Engine is one load balancer's L7 data plane. It serves the listeners of the last Config
@@ -56,6 +59,8 @@ type Engine struct {
 	proxy   *httputil.ReverseProxy
 	// inflight counts requests in flight per target ip:port (*atomic.Int64), across configs.
 	inflight sync.Map
+	// pools are the fast path's idle target connections (*backendPool), by group and target.
+	pools sync.Map
 
 	mu         sync.Mutex // serialises Apply and Close
 	servers    map[portKey]*server
@@ -76,6 +81,10 @@ type server struct {
 	ln    net.Listener // nil on UDP listeners
 	udp   *udpRelay    // UDP listeners only
 	cur   atomic.Pointer[listener]
+	// On a plain HTTP listener served by the fast path: its connections, and the listener that
+	// gives srv those it leaves to net/http.
+	fast    fastConns
+	handoff *handoff
 }
 
 func (s *server) passthrough() bool { return s.srv == nil && s.udp == nil }
@@ -107,11 +116,20 @@ func (s *server) shutdown(ctx context.Context) error {
 		_ = s.ln.Close()
 		return s.conns.shutdown(ctx)
 	}
+	var fastErr error
+	done := make(chan struct{})
+	if s.handoff != nil {
+		_ = s.ln.Close()
+		go func() { fastErr = s.fast.shutdown(ctx); close(done) }()
+	} else {
+		close(done)
+	}
 	err := s.srv.Shutdown(ctx)
 	if err != nil && ctx.Err() != nil {
 		_ = s.srv.Close()
 	}
-	return err
+	<-done
+	return errors.Join(err, fastErr)
 }
 
 // New returns an engine serving nothing until the first Apply.
@@ -291,6 +309,10 @@ func (e *Engine) newServer(port int, l *listener, ln net.Listener) *server {
 		}
 	} else {
 		protos.SetUnencryptedHTTP2(true)
+		if !e.opts.NetHTTPOnly {
+			s.handoff = newHandoff(ln.Addr())
+			s.fast.conns = map[*fastConn]bool{}
+		}
 	}
 	return s
 }
@@ -305,6 +327,8 @@ func (e *Engine) start(s *server) {
 			err = s.udp.serve()
 		} else if s.passthrough() {
 			err = e.servePassthrough(s)
+		} else if s.handoff != nil {
+			err = e.serveFast(s)
 		} else if s.proto == ProtocolHTTPS {
 			err = s.srv.ServeTLS(s.ln, "", "")
 		} else {
@@ -399,6 +423,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		t.CloseIdleConnections()
 	}
 	e.mu.Unlock()
+	e.pools.Range(func(_, p any) bool { p.(*backendPool).closeIdle(); return true })
 	if e.access != nil {
 		e.access.close()
 	}
