@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -669,7 +670,7 @@ func mergeConditions(old, want []metav1.Condition) []metav1.Condition {
 // it: a pass runs on every change, and the same bad input must not repeat its event each time.
 func (r *gatewayReconciler) recordEvents(out gateway.Output, objs *gatewayObjects) {
 	seen := map[string]bool{}
-	for _, ev := range out.Events {
+	for _, ev := range foldEvents(out.Events) {
 		k := strings.Join([]string{ev.Kind, ev.Namespace, ev.Name, ev.Reason, ev.Message}, "\x00")
 		seen[k] = true
 		r.mu.Lock()
@@ -752,4 +753,31 @@ func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 			}
 		}
 	}
+}
+
+// foldEvents joins the events one object gets for one reason (two conflicting listeners, say)
+// into one, their messages sorted. The events API takes events of the same object, reason and
+// action for one series and keeps the first one's note, so separate events would show only one
+// of the messages, whichever came first.
+func foldEvents(evs []gateway.Event) []gateway.Event {
+	type key struct{ kind, ns, name, typ, reason string }
+	var order []key
+	msgs := map[key][]string{}
+	for _, ev := range evs {
+		k := key{ev.Kind, ev.Namespace, ev.Name, ev.Type, ev.Reason}
+		if _, ok := msgs[k]; !ok {
+			order = append(order, k)
+		}
+		if !slices.Contains(msgs[k], ev.Message) {
+			msgs[k] = append(msgs[k], ev.Message)
+		}
+	}
+	out := make([]gateway.Event, 0, len(order))
+	for _, k := range order {
+		m := msgs[k]
+		slices.Sort(m)
+		out = append(out, gateway.Event{Kind: k.kind, Namespace: k.ns, Name: k.name, Type: k.typ, Reason: k.reason,
+			Message: strings.Join(m, "; ")})
+	}
+	return out
 }
