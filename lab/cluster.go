@@ -55,6 +55,9 @@ func (l *Lab) restConfig() (*rest.Config, error) {
 		return nil, fmt.Errorf("the lab's kubeconfig %s: %w", cp.Kubeconfig, err)
 	}
 	rc.UserAgent = "flatnet-lab"
+	// client-go's default (5 requests/s, bursts of 10) would throttle the tests and benchmarks
+	// that drive the lab, and be measured with them.
+	rc.QPS, rc.Burst = 50, 100
 	return rc, nil
 }
 

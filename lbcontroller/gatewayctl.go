@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -94,10 +95,20 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 	out := gateway.Translate(in)
 	requeue := r.deployAll(ctx, out)
 	r.collect(ctx, out)
+<<<<<<< HEAD
 	// Translate again with what the cloud now shows: addresses and Programmed come from it.
 	in.LoadBalancers = r.lbStates()
 	out = gateway.Translate(in)
 	r.markUnserved(&out)
+=======
+	// Translate again with what the cloud now shows (addresses and Programmed come from it),
+	// unless it shows what the first translation had: a route change to a served Gateway
+	// leaves its state as it was, and with 1,000 routes a translation costs milliseconds.
+	if now := r.lbStates(); !reflect.DeepEqual(now, in.LoadBalancers) {
+		in.LoadBalancers = now
+		out = gateway.Translate(in)
+	}
+>>>>>>> routes1k
 	statusErr := r.writeStatuses(ctx, out, objs)
 	r.recordEvents(out, objs)
 	result := "ok"
