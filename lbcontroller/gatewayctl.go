@@ -95,12 +95,6 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 	out := gateway.Translate(in)
 	requeue := r.deployAll(ctx, out)
 	r.collect(ctx, out)
-<<<<<<< HEAD
-	// Translate again with what the cloud now shows: addresses and Programmed come from it.
-	in.LoadBalancers = r.lbStates()
-	out = gateway.Translate(in)
-	r.markUnserved(&out)
-=======
 	// Translate again with what the cloud now shows (addresses and Programmed come from it),
 	// unless it shows what the first translation had: a route change to a served Gateway
 	// leaves its state as it was, and with 1,000 routes a translation costs milliseconds.
@@ -108,7 +102,7 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 		in.LoadBalancers = now
 		out = gateway.Translate(in)
 	}
->>>>>>> routes1k
+	r.markUnserved(&out)
 	statusErr := r.writeStatuses(ctx, out, objs)
 	r.recordEvents(out, objs)
 	result := "ok"
