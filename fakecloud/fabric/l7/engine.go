@@ -196,6 +196,7 @@ func (e *Engine) Apply(cfg Config) error {
 		return errors.New("l7: engine closed")
 	}
 	used := map[string]*http.Transport{}
+	usedPools := map[string]bool{}
 	for _, g := range s.groups {
 		key := transportKey(g)
 		t := e.transports[key]
@@ -205,6 +206,7 @@ func (e *Engine) Apply(cfg Config) error {
 		used[key], g.transport = t, t
 		for _, tg := range g.targets {
 			tg.inflight = e.counter(tg.hostport)
+			usedPools[poolKey(g, tg.hostport)] = true
 		}
 	}
 	e.metrics.resolve(s)
@@ -230,6 +232,15 @@ func (e *Engine) Apply(cfg Config) error {
 		}
 	}
 	e.transports = used
+	// The fast path's pools of targets and groups that are gone close their idle connections;
+	// a request still in flight to one closes its connection when it ends.
+	e.pools.Range(func(k, p any) bool {
+		if !usedPools[k.(string)] {
+			e.pools.Delete(k)
+			p.(*backendPool).close()
+		}
+		return true
+	})
 	e.series = e.metrics.forget(e.series, s)
 	return nil
 }

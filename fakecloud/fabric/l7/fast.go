@@ -429,8 +429,9 @@ type backendConn struct {
 // backendPool holds a target's idle connections (per target group, so a group's change of
 // protocol or TLS does not reuse them).
 type backendPool struct {
-	mu   sync.Mutex
-	idle []*backendConn
+	mu     sync.Mutex
+	idle   []*backendConn
+	closed bool // its target left the configuration: nothing more is kept
 }
 
 // maxIdlePerTarget bounds a target's idle fast-path connections, as the transport's
@@ -450,7 +451,7 @@ func (p *backendPool) get() *backendConn {
 
 func (p *backendPool) put(bc *backendConn) {
 	p.mu.Lock()
-	if len(p.idle) < maxIdlePerTarget {
+	if !p.closed && len(p.idle) < maxIdlePerTarget {
 		p.idle = append(p.idle, bc)
 		bc = nil
 	}
@@ -470,8 +471,19 @@ func (p *backendPool) closeIdle() {
 	}
 }
 
+// close closes the idle connections and keeps none from now on.
+func (p *backendPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.closeIdle()
+}
+
+// poolKey names the pool of one target of one group.
+func poolKey(g *group, hostport string) string { return transportKey(g) + "\x00" + hostport }
+
 func (e *Engine) pool(g *group, hostport string) *backendPool {
-	key := transportKey(g) + "\x00" + hostport
+	key := poolKey(g, hostport)
 	if p, ok := e.pools.Load(key); ok {
 		return p.(*backendPool)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -419,4 +420,50 @@ func FuzzParseRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFastPoolsOfRemovedTargets: a target that leaves the configuration loses its kept
+// connections at once, as the net/http transport of a removed group does.
+func TestFastPoolsOfRemovedTargets(t *testing.T) {
+	var open atomic.Int64
+	serve := func() netip.AddrPort {
+		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+		}))
+		s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		}
+		s.Start()
+		t.Cleanup(s.Close)
+		return netip.MustParseAddrPort(s.Listener.Addr().String())
+	}
+	old := serve()
+	e := fastEngine(t, old, HeaderEdit{})
+	c := dialRaw(t, e, 80)
+	c.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body, err := c.read("GET"); err != nil || resp.StatusCode != http.StatusOK || body != "ok" {
+		t.Fatalf("through the fast path: %v %q %v", resp.Status, body, err)
+	}
+	if n := open.Load(); n != 1 {
+		t.Fatalf("%d connections to the target after one request, want 1 kept", n)
+	}
+	next := startHandler(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "next") })
+	apply(t, e, Config{TargetGroups: []TargetGroup{tgroup("tg", ProtocolHTTP, next)},
+		Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Name: "all", Action: forwardTo("tg")}}}}})
+	deadline := time.Now().Add(5 * time.Second)
+	for open.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to the removed target still open", open.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body, err := c.read("GET"); err != nil || resp.StatusCode != http.StatusOK || body != "next" {
+		t.Fatalf("after the change: %v %q %v", resp.Status, body, err)
+	}
 }
