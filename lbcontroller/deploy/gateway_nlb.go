@@ -32,10 +32,10 @@ type Unserved struct {
 // groups stay on the answer's application load balancer; the TLS-passthrough, TCP and UDP
 // listeners go on a network load balancer named name (nil when there are none), owned by
 // owner (the Gateway) and tagged with tags and TagLayer l4, so that Deploy and Delete find
-// it by them. A network listener forwards every connection to one target group: a TLS
-// listener becomes a TCP one without SNI routing, served by its first route (the model's
-// order) with a resolved backend, else its default; the other routes with other backends,
-// and the other backends of a weighted forward, are answered in the Unserved list.
+// it by them. A network listener forwards every connection to one target group (see
+// l4Choice): a TLS listener becomes a TCP one without SNI routing, served by its oldest route
+// with a resolved backend; of a weighted forward, the heaviest backend is served. The routes
+// left out, and those served in part, are answered in the Unserved list.
 func SplitGateway(alb *gateway.ApplicationLoadBalancer, name string, owner model.Owner, tags map[string]string) (*gateway.ApplicationLoadBalancer, *model.LoadBalancer, []Unserved) {
 	if alb == nil || len(alb.Passthrough) == 0 {
 		return alb, nil, nil
