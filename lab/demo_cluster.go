@@ -281,7 +281,7 @@ func (d *demo) gateway(kc kubernetes.Interface, app string) error {
 	gw.Spec.Listeners = append(gw.Spec.Listeners, gwv1.Listener{
 		Name: "grpc", Port: demoGRPCPort, Protocol: gwv1.HTTPProtocolType,
 		AllowedRoutes: &gwv1.AllowedRoutes{Kinds: []gwv1.RouteGroupKind{{Kind: "GRPCRoute"}}},
-	})
+	}, gwv1.Listener{Name: "tcp", Port: demoTCPPort, Protocol: gwv1.TCPProtocolType})
 	if err := gc.Create(d.ctx, gw); err != nil {
 		return fmt.Errorf("create the Gateway: %w", err)
 	}
@@ -331,6 +331,10 @@ func (d *demo) gateway(kc kubernetes.Interface, app string) error {
 	if err := d.grpcRoute(gc, app, addr, alb.PrivateIPAddress); err != nil {
 		return err
 	}
+	tcpAddr, err := d.tcpRoute(gc, app)
+	if err != nil {
+		return err
+	}
 	if err := gc.Delete(d.ctx, HTTPGateway(demoNamespace, "demo")); err != nil {
 		return err
 	}
@@ -340,16 +344,84 @@ func (d *demo) gateway(kc kubernetes.Interface, app string) error {
 			return false, err.Error()
 		}
 		for _, lb := range lbs.LoadBalancers {
-			if lb.LoadBalancerID == alb.LoadBalancerID {
+			if lb.LoadBalancerID == alb.LoadBalancerID || lb.VIP == tcpAddr {
 				return false, lb.LoadBalancerID + " is " + lb.State
 			}
 		}
 		return true, ""
 	}); err != nil {
-		return fmt.Errorf("the Gateway's load balancer outlived it: %w", err)
+		return fmt.Errorf("the Gateway's load balancers outlived it: %w", err)
 	}
-	d.ok("Gateway deleted: its load balancer is gone from the cloud")
+	d.ok("Gateway deleted: its load balancers are gone from the cloud")
 	return deleteAndWait(d.ctx, kc, canary)
+}
+
+// demoTCPPort is the demo Gateway's TCP listener.
+const demoTCPPort = 9100
+
+// tcpRoute: a TCPRoute on the demo Gateway's TCP listener passes connections through to the app's
+// pods, which answer the echo over them. With fakecloud's driver the listener is on the
+// Gateway's application load balancer (its one address); with the AWS driver, whose application
+// load balancers serve HTTP(S) only, on the Gateway's companion network load balancer, at its
+// second address. It returns the address that served.
+func (d *demo) tcpRoute(gc client.Client, app string) (string, error) {
+	r := &gwv1.TCPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "demo-tcp"},
+		Spec: gwv1.TCPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "demo", SectionName: ptr.To(gwv1.SectionName("tcp"))}}},
+			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{{
+				BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(app), Port: ptr.To(gwv1.PortNumber(80))},
+			}}}},
+		},
+	}
+	if err := gc.Create(d.ctx, r); err != nil {
+		return "", fmt.Errorf("create the TCPRoute: %w", err)
+	}
+	if err := WaitRouteAccepted(d.ctx, gc, r, time.Minute); err != nil {
+		return "", fmt.Errorf("%w\nlbcontroller log:\n%s", err, d.l.LBControllerLog(30))
+	}
+	addresses, where := 1, "the application load balancer's passthrough listener"
+	if d.l.st.Config.Cloud == CloudAWSAPI {
+		addresses, where = 2, "the companion network load balancer"
+	}
+	var addr string
+	if err := poll(d.ctx, time.Minute, 200*time.Millisecond, func() (bool, string) {
+		var g gwv1.Gateway
+		if err := gc.Get(d.ctx, client.ObjectKey{Namespace: demoNamespace, Name: "demo"}, &g); err != nil {
+			return false, err.Error()
+		}
+		if len(g.Status.Addresses) != addresses {
+			return false, fmt.Sprintf("addresses %+v, want %d", g.Status.Addresses, addresses)
+		}
+		addr = g.Status.Addresses[addresses-1].Value
+		return true, ""
+	}); err != nil {
+		return "", fmt.Errorf("the Gateway's addresses: %w", err)
+	}
+	// The targets of a new listener turn healthy before it serves: the first answer is waited for.
+	if err := poll(d.ctx, 2*time.Minute, 500*time.Millisecond, func() (bool, string) {
+		_, err := EchoFrom(d.ctx, d.l.InternetNetns(), addr, demoTCPPort)
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	}); err != nil {
+		return "", fmt.Errorf("through the Gateway's TCP listener at %s:%d: %w\nlbcontroller log:\n%s", addr, demoTCPPort, err, d.l.LBControllerLog(30))
+	}
+	const n = 20
+	pods := map[string]bool{}
+	for range n {
+		e, err := EchoFrom(d.ctx, d.l.InternetNetns(), addr, demoTCPPort)
+		if err != nil {
+			return "", fmt.Errorf("through the Gateway's TCP listener at %s:%d: %w", addr, demoTCPPort, err)
+		}
+		if !strings.HasPrefix(e.Pod, app+"-") {
+			return "", fmt.Errorf("a connection to the TCP listener was answered by pod %s, not one of %s", e.Pod, app)
+		}
+		pods[e.Pod] = true
+	}
+	d.ok("TCPRoute: %d connections to %s:%d (%s) passed through to %d %s pods", n, addr, demoTCPPort, where, len(pods), app)
+	return addr, nil
 }
 
 // demoGRPCPort is the demo Gateway's listener for GRPCRoutes.

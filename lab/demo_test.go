@@ -66,7 +66,9 @@ func TestDemoAWSAPI(t *testing.T) {
 	for _, want := range []string{"saw", "seen as", "no answer (dropped", "interfaces (had 1)",
 		"3 nodes Ready", "ready endpoints 10.0.", "assigned by the node's ipamd", "addresses are free or cooling down",
 		// The GRPCRoute through ELBv2's rules (its gRPC content-type condition as three values).
-		"GRPCRoute: "} {
+		"GRPCRoute: ",
+		// The Gateway's TCP listener on its companion network load balancer.
+		"TCPRoute: ", "(the companion network load balancer)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo did not show %q", want)
 		}

@@ -136,6 +136,8 @@ func WaitRouteAccepted(ctx context.Context, c client.Client, route client.Object
 			parents = r.Status.Parents
 		case *gwv1.GRPCRoute:
 			parents = r.Status.Parents
+		case *gwv1.TCPRoute:
+			parents = r.Status.Parents
 		default:
 			return false, fmt.Sprintf("%T is not a route this waits for", route)
 		}

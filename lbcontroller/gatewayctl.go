@@ -722,22 +722,39 @@ func cmpOr(s, def string) string {
 }
 
 // markUnserved turns the Accepted condition of each route a Gateway's network load balancer
-// cannot serve (a second TLSRoute on a passthrough listener, which a network load balancer
-// cannot route by SNI) to False with reason UnsupportedValue, for that Gateway's parent entry.
+// cannot serve (a TLSRoute on a passthrough listener whose backend is not the oldest route's,
+// which a network load balancer cannot route by SNI) to False with reason UnsupportedValue,
+// for that Gateway's parent entry, with a message saying why. A route served in part (a
+// weighted forward, of which the network load balancer serves one backend) stays Accepted,
+// the message saying which backends get no connection.
 func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	type routeKey struct{ kind, ns, name string }
 	for key, rec := range r.records {
 		gwNS, gwName, _ := strings.Cut(key, "/")
+		var order []routeKey
+		msgs := map[routeKey][]string{}
+		refused := map[routeKey]bool{}
 		for _, u := range rec.unserved {
 			f := strings.Fields(u.Source) // "TLSRoute ns/name rule 0"
 			if len(f) < 2 {
 				continue
 			}
 			ns, name, _ := strings.Cut(f[1], "/")
+			k := routeKey{f[0], ns, name}
+			if _, ok := msgs[k]; !ok {
+				order = append(order, k)
+			}
+			if !slices.Contains(msgs[k], u.Message) {
+				msgs[k] = append(msgs[k], u.Message)
+			}
+			refused[k] = refused[k] || !u.Partial
+		}
+		for _, k := range order {
 			for i := range out.Routes {
 				rs := &out.Routes[i]
-				if rs.Kind != f[0] || rs.Namespace != ns || rs.Name != name {
+				if rs.Kind != k.kind || rs.Namespace != k.ns || rs.Name != k.name {
 					continue
 				}
 				for j := range rs.Parents {
@@ -750,10 +767,13 @@ func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 						continue
 					}
 					c := meta.FindStatusCondition(ps.Conditions, string(gwv1.RouteConditionAccepted))
-					if c == nil {
+					if c == nil || c.Status != metav1.ConditionTrue {
 						continue
 					}
-					c.Status, c.Reason, c.Message = metav1.ConditionFalse, string(gwv1.RouteReasonUnsupportedValue), u.Message
+					c.Message = strings.Join(msgs[k], "; ")
+					if refused[k] {
+						c.Status, c.Reason = metav1.ConditionFalse, string(gwv1.RouteReasonUnsupportedValue)
+					}
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package lbcontroller_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,9 +26,12 @@ import (
 
 // TestGatewayControllerAWSDriver runs the controller with the AWS driver (fakecloud's ELBv2
 // facade), whose application load balancers serve HTTP/HTTPS only: a Gateway mixing HTTP and
-// TLS passthrough gets a companion network load balancer at its second address; of two
-// TLSRoutes with different backends the second is not accepted (no SNI routing); deleting
-// the Gateway deletes both load balancers.
+// TLS passthrough and TCP gets a companion network load balancer at its second address; of two
+// TLSRoutes with different backends the older is served and the newer is not accepted (no SNI
+// routing), though the newer's hostname comes first in SNI order and its name first
+// alphabetically; a weighted TCPRoute forwards to its heaviest backend and stays accepted, its
+// message naming the backend that gets nothing; deleting the Gateway deletes both load
+// balancers.
 func TestGatewayControllerAWSDriver(t *testing.T) {
 	h := startWith(t, func(ctx context.Context, cloud *servertest.Env, subnetID string) providers.LoadBalancing {
 		key := servertest.LoadBalancerAWSKey(cloud.LoadBalancerToken(t))
@@ -66,12 +70,24 @@ func TestGatewayControllerAWSDriver(t *testing.T) {
 		Listeners: []gwv1.Listener{
 			{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType},
 			{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr(gwv1.TLSModePassthrough)}},
+			{Name: "db", Port: 5432, Protocol: gwv1.TCPProtocolType},
 		},
 	}}
 	if err := h.k8s.Create(ctx, gw); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []struct{ name, host string }{{"secure", "a.example.com"}, {"other", "b.example.com"}} {
+	// secure is the older route (created a second earlier: creationTimestamp has seconds), other
+	// the newer, first in SNI order (a.example.com) and by name.
+	for _, r := range []struct{ name, host string }{{"secure", "b.example.com"}, {"other", "a.example.com"}} {
+		if r.name == "other" {
+			var older gwv1.TLSRoute
+			if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "secure"}, &older); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "a second after the older route's creationTimestamp", func() (bool, string) {
+				return time.Now().Truncate(time.Second).After(older.CreationTimestamp.Time), older.CreationTimestamp.String()
+			})
+		}
 		if err := h.k8s.Create(ctx, &gwv1.TLSRoute{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: r.name},
 			Spec: gwv1.TLSRouteSpec{
@@ -85,6 +101,18 @@ func TestGatewayControllerAWSDriver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := h.k8s.Create(ctx, &gwv1.TCPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+		Spec: gwv1.TCPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "mixed", SectionName: ptr(gwv1.SectionName("db"))}}},
+			Rules: []gwv1.TCPRouteRule{{BackendRefs: []gwv1.BackendRef{
+				{BackendObjectReference: gwv1.BackendObjectReference{Name: "other", Port: ptr(gwv1.PortNumber(80))}, Weight: ptr(int32(1))},
+				{BackendObjectReference: gwv1.BackendObjectReference{Name: "secure", Port: ptr(gwv1.PortNumber(80))}, Weight: ptr(int32(3))},
+			}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "the Gateway is programmed with two addresses", func() (bool, string) {
 		var g gwv1.Gateway
 		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(gw), &g); err != nil {
@@ -94,10 +122,27 @@ func TestGatewayControllerAWSDriver(t *testing.T) {
 		return prog != nil && prog.Status == metav1.ConditionTrue && len(g.Status.Addresses) == 2 && g.Status.Addresses[0].Value != g.Status.Addresses[1].Value, fmt.Sprintf("%+v", g.Status)
 	})
 	l4 := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/mixed", deploy.TagLayer: deploy.LayerL4}
-	nlbs, err := h.p.ListLoadBalancers(ctx, l4)
-	if err != nil || len(nlbs) != 1 || len(nlbs[0].Listeners) != 1 || nlbs[0].Listeners[0].Protocol != providers.ProtocolTCP || nlbs[0].Listeners[0].Port != 443 {
-		t.Fatalf("network load balancers %+v (%v); want one with TCP/443", nlbs, err)
+	var nlbs []providers.LoadBalancer
+	eventually(t, "the network load balancer has TCP/443 and TCP/5432", func() (bool, string) {
+		var err error
+		nlbs, err = h.p.ListLoadBalancers(ctx, l4)
+		return err == nil && len(nlbs) == 1 && len(nlbs[0].Listeners) == 2, fmt.Sprintf("%+v (%v)", nlbs, err)
+	})
+	// Both listeners forward to the secure pod: TLS 443 as the older TLSRoute's backend, TCP
+	// 5432 as the weighted TCPRoute's heaviest.
+	for _, l := range nlbs[0].Listeners {
+		if ths, err := h.p.DescribeTargets(ctx, l.TargetGroupID); err != nil || l.Protocol != providers.ProtocolTCP || len(ths) != 1 || ths[0].Target.IP.String() != "10.0.1.40" {
+			t.Errorf("listener %+v forwards to %+v (%v); want the secure pod 10.0.1.40", l, ths, err)
+		}
 	}
+	eventually(t, "the weighted TCPRoute is accepted, its message naming the backend left out", func() (bool, string) {
+		var r gwv1.TCPRoute
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &r); err != nil || len(r.Status.Parents) != 1 {
+			return false, fmt.Sprintf("%+v %v", r.Status, err)
+		}
+		c := meta.FindStatusCondition(r.Status.Parents[0].Conditions, string(gwv1.RouteConditionAccepted))
+		return c != nil && c.Status == metav1.ConditionTrue && strings.Contains(c.Message, ns+"/other:80 (weight 1) gets none"), fmt.Sprintf("%+v", r.Status.Parents[0].Conditions)
+	})
 	eventually(t, "the second TLSRoute is not accepted", func() (bool, string) {
 		var r gwv1.TLSRoute
 		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "other"}, &r); err != nil || len(r.Status.Parents) != 1 {

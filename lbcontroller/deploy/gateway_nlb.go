@@ -1,11 +1,13 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/lbcontroller/model"
@@ -17,10 +19,12 @@ import (
 const LayerL4 = "l4"
 
 // Unserved is a route (by the model's Source) the companion network load balancer cannot
-// serve, and why: its status should say so.
+// serve, or serves only in part (Partial: some of its backends get no connection), and why:
+// its status should say so.
 type Unserved struct {
 	Source  string
 	Message string
+	Partial bool `json:",omitempty"`
 }
 
 // SplitGateway splits a Gateway's application load balancer model for a cloud whose
@@ -28,10 +32,10 @@ type Unserved struct {
 // groups stay on the answer's application load balancer; the TLS-passthrough, TCP and UDP
 // listeners go on a network load balancer named name (nil when there are none), owned by
 // owner (the Gateway) and tagged with tags and TagLayer l4, so that Deploy and Delete find
-// it by them. A network listener forwards every connection to one target group: a TLS
-// listener becomes a TCP one without SNI routing, served by its first route (the model's
-// order) with a resolved backend, else its default; the other routes with other backends,
-// and the other backends of a weighted forward, are answered in the Unserved list.
+// it by them. A network listener forwards every connection to one target group (see
+// l4Choice): a TLS listener becomes a TCP one without SNI routing, served by its oldest route
+// with a resolved backend; of a weighted forward, the heaviest backend is served. The routes
+// left out, and those served in part, are answered in the Unserved list.
 func SplitGateway(alb *gateway.ApplicationLoadBalancer, name string, owner model.Owner, tags map[string]string) (*gateway.ApplicationLoadBalancer, *model.LoadBalancer, []Unserved) {
 	if alb == nil || len(alb.Passthrough) == 0 {
 		return alb, nil, nil
@@ -52,9 +56,13 @@ func SplitGateway(alb *gateway.ApplicationLoadBalancer, name string, owner model
 	nlbTags := copyTags(tags, TagLayer, LayerL4, model.TagServiceUID, owner.UID)
 	nlb := &model.LoadBalancer{Name: name, Scheme: model.DefaultScheme, Tags: nlbTags, Owner: owner}
 	used := map[string]bool{}
+	services := map[string]string{}
+	for _, tg := range alb.TargetGroups {
+		services[tg.Name] = fmt.Sprintf("%s:%d", tg.Service, tg.Port)
+	}
 	var unserved []Unserved
 	for _, l := range alb.Passthrough {
-		tg, srcs := l4Choice(l)
+		tg, srcs := l4Choice(l, services)
 		unserved = append(unserved, srcs...)
 		if tg == "" {
 			continue // nothing to forward to: no listener, connections are refused
@@ -91,39 +99,108 @@ func SplitGateway(alb *gateway.ApplicationLoadBalancer, name string, owner model
 	return &l7, nlb, unserved
 }
 
-// l4Choice picks the one target group a network listener forwards to, and the routes (and
-// backends) left out.
-func l4Choice(l gateway.L4Listener) (string, []Unserved) {
-	var chosen, chosenSrc string
-	var out []Unserved
-	consider := func(src string, fw *gateway.Forward) {
-		var groups []string
-		if fw != nil {
-			for _, b := range fw.Backends {
-				if b.TargetGroup != "" && b.Weight > 0 && !slices.Contains(groups, b.TargetGroup) {
-					groups = append(groups, b.TargetGroup)
-				}
-			}
-		}
-		if len(groups) == 0 {
-			return
-		}
-		if chosen == "" {
-			chosen, chosenSrc = groups[0], src
-			if len(groups) > 1 {
-				out = append(out, Unserved{Source: src, Message: fmt.Sprintf("a network load balancer's listener forwards to one backend: %s %d serves only the first of %d", l.Protocol, l.Port, len(groups))})
-			}
-			return
-		}
-		if len(groups) > 1 || groups[0] != chosen {
-			out = append(out, Unserved{Source: src, Message: fmt.Sprintf("the cloud's network load balancer cannot route %s %d by SNI: it forwards every connection to the backend of %s", l.Protocol, l.Port, chosenSrc)})
+// l4Choice picks the one target group a network listener forwards to, and reports the routes
+// it leaves out or serves in part (services names each target group's Service port). The route
+// served is the oldest with a resolved backend of weight > 0 (l.RouteOrder: creationTimestamp,
+// then namespace/name, the Gateway API's conflict order); of its forward, the backend of the
+// greatest weight, the first of equal ones. A network listener cannot split connections by
+// weight (one target group holding several backends' endpoints splits them per endpoint, not
+// per backend), nor refuse a share of them, nor route by SNI: a route whose connections all go
+// to that group is served; one with it among others is served in part (Partial); one without
+// it is not served.
+func l4Choice(l gateway.L4Listener, services map[string]string) (string, []Unserved) {
+	type candidate struct {
+		src string
+		fw  *gateway.Forward
+	}
+	var cands []candidate
+	add := func(src string, fw *gateway.Forward) {
+		if fw != nil && !slices.ContainsFunc(cands, func(c candidate) bool { return c.src == src }) {
+			cands = append(cands, candidate{src, fw})
 		}
 	}
 	for _, r := range l.SNI {
-		consider(r.Source, r.Forward)
+		add(r.Source, r.Forward)
 	}
-	consider(fmt.Sprintf("listener %s/%d default", l.Protocol, l.Port), l.Default)
+	add(cmpOr(l.DefaultSource, fmt.Sprintf("listener %s/%d default", l.Protocol, l.Port)), l.Default)
+	rank := func(src string) int {
+		if i := slices.Index(l.RouteOrder, src); i >= 0 {
+			return i
+		}
+		return len(l.RouteOrder)
+	}
+	slices.SortStableFunc(cands, func(a, b candidate) int { return cmp.Compare(rank(a.src), rank(b.src)) })
+
+	// weights sums a forward's weights per resolved group (in the forward's order) and the
+	// weight of its unresolved backends.
+	weights := func(fw *gateway.Forward) (groups []string, w map[string]int, unresolved, total int) {
+		w = map[string]int{}
+		for _, b := range fw.Backends {
+			if b.Weight <= 0 {
+				continue
+			}
+			total += b.Weight
+			if b.TargetGroup == "" {
+				unresolved += b.Weight
+				continue
+			}
+			if _, ok := w[b.TargetGroup]; !ok {
+				groups = append(groups, b.TargetGroup)
+			}
+			w[b.TargetGroup] += b.Weight
+		}
+		return groups, w, unresolved, total
+	}
+	var chosen, chosenSrc string
+	for _, c := range cands {
+		groups, w, _, _ := weights(c.fw)
+		for _, g := range groups {
+			if chosen == "" || w[g] > w[chosen] {
+				chosen = g
+			}
+		}
+		if chosen != "" {
+			chosenSrc = c.src
+			break
+		}
+	}
+	if chosen == "" {
+		return "", nil
+	}
+	name := func(g string) string { return cmpOr(services[g], g) }
+	unit := "connection"
+	if l.Protocol == gateway.ProtocolUDP {
+		unit = "client flow"
+	}
+	var out []Unserved
+	for _, c := range cands {
+		groups, w, unresolved, total := weights(c.fw)
+		switch {
+		case len(groups) == 0:
+			// Nothing resolved: its ResolvedRefs condition says so.
+		case w[chosen] == 0:
+			out = append(out, Unserved{Source: c.src, Message: fmt.Sprintf("the cloud's network load balancer cannot route %s %d by SNI: it forwards every connection to %s, the backend of the oldest route %s", l.Protocol, l.Port, name(chosen), chosenSrc)})
+		case len(groups) > 1 || unresolved > 0:
+			var rest []string
+			for _, g := range groups {
+				if g != chosen {
+					rest = append(rest, fmt.Sprintf("%s (weight %d) gets none", name(g), w[g]))
+				}
+			}
+			if unresolved > 0 {
+				rest = append(rest, fmt.Sprintf("the share of the backends not resolved (weight %d) goes there too instead of being refused", unresolved))
+			}
+			out = append(out, Unserved{Source: c.src, Partial: true, Message: fmt.Sprintf("the cloud's network load balancer forwards %s %d to one backend, without weights: every %s goes to %s (weight %d of %d); %s", l.Protocol, l.Port, unit, name(chosen), w[chosen], total, strings.Join(rest, "; "))})
+		}
+	}
 	return chosen, out
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // NetworkLoadBalancer makes the cloud match a Gateway's companion network load balancer (see

@@ -277,15 +277,27 @@ func forward(bs []backend, tgs *targetGroups) *Forward {
 // the oldest route winning each hostname, with the same listener isolation as HTTP.
 func l4Listener(port int, protocol string, ls []*listener, tgs *targetGroups) L4Listener {
 	out := L4Listener{Port: port, Protocol: protocol}
+	oldest := func(a, b *attachment) int {
+		return cmp.Or(a.route.created.Compare(b.route.created.Time), strings.Compare(a.route.fullName(), b.route.fullName()))
+	}
+	var all []*attachment
+	for _, l := range ls {
+		all = append(all, l.attached...)
+	}
+	slices.SortStableFunc(all, oldest)
+	for _, a := range all {
+		if a.route.usable() && !slices.Contains(out.RouteOrder, a.route.rules[0].source) {
+			out.RouteOrder = append(out.RouteOrder, a.route.rules[0].source)
+		}
+	}
 	for _, l := range sortListeners(ls) {
 		attached := slices.Clone(l.attached)
-		slices.SortStableFunc(attached, func(a, b *attachment) int {
-			return cmp.Or(a.route.created.Compare(b.route.created.Time), strings.Compare(a.route.fullName(), b.route.fullName()))
-		})
+		slices.SortStableFunc(attached, oldest)
 		if protocol != ProtocolTLS {
 			for _, a := range attached {
 				if a.route.usable() {
 					out.Default = forward(a.route.rules[0].backends, tgs)
+					out.DefaultSource = a.route.rules[0].source
 					break
 				}
 			}
@@ -308,7 +320,7 @@ func l4Listener(port int, protocol string, ls []*listener, tgs *targetGroups) L4
 				claimed[h] = true
 				fw := forward(a.route.rules[0].backends, tgs)
 				if h == "" {
-					out.Default = fw
+					out.Default, out.DefaultSource = fw, a.route.rules[0].source
 					continue
 				}
 				sni = append(sni, SNIRoute{Hostnames: []string{h}, Source: a.route.rules[0].source, Forward: fw})

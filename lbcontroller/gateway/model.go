@@ -223,6 +223,12 @@ type L4Listener struct {
 	SNI      []SNIRoute `json:"sni,omitempty"`
 	// Default takes connections no SNI route claims; nil: they are refused.
 	Default *Forward `json:"default,omitempty"`
+	// DefaultSource is the route whose forward Default is (its rule's Source).
+	DefaultSource string `json:"defaultSource,omitempty"`
+	// RouteOrder is the Sources of the usable routes attached to the port's listeners, oldest
+	// first (creationTimestamp, then namespace/name: the Gateway API's conflict order), for a
+	// cloud whose listener forwards to one backend and must choose a route (deploy.SplitGateway).
+	RouteOrder []string `json:"routeOrder,omitempty"`
 }
 
 // SNIRoute sends TLS connections whose server name matches one of Hostnames (exact or

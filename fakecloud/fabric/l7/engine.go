@@ -351,6 +351,21 @@ func (e *Engine) start(s *server) {
 	}()
 }
 
+// acceptLoop hands each connection ln accepts to handle until ln closes; an accept that
+// timed out is retried. It returns the error that ended it (net.ErrClosed on close).
+func acceptLoop(ln net.Listener, handle func(net.Conn)) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if isTimeout(err) {
+				continue
+			}
+			return err
+		}
+		handle(c)
+	}
+}
+
 // drain closes a listener's socket at once (the port is free when it returns) and lets its
 // requests in flight finish, up to DrainTimeout.
 func (e *Engine) drain(s *server) {

@@ -2,7 +2,6 @@ package l7
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -68,22 +67,14 @@ func (s *connSet) shutdown(ctx context.Context) error {
 
 // servePassthrough accepts a TLS or TCP listener's connections until its socket closes.
 func (e *Engine) servePassthrough(s *server) error {
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
+	return acceptLoop(s.ln, func(c net.Conn) {
 		s.conns.add(c)
 		s.conns.wg.Go(func() {
 			defer s.conns.remove(c)
 			defer c.Close()
 			e.passthrough(s, c)
 		})
-	}
+	})
 }
 
 // passthrough routes one connection: by its ClientHello's SNI name on a TLS listener, to the

@@ -85,8 +85,7 @@ func (r *udpRelay) serve() error {
 	for {
 		n, from, dst, err := r.read(buf)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) {
 				continue
 			}
 			return err

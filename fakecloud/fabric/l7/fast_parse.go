@@ -1,0 +1,405 @@
+package l7
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The fast path's HTTP/1.x request-head parser and chunked-body codec.
+
+const (
+	// maxHeadBytes bounds a request or response head (as net/http's default, 1 MiB).
+	maxHeadBytes = 1 << 20
+	// maxChunkLine bounds a chunk-size line, extensions included.
+	maxChunkLine = 4096
+)
+
+// errFallback is what parseRequest returns for a request the fast path leaves to net/http.
+var errFallback = errors.New("l7: request left to net/http")
+
+// errClientBody is a request body whose framing was malformed.
+var errClientBody = errors.New("malformed request body")
+
+// httpError is a malformed request: answered with code and the connection closed.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// errBadChunk is malformed chunked framing.
+var errBadChunk = &httpError{code: http.StatusBadRequest, msg: "malformed chunked body"}
+
+func badRequest(msg string) error { return &httpError{code: http.StatusBadRequest, msg: msg} }
+
+// readHead reads one head (up to and including the empty line) into buf[:0], bounded by
+// maxHeadBytes. Empty lines before a request line are skipped (RFC 9112 2.2).
+func readHead(br *bufio.Reader, buf []byte, request bool) ([]byte, error) {
+	head := buf[:0]
+	lineStart := 0
+	for {
+		frag, err := br.ReadSlice('\n')
+		if len(head)+len(frag) > maxHeadBytes {
+			return head, &httpError{code: http.StatusRequestHeaderFieldsTooLarge, msg: "request head too large"}
+		}
+		head = append(head, frag...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(head) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return head, err
+		}
+		line := head[lineStart:]
+		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+			if lineStart == 0 && request {
+				head = head[:0] // a stray CRLF before the request line
+				continue
+			}
+			if lineStart == 0 {
+				return head, errors.New("empty response head")
+			}
+			return head, nil
+		}
+		lineStart = len(head)
+	}
+}
+
+// fastRequest is a parsed request head.
+type fastRequest struct {
+	req     *http.Request
+	target  string // the request-target as sent (origin-form)
+	chunked bool
+	length  int64 // Content-Length, -1 when chunked, 0 without a body
+	close   bool  // the connection ends after this exchange
+}
+
+// trimLine cuts a line's CRLF (or bare LF).
+func trimLine(l []byte) []byte {
+	l = bytes.TrimSuffix(l, []byte{'\n'})
+	return bytes.TrimSuffix(l, []byte{'\r'})
+}
+
+// splitLines yields the head's lines without their line ends, the final empty one excluded.
+func splitLines(head []byte) [][]byte {
+	var lines [][]byte
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		l := trimLine(head[:i+1])
+		head = head[i+1:]
+		if len(l) == 0 {
+			break
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+// parseHeaders parses header field lines strictly: a token name, a colon without space before
+// it, a value without control characters; obs-fold (a line starting with space or tab) is
+// refused.
+func parseHeaders(lines [][]byte) (http.Header, error) {
+	h := make(http.Header, len(lines))
+	for _, l := range lines {
+		if l[0] == ' ' || l[0] == '\t' {
+			return nil, badRequest("obsolete line folding in header")
+		}
+		i := bytes.IndexByte(l, ':')
+		if i <= 0 {
+			return nil, badRequest("malformed header line")
+		}
+		name := string(l[:i])
+		if !httpguts.ValidHeaderFieldName(name) {
+			return nil, badRequest("invalid header name " + strconv.Quote(name))
+		}
+		value := string(bytes.Trim(l[i+1:], " \t"))
+		if !httpguts.ValidHeaderFieldValue(value) {
+			return nil, badRequest("invalid header value for " + name)
+		}
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		h[key] = append(h[key], value)
+	}
+	return h, nil
+}
+
+// parseRequest parses a request head strictly. It returns errFallback for a request the fast
+// path leaves to net/http, an *httpError for a malformed one.
+func parseRequest(head []byte, remote string) (*fastRequest, error) {
+	lines := splitLines(head)
+	if len(lines) == 0 {
+		return nil, badRequest("empty request")
+	}
+	rl := lines[0]
+	if bytes.HasPrefix(rl, []byte("PRI * HTTP/2.0")) {
+		return nil, errFallback // h2c by prior knowledge
+	}
+	sp1 := bytes.IndexByte(rl, ' ')
+	if sp1 <= 0 {
+		return nil, badRequest("malformed request line")
+	}
+	rest := rl[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 <= 0 {
+		return nil, badRequest("malformed request line")
+	}
+	method, target, proto := string(rl[:sp1]), string(rest[:sp2]), string(rest[sp2+1:])
+	if !httpguts.ValidHeaderFieldName(method) { // a method is a token
+		return nil, badRequest("invalid method")
+	}
+	var minor int
+	switch proto {
+	case "HTTP/1.1":
+		minor = 1
+	case "HTTP/1.0":
+	default:
+		if strings.HasPrefix(proto, "HTTP/") {
+			return nil, errFallback // let net/http answer other versions as it does
+		}
+		return nil, badRequest("malformed HTTP version")
+	}
+	if target == "" || target[0] != '/' || method == http.MethodConnect {
+		return nil, errFallback // absolute-form, authority-form, asterisk-form
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c == 0x7f {
+			return nil, badRequest("invalid request target")
+		}
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, badRequest("invalid request target")
+	}
+	if strings.Contains(u.RawQuery, ";") {
+		return nil, errFallback // the proxy drops unparsable query parameters: net/http decides
+	}
+	h, err := parseHeaders(lines[1:])
+	if err != nil {
+		return nil, err
+	}
+	hosts := h["Host"]
+	if len(hosts) > 1 || (minor == 1 && len(hosts) == 0) {
+		return nil, badRequest("missing or repeated Host header")
+	}
+	host := ""
+	if len(hosts) == 1 {
+		host = hosts[0]
+		if !httpguts.ValidHostHeader(host) {
+			return nil, badRequest("invalid Host header")
+		}
+	}
+	delete(h, "Host")
+	if _, ok := h["Upgrade"]; ok {
+		return nil, errFallback
+	}
+	if _, ok := h["Expect"]; ok {
+		return nil, errFallback
+	}
+	fr := &fastRequest{target: target}
+	if te, ok := h["Transfer-Encoding"]; ok {
+		if minor == 0 {
+			return nil, badRequest("Transfer-Encoding in an HTTP/1.0 request")
+		}
+		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+			return nil, &httpError{code: http.StatusNotImplemented, msg: "unsupported transfer encoding"}
+		}
+		if _, ok := h["Content-Length"]; ok {
+			return nil, badRequest("both Transfer-Encoding and Content-Length")
+		}
+		fr.chunked, fr.length = true, -1
+	} else if cl, ok := h["Content-Length"]; ok {
+		n, err := parseLength(cl)
+		if err != nil {
+			return nil, err
+		}
+		fr.length = n
+	}
+	conn := h["Connection"]
+	fr.close = hasToken(conn, "close") || (minor == 0 && !hasToken(conn, "keep-alive"))
+	fr.req = &http.Request{Method: method, URL: u, Proto: proto, ProtoMajor: 1, ProtoMinor: minor,
+		Header: h, Host: host, RemoteAddr: remote, RequestURI: target, ContentLength: fr.length}
+	if fr.length == 0 {
+		fr.req.Body = http.NoBody
+	}
+	return fr, nil
+}
+
+// parseLength parses Content-Length values: digits only, repeated values all equal.
+func parseLength(vs []string) (int64, error) {
+	var n int64 = -1
+	for _, v := range vs {
+		for f := range strings.SplitSeq(v, ",") {
+			f = strings.TrimSpace(f)
+			if f == "" || len(f) > 18 || strings.TrimLeft(f, "0123456789") != "" {
+				return 0, badRequest("invalid Content-Length")
+			}
+			x, _ := strconv.ParseInt(f, 10, 64)
+			if n >= 0 && x != n {
+				return 0, badRequest("conflicting Content-Length values")
+			}
+			n = x
+		}
+	}
+	return n, nil
+}
+
+// hopHeaders are removed from what is relayed either way, as the proxy does.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// stripHop removes the hop-by-hop headers and those the Connection header names.
+func stripHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for t := range strings.SplitSeq(f, ",") {
+			if t = textproto.TrimString(t); t != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(t))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// readChunkSize reads a chunk-size line (extensions ignored) strictly.
+func readChunkSize(br *bufio.Reader) (int64, error) {
+	line, err := br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxChunkLine {
+		return 0, errBadChunk
+	}
+	if err != nil {
+		return 0, err
+	}
+	line = trimLine(line)
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.TrimRight(line, " \t")
+	if len(line) == 0 || len(line) > 15 {
+		return 0, errBadChunk
+	}
+	var n int64
+	for _, c := range line {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, errBadChunk
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, nil
+}
+
+// readCRLF consumes the CRLF that ends a chunk's data.
+func readCRLF(br *bufio.Reader) error {
+	b, err := br.Peek(2)
+	if err != nil {
+		return err
+	}
+	if b[0] != '\r' || b[1] != '\n' {
+		return errBadChunk
+	}
+	_, _ = br.Discard(2)
+	return nil
+}
+
+// skipTrailers consumes a chunked body's trailer section (dropped, as the proxy's clients see
+// none announced), bounded by maxHeadBytes.
+func skipTrailers(br *bufio.Reader) error {
+	total := 0
+	for {
+		line, err := br.ReadSlice('\n')
+		total += len(line)
+		if total > maxHeadBytes {
+			return errBadChunk
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if len(trimLine(line)) == 0 {
+			return nil
+		}
+	}
+}
+
+// copyChunked decodes a chunked body from br and writes its data to w, re-chunked when
+// rechunk. flush, when set, is called after each chunk that br has nothing more of buffered.
+func copyChunked(w *bufio.Writer, br *bufio.Reader, rechunk bool, flush func() error) (int64, error) {
+	var total int64
+	for {
+		n, err := readChunkSize(br)
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			if err := skipTrailers(br); err != nil {
+				return total, err
+			}
+			if rechunk {
+				_, err = w.WriteString("0\r\n\r\n")
+			}
+			return total, err
+		}
+		if rechunk {
+			_, _ = w.WriteString(strconv.FormatInt(n, 16))
+			_, _ = w.WriteString("\r\n")
+		}
+		c, err := io.CopyN(w, br, n)
+		total += c
+		if err != nil {
+			return total, noEOF(err)
+		}
+		if err := readCRLF(br); err != nil {
+			return total, noEOF(err)
+		}
+		if rechunk {
+			if _, err := w.WriteString("\r\n"); err != nil {
+				return total, err
+			}
+		}
+		if flush != nil && br.Buffered() == 0 {
+			if err := flush(); err != nil {
+				return total, err
+			}
+		}
+	}
+}
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// writeHeader writes a header block's fields.
+func writeHeader(w *bufio.Writer, h http.Header) {
+	for k, vs := range h {
+		for _, v := range vs {
+			_, _ = w.WriteString(k)
+			_, _ = w.WriteString(": ")
+			_, _ = w.WriteString(v)
+			_, _ = w.WriteString("\r\n")
+		}
+	}
+}
