@@ -56,7 +56,9 @@ func (c *RuleCache) Invalidate() {
 	clear(c.owner)
 }
 
-// ListRules implements providers.Rules: the cached rules while fresh, else the cloud's.
+// ListRules implements providers.Rules: the cached rules while fresh, else the cloud's. The
+// slice is the caller's; the rules' conditions and actions share the cache's (syncRules only
+// reads them): a caller must not change them in place.
 func (c *RuleCache) ListRules(ctx context.Context, listenerID string) ([]providers.Rule, error) {
 	c.mu.Lock()
 	if e := c.listeners[listenerID]; e != nil && c.now().Sub(e.fetched) < c.resync {
