@@ -142,6 +142,11 @@ func (l *Lab) ChartValues(tag string) map[string]any {
 		cloud["provider"] = "aws"
 		cloud["aws"] = map[string]any{"region": AWSRegion, "endpoint": fabric.APIEndpoint()}
 	}
+	// The lab has no other load-balancer implementation: Services with no class are ours.
+	lbc := map[string]any{"defaultClass": true}
+	if cfg.LBControllerLogLevel != "" {
+		lbc["logLevel"] = cfg.LBControllerLogLevel
+	}
 	return map[string]any{
 		"cluster": map[string]any{"name": LBClusterName},
 		"image":   map[string]any{"registry": ImageRegistry, "tag": tag},
@@ -155,8 +160,7 @@ func (l *Lab) ChartValues(tag string) map[string]any {
 			// lab's tests read them.
 			"metrics": map[string]any{"bindAddress": "127.0.0.1"},
 		},
-		// The lab has no other load-balancer implementation: Services with no class are ours.
-		"lbcontroller": map[string]any{"defaultClass": true},
+		"lbcontroller": lbc,
 	}
 }
 

@@ -30,7 +30,7 @@ import (
 // the 1,000 routes took from their creation to being served (the last one answering), and the
 // Get and Update calls of each change on their own (the API server's part).
 // FLATNET_BENCH_ONE_ROUTE=1 stops after the 1-route changes; FLATNET_BENCH_TRACE=1 prints each
-// change's times and the controller's log.
+// change's times and the controller's log (at debug level: each pass's timings).
 func BenchmarkHTTPRouteChange(b *testing.B) {
 	dir := os.Getenv(K8sBinDirEnv)
 	if dir == "" {
@@ -47,6 +47,9 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 	// of 1,000 rules at about 190 s; FLATNET_BENCH_THROTTLE=off measures without it.
 	if os.Getenv("FLATNET_BENCH_THROTTLE") == "off" {
 		cfg.FakecloudArgs = append(cfg.FakecloudArgs, "--throttle=false")
+	}
+	if os.Getenv("FLATNET_BENCH_TRACE") != "" {
+		cfg.LBControllerLogLevel = "debug" // each pass's timings in the log printed below
 	}
 	l := upBench(ctx, b, cfg)
 	defer func() { _ = Down(cfg.Dir, cfg.Prefix, os.Stderr) }()
@@ -145,6 +148,9 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 	report(b, many, "1000routes")
 	report(b, calls, "1000routes-update-call")
 	report(b, after, "1000routes-after-update")
+	if os.Getenv("FLATNET_BENCH_TRACE") != "" {
+		fmt.Fprintln(os.Stderr, l.LBControllerLog(400))
+	}
 }
 
 // afterCall is each change's time from its Update's return to being served: the controller's,

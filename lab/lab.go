@@ -47,6 +47,9 @@ type Config struct {
 	Cloud string
 	// FakecloudArgs are extra flags for fakecloud serve.
 	FakecloudArgs []string
+	// LBControllerLogLevel is the chart's lbcontroller.logLevel (empty: the chart's default,
+	// info); debug logs each Gateway pass with where its time went.
+	LBControllerLogLevel string
 	// NodeAgentArgs are extra flags for every node agent (with Kubernetes), e.g.
 	// --image-binary REPO=PATH for images the lab cannot pull.
 	NodeAgentArgs []string

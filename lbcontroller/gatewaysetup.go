@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flatnet/flatnet/lbcontroller/deploy"
 )
 
 var crdGVK = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
@@ -115,6 +117,12 @@ func (s *gatewayStarter) start(kinds routeKinds) error {
 		client: mgr.GetClient(), reader: mgr.GetAPIReader(), events: mgr.GetEventRecorder(Component),
 		cfg: s.cfg, alb: s.cfg.alb, kinds: kinds, state: s.state, log: s.log, now: time.Now,
 		records: map[string]*gatewayRecord{}, emitted: map[string]bool{},
+	}
+	if r.alb != nil {
+		// Each listener's rules are kept between passes (deploy.RuleCache): a route change
+		// among 1,000 routes does not list the 1,000 rules again.
+		r.rules = deploy.NewRuleCache(r.alb, ruleResync, nil)
+		r.alb = r.rules
 	}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{gatewayKey}

@@ -54,12 +54,18 @@ func start(tb testing.TB) *harness {
 // startWith is start with the controller's driver made by driver (nil: fakecloud's).
 func startWith(tb testing.TB, driver func(ctx context.Context, cloud *servertest.Env, subnetID string) providers.LoadBalancing) *harness {
 	tb.Helper()
+	return startCloud(tb, driver, servertest.Options{})
+}
+
+// startCloud is startWith on a fakecloud of options o.
+func startCloud(tb testing.TB, driver func(ctx context.Context, cloud *servertest.Env, subnetID string) providers.LoadBalancing, o servertest.Options) *harness {
+	tb.Helper()
 	if os.Getenv("LBCONTROLLER_TEST_LOG") != "" {
 		ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	}
 	// The chart's Gateway API CRDs: the Gateway controller runs beside the Service controller.
 	rest := k8stest.Start(tb, "../charts/flatnet/crds")
-	cloud := servertest.Start(tb, servertest.Options{})
+	cloud := servertest.Start(tb, o)
 	sn, _ := cloud.Launch(tb, "10.0.0.0/16", "10.0.0.0/20", "t3.small", 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	// The controller runs with a load-balancer token, as deployed; the test checks as the admin.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -129,14 +130,8 @@ type rulePair struct{ want, have int }
 // planRules diffs wanted against existing rules without side effects (see syncRules).
 func planRules(want []providers.RuleSpec, have []providers.Rule) rulePlan {
 	var plan rulePlan
-	wantKey := make([]string, len(want))
-	for i, w := range want {
-		wantKey[i] = ruleKey(w.Conditions, w.Action)
-	}
-	haveKey := make([]string, len(have))
 	byPriority := map[int]int{}
 	for i, h := range have {
-		haveKey[i] = ruleKey(h.Conditions, h.Action)
 		byPriority[h.Priority] = i
 	}
 	matched := make([]int, len(want)) // wanted -> existing, -1 none
@@ -144,23 +139,31 @@ func planRules(want []providers.RuleSpec, have []providers.Rule) rulePlan {
 	for i := range matched {
 		matched[i] = -1
 	}
-	// Unchanged rules where they are.
+	// Unchanged rules where they are: compared field by field (a route change among 1,000
+	// rules leaves 999 of them here, and their keys need not be built).
 	for i, w := range want {
-		if h, ok := byPriority[w.Priority]; ok && haveKey[h] == wantKey[i] {
+		if h, ok := byPriority[w.Priority]; ok && sameRule(w, have[h]) {
 			matched[i], used[h] = h, true
 		}
 	}
-	// Unchanged rules elsewhere: moved.
+	// Unchanged rules elsewhere: moved, to the first unused rule of the same key.
+	byKey := map[string][]int{} // key -> unused existing rules, in order
+	for h := range have {
+		if !used[h] {
+			k := ruleKey(have[h].Conditions, have[h].Action)
+			byKey[k] = append(byKey[k], h)
+		}
+	}
 	for i := range want {
 		if matched[i] >= 0 {
 			continue
 		}
-		for h := range have {
-			if !used[h] && haveKey[h] == wantKey[i] {
-				matched[i], used[h] = h, true
-				plan.move = append(plan.move, rulePair{i, h})
-				break
-			}
+		k := ruleKey(want[i].Conditions, want[i].Action)
+		if hs := byKey[k]; len(hs) > 0 {
+			h := hs[0]
+			byKey[k] = hs[1:]
+			matched[i], used[h] = h, true
+			plan.move = append(plan.move, rulePair{i, h})
 		}
 	}
 	// Changed rules at their priority: modified in place.
@@ -184,6 +187,12 @@ func planRules(want []providers.RuleSpec, have []providers.Rule) rulePlan {
 		}
 	}
 	return plan
+}
+
+// sameRule says whether w and h have the same conditions and action: ruleKey's equality (both
+// tell a nil slice or pointer from an empty one), without encoding them.
+func sameRule(w providers.RuleSpec, h providers.Rule) bool {
+	return reflect.DeepEqual(w.Conditions, h.Conditions) && reflect.DeepEqual(w.Action, h.Action)
 }
 
 // ruleKey is a rule's conditions and action as a comparable string.

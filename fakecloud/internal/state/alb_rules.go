@@ -301,7 +301,7 @@ func (s *Store) SetRulePriorities(c Call, req *api.SetRulePrioritiesRequest) (*a
 func ruleView(r *ruleRec) api.Rule {
 	return api.Rule{
 		RuleID: r.ID, ListenerID: r.ListenerID, LoadBalancerID: r.LoadBalancerID, Priority: r.Priority,
-		Conditions: cloneJSON(r.Conditions), Actions: cloneJSON(r.Actions),
+		Conditions: clonePlain(r.Conditions), Actions: clonePlain(r.Actions),
 	}
 }
 

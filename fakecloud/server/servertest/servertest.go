@@ -12,6 +12,7 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/awsapi/creds"
 	"github.com/flatnet/flatnet/fakecloud/client"
+	"github.com/flatnet/flatnet/fakecloud/internal/state"
 	"github.com/flatnet/flatnet/fakecloud/server"
 )
 
@@ -35,6 +36,8 @@ type Options struct {
 	Logger      *slog.Logger
 	// InterfacesPerInstance is the store's per-instance interface quota (0: the default).
 	InterfacesPerInstance int
+	// RulesPerLoadBalancer is the application load balancers' rule quota (0: AWS's 100).
+	RulesPerLoadBalancer int
 }
 
 // Env is a running fakecloud.
@@ -78,7 +81,8 @@ func (e *Env) Client(token string) *client.Client { return client.New(e.URL, tok
 // Start runs a fakecloud until the test ends.
 func Start(tb testing.TB, o Options) *Env {
 	tb.Helper()
-	st, err := server.OpenStore(server.StoreConfig{StateFile: o.StateFile, AttachDelay: o.AttachDelay, Logger: o.Logger, InterfacesPerInstance: o.InterfacesPerInstance})
+	st, err := server.OpenStore(server.StoreConfig{StateFile: o.StateFile, AttachDelay: o.AttachDelay, Logger: o.Logger, InterfacesPerInstance: o.InterfacesPerInstance,
+		ALBLimits: state.ALBLimits{RulesPerLoadBalancer: o.RulesPerLoadBalancer}})
 	if err != nil {
 		tb.Fatalf("open fakecloud store: %v", err)
 	}

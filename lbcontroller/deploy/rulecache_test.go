@@ -1,0 +1,175 @@
+package deploy_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/lbcontroller/deploy"
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
+	"github.com/flatnet/flatnet/providers"
+)
+
+// fakeClock is a clock a test moves.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+// cachedRules are the rules the cache answers for each listener of the load balancer, IDs
+// cleared, by port (as cloudRules).
+func cachedRules(t *testing.T, rc *deploy.RuleCache, tags map[string]string) map[int][]providers.Rule {
+	t.Helper()
+	albs, err := rc.ListApplicationLoadBalancers(context.Background(), tags)
+	if err != nil || len(albs) != 1 {
+		t.Fatalf("application load balancers: %+v, %v", albs, err)
+	}
+	out := map[int][]providers.Rule{}
+	for _, l := range albs[0].Listeners {
+		rules, err := rc.ListRules(context.Background(), l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rules {
+			rules[i].ID = ""
+		}
+		out[udpKey(l.Protocol, l.Port)] = rules
+	}
+	return out
+}
+
+// A deploy through the cache after the first lists no rules: the cache holds what the writes
+// made, exactly what the cloud lists (a deploy of the same model again writes nothing).
+func TestRuleCacheKeepsRulesBetweenDeploys(t *testing.T) {
+	_, d, c := setup(t)
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	rc := deploy.NewRuleCache(d, 5*time.Minute, clock.now)
+	gw := golden(t, "http-precedence")[0]
+	tags := gatewayTags(gw)
+	if _, err := deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if c.take()[api.ActionDescribeRules] == 0 {
+		t.Fatal("the first deploy listed no rules")
+	}
+	l := &gw.L7.Listeners[0]
+	// A route removed: its rule deleted, the others moved up.
+	l.Rules = l.Rules[1:]
+	renumber(l.Rules)
+	used := usedGroups(gw.L7)
+	gw.L7.TargetGroups = slices.DeleteFunc(gw.L7.TargetGroups, func(tg gateway.TargetGroup) bool { return !used[tg.Name] })
+	res, err := deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, "g2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.take()
+	if n[api.ActionDescribeRules] != 0 || n[api.ActionDeleteRule] != 1 || n[api.ActionSetRulePriorities] != 1 {
+		t.Errorf("the second deploy's calls: %v (%v)", n, res.Changes)
+	}
+	cloud := cloudRules(t, d, tags)
+	c.take()
+	if diff := cmp.Diff(cloud, cachedRules(t, rc, tags)); diff != "" {
+		t.Errorf("cache and cloud differ (-cloud +cache):\n%s", diff)
+	}
+	if diff := cmp.Diff(modelSummary(l.Rules), ruleSummary(cloud[l.Port])); diff != "" {
+		t.Errorf("rules (-model +cloud):\n%s", diff)
+	}
+	res, err = deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, "g3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.take(); len(writes(n)) != 0 || n[api.ActionDescribeRules] != 0 {
+		t.Errorf("the same model again: calls %v (%v)", n, res.Changes)
+	}
+}
+
+// Rules changed out of band stay unseen until the resync period has passed; then a deploy lists
+// them again and repairs them.
+func TestRuleCacheResyncRepairsOutOfBandChanges(t *testing.T) {
+	_, d, c := setup(t)
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	rc := deploy.NewRuleCache(d, 5*time.Minute, clock.now)
+	gw := golden(t, "http-precedence")[0]
+	tags := gatewayTags(gw)
+	if _, err := deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	want := cloudRules(t, d, tags)
+	deleteFirstRule(t, d, tags)
+	c.take()
+	if _, err := deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.take(); len(writes(n)) != 0 {
+		t.Errorf("before the resync the cache cannot know of the out-of-band delete, yet the deploy wrote: %v", n)
+	}
+	clock.t = clock.t.Add(5 * time.Minute)
+	// (Another token: the first one's create would answer the deleted rule, as idempotent.)
+	if _, err := deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, "g2"); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.take(); n[api.ActionDescribeRules] == 0 || n[api.ActionCreateRule] != 1 {
+		t.Errorf("after the resync period the deploy's calls: %v", n)
+	}
+	if diff := cmp.Diff(want, cloudRules(t, d, tags)); diff != "" {
+		t.Errorf("rules after the resync (-want +cloud):\n%s", diff)
+	}
+}
+
+// A write that fails drops the listener's cached rules: the deploy after it lists them from
+// the cloud and converges.
+func TestRuleCacheErrorInvalidates(t *testing.T) {
+	_, d, c := setup(t)
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	rc := deploy.NewRuleCache(d, time.Hour, clock.now)
+	gw := golden(t, "http-weights")[0]
+	tags := gatewayTags(gw)
+	if _, err := deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	// The rule the change modifies is deleted out of band: the modify fails.
+	deleteFirstRule(t, d, tags)
+	gw.L7.Listeners[0].Rules[0].Action.Forward.Backends[0].Weight = 0
+	gw.L7.Listeners[0].Rules[0].Action.Forward.Backends[1].Weight = 100
+	if _, err := deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, "g2"); err == nil {
+		t.Fatal("modifying a rule deleted out of band succeeded")
+	}
+	c.take()
+	if _, err := deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, "g2"); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.take(); n[api.ActionDescribeRules] == 0 || n[api.ActionCreateRule] != 1 {
+		t.Errorf("the deploy after the error: calls %v", n)
+	}
+	l := gw.L7.Listeners[0]
+	if diff := cmp.Diff(modelSummary(l.Rules), ruleSummary(cloudRules(t, d, tags)[l.Port])); diff != "" {
+		t.Errorf("rules after the error (-model +cloud):\n%s", diff)
+	}
+	c.take()
+	if diff := cmp.Diff(cloudRules(t, d, tags), cachedRules(t, rc, tags)); diff != "" {
+		t.Errorf("cache and cloud differ (-cloud +cache):\n%s", diff)
+	}
+}
+
+// deleteFirstRule deletes the first listener's first rule behind the cache's back.
+func deleteFirstRule(t *testing.T, d providers.ApplicationLoadBalancing, tags map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	albs, err := d.ListApplicationLoadBalancers(ctx, tags)
+	if err != nil || len(albs) != 1 {
+		t.Fatalf("application load balancers: %+v, %v", albs, err)
+	}
+	rules, err := d.ListRules(ctx, albs[0].Listeners[0].ID)
+	if err != nil || len(rules) == 0 {
+		t.Fatalf("rules: %+v, %v", rules, err)
+	}
+	if err := d.DeleteRule(ctx, rules[0].ID); err != nil {
+		t.Fatal(err)
+	}
+}
