@@ -18,6 +18,9 @@ import (
 // rules again), as do the listener's and its load balancer's deletion. Rules changed out of
 // band (by someone else, in the console) are seen again at the latest after the resync
 // period, when a pass lists them anew and plans against what the cloud holds.
+// ApplicationLoadBalancer, given a RuleCache, also keeps in it what a pass read of a load
+// balancer besides its rules (passMemo), so that a pass that changes only rules reads nothing
+// else; the same discipline holds (dropped on errors, listener changes, deletions, after resync).
 // Everything else passes through to the wrapped driver.
 type RuleCache struct {
 	providers.ApplicationLoadBalancing
