@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,9 @@ const ruleResync = 5 * time.Minute
 type gatewayRecord struct {
 	uid  string
 	hash string // of the application load balancer model deployed last (with success)
+	// passes counts the deploy passes that ended without an error: every create they made
+	// was answered, so the next pass's creates are new requests (see clientTokens).
+	passes uint64
 	// state as the translation's next pass should see it.
 	state gateway.LoadBalancerState
 	// lbID is the application load balancer's ID, for the health stream.
@@ -76,12 +80,14 @@ type gatewayReconciler struct {
 	log    logr.Logger
 	now    func() time.Time
 
-	mu       sync.Mutex
-	records  map[string]*gatewayRecord // namespace/name -> last deploy
-	emitted  map[string]bool           // events already recorded, while the translation keeps giving them
-	lastGC   time.Time
-	bundle   string
-	bundleAt time.Time
+	mu      sync.Mutex
+	records map[string]*gatewayRecord // namespace/name -> last deploy
+	// tokenSeed tells this process's client tokens from an earlier one's (clientTokens).
+	tokenSeed string
+	emitted   map[string]bool // events already recorded, while the translation keeps giving them
+	lastGC    time.Time
+	bundle    string
+	bundleAt  time.Time
 }
 
 // routeKinds says which route kinds the API server serves (installed CRDs).
@@ -373,7 +379,10 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 			owner := model.Owner{Cluster: r.cfg.Cluster, Namespace: gw.Namespace, Name: gw.Name, UID: gw.UID}
 			l7, nlb, unserved = deploy.SplitGateway(gw.L7, deploy.NetworkLoadBalancerName(gw.L7.Name), owner, tags)
 		}
-		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, l7, tags, hash[:16])
+		r.mu.Lock()
+		token := clientTokens(r.tokenSeed, hash, rec.passes)
+		r.mu.Unlock()
+		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, l7, tags, token)
 		lbID = res.LoadBalancerID
 		if res.VIP.IsValid() {
 			st.Addresses = []string{res.VIP.String()}
@@ -381,7 +390,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		if err == nil && split {
 			// The L4 listeners' network load balancer, at the Gateway's second address.
 			var nres deploy.Result
-			nres, err = deploy.NetworkLoadBalancer(ctx, r.alb, nlb, tags, hash[:16])
+			nres, err = deploy.NetworkLoadBalancer(ctx, r.alb, nlb, tags, token)
 			for name, id := range nres.TargetGroups {
 				res.TargetGroups[name] = id
 			}
@@ -414,6 +423,9 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 			st.Programmed = true
 		}
 		if err == nil {
+			r.mu.Lock()
+			rec.passes++
+			r.mu.Unlock()
 			backends, groups := gatewayBackends(gw.L7, res)
 			r.state.notify(r.state.recordGateway(key, backends, groups))
 		}
@@ -469,6 +481,19 @@ func retryAfter(err error) time.Duration {
 
 // modelHash identifies what a Gateway wants from the cloud: the models (certificates by their
 // fingerprint) and the Gateway's incarnation.
+// clientTokens is the intent a deploy pass derives its client tokens from (deploy's token): the
+// model's hash, the process's seed and the Gateway's count of passes that ended without an
+// error. A pass cut short by an error leaves the count, so its retry sends the same tokens and
+// a create whose answer was lost is answered, not repeated. A pass that ended well had every
+// create answered; the next pass's creates are new requests even where the model is one
+// deployed before (a route removed and added again, a rule deleted out of band and a pass
+// after a failure): with the earlier tokens the cloud would answer them with the earlier
+// create's result, a resource that may be gone, and create nothing. The seed (random per
+// process) keeps a restarted controller from reusing the tokens of the one before.
+func clientTokens(seed, hash string, passes uint64) string {
+	return hash[:min(16, len(hash))] + "/" + seed + "/" + strconv.FormatUint(passes, 10)
+}
+
 func modelHash(gw *gateway.GatewayLoadBalancers) string {
 	b, err := json.Marshal(gw)
 	if err != nil {

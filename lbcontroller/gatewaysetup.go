@@ -2,6 +2,7 @@ package lbcontroller
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
 	"slices"
@@ -116,7 +117,7 @@ func (s *gatewayStarter) start(kinds routeKinds) error {
 	r := &gatewayReconciler{
 		client: mgr.GetClient(), reader: mgr.GetAPIReader(), events: mgr.GetEventRecorder(Component),
 		cfg: s.cfg, alb: s.cfg.alb, kinds: kinds, state: s.state, log: s.log, now: time.Now,
-		records: map[string]*gatewayRecord{}, emitted: map[string]bool{},
+		records: map[string]*gatewayRecord{}, emitted: map[string]bool{}, tokenSeed: rand.Text()[:8],
 	}
 	if r.alb != nil {
 		// Each listener's rules are kept between passes (deploy.RuleCache): a route change

@@ -3,8 +3,12 @@ package deploy
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -46,6 +50,8 @@ type GatewayResult struct {
 	Changes []string
 	// Registered and Deregistered count the targets this pass changed.
 	Registered, Deregistered int
+	// ruleChanges counts the Changes that were rule writes.
+	ruleChanges int
 }
 
 func (r *GatewayResult) did(format string, args ...any) {
@@ -69,6 +75,75 @@ func ApplicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 	if alb == nil {
 		return res, DeleteApplicationLoadBalancer(ctx, p, tags, &res)
 	}
+	rc, _ := p.(*RuleCache)
+	if rc == nil {
+		return applicationLoadBalancer(ctx, p, alb, tags, token, nil)
+	}
+	shape := passShape(alb, tags)
+	m := rc.recall(alb.Name, shape)
+	if m != nil {
+		err := rememberedPass(ctx, p, alb, tags, m, token, &res)
+		if err != nil || len(res.Changes) > res.ruleChanges || !res.Programmed {
+			m = nil
+		} else {
+			m.cur.State, m.cur.StateReason = res.State, res.StateReason
+		}
+		rc.remember(alb.Name, m)
+		return res, err
+	}
+	m = &passMemo{shape: shape}
+	res, err := applicationLoadBalancer(ctx, p, alb, tags, token, m)
+	if err != nil || len(res.Changes) > res.ruleChanges || !res.Programmed {
+		m = nil
+	} else {
+		m.cur.State, m.cur.StateReason = res.State, res.StateReason
+		m.groups = maps.Clone(res.TargetGroups)
+	}
+	rc.remember(alb.Name, m)
+	return res, err
+}
+
+// rememberedPass is a pass of a load balancer whose last pass, of the same shape (passShape),
+// read it and changed no more than rules: the load balancer, its listeners, target groups and
+// their targets and certificates are what that pass read, and only the rules are planned
+// against the cloud (through the RuleCache). Nothing besides rules can need a change: the
+// model's part that decides them is the same, and so is the cloud's, unless changed out of
+// band, which the resync period or an error's invalidation repairs, as for rules.
+func rememberedPass(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, tags map[string]string, m *passMemo, token string, res *GatewayResult) error {
+	cur := m.cur
+	cur.Listeners = slices.Clone(m.cur.Listeners)
+	res.LoadBalancerID, res.VIP = cur.ID, cur.VIP
+	maps.Copy(res.TargetGroups, m.groups)
+	if err := ensureHTTPListeners(ctx, p, alb, &cur, m.certs, token, res); err != nil {
+		return err
+	}
+	return refreshState(ctx, p, tags, &cur, res)
+}
+
+// passShape is the model without its HTTP(S) listeners' rules, and the tags: two passes of one
+// shape differ in rules only.
+func passShape(alb *gateway.ApplicationLoadBalancer, tags map[string]string) string {
+	shape := *alb
+	shape.Listeners = make([]gateway.HTTPListener, len(alb.Listeners))
+	for i, l := range alb.Listeners {
+		l.Rules = nil
+		shape.Listeners[i] = l
+	}
+	b, err := json.Marshal(struct {
+		M    gateway.ApplicationLoadBalancer
+		Tags map[string]string
+	}{shape, tags})
+	if err != nil { // plain data: cannot happen
+		panic(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// applicationLoadBalancer is ApplicationLoadBalancer's pass that reads everything; m (non-nil)
+// is filled with what it read.
+func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, tags map[string]string, token string, m *passMemo) (GatewayResult, error) {
+	res := GatewayResult{TargetGroups: map[string]string{}}
 	lbs, err := p.ListApplicationLoadBalancers(ctx, tags)
 	if err != nil {
 		return res, fmt.Errorf("list the application load balancers of %s: %w", alb.Name, err)
@@ -104,6 +179,11 @@ func ApplicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 	certs, err := ensureCertificates(ctx, p, alb, tags, token, &res)
 	if err != nil {
 		return res, err
+	}
+	if m != nil {
+		m.cur = *cur
+		m.cur.Listeners = slices.Clone(cur.Listeners)
+		m.certs = certs
 	}
 	if err := ensureHTTPListeners(ctx, p, alb, cur, certs, token, &res); err != nil {
 		return res, err

@@ -33,12 +33,14 @@ func syncRules(ctx context.Context, p providers.Rules, listenerID, where string,
 		if _, err := p.ModifyRule(ctx, have[m.have].ID, want[m.want]); err != nil {
 			return fmt.Errorf("modify rule %d of %s: %w", want[m.want].Priority, where, err)
 		}
+		res.ruleChanges++
 		res.did("modify rule %d on %s", want[m.want].Priority, where)
 	}
 	for _, h := range plan.remove {
 		if err := p.DeleteRule(ctx, have[h].ID); err != nil {
 			return fmt.Errorf("delete rule %d of %s: %w", have[h].Priority, where, err)
 		}
+		res.ruleChanges++
 		res.did("delete rule %d on %s", have[h].Priority, where)
 	}
 	if len(plan.move) > 0 {
@@ -49,6 +51,7 @@ func syncRules(ctx context.Context, p providers.Rules, listenerID, where string,
 		if err := p.SetRulePriorities(ctx, moves); err != nil {
 			return fmt.Errorf("reorder %d rules of %s: %w", len(moves), where, err)
 		}
+		res.ruleChanges++
 		res.did("move %d rules on %s", len(moves), where)
 	}
 	for _, w := range plan.create {
@@ -57,6 +60,7 @@ func syncRules(ctx context.Context, p providers.Rules, listenerID, where string,
 		if _, err := p.CreateRule(ctx, listenerID, spec); err != nil {
 			return fmt.Errorf("create rule %d of %s (%s): %w", spec.Priority, where, sources[w], err)
 		}
+		res.ruleChanges++
 		res.did("create rule %d on %s", spec.Priority, where)
 	}
 	return nil

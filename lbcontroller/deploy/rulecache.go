@@ -18,6 +18,9 @@ import (
 // rules again), as do the listener's and its load balancer's deletion. Rules changed out of
 // band (by someone else, in the console) are seen again at the latest after the resync
 // period, when a pass lists them anew and plans against what the cloud holds.
+// ApplicationLoadBalancer, given a RuleCache, also keeps in it what a pass read of a load
+// balancer besides its rules (passMemo), so that a pass that changes only rules reads nothing
+// else; the same discipline holds (dropped on errors, listener changes, deletions, after resync).
 // Everything else passes through to the wrapped driver.
 type RuleCache struct {
 	providers.ApplicationLoadBalancing
@@ -27,6 +30,20 @@ type RuleCache struct {
 	mu        sync.Mutex
 	listeners map[string]*cachedRules // listener ID -> its rules
 	owner     map[string]string       // rule ID -> listener ID, of cached rules
+	passes    map[string]*passMemo    // load balancer name -> what its last pass read
+}
+
+// passMemo is what a Gateway deploy pass read of one application load balancer besides its
+// rules (see ApplicationLoadBalancer): remembered after a pass that ended without an error, with
+// the load balancer active, having changed no more than rules; answered to the next pass of the
+// same shape (the model without its rules) instead of the five reads, until the resync period
+// since the reads has passed or anything failed or changed the load balancer's listeners.
+type passMemo struct {
+	shape   string
+	cur     providers.ApplicationLoadBalancer
+	certs   map[string]string
+	groups  map[string]string // model target group name -> ID
+	fetched time.Time         // when the pass read them from the cloud
 }
 
 type cachedRules struct {
@@ -40,7 +57,7 @@ func NewRuleCache(p providers.ApplicationLoadBalancing, resync time.Duration, no
 	if now == nil {
 		now = time.Now
 	}
-	return &RuleCache{ApplicationLoadBalancing: p, resync: resync, now: now, listeners: map[string]*cachedRules{}, owner: map[string]string{}}
+	return &RuleCache{ApplicationLoadBalancing: p, resync: resync, now: now, listeners: map[string]*cachedRules{}, owner: map[string]string{}, passes: map[string]*passMemo{}}
 }
 
 // Capabilities forwards the wrapped driver's.
@@ -48,12 +65,41 @@ func (c *RuleCache) Capabilities() providers.Capabilities {
 	return providers.CapabilitiesOf(c.ApplicationLoadBalancing)
 }
 
-// Invalidate drops every cached listener: the next ListRules of each lists from the cloud.
+// Invalidate drops every cached listener and remembered pass: the next ListRules of each lists
+// from the cloud, and the next deploy of each load balancer reads it all.
 func (c *RuleCache) Invalidate() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.listeners)
 	clear(c.owner)
+	clear(c.passes)
+}
+
+// recall answers the remembered pass of load balancer name when it has shape, is younger than
+// the resync period and saw the load balancer active; nil otherwise.
+func (c *RuleCache) recall(name, shape string) *passMemo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.passes[name]
+	if m == nil || m.shape != shape || c.now().Sub(m.fetched) >= c.resync || m.cur.State != providers.LBActive {
+		return nil
+	}
+	return m
+}
+
+// remember keeps m as load balancer name's pass (nil: forgets it). A memo recalled again keeps
+// the time of its reads.
+func (c *RuleCache) remember(name string, m *passMemo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m == nil {
+		delete(c.passes, name)
+		return
+	}
+	if m.fetched.IsZero() {
+		m.fetched = c.now()
+	}
+	c.passes[name] = m
 }
 
 // ListRules implements providers.Rules: the cached rules while fresh, else the cloud's. The
@@ -172,12 +218,14 @@ func (c *RuleCache) SetRulePriorities(ctx context.Context, priorities map[string
 // listed again after it (a protocol change may change them).
 func (c *RuleCache) ModifyHTTPListener(ctx context.Context, listenerID string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
 	c.drop(listenerID)
+	c.forgetPasses()
 	return c.ApplicationLoadBalancing.ModifyHTTPListener(ctx, listenerID, spec)
 }
 
 // DeleteListener implements providers.LoadBalancing; its rules go with it.
 func (c *RuleCache) DeleteListener(ctx context.Context, listenerID string) error {
 	c.drop(listenerID)
+	c.forgetPasses()
 	return c.ApplicationLoadBalancing.DeleteListener(ctx, listenerID)
 }
 
@@ -186,6 +234,13 @@ func (c *RuleCache) DeleteListener(ctx context.Context, listenerID string) error
 func (c *RuleCache) DeleteLoadBalancer(ctx context.Context, loadBalancerID string) error {
 	c.Invalidate()
 	return c.ApplicationLoadBalancing.DeleteLoadBalancer(ctx, loadBalancerID)
+}
+
+// forgetPasses forgets every remembered pass: a listener changed (the memo does not say whose).
+func (c *RuleCache) forgetPasses() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.passes)
 }
 
 func (c *RuleCache) drop(listenerID string) {

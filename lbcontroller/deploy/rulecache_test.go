@@ -2,7 +2,9 @@ package deploy_test
 
 import (
 	"context"
+	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +173,85 @@ func deleteFirstRule(t *testing.T, d providers.ApplicationLoadBalancing, tags ma
 	}
 	if err := d.DeleteRule(ctx, rules[0].ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A pass that changes only rules, after a pass that read the load balancer and changed no more
+// than rules, reads nothing of it before the rule writes: the load balancer, listeners, target
+// groups, targets and certificates are the earlier pass's (its one read is the state after the
+// writes). A target registered out of band is left alone until the resync period has passed or
+// the cache was invalidated; then a pass reads everything and deregisters it.
+func TestRuleCacheRemembersPasses(t *testing.T) {
+	_, d, c := setup(t)
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	rc := deploy.NewRuleCache(d, 5*time.Minute, clock.now)
+	gw := golden(t, "http-precedence")[0]
+	tags := gatewayTags(gw)
+	l := &gw.L7.Listeners[0]
+	// pass swaps the listener's first two rules (a rule-only change) and deploys.
+	pass := func(what string) deploy.GatewayResult {
+		t.Helper()
+		l.Rules[0], l.Rules[1] = l.Rules[1], l.Rules[0]
+		renumber(l.Rules)
+		res, err := deploy.ApplicationLoadBalancer(ctx, rc, gw.L7, tags, what)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return res
+	}
+	// The first pass creates everything; passes until one finds it all active and in place.
+	res := pass("create")
+	for i := 0; !res.Programmed || len(res.Changes) > 0; i++ {
+		if i == 100 {
+			t.Fatalf("not active after 100 passes: %+v", res)
+		}
+		time.Sleep(10 * time.Millisecond)
+		l.Rules[0], l.Rules[1] = l.Rules[1], l.Rules[0] // the same model again
+		renumber(l.Rules)
+		res = pass("settle")
+	}
+	c.take()
+	if _, err := d.ListApplicationLoadBalancers(ctx, tags); err != nil {
+		t.Fatal(err)
+	}
+	oneList := c.take() // the calls of one ListApplicationLoadBalancers
+
+	res = pass("rules only")
+	n := c.take()
+	for action, k := range n {
+		if strings.HasPrefix(action, "Describe") && k != oneList[action] {
+			t.Errorf("a rule-only pass made %d %s calls; want %d (the state after the writes): %v", k, action, oneList[action], n)
+		}
+	}
+	if len(res.Changes) == 0 || !res.Programmed {
+		t.Fatalf("rule-only pass: %+v", res)
+	}
+
+	// A stray target, out of band.
+	tgName := gw.L7.TargetGroups[0].Name
+	tgID := res.TargetGroups[tgName]
+	if tgID == "" {
+		t.Fatalf("no ID for target group %s: %v", tgName, res.TargetGroups)
+	}
+	stray := providers.Target{IP: netip.MustParseAddr("10.0.9.9"), Port: 8080}
+	if err := d.RegisterTargets(ctx, tgID, []providers.Target{stray}); err != nil {
+		t.Fatal(err)
+	}
+	if res := pass("before the resync"); res.Deregistered != 0 {
+		t.Errorf("the stray target was seen before the resync: %v", res.Changes)
+	}
+	clock.t = clock.t.Add(5 * time.Minute)
+	if res := pass("after the resync"); res.Deregistered != 1 {
+		t.Errorf("after the resync the stray target is still there: %v", res.Changes)
+	}
+	// And after an invalidation (the controller's answer to an error).
+	pass("remembered again")
+	if err := d.RegisterTargets(ctx, tgID, []providers.Target{stray}); err != nil {
+		t.Fatal(err)
+	}
+	rc.Invalidate()
+	if res := pass("after the invalidation"); res.Deregistered != 1 {
+		t.Errorf("after the invalidation the stray target is still there: %v", res.Changes)
 	}
 }
