@@ -8,16 +8,13 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
-	"github.com/flatnet/flatnet/lbcontroller/gateway"
 )
 
 // BenchmarkGatewayRouteChange measures, through the real API server and fakecloud's API (no
@@ -36,25 +33,8 @@ func BenchmarkGatewayRouteChange(b *testing.B) {
 func benchRouteChange(b *testing.B, h *harness, n int) {
 	ctx := context.Background()
 	ns := h.namespace(b)
-	class := fmt.Sprintf("flatnet-%d", namespaces.Add(1))
-	if err := h.k8s.Create(ctx, &gwv1.GatewayClass{
-		ObjectMeta: metav1.ObjectMeta{Name: class},
-		Spec:       gwv1.GatewayClassSpec{ControllerName: gateway.ControllerName},
-	}); err != nil {
-		b.Fatal(err)
-	}
-	if err := h.k8s.Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "web"},
-			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
-		},
-	}); err != nil {
-		b.Fatal(err)
-	}
-	if err := h.k8s.Create(ctx, endpointSlice(ns, "web", readyEP("10.0.1.20"), readyEP("10.0.1.21"))); err != nil {
-		b.Fatal(err)
-	}
+	class := h.gatewayClass(b)
+	h.webService(b, ns, "10.0.1.20", "10.0.1.21")
 	if err := h.k8s.Create(ctx, &gwv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
 		Spec: gwv1.GatewaySpec{

@@ -18,7 +18,6 @@ import (
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 	"github.com/flatnet/flatnet/lbcontroller"
 	"github.com/flatnet/flatnet/lbcontroller/deploy"
-	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/lbcontroller/model"
 	"github.com/flatnet/flatnet/providers"
 	"github.com/flatnet/flatnet/providers/aws"
@@ -48,10 +47,7 @@ func TestGatewayControllerAWSDriver(t *testing.T) {
 		return d
 	})
 	ctx := context.Background()
-	class := fmt.Sprintf("flatnet-%d", namespaces.Add(1))
-	if err := h.k8s.Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: class}, Spec: gwv1.GatewayClassSpec{ControllerName: gateway.ControllerName}}); err != nil {
-		t.Fatal(err)
-	}
+	class := h.gatewayClass(t)
 	ns := h.namespace(t)
 	for name, ip := range map[string]string{"secure": "10.0.1.40", "other": "10.0.1.41"} {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{

@@ -30,13 +30,7 @@ import (
 func TestGatewayController(t *testing.T) {
 	h := start(t)
 	ctx := context.Background()
-	class := fmt.Sprintf("flatnet-%d", namespaces.Add(1))
-	if err := h.k8s.Create(ctx, &gwv1.GatewayClass{
-		ObjectMeta: metav1.ObjectMeta{Name: class},
-		Spec:       gwv1.GatewayClassSpec{ControllerName: gateway.ControllerName},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	class := h.gatewayClass(t)
 	other := class + "-other"
 	if err := h.k8s.Create(ctx, &gwv1.GatewayClass{
 		ObjectMeta: metav1.ObjectMeta{Name: other},

@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/providers"
 )
 
@@ -22,25 +19,8 @@ func TestGatewayRuleCreatedAgainAfterDelete(t *testing.T) {
 	h := start(t)
 	ctx := context.Background()
 	ns := h.namespace(t)
-	class := fmt.Sprintf("flatnet-%d", namespaces.Add(1))
-	if err := h.k8s.Create(ctx, &gwv1.GatewayClass{
-		ObjectMeta: metav1.ObjectMeta{Name: class},
-		Spec:       gwv1.GatewayClassSpec{ControllerName: gateway.ControllerName},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.k8s.Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "web"},
-			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.k8s.Create(ctx, endpointSlice(ns, "web", readyEP("10.0.1.20"))); err != nil {
-		t.Fatal(err)
-	}
+	class := h.gatewayClass(t)
+	h.webService(t, ns, "10.0.1.20")
 	if err := h.k8s.Create(ctx, &gwv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
 		Spec: gwv1.GatewaySpec{

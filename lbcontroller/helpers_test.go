@@ -24,10 +24,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 	"github.com/flatnet/flatnet/internal/k8stest"
 	"github.com/flatnet/flatnet/lbcontroller"
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/lbcontroller/model"
 	"github.com/flatnet/flatnet/providers"
 	"github.com/flatnet/flatnet/providers/fakecloud"
@@ -119,6 +121,43 @@ func (h *harness) namespace(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return ns
+}
+
+// gatewayClass creates a GatewayClass of this controller, named apart from every other
+// test's, and returns its name.
+func (h *harness) gatewayClass(t testing.TB) string {
+	t.Helper()
+	class := fmt.Sprintf("flatnet-%d", namespaces.Add(1))
+	if err := h.k8s.Create(context.Background(), &gwv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: class},
+		Spec:       gwv1.GatewayClassSpec{ControllerName: gateway.ControllerName},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return class
+}
+
+// webService creates Service ns/web (port 80 to the pods' 8080, pods app=web) and its
+// EndpointSlice of ready endpoints at ips.
+func (h *harness) webService(t testing.TB, ns string, ips ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := h.k8s.Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "web"},
+			Ports:    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var eps []endpoint
+	for _, ip := range ips {
+		eps = append(eps, readyEP(ip))
+	}
+	if err := h.k8s.Create(ctx, endpointSlice(ns, "web", eps...)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
