@@ -1,0 +1,299 @@
+package lbcontroller
+
+// The Gateway controller's write-back: statuses and events of a pass.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
+)
+
+// writeStatuses writes every status the translation computed, keeping the lastTransitionTime
+// of a condition that did not change and everything other controllers wrote on routes.
+func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Output, objs *gatewayObjects) error {
+	var errs []error
+	for _, cs := range out.GatewayClasses {
+		gc := objs.classes[cs.Name]
+		if gc == nil {
+			continue
+		}
+		next := gc.DeepCopy()
+		next.Status.Conditions = mergeConditions(gc.Status.Conditions, cs.Status.Conditions)
+		if !equality.Semantic.DeepEqual(gc.Status, next.Status) {
+			errs = append(errs, r.update(ctx, next))
+		}
+	}
+	for _, gs := range out.Gateways {
+		g := objs.gateways[gs.Namespace+"/"+gs.Name]
+		if g == nil {
+			continue
+		}
+		next := g.DeepCopy()
+		next.Status.Addresses = gs.Status.Addresses
+		next.Status.Conditions = mergeConditions(g.Status.Conditions, gs.Status.Conditions)
+		old := map[gwv1.SectionName][]metav1.Condition{}
+		for _, l := range g.Status.Listeners {
+			old[l.Name] = l.Conditions
+		}
+		next.Status.Listeners = make([]gwv1.ListenerStatus, len(gs.Status.Listeners))
+		for i, l := range gs.Status.Listeners {
+			l.Conditions = mergeConditions(old[l.Name], l.Conditions)
+			next.Status.Listeners[i] = l
+		}
+		if !equality.Semantic.DeepEqual(g.Status, next.Status) {
+			errs = append(errs, r.update(ctx, next))
+		}
+	}
+	ours := map[string]bool{}
+	for _, rs := range out.Routes {
+		k := rs.Kind + "/" + rs.Namespace + "/" + rs.Name
+		ours[k] = true
+		if o := objs.routes[k]; o != nil {
+			errs = append(errs, r.writeRouteStatus(ctx, o, rs.Parents))
+		}
+	}
+	// Routes that no longer have a parent of ours lose our entries.
+	for k, o := range objs.routes {
+		if !ours[k] {
+			errs = append(errs, r.writeRouteStatus(ctx, o, nil))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *gatewayReconciler) update(ctx context.Context, o client.Object) error {
+	err := r.client.Status().Update(ctx, o)
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsNotFound(err):
+		return nil // gone since the cache saw it
+	case apierrors.IsConflict(err):
+		return fmt.Errorf("status of %T %s/%s changed meanwhile; retrying: %w", o, o.GetNamespace(), o.GetName(), err)
+	default:
+		return fmt.Errorf("write the status of %T %s/%s: %w", o, o.GetNamespace(), o.GetName(), err)
+	}
+}
+
+// routeStatus returns the route's status, which every route kind embeds.
+func routeStatus(o client.Object) *gwv1.RouteStatus {
+	switch r := o.(type) {
+	case *gwv1.HTTPRoute:
+		return &r.Status.RouteStatus
+	case *gwv1.GRPCRoute:
+		return &r.Status.RouteStatus
+	case *gwv1.TLSRoute:
+		return &r.Status.RouteStatus
+	case *gwv1.TCPRoute:
+		return &r.Status.RouteStatus
+	case *gwv1.UDPRoute:
+		return &r.Status.RouteStatus
+	}
+	return nil
+}
+
+// writeRouteStatus replaces the route's parent entries of our controller with parents, keeping
+// the order and entries of other controllers.
+func (r *gatewayReconciler) writeRouteStatus(ctx context.Context, o client.Object, parents []gwv1.RouteParentStatus) error {
+	cur := routeStatus(o)
+	if cur == nil {
+		return nil
+	}
+	var next []gwv1.RouteParentStatus
+	for _, p := range cur.Parents {
+		if p.ControllerName != gateway.ControllerName {
+			next = append(next, p)
+		}
+	}
+	for _, p := range parents {
+		var prev []metav1.Condition
+		for _, old := range cur.Parents {
+			if old.ControllerName == gateway.ControllerName && equality.Semantic.DeepEqual(old.ParentRef, p.ParentRef) {
+				prev = old.Conditions
+			}
+		}
+		p.Conditions = mergeConditions(prev, p.Conditions)
+		next = append(next, p)
+	}
+	if len(next) == 0 {
+		next = nil
+	}
+	curParents := cur.Parents
+	if len(curParents) == 0 {
+		curParents = nil
+	}
+	if equality.Semantic.DeepEqual(curParents, next) {
+		return nil
+	}
+	c := o.DeepCopyObject().(client.Object)
+	routeStatus(c).Parents = next
+	if next == nil {
+		// The CRD requires the list; an empty one clears ours.
+		routeStatus(c).Parents = []gwv1.RouteParentStatus{}
+	}
+	return r.update(ctx, c)
+}
+
+// mergeConditions gives want (conditions without times) the lastTransitionTime of the matching
+// old condition when its status did not change, and now otherwise; conditions not in want go.
+func mergeConditions(old, want []metav1.Condition) []metav1.Condition {
+	out := make([]metav1.Condition, 0, len(want))
+	now := metav1.Now()
+	for _, c := range want {
+		if prev := meta.FindStatusCondition(old, c.Type); prev != nil && prev.Status == c.Status {
+			c.LastTransitionTime = prev.LastTransitionTime
+		} else if c.LastTransitionTime.IsZero() {
+			c.LastTransitionTime = now
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// recordEvents records each event of the translation once while the translation keeps giving
+// it: a pass runs on every change, and the same bad input must not repeat its event each time.
+func (r *gatewayReconciler) recordEvents(out gateway.Output, objs *gatewayObjects) {
+	seen := map[string]bool{}
+	for _, ev := range foldEvents(out.Events) {
+		k := strings.Join([]string{ev.Kind, ev.Namespace, ev.Name, ev.Reason, ev.Message}, "\x00")
+		seen[k] = true
+		r.mu.Lock()
+		done := r.emitted[k]
+		r.mu.Unlock()
+		if done {
+			continue
+		}
+		var o client.Object
+		switch ev.Kind {
+		case "GatewayClass":
+			if gc := objs.classes[ev.Name]; gc != nil {
+				o = gc
+			}
+		case "Gateway":
+			if g := objs.gateways[ev.Namespace+"/"+ev.Name]; g != nil {
+				o = g
+			}
+		default:
+			o = objs.routes[ev.Kind+"/"+ev.Namespace+"/"+ev.Name]
+		}
+		if o == nil {
+			continue
+		}
+		r.events.Eventf(o, nil, cmpOr(ev.Type, corev1.EventTypeWarning), ev.Reason, "Translate", "%s", ev.Message)
+		r.mu.Lock()
+		r.emitted[k] = true
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	for k := range r.emitted {
+		if !seen[k] {
+			delete(r.emitted, k)
+		}
+	}
+	r.mu.Unlock()
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// markUnserved turns the Accepted condition of each route a Gateway's network load balancer
+// cannot serve (a TLSRoute on a passthrough listener whose backend is not the oldest route's,
+// which a network load balancer cannot route by SNI) to False with reason UnsupportedValue,
+// for that Gateway's parent entry, with a message saying why. A route served in part (a
+// weighted forward, of which the network load balancer serves one backend) stays Accepted,
+// the message saying which backends get no connection.
+func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	type routeKey struct{ kind, ns, name string }
+	for key, rec := range r.records {
+		gwNS, gwName, _ := strings.Cut(key, "/")
+		var order []routeKey
+		msgs := map[routeKey][]string{}
+		refused := map[routeKey]bool{}
+		for _, u := range rec.unserved {
+			f := strings.Fields(u.Source) // "TLSRoute ns/name rule 0"
+			if len(f) < 2 {
+				continue
+			}
+			ns, name, _ := strings.Cut(f[1], "/")
+			k := routeKey{f[0], ns, name}
+			if _, ok := msgs[k]; !ok {
+				order = append(order, k)
+			}
+			if !slices.Contains(msgs[k], u.Message) {
+				msgs[k] = append(msgs[k], u.Message)
+			}
+			refused[k] = refused[k] || !u.Partial
+		}
+		for _, k := range order {
+			for i := range out.Routes {
+				rs := &out.Routes[i]
+				if rs.Kind != k.kind || rs.Namespace != k.ns || rs.Name != k.name {
+					continue
+				}
+				for j := range rs.Parents {
+					ps := &rs.Parents[j]
+					pns := rs.Namespace
+					if ps.ParentRef.Namespace != nil {
+						pns = string(*ps.ParentRef.Namespace)
+					}
+					if pns != gwNS || string(ps.ParentRef.Name) != gwName {
+						continue
+					}
+					c := meta.FindStatusCondition(ps.Conditions, string(gwv1.RouteConditionAccepted))
+					if c == nil || c.Status != metav1.ConditionTrue {
+						continue
+					}
+					c.Message = strings.Join(msgs[k], "; ")
+					if refused[k] {
+						c.Status, c.Reason = metav1.ConditionFalse, string(gwv1.RouteReasonUnsupportedValue)
+					}
+				}
+			}
+		}
+	}
+}
+
+// foldEvents joins the events one object gets for one reason (two conflicting listeners, say)
+// into one, their messages sorted. The events API takes events of the same object, reason and
+// action for one series and keeps the first one's note, so separate events would show only one
+// of the messages, whichever came first.
+func foldEvents(evs []gateway.Event) []gateway.Event {
+	type key struct{ kind, ns, name, typ, reason string }
+	var order []key
+	msgs := map[key][]string{}
+	for _, ev := range evs {
+		k := key{ev.Kind, ev.Namespace, ev.Name, ev.Type, ev.Reason}
+		if _, ok := msgs[k]; !ok {
+			order = append(order, k)
+		}
+		if !slices.Contains(msgs[k], ev.Message) {
+			msgs[k] = append(msgs[k], ev.Message)
+		}
+	}
+	out := make([]gateway.Event, 0, len(order))
+	for _, k := range order {
+		m := msgs[k]
+		slices.Sort(m)
+		out = append(out, gateway.Event{Kind: k.kind, Namespace: k.ns, Name: k.name, Type: k.typ, Reason: k.reason,
+			Message: strings.Join(m, "; ")})
+	}
+	return out
+}
