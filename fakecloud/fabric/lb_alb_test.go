@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables/expr"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/fabric/l7"
@@ -16,7 +17,12 @@ import (
 // albSnap is lbSnap's load balancer as an application one: HTTP 80 with two rules (given out
 // of priority order) and a default fixed response; tg-1 (HTTP) and tg-2 (gRPC) groups.
 func albSnap(targets ...api.TargetHealthDescription) *api.Snapshot {
-	snap := lbSnap(api.SchemeInternetFacing, []string{"203.0.113.0/24"}, targets...)
+	return appSnap(api.SchemeInternetFacing, []string{"203.0.113.0/24"}, targets...)
+}
+
+// appSnap is albSnap with the given scheme and source ranges.
+func appSnap(scheme string, ranges []string, targets ...api.TargetHealthDescription) *api.Snapshot {
+	snap := lbSnap(scheme, ranges, targets...)
 	snap.LoadBalancers[0].Type = api.LoadBalancerTypeApplication
 	snap.Listeners = []api.Listener{{ListenerID: "l-1", LoadBalancerID: "lb-1", Protocol: api.ProtocolHTTP, Port: 80,
 		DefaultActions: []api.Action{{Type: api.ActionTypeFixedResponse, FixedResponseConfig: &api.FixedResponseActionConfig{
@@ -207,5 +213,49 @@ func TestALBConfigPassthrough(t *testing.T) {
 	}
 	if len(w.Checks) != 1 || !w.Checks[0].App || l7Check(w.Checks[0]).Protocol != l7.HealthTCP {
 		t.Errorf("checks %+v, want the TCP group's target checked by TCP connect by the L7 checker", w.Checks)
+	}
+}
+
+// TestRenderAppProgram: an application load balancer's program has no NAT chain, and nothing
+// that needs conntrack unless it has source ranges to guard; its hash is in the program chain.
+func TestRenderAppProgram(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		snap   *api.Snapshot
+		wantCt bool
+	}{
+		{"no source ranges", appSnap(api.SchemeInternetFacing, nil), false},
+		{"source ranges", albSnap(), true},
+		{"internal: the VPC only", appSnap(api.SchemeInternal, nil), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lb := desiredLBOf(t, tc.snap)
+			script, hash := RenderLBProgram(lb.Program)
+			if !lb.Program.App || hash != lb.Program.Hash {
+				t.Fatalf("program %+v, hash %s; want an application one with its hash", lb.Program, hash)
+			}
+			for _, no := range []string{"type nat", lbChainDNAT, lbChainSNAT} {
+				if strings.Contains(script, no) {
+					t.Errorf("script has %q:\n%s", no, script)
+				}
+			}
+			if got := strings.Contains(script, " ct "); got != tc.wantCt {
+				t.Errorf("conntrack in the script: %v, want %v:\n%s", got, tc.wantCt, script)
+			}
+			if !strings.Contains(script, "add rule ip flatnet_lb program accept comment \""+lbHashTag+hash+"\"") {
+				t.Errorf("no hash rule in chain program:\n%s", script)
+			}
+			rs := lbRulesetOf(lb.Program)
+			for _, r := range rs.rules {
+				for _, e := range r.Exprs {
+					if _, ok := e.(*expr.NAT); ok {
+						t.Errorf("a NAT expression in rule %+v", r)
+					}
+					if _, ok := e.(*expr.Ct); ok && !tc.wantCt {
+						t.Errorf("a conntrack expression in rule %+v", r)
+					}
+				}
+			}
+		})
 	}
 }

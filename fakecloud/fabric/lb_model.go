@@ -56,6 +56,10 @@ type LBProgram struct {
 	// balancer allows only its VPC, since the lab's internet can route to private addresses.
 	Allowed   []netip.Prefix
 	Listeners []LBListener
+	// App is an application load balancer's program: no listeners and no NAT chains, only the
+	// guard, so its namespace runs no conntrack unless the guard has source ranges to enforce
+	// (the L7 engine's sockets answer every connection; nothing there is translated).
+	App bool
 	// Hash identifies the program (zero for one observed without its hash, which forces a rewrite).
 	Hash string
 }
@@ -177,6 +181,7 @@ func desiredLB(lb *api.LoadBalancer, vpcCIDR netip.Prefix, subnets map[string]su
 	}
 	// An application load balancer's listeners are its L7 engine's: its program only guards.
 	d.App = lb.Type == api.LoadBalancerTypeApplication
+	prog.App = d.App
 	for _, l := range ix.listeners[lb.LoadBalancerID] {
 		if d.App {
 			d.AppListeners = append(d.AppListeners, fmt.Sprintf("%s/%d", l.Protocol, l.Port))

@@ -18,7 +18,10 @@ const (
 	lbChainGuard = "guard"     // drops new connections from outside the allowed sources
 	lbChainDNAT  = "to_target" // picks a target for each new connection
 	lbChainSNAT  = "from_lb"   // makes the load balancer the target's peer
-	lbHashTag    = "flatnet-lb program "
+	// lbChainProgram is an application load balancer's chain for the program's hash: a regular
+	// chain (no hook) that nothing jumps to, so it costs packets nothing.
+	lbChainProgram = "program"
+	lbHashTag      = "flatnet-lb program "
 )
 
 // RenderLBProgram is the nft script that makes a load balancer's namespace enforce prog, and the
@@ -30,7 +33,15 @@ const (
 // over an anonymous map) and SNATed to the private address, so replies come back through the
 // load balancer. A listener without targets has no rule: the namespace itself answers with a
 // reset (TCP) or port unreachable (UDP), as a load balancer with nothing behind it does.
+//
+// An application load balancer's program (prog.App) is only the guard: the table is deleted and
+// made again in the same transaction (which also drops the NAT chains an older program left),
+// with no NAT chain, so the namespace runs no conntrack unless the guard has source ranges (its
+// "ct state new" needs it). The hash goes in chain program, which no packet enters.
 func RenderLBProgram(prog LBProgram) (script, hash string) {
+	if prog.App {
+		return renderAppProgram(prog)
+	}
 	var b strings.Builder
 	t := "ip " + lbTable
 	fmt.Fprintf(&b, "add table %s\n", t)
@@ -58,6 +69,22 @@ func RenderLBProgram(prog LBProgram) (script, hash string) {
 	}
 	fmt.Fprintf(&b, "add rule %s %s ct status dnat snat ip to %s comment \"%s%s\"\n", t, lbChainSNAT, prog.Addr, lbHashTag, hashPlaceholder)
 	// The hash covers everything above; the comment carrying it is filled in last.
+	hash = programHash(b.String())
+	return strings.Replace(b.String(), hashPlaceholder, hash, 1), hash
+}
+
+// renderAppProgram is RenderLBProgram for an application load balancer.
+func renderAppProgram(prog LBProgram) (script, hash string) {
+	var b strings.Builder
+	t := "ip " + lbTable
+	fmt.Fprintf(&b, "add table %s\ndelete table %s\nadd table %s\n", t, t, t)
+	fmt.Fprintf(&b, "add chain %s %s { type filter hook prerouting priority -150 ; policy accept ; }\n", t, lbChainGuard)
+	fmt.Fprintf(&b, "add chain %s %s\n", t, lbChainProgram)
+	if len(prog.Allowed) > 0 {
+		fmt.Fprintf(&b, "add rule %s %s ct state new ip daddr %s ip saddr != %s drop comment \"source ranges\"\n",
+			t, lbChainGuard, nftSet(prog.VIPs), nftSet(prog.Allowed))
+	}
+	fmt.Fprintf(&b, "add rule %s %s accept comment \"%s%s\"\n", t, lbChainProgram, lbHashTag, hashPlaceholder)
 	hash = programHash(b.String())
 	return strings.Replace(b.String(), hashPlaceholder, hash, 1), hash
 }

@@ -31,10 +31,12 @@ const (
 	ctStatusDNAT = 1 << 5
 )
 
-// lbNftTable is the table every program has and its chains, which never change shape.
+// lbNftTable is the table every program has and its chains, which never change shape: a network
+// load balancer's guard, dnat and snat; an application load balancer's guard and program.
 type lbNftTable struct {
-	table             *nftables.Table
-	guard, dnat, snat *nftables.Chain
+	table                      *nftables.Table
+	guard, dnat, snat, program *nftables.Chain
+	app                        bool
 }
 
 func newLBNftTable() lbNftTable {
@@ -48,10 +50,17 @@ func newLBNftTable() lbNftTable {
 		guard: chain(lbChainGuard, nftables.ChainTypeFilter, nftables.ChainHookPrerouting, -150),
 		dnat:  chain(lbChainDNAT, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100),
 		snat:  chain(lbChainSNAT, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100),
+		// A regular chain: no type, hook, priority or policy.
+		program: &nftables.Chain{Name: lbChainProgram, Table: t},
 	}
 }
 
-func (t lbNftTable) chains() []*nftables.Chain { return []*nftables.Chain{t.guard, t.dnat, t.snat} }
+func (t lbNftTable) chains() []*nftables.Chain {
+	if t.app {
+		return []*nftables.Chain{t.guard, t.program}
+	}
+	return []*nftables.Chain{t.guard, t.dnat, t.snat}
+}
 
 // lbRuleset is a program in netlink form: the anonymous sets and maps its rules look up, and
 // the rules in order.
@@ -71,6 +80,7 @@ type lbSet struct {
 // and each rule looks up its own copy of an anonymous set. It is pure.
 func lbRulesetOf(prog LBProgram) lbRuleset {
 	rs := lbRuleset{lbNftTable: newLBNftTable()}
+	rs.app = prog.App
 	rule := func(ch *nftables.Chain, comment string, exprs ...[]expr.Any) {
 		rs.rules = append(rs.rules, &nftables.Rule{Table: rs.table, Chain: ch, Exprs: slices.Concat(exprs...),
 			UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
@@ -79,6 +89,10 @@ func lbRulesetOf(prog LBProgram) lbRuleset {
 		rule(rs.guard, "source ranges", ctBits(expr.CtKeySTATE, ctStateNew),
 			rs.toAddrs(ipDaddr, prog.VIPs), rs.outside(ipSaddr, prog.Allowed),
 			[]expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}})
+	}
+	if prog.App {
+		rule(rs.program, lbHashTag+prog.Hash, []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})
+		return rs
 	}
 	for _, l := range prog.Listeners {
 		if len(l.Targets) == 0 {
@@ -244,14 +258,21 @@ func (k *kernel) withLBConn(id string, fn func(c *nftables.Conn) error) error {
 	return fn(c)
 }
 
-// programLB replaces the load balancer's nftables program in one transaction.
+// programLB replaces the load balancer's nftables program in one transaction. An application
+// load balancer's table is deleted and made again in it (RenderLBProgram says why).
 func (k *kernel) programLB(lb *LB) error {
 	rs := lbRulesetOf(lb.Program)
 	err := k.withLBConn(lb.ID, func(c *nftables.Conn) error {
 		c.AddTable(rs.table)
+		if rs.app {
+			c.DelTable(rs.table)
+			c.AddTable(rs.table)
+		}
 		for _, ch := range rs.chains() {
 			c.AddChain(ch)
-			c.FlushChain(ch)
+			if !rs.app {
+				c.FlushChain(ch)
+			}
 		}
 		for _, s := range rs.sets {
 			if err := c.AddSet(s.set, s.elems); err != nil {
@@ -281,19 +302,25 @@ func (k *kernel) programHashIn(id string) (string, error) {
 		if err != nil {
 			return fmt.Errorf("list chains: %w", err)
 		}
-		if !slices.ContainsFunc(chains, func(ch *nftables.Chain) bool {
-			return ch.Table.Name == t.table.Name && ch.Name == t.snat.Name
-		}) {
-			return nil
-		}
-		rules, err := c.GetRules(t.table, t.snat)
-		if err != nil {
-			return fmt.Errorf("list rules of chain %s: %w", t.snat.Name, err)
-		}
-		for _, r := range rules {
-			if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok {
-				if h := parseProgramHash(s); h != "" {
-					hash = h
+		// The hash is in from_lb (a network load balancer's) or program (an application one's).
+		for _, want := range []*nftables.Chain{t.snat, t.program} {
+			if hash != "" {
+				break
+			}
+			if !slices.ContainsFunc(chains, func(ch *nftables.Chain) bool {
+				return ch.Table.Name == t.table.Name && ch.Name == want.Name
+			}) {
+				continue
+			}
+			rules, err := c.GetRules(t.table, want)
+			if err != nil {
+				return fmt.Errorf("list rules of chain %s: %w", want.Name, err)
+			}
+			for _, r := range rules {
+				if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok {
+					if h := parseProgramHash(s); h != "" {
+						hash = h
+					}
 				}
 			}
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
@@ -53,6 +54,9 @@ func TestLBRulesetMatchesNft(t *testing.T) {
 		{"one address", lbSnap(api.SchemeInternetFacing, []string{"203.0.113.7/32"}, one)},
 		{"adjacent ranges", lbSnap(api.SchemeInternetFacing, []string{"10.0.0.128/25", "10.0.0.0/25"}, one)},
 		{"nested ranges", lbSnap(api.SchemeInternetFacing, []string{"10.0.0.0/8", "10.1.0.0/16"}, one)},
+		{"application, source ranges", albSnap(one)},
+		{"application, no source ranges", appSnap(api.SchemeInternetFacing, nil, one)},
+		{"application, internal", appSnap(api.SchemeInternal, nil, one)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lb := desiredLBOf(t, tc.snap)
@@ -189,6 +193,41 @@ func (p *lbPair) program(t *testing.T, allowed []string, targetPorts ...int) {
 	}
 }
 
+// programApp gives the pair's load balancer an application load balancer's program (only the
+// guard) with sources in allowed (everyone if none).
+func (p *lbPair) programApp(t *testing.T, allowed []string) {
+	t.Helper()
+	prog := LBProgram{Addr: addr(pairLBAddr), VIPs: []netip.Addr{addr(pairLBAddr), addr(pairVIP)}, App: true}
+	for _, a := range allowed {
+		prog.Allowed = append(prog.Allowed, netip.MustParsePrefix(a))
+	}
+	_, prog.Hash = RenderLBProgram(prog)
+	p.lb.Program = prog
+	if err := p.k.programLB(p.lb); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tracked is how many connections conntrack holds in the pair's load balancer namespace.
+func (p *lbPair) tracked(t *testing.T) int {
+	t.Helper()
+	nsh, err := vnetns.GetFromPath(netns.Path(LBNetns(p.k.prefix, p.lb.ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_NETFILTER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	flows, err := h.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(flows)
+}
+
 // dial connects from src in the client namespace to dst:80.
 func (p *lbPair) dial(src, dst string, timeout time.Duration) (net.Conn, error) {
 	var c net.Conn
@@ -199,6 +238,61 @@ func (p *lbPair) dial(src, dst string, timeout time.Duration) (net.Conn, error) 
 		return err
 	})
 	return c, err
+}
+
+// TestALBProgramTraffic: an application load balancer's program, written over a network one's,
+// leaves only the guard (no NAT chains), so connections to a socket in its namespace are not
+// tracked at all; with source ranges the guard drops new connections from outside them, which
+// takes conntrack ("ct state new"), and lets the others through.
+func TestALBProgramTraffic(t *testing.T) {
+	p := newLBPair(t)
+	ln := listenTCPIn(t, LBNetns(p.k.prefix, p.lb.ID), netip.MustParseAddrPort("0.0.0.0:80"))
+	go (&pod{t: t, name: "alb"}).serveTCP(ln)
+	p.program(t, nil) // a network load balancer's shape first, as an older fabric left it
+	p.programApp(t, nil)
+	got, _ := readLB(t, p.k, p.lb.ID)
+	if want := lbRulesetOf(p.lb.Program).view().String(); got != want {
+		t.Errorf("the namespace holds:\n%s\nwant:\n%s", got, want)
+	}
+	if strings.Contains(got, lbChainDNAT) || strings.Contains(got, lbChainSNAT) {
+		t.Errorf("NAT chains left in an application load balancer's table:\n%s", got)
+	}
+	if h, err := p.k.programHashIn(p.lb.ID); err != nil || h != p.lb.Program.Hash {
+		t.Errorf("hash read back %q, %v; want %q", h, err, p.lb.Program.Hash)
+	}
+	greet := func(src, dst string) error {
+		c, err := p.dial(src, dst, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		_, err = bufio.NewReader(c).ReadString('\n')
+		return err
+	}
+	for _, dst := range []string{pairVIP, pairLBAddr} {
+		if err := greet("203.0.113.5", dst); err != nil {
+			t.Errorf("203.0.113.5 -> %s:80 without source ranges: %v", dst, err)
+		}
+	}
+	if n := p.tracked(t); n != 0 {
+		t.Errorf("conntrack holds %d connections in the namespace; want none (nothing needs it)", n)
+	}
+
+	p.programApp(t, []string{"203.0.113.0/24"})
+	if err := greet("203.0.113.5", pairVIP); err != nil {
+		t.Errorf("203.0.113.5 inside the source ranges: %v", err)
+	}
+	c, err := p.dial("203.0.114.1", pairVIP, time.Second)
+	if err == nil {
+		_ = c.Close()
+		t.Errorf("203.0.114.1 connected from outside the source ranges")
+	} else if errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("203.0.114.1 outside the source ranges was refused, not dropped: %v", err)
+	}
+	if p.tracked(t) == 0 {
+		t.Errorf("no connection tracked with source ranges: the guard's ct state cannot work")
+	}
 }
 
 // TestLBNetlinkTraffic sends real connections through a namespace programmed by programLB: the

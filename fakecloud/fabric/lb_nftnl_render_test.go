@@ -51,7 +51,7 @@ func readNftView(t testing.TB, c *nftables.Conn) nftView {
 		t.Fatalf("list chains: %v", err)
 	}
 	v := nftView{rules: map[string][]*nftables.Rule{}}
-	order := []string{lbChainGuard, lbChainDNAT, lbChainSNAT}
+	order := []string{lbChainGuard, lbChainDNAT, lbChainSNAT, lbChainProgram}
 	for _, ch := range all {
 		if ch.Table.Name == lbTable {
 			v.chains = append(v.chains, ch)
@@ -88,8 +88,12 @@ func readNftView(t testing.TB, c *nftables.Conn) nftView {
 func (v nftView) String() string {
 	var b strings.Builder
 	for _, ch := range v.chains {
-		fmt.Fprintf(&b, "chain %s: %s hook %s priority %d policy %s\n", ch.Name, ch.Type,
-			hookName(ch.Hooknum), deref(ch.Priority), map[nftables.ChainPolicy]string{0: "drop", 1: "accept"}[deref(ch.Policy)])
+		if ch.Hooknum == nil {
+			fmt.Fprintf(&b, "chain %s: regular\n", ch.Name)
+		} else {
+			fmt.Fprintf(&b, "chain %s: %s hook %s priority %d policy %s\n", ch.Name, ch.Type,
+				hookName(ch.Hooknum), deref(ch.Priority), map[nftables.ChainPolicy]string{0: "drop", 1: "accept"}[deref(ch.Policy)])
+		}
 		for _, r := range v.rules[ch.Name] {
 			c, _ := userdata.GetString(r.UserData, userdata.TypeComment)
 			fmt.Fprintf(&b, "  rule %q\n", c)

@@ -164,6 +164,26 @@ func TestProgramLBNetlink(t *testing.T) {
 			t.Errorf("program %d: hash read back %q, err %v; want %q", i, h, err, want.Program.Hash)
 		}
 	}
+	// An application load balancer's program over a network one's (as an older fabric wrote
+	// it): the NAT chains go, and the hash is read from chain program.
+	app := desiredLBOf(t, albSnap())
+	app.ID = lb.ID
+	for i := range 2 {
+		if err := k.programLB(app); err != nil {
+			t.Fatalf("application program %d: %v", i, err)
+		}
+		got, sets := readLB(t, k, lb.ID)
+		rs := lbRulesetOf(app.Program)
+		if diff := cmp.Diff(rs.view().String(), got); diff != "" {
+			t.Errorf("application program %d: the kernel holds (-sent +read back):\n%s", i, diff)
+		}
+		if sets != len(rs.sets) {
+			t.Errorf("application program %d: the table has %d sets, want %d", i, sets, len(rs.sets))
+		}
+		if h, err := k.programHashIn(lb.ID); h != app.Program.Hash || err != nil {
+			t.Errorf("application program %d: hash read back %q, err %v; want %q", i, h, err, app.Program.Hash)
+		}
+	}
 	gone := &LB{ID: "lb-missing", Program: lb.Program}
 	if err := k.programLB(gone); err == nil || !strings.Contains(err.Error(), gone.ID) || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("programming a load balancer without a namespace: %v; want a not-exist error naming it", err)

@@ -322,7 +322,7 @@ func (e *Engine) newServer(port int, l *listener, ln net.Listener) *server {
 		protos.SetUnencryptedHTTP2(true)
 		if !e.opts.NetHTTPOnly {
 			s.handoff = newHandoff(ln.Addr())
-			s.fast.conns = map[*fastConn]bool{}
+			s.fast.conns = map[*fastConn]struct{}{}
 		}
 	}
 	return s

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,19 @@ type backendConn struct {
 	c  net.Conn
 	br *bufio.Reader
 	bw *bufio.Writer
+	// deadline: the connection has one set (a rule's timeout); without, setting none again is
+	// skipped.
+	deadline bool
+}
+
+// setDeadline sets (or, with a zero t, clears) the connection's deadline when it changes
+// anything.
+func (bc *backendConn) setDeadline(t time.Time) {
+	if t.IsZero() && !bc.deadline {
+		return
+	}
+	_ = bc.c.SetDeadline(t)
+	bc.deadline = !t.IsZero()
 }
 
 // backendPool holds a target's idle connections (per target group, so a group's change of
@@ -106,28 +120,42 @@ func (e *Engine) pool(g *group, hostport string) *backendPool {
 // wait for the others.
 type fastConns struct {
 	mu      sync.Mutex
-	conns   map[*fastConn]bool // value: idle (waiting for a request)
-	closing bool
+	conns   map[*fastConn]struct{}
+	closing atomic.Bool
 	wg      sync.WaitGroup
 }
 
-// setIdle marks c idle or busy; it reports false when the listener drains and c, idle, should
-// end.
-func (s *fastConns) setIdle(c *fastConn, idle bool) bool {
+// add counts c in; false when the listener drains.
+func (s *fastConns) add(c *fastConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing.Load() {
 		return false
 	}
-	s.conns[c] = idle
+	s.conns[c] = struct{}{}
 	return true
+}
+
+func (s *fastConns) remove(c *fastConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// setIdle marks c idle (waiting for a request) or busy; it reports false when the listener
+// drains and c should end. c stores its mark before it reads closing and shutdown stores
+// closing before it reads the marks, so one of them sees the other: a connection that turns
+// busy during a drain either is waited for or ends.
+func (s *fastConns) setIdle(c *fastConn, idle bool) bool {
+	c.idle.Store(idle)
+	return !s.closing.Load()
 }
 
 func (s *fastConns) shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
-	for c, idle := range s.conns {
-		if idle {
+	s.closing.Store(true)
+	for c := range s.conns {
+		if c.idle.Load() {
 			_ = c.c.SetReadDeadline(time.Now()) // wakes the reader, which ends the connection
 		}
 	}
@@ -200,12 +228,21 @@ func (e *Engine) serveFast(s *server) error {
 	go func() { _ = s.srv.Serve(s.handoff) }()
 	return acceptLoop(s.ln, func(c net.Conn) {
 		fc := &fastConn{e: e, s: s, c: c}
-		if !s.fast.setIdle(fc, true) {
+		fc.idle.Store(true)
+		if !s.fast.add(fc) {
 			_ = c.Close()
 			return
 		}
 		s.fast.wg.Go(fc.serve)
 	})
+}
+
+// headBuffered reports whether br holds a whole request head already: past the empty lines
+// readHead skips, a line and then the empty line that ends the head.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	b = bytes.TrimLeft(b, "\r\n")
+	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // fastConn is one client connection on the fast path.
@@ -216,6 +253,7 @@ type fastConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	head []byte
+	idle atomic.Bool // waiting for a request (fastConns.setIdle)
 }
 
 var (
@@ -242,9 +280,7 @@ func getWriter(w io.Writer) *bufio.Writer {
 func (fc *fastConn) serve() {
 	handed := false
 	defer func() {
-		fc.s.fast.mu.Lock()
-		delete(fc.s.fast.conns, fc)
-		fc.s.fast.mu.Unlock()
+		fc.s.fast.remove(fc)
 		if !handed {
 			_ = fc.c.Close()
 			readerPool.Put(fc.br)
@@ -260,7 +296,12 @@ func (fc *fastConn) serve() {
 		if !fc.s.fast.setIdle(fc, false) {
 			return
 		}
-		_ = fc.c.SetReadDeadline(time.Now().Add(headTimeout))
+		// A head that came whole in the first read needs no deadline of its own (the common
+		// case: one segment); otherwise the rest must come within headTimeout.
+		headDeadline := !headBuffered(fc.br)
+		if headDeadline {
+			_ = fc.c.SetReadDeadline(time.Now().Add(headTimeout))
+		}
 		head, err := readHead(fc.br, fc.head, true)
 		fc.head = head[:0]
 		var fr *fastRequest
@@ -278,7 +319,12 @@ func (fc *fastConn) serve() {
 		case err != nil:
 			return
 		}
-		_ = fc.c.SetReadDeadline(time.Time{})
+		if headDeadline || fr.length != 0 {
+			// The body is read while the target answers, with no deadline but the rule's. A
+			// request without one reads nothing more until the next head, whose idle deadline
+			// replaces the one still set.
+			_ = fc.c.SetReadDeadline(time.Time{})
+		}
 		l := fc.s.cur.Load()
 		ru := l.match(fr.req, requestHost(fr.req.Host), fr.req.URL.EscapedPath())
 		if !fastRule(ru) {
@@ -421,7 +467,7 @@ func (fc *fastConn) roundTrip(pool *backendPool, hostport string, fr *fastReques
 			}
 			bc = &backendConn{c: c, br: bufio.NewReaderSize(c, fastBufSize), bw: bufio.NewWriterSize(c, fastBufSize)}
 		}
-		_ = bc.c.SetDeadline(deadline)
+		bc.setDeadline(deadline)
 		sentBody, err := fc.send(bc, fr, out, &st)
 		if err == nil {
 			err = readResponseHead(bc, fr, &st)
@@ -640,7 +686,7 @@ func (fc *fastConn) relay(fr *fastRequest, f *flight, rec *recorder, pool *backe
 		return false
 	}
 	if reuse {
-		_ = bc.c.SetDeadline(time.Time{})
+		bc.setDeadline(time.Time{})
 		pool.put(bc)
 	} else {
 		_ = bc.c.Close()

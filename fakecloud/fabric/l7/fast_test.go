@@ -467,3 +467,68 @@ func TestFastPoolsOfRemovedTargets(t *testing.T) {
 		t.Fatalf("after the change: %v %q %v", resp.Status, body, err)
 	}
 }
+
+// TestHeadBuffered: a request head counts as whole in the buffer only with its end past the
+// empty lines readHead skips; then the fast path sets no head deadline of its own.
+func TestHeadBuffered(t *testing.T) {
+	for in, want := range map[string]bool{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n":          true,
+		"GET / HTTP/1.1\nHost: x\n\n":                true,
+		"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nb": true,
+		"GET / HTTP/1.1\r\nHost: x\r\n":              false,
+		"GET / HTTP/1.1\r\nHo":                       false,
+		"\r\n\r\n":                                   false,
+		"\r\n\r\nGET / HTTP/1.1\r\n":                 false,
+	} {
+		br := bufio.NewReader(strings.NewReader(in))
+		if _, err := br.Peek(1); err != nil {
+			t.Fatal(err)
+		}
+		if got := headBuffered(br); got != want {
+			t.Errorf("headBuffered(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// TestFastIdleTimeout: the idle timeout ends a kept-alive connection only while it waits for a
+// request: an exchange longer than the timeout (a slow target) completes and the connection
+// serves the next request, and one idle past the timeout is closed.
+func TestFastIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	be := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(2 * idle)
+		}
+		_, _ = io.WriteString(w, "done "+r.URL.Path)
+	})
+	e := newEngine(t, Options{IdleTimeout: idle})
+	apply(t, e, Config{TargetGroups: []TargetGroup{tgroup("tg", ProtocolHTTP, be)},
+		Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Name: "all", Action: forwardTo("tg")}}}}})
+	c := dialRaw(t, e, 80)
+	for _, path := range []string{"/slow", "/next", "/slow"} {
+		c.send("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body, err := c.read("GET"); err != nil || resp.StatusCode != 200 || body != "done "+path {
+			t.Fatalf("%s: %v %q %v", path, resp.Status, body, err)
+		}
+	}
+	time.Sleep(3 * idle)
+	if !c.closed() {
+		t.Errorf("a connection idle past the idle timeout was not closed")
+	}
+}
+
+// TestFastRemovalClosesIdle: removing a listener closes its fast-path connections that wait
+// for a request, after the request they had.
+func TestFastRemovalClosesIdle(t *testing.T) {
+	be := startHandler(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	e := fastEngine(t, be, HeaderEdit{})
+	c := dialRaw(t, e, 80)
+	c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, body, err := c.read("GET"); err != nil || body != "ok" {
+		t.Fatalf("%v %q %v", resp.Status, body, err)
+	}
+	apply(t, e, Config{})
+	if !c.closed() {
+		t.Errorf("an idle connection of a removed listener was not closed")
+	}
+}
