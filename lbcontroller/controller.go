@@ -31,7 +31,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	registerMetrics()
 	st := newState()
 	log := mgr.GetLogger().WithName("lbcontroller")
-	svcs := &serviceReconciler{client: mgr.GetClient(), events: mgr.GetEventRecorder(Component), cfg: cfg, state: st, now: time.Now}
+	svcs := &serviceReconciler{client: mgr.GetClient(), events: mgr.GetEventRecorder(Component), cfg: cfg, state: st, now: time.Now, tokens: newTokenPasses()}
 	// A load balancer's state changing in the cloud (failed, active again) brings its Service
 	// back, so the Service's condition follows the cloud without polling.
 	svcWake := make(chan event.TypedGenericEvent[*corev1.Service], 1024)

@@ -49,8 +49,8 @@ const ruleResync = 5 * time.Minute
 type gatewayRecord struct {
 	uid  string
 	hash string // of the application load balancer model deployed last (with success)
-	// passes counts the deploy passes that ended without an error: every create they made
-	// was answered, so the next pass's creates are new requests (see clientTokens).
+	// passes counts the deploy passes that ended without a retryable error: every create they
+	// made was answered, so the next pass's creates are new requests (see clientTokens).
 	passes uint64
 	// state as the translation's next pass should see it.
 	state gateway.LoadBalancerState
@@ -417,10 +417,12 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		default:
 			st.Programmed = true
 		}
-		if err == nil {
+		if !providers.Retryable(err) {
 			r.mu.Lock()
 			rec.passes++
 			r.mu.Unlock()
+		}
+		if err == nil {
 			backends, groups := gatewayBackends(gw.L7, res)
 			r.state.notify(r.state.recordGateway(key, backends, groups))
 		}
@@ -474,21 +476,15 @@ func retryAfter(err error) time.Duration {
 	return 10 * time.Second
 }
 
-// modelHash identifies what a Gateway wants from the cloud: the models (certificates by their
-// fingerprint) and the Gateway's incarnation.
 // clientTokens is the intent a deploy pass derives its client tokens from (deploy's token): the
-// model's hash, the process's seed and the Gateway's count of passes that ended without an
-// error. A pass cut short by an error leaves the count, so its retry sends the same tokens and
-// a create whose answer was lost is answered, not repeated. A pass that ended well had every
-// create answered; the next pass's creates are new requests even where the model is one
-// deployed before (a route removed and added again, a rule deleted out of band and a pass
-// after a failure): with the earlier tokens the cloud would answer them with the earlier
-// create's result, a resource that may be gone, and create nothing. The seed (random per
-// process) keeps a restarted controller from reusing the tokens of the one before.
+// model's hash, the process's seed and the Gateway's count of passes (see tokenPasses for when
+// it moves on).
 func clientTokens(seed, hash string, passes uint64) string {
 	return hash[:min(16, len(hash))] + "/" + seed + "/" + strconv.FormatUint(passes, 10)
 }
 
+// modelHash identifies what a Gateway wants from the cloud: the models (certificates by their
+// fingerprint) and the Gateway's incarnation.
 func modelHash(gw *gateway.GatewayLoadBalancers) string {
 	b, err := json.Marshal(gw)
 	if err != nil {

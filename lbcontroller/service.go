@@ -33,6 +33,7 @@ type serviceReconciler struct {
 	cfg    Config
 	state  *state
 	now    func() time.Time
+	tokens *tokenPasses
 }
 
 // ours says whether the controller serves svc.
@@ -58,6 +59,7 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err := r.client.Get(ctx, req.NamespacedName, &svc); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.state.notify(r.state.forgetService(req.NamespacedName))
+			r.tokens.forget(req.NamespacedName)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, err
@@ -84,8 +86,9 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		}
 	}
 	since := r.state.takePending(req.NamespacedName)
-	token := string(svc.UID) + "/" + strconv.FormatInt(svc.Generation, 10)
+	token := r.tokens.token(req.NamespacedName, string(svc.UID)+"/"+strconv.FormatInt(svc.Generation, 10))
 	result, err := deploy.Deploy(ctx, r.cfg.Provider, lb, token)
+	r.tokens.done(req.NamespacedName, err)
 	if err != nil {
 		r.state.restorePending(req.NamespacedName, since)
 		return reconcile.Result{}, r.cloudFailed(ctx, &svc, err)

@@ -81,3 +81,53 @@ func TestGatewayRuleCreatedAgainAfterDelete(t *testing.T) {
 	removeRoute()
 	addRoute()
 }
+
+// TestServiceListenerCreatedAgainAfterDelete: a Service's listener deleted out of band is
+// created again on the Service's next pass, although the Service (UID and generation) is
+// unchanged. With the tokens of the pass that created it, the cloud answered the create with
+// the listener that is gone, and the load balancer stayed without it.
+func TestServiceListenerCreatedAgainAfterDelete(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	ns := h.namespace(t)
+	if err := h.k8s.Create(ctx, lbService(ns, "web")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, endpointSlice(ns, "web", readyEP("10.0.1.10"))); err != nil {
+		t.Fatal(err)
+	}
+	listeners := func() []providers.Listener {
+		lbs, _ := h.owned(t, ns, "web")
+		var out []providers.Listener
+		for _, lb := range lbs {
+			out = append(out, lb.Listeners...)
+		}
+		return out
+	}
+	oneListener := func() (bool, string) {
+		ls := listeners()
+		return len(ls) == 1, fmt.Sprintf("listeners in the cloud: %+v, want 1", ls)
+	}
+	eventually(t, "the Service's listener in the cloud", oneListener)
+	for round := range 2 {
+		gen := h.service(t, ns, "web").Generation
+		for _, l := range listeners() {
+			if err := h.p.DeleteListener(ctx, l.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A change that brings the Service back without changing its generation.
+		svc := h.service(t, ns, "web")
+		if svc.Annotations == nil {
+			svc.Annotations = map[string]string{}
+		}
+		svc.Annotations["test/round"] = fmt.Sprint(round)
+		if err := h.k8s.Update(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.service(t, ns, "web").Generation; got != gen {
+			t.Fatalf("the annotation changed the generation %d -> %d; the test needs it unchanged", gen, got)
+		}
+		eventually(t, fmt.Sprintf("round %d: the listener created again", round), oneListener)
+	}
+}
