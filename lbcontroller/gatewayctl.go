@@ -73,7 +73,9 @@ type gatewayReconciler struct {
 	kinds  routeKinds
 	state  *state // shared with the readiness-gate reconciler
 	log    logr.Logger
-	now    func() time.Time
+	// statuses writes each pass's statuses (Reconcile hands them over).
+	statuses *statusWriter
+	now      func() time.Time
 
 	mu      sync.Mutex
 	records map[string]*gatewayRecord // namespace/name -> last deploy
@@ -112,23 +114,15 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 		out = gateway.Translate(in)
 	}
 	r.markUnserved(&out)
-	statusAt := r.now()
-	statusErr := r.writeStatuses(ctx, out, objs)
-	wrote := r.now()
 	r.recordEvents(out, objs)
-	result := "ok"
-	if statusErr != nil {
-		result = "error"
-	}
-	reconciles.WithLabelValues("gateway", result).Inc()
+	// The statuses are written beside the next passes (statusWriter).
+	r.statuses.submit(out)
+	reconciles.WithLabelValues("gateway", "ok").Inc()
 	// Where the pass's time went: reading the cache, the first translation, the cloud's
-	// deploys, and the status writes.
+	// deploys.
 	r.log.V(1).Info("gateway pass", "gateways", len(out.Gateways), "routes", len(out.Routes), "took", r.now().Sub(start).String(),
 		"read", read.Sub(start).String(), "translate", translated.Sub(read).String(), "deploy", deployed.Sub(translated).String(),
-		"statuses", wrote.Sub(statusAt).String(), "requeue", requeue.String())
-	if statusErr != nil {
-		return reconcile.Result{}, statusErr
-	}
+		"requeue", requeue.String())
 	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
@@ -179,25 +173,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.LoadBalancers = r.lbStates()
 	in.Registrable = r.registrable(ctx, in.EndpointSlices)
 
-	objs := &gatewayObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[string]*gwv1.Gateway{}, routes: map[string]client.Object{}}
-	for i := range in.GatewayClasses {
-		objs.classes[in.GatewayClasses[i].Name] = &in.GatewayClasses[i]
-	}
-	for i := range in.Gateways {
-		g := &in.Gateways[i]
-		objs.gateways[g.Namespace+"/"+g.Name] = g
-	}
-	addRoutes := func(kind string, n int, at func(int) client.Object) {
-		for i := range n {
-			o := at(i)
-			objs.routes[kind+"/"+o.GetNamespace()+"/"+o.GetName()] = o
-		}
-	}
-	addRoutes("HTTPRoute", len(in.HTTPRoutes), func(i int) client.Object { return &in.HTTPRoutes[i] })
-	addRoutes("GRPCRoute", len(in.GRPCRoutes), func(i int) client.Object { return &in.GRPCRoutes[i] })
-	addRoutes("TLSRoute", len(in.TLSRoutes), func(i int) client.Object { return &in.TLSRoutes[i] })
-	addRoutes("TCPRoute", len(in.TCPRoutes), func(i int) client.Object { return &in.TCPRoutes[i] })
-	addRoutes("UDPRoute", len(in.UDPRoutes), func(i int) client.Object { return &in.UDPRoutes[i] })
+	objs := indexObjects(in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes, in.TLSRoutes, in.TCPRoutes, in.UDPRoutes)
 	return in, objs, nil
 }
 

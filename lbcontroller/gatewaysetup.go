@@ -69,7 +69,7 @@ func (s *gatewayStarter) Start(ctx context.Context) error {
 		kinds, missing, err := servedGatewayKinds(dc)
 		switch {
 		case err == nil && len(missing) == 0:
-			if err := s.start(kinds); err != nil {
+			if err := s.start(ctx, kinds); err != nil {
 				return err
 			}
 			s.log.Info("serving the Gateway API", "controllerName", "flatnet.io/gateway-controller", "grpcRoutes", kinds.GRPC, "tlsRoutes", kinds.TLS, "tcpRoutes", kinds.TCP, "udpRoutes", kinds.UDP)
@@ -112,13 +112,15 @@ func servedGatewayKinds(dc discovery.DiscoveryInterface) (routeKinds, []string, 
 	return routeKinds{GRPC: served["grpcroutes"], TLS: served["tlsroutes"], TCP: served["tcproutes"], UDP: served["udproutes"]}, missing, nil
 }
 
-func (s *gatewayStarter) start(kinds routeKinds) error {
+func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 	mgr := s.mgr
 	r := &gatewayReconciler{
 		client: mgr.GetClient(), reader: mgr.GetAPIReader(), events: mgr.GetEventRecorder(Component),
 		cfg: s.cfg, alb: s.cfg.alb, kinds: kinds, state: s.state, log: s.log, now: time.Now,
 		records: map[string]*gatewayRecord{}, emitted: map[string]bool{}, tokenSeed: rand.Text()[:8],
 	}
+	r.statuses = newStatusWriter(r.writeOutput, s.log.WithName("status"))
+	go r.statuses.run(ctx)
 	if r.alb != nil {
 		// Each listener's rules are kept between passes (deploy.RuleCache): a route change
 		// among 1,000 routes does not list the 1,000 rules again.
