@@ -254,7 +254,6 @@ func ruleKey(c providers.RuleConditions, a providers.RuleAction) string {
 	return string(b)
 }
 
-
 // ruleSpec turns one model rule into the cloud's, target group names into IDs.
 func ruleSpec(r gateway.Rule, tgIDs map[string]string) (providers.RuleSpec, error) {
 	c := r.Conditions
