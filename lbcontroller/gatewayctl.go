@@ -2,9 +2,6 @@ package lbcontroller
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -47,8 +44,13 @@ const ruleResync = 5 * time.Minute
 
 // gatewayRecord is what the controller last did to one Gateway's load balancers.
 type gatewayRecord struct {
-	uid  string
-	hash string // of the application load balancer model deployed last (with success)
+	uid string
+	// model is the Gateway's model of the latest pass, version its number: it moves on when a
+	// pass's model differs (compared field by field: with 1,000 routes, hashing the model's
+	// encoding cost as much as the rest of the deploy). deployed is the version the cloud
+	// serves (0: none, or not known to).
+	model             *gateway.GatewayLoadBalancers
+	version, deployed uint64
 	// passes counts the deploy passes that ended without a retryable error: every create they
 	// made was answered, so the next pass's creates are new requests (see clientTokens).
 	passes uint64
@@ -311,14 +313,23 @@ func (r *gatewayReconciler) deployAll(ctx context.Context, out gateway.Output) t
 // result as the Gateway's load balancer state.
 func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLoadBalancers) time.Duration {
 	key := gw.Namespace + "/" + gw.Name
-	hash := modelHash(gw)
 	r.mu.Lock()
 	rec := r.records[key]
 	if rec == nil || rec.uid != gw.UID {
 		rec = &gatewayRecord{uid: gw.UID}
 		r.records[key] = rec
 	}
-	done := rec.hash == hash && rec.state.Programmed
+	last := rec.model
+	r.mu.Unlock()
+	// One pass deploys a Gateway at most once, and passes run one at a time: rec's model is
+	// only this call's to change.
+	same := last != nil && reflect.DeepEqual(last, gw)
+	r.mu.Lock()
+	if !same {
+		rec.model, rec.version = gw, rec.version+1
+	}
+	version := rec.version
+	done := rec.deployed == version && rec.state.Programmed
 	r.mu.Unlock()
 	if done {
 		return 0
@@ -351,7 +362,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 			l7, nlb, unserved = deploy.SplitGateway(gw.L7, deploy.NetworkLoadBalancerName(gw.L7.Name), owner, tags)
 		}
 		r.mu.Lock()
-		token := clientTokens(r.tokenSeed, hash, rec.passes)
+		token := clientTokens(r.tokenSeed, gw.UID+"/"+strconv.FormatUint(version, 10), rec.passes)
 		r.mu.Unlock()
 		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, l7, tags, token)
 		lbID = res.LoadBalancerID
@@ -409,9 +420,9 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	r.mu.Lock()
 	rec.state, rec.lbID = st, lbID
 	if st.Programmed || (gw.L7 == nil && requeue == 0) {
-		rec.hash = hash
+		rec.deployed = version
 	} else {
-		rec.hash = ""
+		rec.deployed = 0
 	}
 	r.mu.Unlock()
 	return requeue
@@ -453,22 +464,10 @@ func retryAfter(err error) time.Duration {
 }
 
 // clientTokens is the intent a deploy pass derives its client tokens from (deploy's token): the
-// model's hash, the process's seed and the Gateway's count of passes (see tokenPasses for when
-// it moves on).
-func clientTokens(seed, hash string, passes uint64) string {
-	return hash[:min(16, len(hash))] + "/" + seed + "/" + strconv.FormatUint(passes, 10)
-}
-
-// modelHash identifies what a Gateway wants from the cloud: the models (certificates by their
-// fingerprint) and the Gateway's incarnation.
-func modelHash(gw *gateway.GatewayLoadBalancers) string {
-	b, err := json.Marshal(gw)
-	if err != nil {
-		// The model is plain data; this cannot happen, and an empty hash only means "deploy".
-		return ""
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+// model (the Gateway's UID and the model's version), the process's seed and the Gateway's count
+// of passes (see tokenPasses for when it moves on).
+func clientTokens(seed, model string, passes uint64) string {
+	return model + "/" + seed + "/" + strconv.FormatUint(passes, 10)
 }
 
 // collect deletes the application load balancers of Gateways that are gone (deleted while the

@@ -2,9 +2,6 @@ package fabric
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -345,14 +342,4 @@ func l7Check(c Check) l7.HealthCheck {
 		out.Port = p
 	}
 	return out
-}
-
-// configHash identifies an engine configuration, so an unchanged one is not applied again.
-func configHash(cfg l7.Config) string {
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return "" // never equal to an applied hash: the config is applied (and judged) again
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
