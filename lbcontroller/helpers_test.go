@@ -60,7 +60,8 @@ func startWith(tb testing.TB, driver func(ctx context.Context, cloud *servertest
 }
 
 // startCloud is startWith on a fakecloud of options o.
-func startCloud(tb testing.TB, driver func(ctx context.Context, cloud *servertest.Env, subnetID string) providers.LoadBalancing, o servertest.Options) *harness {
+// startCloud starts the harness; mutate changes the controller's configuration.
+func startCloud(tb testing.TB, driver func(ctx context.Context, cloud *servertest.Env, subnetID string) providers.LoadBalancing, o servertest.Options, mutate ...func(*lbcontroller.Config)) *harness {
 	tb.Helper()
 	if os.Getenv("LBCONTROLLER_TEST_LOG") != "" {
 		ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -95,7 +96,11 @@ func startCloud(tb testing.TB, driver func(ctx context.Context, cloud *servertes
 		tb.Fatal(err)
 	}
 	h := &harness{k8s: direct, cloud: cloud, p: p, cluster: "lab", rest: rest}
-	if err := lbcontroller.Setup(mgr, lbcontroller.Config{Cluster: h.cluster, Provider: ctl, GCInterval: time.Second}); err != nil {
+	cfg := lbcontroller.Config{Cluster: h.cluster, Provider: ctl, GCInterval: time.Second}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	if err := lbcontroller.Setup(mgr, cfg); err != nil {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)

@@ -3,11 +3,19 @@ package lbcontroller_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/flatnet/flatnet/fakecloud/server/servertest"
+	"github.com/flatnet/flatnet/lbcontroller"
 	"github.com/flatnet/flatnet/providers"
 )
 
@@ -130,4 +138,128 @@ func TestServiceListenerCreatedAgainAfterDelete(t *testing.T) {
 		}
 		eventually(t, fmt.Sprintf("round %d: the listener created again", round), oneListener)
 	}
+}
+
+// TestGatewayUnchangedModelMakesNoCloudCalls: a pass whose model is the one deployed (woken by
+// a change that does not touch it, a namespace's label) makes no cloud call at all; a route's
+// change writes its rule.
+func TestGatewayUnchangedModelMakesNoCloudCalls(t *testing.T) {
+	// No garbage collection but the first: its reads would count.
+	h := startCloud(t, nil, servertest.Options{}, func(c *lbcontroller.Config) { c.GCInterval = time.Hour })
+	ctx := context.Background()
+	ns := h.namespace(t)
+	class := h.gatewayClass(t)
+	h.webService(t, ns, "10.0.1.20")
+	if err := h.k8s.Create(ctx, &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: gwv1.ObjectName(class),
+			Listeners:        []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, benchRoute(ns, "r1", "/r1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Gateway Programmed and the route accepted", func() (bool, string) {
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gw"}, &g); err != nil {
+			t.Fatal(err)
+		}
+		var r gwv1.HTTPRoute
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "r1"}, &r); err != nil {
+			t.Fatal(err)
+		}
+		c := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
+		accepted := len(r.Status.Parents) == 1 && meta.IsStatusConditionTrue(r.Status.Parents[0].Conditions, string(gwv1.RouteConditionAccepted))
+		return c != nil && c.Status == metav1.ConditionTrue && accepted, fmt.Sprintf("Gateway %+v, route %+v", g.Status.Conditions, r.Status.Parents)
+	})
+
+	wake := func(label string) {
+		t.Helper()
+		var n corev1.Namespace
+		if err := h.k8s.Get(ctx, client.ObjectKey{Name: ns}, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
+		n.Labels["test/wake"] = label
+		passes := gatewayPasses(t)
+		if err := h.k8s.Update(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "a pass for the namespace's label", func() (bool, string) {
+			return gatewayPasses(t) > passes, "no pass yet"
+		})
+	}
+	wake("settle") // a pass after everything above, so nothing of theirs is in flight
+	calls, writes := cloudCalls(t, false), cloudCalls(t, true)
+	for i := range 3 {
+		wake(fmt.Sprint(i))
+	}
+	if got := cloudCalls(t, false); got != calls {
+		t.Errorf("passes with an unchanged model called the cloud: %v calls, then %v", calls, got)
+	}
+
+	var r gwv1.HTTPRoute
+	if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "r1"}, &r); err != nil {
+		t.Fatal(err)
+	}
+	r.Spec.Rules[0].Matches[0].Path.Value = ptr("/r1-changed")
+	if err := h.k8s.Update(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the route's change written to the cloud", func() (bool, string) {
+		got := cloudCalls(t, true)
+		return got > writes, fmt.Sprintf("%v writes, as before the change", got)
+	})
+}
+
+// cloudCalls sums the controller's cloud calls (writes: those that change something).
+func cloudCalls(t *testing.T, writes bool) float64 {
+	t.Helper()
+	return metricSum(t, "flatnet_lb_cloud_calls_total", func(labels map[string]string) bool {
+		if !writes {
+			return true
+		}
+		a := labels["action"]
+		for _, verb := range []string{"Create", "Modify", "Delete", "Register", "Deregister", "Set", "Add", "Remove", "Import"} {
+			if strings.HasPrefix(a, verb) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// gatewayPasses counts the Gateway controller's passes.
+func gatewayPasses(t *testing.T) float64 {
+	t.Helper()
+	return metricSum(t, "flatnet_lb_reconciles_total", func(labels map[string]string) bool { return labels["controller"] == "gateway" })
+}
+
+func metricSum(t *testing.T, name string, match func(labels map[string]string) bool) float64 {
+	t.Helper()
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if match(labels) {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }
