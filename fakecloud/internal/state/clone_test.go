@@ -1,8 +1,10 @@
 package state
 
 import (
+	"cmp"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
@@ -115,5 +117,68 @@ func TestClonePlainIsADeepCopy(t *testing.T) {
 	check("actions", acts, a, cloneJSON(acts), func() { overwrite(reflect.ValueOf(&a).Elem()) })
 	if clonePlain([]api.Action(nil)) != nil {
 		t.Error("nil is not copied as nil")
+	}
+}
+
+// TestSnapshotRuleViewsFollowChanges: a snapshot's rules are the rules as stored, after a
+// modification, a move and a deletion alike, though an unchanged rule's view is reused from the
+// snapshot before (ruleViews) rather than copied again.
+func TestSnapshotRuleViewsFollowChanges(t *testing.T) {
+	s := openT(t, Config{})
+	w := newALBWorld(t, s)
+	a := w.rule(t, 1, pathRule("", "/a"), forwardTo(w.tg.TargetGroupID))
+	b := w.rule(t, 2, pathRule("", "/b"), forwardTo(w.tg.TargetGroupID))
+	c := w.rule(t, 3, pathRule("", "/c"), forwardTo(w.tg.TargetGroupID))
+	// The snapshot's rules (default rules aside) must be what DescribeRules answers.
+	check := func(step string) *api.Snapshot {
+		t.Helper()
+		snap := s.Snapshot()
+		var got []api.Rule
+		for _, r := range snap.Rules {
+			if !r.IsDefault {
+				got = append(got, r)
+			}
+		}
+		slices.SortFunc(got, func(x, y api.Rule) int { return cmp.Compare(x.Priority, y.Priority) })
+		var want []api.Rule
+		for _, r := range w.rules(t) {
+			if !r.IsDefault {
+				want = append(want, r)
+			}
+		}
+		gj, _ := json.Marshal(got)
+		wj, _ := json.Marshal(want)
+		if string(gj) != string(wj) {
+			t.Fatalf("%s: snapshot rules\n%s\nDescribeRules\n%s", step, gj, wj)
+		}
+		return snap
+	}
+	byID := func(snap *api.Snapshot, id string) api.Rule {
+		for _, r := range snap.Rules {
+			if r.RuleID == id {
+				return r
+			}
+		}
+		t.Fatalf("rule %s not in the snapshot", id)
+		return api.Rule{}
+	}
+	first := check("created")
+	_, err := s.ModifyRule(admin(), &api.ModifyRuleRequest{RuleID: b.RuleID, Conditions: pathRule("", "/b2"), Actions: forwardTo(w.tg2.TargetGroupID)})
+	mustOK(t, err)
+	second := check("modified")
+	// Unchanged rules share their views; the changed one does not.
+	if &byID(first, a.RuleID).Conditions[0] != &byID(second, a.RuleID).Conditions[0] {
+		t.Error("an unchanged rule's view was copied again")
+	}
+	if &byID(first, b.RuleID).Conditions[0] == &byID(second, b.RuleID).Conditions[0] {
+		t.Error("a modified rule kept its old view")
+	}
+	_, err = s.SetRulePriorities(admin(), &api.SetRulePrioritiesRequest{RulePriorities: []api.RulePriorityPair{{RuleID: a.RuleID, Priority: 4}}})
+	mustOK(t, err)
+	check("moved")
+	_, err = s.DeleteRule(admin(), &api.DeleteRuleRequest{RuleID: c.RuleID})
+	mustOK(t, err)
+	if snap := check("deleted"); slices.ContainsFunc(snap.Rules, func(r api.Rule) bool { return r.RuleID == c.RuleID }) {
+		t.Error("a deleted rule is still in the snapshot")
 	}
 }

@@ -178,8 +178,13 @@ func (v viewer) addLoadBalancers(snap *api.Snapshot) {
 		snap.Targets = append(snap.Targets, v.target(r))
 	}
 	snap.Rules, snap.Certificates = []api.Rule{}, []api.Certificate{}
-	for _, r := range listAll[ruleRec](v.txn, tableRules) {
-		snap.Rules = append(snap.Rules, ruleView(r))
+	rules := listAll[ruleRec](v.txn, tableRules)
+	if v.rules != nil {
+		snap.Rules = v.rules.views(rules)
+	} else {
+		for _, r := range rules {
+			snap.Rules = append(snap.Rules, ruleView(r))
+		}
 	}
 	for _, r := range listAll[certRec](v.txn, tableCertificates) {
 		snap.Certificates = append(snap.Certificates, certView(v.txn, r))

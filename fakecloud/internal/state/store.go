@@ -55,6 +55,8 @@ type Store struct {
 	cfg Config
 	log *slog.Logger
 	db  *memdb.MemDB
+	// ruleViews are the rules' views of the last Snapshot (ruleViews says why).
+	ruleViews ruleViews
 
 	// mu serialises write transactions so that sequence numbers, the change log and the WAL
 	// follow commit order.
@@ -228,7 +230,7 @@ func (s *Store) Snapshot() *api.Snapshot {
 	seq := s.seq
 	txn := s.db.Txn(false)
 	s.mu.Unlock()
-	v := viewer{txn: txn, admin: true, tgsUsed: map[string]bool{}}
+	v := viewer{txn: txn, admin: true, tgsUsed: map[string]bool{}, rules: &s.ruleViews}
 	snap := &api.Snapshot{Seq: seq}
 	for _, r := range listAll[vpcRec](txn, tableVpcs) {
 		snap.Vpcs = append(snap.Vpcs, v.vpc(r))

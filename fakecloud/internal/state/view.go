@@ -21,6 +21,8 @@ type viewer struct {
 	// times, and each lookup of an index the transaction has not written starts a radix
 	// transaction of its own. Nil memoizes nothing.
 	tgsUsed map[string]bool
+	// rules, when set, memoizes the rules' views (Snapshot's).
+	rules *ruleViews
 }
 
 func newViewer(txn *memdb.Txn, c Call) viewer {
