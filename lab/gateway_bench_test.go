@@ -1,19 +1,23 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -150,7 +154,14 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 	}
 	b.ReportMetric(time.Since(start).Seconds(), "1000routes-created-to-served-s")
 	calls = nil
+	var reqs0 map[string]float64
+	if os.Getenv("FLATNET_BENCH_TRACE") != "" {
+		reqs0 = apiRequests(ctx, kc)
+	}
 	many = measure(benchChanges)
+	if reqs0 != nil {
+		printRequestDiff(reqs0, apiRequests(ctx, kc), benchChanges)
+	}
 	after = afterCall(many, calls)
 	report(b, many, "1000routes")
 	report(b, calls, "1000routes-update-call")
@@ -220,6 +231,9 @@ func waitHeader(ctx context.Context, hc *http.Client, addr, path, want string, t
 		}
 		resp, err := hc.Do(req)
 		if err == nil {
+			// Read to the end, so that the connection is kept: a new connection (and a dial
+			// into the namespace) per poll made this loop a third of a CPU.
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.Header.Get("X-Route-Version") == want {
 				return nil
@@ -323,4 +337,48 @@ func reportCall(b *testing.B, d []time.Duration, what string) {
 	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
 	b.ReportMetric(ms(d[len(d)/2]), what+"-ms-p50")
 	b.ReportMetric(ms(d[(len(d)*99+99)/100-1]), what+"-ms-p99")
+}
+
+// apiRequests reads the API server's apiserver_request_total counters, by their labels.
+func apiRequests(ctx context.Context, kc kubernetes.Interface) map[string]float64 {
+	raw, err := kc.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "read the API server's metrics: %v\n", err)
+		return map[string]float64{}
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		rest, ok := strings.CutPrefix(line, "apiserver_request_total{")
+		if !ok {
+			continue
+		}
+		labels, val, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[labels] = v
+		}
+	}
+	return out
+}
+
+// printRequestDiff prints the API server's requests between two apiRequests, the most first,
+// per change.
+func printRequestDiff(before, after map[string]float64, changes int) {
+	type row struct {
+		labels string
+		n      float64
+	}
+	var rows []row
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			rows = append(rows, row{k, d})
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.n, a.n) })
+	fmt.Fprintf(os.Stderr, "API server requests during %d changes:\n", changes)
+	for _, r := range rows[:min(len(rows), 25)] {
+		fmt.Fprintf(os.Stderr, "  %6.0f (%.2f a change) %s\n", r.n, r.n/float64(changes), r.labels)
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,21 +68,31 @@ func (l *Lab) scaleLBController(ctx context.Context, replicas int32) error {
 	})
 }
 
-// LBControllerLog returns the end of the controller's log.
+// LBControllerLog returns the end of the controller's log: of the two most recently written
+// container logs (the chart runs two replicas, and the standby's holds little but its lease
+// attempts), the newest first.
 func (l *Lab) LBControllerLog(lines int) string {
 	// The node agents keep each container's log as <sandbox>_<container>.log.
-	var newest string
-	var at time.Time
+	type logFile struct {
+		path string
+		at   time.Time
+	}
+	var logs []logFile
 	for _, n := range l.State().Nodes {
-		logs, _ := filepath.Glob(filepath.Join(n.NodeAgentDir(), "logs", "*_lbcontroller.log"))
-		for _, f := range logs {
-			if fi, err := os.Stat(f); err == nil && fi.ModTime().After(at) {
-				newest, at = f, fi.ModTime()
+		paths, _ := filepath.Glob(filepath.Join(n.NodeAgentDir(), "logs", "*_lbcontroller.log"))
+		for _, f := range paths {
+			if fi, err := os.Stat(f); err == nil {
+				logs = append(logs, logFile{f, fi.ModTime()})
 			}
 		}
 	}
-	if newest == "" {
+	if len(logs) == 0 {
 		return "(no controller log found)"
 	}
-	return newest + ":\n" + fileTail(newest, lines)
+	slices.SortFunc(logs, func(a, b logFile) int { return b.at.Compare(a.at) })
+	var out []string
+	for _, f := range logs[:min(len(logs), 2)] {
+		out = append(out, f.path+":\n"+fileTail(f.path, lines))
+	}
+	return strings.Join(out, "\n")
 }

@@ -68,8 +68,9 @@ func syncRules(ctx context.Context, p providers.Rules, listenerID, where string,
 // httpRuleSpecs are the cloud's rules of an HTTP or HTTPS listener's model rules, a rule split
 // by host where it exceeds the condition quota, with the source of each.
 func httpRuleSpecs(rules []gateway.Rule, tgIDs map[string]string) ([]providers.RuleSpec, []string, error) {
-	var want []providers.RuleSpec
-	var sources []string
+	// Sized for one cloud rule per model rule (a rule whose hosts are split takes more).
+	want := make([]providers.RuleSpec, 0, len(rules))
+	sources := make([]string, 0, len(rules))
 	for _, r := range rules {
 		spec, err := ruleSpec(r, tgIDs)
 		if err != nil {

@@ -102,6 +102,9 @@ func (t *translation) attachRoutes() []*route {
 	rs := t.collectRoutes()
 	for _, r := range rs {
 		seen := map[string]bool{}
+		// The listeners r is attached to so far: a route counts once per listener. (Looking
+		// for r among a listener's attachments instead made 1,000 routes a million compares.)
+		var on []*listener
 		for _, ref := range r.parentRefs {
 			if ref.Group != nil && string(*ref.Group) != Group || ref.Kind != nil && string(*ref.Kind) != KindGateway {
 				continue // not a Gateway (a mesh Service, a ListenerSet): not ours to answer
@@ -134,8 +137,9 @@ func (t *translation) attachRoutes() []*route {
 				t.event(r.kind, r.ns, r.name, p.acceptReason, "parentRef %s: %s", parentString(gw, ref), p.acceptMsg)
 			}
 			for _, a := range p.attachments {
-				if !slices.ContainsFunc(a.listener.attached, func(b *attachment) bool { return b.route == r }) {
-					a.listener.attached = append(a.listener.attached, a) // a route counts once per listener
+				if !slices.Contains(on, a.listener) {
+					on = append(on, a.listener)
+					a.listener.attached = append(a.listener.attached, a)
 				}
 			}
 		}
@@ -286,9 +290,9 @@ func ptrOr[T any](p *T, def T) T {
 
 // parentStatuses is the route's status for each of our parents.
 func (r *route) parentStatuses() []gwv1.RouteParentStatus {
-	var out []gwv1.RouteParentStatus
+	out := make([]gwv1.RouteParentStatus, 0, len(r.parents))
 	for _, p := range r.parents {
-		var conds []metav1.Condition
+		conds := make([]metav1.Condition, 0, 3)
 		if p.acceptReason == "" {
 			conds = append(conds, condition(string(gwv1.RouteConditionAccepted), true, string(gwv1.RouteReasonAccepted), "accepted", r.generation))
 		} else {

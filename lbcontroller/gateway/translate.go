@@ -70,6 +70,7 @@ func Translate(in Input) Output {
 		out.LoadBalancers = append(out.LoadBalancers, t.loadBalancers(gw))
 		out.Gateways = append(out.Gateways, t.gatewayStatus(gw))
 	}
+	out.Routes = make([]RouteStatus, 0, len(routes))
 	for _, r := range routes {
 		if len(r.parents) > 0 {
 			out.Routes = append(out.Routes, RouteStatus{Kind: r.kind, Namespace: r.ns, Name: r.name, Parents: r.parentStatuses()})
