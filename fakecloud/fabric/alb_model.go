@@ -27,10 +27,23 @@ type albSnapshot struct {
 
 func indexALBs(snap *api.Snapshot) albSnapshot {
 	ix := albSnapshot{lbSnapshot: indexLBs(snap), rules: map[string][]api.Rule{}}
-	for _, r := range snap.Rules {
-		if !r.IsDefault {
-			ix.rules[r.ListenerID] = append(ix.rules[r.ListenerID], r)
+	// Each listener's slice sized once: growing them copied 1,000 rules several times a change.
+	count := map[string]int{}
+	for i := range snap.Rules {
+		if r := &snap.Rules[i]; !r.IsDefault {
+			count[r.ListenerID]++
 		}
+	}
+	for i := range snap.Rules {
+		r := &snap.Rules[i]
+		if r.IsDefault {
+			continue
+		}
+		rs := ix.rules[r.ListenerID]
+		if rs == nil {
+			rs = make([]api.Rule, 0, count[r.ListenerID])
+		}
+		ix.rules[r.ListenerID] = append(rs, *r)
 	}
 	for _, rs := range ix.rules {
 		slices.SortFunc(rs, func(a, b api.Rule) int { return cmp.Compare(a.Priority, b.Priority) })
@@ -50,7 +63,7 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource) (l7.Config,
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
 	})
 	for _, al := range listeners {
-		l := l7.Listener{Port: al.Port, Protocol: l7.Protocol(al.Protocol)}
+		l := l7.Listener{Port: al.Port, Protocol: l7.Protocol(al.Protocol), Rules: make([]l7.Rule, 0, len(ix.rules[al.ListenerID])+1)}
 		for i, c := range al.Certificates {
 			if certs == nil {
 				return cfg, fmt.Errorf("listener %s: HTTPS needs certificates, and the fabric has no certificate source", al.ListenerID)
@@ -136,7 +149,13 @@ func albRules(name string, conds []api.RuleCondition, actions []api.Action, grou
 	rules := []l7.Rule{{Name: name, Action: act}}
 	// each replaces every rule so far by one copy per value of a condition.
 	each := func(n int, set func(r *l7.Rule, i int)) {
-		var out []l7.Rule
+		if n == 1 { // the usual case: each rule keeps its one copy (its slices are its own)
+			for i := range rules {
+				set(&rules[i], 0)
+			}
+			return
+		}
+		out := make([]l7.Rule, 0, len(rules)*n)
 		for _, r := range rules {
 			for i := range n {
 				c := r

@@ -128,7 +128,7 @@ func (s *series) counter(code int) prometheus.Counter {
 // forget deletes the series of (listener, rule) pairs the new snapshot no longer has, so rules
 // renamed or removed over many Applies do not pile up; it returns the pairs s has.
 func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool {
-	now := map[[2]string]bool{}
+	now := make(map[[2]string]bool, len(old))
 	for k, l := range s.listeners {
 		p := k.String()
 		now[[2]string{p, noRule}] = true
