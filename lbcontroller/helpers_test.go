@@ -85,6 +85,7 @@ func startCloud(tb testing.TB, driver func(ctx context.Context, cloud *servertes
 	mgr, err := ctrl.NewManager(rest, ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Cache:                  lbcontroller.CacheOptions(), // as Run's
 		Controller:             config.Controller{SkipNameValidation: &skip},
 	})
 	if err != nil {
