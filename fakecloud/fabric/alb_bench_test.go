@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +27,12 @@ const albBenchRound = time.Second
 
 // albBenchPort is where the benchmarks' pod serves HTTP (benchPod has 8080 and 8081).
 const albBenchPort = 8090
+
+// The ports of BenchmarkALBVersusDirect's relays on the load balancer's addresses.
+const (
+	albRelayPort        = 8081
+	albPollingRelayPort = 8082
+)
 
 // albBench is a lab with one pod serving HTTP on albBenchPort ("ok" to any request) and an
 // internet-facing application load balancer whose target group holds the pod; listener 80
@@ -123,12 +130,19 @@ type pathLoad struct {
 	loaderCPU time.Duration
 	lat       []time.Duration
 	rates     []float64 // requests/s of each round
+	// busy, when set, is true while this path is loaded: the busy-polling relay it goes
+	// through polls only then.
+	busy *atomic.Bool
 }
 
 // load sends GETs to url from albBenchWorkers goroutines for albBenchRound and adds what they
 // got to p. With a loader process the loader sends them and p.cpu is this process's CPU (the
 // fabric and the load balancer), p.loaderCPU the loader's (client and pod).
 func (l *albBench) load(b *testing.B, p *pathLoad) {
+	if p.busy != nil {
+		p.busy.Store(true)
+		defer p.busy.Store(false)
+	}
 	cpu0 := processCPU()
 	var podCPU0 time.Duration
 	if l.podLoader != nil {
@@ -204,28 +218,21 @@ func loadRound(get func(url string) (int, error), url string) loadResult {
 	return r
 }
 
-// compare loads paths a and b in b.N rounds, alternating which goes first, and reports each
-// one's requests/s, p50/p99 and CPU per request, and the median over the rounds of a's
-// requests/s over b's.
-func (l *albBench) compare(b *testing.B, a, c *pathLoad) {
+// compare loads the paths in b.N rounds, each round starting one path further along, and
+// reports each one's requests/s, p50/p99 and CPU per request, and the median over the rounds
+// of each path's requests/s over the last one's: "ratio" for the first path, "<name>-ratio"
+// for the others before the last.
+func (l *albBench) compare(b *testing.B, paths ...*pathLoad) {
 	b.ResetTimer()
 	for i := range b.N {
-		if i%2 == 0 {
-			l.load(b, a)
-			l.load(b, c)
-		} else {
-			l.load(b, c)
-			l.load(b, a)
+		for j := range paths {
+			l.load(b, paths[(i+j)%len(paths)])
 		}
 	}
 	b.StopTimer()
-	var ratios []float64
-	for i := range a.rates {
-		ratios = append(ratios, a.rates[i]/c.rates[i])
-	}
-	slices.Sort(ratios)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	for _, p := range []*pathLoad{a, c} {
+	base := paths[len(paths)-1]
+	for k, p := range paths {
 		b.ReportMetric(float64(p.n)/p.elapsed.Seconds(), p.name+"-req/s")
 		b.ReportMetric(ms(pct(p.lat, 50)), p.name+"-p50-ms")
 		b.ReportMetric(ms(pct(p.lat, 99)), p.name+"-p99-ms")
@@ -235,8 +242,20 @@ func (l *albBench) compare(b *testing.B, a, c *pathLoad) {
 			b.ReportMetric(float64(p.cpu.Microseconds())/float64(p.n), p.name+"-lbproc-cpu-µs/req")
 			b.ReportMetric(float64(p.loaderCPU.Microseconds())/float64(p.n), p.name+"-clientpod-cpu-µs/req")
 		}
+		if p == base {
+			continue
+		}
+		var ratios []float64
+		for i := range p.rates {
+			ratios = append(ratios, p.rates[i]/base.rates[i])
+		}
+		slices.Sort(ratios)
+		name := "ratio"
+		if k > 0 {
+			name = p.name + "-ratio"
+		}
+		b.ReportMetric(ratios[len(ratios)/2], name)
 	}
-	b.ReportMetric(ratios[len(ratios)/2], "ratio")
 }
 
 func processCPU() time.Duration {
@@ -251,9 +270,9 @@ func processCPU() time.Duration {
 // namespace to one pod through an application load balancer (the L7 engine in the load
 // balancer's namespace, one rule: the listener's default forward) and straight to the pod's
 // IP: the same client (albBenchWorkers goroutines on kept-alive connections), the same pod
-// server. Each operation is one round of albBenchRound per path, the order alternating.
-// Reported: requests/s, p50/p99 latency and CPU per request of each path, and the median of
-// the rounds' through-LB/direct requests/s ratio. Two placements:
+// server. Each operation is one round of albBenchRound per path, each round starting with the
+// next path. Reported: requests/s, p50/p99 latency and CPU per request of each path, and the
+// median of the rounds' through-LB/direct requests/s ratio. Three placements:
 //
 //   - shared: client, pod, fabric and load balancer in this process, on every CPU;
 //   - lb-own-cpu: a cloud's load balancer runs on the provider's machines, not on the node.
@@ -264,6 +283,11 @@ func processCPU() time.Duration {
 //     the client's, both on CPU 0 with GOMAXPROCS 1, as a pod and its client are. In one Go
 //     process with one P, a direct request and its answer pass between goroutines without the
 //     thread ever sleeping, which no real client and pod have.
+//
+// The two lb-own-cpu placements also load two bare TCP relays in the load balancer's place
+// (its namespace, its CPU; alb_relay_test.go), reported as relay-ratio and
+// polling-relay-ratio: what any proxy there costs the client's and the pod's CPU, one that
+// sleeps when idle and one that busy-polls.
 //
 // Run it with: go test -run '^$' -bench ALBVersusDirect -benchtime 6x ./fakecloud/fabric/
 func BenchmarkALBVersusDirect(b *testing.B) {
@@ -284,7 +308,7 @@ func BenchmarkALBVersusDirect(b *testing.B) {
 		})
 		restore := pinProcess(b, 1)
 		defer restore()
-		l.compare(b, &pathLoad{name: "alb", url: l.viaLB(80, "/x")}, &pathLoad{name: "direct", url: l.direct("/x")})
+		l.compare(b, l.pinnedPaths(b)...)
 	})
 	b.Run("lb-own-cpu-pod-apart", func(b *testing.B) {
 		if runtime.NumCPU() < 2 {
@@ -300,7 +324,7 @@ func BenchmarkALBVersusDirect(b *testing.B) {
 		})
 		restore := pinProcess(b, 1)
 		defer restore()
-		l.compare(b, &pathLoad{name: "alb", url: l.viaLB(80, "/x")}, &pathLoad{name: "direct", url: l.direct("/x")})
+		l.compare(b, l.pinnedPaths(b)...)
 	})
 }
 
@@ -346,6 +370,23 @@ func BenchmarkALBRuleChange(b *testing.B) {
 			b.ReportMetric(ms(pct(lags, 99)), "p99-ms")
 			b.ReportMetric(ms(slices.Max(lags)), "max-ms")
 		})
+	}
+}
+
+// pinnedPaths are the paths the placements with the load balancer on a CPU of its own
+// compare: through the load balancer, through the two relays in its place (alb_relay_test.go;
+// started here, after the process was pinned, so that they run on its CPU), and straight to
+// the pod, the baseline.
+func (l *albBench) pinnedPaths(b *testing.B) []*pathLoad {
+	ns := LBNetns(l.prefix, l.lb.LoadBalancerID)
+	target := netip.AddrPortFrom(l.pod, albBenchPort)
+	startRelay(b, ns, albRelayPort, target)
+	polling := startPollingRelay(b, ns, albPollingRelayPort, target)
+	return []*pathLoad{
+		{name: "alb", url: l.viaLB(80, "/x")},
+		{name: "relay", url: l.viaLB(albRelayPort, "/x")},
+		{name: "polling-relay", url: l.viaLB(albPollingRelayPort, "/x"), busy: &polling.active},
+		{name: "direct", url: l.direct("/x")},
 	}
 }
 
