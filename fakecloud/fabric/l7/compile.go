@@ -39,12 +39,13 @@ type snapshot struct {
 }
 
 type listener struct {
-	port   int
-	proto  Protocol
-	certs  *certSet
-	rules  []*rule
-	index  ruleIndex
-	scheme string // "http" or "https"
+	port     int
+	proto    Protocol
+	certs    *certSet
+	rules    []*rule
+	index    ruleIndex
+	scheme   string // "http" or "https"
+	portText string // port in decimal, for X-Forwarded-Port
 	// unmatched are the metrics of requests no rule matched (set by Apply).
 	unmatched *series
 }
@@ -155,7 +156,7 @@ func compile(cfg Config) (*snapshot, error) {
 }
 
 func (c *checker) listener(f string, l Listener, groups map[string]*group) *listener {
-	cl := &listener{port: l.Port, proto: l.Protocol}
+	cl := &listener{port: l.Port, proto: l.Protocol, portText: strconv.Itoa(l.Port)}
 	if l.Port < 1 || l.Port > 65535 {
 		c.bad(f+".port", "%d is not a port (1-65535)", l.Port)
 	}

@@ -39,6 +39,8 @@ type backendConn struct {
 	// deadline: the connection has one set (a rule's timeout); without, setting none again is
 	// skipped.
 	deadline bool
+	// head is the buffer the response heads are read into, kept for the next.
+	head []byte
 }
 
 // setDeadline sets (or, with a zero t, clears) the connection's deadline when it changes
@@ -254,6 +256,8 @@ type fastConn struct {
 	bw   *bufio.Writer
 	head []byte
 	idle atomic.Bool // waiting for a request (fastConns.setIdle)
+	// remote is the client's address (ip:port) and client its IP, for X-Forwarded-For.
+	remote, client string
 }
 
 var (
@@ -288,6 +292,11 @@ func (fc *fastConn) serve() {
 		writerPool.Put(fc.bw)
 	}()
 	fc.br, fc.bw = getReader(fc.c), getWriter(fc.c)
+	fc.remote = fc.c.RemoteAddr().String()
+	fc.client = fc.remote
+	if host, _, err := net.SplitHostPort(fc.remote); err == nil {
+		fc.client = host
+	}
 	for {
 		_ = fc.c.SetReadDeadline(time.Now().Add(fc.e.opts.IdleTimeout))
 		if _, err := fc.br.Peek(1); err != nil {
@@ -306,7 +315,7 @@ func (fc *fastConn) serve() {
 		fc.head = head[:0]
 		var fr *fastRequest
 		if err == nil {
-			fr, err = parseRequest(head, fc.c.RemoteAddr().String())
+			fr, err = parseRequest(head, fc.remote)
 		}
 		var he *httpError
 		switch {
@@ -408,8 +417,7 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 	for _, h := range f.backend.reserved {
 		restore(out, fr.req.Header, h)
 	}
-	outReq := &http.Request{Header: out}
-	setForwarded(outReq, fr.req, l)
+	setForwardedFrom(out, fr.req.Header, fc.client, l)
 	if _, ok := out["User-Agent"]; !ok {
 		out["User-Agent"] = []string{""} // none added, as the proxy does
 	}
@@ -528,13 +536,18 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 	return true, err
 }
 
+// keptHeadBuffer bounds the response-head buffer an idle target connection keeps.
+const keptHeadBuffer = 4 << 10
+
 // readResponseHead reads the target's response head, skipping interim (1xx) responses.
 func readResponseHead(bc *backendConn, fr *fastRequest, st *roundState) error {
-	var buf []byte
 	for {
-		head, err := readHead(bc.br, buf, false)
+		head, err := readHead(bc.br, bc.head[:0], false)
 		if err != nil {
 			return err
+		}
+		if cap(head) <= keptHeadBuffer {
+			bc.head = head[:0] // what is kept of it is copied (parseHeaders)
 		}
 		lines := splitLines(head)
 		sl := lines[0]
@@ -553,7 +566,6 @@ func readResponseHead(bc *backendConn, fr *fastRequest, st *roundState) error {
 			if code == http.StatusSwitchingProtocols {
 				return errors.New("unexpected 101 from target")
 			}
-			buf = head[:0]
 			continue
 		}
 		if sl[7] == '0' && !hasToken(h["Connection"], "keep-alive") {

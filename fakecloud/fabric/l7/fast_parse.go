@@ -93,8 +93,9 @@ func trimLine(l []byte) []byte {
 }
 
 // splitLines yields the head's lines without their line ends, the final empty one excluded.
+// The lines are slices of head (parseHeaders relies on it).
 func splitLines(head []byte) [][]byte {
-	var lines [][]byte
+	lines := make([][]byte, 0, bytes.Count(head, []byte{'\n'}))
 	for len(head) > 0 {
 		i := bytes.IndexByte(head, '\n')
 		l := trimLine(head[:i+1])
@@ -109,27 +110,43 @@ func splitLines(head []byte) [][]byte {
 
 // parseHeaders parses header field lines strictly: a token name, a colon without space before
 // it, a value without control characters; obs-fold (a line starting with space or tab) is
-// refused.
+// refused. The lines are consecutive slices of one head (splitLines'): the block they span is
+// copied into one string, of which every name and value is a part, and the values share one
+// backing array, so a head costs a few allocations, not three a field.
 func parseHeaders(lines [][]byte) (http.Header, error) {
 	h := make(http.Header, len(lines))
-	for _, l := range lines {
+	if len(lines) == 0 {
+		return h, nil
+	}
+	// A line's offset in the block is how much less room it has to the end of the array.
+	first, last := lines[0], lines[len(lines)-1]
+	off := func(l []byte) int { return cap(first) - cap(l) }
+	block := string(first[:off(last)+len(last)])
+	values := make([]string, len(lines))
+	for j, l := range lines {
 		if l[0] == ' ' || l[0] == '\t' {
 			return nil, badRequest("obsolete line folding in header")
 		}
-		i := bytes.IndexByte(l, ':')
+		line := block[off(l) : off(l)+len(l)]
+		i := strings.IndexByte(line, ':')
 		if i <= 0 {
 			return nil, badRequest("malformed header line")
 		}
-		name := string(l[:i])
+		name := line[:i]
 		if !httpguts.ValidHeaderFieldName(name) {
 			return nil, badRequest("invalid header name " + strconv.Quote(name))
 		}
-		value := string(bytes.Trim(l[i+1:], " \t"))
+		value := strings.Trim(line[i+1:], " \t")
 		if !httpguts.ValidHeaderFieldValue(value) {
 			return nil, badRequest("invalid header value for " + name)
 		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		h[key] = append(h[key], value)
+		key := textproto.CanonicalMIMEHeaderKey(name) // name itself when it is canonical
+		if vs, ok := h[key]; ok {
+			h[key] = append(vs, value)
+			continue
+		}
+		values[j] = value
+		h[key] = values[j : j+1 : j+1]
 	}
 	return h, nil
 }

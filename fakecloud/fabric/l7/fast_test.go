@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -530,5 +531,31 @@ func TestFastRemovalClosesIdle(t *testing.T) {
 	apply(t, e, Config{})
 	if !c.closed() {
 		t.Errorf("an idle connection of a removed listener was not closed")
+	}
+}
+
+// TestParseHeadersAllocatesPerHeadNotPerField: the fields of a head are parts of one string
+// and their values share one array, so the allocations do not grow with the number of fields.
+func TestParseHeadersAllocatesPerHeadNotPerField(t *testing.T) {
+	allocs := func(fields int) float64 {
+		head := []byte("GET / HTTP/1.1\r\n")
+		for i := range fields {
+			head = append(head, fmt.Sprintf("X-Field-%d: value %d\r\n", i, i)...)
+		}
+		head = append(head, "\r\n"...)
+		lines := splitLines(head)
+		return testing.AllocsPerRun(50, func() {
+			if _, err := parseHeaders(lines[1:]); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	few, many := allocs(2), allocs(6)
+	if many > few+1 || few > 4 {
+		t.Errorf("parseHeaders: %.0f allocations for 2 fields, %.0f for 6; want at most 4, not growing with the fields", few, many)
+	}
+	h, err := parseHeaders(splitLines([]byte("GET / HTTP/1.1\r\nhost: a\r\nX-A: 1\r\nx-a:  2 \r\n\r\n"))[1:])
+	if err != nil || len(h) != 2 || h.Get("Host") != "a" || len(h["X-A"]) != 2 || h["X-A"][0] != "1" || h["X-A"][1] != "2" {
+		t.Errorf("parseHeaders: %v, %v; want Host a and X-A [1 2]", h, err)
 	}
 }

@@ -341,12 +341,19 @@ func setForwarded(out, in *http.Request, l *listener) {
 	if err != nil {
 		client = in.RemoteAddr
 	}
-	if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+	setForwardedFrom(out.Header, in.Header, client, l)
+}
+
+// setForwardedFrom sets the X-Forwarded-* fields of out for a request whose fields are in,
+// from the client's address client to listener l: one allocation for the three values.
+func setForwardedFrom(out, in http.Header, client string, l *listener) {
+	if prior := in.Values("X-Forwarded-For"); len(prior) > 0 {
 		client = strings.Join(prior, ", ") + ", " + client
 	}
-	out.Header.Set("X-Forwarded-For", client)
-	out.Header.Set("X-Forwarded-Proto", l.scheme)
-	out.Header.Set("X-Forwarded-Port", strconv.Itoa(l.port))
+	vals := &[3]string{client, l.scheme, l.portText}
+	out["X-Forwarded-For"] = vals[0:1:1]
+	out["X-Forwarded-Proto"] = vals[1:2:2]
+	out["X-Forwarded-Port"] = vals[2:3:3]
 }
 
 func removeHopByHop(h http.Header) {
