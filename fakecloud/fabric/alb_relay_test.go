@@ -149,10 +149,12 @@ func startPollingRelay(b *testing.B, ns string, port int, target netip.AddrPort)
 		_ = lf.Close()
 		b.Fatal(err)
 	}
-	if err := unix.SetNonblock(lfd, true); err != nil {
-		b.Fatal(err)
+	if err = unix.SetNonblock(lfd, true); err == nil {
+		err = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lfd)})
 	}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lfd)}); err != nil {
+	if err != nil {
+		closeAll(append(spare, ep))
+		_ = lf.Close()
 		b.Fatal(err)
 	}
 	r := &pollingRelay{}
@@ -198,9 +200,14 @@ func startPollingRelay(b *testing.B, ns string, port int, target netip.AddrPort)
 		}
 	}
 	// write writes all of p to fd, polling while its send buffer is full (the answers here
-	// are a few hundred bytes: it never is in practice).
+	// are a few hundred bytes: it never is in practice) until the relay stops.
 	write := func(fd int, p []byte) error {
 		for len(p) > 0 {
+			select {
+			case <-stop:
+				return net.ErrClosed
+			default:
+			}
 			n, err := unix.Write(fd, p)
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				continue

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,7 +164,9 @@ func (e *Engine) observe(r *http.Request, l *listener, ru *rule, f *flight, rec 
 	if e.access == nil {
 		return
 	}
-	line := accessLine{client: r.RemoteAddr, proto: r.Proto, method: r.Method, host: r.Host, url: r.URL,
+	// The fast path's Host is part of its whole header block (parseHeaders): a copy, so that a
+	// queue of lines behind a slow writer does not hold up to 4,096 heads.
+	line := accessLine{client: r.RemoteAddr, proto: r.Proto, method: r.Method, host: strings.Clone(r.Host), url: r.URL,
 		port: l.port, rule: s.rule, status: status, bytes: rec.bytes, d: d}
 	if f != nil && f.target != nil {
 		line.group, line.target = f.backend.group.name, f.target.hostport
