@@ -293,10 +293,7 @@ func (fc *fastConn) serve() {
 	}()
 	fc.br, fc.bw = getReader(fc.c), getWriter(fc.c)
 	fc.remote = fc.c.RemoteAddr().String()
-	fc.client = fc.remote
-	if host, _, err := net.SplitHostPort(fc.remote); err == nil {
-		fc.client = host
-	}
+	fc.client = clientIP(fc.remote)
 	for {
 		_ = fc.c.SetReadDeadline(time.Now().Add(fc.e.opts.IdleTimeout))
 		if _, err := fc.br.Peek(1); err != nil {

@@ -337,11 +337,16 @@ func restore(out, in http.Header, name string) {
 // setForwarded sets X-Forwarded-For (the client's address appended to what the client sent),
 // -Proto and -Port (the listener's) as an ELB does.
 func setForwarded(out, in *http.Request, l *listener) {
-	client, _, err := net.SplitHostPort(in.RemoteAddr)
-	if err != nil {
-		client = in.RemoteAddr
+	setForwardedFrom(out.Header, in.Header, clientIP(in.RemoteAddr), l)
+}
+
+// clientIP is the IP of a client's address (ip:port), or the address as it is when it has no
+// port.
+func clientIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
 	}
-	setForwardedFrom(out.Header, in.Header, client, l)
+	return remote
 }
 
 // setForwardedFrom sets the X-Forwarded-* fields of out for a request whose fields are in,
