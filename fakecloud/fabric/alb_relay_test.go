@@ -54,12 +54,8 @@ func startRelay(b *testing.B, ns string, port int, target netip.AddrPort) {
 	}
 	relay := func(c net.Conn) {
 		defer c.Close()
-		var d net.Conn
-		if err := netns.Do(ns, func() error {
-			var err error
-			d, err = (&net.Dialer{Timeout: 2 * time.Second}).Dial("tcp", target.String())
-			return err
-		}); err != nil {
+		d, err := dialIn(ns, "tcp", target.String(), 2*time.Second)
+		if err != nil {
 			return
 		}
 		defer d.Close()
