@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -32,6 +33,7 @@ type fabricOptions struct {
 	teardown           bool
 	attach             attachFlag
 	attachDefaultRoute bool
+	lbBusyPoll         time.Duration
 	// fab is the running fabric (nil with --fabric none), whose attachments serve reports.
 	fab *fabric.Fabric
 }
@@ -41,6 +43,8 @@ func (o *fabricOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.prefix, "fabric-prefix", fabric.DefaultPrefix, "name prefix of the fabric's network namespaces")
 	f.IntVar(&o.mtu, "fabric-mtu", 0, "MTU of the fabric's links (0: the fabric's default)")
 	f.BoolVar(&o.teardown, "fabric-teardown", false, "remove every namespace and link of the fabric on exit (default: keep them for the next start to adopt)")
+	f.DurationVar(&o.lbBusyPoll, "fabric-lb-busy-poll", fabric.DefaultLBBusyPoll, "how long the process polls the links of application "+
+		"load balancers for packets before it sleeps, as a cloud's load balancer never sleeps (needs Linux 6.9; 0: never, the engines sleep as any process does)")
 	f.Var(&o.attach, "fabric-attach", "make the node of instance NAME (its ID, primary IP or Name tag) the existing network namespace at PATH "+
 		"(/proc/<pid>/ns/net of a container's process, or a bind mount) instead of a namespace of the fabric's: its interfaces go in as vpc<N>, "+
 		"the VPC, metadata service and public VIPs are routed through them, the namespace's default route stays, and the fabric never deletes it "+
@@ -100,6 +104,13 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 	default:
 		return nil, fmt.Errorf("--fabric %q: use none or netns", o.mode)
 	}
+	if o.lbBusyPoll < 0 {
+		return nil, fmt.Errorf("--fabric-lb-busy-poll %v: want 0 (never) or more", o.lbBusyPoll)
+	}
+	lbBusyPoll := o.lbBusyPoll
+	if lbBusyPoll == 0 {
+		lbBusyPoll = -1 // the fabric's "never"
+	}
 	attach := slices.Clone([]fabric.Attachment(o.attach))
 	for i := range attach {
 		attach[i].DefaultRoute = o.attachDefaultRoute
@@ -107,7 +118,7 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 	fab, err := fabric.New(fabric.Config{
 		Source: st, APIHandler: srv, Registerer: reg, Logger: log.With("component", "fabric"),
 		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown, Health: st, LBStates: st, Faults: srv, Certificates: st,
-		Attach: attach,
+		Attach: attach, LBBusyPoll: lbBusyPoll,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the fabric: %w", err)

@@ -169,7 +169,24 @@ func (f *Fabric) applyALB(lb *LB, cfg l7.Config) error {
 		return fmt.Errorf("load balancer %s: the L7 engine refused the configuration: %w", lb.ID, err)
 	}
 	rt.applied = &cfg
+	f.startBusyPoll()
 	return nil
+}
+
+// startBusyPoll gives the process's network poller its busy-poll time once, when an engine
+// first serves: its listeners are open, so the runtime's epoll instance exists. A failure is
+// logged (the engines work, sleeping as any process does) and not retried.
+func (f *Fabric) startBusyPoll() {
+	if f.busyPoll <= 0 || f.busyPollSet {
+		return
+	}
+	f.busyPollSet = true
+	n, err := enableBusyPoll(f.busyPoll)
+	if err != nil {
+		f.log.Warn("application load balancers will not busy-poll their links", "err", err)
+		return
+	}
+	f.log.Info("application load balancers busy-poll their links", "busy_poll", f.busyPoll, "epoll_instances", n)
 }
 
 // syncALBChecks makes each engine's checker probe the targets of its load balancer, while the

@@ -133,6 +133,9 @@ type pathLoad struct {
 	// busy, when set, is true while this path is loaded: the busy-polling relay it goes
 	// through polls only then.
 	busy *atomic.Bool
+	// sleep are epoll instances whose busy polling (busypoll.go) is off while this path is
+	// loaded, and back to the default after.
+	sleep []int
 }
 
 // load sends GETs to url from albBenchWorkers goroutines for albBenchRound and adds what they
@@ -142,6 +145,16 @@ func (l *albBench) load(b *testing.B, p *pathLoad) {
 	if p.busy != nil {
 		p.busy.Store(true)
 		defer p.busy.Store(false)
+	}
+	if p.sleep != nil {
+		if err := setBusyPollOn(p.sleep, 0); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			if err := setBusyPollOn(p.sleep, DefaultLBBusyPoll); err != nil {
+				b.Fatal(err)
+			}
+		}()
 	}
 	cpu0 := processCPU()
 	var podCPU0 time.Duration
@@ -284,10 +297,12 @@ func processCPU() time.Duration {
 //     process with one P, a direct request and its answer pass between goroutines without the
 //     thread ever sleeping, which no real client and pod have.
 //
-// The two lb-own-cpu placements also load two bare TCP relays in the load balancer's place
-// (its namespace, its CPU; alb_relay_test.go), reported as relay-ratio and
-// polling-relay-ratio: what any proxy there costs the client's and the pod's CPU, one that
-// sleeps when idle and one that busy-polls.
+// The load balancer busy-polls its link as the fabric makes it by default (busypoll.go). The two
+// lb-own-cpu placements also load it with this process's busy polling off during the path's
+// rounds (alb-sleeping-ratio), and two bare TCP relays in the load balancer's place (its
+// namespace, its CPU; alb_relay_test.go), reported as relay-ratio and polling-relay-ratio:
+// what any proxy there costs the client's and the pod's CPU. The relay runs on the same Go
+// runtime as the engine, busy polling included; the polling relay spins on its own epoll set.
 //
 // Run it with: go test -run '^$' -bench ALBVersusDirect -benchtime 6x ./fakecloud/fabric/
 func BenchmarkALBVersusDirect(b *testing.B) {
@@ -374,16 +389,21 @@ func BenchmarkALBRuleChange(b *testing.B) {
 }
 
 // pinnedPaths are the paths the placements with the load balancer on a CPU of its own
-// compare: through the load balancer, through the two relays in its place (alb_relay_test.go;
+// compare: through the load balancer (busy-polling, then sleeping), through the two relays in its place (alb_relay_test.go;
 // started here, after the process was pinned, so that they run on its CPU), and straight to
 // the pod, the baseline.
 func (l *albBench) pinnedPaths(b *testing.B) []*pathLoad {
 	ns := LBNetns(l.prefix, l.lb.LoadBalancerID)
 	target := netip.AddrPortFrom(l.pod, albBenchPort)
+	runtimePoller, err := epollFDs() // before the polling relay makes an instance of its own
+	if err != nil {
+		b.Fatal(err)
+	}
 	startRelay(b, ns, albRelayPort, target)
 	polling := startPollingRelay(b, ns, albPollingRelayPort, target)
 	return []*pathLoad{
 		{name: "alb", url: l.viaLB(80, "/x")},
+		{name: "alb-sleeping", url: l.viaLB(80, "/x"), sleep: runtimePoller},
 		{name: "relay", url: l.viaLB(albRelayPort, "/x")},
 		{name: "polling-relay", url: l.viaLB(albPollingRelayPort, "/x"), busy: &polling.active},
 		{name: "direct", url: l.direct("/x")},

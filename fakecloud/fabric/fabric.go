@@ -62,6 +62,10 @@ type Config struct {
 	// Attach lists instances whose node is an existing namespace someone else owns, such as a
 	// kind node's container (attach.go); the others get namespaces the fabric makes.
 	Attach []Attachment
+	// LBBusyPoll is how long the process polls the links of application load balancers for
+	// packets before it sleeps (busypoll.go); 0 means DefaultLBBusyPoll, <0 never. Without
+	// kernel support (Linux 6.9) the fabric logs so and does not poll.
+	LBBusyPoll time.Duration
 	// AttachCheckInterval is how often, with attachments, the fabric checks that each attached
 	// namespace is still there (a container stopped, a bind mount went); default 1s.
 	AttachCheckInterval time.Duration
@@ -86,8 +90,12 @@ type Fabric struct {
 	dirty     bool       // an operation failed: re-read the kernel before the next diff
 	listeners map[string]*vpcListeners
 	// albs are the application load balancers' L7 engines, by load balancer ID.
-	albs    map[string]*albRuntime
-	applied atomic.Uint64 // sequence of the last snapshot applied without error
+	albs map[string]*albRuntime
+	// busyPoll is the busy-poll time the process's network poller gets once an engine serves
+	// (0: none); busyPollSet records that it was given.
+	busyPoll    time.Duration
+	busyPollSet bool
+	applied     atomic.Uint64 // sequence of the last snapshot applied without error
 	// failures counts convergences in a row that failed: the retry wait grows with it.
 	failures int
 	// lbErrs are the load balancers a step failed for in the current convergence.
@@ -136,11 +144,22 @@ func New(cfg Config) (*Fabric, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("fabric: network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run as root")
 	}
+	if cfg.LBBusyPoll == 0 {
+		cfg.LBBusyPoll = DefaultLBBusyPoll
+	}
 	f := &Fabric{
 		cfg: cfg, log: cfg.Logger.With("component", "fabric", "prefix", cfg.Prefix),
 		k: newKernel(cfg.Prefix, cfg.MTU), md: metadata.NewServer(APIEndpoint()),
 		listeners: map[string]*vpcListeners{}, albs: map[string]*albRuntime{}, lbReported: map[string]lbStatus{},
 		attachments: map[string]AttachmentStatus{},
+	}
+	if cfg.LBBusyPoll > 0 {
+		if err := busyPollSupported(); err != nil {
+			f.log.Warn("application load balancers will not busy-poll their links", "err", err)
+		} else {
+			f.busyPoll = cfg.LBBusyPoll
+			f.k.lbPoll = true
+		}
 	}
 	if cfg.Health != nil {
 		f.health = newHealthChecks(cfg.Prefix, cfg.Health, f.log)

@@ -23,6 +23,8 @@ const routeProto = netlink.RouteProtocol(252)
 type kernel struct {
 	prefix string
 	mtu    int
+	// lbPoll sets the links of application load balancers for busy polling (busypoll.go).
+	lbPoll bool
 
 	mu      sync.Mutex
 	handles map[string]*netlink.Handle // by namespace name, or path of an attached namespace

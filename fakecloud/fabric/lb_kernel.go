@@ -109,6 +109,11 @@ func (k *kernel) ensureLB(lb *LB) error {
 	if err := lh.LinkSetUp(eth0); err != nil {
 		return fmt.Errorf("eth0 of load balancer %s up: %w", lb.ID, err)
 	}
+	if lb.App {
+		if err := k.setLBPolling(rns, lns, port.Attrs().Name); err != nil {
+			return fmt.Errorf("link of load balancer %s: %w", lb.ID, err)
+		}
+	}
 	def := &netlink.Route{
 		LinkIndex: eth0.Attrs().Index, Gw: lb.Gateway.AsSlice(), Protocol: routeProto,
 		Table: unix.RT_TABLE_MAIN, Dst: prefixNet(netip.MustParsePrefix("0.0.0.0/0")),
@@ -121,6 +126,17 @@ func (k *kernel) ensureLB(lb *LB) error {
 		dsts = append(dsts, netip.PrefixFrom(p.Addr(), 32))
 	}
 	return setOnlyRoutes(h, port, dsts)
+}
+
+// setLBPolling sets an application load balancer's link for busy polling, or back to a veth's
+// defaults (busypoll.go): GRO on its end gives it a NAPI context that the engine's thread can
+// poll; TSO off on the router's lets forwarded packets in through it.
+func (k *kernel) setLBPolling(rns, lns, port string) error {
+	if _, err := setLinkFeature(lns, "eth0", featureGRO, k.lbPoll); err != nil {
+		return err
+	}
+	_, err := setLinkFeature(rns, port, featureTSO, !k.lbPoll)
+	return err
 }
 
 // ensureLBLink makes the veth from the router (lbPortName) to the load balancer (eth0) unless it
