@@ -48,7 +48,9 @@ func TestServeRefusesBadAttachments(t *testing.T) {
 		{[]string{"--fabric-attach-default-route"}, "--fabric-attach needs the fabric: add --fabric netns"},
 		{[]string{"--fabric", "netns", "--fabric-prefix", "fcx-", "--fabric-attach", "w=/run/netns/fcx-n-i-1"}, "one of this fabric's own namespaces"},
 		{[]string{"--fabric", "netns", "--fabric-attach", "w=/proc/1/ns/net", "--fabric-attach", "w=/proc/2/ns/net"}, "the name is given twice"},
-		{[]string{"--fabric", "netns", "--fabric-lb-busy-poll", "-1us"}, "--fabric-lb-busy-poll -1µs: want 0 (never) or more"},
+		{[]string{"--fabric", "netns", "--fabric-lb-busy-poll", "-1us"}, "--fabric-lb-busy-poll -1µs: want 0 (never) or from 1µs to 1s"},
+		{[]string{"--fabric", "netns", "--fabric-lb-busy-poll", "2s"}, "--fabric-lb-busy-poll 2s: want 0 (never) or from 1µs to 1s"},
+		{[]string{"--fabric", "netns", "--fabric-lb-busy-poll", "500ns"}, "--fabric-lb-busy-poll 500ns: want 0 (never) or from 1µs to 1s"},
 	} {
 		out, err := execute(append(base, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

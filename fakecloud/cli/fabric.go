@@ -43,8 +43,9 @@ func (o *fabricOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.prefix, "fabric-prefix", fabric.DefaultPrefix, "name prefix of the fabric's network namespaces")
 	f.IntVar(&o.mtu, "fabric-mtu", 0, "MTU of the fabric's links (0: the fabric's default)")
 	f.BoolVar(&o.teardown, "fabric-teardown", false, "remove every namespace and link of the fabric on exit (default: keep them for the next start to adopt)")
-	f.DurationVar(&o.lbBusyPoll, "fabric-lb-busy-poll", fabric.DefaultLBBusyPoll, "how long the process polls the links of application "+
-		"load balancers for packets before it sleeps, as a cloud's load balancer never sleeps (needs Linux 6.9; 0: never, the engines sleep as any process does)")
+	f.DurationVar(&o.lbBusyPoll, "fabric-lb-busy-poll", fabric.DefaultLBBusyPoll, "how long the process's network poller busy-polls "+
+		"(the application load balancers' links, whose traffic it serves) before it sleeps, as a cloud's load balancer never sleeps "+
+		"(needs Linux 6.9; at most 1s; 0: never, the engines sleep as any process does)")
 	f.Var(&o.attach, "fabric-attach", "make the node of instance NAME (its ID, primary IP or Name tag) the existing network namespace at PATH "+
 		"(/proc/<pid>/ns/net of a container's process, or a bind mount) instead of a namespace of the fabric's: its interfaces go in as vpc<N>, "+
 		"the VPC, metadata service and public VIPs are routed through them, the namespace's default route stays, and the fabric never deletes it "+
@@ -104,8 +105,8 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 	default:
 		return nil, fmt.Errorf("--fabric %q: use none or netns", o.mode)
 	}
-	if o.lbBusyPoll < 0 {
-		return nil, fmt.Errorf("--fabric-lb-busy-poll %v: want 0 (never) or more", o.lbBusyPoll)
+	if o.lbBusyPoll < 0 || o.lbBusyPoll > fabric.MaxLBBusyPoll || o.lbBusyPoll > 0 && o.lbBusyPoll < time.Microsecond {
+		return nil, fmt.Errorf("--fabric-lb-busy-poll %v: want 0 (never) or from 1µs to %v", o.lbBusyPoll, fabric.MaxLBBusyPoll)
 	}
 	lbBusyPoll := o.lbBusyPoll
 	if lbBusyPoll == 0 {

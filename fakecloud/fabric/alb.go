@@ -175,7 +175,8 @@ func (f *Fabric) applyALB(lb *LB, cfg l7.Config) error {
 
 // startBusyPoll gives the process's network poller its busy-poll time once, when an engine
 // first serves: its listeners are open, so the runtime's epoll instance exists. A failure is
-// logged (the engines work, sleeping as any process does) and not retried.
+// logged and leaves flatnet_fabric_lb_busy_poll_microseconds at 0 (the engines work, sleeping
+// as any process does); it is not retried until the fabric restarts.
 func (f *Fabric) startBusyPoll() {
 	if f.busyPoll <= 0 || f.busyPollSet {
 		return
@@ -186,6 +187,7 @@ func (f *Fabric) startBusyPoll() {
 		f.log.Warn("application load balancers will not busy-poll their links", "err", err)
 		return
 	}
+	f.metrics.busyPoll.Store(int64(f.busyPoll / time.Microsecond))
 	f.log.Info("application load balancers busy-poll their links", "busy_poll", f.busyPoll, "epoll_instances", n)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 	"unsafe"
@@ -21,30 +22,30 @@ import (
 // packets). With busy polling, the Go runtime's network poller (one epoll instance for the whole
 // process) keeps polling the load balancer's link for up to DefaultLBBusyPoll before its thread
 // sleeps: under load the thread is running when the next packet comes, so waking it costs
-// nothing, and the packets into the load balancer's namespace are processed on its CPU.
+// nothing, and the packets into the load balancer's namespace are processed on its CPU. The
+// setting is the whole process's: the kernel polls the NAPI context of whichever socket had the
+// last event, a load balancer's link when its traffic is what the process serves (another
+// NIC with NAPI if the control plane's traffic came last).
 //
 // Epoll busy-polls the NAPI context of the sockets it reports, so the load balancer's end of
 // its veth (eth0) has GRO on, which gives the veth a NAPI context; the router's end has TSO off,
 // since a veth puts only packets it could aggregate through NAPI, and a forwarded segment from
-// a TSO device is not one (it is segmented at the router instead). The per-instance setting,
-// EPIOCSPARAMS, is Linux 6.9's: on older kernels the links stay as they are and the engines
-// sleep as any process does. Idle, the cost is one poll of at most the busy-poll time each time
+// a TSO device is not one (it is segmented at the router instead). These are tuning: a link
+// that cannot be set is logged and its load balancer forwards all the same. The per-instance
+// setting, EPIOCSPARAMS, is Linux 6.9's: on older kernels (or with polling off) the links are
+// left alone and the engines sleep as any process does. Idle, the cost is one poll of at most the busy-poll time each time
 // the process would sleep; the kernel stops polling as soon as another task wants the CPU.
 
 // DefaultLBBusyPoll is how long, by default, the process polls the load balancers' links before
-// it sleeps.
-const DefaultLBBusyPoll = 50 * time.Microsecond
+// it sleeps; MaxLBBusyPoll the longest it may be set to.
+const (
+	DefaultLBBusyPoll = 50 * time.Microsecond
+	MaxLBBusyPoll     = time.Second
+)
 
 // busyPollBudget is how many packets one poll may take: NAPI's default weight, the most
 // EPIOCSPARAMS allows without CAP_NET_ADMIN.
 const busyPollBudget = 64
-
-// EPIOCSPARAMS and EPIOCGPARAMS set and get an epoll instance's busy-poll parameters
-// (<linux/eventpoll.h>: _IOW/_IOR(0x8A, 0x01/0x02, struct epoll_params)).
-const (
-	epiocsparams = 0x40088a01
-	epiocgparams = 0x80088a02
-)
 
 // epollParams is struct epoll_params.
 type epollParams struct {
@@ -54,8 +55,25 @@ type epollParams struct {
 	_              uint8
 }
 
-// errBusyPollUnsupported is what enableBusyPoll returns on a kernel without EPIOCSPARAMS.
-var errBusyPollUnsupported = errors.New("the kernel has no per-instance epoll busy polling (EPIOCSPARAMS, Linux 6.9)")
+// errBusyPollUnsupported is what the kernel's refusal of EPIOCSPARAMS/EPIOCGPARAMS means:
+// ENOTTY before Linux 6.9, EOPNOTSUPP without CONFIG_NET_RX_BUSY_POLL.
+var errBusyPollUnsupported = errors.New("the kernel has no per-instance epoll busy polling (EPIOCSPARAMS: Linux 6.9 or later, CONFIG_NET_RX_BUSY_POLL)")
+
+// busyPollErr names a refusal of the epoll parameters.
+func busyPollErr(err error) error {
+	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) {
+		return errBusyPollUnsupported
+	}
+	return err
+}
+
+// checkBusyPoll reports whether d is a busy-poll time the fabric takes (0 is none).
+func checkBusyPoll(d time.Duration) error {
+	if d != 0 && (d < time.Microsecond || d > MaxLBBusyPoll) {
+		return fmt.Errorf("busy-poll time %v: want 0 (none) or from 1µs to %v", d, MaxLBBusyPoll)
+	}
+	return nil
+}
 
 // enableBusyPoll gives every epoll instance of this process (the Go runtime's network poller;
 // fakecloud makes no other) a busy-poll time of d, or none when d is 0, and returns how many it
@@ -74,16 +92,26 @@ func enableBusyPoll(d time.Duration) (int, error) {
 	return len(fds), nil
 }
 
-// setBusyPollOn gives epoll instances fds a busy-poll time of d, or none when d is 0.
+// setBusyPollOn gives epoll instances fds a busy-poll time of d, or none when d is 0. An fd
+// that is no longer an epoll instance when it is set (closed, its number reused) is skipped.
 func setBusyPollOn(fds []int, d time.Duration) error {
+	if err := checkBusyPoll(d); err != nil {
+		return err
+	}
 	p := epollParams{BusyPollUsecs: uint32(d / time.Microsecond), BusyPollBudget: busyPollBudget, PreferBusyPoll: 1}
 	if d == 0 {
 		p = epollParams{}
 	}
 	for _, fd := range fds {
+		if !isEpoll(fd) {
+			continue
+		}
 		if err := epollSetParams(fd, &p); err != nil {
-			if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
+			if errors.Is(busyPollErr(err), errBusyPollUnsupported) {
 				return errBusyPollUnsupported
+			}
+			if !isEpoll(fd) {
+				continue
 			}
 			return fmt.Errorf("set busy polling of epoll instance %d: %w", fd, err)
 		}
@@ -99,7 +127,7 @@ func busyPollSupported() error {
 	}
 	defer unix.Close(fd)
 	if _, err := epollGetParams(fd); err != nil {
-		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EINVAL) {
+		if errors.Is(busyPollErr(err), errBusyPollUnsupported) {
 			return errBusyPollUnsupported
 		}
 		return fmt.Errorf("read busy polling of an epoll instance: %w", err)
@@ -115,19 +143,20 @@ func epollFDs() ([]int, error) {
 	}
 	var fds []int
 	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && t == "anon_inode:[eventpoll]" {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && isEpoll(fd) {
 			fds = append(fds, fd)
 		}
 	}
 	return fds, nil
 }
 
+func isEpoll(fd int) bool {
+	t, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	return err == nil && t == "anon_inode:[eventpoll]"
+}
+
 func epollSetParams(fd int, p *epollParams) error {
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), epiocsparams, uintptr(unsafe.Pointer(p))); errno != 0 {
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.EPIOCSPARAMS, uintptr(unsafe.Pointer(p))); errno != 0 {
 		return errno
 	}
 	return nil
@@ -135,19 +164,11 @@ func epollSetParams(fd int, p *epollParams) error {
 
 func epollGetParams(fd int) (epollParams, error) {
 	var p epollParams
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), epiocgparams, uintptr(unsafe.Pointer(&p))); errno != 0 {
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.EPIOCGPARAMS, uintptr(unsafe.Pointer(&p))); errno != 0 {
 		return p, errno
 	}
 	return p, nil
 }
-
-// The legacy ethtool commands that get and set one feature (<linux/ethtool.h>).
-const (
-	ethtoolGTSO = 0x1e
-	ethtoolSTSO = 0x1f
-	ethtoolGGRO = 0x2b
-	ethtoolSGRO = 0x2c
-)
 
 // linkFeature names an offload that setLinkFeature manages.
 type linkFeature struct {
@@ -156,8 +177,8 @@ type linkFeature struct {
 }
 
 var (
-	featureTSO = linkFeature{"tcp-segmentation-offload", ethtoolGTSO, ethtoolSTSO}
-	featureGRO = linkFeature{"generic-receive-offload", ethtoolGGRO, ethtoolSGRO}
+	featureTSO = linkFeature{"tcp-segmentation-offload", unix.ETHTOOL_GTSO, unix.ETHTOOL_STSO}
+	featureGRO = linkFeature{"generic-receive-offload", unix.ETHTOOL_GGRO, unix.ETHTOOL_SGRO}
 )
 
 // ethtoolValue is struct ethtool_value.
@@ -191,6 +212,14 @@ func setLinkFeature(ns, name string, f linkFeature, on bool) (changed bool, err 
 		if err := ethtoolIoctl(fd, name, &v); err != nil {
 			return fmt.Errorf("turn %s of %s in %s %s: %w", f.name, name, ns, onOff(on), err)
 		}
+		// The legacy request does not report a driver's refusal: read it back.
+		v = ethtoolValue{Cmd: f.get}
+		if err := ethtoolIoctl(fd, name, &v); err != nil {
+			return fmt.Errorf("read %s of %s in %s: %w", f.name, name, ns, err)
+		}
+		if (v.Data != 0) != on {
+			return fmt.Errorf("turn %s of %s in %s %s: the driver kept it %s", f.name, name, ns, onOff(on), onOff(!on))
+		}
 		changed = true
 		return nil
 	})
@@ -212,16 +241,18 @@ func linkFeatureOn(ns, name string, f linkFeature) (on bool, err error) {
 
 // withEthtool runs fn with a socket of namespace ns, which ethtool requests go through.
 func withEthtool(ns string, fn func(fd int) error) error {
-	var fd int
+	fd := -1
 	err := netns.Do(ns, func() error {
 		var err error
 		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		return err
 	})
+	if fd >= 0 {
+		defer unix.Close(fd)
+	}
 	if err != nil {
 		return fmt.Errorf("socket in %s: %w", ns, err)
 	}
-	defer unix.Close(fd)
 	return fn(fd)
 }
 
@@ -232,7 +263,9 @@ func ethtoolIoctl(fd int, name string, v *ethtoolValue) error {
 	}
 	copy(ifr.Name[:], name)
 	ifr.Data = unsafe.Pointer(v)
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
+	runtime.KeepAlive(v) // reached through ifr.Data only
+	if errno != 0 {
 		return errno
 	}
 	return nil

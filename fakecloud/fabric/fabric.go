@@ -92,7 +92,7 @@ type Fabric struct {
 	// albs are the application load balancers' L7 engines, by load balancer ID.
 	albs map[string]*albRuntime
 	// busyPoll is the busy-poll time the process's network poller gets once an engine serves
-	// (0: none); busyPollSet records that it was given.
+	// (0: none); busyPollSet records that it was tried (guarded by mu).
 	busyPoll    time.Duration
 	busyPollSet bool
 	applied     atomic.Uint64 // sequence of the last snapshot applied without error
@@ -147,6 +147,11 @@ func New(cfg Config) (*Fabric, error) {
 	if cfg.LBBusyPoll == 0 {
 		cfg.LBBusyPoll = DefaultLBBusyPoll
 	}
+	if cfg.LBBusyPoll > 0 {
+		if err := checkBusyPoll(cfg.LBBusyPoll); err != nil {
+			return nil, fmt.Errorf("fabric: LBBusyPoll: %w", err)
+		}
+	}
 	f := &Fabric{
 		cfg: cfg, log: cfg.Logger.With("component", "fabric", "prefix", cfg.Prefix),
 		k: newKernel(cfg.Prefix, cfg.MTU), md: metadata.NewServer(APIEndpoint()),
@@ -160,6 +165,10 @@ func New(cfg Config) (*Fabric, error) {
 			f.busyPoll = cfg.LBBusyPoll
 			f.k.lbPoll = true
 		}
+	}
+	f.k.pollFailed = func(lb string, err error) {
+		f.metrics.linkErrors.Inc()
+		f.log.Warn("link of application load balancer not set for busy polling; it forwards without", "lb", lb, "err", err)
 	}
 	if cfg.Health != nil {
 		f.health = newHealthChecks(cfg.Prefix, cfg.Health, f.log)
@@ -237,6 +246,14 @@ func (f *Fabric) stop() {
 		f.health.stopAll()
 	}
 	f.closeAllALBs()
+	if f.metrics.busyPoll.Load() > 0 {
+		// The setting is the process's: another fabric in it may have it off.
+		if _, err := enableBusyPoll(0); err != nil {
+			f.log.Warn("could not stop busy polling", "err", err)
+		}
+		f.metrics.busyPoll.Store(0)
+	}
+	f.busyPollSet = false
 	f.k.close()
 	if f.cfg.TeardownOnExit {
 		if err := Down(f.cfg.Prefix); err != nil {

@@ -23,8 +23,10 @@ const routeProto = netlink.RouteProtocol(252)
 type kernel struct {
 	prefix string
 	mtu    int
-	// lbPoll sets the links of application load balancers for busy polling (busypoll.go).
-	lbPoll bool
+	// lbPoll sets the links of application load balancers for busy polling (busypoll.go);
+	// pollFailed reports a link that could not be set (the load balancer works without).
+	lbPoll     bool
+	pollFailed func(lb string, err error)
 
 	mu      sync.Mutex
 	handles map[string]*netlink.Handle // by namespace name, or path of an attached namespace

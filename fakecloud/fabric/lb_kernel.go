@@ -109,9 +109,9 @@ func (k *kernel) ensureLB(lb *LB) error {
 	if err := lh.LinkSetUp(eth0); err != nil {
 		return fmt.Errorf("eth0 of load balancer %s up: %w", lb.ID, err)
 	}
-	if lb.App {
-		if err := k.setLBPolling(rns, lns, port.Attrs().Name); err != nil {
-			return fmt.Errorf("link of load balancer %s: %w", lb.ID, err)
+	if lb.App && k.lbPoll {
+		if err := k.setLBPolling(rns, lns, port.Attrs().Name); err != nil && k.pollFailed != nil {
+			k.pollFailed(lb.ID, err)
 		}
 	}
 	def := &netlink.Route{
@@ -128,14 +128,14 @@ func (k *kernel) ensureLB(lb *LB) error {
 	return setOnlyRoutes(h, port, dsts)
 }
 
-// setLBPolling sets an application load balancer's link for busy polling, or back to a veth's
-// defaults (busypoll.go): GRO on its end gives it a NAPI context that the engine's thread can
-// poll; TSO off on the router's lets forwarded packets in through it.
+// setLBPolling sets an application load balancer's link for busy polling (busypoll.go): GRO on
+// its end gives it a NAPI context that the engine's thread can poll; TSO off on the router's
+// lets forwarded packets in through it.
 func (k *kernel) setLBPolling(rns, lns, port string) error {
-	if _, err := setLinkFeature(lns, "eth0", featureGRO, k.lbPoll); err != nil {
+	if _, err := setLinkFeature(lns, "eth0", featureGRO, true); err != nil {
 		return err
 	}
-	_, err := setLinkFeature(rns, port, featureTSO, !k.lbPoll)
+	_, err := setLinkFeature(rns, port, featureTSO, false)
 	return err
 }
 

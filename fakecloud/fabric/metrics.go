@@ -22,6 +22,10 @@ type metrics struct {
 	ports        atomic.Int64
 	nodes        atomic.Int64
 	routers      atomic.Int64
+	// busyPoll is the busy-poll time in effect, in µs (busypoll.go); linkErrors counts links of
+	// application load balancers that could not be set for it.
+	busyPoll   atomic.Int64
+	linkErrors prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -39,6 +43,10 @@ func newMetrics() *metrics {
 			Name: "flatnet_fabric_load_balancers",
 			Help: "Load balancers by data-plane state: provisioning (not programmed yet), active, failed (a step failed; retried with backoff).",
 		}, []string{"state"}),
+		linkErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flatnet_fabric_lb_busy_poll_link_errors_total",
+			Help: "Times an application load balancer's link could not be set for busy polling (its load balancer forwards, without it).",
+		}),
 		attachStates: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "flatnet_fabric_attachments",
 			Help: "Attachments of instances to existing namespaces by state: waiting (no instance matches yet), attaching, attached, failed (retried with backoff).",
@@ -53,7 +61,9 @@ func (m *metrics) gauge(name, help string, v *atomic.Int64) prometheus.Collector
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	cs := []prometheus.Collector{
-		m.lag, m.errors, m.lbStates, m.attachStates,
+		m.lag, m.errors, m.lbStates, m.attachStates, m.linkErrors,
+		m.gauge("flatnet_fabric_lb_busy_poll_microseconds", "How long the process's network poller busy-polls before it sleeps, "+
+			"for the application load balancers; 0 when off, unsupported by the kernel, or failed (logged).", &m.busyPoll),
 		m.gauge("flatnet_fabric_routes", "Routes the VPC routers hold towards interfaces.", &m.routes),
 		m.gauge("flatnet_fabric_neighbours", "Permanent neighbour entries the VPC routers hold.", &m.neighs),
 		m.gauge("flatnet_fabric_ports", "Attached interfaces plugged into nodes.", &m.ports),
