@@ -389,9 +389,9 @@ func BenchmarkALBRuleChange(b *testing.B) {
 }
 
 // pinnedPaths are the paths the placements with the load balancer on a CPU of its own
-// compare: through the load balancer (busy-polling, then sleeping), through the two relays in its place (alb_relay_test.go;
-// started here, after the process was pinned, so that they run on its CPU), and straight to
-// the pod, the baseline.
+// compare: through the load balancer (busy-polling, then sleeping), through the two relays in
+// its place (alb_relay_test.go; started here, after the process was pinned, so that they run
+// on its CPU), and straight to the pod, the baseline.
 func (l *albBench) pinnedPaths(b *testing.B) []*pathLoad {
 	ns := LBNetns(l.prefix, l.lb.LoadBalancerID)
 	target := netip.AddrPortFrom(l.pod, albBenchPort)

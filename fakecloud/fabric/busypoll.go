@@ -33,8 +33,9 @@ import (
 // a TSO device is not one (it is segmented at the router instead). These are tuning: a link
 // that cannot be set is logged and its load balancer forwards all the same. The per-instance
 // setting, EPIOCSPARAMS, is Linux 6.9's: on older kernels (or with polling off) the links are
-// left alone and the engines sleep as any process does. Idle, the cost is one poll of at most the busy-poll time each time
-// the process would sleep; the kernel stops polling as soon as another task wants the CPU.
+// left alone and the engines sleep as any process does. Idle, the cost is one poll of at most
+// the busy-poll time each time the process would sleep; the kernel stops polling as soon as
+// another task wants the CPU.
 
 // DefaultLBBusyPoll is how long, by default, the process polls the load balancers' links before
 // it sleeps; MaxLBBusyPoll the longest it may be set to.
@@ -67,8 +68,8 @@ func busyPollErr(err error) error {
 	return err
 }
 
-// checkBusyPoll reports whether d is a busy-poll time the fabric takes (0 is none).
-func checkBusyPoll(d time.Duration) error {
+// CheckLBBusyPoll reports whether d is a busy-poll time the fabric takes (0 is none).
+func CheckLBBusyPoll(d time.Duration) error {
 	if d != 0 && (d < time.Microsecond || d > MaxLBBusyPoll) {
 		return fmt.Errorf("busy-poll time %v: want 0 (none) or from 1µs to %v", d, MaxLBBusyPoll)
 	}
@@ -95,7 +96,7 @@ func enableBusyPoll(d time.Duration) (int, error) {
 // setBusyPollOn gives epoll instances fds a busy-poll time of d, or none when d is 0. An fd
 // that is no longer an epoll instance when it is set (closed, its number reused) is skipped.
 func setBusyPollOn(fds []int, d time.Duration) error {
-	if err := checkBusyPoll(d); err != nil {
+	if err := CheckLBBusyPoll(d); err != nil {
 		return err
 	}
 	p := epollParams{BusyPollUsecs: uint32(d / time.Microsecond), BusyPollBudget: busyPollBudget, PreferBusyPoll: 1}
@@ -198,14 +199,10 @@ type ifreqData struct {
 // and reports whether it changed it.
 func setLinkFeature(ns, name string, f linkFeature, on bool) (changed bool, err error) {
 	err = withEthtool(ns, func(fd int) error {
-		v := ethtoolValue{Cmd: f.get}
-		if err := ethtoolIoctl(fd, name, &v); err != nil {
-			return fmt.Errorf("read %s of %s in %s: %w", f.name, name, ns, err)
+		if have, err := readLinkFeature(fd, ns, name, f); err != nil || have == on {
+			return err
 		}
-		if (v.Data != 0) == on {
-			return nil
-		}
-		v = ethtoolValue{Cmd: f.set}
+		v := ethtoolValue{Cmd: f.set}
 		if on {
 			v.Data = 1
 		}
@@ -213,11 +210,9 @@ func setLinkFeature(ns, name string, f linkFeature, on bool) (changed bool, err 
 			return fmt.Errorf("turn %s of %s in %s %s: %w", f.name, name, ns, onOff(on), err)
 		}
 		// The legacy request does not report a driver's refusal: read it back.
-		v = ethtoolValue{Cmd: f.get}
-		if err := ethtoolIoctl(fd, name, &v); err != nil {
-			return fmt.Errorf("read %s of %s in %s: %w", f.name, name, ns, err)
-		}
-		if (v.Data != 0) != on {
+		if have, err := readLinkFeature(fd, ns, name, f); err != nil {
+			return err
+		} else if have != on {
 			return fmt.Errorf("turn %s of %s in %s %s: the driver kept it %s", f.name, name, ns, onOff(on), onOff(!on))
 		}
 		changed = true
@@ -229,14 +224,19 @@ func setLinkFeature(ns, name string, f linkFeature, on bool) (changed bool, err 
 // linkFeatureOn reads an offload of link name in namespace ns.
 func linkFeatureOn(ns, name string, f linkFeature) (on bool, err error) {
 	err = withEthtool(ns, func(fd int) error {
-		v := ethtoolValue{Cmd: f.get}
-		if err := ethtoolIoctl(fd, name, &v); err != nil {
-			return fmt.Errorf("read %s of %s in %s: %w", f.name, name, ns, err)
-		}
-		on = v.Data != 0
-		return nil
+		on, err = readLinkFeature(fd, ns, name, f)
+		return err
 	})
 	return on, err
+}
+
+// readLinkFeature reads an offload of link name through fd, a socket of namespace ns.
+func readLinkFeature(fd int, ns, name string, f linkFeature) (bool, error) {
+	v := ethtoolValue{Cmd: f.get}
+	if err := ethtoolIoctl(fd, name, &v); err != nil {
+		return false, fmt.Errorf("read %s of %s in %s: %w", f.name, name, ns, err)
+	}
+	return v.Data != 0, nil
 }
 
 // withEthtool runs fn with a socket of namespace ns, which ethtool requests go through.

@@ -148,7 +148,7 @@ func New(cfg Config) (*Fabric, error) {
 		cfg.LBBusyPoll = DefaultLBBusyPoll
 	}
 	if cfg.LBBusyPoll > 0 {
-		if err := checkBusyPoll(cfg.LBBusyPoll); err != nil {
+		if err := CheckLBBusyPoll(cfg.LBBusyPoll); err != nil {
 			return nil, fmt.Errorf("fabric: LBBusyPoll: %w", err)
 		}
 	}
