@@ -76,8 +76,13 @@ func (l *Lab) AddPod(ctx context.Context, name, node string) (Pod, error) {
 	if !podName.MatchString(name) {
 		return Pod{}, fmt.Errorf("pod name %q: use 1-40 lowercase letters, digits and dashes", name)
 	}
+	// A copy taken under the lock: a restart of the node's ipamd rewrites the node meanwhile.
 	l.mu.Lock()
-	n := l.node(node)
+	var n *Node
+	if at := l.node(node); at != nil {
+		cp := *at
+		n = &cp
+	}
 	exists := l.pod(name) != nil
 	l.mu.Unlock()
 	if n == nil {
