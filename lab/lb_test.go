@@ -306,7 +306,10 @@ func rollUnderLoad(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inte
 	t.Logf("rolling update of 6 pods took %s; %d requests through the VIP during it, %d failed; a terminating pod's target drained at most %s after its deletion was seen (the echo server keeps accepting for 3 s after SIGTERM)",
 		time.Since(start).Round(time.Second), ok.Load()+failed.Load(), failed.Load(), time.Duration(deregMax.Load()).Round(time.Millisecond))
 	if failed.Load() != 0 {
-		t.Errorf("%d requests failed during the rolling update; first ones:\n%s", failed.Load(), strings.Join(load.firstFailures(), "\n"))
+		// A refused connection usually means a pod stopped listening before its target left
+		// the load balancer: say how long that took.
+		t.Errorf("%d requests failed during the rolling update (a terminating pod's target drained at most %s after its deletion was seen; the echo server keeps accepting for 3 s after SIGTERM); first ones:\n%s",
+			failed.Load(), time.Duration(deregMax.Load()).Round(time.Millisecond), strings.Join(load.firstFailures(), "\n"))
 	}
 	if ok.Load() < 100 {
 		t.Errorf("only %d requests succeeded: the load was too light to show anything", ok.Load())
