@@ -61,6 +61,8 @@ type Engine struct {
 	inflight sync.Map
 	// pools are the fast path's idle target connections (*backendPool), by group and target.
 	pools sync.Map
+	// handoffs counts the client connections the fast path gave to net/http.
+	handoffs atomic.Int64
 
 	mu         sync.Mutex // serialises Apply and Close
 	servers    map[portKey]*server

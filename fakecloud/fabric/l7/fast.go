@@ -20,15 +20,19 @@ import (
 // without net/http's server and transport: one goroutine per client connection parses each
 // request head itself, matches it with the listener's rules and relays it over a pooled,
 // kept-alive target connection. A request it does not handle (HTTP/2 prior knowledge,
-// Upgrade, Expect, absolute-form targets, rules with mirrors, rewrites, redirects, fixed
-// responses, or non-HTTP/1.1 targets) hands its connection, the head included, to the
-// listener's net/http server, which keeps it from then on.
+// Upgrade, an Expect other than 100-continue, absolute-form targets, rules with mirrors,
+// rewrites, redirects, fixed responses, or non-HTTP/1.1 targets) hands its connection, the
+// head included, to the listener's net/http server, which keeps it from then on.
 
 const (
 	// headTimeout bounds the reading of a request head once its first byte is in.
 	headTimeout = 30 * time.Second
 	// fastBufSize is the size of the per-connection read and write buffers.
 	fastBufSize = 16 << 10
+	// expectContinueTimeout is how long a request with Expect: 100-continue waits for the
+	// target's answer before its body is sent anyway (RFC 9110 10.1.1), as net/http's transport
+	// does on the other path.
+	expectContinueTimeout = time.Second
 )
 
 // backendConn is a kept-alive connection to a target.
@@ -369,6 +373,7 @@ func (fc *fastConn) handOver(head []byte) bool {
 	replay := append([]byte(nil), head...)
 	_ = fc.c.SetReadDeadline(time.Time{})
 	c := &replayConn{Conn: fc.c, r: io.MultiReader(bytes.NewReader(replay), fc.br)}
+	fc.e.handoffs.Add(1)
 	return fc.s.handoff.give(c)
 }
 
@@ -449,6 +454,9 @@ type roundState struct {
 	code     int
 	header   http.Header
 	bodyLeft bool // the request body was not fully read from the client
+	// noReuse: the target connection is not kept (it answered a request that expected 100
+	// Continue before its body was sent, so where that connection stands is unclear).
+	noReuse bool
 }
 
 // roundTrip sends the request head and body to the target (a pooled connection, or a new one;
@@ -473,12 +481,12 @@ func (fc *fastConn) roundTrip(pool *backendPool, hostport string, fr *fastReques
 			bc = &backendConn{c: c, br: bufio.NewReaderSize(c, fastBufSize), bw: bufio.NewWriterSize(c, fastBufSize)}
 		}
 		bc.setDeadline(deadline)
-		sentBody, err := fc.send(bc, fr, out, &st)
+		sentBody, err := fc.send(bc, fr, out, &st, deadline)
+		if err == nil && st.code == 0 {
+			err = readResponseHead(bc, &st)
+		}
 		if err == nil {
-			err = readResponseHead(bc, fr, &st)
-			if err == nil {
-				return bc, st, nil
-			}
+			return bc, st, nil
 		}
 		_ = bc.c.Close()
 		if reused && !sentBody && attempt == 0 && !isTimeout(err) {
@@ -494,8 +502,10 @@ func isTimeout(err error) bool {
 }
 
 // send writes the request head and body: one write for a head and a body already buffered.
-// sentBody reports whether any body bytes were taken from the client.
-func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *roundState) (bool, error) {
+// sentBody reports whether any body bytes were taken from the client. A request that expects
+// 100 Continue sends its head alone and waits for the target (awaitContinue); when the target
+// gives its final answer instead, st holds it and no body is sent.
+func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *roundState, deadline time.Time) (bool, error) {
 	w := bc.bw
 	_, _ = w.WriteString(fr.req.Method)
 	_ = w.WriteByte(' ')
@@ -515,6 +525,20 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 	_, _ = w.WriteString("\r\n")
 	if fr.length == 0 {
 		return false, w.Flush()
+	}
+	if fr.expect {
+		if err := w.Flush(); err != nil {
+			return false, err
+		}
+		proceed, err := awaitContinue(bc, st, deadline)
+		if err != nil || !proceed {
+			st.noReuse = err == nil
+			return false, err
+		}
+		_, _ = fc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		if err := fc.bw.Flush(); err != nil {
+			return true, err // the client is gone: not worth a retry
+		}
 	}
 	var err error
 	if fr.chunked {
@@ -537,39 +561,87 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 const keptHeadBuffer = 4 << 10
 
 // readResponseHead reads the target's response head, skipping interim (1xx) responses.
-func readResponseHead(bc *backendConn, fr *fastRequest, st *roundState) error {
+func readResponseHead(bc *backendConn, st *roundState) error {
 	for {
-		head, err := readHead(bc.br, bc.head[:0], false)
+		code, h, err := readStatusHead(bc)
 		if err != nil {
 			return err
 		}
-		if cap(head) <= keptHeadBuffer {
-			bc.head = head[:0] // what is kept of it is copied (parseHeaders)
-		}
-		lines := splitLines(head)
-		sl := lines[0]
-		if len(sl) < 12 || !bytes.HasPrefix(sl, []byte("HTTP/1.")) || sl[8] != ' ' {
-			return errors.New("malformed status line from target")
-		}
-		code, err := strconv.Atoi(string(sl[9:12]))
-		if err != nil || code < 100 || code > 999 || (len(sl) > 12 && sl[12] != ' ') {
-			return errors.New("malformed status code from target")
-		}
-		h, err := parseHeaders(lines[1:])
-		if err != nil {
-			return errors.New("malformed header from target: " + err.Error())
-		}
-		if code >= 100 && code < 200 {
-			if code == http.StatusSwitchingProtocols {
-				return errors.New("unexpected 101 from target")
-			}
+		if code < 200 {
 			continue
-		}
-		if sl[7] == '0' && !hasToken(h["Connection"], "keep-alive") {
-			h["Connection"] = append(h["Connection"], "close")
 		}
 		st.code, st.header = code, h
 		return nil
+	}
+}
+
+// readStatusHead reads one response head from the target: its status code and header. A 101
+// is an error (the fast path sends no Upgrade); an HTTP/1.0 answer without keep-alive gets
+// Connection: close.
+func readStatusHead(bc *backendConn) (int, http.Header, error) {
+	head, err := readHead(bc.br, bc.head[:0], false)
+	if err != nil {
+		return 0, nil, err
+	}
+	if cap(head) <= keptHeadBuffer {
+		bc.head = head[:0] // what is kept of it is copied (parseHeaders)
+	}
+	lines := splitLines(head)
+	sl := lines[0]
+	if len(sl) < 12 || !bytes.HasPrefix(sl, []byte("HTTP/1.")) || sl[8] != ' ' {
+		return 0, nil, errors.New("malformed status line from target")
+	}
+	code, err := strconv.Atoi(string(sl[9:12]))
+	if err != nil || code < 100 || code > 999 || (len(sl) > 12 && sl[12] != ' ') {
+		return 0, nil, errors.New("malformed status code from target")
+	}
+	h, err := parseHeaders(lines[1:])
+	if err != nil {
+		return 0, nil, errors.New("malformed header from target: " + err.Error())
+	}
+	if code == http.StatusSwitchingProtocols {
+		return 0, nil, errors.New("unexpected 101 from target")
+	}
+	if code >= 200 && sl[7] == '0' && !hasToken(h["Connection"], "keep-alive") {
+		h["Connection"] = append(h["Connection"], "close")
+	}
+	return code, h, nil
+}
+
+// awaitContinue waits, after a request head that expects 100 Continue, for the target's
+// answer: true to send the body (a 100 Continue came, or nothing within
+// expectContinueTimeout), false when the target gave its final answer first (st holds it; the
+// body stays with the client). Other interim answers are skipped. An error is the target's, or
+// the rule's timeout.
+func awaitContinue(bc *backendConn, st *roundState, deadline time.Time) (bool, error) {
+	wait := time.Now().Add(expectContinueTimeout)
+	if !deadline.IsZero() && deadline.Before(wait) {
+		wait = deadline
+	}
+	// Peek takes nothing from the connection: after a timeout the answer, if any comes, is
+	// read whole as the response head.
+	_ = bc.c.SetReadDeadline(wait)
+	bc.deadline = true
+	_, err := bc.br.Peek(1)
+	bc.setDeadline(deadline)
+	if err != nil {
+		if isTimeout(err) && (deadline.IsZero() || time.Now().Before(deadline)) {
+			return true, nil // no answer in time: the body goes anyway
+		}
+		return false, err
+	}
+	for {
+		code, h, err := readStatusHead(bc)
+		switch {
+		case err != nil:
+			return false, err
+		case code == http.StatusContinue:
+			return true, nil
+		case code < 200:
+			continue
+		}
+		st.code, st.header = code, h
+		return false, nil
 	}
 }
 
@@ -583,7 +655,7 @@ func bodyAllowed(method string, code int) bool {
 // connection to the pool when it can be reused.
 func (fc *fastConn) relay(fr *fastRequest, f *flight, rec *recorder, pool *backendPool, bc *backendConn, st roundState) bool {
 	h := st.header
-	reuse := !hasToken(h["Connection"], "close")
+	reuse := !st.noReuse && !hasToken(h["Connection"], "close")
 	var length int64 = -1 // -1: chunked; -2: until the target closes
 	hasBody := bodyAllowed(fr.req.Method, st.code)
 	switch {

@@ -84,6 +84,9 @@ type fastRequest struct {
 	chunked bool
 	length  int64 // Content-Length, -1 when chunked, 0 without a body
 	close   bool  // the connection ends after this exchange
+	// expect: the client sent Expect: 100-continue with a body, and waits for a 100 Continue
+	// (or its own timeout) before sending it.
+	expect bool
 }
 
 // trimLine cuts a line's CRLF (or bare LF).
@@ -220,8 +223,14 @@ func parseRequest(head []byte, remote string) (*fastRequest, error) {
 	if _, ok := h["Upgrade"]; ok {
 		return nil, errFallback
 	}
-	if _, ok := h["Expect"]; ok {
-		return nil, errFallback
+	expect := false
+	if ex, ok := h["Expect"]; ok {
+		// 100-continue is relayed (fast.go, awaitContinue); any other expectation, or one from
+		// an HTTP/1.0 client, is net/http's to answer (417).
+		if minor == 0 || len(ex) != 1 || !strings.EqualFold(ex[0], "100-continue") {
+			return nil, errFallback
+		}
+		expect = true
 	}
 	fr := &fastRequest{target: target}
 	if te, ok := h["Transfer-Encoding"]; ok {
@@ -242,6 +251,8 @@ func parseRequest(head []byte, remote string) (*fastRequest, error) {
 		}
 		fr.length = n
 	}
+	// Without a body there is nothing to wait for: the field goes to the target as it came.
+	fr.expect = expect && fr.length != 0
 	conn := h["Connection"]
 	fr.close = hasToken(conn, "close") || (minor == 0 && !hasToken(conn, "keep-alive"))
 	fr.req = &http.Request{Method: method, URL: u, Proto: proto, ProtoMajor: 1, ProtoMinor: minor,

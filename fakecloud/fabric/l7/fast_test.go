@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,7 @@ func TestParseRequest(t *testing.T) {
 		length     int64
 		chunked    bool
 		close      bool
+		expect     bool
 	}{
 		{name: "get", head: "GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n"},
 		{name: "bare LF", head: "GET / HTTP/1.1\nHost: x\n\n"},
@@ -63,7 +65,10 @@ func TestParseRequest(t *testing.T) {
 		{name: "asterisk", head: "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", fallback: true},
 		{name: "connect", head: "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", fallback: true},
 		{name: "upgrade", head: "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", fallback: true},
-		{name: "expect", head: "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", fallback: true},
+		{name: "expect", head: "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n", length: 3, expect: true},
+		{name: "expect without body", head: "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n"},
+		{name: "expect in 1.0", head: "PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", fallback: true},
+		{name: "other expectation", head: "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, x\r\nContent-Length: 3\r\n\r\n", fallback: true},
 		{name: "http/2 line", head: "GET / HTTP/2.0\r\nHost: x\r\n\r\n", fallback: true},
 		{name: "semicolon query", head: "GET /?a=1;b=2 HTTP/1.1\r\nHost: x\r\n\r\n", fallback: true},
 	} {
@@ -82,9 +87,9 @@ func TestParseRequest(t *testing.T) {
 			case err != nil:
 				t.Fatalf("err = %v", err)
 			default:
-				if fr.length != tc.length || fr.chunked != tc.chunked || fr.close != tc.close {
-					t.Fatalf("length %d chunked %v close %v, want %d %v %v", fr.length, fr.chunked, fr.close,
-						tc.length, tc.chunked, tc.close)
+				if fr.length != tc.length || fr.chunked != tc.chunked || fr.close != tc.close || fr.expect != tc.expect {
+					t.Fatalf("length %d chunked %v close %v expect %v, want %d %v %v %v", fr.length, fr.chunked, fr.close,
+						fr.expect, tc.length, tc.chunked, tc.close, tc.expect)
 				}
 			}
 		})
@@ -347,6 +352,104 @@ func TestFastTargetFailures(t *testing.T) {
 	if resp.StatusCode != 200 || err == nil || body != "short" {
 		t.Fatalf("cut body: %d %q %v", resp.StatusCode, body, err)
 	}
+}
+
+// TestFastExpectContinue: a request with Expect: 100-continue stays on the fast path. The
+// client gets the target's 100 Continue before it sends its body; a target that answers
+// first gets no body and the client's connection ends after the answer; a target that says
+// nothing gets the body after expectContinueTimeout, the client a 100 Continue then.
+func TestFastExpectContinue(t *testing.T) {
+	be := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/reject" {
+			w.WriteHeader(http.StatusUnauthorized) // the body unread: no 100 Continue is sent
+			return
+		}
+		body, _ := io.ReadAll(r.Body) // net/http sends the 100 Continue here
+		w.Header().Set("X-Expect", r.Header.Get("Expect"))
+		_, _ = w.Write(body)
+	})
+	e := fastEngine(t, be, HeaderEdit{})
+	continued := func(c *rawConn) {
+		t.Helper()
+		line, err := c.br.ReadString('\n')
+		if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+			t.Fatalf("before the body the client got %q (%v), want a 100 Continue", line, err)
+		}
+		if line, err = c.br.ReadString('\n'); err != nil || line != "\r\n" {
+			t.Fatalf("100 Continue's head ends with %q (%v)", line, err)
+		}
+	}
+
+	t.Run("the target's 100 Continue", func(t *testing.T) {
+		c := dialRaw(t, e, 80)
+		for range 2 {
+			c.send("PUT /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+			continued(c)
+			c.send("hello")
+			resp, body, err := c.read("PUT")
+			if err != nil || resp.StatusCode != 200 || body != "hello" || resp.Header.Get("X-Expect") != "100-continue" {
+				t.Fatalf("%v %q %v X-Expect %q", resp.Status, body, err, resp.Header.Get("X-Expect"))
+			}
+		}
+		c.send("GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, _, err := c.read("GET"); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("the next request: %v %v", resp.Status, err)
+		}
+		if n := e.handoffs.Load(); n != 0 {
+			t.Fatalf("%d connections went to net/http, want none", n)
+		}
+	})
+
+	t.Run("the target answers first", func(t *testing.T) {
+		c := dialRaw(t, e, 80)
+		c.send("PUT /reject HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+		resp, _, err := c.read("PUT")
+		if err != nil || resp.StatusCode != http.StatusUnauthorized || !resp.Close {
+			t.Fatalf("%v %v close %v, want 401 and the connection closing", resp.Status, err, resp.Close)
+		}
+		if !c.closed() {
+			t.Fatal("the connection stays open with the body unsent")
+		}
+		// The target connection that refused is not reused: the next request works.
+		c = dialRaw(t, e, 80)
+		c.send("PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+		if resp, body, err := c.read("PUT"); err != nil || resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("after a refusal: %v %q %v", resp.Status, body, err)
+		}
+	})
+
+	t.Run("a target that says nothing", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ln.Close() })
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			req, err := http.ReadRequest(bufio.NewReader(c)) // no 100 Continue: it just reads
+			if err != nil {
+				return
+			}
+			body, _ := io.ReadAll(req.Body)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+string(body))
+		}()
+		e := fastEngine(t, netip.MustParseAddrPort(ln.Addr().String()), HeaderEdit{})
+		c := dialRaw(t, e, 80)
+		start := time.Now()
+		c.send("POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+		continued(c)
+		if waited := time.Since(start); waited < expectContinueTimeout {
+			t.Fatalf("100 Continue after %s, before the target had %s to answer", waited, expectContinueTimeout)
+		}
+		c.send("5\r\nhello\r\n0\r\n\r\n")
+		if resp, body, err := c.read("POST"); err != nil || resp.StatusCode != 200 || body != "hello" {
+			t.Fatalf("%v %q %v", resp.Status, body, err)
+		}
+	})
 }
 
 // TestFastFallback: requests the fast path leaves to net/http on a listener it serves are
