@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -172,11 +173,65 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes = classes.Items, gws.Items, https.Items, grpcs.Items
 	in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.ReferenceGrants = tlss.Items, tcps.Items, udps.Items, grants.Items
 	in.Services, in.EndpointSlices, in.Secrets, in.Namespaces = svcs.Items, slices.Items, secrets.Items, nss.Items
+	if other := r.untypedSecrets(ctx, classes.Items, gws.Items, secrets.Items); len(other) > 0 {
+		in.Secrets = append(in.Secrets, other...) // the list's own slice, not the cache's
+	}
 	in.LoadBalancers = r.lbStates()
 	in.Registrable = r.registrable(ctx, in.EndpointSlices)
 
 	objs := indexObjects(in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes, in.TLSRoutes, in.TCPRoutes, in.UDPRoutes)
 	return in, objs, nil
+}
+
+// untypedSecrets finds the certificate Secrets our Gateways name that the cache does not hold
+// because they are not of type kubernetes.io/tls (it lists no other type), so that the
+// listener's condition says the type is wrong rather than that the Secret does not exist. It
+// reads each such Secret from the API server and keeps only its name and type. A Secret that
+// is not there (or cannot be read) is left out: the translation says it does not exist.
+func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.GatewayClass, gws []gwv1.Gateway, cached []corev1.Secret) []corev1.Secret {
+	ours := map[string]bool{}
+	for _, c := range classes {
+		if c.Spec.ControllerName == gateway.ControllerName {
+			ours[c.Name] = true
+		}
+	}
+	have := map[types.NamespacedName]bool{}
+	for _, s := range cached {
+		have[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}] = true
+	}
+	var out []corev1.Secret
+	for _, g := range gws {
+		if !ours[string(g.Spec.GatewayClassName)] {
+			continue
+		}
+		for _, l := range g.Spec.Listeners {
+			if l.TLS == nil {
+				continue
+			}
+			for _, ref := range l.TLS.CertificateRefs {
+				if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Secret") {
+					continue
+				}
+				key := types.NamespacedName{Namespace: g.Namespace, Name: string(ref.Name)}
+				if ref.Namespace != nil {
+					key.Namespace = string(*ref.Namespace)
+				}
+				if have[key] {
+					continue
+				}
+				have[key] = true
+				var sec corev1.Secret
+				if err := r.reader.Get(ctx, key, &sec); err != nil {
+					if !apierrors.IsNotFound(err) {
+						r.log.V(1).Info("reading a certificate Secret the cache does not hold", "secret", key.String(), "err", err.Error())
+					}
+					continue
+				}
+				out = append(out, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sec.Namespace, Name: sec.Name}, Type: sec.Type})
+			}
+		}
+	}
+	return out
 }
 
 // registrable finds the pods behind unready endpoints that carry our readiness gate with their

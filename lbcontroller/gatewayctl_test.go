@@ -285,12 +285,21 @@ func TestGatewayController(t *testing.T) {
 
 	// More bad input on a second Gateway: two listeners conflicting on one port (HTTP and TCP;
 	// the CRD itself refuses two of one protocol without hostnames), a malformed
-	// certificate Secret, and a route with an invalid regex in one of its two rules. Each gets
-	// its reason and an event; the valid listener and the valid rule are served.
+	// certificate Secret, a certificate in a Secret of the wrong type (which the controller's
+	// cache does not hold: it must still say what is wrong, not that the Secret is missing),
+	// and a route with an invalid regex in one of its two rules. Each gets its reason and an
+	// event; the valid listener and the valid rule are served.
 	if err := h.k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "garbage"},
 		Type:       corev1.SecretTypeTLS,
 		Data:       map[string][]byte{"tls.crt": []byte("not a certificate"), "tls.key": []byte("not a key")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "opaque"},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{"tls.crt": []byte("a certificate"), "tls.key": []byte("a key")},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -304,6 +313,9 @@ func TestGatewayController(t *testing.T) {
 				{Name: "ok", Port: 8081, Protocol: gwv1.HTTPProtocolType},
 				{Name: "tls", Port: 8443, Protocol: gwv1.HTTPSProtocolType, TLS: &gwv1.ListenerTLSConfig{
 					Mode: ptr(gwv1.TLSModeTerminate), CertificateRefs: []gwv1.SecretObjectReference{{Name: "garbage"}},
+				}},
+				{Name: "opaque", Port: 8444, Protocol: gwv1.HTTPSProtocolType, TLS: &gwv1.ListenerTLSConfig{
+					Mode: ptr(gwv1.TLSModeTerminate), CertificateRefs: []gwv1.SecretObjectReference{{Name: "opaque"}},
 				}},
 			},
 		},
@@ -345,6 +357,7 @@ func TestGatewayController(t *testing.T) {
 			{"a", string(gwv1.ListenerConditionConflicted), metav1.ConditionTrue, string(gwv1.ListenerReasonProtocolConflict)},
 			{"b", string(gwv1.ListenerConditionConflicted), metav1.ConditionTrue, string(gwv1.ListenerReasonProtocolConflict)},
 			{"tls", string(gwv1.ListenerConditionResolvedRefs), metav1.ConditionFalse, string(gwv1.ListenerReasonInvalidCertificateRef)},
+			{"opaque", string(gwv1.ListenerConditionResolvedRefs), metav1.ConditionFalse, string(gwv1.ListenerReasonInvalidCertificateRef)},
 			{"ok", string(gwv1.ListenerConditionProgrammed), metav1.ConditionTrue, string(gwv1.ListenerReasonProgrammed)},
 		}
 		for _, w := range want {
@@ -352,6 +365,9 @@ func TestGatewayController(t *testing.T) {
 			if c == nil || c.Status != w.status || c.Reason != w.reason {
 				return false, fmt.Sprintf("listener %s: %s is %+v, want %s/%s", w.listener, w.typ, c, w.status, w.reason)
 			}
+		}
+		if c := meta.FindStatusCondition(byName["opaque"], string(gwv1.ListenerConditionResolvedRefs)); !strings.Contains(c.Message, `type is "Opaque"`) {
+			return false, fmt.Sprintf("listener opaque: ResolvedRefs says %q, want the Secret's wrong type named", c.Message)
 		}
 		if attached["ok"] != 1 {
 			return false, fmt.Sprintf("listener ok has %d routes attached, want 1", attached["ok"])
@@ -364,7 +380,8 @@ func TestGatewayController(t *testing.T) {
 		}
 		gwEvents := strings.Join(h.gatewayEvents(t, ns, "bad"), "\n")
 		routeEvents := strings.Join(h.gatewayEvents(t, ns, "regex"), "\n")
-		for _, want := range []string{"ProtocolConflict: listener a", "InvalidCertificateRef: listener tls: Secret " + ns + "/garbage"} {
+		for _, want := range []string{"ProtocolConflict: listener a", "InvalidCertificateRef: listener opaque: Secret " + ns + `/opaque: type is "Opaque"`,
+			"; listener tls: Secret " + ns + "/garbage"} {
 			if !strings.Contains(gwEvents, want) {
 				return false, fmt.Sprintf("no event %q on the Gateway: %s", want, gwEvents)
 			}
