@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -38,13 +39,16 @@ func TestGatewayController(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "our GatewayClass is Accepted and SupportedVersion", func() (bool, string) {
+	eventually(t, "our GatewayClass is Accepted and SupportedVersion, and lists its supported features", func() (bool, string) {
 		var gc gwv1.GatewayClass
 		if err := h.k8s.Get(ctx, client.ObjectKey{Name: class}, &gc); err != nil {
 			return false, err.Error()
 		}
 		acc := meta.FindStatusCondition(gc.Status.Conditions, string(gwv1.GatewayClassConditionStatusAccepted))
 		ver := meta.FindStatusCondition(gc.Status.Conditions, string(gwv1.GatewayClassConditionStatusSupportedVersion))
+		if !equality.Semantic.DeepEqual(gc.Status.SupportedFeatures, gateway.SupportedFeatures()) {
+			return false, fmt.Sprintf("status.supportedFeatures %v, want %v", gc.Status.SupportedFeatures, gateway.SupportedFeatures())
+		}
 		return acc != nil && acc.Status == metav1.ConditionTrue && acc.ObservedGeneration == gc.Generation &&
 			ver != nil && ver.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", gc.Status.Conditions)
 	})

@@ -141,7 +141,7 @@ func (t *translation) classes(out *Output) map[string]bool {
 		}
 		out.GatewayClasses = append(out.GatewayClasses, GatewayClassStatus{
 			Name:   gc.Name,
-			Status: gwv1.GatewayClassStatus{Conditions: []metav1.Condition{acc, ver}},
+			Status: gwv1.GatewayClassStatus{Conditions: []metav1.Condition{acc, ver}, SupportedFeatures: SupportedFeatures()},
 		})
 	}
 	return accepted

@@ -71,3 +71,14 @@ func TestTranslateLeavesInputAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestSupportedFeaturesSorted: the API asks for status.supportedFeatures sorted by name, with
+// no name twice (it is a map list).
+func TestSupportedFeaturesSorted(t *testing.T) {
+	if !slices.IsSorted(supportedFeatures) || len(slices.Compact(slices.Clone(supportedFeatures))) != len(supportedFeatures) {
+		t.Fatalf("supportedFeatures is not sorted or repeats a name: %v", supportedFeatures)
+	}
+	if len(supportedFeatures) > 64 {
+		t.Fatalf("%d supported features; the GatewayClass CRD takes 64", len(supportedFeatures))
+	}
+}

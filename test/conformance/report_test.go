@@ -8,6 +8,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	confv1 "sigs.k8s.io/gateway-api/conformance/apis/v1"
+	"sigs.k8s.io/gateway-api/pkg/features"
+
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
 )
 
 // TestClaimsFile checks the committed claims: make conformance reads them.
@@ -18,6 +21,27 @@ func TestClaimsFile(t *testing.T) {
 	}
 	if got, want := c.SuiteProfiles(), "GATEWAY-HTTP,GATEWAY-GRPC,GATEWAY-TLS,GATEWAY-TCP,GATEWAY-UDP"; got != want {
 		t.Errorf("profiles %q, want %q", got, want)
+	}
+}
+
+// TestClaimsAreTheSupportedFeatures: what a GatewayClass of ours shows in
+// status.supportedFeatures (lbcontroller/gateway) is what make conformance runs the suite with,
+// and each name is one of the suite's features.
+func TestClaimsAreTheSupportedFeatures(t *testing.T) {
+	c, err := LoadClaims("../../conformance/claims.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status []string
+	known := features.SetsToNamesSet(features.AllFeatures)
+	for _, f := range gateway.SupportedFeatures() {
+		status = append(status, string(f.Name))
+		if !known.Has(features.FeatureName(f.Name)) {
+			t.Errorf("GatewayClass status names %q, which is not a feature of the suite", f.Name)
+		}
+	}
+	if diff := cmp.Diff(strings.Split(c.SupportedFeatures(), ","), status); diff != "" {
+		t.Errorf("the suite's -supported-features (conformance/claims.yaml; -) and the GatewayClass's status.supportedFeatures (lbcontroller/gateway; +) differ:\n%s", diff)
 	}
 }
 

@@ -1,0 +1,54 @@
+package gateway
+
+import gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+// supportedFeatures are the Gateway API features flatnet implements, by their names in
+// sigs.k8s.io/gateway-api/pkg/features, sorted as the API asks: the core features of the
+// profiles it serves (HTTP, GRPC, TLS, TCP, UDP) and the extended ones it claims. Each is
+// proven by the conformance suite: make conformance runs it with the same list
+// (conformance/claims.yaml; test/conformance's TestClaimsAreTheSupportedFeatures fails when the
+// two differ). TCPRoute and UDPRoute need the experimental CRDs installed.
+var supportedFeatures = []gwv1.FeatureName{
+	"GRPCRoute",
+	"GRPCRouteNamedRouteRule",
+	"Gateway",
+	"GatewayHTTPListenerIsolation",
+	"GatewayPort8080",
+	"HTTPRoute",
+	"HTTPRoute303RedirectStatusCode",
+	"HTTPRoute307RedirectStatusCode",
+	"HTTPRoute308RedirectStatusCode",
+	"HTTPRouteBackendProtocolH2C",
+	"HTTPRouteBackendProtocolWebSocket",
+	"HTTPRouteBackendRequestHeaderModification",
+	"HTTPRouteBackendTimeout",
+	"HTTPRouteDestinationPortMatching",
+	"HTTPRouteHostRewrite",
+	"HTTPRouteMethodMatching",
+	"HTTPRouteNamedRouteRule",
+	"HTTPRouteParentRefPort",
+	"HTTPRoutePathRedirect",
+	"HTTPRoutePathRewrite",
+	"HTTPRoutePortRedirect",
+	"HTTPRouteQueryParamMatching",
+	"HTTPRouteRequestMirror",
+	"HTTPRouteRequestMultipleMirrors",
+	"HTTPRouteRequestPercentageMirror",
+	"HTTPRouteRequestTimeout",
+	"HTTPRouteResponseHeaderModification",
+	"HTTPRouteSchemeRedirect",
+	"ReferenceGrant",
+	"TCPRoute",
+	"TLSRoute",
+	"UDPRoute",
+}
+
+// SupportedFeatures returns what a GatewayClass of ours shows in status.supportedFeatures: the
+// features flatnet implements, sorted by name.
+func SupportedFeatures() []gwv1.SupportedFeature {
+	out := make([]gwv1.SupportedFeature, len(supportedFeatures))
+	for i, f := range supportedFeatures {
+		out[i] = gwv1.SupportedFeature{Name: f}
+	}
+	return out
+}
