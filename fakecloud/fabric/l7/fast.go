@@ -609,28 +609,29 @@ func readStatusHead(bc *backendConn) (int, http.Header, error) {
 }
 
 // awaitContinue waits, after a request head that expects 100 Continue, for the target's
-// answer: true to send the body (a 100 Continue came, or nothing within
-// expectContinueTimeout), false when the target gave its final answer first (st holds it; the
-// body stays with the client). Other interim answers are skipped. An error is the target's, or
-// the rule's timeout.
+// answer: true to send the body (a 100 Continue came, or no 100 and no final answer within
+// expectContinueTimeout, interim answers such as 103 not counting), false when the target gave
+// its final answer first (st holds it; the body stays with the client). An error is the
+// target's, or the rule's timeout.
 func awaitContinue(bc *backendConn, st *roundState, deadline time.Time) (bool, error) {
 	wait := time.Now().Add(expectContinueTimeout)
 	if !deadline.IsZero() && deadline.Before(wait) {
 		wait = deadline
 	}
-	// Peek takes nothing from the connection: after a timeout the answer, if any comes, is
-	// read whole as the response head.
-	_ = bc.c.SetReadDeadline(wait)
-	bc.deadline = true
-	_, err := bc.br.Peek(1)
-	bc.setDeadline(deadline)
-	if err != nil {
-		if isTimeout(err) && (deadline.IsZero() || time.Now().Before(deadline)) {
-			return true, nil // no answer in time: the body goes anyway
-		}
-		return false, err
-	}
 	for {
+		// Peek takes nothing from the connection: after a timeout the answer, if any comes,
+		// is read whole as the response head. Once an answer has begun, its head is read
+		// under the rule's deadline only.
+		_ = bc.c.SetReadDeadline(wait)
+		bc.deadline = true
+		_, err := bc.br.Peek(1)
+		bc.setDeadline(deadline)
+		if err != nil {
+			if isTimeout(err) && (deadline.IsZero() || time.Now().Before(deadline)) {
+				return true, nil // no answer in time: the body goes anyway
+			}
+			return false, err
+		}
 		code, h, err := readStatusHead(bc)
 		switch {
 		case err != nil:
@@ -638,7 +639,7 @@ func awaitContinue(bc *backendConn, st *roundState, deadline time.Time) (bool, e
 		case code == http.StatusContinue:
 			return true, nil
 		case code < 200:
-			continue
+			continue // another interim answer: go on waiting, within the same time
 		}
 		st.code, st.header = code, h
 		return false, nil
