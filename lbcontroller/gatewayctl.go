@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -88,11 +89,27 @@ type gatewayReconciler struct {
 	lastGC    time.Time
 	bundle    string
 	bundleAt  time.Time
+	// secretLookups: what untypedSecrets last read of Secrets the cache does not hold.
+	secretLookups map[types.NamespacedName]secretLookup
 }
 
 // routeKinds says which route kinds the API server serves (installed CRDs).
 type routeKinds struct {
 	GRPC, TLS, TCP, UDP bool
+}
+
+// missing names the route kinds the API server does not serve.
+func (k routeKinds) missing() []string {
+	var out []string
+	for _, x := range []struct {
+		on   bool
+		kind string
+	}{{k.GRPC, gateway.KindGRPCRoute}, {k.TLS, gateway.KindTLSRoute}, {k.TCP, gateway.KindTCPRoute}, {k.UDP, gateway.KindUDPRoute}} {
+		if !x.on {
+			out = append(out, x.kind)
+		}
+	}
+	return out
 }
 
 // Reconcile is one pass over every Gateway of ours.
@@ -173,7 +190,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes = classes.Items, gws.Items, https.Items, grpcs.Items
 	in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.ReferenceGrants = tlss.Items, tcps.Items, udps.Items, grants.Items
 	in.Services, in.EndpointSlices, in.Secrets, in.Namespaces = svcs.Items, slices.Items, secrets.Items, nss.Items
-	if other := r.untypedSecrets(ctx, classes.Items, gws.Items, secrets.Items); len(other) > 0 {
+	if other := r.untypedSecrets(ctx, classes.Items, gws.Items, secrets.Items, grants.Items); len(other) > 0 {
 		in.Secrets = append(in.Secrets, other...) // the list's own slice, not the cache's
 	}
 	in.LoadBalancers = r.lbStates()
@@ -186,9 +203,14 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 // untypedSecrets finds the certificate Secrets our Gateways name that the cache does not hold
 // because they are not of type kubernetes.io/tls (it lists no other type), so that the
 // listener's condition says the type is wrong rather than that the Secret does not exist. It
-// reads each such Secret from the API server and keeps only its name and type. A Secret that
-// is not there (or cannot be read) is left out: the translation says it does not exist.
-func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.GatewayClass, gws []gwv1.Gateway, cached []corev1.Secret) []corev1.Secret {
+// reads each such Secret from the API server and keeps only its name and type; a Secret in
+// another namespace only when a ReferenceGrant lets the Gateway use it. A Secret that is not
+// there, cannot be read, or is of type kubernetes.io/tls after all (the cache has yet to see
+// it) is left out: the translation says it does not exist, until the cache catches up. What a
+// read found is kept for secretLookupTTL, so a Gateway naming a Secret that does not exist
+// costs one read per TTL, not one per pass.
+func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.GatewayClass, gws []gwv1.Gateway,
+	cached []corev1.Secret, grants []gwv1.ReferenceGrant) []corev1.Secret {
 	ours := map[string]bool{}
 	for _, c := range classes {
 		if c.Spec.ControllerName == gateway.ControllerName {
@@ -198,6 +220,12 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 	have := map[types.NamespacedName]bool{}
 	for _, s := range cached {
 		have[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}] = true
+	}
+	now := r.now()
+	for k, l := range r.secretLookups {
+		if now.Sub(l.at) > secretLookupTTL {
+			delete(r.secretLookups, k)
+		}
 	}
 	var out []corev1.Secret
 	for _, g := range gws {
@@ -216,22 +244,62 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 				if ref.Namespace != nil {
 					key.Namespace = string(*ref.Namespace)
 				}
-				if have[key] {
+				if have[key] || (key.Namespace != g.Namespace && !grantsSecret(grants, g.Namespace, key)) {
 					continue
 				}
 				have[key] = true
-				var sec corev1.Secret
-				if err := r.reader.Get(ctx, key, &sec); err != nil {
-					if !apierrors.IsNotFound(err) {
+				look, ok := r.secretLookups[key]
+				if !ok {
+					look = secretLookup{at: now}
+					var sec corev1.Secret
+					switch err := r.reader.Get(ctx, key, &sec); {
+					case err == nil:
+						look.typ = sec.Type
+					case !apierrors.IsNotFound(err):
 						r.log.V(1).Info("reading a certificate Secret the cache does not hold", "secret", key.String(), "err", err.Error())
+						continue // not remembered: the next pass reads it again
 					}
-					continue
+					if r.secretLookups == nil {
+						r.secretLookups = map[types.NamespacedName]secretLookup{}
+					}
+					r.secretLookups[key] = look
 				}
-				out = append(out, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sec.Namespace, Name: sec.Name}, Type: sec.Type})
+				if look.typ != "" && look.typ != corev1.SecretTypeTLS {
+					out = append(out, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: look.typ})
+				}
 			}
 		}
 	}
 	return out
+}
+
+// secretLookupTTL is how long untypedSecrets keeps what a read of a Secret found.
+const secretLookupTTL = 10 * time.Second
+
+// secretLookup is what a read of a Secret the cache does not hold found: its type, or none
+// when it does not exist.
+type secretLookup struct {
+	at  time.Time
+	typ corev1.SecretType
+}
+
+// grantsSecret reports whether a ReferenceGrant lets Gateways of namespace from use Secret s.
+func grantsSecret(grants []gwv1.ReferenceGrant, from string, s types.NamespacedName) bool {
+	for _, g := range grants {
+		if g.Namespace != s.Namespace {
+			continue
+		}
+		fromOK := slices.ContainsFunc(g.Spec.From, func(f gwv1.ReferenceGrantFrom) bool {
+			return f.Group == gwv1.GroupName && f.Kind == "Gateway" && string(f.Namespace) == from
+		})
+		toOK := slices.ContainsFunc(g.Spec.To, func(t gwv1.ReferenceGrantTo) bool {
+			return t.Group == "" && t.Kind == "Secret" && (t.Name == nil || string(*t.Name) == s.Name)
+		})
+		if fromOK && toOK {
+			return true
+		}
+	}
+	return false
 }
 
 // registrable finds the pods behind unready endpoints that carry our readiness gate with their

@@ -31,7 +31,7 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 		}
 		next := gc.DeepCopy()
 		next.Status.Conditions = mergeConditions(gc.Status.Conditions, cs.Status.Conditions)
-		next.Status.SupportedFeatures = cs.Status.SupportedFeatures
+		next.Status.SupportedFeatures = gateway.WithoutKinds(cs.Status.SupportedFeatures, r.kinds.missing()...)
 		if !equality.Semantic.DeepEqual(gc.Status, next.Status) {
 			errs = append(errs, r.update(ctx, next))
 		}

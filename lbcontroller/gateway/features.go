@@ -1,13 +1,19 @@
 package gateway
 
-import gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+import (
+	"slices"
+	"strings"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
 
 // supportedFeatures are the Gateway API features flatnet implements, by their names in
 // sigs.k8s.io/gateway-api/pkg/features, sorted as the API asks: the core features of the
 // profiles it serves (HTTP, GRPC, TLS, TCP, UDP) and the extended ones it claims. Each is
 // proven by the conformance suite: make conformance runs it with the same list
 // (conformance/claims.yaml; test/conformance's TestClaimsAreTheSupportedFeatures fails when the
-// two differ). TCPRoute and UDPRoute need the experimental CRDs installed.
+// two differ). The controller drops the features of route kinds whose CRDs are not installed
+// (WithoutKinds).
 var supportedFeatures = []gwv1.FeatureName{
 	"GRPCRoute",
 	"GRPCRouteNamedRouteRule",
@@ -51,4 +57,15 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		out[i] = gwv1.SupportedFeature{Name: f}
 	}
 	return out
+}
+
+// WithoutKinds drops from fs the features of the route kinds given (e.g. "TCPRoute"): a feature
+// belongs to the kind its name starts with.
+func WithoutKinds(fs []gwv1.SupportedFeature, kinds ...string) []gwv1.SupportedFeature {
+	if len(kinds) == 0 {
+		return fs
+	}
+	return slices.DeleteFunc(slices.Clone(fs), func(f gwv1.SupportedFeature) bool {
+		return slices.ContainsFunc(kinds, func(k string) bool { return strings.HasPrefix(string(f.Name), k) })
+	})
 }

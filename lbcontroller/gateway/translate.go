@@ -139,10 +139,13 @@ func (t *translation) classes(out *Output) map[string]bool {
 			ver = condition(string(gwv1.GatewayClassConditionStatusSupportedVersion), false, string(gwv1.GatewayClassReasonUnsupportedVersion),
 				fmt.Sprintf("the installed Gateway API CRDs are %s; flatnet supports v1.6.x", v), gc.Generation)
 		}
-		out.GatewayClasses = append(out.GatewayClasses, GatewayClassStatus{
-			Name:   gc.Name,
-			Status: gwv1.GatewayClassStatus{Conditions: []metav1.Condition{acc, ver}, SupportedFeatures: SupportedFeatures()},
-		})
+		st := gwv1.GatewayClassStatus{Conditions: []metav1.Condition{acc, ver}}
+		if ver.Status == metav1.ConditionTrue {
+			// Older CRDs may not take the field in this form (v1.0's was a list of strings):
+			// a status they refuse would lose the UnsupportedVersion condition with it.
+			st.SupportedFeatures = SupportedFeatures()
+		}
+		out.GatewayClasses = append(out.GatewayClasses, GatewayClassStatus{Name: gc.Name, Status: st})
 	}
 	return accepted
 }

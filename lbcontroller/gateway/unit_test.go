@@ -82,3 +82,31 @@ func TestSupportedFeaturesSorted(t *testing.T) {
 		t.Fatalf("%d supported features; the GatewayClass CRD takes 64", len(supportedFeatures))
 	}
 }
+
+// TestWithoutKinds: the features of a route kind whose CRD is missing are dropped, the rest
+// kept in order.
+func TestWithoutKinds(t *testing.T) {
+	names := func(fs []gwv1.SupportedFeature) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, string(f.Name))
+		}
+		return out
+	}
+	all := SupportedFeatures()
+	if got := WithoutKinds(all); len(got) != len(all) {
+		t.Fatalf("no kinds dropped %d of %d features", len(all)-len(got), len(all))
+	}
+	got := names(WithoutKinds(all, KindGRPCRoute, KindUDPRoute))
+	for _, gone := range []string{"GRPCRoute", "GRPCRouteNamedRouteRule", "UDPRoute"} {
+		if slices.Contains(got, gone) {
+			t.Errorf("%s kept without its CRD: %v", gone, got)
+		}
+	}
+	if len(got) != len(all)-3 || !slices.Contains(got, "TCPRoute") || !slices.IsSorted(got) {
+		t.Errorf("WithoutKinds(GRPCRoute, UDPRoute) = %v", got)
+	}
+	if n := names(all); !slices.Contains(n, "GRPCRoute") {
+		t.Errorf("WithoutKinds changed its input: %v", n)
+	}
+}
