@@ -483,13 +483,13 @@ func (fc *fastConn) roundTrip(pool *backendPool, hostport string, fr *fastReques
 		bc.setDeadline(deadline)
 		sentBody, err := fc.send(bc, fr, out, &st, deadline)
 		if err == nil && st.code == 0 {
-			err = readResponseHead(bc, &st)
+			err = readResponseHead(bc, &st, fc.interimTo(fr))
 		}
 		if err == nil {
 			return bc, st, nil
 		}
 		_ = bc.c.Close()
-		if reused && !sentBody && attempt == 0 && !isTimeout(err) {
+		if reused && !sentBody && attempt == 0 && !isTimeout(err) && !errors.As(err, new(errClientGone)) {
 			continue
 		}
 		return nil, st, err
@@ -530,14 +530,14 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 		if err := w.Flush(); err != nil {
 			return false, err
 		}
-		proceed, err := awaitContinue(bc, st, deadline)
+		proceed, err := awaitContinue(bc, st, deadline, fc.interimTo(fr))
 		if err != nil || !proceed {
 			st.noReuse = err == nil
 			return false, err
 		}
 		_, _ = fc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 		if err := fc.bw.Flush(); err != nil {
-			return true, err // the client is gone: not worth a retry
+			return true, errClientGone{err} // not worth a retry
 		}
 	}
 	var err error
@@ -560,14 +560,20 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 // keptHeadBuffer bounds the response-head buffer an idle target connection keeps.
 const keptHeadBuffer = 4 << 10
 
-// readResponseHead reads the target's response head, skipping interim (1xx) responses.
-func readResponseHead(bc *backendConn, st *roundState) error {
+// readResponseHead reads the target's response head. Interim (1xx) answers before it go to
+// the client of interim (nil: dropped).
+func readResponseHead(bc *backendConn, st *roundState, interim *fastConn) error {
 	for {
 		code, h, err := readStatusHead(bc)
 		if err != nil {
 			return err
 		}
 		if code < 200 {
+			if interim != nil {
+				if err := interim.writeInterim(code, h); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		st.code, st.header = code, h
@@ -613,7 +619,7 @@ func readStatusHead(bc *backendConn) (int, http.Header, error) {
 // expectContinueTimeout, interim answers such as 103 not counting), false when the target gave
 // its final answer first (st holds it; the body stays with the client). An error is the
 // target's, or the rule's timeout.
-func awaitContinue(bc *backendConn, st *roundState, deadline time.Time) (bool, error) {
+func awaitContinue(bc *backendConn, st *roundState, deadline time.Time, interim *fastConn) (bool, error) {
 	wait := time.Now().Add(expectContinueTimeout)
 	if !deadline.IsZero() && deadline.Before(wait) {
 		wait = deadline
@@ -639,12 +645,52 @@ func awaitContinue(bc *backendConn, st *roundState, deadline time.Time) (bool, e
 		case code == http.StatusContinue:
 			return true, nil
 		case code < 200:
-			continue // another interim answer: go on waiting, within the same time
+			// Another interim answer (103): passed on, and the wait goes on within the same
+			// time.
+			if interim != nil {
+				if err := interim.writeInterim(code, h); err != nil {
+					return false, err
+				}
+			}
+			continue
 		}
 		st.code, st.header = code, h
 		return false, nil
 	}
 }
+
+// interimTo is the connection the target's interim (1xx) answers to fr are passed on to, as a
+// proxy must (RFC 9110 15.2); nil for an HTTP/1.0 client, which gets none.
+func (fc *fastConn) interimTo(fr *fastRequest) *fastConn {
+	if fr.req.ProtoMinor == 0 {
+		return nil
+	}
+	return fc
+}
+
+// writeInterim passes an interim answer on to the client, flushed at once, its hop-by-hop
+// fields dropped.
+func (fc *fastConn) writeInterim(code int, h http.Header) error {
+	stripHop(h)
+	w := fc.bw
+	_, _ = w.WriteString("HTTP/1.1 ")
+	_, _ = w.WriteString(strconv.Itoa(code))
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(http.StatusText(code))
+	_, _ = w.WriteString("\r\n")
+	writeHeader(w, h)
+	_, _ = w.WriteString("\r\n")
+	if err := w.Flush(); err != nil {
+		return errClientGone{err}
+	}
+	return nil
+}
+
+// errClientGone is a write to the client that failed while the target was being answered.
+type errClientGone struct{ err error }
+
+func (e errClientGone) Error() string { return "writing to the client: " + e.err.Error() }
+func (e errClientGone) Unwrap() error { return e.err }
 
 // bodyAllowed reports whether a response to method with code has a body.
 func bodyAllowed(method string, code int) bool {

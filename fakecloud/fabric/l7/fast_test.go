@@ -403,8 +403,8 @@ func TestFastExpectContinue(t *testing.T) {
 	// A target of its own making: it never sends a 100 Continue. /reject gets a 401 on a
 	// connection kept open, after which the body the client may still send is read and dropped,
 	// as a server may do (so a proxy that sent the next request on that connection would
-	// have it eaten); /early gets a 103 and then nothing until its body comes; anything else
-	// gets its body back once it came.
+	// have it eaten); /early gets a 103 and then nothing until its body comes (or at once
+	// when it has none); anything else gets its body back once it came.
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -459,11 +459,37 @@ func TestFastExpectContinue(t *testing.T) {
 		}
 	})
 
+	// early reads the 103 the target sends to /early, passed on.
+	early := func(c *rawConn) {
+		t.Helper()
+		for _, want := range []string{"HTTP/1.1 103 Early Hints\r\n", "Link: </a.css>; rel=preload\r\n", "\r\n"} {
+			if line, err := c.br.ReadString('\n'); err != nil || line != want {
+				t.Fatalf("the client got %q (%v), want %q of the target's 103", line, err, want)
+			}
+		}
+	}
+	t.Run("interim answers are passed on", func(t *testing.T) {
+		c := dialRaw(t, re, 80)
+		c.send("GET /early HTTP/1.1\r\nHost: x\r\n\r\n")
+		early(c)
+		if resp, _, err := c.read("GET"); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("after the 103: %v %v", resp.Status, err)
+		}
+		c = dialRaw(t, re, 80)
+		c.send("GET /early HTTP/1.0\r\n\r\n")
+		if line, err := c.br.ReadString('\n'); err != nil || line != "HTTP/1.1 200 OK\r\n" {
+			t.Fatalf("an HTTP/1.0 client got %q (%v) first, want the final answer", line, err)
+		}
+	})
+
 	for _, path := range []string{"/up", "/early"} {
 		t.Run("a target that sends no 100, "+path, func(t *testing.T) {
 			c := dialRaw(t, re, 80)
 			start := time.Now()
 			c.send("POST " + path + " HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+			if path == "/early" {
+				early(c)
+			}
 			continued(c)
 			if waited := time.Since(start); waited < expectContinueTimeout {
 				t.Fatalf("100 Continue after %s, before the target had %s to answer", waited, expectContinueTimeout)
