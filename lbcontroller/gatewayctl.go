@@ -285,21 +285,9 @@ type secretLookup struct {
 
 // grantsSecret reports whether a ReferenceGrant lets Gateways of namespace from use Secret s.
 func grantsSecret(grants []gwv1.ReferenceGrant, from string, s types.NamespacedName) bool {
-	for _, g := range grants {
-		if g.Namespace != s.Namespace {
-			continue
-		}
-		fromOK := slices.ContainsFunc(g.Spec.From, func(f gwv1.ReferenceGrantFrom) bool {
-			return f.Group == gwv1.GroupName && f.Kind == "Gateway" && string(f.Namespace) == from
-		})
-		toOK := slices.ContainsFunc(g.Spec.To, func(t gwv1.ReferenceGrantTo) bool {
-			return t.Group == "" && t.Kind == "Secret" && (t.Name == nil || string(*t.Name) == s.Name)
-		})
-		if fromOK && toOK {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(grants, func(g gwv1.ReferenceGrant) bool {
+		return g.Namespace == s.Namespace && gateway.GrantAllows(&g, gateway.Group, gateway.KindGateway, from, "", gateway.KindSecret, s.Name)
+	})
 }
 
 // registrable finds the pods behind unready endpoints that carry our readiness gate with their

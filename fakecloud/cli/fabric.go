@@ -105,7 +105,7 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 	default:
 		return nil, fmt.Errorf("--fabric %q: use none or netns", o.mode)
 	}
-	if o.lbBusyPoll < 0 || fabric.CheckLBBusyPoll(o.lbBusyPoll) != nil {
+	if fabric.CheckLBBusyPoll(o.lbBusyPoll) != nil { // negative values too
 		return nil, fmt.Errorf("--fabric-lb-busy-poll %v: want 0 (never) or from 1µs to %v", o.lbBusyPoll, fabric.MaxLBBusyPoll)
 	}
 	lbBusyPoll := o.lbBusyPoll

@@ -363,18 +363,21 @@ func key2(o metav1.Object) string { return key(o.GetNamespace(), o.GetName()) }
 
 // granted: a ReferenceGrant in toNS lets fromKind objects of fromNS refer to toKind toName.
 func (t *translation) granted(fromGroup, fromKind, fromNS, toGroup, toKind, toNS, toName string) bool {
-	for _, g := range t.grants[toNS] {
-		from := slices.ContainsFunc(g.Spec.From, func(f gwv1.ReferenceGrantFrom) bool {
-			return string(f.Group) == fromGroup && string(f.Kind) == fromKind && string(f.Namespace) == fromNS
-		})
-		to := slices.ContainsFunc(g.Spec.To, func(to gwv1.ReferenceGrantTo) bool {
-			return string(to.Group) == toGroup && string(to.Kind) == toKind && (to.Name == nil || string(*to.Name) == toName)
-		})
-		if from && to {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(t.grants[toNS], func(g *gwv1.ReferenceGrant) bool {
+		return GrantAllows(g, fromGroup, fromKind, fromNS, toGroup, toKind, toName)
+	})
+}
+
+// GrantAllows reports whether ReferenceGrant g lets fromKind objects of fromNS refer to toKind
+// toName in g's namespace.
+func GrantAllows(g *gwv1.ReferenceGrant, fromGroup, fromKind, fromNS, toGroup, toKind, toName string) bool {
+	from := slices.ContainsFunc(g.Spec.From, func(f gwv1.ReferenceGrantFrom) bool {
+		return string(f.Group) == fromGroup && string(f.Kind) == fromKind && string(f.Namespace) == fromNS
+	})
+	to := slices.ContainsFunc(g.Spec.To, func(to gwv1.ReferenceGrantTo) bool {
+		return string(to.Group) == toGroup && string(to.Kind) == toKind && (to.Name == nil || string(*to.Name) == toName)
+	})
+	return from && to
 }
 
 // gatewayStatus is the Gateway's status from its listeners, attachments and the cloud's state.

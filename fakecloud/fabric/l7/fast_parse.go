@@ -225,7 +225,7 @@ func parseRequest(head []byte, remote string) (*fastRequest, error) {
 	}
 	expect := false
 	if ex, ok := h["Expect"]; ok {
-		// 100-continue is relayed (fast.go, awaitContinue); any other expectation, or one from
+		// 100-continue is relayed (fast_target.go, awaitContinue); any other expectation, or one from
 		// an HTTP/1.0 client, is net/http's to answer (417).
 		if minor == 0 || len(ex) != 1 || !strings.EqualFold(ex[0], "100-continue") {
 			return nil, errFallback
@@ -418,6 +418,15 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// writeStatusLine writes an HTTP/1.1 status line.
+func writeStatusLine(w *bufio.Writer, code int) {
+	_, _ = w.WriteString("HTTP/1.1 ")
+	_, _ = w.WriteString(strconv.Itoa(code))
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(http.StatusText(code))
+	_, _ = w.WriteString("\r\n")
 }
 
 // writeHeader writes a header block's fields.

@@ -186,6 +186,30 @@ func (r *rawConn) closed() bool {
 	return err != nil
 }
 
+// rawTarget is a target that serves each connection with serve (given a reader of it), which
+// writes its answers itself; the connection is closed when serve returns.
+func rawTarget(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
 func fastEngine(t *testing.T, backend netip.AddrPort, edit HeaderEdit) *Engine {
 	e := newEngine(t, Options{})
 	act := forwardTo("tg")
@@ -317,31 +341,16 @@ func TestFastRelay(t *testing.T) {
 // TestFastTargetFailures: a target that closes before answering gives a 502; one that closes
 // in the middle of a body cuts the client's response (the connection ends).
 func TestFastTargetFailures(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				if req.URL.Path == "/short" {
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
-				}
-			}()
+	target := rawTarget(t, func(c net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	e := fastEngine(t, netip.MustParseAddrPort(ln.Addr().String()), HeaderEdit{})
+		if req.URL.Path == "/short" {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+		}
+	})
+	e := fastEngine(t, target, HeaderEdit{})
 	c := dialRaw(t, e, 80)
 	c.send("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp, _, _ := c.read("GET"); resp.StatusCode != http.StatusBadGateway {
@@ -405,40 +414,24 @@ func TestFastExpectContinue(t *testing.T) {
 	// as a server may do (so a proxy that sent the next request on that connection would
 	// have it eaten); /early gets a 103 and then nothing until its body comes (or at once
 	// when it has none); anything else gets its body back once it came.
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = raw.Close() })
-	go func() {
+	re := fastEngine(t, rawTarget(t, func(c net.Conn, br *bufio.Reader) {
 		for {
-			c, err := raw.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					switch req.URL.Path {
-					case "/reject":
-						_, _ = io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
-						_, _ = io.Copy(io.Discard, req.Body)
-						continue
-					case "/early":
-						_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
-					}
-					body, _ := io.ReadAll(req.Body)
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+string(body))
-				}
-			}()
+			switch req.URL.Path {
+			case "/reject":
+				_, _ = io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+				_, _ = io.Copy(io.Discard, req.Body)
+				continue
+			case "/early":
+				_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+			}
+			body, _ := io.ReadAll(req.Body)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+string(body))
 		}
-	}()
-	re := fastEngine(t, netip.MustParseAddrPort(raw.Addr().String()), HeaderEdit{})
+	}), HeaderEdit{})
 
 	t.Run("the target answers first", func(t *testing.T) {
 		c := dialRaw(t, re, 80)
