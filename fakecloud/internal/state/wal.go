@@ -55,6 +55,9 @@ type stateLog struct {
 	syncedSeq uint64
 	syncing   bool
 	err       error // sticky: once a write fails, nothing more is acknowledged
+	// size is the log's length as of the last flush or reset: what needsCompaction reads, since
+	// the log itself changes while a flush writes with mu released.
+	size int64
 }
 
 func encodeWALEntry(seq uint64, changes memdb.Changes) ([]byte, error) {
@@ -111,7 +114,7 @@ func openWAL(snapPath string, db *memdb.MemDB) (*stateLog, uint64, error) {
 		f.Close()
 		return nil, 0, fmt.Errorf("state log %s: %w", w.path, err)
 	}
-	w.log, w.syncedSeq, w.bufSeq = l, last, last
+	w.log, w.syncedSeq, w.bufSeq, w.size = l, last, last, l.Size()
 	return w, last, nil
 }
 
@@ -260,6 +263,7 @@ func (w *stateLog) flushLocked() {
 	}
 	w.mu.Lock()
 	w.syncing = false
+	w.size = w.log.Size() // the flusher's own write is over; no other runs while syncing
 	if err != nil {
 		w.err = fmt.Errorf("write state log: %w", err)
 	} else {
@@ -290,7 +294,9 @@ func (w *stateLog) compact(txn *memdb.Txn, seq uint64) error {
 	if err := writeSnapshot(w.snapPath, txn, seq); err != nil {
 		return err
 	}
-	if err := w.log.Reset(); err != nil {
+	err := w.log.Reset()
+	w.size = w.log.Size()
+	if err != nil {
 		// The snapshot holds everything, but the log is in an unknown state: stop writing.
 		w.err = fmt.Errorf("empty the state log after a snapshot: %w", err)
 		return w.err
@@ -347,5 +353,5 @@ func (w *stateLog) failed() error {
 func (w *stateLog) needsCompaction() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.log.Size() > compactBytes
+	return w.size > compactBytes
 }
