@@ -81,3 +81,66 @@ func (s *certSet) pick(serverName string) *tls.Certificate {
 	}
 	return s.fallback
 }
+
+// scopeSet finds the hostname scope a name falls in (see Listener.HostnameScopes).
+type scopeSet struct {
+	exact    map[string]int
+	wildcard []hostPattern // longest suffix first
+	index    []int         // wildcard[i]'s scope
+}
+
+func (c *checker) scopes(f string, names []string) *scopeSet {
+	if len(names) == 0 {
+		return nil
+	}
+	s := &scopeSet{exact: map[string]int{}}
+	seen := map[hostPattern]bool{}
+	for i, n := range names {
+		if err := checkHostPattern(n); err != nil {
+			c.bad(fmt.Sprintf("%s[%d]", f, i), "%v", err)
+			continue
+		}
+		p := parseHostPattern(n)
+		if seen[p] {
+			c.bad(fmt.Sprintf("%s[%d]", f, i), "%q is listed twice", n)
+			continue
+		}
+		seen[p] = true
+		if p.wildcard {
+			s.wildcard = append(s.wildcard, p)
+			s.index = append(s.index, i)
+		} else {
+			s.exact[p.name] = i
+		}
+	}
+	// Longest suffix first (insertion sort: few scopes, and wildcard and index move together).
+	for i := 1; i < len(s.wildcard); i++ {
+		for j := i; j > 0 && len(s.wildcard[j].name) > len(s.wildcard[j-1].name); j-- {
+			s.wildcard[j], s.wildcard[j-1] = s.wildcard[j-1], s.wildcard[j]
+			s.index[j], s.index[j-1] = s.index[j-1], s.index[j]
+		}
+	}
+	return s
+}
+
+// of is the scope host (lowercase, no port) falls in: its index in HostnameScopes, or -1.
+func (s *scopeSet) of(host string) int {
+	if i, ok := s.exact[host]; ok {
+		return i
+	}
+	for i, w := range s.wildcard {
+		if w.matches(host) {
+			return s.index[i]
+		}
+	}
+	return -1
+}
+
+// misdirected reports whether a request for host came on a TLS connection opened for a name
+// of another scope.
+func (s *scopeSet) misdirected(state *tls.ConnectionState, host string) bool {
+	if s == nil || state == nil || state.ServerName == "" {
+		return false
+	}
+	return s.of(requestHost(state.ServerName)) != s.of(host)
+}

@@ -42,6 +42,7 @@ type listener struct {
 	port     int
 	proto    Protocol
 	certs    *certSet
+	scopes   *scopeSet // nil: requests are not checked for misdirection
 	rules    []*rule
 	index    ruleIndex
 	scheme   string // "http" or "https"
@@ -169,6 +170,7 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 	case ProtocolHTTPS:
 		cl.scheme = "https"
 		cl.certs = c.certificates(f+".certificates", l.Certificates)
+		cl.scopes = c.scopes(f+".hostnameScopes", l.HostnameScopes)
 	case ProtocolTLS, ProtocolTCP, ProtocolUDP:
 		if len(l.Certificates) > 0 {
 			c.bad(f+".certificates", "a %s listener passes connections through and takes no certificates; use HTTPS to terminate TLS", l.Protocol)
@@ -178,6 +180,9 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 		}
 	default:
 		c.bad(f+".protocol", "%q is not a listener protocol (HTTP, HTTPS, TLS, TCP or UDP)", l.Protocol)
+	}
+	if len(l.HostnameScopes) > 0 && l.Protocol != ProtocolHTTPS {
+		c.bad(f+".hostnameScopes", "only an HTTPS listener has hostname scopes (the SNI name they compare a request's Host with); this one is %s", l.Protocol)
 	}
 	passthrough := l.Protocol == ProtocolTLS || l.Protocol == ProtocolTCP || l.Protocol == ProtocolUDP
 	for i, r := range l.Rules {

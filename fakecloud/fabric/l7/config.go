@@ -42,6 +42,14 @@ type Listener struct {
 	Port         int
 	Protocol     Protocol
 	Certificates []Certificate // HTTPS only; chosen by SNI
+	// HostnameScopes (HTTPS only) are hostnames, exact or "*.suffix", each an authority of its
+	// own on the port, as Gateway API listeners sharing a port are. A name falls in the most
+	// specific scope that matches it (its exact name, else the longest suffix), or in none. A
+	// request whose Host falls in another scope than its connection's SNI name is answered 421
+	// Misdirected Request (RFC 9110 section 15.5.20), which tells a client that reused a
+	// connection for another name (HTTP/2 connection coalescing) to open one of its own.
+	// Connections without an SNI name are not checked. Empty: no check.
+	HostnameScopes []string
 	// Rules are evaluated in this order and the first whose conditions all hold serves the
 	// request; a request no rule matches gets 404.
 	Rules []Rule

@@ -49,6 +49,10 @@ func (e *Engine) handle(w http.ResponseWriter, r *http.Request, l *listener) {
 	)
 	defer func() { e.observe(r, l, ru, f, rec, time.Since(start)) }()
 	host, path := requestHost(r.Host), r.URL.EscapedPath()
+	if l.scopes.misdirected(r.TLS, host) {
+		http.Error(rec, "misdirected request: the Host is not served on a connection opened for this server name; open a connection for it", http.StatusMisdirectedRequest)
+		return
+	}
 	ru = l.match(r, host, path)
 	switch {
 	case ru == nil:
