@@ -294,6 +294,8 @@ type ModifyListenerRequest struct {
 	DefaultActions []Action              `json:"DefaultActions,omitempty"`
 	SSLPolicy      string                `json:"SslPolicy,omitempty"`
 	Certificates   []ListenerCertificate `json:"Certificates,omitempty"`
+	// HostnameScopes replaces the listener's (see Listener) when present; [] removes them.
+	HostnameScopes *[]string `json:"HostnameScopes,omitempty"`
 }
 type ModifyListenerResponse struct {
 	Listener Listener `json:"Listener"`

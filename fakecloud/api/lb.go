@@ -213,6 +213,14 @@ type Listener struct {
 	// SslPolicy and Certificates (the default one first) are an HTTPS listener's.
 	SSLPolicy    string                `json:"SslPolicy,omitempty"`
 	Certificates []ListenerCertificate `json:"Certificates,omitempty"`
+	// HostnameScopes (HTTPS only; fakecloud's own, ELBv2 has none) are hostnames, exact or
+	// "*.suffix", each an authority of its own on the listener, as Gateway API listeners that
+	// share a port are. A name falls in the most specific scope that matches it (the exact
+	// name, else the longest suffix), or in none. A request whose Host falls in another scope
+	// than its TLS connection's SNI name is answered 421 Misdirected Request, which makes an
+	// HTTP/2 client that reused a connection for another name open one of its own. At most
+	// 100, each once.
+	HostnameScopes []string `json:"HostnameScopes,omitempty"`
 }
 
 // Target is one (IP, port) of a target group. Port 0 in a request means the group's port.
@@ -398,7 +406,9 @@ type CreateListenerRequest struct {
 	// for HTTPS listeners only.
 	SSLPolicy    string                `json:"SslPolicy,omitempty"`
 	Certificates []ListenerCertificate `json:"Certificates,omitempty"`
-	ClientToken  string                `json:"ClientToken,omitempty"`
+	// HostnameScopes: see Listener.
+	HostnameScopes []string `json:"HostnameScopes,omitempty"`
+	ClientToken    string   `json:"ClientToken,omitempty"`
 }
 type CreateListenerResponse struct {
 	Listener Listener `json:"Listener"`

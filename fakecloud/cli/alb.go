@@ -215,10 +215,15 @@ func newRuleCmd(g *globals) *cobra.Command {
 func listenerModifyCmd(g *globals) *cobra.Command {
 	var protocol, tg, actions, cert, policy string
 	var port int
+	var scopes []string
+	var self *cobra.Command
 	c := &cobra.Command{
-		Use: "modify LISTENER", Short: "Change a listener's port, protocol, default action, SSL policy or default certificate", Args: cobra.ExactArgs(1),
+		Use: "modify LISTENER", Short: "Change a listener's port, protocol, default action, SSL policy, default certificate or hostname scopes", Args: cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			req := &api.ModifyListenerRequest{ListenerID: args[0], Protocol: protocol, Port: port, SSLPolicy: policy}
+			if self.Flags().Changed("hostname-scopes") {
+				req.HostnameScopes = &scopes
+			}
 			var err error
 			if req.DefaultActions, req.Certificates, err = listenerFlags(tg, actions, cert); err != nil {
 				return err
@@ -230,6 +235,7 @@ func listenerModifyCmd(g *globals) *cobra.Command {
 			return g.emit(r, listenerTable([]api.Listener{r.Listener}))
 		}),
 	}
+	self = c
 	f := c.Flags()
 	f.StringVar(&protocol, "protocol", "", "new protocol")
 	f.IntVar(&port, "port", 0, "new port")
@@ -237,6 +243,7 @@ func listenerModifyCmd(g *globals) *cobra.Command {
 	f.StringVar(&actions, "default-actions", "", "default actions as JSON (inline or @FILE)")
 	f.StringVar(&cert, "certificate", "", "new default certificate (HTTPS)")
 	f.StringVar(&policy, "ssl-policy", "", "SSL policy (HTTPS)")
+	f.StringSliceVar(&scopes, "hostname-scopes", nil, `the listener's hostname scopes, replacing its own (HTTPS; "" removes them; see listener create --hostname-scope)`)
 	c.MarkFlagsMutuallyExclusive("target-group", "default-actions")
 	return c
 }

@@ -83,11 +83,18 @@ func TestApplicationLoadBalancerCommands(t *testing.T) {
 	cert := mustJSON[api.ImportCertificateResponse](t, env, "cert", "import", "--cert", certFile, "--key", keyFile).Certificate
 	sni := mustJSON[api.ImportCertificateResponse](t, env, "cert", "import", "--cert", certFile, "--key", keyFile).Certificate
 	https := mustJSON[api.CreateListenerResponse](t, env, "lb", "listener", "create", lb.LoadBalancerID, "--protocol", "HTTPS", "--port", "443",
-		"--target-group", web.TargetGroupID, "--certificate", cert.CertificateID).Listener
+		"--target-group", web.TargetGroupID, "--certificate", cert.CertificateID, "--hostname-scope", "a.example.com,*.example.org").Listener
+	if len(https.HostnameScopes) != 2 {
+		t.Errorf("listener create --hostname-scope: scopes %q", https.HostnameScopes)
+	}
 	mustJSON[api.AddListenerCertificatesResponse](t, env, "lb", "listener", "certificates", "add", https.ListenerID, sni.CertificateID)
 	m := mustJSON[api.ModifyListenerResponse](t, env, "lb", "listener", "modify", https.ListenerID, "--ssl-policy", api.SSLPolicyTLS13Only).Listener
-	if m.SSLPolicy != api.SSLPolicyTLS13Only || len(m.Certificates) != 2 {
+	if m.SSLPolicy != api.SSLPolicyTLS13Only || len(m.Certificates) != 2 || len(m.HostnameScopes) != 2 {
 		t.Errorf("listener modify: %+v", m)
+	}
+	m = mustJSON[api.ModifyListenerResponse](t, env, "lb", "listener", "modify", https.ListenerID, "--hostname-scopes", "").Listener
+	if len(m.HostnameScopes) != 0 {
+		t.Errorf("listener modify --hostname-scopes '': scopes %q kept", m.HostnameScopes)
 	}
 	out, err = run(t, env, "cert", "list")
 	if err != nil || !strings.Contains(out, https.ListenerID) || strings.Contains(out, "PRIVATE") {

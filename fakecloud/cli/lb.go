@@ -98,10 +98,11 @@ func newListenerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "listener", Short: "Manage the listeners of a load balancer"}
 	var protocol, tg, actions, cert, policy string
 	var port int
+	var scopes []string
 	create := &cobra.Command{
 		Use: "create LB --port N --target-group TG", Short: "Open a port forwarding to a target group (or taking --default-actions)", Args: cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
-			req := &api.CreateListenerRequest{LoadBalancerID: args[0], Protocol: protocol, Port: port, SSLPolicy: policy}
+			req := &api.CreateListenerRequest{LoadBalancerID: args[0], Protocol: protocol, Port: port, SSLPolicy: policy, HostnameScopes: scopes}
 			var err error
 			if req.DefaultActions, req.Certificates, err = listenerFlags(tg, actions, cert); err != nil {
 				return err
@@ -119,6 +120,7 @@ func newListenerCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&actions, "default-actions", "", "default actions as JSON (inline or @FILE; application load balancers)")
 	create.Flags().StringVar(&cert, "certificate", "", "default certificate ID (HTTPS)")
 	create.Flags().StringVar(&policy, "ssl-policy", "", "SSL policy (HTTPS; default "+api.SSLPolicyDefault+")")
+	create.Flags().StringSliceVar(&scopes, "hostname-scope", nil, "hostname (exact or *.suffix) served as an authority of its own: a request whose Host falls in another scope than its connection's SNI name gets 421 (HTTPS; repeat or comma-separate)")
 	_ = create.MarkFlagRequired("port")
 	create.MarkFlagsOneRequired("target-group", "default-actions")
 	create.MarkFlagsMutuallyExclusive("target-group", "default-actions")

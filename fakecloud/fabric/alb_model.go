@@ -63,7 +63,8 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource) (l7.Config,
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
 	})
 	for _, al := range listeners {
-		l := l7.Listener{Port: al.Port, Protocol: l7.Protocol(al.Protocol), Rules: make([]l7.Rule, 0, len(ix.rules[al.ListenerID])+1)}
+		l := l7.Listener{Port: al.Port, Protocol: l7.Protocol(al.Protocol), HostnameScopes: al.HostnameScopes,
+			Rules: make([]l7.Rule, 0, len(ix.rules[al.ListenerID])+1)}
 		for i, c := range al.Certificates {
 			if certs == nil {
 				return cfg, fmt.Errorf("listener %s: HTTPS needs certificates, and the fabric has no certificate source", al.ListenerID)

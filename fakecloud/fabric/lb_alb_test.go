@@ -3,6 +3,7 @@ package fabric
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,25 @@ func TestALBConfig(t *testing.T) {
 	if _, err := albConfig("lb-1", indexALBs(snap), nil); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("https without certificates: %v, want an error about the certificate", err)
 	}
+	// With one, the listener's certificates and hostname scopes are the engine's.
+	snap.Listeners[0].HostnameScopes = []string{"a.example.com", "*.example.org"}
+	cfg, err = albConfig("lb-1", indexALBs(snap), pemSource{"cert-1": {CertificatePem: "C", PrivateKeyPem: "K"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.Listeners[0]
+	if !slices.Equal(l.HostnameScopes, []string{"a.example.com", "*.example.org"}) ||
+		len(l.Certificates) != 1 || string(l.Certificates[0].CertPEM) != "C" || !l.Certificates[0].Default {
+		t.Errorf("https listener: scopes %q, certificates %+v", l.HostnameScopes, l.Certificates)
+	}
+}
+
+// pemSource is a CertificateSource from a map.
+type pemSource map[string]api.CertificateKeyPair
+
+func (s pemSource) CertificateKeyPair(id string) (api.CertificateKeyPair, bool) {
+	kp, ok := s[id]
+	return kp, ok
 }
 
 // TestL7Check: a group's check as the L7 checker runs it (gRPC groups with the gRPC health

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
@@ -16,6 +17,7 @@ type listenerSpec struct {
 	SSLPolicy      string
 	// CertificateIDs are the default first, then the others.
 	CertificateIDs []string
+	HostnameScopes []string
 }
 
 // albListenerKey is the unique port key of an application listener: ports are per transport,
@@ -64,8 +66,11 @@ func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listener
 	}
 	r.Protocol, r.Port, r.PortKey = spec.Protocol, spec.Port, albListenerKey(lb.ID, spec.Protocol, spec.Port)
 	r.Actions, r.TargetGroupIDs, r.TargetGroupID = acts, tgs, ""
-	r.SSLPolicy, r.CertificateIDs = "", nil
+	r.SSLPolicy, r.CertificateIDs, r.HostnameScopes = "", nil, nil
 	if spec.Protocol != api.ProtocolHTTPS {
+		if len(spec.HostnameScopes) > 0 {
+			return invalid("HostnameScopes apply to HTTPS listeners only (a request's Host is compared with its connection's SNI name); Protocol is %s", spec.Protocol)
+		}
 		if spec.SSLPolicy != "" || len(spec.CertificateIDs) > 0 {
 			if spec.Protocol == api.ProtocolTLS {
 				return invalid("SslPolicy and Certificates apply to HTTPS listeners only; a TLS listener passes TLS through to its targets, which terminate it (use HTTPS to terminate TLS on the load balancer)")
@@ -89,7 +94,37 @@ func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listener
 		return err
 	}
 	r.CertificateIDs = slices.Clone(spec.CertificateIDs)
+	scopes, err := checkHostnameScopes(spec.HostnameScopes)
+	if err != nil {
+		return err
+	}
+	r.HostnameScopes = scopes
 	return nil
+}
+
+// maxHostnameScopes bounds a listener's HostnameScopes (Gateway API allows 64 listeners a
+// Gateway).
+const maxHostnameScopes = 100
+
+// checkHostnameScopes validates an HTTPS listener's hostname scopes and answers them in
+// lowercase (nil for none).
+func checkHostnameScopes(scopes []string) ([]string, error) {
+	if len(scopes) > maxHostnameScopes {
+		return nil, invalid("HostnameScopes holds %d names; a listener takes at most %d", len(scopes), maxHostnameScopes)
+	}
+	var out []string
+	for i, h := range scopes {
+		f := fmt.Sprintf("HostnameScopes[%d]", i)
+		if err := validateHostName(f, h, true); err != nil {
+			return nil, err
+		}
+		h = strings.ToLower(h)
+		if j := slices.Index(out, h); j >= 0 {
+			return nil, invalid("%s %.60q is HostnameScopes[%d] again; list each scope once", f, h, j)
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // checkListenerCertificates checks that every certificate exists, none is listed twice, and
@@ -144,14 +179,14 @@ func (s *Store) createALBListener(t *tx, c Call, lb *lbRec, req *api.CreateListe
 		certs = append(certs, lc.CertificateID)
 	}
 	r := &listenerRec{LoadBalancerID: lb.ID, Created: c.Now}
-	spec := listenerSpec{Protocol: req.Protocol, Port: req.Port, DefaultActions: req.DefaultActions, SSLPolicy: req.SSLPolicy, CertificateIDs: certs}
+	spec := listenerSpec{Protocol: req.Protocol, Port: req.Port, DefaultActions: req.DefaultActions, SSLPolicy: req.SSLPolicy, CertificateIDs: certs, HostnameScopes: req.HostnameScopes}
 	if err := s.buildALBListener(t, lb, r, spec); err != nil {
 		return nil, err
 	}
 	v := newViewer(t.Txn, c)
 	if old := first[listenerRec](t.Txn, tableListeners, indexListenerPort, r.PortKey); old != nil {
 		if old.Protocol == r.Protocol && old.SSLPolicy == r.SSLPolicy && reflect.DeepEqual(old.Actions, r.Actions) &&
-			defaultCertificate(old) == defaultCertificate(r) {
+			defaultCertificate(old) == defaultCertificate(r) && slices.Equal(old.HostnameScopes, r.HostnameScopes) {
 			return &api.CreateListenerResponse{Listener: v.listener(old)}, nil
 		}
 		return nil, api.Errorf(api.CodeDuplicateListener, "load balancer %s already has %s listener %s on port %d with other settings; modify it, delete it or pick another port",
@@ -241,12 +276,15 @@ func (s *Store) ModifyListener(c Call, req *api.ModifyListenerRequest) (*api.Mod
 }
 
 func (s *Store) modifyALBListener(t *tx, lb *lbRec, n *listenerRec, req *api.ModifyListenerRequest) error {
-	spec := listenerSpec{Protocol: n.Protocol, Port: n.Port, DefaultActions: n.Actions, SSLPolicy: n.SSLPolicy, CertificateIDs: n.CertificateIDs}
+	spec := listenerSpec{Protocol: n.Protocol, Port: n.Port, DefaultActions: n.Actions, SSLPolicy: n.SSLPolicy, CertificateIDs: n.CertificateIDs, HostnameScopes: n.HostnameScopes}
 	if req.Protocol != "" && req.Protocol != n.Protocol {
 		spec.Protocol = req.Protocol
 		if req.Protocol != api.ProtocolHTTPS {
-			spec.SSLPolicy, spec.CertificateIDs = "", nil // only HTTPS listeners hold them
+			spec.SSLPolicy, spec.CertificateIDs, spec.HostnameScopes = "", nil, nil // only HTTPS listeners hold them
 		}
+	}
+	if req.HostnameScopes != nil {
+		spec.HostnameScopes = *req.HostnameScopes
 	}
 	if req.Port != 0 {
 		spec.Port = req.Port
@@ -270,8 +308,8 @@ func (s *Store) modifyALBListener(t *tx, lb *lbRec, n *listenerRec, req *api.Mod
 }
 
 func modifyNLBListener(t *tx, lb *lbRec, n *listenerRec, req *api.ModifyListenerRequest) error {
-	if req.SSLPolicy != "" || len(req.Certificates) > 0 {
-		return invalid("SslPolicy and Certificates apply to HTTPS listeners of application load balancers only")
+	if req.SSLPolicy != "" || len(req.Certificates) > 0 || req.HostnameScopes != nil {
+		return invalid("SslPolicy, Certificates and HostnameScopes apply to HTTPS listeners of application load balancers only")
 	}
 	if req.Protocol != "" {
 		n.Protocol = req.Protocol

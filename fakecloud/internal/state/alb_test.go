@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -351,12 +352,33 @@ func TestModifyListener(t *testing.T) {
 	if diff := cmp.Diff(want, m.Listener.Certificates); diff != "" {
 		t.Errorf("certificates (-want +got):\n%s", diff)
 	}
-	// Back to HTTP drops the certificates.
+	// Hostname scopes: set (lowercased), kept by a change that leaves them out, refused when
+	// bad, removed by [].
+	scopes := []string{"Second-Example.org", "*.wildcard.org"}
+	m, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, HostnameScopes: &scopes})
+	mustOK(t, err)
+	m, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, SSLPolicy: api.SSLPolicyTLS12})
+	mustOK(t, err)
+	if !slices.Equal(m.Listener.HostnameScopes, []string{"second-example.org", "*.wildcard.org"}) {
+		t.Errorf("hostname scopes %q", m.Listener.HostnameScopes)
+	}
+	for _, bad := range [][]string{{"a..b"}, {"*.a.test", "*.A.test"}, {"*"}} {
+		_, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, HostnameScopes: &bad})
+		wantCode(t, err, api.ErrValidationError)
+	}
+	d2, err := s.DescribeListeners(admin(), &api.DescribeListenersRequest{ListenerIDs: []string{l.ListenerID}})
+	mustOK(t, err)
+	if len(d2.Listeners[0].HostnameScopes) != 2 {
+		t.Errorf("a refused change left scopes %q", d2.Listeners[0].HostnameScopes)
+	}
+	// Back to HTTP drops the certificates and the scopes; an HTTP listener takes none.
 	m, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, Protocol: api.ProtocolHTTP})
 	mustOK(t, err)
-	if len(m.Listener.Certificates) != 0 || m.Listener.SSLPolicy != "" {
-		t.Errorf("an HTTP listener kept %+v %q", m.Listener.Certificates, m.Listener.SSLPolicy)
+	if len(m.Listener.Certificates) != 0 || m.Listener.SSLPolicy != "" || m.Listener.HostnameScopes != nil {
+		t.Errorf("an HTTP listener kept %+v %q %q", m.Listener.Certificates, m.Listener.SSLPolicy, m.Listener.HostnameScopes)
 	}
+	_, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, HostnameScopes: &scopes})
+	wantCode(t, err, api.ErrValidationError)
 	_, err = s.DeleteCertificate(admin(), &api.DeleteCertificateRequest{CertificateID: c3.CertificateID})
 	mustOK(t, err)
 }

@@ -62,6 +62,8 @@ type listenerRec struct {
 	TargetGroupIDs []string
 	SSLPolicy      string
 	CertificateIDs []string
+	// HostnameScopes are an HTTPS listener's (lowercase, in the order given).
+	HostnameScopes []string
 	Created        time.Time
 }
 
