@@ -109,7 +109,11 @@ type HTTPListenerSpec struct {
 	// Certificates (HTTPS only, at least one) are certificate IDs; the first is the default,
 	// served when the client's server name matches none of the others'.
 	Certificates []string
-	ClientToken  string
+	// HostnameScopes (HTTPS only; Capabilities.HostnameScopes) are hostnames, exact or
+	// "*.suffix", each an authority of its own: a request whose Host falls in another scope
+	// (the most specific matching one, or none) than its connection's SNI name gets 421.
+	HostnameScopes []string
+	ClientToken    string
 }
 
 // HTTPListener is one HTTP or HTTPS listener.
@@ -120,6 +124,8 @@ type HTTPListener struct {
 	DefaultAction RuleAction
 	// Certificates: the default first, then the others sorted.
 	Certificates []string
+	// HostnameScopes as set (lowercase).
+	HostnameScopes []string
 }
 
 // RuleSpec is a rule to create, or what a rule should become.

@@ -6,6 +6,10 @@ type Capabilities struct {
 	// listeners (fakecloud's extension). Without it (ELBv2) a Gateway's L4 listeners need a
 	// network load balancer of their own.
 	L4OnApplicationLB bool
+	// HostnameScopes: HTTPS listeners take HostnameScopes and answer 421 Misdirected Request
+	// to a request whose Host falls in another scope than its connection's SNI name
+	// (fakecloud's extension; ELBv2 has none). Without it a driver refuses HostnameScopes.
+	HostnameScopes bool
 }
 
 // CapabilityReporter is implemented by drivers (and the policy wrappers) that say what they
@@ -15,12 +19,12 @@ type CapabilityReporter interface {
 }
 
 // CapabilitiesOf answers p's capabilities. A driver that does not report them is taken to
-// serve L4 listeners on application load balancers, as fakecloud does.
+// serve L4 listeners on application load balancers and hostname scopes, as fakecloud does.
 func CapabilitiesOf(p any) Capabilities {
 	if c, ok := p.(CapabilityReporter); ok {
 		return c.Capabilities()
 	}
-	return Capabilities{L4OnApplicationLB: true}
+	return Capabilities{L4OnApplicationLB: true, HostnameScopes: true}
 }
 
 // Capabilities forwards the wrapped driver's.

@@ -187,7 +187,7 @@ func defaultCertificate(ids []string) []elbtypes.Certificate {
 // with the listener, the others added after (a crash between the two leaves a listener that
 // the next ModifyHTTPListener completes). ELBv2 answers an identical listener that exists.
 func (d *LoadBalancing) CreateHTTPListener(ctx context.Context, lbID string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
-	if err := passthroughUnsupported(spec.Protocol); err != nil {
+	if err := listenerUnsupported(spec); err != nil {
 		return providers.HTTPListener{}, err
 	}
 	act, err := toELBAction(spec.DefaultAction)
@@ -217,7 +217,7 @@ func (d *LoadBalancing) CreateHTTPListener(ctx context.Context, lbID string, spe
 
 // ModifyHTTPListener implements providers.ApplicationLoadBalancers.
 func (d *LoadBalancing) ModifyHTTPListener(ctx context.Context, id string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
-	if err := passthroughUnsupported(spec.Protocol); err != nil {
+	if err := listenerUnsupported(spec); err != nil {
 		return providers.HTTPListener{}, err
 	}
 	act, err := toELBAction(spec.DefaultAction)
@@ -412,8 +412,18 @@ func passthroughUnsupported(protocol string) error {
 	return nil
 }
 
+// listenerUnsupported refuses what ELBv2 listeners cannot be: TLS-passthrough, TCP and UDP
+// listeners on an application load balancer, and hostname scopes.
+func listenerUnsupported(spec providers.HTTPListenerSpec) error {
+	if len(spec.HostnameScopes) > 0 {
+		return unsupported("hostname scopes on a listener (ELBv2 has no such setting, so it cannot answer 421 to misdirected requests)")
+	}
+	return passthroughUnsupported(spec.Protocol)
+}
+
 // Capabilities: ELBv2 application load balancers serve HTTP and HTTPS only, so a Gateway's
-// TLS-passthrough, TCP and UDP listeners go on a network load balancer.
+// TLS-passthrough, TCP and UDP listeners go on a network load balancer; they have no hostname
+// scopes.
 func (d *LoadBalancing) Capabilities() providers.Capabilities {
 	return providers.Capabilities{L4OnApplicationLB: false}
 }

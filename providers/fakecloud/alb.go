@@ -77,6 +77,7 @@ func fromHTTPListener(l api.Listener) providers.HTTPListener {
 		p.DefaultAction = fromAction(l.DefaultActions[0])
 	}
 	p.Certificates = certIDs(l.Certificates)
+	p.HostnameScopes = l.HostnameScopes
 	return p
 }
 
@@ -107,7 +108,7 @@ func certIDs(cs []api.ListenerCertificate) []string {
 func (d *LoadBalancing) CreateHTTPListener(ctx context.Context, lbID string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
 	req := &api.CreateListenerRequest{
 		LoadBalancerID: lbID, Protocol: spec.Protocol, Port: spec.Port, ClientToken: spec.ClientToken,
-		DefaultActions: listenerDefault(spec),
+		DefaultActions: listenerDefault(spec), HostnameScopes: spec.HostnameScopes,
 	}
 	if len(spec.Certificates) > 0 {
 		req.Certificates = []api.ListenerCertificate{{CertificateID: spec.Certificates[0]}}
@@ -130,6 +131,13 @@ func (d *LoadBalancing) CreateHTTPListener(ctx context.Context, lbID string, spe
 func (d *LoadBalancing) ModifyHTTPListener(ctx context.Context, id string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
 	req := &api.ModifyListenerRequest{
 		ListenerID: id, Protocol: spec.Protocol, Port: spec.Port, DefaultActions: listenerDefault(spec),
+	}
+	if spec.Protocol == api.ProtocolHTTPS {
+		scopes := slices.Clone(spec.HostnameScopes)
+		if scopes == nil {
+			scopes = []string{} // the spec is the whole listener: none means none
+		}
+		req.HostnameScopes = &scopes
 	}
 	if len(spec.Certificates) > 0 {
 		req.Certificates = []api.ListenerCertificate{{CertificateID: spec.Certificates[0]}}

@@ -287,6 +287,28 @@ func albCertificates(t *testing.T, s *albScene) {
 	if err != nil || len(albs) != 1 || len(albs[0].Listeners) != 1 || !cmp.Equal(albs[0].Listeners[0].Certificates, []string{certs[1].ID}) {
 		t.Fatalf("after the rotation: %+v, %v", albs, err)
 	}
+	// Hostname scopes: set, listed and removed where the cloud has them; refused with a reason
+	// where it has not.
+	scoped := providers.HTTPListenerSpec{Protocol: "HTTPS", Port: 443, DefaultAction: notFound, Certificates: []string{certs[1].ID},
+		HostnameScopes: []string{"a.example.com", "*.example.org"}}
+	l, err = s.d.ModifyHTTPListener(bg(), l.ID, scoped)
+	if !providers.CapabilitiesOf(s.d).HostnameScopes {
+		if err == nil {
+			t.Error("hostname scopes accepted by a cloud without them")
+		}
+	} else {
+		if err != nil || !cmp.Equal(l.HostnameScopes, scoped.HostnameScopes) {
+			t.Fatalf("scopes set: %+v, %v", l, err)
+		}
+		albs, err = s.d.ListApplicationLoadBalancers(bg(), owner("alb-c"))
+		if err != nil || len(albs) != 1 || !cmp.Equal(albs[0].Listeners[0].HostnameScopes, scoped.HostnameScopes) {
+			t.Fatalf("scopes listed: %+v, %v", albs, err)
+		}
+		scoped.HostnameScopes = nil
+		if l, err = s.d.ModifyHTTPListener(bg(), l.ID, scoped); err != nil || len(l.HostnameScopes) != 0 {
+			t.Fatalf("scopes removed: %+v, %v", l, err)
+		}
+	}
 	for range 2 {
 		if err := s.d.DeleteCertificate(bg(), certs[0].ID); err != nil {
 			t.Fatalf("delete the unused certificate (again is fine): %v", err)
