@@ -18,6 +18,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flatnet/flatnet/lbcontroller/gateway"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // writeStatuses writes every status the translation computed, keeping the lastTransitionTime
@@ -32,6 +33,9 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 		next := gc.DeepCopy()
 		next.Status.Conditions = mergeConditions(gc.Status.Conditions, cs.Status.Conditions)
 		next.Status.SupportedFeatures = gateway.WithoutKinds(cs.Status.SupportedFeatures, r.kinds.missing()...)
+		if r.alb != nil && !providers.CapabilitiesOf(r.alb).HostnameScopes {
+			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.MisdirectedRequests)
+		}
 		if !equality.Semantic.DeepEqual(gc.Status, next.Status) {
 			errs = append(errs, r.update(ctx, next))
 		}

@@ -372,11 +372,15 @@ type listenerPlan struct {
 }
 
 // wantedListeners turns the model's HTTP(S) and passthrough listeners into the cloud's, target
-// group names into IDs.
-func wantedListeners(alb *gateway.ApplicationLoadBalancer, certs, tgIDs map[string]string) ([]listenerPlan, error) {
+// group names into IDs. Hostname scopes go only to a cloud that has them (scopes); elsewhere a
+// misdirected request is routed by its Host, as before the feature.
+func wantedListeners(alb *gateway.ApplicationLoadBalancer, certs, tgIDs map[string]string, scopes bool) ([]listenerPlan, error) {
 	var out []listenerPlan
 	for _, l := range alb.Listeners {
 		lp := listenerPlan{spec: providers.HTTPListenerSpec{Protocol: l.Protocol, Port: l.Port, DefaultAction: defaultAction, Certificates: listenerCertificates(l, certs)}}
+		if scopes {
+			lp.spec.HostnameScopes = l.HostnameScopes
+		}
 		var err error
 		if lp.rules, lp.sources, err = httpRuleSpecs(l.Rules, tgIDs); err != nil {
 			return nil, fmt.Errorf("listener %s/%d: %w", l.Protocol, l.Port, err)
@@ -476,7 +480,7 @@ func slotOf(protocol string, port int) listenerSlot {
 }
 
 func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, cur *providers.ApplicationLoadBalancer, certs map[string]string, token string, res *GatewayResult) error {
-	want, err := wantedListeners(alb, certs, res.TargetGroups)
+	want, err := wantedListeners(alb, certs, res.TargetGroups, providers.CapabilitiesOf(p).HostnameScopes)
 	if err != nil {
 		return err
 	}
@@ -521,7 +525,8 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 		default:
 			have := keep[i]
 			id = have.ID
-			if have.Protocol != spec.Protocol || !sameAction(have.DefaultAction, spec.DefaultAction) || !slices.Equal(have.Certificates, spec.Certificates) {
+			if have.Protocol != spec.Protocol || !sameAction(have.DefaultAction, spec.DefaultAction) || !slices.Equal(have.Certificates, spec.Certificates) ||
+				!slices.Equal(have.HostnameScopes, spec.HostnameScopes) {
 				if _, err := p.ModifyHTTPListener(ctx, have.ID, spec); err != nil {
 					return fmt.Errorf("modify listener %s (%s) of %s: %w", have.ID, where, cur.ID, err)
 				}

@@ -399,6 +399,23 @@ func TestGatewayCertificatesImportedOnceAndRotated(t *testing.T) {
 	if got := albs[0].Listeners[0].Certificates; !slices.Equal(got, []string{certs[0].ID}) {
 		t.Errorf("listener serves %v, want %s", got, certs[0].ID)
 	}
+
+	// The listener's hostname scopes are the model's; a change to them modifies the listener.
+	scopes := gw.L7.Listeners[0].HostnameScopes
+	if got := albs[0].Listeners[0].HostnameScopes; len(scopes) != 2 || !slices.Equal(got, scopes) {
+		t.Errorf("listener hostname scopes %q, want the model's %q (two)", got, scopes)
+	}
+	gw.L7.Listeners[0].HostnameScopes = scopes[:1]
+	if _, err := deploy.ApplicationLoadBalancer(ctx, d, gw.L7, tags, "g4"); err != nil {
+		t.Fatal(err)
+	}
+	if n := writes(c.take()); n[api.ActionModifyListener] != 1 || len(n) != 1 {
+		t.Errorf("a scope removed: %v, want one ModifyListener", n)
+	}
+	albs, _ = d.ListApplicationLoadBalancers(ctx, tags)
+	if got := albs[0].Listeners[0].HostnameScopes; !slices.Equal(got, scopes[:1]) {
+		t.Errorf("after the change: scopes %q, want %q", got, scopes[:1])
+	}
 }
 
 func TestGatewayThrottleRetried(t *testing.T) {

@@ -19,6 +19,7 @@ var supportedFeatures = []gwv1.FeatureName{
 	"GRPCRouteNamedRouteRule",
 	"Gateway",
 	"GatewayHTTPListenerIsolation",
+	"GatewayHTTPSListenerDetectMisdirectedRequests",
 	"GatewayPort8080",
 	"HTTPRoute",
 	"HTTPRoute303RedirectStatusCode",
@@ -58,6 +59,15 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 	}
 	return out
 }
+
+// Without drops the features named from fs: those a cloud cannot serve
+// (GatewayHTTPSListenerDetectMisdirectedRequests without providers.Capabilities.HostnameScopes).
+func Without(fs []gwv1.SupportedFeature, names ...gwv1.FeatureName) []gwv1.SupportedFeature {
+	return slices.DeleteFunc(slices.Clone(fs), func(f gwv1.SupportedFeature) bool { return slices.Contains(names, f.Name) })
+}
+
+// MisdirectedRequests is the feature that needs hostname scopes of the cloud.
+const MisdirectedRequests gwv1.FeatureName = "GatewayHTTPSListenerDetectMisdirectedRequests"
 
 // WithoutKinds drops from fs the features of the route kinds given (e.g. "TCPRoute"): a feature
 // belongs to the kind its name starts with.

@@ -218,6 +218,9 @@ func httpListener(port int, ls []*listener, tgs *targetGroups) HTTPListener {
 	hl.Rules = make([]Rule, 0, total)
 	for _, l := range sorted {
 		hl.Certificates = append(hl.Certificates, l.certs...)
+		if h := l.hostname(); h != "" && hl.Protocol == ProtocolHTTPS {
+			hl.HostnameScopes = append(hl.HostnameScopes, h)
+		}
 		cands := make([]candidate, 0, candidates(l))
 		for _, a := range l.attached {
 			if !a.route.usable() {

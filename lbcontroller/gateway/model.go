@@ -66,6 +66,12 @@ type HTTPListener struct {
 	// client's server name, most specific listener hostname first; one with no Hostnames is
 	// the default for any name.
 	Certificates []Certificate `json:"certificates,omitempty"`
+	// HostnameScopes (HTTPS only) are the hostnames of the Gateway listeners on the port, most
+	// specific first: a request whose Host falls in another Gateway listener than its
+	// connection's SNI name gets 421 Misdirected Request (GatewayHTTPSListenerDetectMisdirectedRequests).
+	// A name no scope matches falls to the listener without a hostname. Deploy drops them for
+	// a cloud without providers.Capabilities.HostnameScopes.
+	HostnameScopes []string `json:"hostnameScopes,omitempty"`
 	// Rules in evaluation order: the first whose conditions all hold answers the request.
 	// Priority is the rule's 1-based position. A request no rule matches gets 404.
 	Rules []Rule `json:"rules"`

@@ -106,6 +106,10 @@ func TestWithoutKinds(t *testing.T) {
 	if len(got) != len(all)-3 || !slices.Contains(got, "TCPRoute") || !slices.IsSorted(got) {
 		t.Errorf("WithoutKinds(GRPCRoute, UDPRoute) = %v", got)
 	}
+	got = names(Without(all, MisdirectedRequests))
+	if len(got) != len(all)-1 || slices.Contains(got, string(MisdirectedRequests)) || !slices.Contains(names(all), string(MisdirectedRequests)) {
+		t.Errorf("Without(%s) = %v", MisdirectedRequests, got)
+	}
 	if n := names(all); !slices.Contains(n, "GRPCRoute") {
 		t.Errorf("WithoutKinds changed its input: %v", n)
 	}
