@@ -697,6 +697,40 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	}
 }
 
+// TestClientGoneIsNotABadGateway: a client that gives up before the target answers is counted
+// as 499, not as the target's failure (502).
+func TestClientGoneIsNotABadGateway(t *testing.T) {
+	slow := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	reg := newRegistry()
+	e := newEngine(t, Options{Registerer: reg, NetHTTPOnly: true})
+	apply(t, e, Config{
+		TargetGroups: []TargetGroup{tgroup("slow", ProtocolHTTP, slow)},
+		Listeners:    []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Name: "slow", Action: forwardTo("slow")}}}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base(t, e, 80, "http")+"/", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("the request was answered %d, want the client's own timeout", resp.StatusCode)
+	}
+	key := "flatnet_l7_requests_total{code=499,listener=80,rule=slow}"
+	var got map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if got = gathered(t, reg); got[key] == 1 {
+			break
+		}
+	}
+	if got[key] != 1 || got["flatnet_l7_requests_total{code=502,listener=80,rule=slow}"] != 0 {
+		t.Errorf("metrics %v, want one %s and no 502", got, key)
+	}
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

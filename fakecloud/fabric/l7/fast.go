@@ -347,6 +347,12 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 			fr.close = true
 			return fc.answer(fr, rec, http.StatusBadRequest, "malformed request body\n")
 		}
+		if errors.As(err, new(errClientGone)) {
+			// The client left while the target was being answered (before its 100 Continue,
+			// say): no one to answer, and not the target's failure.
+			rec.status = StatusClientClosedRequest
+			return false
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
 			code = http.StatusGatewayTimeout

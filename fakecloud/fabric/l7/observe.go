@@ -150,6 +150,11 @@ func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool
 	return now
 }
 
+// StatusClientClosedRequest is what the metrics and the access log record for a request whose
+// client left before it was answered (nginx's 499), so that a client that gives up is not
+// counted as a target's failure (502). No client ever receives it.
+const StatusClientClosedRequest = 499
+
 // observe counts a finished request and queues its access-log line.
 func (e *Engine) observe(r *http.Request, l *listener, ru *rule, f *flight, rec *recorder, d time.Duration) {
 	s := l.unmatched

@@ -391,8 +391,11 @@ func (e *Engine) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	f := flightOf(r.Context())
 	f.err = err
 	code := http.StatusBadGateway
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		code = StatusClientClosedRequest // the client left: its answer goes nowhere
 	}
 	w.WriteHeader(code)
 }
