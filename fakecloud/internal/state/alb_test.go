@@ -355,7 +355,7 @@ func TestModifyListener(t *testing.T) {
 	// Hostname scopes: set (lowercased), kept by a change that leaves them out, refused when
 	// bad, removed by [].
 	scopes := []string{"Second-Example.org", "*.wildcard.org"}
-	m, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, HostnameScopes: &scopes})
+	_, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, HostnameScopes: &scopes})
 	mustOK(t, err)
 	m, err = s.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: l.ListenerID, SSLPolicy: api.SSLPolicyTLS12})
 	mustOK(t, err)
