@@ -463,6 +463,34 @@ func testALBHTTPS(t *testing.T, l *albLab) {
 			t.Errorf("SNI %s: %d %q, want a pod's answer that saw %s", tc.sni, resp.StatusCode, body, l.lb.PrivateIPAddress)
 		}
 	}
+
+	// Hostname scopes through the API: a request for b.example.com on a connection opened for
+	// a.example.com is misdirected (421); on its own connection it is served.
+	scopes := []string{"b.example.com"}
+	must(l.st.ModifyListener(admin(), &api.ModifyListenerRequest{ListenerID: ls.ListenerID, HostnameScopes: &scopes}))
+	l.converge()
+	l.waitState(t, api.LoadBalancerStateActive)
+	for _, tc := range []struct {
+		sni  string
+		want int
+	}{{"a.example.com", http.StatusMisdirectedRequest}, {"b.example.com", http.StatusOK}} {
+		req, err := http.NewRequest(http.MethodGet, "https://"+l.lb.PublicIPAddress+"/x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "b.example.com"
+		tr := l.client.Transport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{ServerName: tc.sni, InsecureSkipVerify: true} //nolint:gosec // test certificates
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("https with SNI %s: %v", tc.sni, err)
+		}
+		_ = resp.Body.Close()
+		tr.CloseIdleConnections()
+		if resp.StatusCode != tc.want {
+			t.Errorf("Host b.example.com on a connection for %s: %d, want %d", tc.sni, resp.StatusCode, tc.want)
+		}
+	}
 }
 
 // selfSigned makes a P-256 certificate for name, valid for a day, as PEM.
