@@ -33,7 +33,7 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 		next := gc.DeepCopy()
 		next.Status.Conditions = mergeConditions(gc.Status.Conditions, cs.Status.Conditions)
 		next.Status.SupportedFeatures = gateway.WithoutKinds(cs.Status.SupportedFeatures, r.kinds.missing()...)
-		if r.alb != nil && !providers.CapabilitiesOf(r.alb).HostnameScopes {
+		if r.alb == nil || !providers.CapabilitiesOf(r.alb).HostnameScopes {
 			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.MisdirectedRequests)
 		}
 		if !equality.Semantic.DeepEqual(gc.Status, next.Status) {

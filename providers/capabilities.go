@@ -19,12 +19,12 @@ type CapabilityReporter interface {
 }
 
 // CapabilitiesOf answers p's capabilities. A driver that does not report them is taken to
-// serve L4 listeners on application load balancers and hostname scopes, as fakecloud does.
+// serve L4 listeners on application load balancers, and to have no hostname scopes.
 func CapabilitiesOf(p any) Capabilities {
 	if c, ok := p.(CapabilityReporter); ok {
 		return c.Capabilities()
 	}
-	return Capabilities{L4OnApplicationLB: true, HostnameScopes: true}
+	return Capabilities{L4OnApplicationLB: true}
 }
 
 // Capabilities forwards the wrapped driver's.

@@ -544,3 +544,9 @@ func fromHeaders(h *api.HeaderModifications) *providers.HeaderModifier {
 	}
 	return out
 }
+
+// Capabilities: fakecloud's application load balancers also serve TLS-passthrough, TCP and UDP
+// listeners, and their HTTPS listeners take hostname scopes.
+func (d *LoadBalancing) Capabilities() providers.Capabilities {
+	return providers.Capabilities{L4OnApplicationLB: true, HostnameScopes: true}
+}

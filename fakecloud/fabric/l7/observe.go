@@ -150,9 +150,10 @@ func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool
 	return now
 }
 
-// StatusClientClosedRequest is what the metrics and the access log record for a request whose
-// client left before it was answered (nginx's 499), so that a client that gives up is not
-// counted as a target's failure (502). No client ever receives it.
+// StatusClientClosedRequest is what the metrics and the access log record (nginx's 499), in place
+// of a 502, for a request that failed because its client left: on net/http's path a request
+// whose connection closed while the target was being asked, on the fast path one whose client
+// could not be written a 100 Continue or other interim answer. It is never sent.
 const StatusClientClosedRequest = 499
 
 // observe counts a finished request and queues its access-log line.

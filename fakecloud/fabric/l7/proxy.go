@@ -386,18 +386,20 @@ func (e *Engine) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// proxyError answers a request the target did not: 504 when a timeout ran out, else 502.
+// proxyError answers a request the target did not: 504 when a timeout ran out, else 502. A
+// request canceled because its client's connection went away is recorded as 499; whoever may
+// still read (a client that only closed its sending side) gets the 502.
 func (e *Engine) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	f := flightOf(r.Context())
 	f.err = err
 	code := http.StatusBadGateway
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	if errors.Is(err, context.DeadlineExceeded) {
 		code = http.StatusGatewayTimeout
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		code = StatusClientClosedRequest // the client left: its answer goes nowhere
 	}
 	w.WriteHeader(code)
+	if rec, ok := w.(*recorder); ok && errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		rec.status = StatusClientClosedRequest
+	}
 }
 
 // editHeader applies a HeaderEdit: set, then add, then remove.
