@@ -3,6 +3,7 @@ package l7
 import (
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -85,8 +86,12 @@ func (s *certSet) pick(serverName string) *tls.Certificate {
 // scopeSet finds the hostname scope a name falls in (see Listener.HostnameScopes).
 type scopeSet struct {
 	exact    map[string]int
-	wildcard []hostPattern // longest suffix first
-	index    []int         // wildcard[i]'s scope
+	wildcard []wildcardScope // longest suffix first
+}
+
+type wildcardScope struct {
+	pattern hostPattern
+	index   int // in HostnameScopes
 }
 
 func (c *checker) scopes(f string, names []string) *scopeSet {
@@ -107,19 +112,12 @@ func (c *checker) scopes(f string, names []string) *scopeSet {
 		}
 		seen[p] = true
 		if p.wildcard {
-			s.wildcard = append(s.wildcard, p)
-			s.index = append(s.index, i)
+			s.wildcard = append(s.wildcard, wildcardScope{pattern: p, index: i})
 		} else {
 			s.exact[p.name] = i
 		}
 	}
-	// Longest suffix first (insertion sort: few scopes, and wildcard and index move together).
-	for i := 1; i < len(s.wildcard); i++ {
-		for j := i; j > 0 && len(s.wildcard[j].name) > len(s.wildcard[j-1].name); j-- {
-			s.wildcard[j], s.wildcard[j-1] = s.wildcard[j-1], s.wildcard[j]
-			s.index[j], s.index[j-1] = s.index[j-1], s.index[j]
-		}
-	}
+	slices.SortStableFunc(s.wildcard, func(a, b wildcardScope) int { return len(b.pattern.name) - len(a.pattern.name) })
 	return s
 }
 
@@ -128,9 +126,9 @@ func (s *scopeSet) of(host string) int {
 	if i, ok := s.exact[host]; ok {
 		return i
 	}
-	for i, w := range s.wildcard {
-		if w.matches(host) {
-			return s.index[i]
+	for _, w := range s.wildcard {
+		if w.pattern.matches(host) {
+			return w.index
 		}
 	}
 	return -1

@@ -1,6 +1,7 @@
 package l7
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -36,24 +37,7 @@ func startTLSNamed(t *testing.T, who string, names ...string) (netip.AddrPort, *
 // startTCPEcho echoes what it reads until the client half-closes, then closes.
 func startTCPEcho(t *testing.T) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return rawTarget(t, func(c net.Conn, br *bufio.Reader) { _, _ = io.Copy(c, br) })
 }
 
 // getOverTLS dials addr with serverName as SNI, trusting pool, and GETs /: the body, or the error.
