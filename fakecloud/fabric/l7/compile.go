@@ -108,6 +108,7 @@ type target struct {
 	hostport string
 	state    TargetState
 	inflight *atomic.Int64 // the engine's count for hostport, set by Apply
+	pool     *backendPool  // the fast path's idle connections to it for its group, set by Apply
 }
 
 // checker accumulates ConfigErrors.

@@ -207,7 +207,7 @@ func (e *Engine) Apply(cfg Config) error {
 		}
 		used[key], g.transport = t, t
 		for _, tg := range g.targets {
-			tg.inflight = e.counter(tg.hostport)
+			tg.inflight, tg.pool = e.counter(tg.hostport), e.pool(g, tg.hostport)
 			usedPools[poolKey(g, tg.hostport)] = true
 		}
 	}

@@ -311,33 +311,13 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 	n.Add(1)
 	defer n.Add(-1)
 
-	out := fr.req.Header.Clone()
-	stripHop(out)
-	if hasToken(fr.req.Header["Te"], "trailers") {
-		out["Te"] = []string{"trailers"}
-	}
-	delete(out, "Forwarded")
-	delete(out, "X-Forwarded-Host")
-	delete(out, "X-Forwarded-Proto")
-	delete(out, "X-Forwarded-For")
-	editHeader(out, a.reqEdit)
-	editHeader(out, f.backend.reqEdit)
-	for _, h := range a.reserved {
-		restore(out, fr.req.Header, h)
-	}
-	for _, h := range f.backend.reserved {
-		restore(out, fr.req.Header, h)
-	}
-	setForwardedFrom(out, fr.req.Header, fc.client, l)
-	if _, ok := out["User-Agent"]; !ok {
-		out["User-Agent"] = []string{""} // none added, as the proxy does
-	}
+	out := outHeader(fr, a, f.backend, fc.client, l)
 
 	var deadline time.Time
 	if a.timeout > 0 {
 		deadline = start.Add(a.timeout)
 	}
-	pool := e.pool(g, f.target.hostport)
+	pool := f.target.pool
 	bc, status, err := fc.roundTrip(pool, f.target.hostport, fr, out, deadline)
 	if err != nil {
 		f.err = err
@@ -362,6 +342,50 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 		return fc.answer(fr, rec, code, "")
 	}
 	return fc.relay(fr, f, rec, pool, bc, status)
+}
+
+// outHeader is the header fr goes to its target with: the client's without its hop-by-hop
+// fields (Te: trailers kept) and Content-Length (send writes it), X-Forwarded-* replaced, and
+// the action's and the backend's edits made. Without edits the request's own header is
+// changed in place: nothing reads it after (the access log does not), and a clone is most of
+// what the change would cost.
+func outHeader(fr *fastRequest, a *action, b *backend, client string, l *listener) http.Header {
+	in := fr.req.Header
+	edits := !a.reqEdit.empty() || !b.reqEdit.empty()
+	out := in
+	if edits {
+		out = in.Clone()
+	}
+	var prior []string // X-Forwarded-For as it came, before it is replaced
+	if fr.flags&hasForwarded != 0 {
+		prior = in["X-Forwarded-For"]
+		delete(out, "Forwarded")
+		delete(out, "X-Forwarded-Host")
+		delete(out, "X-Forwarded-Proto")
+		delete(out, "X-Forwarded-For")
+	}
+	if fr.flags&hasHop != 0 {
+		trailers := hasToken(in["Te"], "trailers")
+		stripHop(out, fr.flags)
+		if trailers {
+			out["Te"] = []string{"trailers"}
+		}
+	}
+	if fr.declared {
+		delete(out, "Content-Length")
+	}
+	if edits {
+		editHeader(out, a.reqEdit)
+		editHeader(out, b.reqEdit)
+		for _, h := range a.reserved {
+			restore(out, in, h)
+		}
+		for _, h := range b.reserved {
+			restore(out, in, h)
+		}
+	}
+	setForwardedFrom(out, prior, client, l)
+	return out
 }
 
 // bodyAllowed reports whether a response to method with code has a body.
@@ -397,7 +421,8 @@ func (fc *fastConn) relay(fr *fastRequest, f *flight, rec *recorder, pool *backe
 		reuse, length = false, -2
 	}
 	declared := h["Content-Length"]
-	stripHop(h)
+	delete(h, "Content-Length") // written below, from length
+	stripHop(h, st.flags)
 	a := &f.rule.action
 	editHeader(h, a.respEdit)
 	editHeader(h, f.backend.respEdit)
@@ -422,18 +447,21 @@ func (fc *fastConn) relay(fr *fastRequest, f *flight, rec *recorder, pool *backe
 	w := fc.bw
 	clientClose := fr.close || st.bodyLeft
 	if !hasBody {
-		if declared != nil && fr.req.Method == http.MethodHead {
+		if declared != nil { // relayed as it came (a HEAD's length, say)
 			h["Content-Length"] = declared
 		}
-	} else if length >= 0 {
-		h["Content-Length"] = []string{strconv.FormatInt(length, 10)}
-	} else if fr.req.ProtoMinor == 0 {
+	} else if length < 0 && fr.req.ProtoMinor == 0 {
 		clientClose = true // an HTTP/1.0 client reads to the close
 	}
 	rechunk := hasBody && length < 0 && fr.req.ProtoMinor == 1
 	rec.status = st.code
 	writeStatusLine(w, st.code)
 	writeHeader(w, h)
+	if hasBody && length >= 0 {
+		_, _ = w.WriteString("Content-Length: ")
+		_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), length, 10))
+		_, _ = w.WriteString("\r\n")
+	}
 	if rechunk {
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
@@ -448,7 +476,7 @@ func (fc *fastConn) relay(fr *fastRequest, f *flight, rec *recorder, pool *backe
 	switch {
 	case !hasBody || length == 0:
 	case length > 0:
-		n, err = io.CopyN(w, bc.br, length)
+		n, err = copyN(w, bc.br, length)
 		err = noEOF(err)
 	case length == -1:
 		n, err = copyChunked(w, bc.br, rechunk, w.Flush)

@@ -87,18 +87,28 @@ type fastRequest struct {
 	// expect: the client sent Expect: 100-continue with a body, and waits for a 100 Continue
 	// (or its own timeout) before sending it.
 	expect bool
+	// declared: the head had a Content-Length. It is not relayed as it came: send writes the
+	// length.
+	declared bool
+	flags    headFlags // of req.Header as parsed
 }
 
 // trimLine cuts a line's CRLF (or bare LF).
 func trimLine(l []byte) []byte {
-	l = bytes.TrimSuffix(l, []byte{'\n'})
-	return bytes.TrimSuffix(l, []byte{'\r'})
+	if n := len(l); n > 0 && l[n-1] == '\n' {
+		l = l[:n-1]
+	}
+	if n := len(l); n > 0 && l[n-1] == '\r' {
+		l = l[:n-1]
+	}
+	return l
 }
 
-// splitLines yields the head's lines without their line ends, the final empty one excluded.
-// The lines are slices of head (parseHeaders relies on it).
-func splitLines(head []byte) [][]byte {
-	lines := make([][]byte, 0, bytes.Count(head, []byte{'\n'}))
+// splitLines appends the head's lines to lines[:0] without their line ends, the final empty
+// one excluded. The lines are slices of head (parseHeaders relies on it). A caller passes an
+// array of its own stack (headLines) so that a common head needs no allocation.
+func splitLines(head []byte, lines [][]byte) [][]byte {
+	lines = lines[:0]
 	for len(head) > 0 {
 		i := bytes.IndexByte(head, '\n')
 		l := trimLine(head[:i+1])
@@ -116,10 +126,11 @@ func splitLines(head []byte) [][]byte {
 // refused. The lines are consecutive slices of one head (splitLines'): the block they span is
 // copied into one string, of which every name and value is a part, and the values share one
 // backing array, so a head costs a few allocations, not three a field.
-func parseHeaders(lines [][]byte) (http.Header, error) {
+func parseHeaders(lines [][]byte) (http.Header, headFlags, error) {
 	h := make(http.Header, len(lines))
+	var flags headFlags
 	if len(lines) == 0 {
-		return h, nil
+		return h, 0, nil
 	}
 	// A line's offset in the block is how much less room it has to the end of the array.
 	first, last := lines[0], lines[len(lines)-1]
@@ -128,20 +139,20 @@ func parseHeaders(lines [][]byte) (http.Header, error) {
 	values := make([]string, len(lines))
 	for j, l := range lines {
 		if l[0] == ' ' || l[0] == '\t' {
-			return nil, badRequest("obsolete line folding in header")
+			return nil, 0, badRequest("obsolete line folding in header")
 		}
 		line := block[off(l) : off(l)+len(l)]
 		i := strings.IndexByte(line, ':')
 		if i <= 0 {
-			return nil, badRequest("malformed header line")
+			return nil, 0, badRequest("malformed header line")
 		}
 		name := line[:i]
 		if !httpguts.ValidHeaderFieldName(name) {
-			return nil, badRequest("invalid header name " + strconv.Quote(name))
+			return nil, 0, badRequest("invalid header name " + strconv.Quote(name))
 		}
-		value := strings.Trim(line[i+1:], " \t")
+		value := trimOWS(line[i+1:])
 		if !httpguts.ValidHeaderFieldValue(value) {
-			return nil, badRequest("invalid header value for " + name)
+			return nil, 0, badRequest("invalid header value for " + name)
 		}
 		key := textproto.CanonicalMIMEHeaderKey(name) // name itself when it is canonical
 		if vs, ok := h[key]; ok {
@@ -150,14 +161,53 @@ func parseHeaders(lines [][]byte) (http.Header, error) {
 		}
 		values[j] = value
 		h[key] = values[j : j+1 : j+1]
+		flags |= flagOf(key)
 	}
-	return h, nil
+	return h, flags, nil
 }
+
+// trimOWS cuts a field value's optional white space (spaces and tabs) at both ends.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// headFlags note which fields a proxy removes or replaces a head has, so that a head with none
+// of them (the common one) is spared the removals.
+type headFlags uint8
+
+const (
+	// hasHop: a hop-by-hop field (hopHeaders). Only Connection can name others, and it is one.
+	hasHop headFlags = 1 << iota
+	// hasForwarded: Forwarded or X-Forwarded-{For,Host,Proto}, which the proxy replaces.
+	hasForwarded
+)
+
+// flagOf is the flag of a canonical field name.
+func flagOf(key string) headFlags {
+	switch key {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return hasHop
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return hasForwarded
+	}
+	return 0
+}
+
+// headLines is how many lines a head may have before splitLines' caller's array is outgrown.
+const headLines = 32
 
 // parseRequest parses a request head strictly. It returns errFallback for a request the fast
 // path leaves to net/http, an *httpError for a malformed one.
 func parseRequest(head []byte, remote string) (*fastRequest, error) {
-	lines := splitLines(head)
+	var buf [headLines][]byte
+	lines := splitLines(head, buf[:])
 	if len(lines) == 0 {
 		return nil, badRequest("empty request")
 	}
@@ -204,7 +254,7 @@ func parseRequest(head []byte, remote string) (*fastRequest, error) {
 	if strings.Contains(u.RawQuery, ";") {
 		return nil, errFallback // the proxy drops unparsable query parameters: net/http decides
 	}
-	h, err := parseHeaders(lines[1:])
+	h, flags, err := parseHeaders(lines[1:])
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +282,7 @@ func parseRequest(head []byte, remote string) (*fastRequest, error) {
 		}
 		expect = true
 	}
-	fr := &fastRequest{target: target}
+	fr := &fastRequest{target: target, flags: flags}
 	if te, ok := h["Transfer-Encoding"]; ok {
 		if minor == 0 {
 			return nil, badRequest("Transfer-Encoding in an HTTP/1.0 request")
@@ -249,7 +299,7 @@ func parseRequest(head []byte, remote string) (*fastRequest, error) {
 		if err != nil {
 			return nil, err
 		}
-		fr.length = n
+		fr.length, fr.declared = n, true
 	}
 	// Without a body there is nothing to wait for: the field goes to the target as it came.
 	fr.expect = expect && fr.length != 0
@@ -286,8 +336,12 @@ func parseLength(vs []string) (int64, error) {
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// stripHop removes the hop-by-hop headers and those the Connection header names.
-func stripHop(h http.Header) {
+// stripHop removes the hop-by-hop headers and those the Connection header names; flags are the
+// head's (parseHeaders), -1 when unknown.
+func stripHop(h http.Header, flags headFlags) {
+	if flags&hasHop == 0 {
+		return
+	}
 	for _, f := range h["Connection"] {
 		for t := range strings.SplitSeq(f, ",") {
 			if t = textproto.TrimString(t); t != "" {
@@ -423,7 +477,7 @@ func noEOF(err error) error {
 // writeStatusLine writes an HTTP/1.1 status line.
 func writeStatusLine(w *bufio.Writer, code int) {
 	_, _ = w.WriteString("HTTP/1.1 ")
-	_, _ = w.WriteString(strconv.Itoa(code))
+	_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(code), 10))
 	_ = w.WriteByte(' ')
 	_, _ = w.WriteString(http.StatusText(code))
 	_, _ = w.WriteString("\r\n")

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -113,7 +112,8 @@ func (e *Engine) pool(g *group, hostport string) *backendPool {
 type roundState struct {
 	code     int
 	header   http.Header
-	bodyLeft bool // the request body was not fully read from the client
+	flags    headFlags // header's (parseHeaders)
+	bodyLeft bool      // the request body was not fully read from the client
 	// noReuse: the target connection is not kept (it answered a request that expected 100
 	// Continue before its body was sent, so where that connection stands is unclear).
 	noReuse bool
@@ -177,9 +177,9 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 	switch {
 	case fr.chunked:
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
-	case fr.length > 0 || fr.req.Header["Content-Length"] != nil:
+	case fr.length > 0 || fr.declared:
 		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.WriteString(strconv.FormatInt(fr.length, 10))
+		_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), fr.length, 10))
 		_, _ = w.WriteString("\r\n")
 	}
 	_, _ = w.WriteString("\r\n")
@@ -207,7 +207,7 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 			return true, errClientBody
 		}
 	} else {
-		_, err = io.CopyN(w, fc.br, fr.length)
+		_, err = copyN(w, fc.br, fr.length)
 		err = noEOF(err)
 	}
 	if err == nil {
@@ -224,17 +224,17 @@ const keptHeadBuffer = 4 << 10
 // the client of interim (nil: dropped).
 func readResponseHead(bc *backendConn, st *roundState, interim *fastConn) error {
 	for {
-		code, h, err := readStatusHead(bc)
+		code, h, flags, err := readStatusHead(bc)
 		if err != nil {
 			return err
 		}
 		if code < 200 {
-			if err := interim.writeInterim(code, h); err != nil {
+			if err := interim.writeInterim(code, h, flags); err != nil {
 				return err
 			}
 			continue
 		}
-		st.code, st.header = code, h
+		st.code, st.header, st.flags = code, h, flags
 		return nil
 	}
 }
@@ -242,34 +242,42 @@ func readResponseHead(bc *backendConn, st *roundState, interim *fastConn) error 
 // readStatusHead reads one response head from the target: its status code and header. A 101
 // is an error (the fast path sends no Upgrade); an HTTP/1.0 answer without keep-alive gets
 // Connection: close.
-func readStatusHead(bc *backendConn) (int, http.Header, error) {
+func readStatusHead(bc *backendConn) (int, http.Header, headFlags, error) {
 	head, err := readHead(bc.br, bc.head[:0], false)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	if cap(head) <= keptHeadBuffer {
 		bc.head = head[:0] // what is kept of it is copied (parseHeaders)
 	}
-	lines := splitLines(head)
+	var buf [headLines][]byte
+	lines := splitLines(head, buf[:])
 	sl := lines[0]
 	if len(sl) < 12 || !bytes.HasPrefix(sl, []byte("HTTP/1.")) || sl[8] != ' ' {
-		return 0, nil, errors.New("malformed status line from target")
+		return 0, nil, 0, errors.New("malformed status line from target")
 	}
-	code, err := strconv.Atoi(string(sl[9:12]))
-	if err != nil || code < 100 || code > 999 || (len(sl) > 12 && sl[12] != ' ') {
-		return 0, nil, errors.New("malformed status code from target")
+	code := 0
+	for _, c := range sl[9:12] {
+		if c < '0' || c > '9' {
+			return 0, nil, 0, errors.New("malformed status code from target")
+		}
+		code = code*10 + int(c-'0')
 	}
-	h, err := parseHeaders(lines[1:])
+	if code < 100 || (len(sl) > 12 && sl[12] != ' ') {
+		return 0, nil, 0, errors.New("malformed status code from target")
+	}
+	h, flags, err := parseHeaders(lines[1:])
 	if err != nil {
-		return 0, nil, errors.New("malformed header from target: " + err.Error())
+		return 0, nil, 0, errors.New("malformed header from target: " + err.Error())
 	}
 	if code == http.StatusSwitchingProtocols {
-		return 0, nil, errors.New("unexpected 101 from target")
+		return 0, nil, 0, errors.New("unexpected 101 from target")
 	}
 	if code >= 200 && sl[7] == '0' && !hasToken(h["Connection"], "keep-alive") {
 		h["Connection"] = append(h["Connection"], "close")
+		flags |= hasHop
 	}
-	return code, h, nil
+	return code, h, flags, nil
 }
 
 // awaitContinue waits, after a request head that expects 100 Continue, for the target's
@@ -296,7 +304,7 @@ func awaitContinue(bc *backendConn, st *roundState, deadline time.Time, interim 
 			}
 			return false, err
 		}
-		code, h, err := readStatusHead(bc)
+		code, h, flags, err := readStatusHead(bc)
 		switch {
 		case err != nil:
 			return false, err
@@ -305,12 +313,12 @@ func awaitContinue(bc *backendConn, st *roundState, deadline time.Time, interim 
 		case code < 200:
 			// Another interim answer (103): passed on, and the wait goes on within the same
 			// time.
-			if err := interim.writeInterim(code, h); err != nil {
+			if err := interim.writeInterim(code, h, flags); err != nil {
 				return false, err
 			}
 			continue
 		}
-		st.code, st.header = code, h
+		st.code, st.header, st.flags = code, h, flags
 		return false, nil
 	}
 }
@@ -326,11 +334,11 @@ func (fc *fastConn) interimTo(fr *fastRequest) *fastConn {
 
 // writeInterim passes an interim answer on to the client, flushed at once, its hop-by-hop
 // fields dropped; on a nil fc (interimTo's for HTTP/1.0) it drops it.
-func (fc *fastConn) writeInterim(code int, h http.Header) error {
+func (fc *fastConn) writeInterim(code int, h http.Header, flags headFlags) error {
 	if fc == nil {
 		return nil
 	}
-	stripHop(h)
+	stripHop(h, flags)
 	w := fc.bw
 	writeStatusLine(w, code)
 	writeHeader(w, h)
@@ -346,3 +354,24 @@ type errClientGone struct{ err error }
 
 func (e errClientGone) Error() string { return "writing to the client: " + e.err.Error() }
 func (e errClientGone) Unwrap() error { return e.err }
+
+// copyN copies n bytes from r to w as io.CopyN does, without its LimitReader: what r has
+// buffered goes to w's buffer, or straight to w's writer when it is larger.
+func copyN(w *bufio.Writer, r *bufio.Reader, n int64) (int64, error) {
+	var done int64
+	for done < n {
+		if r.Buffered() == 0 {
+			if _, err := r.Peek(1); err != nil {
+				return done, err
+			}
+		}
+		p, _ := r.Peek(int(min(int64(r.Buffered()), n-done)))
+		m, err := w.Write(p)
+		_, _ = r.Discard(m)
+		done += int64(m)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}

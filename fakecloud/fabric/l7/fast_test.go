@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -689,9 +690,9 @@ func TestParseHeadersAllocatesPerHeadNotPerField(t *testing.T) {
 			head = append(head, fmt.Sprintf("X-Field-%d: value %d\r\n", i, i)...)
 		}
 		head = append(head, "\r\n"...)
-		lines := splitLines(head)
+		lines := splitLines(head, nil)
 		return testing.AllocsPerRun(50, func() {
-			if _, err := parseHeaders(lines[1:]); err != nil {
+			if _, _, err := parseHeaders(lines[1:]); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -700,8 +701,73 @@ func TestParseHeadersAllocatesPerHeadNotPerField(t *testing.T) {
 	if many > few+1 || few > 4 {
 		t.Errorf("parseHeaders: %.0f allocations for 2 fields, %.0f for 6; want at most 4, not growing with the fields", few, many)
 	}
-	h, err := parseHeaders(splitLines([]byte("GET / HTTP/1.1\r\nhost: a\r\nX-A: 1\r\nx-a:  2 \r\n\r\n"))[1:])
+	h, _, err := parseHeaders(splitLines([]byte("GET / HTTP/1.1\r\nhost: a\r\nX-A: 1\r\nx-a:  2 \r\n\r\n"), nil)[1:])
 	if err != nil || len(h) != 2 || h.Get("Host") != "a" || len(h["X-A"]) != 2 || h["X-A"][0] != "1" || h["X-A"][1] != "2" {
 		t.Errorf("parseHeaders: %v, %v; want Host a and X-A [1 2]", h, err)
+	}
+}
+
+// TestFastRelayedHead reads the request heads the fast path writes to a target byte for byte,
+// for a rule without header edits (the request's header is changed in place) and one with: the
+// length once, no User-Agent made up, hop-by-hop fields gone (Te: trailers kept), the client's
+// X-Forwarded-For extended and the other X-Forwarded-* and Forwarded replaced.
+func TestFastRelayedHead(t *testing.T) {
+	heads := make(chan string, 4)
+	backend := rawTarget(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			head, err := readHead(br, nil, true)
+			if err != nil {
+				return
+			}
+			fr, err := parseRequest(head, "192.0.2.1:1")
+			if err != nil {
+				t.Errorf("the target got a malformed head %q: %v", head, err)
+				return
+			}
+			if _, err := io.CopyN(io.Discard, br, fr.length); err != nil {
+				return
+			}
+			heads <- string(head)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	in := "POST /p?q=1 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n" +
+		"Te: trailers, deflate\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n" +
+		"Forwarded: for=10.0.0.1\r\nX-Keep: k\r\n\r\nabc"
+	fields := func(head string) []string {
+		lines := strings.Split(strings.TrimSuffix(head, "\r\n\r\n"), "\r\n")
+		slices.Sort(lines[1:])
+		return lines
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  HeaderEdit
+		extra []string
+	}{
+		{name: "no edits"},
+		{name: "edits", edit: HeaderEdit{Set: []Header{{Name: "X-Added", Value: "yes"}}}, extra: []string{"X-Added: yes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := fastEngine(t, backend, tc.edit)
+			c := dialRaw(t, e, 80)
+			for _, req := range []string{in, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"} {
+				c.send(req)
+				if resp, body, err := c.read("GET"); err != nil || resp.StatusCode != 200 || body != "ok" {
+					t.Fatalf("%v %q %v", resp.Status, body, err)
+				}
+			}
+			want := append([]string{"POST /p?q=1 HTTP/1.1", "Content-Length: 3", "Host: a.test", "Te: trailers",
+				"X-Forwarded-For: 10.0.0.1, 127.0.0.1", "X-Forwarded-Port: 80", "X-Forwarded-Proto: http", "X-Keep: k"}, tc.extra...)
+			slices.Sort(want[1:])
+			if got := fields(<-heads); !slices.Equal(got, want) {
+				t.Errorf("relayed head\n%q\nwant\n%q", got, want)
+			}
+			want = append([]string{"GET / HTTP/1.1", "Host: a.test", "X-Forwarded-For: 127.0.0.1", "X-Forwarded-Port: 80",
+				"X-Forwarded-Proto: http"}, tc.extra...)
+			slices.Sort(want[1:])
+			if got := fields(<-heads); !slices.Equal(got, want) {
+				t.Errorf("relayed head\n%q\nwant\n%q", got, want)
+			}
+		})
 	}
 }

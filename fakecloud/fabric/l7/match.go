@@ -34,8 +34,10 @@ func (p hostPattern) matches(host string) bool {
 // requestHost is the request's host without port or trailing dot, lowercase.
 func requestHost(hostport string) string {
 	h := hostport
-	if host, _, err := net.SplitHostPort(hostport); err == nil {
-		h = host
+	if strings.IndexByte(hostport, ':') >= 0 { // else SplitHostPort's error costs an allocation
+		if host, _, err := net.SplitHostPort(hostport); err == nil {
+			h = host
+		}
 	}
 	return strings.ToLower(strings.TrimSuffix(h, "."))
 }

@@ -341,7 +341,7 @@ func restore(out, in http.Header, name string) {
 // setForwarded sets X-Forwarded-For (the client's address appended to what the client sent),
 // -Proto and -Port (the listener's) as an ELB does.
 func setForwarded(out, in *http.Request, l *listener) {
-	setForwardedFrom(out.Header, in.Header, clientIP(in.RemoteAddr), l)
+	setForwardedFrom(out.Header, in.Header["X-Forwarded-For"], clientIP(in.RemoteAddr), l)
 }
 
 // clientIP is the IP of a client's address (ip:port), or the address as it is when it has no
@@ -353,10 +353,11 @@ func clientIP(remote string) string {
 	return remote
 }
 
-// setForwardedFrom sets the X-Forwarded-* fields of out for a request whose fields are in,
-// from the client's address client to listener l: one allocation for the three values.
-func setForwardedFrom(out, in http.Header, client string, l *listener) {
-	if prior := in.Values("X-Forwarded-For"); len(prior) > 0 {
+// setForwardedFrom sets the X-Forwarded-* fields of out for a request that came with the
+// X-Forwarded-For values prior, from the client's address client to listener l: one
+// allocation for the three values.
+func setForwardedFrom(out http.Header, prior []string, client string, l *listener) {
+	if len(prior) > 0 {
 		client = strings.Join(prior, ", ") + ", " + client
 	}
 	vals := &[3]string{client, l.scheme, l.portText}
