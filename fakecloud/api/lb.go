@@ -82,6 +82,10 @@ const (
 	// AttributeSourceRanges (load balancers) is a comma-separated list of IPv4 CIDRs allowed to
 	// connect; empty allows everyone. It stands in for the security-group rules of a real NLB.
 	AttributeSourceRanges = "source_ranges.cidr_blocks"
+	// AttributeAccessLogs (application load balancers) is "true" or "false" (the default):
+	// whether the data plane writes a line per request to the load balancer's access log
+	// (docs/fakecloud-l7.md). It stands in for a real ALB's access_logs.s3.enabled, without S3.
+	AttributeAccessLogs = "access_logs.enabled"
 	// AttributeDeregistrationDelay (target groups) is how long, in seconds (0..3600, default
 	// 300), a deregistered target stays draining before it is removed.
 	AttributeDeregistrationDelay = "deregistration_delay.timeout_seconds"
@@ -140,9 +144,11 @@ type LoadBalancer struct {
 	// VIP is the address clients connect to (the public address if any, else the private one).
 	VIP string `json:"Vip"`
 	// SourceRanges are the CIDRs allowed to connect; empty allows everyone.
-	SourceRanges []string  `json:"SourceRanges,omitempty"`
-	CreatedTime  time.Time `json:"CreatedTime"`
-	Tags         []Tag     `json:"Tags,omitempty"`
+	SourceRanges []string `json:"SourceRanges,omitempty"`
+	// AccessLogs: the data plane writes the load balancer's access log (AttributeAccessLogs).
+	AccessLogs  bool      `json:"AccessLogs,omitempty"`
+	CreatedTime time.Time `json:"CreatedTime"`
+	Tags        []Tag     `json:"Tags,omitempty"`
 }
 
 // HealthCheck says how the data plane probes targets. In requests, zero values take the

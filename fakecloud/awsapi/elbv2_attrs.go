@@ -10,7 +10,8 @@ import (
 
 // The ELBv2 actions that change a load balancer or target group after its creation: its
 // attributes (fakecloud's source_ranges.cidr_blocks on load balancers, which stands in for a
-// real NLB's security groups, and deregistration_delay.timeout_seconds on target groups) and a
+// real NLB's security groups, its access_logs.enabled on application load balancers, and
+// deregistration_delay.timeout_seconds on target groups) and a
 // target group's health check.
 
 type elbAttribute struct {
@@ -60,7 +61,12 @@ func elbDescribeLoadBalancerAttributes(x *exchange, v query.View) (any, error) {
 	if len(resp.LoadBalancers) != 1 {
 		return nil, api.Errorf(api.CodeLoadBalancerNotFound, "load balancer %s not found", id)
 	}
-	return attributesXML([]api.Attribute{{Key: api.AttributeSourceRanges, Value: strings.Join(resp.LoadBalancers[0].SourceRanges, ",")}}), nil
+	lb := resp.LoadBalancers[0]
+	attrs := []api.Attribute{{Key: api.AttributeSourceRanges, Value: strings.Join(lb.SourceRanges, ",")}}
+	if lb.Type == api.LoadBalancerTypeApplication {
+		attrs = append(attrs, api.Attribute{Key: api.AttributeAccessLogs, Value: strconv.FormatBool(lb.AccessLogs)})
+	}
+	return attributesXML(attrs), nil
 }
 
 func elbModifyTargetGroupAttributes(x *exchange, v query.View) (any, error) {

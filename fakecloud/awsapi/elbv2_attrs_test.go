@@ -40,6 +40,56 @@ func TestELBv2Attributes(t *testing.T) {
 		Attributes:      []types.LoadBalancerAttribute{{Key: aws.String(api.AttributeSourceRanges), Value: aws.String("not-a-cidr")}},
 	})
 	wantAPIError(t, err, "ValidationError", 400)
+	_, err = c.ModifyLoadBalancerAttributes(ctx, &elb.ModifyLoadBalancerAttributesInput{
+		LoadBalancerArn: lb.LoadBalancerArn,
+		Attributes:      []types.LoadBalancerAttribute{{Key: aws.String(api.AttributeAccessLogs), Value: aws.String("true")}},
+	})
+	wantAPIError(t, err, "ValidationError", 400) // a network load balancer has no access log here
+
+	// An application load balancer's access log is switched on and off on its own: the source
+	// ranges set before stay.
+	alb := must(c.CreateLoadBalancer(ctx, &elb.CreateLoadBalancerInput{
+		Name: aws.String("app"), Type: types.LoadBalancerTypeEnumApplication, Subnets: []string{w.subnet.SubnetID},
+	})).of(t).LoadBalancers[0]
+	setALB := func(key, value string) {
+		t.Helper()
+		must(c.ModifyLoadBalancerAttributes(ctx, &elb.ModifyLoadBalancerAttributesInput{LoadBalancerArn: alb.LoadBalancerArn,
+			Attributes: []types.LoadBalancerAttribute{{Key: aws.String(key), Value: aws.String(value)}}})).of(t)
+	}
+	albAttrs := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for _, a := range must(c.DescribeLoadBalancerAttributes(ctx, &elb.DescribeLoadBalancerAttributesInput{LoadBalancerArn: alb.LoadBalancerArn})).of(t).Attributes {
+			out[aws.ToString(a.Key)] = aws.ToString(a.Value)
+		}
+		return out
+	}
+	if got := albAttrs(); got[api.AttributeAccessLogs] != "false" {
+		t.Fatalf("a new application load balancer's attributes %v: want %s false", got, api.AttributeAccessLogs)
+	}
+	setALB(api.AttributeSourceRanges, "203.0.113.0/24")
+	setALB(api.AttributeAccessLogs, "true")
+	if got := albAttrs(); got[api.AttributeAccessLogs] != "true" || got[api.AttributeSourceRanges] != "203.0.113.0/24" {
+		t.Fatalf("after switching the access log on: %v", got)
+	}
+	for _, l := range must(w.Admin.DescribeLoadBalancers(ctx, &api.DescribeLoadBalancersRequest{})).of(t).LoadBalancers {
+		if l.AccessLogs != (l.LoadBalancerName == "app") {
+			t.Fatalf("the JSON API sees %s with AccessLogs %v", l.LoadBalancerName, l.AccessLogs)
+		}
+	}
+	setALB(api.AttributeSourceRanges, "")
+	if got := albAttrs(); got[api.AttributeAccessLogs] != "true" || got[api.AttributeSourceRanges] != "" {
+		t.Fatalf("after clearing the source ranges: %v", got)
+	}
+	_, err = c.ModifyLoadBalancerAttributes(ctx, &elb.ModifyLoadBalancerAttributesInput{
+		LoadBalancerArn: alb.LoadBalancerArn,
+		Attributes:      []types.LoadBalancerAttribute{{Key: aws.String(api.AttributeAccessLogs), Value: aws.String("yes")}},
+	})
+	wantAPIError(t, err, "ValidationError", 400)
+	setALB(api.AttributeAccessLogs, "false")
+	if got := albAttrs(); got[api.AttributeAccessLogs] != "false" {
+		t.Fatalf("after switching the access log off: %v", got)
+	}
 
 	tg := must(c.CreateTargetGroup(ctx, &elb.CreateTargetGroupInput{
 		Name: aws.String("web-tg"), Protocol: types.ProtocolEnumTcp, Port: aws.Int32(80), VpcId: aws.String(w.subnet.VpcID),

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,13 @@ func TestApplicationLoadBalancerCommands(t *testing.T) {
 	lb := mustJSON[api.CreateLoadBalancerResponse](t, env, "lb", "create", "gw", "--subnet", sn.SubnetID, "--type", "application").LoadBalancer
 	if lb.Type != api.LoadBalancerTypeApplication {
 		t.Fatalf("lb create --type application made a %s load balancer", lb.Type)
+	}
+	attrs := mustJSON[api.ModifyLoadBalancerAttributesResponse](t, env, "lb", "access-logs", lb.LoadBalancerID, "on").Attributes
+	if !slices.Contains(attrs, api.Attribute{Key: api.AttributeAccessLogs, Value: "true"}) {
+		t.Errorf("lb access-logs on: %+v", attrs)
+	}
+	if out, err := run(t, env, "lb", "access-logs", lb.LoadBalancerID, "yes"); err == nil || !strings.Contains(err.Error()+out, "on or off") {
+		t.Errorf("lb access-logs yes: %q, %v; want an error asking for on or off", out, err)
 	}
 	web := mustJSON[api.CreateTargetGroupResponse](t, env, "tg", "create", "web", "--vpc", vpc.VpcID, "--port", "8080", "--protocol", "HTTP").TargetGroup
 	grpc := mustJSON[api.CreateTargetGroupResponse](t, env, "tg", "create", "grpc", "--vpc", vpc.VpcID, "--port", "50051", "--protocol", "HTTP",

@@ -34,6 +34,7 @@ type fabricOptions struct {
 	attach             attachFlag
 	attachDefaultRoute bool
 	lbBusyPoll         time.Duration
+	accessLogDir       string
 	// fab is the running fabric (nil with --fabric none), whose attachments serve reports.
 	fab *fabric.Fabric
 }
@@ -50,6 +51,8 @@ func (o *fabricOptions) addFlags(f *pflag.FlagSet) {
 		"(/proc/<pid>/ns/net of a container's process, or a bind mount) instead of a namespace of the fabric's: its interfaces go in as vpc<N>, "+
 		"the VPC, metadata service and public VIPs are routed through them, the namespace's default route stays, and the fabric never deletes it "+
 		"(repeatable; needs --fabric netns; see `fakecloud fabric attachments`)")
+	f.StringVar(&o.accessLogDir, "fabric-access-log-dir", "", "directory of the access logs of application load balancers whose "+
+		"access_logs.enabled attribute is true: one file of JSON lines each, <load balancer ID>.log (default: the lines go to fakecloud's log)")
 	f.BoolVar(&o.attachDefaultRoute, "fabric-attach-default-route", false, "also route everything else of attached namespaces through the VPC "+
 		"(0.0.0.0/1 and 128.0.0.0/1, which beat their own default route while attached and leave it in place)")
 }
@@ -119,7 +122,7 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 	fab, err := fabric.New(fabric.Config{
 		Source: st, APIHandler: srv, Registerer: reg, Logger: log.With("component", "fabric"),
 		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown, Health: st, LBStates: st, Faults: srv, Certificates: st,
-		Attach: attach, LBBusyPoll: lbBusyPoll,
+		Attach: attach, LBBusyPoll: lbBusyPoll, AccessLogDir: o.accessLogDir,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the fabric: %w", err)

@@ -16,7 +16,7 @@ import (
 
 func newLBCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "lb", Short: "Manage load balancers, their listeners and rules"}
-	cmd.AddCommand(lbCreateCmd(g), lbListCmd(g), lbDeleteCmd(g), lbSourceRangesCmd(g), newListenerCmd(g), newRuleCmd(g))
+	cmd.AddCommand(lbCreateCmd(g), lbListCmd(g), lbDeleteCmd(g), lbSourceRangesCmd(g), lbAccessLogsCmd(g), newListenerCmd(g), newRuleCmd(g))
 	return cmd
 }
 
@@ -90,6 +90,25 @@ func lbSourceRangesCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.done(r, "%s source ranges: %s", args[0], orDash(r.Attributes[0].Value))
+		}),
+	}
+}
+
+func lbAccessLogsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "access-logs LB on|off", Short: "Write an application load balancer's access log, or stop (see fakecloud serve --fabric-access-log-dir)",
+		Args: cobra.ExactArgs(2),
+		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			value, ok := map[string]string{"on": "true", "off": "false"}[args[1]]
+			if !ok {
+				return fmt.Errorf("access-logs %s %q: say on or off", args[0], args[1])
+			}
+			r, err := c.ModifyLoadBalancerAttributes(ctx, &api.ModifyLoadBalancerAttributesRequest{LoadBalancerID: args[0],
+				Attributes: []api.Attribute{{Key: api.AttributeAccessLogs, Value: value}}})
+			if err != nil {
+				return err
+			}
+			return g.done(r, "%s access log: %s", args[0], args[1])
 		}),
 	}
 }

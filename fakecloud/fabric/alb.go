@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -35,6 +38,10 @@ type albRuntime struct {
 	eng  *l7.Engine
 	chk  *l7.Checker // nil without Config.Health
 	reg  *trackedRegisterer
+	// accessLog is where the engine's access log goes while it is on (accessOn): a file of
+	// Config.AccessLogDir, or nil for the fabric's own log.
+	accessOn  bool
+	accessLog *os.File
 	// applied is the configuration the engine runs (nil before the first). A new one is
 	// compared with it field by field: unlike hashing its encoding, a comparison allocates
 	// nothing and stops at the first difference (with 1,000 rules, the hash's JSON took longer
@@ -89,10 +96,50 @@ func (rt *albRuntime) close() {
 	}
 	if rt.eng != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), albCloseTimeout)
-		_ = rt.eng.Close(ctx)
+		_ = rt.eng.Close(ctx) // writes the access log's queued lines
 		cancel()
 	}
+	if rt.accessLog != nil {
+		_ = rt.accessLog.Close()
+	}
 	rt.reg.unregisterAll()
+}
+
+// syncAccessLog turns the engine's access log on or off as the load balancer's attribute
+// says. On, it writes JSON lines to Config.AccessLogDir/<id>.log (appended to, made 0640 and
+// its directory 0750 when missing), or to the fabric's log without an AccessLogDir. A file
+// that cannot be opened fails the load balancer until it can.
+func (f *Fabric) syncAccessLog(rt *albRuntime, on bool) error {
+	if on == rt.accessOn {
+		return nil
+	}
+	if !on {
+		rt.eng.SetAccessLog(nil) // writes what was queued
+		if rt.accessLog != nil {
+			err := rt.accessLog.Close()
+			rt.accessLog = nil
+			if err != nil {
+				f.log.Warn("closing an access log", "lb", rt.id, "err", err)
+			}
+		}
+		rt.accessOn = false
+		return nil
+	}
+	log := f.log.With("lb", rt.id, "log", "access")
+	if dir := f.cfg.AccessLogDir; dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("load balancer %s: access log: %w", rt.id, err)
+		}
+		file, err := os.OpenFile(filepath.Join(dir, rt.id+".log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("load balancer %s: access log: %w", rt.id, err)
+		}
+		rt.accessLog = file
+		log = slog.New(slog.NewJSONHandler(file, nil)).With("lb", rt.id)
+	}
+	rt.eng.SetAccessLog(log)
+	rt.accessOn = true
+	return nil
 }
 
 // closeALBs closes the engines of load balancers that are no longer wanted as application
@@ -141,12 +188,15 @@ func (f *Fabric) syncALBs(snap *api.Snapshot, desired *World) (map[string]bool, 
 			errs = append(errs, err)
 			continue
 		}
-		if rt := f.albs[id]; rt != nil && rt.applied != nil && reflect.DeepEqual(*rt.applied, cfg) {
-			current[id] = true
-			continue
+		if rt := f.albs[id]; rt == nil || rt.applied == nil || !reflect.DeepEqual(*rt.applied, cfg) {
+			err = f.lbStep(id, opProgramLB, func() error { return f.applyALB(d, cfg) })
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
 		}
-		err = f.lbStep(id, opProgramLB, func() error { return f.applyALB(d, cfg) })
-		if err != nil {
+		if err := f.syncAccessLog(f.albs[id], ix.accessLogs[id]); err != nil {
+			f.lbErrs[id] = err
 			errs = append(errs, err)
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -16,7 +17,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +28,7 @@ import (
 	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
+	"github.com/flatnet/flatnet/fakecloud/internal/state"
 	"github.com/flatnet/flatnet/internal/netns"
 )
 
@@ -60,11 +65,13 @@ type albLab struct {
 	listener     string
 	ruleA, ruleB string
 	client       *http.Client // from the internet namespace
+	accessLogs   string       // the fabric's AccessLogDir (made by the fabric when needed)
 }
 
 func newALBLab(t *testing.T) *albLab {
 	t.Helper()
-	l := &albLab{lbLab: &lbLab{lab: newLab(t, nil)}}
+	logs := filepath.Join(t.TempDir(), "access")
+	l := &albLab{lbLab: &lbLab{lab: newLabTuned(t, nil, state.Config{DataPlane: true}, func(c *Config) { c.AccessLogDir = logs })}, accessLogs: logs}
 	l.internet = InternetNetns(l.prefix, l.vpc)
 	l.pods = []*pod{
 		newPod(t, l.lab, l.n1, "pod-a", "10.0.1.101"),
@@ -288,6 +295,72 @@ func TestALB(t *testing.T) {
 		setRanges("")
 		if _, _, err := l.get(base + "/a"); err != nil {
 			t.Errorf("ranges cleared, the internet still cannot connect: %v", err)
+		}
+	})
+
+	t.Run("access log", func(t *testing.T) {
+		file := filepath.Join(l.accessLogs, l.lb.LoadBalancerID+".log")
+		setLog := func(on bool) {
+			must(l.st.ModifyLoadBalancerAttributes(admin(), &api.ModifyLoadBalancerAttributesRequest{
+				LoadBalancerID: l.lb.LoadBalancerID, Attributes: []api.Attribute{{Key: api.AttributeAccessLogs, Value: strconv.FormatBool(on)}}}))
+		}
+		type line struct {
+			LB, Path, Target, TargetGroup, Client string
+			Status                                int
+		}
+		lines := func() []line {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []line
+			for s := range strings.Lines(string(b)) {
+				var ln line
+				if err := json.Unmarshal([]byte(s), &ln); err != nil {
+					t.Fatalf("access log line %q: %v", s, err)
+				}
+				out = append(out, ln)
+			}
+			return out
+		}
+		// A file the fabric cannot open fails the load balancer, with the reason, until it can.
+		if err := os.MkdirAll(file, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		setLog(true)
+		if reason := l.waitState(t, api.LoadBalancerStateFailed); !strings.Contains(reason, "access log") || !strings.Contains(reason, "is a directory") {
+			t.Errorf("failed with reason %q; want the access log that could not be opened", reason)
+		}
+		if err := os.Remove(file); err != nil {
+			t.Fatal(err)
+		}
+		l.waitState(t, api.LoadBalancerStateActive)
+		l.converge()
+		l.spreadHTTP(t, base+"/a/logged", 3)
+		code, _, err := l.get(base + "/nowhere")
+		if err != nil || code != http.StatusNotFound {
+			t.Fatalf("GET /nowhere: %d, %v", code, err)
+		}
+		var got []line
+		eventually(t, 5*time.Second, "4 access log lines", func() bool { got = lines(); return len(got) >= 4 })
+		if len(got) != 4 {
+			t.Fatalf("%d access log lines, want 4: %+v", len(got), got)
+		}
+		for _, ln := range got[:3] {
+			if ln.LB != l.lb.LoadBalancerID || ln.Path != "/a/logged" || ln.Status != 200 || ln.TargetGroup != l.tgA ||
+				!strings.HasPrefix(ln.Target, "10.0.1.10") || ln.Client == "" {
+				t.Errorf("access log line %+v; want a 200 for /a/logged from group %s's pods", ln, l.tgA)
+			}
+		}
+		if ln := got[3]; ln.Path != "/nowhere" || ln.Status != 404 || ln.Target != "" {
+			t.Errorf("access log line %+v; want the default 404 for /nowhere, no target", ln)
+		}
+		setLog(false)
+		l.converge()
+		l.spreadHTTP(t, base+"/a/unlogged", 3)
+		time.Sleep(100 * time.Millisecond) // lines are written in the background: give any a chance
+		if got := lines(); len(got) != 4 {
+			t.Errorf("%d access log lines after the access log was switched off, want still 4", len(got))
 		}
 	})
 

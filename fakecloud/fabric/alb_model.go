@@ -23,10 +23,17 @@ type CertificateSource interface {
 type albSnapshot struct {
 	lbSnapshot
 	rules map[string][]api.Rule // by listener, by ascending priority
+	// accessLogs are the load balancers whose access log is on (api.AttributeAccessLogs).
+	accessLogs map[string]bool
 }
 
 func indexALBs(snap *api.Snapshot) albSnapshot {
-	ix := albSnapshot{lbSnapshot: indexLBs(snap), rules: map[string][]api.Rule{}}
+	ix := albSnapshot{lbSnapshot: indexLBs(snap), rules: map[string][]api.Rule{}, accessLogs: map[string]bool{}}
+	for i := range snap.LoadBalancers {
+		if lb := &snap.LoadBalancers[i]; lb.AccessLogs {
+			ix.accessLogs[lb.LoadBalancerID] = true
+		}
+	}
 	// Each listener's slice sized once: growing them copied 1,000 rules several times a change.
 	count := map[string]int{}
 	for i := range snap.Rules {

@@ -69,6 +69,10 @@ type Config struct {
 	// AttachCheckInterval is how often, with attachments, the fabric checks that each attached
 	// namespace is still there (a container stopped, a bind mount went); default 1s.
 	AttachCheckInterval time.Duration
+	// AccessLogDir is where application load balancers whose access_logs.enabled attribute is
+	// true write their access logs, one file of JSON lines each (<load balancer ID>.log);
+	// empty: to Logger, with the attribute log=access.
+	AccessLogDir string
 
 	// albUDPIdleTimeout and albUDPMaxFlows override the application load balancers' UDP flow
 	// idle timeout and flow limit (zero: the engine's 60 s and 4,096); tests shorten them.

@@ -71,6 +71,8 @@ func TestLoadBalancerBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"source range not a CIDR", api.ActionModifyLoadBalancerAttributes, `{"LoadBalancerId": "` + lb + `", "Attributes": [{"Key": "source_ranges.cidr_blocks", "Value": "10.0.0.0/8,banana"}]}`, 400, api.CodeValidationError, "banana"},
 		{"source range host bits", api.ActionModifyLoadBalancerAttributes, `{"LoadBalancerId": "` + lb + `", "Attributes": [{"Key": "source_ranges.cidr_blocks", "Value": "10.0.0.1/8"}]}`, 400, api.CodeValidationError, "10.0.0.0/8"},
 		{"unknown lb attribute", api.ActionModifyLoadBalancerAttributes, `{"LoadBalancerId": "` + lb + `", "Attributes": [{"Key": "idle_timeout", "Value": "1"}]}`, 400, api.CodeValidationError, "idle_timeout"},
+		{"access log on a network lb", api.ActionModifyLoadBalancerAttributes, `{"LoadBalancerId": "` + lb + `", "Attributes": [{"Key": "access_logs.enabled", "Value": "true"}]}`, 400, api.CodeValidationError, "application"},
+		{"access log not a bool", api.ActionModifyLoadBalancerAttributes, `{"LoadBalancerId": "` + lb + `", "Attributes": [{"Key": "access_logs.enabled", "Value": "on"}]}`, 400, api.CodeValidationError, "on"},
 		{"no lb attributes", api.ActionModifyLoadBalancerAttributes, `{"LoadBalancerId": "` + lb + `"}`, 400, api.CodeValidationError, "Attributes"},
 		{"tg protocol", api.ActionCreateTargetGroup, `{"Name": "a", "Protocol": "SCTP", "Port": 1, "VpcId": "` + vpc + `"}`, 400, api.CodeValidationError, "SCTP"},
 		{"tg port", api.ActionCreateTargetGroup, `{"Name": "a", "Protocol": "TCP", "Port": 70000, "VpcId": "` + vpc + `"}`, 400, api.CodeValidationError, "70000"},

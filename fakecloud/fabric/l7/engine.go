@@ -55,8 +55,11 @@ type Engine struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
-	access  *accessLog // nil without Options.AccessLog
-	proxy   *httputil.ReverseProxy
+	// access is the access-log writer: nil without one (Options.AccessLog, SetAccessLog).
+	access    atomic.Pointer[accessLog]
+	accessMu  sync.Mutex // serialises SetAccessLog and Close's stop of the writer
+	closedLog bool       // Close stopped the writer: SetAccessLog starts none
+	proxy     *httputil.ReverseProxy
 	// inflight counts requests in flight per target ip:port (*atomic.Int64), across configs.
 	inflight sync.Map
 	// pools are the fast path's idle target connections (*backendPool), by group and target.
@@ -167,7 +170,7 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{opts: opts, log: opts.Log, metrics: m, servers: map[portKey]*server{},
 		draining: map[*server]bool{}, transports: map[string]*http.Transport{}}
 	if opts.AccessLog != nil {
-		e.access = newAccessLog(opts.AccessLog)
+		e.access.Store(newAccessLog(opts.AccessLog))
 	}
 	e.proxy = &httputil.ReverseProxy{
 		Rewrite:        e.rewrite,
@@ -452,10 +455,32 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	e.pools.Range(func(_, p any) bool { p.(*backendPool).closeIdle(); return true })
-	if e.access != nil {
-		e.access.close()
+	e.accessMu.Lock()
+	e.closedLog = true
+	if a := e.access.Swap(nil); a != nil {
+		a.close()
 	}
+	e.accessMu.Unlock()
 	return ctx.Err()
+}
+
+// SetAccessLog starts writing one line per request to log from now on, in place of the access
+// log the engine had (Options.AccessLog or an earlier call), whose queued lines are written
+// first; nil stops the access log. The line of a request that finishes during the swap goes
+// to either, or is lost.
+func (e *Engine) SetAccessLog(log *slog.Logger) {
+	e.accessMu.Lock()
+	defer e.accessMu.Unlock()
+	if e.closedLog {
+		return
+	}
+	var next *accessLog
+	if log != nil {
+		next = newAccessLog(log)
+	}
+	if old := e.access.Swap(next); old != nil {
+		old.close()
+	}
 }
 
 // transportKey identifies what a target group's transport depends on, so an Apply that keeps

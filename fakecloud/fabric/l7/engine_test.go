@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -573,6 +574,72 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	}
 	if _, ok := first["duration"]; !ok {
 		t.Error("access log has no duration")
+	}
+}
+
+// TestSetAccessLog: an engine started without an access log writes none; SetAccessLog starts
+// one (the lines queued before a swap are written to the old log), swaps it, and stops it.
+func TestSetAccessLog(t *testing.T) {
+	b := startEcho(t, "b", false)
+	e := newEngine(t, Options{})
+	apply(t, e, Config{TargetGroups: []TargetGroup{tgroup("tg", ProtocolHTTP, b.addr)},
+		Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Name: "all", Action: forwardTo("tg")}}}}})
+	u := base(t, e, 80, "http")
+	// hit returns once the fast path is done with the request, its line queued.
+	hit := func(path string) {
+		if resp, _, _ := do(t, http.DefaultClient, get(t, u+path, "", nil)); resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		idle := func() bool {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			for _, s := range e.servers {
+				s.fast.mu.Lock()
+				for c := range s.fast.conns {
+					if !c.idle.Load() {
+						s.fast.mu.Unlock()
+						return false
+					}
+				}
+				s.fast.mu.Unlock()
+			}
+			return true
+		}
+		for deadline := time.Now().Add(5 * time.Second); !idle(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: the fast path is not done with it after 5s", path)
+			}
+		}
+	}
+	paths := func(b *syncBuffer) []string {
+		var out []string
+		for l := range strings.Lines(b.String()) {
+			var line map[string]any
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatalf("access log line %q: %v", l, err)
+			}
+			out = append(out, fmt.Sprint(line["path"]))
+		}
+		return out
+	}
+	hit("/before")
+	var one, two syncBuffer
+	e.SetAccessLog(slog.New(slog.NewJSONHandler(&one, nil)))
+	hit("/one-a")
+	hit("/one-b")
+	e.SetAccessLog(slog.New(slog.NewJSONHandler(&two, nil))) // the first log's lines are written by now
+	if got := paths(&one); !slices.Equal(got, []string{"/one-a", "/one-b"}) {
+		t.Errorf("first access log: %q, want /one-a and /one-b", got)
+	}
+	hit("/two")
+	e.SetAccessLog(nil)
+	hit("/after")
+	e.SetAccessLog(nil)
+	if got := paths(&two); !slices.Equal(got, []string{"/two"}) {
+		t.Errorf("second access log: %q, want /two", got)
+	}
+	if got := paths(&one); len(got) != 2 {
+		t.Errorf("first access log has %d lines after it was replaced, want 2", len(got))
 	}
 }
 

@@ -167,7 +167,8 @@ func (e *Engine) observe(r *http.Request, l *listener, ru *rule, f *flight, rec 
 		status = http.StatusOK // a handler that wrote nothing answered 200
 	}
 	s.observe(status, d)
-	if e.access == nil {
+	access := e.access.Load()
+	if access == nil {
 		return
 	}
 	// The fast path's Host is part of its whole header block (parseHeaders): a copy, so that a
@@ -180,11 +181,7 @@ func (e *Engine) observe(r *http.Request, l *listener, ru *rule, f *flight, rec 
 	if f != nil {
 		line.err = f.err
 	}
-	select {
-	case e.access.lines <- line:
-	default:
-		e.metrics.dropped.Inc()
-	}
+	access.queue(line, e.metrics.dropped)
 }
 
 // accessLine is what a request leaves for the access-log writer, which formats it off the
@@ -239,6 +236,21 @@ func (a *accessLog) run() {
 func (a *accessLog) close() {
 	a.once.Do(func() { close(a.stop) })
 	<-a.done
+}
+
+// queue hands l to the writer, or drops and counts it when the writer is behind or stopped (a
+// request that found a log SetAccessLog has replaced since).
+func (a *accessLog) queue(l accessLine, dropped prometheus.Counter) {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	select {
+	case a.lines <- l:
+	default:
+		dropped.Inc()
+	}
 }
 
 func (a *accessLog) write(l accessLine) {

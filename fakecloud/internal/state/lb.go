@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
@@ -196,14 +197,28 @@ func (s *Store) ModifyLoadBalancerAttributes(c Call, req *api.ModifyLoadBalancer
 	if len(req.Attributes) == 0 {
 		return nil, invalid("Attributes is required")
 	}
-	var ranges []string
+	// Only the attributes given change; the others keep their values.
+	var (
+		ranges     *[]string
+		accessLogs *bool
+	)
 	for _, a := range req.Attributes {
-		if a.Key != api.AttributeSourceRanges {
-			return nil, invalid("attribute %.60q is not supported by network load balancers here: use %s", a.Key, api.AttributeSourceRanges)
-		}
-		var err error
-		if ranges, err = parseSourceRanges(a.Value); err != nil {
-			return nil, err
+		switch a.Key {
+		case api.AttributeSourceRanges:
+			r, err := parseSourceRanges(a.Value)
+			if err != nil {
+				return nil, err
+			}
+			ranges = &r
+		case api.AttributeAccessLogs:
+			on, err := parseBoolAttribute(a)
+			if err != nil {
+				return nil, err
+			}
+			accessLogs = &on
+		default:
+			return nil, invalid("attribute %.60q is not supported here: use %s or (application load balancers) %s",
+				a.Key, api.AttributeSourceRanges, api.AttributeAccessLogs)
 		}
 	}
 	return write(s, c, api.ActionModifyLoadBalancerAttributes, "", req, func(t *tx) (*api.ModifyLoadBalancerAttributesResponse, error) {
@@ -211,15 +226,42 @@ func (s *Store) ModifyLoadBalancerAttributes(c Call, req *api.ModifyLoadBalancer
 		if err != nil {
 			return nil, err
 		}
-		if !slices.Equal(r.SourceRanges, ranges) {
-			n := *r
-			n.SourceRanges = ranges
+		if accessLogs != nil && r.Type != api.LoadBalancerTypeApplication {
+			return nil, invalid("attribute %s: load balancer %s is a %s load balancer; only application load balancers have an access log here",
+				api.AttributeAccessLogs, r.ID, r.Type)
+		}
+		n := *r
+		if ranges != nil {
+			n.SourceRanges = *ranges
+		}
+		if accessLogs != nil {
+			n.AccessLogs = *accessLogs
+		}
+		if !slices.Equal(r.SourceRanges, n.SourceRanges) || r.AccessLogs != n.AccessLogs {
 			if err := t.put(tableLoadBalancers, api.KindLoadBalancer, n.ID, &n); err != nil {
 				return nil, err
 			}
 		}
-		return &api.ModifyLoadBalancerAttributesResponse{Attributes: []api.Attribute{
-			{Key: api.AttributeSourceRanges, Value: strings.Join(ranges, ",")},
-		}}, nil
+		return &api.ModifyLoadBalancerAttributesResponse{Attributes: lbAttributes(&n)}, nil
 	})
+}
+
+// lbAttributes are a load balancer's attributes as ModifyLoadBalancerAttributes answers them.
+func lbAttributes(r *lbRec) []api.Attribute {
+	out := []api.Attribute{{Key: api.AttributeSourceRanges, Value: strings.Join(r.SourceRanges, ",")}}
+	if r.Type == api.LoadBalancerTypeApplication {
+		out = append(out, api.Attribute{Key: api.AttributeAccessLogs, Value: strconv.FormatBool(r.AccessLogs)})
+	}
+	return out
+}
+
+// parseBoolAttribute reads "true" or "false", as the ELB API writes them.
+func parseBoolAttribute(a api.Attribute) (bool, error) {
+	switch a.Value {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, invalid("attribute %s: %.30q is neither true nor false", a.Key, a.Value)
 }

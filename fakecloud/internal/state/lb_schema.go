@@ -39,6 +39,7 @@ type lbRec struct {
 	// PublicIP is unique by index among load balancers (empty for internal ones).
 	PublicIP     string
 	SourceRanges []string
+	AccessLogs   bool // application load balancers only
 	Tags         map[string]string
 	Created      time.Time
 	// State and StateReason are what the data plane last reported (api.LoadBalancerState*);

@@ -22,7 +22,7 @@ func (v viewer) loadBalancer(r *lbRec) api.LoadBalancer {
 		LoadBalancerID: r.ID, LoadBalancerName: r.Name, Scheme: r.Scheme, Type: r.Type,
 		State: state, StateReason: r.StateReason, VpcID: r.VpcID, SubnetID: r.SubnetID, AvailabilityZone: r.AZ,
 		PrivateIPAddress: r.PrivateIP, PublicIPAddress: r.PublicIP, VIP: vip,
-		SourceRanges: slices.Clone(r.SourceRanges), CreatedTime: r.Created, Tags: tagList(r.Tags),
+		SourceRanges: slices.Clone(r.SourceRanges), AccessLogs: r.AccessLogs, CreatedTime: r.Created, Tags: tagList(r.Tags),
 	}
 }
 
