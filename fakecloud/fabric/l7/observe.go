@@ -25,6 +25,10 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	dropped  prometheus.Counter
+	// connections and connBytes count the connections of TLS-passthrough and TCP listeners and
+	// the flows of UDP listeners, when they end, and the bytes they carried.
+	connections *prometheus.CounterVec
+	connBytes   *prometheus.CounterVec
 	// udpRefused counts the UDP flows refused because their listener had UDPMaxFlows.
 	udpRefused *prometheus.CounterVec
 }
@@ -40,6 +44,15 @@ func newMetrics() *metrics {
 			Help:    "Time from a request's arrival to the end of its response, by listener port and rule.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"listener", "rule"}),
+		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flatnet_l7_connections_total",
+			Help: "Connections (TLS passthrough, TCP) and flows (UDP) the L7 load balancer ended, by listener port, rule (\"-\": none matched) and result: " +
+				"forwarded, no_client_hello, no_rule, no_target or target_unreachable.",
+		}, []string{"listener", "rule", "result"}),
+		connBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flatnet_l7_connection_bytes_total",
+			Help: "Bytes the L7 load balancer relayed on connections and flows, by listener port, rule and direction (from_client, to_client).",
+		}, []string{"listener", "rule", "direction"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flatnet_l7_access_log_dropped_total",
 			Help: "Access-log lines dropped because the writer fell behind.",
@@ -52,7 +65,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.dropped, m.udpRefused} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.connections, m.connBytes, m.dropped, m.udpRefused} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -142,6 +155,8 @@ func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool
 			labels := prometheus.Labels{"listener": k[0], "rule": k[1]}
 			m.requests.DeletePartialMatch(labels)
 			m.latency.DeletePartialMatch(labels)
+			m.connections.DeletePartialMatch(labels)
+			m.connBytes.DeletePartialMatch(labels)
 			if k[1] == noRule { // the listener is gone
 				m.udpRefused.DeleteLabelValues(k[0])
 			}
@@ -184,6 +199,42 @@ func (e *Engine) observe(r *http.Request, l *listener, ru *rule, f *flight, rec 
 	access.queue(line, e.metrics.dropped)
 }
 
+// The results of a passthrough connection or UDP flow (flatnet_l7_connections_total).
+const (
+	connForwarded         = "forwarded"
+	connNoClientHello     = "no_client_hello"
+	connNoRule            = "no_rule"
+	connNoTarget          = "no_target"
+	connTargetUnreachable = "target_unreachable"
+)
+
+// connRecord is one connection or flow of a TLS-passthrough, TCP or UDP listener, as it ends.
+type connRecord struct {
+	s                *series // its listener's and rule's (the listener's unmatched series: none)
+	proto            Protocol
+	client, sni      string
+	result           string
+	group, target    string
+	fromClient, toIt int64 // bytes from the client, and to it
+	d                time.Duration
+	err              error
+}
+
+// observeConn counts a connection or flow that ended and queues its access-log line.
+func (e *Engine) observeConn(c *connRecord) {
+	s := c.s
+	e.metrics.connections.WithLabelValues(s.listener, s.rule, c.result).Inc()
+	if c.fromClient > 0 {
+		e.metrics.connBytes.WithLabelValues(s.listener, s.rule, "from_client").Add(float64(c.fromClient))
+	}
+	if c.toIt > 0 {
+		e.metrics.connBytes.WithLabelValues(s.listener, s.rule, "to_client").Add(float64(c.toIt))
+	}
+	if access := e.access.Load(); access != nil {
+		access.queue(accessLine{conn: c}, e.metrics.dropped)
+	}
+}
+
 // accessLine is what a request leaves for the access-log writer, which formats it off the
 // request's path.
 type accessLine struct {
@@ -196,6 +247,8 @@ type accessLine struct {
 	d                           time.Duration
 	group, target               string
 	err                         error
+	// conn, when set, makes this a connection's line (and the fields above unused).
+	conn *connRecord
 }
 
 // accessLog writes access-log lines in its own goroutine, in the order requests finished.
@@ -254,6 +307,24 @@ func (a *accessLog) queue(l accessLine, dropped prometheus.Counter) {
 }
 
 func (a *accessLog) write(l accessLine) {
+	if c := l.conn; c != nil {
+		attrs := make([]slog.Attr, 0, 13)
+		attrs = append(attrs, slog.String("listener", c.s.listener), slog.String("rule", c.s.rule),
+			slog.String("client", c.client), slog.String("proto", string(c.proto)), slog.String("result", c.result))
+		if c.sni != "" {
+			attrs = append(attrs, slog.String("sni", c.sni))
+		}
+		if c.target != "" {
+			attrs = append(attrs, slog.String("targetGroup", c.group), slog.String("target", c.target))
+		}
+		attrs = append(attrs, slog.Int64("bytesFromClient", c.fromClient), slog.Int64("bytesToClient", c.toIt),
+			slog.Duration("duration", c.d))
+		if c.err != nil {
+			attrs = append(attrs, slog.String("err", c.err.Error()))
+		}
+		a.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
+		return
+	}
 	attrs := make([]slog.Attr, 0, 13)
 	attrs = append(attrs,
 		slog.Int("listener", l.port), slog.String("rule", l.rule),

@@ -79,49 +79,65 @@ func (e *Engine) servePassthrough(s *server) error {
 
 // passthrough routes one connection: by its ClientHello's SNI name on a TLS listener, to the
 // one rule on a TCP listener; then it splices it to a target of the rule's forward. A
-// connection nothing serves is closed.
+// connection nothing serves is closed. Either way it is counted and logged when it ends.
 func (e *Engine) passthrough(s *server, c net.Conn) {
+	start := time.Now()
 	l := s.cur.Load()
-	var name string
+	rec := &connRecord{s: l.unmatched, proto: l.proto, client: c.RemoteAddr().String()}
+	defer func() {
+		rec.d = time.Since(start)
+		e.observeConn(rec)
+	}()
 	var head []byte
 	if l.proto == ProtocolTLS {
 		_ = c.SetReadDeadline(time.Now().Add(helloTimeout))
 		var err error
-		if name, head, err = readClientHello(c); err != nil {
+		if rec.sni, head, err = readClientHello(c); err != nil {
+			rec.result, rec.err = connNoClientHello, err
 			e.log.Debug("passthrough: no ClientHello", "port", l.port, "client", c.RemoteAddr(), "err", err)
 			return
 		}
 		_ = c.SetReadDeadline(time.Time{})
 	}
-	r := l.matchName(name)
+	r := l.matchName(rec.sni)
 	if r == nil {
-		e.log.Debug("passthrough: no rule for the server name", "port", l.port, "client", c.RemoteAddr(), "sni", name)
+		rec.result = connNoRule
+		e.log.Debug("passthrough: no rule for the server name", "port", l.port, "client", c.RemoteAddr(), "sni", rec.sni)
 		return
 	}
+	rec.s = r.series
 	b := pickBackend(&r.action)
-	if b == nil || b.group == nil {
-		return
+	var t *target
+	if b != nil && b.group != nil {
+		t = b.group.pick()
 	}
-	t := b.group.pick()
 	if t == nil {
+		rec.result = connNoTarget
 		return
 	}
+	rec.group, rec.target = b.group.name, t.hostport
 	t.inflight.Add(1)
 	defer t.inflight.Add(-1)
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	up, err := e.opts.Dial(ctx, "tcp", t.hostport)
 	cancel()
 	if err != nil {
+		rec.result, rec.err = connTargetUnreachable, err
 		e.log.Debug("passthrough: dialling the target", "port", l.port, "target", t.hostport, "err", err)
 		return
 	}
+	rec.result = connForwarded
 	s.conns.add(up)
 	defer s.conns.remove(up)
 	defer up.Close()
 	if _, err := up.Write(head); err != nil {
+		rec.err = err
 		return
 	}
-	splice(c, up)
+	rec.fromClient = int64(len(head))
+	in, out := splice(c, up)
+	rec.fromClient += in
+	rec.toIt = out
 }
 
 // matchName is the first rule whose hosts match the SNI name ("" matches rules without hosts
@@ -144,11 +160,12 @@ func (l *listener) matchName(name string) *rule {
 }
 
 // splice copies both ways until both directions end, passing each end of stream on as a
-// half-close so protocols that shut down their sending side keep working.
-func splice(a, b net.Conn) {
+// half-close so protocols that shut down their sending side keep working. It returns the bytes
+// copied from a to b and from b to a.
+func splice(a, b net.Conn) (aToB, bToA int64) {
 	var wg sync.WaitGroup
-	one := func(dst, src net.Conn) {
-		_, err := io.Copy(dst, src)
+	one := func(dst, src net.Conn) int64 {
+		n, err := io.Copy(dst, src)
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
 			_ = cw.CloseWrite()
 		} else {
@@ -156,8 +173,10 @@ func splice(a, b net.Conn) {
 			_ = dst.Close()
 			_ = src.Close()
 		}
+		return n
 	}
-	wg.Go(func() { one(b, a) })
-	one(a, b)
+	wg.Go(func() { aToB = one(b, a) })
+	bToA = one(a, b)
 	wg.Wait()
+	return aToB, bToA
 }

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // startTLSNamed serves, over TLS with its own certificate for names, "<who> <peer>" and returns
@@ -145,6 +150,131 @@ func TestPassthroughConfigErrors(t *testing.T) {
 		err := Validate(Config{Listeners: []Listener{tc.l}, TargetGroups: []TargetGroup{tcp, web}})
 		if err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: got %v, want %q", name, err, tc.says)
+		}
+	}
+}
+
+// TestConnectionsObserved: connections of TLS-passthrough and TCP listeners and flows of UDP
+// listeners are counted when they end, by rule and result, with the bytes they carried, and
+// each gets an access-log line.
+func TestConnectionsObserved(t *testing.T) {
+	a, poolA := startTLSNamed(t, "a", "a.example.com")
+	echo := startTCPEcho(t)
+	udpEcho := startUDPEcho(t, "u")
+	closed := func() netip.AddrPort { // a port nothing listens on
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return netip.MustParseAddrPort(ln.Addr().String())
+	}()
+	var logBuf syncBuffer
+	reg := newRegistry()
+	e := newEngine(t, Options{Registerer: reg, AccessLog: slog.New(slog.NewJSONHandler(&logBuf, nil)), UDPIdleTimeout: 200 * time.Millisecond})
+	apply(t, e, Config{
+		TargetGroups: []TargetGroup{tgroup("ga", ProtocolTCP, a), tgroup("echo", ProtocolTCP, echo), tgroup("none", ProtocolTCP),
+			tgroup("gone", ProtocolTCP, closed), tgroup("u", ProtocolUDP, udpEcho)},
+		Listeners: []Listener{
+			{Port: 443, Protocol: ProtocolTLS, Rules: []Rule{{Name: "a", Hosts: []string{"a.example.com"}, Action: forwardTo("ga")}}},
+			{Port: 5432, Protocol: ProtocolTCP, Rules: []Rule{{Name: "echo", Action: forwardTo("echo")}}},
+			{Port: 5433, Protocol: ProtocolTCP, Rules: []Rule{{Name: "empty", Action: forwardTo("none")}}},
+			{Port: 5434, Protocol: ProtocolTCP, Rules: []Rule{{Name: "gone", Action: forwardTo("gone")}}},
+			{Port: 53, Protocol: ProtocolUDP, Rules: []Rule{{Name: "dns", Action: forwardTo("u")}}},
+		},
+	})
+	if body, err := getOverTLS(e.Addr(443).String(), "a.example.com", poolA); err != nil || !strings.HasPrefix(body, "a ") {
+		t.Fatalf("TLS: %q, %v", body, err)
+	}
+	if _, err := getOverTLS(e.Addr(443).String(), "c.example.com", poolA); err == nil {
+		t.Fatal("a name no rule takes was served")
+	}
+	exchange := func(port int, send string) string {
+		c, err := net.Dial("tcp", e.Addr(port).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c, send)
+		_ = c.(*net.TCPConn).CloseWrite()
+		got, _ := io.ReadAll(c)
+		return string(got)
+	}
+	if got := exchange(443, "GET / HTTP/1.1\r\n\r\n"); got != "" {
+		t.Errorf("plain HTTP on the TLS listener got %q", got)
+	}
+	if got := exchange(5432, "ping"); got != "ping" {
+		t.Errorf("TCP echo: %q", got)
+	}
+	exchange(5433, "x")
+	exchange(5434, "x")
+	u, err := net.Dial("udp4", e.Addr(53).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if got := udpAsk(t, u, "q1"); got != "u q1" {
+		t.Fatalf("UDP: %q", got)
+	}
+
+	want := map[string]float64{
+		"flatnet_l7_connections_total{listener=443,result=forwarded,rule=a}":                1,
+		"flatnet_l7_connections_total{listener=443,result=no_rule,rule=-}":                  1,
+		"flatnet_l7_connections_total{listener=443,result=no_client_hello,rule=-}":          1,
+		"flatnet_l7_connections_total{listener=5432,result=forwarded,rule=echo}":            1,
+		"flatnet_l7_connections_total{listener=5433,result=no_target,rule=empty}":           1,
+		"flatnet_l7_connections_total{listener=5434,result=target_unreachable,rule=gone}":   1,
+		"flatnet_l7_connections_total{listener=53/udp,result=forwarded,rule=dns}":           1,
+		"flatnet_l7_connection_bytes_total{direction=from_client,listener=5432,rule=echo}":  4,
+		"flatnet_l7_connection_bytes_total{direction=to_client,listener=5432,rule=echo}":    4,
+		"flatnet_l7_connection_bytes_total{direction=from_client,listener=53/udp,rule=dns}": 2,
+		"flatnet_l7_connection_bytes_total{direction=to_client,listener=53/udp,rule=dns}":   4,
+	}
+	var got map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got = map[string]float64{}
+		for k, v := range gathered(t, reg) {
+			if strings.HasPrefix(k, "flatnet_l7_connection") && !strings.Contains(k, "listener=443,") || strings.Contains(k, "connections_total{listener=443") {
+				got[k] = v
+			}
+		}
+		if cmp.Equal(want, got) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("connection metrics (-want +got):\n%s", diff)
+	}
+	// The TLS bytes depend on the handshake: some each way.
+	all := gathered(t, reg)
+	for _, dir := range []string{"from_client", "to_client"} {
+		if all["flatnet_l7_connection_bytes_total{direction="+dir+",listener=443,rule=a}"] < 100 {
+			t.Errorf("TLS passthrough bytes %s: %v, want the handshake's and the exchange's", dir, all)
+		}
+	}
+	results := map[string]int{}
+	for l := range strings.Lines(logBuf.String()) {
+		var line map[string]any
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("access log line %q: %v", l, err)
+		}
+		if line["msg"] == "connection" {
+			results[fmt.Sprint(line["listener"], " ", line["result"])]++
+			if line["result"] == "forwarded" && (line["target"] == nil || line["duration"] == nil) {
+				t.Errorf("access log line without its target or duration: %q", l)
+			}
+		}
+	}
+	for k := range want {
+		if !strings.HasPrefix(k, "flatnet_l7_connections_total") {
+			continue
+		}
+		// "...{listener=443,result=forwarded,rule=a}" -> "443 forwarded"
+		f := strings.FieldsFunc(k[strings.Index(k, "{")+1:len(k)-1], func(r rune) bool { return r == ',' })
+		key := strings.TrimPrefix(f[0], "listener=") + " " + strings.TrimPrefix(f[1], "result=")
+		if results[key] != 1 {
+			t.Errorf("access log: %d connection lines %q, want 1 (all: %v)", results[key], key, results)
 		}
 	}
 }

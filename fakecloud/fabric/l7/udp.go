@@ -42,6 +42,10 @@ type udpFlow struct {
 	t      *target
 	local  net.IP       // the address the client sent to (nil: unknown)
 	last   atomic.Int64 // unix nanoseconds of the last datagram either way
+	// rec is what the flow's end records; fromClient and toClient count its bytes.
+	rec                  connRecord
+	start                time.Time
+	fromClient, toClient atomic.Int64
 }
 
 func newUDPRelay(e *Engine, s *server, pc net.PacketConn) *udpRelay {
@@ -100,6 +104,7 @@ func (r *udpRelay) serve() error {
 			continue
 		}
 		f.last.Store(time.Now().UnixNano())
+		f.fromClient.Add(int64(n))
 		if _, err := f.up.Write(buf[:n]); err != nil {
 			r.e.log.Debug("udp: relaying to the target", "port", r.s.cur.Load().port, "target", f.t.hostport, "err", err)
 		}
@@ -122,25 +127,35 @@ func (r *udpRelay) flow(client netip.AddrPort, local net.IP) *udpFlow {
 		r.e.log.Debug("udp: flow limit reached; datagram dropped", "port", l.port, "client", client, "flows", n)
 		return nil
 	}
+	// A datagram no flow takes is counted (and logged) as a flow that ended at once.
+	rec := connRecord{s: l.unmatched, proto: ProtocolUDP, client: client.String()}
 	if len(l.rules) == 0 {
+		rec.result = connNoRule
+		r.e.observeConn(&rec)
 		return nil
 	}
+	rec.s = l.rules[0].series
 	b := pickBackend(&l.rules[0].action)
-	if b == nil || b.group == nil {
-		return nil
+	var t *target
+	if b != nil && b.group != nil {
+		t = b.group.pick()
 	}
-	t := b.group.pick()
 	if t == nil {
+		rec.result = connNoTarget
+		r.e.observeConn(&rec)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	up, err := r.e.opts.Dial(ctx, "udp", t.hostport)
 	cancel()
 	if err != nil {
+		rec.result, rec.group, rec.target, rec.err = connTargetUnreachable, b.group.name, t.hostport, err
+		r.e.observeConn(&rec)
 		r.e.log.Debug("udp: socket to the target", "port", l.port, "target", t.hostport, "err", err)
 		return nil
 	}
-	f = &udpFlow{client: client, up: up, t: t, local: local}
+	rec.result, rec.group, rec.target = connForwarded, b.group.name, t.hostport
+	f = &udpFlow{client: client, up: up, t: t, local: local, rec: rec, start: time.Now()}
 	f.last.Store(time.Now().UnixNano())
 	r.mu.Lock()
 	if r.closed {
@@ -163,6 +178,8 @@ func (r *udpRelay) replies(f *udpFlow) {
 		r.mu.Unlock()
 		_ = f.up.Close()
 		f.t.inflight.Add(-1)
+		f.rec.fromClient, f.rec.toIt, f.rec.d = f.fromClient.Load(), f.toClient.Load(), time.Since(f.start)
+		r.e.observeConn(&f.rec)
 	}()
 	idle := r.e.opts.UDPIdleTimeout
 	buf := make([]byte, udpDatagramMax)
@@ -178,6 +195,7 @@ func (r *udpRelay) replies(f *udpFlow) {
 			return
 		}
 		f.last.Store(time.Now().UnixNano())
+		f.toClient.Add(int64(n))
 		if err := r.write(f, buf[:n], to); err != nil && errors.Is(err, net.ErrClosed) {
 			return
 		}
