@@ -63,16 +63,19 @@ type rule struct {
 }
 
 type action struct {
-	backends      []backend
-	totalWeight   int
-	redirect      *Redirect
-	fixed         *FixedResponse
-	reqEdit       HeaderEdit
-	respEdit      HeaderEdit
-	rewrite       *Rewrite
-	mirrors       []mirror
-	timeout       time.Duration // the tighter of the timeouts (0: none)
-	prefixMatched string        // the rule's trimmed Prefix path, for ReplacePrefixMatch
+	backends    []backend
+	totalWeight int
+	redirect    *Redirect
+	fixed       *FixedResponse
+	reqEdit     HeaderEdit
+	respEdit    HeaderEdit
+	rewrite     *Rewrite
+	mirrors     []mirror
+	timeout     time.Duration // the tighter of the timeouts (0: none): a try's without retries
+	// With retries: requestTimeout bounds the tries together, backendTimeout each (0: none).
+	requestTimeout, backendTimeout time.Duration
+	retry                          *retryPolicy
+	prefixMatched                  string // the rule's trimmed Prefix path, for ReplacePrefixMatch
 	// Decided once here rather than per request:
 	dropsContentType bool     // respEdit removes Content-Type
 	reserved         []string // headers reqEdit names that the proxy owns (edits of them are undone)
@@ -209,8 +212,8 @@ func (c *checker) passthroughRule(f string, proto Protocol, r Rule, groups map[s
 		c.bad(f, "a %s listener sees no requests: its rules match hosts (SNI names) only", proto)
 	}
 	if a.Forward == nil || a.Redirect != nil || a.FixedResponse != nil || a.Rewrite != nil || len(a.Mirrors) > 0 ||
-		a.Timeouts != (Timeouts{}) || !a.RequestHeaders.empty() || !a.ResponseHeaders.empty() {
-		c.bad(f+".action", "a %s listener's rules forward only, without header edits, rewrites, mirrors or timeouts", proto)
+		a.Timeouts != (Timeouts{}) || a.Retry != nil || !a.RequestHeaders.empty() || !a.ResponseHeaders.empty() {
+		c.bad(f+".action", "a %s listener's rules forward only, without header edits, rewrites, mirrors, timeouts or retries", proto)
 	}
 	if a.Forward != nil {
 		for i, b := range a.Forward.Backends {
@@ -320,6 +323,7 @@ func (c *checker) value(f, name string, typ MatchType, value string) valueMatche
 func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) action {
 	a := r.Action
 	ca := action{redirect: a.Redirect, fixed: a.FixedResponse, rewrite: a.Rewrite, timeout: timeoutOf(a.Timeouts),
+		requestTimeout: a.Timeouts.Request, backendTimeout: a.Timeouts.BackendRequest, retry: c.retry(f+".retry", a.Retry),
 		reqEdit: c.edit(f+".requestHeaders", a.RequestHeaders), respEdit: c.edit(f+".responseHeaders", a.ResponseHeaders)}
 	ca.dropsContentType, ca.reserved = ca.respEdit.removes("Content-Type"), ca.reqEdit.reservedNames()
 	if cr.path != nil && cr.path.typ == MatchPrefix {
@@ -334,8 +338,8 @@ func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) a
 	if kinds != 1 {
 		c.bad(f, "give exactly one of forward, redirect and fixedResponse (%d given)", kinds)
 	}
-	if a.Forward == nil && (a.Rewrite != nil || len(a.Mirrors) > 0 || a.Timeouts != (Timeouts{})) {
-		c.bad(f, "rewrite, mirrors and timeouts apply to forward only")
+	if a.Forward == nil && (a.Rewrite != nil || len(a.Mirrors) > 0 || a.Timeouts != (Timeouts{}) || a.Retry != nil) {
+		c.bad(f, "rewrite, mirrors, timeouts and retry apply to forward only")
 	}
 	if a.Forward != nil {
 		for i, b := range a.Forward.Backends {
@@ -388,6 +392,52 @@ func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) a
 		c.bad(f+".timeouts.backendRequest", "%v exceeds the request timeout %v", t.BackendRequest, t.Request)
 	}
 	return ca
+}
+
+// The bounds of a Retry.
+const (
+	maxRetryAttempts = 10
+	maxRetryBackoff  = time.Minute
+)
+
+// retryPolicy is a compiled Retry.
+type retryPolicy struct {
+	codes    [2]uint64 // bit c-400 of the status codes 400-527, bit c-528 of the next word up to 599
+	attempts int
+	backoff  time.Duration
+}
+
+func (p *retryPolicy) retriesCode(code int) bool {
+	if code < 400 || code > 599 {
+		return false
+	}
+	i := code - 400
+	return p.codes[i/64]&(1<<(i%64)) != 0
+}
+
+func (c *checker) retry(f string, r *Retry) *retryPolicy {
+	if r == nil {
+		return nil
+	}
+	p := &retryPolicy{attempts: r.Attempts, backoff: r.Backoff}
+	if r.Attempts < 1 || r.Attempts > maxRetryAttempts {
+		c.bad(f+".attempts", "%d is not between 1 and %d", r.Attempts, maxRetryAttempts)
+	}
+	if r.Backoff < 0 || r.Backoff > maxRetryBackoff {
+		c.bad(f+".backoff", "%v is not between 0 and %v", r.Backoff, maxRetryBackoff)
+	}
+	for i, code := range r.Codes {
+		switch {
+		case code < 400 || code > 599:
+			c.bad(fmt.Sprintf("%s.codes[%d]", f, i), "%d is not a status code a retry is made for (400-599)", code)
+		case p.retriesCode(code):
+			c.bad(fmt.Sprintf("%s.codes[%d]", f, i), "%d is given twice", code)
+		default:
+			n := code - 400
+			p.codes[n/64] |= 1 << (n % 64)
+		}
+	}
+	return p
 }
 
 func (c *checker) redirect(f string, r Redirect, pm *pathMatcher) {

@@ -125,6 +125,24 @@ type Action struct {
 	Rewrite         *Rewrite   // Forward only
 	Mirrors         []Mirror   // Forward only
 	Timeouts        Timeouts   // Forward only
+	Retry           *Retry     // Forward only
+}
+
+// Retry sends a forwarded request again when its target failed it (Gateway API's
+// HTTPRouteRetry): when the answer's status is one of Codes, or when no answer came (the target
+// could not be reached, closed or reset the connection, or took longer than
+// Timeouts.BackendRequest, which bounds each try). At most Attempts tries follow the first,
+// each at least Backoff after the last one failed and to a target picked afresh (by the
+// backends' weights, then round the group); the client gets the last answer, or the last
+// failure's 502 or 504. Timeouts.Request bounds the tries and the waits together: a retry that
+// cannot start before it ends is not made. A request is retried only when its body can be sent
+// again: it has none, or a Content-Length of at most 64 KiB, which the engine then holds until
+// the request ends; larger and chunked bodies, requests that expect 100 Continue and WebSocket
+// upgrades are tried once.
+type Retry struct {
+	Codes    []int         // 400-599, each once; none: only failures without an answer are retried
+	Attempts int           // 1-10
+	Backoff  time.Duration // 0-60 s
 }
 
 // Forward sends the request to one of its backends, chosen at random in proportion to weight.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -298,7 +299,7 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 	e := fc.e
 	start := time.Now()
 	rec := &recorder{}
-	f := &flight{listener: l, rule: ru, path: fr.req.URL.EscapedPath()}
+	f := &flight{listener: l, rule: ru, path: fr.req.URL.EscapedPath(), start: start}
 	defer func() { e.observe(fr.req, l, ru, f, rec, time.Since(start)) }()
 	a := &ru.action
 	f.backend = pickBackend(a)
@@ -307,18 +308,44 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 	if f.target == nil {
 		return fc.answer(fr, rec, http.StatusServiceUnavailable, "no target available in target group "+g.name+"\n")
 	}
-	n := f.target.inflight
-	n.Add(1)
-	defer n.Add(-1)
+	f.target.inflight.Add(1)
+	defer func() { f.target.inflight.Add(-1) }() // the last target tried
 
 	out := outHeader(fr, a, f.backend, fc.client, l)
-
-	var deadline time.Time
-	if a.timeout > 0 {
-		deadline = start.Add(a.timeout)
+	retries := a.retry != nil
+	if retries {
+		var err error
+		if retries, err = fc.holdBody(fr); err != nil {
+			f.err = err
+			fr.close = true
+			return fc.answer(fr, rec, http.StatusBadRequest, "malformed request body\n")
+		}
 	}
 	pool := f.target.pool
-	bc, status, err := fc.roundTrip(pool, f.target.hostport, fr, out, deadline)
+	var (
+		bc     *backendConn
+		status roundState
+		err    error
+	)
+	for try := 1; ; try++ {
+		bc, status, err = fc.roundTrip(pool, f.target.hostport, fr, out, a.tryDeadline(start))
+		if !retries {
+			break
+		}
+		t := a.retryTarget(f, try, start, status.code, err)
+		if t == nil {
+			break
+		}
+		if bc != nil {
+			_ = bc.c.Close() // the failed answer is not read: its connection goes with it
+		}
+		e.retried(l, ru, f, err)
+		time.Sleep(a.retry.backoff)
+		f.target.inflight.Add(-1)
+		f.target = t
+		f.target.inflight.Add(1)
+		pool = t.pool
+	}
 	if err != nil {
 		f.err = err
 		code := http.StatusBadGateway
@@ -537,4 +564,67 @@ func (fc *fastConn) answer(fr *fastRequest, rec *recorder, code int, body string
 		rec.bytes = int64(n)
 	}
 	return w.Flush() == nil && !fr.close
+}
+
+// retryBodyLimit is the largest request body a retry sends again (the engine holds it).
+const retryBodyLimit = 64 << 10
+
+// holdBody reads fr's body from the client before its first try, so that a retry can send it
+// again, and reports whether fr may be retried: it has no body, or one of at most
+// retryBodyLimit bytes by Content-Length, and does not expect 100 Continue. An error is the
+// client's body cut short.
+func (fc *fastConn) holdBody(fr *fastRequest) (bool, error) {
+	switch {
+	case fr.length == 0:
+		return true, nil
+	case fr.chunked || fr.expect || fr.length > retryBodyLimit:
+		return false, nil
+	}
+	body := make([]byte, fr.length)
+	if _, err := io.ReadFull(fc.br, body); err != nil {
+		return false, fmt.Errorf("%w: %w", errClientBody, err)
+	}
+	fr.body = body
+	return true, nil
+}
+
+// tryDeadline is when the try starting now must have its answer: without retries the tighter
+// of the rule's timeouts from the request's start; with them the request timeout from the
+// start and the backend-request timeout from now, whichever comes first. Zero: none.
+func (a *action) tryDeadline(start time.Time) time.Time {
+	if a.retry == nil {
+		if a.timeout > 0 {
+			return start.Add(a.timeout)
+		}
+		return time.Time{}
+	}
+	var d time.Time
+	if a.requestTimeout > 0 {
+		d = start.Add(a.requestTimeout)
+	}
+	if a.backendTimeout > 0 {
+		if t := time.Now().Add(a.backendTimeout); d.IsZero() || t.Before(d) {
+			d = t
+		}
+	}
+	return d
+}
+
+// retryTarget is the target the next try goes to, or nil when the try just made (the tries-th)
+// stands: it got an answer whose code the policy does not retry, or failed on the client's
+// side, or the policy's attempts are spent, or the request timeout would end before the
+// backoff does, or the backend group has no target left. code and err are the try's.
+func (a *action) retryTarget(f *flight, tries int, start time.Time, code int, err error) *target {
+	p := a.retry
+	switch {
+	case tries > p.attempts:
+		return nil
+	case err == nil && !p.retriesCode(code):
+		return nil
+	case err != nil && (errors.Is(err, errClientBody) || errors.As(err, new(errClientGone))):
+		return nil
+	case a.requestTimeout > 0 && !time.Now().Add(p.backoff).Before(start.Add(a.requestTimeout)):
+		return nil
+	}
+	return f.backend.group.pick()
 }

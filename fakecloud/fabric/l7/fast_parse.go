@@ -91,6 +91,9 @@ type fastRequest struct {
 	// length.
 	declared bool
 	flags    headFlags // of req.Header as parsed
+	// body is the request body when the engine holds it for retries (holdBody): each try
+	// sends it, and the client's connection has nothing of it left.
+	body []byte
 }
 
 // trimLine cuts a line's CRLF (or bare LF).

@@ -124,7 +124,7 @@ type roundState struct {
 // body was not started) and reads the response head.
 func (fc *fastConn) roundTrip(pool *backendPool, hostport string, fr *fastRequest, out http.Header,
 	deadline time.Time) (*backendConn, roundState, error) {
-	st := roundState{bodyLeft: fr.length != 0}
+	st := roundState{bodyLeft: fr.length != 0 && fr.body == nil}
 	for attempt := 0; ; attempt++ {
 		bc := pool.get()
 		reused := bc != nil
@@ -184,6 +184,10 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 	}
 	_, _ = w.WriteString("\r\n")
 	if fr.length == 0 {
+		return false, w.Flush()
+	}
+	if fr.body != nil { // held for retries: nothing more is taken from the client
+		_, _ = w.Write(fr.body)
 		return false, w.Flush()
 	}
 	if fr.expect {

@@ -25,6 +25,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	dropped  prometheus.Counter
+	// retries counts the tries made after a first one failed (Action.Retry).
+	retries *prometheus.CounterVec
 	// connections and connBytes count the connections of TLS-passthrough and TCP listeners and
 	// the flows of UDP listeners, when they end, and the bytes they carried.
 	connections *prometheus.CounterVec
@@ -43,6 +45,10 @@ func newMetrics() *metrics {
 			Name:    "flatnet_l7_request_duration_seconds",
 			Help:    "Time from a request's arrival to the end of its response, by listener port and rule.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"listener", "rule"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flatnet_l7_request_retries_total",
+			Help: "Tries the L7 load balancer made again after a target failed a request (a retried status code, or no answer), by listener port and rule.",
 		}, []string{"listener", "rule"}),
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatnet_l7_connections_total",
@@ -65,7 +71,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.connections, m.connBytes, m.dropped, m.udpRefused} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.retries, m.connections, m.connBytes, m.dropped, m.udpRefused} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -155,6 +161,7 @@ func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool
 			labels := prometheus.Labels{"listener": k[0], "rule": k[1]}
 			m.requests.DeletePartialMatch(labels)
 			m.latency.DeletePartialMatch(labels)
+			m.retries.DeletePartialMatch(labels)
 			m.connections.DeletePartialMatch(labels)
 			m.connBytes.DeletePartialMatch(labels)
 			if k[1] == noRule { // the listener is gone
@@ -194,9 +201,16 @@ func (e *Engine) observe(r *http.Request, l *listener, ru *rule, f *flight, rec 
 		line.group, line.target = f.backend.group.name, f.target.hostport
 	}
 	if f != nil {
-		line.err = f.err
+		line.err, line.retries = f.err, f.retries
 	}
 	access.queue(line, e.metrics.dropped)
+}
+
+// retried counts a try that failed and is made again, and logs why at debug level.
+func (e *Engine) retried(l *listener, ru *rule, f *flight, err error) {
+	f.retries++
+	e.metrics.retries.WithLabelValues(ru.series.listener, ru.series.rule).Inc()
+	e.log.Debug("retrying a request", "port", l.port, "rule", ru.name, "target", f.target.hostport, "try", f.retries, "err", err)
 }
 
 // The results of a passthrough connection or UDP flow (flatnet_l7_connections_total).
@@ -247,6 +261,7 @@ type accessLine struct {
 	d                           time.Duration
 	group, target               string
 	err                         error
+	retries                     int
 	// conn, when set, makes this a connection's line (and the fields above unused).
 	conn *connRecord
 }
@@ -333,6 +348,9 @@ func (a *accessLog) write(l accessLine) {
 		slog.Int("status", l.status), slog.Int64("bytes", l.bytes), slog.Duration("duration", l.d))
 	if l.target != "" {
 		attrs = append(attrs, slog.String("targetGroup", l.group), slog.String("target", l.target))
+	}
+	if l.retries > 0 {
+		attrs = append(attrs, slog.Int("retries", l.retries))
 	}
 	if l.err != nil {
 		attrs = append(attrs, slog.String("err", l.err.Error()))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -30,6 +31,8 @@ type flight struct {
 	path     string // the request's escaped path
 	upgrade  bool   // an Upgrade (WebSocket) request
 	err      error  // what the proxy failed with, for the access log
+	retries  int    // tries after the first (Action.Retry)
+	start    time.Time
 }
 
 type flightKey struct{}
@@ -68,7 +71,7 @@ func (e *Engine) handle(w http.ResponseWriter, r *http.Request, l *listener) {
 		}
 		rec.WriteHeader(code)
 	default:
-		f = &flight{listener: l, rule: ru, path: path}
+		f = &flight{listener: l, rule: ru, path: path, start: start}
 		e.forward(rec, r, f)
 	}
 }
@@ -148,13 +151,16 @@ func (e *Engine) forward(w *recorder, r *http.Request, f *flight) {
 		http.Error(w, "no target available in target group "+g.name, http.StatusServiceUnavailable)
 		return
 	}
-	n := f.target.inflight
-	n.Add(1)
-	defer n.Add(-1)
+	f.target.inflight.Add(1)
+	defer func() { f.target.inflight.Add(-1) }() // the last target tried
 
 	ctx := context.WithValue(r.Context(), flightKey{}, f)
 	f.upgrade = r.Header.Get("Upgrade") != ""
-	if d := a.timeout; d > 0 && !f.upgrade {
+	d := a.timeout
+	if a.retry != nil {
+		d = a.requestTimeout // the tries together; each try's is retryRoundTrip's
+	}
+	if d > 0 && !f.upgrade {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
@@ -374,7 +380,90 @@ func removeHopByHop(h http.Header) {
 }
 
 func (e *Engine) roundTrip(r *http.Request) (*http.Response, error) {
-	return flightOf(r.Context()).backend.group.transport.RoundTrip(r)
+	f := flightOf(r.Context())
+	if f.rule.action.retry == nil || f.upgrade {
+		return f.backend.group.transport.RoundTrip(r)
+	}
+	return e.retryRoundTrip(r, f)
+}
+
+// retryRoundTrip is roundTrip for a rule with retries (Action.Retry): each try with the
+// backend-request timeout of its own, a failed one made again on a target picked afresh, after
+// the backoff. A body is held for the tries when it has a Content-Length of at most
+// retryBodyLimit; a request with another body is tried once.
+func (e *Engine) retryRoundTrip(r *http.Request, f *flight) (*http.Response, error) {
+	a := &f.rule.action
+	retries := true
+	var body []byte
+	switch {
+	case r.Body == nil || r.Body == http.NoBody:
+	case r.ContentLength > 0 && r.ContentLength <= retryBodyLimit && r.Header.Get("Expect") == "":
+		b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+		if err != nil || int64(len(b)) != r.ContentLength {
+			return nil, fmt.Errorf("reading the request body to hold it for retries: %d of %d bytes, %w", len(b), r.ContentLength, err)
+		}
+		body = b
+	default:
+		retries = false
+	}
+	for tries := 1; ; tries++ {
+		ctx, cancel := r.Context(), context.CancelFunc(func() {})
+		if a.backendTimeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, a.backendTimeout)
+		}
+		req := r.WithContext(ctx)
+		if tries > 1 {
+			u := *r.URL
+			u.Host = f.target.hostport
+			req.URL = &u
+		}
+		if body != nil {
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		resp, err := f.backend.group.transport.RoundTrip(req)
+		var t *target
+		if retries && r.Context().Err() == nil {
+			code := 0
+			if resp != nil {
+				code = resp.StatusCode
+			}
+			t = a.retryTarget(f, tries, f.start, code, err)
+		}
+		if t == nil {
+			if resp != nil {
+				resp.Body = cancelOnClose{resp.Body, cancel} // the try's timeout bounds its body too
+			} else {
+				cancel()
+			}
+			return resp, err
+		}
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, retryBodyLimit)) // so its connection can be kept
+			_ = resp.Body.Close()
+		}
+		cancel()
+		e.retried(f.listener, f.rule, f, err)
+		select {
+		case <-time.After(a.retry.backoff):
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+		f.target.inflight.Add(-1)
+		f.target = t
+		f.target.inflight.Add(1)
+	}
+}
+
+// cancelOnClose ends a context when the body read under it is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 func (e *Engine) modifyResponse(resp *http.Response) error {
