@@ -232,6 +232,19 @@ type TimeoutConfig struct {
 	BackendRequestMillis int `json:"BackendRequestMillis,omitempty"`
 }
 
+// RetryConfig (fakecloud's own; ELBv2 has none) sends a forwarded request again when its target
+// failed it: answered with one of Codes (400-599, each once; none: only failures without an
+// answer), or gave no answer (not reachable, reset or closed the connection, or took longer than
+// TimeoutConfig.BackendRequestMillis, which then bounds each try). At most Attempts (1-10) tries
+// follow the first, each at least BackoffMillis (0-60000) after the last failed, to a target of
+// the same group picked afresh; TimeoutConfig.RequestMillis bounds them all. Requests with a body
+// over 64 KiB, a chunked one, or Expect: 100-continue are tried once.
+type RetryConfig struct {
+	Codes         []int `json:"Codes,omitempty"`
+	Attempts      int   `json:"Attempts"`
+	BackoffMillis int   `json:"BackoffMillis,omitempty"`
+}
+
 // ListenerCertificate names an imported certificate; IsDefault marks the one served
 // when no other matches the client's SNI name.
 type ListenerCertificate struct {

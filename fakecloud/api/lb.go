@@ -207,6 +207,7 @@ type Action struct {
 	URLRewriteConfig            *URLRewriteConfig     `json:"UrlRewriteConfig,omitempty"`
 	RequestMirrors              []RequestMirrorConfig `json:"RequestMirrors,omitempty"`
 	TimeoutConfig               *TimeoutConfig        `json:"TimeoutConfig,omitempty"`
+	RetryConfig                 *RetryConfig          `json:"RetryConfig,omitempty"`
 }
 
 // Listener accepts connections on a port of a load balancer's VIP.

@@ -249,6 +249,9 @@ func albAction(a api.Action, groups map[string]bool) (l7.Action, error) {
 			out.Timeouts = l7.Timeouts{Request: time.Duration(t.RequestMillis) * time.Millisecond,
 				BackendRequest: time.Duration(t.BackendRequestMillis) * time.Millisecond}
 		}
+		if r := a.RetryConfig; r != nil {
+			out.Retry = &l7.Retry{Codes: slices.Clone(r.Codes), Attempts: r.Attempts, Backoff: time.Duration(r.BackoffMillis) * time.Millisecond}
+		}
 	case api.ActionTypeRedirect:
 		if a.RedirectConfig == nil {
 			return out, fmt.Errorf("redirect without RedirectConfig")

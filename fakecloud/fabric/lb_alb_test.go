@@ -45,7 +45,8 @@ func appSnap(scheme string, ranges []string, targets ...api.TargetHealthDescript
 			Actions: []api.Action{{Type: api.ActionTypeForward,
 				ForwardConfig: &api.ForwardActionConfig{TargetGroups: []api.TargetGroupTuple{
 					{TargetGroupID: "tg-1", Weight: &one}, {TargetGroupID: "tg-2", Weight: &zero}}},
-				TimeoutConfig: &api.TimeoutConfig{RequestMillis: 1500}}}},
+				TimeoutConfig: &api.TimeoutConfig{RequestMillis: 1500},
+				RetryConfig:   &api.RetryConfig{Codes: []int{502, 503}, Attempts: 2, BackoffMillis: 25}}}},
 	}
 	snap.TargetGroups[0].Protocol = api.ProtocolHTTP
 	snap.TargetGroups = append(snap.TargetGroups, api.TargetGroup{TargetGroupID: "tg-2", Protocol: api.ProtocolHTTP,
@@ -96,7 +97,8 @@ func TestALBConfig(t *testing.T) {
 			{Name: "rule-a", Path: &l7.PathMatch{Type: l7.MatchPrefix, Value: "/a"},
 				Headers: []l7.HeaderMatch{{Name: "X-Pool", Type: l7.MatchExact, Value: "b"}},
 				Action: l7.Action{Forward: &l7.Forward{Backends: []l7.Backend{{TargetGroup: "tg-1", Weight: 1}, {TargetGroup: "tg-2", Weight: 0}}},
-					Timeouts: l7.Timeouts{Request: 1500 * time.Millisecond}}},
+					Timeouts: l7.Timeouts{Request: 1500 * time.Millisecond},
+					Retry:    &l7.Retry{Codes: []int{502, 503}, Attempts: 2, Backoff: 25 * time.Millisecond}}},
 			{Name: "rule-b#0", Hosts: hosts, Method: "GET", Action: redirect},
 			{Name: "rule-b#1", Hosts: hosts, Method: "HEAD", Action: redirect},
 			{Name: "l-1/default", Action: l7.Action{FixedResponse: &l7.FixedResponse{StatusCode: 404, ContentType: "text/plain", Body: "no route"}}},

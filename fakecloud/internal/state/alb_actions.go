@@ -97,7 +97,7 @@ func validateModifiers(f string, a api.Action, out *api.Action, shape ruleShape,
 			on   bool
 		}{
 			{"RequestHeaderModifications", a.RequestHeaderModifications != nil}, {"UrlRewriteConfig", a.URLRewriteConfig != nil},
-			{"RequestMirrors", len(a.RequestMirrors) > 0}, {"TimeoutConfig", a.TimeoutConfig != nil},
+			{"RequestMirrors", len(a.RequestMirrors) > 0}, {"TimeoutConfig", a.TimeoutConfig != nil}, {"RetryConfig", a.RetryConfig != nil},
 		} {
 			if x.on {
 				return invalid("%s.%s applies to forward actions only, not %s", f, x.name, a.Type)
@@ -117,8 +117,41 @@ func validateModifiers(f string, a api.Action, out *api.Action, shape ruleShape,
 	if out.RequestMirrors, err = validateMirrors(f+".RequestMirrors", a.RequestMirrors, lim); err != nil {
 		return err
 	}
-	out.TimeoutConfig, err = validateTimeouts(f+".TimeoutConfig", a.TimeoutConfig)
+	if out.TimeoutConfig, err = validateTimeouts(f+".TimeoutConfig", a.TimeoutConfig); err != nil {
+		return err
+	}
+	out.RetryConfig, err = validateRetry(f+".RetryConfig", a.RetryConfig)
 	return err
+}
+
+// The bounds of a RetryConfig, the L7 engine's.
+const (
+	maxRetryAttempts      = 10
+	maxRetryBackoffMillis = 60000
+)
+
+func validateRetry(f string, rc *api.RetryConfig) (*api.RetryConfig, error) {
+	if rc == nil {
+		return nil, nil
+	}
+	if rc.Attempts < 1 || rc.Attempts > maxRetryAttempts {
+		return nil, invalid("%s.Attempts %d is outside 1..%d", f, rc.Attempts, maxRetryAttempts)
+	}
+	if rc.BackoffMillis < 0 || rc.BackoffMillis > maxRetryBackoffMillis {
+		return nil, invalid("%s.BackoffMillis %d is outside 0..%d", f, rc.BackoffMillis, maxRetryBackoffMillis)
+	}
+	c := *rc
+	c.Codes = slices.Clone(rc.Codes)
+	slices.Sort(c.Codes)
+	for i, code := range c.Codes {
+		if code < 400 || code > 599 {
+			return nil, invalid("%s.Codes: %d is not a status code a retry is made for (400-599)", f, code)
+		}
+		if i > 0 && c.Codes[i-1] == code {
+			return nil, invalid("%s.Codes: %d is given twice", f, code)
+		}
+	}
+	return &c, nil
 }
 
 func validateRewrite(f string, rw *api.URLRewriteConfig, shape ruleShape) (*api.URLRewriteConfig, error) {

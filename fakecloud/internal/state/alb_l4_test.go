@@ -110,6 +110,12 @@ func TestPassthroughListeners(t *testing.T) {
 			_, err := create(api.ProtocolTLS, 8443, acts)
 			return err
 		}, api.ErrValidationError, "does not see requests"},
+		"TCP forward with retries": {func() error {
+			acts := forwardTo(t1.TargetGroupID)
+			acts[0].RetryConfig = &api.RetryConfig{Attempts: 1}
+			_, err := create(api.ProtocolTCP, 8444, acts)
+			return err
+		}, api.ErrValidationError, "does not see requests"},
 		"UDP listener to a TCP group": {func() error { _, err := create(api.ProtocolUDP, 54, forwardTo(t3.TargetGroupID)); return err }, api.ErrIncompatibleProtocols, "UDP target groups"},
 		"TCP listener to a UDP group": {func() error {
 			_, err := create(api.ProtocolTCP, 54, forwardTo(ug.TargetGroup.TargetGroupID))

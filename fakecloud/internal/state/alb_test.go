@@ -106,7 +106,11 @@ func TestApplicationLoadBalancerRules(t *testing.T) {
 		URLRewriteConfig:            &api.URLRewriteConfig{Host: "api.internal", PathModification: &api.PathModification{Type: api.PathReplacePrefixMatch, Value: "/v2"}},
 		RequestMirrors:              []api.RequestMirrorConfig{{TargetGroupID: w.tg2.TargetGroupID}},
 		TimeoutConfig:               &api.TimeoutConfig{RequestMillis: 10000, BackendRequestMillis: 2000},
+		RetryConfig:                 &api.RetryConfig{Codes: []int{503, 500}, Attempts: 2, BackoffMillis: 50},
 	}})
+	if rc := api1.Actions[0].RetryConfig; rc == nil || !slices.Equal(rc.Codes, []int{500, 503}) || rc.Attempts != 2 || rc.BackoffMillis != 50 {
+		t.Errorf("retry config stored as %+v, want codes 500 and 503 (sorted), 2 attempts, 50 ms", rc)
+	}
 	if got := *api1.Actions[0].RequestMirrors[0].Percent; got != 100 {
 		t.Errorf("mirror percent defaults to %v, want 100", got)
 	}

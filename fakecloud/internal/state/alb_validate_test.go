@@ -122,6 +122,11 @@ func TestRuleValidationNamesTheField(t *testing.T) {
 		{"backend timeout above request", exact, withFwd(func(a *api.Action) {
 			a.TimeoutConfig = &api.TimeoutConfig{RequestMillis: 100, BackendRequestMillis: 200}
 		}), api.CodeValidationError, "Actions[0].TimeoutConfig.BackendRequestMillis"},
+		{"retry no attempts", exact, withFwd(func(a *api.Action) { a.RetryConfig = &api.RetryConfig{} }), api.CodeValidationError, "Actions[0].RetryConfig.Attempts"},
+		{"retry too many attempts", exact, withFwd(func(a *api.Action) { a.RetryConfig = &api.RetryConfig{Attempts: 11} }), api.CodeValidationError, "Actions[0].RetryConfig.Attempts"},
+		{"retry backoff", exact, withFwd(func(a *api.Action) { a.RetryConfig = &api.RetryConfig{Attempts: 1, BackoffMillis: -1} }), api.CodeValidationError, "Actions[0].RetryConfig.BackoffMillis"},
+		{"retry code", exact, withFwd(func(a *api.Action) { a.RetryConfig = &api.RetryConfig{Attempts: 1, Codes: []int{200}} }), api.CodeValidationError, "200"},
+		{"retry code twice", exact, withFwd(func(a *api.Action) { a.RetryConfig = &api.RetryConfig{Attempts: 1, Codes: []int{502, 502}} }), api.CodeValidationError, "twice"},
 		{"redirect no status", exact, redirect(api.RedirectActionConfig{Host: "a.com"}), api.CodeValidationError, "Actions[0].RedirectConfig.StatusCode"},
 		{"redirect status", exact, redirect(api.RedirectActionConfig{Host: "a.com", StatusCode: "HTTP_304"}), api.CodeValidationError, "Actions[0].RedirectConfig.StatusCode"},
 		{"redirect protocol", exact, redirect(api.RedirectActionConfig{Protocol: "FTP", StatusCode: api.RedirectHTTP302}), api.CodeValidationError, "Actions[0].RedirectConfig.Protocol"},

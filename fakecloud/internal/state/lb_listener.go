@@ -80,7 +80,8 @@ func validateNLBListener(protocol string, actions []api.Action) (api.Action, err
 		return act, invalid("DefaultActions[0].Type %.20q is not supported by network load balancers: use forward", act.Type)
 	}
 	if act.ForwardConfig != nil || act.RedirectConfig != nil || act.FixedResponseConfig != nil || act.RequestHeaderModifications != nil ||
-		act.ResponseHeaderModifications != nil || act.URLRewriteConfig != nil || len(act.RequestMirrors) > 0 || act.TimeoutConfig != nil {
+		act.ResponseHeaderModifications != nil || act.URLRewriteConfig != nil || len(act.RequestMirrors) > 0 || act.TimeoutConfig != nil ||
+		act.RetryConfig != nil {
 		return act, invalid("DefaultActions[0] of a network listener takes Type forward and TargetGroupId only")
 	}
 	if act.TargetGroupID == "" {
