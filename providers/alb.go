@@ -212,9 +212,21 @@ type RuleAction struct {
 	ResponseHeaders *HeaderModifier
 	Rewrite         *Rewrite
 	Mirrors         []Mirror
-	// RequestTimeout bounds the whole exchange, BackendTimeout the exchange with the target;
-	// zero: no bound.
+	// RequestTimeout bounds the whole exchange, BackendTimeout the exchange with the target
+	// (each try, with Retry); zero: no bound.
 	RequestTimeout, BackendTimeout time.Duration
+	// Retry sends the request again when its target failed it (fakecloud's extension; ELBv2
+	// has none, and the AWS driver refuses it with ErrInvalid).
+	Retry *Retry
+}
+
+// Retry is a forward's retry policy: a try answered with one of Codes (400-599), or not answered
+// at all, is made again on another pick of the group's targets, at most Attempts (1-10) times,
+// each at least Backoff (at most a minute) after the last failed.
+type Retry struct {
+	Codes    []int
+	Attempts int
+	Backoff  time.Duration
 }
 
 // WeightedTargetGroup is a share (Weight 0..999) of a forward's requests, with header changes

@@ -267,6 +267,8 @@ func toELBAction(a providers.RuleAction) (elbtypes.Action, error) {
 		return elbtypes.Action{}, unsupported("request mirrors")
 	case a.RequestTimeout > 0 || a.BackendTimeout > 0:
 		return elbtypes.Action{}, unsupported("per-rule timeouts")
+	case a.Retry != nil:
+		return elbtypes.Action{}, unsupported("retries")
 	case a.Redirect != nil:
 		return toELBRedirect(a.Redirect)
 	case a.FixedResponse != nil:

@@ -449,6 +449,9 @@ func toAction(a providers.RuleAction) api.Action {
 		if a.RequestTimeout > 0 || a.BackendTimeout > 0 {
 			out.TimeoutConfig = &api.TimeoutConfig{RequestMillis: int(a.RequestTimeout / time.Millisecond), BackendRequestMillis: int(a.BackendTimeout / time.Millisecond)}
 		}
+		if r := a.Retry; r != nil {
+			out.RetryConfig = &api.RetryConfig{Codes: slices.Clone(r.Codes), Attempts: r.Attempts, BackoffMillis: int(r.Backoff / time.Millisecond)}
+		}
 	}
 	return out
 }
@@ -498,6 +501,9 @@ func fromAction(a api.Action) providers.RuleAction {
 		if t := a.TimeoutConfig; t != nil {
 			out.RequestTimeout = time.Duration(t.RequestMillis) * time.Millisecond
 			out.BackendTimeout = time.Duration(t.BackendRequestMillis) * time.Millisecond
+		}
+		if r := a.RetryConfig; r != nil {
+			out.Retry = &providers.Retry{Codes: slices.Clone(r.Codes), Attempts: r.Attempts, Backoff: time.Duration(r.BackoffMillis) * time.Millisecond}
 		}
 	}
 	return out

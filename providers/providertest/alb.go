@@ -135,7 +135,8 @@ func albRules(t *testing.T, s *albScene) {
 			Query: []providers.StringMatch{{Name: "q", Type: providers.MatchRegex, Value: "a.*"}}},
 			Action: providers.RuleAction{Forward: []providers.WeightedTargetGroup{{TargetGroupID: web.ID, Weight: 3, RequestHeaders: mods}, {TargetGroupID: grpc.ID, Weight: 1}},
 				RequestHeaders: mods, Rewrite: &providers.Rewrite{Host: "b", Path: &providers.PathModifier{Type: providers.ReplacePrefixMatch, Value: "/v2"}},
-				Mirrors: []providers.Mirror{{TargetGroupID: grpc.ID, Percent: 50}}, RequestTimeout: 2 * time.Second, BackendTimeout: time.Second}},
+				Mirrors: []providers.Mirror{{TargetGroupID: grpc.ID, Percent: 50}}, RequestTimeout: 2 * time.Second, BackendTimeout: time.Second,
+				Retry: &providers.Retry{Codes: []int{500, 503}, Attempts: 2, Backoff: 100 * time.Millisecond}}},
 		{Priority: 2, Conditions: providers.RuleConditions{Path: &providers.StringMatch{Type: providers.MatchExact, Value: "/old"}},
 			Action: providers.RuleAction{Redirect: &providers.Redirect{Scheme: "HTTPS", Port: 443, Path: &providers.PathModifier{Type: providers.ReplaceFullPath, Value: "/new"}, StatusCode: 301}}},
 		{Priority: 3, Conditions: providers.RuleConditions{Hosts: []string{"*.example.com"}},
@@ -205,12 +206,13 @@ func coreOnly(t *testing.T, s *albScene, listenerID string, specs []providers.Ru
 	var out []providers.RuleSpec
 	for _, spec := range specs {
 		a := spec.Action
-		if a.RequestHeaders != nil || a.ResponseHeaders != nil || a.Rewrite != nil || len(a.Mirrors) > 0 || a.RequestTimeout > 0 || a.BackendTimeout > 0 {
+		if a.RequestHeaders != nil || a.ResponseHeaders != nil || a.Rewrite != nil || len(a.Mirrors) > 0 || a.RequestTimeout > 0 || a.BackendTimeout > 0 ||
+			a.Retry != nil {
 			spec.ClientToken = providers.NewToken()
 			_, err := s.d.CreateRule(bg(), listenerID, spec)
 			wantKind(t, fmt.Sprintf("rule %d with actions beyond ELBv2's", spec.Priority), err, providers.ErrInvalid)
 		}
-		a.RequestHeaders, a.ResponseHeaders, a.Rewrite, a.Mirrors, a.RequestTimeout, a.BackendTimeout = nil, nil, nil, nil, 0, 0
+		a.RequestHeaders, a.ResponseHeaders, a.Rewrite, a.Mirrors, a.RequestTimeout, a.BackendTimeout, a.Retry = nil, nil, nil, nil, 0, 0, nil
 		a.Forward = slices.Clone(a.Forward)
 		for i := range a.Forward {
 			a.Forward[i].RequestHeaders, a.Forward[i].ResponseHeaders = nil, nil
