@@ -211,7 +211,12 @@ func sameAction(a, b providers.RuleAction) bool {
 	return eqSliceFunc(a.Forward, b.Forward, sameForward) && eqPtrFunc(a.Redirect, b.Redirect, sameRedirect) &&
 		eqPtr(a.FixedResponse, b.FixedResponse) && eqPtrFunc(a.RequestHeaders, b.RequestHeaders, sameHeaders) &&
 		eqPtrFunc(a.ResponseHeaders, b.ResponseHeaders, sameHeaders) && eqPtrFunc(a.Rewrite, b.Rewrite, sameRewrite) &&
-		eqSlice(a.Mirrors, b.Mirrors) && a.RequestTimeout == b.RequestTimeout && a.BackendTimeout == b.BackendTimeout
+		eqSlice(a.Mirrors, b.Mirrors) && a.RequestTimeout == b.RequestTimeout && a.BackendTimeout == b.BackendTimeout &&
+		eqPtrFunc(a.Retry, b.Retry, sameRetry)
+}
+
+func sameRetry(a, b providers.Retry) bool {
+	return eqSlice(a.Codes, b.Codes) && a.Attempts == b.Attempts && a.Backoff == b.Backoff
 }
 
 func sameForward(a, b providers.WeightedTargetGroup) bool {
@@ -339,6 +344,13 @@ func ruleAction(m gateway.Action, tgIDs map[string]string) (providers.RuleAction
 		if a.BackendTimeout, err = duration(t.BackendRequest); err != nil {
 			return a, err
 		}
+	}
+	if r := m.Retry; r != nil {
+		backoff, err := duration(r.Backoff)
+		if err != nil {
+			return a, err
+		}
+		a.Retry = &providers.Retry{Codes: slices.Clone(r.Codes), Attempts: r.Attempts, Backoff: backoff}
 	}
 	return a, nil
 }

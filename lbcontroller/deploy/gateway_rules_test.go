@@ -16,7 +16,8 @@ func TestSameRuleIsDeepEqual(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
 		reflect.TypeFor[providers.RuleConditions]():      5,
 		reflect.TypeFor[providers.StringMatch]():         3,
-		reflect.TypeFor[providers.RuleAction]():          9,
+		reflect.TypeFor[providers.RuleAction]():          10,
+		reflect.TypeFor[providers.Retry]():               3,
 		reflect.TypeFor[providers.WeightedTargetGroup](): 4,
 		reflect.TypeFor[providers.Redirect]():            5,
 		reflect.TypeFor[providers.PathModifier]():        2,
@@ -107,5 +108,8 @@ func randomRule(pick func(n int) int) providers.Rule {
 	}
 	a.Mirrors = [][]providers.Mirror{nil, {}, {{TargetGroupID: str(), Percent: float64(pick(2))}}}[pick(3)]
 	a.RequestTimeout, a.BackendTimeout = time.Duration(pick(2))*time.Second, time.Duration(pick(2))*time.Second
+	if pick(3) == 0 {
+		a.Retry = &providers.Retry{Codes: [][]int{nil, {}, {500}}[pick(3)], Attempts: 1 + pick(2), Backoff: time.Duration(pick(2)) * time.Second}
+	}
 	return providers.Rule{Conditions: c, Action: a}
 }

@@ -286,7 +286,7 @@ func (cr *compiledRule) httpActions(tgs *targetGroups) Action {
 		}
 	}
 	if a.Forward == nil { // what only forwarding does
-		a.Rewrite, a.Mirrors, a.Timeouts = nil, nil, nil
+		a.Rewrite, a.Mirrors, a.Timeouts, a.Retry = nil, nil, nil, nil
 	}
 	return a
 }

@@ -143,6 +143,7 @@ type Action struct {
 	FixedResponse   *FixedResponse  `json:"fixedResponse,omitempty"`
 	Forward         *Forward        `json:"forward,omitempty"`
 	Timeouts        *Timeouts       `json:"timeouts,omitempty"`
+	Retry           *Retry          `json:"retry,omitempty"`
 }
 
 // HeaderModifier changes headers: Set replaces (or adds), Add appends, Remove deletes. Header
@@ -217,6 +218,15 @@ type Mirror struct {
 type Timeouts struct {
 	Request        string `json:"request,omitempty"`
 	BackendRequest string `json:"backendRequest,omitempty"`
+}
+
+// Retry sends a forwarded request again when its backend failed it: answered with one of Codes,
+// or not at all; at most Attempts times, each at least Backoff (Go duration syntax; empty: none)
+// after the last failure.
+type Retry struct {
+	Codes    []int  `json:"codes,omitempty"`
+	Attempts int    `json:"attempts"`
+	Backoff  string `json:"backoff,omitempty"`
 }
 
 // L4Listener is one port and transport passed through: a TLS-passthrough, TCP or UDP listener

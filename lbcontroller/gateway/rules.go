@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,6 +106,14 @@ func (t *translation) compileHTTP(r *route, o *gwv1.HTTPRoute) {
 				ok = false
 			}
 			cr.actions.Timeouts = to
+		}
+		if rule.Retry != nil {
+			rt, err := retry(rule.Retry)
+			if err != nil {
+				bad(string(gwv1.RouteReasonUnsupportedValue), "%v", err)
+				ok = false
+			}
+			cr.actions.Retry = rt
 		}
 		if !ok {
 			continue
@@ -372,6 +381,49 @@ func timeouts(to *gwv1.HTTPRouteTimeouts) (*Timeouts, error) {
 		return nil, nil
 	}
 	return &out, nil
+}
+
+// The bounds of a retry policy the load balancer takes (fakecloud's RetryConfig).
+const (
+	maxRetryAttempts = 10
+	maxRetryBackoff  = time.Minute
+	// defaultRetryAttempts is what a retry stanza without attempts gets (the spec leaves it
+	// to the implementation).
+	defaultRetryAttempts = 1
+)
+
+// retry translates a rule's retry stanza: codes 400-599 (the API's bounds; sorted), attempts
+// 1-10, backoff a Gateway API duration of at most a minute.
+func retry(in *gwv1.HTTPRouteRetry) (*Retry, error) {
+	out := &Retry{Attempts: defaultRetryAttempts}
+	if in.Attempts != nil {
+		if *in.Attempts < 1 || *in.Attempts > maxRetryAttempts {
+			return nil, fmt.Errorf("retry.attempts %d: the load balancer makes 1 to %d retries", *in.Attempts, maxRetryAttempts)
+		}
+		out.Attempts = *in.Attempts
+	}
+	if in.Backoff != nil {
+		d, err := time.ParseDuration(string(*in.Backoff))
+		if !gatewayDuration.MatchString(string(*in.Backoff)) || err != nil {
+			return nil, fmt.Errorf("retry.backoff %q is not a Gateway API duration (like 100ms or 1s)", *in.Backoff)
+		}
+		if d > maxRetryBackoff {
+			return nil, fmt.Errorf("retry.backoff %s: the load balancer waits at most %s between tries", d, maxRetryBackoff)
+		}
+		if d > 0 {
+			out.Backoff = d.String()
+		}
+	}
+	for _, c := range in.Codes {
+		if c < 400 || c > 599 {
+			return nil, fmt.Errorf("retry.codes: %d is not a status code a retry is made for (400-599)", c)
+		}
+		if !slices.Contains(out.Codes, int(c)) {
+			out.Codes = append(out.Codes, int(c))
+		}
+	}
+	slices.Sort(out.Codes)
+	return out, nil
 }
 
 func (t *translation) compileGRPC(r *route, o *gwv1.GRPCRoute) {
