@@ -251,6 +251,7 @@ conformance: require-root prereqs-system build k8s-bins ## The Gateway API confo
 	$(GO) run ./hack/conformance -bin-dir $(BIN) -k8s-bin-dir $(FLATNET_K8S_BIN_DIR) -logs $(CONFORMANCE_LOGS) \
 		-suite $(CONFORMANCE_BIN)/conformance.test -echo-basic $(CONFORMANCE_BIN)/echo-basic -coredns $(CONFORMANCE_BIN)/coredns \
 		-base-manifests "$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api/conformance)/base/manifests.yaml" \
+		-experimental-crds "$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)/config/crd/experimental" \
 		$(if $(RUN_TEST),-run-test $(RUN_TEST),) $(if $(KEEP),-keep,) $(CONFORMANCE_ARGS)
 
 # make kind-e2e runs the stack on kind with the Helm chart, fakecloud on the host with the kind

@@ -35,6 +35,7 @@ type options struct {
 	suite, echoBasic, coredns     string
 	claims, report, readme        string
 	baseManifests                 string
+	experimentalCRDs              string
 	logs, labDir, prefix          string
 	listen, apiserverListen       string
 	runTest                       string
@@ -59,6 +60,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.claims, "claims", "conformance/claims.yaml", "what flatnet claims")
 	fs.StringVar(&o.report, "report", "conformance/reports/gateway-api-v1.6.3.yaml", "where the suite's report goes (a -run-test run writes it under -logs instead)")
 	fs.StringVar(&o.readme, "readme", "README.md", "the README whose conformance section gets the summary (not on a -run-test run)")
+	fs.StringVar(&o.experimentalCRDs, "experimental-crds", "", "the Gateway API module's config/crd/experimental: its CRDs replace the chart's standard channel before the suite "+
+		"(the claimed retries are an experimental HTTPRoute field, and the suite wants one channel for every CRD)")
 	fs.StringVar(&o.baseManifests, "base-manifests", "", "the suite's conformance/base/manifests.yaml, applied before the suite to check its backends run")
 	fs.StringVar(&o.logs, "logs", "bin/conformance/logs", "where the suite's log and the lab's logs are kept (emptied first)")
 	fs.StringVar(&o.labDir, "lab-dir", "/run/flatnet-conformance", "the lab's directory")
@@ -176,6 +179,12 @@ func run(ctx context.Context, o options) (err error) {
 	ph.next("the chart's Gateway API CRDs and GatewayClass")
 	if err := checkGatewayAPI(ctx, l); err != nil {
 		return err
+	}
+	if o.experimentalCRDs != "" {
+		ph.next("the experimental channel's Gateway API CRDs")
+		if err := experimentalCRDs(ctx, l, o.experimentalCRDs); err != nil {
+			return err
+		}
 	}
 	if o.baseManifests != "" {
 		ph.next("the suite's backends (base manifests) Running and Ready")

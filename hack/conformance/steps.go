@@ -44,6 +44,35 @@ func checkGatewayAPI(ctx context.Context, l *lab.Lab) error {
 	return nil
 }
 
+// experimentalCRDs replaces the chart's standard-channel Gateway API CRDs with those of the
+// experimental channel of the same version, in dir (the CRDs only: not the bundle's admission
+// policy), and waits until they serve. The chart keeps the standard channel for its users
+// (docs/gateway.md says how to switch).
+func experimentalCRDs(ctx context.Context, l *lab.Lab, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return err
+	}
+	args := []string{"apply", "--server-side", "--force-conflicts"}
+	for _, f := range files {
+		if b := filepath.Base(f); b == "kustomization.yaml" || strings.Contains(b, "_vap_") {
+			continue
+		}
+		args = append(args, "-f", f)
+	}
+	if len(args) == 3 {
+		return fmt.Errorf("no Gateway API CRDs in %s", dir)
+	}
+	if _, err := l.Kubectl(ctx, args...); err != nil {
+		return fmt.Errorf("apply the experimental channel's CRDs: %w", err)
+	}
+	if _, err := l.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
+		return fmt.Errorf("the experimental channel's CRDs do not serve: %w", err)
+	}
+	fmt.Printf("the experimental channel's Gateway API CRDs replace the chart's (%d files from %s)\n", len(args)/2-1, dir)
+	return nil
+}
+
 // backendsReady applies the suite's base manifests (as the suite will again) and waits until
 // their pods are Ready, so that a node agent that cannot run the backends shows here rather
 // than as a setup timeout of the suite. Pods mounting a Secret that does not exist yet are left
