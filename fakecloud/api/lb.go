@@ -52,11 +52,15 @@ const (
 // plane runs its current configuration, and failed (with StateReason) when the data plane
 // could not program it. The data plane keeps retrying a failed one, which turns active by
 // itself once the cause is gone. Without a data plane (fakecloud serve --fabric none) there is
-// nothing to program and a load balancer is active at once.
+// nothing to program and a load balancer is active at once. active_impaired (with StateReason)
+// is a load balancer that routes traffic with its current configuration while a part of its
+// data plane beside the traffic failed (its access log cannot be written); it too turns active
+// by itself once the cause is gone.
 const (
-	LoadBalancerStateProvisioning = "provisioning"
-	LoadBalancerStateActive       = "active"
-	LoadBalancerStateFailed       = "failed"
+	LoadBalancerStateProvisioning   = "provisioning"
+	LoadBalancerStateActive         = "active"
+	LoadBalancerStateActiveImpaired = "active_impaired"
+	LoadBalancerStateFailed         = "failed"
 )
 
 // Protocols of listeners, target groups and health checks.

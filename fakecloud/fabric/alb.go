@@ -108,7 +108,8 @@ func (rt *albRuntime) close() {
 // syncAccessLog turns the engine's access log on or off as the load balancer's attribute
 // says. On, it writes JSON lines to Config.AccessLogDir/<id>.log (appended to, made 0640 and
 // its directory 0750 when missing), or to the fabric's log without an AccessLogDir. A file
-// that cannot be opened fails the load balancer until it can.
+// that cannot be opened leaves the load balancer active_impaired (routing traffic) until it
+// can.
 func (f *Fabric) syncAccessLog(rt *albRuntime, on bool) error {
 	if on == rt.accessOn {
 		return nil
@@ -196,9 +197,9 @@ func (f *Fabric) syncALBs(snap *api.Snapshot, desired *World) (map[string]bool, 
 			}
 		}
 		if err := f.syncAccessLog(f.albs[id], ix.accessLogs[id]); err != nil {
-			f.lbErrs[id] = err
+			// Traffic flows all the same: active_impaired, retried at the next convergence.
+			f.lbImpaired[id] = err
 			errs = append(errs, err)
-			continue
 		}
 		current[id] = true
 	}

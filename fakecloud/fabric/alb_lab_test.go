@@ -323,14 +323,16 @@ func TestALB(t *testing.T) {
 			}
 			return out
 		}
-		// A file the fabric cannot open fails the load balancer, with the reason, until it can.
+		// A file the fabric cannot open leaves the load balancer routing traffic, but
+		// active_impaired with the reason, until it can.
 		if err := os.MkdirAll(file, 0o750); err != nil {
 			t.Fatal(err)
 		}
 		setLog(true)
-		if reason := l.waitState(t, api.LoadBalancerStateFailed); !strings.Contains(reason, "access log") || !strings.Contains(reason, "is a directory") {
-			t.Errorf("failed with reason %q; want the access log that could not be opened", reason)
+		if reason := l.waitState(t, api.LoadBalancerStateActiveImpaired); !strings.Contains(reason, "access log") || !strings.Contains(reason, "is a directory") {
+			t.Errorf("impaired with reason %q; want the access log that could not be opened", reason)
 		}
+		l.spreadHTTP(t, base+"/a/impaired", 3) // traffic flows all the same
 		if err := os.Remove(file); err != nil {
 			t.Fatal(err)
 		}

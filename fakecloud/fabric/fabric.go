@@ -104,6 +104,9 @@ type Fabric struct {
 	failures int
 	// lbErrs are the load balancers a step failed for in the current convergence.
 	lbErrs map[string]error
+	// lbImpaired are the load balancers that route traffic while a part of their data plane
+	// beside it failed in the current convergence (an access log): active_impaired.
+	lbImpaired map[string]error
 	// lbReported is the verdict the control plane last took for each load balancer.
 	lbReported map[string]lbStatus
 	// nodeErrs are the nodes (instances) a step failed for in the current convergence.
@@ -320,7 +323,7 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 		f.log.Debug("converging", "seq", snap.Seq, "plan", fmt.Sprintf("%+v", *plan))
 	}
 	start := time.Now()
-	f.lbErrs, f.nodeErrs = map[string]error{}, map[string]error{}
+	f.lbErrs, f.lbImpaired, f.nodeErrs = map[string]error{}, map[string]error{}, map[string]error{}
 	f.closeALBs(desired)
 	err = f.execute(plan)
 	apps, aerr := f.syncALBs(snap, desired)
@@ -329,7 +332,7 @@ func (f *Fabric) Apply(snap *api.Snapshot) error {
 		f.log.Debug("converged", "seq", snap.Seq, "took", time.Since(start), "err", err)
 	}
 	f.md.Update(snap)
-	st := lbStatuses(desired, f.actual, f.lbErrs, apps)
+	st := lbStatuses(desired, f.actual, f.lbErrs, f.lbImpaired, apps)
 	if f.health != nil {
 		f.health.sync(desired.Checks, programmed(st))
 	}

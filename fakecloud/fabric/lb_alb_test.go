@@ -181,17 +181,20 @@ func TestALBStatus(t *testing.T) {
 	actual := NewWorld()
 	actual.LBs["lb-1"] = &ready
 	refused := errors.New("the L7 engine refused the configuration")
+	noLog := errors.New("access log: permission denied")
 	for _, tc := range []struct {
-		name   string
-		apps   map[string]bool
-		failed map[string]error
-		want   lbStatus
+		name             string
+		apps             map[string]bool
+		failed, impaired map[string]error
+		want             lbStatus
 	}{
-		{"engine runs the config", map[string]bool{"lb-1": true}, nil, lbStatus{state: api.LoadBalancerStateActive}},
-		{"engine refused it", nil, map[string]error{"lb-1": refused}, lbStatus{state: api.LoadBalancerStateFailed, reason: refused.Error()}},
-		{"not applied yet", nil, nil, lbStatus{}},
+		{"engine runs the config", map[string]bool{"lb-1": true}, nil, nil, lbStatus{state: api.LoadBalancerStateActive}},
+		{"engine refused it", nil, map[string]error{"lb-1": refused}, nil, lbStatus{state: api.LoadBalancerStateFailed, reason: refused.Error()}},
+		{"its access log failed", map[string]bool{"lb-1": true}, nil, map[string]error{"lb-1": noLog},
+			lbStatus{state: api.LoadBalancerStateActiveImpaired, reason: noLog.Error()}},
+		{"not applied yet", nil, nil, nil, lbStatus{}},
 	} {
-		if got := lbStatuses(desired, actual, tc.failed, tc.apps)["lb-1"]; got != tc.want {
+		if got := lbStatuses(desired, actual, tc.failed, tc.impaired, tc.apps)["lb-1"]; got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 	}

@@ -64,11 +64,13 @@ func (f *Fabric) injected(op, object string) error {
 // balancer, its L7 engine its current configuration: apps), failed when a step for it failed in
 // this pass (or it could not even be built from the snapshot). A load balancer with neither
 // (its router not ready yet) keeps the verdict it had.
-func lbStatuses(desired, actual *World, failed map[string]error, apps map[string]bool) map[string]lbStatus {
+func lbStatuses(desired, actual *World, failed, impaired map[string]error, apps map[string]bool) map[string]lbStatus {
 	out := map[string]lbStatus{}
 	for id, d := range desired.LBs {
 		a := actual.LBs[id]
 		switch {
+		case a != nil && a.Ready && a.Program.Hash == d.Program.Hash && (!d.App || apps[id]) && impaired[id] != nil:
+			out[id] = lbStatus{state: api.LoadBalancerStateActiveImpaired, reason: impaired[id].Error()}
 		case a != nil && a.Ready && a.Program.Hash == d.Program.Hash && (!d.App || apps[id]):
 			out[id] = lbStatus{state: api.LoadBalancerStateActive}
 		case failed[id] != nil:
@@ -85,7 +87,10 @@ func lbStatuses(desired, actual *World, failed map[string]error, apps map[string
 // those check their targets, so no target turns healthy behind a load balancer that does not
 // forward to it.
 func programmed(st map[string]lbStatus) func(string) bool {
-	return func(id string) bool { return st[id].state == api.LoadBalancerStateActive }
+	return func(id string) bool {
+		s := st[id].state
+		return s == api.LoadBalancerStateActive || s == api.LoadBalancerStateActiveImpaired
+	}
 }
 
 // reportLBs hands the control plane the verdicts that changed since it last took them, and
@@ -133,8 +138,12 @@ func (f *Fabric) reportLBs(st map[string]lbStatus, checks []Check) error {
 }
 
 func (f *Fabric) logLBState(r api.LoadBalancerStateReport) {
-	if r.State == api.LoadBalancerStateFailed {
+	switch r.State {
+	case api.LoadBalancerStateFailed:
 		f.log.Warn("load balancer failed: the data plane could not program it; retrying with backoff", "lb", r.LoadBalancerID, "reason", r.Reason)
+		return
+	case api.LoadBalancerStateActiveImpaired:
+		f.log.Warn("load balancer impaired: it routes traffic, but a part of its data plane failed; retrying", "lb", r.LoadBalancerID, "reason", r.Reason)
 		return
 	}
 	f.log.Info("load balancer active", "lb", r.LoadBalancerID)

@@ -93,7 +93,8 @@ func (m *metrics) setCounts(w *World) {
 // setLBStates counts the desired load balancers by the verdict of the last convergence; those
 // without one yet are provisioning.
 func (m *metrics) setLBStates(desired *World, st map[string]lbStatus) {
-	n := map[string]int{api.LoadBalancerStateProvisioning: 0, api.LoadBalancerStateActive: 0, api.LoadBalancerStateFailed: 0}
+	n := map[string]int{api.LoadBalancerStateProvisioning: 0, api.LoadBalancerStateActive: 0, api.LoadBalancerStateActiveImpaired: 0,
+		api.LoadBalancerStateFailed: 0}
 	for id := range desired.LBs {
 		n[cmp.Or(st[id].state, api.LoadBalancerStateProvisioning)]++
 	}

@@ -392,7 +392,7 @@ func (d *LoadBalancing) DeregisterTargets(ctx context.Context, id string, ts []p
 // is provisioning (never active: that would claim traffic flows).
 func fromLBState(lb api.LoadBalancer) (state, reason string) {
 	switch lb.State {
-	case api.LoadBalancerStateActive:
+	case api.LoadBalancerStateActive, api.LoadBalancerStateActiveImpaired: // traffic flows (as the AWS driver reads ELBv2's)
 		return providers.LBActive, ""
 	case api.LoadBalancerStateFailed:
 		return providers.LBFailed, lb.StateReason

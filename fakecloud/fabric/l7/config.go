@@ -132,8 +132,8 @@ type Action struct {
 // HTTPRouteRetry): when the answer's status is one of Codes, or when no answer came (the target
 // could not be reached, closed or reset the connection, or took longer than
 // Timeouts.BackendRequest, which bounds each try). At most Attempts tries follow the first,
-// each at least Backoff after the last one failed and to a target picked afresh (by the
-// backends' weights, then round the group); the client gets the last answer, or the last
+// each at least Backoff after the last one failed and to a target of the same backend's group
+// picked afresh (round robin); the client gets the last answer, or the last
 // failure's 502 or 504. Timeouts.Request bounds the tries and the waits together: a retry that
 // cannot start before it ends is not made. A request is retried only when its body can be sent
 // again: it has none, or a Content-Length of at most 64 KiB, which the engine then holds until

@@ -327,7 +327,7 @@ func (e *Engine) newServer(port int, l *listener, ln net.Listener) *server {
 		protos.SetUnencryptedHTTP2(true)
 		if !e.opts.NetHTTPOnly {
 			s.handoff = newHandoff(ln.Addr())
-			s.fast.conns = map[*fastConn]struct{}{}
+			s.fast.conns, s.fast.killed = map[*fastConn]struct{}{}, make(chan struct{})
 		}
 	}
 	return s

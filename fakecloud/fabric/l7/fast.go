@@ -39,6 +39,24 @@ type fastConns struct {
 	conns   map[*fastConn]struct{}
 	closing atomic.Bool
 	wg      sync.WaitGroup
+	// killed is closed when a drain runs out of time: retries waiting for their backoff stop.
+	killed chan struct{}
+	kill   sync.Once
+}
+
+// sleep waits d, or until the listener's drain runs out of time: false then.
+func (s *fastConns) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.killed:
+		return false
+	}
 }
 
 // add counts c in; false when the listener drains.
@@ -82,6 +100,7 @@ func (s *fastConns) shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.kill.Do(func() { close(s.killed) })
 		s.mu.Lock()
 		for c := range s.conns {
 			_ = c.c.Close()
@@ -340,7 +359,10 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 			_ = bc.c.Close() // the failed answer is not read: its connection goes with it
 		}
 		e.retried(l, ru, f, err)
-		time.Sleep(a.retry.backoff)
+		if !fc.s.fast.sleep(a.retry.backoff) {
+			bc, err = nil, errRetryCut
+			break
+		}
 		f.target.inflight.Add(-1)
 		f.target = t
 		f.target.inflight.Add(1)
@@ -410,6 +432,9 @@ func outHeader(fr *fastRequest, a *action, b *backend, client string, l *listene
 		for _, h := range b.reserved {
 			restore(out, in, h)
 		}
+		// The framing is send's: an edit does not set it.
+		delete(out, "Content-Length")
+		delete(out, "Transfer-Encoding")
 	}
 	setForwardedFrom(out, prior, client, l)
 	return out
@@ -451,8 +476,13 @@ func (fc *fastConn) relay(fr *fastRequest, f *flight, rec *recorder, pool *backe
 	delete(h, "Content-Length") // written below, from length
 	stripHop(h, st.flags)
 	a := &f.rule.action
-	editHeader(h, a.respEdit)
-	editHeader(h, f.backend.respEdit)
+	if !a.respEdit.empty() || !f.backend.respEdit.empty() {
+		editHeader(h, a.respEdit)
+		editHeader(h, f.backend.respEdit)
+		// The framing is the proxy's: an edit does not set it.
+		delete(h, "Content-Length")
+		delete(h, "Transfer-Encoding")
+	}
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
 	}
@@ -565,6 +595,10 @@ func (fc *fastConn) answer(fr *fastRequest, rec *recorder, code int, body string
 	}
 	return w.Flush() == nil && !fr.close
 }
+
+// errRetryCut is a retry given up because the listener's drain ran out of time during its
+// backoff.
+var errRetryCut = errors.New("the listener closed during a retry's backoff")
 
 // retryBodyLimit is the largest request body a retry sends again (the engine holds it).
 const retryBodyLimit = 64 << 10

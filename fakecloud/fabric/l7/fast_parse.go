@@ -339,8 +339,8 @@ func parseLength(vs []string) (int64, error) {
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// stripHop removes the hop-by-hop headers and those the Connection header names; flags are the
-// head's (parseHeaders), -1 when unknown.
+// stripHop removes the hop-by-hop headers and those the Connection header names, when flags
+// (the head's, from parseHeaders) say it has any.
 func stripHop(h http.Header, flags headFlags) {
 	if flags&hasHop == 0 {
 		return

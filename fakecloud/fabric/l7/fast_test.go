@@ -745,15 +745,26 @@ func TestFastRelayedHead(t *testing.T) {
 		extra []string
 	}{
 		{name: "no edits"},
-		{name: "edits", edit: HeaderEdit{Set: []Header{{Name: "X-Added", Value: "yes"}}}, extra: []string{"X-Added: yes"}},
+		// The framing is the proxy's: edits naming it change nothing.
+		{name: "edits", edit: HeaderEdit{Set: []Header{{Name: "X-Added", Value: "yes"}, {Name: "Content-Length", Value: "99"},
+			{Name: "Transfer-Encoding", Value: "chunked"}}}, extra: []string{"X-Added: yes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := fastEngine(t, backend, tc.edit)
+			if tc.name == "edits" { // and on the response
+				act := forwardTo("tg")
+				act.RequestHeaders = tc.edit
+				act.ResponseHeaders = HeaderEdit{Set: []Header{{Name: "Content-Length", Value: "9"}, {Name: "Transfer-Encoding", Value: "chunked"}}}
+				apply(t, e, Config{TargetGroups: []TargetGroup{tgroup("tg", ProtocolHTTP, backend)},
+					Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Name: "all", Action: act}}}}})
+			}
 			c := dialRaw(t, e, 80)
 			for _, req := range []string{in, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"} {
 				c.send(req)
-				if resp, body, err := c.read("GET"); err != nil || resp.StatusCode != 200 || body != "ok" {
-					t.Fatalf("%v %q %v", resp.Status, body, err)
+				resp, body, err := c.read("GET")
+				if err != nil || resp.StatusCode != 200 || body != "ok" || !slices.Equal(resp.Header["Content-Length"], []string{"2"}) ||
+					resp.TransferEncoding != nil {
+					t.Fatalf("%v %q %v, Content-Length %q, Transfer-Encoding %q", resp.Status, body, err, resp.Header["Content-Length"], resp.TransferEncoding)
 				}
 			}
 			want := append([]string{"POST /p?q=1 HTTP/1.1", "Content-Length: 3", "Host: a.test", "Te: trailers",

@@ -225,6 +225,7 @@ const (
 // connRecord is one connection or flow of a TLS-passthrough, TCP or UDP listener, as it ends.
 type connRecord struct {
 	s                *series // its listener's and rule's (the listener's unmatched series: none)
+	port             int
 	proto            Protocol
 	client, sni      string
 	result           string
@@ -232,17 +233,28 @@ type connRecord struct {
 	fromClient, toIt int64 // bytes from the client, and to it
 	d                time.Duration
 	err              error
+	counters         *connCounters // nil until resolve
+}
+
+// connCounters are a connection's series, resolved when its result is known: one that outlives
+// its rule adds to the series it had rather than making the removed rule's anew.
+type connCounters struct{ conns, from, to prometheus.Counter }
+
+// resolve gives c its counters (rule and result as they are now).
+func (c *connRecord) resolve(m *metrics) {
+	s := c.s
+	c.counters = &connCounters{conns: m.connections.WithLabelValues(s.listener, s.rule, c.result),
+		from: m.connBytes.WithLabelValues(s.listener, s.rule, "from_client"), to: m.connBytes.WithLabelValues(s.listener, s.rule, "to_client")}
 }
 
 // observeConn counts a connection or flow that ended and queues its access-log line.
 func (e *Engine) observeConn(c *connRecord) {
-	s := c.s
-	e.metrics.connections.WithLabelValues(s.listener, s.rule, c.result).Inc()
-	if c.fromClient > 0 {
-		e.metrics.connBytes.WithLabelValues(s.listener, s.rule, "from_client").Add(float64(c.fromClient))
-	}
-	if c.toIt > 0 {
-		e.metrics.connBytes.WithLabelValues(s.listener, s.rule, "to_client").Add(float64(c.toIt))
+	if c.counters == nil { // it ends as its result is known: nothing to add to the byte counts
+		e.metrics.connections.WithLabelValues(c.s.listener, c.s.rule, c.result).Inc()
+	} else {
+		c.counters.conns.Inc()
+		c.counters.from.Add(float64(c.fromClient))
+		c.counters.to.Add(float64(c.toIt))
 	}
 	if access := e.access.Load(); access != nil {
 		access.queue(accessLine{conn: c}, e.metrics.dropped)
@@ -311,6 +323,7 @@ func (a *accessLog) close() {
 func (a *accessLog) queue(l accessLine, dropped prometheus.Counter) {
 	select {
 	case <-a.done:
+		dropped.Inc()
 		return
 	default:
 	}
@@ -324,7 +337,7 @@ func (a *accessLog) queue(l accessLine, dropped prometheus.Counter) {
 func (a *accessLog) write(l accessLine) {
 	if c := l.conn; c != nil {
 		attrs := make([]slog.Attr, 0, 13)
-		attrs = append(attrs, slog.String("listener", c.s.listener), slog.String("rule", c.s.rule),
+		attrs = append(attrs, slog.Int("listener", c.port), slog.String("rule", c.s.rule),
 			slog.String("client", c.client), slog.String("proto", string(c.proto)), slog.String("result", c.result))
 		if c.sni != "" {
 			attrs = append(attrs, slog.String("sni", c.sni))

@@ -83,7 +83,7 @@ func (e *Engine) servePassthrough(s *server) error {
 func (e *Engine) passthrough(s *server, c net.Conn) {
 	start := time.Now()
 	l := s.cur.Load()
-	rec := &connRecord{s: l.unmatched, proto: l.proto, client: c.RemoteAddr().String()}
+	rec := &connRecord{s: l.unmatched, port: l.port, proto: l.proto, client: c.RemoteAddr().String()}
 	defer func() {
 		rec.d = time.Since(start)
 		e.observeConn(rec)
@@ -127,6 +127,7 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 		return
 	}
 	rec.result = connForwarded
+	rec.resolve(e.metrics)
 	s.conns.add(up)
 	defer s.conns.remove(up)
 	defer up.Close()

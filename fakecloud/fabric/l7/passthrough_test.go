@@ -272,7 +272,7 @@ func TestConnectionsObserved(t *testing.T) {
 		}
 		// "...{listener=443,result=forwarded,rule=a}" -> "443 forwarded"
 		f := strings.FieldsFunc(k[strings.Index(k, "{")+1:len(k)-1], func(r rune) bool { return r == ',' })
-		key := strings.TrimPrefix(f[0], "listener=") + " " + strings.TrimPrefix(f[1], "result=")
+		key := strings.TrimSuffix(strings.TrimPrefix(f[0], "listener="), "/udp") + " " + strings.TrimPrefix(f[1], "result=")
 		if results[key] != 1 {
 			t.Errorf("access log: %d connection lines %q, want 1 (all: %v)", results[key], key, results)
 		}

@@ -400,7 +400,10 @@ func (e *Engine) retryRoundTrip(r *http.Request, f *flight) (*http.Response, err
 	case r.ContentLength > 0 && r.ContentLength <= retryBodyLimit && r.Header.Get("Expect") == "":
 		b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
 		if err != nil || int64(len(b)) != r.ContentLength {
-			return nil, fmt.Errorf("reading the request body to hold it for retries: %d of %d bytes, %w", len(b), r.ContentLength, err)
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("%w: %d of %d bytes read to hold it for retries: %w", errClientBody, len(b), r.ContentLength, err)
 		}
 		body = b
 	default:
@@ -438,8 +441,7 @@ func (e *Engine) retryRoundTrip(r *http.Request, f *flight) (*http.Response, err
 			return resp, err
 		}
 		if resp != nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, retryBodyLimit)) // so its connection can be kept
-			_ = resp.Body.Close()
+			_ = resp.Body.Close() // unread: its connection goes with it, as on the fast path
 		}
 		cancel()
 		e.retried(f.listener, f.rule, f, err)
@@ -483,8 +485,11 @@ func (e *Engine) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	f := flightOf(r.Context())
 	f.err = err
 	code := http.StatusBadGateway
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusGatewayTimeout
+	case errors.Is(err, errClientBody): // cut short while it was read to be held for retries
+		code = http.StatusBadRequest
 	}
 	w.WriteHeader(code)
 	if rec, ok := w.(*recorder); ok && errors.Is(err, context.Canceled) && r.Context().Err() != nil {

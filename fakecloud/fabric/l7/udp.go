@@ -128,7 +128,7 @@ func (r *udpRelay) flow(client netip.AddrPort, local net.IP) *udpFlow {
 		return nil
 	}
 	// A datagram no flow takes is counted (and logged) as a flow that ended at once.
-	rec := connRecord{s: l.unmatched, proto: ProtocolUDP, client: client.String()}
+	rec := connRecord{s: l.unmatched, port: l.port, proto: ProtocolUDP, client: client.String()}
 	if len(l.rules) == 0 {
 		rec.result = connNoRule
 		r.e.observeConn(&rec)
@@ -155,6 +155,7 @@ func (r *udpRelay) flow(client netip.AddrPort, local net.IP) *udpFlow {
 		return nil
 	}
 	rec.result, rec.group, rec.target = connForwarded, b.group.name, t.hostport
+	rec.resolve(r.e.metrics)
 	f = &udpFlow{client: client, up: up, t: t, local: local, rec: rec, start: time.Now()}
 	f.last.Store(time.Now().UnixNano())
 	r.mu.Lock()

@@ -126,10 +126,10 @@ func validateLBStateReport(i int, r api.LoadBalancerStateReport) error {
 	switch {
 	case r.LoadBalancerID == "":
 		return invalid("Reports[%d].LoadBalancerId is required", i)
-	case r.State != api.LoadBalancerStateActive && r.State != api.LoadBalancerStateFailed:
-		return invalid("Reports[%d].State %.20q is not one a data plane reports: active or failed", i, r.State)
-	case r.State == api.LoadBalancerStateFailed && r.Reason == "":
-		return invalid("Reports[%d]: a failed load balancer needs a Reason", i)
+	case r.State != api.LoadBalancerStateActive && r.State != api.LoadBalancerStateActiveImpaired && r.State != api.LoadBalancerStateFailed:
+		return invalid("Reports[%d].State %.20q is not one a data plane reports: active, active_impaired or failed", i, r.State)
+	case r.State != api.LoadBalancerStateActive && r.Reason == "":
+		return invalid("Reports[%d]: a %s load balancer needs a Reason", i, r.State)
 	case r.State == api.LoadBalancerStateActive && r.Reason != "":
 		return invalid("Reports[%d]: an active load balancer has no Reason", i)
 	case len(r.Reason) > maxStateReasonLen:

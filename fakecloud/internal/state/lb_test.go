@@ -446,8 +446,9 @@ func TestLoadBalancerState(t *testing.T) {
 		want string
 	}{
 		{api.LoadBalancerStateReport{State: api.LoadBalancerStateActive}, "LoadBalancerId"},
-		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateProvisioning}, "active or failed"},
+		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateProvisioning}, "active, active_impaired or failed"},
 		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateFailed}, "needs a Reason"},
+		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateActiveImpaired}, "needs a Reason"},
 		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateActive, Reason: "x"}, "no Reason"},
 		{api.LoadBalancerStateReport{LoadBalancerID: id, State: api.LoadBalancerStateFailed, Reason: strings.Repeat("x", 2000)}, "at most"},
 	} {
@@ -459,6 +460,10 @@ func TestLoadBalancerState(t *testing.T) {
 	}
 	if s.Seq() != seq {
 		t.Errorf("refused reports wrote a change")
+	}
+	mustOK(t, s.ReportLoadBalancerState([]api.LoadBalancerStateReport{{LoadBalancerID: id, State: api.LoadBalancerStateActiveImpaired, Reason: "access log"}}))
+	if lb := describe(); lb.State != api.LoadBalancerStateActiveImpaired || lb.StateReason != "access log" {
+		t.Errorf("after an active_impaired report: %s %q", lb.State, lb.StateReason)
 	}
 	mustOK(t, s.ReportLoadBalancerState([]api.LoadBalancerStateReport{{LoadBalancerID: id, State: api.LoadBalancerStateActive}}))
 	if lb := describe(); lb.State != api.LoadBalancerStateActive || lb.StateReason != "" {
