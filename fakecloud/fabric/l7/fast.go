@@ -351,7 +351,7 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 		if !retries {
 			break
 		}
-		t := a.retryTarget(f, try, start, status.code, err)
+		t := a.retryTarget(f, try, status.code, err)
 		if t == nil {
 			break
 		}
@@ -363,9 +363,7 @@ func (fc *fastConn) exchange(fr *fastRequest, l *listener, ru *rule) bool {
 			bc, err = nil, errRetryCut
 			break
 		}
-		f.target.inflight.Add(-1)
-		f.target = t
-		f.target.inflight.Add(1)
+		f.retarget(t)
 		pool = t.pool
 	}
 	if err != nil {
@@ -515,9 +513,7 @@ func (fc *fastConn) relay(fr *fastRequest, f *flight, rec *recorder, pool *backe
 	writeStatusLine(w, st.code)
 	writeHeader(w, h)
 	if hasBody && length >= 0 {
-		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), length, 10))
-		_, _ = w.WriteString("\r\n")
+		writeLength(w, length)
 	}
 	if rechunk {
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
@@ -600,9 +596,6 @@ func (fc *fastConn) answer(fr *fastRequest, rec *recorder, code int, body string
 // backoff.
 var errRetryCut = errors.New("the listener closed during a retry's backoff")
 
-// retryBodyLimit is the largest request body a retry sends again (the engine holds it).
-const retryBodyLimit = 64 << 10
-
 // holdBody reads fr's body from the client before its first try, so that a retry can send it
 // again, and reports whether fr may be retried: it has no body, or one of at most
 // retryBodyLimit bytes by Content-Length, and does not expect 100 Continue. An error is the
@@ -620,45 +613,4 @@ func (fc *fastConn) holdBody(fr *fastRequest) (bool, error) {
 	}
 	fr.body = body
 	return true, nil
-}
-
-// tryDeadline is when the try starting now must have its answer: without retries the tighter
-// of the rule's timeouts from the request's start; with them the request timeout from the
-// start and the backend-request timeout from now, whichever comes first. Zero: none.
-func (a *action) tryDeadline(start time.Time) time.Time {
-	if a.retry == nil {
-		if a.timeout > 0 {
-			return start.Add(a.timeout)
-		}
-		return time.Time{}
-	}
-	var d time.Time
-	if a.requestTimeout > 0 {
-		d = start.Add(a.requestTimeout)
-	}
-	if a.backendTimeout > 0 {
-		if t := time.Now().Add(a.backendTimeout); d.IsZero() || t.Before(d) {
-			d = t
-		}
-	}
-	return d
-}
-
-// retryTarget is the target the next try goes to, or nil when the try just made (the tries-th)
-// stands: it got an answer whose code the policy does not retry, or failed on the client's
-// side, or the policy's attempts are spent, or the request timeout would end before the
-// backoff does, or the backend group has no target left. code and err are the try's.
-func (a *action) retryTarget(f *flight, tries int, start time.Time, code int, err error) *target {
-	p := a.retry
-	switch {
-	case tries > p.attempts:
-		return nil
-	case err == nil && !p.retriesCode(code):
-		return nil
-	case err != nil && (errors.Is(err, errClientBody) || errors.As(err, new(errClientGone))):
-		return nil
-	case a.requestTimeout > 0 && !time.Now().Add(p.backoff).Before(start.Add(a.requestTimeout)):
-		return nil
-	}
-	return f.backend.group.pick()
 }

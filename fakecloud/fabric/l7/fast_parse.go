@@ -486,6 +486,13 @@ func writeStatusLine(w *bufio.Writer, code int) {
 	_, _ = w.WriteString("\r\n")
 }
 
+// writeLength writes a Content-Length field, without allocating.
+func writeLength(w *bufio.Writer, n int64) {
+	_, _ = w.WriteString("Content-Length: ")
+	_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 10))
+	_, _ = w.WriteString("\r\n")
+}
+
 // writeHeader writes a header block's fields.
 func writeHeader(w *bufio.Writer, h http.Header) {
 	for k, vs := range h {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -178,9 +177,7 @@ func (fc *fastConn) send(bc *backendConn, fr *fastRequest, out http.Header, st *
 	case fr.chunked:
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	case fr.length > 0 || fr.declared:
-		_, _ = w.WriteString("Content-Length: ")
-		_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), fr.length, 10))
-		_, _ = w.WriteString("\r\n")
+		writeLength(w, fr.length)
 	}
 	_, _ = w.WriteString("\r\n")
 	if fr.length == 0 {

@@ -106,11 +106,7 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 		return
 	}
 	rec.s = r.series
-	b := pickBackend(&r.action)
-	var t *target
-	if b != nil && b.group != nil {
-		t = b.group.pick()
-	}
+	b, t := pickTarget(&r.action)
 	if t == nil {
 		rec.result = connNoTarget
 		return

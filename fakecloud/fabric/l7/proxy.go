@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -209,6 +208,16 @@ func pickBackend(a *action) *backend {
 	return nil
 }
 
+// pickTarget picks a backend by weight, then a target of its group: nil when either has none
+// to give (no weight, an invalid backend, no target available).
+func pickTarget(a *action) (*backend, *target) {
+	b := pickBackend(a)
+	if b == nil || b.group == nil {
+		return b, nil
+	}
+	return b, b.group.pick()
+}
+
 // pick returns the next healthy target round-robin, or, with none healthy, the next initial
 // or unhealthy one (fail open); nil when every target is draining, unused or unavailable.
 func (g *group) pick() *target {
@@ -385,97 +394,6 @@ func (e *Engine) roundTrip(r *http.Request) (*http.Response, error) {
 		return f.backend.group.transport.RoundTrip(r)
 	}
 	return e.retryRoundTrip(r, f)
-}
-
-// retryRoundTrip is roundTrip for a rule with retries (Action.Retry): each try with the
-// backend-request timeout of its own, a failed one made again on a target picked afresh, after
-// the backoff. A body is held for the tries when it has a Content-Length of at most
-// retryBodyLimit; a request with another body is tried once.
-func (e *Engine) retryRoundTrip(r *http.Request, f *flight) (*http.Response, error) {
-	a := &f.rule.action
-	retries := true
-	var body []byte
-	switch {
-	case r.Body == nil || r.Body == http.NoBody:
-	case r.ContentLength > 0 && r.ContentLength <= retryBodyLimit && r.Header.Get("Expect") == "":
-		b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
-		if err != nil || int64(len(b)) != r.ContentLength {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("%w: %d of %d bytes read to hold it for retries: %w", errClientBody, len(b), r.ContentLength, err)
-		}
-		body = b
-	default:
-		retries = false
-	}
-	for tries := 1; ; tries++ {
-		ctx, cancel := r.Context(), context.CancelFunc(func() {})
-		if a.backendTimeout > 0 {
-			ctx, cancel = context.WithTimeout(ctx, a.backendTimeout)
-		}
-		req := r.WithContext(ctx)
-		if tries > 1 {
-			u := *r.URL
-			u.Host = f.target.hostport
-			req.URL = &u
-		}
-		if body != nil {
-			req.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		resp, err := f.backend.group.transport.RoundTrip(req)
-		var t *target
-		if retries && r.Context().Err() == nil {
-			code := 0
-			if resp != nil {
-				code = resp.StatusCode
-			}
-			t = a.retryTarget(f, tries, f.start, code, err)
-		}
-		if t == nil {
-			if resp != nil {
-				resp.Body = cancelOnClose{resp.Body, cancel} // the try's timeout bounds its body too
-			} else {
-				cancel()
-			}
-			return resp, err
-		}
-		if resp != nil {
-			_ = resp.Body.Close() // unread: its connection goes with it, as on the fast path
-		}
-		cancel()
-		e.retried(f.listener, f.rule, f, err)
-		select {
-		case <-time.After(a.retry.backoff):
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
-		}
-		f.target.inflight.Add(-1)
-		f.target = t
-		f.target.inflight.Add(1)
-	}
-}
-
-// cancelOnClose ends a context when the body read under it is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
-}
-
-func (e *Engine) modifyResponse(resp *http.Response) error {
-	f := flightOf(resp.Request.Context())
-	if f.rule.action.respEdit.empty() && f.backend.respEdit.empty() {
-		return nil
-	}
-	editHeader(resp.Header, f.rule.action.respEdit)
-	editHeader(resp.Header, f.backend.respEdit)
-	return nil
 }
 
 // proxyError answers a request the target did not: 504 when a timeout ran out, else 502. A

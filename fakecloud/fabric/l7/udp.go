@@ -135,11 +135,7 @@ func (r *udpRelay) flow(client netip.AddrPort, local net.IP) *udpFlow {
 		return nil
 	}
 	rec.s = l.rules[0].series
-	b := pickBackend(&l.rules[0].action)
-	var t *target
-	if b != nil && b.group != nil {
-		t = b.group.pick()
-	}
+	b, t := pickTarget(&l.rules[0].action)
 	if t == nil {
 		rec.result = connNoTarget
 		r.e.observeConn(&rec)
