@@ -60,8 +60,8 @@ type gatewayRecord struct {
 	state gateway.LoadBalancerState
 	// lbID is the application load balancer's ID, for the health stream.
 	lbID string
-	// unserved are the routes the companion network load balancer cannot serve (see
-	// deploy.SplitGateway): their Accepted condition says so.
+	// unserved are the routes, and route rules, the cloud cannot serve (deploy.RefusedRules,
+	// deploy.SplitGateway): their conditions say so (markUnserved).
 	unserved []deploy.Unserved
 }
 
@@ -450,6 +450,11 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		lbID    string
 		requeue time.Duration
 	)
+	if gw.L7 == nil || r.alb == nil {
+		r.mu.Lock()
+		rec.unserved = nil
+		r.mu.Unlock()
+	}
 	switch {
 	case gw.L7 == nil:
 		// Nothing the application load balancer serves (not accepted, no valid listener):
@@ -466,12 +471,20 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		st.Message = fmt.Sprintf("the cloud driver %T has no application load balancers (providers.ApplicationLoadBalancing)", r.cfg.Provider)
 	default:
 		tags := r.gatewayTags(gw.Namespace, gw.Name, gw.UID)
-		l7, nlb, unserved := gw.L7, (*model.LoadBalancer)(nil), []deploy.Unserved(nil)
+		// The rules the cloud cannot express are left out, each route's status saying so;
+		// the rest of the Gateway is served.
+		l7, unserved := deploy.RefusedRules(r.alb, gw.L7)
+		nlb := (*model.LoadBalancer)(nil)
 		split := !providers.CapabilitiesOf(r.alb).L4OnApplicationLB
 		if split {
 			owner := model.Owner{Cluster: r.cfg.Cluster, Namespace: gw.Namespace, Name: gw.Name, UID: gw.UID}
-			l7, nlb, unserved = deploy.SplitGateway(gw.L7, deploy.NetworkLoadBalancerName(gw.L7.Name), owner, tags)
+			var l4 []deploy.Unserved
+			l7, nlb, l4 = deploy.SplitGateway(l7, deploy.NetworkLoadBalancerName(l7.Name), owner, tags)
+			unserved = append(unserved, l4...)
 		}
+		r.mu.Lock()
+		rec.unserved = unserved
+		r.mu.Unlock()
 		r.mu.Lock()
 		token := clientTokens(r.tokenSeed, gw.UID+"/"+strconv.FormatUint(version, 10), rec.passes)
 		r.mu.Unlock()
@@ -493,9 +506,6 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 			if err == nil && nlb != nil && nres.State != providers.LBActive {
 				res.Programmed, res.State, res.StateReason = false, nres.State, "network load balancer: "+nres.StateReason
 			}
-			r.mu.Lock()
-			rec.unserved = unserved
-			r.mu.Unlock()
 		}
 		switch {
 		case err != nil:

@@ -156,6 +156,7 @@ func TestGatewayControllerAWSDriver(t *testing.T) {
 		return meta.IsStatusConditionTrue(first.Status.Parents[0].Conditions, string(gwv1.RouteConditionAccepted)),
 			fmt.Sprintf("%+v", first.Status.Parents[0].Conditions)
 	})
+	httpRoutesELBv2CannotExpress(t, h, ns, class, gw)
 	if err := h.k8s.Delete(ctx, gw); err != nil {
 		t.Fatal(err)
 	}
@@ -164,4 +165,103 @@ func TestGatewayControllerAWSDriver(t *testing.T) {
 		albs, err2 := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/mixed"})
 		return err == nil && err2 == nil && len(lbs) == 0 && len(albs) == 0, fmt.Sprintf("%d network, %d application (%v %v)", len(lbs), len(albs), err, err2)
 	})
+}
+
+// httpRoutesELBv2CannotExpress: on the programmed Gateway gw, an HTTPRoute with a rule ELBv2
+// cannot express (a request timeout) and one it can is served in part: the expressible rule
+// reaches the cloud, the route stays Accepted and is PartiallyInvalid, with an event; a route
+// whose only rule changes response headers is not Accepted (UnsupportedValue); the Gateway
+// stays Programmed. The GatewayClass lists neither feature, and keeps query matching.
+func httpRoutesELBv2CannotExpress(t *testing.T, h *harness, ns, class string, gw *gwv1.Gateway) {
+	t.Helper()
+	ctx := context.Background()
+	parent := gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: gwv1.ObjectName(gw.Name), SectionName: ptr(gwv1.SectionName("http"))}}}
+	backend := []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "secure", Port: ptr(gwv1.PortNumber(80))}}}}
+	prefix := func(p string) []gwv1.HTTPRouteMatch {
+		return []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr(gwv1.PathMatchPathPrefix), Value: ptr(p)}}}
+	}
+	for _, r := range []*gwv1.HTTPRoute{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "partly"}, Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: parent, Rules: []gwv1.HTTPRouteRule{
+			{Matches: prefix("/slow"), BackendRefs: backend, Timeouts: &gwv1.HTTPRouteTimeouts{Request: ptr(gwv1.Duration("5s"))}},
+			{Matches: prefix("/served"), BackendRefs: backend},
+		}}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "headers"}, Spec: gwv1.HTTPRouteSpec{CommonRouteSpec: parent, Rules: []gwv1.HTTPRouteRule{
+			{Matches: prefix("/h"), BackendRefs: backend, Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterResponseHeaderModifier,
+				ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{Set: []gwv1.HTTPHeader{{Name: "X-A", Value: "1"}}}}}},
+		}}},
+	} {
+		if err := h.k8s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	route := func(name string) (*gwv1.RouteParentStatus, string) {
+		var r gwv1.HTTPRoute
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &r); err != nil || len(r.Status.Parents) != 1 {
+			return nil, fmt.Sprintf("%s: %+v %v", name, r.Status, err)
+		}
+		return &r.Status.Parents[0], fmt.Sprintf("%s: %+v", name, r.Status.Parents[0].Conditions)
+	}
+	eventually(t, "the route with a timeout rule is accepted and PartiallyInvalid", func() (bool, string) {
+		p, msg := route("partly")
+		if p == nil {
+			return false, msg
+		}
+		pi := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionPartiallyInvalid))
+		return meta.IsStatusConditionTrue(p.Conditions, string(gwv1.RouteConditionAccepted)) && pi != nil && pi.Status == metav1.ConditionTrue &&
+			pi.Reason == string(gwv1.RouteReasonUnsupportedValue) && strings.Contains(pi.Message, "rule 0: ELBv2 cannot express per-rule timeouts"), msg
+	})
+	eventually(t, "the route whose only rule changes response headers is not accepted", func() (bool, string) {
+		p, msg := route("headers")
+		if p == nil {
+			return false, msg
+		}
+		c := meta.FindStatusCondition(p.Conditions, string(gwv1.RouteConditionAccepted))
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(gwv1.RouteReasonUnsupportedValue) &&
+			strings.Contains(c.Message, "request or response header changes"), msg
+	})
+	l7 := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/" + gw.Name, deploy.TagLayer: deploy.LayerL7}
+	eventually(t, "the expressible rule is in the cloud, the others are not", func() (bool, string) {
+		albs, err := h.p.ListApplicationLoadBalancers(ctx, l7)
+		if err != nil || len(albs) != 1 {
+			return false, fmt.Sprintf("%+v %v", albs, err)
+		}
+		var paths []string
+		for _, l := range albs[0].Listeners {
+			rules, err := h.p.ListRules(ctx, l.ID)
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, r := range rules {
+				if r.Conditions.Path != nil {
+					paths = append(paths, r.Conditions.Path.Value)
+				}
+			}
+		}
+		got := strings.Join(paths, " ")
+		return strings.Contains(got, "/served") && !strings.Contains(got, "/slow") && !strings.Contains(got, "/h"), "rule paths: " + got
+	})
+	eventually(t, "events on both routes", func() (bool, string) {
+		partly, headers := strings.Join(h.gatewayEvents(t, ns, "partly"), "\n"), strings.Join(h.gatewayEvents(t, ns, "headers"), "\n")
+		return strings.Contains(partly, "PartiallyInvalid: Gateway "+ns+"/"+gw.Name+": Dropped Rule(s): rule 0: ELBv2 cannot express per-rule timeouts") &&
+			strings.Contains(headers, "UnsupportedValue: Gateway "+ns+"/"+gw.Name+": the cloud's load balancer cannot express any rule"), partly + " | " + headers
+	})
+	var g gwv1.Gateway
+	if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(gw), &g); err != nil {
+		t.Fatal(err)
+	}
+	if !meta.IsStatusConditionTrue(g.Status.Conditions, string(gwv1.GatewayConditionProgrammed)) {
+		t.Errorf("Gateway: %+v; want Programmed", g.Status.Conditions)
+	}
+	var gc gwv1.GatewayClass
+	if err := h.k8s.Get(ctx, client.ObjectKey{Name: class}, &gc); err != nil {
+		t.Fatal(err)
+	}
+	features := map[gwv1.FeatureName]bool{}
+	for _, f := range gc.Status.SupportedFeatures {
+		features[f.Name] = true
+	}
+	if features["HTTPRouteRequestTimeout"] || features["HTTPRouteResponseHeaderModification"] || features["GatewayHTTPSListenerDetectMisdirectedRequests"] ||
+		!features["HTTPRouteQueryParamMatching"] || !features["HTTPRoute"] {
+		t.Errorf("GatewayClass features with the AWS driver: %v", gc.Status.SupportedFeatures)
+	}
 }

@@ -36,6 +36,8 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 		if r.alb == nil || !providers.CapabilitiesOf(r.alb).HostnameScopes {
 			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.MisdirectedRequests)
 		}
+		// Nor the extended features whose rules the cloud cannot express.
+		next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, refusedFeatures(r.alb)...)
 		if !equality.Semantic.DeepEqual(gc.Status, next.Status) {
 			errs = append(errs, r.update(ctx, next))
 		}
@@ -241,12 +243,19 @@ func cmpOr(s, def string) string {
 	return s
 }
 
-// markUnserved turns the Accepted condition of each route a Gateway's network load balancer
-// cannot serve (a TLSRoute on a passthrough listener whose backend is not the oldest route's,
-// which a network load balancer cannot route by SNI) to False with reason UnsupportedValue,
-// for that Gateway's parent entry, with a message saying why. A route served in part (a
-// weighted forward, of which the network load balancer serves one backend) stays Accepted,
-// the message saying which backends get no connection.
+// markUnserved writes, on each route's parent entry of a Gateway, what the Gateway's cloud
+// cannot serve of the route (gatewayRecord.unserved), and adds a Warning event for it:
+//   - a route not served at all (a TLSRoute on a passthrough listener whose backend is not the
+//     oldest route's, which a network load balancer cannot route by SNI; a route every rule of
+//     which the cloud cannot express) is not Accepted: reason UnsupportedValue, the message
+//     saying why;
+//   - a route served in part (a weighted forward, of which the network load balancer serves one
+//     backend) stays Accepted, its message saying which backends get no connection;
+//   - a route rule the application load balancer cannot express is left out: the route is
+//     PartiallyInvalid (reason UnsupportedValue, "Dropped Rule(s): " and why, after the rules
+//     the translation dropped), and stays Accepted.
+//
+// Other Gateways' entries are left alone.
 func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -255,6 +264,7 @@ func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 		gwNS, gwName, _ := strings.Cut(key, "/")
 		var order []routeKey
 		msgs := map[routeKey][]string{}
+		dropped := map[routeKey][]string{}
 		refused := map[routeKey]bool{}
 		for _, u := range rec.unserved {
 			f := strings.Fields(u.Source) // "TLSRoute ns/name rule 0"
@@ -265,11 +275,15 @@ func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 			k := routeKey{f[0], ns, name}
 			if _, ok := msgs[k]; !ok {
 				order = append(order, k)
+				msgs[k] = nil
 			}
-			if !slices.Contains(msgs[k], u.Message) {
+			switch {
+			case u.Dropped:
+				dropped[k] = append(dropped[k], u.Message)
+			case !slices.Contains(msgs[k], u.Message):
 				msgs[k] = append(msgs[k], u.Message)
 			}
-			refused[k] = refused[k] || !u.Partial
+			refused[k] = refused[k] || (!u.Partial && !u.Dropped)
 		}
 		for _, k := range order {
 			for i := range out.Routes {
@@ -277,6 +291,7 @@ func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 				if rs.Kind != k.kind || rs.Namespace != k.ns || rs.Name != k.name {
 					continue
 				}
+				marked := false
 				for j := range rs.Parents {
 					ps := &rs.Parents[j]
 					pns := rs.Namespace
@@ -290,10 +305,36 @@ func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 					if c == nil || c.Status != metav1.ConditionTrue {
 						continue
 					}
-					c.Message = strings.Join(msgs[k], "; ")
+					marked = true
+					if len(msgs[k]) > 0 {
+						c.Message = strings.Join(msgs[k], "; ")
+					}
 					if refused[k] {
 						c.Status, c.Reason = metav1.ConditionFalse, string(gwv1.RouteReasonUnsupportedValue)
+						continue
 					}
+					if len(dropped[k]) == 0 {
+						continue
+					}
+					why := strings.Join(dropped[k], "; ")
+					if pi := meta.FindStatusCondition(ps.Conditions, string(gwv1.RouteConditionPartiallyInvalid)); pi != nil {
+						pi.Message += "; " + why
+					} else {
+						ps.Conditions = append(ps.Conditions, metav1.Condition{Type: string(gwv1.RouteConditionPartiallyInvalid), Status: metav1.ConditionTrue,
+							Reason: string(gwv1.RouteReasonUnsupportedValue), Message: "Dropped Rule(s): " + why, ObservedGeneration: c.ObservedGeneration})
+					}
+				}
+				if !marked {
+					continue
+				}
+				gwRef := fmt.Sprintf("Gateway %s/%s: ", gwNS, gwName)
+				switch {
+				case refused[k]:
+					out.Events = append(out.Events, gateway.Event{Kind: k.kind, Namespace: k.ns, Name: k.name, Type: corev1.EventTypeWarning,
+						Reason: string(gwv1.RouteReasonUnsupportedValue), Message: gwRef + strings.Join(msgs[k], "; ")})
+				case len(dropped[k]) > 0:
+					out.Events = append(out.Events, gateway.Event{Kind: k.kind, Namespace: k.ns, Name: k.name, Type: corev1.EventTypeWarning,
+						Reason: string(gwv1.RouteConditionPartiallyInvalid), Message: gwRef + "Dropped Rule(s): " + strings.Join(dropped[k], "; ")})
 				}
 			}
 		}

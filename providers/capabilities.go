@@ -29,3 +29,23 @@ func CapabilitiesOf(p any) Capabilities {
 
 // Capabilities forwards the wrapped driver's.
 func (w policyLB) Capabilities() Capabilities { return CapabilitiesOf(w.d) }
+
+// RuleChecker is implemented by drivers whose clouds express less than RuleSpec does (ELBv2:
+// no header changes, rewrites, mirrors, timeouts or retries, redirects with 301 or 302 only,
+// wildcards for regular expressions). CheckRule answers, without calling the cloud, whether
+// CreateRule would take spec's conditions and action: nil, or the ErrInvalid CreateRule would
+// return, naming what the cloud cannot express. Target group IDs are not checked.
+type RuleChecker interface {
+	CheckRule(spec RuleSpec) error
+}
+
+// CheckRule asks p's RuleChecker about spec; a driver without one takes every rule.
+func CheckRule(p any, spec RuleSpec) error {
+	if c, ok := p.(RuleChecker); ok {
+		return c.CheckRule(spec)
+	}
+	return nil
+}
+
+// CheckRule forwards to the wrapped driver's.
+func (w policyLB) CheckRule(spec RuleSpec) error { return CheckRule(w.d, spec) }

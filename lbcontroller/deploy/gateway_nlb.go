@@ -18,13 +18,16 @@ import (
 // (clouds without providers.Capabilities.L4OnApplicationLB).
 const LayerL4 = "l4"
 
-// Unserved is a route (by the model's Source) the companion network load balancer cannot
-// serve, or serves only in part (Partial: some of its backends get no connection), and why:
-// its status should say so.
+// Unserved is a route (by the model's Source) the cloud cannot serve: the companion network
+// load balancer cannot, or serves it only in part (Partial: some of its backends get no
+// connection), or the application load balancer cannot express one of its rules (Dropped:
+// that rule is left out, the rest of the route served; RefusedRules). Message says why: the
+// route's status should say so.
 type Unserved struct {
 	Source  string
 	Message string
 	Partial bool `json:",omitempty"`
+	Dropped bool `json:",omitempty"`
 }
 
 // SplitGateway splits a Gateway's application load balancer model for a cloud whose

@@ -65,6 +65,11 @@ func (c *RuleCache) Capabilities() providers.Capabilities {
 	return providers.CapabilitiesOf(c.ApplicationLoadBalancing)
 }
 
+// CheckRule forwards the wrapped driver's (providers.CheckRule).
+func (c *RuleCache) CheckRule(spec providers.RuleSpec) error {
+	return providers.CheckRule(c.ApplicationLoadBalancing, spec)
+}
+
 // Invalidate drops every cached listener and remembered pass: the next ListRules of each lists
 // from the cloud, and the next deploy of each load balancer reads it all.
 func (c *RuleCache) Invalidate() {

@@ -427,3 +427,10 @@ func listenerUnsupported(spec providers.HTTPListenerSpec) error {
 func (d *LoadBalancing) Capabilities() providers.Capabilities {
 	return providers.Capabilities{L4OnApplicationLB: false}
 }
+
+// CheckRule answers what CreateRule would refuse of spec before any call: the rule features
+// ELBv2 lacks (alb_rules.go).
+func (d *LoadBalancing) CheckRule(spec providers.RuleSpec) error {
+	_, _, err := toELBRule(spec)
+	return err
+}
