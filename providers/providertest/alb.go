@@ -152,6 +152,10 @@ func albRules(t *testing.T, s *albScene) {
 	}
 	var want []providers.Rule
 	for _, spec := range specs {
+		// providers.CheckRule answers what CreateRule does: these are taken.
+		if err := providers.CheckRule(s.d, spec); err != nil {
+			t.Errorf("CheckRule of rule %d, which the cloud takes: %v", spec.Priority, err)
+		}
 		spec.ClientToken = providers.NewToken()
 		r, err := s.d.CreateRule(bg(), l.ID, spec)
 		if err != nil {
@@ -211,6 +215,8 @@ func coreOnly(t *testing.T, s *albScene, listenerID string, specs []providers.Ru
 			spec.ClientToken = providers.NewToken()
 			_, err := s.d.CreateRule(bg(), listenerID, spec)
 			wantKind(t, fmt.Sprintf("rule %d with actions beyond ELBv2's", spec.Priority), err, providers.ErrInvalid)
+			// providers.CheckRule answers the same, before any call.
+			wantKind(t, fmt.Sprintf("CheckRule of rule %d with actions beyond ELBv2's", spec.Priority), providers.CheckRule(s.d, spec), providers.ErrInvalid)
 		}
 		a.RequestHeaders, a.ResponseHeaders, a.Rewrite, a.Mirrors, a.RequestTimeout, a.BackendTimeout, a.Retry = nil, nil, nil, nil, 0, 0, nil
 		a.Forward = slices.Clone(a.Forward)
