@@ -135,6 +135,10 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 	}
 	r.markUnserved(&out)
 	r.recordEvents(out, objs)
+	if objs.secretMissing && (requeue == 0 || requeue > secretLookupTTL) {
+		// A certificate Secret the cache does not hold may be created, or deleted, unseen.
+		requeue = secretLookupTTL
+	}
 	// The statuses are written beside the next passes (statusWriter).
 	r.statuses.submit(out)
 	reconciles.WithLabelValues("gateway", "ok").Inc()
@@ -151,6 +155,8 @@ type gatewayObjects struct {
 	classes  map[string]*gwv1.GatewayClass
 	gateways map[string]*gwv1.Gateway
 	routes   map[string]client.Object // kind/namespace/name
+	// secretMissing: a certificate Secret a Gateway names is not in the cache (untypedSecrets).
+	secretMissing bool
 }
 
 func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayObjects, error) {
@@ -190,13 +196,15 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes = classes.Items, gws.Items, https.Items, grpcs.Items
 	in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.ReferenceGrants = tlss.Items, tcps.Items, udps.Items, grants.Items
 	in.Services, in.EndpointSlices, in.Secrets, in.Namespaces = svcs.Items, slices.Items, secrets.Items, nss.Items
-	if other := r.untypedSecrets(ctx, classes.Items, gws.Items, secrets.Items, grants.Items); len(other) > 0 {
+	other, missing := r.untypedSecrets(ctx, classes.Items, gws.Items, secrets.Items, grants.Items)
+	if len(other) > 0 {
 		in.Secrets = append(in.Secrets, other...) // the list's own slice, not the cache's
 	}
 	in.LoadBalancers = r.lbStates()
 	in.Registrable = r.registrable(ctx, in.EndpointSlices)
 
 	objs := indexObjects(in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes, in.TLSRoutes, in.TCPRoutes, in.UDPRoutes)
+	objs.secretMissing = missing
 	return in, objs, nil
 }
 
@@ -209,8 +217,12 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 // it) is left out: the translation says it does not exist, until the cache catches up. What a
 // read found is kept for secretLookupTTL, so a Gateway naming a Secret that does not exist
 // costs one read per TTL, not one per pass.
+//
+// The cache watches no such Secret, so nothing starts a pass when one is created or deleted:
+// missing reports that a Secret the cache does not hold was named, and the pass comes back
+// after secretLookupTTL to read it again.
 func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.GatewayClass, gws []gwv1.Gateway,
-	cached []corev1.Secret, grants []gwv1.ReferenceGrant) []corev1.Secret {
+	cached []corev1.Secret, grants []gwv1.ReferenceGrant) (out []corev1.Secret, missing bool) {
 	ours := map[string]bool{}
 	for _, c := range classes {
 		if c.Spec.ControllerName == gateway.ControllerName {
@@ -223,11 +235,10 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 	}
 	now := r.now()
 	for k, l := range r.secretLookups {
-		if now.Sub(l.at) > secretLookupTTL {
+		if now.Sub(l.at) >= secretLookupTTL {
 			delete(r.secretLookups, k)
 		}
 	}
-	var out []corev1.Secret
 	for _, g := range gws {
 		if !ours[string(g.Spec.GatewayClassName)] {
 			continue
@@ -257,6 +268,7 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 						look.typ = sec.Type
 					case !apierrors.IsNotFound(err):
 						r.log.V(1).Info("reading a certificate Secret the cache does not hold", "secret", key.String(), "err", err.Error())
+						missing = true
 						continue // not remembered: the next pass reads it again
 					}
 					if r.secretLookups == nil {
@@ -264,13 +276,14 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 					}
 					r.secretLookups[key] = look
 				}
+				missing = true
 				if look.typ != "" && look.typ != corev1.SecretTypeTLS {
 					out = append(out, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: look.typ})
 				}
 			}
 		}
 	}
-	return out
+	return out, missing
 }
 
 // secretLookupTTL is how long untypedSecrets keeps what a read of a Secret found.

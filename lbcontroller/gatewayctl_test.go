@@ -409,6 +409,47 @@ func TestGatewayController(t *testing.T) {
 		t.Errorf("the bad Gateway's load balancer listens on %v, want only the valid listener's 8081", ports)
 	}
 
+	// A certificate Secret of the wrong type created after its Gateway: the cache watches no
+	// such Secret, yet the listener comes to name the wrong type, with nothing else changing.
+	late := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "late"}, Spec: gwv1.GatewaySpec{
+		GatewayClassName: gwv1.ObjectName(class),
+		Listeners: []gwv1.Listener{{Name: "https", Port: 8445, Protocol: gwv1.HTTPSProtocolType, TLS: &gwv1.ListenerTLSConfig{
+			Mode: ptr(gwv1.TLSModeTerminate), CertificateRefs: []gwv1.SecretObjectReference{{Name: "late"}},
+		}}},
+	}}
+	if err := h.k8s.Create(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	lateRefs := func() string {
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(late), &g); err != nil || len(g.Status.Listeners) != 1 {
+			return fmt.Sprintf("%+v %v", g.Status, err)
+		}
+		c := meta.FindStatusCondition(g.Status.Listeners[0].Conditions, string(gwv1.ListenerConditionResolvedRefs))
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != string(gwv1.ListenerReasonInvalidCertificateRef) {
+			return fmt.Sprintf("%+v", c)
+		}
+		return c.Message
+	}
+	eventually(t, "the late Gateway's listener says its Secret does not exist", func() (bool, string) {
+		m := lateRefs()
+		return strings.Contains(m, "not found") || strings.Contains(m, "does not exist"), m
+	})
+	if err := h.k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "late"},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{"tls.crt": []byte("a certificate"), "tls.key": []byte("a key")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the late Gateway's listener names its Secret's wrong type", func() (bool, string) {
+		m := lateRefs()
+		return strings.Contains(m, `type is "Opaque"`), m
+	})
+	if err := h.k8s.Delete(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+
 	// A Gateway of a TLS-passthrough listener, and a UDP and a TCP listener on port 53 (as DNS
 	// has): all are served by one application load balancer (one address), the TLS listener
 	// routing by SNI, the UDP one forwarding to the UDPRoute's pods, the TCP one to the
