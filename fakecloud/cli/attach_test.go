@@ -33,7 +33,8 @@ func execute(args ...string) (string, error) {
 	return out.String() + errOut.String(), err
 }
 
-// Bad --fabric-attach values stop serve while its flags are parsed, saying what is wrong.
+// Bad --fabric-attach values, and other bad fabric flags, stop serve before anything starts,
+// saying what is wrong.
 func TestServeRefusesBadAttachments(t *testing.T) {
 	dir := t.TempDir()
 	base := []string{"serve", "--listen", "127.0.0.1:0", "--admin-token-file", filepath.Join(dir, "token")}
@@ -51,6 +52,8 @@ func TestServeRefusesBadAttachments(t *testing.T) {
 		{[]string{"--fabric", "netns", "--fabric-lb-busy-poll", "-1us"}, "--fabric-lb-busy-poll -1µs: want 0 (never) or from 1µs to 1s"},
 		{[]string{"--fabric", "netns", "--fabric-lb-busy-poll", "2s"}, "--fabric-lb-busy-poll 2s: want 0 (never) or from 1µs to 1s"},
 		{[]string{"--fabric", "netns", "--fabric-lb-busy-poll", "500ns"}, "--fabric-lb-busy-poll 500ns: want 0 (never) or from 1µs to 1s"},
+		{[]string{"--fabric", "netns", "--fabric-access-log-max-bytes", "-1"}, "--fabric-access-log-max-bytes -1, --fabric-access-log-keep 5: want 0 or more"},
+		{[]string{"--fabric", "netns", "--fabric-access-log-keep", "1001"}, "and at most 1000 files kept"},
 	} {
 		out, err := execute(append(base, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +38,8 @@ type fabricOptions struct {
 	attachDefaultRoute bool
 	lbBusyPoll         time.Duration
 	accessLogDir       string
+	accessLogMaxBytes  int64
+	accessLogKeep      int
 	// fab is the running fabric (nil with --fabric none), whose attachments serve reports.
 	fab *fabric.Fabric
 }
@@ -52,9 +57,22 @@ func (o *fabricOptions) addFlags(f *pflag.FlagSet) {
 		"the VPC, metadata service and public VIPs are routed through them, the namespace's default route stays, and the fabric never deletes it "+
 		"(repeatable; needs --fabric netns; see `fakecloud fabric attachments`)")
 	f.StringVar(&o.accessLogDir, "fabric-access-log-dir", "", "directory of the access logs of application load balancers whose "+
-		"access_logs.enabled attribute is true: one file of JSON lines each, <load balancer ID>.log (default: the lines go to fakecloud's log)")
+		"access_logs.enabled attribute is true: one file of JSON lines each, <load balancer ID>.log (default: the lines go to fakecloud's log); "+
+		"SIGHUP reopens the files, after an outside rotation moved them")
+	f.Int64Var(&o.accessLogMaxBytes, "fabric-access-log-max-bytes", fabric.DefaultAccessLogMaxBytes, "size past which an access-log file is rotated "+
+		"to <file>.1, the older ones moving up (0: never)")
+	f.IntVar(&o.accessLogKeep, "fabric-access-log-keep", fabric.DefaultAccessLogKeep, "rotated access-log files kept (0: none, the file is truncated)")
 	f.BoolVar(&o.attachDefaultRoute, "fabric-attach-default-route", false, "also route everything else of attached namespaces through the VPC "+
 		"(0.0.0.0/1 and 128.0.0.0/1, which beat their own default route while attached and leave it in place)")
+}
+
+// orNever is a flag's 0 ("never", "none") as the fabric's Config says it: -1 (its 0 is the
+// default).
+func orNever(v int64) int64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // attachFlag is --fabric-attach NAME=PATH, checked as it is parsed: a mistake stops serve
@@ -108,6 +126,10 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 	default:
 		return nil, fmt.Errorf("--fabric %q: use none or netns", o.mode)
 	}
+	if o.accessLogMaxBytes < 0 || o.accessLogKeep < 0 || o.accessLogKeep > 1000 {
+		return nil, fmt.Errorf("--fabric-access-log-max-bytes %d, --fabric-access-log-keep %d: want 0 or more, and at most 1000 files kept",
+			o.accessLogMaxBytes, o.accessLogKeep)
+	}
 	if fabric.CheckLBBusyPoll(o.lbBusyPoll) != nil { // negative values too
 		return nil, fmt.Errorf("--fabric-lb-busy-poll %v: want 0 (never) or from 1µs to %v", o.lbBusyPoll, fabric.MaxLBBusyPoll)
 	}
@@ -122,7 +144,8 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 	fab, err := fabric.New(fabric.Config{
 		Source: st, APIHandler: srv, Registerer: reg, Logger: log.With("component", "fabric"),
 		Prefix: o.prefix, MTU: o.mtu, TeardownOnExit: o.teardown, Health: st, LBStates: st, Faults: srv, Certificates: st,
-		Attach: attach, LBBusyPoll: lbBusyPoll, AccessLogDir: o.accessLogDir,
+		Attach: attach, LBBusyPoll: lbBusyPoll, AccessLogDir: o.accessLogDir, AccessLogMaxBytes: orNever(o.accessLogMaxBytes),
+		AccessLogKeep: int(orNever(int64(o.accessLogKeep))),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the fabric: %w", err)
@@ -135,6 +158,25 @@ func (o *fabricOptions) start(ctx context.Context, st controlPlane, srv apiServe
 			log.Error("fabric stopped", "err", err)
 		}
 	})
+	if o.accessLogDir != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		wg.Go(func() {
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					if err := fab.ReopenAccessLogs(); err != nil {
+						log.Error("SIGHUP: reopening the access logs", "err", err)
+					} else {
+						log.Info("SIGHUP: access logs reopened", "dir", o.accessLogDir)
+					}
+				}
+			}
+		})
+	}
 	log.Info("fabric running", "prefix", o.prefix, "api_in_vpc", fabric.APIEndpoint(), "metadata", "http://"+fabric.MetadataAddr,
 		"attachments", len(attach))
 	return func() { cancel(); wg.Wait() }, nil

@@ -41,7 +41,7 @@ type albRuntime struct {
 	// accessLog is where the engine's access log goes while it is on (accessOn): a file of
 	// Config.AccessLogDir, or nil for the fabric's own log.
 	accessOn  bool
-	accessLog *os.File
+	accessLog *accessLogFile
 	// applied is the configuration the engine runs (nil before the first). A new one is
 	// compared with it field by field: unlike hashing its encoding, a comparison allocates
 	// nothing and stops at the first difference (with 1,000 rules, the hash's JSON took longer
@@ -107,11 +107,17 @@ func (rt *albRuntime) close() {
 
 // syncAccessLog turns the engine's access log on or off as the load balancer's attribute
 // says. On, it writes JSON lines to Config.AccessLogDir/<id>.log (appended to, made 0640 and
-// its directory 0750 when missing), or to the fabric's log without an AccessLogDir. A file
-// that cannot be opened leaves the load balancer active_impaired (routing traffic) until it
-// can.
+// its directory 0750 when missing; rotated past Config.AccessLogMaxBytes), or to the fabric's
+// log without an AccessLogDir. A file that cannot be opened or written leaves the load
+// balancer active_impaired (routing traffic) until it can: its lines are lost meanwhile, and
+// counted in the reason.
 func (f *Fabric) syncAccessLog(rt *albRuntime, on bool) error {
 	if on == rt.accessOn {
+		if rt.accessLog != nil {
+			if err := rt.accessLog.Err(); err != nil {
+				return fmt.Errorf("load balancer %s: %w", rt.id, err)
+			}
+		}
 		return nil
 	}
 	if !on {
@@ -131,7 +137,7 @@ func (f *Fabric) syncAccessLog(rt *albRuntime, on bool) error {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("load balancer %s: access log: %w", rt.id, err)
 		}
-		file, err := os.OpenFile(filepath.Join(dir, rt.id+".log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		file, err := openAccessLog(filepath.Join(dir, rt.id+".log"), f.cfg.AccessLogMaxBytes, f.cfg.AccessLogKeep, f.kick)
 		if err != nil {
 			return fmt.Errorf("load balancer %s: access log: %w", rt.id, err)
 		}
@@ -141,6 +147,25 @@ func (f *Fabric) syncAccessLog(rt *albRuntime, on bool) error {
 	rt.eng.SetAccessLog(log)
 	rt.accessOn = true
 	return nil
+}
+
+// ReopenAccessLogs closes every access-log file and opens its path again, for an outside
+// rotation that moved the files away (logrotate's create mode; fakecloud serve calls it on
+// SIGHUP). A file that cannot be opened leaves its load balancer active_impaired until it
+// can.
+func (f *Fabric) ReopenAccessLogs() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	for _, rt := range f.albs {
+		if rt.accessLog == nil {
+			continue
+		}
+		if err := rt.accessLog.Reopen(); err != nil {
+			errs = append(errs, fmt.Errorf("load balancer %s: reopen the access log: %w", rt.id, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // closeALBs closes the engines of load balancers that are no longer wanted as application

@@ -357,12 +357,55 @@ func TestALB(t *testing.T) {
 		if ln := got[3]; ln.Path != "/nowhere" || ln.Status != 404 || ln.Target != "" {
 			t.Errorf("access log line %+v; want the default 404 for /nowhere, no target", ln)
 		}
+		// An outside rotation moves the file away; ReopenAccessLogs (fakecloud serve's SIGHUP)
+		// starts a new one at the path, the moved one keeping its lines.
+		if err := os.Rename(file, file+".moved"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.f.ReopenAccessLogs(); err != nil {
+			t.Fatal(err)
+		}
+		l.spreadHTTP(t, base+"/a/reopened", 2)
+		eventually(t, 5*time.Second, "2 lines in the reopened file", func() bool {
+			_, err := os.Stat(file)
+			return err == nil && len(lines()) >= 2
+		})
+		if got := lines(); len(got) != 2 || got[0].Path != "/a/reopened" || got[1].Path != "/a/reopened" {
+			t.Errorf("reopened access log: %+v; want the 2 requests since", got)
+		}
+		if b, err := os.ReadFile(file + ".moved"); err != nil || strings.Count(string(b), "\n") != 4 {
+			t.Errorf("the moved access log: %d lines, %v; want its 4", strings.Count(string(b), "\n"), err)
+		}
+		// A file that cannot be written (its directory gone) leaves the load balancer
+		// active_impaired, traffic flowing and the lost lines counted, until it can again.
+		if err := os.RemoveAll(l.accessLogs); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.f.ReopenAccessLogs(); err == nil {
+			t.Error("reopening an access log in a removed directory succeeded")
+		}
+		l.spreadHTTP(t, base+"/a/lost", 2)
+		if reason := l.waitState(t, api.LoadBalancerStateActiveImpaired); !strings.Contains(reason, "no such file or directory") || !strings.Contains(reason, "lines lost") {
+			t.Errorf("impaired with reason %q; want the missing directory and the lines lost", reason)
+		}
+		if err := os.MkdirAll(l.accessLogs, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		l.waitState(t, api.LoadBalancerStateActive)
+		l.spreadHTTP(t, base+"/a/back", 1)
+		eventually(t, 5*time.Second, "a line in the file opened again", func() bool {
+			_, err := os.Stat(file)
+			return err == nil && len(lines()) >= 1
+		})
+		if got := lines(); len(got) != 1 || got[0].Path != "/a/back" {
+			t.Errorf("access log once it works again: %+v; want the one request since", got)
+		}
 		setLog(false)
 		l.converge()
 		l.spreadHTTP(t, base+"/a/unlogged", 3)
 		time.Sleep(100 * time.Millisecond) // lines are written in the background: give any a chance
-		if got := lines(); len(got) != 4 {
-			t.Errorf("%d access log lines after the access log was switched off, want still 4", len(got))
+		if got := lines(); len(got) != 1 {
+			t.Errorf("%d access log lines after the access log was switched off, want still 1", len(got))
 		}
 	})
 

@@ -73,6 +73,12 @@ type Config struct {
 	// true write their access logs, one file of JSON lines each (<load balancer ID>.log);
 	// empty: to Logger, with the attribute log=access.
 	AccessLogDir string
+	// AccessLogMaxBytes is the size past which an access-log file is rotated (accesslog.go);
+	// 0 means DefaultAccessLogMaxBytes, <0 never. AccessLogKeep is how many rotated files are
+	// kept (<id>.log.1 the newest); 0 means DefaultAccessLogKeep, <0 none (the file is
+	// truncated instead).
+	AccessLogMaxBytes int64
+	AccessLogKeep     int
 
 	// albUDPIdleTimeout and albUDPMaxFlows override the application load balancers' UDP flow
 	// idle timeout and flow limit (zero: the engine's 60 s and 4,096); tests shorten them.
@@ -107,6 +113,10 @@ type Fabric struct {
 	// lbImpaired are the load balancers that route traffic while a part of their data plane
 	// beside it failed in the current convergence (an access log): active_impaired.
 	lbImpaired map[string]error
+	// wake ends Run's current wait (kick); kicked: a kick came while Run was not waiting, and
+	// the next wait ends at once.
+	wake   context.CancelFunc
+	kicked bool
 	// lbReported is the verdict the control plane last took for each load balancer.
 	lbReported map[string]lbStatus
 	// nodeErrs are the nodes (instances) a step failed for in the current convergence.
@@ -140,6 +150,18 @@ func New(cfg Config) (*Fabric, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.AccessLogMaxBytes == 0:
+		cfg.AccessLogMaxBytes = DefaultAccessLogMaxBytes
+	case cfg.AccessLogMaxBytes < 0:
+		cfg.AccessLogMaxBytes = 0
+	}
+	switch {
+	case cfg.AccessLogKeep == 0:
+		cfg.AccessLogKeep = DefaultAccessLogKeep
+	case cfg.AccessLogKeep < 0:
+		cfg.AccessLogKeep = 0
 	}
 	if cfg.AttachCheckInterval <= 0 {
 		cfg.AttachCheckInterval = time.Second
@@ -230,6 +252,18 @@ func (f *Fabric) wait(ctx context.Context, seq uint64) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	f.mu.Lock()
+	if f.kicked {
+		f.kicked = false
+		cancel()
+	}
+	f.wake = cancel
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.wake = nil
+		f.mu.Unlock()
+	}()
 	_, err := f.cfg.Source.WaitChanges(wctx, seq)
 	if err == nil || ctx.Err() != nil || wctx.Err() != nil {
 		return
@@ -285,6 +319,22 @@ func backoff(base, limit time.Duration, n int) time.Duration {
 		d *= 2
 	}
 	return min(d, limit)
+}
+
+// kick makes Run converge again now, not at its next change or resync: a part of a load
+// balancer's data plane failed or recovered on its own (an access log), and its state should
+// say so. It may be called with or without f.mu held by another goroutine, never by Run's.
+func (f *Fabric) kick() {
+	go func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.wake != nil {
+			f.wake()
+			f.wake = nil
+			return
+		}
+		f.kicked = true
+	}()
 }
 
 func (f *Fabric) markDirty() {
