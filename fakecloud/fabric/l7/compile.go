@@ -175,9 +175,13 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 		cl.scheme = "https"
 		cl.certs = c.certificates(f+".certificates", l.Certificates)
 		cl.scopes = c.scopes(f+".hostnameScopes", l.HostnameScopes)
-	case ProtocolTLS, ProtocolTCP, ProtocolUDP:
+	case ProtocolTLS:
+		if len(l.Certificates) > 0 { // terminates TLS
+			cl.certs = c.certificates(f+".certificates", l.Certificates)
+		}
+	case ProtocolTCP, ProtocolUDP:
 		if len(l.Certificates) > 0 {
-			c.bad(f+".certificates", "a %s listener passes connections through and takes no certificates; use HTTPS to terminate TLS", l.Protocol)
+			c.bad(f+".certificates", "a %s listener passes connections through and takes no certificates; use TLS or HTTPS to terminate TLS", l.Protocol)
 		}
 		if l.Protocol != ProtocolTLS && (len(l.Rules) != 1 || len(l.Rules[0].Hosts) > 0) {
 			c.bad(f+".rules", "a %s listener takes exactly one rule, without hosts (%d given)", l.Protocol, len(l.Rules))

@@ -25,7 +25,10 @@ const (
 	// ProtocolTLS listeners pass TLS through: the SNI name of the client's ClientHello picks
 	// the rule (Hosts only; a rule without Hosts takes any name, and a ClientHello without
 	// one), and the connection is spliced to a TCP target, the ClientHello replayed. A
-	// connection no rule matches is closed.
+	// connection no rule matches is closed. With Certificates, a TLS listener terminates TLS
+	// instead (the SNI name picks the certificate, as on HTTPS, and the rule) and splices the
+	// decrypted stream to the target: TLS for any protocol over TCP, as ELBv2's network load
+	// balancers' TLS listeners.
 	ProtocolTLS Protocol = "TLS"
 	// ProtocolTCP listeners splice every connection to a target of their one rule (no Hosts);
 	// TCP target groups are what TLS and TCP listeners forward to.
@@ -41,7 +44,7 @@ const (
 type Listener struct {
 	Port         int
 	Protocol     Protocol
-	Certificates []Certificate // HTTPS only; chosen by SNI
+	Certificates []Certificate // HTTPS, and TLS to terminate; chosen by SNI
 	// HostnameScopes (HTTPS only) are hostnames, exact or "*.suffix", each an authority of its
 	// own on the port, as Gateway API listeners sharing a port are. A name falls in the most
 	// specific scope that matches it (its exact name, else the longest suffix), or in none. A

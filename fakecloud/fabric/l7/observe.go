@@ -53,7 +53,7 @@ func newMetrics() *metrics {
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatnet_l7_connections_total",
 			Help: "Connections (TLS passthrough, TCP) and flows (UDP) the L7 load balancer ended, by listener port, rule (\"-\": none matched) and result: " +
-				"forwarded, no_client_hello, no_rule, no_target or target_unreachable.",
+				"forwarded, no_client_hello, tls_handshake_failed, no_rule, no_target or target_unreachable.",
 		}, []string{"listener", "rule", "result"}),
 		connBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flatnet_l7_connection_bytes_total",
@@ -217,6 +217,7 @@ func (e *Engine) retried(l *listener, ru *rule, f *flight, err error) {
 const (
 	connForwarded         = "forwarded"
 	connNoClientHello     = "no_client_hello"
+	connHandshakeFailed   = "tls_handshake_failed"
 	connNoRule            = "no_rule"
 	connNoTarget          = "no_target"
 	connTargetUnreachable = "target_unreachable"

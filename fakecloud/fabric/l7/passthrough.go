@@ -2,6 +2,7 @@ package l7
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
@@ -77,7 +78,8 @@ func (e *Engine) servePassthrough(s *server) error {
 	})
 }
 
-// passthrough routes one connection: by its ClientHello's SNI name on a TLS listener, to the
+// passthrough routes one connection: by its ClientHello's SNI name on a TLS listener (which,
+// with certificates, terminates TLS first: what is spliced is the decrypted stream), to the
 // one rule on a TCP listener; then it splices it to a target of the rule's forward. A
 // connection nothing serves is closed. Either way it is counted and logged when it ends.
 func (e *Engine) passthrough(s *server, c net.Conn) {
@@ -89,7 +91,23 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 		e.observeConn(rec)
 	}()
 	var head []byte
-	if l.proto == ProtocolTLS {
+	down := c // what is spliced to the target: the connection, or its decrypted stream
+	switch {
+	case l.proto == ProtocolTLS && l.certs != nil:
+		// Terminate: the SNI name picks the certificate and the rule.
+		tc := tls.Server(c, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return l.certs.pick(h.ServerName), nil
+		}})
+		ctx, cancel := context.WithTimeout(context.Background(), helloTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			rec.result, rec.err = connHandshakeFailed, err
+			e.log.Debug("TLS listener: handshake failed", "port", l.port, "client", c.RemoteAddr(), "err", err)
+			return
+		}
+		rec.sni, down = tc.ConnectionState().ServerName, tc
+	case l.proto == ProtocolTLS:
 		_ = c.SetReadDeadline(time.Now().Add(helloTimeout))
 		var err error
 		if rec.sni, head, err = readClientHello(c); err != nil {
@@ -127,12 +145,14 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 	s.conns.add(up)
 	defer s.conns.remove(up)
 	defer up.Close()
-	if _, err := up.Write(head); err != nil {
-		rec.err = err
-		return
+	if len(head) > 0 {
+		if _, err := up.Write(head); err != nil {
+			rec.err = err
+			return
+		}
 	}
 	rec.fromClient = int64(len(head))
-	in, out := splice(c, up)
+	in, out := splice(down, up)
 	rec.fromClient += in
 	rec.toIt = out
 }

@@ -139,13 +139,14 @@ func TestPassthroughConfigErrors(t *testing.T) {
 		l    Listener
 		says string
 	}{
-		"path on TLS":       {Listener{Port: 443, Protocol: ProtocolTLS, Rules: []Rule{{Path: &PathMatch{Type: MatchExact, Value: "/"}, Action: forwardTo("tcp")}}}, "sees no requests"},
-		"TLS to HTTP group": {Listener{Port: 443, Protocol: ProtocolTLS, Rules: []Rule{{Action: forwardTo("web")}}}, "forwards to TCP groups"},
-		"redirect on TLS":   {Listener{Port: 443, Protocol: ProtocolTLS, Rules: []Rule{{Action: Action{Redirect: &Redirect{StatusCode: 301}}}}}, "forward only"},
-		"TCP with hosts":    {Listener{Port: 22, Protocol: ProtocolTCP, Rules: []Rule{{Hosts: []string{"a.example.com"}, Action: forwardTo("tcp")}}}, "exactly one rule"},
-		"TLS with a cert":   {Listener{Port: 443, Protocol: ProtocolTLS, Certificates: []Certificate{{Name: "x"}}, Rules: []Rule{{Action: forwardTo("tcp")}}}, "takes no certificates"},
-		"HTTP to TCP group": {Listener{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Action: forwardTo("tcp")}}}, "is a TCP group"},
-		"unknown protocol":  {Listener{Port: 80, Protocol: "SCTP"}, "HTTP, HTTPS, TLS, TCP or UDP"},
+		"path on TLS":         {Listener{Port: 443, Protocol: ProtocolTLS, Rules: []Rule{{Path: &PathMatch{Type: MatchExact, Value: "/"}, Action: forwardTo("tcp")}}}, "sees no requests"},
+		"TLS to HTTP group":   {Listener{Port: 443, Protocol: ProtocolTLS, Rules: []Rule{{Action: forwardTo("web")}}}, "forwards to TCP groups"},
+		"redirect on TLS":     {Listener{Port: 443, Protocol: ProtocolTLS, Rules: []Rule{{Action: Action{Redirect: &Redirect{StatusCode: 301}}}}}, "forward only"},
+		"TCP with hosts":      {Listener{Port: 22, Protocol: ProtocolTCP, Rules: []Rule{{Hosts: []string{"a.example.com"}, Action: forwardTo("tcp")}}}, "exactly one rule"},
+		"TCP with a cert":     {Listener{Port: 22, Protocol: ProtocolTCP, Certificates: []Certificate{{Name: "x"}}, Rules: []Rule{{Action: forwardTo("tcp")}}}, "takes no certificates"},
+		"TLS with a bad cert": {Listener{Port: 443, Protocol: ProtocolTLS, Certificates: []Certificate{{Name: "x"}}, Rules: []Rule{{Action: forwardTo("tcp")}}}, "not a PEM certificate chain"},
+		"HTTP to TCP group":   {Listener{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Action: forwardTo("tcp")}}}, "is a TCP group"},
+		"unknown protocol":    {Listener{Port: 80, Protocol: "SCTP"}, "HTTP, HTTPS, TLS, TCP or UDP"},
 	} {
 		err := Validate(Config{Listeners: []Listener{tc.l}, TargetGroups: []TargetGroup{tcp, web}})
 		if err == nil || !strings.Contains(err.Error(), tc.says) {
@@ -276,5 +277,100 @@ func TestConnectionsObserved(t *testing.T) {
 		if results[key] != 1 {
 			t.Errorf("access log: %d connection lines %q, want 1 (all: %v)", results[key], key, results)
 		}
+	}
+}
+
+// TestTLSTerminate: a TLS listener with certificates terminates TLS, the SNI name picking the
+// certificate (the default for a name none has) and the rule, and splices the decrypted stream
+// to a plain TCP target, half-close included; a name no rule takes is closed after the
+// handshake, a client that never finishes one is counted as tls_handshake_failed. Taking the
+// certificates away makes the same port pass TLS through.
+func TestTLSTerminate(t *testing.T) {
+	echo := startTCPEcho(t)
+	a, poolA := startTLSNamed(t, "a", "a.example.com")
+	certA, keyA := selfSigned(t, "a.example.com")
+	certD, keyD := selfSigned(t, "default.example.com")
+	reg := newRegistry()
+	e := newEngine(t, Options{Registerer: reg})
+	cfg := Config{
+		TargetGroups: []TargetGroup{tgroup("echo", ProtocolTCP, echo), tgroup("ga", ProtocolTCP, a)},
+		Listeners: []Listener{{Port: 8443, Protocol: ProtocolTLS,
+			Certificates: []Certificate{{Name: "d", CertPEM: certD, KeyPEM: keyD, Default: true}, {Name: "a", CertPEM: certA, KeyPEM: keyA, Hostnames: []string{"a.example.com"}}},
+			Rules:        []Rule{{Name: "a", Hosts: []string{"a.example.com"}, Action: forwardTo("echo")}},
+		}},
+	}
+	apply(t, e, cfg)
+	addr := e.Addr(8443).String()
+	pool := func(pem []byte) *x509.CertPool {
+		p := x509.NewCertPool()
+		p.AppendCertsFromPEM(pem)
+		return p
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example.com", RootCAs: pool(certA), MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS to a.example.com, trusting its listener certificate: %v", err)
+	}
+	if _, err := io.WriteString(c, "plain bytes to the target"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	_ = c.Close()
+	if err != nil || string(got) != "plain bytes to the target" {
+		t.Errorf("echo through the terminating listener: %q, %v", got, err)
+	}
+	// A name with no certificate of its own gets the default one, and no rule: closed.
+	c, err = tls.Dial("tcp", addr, &tls.Config{ServerName: "other.example.com", RootCAs: pool(certD), InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // the certificate is checked below
+	if err != nil {
+		t.Fatalf("TLS to a name without a certificate: %v", err)
+	}
+	if names := c.ConnectionState().PeerCertificates[0].DNSNames; len(names) != 1 || names[0] != "default.example.com" {
+		t.Errorf("certificate for other.example.com: %v; want the default", names)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("a name no rule takes: read %d bytes; want the connection closed", n)
+	}
+	_ = c.Close()
+	// A client that sends no ClientHello.
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(raw, "not TLS at all\r\n\r\n")
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.ReadAll(raw)
+	_ = raw.Close()
+	want := map[string]float64{
+		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=a}":            1,
+		"flatnet_l7_connections_total{listener=8443,result=no_rule,rule=-}":              1,
+		"flatnet_l7_connections_total{listener=8443,result=tls_handshake_failed,rule=-}": 1,
+		"flatnet_l7_connection_bytes_total{direction=from_client,listener=8443,rule=a}":  25,
+		"flatnet_l7_connection_bytes_total{direction=to_client,listener=8443,rule=a}":    25,
+	}
+	var metrics map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		metrics = map[string]float64{}
+		for k, v := range gathered(t, reg) {
+			if strings.HasPrefix(k, "flatnet_l7_connection") {
+				metrics[k] = v
+			}
+		}
+		if cmp.Equal(want, metrics) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if diff := cmp.Diff(want, metrics); diff != "" {
+		t.Errorf("connection metrics (-want +got): the decrypted bytes, each way\n%s", diff)
+	}
+	// Without certificates the listener passes TLS through: the target's own certificate.
+	cfg.Listeners[0].Certificates = nil
+	cfg.Listeners[0].Rules[0].Action = forwardTo("ga")
+	apply(t, e, cfg)
+	if body, err := getOverTLS(addr, "a.example.com", poolA); err != nil || !strings.HasPrefix(body, "a ") {
+		t.Errorf("passed through: %q, %v; want the target's answer, over its own certificate", body, err)
 	}
 }

@@ -87,10 +87,18 @@ func TestPassthroughListeners(t *testing.T) {
 		code *api.Error
 		says string
 	}{
-		"TLS listener with a certificate": {func() error {
-			_, err := create(api.ProtocolTLS, 8443, nil, cert.CertificateID)
+		"TLS listener with an SslPolicy and no certificate": {func() error {
+			_, err := s.CreateListener(admin(), &api.CreateListenerRequest{LoadBalancerID: lbID, Protocol: api.ProtocolTLS, Port: 8443, SSLPolicy: api.SSLPolicyTLS12})
 			return err
-		}, api.ErrValidationError, "passes TLS through"},
+		}, api.ErrValidationError, "give a TLS listener Certificates to terminate TLS"},
+		"TCP listener with a certificate": {func() error {
+			_, err := create(api.ProtocolTCP, 8445, forwardTo(t1.TargetGroupID), cert.CertificateID)
+			return err
+		}, api.ErrValidationError, "HTTPS and TLS listeners only"},
+		"certificates added to a passthrough TLS listener": {func() error {
+			_, err := s.AddListenerCertificates(admin(), &api.AddListenerCertificatesRequest{ListenerID: tls.ListenerID, Certificates: []api.ListenerCertificate{{CertificateID: cert.CertificateID}}})
+			return err
+		}, api.ErrInvalidConfigurationRequest, "TLS listeners that terminate TLS"},
 		"TCP listener refusing":          {func() error { _, err := create(api.ProtocolTCP, 8000, refuse); return err }, api.ErrValidationError, "at least one target group"},
 		"TCP listener without a default": {func() error { _, err := create(api.ProtocolTCP, 8000, nil); return err }, api.ErrValidationError, "required"},
 		"TCP listener with a fixed response": {func() error {
@@ -182,6 +190,21 @@ func TestPassthroughListeners(t *testing.T) {
 		if len(g.LoadBalancerIDs) != 1 || g.LoadBalancerIDs[0] != lbID {
 			t.Errorf("group %s serves %v, want [%s]", g.TargetGroupID, g.LoadBalancerIDs, lbID)
 		}
+	}
+	// A TLS listener given certificates terminates TLS: it keeps SNI rules and TCP groups,
+	// takes an SslPolicy (the default when none is given) and more certificates.
+	term, err := create(api.ProtocolTLS, 9443, forwardTo(t1.TargetGroupID), cert.CertificateID)
+	mustOK(t, err)
+	if term.SSLPolicy != api.SSLPolicyDefault || len(term.Certificates) != 1 || term.Certificates[0].CertificateID != cert.CertificateID {
+		t.Errorf("terminating TLS listener %+v; want the default policy and the certificate", term)
+	}
+	_, err = s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: term.ListenerID, Priority: 1, Conditions: hostRule("b.example.com"), Actions: forwardTo(t2.TargetGroupID)})
+	mustOK(t, err)
+	other := importCert(t, s, "b.example.com")
+	added, err := s.AddListenerCertificates(admin(), &api.AddListenerCertificatesRequest{ListenerID: term.ListenerID, Certificates: []api.ListenerCertificate{{CertificateID: other.CertificateID}}})
+	mustOK(t, err)
+	if len(added.Certificates) != 2 {
+		t.Errorf("certificates after adding one: %+v", added.Certificates)
 	}
 	// A TCP group serving the application load balancer serves no network load balancer.
 	nlb, err := s.CreateLoadBalancer(admin(), &api.CreateLoadBalancerRequest{Name: "nlb", Type: api.LoadBalancerTypeNetwork, SubnetID: w.subnet})

@@ -67,15 +67,18 @@ func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listener
 	r.Protocol, r.Port, r.PortKey = spec.Protocol, spec.Port, albListenerKey(lb.ID, spec.Protocol, spec.Port)
 	r.Actions, r.TargetGroupIDs, r.TargetGroupID = acts, tgs, ""
 	r.SSLPolicy, r.CertificateIDs, r.HostnameScopes = "", nil, nil
-	if spec.Protocol != api.ProtocolHTTPS {
-		if len(spec.HostnameScopes) > 0 {
-			return invalid("HostnameScopes apply to HTTPS listeners only (a request's Host is compared with its connection's SNI name); Protocol is %s", spec.Protocol)
-		}
+	if spec.Protocol != api.ProtocolHTTPS && len(spec.HostnameScopes) > 0 {
+		return invalid("HostnameScopes apply to HTTPS listeners only (a request's Host is compared with its connection's SNI name); Protocol is %s", spec.Protocol)
+	}
+	// A TLS listener with certificates terminates TLS (as ELBv2's network load balancers'
+	// TLS listeners do) and forwards the decrypted stream; without, it passes TLS through.
+	terminating := spec.Protocol == api.ProtocolTLS && len(spec.CertificateIDs) > 0
+	if spec.Protocol != api.ProtocolHTTPS && !terminating {
 		if spec.SSLPolicy != "" || len(spec.CertificateIDs) > 0 {
 			if spec.Protocol == api.ProtocolTLS {
-				return invalid("SslPolicy and Certificates apply to HTTPS listeners only; a TLS listener passes TLS through to its targets, which terminate it (use HTTPS to terminate TLS on the load balancer)")
+				return invalid("SslPolicy applies to listeners that terminate TLS: give a TLS listener Certificates to terminate TLS, or none to pass it through")
 			}
-			return invalid("SslPolicy and Certificates apply to HTTPS listeners only; Protocol is %s", spec.Protocol)
+			return invalid("SslPolicy and Certificates apply to HTTPS and TLS listeners only; Protocol is %s", spec.Protocol)
 		}
 		return nil
 	}
@@ -280,7 +283,8 @@ func (s *Store) modifyALBListener(t *tx, lb *lbRec, n *listenerRec, req *api.Mod
 	if req.Protocol != "" && req.Protocol != n.Protocol {
 		spec.Protocol = req.Protocol
 		if req.Protocol != api.ProtocolHTTPS {
-			spec.SSLPolicy, spec.CertificateIDs, spec.HostnameScopes = "", nil, nil // only HTTPS listeners hold them
+			// Only HTTPS listeners hold them, and TLS ones given certificates (terminating).
+			spec.SSLPolicy, spec.CertificateIDs, spec.HostnameScopes = "", nil, nil
 		}
 	}
 	if req.HostnameScopes != nil {
@@ -412,8 +416,8 @@ func getHTTPSListener(t *tx, id string) (*listenerRec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l.Protocol != api.ProtocolHTTPS {
-		return nil, api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is %s; certificates belong to HTTPS listeners", l.ID, l.Protocol)
+	if l.Protocol != api.ProtocolHTTPS && (l.Protocol != api.ProtocolTLS || len(l.CertificateIDs) == 0) {
+		return nil, api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is %s; certificates belong to HTTPS listeners and TLS listeners that terminate TLS", l.ID, l.Protocol)
 	}
 	return l, nil
 }
