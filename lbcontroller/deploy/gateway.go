@@ -319,40 +319,51 @@ func ensureCertificates(ctx context.Context, p providers.ApplicationLoadBalancin
 			ids[fp] = c.ID
 		}
 	}
-	for _, l := range alb.Listeners {
-		for _, c := range l.Certificates {
-			if ids[c.Fingerprint] != "" {
-				continue
-			}
-			imported, err := p.ImportCertificate(ctx, providers.CertificateSpec{
-				CertificatePEM: c.CertPEM, PrivateKeyPEM: c.KeyPEM,
-				Tags:        copyTags(tags, TagCertificate, c.Fingerprint),
-				ClientToken: clientToken(token, "certificate/"+c.Fingerprint),
-			})
-			if err != nil {
-				return nil, fmt.Errorf("import the certificate of Secret %s: %w", c.Secret, err)
-			}
-			ids[c.Fingerprint] = imported.ID
-			res.did("import certificate %s from %s", imported.ID, c.Secret)
+	for _, c := range modelCertificates(alb) {
+		if ids[c.Fingerprint] != "" {
+			continue
 		}
+		imported, err := p.ImportCertificate(ctx, providers.CertificateSpec{
+			CertificatePEM: c.CertPEM, PrivateKeyPEM: c.KeyPEM,
+			Tags:        copyTags(tags, TagCertificate, c.Fingerprint),
+			ClientToken: clientToken(token, "certificate/"+c.Fingerprint),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("import the certificate of Secret %s: %w", c.Secret, err)
+		}
+		ids[c.Fingerprint] = imported.ID
+		res.did("import certificate %s from %s", imported.ID, c.Secret)
 	}
 	return ids, nil
 }
 
-// listenerCertificates are the certificate IDs of a model listener, the default first (the
-// first certificate marked Default, else the first), then the others sorted, each once: the
-// order the cloud lists them in.
-func listenerCertificates(l gateway.HTTPListener, ids map[string]string) []string {
+// modelCertificates are the certificates of every listener of the model that terminates TLS:
+// HTTPS listeners, and TLS ones in mode Terminate.
+func modelCertificates(alb *gateway.ApplicationLoadBalancer) []gateway.Certificate {
+	var out []gateway.Certificate
+	for _, l := range alb.Listeners {
+		out = append(out, l.Certificates...)
+	}
+	for _, l := range alb.Passthrough {
+		out = append(out, l.Certificates...)
+	}
+	return out
+}
+
+// listenerCertificates are the certificate IDs of a model listener's certificates, the default
+// first (the first certificate marked Default, else the first), then the others sorted, each
+// once: the order the cloud lists them in.
+func listenerCertificates(certs []gateway.Certificate, ids map[string]string) []string {
 	var out []string
-	def := slices.IndexFunc(l.Certificates, func(c gateway.Certificate) bool { return c.Default })
-	if def < 0 && len(l.Certificates) > 0 {
+	def := slices.IndexFunc(certs, func(c gateway.Certificate) bool { return c.Default })
+	if def < 0 && len(certs) > 0 {
 		def = 0
 	}
 	if def >= 0 {
-		out = append(out, ids[l.Certificates[def].Fingerprint])
+		out = append(out, ids[certs[def].Fingerprint])
 	}
 	var others []string
-	for _, c := range l.Certificates {
+	for _, c := range certs {
 		if id := ids[c.Fingerprint]; !slices.Contains(out, id) && !slices.Contains(others, id) {
 			others = append(others, id)
 		}
@@ -377,7 +388,7 @@ type listenerPlan struct {
 func wantedListeners(alb *gateway.ApplicationLoadBalancer, certs, tgIDs map[string]string, scopes bool) ([]listenerPlan, error) {
 	var out []listenerPlan
 	for _, l := range alb.Listeners {
-		lp := listenerPlan{spec: providers.HTTPListenerSpec{Protocol: l.Protocol, Port: l.Port, DefaultAction: defaultAction, Certificates: listenerCertificates(l, certs)}}
+		lp := listenerPlan{spec: providers.HTTPListenerSpec{Protocol: l.Protocol, Port: l.Port, DefaultAction: defaultAction, Certificates: listenerCertificates(l.Certificates, certs)}}
 		if scopes {
 			lp.spec.HostnameScopes = l.HostnameScopes
 		}
@@ -389,6 +400,7 @@ func wantedListeners(alb *gateway.ApplicationLoadBalancer, certs, tgIDs map[stri
 	}
 	for _, l := range alb.Passthrough {
 		lp, err := passthroughListener(l, tgIDs)
+		lp.spec.Certificates = listenerCertificates(l.Certificates, certs) // TLS in mode Terminate
 		switch {
 		case errors.Is(err, errNoTCPDefault):
 			// The cloud's TCP listener always forwards: without a usable route there is
@@ -489,15 +501,18 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 		wanted[slotOf(w.spec.Protocol, w.spec.Port)] = true
 	}
 	// A listener whose kind changes (HTTP to TLS on the same port, say: its rules would not
-	// fit) or a TLS listener losing its default forward (modifying a listener keeps a default
-	// it does not replace) is deleted first and created again below.
+	// fit), a TLS listener losing its default forward (modifying a listener keeps a default
+	// it does not replace) or its certificates is deleted first and created again below.
 	var keep []providers.HTTPListener
 	for _, have := range cur.Listeners {
 		i := slices.IndexFunc(want, func(w listenerPlan) bool {
 			return slotOf(w.spec.Protocol, w.spec.Port) == slotOf(have.Protocol, have.Port)
 		})
 		recreate := i >= 0 && (passthrough(have.Protocol) != passthrough(want[i].spec.Protocol) ||
-			(passthrough(have.Protocol) && len(have.DefaultAction.Forward) > 0 && len(want[i].spec.DefaultAction.Forward) == 0))
+			(passthrough(have.Protocol) && len(have.DefaultAction.Forward) > 0 && len(want[i].spec.DefaultAction.Forward) == 0) ||
+			// A TLS listener turning to pass TLS through: a modify keeps certificates it is
+			// not given.
+			(have.Protocol == providers.ProtocolTLS && len(have.Certificates) > 0 && len(want[i].spec.Certificates) == 0))
 		if !recreate {
 			keep = append(keep, have)
 			continue
@@ -555,10 +570,8 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 // servedCertificates maps the fingerprints the model's listeners serve to their IDs.
 func servedCertificates(alb *gateway.ApplicationLoadBalancer, ids map[string]string) map[string]string {
 	out := map[string]string{}
-	for _, l := range alb.Listeners {
-		for _, c := range l.Certificates {
-			out[c.Fingerprint] = ids[c.Fingerprint]
-		}
+	for _, c := range modelCertificates(alb) {
+		out[c.Fingerprint] = ids[c.Fingerprint]
 	}
 	return out
 }

@@ -37,7 +37,8 @@ type Unserved struct {
 // owner (the Gateway) and tagged with tags and TagLayer l4, so that Deploy and Delete find
 // it by them. A network listener forwards every connection to one target group (see
 // l4Choice): a TLS listener becomes a TCP one without SNI routing, served by its oldest route
-// with a resolved backend; of a weighted forward, the heaviest backend is served. The routes
+// with a resolved backend; of a weighted forward, the heaviest backend is served. A TLS
+// listener in mode Terminate gets no network listener (it would pass TLS through). The routes
 // left out, and those served in part, are answered in the Unserved list.
 func SplitGateway(alb *gateway.ApplicationLoadBalancer, name string, owner model.Owner, tags map[string]string) (*gateway.ApplicationLoadBalancer, *model.LoadBalancer, []Unserved) {
 	if alb == nil || len(alb.Passthrough) == 0 {
@@ -65,6 +66,15 @@ func SplitGateway(alb *gateway.ApplicationLoadBalancer, name string, owner model
 	}
 	var unserved []Unserved
 	for _, l := range alb.Passthrough {
+		if len(l.Certificates) > 0 {
+			// A TLS listener in mode Terminate: its network listener would pass TLS through to
+			// backends that expect the decrypted stream. No listener; its routes say why.
+			for _, src := range l.RouteOrder {
+				unserved = append(unserved, Unserved{Source: src, Message: fmt.Sprintf(
+					"the cloud's network load balancer does not terminate TLS for TLSRoutes yet (TLS %d in mode Terminate): use mode Passthrough with backends that terminate TLS, or an HTTPS listener", l.Port)})
+			}
+			continue
+		}
 		tg, srcs := l4Choice(l, services)
 		unserved = append(unserved, srcs...)
 		if tg == "" {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -250,5 +251,36 @@ func TestSplitGatewayL4Choice(t *testing.T) {
 				t.Logf("%s: %s", u.Source, u.Message)
 			}
 		})
+	}
+}
+
+// TestSplitGatewayTLSTerminate: a TLS listener in mode Terminate gets no network listener
+// (it would pass TLS through to backends that want the decrypted stream): its routes are
+// unserved, saying why, and its group goes nowhere; the passthrough listeners are served.
+func TestSplitGatewayTLSTerminate(t *testing.T) {
+	alb := mixedGateway()
+	alb.Passthrough = append(alb.Passthrough, gateway.L4Listener{Port: 9443, Protocol: gateway.ProtocolTLS,
+		Certificates: []gateway.Certificate{{Default: true, Secret: "infra/db-cert", Fingerprint: "f1"}},
+		SNI:          []gateway.SNIRoute{{Hostnames: []string{"db.example.com"}, Source: "TLSRoute infra/db rule 0", Forward: fwd("db", 1)}},
+		RouteOrder:   []string{"TLSRoute infra/db rule 0"}})
+	alb.TargetGroups = append(alb.TargetGroups, tcpGroup("db", "10.0.1.60"))
+	owner := model.Owner{Cluster: "test", Namespace: "infra", Name: "mixed", UID: "uid-mixed"}
+	_, nlb, unserved := deploy.SplitGateway(alb, "nlb-mixed", owner, nil)
+	for _, l := range nlb.Listeners {
+		if l.Port == 9443 {
+			t.Errorf("a network listener for the terminating TLS listener: %+v", l)
+		}
+	}
+	for _, tg := range nlb.TargetGroups {
+		if tg.Name == "db" {
+			t.Errorf("the terminating listener's group is on the network load balancer: %+v", tg)
+		}
+	}
+	i := slices.IndexFunc(unserved, func(u deploy.Unserved) bool { return u.Source == "TLSRoute infra/db rule 0" })
+	if i < 0 || unserved[i].Partial || !strings.Contains(unserved[i].Message, "does not terminate TLS") {
+		t.Errorf("unserved %+v; want the db route refused, saying the network load balancer does not terminate TLS", unserved)
+	}
+	if len(nlb.Listeners) != 3 {
+		t.Errorf("network listeners %+v; want the 3 passthrough ones", nlb.Listeners)
 	}
 }

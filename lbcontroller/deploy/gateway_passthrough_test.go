@@ -75,7 +75,11 @@ func cloudState(t *testing.T, d *fakecloud.LoadBalancing, tags map[string]string
 	})
 	var b strings.Builder
 	for _, l := range ls {
-		fmt.Fprintf(&b, "listener %s/%d default: %s\n", l.Protocol, l.Port, action(l.DefaultAction))
+		fmt.Fprintf(&b, "listener %s/%d default: %s", l.Protocol, l.Port, action(l.DefaultAction))
+		if len(l.Certificates) > 0 {
+			fmt.Fprintf(&b, ", terminating TLS with %d certificate(s)", len(l.Certificates))
+		}
+		b.WriteString("\n")
 		rules, err := d.ListRules(context.Background(), l.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -159,6 +163,8 @@ func TestGatewayPassthrough(t *testing.T) {
 			},
 			TargetGroups: []gateway.TargetGroup{udpGroup("dns", "10.0.1.40"), tcpGroup("tls-a", "10.0.1.10")},
 		}},
+		{"80/TLS terminates TLS (TLSRoute mode Terminate): its certificate imported, the listener modified", terminating(t, true)},
+		{"80/TLS passes TLS through again: re-created (a modify keeps certificates), the certificate collected", terminating(t, false)},
 	}
 	var b strings.Builder
 	var lbID string
@@ -225,4 +231,24 @@ func TestGatewayPassthroughBadModel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// terminating is the passthrough test's last model with 80/TLS terminating TLS, or not.
+func terminating(t *testing.T, on bool) *gateway.ApplicationLoadBalancer {
+	alb := &gateway.ApplicationLoadBalancer{
+		Name: "alb-l4",
+		Passthrough: []gateway.L4Listener{
+			{Port: 53, Protocol: gateway.ProtocolUDP, Default: fwd("dns", 1)},
+			{Port: 80, Protocol: gateway.ProtocolTLS, SNI: []gateway.SNIRoute{
+				{Hostnames: []string{"db.example.com"}, Source: "TLSRoute infra/db rule 0", Forward: fwd("tls-a", 1)},
+			}, Default: fwd("tls-a", 1)},
+			{Port: 443, Protocol: gateway.ProtocolUDP, Default: fwd("dns", 1)},
+		},
+		TargetGroups: []gateway.TargetGroup{udpGroup("dns", "10.0.1.40"), tcpGroup("tls-a", "10.0.1.10")},
+	}
+	if on {
+		alb.Passthrough[1].Certificates = []gateway.Certificate{{Hostnames: []string{"db.example.com"}, Secret: "infra/db"}}
+		withCertificates(t, alb, map[string]string{"infra/db": "db.example.com"})
+	}
+	return alb
 }

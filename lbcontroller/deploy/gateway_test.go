@@ -328,24 +328,33 @@ func usedGroups(alb *gateway.ApplicationLoadBalancer) map[string]bool {
 	return used
 }
 
-// withCertificates gives every certificate of the model a real PEM pair for its Secret (one
-// per Secret, as the Secret holds one), fingerprinted as Translate does.
+// withCertificates gives every certificate of the model (HTTPS listeners and TLS ones in mode
+// Terminate) a real PEM pair for its Secret (one per Secret, as the Secret holds one),
+// fingerprinted as Translate does.
 func withCertificates(t *testing.T, alb *gateway.ApplicationLoadBalancer, names map[string]string) {
 	t.Helper()
 	pairs := map[string][2][]byte{}
+	var all []*gateway.Certificate
 	for i := range alb.Listeners {
 		for j := range alb.Listeners[i].Certificates {
-			c := &alb.Listeners[i].Certificates[j]
-			p, ok := pairs[c.Secret]
-			if !ok {
-				cert, key := providertest.SelfSigned(t, names[c.Secret])
-				p = [2][]byte{cert, key}
-				pairs[c.Secret] = p
-			}
-			block, _ := pem.Decode(p[0])
-			sum := sha256.Sum256(block.Bytes)
-			c.CertPEM, c.KeyPEM, c.Fingerprint = p[0], p[1], hex.EncodeToString(sum[:])
+			all = append(all, &alb.Listeners[i].Certificates[j])
 		}
+	}
+	for i := range alb.Passthrough {
+		for j := range alb.Passthrough[i].Certificates {
+			all = append(all, &alb.Passthrough[i].Certificates[j])
+		}
+	}
+	for _, c := range all {
+		p, ok := pairs[c.Secret]
+		if !ok {
+			cert, key := providertest.SelfSigned(t, names[c.Secret])
+			p = [2][]byte{cert, key}
+			pairs[c.Secret] = p
+		}
+		block, _ := pem.Decode(p[0])
+		sum := sha256.Sum256(block.Bytes)
+		c.CertPEM, c.KeyPEM, c.Fingerprint = p[0], p[1], hex.EncodeToString(sum[:])
 	}
 }
 

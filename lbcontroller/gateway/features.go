@@ -50,6 +50,7 @@ var supportedFeatures = []gwv1.FeatureName{
 	"ReferenceGrant",
 	"TCPRoute",
 	"TLSRoute",
+	"TLSRouteModeTerminate",
 	"UDPRoute",
 }
 
@@ -71,6 +72,11 @@ func Without(fs []gwv1.SupportedFeature, names ...gwv1.FeatureName) []gwv1.Suppo
 
 // MisdirectedRequests is the feature that needs hostname scopes of the cloud.
 const MisdirectedRequests gwv1.FeatureName = "GatewayHTTPSListenerDetectMisdirectedRequests"
+
+// TLSTerminate is the feature that needs TLS listeners that terminate TLS on the application
+// load balancer (providers.Capabilities.L4OnApplicationLB: a companion network load balancer
+// does not terminate TLS for TLSRoutes yet).
+const TLSTerminate gwv1.FeatureName = "TLSRouteModeTerminate"
 
 // WithoutKinds drops from fs the features of the route kinds given (e.g. "TCPRoute"): a feature
 // belongs to the kind its name starts with.

@@ -317,10 +317,15 @@ func forward(bs []backend, tgs *targetGroups) *Forward {
 	return &fw
 }
 
-// l4Listener is one passthrough listener. A TCP or UDP listener forwards to the oldest attached
-// route (the others are accepted but wait, as the spec allows); a TLS listener routes by SNI,
-// the oldest route winning each hostname, with the same listener isolation as HTTP.
-func l4Listener(port int, protocol string, ls []*listener, tgs *targetGroups) L4Listener {
+// l4Listener is one passthrough listener of a listener class. A TCP or UDP listener forwards to
+// the oldest attached route (the others are accepted but wait, as the spec allows); a TLS
+// listener routes by SNI, the oldest route winning each hostname, with the same listener
+// isolation as HTTP; one in mode Terminate also carries the Gateway listeners' certificates.
+func l4Listener(port int, class string, ls []*listener, tgs *targetGroups) L4Listener {
+	protocol := class
+	if class == classTLSTerminate {
+		protocol = ProtocolTLS
+	}
 	out := L4Listener{Port: port, Protocol: protocol}
 	oldest := func(a, b *attachment) int {
 		return cmp.Or(a.route.created.Compare(b.route.created.Time), strings.Compare(a.route.fullName(), b.route.fullName()))
@@ -336,6 +341,9 @@ func l4Listener(port int, protocol string, ls []*listener, tgs *targetGroups) L4
 		}
 	}
 	for _, l := range sortListeners(ls) {
+		if class == classTLSTerminate {
+			out.Certificates = append(out.Certificates, l.certs...) // most specific listener first
+		}
 		attached := slices.Clone(l.attached)
 		slices.SortStableFunc(attached, oldest)
 		if protocol != ProtocolTLS {

@@ -45,7 +45,12 @@ func (l *listener) accepted() bool { return l.acceptReason == "" }
 
 // serving: the listener goes into a load balancer (HTTPS needs a certificate for that).
 func (l *listener) serving() bool {
-	return l.accepted() && (l.class != ProtocolHTTPS || len(l.certs) > 0)
+	return l.accepted() && (!l.terminates() || len(l.certs) > 0)
+}
+
+// terminates: the listener ends TLS on the load balancer (HTTPS, and TLS in mode Terminate).
+func (l *listener) terminates() bool {
+	return l.class == ProtocolHTTPS || l.class == classTLSTerminate
 }
 
 func (l *listener) hostname() string {
@@ -73,8 +78,11 @@ var routeKinds = map[string][]string{
 	ProtocolHTTP:  {KindHTTPRoute, KindGRPCRoute},
 	ProtocolHTTPS: {KindHTTPRoute, KindGRPCRoute},
 	ProtocolTLS:   {KindTLSRoute},
-	ProtocolTCP:   {KindTCPRoute},
-	ProtocolUDP:   {KindUDPRoute},
+	// A TLS listener in mode Terminate ends TLS and passes the decrypted stream to the
+	// TLSRoute's backends (TLSRouteModeTerminate).
+	classTLSTerminate: {KindTLSRoute},
+	ProtocolTCP:       {KindTCPRoute},
+	ProtocolUDP:       {KindUDPRoute},
 }
 
 const classTLSTerminate = "TLS-Terminate"
@@ -265,9 +273,6 @@ func (t *translation) finishListener(l *listener) {
 	case l.class == "":
 	case l.conflictReason != "":
 		l.acceptReason, l.acceptMsg = l.conflictReason, l.conflictMsg
-	case l.class == classTLSTerminate:
-		l.acceptReason = string(gwv1.ListenerReasonUnsupportedValue)
-		l.acceptMsg = "TLS mode Terminate is not supported on TLS listeners: use mode Passthrough, or an HTTPS listener to terminate TLS"
 	case l.spec.Port < 1 || l.spec.Port > 65535:
 		l.acceptReason = string(gwv1.ListenerReasonPortUnavailable)
 		l.acceptMsg = fmt.Sprintf("port %d is out of range: use 1 to 65535", l.spec.Port)
@@ -277,13 +282,14 @@ func (t *translation) finishListener(l *listener) {
 		l.gw.eventf(l.acceptReason, "listener %s: %s", l.spec.Name, l.acceptMsg)
 		return
 	}
-	if l.class == ProtocolHTTPS {
+	if l.terminates() {
 		t.certificates(l)
 	}
 }
 
-// certificates resolves an HTTPS listener's certificateRefs into certificates; each bad
-// reference makes ResolvedRefs False, and the good ones are still served.
+// certificates resolves the certificateRefs of a listener that terminates TLS (HTTPS, or TLS
+// in mode Terminate) into certificates; each bad reference makes ResolvedRefs False, and the
+// good ones are still served.
 func (t *translation) certificates(l *listener) {
 	var refs []gwv1.SecretObjectReference
 	if l.spec.TLS != nil {
@@ -294,7 +300,11 @@ func (t *translation) certificates(l *listener) {
 		refs = l.spec.TLS.CertificateRefs
 	}
 	if len(refs) == 0 {
-		l.setRefs(string(gwv1.ListenerReasonInvalidCertificateRef), "an HTTPS listener needs tls.certificateRefs naming a kubernetes.io/tls Secret")
+		what := "an HTTPS listener"
+		if l.class == classTLSTerminate {
+			what = "a TLS listener in mode Terminate"
+		}
+		l.setRefs(string(gwv1.ListenerReasonInvalidCertificateRef), "%s needs tls.certificateRefs naming a kubernetes.io/tls Secret", what)
 		return
 	}
 	g := l.gw.obj

@@ -237,6 +237,10 @@ type L4Listener struct {
 	Port     int        `json:"port"`
 	Protocol string     `json:"protocol"` // TCP, UDP or TLS
 	SNI      []SNIRoute `json:"sni,omitempty"`
+	// Certificates (TLS only) make the listener terminate TLS (TLSRoute mode Terminate): chosen
+	// by SNI as an HTTPS listener's, the decrypted stream is what the targets get. None: TLS
+	// is passed through.
+	Certificates []Certificate `json:"certificates,omitempty"`
 	// Default takes connections no SNI route claims; nil: they are refused.
 	Default *Forward `json:"default,omitempty"`
 	// DefaultSource is the route whose forward Default is (its rule's Source).
