@@ -38,6 +38,7 @@ var featureProbes = func() map[gwv1.FeatureName]providers.RuleAction {
 		"HTTPRouteRetry":                            retry,
 		"HTTPRouteRetryBackendTimeout":              retry,
 		"HTTPRouteRetryConnectionError":             retry,
+		"HTTPRouteCORS":                             {Forward: fwd, CORS: &providers.CORS{AllowOrigins: []string{"https://probe.example"}}},
 	}
 }()
 

@@ -218,6 +218,22 @@ type RuleAction struct {
 	// Retry sends the request again when its target failed it (fakecloud's extension; ELBv2
 	// has none, and the AWS driver refuses it with ErrInvalid).
 	Retry *Retry
+	// CORS is the rule's cross-origin policy, on any action (fakecloud's extension; ELBv2 has
+	// none, and the AWS driver refuses it with ErrInvalid).
+	CORS *CORS
+}
+
+// CORS answers CORS preflights at the load balancer and marks the rule's answers to allowed
+// origins (Gateway API's HTTPRoute CORS filter): AllowOrigins are "*" or scheme://host[:port]
+// (the host exact or "*." and a domain); AllowMethods, AllowHeaders and ExposeHeaders names or
+// "*"; MaxAge how long a browser may keep a preflight's answer (zero: 5 s).
+type CORS struct {
+	AllowOrigins     []string
+	AllowMethods     []string
+	AllowHeaders     []string
+	ExposeHeaders    []string
+	AllowCredentials bool
+	MaxAge           time.Duration
 }
 
 // Retry is a forward's retry policy: a try answered with one of Codes (400-599), or not answered

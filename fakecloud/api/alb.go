@@ -245,6 +245,24 @@ type RetryConfig struct {
 	BackoffMillis int   `json:"BackoffMillis,omitempty"`
 }
 
+// CorsConfig (fakecloud's own; ELBv2 has none) is a rule's cross-origin policy, on any action
+// of an HTTP or HTTPS listener. The load balancer answers CORS preflights (OPTIONS with Origin
+// and Access-Control-Request-Method) itself: 204 with the policy's Access-Control-* headers
+// when the origin is allowed, 403 when it is not; every other answer of the rule to an allowed
+// origin gets Access-Control-Allow-Origin (the origin), -Expose-Headers and, with
+// AllowCredentials, -Allow-Credentials. AllowOrigins (1-64) are "*" or scheme://host[:port],
+// the host exact or "*." and a domain (any number of labels before it); AllowMethods (methods,
+// or "*"), AllowHeaders and ExposeHeaders (header names, or "*") at most 64 each; MaxAgeSeconds
+// 0-86400 (0: 5).
+type CorsConfig struct {
+	AllowOrigins     []string `json:"AllowOrigins"`
+	AllowMethods     []string `json:"AllowMethods,omitempty"`
+	AllowHeaders     []string `json:"AllowHeaders,omitempty"`
+	ExposeHeaders    []string `json:"ExposeHeaders,omitempty"`
+	AllowCredentials bool     `json:"AllowCredentials,omitempty"`
+	MaxAgeSeconds    int      `json:"MaxAgeSeconds,omitempty"`
+}
+
 // ListenerCertificate names an imported certificate; IsDefault marks the one served
 // when no other matches the client's SNI name.
 type ListenerCertificate struct {

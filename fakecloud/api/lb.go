@@ -212,6 +212,7 @@ type Action struct {
 	RequestMirrors              []RequestMirrorConfig `json:"RequestMirrors,omitempty"`
 	TimeoutConfig               *TimeoutConfig        `json:"TimeoutConfig,omitempty"`
 	RetryConfig                 *RetryConfig          `json:"RetryConfig,omitempty"`
+	CorsConfig                  *CorsConfig           `json:"CorsConfig,omitempty"`
 }
 
 // Listener accepts connections on a port of a load balancer's VIP.

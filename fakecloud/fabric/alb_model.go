@@ -216,6 +216,10 @@ func albAction(a api.Action, groups map[string]bool) (l7.Action, error) {
 	var out l7.Action
 	out.RequestHeaders = headerEdit(a.RequestHeaderModifications)
 	out.ResponseHeaders = headerEdit(a.ResponseHeaderModifications)
+	if c := a.CorsConfig; c != nil {
+		out.CORS = &l7.CORS{AllowOrigins: slices.Clone(c.AllowOrigins), AllowMethods: slices.Clone(c.AllowMethods), AllowHeaders: slices.Clone(c.AllowHeaders),
+			ExposeHeaders: slices.Clone(c.ExposeHeaders), AllowCredentials: c.AllowCredentials, MaxAge: c.MaxAgeSeconds}
+	}
 	switch a.Type {
 	case api.ActionTypeForward:
 		fw := &l7.Forward{}

@@ -46,7 +46,9 @@ func appSnap(scheme string, ranges []string, targets ...api.TargetHealthDescript
 				ForwardConfig: &api.ForwardActionConfig{TargetGroups: []api.TargetGroupTuple{
 					{TargetGroupID: "tg-1", Weight: &one}, {TargetGroupID: "tg-2", Weight: &zero}}},
 				TimeoutConfig: &api.TimeoutConfig{RequestMillis: 1500},
-				RetryConfig:   &api.RetryConfig{Codes: []int{502, 503}, Attempts: 2, BackoffMillis: 25}}}},
+				RetryConfig:   &api.RetryConfig{Codes: []int{502, 503}, Attempts: 2, BackoffMillis: 25},
+				CorsConfig: &api.CorsConfig{AllowOrigins: []string{"https://*.example.com"}, AllowMethods: []string{"GET"}, AllowHeaders: []string{"x-a"},
+					ExposeHeaders: []string{"x-b"}, AllowCredentials: true, MaxAgeSeconds: 600}}}},
 	}
 	snap.TargetGroups[0].Protocol = api.ProtocolHTTP
 	snap.TargetGroups = append(snap.TargetGroups, api.TargetGroup{TargetGroupID: "tg-2", Protocol: api.ProtocolHTTP,
@@ -98,7 +100,9 @@ func TestALBConfig(t *testing.T) {
 				Headers: []l7.HeaderMatch{{Name: "X-Pool", Type: l7.MatchExact, Value: "b"}},
 				Action: l7.Action{Forward: &l7.Forward{Backends: []l7.Backend{{TargetGroup: "tg-1", Weight: 1}, {TargetGroup: "tg-2", Weight: 0}}},
 					Timeouts: l7.Timeouts{Request: 1500 * time.Millisecond},
-					Retry:    &l7.Retry{Codes: []int{502, 503}, Attempts: 2, Backoff: 25 * time.Millisecond}}},
+					Retry:    &l7.Retry{Codes: []int{502, 503}, Attempts: 2, Backoff: 25 * time.Millisecond},
+					CORS: &l7.CORS{AllowOrigins: []string{"https://*.example.com"}, AllowMethods: []string{"GET"}, AllowHeaders: []string{"x-a"},
+						ExposeHeaders: []string{"x-b"}, AllowCredentials: true, MaxAge: 600}}},
 			{Name: "rule-b#0", Hosts: hosts, Method: "GET", Action: redirect},
 			{Name: "rule-b#1", Hosts: hosts, Method: "HEAD", Action: redirect},
 			{Name: "l-1/default", Action: l7.Action{FixedResponse: &l7.FixedResponse{StatusCode: 404, ContentType: "text/plain", Body: "no route"}}},

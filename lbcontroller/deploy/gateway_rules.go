@@ -212,7 +212,12 @@ func sameAction(a, b providers.RuleAction) bool {
 		eqPtr(a.FixedResponse, b.FixedResponse) && eqPtrFunc(a.RequestHeaders, b.RequestHeaders, sameHeaders) &&
 		eqPtrFunc(a.ResponseHeaders, b.ResponseHeaders, sameHeaders) && eqPtrFunc(a.Rewrite, b.Rewrite, sameRewrite) &&
 		eqSlice(a.Mirrors, b.Mirrors) && a.RequestTimeout == b.RequestTimeout && a.BackendTimeout == b.BackendTimeout &&
-		eqPtrFunc(a.Retry, b.Retry, sameRetry)
+		eqPtrFunc(a.Retry, b.Retry, sameRetry) && eqPtrFunc(a.CORS, b.CORS, sameCORS)
+}
+
+func sameCORS(a, b providers.CORS) bool {
+	return eqSlice(a.AllowOrigins, b.AllowOrigins) && eqSlice(a.AllowMethods, b.AllowMethods) && eqSlice(a.AllowHeaders, b.AllowHeaders) &&
+		eqSlice(a.ExposeHeaders, b.ExposeHeaders) && a.AllowCredentials == b.AllowCredentials && a.MaxAge == b.MaxAge
 }
 
 func sameRetry(a, b providers.Retry) bool {
@@ -279,7 +284,7 @@ func ruleSpec(r gateway.Rule, tgIDs map[string]string) (providers.RuleSpec, erro
 }
 
 func ruleAction(m gateway.Action, tgIDs map[string]string) (providers.RuleAction, error) {
-	a := providers.RuleAction{RequestHeaders: headers(m.RequestHeaders), ResponseHeaders: headers(m.ResponseHeaders)}
+	a := providers.RuleAction{RequestHeaders: headers(m.RequestHeaders), ResponseHeaders: headers(m.ResponseHeaders), CORS: corsPolicy(m.CORS)}
 	switch {
 	case m.Redirect != nil:
 		r := m.Redirect
@@ -317,7 +322,7 @@ func ruleAction(m gateway.Action, tgIDs map[string]string) (providers.RuleAction
 		}
 	}
 	if len(a.Forward) == 0 {
-		return providers.RuleAction{ResponseHeaders: a.ResponseHeaders,
+		return providers.RuleAction{ResponseHeaders: a.ResponseHeaders, CORS: a.CORS,
 			FixedResponse: &providers.FixedResponse{StatusCode: 500, Body: "no backend of the route could be resolved"}}, nil
 	}
 	if m.Rewrite != nil {
@@ -353,6 +358,14 @@ func ruleAction(m gateway.Action, tgIDs map[string]string) (providers.RuleAction
 		a.Retry = &providers.Retry{Codes: slices.Clone(r.Codes), Attempts: r.Attempts, Backoff: backoff}
 	}
 	return a, nil
+}
+
+func corsPolicy(c *gateway.CORS) *providers.CORS {
+	if c == nil {
+		return nil
+	}
+	return &providers.CORS{AllowOrigins: slices.Clone(c.AllowOrigins), AllowMethods: slices.Clone(c.AllowMethods), AllowHeaders: slices.Clone(c.AllowHeaders),
+		ExposeHeaders: slices.Clone(c.ExposeHeaders), AllowCredentials: c.AllowCredentials, MaxAge: time.Duration(c.MaxAge) * time.Second}
 }
 
 func duration(s string) (time.Duration, error) {

@@ -16,8 +16,9 @@ func TestSameRuleIsDeepEqual(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
 		reflect.TypeFor[providers.RuleConditions]():      5,
 		reflect.TypeFor[providers.StringMatch]():         3,
-		reflect.TypeFor[providers.RuleAction]():          10,
+		reflect.TypeFor[providers.RuleAction]():          11,
 		reflect.TypeFor[providers.Retry]():               3,
+		reflect.TypeFor[providers.CORS]():                6,
 		reflect.TypeFor[providers.WeightedTargetGroup](): 4,
 		reflect.TypeFor[providers.Redirect]():            5,
 		reflect.TypeFor[providers.PathModifier]():        2,
@@ -110,6 +111,10 @@ func randomRule(pick func(n int) int) providers.Rule {
 	a.RequestTimeout, a.BackendTimeout = time.Duration(pick(2))*time.Second, time.Duration(pick(2))*time.Second
 	if pick(3) == 0 {
 		a.Retry = &providers.Retry{Codes: [][]int{nil, {}, {500}}[pick(3)], Attempts: 1 + pick(2), Backoff: time.Duration(pick(2)) * time.Second}
+	}
+	if pick(3) == 0 {
+		a.CORS = &providers.CORS{AllowOrigins: strs(), AllowMethods: strs(), AllowHeaders: strs(), ExposeHeaders: strs(),
+			AllowCredentials: pick(2) == 0, MaxAge: time.Duration(pick(2)) * time.Second}
 	}
 	return providers.Rule{Conditions: c, Action: a}
 }

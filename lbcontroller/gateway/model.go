@@ -144,6 +144,18 @@ type Action struct {
 	Forward         *Forward        `json:"forward,omitempty"`
 	Timeouts        *Timeouts       `json:"timeouts,omitempty"`
 	Retry           *Retry          `json:"retry,omitempty"`
+	CORS            *CORS           `json:"cors,omitempty"`
+}
+
+// CORS is an HTTPRoute rule's CORS filter: the load balancer answers preflights and marks the
+// rule's answers to allowed origins. MaxAge is in seconds (0: the default, 5).
+type CORS struct {
+	AllowOrigins     []string `json:"allowOrigins"`
+	AllowMethods     []string `json:"allowMethods,omitempty"`
+	AllowHeaders     []string `json:"allowHeaders,omitempty"`
+	ExposeHeaders    []string `json:"exposeHeaders,omitempty"`
+	AllowCredentials bool     `json:"allowCredentials,omitempty"`
+	MaxAge           int      `json:"maxAge,omitempty"`
 }
 
 // HeaderModifier changes headers: Set replaces (or adds), Add appends, Remove deletes. Header

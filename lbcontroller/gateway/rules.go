@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -247,6 +248,13 @@ func (t *translation) httpFilters(r *route, cr *compiledRule, where string, filt
 			if m.backend.ok {
 				cr.mirrors = append(cr.mirrors, m)
 			}
+		case gwv1.HTTPRouteFilterCORS:
+			c, err := cors(f.CORS)
+			if err != nil {
+				bad(unsupported, "%v", err)
+				return false
+			}
+			cr.actions.CORS = c
 		case gwv1.HTTPRouteFilterExtensionRef:
 			// The spec: an extension that cannot be resolved is not skipped; its requests fail.
 			cr.fixed = &FixedResponse{StatusCode: 500, Body: "unsupported extensionRef filter"}
@@ -261,6 +269,45 @@ func (t *translation) httpFilters(r *route, cr *compiledRule, where string, filt
 		return false
 	}
 	return true
+}
+
+// maxCORSMaxAge is the longest maxAge the cloud takes: a day.
+const maxCORSMaxAge = 86400
+
+// cors is a CORS filter as the model's: origins, methods and headers as given (the CRD checks
+// their syntax), maxAge at most a day.
+func cors(f *gwv1.HTTPCORSFilter) (*CORS, error) {
+	if f == nil {
+		return nil, fmt.Errorf("filter CORS needs cors")
+	}
+	if len(f.AllowOrigins) == 0 {
+		return nil, fmt.Errorf("filter CORS allows no origin: give cors.allowOrigins")
+	}
+	if f.MaxAge < 0 || f.MaxAge > maxCORSMaxAge {
+		return nil, fmt.Errorf("CORS maxAge %d is not supported: use 1 to %d seconds", f.MaxAge, maxCORSMaxAge)
+	}
+	c := &CORS{AllowCredentials: ptrOr(f.AllowCredentials, false), MaxAge: int(f.MaxAge)}
+	for _, o := range f.AllowOrigins {
+		// The CRD checks the syntax, but takes any port of up to five digits.
+		if _, hostPort, ok := strings.Cut(string(o), "://"); ok {
+			if _, port, ok := strings.Cut(hostPort, ":"); ok {
+				if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+					return nil, fmt.Errorf("CORS origin %q: port %s is not 1 to 65535", o, port)
+				}
+			}
+		}
+		c.AllowOrigins = append(c.AllowOrigins, string(o))
+	}
+	for _, m := range f.AllowMethods {
+		c.AllowMethods = append(c.AllowMethods, string(m))
+	}
+	for _, h := range f.AllowHeaders {
+		c.AllowHeaders = append(c.AllowHeaders, string(h))
+	}
+	for _, h := range f.ExposeHeaders {
+		c.ExposeHeaders = append(c.ExposeHeaders, string(h))
+	}
+	return c, nil
 }
 
 func headerModifier(f *gwv1.HTTPHeaderFilter) *HeaderModifier {

@@ -16,7 +16,7 @@ import (
 // case-sensitive wildcard patterns (* any run, ? one character, no escape) and its actions
 // forward (weighted), redirect (301/302) or answer. What it cannot say is refused with
 // providers.ErrInvalid naming the feature, before any call: header changes, URL rewrites,
-// mirrors, timeouts, a redirect replacing a path prefix, exact values holding * or ?, and
+// mirrors, timeouts, retries, CORS, a redirect replacing a path prefix, exact values holding * or ?, and
 // regular expressions beyond ELBv2's wildcards (literal text, .* and .; for a header, up to three
 // alternatives of those, one value each).
 
@@ -269,6 +269,8 @@ func toELBAction(a providers.RuleAction) (elbtypes.Action, error) {
 		return elbtypes.Action{}, unsupported("per-rule timeouts")
 	case a.Retry != nil:
 		return elbtypes.Action{}, unsupported("retries")
+	case a.CORS != nil:
+		return elbtypes.Action{}, unsupported("CORS policies")
 	case a.Redirect != nil:
 		return toELBRedirect(a.Redirect)
 	case a.FixedResponse != nil:

@@ -417,6 +417,10 @@ func toAction(a providers.RuleAction) api.Action {
 		RequestHeaderModifications:  toHeaders(a.RequestHeaders),
 		ResponseHeaderModifications: toHeaders(a.ResponseHeaders),
 	}
+	if c := a.CORS; c != nil {
+		out.CorsConfig = &api.CorsConfig{AllowOrigins: slices.Clone(c.AllowOrigins), AllowMethods: slices.Clone(c.AllowMethods), AllowHeaders: slices.Clone(c.AllowHeaders),
+			ExposeHeaders: slices.Clone(c.ExposeHeaders), AllowCredentials: c.AllowCredentials, MaxAgeSeconds: int(c.MaxAge / time.Second)}
+	}
 	switch {
 	case a.Redirect != nil:
 		r := a.Redirect
@@ -460,6 +464,10 @@ func fromAction(a api.Action) providers.RuleAction {
 	out := providers.RuleAction{
 		RequestHeaders:  fromHeaders(a.RequestHeaderModifications),
 		ResponseHeaders: fromHeaders(a.ResponseHeaderModifications),
+	}
+	if c := a.CorsConfig; c != nil {
+		out.CORS = &providers.CORS{AllowOrigins: slices.Clone(c.AllowOrigins), AllowMethods: slices.Clone(c.AllowMethods), AllowHeaders: slices.Clone(c.AllowHeaders),
+			ExposeHeaders: slices.Clone(c.ExposeHeaders), AllowCredentials: c.AllowCredentials, MaxAge: time.Duration(c.MaxAgeSeconds) * time.Second}
 	}
 	switch a.Type {
 	case api.ActionTypeRedirect:

@@ -136,7 +136,9 @@ func albRules(t *testing.T, s *albScene) {
 			Action: providers.RuleAction{Forward: []providers.WeightedTargetGroup{{TargetGroupID: web.ID, Weight: 3, RequestHeaders: mods}, {TargetGroupID: grpc.ID, Weight: 1}},
 				RequestHeaders: mods, Rewrite: &providers.Rewrite{Host: "b", Path: &providers.PathModifier{Type: providers.ReplacePrefixMatch, Value: "/v2"}},
 				Mirrors: []providers.Mirror{{TargetGroupID: grpc.ID, Percent: 50}}, RequestTimeout: 2 * time.Second, BackendTimeout: time.Second,
-				Retry: &providers.Retry{Codes: []int{500, 503}, Attempts: 2, Backoff: 100 * time.Millisecond}}},
+				Retry: &providers.Retry{Codes: []int{500, 503}, Attempts: 2, Backoff: 100 * time.Millisecond},
+				CORS: &providers.CORS{AllowOrigins: []string{"https://a.example.com", "https://*.b.example.com"}, AllowMethods: []string{"GET", "PUT"},
+					AllowHeaders: []string{"x-a"}, ExposeHeaders: []string{"x-b"}, AllowCredentials: true, MaxAge: time.Hour}}},
 		{Priority: 2, Conditions: providers.RuleConditions{Path: &providers.StringMatch{Type: providers.MatchExact, Value: "/old"}},
 			Action: providers.RuleAction{Redirect: &providers.Redirect{Scheme: "HTTPS", Port: 443, Path: &providers.PathModifier{Type: providers.ReplaceFullPath, Value: "/new"}, StatusCode: 301}}},
 		{Priority: 3, Conditions: providers.RuleConditions{Hosts: []string{"*.example.com"}},
@@ -211,14 +213,14 @@ func coreOnly(t *testing.T, s *albScene, listenerID string, specs []providers.Ru
 	for _, spec := range specs {
 		a := spec.Action
 		if a.RequestHeaders != nil || a.ResponseHeaders != nil || a.Rewrite != nil || len(a.Mirrors) > 0 || a.RequestTimeout > 0 || a.BackendTimeout > 0 ||
-			a.Retry != nil {
+			a.Retry != nil || a.CORS != nil {
 			spec.ClientToken = providers.NewToken()
 			_, err := s.d.CreateRule(bg(), listenerID, spec)
 			wantKind(t, fmt.Sprintf("rule %d with actions beyond ELBv2's", spec.Priority), err, providers.ErrInvalid)
 			// providers.CheckRule answers the same, before any call.
 			wantKind(t, fmt.Sprintf("CheckRule of rule %d with actions beyond ELBv2's", spec.Priority), providers.CheckRule(s.d, spec), providers.ErrInvalid)
 		}
-		a.RequestHeaders, a.ResponseHeaders, a.Rewrite, a.Mirrors, a.RequestTimeout, a.BackendTimeout, a.Retry = nil, nil, nil, nil, 0, 0, nil
+		a.RequestHeaders, a.ResponseHeaders, a.Rewrite, a.Mirrors, a.RequestTimeout, a.BackendTimeout, a.Retry, a.CORS = nil, nil, nil, nil, 0, 0, nil, nil
 		a.Forward = slices.Clone(a.Forward)
 		for i := range a.Forward {
 			a.Forward[i].RequestHeaders, a.Forward[i].ResponseHeaders = nil, nil

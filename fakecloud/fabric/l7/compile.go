@@ -75,6 +75,7 @@ type action struct {
 	// With retries: requestTimeout bounds the tries together, backendTimeout each (0: none).
 	requestTimeout, backendTimeout time.Duration
 	retry                          *retryPolicy
+	cors                           *corsPolicy
 	prefixMatched                  string // the rule's trimmed Prefix path, for ReplacePrefixMatch
 	// Decided once here rather than per request:
 	dropsContentType bool     // respEdit removes Content-Type
@@ -216,8 +217,8 @@ func (c *checker) passthroughRule(f string, proto Protocol, r Rule, groups map[s
 		c.bad(f, "a %s listener sees no requests: its rules match hosts (SNI names) only", proto)
 	}
 	if a.Forward == nil || a.Redirect != nil || a.FixedResponse != nil || a.Rewrite != nil || len(a.Mirrors) > 0 ||
-		a.Timeouts != (Timeouts{}) || a.Retry != nil || !a.RequestHeaders.empty() || !a.ResponseHeaders.empty() {
-		c.bad(f+".action", "a %s listener's rules forward only, without header edits, rewrites, mirrors, timeouts or retries", proto)
+		a.Timeouts != (Timeouts{}) || a.Retry != nil || a.CORS != nil || !a.RequestHeaders.empty() || !a.ResponseHeaders.empty() {
+		c.bad(f+".action", "a %s listener's rules forward only, without header edits, rewrites, mirrors, timeouts, retries or CORS", proto)
 	}
 	if a.Forward != nil {
 		for i, b := range a.Forward.Backends {
@@ -328,7 +329,8 @@ func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) a
 	a := r.Action
 	ca := action{redirect: a.Redirect, fixed: a.FixedResponse, rewrite: a.Rewrite, timeout: timeoutOf(a.Timeouts),
 		requestTimeout: a.Timeouts.Request, backendTimeout: a.Timeouts.BackendRequest, retry: c.retry(f+".retry", a.Retry),
-		reqEdit: c.edit(f+".requestHeaders", a.RequestHeaders), respEdit: c.edit(f+".responseHeaders", a.ResponseHeaders)}
+		reqEdit: c.edit(f+".requestHeaders", a.RequestHeaders), respEdit: c.edit(f+".responseHeaders", a.ResponseHeaders),
+		cors: c.cors(f+".cors", a.CORS)}
 	ca.dropsContentType, ca.reserved = ca.respEdit.removes("Content-Type"), ca.reqEdit.reservedNames()
 	if cr.path != nil && cr.path.typ == MatchPrefix {
 		ca.prefixMatched = cr.path.value

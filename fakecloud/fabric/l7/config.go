@@ -129,6 +129,30 @@ type Action struct {
 	Mirrors         []Mirror   // Forward only
 	Timeouts        Timeouts   // Forward only
 	Retry           *Retry     // Forward only
+	// CORS, when set, answers CORS preflights itself and marks the rule's answers to allowed
+	// origins (Gateway API's HTTPRoute CORS filter).
+	CORS *CORS
+}
+
+// CORS is a rule's cross-origin policy (the Fetch standard's CORS protocol). A preflight (an
+// OPTIONS request with an Origin and an Access-Control-Request-Method) is answered by the load
+// balancer, never forwarded: 204 with Access-Control-Allow-Origin (the request's origin),
+// -Methods (the list; with "*", the method asked for), -Headers (the list; with "*", the
+// headers asked for), -Expose-Headers, -Max-Age and, with AllowCredentials,
+// -Allow-Credentials: true, when the origin is allowed; 403 without them when it is not. Any
+// other answer of the rule to a request from an allowed origin gets Access-Control-Allow-Origin
+// (the origin), -Expose-Headers and -Allow-Credentials, replacing the target's; every answer to
+// a request with an Origin gets Vary: Origin.
+type CORS struct {
+	// AllowOrigins are "*" (any origin), or scheme://host[:port] where the host is exact or
+	// "*." and a domain (one or more labels before it); compared case-insensitively, the port
+	// exactly (none matches none).
+	AllowOrigins     []string
+	AllowMethods     []string // method names, or "*"
+	AllowHeaders     []string // header names, or "*"
+	ExposeHeaders    []string // header names, or "*"
+	AllowCredentials bool
+	MaxAge           int // seconds a preflight's answer may be cached: 1-86400; 0: 5
 }
 
 // Retry sends a forwarded request again when its target failed it (Gateway API's

@@ -32,6 +32,7 @@ type flight struct {
 	err      error  // what the proxy failed with, for the access log
 	retries  int    // tries after the first (Action.Retry)
 	start    time.Time
+	origin   string // the request's Origin, for the rule's CORS
 }
 
 type flightKey struct{}
@@ -56,6 +57,15 @@ func (e *Engine) handle(w http.ResponseWriter, r *http.Request, l *listener) {
 		return
 	}
 	ru = l.match(r, host, path)
+	if ru != nil && ru.action.cors != nil {
+		if preflight(r) {
+			ru.action.cors.answerPreflight(rec, r)
+			return
+		}
+		if ru.action.fixed != nil || ru.action.redirect != nil {
+			ru.action.cors.apply(rec.Header(), r.Header.Get("Origin"))
+		}
+	}
 	switch {
 	case ru == nil:
 		http.Error(rec, "no rule matches the request", http.StatusNotFound)
@@ -70,7 +80,7 @@ func (e *Engine) handle(w http.ResponseWriter, r *http.Request, l *listener) {
 		}
 		rec.WriteHeader(code)
 	default:
-		f = &flight{listener: l, rule: ru, path: path, start: start}
+		f = &flight{listener: l, rule: ru, path: path, start: start, origin: r.Header.Get("Origin")}
 		e.forward(rec, r, f)
 	}
 }

@@ -145,6 +145,9 @@ func (c cancelOnClose) Close() error {
 
 func (e *Engine) modifyResponse(resp *http.Response) error {
 	f := flightOf(resp.Request.Context())
+	if c := f.rule.action.cors; c != nil {
+		c.apply(resp.Header, f.origin)
+	}
 	if f.rule.action.respEdit.empty() && f.backend.respEdit.empty() {
 		return nil
 	}

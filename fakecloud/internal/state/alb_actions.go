@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,9 +121,76 @@ func validateModifiers(f string, a api.Action, out *api.Action, shape ruleShape,
 	if out.TimeoutConfig, err = validateTimeouts(f+".TimeoutConfig", a.TimeoutConfig); err != nil {
 		return err
 	}
-	out.RetryConfig, err = validateRetry(f+".RetryConfig", a.RetryConfig)
+	if out.RetryConfig, err = validateRetry(f+".RetryConfig", a.RetryConfig); err != nil {
+		return err
+	}
+	out.CorsConfig, err = validateCORS(f+".CorsConfig", a.CorsConfig)
 	return err
 }
+
+// The bounds of a CorsConfig.
+const (
+	maxCORSEntries = 64
+	maxCORSMaxAge  = 86400
+)
+
+func validateCORS(f string, cc *api.CorsConfig) (*api.CorsConfig, error) {
+	if cc == nil {
+		return nil, nil
+	}
+	if len(cc.AllowOrigins) == 0 {
+		return nil, invalid("%s.AllowOrigins is empty: give the origins allowed (scheme://host[:port], the host exact or *. and a domain) or *", f)
+	}
+	for _, l := range []struct {
+		name string
+		vals []string
+	}{{"AllowOrigins", cc.AllowOrigins}, {"AllowMethods", cc.AllowMethods}, {"AllowHeaders", cc.AllowHeaders}, {"ExposeHeaders", cc.ExposeHeaders}} {
+		if len(l.vals) > maxCORSEntries {
+			return nil, invalid("%s.%s holds %d values; at most %d", f, l.name, len(l.vals), maxCORSEntries)
+		}
+		for i, v := range l.vals {
+			var ok bool
+			if l.name == "AllowOrigins" {
+				ok = v == "*" || corsOrigin.MatchString(v) && originPortOK(v)
+			} else {
+				ok = v == "*" || httpToken.MatchString(v)
+			}
+			if !ok {
+				want := "a token (RFC 9110) or *"
+				if l.name == "AllowOrigins" {
+					want = "scheme://host[:port] (the host exact, or *. and a domain) or *"
+				}
+				return nil, invalid("%s.%s[%d] %.80q is not %s", f, l.name, i, v, want)
+			}
+		}
+	}
+	if cc.MaxAgeSeconds < 0 || cc.MaxAgeSeconds > maxCORSMaxAge {
+		return nil, invalid("%s.MaxAgeSeconds %d is outside 0..%d", f, cc.MaxAgeSeconds, maxCORSMaxAge)
+	}
+	c := *cc
+	c.AllowOrigins, c.AllowMethods = slices.Clone(cc.AllowOrigins), slices.Clone(cc.AllowMethods)
+	c.AllowHeaders, c.ExposeHeaders = slices.Clone(cc.AllowHeaders), slices.Clone(cc.ExposeHeaders)
+	return &c, nil
+}
+
+// originPortOK: an origin's port, if any, is at most 65535.
+func originPortOK(o string) bool {
+	_, hostPort, _ := strings.Cut(o, "://")
+	_, port, ok := strings.Cut(hostPort, ":")
+	if !ok {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n <= 65535
+}
+
+var (
+	// corsOrigin is scheme://host[:port], the host labels, "*." first allowed, or "*" (any
+	// host); the port is checked against 65535 apart.
+	corsOrigin = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://(\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)(:[1-9][0-9]{0,4})?$`)
+	// httpToken is an RFC 9110 token: a method or header name.
+	httpToken = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
 
 // The bounds of a RetryConfig, the L7 engine's.
 const (

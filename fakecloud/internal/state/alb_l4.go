@@ -59,7 +59,7 @@ func validateL4Actions(field, protocol string, acts []api.Action, isDefault bool
 	}{
 		{"RequestHeaderModifications", a.RequestHeaderModifications != nil}, {"ResponseHeaderModifications", a.ResponseHeaderModifications != nil},
 		{"UrlRewriteConfig", a.URLRewriteConfig != nil}, {"RequestMirrors", len(a.RequestMirrors) > 0}, {"TimeoutConfig", a.TimeoutConfig != nil},
-		{"RetryConfig", a.RetryConfig != nil},
+		{"RetryConfig", a.RetryConfig != nil}, {"CorsConfig", a.CorsConfig != nil},
 	} {
 		if x.on {
 			return nil, nil, invalid("%s[0].%s applies to HTTP and HTTPS listeners only; a %s listener does not see requests", field, x.name, protocol)

@@ -107,7 +107,11 @@ func TestApplicationLoadBalancerRules(t *testing.T) {
 		RequestMirrors:              []api.RequestMirrorConfig{{TargetGroupID: w.tg2.TargetGroupID}},
 		TimeoutConfig:               &api.TimeoutConfig{RequestMillis: 10000, BackendRequestMillis: 2000},
 		RetryConfig:                 &api.RetryConfig{Codes: []int{503, 500}, Attempts: 2, BackoffMillis: 50},
+		CorsConfig:                  &api.CorsConfig{AllowOrigins: []string{"https://*.example.com", "https://*", "http://a_b.example:8080"}, AllowMethods: []string{"*"}, MaxAgeSeconds: 60},
 	}})
+	if cc := api1.Actions[0].CorsConfig; cc == nil || len(cc.AllowOrigins) != 3 || cc.MaxAgeSeconds != 60 {
+		t.Errorf("CORS config stored as %+v", cc)
+	}
 	if rc := api1.Actions[0].RetryConfig; rc == nil || !slices.Equal(rc.Codes, []int{500, 503}) || rc.Attempts != 2 || rc.BackoffMillis != 50 {
 		t.Errorf("retry config stored as %+v, want codes 500 and 503 (sorted), 2 attempts, 50 ms", rc)
 	}

@@ -127,6 +127,16 @@ func TestRuleValidationNamesTheField(t *testing.T) {
 		{"retry backoff", exact, withFwd(func(a *api.Action) { a.RetryConfig = &api.RetryConfig{Attempts: 1, BackoffMillis: -1} }), api.CodeValidationError, "Actions[0].RetryConfig.BackoffMillis"},
 		{"retry code", exact, withFwd(func(a *api.Action) { a.RetryConfig = &api.RetryConfig{Attempts: 1, Codes: []int{200}} }), api.CodeValidationError, "200"},
 		{"retry code twice", exact, withFwd(func(a *api.Action) { a.RetryConfig = &api.RetryConfig{Attempts: 1, Codes: []int{502, 502}} }), api.CodeValidationError, "twice"},
+		{"cors no origin", exact, withFwd(func(a *api.Action) { a.CorsConfig = &api.CorsConfig{} }), api.CodeValidationError, "Actions[0].CorsConfig.AllowOrigins is empty"},
+		{"cors origin with a path", exact, withFwd(func(a *api.Action) { a.CorsConfig = &api.CorsConfig{AllowOrigins: []string{"https://a.com/x"}} }), api.CodeValidationError, "Actions[0].CorsConfig.AllowOrigins[0]"},
+		{"cors origin port", exact, withFwd(func(a *api.Action) { a.CorsConfig = &api.CorsConfig{AllowOrigins: []string{"https://a.com:70000"}} }), api.CodeValidationError, "Actions[0].CorsConfig.AllowOrigins[0]"},
+		{"cors method", exact, withFwd(func(a *api.Action) {
+			a.CorsConfig = &api.CorsConfig{AllowOrigins: []string{"*"}, AllowMethods: []string{"GE T"}}
+		}), api.CodeValidationError, "Actions[0].CorsConfig.AllowMethods[0]"},
+		{"cors header", exact, withFwd(func(a *api.Action) {
+			a.CorsConfig = &api.CorsConfig{AllowOrigins: []string{"*"}, ExposeHeaders: []string{"x:y"}}
+		}), api.CodeValidationError, "Actions[0].CorsConfig.ExposeHeaders[0]"},
+		{"cors max age", exact, withFwd(func(a *api.Action) { a.CorsConfig = &api.CorsConfig{AllowOrigins: []string{"*"}, MaxAgeSeconds: 86401} }), api.CodeValidationError, "Actions[0].CorsConfig.MaxAgeSeconds"},
 		{"redirect no status", exact, redirect(api.RedirectActionConfig{Host: "a.com"}), api.CodeValidationError, "Actions[0].RedirectConfig.StatusCode"},
 		{"redirect status", exact, redirect(api.RedirectActionConfig{Host: "a.com", StatusCode: "HTTP_304"}), api.CodeValidationError, "Actions[0].RedirectConfig.StatusCode"},
 		{"redirect protocol", exact, redirect(api.RedirectActionConfig{Protocol: "FTP", StatusCode: api.RedirectHTTP302}), api.CodeValidationError, "Actions[0].RedirectConfig.Protocol"},
