@@ -160,7 +160,8 @@ type gatewayObjects struct {
 }
 
 func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayObjects, error) {
-	in := gateway.Input{Cluster: r.cfg.Cluster, ControllerName: gateway.ControllerName, BundleVersion: r.bundleVersion(ctx)}
+	in := gateway.Input{Cluster: r.cfg.Cluster, ControllerName: gateway.ControllerName, BundleVersion: r.bundleVersion(ctx),
+		NoTLSRouteTermination: r.alb != nil && !providers.CapabilitiesOf(r.alb).L4OnApplicationLB}
 	var (
 		classes  gwv1.GatewayClassList
 		gws      gwv1.GatewayList

@@ -39,8 +39,9 @@ type accessLogFile struct {
 	f       *os.File // nil after a failed open
 	size    int64
 	err     error     // the last failure, until a write succeeds
+	openErr bool      // err is an open's failure (a write's stays until a write succeeds)
 	retry   time.Time // no open before this after a failure
-	dropped uint64    // lines lost while failing
+	dropped uint64    // lines lost since the file last worked
 }
 
 // openAccessLog opens path for appending (0640), creating it.
@@ -88,7 +89,7 @@ func (l *accessLogFile) write(p []byte) (n int, changed bool, err error) {
 		l.err = err
 		return n, !wasFailing, err
 	}
-	l.err = nil
+	l.err, l.openErr, l.dropped = nil, false, 0
 	return n, wasFailing, nil
 }
 
@@ -98,16 +99,17 @@ func (l *accessLogFile) writeLine(p []byte) (int, error) {
 	}
 	if l.maxBytes > 0 && l.size > 0 && l.size+int64(len(p)) > l.maxBytes {
 		if err := l.rotate(); err != nil {
-			l.retry = time.Now().Add(accessLogRetry)
+			l.retry, l.openErr = time.Now().Add(accessLogRetry), l.f == nil
 			return 0, err
 		}
 	}
 	n, err := l.f.Write(p)
 	l.size += int64(n)
 	if err != nil {
-		// A file that failed a write (disk full, I/O error) is opened afresh next time.
+		// A file that failed a write (disk full, I/O error) is opened afresh, at most once per
+		// accessLogRetry; the failure stands until a line is written.
 		_ = l.f.Close()
-		l.f = nil
+		l.f, l.retry, l.openErr = nil, time.Now().Add(accessLogRetry), false
 	}
 	return n, err
 }
@@ -121,7 +123,7 @@ func (l *accessLogFile) ensureOpen() error {
 		return l.err
 	}
 	if err := l.open(); err != nil {
-		l.retry = time.Now().Add(accessLogRetry)
+		l.retry, l.openErr = time.Now().Add(accessLogRetry), true
 		return err
 	}
 	return nil
@@ -167,9 +169,9 @@ func (l *accessLogFile) Reopen() error {
 	}
 	err := l.open()
 	if err != nil {
-		l.err, l.retry = err, time.Now().Add(accessLogRetry)
+		l.err, l.openErr, l.retry = err, true, time.Now().Add(accessLogRetry)
 	} else {
-		l.err = nil
+		l.err, l.openErr, l.dropped = nil, false, 0
 	}
 	changed := wasFailing != (err != nil)
 	l.mu.Unlock()
@@ -181,12 +183,14 @@ func (l *accessLogFile) Reopen() error {
 
 // Err is why the last line could not be written, with the lines lost so far; nil once a line
 // was written again.
-// A file a failure closed is tried again first, so that a log without traffic recovers too.
+// A file that could not be opened is tried again first, so that a log without traffic
+// recovers too; a failed write stands until a line is written (only a write can tell that a
+// full disk has room again).
 func (l *accessLogFile) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil && l.ensureOpen() == nil {
-		l.err = nil
+	if l.err != nil && l.openErr && l.ensureOpen() == nil {
+		l.err, l.openErr, l.dropped = nil, false, 0
 	}
 	if l.err == nil {
 		return nil

@@ -133,3 +133,39 @@ func TestAccessLogFileFailsAndRecovers(t *testing.T) {
 		t.Errorf("failed called %d times; want once", n)
 	}
 }
+
+// TestAccessLogFileFullDisk: a file that opens but cannot be written (a full disk: /dev/full)
+// stays failed, Err saying why, until a line is written: reopening it does not clear the
+// failure, failed is called once, not once per line, and it is reopened at most once per
+// accessLogRetry.
+func TestAccessLogFileFullDisk(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Fatalf("this test writes to /dev/full: %v", err)
+	}
+	var calls atomic.Int32
+	l, err := openAccessLog("/dev/full", 0, 0, func() { calls.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 5 {
+		if _, err := l.Write([]byte("line\n")); err == nil {
+			t.Fatal("a line written to a full disk")
+		}
+		if err := l.Err(); err == nil || !strings.Contains(err.Error(), "no space left") {
+			t.Fatalf("Err: %v; want the full disk", err)
+		}
+	}
+	if err := l.Err(); !strings.Contains(err.Error(), "5 lines lost") {
+		t.Errorf("Err: %v; want 5 lines lost", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("failed called %d times; want once", n)
+	}
+	l.mu.Lock()
+	reopened := l.f != nil
+	l.mu.Unlock()
+	if reopened {
+		t.Error("the file was opened again within accessLogRetry of a failed write")
+	}
+}

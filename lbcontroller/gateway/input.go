@@ -19,6 +19,10 @@ type Input struct {
 	// BundleVersion is the gateway.networking.k8s.io/bundle-version of the installed CRDs, if
 	// known; a version other than v1.6.x makes SupportedVersion False.
 	BundleVersion string `json:"bundleVersion,omitempty"`
+	// NoTLSRouteTermination: the cloud cannot terminate TLS for TLSRoutes (the AWS driver,
+	// whose companion network load balancer passes TLS through): TLS listeners in mode
+	// Terminate are not accepted (UnsupportedValue).
+	NoTLSRouteTermination bool `json:"noTLSRouteTermination,omitempty"`
 
 	GatewayClasses  []gwv1.GatewayClass   `json:"gatewayClasses,omitempty"`
 	Gateways        []gwv1.Gateway        `json:"gateways,omitempty"`

@@ -273,6 +273,9 @@ func (t *translation) finishListener(l *listener) {
 	case l.class == "":
 	case l.conflictReason != "":
 		l.acceptReason, l.acceptMsg = l.conflictReason, l.conflictMsg
+	case l.class == classTLSTerminate && t.in.NoTLSRouteTermination:
+		l.acceptReason = string(gwv1.ListenerReasonUnsupportedValue)
+		l.acceptMsg = "TLS mode Terminate is not supported by this cloud's load balancers (they pass TLS through): use mode Passthrough, or an HTTPS listener"
 	case l.spec.Port < 1 || l.spec.Port > 65535:
 		l.acceptReason = string(gwv1.ListenerReasonPortUnavailable)
 		l.acceptMsg = fmt.Sprintf("port %d is out of range: use 1 to 65535", l.spec.Port)

@@ -271,11 +271,12 @@ func (t *translation) httpFilters(r *route, cr *compiledRule, where string, filt
 	return true
 }
 
-// maxCORSMaxAge is the longest maxAge the cloud takes: a day.
+// maxCORSMaxAge is the longest maxAge the cloud takes: a day (browsers cap it lower).
 const maxCORSMaxAge = 86400
 
 // cors is a CORS filter as the model's: origins, methods and headers as given (the CRD checks
-// their syntax), maxAge at most a day.
+// their syntax), an origin's port written without leading zeros, maxAge at most a day (a
+// longer one is cut to a day).
 func cors(f *gwv1.HTTPCORSFilter) (*CORS, error) {
 	if f == nil {
 		return nil, fmt.Errorf("filter CORS needs cors")
@@ -283,20 +284,23 @@ func cors(f *gwv1.HTTPCORSFilter) (*CORS, error) {
 	if len(f.AllowOrigins) == 0 {
 		return nil, fmt.Errorf("filter CORS allows no origin: give cors.allowOrigins")
 	}
-	if f.MaxAge < 0 || f.MaxAge > maxCORSMaxAge {
-		return nil, fmt.Errorf("CORS maxAge %d is not supported: use 1 to %d seconds", f.MaxAge, maxCORSMaxAge)
+	if f.MaxAge < 0 {
+		return nil, fmt.Errorf("CORS maxAge %d is negative: use 1 to %d seconds", f.MaxAge, maxCORSMaxAge)
 	}
-	c := &CORS{AllowCredentials: ptrOr(f.AllowCredentials, false), MaxAge: int(f.MaxAge)}
+	c := &CORS{AllowCredentials: ptrOr(f.AllowCredentials, false), MaxAge: int(min(f.MaxAge, maxCORSMaxAge))}
 	for _, o := range f.AllowOrigins {
+		origin := string(o)
 		// The CRD checks the syntax, but takes any port of up to five digits.
-		if _, hostPort, ok := strings.Cut(string(o), "://"); ok {
-			if _, port, ok := strings.Cut(hostPort, ":"); ok {
-				if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		if scheme, hostPort, ok := strings.Cut(origin, "://"); ok {
+			if host, port, ok := strings.Cut(hostPort, ":"); ok {
+				n, err := strconv.Atoi(port)
+				if err != nil || n < 1 || n > 65535 {
 					return nil, fmt.Errorf("CORS origin %q: port %s is not 1 to 65535", o, port)
 				}
+				origin = scheme + "://" + host + ":" + strconv.Itoa(n)
 			}
 		}
-		c.AllowOrigins = append(c.AllowOrigins, string(o))
+		c.AllowOrigins = append(c.AllowOrigins, origin)
 	}
 	for _, m := range f.AllowMethods {
 		c.AllowMethods = append(c.AllowMethods, string(m))

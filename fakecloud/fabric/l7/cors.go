@@ -3,6 +3,7 @@ package l7
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,7 +16,9 @@ type corsPolicy struct {
 	methods     string // joined, for Access-Control-Allow-Methods
 	anyHeader   bool
 	headers     string // joined, for Access-Control-Allow-Headers
-	expose      string // joined, for Access-Control-Expose-Headers
+	expose      string // joined, for Access-Control-Expose-Headers ("*" last when anyExpose)
+	exposeNamed string // the names alone
+	anyExpose   bool
 	credentials bool
 	maxAge      string
 }
@@ -67,9 +70,9 @@ func (c *checker) cors(f string, in *CORS) *corsPolicy {
 	}
 	p.methods = strings.Join(methods, ", ")
 	p.headers = c.corsHeaders(f+".allowHeaders", in.AllowHeaders, &p.anyHeader)
-	var anyExpose bool
-	p.expose = c.corsHeaders(f+".exposeHeaders", in.ExposeHeaders, &anyExpose)
-	if anyExpose {
+	p.exposeNamed = c.corsHeaders(f+".exposeHeaders", in.ExposeHeaders, &p.anyExpose)
+	p.expose = p.exposeNamed
+	if p.anyExpose {
 		p.expose = strings.TrimPrefix(p.expose+", *", ", ")
 	}
 	switch {
@@ -122,10 +125,11 @@ func parseOriginPattern(s string) (originPattern, error) {
 	op := originPattern{scheme: strings.ToLower(scheme)}
 	host := rest
 	if h, port, ok := strings.Cut(rest, ":"); ok {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port != strconv.Itoa(n) {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
 			return originPattern{}, errBadOrigin
 		}
-		host, op.port = h, port
+		host, op.port = h, explicitPort(op.scheme, strconv.Itoa(n))
 	}
 	if host == "*" {
 		op.anyHost = true
@@ -159,7 +163,8 @@ func (p *corsPolicy) allows(origin string) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
+	port := explicitPort(scheme, u.Port())
 	for _, op := range p.origins {
 		if op.scheme != scheme || op.port != port {
 			continue
@@ -178,6 +183,34 @@ func (p *corsPolicy) allows(origin string) bool {
 	return false
 }
 
+// explicitPort is port, or "" for the scheme's default (80 for http, 443 for https): an origin
+// written with it is the origin written without, as browsers send it.
+func explicitPort(scheme, port string) string {
+	if scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+		return ""
+	}
+	return port
+}
+
+// addVary adds each token to the Vary header unless it is there already (or Vary is "*").
+func addVary(h http.Header, tokens ...string) {
+	have := map[string]bool{}
+	for _, v := range h.Values("Vary") {
+		for t := range strings.SplitSeq(v, ",") {
+			have[strings.ToLower(strings.TrimSpace(t))] = true
+		}
+	}
+	if have["*"] {
+		return
+	}
+	for _, t := range tokens {
+		if !have[strings.ToLower(t)] {
+			h.Add("Vary", t)
+			have[strings.ToLower(t)] = true
+		}
+	}
+}
+
 // preflight reports whether r is a CORS preflight request: OPTIONS with an Origin and the
 // method the real request will use.
 func preflight(r *http.Request) bool {
@@ -190,7 +223,7 @@ func preflight(r *http.Request) bool {
 func (p *corsPolicy) answerPreflight(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	origin := r.Header.Get("Origin")
-	h.Add("Vary", "Origin")
+	addVary(h, "Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
 	if !p.allows(origin) {
 		http.Error(w, "CORS: origin "+strconv.Quote(origin)+" is not allowed", http.StatusForbidden)
 		return
@@ -211,7 +244,12 @@ func (p *corsPolicy) answerPreflight(w http.ResponseWriter, r *http.Request) {
 	} else if p.headers != "" {
 		h.Set("Access-Control-Allow-Headers", p.headers)
 	}
-	if p.expose != "" {
+	switch {
+	case p.credentials && p.anyExpose: // "*" would name a header "*"
+		if p.exposeNamed != "" {
+			h.Set("Access-Control-Expose-Headers", p.exposeNamed)
+		}
+	case p.expose != "":
 		h.Set("Access-Control-Expose-Headers", p.expose)
 	}
 	h.Set("Access-Control-Max-Age", p.maxAge)
@@ -219,13 +257,13 @@ func (p *corsPolicy) answerPreflight(w http.ResponseWriter, r *http.Request) {
 }
 
 // apply sets the CORS headers of an answer to a request from origin (none when the request
-// has no Origin, or one the policy does not allow): the target's own are replaced.
+// has no Origin, or one the policy does not allow): the target's own are replaced. Every
+// answer varies on Origin, so that a shared cache never serves one origin's to another. With
+// credentials, a browser takes "*" in Access-Control-Expose-Headers for a header named "*": the
+// answer's own header names stand in for it.
 func (p *corsPolicy) apply(h http.Header, origin string) {
-	if origin == "" {
-		return
-	}
-	h.Add("Vary", "Origin")
-	if !p.allows(origin) {
+	addVary(h, "Origin")
+	if origin == "" || !p.allows(origin) {
 		return
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
@@ -234,7 +272,22 @@ func (p *corsPolicy) apply(h http.Header, origin string) {
 	} else {
 		h.Del("Access-Control-Allow-Credentials")
 	}
-	if p.expose != "" {
+	switch {
+	case p.credentials && p.anyExpose:
+		var names []string
+		for k := range h {
+			if !strings.HasPrefix(k, "Access-Control-") && k != "Vary" {
+				names = append(names, k)
+			}
+		}
+		slices.Sort(names)
+		if p.exposeNamed != "" {
+			names = append([]string{p.exposeNamed}, names...)
+		}
+		if len(names) > 0 {
+			h.Set("Access-Control-Expose-Headers", strings.Join(names, ", "))
+		}
+	case p.expose != "":
 		h.Set("Access-Control-Expose-Headers", p.expose)
 	}
 }

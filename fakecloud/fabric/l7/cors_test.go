@@ -1,7 +1,9 @@
 package l7
 
 import (
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -16,23 +18,33 @@ func TestCORS(t *testing.T) {
 	target := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "https://target.example") // replaced
 		w.Header().Set("X-Method", r.Method)
+		w.Header().Set("Vary", "origin, Accept-Encoding") // not doubled
 		w.WriteHeader(http.StatusOK)
 	})
+	gone := func() netip.AddrPort { // nothing listens: the engine answers 502
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return netip.MustParseAddrPort(ln.Addr().String())
+	}()
 	e := newEngine(t, Options{})
-	strict := &CORS{AllowOrigins: []string{"https://www.foo.com", "https://*.bar.com", "http://local.test:8080"}, AllowMethods: []string{"GET", "OPTIONS"},
+	strict := &CORS{AllowOrigins: []string{"https://www.foo.com:443", "https://*.bar.com", "http://local.test:8080"}, AllowMethods: []string{"GET", "OPTIONS"},
 		AllowHeaders: []string{"x-header-1", "x-header-2"}, ExposeHeaders: []string{"x-header-3"}, AllowCredentials: true, MaxAge: 3600}
 	open := &CORS{AllowOrigins: []string{"*"}, AllowMethods: []string{"*"}, AllowHeaders: []string{"*"}}
-	anyHTTPS := &CORS{AllowOrigins: []string{"https://*"}}
-	fwdStrict, fwdOpen, fwdHTTPS := forwardTo("web"), forwardTo("web"), forwardTo("web")
-	fwdStrict.CORS, fwdOpen.CORS, fwdHTTPS.CORS = strict, open, anyHTTPS
+	anyHTTPS := &CORS{AllowOrigins: []string{"https://*"}, ExposeHeaders: []string{"*"}, AllowCredentials: true}
+	fwdStrict, fwdOpen, fwdHTTPS, fwdGone := forwardTo("web"), forwardTo("web"), forwardTo("web"), forwardTo("gone")
+	fwdStrict.CORS, fwdOpen.CORS, fwdHTTPS.CORS, fwdGone.CORS = strict, open, anyHTTPS, strict
 	fixed := Action{FixedResponse: &FixedResponse{StatusCode: 200, Body: "fixed"}, CORS: strict}
 	apply(t, e, Config{
-		TargetGroups: []TargetGroup{tgroup("web", ProtocolHTTP, target)},
+		TargetGroups: []TargetGroup{tgroup("web", ProtocolHTTP, target), tgroup("gone", ProtocolHTTP, gone)},
 		Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{
 			{Name: "strict", Path: &PathMatch{Type: MatchPrefix, Value: "/strict"}, Action: fwdStrict},
 			{Name: "open", Path: &PathMatch{Type: MatchPrefix, Value: "/open"}, Action: fwdOpen},
 			{Name: "fixed", Path: &PathMatch{Type: MatchPrefix, Value: "/fixed"}, Action: fixed},
 			{Name: "https", Path: &PathMatch{Type: MatchPrefix, Value: "/https"}, Action: fwdHTTPS},
+			{Name: "gone", Path: &PathMatch{Type: MatchPrefix, Value: "/gone"}, Action: fwdGone},
 		}}},
 	})
 	root := base(t, e, 80, "http")
@@ -70,7 +82,8 @@ func TestCORS(t *testing.T) {
 		return send(http.MethodOptions, path, h)
 	}
 	allowed := map[string]string{"Access-Control-Allow-Methods": "GET, OPTIONS", "Access-Control-Allow-Headers": "x-header-1, x-header-2",
-		"Access-Control-Expose-Headers": "x-header-3", "Access-Control-Max-Age": "3600", "Access-Control-Allow-Credentials": "true", "Vary": "Origin", "X-Method": ""}
+		"Access-Control-Expose-Headers": "x-header-3", "Access-Control-Max-Age": "3600", "Access-Control-Allow-Credentials": "true",
+		"Vary": "Origin,Access-Control-Request-Method,Access-Control-Request-Headers", "X-Method": ""}
 	for _, origin := range []string{"https://www.foo.com", "https://WWW.bar.com", "https://a.b.bar.com", "http://local.test:8080"} {
 		h := map[string]string{"Access-Control-Allow-Origin": origin}
 		for k, v := range allowed {
@@ -87,11 +100,13 @@ func TestCORS(t *testing.T) {
 		map[string]string{"X-Method": "OPTIONS", "Access-Control-Allow-Origin": "https://www.foo.com"})
 	want("GET from an allowed origin", send(http.MethodGet, "/strict", map[string]string{"Origin": "https://www.foo.com"}), http.StatusOK,
 		map[string]string{"X-Method": "GET", "Access-Control-Allow-Origin": "https://www.foo.com", "Access-Control-Allow-Credentials": "true",
-			"Access-Control-Expose-Headers": "x-header-3", "Vary": "Origin", "Access-Control-Max-Age": ""})
+			"Access-Control-Expose-Headers": "x-header-3", "Vary": "origin, Accept-Encoding", "Access-Control-Max-Age": ""})
 	want("GET from another origin", send(http.MethodGet, "/strict", map[string]string{"Origin": "https://foobar.com"}), http.StatusOK,
 		map[string]string{"X-Method": "GET", "Access-Control-Allow-Origin": "https://target.example", "Access-Control-Allow-Credentials": ""})
 	want("GET without an Origin", send(http.MethodGet, "/strict", nil), http.StatusOK,
-		map[string]string{"Access-Control-Allow-Origin": "https://target.example", "Vary": ""})
+		map[string]string{"Access-Control-Allow-Origin": "https://target.example", "Vary": "origin, Accept-Encoding"})
+	want("502 to an allowed origin", send(http.MethodGet, "/gone", map[string]string{"Origin": "https://www.foo.com"}), http.StatusBadGateway,
+		map[string]string{"Access-Control-Allow-Origin": "https://www.foo.com", "Vary": "Origin"})
 	want("fixed response to an allowed origin", send(http.MethodGet, "/fixed", map[string]string{"Origin": "https://x.bar.com"}), http.StatusOK,
 		map[string]string{"Access-Control-Allow-Origin": "https://x.bar.com", "Access-Control-Allow-Credentials": "true"})
 	// "*": any origin (echoed), the method and headers asked for, no credentials.
@@ -99,8 +114,9 @@ func TestCORS(t *testing.T) {
 		map[string]string{"Access-Control-Allow-Origin": "https://any.example:12345", "Access-Control-Allow-Methods": "PUT",
 			"Access-Control-Allow-Headers": "x-a, x-b", "Access-Control-Allow-Credentials": "", "Access-Control-Max-Age": "5"})
 	// scheme://*: any host of the scheme, no port.
+	// With credentials, "*" exposed stands for the answer's own header names.
 	want("https://* from https", send(http.MethodGet, "/https", map[string]string{"Origin": "https://x.y.example"}), http.StatusOK,
-		map[string]string{"Access-Control-Allow-Origin": "https://x.y.example"})
+		map[string]string{"Access-Control-Allow-Origin": "https://x.y.example", "Access-Control-Expose-Headers": "Content-Length, Date, X-Method"})
 	want("https://* from http", send(http.MethodGet, "/https", map[string]string{"Origin": "http://x.y.example"}), http.StatusOK,
 		map[string]string{"Access-Control-Allow-Origin": "https://target.example"})
 	want("open PUT", send(http.MethodPut, "/open", map[string]string{"Origin": "https://any.example"}), http.StatusOK,

@@ -419,6 +419,9 @@ func (e *Engine) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, errClientBody): // cut short while it was read to be held for retries
 		code = http.StatusBadRequest
 	}
+	if c := f.rule.action.cors; c != nil {
+		c.apply(w.Header(), f.origin) // so a browser sees the status, not a CORS failure
+	}
 	w.WriteHeader(code)
 	if rec, ok := w.(*recorder); ok && errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		rec.status = StatusClientClosedRequest
