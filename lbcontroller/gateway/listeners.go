@@ -119,9 +119,10 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 			t.finishListener(l)
 		}
 		switch {
-		case len(obj.Spec.Addresses) > 0:
+		case !assignedAddresses(obj.Spec.Addresses):
 			g.acceptReason = string(gwv1.GatewayReasonUnsupportedAddress)
-			g.acceptMsg = "spec.addresses is not supported: the cloud assigns the load balancer's addresses; remove spec.addresses"
+			g.acceptMsg = "spec.addresses with a value is not supported: the cloud assigns the load balancer's address; " +
+				"remove spec.addresses, or give one entry of type IPAddress without a value"
 		case obj.Spec.Infrastructure != nil && obj.Spec.Infrastructure.ParametersRef != nil:
 			g.acceptReason = string(gwv1.GatewayReasonInvalidParameters)
 			g.acceptMsg = "spec.infrastructure.parametersRef is not supported: flatnet takes no parameters; remove it"
@@ -131,6 +132,20 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 		}
 	}
 	return out
+}
+
+// assignedAddresses reports whether a Gateway's spec.addresses asks for nothing but what the
+// cloud assigns: none, or one entry of type IPAddress without a value (GatewayAddressEmpty: "an
+// address, any"). A value (a static address) or more than one entry is not supported.
+func assignedAddresses(as []gwv1.GatewaySpecAddress) bool {
+	switch {
+	case len(as) == 0:
+		return true
+	case len(as) > 1:
+		return false
+	}
+	a := as[0]
+	return a.Value == "" && (a.Type == nil || *a.Type == gwv1.IPAddressType)
 }
 
 // listener checks what one listener alone can tell: protocol, TLS mode, route kinds.
