@@ -135,7 +135,7 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 	}
 	r.markUnserved(&out)
 	r.recordEvents(out, objs)
-	if objs.secretMissing && (requeue == 0 || requeue > secretLookupTTL) {
+	if objs.secretUncached && (requeue == 0 || requeue > secretLookupTTL) {
 		// A certificate Secret the cache does not hold may be created, or deleted, unseen.
 		requeue = secretLookupTTL
 	}
@@ -155,8 +155,8 @@ type gatewayObjects struct {
 	classes  map[string]*gwv1.GatewayClass
 	gateways map[string]*gwv1.Gateway
 	routes   map[string]client.Object // kind/namespace/name
-	// secretMissing: a certificate Secret a Gateway names is not in the cache (untypedSecrets).
-	secretMissing bool
+	// secretUncached: a certificate Secret a Gateway names is not in the cache (untypedSecrets).
+	secretUncached bool
 }
 
 func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayObjects, error) {
@@ -197,7 +197,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes = classes.Items, gws.Items, https.Items, grpcs.Items
 	in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.ReferenceGrants = tlss.Items, tcps.Items, udps.Items, grants.Items
 	in.Services, in.EndpointSlices, in.Secrets, in.Namespaces = svcs.Items, slices.Items, secrets.Items, nss.Items
-	other, missing := r.untypedSecrets(ctx, classes.Items, gws.Items, secrets.Items, grants.Items)
+	other, uncached := r.untypedSecrets(ctx, classes.Items, gws.Items, secrets.Items, grants.Items)
 	if len(other) > 0 {
 		in.Secrets = append(in.Secrets, other...) // the list's own slice, not the cache's
 	}
@@ -205,7 +205,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.Registrable = r.registrable(ctx, in.EndpointSlices)
 
 	objs := indexObjects(in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes, in.TLSRoutes, in.TCPRoutes, in.UDPRoutes)
-	objs.secretMissing = missing
+	objs.secretUncached = uncached
 	return in, objs, nil
 }
 
@@ -220,10 +220,10 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 // costs one read per TTL, not one per pass.
 //
 // The cache watches no such Secret, so nothing starts a pass when one is created or deleted:
-// missing reports that a Secret the cache does not hold was named, and the pass comes back
+// uncached reports that a Secret the cache does not hold was named, and the pass comes back
 // after secretLookupTTL to read it again.
 func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.GatewayClass, gws []gwv1.Gateway,
-	cached []corev1.Secret, grants []gwv1.ReferenceGrant) (out []corev1.Secret, missing bool) {
+	cached []corev1.Secret, grants []gwv1.ReferenceGrant) (out []corev1.Secret, uncached bool) {
 	ours := map[string]bool{}
 	for _, c := range classes {
 		if c.Spec.ControllerName == gateway.ControllerName {
@@ -269,7 +269,7 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 						look.typ = sec.Type
 					case !apierrors.IsNotFound(err):
 						r.log.V(1).Info("reading a certificate Secret the cache does not hold", "secret", key.String(), "err", err.Error())
-						missing = true
+						uncached = true
 						continue // not remembered: the next pass reads it again
 					}
 					if r.secretLookups == nil {
@@ -277,14 +277,14 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 					}
 					r.secretLookups[key] = look
 				}
-				missing = true
+				uncached = true
 				if look.typ != "" && look.typ != corev1.SecretTypeTLS {
 					out = append(out, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: look.typ})
 				}
 			}
 		}
 	}
-	return out, missing
+	return out, uncached
 }
 
 // secretLookupTTL is how long untypedSecrets keeps what a read of a Secret found.

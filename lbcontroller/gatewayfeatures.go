@@ -44,7 +44,7 @@ var featureProbes = func() map[gwv1.FeatureName]providers.RuleAction {
 
 // refusedFeatures are the features of featureProbes whose rule p refuses, in no order.
 func refusedFeatures(p any) []gwv1.FeatureName {
-	if _, ok := p.(providers.RuleChecker); !ok {
+	if !providers.CapabilitiesOf(p).RuleLimits {
 		return nil
 	}
 	var out []gwv1.FeatureName

@@ -10,6 +10,10 @@ type Capabilities struct {
 	// to a request whose Host falls in another scope than its connection's SNI name
 	// (fakecloud's extension; ELBv2 has none). Without it a driver refuses HostnameScopes.
 	HostnameScopes bool
+	// RuleLimits: the cloud's rules express less than RuleSpec, and CreateRule refuses some;
+	// the driver's RuleChecker says which before any call (ELBv2). Without it every rule is
+	// taken and nobody needs to ask.
+	RuleLimits bool
 }
 
 // CapabilityReporter is implemented by drivers (and the policy wrappers) that say what they

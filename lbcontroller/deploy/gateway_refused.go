@@ -21,8 +21,8 @@ func RefusedRules(p any, alb *gateway.ApplicationLoadBalancer) (*gateway.Applica
 	if alb == nil {
 		return nil, nil
 	}
-	if _, ok := p.(providers.RuleChecker); !ok {
-		return alb, nil
+	if !providers.CapabilitiesOf(p).RuleLimits {
+		return alb, nil // every rule is taken: no rule to convert and ask about
 	}
 	// The check needs no real target group IDs: the names stand in for them.
 	ids := make(map[string]string, len(alb.TargetGroups))

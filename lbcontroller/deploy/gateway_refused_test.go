@@ -15,7 +15,7 @@ import (
 // route rule the cloud cannot express leaves the model on every listener and match, the rest
 // stays with priorities renumbered; a route with a rule left gets a Dropped entry per refused
 // rule, one with none left gets one entry that it is not served; a listener's fallback rule
-// stays. A driver without a RuleChecker takes the model as it is.
+// stays. A driver without rule limits takes the model as it is, behind the rule cache too.
 func TestRefusedRules(t *testing.T) {
 	timeout := gateway.Action{Forward: fwd("web", 1), Timeouts: &gateway.Timeouts{Request: "5s"}}
 	headers := gateway.Action{Forward: fwd("web", 1), ResponseHeaders: &gateway.HeaderModifier{Set: []gateway.Header{{Name: "X-A", Value: "1"}}}}
@@ -42,9 +42,11 @@ func TestRefusedRules(t *testing.T) {
 	}
 	before := cloneALB(t, alb)
 
-	same, unserved := deploy.RefusedRules(&providerWithoutChecks{}, alb)
-	if same != alb || unserved != nil {
-		t.Errorf("a driver without checks: %p %+v; want the model itself and nothing unserved", same, unserved)
+	for _, p := range []any{&providerWithoutChecks{}, deploy.NewRuleCache(&providerWithoutChecks{}, 0, nil)} {
+		same, unserved := deploy.RefusedRules(p, alb)
+		if same != alb || unserved != nil {
+			t.Errorf("%T, a driver without rule limits: %p %+v; want the model itself and nothing unserved", p, same, unserved)
+		}
 	}
 
 	got, unserved := deploy.RefusedRules(&aws.LoadBalancing{}, alb)
@@ -79,7 +81,7 @@ func TestRefusedRules(t *testing.T) {
 	}
 }
 
-// providerWithoutChecks is a driver that reports no RuleChecker.
+// providerWithoutChecks is a driver that reports no rule limits (providers.Capabilities.RuleLimits).
 type providerWithoutChecks struct {
 	providers.ApplicationLoadBalancing
 }

@@ -425,7 +425,7 @@ func listenerUnsupported(spec providers.HTTPListenerSpec) error {
 // TLS-passthrough, TCP and UDP listeners go on a network load balancer; they have no hostname
 // scopes.
 func (d *LoadBalancing) Capabilities() providers.Capabilities {
-	return providers.Capabilities{L4OnApplicationLB: false}
+	return providers.Capabilities{L4OnApplicationLB: false, RuleLimits: true}
 }
 
 // CheckRule answers what CreateRule would refuse of spec before any call: the rule features

@@ -1,6 +1,7 @@
 package l7
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -145,11 +146,7 @@ func parseOriginPattern(s string) (originPattern, error) {
 	return op, nil
 }
 
-var errBadOrigin = originError("want scheme://host[:port] (the host exact, *. and a domain, or *; the port 1-65535), or * for any origin")
-
-type originError string
-
-func (e originError) Error() string { return string(e) }
+var errBadOrigin = errors.New("want scheme://host[:port] (the host exact, *. and a domain, or *; the port 1-65535), or * for any origin")
 
 // allows reports whether origin (a request's Origin header) is allowed.
 func (p *corsPolicy) allows(origin string) bool {

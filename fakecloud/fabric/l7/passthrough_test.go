@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // startTLSNamed serves, over TLS with its own certificate for names, "<who> <peer>" and returns
@@ -232,18 +233,9 @@ func TestConnectionsObserved(t *testing.T) {
 		"flatnet_l7_connection_bytes_total{direction=from_client,listener=53/udp,rule=dns}": 2,
 		"flatnet_l7_connection_bytes_total{direction=to_client,listener=53/udp,rule=dns}":   4,
 	}
-	var got map[string]float64
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		got = map[string]float64{}
-		for k, v := range gathered(t, reg) {
-			if strings.HasPrefix(k, "flatnet_l7_connection") && !strings.Contains(k, "listener=443,") || strings.Contains(k, "connections_total{listener=443") {
-				got[k] = v
-			}
-		}
-		if cmp.Equal(want, got) || time.Now().After(deadline) {
-			break
-		}
-	}
+	got := awaitMetrics(t, reg, want, func(k string) bool {
+		return strings.HasPrefix(k, "flatnet_l7_connection") && !strings.Contains(k, "listener=443,") || strings.Contains(k, "connections_total{listener=443")
+	})
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("connection metrics (-want +got):\n%s", diff)
 	}
@@ -351,18 +343,7 @@ func TestTLSTerminate(t *testing.T) {
 		"flatnet_l7_connection_bytes_total{direction=from_client,listener=8443,rule=a}":  25,
 		"flatnet_l7_connection_bytes_total{direction=to_client,listener=8443,rule=a}":    25,
 	}
-	var metrics map[string]float64
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		metrics = map[string]float64{}
-		for k, v := range gathered(t, reg) {
-			if strings.HasPrefix(k, "flatnet_l7_connection") {
-				metrics[k] = v
-			}
-		}
-		if cmp.Equal(want, metrics) || time.Now().After(deadline) {
-			break
-		}
-	}
+	metrics := awaitMetrics(t, reg, want, func(k string) bool { return strings.HasPrefix(k, "flatnet_l7_connection") })
 	if diff := cmp.Diff(want, metrics); diff != "" {
 		t.Errorf("connection metrics (-want +got): the decrypted bytes, each way\n%s", diff)
 	}
@@ -372,5 +353,23 @@ func TestTLSTerminate(t *testing.T) {
 	apply(t, e, cfg)
 	if body, err := getOverTLS(addr, "a.example.com", poolA); err != nil || !strings.HasPrefix(body, "a ") {
 		t.Errorf("passed through: %q, %v; want the target's answer, over its own certificate", body, err)
+	}
+}
+
+// awaitMetrics gathers the series keep selects until they equal want or 5 s pass (connections
+// are counted when the engine is done with them, which may be just after the client is), and
+// answers the last gathered.
+func awaitMetrics(t *testing.T, reg *prometheus.Registry, want map[string]float64, keep func(series string) bool) map[string]float64 {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := map[string]float64{}
+		for k, v := range gathered(t, reg) {
+			if keep(k) {
+				got[k] = v
+			}
+		}
+		if cmp.Equal(want, got) || time.Now().After(deadline) {
+			return got
+		}
 	}
 }
