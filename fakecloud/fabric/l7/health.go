@@ -198,6 +198,9 @@ type probeLoop struct {
 	mu            sync.Mutex
 	known         HealthReport
 	okRun, nokRun int
+	// gen counts the control plane's updates of known; a probe's report that raced one
+	// must not overwrite it (a target drained while its last transition was being reported).
+	gen uint64
 }
 
 func (c *Checker) newLoop(t CheckTarget) *probeLoop {
@@ -221,9 +224,21 @@ func (c *Checker) newLoop(t CheckTarget) *probeLoop {
 	return p
 }
 
+// setKnown takes the state the control plane holds for the target.
 func (p *probeLoop) setKnown(state TargetState, reason string) {
 	p.mu.Lock()
 	p.known.State, p.known.Reason = state, reason
+	p.gen++
+	p.mu.Unlock()
+}
+
+// reported takes a transition the probe reported, unless the control plane set the state
+// since the probe read it (gen moved on): the control plane's word is the newer.
+func (p *probeLoop) reported(gen uint64, next HealthReport) {
+	p.mu.Lock()
+	if p.gen == gen {
+		p.known.State, p.known.Reason = next.State, next.Reason
+	}
 	p.mu.Unlock()
 }
 
@@ -263,7 +278,7 @@ func (p *probeLoop) observe(v verdict) {
 	} else {
 		p.okRun, p.nokRun = 0, p.nokRun+1
 	}
-	prev := p.known
+	prev, gen := p.known, p.gen
 	next, changed := nextState(prev, v, p.okRun, p.nokRun, p.t.Check.HealthyThreshold, p.t.Check.UnhealthyThreshold)
 	p.mu.Unlock()
 	if !changed {
@@ -274,7 +289,7 @@ func (p *probeLoop) observe(v verdict) {
 		return
 	}
 	p.log.Info("target health changed", "from", prev.State, "to", next.State, "reason", next.Reason)
-	p.setKnown(next.State, next.Reason)
+	p.reported(gen, next)
 }
 
 // nextState decides a target's state from the known one and the runs of consecutive results,

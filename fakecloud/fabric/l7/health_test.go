@@ -155,6 +155,57 @@ func TestCheckerHTTPTransitions(t *testing.T) {
 	}
 }
 
+// gatedReports hands each report to the test and waits for the test to release it, so a
+// test can change the control plane's state while a report is in flight.
+type gatedReports struct {
+	got     chan HealthReport
+	release chan struct{}
+}
+
+func (g gatedReports) ReportHealth(ctx context.Context, rs []HealthReport) error {
+	for _, x := range rs {
+		g.got <- x
+	}
+	select {
+	case <-g.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A target drained while its last transition is being reported stays drained: the probe's
+// report must not overwrite the control plane's newer word (CI saw this race once).
+func TestCheckerDrainDuringReport(t *testing.T) {
+	var code atomic.Int32
+	code.Store(200)
+	addr := startHandler(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(int(code.Load())) })
+	g := gatedReports{got: make(chan HealthReport, 4), release: make(chan struct{})}
+	c := newChecker(t, g)
+	hc := fastCheck(HealthHTTP)
+	hc.Path, hc.Matcher = "/", "200"
+	target := CheckTarget{TargetGroup: "tg", Addr: addr, Check: hc, Known: StateInitial}
+	if err := c.Sync([]CheckTarget{target}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reports(g.got).next(t); got.State != StateHealthy {
+		t.Fatalf("first report %+v, want healthy", got)
+	}
+	// The healthy report is in flight: drain the target, then let the report return.
+	target.Known = StateDraining
+	if err := c.Sync([]CheckTarget{target}); err != nil {
+		t.Fatal(err)
+	}
+	code.Store(500)
+	g.release <- struct{}{}
+	select {
+	case got := <-g.got:
+		t.Fatalf("reported %+v over a target drained while a report was in flight", got)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(g.release)
+}
+
 func TestCheckerTCPAndTimeout(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
