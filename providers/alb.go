@@ -221,6 +221,11 @@ type RuleAction struct {
 	// CORS is the rule's cross-origin policy, on any action (fakecloud's extension; ELBv2 has
 	// none, and the AWS driver refuses it with ErrInvalid).
 	CORS *CORS
+	// TLSPassthrough (a TLS listener's forwards only) passes the connections of the names the
+	// rule takes through undecrypted, while a listener with certificates terminates the rest:
+	// Gateway API's TLS listeners of both modes on one port (fakecloud's extension; the AWS
+	// driver refuses it with ErrInvalid).
+	TLSPassthrough bool
 }
 
 // CORS answers CORS preflights at the load balancer and marks the rule's answers to allowed

@@ -213,6 +213,11 @@ type Action struct {
 	TimeoutConfig               *TimeoutConfig        `json:"TimeoutConfig,omitempty"`
 	RetryConfig                 *RetryConfig          `json:"RetryConfig,omitempty"`
 	CorsConfig                  *CorsConfig           `json:"CorsConfig,omitempty"`
+	// TLSPassthrough (fakecloud's own; a TLS listener's forwards only) passes the connections
+	// of the names the rule takes through undecrypted, to targets that end TLS themselves,
+	// while a listener with Certificates terminates the rest: terminate and passthrough on one
+	// port. On a TLS listener without Certificates everything is passed through anyway.
+	TLSPassthrough bool `json:"TlsPassthrough,omitempty"`
 }
 
 // Listener accepts connections on a port of a load balancer's VIP.

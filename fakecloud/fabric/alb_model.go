@@ -213,7 +213,7 @@ func albRules(name string, conds []api.RuleCondition, actions []api.Action, grou
 
 // albAction is an API action as the engine's, recording the target groups it names.
 func albAction(a api.Action, groups map[string]bool) (l7.Action, error) {
-	var out l7.Action
+	out := l7.Action{TLSPassthrough: a.TLSPassthrough}
 	out.RequestHeaders = headerEdit(a.RequestHeaderModifications)
 	out.ResponseHeaders = headerEdit(a.ResponseHeaderModifications)
 	if c := a.CorsConfig; c != nil {

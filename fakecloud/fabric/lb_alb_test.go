@@ -204,14 +204,14 @@ func TestALBStatus(t *testing.T) {
 	}
 }
 
-// TestALBConfigPassthrough: a TLS listener's host-header rules become the engine's SNI rules,
-// with no default rule when it has no default actions; a TCP listener forwards to its TCP
+// TestALBConfigPassthrough: a TLS listener's host-header rules become the engine's SNI rules
+// (TlsPassthrough kept), with no default rule when it has no default actions; a TCP listener forwards to its TCP
 // group; TCP groups are the engine's TCP groups and are health-checked by TCP connect.
 func TestALBConfigPassthrough(t *testing.T) {
 	snap := albSnap(tgt("10.0.1.101", 8443, api.TargetHealthHealthy))
 	snap.Rules = []api.Rule{{RuleID: "rule-tls", ListenerID: "l-tls", LoadBalancerID: "lb-1", Priority: 1,
 		Conditions: []api.RuleCondition{{Field: api.ConditionHostHeader, HostHeaderConfig: &api.HostHeaderConditionConfig{Values: []string{"a.example.com", "*.example.org"}}}},
-		Actions:    []api.Action{{Type: api.ActionTypeForward, TargetGroupID: "tg-1"}}}}
+		Actions:    []api.Action{{Type: api.ActionTypeForward, TargetGroupID: "tg-1", TLSPassthrough: true}}}}
 	snap.Listeners = []api.Listener{
 		{ListenerID: "l-tls", LoadBalancerID: "lb-1", Protocol: api.ProtocolTLS, Port: 443, DefaultActions: []api.Action{}},
 		{ListenerID: "l-tcp", LoadBalancerID: "lb-1", Protocol: api.ProtocolTCP, Port: 5432, DefaultActions: []api.Action{{Type: api.ActionTypeForward, TargetGroupID: "tg-1"}}},
@@ -223,9 +223,11 @@ func TestALBConfigPassthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	fwd := l7.Action{Forward: &l7.Forward{Backends: []l7.Backend{{TargetGroup: "tg-1", Weight: 1}}}}
+	pass := fwd
+	pass.TLSPassthrough = true
 	want := l7.Config{
 		Listeners: []l7.Listener{
-			{Port: 443, Protocol: l7.ProtocolTLS, Rules: []l7.Rule{{Name: "rule-tls", Hosts: []string{"a.example.com", "*.example.org"}, Action: fwd}}},
+			{Port: 443, Protocol: l7.ProtocolTLS, Rules: []l7.Rule{{Name: "rule-tls", Hosts: []string{"a.example.com", "*.example.org"}, Action: pass}}},
 			{Port: 5432, Protocol: l7.ProtocolTCP, Rules: []l7.Rule{{Name: "l-tcp/default", Action: fwd}}},
 		},
 		TargetGroups: []l7.TargetGroup{{Name: "tg-1", Protocol: l7.ProtocolTCP, Targets: []l7.Target{{Addr: netip.MustParseAddrPort("10.0.1.101:8443"), State: l7.StateHealthy}}}},

@@ -212,7 +212,7 @@ func sameAction(a, b providers.RuleAction) bool {
 		eqPtr(a.FixedResponse, b.FixedResponse) && eqPtrFunc(a.RequestHeaders, b.RequestHeaders, sameHeaders) &&
 		eqPtrFunc(a.ResponseHeaders, b.ResponseHeaders, sameHeaders) && eqPtrFunc(a.Rewrite, b.Rewrite, sameRewrite) &&
 		eqSlice(a.Mirrors, b.Mirrors) && a.RequestTimeout == b.RequestTimeout && a.BackendTimeout == b.BackendTimeout &&
-		eqPtrFunc(a.Retry, b.Retry, sameRetry) && eqPtrFunc(a.CORS, b.CORS, sameCORS)
+		eqPtrFunc(a.Retry, b.Retry, sameRetry) && eqPtrFunc(a.CORS, b.CORS, sameCORS) && a.TLSPassthrough == b.TLSPassthrough
 }
 
 func sameCORS(a, b providers.CORS) bool {

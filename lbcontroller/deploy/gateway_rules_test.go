@@ -16,7 +16,7 @@ func TestSameRuleIsDeepEqual(t *testing.T) {
 	for typ, want := range map[reflect.Type]int{
 		reflect.TypeFor[providers.RuleConditions]():      5,
 		reflect.TypeFor[providers.StringMatch]():         3,
-		reflect.TypeFor[providers.RuleAction]():          11,
+		reflect.TypeFor[providers.RuleAction]():          12,
 		reflect.TypeFor[providers.Retry]():               3,
 		reflect.TypeFor[providers.CORS]():                6,
 		reflect.TypeFor[providers.WeightedTargetGroup](): 4,
@@ -109,6 +109,7 @@ func randomRule(pick func(n int) int) providers.Rule {
 	}
 	a.Mirrors = [][]providers.Mirror{nil, {}, {{TargetGroupID: str(), Percent: float64(pick(2))}}}[pick(3)]
 	a.RequestTimeout, a.BackendTimeout = time.Duration(pick(2))*time.Second, time.Duration(pick(2))*time.Second
+	a.TLSPassthrough = pick(2) == 1
 	if pick(3) == 0 {
 		a.Retry = &providers.Retry{Codes: [][]int{nil, {}, {500}}[pick(3)], Attempts: 1 + pick(2), Backoff: time.Duration(pick(2)) * time.Second}
 	}

@@ -271,6 +271,8 @@ func toELBAction(a providers.RuleAction) (elbtypes.Action, error) {
 		return elbtypes.Action{}, unsupported("retries")
 	case a.CORS != nil:
 		return elbtypes.Action{}, unsupported("CORS policies")
+	case a.TLSPassthrough:
+		return elbtypes.Action{}, unsupported("TLS passthrough beside termination on one listener")
 	case a.Redirect != nil:
 		return toELBRedirect(a.Redirect)
 	case a.FixedResponse != nil:

@@ -93,6 +93,8 @@ func TestConditionsRoundTrip(t *testing.T) {
 		"redirect 307":    {Redirect: &providers.Redirect{StatusCode: 307}},
 		"prefix redirect": {Redirect: &providers.Redirect{StatusCode: 302, Path: &providers.PathModifier{Type: providers.ReplacePrefixMatch, Value: "/x"}}},
 		"mirror":          {Forward: []providers.WeightedTargetGroup{{TargetGroupID: "tg", Weight: 1}}, Mirrors: []providers.Mirror{{TargetGroupID: "m", Percent: 1}}},
+		"TLS passthrough": {Forward: []providers.WeightedTargetGroup{{TargetGroupID: "tg", Weight: 1}}, TLSPassthrough: true},
+		"CORS":            {Forward: []providers.WeightedTargetGroup{{TargetGroupID: "tg", Weight: 1}}, CORS: &providers.CORS{AllowOrigins: []string{"*"}}},
 	} {
 		if _, err := toELBAction(a); !errors.Is(err, providers.ErrInvalid) {
 			t.Errorf("%s: %v; want ErrInvalid", name, err)

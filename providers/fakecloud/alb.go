@@ -416,6 +416,7 @@ func toAction(a providers.RuleAction) api.Action {
 	out := api.Action{
 		RequestHeaderModifications:  toHeaders(a.RequestHeaders),
 		ResponseHeaderModifications: toHeaders(a.ResponseHeaders),
+		TLSPassthrough:              a.TLSPassthrough,
 	}
 	if c := a.CORS; c != nil {
 		out.CorsConfig = &api.CorsConfig{AllowOrigins: slices.Clone(c.AllowOrigins), AllowMethods: slices.Clone(c.AllowMethods), AllowHeaders: slices.Clone(c.AllowHeaders),
@@ -464,6 +465,7 @@ func fromAction(a api.Action) providers.RuleAction {
 	out := providers.RuleAction{
 		RequestHeaders:  fromHeaders(a.RequestHeaderModifications),
 		ResponseHeaders: fromHeaders(a.ResponseHeaderModifications),
+		TLSPassthrough:  a.TLSPassthrough,
 	}
 	if c := a.CorsConfig; c != nil {
 		out.CORS = &providers.CORS{AllowOrigins: slices.Clone(c.AllowOrigins), AllowMethods: slices.Clone(c.AllowMethods), AllowHeaders: slices.Clone(c.AllowHeaders),

@@ -395,9 +395,19 @@ func albPassthrough(t *testing.T, s *albScene) {
 	if _, err := s.d.CreateRule(bg(), l.ID, spec); err != nil {
 		t.Fatal(err)
 	}
+	// A rule passing its names' TLS through where the listener would terminate the rest.
+	pass := providers.RuleSpec{Priority: 3, Conditions: providers.RuleConditions{Hosts: []string{"pass.example.com"}}, Action: fwd, ClientToken: providers.NewToken()}
+	pass.Action.TLSPassthrough = true
+	if err := providers.CheckRule(s.d, pass); err != nil {
+		t.Errorf("CheckRule of a TLS-passthrough rule: %v", err)
+	}
+	if _, err := s.d.CreateRule(bg(), l.ID, pass); err != nil {
+		t.Fatal(err)
+	}
 	rules, err := s.d.ListRules(bg(), l.ID)
-	if err != nil || len(rules) != 1 || !slices.Equal(rules[0].Conditions.Hosts, spec.Conditions.Hosts) {
-		t.Errorf("rules %+v, %v", rules, err)
+	if err != nil || len(rules) != 2 || !slices.Equal(rules[0].Conditions.Hosts, spec.Conditions.Hosts) || rules[0].Action.TLSPassthrough ||
+		!rules[1].Action.TLSPassthrough {
+		t.Errorf("rules %+v, %v; want the SNI rule, then the passthrough one", rules, err)
 	}
 	spec.Conditions.Path = &providers.StringMatch{Type: providers.MatchExact, Value: "/"}
 	spec.Priority, spec.ClientToken = 2, providers.NewToken()

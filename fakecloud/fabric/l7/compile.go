@@ -77,6 +77,7 @@ type action struct {
 	retry                          *retryPolicy
 	cors                           *corsPolicy
 	prefixMatched                  string // the rule's trimmed Prefix path, for ReplacePrefixMatch
+	tlsPassthrough                 bool   // TLS listeners: pass through, not terminate
 	// Decided once here rather than per request:
 	dropsContentType bool     // respEdit removes Content-Type
 	reserved         []string // headers reqEdit names that the proxy owns (edits of them are undone)
@@ -184,7 +185,7 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 		if len(l.Certificates) > 0 {
 			c.bad(f+".certificates", "a %s listener passes connections through and takes no certificates; use TLS or HTTPS to terminate TLS", l.Protocol)
 		}
-		if l.Protocol != ProtocolTLS && (len(l.Rules) != 1 || len(l.Rules[0].Hosts) > 0) {
+		if len(l.Rules) != 1 || len(l.Rules[0].Hosts) > 0 {
 			c.bad(f+".rules", "a %s listener takes exactly one rule, without hosts (%d given)", l.Protocol, len(l.Rules))
 		}
 	default:
@@ -220,6 +221,9 @@ func (c *checker) passthroughRule(f string, proto Protocol, r Rule, groups map[s
 		a.Timeouts != (Timeouts{}) || a.Retry != nil || a.CORS != nil || !a.RequestHeaders.empty() || !a.ResponseHeaders.empty() {
 		c.bad(f+".action", "a %s listener's rules forward only, without header edits, rewrites, mirrors, timeouts, retries or CORS", proto)
 	}
+	if a.TLSPassthrough && proto != ProtocolTLS {
+		c.bad(f+".action.tlsPassthrough", "a %s listener has no TLS to pass through or terminate: only a TLS listener's rules take it", proto)
+	}
 	if a.Forward != nil {
 		for i, b := range a.Forward.Backends {
 			ff := fmt.Sprintf("%s.action.forward.backends[%d]", f, i)
@@ -239,6 +243,9 @@ func (c *checker) passthroughRule(f string, proto Protocol, r Rule, groups map[s
 
 // httpRule checks that an HTTP or HTTPS listener's rule forwards to HTTP groups only.
 func (c *checker) httpRule(f string, r Rule, groups map[string]*group) {
+	if r.Action.TLSPassthrough {
+		c.bad(f+".action.tlsPassthrough", "an HTTP or HTTPS listener serves requests; only a TLS listener's rules pass TLS through")
+	}
 	if r.Action.Forward == nil {
 		return
 	}
@@ -330,7 +337,7 @@ func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) a
 	ca := action{redirect: a.Redirect, fixed: a.FixedResponse, rewrite: a.Rewrite, timeout: timeoutOf(a.Timeouts),
 		requestTimeout: a.Timeouts.Request, backendTimeout: a.Timeouts.BackendRequest, retry: c.retry(f+".retry", a.Retry),
 		reqEdit: c.edit(f+".requestHeaders", a.RequestHeaders), respEdit: c.edit(f+".responseHeaders", a.ResponseHeaders),
-		cors: c.cors(f+".cors", a.CORS)}
+		cors: c.cors(f+".cors", a.CORS), tlsPassthrough: a.TLSPassthrough}
 	ca.dropsContentType, ca.reserved = ca.respEdit.removes("Content-Type"), ca.reqEdit.reservedNames()
 	if cr.path != nil && cr.path.typ == MatchPrefix {
 		ca.prefixMatched = cr.path.value

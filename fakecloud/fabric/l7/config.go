@@ -28,7 +28,8 @@ const (
 	// connection no rule matches is closed. With Certificates, a TLS listener terminates TLS
 	// instead (the SNI name picks the certificate, as on HTTPS, and the rule) and splices the
 	// decrypted stream to the target: TLS for any protocol over TCP, as ELBv2's network load
-	// balancers' TLS listeners.
+	// balancers' TLS listeners; a rule whose action is TLSPassthrough still passes its names'
+	// connections through (terminate and passthrough on one port, Gateway API's mixed mode).
 	ProtocolTLS Protocol = "TLS"
 	// ProtocolTCP listeners splice every connection to a target of their one rule (no Hosts);
 	// TCP target groups are what TLS and TCP listeners forward to.
@@ -132,6 +133,10 @@ type Action struct {
 	// CORS, when set, answers CORS preflights itself and marks the rule's answers to allowed
 	// origins (Gateway API's HTTPRoute CORS filter).
 	CORS *CORS
+	// TLSPassthrough (TLS listeners only) passes the rule's connections through undecrypted,
+	// ClientHello replayed, on a listener whose Certificates terminate the others' (no
+	// Certificates: every connection is passed through anyway).
+	TLSPassthrough bool
 }
 
 // CORS is a rule's cross-origin policy (the Fetch standard's CORS protocol). A preflight (an

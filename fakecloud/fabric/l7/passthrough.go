@@ -1,6 +1,7 @@
 package l7
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -79,8 +80,9 @@ func (e *Engine) servePassthrough(s *server) error {
 }
 
 // passthrough routes one connection: by its ClientHello's SNI name on a TLS listener (which,
-// with certificates, terminates TLS first: what is spliced is the decrypted stream), to the
-// one rule on a TCP listener; then it splices it to a target of the rule's forward. A
+// with certificates, terminates TLS unless the rule passes it through: what is spliced is then
+// the decrypted stream), to the one rule on a TCP listener; then it splices it to a target of
+// the rule's forward. A
 // connection nothing serves is closed. Either way it is counted and logged when it ends.
 func (e *Engine) passthrough(s *server, c net.Conn) {
 	start := time.Now()
@@ -92,12 +94,30 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 	}()
 	var head []byte
 	down := c // what is spliced to the target: the connection, or its decrypted stream
-	switch {
-	case l.proto == ProtocolTLS && l.certs != nil:
-		// Terminate: the SNI name picks the certificate and the rule.
-		tc := tls.Server(c, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return l.certs.pick(h.ServerName), nil
-		}})
+	if l.proto == ProtocolTLS {
+		// The ClientHello's SNI name picks the rule, which decides between terminating and
+		// passing through, so it is read before any handshake.
+		_ = c.SetReadDeadline(time.Now().Add(helloTimeout))
+		var err error
+		if rec.sni, head, err = readClientHello(c); err != nil {
+			rec.result, rec.err = connNoClientHello, err
+			e.log.Debug("TLS listener: no ClientHello", "port", l.port, "client", c.RemoteAddr(), "err", err)
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	r := l.matchName(rec.sni)
+	if r == nil {
+		rec.result = connNoRule
+		e.log.Debug("TLS listener: no rule for the server name", "port", l.port, "client", c.RemoteAddr(), "sni", rec.sni)
+		return
+	}
+	rec.s = r.series
+	if l.certs != nil && !r.action.tlsPassthrough {
+		// Terminate: the handshake starts from the ClientHello read above; the SNI name picks
+		// the certificate.
+		tc := tls.Server(&replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(head), c)}, &tls.Config{MinVersion: tls.VersionTLS12,
+			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return l.certs.pick(h.ServerName), nil }})
 		ctx, cancel := context.WithTimeout(context.Background(), helloTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
@@ -106,24 +126,8 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 			e.log.Debug("TLS listener: handshake failed", "port", l.port, "client", c.RemoteAddr(), "err", err)
 			return
 		}
-		rec.sni, down = tc.ConnectionState().ServerName, tc
-	case l.proto == ProtocolTLS:
-		_ = c.SetReadDeadline(time.Now().Add(helloTimeout))
-		var err error
-		if rec.sni, head, err = readClientHello(c); err != nil {
-			rec.result, rec.err = connNoClientHello, err
-			e.log.Debug("passthrough: no ClientHello", "port", l.port, "client", c.RemoteAddr(), "err", err)
-			return
-		}
-		_ = c.SetReadDeadline(time.Time{})
+		down, head = tc, nil
 	}
-	r := l.matchName(rec.sni)
-	if r == nil {
-		rec.result = connNoRule
-		e.log.Debug("passthrough: no rule for the server name", "port", l.port, "client", c.RemoteAddr(), "sni", rec.sni)
-		return
-	}
-	rec.s = r.series
 	b, t := pickTarget(&r.action)
 	if t == nil {
 		rec.result = connNoTarget

@@ -274,21 +274,30 @@ func TestConnectionsObserved(t *testing.T) {
 
 // TestTLSTerminate: a TLS listener with certificates terminates TLS, the SNI name picking the
 // certificate (the default for a name none has) and the rule, and splices the decrypted stream
-// to a plain TCP target, half-close included; a name no rule takes is closed after the
-// handshake, a client that never finishes one is counted as tls_handshake_failed. Taking the
-// certificates away makes the same port pass TLS through.
+// to a plain TCP target, half-close included; a name no rule takes is closed before any
+// handshake, a client that sends no ClientHello is counted as no_client_hello and one that
+// gives up the handshake as tls_handshake_failed. A rule that passes TLS through serves its
+// names with the target's own certificate beside the terminated ones on the same port (mixed
+// modes). Taking the certificates away makes the whole port pass TLS through.
 func TestTLSTerminate(t *testing.T) {
 	echo := startTCPEcho(t)
 	a, poolA := startTLSNamed(t, "a", "a.example.com")
+	p, poolP := startTLSNamed(t, "p", "pass.example.com")
 	certA, keyA := selfSigned(t, "a.example.com")
 	certD, keyD := selfSigned(t, "default.example.com")
 	reg := newRegistry()
 	e := newEngine(t, Options{Registerer: reg})
+	passA := forwardTo("gp")
+	passA.TLSPassthrough = true
 	cfg := Config{
-		TargetGroups: []TargetGroup{tgroup("echo", ProtocolTCP, echo), tgroup("ga", ProtocolTCP, a)},
+		TargetGroups: []TargetGroup{tgroup("echo", ProtocolTCP, echo), tgroup("ga", ProtocolTCP, a), tgroup("gp", ProtocolTCP, p)},
 		Listeners: []Listener{{Port: 8443, Protocol: ProtocolTLS,
 			Certificates: []Certificate{{Name: "d", CertPEM: certD, KeyPEM: keyD, Default: true}, {Name: "a", CertPEM: certA, KeyPEM: keyA, Hostnames: []string{"a.example.com"}}},
-			Rules:        []Rule{{Name: "a", Hosts: []string{"a.example.com"}, Action: forwardTo("echo")}},
+			Rules: []Rule{
+				{Name: "a", Hosts: []string{"a.example.com"}, Action: forwardTo("echo")},
+				{Name: "b", Hosts: []string{"b.example.com"}, Action: forwardTo("echo")},
+				{Name: "pass", Hosts: []string{"pass.example.com"}, Action: passA},
+			},
 		}},
 	}
 	apply(t, e, cfg)
@@ -298,35 +307,49 @@ func TestTLSTerminate(t *testing.T) {
 		p.AppendCertsFromPEM(pem)
 		return p
 	}
+	echoOver := func(c *tls.Conn, msg string) {
+		t.Helper()
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := io.ReadAll(c)
+		_ = c.Close()
+		if err != nil || string(got) != msg {
+			t.Errorf("echo through the terminating listener: %q, %v; want %q", got, err, msg)
+		}
+	}
 	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example.com", RootCAs: pool(certA), MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatalf("TLS to a.example.com, trusting its listener certificate: %v", err)
 	}
-	if _, err := io.WriteString(c, "plain bytes to the target"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	got, err := io.ReadAll(c)
-	_ = c.Close()
-	if err != nil || string(got) != "plain bytes to the target" {
-		t.Errorf("echo through the terminating listener: %q, %v", got, err)
-	}
-	// A name with no certificate of its own gets the default one, and no rule: closed.
-	c, err = tls.Dial("tcp", addr, &tls.Config{ServerName: "other.example.com", RootCAs: pool(certD), InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // the certificate is checked below
+	echoOver(c, "plain bytes to the target")
+	// A name with no certificate of its own gets the default one.
+	c, err = tls.Dial("tcp", addr, &tls.Config{ServerName: "b.example.com", RootCAs: pool(certD), InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // the certificate is checked below
 	if err != nil {
 		t.Fatalf("TLS to a name without a certificate: %v", err)
 	}
 	if names := c.ConnectionState().PeerCertificates[0].DNSNames; len(names) != 1 || names[0] != "default.example.com" {
-		t.Errorf("certificate for other.example.com: %v; want the default", names)
+		t.Errorf("certificate for b.example.com: %v; want the default", names)
 	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if n, err := c.Read(make([]byte, 1)); err == nil {
-		t.Errorf("a name no rule takes: read %d bytes; want the connection closed", n)
+	echoOver(c, "b")
+	// The passthrough rule's name: the target's own certificate and answer (mixed modes).
+	if body, err := getOverTLS(addr, "pass.example.com", poolP); err != nil || !strings.HasPrefix(body, "p ") {
+		t.Errorf("a passthrough rule on a terminating listener: %q, %v; want the target's answer, over its own certificate", body, err)
 	}
-	_ = c.Close()
+	// A name no rule takes: closed before the handshake.
+	if c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "other.example.com", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}); err == nil { //nolint:gosec // no certificate is wanted
+		_ = c.Close()
+		t.Errorf("a name no rule takes finished a handshake; want the connection closed before it")
+	}
+	// A client that distrusts the certificate gives up the handshake.
+	if c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example.com", RootCAs: pool(certD), MinVersion: tls.VersionTLS12}); err == nil {
+		_ = c.Close()
+		t.Errorf("a client trusting another certificate finished the handshake")
+	}
 	// A client that sends no ClientHello.
 	raw, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -338,12 +361,20 @@ func TestTLSTerminate(t *testing.T) {
 	_ = raw.Close()
 	want := map[string]float64{
 		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=a}":            1,
+		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=b}":            1,
+		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=pass}":         1,
 		"flatnet_l7_connections_total{listener=8443,result=no_rule,rule=-}":              1,
-		"flatnet_l7_connections_total{listener=8443,result=tls_handshake_failed,rule=-}": 1,
+		"flatnet_l7_connections_total{listener=8443,result=tls_handshake_failed,rule=a}": 1,
+		"flatnet_l7_connections_total{listener=8443,result=no_client_hello,rule=-}":      1,
 		"flatnet_l7_connection_bytes_total{direction=from_client,listener=8443,rule=a}":  25,
 		"flatnet_l7_connection_bytes_total{direction=to_client,listener=8443,rule=a}":    25,
+		"flatnet_l7_connection_bytes_total{direction=from_client,listener=8443,rule=b}":  1,
+		"flatnet_l7_connection_bytes_total{direction=to_client,listener=8443,rule=b}":    1,
 	}
-	metrics := awaitMetrics(t, reg, want, func(k string) bool { return strings.HasPrefix(k, "flatnet_l7_connection") })
+	metrics := awaitMetrics(t, reg, want, func(k string) bool {
+		// The passed-through bytes are an HTTP exchange's, of no fixed size.
+		return strings.HasPrefix(k, "flatnet_l7_connections_total") || strings.HasPrefix(k, "flatnet_l7_connection_bytes") && !strings.Contains(k, "rule=pass}")
+	})
 	if diff := cmp.Diff(want, metrics); diff != "" {
 		t.Errorf("connection metrics (-want +got): the decrypted bytes, each way\n%s", diff)
 	}
@@ -353,6 +384,13 @@ func TestTLSTerminate(t *testing.T) {
 	apply(t, e, cfg)
 	if body, err := getOverTLS(addr, "a.example.com", poolA); err != nil || !strings.HasPrefix(body, "a ") {
 		t.Errorf("passed through: %q, %v; want the target's answer, over its own certificate", body, err)
+	}
+	// TLSPassthrough belongs to TLS listeners' rules only.
+	bad := Config{TargetGroups: []TargetGroup{tgroup("echo", ProtocolTCP, echo)},
+		Listeners: []Listener{{Port: 9000, Protocol: ProtocolTCP, Rules: []Rule{{Name: "t", Action: passA}}}}}
+	bad.TargetGroups = append(bad.TargetGroups, tgroup("gp", ProtocolTCP, p))
+	if err := e.Apply(bad); err == nil || !strings.Contains(err.Error(), "tlsPassthrough") {
+		t.Errorf("TLSPassthrough on a TCP listener: %v; want an error naming tlsPassthrough", err)
 	}
 }
 

@@ -19,6 +19,9 @@ func validateActions(field string, acts []api.Action, shape ruleShape, lim ALBLi
 	case len(acts) > 1:
 		return nil, nil, api.Errorf(api.CodeTooManyActions, "%s holds %d actions; give exactly one forward, redirect or fixed-response action", field, len(acts))
 	}
+	if acts[0].TLSPassthrough {
+		return nil, nil, invalid("%s[0].TlsPassthrough applies to TLS listeners only: an HTTP or HTTPS listener serves requests, it has no TLS to pass through", field)
+	}
 	a, tgs, err := validateAction(field+"[0]", acts[0], shape, lim)
 	if err != nil {
 		return nil, nil, err

@@ -34,7 +34,8 @@ func l4GroupProtocol(protocol string) string {
 
 // validateL4Actions checks the default actions or a rule's actions of a TLS or TCP listener:
 // one weighted forward without HTTP features. A TLS listener's DefaultActions may be empty:
-// connections no rule matches are then refused. A TLS rule's forward may name no target group
+// connections no rule matches are then refused. A TLS listener's forward may be TlsPassthrough
+// (kept undecrypted where the listener terminates the rest). A TLS rule's forward may name no target group
 // (ForwardConfig with empty TargetGroups): it refuses the names it matches, so that they do not
 // reach a later, less specific rule.
 func validateL4Actions(field, protocol string, acts []api.Action, isDefault bool, lim ALBLimits) ([]api.Action, []string, error) {
@@ -48,10 +49,19 @@ func validateL4Actions(field, protocol string, acts []api.Action, isDefault bool
 	if len(acts) == 1 && acts[0].Type != api.ActionTypeForward {
 		return nil, nil, invalid("%s[0].Type %.30q: a %s listener forwards connections; it takes forward actions only", field, acts[0].Type, protocol)
 	}
+	pass := len(acts) == 1 && acts[0].TLSPassthrough
+	if pass && protocol != api.ProtocolTLS {
+		return nil, nil, invalid("%s[0].TlsPassthrough applies to TLS listeners only; a %s listener has no TLS to pass through or terminate", field, protocol)
+	}
+	if pass {
+		acts = []api.Action{acts[0]}
+		acts[0].TLSPassthrough = false // validateActions refuses it: it is an HTTP listener's check
+	}
 	out, tgs, err := validateActions(field, acts, ruleShape{isDefault: isDefault}, lim)
 	if err != nil {
 		return nil, nil, err
 	}
+	out[0].TLSPassthrough = pass
 	a := out[0]
 	for _, x := range []struct {
 		name string

@@ -124,6 +124,18 @@ func TestPassthroughListeners(t *testing.T) {
 			_, err := create(api.ProtocolTCP, 8444, acts)
 			return err
 		}, api.ErrValidationError, "does not see requests"},
+		"TCP forward passing TLS through": {func() error {
+			acts := forwardTo(t1.TargetGroupID)
+			acts[0].TLSPassthrough = true
+			_, err := create(api.ProtocolTCP, 8446, acts)
+			return err
+		}, api.ErrValidationError, "TlsPassthrough applies to TLS listeners only"},
+		"HTTP rule passing TLS through": {func() error {
+			acts := forwardTo(w.tg2.TargetGroupID)
+			acts[0].TLSPassthrough = true
+			_, err := create(api.ProtocolHTTP, 8081, acts)
+			return err
+		}, api.ErrValidationError, "TlsPassthrough applies to TLS listeners only"},
 		"UDP listener to a TCP group": {func() error { _, err := create(api.ProtocolUDP, 54, forwardTo(t3.TargetGroupID)); return err }, api.ErrIncompatibleProtocols, "UDP target groups"},
 		"TCP listener to a UDP group": {func() error {
 			_, err := create(api.ProtocolTCP, 54, forwardTo(ug.TargetGroup.TargetGroupID))
@@ -200,6 +212,19 @@ func TestPassthroughListeners(t *testing.T) {
 	}
 	_, err = s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: term.ListenerID, Priority: 1, Conditions: hostRule("b.example.com"), Actions: forwardTo(t2.TargetGroupID)})
 	mustOK(t, err)
+	// Terminate and passthrough on one port: a rule keeps its names' TLS undecrypted.
+	pass := forwardTo(t3.TargetGroupID)
+	pass[0].TLSPassthrough = true
+	pr, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: term.ListenerID, Priority: 2, Conditions: hostRule("pass.example.com"), Actions: pass})
+	mustOK(t, err)
+	if !pr.Rule.Actions[0].TLSPassthrough {
+		t.Errorf("rule created with TlsPassthrough reads back %+v", pr.Rule.Actions[0])
+	}
+	dr, err := s.DescribeRules(admin(), &api.DescribeRulesRequest{RuleIDs: []string{pr.Rule.RuleID}})
+	mustOK(t, err)
+	if len(dr.Rules) != 1 || !dr.Rules[0].Actions[0].TLSPassthrough {
+		t.Errorf("DescribeRules of the passthrough rule: %+v", dr.Rules)
+	}
 	other := importCert(t, s, "b.example.com")
 	added, err := s.AddListenerCertificates(admin(), &api.AddListenerCertificatesRequest{ListenerID: term.ListenerID, Certificates: []api.ListenerCertificate{{CertificateID: other.CertificateID}}})
 	mustOK(t, err)

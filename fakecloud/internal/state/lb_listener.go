@@ -81,7 +81,7 @@ func validateNLBListener(protocol string, actions []api.Action) (api.Action, err
 	}
 	if act.ForwardConfig != nil || act.RedirectConfig != nil || act.FixedResponseConfig != nil || act.RequestHeaderModifications != nil ||
 		act.ResponseHeaderModifications != nil || act.URLRewriteConfig != nil || len(act.RequestMirrors) > 0 || act.TimeoutConfig != nil ||
-		act.RetryConfig != nil || act.CorsConfig != nil {
+		act.RetryConfig != nil || act.CorsConfig != nil || act.TLSPassthrough {
 		return act, invalid("DefaultActions[0] of a network listener takes Type forward and TargetGroupId only")
 	}
 	if act.TargetGroupID == "" {
