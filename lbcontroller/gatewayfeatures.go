@@ -39,6 +39,7 @@ var featureProbes = func() map[gwv1.FeatureName]providers.RuleAction {
 		"HTTPRouteRetryBackendTimeout":              retry,
 		"HTTPRouteRetryConnectionError":             retry,
 		"HTTPRouteCORS":                             {Forward: fwd, CORS: &providers.CORS{AllowOrigins: []string{"https://probe.example"}}},
+		"TLSRouteModeMixed":                         {Forward: fwd, TLSPassthrough: true},
 	}
 }()
 

@@ -37,7 +37,7 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.MisdirectedRequests)
 		}
 		if r.alb == nil || !providers.CapabilitiesOf(r.alb).L4OnApplicationLB {
-			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.TLSTerminate)
+			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.TLSTerminate, gateway.TLSMixed)
 		}
 		// Nor the extended features whose rules the cloud cannot express.
 		next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, refusedFeatures(r.alb)...)

@@ -431,6 +431,7 @@ func passthroughListener(l gateway.L4Listener, tgIDs map[string]string) (listene
 	if lp.spec.DefaultAction, err = l4Forward(l.Default, tgIDs); err != nil {
 		return lp, fmt.Errorf("default: %w", err)
 	}
+	lp.spec.DefaultAction.TLSPassthrough = l.DefaultPassthrough && len(lp.spec.DefaultAction.Forward) > 0
 	if l.Protocol != gateway.ProtocolTLS && len(lp.spec.DefaultAction.Forward) == 0 {
 		return lp, errNoTCPDefault
 	}
@@ -439,6 +440,7 @@ func passthroughListener(l gateway.L4Listener, tgIDs map[string]string) (listene
 		if err != nil {
 			return lp, fmt.Errorf("%s: %w", r.Source, err)
 		}
+		a.TLSPassthrough = r.Passthrough && len(a.Forward) > 0 // a refusal needs no mode
 		lp.rules = append(lp.rules, providers.RuleSpec{Priority: len(lp.rules) + 1, Conditions: providers.RuleConditions{Hosts: r.Hostnames}, Action: a})
 		lp.sources = append(lp.sources, r.Source)
 	}

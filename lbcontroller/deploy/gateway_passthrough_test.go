@@ -60,6 +60,9 @@ func cloudState(t *testing.T, d *fakecloud.LoadBalancing, tags map[string]string
 		for _, g := range a.Forward {
 			out = append(out, fmt.Sprintf("%s*%d", names[g.TargetGroupID], g.Weight))
 		}
+		if a.TLSPassthrough {
+			return "forward " + strings.Join(out, " ") + ", TLS passed through"
+		}
 		return "forward " + strings.Join(out, " ")
 	}
 	albs, err := d.ListApplicationLoadBalancers(context.Background(), tags)
@@ -163,8 +166,9 @@ func TestGatewayPassthrough(t *testing.T) {
 			},
 			TargetGroups: []gateway.TargetGroup{udpGroup("dns", "10.0.1.40"), tcpGroup("tls-a", "10.0.1.10")},
 		}},
-		{"80/TLS terminates TLS (TLSRoute mode Terminate): its certificate imported, the listener modified", terminating(t, true)},
-		{"80/TLS passes TLS through again: re-created (a modify keeps certificates), the certificate collected", terminating(t, false)},
+		{"80/TLS terminates TLS (TLSRoute mode Terminate): its certificate imported, the listener modified", terminating(t, "terminate")},
+		{"80/TLS terminates db.example.com and passes pass.example.com and the default through (TLSRouteModeMixed)", terminating(t, "mixed")},
+		{"80/TLS passes TLS through again: re-created (a modify keeps certificates), the certificate collected", terminating(t, "passthrough")},
 	}
 	var b strings.Builder
 	var lbID string
@@ -233,8 +237,9 @@ func TestGatewayPassthroughBadModel(t *testing.T) {
 	}
 }
 
-// terminating is the passthrough test's last model with 80/TLS terminating TLS, or not.
-func terminating(t *testing.T, on bool) *gateway.ApplicationLoadBalancer {
+// terminating is the passthrough test's last model with 80/TLS terminating TLS ("terminate"),
+// terminating one name and passing the others through ("mixed"), or passing all through.
+func terminating(t *testing.T, mode string) *gateway.ApplicationLoadBalancer {
 	alb := &gateway.ApplicationLoadBalancer{
 		Name: "alb-l4",
 		Passthrough: []gateway.L4Listener{
@@ -246,7 +251,12 @@ func terminating(t *testing.T, on bool) *gateway.ApplicationLoadBalancer {
 		},
 		TargetGroups: []gateway.TargetGroup{udpGroup("dns", "10.0.1.40"), tcpGroup("tls-a", "10.0.1.10")},
 	}
-	if on {
+	if mode == "mixed" {
+		l := &alb.Passthrough[1]
+		l.SNI = append(l.SNI, gateway.SNIRoute{Hostnames: []string{"pass.example.com"}, Source: "TLSRoute infra/pass rule 0", Forward: fwd("tls-a", 1), Passthrough: true})
+		l.DefaultPassthrough = true
+	}
+	if mode != "passthrough" {
 		alb.Passthrough[1].Certificates = []gateway.Certificate{{Hostnames: []string{"db.example.com"}, Secret: "infra/db"}}
 		withCertificates(t, alb, map[string]string{"infra/db": "db.example.com"})
 	}

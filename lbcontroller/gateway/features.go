@@ -52,6 +52,7 @@ var supportedFeatures = []gwv1.FeatureName{
 	"ReferenceGrant",
 	"TCPRoute",
 	"TLSRoute",
+	"TLSRouteModeMixed",
 	"TLSRouteModeTerminate",
 	"UDPRoute",
 }
@@ -79,6 +80,11 @@ const MisdirectedRequests gwv1.FeatureName = "GatewayHTTPSListenerDetectMisdirec
 // load balancer (providers.Capabilities.L4OnApplicationLB: a companion network load balancer
 // does not terminate TLS for TLSRoutes yet).
 const TLSTerminate gwv1.FeatureName = "TLSRouteModeTerminate"
+
+// TLSMixed is the feature of TLS listeners of both modes on one port: it needs TLSTerminate
+// and a cloud rule that passes TLS through where the listener terminates the rest
+// (providers.RuleAction.TLSPassthrough).
+const TLSMixed gwv1.FeatureName = "TLSRouteModeMixed"
 
 // WithoutKinds drops from fs the features of the route kinds given (e.g. "TCPRoute"): a feature
 // belongs to the kind its name starts with.

@@ -82,7 +82,7 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 			continue
 		}
 		port := int(l.spec.Port)
-		k := l4key{port, l.class}
+		k := l4key{port, portClass(l.class, !t.in.NoTLSRouteTermination)}
 		switch l.class {
 		case ProtocolHTTP, ProtocolHTTPS:
 			l7[port] = append(l7[port], l)
@@ -321,12 +321,15 @@ func forward(bs []backend, tgs *targetGroups) *Forward {
 // the oldest attached route (the others are accepted but wait, as the spec allows); a TLS
 // listener routes by SNI, the oldest route winning each hostname, with the same listener
 // isolation as HTTP; one in mode Terminate also carries the Gateway listeners' certificates.
+// Where TLS listeners of both modes share the port, the routes of those in mode Passthrough are
+// marked Passthrough: the cloud's listener terminates the rest.
 func l4Listener(port int, class string, ls []*listener, tgs *targetGroups) L4Listener {
 	protocol := class
 	if class == classTLSTerminate {
 		protocol = ProtocolTLS
 	}
 	out := L4Listener{Port: port, Protocol: protocol}
+	terminating := slices.ContainsFunc(ls, func(l *listener) bool { return l.class == classTLSTerminate })
 	oldest := func(a, b *attachment) int {
 		return cmp.Or(a.route.created.Compare(b.route.created.Time), strings.Compare(a.route.fullName(), b.route.fullName()))
 	}
@@ -341,9 +344,10 @@ func l4Listener(port int, class string, ls []*listener, tgs *targetGroups) L4Lis
 		}
 	}
 	for _, l := range sortListeners(ls) {
-		if class == classTLSTerminate {
+		if l.class == classTLSTerminate {
 			out.Certificates = append(out.Certificates, l.certs...) // most specific listener first
 		}
+		pass := terminating && l.class == ProtocolTLS // passed through beside terminated names
 		attached := slices.Clone(l.attached)
 		slices.SortStableFunc(attached, oldest)
 		if protocol != ProtocolTLS {
@@ -373,10 +377,10 @@ func l4Listener(port int, class string, ls []*listener, tgs *targetGroups) L4Lis
 				claimed[h] = true
 				fw := forward(a.route.rules[0].backends, tgs)
 				if h == "" {
-					out.Default, out.DefaultSource = fw, a.route.rules[0].source
+					out.Default, out.DefaultSource, out.DefaultPassthrough = fw, a.route.rules[0].source, pass && fw != nil
 					continue
 				}
-				sni = append(sni, SNIRoute{Hostnames: []string{h}, Source: a.route.rules[0].source, Forward: fw})
+				sni = append(sni, SNIRoute{Hostnames: []string{h}, Source: a.route.rules[0].source, Forward: fw, Passthrough: pass && fw != nil})
 			}
 		}
 		if h := l.hostname(); h != "" && !claimed[h] {

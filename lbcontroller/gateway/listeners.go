@@ -114,7 +114,7 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 			names[spec.Name] = true
 			g.listeners = append(g.listeners, t.listener(g, spec))
 		}
-		markConflicts(g.listeners)
+		markConflicts(g.listeners, !t.in.NoTLSRouteTermination)
 		for _, l := range g.listeners {
 			t.finishListener(l)
 		}
@@ -213,9 +213,11 @@ func transport(class string) string {
 // transport, listeners of different classes conflict on protocol (HTTP and HTTPS, TLS
 // passthrough and terminate, TCP and anything else on TCP); of one class, HTTP, HTTPS and TLS
 // listeners conflict when their hostnames are equal, and TCP or UDP ones always (they have no
-// hostname to tell them apart: reported as ProtocolConflict). All conflicting listeners are
-// refused; none wins.
-func markConflicts(ls []*listener) {
+// hostname to tell them apart: reported as ProtocolConflict). With mixedTLS (the cloud's TLS
+// listener terminates some names and passes others through: TLSRouteModeMixed), TLS listeners
+// of both modes share a port, told apart by hostname as listeners of one mode are. All
+// conflicting listeners are refused; none wins.
+func markConflicts(ls []*listener, mixedTLS bool) {
 	type portKey struct {
 		port      gwv1.PortNumber
 		transport string
@@ -231,7 +233,7 @@ func markConflicts(ls []*listener) {
 	for k, group := range byPort {
 		classes := map[string]bool{}
 		for _, l := range group {
-			classes[l.class] = true
+			classes[portClass(l.class, mixedTLS)] = true
 		}
 		if len(classes) > 1 {
 			var names []string
@@ -280,6 +282,15 @@ func markConflicts(ls []*listener) {
 			}
 		}
 	}
+}
+
+// portClass is the class a listener takes its port as: with mixedTLS, TLS listeners in mode
+// Terminate take it as TLS ones in mode Passthrough do, so the two share one cloud listener.
+func portClass(class string, mixedTLS bool) string {
+	if mixedTLS && class == classTLSTerminate {
+		return ProtocolTLS
+	}
+	return class
 }
 
 // finishListener applies conflicts and unsupported modes, and resolves certificates.

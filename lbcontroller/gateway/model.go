@@ -255,6 +255,9 @@ type L4Listener struct {
 	Certificates []Certificate `json:"certificates,omitempty"`
 	// Default takes connections no SNI route claims; nil: they are refused.
 	Default *Forward `json:"default,omitempty"`
+	// DefaultPassthrough: Default's connections are passed through although the listener has
+	// Certificates (a Gateway listener in mode Passthrough beside ones in mode Terminate).
+	DefaultPassthrough bool `json:"defaultPassthrough,omitempty"`
 	// DefaultSource is the route whose forward Default is (its rule's Source).
 	DefaultSource string `json:"defaultSource,omitempty"`
 	// RouteOrder is the Sources of the usable routes attached to the port's listeners, oldest
@@ -271,6 +274,10 @@ type SNIRoute struct {
 	Hostnames []string `json:"hostnames"`
 	Source    string   `json:"source"`
 	Forward   *Forward `json:"forward,omitempty"` // nil: refused
+	// Passthrough: the route's connections are passed through undecrypted although the
+	// listener has Certificates (a Gateway listener in mode Passthrough sharing the port with
+	// ones in mode Terminate: TLSRouteModeMixed).
+	Passthrough bool `json:"passthrough,omitempty"`
 }
 
 // TargetGroup is the pod endpoints of one Service port, as the backends of a load balancer.
