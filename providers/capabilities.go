@@ -14,6 +14,10 @@ type Capabilities struct {
 	// the driver's RuleChecker says which before any call (ELBv2). Without it every rule is
 	// taken and nobody needs to ask.
 	RuleLimits bool
+	// StaticAddresses: a load balancer can be created at an address of the caller's choosing
+	// (LoadBalancerSpec.Address; Gateway API's spec.addresses values). Without it a driver
+	// refuses an Address with ErrInvalid.
+	StaticAddresses bool
 }
 
 // CapabilityReporter is implemented by drivers (and the policy wrappers) that say what they

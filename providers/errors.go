@@ -43,6 +43,10 @@ var (
 	// address or a name in use, a resource still in use, a token reused with other parameters):
 	// the caller's record is behind the cloud.
 	ErrConflict error = &kind{msg: "the cloud's state conflicts with the request"}
+	// ErrAddressUnusable: the address asked for a load balancer (LoadBalancerSpec.Address) is
+	// not one the cloud can give it: outside its pool or the subnet, reserved, or held by
+	// another. Retrying helps only once the address is freed.
+	ErrAddressUnusable error = &kind{msg: "the address asked for cannot be the load balancer's"}
 	// ErrInvalid: the cloud refused the request as malformed; the same request never succeeds.
 	ErrInvalid error = &kind{msg: "the cloud refused the request as invalid"}
 	// ErrPermanent: any other refusal (no permission, bad credentials, an operation the cloud
@@ -52,7 +56,7 @@ var (
 
 // Kinds lists every kind, the refinements after what they refine (for tests and docs).
 var Kinds = []error{ErrThrottled, ErrTransient, ErrNotFound, ErrLimit, ErrSubnetFull, ErrInterfaceLimit,
-	ErrAddressLimit, ErrConflict, ErrInvalid, ErrPermanent}
+	ErrAddressLimit, ErrConflict, ErrAddressUnusable, ErrInvalid, ErrPermanent}
 
 // Error is a cloud's error as a driver hands it over: Kind is one of the kinds above, Code the
 // cloud's own code (for events, logs and metrics; empty when the cloud gave none, as on a

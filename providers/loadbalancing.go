@@ -61,7 +61,12 @@ type Targets interface {
 type LoadBalancerSpec struct {
 	Name     string
 	Internal bool
-	Tags     map[string]string
+	// Address is the VIP asked for (a static address; Capabilities.StaticAddresses): the
+	// public address of an internet-facing load balancer, the private one of an internal one.
+	// The zero Addr lets the cloud pick. An address the cloud cannot give (outside its pool or
+	// subnet, reserved, or held by another) is ErrAddressUnusable.
+	Address netip.Addr
+	Tags    map[string]string
 	// ClientToken makes a repeated create answer the first one's result.
 	ClientToken string
 }

@@ -20,6 +20,9 @@ const (
 	CodeResourceInUse               = "ResourceInUse"
 	CodeInvalidConfigurationRequest = "InvalidConfigurationRequest"
 	CodeInsufficientPublicAddresses = "InsufficientPublicAddresses"
+	// CodeAddressUnavailable (fakecloud's own): the address a CreateLoadBalancer asks for
+	// cannot be the load balancer's (outside the public pool or the subnet, reserved, or held).
+	CodeAddressUnavailable = "AddressUnavailable"
 
 	// Application load balancers.
 	CodeRuleNotFound              = "RuleNotFound"

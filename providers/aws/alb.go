@@ -157,6 +157,9 @@ func (d *LoadBalancing) listenerCertificates(ctx context.Context, id string) ([]
 // CreateApplicationLoadBalancer implements providers.ApplicationLoadBalancers; ELBv2 answers
 // the existing load balancer to a create of the same name and settings.
 func (d *LoadBalancing) CreateApplicationLoadBalancer(ctx context.Context, spec providers.LoadBalancerSpec) (providers.ApplicationLoadBalancer, error) {
+	if spec.Address.IsValid() {
+		return providers.ApplicationLoadBalancer{}, invalid(codeUnsupported, "an application load balancer at a chosen address (%s): ELBv2 gives application load balancers no static addresses", spec.Address)
+	}
 	scheme := elbtypes.LoadBalancerSchemeEnumInternetFacing
 	if spec.Internal {
 		scheme = elbtypes.LoadBalancerSchemeEnumInternal

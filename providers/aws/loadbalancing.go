@@ -293,6 +293,9 @@ func fromListener(l *elbtypes.Listener) providers.Listener {
 // balancer to a create of the same name and settings, which makes a repeat idempotent (it has
 // no client token).
 func (d *LoadBalancing) CreateLoadBalancer(ctx context.Context, spec providers.LoadBalancerSpec) (providers.LoadBalancer, error) {
+	if spec.Address.IsValid() {
+		return providers.LoadBalancer{}, invalid(codeUnsupported, "a network load balancer at a chosen address (%s): the AWS driver does not map addresses to subnet mappings and Elastic IP allocations yet", spec.Address)
+	}
 	scheme := elbtypes.LoadBalancerSchemeEnumInternetFacing
 	if spec.Internal {
 		scheme = elbtypes.LoadBalancerSchemeEnumInternal

@@ -60,10 +60,12 @@ func (d *LoadBalancing) CreateApplicationLoadBalancer(ctx context.Context, spec 
 		scheme = api.SchemeInternal
 	}
 	resp, err := do(d, api.ActionCreateLoadBalancer, func() (*api.CreateLoadBalancerResponse, error) {
-		return d.c.CreateLoadBalancer(ctx, &api.CreateLoadBalancerRequest{
+		req := &api.CreateLoadBalancerRequest{
 			Name: spec.Name, Scheme: scheme, Type: api.LoadBalancerTypeApplication, SubnetID: d.subnetID,
 			Tags: toTags(spec.Tags), ClientToken: spec.ClientToken,
-		})
+		}
+		requestAddress(req, spec)
+		return d.c.CreateLoadBalancer(ctx, req)
 	})
 	if err != nil {
 		return providers.ApplicationLoadBalancer{}, err
@@ -562,7 +564,8 @@ func fromHeaders(h *api.HeaderModifications) *providers.HeaderModifier {
 }
 
 // Capabilities: fakecloud's application load balancers also serve TLS-passthrough, TCP and UDP
-// listeners, and their HTTPS listeners take hostname scopes.
+// listeners, their HTTPS listeners take hostname scopes, and a load balancer may be created at
+// an address of the caller's choosing.
 func (d *LoadBalancing) Capabilities() providers.Capabilities {
-	return providers.Capabilities{L4OnApplicationLB: true, HostnameScopes: true}
+	return providers.Capabilities{L4OnApplicationLB: true, HostnameScopes: true, StaticAddresses: true}
 }

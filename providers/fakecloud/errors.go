@@ -44,6 +44,7 @@ var kinds = map[string]error{
 	api.CodeTooManyCertificates:           providers.ErrLimit,
 
 	api.CodeInvalidIPAddressInUse:        providers.ErrConflict,
+	api.CodeAddressUnavailable:           providers.ErrAddressUnusable,
 	api.CodeDuplicateLoadBalancerName:    providers.ErrConflict,
 	api.CodeDuplicateTargetGroupName:     providers.ErrConflict,
 	api.CodeDuplicateListener:            providers.ErrConflict,

@@ -166,15 +166,29 @@ func (d *LoadBalancing) CreateLoadBalancer(ctx context.Context, spec providers.L
 		scheme = api.SchemeInternal
 	}
 	resp, err := do(d, api.ActionCreateLoadBalancer, func() (*api.CreateLoadBalancerResponse, error) {
-		return d.c.CreateLoadBalancer(ctx, &api.CreateLoadBalancerRequest{
+		req := &api.CreateLoadBalancerRequest{
 			Name: spec.Name, Scheme: scheme, Type: api.LoadBalancerTypeNetwork, SubnetID: d.subnetID,
 			Tags: toTags(spec.Tags), ClientToken: spec.ClientToken,
-		})
+		}
+		requestAddress(req, spec)
+		return d.c.CreateLoadBalancer(ctx, req)
 	})
 	if err != nil {
 		return providers.LoadBalancer{}, err
 	}
 	return fromLB(resp.LoadBalancer)
+}
+
+// requestAddress asks for spec's Address: the public one of an internet-facing load balancer,
+// the private one of an internal one.
+func requestAddress(req *api.CreateLoadBalancerRequest, spec providers.LoadBalancerSpec) {
+	switch {
+	case !spec.Address.IsValid():
+	case spec.Internal:
+		req.PrivateIPv4Address = spec.Address.String()
+	default:
+		req.PublicIPv4Address = spec.Address.String()
+	}
 }
 
 // SetSourceRanges implements providers.LoadBalancers.

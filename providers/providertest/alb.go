@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -41,6 +42,7 @@ func RunApplicationLoadBalancing(t *testing.T, newEnv func(t *testing.T) Applica
 		run  func(t *testing.T, s *albScene)
 	}{
 		{"ApplicationLoadBalancerIdempotent", albCreate},
+		{"StaticAddresses", albStaticAddress},
 		{"ListenersAndRules", albRules},
 		{"RulePriorities", albPriorities},
 		{"Certificates", albCertificates},
@@ -112,6 +114,39 @@ func albCreate(t *testing.T, s *albScene) {
 	}
 	if err := s.d.DeleteLoadBalancer(bg(), a.ID); err != nil {
 		t.Errorf("delete again: %v", err)
+	}
+}
+
+// albStaticAddress: a driver with Capabilities.StaticAddresses creates a load balancer at the
+// address asked for and refuses one held by another with ErrAddressUnusable; one without it
+// refuses any Address with ErrInvalid.
+func albStaticAddress(t *testing.T, s *albScene) {
+	want := netip.MustParseAddr("10.0.3.33") // in the scene's subnet, 10.0.0.0/20
+	spec := func(name string) providers.LoadBalancerSpec {
+		return providers.LoadBalancerSpec{Name: name, Internal: true, Address: want, Tags: owner(name), ClientToken: providers.NewToken()}
+	}
+	a, err := s.d.CreateApplicationLoadBalancer(bg(), spec("alb-static"))
+	if !providers.CapabilitiesOf(s.d).StaticAddresses {
+		if !errors.Is(err, providers.ErrInvalid) {
+			t.Errorf("a static address from a driver without StaticAddresses: %+v, %v; want ErrInvalid", a, err)
+		}
+		return
+	}
+	if err != nil || a.VIP != want {
+		t.Fatalf("load balancer at %s: %+v, %v", want, a, err)
+	}
+	if b, err := s.d.CreateApplicationLoadBalancer(bg(), spec("alb-static")); err != nil || b.ID != a.ID {
+		t.Errorf("the same name and address again: %+v, %v; want %s", b, err, a.ID)
+	}
+	b, err := s.d.CreateApplicationLoadBalancer(bg(), spec("alb-static-b"))
+	if !errors.Is(err, providers.ErrAddressUnusable) || providers.Retryable(err) {
+		t.Errorf("a second load balancer at %s: %+v, %v; want ErrAddressUnusable, not retryable", want, b, err)
+	}
+	if err := s.d.DeleteLoadBalancer(bg(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.d.CreateApplicationLoadBalancer(bg(), spec("alb-static-b")); err != nil || b.VIP != want {
+		t.Errorf("the address once freed: %+v, %v", b, err)
 	}
 }
 

@@ -43,10 +43,15 @@ func (s *Store) CreateLoadBalancer(c Call, req *api.CreateLoadBalancerRequest) (
 	if err := validateLBTags(req.Tags); err != nil {
 		return nil, err
 	}
+	wantPublic, wantPrivate, err := requestedAddresses(req, scheme)
+	if err != nil {
+		return nil, err
+	}
 	return write(s, c, api.ActionCreateLoadBalancer, req.ClientToken, req, func(t *tx) (*api.CreateLoadBalancerResponse, error) {
 		v := newViewer(t.Txn, c)
 		if old := first[lbRec](t.Txn, tableLoadBalancers, indexName, req.Name); old != nil {
-			if old.Scheme == scheme && old.SubnetID == req.SubnetID && old.Type == typ {
+			if old.Scheme == scheme && old.SubnetID == req.SubnetID && old.Type == typ &&
+				(!wantPublic.IsValid() || wantPublic.String() == old.PublicIP) && (!wantPrivate.IsValid() || wantPrivate.String() == old.PrivateIP) {
 				return &api.CreateLoadBalancerResponse{LoadBalancer: v.loadBalancer(old)}, nil
 			}
 			return nil, api.Errorf(api.CodeDuplicateLoadBalancerName,
@@ -67,12 +72,28 @@ func (s *Store) CreateLoadBalancer(c Call, req *api.CreateLoadBalancerRequest) (
 		// The private address is held under the load balancer's ID, the way a requester-managed
 		// interface would hold it: it counts against the subnet and collides with nothing.
 		holder := &eniRec{ID: r.ID, VpcID: sn.VpcID, SubnetID: sn.ID}
-		addrs, err := t.allocate(holder, netip.MustParsePrefix(sn.Cidr), nil, 1, 1, true)
+		count, explicit := 1, []string(nil)
+		if wantPrivate.IsValid() {
+			count, explicit = 0, []string{wantPrivate.String()}
+		}
+		addrs, err := t.allocate(holder, netip.MustParsePrefix(sn.Cidr), explicit, count, 1, true)
 		if err != nil {
+			if wantPrivate.IsValid() {
+				var ae *api.Error
+				if errors.As(err, &ae) && (ae.Code == api.CodeInvalidIPAddressInUse || ae.Code == api.CodeInvalidParameterValue) {
+					return nil, api.Errorf(api.CodeAddressUnavailable, "PrivateIPv4Address %s cannot be the load balancer's: %s", wantPrivate, ae.Message)
+				}
+			}
 			return nil, err
 		}
 		r.PrivateIP = u32ToAddr(addrs[0].Start).String()
-		if scheme == api.SchemeInternetFacing {
+		switch {
+		case wantPublic.IsValid():
+			if err := publicIPUsable(t, wantPublic); err != nil {
+				return nil, err
+			}
+			r.PublicIP = wantPublic.String()
+		case scheme == api.SchemeInternetFacing:
 			if r.PublicIP, err = freePublicIP(t); err != nil {
 				return nil, err
 			}
@@ -82,6 +103,43 @@ func (s *Store) CreateLoadBalancer(c Call, req *api.CreateLoadBalancerRequest) (
 		}
 		return &api.CreateLoadBalancerResponse{LoadBalancer: v.loadBalancer(r)}, nil
 	})
+}
+
+// requestedAddresses parses the addresses a CreateLoadBalancer asks for (zero Addrs: none).
+func requestedAddresses(req *api.CreateLoadBalancerRequest, scheme string) (public, private netip.Addr, err error) {
+	parse := func(field, s string) (netip.Addr, error) {
+		if s == "" {
+			return netip.Addr{}, nil
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return netip.Addr{}, invalid("%s %.50q is not an IPv4 address", field, s)
+		}
+		return a, nil
+	}
+	if public, err = parse("PublicIPv4Address", req.PublicIPv4Address); err != nil {
+		return public, private, err
+	}
+	if private, err = parse("PrivateIPv4Address", req.PrivateIPv4Address); err != nil {
+		return public, private, err
+	}
+	if public.IsValid() && scheme != api.SchemeInternetFacing {
+		return public, private, invalid("PublicIPv4Address applies to internet-facing load balancers only; an internal one has no public address (ask for a PrivateIPv4Address)")
+	}
+	return public, private, nil
+}
+
+// publicIPUsable checks that a public address asked for is a free address of the pool.
+func publicIPUsable(t *tx, a netip.Addr) error {
+	lo, hi := prefixBase(publicPool)+1, prefixLast(publicPool)-1
+	if x := addrToU32(a); !publicPool.Contains(a) || x < lo || x > hi {
+		return api.Errorf(api.CodeAddressUnavailable, "PublicIPv4Address %s cannot be the load balancer's: it is not an address of the public pool %s (%s to %s)",
+			a, publicPool, u32ToAddr(lo), u32ToAddr(hi))
+	}
+	if holder := first[lbRec](t.Txn, tableLoadBalancers, indexPublicIP, a.String()); holder != nil {
+		return api.Errorf(api.CodeAddressUnavailable, "PublicIPv4Address %s cannot be the load balancer's: load balancer %s (%s) holds it", a, holder.ID, holder.Name)
+	}
+	return nil
 }
 
 // freePublicIP picks the lowest pool address no load balancer holds (the unique index on

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -104,6 +105,66 @@ func TestLoadBalancerAddresses(t *testing.T) {
 	// Deleting what is gone succeeds, as in ELBv2.
 	_, err = s.DeleteLoadBalancer(admin(), &api.DeleteLoadBalancerRequest{LoadBalancerID: in.LoadBalancer.LoadBalancerID})
 	mustOK(t, err)
+}
+
+// TestLoadBalancerStaticAddresses: a load balancer may ask for its addresses (a fakecloud
+// extension): a free public pool address for an internet-facing one, a free subnet address for
+// either; any other is AddressUnavailable naming why, a malformed one or a public address for an
+// internal load balancer ValidationError. A repeat by name matches only the same addresses.
+func TestLoadBalancerStaticAddresses(t *testing.T) {
+	s := openT(t, Config{})
+	w := newWorld(t, s, "10.0.0.0/16", "10.0.0.0/24")
+	create := func(name, scheme, public, private string) (api.LoadBalancer, error) {
+		r, err := s.CreateLoadBalancer(admin(), &api.CreateLoadBalancerRequest{Name: name, Scheme: scheme, Type: api.LoadBalancerTypeApplication,
+			SubnetID: w.subnet, PublicIPv4Address: public, PrivateIPv4Address: private})
+		if err != nil {
+			return api.LoadBalancer{}, err
+		}
+		return r.LoadBalancer, nil
+	}
+	gw, err := create("gw", "", "198.51.100.200", "10.0.0.200")
+	mustOK(t, err)
+	if gw.VIP != "198.51.100.200" || gw.PublicIPAddress != "198.51.100.200" || gw.PrivateIPAddress != "10.0.0.200" {
+		t.Errorf("load balancer %+v; want public 198.51.100.200 (the VIP) and private 10.0.0.200", gw)
+	}
+	in, err := create("in", api.SchemeInternal, "", "10.0.0.201")
+	mustOK(t, err)
+	if in.VIP != "10.0.0.201" {
+		t.Errorf("internal load balancer's VIP %s, want 10.0.0.201", in.VIP)
+	}
+	again, err := create("gw", "", "198.51.100.200", "")
+	if err != nil || again.LoadBalancerID != gw.LoadBalancerID {
+		t.Errorf("the same name and address again: %+v, %v; want %s", again, err, gw.LoadBalancerID)
+	}
+	_, err = create("gw", "", "198.51.100.201", "")
+	wantCode(t, err, &api.Error{Code: api.CodeDuplicateLoadBalancerName})
+	for _, tc := range []struct {
+		name, scheme, public, private string
+		code                          string
+		says                          string
+	}{
+		{"held", "", "198.51.100.200", "", api.CodeAddressUnavailable, "holds it"},
+		{"outside", "", "203.0.113.5", "", api.CodeAddressUnavailable, "not an address of the public pool"},
+		{"broadcast", "", "198.51.100.255", "", api.CodeAddressUnavailable, "not an address of the public pool"},
+		{"private-held", "", "", "10.0.0.201", api.CodeAddressUnavailable, "already assigned"},
+		{"private-outside", "", "", "10.1.0.5", api.CodeAddressUnavailable, "outside"},
+		{"private-reserved", "", "", "10.0.0.1", api.CodeAddressUnavailable, "reserved"},
+		{"private-scheme-public", api.SchemeInternal, "198.51.100.9", "", api.CodeValidationError, "internet-facing load balancers only"},
+		{"malformed", "", "not-an-ip", "", api.CodeValidationError, "PublicIPv4Address"},
+		{"v6", "", "", "2001:db8::1", api.CodeValidationError, "PrivateIPv4Address"},
+	} {
+		_, err := create(tc.name, tc.scheme, tc.public, tc.private)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != tc.code || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %v; want %s saying %q", tc.name, err, tc.code, tc.says)
+		}
+	}
+	// Nothing refused holds an address: the held ones free up with their load balancers.
+	_, err = s.DeleteLoadBalancer(admin(), &api.DeleteLoadBalancerRequest{LoadBalancerID: gw.LoadBalancerID})
+	mustOK(t, err)
+	if _, err := create("gw2", "", "198.51.100.200", "10.0.0.200"); err != nil {
+		t.Errorf("the addresses of a deleted load balancer: %v", err)
+	}
 }
 
 func TestLoadBalancerNamesAndTokens(t *testing.T) {
