@@ -2,6 +2,7 @@ package lbcontroller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -161,7 +162,8 @@ type gatewayObjects struct {
 
 func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayObjects, error) {
 	in := gateway.Input{Cluster: r.cfg.Cluster, ControllerName: gateway.ControllerName, BundleVersion: r.bundleVersion(ctx),
-		NoTLSRouteTermination: r.alb != nil && !providers.CapabilitiesOf(r.alb).L4OnApplicationLB}
+		NoTLSRouteTermination: r.alb != nil && !providers.CapabilitiesOf(r.alb).L4OnApplicationLB,
+		NoStaticAddresses:     r.alb != nil && !providers.CapabilitiesOf(r.alb).StaticAddresses}
 	var (
 		classes  gwv1.GatewayClassList
 		gws      gwv1.GatewayList
@@ -524,6 +526,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		switch {
 		case err != nil:
 			st.Message = err.Error()
+			st.AddressNotUsable = errors.Is(err, providers.ErrAddressUnusable)
 			requeue = retryAfter(err)
 			if r.rules != nil {
 				// The retry lists every listener's rules from the cloud again.

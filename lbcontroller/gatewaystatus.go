@@ -39,6 +39,9 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 		if r.alb == nil || !providers.CapabilitiesOf(r.alb).L4OnApplicationLB {
 			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.TLSTerminate, gateway.TLSMixed)
 		}
+		if r.alb == nil || !providers.CapabilitiesOf(r.alb).StaticAddresses {
+			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.StaticAddresses)
+		}
 		// Nor the extended features whose rules the cloud cannot express.
 		next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, refusedFeatures(r.alb)...)
 		if !equality.Semantic.DeepEqual(gc.Status, next.Status) {

@@ -170,6 +170,13 @@ func why(p *corev1.Pod) string {
 	return strings.Join(parts, ", ")
 }
 
+// The addresses GatewayStaticAddresses is run with: fakecloud's public pool is 198.51.100.0/24,
+// handed out from the bottom; 203.0.113.0/24 (TEST-NET-3) is no address of the lab's.
+const (
+	staticUsable   = "198.51.100.250"
+	staticUnusable = "203.0.113.250"
+)
+
 // runSuite runs the suite's test binary inside the lab's internet namespace with the lab's
 // in-VPC kubeconfig (the internet routes to the VPC, so the API server's VPC address answers
 // there, as do the Gateways' addresses). Its whole output goes to suite.log; the test results
@@ -181,6 +188,9 @@ func runSuite(ctx context.Context, l *lab.Lab, o options, claims conformance.Cla
 		"-conformance-profiles", claims.SuiteProfiles(),
 		"-supported-features", claims.SupportedFeatures(),
 		"-report-output", reportPath,
+		// GatewayStaticAddresses: a free address of fakecloud's public pool (the Gateways the
+		// suite creates take the lowest ones), and one outside it.
+		"-usable-address", staticUsable, "-unusable-address", staticUnusable,
 		"-organization", "flatnet", "-project", "flatnet", "-url", "https://github.com/flatnet/flatnet",
 		"-version", "v" + strings.TrimPrefix(flatnet.Version, "v"), "-contact", "https://github.com/flatnet/flatnet/issues",
 	}

@@ -148,19 +148,29 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 	if err != nil {
 		return res, fmt.Errorf("list the application load balancers of %s: %w", alb.Name, err)
 	}
+	var address netip.Addr
+	if alb.Address != "" {
+		if address, err = netip.ParseAddr(alb.Address); err != nil {
+			return res, fmt.Errorf("the model's address %q: %w", alb.Address, err)
+		}
+	}
 	var cur *providers.ApplicationLoadBalancer
 	for i := range lbs {
-		if lbs[i].Name == alb.Name {
+		if lbs[i].Name == alb.Name && (!address.IsValid() || lbs[i].VIP == address) {
 			cur = &lbs[i]
 			continue
 		}
+		// Another name, or the Gateway's static address changed: a load balancer's address is
+		// fixed when it is created, so it is replaced (its old address stops serving first,
+		// which frees it should it be asked for again).
 		if err := p.DeleteLoadBalancer(ctx, lbs[i].ID); err != nil {
 			return res, fmt.Errorf("delete application load balancer %s (replaced by %s): %w", lbs[i].ID, alb.Name, err)
 		}
 		res.did("delete load balancer %s", lbs[i].ID)
 	}
 	if cur == nil {
-		created, err := p.CreateApplicationLoadBalancer(ctx, providers.LoadBalancerSpec{Name: alb.Name, Tags: tags, ClientToken: clientToken(token, alb.Name)})
+		created, err := p.CreateApplicationLoadBalancer(ctx, providers.LoadBalancerSpec{Name: alb.Name, Address: address, Tags: tags,
+			ClientToken: clientToken(token, alb.Name+"@"+alb.Address)})
 		if err != nil {
 			return res, fmt.Errorf("create application load balancer %s: %w", alb.Name, err)
 		}

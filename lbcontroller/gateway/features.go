@@ -22,6 +22,7 @@ var supportedFeatures = []gwv1.FeatureName{
 	"GatewayHTTPListenerIsolation",
 	"GatewayHTTPSListenerDetectMisdirectedRequests",
 	"GatewayPort8080",
+	"GatewayStaticAddresses",
 	"HTTPRoute",
 	"HTTPRoute303RedirectStatusCode",
 	"HTTPRoute307RedirectStatusCode",
@@ -80,6 +81,10 @@ const MisdirectedRequests gwv1.FeatureName = "GatewayHTTPSListenerDetectMisdirec
 // load balancer (providers.Capabilities.L4OnApplicationLB: a companion network load balancer
 // does not terminate TLS for TLSRoutes yet).
 const TLSTerminate gwv1.FeatureName = "TLSRouteModeTerminate"
+
+// StaticAddresses is the feature of Gateways at addresses of the user's choosing: it needs a
+// cloud that creates load balancers at a given address (providers.Capabilities.StaticAddresses).
+const StaticAddresses gwv1.FeatureName = "GatewayStaticAddresses"
 
 // TLSMixed is the feature of TLS listeners of both modes on one port: it needs TLSTerminate
 // and a cloud rule that passes TLS through where the listener terminates the rest

@@ -23,6 +23,10 @@ type Input struct {
 	// whose companion network load balancer passes TLS through): TLS listeners in mode
 	// Terminate are not accepted (UnsupportedValue).
 	NoTLSRouteTermination bool `json:"noTLSRouteTermination,omitempty"`
+	// NoStaticAddresses: the cloud's load balancers take no address of the caller's choosing
+	// (providers.Capabilities.StaticAddresses false: the AWS driver): a Gateway whose
+	// spec.addresses has a value is not accepted (UnsupportedAddress).
+	NoStaticAddresses bool `json:"noStaticAddresses,omitempty"`
 
 	GatewayClasses  []gwv1.GatewayClass   `json:"gatewayClasses,omitempty"`
 	Gateways        []gwv1.Gateway        `json:"gateways,omitempty"`
@@ -57,6 +61,8 @@ type LoadBalancerState struct {
 	Programmed bool `json:"programmed,omitempty"`
 	// Message says why not (the cloud's reason), if known.
 	Message string `json:"message,omitempty"`
+	// AddressNotUsable: the cloud refused the static address asked for (Message says why).
+	AddressNotUsable bool `json:"addressNotUsable,omitempty"`
 }
 
 // Output is the translation: load balancers, statuses, events. Every list is sorted, so equal

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -20,7 +21,11 @@ type gateway struct {
 	listeners []*listener
 	// acceptReason/acceptMsg: set when the Gateway as a whole is not accepted.
 	acceptReason, acceptMsg string
-	tr                      *translation
+	// address is the static address spec.addresses asks for ("": the cloud's choice);
+	// addressNotUsable says why the Gateway cannot be programmed with the addresses asked for
+	// (its load balancer has one address).
+	address, addressNotUsable string
+	tr                        *translation
 }
 
 func (g *gateway) key() string { return key(g.obj.Namespace, g.obj.Name) }
@@ -118,34 +123,52 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 		for _, l := range g.listeners {
 			t.finishListener(l)
 		}
+		var unsupported string
+		g.address, g.addressNotUsable, unsupported = t.addresses(obj.Spec.Addresses)
 		switch {
-		case !assignedAddresses(obj.Spec.Addresses):
-			g.acceptReason = string(gwv1.GatewayReasonUnsupportedAddress)
-			g.acceptMsg = "spec.addresses with a value is not supported: the cloud assigns the load balancer's address; " +
-				"remove spec.addresses, or give one entry of type IPAddress without a value"
+		case unsupported != "":
+			g.acceptReason, g.acceptMsg = string(gwv1.GatewayReasonUnsupportedAddress), unsupported
 		case obj.Spec.Infrastructure != nil && obj.Spec.Infrastructure.ParametersRef != nil:
 			g.acceptReason = string(gwv1.GatewayReasonInvalidParameters)
 			g.acceptMsg = "spec.infrastructure.parametersRef is not supported: flatnet takes no parameters; remove it"
 		}
 		if g.acceptReason != "" {
 			g.eventf(g.acceptReason, "%s", g.acceptMsg)
+		} else if g.addressNotUsable != "" {
+			g.eventf(string(gwv1.GatewayReasonAddressNotUsable), "%s", g.addressNotUsable)
 		}
 	}
 	return out
 }
 
-// assignedAddresses reports whether a Gateway's spec.addresses asks for nothing but what the
-// cloud assigns: none, or one entry of type IPAddress without a value (GatewayAddressEmpty: "an
-// address, any"). A value (a static address) or more than one entry is not supported.
-func assignedAddresses(as []gwv1.GatewaySpecAddress) bool {
-	switch {
-	case len(as) == 0:
-		return true
-	case len(as) > 1:
-		return false
+// addresses reads a Gateway's spec.addresses: the static address asked for ("" when none: the
+// cloud assigns one; an entry of type IPAddress without a value asks for "an address, any":
+// GatewayAddressEmpty), or why the Gateway cannot be programmed with them (notUsable: more
+// than one entry, for a load balancer with one address), or why they are not supported at all
+// (a type other than IPAddress, a value that is not an IPv4 address, or any value when the
+// cloud takes none: Input.NoStaticAddresses).
+func (t *translation) addresses(as []gwv1.GatewaySpecAddress) (address, notUsable, unsupported string) {
+	for i, a := range as {
+		if a.Type != nil && *a.Type != gwv1.IPAddressType {
+			return "", "", fmt.Sprintf("spec.addresses[%d]: type %q is not supported: the load balancer has an IP address; use type IPAddress", i, *a.Type)
+		}
+		if a.Value == "" {
+			continue
+		}
+		if t.in.NoStaticAddresses {
+			return "", "", "spec.addresses with a value is not supported by this cloud's load balancers: the cloud assigns the address; " +
+				"remove spec.addresses, or give one entry of type IPAddress without a value"
+		}
+		ip, err := netip.ParseAddr(a.Value)
+		if err != nil || !ip.Is4() {
+			return "", "", fmt.Sprintf("spec.addresses[%d]: %q is not an IPv4 address; the cloud's load balancers have IPv4 addresses", i, a.Value)
+		}
+		address = ip.String()
 	}
-	a := as[0]
-	return a.Value == "" && (a.Type == nil || *a.Type == gwv1.IPAddressType)
+	if len(as) > 1 {
+		return "", fmt.Sprintf("spec.addresses asks for %d addresses; the Gateway's load balancer has one: give one entry", len(as)), ""
+	}
+	return address, "", ""
 }
 
 // listener checks what one listener alone can tell: protocol, TLS mode, route kinds.
@@ -464,6 +487,11 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 	case accepted.Status == metav1.ConditionFalse || serving == 0:
 		prog = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonInvalid),
 			"nothing to program: the Gateway has no listener that can serve", gen)
+	case g.addressNotUsable != "":
+		prog = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotUsable), g.addressNotUsable, gen)
+	case lb != nil && lb.AddressNotUsable:
+		prog = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotUsable),
+			cmp.Or(lb.Message, "the cloud cannot give the load balancer the address asked for"), gen)
 	case programmed:
 		prog = condition(string(gwv1.GatewayConditionProgrammed), true, string(gwv1.GatewayReasonProgrammed),
 			"the cloud's load balancers are programmed", gen)

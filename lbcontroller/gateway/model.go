@@ -45,7 +45,10 @@ type GatewayLoadBalancers struct {
 // ApplicationLoadBalancer terminates HTTP (and TLS for HTTPS) and routes each request by its rules.
 type ApplicationLoadBalancer struct {
 	// Name is stable for the Gateway's UID.
-	Name      string         `json:"name"`
+	Name string `json:"name"`
+	// Address is the static address the Gateway asks for (its VIP: public when the load
+	// balancer is internet-facing); "" lets the cloud assign one.
+	Address   string         `json:"address,omitempty"`
 	Listeners []HTTPListener `json:"listeners"`
 	// Passthrough are the TLS-passthrough, TCP and UDP listeners, which pass connections (UDP:
 	// each client flow's datagrams) through without terminating them (a TLS listener routes by
