@@ -255,7 +255,8 @@ func refreshState(ctx context.Context, p providers.ApplicationLoadBalancing, tag
 
 // targetGroupProtocol maps a model group's protocol onto the cloud's protocol and version. An
 // H2C group is GRPC: the model gives H2C to gRPC backends (and to HTTPRoute backends whose
-// appProtocol is kubernetes.io/h2c), and a gRPC server answers the gRPC health check. A TCP
+// appProtocol is kubernetes.io/h2c), and a gRPC server answers the gRPC health check. An HTTPS
+// group (appProtocol https) speaks TLS to its targets without verifying them, as ELBv2's. A TCP
 // group (behind TLS-passthrough and TCP listeners) and a UDP group (behind UDP listeners; the
 // cloud checks it over TCP on the traffic port) have no version.
 func targetGroupProtocol(proto string) (string, string, error) {
@@ -264,6 +265,8 @@ func targetGroupProtocol(proto string) (string, string, error) {
 		return gateway.ProtocolHTTP, providers.ProtocolVersionHTTP1, nil
 	case gateway.ProtocolH2C:
 		return gateway.ProtocolHTTP, providers.ProtocolVersionGRPC, nil
+	case gateway.ProtocolHTTPS:
+		return gateway.ProtocolHTTPS, providers.ProtocolVersionHTTP1, nil
 	case gateway.ProtocolTCP, gateway.ProtocolUDP:
 		return proto, "", nil
 	}

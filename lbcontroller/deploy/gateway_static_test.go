@@ -58,3 +58,46 @@ func TestGatewayStaticAddress(t *testing.T) {
 		t.Errorf("address dropped: %+v, %v; want %s kept at %s", kept, err, moved.LoadBalancerID, moved.VIP)
 	}
 }
+
+// TestGatewayTargetGroupProtocols: the model's group protocols become the cloud's protocol and
+// version: HTTP/HTTP1, H2C as HTTP/GRPC, HTTPS (appProtocol https) as HTTPS/HTTP1, TCP and UDP
+// as themselves; a protocol an application load balancer cannot serve fails the deploy.
+func TestGatewayTargetGroupProtocols(t *testing.T) {
+	_, d, _ := setup(t)
+	ctx := context.Background()
+	gw := &gateway.GatewayLoadBalancers{Namespace: "infra", Name: "protocols", UID: "uid-protocols"}
+	tags := gatewayTags(gw)
+	group := func(name, proto string) gateway.TargetGroup {
+		return gateway.TargetGroup{Name: name, Service: "infra/" + name, Port: 443, Protocol: proto}
+	}
+	fw := func(tg string) gateway.Action {
+		return gateway.Action{Forward: &gateway.Forward{Backends: []gateway.WeightedBackend{{TargetGroup: tg, Weight: 1}}}}
+	}
+	alb := &gateway.ApplicationLoadBalancer{Name: "alb-protocols", Listeners: []gateway.HTTPListener{{Port: 80, Protocol: gateway.ProtocolHTTP, Rules: []gateway.Rule{
+		{Priority: 1, Source: "a", Conditions: gateway.Conditions{Path: &gateway.PathMatch{Type: gateway.MatchPrefix, Value: "/plain"}}, Action: fw("plain")},
+		{Priority: 2, Source: "b", Conditions: gateway.Conditions{Path: &gateway.PathMatch{Type: gateway.MatchPrefix, Value: "/grpc"}}, Action: fw("grpc")},
+		{Priority: 3, Source: "c", Conditions: gateway.Conditions{Path: &gateway.PathMatch{Type: gateway.MatchPrefix, Value: "/secure"}}, Action: fw("secure")},
+	}}}, TargetGroups: []gateway.TargetGroup{group("grpc", gateway.ProtocolH2C), group("plain", gateway.ProtocolHTTP), group("secure", gateway.ProtocolHTTPS)}}
+	res, err := deploy.ApplicationLoadBalancer(ctx, d, alb, tags, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgs, err := d.ListTargetGroups(ctx, tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, tg := range tgs {
+		got[tg.Name] = tg.Protocol + "/" + tg.ProtocolVersion
+	}
+	want := map[string]string{"plain": "HTTP/" + providers.ProtocolVersionHTTP1, "grpc": "HTTP/" + providers.ProtocolVersionGRPC, "secure": "HTTPS/" + providers.ProtocolVersionHTTP1}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("target group %s (%s): %q, want %q", name, res.TargetGroups[name], got[name], w)
+		}
+	}
+	alb.TargetGroups = append(alb.TargetGroups, group("odd", "SCTP"))
+	if _, err := deploy.ApplicationLoadBalancer(ctx, d, alb, tags, "t2"); err == nil || !strings.Contains(err.Error(), `"SCTP" cannot serve an application load balancer`) {
+		t.Errorf("an SCTP group: %v; want the deploy refused, naming the protocol", err)
+	}
+}

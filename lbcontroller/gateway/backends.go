@@ -101,6 +101,10 @@ func backendProtocol(kind, appProtocol string) (string, bool) {
 			return ProtocolHTTP, true
 		case "kubernetes.io/h2c":
 			return ProtocolH2C, true
+		case "https", "HTTPS":
+			// TLS to the pod, its certificate not verified (as an ELBv2 HTTPS target group;
+			// BackendTLSPolicy, which would verify it, is not supported).
+			return ProtocolHTTPS, true
 		}
 		return "", false
 	case KindGRPCRoute:
