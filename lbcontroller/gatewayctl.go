@@ -472,6 +472,12 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		r.mu.Unlock()
 	}
 	switch {
+	case gw.Hold:
+		// The Gateway asks for addresses it cannot have: what serves stays as it is, and its
+		// addresses stay in the status.
+		r.mu.Lock()
+		st.Addresses = slices.Clone(rec.state.Addresses)
+		r.mu.Unlock()
 	case gw.L7 == nil:
 		// Nothing the application load balancer serves (not accepted, no valid listener):
 		// nothing of it in the cloud.
@@ -625,7 +631,7 @@ func (r *gatewayReconciler) collect(ctx context.Context, out gateway.Output) {
 	}
 	live := map[string]bool{}
 	for _, gw := range out.LoadBalancers {
-		if gw.L7 != nil {
+		if gw.L7 != nil || gw.Hold { // a held Gateway's load balancer serves on
 			live[gw.Namespace+"/"+gw.Name+"/"+gw.UID] = true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -447,6 +448,72 @@ func TestGatewayController(t *testing.T) {
 		return strings.Contains(m, `type is "Opaque"`), m
 	})
 	if err := h.k8s.Delete(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+
+	// Static addresses: the Gateway's load balancer is created at its spec.addresses value; an
+	// address the cloud refuses (outside its pool) is Programmed False AddressNotUsable with the
+	// cloud's reason, and the load balancer serving stays; so does it while the Gateway asks
+	// for two addresses (a load balancer has one).
+	pinned := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pinned"}, Spec: gwv1.GatewaySpec{
+		GatewayClassName: gwv1.ObjectName(class),
+		Addresses:        []gwv1.GatewaySpecAddress{{Type: ptr(gwv1.IPAddressType), Value: "198.51.100.230"}},
+		Listeners:        []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
+	}}
+	if err := h.k8s.Create(ctx, pinned); err != nil {
+		t.Fatal(err)
+	}
+	programmed := func(want gwv1.GatewayConditionReason, says string) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("the pinned Gateway is Programmed %s saying %q", want, says), func() (bool, string) {
+			var g gwv1.Gateway
+			if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(pinned), &g); err != nil {
+				return false, err.Error()
+			}
+			c := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
+			if c == nil || c.Reason != string(want) || c.ObservedGeneration != g.Generation || !strings.Contains(c.Message, says) {
+				return false, fmt.Sprintf("%+v (generation %d), addresses %v", c, g.Generation, g.Status.Addresses)
+			}
+			return len(g.Status.Addresses) == 1 && g.Status.Addresses[0].Value == "198.51.100.230", fmt.Sprint(g.Status.Addresses)
+		})
+	}
+	programmed(gwv1.GatewayReasonProgrammed, "")
+	pinnedLB := func() []providers.ApplicationLoadBalancer {
+		t.Helper()
+		lbs, err := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/pinned"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lbs
+	}
+	before := pinnedLB()
+	if len(before) != 1 || before[0].VIP != netip.MustParseAddr("198.51.100.230") {
+		t.Fatalf("the pinned Gateway's load balancers %+v; want one at 198.51.100.230", before)
+	}
+	setAddresses := func(as ...gwv1.GatewaySpecAddress) {
+		t.Helper()
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(pinned), &g); err != nil {
+			t.Fatal(err)
+		}
+		g.Spec.Addresses = as
+		if err := h.k8s.Update(ctx, &g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setAddresses(gwv1.GatewaySpecAddress{Type: ptr(gwv1.IPAddressType), Value: "203.0.113.5"})
+	programmed(gwv1.GatewayReasonAddressNotUsable, "not an address of the public pool")
+	if after := pinnedLB(); len(after) != 1 || after[0].ID != before[0].ID {
+		t.Errorf("after asking for an unusable address: %+v; want %s serving on", after, before[0].ID)
+	}
+	setAddresses(gwv1.GatewaySpecAddress{Type: ptr(gwv1.IPAddressType), Value: "198.51.100.230"}, gwv1.GatewaySpecAddress{Type: ptr(gwv1.IPAddressType), Value: "198.51.100.231"})
+	programmed(gwv1.GatewayReasonAddressNotUsable, "asks for 2 addresses")
+	if after := pinnedLB(); len(after) != 1 || after[0].ID != before[0].ID {
+		t.Errorf("while asking for two addresses: %+v; want %s serving on", after, before[0].ID)
+	}
+	setAddresses(gwv1.GatewaySpecAddress{Type: ptr(gwv1.IPAddressType), Value: "198.51.100.230"})
+	programmed(gwv1.GatewayReasonProgrammed, "")
+	if err := h.k8s.Delete(ctx, pinned); err != nil {
 		t.Fatal(err)
 	}
 

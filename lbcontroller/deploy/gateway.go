@@ -140,6 +140,27 @@ func passShape(alb *gateway.ApplicationLoadBalancer, tags map[string]string) str
 	return hex.EncodeToString(sum[:])
 }
 
+// keptLoadBalancer is which of the Gateway's load balancers serves on: with a static address,
+// the one at that address, whatever its name (a user may pin the address the cloud gave); else
+// the one named name, or failing that any (dropping a static address keeps the load balancer
+// where it is). nil: one is to be created.
+func keptLoadBalancer(lbs []providers.ApplicationLoadBalancer, name string, address netip.Addr) *providers.ApplicationLoadBalancer {
+	if address.IsValid() {
+		i := slices.IndexFunc(lbs, func(lb providers.ApplicationLoadBalancer) bool { return lb.VIP == address })
+		if i < 0 {
+			return nil
+		}
+		return &lbs[i]
+	}
+	if i := slices.IndexFunc(lbs, func(lb providers.ApplicationLoadBalancer) bool { return lb.Name == name }); i >= 0 {
+		return &lbs[i]
+	}
+	if len(lbs) > 0 {
+		return &lbs[0]
+	}
+	return nil
+}
+
 // applicationLoadBalancer is ApplicationLoadBalancer's pass that reads everything; m (non-nil)
 // is filled with what it read.
 func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, tags map[string]string, token string, m *passMemo) (GatewayResult, error) {
@@ -154,21 +175,17 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 			return res, fmt.Errorf("the model's address %q: %w", alb.Address, err)
 		}
 	}
-	var cur *providers.ApplicationLoadBalancer
-	for i := range lbs {
-		if lbs[i].Name == alb.Name && (!address.IsValid() || lbs[i].VIP == address) {
-			cur = &lbs[i]
-			continue
-		}
-		// Another name, or the Gateway's static address changed: a load balancer's address is
-		// fixed when it is created, so it is replaced (its old address stops serving first,
-		// which frees it should it be asked for again).
-		if err := p.DeleteLoadBalancer(ctx, lbs[i].ID); err != nil {
-			return res, fmt.Errorf("delete application load balancer %s (replaced by %s): %w", lbs[i].ID, alb.Name, err)
-		}
-		res.did("delete load balancer %s", lbs[i].ID)
+	cur := keptLoadBalancer(lbs, alb.Name, address)
+	if cur == nil && len(lbs) > 0 {
+		// Until its replacement exists, the one serving is the Gateway's (should the create
+		// fail, its address is still the Gateway's).
+		res.LoadBalancerID, res.VIP = lbs[0].ID, lbs[0].VIP
 	}
 	if cur == nil {
+		// A load balancer's address is fixed when it is created: a new static address gets a
+		// new load balancer (named after the address, so that it does not collide with the one
+		// serving), and the old one is deleted only once it exists. Should the cloud refuse
+		// the address, the old one goes on serving.
 		created, err := p.CreateApplicationLoadBalancer(ctx, providers.LoadBalancerSpec{Name: alb.Name, Address: address, Tags: tags,
 			ClientToken: clientToken(token, alb.Name+"@"+alb.Address)})
 		if err != nil {
@@ -176,6 +193,15 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 		}
 		cur = &created
 		res.did("create load balancer %s", created.ID)
+	}
+	for _, lb := range lbs {
+		if lb.ID == cur.ID {
+			continue
+		}
+		if err := p.DeleteLoadBalancer(ctx, lb.ID); err != nil {
+			return res, fmt.Errorf("delete application load balancer %s (replaced by %s): %w", lb.ID, cur.ID, err)
+		}
+		res.did("delete load balancer %s", lb.ID)
 	}
 	res.LoadBalancerID, res.VIP = cur.ID, cur.VIP
 
@@ -557,6 +583,14 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 			id = have.ID
 			if have.Protocol != spec.Protocol || !sameAction(have.DefaultAction, spec.DefaultAction) || !slices.Equal(have.Certificates, spec.Certificates) ||
 				!slices.Equal(have.HostnameScopes, spec.HostnameScopes) {
+				if have.Protocol == providers.ProtocolTLS && spec.Protocol == providers.ProtocolTLS && len(have.Certificates) == 0 && len(spec.Certificates) > 0 {
+					// A passthrough TLS listener starting to terminate (a Gateway listener in mode
+					// Terminate joins its port): its rules first, so that the names passed
+					// through are marked so before the certificates make the rest terminate.
+					if err := syncRules(ctx, p, id, where, w.rules, w.sources, token, res); err != nil {
+						return err
+					}
+				}
 				if _, err := p.ModifyHTTPListener(ctx, have.ID, spec); err != nil {
 					return fmt.Errorf("modify listener %s (%s) of %s: %w", have.ID, where, cur.ID, err)
 				}

@@ -166,7 +166,7 @@ func TestGatewayPassthrough(t *testing.T) {
 			},
 			TargetGroups: []gateway.TargetGroup{udpGroup("dns", "10.0.1.40"), tcpGroup("tls-a", "10.0.1.10")},
 		}},
-		{"80/TLS terminates TLS (TLSRoute mode Terminate): its certificate imported, the listener modified", terminating(t, "terminate")},
+		{"80/TLS terminates TLS (TLSRoute mode Terminate): its certificate imported, its rules written before the listener takes the certificate (a name passed through must be marked so before the rest terminate)", terminating(t, "terminate")},
 		{"80/TLS terminates db.example.com and passes pass.example.com and the default through (TLSRouteModeMixed)", terminating(t, "mixed")},
 		{"80/TLS passes TLS through again: re-created (a modify keeps certificates), the certificate collected", terminating(t, "passthrough")},
 	}

@@ -62,12 +62,17 @@ func (s *targetGroups) list() []TargetGroup {
 }
 
 // loadBalancers builds the Gateway's load balancers from its serving listeners and their
-// attached routes: neither when the Gateway is not accepted, asks for addresses it cannot have,
-// or has nothing to serve.
+// attached routes: neither when the Gateway is not accepted, asks for addresses it cannot have
+// (Hold), or has nothing to serve.
 func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 	uid := string(g.obj.UID)
 	out := GatewayLoadBalancers{Namespace: g.obj.Namespace, Name: g.obj.Name, UID: uid}
-	if g.acceptReason != "" || g.addressNotUsable != "" {
+	if g.addressReason != "" {
+		// What serves stays as it is: asking for addresses it cannot have does not take a
+		// serving Gateway down.
+		out.Hold = true
+	}
+	if g.acceptReason != "" || g.addressReason != "" {
 		return out
 	}
 	l7 := map[int][]*listener{}
@@ -108,6 +113,11 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 	if len(l7) > 0 || len(pass) > 0 {
 		tgs := &targetGroups{t: t, prefix: []string{t.in.Cluster, uid, "l7"}, byName: map[string]*TargetGroup{}}
 		alb := &ApplicationLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l7"), Address: g.address}
+		if g.address != "" {
+			// A load balancer at another address is another load balancer: it is created
+			// beside the one serving, before that one goes (deploy.ApplicationLoadBalancer).
+			alb.Name = cloudName(t.in.Cluster, uid, "l7", g.address)
+		}
 		for _, port := range sortedKeys(l7) {
 			alb.Listeners = append(alb.Listeners, httpListener(port, l7[port], tgs))
 		}

@@ -22,10 +22,10 @@ type gateway struct {
 	// acceptReason/acceptMsg: set when the Gateway as a whole is not accepted.
 	acceptReason, acceptMsg string
 	// address is the static address spec.addresses asks for ("": the cloud's choice);
-	// addressNotUsable says why the Gateway cannot be programmed with the addresses asked for
-	// (its load balancer has one address).
-	address, addressNotUsable string
-	tr                        *translation
+	// addressReason and addressMsg say why the Gateway cannot be programmed with the addresses
+	// asked for (AddressNotUsable or AddressNotAssigned).
+	address, addressReason, addressMsg string
+	tr                                 *translation
 }
 
 func (g *gateway) key() string { return key(g.obj.Namespace, g.obj.Name) }
@@ -124,7 +124,7 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 			t.finishListener(l)
 		}
 		var unsupported string
-		g.address, g.addressNotUsable, unsupported = t.addresses(obj.Spec.Addresses)
+		g.address, g.addressReason, g.addressMsg, unsupported = t.addresses(obj.Spec.Addresses)
 		switch {
 		case unsupported != "":
 			g.acceptReason, g.acceptMsg = string(gwv1.GatewayReasonUnsupportedAddress), unsupported
@@ -134,8 +134,8 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 		}
 		if g.acceptReason != "" {
 			g.eventf(g.acceptReason, "%s", g.acceptMsg)
-		} else if g.addressNotUsable != "" {
-			g.eventf(string(gwv1.GatewayReasonAddressNotUsable), "%s", g.addressNotUsable)
+		} else if g.addressReason != "" {
+			g.eventf(g.addressReason, "%s", g.addressMsg)
 		}
 	}
 	return out
@@ -143,32 +143,38 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 
 // addresses reads a Gateway's spec.addresses: the static address asked for ("" when none: the
 // cloud assigns one; an entry of type IPAddress without a value asks for "an address, any":
-// GatewayAddressEmpty), or why the Gateway cannot be programmed with them (notUsable: more
-// than one entry, for a load balancer with one address), or why they are not supported at all
-// (a type other than IPAddress, a value that is not an IPv4 address, or any value when the
-// cloud takes none: Input.NoStaticAddresses).
-func (t *translation) addresses(as []gwv1.GatewaySpecAddress) (address, notUsable, unsupported string) {
+// GatewayAddressEmpty); or why the Gateway cannot be programmed with them (reason
+// AddressNotUsable: a value that is not an IPv4 address, or more than one entry with a value;
+// AddressNotAssigned: more than one entry without, for a load balancer with one address); or
+// why they are not supported at all (a type other than IPAddress, or any value when the cloud
+// takes none: Input.NoStaticAddresses).
+func (t *translation) addresses(as []gwv1.GatewaySpecAddress) (address, reason, msg, unsupported string) {
+	values := 0
 	for i, a := range as {
 		if a.Type != nil && *a.Type != gwv1.IPAddressType {
-			return "", "", fmt.Sprintf("spec.addresses[%d]: type %q is not supported: the load balancer has an IP address; use type IPAddress", i, *a.Type)
+			return "", "", "", fmt.Sprintf("spec.addresses[%d]: type %q is not supported: the load balancer has an IP address; use type IPAddress", i, *a.Type)
 		}
 		if a.Value == "" {
 			continue
 		}
 		if t.in.NoStaticAddresses {
-			return "", "", "spec.addresses with a value is not supported by this cloud's load balancers: the cloud assigns the address; " +
+			return "", "", "", "spec.addresses with a value is not supported by this cloud's load balancers: the cloud assigns the address; " +
 				"remove spec.addresses, or give one entry of type IPAddress without a value"
 		}
+		values++
 		ip, err := netip.ParseAddr(a.Value)
 		if err != nil || !ip.Is4() {
-			return "", "", fmt.Sprintf("spec.addresses[%d]: %q is not an IPv4 address; the cloud's load balancers have IPv4 addresses", i, a.Value)
+			return "", string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf("spec.addresses[%d]: %q is not an IPv4 address; the cloud's load balancers have IPv4 addresses", i, a.Value), ""
 		}
 		address = ip.String()
 	}
-	if len(as) > 1 {
-		return "", fmt.Sprintf("spec.addresses asks for %d addresses; the Gateway's load balancer has one: give one entry", len(as)), ""
+	switch {
+	case len(as) > 1 && values > 0:
+		return "", string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf("spec.addresses asks for %d addresses; the Gateway's load balancer has one: give one entry", len(as)), ""
+	case len(as) > 1:
+		return "", string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("spec.addresses asks for %d addresses; the Gateway's load balancer has one: give one entry", len(as)), ""
 	}
-	return address, "", ""
+	return address, "", "", ""
 }
 
 // listener checks what one listener alone can tell: protocol, TLS mode, route kinds.
@@ -487,8 +493,8 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 	case accepted.Status == metav1.ConditionFalse || serving == 0:
 		prog = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonInvalid),
 			"nothing to program: the Gateway has no listener that can serve", gen)
-	case g.addressNotUsable != "":
-		prog = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotUsable), g.addressNotUsable, gen)
+	case g.addressReason != "":
+		prog = condition(string(gwv1.GatewayConditionProgrammed), false, g.addressReason, g.addressMsg, gen)
 	case lb != nil && lb.AddressNotUsable:
 		prog = condition(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonAddressNotUsable),
 			cmp.Or(lb.Message, "the cloud cannot give the load balancer the address asked for"), gen)

@@ -40,11 +40,15 @@ type GatewayLoadBalancers struct {
 	// L7 is the application load balancer: HTTP and HTTPS listeners, and TLS-passthrough,
 	// TCP and UDP listeners passing connections and datagrams through (Passthrough).
 	L7 *ApplicationLoadBalancer `json:"l7,omitempty"`
+	// Hold (with no L7): the Gateway asks for addresses it cannot have (its Programmed
+	// condition says why); whatever of it the cloud serves stays as it is, neither changed nor
+	// deleted, until the Gateway asks for what it can have.
+	Hold bool `json:"hold,omitempty"`
 }
 
 // ApplicationLoadBalancer terminates HTTP (and TLS for HTTPS) and routes each request by its rules.
 type ApplicationLoadBalancer struct {
-	// Name is stable for the Gateway's UID.
+	// Name is stable for the Gateway's UID (and its static address).
 	Name string `json:"name"`
 	// Address is the static address the Gateway asks for (its VIP: public when the load
 	// balancer is internet-facing); "" lets the cloud assign one.

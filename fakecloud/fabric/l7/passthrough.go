@@ -113,6 +113,13 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 		return
 	}
 	rec.s = r.series
+	// The target is picked before any handshake: a name whose rule forwards nowhere (a
+	// refusal, or no target left) is closed without a certificate shown.
+	b, t := pickTarget(&r.action)
+	if t == nil {
+		rec.result = connNoTarget
+		return
+	}
 	if l.certs != nil && !r.action.tlsPassthrough {
 		// Terminate: the handshake starts from the ClientHello read above; the SNI name picks
 		// the certificate.
@@ -127,11 +134,6 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 			return
 		}
 		down, head = tc, nil
-	}
-	b, t := pickTarget(&r.action)
-	if t == nil {
-		rec.result = connNoTarget
-		return
 	}
 	rec.group, rec.target = b.group.name, t.hostport
 	t.inflight.Add(1)

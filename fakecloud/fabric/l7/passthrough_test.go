@@ -289,14 +289,23 @@ func TestTLSTerminate(t *testing.T) {
 	e := newEngine(t, Options{Registerer: reg})
 	passA := forwardTo("gp")
 	passA.TLSPassthrough = true
+	// A closed port: its target cannot be reached.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := netip.MustParseAddrPort(ln.Addr().String())
+	_ = ln.Close()
 	cfg := Config{
-		TargetGroups: []TargetGroup{tgroup("echo", ProtocolTCP, echo), tgroup("ga", ProtocolTCP, a), tgroup("gp", ProtocolTCP, p)},
+		TargetGroups: []TargetGroup{tgroup("echo", ProtocolTCP, echo), tgroup("ga", ProtocolTCP, a), tgroup("gp", ProtocolTCP, p), tgroup("dead", ProtocolTCP, dead)},
 		Listeners: []Listener{{Port: 8443, Protocol: ProtocolTLS,
 			Certificates: []Certificate{{Name: "d", CertPEM: certD, KeyPEM: keyD, Default: true}, {Name: "a", CertPEM: certA, KeyPEM: keyA, Hostnames: []string{"a.example.com"}}},
 			Rules: []Rule{
 				{Name: "a", Hosts: []string{"a.example.com"}, Action: forwardTo("echo")},
 				{Name: "b", Hosts: []string{"b.example.com"}, Action: forwardTo("echo")},
 				{Name: "pass", Hosts: []string{"pass.example.com"}, Action: passA},
+				{Name: "refused", Hosts: []string{"refused.example.com"}, Action: Action{Forward: &Forward{}}},
+				{Name: "dead", Hosts: []string{"dead.example.com"}, Action: forwardTo("dead")},
 			},
 		}},
 	}
@@ -340,10 +349,20 @@ func TestTLSTerminate(t *testing.T) {
 	if body, err := getOverTLS(addr, "pass.example.com", poolP); err != nil || !strings.HasPrefix(body, "p ") {
 		t.Errorf("a passthrough rule on a terminating listener: %q, %v; want the target's answer, over its own certificate", body, err)
 	}
-	// A name no rule takes: closed before the handshake.
-	if c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "other.example.com", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}); err == nil { //nolint:gosec // no certificate is wanted
+	// A name no rule takes, and one whose rule forwards nowhere: closed before the handshake.
+	for _, name := range []string{"other.example.com", "refused.example.com"} {
+		if c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}); err == nil { //nolint:gosec // no certificate is wanted
+			_ = c.Close()
+			t.Errorf("%s finished a handshake; want the connection closed before it", name)
+		}
+	}
+	// A target that cannot be reached: terminated, then closed.
+	if c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "dead.example.com", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}); err == nil { //nolint:gosec // no certificate is wanted
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("a target that cannot be reached: read %d bytes; want the connection closed", n)
+		}
 		_ = c.Close()
-		t.Errorf("a name no rule takes finished a handshake; want the connection closed before it")
 	}
 	// A client that distrusts the certificate gives up the handshake.
 	if c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example.com", RootCAs: pool(certD), MinVersion: tls.VersionTLS12}); err == nil {
@@ -360,16 +379,18 @@ func TestTLSTerminate(t *testing.T) {
 	_, _ = io.ReadAll(raw)
 	_ = raw.Close()
 	want := map[string]float64{
-		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=a}":            1,
-		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=b}":            1,
-		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=pass}":         1,
-		"flatnet_l7_connections_total{listener=8443,result=no_rule,rule=-}":              1,
-		"flatnet_l7_connections_total{listener=8443,result=tls_handshake_failed,rule=a}": 1,
-		"flatnet_l7_connections_total{listener=8443,result=no_client_hello,rule=-}":      1,
-		"flatnet_l7_connection_bytes_total{direction=from_client,listener=8443,rule=a}":  25,
-		"flatnet_l7_connection_bytes_total{direction=to_client,listener=8443,rule=a}":    25,
-		"flatnet_l7_connection_bytes_total{direction=from_client,listener=8443,rule=b}":  1,
-		"flatnet_l7_connection_bytes_total{direction=to_client,listener=8443,rule=b}":    1,
+		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=a}":             1,
+		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=b}":             1,
+		"flatnet_l7_connections_total{listener=8443,result=forwarded,rule=pass}":          1,
+		"flatnet_l7_connections_total{listener=8443,result=no_rule,rule=-}":               1,
+		"flatnet_l7_connections_total{listener=8443,result=no_target,rule=refused}":       1,
+		"flatnet_l7_connections_total{listener=8443,result=target_unreachable,rule=dead}": 1,
+		"flatnet_l7_connections_total{listener=8443,result=tls_handshake_failed,rule=a}":  1,
+		"flatnet_l7_connections_total{listener=8443,result=no_client_hello,rule=-}":       1,
+		"flatnet_l7_connection_bytes_total{direction=from_client,listener=8443,rule=a}":   25,
+		"flatnet_l7_connection_bytes_total{direction=to_client,listener=8443,rule=a}":     25,
+		"flatnet_l7_connection_bytes_total{direction=from_client,listener=8443,rule=b}":   1,
+		"flatnet_l7_connection_bytes_total{direction=to_client,listener=8443,rule=b}":     1,
 	}
 	metrics := awaitMetrics(t, reg, want, func(k string) bool {
 		// The passed-through bytes are an HTTP exchange's, of no fixed size.

@@ -272,4 +272,5 @@ var knownCodes = map[string]bool{
 	api.CodeResourceInUse:               true,
 	api.CodeInvalidConfigurationRequest: true,
 	api.CodeInsufficientPublicAddresses: true,
+	api.CodeAddressUnavailable:          true,
 }
