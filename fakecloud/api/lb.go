@@ -297,13 +297,13 @@ type CreateLoadBalancerRequest struct {
 	SubnetID    string `json:"SubnetId"`
 	Tags        []Tag  `json:"Tags,omitempty"`
 	ClientToken string `json:"ClientToken,omitempty"`
-	// PublicIPv4Address (internet-facing only) and PrivateIPv4Address ask for the load
+	// PublicIpv4Address (internet-facing only) and PrivateIpv4Address ask for the load
 	// balancer's addresses instead of letting fakecloud pick (a fakecloud extension, after
 	// ELBv2's SubnetMappings: an Elastic IP's AllocationId, a PrivateIPv4Address). The public
 	// one must be a free address of the public pool, the private one a free address of the
 	// subnet; either refused is AddressUnavailable.
-	PublicIPv4Address  string `json:"PublicIPv4Address,omitempty"`
-	PrivateIPv4Address string `json:"PrivateIPv4Address,omitempty"`
+	PublicIPv4Address  string `json:"PublicIpv4Address,omitempty"`
+	PrivateIPv4Address string `json:"PrivateIpv4Address,omitempty"`
 }
 type CreateLoadBalancerResponse struct {
 	LoadBalancer LoadBalancer `json:"LoadBalancer"`

@@ -81,7 +81,7 @@ func (s *Store) CreateLoadBalancer(c Call, req *api.CreateLoadBalancerRequest) (
 			if wantPrivate.IsValid() {
 				var ae *api.Error
 				if errors.As(err, &ae) && (ae.Code == api.CodeInvalidIPAddressInUse || ae.Code == api.CodeInvalidParameterValue) {
-					return nil, api.Errorf(api.CodeAddressUnavailable, "PrivateIPv4Address %s cannot be the load balancer's: %s", wantPrivate, ae.Message)
+					return nil, api.Errorf(api.CodeAddressUnavailable, "PrivateIpv4Address %s cannot be the load balancer's: %s", wantPrivate, ae.Message)
 				}
 			}
 			return nil, err
@@ -117,14 +117,14 @@ func requestedAddresses(req *api.CreateLoadBalancerRequest, scheme string) (publ
 		}
 		return a, nil
 	}
-	if public, err = parse("PublicIPv4Address", req.PublicIPv4Address); err != nil {
+	if public, err = parse("PublicIpv4Address", req.PublicIPv4Address); err != nil {
 		return public, private, err
 	}
-	if private, err = parse("PrivateIPv4Address", req.PrivateIPv4Address); err != nil {
+	if private, err = parse("PrivateIpv4Address", req.PrivateIPv4Address); err != nil {
 		return public, private, err
 	}
 	if public.IsValid() && scheme != api.SchemeInternetFacing {
-		return public, private, invalid("PublicIPv4Address applies to internet-facing load balancers only; an internal one has no public address (ask for a PrivateIPv4Address)")
+		return public, private, invalid("PublicIpv4Address applies to internet-facing load balancers only; an internal one has no public address (ask for a PrivateIpv4Address)")
 	}
 	return public, private, nil
 }
@@ -133,11 +133,11 @@ func requestedAddresses(req *api.CreateLoadBalancerRequest, scheme string) (publ
 func publicIPUsable(t *tx, a netip.Addr) error {
 	lo, hi := prefixBase(publicPool)+1, prefixLast(publicPool)-1
 	if x := addrToU32(a); !publicPool.Contains(a) || x < lo || x > hi {
-		return api.Errorf(api.CodeAddressUnavailable, "PublicIPv4Address %s cannot be the load balancer's: it is not an address of the public pool %s (%s to %s)",
+		return api.Errorf(api.CodeAddressUnavailable, "PublicIpv4Address %s cannot be the load balancer's: it is not an address of the public pool %s (%s to %s)",
 			a, publicPool, u32ToAddr(lo), u32ToAddr(hi))
 	}
 	if holder := first[lbRec](t.Txn, tableLoadBalancers, indexPublicIP, a.String()); holder != nil {
-		return api.Errorf(api.CodeAddressUnavailable, "PublicIPv4Address %s cannot be the load balancer's: load balancer %s (%s) holds it", a, holder.ID, holder.Name)
+		return api.Errorf(api.CodeAddressUnavailable, "PublicIpv4Address %s cannot be the load balancer's: load balancer %s (%s) holds it", a, holder.ID, holder.Name)
 	}
 	return nil
 }

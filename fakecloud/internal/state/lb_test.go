@@ -150,8 +150,8 @@ func TestLoadBalancerStaticAddresses(t *testing.T) {
 		{"private-outside", "", "", "10.1.0.5", api.CodeAddressUnavailable, "outside"},
 		{"private-reserved", "", "", "10.0.0.1", api.CodeAddressUnavailable, "reserved"},
 		{"private-scheme-public", api.SchemeInternal, "198.51.100.9", "", api.CodeValidationError, "internet-facing load balancers only"},
-		{"malformed", "", "not-an-ip", "", api.CodeValidationError, "PublicIPv4Address"},
-		{"v6", "", "", "2001:db8::1", api.CodeValidationError, "PrivateIPv4Address"},
+		{"malformed", "", "not-an-ip", "", api.CodeValidationError, "PublicIpv4Address"},
+		{"v6", "", "", "2001:db8::1", api.CodeValidationError, "PrivateIpv4Address"},
 	} {
 		_, err := create(tc.name, tc.scheme, tc.public, tc.private)
 		var ae *api.Error
