@@ -51,7 +51,11 @@ func TestApplicationLoadBalancerCommands(t *testing.T) {
 	env := servertest.Start(t, servertest.Options{})
 	vpc := mustJSON[api.CreateVpcResponse](t, env, "vpc", "create", "--cidr", "10.0.0.0/16").Vpc
 	sn := mustJSON[api.CreateSubnetResponse](t, env, "subnet", "create", "--vpc", vpc.VpcID, "--cidr", "10.0.0.0/24").Subnet
-	lb := mustJSON[api.CreateLoadBalancerResponse](t, env, "lb", "create", "gw", "--subnet", sn.SubnetID, "--type", "application").LoadBalancer
+	lb := mustJSON[api.CreateLoadBalancerResponse](t, env, "lb", "create", "gw", "--subnet", sn.SubnetID, "--type", "application",
+		"--public-address", "198.51.100.77", "--private-address", "10.0.0.77").LoadBalancer
+	if lb.VIP != "198.51.100.77" || lb.PrivateIPAddress != "10.0.0.77" {
+		t.Errorf("lb create --public-address 198.51.100.77 --private-address 10.0.0.77: VIP %s, private %s", lb.VIP, lb.PrivateIPAddress)
+	}
 	if lb.Type != api.LoadBalancerTypeApplication {
 		t.Fatalf("lb create --type application made a %s load balancer", lb.Type)
 	}

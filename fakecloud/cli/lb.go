@@ -21,7 +21,7 @@ func newLBCmd(g *globals) *cobra.Command {
 }
 
 func lbCreateCmd(g *globals) *cobra.Command {
-	var subnet, typ string
+	var subnet, typ, publicIP, privateIP string
 	var internal bool
 	var tags []string
 	c := &cobra.Command{
@@ -35,7 +35,8 @@ func lbCreateCmd(g *globals) *cobra.Command {
 			if internal {
 				scheme = api.SchemeInternal
 			}
-			r, err := c.CreateLoadBalancer(ctx, &api.CreateLoadBalancerRequest{Name: args[0], Scheme: scheme, Type: typ, SubnetID: subnet, Tags: t})
+			r, err := c.CreateLoadBalancer(ctx, &api.CreateLoadBalancerRequest{Name: args[0], Scheme: scheme, Type: typ, SubnetID: subnet, Tags: t,
+				PublicIPv4Address: publicIP, PrivateIPv4Address: privateIP})
 			if err != nil {
 				return err
 			}
@@ -46,6 +47,8 @@ func lbCreateCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&internal, "internal", false, "VIP from the subnet instead of the public pool")
 	c.Flags().StringVar(&typ, "type", api.LoadBalancerTypeNetwork, "network (TCP/UDP) or application (HTTP/HTTPS with rules)")
 	c.Flags().StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE (repeatable)")
+	c.Flags().StringVar(&publicIP, "public-address", "", "the public VIP to take (a free address of the public pool; internet-facing only)")
+	c.Flags().StringVar(&privateIP, "private-address", "", "the private address to take (a free address of the subnet)")
 	_ = c.MarkFlagRequired("subnet")
 	return c
 }
