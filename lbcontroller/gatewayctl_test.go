@@ -162,14 +162,7 @@ func TestGatewayController(t *testing.T) {
 
 	// The cloud: one application load balancer at the Gateway's address, its targets the
 	// endpoints of both backends.
-	alb := func() []providers.ApplicationLoadBalancer {
-		t.Helper()
-		lbs, err := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return lbs
-	}
+	alb := func() []providers.ApplicationLoadBalancer { return h.gatewayALBs(t, ns, "gw") }
 	lbs := alb()
 	if len(lbs) != 1 || lbs[0].VIP.String() != vip {
 		t.Fatalf("cloud load balancers %+v, Gateway address %s", lbs, vip)
@@ -397,9 +390,9 @@ func TestGatewayController(t *testing.T) {
 		return true, ""
 	})
 	// The valid listener is served: port 8081 forwards to canary only (the valid rule).
-	bads, err := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/bad"})
-	if err != nil || len(bads) != 1 {
-		t.Fatalf("the bad Gateway's load balancers: %+v, %v", bads, err)
+	bads := h.gatewayALBs(t, ns, "bad")
+	if len(bads) != 1 {
+		t.Fatalf("the bad Gateway's load balancers: %+v", bads)
 	}
 	var ports []int
 	for _, l := range bads[0].Listeners {
@@ -478,14 +471,7 @@ func TestGatewayController(t *testing.T) {
 		})
 	}
 	programmed(gwv1.GatewayReasonProgrammed, "")
-	pinnedLB := func() []providers.ApplicationLoadBalancer {
-		t.Helper()
-		lbs, err := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/pinned"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return lbs
-	}
+	pinnedLB := func() []providers.ApplicationLoadBalancer { return h.gatewayALBs(t, ns, "pinned") }
 	before := pinnedLB()
 	if len(before) != 1 || before[0].VIP != netip.MustParseAddr("198.51.100.230") {
 		t.Fatalf("the pinned Gateway's load balancers %+v; want one at 198.51.100.230", before)

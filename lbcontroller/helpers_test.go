@@ -234,6 +234,16 @@ func eventually(t testing.TB, what string, cond func() (bool, string)) {
 	t.Fatalf("%s: still not so after 30s: %s", what, last)
 }
 
+// gatewayALBs lists the application load balancers tagged with the Gateway ns/name.
+func (h *harness) gatewayALBs(t testing.TB, ns, name string) []providers.ApplicationLoadBalancer {
+	t.Helper()
+	lbs, err := h.p.ListApplicationLoadBalancers(context.Background(), map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lbs
+}
+
 // owned returns the load balancers and target groups tagged with the Service.
 func (h *harness) owned(t testing.TB, ns, name string) ([]providers.LoadBalancer, []providers.TargetGroup) {
 	t.Helper()

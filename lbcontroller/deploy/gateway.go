@@ -176,12 +176,12 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 		}
 	}
 	cur := keptLoadBalancer(lbs, alb.Name, address)
-	if cur == nil && len(lbs) > 0 {
-		// Until its replacement exists, the one serving is the Gateway's (should the create
-		// fail, its address is still the Gateway's).
-		res.LoadBalancerID, res.VIP = lbs[0].ID, lbs[0].VIP
-	}
 	if cur == nil {
+		if len(lbs) > 0 {
+			// Until its replacement exists, the one serving is the Gateway's (should the
+			// create fail, its address is still the Gateway's).
+			res.LoadBalancerID, res.VIP = lbs[0].ID, lbs[0].VIP
+		}
 		// A load balancer's address is fixed when it is created: a new static address gets a
 		// new load balancer (named after the address, so that it does not collide with the one
 		// serving), and the old one is deleted only once it exists. Should the cloud refuse

@@ -67,11 +67,9 @@ func (s *targetGroups) list() []TargetGroup {
 func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 	uid := string(g.obj.UID)
 	out := GatewayLoadBalancers{Namespace: g.obj.Namespace, Name: g.obj.Name, UID: uid}
-	if g.addressReason != "" {
-		// What serves stays as it is: asking for addresses it cannot have does not take a
-		// serving Gateway down.
-		out.Hold = true
-	}
+	// What serves stays as it is: asking for addresses it cannot have does not take an
+	// accepted Gateway down.
+	out.Hold = g.acceptReason == "" && g.addressReason != ""
 	if g.acceptReason != "" || g.addressReason != "" {
 		return out
 	}
@@ -388,10 +386,10 @@ func l4Listener(port int, class string, ls []*listener, tgs *targetGroups) L4Lis
 				claimed[h] = true
 				fw := forward(a.route.rules[0].backends, tgs)
 				if h == "" {
-					out.Default, out.DefaultSource, out.DefaultPassthrough = fw, a.route.rules[0].source, pass && fw != nil
+					out.Default, out.DefaultSource, out.DefaultPassthrough = fw, a.route.rules[0].source, pass
 					continue
 				}
-				sni = append(sni, SNIRoute{Hostnames: []string{h}, Source: a.route.rules[0].source, Forward: fw, Passthrough: pass && fw != nil})
+				sni = append(sni, SNIRoute{Hostnames: []string{h}, Source: a.route.rules[0].source, Forward: fw, Passthrough: pass})
 			}
 		}
 		if h := l.hostname(); h != "" && !claimed[h] {

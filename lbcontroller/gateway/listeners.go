@@ -168,11 +168,12 @@ func (t *translation) addresses(as []gwv1.GatewaySpecAddress) (address, reason, 
 		}
 		address = ip.String()
 	}
-	switch {
-	case len(as) > 1 && values > 0:
-		return "", string(gwv1.GatewayReasonAddressNotUsable), fmt.Sprintf("spec.addresses asks for %d addresses; the Gateway's load balancer has one: give one entry", len(as)), ""
-	case len(as) > 1:
-		return "", string(gwv1.GatewayReasonAddressNotAssigned), fmt.Sprintf("spec.addresses asks for %d addresses; the Gateway's load balancer has one: give one entry", len(as)), ""
+	if len(as) > 1 {
+		reason = string(gwv1.GatewayReasonAddressNotAssigned)
+		if values > 0 {
+			reason = string(gwv1.GatewayReasonAddressNotUsable)
+		}
+		return "", reason, fmt.Sprintf("spec.addresses asks for %d addresses; the Gateway's load balancer has one: give one entry", len(as)), ""
 	}
 	return address, "", "", ""
 }

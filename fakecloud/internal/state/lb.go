@@ -129,9 +129,14 @@ func requestedAddresses(req *api.CreateLoadBalancerRequest, scheme string) (publ
 	return public, private, nil
 }
 
+// publicPoolRange is the pool's addresses a load balancer may hold: all but its first and last.
+func publicPoolRange() (lo, hi uint32) {
+	return prefixBase(publicPool) + 1, prefixLast(publicPool) - 1
+}
+
 // publicIPUsable checks that a public address asked for is a free address of the pool.
 func publicIPUsable(t *tx, a netip.Addr) error {
-	lo, hi := prefixBase(publicPool)+1, prefixLast(publicPool)-1
+	lo, hi := publicPoolRange()
 	if x := addrToU32(a); !publicPool.Contains(a) || x < lo || x > hi {
 		return api.Errorf(api.CodeAddressUnavailable, "PublicIpv4Address %s cannot be the load balancer's: it is not an address of the public pool %s (%s to %s)",
 			a, publicPool, u32ToAddr(lo), u32ToAddr(hi))
@@ -145,7 +150,7 @@ func publicIPUsable(t *tx, a netip.Addr) error {
 // freePublicIP picks the lowest pool address no load balancer holds (the unique index on
 // PublicIP would refuse a second holder anyway).
 func freePublicIP(t *tx) (string, error) {
-	lo, hi := prefixBase(publicPool)+1, prefixLast(publicPool)-1
+	lo, hi := publicPoolRange()
 	for x := lo; x <= hi; x++ {
 		ip := u32ToAddr(x).String()
 		if first[lbRec](t.Txn, tableLoadBalancers, indexPublicIP, ip) == nil {
