@@ -29,10 +29,13 @@ const (
 	ReasonThrottled    = "CloudThrottled"
 	ReasonQuota        = "CloudQuotaExceeded"
 	ReasonCloudRefused = "CloudRefused"
-	ReasonCloudError   = "CloudError"
-	ReasonCreated      = "LoadBalancerCreated"
-	ReasonDeleted      = "LoadBalancerDeleted"
-	ReasonDeleteFailed = "LoadBalancerDeleteFailed"
+	// ReasonAddressNotUsable: the cloud refused the address the Service pins (another load
+	// balancer holds it, or it is outside the cloud's pool or subnet).
+	ReasonAddressNotUsable = "AddressNotUsable"
+	ReasonCloudError       = "CloudError"
+	ReasonCreated          = "LoadBalancerCreated"
+	ReasonDeleted          = "LoadBalancerDeleted"
+	ReasonDeleteFailed     = "LoadBalancerDeleteFailed"
 	// ReasonLBProvisioning: the cloud has the load balancer but has not programmed it yet.
 	ReasonLBProvisioning = "LoadBalancerProvisioning"
 	// ReasonLBFailed: the cloud could not program the load balancer; it retries by itself.

@@ -15,12 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/lbcontroller"
 	"github.com/flatnet/flatnet/lbcontroller/deploy"
-	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/lbcontroller/model"
+	"github.com/flatnet/flatnet/providers"
 )
 
 // TestController runs every scenario against one API server, one fakecloud and one controller,
@@ -34,6 +35,111 @@ func TestController(t *testing.T) {
 	t.Run("ReadinessGate", func(t *testing.T) { testReadinessGate(t, h) })
 	t.Run("GarbageCollection", func(t *testing.T) { testGarbageCollection(t, h) })
 	t.Run("LoadBalancerFailed", func(t *testing.T) { testLoadBalancerFailed(t, h) })
+	t.Run("StaticAddress", func(t *testing.T) { testStaticAddress(t, h) })
+}
+
+// testStaticAddress: a Service pinning its address (lb.flatnet.io/address or
+// spec.loadBalancerIP) gets its load balancer there; an address the cloud refuses, or an
+// invalid one, leaves the load balancer serving where it is with the condition False and a
+// Warning saying why; a new address moves the Service to a new load balancer, the old one
+// deleted once the new one exists; dropping the address keeps the load balancer.
+func testStaticAddress(t *testing.T, h *harness) {
+	ctx := context.Background()
+	ns := h.namespace(t)
+	if err := h.k8s.Create(ctx, lbService(ns, "pinned", func(s *corev1.Service) {
+		s.Annotations = map[string]string{model.AnnotationAddress: "198.51.100.240"}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, endpointSlice(ns, "pinned", readyEP("10.0.1.10"))); err != nil {
+		t.Fatal(err)
+	}
+	serving := func(name, addr string) providers.LoadBalancer {
+		t.Helper()
+		eventually(t, name+" serves at "+addr, func() (bool, string) {
+			svc := h.service(t, ns, name)
+			c, ing := condition(svc), svc.Status.LoadBalancer.Ingress
+			lbs, _ := h.owned(t, ns, name)
+			ok := c != nil && c.Status == metav1.ConditionTrue && len(ing) == 1 && ing[0].IP == addr &&
+				len(lbs) == 1 && lbs[0].VIP.String() == addr
+			return ok, fmt.Sprintf("condition %+v, ingress %+v, cloud %+v", c, ing, lbs)
+		})
+		lbs, _ := h.owned(t, ns, name)
+		return lbs[0]
+	}
+	refused := func(name, reason, msg string, still providers.LoadBalancer) {
+		t.Helper()
+		eventually(t, name+" says "+reason, func() (bool, string) {
+			svc := h.service(t, ns, name)
+			c, ing := condition(svc), svc.Status.LoadBalancer.Ingress
+			evs := h.warnings(t, ns, name, reason)
+			ok := c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason && strings.Contains(c.Message, msg) &&
+				contains(evs, msg) && len(ing) == 1 && ing[0].IP == still.VIP.String()
+			return ok, fmt.Sprintf("condition %+v, ingress %+v, events %q", c, ing, evs)
+		})
+		if lbs, _ := h.owned(t, ns, name); len(lbs) != 1 || lbs[0].ID != still.ID {
+			t.Errorf("%s's load balancers %+v; want %s serving on", name, lbs, still.ID)
+		}
+		if got := h.targets(t, ns, name); !slices.Equal(got, []string{"10.0.1.10:8080 initial"}) && !slices.Equal(got, []string{"10.0.1.10:8080 healthy"}) {
+			t.Errorf("%s's targets %v; want 10.0.1.10:8080 still registered", name, got)
+		}
+	}
+	setAddress := func(name, ann, field string) {
+		t.Helper()
+		svc := h.service(t, ns, name)
+		delete(svc.Annotations, model.AnnotationAddress)
+		if ann != "" {
+			if svc.Annotations == nil {
+				svc.Annotations = map[string]string{}
+			}
+			svc.Annotations[model.AnnotationAddress] = ann
+		}
+		svc.Spec.LoadBalancerIP = field
+		if err := h.k8s.Update(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := serving("pinned", "198.51.100.240")
+
+	// Outside the cloud's public pool: refused by the cloud, the old one serves on.
+	setAddress("pinned", "203.0.113.250", "")
+	refused("pinned", lbcontroller.ReasonAddressNotUsable, "not an address of the public pool", first)
+	// IPv6: refused before the cloud is asked.
+	setAddress("pinned", "", "2001:db8::7")
+	refused("pinned", lbcontroller.ReasonInvalid, "IPv4 addresses only", first)
+
+	// A new address through the deprecated field: a new load balancer, the old one gone, the
+	// target groups taken over.
+	setAddress("pinned", "", "198.51.100.241")
+	moved := serving("pinned", "198.51.100.241")
+	if moved.ID == first.ID {
+		t.Fatalf("the load balancer %s kept its address %s", first.ID, first.VIP)
+	}
+	eventually(t, "the target is registered behind the new address", func() (bool, string) {
+		got := h.targets(t, ns, "pinned")
+		return len(got) == 1 && strings.HasPrefix(got[0], "10.0.1.10:8080 "), fmt.Sprint(got)
+	})
+
+	// Another Service asking for the same address: the cloud names the holder.
+	if err := h.k8s.Create(ctx, lbService(ns, "squatter", func(s *corev1.Service) {
+		s.Annotations = map[string]string{model.AnnotationAddress: "198.51.100.241"}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the second Service is refused the address", func() (bool, string) {
+		c := condition(h.service(t, ns, "squatter"))
+		evs := h.warnings(t, ns, "squatter", lbcontroller.ReasonAddressNotUsable)
+		lbs, _ := h.owned(t, ns, "squatter")
+		ok := c != nil && c.Status == metav1.ConditionFalse && c.Reason == lbcontroller.ReasonAddressNotUsable &&
+			strings.Contains(c.Message, moved.ID) && len(evs) > 0 && len(lbs) == 0
+		return ok, fmt.Sprintf("condition %+v, events %q, cloud %+v", c, evs, lbs)
+	})
+
+	// Dropping the address keeps the load balancer where it is.
+	setAddress("pinned", "", "")
+	if got := serving("pinned", "198.51.100.241"); got.ID != moved.ID {
+		t.Errorf("dropping the address replaced load balancer %s with %s", moved.ID, got.ID)
+	}
 }
 
 // testLifecycle: a VIP in status, targets = ready endpoints, scaling up and down, terminating
@@ -313,23 +419,30 @@ func testGarbageCollection(t *testing.T, h *harness) {
 		t.Fatal(err)
 	}
 	// A Gateway's application load balancer carries the cluster tag but no Service's: not the
-	// Service collector's to take.
-	gwTags := map[string]string{model.TagCluster: h.cluster, "flatnet.io/gateway": ns + "/gw"}
-	alb := &gateway.ApplicationLoadBalancer{Name: "k8s-gw-" + ns, TargetGroups: []gateway.TargetGroup{{Name: "k8s-gwtg-" + ns, Service: ns + "/web", Port: 80, Protocol: gateway.ProtocolHTTP}}}
-	if _, err := deploy.ApplicationLoadBalancer(ctx, h.p, alb, gwTags, "gw"); err != nil {
+	// Service collector's to take. (A live Gateway's: the Gateway collector deletes those of
+	// Gateways that do not exist.)
+	if err := h.k8s.Create(ctx, &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: gwv1.ObjectName(h.gatewayClass(t)),
+			Listeners:        []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
+		},
+	}); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the Gateway's load balancer exists", func() (bool, string) {
+		albs := h.gatewayALBs(t, ns, "gw")
+		return len(albs) == 1, fmt.Sprint(albs)
+	})
+	gw := h.gatewayALBs(t, ns, "gw")[0]
 	eventually(t, "garbage collection removes both", func() (bool, string) {
 		l1, t1 := h.owned(t, ns, "crashed")
 		l2, t2 := h.owned(t, ns, "reborn")
 		return len(l1)+len(t1)+len(l2)+len(t2) == 0, fmt.Sprintf("%v %v %v %v", l1, t1, l2, t2)
 	})
 	time.Sleep(1500 * time.Millisecond) // another collection (every second)
-	if tgs, err := h.p.ListTargetGroups(ctx, gwTags); err != nil || len(tgs) != 1 {
-		t.Errorf("the Gateway's target group after garbage collection: %+v, %v", tgs, err)
-	}
-	if albs, err := h.p.ListApplicationLoadBalancers(ctx, gwTags); err != nil || len(albs) != 1 {
-		t.Errorf("the Gateway's load balancer after garbage collection: %+v, %v", albs, err)
+	if albs := h.gatewayALBs(t, ns, "gw"); len(albs) != 1 || albs[0].ID != gw.ID {
+		t.Errorf("the Gateway's load balancer after garbage collection: %+v; want %s", albs, gw.ID)
 	}
 }
 

@@ -165,6 +165,18 @@ func TestGatewayControllerAWSDriver(t *testing.T) {
 		albs, err2 := h.p.ListApplicationLoadBalancers(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/mixed"})
 		return err == nil && err2 == nil && len(lbs) == 0 && len(albs) == 0, fmt.Sprintf("%d network, %d application (%v %v)", len(lbs), len(albs), err, err2)
 	})
+
+	// The driver creates no load balancer at a given address: a Service pinning one is refused
+	// before any cloud call, and nothing is created.
+	if err := h.k8s.Create(ctx, lbService(ns, "pinned", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "198.51.100.240" })); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the pinned Service is refused", func() (bool, string) {
+		c := condition(h.service(t, ns, "pinned"))
+		lbs, _ := h.owned(t, ns, "pinned")
+		return c != nil && c.Reason == lbcontroller.ReasonInvalid && strings.Contains(c.Message, "take no address") && len(lbs) == 0,
+			fmt.Sprintf("condition %+v, cloud %+v", c, lbs)
+	})
 }
 
 // httpRoutesELBv2CannotExpress: on the programmed Gateway gw, an HTTPRoute with a rule ELBv2

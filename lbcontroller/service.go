@@ -165,7 +165,8 @@ func (r *serviceReconciler) build(ctx context.Context, svc *corev1.Service) (*mo
 			}
 		}
 	}
-	return model.Build(model.Input{Cluster: r.cfg.Cluster, DefaultScheme: r.cfg.DefaultScheme, Service: svc, Slices: slices.Items, Registrable: registrable})
+	return model.Build(model.Input{Cluster: r.cfg.Cluster, DefaultScheme: r.cfg.DefaultScheme, Service: svc, Slices: slices.Items, Registrable: registrable,
+		NoStaticAddresses: !providers.CapabilitiesOf(r.cfg.Provider).StaticAddresses})
 }
 
 // registrableWhileUnready: a pod carrying our gate whose containers are ready is registered
@@ -231,6 +232,9 @@ func (r *serviceReconciler) cloudFailed(ctx context.Context, svc *corev1.Service
 		reason = ReasonThrottled
 	case errors.Is(err, providers.ErrLimit):
 		reason, hint = ReasonQuota, "free some load balancers or targets, or raise the quota; retrying with backoff"
+	case errors.Is(err, providers.ErrAddressUnusable):
+		reason, hint = ReasonAddressNotUsable, "the load balancer at the old address, if any, serves on; "+
+			"pin an address that is free, or free this one; retrying with backoff"
 	case errors.Is(err, providers.ErrInvalid), errors.Is(err, providers.ErrConflict):
 		reason, hint = ReasonCloudRefused, "retrying with backoff; what was created is reconciled or removed on the next pass"
 	}

@@ -15,7 +15,8 @@ type Capabilities struct {
 	// taken and nobody needs to ask.
 	RuleLimits bool
 	// StaticAddresses: a load balancer can be created at an address of the caller's choosing
-	// (LoadBalancerSpec.Address; Gateway API's spec.addresses values). Without it a driver
+	// (LoadBalancerSpec.Address; Gateway API's spec.addresses values, a Service's
+	// lb.flatnet.io/address or spec.loadBalancerIP). Without it a driver
 	// refuses an Address with ErrInvalid.
 	StaticAddresses bool
 }

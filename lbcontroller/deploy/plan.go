@@ -106,22 +106,35 @@ type Plan struct {
 // wanted one may need), then the load balancer and its source ranges, the target groups, the
 // listeners, the targets (deregistrations before registrations, one call each way per group), and
 // last the groups no listener of ours forwards to any more. A draining target that is wanted again
-// is registered (live again); one not wanted is left to finish draining.
+// is registered (live again); one not wanted is left to finish draining. A load balancer at a
+// new static address is created before the others are deleted, so that one the cloud refuses
+// leaves the old one serving.
 func PlanDeploy(lb *model.LoadBalancer, obs Observed, token string) Plan {
 	pl := Plan{TargetGroups: map[string]string{}, Token: token}
-	for i := range obs.LoadBalancers {
-		l := &obs.LoadBalancers[i]
-		if l.Name == lb.Name && l.Tags[model.TagServiceUID] == lb.Owner.UID {
-			pl.LoadBalancer = l
-			continue
+	kept := keptService(obs.LoadBalancers, lb)
+	if kept >= 0 {
+		pl.LoadBalancer = &obs.LoadBalancers[kept]
+	}
+	var create Op
+	if pl.LoadBalancer == nil {
+		create = Op{Kind: OpCreateLoadBalancer, LoadBalancer: &providers.LoadBalancerSpec{
+			Name: lb.Name, Internal: lb.Scheme == model.SchemeInternal, Address: lb.Address, Tags: lb.Tags,
+			ClientToken: clientToken(token, lb.Name),
+		}}
+		if lb.Address.IsValid() {
+			pl.add(create)
 		}
-		pl.add(Op{Kind: OpDeleteLoadBalancer, ID: l.ID})
+	}
+	for i := range obs.LoadBalancers {
+		if i != kept {
+			pl.add(Op{Kind: OpDeleteLoadBalancer, ID: obs.LoadBalancers[i].ID})
+		}
 	}
 	lbID := ""
 	if pl.LoadBalancer == nil {
-		pl.add(Op{Kind: OpCreateLoadBalancer, LoadBalancer: &providers.LoadBalancerSpec{
-			Name: lb.Name, Internal: lb.Scheme == model.SchemeInternal, Tags: lb.Tags, ClientToken: clientToken(token, lb.Name),
-		}})
+		if !lb.Address.IsValid() {
+			pl.add(create)
+		}
 	} else {
 		lbID = pl.LoadBalancer.ID
 	}
@@ -165,6 +178,24 @@ func PlanDeploy(lb *model.LoadBalancer, obs Observed, token string) Plan {
 }
 
 func (pl *Plan) add(op Op) { pl.Ops = append(pl.Ops, op) }
+
+// keptService is which of the Service's load balancers serves on (an index of lbs; -1: one is
+// to be created). Only one of the model's incarnation and scheme is kept. With a static
+// address, the one at that address, whatever its name (a user may pin the address the cloud
+// gave); else the one of the model's name, or failing that any (dropping the address keeps the
+// load balancer where it is).
+func keptService(lbs []providers.LoadBalancer, lb *model.LoadBalancer) int {
+	fits := func(l providers.LoadBalancer) bool {
+		return l.Tags[model.TagServiceUID] == lb.Owner.UID && l.Internal == (lb.Scheme == model.SchemeInternal)
+	}
+	if lb.Address.IsValid() {
+		return slices.IndexFunc(lbs, func(l providers.LoadBalancer) bool { return fits(l) && l.VIP == lb.Address })
+	}
+	if i := slices.IndexFunc(lbs, func(l providers.LoadBalancer) bool { return fits(l) && l.Name == lb.Name }); i >= 0 {
+		return i
+	}
+	return slices.IndexFunc(lbs, fits)
+}
 
 // planListeners replaces a listener whose target group changed, removes the unwanted ones first
 // and adds the missing ones. A group still to be created has no listener yet.
@@ -248,6 +279,9 @@ func (op Op) String() string {
 		s := op.LoadBalancer
 		arg("name", s.Name)
 		arg("internal", s.Internal)
+		if s.Address.IsValid() {
+			arg("address", s.Address)
+		}
 		arg("token", s.ClientToken)
 	case OpSetSourceRanges:
 		arg("ranges", op.SourceRanges)

@@ -50,7 +50,10 @@ func planModel(t *testing.T, uid string, mutate func(*corev1.Service), ips ...st
 func observedFor(lb *model.LoadBalancer, health map[string]string) Observed {
 	obs := Observed{Targets: map[string][]providers.TargetHealth{}}
 	cur := providers.LoadBalancer{ID: "lb-1", Name: lb.Name, Internal: lb.Scheme == model.SchemeInternal,
-		SourceRanges: lb.SourceRanges, Tags: lb.Tags, State: providers.LBActive}
+		VIP: lb.Address, SourceRanges: lb.SourceRanges, Tags: lb.Tags, State: providers.LBActive}
+	if !cur.VIP.IsValid() {
+		cur.VIP = netip.MustParseAddr("198.51.100.1") // the cloud's pick
+	}
 	ids := map[string]string{}
 	for i, tg := range lb.TargetGroups {
 		id := fmt.Sprintf("tg-%d", i+1)
@@ -76,6 +79,9 @@ func TestPlanDeploy(t *testing.T) {
 	internal := func(s *corev1.Service) {
 		s.Annotations = map[string]string{model.AnnotationScheme: model.SchemeInternal}
 	}
+	at := func(addr string) func(*corev1.Service) {
+		return func(s *corev1.Service) { s.Annotations = map[string]string{model.AnnotationAddress: addr} }
+	}
 	twoPorts := func(s *corev1.Service) {
 		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53})
 	}
@@ -93,6 +99,17 @@ func TestPlanDeploy(t *testing.T) {
 		{"port-removed", planModel(t, "1", nil, "10.0.1.10"), observedFor(planModel(t, "1", twoPorts, "10.0.1.10"), nil)},
 		{"scheme-changed", planModel(t, "1", internal, "10.0.1.10"), observedFor(planModel(t, "1", nil, "10.0.1.10"), nil)},
 		{"other-incarnation", planModel(t, "2", nil, "10.0.1.10"), observedFor(planModel(t, "1", nil, "10.0.1.10"), nil)},
+		// A new static address: the new load balancer first (one the cloud refuses leaves the
+		// old serving), then the old one goes, which frees the groups for the new listeners.
+		{"address-new", planModel(t, "1", at("198.51.100.7"), "10.0.1.10"), observedFor(planModel(t, "1", nil, "10.0.1.10"), nil)},
+		{"address-changed", planModel(t, "1", at("198.51.100.8"), "10.0.1.10"), observedFor(planModel(t, "1", at("198.51.100.7"), "10.0.1.10"), nil)},
+		// Pinning the address the cloud gave keeps the load balancer; so does dropping one.
+		{"address-pinned-as-is", planModel(t, "1", at("198.51.100.1"), "10.0.1.10"), observedFor(planModel(t, "1", nil, "10.0.1.10"), nil)},
+		{"address-dropped", planModel(t, "1", nil, "10.0.1.10"), observedFor(planModel(t, "1", at("198.51.100.7"), "10.0.1.10"), nil)},
+		// An address on another scheme is another load balancer, even at the same VIP.
+		{"address-scheme-changed", planModel(t, "1", func(s *corev1.Service) {
+			s.Annotations = map[string]string{model.AnnotationAddress: "198.51.100.1", model.AnnotationScheme: model.SchemeInternal}
+		}, "10.0.1.10"), observedFor(planModel(t, "1", nil, "10.0.1.10"), nil)},
 		{"source-ranges-and-health-check", planModel(t, "1", func(s *corev1.Service) {
 			s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"}
 			s.Annotations = map[string]string{model.AnnotationHCInterval: "5", model.AnnotationHCTimeout: "3"}

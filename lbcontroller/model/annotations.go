@@ -22,6 +22,11 @@ const (
 	AnnotationHCUnhealthy    = AnnotationPrefix + "healthcheck-unhealthy-threshold"
 	AnnotationDeregistration = AnnotationPrefix + "deregistration-delay"
 	AnnotationTargetType     = AnnotationPrefix + "target-type"
+	// AnnotationAddress pins the load balancer's address (its VIP: public for an
+	// internet-facing one, private for an internal one), as spec.loadBalancerIP does; that
+	// field is deprecated in Kubernetes, and is read too. Needs a cloud that creates load
+	// balancers at a given address (providers.Capabilities.StaticAddresses).
+	AnnotationAddress = AnnotationPrefix + "address"
 	// AnnotationLegacySourceRanges is Kubernetes' older way to give source ranges; it is read
 	// only when spec.loadBalancerSourceRanges is empty, as kube-proxy does.
 	AnnotationLegacySourceRanges = "service.beta.kubernetes.io/load-balancer-source-ranges"
@@ -43,6 +48,7 @@ const (
 var knownAnnotations = []string{
 	AnnotationScheme, AnnotationHCProtocol, AnnotationHCPort, AnnotationHCPath, AnnotationHCInterval,
 	AnnotationHCTimeout, AnnotationHCHealthy, AnnotationHCUnhealthy, AnnotationDeregistration, AnnotationTargetType,
+	AnnotationAddress,
 }
 
 // settings are the parsed annotations.

@@ -29,6 +29,10 @@ type Input struct {
 	// are ready: they are registered while not Ready, because the gate waits for their health in
 	// the load balancer (without this, gate and registration would wait for each other).
 	Registrable map[string]bool
+	// NoStaticAddresses: the cloud creates load balancers only at addresses of its choosing
+	// (providers.Capabilities.StaticAddresses false: the AWS driver), so a Service that pins
+	// one (AnnotationAddress, spec.loadBalancerIP) is invalid.
+	NoStaticAddresses bool
 }
 
 // Build translates a Service into its desired load balancer, or an *InvalidError naming every
@@ -43,6 +47,7 @@ func Build(in Input) (*LoadBalancer, error) {
 			ranges = parseSourceRanges(strings.Split(v, ","), "annotation "+AnnotationLegacySourceRanges, &p)
 		}
 	}
+	addr := parseAddress(svc, in.NoStaticAddresses, &p)
 	if n := len(svc.Spec.Ports); n == 0 {
 		p.addf("the Service has no ports: a load balancer needs at least one")
 	} else if n > MaxListeners {
@@ -63,9 +68,16 @@ func Build(in Input) (*LoadBalancer, error) {
 	}
 
 	owner := Owner{Cluster: in.Cluster, Namespace: svc.Namespace, Name: svc.Name, UID: string(svc.UID)}
+	lbName := name(in.Cluster, string(svc.UID), s.scheme)
+	if addr.IsValid() {
+		// A load balancer's address is fixed when it is created: another address is another
+		// load balancer (deploy creates it before it deletes the old one).
+		lbName = name(in.Cluster, string(svc.UID), s.scheme, addr.String())
+	}
 	lb := &LoadBalancer{
-		Name:         name(in.Cluster, string(svc.UID), s.scheme),
+		Name:         lbName,
 		Scheme:       s.scheme,
+		Address:      addr,
 		SourceRanges: ranges,
 		Tags:         owner.Tags(),
 		Owner:        owner,
@@ -96,6 +108,36 @@ func Build(in Input) (*LoadBalancer, error) {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
 	})
 	return lb, nil
+}
+
+// parseAddress reads the address the Service pins its load balancer at: the annotation, or
+// the deprecated spec.loadBalancerIP; the zero Addr when neither is given.
+func parseAddress(svc *corev1.Service, noStatic bool, p *problems) netip.Addr {
+	ann, annGiven := svc.Annotations[AnnotationAddress]
+	field := svc.Spec.LoadBalancerIP
+	v, where := ann, "annotation "+AnnotationAddress
+	switch {
+	case annGiven && field != "" && ann != field:
+		p.addf("annotation %s is %q but spec.loadBalancerIP is %q: give the address once (the annotation; the field is deprecated)", AnnotationAddress, ann, field)
+		return netip.Addr{}
+	case !annGiven:
+		v, where = field, "spec.loadBalancerIP"
+	}
+	if !annGiven && field == "" {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(v)
+	switch {
+	case err != nil || a.Zone() != "":
+		p.addf("%s is %q: use an IPv4 address, like 198.51.100.7", where, v)
+	case !a.Is4():
+		p.addf("%s is %s: load balancers here have IPv4 addresses only", where, v)
+	case noStatic:
+		p.addf("%s asks for address %s, but this cloud's load balancers take no address of the caller's choosing: remove it", where, v)
+	default:
+		return a
+	}
+	return netip.Addr{}
 }
 
 func portLabel(sp corev1.ServicePort) string {

@@ -150,6 +150,26 @@ func TestBuild(t *testing.T) {
 		{name: "invalid-port-out-of-range", in: Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
 			s.Spec.Ports[0].Port = 0
 		})}},
+		{name: "address-annotation", in: Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
+			s.Annotations = map[string]string{AnnotationAddress: "198.51.100.7"}
+		})}},
+		{name: "address-field-internal", in: Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
+			s.Annotations = map[string]string{AnnotationScheme: SchemeInternal}
+			s.Spec.LoadBalancerIP = "10.0.0.200"
+		})}},
+		{name: "invalid-address", in: Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
+			s.Annotations = map[string]string{AnnotationAddress: "198.51.100.7"}
+			s.Spec.LoadBalancerIP = "198.51.100.8"
+		})}},
+		{name: "invalid-address-v6", in: Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
+			s.Spec.LoadBalancerIP = "2001:db8::7"
+		})}},
+		{name: "invalid-address-malformed", in: Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
+			s.Annotations = map[string]string{AnnotationAddress: "198.51.100.300"}
+		})}},
+		{name: "invalid-address-no-static", in: Input{Cluster: "lab", NoStaticAddresses: true, Service: service(func(s *corev1.Service) {
+			s.Spec.LoadBalancerIP = "198.51.100.7"
+		})}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,15 +254,37 @@ func TestNamesStable(t *testing.T) {
 	if d.Name == a.Name {
 		t.Errorf("two clusters share the name %s", a.Name)
 	}
+	// An address is fixed when a load balancer is created: another address, another load
+	// balancer; the same address given either way, the same one. Target groups keep their
+	// names (the new load balancer's listeners take them over).
+	addressed := func(ann, field string) *LoadBalancer {
+		lb, err := Build(Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
+			if ann != "" {
+				s.Annotations = map[string]string{AnnotationAddress: ann}
+			}
+			s.Spec.LoadBalancerIP = field
+		})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lb
+	}
+	e, f, g := addressed("198.51.100.7", ""), addressed("", "198.51.100.7"), addressed("198.51.100.8", "198.51.100.8")
+	if e.Name == a.Name || e.Name == g.Name || e.Name != f.Name {
+		t.Errorf("names by address: none %s, .7 %s and %s, .8 %s: want .7 twice and three different", a.Name, e.Name, f.Name, g.Name)
+	}
+	if e.TargetGroups[0].Name != a.TargetGroups[0].Name {
+		t.Errorf("an address renamed the target group: %s vs %s", e.TargetGroups[0].Name, a.TargetGroups[0].Name)
+	}
 }
 
 // FuzzBuild feeds arbitrary annotation values and source ranges: Build must never panic, and
 // whatever it accepts must be a load balancer the cloud can take.
 func FuzzBuild(f *testing.F) {
-	f.Add("internal", "HTTP", "/healthz", "8081", "10", "5", "3", "300", "10.0.0.0/8")
-	f.Add("internet-facing", "TCP", "", "traffic-port", "5s", "2s", "2", "0", "203.0.113.0/24,198.51.100.7/32")
-	f.Add("x", "sctp", "no-slash", "-1", "1h", "0", "11", "3601", "not-a-cidr")
-	f.Fuzz(func(t *testing.T, scheme, proto, path, port, interval, timeout, threshold, dereg, ranges string) {
+	f.Add("internal", "HTTP", "/healthz", "8081", "10", "5", "3", "300", "10.0.0.0/8", "")
+	f.Add("internet-facing", "TCP", "", "traffic-port", "5s", "2s", "2", "0", "203.0.113.0/24,198.51.100.7/32", "198.51.100.7")
+	f.Add("x", "sctp", "no-slash", "-1", "1h", "0", "11", "3601", "not-a-cidr", "10.0.0.256")
+	f.Fuzz(func(t *testing.T, scheme, proto, path, port, interval, timeout, threshold, dereg, ranges, address string) {
 		ann := map[string]string{
 			AnnotationScheme: scheme, AnnotationHCProtocol: proto, AnnotationHCPort: port,
 			AnnotationHCInterval: interval, AnnotationHCTimeout: timeout, AnnotationHCHealthy: threshold,
@@ -250,6 +292,9 @@ func FuzzBuild(f *testing.F) {
 		}
 		if path != "" {
 			ann[AnnotationHCPath] = path
+		}
+		if address != "" {
+			ann[AnnotationAddress] = address
 		}
 		lb, err := Build(Input{Cluster: "fuzz", Service: service(func(s *corev1.Service) { s.Annotations = ann })})
 		if err != nil {
@@ -272,6 +317,9 @@ func FuzzBuild(f *testing.F) {
 			if !r.Addr().Is4() || r != r.Masked() {
 				t.Fatalf("accepted source range %s", r)
 			}
+		}
+		if address != "" && (!lb.Address.Is4() || lb.Address.String() != address) {
+			t.Fatalf("address %q accepted as %s", address, lb.Address)
 		}
 	})
 }

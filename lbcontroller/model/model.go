@@ -36,9 +36,13 @@ const (
 
 // LoadBalancer is the desired load balancer of one Service.
 type LoadBalancer struct {
-	// Name is stable for the Service's UID and scheme (a scheme change needs a new load balancer).
+	// Name is stable for the Service's UID, scheme and address (a change of either needs a new
+	// load balancer).
 	Name   string `json:"name"`
 	Scheme string `json:"scheme"`
+	// Address is the VIP the load balancer is created at (AnnotationAddress,
+	// spec.loadBalancerIP); the zero Addr: the cloud picks one.
+	Address netip.Addr `json:"address,omitzero"`
 	// SourceRanges are the IPv4 CIDRs allowed to connect, canonical and sorted; empty: everyone.
 	SourceRanges []netip.Prefix    `json:"sourceRanges,omitempty"`
 	Tags         map[string]string `json:"tags"`
