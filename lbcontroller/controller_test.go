@@ -51,17 +51,14 @@ func testStaticAddress(t *testing.T, h *harness) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.k8s.Create(ctx, endpointSlice(ns, "pinned", readyEP("10.0.1.10"))); err != nil {
-		t.Fatal(err)
-	}
 	serving := func(name, addr string) providers.LoadBalancer {
 		t.Helper()
 		eventually(t, name+" serves at "+addr, func() (bool, string) {
 			svc := h.service(t, ns, name)
 			c, ing := condition(svc), svc.Status.LoadBalancer.Ingress
 			lbs, _ := h.owned(t, ns, name)
-			ok := c != nil && c.Status == metav1.ConditionTrue && len(ing) == 1 && ing[0].IP == addr &&
-				len(lbs) == 1 && lbs[0].VIP.String() == addr
+			ok := c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == svc.Generation &&
+				len(ing) == 1 && ing[0].IP == addr && len(lbs) == 1 && lbs[0].VIP.String() == addr
 			return ok, fmt.Sprintf("condition %+v, ingress %+v, cloud %+v", c, ing, lbs)
 		})
 		lbs, _ := h.owned(t, ns, name)
@@ -73,17 +70,15 @@ func testStaticAddress(t *testing.T, h *harness) {
 			svc := h.service(t, ns, name)
 			c, ing := condition(svc), svc.Status.LoadBalancer.Ingress
 			evs := h.warnings(t, ns, name, reason)
-			ok := c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason && strings.Contains(c.Message, msg) &&
-				contains(evs, msg) && len(ing) == 1 && ing[0].IP == still.VIP.String()
+			ok := c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason && c.ObservedGeneration == svc.Generation &&
+				strings.Contains(c.Message, msg) && contains(evs, msg) && len(ing) == 1 && ing[0].IP == still.VIP.String()
 			return ok, fmt.Sprintf("condition %+v, ingress %+v, events %q", c, ing, evs)
 		})
 		if lbs, _ := h.owned(t, ns, name); len(lbs) != 1 || lbs[0].ID != still.ID {
 			t.Errorf("%s's load balancers %+v; want %s serving on", name, lbs, still.ID)
 		}
-		if got := h.targets(t, ns, name); !slices.Equal(got, []string{"10.0.1.10:8080 initial"}) && !slices.Equal(got, []string{"10.0.1.10:8080 healthy"}) {
-			t.Errorf("%s's targets %v; want 10.0.1.10:8080 still registered", name, got)
-		}
 	}
+	sl := endpointSlice(ns, "pinned", readyEP("10.0.1.10"))
 	setAddress := func(name, ann, field string) {
 		t.Helper()
 		svc := h.service(t, ns, name)
@@ -99,11 +94,27 @@ func testStaticAddress(t *testing.T, h *harness) {
 			t.Fatal(err)
 		}
 	}
+	if err := h.k8s.Create(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
 	first := serving("pinned", "198.51.100.240")
 
 	// Outside the cloud's public pool: refused by the cloud, the old one serves on.
 	setAddress("pinned", "203.0.113.250", "")
 	refused("pinned", lbcontroller.ReasonAddressNotUsable, "not an address of the public pool", first)
+	// A rollout meanwhile: the load balancer serving on follows it.
+	setEndpoints(sl, readyEP("10.0.1.11"))
+	if err := h.k8s.Update(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the refused Service's load balancer follows the rollout", func() (bool, string) {
+		got := h.targets(t, ns, "pinned")
+		want := []string{"10.0.1.10:8080 draining", "10.0.1.11:8080 initial"}
+		return slices.Equal(got, want), fmt.Sprintf("targets %v, want %v", got, want)
+	})
+	if lbs, _ := h.owned(t, ns, "pinned"); len(lbs) != 1 || lbs[0].ID != first.ID {
+		t.Errorf("after the rollout: %+v; want %s serving on", lbs, first.ID)
+	}
 	// IPv6: refused before the cloud is asked.
 	setAddress("pinned", "", "2001:db8::7")
 	refused("pinned", lbcontroller.ReasonInvalid, "IPv4 addresses only", first)
@@ -117,7 +128,7 @@ func testStaticAddress(t *testing.T, h *harness) {
 	}
 	eventually(t, "the target is registered behind the new address", func() (bool, string) {
 		got := h.targets(t, ns, "pinned")
-		return len(got) == 1 && strings.HasPrefix(got[0], "10.0.1.10:8080 "), fmt.Sprint(got)
+		return slices.Contains(got, "10.0.1.11:8080 initial") || slices.Contains(got, "10.0.1.11:8080 healthy"), fmt.Sprint(got)
 	})
 
 	// Another Service asking for the same address: the cloud names the holder.
@@ -430,11 +441,23 @@ func testGarbageCollection(t *testing.T, h *harness) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the Gateway's load balancer exists", func() (bool, string) {
-		albs := h.gatewayALBs(t, ns, "gw")
-		return len(albs) == 1, fmt.Sprint(albs)
+	h.webService(t, ns, "10.0.1.30")
+	if err := h.k8s.Create(ctx, benchRoute(ns, "web", "/", 0)); err != nil {
+		t.Fatal(err)
+	}
+	gwTags := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"}
+	gwGroups := func() []providers.TargetGroup {
+		tgs, err := h.p.ListTargetGroups(ctx, gwTags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tgs
+	}
+	eventually(t, "the Gateway's load balancer and target group exist", func() (bool, string) {
+		albs, tgs := h.gatewayALBs(t, ns, "gw"), gwGroups()
+		return len(albs) == 1 && len(tgs) == 1, fmt.Sprint(albs, tgs)
 	})
-	gw := h.gatewayALBs(t, ns, "gw")[0]
+	gw, gwGroup := h.gatewayALBs(t, ns, "gw")[0], gwGroups()[0]
 	eventually(t, "garbage collection removes both", func() (bool, string) {
 		l1, t1 := h.owned(t, ns, "crashed")
 		l2, t2 := h.owned(t, ns, "reborn")
@@ -443,6 +466,9 @@ func testGarbageCollection(t *testing.T, h *harness) {
 	time.Sleep(1500 * time.Millisecond) // another collection (every second)
 	if albs := h.gatewayALBs(t, ns, "gw"); len(albs) != 1 || albs[0].ID != gw.ID {
 		t.Errorf("the Gateway's load balancer after garbage collection: %+v; want %s", albs, gw.ID)
+	}
+	if tgs := gwGroups(); len(tgs) != 1 || tgs[0].ID != gwGroup.ID {
+		t.Errorf("the Gateway's target group after garbage collection: %+v; want %s", tgs, gwGroup.ID)
 	}
 }
 

@@ -89,6 +89,11 @@ func (r *serviceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	token := r.tokens.token(req.NamespacedName, string(svc.UID)+"/"+strconv.FormatInt(svc.Generation, 10))
 	result, err := deploy.Deploy(ctx, r.cfg.Provider, lb, token)
 	r.tokens.done(req.NamespacedName, err)
+	if err != nil && errors.Is(err, providers.ErrAddressUnusable) && complete(lb, result) {
+		// The address was refused, but the load balancer serving the Service was brought in
+		// step with it (deploy.Deploy): the readiness gates follow its targets meanwhile.
+		r.state.notify(r.state.recordService(req.NamespacedName, result.LoadBalancerID, podTargets(lb, result)))
+	}
 	if err != nil {
 		r.state.restorePending(req.NamespacedName, since)
 		return reconcile.Result{}, r.cloudFailed(ctx, &svc, err)
@@ -181,6 +186,19 @@ func registrableWhileUnready(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// complete: res names a load balancer and a cloud ID for every target group of lb.
+func complete(lb *model.LoadBalancer, res deploy.Result) bool {
+	if res.LoadBalancerID == "" {
+		return false
+	}
+	for _, tg := range lb.TargetGroups {
+		if res.TargetGroups[tg.Name] == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func podTargets(lb *model.LoadBalancer, res deploy.Result) map[string][]podTarget {

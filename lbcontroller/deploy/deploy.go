@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -31,12 +32,32 @@ type Result struct {
 // plan. token distinguishes one intent from another (the Service's generation, say): client tokens
 // derive from it and each resource's name, so a create repeated after a lost answer is answered,
 // not repeated, while a later intent never replays an old answer.
+//
+// When the cloud refuses a new static address (providers.ErrAddressUnusable), the load balancer
+// it was to replace serves on: Deploy then makes that one match lb, its address aside (targets,
+// health checks, listeners, source ranges), and returns its result with the refusal, so that a
+// rollout behind a Service waiting for its address is not left on gone pods.
 func Deploy(ctx context.Context, p providers.LoadBalancing, lb *model.LoadBalancer, token string) (Result, error) {
 	obs, err := Observe(ctx, p, lb)
 	if err != nil {
 		return Result{TargetGroups: map[string]string{}}, err
 	}
-	return Apply(ctx, p, PlanDeploy(lb, obs, token))
+	pl := PlanDeploy(lb, obs, token)
+	res, err := Apply(ctx, p, pl)
+	if err == nil || pl.LoadBalancer != nil || !errors.Is(err, providers.ErrAddressUnusable) {
+		return res, err
+	}
+	held := *lb
+	held.Address = netip.Addr{}
+	now, oerr := Observe(ctx, p, &held) // the failed pass may have deleted some
+	if oerr != nil {
+		return res, errors.Join(err, oerr)
+	}
+	if keptService(now.LoadBalancers, &held) < 0 {
+		return res, err
+	}
+	hres, herr := Apply(ctx, p, PlanDeploy(&held, now, token))
+	return hres, errors.Join(err, herr)
 }
 
 // ownerTags find every resource of the Service, whatever its incarnation (UID).

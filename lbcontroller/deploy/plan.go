@@ -102,40 +102,40 @@ type Plan struct {
 }
 
 // PlanDeploy computes, without calling the cloud, the operations that make obs match lb, in the
-// order they must run: load balancers of another name go first (their listeners hold groups the
+// order they must run: the load balancers not kept go first (their listeners hold groups the
 // wanted one may need), then the load balancer and its source ranges, the target groups, the
 // listeners, the targets (deregistrations before registrations, one call each way per group), and
 // last the groups no listener of ours forwards to any more. A draining target that is wanted again
 // is registered (live again); one not wanted is left to finish draining. A load balancer at a
-// new static address is created before the others are deleted, so that one the cloud refuses
-// leaves the old one serving.
+// new static address is created before the one it replaces (same incarnation and scheme) is
+// deleted, so that an address the cloud refuses leaves the old one serving (Deploy then keeps
+// its targets in step); those of another incarnation or scheme go before it, so that one of them
+// holding the address does not block it.
 func PlanDeploy(lb *model.LoadBalancer, obs Observed, token string) Plan {
 	pl := Plan{TargetGroups: map[string]string{}, Token: token}
 	kept := keptService(obs.LoadBalancers, lb)
 	if kept >= 0 {
 		pl.LoadBalancer = &obs.LoadBalancers[kept]
 	}
-	var create Op
+	var replaced []Op // deleted after the create
+	for i, l := range obs.LoadBalancers {
+		switch {
+		case i == kept:
+		case lb.Address.IsValid() && kept < 0 && fitsService(l, lb):
+			replaced = append(replaced, Op{Kind: OpDeleteLoadBalancer, ID: l.ID})
+		default:
+			pl.add(Op{Kind: OpDeleteLoadBalancer, ID: l.ID})
+		}
+	}
 	if pl.LoadBalancer == nil {
-		create = Op{Kind: OpCreateLoadBalancer, LoadBalancer: &providers.LoadBalancerSpec{
+		pl.add(Op{Kind: OpCreateLoadBalancer, LoadBalancer: &providers.LoadBalancerSpec{
 			Name: lb.Name, Internal: lb.Scheme == model.SchemeInternal, Address: lb.Address, Tags: lb.Tags,
 			ClientToken: clientToken(token, lb.Name),
-		}}
-		if lb.Address.IsValid() {
-			pl.add(create)
-		}
+		}})
 	}
-	for i := range obs.LoadBalancers {
-		if i != kept {
-			pl.add(Op{Kind: OpDeleteLoadBalancer, ID: obs.LoadBalancers[i].ID})
-		}
-	}
+	pl.Ops = append(pl.Ops, replaced...)
 	lbID := ""
-	if pl.LoadBalancer == nil {
-		if !lb.Address.IsValid() {
-			pl.add(create)
-		}
-	} else {
+	if pl.LoadBalancer != nil {
 		lbID = pl.LoadBalancer.ID
 	}
 	var haveRanges []netip.Prefix
@@ -180,21 +180,34 @@ func PlanDeploy(lb *model.LoadBalancer, obs Observed, token string) Plan {
 func (pl *Plan) add(op Op) { pl.Ops = append(pl.Ops, op) }
 
 // keptService is which of the Service's load balancers serves on (an index of lbs; -1: one is
-// to be created). Only one of the model's incarnation and scheme is kept. With a static
-// address, the one at that address, whatever its name (a user may pin the address the cloud
-// gave); else the one of the model's name, or failing that any (dropping the address keeps the
-// load balancer where it is).
+// to be created). Only one of the model's incarnation and scheme is kept (fitsService). With a
+// static address, the one at that address, whatever its name (a user may pin the address the
+// cloud gave); else the one of the model's name, or failing that another (dropping the address
+// keeps the load balancer where it is): the one with the most listeners, then the lowest ID, so
+// that a move cut short between its create and its delete is settled the same way every pass.
 func keptService(lbs []providers.LoadBalancer, lb *model.LoadBalancer) int {
-	fits := func(l providers.LoadBalancer) bool {
-		return l.Tags[model.TagServiceUID] == lb.Owner.UID && l.Internal == (lb.Scheme == model.SchemeInternal)
-	}
 	if lb.Address.IsValid() {
-		return slices.IndexFunc(lbs, func(l providers.LoadBalancer) bool { return fits(l) && l.VIP == lb.Address })
+		return slices.IndexFunc(lbs, func(l providers.LoadBalancer) bool { return fitsService(l, lb) && l.VIP == lb.Address })
 	}
-	if i := slices.IndexFunc(lbs, func(l providers.LoadBalancer) bool { return fits(l) && l.Name == lb.Name }); i >= 0 {
+	if i := slices.IndexFunc(lbs, func(l providers.LoadBalancer) bool { return fitsService(l, lb) && l.Name == lb.Name }); i >= 0 {
 		return i
 	}
-	return slices.IndexFunc(lbs, fits)
+	best := -1
+	for i, l := range lbs {
+		if !fitsService(l, lb) {
+			continue
+		}
+		if best < 0 || len(l.Listeners) > len(lbs[best].Listeners) ||
+			len(l.Listeners) == len(lbs[best].Listeners) && l.ID < lbs[best].ID {
+			best = i
+		}
+	}
+	return best
+}
+
+// fitsService: l belongs to lb's incarnation (UID) and has its scheme, so it may serve lb.
+func fitsService(l providers.LoadBalancer, lb *model.LoadBalancer) bool {
+	return l.Tags[model.TagServiceUID] == lb.Owner.UID && l.Internal == (lb.Scheme == model.SchemeInternal)
 }
 
 // planListeners replaces a listener whose target group changed, removes the unwanted ones first

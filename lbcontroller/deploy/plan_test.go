@@ -106,6 +106,17 @@ func TestPlanDeploy(t *testing.T) {
 		// Pinning the address the cloud gave keeps the load balancer; so does dropping one.
 		{"address-pinned-as-is", planModel(t, "1", at("198.51.100.1"), "10.0.1.10"), observedFor(planModel(t, "1", nil, "10.0.1.10"), nil)},
 		{"address-dropped", planModel(t, "1", nil, "10.0.1.10"), observedFor(planModel(t, "1", at("198.51.100.7"), "10.0.1.10"), nil)},
+		// The earlier incarnation's load balancer holding the address goes before the create.
+		{"address-other-incarnation", planModel(t, "2", at("198.51.100.7"), "10.0.1.10"), observedFor(planModel(t, "1", at("198.51.100.7"), "10.0.1.10"), nil)},
+		// A move cut short (created at .7, the old one not yet deleted), then the address dropped:
+		// the one with the listeners is kept, wherever the cloud lists it.
+		{"address-dropped-after-cut-move", planModel(t, "1", nil, "10.0.1.10"), func() Observed {
+			obs := observedFor(planModel(t, "1", nil, "10.0.1.10"), nil)
+			moved := planModel(t, "1", at("198.51.100.7"))
+			obs.LoadBalancers = append([]providers.LoadBalancer{{ID: "lb-0", Name: moved.Name, VIP: moved.Address, Tags: moved.Tags,
+				State: providers.LBActive}}, obs.LoadBalancers...)
+			return obs
+		}()},
 		// An address on another scheme is another load balancer, even at the same VIP.
 		{"address-scheme-changed", planModel(t, "1", func(s *corev1.Service) {
 			s.Annotations = map[string]string{model.AnnotationAddress: "198.51.100.1", model.AnnotationScheme: model.SchemeInternal}

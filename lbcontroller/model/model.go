@@ -36,7 +36,7 @@ const (
 
 // LoadBalancer is the desired load balancer of one Service.
 type LoadBalancer struct {
-	// Name is stable for the Service's UID, scheme and address (a change of either needs a new
+	// Name is stable for the Service's UID, scheme and address (a change of any needs a new
 	// load balancer).
 	Name   string `json:"name"`
 	Scheme string `json:"scheme"`
