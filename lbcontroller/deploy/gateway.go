@@ -140,23 +140,15 @@ func passShape(alb *gateway.ApplicationLoadBalancer, tags map[string]string) str
 	return hex.EncodeToString(sum[:])
 }
 
-// keptLoadBalancer is which of the Gateway's load balancers serves on: with a static address,
-// the one at that address, whatever its name (a user may pin the address the cloud gave); else
-// the one named name, or failing that any (dropping a static address keeps the load balancer
-// where it is). nil: one is to be created.
+// keptLoadBalancer is which of the Gateway's load balancers serves on (kept: every one listed
+// by the Gateway's tags fits); nil: one is to be created.
 func keptLoadBalancer(lbs []providers.ApplicationLoadBalancer, name string, address netip.Addr) *providers.ApplicationLoadBalancer {
-	if address.IsValid() {
-		i := slices.IndexFunc(lbs, func(lb providers.ApplicationLoadBalancer) bool { return lb.VIP == address })
-		if i < 0 {
-			return nil
-		}
-		return &lbs[i]
+	cs := make([]keptCandidate, len(lbs))
+	for i, l := range lbs {
+		cs[i] = keptCandidate{id: l.ID, name: l.Name, vip: l.VIP, listeners: len(l.Listeners), fits: true}
 	}
-	if i := slices.IndexFunc(lbs, func(lb providers.ApplicationLoadBalancer) bool { return lb.Name == name }); i >= 0 {
+	if i := kept(cs, name, address); i >= 0 {
 		return &lbs[i]
-	}
-	if len(lbs) > 0 {
-		return &lbs[0]
 	}
 	return nil
 }
@@ -177,10 +169,10 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 	}
 	cur := keptLoadBalancer(lbs, alb.Name, address)
 	if cur == nil {
-		if len(lbs) > 0 {
+		if serving := keptLoadBalancer(lbs, alb.Name, netip.Addr{}); serving != nil {
 			// Until its replacement exists, the one serving is the Gateway's (should the
 			// create fail, its address is still the Gateway's).
-			res.LoadBalancerID, res.VIP = lbs[0].ID, lbs[0].VIP
+			res.LoadBalancerID, res.VIP = serving.ID, serving.VIP
 		}
 		// A load balancer's address is fixed when it is created: a new static address gets a
 		// new load balancer (named after the address, so that it does not collide with the one

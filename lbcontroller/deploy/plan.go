@@ -180,25 +180,43 @@ func PlanDeploy(lb *model.LoadBalancer, obs Observed, token string) Plan {
 func (pl *Plan) add(op Op) { pl.Ops = append(pl.Ops, op) }
 
 // keptService is which of the Service's load balancers serves on (an index of lbs; -1: one is
-// to be created). Only one of the model's incarnation and scheme is kept (fitsService). With a
-// static address, the one at that address, whatever its name (a user may pin the address the
-// cloud gave); else the one of the model's name, or failing that another (dropping the address
-// keeps the load balancer where it is): the one with the most listeners, then the lowest ID, so
-// that a move cut short between its create and its delete is settled the same way every pass.
+// to be created): only one of the model's incarnation and scheme (fitsService), chosen by kept.
 func keptService(lbs []providers.LoadBalancer, lb *model.LoadBalancer) int {
-	if lb.Address.IsValid() {
-		return slices.IndexFunc(lbs, func(l providers.LoadBalancer) bool { return fitsService(l, lb) && l.VIP == lb.Address })
+	cs := make([]keptCandidate, len(lbs))
+	for i, l := range lbs {
+		cs[i] = keptCandidate{id: l.ID, name: l.Name, vip: l.VIP, listeners: len(l.Listeners), fits: fitsService(l, lb)}
 	}
-	if i := slices.IndexFunc(lbs, func(l providers.LoadBalancer) bool { return fitsService(l, lb) && l.Name == lb.Name }); i >= 0 {
+	return kept(cs, lb.Name, lb.Address)
+}
+
+// keptCandidate is what kept reads of one of an owner's load balancers; fits: it may serve the
+// owner at all.
+type keptCandidate struct {
+	id, name  string
+	vip       netip.Addr
+	listeners int
+	fits      bool
+}
+
+// kept is which of an owner's load balancers serves on (-1: one is to be created), among those
+// that fit. With a static address, the one at that address, whatever its name (a user may pin
+// the address the cloud gave); else the one named name, or failing that another (dropping the
+// address keeps the load balancer where it is): the one with the most listeners, then the
+// lowest ID, so that a move cut short between its create and its delete is settled the same
+// way every pass. Services (keptService) and Gateways (keptLoadBalancer) choose alike.
+func kept(cs []keptCandidate, name string, address netip.Addr) int {
+	if address.IsValid() {
+		return slices.IndexFunc(cs, func(c keptCandidate) bool { return c.fits && c.vip == address })
+	}
+	if i := slices.IndexFunc(cs, func(c keptCandidate) bool { return c.fits && c.name == name }); i >= 0 {
 		return i
 	}
 	best := -1
-	for i, l := range lbs {
-		if !fitsService(l, lb) {
+	for i, c := range cs {
+		if !c.fits {
 			continue
 		}
-		if best < 0 || len(l.Listeners) > len(lbs[best].Listeners) ||
-			len(l.Listeners) == len(lbs[best].Listeners) && l.ID < lbs[best].ID {
+		if best < 0 || c.listeners > cs[best].listeners || c.listeners == cs[best].listeners && c.id < cs[best].id {
 			best = i
 		}
 	}
