@@ -192,6 +192,7 @@ func (h *healthWatch) Start(ctx context.Context) error {
 		err := h.p.WatchHealth(ctx, func(ev providers.HealthEvent) {
 			h.state.notify(h.state.applyHealth(ev))
 			h.state.notifyServices(h.state.servicesOfLBs(ev.LoadBalancers))
+			h.state.loadBalancerStates(ev.Full, ev.LoadBalancers)
 		})
 		if ctx.Err() != nil {
 			return nil

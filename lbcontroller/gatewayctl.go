@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -59,8 +60,10 @@ type gatewayRecord struct {
 	passes uint64
 	// state as the translation's next pass should see it.
 	state gateway.LoadBalancerState
-	// lbID is the application load balancer's ID, for the health stream.
-	lbID string
+	// cloud is the state the last deploy pass saw of each of the Gateway's load balancers
+	// (application, and network where the driver needs one), by ID: a different state from
+	// the change stream brings a pass (cloudStates).
+	cloud map[string]string
 	// unserved are the routes, and route rules, the cloud cannot serve (deploy.RefusedRules,
 	// deploy.SplitGateway): their conditions say so (markUnserved).
 	unserved []deploy.Unserved
@@ -80,10 +83,17 @@ type gatewayReconciler struct {
 	log    logr.Logger
 	// statuses writes each pass's statuses (Reconcile hands them over).
 	statuses *statusWriter
-	now      func() time.Time
+	// wake starts a pass (cloudStates); nil in tests that call Reconcile themselves.
+	wake chan<- event.GenericEvent
+	now  func() time.Time
 
 	mu      sync.Mutex
 	records map[string]*gatewayRecord // namespace/name -> last deploy
+	// cloudStates counts the change stream's reports of load balancer states: a pass that one
+	// came during does not count as deployed (what it read may be from before the report).
+	stateReports uint64
+	// known is every load balancer's state as the change stream last reported it.
+	known map[string]providers.LoadBalancerState
 	// tokenSeed tells this process's client tokens from an earlier one's (clientTokens).
 	tokenSeed string
 	emitted   map[string]bool // events already recorded, while the translation keeps giving them
@@ -457,13 +467,14 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	}
 	version := rec.version
 	done := rec.deployed == version && rec.state.Programmed
+	reports := r.stateReports
 	r.mu.Unlock()
 	if done {
 		return 0
 	}
 	st := gateway.LoadBalancerState{Namespace: gw.Namespace, Name: gw.Name}
 	var (
-		lbID    string
+		cloud   map[string]string
 		requeue time.Duration
 	)
 	if gw.L7 == nil || r.alb == nil {
@@ -511,7 +522,9 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		token := clientTokens(r.tokenSeed, gw.UID+"/"+strconv.FormatUint(version, 10), rec.passes)
 		r.mu.Unlock()
 		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, l7, tags, token)
-		lbID = res.LoadBalancerID
+		if res.LoadBalancerID != "" && res.State != "" {
+			cloud = map[string]string{res.LoadBalancerID: res.State}
+		}
 		if res.VIP.IsValid() {
 			st.Addresses = []string{res.VIP.String()}
 		}
@@ -524,6 +537,9 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 			}
 			if nres.VIP.IsValid() {
 				st.Addresses = append(st.Addresses, nres.VIP.String())
+			}
+			if nres.LoadBalancerID != "" && nres.State != "" && cloud != nil {
+				cloud[nres.LoadBalancerID] = nres.State
 			}
 			if err == nil && nlb != nil && nres.State != providers.LBActive {
 				res.Programmed, res.State, res.StateReason = false, nres.State, "network load balancer: "+nres.StateReason
@@ -545,6 +561,11 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 				st.Message += ": " + res.StateReason
 			}
 			requeue = 500 * time.Millisecond
+			if res.State == providers.LBFailed {
+				// The cloud retries a failed load balancer by itself, and the change stream
+				// brings the Gateway back when it recovers (cloudStates): this is a safety net.
+				requeue = failedRecheck
+			}
 		default:
 			st.Programmed = true
 		}
@@ -562,15 +583,106 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		}
 	}
 	r.mu.Lock()
-	rec.state, rec.lbID = st, lbID
-	if st.Programmed || (gw.L7 == nil && requeue == 0) {
+	rec.state, rec.cloud = st, cloud
+	raced := r.stateReports != reports
+	if (st.Programmed || (gw.L7 == nil && requeue == 0)) && !raced {
 		rec.deployed = version
 	} else {
 		rec.deployed = 0
 	}
 	r.mu.Unlock()
+	if raced && (requeue == 0 || requeue > raceRecheck) {
+		// The cloud reported load balancer states while this pass read: the next pass looks
+		// again, in case this one read its load balancer's from before the report.
+		requeue = raceRecheck
+	}
 	return requeue
 }
+
+// cloudStates is told the load balancer states of the cloud's change stream (full: the event
+// lists every load balancer, so one not listed is gone). A Gateway whose load balancer's state
+// is not the one its last pass saw (it failed, recovered, or went away) is deployed again by
+// a pass started here: a Gateway that was Programmed says so no longer once its load balancer
+// fails, and says so again once it recovers, without waiting for a change in the cluster.
+// The rule cache's remembered passes are told as well, so that the pass reads the load
+// balancer afresh rather than answering from before the change.
+func (r *gatewayReconciler) cloudStates(full bool, lbs []providers.LoadBalancerState) {
+	changed := r.stateChanges(full, lbs)
+	if len(changed) == 0 {
+		return // a load balancer's tags or attributes, say: not its state
+	}
+	if r.rules != nil {
+		r.rules.LoadBalancerStates(changed)
+	}
+	seen := make(map[string]providers.LoadBalancerState, len(changed))
+	for _, lb := range changed {
+		seen[lb.ID] = lb
+	}
+	r.mu.Lock()
+	r.stateReports++
+	var moved []string
+	for key, rec := range r.records {
+		for id, was := range rec.cloud {
+			if now, ok := seen[id]; ok && (now.Gone || now.State != was) {
+				// Deployed again at the next pass, which then records what it sees.
+				rec.deployed, rec.cloud = 0, nil
+				moved = append(moved, key)
+				break
+			}
+		}
+	}
+	r.mu.Unlock()
+	if len(moved) == 0 {
+		return
+	}
+	r.log.V(1).Info("a Gateway's load balancer changed state in the cloud; deploying it again", "gateways", moved)
+	if r.wake != nil {
+		select {
+		case r.wake <- event.GenericEvent{Object: &gwv1.Gateway{}}:
+		default: // a pass is queued already
+		}
+	}
+}
+
+// stateChanges keeps the states the change stream reported and returns those that changed
+// (a load balancer new to it, gone, or in another state); with full, every load balancer not
+// listed is gone.
+func (r *gatewayReconciler) stateChanges(full bool, lbs []providers.LoadBalancerState) []providers.LoadBalancerState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.known == nil {
+		r.known = map[string]providers.LoadBalancerState{}
+	}
+	var changed []providers.LoadBalancerState
+	listed := make(map[string]bool, len(lbs))
+	for _, lb := range lbs {
+		listed[lb.ID] = true
+		was, ok := r.known[lb.ID]
+		switch {
+		case lb.Gone:
+			if ok {
+				delete(r.known, lb.ID)
+				changed = append(changed, lb)
+			}
+		case !ok || was.State != lb.State || was.Reason != lb.Reason:
+			r.known[lb.ID] = lb
+			changed = append(changed, lb)
+		}
+	}
+	if full {
+		for id := range r.known {
+			if !listed[id] {
+				delete(r.known, id)
+				changed = append(changed, providers.LoadBalancerState{ID: id, Gone: true})
+			}
+		}
+	}
+	return changed
+}
+
+// raceRecheck is how soon a Gateway is deployed again when the change stream reported load
+// balancer states during its pass.
+const raceRecheck = 100 * time.Millisecond
 
 // gatewayBackends maps the deployed model's target groups to their cloud IDs: by backend
 // Service, and with the pods behind their targets, for the readiness gates.

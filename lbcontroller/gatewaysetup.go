@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flatnet/flatnet/lbcontroller/deploy"
@@ -142,6 +143,10 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 			watched = append(watched, k.o)
 		}
 	}
+	// A Gateway's load balancer changing state in the cloud (failed, active again) brings a
+	// pass (cloudStates), so that its conditions follow the cloud without polling.
+	wake := make(chan event.GenericEvent, 1)
+	r.wake = wake
 	b := builder.ControllerManagedBy(mgr).Named("gateway").
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: 1,
@@ -150,6 +155,8 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 	for _, o := range slices.Clone(watched) {
 		b = b.Watches(o, all, builder.WithPredicates(ignoreOwnStatus(o)))
 	}
+	b = b.WatchesRawSource(source.Channel(wake, all))
+	s.state.onLoadBalancerStates(r.cloudStates)
 	// Gated pods whose containers turn ready are registered before they are Ready.
 	b = b.Watches(&corev1.Pod{}, all, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return hasGate(o.(*corev1.Pod)) })))
 	return b.Complete(r)

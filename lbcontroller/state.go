@@ -34,6 +34,10 @@ type state struct {
 	wake chan types.NamespacedName
 	// svcWake receives Services whose load balancer changed state in the cloud.
 	svcWake chan types.NamespacedName
+	// lbStates, once the Gateway controller runs, is told every load balancer state the change
+	// stream reports (full: the event lists every load balancer), so that a Gateway's
+	// conditions follow its load balancers' states as a Service's do.
+	lbStates func(full bool, lbs []providers.LoadBalancerState)
 }
 
 type serviceRecord struct {
@@ -301,6 +305,23 @@ func (s *state) servicesOfLBs(lbs []providers.LoadBalancerState) []types.Namespa
 		}
 	}
 	return out
+}
+
+// onLoadBalancerStates sets who is told the load balancer states of the change stream.
+func (s *state) onLoadBalancerStates(fn func(full bool, lbs []providers.LoadBalancerState)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lbStates = fn
+}
+
+// loadBalancerStates hands the states of a change stream event to the Gateway controller.
+func (s *state) loadBalancerStates(full bool, lbs []providers.LoadBalancerState) {
+	s.mu.Lock()
+	fn := s.lbStates
+	s.mu.Unlock()
+	if fn != nil && (full || len(lbs) > 0) {
+		fn(full, lbs)
+	}
 }
 
 // notifyServices queues Services for the Service reconciler without blocking; a full queue

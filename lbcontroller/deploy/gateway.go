@@ -82,7 +82,7 @@ func ApplicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 	shape := passShape(alb, tags)
 	m := rc.recall(alb.Name, shape)
 	if m != nil {
-		err := rememberedPass(ctx, p, alb, tags, m, token, &res)
+		err := rememberedPass(ctx, p, alb, m, token, &res)
 		if err != nil || len(res.Changes) > res.ruleChanges || !res.Programmed {
 			m = nil
 		} else {
@@ -92,6 +92,7 @@ func ApplicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 		return res, err
 	}
 	m = &passMemo{shape: shape}
+	rc.begin(m)
 	res, err := applicationLoadBalancer(ctx, p, alb, tags, token, m)
 	if err != nil || len(res.Changes) > res.ruleChanges || !res.Programmed {
 		m = nil
@@ -109,7 +110,7 @@ func ApplicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 // against the cloud (through the RuleCache). Nothing besides rules can need a change: the
 // model's part that decides them is the same, and so is the cloud's, unless changed out of
 // band, which the resync period or an error's invalidation repairs, as for rules.
-func rememberedPass(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, tags map[string]string, m *passMemo, token string, res *GatewayResult) error {
+func rememberedPass(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, m *passMemo, token string, res *GatewayResult) error {
 	cur := m.cur
 	cur.Listeners = slices.Clone(m.cur.Listeners)
 	res.LoadBalancerID, res.VIP = cur.ID, cur.VIP
@@ -117,7 +118,12 @@ func rememberedPass(ctx context.Context, p providers.ApplicationLoadBalancing, a
 	if err := ensureHTTPListeners(ctx, p, alb, &cur, m.certs, token, res); err != nil {
 		return err
 	}
-	return refreshState(ctx, p, tags, &cur, res)
+	// The state is the memo's, not read again after the rule writes: a rule write does not
+	// change it, and reading it at once would show the state from before the data plane took
+	// the rules anyway. A change of state reaches the memo through the change stream
+	// (RuleCache.LoadBalancerStates), which drops it, and the next pass reads it all.
+	res.State, res.StateReason, res.Programmed = cur.State, cur.StateReason, cur.State == providers.LBActive
+	return nil
 }
 
 // passShape is the model without its HTTP(S) listeners' rules, and the tags: two passes of one

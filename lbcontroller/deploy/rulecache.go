@@ -31,6 +31,10 @@ type RuleCache struct {
 	listeners map[string]*cachedRules // listener ID -> its rules
 	owner     map[string]string       // rule ID -> listener ID, of cached rules
 	passes    map[string]*passMemo    // load balancer name -> what its last pass read
+	// states counts the change stream's reports of load balancer states (LoadBalancerStates):
+	// a pass that began before a report does not leave its memo behind, for what it read may
+	// be from before the state changed.
+	states uint64
 }
 
 // passMemo is what a Gateway deploy pass read of one application load balancer besides its
@@ -44,6 +48,7 @@ type passMemo struct {
 	certs   map[string]string
 	groups  map[string]string // model target group name -> ID
 	fetched time.Time         // when the pass read them from the cloud
+	states  uint64            // RuleCache.states when the pass began
 }
 
 type cachedRules struct {
@@ -80,6 +85,28 @@ func (c *RuleCache) Invalidate() {
 	clear(c.passes)
 }
 
+// LoadBalancerStates is told the load balancer states the cloud's change stream reported as
+// changed (Gone: deleted): a remembered pass of a load balancer whose state is not the one it
+// saw (or that is gone) is forgotten, so that the next pass reads the load balancer again; so
+// is a memo a pass that began before the report would leave (RuleCache.states). A remembered
+// pass takes the load balancer's state from the memo, kept true this way, rather than reading
+// it after each rule change.
+func (c *RuleCache) LoadBalancerStates(changed []providers.LoadBalancerState) {
+	seen := make(map[string]providers.LoadBalancerState, len(changed))
+	for _, lb := range changed {
+		seen[lb.ID] = lb
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.states++
+	for name, m := range c.passes {
+		now, ok := seen[m.cur.ID]
+		if ok && (now.Gone || now.State != m.cur.State || now.Reason != m.cur.StateReason) {
+			delete(c.passes, name)
+		}
+	}
+}
+
 // recall answers the remembered pass of load balancer name when it has shape, is younger than
 // the resync period and saw the load balancer active; nil otherwise.
 func (c *RuleCache) recall(name, shape string) *passMemo {
@@ -89,7 +116,15 @@ func (c *RuleCache) recall(name, shape string) *passMemo {
 	if m == nil || m.shape != shape || c.now().Sub(m.fetched) >= c.resync || m.cur.State != providers.LBActive {
 		return nil
 	}
+	m.states = c.states
 	return m
+}
+
+// begin marks a pass that reads everything beginning (see RuleCache.states).
+func (c *RuleCache) begin(m *passMemo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m.states = c.states
 }
 
 // remember keeps m as load balancer name's pass (nil: forgets it). A memo recalled again keeps
@@ -97,7 +132,7 @@ func (c *RuleCache) recall(name, shape string) *passMemo {
 func (c *RuleCache) remember(name string, m *passMemo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m == nil {
+	if m == nil || m.states != c.states {
 		delete(c.passes, name)
 		return
 	}

@@ -96,12 +96,19 @@ func (t *translation) collectRoutes() []*route {
 	return rs
 }
 
+// parentKey tells one parentRef from another: the same Gateway, section and port twice are one.
+type parentKey struct {
+	gw      *gateway
+	section gwv1.SectionName
+	port    gwv1.PortNumber
+}
+
 // attachRoutes decides, for every parentRef naming one of our Gateways, which listeners take
 // the route, and records the attachments on the listeners.
 func (t *translation) attachRoutes() []*route {
 	rs := t.collectRoutes()
 	for _, r := range rs {
-		seen := map[string]bool{}
+		var seen map[parentKey]bool
 		// The listeners r is attached to so far: a route counts once per listener. (Looking
 		// for r among a listener's attachments instead made 1,000 routes a million compares.)
 		var on []*listener
@@ -117,9 +124,12 @@ func (t *translation) attachRoutes() []*route {
 			if gw == nil {
 				continue // not one of our Gateways (or not yet known): another controller's to answer
 			}
-			id := fmt.Sprintf("%s/%v/%v", gw.key(), ptrOr(ref.SectionName, ""), ptrOr(ref.Port, 0))
+			id := parentKey{gw, ptrOr(ref.SectionName, ""), ptrOr(ref.Port, 0)}
 			if seen[id] {
 				continue
+			}
+			if seen == nil {
+				seen = map[parentKey]bool{}
 			}
 			seen[id] = true
 			p := &parentResult{ref: ref, gw: gw}

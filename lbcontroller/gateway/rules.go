@@ -56,9 +56,10 @@ var gatewayDuration = regexp.MustCompile(`^([0-9]{1,5}(h|m|s|ms)){1,4}$`)
 var grpcContentType = StringMatch{Name: "content-type", Type: MatchRegex, Value: `application/grpc|application/grpc\+.*|application/grpc;.*`}
 
 func ruleSource(r *route, i int, name *gwv1.SectionName) string {
-	s := fmt.Sprintf("%s %s rule %d", r.kind, r.fullName(), i)
+	// Concatenated, not formatted: a translation names every rule of every route.
+	s := r.kind + " " + r.ns + "/" + r.name + " rule " + strconv.Itoa(i)
 	if name != nil && *name != "" {
-		s += fmt.Sprintf(" (%s)", *name)
+		s += " (" + string(*name) + ")"
 	}
 	return s
 }
@@ -67,7 +68,7 @@ func (t *translation) compileHTTP(r *route, o *gwv1.HTTPRoute) {
 	r.ruleCount = len(o.Spec.Rules)
 	for i, rule := range o.Spec.Rules {
 		cr := &compiledRule{index: i, source: ruleSource(r, i, rule.Name)}
-		where := fmt.Sprintf("rule %d", i)
+		where := "rule " + strconv.Itoa(i)
 		bad := func(reason, format string, args ...any) {
 			r.dropRule(reason, where+": "+format, args...)
 		}
@@ -92,7 +93,7 @@ func (t *translation) compileHTTP(r *route, o *gwv1.HTTPRoute) {
 			continue
 		}
 		for j, br := range rule.BackendRefs {
-			b := t.resolveBackend(r, fmt.Sprintf("%s backendRef %d", where, j), br.BackendObjectReference, br.Weight)
+			b := t.resolveBackend(r, where+" backendRef "+strconv.Itoa(j), br.BackendObjectReference, br.Weight)
 			if !backendFilters(&b, br.Filters, func(format string, args ...any) {
 				bad(string(gwv1.RouteReasonUnsupportedValue), "backendRef %d: "+format, append([]any{j}, args...)...)
 			}) {
@@ -482,7 +483,7 @@ func (t *translation) compileGRPC(r *route, o *gwv1.GRPCRoute) {
 	unsupported := string(gwv1.RouteReasonUnsupportedValue)
 	for i, rule := range o.Spec.Rules {
 		cr := &compiledRule{index: i, source: ruleSource(r, i, rule.Name)}
-		where := fmt.Sprintf("rule %d", i)
+		where := "rule " + strconv.Itoa(i)
 		ok := true
 		bad := func(format string, args ...any) {
 			r.dropRule(unsupported, where+": "+format, args...)
@@ -527,7 +528,7 @@ func (t *translation) compileGRPC(r *route, o *gwv1.GRPCRoute) {
 			continue
 		}
 		for j, br := range rule.BackendRefs {
-			b := t.resolveBackend(r, fmt.Sprintf("%s backendRef %d", where, j), br.BackendObjectReference, br.Weight)
+			b := t.resolveBackend(r, where+" backendRef "+strconv.Itoa(j), br.BackendObjectReference, br.Weight)
 			for _, f := range br.Filters {
 				switch {
 				case f.Type == gwv1.GRPCRouteFilterRequestHeaderModifier && f.RequestHeaderModifier != nil:
