@@ -81,6 +81,9 @@ type gatewayReconciler struct {
 	kinds  routeKinds
 	state  *state // shared with the readiness-gate reconciler
 	log    logr.Logger
+	// translator remembers each route's compilation between passes (a change to one route
+	// among 1,000 compiles one).
+	translator *gateway.Translator
 	// statuses writes each pass's statuses (Reconcile hands them over).
 	statuses *statusWriter
 	// wake starts a pass (cloudStates); nil in tests that call Reconcile themselves.
@@ -132,7 +135,7 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 		return reconcile.Result{}, err
 	}
 	read := r.now()
-	out := gateway.Translate(in)
+	out := r.translator.Translate(in)
 	translated := r.now()
 	requeue := r.deployAll(ctx, out)
 	deployed := r.now()
@@ -142,7 +145,7 @@ func (r *gatewayReconciler) Reconcile(ctx context.Context, _ reconcile.Request) 
 	// leaves its state as it was, and with 1,000 routes a translation costs milliseconds.
 	if now := r.lbStates(); !reflect.DeepEqual(now, in.LoadBalancers) {
 		in.LoadBalancers = now
-		out = gateway.Translate(in)
+		out = r.translator.Translate(in)
 	}
 	r.markUnserved(&out)
 	r.recordEvents(out, objs)

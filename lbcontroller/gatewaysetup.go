@@ -27,6 +27,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flatnet/flatnet/lbcontroller/deploy"
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
 )
 
 var crdGVK = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
@@ -119,6 +120,7 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 		client: mgr.GetClient(), reader: mgr.GetAPIReader(), events: mgr.GetEventRecorder(Component),
 		cfg: s.cfg, alb: s.cfg.alb, kinds: kinds, state: s.state, log: s.log, now: time.Now,
 		records: map[string]*gatewayRecord{}, emitted: map[string]bool{}, tokenSeed: rand.Text()[:8],
+		translator: gateway.NewTranslator(),
 	}
 	r.statuses = newStatusWriter(r.writeOutput, s.log.WithName("status"))
 	go r.statuses.run(ctx)

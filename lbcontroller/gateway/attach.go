@@ -53,41 +53,56 @@ type attachment struct {
 	hostnames []string
 }
 
-// collectRoutes gathers every route of every kind, compiled, in a stable order.
+// collectRoutes gathers every route of every kind, compiled, in a stable order. A route the
+// translator's memory holds compiled from the same object, with the same Services and
+// ReferenceGrants, takes that compilation instead (memo.go).
 func (t *translation) collectRoutes() []*route {
 	var rs []*route
-	add := func(kind string, m metav1.ObjectMeta, refs []gwv1.ParentReference, hosts []gwv1.Hostname) *route {
+	// add makes the route of object m and reports whether it still needs compiling.
+	add := func(kind string, m metav1.ObjectMeta, refs []gwv1.ParentReference, hosts []gwv1.Hostname) (*route, bool) {
 		r := &route{kind: kind, ns: m.Namespace, name: m.Name, generation: m.Generation, created: m.CreationTimestamp, parentRefs: refs, hostnames: hosts}
 		rs = append(rs, r)
-		return r
+		return r, !t.memo.recall(r, m)
 	}
 	for i := range t.in.HTTPRoutes {
 		o := &t.in.HTTPRoutes[i]
-		t.compileHTTP(add(KindHTTPRoute, o.ObjectMeta, o.Spec.ParentRefs, o.Spec.Hostnames), o)
+		if r, compile := add(KindHTTPRoute, o.ObjectMeta, o.Spec.ParentRefs, o.Spec.Hostnames); compile {
+			t.compileHTTP(r, o)
+			t.memo.keep(r, o.ObjectMeta)
+		}
 	}
 	for i := range t.in.GRPCRoutes {
 		o := &t.in.GRPCRoutes[i]
-		t.compileGRPC(add(KindGRPCRoute, o.ObjectMeta, o.Spec.ParentRefs, o.Spec.Hostnames), o)
+		if r, compile := add(KindGRPCRoute, o.ObjectMeta, o.Spec.ParentRefs, o.Spec.Hostnames); compile {
+			t.compileGRPC(r, o)
+			t.memo.keep(r, o.ObjectMeta)
+		}
 	}
 	for i := range t.in.TLSRoutes {
 		o := &t.in.TLSRoutes[i]
-		r := add(KindTLSRoute, o.ObjectMeta, o.Spec.ParentRefs, o.Spec.Hostnames)
-		for j, rule := range o.Spec.Rules {
-			t.compileL4(r, j, rule.Name, rule.BackendRefs)
+		if r, compile := add(KindTLSRoute, o.ObjectMeta, o.Spec.ParentRefs, o.Spec.Hostnames); compile {
+			for j, rule := range o.Spec.Rules {
+				t.compileL4(r, j, rule.Name, rule.BackendRefs)
+			}
+			t.memo.keep(r, o.ObjectMeta)
 		}
 	}
 	for i := range t.in.TCPRoutes {
 		o := &t.in.TCPRoutes[i]
-		r := add(KindTCPRoute, o.ObjectMeta, o.Spec.ParentRefs, nil)
-		for j, rule := range o.Spec.Rules {
-			t.compileL4(r, j, rule.Name, rule.BackendRefs)
+		if r, compile := add(KindTCPRoute, o.ObjectMeta, o.Spec.ParentRefs, nil); compile {
+			for j, rule := range o.Spec.Rules {
+				t.compileL4(r, j, rule.Name, rule.BackendRefs)
+			}
+			t.memo.keep(r, o.ObjectMeta)
 		}
 	}
 	for i := range t.in.UDPRoutes {
 		o := &t.in.UDPRoutes[i]
-		r := add(KindUDPRoute, o.ObjectMeta, o.Spec.ParentRefs, nil)
-		for j, rule := range o.Spec.Rules {
-			t.compileL4(r, j, rule.Name, rule.BackendRefs)
+		if r, compile := add(KindUDPRoute, o.ObjectMeta, o.Spec.ParentRefs, nil); compile {
+			for j, rule := range o.Spec.Rules {
+				t.compileL4(r, j, rule.Name, rule.BackendRefs)
+			}
+			t.memo.keep(r, o.ObjectMeta)
 		}
 	}
 	slices.SortStableFunc(rs, func(a, b *route) int {
@@ -108,7 +123,7 @@ type parentKey struct {
 func (t *translation) attachRoutes() []*route {
 	rs := t.collectRoutes()
 	for _, r := range rs {
-		var seen map[parentKey]bool
+		var seen []parentKey // a route names few parents: a slice, not a map per route
 		// The listeners r is attached to so far: a route counts once per listener. (Looking
 		// for r among a listener's attachments instead made 1,000 routes a million compares.)
 		var on []*listener
@@ -125,13 +140,10 @@ func (t *translation) attachRoutes() []*route {
 				continue // not one of our Gateways (or not yet known): another controller's to answer
 			}
 			id := parentKey{gw, ptrOr(ref.SectionName, ""), ptrOr(ref.Port, 0)}
-			if seen[id] {
+			if slices.Contains(seen, id) {
 				continue
 			}
-			if seen == nil {
-				seen = map[parentKey]bool{}
-			}
-			seen[id] = true
+			seen = append(seen, id)
 			p := &parentResult{ref: ref, gw: gw}
 			r.parents = append(r.parents, p)
 			t.attach(r, p)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -12,8 +13,10 @@ type backend struct {
 	weight int
 	// ok: svc and port are set; otherwise requests for this share get a 500 (L7) or are
 	// refused (L4).
-	ok       bool
-	svc      *corev1.Service
+	ok bool
+	// svc is the Service by name (not a pointer into the input: a Translator's memory of a
+	// compiled route would keep every earlier input's Services alive).
+	svc      types.NamespacedName
 	port     corev1.ServicePort
 	protocol string // target group protocol: HTTP, H2C, TCP or UDP
 
@@ -87,7 +90,7 @@ func (t *translation) resolveBackend(r *route, where string, ref gwv1.BackendObj
 			where, name, *ref.Port, *b.port.AppProtocol, r.kind)
 		return b
 	}
-	b.ok, b.svc, b.protocol = true, svc, proto
+	b.ok, b.svc, b.protocol = true, types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}, proto
 	return b
 }
 

@@ -44,13 +44,17 @@ type translation struct {
 	lbs        map[string]*LoadBalancerState          // ns/name of the Gateway
 	gateways   map[string]*gateway                    // ns/name, ours only
 	events     []Event
+	memo       *routeMemo // a Translator's memory of compiled routes; nil: none
 }
 
 // Translate computes the load balancers of every Gateway of ours, the status of every object of
 // ours, and the events bad input deserves. It never fails: bad input becomes conditions and
 // events, and everything valid beside it is still translated.
-func Translate(in Input) Output {
+func Translate(in Input) Output { return translate(in, nil) }
+
+func translate(in Input, memo *routeMemo) Output {
 	t := &translation{
+		memo:       memo,
 		in:         in,
 		controller: cmp.Or(in.ControllerName, ControllerName),
 		namespaces: map[string]*corev1.Namespace{},

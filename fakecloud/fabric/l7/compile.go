@@ -195,8 +195,9 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 		c.bad(f+".hostnameScopes", "only an HTTPS listener has hostname scopes (the SNI name they compare a request's Host with); this one is %s", l.Protocol)
 	}
 	passthrough := l.Protocol == ProtocolTLS || l.Protocol == ProtocolTCP || l.Protocol == ProtocolUDP
-	for i, r := range l.Rules {
-		rf := fmt.Sprintf("%s.rules[%d]", f, i)
+	for i := range l.Rules {
+		r := &l.Rules[i]
+		rf := f + ".rules[" + strconv.Itoa(i) + "]" // each rule's: concatenated, not formatted
 		if passthrough {
 			c.passthroughRule(rf, l.Protocol, r, groups)
 		} else {
@@ -212,7 +213,7 @@ func (c *checker) listener(f string, l Listener, groups map[string]*group) *list
 
 // passthroughRule checks a rule of a TLS, TCP or UDP listener: host names (TLS) and a plain
 // forward to TCP groups (UDP groups from a UDP listener), nothing that needs a request.
-func (c *checker) passthroughRule(f string, proto Protocol, r Rule, groups map[string]*group) {
+func (c *checker) passthroughRule(f string, proto Protocol, r *Rule, groups map[string]*group) {
 	a := r.Action
 	if r.Path != nil || len(r.Headers) > 0 || len(r.Query) > 0 || r.Method != "" {
 		c.bad(f, "a %s listener sees no requests: its rules match hosts (SNI names) only", proto)
@@ -242,7 +243,7 @@ func (c *checker) passthroughRule(f string, proto Protocol, r Rule, groups map[s
 }
 
 // httpRule checks that an HTTP or HTTPS listener's rule forwards to HTTP groups only.
-func (c *checker) httpRule(f string, r Rule, groups map[string]*group) {
+func (c *checker) httpRule(f string, r *Rule, groups map[string]*group) {
 	if r.Action.TLSPassthrough {
 		c.bad(f+".action.tlsPassthrough", "an HTTP or HTTPS listener serves requests; only a TLS listener's rules pass TLS through")
 	}
@@ -256,7 +257,7 @@ func (c *checker) httpRule(f string, r Rule, groups map[string]*group) {
 	}
 }
 
-func (c *checker) rule(f string, r Rule, groups map[string]*group) *rule {
+func (c *checker) rule(f string, r *Rule, groups map[string]*group) *rule {
 	cr := &rule{name: r.Name, method: r.Method}
 	if r.Name == "" {
 		cr.name = f
@@ -332,7 +333,7 @@ func (c *checker) value(f, name string, typ MatchType, value string) valueMatche
 	return m
 }
 
-func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) action {
+func (c *checker) action(f string, r *Rule, cr *rule, groups map[string]*group) action {
 	a := r.Action
 	ca := action{redirect: a.Redirect, fixed: a.FixedResponse, rewrite: a.Rewrite, timeout: timeoutOf(a.Timeouts),
 		requestTimeout: a.Timeouts.Request, backendTimeout: a.Timeouts.BackendRequest, retry: c.retry(f+".retry", a.Retry),
@@ -356,7 +357,7 @@ func (c *checker) action(f string, r Rule, cr *rule, groups map[string]*group) a
 	}
 	if a.Forward != nil {
 		for i, b := range a.Forward.Backends {
-			ff := fmt.Sprintf("%s.forward.backends[%d]", f, i)
+			ff := f + ".forward.backends[" + strconv.Itoa(i) + "]"
 			cb := backend{weight: b.Weight, reqEdit: c.edit(ff+".requestHeaders", b.RequestHeaders),
 				respEdit: c.edit(ff+".responseHeaders", b.ResponseHeaders)}
 			cb.dropsContentType, cb.reserved = cb.respEdit.removes("Content-Type"), cb.reqEdit.reservedNames()

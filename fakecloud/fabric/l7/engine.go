@@ -70,7 +70,7 @@ type Engine struct {
 	mu         sync.Mutex // serialises Apply and Close
 	servers    map[portKey]*server
 	transports map[string]*http.Transport // by transportKey
-	series     map[[2]string]bool         // (listener, rule) label pairs of the config applied
+	series     map[[2]string]*series      // by (listener, rule) label pair, of the config applied
 	draining   map[*server]bool           // removed listeners whose requests are finishing
 	closed     bool
 	wg         sync.WaitGroup
@@ -214,7 +214,7 @@ func (e *Engine) Apply(cfg Config) error {
 			usedPools[poolKey(g, tg.hostport)] = true
 		}
 	}
-	e.metrics.resolve(s)
+	series := e.metrics.resolve(s, e.series)
 	opened, err := e.openListeners(s)
 	if err != nil {
 		return err
@@ -246,7 +246,8 @@ func (e *Engine) Apply(cfg Config) error {
 		}
 		return true
 	})
-	e.series = e.metrics.forget(e.series, s)
+	e.metrics.forget(e.series, series)
+	e.series = series
 	return nil
 }
 

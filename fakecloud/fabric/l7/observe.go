@@ -95,18 +95,29 @@ type codeCounter struct {
 	c    prometheus.Counter
 }
 
-func (m *metrics) series(k portKey, rule string) *series {
-	return &series{m: m, listener: k.String(), rule: rule}
-}
-
-// resolve gives every listener and rule of s its series.
-func (m *metrics) resolve(s *snapshot) {
+// resolve gives every listener and rule of s its series and returns them by (listener, rule)
+// pair. A pair the engine's last configuration had (old) keeps its series, and with it the
+// counters it resolved: a configuration change among 1,000 rules makes no new series for the
+// 999 it left alone, nor makes their next requests look their counters up again.
+func (m *metrics) resolve(s *snapshot, old map[[2]string]*series) map[[2]string]*series {
+	now := make(map[[2]string]*series, len(old))
+	get := func(listener, rule string) *series {
+		k := [2]string{listener, rule}
+		se := old[k]
+		if se == nil {
+			se = &series{m: m, listener: listener, rule: rule}
+		}
+		now[k] = se
+		return se
+	}
 	for k, l := range s.listeners {
-		l.unmatched = m.series(k, noRule)
+		p := k.String()
+		l.unmatched = get(p, noRule)
 		for _, r := range l.rules {
-			r.series = m.series(k, r.name)
+			r.series = get(p, r.name)
 		}
 	}
+	return now
 }
 
 func (s *series) observe(code int, d time.Duration) {
@@ -145,19 +156,11 @@ func (s *series) counter(code int) prometheus.Counter {
 	return c
 }
 
-// forget deletes the series of (listener, rule) pairs the new snapshot no longer has, so rules
-// renamed or removed over many Applies do not pile up; it returns the pairs s has.
-func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool {
-	now := make(map[[2]string]bool, len(old))
-	for k, l := range s.listeners {
-		p := k.String()
-		now[[2]string{p, noRule}] = true
-		for _, r := range l.rules {
-			now[[2]string{p, r.name}] = true
-		}
-	}
+// forget deletes the series of (listener, rule) pairs the new configuration (now) no longer
+// has, so rules renamed or removed over many Applies do not pile up.
+func (m *metrics) forget(old, now map[[2]string]*series) {
 	for k := range old {
-		if !now[k] {
+		if now[k] == nil {
 			labels := prometheus.Labels{"listener": k[0], "rule": k[1]}
 			m.requests.DeletePartialMatch(labels)
 			m.latency.DeletePartialMatch(labels)
@@ -169,7 +172,6 @@ func (m *metrics) forget(old map[[2]string]bool, s *snapshot) map[[2]string]bool
 			}
 		}
 	}
-	return now
 }
 
 // StatusClientClosedRequest is what the metrics and the access log record (nginx's 499), in place
