@@ -63,7 +63,7 @@ type gatewayRecord struct {
 	// cloud is the state the last deploy pass saw of each of the Gateway's load balancers
 	// (application, and network where the driver needs one), by ID: a different state from
 	// the change stream brings a pass (cloudStates).
-	cloud map[string]string
+	cloud map[string]providers.LoadBalancerState
 	// unserved are the routes, and route rules, the cloud cannot serve (deploy.RefusedRules,
 	// deploy.SplitGateway): their conditions say so (markUnserved).
 	unserved []deploy.Unserved
@@ -92,9 +92,12 @@ type gatewayReconciler struct {
 
 	mu      sync.Mutex
 	records map[string]*gatewayRecord // namespace/name -> last deploy
-	// cloudStates counts the change stream's reports of load balancer states: a pass that one
-	// came during does not count as deployed (what it read may be from before the report).
+	// stateReports counts the change stream's reports of load balancer states, and reportedAt
+	// is, by load balancer ID, the count at its last report: a pass during which one of its
+	// own load balancers was reported does not count as deployed (what it read may be from
+	// before the report). Other load balancers' reports do not concern it.
 	stateReports uint64
+	reportedAt   map[string]uint64
 	// known is every load balancer's state as the change stream last reported it.
 	known map[string]providers.LoadBalancerState
 	// tokenSeed tells this process's client tokens from an earlier one's (clientTokens).
@@ -477,7 +480,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	}
 	st := gateway.LoadBalancerState{Namespace: gw.Namespace, Name: gw.Name}
 	var (
-		cloud   map[string]string
+		cloud   map[string]providers.LoadBalancerState
 		requeue time.Duration
 	)
 	if gw.L7 == nil || r.alb == nil {
@@ -526,7 +529,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		r.mu.Unlock()
 		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, l7, tags, token)
 		if res.LoadBalancerID != "" && res.State != "" {
-			cloud = map[string]string{res.LoadBalancerID: res.State}
+			cloud = map[string]providers.LoadBalancerState{res.LoadBalancerID: {ID: res.LoadBalancerID, State: res.State, Reason: res.StateReason}}
 		}
 		if res.VIP.IsValid() {
 			st.Addresses = []string{res.VIP.String()}
@@ -542,7 +545,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 				st.Addresses = append(st.Addresses, nres.VIP.String())
 			}
 			if nres.LoadBalancerID != "" && nres.State != "" && cloud != nil {
-				cloud[nres.LoadBalancerID] = nres.State
+				cloud[nres.LoadBalancerID] = providers.LoadBalancerState{ID: nres.LoadBalancerID, State: nres.State, Reason: nres.StateReason}
 			}
 			if err == nil && nlb != nil && nres.State != providers.LBActive {
 				res.Programmed, res.State, res.StateReason = false, nres.State, "network load balancer: "+nres.StateReason
@@ -587,17 +590,15 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	}
 	r.mu.Lock()
 	rec.state, rec.cloud = st, cloud
-	raced := r.stateReports != reports
-	if (st.Programmed || (gw.L7 == nil && requeue == 0)) && !raced {
+	recheck := r.recheckLocked(cloud, reports)
+	if (st.Programmed || (gw.L7 == nil && requeue == 0)) && recheck == 0 {
 		rec.deployed = version
 	} else {
 		rec.deployed = 0
 	}
 	r.mu.Unlock()
-	if raced && (requeue == 0 || requeue > raceRecheck) {
-		// The cloud reported load balancer states while this pass read: the next pass looks
-		// again, in case this one read its load balancer's from before the report.
-		requeue = raceRecheck
+	if recheck > 0 && (requeue == 0 || requeue > recheck) {
+		requeue = recheck
 	}
 	return requeue
 }
@@ -623,10 +624,30 @@ func (r *gatewayReconciler) cloudStates(full bool, lbs []providers.LoadBalancerS
 	}
 	r.mu.Lock()
 	r.stateReports++
+	if r.reportedAt == nil {
+		r.reportedAt = map[string]uint64{}
+	}
+	for _, lb := range changed {
+		r.reportedAt[lb.ID] = r.stateReports
+	}
+	if len(r.reportedAt) > maxReportedAt {
+		// Only reports after a pass began matter, and only of load balancers a record holds.
+		inUse := map[string]bool{}
+		for _, rec := range r.records {
+			for id := range rec.cloud {
+				inUse[id] = true
+			}
+		}
+		for id, n := range r.reportedAt {
+			if !inUse[id] && n < r.stateReports {
+				delete(r.reportedAt, id)
+			}
+		}
+	}
 	var moved []string
 	for key, rec := range r.records {
 		for id, was := range rec.cloud {
-			if now, ok := seen[id]; ok && (now.Gone || now.State != was) {
+			if now, ok := seen[id]; ok && (now.Gone || now.State != was.State || now.Reason != was.Reason) {
 				// Deployed again at the next pass, which then records what it sees.
 				rec.deployed, rec.cloud = 0, nil
 				moved = append(moved, key)
@@ -683,9 +704,37 @@ func (r *gatewayReconciler) stateChanges(full bool, lbs []providers.LoadBalancer
 	return changed
 }
 
-// raceRecheck is how soon a Gateway is deployed again when the change stream reported load
-// balancer states during its pass.
-const raceRecheck = 100 * time.Millisecond
+// maxReportedAt bounds gatewayReconciler.reportedAt: past it, IDs no record holds are dropped.
+const maxReportedAt = 4096
+
+// recheckLocked says how soon a Gateway whose pass saw its load balancers in states cloud is
+// to be deployed again (0: not before its next change). A pass during which the change stream
+// reported one of them (after report count since) may have read it from before the report:
+// raceRecheck. One whose state the stream shows otherwise than the pass read (a poll-driven
+// stream behind the pass's own read, or a state it never saw because it came and went
+// between two polls) is looked at again every disagreeRecheck until the two agree: the
+// stream reports no change of a state it never saw, so a recovery would otherwise wait for
+// the failed load balancer's 30 s safety net. r.mu is held.
+func (r *gatewayReconciler) recheckLocked(cloud map[string]providers.LoadBalancerState, since uint64) time.Duration {
+	var d time.Duration
+	for id, saw := range cloud {
+		if r.reportedAt[id] > since {
+			return raceRecheck
+		}
+		if k, ok := r.known[id]; ok && (k.State != saw.State || k.Reason != saw.Reason) {
+			d = disagreeRecheck
+		}
+	}
+	return d
+}
+
+// raceRecheck is how soon a Gateway is deployed again when the change stream reported one of
+// its load balancers during its pass; disagreeRecheck, while the stream shows one of them in
+// another state than its pass read.
+const (
+	raceRecheck     = 100 * time.Millisecond
+	disagreeRecheck = time.Second
+)
 
 // gatewayBackends maps the deployed model's target groups to their cloud IDs: by backend
 // Service, and with the pods behind their targets, for the readiness gates.

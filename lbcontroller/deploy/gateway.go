@@ -85,9 +85,9 @@ func ApplicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 		err := rememberedPass(ctx, p, alb, m, token, &res)
 		if err != nil || len(res.Changes) > res.ruleChanges || !res.Programmed {
 			m = nil
-		} else {
-			m.cur.State, m.cur.StateReason = res.State, res.StateReason
 		}
+		// (The memo's state is what the pass answered: nothing of it to write back. The memo
+		// is the cache's, read under its lock by LoadBalancerStates.)
 		rc.remember(alb.Name, m)
 		return res, err
 	}

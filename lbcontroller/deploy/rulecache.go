@@ -31,10 +31,12 @@ type RuleCache struct {
 	listeners map[string]*cachedRules // listener ID -> its rules
 	owner     map[string]string       // rule ID -> listener ID, of cached rules
 	passes    map[string]*passMemo    // load balancer name -> what its last pass read
-	// states counts the change stream's reports of load balancer states (LoadBalancerStates):
-	// a pass that began before a report does not leave its memo behind, for what it read may
-	// be from before the state changed.
-	states uint64
+	// reports counts the change stream's reports of load balancer states (LoadBalancerStates),
+	// and reported is, by load balancer ID, the count at its last one: a pass that began
+	// before a report about its load balancer does not leave its memo behind, for what it read
+	// may be from before the state changed. Another load balancer's report does not concern it.
+	reports  uint64
+	reported map[string]uint64
 }
 
 // passMemo is what a Gateway deploy pass read of one application load balancer besides its
@@ -48,7 +50,7 @@ type passMemo struct {
 	certs   map[string]string
 	groups  map[string]string // model target group name -> ID
 	fetched time.Time         // when the pass read them from the cloud
-	states  uint64            // RuleCache.states when the pass began
+	began   uint64            // RuleCache.reports when the pass began
 }
 
 type cachedRules struct {
@@ -88,17 +90,39 @@ func (c *RuleCache) Invalidate() {
 // LoadBalancerStates is told the load balancer states the cloud's change stream reported as
 // changed (Gone: deleted): a remembered pass of a load balancer whose state is not the one it
 // saw (or that is gone) is forgotten, so that the next pass reads the load balancer again; so
-// is a memo a pass that began before the report would leave (RuleCache.states). A remembered
-// pass takes the load balancer's state from the memo, kept true this way, rather than reading
-// it after each rule change.
+// is the memo a pass of that load balancer that began before the report would leave. A
+// remembered pass takes the load balancer's state from the memo, kept true this way, rather
+// than reading it after each rule change.
 func (c *RuleCache) LoadBalancerStates(changed []providers.LoadBalancerState) {
+	if len(changed) == 0 {
+		return
+	}
 	seen := make(map[string]providers.LoadBalancerState, len(changed))
 	for _, lb := range changed {
 		seen[lb.ID] = lb
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.states++
+	c.reports++
+	if c.reported == nil {
+		c.reported = map[string]uint64{}
+	}
+	for _, lb := range changed {
+		c.reported[lb.ID] = c.reports
+	}
+	if len(c.reported) > maxReported {
+		// The IDs of load balancers no memo is of: the reports that matter are those after a
+		// pass began, of its own load balancer, and its memo (below) or the pass keeps it.
+		inUse := map[string]bool{}
+		for _, m := range c.passes {
+			inUse[m.cur.ID] = true
+		}
+		for id, n := range c.reported {
+			if !inUse[id] && n < c.reports {
+				delete(c.reported, id)
+			}
+		}
+	}
 	for name, m := range c.passes {
 		now, ok := seen[m.cur.ID]
 		if ok && (now.Gone || now.State != m.cur.State || now.Reason != m.cur.StateReason) {
@@ -106,6 +130,9 @@ func (c *RuleCache) LoadBalancerStates(changed []providers.LoadBalancerState) {
 		}
 	}
 }
+
+// maxReported bounds RuleCache.reported: past it, IDs of no memo's load balancer are dropped.
+const maxReported = 4096
 
 // recall answers the remembered pass of load balancer name when it has shape, is younger than
 // the resync period and saw the load balancer active; nil otherwise.
@@ -116,15 +143,15 @@ func (c *RuleCache) recall(name, shape string) *passMemo {
 	if m == nil || m.shape != shape || c.now().Sub(m.fetched) >= c.resync || m.cur.State != providers.LBActive {
 		return nil
 	}
-	m.states = c.states
+	m.began = c.reports
 	return m
 }
 
-// begin marks a pass that reads everything beginning (see RuleCache.states).
+// begin marks a pass that reads everything beginning (see RuleCache.reports).
 func (c *RuleCache) begin(m *passMemo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m.states = c.states
+	m.began = c.reports
 }
 
 // remember keeps m as load balancer name's pass (nil: forgets it). A memo recalled again keeps
@@ -132,7 +159,7 @@ func (c *RuleCache) begin(m *passMemo) {
 func (c *RuleCache) remember(name string, m *passMemo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m == nil || m.states != c.states {
+	if m == nil || c.reported[m.cur.ID] > m.began {
 		delete(c.passes, name)
 		return
 	}

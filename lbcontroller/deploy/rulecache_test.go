@@ -258,20 +258,33 @@ func TestRuleCacheRemembersPasses(t *testing.T) {
 	if n := c.take(); n["DescribeLoadBalancers"] != 0 {
 		t.Errorf("another load balancer's report made the next pass read this one: %v", n)
 	}
-	// A report that comes while a pass runs: that pass leaves no memo (what it read may be
-	// from before the report), and the next pass reads the load balancer again.
-	c.onCall(func(action string) {
-		if action == "ModifyRule" || action == "SetRulePriorities" || action == "CreateRule" || action == "DeleteRule" {
-			c.onCall(nil)
-			rc.LoadBalancerStates([]providers.LoadBalancerState{{ID: "lb-another", State: providers.LBActive}})
-		}
-	})
-	pass("a report during it")
+	// duringPass reports lb while the next pass writes its rules.
+	duringPass := func(lb providers.LoadBalancerState) {
+		c.onCall(func(action string) {
+			if action == "ModifyRule" || action == "SetRulePriorities" || action == "CreateRule" || action == "DeleteRule" {
+				c.onCall(nil)
+				rc.LoadBalancerStates([]providers.LoadBalancerState{lb})
+			}
+		})
+	}
+	// Another load balancer's report while a pass runs: the pass leaves its memo.
+	duringPass(providers.LoadBalancerState{ID: "lb-another", State: providers.LBActive})
+	pass("another load balancer's report during it")
 	c.onCall(nil)
 	c.take()
-	pass("after a pass a report came during")
+	pass("after another load balancer's report during a pass")
+	if n := c.take(); n["DescribeLoadBalancers"] != 0 {
+		t.Errorf("another load balancer's report during a pass made the next pass read this one: %v", n)
+	}
+	// A report of its own load balancer while a pass runs (here: the state it had): that pass
+	// leaves no memo (what it read may be from before the report), the next reads again.
+	duringPass(providers.LoadBalancerState{ID: res.LoadBalancerID, State: providers.LBActive})
+	pass("a report of its load balancer during it")
+	c.onCall(nil)
+	c.take()
+	pass("after a pass a report of its load balancer came during")
 	if n := c.take(); n["DescribeLoadBalancers"] == 0 {
-		t.Errorf("the pass after one a report came during answered from its memo: %v", n)
+		t.Errorf("the pass after one its load balancer's report came during answered from its memo: %v", n)
 	}
 
 	// A stray target, out of band.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,11 +12,11 @@ import (
 
 // Translator translates as Translate does, and remembers each route's compilation (its rules'
 // matches, filters and actions, its resolved backends, and the problems found in them) from
-// one translation to the next. A route whose object is the one compiled before (same UID,
-// resourceVersion and generation), while the Services and ReferenceGrants, all a compilation
-// reads besides the route, are those of the translation before (by resourceVersion), takes
-// that compilation instead of being compiled again: a change to one route among 1,000 compiles
-// one route. Everything after the compilation (attachment, conflicts, the load balancers, the
+// one translation to the next. A route whose object is the one compiled before (same UID and
+// generation: its spec is the same; a status write moves only its resourceVersion), while the
+// Services and ReferenceGrants, all a compilation reads besides the route, are as in the
+// translation before (compileScope), takes that compilation instead of being compiled again: a
+// change to one route among 1,000 compiles one route. Everything after the compilation (attachment, conflicts, the load balancers, the
 // statuses) is done afresh each time, so the output is Translate's for the same input
 // (TestTranslatorMatchesTranslate). Objects without a resourceVersion (tests' inputs) are
 // always compiled. A Translator is safe for concurrent use; its translations run one at a time.
@@ -49,22 +50,22 @@ func (tr *Translator) Translate(in Input) Output {
 	return out
 }
 
-// scopeKey identifies the Services and ReferenceGrants of an input, whatever their order.
+// scopeKey identifies the Services and ReferenceGrants of an input as a route's compilation
+// reads them, whatever their order.
 type scopeKey struct {
 	n        int
 	sum, xor uint64
 }
 
-// compileScope fingerprints what a route's compilation reads besides the route; ok is false
-// when an object has no resourceVersion to tell its versions apart by.
+// compileScope fingerprints what a route's compilation reads besides the route: each Service's
+// name, UID, type and ports (not its status or labels, which the Service controller and others
+// write), each ReferenceGrant by resourceVersion. ok is false when an object has no
+// resourceVersion, as objects that do not come from an API server: they are never remembered.
 func compileScope(in Input) (scopeKey, bool) {
 	var k scopeKey
-	add := func(kind string, m *metav1.ObjectMeta) bool {
-		if m.ResourceVersion == "" {
-			return false
-		}
+	add := func(parts ...string) {
 		h := fnv.New64a()
-		for _, s := range []string{kind, m.Namespace, m.Name, string(m.UID), m.ResourceVersion} {
+		for _, s := range parts {
 			_, _ = h.Write([]byte(s))
 			_, _ = h.Write([]byte{0})
 		}
@@ -72,17 +73,25 @@ func compileScope(in Input) (scopeKey, bool) {
 		k.n++
 		k.sum += v
 		k.xor ^= v
-		return true
 	}
 	for i := range in.Services {
-		if !add("Service", &in.Services[i].ObjectMeta) {
+		s := &in.Services[i]
+		if s.ResourceVersion == "" {
 			return k, false
 		}
+		parts := []string{"Service", s.Namespace, s.Name, string(s.UID), string(s.Spec.Type)}
+		for _, p := range s.Spec.Ports {
+			parts = append(parts, p.Name, string(p.Protocol), ptrOr(p.AppProtocol, "\x00none"), strconv.Itoa(int(p.Port)),
+				p.TargetPort.String(), strconv.Itoa(int(p.NodePort)))
+		}
+		add(parts...)
 	}
 	for i := range in.ReferenceGrants {
-		if !add("ReferenceGrant", &in.ReferenceGrants[i].ObjectMeta) {
+		g := &in.ReferenceGrants[i]
+		if g.ResourceVersion == "" {
 			return k, false
 		}
+		add("ReferenceGrant", g.Namespace, g.Name, string(g.UID), g.ResourceVersion)
 	}
 	return k, true
 }
@@ -90,7 +99,6 @@ func compileScope(in Input) (scopeKey, bool) {
 // compiledRoute is what compiling a route left on it.
 type compiledRoute struct {
 	uid           types.UID
-	version       string
 	generation    int64
 	rules         []*compiledRule
 	droppedReason string
@@ -115,7 +123,7 @@ func (m *routeMemo) recall(r *route, meta metav1.ObjectMeta) bool {
 	}
 	k := memoKey(r)
 	c := m.prev[k]
-	if c == nil || c.uid != meta.UID || c.version != meta.ResourceVersion || c.generation != meta.Generation {
+	if c == nil || c.uid != meta.UID || c.generation != meta.Generation {
 		return false
 	}
 	// Nothing after compilation changes these; clipped, so that an append would copy.
@@ -131,7 +139,7 @@ func (m *routeMemo) keep(r *route, meta metav1.ObjectMeta) {
 	if m == nil || meta.ResourceVersion == "" {
 		return
 	}
-	m.next[memoKey(r)] = &compiledRoute{uid: meta.UID, version: meta.ResourceVersion, generation: meta.Generation,
+	m.next[memoKey(r)] = &compiledRoute{uid: meta.UID, generation: meta.Generation,
 		rules: slices.Clip(r.rules), droppedReason: r.droppedReason, dropped: slices.Clip(r.dropped), ruleCount: r.ruleCount,
 		refsReason: r.refsReason, refsMsgs: slices.Clip(r.refsMsgs)}
 }

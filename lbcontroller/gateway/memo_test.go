@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -106,6 +107,9 @@ func TestTranslatorMatchesTranslate(t *testing.T) {
 				}
 				bump(&r.ObjectMeta, true)
 				same("one route changed", routes-1)
+				// Its status written: a new resourceVersion, the same generation and spec.
+				bump(&r.ObjectMeta, false)
+				same("one route's status written", routes)
 				// The same name, a new object (deleted and created again).
 				r.UID += "-again"
 				same("one route re-created", routes-1)
@@ -118,8 +122,14 @@ func TestTranslatorMatchesTranslate(t *testing.T) {
 				// A Service's ports change: every route is compiled again (its backends may
 				// resolve otherwise).
 				s := &in.Services[0]
+				// Its status or labels written: nothing a compilation reads.
+				bump(&s.ObjectMeta, false)
+				s.Labels = map[string]string{"touched": "yes"}
+				same("a Service's labels changed", routes)
 				if len(s.Spec.Ports) > 0 {
 					s.Spec.Ports[0].Port += 1000
+				} else {
+					s.Spec.Ports = []corev1.ServicePort{{Port: 1234}}
 				}
 				bump(&s.ObjectMeta, true)
 				same("a Service changed", 0)
