@@ -40,7 +40,7 @@ func TestCloudStatesConcernTheirGateway(t *testing.T) {
 
 	// A pass of ns/b begins; a Service's load balancer fails meanwhile.
 	r.mu.Lock()
-	since := r.stateReports
+	since := r.reports.Count()
 	r.mu.Unlock()
 	r.cloudStates(false, []providers.LoadBalancerState{{ID: "lb-service", State: providers.LBFailed}})
 	if woken() {
@@ -66,12 +66,12 @@ func TestCloudStatesConcernTheirGateway(t *testing.T) {
 		t.Errorf("a pass of ns/a during lb-a's report: recheck in %s, want %s", d, raceRecheck)
 	}
 	// One that began after it and read it failed, as the stream says: nothing to recheck.
-	if d := r.recheckLocked(map[string]providers.LoadBalancerState{"lb-a": failed}, r.stateReports); d != 0 {
+	if d := r.recheckLocked(map[string]providers.LoadBalancerState{"lb-a": failed}, r.reports.Count()); d != 0 {
 		t.Errorf("a pass of ns/a after the report that agrees with it: recheck in %s", d)
 	}
 	// One that began after it but read it active (a stream behind, or a state it never saw):
 	// looked at again until the two agree.
-	if d := r.recheckLocked(map[string]providers.LoadBalancerState{"lb-a": active("lb-a")}, r.stateReports); d != disagreeRecheck {
+	if d := r.recheckLocked(map[string]providers.LoadBalancerState{"lb-a": active("lb-a")}, r.reports.Count()); d != disagreeRecheck {
 		t.Errorf("a pass of ns/a that disagrees with the stream: recheck in %s, want %s", d, disagreeRecheck)
 	}
 	r.mu.Unlock()

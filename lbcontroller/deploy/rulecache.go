@@ -31,12 +31,9 @@ type RuleCache struct {
 	listeners map[string]*cachedRules // listener ID -> its rules
 	owner     map[string]string       // rule ID -> listener ID, of cached rules
 	passes    map[string]*passMemo    // load balancer name -> what its last pass read
-	// reports counts the change stream's reports of load balancer states (LoadBalancerStates),
-	// and reported is, by load balancer ID, the count at its last one: a pass that began
-	// before a report about its load balancer does not leave its memo behind, for what it read
-	// may be from before the state changed. Another load balancer's report does not concern it.
-	reports  uint64
-	reported map[string]uint64
+	// reports are the change stream's reports of load balancer states (LoadBalancerStates): a
+	// pass that began before a report about its load balancer does not leave its memo behind.
+	reports StateReports
 }
 
 // passMemo is what a Gateway deploy pass read of one application load balancer besides its
@@ -50,7 +47,7 @@ type passMemo struct {
 	certs   map[string]string
 	groups  map[string]string // model target group name -> ID
 	fetched time.Time         // when the pass read them from the cloud
-	began   uint64            // RuleCache.reports when the pass began
+	began   uint64            // RuleCache.reports.Count() when the pass began
 }
 
 type cachedRules struct {
@@ -103,26 +100,13 @@ func (c *RuleCache) LoadBalancerStates(changed []providers.LoadBalancerState) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reports++
-	if c.reported == nil {
-		c.reported = map[string]uint64{}
-	}
-	for _, lb := range changed {
-		c.reported[lb.ID] = c.reports
-	}
-	if len(c.reported) > maxReported {
-		// The IDs of load balancers no memo is of: the reports that matter are those after a
-		// pass began, of its own load balancer, and its memo (below) or the pass keeps it.
+	c.reports.Record(changed, func() map[string]bool {
 		inUse := map[string]bool{}
 		for _, m := range c.passes {
 			inUse[m.cur.ID] = true
 		}
-		for id, n := range c.reported {
-			if !inUse[id] && n < c.reports {
-				delete(c.reported, id)
-			}
-		}
-	}
+		return inUse
+	})
 	for name, m := range c.passes {
 		now, ok := seen[m.cur.ID]
 		if ok && (now.Gone || now.State != m.cur.State || now.Reason != m.cur.StateReason) {
@@ -130,9 +114,6 @@ func (c *RuleCache) LoadBalancerStates(changed []providers.LoadBalancerState) {
 		}
 	}
 }
-
-// maxReported bounds RuleCache.reported: past it, IDs of no memo's load balancer are dropped.
-const maxReported = 4096
 
 // recall answers the remembered pass of load balancer name when it has shape, is younger than
 // the resync period and saw the load balancer active; nil otherwise.
@@ -143,7 +124,7 @@ func (c *RuleCache) recall(name, shape string) *passMemo {
 	if m == nil || m.shape != shape || c.now().Sub(m.fetched) >= c.resync || m.cur.State != providers.LBActive {
 		return nil
 	}
-	m.began = c.reports
+	m.began = c.reports.Count()
 	return m
 }
 
@@ -151,7 +132,7 @@ func (c *RuleCache) recall(name, shape string) *passMemo {
 func (c *RuleCache) begin(m *passMemo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m.began = c.reports
+	m.began = c.reports.Count()
 }
 
 // remember keeps m as load balancer name's pass (nil: forgets it). A memo recalled again keeps
@@ -159,7 +140,7 @@ func (c *RuleCache) begin(m *passMemo) {
 func (c *RuleCache) remember(name string, m *passMemo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m == nil || c.reported[m.cur.ID] > m.began {
+	if m == nil || c.reports.Since(m.cur.ID, m.began) {
 		delete(c.passes, name)
 		return
 	}
