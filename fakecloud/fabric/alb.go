@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -194,7 +193,13 @@ func (f *Fabric) closeAllALBs() {
 // configuration that cannot be built or that the engine refuses fails the load balancer (the
 // engine keeps serving the configuration it had); the next convergence tries again.
 func (f *Fabric) syncALBs(snap *api.Snapshot, desired *World) (map[string]bool, error) {
-	ix := indexALBs(snap)
+	ix := desired.apps
+	if ix == nil {
+		i := indexALBs(snap)
+		ix = &i
+	}
+	f.ruleRevs.begin()
+	defer f.ruleRevs.end()
 	current := map[string]bool{}
 	var errs []error
 	for _, id := range slices.Sorted(maps.Keys(desired.LBs)) {
@@ -207,14 +212,14 @@ func (f *Fabric) syncALBs(snap *api.Snapshot, desired *World) (map[string]bool, 
 			rt.close()
 			delete(f.albs, id)
 		}
-		cfg, err := albConfig(id, ix, f.cfg.Certificates)
+		cfg, err := albConfig(id, *ix, f.cfg.Certificates, f.ruleRevs)
 		if err != nil {
 			err = fmt.Errorf("load balancer %s: %w", id, err)
 			f.lbErrs[id] = err
 			errs = append(errs, err)
 			continue
 		}
-		if rt := f.albs[id]; rt == nil || rt.applied == nil || !reflect.DeepEqual(*rt.applied, cfg) {
+		if rt := f.albs[id]; rt == nil || rt.applied == nil || !rt.applied.Equal(cfg) {
 			err = f.lbStep(id, opProgramLB, func() error { return f.applyALB(d, cfg) })
 			if err != nil {
 				errs = append(errs, err)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/fabric/l7"
@@ -63,8 +64,9 @@ func indexALBs(snap *api.Snapshot) albSnapshot {
 // albConfig builds the L7 engine's configuration of an application load balancer from the
 // snapshot: each listener's rules by ascending priority, then its default actions as a last
 // rule without conditions (none for a TLS listener without default actions); every target group an action names, with its targets' states.
-// Certificates are read through certs. It is pure but for certs; Apply validates the result.
-func albConfig(lbID string, ix albSnapshot, certs CertificateSource) (l7.Config, error) {
+// Certificates are read through certs. It is pure but for certs and revs (nil: every rule
+// compiled, without revisions); Apply validates the result.
+func albConfig(lbID string, ix albSnapshot, certs CertificateSource, revs *ruleRevisions) (l7.Config, error) {
 	var cfg l7.Config
 	groups := map[string]bool{}
 	listeners := slices.Clone(ix.listeners[lbID])
@@ -86,7 +88,7 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource) (l7.Config,
 				CertPEM: []byte(kp.CertificatePem), KeyPEM: []byte(kp.PrivateKeyPem), Default: i == 0})
 		}
 		for _, r := range ix.rules[al.ListenerID] {
-			rules, err := albRules(r.RuleID, r.Conditions, r.Actions, groups)
+			rules, err := revs.rules(r, groups)
 			if err != nil {
 				return cfg, fmt.Errorf("rule %s: %w", r.RuleID, err)
 			}
@@ -107,6 +109,77 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource) (l7.Config,
 		cfg.TargetGroups = append(cfg.TargetGroups, albGroup(id, ix))
 	}
 	return cfg, nil
+}
+
+// ruleRevisions gives the engine's rules of a snapshot's rule, built once while the rule
+// keeps its conditions and actions, with a Revision naming them (l7.Rule.Revision): with
+// 1,000 rules, a change to one builds and compiles one. A rule is unchanged when its
+// conditions and actions are the very slices built from before: snapshots share those of an
+// unchanged rule (the store's ruleViews) and never change them (Source). Holding the slices
+// keeps their memory from being reused for another rule's. Rules no convergence built are
+// forgotten at its end.
+type ruleRevisions struct {
+	last uint64 // the last revision given
+	pass uint64
+	byID map[string]*revisedRule
+}
+
+type revisedRule struct {
+	conds   []api.RuleCondition
+	actions []api.Action
+	rules   []l7.Rule
+	groups  []string // the target groups rules name
+	pass    uint64   // the last convergence that built the rule's configuration
+}
+
+func newRuleRevisions() *ruleRevisions { return &ruleRevisions{byID: map[string]*revisedRule{}} }
+
+// begin and end bracket a convergence's builds.
+func (m *ruleRevisions) begin() { m.pass++ }
+
+func (m *ruleRevisions) end() {
+	for id, r := range m.byID {
+		if r.pass != m.pass {
+			delete(m.byID, id)
+		}
+	}
+}
+
+// rules is albRules for r, from memory when r is unchanged; groups gets the target groups
+// the rules name either way.
+func (m *ruleRevisions) rules(r *api.Rule, groups map[string]bool) ([]l7.Rule, error) {
+	if m == nil {
+		return albRules(r.RuleID, r.Conditions, r.Actions, groups)
+	}
+	if k := m.byID[r.RuleID]; k != nil && sameSlice(k.conds, r.Conditions) && sameSlice(k.actions, r.Actions) {
+		k.pass = m.pass
+		for _, g := range k.groups {
+			groups[g] = true
+		}
+		return k.rules, nil
+	}
+	own := map[string]bool{}
+	rules, err := albRules(r.RuleID, r.Conditions, r.Actions, own)
+	if err != nil {
+		return nil, err
+	}
+	m.last++
+	rev := strconv.FormatUint(m.last, 10)
+	for i := range rules {
+		rules[i].Revision = rev
+	}
+	k := &revisedRule{conds: r.Conditions, actions: r.Actions, rules: rules, pass: m.pass}
+	for g := range own {
+		groups[g] = true
+		k.groups = append(k.groups, g)
+	}
+	m.byID[r.RuleID] = k
+	return rules, nil
+}
+
+// sameSlice reports whether a and b are the same slice: the same elements in memory.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && unsafe.SliceData(a) == unsafe.SliceData(b)
 }
 
 // albGroup is a target group as the engine takes it. A group the snapshot lacks has no
@@ -213,8 +286,26 @@ func albRules(name string, conds []api.RuleCondition, actions []api.Action, grou
 	return rules, nil
 }
 
+// actionGroups adds the target groups a forwards or mirrors to to groups.
+func actionGroups(a api.Action, groups map[string]bool) {
+	if a.Type != api.ActionTypeForward {
+		return
+	}
+	if a.ForwardConfig != nil {
+		for _, g := range a.ForwardConfig.TargetGroups {
+			groups[g.TargetGroupID] = true
+		}
+	} else if a.TargetGroupID != "" {
+		groups[a.TargetGroupID] = true
+	}
+	for _, m := range a.RequestMirrors {
+		groups[m.TargetGroupID] = true
+	}
+}
+
 // albAction is an API action as the engine's, recording the target groups it names.
 func albAction(a api.Action, groups map[string]bool) (l7.Action, error) {
+	actionGroups(a, groups)
 	out := l7.Action{TLSPassthrough: a.TLSPassthrough}
 	out.RequestHeaders = headerEdit(a.RequestHeaderModifications)
 	out.ResponseHeaders = headerEdit(a.ResponseHeaderModifications)
@@ -231,12 +322,10 @@ func albAction(a api.Action, groups map[string]bool) (l7.Action, error) {
 				if g.Weight != nil {
 					w = *g.Weight
 				}
-				groups[g.TargetGroupID] = true
 				fw.Backends = append(fw.Backends, l7.Backend{TargetGroup: g.TargetGroupID, Weight: w,
 					RequestHeaders: headerEdit(g.RequestHeaderModifications), ResponseHeaders: headerEdit(g.ResponseHeaderModifications)})
 			}
 		} else if a.TargetGroupID != "" {
-			groups[a.TargetGroupID] = true
 			fw.Backends = []l7.Backend{{TargetGroup: a.TargetGroupID, Weight: 1}}
 		}
 		out.Forward = fw
@@ -248,7 +337,6 @@ func albAction(a api.Action, groups map[string]bool) (l7.Action, error) {
 			if m.Percent != nil {
 				pct = *m.Percent
 			}
-			groups[m.TargetGroupID] = true
 			out.Mirrors = append(out.Mirrors, l7.Mirror{TargetGroup: m.TargetGroupID, Percent: pct})
 		}
 		if t := a.TimeoutConfig; t != nil {
@@ -338,11 +426,11 @@ func albChecks(lb *LB, ix albSnapshot) []Check {
 	for _, l := range ix.listeners[lb.ID] {
 		for _, r := range ix.rules[l.ListenerID] {
 			for _, a := range r.Actions {
-				_, _ = albAction(a, groups)
+				actionGroups(a, groups)
 			}
 		}
 		for _, a := range l.DefaultActions {
-			_, _ = albAction(a, groups)
+			actionGroups(a, groups)
 		}
 	}
 	var out []Check

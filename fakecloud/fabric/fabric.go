@@ -21,7 +21,10 @@ import (
 
 // Source is the control plane as the fabric needs it. *state.Store satisfies it in-process.
 type Source interface {
-	// Snapshot returns a consistent view of everything at one change sequence.
+	// Snapshot returns a consistent view of everything at one change sequence. A snapshot
+	// is never changed once returned, not even the slices it shares with an earlier one (the
+	// fabric takes a rule whose conditions and actions are the very slices it compiled before
+	// as unchanged).
 	Snapshot() *api.Snapshot
 	// WaitChanges returns the changes after since, waiting until there is one or ctx ends.
 	WaitChanges(ctx context.Context, since uint64) (*api.GetChangesResponse, error)
@@ -101,6 +104,8 @@ type Fabric struct {
 	listeners map[string]*vpcListeners
 	// albs are the application load balancers' L7 engines, by load balancer ID.
 	albs map[string]*albRuntime
+	// ruleRevs are the engines' rules built from the snapshot's rules, kept while those stay.
+	ruleRevs *ruleRevisions
 	// busyPoll is the busy-poll time the process's network poller gets once an engine serves
 	// (0: none); busyPollSet records that it was tried (guarded by mu).
 	busyPoll    time.Duration
@@ -184,7 +189,7 @@ func New(cfg Config) (*Fabric, error) {
 	f := &Fabric{
 		cfg: cfg, log: cfg.Logger.With("component", "fabric", "prefix", cfg.Prefix),
 		k: newKernel(cfg.Prefix, cfg.MTU), md: metadata.NewServer(APIEndpoint()),
-		listeners: map[string]*vpcListeners{}, albs: map[string]*albRuntime{}, lbReported: map[string]lbStatus{},
+		listeners: map[string]*vpcListeners{}, albs: map[string]*albRuntime{}, ruleRevs: newRuleRevisions(), lbReported: map[string]lbStatus{},
 		attachments: map[string]AttachmentStatus{},
 	}
 	if cfg.LBBusyPoll > 0 {

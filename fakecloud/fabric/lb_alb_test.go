@@ -88,7 +88,7 @@ func TestALBConfig(t *testing.T) {
 	unavailable := tgt("10.0.1.102", 8080, api.TargetHealthUnavailable)
 	unavailable.TargetHealth.Reason = api.ReasonInternalError
 	snap := albSnap(tgt("10.0.1.101", 8080, api.TargetHealthHealthy), unavailable)
-	cfg, err := albConfig("lb-1", indexALBs(snap), nil)
+	cfg, err := albConfig("lb-1", indexALBs(snap), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestALBConfig(t *testing.T) {
 
 	// A configuration the engine refuses says which field: the reason the load balancer fails with.
 	snap.Rules[1].Conditions[0].PathPatternConfig = &api.PathPatternConditionConfig{Values: []string{"/a("}, MatchType: api.MatchTypeRegex}
-	cfg, err = albConfig("lb-1", indexALBs(snap), nil)
+	cfg, err = albConfig("lb-1", indexALBs(snap), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,12 +136,12 @@ func TestALBConfig(t *testing.T) {
 	// HTTPS without a certificate source cannot be built: the load balancer fails with why.
 	snap.Listeners[0].Protocol = api.ProtocolHTTPS
 	snap.Listeners[0].Certificates = []api.ListenerCertificate{{CertificateID: "cert-1", IsDefault: true}}
-	if _, err := albConfig("lb-1", indexALBs(snap), nil); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := albConfig("lb-1", indexALBs(snap), nil, nil); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("https without certificates: %v, want an error about the certificate", err)
 	}
 	// With one, the listener's certificates and hostname scopes are the engine's.
 	snap.Listeners[0].HostnameScopes = []string{"a.example.com", "*.example.org"}
-	cfg, err = albConfig("lb-1", indexALBs(snap), pemSource{"cert-1": {CertificatePem: "C", PrivateKeyPem: "K"}})
+	cfg, err = albConfig("lb-1", indexALBs(snap), pemSource{"cert-1": {CertificatePem: "C", PrivateKeyPem: "K"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestALBConfigPassthrough(t *testing.T) {
 	}
 	snap.TargetGroups[0].Protocol = api.ProtocolTCP
 	snap.TargetGroups[0].HealthCheck = api.HealthCheck{Protocol: api.ProtocolTCP, IntervalSeconds: 10, TimeoutSeconds: 5, HealthyThresholdCount: 3, UnhealthyThresholdCount: 3}
-	cfg, err := albConfig("lb-1", indexALBs(snap), nil)
+	cfg, err := albConfig("lb-1", indexALBs(snap), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,6 +135,7 @@ func indexLBs(snap *api.Snapshot) lbSnapshot {
 // they run. Malformed entries are skipped and reported.
 func (w *World) addLBs(snap *api.Snapshot, subnets map[string]subnetInfo) ([]Check, error) {
 	ix := indexALBs(snap)
+	w.apps = &ix
 	var checks []Check
 	var errs []error
 	for i := range snap.LoadBalancers {

@@ -21,6 +21,9 @@ type World struct {
 	// LBFailures are the load balancers the snapshot holds that cannot be built (a malformed
 	// address, an unknown subnet), with why: they are reported failed (desired only).
 	LBFailures map[string]string
+	// apps is the snapshot's load balancers indexed (desired only): convergence builds the
+	// engines' configurations from the same index.
+	apps *albSnapshot
 }
 
 // Router is one VPC's router namespace.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ func manyRules(n int) Config {
 func BenchmarkMatch(b *testing.B) {
 	for _, n := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			s, err := compile(manyRules(n))
+			s, _, err := compile(manyRules(n), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -115,17 +116,32 @@ func BenchmarkMatch(b *testing.B) {
 }
 
 // BenchmarkApply is the cost of Apply (validate, compile, swap) of a listener of 10 and of
-// 1,000 rules into a running engine, as each rule change costs the fabric.
+// 1,000 rules into a running engine, as each rule change costs the fabric: without revisions
+// (every rule compiled each time), and with them and one rule changed per Apply (the others'
+// compilations reused, as the fabric gives them).
 func BenchmarkApply(b *testing.B) {
-	for _, n := range []int{10, 1000} {
-		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			e := newEngine(b, Options{})
-			cfg := manyRules(n)
-			b.ReportAllocs()
-			for b.Loop() {
-				apply(b, e, cfg)
-			}
-		})
+	for _, revised := range []bool{false, true} {
+		for _, n := range []int{10, 1000} {
+			b.Run(fmt.Sprintf("revisions=%t/rules=%d", revised, n), func(b *testing.B) {
+				e := newEngine(b, Options{})
+				cfg := manyRules(n)
+				rules := cfg.Listeners[0].Rules
+				if revised {
+					for i := range rules {
+						rules[i].Revision = "0"
+					}
+				}
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if revised {
+						i++
+						rules[i%n].Revision = strconv.Itoa(i)
+					}
+					apply(b, e, cfg)
+				}
+			})
+		}
 	}
 }
 
@@ -136,8 +152,8 @@ func BenchmarkApply(b *testing.B) {
 func BenchmarkFastPathHeads(b *testing.B) {
 	reqHead := []byte("GET /x HTTP/1.1\r\nHost: 10.0.0.1\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n")
 	respHead := []byte("HTTP/1.1 200 OK\r\nDate: Sun, 06 Dec 2026 03:00:00 GMT\r\nContent-Length: 2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nok")
-	s, err := compile(Config{TargetGroups: []TargetGroup{tgroup("tg", ProtocolHTTP, addrPort("127.0.0.1:1"))},
-		Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Name: "all", Action: forwardTo("tg")}}}}})
+	s, _, err := compile(Config{TargetGroups: []TargetGroup{tgroup("tg", ProtocolHTTP, addrPort("127.0.0.1:1"))},
+		Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Name: "all", Action: forwardTo("tg")}}}}}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package l7
 
 import (
 	"net/netip"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
@@ -78,6 +80,12 @@ type Certificate struct {
 type Rule struct {
 	// Name labels the rule in metrics and the access log.
 	Name string
+	// Revision, when set with Name, names this content of the rule: the caller promises that
+	// every rule it gives an engine with this Name and Revision, in this Apply or a later one,
+	// is equal to this one. The engine then compiles it once and reuses the compilation while
+	// it stays in the configuration (a change to one rule among a thousand compiles one), and
+	// Config.Equal takes such rules as equal without comparing them. Empty: compiled every time.
+	Revision string
 	// Hosts are the Host values the rule serves (any of them; none: any host). Exact names
 	// compare case-insensitively; "*.example.com" matches any name ending in ".example.com".
 	Hosts   []string
@@ -293,4 +301,30 @@ const (
 type Target struct {
 	Addr  netip.AddrPort
 	State TargetState
+}
+
+// Equal reports whether a and b are the same configuration. Two rules with the same Name and
+// a non-empty Revision are taken as equal (Rule.Revision's promise); everything else is
+// compared in full.
+func (a Config) Equal(b Config) bool {
+	if len(a.Listeners) != len(b.Listeners) || !reflect.DeepEqual(a.TargetGroups, b.TargetGroups) {
+		return false
+	}
+	for i := range a.Listeners {
+		la, lb := &a.Listeners[i], &b.Listeners[i]
+		if la.Port != lb.Port || la.Protocol != lb.Protocol || len(la.Rules) != len(lb.Rules) ||
+			!slices.Equal(la.HostnameScopes, lb.HostnameScopes) || !reflect.DeepEqual(la.Certificates, lb.Certificates) {
+			return false
+		}
+		for j := range la.Rules {
+			ra, rb := &la.Rules[j], &lb.Rules[j]
+			if ra.Revision != "" && ra.Name != "" && ra.Name == rb.Name && ra.Revision == rb.Revision {
+				continue
+			}
+			if !reflect.DeepEqual(*ra, *rb) {
+				return false
+			}
+		}
+	}
+	return true
 }

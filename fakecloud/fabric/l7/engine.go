@@ -71,9 +71,11 @@ type Engine struct {
 	servers    map[portKey]*server
 	transports map[string]*http.Transport // by transportKey
 	series     map[[2]string]*series      // by (listener, rule) label pair, of the config applied
-	draining   map[*server]bool           // removed listeners whose requests are finishing
-	closed     bool
-	wg         sync.WaitGroup
+	// compiled is what the applied config's compilation leaves for the next to reuse.
+	compiled *compiled
+	draining map[*server]bool // removed listeners whose requests are finishing
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 // server is one listener's socket and HTTP server. cur is the listener configuration its
@@ -191,7 +193,10 @@ func New(opts Options) (*Engine, error) {
 // (*ConfigError values, joined) or a listener that cannot open, the running configuration stays
 // as it was (except for a protocol change that got as far as closing the old socket).
 func (e *Engine) Apply(cfg Config) error {
-	s, err := compile(cfg)
+	e.mu.Lock()
+	prev := e.compiled // never written once set: read outside the lock
+	e.mu.Unlock()
+	s, kept, err := compile(cfg, prev)
 	if err != nil {
 		return err
 	}
@@ -208,9 +213,19 @@ func (e *Engine) Apply(cfg Config) error {
 		if t == nil {
 			t = e.newTransport(g)
 		}
-		used[key], g.transport = t, t
+		// A group reused from the last config (compile) is read by requests: written only
+		// where it changes.
+		used[key] = t
+		if g.transport != t {
+			g.transport = t
+		}
 		for _, tg := range g.targets {
-			tg.inflight, tg.pool = e.counter(tg.hostport), e.pool(g, tg.hostport)
+			if c := e.counter(tg.hostport); tg.inflight != c {
+				tg.inflight = c
+			}
+			if p := e.pool(g, tg.hostport); tg.pool != p {
+				tg.pool = p
+			}
 			usedPools[poolKey(g, tg.hostport)] = true
 		}
 	}
@@ -248,6 +263,7 @@ func (e *Engine) Apply(cfg Config) error {
 	})
 	e.metrics.forget(e.series, series)
 	e.series = series
+	e.compiled = kept
 	return nil
 }
 

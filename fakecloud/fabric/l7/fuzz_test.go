@@ -64,7 +64,7 @@ func FuzzValidate(f *testing.F) {
 				Action: Action{Redirect: &Redirect{Hostname: host, Path: &PathModifier{Type: PathModifierType(modType), Value: modValue}}},
 			}}}},
 		}
-		s, err := compile(cfg)
+		s, _, err := compile(cfg, nil)
 		if err != nil {
 			return
 		}

@@ -178,7 +178,15 @@ type ruleIndex struct {
 }
 
 func indexRules(rules []*rule) ruleIndex {
-	ix := ruleIndex{exact: map[string][]int32{}, prefix: map[string][]int32{}}
+	exact, prefix := 0, 0
+	for _, r := range rules {
+		if r.path != nil && r.path.typ == MatchExact {
+			exact++
+		} else if r.path != nil && r.path.typ == MatchPrefix {
+			prefix++
+		}
+	}
+	ix := ruleIndex{exact: make(map[string][]int32, exact), prefix: make(map[string][]int32, prefix)}
 	for i, r := range rules {
 		switch {
 		case r.path != nil && r.path.typ == MatchExact:

@@ -17,7 +17,7 @@ func compileRule(t *testing.T, r Rule) *rule {
 	if r.Action.Forward == nil && r.Action.Redirect == nil && r.Action.FixedResponse == nil {
 		r.Action = Action{FixedResponse: &FixedResponse{StatusCode: 200}}
 	}
-	s, err := compile(Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{r}}}})
+	s, _, err := compile(Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{r}}}}, nil)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
@@ -335,7 +335,7 @@ func TestRuleIndex(t *testing.T) {
 			}
 			rules = append(rules, r)
 		}
-		s, err := compile(Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: rules}}})
+		s, _, err := compile(Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: rules}}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +373,7 @@ func TestRuleIndexDeepPath(t *testing.T) {
 	}
 	rules = append(rules, Rule{Name: "last", Path: &PathMatch{Type: MatchPrefix, Value: "/a/a/a"},
 		Action: Action{FixedResponse: &FixedResponse{StatusCode: 200}}})
-	s, err := compile(Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: rules}}})
+	s, _, err := compile(Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: rules}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

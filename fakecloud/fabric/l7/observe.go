@@ -114,7 +114,11 @@ func (m *metrics) resolve(s *snapshot, old map[[2]string]*series) map[[2]string]
 		p := k.String()
 		l.unmatched = get(p, noRule)
 		for _, r := range l.rules {
-			r.series = get(p, r.name)
+			// A rule reused from the last config (compile) is read by requests: written
+			// only when it changes, which it does not for one reused as it was.
+			if se := get(p, r.name); r.series != se {
+				r.series = se
+			}
 		}
 	}
 	return now
