@@ -290,3 +290,53 @@ func TestRenderAppProgram(t *testing.T) {
 		})
 	}
 }
+
+// TestRuleRevisions: a rule whose conditions and actions are the slices built before comes
+// from memory with its Revision (and still names its target groups); new slices, even with
+// equal content, are built again under a new Revision; a rule no convergence built is
+// forgotten at its end.
+func TestRuleRevisions(t *testing.T) {
+	m := newRuleRevisions()
+	r := api.Rule{RuleID: "rule-1", Conditions: []api.RuleCondition{{Field: api.ConditionPathPattern,
+		PathPatternConfig: &api.PathPatternConditionConfig{Values: []string{"/a", "/b"}}}},
+		Actions: []api.Action{forwardAction("tg-1")}}
+	build := func(r api.Rule) ([]l7.Rule, map[string]bool) {
+		t.Helper()
+		groups := map[string]bool{}
+		rules, err := m.rules(&r, groups)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rules, groups
+	}
+	m.begin()
+	first, _ := build(r)
+	if len(first) != 2 || first[0].Revision == "" || first[0].Revision != first[1].Revision {
+		t.Fatalf("first build: %+v, want two rules (one per path) with one revision", first)
+	}
+	m.end()
+
+	m.begin()
+	again, groups := build(r)
+	if again[0].Revision != first[0].Revision || !groups["tg-1"] {
+		t.Errorf("same slices: revision %q (was %q), groups %v; want the same revision and tg-1", again[0].Revision, first[0].Revision, groups)
+	}
+	changed := r
+	changed.Actions = []api.Action{forwardAction("tg-2")}
+	got, groups := build(changed)
+	if got[0].Revision == first[0].Revision || got[0].Action.Forward.Backends[0].TargetGroup != "tg-2" || !groups["tg-2"] {
+		t.Errorf("new actions: %+v, groups %v; want a new revision forwarding to tg-2", got[0], groups)
+	}
+	copied := changed
+	copied.Conditions = slices.Clone(changed.Conditions)
+	if got2, _ := build(copied); got2[0].Revision == got[0].Revision {
+		t.Errorf("new condition slice with equal content kept revision %q: only the same slices are taken as unchanged", got2[0].Revision)
+	}
+	m.end()
+
+	m.begin()
+	m.end() // rule-1 not built in this convergence: forgotten
+	if len(m.byID) != 0 {
+		t.Errorf("after a convergence without the rule, %d kept", len(m.byID))
+	}
+}
