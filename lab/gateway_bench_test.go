@@ -167,7 +167,7 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 	report(b, calls, "1000routes-update-call")
 	report(b, after, "1000routes-after-update")
 	if os.Getenv("FLATNET_BENCH_TRACE") != "" {
-		fmt.Fprintln(os.Stderr, l.LBControllerLog(400))
+		fmt.Fprintln(os.Stderr, l.LBControllerLog(8000)) // every pass of the 200 changes
 	}
 }
 

@@ -462,6 +462,7 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	}
 	last := rec.model
 	r.mu.Unlock()
+	prepareStart := time.Now()
 	// One pass deploys a Gateway at most once, and passes run one at a time: rec's model is
 	// only this call's to change.
 	same := last != nil && reflect.DeepEqual(last, gw)
@@ -525,7 +526,10 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		r.mu.Lock()
 		token := clientTokens(r.tokenSeed, gw.UID+"/"+strconv.FormatUint(version, 10), rec.passes)
 		r.mu.Unlock()
+		deployStart := time.Now()
 		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, l7, tags, token)
+		r.log.V(1).Info("gateway deployed", "gateway", key, "took", time.Since(deployStart).String(), "ruleCalls", res.RuleCalls.String(),
+			"changes", len(res.Changes), "prepare", deployStart.Sub(prepareStart).String())
 		if res.LoadBalancerID != "" && res.State != "" {
 			cloud = map[string]providers.LoadBalancerState{res.LoadBalancerID: {ID: res.LoadBalancerID, State: res.State, Reason: res.StateReason}}
 		}

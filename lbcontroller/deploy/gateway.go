@@ -52,6 +52,9 @@ type GatewayResult struct {
 	Registered, Deregistered int
 	// ruleChanges counts the Changes that were rule writes.
 	ruleChanges int
+	// RuleCalls is the time the pass spent in the cloud's rule calls (listing and writing
+	// rules), for the controller's debug log: the rest of a pass is its own work.
+	RuleCalls time.Duration
 }
 
 func (r *GatewayResult) did(format string, args ...any) {

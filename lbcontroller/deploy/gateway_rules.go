@@ -22,12 +22,15 @@ import (
 //  4. the moved rules get their priorities in one SetRulePriorities call (so rules can swap);
 //  5. the remaining wanted rules are created, at priorities free by now.
 func syncRules(ctx context.Context, p providers.Rules, listenerID, where string, want []providers.RuleSpec, sources []string, token string, res *GatewayResult) error {
+	start := time.Now()
 	have, err := p.ListRules(ctx, listenerID)
+	res.RuleCalls += time.Since(start)
 	if err != nil {
 		return fmt.Errorf("list the rules of listener %s (%s): %w", listenerID, where, err)
 	}
 
 	plan := planRules(want, have)
+	defer func(start time.Time) { res.RuleCalls += time.Since(start) }(time.Now())
 	for _, m := range plan.modify {
 		if _, err := p.ModifyRule(ctx, have[m.have].ID, want[m.want]); err != nil {
 			return fmt.Errorf("modify rule %d of %s: %w", want[m.want].Priority, where, err)
