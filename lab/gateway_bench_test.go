@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -154,13 +155,14 @@ func BenchmarkHTTPRouteChange(b *testing.B) {
 	}
 	b.ReportMetric(time.Since(start).Seconds(), "1000routes-created-to-served-s")
 	calls = nil
-	var reqs0 map[string]float64
+	var reqs0, cloud0 map[string]float64
 	if os.Getenv("FLATNET_BENCH_TRACE") != "" {
-		reqs0 = apiRequests(ctx, kc)
+		reqs0, cloud0 = apiRequests(ctx, kc), cloudHistograms(cfg.Listen)
 	}
 	many = measure(benchChanges)
 	if reqs0 != nil {
 		printRequestDiff(reqs0, apiRequests(ctx, kc), benchChanges)
+		printHistogramDiff(cloud0, cloudHistograms(cfg.Listen))
 	}
 	after = afterCall(many, calls)
 	report(b, many, "1000routes")
@@ -380,5 +382,40 @@ func printRequestDiff(before, after map[string]float64, changes int) {
 	fmt.Fprintf(os.Stderr, "API server requests during %d changes:\n", changes)
 	for _, r := range rows[:min(len(rows), 25)] {
 		fmt.Fprintf(os.Stderr, "  %6.0f (%.2f a change) %s\n", r.n, r.n/float64(changes), r.labels)
+	}
+}
+
+// cloudHistograms reads fakecloud's /metrics (at listen, on loopback): the buckets of its
+// ModifyRule answers and of the fabric's convergences, by series.
+func cloudHistograms(listen string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get("http://" + listen + "/metrics")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "read fakecloud's metrics: %v\n", err)
+		return out
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, `fakecloud_request_duration_seconds_bucket{action="ModifyRule"`) &&
+			!strings.HasPrefix(line, "flatnet_fabric_convergence_seconds_bucket") {
+			continue
+		}
+		series, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[series] = v
+		}
+	}
+	return out
+}
+
+// printHistogramDiff prints the buckets' counts between two cloudHistograms.
+func printHistogramDiff(before, after map[string]float64) {
+	fmt.Fprintln(os.Stderr, "fakecloud during the changes (cumulative buckets):")
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		fmt.Fprintf(os.Stderr, "  %6.0f %s\n", after[k]-before[k], k)
 	}
 }

@@ -528,8 +528,11 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		r.mu.Unlock()
 		deployStart := time.Now()
 		res, err := deploy.ApplicationLoadBalancer(ctx, r.alb, l7, tags, token)
-		r.log.V(1).Info("gateway deployed", "gateway", key, "took", time.Since(deployStart).String(), "ruleCalls", res.RuleCalls.String(),
-			"changes", len(res.Changes), "prepare", deployStart.Sub(prepareStart).String())
+		deployed := time.Now()
+		defer func() {
+			r.log.V(1).Info("gateway deployed", "gateway", key, "took", deployed.Sub(deployStart).String(), "ruleCalls", res.RuleCalls.String(),
+				"changes", len(res.Changes), "prepare", deployStart.Sub(prepareStart).String(), "after", time.Since(deployed).String())
+		}()
 		if res.LoadBalancerID != "" && res.State != "" {
 			cloud = map[string]providers.LoadBalancerState{res.LoadBalancerID: {ID: res.LoadBalancerID, State: res.State, Reason: res.StateReason}}
 		}
