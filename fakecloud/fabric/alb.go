@@ -198,8 +198,7 @@ func (f *Fabric) syncALBs(snap *api.Snapshot, desired *World) (map[string]bool, 
 		i := indexALBs(snap)
 		ix = &i
 	}
-	f.ruleRevs.begin()
-	defer f.ruleRevs.end()
+	defer f.ruleRevs.forget(snap)
 	current := map[string]bool{}
 	var errs []error
 	for _, id := range slices.Sorted(maps.Keys(desired.LBs)) {

@@ -224,6 +224,20 @@ func TestALB(t *testing.T) {
 		if code, body, err := l.get(base + "/other"); err != nil || code != http.StatusNotFound || body != "no route" {
 			t.Errorf("no rule: %d %q, err %v; want the default 404 %q", code, body, err, "no route")
 		}
+		// The convergence built every rule through its memory (ruleRevisions), which now
+		// holds each of them.
+		rules := 0
+		for _, r := range l.st.Snapshot().Rules {
+			if !r.IsDefault {
+				rules++
+			}
+		}
+		l.f.mu.Lock()
+		kept := len(l.f.ruleRevs.byID)
+		l.f.mu.Unlock()
+		if rules == 0 || kept != rules {
+			t.Errorf("the fabric remembers %d rules' engine rules, want the snapshot's %d", kept, rules)
+		}
 		var show strings.Builder
 		if err := Show(&show, l.prefix, l.st.Snapshot()); err != nil {
 			t.Fatal(err)

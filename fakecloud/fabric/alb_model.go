@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,13 +115,13 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource, revs *ruleR
 // ruleRevisions gives the engine's rules of a snapshot's rule, built once while the rule
 // keeps its conditions and actions, with a Revision naming them (l7.Rule.Revision): with
 // 1,000 rules, a change to one builds and compiles one. A rule is unchanged when its
-// conditions and actions are the very slices built from before: snapshots share those of an
-// unchanged rule (the store's ruleViews) and never change them (Source). Holding the slices
-// keeps their memory from being reused for another rule's. Rules no convergence built are
-// forgotten at its end.
+// conditions and actions are the very slices built from before (snapshots share those of an
+// unchanged rule, the store's ruleViews, and never change them: Source), or, when they are
+// other slices, equal ones (a rule moved by SetRulePriorities, a Source that shares
+// nothing). Holding the slices keeps their memory from being reused for another rule's.
+// Rules the snapshot no longer holds are forgotten (forget).
 type ruleRevisions struct {
 	last uint64 // the last revision given
-	pass uint64
 	byID map[string]*revisedRule
 }
 
@@ -129,17 +130,22 @@ type revisedRule struct {
 	actions []api.Action
 	rules   []l7.Rule
 	groups  []string // the target groups rules name
-	pass    uint64   // the last convergence that built the rule's configuration
 }
 
 func newRuleRevisions() *ruleRevisions { return &ruleRevisions{byID: map[string]*revisedRule{}} }
 
-// begin and end bracket a convergence's builds.
-func (m *ruleRevisions) begin() { m.pass++ }
-
-func (m *ruleRevisions) end() {
-	for id, r := range m.byID {
-		if r.pass != m.pass {
+// forget drops the rules snap does not hold. (Those of a load balancer a convergence
+// skipped, not ready or failing, are kept for when it comes back.)
+func (m *ruleRevisions) forget(snap *api.Snapshot) {
+	if len(m.byID) == 0 {
+		return
+	}
+	held := make(map[string]bool, len(snap.Rules))
+	for i := range snap.Rules {
+		held[snap.Rules[i].RuleID] = true
+	}
+	for id := range m.byID {
+		if !held[id] {
 			delete(m.byID, id)
 		}
 	}
@@ -151,12 +157,17 @@ func (m *ruleRevisions) rules(r *api.Rule, groups map[string]bool) ([]l7.Rule, e
 	if m == nil {
 		return albRules(r.RuleID, r.Conditions, r.Actions, groups)
 	}
-	if k := m.byID[r.RuleID]; k != nil && sameSlice(k.conds, r.Conditions) && sameSlice(k.actions, r.Actions) {
-		k.pass = m.pass
-		for _, g := range k.groups {
-			groups[g] = true
+	if k := m.byID[r.RuleID]; k != nil {
+		same := sameSlice(k.conds, r.Conditions) && sameSlice(k.actions, r.Actions)
+		if !same && reflect.DeepEqual(k.conds, r.Conditions) && reflect.DeepEqual(k.actions, r.Actions) {
+			k.conds, k.actions, same = r.Conditions, r.Actions, true // the next snapshot shares these
 		}
-		return k.rules, nil
+		if same {
+			for _, g := range k.groups {
+				groups[g] = true
+			}
+			return k.rules, nil
+		}
 	}
 	own := map[string]bool{}
 	rules, err := albRules(r.RuleID, r.Conditions, r.Actions, own)
@@ -168,7 +179,7 @@ func (m *ruleRevisions) rules(r *api.Rule, groups map[string]bool) ([]l7.Rule, e
 	for i := range rules {
 		rules[i].Revision = rev
 	}
-	k := &revisedRule{conds: r.Conditions, actions: r.Actions, rules: rules, pass: m.pass}
+	k := &revisedRule{conds: r.Conditions, actions: r.Actions, rules: rules}
 	for g := range own {
 		groups[g] = true
 		k.groups = append(k.groups, g)

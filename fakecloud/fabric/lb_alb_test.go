@@ -291,10 +291,10 @@ func TestRenderAppProgram(t *testing.T) {
 	}
 }
 
-// TestRuleRevisions: a rule whose conditions and actions are the slices built before comes
-// from memory with its Revision (and still names its target groups); new slices, even with
-// equal content, are built again under a new Revision; a rule no convergence built is
-// forgotten at its end.
+// TestRuleRevisions: a rule whose conditions and actions are the slices built before, or
+// equal ones, comes from memory with its Revision (and still names its target groups); a
+// changed rule is built again under a new Revision; a rule the snapshot no longer holds is
+// forgotten.
 func TestRuleRevisions(t *testing.T) {
 	m := newRuleRevisions()
 	r := api.Rule{RuleID: "rule-1", Conditions: []api.RuleCondition{{Field: api.ConditionPathPattern,
@@ -309,17 +309,18 @@ func TestRuleRevisions(t *testing.T) {
 		}
 		return rules, groups
 	}
-	m.begin()
 	first, _ := build(r)
 	if len(first) != 2 || first[0].Revision == "" || first[0].Revision != first[1].Revision {
 		t.Fatalf("first build: %+v, want two rules (one per path) with one revision", first)
 	}
-	m.end()
-
-	m.begin()
 	again, groups := build(r)
 	if again[0].Revision != first[0].Revision || !groups["tg-1"] {
 		t.Errorf("same slices: revision %q (was %q), groups %v; want the same revision and tg-1", again[0].Revision, first[0].Revision, groups)
+	}
+	copied := r
+	copied.Conditions, copied.Actions = slices.Clone(r.Conditions), slices.Clone(r.Actions)
+	if got, _ := build(copied); got[0].Revision != first[0].Revision {
+		t.Errorf("equal content in new slices (a moved rule): revision %q, want %q kept", got[0].Revision, first[0].Revision)
 	}
 	changed := r
 	changed.Actions = []api.Action{forwardAction("tg-2")}
@@ -327,16 +328,13 @@ func TestRuleRevisions(t *testing.T) {
 	if got[0].Revision == first[0].Revision || got[0].Action.Forward.Backends[0].TargetGroup != "tg-2" || !groups["tg-2"] {
 		t.Errorf("new actions: %+v, groups %v; want a new revision forwarding to tg-2", got[0], groups)
 	}
-	copied := changed
-	copied.Conditions = slices.Clone(changed.Conditions)
-	if got2, _ := build(copied); got2[0].Revision == got[0].Revision {
-		t.Errorf("new condition slice with equal content kept revision %q: only the same slices are taken as unchanged", got2[0].Revision)
-	}
-	m.end()
 
-	m.begin()
-	m.end() // rule-1 not built in this convergence: forgotten
+	m.forget(&api.Snapshot{Rules: []api.Rule{r}})
+	if len(m.byID) != 1 {
+		t.Errorf("forgetting with the rule in the snapshot left %d kept, want 1", len(m.byID))
+	}
+	m.forget(&api.Snapshot{})
 	if len(m.byID) != 0 {
-		t.Errorf("after a convergence without the rule, %d kept", len(m.byID))
+		t.Errorf("forgetting with the rule gone left %d kept", len(m.byID))
 	}
 }

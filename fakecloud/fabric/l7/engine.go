@@ -67,7 +67,8 @@ type Engine struct {
 	// handoffs counts the client connections the fast path gave to net/http.
 	handoffs atomic.Int64
 
-	mu         sync.Mutex // serialises Apply and Close
+	applyMu    sync.Mutex // serialises Apply, its compilation included (compile)
+	mu         sync.Mutex // serialises Apply's swap and Close
 	servers    map[portKey]*server
 	transports map[string]*http.Transport // by transportKey
 	series     map[[2]string]*series      // by (listener, rule) label pair, of the config applied
@@ -193,8 +194,13 @@ func New(opts Options) (*Engine, error) {
 // (*ConfigError values, joined) or a listener that cannot open, the running configuration stays
 // as it was (except for a protocol change that got as far as closing the old socket).
 func (e *Engine) Apply(cfg Config) error {
+	// One Apply at a time, compilation included: a compilation reuses rules and groups of
+	// the config applied (e.compiled), and the Apply that takes it writes their fields where
+	// they change, which is only safe against the config it was compiled from.
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
 	e.mu.Lock()
-	prev := e.compiled // never written once set: read outside the lock
+	prev := e.compiled // written only under applyMu, which this Apply holds
 	e.mu.Unlock()
 	s, kept, err := compile(cfg, prev)
 	if err != nil {

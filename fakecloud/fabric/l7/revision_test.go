@@ -1,9 +1,14 @@
 package l7
 
 import (
+	"io"
 	"net/http"
+	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestRevisionReuse holds the engine to Rule.Revision's contract: a rule given again with
@@ -126,6 +131,95 @@ func TestConfigEqual(t *testing.T) {
 	} {
 		if got := tc.a.Equal(tc.b); got != tc.want {
 			t.Errorf("%s: Equal = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestRevisionRecheckedOnProtocolChange: a rule kept by its revision is checked again when
+// its listener's protocol changes under it, or its target group's does under the same name.
+func TestRevisionRecheckedOnProtocolChange(t *testing.T) {
+	t.Run("listener", func(t *testing.T) {
+		e := newEngine(t, Options{})
+		g := tgroup("g", ProtocolHTTP, addrPort("127.0.0.1:9"))
+		cfg := func(p Protocol) Config {
+			return Config{TargetGroups: []TargetGroup{g}, Listeners: []Listener{{Port: 80, Protocol: p,
+				Rules: []Rule{{Name: "x", Revision: "1", Action: forwardTo("g")}}}}}
+		}
+		apply(t, e, cfg(ProtocolHTTP))
+		if err := e.Apply(cfg(ProtocolTCP)); err == nil || !strings.Contains(err.Error(), "forwards to TCP groups") {
+			t.Fatalf("the HTTP listener's kept rule on a TCP listener, to an HTTP group: %v, want refused", err)
+		}
+	})
+	t.Run("group", func(t *testing.T) {
+		e := newEngine(t, Options{})
+		cfg := func(p Protocol) Config {
+			return Config{TargetGroups: []TargetGroup{tgroup("g", p, addrPort("127.0.0.1:9"))}, Listeners: []Listener{{Port: 80,
+				Protocol: ProtocolHTTP, Rules: []Rule{{Name: "x", Revision: "1", Action: forwardTo("g")}}}}}
+		}
+		apply(t, e, cfg(ProtocolHTTP))
+		if err := e.Apply(cfg(ProtocolTCP)); err == nil || !strings.Contains(err.Error(), "is a TCP group") {
+			t.Fatalf("an HTTP listener's kept rule to a group now TCP: %v, want refused", err)
+		}
+	})
+}
+
+// TestRevisionConcurrentApply: Applies at once, one dropping the group another keeps, while
+// requests use the kept rule and group. Run with -race: the reused objects' fields are
+// written only by an Apply compiled against the config in place.
+func TestRevisionConcurrentApply(t *testing.T) {
+	backend := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Millisecond) // requests stay in flight on the old configuration
+		_, _ = io.WriteString(w, "ok")
+	})
+	e := newEngine(t, Options{})
+	with := Config{TargetGroups: []TargetGroup{tgroup("g", ProtocolHTTP, backend)},
+		Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Name: "fwd", Revision: "1", Action: forwardTo("g")}}}}}
+	without := Config{Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{
+		{Name: "fixed", Action: Action{FixedResponse: &FixedResponse{StatusCode: 200}}}}}}}
+	apply(t, e, with)
+	u := base(t, e, 80, "http")
+	var stop atomic.Bool
+	var load sync.WaitGroup
+	var served atomic.Int64
+	for range 4 {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			c := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+			for !stop.Load() {
+				if resp, err := c.Get(u); err == nil {
+					_, _ = io.ReadAll(resp.Body)
+					_ = resp.Body.Close()
+					served.Add(1)
+				}
+			}
+		}()
+	}
+	for range 3000 {
+		apply(t, e, with)
+		var wg sync.WaitGroup
+		for _, c := range []Config{without, with} {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = e.Apply(c) }()
+		}
+		wg.Wait()
+	}
+	stop.Store(true)
+	load.Wait()
+	if served.Load() == 0 {
+		t.Fatal("no request was served during the Applies")
+	}
+}
+
+// TestConfigEqualKnowsEveryField: Config.Equal lists the fields it compares; a field added
+// to Config, Listener or Rule must be added there too (and this count with it).
+func TestConfigEqualKnowsEveryField(t *testing.T) {
+	for typ, n := range map[reflect.Type]int{
+		reflect.TypeFor[Config]():   2, // Listeners, TargetGroups
+		reflect.TypeFor[Listener](): 5, // Port, Protocol, Certificates, HostnameScopes, Rules
+	} {
+		if typ.NumField() != n {
+			t.Errorf("%s has %d fields, Config.Equal compares %d: compare the new one there", typ, typ.NumField(), n)
 		}
 	}
 }
