@@ -348,18 +348,27 @@ func apiRequests(ctx context.Context, kc kubernetes.Interface) map[string]float6
 		fmt.Fprintf(os.Stderr, "read the API server's metrics: %v\n", err)
 		return map[string]float64{}
 	}
+	return metricSamples(raw, func(series string) (string, bool) {
+		labels, ok := strings.CutPrefix(series, "apiserver_request_total{")
+		return strings.TrimSuffix(labels, "}"), ok
+	})
+}
+
+// metricSamples reads Prometheus text: each sample whose series keep takes, by the key keep
+// gives it.
+func metricSamples(raw []byte, keep func(series string) (string, bool)) map[string]float64 {
 	out := map[string]float64{}
 	for _, line := range strings.Split(string(raw), "\n") {
-		rest, ok := strings.CutPrefix(line, "apiserver_request_total{")
+		i := strings.LastIndexByte(line, ' ') // label values may hold spaces
+		if i < 0 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, ok := keep(line[:i])
 		if !ok {
 			continue
 		}
-		labels, val, ok := strings.Cut(rest, "} ")
-		if !ok {
-			continue
-		}
-		if v, err := strconv.ParseFloat(val, 64); err == nil {
-			out[labels] = v
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[key] = v
 		}
 	}
 	return out
@@ -388,28 +397,17 @@ func printRequestDiff(before, after map[string]float64, changes int) {
 // cloudHistograms reads fakecloud's /metrics (at listen, on loopback): the buckets of its
 // ModifyRule answers and of the fabric's convergences, by series.
 func cloudHistograms(listen string) map[string]float64 {
-	out := map[string]float64{}
 	resp, err := http.Get("http://" + listen + "/metrics")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "read fakecloud's metrics: %v\n", err)
-		return out
+		return map[string]float64{}
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(raw), "\n") {
-		if !strings.HasPrefix(line, `fakecloud_request_duration_seconds_bucket{action="ModifyRule"`) &&
-			!strings.HasPrefix(line, "flatnet_fabric_convergence_seconds_bucket") {
-			continue
-		}
-		series, val, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		if v, err := strconv.ParseFloat(val, 64); err == nil {
-			out[series] = v
-		}
-	}
-	return out
+	return metricSamples(raw, func(series string) (string, bool) {
+		return series, strings.HasPrefix(series, `fakecloud_request_duration_seconds_bucket{action="ModifyRule"`) ||
+			strings.HasPrefix(series, "flatnet_fabric_convergence_seconds_bucket")
+	})
 }
 
 // printHistogramDiff prints the buckets' counts between two cloudHistograms.

@@ -1,7 +1,6 @@
 package l7
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -123,31 +122,6 @@ type target struct {
 type checker struct {
 	errs       []error
 	prev, next *compiled
-}
-
-// compiled is what a configuration's compilation leaves for the next one to reuse: its
-// target groups by name, with the configuration each was compiled from, and its rules with
-// a Revision (Rule.Revision). Reused groups keep their round-robin position; reused rules
-// whose groups were all reused are the same (immutable) rules in both snapshots.
-type compiled struct {
-	groups map[string]keptGroup
-	rules  map[listenerKey]map[string]*rule // by listener, by Name (each knows its Revision)
-}
-
-// listenerKey is a listener's port and protocol: a rule is reused only on the same.
-type listenerKey struct {
-	port  portKey
-	proto Protocol
-}
-
-// keptGroup is a compiled group and a copy of the configuration it was compiled from.
-type keptGroup struct {
-	cfg TargetGroup
-	g   *group
-}
-
-func newCompiled() *compiled {
-	return &compiled{groups: map[string]keptGroup{}, rules: map[listenerKey]map[string]*rule{}}
 }
 
 func (c *checker) bad(field, format string, args ...any) {
@@ -300,124 +274,6 @@ func (c *checker) httpRule(f string, r *Rule, groups map[string]*group) {
 			c.bad(fmt.Sprintf("%s.action.forward.backends[%d].targetGroup", f, i), "%q is a %s group; HTTP and HTTPS listeners forward to HTTP, HTTPS or H2C groups", b.TargetGroup, g.proto)
 		}
 	}
-}
-
-// revisedRule is c.rule, reusing the last configuration's compilation of the listener's
-// rule with the same Name and Revision: as it is when its target groups were reused too,
-// else a copy pointing at this configuration's groups. A compilation is kept only when it
-// found nothing wrong; one whose groups are now missing is compiled again, to say so.
-func (c *checker) revisedRule(f string, prev, next map[string]*rule, r *Rule, groups map[string]*group) *rule {
-	if r.Name == "" || r.Revision == "" {
-		return c.rule(f, r, groups)
-	}
-	if t := prev[r.Name]; t != nil && t.revision == r.Revision {
-		if cr := relink(t, groups); cr != nil {
-			next[r.Name] = cr
-			return cr
-		}
-	}
-	n := len(c.errs)
-	cr := c.rule(f, r, groups)
-	if len(c.errs) == n {
-		cr.revision = r.Revision
-		next[r.Name] = cr
-	}
-	return cr
-}
-
-// unchanged is the last configuration's compilation of the listener's rule with r's Name and
-// Revision (prev) if it points at the very groups of this one (reused as they were), else nil. Such a
-// rule needs no check: its listener, its content and its groups are those of a configuration
-// the engine took.
-func unchanged(prev, next map[string]*rule, r *Rule, groups map[string]*group) *rule {
-	if r.Name == "" || r.Revision == "" {
-		return nil
-	}
-	t := prev[r.Name]
-	if t == nil || t.revision != r.Revision {
-		return nil
-	}
-	for _, b := range t.action.backends {
-		if b.group != nil && groups[b.group.name] != b.group {
-			return nil
-		}
-	}
-	for _, m := range t.action.mirrors {
-		if groups[m.group.name] != m.group {
-			return nil
-		}
-	}
-	next[r.Name] = t
-	return t
-}
-
-// relink is t if its backends and mirrors name the same groups in groups, else a copy of t
-// pointing at groups' ones; nil if one of them is missing.
-func relink(t *rule, groups map[string]*group) *rule {
-	same := true
-	for _, b := range t.action.backends {
-		if b.group != nil && groups[b.group.name] != b.group {
-			same = false
-		}
-	}
-	for _, m := range t.action.mirrors {
-		if groups[m.group.name] != m.group {
-			same = false
-		}
-	}
-	if same {
-		return t
-	}
-	cr := *t
-	cr.series = nil // set by Apply
-	cr.action.backends = slices.Clone(t.action.backends)
-	for i := range cr.action.backends {
-		b := &cr.action.backends[i]
-		if b.group == nil {
-			continue // no group named: an invalid backend (500), as compiled
-		}
-		if b.group = groups[b.group.name]; b.group == nil {
-			return nil
-		}
-	}
-	cr.action.mirrors = slices.Clone(t.action.mirrors)
-	for i := range cr.action.mirrors {
-		m := &cr.action.mirrors[i]
-		if m.group = groups[m.group.name]; m.group == nil {
-			return nil
-		}
-	}
-	return &cr
-}
-
-// keptGroup is c.group, reusing the last configuration's compilation of a group given the
-// same configuration (its targets and their states included).
-func (c *checker) keptGroup(f string, tg TargetGroup, seen map[string]*group) *group {
-	if k, ok := c.prev.groups[tg.Name]; ok && seen[tg.Name] == nil && sameGroup(k.cfg, tg) {
-		c.next.groups[tg.Name] = k
-		return k.g
-	}
-	n := len(c.errs)
-	g := c.group(f, tg, seen)
-	if g != nil && len(c.errs) == n {
-		kept := tg
-		kept.Targets = slices.Clone(tg.Targets) // Apply keeps no reference to the caller's
-		if tg.TLS != nil {
-			t := *tg.TLS
-			t.CAPEM = slices.Clone(t.CAPEM)
-			kept.TLS = &t
-		}
-		c.next.groups[tg.Name] = keptGroup{cfg: kept, g: g}
-	}
-	return g
-}
-
-func sameGroup(a, b TargetGroup) bool {
-	if a.Name != b.Name || a.Protocol != b.Protocol || !slices.Equal(a.Targets, b.Targets) || (a.TLS == nil) != (b.TLS == nil) {
-		return false
-	}
-	return a.TLS == nil || (a.TLS.ServerName == b.TLS.ServerName && a.TLS.InsecureSkipVerify == b.TLS.InsecureSkipVerify &&
-		bytes.Equal(a.TLS.CAPEM, b.TLS.CAPEM))
 }
 
 func (c *checker) rule(f string, r *Rule, groups map[string]*group) *rule {
