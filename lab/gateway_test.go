@@ -10,6 +10,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -219,11 +220,15 @@ func albByVIP(ctx context.Context, t *testing.T, l *Lab, vip string) api.LoadBal
 	return api.LoadBalancer{}
 }
 
+// setRouteWeights sets the demo route's backend weights, again on a conflict (the controller
+// writes the route's status, which moves its resourceVersion).
 func setRouteWeights(ctx context.Context, c client.Client, weights map[string]int32) error {
-	var r gwv1.HTTPRoute
-	if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: "web"}, &r); err != nil {
-		return err
-	}
-	SetWeights(&r, weights)
-	return c.Update(ctx, &r)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var r gwv1.HTTPRoute
+		if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: "web"}, &r); err != nil {
+			return err
+		}
+		SetWeights(&r, weights)
+		return c.Update(ctx, &r)
+	})
 }

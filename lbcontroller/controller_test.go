@@ -81,18 +81,16 @@ func testStaticAddress(t *testing.T, h *harness) {
 	sl := endpointSlice(ns, "pinned", readyEP("10.0.1.10"))
 	setAddress := func(name, ann, field string) {
 		t.Helper()
-		svc := h.service(t, ns, name)
-		delete(svc.Annotations, model.AnnotationAddress)
-		if ann != "" {
-			if svc.Annotations == nil {
-				svc.Annotations = map[string]string{}
+		update(t, h, client.ObjectKey{Namespace: ns, Name: name}, func(svc *corev1.Service) {
+			delete(svc.Annotations, model.AnnotationAddress)
+			if ann != "" {
+				if svc.Annotations == nil {
+					svc.Annotations = map[string]string{}
+				}
+				svc.Annotations[model.AnnotationAddress] = ann
 			}
-			svc.Annotations[model.AnnotationAddress] = ann
-		}
-		svc.Spec.LoadBalancerIP = field
-		if err := h.k8s.Update(ctx, svc); err != nil {
-			t.Fatal(err)
-		}
+			svc.Spec.LoadBalancerIP = field
+		})
 	}
 	if err := h.k8s.Create(ctx, sl); err != nil {
 		t.Fatal(err)

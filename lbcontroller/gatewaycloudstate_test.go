@@ -67,13 +67,9 @@ func TestGatewayFollowsLoadBalancerState(t *testing.T) {
 		programmed(metav1.ConditionFalse, string(gwv1.GatewayReasonPending), why))
 
 	// A route change while failed reaches the cloud all the same.
-	if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(route), route); err != nil {
-		t.Fatal(err)
-	}
-	route.Spec.Rules[0].Matches[0].Path.Value = ptr("/moved")
-	if err := h.k8s.Update(ctx, route); err != nil {
-		t.Fatal(err)
-	}
+	update(t, h, client.ObjectKeyFromObject(route), func(r *gwv1.HTTPRoute) {
+		r.Spec.Rules[0].Matches[0].Path.Value = ptr("/moved")
+	})
 	eventually(t, "the route's change is in the cloud while the load balancer is failed", func() (bool, string) {
 		paths := h.rulePaths(t, albs[0].ID)
 		for _, p := range paths {

@@ -478,14 +478,7 @@ func TestGatewayController(t *testing.T) {
 	}
 	setAddresses := func(as ...gwv1.GatewaySpecAddress) {
 		t.Helper()
-		var g gwv1.Gateway
-		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(pinned), &g); err != nil {
-			t.Fatal(err)
-		}
-		g.Spec.Addresses = as
-		if err := h.k8s.Update(ctx, &g); err != nil {
-			t.Fatal(err)
-		}
+		update(t, h, client.ObjectKeyFromObject(pinned), func(g *gwv1.Gateway) { g.Spec.Addresses = as })
 	}
 	setAddresses(gwv1.GatewaySpecAddress{Type: ptr(gwv1.IPAddressType), Value: "203.0.113.5"})
 	programmed(gwv1.GatewayReasonAddressNotUsable, "not an address of the public pool")

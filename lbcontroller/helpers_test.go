@@ -168,6 +168,29 @@ func (h *harness) webService(t testing.TB, ns string, ips ...string) {
 
 func ptr[T any](v T) *T { return &v }
 
+// update applies change to the latest version of the object at key and writes it, reading and
+// changing it again on a conflict: the controller writes the status (and finalizers) of the
+// objects tests change, so a read-then-write may race it. Each attempt reads into a fresh object.
+func update[T any, P interface {
+	*T
+	client.Object
+}](t testing.TB, h *harness, key client.ObjectKey, change func(P)) {
+	t.Helper()
+	ctx := context.Background()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var o T
+		obj := P(&o)
+		if err := h.k8s.Get(ctx, key, obj); err != nil {
+			return err
+		}
+		change(obj)
+		return h.k8s.Update(ctx, obj)
+	})
+	if err != nil {
+		t.Fatalf("updating %s: %v", key, err)
+	}
+}
+
 func lbService(ns, name string, mutate ...func(*corev1.Service)) *corev1.Service {
 	s := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},

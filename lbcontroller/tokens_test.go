@@ -125,14 +125,12 @@ func TestServiceListenerCreatedAgainAfterDelete(t *testing.T) {
 			}
 		}
 		// A change that brings the Service back without changing its generation.
-		svc := h.service(t, ns, "web")
-		if svc.Annotations == nil {
-			svc.Annotations = map[string]string{}
-		}
-		svc.Annotations["test/round"] = fmt.Sprint(round)
-		if err := h.k8s.Update(ctx, svc); err != nil {
-			t.Fatal(err)
-		}
+		update(t, h, client.ObjectKey{Namespace: ns, Name: "web"}, func(svc *corev1.Service) {
+			if svc.Annotations == nil {
+				svc.Annotations = map[string]string{}
+			}
+			svc.Annotations["test/round"] = fmt.Sprint(round)
+		})
 		if got := h.service(t, ns, "web").Generation; got != gen {
 			t.Fatalf("the annotation changed the generation %d -> %d; the test needs it unchanged", gen, got)
 		}
@@ -203,14 +201,9 @@ func TestGatewayUnchangedModelMakesNoCloudCalls(t *testing.T) {
 		t.Errorf("passes with an unchanged model called the cloud: %v calls, then %v", calls, got)
 	}
 
-	var r gwv1.HTTPRoute
-	if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "r1"}, &r); err != nil {
-		t.Fatal(err)
-	}
-	r.Spec.Rules[0].Matches[0].Path.Value = ptr("/r1-changed")
-	if err := h.k8s.Update(ctx, &r); err != nil {
-		t.Fatal(err)
-	}
+	update(t, h, client.ObjectKey{Namespace: ns, Name: "r1"}, func(r *gwv1.HTTPRoute) {
+		r.Spec.Rules[0].Matches[0].Path.Value = ptr("/r1-changed")
+	})
 	eventually(t, "the route's change written to the cloud", func() (bool, string) {
 		got := cloudCalls(t, true)
 		return got > writes, fmt.Sprintf("%v writes, as before the change", got)
