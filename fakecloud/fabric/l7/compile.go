@@ -354,7 +354,7 @@ func (c *checker) value(f, name string, typ MatchType, value string) valueMatche
 
 func (c *checker) action(f string, r *Rule, cr *rule, groups map[string]*group) action {
 	a := r.Action
-	ca := action{redirect: a.Redirect, fixed: a.FixedResponse, rewrite: a.Rewrite, timeout: timeoutOf(a.Timeouts),
+	ca := action{redirect: cloneRedirect(a.Redirect), fixed: clonePtr(a.FixedResponse), rewrite: cloneRewrite(a.Rewrite), timeout: timeoutOf(a.Timeouts),
 		requestTimeout: a.Timeouts.Request, backendTimeout: a.Timeouts.BackendRequest, retry: c.retry(f+".retry", a.Retry),
 		reqEdit: c.edit(f+".requestHeaders", a.RequestHeaders), respEdit: c.edit(f+".responseHeaders", a.ResponseHeaders),
 		cors: c.cors(f+".cors", a.CORS), tlsPassthrough: a.TLSPassthrough}
@@ -678,4 +678,31 @@ func checkHostPattern(h string) error {
 		h = rest
 	}
 	return checkHostname(h)
+}
+
+// clonePtr, cloneRedirect and cloneRewrite copy what an action keeps of the caller's
+// configuration, so that the caller changing its structures after Apply (or reusing them for
+// the next configuration) cannot change what serves.
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	return &c
+}
+
+func cloneRedirect(r *Redirect) *Redirect {
+	c := clonePtr(r)
+	if c != nil {
+		c.Path = clonePtr(r.Path)
+	}
+	return c
+}
+
+func cloneRewrite(r *Rewrite) *Rewrite {
+	c := clonePtr(r)
+	if c != nil {
+		c.Path = clonePtr(r.Path)
+	}
+	return c
 }

@@ -192,7 +192,8 @@ func New(opts Options) (*Engine, error) {
 // DrainTimeout), and the others keep their sockets and connections. A listener whose protocol
 // changes closes its socket, drains, and a new one opens on the port. On a validation error
 // (*ConfigError values, joined) or a listener that cannot open, the running configuration stays
-// as it was (except for a protocol change that got as far as closing the old socket).
+// as it was (except for a protocol change that got as far as closing the old socket). The
+// engine keeps nothing of cfg that the caller may change afterwards: it serves copies.
 func (e *Engine) Apply(cfg Config) error {
 	// One Apply at a time, compilation included: a compilation reuses rules and groups of
 	// the config applied (e.compiled), and the Apply that takes it writes their fields where

@@ -119,7 +119,7 @@ func TestFixedRedirectRewrite(t *testing.T) {
 	b := startEcho(t, "b", false)
 	e := newEngine(t, Options{})
 	prefix := func(v string) *PathMatch { return &PathMatch{Type: MatchPrefix, Value: v} }
-	apply(t, e, Config{
+	cfg := Config{
 		TargetGroups: []TargetGroup{tgroup("tg", ProtocolHTTP, b.addr)},
 		Listeners: []Listener{{Port: 8080, Protocol: ProtocolHTTP, Rules: []Rule{
 			{Path: prefix("/fixed"), Action: Action{FixedResponse: &FixedResponse{StatusCode: 418, ContentType: "text/plain", Body: "teapot"},
@@ -131,7 +131,27 @@ func TestFixedRedirectRewrite(t *testing.T) {
 				Path: &PathModifier{Type: ReplacePrefixMatch, Value: "/"}}}},
 			{Path: prefix("/full"), Action: Action{Forward: forwardTo("tg").Forward, Rewrite: &Rewrite{Path: &PathModifier{Type: ReplaceFullPath, Value: "/one"}}}},
 		}}},
-	})
+	}
+	apply(t, e, cfg)
+	// The caller changing its structures after Apply changes nothing that serves: the engine
+	// keeps copies of them.
+	for _, r := range cfg.Listeners[0].Rules {
+		a := r.Action
+		if a.FixedResponse != nil {
+			*a.FixedResponse = FixedResponse{StatusCode: 500, Body: "scribbled"}
+		}
+		for _, pm := range []*PathModifier{pathOf(a.Redirect), rewritePathOf(a.Rewrite)} {
+			if pm != nil {
+				*pm = PathModifier{Type: ReplaceFullPath, Value: "/scribbled"}
+			}
+		}
+		if a.Redirect != nil {
+			a.Redirect.Hostname, a.Redirect.StatusCode = "scribbled.test", 307
+		}
+		if a.Rewrite != nil {
+			a.Rewrite.Hostname = "scribbled.test"
+		}
+	}
 	u := base(t, e, 8080, "http")
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
@@ -156,6 +176,20 @@ func TestFixedRedirectRewrite(t *testing.T) {
 			t.Errorf("%s: host %q, want rewritten.test", path, ec.Host)
 		}
 	}
+}
+
+func pathOf(r *Redirect) *PathModifier {
+	if r == nil {
+		return nil
+	}
+	return r.Path
+}
+
+func rewritePathOf(r *Rewrite) *PathModifier {
+	if r == nil {
+		return nil
+	}
+	return r.Path
 }
 
 func TestMirror(t *testing.T) {
