@@ -62,7 +62,20 @@ func TestLoadBalancerDataPlaneFailure(t *testing.T) {
 	if len(svc.Status.LoadBalancer.Ingress) != 0 {
 		t.Errorf("the Service publishes %v although its load balancer failed", svc.Status.LoadBalancer.Ingress)
 	}
-	// Give health checks (5 s apart, two to turn healthy) time to run, were they running.
+	// The failure can come before the pods have addresses: wait for both to be registered,
+	// then give health checks (5 s apart, two to turn healthy) time to run, were they running.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		ts, err := l.TargetsOf(ctx, lb.LoadBalancerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d targets registered after 2 minutes, want the 2 pods", len(ts))
+		}
+	}
 	time.Sleep(12 * time.Second)
 	ts, err := l.TargetsOf(ctx, lb.LoadBalancerID)
 	if err != nil {

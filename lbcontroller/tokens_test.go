@@ -74,6 +74,21 @@ func TestGatewayRuleCreatedAgainAfterDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "the route's rule gone", ruleCount(0))
+		// A pass saw the route gone (the rule may be gone already, deleted out of band): else
+		// the route created again next could reach the controller in the same pass as the
+		// delete, whose model would be the one deployed before, with nothing to write.
+		eventually(t, "the Gateway counts no attached route", func() (bool, string) {
+			var g gwv1.Gateway
+			if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gw"}, &g); err != nil {
+				return false, err.Error()
+			}
+			for _, l := range g.Status.Listeners {
+				if l.Name == "http" {
+					return l.AttachedRoutes == 0, fmt.Sprintf("listener http: %d attached routes", l.AttachedRoutes)
+				}
+			}
+			return false, fmt.Sprintf("no status of listener http: %+v", g.Status.Listeners)
+		})
 	}
 
 	addRoute()

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	clientretry "k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/flatnet/flatnet/internal/k8stest"
@@ -301,8 +302,16 @@ func testReadinessGate(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	if condition(got, gate) != "" {
 		t.Fatalf("the agent set the gate's condition itself: %s", statusJSON(got))
 	}
-	got.Status.Conditions = append(got.Status.Conditions, corev1.PodCondition{Type: gate, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
-	if _, err := kube.CoreV1().Pods("default").UpdateStatus(context.Background(), got, metav1.UpdateOptions{}); err != nil {
+	// The agent writes the pod's status too: on a conflict, the gate goes onto a fresh read.
+	if err := clientretry.RetryOnConflict(clientretry.DefaultRetry, func() error {
+		p, err := kube.CoreV1().Pods("default").Get(context.Background(), "gated", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: gate, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		_, err = kube.CoreV1().Pods("default").UpdateStatus(context.Background(), p, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	ready := waitPod(t, kube, "default", "gated", 30*time.Second, "Ready once its gate is True", podReady)

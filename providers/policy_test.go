@@ -200,6 +200,18 @@ func TestPolicyConcurrencyCap(t *testing.T) {
 	for range 6 {
 		wg.Go(func() { _ = p.DeleteInterface(context.Background(), "eni-1") })
 	}
+	// Two calls in the driver, then a while for a third to get in were the cap broken.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		n := s.inFlight
+		s.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls in the driver after 10 s; want 2", n)
+		}
+	}
 	time.Sleep(50 * time.Millisecond)
 	close(s.release)
 	wg.Wait()
