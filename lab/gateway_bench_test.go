@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -209,16 +208,10 @@ func versionedRoute(name, prefix string, version int) *gwv1.HTTPRoute {
 	return r
 }
 
-// setVersion updates the route's header value, again on a conflict (the controller writes the
-// route's status, which moves its resourceVersion).
+// setVersion updates the route's header value.
 func setVersion(ctx context.Context, c client.Client, name string, version int) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var r gwv1.HTTPRoute
-		if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: name}, &r); err != nil {
-			return err
-		}
+	return updateRoute(ctx, c, name, func(r *gwv1.HTTPRoute) {
 		r.Spec.Rules[0].Filters[0].ResponseHeaderModifier.Set[0].Value = strconv.Itoa(version)
-		return c.Update(ctx, &r)
 	})
 }
 

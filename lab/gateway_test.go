@@ -220,15 +220,21 @@ func albByVIP(ctx context.Context, t *testing.T, l *Lab, vip string) api.LoadBal
 	return api.LoadBalancer{}
 }
 
-// setRouteWeights sets the demo route's backend weights, again on a conflict (the controller
-// writes the route's status, which moves its resourceVersion).
+// setRouteWeights sets the demo route's backend weights.
 func setRouteWeights(ctx context.Context, c client.Client, weights map[string]int32) error {
+	return updateRoute(ctx, c, "web", func(r *gwv1.HTTPRoute) { SetWeights(r, weights) })
+}
+
+// updateRoute applies change to the latest version of the demo namespace's route name and
+// writes it, again on a conflict (the controller writes the route's status, which moves its
+// resourceVersion).
+func updateRoute(ctx context.Context, c client.Client, name string, change func(*gwv1.HTTPRoute)) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var r gwv1.HTTPRoute
-		if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: "web"}, &r); err != nil {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: demoNamespace, Name: name}, &r); err != nil {
 			return err
 		}
-		SetWeights(&r, weights)
+		change(&r)
 		return c.Update(ctx, &r)
 	})
 }

@@ -403,7 +403,7 @@ func testGarbageCollection(t *testing.T, h *harness) {
 	// orphanDeploy makes lb's resources as the controller would have. They are orphans from
 	// the start: the collector (every second) may delete some while they are being made, and
 	// the rest fails as not found, which is what the test waits for anyway.
-	orphanDeploy := func(t *testing.T, h *harness, lb *model.LoadBalancer, token string) {
+	orphanDeploy := func(lb *model.LoadBalancer, token string) {
 		t.Helper()
 		if _, err := deploy.Deploy(context.Background(), h.p, lb, token); err != nil && !errors.Is(err, providers.ErrNotFound) {
 			t.Fatal(err)
@@ -421,7 +421,7 @@ func testGarbageCollection(t *testing.T, h *harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orphanDeploy(t, h, lb, "crash")
+	orphanDeploy(lb, "crash")
 	if err := h.k8s.Delete(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func testGarbageCollection(t *testing.T, h *harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orphanDeploy(t, h, lb, "ghost")
+	orphanDeploy(lb, "ghost")
 	// A Gateway's application load balancer carries the cluster tag but no Service's: not the
 	// Service collector's to take. (A live Gateway's: the Gateway collector deletes those of
 	// Gateways that do not exist.)

@@ -140,16 +140,13 @@ func TestFixedRedirectRewrite(t *testing.T) {
 		if a.FixedResponse != nil {
 			*a.FixedResponse = FixedResponse{StatusCode: 500, Body: "scribbled"}
 		}
-		for _, pm := range []*PathModifier{pathOf(a.Redirect), rewritePathOf(a.Rewrite)} {
-			if pm != nil {
-				*pm = PathModifier{Type: ReplaceFullPath, Value: "/scribbled"}
-			}
-		}
 		if a.Redirect != nil {
 			a.Redirect.Hostname, a.Redirect.StatusCode = "scribbled.test", 307
+			*a.Redirect.Path = PathModifier{Type: ReplaceFullPath, Value: "/scribbled"}
 		}
 		if a.Rewrite != nil {
 			a.Rewrite.Hostname = "scribbled.test"
+			*a.Rewrite.Path = PathModifier{Type: ReplaceFullPath, Value: "/scribbled"}
 		}
 	}
 	u := base(t, e, 8080, "http")
@@ -176,20 +173,6 @@ func TestFixedRedirectRewrite(t *testing.T) {
 			t.Errorf("%s: host %q, want rewritten.test", path, ec.Host)
 		}
 	}
-}
-
-func pathOf(r *Redirect) *PathModifier {
-	if r == nil {
-		return nil
-	}
-	return r.Path
-}
-
-func rewritePathOf(r *Rewrite) *PathModifier {
-	if r == nil {
-		return nil
-	}
-	return r.Path
 }
 
 func TestMirror(t *testing.T) {
