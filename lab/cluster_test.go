@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -305,7 +306,7 @@ func fullNode(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface
 }
 
 // checkNoLeaks compares, per node, the addresses ipamd holds as assigned with the pods that
-// have an address there: the same set.
+// have an address there: the same set; and that no container outlived its pod.
 func checkNoLeaks(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Interface) {
 	t.Helper()
 	err := poll(ctx, 30*time.Second, 250*time.Millisecond, func() (bool, string) {
@@ -341,6 +342,13 @@ func checkNoLeaks(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inter
 	})
 	if err != nil {
 		t.Errorf("addresses and pods disagree: %v", err)
+	}
+	// No container outlived its pod's namespace.
+	if strays := strayContainers(l.State().Config.BinDir); len(strays) > 0 {
+		for _, pid := range strays {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			t.Errorf("process %d (%s) of the lab's binaries runs in a network namespace that no longer has a name: a pod's container left behind", pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
 	}
 }
 

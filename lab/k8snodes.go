@@ -261,33 +261,85 @@ func (l *Lab) WaitNodesReady(ctx context.Context, timeout time.Duration) error {
 // killInPodNamespaces kills every process whose network namespace is one of the lab's pod
 // namespaces: containers a node agent left running when it was stopped.
 func killInPodNamespaces(names []string) {
-	type nsID struct{ dev, ino uint64 }
 	inodes := map[nsID]bool{}
 	for _, name := range names {
-		var st syscall.Stat_t
-		// Only a mounted namespace is on the nsfs device; a leftover placeholder file is not
-		// a namespace, and its inode number means nothing.
-		if err := syscall.Stat(netns.Path(name), &st); err == nil {
-			inodes[nsID{st.Dev, st.Ino}] = true
+		if id, ok := namespaceID(netns.Path(name)); ok {
+			inodes[id] = true
 		}
 	}
 	if len(inodes) == 0 {
 		return
 	}
+	for _, pid := range pids() {
+		if id, ok := namespaceID(fmt.Sprintf("/proc/%d/ns/net", pid)); ok && inodes[id] {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			waitGone(pid, 2*time.Second)
+		}
+	}
+}
+
+// nsID names a namespace: its nsfs device and inode.
+type nsID struct{ dev, ino uint64 }
+
+// namespaceID is the namespace of a namespace file (/run/netns/<name>, /proc/<pid>/ns/net).
+// Only a mounted namespace is on the nsfs device; a leftover placeholder file is not a
+// namespace, and its inode number means nothing.
+func namespaceID(path string) (nsID, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return nsID{}, false
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(path, &fs); err != nil || fs.Type != nsfsMagic {
+		return nsID{}, false
+	}
+	return nsID{st.Dev, st.Ino}, true
+}
+
+// nsfsMagic is the nsfs filesystem's magic number (linux/magic.h NSFS_MAGIC).
+const nsfsMagic = 0x6e736673
+
+// pids lists the machine's processes but this one.
+func pids() []int {
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return nil
 	}
+	var out []int
 	for _, p := range procs {
 		var pid int
-		if _, err := fmt.Sscanf(p.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
-			continue
+		if _, err := fmt.Sscanf(p.Name(), "%d", &pid); err == nil && pid != os.Getpid() {
+			out = append(out, pid)
 		}
-		var st syscall.Stat_t
-		if err := syscall.Stat("/proc/"+p.Name()+"/ns/net", &st); err != nil || !inodes[nsID{st.Dev, st.Ino}] {
-			continue
-		}
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		waitGone(pid, 2*time.Second)
 	}
+	return out
+}
+
+// strayContainers lists the processes running one of binDir's programs (the built-in images
+// run the node agent's) in a network namespace that has no name and is not the machine's: a
+// pod's container that outlived the removal of its namespace. Nothing of the lab's runs in one
+// otherwise: a node agent stops a pod's processes before it removes the pod's namespace.
+func strayContainers(binDir string) []int {
+	named := map[nsID]bool{}
+	if root, ok := namespaceID("/proc/1/ns/net"); ok {
+		named[root] = true
+	}
+	if ents, err := os.ReadDir(netns.Dir); err == nil {
+		for _, e := range ents {
+			if id, ok := namespaceID(filepath.Join(netns.Dir, e.Name())); ok {
+				named[id] = true
+			}
+		}
+	}
+	var out []int
+	for _, pid := range pids() {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || !strings.HasPrefix(exe, binDir+"/") {
+			continue
+		}
+		if id, ok := namespaceID(fmt.Sprintf("/proc/%d/ns/net", pid)); ok && !named[id] && alive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

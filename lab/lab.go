@@ -480,9 +480,10 @@ func Down(dir, prefix string, log io.Writer) error {
 		prefix = "fl-"
 	}
 	var errs []error
+	binDir := ""
 	if l, err := Open(dir); err == nil {
 		st := l.State()
-		prefix = st.Config.Prefix
+		prefix, binDir = st.Config.Prefix, st.Config.BinDir
 		for _, p := range st.Pods {
 			for _, pid := range p.PIDs {
 				errs = append(errs, stopProcess(pid, time.Second))
@@ -517,6 +518,13 @@ func Down(dir, prefix string, log io.Writer) error {
 			errs = append(errs, netns.Delete(name))
 		}
 	}
+	if binDir != "" {
+		// Containers whose namespace is gone already (see strayContainers).
+		for _, pid := range strayContainers(binDir) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			waitGone(pid, 2*time.Second)
+		}
+	}
 	errs = append(errs, fabric.Down(prefix))
 	errs = append(errs, os.RemoveAll(dir))
 	if err := errors.Join(errs...); err != nil {
@@ -531,23 +539,14 @@ func Down(dir, prefix string, log io.Writer) error {
 // killStragglers kills processes still running from the lab's binaries with the lab's
 // directory on their command line (a crashed run whose state file is gone or stale).
 func killStragglers(dir string) error {
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	self := os.Getpid()
-	for _, p := range procs {
-		var pid int
-		if _, err := fmt.Sscanf(p.Name(), "%d", &pid); err != nil || pid == self {
-			continue
-		}
-		cmdline, err := os.ReadFile("/proc/" + p.Name() + "/cmdline")
+	for _, pid := range pids() {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil {
 			continue
 		}
 		// A container the node agents ran with a root of its own (the chart's ipamd and
 		// controller) names no lab path on its command line: its root is under the lab.
-		root, _ := os.Readlink("/proc/" + p.Name() + "/root")
+		root, _ := os.Readlink(fmt.Sprintf("/proc/%d/root", pid))
 		if !strings.Contains(string(cmdline), dir+"/") && !strings.HasPrefix(root, dir+"/") {
 			continue
 		}

@@ -55,6 +55,10 @@ type Config struct {
 	// DefaultScheme is the scheme of a Service's load balancer when its annotation
 	// lb.flatnet.io/scheme does not say (model.DefaultScheme when empty; docs/lbcontroller.md).
 	DefaultScheme string
+	// Resync is how often each load balancer is compared with the cloud again though nothing
+	// changed in the cluster, and repaired where it differs: a listener, rule or target
+	// changed or deleted out of band (default 5m).
+	Resync time.Duration
 	// GateResync re-checks every gated pod this often, a safety net under the change stream
 	// (default 5m).
 	GateResync time.Duration
@@ -118,6 +122,9 @@ func (c *Config) defaults() error {
 	c.Provider = pol.LoadBalancing(c.Provider)
 	if c.GCInterval <= 0 {
 		c.GCInterval = time.Minute
+	}
+	if c.Resync <= 0 {
+		c.Resync = 5 * time.Minute
 	}
 	if c.GateResync <= 0 {
 		c.GateResync = 5 * time.Minute

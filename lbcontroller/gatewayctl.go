@@ -42,19 +42,17 @@ const (
 // collapses into one queued pass.
 var gatewayKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "gateway-api"}}
 
-// ruleResync is how long a listener's cached rules (deploy.RuleCache) are trusted: a deploy
-// after that lists them from the cloud again, and so repairs rules changed out of band.
-const ruleResync = 5 * time.Minute
-
 // gatewayRecord is what the controller last did to one Gateway's load balancers.
 type gatewayRecord struct {
 	uid string
 	// model is the Gateway's model of the latest pass, version its number: it moves on when a
 	// pass's model differs (compared field by field: with 1,000 routes, hashing the model's
 	// encoding cost as much as the rest of the deploy). deployed is the version the cloud
-	// serves (0: none, or not known to).
+	// serves (0: none, or not known to), since deployedAt: a pass after Config.Resync from
+	// then deploys the model again, which compares it with the cloud.
 	model             *gateway.GatewayLoadBalancers
 	version, deployed uint64
+	deployedAt        time.Time
 	// passes counts the deploy passes that ended without a retryable error: every create they
 	// made was answered, so the next pass's creates are new requests (see clientTokens).
 	passes uint64
@@ -471,11 +469,14 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 		rec.model, rec.version = gw, rec.version+1
 	}
 	version := rec.version
-	done := rec.deployed == version && rec.state.Programmed
+	// Resync: the model is deployed again (and the rule cache lists the rules anew) once
+	// Config.Resync has passed, to repair what was changed in the cloud out of band.
+	resync := rec.deployedAt.Add(r.cfg.Resync).Sub(r.now())
+	done := rec.deployed == version && rec.state.Programmed && resync > 0
 	reports := r.reports.Count()
 	r.mu.Unlock()
 	if done {
-		return 0
+		return resync
 	}
 	st := gateway.LoadBalancerState{Namespace: gw.Namespace, Name: gw.Name}
 	var (
@@ -597,7 +598,10 @@ func (r *gatewayReconciler) deployOne(ctx context.Context, gw *gateway.GatewayLo
 	rec.state, rec.cloud = st, cloud
 	recheck := r.recheckLocked(cloud, reports)
 	if (st.Programmed || (gw.L7 == nil && requeue == 0)) && recheck == 0 {
-		rec.deployed = version
+		rec.deployed, rec.deployedAt = version, r.now()
+		if requeue == 0 {
+			requeue = r.cfg.Resync
+		}
 	} else {
 		rec.deployed = 0
 	}

@@ -127,7 +127,7 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 	if r.alb != nil {
 		// Each listener's rules are kept between passes (deploy.RuleCache): a route change
 		// among 1,000 routes does not list the 1,000 rules again.
-		r.rules = deploy.NewRuleCache(r.alb, ruleResync, nil)
+		r.rules = deploy.NewRuleCache(r.alb, r.cfg.Resync, nil)
 		r.alb = r.rules
 	}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {

@@ -129,7 +129,9 @@ func (r *serviceReconciler) reportState(ctx context.Context, svc *corev1.Service
 			r.events.Eventf(svc, nil, corev1.EventTypeNormal, ReasonLBRecovered, "Provision",
 				"load balancer %s is active again: the cloud programmed it", res.LoadBalancerID)
 		}
-		return reconcile.Result{}, r.setStatus(ctx, svc, &res.VIP, metav1.ConditionTrue, ReasonProvisioned,
+		// Compared with the cloud again after Config.Resync though nothing changed: what was
+		// changed out of band is repaired.
+		return reconcile.Result{RequeueAfter: r.cfg.Resync}, r.setStatus(ctx, svc, &res.VIP, metav1.ConditionTrue, ReasonProvisioned,
 			fmt.Sprintf("load balancer %s serves %d port(s) at %s", res.LoadBalancerID, len(lb.Listeners), res.VIP))
 	case providers.LBFailed:
 		msg := fmt.Sprintf("load balancer %s failed in the cloud: %s (the cloud retries with backoff; the Service turns ready by itself once the cause is gone)",

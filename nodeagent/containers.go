@@ -188,19 +188,41 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *cont
 		w.cannotStart(pod, c, &startError{reason: "RunContainerError", err: err})
 		return
 	}
-	cmd := l.command(w.a.self)
-	cmd.Env = env
-	p, err := startProcess(cmd, stdout, stderr)
+	cmd, gate, err := l.gatedCommand(w.a.self)
 	if err != nil {
+		stdout.Close()
+		stderr.Close()
 		w.cannotStart(pod, c, &startError{reason: "RunContainerError", err: err})
 		return
 	}
-	if c.everStarted {
-		c.restartCount++
+	cmd.Env = env
+	p, err := startProcess(cmd, stdout, stderr)
+	gate.started()
+	if err != nil {
+		gate.cancel()
+		w.cannotStart(pod, c, &startError{reason: "RunContainerError", err: err})
+		return
 	}
-	c.launch, c.env = l, env
-	c.id, c.proc, c.startedAt, c.everStarted, c.waiting = "flatnet://"+cid, p, time.Now(), true, nil
-	w.recordContainers()
+	// The process waits at its gate until the record names it (see startGate).
+	rec := containerRecord{
+		Name: c.spec.Name, ID: "flatnet://" + cid, PID: p.pid, StartTime: p.startTime,
+		StartedAt: time.Now(), RestartCount: c.restartCount, Launch: &l, Env: env,
+	}
+	if c.everStarted {
+		rec.RestartCount++
+	}
+	if err := w.saveContainers(c, &rec); err != nil {
+		gate.cancel()
+		p.wait(10 * time.Second)
+		w.cannotStart(pod, c, &startError{reason: "RunContainerError", err: fmt.Errorf("record the container before it runs: %w", err)})
+		return
+	}
+	if err := gate.open(); err != nil {
+		// The child is gone already: the next sync sees it exited.
+		w.a.log.Error("let the container run", "pod", pod.Namespace+"/"+pod.Name, "container", c.spec.Name, "err", err)
+	}
+	c.launch, c.env, c.restartCount = l, env, rec.RestartCount
+	c.id, c.proc, c.startedAt, c.everStarted, c.waiting = rec.ID, p, rec.StartedAt, true, nil
 	w.a.recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.spec.Name)
 	w.startProbes(ctx, pod, c)
 }
@@ -410,19 +432,27 @@ func builtinMounts(pod *corev1.Pod, c *corev1.Container) error {
 // recordContainers writes the running processes into the sandbox record, for adoption after a
 // restart.
 func (w *podWorker) recordContainers() {
-	w.sb.Containers = nil
-	for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
-		if c.proc == nil {
-			continue
-		}
-		w.sb.Containers = append(w.sb.Containers, containerRecord{
-			Name: c.spec.Name, ID: c.id, PID: c.proc.pid, StartTime: c.proc.startTime,
-			StartedAt: c.startedAt, RestartCount: c.restartCount, Launch: &c.launch, Env: c.env,
-		})
-	}
-	if err := w.a.store.save(w.sb); err != nil {
+	if err := w.saveContainers(nil, nil); err != nil {
 		w.a.log.Error("record containers", "sandbox", w.sb.ID, "err", err)
 	}
+}
+
+// saveContainers writes the running processes into the sandbox record, with next as the
+// record of starting (a process not yet in c).
+func (w *podWorker) saveContainers(starting *container, next *containerRecord) error {
+	w.sb.Containers = nil
+	for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
+		switch {
+		case c == starting:
+			w.sb.Containers = append(w.sb.Containers, *next)
+		case c.proc != nil:
+			w.sb.Containers = append(w.sb.Containers, containerRecord{
+				Name: c.spec.Name, ID: c.id, PID: c.proc.pid, StartTime: c.proc.startTime,
+				StartedAt: c.startedAt, RestartCount: c.restartCount, Launch: &c.launch, Env: c.env,
+			})
+		}
+	}
+	return w.a.store.save(w.sb)
 }
 
 // terminationGrace is how long a container killed for its probes gets between SIGTERM and SIGKILL.

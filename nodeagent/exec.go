@@ -3,6 +3,7 @@ package nodeagent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,6 +117,58 @@ func (l Launch) command(self string) *exec.Cmd {
 		cmd.SysProcAttr.Unshareflags = syscall.CLONE_NEWNS
 	}
 	return cmd
+}
+
+// startFD is the descriptor on which a container's child waits for the agent's go-ahead.
+const startFD = 3
+
+// startGate holds a container's child before it runs anything, until the agent has recorded
+// the child's pid: an agent that dies between starting a process and recording it would leave
+// a container no successor knows of, running in a namespace the successor removes. The child
+// reads one byte from its fd 3 (WaitStart); when the agent dies, the pipe closes without one
+// and the child exits without running its program.
+type startGate struct {
+	r, w *os.File
+}
+
+// gatedCommand is l.command with a start gate.
+func (l Launch) gatedCommand(self string) (*exec.Cmd, *startGate, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("start gate: %w", err)
+	}
+	cmd := l.command(self)
+	args := l.args()
+	cmd.Args = append([]string{self, args[0], "--start-fd", strconv.Itoa(startFD)}, args[1:]...)
+	cmd.ExtraFiles = []*os.File{r} // fd 3
+	return cmd, &startGate{r: r, w: w}, nil
+}
+
+// started closes the agent's copy of the child's end, once the child holds its own.
+func (g *startGate) started() { g.r.Close() }
+
+// open lets the child run.
+func (g *startGate) open() error {
+	_, err := g.w.Write([]byte{1})
+	return errors.Join(err, g.w.Close())
+}
+
+// cancel makes the child exit without running its program.
+func (g *startGate) cancel() {
+	g.r.Close()
+	g.w.Close()
+}
+
+// WaitStart blocks until the agent that started this process lets it run (one byte on fd),
+// and fails when the agent closed the gate or died first.
+func WaitStart(fd int) error {
+	f := os.NewFile(uintptr(fd), "start-gate")
+	defer f.Close()
+	var b [1]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return fmt.Errorf("container: the node agent did not let the container run (it stopped, or could not record the container, before it did): %w", err)
+	}
+	return nil
 }
 
 // ContainerMain is the "container" subcommand: it sets up what l asks and executes l.Argv.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -46,5 +47,59 @@ func TestProcessStop(t *testing.T) {
 	}
 	if code := p.exitCode(); code != 128+15 {
 		t.Errorf("exit code %d, want 143 (SIGTERM)", code)
+	}
+}
+
+// TestStartGate: a gated container runs its program only once the agent opens the gate; a gate
+// closed without a go-ahead (the agent died, or could not record the container) makes it exit
+// without running anything.
+func TestStartGate(t *testing.T) {
+	self := filepath.Join(binDir, "flatnet-node-agent")
+	run := func(open bool) (marker bool, code int, log string) {
+		dir := t.TempDir()
+		out, err := os.Create(filepath.Join(dir, "log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := Launch{UID: -1, GID: -1, Argv: []string{"/bin/sh", "-c", "touch " + filepath.Join(dir, "ran")}}
+		cmd, gate, err := l.gatedCommand(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Env = []string{"PATH=" + containerPath}
+		p, err := startProcess(cmd, out, out)
+		gate.started()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.stop(0) })
+		// Held at the gate: nothing ran yet.
+		time.Sleep(100 * time.Millisecond)
+		if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+			t.Fatal("the program ran before the gate opened")
+		}
+		if open {
+			if err := gate.open(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			gate.cancel()
+		}
+		if !p.wait(10 * time.Second) {
+			t.Fatal("the gated process did not finish")
+		}
+		_, err = os.Stat(filepath.Join(dir, "ran"))
+		b, _ := os.ReadFile(filepath.Join(dir, "log"))
+		return err == nil, p.exitCode(), string(b)
+	}
+	if ran, code, log := run(true); !ran || code != 0 {
+		t.Errorf("gate opened: ran %v, exit code %d, want true and 0 (%s)", ran, code, log)
+	}
+	ran, code, log := run(false)
+	if ran || code == 0 {
+		t.Errorf("gate closed: ran %v, exit code %d, want false and non-zero", ran, code)
+	}
+	if !strings.Contains(log, "did not let the container run") {
+		t.Errorf("gate closed: the process said %q, want why it did not run", log)
 	}
 }

@@ -59,6 +59,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&o.Config.GatewayAPI, "gateway-api", lbcontroller.GatewayAPIAuto, `serve GatewayClasses of controllerName flatnet.io/gateway-controller: "auto" (once the Gateway API CRDs are installed) or "off"`)
 	f.StringVar(&o.Config.DefaultScheme, "default-scheme", model.DefaultScheme, "scheme of a Service's load balancer when its annotation "+model.AnnotationScheme+" does not say: internal or internet-facing")
 	f.DurationVar(&o.Config.GCInterval, "gc-interval", time.Minute, "how often to delete load balancers of this cluster whose Service is gone")
+	f.DurationVar(&o.Config.Resync, "resync-period", 5*time.Minute, "how often each load balancer is compared with the cloud though nothing changed, repairing what was changed out of band")
 	f.StringVar(&cloud, "cloud", "fakecloud", "the cloud driver: "+strings.Join(all.Registry().Names(), ", "))
 	cloudFlags(f, &endpoint, &tokenFile)
 	f.StringVar(&region, "region", "", "the cloud region (empty: the cloud's default)")

@@ -62,8 +62,9 @@ func newRunCmd() *cobra.Command {
 
 func newContainerCmd() *cobra.Command {
 	var (
-		l      nodeagent.Launch
-		mounts []string
+		l       nodeagent.Launch
+		mounts  []string
+		startFD int
 	)
 	cmd := &cobra.Command{
 		Use:    "container [--netns FILE] [--rootfs DIR --mount SRC:DST[:ro]...] [--uid N --gid N --workdir D] -- PROGRAM [ARG...]",
@@ -82,6 +83,11 @@ func newContainerCmd() *cobra.Command {
 				return fmt.Errorf("--mount needs --rootfs")
 			}
 			l.Argv = args
+			if startFD > 0 {
+				if err := nodeagent.WaitStart(startFD); err != nil {
+					return err
+				}
+			}
 			return nodeagent.ContainerMain(l)
 		},
 	}
@@ -94,6 +100,7 @@ func newContainerCmd() *cobra.Command {
 	f.IntVar(&l.GID, "gid", -1, "group ID to run as (-1: the agent's)")
 	f.IntSliceVar(&l.Groups, "group", nil, "supplementary group (repeatable)")
 	f.StringVar(&l.Workdir, "workdir", "", "working directory inside the root")
+	f.IntVar(&startFD, "start-fd", 0, "wait for one byte on this descriptor before anything else, and exit without running the program if it closes first (the agent's start gate)")
 	return cmd
 }
 
