@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	clientretry "k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
+	"github.com/flatnet/flatnet/internal/failpoint"
 	"github.com/flatnet/flatnet/internal/k8stest"
 	"github.com/flatnet/flatnet/internal/netns"
 )
@@ -44,6 +46,7 @@ func TestAgent(t *testing.T) {
 	t.Run("probes and restarts", func(t *testing.T) { testProbesAndRestarts(t, kube, n) })
 	t.Run("graceful delete", func(t *testing.T) { testGracefulDelete(t, kube, n) })
 	t.Run("restart adopts and cleans up", func(t *testing.T) { testRestart(t, kube, n) })
+	t.Run("killed while starting a container", func(t *testing.T) { testKilledMidStart(t, kube, n) })
 
 	full := newTestNode(t, cfg, "n2", "10.244.2.0/24")
 	full.rangeEnd = "10.244.2.2" // host-local hands out .2 only (.1 is the gateway)
@@ -626,4 +629,61 @@ func testProbesAndRestarts(t *testing.T, kube kubernetes.Interface, n *testNode)
 		}
 		return nil
 	})
+}
+
+// testKilledMidStart: an agent that dies after starting a container's process but before
+// recording it, or after recording it but before letting it run, leaves no process its
+// successor does not know: the pod ends up Ready with exactly one process in its namespace,
+// the recorded one.
+func testKilledMidStart(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	netnsBefore, _ := netns.List(n.podNetns)
+	for i, fp := range []string{"nodeagent-container-started", "nodeagent-container-recorded"} {
+		name := fmt.Sprintf("mid-start-%d", i)
+		n.stopAgent(syscall.SIGTERM)
+		n.startAgent(failpoint.Env + "=" + fp)
+		pod := createPod(t, kube, echoPod(n.name, name))
+		if code := n.waitAgentExit(60 * time.Second); code != failpoint.ExitCode {
+			t.Fatalf("%s: the agent exited with %d, want %d (the failpoint)", fp, code, failpoint.ExitCode)
+		}
+		n.startAgent()
+		p := waitPod(t, kube, "default", name, 60*time.Second, "Ready after the restart", podReady)
+		rec := loadRecords(t, n)[pod.UID]
+		if rec == nil || len(rec.Containers) != 1 {
+			t.Fatalf("%s: the pod's record: %+v", fp, rec)
+		}
+		if got, want := processesIn(t, rec.Netns), []int{rec.Containers[0].PID}; !slices.Equal(got, want) {
+			t.Errorf("%s: processes in the pod's namespace %v, want only the recorded %v", fp, got, want)
+		}
+		if _, err := n.httpGet(context.Background(), "http://"+net.JoinHostPort(p.Status.PodIP, "8080")+"/"); err != nil {
+			t.Errorf("%s: the pod does not answer: %v", fp, err)
+		}
+		deletePod(t, kube, name, nil)
+		waitGone(t, kube, "default", name, 30*time.Second)
+		assertReleased(t, n, p.Status.PodIP, netnsBefore)
+	}
+}
+
+// processesIn lists the processes in the named network namespace.
+func processesIn(t *testing.T, name string) []int {
+	t.Helper()
+	var want syscall.Stat_t
+	if err := syscall.Stat(netns.Path(name), &want); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/flatnet/flatnet/internal/failpoint"
 	"github.com/flatnet/flatnet/internal/netns"
 )
 
@@ -204,6 +205,7 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *cont
 		return
 	}
 	// The process waits at its gate until the record names it (see startGate).
+	failpoint.Hit("nodeagent-container-started") // running, held at its gate, not recorded
 	rec := containerRecord{
 		Name: c.spec.Name, ID: "flatnet://" + cid, PID: p.pid, StartTime: p.startTime,
 		StartedAt: time.Now(), RestartCount: c.restartCount, Launch: &l, Env: env,
@@ -217,6 +219,7 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *cont
 		w.cannotStart(pod, c, &startError{reason: "RunContainerError", err: fmt.Errorf("record the container before it runs: %w", err)})
 		return
 	}
+	failpoint.Hit("nodeagent-container-recorded") // recorded, still held at its gate
 	if err := gate.open(); err != nil {
 		// The child is gone already: the next sync sees it exited.
 		w.a.log.Error("let the container run", "pod", pod.Namespace+"/"+pod.Name, "container", c.spec.Name, "err", err)

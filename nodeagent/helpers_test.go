@@ -255,8 +255,9 @@ func (n *testNode) allocatedIPs() []string {
 	return out
 }
 
-// startAgent starts the agent process inside the node's namespace.
-func (n *testNode) startAgent() {
+// startAgent starts the agent process inside the node's namespace, with env added to its
+// environment.
+func (n *testNode) startAgent(env ...string) {
 	n.t.Helper()
 	n.agentLog = filepath.Join(n.dir, "agent.log")
 	logf, err := os.OpenFile(n.agentLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -277,6 +278,7 @@ func (n *testNode) startAgent() {
 		cmd.Args = append(cmd.Args, "--image-binary", b)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
 	// Pdeathsig: a test that dies (a timeout panics without cleanups) takes its agent along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if err := netns.Do(n.netns, cmd.Start); err != nil {
@@ -303,6 +305,26 @@ func (n *testNode) stopAgent(sig syscall.Signal) {
 		<-done
 	}
 	n.agent = nil
+}
+
+// waitAgentExit waits for the agent to exit by itself and returns its exit code (-1 when it
+// was still running after timeout: then it is killed).
+func (n *testNode) waitAgentExit(timeout time.Duration) int {
+	done := make(chan struct{})
+	go func() {
+		_ = n.agent.Wait()
+		close(done)
+	}()
+	code := -1
+	select {
+	case <-done:
+		code = n.agent.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		_ = n.agent.Process.Kill()
+		<-done
+	}
+	n.agent = nil
+	return code
 }
 
 // forwardAPI listens on the loopback of the node's namespace and forwards to the API server on
