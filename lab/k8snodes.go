@@ -321,8 +321,11 @@ func pids() []int {
 // otherwise: a node agent stops a pod's processes before it removes the pod's namespace.
 func strayContainers(binDir string) []int {
 	named := map[nsID]bool{}
-	if root, ok := namespaceID("/proc/1/ns/net"); ok {
-		named[root] = true
+	// The machine's, as init and this process see it (they may differ in a container).
+	for _, p := range []string{"/proc/1/ns/net", "/proc/self/ns/net"} {
+		if id, ok := namespaceID(p); ok {
+			named[id] = true
+		}
 	}
 	if ents, err := os.ReadDir(netns.Dir); err == nil {
 		for _, e := range ents {
