@@ -344,7 +344,11 @@ func checkNoLeaks(ctx context.Context, t *testing.T, l *Lab, kc kubernetes.Inter
 		t.Errorf("addresses and pods disagree: %v", err)
 	}
 	// No container outlived its pod's namespace.
-	if strays := strayContainers(l.State().Config.BinDir); len(strays) > 0 {
+	strays, err := strayContainers(l.State().Config.BinDir)
+	if err != nil {
+		t.Error(err)
+	}
+	if len(strays) > 0 {
 		for _, pid := range strays {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			t.Errorf("process %d (%s) of the lab's binaries runs in a network namespace that no longer has a name: a pod's container left behind", pid, strings.ReplaceAll(string(cmdline), "\x00", " "))

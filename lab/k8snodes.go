@@ -316,10 +316,34 @@ func pids() []int {
 }
 
 // strayContainers lists the processes running one of binDir's programs (the built-in images
-// run the node agent's) in a network namespace that has no name and is not the machine's: a
-// pod's container that outlived the removal of its namespace. Nothing of the lab's runs in one
-// otherwise: a node agent stops a pod's processes before it removes the pod's namespace.
-func strayContainers(binDir string) []int {
+// run the node agent's) in a network namespace that has no name and is neither init's nor
+// this process's: a pod's container that outlived the removal of its namespace. Nothing of
+// the lab's runs in one otherwise: a node agent stops a pod's processes before it removes the
+// pod's namespace. The processes are found first and the names read after, and a process
+// counts only if it still runs then, so a pod created or torn down meanwhile is not one.
+// It is a test's check, not a clean-up: it cannot tell one lab's processes from another's.
+func strayContainers(binDir string) ([]int, error) {
+	dir, err := filepath.Abs(binDir)
+	if err == nil {
+		dir, err = filepath.EvalSymlinks(dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the lab's binaries %s: %w", binDir, err)
+	}
+	type candidate struct {
+		pid int
+		ns  nsID
+	}
+	var found []candidate
+	for _, pid := range pids() {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || !strings.HasPrefix(exe, dir+"/") {
+			continue
+		}
+		if id, ok := namespaceID(fmt.Sprintf("/proc/%d/ns/net", pid)); ok {
+			found = append(found, candidate{pid, id})
+		}
+	}
 	named := map[nsID]bool{}
 	// The machine's, as init and this process see it (they may differ in a container).
 	for _, p := range []string{"/proc/1/ns/net", "/proc/self/ns/net"} {
@@ -327,22 +351,20 @@ func strayContainers(binDir string) []int {
 			named[id] = true
 		}
 	}
-	if ents, err := os.ReadDir(netns.Dir); err == nil {
-		for _, e := range ents {
-			if id, ok := namespaceID(filepath.Join(netns.Dir, e.Name())); ok {
-				named[id] = true
-			}
+	ents, err := os.ReadDir(netns.Dir)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	for _, e := range ents {
+		if id, ok := namespaceID(filepath.Join(netns.Dir, e.Name())); ok {
+			named[id] = true
 		}
 	}
 	var out []int
-	for _, pid := range pids() {
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err != nil || !strings.HasPrefix(exe, binDir+"/") {
-			continue
-		}
-		if id, ok := namespaceID(fmt.Sprintf("/proc/%d/ns/net", pid)); ok && !named[id] && alive(pid) {
-			out = append(out, pid)
+	for _, c := range found {
+		if !named[c.ns] && alive(c.pid) {
+			out = append(out, c.pid)
 		}
 	}
-	return out
+	return out, nil
 }

@@ -480,10 +480,9 @@ func Down(dir, prefix string, log io.Writer) error {
 		prefix = "fl-"
 	}
 	var errs []error
-	binDir := ""
 	if l, err := Open(dir); err == nil {
 		st := l.State()
-		prefix, binDir = st.Config.Prefix, st.Config.BinDir
+		prefix = st.Config.Prefix
 		for _, p := range st.Pods {
 			for _, pid := range p.PIDs {
 				errs = append(errs, stopProcess(pid, time.Second))
@@ -516,13 +515,6 @@ func Down(dir, prefix string, log io.Writer) error {
 	for _, name := range names {
 		if strings.HasPrefix(name, prefix+"p-") {
 			errs = append(errs, netns.Delete(name))
-		}
-	}
-	if binDir != "" {
-		// Containers whose namespace is gone already (see strayContainers).
-		for _, pid := range strayContainers(binDir) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			waitGone(pid, 2*time.Second)
 		}
 	}
 	errs = append(errs, fabric.Down(prefix))

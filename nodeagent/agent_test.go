@@ -634,7 +634,8 @@ func testProbesAndRestarts(t *testing.T, kube kubernetes.Interface, n *testNode)
 // testKilledMidStart: an agent that dies after starting a container's process but before
 // recording it, or after recording it but before letting it run, leaves no process its
 // successor does not know: the pod ends up Ready with exactly one process in its namespace,
-// the recorded one.
+// the recorded one, and none held at a start gate anywhere. The container that never ran is
+// not counted as a restart.
 func testKilledMidStart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 	netnsBefore, _ := netns.List(n.podNetns)
 	for i, fp := range []string{"nodeagent-container-started", "nodeagent-container-recorded"} {
@@ -654,6 +655,15 @@ func testKilledMidStart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 		if got, want := processesIn(t, rec.Netns), []int{rec.Containers[0].PID}; !slices.Equal(got, want) {
 			t.Errorf("%s: processes in the pod's namespace %v, want only the recorded %v", fp, got, want)
 		}
+		if held := heldAtGate(t); len(held) > 0 {
+			t.Errorf("%s: processes still held at a start gate: %v", fp, held)
+		}
+		if rec.Containers[0].Held {
+			t.Errorf("%s: the running container is still recorded as held: %+v", fp, rec.Containers[0])
+		}
+		if cs := p.Status.ContainerStatuses; len(cs) != 1 || cs[0].RestartCount != 0 || cs[0].LastTerminationState.Terminated != nil {
+			t.Errorf("%s: container statuses %+v: want one, never restarted (the first attempt never ran)", fp, cs)
+		}
 		if _, err := n.httpGet(context.Background(), "http://"+net.JoinHostPort(p.Status.PodIP, "8080")+"/"); err != nil {
 			t.Errorf("%s: the pod does not answer: %v", fp, err)
 		}
@@ -661,6 +671,28 @@ func testKilledMidStart(t *testing.T, kube kubernetes.Interface, n *testNode) {
 		waitGone(t, kube, "default", name, 30*time.Second)
 		assertReleased(t, n, p.Status.PodIP, netnsBefore)
 	}
+}
+
+// heldAtGate lists the test's agent's children still waiting at a start gate ("container
+// --start-fd"), as "pid: command line".
+func heldAtGate(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 2 && args[0] == filepath.Join(binDir, "flatnet-node-agent") && args[1] == "container" && slices.Contains(args, "--start-fd") {
+			out = append(out, e.Name()+": "+strings.Join(args, " "))
+		}
+	}
+	return out
 }
 
 // processesIn lists the processes in the named network namespace.

@@ -92,6 +92,16 @@ func (w *podWorker) adopt(pod *corev1.Pod) {
 				}
 			}
 			c.proc = adoptProcess(rec.PID, rec.StartTime)
+			if c.proc == nil && rec.Held {
+				// Recorded at its start gate and gone: the agent died before letting it run
+				// (it exits when the gate closes). It never ran: started as if for the first
+				// time since its last run, not counted as a failure.
+				c.id, c.everStarted = "", rec.RestartCount > 0
+				if rec.RestartCount > 0 {
+					c.restartCount = rec.RestartCount - 1
+				}
+				continue
+			}
 			if c.proc == nil {
 				c.proc = &process{pid: rec.PID, startTime: rec.StartTime, adopted: true}
 				continue
@@ -208,14 +218,16 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *cont
 	failpoint.Hit("nodeagent-container-started") // running, held at its gate, not recorded
 	rec := containerRecord{
 		Name: c.spec.Name, ID: "flatnet://" + cid, PID: p.pid, StartTime: p.startTime,
-		StartedAt: time.Now(), RestartCount: c.restartCount, Launch: &l, Env: env,
+		StartedAt: time.Now(), RestartCount: c.restartCount, Launch: &l, Env: env, Held: true,
 	}
 	if c.everStarted {
 		rec.RestartCount++
 	}
 	if err := w.saveContainers(c, &rec); err != nil {
 		gate.cancel()
-		p.wait(10 * time.Second)
+		if serr := p.stop(0); serr != nil {
+			w.a.log.Error("stop a container that could not be recorded", "pod", pod.Namespace+"/"+pod.Name, "container", c.spec.Name, "err", serr)
+		}
 		w.cannotStart(pod, c, &startError{reason: "RunContainerError", err: fmt.Errorf("record the container before it runs: %w", err)})
 		return
 	}
@@ -226,6 +238,8 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *cont
 	}
 	c.launch, c.env, c.restartCount = l, env, rec.RestartCount
 	c.id, c.proc, c.startedAt, c.everStarted, c.waiting = rec.ID, p, rec.StartedAt, true, nil
+	// Recorded again, no longer held (see containerRecord.Held).
+	w.recordContainers()
 	w.a.recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.spec.Name)
 	w.startProbes(ctx, pod, c)
 }
@@ -441,21 +455,28 @@ func (w *podWorker) recordContainers() {
 }
 
 // saveContainers writes the running processes into the sandbox record, with next as the
-// record of starting (a process not yet in c).
+// record of starting (a process not yet in c). On an error the record in memory is left as
+// it was.
 func (w *podWorker) saveContainers(starting *container, next *containerRecord) error {
-	w.sb.Containers = nil
+	var recs []containerRecord
 	for _, c := range append(append([]*container{}, w.inits...), w.containers...) {
 		switch {
 		case c == starting:
-			w.sb.Containers = append(w.sb.Containers, *next)
+			recs = append(recs, *next)
 		case c.proc != nil:
-			w.sb.Containers = append(w.sb.Containers, containerRecord{
+			recs = append(recs, containerRecord{
 				Name: c.spec.Name, ID: c.id, PID: c.proc.pid, StartTime: c.proc.startTime,
 				StartedAt: c.startedAt, RestartCount: c.restartCount, Launch: &c.launch, Env: c.env,
 			})
 		}
 	}
-	return w.a.store.save(w.sb)
+	prev := w.sb.Containers
+	w.sb.Containers = recs
+	err := w.a.store.save(w.sb)
+	if err != nil {
+		w.sb.Containers = prev
+	}
+	return err
 }
 
 // terminationGrace is how long a container killed for its probes gets between SIGTERM and SIGKILL.

@@ -46,6 +46,10 @@ type containerRecord struct {
 	// Launch and Env are how it was started, for exec probes after an adoption.
 	Launch *Launch  `json:"launch,omitempty"`
 	Env    []string `json:"env,omitempty"`
+	// Held: recorded while the process waited at its start gate (startGate), before the agent
+	// let it run. The agent records it again once it has; a held record whose process is gone
+	// is a container that never ran.
+	Held bool `json:"held,omitempty"`
 }
 
 // store keeps one JSON file per sandbox in a directory.

@@ -72,6 +72,9 @@ func newContainerCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
+			// The program gets SIGTERM as it would after exec (main's handler is for the
+			// agent): a container stopped while held at its gate ends at once.
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			for _, m := range mounts {
 				mt, err := nodeagent.ParseMount(m)
 				if err != nil {
