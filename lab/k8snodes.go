@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -315,11 +316,10 @@ func pids() []int {
 	return out
 }
 
-// strayContainers lists the processes running one of binDir's programs (the built-in images
-// run the node agent's) in a network namespace that has no name and is neither init's nor
-// this process's: a pod's container that outlived the removal of its namespace. Nothing of
-// the lab's runs in one otherwise: a node agent stops a pod's processes before it removes the
-// pod's namespace. The processes are found first and the names read after, and a process
+// strayContainers lists the processes running binDir's node agent (the built-in images' program)
+// in a network namespace that has no name and is neither init's nor the calling thread's: a
+// pod's container that outlived the removal of its namespace. Nothing of the lab's runs in one
+// otherwise: a node agent stops a pod's processes before it removes the pod's namespace. The processes are found first and the names read after, and a process
 // counts only if it still runs then, so a pod created or torn down meanwhile is not one.
 // It is a test's check, not a clean-up: it cannot tell one lab's processes from another's.
 func strayContainers(binDir string) ([]int, error) {
@@ -337,7 +337,7 @@ func strayContainers(binDir string) ([]int, error) {
 	var found []candidate
 	for _, pid := range pids() {
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err != nil || !strings.HasPrefix(exe, dir+"/") {
+		if err != nil || exe != filepath.Join(dir, NodeAgentBinary) {
 			continue
 		}
 		if id, ok := namespaceID(fmt.Sprintf("/proc/%d/ns/net", pid)); ok {
@@ -345,12 +345,15 @@ func strayContainers(binDir string) ([]int, error) {
 		}
 	}
 	named := map[nsID]bool{}
-	// The machine's, as init and this process see it (they may differ in a container).
-	for _, p := range []string{"/proc/1/ns/net", "/proc/self/ns/net"} {
+	// The machine's, as init and this thread see it (they may differ in a container; and
+	// /proc/self is the main thread's, which may be in another namespace than this one).
+	runtime.LockOSThread()
+	for _, p := range []string{"/proc/1/ns/net", "/proc/thread-self/ns/net"} {
 		if id, ok := namespaceID(p); ok {
 			named[id] = true
 		}
 	}
+	runtime.UnlockOSThread()
 	ents, err := os.ReadDir(netns.Dir)
 	if err != nil && !os.IsNotExist(err) {
 		return nil, err
