@@ -63,15 +63,7 @@ func testGatewayRepairsDrift(t *testing.T, h *harness) {
 	ns := h.namespace(t)
 	class := h.gatewayClass(t)
 	h.webService(t, ns, "10.0.1.31")
-	if err := h.k8s.Create(ctx, &gwv1.Gateway{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
-		Spec: gwv1.GatewaySpec{
-			GatewayClassName: gwv1.ObjectName(class),
-			Listeners:        []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.httpGateway(t, ns, class)
 	if err := h.k8s.Create(ctx, benchRoute(ns, "r1", "/r1", 0)); err != nil {
 		t.Fatal(err)
 	}

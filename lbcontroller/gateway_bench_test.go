@@ -35,15 +35,7 @@ func benchRouteChange(b *testing.B, h *harness, n int) {
 	ns := h.namespace(b)
 	class := h.gatewayClass(b)
 	h.webService(b, ns, "10.0.1.20", "10.0.1.21")
-	if err := h.k8s.Create(ctx, &gwv1.Gateway{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
-		Spec: gwv1.GatewaySpec{
-			GatewayClassName: gwv1.ObjectName(class),
-			Listeners:        []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
-		},
-	}); err != nil {
-		b.Fatal(err)
-	}
+	h.httpGateway(b, ns, class)
 	for i := range n {
 		if err := h.k8s.Create(ctx, benchRoute(ns, fmt.Sprintf("r%04d", i), fmt.Sprintf("/r%04d", i), 0)); err != nil {
 			b.Fatal(err)

@@ -166,6 +166,20 @@ func (h *harness) webService(t testing.TB, ns string, ips ...string) {
 	}
 }
 
+// httpGateway creates Gateway ns/gw of class with one HTTP listener, "http" on port 80.
+func (h *harness) httpGateway(t testing.TB, ns, class string) {
+	t.Helper()
+	if err := h.k8s.Create(context.Background(), &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: gwv1.ObjectName(class),
+			Listeners:        []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // update applies change to the latest version of the object at key and writes it, reading and

@@ -29,15 +29,7 @@ func TestGatewayRuleCreatedAgainAfterDelete(t *testing.T) {
 	ns := h.namespace(t)
 	class := h.gatewayClass(t)
 	h.webService(t, ns, "10.0.1.20")
-	if err := h.k8s.Create(ctx, &gwv1.Gateway{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
-		Spec: gwv1.GatewaySpec{
-			GatewayClassName: gwv1.ObjectName(class),
-			Listeners:        []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.httpGateway(t, ns, class)
 	rules := func() []providers.Rule {
 		albs, err := h.p.ListApplicationLoadBalancers(ctx, map[string]string{"flatnet.io/gateway": ns + "/gw"})
 		if err != nil {
@@ -163,15 +155,7 @@ func TestGatewayUnchangedModelMakesNoCloudCalls(t *testing.T) {
 	ns := h.namespace(t)
 	class := h.gatewayClass(t)
 	h.webService(t, ns, "10.0.1.20")
-	if err := h.k8s.Create(ctx, &gwv1.Gateway{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
-		Spec: gwv1.GatewaySpec{
-			GatewayClassName: gwv1.ObjectName(class),
-			Listeners:        []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.httpGateway(t, ns, class)
 	if err := h.k8s.Create(ctx, benchRoute(ns, "r1", "/r1", 0)); err != nil {
 		t.Fatal(err)
 	}
