@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,6 +45,7 @@ func TestAgent(t *testing.T) {
 	t.Run("readiness gate", func(t *testing.T) { testReadinessGate(t, kube, n) })
 	t.Run("unknown image", func(t *testing.T) { testUnknownImage(t, kube, n) })
 	t.Run("probes and restarts", func(t *testing.T) { testProbesAndRestarts(t, kube, n) })
+	t.Run("exec probes end their processes", func(t *testing.T) { testExecProbeProcesses(t, kube, n) })
 	t.Run("graceful delete", func(t *testing.T) { testGracefulDelete(t, kube, n) })
 	t.Run("restart adopts and cleans up", func(t *testing.T) { testRestart(t, kube, n) })
 	t.Run("killed while starting a container", func(t *testing.T) { testKilledMidStart(t, kube, n) })
@@ -626,6 +628,73 @@ func testProbesAndRestarts(t *testing.T, kube kubernetes.Interface, n *testNode)
 	eventually(t, 30*time.Second, "every namespace of these pods removed", func() error {
 		if after, _ := netns.List(n.podNetns); !slices.Equal(after, netnsBefore) {
 			return fmt.Errorf("pod namespaces %v, want %v", after, netnsBefore)
+		}
+		return nil
+	})
+}
+
+// testExecProbeProcesses: an exec probe that outruns its timeout is killed with every process
+// it started, and what a probe leaves running when it exits is killed too. The readiness probe
+// starts a sleep and waits for it, past its 1 s timeout; the liveness probe starts one in the
+// background and exits at once. Each records its sleep's pid; all but the last run's must be
+// gone (the last may be running).
+func testExecProbeProcesses(t *testing.T, kube kubernetes.Interface, n *testNode) {
+	dir := t.TempDir()
+	hung, left := filepath.Join(dir, "hung"), filepath.Join(dir, "left")
+	pod := genericPod(n.name, "probe-procs", corev1.RestartPolicyAlways, "while :; do sleep 1; done")
+	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/sh", "-c",
+			`sleep 600 & echo $! >> "` + hung + `"; wait`}}},
+		PeriodSeconds: 1, TimeoutSeconds: 1,
+	}
+	pod.Spec.Containers[0].LivenessProbe = &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/sh", "-c",
+			`sleep 600 >/dev/null 2>&1 & echo $! >> "` + left + `"`}}},
+		PeriodSeconds: 1, TimeoutSeconds: 5, FailureThreshold: 1000,
+	}
+	createPod(t, kube, pod)
+	defer func() {
+		deletePod(t, kube, pod.Name, nil)
+		waitGone(t, kube, "default", pod.Name, 30*time.Second)
+	}()
+	pids := func(file string) []int {
+		b, _ := os.ReadFile(file)
+		var out []int
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				out = append(out, pid)
+			}
+		}
+		return out
+	}
+	// A sleep of ours that still runs: not gone, not a zombie, and still a sleep (not its pid
+	// taken by another process).
+	running := func(pid int) bool {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || strings.TrimSpace(string(comm)) != "sleep" {
+			return false
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		return len(fields) > 0 && fields[0] != "Z"
+	}
+	eventually(t, 60*time.Second, "three runs of each exec probe", func() error {
+		if h, l := len(pids(hung)), len(pids(left)); h < 3 || l < 3 {
+			return fmt.Errorf("%d runs of the timed-out probe, %d of the one that leaves a process", h, l)
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, "the probes' processes gone", func() error {
+		for _, file := range []string{hung, left} {
+			all := pids(file)
+			for _, pid := range all[:len(all)-1] {
+				if running(pid) {
+					return fmt.Errorf("the sleep %d that an exec probe started (%s) still runs", pid, filepath.Base(file))
+				}
+			}
 		}
 		return nil
 	})

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -136,7 +137,11 @@ type probeTarget struct {
 	env    []string
 }
 
-// runWithContext runs cmd, killed when ctx ends, and returns its combined output.
+// runWithContext runs cmd in a process group of its own and returns its combined output. When
+// ctx ends, the whole group is killed, not only cmd's process: a probe such as `sh -c "sleep
+// 600"` would otherwise leave its sleep running after every timeout. What the command leaves
+// running in its group when it exits is killed too: the node agent has no cgroup that would end
+// a probe's processes with the container, as a container runtime's exec has.
 func runWithContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -144,16 +149,24 @@ func runWithContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 		// A child left holding the output pipe must not keep Wait (and the probe) waiting.
 		cmd.WaitDelay = 2 * time.Second
 	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Pgid = false, true, 0
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	// The group's id is the leader's pid. It stays the group's while any member lives, so
+	// killing it after the leader was reaped reaches only what the command left behind.
+	killGroup := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
+		killGroup()
 		return out.Bytes(), err
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
+		killGroup()
 		// The output is read only once Wait has returned: until then exec's copier may still
 		// be writing into it (a data race the race detector caught).
 		werr := <-done
@@ -204,7 +217,6 @@ func (w *podWorker) runProbe(ctx context.Context, c *container, at probeTarget, 
 		if len(cmd.Env) == 0 {
 			cmd.Env = []string{"PATH=" + containerPath}
 		}
-		cmd.SysProcAttr.Setsid = false
 		out, err := runWithContext(ctx, cmd)
 		if err != nil {
 			return fmt.Errorf("command %q: %w: %s", p.Exec.Command, err, truncate(out, 200))
