@@ -1,6 +1,7 @@
 package images
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -65,6 +66,19 @@ type Options struct {
 	// Revision is the org.opencontainers.image.revision label (the source's commit), left out
 	// when empty.
 	Revision string
+	// Stored writes the layers' gzip streams without compressing them (stored blocks): for
+	// images that never leave the machine, such as the lab's. Still gzip, so any reader takes
+	// them; about 100 MB larger, and quicker to write and to unpack (compressing is most of
+	// a build: 2.5 s on two cores, 40 s in a test binary built with -race).
+	Stored bool
+}
+
+// level is the layers' gzip level.
+func (o Options) level() int {
+	if o.Stored {
+		return gzip.NoCompression
+	}
+	return gzip.DefaultCompression
 }
 
 // Result is what Build wrote.
@@ -253,7 +267,7 @@ func Build(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	base, err := baseLayer(o.Created)
+	base, err := baseLayer(o.Created, o.level())
 	if err != nil {
 		return Result{}, fmt.Errorf("base layer: %w", err)
 	}
@@ -317,7 +331,7 @@ func (plainImage) ArtifactType() (string, error) { return "", nil }
 
 // buildImage is spec s for platform p: the base layer and a layer of its binaries from dir.
 func buildImage(s spec, p Platform, dir string, base v1.Layer, o Options) (v1.Image, error) {
-	app, err := binaryLayer(s.files, dir, p, o.Created)
+	app, err := binaryLayer(s.files, dir, p, o.Created, o.level())
 	if err != nil {
 		return nil, err
 	}

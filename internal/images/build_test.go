@@ -534,3 +534,55 @@ func TestNames(t *testing.T) {
 		t.Errorf("Names (-want +got):\n%s", diff)
 	}
 }
+
+// TestBuildStored: Stored images hold the same files as compressed ones (the same diff IDs and
+// entries), with layers that gzip frames without compressing; validate reads them as images.
+func TestBuildStored(t *testing.T) {
+	bins := binDirs(t, t.TempDir(), amd64)
+	run := func(stored bool) Result {
+		t.Helper()
+		res, err := Build(context.Background(), Options{Platforms: []Platform{amd64}, BinDir: bins, Out: t.TempDir(), Stored: stored})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	packed, stored := run(false), run(true)
+	for _, name := range Names("", "") {
+		a, err := Lookup(packed.Layout, name, amd64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Lookup(stored.Layout, name, amd64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validate.Image(b); err != nil {
+			t.Errorf("%s stored: %v", name, err)
+		}
+		ca, _ := a.ConfigFile()
+		cb, _ := b.ConfigFile()
+		if diff := cmp.Diff(ca.RootFS.DiffIDs, cb.RootFS.DiffIDs); diff != "" {
+			t.Errorf("%s: the stored layers' contents differ (-compressed +stored):\n%s", name, diff)
+		}
+		if diff := cmp.Diff(layerFiles(t, a), layerFiles(t, b)); diff != "" {
+			t.Errorf("%s: the stored image's files differ (-compressed +stored):\n%s", name, diff)
+		}
+		la, _ := a.Layers()
+		lb, _ := b.Layers()
+		for i := range lb {
+			size, _ := lb[i].Size()
+			packedSize, _ := la[i].Size()
+			raw, err := lb[i].Uncompressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, _ := io.Copy(io.Discard, raw)
+			raw.Close()
+			if size < n || size <= packedSize {
+				t.Errorf("%s layer %d: %d bytes stored for %d of tar (%d compressed): want the tar's bytes and gzip's framing",
+					name, i, size, n, packedSize)
+			}
+		}
+	}
+}

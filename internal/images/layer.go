@@ -46,19 +46,19 @@ const (
 
 // baseLayer is the layer every image starts from: scratch plus /etc/passwd, /etc/group, /root
 // and /tmp.
-func baseLayer(created time.Time) (v1.Layer, error) {
+func baseLayer(created time.Time, level int) (v1.Layer, error) {
 	return layerOf([]entry{
 		{path: "etc", mode: 0o755, dir: true},
 		{path: "etc/group", mode: 0o644, data: []byte(group)},
 		{path: "etc/passwd", mode: 0o644, data: []byte(passwd)},
 		{path: "root", mode: 0o700, dir: true},
 		{path: "tmp", mode: 0o1777, dir: true},
-	}, created)
+	}, created, level)
 }
 
 // binaryLayer is the layer of an image's binaries, read from dir and checked for platform p,
 // with their parent directories.
-func binaryLayer(files []file, dir string, p Platform, created time.Time) (v1.Layer, error) {
+func binaryLayer(files []file, dir string, p Platform, created time.Time, level int) (v1.Layer, error) {
 	var es []entry
 	dirs := map[string]bool{}
 	for _, f := range files {
@@ -76,16 +76,16 @@ func binaryLayer(files []file, dir string, p Platform, created time.Time) (v1.La
 		}
 		es = append(es, entry{path: rel, mode: 0o755, src: src, size: size})
 	}
-	return layerOf(es, created)
+	return layerOf(es, created, level)
 }
 
 // layerOf writes entries as a reproducible layer: sorted (a parent before its children), every
 // header with the same time, owner 0:0 and no user or group names, gzip with no name or time.
-func layerOf(entries []entry, created time.Time) (v1.Layer, error) {
+func layerOf(entries []entry, created time.Time, level int) (v1.Layer, error) {
 	es := slices.Clone(entries)
 	slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.path, b.path) })
 	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
+	zw, err := gzip.NewWriterLevel(&gz, level)
 	if err != nil {
 		return nil, err
 	}
