@@ -32,13 +32,13 @@ HELM          := $(BIN)/helm
 # The race detector is on by default: fakecloud, ipamd and the fabric are concurrent, and a race
 # found in CI is cheaper than one found in the lab. RACE= turns it off for a quicker local run.
 RACE         ?= -race
-# Per package: the lab's package runs 12 tests, each with its own control plane and lab (about 22
-# minutes on 2 quiet cores, 26 on a loaded one), so it gets room beyond that.
+# Per package: the lab's package runs 12 tests, each with its own control plane and lab (about 16
+# minutes on 2 cores beside the other packages), so it gets room beyond that.
 TEST_TIMEOUT ?= 40m
 TEST_FLAGS   ?=
 # The lab's package is named first: go test starts the packages' runs in the order given, two at a
-# time on two cores, and the lab's (about 20 minutes) is most of the run; the other packages take
-# the second slot beside it instead of delaying its start by about 6 minutes.
+# time on two cores, and the lab's is most of the run; the other packages take the second slot
+# beside it instead of delaying its start by 7 to 11 minutes.
 PKGS         ?= ./lab/ ./...
 # make test fuzzes each target briefly; make fuzz runs longer.
 TEST_FUZZTIME ?= 5s
