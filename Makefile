@@ -32,7 +32,7 @@ HELM          := $(BIN)/helm
 # The race detector is on by default: fakecloud, ipamd and the fabric are concurrent, and a race
 # found in CI is cheaper than one found in the lab. RACE= turns it off for a quicker local run.
 RACE         ?= -race
-# Per package: the lab's package runs 12 tests, each with its own control plane and lab (about 16
+# Per package: the lab's package runs 12 tests, each with its own control plane and lab (16 to 22
 # minutes on 2 cores beside the other packages), so it gets room beyond that.
 TEST_TIMEOUT ?= 40m
 TEST_FLAGS   ?=

@@ -14,7 +14,7 @@ patterns=("$@")
 
 # Only packages whose test files mention a fuzz function are asked, so that listing does not
 # compile every test binary of the module; the package's test binary, asked with -test.list, then
-# has the final word. A package that fails to compile fails here.
+# has the final word (below, where a package that fails to compile fails).
 candidates=()
 while read -r pkg dir files; do
 	[ -n "$files" ] || continue
@@ -22,34 +22,6 @@ while read -r pkg dir files; do
 		candidates+=("$pkg")
 	fi
 done < <(go list -f '{{.ImportPath}} {{.Dir}} {{join .TestGoFiles " "}} {{join .XTestGoFiles " "}}' "${patterns[@]}")
-
-# Each package's test binary is built once, instrumented for fuzzing (`go test -c -fuzz`), and
-# serves both the listing and every target's run: `go test -fuzz` per target would link it again
-# each time, and `go test -list` would build an uninstrumented one besides (most of this script's
-# time on two cores). The binary runs in the package's directory, where its seed corpus is and
-# where a failing input is written, with go test's fuzz cache.
-work=$(mktemp -d)
-out=$work/out
-trap 'rm -rf "$work"' EXIT
-fuzzcache=$(go env GOCACHE)/fuzz
-targets=()
-declare -A bins dirs
-built_at=$SECONDS
-for pkg in "${candidates[@]}"; do
-	bin=$work/$(printf '%s' "$pkg" | tr '/.' '__').test
-	go test -c -fuzz=. -o "$bin" "$pkg" || { echo "fuzz: cannot build the test binary of $pkg" >&2; exit 1; }
-	bins[$pkg]=$bin
-	dirs[$pkg]=$(go list -f '{{.Dir}}' "$pkg")
-	names=$(cd "${dirs[$pkg]}" && "$bin" -test.list '^Fuzz') || { echo "fuzz: cannot list the fuzz targets of $pkg" >&2; exit 1; }
-	while read -r name; do
-		[[ $name == Fuzz* ]] && targets+=("$pkg $name")
-	done <<<"$names"
-done
-
-if [ ${#targets[@]} -eq 0 ]; then
-	echo "fuzz: no fuzz targets found in ${patterns[*]}"
-	exit 0
-fi
 
 # Go 1.26's fuzzing coordinator can fail a target that found nothing when -fuzztime runs out: it
 # reads the deadline on its own context before the workers' child context is cancelled, and
@@ -61,28 +33,56 @@ coordinator_race() {
 		[ "$(sed -n "/^--- FAIL: $1 /,/^FAIL\$/p" "$out" | sed '1d;$d' | tr -d '[:space:]')" = contextdeadlineexceeded ]
 }
 
-echo "fuzz: ${#candidates[@]} test binaries built in $((SECONDS - built_at))s"
-run_at=$SECONDS
+# Each package's test binary is built once, instrumented for fuzzing (`go test -c -fuzz`), and
+# serves both the listing and every target's run: `go test -fuzz` per target would link it again
+# each time, and `go test -list` would build an uninstrumented one besides (most of this script's
+# time on two cores). The binary runs in the package's directory, where its seed corpus is and
+# where a failing input is written, with go test's fuzz cache and flags; it is removed once its
+# package is done, as go test removes its binaries (they are large, and TMPDIR may be in memory).
+work=$(cd "$(mktemp -d)" && pwd) # absolute: the binaries run from the packages' directories
+out=$work/out
+trap 'rm -rf "$work"' EXIT
+fuzzcache=$(go env GOCACHE)/fuzz
 failed=()
-for t in "${targets[@]}"; do
-	read -r pkg name <<<"$t"
-	for attempt in 1 2 3; do
-		echo "fuzz: $name in $pkg for $fuzztime"
-		if (cd "${dirs[$pkg]}" && "${bins[$pkg]}" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$fuzztime" \
-			-test.fuzzcachedir "$fuzzcache/$pkg" -test.timeout 10m) 2>&1 | tee "$out"; then
+ntargets=0
+build_secs=0
+run_secs=0
+for pkg in "${candidates[@]}"; do
+	t0=$SECONDS
+	bin=$work/$(printf '%s' "$pkg" | tr '/.' '__').test
+	go test -c -fuzz=. -o "$bin" "$pkg" || { echo "fuzz: cannot build the test binary of $pkg" >&2; exit 1; }
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	names=$(cd "$dir" && "$bin" -test.list '^Fuzz') || { echo "fuzz: cannot list the fuzz targets of $pkg" >&2; exit 1; }
+	build_secs=$((build_secs + SECONDS - t0))
+	t0=$SECONDS
+	while read -r name; do
+		[[ $name == Fuzz* ]] || continue
+		ntargets=$((ntargets + 1))
+		for attempt in 1 2 3; do
+			echo "fuzz: $name in $pkg for $fuzztime"
+			if (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$fuzztime" \
+				-test.fuzzcachedir "$fuzzcache/$pkg" -test.timeout 10m -test.paniconexit0 </dev/null) 2>&1 | tee "$out"; then
+				break
+			fi
+			if [ "$attempt" -lt 3 ] && coordinator_race "$name"; then
+				echo "fuzz: $name: the coordinator's deadline race (go.dev/issue/75804), no input failed; again"
+				continue
+			fi
+			failed+=("$pkg $name")
 			break
-		fi
-		if [ "$attempt" -lt 3 ] && coordinator_race "$name"; then
-			echo "fuzz: $name: the coordinator's deadline race (go.dev/issue/75804), no input failed; again"
-			continue
-		fi
-		failed+=("$pkg $name")
-		break
-	done
+		done
+	done <<<"$names"
+	run_secs=$((run_secs + SECONDS - t0))
+	rm -f "$bin"
 done
 
+if [ "$ntargets" -eq 0 ]; then
+	echo "fuzz: no fuzz targets found in ${patterns[*]}"
+	exit 0
+fi
+echo "fuzz: ${#candidates[@]} test binaries built in ${build_secs}s, ${ntargets} target(s) run in ${run_secs}s"
 if [ ${#failed[@]} -gt 0 ]; then
 	printf 'fuzz: FAILED %s\n' "${failed[@]}" >&2
 	exit 1
 fi
-echo "fuzz: ${#targets[@]} target(s) passed in $((SECONDS - run_at))s"
+echo "fuzz: ${ntargets} target(s) passed"

@@ -61,9 +61,6 @@ func (l *Lab) buildImages(ctx context.Context, binDir, tag string) error {
 		Platforms: []images.Platform{{OS: "linux", Arch: runtime.GOARCH}},
 		BinDir:    func(images.Platform) (string, error) { return binDir, nil },
 		Out:       filepath.Dir(l.imageLayout()),
-		// The images never leave this machine: their layers are not compressed, which was
-		// most of the build's time (and 40 s of each lab of the race-built tests).
-		Stored: true,
 	})
 	if err != nil {
 		return fmt.Errorf("build the chart's images from %s: %w", binDir, err)

@@ -667,11 +667,11 @@ func testExecProbeProcesses(t *testing.T, kube kubernetes.Interface, n *testNode
 		}
 		return out
 	}
-	// A sleep of ours that still runs: not gone, not a zombie, and still a sleep (not its pid
-	// taken by another process).
+	// A sleep of ours that still runs: not gone, not a zombie, and still a probe's `sleep 600`
+	// (not its pid taken by another process, such as the pod's `sleep 1`).
 	running := func(pid int) bool {
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if err != nil || strings.TrimSpace(string(comm)) != "sleep" {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || string(cmdline) != "sleep\x00600\x00" {
 			return false
 		}
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -66,10 +66,11 @@ type Options struct {
 	// Revision is the org.opencontainers.image.revision label (the source's commit), left out
 	// when empty.
 	Revision string
-	// Stored writes the layers' gzip streams without compressing them (stored blocks): for
-	// images that never leave the machine, such as the lab's. Still gzip, so any reader takes
-	// them; about 100 MB larger, and quicker to write and to unpack (compressing is most of
-	// a build: 2.5 s on two cores, 40 s in a test binary built with -race).
+	// Stored writes the layers' gzip streams without compressing them (stored blocks), for
+	// images that never leave the machine (the lab does not use it yet: docs/images.md).
+	// Still gzip, so any reader takes them; larger by what compression saves (about 50 MB for
+	// the two images), and quicker to write and to unpack (compressing is most of a build:
+	// 2.5 s on two cores, 30-75 s in a test binary built with -race).
 	Stored bool
 }
 

@@ -560,19 +560,40 @@ func TestBuildStored(t *testing.T) {
 		if err := validate.Image(b); err != nil {
 			t.Errorf("%s stored: %v", name, err)
 		}
-		ca, _ := a.ConfigFile()
-		cb, _ := b.ConfigFile()
+		ca, err := a.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb, err := b.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if diff := cmp.Diff(ca.RootFS.DiffIDs, cb.RootFS.DiffIDs); diff != "" {
 			t.Errorf("%s: the stored layers' contents differ (-compressed +stored):\n%s", name, diff)
 		}
 		if diff := cmp.Diff(layerFiles(t, a), layerFiles(t, b)); diff != "" {
 			t.Errorf("%s: the stored image's files differ (-compressed +stored):\n%s", name, diff)
 		}
-		la, _ := a.Layers()
-		lb, _ := b.Layers()
+		la, err := a.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lb, err := b.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(la) != len(lb) {
+			t.Fatalf("%s: %d layers compressed, %d stored", name, len(la), len(lb))
+		}
 		for i := range lb {
-			size, _ := lb[i].Size()
-			packedSize, _ := la[i].Size()
+			size, err := lb[i].Size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			packedSize, err := la[i].Size()
+			if err != nil {
+				t.Fatal(err)
+			}
 			raw, err := lb[i].Uncompressed()
 			if err != nil {
 				t.Fatal(err)
