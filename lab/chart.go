@@ -61,6 +61,7 @@ func (l *Lab) buildImages(ctx context.Context, binDir, tag string) error {
 		Platforms: []images.Platform{{OS: "linux", Arch: runtime.GOARCH}},
 		BinDir:    func(images.Platform) (string, error) { return binDir, nil },
 		Out:       filepath.Dir(l.imageLayout()),
+		Stored:    true,
 	})
 	if err != nil {
 		return fmt.Errorf("build the chart's images from %s: %w", binDir, err)

@@ -208,6 +208,11 @@ func (l *Lab) PodNetns(ip string) (string, error) {
 // returns its answer.
 func EchoFrom(ctx context.Context, netnsName, ip string, port int) (*nodeagent.Echo, error) {
 	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: Dialer(netnsName, nil), DisableKeepAlives: true}}
+	return echoWith(ctx, hc, ip, port)
+}
+
+// echoWith is EchoFrom's request, made by hc.
+func echoWith(ctx context.Context, hc *http.Client, ip string, port int) (*nodeagent.Echo, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, fmt.Sprint(port))+"/who", nil)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,10 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/lbcontroller/model"
+	"github.com/flatnet/flatnet/nodeagent"
 )
 
 // gateCondition is lbcontroller's readiness gate.
@@ -386,11 +391,19 @@ func startVIPLoad(ctx context.Context, l *Lab, vip string) *vipLoad {
 					return
 				default:
 				}
-				if _, err := EchoFrom(ctx, l.InternetNetns(), vip, LBPort); err != nil {
+				var dial tracedDial
+				start := time.Now()
+				if _, err := echoTraced(ctx, l.InternetNetns(), vip, &dial); err != nil {
 					v.failed.Add(1)
+					// What the load balancers' conntrack knows of the connection: whether the
+					// target never answered (SYN_SENT, UNREPLIED) or answered and then stalled.
+					why := fmt.Sprintf("%s (started %s, %s)", err, start.Format("15:04:05.000"), dial.String())
+					if port := dial.localPort(); port != 0 {
+						why += "\n" + l.lbConntrack(ctx, port)
+					}
 					v.mu.Lock()
 					if len(v.failures) < 10 {
-						v.failures = append(v.failures, time.Now().Format("15:04:05.000")+" "+err.Error())
+						v.failures = append(v.failures, time.Now().Format("15:04:05.000")+" "+why)
 					}
 					v.mu.Unlock()
 				} else {
@@ -400,6 +413,72 @@ func startVIPLoad(ctx context.Context, l *Lab, vip string) *vipLoad {
 		}()
 	}
 	return v
+}
+
+// tracedDial is what one request's dial did: its local address and how long the handshake took.
+// The transport dials in a goroutine of its own, which may outlive a request that timed out.
+type tracedDial struct {
+	mu    sync.Mutex
+	local *net.TCPAddr
+	took  time.Duration
+	err   error
+}
+
+func (d *tracedDial) localPort() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.local == nil {
+		return 0
+	}
+	return d.local.Port
+}
+
+func (d *tracedDial) String() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.err != nil:
+		return fmt.Sprintf("dial failed after %s: %v", d.took.Round(time.Millisecond), d.err)
+	case d.local == nil:
+		return "never dialed"
+	}
+	return fmt.Sprintf("connected from %s in %s", d.local, d.took.Round(time.Millisecond))
+}
+
+// echoTraced is EchoFrom on LBPort, recording the dial in d.
+func echoTraced(ctx context.Context, netnsName, ip string, d *tracedDial) (*nodeagent.Echo, error) {
+	dial := Dialer(netnsName, nil)
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			start := time.Now()
+			c, err := dial(ctx, network, addr)
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.took, d.err = time.Since(start), err
+			if err == nil {
+				d.local, _ = c.LocalAddr().(*net.TCPAddr)
+			}
+			return c, err
+		}}}
+	return echoWith(ctx, hc, ip, LBPort)
+}
+
+// lbConntrack lists the lab's load balancers' conntrack entries of connections from the given
+// source port: for a failure's report.
+func (l *Lab) lbConntrack(ctx context.Context, port int) string {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), l.st.Config.Prefix+"l-") {
+			continue
+		}
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", e.Name(), "conntrack", "-L", "-p", "tcp", "--orig-port-src", fmt.Sprint(port)).CombinedOutput()
+		fmt.Fprintf(&b, "  conntrack in %s: %s %v\n", e.Name(), strings.TrimSpace(string(out)), err)
+	}
+	return b.String()
 }
 
 func (v *vipLoad) firstFailures() []string {

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -604,6 +605,67 @@ func TestBuildStored(t *testing.T) {
 				t.Errorf("%s layer %d: %d bytes stored for %d of tar (%d compressed): want the tar's bytes and gzip's framing",
 					name, i, size, n, packedSize)
 			}
+		}
+	}
+}
+
+// TestBuildStreamsLayers: Build streams each layer through a file instead of holding it in
+// memory, so what it allocates does not grow with the binaries' size, and it leaves no
+// scratch files behind. (Layers built in growing buffers stalled the whole process: a copy of
+// tens of megabytes into fresh pages could not be preempted, and the lab's load clients timed
+// out behind it.)
+func TestBuildStreamsLayers(t *testing.T) {
+	const pad = 32 << 20
+	dir := t.TempDir()
+	for _, n := range binNames {
+		raw := append(fakeELF(elfMachines[amd64.Arch], false, n), make([]byte, pad)...)
+		writeFile(t, filepath.Join(dir, n), raw, 0o755)
+	}
+	out := t.TempDir()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := Build(context.Background(), Options{Platforms: []Platform{amd64}, Out: out, Stored: true,
+		BinDir: func(Platform) (string, error) { return dir, nil }})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := int64(len(binNames)) * pad
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("Build allocated %.1f MB for %d MB of binaries", float64(alloc)/(1<<20), content>>20)
+	if alloc > uint64(content/4) {
+		t.Errorf("Build allocated %d MB for %d MB of binaries: the layers are held in memory, not streamed", alloc>>20, content>>20)
+	}
+	// The stored layers do hold the binaries (the padding was not lost on the way).
+	var layers int64
+	for _, name := range Names("", "") {
+		img, err := Lookup(res.Layout, name, amd64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			n, err := l.Size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers += n
+		}
+	}
+	if layers < content {
+		t.Errorf("the images' layers hold %d bytes, less than the %d bytes of binaries", layers, content)
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".build-") {
+			t.Errorf("Build left its scratch directory %s in %s", e.Name(), out)
 		}
 	}
 }

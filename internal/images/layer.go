@@ -2,7 +2,7 @@ package images
 
 import (
 	"archive/tar"
-	"bytes"
+	"bufio"
 	"compress/gzip"
 	"crypto/sha256"
 	"debug/elf"
@@ -45,20 +45,20 @@ const (
 )
 
 // baseLayer is the layer every image starts from: scratch plus /etc/passwd, /etc/group, /root
-// and /tmp.
-func baseLayer(created time.Time, level int) (v1.Layer, error) {
+// and /tmp, written into the directory scratch.
+func baseLayer(scratch string, created time.Time, level int) (v1.Layer, error) {
 	return layerOf([]entry{
 		{path: "etc", mode: 0o755, dir: true},
 		{path: "etc/group", mode: 0o644, data: []byte(group)},
 		{path: "etc/passwd", mode: 0o644, data: []byte(passwd)},
 		{path: "root", mode: 0o700, dir: true},
 		{path: "tmp", mode: 0o1777, dir: true},
-	}, created, level)
+	}, scratch, created, level)
 }
 
 // binaryLayer is the layer of an image's binaries, read from dir and checked for platform p,
-// with their parent directories.
-func binaryLayer(files []file, dir string, p Platform, created time.Time, level int) (v1.Layer, error) {
+// with their parent directories, written into the directory scratch.
+func binaryLayer(files []file, dir string, p Platform, scratch string, created time.Time, level int) (v1.Layer, error) {
 	var es []entry
 	dirs := map[string]bool{}
 	for _, f := range files {
@@ -76,16 +76,35 @@ func binaryLayer(files []file, dir string, p Platform, created time.Time, level 
 		}
 		es = append(es, entry{path: rel, mode: 0o755, src: src, size: size})
 	}
-	return layerOf(es, created, level)
+	return layerOf(es, scratch, created, level)
 }
 
 // layerOf writes entries as a reproducible layer: sorted (a parent before its children), every
 // header with the same time, owner 0:0 and no user or group names, gzip with no name or time.
-func layerOf(entries []entry, created time.Time, level int) (v1.Layer, error) {
+// The compressed stream goes to a file in the directory scratch, hashed on the way: a layer is
+// tens of megabytes, and building it in memory meant growing a buffer of that size, whose
+// copies into fresh pages stall every goroutine of the process (the garbage collector's
+// stop-the-world waits for a copy, which cannot be preempted) for up to seconds on a virtual
+// machine; half a second even when the layer is compressed.
+func layerOf(entries []entry, scratch string, created time.Time, level int) (_ v1.Layer, err error) {
 	es := slices.Clone(entries)
 	slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.path, b.path) })
-	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, level)
+	f, err := os.CreateTemp(scratch, "layer-*.tar.gz")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	digest := sha256.New()
+	out := &countingWriter{w: io.MultiWriter(f, digest)}
+	buf := bufio.NewWriterSize(out, 1<<20)
+	zw, err := gzip.NewWriterLevel(buf, level)
 	if err != nil {
 		return nil, err
 	}
@@ -102,12 +121,27 @@ func layerOf(entries []entry, created time.Time, level int) (v1.Layer, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	digest := sha256.Sum256(gz.Bytes())
-	return &memLayer{
-		gz:     gz.Bytes(),
-		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(digest[:])},
+	if err := buf.Flush(); err != nil {
+		return nil, fmt.Errorf("write the layer to %s: %w", f.Name(), err)
+	}
+	return &fileLayer{
+		path:   f.Name(),
+		size:   out.n,
+		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(digest.Sum(nil))},
 		diffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(diffID.Sum(nil))},
 	}, nil
+}
+
+// countingWriter counts what it passes on.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func writeEntry(tw *tar.Writer, e entry, created time.Time) error {
@@ -199,25 +233,41 @@ func archOf(f *elf.File) string {
 	return "another architecture"
 }
 
-// memLayer is a compressed layer held in memory, with the digests layerOf computed while
-// writing it.
-type memLayer struct {
-	gz             []byte
+// fileLayer is a compressed layer in a file, with the digests layerOf computed while writing
+// it.
+type fileLayer struct {
+	path           string
+	size           int64
 	digest, diffID v1.Hash
 }
 
-var _ v1.Layer = (*memLayer)(nil)
+var _ v1.Layer = (*fileLayer)(nil)
 
-func (l *memLayer) Digest() (v1.Hash, error) { return l.digest, nil }
-func (l *memLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
-func (l *memLayer) Size() (int64, error)     { return int64(len(l.gz)), nil }
+func (l *fileLayer) Digest() (v1.Hash, error) { return l.digest, nil }
+func (l *fileLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+func (l *fileLayer) Size() (int64, error)     { return l.size, nil }
 
-func (l *memLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
 
-func (l *memLayer) Compressed() (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(l.gz)), nil
+func (l *fileLayer) Compressed() (io.ReadCloser, error) { return os.Open(l.path) }
+
+func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(bufio.NewReader(f))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("layer %s: %w", l.path, err)
+	}
+	return &gzipFile{Reader: zr, f: f}, nil
 }
 
-func (l *memLayer) Uncompressed() (io.ReadCloser, error) {
-	return gzip.NewReader(bytes.NewReader(l.gz))
+// gzipFile reads a gzip stream from a file and closes both.
+type gzipFile struct {
+	*gzip.Reader
+	f *os.File
 }
+
+func (g *gzipFile) Close() error { return errors.Join(g.Reader.Close(), g.f.Close()) }
