@@ -34,6 +34,7 @@ type Agent struct {
 	kube     kubernetes.Interface
 	net      *network
 	store    *store
+	probes   *probeRecords // exec probes whose commands run
 	logDir   string
 	self     string // the executable containers are run through
 	bootID   string
@@ -96,6 +97,10 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the boot id: %w", err)
 	}
+	probes, err := newProbeRecords(filepath.Join(cfg.StateDir, "probes"), strings.TrimSpace(string(boot)))
+	if err != nil {
+		return nil, err
+	}
 	events := record.NewBroadcaster()
 	apiHost, apiPort, err := hostPort(rc.Host)
 	if err != nil {
@@ -105,7 +110,7 @@ func New(cfg Config) (*Agent, error) {
 		images:  newImageCache(cfg.ImageLayout, filepath.Join(cfg.StateDir, "images")),
 		apiHost: apiHost, apiPort: apiPort,
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kube: kube, net: newNetwork(&cfg, self),
-		store: st, logDir: logDir, self: self, bootID: strings.TrimSpace(string(boot)),
+		store: st, probes: probes, logDir: logDir, self: self, bootID: strings.TrimSpace(string(boot)),
 		events:   events,
 		recorder: events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flatnet-node-agent", Host: cfg.NodeName}),
 		workers:  map[types.UID]*podWorker{},
@@ -128,6 +133,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if err := retry(ctx, a.log, "register the node", a.registerNode); err != nil {
 		return err
+	}
+	// Before any probe of this run: what an earlier agent's exec probes left running.
+	if err := a.probes.sweep(a.log); err != nil {
+		a.log.Error("end the exec probes an earlier agent left running", "err", err)
 	}
 	if err := retry(ctx, a.log, "recover the sandboxes of an earlier run", a.recover); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -695,6 +696,41 @@ func testExecProbeProcesses(t *testing.T, kube kubernetes.Interface, n *testNode
 					return fmt.Errorf("the sleep %d that an exec probe started (%s) still runs", pid, filepath.Base(file))
 				}
 			}
+		}
+		return nil
+	})
+
+	// An agent killed while a probe's command runs: its successor ends what the probe started.
+	// The timed-out probe runs about half of each second; the agent is killed while the last
+	// sleep it started runs, again if that sleep ended first.
+	orphan := 0
+	for attempt := 0; orphan == 0 && attempt < 5; attempt++ {
+		candidate := 0
+		eventually(t, 10*time.Second, "a sleep of the timed-out probe running", func() error {
+			if all := pids(hung); len(all) > 0 && running(all[len(all)-1]) {
+				candidate = all[len(all)-1]
+				return nil
+			}
+			return errors.New("none runs")
+		})
+		n.stopAgent(syscall.SIGKILL)
+		if running(candidate) {
+			orphan = candidate
+		}
+		n.startAgent()
+	}
+	if orphan == 0 {
+		t.Fatal("in 5 attempts the agent was never killed while an exec probe's sleep ran")
+	}
+	eventually(t, 20*time.Second, "the killed agent's probe's sleep ended by its successor", func() error {
+		if running(orphan) {
+			return fmt.Errorf("the sleep %d that an exec probe of the killed agent started still runs", orphan)
+		}
+		return nil
+	})
+	waitPod(t, kube, "default", pod.Name, 60*time.Second, "running under the new agent", func(p *corev1.Pod) error {
+		if cs := p.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Running == nil {
+			return fmt.Errorf("container statuses %+v", cs)
 		}
 		return nil
 	})

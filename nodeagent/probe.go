@@ -142,7 +142,11 @@ type probeTarget struct {
 // 600"` would otherwise leave its sleep running after every timeout. What the command leaves
 // running in its group when it exits is killed too: the node agent has no cgroup that would end
 // a probe's processes with the container, as a container runtime's exec has.
-func runWithContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
+//
+// started, when not nil, is called once the process exists, before anything else: a command
+// held by a start gate runs only once started has opened it. Its result, done, is called after
+// the group has been killed; an error from started kills the group and is returned.
+func runWithContext(ctx context.Context, cmd *exec.Cmd, started func(pid int) (done func(), err error)) ([]byte, error) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if cmd.WaitDelay == 0 {
@@ -159,6 +163,18 @@ func runWithContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	// The group's id is the leader's pid. It stays the group's while any member lives, so
 	// killing it after the leader was reaped reaches only what the command left behind.
 	killGroup := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	if started != nil {
+		// Before Wait can reap the process: started may read its /proc entry.
+		finish, err := started(cmd.Process.Pid)
+		if finish != nil {
+			defer finish() // deferred first, so it runs after every killGroup below
+		}
+		if err != nil {
+			killGroup()
+			_ = cmd.Wait()
+			return nil, err
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -212,12 +228,33 @@ func (w *podWorker) runProbe(ctx context.Context, c *container, at probeTarget, 
 		// As the container runs: its namespace, root, mounts, identity and environment.
 		l := at.launch
 		l.Argv = p.Exec.Command
-		cmd := l.command(w.a.self)
+		// Held at a start gate until recorded: an agent killed while the command runs leaves
+		// its successor the record of the group to end (probeRecords).
+		cmd, gate, err := l.gatedCommand(w.a.self)
+		if err != nil {
+			return err
+		}
 		cmd.Env = at.env
 		if len(cmd.Env) == 0 {
 			cmd.Env = []string{"PATH=" + containerPath}
 		}
-		out, err := runWithContext(ctx, cmd)
+		out, err := runWithContext(ctx, cmd, func(pid int) (func(), error) {
+			gate.started()
+			start, err := procStartTime(pid)
+			if err != nil {
+				gate.cancel()
+				return nil, fmt.Errorf("exec probe process %d: %w", pid, err)
+			}
+			rec, err := w.a.probes.add(pid, start)
+			if err != nil {
+				gate.cancel()
+				return nil, err
+			}
+			return func() { w.a.probes.remove(rec) }, gate.open()
+		})
+		if cmd.Process == nil {
+			gate.cancel() // never started: the agent's ends of the pipe
+		}
 		if err != nil {
 			return fmt.Errorf("command %q: %w: %s", p.Exec.Command, err, truncate(out, 200))
 		}

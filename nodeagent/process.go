@@ -136,7 +136,8 @@ func (p *process) wait(d time.Duration) bool {
 	}
 }
 
-// procStartTime reads the start time of pid (clock ticks since boot). A zombie counts as gone.
+// procStartTime reads the start time of pid (clock ticks since boot). A zombie counts as gone
+// (errZombie, with its start time).
 func procStartTime(pid int) (uint64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -158,8 +159,16 @@ func parseStat(s string) (uint64, error) {
 	if len(fields) < 20 {
 		return 0, fmt.Errorf("malformed /proc stat: %d fields after the command name, want at least 20", len(fields))
 	}
-	if fields[0] == "Z" || fields[0] == "X" {
-		return 0, errors.New("the process has exited (zombie)")
+	start, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("malformed /proc stat: start time %q: %w", fields[19], err)
 	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	if fields[0] == "Z" || fields[0] == "X" {
+		return start, errZombie
+	}
+	return start, nil
 }
+
+// errZombie is parseStat's error for a process that has exited and not been reaped; the start
+// time it returns with it is the process's.
+var errZombie = errors.New("the process has exited (zombie)")
