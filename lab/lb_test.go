@@ -395,16 +395,23 @@ func startVIPLoad(ctx context.Context, l *Lab, vip string) *vipLoad {
 				start := time.Now()
 				if _, err := echoTraced(ctx, l.InternetNetns(), vip, &dial); err != nil {
 					v.failed.Add(1)
-					// What the load balancers' conntrack knows of the connection: whether the
-					// target never answered (SYN_SENT, UNREPLIED) or answered and then stalled.
+					v.mu.Lock()
+					slot := len(v.failures)
+					if slot < 10 {
+						v.failures = append(v.failures, "")
+					}
+					v.mu.Unlock()
+					if slot >= 10 {
+						continue // only the first ten are described (conntrack takes a while)
+					}
+					// For a connection that was made, what the load balancers' conntrack knows
+					// of it: whether the target answered, and how the connection ended.
 					why := fmt.Sprintf("%s (started %s, %s)", err, start.Format("15:04:05.000"), dial.String())
 					if port := dial.localPort(); port != 0 {
 						why += "\n" + l.lbConntrack(ctx, port)
 					}
 					v.mu.Lock()
-					if len(v.failures) < 10 {
-						v.failures = append(v.failures, time.Now().Format("15:04:05.000")+" "+why)
-					}
+					v.failures[slot] = time.Now().Format("15:04:05.000") + " " + why
 					v.mu.Unlock()
 				} else {
 					v.ok.Add(1)

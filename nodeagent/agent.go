@@ -131,12 +131,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if logs != nil {
 		go a.serveLogs(ctx, logs)
 	}
-	if err := retry(ctx, a.log, "register the node", a.registerNode); err != nil {
-		return err
-	}
-	// Before any probe of this run: what an earlier agent's exec probes left running.
+	// First, needing no API server: what an earlier agent's exec probes left running.
 	if err := a.probes.sweep(a.log); err != nil {
 		a.log.Error("end the exec probes an earlier agent left running", "err", err)
+	}
+	if err := retry(ctx, a.log, "register the node", a.registerNode); err != nil {
+		return err
 	}
 	if err := retry(ctx, a.log, "recover the sandboxes of an earlier run", a.recover); err != nil {
 		return err

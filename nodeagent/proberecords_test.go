@@ -26,16 +26,19 @@ func TestProbeRecordsSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	// group starts script in a process group of its own and returns the leader's pid and the
-	// pid of the sleep it leaves, which it prints.
-	group := func(script string, waitLeader bool) (leader, sleep int, cmd *exec.Cmd) {
+	// pid of the sleep it leaves, which it prints, and the leader's start time.
+	group := func(script string, waitLeader bool) (leader, sleep int, leaderStart uint64) {
 		t.Helper()
-		cmd = exec.Command("/bin/sh", "-c", script)
+		cmd := exec.Command("/bin/sh", "-c", script)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if leaderStart, err = procStartTime(cmd.Process.Pid); err != nil {
 			t.Fatal(err)
 		}
 		line := make([]byte, 32)
@@ -47,41 +50,43 @@ func TestProbeRecordsSweep(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the script printed %q, not a pid", line[:n])
 		}
-		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = syscall.Kill(sleep, syscall.SIGKILL) })
+		t.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(sleep, syscall.SIGKILL)
+			if !waitLeader {
+				_ = cmd.Wait()
+			}
+		})
 		if waitLeader {
 			_, _ = io.Copy(io.Discard, out)
 			_ = cmd.Wait()
 		}
-		return cmd.Process.Pid, sleep, cmd
-	}
-	startOf := func(pid int) uint64 {
-		t.Helper()
-		st, err := procStartTime(pid)
-		if err != nil {
-			t.Fatalf("process %d: %v", pid, err)
-		}
-		return st
+		return cmd.Process.Pid, sleep, leaderStart
 	}
 	alive := func(pid int) bool { _, err := procStartTime(pid); return err == nil }
 
 	// A probe whose command still runs: a shell waiting on a sleep.
-	runLeader, runSleep, runCmd := group(`sleep 600 & echo $!; wait`, false)
-	runStart := startOf(runLeader)
+	runLeader, runSleep, runStart := group(`sleep 600 & echo $!; wait`, false)
 	if _, err := recs.add(runLeader, runStart); err != nil {
 		t.Fatal(err)
 	}
-	// A probe whose shell exited, leaving its sleep in the group.
-	goneLeader, goneSleep, _ := group(`sleep 600 >/dev/null 2>&1 & echo $!`, true)
-	if _, err := recs.add(goneLeader, 12345); err != nil { // the leader is gone: its start time is not checked
-		t.Fatal(err)
+	// A probe whose shell exited, leaving its sleep in the group (recorded while the shell ran).
+	goneLeader, goneSleep, goneStart := group(`sleep 600 >/dev/null 2>&1 & echo $!`, true)
+	writeRecord := func(pid int, start uint64, boot string, sid int) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(recs.dir, strconv.Itoa(pid)+"."+strconv.FormatUint(start, 10)), []byte(boot+"\n"+strconv.Itoa(sid)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
+	writeRecord(goneLeader, goneStart, recs.bootID, sessionOf(t, goneSleep))
+	// The same with another session recorded: the group's id taken since by an unrelated process.
+	alienLeader, alienSleep, alienStart := group(`sleep 600 >/dev/null 2>&1 & echo $!`, true)
+	writeRecord(alienLeader, alienStart, recs.bootID, sessionOf(t, alienSleep)+1)
 	// A group recorded in another boot, and a record whose pid another process has now.
-	otherLeader, otherSleep, _ := group(`sleep 600 & echo $!; wait`, false)
-	if err := os.WriteFile(filepath.Join(recs.dir, strconv.Itoa(otherLeader)+"."+strconv.FormatUint(startOf(otherLeader), 10)), []byte("another-boot\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reusedLeader, reusedSleep, _ := group(`sleep 600 & echo $!; wait`, false)
-	if _, err := recs.add(reusedLeader, startOf(reusedLeader)+1); err != nil {
+	otherLeader, otherSleep, otherStart := group(`sleep 600 & echo $!; wait`, false)
+	writeRecord(otherLeader, otherStart, "another-boot", sessionOf(t, otherLeader))
+	reusedLeader, reusedSleep, reusedStart := group(`sleep 600 & echo $!; wait`, false)
+	if _, err := recs.add(reusedLeader, reusedStart+1); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(recs.dir, "junk"), nil, 0o600); err != nil {
@@ -91,7 +96,6 @@ func TestProbeRecordsSweep(t *testing.T) {
 	if err := recs.sweep(slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatalf("sweep: %v", err)
 	}
-	_ = runCmd.Wait() // reap the killed leader, our child
 	deadline := time.Now().Add(10 * time.Second)
 	for (alive(runSleep) || alive(goneSleep)) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -101,7 +105,7 @@ func TestProbeRecordsSweep(t *testing.T) {
 			t.Errorf("%s (%d) still runs after the sweep", name, pid)
 		}
 	}
-	for name, pid := range map[string]int{"the other boot's group's shell": otherLeader, "the other boot's sleep": otherSleep, "the process that has the reused pid": reusedLeader, "the sleep of the reused pid's group": reusedSleep} {
+	for name, pid := range map[string]int{"the other boot's group's shell": otherLeader, "the other boot's sleep": otherSleep, "the process that has the reused pid": reusedLeader, "the sleep of the reused pid's group": reusedSleep, "the sleep of a group recorded in another session": alienSleep} {
 		if !alive(pid) {
 			t.Errorf("%s (%d) was killed: the sweep must leave it alone", name, pid)
 		}
@@ -119,6 +123,32 @@ func TestParseProbeRecordName(t *testing.T) {
 	for name, want := range map[string]bool{"123.456": true, "1.2": false, "123": false, "x.1": false, "12.y": false, "12.3.4": false, "-5.3": false} {
 		if _, _, ok := parseProbeRecordName(name); ok != want {
 			t.Errorf("parseProbeRecordName(%q) ok = %v, want %v", name, ok, want)
+		}
+	}
+}
+
+// sessionOf is the session of process pid.
+func sessionOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := parseStatIDs(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids.session
+}
+
+func TestParseStatIDs(t *testing.T) {
+	ids, err := parseStatIDs("42 (a) b)) Z 1 77 88 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99 20")
+	if err != nil || ids != (statIDs{pgrp: 77, session: 88, start: 99}) {
+		t.Fatalf("got %+v, %v; want pgrp 77, session 88, start 99", ids, err)
+	}
+	for _, bad := range []string{"42 a S 1 2 3", "42 (a) S 1 2", "42 (a) S 1 x 88 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99 20"} {
+		if _, err := parseStatIDs(bad); err == nil {
+			t.Errorf("parseStatIDs(%q) took it", bad)
 		}
 	}
 }

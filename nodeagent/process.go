@@ -169,6 +169,32 @@ func parseStat(s string) (uint64, error) {
 	return start, nil
 }
 
+// statIDs are a process's group, session and start time, from /proc/<pid>/stat.
+type statIDs struct {
+	pgrp, session int
+	start         uint64
+}
+
+// parseStatIDs reads the process group (field 5), session (field 6) and start time (field 22)
+// from the text of /proc/<pid>/stat, zombies included.
+func parseStatIDs(s string) (statIDs, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return statIDs{}, fmt.Errorf("malformed /proc stat: no ')' in %q", s)
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 {
+		return statIDs{}, fmt.Errorf("malformed /proc stat: %d fields after the command name, want at least 20", len(fields))
+	}
+	pgrp, err1 := strconv.Atoi(fields[2])
+	session, err2 := strconv.Atoi(fields[3])
+	start, err3 := strconv.ParseUint(fields[19], 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return statIDs{}, fmt.Errorf("malformed /proc stat: %w", err)
+	}
+	return statIDs{pgrp: pgrp, session: session, start: start}, nil
+}
+
 // errZombie is parseStat's error for a process that has exited and not been reaped; the start
 // time it returns with it is the process's.
 var errZombie = errors.New("the process has exited (zombie)")

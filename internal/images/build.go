@@ -268,11 +268,9 @@ func Build(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	// The layers are written here first, then copied into the layout; removed when done.
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return Result{}, err
-	}
-	scratch, err := os.MkdirTemp(o.Out, ".build-")
+	// The layers are written here first, then copied into the layout; removed when done (a
+	// build killed on the way leaves it in the temporary directory, not in Out).
+	scratch, err := os.MkdirTemp("", "flatnet-images-")
 	if err != nil {
 		return Result{}, err
 	}
