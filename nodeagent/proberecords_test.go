@@ -143,8 +143,8 @@ func sessionOf(t *testing.T, pid int) int {
 
 func TestParseStatIDs(t *testing.T) {
 	ids, err := parseStatIDs("42 (a) b)) Z 1 77 88 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99 20")
-	if err != nil || ids != (statIDs{pgrp: 77, session: 88, start: 99}) {
-		t.Fatalf("got %+v, %v; want pgrp 77, session 88, start 99", ids, err)
+	if err != nil || ids != (statIDs{state: "Z", pgrp: 77, session: 88, start: 99}) {
+		t.Fatalf("got %+v, %v; want state Z, pgrp 77, session 88, start 99", ids, err)
 	}
 	for _, bad := range []string{"42 a S 1 2 3", "42 (a) S 1 2", "42 (a) S 1 x 88 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99 20"} {
 		if _, err := parseStatIDs(bad); err == nil {

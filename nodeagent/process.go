@@ -146,43 +146,37 @@ func procStartTime(pid int) (uint64, error) {
 	return parseStat(string(b))
 }
 
-// parseStat extracts the start time from the text of /proc/<pid>/stat. The command name (field
-// 2) is parenthesised and may itself hold spaces and parentheses, so fields are counted from the
-// last ')'.
+// parseStat extracts the start time from the text of /proc/<pid>/stat; a zombie's comes with
+// errZombie.
 func parseStat(s string) (uint64, error) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc stat: no ')' in %q", s)
-	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state); the start time is field 22.
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("malformed /proc stat: %d fields after the command name, want at least 20", len(fields))
-	}
-	start, err := strconv.ParseUint(fields[19], 10, 64)
+	st, err := parseStatIDs(s)
 	if err != nil {
-		return 0, fmt.Errorf("malformed /proc stat: start time %q: %w", fields[19], err)
+		return 0, err
 	}
-	if fields[0] == "Z" || fields[0] == "X" {
-		return start, errZombie
+	if st.state == "Z" || st.state == "X" {
+		return st.start, errZombie
 	}
-	return start, nil
+	return st.start, nil
 }
 
-// statIDs are a process's group, session and start time, from /proc/<pid>/stat.
+// statIDs are a process's state, group, session and start time, from /proc/<pid>/stat.
 type statIDs struct {
+	state         string
 	pgrp, session int
 	start         uint64
 }
 
-// parseStatIDs reads the process group (field 5), session (field 6) and start time (field 22)
-// from the text of /proc/<pid>/stat, zombies included.
+// parseStatIDs reads the state (field 3), process group (field 5), session (field 6) and start
+// time (field 22) from the text of /proc/<pid>/stat. The command name (field 2) is
+// parenthesised and may itself hold spaces and parentheses, so fields are counted from the
+// last ')'.
 func parseStatIDs(s string) (statIDs, error) {
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
 		return statIDs{}, fmt.Errorf("malformed /proc stat: no ')' in %q", s)
 	}
 	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state); the start time is field 22.
 	if len(fields) < 20 {
 		return statIDs{}, fmt.Errorf("malformed /proc stat: %d fields after the command name, want at least 20", len(fields))
 	}
@@ -192,7 +186,7 @@ func parseStatIDs(s string) (statIDs, error) {
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return statIDs{}, fmt.Errorf("malformed /proc stat: %w", err)
 	}
-	return statIDs{pgrp: pgrp, session: session, start: start}, nil
+	return statIDs{state: fields[0], pgrp: pgrp, session: session, start: start}, nil
 }
 
 // errZombie is parseStat's error for a process that has exited and not been reaped; the start

@@ -102,8 +102,7 @@ func layerOf(entries []entry, scratch string, created time.Time, level int) (_ v
 		}
 	}()
 	digest := sha256.New()
-	out := &countingWriter{w: io.MultiWriter(f, digest)}
-	buf := bufio.NewWriterSize(out, 1<<20)
+	buf := bufio.NewWriterSize(io.MultiWriter(f, digest), 1<<20)
 	zw, err := gzip.NewWriterLevel(buf, level)
 	if err != nil {
 		return nil, err
@@ -124,24 +123,16 @@ func layerOf(entries []entry, scratch string, created time.Time, level int) (_ v
 	if err := buf.Flush(); err != nil {
 		return nil, fmt.Errorf("write the layer to %s: %w", f.Name(), err)
 	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, err
+	}
 	return &fileLayer{
 		path:   f.Name(),
-		size:   out.n,
+		size:   size,
 		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(digest.Sum(nil))},
 		diffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(diffID.Sum(nil))},
 	}, nil
-}
-
-// countingWriter counts what it passes on.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 func writeEntry(tw *tar.Writer, e entry, created time.Time) error {
