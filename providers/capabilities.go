@@ -19,6 +19,10 @@ type Capabilities struct {
 	// lb.flatnet.io/address or spec.loadBalancerIP). Without it a driver
 	// refuses an Address with ErrInvalid.
 	StaticAddresses bool
+	// BackendTLSVerification: HTTPS target groups take TargetGroupSpec.TLS, and the load
+	// balancer verifies its targets' certificates (fakecloud's extension; ELBv2 verifies
+	// none). Without it a driver refuses TLS with ErrInvalid.
+	BackendTLSVerification bool
 }
 
 // CapabilityReporter is implemented by drivers (and the policy wrappers) that say what they

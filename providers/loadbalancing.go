@@ -141,9 +141,40 @@ type TargetGroupSpec struct {
 	Port                int
 	HealthCheck         HealthCheck
 	DeregistrationDelay time.Duration
-	Tags                map[string]string
-	ClientToken         string
+	// TLS (HTTPS groups only; Capabilities.BackendTLSVerification) makes the load balancer
+	// verify its targets' certificates. nil: they are not verified, as ELBv2's HTTPS groups.
+	// It cannot change: a group with other settings is another group.
+	TLS         *BackendTLS
+	Tags        map[string]string
+	ClientToken string
 }
+
+// BackendTLS is how a load balancer verifies the certificate of an HTTPS group's targets
+// (Gateway API's BackendTLSPolicy).
+type BackendTLS struct {
+	// ServerName is sent as SNI and, when SubjectAltNames is empty, is the name the
+	// certificate must hold.
+	ServerName string
+	// CAPEM is the roots the target's chain must end at (PEM). With SystemRoots the cloud's
+	// own trust store is used instead; exactly one of the two is set.
+	CAPEM       []byte
+	SystemRoots bool
+	// SubjectAltNames, when set, replace ServerName in the check: the certificate must hold
+	// one of them.
+	SubjectAltNames []SubjectAltName
+}
+
+// SubjectAltName is one name a target's certificate may hold.
+type SubjectAltName struct {
+	Type  string // SANHostname or SANURI
+	Value string // a DNS name (a leading "*." allowed) or an absolute URI
+}
+
+// Subject alternative name types.
+const (
+	SANHostname = "Hostname"
+	SANURI      = "URI"
+)
 
 // TargetGroup is one target group as the cloud shows it.
 type TargetGroup struct {
@@ -154,6 +185,7 @@ type TargetGroup struct {
 	Port                int
 	HealthCheck         HealthCheck
 	DeregistrationDelay time.Duration
+	TLS                 *BackendTLS // as TargetGroupSpec's
 	Tags                map[string]string
 }
 

@@ -189,9 +189,32 @@ type TargetGroup struct {
 	HealthCheck      HealthCheck `json:"HealthCheck"`
 	// DeregistrationDelaySeconds is the deregistration_delay.timeout_seconds attribute.
 	DeregistrationDelaySeconds int `json:"DeregistrationDelaySeconds"`
+	// TLSVerification (fakecloud's own; HTTPS application groups only) makes the load
+	// balancer verify each target's certificate, as Gateway API's BackendTLSPolicy asks.
+	// Without it an HTTPS group's targets are not verified, as ELBv2's. It is set at
+	// creation and cannot change.
+	TLSVerification *TLSVerification `json:"TlsVerification,omitempty"`
 	// LoadBalancerIDs are the load balancers whose listeners forward to the group (at most one).
 	LoadBalancerIDs []string `json:"LoadBalancerIds"`
 	Tags            []Tag    `json:"Tags,omitempty"`
+}
+
+// TLSVerification is how the load balancer verifies an HTTPS group's targets: the chain must
+// end at one of CaCertificatesPem's certificates (or, with UseSystemRoots, at the trust store
+// of the machine fakecloud runs on; exactly one of the two), and the certificate must hold
+// ServerName or, when SubjectAltNames is set, one of those. ServerName is sent as SNI.
+type TLSVerification struct {
+	ServerName        string           `json:"ServerName"`
+	CACertificatesPEM string           `json:"CaCertificatesPem,omitempty"`
+	UseSystemRoots    bool             `json:"UseSystemRoots,omitempty"`
+	SubjectAltNames   []SubjectAltName `json:"SubjectAltNames,omitempty"`
+}
+
+// SubjectAltName is a name a target's certificate may hold: Type Hostname (a DNS name, "*."
+// allowed at the front) or URI (an absolute URI).
+type SubjectAltName struct {
+	Type  string `json:"Type"`
+	Value string `json:"Value"`
 }
 
 // Action is what a listener or rule does with a connection or request. A network listener
@@ -343,8 +366,10 @@ type CreateTargetGroupRequest struct {
 	VpcID           string      `json:"VpcId"`
 	TargetType      string      `json:"TargetType,omitempty"` // default ip, the only one
 	HealthCheck     HealthCheck `json:"HealthCheck,omitzero"`
-	Tags            []Tag       `json:"Tags,omitempty"`
-	ClientToken     string      `json:"ClientToken,omitempty"`
+	// TLSVerification: see TargetGroup's.
+	TLSVerification *TLSVerification `json:"TlsVerification,omitempty"`
+	Tags            []Tag            `json:"Tags,omitempty"`
+	ClientToken     string           `json:"ClientToken,omitempty"`
 }
 type CreateTargetGroupResponse struct {
 	TargetGroup TargetGroup `json:"TargetGroup"`
