@@ -217,6 +217,12 @@ type SubjectAltName struct {
 	Value string `json:"Value"`
 }
 
+// SubjectAltName types.
+const (
+	SANTypeHostname = "Hostname"
+	SANTypeURI      = "URI"
+)
+
 // Action is what a listener or rule does with a connection or request. A network listener
 // forwards to one TargetGroupId. An application listener's or rule's action is a forward
 // (TargetGroupId, or ForwardConfig for weighted groups), a redirect or a fixed response, with

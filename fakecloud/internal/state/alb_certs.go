@@ -105,7 +105,11 @@ func pemCertificates(field, s string) ([]*x509.Certificate, error) {
 			return out, nil
 		}
 		if b.Type != "CERTIFICATE" {
-			return nil, invalid("%s: PEM block %d is %q; want CERTIFICATE blocks only (the key goes in PrivateKey)", field, i, b.Type)
+			hint := ""
+			if field != "TlsVerification.CaCertificatesPem" {
+				hint = " (the key goes in PrivateKey)"
+			}
+			return nil, invalid("%s: PEM block %d is %q; want CERTIFICATE blocks only%s", field, i, b.Type, hint)
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {

@@ -79,8 +79,10 @@ type tgRec struct {
 	HealthCheck     api.HealthCheck // complete: defaults filled in
 	// DeregistrationDelay is in seconds.
 	DeregistrationDelay int
-	Tags                map[string]string
-	Created             time.Time
+	// TLSVerification is an HTTPS group's (validated; nil: targets not verified).
+	TLSVerification *api.TLSVerification
+	Tags            map[string]string
+	Created         time.Time
 }
 
 // targetRec is one registered (IP, port) of a target group with the last health verdict the

@@ -34,13 +34,18 @@ func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*a
 	if err != nil {
 		return nil, err
 	}
+	tlsv, err := validateTLSVerification(req.Protocol, req.TLSVerification)
+	if err != nil {
+		return nil, err
+	}
 	if err := validateLBTags(req.Tags); err != nil {
 		return nil, err
 	}
 	return write(s, c, api.ActionCreateTargetGroup, req.ClientToken, req, func(t *tx) (*api.CreateTargetGroupResponse, error) {
 		v := newViewer(t.Txn, c)
 		if old := first[tgRec](t.Txn, tableTargetGroups, indexName, req.Name); old != nil {
-			if old.Protocol == req.Protocol && old.ProtocolVersion == version && old.Port == req.Port && old.VpcID == req.VpcID && old.HealthCheck == hc {
+			if old.Protocol == req.Protocol && old.ProtocolVersion == version && old.Port == req.Port && old.VpcID == req.VpcID && old.HealthCheck == hc &&
+				sameTLSVerification(old.TLSVerification, tlsv) {
 				return &api.CreateTargetGroupResponse{TargetGroup: v.targetGroup(old)}, nil
 			}
 			return nil, api.Errorf(api.CodeDuplicateTargetGroupName,
@@ -55,7 +60,7 @@ func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*a
 		}
 		r := &tgRec{
 			ID: newID(t.Txn, tableTargetGroups, "tg"), Name: req.Name, Protocol: req.Protocol, ProtocolVersion: version, Port: req.Port,
-			VpcID: vpc.ID, HealthCheck: hc, DeregistrationDelay: defaultDeregistration,
+			VpcID: vpc.ID, HealthCheck: hc, DeregistrationDelay: defaultDeregistration, TLSVerification: tlsv,
 			Tags: tagMap(req.Tags), Created: c.Now,
 		}
 		if err := t.put(tableTargetGroups, api.KindTargetGroup, r.ID, r); err != nil {

@@ -48,8 +48,8 @@ func (v viewer) targetGroup(r *tgRec) api.TargetGroup {
 	return api.TargetGroup{
 		TargetGroupID: r.ID, TargetGroupName: r.Name, Protocol: r.Protocol, ProtocolVersion: r.ProtocolVersion, Port: r.Port,
 		VpcID: r.VpcID, TargetType: api.TargetTypeIP, LoadBalancerType: tgLBType(r.Protocol), HealthCheck: r.HealthCheck,
-		DeregistrationDelaySeconds: r.DeregistrationDelay,
-		LoadBalancerIDs:            tgLoadBalancers(v.txn, r.ID), Tags: tagList(r.Tags),
+		DeregistrationDelaySeconds: r.DeregistrationDelay, TLSVerification: clonePlain(r.TLSVerification),
+		LoadBalancerIDs: tgLoadBalancers(v.txn, r.ID), Tags: tagList(r.Tags),
 	}
 }
 
