@@ -204,8 +204,7 @@ func albGroup(id string, ix albSnapshot) l7.TargetGroup {
 	case g.Protocol == api.ProtocolUDP: // behind UDP listeners
 		tg.Protocol = l7.ProtocolUDP
 	case g.Protocol == api.ProtocolHTTPS:
-		// An ALB does not verify its targets' certificates.
-		tg.Protocol, tg.TLS = l7.ProtocolHTTPS, &l7.BackendTLS{InsecureSkipVerify: true}
+		tg.Protocol, tg.TLS = l7.ProtocolHTTPS, albBackendTLS(g.TLSVerification)
 	case g.ProtocolVersion == api.ProtocolVersionHTTP2 || g.ProtocolVersion == api.ProtocolVersionGRPC:
 		tg.Protocol = l7.ProtocolH2C
 	}
@@ -215,6 +214,22 @@ func albGroup(id string, ix albSnapshot) l7.TargetGroup {
 		}
 	}
 	return tg
+}
+
+// albBackendTLS is how the engine verifies an HTTPS group's targets: as its TlsVerification
+// says (no CA PEM: the system's roots), or not at all without one, as an ALB does.
+func albBackendTLS(v *api.TLSVerification) *l7.BackendTLS {
+	if v == nil {
+		return &l7.BackendTLS{InsecureSkipVerify: true}
+	}
+	out := &l7.BackendTLS{ServerName: v.ServerName}
+	if !v.UseSystemRoots {
+		out.CAPEM = []byte(v.CACertificatesPEM)
+	}
+	for _, san := range v.SubjectAltNames {
+		out.SubjectAltNames = append(out.SubjectAltNames, l7.SubjectAltName{Type: l7.SANType(san.Type), Value: san.Value})
+	}
+	return out
 }
 
 // dataPlaneState is a target's state as the engine and its checker should take it. A target

@@ -338,3 +338,37 @@ func TestRuleRevisions(t *testing.T) {
 		t.Errorf("forgetting with the rule gone left %d kept", len(m.byID))
 	}
 }
+
+// TestALBBackendTLS: an HTTPS group's TlsVerification is the engine's BackendTLS (system roots:
+// no CA PEM); without one its targets are not verified, as an ALB's.
+func TestALBBackendTLS(t *testing.T) {
+	ca, _ := selfSigned(t, "ca.example.com")
+	for _, tc := range []struct {
+		name string
+		v    *api.TLSVerification
+		want *l7.BackendTLS
+	}{
+		{"none", nil, &l7.BackendTLS{InsecureSkipVerify: true}},
+		{"CA", &api.TLSVerification{ServerName: "web.example.com", CACertificatesPEM: ca},
+			&l7.BackendTLS{ServerName: "web.example.com", CAPEM: []byte(ca)}},
+		{"system roots and alt names", &api.TLSVerification{ServerName: "web.example.com", UseSystemRoots: true, SubjectAltNames: []api.SubjectAltName{
+			{Type: api.SANTypeHostname, Value: "*.example.com"}, {Type: api.SANTypeURI, Value: "spiffe://td/web"}}},
+			&l7.BackendTLS{ServerName: "web.example.com", SubjectAltNames: []l7.SubjectAltName{
+				{Type: l7.SANHostname, Value: "*.example.com"}, {Type: l7.SANURI, Value: "spiffe://td/web"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := albSnap()
+			snap.TargetGroups[0].Protocol, snap.TargetGroups[0].TLSVerification = api.ProtocolHTTPS, tc.v
+			cfg, err := albConfig("lb-1", indexALBs(snap), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.TargetGroups[0]; got.Protocol != l7.ProtocolHTTPS || !cmp.Equal(got.TLS, tc.want) {
+				t.Errorf("group %s: protocol %s, TLS %s", got.Name, got.Protocol, cmp.Diff(tc.want, got.TLS))
+			}
+			if err := l7.Validate(cfg); err != nil {
+				t.Errorf("the engine refuses the translated config: %v", err)
+			}
+		})
+	}
+}

@@ -3,7 +3,6 @@ package l7
 import (
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -562,7 +561,7 @@ func (c *checker) group(f string, tg TargetGroup, seen map[string]*group) *group
 	case ProtocolHTTPS:
 		g.tls = c.backendTLS(f+".tls", tg.TLS)
 		if tg.TLS != nil {
-			g.tlsKey = fmt.Sprintf("%s|%v|%x", tg.TLS.ServerName, tg.TLS.InsecureSkipVerify, sha256.Sum256(tg.TLS.CAPEM))
+			g.tlsKey = fmt.Sprintf("%s|%v|%x|%q", tg.TLS.ServerName, tg.TLS.InsecureSkipVerify, sha256.Sum256(tg.TLS.CAPEM), tg.TLS.SubjectAltNames)
 		}
 	default:
 		c.bad(f+".protocol", "%q is not a target protocol (HTTP, HTTPS, H2C, TCP or UDP)", tg.Protocol)
@@ -594,23 +593,6 @@ func (c *checker) group(f string, tg TargetGroup, seen map[string]*group) *group
 		}
 	}
 	return g
-}
-
-func (c *checker) backendTLS(f string, bt *BackendTLS) *tls.Config {
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
-	if bt == nil {
-		return conf
-	}
-	conf.ServerName = bt.ServerName
-	conf.InsecureSkipVerify = bt.InsecureSkipVerify //nolint:gosec // the target group asks for it, as BackendTLSPolicy may
-	if len(bt.CAPEM) > 0 {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(bt.CAPEM) {
-			c.bad(f+".caPEM", "holds no PEM certificate")
-		}
-		conf.RootCAs = pool
-	}
-	return conf
 }
 
 func (e HeaderEdit) empty() bool { return len(e.Set) == 0 && len(e.Add) == 0 && len(e.Remove) == 0 }

@@ -278,10 +278,30 @@ type TargetGroup struct {
 
 // BackendTLS is how the engine verifies an HTTPS target.
 type BackendTLS struct {
-	ServerName         string // SNI and the name verified; empty: the target's IP
-	CAPEM              []byte // roots; empty: the system's
+	ServerName string // SNI and, without SubjectAltNames, the name verified; empty: the target's IP
+	CAPEM      []byte // roots; empty: the system's
+	// SubjectAltNames, when set, replace ServerName in the check: the chain is verified
+	// against the roots and the certificate must hold one of these names.
+	SubjectAltNames    []SubjectAltName
 	InsecureSkipVerify bool
 }
+
+// SubjectAltName is a name an HTTPS target's certificate may hold.
+type SubjectAltName struct {
+	Type  SANType
+	Value string // SANHostname: a DNS name, "*." allowed at the front (matched as written); SANURI: an absolute URI
+}
+
+// SANType is the type of a SubjectAltName.
+type SANType string
+
+const (
+	// SANHostname matches a DNS name of the certificate as Go's VerifyHostname does (the
+	// certificate's wildcards included); a value beginning "*." matches that very name.
+	SANHostname SANType = "Hostname"
+	// SANURI matches a URI of the certificate exactly (a SPIFFE ID, say).
+	SANURI SANType = "URI"
+)
 
 // TargetState is a target's health state, named as the network load balancer's (fakecloud/api).
 type TargetState string

@@ -127,6 +127,7 @@ func (c *checker) keptGroup(f string, tg TargetGroup, seen map[string]*group) *g
 		if tg.TLS != nil {
 			t := *tg.TLS
 			t.CAPEM = slices.Clone(t.CAPEM)
+			t.SubjectAltNames = slices.Clone(t.SubjectAltNames)
 			kept.TLS = &t
 		}
 		c.next.groups[tg.Name] = keptGroup{cfg: kept, g: g}
@@ -139,5 +140,5 @@ func sameGroup(a, b TargetGroup) bool {
 		return false
 	}
 	return a.TLS == nil || (a.TLS.ServerName == b.TLS.ServerName && a.TLS.InsecureSkipVerify == b.TLS.InsecureSkipVerify &&
-		bytes.Equal(a.TLS.CAPEM, b.TLS.CAPEM))
+		bytes.Equal(a.TLS.CAPEM, b.TLS.CAPEM) && slices.Equal(a.TLS.SubjectAltNames, b.TLS.SubjectAltNames))
 }

@@ -1,0 +1,93 @@
+package l7
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// backendTLS is the client TLS configuration of an HTTPS group. ServerName is always the SNI.
+// Without SubjectAltNames Go verifies the chain and ServerName; with them Go's check is off
+// (InsecureSkipVerify, for that only) and VerifyConnection does it: the chain to the roots as
+// Go would, then one of the names instead of ServerName.
+func (c *checker) backendTLS(f string, bt *BackendTLS) *tls.Config {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	if bt == nil {
+		return conf
+	}
+	conf.ServerName = bt.ServerName
+	conf.InsecureSkipVerify = bt.InsecureSkipVerify //nolint:gosec // the target group asks for it, as ELBv2's HTTPS groups do
+	if len(bt.CAPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(bt.CAPEM) {
+			c.bad(f+".caPEM", "holds no PEM certificate")
+		}
+		conf.RootCAs = pool
+	}
+	for i, san := range bt.SubjectAltNames {
+		ff := fmt.Sprintf("%s.subjectAltNames[%d]", f, i)
+		if san.Type != SANHostname && san.Type != SANURI {
+			c.bad(ff+".type", "%q is not Hostname or URI", san.Type)
+		}
+		if san.Value == "" {
+			c.bad(ff+".value", "empty")
+		}
+	}
+	if len(bt.SubjectAltNames) > 0 && !bt.InsecureSkipVerify {
+		roots, sans := conf.RootCAs, append([]SubjectAltName(nil), bt.SubjectAltNames...)
+		conf.InsecureSkipVerify = true //nolint:gosec // VerifyConnection verifies the chain and the names
+		conf.VerifyConnection = func(cs tls.ConnectionState) error { return verifySANs(cs, roots, sans) }
+	}
+	return conf
+}
+
+// verifySANs verifies a target's chain against roots (nil: the system's) for server
+// authentication, then that its certificate holds one of sans.
+func verifySANs(cs tls.ConnectionState, roots *x509.CertPool, sans []SubjectAltName) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("tls: the target sent no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	for _, c := range cs.PeerCertificates[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	if _, err := leaf.Verify(opts); err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
+	for _, san := range sans {
+		if holdsSAN(leaf, san) {
+			return nil
+		}
+	}
+	names := make([]string, len(sans))
+	for i, san := range sans {
+		names[i] = string(san.Type) + " " + san.Value
+	}
+	return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates,
+		Err: fmt.Errorf("x509: certificate holds none of the subject alternative names %s", strings.Join(names, ", "))}
+}
+
+func holdsSAN(leaf *x509.Certificate, san SubjectAltName) bool {
+	switch san.Type {
+	case SANHostname:
+		if strings.HasPrefix(san.Value, "*.") { // VerifyHostname takes no wildcard: the certificate must hold this one
+			for _, n := range leaf.DNSNames {
+				if strings.EqualFold(n, san.Value) {
+					return true
+				}
+			}
+			return false
+		}
+		return leaf.VerifyHostname(san.Value) == nil
+	case SANURI:
+		for _, u := range leaf.URIs {
+			if u.String() == san.Value {
+				return true
+			}
+		}
+	}
+	return false
+}
