@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -177,6 +178,7 @@ func tgCreateCmd(g *globals) *cobra.Command {
 	var port int
 	var hc api.HealthCheck
 	var tags []string
+	var tv tlsFlags
 	c := &cobra.Command{
 		Use: "create NAME --vpc VPC --port N", Short: "Create a target group of IP targets", Args: cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
@@ -184,7 +186,12 @@ func tgCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: args[0], Protocol: protocol, ProtocolVersion: version, Port: port, VpcID: vpc, HealthCheck: hc, Tags: t})
+			v, err := tv.verification()
+			if err != nil {
+				return err
+			}
+			r, err := c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: args[0], Protocol: protocol, ProtocolVersion: version, Port: port, VpcID: vpc, HealthCheck: hc,
+				TLSVerification: v, Tags: t})
 			if err != nil {
 				return err
 			}
@@ -205,9 +212,44 @@ func tgCreateCmd(g *globals) *cobra.Command {
 	f.IntVar(&hc.UnhealthyThresholdCount, "hc-unhealthy", 0, "failures to become unhealthy (default 3)")
 	f.StringVar(&hc.Matcher, "hc-matcher", "", "HTTP codes counted healthy (default 200-399)")
 	f.StringArrayVar(&tags, "tag", nil, "tag KEY=VALUE (repeatable)")
+	f.StringVar(&tv.serverName, "tls-server-name", "", "verify the targets' certificates (HTTPS): the SNI name and, without --tls-san, the name they must hold")
+	f.StringVar(&tv.caFile, "tls-ca-file", "", "PEM file of the roots the targets' chains must end at (with --tls-server-name)")
+	f.BoolVar(&tv.systemRoots, "tls-system-roots", false, "verify against fakecloud's system trust store instead of --tls-ca-file")
+	f.StringArrayVar(&tv.sans, "tls-san", nil, "Hostname=NAME or URI=URI the certificates must hold one of, instead of the server name (repeatable)")
 	_ = c.MarkFlagRequired("vpc")
 	_ = c.MarkFlagRequired("port")
+	c.MarkFlagsMutuallyExclusive("tls-ca-file", "tls-system-roots")
 	return c
+}
+
+// tlsFlags are tg create's --tls-* flags: a TlsVerification when any is given (the server
+// checks it and names what is missing).
+type tlsFlags struct {
+	serverName, caFile string
+	systemRoots        bool
+	sans               []string
+}
+
+func (f tlsFlags) verification() (*api.TLSVerification, error) {
+	if f.serverName == "" && f.caFile == "" && !f.systemRoots && len(f.sans) == 0 {
+		return nil, nil
+	}
+	v := &api.TLSVerification{ServerName: f.serverName, UseSystemRoots: f.systemRoots}
+	if f.caFile != "" {
+		body, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca-file: %w", err)
+		}
+		v.CACertificatesPEM = string(body)
+	}
+	for _, s := range f.sans {
+		typ, val, ok := strings.Cut(s, "=")
+		if !ok || typ != api.SANTypeHostname && typ != api.SANTypeURI {
+			return nil, fmt.Errorf("--tls-san %q: want Hostname=NAME or URI=URI", s)
+		}
+		v.SubjectAltNames = append(v.SubjectAltNames, api.SubjectAltName{Type: typ, Value: val})
+	}
+	return v, nil
 }
 
 func tgListCmd(g *globals) *cobra.Command {
@@ -341,7 +383,11 @@ func tgTable(tgs []api.TargetGroup) func(*tabwriter.Writer) {
 		for _, tg := range tgs {
 			hc := tg.HealthCheck
 			check := fmt.Sprintf("%s %s%s every %ds", hc.Protocol, hc.Port, hc.Path, hc.IntervalSeconds)
-			row(w, tg.TargetGroupID, tg.TargetGroupName, tg.Protocol, strconv.Itoa(tg.Port), tg.VpcID, check,
+			protocol := tg.Protocol
+			if v := tg.TLSVerification; v != nil {
+				protocol += " (verifies " + v.ServerName + ")"
+			}
+			row(w, tg.TargetGroupID, tg.TargetGroupName, protocol, strconv.Itoa(tg.Port), tg.VpcID, check,
 				strconv.Itoa(tg.DeregistrationDelaySeconds)+"s", orDash(strings.Join(tg.LoadBalancerIDs, ",")), tagsString(tg.Tags))
 		}
 	}

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
@@ -79,5 +82,47 @@ func TestLoadBalancerListShowsState(t *testing.T) {
 	}
 	if out, err := run(t, env, "fault", "list"); err != nil || !strings.Contains(out, api.DataPlaneProgramLoadBalancer) {
 		t.Errorf("fault list: %q, %v", out, err)
+	}
+}
+
+// TestTargetGroupTLSFlags: tg create's --tls-* flags make the group's TlsVerification; the
+// server names what is wrong with a bad one.
+func TestTargetGroupTLSFlags(t *testing.T) {
+	env := servertest.Start(t, servertest.Options{})
+	vpc := mustJSON[api.CreateVpcResponse](t, env, "vpc", "create", "--cidr", "10.0.0.0/16").Vpc
+	caFile, _ := writeCert(t, "ca.example.com")
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string, flags ...string) []string {
+		return append([]string{"tg", "create", name, "--vpc", vpc.VpcID, "--port", "8443", "--protocol", "HTTPS"}, flags...)
+	}
+	tg := mustJSON[api.CreateTargetGroupResponse](t, env, create("tls", "--tls-server-name", "web.example.com", "--tls-ca-file", caFile,
+		"--tls-san", "Hostname=*.web.example.com", "--tls-san", "URI=spiffe://cluster.local/ns/web/sa/app")...).TargetGroup
+	want := &api.TLSVerification{ServerName: "web.example.com", CACertificatesPEM: string(ca), SubjectAltNames: []api.SubjectAltName{
+		{Type: api.SANTypeHostname, Value: "*.web.example.com"}, {Type: api.SANTypeURI, Value: "spiffe://cluster.local/ns/web/sa/app"}}}
+	if diff := cmp.Diff(want, tg.TLSVerification); diff != "" {
+		t.Errorf("tg create --tls-*: TlsVerification (-want +got):\n%s", diff)
+	}
+	sys := mustJSON[api.CreateTargetGroupResponse](t, env, create("sys", "--tls-server-name", "web.example.com", "--tls-system-roots")...).TargetGroup
+	if v := sys.TLSVerification; v == nil || !v.UseSystemRoots || v.CACertificatesPEM != "" {
+		t.Errorf("tg create --tls-system-roots: %+v", v)
+	}
+	if out, err := run(t, env, "tg", "list"); err != nil || !strings.Contains(out, "HTTPS (verifies web.example.com)") {
+		t.Errorf("tg list printed %q, %v; want the verified groups' server name", out, err)
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--tls-ca-file", caFile}, "TlsVerification.ServerName is required"},
+		{[]string{"--tls-server-name", "web.example.com", "--tls-ca-file", caFile, "--tls-system-roots"}, "tls-ca-file"},
+		{[]string{"--tls-server-name", "web.example.com", "--tls-system-roots", "--tls-san", "DNS=a.example.com"}, "want Hostname=NAME or URI=URI"},
+		{[]string{"--tls-server-name", "web.example.com", "--tls-ca-file", caFile + ".missing"}, "--tls-ca-file"},
+	} {
+		if out, err := run(t, env, create("bad", tc.flags...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("tg create %v: %q, %v; want an error saying %q", tc.flags, out, err, tc.want)
+		}
 	}
 }
