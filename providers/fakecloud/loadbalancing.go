@@ -253,14 +253,45 @@ func (d *LoadBalancing) ListTargetGroups(ctx context.Context, tags map[string]st
 	}
 	out := make([]providers.TargetGroup, 0, len(resp.TargetGroups))
 	for _, tg := range resp.TargetGroups {
-		out = append(out, providers.TargetGroup{
-			ID: tg.TargetGroupID, Name: tg.TargetGroupName, Protocol: tg.Protocol, ProtocolVersion: tg.ProtocolVersion, Port: tg.Port,
-			HealthCheck:         fromHealthCheck(tg.HealthCheck),
-			DeregistrationDelay: time.Duration(tg.DeregistrationDelaySeconds) * time.Second,
-			Tags:                fromTags(tg.Tags),
-		})
+		out = append(out, fromTargetGroup(tg))
 	}
 	return out, nil
+}
+
+func fromTargetGroup(tg api.TargetGroup) providers.TargetGroup {
+	return providers.TargetGroup{
+		ID: tg.TargetGroupID, Name: tg.TargetGroupName, Protocol: tg.Protocol, ProtocolVersion: tg.ProtocolVersion, Port: tg.Port,
+		HealthCheck:         fromHealthCheck(tg.HealthCheck),
+		DeregistrationDelay: time.Duration(tg.DeregistrationDelaySeconds) * time.Second,
+		TLS:                 fromBackendTLS(tg.TLSVerification),
+		Tags:                fromTags(tg.Tags),
+	}
+}
+
+// toTLSVerification is a group's BackendTLS as fakecloud takes it; the SAN types are named alike.
+func toTLSVerification(t *providers.BackendTLS) *api.TLSVerification {
+	if t == nil {
+		return nil
+	}
+	v := &api.TLSVerification{ServerName: t.ServerName, CACertificatesPEM: string(t.CAPEM), UseSystemRoots: t.SystemRoots}
+	for _, san := range t.SubjectAltNames {
+		v.SubjectAltNames = append(v.SubjectAltNames, api.SubjectAltName{Type: san.Type, Value: san.Value})
+	}
+	return v
+}
+
+func fromBackendTLS(v *api.TLSVerification) *providers.BackendTLS {
+	if v == nil {
+		return nil
+	}
+	t := &providers.BackendTLS{ServerName: v.ServerName, SystemRoots: v.UseSystemRoots}
+	if v.CACertificatesPEM != "" {
+		t.CAPEM = []byte(v.CACertificatesPEM)
+	}
+	for _, san := range v.SubjectAltNames {
+		t.SubjectAltNames = append(t.SubjectAltNames, providers.SubjectAltName{Type: san.Type, Value: san.Value})
+	}
+	return t
 }
 
 func fromHealthCheck(hc api.HealthCheck) providers.HealthCheck {
@@ -295,7 +326,7 @@ func (d *LoadBalancing) CreateTargetGroup(ctx context.Context, spec providers.Ta
 	resp, err := do(d, api.ActionCreateTargetGroup, func() (*api.CreateTargetGroupResponse, error) {
 		return d.c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{
 			Name: spec.Name, Protocol: spec.Protocol, ProtocolVersion: spec.ProtocolVersion, Port: spec.Port, VpcID: d.vpcID, TargetType: api.TargetTypeIP,
-			HealthCheck: toHealthCheck(spec.HealthCheck), Tags: toTags(spec.Tags), ClientToken: spec.ClientToken,
+			HealthCheck: toHealthCheck(spec.HealthCheck), TLSVerification: toTLSVerification(spec.TLS), Tags: toTags(spec.Tags), ClientToken: spec.ClientToken,
 		})
 	})
 	if err != nil {
@@ -307,10 +338,9 @@ func (d *LoadBalancing) CreateTargetGroup(ctx context.Context, spec providers.Ta
 			return providers.TargetGroup{}, err
 		}
 	}
-	return providers.TargetGroup{
-		ID: tg.TargetGroupID, Name: tg.TargetGroupName, Protocol: tg.Protocol, ProtocolVersion: tg.ProtocolVersion, Port: tg.Port,
-		HealthCheck: fromHealthCheck(tg.HealthCheck), DeregistrationDelay: spec.DeregistrationDelay, Tags: fromTags(tg.Tags),
-	}, nil
+	out := fromTargetGroup(tg)
+	out.DeregistrationDelay = spec.DeregistrationDelay
+	return out, nil
 }
 
 func (d *LoadBalancing) setDeregistrationDelay(ctx context.Context, id string, delay time.Duration) error {

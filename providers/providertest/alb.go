@@ -47,6 +47,7 @@ func RunApplicationLoadBalancing(t *testing.T, newEnv func(t *testing.T) Applica
 		{"RulePriorities", albPriorities},
 		{"Certificates", albCertificates},
 		{"PassthroughListeners", albPassthrough},
+		{"BackendTLSVerification", albBackendTLS},
 		{"ThrottleIsRetryable", albThrottled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -375,6 +376,49 @@ func albThrottled(t *testing.T, s *albScene) {
 	}()
 	if _, err := p.ApplicationLoadBalancing(s.d).ListApplicationLoadBalancers(bg(), owner("x")); err != nil {
 		t.Errorf("under a policy, once the throttle lifts: %v", err)
+	}
+}
+
+// albBackendTLS: a driver with Capabilities.BackendTLSVerification creates an HTTPS group
+// whose TLS it shows again (create, list); the same spec again is the same group, another TLS
+// under the name ErrConflict, a TLS the cloud cannot take ErrInvalid.
+func albBackendTLS(t *testing.T, s *albScene) {
+	if !providers.CapabilitiesOf(s.d).BackendTLSVerification {
+		t.Skip("the driver has no Capabilities.BackendTLSVerification")
+	}
+	ca, _ := SelfSigned(t, "ca.example.com")
+	spec := func(name string, tls *providers.BackendTLS) providers.TargetGroupSpec {
+		return providers.TargetGroupSpec{Name: name, Protocol: "HTTPS", ProtocolVersion: providers.ProtocolVersionHTTP1, Port: 8443,
+			DeregistrationDelay: 30 * time.Second, TLS: tls, Tags: owner(name), ClientToken: providers.NewToken()}
+	}
+	want := &providers.BackendTLS{ServerName: "web.example.com", CAPEM: ca, SubjectAltNames: []providers.SubjectAltName{
+		{Type: providers.SANHostname, Value: "*.web.example.com"}, {Type: providers.SANURI, Value: "spiffe://cluster.local/ns/web/sa/app"}}}
+	tg, err := s.d.CreateTargetGroup(bg(), spec("tg-tls", want))
+	if err != nil {
+		t.Fatalf("create an HTTPS group with TLS: %v", err)
+	}
+	if diff := cmp.Diff(want, tg.TLS); diff != "" {
+		t.Errorf("created group's TLS (-want +got):\n%s", diff)
+	}
+	tgs, err := s.d.ListTargetGroups(bg(), owner("tg-tls"))
+	if err != nil || len(tgs) != 1 {
+		t.Fatalf("listed: %+v, %v", tgs, err)
+	}
+	if diff := cmp.Diff(want, tgs[0].TLS); diff != "" {
+		t.Errorf("listed group's TLS (-want +got):\n%s", diff)
+	}
+	if again, err := s.d.CreateTargetGroup(bg(), spec("tg-tls", want)); err != nil || again.ID != tg.ID {
+		t.Errorf("the same spec again: %+v, %v; want %s", again, err, tg.ID)
+	}
+	if other, err := s.d.CreateTargetGroup(bg(), spec("tg-tls", &providers.BackendTLS{ServerName: "web.example.com", SystemRoots: true})); !errors.Is(err, providers.ErrConflict) {
+		t.Errorf("another TLS under the name: %+v, %v; want ErrConflict", other, err)
+	}
+	if bad, err := s.d.CreateTargetGroup(bg(), spec("tg-tls-bad", &providers.BackendTLS{CAPEM: ca})); !errors.Is(err, providers.ErrInvalid) || providers.Retryable(err) {
+		t.Errorf("TLS without a server name: %+v, %v; want ErrInvalid, not retryable", bad, err)
+	}
+	plain, err := s.d.CreateTargetGroup(bg(), spec("tg-tls-plain", nil))
+	if err != nil || plain.TLS != nil {
+		t.Errorf("an HTTPS group without TLS: %+v, %v; want no TLS", plain, err)
 	}
 }
 
