@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -82,6 +83,9 @@ type gatewayReconciler struct {
 	// translator remembers each route's compilation between passes (a change to one route
 	// among 1,000 compiles one).
 	translator *gateway.Translator
+	// caRefs are the ConfigMaps the BackendTLSPolicies named at the last pass: a change to one
+	// of them wakes a pass, a change to any other ConfigMap does not.
+	caRefs atomic.Pointer[map[types.NamespacedName]bool]
 	// statuses writes each pass's statuses (Reconcile hands them over).
 	statuses *statusWriter
 	// wake starts a pass (cloudStates); nil in tests that call Reconcile themselves.
@@ -109,6 +113,8 @@ type gatewayReconciler struct {
 // routeKinds says which route kinds the API server serves (installed CRDs).
 type routeKinds struct {
 	GRPC, TLS, TCP, UDP bool
+	// BackendTLS: BackendTLSPolicies are served (not a route kind, but optional in the same way).
+	BackendTLS bool
 }
 
 // missing names the route kinds the API server does not serve.
@@ -117,7 +123,8 @@ func (k routeKinds) missing() []string {
 	for _, x := range []struct {
 		on   bool
 		kind string
-	}{{k.GRPC, gateway.KindGRPCRoute}, {k.TLS, gateway.KindTLSRoute}, {k.TCP, gateway.KindTCPRoute}, {k.UDP, gateway.KindUDPRoute}} {
+	}{{k.GRPC, gateway.KindGRPCRoute}, {k.TLS, gateway.KindTLSRoute}, {k.TCP, gateway.KindTCPRoute}, {k.UDP, gateway.KindUDPRoute},
+		{k.BackendTLS, gateway.KindBackendTLSPolicy}} {
 		if !x.on {
 			out = append(out, x.kind)
 		}
@@ -168,14 +175,16 @@ type gatewayObjects struct {
 	classes  map[string]*gwv1.GatewayClass
 	gateways map[string]*gwv1.Gateway
 	routes   map[string]client.Object // kind/namespace/name
+	policies map[string]*gwv1.BackendTLSPolicy
 	// secretUncached: a certificate Secret a Gateway names is not in the cache (untypedSecrets).
 	secretUncached bool
 }
 
 func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayObjects, error) {
 	in := gateway.Input{Cluster: r.cfg.Cluster, ControllerName: gateway.ControllerName, BundleVersion: r.bundleVersion(ctx),
-		NoTLSRouteTermination: r.alb != nil && !providers.CapabilitiesOf(r.alb).L4OnApplicationLB,
-		NoStaticAddresses:     r.alb != nil && !providers.CapabilitiesOf(r.alb).StaticAddresses}
+		NoTLSRouteTermination:    r.alb != nil && !providers.CapabilitiesOf(r.alb).L4OnApplicationLB,
+		NoStaticAddresses:        r.alb != nil && !providers.CapabilitiesOf(r.alb).StaticAddresses,
+		NoBackendTLSVerification: r.alb != nil && !providers.CapabilitiesOf(r.alb).BackendTLSVerification}
 	var (
 		classes  gwv1.GatewayClassList
 		gws      gwv1.GatewayList
@@ -184,6 +193,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 		tlss     gwv1.TLSRouteList
 		tcps     gwv1.TCPRouteList
 		udps     gwv1.UDPRouteList
+		policies gwv1.BackendTLSPolicyList
 		grants   gwv1.ReferenceGrantList
 		svcs     corev1.ServiceList
 		slices   discoveryv1.EndpointSliceList
@@ -193,7 +203,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 		optional = []struct {
 			on   bool
 			list client.ObjectList
-		}{{r.kinds.GRPC, &grpcs}, {r.kinds.TLS, &tlss}, {r.kinds.TCP, &tcps}, {r.kinds.UDP, &udps}}
+		}{{r.kinds.GRPC, &grpcs}, {r.kinds.TLS, &tlss}, {r.kinds.TCP, &tcps}, {r.kinds.UDP, &udps}, {r.kinds.BackendTLS, &policies}}
 	)
 	for _, o := range optional {
 		if o.on {
@@ -211,6 +221,12 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes = classes.Items, gws.Items, https.Items, grpcs.Items
 	in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.ReferenceGrants = tlss.Items, tcps.Items, udps.Items, grants.Items
 	in.Services, in.EndpointSlices, in.Secrets, in.Namespaces = svcs.Items, slices.Items, secrets.Items, nss.Items
+	in.BackendTLSPolicies = policies.Items
+	cms, err := r.caConfigMaps(ctx, policies.Items)
+	if err != nil {
+		return in, nil, err
+	}
+	in.ConfigMaps = cms
 	other, uncached := r.untypedSecrets(ctx, classes.Items, gws.Items, secrets.Items, grants.Items)
 	if len(other) > 0 {
 		in.Secrets = append(in.Secrets, other...) // the list's own slice, not the cache's
@@ -218,7 +234,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.LoadBalancers = r.lbStates()
 	in.Registrable = r.registrable(ctx, in.EndpointSlices)
 
-	objs := indexObjects(in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes, in.TLSRoutes, in.TCPRoutes, in.UDPRoutes)
+	objs := indexObjects(in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes, in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.BackendTLSPolicies)
 	objs.secretUncached = uncached
 	return in, objs, nil
 }
@@ -299,6 +315,33 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 		}
 	}
 	return out, uncached
+}
+
+// caConfigMaps are the ConfigMaps BackendTLSPolicies name as CA certificates, from the cache
+// (which holds every ConfigMap: a policy's CA may be created after the policy).
+func (r *gatewayReconciler) caConfigMaps(ctx context.Context, policies []gwv1.BackendTLSPolicy) ([]corev1.ConfigMap, error) {
+	var out []corev1.ConfigMap
+	seen := map[types.NamespacedName]bool{}
+	for i := range policies {
+		p := &policies[i]
+		for _, ref := range p.Spec.Validation.CACertificateRefs {
+			k := types.NamespacedName{Namespace: p.Namespace, Name: string(ref.Name)}
+			if ref.Group != "" || ref.Kind != gateway.KindConfigMap || seen[k] {
+				continue
+			}
+			seen[k] = true
+			var cm corev1.ConfigMap
+			switch err := r.client.Get(ctx, k, &cm, client.UnsafeDisableDeepCopy); {
+			case apierrors.IsNotFound(err):
+			case err != nil:
+				return nil, fmt.Errorf("read CA ConfigMap %s of BackendTLSPolicy %s/%s: %w", k, p.Namespace, p.Name, err)
+			default:
+				out = append(out, cm)
+			}
+		}
+	}
+	r.caRefs.Store(&seen)
+	return out, nil
 }
 
 // secretLookupTTL is how long untypedSecrets keeps what a read of a Secret found.

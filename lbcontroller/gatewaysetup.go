@@ -13,6 +13,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -74,7 +75,7 @@ func (s *gatewayStarter) Start(ctx context.Context) error {
 			if err := s.start(ctx, kinds); err != nil {
 				return err
 			}
-			s.log.Info("serving the Gateway API", "controllerName", "flatnet.io/gateway-controller", "grpcRoutes", kinds.GRPC, "tlsRoutes", kinds.TLS, "tcpRoutes", kinds.TCP, "udpRoutes", kinds.UDP)
+			s.log.Info("serving the Gateway API", "controllerName", "flatnet.io/gateway-controller", "grpcRoutes", kinds.GRPC, "tlsRoutes", kinds.TLS, "tcpRoutes", kinds.TCP, "udpRoutes", kinds.UDP, "backendTLSPolicies", kinds.BackendTLS)
 			return nil
 		case !logged:
 			if err != nil {
@@ -111,7 +112,8 @@ func servedGatewayKinds(dc discovery.DiscoveryInterface) (routeKinds, []string, 
 			missing = append(missing, r)
 		}
 	}
-	return routeKinds{GRPC: served["grpcroutes"], TLS: served["tlsroutes"], TCP: served["tcproutes"], UDP: served["udproutes"]}, missing, nil
+	return routeKinds{GRPC: served["grpcroutes"], TLS: served["tlsroutes"], TCP: served["tcproutes"], UDP: served["udproutes"],
+		BackendTLS: served["backendtlspolicies"]}, missing, nil
 }
 
 func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
@@ -140,7 +142,8 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 	for _, k := range []struct {
 		on bool
 		o  client.Object
-	}{{kinds.GRPC, &gwv1.GRPCRoute{}}, {kinds.TLS, &gwv1.TLSRoute{}}, {kinds.TCP, &gwv1.TCPRoute{}}, {kinds.UDP, &gwv1.UDPRoute{}}} {
+	}{{kinds.GRPC, &gwv1.GRPCRoute{}}, {kinds.TLS, &gwv1.TLSRoute{}}, {kinds.TCP, &gwv1.TCPRoute{}}, {kinds.UDP, &gwv1.UDPRoute{}},
+		{kinds.BackendTLS, &gwv1.BackendTLSPolicy{}}, {kinds.BackendTLS, &corev1.ConfigMap{}}} {
 		if k.on {
 			watched = append(watched, k.o)
 		}
@@ -155,7 +158,14 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, 30*time.Second),
 		})
 	for _, o := range slices.Clone(watched) {
-		b = b.Watches(o, all, builder.WithPredicates(ignoreOwnStatus(o)))
+		p := ignoreOwnStatus(o)
+		if _, ok := o.(*corev1.ConfigMap); ok {
+			p = predicate.NewPredicateFuncs(func(o client.Object) bool {
+				refs := r.caRefs.Load()
+				return refs != nil && (*refs)[types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}]
+			})
+		}
+		b = b.Watches(o, all, builder.WithPredicates(p))
 	}
 	b = b.WatchesRawSource(source.Channel(wake, all))
 	s.state.onLoadBalancerStates(r.cloudStates)
@@ -170,7 +180,7 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 // labels) wakes a pass on any change.
 func ignoreOwnStatus(o client.Object) predicate.Predicate {
 	switch o.(type) {
-	case *gwv1.GatewayClass, *gwv1.Gateway, *gwv1.HTTPRoute, *gwv1.GRPCRoute, *gwv1.TLSRoute, *gwv1.TCPRoute, *gwv1.UDPRoute:
+	case *gwv1.GatewayClass, *gwv1.Gateway, *gwv1.HTTPRoute, *gwv1.GRPCRoute, *gwv1.TLSRoute, *gwv1.TCPRoute, *gwv1.UDPRoute, *gwv1.BackendTLSPolicy:
 		return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 			o, n := e.ObjectOld, e.ObjectNew
 			return o.GetGeneration() != n.GetGeneration() ||

@@ -42,6 +42,9 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 		if r.alb == nil || !providers.CapabilitiesOf(r.alb).StaticAddresses {
 			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.StaticAddresses)
 		}
+		if r.alb == nil || !providers.CapabilitiesOf(r.alb).BackendTLSVerification {
+			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.BackendTLSFeatures...)
+		}
 		// Nor the extended features whose rules the cloud cannot express.
 		next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, refusedFeatures(r.alb)...)
 		if !equality.Semantic.DeepEqual(gc.Status, next.Status) {
@@ -83,7 +86,57 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 			errs = append(errs, r.writeRouteStatus(ctx, o, nil))
 		}
 	}
+	// Policies likewise: ours are the ancestors our Gateways are; a policy without one loses them.
+	withAncestors := map[string]bool{}
+	for _, ps := range out.Policies {
+		k := ps.Namespace + "/" + ps.Name
+		withAncestors[k] = true
+		if o := objs.policies[k]; o != nil {
+			errs = append(errs, r.writePolicyStatus(ctx, o, ps.Ancestors))
+		}
+	}
+	for k, o := range objs.policies {
+		if !withAncestors[k] {
+			errs = append(errs, r.writePolicyStatus(ctx, o, nil))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// writePolicyStatus replaces the policy's ancestor entries of our controller with ancestors,
+// keeping other controllers' entries.
+func (r *gatewayReconciler) writePolicyStatus(ctx context.Context, o *gwv1.BackendTLSPolicy, ancestors []gwv1.PolicyAncestorStatus) error {
+	var next []gwv1.PolicyAncestorStatus
+	for _, a := range o.Status.Ancestors {
+		if a.ControllerName != gateway.ControllerName {
+			next = append(next, a)
+		}
+	}
+	for _, a := range ancestors {
+		var prev []metav1.Condition
+		for _, old := range o.Status.Ancestors {
+			if old.ControllerName == gateway.ControllerName && sameParentRef(old.AncestorRef, a.AncestorRef) {
+				prev = old.Conditions
+			}
+		}
+		a.Conditions = mergeConditions(prev, a.Conditions)
+		next = append(next, a)
+	}
+	cur := o.Status.Ancestors
+	if len(cur) == 0 {
+		cur = nil
+	}
+	if slices.EqualFunc(cur, next, func(x, y gwv1.PolicyAncestorStatus) bool {
+		return x.ControllerName == y.ControllerName && sameParentRef(x.AncestorRef, y.AncestorRef) && sameConditions(x.Conditions, y.Conditions)
+	}) {
+		return nil
+	}
+	c := o.DeepCopy()
+	c.Status.Ancestors = next
+	if next == nil {
+		c.Status.Ancestors = []gwv1.PolicyAncestorStatus{} // the CRD requires the list
+	}
+	return r.update(ctx, c)
 }
 
 func (r *gatewayReconciler) update(ctx context.Context, o client.Object) error {
@@ -221,6 +274,10 @@ func (r *gatewayReconciler) recordEvents(out gateway.Output, objs *gatewayObject
 		case "Gateway":
 			if g := objs.gateways[ev.Namespace+"/"+ev.Name]; g != nil {
 				o = g
+			}
+		case gateway.KindBackendTLSPolicy:
+			if p := objs.policies[ev.Namespace+"/"+ev.Name]; p != nil {
+				o = p
 			}
 		default:
 			o = objs.routes[ev.Kind+"/"+ev.Namespace+"/"+ev.Name]

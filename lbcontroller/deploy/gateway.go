@@ -283,7 +283,8 @@ func refreshState(ctx context.Context, p providers.ApplicationLoadBalancing, tag
 // targetGroupProtocol maps a model group's protocol onto the cloud's protocol and version. An
 // H2C group is GRPC: the model gives H2C to gRPC backends (and to HTTPRoute backends whose
 // appProtocol is kubernetes.io/h2c), and a gRPC server answers the gRPC health check. An HTTPS
-// group (appProtocol https) speaks TLS to its targets without verifying them, as ELBv2's. A TCP
+// group speaks TLS to its targets, verifying them as its TLS says (a BackendTLSPolicy) or, without
+// (appProtocol https), not at all, as ELBv2's; a GRPCS group is gRPC over TLS. A TCP
 // group (behind TLS-passthrough and TCP listeners) and a UDP group (behind UDP listeners; the
 // cloud checks it over TCP on the traffic port) have no version.
 func targetGroupProtocol(proto string) (string, string, error) {
@@ -294,10 +295,27 @@ func targetGroupProtocol(proto string) (string, string, error) {
 		return gateway.ProtocolHTTP, providers.ProtocolVersionGRPC, nil
 	case gateway.ProtocolHTTPS:
 		return gateway.ProtocolHTTPS, providers.ProtocolVersionHTTP1, nil
+	case gateway.ProtocolGRPCS:
+		return gateway.ProtocolHTTPS, providers.ProtocolVersionGRPC, nil
 	case gateway.ProtocolTCP, gateway.ProtocolUDP:
 		return proto, "", nil
 	}
 	return "", "", fmt.Errorf("target group protocol %q cannot serve an application load balancer", proto)
+}
+
+// backendTLS is the cloud's form of a target group's TLS verification (nil: none).
+func backendTLS(t *gateway.BackendTLS) *providers.BackendTLS {
+	if t == nil {
+		return nil
+	}
+	out := &providers.BackendTLS{ServerName: t.ServerName, SystemRoots: t.SystemRoots}
+	if t.CAPEM != "" {
+		out.CAPEM = []byte(t.CAPEM)
+	}
+	for _, san := range t.SubjectAltNames {
+		out.SubjectAltNames = append(out.SubjectAltNames, providers.SubjectAltName{Type: san.Type, Value: san.Value})
+	}
+	return out
 }
 
 func ensureHTTPTargetGroups(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, actual []providers.TargetGroup, tags map[string]string, token string, res *GatewayResult) error {
@@ -311,7 +329,7 @@ func ensureHTTPTargetGroups(ctx context.Context, p providers.ApplicationLoadBala
 		if i < 0 {
 			tg, err := p.CreateTargetGroup(ctx, providers.TargetGroupSpec{
 				Name: want.Name, Protocol: proto, ProtocolVersion: version, Port: want.Port,
-				DeregistrationDelay: gatewayDeregistrationDelay, Tags: copyTags(tags, "flatnet.io/service-ref", want.Service),
+				DeregistrationDelay: gatewayDeregistrationDelay, TLS: backendTLS(want.TLS), Tags: copyTags(tags, "flatnet.io/service-ref", want.Service),
 				ClientToken: clientToken(token, want.Name),
 			})
 			if err != nil {

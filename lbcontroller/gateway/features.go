@@ -15,6 +15,8 @@ import (
 // two differ). The controller drops the features of route kinds whose CRDs are not installed
 // (WithoutKinds).
 var supportedFeatures = []gwv1.FeatureName{
+	"BackendTLSPolicy",
+	"BackendTLSPolicySANValidation",
 	"GRPCRoute",
 	"GRPCRouteNamedRouteRule",
 	"Gateway",
@@ -90,6 +92,10 @@ const StaticAddresses gwv1.FeatureName = "GatewayStaticAddresses"
 // and a cloud rule that passes TLS through where the listener terminates the rest
 // (providers.RuleAction.TLSPassthrough).
 const TLSMixed gwv1.FeatureName = "TLSRouteModeMixed"
+
+// BackendTLSFeatures are the features that need a cloud that verifies its targets'
+// certificates (providers.Capabilities.BackendTLSVerification).
+var BackendTLSFeatures = []gwv1.FeatureName{"BackendTLSPolicy", "BackendTLSPolicySANValidation"}
 
 // WithoutKinds drops from fs the features of the route kinds given (e.g. "TCPRoute"): a feature
 // belongs to the kind its name starts with.

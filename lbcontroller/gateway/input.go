@@ -27,6 +27,10 @@ type Input struct {
 	// (providers.Capabilities.StaticAddresses false: the AWS driver): a Gateway whose
 	// spec.addresses has a value is not accepted (UnsupportedAddress).
 	NoStaticAddresses bool `json:"noStaticAddresses,omitempty"`
+	// NoBackendTLSVerification: the cloud's load balancers do not verify their targets'
+	// certificates (providers.Capabilities.BackendTLSVerification false: the AWS driver):
+	// BackendTLSPolicies are not accepted (Invalid) and the backends they target are refused.
+	NoBackendTLSVerification bool `json:"noBackendTLSVerification,omitempty"`
 
 	GatewayClasses  []gwv1.GatewayClass   `json:"gatewayClasses,omitempty"`
 	Gateways        []gwv1.Gateway        `json:"gateways,omitempty"`
@@ -36,10 +40,14 @@ type Input struct {
 	TCPRoutes       []gwv1.TCPRoute       `json:"tcpRoutes,omitempty"`
 	UDPRoutes       []gwv1.UDPRoute       `json:"udpRoutes,omitempty"`
 	ReferenceGrants []gwv1.ReferenceGrant `json:"referenceGrants,omitempty"`
+	// BackendTLSPolicies say how to verify the backends they target; ConfigMaps hold their CA
+	// certificates (only those policies name need be given).
+	BackendTLSPolicies []gwv1.BackendTLSPolicy `json:"backendTLSPolicies,omitempty"`
 
 	Services       []corev1.Service            `json:"services,omitempty"`
 	EndpointSlices []discoveryv1.EndpointSlice `json:"endpointSlices,omitempty"`
 	Secrets        []corev1.Secret             `json:"secrets,omitempty"`
+	ConfigMaps     []corev1.ConfigMap          `json:"configMaps,omitempty"`
 	Namespaces     []corev1.Namespace          `json:"namespaces,omitempty"`
 
 	// LoadBalancers is what the cloud reports for each Gateway's load balancers; a Gateway
@@ -78,7 +86,10 @@ type Output struct {
 	// replaces the entries with our controllerName and keeps everyone else's (a route not
 	// listed here has no parent of ours any more: our entries go).
 	Routes []RouteStatus `json:"routes,omitempty"`
-	Events []Event       `json:"events,omitempty"`
+	// Policies are the BackendTLSPolicies with an ancestor of ours, written back as routes
+	// are (a policy not listed has none any more: our entries go).
+	Policies []PolicyStatus `json:"policies,omitempty"`
+	Events   []Event        `json:"events,omitempty"`
 }
 
 // GatewayClassStatus is the status of one of our GatewayClasses. Conditions have no

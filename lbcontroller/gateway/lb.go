@@ -15,6 +15,7 @@ import (
 // targetGroups collects the target groups of one load balancer, by name.
 type targetGroups struct {
 	t      *translation
+	gw     string   // the Gateway, ns/name (BackendTLSPolicy ancestors)
 	prefix []string // cluster, Gateway UID, layer
 	byName map[string]*TargetGroup
 	// names memoizes the names of the groups added (a hash each): 1,000 routes to one Service
@@ -29,13 +30,34 @@ type tgKey struct {
 	protocol string
 }
 
+// add gives the name of backend b's target group, adding the group if it is new; "" when b
+// must not be sent to: a BackendTLSPolicy that cannot be used targets it (its backends get a
+// 500, never unverified traffic).
 func (s *targetGroups) add(b backend) string {
 	k := tgKey{b.svc.Namespace, b.svc.Name, b.port.Port, b.protocol}
 	if name, ok := s.names[k]; ok {
 		return name
 	}
+	protocol, parts := b.protocol, []string{}
+	var tls *BackendTLS
+	if b.protocol == ProtocolHTTP || b.protocol == ProtocolHTTPS || b.protocol == ProtocolH2C {
+		if p := s.t.backendPolicy(s.gw, b); p != nil {
+			if p.tls == nil {
+				if s.names == nil {
+					s.names = map[tgKey]string{}
+				}
+				s.names[k] = ""
+				return ""
+			}
+			tls, protocol = p.tls, ProtocolHTTPS
+			if b.protocol == ProtocolH2C {
+				protocol = ProtocolGRPCS
+			}
+			parts = tls.nameParts()
+		}
+	}
 	svc := key(b.svc.Namespace, b.svc.Name)
-	name := cloudName(append(slices.Clone(s.prefix), svc, strconv.Itoa(int(b.port.Port)), b.protocol)...)
+	name := cloudName(append(append(slices.Clone(s.prefix), svc, strconv.Itoa(int(b.port.Port)), protocol), parts...)...)
 	if s.names == nil {
 		s.names = map[tgKey]string{}
 	}
@@ -48,7 +70,7 @@ func (s *targetGroups) add(b backend) string {
 	if live == nil {
 		live = []model.Target{}
 	}
-	s.byName[name] = &TargetGroup{Name: name, Service: svc, Port: int(b.port.Port), Protocol: b.protocol, Targets: live, Draining: draining}
+	s.byName[name] = &TargetGroup{Name: name, Service: svc, Port: int(b.port.Port), Protocol: protocol, TLS: tls, Targets: live, Draining: draining}
 	return name
 }
 
@@ -109,7 +131,7 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 		return out
 	}
 	if len(l7) > 0 || len(pass) > 0 {
-		tgs := &targetGroups{t: t, prefix: []string{t.in.Cluster, uid, "l7"}, byName: map[string]*TargetGroup{}}
+		tgs := &targetGroups{t: t, gw: g.key(), prefix: []string{t.in.Cluster, uid, "l7"}, byName: map[string]*TargetGroup{}}
 		alb := &ApplicationLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l7"), Address: g.address}
 		if g.address != "" {
 			// A load balancer at another address is another load balancer: it is created
@@ -285,7 +307,9 @@ func (cr *compiledRule) httpActions(tgs *targetGroups) Action {
 	case a.Redirect != nil:
 	default:
 		for _, m := range cr.mirrors {
-			a.Mirrors = append(a.Mirrors, Mirror{TargetGroup: tgs.add(m.backend), Percent: m.percent})
+			if tg := tgs.add(m.backend); tg != "" {
+				a.Mirrors = append(a.Mirrors, Mirror{TargetGroup: tg, Percent: m.percent})
+			}
 		}
 		fw := forward(cr.backends, tgs)
 		if fw == nil {

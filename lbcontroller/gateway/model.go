@@ -15,6 +15,9 @@ const (
 	ProtocolTLS = "TLS"
 	// ProtocolH2C is a target group spoken to in HTTP/2 without TLS (gRPC backends).
 	ProtocolH2C = "H2C"
+	// ProtocolGRPCS is a target group of gRPC backends spoken to over TLS (a gRPC backend that
+	// a BackendTLSPolicy targets).
+	ProtocolGRPCS = "GRPCS"
 )
 
 // Path and string match types of rule conditions.
@@ -294,9 +297,36 @@ type TargetGroup struct {
 	// Service is namespace/name; Port the Service port the route named.
 	Service  string `json:"service"`
 	Port     int    `json:"port"`
-	Protocol string `json:"protocol"` // HTTP, H2C, TCP or UDP
+	Protocol string `json:"protocol"` // HTTP, HTTPS, H2C, GRPCS, TCP or UDP
+	// TLS (HTTPS and GRPCS groups) says how the load balancer verifies the targets'
+	// certificates (a BackendTLSPolicy); nil: it does not (a Service port of appProtocol
+	// https). The group's name covers it: other settings make another group.
+	TLS *BackendTLS `json:"tls,omitempty"`
 	// Targets take new requests and connections; Draining are serving but terminating
 	// endpoints, left to finish (see lbcontroller/model.Endpoints).
 	Targets  []model.Target `json:"targets"`
 	Draining []model.Target `json:"draining,omitempty"`
 }
+
+// BackendTLS is how the load balancer verifies a target group's targets (BackendTLSPolicy's
+// validation): the certificate chain ends at CAPEM's certificates (or, with SystemRoots, at the
+// cloud's trust store) and holds ServerName, or one of SubjectAltNames when there are any.
+// ServerName is the SNI.
+type BackendTLS struct {
+	ServerName      string           `json:"serverName"`
+	CAPEM           string           `json:"caPEM,omitempty"`
+	SystemRoots     bool             `json:"systemRoots,omitempty"`
+	SubjectAltNames []SubjectAltName `json:"subjectAltNames,omitempty"`
+}
+
+// SubjectAltName is a name the target's certificate may hold.
+type SubjectAltName struct {
+	Type  string `json:"type"` // SANHostname or SANURI
+	Value string `json:"value"`
+}
+
+// Subject alternative name types.
+const (
+	SANHostname = "Hostname"
+	SANURI      = "URI"
+)

@@ -40,6 +40,8 @@ type translation struct {
 	services   map[string]*corev1.Service             // ns/name
 	slices     map[string][]discoveryv1.EndpointSlice // ns/service
 	secrets    map[string]*corev1.Secret              // ns/name
+	configMaps map[string]*corev1.ConfigMap           // ns/name
+	policies   map[policyTarget][]*tlsPolicy          // BackendTLSPolicies by target, the one taking precedence first
 	grants     map[string][]*gwv1.ReferenceGrant      // by namespace
 	lbs        map[string]*LoadBalancerState          // ns/name of the Gateway
 	gateways   map[string]*gateway                    // ns/name, ours only
@@ -61,6 +63,7 @@ func translate(in Input, memo *routeMemo) Output {
 		services:   map[string]*corev1.Service{},
 		slices:     map[string][]discoveryv1.EndpointSlice{},
 		secrets:    map[string]*corev1.Secret{},
+		configMaps: map[string]*corev1.ConfigMap{},
 		grants:     map[string][]*gwv1.ReferenceGrant{},
 		lbs:        map[string]*LoadBalancerState{},
 		gateways:   map[string]*gateway{},
@@ -80,6 +83,8 @@ func translate(in Input, memo *routeMemo) Output {
 			out.Routes = append(out.Routes, RouteStatus{Kind: r.kind, Namespace: r.ns, Name: r.name, Parents: r.parentStatuses()})
 		}
 	}
+	out.Policies = t.policyStatuses()
+	t.policyEvents()
 	out.Events = t.events
 	return out
 }
@@ -105,6 +110,11 @@ func (t *translation) index() {
 		s := &t.in.Secrets[i]
 		t.secrets[key(s.Namespace, s.Name)] = s
 	}
+	for i := range t.in.ConfigMaps {
+		c := &t.in.ConfigMaps[i]
+		t.configMaps[key(c.Namespace, c.Name)] = c
+	}
+	t.indexPolicies()
 	for i := range t.in.ReferenceGrants {
 		g := &t.in.ReferenceGrants[i]
 		t.grants[g.Namespace] = append(t.grants[g.Namespace], g)

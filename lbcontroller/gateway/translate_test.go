@@ -63,7 +63,7 @@ func decodeObject(in *Input, kind string, doc []byte) error {
 		}
 		appendAs(&extra)
 		in.Cluster, in.ControllerName, in.BundleVersion = extra.Cluster, extra.ControllerName, extra.BundleVersion
-		in.NoTLSRouteTermination = extra.NoTLSRouteTermination
+		in.NoTLSRouteTermination, in.NoBackendTLSVerification = extra.NoTLSRouteTermination, extra.NoBackendTLSVerification
 		in.LoadBalancers, in.Registrable = extra.LoadBalancers, extra.Registrable
 	case "GatewayClass":
 		var o gwv1.GatewayClass
@@ -116,6 +116,14 @@ func decodeObject(in *Input, kind string, doc []byte) error {
 		}
 		o.StringData = nil
 		in.Secrets = append(in.Secrets, o)
+	case KindBackendTLSPolicy:
+		var o gwv1.BackendTLSPolicy
+		appendAs(&o)
+		in.BackendTLSPolicies = append(in.BackendTLSPolicies, o)
+	case KindConfigMap:
+		var o corev1.ConfigMap
+		appendAs(&o)
+		in.ConfigMaps = append(in.ConfigMaps, o)
 	case "Namespace":
 		var o corev1.Namespace
 		appendAs(&o)

@@ -466,7 +466,12 @@ func toHealthCheck(hc providers.HealthCheck) healthCheck {
 // CreateTargetGroup implements providers.LoadBalancing: a group of type ip in the subnet's VPC
 // (ELBv2 answers an identical one that exists), then its deregistration delay, an attribute;
 // a crash between the two leaves a group the next pass finds with the wrong delay and corrects.
+// ELBv2 verifies no target's certificate, so a spec with TLS is refused (ErrInvalid), never
+// created unverified.
 func (d *LoadBalancing) CreateTargetGroup(ctx context.Context, spec providers.TargetGroupSpec) (providers.TargetGroup, error) {
+	if spec.TLS != nil {
+		return providers.TargetGroup{}, invalid(codeUnsupported, "target group %s verifying its targets' certificates (TLS): ELBv2 verifies no target's certificate", spec.Name)
+	}
 	hc := toHealthCheck(spec.HealthCheck)
 	resp, err := lbCall(ctx, d, "CreateTargetGroup", d.c.CreateTargetGroup, &elbv2.CreateTargetGroupInput{
 		Name: aws.String(spec.Name), Protocol: elbtypes.ProtocolEnum(spec.Protocol), Port: aws.Int32(int32(spec.Port)),

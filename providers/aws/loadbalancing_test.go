@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +40,17 @@ func TestLoadBalancingLifecycle(t *testing.T) {
 	}
 	if again, err := d.CreateTargetGroup(ctx, tgSpec); err != nil || again.ID != tg.ID {
 		t.Fatalf("a repeated create: %+v, %v; want %s", again, err, tg.ID)
+	}
+	// ELBv2 verifies no target's certificate: a group asking for it is refused, not created
+	// unverified.
+	verified := providers.TargetGroupSpec{Name: "web-443", Protocol: "HTTPS", Port: 443, HealthCheck: hc,
+		TLS: &providers.BackendTLS{ServerName: "web.example", SystemRoots: true}}
+	var pe *providers.Error
+	if _, err := d.CreateTargetGroup(ctx, verified); !errors.Is(err, providers.ErrInvalid) || !errors.As(err, &pe) || pe.Code != codeUnsupported {
+		t.Fatalf("a group verifying its targets: %v; want ErrInvalid %s", err, codeUnsupported)
+	}
+	if got, err := d.ListTargetGroups(ctx, nil); err != nil || slices.ContainsFunc(got, func(g providers.TargetGroup) bool { return g.Name == "web-443" }) {
+		t.Fatalf("groups after the refusal: %+v, %v; want no web-443", got, err)
 	}
 	l, err := d.CreateListener(ctx, lb.ID, providers.ListenerSpec{Protocol: "TCP", Port: 80, TargetGroupID: tg.ID})
 	if err != nil {

@@ -1,0 +1,171 @@
+package lbcontroller_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flatnet/flatnet/lbcontroller"
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
+	"github.com/flatnet/flatnet/lbcontroller/model"
+	"github.com/flatnet/flatnet/providers"
+)
+
+// testCA is a self-signed CA certificate in PEM.
+func testCA(t testing.TB, name string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// TestGatewayBackendTLSPolicy: a BackendTLSPolicy makes the Service port's target group an HTTPS
+// group that verifies the pods' certificates with the policy's CA ConfigMap and hostname; the
+// policy's status names the Gateway as its ancestor. A new CA in the ConfigMap replaces the
+// group (a group's TLS cannot change); a missing ConfigMap takes the policy's acceptance away
+// (NoValidCACertificate) and the backend's group with it (a 500 share, never unverified).
+func TestGatewayBackendTLSPolicy(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	class := h.gatewayClass(t)
+	ns := h.namespace(t)
+	if err := h.k8s.Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secure"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "secure"},
+			Ports:    []corev1.ServicePort{{Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(8443)}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sl := endpointSlice(ns, "secure", readyEP("10.0.1.50"))
+	sl.Ports[0].Name, sl.Ports[0].Port = ptr("https"), ptr(int32(8443))
+	if err := h.k8s.Create(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+	ca1 := testCA(t, "ca one")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "backend-ca"}, Data: map[string]string{"ca.crt": ca1}}
+	if err := h.k8s.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	policy := &gwv1.BackendTLSPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secure"},
+		Spec: gwv1.BackendTLSPolicySpec{
+			TargetRefs: []gwv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{
+				Group: "", Kind: "Service", Name: "secure"}, SectionName: ptr(gwv1.SectionName("https"))}},
+			Validation: gwv1.BackendTLSPolicyValidation{
+				CACertificateRefs: []gwv1.LocalObjectReference{{Group: "", Kind: "ConfigMap", Name: "backend-ca"}},
+				Hostname:          "secure.example.com",
+				SubjectAltNames:   []gwv1.SubjectAltName{{Type: gwv1.URISubjectAltNameType, URI: "spiffe://example.com/secure"}},
+			},
+		},
+	}
+	if err := h.k8s.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	h.httpGateway(t, ns, class)
+	if err := h.k8s.Create(ctx, &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secure"},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
+				BackendObjectReference: gwv1.BackendObjectReference{Name: "secure", Port: ptr(gwv1.PortNumber(443))}}}}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	policyCondition := func(typ string) (*metav1.Condition, string) {
+		var p gwv1.BackendTLSPolicy
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(policy), &p); err != nil {
+			return nil, err.Error()
+		}
+		for _, a := range p.Status.Ancestors {
+			if a.ControllerName == gateway.ControllerName && a.AncestorRef.Name == "gw" && a.AncestorRef.Namespace != nil && string(*a.AncestorRef.Namespace) == ns &&
+				a.AncestorRef.Kind != nil && *a.AncestorRef.Kind == "Gateway" {
+				c := meta.FindStatusCondition(a.Conditions, typ)
+				if c != nil && c.ObservedGeneration != p.Generation {
+					return nil, fmt.Sprintf("%s of generation %d, the policy's is %d", typ, c.ObservedGeneration, p.Generation)
+				}
+				return c, fmt.Sprintf("%+v", a.Conditions)
+			}
+		}
+		return nil, fmt.Sprintf("ancestors %+v", p.Status.Ancestors)
+	}
+	// The Gateway's groups: the route has one backend, so there is one group, or none.
+	groups := func() ([]providers.TargetGroup, string) {
+		tgs, err := h.p.ListTargetGroups(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"})
+		if err != nil {
+			return nil, err.Error()
+		}
+		return tgs, fmt.Sprintf("%+v", tgs)
+	}
+	wantGroup := func(ca string) func() (bool, string) {
+		return func() (bool, string) {
+			if c, msg := policyCondition(string(gwv1.PolicyConditionAccepted)); c == nil || c.Status != metav1.ConditionTrue {
+				return false, "Accepted: " + msg
+			}
+			if c, msg := policyCondition(string(gwv1.BackendTLSPolicyConditionResolvedRefs)); c == nil || c.Status != metav1.ConditionTrue {
+				return false, "ResolvedRefs: " + msg
+			}
+			tgs, msg := groups()
+			if len(tgs) != 1 || tgs[0].TLS == nil {
+				return false, "groups " + msg
+			}
+			tls := tgs[0].TLS
+			return tgs[0].Protocol == "HTTPS" && tls.ServerName == "secure.example.com" && bytes.Equal(tls.CAPEM, []byte(ca)) && !tls.SystemRoots &&
+				len(tls.SubjectAltNames) == 1 && tls.SubjectAltNames[0] == (providers.SubjectAltName{Type: providers.SANURI, Value: "spiffe://example.com/secure"}), msg
+		}
+	}
+	eventually(t, "the policy is Accepted with the Gateway as ancestor, and the backend's group verifies with its CA", wantGroup(ca1))
+
+	// A new CA in the ConfigMap: the group that verifies with it replaces the old one.
+	ca2 := testCA(t, "ca two")
+	update(t, h, client.ObjectKeyFromObject(cm), func(c *corev1.ConfigMap) { c.Data["ca.crt"] = ca2 })
+	eventually(t, "the ConfigMap's new CA replaces the group", wantGroup(ca2))
+
+	// The ConfigMap gone: no valid CA; the policy is not accepted and nothing is sent to the
+	// backend unverified.
+	if err := h.k8s.Delete(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "without its ConfigMap the policy is not accepted and the backend has no group", func() (bool, string) {
+		acc, msg := policyCondition(string(gwv1.PolicyConditionAccepted))
+		if acc == nil || acc.Status != metav1.ConditionFalse || acc.Reason != string(gwv1.BackendTLSPolicyReasonNoValidCACertificate) {
+			return false, "Accepted: " + msg
+		}
+		refs, msg := policyCondition(string(gwv1.BackendTLSPolicyConditionResolvedRefs))
+		if refs == nil || refs.Status != metav1.ConditionFalse || refs.Reason != string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef) {
+			return false, "ResolvedRefs: " + msg
+		}
+		tgs, msg := groups()
+		return len(tgs) == 0, "groups " + msg
+	})
+}
