@@ -136,6 +136,10 @@ func FuzzServeRequest(f *testing.F) {
 	f.Add(uint8(16), "", uint8(2), []byte(`{"NetworkInterfaceId":"$ENI2","Ipv4PrefixCount":1}`))
 	f.Add(uint8(12), "", uint8(1), []byte(`{"NetworkInterfaceId":"$ENI2","InstanceId":"$INSTANCE","DeviceIndex":1}`))
 	f.Add(uint8(200), "Bogus", uint8(1), []byte(`{}`))
+	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"tls","Protocol":"HTTPS","Port":8443,"VpcId":"$VPC","TlsVerification":{"ServerName":"web.example.com",`+
+		`"UseSystemRoots":true,"SubjectAltNames":[{"Type":"URI","Value":"spiffe://td/web"},{"Type":"Hostname","Value":"*.example.com"}]}}`))
+	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"tls","Protocol":"HTTPS","Port":8443,"VpcId":"$VPC","TlsVerification":{"ServerName":"web.example.com",`+
+		`"CaCertificatesPem":"-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n"}}`))
 	f.Fuzz(func(t *testing.T, actionIdx uint8, rawAction string, who uint8, body []byte) {
 		action := rawAction
 		if int(actionIdx) < len(fuzzActions) {
