@@ -381,11 +381,9 @@ func albThrottled(t *testing.T, s *albScene) {
 
 // albBackendTLS: a driver with Capabilities.BackendTLSVerification creates an HTTPS group
 // whose TLS it shows again (create, list); the same spec again is the same group, another TLS
-// under the name ErrConflict, a TLS the cloud cannot take ErrInvalid.
+// under the name ErrConflict, a TLS the cloud cannot take ErrInvalid. One without it refuses
+// TLS with ErrInvalid.
 func albBackendTLS(t *testing.T, s *albScene) {
-	if !providers.CapabilitiesOf(s.d).BackendTLSVerification {
-		t.Skip("the driver has no Capabilities.BackendTLSVerification")
-	}
 	ca, _ := SelfSigned(t, "ca.example.com")
 	spec := func(name string, tls *providers.BackendTLS) providers.TargetGroupSpec {
 		return providers.TargetGroupSpec{Name: name, Protocol: "HTTPS", ProtocolVersion: providers.ProtocolVersionHTTP1, Port: 8443,
@@ -394,6 +392,12 @@ func albBackendTLS(t *testing.T, s *albScene) {
 	want := &providers.BackendTLS{ServerName: "web.example.com", CAPEM: ca, SubjectAltNames: []providers.SubjectAltName{
 		{Type: providers.SANHostname, Value: "*.web.example.com"}, {Type: providers.SANURI, Value: "spiffe://cluster.local/ns/web/sa/app"}}}
 	tg, err := s.d.CreateTargetGroup(bg(), spec("tg-tls", want))
+	if !providers.CapabilitiesOf(s.d).BackendTLSVerification {
+		if !errors.Is(err, providers.ErrInvalid) || providers.Retryable(err) {
+			t.Errorf("TLS from a driver without BackendTLSVerification: %+v, %v; want ErrInvalid, not retryable", tg, err)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatalf("create an HTTPS group with TLS: %v", err)
 	}
