@@ -23,6 +23,10 @@ type Capabilities struct {
 	// balancer verifies its targets' certificates (fakecloud's extension; ELBv2 verifies
 	// none). Without it a driver refuses TLS with ErrInvalid.
 	BackendTLSVerification bool
+	// BackendClientCertificates: HTTPS target groups take TargetGroupSpec.ClientCertificateID,
+	// and the load balancer presents that certificate to its targets (fakecloud's extension;
+	// ELBv2 presents none). Without it a driver refuses ClientCertificateID with ErrInvalid.
+	BackendClientCertificates bool
 }
 
 // CapabilityReporter is implemented by drivers (and the policy wrappers) that say what they

@@ -144,9 +144,14 @@ type TargetGroupSpec struct {
 	// TLS (HTTPS groups only; Capabilities.BackendTLSVerification) makes the load balancer
 	// verify its targets' certificates. nil: they are not verified, as ELBv2's HTTPS groups.
 	// It cannot change: a group with other settings is another group.
-	TLS         *BackendTLS
-	Tags        map[string]string
-	ClientToken string
+	TLS *BackendTLS
+	// ClientCertificateID (HTTPS groups only; Capabilities.BackendClientCertificates) is an
+	// imported certificate (ApplicationLoadBalancing.ImportCertificate) the load balancer
+	// presents to the targets as its TLS client certificate (Gateway API's
+	// spec.tls.backend.clientCertificateRef). Empty: none. It cannot change either.
+	ClientCertificateID string
+	Tags                map[string]string
+	ClientToken         string
 }
 
 // BackendTLS is how a load balancer verifies the certificate of an HTTPS group's targets
@@ -186,6 +191,7 @@ type TargetGroup struct {
 	HealthCheck         HealthCheck
 	DeregistrationDelay time.Duration
 	TLS                 *BackendTLS // as TargetGroupSpec's
+	ClientCertificateID string      // as TargetGroupSpec's
 	Tags                map[string]string
 }
 

@@ -194,6 +194,11 @@ type TargetGroup struct {
 	// Without it an HTTPS group's targets are not verified, as ELBv2's. It is set at
 	// creation and cannot change.
 	TLSVerification *TLSVerification `json:"TlsVerification,omitempty"`
+	// ClientCertificateID (fakecloud's own; HTTPS application groups only) is an imported
+	// certificate (ImportCertificate) the load balancer presents to the targets as its TLS client
+	// certificate, as Gateway API's spec.tls.backend.clientCertificateRef asks. Set at creation;
+	// it cannot change, and the certificate cannot be deleted while a group names it.
+	ClientCertificateID string `json:"ClientCertificateId,omitempty"`
 	// LoadBalancerIDs are the load balancers whose listeners forward to the group (at most one).
 	LoadBalancerIDs []string `json:"LoadBalancerIds"`
 	Tags            []Tag    `json:"Tags,omitempty"`
@@ -374,8 +379,10 @@ type CreateTargetGroupRequest struct {
 	HealthCheck     HealthCheck `json:"HealthCheck,omitzero"`
 	// TLSVerification: see TargetGroup's.
 	TLSVerification *TLSVerification `json:"TlsVerification,omitempty"`
-	Tags            []Tag            `json:"Tags,omitempty"`
-	ClientToken     string           `json:"ClientToken,omitempty"`
+	// ClientCertificateID: see TargetGroup's.
+	ClientCertificateID string `json:"ClientCertificateId,omitempty"`
+	Tags                []Tag  `json:"Tags,omitempty"`
+	ClientToken         string `json:"ClientToken,omitempty"`
 }
 type CreateTargetGroupResponse struct {
 	TargetGroup TargetGroup `json:"TargetGroup"`
