@@ -297,7 +297,8 @@ type Certificate struct {
 	// CertificatePem is the leaf and CertificateChainPem the intermediates (public).
 	CertificatePem      string `json:"CertificatePem"`
 	CertificateChainPem string `json:"CertificateChainPem,omitempty"`
-	// InUseBy are the listeners serving the certificate.
+	// InUseBy are the listeners serving the certificate and the target groups presenting it
+	// to their targets (ClientCertificateId).
 	InUseBy []string `json:"InUseBy"`
 	Tags    []Tag    `json:"Tags,omitempty"`
 }

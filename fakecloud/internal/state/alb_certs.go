@@ -235,7 +235,7 @@ func (s *Store) DescribeCertificates(c Call, req *api.DescribeCertificatesReques
 	return out, nil
 }
 
-// DeleteCertificate deletes a certificate no listener serves.
+// DeleteCertificate deletes a certificate no listener serves and no target group presents.
 func (s *Store) DeleteCertificate(c Call, req *api.DeleteCertificateRequest) (*api.DeleteCertificateResponse, error) {
 	if err := requireLoadBalancing(c.Principal, api.ActionDeleteCertificate); err != nil {
 		return nil, err
@@ -247,6 +247,9 @@ func (s *Store) DeleteCertificate(c Call, req *api.DeleteCertificateRequest) (*a
 		}
 		if l := first[listenerRec](t.Txn, tableListeners, indexCertificate, r.ID); l != nil {
 			return nil, api.Errorf(api.CodeResourceInUse, "certificate %s is in use by listener %s of %s; remove it from the listener (or delete the listener) first", r.ID, l.ID, l.LoadBalancerID)
+		}
+		if g := first[tgRec](t.Txn, tableTargetGroups, indexCertificate, r.ID); g != nil {
+			return nil, api.Errorf(api.CodeResourceInUse, "certificate %s is in use by target group %s (%s), which presents it to its targets; delete the target group first", r.ID, g.ID, g.Name)
 		}
 		if err := t.Delete(tableCertificates, r); err != nil {
 			return nil, internal(err)
@@ -286,6 +289,9 @@ func certView(txn *memdb.Txn, r *certRec) api.Certificate {
 	inUse := []string{}
 	for _, l := range listBy[listenerRec](txn, tableListeners, indexCertificate, r.ID) {
 		inUse = append(inUse, l.ID)
+	}
+	for _, g := range listBy[tgRec](txn, tableTargetGroups, indexCertificate, r.ID) {
+		inUse = append(inUse, g.ID)
 	}
 	slices.Sort(inUse)
 	return api.Certificate{

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"slices"
 
+	memdb "github.com/hashicorp/go-memdb"
+
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
@@ -90,4 +92,13 @@ func sameTLSVerification(a, b *api.TLSVerification) bool {
 	}
 	return a.ServerName == b.ServerName && a.CACertificatesPEM == b.CACertificatesPEM && a.UseSystemRoots == b.UseSystemRoots &&
 		slices.Equal(a.SubjectAltNames, b.SubjectAltNames)
+}
+
+// checkClientCertificate checks that the certificate an HTTPS group would present to its
+// targets ("": none) exists; its code is the listeners' for a certificate that does not.
+func checkClientCertificate(txn *memdb.Txn, id string) error {
+	if id == "" || first[certRec](txn, tableCertificates, indexID, id) != nil {
+		return nil
+	}
+	return api.Errorf(api.CodeCertificateNotFound, "ClientCertificateId: certificate %q does not exist; import it with ImportCertificate", id)
 }

@@ -81,8 +81,11 @@ type tgRec struct {
 	DeregistrationDelay int
 	// TLSVerification is an HTTPS group's (validated; nil: targets not verified).
 	TLSVerification *api.TLSVerification
-	Tags            map[string]string
-	Created         time.Time
+	// ClientCertificateID is the imported certificate an HTTPS group presents to its targets
+	// ("": none); indexed, so the certificate cannot be deleted while the group names it.
+	ClientCertificateID string
+	Tags                map[string]string
+	Created             time.Time
 }
 
 // targetRec is one registered (IP, port) of a target group with the last health verdict the
@@ -121,9 +124,10 @@ func listenersTable() *memdb.TableSchema {
 
 func targetGroupsTable() *memdb.TableSchema {
 	return &memdb.TableSchema{Name: tableTargetGroups, Indexes: map[string]*memdb.IndexSchema{
-		indexID:   idIndex("ID"),
-		indexName: fieldIndex(indexName, "Name", true, false),
-		indexVpc:  fieldIndex(indexVpc, "VpcID", false, false),
+		indexID:          idIndex("ID"),
+		indexName:        fieldIndex(indexName, "Name", true, false),
+		indexVpc:         fieldIndex(indexVpc, "VpcID", false, false),
+		indexCertificate: fieldIndex(indexCertificate, "ClientCertificateID", false, true),
 	}}
 }
 

@@ -38,14 +38,20 @@ func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*a
 	if err != nil {
 		return nil, err
 	}
+	if req.ClientCertificateID != "" && req.Protocol != api.ProtocolHTTPS {
+		return nil, invalid("ClientCertificateId applies to HTTPS target groups only; Protocol is %s", req.Protocol)
+	}
 	if err := validateLBTags(req.Tags); err != nil {
 		return nil, err
 	}
 	return write(s, c, api.ActionCreateTargetGroup, req.ClientToken, req, func(t *tx) (*api.CreateTargetGroupResponse, error) {
 		v := newViewer(t.Txn, c)
+		if err := checkClientCertificate(t.Txn, req.ClientCertificateID); err != nil {
+			return nil, err
+		}
 		if old := first[tgRec](t.Txn, tableTargetGroups, indexName, req.Name); old != nil {
 			if old.Protocol == req.Protocol && old.ProtocolVersion == version && old.Port == req.Port && old.VpcID == req.VpcID && old.HealthCheck == hc &&
-				sameTLSVerification(old.TLSVerification, tlsv) {
+				sameTLSVerification(old.TLSVerification, tlsv) && old.ClientCertificateID == req.ClientCertificateID {
 				return &api.CreateTargetGroupResponse{TargetGroup: v.targetGroup(old)}, nil
 			}
 			return nil, api.Errorf(api.CodeDuplicateTargetGroupName,
@@ -61,10 +67,13 @@ func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*a
 		r := &tgRec{
 			ID: newID(t.Txn, tableTargetGroups, "tg"), Name: req.Name, Protocol: req.Protocol, ProtocolVersion: version, Port: req.Port,
 			VpcID: vpc.ID, HealthCheck: hc, DeregistrationDelay: defaultDeregistration, TLSVerification: tlsv,
-			Tags: tagMap(req.Tags), Created: c.Now,
+			ClientCertificateID: req.ClientCertificateID, Tags: tagMap(req.Tags), Created: c.Now,
 		}
 		if err := t.put(tableTargetGroups, api.KindTargetGroup, r.ID, r); err != nil {
 			return nil, err
+		}
+		if r.ClientCertificateID != "" {
+			t.touch(api.KindCertificate, r.ClientCertificateID) // its InUseBy
 		}
 		return &api.CreateTargetGroupResponse{TargetGroup: v.targetGroup(r)}, nil
 	})
@@ -237,6 +246,9 @@ func (s *Store) DeleteTargetGroup(c Call, req *api.DeleteTargetGroupRequest) (*a
 			return nil, internal(err)
 		}
 		t.touch(api.KindTargetGroup, r.ID)
+		if r.ClientCertificateID != "" {
+			t.touch(api.KindCertificate, r.ClientCertificateID) // its InUseBy
+		}
 		return &api.DeleteTargetGroupResponse{}, nil
 	})
 }

@@ -49,7 +49,7 @@ func (v viewer) targetGroup(r *tgRec) api.TargetGroup {
 		TargetGroupID: r.ID, TargetGroupName: r.Name, Protocol: r.Protocol, ProtocolVersion: r.ProtocolVersion, Port: r.Port,
 		VpcID: r.VpcID, TargetType: api.TargetTypeIP, LoadBalancerType: tgLBType(r.Protocol), HealthCheck: r.HealthCheck,
 		DeregistrationDelaySeconds: r.DeregistrationDelay, TLSVerification: clonePlain(r.TLSVerification),
-		LoadBalancerIDs: tgLoadBalancers(v.txn, r.ID), Tags: tagList(r.Tags),
+		ClientCertificateID: r.ClientCertificateID, LoadBalancerIDs: tgLoadBalancers(v.txn, r.ID), Tags: tagList(r.Tags),
 	}
 }
 

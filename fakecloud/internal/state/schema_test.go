@@ -27,7 +27,7 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 
 		tableLoadBalancers: &lbRec{ID: "lb-1", Name: "web", PublicIP: "198.51.100.1", SubnetID: "subnet-1"},
 		tableListeners:     &listenerRec{ID: "listener-1", LoadBalancerID: "lb-1", PortKey: "lb-1/TCP/80", TargetGroupID: "tg-1", CertificateIDs: []string{"cert-1"}},
-		tableTargetGroups:  &tgRec{ID: "tg-1", Name: "web-tg", VpcID: "vpc-1"},
+		tableTargetGroups:  &tgRec{ID: "tg-1", Name: "web-tg", VpcID: "vpc-1", ClientCertificateID: "cert-1"},
 		tableTargets:       &targetRec{Key: "tg-1/10.0.0.5:80", TargetGroupID: "tg-1"},
 		tableRules:         &ruleRec{ID: "rule-1", ListenerID: "listener-1", LoadBalancerID: "lb-1", PriorityKey: "listener-1/10", TargetGroupIDs: []string{"tg-1", "tg-2"}},
 		tableCertificates:  &certRec{ID: "cert-1"},
@@ -49,7 +49,7 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 
 		tableLoadBalancers: {indexID: "lb-1", indexName: "web", indexPublicIP: "198.51.100.1", indexSubnet: "subnet-1"},
 		tableListeners:     {indexID: "listener-1", indexListenerPort: "lb-1/TCP/80", indexLoadBalancer: "lb-1", indexTargetGroup: "tg-1", indexCertificate: "cert-1"},
-		tableTargetGroups:  {indexID: "tg-1", indexName: "web-tg", indexVpc: "vpc-1"},
+		tableTargetGroups:  {indexID: "tg-1", indexName: "web-tg", indexVpc: "vpc-1", indexCertificate: "cert-1"},
 		tableTargets:       {indexID: "tg-1/10.0.0.5:80"},
 		tableRules:         {indexID: "rule-1", indexListener: "listener-1", indexLoadBalancer: "lb-1", indexRulePriority: "listener-1/10", indexTargetGroup: "tg-2"},
 		tableCertificates:  {indexID: "cert-1"},
@@ -73,6 +73,10 @@ func TestSchemaValidatesAndEveryIndexWorks(t *testing.T) {
 	}
 	if err := txn.Insert(tableRules, &ruleRec{ID: "rule-2", ListenerID: "listener-2", LoadBalancerID: "lb-1", PriorityKey: "listener-2/1"}); err != nil {
 		t.Fatalf("rule without groups: %v", err)
+	}
+	// A target group without a client certificate must be storable too.
+	if err := txn.Insert(tableTargetGroups, &tgRec{ID: "tg-2", Name: "plain", VpcID: "vpc-1"}); err != nil {
+		t.Fatalf("target group without a client certificate: %v", err)
 	}
 	// An interface without an attachment must be storable (AllowMissing indexes).
 	if err := txn.Insert(tableENIs, &eniRec{ID: "eni-2", SubnetID: "subnet-1", MAC: "02:00:00:00:00:02"}); err != nil {
