@@ -174,7 +174,7 @@ func newTGCmd(g *globals) *cobra.Command {
 }
 
 func tgCreateCmd(g *globals) *cobra.Command {
-	var vpc, protocol, version string
+	var vpc, protocol, version, clientCert string
 	var port int
 	var hc api.HealthCheck
 	var tags []string
@@ -191,7 +191,7 @@ func tgCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			r, err := c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: args[0], Protocol: protocol, ProtocolVersion: version, Port: port, VpcID: vpc, HealthCheck: hc,
-				TLSVerification: v, Tags: t})
+				TLSVerification: v, ClientCertificateID: clientCert, Tags: t})
 			if err != nil {
 				return err
 			}
@@ -216,6 +216,7 @@ func tgCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&tv.caFile, "tls-ca-file", "", "PEM file of the roots the targets' chains must end at (with --tls-server-name)")
 	f.BoolVar(&tv.systemRoots, "tls-system-roots", false, "verify against fakecloud's system trust store instead of --tls-ca-file")
 	f.StringArrayVar(&tv.sans, "tls-san", nil, "Hostname=NAME or URI=URI the certificates must hold one of, instead of the server name (repeatable)")
+	f.StringVar(&clientCert, "client-certificate", "", "imported certificate ID (cert import) the load balancer presents to the targets as its TLS client certificate (HTTPS)")
 	_ = c.MarkFlagRequired("vpc")
 	_ = c.MarkFlagRequired("port")
 	c.MarkFlagsMutuallyExclusive("tls-ca-file", "tls-system-roots")
@@ -384,8 +385,15 @@ func tgTable(tgs []api.TargetGroup) func(*tabwriter.Writer) {
 			hc := tg.HealthCheck
 			check := fmt.Sprintf("%s %s%s every %ds", hc.Protocol, hc.Port, hc.Path, hc.IntervalSeconds)
 			protocol := tg.Protocol
+			var tlsNotes []string
 			if v := tg.TLSVerification; v != nil {
-				protocol += " (verifies " + v.ServerName + ")"
+				tlsNotes = append(tlsNotes, "verifies "+v.ServerName)
+			}
+			if tg.ClientCertificateID != "" {
+				tlsNotes = append(tlsNotes, "presents "+tg.ClientCertificateID)
+			}
+			if len(tlsNotes) > 0 {
+				protocol += " (" + strings.Join(tlsNotes, ", ") + ")"
 			}
 			row(w, tg.TargetGroupID, tg.TargetGroupName, protocol, strconv.Itoa(tg.Port), tg.VpcID, check,
 				strconv.Itoa(tg.DeregistrationDelaySeconds)+"s", orDash(strings.Join(tg.LoadBalancerIDs, ",")), tagsString(tg.Tags))

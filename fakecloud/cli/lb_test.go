@@ -126,3 +126,34 @@ func TestTargetGroupTLSFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetGroupClientCertificateFlag: tg create --client-certificate names the certificate
+// the group presents to its targets; tg list shows it; the server refuses it on a group that
+// is not HTTPS and an unknown certificate.
+func TestTargetGroupClientCertificateFlag(t *testing.T) {
+	env := servertest.Start(t, servertest.Options{})
+	vpc := mustJSON[api.CreateVpcResponse](t, env, "vpc", "create", "--cidr", "10.0.0.0/16").Vpc
+	certFile, keyFile := writeCert(t, "lb.example.com")
+	cert := mustJSON[api.ImportCertificateResponse](t, env, "cert", "import", "--cert", certFile, "--key", keyFile).Certificate
+	create := func(name, protocol string, flags ...string) []string {
+		return append([]string{"tg", "create", name, "--vpc", vpc.VpcID, "--port", "8443", "--protocol", protocol}, flags...)
+	}
+	tg := mustJSON[api.CreateTargetGroupResponse](t, env, create("mtls", "HTTPS", "--client-certificate", cert.CertificateID)...).TargetGroup
+	if tg.ClientCertificateID != cert.CertificateID {
+		t.Errorf("tg create --client-certificate %s: ClientCertificateId %q", cert.CertificateID, tg.ClientCertificateID)
+	}
+	if out, err := run(t, env, "tg", "list"); err != nil || !strings.Contains(out, "HTTPS (presents "+cert.CertificateID+")") {
+		t.Errorf("tg list printed %q, %v; want the group's client certificate", out, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{create("plain", "HTTP", "--client-certificate", cert.CertificateID), "ClientCertificateId applies to HTTPS target groups only; Protocol is HTTP"},
+		{create("unknown", "HTTPS", "--client-certificate", "cert-404"), `ClientCertificateId: certificate "cert-404" does not exist`},
+	} {
+		if out, err := run(t, env, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %q, %v; want an error saying %q", tc.args, out, err, tc.want)
+		}
+	}
+}
