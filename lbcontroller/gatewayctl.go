@@ -182,9 +182,10 @@ type gatewayObjects struct {
 
 func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayObjects, error) {
 	in := gateway.Input{Cluster: r.cfg.Cluster, ControllerName: gateway.ControllerName, BundleVersion: r.bundleVersion(ctx),
-		NoTLSRouteTermination:    r.alb != nil && !providers.CapabilitiesOf(r.alb).L4OnApplicationLB,
-		NoStaticAddresses:        r.alb != nil && !providers.CapabilitiesOf(r.alb).StaticAddresses,
-		NoBackendTLSVerification: r.alb != nil && !providers.CapabilitiesOf(r.alb).BackendTLSVerification}
+		NoTLSRouteTermination:       r.alb != nil && !providers.CapabilitiesOf(r.alb).L4OnApplicationLB,
+		NoStaticAddresses:           r.alb != nil && !providers.CapabilitiesOf(r.alb).StaticAddresses,
+		NoBackendTLSVerification:    r.alb != nil && !providers.CapabilitiesOf(r.alb).BackendTLSVerification,
+		NoBackendClientCertificates: r.alb != nil && !providers.CapabilitiesOf(r.alb).BackendClientCertificates}
 	var (
 		classes  gwv1.GatewayClassList
 		gws      gwv1.GatewayList
@@ -274,43 +275,47 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 		if !ours[string(g.Spec.GatewayClassName)] {
 			continue
 		}
+		var refs []gwv1.SecretObjectReference
 		for _, l := range g.Spec.Listeners {
-			if l.TLS == nil {
+			if l.TLS != nil {
+				refs = append(refs, l.TLS.CertificateRefs...)
+			}
+		}
+		if t := g.Spec.TLS; t != nil && t.Backend != nil && t.Backend.ClientCertificateRef != nil {
+			refs = append(refs, *t.Backend.ClientCertificateRef)
+		}
+		for _, ref := range refs {
+			if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Secret") {
 				continue
 			}
-			for _, ref := range l.TLS.CertificateRefs {
-				if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Secret") {
-					continue
+			key := types.NamespacedName{Namespace: g.Namespace, Name: string(ref.Name)}
+			if ref.Namespace != nil {
+				key.Namespace = string(*ref.Namespace)
+			}
+			if have[key] || (key.Namespace != g.Namespace && !grantsSecret(grants, g.Namespace, key)) {
+				continue
+			}
+			have[key] = true
+			look, ok := r.secretLookups[key]
+			if !ok {
+				look = secretLookup{at: now}
+				var sec corev1.Secret
+				switch err := r.reader.Get(ctx, key, &sec); {
+				case err == nil:
+					look.typ = sec.Type
+				case !apierrors.IsNotFound(err):
+					r.log.V(1).Info("reading a certificate Secret the cache does not hold", "secret", key.String(), "err", err.Error())
+					uncached = true
+					continue // not remembered: the next pass reads it again
 				}
-				key := types.NamespacedName{Namespace: g.Namespace, Name: string(ref.Name)}
-				if ref.Namespace != nil {
-					key.Namespace = string(*ref.Namespace)
+				if r.secretLookups == nil {
+					r.secretLookups = map[types.NamespacedName]secretLookup{}
 				}
-				if have[key] || (key.Namespace != g.Namespace && !grantsSecret(grants, g.Namespace, key)) {
-					continue
-				}
-				have[key] = true
-				look, ok := r.secretLookups[key]
-				if !ok {
-					look = secretLookup{at: now}
-					var sec corev1.Secret
-					switch err := r.reader.Get(ctx, key, &sec); {
-					case err == nil:
-						look.typ = sec.Type
-					case !apierrors.IsNotFound(err):
-						r.log.V(1).Info("reading a certificate Secret the cache does not hold", "secret", key.String(), "err", err.Error())
-						uncached = true
-						continue // not remembered: the next pass reads it again
-					}
-					if r.secretLookups == nil {
-						r.secretLookups = map[types.NamespacedName]secretLookup{}
-					}
-					r.secretLookups[key] = look
-				}
-				uncached = true
-				if look.typ != "" && look.typ != corev1.SecretTypeTLS {
-					out = append(out, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: look.typ})
-				}
+				r.secretLookups[key] = look
+			}
+			uncached = true
+			if look.typ != "" && look.typ != corev1.SecretTypeTLS {
+				out = append(out, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: look.typ})
 			}
 		}
 	}

@@ -273,7 +273,7 @@ func httpRoutesELBv2CannotExpress(t *testing.T, h *harness, ns, class string, gw
 		features[f.Name] = true
 	}
 	if features["HTTPRouteRequestTimeout"] || features["HTTPRouteResponseHeaderModification"] || features["GatewayHTTPSListenerDetectMisdirectedRequests"] ||
-		features["TLSRouteModeTerminate"] || features["BackendTLSPolicy"] || features["BackendTLSPolicySANValidation"] ||
+		features["TLSRouteModeTerminate"] || features["BackendTLSPolicy"] || features["BackendTLSPolicySANValidation"] || features["GatewayBackendClientCertificate"] ||
 		!features["HTTPRouteQueryParamMatching"] || !features["HTTPRoute"] {
 		t.Errorf("GatewayClass features with the AWS driver: %v", gc.Status.SupportedFeatures)
 	}

@@ -210,11 +210,12 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 	if err != nil {
 		return res, fmt.Errorf("list the target groups of %s: %w", alb.Name, err)
 	}
-	if err := ensureHTTPTargetGroups(ctx, p, alb, tgs, tags, token, &res); err != nil {
-		return res, err
-	}
+	// Certificates first: a target group names the client certificate it presents.
 	certs, err := ensureCertificates(ctx, p, alb, tags, token, &res)
 	if err != nil {
+		return res, err
+	}
+	if err := ensureHTTPTargetGroups(ctx, p, alb, tgs, certs, tags, token, &res); err != nil {
 		return res, err
 	}
 	if m != nil {
@@ -318,18 +319,25 @@ func backendTLS(t *gateway.BackendTLS) *providers.BackendTLS {
 	return out
 }
 
-func ensureHTTPTargetGroups(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, actual []providers.TargetGroup, tags map[string]string, token string, res *GatewayResult) error {
+func ensureHTTPTargetGroups(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, actual []providers.TargetGroup,
+	certs map[string]string, tags map[string]string, token string, res *GatewayResult) error {
 	for _, want := range alb.TargetGroups {
 		proto, version, err := targetGroupProtocol(want.Protocol)
 		if err != nil {
 			return fmt.Errorf("target group %s of %s: %w", want.Name, want.Service, err)
+		}
+		clientCert := ""
+		if want.ClientCertificate != "" {
+			if clientCert = certs[want.ClientCertificate]; clientCert == "" {
+				return fmt.Errorf("target group %s of %s: its client certificate %s is not imported", want.Name, want.Service, want.ClientCertificate)
+			}
 		}
 		i := slices.IndexFunc(actual, func(tg providers.TargetGroup) bool { return tg.Name == want.Name })
 		var id string
 		if i < 0 {
 			tg, err := p.CreateTargetGroup(ctx, providers.TargetGroupSpec{
 				Name: want.Name, Protocol: proto, ProtocolVersion: version, Port: want.Port,
-				DeregistrationDelay: gatewayDeregistrationDelay, TLS: backendTLS(want.TLS), Tags: copyTags(tags, "flatnet.io/service-ref", want.Service),
+				DeregistrationDelay: gatewayDeregistrationDelay, TLS: backendTLS(want.TLS), ClientCertificateID: clientCert, Tags: copyTags(tags, "flatnet.io/service-ref", want.Service),
 				ClientToken: clientToken(token, want.Name),
 			})
 			if err != nil {
@@ -395,10 +403,14 @@ func ensureCertificates(ctx context.Context, p providers.ApplicationLoadBalancin
 	return ids, nil
 }
 
-// modelCertificates are the certificates of every listener of the model that terminates TLS:
-// HTTPS listeners, and TLS ones in mode Terminate.
+// modelCertificates are the certificates of every listener of the model that terminates TLS
+// (HTTPS listeners, and TLS ones in mode Terminate), and the one the load balancer presents to
+// its targets.
 func modelCertificates(alb *gateway.ApplicationLoadBalancer) []gateway.Certificate {
 	var out []gateway.Certificate
+	if alb.BackendClientCertificate != nil {
+		out = append(out, *alb.BackendClientCertificate)
+	}
 	for _, l := range alb.Listeners {
 		out = append(out, l.Certificates...)
 	}

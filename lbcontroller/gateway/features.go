@@ -21,6 +21,7 @@ var supportedFeatures = []gwv1.FeatureName{
 	"GRPCRouteNamedRouteRule",
 	"Gateway",
 	"GatewayAddressEmpty",
+	"GatewayBackendClientCertificate",
 	"GatewayHTTPListenerIsolation",
 	"GatewayHTTPSListenerDetectMisdirectedRequests",
 	"GatewayPort8080",
@@ -96,6 +97,10 @@ const TLSMixed gwv1.FeatureName = "TLSRouteModeMixed"
 // BackendTLSFeatures are the features that need a cloud that verifies its targets'
 // certificates (providers.Capabilities.BackendTLSVerification).
 var BackendTLSFeatures = []gwv1.FeatureName{"BackendTLSPolicy", "BackendTLSPolicySANValidation"}
+
+// BackendClientCertificate is the feature of a Gateway's backend client certificate: it needs a
+// cloud that presents one (providers.Capabilities.BackendClientCertificates).
+const BackendClientCertificate gwv1.FeatureName = "GatewayBackendClientCertificate"
 
 // WithoutKinds drops from fs the features of the route kinds given (e.g. "TCPRoute"): a feature
 // belongs to the kind its name starts with.

@@ -31,6 +31,10 @@ type Input struct {
 	// certificates (providers.Capabilities.BackendTLSVerification false: the AWS driver):
 	// BackendTLSPolicies are not accepted (Invalid) and the backends they target are refused.
 	NoBackendTLSVerification bool `json:"noBackendTLSVerification,omitempty"`
+	// NoBackendClientCertificates: the cloud's load balancers present no client certificate to
+	// their targets (providers.Capabilities.BackendClientCertificates false: the AWS driver): a
+	// Gateway's spec.tls.backend.clientCertificateRef is ResolvedRefs False (UnsupportedValue).
+	NoBackendClientCertificates bool `json:"noBackendClientCertificates,omitempty"`
 
 	GatewayClasses  []gwv1.GatewayClass   `json:"gatewayClasses,omitempty"`
 	Gateways        []gwv1.Gateway        `json:"gateways,omitempty"`

@@ -14,10 +14,12 @@ import (
 
 // targetGroups collects the target groups of one load balancer, by name.
 type targetGroups struct {
-	t      *translation
-	gw     string   // the Gateway, ns/name (BackendTLSPolicy ancestors)
-	prefix []string // cluster, Gateway UID, layer
-	byName map[string]*TargetGroup
+	t  *translation
+	gw string // the Gateway, ns/name (BackendTLSPolicy ancestors)
+	// clientCert is presented to the targets of the TLS groups (nil: none).
+	clientCert *Certificate
+	prefix     []string // cluster, Gateway UID, layer
+	byName     map[string]*TargetGroup
 	// names memoizes the names of the groups added (a hash each): 1,000 routes to one Service
 	// add its group 1,000 times.
 	names map[tgKey]string
@@ -56,6 +58,11 @@ func (s *targetGroups) add(b backend) string {
 			parts = tls.nameParts()
 		}
 	}
+	clientCert := ""
+	if s.clientCert != nil && (protocol == ProtocolHTTPS || protocol == ProtocolGRPCS) {
+		clientCert = s.clientCert.Fingerprint
+		parts = append(parts, "client", clientCert)
+	}
 	svc := key(b.svc.Namespace, b.svc.Name)
 	name := cloudName(append(append(slices.Clone(s.prefix), svc, strconv.Itoa(int(b.port.Port)), protocol), parts...)...)
 	if s.names == nil {
@@ -70,7 +77,7 @@ func (s *targetGroups) add(b backend) string {
 	if live == nil {
 		live = []model.Target{}
 	}
-	s.byName[name] = &TargetGroup{Name: name, Service: svc, Port: int(b.port.Port), Protocol: protocol, TLS: tls, Targets: live, Draining: draining}
+	s.byName[name] = &TargetGroup{Name: name, Service: svc, Port: int(b.port.Port), Protocol: protocol, TLS: tls, ClientCertificate: clientCert, Targets: live, Draining: draining}
 	return name
 }
 
@@ -131,7 +138,7 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 		return out
 	}
 	if len(l7) > 0 || len(pass) > 0 {
-		tgs := &targetGroups{t: t, gw: g.key(), prefix: []string{t.in.Cluster, uid, "l7"}, byName: map[string]*TargetGroup{}}
+		tgs := &targetGroups{t: t, gw: g.key(), clientCert: g.clientCert, prefix: []string{t.in.Cluster, uid, "l7"}, byName: map[string]*TargetGroup{}}
 		alb := &ApplicationLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l7"), Address: g.address}
 		if g.address != "" {
 			// A load balancer at another address is another load balancer: it is created
@@ -143,6 +150,9 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 		}
 		alb.Passthrough = l4Listeners(pass, tgs)
 		alb.TargetGroups = tgs.list()
+		if slices.ContainsFunc(alb.TargetGroups, func(tg TargetGroup) bool { return tg.ClientCertificate != "" }) {
+			alb.BackendClientCertificate = g.clientCert
+		}
 		out.L7 = alb
 	}
 	return out

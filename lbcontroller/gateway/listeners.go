@@ -25,7 +25,12 @@ type gateway struct {
 	// addressReason and addressMsg say why the Gateway cannot be programmed with the addresses
 	// asked for (AddressNotUsable or AddressNotAssigned).
 	address, addressReason, addressMsg string
-	tr                                 *translation
+	// clientCert is the certificate spec.tls.backend.clientCertificateRef names, which the load
+	// balancer presents to backends it speaks TLS to; clientRefReason and clientRefMsg say why
+	// there is none although the Gateway names one.
+	clientCert                    *Certificate
+	clientRefReason, clientRefMsg string
+	tr                            *translation
 }
 
 func (g *gateway) key() string { return key(g.obj.Namespace, g.obj.Name) }
@@ -123,6 +128,7 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 		for _, l := range g.listeners {
 			t.finishListener(l)
 		}
+		t.backendClientCertificate(g)
 		var unsupported string
 		g.address, g.addressReason, g.addressMsg, unsupported = t.addresses(obj.Spec.Addresses)
 		switch {
@@ -510,6 +516,9 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 			cmp.Or(lbMessage(lb), "waiting for the cloud to program the load balancer"), gen)
 	}
 	st.Conditions = []metav1.Condition{accepted, prog}
+	if refs, ok := g.resolvedRefs(); ok {
+		st.Conditions = append(st.Conditions, refs)
+	}
 	for _, l := range g.listeners {
 		st.Listeners = append(st.Listeners, l.status(gen, accepted.Status == metav1.ConditionTrue, programmed, "waiting for the cloud to program the load balancer"))
 	}
@@ -561,4 +570,74 @@ func (l *listener) status(gen int64, gwAccepted, lbProgrammed bool, pendingMsg s
 		st.Conditions = append(st.Conditions, condition(string(gwv1.ListenerConditionConflicted), true, l.conflictReason, l.conflictMsg, gen))
 	}
 	return st
+}
+
+// backendClientCertificate resolves the Gateway's spec.tls.backend.clientCertificateRef: a
+// kubernetes.io/tls Secret, in another namespace only with a ReferenceGrant.
+func (t *translation) backendClientCertificate(g *gateway) {
+	spec := g.obj.Spec.TLS
+	if spec == nil || spec.Backend == nil || spec.Backend.ClientCertificateRef == nil {
+		return
+	}
+	ref := spec.Backend.ClientCertificateRef
+	grp, kind := string(ptrOr(ref.Group, "")), string(ptrOr(ref.Kind, KindSecret))
+	ns := string(ptrOr(ref.Namespace, gwv1.Namespace(g.obj.Namespace)))
+	name := key(ns, string(ref.Name))
+	fail := func(reason, format string, args ...any) {
+		g.clientRefReason, g.clientRefMsg = reason, "spec.tls.backend.clientCertificateRef: "+fmt.Sprintf(format, args...)
+		g.eventf(reason, "%s", g.clientRefMsg)
+	}
+	switch {
+	case grp != "" || kind != KindSecret:
+		fail(string(gwv1.GatewayReasonInvalidClientCertificateRef), "%s %s: only core Secrets are supported", strings.TrimPrefix(grp+"/"+kind, "/"), name)
+		return
+	case ns != g.obj.Namespace && !t.granted(Group, KindGateway, g.obj.Namespace, "", KindSecret, ns, string(ref.Name)):
+		fail(string(gwv1.GatewayReasonRefNotPermitted),
+			"Secret %s is in another namespace and no ReferenceGrant in %s allows Gateways of %s to use it", name, ns, g.obj.Namespace)
+		return
+	}
+	sec := t.secrets[name]
+	if sec == nil {
+		fail(string(gwv1.GatewayReasonInvalidClientCertificateRef), "Secret %s does not exist", name)
+		return
+	}
+	cert, err := parseCertificate(sec)
+	if err != nil {
+		fail(string(gwv1.GatewayReasonInvalidClientCertificateRef), "Secret %s: %v", name, err)
+		return
+	}
+	if t.in.NoBackendClientCertificates {
+		fail(reasonUnsupportedValue, "the cloud's load balancers present no client certificate to their targets (the AWS driver: ELBv2 does not)")
+		return
+	}
+	g.clientCert = &cert
+}
+
+// reasonUnsupportedValue is the ResolvedRefs reason of a client certificate the cloud cannot
+// present (the spec lists none for it; it allows others).
+const reasonUnsupportedValue = "UnsupportedValue"
+
+// resolvedRefs is the Gateway's ResolvedRefs condition, which it has only when it names a
+// backend client certificate (the condition is experimental in v1.6): False with the reference's
+// problem, or ListenersNotResolved when a listener's references do not resolve.
+func (g *gateway) resolvedRefs() (metav1.Condition, bool) {
+	spec := g.obj.Spec.TLS
+	if spec == nil || spec.Backend == nil || spec.Backend.ClientCertificateRef == nil {
+		return metav1.Condition{}, false
+	}
+	typ, gen := string(gwv1.GatewayConditionResolvedRefs), g.obj.Generation
+	if g.clientRefReason != "" {
+		return condition(typ, false, g.clientRefReason, g.clientRefMsg, gen), true
+	}
+	var bad []string
+	for _, l := range g.listeners {
+		if l.refsReason != "" {
+			bad = append(bad, string(l.spec.Name))
+		}
+	}
+	if len(bad) > 0 {
+		return condition(typ, false, string(gwv1.GatewayReasonListenersNotResolved),
+			fmt.Sprintf("the references of listeners %s do not resolve (see their conditions)", strings.Join(bad, ", ")), gen), true
+	}
+	return condition(typ, true, string(gwv1.GatewayReasonResolvedRefs), "the backend client certificate and the listeners' references resolve", gen), true
 }

@@ -57,6 +57,9 @@ type ApplicationLoadBalancer struct {
 	// balancer is internet-facing); "" lets the cloud assign one.
 	Address   string         `json:"address,omitempty"`
 	Listeners []HTTPListener `json:"listeners"`
+	// BackendClientCertificate is the certificate the load balancer presents to the targets of
+	// its TLS groups (the Gateway's spec.tls.backend.clientCertificateRef); nil: none.
+	BackendClientCertificate *Certificate `json:"backendClientCertificate,omitempty"`
 	// Passthrough are the TLS-passthrough, TCP and UDP listeners, which pass connections (UDP:
 	// each client flow's datagrams) through without terminating them (a TLS listener routes by
 	// the ClientHello's SNI name), sorted by port; none shares a port with Listeners or
@@ -302,6 +305,9 @@ type TargetGroup struct {
 	// certificates (a BackendTLSPolicy); nil: it does not (a Service port of appProtocol
 	// https). The group's name covers it: other settings make another group.
 	TLS *BackendTLS `json:"tls,omitempty"`
+	// ClientCertificate (HTTPS and GRPCS groups) is the Fingerprint of the ApplicationLoadBalancer's
+	// BackendClientCertificate, which the load balancer presents to the targets; "" for none.
+	ClientCertificate string `json:"clientCertificate,omitempty"`
 	// Targets take new requests and connections; Draining are serving but terminating
 	// endpoints, left to finish (see lbcontroller/model.Endpoints).
 	Targets  []model.Target `json:"targets"`
