@@ -113,7 +113,18 @@ type HTTPListenerSpec struct {
 	// "*.suffix", each an authority of its own: a request whose Host falls in another scope
 	// (the most specific matching one, or none) than its connection's SNI name gets 421.
 	HostnameScopes []string
-	ClientToken    string
+	// ClientValidation (HTTPS only; Capabilities.FrontendClientValidation) asks clients for a
+	// certificate (Gateway API's spec.tls.frontend). Nil: none is asked for.
+	ClientValidation *ClientValidation
+	ClientToken      string
+}
+
+// ClientValidation is how an HTTPS listener treats client certificates: Verify (false: a
+// certificate is asked for but neither required nor checked, Gateway API's
+// AllowInsecureFallback), against the roots of CAPEM (PEM; required with Verify).
+type ClientValidation struct {
+	Verify bool
+	CAPEM  []byte
 }
 
 // HTTPListener is one HTTP or HTTPS listener.
@@ -126,6 +137,8 @@ type HTTPListener struct {
 	Certificates []string
 	// HostnameScopes as set (lowercase).
 	HostnameScopes []string
+	// ClientValidation as set.
+	ClientValidation *ClientValidation
 }
 
 // RuleSpec is a rule to create, or what a rule should become.

@@ -27,6 +27,10 @@ type Capabilities struct {
 	// and the load balancer presents that certificate to its targets (fakecloud's extension;
 	// ELBv2 presents none). Without it a driver refuses ClientCertificateID with ErrInvalid.
 	BackendClientCertificates bool
+	// FrontendClientValidation: HTTPS listeners take HTTPListenerSpec.ClientValidation (mutual
+	// TLS with clients). ELBv2 has it with trust stores, which the AWS driver does not manage
+	// yet: without it a driver refuses ClientValidation with ErrInvalid.
+	FrontendClientValidation bool
 }
 
 // CapabilityReporter is implemented by drivers (and the policy wrappers) that say what they

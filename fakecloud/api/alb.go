@@ -328,6 +328,9 @@ type ModifyListenerRequest struct {
 	Certificates   []ListenerCertificate `json:"Certificates,omitempty"`
 	// HostnameScopes replaces the listener's (see Listener) when present; [] removes them.
 	HostnameScopes *[]string `json:"HostnameScopes,omitempty"`
+	// MutualAuthentication replaces the listener's (see Listener) when present; one of Mode
+	// "off" removes it.
+	MutualAuthentication *MutualAuthentication `json:"MutualAuthentication,omitempty"`
 }
 type ModifyListenerResponse struct {
 	Listener Listener `json:"Listener"`

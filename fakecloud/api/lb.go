@@ -272,7 +272,26 @@ type Listener struct {
 	// HTTP/2 client that reused a connection for another name open one of its own. At most
 	// 100, each once.
 	HostnameScopes []string `json:"HostnameScopes,omitempty"`
+	// MutualAuthentication (HTTPS only; as ELBv2's, with the trust store's CA bundle inline) asks
+	// clients for a certificate. Nil: none is asked for.
+	MutualAuthentication *MutualAuthentication `json:"MutualAuthentication,omitempty"`
 }
+
+// MutualAuthentication is how an HTTPS listener treats client certificates. Mode verify: a
+// client must present a certificate whose chain ends at one of CaCertificatesPem's
+// certificates, or the handshake fails. Mode passthrough: a client is asked for a certificate
+// but none is required or verified (the certificate, if any, is not checked: Gateway API's
+// AllowInsecureFallback). CaCertificatesPem is required with verify, optional with passthrough.
+type MutualAuthentication struct {
+	Mode              string `json:"Mode"`
+	CACertificatesPEM string `json:"CaCertificatesPem,omitempty"`
+}
+
+// Mutual authentication modes.
+const (
+	MutualAuthenticationVerify      = "verify"
+	MutualAuthenticationPassthrough = "passthrough"
+)
 
 // Target is one (IP, port) of a target group. Port 0 in a request means the group's port.
 type Target struct {
@@ -468,9 +487,10 @@ type CreateListenerRequest struct {
 	// for HTTPS listeners only.
 	SSLPolicy    string                `json:"SslPolicy,omitempty"`
 	Certificates []ListenerCertificate `json:"Certificates,omitempty"`
-	// HostnameScopes: see Listener.
-	HostnameScopes []string `json:"HostnameScopes,omitempty"`
-	ClientToken    string   `json:"ClientToken,omitempty"`
+	// HostnameScopes and MutualAuthentication: see Listener.
+	HostnameScopes       []string              `json:"HostnameScopes,omitempty"`
+	MutualAuthentication *MutualAuthentication `json:"MutualAuthentication,omitempty"`
+	ClientToken          string                `json:"ClientToken,omitempty"`
 }
 type CreateListenerResponse struct {
 	Listener Listener `json:"Listener"`
