@@ -278,7 +278,7 @@ func (f *Fabric) syncALBChecks(checks []Check, ready func(string) bool) {
 	want := map[string][]l7.CheckTarget{}
 	for _, c := range checks {
 		if c.App && ready(c.LB) {
-			want[c.LB] = append(want[c.LB], checkTarget(c))
+			want[c.LB] = append(want[c.LB], albCheckTarget(c, f.cfg.Certificates))
 		}
 	}
 	for id, rt := range f.albs {
@@ -289,6 +289,20 @@ func (f *Fabric) syncALBChecks(checks []Check, ready func(string) bool) {
 			f.log.Warn("some target checks of the application load balancer cannot run", "lb", id, "err", err)
 		}
 	}
+}
+
+// albCheckTarget is checkTarget with the group's client certificate, read through certs. A
+// certificate that cannot be read is left out: the engine's configuration, which needs it as
+// well, reports why.
+func albCheckTarget(c Check, certs CertificateSource) l7.CheckTarget {
+	t := checkTarget(c)
+	if c.ClientCertificateID == "" || certs == nil {
+		return t
+	}
+	if kp, ok := certs.CertificateKeyPair(c.ClientCertificateID); ok {
+		t.ClientCertPEM, t.ClientKeyPEM = []byte(kp.CertificatePem), []byte(kp.PrivateKeyPem)
+	}
+	return t
 }
 
 // dialFrom dials from inside a namespace, from src: the target sees the load balancer's

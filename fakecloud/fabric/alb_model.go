@@ -107,7 +107,11 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource, revs *ruleR
 		cfg.Listeners = append(cfg.Listeners, l)
 	}
 	for _, id := range slices.Sorted(maps.Keys(groups)) {
-		cfg.TargetGroups = append(cfg.TargetGroups, albGroup(id, ix))
+		tg, err := albGroup(id, ix, certs)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.TargetGroups = append(cfg.TargetGroups, tg)
 	}
 	return cfg, nil
 }
@@ -194,8 +198,9 @@ func sameSlice[T any](a, b []T) bool {
 }
 
 // albGroup is a target group as the engine takes it. A group the snapshot lacks has no
-// targets (the control plane refuses actions naming unknown groups; it may be mid-delete).
-func albGroup(id string, ix albSnapshot) l7.TargetGroup {
+// targets (the control plane refuses actions naming unknown groups; it may be mid-delete). An
+// HTTPS group's client certificate is read through certs, as a listener's certificates are.
+func albGroup(id string, ix albSnapshot, certs CertificateSource) (l7.TargetGroup, error) {
 	g := ix.groups[id]
 	tg := l7.TargetGroup{Name: id, Protocol: l7.ProtocolHTTP}
 	switch {
@@ -205,6 +210,13 @@ func albGroup(id string, ix albSnapshot) l7.TargetGroup {
 		tg.Protocol = l7.ProtocolUDP
 	case g.Protocol == api.ProtocolHTTPS:
 		tg.Protocol, tg.TLS = l7.ProtocolHTTPS, albBackendTLS(g.TLSVerification)
+		if g.ClientCertificateID != "" {
+			kp, err := clientCertificate(g, certs)
+			if err != nil {
+				return tg, err
+			}
+			tg.TLS.ClientCertPEM, tg.TLS.ClientKeyPEM = []byte(kp.CertificatePem), []byte(kp.PrivateKeyPem)
+		}
 	case g.ProtocolVersion == api.ProtocolVersionHTTP2 || g.ProtocolVersion == api.ProtocolVersionGRPC:
 		tg.Protocol = l7.ProtocolH2C
 	}
@@ -213,11 +225,25 @@ func albGroup(id string, ix albSnapshot) l7.TargetGroup {
 			tg.Targets = append(tg.Targets, l7.Target{Addr: a.AddrPort(), State: l7.TargetState(dataPlaneState(t.TargetHealth))})
 		}
 	}
-	return tg
+	return tg, nil
+}
+
+// clientCertificate reads the certificate (chain and key) an HTTPS group presents to its
+// targets.
+func clientCertificate(g api.TargetGroup, certs CertificateSource) (api.CertificateKeyPair, error) {
+	if certs == nil {
+		return api.CertificateKeyPair{}, fmt.Errorf("target group %s: its client certificate needs a certificate source, and the fabric has none", g.TargetGroupID)
+	}
+	kp, ok := certs.CertificateKeyPair(g.ClientCertificateID)
+	if !ok {
+		return api.CertificateKeyPair{}, fmt.Errorf("target group %s: client certificate %s does not exist", g.TargetGroupID, g.ClientCertificateID)
+	}
+	return kp, nil
 }
 
 // albBackendTLS is how the engine verifies an HTTPS group's targets: as its TlsVerification
-// says (no CA PEM: the system's roots), or not at all without one, as an ALB does.
+// says (no CA PEM: the system's roots), or not at all without one, as an ALB does. (A client
+// certificate is presented either way: albGroup adds it.)
 func albBackendTLS(v *api.TLSVerification) *l7.BackendTLS {
 	if v == nil {
 		return &l7.BackendTLS{InsecureSkipVerify: true}
@@ -470,9 +496,13 @@ func albChecks(lb *LB, ix albSnapshot) []Check {
 			if !ok || t.TargetHealth.State == api.TargetHealthDraining || t.TargetHealth.State == api.TargetHealthUnused {
 				continue
 			}
-			out = append(out, Check{LB: lb.ID, Source: lb.Addr.Addr(), TargetGroupID: id, Target: addr,
+			c := Check{LB: lb.ID, Source: lb.Addr.Addr(), TargetGroupID: id, Target: addr,
 				HealthCheck: g.HealthCheck, State: t.TargetHealth.State, Reason: t.TargetHealth.Reason,
-				App: true, GRPC: g.ProtocolVersion == api.ProtocolVersionGRPC})
+				App: true, GRPC: g.ProtocolVersion == api.ProtocolVersionGRPC}
+			if g.Protocol == api.ProtocolHTTPS {
+				c.ClientCertificateID = g.ClientCertificateID
+			}
+			out = append(out, c)
 		}
 	}
 	return out

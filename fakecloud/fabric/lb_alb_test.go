@@ -372,3 +372,57 @@ func TestALBBackendTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestALBBackendClientCertificate: an HTTPS group's ClientCertificateId is the engine's
+// BackendTLS client certificate (chain and key read through the certificate source), verified
+// or not; its HTTPS checks present it too. A certificate the source lacks fails the
+// configuration, as a listener's does.
+func TestALBBackendClientCertificate(t *testing.T) {
+	ca, _ := selfSigned(t, "ca.example.com")
+	certPEM, keyPEM := selfSigned(t, "lb.example.com")
+	certs := pemSource{"cert-1": {CertificateID: "cert-1", CertificatePem: certPEM, PrivateKeyPem: keyPEM}}
+	for _, tc := range []struct {
+		name string
+		v    *api.TLSVerification
+		want *l7.BackendTLS
+	}{
+		{"unverified", nil, &l7.BackendTLS{InsecureSkipVerify: true, ClientCertPEM: []byte(certPEM), ClientKeyPEM: []byte(keyPEM)}},
+		{"verified", &api.TLSVerification{ServerName: "web.example.com", CACertificatesPEM: ca},
+			&l7.BackendTLS{ServerName: "web.example.com", CAPEM: []byte(ca), ClientCertPEM: []byte(certPEM), ClientKeyPEM: []byte(keyPEM)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := albSnap(tgt("10.0.1.101", 8443, api.TargetHealthHealthy))
+			g := &snap.TargetGroups[0]
+			g.Protocol, g.TLSVerification, g.ClientCertificateID = api.ProtocolHTTPS, tc.v, "cert-1"
+			g.HealthCheck = api.HealthCheck{Protocol: api.ProtocolHTTPS, Path: "/healthz", IntervalSeconds: 10, TimeoutSeconds: 5, HealthyThresholdCount: 3, UnhealthyThresholdCount: 3}
+			cfg, err := albConfig("lb-1", indexALBs(snap), certs, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.TargetGroups[0]; got.Protocol != l7.ProtocolHTTPS || !cmp.Equal(got.TLS, tc.want) {
+				t.Errorf("group %s: protocol %s, TLS %s", got.Name, got.Protocol, cmp.Diff(tc.want, got.TLS))
+			}
+			if err := l7.Validate(cfg); err != nil {
+				t.Errorf("the engine refuses the translated config: %v", err)
+			}
+			w, err := Desired(snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(w.Checks) != 1 || w.Checks[0].ClientCertificateID != "cert-1" {
+				t.Fatalf("checks %+v, want the HTTPS group's target with its client certificate", w.Checks)
+			}
+			ct := albCheckTarget(w.Checks[0], certs)
+			if string(ct.ClientCertPEM) != certPEM || string(ct.ClientKeyPEM) != keyPEM || ct.Check.Protocol != l7.HealthHTTPS {
+				t.Errorf("check target %+v, want an HTTPS check presenting cert-1", ct)
+			}
+		})
+	}
+	snap := albSnap()
+	snap.TargetGroups[0].Protocol, snap.TargetGroups[0].ClientCertificateID = api.ProtocolHTTPS, "cert-9"
+	for name, src := range map[string]CertificateSource{"unknown certificate": certs, "no source": nil} {
+		if _, err := albConfig("lb-1", indexALBs(snap), src, nil); err == nil || !strings.Contains(err.Error(), "client certificate") {
+			t.Errorf("%s: %v, want an error about the group's client certificate", name, err)
+		}
+	}
+}

@@ -107,6 +107,9 @@ type Check struct {
 	// (GRPC: with the gRPC health service); the others are probed by the network load
 	// balancer's checker (lb_health.go). Both are an l7.Checker.
 	App, GRPC bool
+	// ClientCertificateID is an HTTPS application group's client certificate, which its HTTPS
+	// checks present (a target that requires one would fail them all otherwise).
+	ClientCertificateID string
 }
 
 // lbSnapshot indexes the load-balancer part of a snapshot.

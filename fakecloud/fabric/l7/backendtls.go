@@ -11,7 +11,8 @@ import (
 // backendTLS is the client TLS configuration of an HTTPS group. ServerName is always the SNI.
 // Without SubjectAltNames Go verifies the chain and ServerName; with them Go's check is off
 // (InsecureSkipVerify, for that only) and VerifyConnection does it: the chain to the roots as
-// Go would, then one of the names instead of ServerName.
+// Go would, then one of the names instead of ServerName. With a client certificate, it is
+// presented to every target that asks for one.
 func (c *checker) backendTLS(f string, bt *BackendTLS) *tls.Config {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if bt == nil {
@@ -35,12 +36,27 @@ func (c *checker) backendTLS(f string, bt *BackendTLS) *tls.Config {
 			c.bad(ff+".value", "empty")
 		}
 	}
+	if len(bt.ClientCertPEM) > 0 || len(bt.ClientKeyPEM) > 0 {
+		cert, err := tls.X509KeyPair(bt.ClientCertPEM, bt.ClientKeyPEM)
+		if err != nil {
+			c.bad(f+".clientCertPEM", "not a PEM certificate chain and matching key: %v", err)
+		} else {
+			conf.GetClientCertificate = presentAlways(&cert)
+		}
+	}
 	if len(bt.SubjectAltNames) > 0 && !bt.InsecureSkipVerify {
 		roots, sans := conf.RootCAs, append([]SubjectAltName(nil), bt.SubjectAltNames...)
 		conf.InsecureSkipVerify = true //nolint:gosec // VerifyConnection verifies the chain and the names
 		conf.VerifyConnection = func(cs tls.ConnectionState) error { return verifySANs(cs, roots, sans) }
 	}
 	return conf
+}
+
+// presentAlways answers every certificate request with cert. (Go's own choice from
+// Config.Certificates sends nothing when the target's acceptable CAs name no issuer of the
+// chain; the target, not the load balancer, should be the one to refuse it.)
+func presentAlways(cert *tls.Certificate) func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 }
 
 // verifySANs verifies a target's chain against roots (nil: the system's) for server

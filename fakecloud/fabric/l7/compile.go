@@ -561,7 +561,8 @@ func (c *checker) group(f string, tg TargetGroup, seen map[string]*group) *group
 	case ProtocolHTTPS:
 		g.tls = c.backendTLS(f+".tls", tg.TLS)
 		if tg.TLS != nil {
-			g.tlsKey = fmt.Sprintf("%s|%v|%x|%q", tg.TLS.ServerName, tg.TLS.InsecureSkipVerify, sha256.Sum256(tg.TLS.CAPEM), tg.TLS.SubjectAltNames)
+			g.tlsKey = fmt.Sprintf("%s|%v|%x|%q|%x|%x", tg.TLS.ServerName, tg.TLS.InsecureSkipVerify, sha256.Sum256(tg.TLS.CAPEM), tg.TLS.SubjectAltNames,
+				sha256.Sum256(tg.TLS.ClientCertPEM), sha256.Sum256(tg.TLS.ClientKeyPEM))
 		}
 	default:
 		c.bad(f+".protocol", "%q is not a target protocol (HTTP, HTTPS, H2C, TCP or UDP)", tg.Protocol)

@@ -276,7 +276,7 @@ type TargetGroup struct {
 	Targets  []Target
 }
 
-// BackendTLS is how the engine verifies an HTTPS target.
+// BackendTLS is how the engine verifies an HTTPS target, and the certificate it presents.
 type BackendTLS struct {
 	ServerName string // SNI and, without SubjectAltNames, the name verified; empty: the target's IP
 	CAPEM      []byte // roots; empty: the system's
@@ -284,6 +284,11 @@ type BackendTLS struct {
 	// against the roots and the certificate must hold one of these names.
 	SubjectAltNames    []SubjectAltName
 	InsecureSkipVerify bool
+	// ClientCertPEM (leaf first, then its chain) and ClientKeyPEM, when set, are the client
+	// certificate the engine presents to targets that ask for one (mTLS to the targets),
+	// verified or not. Validate refuses a pair that does not parse.
+	ClientCertPEM []byte
+	ClientKeyPEM  []byte
 }
 
 // SubjectAltName is a name an HTTPS target's certificate may hold.

@@ -3,6 +3,7 @@ package l7
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -25,7 +26,7 @@ type HealthProtocol string
 
 const (
 	HealthHTTP  HealthProtocol = "HTTP"
-	HealthHTTPS HealthProtocol = "HTTPS" // the target's certificate is not verified, as an ELB's checks don't
+	HealthHTTPS HealthProtocol = "HTTPS" // unverified, as an ELB's checks; presents CheckTarget's client certificate
 	HealthGRPC  HealthProtocol = "GRPC"  // grpc.health.v1.Health/Check over h2c
 	HealthTCP   HealthProtocol = "TCP"
 )
@@ -55,6 +56,11 @@ type CheckTarget struct {
 	Check       HealthCheck
 	Known       TargetState
 	KnownReason string
+	// ClientCertPEM and ClientKeyPEM are the group's client certificate (BackendTLS's), which
+	// HTTPS checks present to a target that asks for one: a target requiring it would otherwise
+	// fail every check. Empty: none.
+	ClientCertPEM []byte
+	ClientKeyPEM  []byte
 }
 
 // HealthReport is a target's new state as the checks decide it.
@@ -93,6 +99,8 @@ type checkKey struct {
 	group string
 	addr  netip.AddrPort
 	check HealthCheck
+	// clientCert is a digest of the client certificate and key: a new one is a new probe loop.
+	clientCert [sha256.Size]byte
 }
 
 // NewChecker returns a checker with nothing to probe until Sync.
@@ -116,12 +124,23 @@ func (c *Checker) Sync(targets []CheckTarget) error {
 	defer c.mu.Unlock()
 	var errs []error
 	want := map[checkKey]CheckTarget{}
+	// Client certificates are parsed for new probes only, once each.
+	certs := map[[sha256.Size]byte]*tls.Certificate{}
 	for _, t := range targets {
 		if err := validateCheck(t.Check); err != nil {
 			errs = append(errs, fmt.Errorf("target group %s target %s: %w", t.TargetGroup, t.Addr, err))
 			continue
 		}
-		want[checkKey{t.TargetGroup, t.Addr, t.Check}] = t
+		k := checkKey{t.TargetGroup, t.Addr, t.Check, clientCertDigest(t)}
+		if _, parsed := certs[k.clientCert]; !parsed && c.running[k] == nil {
+			cert, err := checkClientCert(t)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("target group %s target %s: %w", t.TargetGroup, t.Addr, err))
+				continue
+			}
+			certs[k.clientCert] = cert
+		}
+		want[k] = t
 	}
 	for k, p := range c.running {
 		if _, ok := want[k]; !ok {
@@ -134,7 +153,7 @@ func (c *Checker) Sync(targets []CheckTarget) error {
 			p.setKnown(t.Known, t.KnownReason)
 			continue
 		}
-		p := c.newLoop(t)
+		p := c.newLoop(t, certs[k.clientCert])
 		c.running[k] = p
 		go p.run()
 	}
@@ -171,6 +190,29 @@ func validateCheck(hc HealthCheck) error {
 	return fmt.Errorf("health check protocol %q is not HTTP, HTTPS, GRPC or TCP", hc.Protocol)
 }
 
+// checkClientCert is t's client certificate, nil for none.
+func checkClientCert(t CheckTarget) (*tls.Certificate, error) {
+	if len(t.ClientCertPEM) == 0 && len(t.ClientKeyPEM) == 0 {
+		return nil, nil
+	}
+	cert, err := tls.X509KeyPair(t.ClientCertPEM, t.ClientKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate: not a PEM certificate chain and matching key: %w", err)
+	}
+	return &cert, nil
+}
+
+func clientCertDigest(t CheckTarget) [sha256.Size]byte {
+	if len(t.ClientCertPEM) == 0 && len(t.ClientKeyPEM) == 0 {
+		return [sha256.Size]byte{}
+	}
+	h := sha256.New()
+	h.Write(t.ClientCertPEM)
+	h.Write([]byte{0})
+	h.Write(t.ClientKeyPEM)
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
 func cmpOr(s, def string) string {
 	if s == "" {
 		return def
@@ -187,7 +229,8 @@ type verdict struct {
 
 type probeLoop struct {
 	t      CheckTarget
-	addr   string // where probes go
+	cert   *tls.Certificate // the client certificate HTTPS probes present (nil: none)
+	addr   string           // where probes go
 	report HealthReporter
 	log    *slog.Logger
 	probe  func(ctx context.Context) verdict
@@ -203,13 +246,13 @@ type probeLoop struct {
 	gen uint64
 }
 
-func (c *Checker) newLoop(t CheckTarget) *probeLoop {
+func (c *Checker) newLoop(t CheckTarget, cert *tls.Certificate) *probeLoop {
 	ctx, cancel := context.WithCancel(context.Background())
 	port := int(t.Addr.Port())
 	if t.Check.Port != 0 {
 		port = t.Check.Port
 	}
-	p := &probeLoop{t: t, addr: net.JoinHostPort(t.Addr.Addr().String(), strconv.Itoa(port)),
+	p := &probeLoop{t: t, cert: cert, addr: net.JoinHostPort(t.Addr.Addr().String(), strconv.Itoa(port)),
 		report: c.opts.Report, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		log:   c.log.With("targetGroup", t.TargetGroup, "target", t.Addr.String()),
 		known: HealthReport{TargetGroup: t.TargetGroup, Addr: t.Addr, State: t.Known, Reason: t.KnownReason}}
@@ -335,9 +378,12 @@ func (p *probeLoop) httpProbe(dial func(ctx context.Context, network, addr strin
 	if p.t.Check.Protocol == HealthHTTPS {
 		scheme = "https"
 	}
+	conf := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // ELB checks don't verify targets' certificates
+	if p.cert != nil {
+		conf.GetClientCertificate = presentAlways(p.cert)
+	}
 	client := &http.Client{
-		Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true,
-			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // ELB checks don't verify targets' certificates
+		Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, TLSClientConfig: conf},
 		// A redirect is an answer like any other: its code is what the matcher judges.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

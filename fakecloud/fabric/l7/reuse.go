@@ -128,6 +128,7 @@ func (c *checker) keptGroup(f string, tg TargetGroup, seen map[string]*group) *g
 			t := *tg.TLS
 			t.CAPEM = slices.Clone(t.CAPEM)
 			t.SubjectAltNames = slices.Clone(t.SubjectAltNames)
+			t.ClientCertPEM, t.ClientKeyPEM = slices.Clone(t.ClientCertPEM), slices.Clone(t.ClientKeyPEM)
 			kept.TLS = &t
 		}
 		c.next.groups[tg.Name] = keptGroup{cfg: kept, g: g}
@@ -140,5 +141,6 @@ func sameGroup(a, b TargetGroup) bool {
 		return false
 	}
 	return a.TLS == nil || (a.TLS.ServerName == b.TLS.ServerName && a.TLS.InsecureSkipVerify == b.TLS.InsecureSkipVerify &&
-		bytes.Equal(a.TLS.CAPEM, b.TLS.CAPEM) && slices.Equal(a.TLS.SubjectAltNames, b.TLS.SubjectAltNames))
+		bytes.Equal(a.TLS.CAPEM, b.TLS.CAPEM) && slices.Equal(a.TLS.SubjectAltNames, b.TLS.SubjectAltNames) &&
+		bytes.Equal(a.TLS.ClientCertPEM, b.TLS.ClientCertPEM) && bytes.Equal(a.TLS.ClientKeyPEM, b.TLS.ClientKeyPEM))
 }
