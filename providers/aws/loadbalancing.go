@@ -466,11 +466,14 @@ func toHealthCheck(hc providers.HealthCheck) healthCheck {
 // CreateTargetGroup implements providers.LoadBalancing: a group of type ip in the subnet's VPC
 // (ELBv2 answers an identical one that exists), then its deregistration delay, an attribute;
 // a crash between the two leaves a group the next pass finds with the wrong delay and corrects.
-// ELBv2 verifies no target's certificate, so a spec with TLS is refused (ErrInvalid), never
-// created unverified.
+// ELBv2 verifies no target's certificate and presents none to them, so a spec with TLS or a
+// ClientCertificateID is refused (ErrInvalid), never created without them.
 func (d *LoadBalancing) CreateTargetGroup(ctx context.Context, spec providers.TargetGroupSpec) (providers.TargetGroup, error) {
 	if spec.TLS != nil {
 		return providers.TargetGroup{}, invalid(codeUnsupported, "target group %s verifying its targets' certificates (TLS): ELBv2 verifies no target's certificate", spec.Name)
+	}
+	if spec.ClientCertificateID != "" {
+		return providers.TargetGroup{}, invalid(codeUnsupported, "target group %s presenting client certificate %s to its targets: ELBv2 presents no certificate to targets", spec.Name, spec.ClientCertificateID)
 	}
 	hc := toHealthCheck(spec.HealthCheck)
 	resp, err := lbCall(ctx, d, "CreateTargetGroup", d.c.CreateTargetGroup, &elbv2.CreateTargetGroupInput{

@@ -49,8 +49,13 @@ func TestLoadBalancingLifecycle(t *testing.T) {
 	if _, err := d.CreateTargetGroup(ctx, verified); !errors.Is(err, providers.ErrInvalid) || !errors.As(err, &pe) || pe.Code != codeUnsupported {
 		t.Fatalf("a group verifying its targets: %v; want ErrInvalid %s", err, codeUnsupported)
 	}
+	// Nor does it present a client certificate to its targets.
+	mtls := providers.TargetGroupSpec{Name: "web-443", Protocol: "HTTPS", Port: 443, HealthCheck: hc, ClientCertificateID: "arn:aws:acm:us-east-1:000000000000:certificate/lb"}
+	if _, err := d.CreateTargetGroup(ctx, mtls); !errors.Is(err, providers.ErrInvalid) || !errors.As(err, &pe) || pe.Code != codeUnsupported {
+		t.Fatalf("a group presenting a client certificate: %v; want ErrInvalid %s", err, codeUnsupported)
+	}
 	if got, err := d.ListTargetGroups(ctx, nil); err != nil || slices.ContainsFunc(got, func(g providers.TargetGroup) bool { return g.Name == "web-443" }) {
-		t.Fatalf("groups after the refusal: %+v, %v; want no web-443", got, err)
+		t.Fatalf("groups after the refusals: %+v, %v; want no web-443", got, err)
 	}
 	l, err := d.CreateListener(ctx, lb.ID, providers.ListenerSpec{Protocol: "TCP", Port: 80, TargetGroupID: tg.ID})
 	if err != nil {

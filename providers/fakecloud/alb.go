@@ -565,8 +565,10 @@ func fromHeaders(h *api.HeaderModifications) *providers.HeaderModifier {
 
 // Capabilities: fakecloud's application load balancers also serve TLS-passthrough, TCP and UDP
 // listeners, their HTTPS listeners take hostname scopes, their HTTPS target groups verify
-// their targets when asked (TlsVerification), and a load balancer may be created at an
-// address of the caller's choosing.
+// their targets when asked (TlsVerification) and present a client certificate to them
+// (ClientCertificateId), and a load balancer may be created at an address of the caller's
+// choosing.
 func (d *LoadBalancing) Capabilities() providers.Capabilities {
-	return providers.Capabilities{L4OnApplicationLB: true, HostnameScopes: true, StaticAddresses: true, BackendTLSVerification: true}
+	return providers.Capabilities{L4OnApplicationLB: true, HostnameScopes: true, StaticAddresses: true, BackendTLSVerification: true,
+		BackendClientCertificates: true}
 }

@@ -264,6 +264,7 @@ func fromTargetGroup(tg api.TargetGroup) providers.TargetGroup {
 		HealthCheck:         fromHealthCheck(tg.HealthCheck),
 		DeregistrationDelay: time.Duration(tg.DeregistrationDelaySeconds) * time.Second,
 		TLS:                 fromBackendTLS(tg.TLSVerification),
+		ClientCertificateID: tg.ClientCertificateID,
 		Tags:                fromTags(tg.Tags),
 	}
 }
@@ -326,7 +327,8 @@ func (d *LoadBalancing) CreateTargetGroup(ctx context.Context, spec providers.Ta
 	resp, err := do(d, api.ActionCreateTargetGroup, func() (*api.CreateTargetGroupResponse, error) {
 		return d.c.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{
 			Name: spec.Name, Protocol: spec.Protocol, ProtocolVersion: spec.ProtocolVersion, Port: spec.Port, VpcID: d.vpcID, TargetType: api.TargetTypeIP,
-			HealthCheck: toHealthCheck(spec.HealthCheck), TLSVerification: toTLSVerification(spec.TLS), Tags: toTags(spec.Tags), ClientToken: spec.ClientToken,
+			HealthCheck: toHealthCheck(spec.HealthCheck), TLSVerification: toTLSVerification(spec.TLS), ClientCertificateID: spec.ClientCertificateID,
+			Tags: toTags(spec.Tags), ClientToken: spec.ClientToken,
 		})
 	})
 	if err != nil {

@@ -48,6 +48,7 @@ func RunApplicationLoadBalancing(t *testing.T, newEnv func(t *testing.T) Applica
 		{"Certificates", albCertificates},
 		{"PassthroughListeners", albPassthrough},
 		{"BackendTLSVerification", albBackendTLS},
+		{"BackendClientCertificates", albBackendClientCert},
 		{"ThrottleIsRetryable", albThrottled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -423,6 +424,62 @@ func albBackendTLS(t *testing.T, s *albScene) {
 	plain, err := s.d.CreateTargetGroup(bg(), spec("tg-tls-plain", nil))
 	if err != nil || plain.TLS != nil {
 		t.Errorf("an HTTPS group without TLS: %+v, %v; want no TLS", plain, err)
+	}
+}
+
+// albBackendClientCert: a driver with Capabilities.BackendClientCertificates creates an HTTPS
+// group presenting an imported certificate, which it shows again (create, list); the same
+// spec again is the same group, another certificate under the name ErrConflict, a certificate
+// that does not exist ErrNotFound or ErrInvalid (not retryable); the certificate cannot be
+// deleted while the group names it (ErrConflict), and can once the group is gone. One without
+// the capability refuses a client certificate with ErrInvalid.
+func albBackendClientCert(t *testing.T, s *albScene) {
+	var certs []providers.Certificate
+	for _, name := range []string{"lb.example.com", "other.example.com"} {
+		certPEM, keyPEM := SelfSigned(t, name)
+		c, err := s.d.ImportCertificate(bg(), providers.CertificateSpec{CertificatePEM: certPEM, PrivateKeyPEM: keyPEM, Tags: owner("tg-mtls"), ClientToken: providers.NewToken()})
+		if err != nil {
+			t.Fatalf("import %s: %v", name, err)
+		}
+		certs = append(certs, c)
+	}
+	spec := func(name, certID string) providers.TargetGroupSpec {
+		return providers.TargetGroupSpec{Name: name, Protocol: "HTTPS", ProtocolVersion: providers.ProtocolVersionHTTP1, Port: 8443,
+			DeregistrationDelay: 30 * time.Second, ClientCertificateID: certID, Tags: owner(name), ClientToken: providers.NewToken()}
+	}
+	tg, err := s.d.CreateTargetGroup(bg(), spec("tg-mtls", certs[0].ID))
+	if !providers.CapabilitiesOf(s.d).BackendClientCertificates {
+		if !errors.Is(err, providers.ErrInvalid) || providers.Retryable(err) {
+			t.Errorf("a client certificate from a driver without BackendClientCertificates: %+v, %v; want ErrInvalid, not retryable", tg, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("create an HTTPS group with a client certificate: %v", err)
+	}
+	if tg.ClientCertificateID != certs[0].ID {
+		t.Errorf("created group's ClientCertificateID %q, want %s", tg.ClientCertificateID, certs[0].ID)
+	}
+	tgs, err := s.d.ListTargetGroups(bg(), owner("tg-mtls"))
+	if err != nil || len(tgs) != 1 || tgs[0].ClientCertificateID != certs[0].ID {
+		t.Fatalf("listed: %+v, %v; want the group with %s", tgs, err, certs[0].ID)
+	}
+	if again, err := s.d.CreateTargetGroup(bg(), spec("tg-mtls", certs[0].ID)); err != nil || again.ID != tg.ID {
+		t.Errorf("the same spec again: %+v, %v; want %s", again, err, tg.ID)
+	}
+	if other, err := s.d.CreateTargetGroup(bg(), spec("tg-mtls", certs[1].ID)); !errors.Is(err, providers.ErrConflict) {
+		t.Errorf("another client certificate under the name: %+v, %v; want ErrConflict", other, err)
+	}
+	unknown, err := s.d.CreateTargetGroup(bg(), spec("tg-mtls-unknown", "cert-does-not-exist"))
+	if !errors.Is(err, providers.ErrNotFound) && !errors.Is(err, providers.ErrInvalid) || providers.Retryable(err) {
+		t.Errorf("a client certificate that does not exist: %+v, %v; want ErrNotFound or ErrInvalid, not retryable", unknown, err)
+	}
+	wantKind(t, "delete a certificate a target group presents", s.d.DeleteCertificate(bg(), certs[0].ID), providers.ErrConflict)
+	if err := s.d.DeleteTargetGroup(bg(), tg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.d.DeleteCertificate(bg(), certs[0].ID); err != nil {
+		t.Errorf("delete the certificate once no group presents it: %v", err)
 	}
 }
 
