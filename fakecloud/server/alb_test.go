@@ -54,7 +54,7 @@ func newALBFixture(t *testing.T, o servertest.Options) *albFixture {
 	return &albFixture{fixture: f, lb: lb.LoadBalancer, tg: tg.TargetGroup, listener: l.Listener, cert: c.Certificate}
 }
 
-func selfSigned(t *testing.T, name string) (string, string) {
+func selfSigned(t testing.TB, name string) (string, string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -45,7 +45,7 @@ var fuzzActions = []string{
 // fuzzTarget is one in-process fakecloud whose handler the fuzzer calls directly.
 type fuzzTarget struct {
 	h        http.Handler
-	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2, $LB, $TG, $L7, $HTTPTG -> real IDs
+	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2, $LB, $TG, $L7, $HTTPTG, $CERT -> real IDs
 	instance string            // an instance token
 }
 
@@ -90,6 +90,11 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	if err != nil {
 		f.Fatal(err)
 	}
+	certPEM, keyPEM := selfSigned(f, "fuzz.example.com")
+	cert, err := fx.admin.ImportCertificate(ctx, &api.ImportCertificateRequest{Certificate: certPEM, PrivateKey: keyPEM})
+	if err != nil {
+		f.Fatal(err)
+	}
 	inst := fx.instances[0]
 	return &fuzzTarget{
 		h: srv,
@@ -100,6 +105,7 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 			"$ATTACH", inst.NetworkInterfaces[0].Attachment.AttachmentID,
 			"$LB", lb.LoadBalancer.LoadBalancerID, "$TG", tg.TargetGroup.TargetGroupID,
 			"$L7", l7.Listener.ListenerID, "$HTTPTG", httpTG.TargetGroup.TargetGroupID,
+			"$CERT", cert.Certificate.CertificateID,
 		),
 		instance: inst.Token,
 	}
@@ -140,6 +146,11 @@ func FuzzServeRequest(f *testing.F) {
 		`"UseSystemRoots":true,"SubjectAltNames":[{"Type":"URI","Value":"spiffe://td/web"},{"Type":"Hostname","Value":"*.example.com"}]}}`))
 	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"tls","Protocol":"HTTPS","Port":8443,"VpcId":"$VPC","TlsVerification":{"ServerName":"web.example.com",`+
 		`"CaCertificatesPem":"-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n"}}`))
+	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"mtls","Protocol":"HTTPS","Port":8443,"VpcId":"$VPC","ClientCertificateId":"$CERT",`+
+		`"TlsVerification":{"ServerName":"web.example.com","UseSystemRoots":true}}`))
+	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"mtls","Protocol":"HTTP","Port":8080,"VpcId":"$VPC","ClientCertificateId":"$CERT"}`))
+	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"mtls","Protocol":"HTTPS","Port":8443,"VpcId":"$VPC","ClientCertificateId":"cert-404"}`))
+	f.Add(uint8(53), "", uint8(1), []byte(`{"CertificateId":"$CERT"}`)) // in use by the group above: ResourceInUse
 	f.Fuzz(func(t *testing.T, actionIdx uint8, rawAction string, who uint8, body []byte) {
 		action := rawAction
 		if int(actionIdx) < len(fuzzActions) {
