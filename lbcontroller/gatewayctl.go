@@ -185,7 +185,8 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 		NoTLSRouteTermination:       r.alb != nil && !providers.CapabilitiesOf(r.alb).L4OnApplicationLB,
 		NoStaticAddresses:           r.alb != nil && !providers.CapabilitiesOf(r.alb).StaticAddresses,
 		NoBackendTLSVerification:    r.alb != nil && !providers.CapabilitiesOf(r.alb).BackendTLSVerification,
-		NoBackendClientCertificates: r.alb != nil && !providers.CapabilitiesOf(r.alb).BackendClientCertificates}
+		NoBackendClientCertificates: r.alb != nil && !providers.CapabilitiesOf(r.alb).BackendClientCertificates,
+		NoFrontendClientValidation:  r.alb != nil && !providers.CapabilitiesOf(r.alb).FrontendClientValidation}
 	var (
 		classes  gwv1.GatewayClassList
 		gws      gwv1.GatewayList
@@ -223,7 +224,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.ReferenceGrants = tlss.Items, tcps.Items, udps.Items, grants.Items
 	in.Services, in.EndpointSlices, in.Secrets, in.Namespaces = svcs.Items, slices.Items, secrets.Items, nss.Items
 	in.BackendTLSPolicies = policies.Items
-	cms, err := r.caConfigMaps(ctx, policies.Items)
+	cms, err := r.caConfigMaps(ctx, policies.Items, gws.Items)
 	if err != nil {
 		return in, nil, err
 	}
@@ -322,27 +323,61 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 	return out, uncached
 }
 
-// caConfigMaps are the ConfigMaps BackendTLSPolicies name as CA certificates, from the cache
-// (which holds every ConfigMap: a policy's CA may be created after the policy).
-func (r *gatewayReconciler) caConfigMaps(ctx context.Context, policies []gwv1.BackendTLSPolicy) ([]corev1.ConfigMap, error) {
-	var out []corev1.ConfigMap
-	seen := map[types.NamespacedName]bool{}
+// caConfigMaps are the ConfigMaps that BackendTLSPolicies and our Gateways' client certificate
+// validation (spec.tls.frontend) name as CA certificates, from the cache (which holds every
+// ConfigMap: a CA may be created after what names it).
+func (r *gatewayReconciler) caConfigMaps(ctx context.Context, policies []gwv1.BackendTLSPolicy, gws []gwv1.Gateway) ([]corev1.ConfigMap, error) {
+	type named struct {
+		k     types.NamespacedName
+		owner string
+	}
+	var refs []named
 	for i := range policies {
 		p := &policies[i]
 		for _, ref := range p.Spec.Validation.CACertificateRefs {
-			k := types.NamespacedName{Namespace: p.Namespace, Name: string(ref.Name)}
-			if ref.Group != "" || ref.Kind != gateway.KindConfigMap || seen[k] {
+			if ref.Group == "" && ref.Kind == gateway.KindConfigMap {
+				refs = append(refs, named{types.NamespacedName{Namespace: p.Namespace, Name: string(ref.Name)}, "BackendTLSPolicy " + p.Namespace + "/" + p.Name})
+			}
+		}
+	}
+	for i := range gws {
+		g := &gws[i]
+		if g.Spec.TLS == nil || g.Spec.TLS.Frontend == nil {
+			continue
+		}
+		cfgs := []gwv1.TLSConfig{g.Spec.TLS.Frontend.Default}
+		for _, pp := range g.Spec.TLS.Frontend.PerPort {
+			cfgs = append(cfgs, pp.TLS)
+		}
+		for _, c := range cfgs {
+			if c.Validation == nil {
 				continue
 			}
-			seen[k] = true
-			var cm corev1.ConfigMap
-			switch err := r.client.Get(ctx, k, &cm, client.UnsafeDisableDeepCopy); {
-			case apierrors.IsNotFound(err):
-			case err != nil:
-				return nil, fmt.Errorf("read CA ConfigMap %s of BackendTLSPolicy %s/%s: %w", k, p.Namespace, p.Name, err)
-			default:
-				out = append(out, cm)
+			for _, ref := range c.Validation.CACertificateRefs {
+				if ref.Group == "" && ref.Kind == gateway.KindConfigMap {
+					ns := g.Namespace
+					if ref.Namespace != nil {
+						ns = string(*ref.Namespace)
+					}
+					refs = append(refs, named{types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, "Gateway " + g.Namespace + "/" + g.Name})
+				}
 			}
+		}
+	}
+	var out []corev1.ConfigMap
+	seen := map[types.NamespacedName]bool{}
+	for _, n := range refs {
+		if seen[n.k] {
+			continue
+		}
+		seen[n.k] = true
+		var cm corev1.ConfigMap
+		switch err := r.client.Get(ctx, n.k, &cm, client.UnsafeDisableDeepCopy); {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("read CA ConfigMap %s of %s: %w", n.k, n.owner, err)
+		default:
+			out = append(out, cm)
 		}
 	}
 	r.caRefs.Store(&seen)

@@ -274,6 +274,7 @@ func httpRoutesELBv2CannotExpress(t *testing.T, h *harness, ns, class string, gw
 	}
 	if features["HTTPRouteRequestTimeout"] || features["HTTPRouteResponseHeaderModification"] || features["GatewayHTTPSListenerDetectMisdirectedRequests"] ||
 		features["TLSRouteModeTerminate"] || features["BackendTLSPolicy"] || features["BackendTLSPolicySANValidation"] || features["GatewayBackendClientCertificate"] ||
+		features["GatewayFrontendClientCertificateValidation"] ||
 		!features["HTTPRouteQueryParamMatching"] || !features["HTTPRoute"] {
 		t.Errorf("GatewayClass features with the AWS driver: %v", gc.Status.SupportedFeatures)
 	}

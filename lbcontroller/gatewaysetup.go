@@ -143,7 +143,7 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 		on bool
 		o  client.Object
 	}{{kinds.GRPC, &gwv1.GRPCRoute{}}, {kinds.TLS, &gwv1.TLSRoute{}}, {kinds.TCP, &gwv1.TCPRoute{}}, {kinds.UDP, &gwv1.UDPRoute{}},
-		{kinds.BackendTLS, &gwv1.BackendTLSPolicy{}}, {kinds.BackendTLS, &corev1.ConfigMap{}}} {
+		{kinds.BackendTLS, &gwv1.BackendTLSPolicy{}}, {true, &corev1.ConfigMap{}}} {
 		if k.on {
 			watched = append(watched, k.o)
 		}

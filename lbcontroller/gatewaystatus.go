@@ -48,6 +48,9 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 		if r.alb == nil || !providers.CapabilitiesOf(r.alb).BackendClientCertificates {
 			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.BackendClientCertificate)
 		}
+		if r.alb == nil || !providers.CapabilitiesOf(r.alb).FrontendClientValidation {
+			next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, gateway.FrontendClientValidation...)
+		}
 		// Nor the extended features whose rules the cloud cannot express.
 		next.Status.SupportedFeatures = gateway.Without(next.Status.SupportedFeatures, refusedFeatures(r.alb)...)
 		if !equality.Semantic.DeepEqual(gc.Status, next.Status) {

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -462,6 +463,9 @@ func wantedListeners(alb *gateway.ApplicationLoadBalancer, certs, tgIDs map[stri
 		if scopes {
 			lp.spec.HostnameScopes = l.HostnameScopes
 		}
+		if cv := l.ClientValidation; cv != nil {
+			lp.spec.ClientValidation = &providers.ClientValidation{Verify: cv.Verify, CAPEM: []byte(cv.CAPEM)}
+		}
 		var err error
 		if lp.rules, lp.sources, err = httpRuleSpecs(l.Rules, tgIDs); err != nil {
 			return nil, fmt.Errorf("listener %s/%d: %w", l.Protocol, l.Port, err)
@@ -613,7 +617,7 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 			have := keep[i]
 			id = have.ID
 			if have.Protocol != spec.Protocol || !sameAction(have.DefaultAction, spec.DefaultAction) || !slices.Equal(have.Certificates, spec.Certificates) ||
-				!slices.Equal(have.HostnameScopes, spec.HostnameScopes) {
+				!slices.Equal(have.HostnameScopes, spec.HostnameScopes) || !sameClientValidation(have.ClientValidation, spec.ClientValidation) {
 				if have.Protocol == providers.ProtocolTLS && spec.Protocol == providers.ProtocolTLS && len(have.Certificates) == 0 && len(spec.Certificates) > 0 {
 					// A passthrough TLS listener starting to terminate (a Gateway listener in mode
 					// Terminate joins its port): its rules first, so that the names passed
@@ -645,6 +649,10 @@ func ensureHTTPListeners(ctx context.Context, p providers.ApplicationLoadBalanci
 		res.did("delete listener %s/%d", have.Protocol, have.Port)
 	}
 	return nil
+}
+
+func sameClientValidation(a, b *providers.ClientValidation) bool {
+	return a == b || a != nil && b != nil && a.Verify == b.Verify && bytes.Equal(a.CAPEM, b.CAPEM)
 }
 
 // servedCertificates maps the fingerprints the model's listeners serve to their IDs.

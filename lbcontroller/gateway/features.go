@@ -22,6 +22,8 @@ var supportedFeatures = []gwv1.FeatureName{
 	"Gateway",
 	"GatewayAddressEmpty",
 	"GatewayBackendClientCertificate",
+	"GatewayFrontendClientCertificateValidation",
+	"GatewayFrontendClientCertificateValidationInsecureFallback",
 	"GatewayHTTPListenerIsolation",
 	"GatewayHTTPSListenerDetectMisdirectedRequests",
 	"GatewayPort8080",
@@ -101,6 +103,10 @@ var BackendTLSFeatures = []gwv1.FeatureName{"BackendTLSPolicy", "BackendTLSPolic
 // BackendClientCertificate is the feature of a Gateway's backend client certificate: it needs a
 // cloud that presents one (providers.Capabilities.BackendClientCertificates).
 const BackendClientCertificate gwv1.FeatureName = "GatewayBackendClientCertificate"
+
+// FrontendClientValidation are the features of HTTPS listeners that validate client
+// certificates: they need providers.Capabilities.FrontendClientValidation.
+var FrontendClientValidation = []gwv1.FeatureName{"GatewayFrontendClientCertificateValidation", "GatewayFrontendClientCertificateValidationInsecureFallback"}
 
 // WithoutKinds drops from fs the features of the route kinds given (e.g. "TCPRoute"): a feature
 // belongs to the kind its name starts with.

@@ -35,6 +35,10 @@ type Input struct {
 	// their targets (providers.Capabilities.BackendClientCertificates false: the AWS driver): a
 	// Gateway's spec.tls.backend.clientCertificateRef is ResolvedRefs False (UnsupportedValue).
 	NoBackendClientCertificates bool `json:"noBackendClientCertificates,omitempty"`
+	// NoFrontendClientValidation: the cloud's HTTPS listeners do not validate client
+	// certificates (providers.Capabilities.FrontendClientValidation false: the AWS driver):
+	// HTTPS listeners whose port spec.tls.frontend validates are not accepted (UnsupportedValue).
+	NoFrontendClientValidation bool `json:"noFrontendClientValidation,omitempty"`
 
 	GatewayClasses  []gwv1.GatewayClass   `json:"gatewayClasses,omitempty"`
 	Gateways        []gwv1.Gateway        `json:"gateways,omitempty"`

@@ -259,6 +259,9 @@ func httpListener(port int, ls []*listener, tgs *targetGroups) HTTPListener {
 	hl.Rules = make([]Rule, 0, total)
 	for _, l := range sorted {
 		hl.Certificates = append(hl.Certificates, l.certs...)
+		if hl.ClientValidation == nil {
+			hl.ClientValidation = l.clientValidation // per port: the same for every listener of the port
+		}
 		if h := l.hostname(); h != "" && hl.Protocol == ProtocolHTTPS {
 			hl.HostnameScopes = append(hl.HostnameScopes, h)
 		}

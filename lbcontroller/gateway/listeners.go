@@ -48,7 +48,9 @@ type listener struct {
 	conflictReason, conflictMsg string // "" when not conflicted
 	refsReason, refsMsgs        string // "" when resolved
 	certs                       []Certificate
-	attached                    []*attachment
+	// clientValidation is the Gateway's spec.tls.frontend for the listener's port (HTTPS only).
+	clientValidation *ClientValidation
+	attached         []*attachment
 }
 
 func (l *listener) accepted() bool { return l.acceptReason == "" }
@@ -350,6 +352,69 @@ func (t *translation) finishListener(l *listener) {
 	if l.terminates() {
 		t.certificates(l)
 	}
+	if l.class == ProtocolHTTPS {
+		t.frontendValidation(l)
+	}
+}
+
+// frontendValidation resolves the client certificate validation of an HTTPS listener's port
+// (spec.tls.frontend: the port's perPort entry, else the default). Each bad CA reference makes
+// ResolvedRefs False (InvalidCACertificateKind, RefNotPermitted, InvalidCACertificateRef); with
+// none valid the listener is not accepted (NoValidCACertificate): it would otherwise take
+// clients it was told to refuse.
+func (t *translation) frontendValidation(l *listener) {
+	spec := l.gw.obj.Spec.TLS
+	if spec == nil || spec.Frontend == nil {
+		return
+	}
+	cfg := spec.Frontend.Default
+	for _, pp := range spec.Frontend.PerPort {
+		if pp.Port == l.spec.Port {
+			cfg = pp.TLS
+			break
+		}
+	}
+	v := cfg.Validation
+	if v == nil {
+		return
+	}
+	refuse := func(reason, msg string) {
+		l.acceptReason, l.acceptMsg, l.kinds = reason, msg, nil
+		l.gw.eventf(reason, "listener %s: %s", l.spec.Name, msg)
+	}
+	if t.in.NoFrontendClientValidation {
+		refuse(string(gwv1.ListenerReasonUnsupportedValue),
+			"spec.tls.frontend: the cloud's load balancers do not validate client certificates (the AWS driver does not manage ELBv2 trust stores yet)")
+		return
+	}
+	gns := l.gw.obj.Namespace
+	var bundle strings.Builder
+	for i, ref := range v.CACertificateRefs {
+		ns := string(ptrOr(ref.Namespace, gwv1.Namespace(gns)))
+		name := key(ns, string(ref.Name))
+		where := fmt.Sprintf("client certificate validation caCertificateRefs[%d]", i)
+		switch {
+		case ref.Group != "" || ref.Kind != KindConfigMap:
+			l.setRefs(string(gwv1.ListenerReasonInvalidCACertificateKind), "%s: %s %s: only core ConfigMaps hold CA certificates",
+				where, strings.TrimPrefix(string(ref.Group)+"/"+string(ref.Kind), "/"), name)
+			continue
+		case ns != gns && !t.granted(Group, KindGateway, gns, "", KindConfigMap, ns, string(ref.Name)):
+			l.setRefs(string(gwv1.ListenerReasonRefNotPermitted),
+				"%s: ConfigMap %s is in another namespace and no ReferenceGrant in %s allows Gateways of %s to use it", where, name, ns, gns)
+			continue
+		}
+		pem, err := t.caBundle(ns, string(ref.Name))
+		if err != nil {
+			l.setRefs(string(gwv1.ListenerReasonInvalidCACertificateRef), "%s: ConfigMap %s: %v", where, name, err)
+			continue
+		}
+		bundle.WriteString(pem)
+	}
+	if bundle.Len() == 0 {
+		refuse(string(gwv1.ListenerReasonNoValidCACertificate), "no CA certificate of the client certificate validation resolves: "+l.refsMsgs)
+		return
+	}
+	l.clientValidation = &ClientValidation{Verify: v.Mode != gwv1.AllowInsecureFallback, CAPEM: bundle.String()}
 }
 
 // certificates resolves the certificateRefs of a listener that terminates TLS (HTTPS, or TLS
@@ -516,6 +581,11 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 			cmp.Or(lbMessage(lb), "waiting for the cloud to program the load balancer"), gen)
 	}
 	st.Conditions = []metav1.Condition{accepted, prog}
+	if slices.ContainsFunc(g.listeners, func(l *listener) bool { return l.clientValidation != nil && !l.clientValidation.Verify }) {
+		st.Conditions = append(st.Conditions, condition(string(gwv1.GatewayConditionInsecureFrontendValidationMode), true,
+			string(gwv1.GatewayReasonConfigurationChanged),
+			"spec.tls.frontend allows clients without a valid certificate (AllowInsecureFallback) on some HTTPS listener", gen))
+	}
 	if refs, ok := g.resolvedRefs(); ok {
 		st.Conditions = append(st.Conditions, refs)
 	}

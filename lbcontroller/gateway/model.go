@@ -85,9 +85,20 @@ type HTTPListener struct {
 	// A name no scope matches falls to the listener without a hostname. Deploy drops them for
 	// a cloud without providers.Capabilities.HostnameScopes.
 	HostnameScopes []string `json:"hostnameScopes,omitempty"`
+	// ClientValidation (HTTPS only) asks clients for a certificate: the Gateway's
+	// spec.tls.frontend for the port. Nil: none is asked for.
+	ClientValidation *ClientValidation `json:"clientValidation,omitempty"`
 	// Rules in evaluation order: the first whose conditions all hold answers the request.
 	// Priority is the rule's 1-based position. A request no rule matches gets 404.
 	Rules []Rule `json:"rules"`
+}
+
+// ClientValidation is how an HTTPS listener treats client certificates: with Verify a client
+// must present one whose chain ends at CAPEM's certificates (AllowValidOnly); without, one is
+// asked for but neither required nor checked (AllowInsecureFallback).
+type ClientValidation struct {
+	Verify bool   `json:"verify,omitempty"`
+	CAPEM  string `json:"caPEM"`
 }
 
 // Certificate is a TLS certificate chain and key from a kubernetes.io/tls Secret.

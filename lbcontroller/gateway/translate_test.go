@@ -64,7 +64,7 @@ func decodeObject(in *Input, kind string, doc []byte) error {
 		appendAs(&extra)
 		in.Cluster, in.ControllerName, in.BundleVersion = extra.Cluster, extra.ControllerName, extra.BundleVersion
 		in.NoTLSRouteTermination, in.NoBackendTLSVerification = extra.NoTLSRouteTermination, extra.NoBackendTLSVerification
-		in.NoBackendClientCertificates = extra.NoBackendClientCertificates
+		in.NoBackendClientCertificates, in.NoFrontendClientValidation = extra.NoBackendClientCertificates, extra.NoFrontendClientValidation
 		in.LoadBalancers, in.Registrable = extra.LoadBalancers, extra.Registrable
 	case "GatewayClass":
 		var o gwv1.GatewayClass
