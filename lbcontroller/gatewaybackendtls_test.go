@@ -30,20 +30,32 @@ import (
 // testCA is a self-signed CA certificate in PEM.
 func testCA(t testing.TB, name string) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	crt, _ := testKeyPair(t, name)
+	return crt
+}
+
+// testKeyPair is a self-signed CA certificate and its key, in PEM.
+func testKeyPair(t testing.TB, name string) (crt, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
 }
 
 // TestGatewayBackendTLSPolicy: a BackendTLSPolicy makes the Service port's target group an HTTPS
@@ -150,6 +162,58 @@ func TestGatewayBackendTLSPolicy(t *testing.T) {
 	ca2 := testCA(t, "ca two")
 	update(t, h, client.ObjectKeyFromObject(cm), func(c *corev1.ConfigMap) { c.Data["ca.crt"] = ca2 })
 	eventually(t, "the ConfigMap's new CA replaces the group", wantGroup(ca2))
+
+	// A backend client certificate: the group presents it (a new group, as its name covers
+	// the certificate), and the Gateway's ResolvedRefs says it resolved.
+	clientCrt, clientKey := testKeyPair(t, "gateway client")
+	if err := h.k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: []byte(clientCrt), corev1.TLSPrivateKeyKey: []byte(clientKey)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	update(t, h, client.ObjectKey{Namespace: ns, Name: "gw"}, func(g *gwv1.Gateway) {
+		g.Spec.TLS = &gwv1.GatewayTLSConfig{Backend: &gwv1.GatewayBackendTLS{ClientCertificateRef: &gwv1.SecretObjectReference{Name: "client"}}}
+	})
+	eventually(t, "the group presents the Gateway's client certificate; the Gateway's ResolvedRefs is True", func() (bool, string) {
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gw"}, &g); err != nil {
+			return false, err.Error()
+		}
+		if c := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionResolvedRefs)); c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != g.Generation {
+			return false, fmt.Sprintf("Gateway conditions %+v", g.Status.Conditions)
+		}
+		tgs, msg := groups()
+		if len(tgs) != 1 || tgs[0].TLS == nil || tgs[0].ClientCertificateID == "" {
+			return false, "groups " + msg
+		}
+		certs, err := h.p.ListCertificates(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range certs {
+			if c.ID == tgs[0].ClientCertificateID {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("the group presents %s, not among the Gateway's certificates %+v", tgs[0].ClientCertificateID, certs)
+	})
+	// A Secret that does not exist: ResolvedRefs False, and the group presents nothing.
+	update(t, h, client.ObjectKey{Namespace: ns, Name: "gw"}, func(g *gwv1.Gateway) {
+		g.Spec.TLS.Backend.ClientCertificateRef.Name = "no-such-secret"
+	})
+	eventually(t, "with its Secret missing the Gateway's ResolvedRefs is InvalidClientCertificateRef and the group presents nothing", func() (bool, string) {
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gw"}, &g); err != nil {
+			return false, err.Error()
+		}
+		if c := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionResolvedRefs)); c == nil || c.Status != metav1.ConditionFalse ||
+			c.Reason != string(gwv1.GatewayReasonInvalidClientCertificateRef) {
+			return false, fmt.Sprintf("Gateway conditions %+v", g.Status.Conditions)
+		}
+		tgs, msg := groups()
+		return len(tgs) == 1 && tgs[0].TLS != nil && tgs[0].ClientCertificateID == "", "groups " + msg
+	})
 
 	// The ConfigMap gone: no valid CA; the policy is not accepted and nothing is sent to the
 	// backend unverified.
