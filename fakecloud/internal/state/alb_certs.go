@@ -106,7 +106,7 @@ func pemCertificates(field, s string) ([]*x509.Certificate, error) {
 		}
 		if b.Type != "CERTIFICATE" {
 			hint := ""
-			if field != "TlsVerification.CaCertificatesPem" {
+			if !strings.HasSuffix(field, ".CaCertificatesPem") { // a CA bundle has no key
 				hint = " (the key goes in PrivateKey)"
 			}
 			return nil, invalid("%s: PEM block %d is %q; want CERTIFICATE blocks only%s", field, i, b.Type, hint)

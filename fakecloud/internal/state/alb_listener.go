@@ -16,8 +16,9 @@ type listenerSpec struct {
 	DefaultActions []api.Action
 	SSLPolicy      string
 	// CertificateIDs are the default first, then the others.
-	CertificateIDs []string
-	HostnameScopes []string
+	CertificateIDs       []string
+	HostnameScopes       []string
+	MutualAuthentication *api.MutualAuthentication
 }
 
 // albListenerKey is the unique port key of an application listener: ports are per transport,
@@ -66,9 +67,13 @@ func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listener
 	}
 	r.Protocol, r.Port, r.PortKey = spec.Protocol, spec.Port, albListenerKey(lb.ID, spec.Protocol, spec.Port)
 	r.Actions, r.TargetGroupIDs, r.TargetGroupID = acts, tgs, ""
-	r.SSLPolicy, r.CertificateIDs, r.HostnameScopes = "", nil, nil
+	r.SSLPolicy, r.CertificateIDs, r.HostnameScopes, r.MutualAuthentication = "", nil, nil, nil
 	if spec.Protocol != api.ProtocolHTTPS && len(spec.HostnameScopes) > 0 {
 		return invalid("HostnameScopes apply to HTTPS listeners only (a request's Host is compared with its connection's SNI name); Protocol is %s", spec.Protocol)
+	}
+	mtls, err := validateMutualAuthentication(spec.Protocol, spec.MutualAuthentication)
+	if err != nil {
+		return err
 	}
 	// A TLS listener with certificates terminates TLS (as ELBv2's network load balancers'
 	// TLS listeners do) and forwards the decrypted stream; without, it passes TLS through.
@@ -101,7 +106,7 @@ func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listener
 	if err != nil {
 		return err
 	}
-	r.HostnameScopes = scopes
+	r.HostnameScopes, r.MutualAuthentication = scopes, mtls
 	return nil
 }
 
@@ -182,14 +187,16 @@ func (s *Store) createALBListener(t *tx, c Call, lb *lbRec, req *api.CreateListe
 		certs = append(certs, lc.CertificateID)
 	}
 	r := &listenerRec{LoadBalancerID: lb.ID, Created: c.Now}
-	spec := listenerSpec{Protocol: req.Protocol, Port: req.Port, DefaultActions: req.DefaultActions, SSLPolicy: req.SSLPolicy, CertificateIDs: certs, HostnameScopes: req.HostnameScopes}
+	spec := listenerSpec{Protocol: req.Protocol, Port: req.Port, DefaultActions: req.DefaultActions, SSLPolicy: req.SSLPolicy, CertificateIDs: certs,
+		HostnameScopes: req.HostnameScopes, MutualAuthentication: req.MutualAuthentication}
 	if err := s.buildALBListener(t, lb, r, spec); err != nil {
 		return nil, err
 	}
 	v := newViewer(t.Txn, c)
 	if old := first[listenerRec](t.Txn, tableListeners, indexListenerPort, r.PortKey); old != nil {
 		if old.Protocol == r.Protocol && old.SSLPolicy == r.SSLPolicy && reflect.DeepEqual(old.Actions, r.Actions) &&
-			defaultCertificate(old) == defaultCertificate(r) && slices.Equal(old.HostnameScopes, r.HostnameScopes) {
+			defaultCertificate(old) == defaultCertificate(r) && slices.Equal(old.HostnameScopes, r.HostnameScopes) &&
+			sameMutualAuthentication(old.MutualAuthentication, r.MutualAuthentication) {
 			return &api.CreateListenerResponse{Listener: v.listener(old)}, nil
 		}
 		return nil, api.Errorf(api.CodeDuplicateListener, "load balancer %s already has %s listener %s on port %d with other settings; modify it, delete it or pick another port",
@@ -279,17 +286,23 @@ func (s *Store) ModifyListener(c Call, req *api.ModifyListenerRequest) (*api.Mod
 }
 
 func (s *Store) modifyALBListener(t *tx, lb *lbRec, n *listenerRec, req *api.ModifyListenerRequest) error {
-	spec := listenerSpec{Protocol: n.Protocol, Port: n.Port, DefaultActions: n.Actions, SSLPolicy: n.SSLPolicy, CertificateIDs: n.CertificateIDs, HostnameScopes: n.HostnameScopes}
+	spec := listenerSpec{Protocol: n.Protocol, Port: n.Port, DefaultActions: n.Actions, SSLPolicy: n.SSLPolicy, CertificateIDs: n.CertificateIDs,
+		HostnameScopes: n.HostnameScopes, MutualAuthentication: n.MutualAuthentication}
 	if req.Protocol != "" && req.Protocol != n.Protocol {
 		spec.Protocol = req.Protocol
 		if req.Protocol != api.ProtocolHTTPS {
 			// Only HTTPS listeners hold them, and TLS ones given certificates (terminating).
-			spec.SSLPolicy, spec.CertificateIDs, spec.HostnameScopes = "", nil, nil
+			spec.SSLPolicy, spec.CertificateIDs, spec.HostnameScopes, spec.MutualAuthentication = "", nil, nil, nil
 		}
 	}
 	if req.HostnameScopes != nil {
 		spec.HostnameScopes = *req.HostnameScopes
 	}
+	mtls, err := modifiedMutualAuthentication(spec.MutualAuthentication, req.MutualAuthentication)
+	if err != nil {
+		return err
+	}
+	spec.MutualAuthentication = mtls
 	if req.Port != 0 {
 		spec.Port = req.Port
 	}
@@ -312,8 +325,8 @@ func (s *Store) modifyALBListener(t *tx, lb *lbRec, n *listenerRec, req *api.Mod
 }
 
 func modifyNLBListener(t *tx, lb *lbRec, n *listenerRec, req *api.ModifyListenerRequest) error {
-	if req.SSLPolicy != "" || len(req.Certificates) > 0 || req.HostnameScopes != nil {
-		return invalid("SslPolicy, Certificates and HostnameScopes apply to HTTPS listeners of application load balancers only")
+	if req.SSLPolicy != "" || len(req.Certificates) > 0 || req.HostnameScopes != nil || req.MutualAuthentication != nil {
+		return invalid("SslPolicy, Certificates, HostnameScopes and MutualAuthentication apply to HTTPS listeners of application load balancers only")
 	}
 	if req.Protocol != "" {
 		n.Protocol = req.Protocol

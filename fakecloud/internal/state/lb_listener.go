@@ -29,8 +29,8 @@ func (s *Store) CreateListener(c Call, req *api.CreateListenerRequest) (*api.Cre
 		if err != nil {
 			return nil, err
 		}
-		if req.SSLPolicy != "" || len(req.Certificates) > 0 || len(req.HostnameScopes) > 0 {
-			return nil, invalid("SslPolicy, Certificates and HostnameScopes apply to HTTPS listeners of application load balancers only")
+		if req.SSLPolicy != "" || len(req.Certificates) > 0 || len(req.HostnameScopes) > 0 || req.MutualAuthentication != nil {
+			return nil, invalid("SslPolicy, Certificates, HostnameScopes and MutualAuthentication apply to HTTPS listeners of application load balancers only")
 		}
 		tg, err := getTG(t.Txn, act.TargetGroupID)
 		if err != nil {

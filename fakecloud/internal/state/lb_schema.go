@@ -65,7 +65,10 @@ type listenerRec struct {
 	CertificateIDs []string
 	// HostnameScopes are an HTTPS listener's (lowercase, in the order given).
 	HostnameScopes []string
-	Created        time.Time
+	// MutualAuthentication is an HTTPS listener's (validated; nil: no client certificate is
+	// asked for).
+	MutualAuthentication *api.MutualAuthentication
+	Created              time.Time
 }
 
 type tgRec struct {

@@ -30,7 +30,7 @@ func (v viewer) listener(r *listenerRec) api.Listener {
 	l := api.Listener{
 		ListenerID: r.ID, LoadBalancerID: r.LoadBalancerID, Protocol: r.Protocol, Port: r.Port,
 		DefaultActions: []api.Action{{Type: api.ActionTypeForward, TargetGroupID: r.TargetGroupID}},
-		SSLPolicy:      r.SSLPolicy, HostnameScopes: slices.Clone(r.HostnameScopes),
+		SSLPolicy:      r.SSLPolicy, HostnameScopes: slices.Clone(r.HostnameScopes), MutualAuthentication: clonePlain(r.MutualAuthentication),
 	}
 	switch {
 	case r.Actions != nil:
