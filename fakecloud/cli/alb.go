@@ -216,9 +216,12 @@ func listenerModifyCmd(g *globals) *cobra.Command {
 	var protocol, tg, actions, cert, policy string
 	var port int
 	var scopes []string
+	var mtls mtlsFlags
 	var self *cobra.Command
 	c := &cobra.Command{
-		Use: "modify LISTENER", Short: "Change a listener's port, protocol, default action, SSL policy, default certificate or hostname scopes", Args: cobra.ExactArgs(1),
+		Use:   "modify LISTENER",
+		Short: "Change a listener's port, protocol, default action, SSL policy, default certificate, hostname scopes or client certificate validation",
+		Args:  cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			req := &api.ModifyListenerRequest{ListenerID: args[0], Protocol: protocol, Port: port, SSLPolicy: policy}
 			if self.Flags().Changed("hostname-scopes") {
@@ -226,6 +229,9 @@ func listenerModifyCmd(g *globals) *cobra.Command {
 			}
 			var err error
 			if req.DefaultActions, req.Certificates, err = listenerFlags(tg, actions, cert); err != nil {
+				return err
+			}
+			if req.MutualAuthentication, err = mtls.authentication(); err != nil {
 				return err
 			}
 			r, err := c.ModifyListener(ctx, req)
@@ -244,6 +250,8 @@ func listenerModifyCmd(g *globals) *cobra.Command {
 	f.StringVar(&cert, "certificate", "", "new default certificate (HTTPS)")
 	f.StringVar(&policy, "ssl-policy", "", "SSL policy (HTTPS)")
 	f.StringSliceVar(&scopes, "hostname-scopes", nil, `the listener's hostname scopes, replacing its own (HTTPS; "" removes them; see listener create --hostname-scope)`)
+	f.StringVar(&mtls.mode, "mtls", "", "client certificate validation, replacing the listener's (HTTPS): verify, passthrough or off (see listener create --mtls)")
+	f.StringVar(&mtls.caFile, "mtls-ca-file", "", "PEM file of the CA certificates clients' certificate chains must end at (with --mtls)")
 	c.MarkFlagsMutuallyExclusive("target-group", "default-actions")
 	return c
 }

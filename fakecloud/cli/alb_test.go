@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 )
@@ -135,6 +137,62 @@ func TestParseALBLimits(t *testing.T) {
 	for _, bad := range []string{"rules=5", "certificates=0", "certificates", "certificates=x"} {
 		if _, err := parseALBLimits([]string{bad}); err == nil {
 			t.Errorf("parseALBLimits(%q) accepted it", bad)
+		}
+	}
+}
+
+// TestListenerMTLSFlags: listener create's and modify's --mtls and --mtls-ca-file make the
+// listener's MutualAuthentication, --mtls off removes it, listener list shows the mode, and
+// the server names what is wrong with a bad one.
+func TestListenerMTLSFlags(t *testing.T) {
+	env := servertest.Start(t, servertest.Options{})
+	vpc := mustJSON[api.CreateVpcResponse](t, env, "vpc", "create", "--cidr", "10.0.0.0/16").Vpc
+	subnet := mustJSON[api.CreateSubnetResponse](t, env, "subnet", "create", "--vpc", vpc.VpcID, "--cidr", "10.0.0.0/24").Subnet
+	lb := mustJSON[api.CreateLoadBalancerResponse](t, env, "lb", "create", "gw", "--type", "application", "--subnet", subnet.SubnetID).LoadBalancer
+	web := mustJSON[api.CreateTargetGroupResponse](t, env, "tg", "create", "web", "--vpc", vpc.VpcID, "--port", "8080", "--protocol", "HTTP").TargetGroup
+	certFile, keyFile := writeCert(t, "www.example.com")
+	cert := mustJSON[api.ImportCertificateResponse](t, env, "cert", "import", "--cert", certFile, "--key", keyFile).Certificate
+	caFile, _ := writeCert(t, "ca.example.com")
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := mustJSON[api.CreateListenerResponse](t, env, "lb", "listener", "create", lb.LoadBalancerID, "--protocol", "HTTPS", "--port", "443",
+		"--target-group", web.TargetGroupID, "--certificate", cert.CertificateID, "--mtls", "verify", "--mtls-ca-file", caFile).Listener
+	want := &api.MutualAuthentication{Mode: api.MutualAuthenticationVerify, CACertificatesPEM: string(ca)}
+	if diff := cmp.Diff(want, l.MutualAuthentication); diff != "" {
+		t.Errorf("listener create --mtls verify: MutualAuthentication (-want +got):\n%s", diff)
+	}
+	if out, err := run(t, env, "lb", "listener", "list", lb.LoadBalancerID); err != nil || !strings.Contains(out, "HTTPS (mTLS verify)") {
+		t.Errorf("listener list printed %q, %v; want the listener's mTLS mode", out, err)
+	}
+	m := mustJSON[api.ModifyListenerResponse](t, env, "lb", "listener", "modify", l.ListenerID, "--mtls", "passthrough").Listener
+	if diff := cmp.Diff(&api.MutualAuthentication{Mode: api.MutualAuthenticationPassthrough}, m.MutualAuthentication); diff != "" {
+		t.Errorf("listener modify --mtls passthrough (-want +got):\n%s", diff)
+	}
+	m = mustJSON[api.ModifyListenerResponse](t, env, "lb", "listener", "modify", l.ListenerID, "--ssl-policy", api.SSLPolicyTLS12).Listener
+	if m.MutualAuthentication == nil {
+		t.Errorf("listener modify without --mtls removed the listener's MutualAuthentication")
+	}
+	m = mustJSON[api.ModifyListenerResponse](t, env, "lb", "listener", "modify", l.ListenerID, "--mtls", "off").Listener
+	if m.MutualAuthentication != nil {
+		t.Errorf("listener modify --mtls off kept %+v", m.MutualAuthentication)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"modify", l.ListenerID, "--mtls", "verify"}, "MutualAuthentication.CaCertificatesPem is required with Mode verify"},
+		{[]string{"modify", l.ListenerID, "--mtls", "strict", "--mtls-ca-file", caFile}, `MutualAuthentication.Mode "strict" must be verify or passthrough`},
+		{[]string{"modify", l.ListenerID, "--mtls-ca-file", caFile}, "--mtls-ca-file needs --mtls verify or passthrough"},
+		{[]string{"modify", l.ListenerID, "--mtls", "verify", "--mtls-ca-file", keyFile}, `MutualAuthentication.CaCertificatesPem: PEM block 0 is "PRIVATE KEY"`},
+		{[]string{"modify", l.ListenerID, "--mtls", "verify", "--mtls-ca-file", t.TempDir() + "/none.pem"}, "--mtls-ca-file: open "},
+		{[]string{"create", lb.LoadBalancerID, "--protocol", "HTTP", "--port", "80", "--target-group", web.TargetGroupID, "--mtls", "passthrough"},
+			"MutualAuthentication applies to HTTPS listeners only"},
+	} {
+		out, err := run(t, env, append([]string{"lb", "listener"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error()+out, tc.want) {
+			t.Errorf("listener %q: %q, %v; want an error saying %q", tc.args, out, err, tc.want)
 		}
 	}
 }

@@ -122,12 +122,16 @@ func newListenerCmd(g *globals) *cobra.Command {
 	var protocol, tg, actions, cert, policy string
 	var port int
 	var scopes []string
+	var mtls mtlsFlags
 	create := &cobra.Command{
 		Use: "create LB --port N --target-group TG", Short: "Open a port forwarding to a target group (or taking --default-actions)", Args: cobra.ExactArgs(1),
 		RunE: g.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			req := &api.CreateListenerRequest{LoadBalancerID: args[0], Protocol: protocol, Port: port, SSLPolicy: policy, HostnameScopes: scopes}
 			var err error
 			if req.DefaultActions, req.Certificates, err = listenerFlags(tg, actions, cert); err != nil {
+				return err
+			}
+			if req.MutualAuthentication, err = mtls.authentication(); err != nil {
 				return err
 			}
 			r, err := c.CreateListener(ctx, req)
@@ -144,6 +148,8 @@ func newListenerCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&cert, "certificate", "", "default certificate ID (HTTPS)")
 	create.Flags().StringVar(&policy, "ssl-policy", "", "SSL policy (HTTPS; default "+api.SSLPolicyDefault+")")
 	create.Flags().StringSliceVar(&scopes, "hostname-scope", nil, "hostname (exact or *.suffix) served as an authority of its own: a request whose Host falls in another scope than its connection's SNI name gets 421 (HTTPS; repeat or comma-separate)")
+	create.Flags().StringVar(&mtls.mode, "mtls", "", "ask clients for a certificate (HTTPS): verify (required, checked against --mtls-ca-file) or passthrough (asked for, not required or checked)")
+	create.Flags().StringVar(&mtls.caFile, "mtls-ca-file", "", "PEM file of the CA certificates clients' certificate chains must end at (with --mtls)")
 	_ = create.MarkFlagRequired("port")
 	create.MarkFlagsOneRequired("target-group", "default-actions")
 	create.MarkFlagsMutuallyExclusive("target-group", "default-actions")
@@ -373,9 +379,37 @@ func listenerTable(ls []api.Listener) func(*tabwriter.Writer) {
 			for _, c := range l.Certificates {
 				certs = append(certs, c.CertificateID)
 			}
-			row(w, l.ListenerID, l.LoadBalancerID, l.Protocol, strconv.Itoa(l.Port), act, orDash(strings.Join(certs, ",")))
+			protocol := l.Protocol
+			if m := l.MutualAuthentication; m != nil {
+				protocol += " (mTLS " + m.Mode + ")"
+			}
+			row(w, l.ListenerID, l.LoadBalancerID, protocol, strconv.Itoa(l.Port), act, orDash(strings.Join(certs, ",")))
 		}
 	}
+}
+
+// mtlsFlags are listener create's and modify's --mtls and --mtls-ca-file: a
+// MutualAuthentication when --mtls is given (the server checks it and names what is missing).
+type mtlsFlags struct {
+	mode, caFile string
+}
+
+func (f mtlsFlags) authentication() (*api.MutualAuthentication, error) {
+	if f.mode == "" {
+		if f.caFile != "" {
+			return nil, fmt.Errorf("--mtls-ca-file needs --mtls verify or passthrough")
+		}
+		return nil, nil
+	}
+	m := &api.MutualAuthentication{Mode: f.mode}
+	if f.caFile != "" {
+		body, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--mtls-ca-file: %w", err)
+		}
+		m.CACertificatesPEM = string(body)
+	}
+	return m, nil
 }
 
 func tgTable(tgs []api.TargetGroup) func(*tabwriter.Writer) {
