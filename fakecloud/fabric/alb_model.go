@@ -62,6 +62,19 @@ func indexALBs(snap *api.Snapshot) albSnapshot {
 	return ix
 }
 
+// clientAuth is an HTTPS listener's MutualAuthentication as the engine takes it (nil: no
+// client certificate asked for).
+func clientAuth(m *api.MutualAuthentication) *l7.ClientAuth {
+	if m == nil {
+		return nil
+	}
+	ca := &l7.ClientAuth{Verify: m.Mode == api.MutualAuthenticationVerify}
+	if m.CACertificatesPEM != "" {
+		ca.CAPEM = []byte(m.CACertificatesPEM)
+	}
+	return ca
+}
+
 // albConfig builds the L7 engine's configuration of an application load balancer from the
 // snapshot: each listener's rules by ascending priority, then its default actions as a last
 // rule without conditions (none for a TLS listener without default actions); every target group an action names, with its targets' states.
@@ -76,7 +89,7 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource, revs *ruleR
 	})
 	for _, al := range listeners {
 		l := l7.Listener{Port: al.Port, Protocol: l7.Protocol(al.Protocol), HostnameScopes: al.HostnameScopes,
-			Rules: make([]l7.Rule, 0, len(ix.rules[al.ListenerID])+1)}
+			ClientAuth: clientAuth(al.MutualAuthentication), Rules: make([]l7.Rule, 0, len(ix.rules[al.ListenerID])+1)}
 		for i, c := range al.Certificates {
 			if certs == nil {
 				return cfg, fmt.Errorf("listener %s: HTTPS needs certificates, and the fabric has no certificate source", al.ListenerID)

@@ -426,3 +426,39 @@ func TestALBBackendClientCertificate(t *testing.T) {
 		}
 	}
 }
+
+// TestALBClientAuth: an HTTPS listener's MutualAuthentication is the engine's
+// Listener.ClientAuth (verify: Verify; passthrough: asked, not verified; the CA bundle as
+// CAPEM); none asks for no certificate.
+func TestALBClientAuth(t *testing.T) {
+	ca, _ := selfSigned(t, "ca.example.com")
+	certPEM, keyPEM := selfSigned(t, "lb.example.com")
+	certs := pemSource{"cert-1": {CertificateID: "cert-1", CertificatePem: certPEM, PrivateKeyPem: keyPEM}}
+	for _, tc := range []struct {
+		name string
+		m    *api.MutualAuthentication
+		want *l7.ClientAuth
+	}{
+		{"none", nil, nil},
+		{"verify", &api.MutualAuthentication{Mode: api.MutualAuthenticationVerify, CACertificatesPEM: ca}, &l7.ClientAuth{Verify: true, CAPEM: []byte(ca)}},
+		{"passthrough with CAs", &api.MutualAuthentication{Mode: api.MutualAuthenticationPassthrough, CACertificatesPEM: ca}, &l7.ClientAuth{CAPEM: []byte(ca)}},
+		{"passthrough", &api.MutualAuthentication{Mode: api.MutualAuthenticationPassthrough}, &l7.ClientAuth{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := albSnap()
+			l := &snap.Listeners[0]
+			l.Protocol, l.Port, l.MutualAuthentication = api.ProtocolHTTPS, 443, tc.m
+			l.Certificates = []api.ListenerCertificate{{CertificateID: "cert-1", IsDefault: true}}
+			cfg, err := albConfig("lb-1", indexALBs(snap), certs, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Listeners[0]; got.Protocol != l7.ProtocolHTTPS || !cmp.Equal(got.ClientAuth, tc.want) {
+				t.Errorf("listener %d: protocol %s, ClientAuth %s", got.Port, got.Protocol, cmp.Diff(tc.want, got.ClientAuth))
+			}
+			if err := l7.Validate(cfg); err != nil {
+				t.Errorf("the engine refuses the translated config: %v", err)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package l7
 import (
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,6 +43,10 @@ type listener struct {
 	proto    Protocol
 	certs    *certSet
 	scopes   *scopeSet // nil: requests are not checked for misdirection
+	// clientAuth and clientCAs are an HTTPS listener's client certificate handling
+	// (tls.NoClientCert: none asked for).
+	clientAuth tls.ClientAuthType
+	clientCAs  *x509.CertPool
 	rules    []*rule
 	index    ruleIndex
 	scheme   string // "http" or "https"
@@ -187,6 +192,7 @@ func (c *checker) listener(f string, k portKey, l Listener, groups map[string]*g
 		cl.scheme = "https"
 		cl.certs = c.certificates(f+".certificates", l.Certificates)
 		cl.scopes = c.scopes(f+".hostnameScopes", l.HostnameScopes)
+		cl.clientAuth, cl.clientCAs = c.clientAuth(f+".clientAuth", l.ClientAuth)
 	case ProtocolTLS:
 		if len(l.Certificates) > 0 { // terminates TLS
 			cl.certs = c.certificates(f+".certificates", l.Certificates)
@@ -203,6 +209,9 @@ func (c *checker) listener(f string, k portKey, l Listener, groups map[string]*g
 	}
 	if len(l.HostnameScopes) > 0 && l.Protocol != ProtocolHTTPS {
 		c.bad(f+".hostnameScopes", "only an HTTPS listener has hostname scopes (the SNI name they compare a request's Host with); this one is %s", l.Protocol)
+	}
+	if l.ClientAuth != nil && l.Protocol != ProtocolHTTPS {
+		c.bad(f+".clientAuth", "only an HTTPS listener asks clients for certificates; this one is %s", l.Protocol)
 	}
 	passthrough := l.Protocol == ProtocolTLS || l.Protocol == ProtocolTCP || l.Protocol == ProtocolUDP
 	cl.rules = make([]*rule, 0, len(l.Rules))

@@ -56,9 +56,23 @@ type Listener struct {
 	// connection for another name (HTTP/2 connection coalescing) to open one of its own.
 	// Connections without an SNI name are not checked. Empty: no check.
 	HostnameScopes []string
+	// ClientAuth (HTTPS only), when set, asks clients for a certificate in the handshake. A
+	// new ClientAuth applies to the handshakes after Apply took it; connections made before
+	// keep theirs, and their requests in flight finish.
+	ClientAuth *ClientAuth
 	// Rules are evaluated in this order and the first whose conditions all hold serves the
 	// request; a request no rule matches gets 404.
 	Rules []Rule
+}
+
+// ClientAuth is how an HTTPS listener treats client certificates (mutual TLS with clients).
+// Verify: a client must present a certificate whose chain ends at one of CAPEM's
+// certificates, or its handshake fails. Otherwise a certificate is asked for but neither
+// required nor verified, and CAPEM, if any, only names the acceptable issuers to clients.
+// Validate refuses a CAPEM that holds no certificate, and Verify without one.
+type ClientAuth struct {
+	Verify bool
+	CAPEM  []byte
 }
 
 // Certificate is a PEM certificate chain and key served on an HTTPS listener. Hostnames are the
@@ -338,7 +352,8 @@ func (a Config) Equal(b Config) bool {
 	for i := range a.Listeners {
 		la, lb := &a.Listeners[i], &b.Listeners[i]
 		if la.Port != lb.Port || la.Protocol != lb.Protocol || len(la.Rules) != len(lb.Rules) ||
-			!slices.Equal(la.HostnameScopes, lb.HostnameScopes) || !reflect.DeepEqual(la.Certificates, lb.Certificates) {
+			!slices.Equal(la.HostnameScopes, lb.HostnameScopes) || !reflect.DeepEqual(la.Certificates, lb.Certificates) ||
+			!reflect.DeepEqual(la.ClientAuth, lb.ClientAuth) {
 			return false
 		}
 		for j := range la.Rules {

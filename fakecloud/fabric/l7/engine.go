@@ -347,6 +347,7 @@ func (e *Engine) newServer(port int, l *listener, ln net.Listener) *server {
 				return l.certs.pick(hello.ServerName), nil
 			},
 		}
+		srv.TLSConfig.GetConfigForClient = configForClient(srv.TLSConfig, s.cur.Load)
 	} else {
 		protos.SetUnencryptedHTTP2(true)
 		if !e.opts.NetHTTPOnly {

@@ -216,7 +216,7 @@ func TestRevisionConcurrentApply(t *testing.T) {
 func TestConfigEqualKnowsEveryField(t *testing.T) {
 	for typ, n := range map[reflect.Type]int{
 		reflect.TypeFor[Config]():   2, // Listeners, TargetGroups
-		reflect.TypeFor[Listener](): 5, // Port, Protocol, Certificates, HostnameScopes, Rules
+		reflect.TypeFor[Listener](): 6, // Port, Protocol, Certificates, HostnameScopes, ClientAuth, Rules
 	} {
 		if typ.NumField() != n {
 			t.Errorf("%s has %d fields, Config.Equal compares %d: compare the new one there", typ, typ.NumField(), n)
