@@ -39,18 +39,18 @@ type snapshot struct {
 }
 
 type listener struct {
-	port     int
-	proto    Protocol
-	certs    *certSet
-	scopes   *scopeSet // nil: requests are not checked for misdirection
+	port   int
+	proto  Protocol
+	certs  *certSet
+	scopes *scopeSet // nil: requests are not checked for misdirection
 	// clientAuth and clientCAs are an HTTPS listener's client certificate handling
 	// (tls.NoClientCert: none asked for).
 	clientAuth tls.ClientAuthType
 	clientCAs  *x509.CertPool
-	rules    []*rule
-	index    ruleIndex
-	scheme   string // "http" or "https"
-	portText string // port in decimal, for X-Forwarded-Port
+	rules      []*rule
+	index      ruleIndex
+	scheme     string // "http" or "https"
+	portText   string // port in decimal, for X-Forwarded-Port
 	// unmatched are the metrics of requests no rule matched (set by Apply).
 	unmatched *series
 }
