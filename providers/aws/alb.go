@@ -416,10 +416,14 @@ func passthroughUnsupported(protocol string) error {
 }
 
 // listenerUnsupported refuses what ELBv2 listeners cannot be: TLS-passthrough, TCP and UDP
-// listeners on an application load balancer, and hostname scopes.
+// listeners on an application load balancer, and hostname scopes; and what the driver does not
+// set up yet: client certificate validation.
 func listenerUnsupported(spec providers.HTTPListenerSpec) error {
 	if len(spec.HostnameScopes) > 0 {
 		return unsupported("hostname scopes on a listener (ELBv2 has no such setting, so it cannot answer 421 to misdirected requests)")
+	}
+	if spec.ClientValidation != nil {
+		return invalid(codeUnsupported, "client certificate validation on %s listener %d: ELBv2 has it (mutual authentication with a trust store), but the AWS driver does not manage trust stores yet", spec.Protocol, spec.Port)
 	}
 	return passthroughUnsupported(spec.Protocol)
 }

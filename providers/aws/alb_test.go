@@ -89,6 +89,29 @@ func TestConditionsRoundTrip(t *testing.T) {
 			t.Errorf("%s listener: %v; want it to name the protocol and point to network load balancers", p, err)
 		}
 	}
+	// ELBv2 validates client certificates against trust stores, which the driver does not
+	// manage: a listener asking for it is refused before any call, on create and modify.
+	mtls := providers.HTTPListenerSpec{Protocol: "HTTPS", Port: 443, Certificates: []string{"cert"},
+		ClientValidation: &providers.ClientValidation{Verify: true, CAPEM: []byte("-----BEGIN CERTIFICATE-----")}}
+	for op, call := range map[string]func() error{
+		"CreateHTTPListener": func() error {
+			_, err := (&LoadBalancing{}).CreateHTTPListener(context.Background(), "lb", mtls)
+			return err
+		},
+		"ModifyHTTPListener": func() error {
+			_, err := (&LoadBalancing{}).ModifyHTTPListener(context.Background(), "listener", mtls)
+			return err
+		},
+	} {
+		err := call()
+		var pe *providers.Error
+		if !errors.Is(err, providers.ErrInvalid) || !errors.As(err, &pe) || pe.Code != codeUnsupported {
+			t.Errorf("%s with ClientValidation: %v; want ErrInvalid (%s)", op, err, codeUnsupported)
+		}
+		if err == nil || !strings.Contains(err.Error(), "client certificate validation on HTTPS listener 443") || !strings.Contains(err.Error(), "trust stores") {
+			t.Errorf("%s with ClientValidation: %v; want it to name the listener and the trust stores the driver lacks", op, err)
+		}
+	}
 	for name, a := range map[string]providers.RuleAction{
 		"redirect 307":    {Redirect: &providers.Redirect{StatusCode: 307}},
 		"prefix redirect": {Redirect: &providers.Redirect{StatusCode: 302, Path: &providers.PathModifier{Type: providers.ReplacePrefixMatch, Value: "/x"}}},

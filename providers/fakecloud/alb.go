@@ -80,7 +80,26 @@ func fromHTTPListener(l api.Listener) providers.HTTPListener {
 	}
 	p.Certificates = certIDs(l.Certificates)
 	p.HostnameScopes = l.HostnameScopes
+	if m := l.MutualAuthentication; m != nil {
+		p.ClientValidation = &providers.ClientValidation{Verify: m.Mode == api.MutualAuthenticationVerify}
+		if m.CACertificatesPEM != "" {
+			p.ClientValidation.CAPEM = []byte(m.CACertificatesPEM)
+		}
+	}
 	return p
+}
+
+// toMutualAuthentication is a listener's ClientValidation as fakecloud's MutualAuthentication
+// (nil for none).
+func toMutualAuthentication(v *providers.ClientValidation) *api.MutualAuthentication {
+	if v == nil {
+		return nil
+	}
+	m := &api.MutualAuthentication{Mode: api.MutualAuthenticationPassthrough, CACertificatesPEM: string(v.CAPEM)}
+	if v.Verify {
+		m.Mode = api.MutualAuthenticationVerify
+	}
+	return m
 }
 
 // certIDs lists a listener's certificates, the default first, then the others sorted.
@@ -110,7 +129,7 @@ func certIDs(cs []api.ListenerCertificate) []string {
 func (d *LoadBalancing) CreateHTTPListener(ctx context.Context, lbID string, spec providers.HTTPListenerSpec) (providers.HTTPListener, error) {
 	req := &api.CreateListenerRequest{
 		LoadBalancerID: lbID, Protocol: spec.Protocol, Port: spec.Port, ClientToken: spec.ClientToken,
-		DefaultActions: listenerDefault(spec), HostnameScopes: spec.HostnameScopes,
+		DefaultActions: listenerDefault(spec), HostnameScopes: spec.HostnameScopes, MutualAuthentication: toMutualAuthentication(spec.ClientValidation),
 	}
 	if len(spec.Certificates) > 0 {
 		req.Certificates = []api.ListenerCertificate{{CertificateID: spec.Certificates[0]}}
@@ -140,6 +159,12 @@ func (d *LoadBalancing) ModifyHTTPListener(ctx context.Context, id string, spec 
 			scopes = []string{} // the spec is the whole listener: none means none
 		}
 		req.HostnameScopes = &scopes
+		req.MutualAuthentication = toMutualAuthentication(spec.ClientValidation)
+		if req.MutualAuthentication == nil {
+			req.MutualAuthentication = &api.MutualAuthentication{Mode: "off"} // none means none, as for scopes
+		}
+	} else if spec.ClientValidation != nil {
+		req.MutualAuthentication = toMutualAuthentication(spec.ClientValidation) // fakecloud names what is wrong
 	}
 	if len(spec.Certificates) > 0 {
 		req.Certificates = []api.ListenerCertificate{{CertificateID: spec.Certificates[0]}}
@@ -564,11 +589,12 @@ func fromHeaders(h *api.HeaderModifications) *providers.HeaderModifier {
 }
 
 // Capabilities: fakecloud's application load balancers also serve TLS-passthrough, TCP and UDP
-// listeners, their HTTPS listeners take hostname scopes, their HTTPS target groups verify
+// listeners, their HTTPS listeners take hostname scopes and validate client certificates
+// (MutualAuthentication), their HTTPS target groups verify
 // their targets when asked (TlsVerification) and present a client certificate to them
 // (ClientCertificateId), and a load balancer may be created at an address of the caller's
 // choosing.
 func (d *LoadBalancing) Capabilities() providers.Capabilities {
 	return providers.Capabilities{L4OnApplicationLB: true, HostnameScopes: true, StaticAddresses: true, BackendTLSVerification: true,
-		BackendClientCertificates: true}
+		BackendClientCertificates: true, FrontendClientValidation: true}
 }

@@ -49,6 +49,7 @@ func RunApplicationLoadBalancing(t *testing.T, newEnv func(t *testing.T) Applica
 		{"PassthroughListeners", albPassthrough},
 		{"BackendTLSVerification", albBackendTLS},
 		{"BackendClientCertificates", albBackendClientCert},
+		{"FrontendClientValidation", albFrontendClientValidation},
 		{"ThrottleIsRetryable", albThrottled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -424,6 +425,67 @@ func albBackendTLS(t *testing.T, s *albScene) {
 	plain, err := s.d.CreateTargetGroup(bg(), spec("tg-tls-plain", nil))
 	if err != nil || plain.TLS != nil {
 		t.Errorf("an HTTPS group without TLS: %+v, %v; want no TLS", plain, err)
+	}
+}
+
+// albFrontendClientValidation: a driver with Capabilities.FrontendClientValidation creates an
+// HTTPS listener validating client certificates, which it shows again (create, list);
+// ModifyHTTPListener replaces it (verify to passthrough) and, given none, removes it; a
+// validation the cloud cannot take (Verify without CAs) is ErrInvalid. One without the
+// capability refuses ClientValidation with ErrInvalid.
+func albFrontendClientValidation(t *testing.T, s *albScene) {
+	a := s.alb(t, "alb-mtls")
+	certPEM, keyPEM := SelfSigned(t, "lb.example.com")
+	cert, err := s.d.ImportCertificate(bg(), providers.CertificateSpec{CertificatePEM: certPEM, PrivateKeyPEM: keyPEM, Tags: owner("alb-mtls"), ClientToken: providers.NewToken()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := SelfSigned(t, "ca.example.com")
+	spec := func(v *providers.ClientValidation) providers.HTTPListenerSpec {
+		return providers.HTTPListenerSpec{Protocol: "HTTPS", Port: 443, DefaultAction: notFound, Certificates: []string{cert.ID},
+			ClientValidation: v, ClientToken: providers.NewToken()}
+	}
+	verify := &providers.ClientValidation{Verify: true, CAPEM: ca}
+	l, err := s.d.CreateHTTPListener(bg(), a.ID, spec(verify))
+	if !providers.CapabilitiesOf(s.d).FrontendClientValidation {
+		if !errors.Is(err, providers.ErrInvalid) || providers.Retryable(err) {
+			t.Errorf("ClientValidation from a driver without FrontendClientValidation: %+v, %v; want ErrInvalid, not retryable", l, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("create an HTTPS listener validating clients: %v", err)
+	}
+	if diff := cmp.Diff(verify, l.ClientValidation); diff != "" {
+		t.Errorf("created listener's ClientValidation (-want +got):\n%s", diff)
+	}
+	listed := func() *providers.ClientValidation {
+		t.Helper()
+		albs, err := s.d.ListApplicationLoadBalancers(bg(), owner("alb-mtls"))
+		if err != nil || len(albs) != 1 || len(albs[0].Listeners) != 1 {
+			t.Fatalf("listed: %+v, %v", albs, err)
+		}
+		return albs[0].Listeners[0].ClientValidation
+	}
+	if diff := cmp.Diff(verify, listed()); diff != "" {
+		t.Errorf("listed listener's ClientValidation (-want +got):\n%s", diff)
+	}
+	pass := &providers.ClientValidation{}
+	if l, err = s.d.ModifyHTTPListener(bg(), l.ID, spec(pass)); err != nil || !cmp.Equal(l.ClientValidation, pass) {
+		t.Errorf("modified to passthrough: %+v, %v", l.ClientValidation, err)
+	}
+	if diff := cmp.Diff(pass, listed()); diff != "" {
+		t.Errorf("listed after the change to passthrough (-want +got):\n%s", diff)
+	}
+	_, err = s.d.ModifyHTTPListener(bg(), l.ID, spec(&providers.ClientValidation{Verify: true}))
+	if !errors.Is(err, providers.ErrInvalid) || providers.Retryable(err) {
+		t.Errorf("Verify without CAs: %v; want ErrInvalid, not retryable", err)
+	}
+	if l, err = s.d.ModifyHTTPListener(bg(), l.ID, spec(nil)); err != nil || l.ClientValidation != nil {
+		t.Errorf("modified to none: %+v, %v; want no ClientValidation", l.ClientValidation, err)
+	}
+	if got := listed(); got != nil {
+		t.Errorf("listed after the removal: %+v", got)
 	}
 }
 
