@@ -45,7 +45,7 @@ var fuzzActions = []string{
 // fuzzTarget is one in-process fakecloud whose handler the fuzzer calls directly.
 type fuzzTarget struct {
 	h        http.Handler
-	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2, $LB, $TG, $L7, $HTTPTG, $CERT -> real IDs
+	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2, $LB, $TG, $ALB, $L7, $HTTPTG, $CERT -> real IDs; $CAPEM -> a PEM certificate, JSON-escaped
 	instance string            // an instance token
 }
 
@@ -95,6 +95,10 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	if err != nil {
 		f.Fatal(err)
 	}
+	caPEM, err := json.Marshal(certPEM) // a CA bundle for MutualAuthentication
+	if err != nil {
+		f.Fatal(err)
+	}
 	inst := fx.instances[0]
 	return &fuzzTarget{
 		h: srv,
@@ -105,7 +109,8 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 			"$ATTACH", inst.NetworkInterfaces[0].Attachment.AttachmentID,
 			"$LB", lb.LoadBalancer.LoadBalancerID, "$TG", tg.TargetGroup.TargetGroupID,
 			"$L7", l7.Listener.ListenerID, "$HTTPTG", httpTG.TargetGroup.TargetGroupID,
-			"$CERT", cert.Certificate.CertificateID,
+			"$CERT", cert.Certificate.CertificateID, "$ALB", alb.LoadBalancer.LoadBalancerID,
+			"$CAPEM", strings.Trim(string(caPEM), `"`),
 		),
 		instance: inst.Token,
 	}
@@ -151,6 +156,20 @@ func FuzzServeRequest(f *testing.F) {
 	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"mtls","Protocol":"HTTP","Port":8080,"VpcId":"$VPC","ClientCertificateId":"$CERT"}`))
 	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"mtls","Protocol":"HTTPS","Port":8443,"VpcId":"$VPC","ClientCertificateId":"cert-404"}`))
 	f.Add(uint8(53), "", uint8(1), []byte(`{"CertificateId":"$CERT"}`)) // in use by the group above: ResourceInUse
+	// HTTPS listeners validating client certificates (37 CreateListener, 45 ModifyListener).
+	httpsListener := `{"LoadBalancerId":"$ALB","Protocol":"HTTPS","Port":443,"Certificates":[{"CertificateId":"$CERT"}],` +
+		`"DefaultActions":[{"Type":"fixed-response","FixedResponseConfig":{"StatusCode":"404"}}],"MutualAuthentication":`
+	f.Add(uint8(37), "", uint8(1), []byte(httpsListener+`{"Mode":"verify","CaCertificatesPem":"$CAPEM"}}`))
+	f.Add(uint8(37), "", uint8(1), []byte(httpsListener+`{"Mode":"passthrough"}}`))
+	f.Add(uint8(37), "", uint8(1), []byte(httpsListener+`{"Mode":"verify"}}`))
+	f.Add(uint8(37), "", uint8(1), []byte(httpsListener+`{"Mode":"off"}}`))
+	f.Add(uint8(37), "", uint8(1), []byte(httpsListener+`{"Mode":"verify","CaCertificatesPem":"-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n"}}`))
+	f.Add(uint8(37), "", uint8(1), []byte(`{"LoadBalancerId":"$ALB","Protocol":"HTTP","Port":8081,"DefaultActions":[{"Type":"fixed-response",`+
+		`"FixedResponseConfig":{"StatusCode":"404"}}],"MutualAuthentication":{"Mode":"passthrough"}}`))
+	f.Add(uint8(45), "", uint8(1), []byte(`{"ListenerId":"$L7","Protocol":"HTTPS","Certificates":[{"CertificateId":"$CERT"}],`+
+		`"MutualAuthentication":{"Mode":"verify","CaCertificatesPem":"$CAPEM"}}`))
+	f.Add(uint8(45), "", uint8(1), []byte(`{"ListenerId":"$L7","MutualAuthentication":{"Mode":"off"}}`))
+	f.Add(uint8(45), "", uint8(1), []byte(`{"ListenerId":"$L7","MutualAuthentication":{"Mode":"off","CaCertificatesPem":"$CAPEM"}}`))
 	f.Fuzz(func(t *testing.T, actionIdx uint8, rawAction string, who uint8, body []byte) {
 		action := rawAction
 		if int(actionIdx) < len(fuzzActions) {
