@@ -233,3 +233,106 @@ func TestGatewayBackendTLSPolicy(t *testing.T) {
 		return len(tgs) == 0, "groups " + msg
 	})
 }
+
+// TestGatewayFrontendClientValidation: a Gateway's spec.tls.frontend makes the cloud's HTTPS
+// listener validate client certificates against the CA ConfigMap (AllowValidOnly), or ask for
+// one without checking (AllowInsecureFallback, with the Gateway's InsecureFrontendValidationMode
+// condition); a CA reference that resolves to nothing refuses the listener (NoValidCACertificate)
+// and the cloud's listener goes, rather than take clients unverified.
+func TestGatewayFrontendClientValidation(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	class := h.gatewayClass(t)
+	ns := h.namespace(t)
+	h.webService(t, ns, "10.0.1.60")
+	ca := testCA(t, "client ca")
+	if err := h.k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client-ca"}, Data: map[string]string{"ca.crt": ca}}); err != nil {
+		t.Fatal(err)
+	}
+	crt, key := testKeyPair(t, "gateway server")
+	if err := h.k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "server"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: []byte(crt), corev1.TLSPrivateKeyKey: []byte(key)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: gwv1.ObjectName(class),
+			Listeners: []gwv1.Listener{{Name: "https", Port: 443, Protocol: gwv1.HTTPSProtocolType, TLS: &gwv1.ListenerTLSConfig{
+				Mode: ptr(gwv1.TLSModeTerminate), CertificateRefs: []gwv1.SecretObjectReference{{Name: "server"}}}}},
+			TLS: &gwv1.GatewayTLSConfig{Frontend: &gwv1.FrontendTLSConfig{Default: gwv1.TLSConfig{Validation: &gwv1.FrontendTLSValidation{
+				CACertificateRefs: []gwv1.ObjectReference{{Group: "", Kind: "ConfigMap", Name: "client-ca"}}}}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
+				BackendObjectReference: gwv1.BackendObjectReference{Name: "web", Port: ptr(gwv1.PortNumber(80))}}}}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cloudListener := func() (*providers.HTTPListener, string) {
+		lbs := h.gatewayALBs(t, ns, "gw")
+		if len(lbs) != 1 {
+			return nil, fmt.Sprintf("load balancers %+v", lbs)
+		}
+		for i, l := range lbs[0].Listeners {
+			if l.Port == 443 {
+				return &lbs[0].Listeners[i], fmt.Sprintf("%+v", l)
+			}
+		}
+		return nil, fmt.Sprintf("listeners %+v", lbs[0].Listeners)
+	}
+	gateway := func() gwv1.Gateway {
+		var g gwv1.Gateway
+		if err := h.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gw"}, &g); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	eventually(t, "the cloud's HTTPS listener verifies client certificates against the ConfigMap's CA", func() (bool, string) {
+		l, msg := cloudListener()
+		return l != nil && l.ClientValidation != nil && l.ClientValidation.Verify && string(l.ClientValidation.CAPEM) == ca, msg
+	})
+	if c := meta.FindStatusCondition(gateway().Status.Conditions, string(gwv1.GatewayConditionInsecureFrontendValidationMode)); c != nil {
+		t.Errorf("AllowValidOnly, yet %+v", c)
+	}
+
+	update(t, h, client.ObjectKey{Namespace: ns, Name: "gw"}, func(g *gwv1.Gateway) {
+		g.Spec.TLS.Frontend.Default.Validation.Mode = gwv1.AllowInsecureFallback
+	})
+	eventually(t, "AllowInsecureFallback: the listener asks without verifying; the Gateway says it is insecure", func() (bool, string) {
+		l, msg := cloudListener()
+		if l == nil || l.ClientValidation == nil || l.ClientValidation.Verify {
+			return false, msg
+		}
+		g := gateway()
+		c := meta.FindStatusCondition(g.Status.Conditions, string(gwv1.GatewayConditionInsecureFrontendValidationMode))
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == string(gwv1.GatewayReasonConfigurationChanged) && c.ObservedGeneration == g.Generation,
+			fmt.Sprintf("%+v", g.Status.Conditions)
+	})
+
+	update(t, h, client.ObjectKey{Namespace: ns, Name: "gw"}, func(g *gwv1.Gateway) {
+		g.Spec.TLS.Frontend.Default.Validation = &gwv1.FrontendTLSValidation{CACertificateRefs: []gwv1.ObjectReference{{Group: "", Kind: "ConfigMap", Name: "no-such-ca"}}}
+	})
+	eventually(t, "no valid CA: the listener is refused (NoValidCACertificate) and the cloud's listener goes", func() (bool, string) {
+		g := gateway()
+		if len(g.Status.Listeners) != 1 {
+			return false, fmt.Sprintf("%+v", g.Status.Listeners)
+		}
+		acc := meta.FindStatusCondition(g.Status.Listeners[0].Conditions, string(gwv1.ListenerConditionAccepted))
+		refs := meta.FindStatusCondition(g.Status.Listeners[0].Conditions, string(gwv1.ListenerConditionResolvedRefs))
+		if acc == nil || acc.Reason != string(gwv1.ListenerReasonNoValidCACertificate) || refs == nil || refs.Reason != string(gwv1.ListenerReasonInvalidCACertificateRef) {
+			return false, fmt.Sprintf("%+v", g.Status.Listeners[0].Conditions)
+		}
+		l, msg := cloudListener()
+		return l == nil, msg
+	})
+}
