@@ -364,13 +364,20 @@ func (r *gatewayReconciler) caConfigMaps(ctx context.Context, policies []gwv1.Ba
 			}
 		}
 	}
-	var out []corev1.ConfigMap
+	// The names go to the watch's predicate before the reads: a ConfigMap created after a read
+	// found nothing wakes a pass, as its event comes after the names are stored.
 	seen := map[types.NamespacedName]bool{}
 	for _, n := range refs {
-		if seen[n.k] {
+		seen[n.k] = true
+	}
+	r.caRefs.Store(&seen)
+	var out []corev1.ConfigMap
+	read := map[types.NamespacedName]bool{}
+	for _, n := range refs {
+		if read[n.k] {
 			continue
 		}
-		seen[n.k] = true
+		read[n.k] = true
 		var cm corev1.ConfigMap
 		switch err := r.client.Get(ctx, n.k, &cm, client.UnsafeDisableDeepCopy); {
 		case apierrors.IsNotFound(err):
@@ -380,7 +387,6 @@ func (r *gatewayReconciler) caConfigMaps(ctx context.Context, policies []gwv1.Ba
 			out = append(out, cm)
 		}
 	}
-	r.caRefs.Store(&seen)
 	return out, nil
 }
 

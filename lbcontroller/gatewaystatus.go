@@ -109,6 +109,9 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 	return errors.Join(errs...)
 }
 
+// maxPolicyAncestors is the CRD's bound on a policy's status.ancestors.
+const maxPolicyAncestors = 16
+
 // writePolicyStatus replaces the policy's ancestor entries of our controller with ancestors,
 // keeping other controllers' entries.
 func (r *gatewayReconciler) writePolicyStatus(ctx context.Context, o *gwv1.BackendTLSPolicy, ancestors []gwv1.PolicyAncestorStatus) error {
@@ -118,6 +121,8 @@ func (r *gatewayReconciler) writePolicyStatus(ctx context.Context, o *gwv1.Backe
 			next = append(next, a)
 		}
 	}
+	// The CRD takes at most 16 in all: other controllers' entries stay, ours fill what is left.
+	ancestors = ancestors[:min(len(ancestors), max(0, maxPolicyAncestors-len(next)))]
 	for _, a := range ancestors {
 		var prev []metav1.Condition
 		for _, old := range o.Status.Ancestors {

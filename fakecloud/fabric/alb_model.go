@@ -529,7 +529,8 @@ func l7Check(c Check) l7.HealthCheck {
 		Interval: seconds(cmp.Or(hc.IntervalSeconds, 15)), Timeout: seconds(cmp.Or(hc.TimeoutSeconds, 5)),
 		HealthyThreshold: cmp.Or(hc.HealthyThresholdCount, 2), UnhealthyThreshold: cmp.Or(hc.UnhealthyThresholdCount, 2)}
 	if c.GRPC {
-		out.Protocol = l7.HealthGRPC
+		// gRPC over TLS to an HTTPS group's targets, over h2c to an HTTP group's.
+		out.Protocol, out.GRPCTLS = l7.HealthGRPC, out.Protocol == l7.HealthHTTPS
 	}
 	if p, err := strconv.Atoi(hc.Port); err == nil {
 		out.Port = p

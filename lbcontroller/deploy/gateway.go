@@ -69,8 +69,8 @@ func (r *GatewayResult) did(format string, args ...any) {
 // intent from another (the Gateway's generation and the inputs' versions, say): client tokens
 // derive from it.
 //
-// The order keeps traffic flowing: target groups and their targets first, certificates, then
-// listeners and their rules (changed in place where the priority stays, moved with one
+// The order keeps traffic flowing: the certificate the target groups present to their targets
+// (if any), target groups and their targets, the listeners' certificates, then listeners and their rules (changed in place where the priority stays, moved with one
 // SetRulePriorities call, created, or deleted), and only then what nothing uses any more:
 // listeners, target groups, certificates.
 func ApplicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, tags map[string]string, token string) (GatewayResult, error) {
@@ -211,12 +211,20 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 	if err != nil {
 		return res, fmt.Errorf("list the target groups of %s: %w", alb.Name, err)
 	}
-	// Certificates first: a target group names the client certificate it presents.
-	certs, err := ensureCertificates(ctx, p, alb, tags, token, &res)
+	// The client certificate first, as the target groups name it; the listeners' after the
+	// groups, so that a certificate the cloud refuses does not keep targets from registering.
+	var clientCert []gateway.Certificate
+	if alb.BackendClientCertificate != nil {
+		clientCert = []gateway.Certificate{*alb.BackendClientCertificate}
+	}
+	certs, err := ensureCertificates(ctx, p, alb.Name, clientCert, tags, token, &res)
 	if err != nil {
 		return res, err
 	}
 	if err := ensureHTTPTargetGroups(ctx, p, alb, tgs, certs, tags, token, &res); err != nil {
+		return res, err
+	}
+	if certs, err = ensureCertificates(ctx, p, alb.Name, modelCertificates(alb), tags, token, &res); err != nil {
 		return res, err
 	}
 	if m != nil {
@@ -373,12 +381,12 @@ func ensureHTTPTargetGroups(ctx context.Context, p providers.ApplicationLoadBala
 	return nil
 }
 
-// ensureCertificates imports every certificate the model's listeners serve that is not in the
-// cloud yet (by fingerprint), and answers fingerprint -> certificate ID for all of ours.
-func ensureCertificates(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, tags map[string]string, token string, res *GatewayResult) (map[string]string, error) {
+// ensureCertificates imports each of want not in the cloud yet (by fingerprint), and answers
+// fingerprint -> certificate ID for all of ours.
+func ensureCertificates(ctx context.Context, p providers.ApplicationLoadBalancing, name string, want []gateway.Certificate, tags map[string]string, token string, res *GatewayResult) (map[string]string, error) {
 	have, err := p.ListCertificates(ctx, tags)
 	if err != nil {
-		return nil, fmt.Errorf("list the certificates of %s: %w", alb.Name, err)
+		return nil, fmt.Errorf("list the certificates of %s: %w", name, err)
 	}
 	ids := map[string]string{}
 	for _, c := range have {
@@ -386,7 +394,7 @@ func ensureCertificates(ctx context.Context, p providers.ApplicationLoadBalancin
 			ids[fp] = c.ID
 		}
 	}
-	for _, c := range modelCertificates(alb) {
+	for _, c := range want {
 		if ids[c.Fingerprint] != "" {
 			continue
 		}

@@ -485,7 +485,7 @@ func TestGatewayDeployAfterLostAnswers(t *testing.T) {
 	}
 	withCertificates(t, gw.L7, map[string]string{"infra/example-com": "example.com", "apps/example-com": "example.com"})
 	tags := gatewayTags(gw)
-	for _, action := range []string{api.ActionCreateLoadBalancer, api.ActionImportCertificate, api.ActionCreateTargetGroup, api.ActionCreateListener, api.ActionCreateRule} {
+	for _, action := range []string{api.ActionCreateLoadBalancer, api.ActionCreateTargetGroup, api.ActionImportCertificate, api.ActionCreateListener, api.ActionCreateRule} {
 		if _, err := env.Admin.SetFault(ctx, &api.SetFaultRequest{Fault: api.Fault{Action: action, ErrorRate: 1, ErrorCode: api.CodeInternalError, AfterCommit: true}}); err != nil {
 			t.Fatal(err)
 		}

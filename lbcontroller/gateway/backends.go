@@ -105,8 +105,8 @@ func backendProtocol(kind, appProtocol string) (string, bool) {
 		case "kubernetes.io/h2c":
 			return ProtocolH2C, true
 		case "https", "HTTPS":
-			// TLS to the pod, its certificate not verified (as an ELBv2 HTTPS target group;
-			// BackendTLSPolicy, which would verify it, is not supported).
+			// TLS to the pod, its certificate not verified (as an ELBv2 HTTPS target group)
+			// unless a BackendTLSPolicy targets the port (targetGroups.add).
 			return ProtocolHTTPS, true
 		}
 		return "", false

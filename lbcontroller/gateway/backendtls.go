@@ -21,6 +21,16 @@ const (
 // caCertificateKey is the key of a CA ConfigMap that holds the PEM bundle.
 const caCertificateKey = "ca.crt"
 
+// maxCABundle bounds the PEM certificates a target group or listener verifies with, as the cloud
+// does (fakecloud: 64 KiB): a bigger bundle is refused at translation, where it is the
+// policy's or the listener's problem, not at deploy, where it would stop the whole Gateway.
+const maxCABundle = 64 << 10
+
+// errCABundleTooBig is a bundle over maxCABundle.
+func errCABundleTooBig(n int) error {
+	return fmt.Errorf("the CA certificates come to %d bytes of PEM; the load balancer takes at most %d", n, maxCABundle)
+}
+
 // tlsPolicy is one BackendTLSPolicy as this translation judged it.
 type tlsPolicy struct {
 	obj *gwv1.BackendTLSPolicy
@@ -120,6 +130,10 @@ func (t *translation) judgePolicy(p *tlsPolicy) {
 		bundle.WriteString(pem)
 	}
 	p.refsMsg = strings.Join(bad, "; ")
+	if bundle.Len() > maxCABundle {
+		p.acceptReason, p.acceptMsg = string(gwv1.PolicyReasonInvalid), errCABundleTooBig(bundle.Len()).Error()
+		return
+	}
 	switch wk := ptrOr(v.WellKnownCACertificates, ""); {
 	case len(v.CACertificateRefs) > 0 && bundle.Len() == 0:
 		p.acceptReason = string(gwv1.BackendTLSPolicyReasonNoValidCACertificate)
@@ -172,6 +186,9 @@ func (t *translation) caBundle(ns, name string) (string, error) {
 	}
 	if out.Len() == 0 {
 		return "", fmt.Errorf("%s holds no PEM certificate", caCertificateKey)
+	}
+	if out.Len() > maxCABundle {
+		return "", errCABundleTooBig(out.Len())
 	}
 	return out.String(), nil
 }

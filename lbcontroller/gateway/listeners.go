@@ -411,7 +411,12 @@ func (t *translation) frontendValidation(l *listener) {
 		bundle.WriteString(pem)
 	}
 	if bundle.Len() == 0 {
-		refuse(string(gwv1.ListenerReasonNoValidCACertificate), "no CA certificate of the client certificate validation resolves: "+l.refsMsgs)
+		refuse(string(gwv1.ListenerReasonNoValidCACertificate), "no CA certificate reference of the port's client certificate validation (spec.tls.frontend) resolves: see ResolvedRefs")
+		return
+	}
+	if bundle.Len() > maxCABundle {
+		l.setRefs(string(gwv1.ListenerReasonInvalidCACertificateRef), "client certificate validation: %v", errCABundleTooBig(bundle.Len()))
+		refuse(string(gwv1.ListenerReasonNoValidCACertificate), "the port's client certificate validation (spec.tls.frontend) has too many CA certificates: see ResolvedRefs")
 		return
 	}
 	l.clientValidation = &ClientValidation{Verify: v.Mode != gwv1.AllowInsecureFallback, CAPEM: bundle.String()}

@@ -4,9 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -112,5 +114,30 @@ func TestWithoutKinds(t *testing.T) {
 	}
 	if n := names(all); !slices.Contains(n, "GRPCRoute") {
 		t.Errorf("WithoutKinds changed its input: %v", n)
+	}
+}
+
+// TestCABundleBound: a CA ConfigMap whose certificates exceed what the load balancer takes is
+// refused at translation, naming the size, not passed on for the cloud to refuse.
+func TestCABundleBound(t *testing.T) {
+	crt, err := os.ReadFile("testdata/backend-tls.in.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := decodeInput(crt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := in.ConfigMaps[0].Data[caCertificateKey] // the "ca" ConfigMap
+	tr := &translation{configMaps: map[string]*corev1.ConfigMap{}}
+	fits := strings.Repeat(one, maxCABundle/len(one))
+	big := fits + one
+	tr.configMaps["ns/fits"] = &corev1.ConfigMap{Data: map[string]string{caCertificateKey: fits}}
+	tr.configMaps["ns/big"] = &corev1.ConfigMap{Data: map[string]string{caCertificateKey: big}}
+	if got, err := tr.caBundle("ns", "fits"); err != nil || len(got) != len(fits) {
+		t.Errorf("a bundle of %d bytes: %d bytes, %v", len(fits), len(got), err)
+	}
+	if _, err := tr.caBundle("ns", "big"); err == nil || !strings.Contains(err.Error(), "at most 65536") {
+		t.Errorf("a bundle of %d bytes: %v, want refused for its size", len(big), err)
 	}
 }

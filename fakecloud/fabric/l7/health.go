@@ -41,8 +41,11 @@ type HealthCheck struct {
 	// Matcher is the codes that count as success: HTTP(S) status codes ("200", "200,202",
 	// "200-399"; default "200"), or GRPC status codes ("0", "0-99"; default "0", which also
 	// needs the answer SERVING).
-	Matcher            string
-	GRPCService        string // GRPC: the service asked about; "" is the server as a whole
+	Matcher     string
+	GRPCService string // GRPC: the service asked about; "" is the server as a whole
+	// GRPCTLS (GRPC only): the check speaks TLS, as to an HTTPS group's gRPC targets; the
+	// target's certificate is not verified (as HTTPS checks), the client certificate presented.
+	GRPCTLS            bool
 	Interval           time.Duration
 	Timeout            time.Duration
 	HealthyThreshold   int
@@ -413,9 +416,20 @@ func (p *probeLoop) httpProbe(dial func(ctx context.Context, network, addr strin
 func (p *probeLoop) grpcProbe(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(context.Context) verdict {
 	codes, _ := parseCodes(cmpOr(p.t.Check.Matcher, "0"), 0, 99)
 	var protos http.Protocols
-	protos.SetUnencryptedHTTP2(true)
-	client := &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, Protocols: &protos}}
-	url := "http://" + p.addr + cmpOr(p.t.Check.Path, "/grpc.health.v1.Health/Check")
+	tr := &http.Transport{DialContext: dial, DisableKeepAlives: true, Protocols: &protos}
+	scheme := "http"
+	if p.t.Check.GRPCTLS {
+		scheme = "https"
+		protos.SetHTTP2(true)
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}} //nolint:gosec // ELB checks don't verify targets' certificates
+		if p.cert != nil {
+			tr.TLSClientConfig.GetClientCertificate = presentAlways(p.cert)
+		}
+	} else {
+		protos.SetUnencryptedHTTP2(true)
+	}
+	client := &http.Client{Transport: tr}
+	url := scheme + "://" + p.addr + cmpOr(p.t.Check.Path, "/grpc.health.v1.Health/Check")
 	msg := grpcHealthRequest(p.t.Check.GRPCService)
 	return func(ctx context.Context) verdict {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(msg))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -362,5 +363,43 @@ func TestGRPCServing(t *testing.T) {
 	}
 	if got := grpcHealthRequest("svc"); !cmp.Equal(got, []byte{0, 0, 0, 0, 5, 0x0a, 3, 's', 'v', 'c'}) {
 		t.Errorf("grpcHealthRequest(svc) = %v", got)
+	}
+}
+
+// TestCheckerGRPCTLS: an HTTPS group's gRPC targets (a gRPC backend a BackendTLSPolicy targets)
+// are checked with gRPC over TLS (HTTP/2 by ALPN, the target's certificate not verified); the
+// check over h2c fails against them.
+func TestCheckerGRPCTLS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 || r.URL.Path != "/grpc.health.v1.Health/Check" {
+			w.Header().Set("Grpc-Status", "12")
+			return
+		}
+		msg := []byte{0x08, 1} // SERVING
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Trailer", "Grpc-Status")
+		_, _ = w.Write(append(binary.BigEndian.AppendUint32([]byte{0}, uint32(len(msg))), msg...))
+		w.Header().Set("Grpc-Status", "0")
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	addr := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	rs := make(reports, 16)
+	c := newChecker(t, rs)
+	hc := fastCheck(HealthGRPC)
+	hc.GRPCTLS = true
+	if err := c.Sync([]CheckTarget{{TargetGroup: "grpcs", Addr: addr, Check: hc, Known: StateInitial}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.next(t); got.State != StateHealthy {
+		t.Fatalf("gRPC over TLS: report %+v, want healthy", got)
+	}
+	hc.GRPCTLS = false
+	if err := c.Sync([]CheckTarget{{TargetGroup: "grpcs", Addr: addr, Check: hc, Known: StateHealthy}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.next(t); got.State != StateUnhealthy {
+		t.Fatalf("h2c against a TLS target: report %+v, want unhealthy", got)
 	}
 }
