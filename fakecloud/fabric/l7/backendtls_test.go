@@ -1,6 +1,7 @@
 package l7
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -223,5 +225,70 @@ func TestBackendTLSConfigChanges(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v, want a problem at %s", err, want)
 		}
+	}
+}
+
+// TestGRPCToVerifiedTLSTarget: a gRPC exchange (h2c into an HTTP listener) forwarded to an HTTPS
+// group that verifies its target (a gRPC backend under a BackendTLSPolicy, lbcontroller's GRPCS
+// group): h2 by ALPN to the target, the body streamed and the trailers back; a target whose
+// certificate another CA issued gets no request.
+func TestGRPCToVerifiedTLSTarget(t *testing.T) {
+	ca, other := newTestCA(t), newTestCA(t)
+	serve := func(cert tls.Certificate) netip.AddrPort {
+		s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor != 2 || r.TLS == nil || r.TLS.ServerName != "grpc.backend.example" || r.Header.Get("Content-Type") != "application/grpc" {
+				http.Error(w, fmt.Sprintf("proto %s tls %v content-type %q", r.Proto, r.TLS != nil, r.Header.Get("Content-Type")), 400)
+				return
+			}
+			in, _ := io.ReadAll(r.Body)
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Trailer", "Grpc-Status")
+			_, _ = w.Write(in)
+			w.Header().Set("Grpc-Status", "0")
+		}))
+		s.EnableHTTP2 = true
+		s.Config.ErrorLog = log.New(io.Discard, "", 0)
+		s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		s.StartTLS()
+		t.Cleanup(s.Close)
+		return netip.MustParseAddrPort(s.Listener.Addr().String())
+	}
+	good := serve(ca.leaf(t, []string{"grpc.backend.example"}))
+	forged := serve(other.leaf(t, []string{"grpc.backend.example"}))
+	group := func(name string, target netip.AddrPort) TargetGroup {
+		g := tgroup(name, ProtocolHTTPS, target)
+		g.TLS = &BackendTLS{ServerName: "grpc.backend.example", CAPEM: ca.pem}
+		return g
+	}
+	e := newEngine(t, Options{})
+	apply(t, e, Config{
+		TargetGroups: []TargetGroup{group("good", good), group("forged", forged)},
+		Listeners: []Listener{{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{
+			{Path: &PathMatch{Type: MatchExact, Value: "/echo.Echo/Forged"}, Action: forwardTo("forged")},
+			{Action: forwardTo("good")},
+		}}},
+	})
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: &p}}
+	call := func(path string) (*http.Response, []byte) {
+		msg := grpcHealthRequest("hello")
+		req, _ := http.NewRequest(http.MethodPost, base(t, e, 80, "http")+path, bytes.NewReader(msg))
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Te", "trailers")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		return resp, body
+	}
+	resp, body := call("/echo.Echo/Say")
+	if resp.StatusCode != 200 || !bytes.Equal(body, grpcHealthRequest("hello")) || resp.Trailer.Get("Grpc-Status") != "0" {
+		t.Fatalf("to the verified target: status %d body %q trailers %v", resp.StatusCode, body, resp.Trailer)
+	}
+	if resp, _ := call("/echo.Echo/Forged"); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("to a target another CA issued: status %d, want 502", resp.StatusCode)
 	}
 }
