@@ -3,16 +3,8 @@ package lbcontroller_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -25,37 +17,15 @@ import (
 	"github.com/flatnet/flatnet/lbcontroller/gateway"
 	"github.com/flatnet/flatnet/lbcontroller/model"
 	"github.com/flatnet/flatnet/providers"
+	"github.com/flatnet/flatnet/providers/providertest"
 )
 
-// testCA is a self-signed CA certificate in PEM.
+// testCA is a certificate in PEM, as the CA bundle of a ConfigMap (the controller and the cloud
+// only parse it here; no handshake is made).
 func testCA(t testing.TB, name string) string {
 	t.Helper()
-	crt, _ := testKeyPair(t, name)
-	return crt
-}
-
-// testKeyPair is a self-signed CA certificate and its key, in PEM.
-func testKeyPair(t testing.TB, name string) (crt, key string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	crt, _ := providertest.SelfSigned(t, name)
+	return string(crt)
 }
 
 // TestGatewayBackendTLSPolicy: a BackendTLSPolicy makes the Service port's target group an HTTPS
@@ -82,7 +52,7 @@ func TestGatewayBackendTLSPolicy(t *testing.T) {
 	if err := h.k8s.Create(ctx, sl); err != nil {
 		t.Fatal(err)
 	}
-	ca1 := testCA(t, "ca one")
+	ca1 := testCA(t, "ca-one.example")
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "backend-ca"}, Data: map[string]string{"ca.crt": ca1}}
 	if err := h.k8s.Create(ctx, cm); err != nil {
 		t.Fatal(err)
@@ -159,16 +129,16 @@ func TestGatewayBackendTLSPolicy(t *testing.T) {
 	eventually(t, "the policy is Accepted with the Gateway as ancestor, and the backend's group verifies with its CA", wantGroup(ca1))
 
 	// A new CA in the ConfigMap: the group that verifies with it replaces the old one.
-	ca2 := testCA(t, "ca two")
+	ca2 := testCA(t, "ca-two.example")
 	update(t, h, client.ObjectKeyFromObject(cm), func(c *corev1.ConfigMap) { c.Data["ca.crt"] = ca2 })
 	eventually(t, "the ConfigMap's new CA replaces the group", wantGroup(ca2))
 
 	// A backend client certificate: the group presents it (a new group, as its name covers
 	// the certificate), and the Gateway's ResolvedRefs says it resolved.
-	clientCrt, clientKey := testKeyPair(t, "gateway client")
+	clientCrt, clientKey := providertest.SelfSigned(t, "gateway-client.example")
 	if err := h.k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{corev1.TLSCertKey: []byte(clientCrt), corev1.TLSPrivateKeyKey: []byte(clientKey)},
+		Data: map[string][]byte{corev1.TLSCertKey: clientCrt, corev1.TLSPrivateKeyKey: clientKey},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -245,14 +215,14 @@ func TestGatewayFrontendClientValidation(t *testing.T) {
 	class := h.gatewayClass(t)
 	ns := h.namespace(t)
 	h.webService(t, ns, "10.0.1.60")
-	ca := testCA(t, "client ca")
+	ca := testCA(t, "client-ca.example")
 	if err := h.k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client-ca"}, Data: map[string]string{"ca.crt": ca}}); err != nil {
 		t.Fatal(err)
 	}
-	crt, key := testKeyPair(t, "gateway server")
+	crt, key := providertest.SelfSigned(t, "gateway-server.example")
 	if err := h.k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "server"}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{corev1.TLSCertKey: []byte(crt), corev1.TLSPrivateKeyKey: []byte(key)},
+		Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -109,9 +109,6 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 	return errors.Join(errs...)
 }
 
-// maxPolicyAncestors is the CRD's bound on a policy's status.ancestors.
-const maxPolicyAncestors = 16
-
 // writePolicyStatus replaces the policy's ancestor entries of our controller with ancestors,
 // keeping other controllers' entries.
 func (r *gatewayReconciler) writePolicyStatus(ctx context.Context, o *gwv1.BackendTLSPolicy, ancestors []gwv1.PolicyAncestorStatus) error {
@@ -122,7 +119,7 @@ func (r *gatewayReconciler) writePolicyStatus(ctx context.Context, o *gwv1.Backe
 		}
 	}
 	// The CRD takes at most 16 in all: other controllers' entries stay, ours fill what is left.
-	ancestors = ancestors[:min(len(ancestors), max(0, maxPolicyAncestors-len(next)))]
+	ancestors = ancestors[:min(len(ancestors), max(0, gateway.MaxPolicyAncestors-len(next)))]
 	for _, a := range ancestors {
 		var prev []metav1.Condition
 		for _, old := range o.Status.Ancestors {

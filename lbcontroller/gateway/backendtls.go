@@ -223,27 +223,28 @@ type PolicyStatus struct {
 	Ancestors []gwv1.PolicyAncestorStatus `json:"ancestors"`
 }
 
-// policyStatuses are the statuses of the policies with an ancestor of ours, sorted.
-func (t *translation) policyStatuses() []PolicyStatus {
+// usedPolicies are the policies with an ancestor of ours (a Gateway whose routes use what they
+// target), each once, sorted by namespace and name: those we give a status and events.
+func (t *translation) usedPolicies() []*tlsPolicy {
 	seen := map[*tlsPolicy]bool{}
-	var out []PolicyStatus
+	var out []*tlsPolicy
 	for _, ps := range t.policies {
 		for _, p := range ps {
-			if seen[p] || len(p.ancestors) == 0 {
-				continue
+			if !seen[p] && len(p.ancestors) > 0 {
+				seen[p] = true
+				out = append(out, p)
 			}
-			seen[p] = true
-			out = append(out, t.policyStatus(p))
 		}
 	}
-	slices.SortFunc(out, func(a, b PolicyStatus) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	slices.SortFunc(out, func(a, b *tlsPolicy) int {
+		return cmp.Or(strings.Compare(a.obj.Namespace, b.obj.Namespace), strings.Compare(a.obj.Name, b.obj.Name))
 	})
 	return out
 }
 
-// maxPolicyAncestors is the CRD's bound on status.ancestors.
-const maxPolicyAncestors = 16
+// MaxPolicyAncestors is the CRD's bound on a policy's status.ancestors (ours and other
+// controllers' together).
+const MaxPolicyAncestors = 16
 
 func (t *translation) policyStatus(p *tlsPolicy) PolicyStatus {
 	gen := p.obj.Generation
@@ -266,8 +267,8 @@ func (t *translation) policyStatus(p *tlsPolicy) PolicyStatus {
 		gws = append(gws, g)
 	}
 	slices.Sort(gws)
-	if len(gws) > maxPolicyAncestors {
-		gws = gws[:maxPolicyAncestors]
+	if len(gws) > MaxPolicyAncestors {
+		gws = gws[:MaxPolicyAncestors]
 	}
 	st := PolicyStatus{Kind: KindBackendTLSPolicy, Namespace: p.obj.Namespace, Name: p.obj.Name}
 	group, kind := gwv1.Group(Group), gwv1.Kind(KindGateway)
@@ -285,18 +286,7 @@ func (t *translation) policyStatus(p *tlsPolicy) PolicyStatus {
 
 // policyEvents are the Warning events of the policies with an ancestor of ours that are not
 // accepted or whose references do not resolve.
-func (t *translation) policyEvents() {
-	seen := map[*tlsPolicy]bool{}
-	var ps []*tlsPolicy
-	for _, list := range t.policies {
-		for _, p := range list {
-			if !seen[p] && len(p.ancestors) > 0 {
-				seen[p] = true
-				ps = append(ps, p)
-			}
-		}
-	}
-	slices.SortFunc(ps, func(a, b *tlsPolicy) int { return strings.Compare(key2(a.obj), key2(b.obj)) })
+func (t *translation) policyEvents(ps []*tlsPolicy) {
 	for _, p := range ps {
 		switch {
 		case len(p.lost) > 0:

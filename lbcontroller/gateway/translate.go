@@ -83,8 +83,11 @@ func translate(in Input, memo *routeMemo) Output {
 			out.Routes = append(out.Routes, RouteStatus{Kind: r.kind, Namespace: r.ns, Name: r.name, Parents: r.parentStatuses()})
 		}
 	}
-	out.Policies = t.policyStatuses()
-	t.policyEvents()
+	used := t.usedPolicies()
+	for _, p := range used {
+		out.Policies = append(out.Policies, t.policyStatus(p))
+	}
+	t.policyEvents(used)
 	out.Events = t.events
 	return out
 }
