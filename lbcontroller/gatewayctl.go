@@ -114,6 +114,8 @@ type routeKinds struct {
 	GRPC, TLS, TCP, UDP bool
 	// BackendTLS: BackendTLSPolicies are served (not a route kind, but optional in the same way).
 	BackendTLS bool
+	// ListenerSet: ListenerSets are served (likewise).
+	ListenerSet bool
 }
 
 // missing names the route kinds the API server does not serve.
@@ -123,7 +125,7 @@ func (k routeKinds) missing() []string {
 		on   bool
 		kind string
 	}{{k.GRPC, gateway.KindGRPCRoute}, {k.TLS, gateway.KindTLSRoute}, {k.TCP, gateway.KindTCPRoute}, {k.UDP, gateway.KindUDPRoute},
-		{k.BackendTLS, gateway.KindBackendTLSPolicy}} {
+		{k.BackendTLS, gateway.KindBackendTLSPolicy}, {k.ListenerSet, gateway.KindListenerSet}} {
 		if !x.on {
 			out = append(out, x.kind)
 		}
@@ -175,6 +177,8 @@ type gatewayObjects struct {
 	gateways map[string]*gwv1.Gateway
 	routes   map[string]client.Object // kind/namespace/name
 	policies map[string]*gwv1.BackendTLSPolicy
+	// listenerSets by namespace/name
+	listenerSets map[string]*gwv1.ListenerSet
 	// secretUncached: a certificate Secret a Gateway names is not in the cache (untypedSecrets).
 	secretUncached bool
 }
@@ -195,6 +199,7 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 		tcps     gwv1.TCPRouteList
 		udps     gwv1.UDPRouteList
 		policies gwv1.BackendTLSPolicyList
+		sets     gwv1.ListenerSetList
 		grants   gwv1.ReferenceGrantList
 		svcs     corev1.ServiceList
 		slices   discoveryv1.EndpointSliceList
@@ -204,7 +209,8 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 		optional = []struct {
 			on   bool
 			list client.ObjectList
-		}{{r.kinds.GRPC, &grpcs}, {r.kinds.TLS, &tlss}, {r.kinds.TCP, &tcps}, {r.kinds.UDP, &udps}, {r.kinds.BackendTLS, &policies}}
+		}{{r.kinds.GRPC, &grpcs}, {r.kinds.TLS, &tlss}, {r.kinds.TCP, &tcps}, {r.kinds.UDP, &udps}, {r.kinds.BackendTLS, &policies},
+			{r.kinds.ListenerSet, &sets}}
 	)
 	for _, o := range optional {
 		if o.on {
@@ -222,20 +228,20 @@ func (r *gatewayReconciler) input(ctx context.Context) (gateway.Input, *gatewayO
 	in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes = classes.Items, gws.Items, https.Items, grpcs.Items
 	in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.ReferenceGrants = tlss.Items, tcps.Items, udps.Items, grants.Items
 	in.Services, in.EndpointSlices, in.Secrets, in.Namespaces = svcs.Items, slices.Items, secrets.Items, nss.Items
-	in.BackendTLSPolicies = policies.Items
+	in.BackendTLSPolicies, in.ListenerSets = policies.Items, sets.Items
 	cms, err := r.caConfigMaps(ctx, policies.Items, gws.Items)
 	if err != nil {
 		return in, nil, err
 	}
 	in.ConfigMaps = cms
-	other, uncached := r.untypedSecrets(ctx, classes.Items, gws.Items, secrets.Items, grants.Items)
+	other, uncached := r.untypedSecrets(ctx, classes.Items, gws.Items, sets.Items, secrets.Items, grants.Items)
 	if len(other) > 0 {
 		in.Secrets = append(in.Secrets, other...) // the list's own slice, not the cache's
 	}
 	in.LoadBalancers = r.lbStates()
 	in.Registrable = r.registrable(ctx, in.EndpointSlices)
 
-	objs := indexObjects(in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.GRPCRoutes, in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.BackendTLSPolicies)
+	objs := indexObjects(in.GatewayClasses, in.Gateways, in.ListenerSets, in.HTTPRoutes, in.GRPCRoutes, in.TLSRoutes, in.TCPRoutes, in.UDPRoutes, in.BackendTLSPolicies)
 	objs.secretUncached = uncached
 	return in, objs, nil
 }

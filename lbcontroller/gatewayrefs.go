@@ -32,13 +32,50 @@ import (
 // The cache watches no such Secret, so nothing starts a pass when one is created or deleted:
 // uncached reports that a Secret the cache does not hold was named, and the pass comes back
 // after secretLookupTTL to read it again.
-func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.GatewayClass, gws []gwv1.Gateway,
+func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.GatewayClass, gws []gwv1.Gateway, sets []gwv1.ListenerSet,
 	cached []corev1.Secret, grants []gwv1.ReferenceGrant) (out []corev1.Secret, uncached bool) {
 	ours := map[string]bool{}
 	for _, c := range classes {
 		if c.Spec.ControllerName == gateway.ControllerName {
 			ours[c.Name] = true
 		}
+	}
+	// Who names certificates: our Gateways, and the ListenerSets naming one as their parent
+	// (whether it takes them or not: a Secret is only read, and its type is all that is kept).
+	type user struct {
+		ns, kind string
+		refs     []gwv1.SecretObjectReference
+	}
+	var users []user
+	oursGW := map[string]bool{}
+	for _, g := range gws {
+		if !ours[string(g.Spec.GatewayClassName)] {
+			continue
+		}
+		oursGW[g.Namespace+"/"+g.Name] = true
+		u := user{ns: g.Namespace, kind: gateway.KindGateway}
+		for _, l := range g.Spec.Listeners {
+			if l.TLS != nil {
+				u.refs = append(u.refs, l.TLS.CertificateRefs...)
+			}
+		}
+		if t := g.Spec.TLS; t != nil && t.Backend != nil && t.Backend.ClientCertificateRef != nil {
+			u.refs = append(u.refs, *t.Backend.ClientCertificateRef)
+		}
+		users = append(users, u)
+	}
+	for _, s := range sets {
+		p := s.Spec.ParentRef
+		if p.Kind != nil && *p.Kind != gateway.KindGateway || !oursGW[string(ptrOr(p.Namespace, gwv1.Namespace(s.Namespace)))+"/"+string(p.Name)] {
+			continue
+		}
+		u := user{ns: s.Namespace, kind: gateway.KindListenerSet}
+		for _, l := range s.Spec.Listeners {
+			if l.TLS != nil {
+				u.refs = append(u.refs, l.TLS.CertificateRefs...)
+			}
+		}
+		users = append(users, u)
 	}
 	have := map[types.NamespacedName]bool{}
 	for _, s := range cached {
@@ -50,28 +87,16 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 			delete(r.secretLookups, k)
 		}
 	}
-	for _, g := range gws {
-		if !ours[string(g.Spec.GatewayClassName)] {
-			continue
-		}
-		var refs []gwv1.SecretObjectReference
-		for _, l := range g.Spec.Listeners {
-			if l.TLS != nil {
-				refs = append(refs, l.TLS.CertificateRefs...)
-			}
-		}
-		if t := g.Spec.TLS; t != nil && t.Backend != nil && t.Backend.ClientCertificateRef != nil {
-			refs = append(refs, *t.Backend.ClientCertificateRef)
-		}
-		for _, ref := range refs {
+	for _, g := range users {
+		for _, ref := range g.refs {
 			if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Secret") {
 				continue
 			}
-			key := types.NamespacedName{Namespace: g.Namespace, Name: string(ref.Name)}
+			key := types.NamespacedName{Namespace: g.ns, Name: string(ref.Name)}
 			if ref.Namespace != nil {
 				key.Namespace = string(*ref.Namespace)
 			}
-			if have[key] || (key.Namespace != g.Namespace && !grantsSecret(grants, g.Namespace, key)) {
+			if have[key] || (key.Namespace != g.ns && !grantsSecret(grants, g.kind, g.ns, key)) {
 				continue
 			}
 			have[key] = true
@@ -179,8 +204,15 @@ type secretLookup struct {
 }
 
 // grantsSecret reports whether a ReferenceGrant lets Gateways of namespace from use Secret s.
-func grantsSecret(grants []gwv1.ReferenceGrant, from string, s types.NamespacedName) bool {
+func grantsSecret(grants []gwv1.ReferenceGrant, fromKind, from string, s types.NamespacedName) bool {
 	return slices.ContainsFunc(grants, func(g gwv1.ReferenceGrant) bool {
-		return g.Namespace == s.Namespace && gateway.GrantAllows(&g, gateway.Group, gateway.KindGateway, from, "", gateway.KindSecret, s.Name)
+		return g.Namespace == s.Namespace && gateway.GrantAllows(&g, gateway.Group, fromKind, from, "", gateway.KindSecret, s.Name)
 	})
+}
+
+func ptrOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
 }

@@ -32,9 +32,17 @@ func TestGrantsSecret(t *testing.T) {
 		{"another namespace's Gateways", []gwv1.ReferenceGrant{grant("certs", "apps", "Gateway", nil)}, false},
 		{"HTTPRoutes only", []gwv1.ReferenceGrant{grant("certs", "infra", "HTTPRoute", nil)}, false},
 		{"a grant elsewhere", []gwv1.ReferenceGrant{grant("infra", "infra", "Gateway", nil)}, false},
+		{"ListenerSets only", []gwv1.ReferenceGrant{grant("certs", "infra", "ListenerSet", nil)}, false},
 	} {
-		if got := grantsSecret(tc.grants, "infra", s); got != tc.want {
+		if got := grantsSecret(tc.grants, "Gateway", "infra", s); got != tc.want {
 			t.Errorf("%s: grantsSecret = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+	// A ListenerSet's reference needs a grant from ListenerSets: a Gateway's is not inherited.
+	if grantsSecret([]gwv1.ReferenceGrant{grant("certs", "infra", "Gateway", nil)}, "ListenerSet", "infra", s) {
+		t.Error("a grant to Gateways lets a ListenerSet of the namespace use the Secret")
+	}
+	if !grantsSecret([]gwv1.ReferenceGrant{grant("certs", "infra", "ListenerSet", nil)}, "ListenerSet", "infra", s) {
+		t.Error("a grant to ListenerSets does not let a ListenerSet of the namespace use the Secret")
 	}
 }

@@ -75,7 +75,7 @@ func (s *gatewayStarter) Start(ctx context.Context) error {
 			if err := s.start(ctx, kinds); err != nil {
 				return err
 			}
-			s.log.Info("serving the Gateway API", "controllerName", "flatnet.io/gateway-controller", "grpcRoutes", kinds.GRPC, "tlsRoutes", kinds.TLS, "tcpRoutes", kinds.TCP, "udpRoutes", kinds.UDP, "backendTLSPolicies", kinds.BackendTLS)
+			s.log.Info("serving the Gateway API", "controllerName", "flatnet.io/gateway-controller", "grpcRoutes", kinds.GRPC, "tlsRoutes", kinds.TLS, "tcpRoutes", kinds.TCP, "udpRoutes", kinds.UDP, "backendTLSPolicies", kinds.BackendTLS, "listenerSets", kinds.ListenerSet)
 			return nil
 		case !logged:
 			if err != nil {
@@ -113,7 +113,7 @@ func servedGatewayKinds(dc discovery.DiscoveryInterface) (routeKinds, []string, 
 		}
 	}
 	return routeKinds{GRPC: served["grpcroutes"], TLS: served["tlsroutes"], TCP: served["tcproutes"], UDP: served["udproutes"],
-		BackendTLS: served["backendtlspolicies"]}, missing, nil
+		BackendTLS: served["backendtlspolicies"], ListenerSet: served["listenersets"]}, missing, nil
 }
 
 func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
@@ -143,7 +143,7 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 		on bool
 		o  client.Object
 	}{{kinds.GRPC, &gwv1.GRPCRoute{}}, {kinds.TLS, &gwv1.TLSRoute{}}, {kinds.TCP, &gwv1.TCPRoute{}}, {kinds.UDP, &gwv1.UDPRoute{}},
-		{kinds.BackendTLS, &gwv1.BackendTLSPolicy{}}, {true, &corev1.ConfigMap{}}} {
+		{kinds.BackendTLS, &gwv1.BackendTLSPolicy{}}, {kinds.ListenerSet, &gwv1.ListenerSet{}}, {true, &corev1.ConfigMap{}}} {
 		if k.on {
 			watched = append(watched, k.o)
 		}
@@ -180,7 +180,7 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 // labels) wakes a pass on any change.
 func ignoreOwnStatus(o client.Object) predicate.Predicate {
 	switch o.(type) {
-	case *gwv1.GatewayClass, *gwv1.Gateway, *gwv1.HTTPRoute, *gwv1.GRPCRoute, *gwv1.TLSRoute, *gwv1.TCPRoute, *gwv1.UDPRoute, *gwv1.BackendTLSPolicy:
+	case *gwv1.GatewayClass, *gwv1.Gateway, *gwv1.HTTPRoute, *gwv1.GRPCRoute, *gwv1.TLSRoute, *gwv1.TCPRoute, *gwv1.UDPRoute, *gwv1.BackendTLSPolicy, *gwv1.ListenerSet:
 		return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 			o, n := e.ObjectOld, e.ObjectNew
 			return o.GetGeneration() != n.GetGeneration() ||

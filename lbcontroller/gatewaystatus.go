@@ -74,7 +74,28 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 			l.Conditions = mergeConditions(old[l.Name], l.Conditions)
 			next.Status.Listeners[i] = l
 		}
+		next.Status.AttachedListenerSets = gs.Status.AttachedListenerSets
 		if !equality.Semantic.DeepEqual(g.Status, next.Status) {
+			errs = append(errs, r.update(ctx, next))
+		}
+	}
+	for _, ss := range out.ListenerSets {
+		s := objs.listenerSets[ss.Namespace+"/"+ss.Name]
+		if s == nil {
+			continue
+		}
+		next := s.DeepCopy()
+		next.Status.Conditions = mergeConditions(s.Status.Conditions, ss.Status.Conditions)
+		old := map[gwv1.SectionName][]metav1.Condition{}
+		for _, l := range s.Status.Listeners {
+			old[l.Name] = l.Conditions
+		}
+		next.Status.Listeners = nil
+		for _, l := range ss.Status.Listeners {
+			l.Conditions = mergeConditions(old[l.Name], l.Conditions)
+			next.Status.Listeners = append(next.Status.Listeners, l)
+		}
+		if !equality.Semantic.DeepEqual(s.Status, next.Status) {
 			errs = append(errs, r.update(ctx, next))
 		}
 	}
@@ -287,6 +308,10 @@ func (r *gatewayReconciler) recordEvents(out gateway.Output, objs *gatewayObject
 			if p := objs.policies[ev.Namespace+"/"+ev.Name]; p != nil {
 				o = p
 			}
+		case gateway.KindListenerSet:
+			if s := objs.listenerSets[ev.Namespace+"/"+ev.Name]; s != nil {
+				o = s
+			}
 		default:
 			o = objs.routes[ev.Kind+"/"+ev.Namespace+"/"+ev.Name]
 		}
@@ -331,6 +356,11 @@ func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	type routeKey struct{ kind, ns, name string }
+	// A route's parent that is a ListenerSet is served by the ListenerSet's Gateway.
+	setGateway := map[string]string{}
+	for _, s := range out.ListenerSets {
+		setGateway[s.Namespace+"/"+s.Name] = s.Gateway
+	}
 	for key, rec := range r.records {
 		gwNS, gwName, _ := strings.Cut(key, "/")
 		var order []routeKey
@@ -369,7 +399,11 @@ func (r *gatewayReconciler) markUnserved(out *gateway.Output) {
 					if ps.ParentRef.Namespace != nil {
 						pns = string(*ps.ParentRef.Namespace)
 					}
-					if pns != gwNS || string(ps.ParentRef.Name) != gwName {
+					parent := pns + "/" + string(ps.ParentRef.Name)
+					if ps.ParentRef.Kind != nil && *ps.ParentRef.Kind == gateway.KindListenerSet {
+						parent = setGateway[parent]
+					}
+					if parent != key {
 						continue
 					}
 					c := meta.FindStatusCondition(ps.Conditions, string(gwv1.RouteConditionAccepted))

@@ -150,11 +150,13 @@ func (r *gatewayReconciler) statusObjects(ctx context.Context) (*gatewayObjects,
 		tcps    gwv1.TCPRouteList
 		udps    gwv1.UDPRouteList
 		tlsps   gwv1.BackendTLSPolicyList
+		sets    gwv1.ListenerSetList
 	)
 	lists := []struct {
 		on   bool
 		list client.ObjectList
-	}{{true, &classes}, {true, &gws}, {true, &https}, {r.kinds.GRPC, &grpcs}, {r.kinds.TLS, &tlss}, {r.kinds.TCP, &tcps}, {r.kinds.UDP, &udps}, {r.kinds.BackendTLS, &tlsps}}
+	}{{true, &classes}, {true, &gws}, {true, &https}, {r.kinds.GRPC, &grpcs}, {r.kinds.TLS, &tlss}, {r.kinds.TCP, &tcps}, {r.kinds.UDP, &udps}, {r.kinds.BackendTLS, &tlsps},
+		{r.kinds.ListenerSet, &sets}}
 	for _, l := range lists {
 		if !l.on {
 			continue
@@ -163,14 +165,17 @@ func (r *gatewayReconciler) statusObjects(ctx context.Context) (*gatewayObjects,
 			return nil, fmt.Errorf("list %T: %w", l.list, err)
 		}
 	}
-	return indexObjects(classes.Items, gws.Items, https.Items, grpcs.Items, tlss.Items, tcps.Items, udps.Items, tlsps.Items), nil
+	return indexObjects(classes.Items, gws.Items, sets.Items, https.Items, grpcs.Items, tlss.Items, tcps.Items, udps.Items, tlsps.Items), nil
 }
 
 // indexObjects indexes the objects of a pass, to write statuses and events on.
-func indexObjects(classes []gwv1.GatewayClass, gws []gwv1.Gateway, https []gwv1.HTTPRoute, grpcs []gwv1.GRPCRoute,
+func indexObjects(classes []gwv1.GatewayClass, gws []gwv1.Gateway, sets []gwv1.ListenerSet, https []gwv1.HTTPRoute, grpcs []gwv1.GRPCRoute,
 	tlss []gwv1.TLSRoute, tcps []gwv1.TCPRoute, udps []gwv1.UDPRoute, policies []gwv1.BackendTLSPolicy) *gatewayObjects {
 	objs := &gatewayObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[string]*gwv1.Gateway{}, routes: map[string]client.Object{},
-		policies: map[string]*gwv1.BackendTLSPolicy{}}
+		policies: map[string]*gwv1.BackendTLSPolicy{}, listenerSets: map[string]*gwv1.ListenerSet{}}
+	for i := range sets {
+		objs.listenerSets[sets[i].Namespace+"/"+sets[i].Name] = &sets[i]
+	}
 	for i := range policies {
 		objs.policies[policies[i].Namespace+"/"+policies[i].Name] = &policies[i]
 	}

@@ -39,8 +39,10 @@ func (r *route) usable() bool { return len(r.rules) > 0 }
 
 // parentResult is one parentRef of a route naming one of our Gateways.
 type parentResult struct {
-	ref                     gwv1.ParentReference
-	gw                      *gateway
+	ref gwv1.ParentReference
+	gw  *gateway
+	// set is the ListenerSet the parentRef names (nil: it names the Gateway).
+	set                     *listenerSet
 	acceptReason, acceptMsg string // "" when accepted
 	attachments             []*attachment
 }
@@ -114,6 +116,7 @@ func (t *translation) collectRoutes() []*route {
 // parentKey tells one parentRef from another: the same Gateway, section and port twice are one.
 type parentKey struct {
 	gw      *gateway
+	set     *listenerSet
 	section gwv1.SectionName
 	port    gwv1.PortNumber
 }
@@ -128,23 +131,34 @@ func (t *translation) attachRoutes() []*route {
 		// for r among a listener's attachments instead made 1,000 routes a million compares.)
 		var on []*listener
 		for _, ref := range r.parentRefs {
-			if ref.Group != nil && string(*ref.Group) != Group || ref.Kind != nil && string(*ref.Kind) != KindGateway {
-				continue // not a Gateway (a mesh Service, a ListenerSet): not ours to answer
+			kind := string(ptrOr(ref.Kind, KindGateway))
+			if ref.Group != nil && string(*ref.Group) != Group || kind != KindGateway && kind != KindListenerSet {
+				continue // not a Gateway or a ListenerSet (a mesh Service, say): not ours to answer
 			}
 			ns := r.ns
 			if ref.Namespace != nil {
 				ns = string(*ref.Namespace)
 			}
-			gw := t.gateways[key(ns, string(ref.Name))]
-			if gw == nil {
-				continue // not one of our Gateways (or not yet known): another controller's to answer
+			var (
+				gw  *gateway
+				set *listenerSet
+			)
+			if kind == KindListenerSet {
+				if set = t.listenerSets[key(ns, string(ref.Name))]; set != nil {
+					gw = set.gw
+				}
+			} else {
+				gw = t.gateways[key(ns, string(ref.Name))]
 			}
-			id := parentKey{gw, ptrOr(ref.SectionName, ""), ptrOr(ref.Port, 0)}
+			if gw == nil {
+				continue // not one of our Gateways or theirs (or not yet known): another controller's to answer
+			}
+			id := parentKey{gw, set, ptrOr(ref.SectionName, ""), ptrOr(ref.Port, 0)}
 			if slices.Contains(seen, id) {
 				continue
 			}
 			seen = append(seen, id)
-			p := &parentResult{ref: ref, gw: gw}
+			p := &parentResult{ref: ref, gw: gw, set: set}
 			r.parents = append(r.parents, p)
 			t.attach(r, p)
 			if p.acceptReason == "" && !r.usable() {
@@ -156,7 +170,7 @@ func (t *translation) attachRoutes() []*route {
 				p.attachments = nil
 			}
 			if p.acceptReason != "" {
-				t.event(r.kind, r.ns, r.name, p.acceptReason, "parentRef %s: %s", parentString(gw, ref), p.acceptMsg)
+				t.event(r.kind, r.ns, r.name, p.acceptReason, "parentRef %s: %s", p.String(), p.acceptMsg)
 			}
 			for _, a := range p.attachments {
 				if !slices.Contains(on, a.listener) {
@@ -179,8 +193,17 @@ func (t *translation) attachRoutes() []*route {
 
 // attach matches one parentRef against the Gateway's listeners.
 func (t *translation) attach(r *route, p *parentResult) {
+	of, listeners := "the Gateway", p.gw.listeners
+	if p.set != nil {
+		of, listeners = "the ListenerSet", p.set.listeners
+		if p.set.notAllowed != "" {
+			p.acceptReason = string(gwv1.RouteReasonNotAllowedByListeners)
+			p.acceptMsg = "the ListenerSet is not attached to its Gateway: " + p.set.notAllowed
+			return
+		}
+	}
 	var candidates []*listener
-	for _, l := range p.gw.listeners {
+	for _, l := range listeners {
 		if p.ref.SectionName != nil && *p.ref.SectionName != l.spec.Name {
 			continue
 		}
@@ -191,7 +214,7 @@ func (t *translation) attach(r *route, p *parentResult) {
 	}
 	if len(candidates) == 0 {
 		p.acceptReason = string(gwv1.RouteReasonNoMatchingParent)
-		p.acceptMsg = "no listener of the Gateway has the parentRef's sectionName and port"
+		p.acceptMsg = "no listener of " + of + " has the parentRef's sectionName and port"
 		return
 	}
 	hostnameMiss := false
@@ -213,7 +236,7 @@ func (t *translation) attach(r *route, p *parentResult) {
 		p.acceptMsg = "none of the route's hostnames matches the hostname of a listener that allows it"
 	default:
 		p.acceptReason = string(gwv1.RouteReasonNotAllowedByListeners)
-		p.acceptMsg = fmt.Sprintf("no valid listener of the Gateway allows a %s from namespace %s", r.kind, r.ns)
+		p.acceptMsg = fmt.Sprintf("no valid listener of %s allows a %s from namespace %s", of, r.kind, r.ns)
 	}
 }
 
@@ -234,7 +257,7 @@ func (t *translation) allowsNamespace(l *listener, ns string) bool {
 	case gwv1.NamespacesFromAll:
 		return true
 	case gwv1.NamespacesFromSame:
-		return ns == l.gw.obj.Namespace
+		return ns == l.ns()
 	case gwv1.NamespacesFromSelector:
 		if sel == nil {
 			return false
@@ -291,9 +314,14 @@ func hostMatches(wildcard, name string) bool {
 	return strings.HasSuffix(strings.TrimPrefix(name, "*"), suffix) && len(strings.TrimPrefix(name, "*")) > len(suffix)
 }
 
-// parentString names a parentRef: Gateway namespace/name, then /sectionName and :port if set.
-func parentString(gw *gateway, ref gwv1.ParentReference) string {
-	s := "Gateway " + gw.key()
+// String names the parentRef: Gateway (or ListenerSet) namespace/name, then /sectionName and
+// :port if set.
+func (p *parentResult) String() string {
+	ref := p.ref
+	s := "Gateway " + p.gw.key()
+	if p.set != nil {
+		s = "ListenerSet " + p.set.key()
+	}
 	if ref.SectionName != nil {
 		s += "/" + string(*ref.SectionName)
 	}

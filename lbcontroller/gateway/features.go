@@ -55,6 +55,7 @@ var supportedFeatures = []gwv1.FeatureName{
 	"HTTPRouteRetryBackendTimeout",
 	"HTTPRouteRetryConnectionError",
 	"HTTPRouteSchemeRedirect",
+	"ListenerSet",
 	"ReferenceGrant",
 	"TCPRoute",
 	"TLSRoute",

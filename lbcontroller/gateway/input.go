@@ -40,8 +40,10 @@ type Input struct {
 	// HTTPS listeners whose port spec.tls.frontend validates are not accepted (UnsupportedValue).
 	NoFrontendClientValidation bool `json:"noFrontendClientValidation,omitempty"`
 
-	GatewayClasses  []gwv1.GatewayClass   `json:"gatewayClasses,omitempty"`
-	Gateways        []gwv1.Gateway        `json:"gateways,omitempty"`
+	GatewayClasses []gwv1.GatewayClass `json:"gatewayClasses,omitempty"`
+	Gateways       []gwv1.Gateway      `json:"gateways,omitempty"`
+	// ListenerSets add listeners to the Gateways that allow them (spec.allowedListeners).
+	ListenerSets    []gwv1.ListenerSet    `json:"listenerSets,omitempty"`
 	HTTPRoutes      []gwv1.HTTPRoute      `json:"httpRoutes,omitempty"`
 	GRPCRoutes      []gwv1.GRPCRoute      `json:"grpcRoutes,omitempty"`
 	TLSRoutes       []gwv1.TLSRoute       `json:"tlsRoutes,omitempty"`
@@ -90,6 +92,8 @@ type Output struct {
 
 	GatewayClasses []GatewayClassStatus `json:"gatewayClasses,omitempty"`
 	Gateways       []GatewayStatus      `json:"gateways,omitempty"`
+	// ListenerSets are the statuses of the ListenerSets whose parent is one of our Gateways.
+	ListenerSets []ListenerSetStatus `json:"listenerSets,omitempty"`
 	// Routes carry only the parents that are our Gateways: a controller writing them back
 	// replaces the entries with our controllerName and keeps everyone else's (a route not
 	// listed here has no parent of ours any more: our entries go).

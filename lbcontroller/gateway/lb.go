@@ -110,7 +110,7 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 	// TLS-passthrough, TCP and UDP listeners go on the application load balancer too: one
 	// address for the Gateway.
 	pass := map[l4key][]*listener{}
-	for _, l := range g.listeners {
+	for _, l := range g.allListeners() {
 		if !l.serving() {
 			continue
 		}
@@ -296,7 +296,7 @@ func httpListener(port int, ls []*listener, tgs *targetGroups) HTTPListener {
 		}
 		if h := l.hostname(); h != "" {
 			hl.Rules = append(hl.Rules, Rule{
-				Source:     fmt.Sprintf("listener %s: no route matches", l.spec.Name),
+				Source:     l.label() + ": no route matches",
 				Conditions: Conditions{Hosts: []string{h}},
 				Action:     Action{FixedResponse: &FixedResponse{StatusCode: 404}},
 			})
@@ -430,7 +430,7 @@ func l4Listener(port int, class string, ls []*listener, tgs *targetGroups) L4Lis
 			}
 		}
 		if h := l.hostname(); h != "" && !claimed[h] {
-			sni = append(sni, SNIRoute{Hostnames: []string{h}, Source: fmt.Sprintf("listener %s: no route matches", l.spec.Name)})
+			sni = append(sni, SNIRoute{Hostnames: []string{h}, Source: l.label() + ": no route matches"})
 		}
 		slices.SortStableFunc(sni, func(a, b SNIRoute) int { return compareHosts(a.Hostnames[0], b.Hostnames[0]) })
 		out.SNI = append(out.SNI, sni...)

@@ -30,14 +30,20 @@ type gateway struct {
 	// there is none although the Gateway names one.
 	clientCert                    *Certificate
 	clientRefReason, clientRefMsg string
-	tr                            *translation
+	// sets are the ListenerSets naming the Gateway as their parent, in precedence order.
+	sets []*listenerSet
+	// accepted is the Gateway's Accepted condition (set by gatewayStatus).
+	accepted bool
+	tr       *translation
 }
 
 func (g *gateway) key() string { return key(g.obj.Namespace, g.obj.Name) }
 
 // listener is one Gateway listener and what its validation found.
 type listener struct {
-	gw   *gateway
+	gw *gateway
+	// set is the ListenerSet the listener is an entry of; nil for the Gateway's own.
+	set  *listenerSet
 	spec gwv1.Listener
 	// class groups protocol and TLS mode: HTTP, HTTPS, TLS (passthrough), TLS-Terminate, TCP,
 	// UDP; "" for an unsupported protocol.
@@ -78,7 +84,42 @@ func (l *listener) setRefs(reason, format string, args ...any) {
 		l.refsReason = reason
 	}
 	l.refsMsgs = strings.TrimPrefix(l.refsMsgs+"; "+msg, "; ")
-	l.gw.eventf(reason, "listener %s: %s", l.spec.Name, msg)
+	l.eventf(reason, "listener %s: %s", l.spec.Name, msg)
+}
+
+// eventf records an event about the listener on the object that declares it: its ListenerSet,
+// or the Gateway.
+func (l *listener) eventf(reason, format string, args ...any) {
+	if l.set != nil {
+		l.gw.tr.event(KindListenerSet, l.set.obj.Namespace, l.set.obj.Name, reason, format, args...)
+		return
+	}
+	l.gw.eventf(reason, format, args...)
+}
+
+// ns is the namespace of the object that declares the listener: allowedRoutes' Same and its
+// certificate references are relative to it.
+func (l *listener) ns() string {
+	if l.set != nil {
+		return l.set.obj.Namespace
+	}
+	return l.gw.obj.Namespace
+}
+
+// fromKind is the kind a ReferenceGrant must name for the listener's references.
+func (l *listener) fromKind() string {
+	if l.set != nil {
+		return KindListenerSet
+	}
+	return KindGateway
+}
+
+// label names the listener in messages and in the model's sources.
+func (l *listener) label() string {
+	if l.set != nil {
+		return fmt.Sprintf("listener %s of ListenerSet %s", l.spec.Name, l.set.key())
+	}
+	return "listener " + string(l.spec.Name)
 }
 
 func (g *gateway) eventf(reason, format string, args ...any) {
@@ -124,12 +165,13 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 				continue // the API server refuses duplicate names; a snapshot may not have
 			}
 			names[spec.Name] = true
-			g.listeners = append(g.listeners, t.listener(g, spec))
+			g.listeners = append(g.listeners, t.listener(g, nil, spec))
 		}
 		markConflicts(g.listeners, !t.in.NoTLSRouteTermination)
 		for _, l := range g.listeners {
 			t.finishListener(l)
 		}
+		t.buildListenerSets(g)
 		t.backendClientCertificate(g)
 		var unsupported string
 		g.address, g.addressReason, g.addressMsg, unsupported = t.addresses(obj.Spec.Addresses)
@@ -187,8 +229,8 @@ func (t *translation) addresses(as []gwv1.GatewaySpecAddress) (address, reason, 
 }
 
 // listener checks what one listener alone can tell: protocol, TLS mode, route kinds.
-func (t *translation) listener(g *gateway, spec gwv1.Listener) *listener {
-	l := &listener{gw: g, spec: spec}
+func (t *translation) listener(g *gateway, set *listenerSet, spec gwv1.Listener) *listener {
+	l := &listener{gw: g, set: set, spec: spec}
 	switch spec.Protocol {
 	case gwv1.HTTPProtocolType, gwv1.TCPProtocolType, gwv1.UDPProtocolType:
 		l.class = string(spec.Protocol)
@@ -229,7 +271,7 @@ func (t *translation) listener(g *gateway, spec gwv1.Listener) *listener {
 		l.refsReason = string(gwv1.ListenerReasonInvalidRouteKinds)
 		l.refsMsgs = fmt.Sprintf("route kinds %s are not supported on a %s listener (supported: %s)",
 			strings.Join(bad, ", "), spec.Protocol, strings.Join(supported, ", "))
-		g.eventf(l.refsReason, "listener %s: %s", spec.Name, l.refsMsgs)
+		l.eventf(l.refsReason, "listener %s: %s", spec.Name, l.refsMsgs)
 	}
 	return l
 }
@@ -346,7 +388,7 @@ func (t *translation) finishListener(l *listener) {
 	}
 	if !l.accepted() {
 		l.kinds = nil
-		l.gw.eventf(l.acceptReason, "listener %s: %s", l.spec.Name, l.acceptMsg)
+		l.eventf(l.acceptReason, "listener %s: %s", l.spec.Name, l.acceptMsg)
 		return
 	}
 	if l.terminates() {
@@ -380,7 +422,7 @@ func (t *translation) frontendValidation(l *listener) {
 	}
 	refuse := func(reason, msg string) {
 		l.acceptReason, l.acceptMsg, l.kinds = reason, msg, nil
-		l.gw.eventf(reason, "listener %s: %s", l.spec.Name, msg)
+		l.eventf(reason, "listener %s: %s", l.spec.Name, msg)
 	}
 	if t.in.NoFrontendClientValidation {
 		refuse(string(gwv1.ListenerReasonUnsupportedValue),
@@ -442,7 +484,7 @@ func (t *translation) certificates(l *listener) {
 		l.setRefs(string(gwv1.ListenerReasonInvalidCertificateRef), "%s needs tls.certificateRefs naming a kubernetes.io/tls Secret", what)
 		return
 	}
-	g := l.gw.obj
+	from, fromKind := l.ns(), l.fromKind()
 	for _, ref := range refs {
 		grp := ""
 		if ref.Group != nil {
@@ -452,7 +494,7 @@ func (t *translation) certificates(l *listener) {
 		if ref.Kind != nil {
 			kind = string(*ref.Kind)
 		}
-		ns := g.Namespace
+		ns := from
 		if ref.Namespace != nil {
 			ns = string(*ref.Namespace)
 		}
@@ -461,9 +503,9 @@ func (t *translation) certificates(l *listener) {
 			l.setRefs(string(gwv1.ListenerReasonInvalidCertificateRef), "certificateRef %s %s: only core Secrets are supported", strings.TrimPrefix(grp+"/"+kind, "/"), name)
 			continue
 		}
-		if ns != g.Namespace && !t.granted(Group, KindGateway, g.Namespace, "", KindSecret, ns, string(ref.Name)) {
+		if ns != from && !t.granted(Group, fromKind, from, "", KindSecret, ns, string(ref.Name)) {
 			l.setRefs(string(gwv1.ListenerReasonRefNotPermitted),
-				"certificateRef Secret %s is in another namespace and no ReferenceGrant in %s allows Gateways of %s to use it", name, ns, g.Namespace)
+				"certificateRef Secret %s is in another namespace and no ReferenceGrant in %s allows %ss of %s to use it", name, ns, fromKind, from)
 			continue
 		}
 		sec := t.secrets[name]
@@ -565,6 +607,17 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 	default:
 		accepted = condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonAccepted), "accepted", gen)
 	}
+	g.accepted = accepted.Status == metav1.ConditionTrue
+	// Listeners of its ListenerSets serve on the same load balancer.
+	for _, s := range g.sets {
+		if s.notAllowed == "" {
+			for _, l := range s.listeners {
+				if l.serving() {
+					serving++
+				}
+			}
+		}
+	}
 	var prog metav1.Condition
 	switch {
 	case accepted.Status == metav1.ConditionFalse || serving == 0:
@@ -586,7 +639,10 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 			cmp.Or(lbMessage(lb), "waiting for the cloud to program the load balancer"), gen)
 	}
 	st.Conditions = []metav1.Condition{accepted, prog}
-	if slices.ContainsFunc(g.listeners, func(l *listener) bool { return l.clientValidation != nil && !l.clientValidation.Verify }) {
+	if n := g.decideListenerSets(g.accepted, prog.Status == metav1.ConditionTrue); n > 0 || g.obj.Spec.AllowedListeners != nil || len(g.sets) > 0 {
+		st.AttachedListenerSets = &n
+	}
+	if slices.ContainsFunc(g.allListeners(), func(l *listener) bool { return l.clientValidation != nil && !l.clientValidation.Verify }) {
 		st.Conditions = append(st.Conditions, condition(string(gwv1.GatewayConditionInsecureFrontendValidationMode), true,
 			string(gwv1.GatewayReasonConfigurationChanged),
 			"spec.tls.frontend allows clients without a valid certificate (AllowInsecureFallback) on some HTTPS listener", gen))

@@ -45,8 +45,12 @@ type translation struct {
 	grants     map[string][]*gwv1.ReferenceGrant      // by namespace
 	lbs        map[string]*LoadBalancerState          // ns/name of the Gateway
 	gateways   map[string]*gateway                    // ns/name, ours only
-	events     []Event
-	memo       *routeMemo // a Translator's memory of compiled routes; nil: none
+	// setsByParent are the ListenerSets by the Gateway they name (ns/name), in precedence
+	// order; listenerSets those whose parent is ours, by their own ns/name.
+	setsByParent map[string][]*gwv1.ListenerSet
+	listenerSets map[string]*listenerSet
+	events       []Event
+	memo         *routeMemo // a Translator's memory of compiled routes; nil: none
 }
 
 // Translate computes the load balancers of every Gateway of ours, the status of every object of
@@ -67,6 +71,9 @@ func translate(in Input, memo *routeMemo) Output {
 		grants:     map[string][]*gwv1.ReferenceGrant{},
 		lbs:        map[string]*LoadBalancerState{},
 		gateways:   map[string]*gateway{},
+
+		setsByParent: map[string][]*gwv1.ListenerSet{},
+		listenerSets: map[string]*listenerSet{},
 	}
 	t.index()
 	var out Output
@@ -77,6 +84,7 @@ func translate(in Input, memo *routeMemo) Output {
 		out.LoadBalancers = append(out.LoadBalancers, t.loadBalancers(gw))
 		out.Gateways = append(out.Gateways, t.gatewayStatus(gw))
 	}
+	out.ListenerSets = t.listenerSetStatuses(gws)
 	out.Routes = make([]RouteStatus, 0, len(routes))
 	for _, r := range routes {
 		if len(r.parents) > 0 {
@@ -118,6 +126,7 @@ func (t *translation) index() {
 		t.configMaps[key(c.Namespace, c.Name)] = c
 	}
 	t.indexPolicies()
+	t.indexListenerSets()
 	for i := range t.in.ReferenceGrants {
 		g := &t.in.ReferenceGrants[i]
 		t.grants[g.Namespace] = append(t.grants[g.Namespace], g)

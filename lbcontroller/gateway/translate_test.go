@@ -74,6 +74,10 @@ func decodeObject(in *Input, kind string, doc []byte) error {
 		var o gwv1.Gateway
 		appendAs(&o)
 		in.Gateways = append(in.Gateways, o)
+	case KindListenerSet:
+		var o gwv1.ListenerSet
+		appendAs(&o)
+		in.ListenerSets = append(in.ListenerSets, o)
 	case KindHTTPRoute:
 		var o gwv1.HTTPRoute
 		appendAs(&o)
