@@ -105,6 +105,10 @@ type gatewayReconciler struct {
 	lastGC    time.Time
 	bundle    string
 	bundleAt  time.Time
+	// setsWritten are the ListenerSets (namespace/name) whose status the status writer last
+	// wrote: one that drops out of the translation (its Gateway gone, or no longer ours) gets
+	// its status reset. Only the status writer's goroutine uses it.
+	setsWritten map[string]bool
 	// secretLookups: what untypedSecrets last read of Secrets the cache does not hold.
 	secretLookups map[types.NamespacedName]secretLookup
 }

@@ -167,4 +167,28 @@ func TestGatewayListenerSets(t *testing.T) {
 		hs, ok, msg := hosts()
 		return ok && !slices.Contains(hs, "shop.example.com"), msg
 	})
+
+	// Allowed again, then the Gateway goes: what the ListenerSet's status said no longer holds,
+	// and goes back to waiting for a controller.
+	update(t, h, client.ObjectKeyFromObject(gw), func(g *gwv1.Gateway) {
+		g.Spec.AllowedListeners = &gwv1.AllowedListeners{Namespaces: &gwv1.ListenerNamespaces{From: ptr(gwv1.NamespacesFromAll)}}
+	})
+	eventually(t, "the ListenerSet is Accepted again", func() (bool, string) {
+		s, err := lsStatus()
+		acc := meta.FindStatusCondition(s.Status.Conditions, string(gwv1.ListenerSetConditionAccepted))
+		return err == nil && acc != nil && acc.Status == metav1.ConditionTrue, fmt.Sprintf("%+v %v", s.Status.Conditions, err)
+	})
+	if err := h.k8s.Delete(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "with its Gateway gone, the ListenerSet's status is Unknown and lists no listener", func() (bool, string) {
+		s, err := lsStatus()
+		if err != nil {
+			return false, err.Error()
+		}
+		acc := meta.FindStatusCondition(s.Status.Conditions, string(gwv1.ListenerSetConditionAccepted))
+		prog := meta.FindStatusCondition(s.Status.Conditions, string(gwv1.ListenerSetConditionProgrammed))
+		return acc != nil && acc.Status == metav1.ConditionUnknown && prog != nil && prog.Status == metav1.ConditionUnknown &&
+			len(s.Status.Listeners) == 0, fmt.Sprintf("%+v", s.Status)
+	})
 }

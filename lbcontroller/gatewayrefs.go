@@ -66,7 +66,7 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 	}
 	for _, s := range sets {
 		p := s.Spec.ParentRef
-		if p.Kind != nil && *p.Kind != gateway.KindGateway || !oursGW[string(ptrOr(p.Namespace, gwv1.Namespace(s.Namespace)))+"/"+string(p.Name)] {
+		if p.Group != nil && *p.Group != gateway.Group || p.Kind != nil && *p.Kind != gateway.KindGateway || !oursGW[string(ptrOr(p.Namespace, gwv1.Namespace(s.Namespace)))+"/"+string(p.Name)] {
 			continue
 		}
 		u := user{ns: s.Namespace, kind: gateway.KindListenerSet}

@@ -79,7 +79,9 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 			errs = append(errs, r.update(ctx, next))
 		}
 	}
+	written := map[string]bool{}
 	for _, ss := range out.ListenerSets {
+		written[ss.Namespace+"/"+ss.Name] = true
 		s := objs.listenerSets[ss.Namespace+"/"+ss.Name]
 		if s == nil {
 			continue
@@ -99,6 +101,27 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 			errs = append(errs, r.update(ctx, next))
 		}
 	}
+	// A ListenerSet whose status we wrote and whose parent is no longer one of our Gateways
+	// (deleted, of another class, or the ListenerSet names another) loses what we said: its
+	// conditions go back to the CRD's "waiting for a controller", its listeners' statuses go.
+	for k := range r.setsWritten {
+		s := objs.listenerSets[k]
+		if written[k] || s == nil {
+			continue
+		}
+		next := s.DeepCopy()
+		msg := "no flatnet Gateway takes this ListenerSet any more: its parent is gone, not flatnet's, or not named"
+		next.Status.Conditions = mergeConditions(s.Status.Conditions, []metav1.Condition{
+			{Type: string(gwv1.ListenerSetConditionAccepted), Status: metav1.ConditionUnknown, Reason: string(gwv1.ListenerSetReasonPending), Message: msg, ObservedGeneration: s.Generation},
+			{Type: string(gwv1.ListenerSetConditionProgrammed), Status: metav1.ConditionUnknown, Reason: string(gwv1.ListenerSetReasonPending), Message: msg, ObservedGeneration: s.Generation},
+		})
+		next.Status.Listeners = nil
+		if err := r.update(ctx, next); err != nil {
+			errs = append(errs, err)
+			written[k] = true // tried again next time
+		}
+	}
+	r.setsWritten = written
 	ours := map[string]bool{}
 	for _, rs := range out.Routes {
 		k := rs.Kind + "/" + rs.Namespace + "/" + rs.Name

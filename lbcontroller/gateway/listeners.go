@@ -114,6 +114,15 @@ func (l *listener) fromKind() string {
 	return KindGateway
 }
 
+// qualified names the listener with the object that declares it, for messages that reach
+// another object.
+func (l *listener) qualified() string {
+	if l.set != nil {
+		return l.label()
+	}
+	return fmt.Sprintf("listener %s of Gateway %s", l.spec.Name, l.gw.key())
+}
+
 // label names the listener in messages and in the model's sources.
 func (l *listener) label() string {
 	if l.set != nil {
@@ -421,8 +430,20 @@ func (t *translation) frontendValidation(l *listener) {
 		return
 	}
 	refuse := func(reason, msg string) {
+		if l.set != nil {
+			msg = fmt.Sprintf("the Gateway's client certificate validation for port %d (its spec.tls.frontend) cannot be served: ask the Gateway's owner", l.spec.Port)
+		}
 		l.acceptReason, l.acceptMsg, l.kinds = reason, msg, nil
 		l.eventf(reason, "listener %s: %s", l.spec.Name, msg)
+	}
+	// A ListenerSet's listener is told what is wrong with the Gateway's settings, not their
+	// details (the ConfigMaps and grants of the Gateway's owner).
+	setRefs := func(reason, format string, args ...any) {
+		if l.set != nil {
+			l.setRefs(reason, "the Gateway's client certificate validation for port %d (its spec.tls.frontend) has a reference that does not resolve", l.spec.Port)
+			return
+		}
+		l.setRefs(reason, format, args...)
 	}
 	if t.in.NoFrontendClientValidation {
 		refuse(string(gwv1.ListenerReasonUnsupportedValue),
@@ -437,17 +458,17 @@ func (t *translation) frontendValidation(l *listener) {
 		where := fmt.Sprintf("client certificate validation caCertificateRefs[%d]", i)
 		switch {
 		case ref.Group != "" || ref.Kind != KindConfigMap:
-			l.setRefs(string(gwv1.ListenerReasonInvalidCACertificateKind), "%s: %s %s: only core ConfigMaps hold CA certificates",
+			setRefs(string(gwv1.ListenerReasonInvalidCACertificateKind), "%s: %s %s: only core ConfigMaps hold CA certificates",
 				where, strings.TrimPrefix(string(ref.Group)+"/"+string(ref.Kind), "/"), name)
 			continue
 		case ns != gns && !t.granted(Group, KindGateway, gns, "", KindConfigMap, ns, string(ref.Name)):
-			l.setRefs(string(gwv1.ListenerReasonRefNotPermitted),
+			setRefs(string(gwv1.ListenerReasonRefNotPermitted),
 				"%s: ConfigMap %s is in another namespace and no ReferenceGrant in %s allows Gateways of %s to use it", where, name, ns, gns)
 			continue
 		}
 		pem, err := t.caBundle(ns, string(ref.Name))
 		if err != nil {
-			l.setRefs(string(gwv1.ListenerReasonInvalidCACertificateRef), "%s: ConfigMap %s: %v", where, name, err)
+			setRefs(string(gwv1.ListenerReasonInvalidCACertificateRef), "%s: ConfigMap %s: %v", where, name, err)
 			continue
 		}
 		bundle.WriteString(pem)
@@ -457,7 +478,7 @@ func (t *translation) frontendValidation(l *listener) {
 		return
 	}
 	if bundle.Len() > maxCABundle {
-		l.setRefs(string(gwv1.ListenerReasonInvalidCACertificateRef), "client certificate validation: %v", errCABundleTooBig(bundle.Len()))
+		setRefs(string(gwv1.ListenerReasonInvalidCACertificateRef), "client certificate validation: %v", errCABundleTooBig(bundle.Len()))
 		refuse(string(gwv1.ListenerReasonNoValidCACertificate), "the port's client certificate validation (spec.tls.frontend) has too many CA certificates: see ResolvedRefs")
 		return
 	}
@@ -579,15 +600,18 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 			st.Addresses = append(st.Addresses, gwv1.GatewayStatusAddress{Type: &typ, Value: a})
 		}
 	}
+	// The Gateway is taken as having the listeners of the ListenerSets it takes beside its own
+	// (the spec's merged list): one of theirs that can serve makes it accepted and programmed.
+	// Only its own are named in its conditions, which the ListenerSets' authors may not read.
 	valid, serving := 0, 0
 	var bad []string // refused, or accepted but unable to serve (an HTTPS listener without a certificate)
-	for _, l := range g.listeners {
+	for _, l := range g.allListeners() {
 		if l.accepted() {
 			valid++
 		}
 		if l.serving() {
 			serving++
-		} else {
+		} else if l.set == nil {
 			bad = append(bad, string(l.spec.Name))
 		}
 	}
@@ -600,7 +624,7 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 			"no listener is valid: see the listeners' conditions", gen)
 	case serving == 0:
 		accepted = condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonListenersNotValid),
-			fmt.Sprintf("no listener can serve: listeners %s are not valid (see their conditions)", strings.Join(bad, ", ")), gen)
+			fmt.Sprintf("no listener can serve: listeners %s are not valid (see their conditions)", cmp.Or(strings.Join(bad, ", "), "of its ListenerSets")), gen)
 	case len(bad) > 0:
 		accepted = condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonListenersNotValid),
 			fmt.Sprintf("listeners %s are not valid and are left out (see their conditions); the others are served", strings.Join(bad, ", ")), gen)
@@ -608,16 +632,6 @@ func (t *translation) gatewayStatus(g *gateway) GatewayStatus {
 		accepted = condition(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonAccepted), "accepted", gen)
 	}
 	g.accepted = accepted.Status == metav1.ConditionTrue
-	// Listeners of its ListenerSets serve on the same load balancer.
-	for _, s := range g.sets {
-		if s.notAllowed == "" {
-			for _, l := range s.listeners {
-				if l.serving() {
-					serving++
-				}
-			}
-		}
-	}
 	var prog metav1.Condition
 	switch {
 	case accepted.Status == metav1.ConditionFalse || serving == 0:

@@ -32,6 +32,10 @@ import (
 // KindListenerSet is the kind of ListenerSets.
 const KindListenerSet = "ListenerSet"
 
+// reasonParentNotProgrammed is the reason of a ListenerSet's Programmed False while its Gateway
+// is not programmed (the spec lists it; v1.6.3 has no constant for it).
+const reasonParentNotProgrammed gwv1.ListenerSetConditionReason = "ParentNotProgrammed"
+
 // listenerSet is a ListenerSet whose parent is one of our Gateways.
 type listenerSet struct {
 	obj *gwv1.ListenerSet
@@ -97,8 +101,7 @@ func (t *translation) buildListenerSets(g *gateway) {
 				continue // the API server refuses duplicate names; a snapshot may not have
 			}
 			names[e.Name] = true
-			s.listeners = append(s.listeners, t.listener(g, s, gwv1.Listener{Name: e.Name, Hostname: e.Hostname, Port: e.Port,
-				Protocol: e.Protocol, TLS: e.TLS, AllowedRoutes: e.AllowedRoutes}))
+			s.listeners = append(s.listeners, t.listener(g, s, gwv1.Listener(e)))
 		}
 		// First what listeners of higher precedence hold, then conflicts among the rest.
 		mixed := !t.in.NoTLSRouteTermination
@@ -164,7 +167,7 @@ func markTaken(taken, later []*listener, mixedTLS bool) {
 			case portClass(e.class, mixedTLS) != portClass(l.class, mixedTLS) || l.class == ProtocolTCP || l.class == ProtocolUDP:
 				l.conflictReason = string(gwv1.ListenerReasonProtocolConflict)
 				l.conflictMsg = fmt.Sprintf("%s port %d is taken by %s (%s), which has precedence: give this listener another port",
-					transport(l.class), l.spec.Port, e.label(), e.spec.Protocol)
+					transport(l.class), l.spec.Port, e.qualified(), e.spec.Protocol)
 			case e.hostname() == l.hostname():
 				l.conflictReason = string(gwv1.ListenerReasonHostnameConflict)
 				what := fmt.Sprintf("hostname %q", l.hostname())
@@ -172,7 +175,7 @@ func markTaken(taken, later []*listener, mixedTLS bool) {
 					what = "no hostname"
 				}
 				l.conflictMsg = fmt.Sprintf("%s on port %d is taken by %s, which has precedence: give this listener another hostname or port",
-					what, l.spec.Port, e.label())
+					what, l.spec.Port, e.qualified())
 			}
 			if l.conflictReason != "" {
 				break
@@ -228,7 +231,9 @@ func (t *translation) listenerSetStatus(s *listenerSet) ListenerSetStatus {
 	case s.notAllowed != "":
 		both(gwv1.ListenerSetReasonNotAllowed, s.notAllowed)
 	case !s.gw.accepted:
-		both(gwv1.ListenerSetReasonParentNotAccepted, fmt.Sprintf("the parent Gateway %s is not accepted: see its Accepted condition", s.gw.key()))
+		msg := fmt.Sprintf("the parent Gateway %s is not accepted: see its Accepted condition", s.gw.key())
+		st.Conditions = []metav1.Condition{cond(gwv1.ListenerSetConditionAccepted, false, gwv1.ListenerSetReasonParentNotAccepted, msg),
+			cond(gwv1.ListenerSetConditionProgrammed, false, reasonParentNotProgrammed, msg)}
 	case !s.accepted:
 		both(gwv1.ListenerSetReasonListenersNotValid, "no listener is valid: see the listeners' conditions")
 	default:
@@ -239,7 +244,7 @@ func (t *translation) listenerSetStatus(s *listenerSet) ListenerSetStatus {
 		}
 		prog := cond(gwv1.ListenerSetConditionProgrammed, true, gwv1.ListenerSetReasonProgrammed, "the Gateway's load balancers serve its listeners")
 		if !s.programmed {
-			prog = cond(gwv1.ListenerSetConditionProgrammed, false, gwv1.ListenerSetReasonPending,
+			prog = cond(gwv1.ListenerSetConditionProgrammed, false, reasonParentNotProgrammed,
 				"waiting for the cloud to program the Gateway's load balancers (see the Gateway's Programmed condition)")
 		}
 		st.Conditions = []metav1.Condition{acc, prog}
@@ -256,8 +261,7 @@ func (t *translation) listenerSetStatus(s *listenerSet) ListenerSetStatus {
 					}
 				}
 			}
-			st.Listeners = append(st.Listeners, gwv1.ListenerEntryStatus{Name: ls.Name, SupportedKinds: ls.SupportedKinds,
-				AttachedRoutes: ls.AttachedRoutes, Conditions: ls.Conditions})
+			st.Listeners = append(st.Listeners, gwv1.ListenerEntryStatus(ls))
 		}
 	}
 	return ListenerSetStatus{Namespace: s.obj.Namespace, Name: s.obj.Name, Gateway: s.gw.key(), Status: st}
