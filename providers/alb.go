@@ -90,7 +90,10 @@ type ApplicationLoadBalancer struct {
 // forwards only; a TLS listener's rules take Hosts conditions only, a TCP listener no rules.
 // UDP (fakecloud's extension) relays each client flow's datagrams to its default forward's
 // UDP target groups, and takes no rules either. A cloud whose application load balancers
-// cannot pass connections through (ELBv2) refuses them with ErrInvalid.
+// cannot pass connections through (ELBv2) refuses them with ErrInvalid. A TLS listener's rule
+// that terminates TLS (the listener has certificates, the rule does not pass TLS through) may
+// also forward to TLS target groups (TargetGroupSpec.Protocol TLS): the load balancer begins
+// TLS to the targets again, verified by the group's TLS (Capabilities.BackendTLSVerification).
 const (
 	ProtocolTLS = "TLS"
 	ProtocolTCP = "TCP"

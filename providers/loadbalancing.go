@@ -134,18 +134,18 @@ type HealthCheck struct {
 // TargetGroupSpec is what CreateTargetGroup needs.
 type TargetGroupSpec struct {
 	Name     string
-	Protocol string // TCP or UDP; HTTP or HTTPS for application load balancers
+	Protocol string // TCP or UDP; HTTP, HTTPS or TLS for application load balancers
 	// ProtocolVersion (HTTP and HTTPS groups only): ProtocolVersionHTTP1 (the default),
 	// ProtocolVersionHTTP2 or ProtocolVersionGRPC.
 	ProtocolVersion     string
 	Port                int
 	HealthCheck         HealthCheck
 	DeregistrationDelay time.Duration
-	// TLS (HTTPS groups only; Capabilities.BackendTLSVerification) makes the load balancer
+	// TLS (HTTPS and TLS groups only; Capabilities.BackendTLSVerification) makes the load balancer
 	// verify its targets' certificates. nil: they are not verified, as ELBv2's HTTPS groups.
 	// It cannot change: a group with other settings is another group.
 	TLS *BackendTLS
-	// ClientCertificateID (HTTPS groups only; Capabilities.BackendClientCertificates) is an
+	// ClientCertificateID (HTTPS and TLS groups only; Capabilities.BackendClientCertificates) is an
 	// imported certificate (ApplicationLoadBalancing.ImportCertificate) the load balancer
 	// presents to the targets as its TLS client certificate (Gateway API's
 	// spec.tls.backend.clientCertificateRef). Empty: none. It cannot change either.

@@ -309,6 +309,8 @@ func targetGroupProtocol(proto string) (string, string, error) {
 		return gateway.ProtocolHTTPS, providers.ProtocolVersionGRPC, nil
 	case gateway.ProtocolTCP, gateway.ProtocolUDP:
 		return proto, "", nil
+	case gateway.ProtocolTLS: // TCP to the targets, TLS begun by the load balancer
+		return providers.ProtocolTLS, "", nil
 	}
 	return "", "", fmt.Errorf("target group protocol %q cannot serve an application load balancer", proto)
 }

@@ -34,15 +34,20 @@ type tgKey struct {
 
 // add gives the name of backend b's target group, adding the group if it is new; "" when b
 // must not be sent to: a BackendTLSPolicy that cannot be used targets it (its backends get a
-// 500, never unverified traffic).
-func (s *targetGroups) add(b backend) string {
+// 500, or their connections are refused, never unverified traffic). terminated: b is the
+// backend of a TLS listener that ends TLS on the load balancer (a TLSRoute in mode Terminate),
+// whose TCP stream a BackendTLSPolicy on b encrypts again (a TLS group).
+func (s *targetGroups) add(b backend, terminated bool) string {
 	k := tgKey{b.svc.Namespace, b.svc.Name, b.port.Port, b.protocol}
+	if terminated && b.protocol == ProtocolTCP {
+		k.protocol = classTLSTerminate // its own group: the same backend passed through is another
+	}
 	if name, ok := s.names[k]; ok {
 		return name
 	}
 	protocol, parts := b.protocol, []string{}
 	var tls *BackendTLS
-	if b.protocol == ProtocolHTTP || b.protocol == ProtocolHTTPS || b.protocol == ProtocolH2C {
+	if b.protocol == ProtocolHTTP || b.protocol == ProtocolHTTPS || b.protocol == ProtocolH2C || k.protocol == classTLSTerminate {
 		if p := s.t.backendPolicy(s.gw, b); p != nil {
 			if p.tls == nil {
 				if s.names == nil {
@@ -52,14 +57,17 @@ func (s *targetGroups) add(b backend) string {
 				return ""
 			}
 			tls, protocol = p.tls, ProtocolHTTPS
-			if b.protocol == ProtocolH2C {
+			switch b.protocol {
+			case ProtocolH2C:
 				protocol = ProtocolGRPCS
+			case ProtocolTCP:
+				protocol = ProtocolTLS
 			}
 			parts = tls.nameParts()
 		}
 	}
 	clientCert := ""
-	if s.clientCert != nil && (protocol == ProtocolHTTPS || protocol == ProtocolGRPCS) {
+	if s.clientCert != nil && (protocol == ProtocolHTTPS || protocol == ProtocolGRPCS || protocol == ProtocolTLS) {
 		clientCert = s.clientCert.Fingerprint
 		parts = append(parts, "client", clientCert)
 	}
@@ -320,11 +328,11 @@ func (cr *compiledRule) httpActions(tgs *targetGroups) Action {
 	case a.Redirect != nil:
 	default:
 		for _, m := range cr.mirrors {
-			if tg := tgs.add(m.backend); tg != "" {
+			if tg := tgs.add(m.backend, false); tg != "" {
 				a.Mirrors = append(a.Mirrors, Mirror{TargetGroup: tg, Percent: m.percent})
 			}
 		}
-		fw := forward(cr.backends, tgs)
+		fw := forward(cr.backends, tgs, false)
 		if fw == nil {
 			a.FixedResponse = &FixedResponse{StatusCode: 500, Body: "every backendRef has weight 0"}
 		} else {
@@ -342,7 +350,7 @@ func (cr *compiledRule) httpActions(tgs *targetGroups) Action {
 // stays in the split with weight 0, as ELB does: its target group takes no request but keeps its
 // targets registered and health-checked, so that a weight change shifts traffic to pods already
 // healthy, and their readiness gates wait for that health.
-func forward(bs []backend, tgs *targetGroups) *Forward {
+func forward(bs []backend, tgs *targetGroups, terminated bool) *Forward {
 	if !slices.ContainsFunc(bs, func(b backend) bool { return b.weight > 0 }) {
 		return nil
 	}
@@ -353,7 +361,7 @@ func forward(bs []backend, tgs *targetGroups) *Forward {
 		}
 		wb := WeightedBackend{Weight: max(b.weight, 0), RequestHeaders: b.requestHeaders, ResponseHeaders: b.responseHeaders}
 		if b.ok {
-			wb.TargetGroup = tgs.add(b)
+			wb.TargetGroup = tgs.add(b, terminated)
 		}
 		if wb.Weight == 0 && slices.ContainsFunc(fw.Backends, func(o WeightedBackend) bool { return o.TargetGroup == wb.TargetGroup }) {
 			continue // the group is in the split already
@@ -399,7 +407,7 @@ func l4Listener(port int, class string, ls []*listener, tgs *targetGroups) L4Lis
 		if protocol != ProtocolTLS {
 			for _, a := range attached {
 				if a.route.usable() {
-					out.Default = forward(a.route.rules[0].backends, tgs)
+					out.Default = forward(a.route.rules[0].backends, tgs, false)
 					out.DefaultSource = a.route.rules[0].source
 					break
 				}
@@ -421,7 +429,7 @@ func l4Listener(port int, class string, ls []*listener, tgs *targetGroups) L4Lis
 					continue
 				}
 				claimed[h] = true
-				fw := forward(a.route.rules[0].backends, tgs)
+				fw := forward(a.route.rules[0].backends, tgs, l.class == classTLSTerminate)
 				if h == "" {
 					out.Default, out.DefaultSource, out.DefaultPassthrough = fw, a.route.rules[0].source, pass
 					continue

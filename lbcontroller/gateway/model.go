@@ -11,7 +11,10 @@ const (
 	ProtocolTCP   = "TCP"
 	ProtocolUDP   = "UDP"
 	// ProtocolTLS is a network listener that routes TLS connections by their SNI without
-	// terminating them (Gateway API TLS passthrough).
+	// terminating them (Gateway API TLS passthrough), or terminating them (mode Terminate);
+	// as a target group's protocol, TCP to the targets with TLS begun by the load balancer and
+	// verified as a BackendTLSPolicy says (a TLSRoute's backend behind a listener that
+	// terminates).
 	ProtocolTLS = "TLS"
 	// ProtocolH2C is a target group spoken to in HTTP/2 without TLS (gRPC backends).
 	ProtocolH2C = "H2C"
