@@ -105,6 +105,8 @@ type gatewayReconciler struct {
 	lastGC    time.Time
 	bundle    string
 	bundleAt  time.Time
+	// caMemo are the CA ConfigMaps the last pass read (caConfigMaps), by name.
+	caMemo map[types.NamespacedName]*corev1.ConfigMap
 	// setsWritten are the ListenerSets (namespace/name) whose status the status writer last
 	// wrote: one that drops out of the translation (its Gateway gone, or no longer ours) gets
 	// its status reset. Only the status writer's goroutine uses it.

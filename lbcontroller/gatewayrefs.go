@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flatnet/flatnet/lbcontroller/gateway"
@@ -127,8 +126,10 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 }
 
 // caConfigMaps are the ConfigMaps that BackendTLSPolicies and our Gateways' client certificate
-// validation (spec.tls.frontend) name as CA certificates, from the cache (which holds every
-// ConfigMap: a CA may be created after what names it).
+// validation (spec.tls.frontend) name as CA certificates. The cache holds every ConfigMap's
+// metadata only (a CA may be created after what names it, and a cluster's ConfigMaps can be
+// large and many): a named ConfigMap the metadata shows is read from the API server when its
+// resourceVersion is not the one last read, and kept (caMemo) while something names it.
 func (r *gatewayReconciler) caConfigMaps(ctx context.Context, policies []gwv1.BackendTLSPolicy, gws []gwv1.Gateway) ([]corev1.ConfigMap, error) {
 	type named struct {
 		k     types.NamespacedName
@@ -175,21 +176,40 @@ func (r *gatewayReconciler) caConfigMaps(ctx context.Context, policies []gwv1.Ba
 	}
 	r.caRefs.Store(&seen)
 	var out []corev1.ConfigMap
-	read := map[types.NamespacedName]bool{}
+	memo := map[types.NamespacedName]*corev1.ConfigMap{}
 	for _, n := range refs {
-		if read[n.k] {
+		if _, done := memo[n.k]; done {
 			continue
 		}
-		read[n.k] = true
-		var cm corev1.ConfigMap
-		switch err := r.client.Get(ctx, n.k, &cm, client.UnsafeDisableDeepCopy); {
+		memo[n.k] = nil
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+		switch err := r.client.Get(ctx, n.k, meta); {
 		case apierrors.IsNotFound(err):
+			continue
 		case err != nil:
-			return nil, fmt.Errorf("read CA ConfigMap %s of %s: %w", n.k, n.owner, err)
-		default:
-			out = append(out, cm)
+			return nil, fmt.Errorf("read the metadata of CA ConfigMap %s of %s: %w", n.k, n.owner, err)
+		}
+		cm := r.caMemo[n.k]
+		if cm == nil || cm.ResourceVersion != meta.ResourceVersion {
+			cm = &corev1.ConfigMap{}
+			switch err := r.reader.Get(ctx, n.k, cm); {
+			case apierrors.IsNotFound(err):
+				continue // deleted since the cache saw it: its deletion brings the next pass
+			case err != nil:
+				return nil, fmt.Errorf("read CA ConfigMap %s of %s: %w", n.k, n.owner, err)
+			}
+			cm.ManagedFields = nil
+		}
+		memo[n.k] = cm
+		out = append(out, *cm)
+	}
+	for k, cm := range memo {
+		if cm == nil {
+			delete(memo, k)
 		}
 	}
+	r.caMemo = memo
 	return out, nil
 }
 

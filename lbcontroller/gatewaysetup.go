@@ -158,14 +158,16 @@ func (s *gatewayStarter) start(ctx context.Context, kinds routeKinds) error {
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, 30*time.Second),
 		})
 	for _, o := range slices.Clone(watched) {
-		p := ignoreOwnStatus(o)
 		if _, ok := o.(*corev1.ConfigMap); ok {
-			p = predicate.NewPredicateFuncs(func(o client.Object) bool {
+			// Metadata only: the CA ConfigMaps are read by name when they change
+			// (caConfigMaps), and no other ConfigMap's data is kept.
+			b = b.WatchesMetadata(o, all, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 				refs := r.caRefs.Load()
 				return refs != nil && (*refs)[types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}]
-			})
+			})))
+			continue
 		}
-		b = b.Watches(o, all, builder.WithPredicates(p))
+		b = b.Watches(o, all, builder.WithPredicates(ignoreOwnStatus(o)))
 	}
 	b = b.WatchesRawSource(source.Channel(wake, all))
 	s.state.onLoadBalancerStates(r.cloudStates)
