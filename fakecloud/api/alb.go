@@ -36,7 +36,11 @@ const ProtocolHTTPS = "HTTPS"
 // listener holds no certificate; its rules take host-header conditions and forward actions
 // only; with no DefaultActions, connections no rule matches are refused. An application load
 // balancer's TCP listeners (ProtocolTCP) forward every connection to their default forward's
-// TCP target groups and take no rules.
+// TCP target groups and take no rules. Given Certificates, a TLS listener terminates TLS
+// instead, and its forwards that do not pass TLS through (Action.TLSPassthrough) may name
+// TLS target groups: groups of Protocol TLS, whose targets the load balancer speaks TLS to
+// (verified by the group's TLSVerification, presenting its ClientCertificateID), the
+// decrypted stream encrypted again. No other listener or action can forward to a TLS group.
 const ProtocolTLS = "TLS"
 
 // Protocol versions of HTTP and HTTPS target groups: what the load balancer speaks to targets.

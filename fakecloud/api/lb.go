@@ -159,9 +159,11 @@ type LoadBalancer struct {
 // defaults (TCP, traffic-port, 10 s interval, 10 s timeout, 3 healthy, 3 unhealthy; for HTTP
 // path "/" and matcher "200-399"). Groups of application load balancers default to their own
 // protocol, 15 s interval, 5 s timeout, 2 healthy, 2 unhealthy; GRPC groups to the gRPC health
-// service's path and matcher "0-99" (gRPC status codes).
+// service's path and matcher "0-99" (gRPC status codes). TLS groups default to TLS, a TLS
+// handshake verifying the target with the group's TLSVerification and presenting its
+// ClientCertificateID (TCP the other choice; no path or matcher).
 type HealthCheck struct {
-	Protocol                string `json:"Protocol,omitempty"` // TCP, HTTP or HTTPS
+	Protocol                string `json:"Protocol,omitempty"` // TCP, HTTP, HTTPS or TLS
 	Port                    string `json:"Port,omitempty"`     // "traffic-port" or 1..65535
 	Path                    string `json:"Path,omitempty"`     // HTTP only
 	IntervalSeconds         int    `json:"IntervalSeconds,omitempty"`
@@ -184,17 +186,17 @@ type TargetGroup struct {
 	VpcID           string `json:"VpcId"`
 	TargetType      string `json:"TargetType"`
 	// LoadBalancerType is the one type of load balancer the group can serve (network for
-	// TCP/UDP groups, application for HTTP/HTTPS ones).
+	// TCP/UDP groups, application for HTTP/HTTPS/TLS ones).
 	LoadBalancerType string      `json:"LoadBalancerType"`
 	HealthCheck      HealthCheck `json:"HealthCheck"`
 	// DeregistrationDelaySeconds is the deregistration_delay.timeout_seconds attribute.
 	DeregistrationDelaySeconds int `json:"DeregistrationDelaySeconds"`
-	// TLSVerification (fakecloud's own; HTTPS application groups only) makes the load
+	// TLSVerification (fakecloud's own; HTTPS and TLS application groups only) makes the load
 	// balancer verify each target's certificate, as Gateway API's BackendTLSPolicy asks.
-	// Without it an HTTPS group's targets are not verified, as ELBv2's. It is set at
+	// Without it an HTTPS or TLS group's targets are not verified, as ELBv2's. It is set at
 	// creation and cannot change.
 	TLSVerification *TLSVerification `json:"TlsVerification,omitempty"`
-	// ClientCertificateID (fakecloud's own; HTTPS application groups only) is an imported
+	// ClientCertificateID (fakecloud's own; HTTPS and TLS application groups only) is an imported
 	// certificate (ImportCertificate) the load balancer presents to the targets as its TLS client
 	// certificate, as Gateway API's spec.tls.backend.clientCertificateRef asks. Set at creation;
 	// it cannot change, and the certificate cannot be deleted while a group names it.
@@ -204,7 +206,7 @@ type TargetGroup struct {
 	Tags            []Tag    `json:"Tags,omitempty"`
 }
 
-// TLSVerification is how the load balancer verifies an HTTPS group's targets: the chain must
+// TLSVerification is how the load balancer verifies an HTTPS or TLS group's targets: the chain must
 // end at one of CaCertificatesPem's certificates (or, with UseSystemRoots, at the trust store
 // of the machine fakecloud runs on; exactly one of the two), and the certificate must hold
 // ServerName or, when SubjectAltNames is set, one of those. ServerName is sent as SNI.

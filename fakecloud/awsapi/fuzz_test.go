@@ -17,6 +17,7 @@ func FuzzRequest(f *testing.F) {
 	f.Add("Action=DescribeNetworkInterfaces&Version=2016-11-15&Filter.1.Name=attachment.instance-id&Filter.1.Value.1=i-1&MaxResults=5")
 	f.Add("Action=AssignPrivateIpAddresses&Version=2016-11-15&NetworkInterfaceId=eni-1&SecondaryPrivateIpAddressCount=2&Ipv4Prefix.1=10.0.0.16/28")
 	f.Add("Action=CreateTargetGroup&Version=2015-12-01&Name=t&Protocol=TCP&Port=80&VpcId=vpc-1&TargetType=ip&Tags.member.1.Key=k")
+	f.Add("Action=CreateTargetGroup&Version=2015-12-01&Name=d&Protocol=TLS&Port=5432&VpcId=vpc-1&TargetType=ip&HealthCheckProtocol=TLS")
 	f.Add("Action=CreateLoadBalancer&Version=2015-12-01&Name=a&Subnets.member.1=subnet-1")
 	f.Add("Action=CreateRule&Version=2015-12-01&ListenerArn=arn:aws:elasticloadbalancing:us-east-1:000000000000:listener/app/a/00000000000000001/00000000000000002&Priority=5" +
 		"&Conditions.member.1.Field=path-pattern&Conditions.member.1.PathPatternConfig.Values.member.1=/a/*%3F" +

@@ -128,8 +128,8 @@ func TestTargetGroupTLSFlags(t *testing.T) {
 }
 
 // TestTargetGroupClientCertificateFlag: tg create --client-certificate names the certificate
-// the group presents to its targets; tg list shows it; the server refuses it on a group that
-// is not HTTPS and an unknown certificate.
+// the group presents to its targets (HTTPS and TLS groups); tg list shows it; the server
+// refuses it on a group that is neither and an unknown certificate.
 func TestTargetGroupClientCertificateFlag(t *testing.T) {
 	env := servertest.Start(t, servertest.Options{})
 	vpc := mustJSON[api.CreateVpcResponse](t, env, "vpc", "create", "--cidr", "10.0.0.0/16").Vpc
@@ -142,14 +142,20 @@ func TestTargetGroupClientCertificateFlag(t *testing.T) {
 	if tg.ClientCertificateID != cert.CertificateID {
 		t.Errorf("tg create --client-certificate %s: ClientCertificateId %q", cert.CertificateID, tg.ClientCertificateID)
 	}
-	if out, err := run(t, env, "tg", "list"); err != nil || !strings.Contains(out, "HTTPS (presents "+cert.CertificateID+")") {
-		t.Errorf("tg list printed %q, %v; want the group's client certificate", out, err)
+	// A TLS group takes it too (its health check a TLS handshake by default).
+	db := mustJSON[api.CreateTargetGroupResponse](t, env, create("db", "TLS", "--client-certificate", cert.CertificateID)...).TargetGroup
+	if db.Protocol != api.ProtocolTLS || db.ClientCertificateID != cert.CertificateID || db.HealthCheck.Protocol != api.ProtocolTLS {
+		t.Errorf("tg create --protocol TLS --client-certificate %s: %+v", cert.CertificateID, db)
+	}
+	if out, err := run(t, env, "tg", "list"); err != nil || !strings.Contains(out, "HTTPS (presents "+cert.CertificateID+")") ||
+		!strings.Contains(out, "TLS (presents "+cert.CertificateID+")") {
+		t.Errorf("tg list printed %q, %v; want the groups' client certificate", out, err)
 	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{create("plain", "HTTP", "--client-certificate", cert.CertificateID), "ClientCertificateId applies to HTTPS target groups only; Protocol is HTTP"},
+		{create("plain", "HTTP", "--client-certificate", cert.CertificateID), "ClientCertificateId applies to HTTPS and TLS target groups only; Protocol is HTTP"},
 		{create("unknown", "HTTPS", "--client-certificate", "cert-404"), `ClientCertificateId: certificate "cert-404" does not exist`},
 	} {
 		if out, err := run(t, env, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {

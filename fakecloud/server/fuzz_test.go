@@ -45,7 +45,7 @@ var fuzzActions = []string{
 // fuzzTarget is one in-process fakecloud whose handler the fuzzer calls directly.
 type fuzzTarget struct {
 	h        http.Handler
-	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2, $LB, $TG, $ALB, $L7, $HTTPTG, $CERT -> real IDs; $CAPEM -> a PEM certificate, JSON-escaped
+	vars     *strings.Replacer // $VPC, $SUBNET, $INSTANCE, $ENI, $ATTACH, $ENI2, $LB, $TG, $ALB, $L7, $HTTPTG, $TLSTG, $CERT -> real IDs; $CAPEM -> a PEM certificate, JSON-escaped
 	instance string            // an instance token
 }
 
@@ -85,6 +85,10 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 	if err != nil {
 		f.Fatal(err)
 	}
+	tlsTG, err := fx.admin.CreateTargetGroup(ctx, &api.CreateTargetGroupRequest{Name: "fuzz-tls", Protocol: api.ProtocolTLS, Port: 5432, VpcID: fx.vpc.VpcID})
+	if err != nil {
+		f.Fatal(err)
+	}
 	l7, err := fx.admin.CreateListener(ctx, &api.CreateListenerRequest{LoadBalancerID: alb.LoadBalancer.LoadBalancerID, Protocol: api.ProtocolHTTP, Port: 80,
 		DefaultActions: []api.Action{{Type: api.ActionTypeFixedResponse, FixedResponseConfig: &api.FixedResponseActionConfig{StatusCode: "404"}}}})
 	if err != nil {
@@ -108,7 +112,7 @@ func newFuzzTarget(f *testing.F) *fuzzTarget {
 			"$ENI", inst.NetworkInterfaces[0].NetworkInterfaceID,
 			"$ATTACH", inst.NetworkInterfaces[0].Attachment.AttachmentID,
 			"$LB", lb.LoadBalancer.LoadBalancerID, "$TG", tg.TargetGroup.TargetGroupID,
-			"$L7", l7.Listener.ListenerID, "$HTTPTG", httpTG.TargetGroup.TargetGroupID,
+			"$L7", l7.Listener.ListenerID, "$HTTPTG", httpTG.TargetGroup.TargetGroupID, "$TLSTG", tlsTG.TargetGroup.TargetGroupID,
 			"$CERT", cert.Certificate.CertificateID, "$ALB", alb.LoadBalancer.LoadBalancerID,
 			"$CAPEM", strings.Trim(string(caPEM), `"`),
 		),
@@ -170,6 +174,18 @@ func FuzzServeRequest(f *testing.F) {
 		`"MutualAuthentication":{"Mode":"verify","CaCertificatesPem":"$CAPEM"}}`))
 	f.Add(uint8(45), "", uint8(1), []byte(`{"ListenerId":"$L7","MutualAuthentication":{"Mode":"off"}}`))
 	f.Add(uint8(45), "", uint8(1), []byte(`{"ListenerId":"$L7","MutualAuthentication":{"Mode":"off","CaCertificatesPem":"$CAPEM"}}`))
+	// TLS target groups (29 CreateTargetGroup), and the listeners that may or may not forward to
+	// one (37 CreateListener, 45 ModifyListener): only a terminating TLS listener's forward.
+	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"tlsg","Protocol":"TLS","Port":5432,"VpcId":"$VPC","ClientCertificateId":"$CERT",`+
+		`"TlsVerification":{"ServerName":"db.example.com","CaCertificatesPem":"$CAPEM","SubjectAltNames":[{"Type":"URI","Value":"spiffe://td/db"}]}}`))
+	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"tlsg","Protocol":"TLS","Port":5432,"VpcId":"$VPC","HealthCheck":{"Protocol":"TCP","Port":"5433"}}`))
+	f.Add(uint8(29), "", uint8(1), []byte(`{"Name":"tlsg","Protocol":"TLS","ProtocolVersion":"HTTP2","Port":5432,"VpcId":"$VPC","HealthCheck":{"Protocol":"HTTP","Path":"/"}}`))
+	tlsListener := `{"LoadBalancerId":"$ALB","Protocol":"TLS","Port":5432,"DefaultActions":[{"Type":"forward","TargetGroupId":"$TLSTG"`
+	f.Add(uint8(37), "", uint8(1), []byte(tlsListener+`}],"Certificates":[{"CertificateId":"$CERT"}]}`))
+	f.Add(uint8(37), "", uint8(1), []byte(tlsListener+`,"TlsPassthrough":true}],"Certificates":[{"CertificateId":"$CERT"}]}`))
+	f.Add(uint8(37), "", uint8(1), []byte(tlsListener+`}]}`))
+	f.Add(uint8(37), "", uint8(1), []byte(`{"LoadBalancerId":"$LB","Protocol":"TCP","Port":5432,"DefaultActions":[{"Type":"forward","TargetGroupId":"$TLSTG"}]}`))
+	f.Add(uint8(45), "", uint8(1), []byte(`{"ListenerId":"$L7","DefaultActions":[{"Type":"forward","TargetGroupId":"$TLSTG"}]}`))
 	f.Fuzz(func(t *testing.T, actionIdx uint8, rawAction string, who uint8, body []byte) {
 		action := rawAction
 		if int(actionIdx) < len(fuzzActions) {

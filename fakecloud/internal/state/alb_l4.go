@@ -10,7 +10,9 @@ import (
 // An application load balancer's TLS and TCP listeners (a fakecloud extension) pass
 // connections through without terminating them: a TLS listener routes by the SNI name of the
 // client's ClientHello (rules whose only condition is host-header), a TCP listener forwards
-// every connection to its default action's target groups. Both forward to TCP target groups.
+// every connection to its default action's target groups. Both forward to TCP target groups;
+// a TLS listener with certificates terminates TLS, and its forwards that do not pass TLS
+// through may also name TLS target groups (below).
 // A UDP listener (a fakecloud extension too: ELBv2 puts UDP on network load balancers) relays
 // each client flow's datagrams to a target of its default action's UDP target groups.
 
@@ -111,11 +113,75 @@ func validateRuleActions(l *listenerRec, acts []api.Action, shape ruleShape, lim
 
 // listenerClass names what a listener of the protocol forwards to, for errors.
 func listenerClass(protocol string) string {
-	if protocol == api.ProtocolUDP {
+	switch protocol {
+	case api.ProtocolUDP:
 		return "a UDP listener forwards datagrams to UDP target groups"
-	}
-	if isL4Protocol(protocol) {
-		return fmt.Sprintf("a %s listener forwards connections to TCP target groups", protocol)
+	case api.ProtocolTLS:
+		return "a TLS listener forwards connections to TCP target groups (and, where it terminates TLS, to TLS target groups)"
+	case api.ProtocolTCP:
+		return "a TCP listener forwards connections to TCP target groups"
 	}
 	return fmt.Sprintf("an %s listener forwards requests to HTTP or HTTPS target groups", protocol)
+}
+
+// A TLS target group (a fakecloud extension; ELBv2 has TLS groups behind its network load
+// balancers' TLS listeners) is one whose targets the load balancer speaks TLS to over TCP:
+// it dials a target and starts TLS itself, verifying the target as the group's
+// TlsVerification says and presenting its ClientCertificateId. Only an action that holds a
+// decrypted stream to send can forward to one: a forward of a TLS listener that terminates
+// TLS (it has certificates) and does not pass TLS through (Gateway API's BackendTLSPolicy on
+// a TLSRoute of mode Terminate).
+
+// tlsGroupRefusal says why an action of a listener of the protocol cannot forward to a TLS
+// target group, or "" when it can. terminating tells whether the listener terminates TLS (a
+// TLS listener with certificates); acts are the action as validated (TlsPassthrough kept);
+// isDefault whether they are the listener's default actions.
+func tlsGroupRefusal(protocol string, terminating bool, acts []api.Action, isDefault bool) string {
+	switch protocol {
+	case api.ProtocolTLS:
+		switch {
+		case !terminating:
+			return "this TLS listener has no certificates, so it passes TLS through: give it Certificates to terminate TLS"
+		case len(acts) == 1 && acts[0].TLSPassthrough && isDefault:
+			return "this default action passes TLS through"
+		case len(acts) == 1 && acts[0].TLSPassthrough:
+			return "this rule passes TLS through"
+		}
+		return ""
+	case api.ProtocolTCP:
+		return "a TCP listener passes connections on as they come; it has no TLS to terminate"
+	case api.ProtocolUDP:
+		return "a UDP listener relays datagrams"
+	}
+	return listenerClass(protocol)
+}
+
+// tlsGroupError is the refusal of a TLS target group (tlsGroupRefusal's reason).
+func tlsGroupError(tgID, reason string) error {
+	return invalid("target group %s is a TLS group: only a TLS listener's rule that terminates TLS can forward to it (%s)", tgID, reason)
+}
+
+// terminatesTLS tells whether a listener is a TLS listener that terminates TLS.
+func terminatesTLS(l *listenerRec) bool {
+	return l.Protocol == api.ProtocolTLS && len(l.CertificateIDs) > 0
+}
+
+// checkRulesKeepTLSGroups refuses a change that makes a terminating TLS listener (old) stop
+// terminating TLS (n) while one of its rules forwards to a TLS target group: the rule would
+// have no decrypted stream to send. (No API path does that today, a terminating listener
+// keeps its default certificate, but the invariant is this function's, not theirs.)
+func checkRulesKeepTLSGroups(t *tx, old, n *listenerRec) error {
+	if !terminatesTLS(old) || terminatesTLS(n) {
+		return nil
+	}
+	for _, r := range listBy[ruleRec](t.Txn, tableRules, indexListener, old.ID) {
+		reason := tlsGroupRefusal(n.Protocol, false, r.Actions, false)
+		for _, id := range r.TargetGroupIDs {
+			if tg := first[tgRec](t.Txn, tableTargetGroups, indexID, id); tg != nil && tg.Protocol == api.ProtocolTLS {
+				return invalid("listener %s: rule %s forwards to TLS target group %s, which only a TLS listener's rule that terminates TLS can do (%s); change or delete the rule first",
+					old.ID, r.ID, id, reason)
+			}
+		}
+	}
+	return nil
 }

@@ -57,12 +57,21 @@ func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listener
 	if err != nil {
 		return err
 	}
-	if err := checkALBTargets(t, lb, spec.Protocol, tgs); err != nil {
+	// A TLS listener with certificates terminates TLS (as ELBv2's network load balancers'
+	// TLS listeners do) and forwards the decrypted stream; without, it passes TLS through.
+	terminating := spec.Protocol == api.ProtocolTLS && len(spec.CertificateIDs) > 0
+	if err := checkALBTargets(t, lb, spec.Protocol, tlsGroupRefusal(spec.Protocol, terminating, acts, true), tgs); err != nil {
 		return err
 	}
 	if r.ID != "" && isL4Protocol(r.Protocol) != isL4Protocol(spec.Protocol) || r.Protocol == api.ProtocolTLS && spec.Protocol != api.ProtocolTLS {
 		if n := count(t.Txn, tableRules, indexListener, r.ID); n > 0 {
 			return api.Errorf(api.CodeInvalidConfigurationRequest, "listener %s is %s and has %d rules, which a %s listener cannot hold; delete them first", r.ID, r.Protocol, n, spec.Protocol)
+		}
+	}
+	if r.ID != "" {
+		next := &listenerRec{ID: r.ID, Protocol: spec.Protocol, CertificateIDs: spec.CertificateIDs}
+		if err := checkRulesKeepTLSGroups(t, r, next); err != nil {
+			return err
 		}
 	}
 	r.Protocol, r.Port, r.PortKey = spec.Protocol, spec.Port, albListenerKey(lb.ID, spec.Protocol, spec.Port)
@@ -75,9 +84,6 @@ func (s *Store) buildALBListener(t *tx, lb *lbRec, r *listenerRec, spec listener
 	if err != nil {
 		return err
 	}
-	// A TLS listener with certificates terminates TLS (as ELBv2's network load balancers'
-	// TLS listeners do) and forwards the decrypted stream; without, it passes TLS through.
-	terminating := spec.Protocol == api.ProtocolTLS && len(spec.CertificateIDs) > 0
 	if spec.Protocol != api.ProtocolHTTPS && !terminating {
 		if spec.SSLPolicy != "" || len(spec.CertificateIDs) > 0 {
 			if spec.Protocol == api.ProtocolTLS {
@@ -155,8 +161,9 @@ func checkListenerCertificates(t *tx, ids []string, lim ALBLimits) error {
 // checkALBTargets applies ELBv2's rules to an application load balancer's listener of the
 // protocol forwarding or mirroring to target groups: each exists, is in the load balancer's
 // VPC, is an HTTP or HTTPS group (a TCP group behind TLS and TCP listeners, a UDP group
-// behind UDP ones), and serves no other load balancer.
-func checkALBTargets(t *tx, lb *lbRec, protocol string, tgIDs []string) error {
+// behind UDP ones), and serves no other load balancer. A TLS group is refused with
+// tlsRefusal, why this action cannot forward to one (tlsGroupRefusal; "": it can).
+func checkALBTargets(t *tx, lb *lbRec, protocol, tlsRefusal string, tgIDs []string) error {
 	for _, id := range tgIDs {
 		tg, err := getTG(t.Txn, id)
 		if err != nil {
@@ -165,7 +172,12 @@ func checkALBTargets(t *tx, lb *lbRec, protocol string, tgIDs []string) error {
 		if tg.VpcID != lb.VpcID {
 			return api.Errorf(api.CodeInvalidConfigurationRequest, "target group %s is in %s but load balancer %s is in %s", tg.ID, tg.VpcID, lb.ID, lb.VpcID)
 		}
-		if want := l4GroupProtocol(protocol); want != "" && tg.Protocol != want || want == "" && tgLBType(tg.Protocol) != api.LoadBalancerTypeApplication {
+		switch want := l4GroupProtocol(protocol); {
+		case tg.Protocol == api.ProtocolTLS:
+			if tlsRefusal != "" {
+				return tlsGroupError(tg.ID, tlsRefusal)
+			}
+		case want != "" && tg.Protocol != want || want == "" && tgLBType(tg.Protocol) != api.LoadBalancerTypeApplication:
 			return api.Errorf(api.CodeIncompatibleProtocols, "application load balancer %s cannot forward to %s target group %s from a %s listener: %s", lb.ID, tg.Protocol, tg.ID, protocol, listenerClass(protocol))
 		}
 		for _, other := range tgLoadBalancers(t.Txn, tg.ID) {

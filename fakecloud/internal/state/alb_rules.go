@@ -47,7 +47,7 @@ func (s *Store) CreateRule(c Call, req *api.CreateRuleRequest) (*api.CreateRuleR
 		if err := checkL4Rule(l, conds); err != nil {
 			return nil, err
 		}
-		if err := checkALBTargets(t, lb, l.Protocol, tgs); err != nil {
+		if err := checkALBTargets(t, lb, l.Protocol, tlsGroupRefusal(l.Protocol, terminatesTLS(l), acts, false), tgs); err != nil {
 			return nil, err
 		}
 		r := &ruleRec{
@@ -162,7 +162,7 @@ func (s *Store) ModifyRule(c Call, req *api.ModifyRuleRequest) (*api.ModifyRuleR
 		if err := checkL4Rule(l, conds); err != nil {
 			return nil, err
 		}
-		if err := checkALBTargets(t, lb, l.Protocol, tgs); err != nil {
+		if err := checkALBTargets(t, lb, l.Protocol, tlsGroupRefusal(l.Protocol, terminatesTLS(l), acts, false), tgs); err != nil {
 			return nil, err
 		}
 		n := *old

@@ -26,9 +26,9 @@ func TestTargetGroupClientCertificateRefusesBadInput(t *testing.T) {
 		want     string
 	}{
 		{"on an HTTP group", api.ProtocolHTTP, cert.CertificateID, api.ErrValidationError,
-			"ClientCertificateId applies to HTTPS target groups only; Protocol is HTTP"},
+			"ClientCertificateId applies to HTTPS and TLS target groups only; Protocol is HTTP"},
 		{"on a TCP group", api.ProtocolTCP, cert.CertificateID, api.ErrValidationError,
-			"ClientCertificateId applies to HTTPS target groups only; Protocol is TCP"},
+			"ClientCertificateId applies to HTTPS and TLS target groups only; Protocol is TCP"},
 		{"unknown certificate", api.ProtocolHTTPS, "cert-404", api.ErrCertificateNotFound,
 			`ClientCertificateId: certificate "cert-404" does not exist; import it with ImportCertificate`},
 	} {

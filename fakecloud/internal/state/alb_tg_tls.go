@@ -18,15 +18,22 @@ const (
 	maxTLSSANURILen = 2048
 )
 
-// validateTLSVerification checks an HTTPS group's TlsVerification and answers the copy to
-// store (nil for none). The roots must parse: a group that could verify no target would only
-// show as 502s.
+// speaksTLS tells whether the load balancer speaks TLS to the targets of a group of the
+// protocol: HTTPS groups (HTTP over TLS) and TLS groups (the stream of a terminating TLS
+// listener, encrypted again). Those groups take a TlsVerification and a ClientCertificateId.
+func speaksTLS(protocol string) bool {
+	return protocol == api.ProtocolHTTPS || protocol == api.ProtocolTLS
+}
+
+// validateTLSVerification checks an HTTPS or TLS group's TlsVerification and answers the copy
+// to store (nil for none). The roots must parse: a group that could verify no target would
+// only show as 502s (closed connections for a TLS group).
 func validateTLSVerification(protocol string, v *api.TLSVerification) (*api.TLSVerification, error) {
 	if v == nil {
 		return nil, nil
 	}
-	if protocol != api.ProtocolHTTPS {
-		return nil, invalid("TlsVerification applies to HTTPS target groups only; Protocol is %s", protocol)
+	if !speaksTLS(protocol) {
+		return nil, invalid("TlsVerification applies to HTTPS and TLS target groups only; Protocol is %s", protocol)
 	}
 	if v.ServerName == "" {
 		return nil, invalid("TlsVerification.ServerName is required: the name sent as SNI and, without SubjectAltNames, the name the targets' certificates must hold")
@@ -94,7 +101,7 @@ func sameTLSVerification(a, b *api.TLSVerification) bool {
 		slices.Equal(a.SubjectAltNames, b.SubjectAltNames)
 }
 
-// checkClientCertificate checks that the certificate an HTTPS group would present to its
+// checkClientCertificate checks that the certificate an HTTPS or TLS group would present to its
 // targets ("": none) exists; its code is the listeners' for a certificate that does not.
 func checkClientCertificate(txn *memdb.Txn, id string) error {
 	if id == "" || first[certRec](txn, tableCertificates, indexID, id) != nil {

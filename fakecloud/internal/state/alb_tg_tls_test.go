@@ -36,9 +36,9 @@ func TestTargetGroupTLSVerificationRefusesBadInput(t *testing.T) {
 		want     string
 	}{
 		{"on an HTTP group", api.ProtocolHTTP, good(func(*api.TLSVerification) {}),
-			"TlsVerification applies to HTTPS target groups only; Protocol is HTTP"},
+			"TlsVerification applies to HTTPS and TLS target groups only; Protocol is HTTP"},
 		{"on a TCP group", api.ProtocolTCP, good(func(*api.TLSVerification) {}),
-			"TlsVerification applies to HTTPS target groups only; Protocol is TCP"},
+			"TlsVerification applies to HTTPS and TLS target groups only; Protocol is TCP"},
 		{"no server name", "", good(func(v *api.TLSVerification) { v.ServerName = "" }),
 			"TlsVerification.ServerName is required: the name sent as SNI and, without SubjectAltNames, the name the targets' certificates must hold"},
 		{"wildcard server name", "", good(func(v *api.TLSVerification) { v.ServerName = "*.example.com" }),

@@ -96,6 +96,13 @@ func checkForward(t *tx, lb *lbRec, tg *tgRec, protocol string) error {
 	if tg.VpcID != lb.VpcID {
 		return api.Errorf(api.CodeInvalidConfigurationRequest, "target group %s is in %s but load balancer %s is in %s", tg.ID, tg.VpcID, lb.ID, lb.VpcID)
 	}
+	if tg.Protocol == api.ProtocolTLS {
+		what := "passes connections on as they come; it has no TLS to terminate"
+		if protocol == api.ProtocolUDP {
+			what = "relays datagrams"
+		}
+		return tlsGroupError(tg.ID, fmt.Sprintf("a network load balancer's %s listener %s", protocol, what))
+	}
 	if tg.Protocol != protocol && tg.Protocol != api.ProtocolTCPUDP {
 		return api.Errorf(api.CodeIncompatibleProtocols, "a %s listener cannot forward to %s target group %s", protocol, tg.Protocol, tg.ID)
 	}

@@ -82,9 +82,9 @@ type tgRec struct {
 	HealthCheck     api.HealthCheck // complete: defaults filled in
 	// DeregistrationDelay is in seconds.
 	DeregistrationDelay int
-	// TLSVerification is an HTTPS group's (validated; nil: targets not verified).
+	// TLSVerification is an HTTPS or TLS group's (validated; nil: targets not verified).
 	TLSVerification *api.TLSVerification
-	// ClientCertificateID is the imported certificate an HTTPS group presents to its targets
+	// ClientCertificateID is the imported certificate an HTTPS or TLS group presents to its targets
 	// ("": none); indexed, so the certificate cannot be deleted while the group names it.
 	ClientCertificateID string
 	Tags                map[string]string

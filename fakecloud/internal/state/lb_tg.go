@@ -8,7 +8,7 @@ import (
 )
 
 // CreateTargetGroup creates a group of IP targets in a VPC: TCP, UDP or TCP_UDP for network
-// load balancers, HTTP or HTTPS (with a protocol version) for application ones. As in ELBv2,
+// load balancers, HTTP or HTTPS (with a protocol version) or TLS for application ones. As in ELBv2,
 // the same name with the same settings answers the existing group.
 func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*api.CreateTargetGroupResponse, error) {
 	if err := requireLoadBalancing(c.Principal, api.ActionCreateTargetGroup); err != nil {
@@ -38,8 +38,8 @@ func (s *Store) CreateTargetGroup(c Call, req *api.CreateTargetGroupRequest) (*a
 	if err != nil {
 		return nil, err
 	}
-	if req.ClientCertificateID != "" && req.Protocol != api.ProtocolHTTPS {
-		return nil, invalid("ClientCertificateId applies to HTTPS target groups only; Protocol is %s", req.Protocol)
+	if req.ClientCertificateID != "" && !speaksTLS(req.Protocol) {
+		return nil, invalid("ClientCertificateId applies to HTTPS and TLS target groups only; Protocol is %s", req.Protocol)
 	}
 	if err := validateLBTags(req.Tags); err != nil {
 		return nil, err

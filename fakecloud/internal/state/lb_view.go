@@ -83,9 +83,10 @@ func tgInUse(txn *memdb.Txn, tgID string) (string, bool) {
 	return "", false
 }
 
-// tgLBType is the type of load balancer a group of this protocol serves.
+// tgLBType is the type of load balancer a group of this protocol serves (TLS groups: the
+// terminating TLS listeners of application load balancers).
 func tgLBType(protocol string) string {
-	if protocol == api.ProtocolHTTP || protocol == api.ProtocolHTTPS {
+	if protocol == api.ProtocolHTTP || protocol == api.ProtocolHTTPS || protocol == api.ProtocolTLS {
 		return api.LoadBalancerTypeApplication
 	}
 	return api.LoadBalancerTypeNetwork
