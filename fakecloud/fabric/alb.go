@@ -291,11 +291,14 @@ func (f *Fabric) syncALBChecks(checks []Check, ready func(string) bool) {
 	}
 }
 
-// albCheckTarget is checkTarget with the group's client certificate, read through certs. A
-// certificate that cannot be read is left out: the engine's configuration, which needs it as
-// well, reports why.
+// albCheckTarget is checkTarget with the group's client certificate, read through certs, and a
+// TLS group's verification for its TLS checks. A certificate that cannot be read is left out:
+// the engine's configuration, which needs it as well, reports why.
 func albCheckTarget(c Check, certs CertificateSource) l7.CheckTarget {
 	t := checkTarget(c)
+	if c.TLSGroup && t.Check.Protocol == l7.HealthTLS {
+		t.TLS = albBackendTLS(c.TLSVerification)
+	}
 	if c.ClientCertificateID == "" || certs == nil {
 		return t
 	}

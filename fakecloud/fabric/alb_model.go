@@ -212,7 +212,9 @@ func sameSlice[T any](a, b []T) bool {
 
 // albGroup is a target group as the engine takes it. A group the snapshot lacks has no
 // targets (the control plane refuses actions naming unknown groups; it may be mid-delete). An
-// HTTPS group's client certificate is read through certs, as a listener's certificates are.
+// HTTPS or TLS group's client certificate is read through certs, as a listener's certificates are.
+// A TLS group (the stream of a terminating TLS listener, encrypted again) is verified and
+// presents its certificate as an HTTPS group does.
 func albGroup(id string, ix albSnapshot, certs CertificateSource) (l7.TargetGroup, error) {
 	g := ix.groups[id]
 	tg := l7.TargetGroup{Name: id, Protocol: l7.ProtocolHTTP}
@@ -221,8 +223,8 @@ func albGroup(id string, ix albSnapshot, certs CertificateSource) (l7.TargetGrou
 		tg.Protocol = l7.ProtocolTCP
 	case g.Protocol == api.ProtocolUDP: // behind UDP listeners
 		tg.Protocol = l7.ProtocolUDP
-	case g.Protocol == api.ProtocolHTTPS:
-		tg.Protocol, tg.TLS = l7.ProtocolHTTPS, albBackendTLS(g.TLSVerification)
+	case g.Protocol == api.ProtocolHTTPS || g.Protocol == api.ProtocolTLS:
+		tg.Protocol, tg.TLS = l7.Protocol(g.Protocol), albBackendTLS(g.TLSVerification)
 		if g.ClientCertificateID != "" {
 			kp, err := clientCertificate(g, certs)
 			if err != nil {
@@ -241,8 +243,8 @@ func albGroup(id string, ix albSnapshot, certs CertificateSource) (l7.TargetGrou
 	return tg, nil
 }
 
-// clientCertificate reads the certificate (chain and key) an HTTPS group presents to its
-// targets.
+// clientCertificate reads the certificate (chain and key) an HTTPS or TLS group presents to
+// its targets.
 func clientCertificate(g api.TargetGroup, certs CertificateSource) (api.CertificateKeyPair, error) {
 	if certs == nil {
 		return api.CertificateKeyPair{}, fmt.Errorf("target group %s: its client certificate needs a certificate source, and the fabric has none", g.TargetGroupID)
@@ -254,7 +256,7 @@ func clientCertificate(g api.TargetGroup, certs CertificateSource) (api.Certific
 	return kp, nil
 }
 
-// albBackendTLS is how the engine verifies an HTTPS group's targets: as its TlsVerification
+// albBackendTLS is how the engine verifies an HTTPS or TLS group's targets: as its TlsVerification
 // says (no CA PEM: the system's roots), or not at all without one, as an ALB does. (A client
 // certificate is presented either way: albGroup adds it.)
 func albBackendTLS(v *api.TLSVerification) *l7.BackendTLS {
@@ -512,8 +514,11 @@ func albChecks(lb *LB, ix albSnapshot) []Check {
 			c := Check{LB: lb.ID, Source: lb.Addr.Addr(), TargetGroupID: id, Target: addr,
 				HealthCheck: g.HealthCheck, State: t.TargetHealth.State, Reason: t.TargetHealth.Reason,
 				App: true, GRPC: g.ProtocolVersion == api.ProtocolVersionGRPC}
-			if g.Protocol == api.ProtocolHTTPS {
+			if g.Protocol == api.ProtocolHTTPS || g.Protocol == api.ProtocolTLS {
 				c.ClientCertificateID = g.ClientCertificateID
+			}
+			if g.Protocol == api.ProtocolTLS {
+				c.TLSGroup, c.TLSVerification = true, g.TLSVerification
 			}
 			out = append(out, c)
 		}

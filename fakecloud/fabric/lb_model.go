@@ -107,9 +107,13 @@ type Check struct {
 	// (GRPC: with the gRPC health service); the others are probed by the network load
 	// balancer's checker (lb_health.go). Both are an l7.Checker.
 	App, GRPC bool
-	// ClientCertificateID is an HTTPS application group's client certificate, which its HTTPS
-	// checks present (a target that requires one would fail them all otherwise).
+	// ClientCertificateID is an HTTPS or TLS application group's client certificate, which its
+	// HTTPS and TLS checks present (a target that requires one would fail them all otherwise).
 	ClientCertificateID string
+	// TLSGroup marks a TLS group's target, whose TLS checks verify it as TLSVerification says
+	// (nil: not verified), as the group's connections do.
+	TLSGroup        bool
+	TLSVerification *api.TLSVerification
 }
 
 // lbSnapshot indexes the load-balancer part of a snapshot.

@@ -1,6 +1,7 @@
 package l7
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,7 +9,18 @@ import (
 	"strings"
 )
 
-// backendTLS is the client TLS configuration of an HTTPS group. ServerName is always the SNI.
+// backendTLSKey is what a BackendTLS's client configuration is made from, to tell
+// configurations (transports, health probes) apart without keeping the PEM.
+func backendTLSKey(bt *BackendTLS) string {
+	if bt == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s|%v|%x|%q|%x|%x", bt.ServerName, bt.InsecureSkipVerify, sha256.Sum256(bt.CAPEM), bt.SubjectAltNames,
+		sha256.Sum256(bt.ClientCertPEM), sha256.Sum256(bt.ClientKeyPEM))
+}
+
+// backendTLS is the client TLS configuration of an HTTPS or TLS group (a TLS group's offers no
+// ALPN: the caller clears NextProtos). ServerName is always the SNI.
 // Without SubjectAltNames Go verifies the chain and ServerName; with them Go's check is off
 // (InsecureSkipVerify, for that only) and VerifyConnection does it: the chain to the roots as
 // Go would, then one of the names instead of ServerName. With a client certificate, it is

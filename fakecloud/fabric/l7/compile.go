@@ -1,7 +1,6 @@
 package l7
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -105,7 +104,7 @@ type mirror struct {
 type group struct {
 	name      string
 	proto     Protocol
-	tls       *tls.Config // HTTPS only
+	tls       *tls.Config // HTTPS and TLS only
 	tlsKey    string      // what tls was made from, to tell transports apart
 	healthy   []*target   // where new requests go
 	failOpen  []*target   // where they go when no target is healthy
@@ -215,7 +214,7 @@ func (c *checker) listener(f string, k portKey, l Listener, groups map[string]*g
 	}
 	passthrough := l.Protocol == ProtocolTLS || l.Protocol == ProtocolTCP || l.Protocol == ProtocolUDP
 	cl.rules = make([]*rule, 0, len(l.Rules))
-	lk := listenerKey{k, l.Protocol}
+	lk := listenerKey{k, l.Protocol, l.Protocol == ProtocolTLS && len(l.Certificates) > 0}
 	prev, next := c.prev.rules[lk], make(map[string]*rule, len(c.prev.rules[lk]))
 	c.next.rules[lk] = next
 	for i := range l.Rules {
@@ -226,7 +225,7 @@ func (c *checker) listener(f string, k portKey, l Listener, groups map[string]*g
 		}
 		rf := f + ".rules[" + strconv.Itoa(i) + "]" // each rule's: concatenated, not formatted
 		if passthrough {
-			c.passthroughRule(rf, l.Protocol, r, groups)
+			c.passthroughRule(rf, l.Protocol, len(l.Certificates) > 0, r, groups)
 		} else {
 			c.httpRule(rf, r, groups)
 		}
@@ -239,8 +238,10 @@ func (c *checker) listener(f string, k portKey, l Listener, groups map[string]*g
 }
 
 // passthroughRule checks a rule of a TLS, TCP or UDP listener: host names (TLS) and a plain
-// forward to TCP groups (UDP groups from a UDP listener), nothing that needs a request.
-func (c *checker) passthroughRule(f string, proto Protocol, r *Rule, groups map[string]*group) {
+// forward to TCP groups (UDP groups from a UDP listener), nothing that needs a request. A
+// TLS listener that terminates TLS may also forward to TLS groups, from rules that do not
+// pass TLS through: those have a decrypted stream to encrypt again.
+func (c *checker) passthroughRule(f string, proto Protocol, terminating bool, r *Rule, groups map[string]*group) {
 	a := r.Action
 	if r.Path != nil || len(r.Headers) > 0 || len(r.Query) > 0 || r.Method != "" {
 		c.bad(f, "a %s listener sees no requests: its rules match hosts (SNI names) only", proto)
@@ -262,24 +263,41 @@ func (c *checker) passthroughRule(f string, proto Protocol, r *Rule, groups map[
 			if proto == ProtocolUDP {
 				want = ProtocolUDP
 			}
-			if g := groups[b.TargetGroup]; g != nil && g.proto != want {
-				c.bad(ff+".targetGroup", "%q is an %s group; a %s listener forwards to %s groups", b.TargetGroup, g.proto, proto, want)
+			g := groups[b.TargetGroup]
+			switch {
+			case g == nil || g.proto == want:
+			case g.proto == ProtocolTLS && proto == ProtocolTLS && !terminating:
+				c.bad(ff+".targetGroup", "%q is a TLS group, which takes a decrypted stream to encrypt again; this TLS listener passes TLS through (it has no certificates)", b.TargetGroup)
+			case g.proto == ProtocolTLS && proto == ProtocolTLS && a.TLSPassthrough:
+				c.bad(ff+".targetGroup", "%q is a TLS group, which takes a decrypted stream to encrypt again; this rule passes TLS through", b.TargetGroup)
+			case g.proto == ProtocolTLS && proto == ProtocolTLS:
+			default:
+				c.bad(ff+".targetGroup", "%q is a %s group; a %s listener forwards to %s groups", b.TargetGroup, g.proto, proto, want)
 			}
 		}
 	}
 }
 
-// httpRule checks that an HTTP or HTTPS listener's rule forwards to HTTP groups only.
+// httpRule checks that an HTTP or HTTPS listener's rule forwards and mirrors to HTTP groups
+// only.
 func (c *checker) httpRule(f string, r *Rule, groups map[string]*group) {
 	if r.Action.TLSPassthrough {
 		c.bad(f+".action.tlsPassthrough", "an HTTP or HTTPS listener serves requests; only a TLS listener's rules pass TLS through")
 	}
-	if r.Action.Forward == nil {
-		return
+	notHTTP := func(name string) (*group, bool) {
+		g := groups[name]
+		return g, g != nil && (g.proto == ProtocolTCP || g.proto == ProtocolUDP || g.proto == ProtocolTLS)
 	}
-	for i, b := range r.Action.Forward.Backends {
-		if g := groups[b.TargetGroup]; g != nil && (g.proto == ProtocolTCP || g.proto == ProtocolUDP) {
-			c.bad(fmt.Sprintf("%s.action.forward.backends[%d].targetGroup", f, i), "%q is a %s group; HTTP and HTTPS listeners forward to HTTP, HTTPS or H2C groups", b.TargetGroup, g.proto)
+	if r.Action.Forward != nil {
+		for i, b := range r.Action.Forward.Backends {
+			if g, bad := notHTTP(b.TargetGroup); bad {
+				c.bad(fmt.Sprintf("%s.action.forward.backends[%d].targetGroup", f, i), "%q is a %s group; HTTP and HTTPS listeners forward to HTTP, HTTPS or H2C groups", b.TargetGroup, g.proto)
+			}
+		}
+	}
+	for i, m := range r.Action.Mirrors {
+		if g, bad := notHTTP(m.TargetGroup); bad {
+			c.bad(fmt.Sprintf("%s.action.mirrors[%d].targetGroup", f, i), "%q is a %s group; HTTP and HTTPS listeners mirror to HTTP, HTTPS or H2C groups", m.TargetGroup, g.proto)
 		}
 	}
 }
@@ -561,20 +579,24 @@ func (c *checker) group(f string, tg TargetGroup, seen map[string]*group) *group
 	switch tg.Protocol {
 	case ProtocolHTTP, ProtocolH2C:
 		if tg.TLS != nil {
-			c.bad(f+".tls", "TLS settings need protocol HTTPS")
+			c.bad(f+".tls", "TLS settings need protocol HTTPS or TLS")
 		}
 	case ProtocolTCP, ProtocolUDP:
 		if tg.TLS != nil {
-			c.bad(f+".tls", "a %s group's targets speak for themselves: TLS settings need protocol HTTPS", tg.Protocol)
+			c.bad(f+".tls", "a %s group's targets speak for themselves: TLS settings need protocol HTTPS or TLS", tg.Protocol)
 		}
 	case ProtocolHTTPS:
-		g.tls = c.backendTLS(f+".tls", tg.TLS)
-		if tg.TLS != nil {
-			g.tlsKey = fmt.Sprintf("%s|%v|%x|%q|%x|%x", tg.TLS.ServerName, tg.TLS.InsecureSkipVerify, sha256.Sum256(tg.TLS.CAPEM), tg.TLS.SubjectAltNames,
-				sha256.Sum256(tg.TLS.ClientCertPEM), sha256.Sum256(tg.TLS.ClientKeyPEM))
+		g.tls, g.tlsKey = c.backendTLS(f+".tls", tg.TLS), backendTLSKey(tg.TLS)
+	case ProtocolTLS:
+		if tg.TLS == nil {
+			c.bad(f+".tls", "a TLS group needs TLS settings: the server name and roots its targets are verified with, or InsecureSkipVerify")
+			break
 		}
+		// Compiled once here, as an HTTPS group's: each connection's handshake takes it as it is.
+		g.tls, g.tlsKey = c.backendTLS(f+".tls", tg.TLS), backendTLSKey(tg.TLS)
+		g.tls.NextProtos = nil
 	default:
-		c.bad(f+".protocol", "%q is not a target protocol (HTTP, HTTPS, H2C, TCP or UDP)", tg.Protocol)
+		c.bad(f+".protocol", "%q is not a target protocol (HTTP, HTTPS, H2C, TLS, TCP or UDP)", tg.Protocol)
 	}
 	addrs := map[string]bool{}
 	for i, t := range tg.Targets {

@@ -32,6 +32,11 @@ const (
 	// decrypted stream to the target: TLS for any protocol over TCP, as ELBv2's network load
 	// balancers' TLS listeners; a rule whose action is TLSPassthrough still passes its names'
 	// connections through (terminate and passthrough on one port, Gateway API's mixed mode).
+	// ProtocolTLS target groups take that decrypted stream encrypted again: the engine dials
+	// the target, makes a TLS handshake with it as the group's TLS says (verification, client
+	// certificate) and splices the stream into that (re-encryption, Gateway API's
+	// BackendTLSPolicy for a TLSRoute of mode Terminate). Only a terminating TLS listener's
+	// rules that do not pass TLS through forward to them.
 	ProtocolTLS Protocol = "TLS"
 	// ProtocolTCP listeners splice every connection to a target of their one rule (no Hosts);
 	// TCP target groups are what TLS and TCP listeners forward to.
@@ -285,12 +290,14 @@ type Timeouts struct {
 // TargetGroup is a set of IP targets and the protocol to speak to them.
 type TargetGroup struct {
 	Name     string
-	Protocol Protocol    // HTTP, HTTPS, H2C, TCP or UDP
-	TLS      *BackendTLS // HTTPS only
+	Protocol Protocol    // HTTP, HTTPS, H2C, TLS, TCP or UDP
+	TLS      *BackendTLS // HTTPS (nil: verified against the system's roots) and TLS (required)
 	Targets  []Target
 }
 
-// BackendTLS is how the engine verifies an HTTPS target, and the certificate it presents.
+// BackendTLS is how the engine verifies an HTTPS or TLS target, and the certificate it
+// presents. A TLS group's handshake offers no ALPN (the stream it carries is the client's,
+// whatever that speaks).
 type BackendTLS struct {
 	ServerName string // SNI and, without SubjectAltNames, the name verified; empty: the target's IP
 	CAPEM      []byte // roots; empty: the system's
@@ -305,7 +312,7 @@ type BackendTLS struct {
 	ClientKeyPEM  []byte
 }
 
-// SubjectAltName is a name an HTTPS target's certificate may hold.
+// SubjectAltName is a name an HTTPS or TLS target's certificate may hold.
 type SubjectAltName struct {
 	Type  SANType
 	Value string // SANHostname: a DNS name, "*." allowed at the front (matched as written); SANURI: an absolute URI

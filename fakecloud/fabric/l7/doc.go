@@ -6,7 +6,7 @@
 // The engine owns no network namespace: the caller hands it a listen function and a dialer, so the
 // fabric can run it inside a load balancer's namespace and tests on loopback. Engine.Apply
 // validates a Config and swaps each listener's part in with an atomic pointer; a request runs
-// to completion on the configuration it started with. Checker probes targets (HTTP, HTTPS, gRPC health, TCP) with the network load
+// to completion on the configuration it started with. Checker probes targets (HTTP, HTTPS, gRPC health, TCP, TLS handshakes) with the network load
 // balancer's thresholds and states and reports transitions; the control plane feeds the states back
 // through the next Config. docs/fakecloud-l7.md describes the model and its semantics.
 package l7

@@ -29,6 +29,10 @@ const (
 	HealthHTTPS HealthProtocol = "HTTPS" // unverified, as an ELB's checks; presents CheckTarget's client certificate
 	HealthGRPC  HealthProtocol = "GRPC"  // grpc.health.v1.Health/Check over h2c
 	HealthTCP   HealthProtocol = "TCP"
+	// HealthTLS is a TLS handshake that verifies the target as CheckTarget.TLS says and
+	// presents CheckTarget's client certificate (a TLS group's targets): healthy when the
+	// handshake, verification included, succeeds.
+	HealthTLS HealthProtocol = "TLS"
 )
 
 // HealthCheck is a target group's check, with the network load balancer's semantics: a target
@@ -64,6 +68,10 @@ type CheckTarget struct {
 	// fail every check. Empty: none.
 	ClientCertPEM []byte
 	ClientKeyPEM  []byte
+	// TLS (HealthTLS checks; required there, ignored by the others) is how the handshake
+	// verifies the target: the group's BackendTLS (InsecureSkipVerify: not at all). Its own
+	// client certificate must be empty: the check presents ClientCertPEM, as every check does.
+	TLS *BackendTLS
 }
 
 // HealthReport is a target's new state as the checks decide it.
@@ -104,6 +112,9 @@ type checkKey struct {
 	check HealthCheck
 	// clientCert is a digest of the client certificate and key: a new one is a new probe loop.
 	clientCert [sha256.Size]byte
+	// tls is what a TLS check's verification is made from (backendTLSKey): new settings are a
+	// new probe loop.
+	tls string
 }
 
 // NewChecker returns a checker with nothing to probe until Sync.
@@ -127,21 +138,35 @@ func (c *Checker) Sync(targets []CheckTarget) error {
 	defer c.mu.Unlock()
 	var errs []error
 	want := map[checkKey]CheckTarget{}
-	// Client certificates are parsed for new probes only, once each.
+	// Client certificates and TLS checks' configurations are made for new probes only, once each.
 	certs := map[[sha256.Size]byte]*tls.Certificate{}
+	confs := map[string]*tls.Config{}
 	for _, t := range targets {
 		if err := validateCheck(t.Check); err != nil {
 			errs = append(errs, fmt.Errorf("target group %s target %s: %w", t.TargetGroup, t.Addr, err))
 			continue
 		}
-		k := checkKey{t.TargetGroup, t.Addr, t.Check, clientCertDigest(t)}
-		if _, parsed := certs[k.clientCert]; !parsed && c.running[k] == nil {
-			cert, err := checkClientCert(t)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("target group %s target %s: %w", t.TargetGroup, t.Addr, err))
-				continue
+		k := checkKey{group: t.TargetGroup, addr: t.Addr, check: t.Check, clientCert: clientCertDigest(t)}
+		if t.Check.Protocol == HealthTLS {
+			k.tls = backendTLSKey(t.TLS)
+		}
+		if c.running[k] == nil {
+			if _, parsed := certs[k.clientCert]; !parsed {
+				cert, err := checkClientCert(t)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("target group %s target %s: %w", t.TargetGroup, t.Addr, err))
+					continue
+				}
+				certs[k.clientCert] = cert
 			}
-			certs[k.clientCert] = cert
+			if _, made := confs[k.tls]; !made && t.Check.Protocol == HealthTLS {
+				conf, err := checkTLSConfig(t.TLS)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("target group %s target %s: %w", t.TargetGroup, t.Addr, err))
+					continue
+				}
+				confs[k.tls] = conf
+			}
 		}
 		want[k] = t
 	}
@@ -156,7 +181,7 @@ func (c *Checker) Sync(targets []CheckTarget) error {
 			p.setKnown(t.Known, t.KnownReason)
 			continue
 		}
-		p := c.newLoop(t, certs[k.clientCert])
+		p := c.newLoop(t, certs[k.clientCert], confs[k.tls])
 		c.running[k] = p
 		go p.run()
 	}
@@ -187,10 +212,28 @@ func validateCheck(hc HealthCheck) error {
 	case HealthGRPC:
 		_, err := parseCodes(cmpOr(hc.Matcher, "0"), 0, 99)
 		return err
-	case HealthTCP:
+	case HealthTCP, HealthTLS:
 		return nil
 	}
-	return fmt.Errorf("health check protocol %q is not HTTP, HTTPS, GRPC or TCP", hc.Protocol)
+	return fmt.Errorf("health check protocol %q is not HTTP, HTTPS, GRPC, TCP or TLS", hc.Protocol)
+}
+
+// checkTLSConfig is a TLS check's client configuration, compiled as a TLS group's (no ALPN);
+// the probe adds the client certificate.
+func checkTLSConfig(bt *BackendTLS) (*tls.Config, error) {
+	if bt == nil {
+		return nil, errors.New("a TLS check needs CheckTarget.TLS: the server name and roots to verify the target with, or InsecureSkipVerify")
+	}
+	if len(bt.ClientCertPEM) > 0 || len(bt.ClientKeyPEM) > 0 {
+		return nil, errors.New("CheckTarget.TLS holds a client certificate: give it as CheckTarget.ClientCertPEM and ClientKeyPEM, which every check presents")
+	}
+	c := &checker{}
+	conf := c.backendTLS("tls", bt)
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	conf.NextProtos = nil
+	return conf, nil
 }
 
 // checkClientCert is t's client certificate, nil for none.
@@ -233,6 +276,7 @@ type verdict struct {
 type probeLoop struct {
 	t      CheckTarget
 	cert   *tls.Certificate // the client certificate HTTPS probes present (nil: none)
+	conf   *tls.Config      // a TLS check's (without the client certificate)
 	addr   string           // where probes go
 	report HealthReporter
 	log    *slog.Logger
@@ -249,13 +293,13 @@ type probeLoop struct {
 	gen uint64
 }
 
-func (c *Checker) newLoop(t CheckTarget, cert *tls.Certificate) *probeLoop {
+func (c *Checker) newLoop(t CheckTarget, cert *tls.Certificate, conf *tls.Config) *probeLoop {
 	ctx, cancel := context.WithCancel(context.Background())
 	port := int(t.Addr.Port())
 	if t.Check.Port != 0 {
 		port = t.Check.Port
 	}
-	p := &probeLoop{t: t, cert: cert, addr: net.JoinHostPort(t.Addr.Addr().String(), strconv.Itoa(port)),
+	p := &probeLoop{t: t, cert: cert, conf: conf, addr: net.JoinHostPort(t.Addr.Addr().String(), strconv.Itoa(port)),
 		report: c.opts.Report, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		log:   c.log.With("targetGroup", t.TargetGroup, "target", t.Addr.String()),
 		known: HealthReport{TargetGroup: t.TargetGroup, Addr: t.Addr, State: t.Known, Reason: t.KnownReason}}
@@ -264,6 +308,8 @@ func (c *Checker) newLoop(t CheckTarget, cert *tls.Certificate) *probeLoop {
 		p.probe = p.httpProbe(c.opts.Dial)
 	case HealthGRPC:
 		p.probe = p.grpcProbe(c.opts.Dial)
+	case HealthTLS:
+		p.probe = p.tlsProbe(c.opts.Dial)
 	default:
 		p.probe = p.tcpProbe(c.opts.Dial)
 	}
@@ -371,6 +417,29 @@ func (p *probeLoop) tcpProbe(dial func(ctx context.Context, network, addr string
 			return failure(ctx, err)
 		}
 		_ = c.Close()
+		return verdict{ok: true}
+	}
+}
+
+// tlsProbe makes a TLS handshake with the target as a TLS group's connections do: verified
+// as the group says, presenting its client certificate. (In TLS 1.3 a target judges the
+// client certificate after the client's handshake ends: one that refuses it is not told
+// apart from one that takes it.)
+func (p *probeLoop) tlsProbe(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(context.Context) verdict {
+	conf := p.conf.Clone()
+	if p.cert != nil {
+		conf.GetClientCertificate = presentAlways(p.cert)
+	}
+	return func(ctx context.Context) verdict {
+		c, err := dial(ctx, "tcp", p.addr)
+		if err != nil {
+			return failure(ctx, err)
+		}
+		tc, err := originateTLS(ctx, c, conf, p.addr)
+		if err != nil {
+			return failure(ctx, err)
+		}
+		_ = tc.Close()
 		return verdict{ok: true}
 	}
 }

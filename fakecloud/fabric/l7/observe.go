@@ -227,6 +227,9 @@ const (
 	connNoRule            = "no_rule"
 	connNoTarget          = "no_target"
 	connTargetUnreachable = "target_unreachable"
+	// connTargetTLSFailed: the TLS handshake with a TLS group's target failed, or the target
+	// did not verify; the client's connection is closed.
+	connTargetTLSFailed = "target_tls_failed"
 )
 
 // connRecord is one connection or flow of a TLS-passthrough, TCP or UDP listener, as it ends.

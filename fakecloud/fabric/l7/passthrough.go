@@ -82,7 +82,7 @@ func (e *Engine) servePassthrough(s *server) error {
 // passthrough routes one connection: by its ClientHello's SNI name on a TLS listener (which,
 // with certificates, terminates TLS unless the rule passes it through: what is spliced is then
 // the decrypted stream), to the one rule on a TCP listener; then it splices it to a target of
-// the rule's forward. A
+// the rule's forward (over TLS the engine starts with the target, for a TLS group). A
 // connection nothing serves is closed. Either way it is counted and logged when it ends.
 func (e *Engine) passthrough(s *server, c net.Conn) {
 	start := time.Now()
@@ -139,13 +139,23 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 	t.inflight.Add(1)
 	defer t.inflight.Add(-1)
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
 	up, err := e.opts.Dial(ctx, "tcp", t.hostport)
-	cancel()
 	if err != nil {
 		rec.result, rec.err = connTargetUnreachable, err
 		e.log.Debug("passthrough: dialling the target", "port", l.port, "target", t.hostport, "err", err)
 		return
 	}
+	if b.group.proto == ProtocolTLS {
+		// A TLS group: the decrypted stream is encrypted again, to a target that verifies as
+		// the group says, within what is left of the dial's time.
+		if up, err = originateTLS(ctx, up, b.group.tls, t.hostport); err != nil {
+			rec.result, rec.err = connTargetTLSFailed, err
+			e.log.Debug("passthrough: TLS handshake with the target", "port", l.port, "target", t.hostport, "err", err)
+			return
+		}
+	}
+	cancel()
 	rec.result = connForwarded
 	rec.resolve(e.metrics)
 	s.conns.add(up)
@@ -161,6 +171,22 @@ func (e *Engine) passthrough(s *server, c net.Conn) {
 	in, out := splice(down, up)
 	rec.fromClient += in
 	rec.toIt = out
+}
+
+// originateTLS makes a TLS handshake with a TLS group's target over up, with the group's
+// configuration (compiled once; a group that names no server sends the target's IP as the
+// name to verify, as the HTTPS groups' transport does). On failure up is closed.
+func originateTLS(ctx context.Context, up net.Conn, conf *tls.Config, hostport string) (net.Conn, error) {
+	if conf.ServerName == "" && !conf.InsecureSkipVerify {
+		conf = conf.Clone()
+		conf.ServerName, _, _ = net.SplitHostPort(hostport)
+	}
+	tc := tls.Client(up, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = up.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // matchName is the first rule whose hosts match the SNI name ("" matches rules without hosts

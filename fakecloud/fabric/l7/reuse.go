@@ -17,10 +17,13 @@ type compiled struct {
 	rules  map[listenerKey]map[string]*rule // by listener, by Name (each knows its Revision)
 }
 
-// listenerKey is a listener's port and protocol: a rule is reused only on the same.
+// listenerKey is a listener's port and protocol, and whether it terminates TLS (a TLS
+// listener with certificates): a rule is reused only on the same, since what a rule may
+// forward to depends on them (TLS groups from a terminating listener only).
 type listenerKey struct {
-	port  portKey
-	proto Protocol
+	port        portKey
+	proto       Protocol
+	terminating bool
 }
 
 // keptGroup is a compiled group and a copy of the configuration it was compiled from.
@@ -88,7 +91,8 @@ func sameGroups(t *rule, groups map[string]*group) bool {
 }
 
 // relink is a copy of t pointing at groups' groups (unchanged took t as it is when they are
-// the same); nil if one of them is missing.
+// the same); nil if one of them is missing or speaks another protocol now (what a rule may
+// forward to depends on it: the rule is checked again).
 func relink(t *rule, groups map[string]*group) *rule {
 	cr := *t
 	cr.series = nil // set by Apply
@@ -98,16 +102,20 @@ func relink(t *rule, groups map[string]*group) *rule {
 		if b.group == nil {
 			continue // no group named: an invalid backend (500), as compiled
 		}
-		if b.group = groups[b.group.name]; b.group == nil {
+		g := groups[b.group.name]
+		if g == nil || g.proto != b.group.proto {
 			return nil
 		}
+		b.group = g
 	}
 	cr.action.mirrors = slices.Clone(t.action.mirrors)
 	for i := range cr.action.mirrors {
 		m := &cr.action.mirrors[i]
-		if m.group = groups[m.group.name]; m.group == nil {
+		g := groups[m.group.name]
+		if g == nil || g.proto != m.group.proto {
 			return nil
 		}
+		m.group = g
 	}
 	return &cr
 }
