@@ -33,25 +33,33 @@ func testCA(t testing.TB, name string) string {
 // policy's status names the Gateway as its ancestor. A new CA in the ConfigMap replaces the
 // group (a group's TLS cannot change); a missing ConfigMap takes the policy's acceptance away
 // (NoValidCACertificate) and the backend's group with it (a 500 share, never unverified).
+// namedPortService creates Service ns/name with one TCP port, portName, to the pods' target
+// port, and its EndpointSlice of one ready endpoint at ip.
+func (h *harness) namedPortService(t testing.TB, ns, name, portName string, port, target int32, ip string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := h.k8s.Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": name},
+			Ports:    []corev1.ServicePort{{Name: portName, Protocol: corev1.ProtocolTCP, Port: port, TargetPort: intstr.FromInt32(target)}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sl := endpointSlice(ns, name, readyEP(ip))
+	sl.Ports[0].Name, sl.Ports[0].Port = ptr(portName), ptr(target)
+	if err := h.k8s.Create(ctx, sl); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestGatewayBackendTLSPolicy(t *testing.T) {
 	h := start(t)
 	ctx := context.Background()
 	class := h.gatewayClass(t)
 	ns := h.namespace(t)
-	if err := h.k8s.Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secure"},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "secure"},
-			Ports:    []corev1.ServicePort{{Name: "https", Protocol: corev1.ProtocolTCP, Port: 443, TargetPort: intstr.FromInt32(8443)}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	sl := endpointSlice(ns, "secure", readyEP("10.0.1.50"))
-	sl.Ports[0].Name, sl.Ports[0].Port = ptr("https"), ptr(int32(8443))
-	if err := h.k8s.Create(ctx, sl); err != nil {
-		t.Fatal(err)
-	}
+	h.namedPortService(t, ns, "secure", "https", 443, 8443, "10.0.1.50")
 	ca1 := testCA(t, "ca-one.example")
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "backend-ca"}, Data: map[string]string{"ca.crt": ca1}}
 	if err := h.k8s.Create(ctx, cm); err != nil {
@@ -304,5 +312,98 @@ func TestGatewayFrontendClientValidation(t *testing.T) {
 		}
 		l, msg := cloudListener()
 		return l == nil, msg
+	})
+}
+
+// TestGatewayBackendTLSPolicyTLSRoute: a BackendTLSPolicy on the backend of a TLSRoute behind a
+// TLS listener in mode Terminate makes the Gateway's group for it a TLS group that verifies the
+// pods with the policy's CA and hostname (the load balancer begins TLS again), which the
+// listener's rule for the route's hostname forwards to; the policy has the Gateway as ancestor.
+func TestGatewayBackendTLSPolicyTLSRoute(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	class := h.gatewayClass(t)
+	ns := h.namespace(t)
+	h.namedPortService(t, ns, "db", "tls", 5432, 5432, "10.0.1.70")
+	ca := testCA(t, "db-ca.example")
+	if err := h.k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-ca"}, Data: map[string]string{"ca.crt": ca}}); err != nil {
+		t.Fatal(err)
+	}
+	policy := &gwv1.BackendTLSPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+		Spec: gwv1.BackendTLSPolicySpec{
+			TargetRefs: []gwv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{
+				Group: "", Kind: "Service", Name: "db"}}},
+			Validation: gwv1.BackendTLSPolicyValidation{
+				CACertificateRefs: []gwv1.LocalObjectReference{{Group: "", Kind: "ConfigMap", Name: "db-ca"}},
+				Hostname:          "db.internal.example",
+			},
+		},
+	}
+	if err := h.k8s.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	crt, key := providertest.SelfSigned(t, "db.example.com")
+	if err := h.k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "server"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
+		Spec: gwv1.GatewaySpec{
+			GatewayClassName: gwv1.ObjectName(class),
+			Listeners: []gwv1.Listener{{Name: "db", Port: 443, Protocol: gwv1.TLSProtocolType, Hostname: ptr(gwv1.Hostname("db.example.com")),
+				TLS: &gwv1.ListenerTLSConfig{Mode: ptr(gwv1.TLSModeTerminate), CertificateRefs: []gwv1.SecretObjectReference{{Name: "server"}}}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.k8s.Create(ctx, &gwv1.TLSRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+		Spec: gwv1.TLSRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Hostnames:       []gwv1.Hostname{"db.example.com"},
+			Rules: []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{{
+				BackendObjectReference: gwv1.BackendObjectReference{Name: "db", Port: ptr(gwv1.PortNumber(5432))}}}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the TLS listener's rule for db.example.com forwards to a TLS group verifying with the policy's CA, and the policy is Accepted", func() (bool, string) {
+		var p gwv1.BackendTLSPolicy
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(policy), &p); err != nil {
+			return false, err.Error()
+		}
+		accepted := false
+		for _, a := range p.Status.Ancestors {
+			if a.ControllerName == gateway.ControllerName && a.AncestorRef.Name == "gw" {
+				c := meta.FindStatusCondition(a.Conditions, string(gwv1.PolicyConditionAccepted))
+				accepted = c != nil && c.Status == metav1.ConditionTrue
+			}
+		}
+		if !accepted {
+			return false, fmt.Sprintf("policy ancestors %+v", p.Status.Ancestors)
+		}
+		lbs := h.gatewayALBs(t, ns, "gw")
+		if len(lbs) != 1 || len(lbs[0].Listeners) != 1 {
+			return false, fmt.Sprintf("load balancers %+v", lbs)
+		}
+		rules, err := h.p.ListRules(ctx, lbs[0].Listeners[0].ID)
+		if err != nil || len(rules) != 1 || len(rules[0].Action.Forward) != 1 || rules[0].Action.TLSPassthrough {
+			return false, fmt.Sprintf("rules %+v (%v)", rules, err)
+		}
+		tgs, err := h.p.ListTargetGroups(ctx, map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, tg := range tgs {
+			if tg.ID == rules[0].Action.Forward[0].TargetGroupID {
+				ok := tg.Protocol == providers.ProtocolTLS && tg.TLS != nil && tg.TLS.ServerName == "db.internal.example" && bytes.Equal(tg.TLS.CAPEM, []byte(ca))
+				return ok, fmt.Sprintf("group %+v", tg)
+			}
+		}
+		return false, fmt.Sprintf("no group %s among %+v", rules[0].Action.Forward[0].TargetGroupID, tgs)
 	})
 }
