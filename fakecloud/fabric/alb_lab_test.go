@@ -292,6 +292,10 @@ func TestALB(t *testing.T) {
 		testALBPassthrough(t, l)
 	})
 
+	t.Run("a terminating TLS listener begins TLS again to a TLS group, verified", func(t *testing.T) {
+		testALBTLSOrigination(t, l)
+	})
+
 	t.Run("source ranges", func(t *testing.T) {
 		setRanges := func(v string) {
 			must(l.st.ModifyLoadBalancerAttributes(admin(), &api.ModifyLoadBalancerAttributesRequest{
@@ -651,17 +655,28 @@ func selfSigned(t *testing.T, name string) (certPEM, keyPEM string) {
 // certificate of its own for names when there are names; it returns the certificate's pool.
 func servePodLine(t *testing.T, p *pod, port uint16, names ...string) *x509.CertPool {
 	t.Helper()
+	pool := x509.NewCertPool()
+	if len(names) == 0 {
+		servePodLineCert(t, p, port, "", "")
+		return pool
+	}
+	certPEM, keyPEM := selfSigned(t, names[0])
+	pool.AppendCertsFromPEM([]byte(certPEM))
+	servePodLineCert(t, p, port, certPEM, keyPEM)
+	return pool
+}
+
+// servePodLineCert is servePodLine with the given certificate (none: plain TCP).
+func servePodLineCert(t *testing.T, p *pod, port uint16, certPEM, keyPEM string) {
+	t.Helper()
 	ln := listenTCPIn(t, p.ns, netip.AddrPortFrom(p.ip, port))
 	var conf *tls.Config
-	pool := x509.NewCertPool()
-	if len(names) > 0 {
-		certPEM, keyPEM := selfSigned(t, names[0])
+	if certPEM != "" {
 		cert, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
 		if err != nil {
 			t.Fatal(err)
 		}
 		conf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		pool.AppendCertsFromPEM([]byte(certPEM))
 	}
 	go func() {
 		for {
@@ -685,7 +700,6 @@ func servePodLine(t *testing.T, p *pod, port uint16, names ...string) *x509.Cert
 			}()
 		}
 	}()
-	return pool
 }
 
 // testALBPassthrough adds a TLS listener (SNI a.tls.example to pod a, *.c.tls.example to pod c,
@@ -755,5 +769,60 @@ func testALBPassthrough(t *testing.T, l *albLab) {
 	}
 	if got, _, err := line(tcpPort, "-", nil); err != nil || got != b.name+" "+l.lb.PrivateIPAddress {
 		t.Errorf("TCP: %q, err %v; want %s seeing %s", got, err, b.name, l.lb.PrivateIPAddress)
+	}
+}
+
+// testALBTLSOrigination adds a TLS listener that terminates with the load balancer's
+// certificate and forwards db.tls.example to a TLS group whose TlsVerification holds pod a's CA
+// (the engine begins TLS with the pod again and verifies it), and bad.tls.example to a TLS
+// group verifying with another CA: the first client sees the load balancer's certificate and
+// pod a's answer over the pod's TLS; the second's connection is closed with nothing relayed.
+func testALBTLSOrigination(t *testing.T, l *albLab) {
+	a := l.pods[0]
+	const podPort, lbPort = 9443, 10443
+	podCert, podKey := selfSigned(t, "db.internal.example")
+	servePodLineCert(t, a, podPort, podCert, podKey)
+	otherCA, _ := selfSigned(t, "db.internal.example")
+	group := func(name, ca string) string {
+		id := must(l.st.CreateTargetGroup(admin(), &api.CreateTargetGroupRequest{Name: name, Protocol: api.ProtocolTLS, Port: podPort, VpcID: l.vpc,
+			TLSVerification: &api.TLSVerification{ServerName: "db.internal.example", CACertificatesPEM: ca}})).TargetGroup.TargetGroupID
+		must(l.st.RegisterTargets(admin(), &api.RegisterTargetsRequest{TargetGroupID: id, Targets: []api.Target{{IP: a.ip.String(), Port: podPort}}}))
+		return id
+	}
+	good, bad := group("tls-good", podCert), group("tls-bad", otherCA)
+	lbCert, lbKey := selfSigned(t, "db.tls.example")
+	cert := must(l.st.ImportCertificate(admin(), &api.ImportCertificateRequest{Certificate: lbCert, PrivateKey: lbKey})).Certificate.CertificateID
+	ls := must(l.st.CreateListener(admin(), &api.CreateListenerRequest{LoadBalancerID: l.lb.LoadBalancerID,
+		Protocol: api.ProtocolTLS, Port: lbPort, Certificates: []api.ListenerCertificate{{CertificateID: cert}}})).Listener
+	for i, r := range []struct{ host, tg string }{{"db.tls.example", good}, {"bad.tls.example", bad}} {
+		must(l.st.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: ls.ListenerID, Priority: i + 1,
+			Conditions: []api.RuleCondition{{Field: api.ConditionHostHeader, HostHeaderConfig: &api.HostHeaderConditionConfig{Values: []string{r.host}}}},
+			Actions:    []api.Action{forwardAction(r.tg)}}))
+	}
+	l.converge()
+	l.waitState(t, api.LoadBalancerStateActive)
+	lbPool := x509.NewCertPool()
+	lbPool.AppendCertsFromPEM([]byte(lbCert))
+	line := func(sni string) (string, []string, error) {
+		conn, err := dialIn(l.internet, "tcp", net.JoinHostPort(l.lb.PublicIPAddress, fmt.Sprint(lbPort)), 2*time.Second)
+		if err != nil {
+			return "", nil, err
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		tc := tls.Client(conn, &tls.Config{ServerName: sni, RootCAs: lbPool, InsecureSkipVerify: sni != "db.tls.example", MinVersion: tls.VersionTLS12})
+		if err := tc.Handshake(); err != nil {
+			return "", nil, err
+		}
+		b, err := io.ReadAll(tc)
+		return strings.TrimSpace(string(b)), tc.ConnectionState().PeerCertificates[0].DNSNames, err
+	}
+	want := a.name + " " + l.lb.PrivateIPAddress
+	eventually(t, 20*time.Second, "db.tls.example reaches pod a over TLS the load balancer begins", func() bool {
+		got, names, err := line("db.tls.example")
+		return err == nil && got == want && slices.Equal(names, []string{"db.tls.example"})
+	})
+	if got, _, err := line("bad.tls.example"); got != "" {
+		t.Errorf("bad.tls.example (a group verifying with another CA): relayed %q (err %v); want the connection closed before anything is relayed", got, err)
 	}
 }
