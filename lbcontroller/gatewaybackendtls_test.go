@@ -33,6 +33,32 @@ func testCA(t testing.TB, name string) string {
 // policy's status names the Gateway as its ancestor. A new CA in the ConfigMap replaces the
 // group (a group's TLS cannot change); a missing ConfigMap takes the policy's acceptance away
 // (NoValidCACertificate) and the backend's group with it (a 500 share, never unverified).
+// caConfigMap creates ConfigMap ns/name holding a new CA certificate for name cn under
+// ca.crt, and returns the PEM and the ConfigMap.
+func (h *harness) caConfigMap(t testing.TB, ns, name, cn string) (string, *corev1.ConfigMap) {
+	t.Helper()
+	ca := testCA(t, cn)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string]string{"ca.crt": ca}}
+	if err := h.k8s.Create(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+	return ca, cm
+}
+
+// tlsSecret creates kubernetes.io/tls Secret ns/name with a new self-signed certificate for
+// host and returns the certificate's PEM.
+func (h *harness) tlsSecret(t testing.TB, ns, name, host string) []byte {
+	t.Helper()
+	crt, key := providertest.SelfSigned(t, host)
+	if err := h.k8s.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return crt
+}
+
 // namedPortService creates Service ns/name with one TCP port, portName, to the pods' target
 // port, and its EndpointSlice of one ready endpoint at ip.
 func (h *harness) namedPortService(t testing.TB, ns, name, portName string, port, target int32, ip string) {
@@ -60,11 +86,7 @@ func TestGatewayBackendTLSPolicy(t *testing.T) {
 	class := h.gatewayClass(t)
 	ns := h.namespace(t)
 	h.namedPortService(t, ns, "secure", "https", 443, 8443, "10.0.1.50")
-	ca1 := testCA(t, "ca-one.example")
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "backend-ca"}, Data: map[string]string{"ca.crt": ca1}}
-	if err := h.k8s.Create(ctx, cm); err != nil {
-		t.Fatal(err)
-	}
+	ca1, cm := h.caConfigMap(t, ns, "backend-ca", "ca-one.example")
 	policy := &gwv1.BackendTLSPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secure"},
 		Spec: gwv1.BackendTLSPolicySpec{
@@ -143,13 +165,7 @@ func TestGatewayBackendTLSPolicy(t *testing.T) {
 
 	// A backend client certificate: the group presents it (a new group, as its name covers
 	// the certificate), and the Gateway's ResolvedRefs says it resolved.
-	clientCrt, clientKey := providertest.SelfSigned(t, "gateway-client.example")
-	if err := h.k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client"}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{corev1.TLSCertKey: clientCrt, corev1.TLSPrivateKeyKey: clientKey},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.tlsSecret(t, ns, "client", "gateway-client.example")
 	update(t, h, client.ObjectKey{Namespace: ns, Name: "gw"}, func(g *gwv1.Gateway) {
 		g.Spec.TLS = &gwv1.GatewayTLSConfig{Backend: &gwv1.GatewayBackendTLS{ClientCertificateRef: &gwv1.SecretObjectReference{Name: "client"}}}
 	})
@@ -223,17 +239,8 @@ func TestGatewayFrontendClientValidation(t *testing.T) {
 	class := h.gatewayClass(t)
 	ns := h.namespace(t)
 	h.webService(t, ns, "10.0.1.60")
-	ca := testCA(t, "client-ca.example")
-	if err := h.k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "client-ca"}, Data: map[string]string{"ca.crt": ca}}); err != nil {
-		t.Fatal(err)
-	}
-	crt, key := providertest.SelfSigned(t, "gateway-server.example")
-	if err := h.k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "server"}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ca, _ := h.caConfigMap(t, ns, "client-ca", "client-ca.example")
+	h.tlsSecret(t, ns, "server", "gateway-server.example")
 	if err := h.k8s.Create(ctx, &gwv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
 		Spec: gwv1.GatewaySpec{
@@ -325,10 +332,7 @@ func TestGatewayBackendTLSPolicyTLSRoute(t *testing.T) {
 	class := h.gatewayClass(t)
 	ns := h.namespace(t)
 	h.namedPortService(t, ns, "db", "tls", 5432, 5432, "10.0.1.70")
-	ca := testCA(t, "db-ca.example")
-	if err := h.k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-ca"}, Data: map[string]string{"ca.crt": ca}}); err != nil {
-		t.Fatal(err)
-	}
+	ca, _ := h.caConfigMap(t, ns, "db-ca", "db-ca.example")
 	policy := &gwv1.BackendTLSPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
 		Spec: gwv1.BackendTLSPolicySpec{
@@ -343,13 +347,7 @@ func TestGatewayBackendTLSPolicyTLSRoute(t *testing.T) {
 	if err := h.k8s.Create(ctx, policy); err != nil {
 		t.Fatal(err)
 	}
-	crt, key := providertest.SelfSigned(t, "db.example.com")
-	if err := h.k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "server"}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.tlsSecret(t, ns, "server", "db.example.com")
 	if err := h.k8s.Create(ctx, &gwv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"},
 		Spec: gwv1.GatewaySpec{

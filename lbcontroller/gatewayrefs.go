@@ -63,9 +63,9 @@ func (r *gatewayReconciler) untypedSecrets(ctx context.Context, classes []gwv1.G
 		}
 		users = append(users, u)
 	}
-	for _, s := range sets {
-		p := s.Spec.ParentRef
-		if p.Group != nil && *p.Group != gateway.Group || p.Kind != nil && *p.Kind != gateway.KindGateway || !oursGW[string(ptrOr(p.Namespace, gwv1.Namespace(s.Namespace)))+"/"+string(p.Name)] {
+	for i := range sets {
+		s := &sets[i]
+		if parent, ok := gateway.ListenerSetParent(s); !ok || !oursGW[parent] {
 			continue
 		}
 		u := user{ns: s.Namespace, kind: gateway.KindListenerSet}
@@ -228,11 +228,4 @@ func grantsSecret(grants []gwv1.ReferenceGrant, fromKind, from string, s types.N
 	return slices.ContainsFunc(grants, func(g gwv1.ReferenceGrant) bool {
 		return g.Namespace == s.Namespace && gateway.GrantAllows(&g, gateway.Group, fromKind, from, "", gateway.KindSecret, s.Name)
 	})
-}
-
-func ptrOr[T any](p *T, def T) T {
-	if p == nil {
-		return def
-	}
-	return *p
 }

@@ -63,13 +63,9 @@ type ListenerSetStatus struct {
 func (t *translation) indexListenerSets() {
 	for i := range t.in.ListenerSets {
 		ls := &t.in.ListenerSets[i]
-		ref := ls.Spec.ParentRef
-		if ref.Group != nil && string(*ref.Group) != Group || ref.Kind != nil && string(*ref.Kind) != KindGateway {
-			continue // a parent of a kind we do not serve: not ours to answer
+		if k, ok := ListenerSetParent(ls); ok {
+			t.setsByParent[k] = append(t.setsByParent[k], ls)
 		}
-		ns := string(ptrOr(ref.Namespace, gwv1.Namespace(ls.Namespace)))
-		k := key(ns, string(ref.Name))
-		t.setsByParent[k] = append(t.setsByParent[k], ls)
 	}
 	for _, sets := range t.setsByParent {
 		slices.SortFunc(sets, func(a, b *gwv1.ListenerSet) int {
@@ -79,6 +75,16 @@ func (t *translation) indexListenerSets() {
 			return strings.Compare(key(a.Namespace, a.Name), key(b.Namespace, b.Name))
 		})
 	}
+}
+
+// ListenerSetParent is the namespace/name of the Gateway ls names as its parent; false when its
+// parent is of another kind (not ours to answer).
+func ListenerSetParent(ls *gwv1.ListenerSet) (string, bool) {
+	ref := ls.Spec.ParentRef
+	if ref.Group != nil && string(*ref.Group) != Group || ref.Kind != nil && string(*ref.Kind) != KindGateway {
+		return "", false
+	}
+	return key(string(ptrOr(ref.Namespace, gwv1.Namespace(ls.Namespace))), string(ref.Name)), true
 }
 
 // buildListenerSets takes the ListenerSets of Gateway g that its allowedListeners lets attach,

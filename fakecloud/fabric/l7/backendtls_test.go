@@ -272,17 +272,7 @@ func TestGRPCToVerifiedTLSTarget(t *testing.T) {
 	p.SetUnencryptedHTTP2(true)
 	c := &http.Client{Transport: &http.Transport{Protocols: &p}}
 	call := func(path string) (*http.Response, []byte) {
-		msg := grpcHealthRequest("hello")
-		req, _ := http.NewRequest(http.MethodPost, base(t, e, 80, "http")+path, bytes.NewReader(msg))
-		req.Header.Set("Content-Type", "application/grpc")
-		req.Header.Set("Te", "trailers")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		return resp, body
+		return grpcCall(t, c, base(t, e, 80, "http")+path, grpcHealthRequest("hello"))
 	}
 	resp, body := call("/echo.Echo/Say")
 	if resp.StatusCode != 200 || !bytes.Equal(body, grpcHealthRequest("hello")) || resp.Trailer.Get("Grpc-Status") != "0" {

@@ -258,15 +258,7 @@ func TestGRPCStyle(t *testing.T) {
 	}
 	for u, c := range clients {
 		msg := grpcHealthRequest("hello")
-		req, _ := http.NewRequest(http.MethodPost, u+"/echo.Echo/Say", bytes.NewReader(msg))
-		req.Header.Set("Content-Type", "application/grpc")
-		req.Header.Set("Te", "trailers")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
+		resp, body := grpcCall(t, c, u+"/echo.Echo/Say", msg)
 		if resp.StatusCode != 200 || resp.ProtoMajor != 2 || !bytes.Equal(body, msg) {
 			t.Fatalf("%s: status %d proto %s body %q", u, resp.StatusCode, resp.Proto, body)
 		}

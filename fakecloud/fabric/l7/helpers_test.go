@@ -216,3 +216,19 @@ func httptestTLS(t testing.TB) tlsBackend {
 	return tlsBackend{addr: netip.MustParseAddrPort(s.Listener.Addr().String()),
 		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})}
 }
+
+// grpcCall posts one gRPC message (msg, framed) to url with c and returns the response, its
+// body read and closed (its trailers set).
+func grpcCall(t *testing.T, c *http.Client, url string, msg []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(msg))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp, body
+}

@@ -27,15 +27,7 @@ func TestPassthroughListeners(t *testing.T) {
 	t1, t2, t3 := tcpGroup("tls-a"), tcpGroup("tls-b"), tcpGroup("raw")
 	lbID := w.lb.LoadBalancerID
 	create := func(protocol string, port int, acts []api.Action, certs ...string) (api.Listener, error) {
-		req := &api.CreateListenerRequest{LoadBalancerID: lbID, Protocol: protocol, Port: port, DefaultActions: acts}
-		for _, c := range certs {
-			req.Certificates = append(req.Certificates, api.ListenerCertificate{CertificateID: c})
-		}
-		l, err := s.CreateListener(admin(), req)
-		if err != nil {
-			return api.Listener{}, err
-		}
-		return l.Listener, nil
+		return createListener(s, lbID, protocol, port, acts, certs...)
 	}
 	// A TLS listener with no default refuses what no rule matches.
 	tls, err := create(api.ProtocolTLS, 443, nil)
@@ -256,4 +248,18 @@ func TestUDPListenerKeyOfAnOldStateFile(t *testing.T) {
 			t.Errorf("%s listener stored with key %s loads with %s, want %s", tc.protocol, tc.key, got, tc.want)
 		}
 	}
+}
+
+// createListener creates a listener of the load balancer with default actions acts and the
+// certificates certs (the first the default).
+func createListener(s *Store, lbID, protocol string, port int, acts []api.Action, certs ...string) (api.Listener, error) {
+	req := &api.CreateListenerRequest{LoadBalancerID: lbID, Protocol: protocol, Port: port, DefaultActions: acts}
+	for _, c := range certs {
+		req.Certificates = append(req.Certificates, api.ListenerCertificate{CertificateID: c})
+	}
+	l, err := s.CreateListener(admin(), req)
+	if err != nil {
+		return api.Listener{}, err
+	}
+	return l.Listener, nil
 }

@@ -175,15 +175,7 @@ func TestTLSTargetGroupForwarding(t *testing.T) {
 	tlsA, tlsB, tcp := group("tls-a", api.ProtocolTLS), group("tls-b", api.ProtocolTLS), group("tcp", api.ProtocolTCP)
 	cert := importCert(t, s, "db.example.com")
 	listener := func(protocol string, port int, acts []api.Action, certs ...string) (api.Listener, error) {
-		req := &api.CreateListenerRequest{LoadBalancerID: lbID, Protocol: protocol, Port: port, DefaultActions: acts}
-		for _, c := range certs {
-			req.Certificates = append(req.Certificates, api.ListenerCertificate{CertificateID: c})
-		}
-		l, err := s.CreateListener(admin(), req)
-		if err != nil {
-			return api.Listener{}, err
-		}
-		return l.Listener, nil
+		return createListener(s, lbID, protocol, port, acts, certs...)
 	}
 	passing := func(acts []api.Action) []api.Action {
 		acts[0].TLSPassthrough = true
