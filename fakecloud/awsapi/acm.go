@@ -33,6 +33,7 @@ const (
 	acmAccessDenied        = "AccessDeniedException"
 	acmLimitExceeded       = "LimitExceededException"
 	acmTooManyTags         = "TooManyTagsException"
+	acmInvalidTag          = "InvalidTagException"
 	acmUnknownOperation    = "UnknownOperationException"
 	acmSerialization       = "SerializationException"
 	jsonMissingAuth        = "MissingAuthenticationTokenException"
@@ -53,10 +54,12 @@ var acmOps = map[string]struct {
 	action string
 	run    func(x *exchange, body []byte) (any, error)
 }{
-	"ImportCertificate":      {api.ActionImportCertificate, acmImportCertificate},
-	"ListCertificates":       {api.ActionDescribeCertificates, acmListCertificates},
-	"ListTagsForCertificate": {api.ActionDescribeCertificates, acmListTagsForCertificate},
-	"DeleteCertificate":      {api.ActionDeleteCertificate, acmDeleteCertificate},
+	"ImportCertificate":         {api.ActionImportCertificate, acmImportCertificate},
+	"ListCertificates":          {api.ActionDescribeCertificates, acmListCertificates},
+	"ListTagsForCertificate":    {api.ActionDescribeCertificates, acmListTagsForCertificate},
+	"AddTagsToCertificate":      {api.ActionAddTags, acmAddTagsToCertificate},
+	"RemoveTagsFromCertificate": {api.ActionRemoveTags, acmRemoveTagsFromCertificate},
+	"DeleteCertificate":         {api.ActionDeleteCertificate, acmDeleteCertificate},
 }
 
 // jsonAuthCode: the JSON protocol's services name authentication failures their own way.
@@ -89,7 +92,7 @@ func acmCode(code string) string {
 		return acmLimitExceeded
 	case api.CodeTooManyTags:
 		return acmTooManyTags
-	case api.CodeServiceUnavailable, acmInvalidArn, acmUnknownOperation, acmSerialization,
+	case api.CodeServiceUnavailable, acmInvalidArn, acmInvalidTag, acmUnknownOperation, acmSerialization,
 		jsonMissingAuth, jsonIncompleteSig, jsonUnrecognizedClient, jsonInvalidSignature:
 		return code
 	}
@@ -361,12 +364,17 @@ func acmCertificateID(body []byte) (string, error) {
 	if err := decodeJSON(body, &in); err != nil {
 		return "", err
 	}
-	if in.CertificateArn == "" {
+	return certificateIDOf(in.CertificateArn)
+}
+
+// certificateIDOf is the fakecloud ID of a request's CertificateArn.
+func certificateIDOf(certARN string) (string, error) {
+	if certARN == "" {
 		return "", api.Errorf(acmValidation, "CertificateArn is required")
 	}
-	id, ok := parseCertificateARN(in.CertificateArn)
+	id, ok := parseCertificateARN(certARN)
 	if !ok {
-		return "", api.Errorf(acmInvalidArn, "'%s' is not a fakecloud certificate's ARN: arn:aws:acm:<region>:<account>:certificate/cert-<digits>", truncate(in.CertificateArn, 200))
+		return "", api.Errorf(acmInvalidArn, "'%s' is not a fakecloud certificate's ARN: arn:aws:acm:<region>:<account>:certificate/cert-<digits>", truncate(certARN, 200))
 	}
 	return id, nil
 }
@@ -376,6 +384,102 @@ func acmListTagsForCertificate(x *exchange, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	ts, err := x.certificateTags(id)
+	if err != nil {
+		return nil, err
+	}
+	tags := []acmTag{}
+	for _, t := range ts {
+		v := t.Value
+		tags = append(tags, acmTag{Key: t.Key, Value: &v})
+	}
+	return struct {
+		Tags []acmTag `json:"Tags"`
+	}{tags}, nil
+}
+
+type acmTagsRequest struct {
+	CertificateArn string   `json:"CertificateArn"`
+	Tags           []acmTag `json:"Tags"`
+}
+
+// acmTagsOf reads a tag request: the certificate and at least one tag, each with a key.
+func acmTagsOf(body []byte) (string, []acmTag, error) {
+	var in acmTagsRequest
+	if err := decodeJSON(body, &in); err != nil {
+		return "", nil, err
+	}
+	id, err := certificateIDOf(in.CertificateArn)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(in.Tags) == 0 {
+		return "", nil, api.Errorf(acmValidation, "Tags is required: give at least one tag")
+	}
+	for _, t := range in.Tags {
+		if t.Key == "" {
+			return "", nil, api.Errorf(acmValidation, "Tags: every tag needs a Key")
+		}
+	}
+	return id, in.Tags, nil
+}
+
+// acmAddTagsToCertificate adds or overwrites tags with the store's AddTags, which checks them
+// as for ELBv2; a reserved aws: key is ACM's InvalidTagException.
+func acmAddTagsToCertificate(x *exchange, body []byte) (any, error) {
+	id, tags, err := acmTagsOf(body)
+	if err != nil {
+		return nil, err
+	}
+	req := &api.AddTagsRequest{ResourceIDs: []string{id}}
+	for _, t := range tags {
+		if strings.HasPrefix(t.Key, "aws:") {
+			return nil, api.Errorf(acmInvalidTag, "the tag key %q uses the prefix aws:, which is reserved for AWS", truncate(t.Key, 140))
+		}
+		req.Tags = append(req.Tags, api.Tag{Key: t.Key, Value: ptrOr(t.Value)})
+	}
+	if _, err := call[api.AddTagsResponse](x, api.ActionAddTags, req); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// acmRemoveTagsFromCertificate removes tags with the store's RemoveTags. As in ACM, a tag given
+// without a Value goes whatever its value, one given with a Value only when the certificate's
+// matches: those are compared with the certificate's tags read just before, so a change between
+// that read and the removal goes unseen.
+func acmRemoveTagsFromCertificate(x *exchange, body []byte) (any, error) {
+	id, tags, err := acmTagsOf(body)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]string{}
+	if slices.ContainsFunc(tags, func(t acmTag) bool { return t.Value != nil }) {
+		ts, err := x.certificateTags(id)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range ts {
+			have[t.Key] = t.Value
+		}
+	}
+	req := &api.RemoveTagsRequest{ResourceIDs: []string{id}}
+	for _, t := range tags {
+		if v, ok := have[t.Key]; t.Value == nil || ok && v == *t.Value {
+			req.TagKeys = append(req.TagKeys, t.Key)
+		}
+	}
+	if len(req.TagKeys) == 0 {
+		return struct{}{}, nil // the certificate exists (read above) and holds none of them
+	}
+	if _, err := call[api.RemoveTagsResponse](x, api.ActionRemoveTags, req); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// certificateTags reads a certificate's tags.
+func (x *exchange) certificateTags(id string) ([]api.Tag, error) {
 	resp, err := call[api.DescribeCertificatesResponse](x, api.ActionDescribeCertificates, &api.DescribeCertificatesRequest{CertificateIDs: []string{id}})
 	if err != nil {
 		return nil, err
@@ -383,14 +487,7 @@ func acmListTagsForCertificate(x *exchange, body []byte) (any, error) {
 	if len(resp.Certificates) != 1 {
 		return nil, api.Errorf(acmNotFound, "certificate %s does not exist", id)
 	}
-	tags := []acmTag{}
-	for _, t := range resp.Certificates[0].Tags {
-		v := t.Value
-		tags = append(tags, acmTag{Key: t.Key, Value: &v})
-	}
-	return struct {
-		Tags []acmTag `json:"Tags"`
-	}{tags}, nil
+	return resp.Certificates[0].Tags, nil
 }
 
 func acmDeleteCertificate(x *exchange, body []byte) (any, error) {

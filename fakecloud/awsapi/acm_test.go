@@ -3,6 +3,7 @@ package awsapi_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -122,3 +123,83 @@ func TestACMErrors(t *testing.T) {
 		t.Fatalf("the SDK's retryer does not retry %v", err)
 	}
 }
+
+// acmTagList is ACM's tags of key-value pairs.
+func acmTagList(kv ...string) []acmtypes.Tag {
+	var out []acmtypes.Tag
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, acmtypes.Tag{Key: aws.String(kv[i]), Value: aws.String(kv[i+1])})
+	}
+	return out
+}
+
+// TestACMTags: AddTagsToCertificate adds and overwrites tags, seen by the JSON API too (one
+// store); RemoveTagsFromCertificate removes a key given alone whatever its value, one given
+// with a value only when the value matches, and a key the certificate lacks is no error. A
+// reserved key, too many tags, a certificate that does not exist and a foreign ARN fail in
+// ACM's terms and change nothing.
+func TestACMTags(t *testing.T) {
+	w := newWorld(t, servertest.Options{}, "m5.large", 1)
+	ctx := context.Background()
+	c := w.acmClient(servertest.AWSKey)
+	certPEM, keyPEM := selfSignedPEM(t, "a.example.com")
+	arn := aws.ToString(must(c.ImportCertificate(ctx, &acm.ImportCertificateInput{Certificate: []byte(certPEM), PrivateKey: []byte(keyPEM),
+		Tags: acmTagList("owner", "a", "team", "net")})).of(t).CertificateArn)
+	tags := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for _, tg := range must(c.ListTagsForCertificate(ctx, &acm.ListTagsForCertificateInput{CertificateArn: aws.String(arn)})).of(t).Tags {
+			out[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+		}
+		return out
+	}
+
+	must(c.AddTagsToCertificate(ctx, &acm.AddTagsToCertificateInput{CertificateArn: aws.String(arn), Tags: acmTagList("owner", "b", "env", "prod")})).of(t)
+	want := map[string]string{"owner": "b", "team": "net", "env": "prod"}
+	if d := cmp.Diff(want, tags()); d != "" {
+		t.Fatalf("after AddTagsToCertificate (-want +got):\n%s", d)
+	}
+	jsonTags := must(w.Admin.DescribeTags(ctx, &api.DescribeTagsRequest{ResourceIDs: []string{lastSegment(arn)}})).of(t)
+	if len(jsonTags.TagDescriptions) != 1 || len(jsonTags.TagDescriptions[0].Tags) != 3 {
+		t.Errorf("the JSON API sees the certificate's tags as %+v", jsonTags)
+	}
+	must(c.RemoveTagsFromCertificate(ctx, &acm.RemoveTagsFromCertificateInput{CertificateArn: aws.String(arn), Tags: []acmtypes.Tag{
+		{Key: aws.String("env")}, {Key: aws.String("owner"), Value: aws.String("a")}, {Key: aws.String("missing")},
+	}})).of(t)
+	want = map[string]string{"owner": "b", "team": "net"}
+	if d := cmp.Diff(want, tags()); d != "" {
+		t.Fatalf("after removing env, owner=a and missing (-want +got):\n%s", d)
+	}
+	must(c.RemoveTagsFromCertificate(ctx, &acm.RemoveTagsFromCertificateInput{CertificateArn: aws.String(arn), Tags: acmTagList("owner", "b")})).of(t)
+	want = map[string]string{"team": "net"}
+	if d := cmp.Diff(want, tags()); d != "" {
+		t.Fatalf("after removing owner=b (-want +got):\n%s", d)
+	}
+
+	var many []string
+	for i := range 50 { // with team, 51: one over the limit
+		many = append(many, "k"+strconv.Itoa(i), "v")
+	}
+	unknown := aws.String("arn:aws:acm:us-east-1:000000000000:certificate/cert-0123456789abcdef0")
+	for _, tc := range []struct {
+		name string
+		err  error
+		code string
+	}{
+		{"a reserved key", second(c.AddTagsToCertificate(ctx, &acm.AddTagsToCertificateInput{CertificateArn: aws.String(arn), Tags: acmTagList("aws:x", "v")})), "InvalidTagException"},
+		{"too many tags", second(c.AddTagsToCertificate(ctx, &acm.AddTagsToCertificateInput{CertificateArn: aws.String(arn), Tags: acmTagList(many...)})), "TooManyTagsException"},
+		{"add to an unknown certificate", second(c.AddTagsToCertificate(ctx, &acm.AddTagsToCertificateInput{CertificateArn: unknown, Tags: acmTagList("a", "b")})), "ResourceNotFoundException"},
+		{"remove from an unknown certificate", second(c.RemoveTagsFromCertificate(ctx, &acm.RemoveTagsFromCertificateInput{CertificateArn: unknown, Tags: acmTagList("a", "b")})), "ResourceNotFoundException"},
+		{"remove a key from an unknown certificate", second(c.RemoveTagsFromCertificate(ctx, &acm.RemoveTagsFromCertificateInput{CertificateArn: unknown, Tags: []acmtypes.Tag{{Key: aws.String("a")}}})), "ResourceNotFoundException"},
+		{"a foreign ARN", second(c.AddTagsToCertificate(ctx, &acm.AddTagsToCertificateInput{
+			CertificateArn: aws.String("arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"), Tags: acmTagList("a", "b")})), "InvalidArnException"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantAPIError(t, tc.err, tc.code, http.StatusBadRequest) })
+	}
+	if d := cmp.Diff(want, tags()); d != "" {
+		t.Errorf("after the refusals (-want +got):\n%s", d)
+	}
+}
+
+// second is the error of a call's two results.
+func second[T any](_ T, err error) error { return err }

@@ -93,10 +93,7 @@ func (d *LoadBalancing) ImportCertificate(ctx context.Context, spec providers.Ce
 	if err != nil {
 		return providers.Certificate{}, err
 	}
-	in := &acm.ImportCertificateInput{Certificate: spec.CertificatePEM, PrivateKey: spec.PrivateKeyPEM}
-	for _, t := range toTags(spec.Tags) {
-		in.Tags = append(in.Tags, acmtypes.Tag{Key: t.Key, Value: t.Value})
-	}
+	in := &acm.ImportCertificateInput{Certificate: spec.CertificatePEM, PrivateKey: spec.PrivateKeyPEM, Tags: toACMTags(spec.Tags)}
 	resp, err := acmCall(ctx, d, "ImportCertificate", d.acm.ImportCertificate, in)
 	if err != nil {
 		return providers.Certificate{}, err

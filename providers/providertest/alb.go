@@ -46,6 +46,7 @@ func RunApplicationLoadBalancing(t *testing.T, newEnv func(t *testing.T) Applica
 		{"ListenersAndRules", albRules},
 		{"RulePriorities", albPriorities},
 		{"Certificates", albCertificates},
+		{"CertificateTags", albCertificateTags},
 		{"PassthroughListeners", albPassthrough},
 		{"BackendTLSVerification", albBackendTLS},
 		{"BackendClientCertificates", albBackendClientCert},
@@ -361,6 +362,51 @@ func albCertificates(t *testing.T, s *albScene) {
 			t.Fatalf("delete the unused certificate (again is fine): %v", err)
 		}
 	}
+}
+
+// albCertificateTags: TagResources and UntagResources reach certificates too, in one call with an
+// application load balancer: ListCertificates and ListApplicationLoadBalancers find exactly
+// those by the tag added, and no certificate once it is removed.
+func albCertificateTags(t *testing.T, s *albScene) {
+	a := s.alb(t, "alb-t")
+	var certs []providers.Certificate
+	for _, name := range []string{"a.example.com", "b.example.com"} {
+		certPEM, keyPEM := SelfSigned(t, name)
+		c, err := s.d.ImportCertificate(bg(), providers.CertificateSpec{CertificatePEM: certPEM, PrivateKeyPEM: keyPEM, Tags: owner("alb-t"), ClientToken: providers.NewToken()})
+		if err != nil {
+			t.Fatalf("import %s: %v", name, err)
+		}
+		certs = append(certs, c)
+	}
+	prod := map[string]string{"env": "prod"}
+	if err := s.d.TagResources(bg(), []string{a.ID, certs[0].ID}, prod); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := s.d.ListCertificates(bg(), prod)
+	if err != nil || len(listed) != 1 || listed[0].ID != certs[0].ID {
+		t.Fatalf("certificates tagged %v: %+v, %v; want %s alone", prod, listed, err, certs[0].ID)
+	}
+	want := owner("alb-t")
+	want["env"] = "prod"
+	if d := cmp.Diff(want, listed[0].Tags); d != "" {
+		t.Errorf("the certificate's tags (-want +got):\n%s", d)
+	}
+	if albs, err := s.d.ListApplicationLoadBalancers(bg(), prod); err != nil || len(albs) != 1 || albs[0].ID != a.ID {
+		t.Errorf("application load balancers tagged %v: %+v, %v; want %s alone", prod, albs, err, a.ID)
+	}
+	if err := s.d.UntagResources(bg(), []string{certs[0].ID}, []string{"env"}); err != nil {
+		t.Fatal(err)
+	}
+	if listed, err := s.d.ListCertificates(bg(), prod); err != nil || len(listed) != 0 {
+		t.Errorf("certificates tagged %v after the untag: %+v, %v", prod, listed, err)
+	}
+	if listed, err := s.d.ListCertificates(bg(), owner("alb-t")); err != nil || len(listed) != 2 {
+		t.Errorf("certificates of their owner after the untag: %+v, %v; want both", listed, err)
+	}
+	if err := s.d.DeleteCertificate(bg(), certs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, "tag a deleted certificate", s.d.TagResources(bg(), []string{certs[1].ID}, prod), providers.ErrNotFound)
 }
 
 func albThrottled(t *testing.T, s *albScene) {

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/flatnet/flatnet/providers"
 )
@@ -25,6 +30,7 @@ func RunLoadBalancing(t *testing.T, newEnv func(t *testing.T) LoadBalancingEnv) 
 		{"TargetGroups", lbTargetGroups},
 		{"RegisterDeregisterAndHealth", lbTargets},
 		{"ListByTags", lbListByTags},
+		{"Tagging", lbTagging},
 		{"DeleteGoneSucceeds", lbDeleteGone},
 		{"NotFound", lbNotFound},
 		{"WatchHealthStartsFull", lbWatch},
@@ -265,6 +271,98 @@ func lbListByTags(t *testing.T, s *lbScene) {
 		if err != nil || len(tgs) != tc.want {
 			t.Errorf("target groups tagged %v: %d, %v; want %d", tc.tags, len(tgs), err, tc.want)
 		}
+	}
+}
+
+// lbTagging: TagResources adds a key and overwrites another on a load balancer and a target
+// group in one call, and lists by the new key find exactly them; UntagResources removes a key
+// (one a resource lacks is no error); a deleted resource is ErrNotFound for both; a reserved or
+// too long key, a too long value and one tag over MaxTags are ErrInvalid and change nothing.
+func lbTagging(t *testing.T, s *lbScene) {
+	withTeam := func(name, team string, more map[string]string) map[string]string {
+		m := owner(name)
+		m["team"] = team
+		maps.Copy(m, more)
+		return m
+	}
+	lbSpec := providers.LoadBalancerSpec{Name: "web", Tags: withTeam("web", "a", nil), ClientToken: providers.NewToken()}
+	lb, err := s.d.CreateLoadBalancer(bg(), lbSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgs := tgSpec("web-80", 8080)
+	tgs.Tags = withTeam("web-80", "a", nil)
+	tg, err := s.d.CreateTargetGroup(bg(), tgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.lb(t, "other", false) // untouched: the lists below must leave them out
+	s.tg(t, "other", 80)
+	ids := []string{lb.ID, tg.ID}
+	// tagsNow checks that the lists by tags find exactly lb and tg, holding the tags want gives them.
+	tagsNow := func(what string, tags map[string]string, want func(name string) map[string]string) {
+		t.Helper()
+		lbs, err := s.d.ListLoadBalancers(bg(), tags)
+		if err != nil || len(lbs) != 1 || lbs[0].ID != lb.ID {
+			t.Fatalf("%s: load balancers tagged %v: %+v, %v; want %s alone", what, tags, lbs, err, lb.ID)
+		}
+		if d := cmp.Diff(want("web"), lbs[0].Tags); d != "" {
+			t.Errorf("%s: the load balancer's tags (-want +got):\n%s", what, d)
+		}
+		groups, err := s.d.ListTargetGroups(bg(), tags)
+		if err != nil || len(groups) != 1 || groups[0].ID != tg.ID {
+			t.Fatalf("%s: target groups tagged %v: %+v, %v; want %s alone", what, tags, groups, err, tg.ID)
+		}
+		if d := cmp.Diff(want("web-80"), groups[0].Tags); d != "" {
+			t.Errorf("%s: the target group's tags (-want +got):\n%s", what, d)
+		}
+	}
+
+	if err := s.d.TagResources(bg(), ids, map[string]string{"team": "b", "env": "prod"}); err != nil {
+		t.Fatal(err)
+	}
+	prod := map[string]string{"env": "prod"}
+	tagsNow("tagged", prod, func(name string) map[string]string { return withTeam(name, "b", prod) })
+	if err := s.d.UntagResources(bg(), ids, []string{"team", "missing"}); err != nil {
+		t.Fatal(err)
+	}
+	untagged := func(name string) map[string]string { m := owner(name); m["env"] = "prod"; return m }
+	tagsNow("untagged", prod, untagged)
+
+	tooMany := map[string]string{} // new keys: with those the resources hold, one over MaxTags
+	for i := range providers.MaxTags + 1 - len(untagged("web")) {
+		tooMany["k"+strconv.Itoa(i)] = "v"
+	}
+	for _, tc := range []struct {
+		name string
+		tags map[string]string
+	}{
+		{"a reserved key", map[string]string{"aws:team": "b"}},
+		{"a key too long", map[string]string{strings.Repeat("k", providers.MaxTagKeyLength+1): "v"}},
+		{"a value too long", map[string]string{"team": strings.Repeat("v", providers.MaxTagValueLength+1)}},
+		{"one tag over MaxTags", tooMany},
+	} {
+		wantKind(t, "tag with "+tc.name, s.d.TagResources(bg(), ids, tc.tags), providers.ErrInvalid)
+	}
+	tagsNow("after the refusals", prod, untagged)
+
+	gone := s.lb(t, "gone", false)
+	goneTG := s.tg(t, "gone", 80)
+	if err := s.d.DeleteLoadBalancer(bg(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.d.DeleteTargetGroup(bg(), goneTG.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{gone.ID, goneTG.ID} {
+		wantKind(t, "tag "+id+", deleted", s.d.TagResources(bg(), []string{id}, prod), providers.ErrNotFound)
+		wantKind(t, "untag "+id+", deleted", s.d.UntagResources(bg(), []string{id}, []string{"env"}), providers.ErrNotFound)
+	}
+	if err := s.d.TagResources(bg(), nil, prod); err != nil {
+		t.Errorf("tag nothing: %v", err)
+	}
+	if err := s.d.UntagResources(bg(), ids, nil); err != nil {
+		t.Errorf("untag no keys: %v", err)
 	}
 }
 
