@@ -37,6 +37,65 @@ func TestController(t *testing.T) {
 	t.Run("GarbageCollection", func(t *testing.T) { testGarbageCollection(t, h) })
 	t.Run("LoadBalancerFailed", func(t *testing.T) { testLoadBalancerFailed(t, h) })
 	t.Run("StaticAddress", func(t *testing.T) { testStaticAddress(t, h) })
+	t.Run("Tags", func(t *testing.T) { testTags(t, h) })
+}
+
+// testTags: lb.flatnet.io/tags tags the Service's load balancer and target group; a change
+// retags them (the load balancer kept), a tag someone else added stays, and dropping the
+// annotation removes only the tags it gave.
+func testTags(t *testing.T, h *harness) {
+	ctx := context.Background()
+	ns := h.namespace(t)
+	if err := h.k8s.Create(ctx, lbService(ns, "tagged", func(s *corev1.Service) {
+		s.Annotations = map[string]string{model.AnnotationTags: "team=a, env=prod"}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	tagged := func(what string, want map[string]string, gone ...string) string {
+		t.Helper()
+		var lbID string
+		eventually(t, what, func() (bool, string) {
+			lbs, tgs := h.owned(t, ns, "tagged")
+			if len(lbs) != 1 || len(tgs) != 1 {
+				return false, fmt.Sprintf("%d load balancers, %d target groups", len(lbs), len(tgs))
+			}
+			lbID = lbs[0].ID
+			for _, tags := range []map[string]string{lbs[0].Tags, tgs[0].Tags} {
+				for k, v := range want {
+					if tags[k] != v {
+						return false, fmt.Sprintf("tag %s=%q, want %q (tags %v)", k, tags[k], v, tags)
+					}
+				}
+				for _, k := range gone {
+					if _, ok := tags[k]; ok {
+						return false, fmt.Sprintf("tag %s still there (tags %v)", k, tags)
+					}
+				}
+				if tags[model.TagService] != ns+"/tagged" {
+					return false, fmt.Sprintf("ownership tag %s=%q", model.TagService, tags[model.TagService])
+				}
+			}
+			return true, ""
+		})
+		return lbID
+	}
+	lbID := tagged("the annotation's tags are on the load balancer and its group", map[string]string{"team": "a", "env": "prod"})
+	if err := h.p.TagResources(ctx, []string{lbID}, map[string]string{"cost-center": "42"}); err != nil {
+		t.Fatal(err)
+	}
+	update(t, h, client.ObjectKey{Namespace: ns, Name: "tagged"}, func(s *corev1.Service) {
+		s.Annotations[model.AnnotationTags] = "team=b"
+	})
+	if id := tagged("a changed tag changes, a dropped one goes", map[string]string{"team": "b"}, "env"); id != lbID {
+		t.Errorf("the load balancer was replaced (%s, was %s): a tag change must only retag", id, lbID)
+	}
+	update(t, h, client.ObjectKey{Namespace: ns, Name: "tagged"}, func(s *corev1.Service) {
+		delete(s.Annotations, model.AnnotationTags)
+	})
+	tagged("without the annotation its tags are gone", nil, "team", model.TagManaged)
+	if lbs, _ := h.owned(t, ns, "tagged"); len(lbs) != 1 || lbs[0].Tags["cost-center"] != "42" {
+		t.Errorf("load balancers %+v: want one, still with the tag someone else put there (cost-center=42)", lbs)
+	}
 }
 
 // testStaticAddress: a Service pinning its address (lb.flatnet.io/address or

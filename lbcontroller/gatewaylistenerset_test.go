@@ -191,4 +191,35 @@ func TestGatewayListenerSets(t *testing.T) {
 		return acc != nil && acc.Status == metav1.ConditionUnknown && prog != nil && prog.Status == metav1.ConditionUnknown &&
 			len(s.Status.Listeners) == 0, fmt.Sprintf("%+v", s.Status)
 	})
+
+	// As a controller that wrote a status and restarted while the Gateway went would leave it:
+	// a ListenerSet whose parent does not exist, its status still Accepted. The controller has
+	// no memory of writing it, and resets it all the same.
+	orphan := &gwv1.ListenerSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orphan"},
+		Spec: gwv1.ListenerSetSpec{
+			ParentRef: gwv1.ParentGatewayReference{Name: "gone"},
+			Listeners: []gwv1.ListenerEntry{{Name: "x", Port: 80, Protocol: gwv1.HTTPProtocolType}},
+		},
+	}
+	if err := h.k8s.Create(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	orphan.Status.Conditions = []metav1.Condition{
+		{Type: string(gwv1.ListenerSetConditionAccepted), Status: metav1.ConditionTrue, Reason: string(gwv1.ListenerSetReasonAccepted), Message: "left over", LastTransitionTime: metav1.Now()},
+		{Type: string(gwv1.ListenerSetConditionProgrammed), Status: metav1.ConditionTrue, Reason: string(gwv1.ListenerSetReasonProgrammed), Message: "left over", LastTransitionTime: metav1.Now()},
+	}
+	if err := h.k8s.Status().Update(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	// A pass, as a restarted controller's first is (a status write alone wakes none).
+	update(t, h, client.ObjectKeyFromObject(orphan), func(s *gwv1.ListenerSet) { s.Labels = map[string]string{"touched": "yes"} })
+	eventually(t, "a ListenerSet left Accepted with no parent goes back to Unknown", func() (bool, string) {
+		var s gwv1.ListenerSet
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(orphan), &s); err != nil {
+			return false, err.Error()
+		}
+		acc := meta.FindStatusCondition(s.Status.Conditions, string(gwv1.ListenerSetConditionAccepted))
+		return acc != nil && acc.Status == metav1.ConditionUnknown && acc.Reason == string(gwv1.ListenerSetReasonPending), fmt.Sprintf("%+v", s.Status)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -104,7 +105,16 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 	// A ListenerSet whose status we wrote and whose parent is no longer one of our Gateways
 	// (deleted, of another class, or the ListenerSet names another) loses what we said: its
 	// conditions go back to the CRD's "waiting for a controller", its listeners' statuses go.
-	for k := range r.setsWritten {
+	// setsWritten is this process's memory; after a restart, a ListenerSet whose parent
+	// Gateway does not exist at all (no controller will write it) and whose status still says
+	// more than Pending is reset too.
+	stale := maps.Clone(r.setsWritten)
+	for k, s := range objs.listenerSets {
+		if !written[k] && orphanedListenerSet(s, objs) {
+			stale[k] = true
+		}
+	}
+	for k := range stale {
 		s := objs.listenerSets[k]
 		if written[k] || s == nil {
 			continue
@@ -494,4 +504,14 @@ func foldEvents(evs []gateway.Event) []gateway.Event {
 			Message: strings.Join(m, "; ")})
 	}
 	return out
+}
+
+// orphanedListenerSet: s's parent is no Gateway that exists, and s's status says more than the
+// CRD's "waiting for a controller" (Accepted Unknown/Pending, or no Accepted at all).
+func orphanedListenerSet(s *gwv1.ListenerSet, objs *gatewayObjects) bool {
+	if parent, ok := gateway.ListenerSetParent(s); ok && objs.gateways[parent] != nil {
+		return false
+	}
+	acc := meta.FindStatusCondition(s.Status.Conditions, string(gwv1.ListenerSetConditionAccepted))
+	return acc != nil && (acc.Status != metav1.ConditionUnknown || acc.Reason != string(gwv1.ListenerSetReasonPending)) || len(s.Status.Listeners) > 0
 }

@@ -13,6 +13,7 @@ type LoadBalancing interface {
 	LoadBalancers
 	TargetGroups
 	Targets
+	Tagging
 	// WatchHealth calls fn with target health as the cloud pushes it, until ctx ends; see
 	// HealthEvent. It returns ctx's error, or the error that stopped the stream.
 	WatchHealth(ctx context.Context, fn func(HealthEvent)) error
@@ -33,6 +34,32 @@ type LoadBalancers interface {
 	// DeleteListener deletes one listener.
 	DeleteListener(ctx context.Context, listenerID string) error
 }
+
+// Tagging changes the tags of resources that exist: load balancers, target groups and
+// certificates (ApplicationLoadBalancing's), by the IDs the other calls answer. lbcontroller
+// uses it to keep the tags users ask for (a Gateway's spec.infrastructure.labels) on what it
+// created; the ownership tags it selects by are set at create and never changed. A resource
+// holds at most MaxTags tags; keys are 1 to MaxTagKeyLength characters, values at most
+// MaxTagValueLength, and keys starting with "aws:" are the cloud's (ErrInvalid).
+type Tagging interface {
+	// TagResources adds tags to each resource of ids, overwriting the values of keys it
+	// already has. An invalid key or value is ErrInvalid and changes nothing. An ID the cloud
+	// does not know (of a resource deleted, say) is ErrNotFound; a resource that would hold
+	// more than MaxTags tags is ErrInvalid. Drivers may split a call over several cloud calls
+	// (ELBv2 and ACM do), so after those two errors some resources may be tagged already:
+	// calling again with the same arguments is safe.
+	TagResources(ctx context.Context, ids []string, tags map[string]string) error
+	// UntagResources removes keys from each resource of ids; a key a resource lacks is no
+	// error. An ID the cloud does not know is ErrNotFound (the others may be done).
+	UntagResources(ctx context.Context, ids []string, keys []string) error
+}
+
+// Tag limits of the clouds flatnet drives (ELBv2's and ACM's; fakecloud keeps the same).
+const (
+	MaxTags           = 50
+	MaxTagKeyLength   = 128
+	MaxTagValueLength = 256
+)
 
 // TargetGroups manages target groups.
 type TargetGroups interface {

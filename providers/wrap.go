@@ -143,3 +143,11 @@ func (w policyLB) DeregisterTargets(ctx context.Context, id string, ts []Target)
 func (w policyLB) WatchHealth(ctx context.Context, fn func(HealthEvent)) error {
 	return w.d.WatchHealth(ctx, fn)
 }
+
+func (w policyLB) TagResources(ctx context.Context, ids []string, tags map[string]string) error {
+	return w.p.Do(ctx, func(ctx context.Context) error { return w.d.TagResources(ctx, ids, tags) })
+}
+
+func (w policyLB) UntagResources(ctx context.Context, ids []string, keys []string) error {
+	return w.p.Do(ctx, func(ctx context.Context) error { return w.d.UntagResources(ctx, ids, keys) })
+}

@@ -178,6 +178,10 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 		}
 	}
 	cur := keptLoadBalancer(lbs, alb.Name, address)
+	var retag []taggedResource // what existed before this pass: its tags may be stale
+	if cur != nil {
+		retag = append(retag, taggedResource{kind: "load balancer", id: cur.ID, tags: cur.Tags})
+	}
 	if cur == nil {
 		if serving := keptLoadBalancer(lbs, alb.Name, netip.Addr{}); serving != nil {
 			// Until its replacement exists, the one serving is the Gateway's (should the
@@ -188,7 +192,7 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 		// new load balancer (named after the address, so that it does not collide with the one
 		// serving), and the old one is deleted only once it exists. Should the cloud refuse
 		// the address, the old one goes on serving.
-		created, err := p.CreateApplicationLoadBalancer(ctx, providers.LoadBalancerSpec{Name: alb.Name, Address: address, Tags: tags,
+		created, err := p.CreateApplicationLoadBalancer(ctx, providers.LoadBalancerSpec{Name: alb.Name, Address: address, Tags: withUserTags(tags, alb.Tags),
 			ClientToken: clientToken(token, alb.Name+"@"+alb.Address)})
 		if err != nil {
 			return res, fmt.Errorf("create application load balancer %s: %w", alb.Name, err)
@@ -217,14 +221,14 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 	if alb.BackendClientCertificate != nil {
 		clientCert = []gateway.Certificate{*alb.BackendClientCertificate}
 	}
-	certs, err := ensureCertificates(ctx, p, alb.Name, clientCert, tags, token, &res)
+	certs, err := ensureCertificates(ctx, p, alb, clientCert, tags, token, &retag, &res)
 	if err != nil {
 		return res, err
 	}
 	if err := ensureHTTPTargetGroups(ctx, p, alb, tgs, certs, tags, token, &res); err != nil {
 		return res, err
 	}
-	if certs, err = ensureCertificates(ctx, p, alb.Name, modelCertificates(alb), tags, token, &res); err != nil {
+	if certs, err = ensureCertificates(ctx, p, alb, modelCertificates(alb), tags, token, &retag, &res); err != nil {
 		return res, err
 	}
 	if m != nil {
@@ -237,6 +241,7 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 	}
 	for _, tg := range tgs {
 		if id, ok := res.TargetGroups[tg.Name]; ok && id == tg.ID {
+			retag = append(retag, taggedResource{kind: "target group", id: tg.ID, tags: tg.Tags})
 			continue
 		}
 		if err := p.DeleteTargetGroup(ctx, tg.ID); err != nil {
@@ -245,6 +250,10 @@ func applicationLoadBalancer(ctx context.Context, p providers.ApplicationLoadBal
 		res.did("delete target group %s", tg.ID)
 	}
 	if err := deleteUnusedCertificates(ctx, p, tags, servedCertificates(alb, certs), &res); err != nil {
+		return res, err
+	}
+	// Last: tags change nothing that serves.
+	if err := syncUserTags(ctx, p, retag, alb.Tags, &res); err != nil {
 		return res, err
 	}
 	return res, refreshState(ctx, p, tags, cur, &res)
@@ -348,7 +357,8 @@ func ensureHTTPTargetGroups(ctx context.Context, p providers.ApplicationLoadBala
 		if i < 0 {
 			tg, err := p.CreateTargetGroup(ctx, providers.TargetGroupSpec{
 				Name: want.Name, Protocol: proto, ProtocolVersion: version, Port: want.Port,
-				DeregistrationDelay: gatewayDeregistrationDelay, TLS: backendTLS(want.TLS), ClientCertificateID: clientCert, Tags: copyTags(tags, "flatnet.io/service-ref", want.Service),
+				DeregistrationDelay: gatewayDeregistrationDelay, TLS: backendTLS(want.TLS), ClientCertificateID: clientCert,
+				Tags:        withUserTags(copyTags(tags, "flatnet.io/service-ref", want.Service), alb.Tags),
 				ClientToken: clientToken(token, want.Name),
 			})
 			if err != nil {
@@ -383,26 +393,33 @@ func ensureHTTPTargetGroups(ctx context.Context, p providers.ApplicationLoadBala
 	return nil
 }
 
-// ensureCertificates imports each of want not in the cloud yet (by fingerprint), and answers
-// fingerprint -> certificate ID for all of ours.
-func ensureCertificates(ctx context.Context, p providers.ApplicationLoadBalancing, name string, want []gateway.Certificate, tags map[string]string, token string, res *GatewayResult) (map[string]string, error) {
+// ensureCertificates imports each of want not in the cloud yet (by fingerprint), adds those
+// already there to retag (their user tags are kept in step at the end of the pass), and
+// answers fingerprint -> certificate ID for all of ours.
+func ensureCertificates(ctx context.Context, p providers.ApplicationLoadBalancing, alb *gateway.ApplicationLoadBalancer, want []gateway.Certificate, tags map[string]string, token string,
+	retag *[]taggedResource, res *GatewayResult) (map[string]string, error) {
 	have, err := p.ListCertificates(ctx, tags)
 	if err != nil {
-		return nil, fmt.Errorf("list the certificates of %s: %w", name, err)
+		return nil, fmt.Errorf("list the certificates of %s: %w", alb.Name, err)
 	}
 	ids := map[string]string{}
+	byID := map[string]providers.Certificate{}
 	for _, c := range have {
 		if fp := c.Tags[TagCertificate]; fp != "" && ids[fp] == "" {
 			ids[fp] = c.ID
+			byID[c.ID] = c
 		}
 	}
 	for _, c := range want {
-		if ids[c.Fingerprint] != "" {
+		if id := ids[c.Fingerprint]; id != "" {
+			if !slices.ContainsFunc(*retag, func(r taggedResource) bool { return r.id == id }) {
+				*retag = append(*retag, taggedResource{kind: "certificate", id: id, tags: byID[id].Tags})
+			}
 			continue
 		}
 		imported, err := p.ImportCertificate(ctx, providers.CertificateSpec{
 			CertificatePEM: c.CertPEM, PrivateKeyPEM: c.KeyPEM,
-			Tags:        copyTags(tags, TagCertificate, c.Fingerprint),
+			Tags:        withUserTags(copyTags(tags, TagCertificate, c.Fingerprint), alb.Tags),
 			ClientToken: clientToken(token, "certificate/"+c.Fingerprint),
 		})
 		if err != nil {

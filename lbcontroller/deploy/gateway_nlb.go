@@ -58,7 +58,7 @@ func SplitGateway(alb *gateway.ApplicationLoadBalancer, name string, owner model
 		}
 	}
 	nlbTags := copyTags(tags, TagLayer, LayerL4, model.TagServiceUID, owner.UID)
-	nlb := &model.LoadBalancer{Name: name, Scheme: model.DefaultScheme, Tags: nlbTags, Owner: owner}
+	nlb := &model.LoadBalancer{Name: name, Scheme: model.DefaultScheme, Tags: nlbTags, UserTags: alb.Tags, Owner: owner}
 	used := map[string]bool{}
 	services := map[string]string{}
 	for _, tg := range alb.TargetGroups {

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -71,6 +72,8 @@ const (
 	OpDeregisterTargets  OpKind = "deregister-targets"
 	OpRegisterTargets    OpKind = "register-targets"
 	OpDeleteTargetGroup  OpKind = "delete-target-group"
+	// OpTagResources keeps the user tags of existing resources in step (Op.Tags).
+	OpTagResources OpKind = "tag-resources"
 )
 
 // Op is one cloud operation. ID is the existing resource it acts on; TargetGroup names the
@@ -88,6 +91,7 @@ type Op struct {
 	Protocol            string
 	Port                int
 	Targets             []providers.Target
+	Tags                *tagChange
 }
 
 // Plan is the ordered list of cloud operations that takes the observed state to the model.
@@ -129,7 +133,7 @@ func PlanDeploy(lb *model.LoadBalancer, obs Observed, token string) Plan {
 	}
 	if pl.LoadBalancer == nil {
 		pl.add(Op{Kind: OpCreateLoadBalancer, LoadBalancer: &providers.LoadBalancerSpec{
-			Name: lb.Name, Internal: lb.Scheme == model.SchemeInternal, Address: lb.Address, Tags: lb.Tags,
+			Name: lb.Name, Internal: lb.Scheme == model.SchemeInternal, Address: lb.Address, Tags: withUserTags(lb.Tags, lb.UserTags),
 			ClientToken: clientToken(token, lb.Name),
 		}})
 	}
@@ -153,7 +157,7 @@ func PlanDeploy(lb *model.LoadBalancer, obs Observed, token string) Plan {
 		if i < 0 {
 			pl.add(Op{Kind: OpCreateTargetGroup, TargetGroup: want.Name, TargetGroupSpec: &providers.TargetGroupSpec{
 				Name: want.Name, Protocol: want.Protocol, Port: want.Port, HealthCheck: hc,
-				DeregistrationDelay: delay, Tags: want.Tags, ClientToken: clientToken(token, want.Name),
+				DeregistrationDelay: delay, Tags: withUserTags(want.Tags, lb.UserTags), ClientToken: clientToken(token, want.Name),
 			}})
 			continue
 		}
@@ -168,11 +172,20 @@ func PlanDeploy(lb *model.LoadBalancer, obs Observed, token string) Plan {
 	for _, tg := range lb.TargetGroups {
 		pl.planTargets(tg, obs.Targets[pl.TargetGroups[tg.Name]])
 	}
+	var retag []taggedResource
+	if pl.LoadBalancer != nil {
+		retag = append(retag, taggedResource{kind: "load balancer", id: pl.LoadBalancer.ID, tags: pl.LoadBalancer.Tags})
+	}
 	for _, tg := range obs.TargetGroups {
 		if id, ok := pl.TargetGroups[tg.Name]; ok && id == tg.ID {
+			retag = append(retag, taggedResource{kind: "target group", id: tg.ID, tags: tg.Tags})
 			continue
 		}
 		pl.add(Op{Kind: OpDeleteTargetGroup, ID: tg.ID})
+	}
+	// Last: tags change nothing that serves.
+	for _, c := range planTagChanges(retag, lb.UserTags) {
+		pl.add(Op{Kind: OpTagResources, Tags: &c})
 	}
 	return pl
 }
@@ -325,6 +338,14 @@ func (op Op) String() string {
 		writeHealthCheck(&b, op.HealthCheck, op.DeregistrationDelay)
 	case OpCreateListener, OpDeleteListener:
 		fmt.Fprintf(&b, " %s/%d", op.Protocol, op.Port)
+	case OpTagResources:
+		arg("ids", strings.Join(op.Tags.IDs, ","))
+		for _, k := range slices.Sorted(maps.Keys(op.Tags.Add)) {
+			fmt.Fprintf(&b, " +%s=%s", k, op.Tags.Add[k])
+		}
+		for _, k := range op.Tags.Remove {
+			fmt.Fprintf(&b, " -%s", k)
+		}
 	case OpRegisterTargets, OpDeregisterTargets:
 		arg("n", len(op.Targets))
 		for _, t := range op.Targets {
@@ -408,6 +429,10 @@ func Apply(ctx context.Context, p providers.LoadBalancing, pl Plan) (Result, err
 		case OpDeleteTargetGroup:
 			if err := p.DeleteTargetGroup(ctx, op.ID); err != nil {
 				return res, fmt.Errorf("delete target group %s, no longer used: %w", op.ID, err)
+			}
+		case OpTagResources:
+			if err := op.Tags.apply(ctx, p); err != nil {
+				return res, err
 			}
 		default:
 			return res, fmt.Errorf("plan operation %q unknown", op.Kind)

@@ -121,6 +121,21 @@ func TestPlanDeploy(t *testing.T) {
 		{"address-scheme-changed", planModel(t, "1", func(s *corev1.Service) {
 			s.Annotations = map[string]string{model.AnnotationAddress: "198.51.100.1", model.AnnotationScheme: model.SchemeInternal}
 		}, "10.0.1.10"), observedFor(planModel(t, "1", nil, "10.0.1.10"), nil)},
+		// The owner's tags changed: the load balancer and its group get one call each way;
+		// a tag someone else added stays.
+		{"user-tags-changed", func() *model.LoadBalancer {
+			lb := planModel(t, "1", nil, "10.0.1.10")
+			lb.UserTags = map[string]string{"team": "b", "env": "prod"}
+			return lb
+		}(), func() Observed {
+			before := planModel(t, "1", nil, "10.0.1.10")
+			before.Tags = withUserTags(before.Tags, map[string]string{"team": "a", "old": "x"})
+			before.Tags["cost-center"] = "42"
+			for i := range before.TargetGroups {
+				before.TargetGroups[i].Tags = withUserTags(before.TargetGroups[i].Tags, map[string]string{"team": "a", "old": "x"})
+			}
+			return observedFor(before, nil)
+		}()},
 		{"source-ranges-and-health-check", planModel(t, "1", func(s *corev1.Service) {
 			s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"}
 			s.Annotations = map[string]string{model.AnnotationHCInterval: "5", model.AnnotationHCTimeout: "3"}

@@ -147,7 +147,7 @@ func (t *translation) loadBalancers(g *gateway) GatewayLoadBalancers {
 	}
 	if len(l7) > 0 || len(pass) > 0 {
 		tgs := &targetGroups{t: t, gw: g.key(), clientCert: g.clientCert, prefix: []string{t.in.Cluster, uid, "l7"}, byName: map[string]*TargetGroup{}}
-		alb := &ApplicationLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l7"), Address: g.address}
+		alb := &ApplicationLoadBalancer{Name: cloudName(t.in.Cluster, uid, "l7"), Address: g.address, Tags: g.tags}
 		if g.address != "" {
 			// A load balancer at another address is another load balancer: it is created
 			// beside the one serving, before that one goes (deploy.ApplicationLoadBalancer).

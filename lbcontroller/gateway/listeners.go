@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flatnet/flatnet/lbcontroller/model"
 )
 
 // gateway is one Gateway of ours being translated.
@@ -25,6 +28,8 @@ type gateway struct {
 	// addressReason and addressMsg say why the Gateway cannot be programmed with the addresses
 	// asked for (AddressNotUsable or AddressNotAssigned).
 	address, addressReason, addressMsg string
+	// tags are spec.infrastructure.labels, those the cloud can take as tags.
+	tags map[string]string
 	// clientCert is the certificate spec.tls.backend.clientCertificateRef names, which the load
 	// balancer presents to backends it speaks TLS to; clientRefReason and clientRefMsg say why
 	// there is none although the Gateway names one.
@@ -196,8 +201,31 @@ func (t *translation) buildGateways(classes map[string]bool) []*gateway {
 		} else if g.addressReason != "" {
 			g.eventf(g.addressReason, "%s", g.addressMsg)
 		}
+		g.infrastructureTags()
 	}
 	return out
+}
+
+// infrastructureTags takes spec.infrastructure.labels as the tags of the Gateway's cloud
+// resources: the cloud's labels. A label the cloud cannot take as a tag (a key of flatnet's or
+// the cloud's own, or longer than the cloud's limit) is left out, with a warning Event; the
+// rest apply. Annotations have no counterpart on a cloud load balancer and are not applied.
+func (g *gateway) infrastructureTags() {
+	inf := g.obj.Spec.Infrastructure
+	if inf == nil {
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(inf.Labels)) {
+		v := string(inf.Labels[k])
+		if problem := model.UserTagProblem(string(k), v); problem != "" {
+			g.eventf(ReasonLabelNotApplied, "spec.infrastructure.labels[%q] is not applied as a tag of the cloud's load balancer: %s", k, problem)
+			continue
+		}
+		if g.tags == nil {
+			g.tags = map[string]string{}
+		}
+		g.tags[string(k)] = v
+	}
 }
 
 // addresses reads a Gateway's spec.addresses: the static address asked for ("" when none: the

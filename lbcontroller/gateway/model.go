@@ -58,8 +58,11 @@ type ApplicationLoadBalancer struct {
 	Name string `json:"name"`
 	// Address is the static address the Gateway asks for (its VIP: public when the load
 	// balancer is internet-facing); "" lets the cloud assign one.
-	Address   string         `json:"address,omitempty"`
-	Listeners []HTTPListener `json:"listeners"`
+	Address string `json:"address,omitempty"`
+	// Tags are the Gateway's spec.infrastructure.labels the cloud can take as tags
+	// (model.UserTagProblem), for its load balancers, target groups and certificates.
+	Tags      map[string]string `json:"tags,omitempty"`
+	Listeners []HTTPListener    `json:"listeners"`
 	// BackendClientCertificate is the certificate the load balancer presents to the targets of
 	// its TLS groups (the Gateway's spec.tls.backend.clientCertificateRef); nil: none.
 	BackendClientCertificate *Certificate `json:"backendClientCertificate,omitempty"`

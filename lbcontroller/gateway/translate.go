@@ -32,6 +32,10 @@ const (
 // EventWarning is the type of every event Translate emits.
 const EventWarning = corev1.EventTypeWarning
 
+// ReasonLabelNotApplied is the reason of the Event about a Gateway's spec.infrastructure.labels
+// entry the cloud cannot take as a tag (the Gateway API defines no condition for it).
+const ReasonLabelNotApplied = "LabelNotApplied"
+
 // translation is the state of one Translate call.
 type translation struct {
 	in         Input

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flatnet/flatnet/providers"
 )
 
 // Annotations of a Service that tune its load balancer (docs/lbcontroller.md).
@@ -27,6 +29,10 @@ const (
 	// field is deprecated in Kubernetes, and is read too. Needs a cloud that creates load
 	// balancers at a given address (providers.Capabilities.StaticAddresses).
 	AnnotationAddress = AnnotationPrefix + "address"
+	// AnnotationTags are tags of the Service's load balancer and target groups, as
+	// "key=value,key2=value2" (AWS's additional-resource-tags): kept in step as the annotation
+	// changes, without replacing anything; tags others put there are left alone.
+	AnnotationTags = AnnotationPrefix + "tags"
 	// AnnotationLegacySourceRanges is Kubernetes' older way to give source ranges; it is read
 	// only when spec.loadBalancerSourceRanges is empty, as kube-proxy does.
 	AnnotationLegacySourceRanges = "service.beta.kubernetes.io/load-balancer-source-ranges"
@@ -48,7 +54,7 @@ const (
 var knownAnnotations = []string{
 	AnnotationScheme, AnnotationHCProtocol, AnnotationHCPort, AnnotationHCPath, AnnotationHCInterval,
 	AnnotationHCTimeout, AnnotationHCHealthy, AnnotationHCUnhealthy, AnnotationDeregistration, AnnotationTargetType,
-	AnnotationAddress,
+	AnnotationAddress, AnnotationTags,
 }
 
 // settings are the parsed annotations.
@@ -203,4 +209,45 @@ func parseSourceRanges(ranges []string, where string, p *problems) []netip.Prefi
 		p.addf("%s: %d source ranges, at most %d are allowed: merge some", where, len(out), MaxSourceRanges)
 	}
 	return out
+}
+
+// maxServiceTags is the most tags AnnotationTags gives: the cloud's per-resource limit less
+// the ownership tags (cluster, service, service-uid, service-port) and TagManaged.
+const maxServiceTags = providers.MaxTags - 5
+
+// parseTags reads AnnotationTags: comma-separated key=value pairs (a value may be empty;
+// spaces around keys and values are dropped). nil when it is not given.
+func parseTags(ann map[string]string, p *problems) map[string]string {
+	v, ok := ann[AnnotationTags]
+	if !ok || strings.TrimSpace(v) == "" {
+		return nil
+	}
+	tags := map[string]string{}
+	bad := false
+	for i, kv := range strings.Split(v, ",") {
+		k, val, found := strings.Cut(kv, "=")
+		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+		switch _, dup := tags[k]; {
+		case !found:
+			p.addf("annotation %s entry %d (%q) has no '=': give key=value pairs separated by commas", AnnotationTags, i+1, kv)
+		case dup:
+			p.addf("annotation %s gives tag %q twice", AnnotationTags, k)
+		default:
+			if problem := UserTagProblem(k, val); problem != "" {
+				p.addf("annotation %s entry %d (%q): %s", AnnotationTags, i+1, kv, problem)
+			} else {
+				tags[k] = val
+				continue
+			}
+		}
+		bad = true
+	}
+	if len(tags) > maxServiceTags {
+		p.addf("annotation %s gives %d tags; the cloud's resources take %d besides flatnet's own", AnnotationTags, len(tags), maxServiceTags)
+		bad = true
+	}
+	if bad {
+		return nil
+	}
+	return tags
 }

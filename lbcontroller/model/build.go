@@ -48,6 +48,7 @@ func Build(in Input) (*LoadBalancer, error) {
 		}
 	}
 	addr := parseAddress(svc, in.NoStaticAddresses, &p)
+	userTags := parseTags(svc.Annotations, &p)
 	if n := len(svc.Spec.Ports); n == 0 {
 		p.addf("the Service has no ports: a load balancer needs at least one")
 	} else if n > MaxListeners {
@@ -80,6 +81,7 @@ func Build(in Input) (*LoadBalancer, error) {
 		Address:      addr,
 		SourceRanges: ranges,
 		Tags:         owner.Tags(),
+		UserTags:     userTags,
 		Owner:        owner,
 	}
 	for _, sp := range svc.Spec.Ports {

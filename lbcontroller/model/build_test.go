@@ -96,6 +96,19 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			// Tags for the load balancer and its groups: spaces dropped, an empty value kept.
+			name: "tags-annotation",
+			in: Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
+				s.Annotations = map[string]string{AnnotationTags: " team = payments, example.com/env=prod ,empty="}
+			})},
+		},
+		{
+			name: "invalid-tags-annotation",
+			in: Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
+				s.Annotations = map[string]string{AnnotationTags: "team=a,no-equals,team=b,flatnet.io/cluster=x,aws:cost=1,=v"}
+			})},
+		},
+		{
 			name: "internal-http-health-udp-source-ranges",
 			in: Input{
 				Cluster: "lab",
@@ -350,4 +363,35 @@ func TestDefaultScheme(t *testing.T) {
 			t.Errorf("cluster default %q, annotations %v: scheme %s, want %s", tc.clusterDefault, tc.svc.Annotations, lb.Scheme, tc.want)
 		}
 	}
+}
+
+// FuzzTagsAnnotation: the tags annotation is either taken, every tag one the cloud takes and
+// none of flatnet's, or refused with problems naming the annotation.
+func FuzzTagsAnnotation(f *testing.F) {
+	f.Add("team=a,env=prod")
+	f.Add(" a = b , c= ,d=e=f")
+	f.Add("no-equals,flatnet.io/x=1,aws:y=2,=v,a=1,a=2")
+	f.Fuzz(func(t *testing.T, v string) {
+		lb, err := Build(Input{Cluster: "fuzz", Service: service(func(s *corev1.Service) {
+			s.Annotations = map[string]string{AnnotationTags: v}
+		})})
+		if err != nil {
+			var inv *InvalidError
+			if !errors.As(err, &inv) || len(inv.Problems) == 0 || !strings.Contains(err.Error(), AnnotationTags) {
+				t.Fatalf("refused without naming the annotation: %v", err)
+			}
+			return
+		}
+		if len(lb.UserTags) > maxServiceTags {
+			t.Fatalf("took %d tags", len(lb.UserTags))
+		}
+		for k, val := range lb.UserTags {
+			if problem := UserTagProblem(k, val); problem != "" {
+				t.Fatalf("took tag %q=%q: %s", k, val, problem)
+			}
+			if lb.Tags[k] != "" {
+				t.Fatalf("tag %q is also an ownership tag", k)
+			}
+		}
+	})
 }

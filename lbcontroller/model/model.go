@@ -46,6 +46,9 @@ type LoadBalancer struct {
 	// SourceRanges are the IPv4 CIDRs allowed to connect, canonical and sorted; empty: everyone.
 	SourceRanges []netip.Prefix    `json:"sourceRanges,omitempty"`
 	Tags         map[string]string `json:"tags"`
+	// UserTags are tags the owner asks for (UserTagProblem: none of them flatnet's), on the
+	// load balancer and its target groups; they may change while those live.
+	UserTags     map[string]string `json:"userTags,omitempty"`
 	Listeners    []Listener        `json:"listeners"`
 	TargetGroups []TargetGroup     `json:"targetGroups"`
 	Owner        Owner             `json:"owner"`
