@@ -18,11 +18,18 @@ import (
 // that neither the owner nor flatnet put there (a person's, or a cloud-wide tagging policy's)
 // are left alone: model.TagManaged lists the keys that were the owner's, each as the first 8
 // hex digits of its SHA-256, space-separated and sorted (8 keys, the most a Gateway has, take
-// 71 of the cloud's 256 characters), so that only those are ever removed.
+// 71 of the cloud's 256 characters; model.MaxUserTags, 28, fit), so that only those are ever
+// removed. (Someone else's key whose hash prefix is a removed label's would go too: one chance
+// in 4 billion per pair.)
 
 func tagHash(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:4])
+}
+
+// reserved: key is flatnet's own or the cloud's, never a user tag.
+func reserved(key string) bool {
+	return strings.HasPrefix(key, model.TagPrefix) || strings.HasPrefix(key, model.CloudTagPrefix)
 }
 
 // managedValue is model.TagManaged's value for user tags user ("" when there are none).
@@ -43,7 +50,11 @@ func withUserTags(own, user map[string]string) map[string]string {
 		return maps.Clone(own)
 	}
 	out := make(map[string]string, len(own)+len(user)+1)
-	maps.Copy(out, user)
+	for k, v := range user {
+		if !reserved(k) {
+			out[k] = v
+		}
+	}
 	maps.Copy(out, own)
 	out[model.TagManaged] = managedValue(user)
 	return out
@@ -56,6 +67,9 @@ func withUserTags(own, user map[string]string) map[string]string {
 func tagChanges(have, user map[string]string) (add map[string]string, remove []string) {
 	add = map[string]string{}
 	for k, v := range user {
+		if reserved(k) {
+			continue // the translator refuses them; ownership must not hang on it
+		}
 		if cur, ok := have[k]; !ok || cur != v {
 			add[k] = v
 		}
@@ -65,7 +79,7 @@ func tagChanges(have, user map[string]string) (add map[string]string, remove []s
 		applied[h] = true
 	}
 	for k := range have {
-		if _, wanted := user[k]; wanted || strings.HasPrefix(k, model.TagPrefix) || strings.HasPrefix(k, model.CloudTagPrefix) {
+		if _, wanted := user[k]; wanted || reserved(k) {
 			continue
 		}
 		if applied[tagHash(k)] {
@@ -122,16 +136,19 @@ func planTagChanges(rs []taggedResource, user map[string]string) []tagChange {
 	return out
 }
 
-// apply makes the change's calls: the adds, then the removes.
+// apply makes the change's calls: the removes, then the adds. In that order a pass cut short
+// between them leaves the dropped keys gone, or still listed in model.TagManaged (the add
+// rewrites it): the adds the other way round would leave a dropped key that TagManaged no
+// longer names, which no later pass would remove.
 func (c tagChange) apply(ctx context.Context, p providers.Tagging) error {
-	if len(c.Add) > 0 {
-		if err := p.TagResources(ctx, c.IDs, c.Add); err != nil {
-			return fmt.Errorf("tag %s: %w", c.What, err)
-		}
-	}
 	if len(c.Remove) > 0 {
 		if err := p.UntagResources(ctx, c.IDs, c.Remove); err != nil {
 			return fmt.Errorf("remove the tags %s from %s: %w", strings.Join(c.Remove, ", "), c.What, err)
+		}
+	}
+	if len(c.Add) > 0 {
+		if err := p.TagResources(ctx, c.IDs, c.Add); err != nil {
+			return fmt.Errorf("tag %s: %w", c.What, err)
 		}
 	}
 	return nil

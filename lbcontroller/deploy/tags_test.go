@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
@@ -108,6 +109,65 @@ func (r *recordingTagger) TagResources(_ context.Context, ids []string, tags map
 func (r *recordingTagger) UntagResources(_ context.Context, ids []string, keys []string) error {
 	r.calls = append(r.calls, "untag "+fmt.Sprint(ids)+" "+fmt.Sprint(keys))
 	return nil
+}
+
+// storeTagger holds one resource's tags and fails its first failUntag untag calls.
+type storeTagger struct {
+	tags      map[string]string
+	failUntag int
+}
+
+func (s *storeTagger) TagResources(_ context.Context, _ []string, tags map[string]string) error {
+	maps.Copy(s.tags, tags)
+	return nil
+}
+
+func (s *storeTagger) UntagResources(_ context.Context, _ []string, keys []string) error {
+	if s.failUntag > 0 {
+		s.failUntag--
+		return providers.ErrThrottled
+	}
+	for _, k := range keys {
+		delete(s.tags, k)
+	}
+	return nil
+}
+
+// TestDroppedLabelSurvivesNoFailure: a label dropped while others stay is removed even when
+// the first removal fails: the pass that failed left the key listed in model.TagManaged, so
+// the next one still knows it is the owner's to remove.
+func TestDroppedLabelSurvivesNoFailure(t *testing.T) {
+	st := &storeTagger{tags: withUserTags(map[string]string{model.TagCluster: "c"}, map[string]string{"team": "a", "env": "prod"}), failUntag: 1}
+	want := map[string]string{"team": "a"}
+	for pass := range 3 {
+		rs := []taggedResource{{kind: "load balancer", id: "lb-1", tags: maps.Clone(st.tags)}}
+		err := syncUserTags(context.Background(), st, rs, want, &GatewayResult{})
+		if (err != nil) != (pass == 0) {
+			t.Fatalf("pass %d: error %v; want one in the first pass only", pass, err)
+		}
+	}
+	if _, ok := st.tags["env"]; ok {
+		t.Errorf("after a failed removal and two more passes the dropped label is still there: %v", st.tags)
+	}
+	if st.tags["team"] != "a" || st.tags[model.TagManaged] != managedValue(want) {
+		t.Errorf("tags %v: want team=a and %s for it alone", st.tags, model.TagManaged)
+	}
+}
+
+// TestManagedTagFits: model.TagManaged for the most user tags a resource takes fits the
+// cloud's tag value, and the user tags cannot overwrite an ownership tag of an existing one.
+func TestManagedTagFits(t *testing.T) {
+	user := map[string]string{}
+	for i := range model.MaxUserTags {
+		user[fmt.Sprint("key-", i)] = "v"
+	}
+	if n := len(managedValue(user)); n > providers.MaxTagValueLength {
+		t.Errorf("%s for %d keys has %d characters; the cloud takes %d", model.TagManaged, model.MaxUserTags, n, providers.MaxTagValueLength)
+	}
+	add, remove := tagChanges(map[string]string{model.TagCluster: "c"}, map[string]string{model.TagCluster: "stolen", "team": "a"})
+	if _, ok := add[model.TagCluster]; ok || len(remove) > 0 {
+		t.Errorf("tagChanges would add %v and remove %v: an ownership key must never change", add, remove)
+	}
 }
 
 func TestSyncUserTags(t *testing.T) {

@@ -211,9 +211,10 @@ func parseSourceRanges(ranges []string, where string, p *problems) []netip.Prefi
 	return out
 }
 
-// maxServiceTags is the most tags AnnotationTags gives: the cloud's per-resource limit less
-// the ownership tags (cluster, service, service-uid, service-port) and TagManaged.
-const maxServiceTags = providers.MaxTags - 5
+// maxServiceTags is the most tags AnnotationTags gives: MaxUserTags, within the cloud's
+// per-resource limit less the ownership tags (cluster, service, service-uid, service-port)
+// and TagManaged.
+const maxServiceTags = min(MaxUserTags, providers.MaxTags-5)
 
 // parseTags reads AnnotationTags: comma-separated key=value pairs (a value may be empty;
 // spaces around keys and values are dropped). nil when it is not given.

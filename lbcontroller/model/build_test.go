@@ -105,7 +105,7 @@ func TestBuild(t *testing.T) {
 		{
 			name: "invalid-tags-annotation",
 			in: Input{Cluster: "lab", Service: service(func(s *corev1.Service) {
-				s.Annotations = map[string]string{AnnotationTags: "team=a,no-equals,team=b,flatnet.io/cluster=x,aws:cost=1,=v"}
+				s.Annotations = map[string]string{AnnotationTags: "team=a,no-equals,team=b,flatnet.io/cluster=x,aws:cost=1,=v,url=x?y"}
 			})},
 		},
 		{
@@ -371,6 +371,7 @@ func FuzzTagsAnnotation(f *testing.F) {
 	f.Add("team=a,env=prod")
 	f.Add(" a = b , c= ,d=e=f")
 	f.Add("no-equals,flatnet.io/x=1,aws:y=2,=v,a=1,a=2")
+	f.Add("url=x?y,note=a&b")
 	f.Fuzz(func(t *testing.T, v string) {
 		lb, err := Build(Input{Cluster: "fuzz", Service: service(func(s *corev1.Service) {
 			s.Annotations = map[string]string{AnnotationTags: v}

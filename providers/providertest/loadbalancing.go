@@ -277,7 +277,8 @@ func lbListByTags(t *testing.T, s *lbScene) {
 // lbTagging: TagResources adds a key and overwrites another on a load balancer and a target
 // group in one call, and lists by the new key find exactly them; UntagResources removes a key
 // (one a resource lacks is no error); a deleted resource is ErrNotFound for both; a reserved or
-// too long key, a too long value and one tag over MaxTags are ErrInvalid and change nothing.
+// too long key, a too long value, a character outside the cloud's set and one tag over MaxTags
+// are ErrInvalid and change nothing.
 func lbTagging(t *testing.T, s *lbScene) {
 	withTeam := func(name, team string, more map[string]string) map[string]string {
 		m := owner(name)
@@ -340,6 +341,7 @@ func lbTagging(t *testing.T, s *lbScene) {
 		{"a reserved key", map[string]string{"aws:team": "b"}},
 		{"a key too long", map[string]string{strings.Repeat("k", providers.MaxTagKeyLength+1): "v"}},
 		{"a value too long", map[string]string{"team": strings.Repeat("v", providers.MaxTagValueLength+1)}},
+		{"a character the cloud refuses", map[string]string{"team": "a&b"}},
 		{"one tag over MaxTags", tooMany},
 	} {
 		wantKind(t, "tag with "+tc.name, s.d.TagResources(bg(), ids, tc.tags), providers.ErrInvalid)

@@ -422,15 +422,20 @@ func (p *probeLoop) tcpProbe(dial func(ctx context.Context, network, addr string
 }
 
 // tlsProbe makes a TLS handshake with the target as a TLS group's connections do: verified
-// as the group says, presenting its client certificate. (In TLS 1.3 a target judges the
-// client certificate after the client's handshake ends: one that refuses it is not told
-// apart from one that takes it.)
+// as the group says, presenting its client certificate. In TLS 1.3 a target judges the client
+// certificate only after the client's side of the handshake has ended: when the target asked
+// for one, the probe waits a moment (refusalWait) for the alert of a target that refuses it.
 func (p *probeLoop) tlsProbe(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(context.Context) verdict {
-	conf := p.conf.Clone()
-	if p.cert != nil {
-		conf.GetClientCertificate = presentAlways(p.cert)
-	}
 	return func(ctx context.Context) verdict {
+		conf := p.conf.Clone()
+		asked := false
+		conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			asked = true
+			if p.cert != nil {
+				return p.cert, nil
+			}
+			return &tls.Certificate{}, nil // none to present: the target decides
+		}
 		c, err := dial(ctx, "tcp", p.addr)
 		if err != nil {
 			return failure(ctx, err)
@@ -439,9 +444,37 @@ func (p *probeLoop) tlsProbe(dial func(ctx context.Context, network, addr string
 		if err != nil {
 			return failure(ctx, err)
 		}
-		_ = tc.Close()
+		defer func() { _ = tc.Close() }()
+		if t, ok := tc.(*tls.Conn); ok && asked && t.ConnectionState().Version == tls.VersionTLS13 {
+			if err := awaitRefusal(ctx, t); err != nil {
+				return failure(ctx, err)
+			}
+		}
 		return verdict{ok: true}
 	}
+}
+
+// refusalWait is how long a TLS 1.3 probe that presented a client certificate (or was asked
+// for one and had none) waits for the target's alert refusing it. A target that takes it sends
+// nothing, or a session ticket, in that time.
+const refusalWait = 200 * time.Millisecond
+
+// awaitRefusal reads from a TLS 1.3 connection just established, for refusalWait at most:
+// the target's alert (it refused the client's certificate) is the error returned; silence,
+// data or the target closing the connection are not.
+func awaitRefusal(ctx context.Context, c *tls.Conn) error {
+	deadline := time.Now().Add(refusalWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = c.SetReadDeadline(deadline)
+	var b [1]byte
+	_, err := c.Read(b[:])
+	var ne net.Error
+	if err == nil || errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	return err
 }
 
 func (p *probeLoop) httpProbe(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(context.Context) verdict {

@@ -324,6 +324,26 @@ func TestCheckerTLS(t *testing.T) {
 		t.Fatalf("without the client certificate: report %+v, want unhealthy", got)
 	}
 
+	// TLS 1.3: the target refuses a missing client certificate only after the handshake; the
+	// probe waits for that alert.
+	mtls13, _ := startTLSEcho(t, serverCA.leaf(t, []string{"db.example.com"}), tls.RequireAndVerifyClientCert, &clientCA, 0)
+	with13 := with
+	with13.TargetGroup, with13.Addr = "mtls13", mtls13
+	if err := c.Sync([]CheckTarget{with13}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.next(t); got.State != StateHealthy {
+		t.Fatalf("TLS 1.3 with the client certificate: report %+v, want healthy", got)
+	}
+	without13 := with13
+	without13.Known, without13.ClientCertPEM, without13.ClientKeyPEM = StateHealthy, nil, nil
+	if err := c.Sync([]CheckTarget{without13}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.next(t); got.State != StateUnhealthy || got.Reason != api.ReasonFailedHealthChecks || !strings.Contains(got.Description, "certificate") {
+		t.Fatalf("TLS 1.3 without the client certificate: report %+v, want unhealthy naming the certificate", got)
+	}
+
 	for name, tc := range map[string]struct {
 		t    CheckTarget
 		want string

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
 
 	memdb "github.com/hashicorp/go-memdb"
 
@@ -71,7 +72,23 @@ func validateLBTags(tags []api.Tag) error {
 		}
 		return err
 	}
+	for _, tg := range tags {
+		if !lbTagChars(tg.Key) || !lbTagChars(tg.Value) {
+			return invalid("Tags: tag %q=%q: keys and values hold letters, digits, spaces and _ . : / = + - @ only", tg.Key, tg.Value)
+		}
+	}
 	return nil
+}
+
+// lbTagChars: s holds only what the load balancer API takes in a tag (ELBv2's
+// ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$).
+func lbTagChars(s string) bool {
+	for _, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Z, r) && !strings.ContainsRune("_.:/=+-@", r) {
+			return false
+		}
+	}
+	return true
 }
 
 func validatePort(field string, port int) error {
