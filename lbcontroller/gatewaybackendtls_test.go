@@ -103,16 +103,7 @@ func TestGatewayBackendTLSPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.httpGateway(t, ns, class)
-	if err := h.k8s.Create(ctx, &gwv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secure"},
-		Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
-			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
-				BackendObjectReference: gwv1.BackendObjectReference{Name: "secure", Port: ptr(gwv1.PortNumber(443))}}}}}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.httpRoute(t, ns, "secure", "secure", 443)
 
 	policyCondition := func(typ string) (*metav1.Condition, string) {
 		var p gwv1.BackendTLSPolicy
@@ -253,16 +244,7 @@ func TestGatewayFrontendClientValidation(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.k8s.Create(ctx, &gwv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
-			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
-				BackendObjectReference: gwv1.BackendObjectReference{Name: "web", Port: ptr(gwv1.PortNumber(80))}}}}}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.httpRoute(t, ns, "web", "web", 80)
 	cloudListener := func() (*providers.HTTPListener, string) {
 		lbs := h.gatewayALBs(t, ns, "gw")
 		if len(lbs) != 1 {

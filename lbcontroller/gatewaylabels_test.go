@@ -46,17 +46,7 @@ func TestGatewayInfrastructureLabels(t *testing.T) {
 	if err := h.k8s.Create(ctx, gw); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.k8s.Create(ctx, &gwv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
-			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
-				BackendObjectReference: gwv1.BackendObjectReference{Name: "web", Port: ptr(gwv1.PortNumber(80))},
-			}}}}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.httpRoute(t, ns, "web", "web", 80)
 
 	own := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/gw"}
 	type resource struct {

@@ -111,7 +111,7 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 	// more than Pending is reset too.
 	stale := maps.Clone(r.setsWritten)
 	for k, s := range objs.listenerSets {
-		if !written[k] && !stale[k] && orphanedListenerSet(s, objs) && r.gatewayGone(ctx, s) {
+		if !written[k] && !stale[k] && r.orphanedListenerSet(ctx, s, objs) {
 			stale[k] = true
 		}
 	}
@@ -507,25 +507,20 @@ func foldEvents(evs []gateway.Event) []gateway.Event {
 	return out
 }
 
-// orphanedListenerSet: s's parent is a Gateway that the cache does not hold, and s's status
-// says more than the CRD's "waiting for a controller" (Accepted Unknown/Pending, or no Accepted
-// at all). A parent of another kind is another implementation's: never ours to reset.
-func orphanedListenerSet(s *gwv1.ListenerSet, objs *gatewayObjects) bool {
-	if parent, ok := gateway.ListenerSetParent(s); !ok || objs.gateways[parent] != nil {
+// orphanedListenerSet: s's parent is a Gateway that does not exist (the cache does not hold
+// it, and the API server, asked only then since the cache may lag behind a Gateway just
+// created, says NotFound), and s's status says more than the CRD's "waiting for a controller"
+// (Accepted Unknown/Pending, or no Accepted at all). A parent of another kind is another
+// implementation's: never ours to reset.
+func (r *gatewayReconciler) orphanedListenerSet(ctx context.Context, s *gwv1.ListenerSet, objs *gatewayObjects) bool {
+	parent, ok := gateway.ListenerSetParent(s)
+	if !ok || objs.gateways[parent] != nil || r.reader == nil {
 		return false
 	}
 	acc := meta.FindStatusCondition(s.Status.Conditions, string(gwv1.ListenerSetConditionAccepted))
-	return acc != nil && (acc.Status != metav1.ConditionUnknown || acc.Reason != string(gwv1.ListenerSetReasonPending)) || len(s.Status.Listeners) > 0
-}
-
-// gatewayGone confirms with the API server (not the cache, which may lag behind a Gateway just
-// created) that the Gateway s names does not exist.
-func (r *gatewayReconciler) gatewayGone(ctx context.Context, s *gwv1.ListenerSet) bool {
-	parent, ok := gateway.ListenerSetParent(s)
-	if !ok || r.reader == nil {
+	if (acc == nil || acc.Status == metav1.ConditionUnknown && acc.Reason == string(gwv1.ListenerSetReasonPending)) && len(s.Status.Listeners) == 0 {
 		return false
 	}
 	ns, name, _ := strings.Cut(parent, "/")
-	err := r.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &gwv1.Gateway{})
-	return apierrors.IsNotFound(err)
+	return apierrors.IsNotFound(r.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &gwv1.Gateway{}))
 }

@@ -180,6 +180,22 @@ func (h *harness) httpGateway(t testing.TB, ns, class string) {
 	}
 }
 
+// httpRoute creates HTTPRoute ns/name on Gateway ns/gw with one rule forwarding to
+// backend:port.
+func (h *harness) httpRoute(t testing.TB, ns, name, backend string, port gwv1.PortNumber) {
+	t.Helper()
+	if err := h.k8s.Create(context.Background(), &gwv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
+				BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(backend), Port: ptr(port)}}}}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // update applies change to the latest version of the object at key and writes it, reading and

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flatnet/flatnet/lbcontroller"
 )
@@ -37,16 +36,7 @@ func TestGateInjector(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := h.k8s.Create(ctx, &gwv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "r"},
-		Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
-			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
-				BackendObjectReference: gwv1.BackendObjectReference{Name: "backend", Port: ptr(gwv1.PortNumber(80))}}}}}},
-		},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	h.httpRoute(t, ns, "r", "backend", 80)
 	s := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		t.Fatal(err)

@@ -15,12 +15,7 @@ import (
 // error that fails the whole listing.
 func TestListSkipsLoadBalancersDeletedMeanwhile(t *testing.T) {
 	ctx := context.Background()
-	env := servertest.Start(t, servertest.Options{})
-	sn, _ := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "m5.large", 1)
-	d, err := fakecloud.NewLoadBalancing(ctx, fakecloud.Config{Client: env.Client(env.LoadBalancerToken(t).Token), Settings: providers.Settings{SubnetID: sn.SubnetID}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, d := startDriver(t)
 	tags := map[string]string{"flatnet.io/cluster": "c1"}
 	for _, name := range []string{"a", "b"} {
 		if _, err := d.CreateLoadBalancer(ctx, providers.LoadBalancerSpec{Name: name, Tags: tags}); err != nil {
@@ -43,4 +38,17 @@ func TestListSkipsLoadBalancersDeletedMeanwhile(t *testing.T) {
 	if len(lbs) != 0 {
 		t.Fatalf("listed %d load balancers that are gone", len(lbs))
 	}
+}
+
+// startDriver starts a fakecloud with one subnet and the driver on it, with a load balancer
+// token.
+func startDriver(t *testing.T) (*servertest.Env, *fakecloud.LoadBalancing) {
+	t.Helper()
+	env := servertest.Start(t, servertest.Options{})
+	sn, _ := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "m5.large", 1)
+	d, err := fakecloud.NewLoadBalancing(context.Background(), fakecloud.Config{Client: env.Client(env.LoadBalancerToken(t).Token), Settings: providers.Settings{SubnetID: sn.SubnetID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, d
 }

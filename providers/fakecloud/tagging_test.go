@@ -6,21 +6,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/flatnet/flatnet/fakecloud/server/servertest"
 	"github.com/flatnet/flatnet/providers"
-	"github.com/flatnet/flatnet/providers/fakecloud"
 )
 
 // TestTaggingRepeatedIDs: an ID given twice is tagged and untagged once (fakecloud refuses a
 // call naming a resource twice; the driver does not pass that on).
 func TestTaggingRepeatedIDs(t *testing.T) {
 	ctx := context.Background()
-	env := servertest.Start(t, servertest.Options{})
-	sn, _ := env.Launch(t, "10.0.0.0/16", "10.0.0.0/20", "m5.large", 1)
-	d, err := fakecloud.NewLoadBalancing(ctx, fakecloud.Config{Client: env.Client(env.LoadBalancerToken(t).Token), Settings: providers.Settings{SubnetID: sn.SubnetID}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, d := startDriver(t)
 	owner := map[string]string{"flatnet.io/cluster": "c1"}
 	lb, err := d.CreateLoadBalancer(ctx, providers.LoadBalancerSpec{Name: "web", Tags: owner})
 	if err != nil {
