@@ -149,11 +149,12 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 	}
 	// Policies likewise: ours are the ancestors our Gateways are; a policy without one loses them.
 	withAncestors := map[string]bool{}
+	pending := pendingGateways(out.Gateways)
 	for _, ps := range out.Policies {
 		k := ps.Namespace + "/" + ps.Name
 		withAncestors[k] = true
 		if o := objs.policies[k]; o != nil {
-			errs = append(errs, r.writePolicyStatus(ctx, o, ps.Ancestors))
+			errs = append(errs, r.writePolicyStatus(ctx, o, heldAncestors(o, ps.Ancestors, pending)))
 		}
 	}
 	for k, o := range objs.policies {
@@ -162,6 +163,47 @@ func (r *gatewayReconciler) writeStatuses(ctx context.Context, out gateway.Outpu
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pendingGateways are the Gateways (namespace/name) whose load balancer is still taking the
+// pass's configuration: Programmed False, reason Pending.
+func pendingGateways(gws []gateway.GatewayStatus) map[string]bool {
+	out := map[string]bool{}
+	for _, gs := range gws {
+		c := meta.FindStatusCondition(gs.Status.Conditions, string(gwv1.GatewayConditionProgrammed))
+		if c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(gwv1.GatewayReasonPending) {
+			out[gs.Namespace+"/"+gs.Name] = true
+		}
+	}
+	return out
+}
+
+// heldAncestors is what a policy's status says of its ancestors: an ancestor Gateway whose load
+// balancer is still taking the configuration (pending) keeps the entry it had, or gets none
+// yet, instead of a new Accepted True. A client that waits for Accepted then finds the policy
+// in force (the group verifying its targets), not the group it replaces. Refusals are written
+// at once: the translation already refuses the policy's traffic.
+func heldAncestors(o *gwv1.BackendTLSPolicy, ancestors []gwv1.PolicyAncestorStatus, pending map[string]bool) []gwv1.PolicyAncestorStatus {
+	out := make([]gwv1.PolicyAncestorStatus, 0, len(ancestors))
+	for _, a := range ancestors {
+		ref := a.AncestorRef
+		ns := o.Namespace
+		if ref.Namespace != nil {
+			ns = string(*ref.Namespace)
+		}
+		gw := ns + "/" + string(ref.Name)
+		acc := meta.FindStatusCondition(a.Conditions, string(gwv1.PolicyConditionAccepted))
+		if !pending[gw] || acc == nil || acc.Status != metav1.ConditionTrue || ref.Kind != nil && string(*ref.Kind) != gateway.KindGateway {
+			out = append(out, a)
+			continue
+		}
+		for _, old := range o.Status.Ancestors {
+			if old.ControllerName == gateway.ControllerName && sameParentRef(old.AncestorRef, ref) {
+				out = append(out, old)
+			}
+		}
+	}
+	return out
 }
 
 // writePolicyStatus replaces the policy's ancestor entries of our controller with ancestors,

@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flatnet/flatnet/lbcontroller/gateway"
 )
 
 // TestSameParentsIsSemanticEquality: sameParents answers as equality.Semantic.DeepEqual did for
@@ -108,3 +110,40 @@ func TestSameParentsIsSemanticEquality(t *testing.T) {
 		t.Error("nil and empty parent lists differ; the semantic equality has them equal")
 	}
 }
+
+// TestHeldAncestors: a policy's Accepted True for a Gateway whose load balancer is still taking
+// the configuration (Programmed False Pending) waits: the entry it had stays, a new one is not
+// written; refusals, other Gateways' entries and entries once the Gateway is programmed go out
+// as the translation says.
+func TestHeldAncestors(t *testing.T) {
+	entry := func(gw string, accepted bool, reason string) gwv1.PolicyAncestorStatus {
+		st := metav1.ConditionTrue
+		if !accepted {
+			st = metav1.ConditionFalse
+		}
+		return gwv1.PolicyAncestorStatus{
+			AncestorRef:    gwv1.ParentReference{Kind: ptrTo(gwv1.Kind("Gateway")), Name: gwv1.ObjectName(gw)},
+			ControllerName: "flatnet.io/gateway-controller",
+			Conditions:     []metav1.Condition{{Type: string(gwv1.PolicyConditionAccepted), Status: st, Reason: reason}},
+		}
+	}
+	policy := &gwv1.BackendTLSPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}}
+	policy.Status.Ancestors = []gwv1.PolicyAncestorStatus{entry("old", true, "Accepted")}
+	pending := pendingGateways([]gateway.GatewayStatus{
+		{Namespace: "ns", Name: "new", Status: gwv1.GatewayStatus{Conditions: []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionFalse, Reason: "Pending"}}}},
+		{Namespace: "ns", Name: "old", Status: gwv1.GatewayStatus{Conditions: []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionFalse, Reason: "Pending"}}}},
+		{Namespace: "ns", Name: "done", Status: gwv1.GatewayStatus{Conditions: []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed"}}}},
+		{Namespace: "ns", Name: "refused", Status: gwv1.GatewayStatus{Conditions: []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionFalse, Reason: "Pending"}}}},
+	})
+	oldNow := entry("old", true, "Accepted")
+	oldNow.Conditions[0].Message = "new message"
+	got := heldAncestors(policy, []gwv1.PolicyAncestorStatus{
+		entry("new", true, "Accepted"), oldNow, entry("done", true, "Accepted"), entry("refused", false, "NoValidCACertificate"),
+	}, pending)
+	want := []gwv1.PolicyAncestorStatus{entry("old", true, "Accepted"), entry("done", true, "Accepted"), entry("refused", false, "NoValidCACertificate")}
+	if !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("heldAncestors:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
