@@ -285,6 +285,38 @@ type Rule struct {
 	IsDefault      bool            `json:"IsDefault,omitempty"`
 	Conditions     []RuleCondition `json:"Conditions"`
 	Actions        []Action        `json:"Actions"`
+	Transforms     []RuleTransform `json:"Transforms,omitempty"`
+}
+
+// Rule transform types, as ELBv2 spells them.
+const (
+	TransformTypeHostHeaderRewrite = "host-header-rewrite"
+	TransformTypeURLRewrite        = "url-rewrite"
+)
+
+// RuleTransform is ELBv2's rewrite of a request a rule forwards, made after the rule matched
+// (the routing decision stands) and before the action's own rewrite and header changes:
+// host-header-rewrite rewrites the Host header, url-rewrite the request URL (its path, with
+// "?" and the query when it has one). Its one rewrite replaces the first match of Regex (RE2,
+// at most 1024 characters) with Replace (at most 1024; $1 or ${1} is a group of the match, $$
+// a literal $). No match leaves the request as it is; a result that is not a valid host, or a
+// URL whose path does not start with "/", is answered 500. A rule has at most one transform of
+// each type, and only a rule that forwards; a listener's default rule has none.
+type RuleTransform struct {
+	Type                    string         `json:"Type"`
+	HostHeaderRewriteConfig *RewriteConfig `json:"HostHeaderRewriteConfig,omitempty"` // host-header-rewrite only
+	URLRewriteConfig        *RewriteConfig `json:"UrlRewriteConfig,omitempty"`        // url-rewrite only
+}
+
+// RewriteConfig holds a transform's rewrites: exactly one, as in ELBv2.
+type RewriteConfig struct {
+	Rewrites []RegexRewrite `json:"Rewrites"`
+}
+
+// RegexRewrite replaces the first match of Regex with Replace.
+type RegexRewrite struct {
+	Regex   string `json:"Regex"`
+	Replace string `json:"Replace"`
 }
 
 // Certificate is an imported certificate as describes show it: never the private key.
@@ -361,17 +393,21 @@ type CreateRuleRequest struct {
 	Priority    int             `json:"Priority"`
 	Conditions  []RuleCondition `json:"Conditions"`
 	Actions     []Action        `json:"Actions"`
+	Transforms  []RuleTransform `json:"Transforms,omitempty"`
 	ClientToken string          `json:"ClientToken,omitempty"`
 }
 type CreateRuleResponse struct {
 	Rule Rule `json:"Rule"`
 }
 
-// ModifyRuleRequest replaces the conditions, the actions, or both (an empty list keeps them).
+// ModifyRuleRequest replaces the conditions, the actions, the transforms, or several (an empty
+// list keeps them); ResetTransforms removes the rule's transforms (not with Transforms).
 type ModifyRuleRequest struct {
-	RuleID     string          `json:"RuleId"`
-	Conditions []RuleCondition `json:"Conditions,omitempty"`
-	Actions    []Action        `json:"Actions,omitempty"`
+	RuleID          string          `json:"RuleId"`
+	Conditions      []RuleCondition `json:"Conditions,omitempty"`
+	Actions         []Action        `json:"Actions,omitempty"`
+	Transforms      []RuleTransform `json:"Transforms,omitempty"`
+	ResetTransforms bool            `json:"ResetTransforms,omitempty"`
 }
 type ModifyRuleResponse struct {
 	Rule Rule `json:"Rule"`
