@@ -78,12 +78,20 @@ func buildBinaries(dir string) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build flatnet-node-agent: %w\n%s", err, out)
 	}
+	// The module is go.mod's, but only a build that imports it puts it in the module cache:
+	// download it when this package's tests run alone.
 	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/containernetworking/plugins").Output()
+	if err == nil && strings.TrimSpace(string(modDir)) == "" {
+		if out, derr := exec.Command("go", "mod", "download", "github.com/containernetworking/plugins").CombinedOutput(); derr != nil {
+			return fmt.Errorf("go mod download github.com/containernetworking/plugins (needs the module proxy): %w\n%s", derr, out)
+		}
+		modDir, err = exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/containernetworking/plugins").Output()
+	}
 	if err != nil {
 		return fmt.Errorf("find containernetworking/plugins in the module cache: %w", err)
 	}
 	if strings.TrimSpace(string(modDir)) == "" {
-		return errors.New("containernetworking/plugins is not in the module cache: go mod download github.com/containernetworking/plugins")
+		return errors.New("containernetworking/plugins is not in the module cache after go mod download")
 	}
 	for _, pkg := range []string{"main/ptp", "ipam/host-local"} {
 		cmd := exec.Command("go", "build", "-o", dir+"/", "./plugins/"+pkg)
