@@ -160,6 +160,15 @@ func TestPassthroughListeners(t *testing.T) {
 				Actions: []api.Action{{Type: api.ActionTypeRedirect, RedirectConfig: &api.RedirectActionConfig{StatusCode: api.RedirectHTTP301, Host: "x.example.com"}}}})
 			return err
 		}, api.ErrValidationError, "forward actions only"},
+		"TLS rule with transforms": {func() error {
+			_, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tls.ListenerID, Priority: 2, Conditions: hostRule("c.example.com"),
+				Actions: forwardTo(t1.TargetGroupID), Transforms: []api.RuleTransform{hostTransform("^c", "d")}})
+			return err
+		}, api.ErrValidationError, "a TLS listener's rules forward connections, not requests"},
+		"TLS rule modified to transforms": {func() error {
+			_, err := s.ModifyRule(admin(), &api.ModifyRuleRequest{RuleID: r.Rule.RuleID, Transforms: []api.RuleTransform{hostTransform("^c", "d")}})
+			return err
+		}, api.ErrValidationError, "transforms apply to rules of HTTP and HTTPS listeners only"},
 		"TCP rule": {func() error {
 			_, err := s.CreateRule(admin(), &api.CreateRuleRequest{ListenerID: tcp.ListenerID, Priority: 1, Conditions: hostRule("c.example.com"), Actions: forwardTo(t3.TargetGroupID)})
 			return err

@@ -29,6 +29,10 @@ func (s *Store) CreateRule(c Call, req *api.CreateRuleRequest) (*api.CreateRuleR
 	if err != nil {
 		return nil, err
 	}
+	trs, err := validateTransforms(req.Transforms)
+	if err != nil {
+		return nil, err
+	}
 	return write(s, c, api.ActionCreateRule, req.ClientToken, req, func(t *tx) (*api.CreateRuleResponse, error) {
 		l, lb, err := getALBListener(t.Txn, req.ListenerID)
 		if err != nil {
@@ -47,13 +51,16 @@ func (s *Store) CreateRule(c Call, req *api.CreateRuleRequest) (*api.CreateRuleR
 		if err := checkL4Rule(l, conds); err != nil {
 			return nil, err
 		}
+		if err := checkTransformsFit(l.Protocol, trs, acts); err != nil {
+			return nil, err
+		}
 		if err := checkALBTargets(t, lb, l.Protocol, tlsGroupRefusal(l.Protocol, terminatesTLS(l), acts, false), tgs); err != nil {
 			return nil, err
 		}
 		r := &ruleRec{
 			ID: newID(t.Txn, tableRules, "rule"), ListenerID: l.ID, LoadBalancerID: lb.ID,
 			PriorityKey: rulePriorityKey(l.ID, req.Priority), Priority: req.Priority,
-			Conditions: conds, Actions: acts, TargetGroupIDs: tgs, Created: c.Now,
+			Conditions: conds, Actions: acts, Transforms: trs, TargetGroupIDs: tgs, Created: c.Now,
 		}
 		if err := t.putRule(nil, r); err != nil {
 			return nil, err
@@ -124,13 +131,21 @@ func (t *tx) deleteRule(r *ruleRec) error {
 	return nil
 }
 
-// ModifyRule replaces a rule's conditions, actions, or both.
+// ModifyRule replaces a rule's conditions, actions or transforms (any of them), or removes its
+// transforms (ResetTransforms).
 func (s *Store) ModifyRule(c Call, req *api.ModifyRuleRequest) (*api.ModifyRuleResponse, error) {
 	if err := requireLoadBalancing(c.Principal, api.ActionModifyRule); err != nil {
 		return nil, err
 	}
-	if len(req.Conditions) == 0 && len(req.Actions) == 0 {
-		return nil, invalid("give Conditions, Actions or both to change")
+	if req.ResetTransforms && len(req.Transforms) > 0 {
+		return nil, invalid("give Transforms or ResetTransforms, not both: Transforms replace the rule's transforms, ResetTransforms removes them")
+	}
+	if len(req.Conditions) == 0 && len(req.Actions) == 0 && len(req.Transforms) == 0 && !req.ResetTransforms {
+		return nil, invalid("give Conditions, Actions, Transforms or ResetTransforms to change")
+	}
+	newTrs, err := validateTransforms(req.Transforms)
+	if err != nil {
+		return nil, err
 	}
 	lim := s.cfg.ALBLimits
 	return write(s, c, api.ActionModifyRule, "", req, func(t *tx) (*api.ModifyRuleResponse, error) {
@@ -138,12 +153,18 @@ func (s *Store) ModifyRule(c Call, req *api.ModifyRuleRequest) (*api.ModifyRuleR
 		if err != nil {
 			return nil, err
 		}
-		condsIn, actsIn := old.Conditions, old.Actions
+		condsIn, actsIn, trs := old.Conditions, old.Actions, old.Transforms
 		if len(req.Conditions) > 0 {
 			condsIn = req.Conditions
 		}
 		if len(req.Actions) > 0 {
 			actsIn = req.Actions
+		}
+		switch {
+		case req.ResetTransforms:
+			trs = nil
+		case len(newTrs) > 0:
+			trs = newTrs
 		}
 		// Kept actions are checked again: new conditions may take away the Prefix path
 		// match a ReplacePrefixMatch needs.
@@ -162,11 +183,15 @@ func (s *Store) ModifyRule(c Call, req *api.ModifyRuleRequest) (*api.ModifyRuleR
 		if err := checkL4Rule(l, conds); err != nil {
 			return nil, err
 		}
+		// Kept transforms too: new actions may not forward, or may rewrite what they rewrite.
+		if err := checkTransformsFit(l.Protocol, trs, acts); err != nil {
+			return nil, err
+		}
 		if err := checkALBTargets(t, lb, l.Protocol, tlsGroupRefusal(l.Protocol, terminatesTLS(l), acts, false), tgs); err != nil {
 			return nil, err
 		}
 		n := *old
-		n.Conditions, n.Actions, n.TargetGroupIDs = conds, acts, tgs
+		n.Conditions, n.Actions, n.Transforms, n.TargetGroupIDs = conds, acts, trs, tgs
 		if !reflect.DeepEqual(&n, old) {
 			if err := t.putRule(old, &n); err != nil {
 				return nil, err
@@ -331,7 +356,7 @@ func (m *ruleViews) views(rules []*ruleRec) []api.Rule {
 func ruleView(r *ruleRec) api.Rule {
 	return api.Rule{
 		RuleID: r.ID, ListenerID: r.ListenerID, LoadBalancerID: r.LoadBalancerID, Priority: r.Priority,
-		Conditions: clonePlain(r.Conditions), Actions: clonePlain(r.Actions),
+		Conditions: clonePlain(r.Conditions), Actions: clonePlain(r.Actions), Transforms: clonePlain(r.Transforms),
 	}
 }
 

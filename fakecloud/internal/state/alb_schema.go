@@ -34,6 +34,8 @@ type ruleRec struct {
 	Priority    int
 	Conditions  []api.RuleCondition
 	Actions     []api.Action
+	// Transforms rewrite what the rule forwards (validated; nil for none).
+	Transforms []api.RuleTransform
 	// TargetGroupIDs are the groups the actions forward or mirror to (indexed).
 	TargetGroupIDs []string
 	Created        time.Time

@@ -176,10 +176,12 @@ func TestRuleValidationNamesTheField(t *testing.T) {
 	}
 }
 
-// ruleInput is what the fuzzer feeds validation: a rule's conditions and actions as JSON.
+// ruleInput is what the fuzzer feeds validation: a rule's conditions, actions and transforms
+// as JSON.
 type ruleInput struct {
 	Conditions []api.RuleCondition `json:"Conditions"`
 	Actions    []api.Action        `json:"Actions"`
+	Transforms []api.RuleTransform `json:"Transforms"`
 }
 
 // FuzzRuleValidation: validation never panics, and what it accepts it accepts again
@@ -219,6 +221,18 @@ func FuzzRuleValidation(f *testing.F) {
 		acts2, tgs2, err := validateActions("Actions", acts, shape, lim)
 		if err != nil || !reflect.DeepEqual(acts, acts2) || !reflect.DeepEqual(tgs, tgs2) {
 			t.Fatalf("normalised actions do not re-validate unchanged: %v\n%+v\n%+v", err, acts, acts2)
+		}
+		trs, err := validateTransforms(in.Transforms)
+		if err == nil {
+			err = checkTransformsFit(api.ProtocolHTTP, trs, acts)
+		}
+		if err != nil {
+			requireAPIError(t, err)
+			return
+		}
+		trs2, err := validateTransforms(trs)
+		if err != nil || !reflect.DeepEqual(trs, trs2) {
+			t.Fatalf("normalised transforms do not re-validate unchanged: %v\n%+v\n%+v", err, trs, trs2)
 		}
 	})
 }

@@ -91,13 +91,15 @@ func overwrite(v reflect.Value) {
 	}
 }
 
-// clonePlain copies a rule's conditions and actions as cloneJSON did (the same JSON), and the
+// clonePlain copies a rule's conditions, actions and transforms as cloneJSON did (the same JSON), and the
 // copy shares nothing with the original: overwriting every field of the copy leaves it as it was.
 func TestClonePlainIsADeepCopy(t *testing.T) {
 	var conds []api.RuleCondition
 	var acts []api.Action
+	var trs []api.RuleTransform
 	fill(reflect.ValueOf(&conds).Elem(), "a", 1, 12)
 	fill(reflect.ValueOf(&acts).Elem(), "a", 1, 12)
+	fill(reflect.ValueOf(&trs).Elem(), "a", 1, 12)
 	check := func(name string, orig, plain, viaJSON any, overwrite func()) {
 		t.Helper()
 		before, _ := json.Marshal(orig)
@@ -115,6 +117,8 @@ func TestClonePlainIsADeepCopy(t *testing.T) {
 	check("conditions", conds, c, cloneJSON(conds), func() { overwrite(reflect.ValueOf(&c).Elem()) })
 	a := clonePlain(acts)
 	check("actions", acts, a, cloneJSON(acts), func() { overwrite(reflect.ValueOf(&a).Elem()) })
+	tr := clonePlain(trs)
+	check("transforms", trs, tr, cloneJSON(trs), func() { overwrite(reflect.ValueOf(&tr).Elem()) })
 	if clonePlain([]api.Action(nil)) != nil {
 		t.Error("nil is not copied as nil")
 	}
