@@ -359,3 +359,107 @@ func selfSignedPEM(t *testing.T, name string) (string, string) {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
 }
+
+// rewrite is a transform's one rewrite as the SDK spells it.
+func rewrite(re, repl string) []types.RewriteConfig {
+	return []types.RewriteConfig{{Regex: aws.String(re), Replace: aws.String(repl)}}
+}
+
+// transformsOf summarizes a rule's transforms: "type regex -> replace" each.
+func transformsOf(r types.Rule) []string {
+	var out []string
+	for _, tr := range r.Transforms {
+		var rs []types.RewriteConfig
+		switch {
+		case tr.HostHeaderRewriteConfig != nil:
+			rs = tr.HostHeaderRewriteConfig.Rewrites
+		case tr.UrlRewriteConfig != nil:
+			rs = tr.UrlRewriteConfig.Rewrites
+		}
+		s := string(tr.Type)
+		for _, rw := range rs {
+			s += " " + aws.ToString(rw.Regex) + " -> " + aws.ToString(rw.Replace)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestELBv2RuleTransforms: a rule with both of ELBv2's transforms through the SDK, held by
+// fakecloud in its own shape, answered and described back in ELBv2's; replaced and reset by
+// ModifyRule; bad shapes refused naming the field.
+func TestELBv2RuleTransforms(t *testing.T) {
+	a := newALB(t)
+	ctx := context.Background()
+	both := []types.RuleTransform{
+		{Type: types.TransformTypeEnumHostHeaderRewrite, HostHeaderRewriteConfig: &types.HostHeaderRewriteConfig{Rewrites: rewrite("^.*$", "backend.internal")}},
+		{Type: types.TransformTypeEnumUrlRewrite, UrlRewriteConfig: &types.UrlRewriteConfig{Rewrites: rewrite(`^/api/?`, "/")}},
+	}
+	prefix := []types.RuleCondition{{Field: aws.String("path-pattern"), PathPatternConfig: &types.PathPatternConditionConfig{RegexValues: []string{`^/api(/.*)?$`}}}}
+	host := func(c *types.HostHeaderRewriteConfig) types.RuleTransform {
+		return types.RuleTransform{Type: types.TransformTypeEnumHostHeaderRewrite, HostHeaderRewriteConfig: c}
+	}
+	for _, tc := range []struct {
+		name, field string
+		ts          []types.RuleTransform
+	}{
+		{"unknown type", "Transforms.member.1.Type", []types.RuleTransform{{Type: "header-rewrite", HostHeaderRewriteConfig: &types.HostHeaderRewriteConfig{Rewrites: rewrite("a", "b")}}}},
+		{"the other type's config", "Transforms.member.1.UrlRewriteConfig", []types.RuleTransform{{Type: types.TransformTypeEnumHostHeaderRewrite, UrlRewriteConfig: &types.UrlRewriteConfig{Rewrites: rewrite("a", "b")}}}},
+		{"no config", "Transforms.member.2.HostHeaderRewriteConfig", []types.RuleTransform{both[1], {Type: types.TransformTypeEnumHostHeaderRewrite}}},
+		{"two rewrites", "HostHeaderRewriteConfig.Rewrites has 2 rewrites", []types.RuleTransform{host(&types.HostHeaderRewriteConfig{Rewrites: append(rewrite("a", "b"), rewrite("c", "d")...)})}},
+		{"no rewrite", "HostHeaderRewriteConfig", []types.RuleTransform{host(&types.HostHeaderRewriteConfig{Rewrites: []types.RewriteConfig{}})}},
+		{"empty regex", "Rewrites.member.1.Regex", []types.RuleTransform{host(&types.HostHeaderRewriteConfig{Rewrites: rewrite("", "b")})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := a.c.CreateRule(ctx, &elb.CreateRuleInput{ListenerArn: aws.String(a.listener), Priority: aws.Int32(10), Conditions: prefix, Actions: forwardTo(a.blue), Transforms: tc.ts})
+			wantAPIErrorNaming(t, err, api.CodeValidationError, tc.field)
+		})
+	}
+
+	created := must(a.c.CreateRule(ctx, &elb.CreateRuleInput{ListenerArn: aws.String(a.listener), Priority: aws.Int32(10),
+		Conditions: prefix, Actions: forwardTo(a.blue), Transforms: both})).of(t).Rules[0]
+	want := []string{"host-header-rewrite ^.*$ -> backend.internal", "url-rewrite ^/api/? -> /"}
+	if d := cmp.Diff(want, transformsOf(created)); d != "" {
+		t.Fatalf("CreateRule's answer (-want +got):\n%s", d)
+	}
+	id := "rule-" + lastSegment(aws.ToString(created.RuleArn))
+	native := must(a.w.Admin.DescribeRules(ctx, &api.DescribeRulesRequest{RuleIDs: []string{id}})).of(t).Rules[0].Transforms
+	wantNative := []api.RuleTransform{
+		{Type: api.TransformTypeHostHeaderRewrite, HostHeaderRewriteConfig: &api.RewriteConfig{Rewrites: []api.RegexRewrite{{Regex: "^.*$", Replace: "backend.internal"}}}},
+		{Type: api.TransformTypeURLRewrite, URLRewriteConfig: &api.RewriteConfig{Rewrites: []api.RegexRewrite{{Regex: `^/api/?`, Replace: "/"}}}},
+	}
+	if d := cmp.Diff(wantNative, native); d != "" {
+		t.Fatalf("the transforms in fakecloud (-want +got):\n%s", d)
+	}
+	describe := func() types.Rule {
+		t.Helper()
+		rules := must(a.c.DescribeRules(ctx, &elb.DescribeRulesInput{RuleArns: []string{aws.ToString(created.RuleArn)}})).of(t).Rules
+		if len(rules) != 1 {
+			t.Fatalf("DescribeRules answered %d rules", len(rules))
+		}
+		return rules[0]
+	}
+	if d := cmp.Diff(want, transformsOf(describe())); d != "" {
+		t.Fatalf("DescribeRules (-want +got):\n%s", d)
+	}
+
+	// Transforms replace the rule's; a ModifyRule without them keeps them; ResetTransforms
+	// removes them.
+	one := []types.RuleTransform{{Type: types.TransformTypeEnumUrlRewrite, UrlRewriteConfig: &types.UrlRewriteConfig{Rewrites: rewrite("^([^?]*)", "/v2$1")}}}
+	modified := must(a.c.ModifyRule(ctx, &elb.ModifyRuleInput{RuleArn: created.RuleArn, Transforms: one})).of(t).Rules[0]
+	want = []string{"url-rewrite ^([^?]*) -> /v2$1"}
+	if d := cmp.Diff(want, transformsOf(modified)); d != "" {
+		t.Fatalf("ModifyRule's answer (-want +got):\n%s", d)
+	}
+	must(a.c.ModifyRule(ctx, &elb.ModifyRuleInput{RuleArn: created.RuleArn, Actions: forwardTo(a.green)})).of(t)
+	if d := cmp.Diff(want, transformsOf(describe())); d != "" {
+		t.Fatalf("after a ModifyRule of the actions alone (-want +got):\n%s", d)
+	}
+	reset := must(a.c.ModifyRule(ctx, &elb.ModifyRuleInput{RuleArn: created.RuleArn, ResetTransforms: aws.Bool(true)})).of(t).Rules[0]
+	if reset.Transforms != nil || describe().Transforms != nil {
+		t.Fatalf("after ResetTransforms: %v, described %v", transformsOf(reset), transformsOf(describe()))
+	}
+
+	_, err := a.c.ModifyRule(ctx, &elb.ModifyRuleInput{RuleArn: created.RuleArn, Transforms: one, ResetTransforms: aws.Bool(true)})
+	wantAPIErrorNaming(t, err, api.CodeValidationError, "ResetTransforms")
+}

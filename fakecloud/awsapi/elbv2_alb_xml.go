@@ -192,12 +192,50 @@ type elbCondition struct {
 	HTTPRequestMethodConfig *elbValues            `xml:"HttpRequestMethodConfig,omitempty"`
 }
 
+type elbRewrite struct {
+	Regex   string `xml:"Regex"`
+	Replace string `xml:"Replace"`
+}
+
+type elbRewriteConfig struct {
+	Rewrites members[elbRewrite] `xml:"Rewrites"`
+}
+
+type elbTransform struct {
+	Type                    string            `xml:"Type"`
+	HostHeaderRewriteConfig *elbRewriteConfig `xml:"HostHeaderRewriteConfig,omitempty"`
+	URLRewriteConfig        *elbRewriteConfig `xml:"UrlRewriteConfig,omitempty"`
+}
+
 type elbRule struct {
-	RuleArn    string                `xml:"RuleArn"`
-	Priority   string                `xml:"Priority"`
-	Conditions members[elbCondition] `xml:"Conditions"`
-	Actions    members[elbAction]    `xml:"Actions"`
-	IsDefault  bool                  `xml:"IsDefault"`
+	RuleArn    string                 `xml:"RuleArn"`
+	Priority   string                 `xml:"Priority"`
+	Conditions members[elbCondition]  `xml:"Conditions"`
+	Actions    members[elbAction]     `xml:"Actions"`
+	Transforms *members[elbTransform] `xml:"Transforms,omitempty"`
+	IsDefault  bool                   `xml:"IsDefault"`
+}
+
+// transformsXML shows a rule's transforms in ELBv2's shape; none when it has none.
+func transformsXML(ts []api.RuleTransform) *members[elbTransform] {
+	if len(ts) == 0 {
+		return nil
+	}
+	cfg := func(c *api.RewriteConfig) *elbRewriteConfig {
+		if c == nil {
+			return nil
+		}
+		out := &elbRewriteConfig{Rewrites: members[elbRewrite]{Items: []elbRewrite{}}}
+		for _, r := range c.Rewrites {
+			out.Rewrites.Items = append(out.Rewrites.Items, elbRewrite(r))
+		}
+		return out
+	}
+	out := &members[elbTransform]{}
+	for _, t := range ts {
+		out.Items = append(out.Items, elbTransform{Type: t.Type, HostHeaderRewriteConfig: cfg(t.HostHeaderRewriteConfig), URLRewriteConfig: cfg(t.URLRewriteConfig)})
+	}
+	return out
 }
 
 func list(vs []string) members[string] {
@@ -237,7 +275,7 @@ func (x *exchange) ruleXML(r *api.Rule, names map[string]string) elbRule {
 		RuleArn:  x.ruleARN(nameOr(names, r.LoadBalancerID), r.LoadBalancerID, r.ListenerID, r.RuleID),
 		Priority: strconv.Itoa(r.Priority), IsDefault: r.IsDefault,
 		Conditions: members[elbCondition]{Items: []elbCondition{}},
-		Actions:    x.actionsXML(r.Actions, names),
+		Actions:    x.actionsXML(r.Actions, names), Transforms: transformsXML(r.Transforms),
 	}
 	if r.IsDefault {
 		out.Priority = "default"

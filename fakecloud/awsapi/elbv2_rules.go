@@ -76,6 +76,58 @@ func elbQueryString(c query.View) *api.QueryStringConditionConfig {
 	return q
 }
 
+// elbTransforms reads Transforms.member.N: a Type and the one config of that type, whose
+// Rewrites.member.M.Regex/Replace hold one rewrite (as ELBv2 takes). The regex itself, the
+// lengths and one transform of each type are fakecloud's store's to check.
+func (x *exchange) elbTransforms(v query.View) []api.RuleTransform {
+	var out []api.RuleTransform
+	for _, t := range v.MemberStructs("Transforms") {
+		tr := api.RuleTransform{Type: t.Required("Type")}
+		var want, other string
+		switch tr.Type {
+		case api.TransformTypeHostHeaderRewrite:
+			want, other = "HostHeaderRewriteConfig", "UrlRewriteConfig"
+		case api.TransformTypeURLRewrite:
+			want, other = "UrlRewriteConfig", "HostHeaderRewriteConfig"
+		case "":
+		default:
+			x.params.Fail(api.CodeValidationError, "%s %q is not a transform type: give host-header-rewrite or url-rewrite", t.Name("Type"), truncate(tr.Type, 40))
+		}
+		switch {
+		case want == "":
+		case t.Has(other):
+			x.params.Fail(api.CodeValidationError, "%s: a %s transform takes %s, not %s", t.Name(other), tr.Type, want, other)
+		case !t.Has(want):
+			x.params.Fail(api.CodeValidationError, "%s: a %s transform needs %s.Rewrites.member.1.Regex and .Replace", t.Name(want), tr.Type, want)
+		case tr.Type == api.TransformTypeHostHeaderRewrite:
+			tr.HostHeaderRewriteConfig = x.rewriteConfig(t, want)
+		default:
+			tr.URLRewriteConfig = x.rewriteConfig(t, want)
+		}
+		out = append(out, tr)
+	}
+	return out
+}
+
+// rewriteConfig reads name.Rewrites.member.N: exactly one rewrite, with its Regex and its
+// Replace (which may be empty: the match is removed).
+func (x *exchange) rewriteConfig(t query.View, name string) *api.RewriteConfig {
+	c := &api.RewriteConfig{}
+	rs := t.MemberStructs(name + ".Rewrites")
+	for _, r := range rs {
+		rw := api.RegexRewrite{Regex: r.Required("Regex")}
+		var ok bool
+		if rw.Replace, ok = r.String("Replace"); !ok {
+			r.Required("Replace")
+		}
+		c.Rewrites = append(c.Rewrites, rw)
+	}
+	if len(rs) != 1 && x.params.Err() == nil {
+		x.params.Fail(api.CodeValidationError, "%s.Rewrites has %d rewrites: a transform takes exactly one (Rewrites.member.1.Regex and .Replace)", t.Name(name), len(rs))
+	}
+	return c
+}
+
 // priority reads a rule's priority (1..50000) from name.
 func (x *exchange) priority(v query.View, name string) int {
 	p, ok := v.Int(name)
@@ -90,7 +142,7 @@ func (x *exchange) priority(v query.View, name string) int {
 func elbCreateRule(x *exchange, v query.View) (any, error) {
 	req := &api.CreateRuleRequest{
 		ListenerID: x.arn(v, "ListenerArn", arnListener), Priority: x.priority(v, "Priority"),
-		Conditions: x.elbConditions(v), Actions: x.elbActions(v, "Actions"),
+		Conditions: x.elbConditions(v), Actions: x.elbActions(v, "Actions"), Transforms: x.elbTransforms(v),
 	}
 	x.noRuleTags(v)
 	resp, err := call[api.CreateRuleResponse](x, api.ActionCreateRule, req)
@@ -109,7 +161,11 @@ func (x *exchange) noRuleTags(v query.View) {
 }
 
 func elbModifyRule(x *exchange, v query.View) (any, error) {
-	req := &api.ModifyRuleRequest{RuleID: x.arn(v, "RuleArn", arnRule), Conditions: x.elbConditions(v), Actions: x.elbActions(v, "Actions")}
+	req := &api.ModifyRuleRequest{RuleID: x.arn(v, "RuleArn", arnRule), Conditions: x.elbConditions(v), Actions: x.elbActions(v, "Actions"), Transforms: x.elbTransforms(v)}
+	req.ResetTransforms, _ = v.Bool("ResetTransforms")
+	if req.ResetTransforms && len(req.Transforms) > 0 && x.params.Err() == nil {
+		x.params.Fail(api.CodeValidationError, "give Transforms or ResetTransforms=true, not both: Transforms replace the rule's transforms, ResetTransforms removes them")
+	}
 	resp, err := call[api.ModifyRuleResponse](x, api.ActionModifyRule, req)
 	if err != nil {
 		return nil, err
