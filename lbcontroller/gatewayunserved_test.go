@@ -105,9 +105,9 @@ func TestMarkUnservedDroppedRules(t *testing.T) {
 
 // TestRefusedFeatures: the GatewayClass lists every extended feature with the fakecloud
 // driver; with the AWS driver, not those whose rules ELBv2 cannot express (redirect codes
-// other than 301/302, prefix path changes, header changes, rewrites, mirrors, timeouts,
-// retries), while the ones it can (query and method matching, scheme and port redirects)
-// stay.
+// other than 301/302, prefix path redirects, header changes, mirrors, timeouts, retries),
+// while the ones it can (query and method matching, scheme and port redirects, host and path
+// rewrites as ELBv2's rule transforms) stay.
 func TestRefusedFeatures(t *testing.T) {
 	if got := refusedFeatures(&fakecloudlb.LoadBalancing{}); len(got) != 0 {
 		t.Errorf("fakecloud driver refuses %v; want none", got)
@@ -118,14 +118,17 @@ func TestRefusedFeatures(t *testing.T) {
 	got := refusedFeatures(&aws.LoadBalancing{})
 	slices.Sort(got)
 	var want []gwv1.FeatureName
+	rewrites := []gwv1.FeatureName{"HTTPRouteHostRewrite", "HTTPRoutePathRewrite"}
 	for f := range featureProbes {
-		want = append(want, f)
+		if !slices.Contains(rewrites, f) {
+			want = append(want, f)
+		}
 	}
 	slices.Sort(want)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("AWS driver (-want +got):\n%s", diff)
 	}
-	for _, f := range []gwv1.FeatureName{"HTTPRouteQueryParamMatching", "HTTPRouteMethodMatching", "HTTPRouteSchemeRedirect", "HTTPRoutePortRedirect"} {
+	for _, f := range append([]gwv1.FeatureName{"HTTPRouteQueryParamMatching", "HTTPRouteMethodMatching", "HTTPRouteSchemeRedirect", "HTTPRoutePortRedirect"}, rewrites...) {
 		if slices.Contains(got, f) {
 			t.Errorf("AWS driver refuses %s, which ELBv2 has", f)
 		}

@@ -342,6 +342,9 @@ func fromELBRule(r *elbtypes.Rule) (providers.Rule, error) {
 			return p, fmt.Errorf("rule %s: %w", id, err)
 		}
 	}
+	if p.Action.Rewrite, err = fromELBTransforms(r.Transforms, p.Conditions.Path); err != nil {
+		return p, fmt.Errorf("rule %s: %w", id, err)
+	}
 	return p, nil
 }
 
@@ -355,12 +358,12 @@ func oneRule(op string, rules []elbtypes.Rule) (providers.Rule, error) {
 
 // CreateRule implements providers.Rules (ELBv2's PriorityInUse is providers.ErrConflict).
 func (d *LoadBalancing) CreateRule(ctx context.Context, listenerID string, spec providers.RuleSpec) (providers.Rule, error) {
-	conds, act, err := toELBRule(spec)
+	conds, act, ts, err := toELBRule(spec)
 	if err != nil {
 		return providers.Rule{}, err
 	}
 	resp, err := lbCall(ctx, d, "CreateRule", d.c.CreateRule, &elbv2.CreateRuleInput{
-		ListenerArn: aws.String(listenerID), Priority: aws.Int32(int32(spec.Priority)), Conditions: conds, Actions: []elbtypes.Action{act},
+		ListenerArn: aws.String(listenerID), Priority: aws.Int32(int32(spec.Priority)), Conditions: conds, Actions: []elbtypes.Action{act}, Transforms: ts,
 	})
 	if err != nil {
 		return providers.Rule{}, err
@@ -368,13 +371,18 @@ func (d *LoadBalancing) CreateRule(ctx context.Context, listenerID string, spec 
 	return oneRule("CreateRule", resp.Rules)
 }
 
-// ModifyRule implements providers.Rules.
+// ModifyRule implements providers.Rules: the rule's transforms are replaced, or reset when
+// spec has no rewrite (ELBv2 keeps them when none are given).
 func (d *LoadBalancing) ModifyRule(ctx context.Context, id string, spec providers.RuleSpec) (providers.Rule, error) {
-	conds, act, err := toELBRule(spec)
+	conds, act, ts, err := toELBRule(spec)
 	if err != nil {
 		return providers.Rule{}, err
 	}
-	resp, err := lbCall(ctx, d, "ModifyRule", d.c.ModifyRule, &elbv2.ModifyRuleInput{RuleArn: aws.String(id), Conditions: conds, Actions: []elbtypes.Action{act}})
+	in := &elbv2.ModifyRuleInput{RuleArn: aws.String(id), Conditions: conds, Actions: []elbtypes.Action{act}, Transforms: ts}
+	if len(ts) == 0 {
+		in.ResetTransforms = aws.Bool(true)
+	}
+	resp, err := lbCall(ctx, d, "ModifyRule", d.c.ModifyRule, in)
 	if err != nil {
 		return providers.Rule{}, err
 	}
@@ -438,6 +446,6 @@ func (d *LoadBalancing) Capabilities() providers.Capabilities {
 // CheckRule answers what CreateRule would refuse of spec before any call: the rule features
 // ELBv2 lacks (alb_rules.go).
 func (d *LoadBalancing) CheckRule(spec providers.RuleSpec) error {
-	_, _, err := toELBRule(spec)
+	_, _, _, err := toELBRule(spec)
 	return err
 }

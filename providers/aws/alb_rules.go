@@ -13,12 +13,14 @@ import (
 )
 
 // Rules and actions, seam <-> ELBv2. ELBv2 says less than the seam: its conditions are
-// case-sensitive wildcard patterns (* any run, ? one character, no escape) and its actions
-// forward (weighted), redirect (301/302) or answer. What it cannot say is refused with
-// providers.ErrInvalid naming the feature, before any call: header changes, URL rewrites,
-// mirrors, timeouts, retries, CORS, a redirect replacing a path prefix, exact values holding * or ?, and
-// regular expressions beyond ELBv2's wildcards (literal text, .* and .; for a header, up to three
-// alternatives of those, one value each).
+// case-sensitive wildcard patterns (* any run, ? one character, no escape), its actions
+// forward (weighted), redirect (301/302) or answer, and a forwarding rule's transforms rewrite
+// the Host header and the URL (alb_transforms.go: the rule's rewrite). What it cannot say is
+// refused with providers.ErrInvalid naming the feature, before any call: header changes,
+// mirrors, timeouts, retries, CORS, a redirect replacing a path prefix, a rewrite on a
+// listener's default action or holding $, exact values holding * or ?, and regular expressions
+// beyond ELBv2's wildcards (literal text, .* and .; for a header, up to three alternatives of
+// those, one value each).
 
 // codeUnsupported is the code of a refusal by the driver itself.
 const codeUnsupported = "UnsupportedByELBv2"
@@ -27,13 +29,20 @@ func unsupported(format string, args ...any) error {
 	return invalid(codeUnsupported, "ELBv2 cannot express "+format+" (the AWS driver carries ELBv2's rule features only; docs/providers.md)", args...)
 }
 
-func toELBRule(spec providers.RuleSpec) ([]elbtypes.RuleCondition, elbtypes.Action, error) {
+// toELBRule is ELBv2's conditions, action and transforms (the action's rewrite) for a rule.
+func toELBRule(spec providers.RuleSpec) ([]elbtypes.RuleCondition, elbtypes.Action, []elbtypes.RuleTransform, error) {
 	conds, err := toELBConditions(spec.Conditions)
 	if err != nil {
-		return nil, elbtypes.Action{}, err
+		return nil, elbtypes.Action{}, nil, err
 	}
-	act, err := toELBAction(spec.Action)
-	return conds, act, err
+	a := spec.Action
+	a.Rewrite = nil // a rule's rewrite is its transforms
+	act, err := toELBAction(a)
+	if err != nil {
+		return nil, elbtypes.Action{}, nil, err
+	}
+	ts, err := toELBTransforms(spec.Action, spec.Conditions.Path)
+	return conds, act, ts, err
 }
 
 func toELBConditions(c providers.RuleConditions) ([]elbtypes.RuleCondition, error) {
@@ -262,7 +271,8 @@ func toELBAction(a providers.RuleAction) (elbtypes.Action, error) {
 	case a.RequestHeaders != nil || a.ResponseHeaders != nil:
 		return elbtypes.Action{}, unsupported("request or response header changes")
 	case a.Rewrite != nil:
-		return elbtypes.Action{}, unsupported("a URL rewrite")
+		// A rule's rewrite is taken out before (toELBRule): this is a listener's default action.
+		return elbtypes.Action{}, unsupported("a URL rewrite on a listener's default action: ELBv2 takes no transform on a listener's default rule")
 	case len(a.Mirrors) > 0:
 		return elbtypes.Action{}, unsupported("request mirrors")
 	case a.RequestTimeout > 0 || a.BackendTimeout > 0:

@@ -3,11 +3,15 @@ package aws
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 	"github.com/flatnet/flatnet/fakecloud/server/servertest"
@@ -121,6 +125,135 @@ func TestConditionsRoundTrip(t *testing.T) {
 	} {
 		if _, err := toELBAction(a); !errors.Is(err, providers.ErrInvalid) {
 			t.Errorf("%s: %v; want ErrInvalid", name, err)
+		}
+	}
+}
+
+// TestRewriteTransforms: a rule's rewrite is ELBv2's transforms in the driver's fixed shapes,
+// and reads back as the same rewrite; what ELBv2 cannot say is refused, and transforms the
+// driver does not write are an error on reading.
+func TestRewriteTransforms(t *testing.T) {
+	fwd := []providers.WeightedTargetGroup{{TargetGroupID: "tg", Weight: 1}}
+	prefix := func(p string) *providers.StringMatch {
+		return &providers.StringMatch{Type: providers.MatchPrefix, Value: p}
+	}
+	full := func(v string) *providers.PathModifier {
+		return &providers.PathModifier{Type: providers.ReplaceFullPath, Value: v}
+	}
+	repl := func(v string) *providers.PathModifier {
+		return &providers.PathModifier{Type: providers.ReplacePrefixMatch, Value: v}
+	}
+	host := func(re, to string) elbtypes.RuleTransform {
+		return elbtypes.RuleTransform{Type: elbtypes.TransformTypeEnumHostHeaderRewrite, HostHeaderRewriteConfig: &elbtypes.HostHeaderRewriteConfig{Rewrites: oneRewrite(re, to)}}
+	}
+	url := func(re, to string) elbtypes.RuleTransform {
+		return elbtypes.RuleTransform{Type: elbtypes.TransformTypeEnumUrlRewrite, UrlRewriteConfig: &elbtypes.UrlRewriteConfig{Rewrites: oneRewrite(re, to)}}
+	}
+	for _, tc := range []struct {
+		name string
+		path *providers.StringMatch
+		rw   providers.Rewrite
+		want []elbtypes.RuleTransform
+		// requests: path?query -> what the rewrite makes of it (as ELBv2 applies the regex)
+		requests map[string]string
+	}{
+		{name: "host", path: prefix("/"), rw: providers.Rewrite{Host: "backend.internal"}, want: []elbtypes.RuleTransform{host("^.*$", "backend.internal")}},
+		{name: "full path", path: &providers.StringMatch{Type: providers.MatchExact, Value: "/old"}, rw: providers.Rewrite{Path: full("/new")},
+			want: []elbtypes.RuleTransform{url("^[^?]*", "/new")}, requests: map[string]string{"/old": "/new", "/old?a=1": "/new?a=1"}},
+		{name: "host and prefix", path: prefix("/foo"), rw: providers.Rewrite{Host: "h.example", Path: repl("/xyz")},
+			want:     []elbtypes.RuleTransform{host("^.*$", "h.example"), url("^/foo", "/xyz")},
+			requests: map[string]string{"/foo/bar": "/xyz/bar", "/foo": "/xyz", "/foo/": "/xyz/", "/foo?q=1": "/xyz?q=1"}},
+		{name: "prefix with a trailing slash", path: prefix("/foo"), rw: providers.Rewrite{Path: repl("/xyz/")},
+			want:     []elbtypes.RuleTransform{url("^/foo/?", "/xyz/")},
+			requests: map[string]string{"/foo/bar": "/xyz/bar", "/foo": "/xyz/", "/foo/?q=1": "/xyz/?q=1"}},
+		{name: "prefix replaced by /", path: prefix("/foo/"), rw: providers.Rewrite{Path: repl("/")},
+			want:     []elbtypes.RuleTransform{url("^/foo/?", "/")},
+			requests: map[string]string{"/foo/bar": "/bar", "/foo": "/", "/foo/": "/", "/foo?q=1": "/?q=1"}},
+		{name: "the prefix /", path: prefix("/"), rw: providers.Rewrite{Path: repl("/xyz")},
+			want:     []elbtypes.RuleTransform{url("^", "/xyz")},
+			requests: map[string]string{"/bar": "/xyz/bar", "/": "/xyz/"}},
+		{name: "the prefix / with a trailing slash", path: prefix("/"), rw: providers.Rewrite{Path: repl("/xyz/")},
+			want:     []elbtypes.RuleTransform{url("^/?", "/xyz/")},
+			requests: map[string]string{"/bar": "/xyz/bar", "/": "/xyz/"}},
+		{name: "a prefix with regex characters", path: prefix("/a.b+c"), rw: providers.Rewrite{Path: repl("/d")},
+			want:     []elbtypes.RuleTransform{url(`^/a\.b\+c`, "/d")},
+			requests: map[string]string{"/a.b+c/e": "/d/e", "/a.b+c": "/d"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := providers.RuleSpec{Priority: 1, Conditions: providers.RuleConditions{Path: tc.path}, Action: providers.RuleAction{Forward: fwd, Rewrite: &tc.rw}}
+			conds, act, ts, err := toELBRule(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, ts, cmpopts.IgnoreUnexported(elbtypes.RuleTransform{}, elbtypes.HostHeaderRewriteConfig{}, elbtypes.UrlRewriteConfig{}, elbtypes.RewriteConfig{})); d != "" {
+				t.Errorf("transforms (-want +got):\n%s", d)
+			}
+			r, err := fromELBRule(&elbtypes.Rule{RuleArn: aws.String("rule"), Priority: aws.String("1"), Conditions: conds, Actions: []elbtypes.Action{act}, Transforms: ts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(spec.Action, r.Action); d != "" {
+				t.Errorf("read back (-wrote +read):\n%s", d)
+			}
+			for in, want := range tc.requests {
+				re := regexp.MustCompile(aws.ToString(ts[len(ts)-1].UrlRewriteConfig.Rewrites[0].Regex))
+				got := in
+				if loc := re.FindStringIndex(in); loc != nil {
+					got = in[:loc[0]] + aws.ToString(ts[len(ts)-1].UrlRewriteConfig.Rewrites[0].Replace) + in[loc[1]:]
+				}
+				if got != want {
+					t.Errorf("%s becomes %s; want %s", in, got, want)
+				}
+			}
+		})
+	}
+
+	// "" replaces a prefix as "/" does, and is written so (lbcontroller's translator gives "/").
+	ts, err := toELBTransforms(providers.RuleAction{Forward: fwd, Rewrite: &providers.Rewrite{Path: repl("")}}, prefix("/foo"))
+	if err != nil || len(ts) != 1 || aws.ToString(ts[0].UrlRewriteConfig.Rewrites[0].Regex) != "^/foo/?" || aws.ToString(ts[0].UrlRewriteConfig.Rewrites[0].Replace) != "/" {
+		t.Errorf("ReplacePrefixMatch \"\": %+v, %v; want ^/foo/? -> /", ts, err)
+	}
+
+	for name, spec := range map[string]providers.RuleSpec{
+		"$ in the host":    {Conditions: providers.RuleConditions{Path: prefix("/")}, Action: providers.RuleAction{Forward: fwd, Rewrite: &providers.Rewrite{Host: "a$1"}}},
+		"$ in the path":    {Conditions: providers.RuleConditions{Path: prefix("/foo")}, Action: providers.RuleAction{Forward: fwd, Rewrite: &providers.Rewrite{Path: repl("/x$")}}},
+		"$ in a full path": {Conditions: providers.RuleConditions{Path: prefix("/foo")}, Action: providers.RuleAction{Forward: fwd, Rewrite: &providers.Rewrite{Path: full("/$$")}}},
+		"prefix without a Prefix condition": {Conditions: providers.RuleConditions{Path: &providers.StringMatch{Type: providers.MatchExact, Value: "/foo"}},
+			Action: providers.RuleAction{Forward: fwd, Rewrite: &providers.Rewrite{Path: repl("/x")}}},
+		"rewrite on a redirect": {Conditions: providers.RuleConditions{Path: prefix("/foo")},
+			Action: providers.RuleAction{Redirect: &providers.Redirect{StatusCode: 302}, Rewrite: &providers.Rewrite{Host: "h"}}},
+	} {
+		err := (&LoadBalancing{}).CheckRule(spec)
+		var pe *providers.Error
+		if !errors.Is(err, providers.ErrInvalid) || !errors.As(err, &pe) || pe.Code != codeUnsupported {
+			t.Errorf("%s: %v; want ErrInvalid (%s)", name, err, codeUnsupported)
+		}
+	}
+	// A listener's default rule takes no transform.
+	_, err = (&LoadBalancing{}).CreateHTTPListener(context.Background(), "lb", providers.HTTPListenerSpec{Protocol: "HTTP", Port: 80,
+		DefaultAction: providers.RuleAction{Forward: fwd, Rewrite: &providers.Rewrite{Host: "h"}}})
+	if !errors.Is(err, providers.ErrInvalid) || err == nil || !strings.Contains(err.Error(), "default rule") {
+		t.Errorf("a listener's default action with a rewrite: %v; want ErrInvalid naming the default rule", err)
+	}
+
+	// Transforms the driver does not write are an error, naming them.
+	for name, ts := range map[string][]elbtypes.RuleTransform{
+		"another host regex":        {host("^(.*)\\.example$", "x")},
+		"a group in the host":       {host("^.*$", "$1")},
+		"two host rewrites":         {host("^.*$", "a"), host("^.*$", "b")},
+		"another url regex":         {url("^/api", "/v2")},
+		"a prefix with its slash":   {url("^/foo/?", "/xyz")},
+		"a prefix without":          {url("^/foo", "/xyz/")},
+		"a group in the url":        {url("^[^?]*", "/x$1")},
+		"two url rewrites":          {url("^[^?]*", "/a"), url("^[^?]*", "/b")},
+		"an unknown type":           {{Type: "header-rewrite", HostHeaderRewriteConfig: &elbtypes.HostHeaderRewriteConfig{Rewrites: oneRewrite("^.*$", "a")}}},
+		"a type without its config": {{Type: elbtypes.TransformTypeEnumUrlRewrite, HostHeaderRewriteConfig: &elbtypes.HostHeaderRewriteConfig{Rewrites: oneRewrite("^.*$", "a")}}},
+	} {
+		_, err := fromELBRule(&elbtypes.Rule{RuleArn: aws.String("rule"), Priority: aws.String("1"), Conditions: []elbtypes.RuleCondition{
+			{Field: aws.String("path-pattern"), PathPatternConfig: &elbtypes.PathPatternConditionConfig{RegexValues: []string{prefixRegex("/foo")}}}},
+			Actions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: aws.String("tg")}}, Transforms: ts})
+		if err == nil || !strings.Contains(err.Error(), "the driver does not write") {
+			t.Errorf("%s read back: %v; want an error naming the transform", name, err)
 		}
 	}
 }

@@ -29,7 +29,7 @@ type ApplicationLoadBalancingEnv struct {
 	// New builds the driver with the account's credentials, creating load balancers in subnet.
 	New func(t *testing.T, subnet api.Subnet) providers.ApplicationLoadBalancing
 	// CoreActionsOnly: the driver's cloud says only what ELBv2 says (forward, redirect,
-	// fixed response; no header changes, rewrites, mirrors or timeouts). Such a driver must
+	// fixed response, a forward's rewrite; no header changes, mirrors or timeouts). Such a driver must
 	// refuse the others with providers.ErrInvalid, and the suite checks that instead.
 	CoreActionsOnly bool
 }
@@ -221,6 +221,21 @@ func albRules(t *testing.T, s *albScene) {
 	if len(got) != len(specs) || got[0].ID != want[0].ID || !cmp.Equal(got[0].Action.Forward, spec.Action.Forward) {
 		t.Errorf("after ModifyRule: %+v", got)
 	}
+	// The rewrite changed, then taken away (ELBv2's transforms replaced, then reset).
+	spec.Action.Rewrite = &providers.Rewrite{Path: &providers.PathModifier{Type: providers.ReplaceFullPath, Value: "/v3"}}
+	for _, rw := range []*providers.Rewrite{spec.Action.Rewrite, nil} {
+		spec.Action.Rewrite = rw
+		if _, err := s.d.ModifyRule(bg(), want[0].ID, spec); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.d.ListRules(bg(), l.ID)
+		if err != nil || len(got) != len(specs) {
+			t.Fatalf("after ModifyRule with the rewrite %+v: %d rules, %v", rw, len(got), err)
+		}
+		if d := cmp.Diff(spec.Action, got[0].Action); d != "" {
+			t.Errorf("after ModifyRule with the rewrite %+v (-want +got):\n%s", rw, d)
+		}
+	}
 	if err := s.d.DeleteTargetGroup(bg(), grpc.ID); !isKind(err, providers.ErrConflict) {
 		t.Errorf("deleting a group a rule forwards to: %v; want ErrConflict", err)
 	}
@@ -251,7 +266,7 @@ func coreOnly(t *testing.T, s *albScene, listenerID string, specs []providers.Ru
 	var out []providers.RuleSpec
 	for _, spec := range specs {
 		a := spec.Action
-		if a.RequestHeaders != nil || a.ResponseHeaders != nil || a.Rewrite != nil || len(a.Mirrors) > 0 || a.RequestTimeout > 0 || a.BackendTimeout > 0 ||
+		if a.RequestHeaders != nil || a.ResponseHeaders != nil || len(a.Mirrors) > 0 || a.RequestTimeout > 0 || a.BackendTimeout > 0 ||
 			a.Retry != nil || a.CORS != nil {
 			spec.ClientToken = providers.NewToken()
 			_, err := s.d.CreateRule(bg(), listenerID, spec)
@@ -259,7 +274,8 @@ func coreOnly(t *testing.T, s *albScene, listenerID string, specs []providers.Ru
 			// providers.CheckRule answers the same, before any call.
 			wantKind(t, fmt.Sprintf("CheckRule of rule %d with actions beyond ELBv2's", spec.Priority), providers.CheckRule(s.d, spec), providers.ErrInvalid)
 		}
-		a.RequestHeaders, a.ResponseHeaders, a.Rewrite, a.Mirrors, a.RequestTimeout, a.BackendTimeout, a.Retry, a.CORS = nil, nil, nil, nil, 0, 0, nil, nil
+		// A rewrite stays: ELBv2's rule transforms say it.
+		a.RequestHeaders, a.ResponseHeaders, a.Mirrors, a.RequestTimeout, a.BackendTimeout, a.Retry, a.CORS = nil, nil, nil, 0, 0, nil, nil
 		a.Forward = slices.Clone(a.Forward)
 		for i := range a.Forward {
 			a.Forward[i].RequestHeaders, a.Forward[i].ResponseHeaders = nil, nil
