@@ -112,7 +112,7 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource, revs *ruleR
 			cfg.Listeners = append(cfg.Listeners, l) // no default: what no rule takes is refused
 			continue
 		}
-		def, err := albRules(al.ListenerID+"/default", nil, al.DefaultActions, groups)
+		def, err := albRules(al.ListenerID+"/default", nil, al.DefaultActions, nil, groups)
 		if err != nil {
 			return cfg, fmt.Errorf("listener %s default actions: %w", al.ListenerID, err)
 		}
@@ -130,9 +130,9 @@ func albConfig(lbID string, ix albSnapshot, certs CertificateSource, revs *ruleR
 }
 
 // ruleRevisions gives the engine's rules of a snapshot's rule, built once while the rule
-// keeps its conditions and actions, with a Revision naming them (l7.Rule.Revision): with
-// 1,000 rules, a change to one builds and compiles one. A rule is unchanged when its
-// conditions and actions are the very slices built from before (snapshots share those of an
+// keeps its conditions, actions and transforms, with a Revision naming them (l7.Rule.Revision):
+// with 1,000 rules, a change to one builds and compiles one. A rule is unchanged when its
+// conditions, actions and transforms are the very slices built from before (snapshots share those of an
 // unchanged rule, the store's ruleViews, and never change them: Source), or, when they are
 // other slices, equal ones (a rule moved by SetRulePriorities, a Source that shares
 // nothing). Holding the slices keeps their memory from being reused for another rule's.
@@ -143,10 +143,11 @@ type ruleRevisions struct {
 }
 
 type revisedRule struct {
-	conds   []api.RuleCondition
-	actions []api.Action
-	rules   []l7.Rule
-	groups  []string // the target groups rules name
+	conds      []api.RuleCondition
+	actions    []api.Action
+	transforms []api.RuleTransform
+	rules      []l7.Rule
+	groups     []string // the target groups rules name
 }
 
 func newRuleRevisions() *ruleRevisions { return &ruleRevisions{byID: map[string]*revisedRule{}} }
@@ -172,12 +173,12 @@ func (m *ruleRevisions) forget(snap *api.Snapshot) {
 // the rules name either way.
 func (m *ruleRevisions) rules(r *api.Rule, groups map[string]bool) ([]l7.Rule, error) {
 	if m == nil {
-		return albRules(r.RuleID, r.Conditions, r.Actions, groups)
+		return albRules(r.RuleID, r.Conditions, r.Actions, r.Transforms, groups)
 	}
 	if k := m.byID[r.RuleID]; k != nil {
-		same := sameSlice(k.conds, r.Conditions) && sameSlice(k.actions, r.Actions)
-		if !same && reflect.DeepEqual(k.conds, r.Conditions) && reflect.DeepEqual(k.actions, r.Actions) {
-			k.conds, k.actions, same = r.Conditions, r.Actions, true // the next snapshot shares these
+		same := sameSlice(k.conds, r.Conditions) && sameSlice(k.actions, r.Actions) && sameSlice(k.transforms, r.Transforms)
+		if !same && reflect.DeepEqual(k.conds, r.Conditions) && reflect.DeepEqual(k.actions, r.Actions) && reflect.DeepEqual(k.transforms, r.Transforms) {
+			k.conds, k.actions, k.transforms, same = r.Conditions, r.Actions, r.Transforms, true // the next snapshot shares these
 		}
 		if same {
 			for _, g := range k.groups {
@@ -187,7 +188,7 @@ func (m *ruleRevisions) rules(r *api.Rule, groups map[string]bool) ([]l7.Rule, e
 		}
 	}
 	own := map[string]bool{}
-	rules, err := albRules(r.RuleID, r.Conditions, r.Actions, own)
+	rules, err := albRules(r.RuleID, r.Conditions, r.Actions, r.Transforms, own)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func (m *ruleRevisions) rules(r *api.Rule, groups map[string]bool) ([]l7.Rule, e
 	for i := range rules {
 		rules[i].Revision = rev
 	}
-	k := &revisedRule{conds: r.Conditions, actions: r.Actions, rules: rules}
+	k := &revisedRule{conds: r.Conditions, actions: r.Actions, transforms: r.Transforms, rules: rules}
 	for g := range own {
 		groups[g] = true
 		k.groups = append(k.groups, g)
@@ -287,13 +288,17 @@ func dataPlaneState(h api.TargetHealth) string {
 
 // albRules turns one rule into the engine's rules: a condition with several path, method,
 // header or query values expands into one rule per combination (the values of a condition are
-// ORed, the engine's conditions ANDed); host values stay one list, which the engine ORs.
-func albRules(name string, conds []api.RuleCondition, actions []api.Action, groups map[string]bool) ([]l7.Rule, error) {
+// ORed, the engine's conditions ANDed); host values stay one list, which the engine ORs. The
+// rule's transforms go with its action.
+func albRules(name string, conds []api.RuleCondition, actions []api.Action, transforms []api.RuleTransform, groups map[string]bool) ([]l7.Rule, error) {
 	if len(actions) != 1 {
 		return nil, fmt.Errorf("has %d actions, want exactly one", len(actions))
 	}
 	act, err := albAction(actions[0], groups)
 	if err != nil {
+		return nil, err
+	}
+	if act.Transforms, err = albTransforms(transforms); err != nil {
 		return nil, err
 	}
 	rules := []l7.Rule{{Name: name, Action: act}}
@@ -351,6 +356,23 @@ func albRules(name string, conds []api.RuleCondition, actions []api.Action, grou
 		}
 	}
 	return rules, nil
+}
+
+// albTransforms are a rule's transforms as the engine's: each its one rewrite.
+func albTransforms(ts []api.RuleTransform) ([]l7.Transform, error) {
+	var out []l7.Transform
+	for _, t := range ts {
+		rc := t.HostHeaderRewriteConfig
+		if t.Type == api.TransformTypeURLRewrite {
+			rc = t.URLRewriteConfig
+		}
+		if rc == nil || len(rc.Rewrites) != 1 {
+			return nil, fmt.Errorf("transform %q has no config of its type with exactly one rewrite", t.Type)
+		}
+		rw := rc.Rewrites[0]
+		out = append(out, l7.Transform{Type: l7.TransformType(t.Type), Regex: rw.Regex, Replace: rw.Replace})
+	}
+	return out, nil
 }
 
 // actionGroups adds the target groups a forwards or mirrors to to groups.

@@ -88,6 +88,10 @@ func TestALBConfig(t *testing.T) {
 	unavailable := tgt("10.0.1.102", 8080, api.TargetHealthUnavailable)
 	unavailable.TargetHealth.Reason = api.ReasonInternalError
 	snap := albSnap(tgt("10.0.1.101", 8080, api.TargetHealthHealthy), unavailable)
+	snap.Rules[1].Transforms = []api.RuleTransform{
+		{Type: api.TransformTypeHostHeaderRewrite, HostHeaderRewriteConfig: &api.RewriteConfig{Rewrites: []api.RegexRewrite{{Regex: "^a$", Replace: "b"}}}},
+		{Type: api.TransformTypeURLRewrite, URLRewriteConfig: &api.RewriteConfig{Rewrites: []api.RegexRewrite{{Regex: "^/a/(.*)", Replace: "/$1"}}}},
+	}
 	cfg, err := albConfig("lb-1", indexALBs(snap), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +106,8 @@ func TestALBConfig(t *testing.T) {
 					Timeouts: l7.Timeouts{Request: 1500 * time.Millisecond},
 					Retry:    &l7.Retry{Codes: []int{502, 503}, Attempts: 2, Backoff: 25 * time.Millisecond},
 					CORS: &l7.CORS{AllowOrigins: []string{"https://*.example.com"}, AllowMethods: []string{"GET"}, AllowHeaders: []string{"x-a"},
-						ExposeHeaders: []string{"x-b"}, AllowCredentials: true, MaxAge: 600}}},
+						ExposeHeaders: []string{"x-b"}, AllowCredentials: true, MaxAge: 600},
+					Transforms: []l7.Transform{{Type: l7.TransformHost, Regex: "^a$", Replace: "b"}, {Type: l7.TransformURL, Regex: "^/a/(.*)", Replace: "/$1"}}}},
 			{Name: "rule-b#0", Hosts: hosts, Method: "GET", Action: redirect},
 			{Name: "rule-b#1", Hosts: hosts, Method: "HEAD", Action: redirect},
 			{Name: "l-1/default", Action: l7.Action{FixedResponse: &l7.FixedResponse{StatusCode: 404, ContentType: "text/plain", Body: "no route"}}},
@@ -327,6 +332,16 @@ func TestRuleRevisions(t *testing.T) {
 	got, groups := build(changed)
 	if got[0].Revision == first[0].Revision || got[0].Action.Forward.Backends[0].TargetGroup != "tg-2" || !groups["tg-2"] {
 		t.Errorf("new actions: %+v, groups %v; want a new revision forwarding to tg-2", got[0], groups)
+	}
+	// Transforms alone are a change too (ModifyRule with Transforms or ResetTransforms).
+	transformed := changed
+	transformed.Transforms = []api.RuleTransform{{Type: api.TransformTypeURLRewrite, URLRewriteConfig: &api.RewriteConfig{Rewrites: []api.RegexRewrite{{Regex: "^/a", Replace: "/b"}}}}}
+	got2, _ := build(transformed)
+	if got2[0].Revision == got[0].Revision || len(got2[0].Action.Transforms) != 1 || got2[0].Action.Transforms[0].Replace != "/b" {
+		t.Errorf("new transforms: %+v; want a new revision with the url-rewrite", got2[0])
+	}
+	if got3, _ := build(changed); got3[0].Revision == got2[0].Revision || len(got3[0].Action.Transforms) != 0 {
+		t.Errorf("transforms reset: %+v; want a new revision without them", got3[0])
 	}
 
 	m.forget(&api.Snapshot{Rules: []api.Rule{r}})

@@ -85,6 +85,8 @@ type action struct {
 	// Decided once here rather than per request:
 	dropsContentType bool     // respEdit removes Content-Type
 	reserved         []string // headers reqEdit names that the proxy owns (edits of them are undone)
+	// hostTransform and urlTransform are the rule's Transforms (nil: none).
+	hostTransform, urlTransform *transform
 }
 
 type backend struct {
@@ -246,9 +248,9 @@ func (c *checker) passthroughRule(f string, proto Protocol, terminating bool, r 
 	if r.Path != nil || len(r.Headers) > 0 || len(r.Query) > 0 || r.Method != "" {
 		c.bad(f, "a %s listener sees no requests: its rules match hosts (SNI names) only", proto)
 	}
-	if a.Forward == nil || a.Redirect != nil || a.FixedResponse != nil || a.Rewrite != nil || len(a.Mirrors) > 0 ||
+	if a.Forward == nil || a.Redirect != nil || a.FixedResponse != nil || a.Rewrite != nil || len(a.Transforms) > 0 || len(a.Mirrors) > 0 ||
 		a.Timeouts != (Timeouts{}) || a.Retry != nil || a.CORS != nil || !a.RequestHeaders.empty() || !a.ResponseHeaders.empty() {
-		c.bad(f+".action", "a %s listener's rules forward only, without header edits, rewrites, mirrors, timeouts, retries or CORS", proto)
+		c.bad(f+".action", "a %s listener's rules forward only, without header edits, rewrites, transforms, mirrors, timeouts, retries or CORS", proto)
 	}
 	if a.TLSPassthrough && proto != ProtocolTLS {
 		c.bad(f+".action.tlsPassthrough", "a %s listener has no TLS to pass through or terminate: only a TLS listener's rules take it", proto)
@@ -385,6 +387,7 @@ func (c *checker) action(f string, r *Rule, cr *rule, groups map[string]*group) 
 		reqEdit: c.edit(f+".requestHeaders", a.RequestHeaders), respEdit: c.edit(f+".responseHeaders", a.ResponseHeaders),
 		cors: c.cors(f+".cors", a.CORS), tlsPassthrough: a.TLSPassthrough}
 	ca.dropsContentType, ca.reserved = ca.respEdit.removes("Content-Type"), ca.reqEdit.reservedNames()
+	ca.hostTransform, ca.urlTransform = c.transforms(f, a.Transforms)
 	if cr.path != nil && cr.path.typ == MatchPrefix {
 		ca.prefixMatched = cr.path.value
 	}
@@ -397,8 +400,8 @@ func (c *checker) action(f string, r *Rule, cr *rule, groups map[string]*group) 
 	if kinds != 1 {
 		c.bad(f, "give exactly one of forward, redirect and fixedResponse (%d given)", kinds)
 	}
-	if a.Forward == nil && (a.Rewrite != nil || len(a.Mirrors) > 0 || a.Timeouts != (Timeouts{}) || a.Retry != nil) {
-		c.bad(f, "rewrite, mirrors, timeouts and retry apply to forward only")
+	if a.Forward == nil && (a.Rewrite != nil || len(a.Transforms) > 0 || len(a.Mirrors) > 0 || a.Timeouts != (Timeouts{}) || a.Retry != nil) {
+		c.bad(f, "rewrite, transforms, mirrors, timeouts and retry apply to forward only")
 	}
 	if a.Forward != nil {
 		for i, b := range a.Forward.Backends {

@@ -157,6 +157,9 @@ type Action struct {
 	Mirrors         []Mirror   // Forward only
 	Timeouts        Timeouts   // Forward only
 	Retry           *Retry     // Forward only
+	// Transforms (Forward only, at most one of each type) rewrite the request after the rule
+	// matched and before Rewrite and the header edits: ELBv2's rule transforms.
+	Transforms []Transform
 	// CORS, when set, answers CORS preflights itself and marks the rule's answers to allowed
 	// origins (Gateway API's HTTPRoute CORS filter).
 	CORS *CORS
@@ -263,6 +266,29 @@ type Redirect struct {
 type Rewrite struct {
 	Hostname string
 	Path     *PathModifier
+}
+
+// TransformType says what a Transform rewrites.
+type TransformType string
+
+const (
+	// TransformHost rewrites the Host header, as the request gave it (its port included).
+	TransformHost TransformType = "host-header-rewrite"
+	// TransformURL rewrites the URL: the escaped path, then "?" and the query when the query
+	// is not empty. The result is split again at its first "?".
+	TransformURL TransformType = "url-rewrite"
+)
+
+// Transform replaces the first (leftmost) match of Regex (RE2) with Replace, in which $n and
+// ${n} are group n of the match (n is every digit after the $: "$1x" is group 1 then "x"; an
+// unmatched group is empty) and $$ is a $. No match leaves the request as it is. A result
+// that is not a Host (empty, or a character outside letters, digits and -._~!$&'()*+,;=:[]%),
+// or a URL whose path does not begin with "/" or does not unescape, or that holds a space, a
+// control or non-ASCII character or a "#", is answered 500.
+type Transform struct {
+	Type    TransformType
+	Regex   string
+	Replace string
 }
 
 // FixedResponse answers without a backend.

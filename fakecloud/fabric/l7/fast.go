@@ -285,7 +285,8 @@ func fastRule(ru *rule) bool {
 		return false // net/http answers the 404
 	}
 	a := &ru.action
-	if a.fixed != nil || a.redirect != nil || a.rewrite != nil || len(a.mirrors) > 0 || a.cors != nil || a.totalWeight <= 0 {
+	if a.fixed != nil || a.redirect != nil || a.rewrite != nil || a.hostTransform != nil || a.urlTransform != nil ||
+		len(a.mirrors) > 0 || a.cors != nil || a.totalWeight <= 0 {
 		return false
 	}
 	for i := range a.backends {

@@ -148,6 +148,8 @@ func TestPassthroughConfigErrors(t *testing.T) {
 		"TLS with a bad cert": {Listener{Port: 443, Protocol: ProtocolTLS, Certificates: []Certificate{{Name: "x"}}, Rules: []Rule{{Action: forwardTo("tcp")}}}, "not a PEM certificate chain"},
 		"HTTP to TCP group":   {Listener{Port: 80, Protocol: ProtocolHTTP, Rules: []Rule{{Action: forwardTo("tcp")}}}, "is a TCP group"},
 		"unknown protocol":    {Listener{Port: 80, Protocol: "SCTP"}, "HTTP, HTTPS, TLS, TCP or UDP"},
+		"transforms on TLS": {Listener{Port: 443, Protocol: ProtocolTLS, Rules: []Rule{{Action: Action{Forward: forwardTo("tcp").Forward,
+			Transforms: []Transform{{Type: TransformHost, Regex: "a", Replace: "b"}}}}}}, "transforms"},
 	} {
 		err := Validate(Config{Listeners: []Listener{tc.l}, TargetGroups: []TargetGroup{tcp, web}})
 		if err == nil || !strings.Contains(err.Error(), tc.says) {

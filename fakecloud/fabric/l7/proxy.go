@@ -33,6 +33,9 @@ type flight struct {
 	retries  int    // tries after the first (Action.Retry)
 	start    time.Time
 	origin   string // the request's Origin, for the rule's CORS
+	// rewritten is what the rule's transforms made of the request (nil: it has none); path
+	// is the URL's path after them.
+	rewritten *rewritten
 }
 
 type flightKey struct{}
@@ -81,6 +84,9 @@ func (e *Engine) handle(w http.ResponseWriter, r *http.Request, l *listener) {
 		rec.WriteHeader(code)
 	default:
 		f = &flight{listener: l, rule: ru, path: path, start: start, origin: r.Header.Get("Origin")}
+		if (ru.action.hostTransform != nil || ru.action.urlTransform != nil) && !applyTransforms(rec, r, f) {
+			return
+		}
 		e.forward(rec, r, f)
 	}
 }
@@ -297,13 +303,23 @@ func targetScheme(g *group) string {
 
 // rewrite points the outbound request (the proxy's clone, hop-by-hop and client forwarding
 // headers already stripped) at the flight's target, applies the rule's rewrite and header edits,
-// sets the forwarding headers and starts the mirrors.
+// sets the forwarding headers and starts the mirrors. The rule's transforms (applyTransforms)
+// come first: the action's rewrite applies to what they made.
 func (e *Engine) rewrite(pr *httputil.ProxyRequest) {
 	f := flightOf(pr.In.Context())
 	a := &f.rule.action
 	out := pr.Out
 	out.URL.Scheme = targetScheme(f.backend.group)
 	out.URL.Host = f.target.hostport
+	if x := f.rewritten; x != nil {
+		if x.host != "" {
+			out.Host = x.host
+		}
+		if x.url {
+			setPath(out.URL, f.path)
+			out.URL.RawQuery, out.URL.ForceQuery = x.query, false
+		}
+	}
 	if rw := a.rewrite; rw != nil {
 		if rw.Hostname != "" {
 			out.Host = rw.Hostname
