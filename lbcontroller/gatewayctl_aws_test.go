@@ -3,11 +3,15 @@ package lbcontroller_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go/middleware"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,20 +36,34 @@ import (
 // message naming the backend that gets nothing; deleting the Gateway deletes both load
 // balancers.
 func TestGatewayControllerAWSDriver(t *testing.T) {
-	h := startWith(t, func(ctx context.Context, cloud *servertest.Env, subnetID string) providers.LoadBalancing {
+	var drv *aws.LoadBalancing   // the controller's driver
+	var modifyRules atomic.Int64 // its ModifyRule calls
+	countModifyRule := func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("CountModifyRule", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if awsmiddleware.GetOperationName(ctx) == "ModifyRule" {
+				modifyRules.Add(1)
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
+	}
+	// A resync a second: a rule the driver read back otherwise than the deploy wants it would be
+	// modified again at each (httpRouteRewriteOnELBv2 counts).
+	h := startCloud(t, func(ctx context.Context, cloud *servertest.Env, subnetID string) providers.LoadBalancing {
 		key := servertest.LoadBalancerAWSKey(cloud.LoadBalancerToken(t))
 		cfg := awssdk.Config{
 			Region: "us-east-1", BaseEndpoint: awssdk.String(cloud.URL),
 			Credentials: awssdk.CredentialsProviderFunc(func(context.Context) (awssdk.Credentials, error) {
 				return awssdk.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey, SessionToken: key.SessionToken, Source: "fakecloud"}, nil
 			}),
+			APIOptions: []func(*middleware.Stack) error{countModifyRule},
 		}
 		d, err := aws.NewLoadBalancing(ctx, aws.LBConfig{Config: aws.Config{AWS: &cfg}, SubnetID: subnetID, PollInterval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
+		drv = d
 		return d
-	})
+	}, servertest.Options{}, func(c *lbcontroller.Config) { c.Resync = time.Second })
 	ctx := context.Background()
 	class := h.gatewayClass(t)
 	ns := h.namespace(t)
@@ -157,6 +175,7 @@ func TestGatewayControllerAWSDriver(t *testing.T) {
 			fmt.Sprintf("%+v", first.Status.Parents[0].Conditions)
 	})
 	httpRoutesELBv2CannotExpress(t, h, ns, class, gw)
+	httpRouteRewriteOnELBv2(t, h, drv, &modifyRules, ns, gw)
 	if err := h.k8s.Delete(ctx, gw); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +202,8 @@ func TestGatewayControllerAWSDriver(t *testing.T) {
 // cannot express (a request timeout) and one it can is served in part: the expressible rule
 // reaches the cloud, the route stays Accepted and is PartiallyInvalid, with an event; a route
 // whose only rule changes response headers is not Accepted (UnsupportedValue); the Gateway
-// stays Programmed. The GatewayClass lists neither feature, and keeps query matching.
+// stays Programmed. The GatewayClass lists neither feature, and keeps query matching and the
+// host and path rewrites (ELBv2's rule transforms).
 func httpRoutesELBv2CannotExpress(t *testing.T, h *harness, ns, class string, gw *gwv1.Gateway) {
 	t.Helper()
 	ctx := context.Background()
@@ -275,7 +295,84 @@ func httpRoutesELBv2CannotExpress(t *testing.T, h *harness, ns, class string, gw
 	if features["HTTPRouteRequestTimeout"] || features["HTTPRouteResponseHeaderModification"] || features["GatewayHTTPSListenerDetectMisdirectedRequests"] ||
 		features["TLSRouteModeTerminate"] || features["BackendTLSPolicy"] || features["BackendTLSPolicySANValidation"] || features["GatewayBackendClientCertificate"] ||
 		features["GatewayFrontendClientCertificateValidation"] ||
-		!features["HTTPRouteQueryParamMatching"] || !features["HTTPRoute"] {
+		!features["HTTPRouteQueryParamMatching"] || !features["HTTPRoute"] || !features["HTTPRouteHostRewrite"] || !features["HTTPRoutePathRewrite"] {
 		t.Errorf("GatewayClass features with the AWS driver: %v", gc.Status.SupportedFeatures)
 	}
+}
+
+// httpRouteRewriteOnELBv2: on the programmed Gateway gw, an HTTPRoute whose URLRewrite sets
+// the hostname and replaces the matched prefix is served whole (Accepted, not
+// PartiallyInvalid): its rule is in the cloud with ELBv2's transforms, read back by the driver
+// as the rewrite it was written with (so the deploy finds it as wanted), and taking the filter
+// away takes the transforms away. d is the controller's driver, which reads the transforms
+// (fakecloud's driver, h.p, reads fakecloud's own rewrites); modifies counts its ModifyRule
+// calls: none while the controller resyncs a rule it finds as wanted.
+func httpRouteRewriteOnELBv2(t *testing.T, h *harness, d *aws.LoadBalancing, modifies *atomic.Int64, ns string, gw *gwv1.Gateway) {
+	t.Helper()
+	ctx := context.Background()
+	r := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rewrite"}, Spec: gwv1.HTTPRouteSpec{
+		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: gwv1.ObjectName(gw.Name), SectionName: ptr(gwv1.SectionName("http"))}}},
+		Rules: []gwv1.HTTPRouteRule{{
+			Matches:     []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr(gwv1.PathMatchPathPrefix), Value: ptr("/rw")}}},
+			BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "secure", Port: ptr(gwv1.PortNumber(80))}}}},
+			Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterURLRewrite, URLRewrite: &gwv1.HTTPURLRewriteFilter{
+				Hostname: ptr(gwv1.PreciseHostname("internal.example.com")),
+				Path:     &gwv1.HTTPPathModifier{Type: gwv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: ptr("")},
+			}}},
+		}},
+	}}
+	if err := h.k8s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rewriting route is accepted whole", func() (bool, string) {
+		var got gwv1.HTTPRoute
+		if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(r), &got); err != nil || len(got.Status.Parents) != 1 {
+			return false, fmt.Sprintf("%+v %v", got.Status, err)
+		}
+		c := got.Status.Parents[0].Conditions
+		return meta.IsStatusConditionTrue(c, string(gwv1.RouteConditionAccepted)) && !meta.IsStatusConditionTrue(c, string(gwv1.RouteConditionPartiallyInvalid)), fmt.Sprintf("%+v", c)
+	})
+	l7 := map[string]string{model.TagCluster: h.cluster, lbcontroller.TagGateway: ns + "/" + gw.Name, deploy.TagLayer: deploy.LayerL7}
+	rewriteOf := func() (*providers.Rewrite, string, bool) {
+		albs, err := d.ListApplicationLoadBalancers(ctx, l7)
+		if err != nil || len(albs) != 1 {
+			return nil, fmt.Sprintf("%+v %v", albs, err), false
+		}
+		for _, l := range albs[0].Listeners {
+			rules, err := d.ListRules(ctx, l.ID)
+			if err != nil {
+				return nil, err.Error(), false
+			}
+			for _, rule := range rules {
+				if p := rule.Conditions.Path; p != nil && p.Type == providers.MatchPrefix && p.Value == "/rw" {
+					return rule.Action.Rewrite, rule.ID, true
+				}
+			}
+		}
+		return nil, "no rule for /rw", false
+	}
+	// ReplacePrefixMatch "" is "/" (the translator's spelling, which the driver reads back).
+	want := &providers.Rewrite{Host: "internal.example.com", Path: &providers.PathModifier{Type: providers.ReplacePrefixMatch, Value: "/"}}
+	var ruleID string
+	eventually(t, "the rule is in the cloud with its rewrite", func() (bool, string) {
+		rw, id, ok := rewriteOf()
+		ruleID = id
+		return ok && reflect.DeepEqual(rw, want), fmt.Sprintf("%+v (%s)", rw, id)
+	})
+	before := modifies.Load()
+	time.Sleep(3 * time.Second) // three resyncs
+	if n := modifies.Load() - before; n != 0 {
+		t.Errorf("%d ModifyRule calls over three resyncs of an unchanged route; want none (a rule read back otherwise than written?)", n)
+	}
+	if err := h.k8s.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
+		t.Fatal(err)
+	}
+	r.Spec.Rules[0].Filters = nil
+	if err := h.k8s.Update(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rule in the cloud without a rewrite", func() (bool, string) {
+		rw, id, ok := rewriteOf()
+		return ok && rw == nil, fmt.Sprintf("%+v (%s, was %s)", rw, id, ruleID)
+	})
 }

@@ -365,7 +365,13 @@ func pathModifier(p *gwv1.HTTPPathModifier, matches []compiledMatch) (*PathModif
 				return nil, fmt.Errorf("path modifier ReplacePrefixMatch needs every match of the rule to be a PathPrefix path match")
 			}
 		}
-		return &PathModifier{Type: ReplacePrefixMatch, Value: ptrOr(p.ReplacePrefixMatch, "/")}, nil
+		// "" is "/": Gateway API makes them the same ("/foo/bar" under /foo becomes "/bar", "/foo"
+		// becomes "/"), and one spelling lets a cloud's read-back equal what was written.
+		v := ptrOr(p.ReplacePrefixMatch, "/")
+		if v == "" {
+			v = "/"
+		}
+		return &PathModifier{Type: ReplacePrefixMatch, Value: v}, nil
 	}
 	return nil, fmt.Errorf("path modifier type %q is not supported: use ReplaceFullPath or ReplacePrefixMatch", p.Type)
 }

@@ -141,3 +141,24 @@ func TestCABundleBound(t *testing.T) {
 		t.Errorf("a bundle of %d bytes: %v, want refused for its size", len(big), err)
 	}
 }
+
+// TestPathModifierPrefix: a ReplacePrefixMatch of "" is "/" (Gateway API makes them the same
+// rewrite), so that a cloud reads back the one spelling; not given is "/" too.
+func TestPathModifierPrefix(t *testing.T) {
+	matches := []compiledMatch{{cond: Conditions{Path: &PathMatch{Type: MatchPrefix, Value: "/foo"}}}}
+	for _, tc := range []struct {
+		value *string
+		want  string
+	}{{nil, "/"}, {ptrTo(""), "/"}, {ptrTo("/"), "/"}, {ptrTo("/xyz"), "/xyz"}, {ptrTo("/xyz/"), "/xyz/"}} {
+		pm, err := pathModifier(&gwv1.HTTPPathModifier{Type: gwv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: tc.value}, matches)
+		if err != nil || pm == nil || *pm != (PathModifier{Type: ReplacePrefixMatch, Value: tc.want}) {
+			given := "not given"
+			if tc.value != nil {
+				given = "\"" + *tc.value + "\""
+			}
+			t.Errorf("replacePrefixMatch %s: %+v, %v; want %s", given, pm, err, tc.want)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
