@@ -306,14 +306,15 @@ func httpRoutesELBv2CannotExpress(t *testing.T, h *harness, ns, class string, gw
 // as the rewrite it was written with (so the deploy finds it as wanted), and taking the filter
 // away takes the transforms away. d is the controller's driver, which reads the transforms
 // (fakecloud's driver, h.p, reads fakecloud's own rewrites); modifies counts its ModifyRule
-// calls: none while the controller resyncs a rule it finds as wanted.
+// calls: none while the controller resyncs a rule it finds as wanted (the route's prefix is
+// written "/rw/", which the cloud keeps as "/rw").
 func httpRouteRewriteOnELBv2(t *testing.T, h *harness, d *aws.LoadBalancing, modifies *atomic.Int64, ns string, gw *gwv1.Gateway) {
 	t.Helper()
 	ctx := context.Background()
 	r := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rewrite"}, Spec: gwv1.HTTPRouteSpec{
 		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: gwv1.ObjectName(gw.Name), SectionName: ptr(gwv1.SectionName("http"))}}},
 		Rules: []gwv1.HTTPRouteRule{{
-			Matches:     []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr(gwv1.PathMatchPathPrefix), Value: ptr("/rw")}}},
+			Matches:     []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: ptr(gwv1.PathMatchPathPrefix), Value: ptr("/rw/")}}}, // the trailing "/" is dropped: one spelling
 			BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "secure", Port: ptr(gwv1.PortNumber(80))}}}},
 			Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterURLRewrite, URLRewrite: &gwv1.HTTPURLRewriteFilter{
 				Hostname: ptr(gwv1.PreciseHostname("internal.example.com")),

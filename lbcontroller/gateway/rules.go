@@ -127,6 +127,14 @@ func (t *translation) compileHTTP(r *route, o *gwv1.HTTPRoute) {
 	}
 }
 
+// trimPrefixSlash drops a prefix path's trailing slashes; "/" stays.
+func trimPrefixSlash(p string) string {
+	if t := strings.TrimRight(p, "/"); t != "" {
+		return t
+	}
+	return "/"
+}
+
 func httpMatch(m gwv1.HTTPRouteMatch) (compiledMatch, error) {
 	var c compiledMatch
 	typ, val := gwv1.PathMatchPathPrefix, "/"
@@ -142,7 +150,11 @@ func httpMatch(m gwv1.HTTPRouteMatch) (compiledMatch, error) {
 		c.cond.Path = &PathMatch{Type: MatchExact, Value: val}
 		c.prec.pathRank, c.prec.pathLen = 0, len(val)
 		if typ == gwv1.PathMatchPathPrefix {
+			// A prefix matches whole segments, so a trailing "/" changes nothing ("/x/" matches
+			// "/x" too); one spelling, which a cloud reads back the same. The precedence keeps
+			// the length as written.
 			c.cond.Path.Type = MatchPrefix
+			c.cond.Path.Value = trimPrefixSlash(val)
 			c.prec.pathRank = 2
 		}
 	case gwv1.PathMatchRegularExpression:
@@ -239,7 +251,10 @@ func (t *translation) httpFilters(r *route, cr *compiledRule, where string, filt
 				bad(unsupported, "%v", err)
 				return false
 			}
-			cr.actions.Rewrite = &Rewrite{Hostname: string(ptrOr(f.URLRewrite.Hostname, "")), Path: pm}
+			// A filter that changes nothing is no rewrite: the cloud would read back none.
+			if rw := (Rewrite{Hostname: string(ptrOr(f.URLRewrite.Hostname, "")), Path: pm}); rw != (Rewrite{}) {
+				cr.actions.Rewrite = &rw
+			}
 		case gwv1.HTTPRouteFilterRequestMirror:
 			m, err := t.mirror(r, where, f.RequestMirror)
 			if err != nil {

@@ -161,4 +161,19 @@ func TestPathModifierPrefix(t *testing.T) {
 	}
 }
 
+// TestPrefixPathOneSpelling: a PathPrefix's trailing slashes are dropped from the condition
+// ("/" stays), since a prefix matches whole segments; the precedence keeps the written length.
+func TestPrefixPathOneSpelling(t *testing.T) {
+	for in, want := range map[string]string{"/": "/", "//": "/", "/x": "/x", "/x/": "/x", "/x//": "/x", "/x/y/": "/x/y"} {
+		c, err := httpMatch(gwv1.HTTPRouteMatch{Path: &gwv1.HTTPPathMatch{Type: ptrTo(gwv1.PathMatchPathPrefix), Value: ptrTo(in)}})
+		if err != nil || c.cond.Path == nil || *c.cond.Path != (PathMatch{Type: MatchPrefix, Value: want}) || c.prec.pathLen != len(in) {
+			t.Errorf("PathPrefix %q: %+v (length %d), %v; want Prefix %q, length %d", in, c.cond.Path, c.prec.pathLen, err, want, len(in))
+		}
+	}
+	c, err := httpMatch(gwv1.HTTPRouteMatch{Path: &gwv1.HTTPPathMatch{Type: ptrTo(gwv1.PathMatchExact), Value: ptrTo("/x/")}})
+	if err != nil || c.cond.Path.Value != "/x/" {
+		t.Errorf("Exact /x/: %+v, %v; an exact path keeps its slash", c.cond.Path, err)
+	}
+}
+
 func ptrTo[T any](v T) *T { return &v }
