@@ -52,8 +52,8 @@ func CapabilitiesOf(p any) Capabilities {
 func (w policyLB) Capabilities() Capabilities { return CapabilitiesOf(w.d) }
 
 // RuleChecker is implemented by drivers whose clouds express less than RuleSpec does (ELBv2:
-// no header changes, rewrites, mirrors, timeouts or retries, redirects with 301 or 302 only,
-// wildcards for regular expressions). CheckRule answers, without calling the cloud, whether
+// no header changes, mirrors, timeouts or retries, rewrites only on a rule that forwards,
+// redirects with 301 or 302 only, wildcards for regular expressions). CheckRule answers, without calling the cloud, whether
 // CreateRule would take spec's conditions and action: nil, or the ErrInvalid CreateRule would
 // return, naming what the cloud cannot express. Target group IDs are not checked.
 type RuleChecker interface {

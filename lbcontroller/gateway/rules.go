@@ -367,13 +367,31 @@ func redirect(f *gwv1.HTTPRequestRedirectFilter, matches []compiledMatch) (*Redi
 	return rd, nil
 }
 
+// modifierPath refuses a replacement path that is no path: one not starting with "/", or
+// holding "?" or "#" (which would make part of it a query or fragment), a space or a control
+// character. The CRD bounds only its length; a cloud would answer every request 500 or change
+// the query.
+func modifierPath(field, v string) error {
+	if !strings.HasPrefix(v, "/") {
+		return fmt.Errorf("path modifier %s %q does not start with /", field, v)
+	}
+	if i := strings.IndexFunc(v, func(r rune) bool { return r == '?' || r == '#' || r <= ' ' || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("path modifier %s %q holds %q, which a path cannot", field, v, v[i])
+	}
+	return nil
+}
+
 func pathModifier(p *gwv1.HTTPPathModifier, matches []compiledMatch) (*PathModifier, error) {
 	if p == nil {
 		return nil, nil
 	}
 	switch p.Type {
 	case gwv1.FullPathHTTPPathModifier:
-		return &PathModifier{Type: ReplaceFullPath, Value: ptrOr(p.ReplaceFullPath, "/")}, nil
+		v := ptrOr(p.ReplaceFullPath, "/")
+		if err := modifierPath("replaceFullPath", v); err != nil {
+			return nil, err
+		}
+		return &PathModifier{Type: ReplaceFullPath, Value: v}, nil
 	case gwv1.PrefixMatchHTTPPathModifier:
 		for _, m := range matches {
 			if m.cond.Path == nil || m.cond.Path.Type != MatchPrefix {
@@ -385,6 +403,9 @@ func pathModifier(p *gwv1.HTTPPathModifier, matches []compiledMatch) (*PathModif
 		v := ptrOr(p.ReplacePrefixMatch, "/")
 		if v == "" {
 			v = "/"
+		}
+		if err := modifierPath("replacePrefixMatch", v); err != nil {
+			return nil, err
 		}
 		return &PathModifier{Type: ReplacePrefixMatch, Value: v}, nil
 	}

@@ -176,4 +176,22 @@ func TestPrefixPathOneSpelling(t *testing.T) {
 	}
 }
 
+// TestPathModifierRefusesNonPaths: a replacement that is no path is refused, for either type.
+func TestPathModifierRefusesNonPaths(t *testing.T) {
+	matches := []compiledMatch{{cond: Conditions{Path: &PathMatch{Type: MatchPrefix, Value: "/foo"}}}}
+	for _, v := range []string{"xyz", "/a?b=1", "/a#f", "/a b", "/a\tb", "/a\x7f"} {
+		for _, pm := range []gwv1.HTTPPathModifier{{Type: gwv1.FullPathHTTPPathModifier, ReplaceFullPath: ptrTo(v)}, {Type: gwv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: ptrTo(v)}} {
+			if got, err := pathModifier(&pm, matches); err == nil {
+				t.Errorf("%s %q: %+v, want an error", pm.Type, v, got)
+			}
+		}
+	}
+	if _, err := pathModifier(&gwv1.HTTPPathModifier{Type: gwv1.FullPathHTTPPathModifier, ReplaceFullPath: ptrTo("")}, nil); err == nil {
+		t.Error("ReplaceFullPath \"\": taken, want an error")
+	}
+	if got, err := pathModifier(&gwv1.HTTPPathModifier{Type: gwv1.FullPathHTTPPathModifier, ReplaceFullPath: ptrTo("/a/b.html")}, nil); err != nil || got.Value != "/a/b.html" {
+		t.Errorf("ReplaceFullPath /a/b.html: %+v, %v", got, err)
+	}
+}
+
 func ptrTo[T any](v T) *T { return &v }

@@ -220,6 +220,7 @@ func TestRewriteTransforms(t *testing.T) {
 		"$ in a full path": {Conditions: providers.RuleConditions{Path: prefix("/foo")}, Action: providers.RuleAction{Forward: fwd, Rewrite: &providers.Rewrite{Path: full("/$$")}}},
 		"prefix without a Prefix condition": {Conditions: providers.RuleConditions{Path: &providers.StringMatch{Type: providers.MatchExact, Value: "/foo"}},
 			Action: providers.RuleAction{Forward: fwd, Rewrite: &providers.Rewrite{Path: repl("/x")}}},
+		"an empty rewrite": {Conditions: providers.RuleConditions{Path: prefix("/foo")}, Action: providers.RuleAction{Forward: fwd, Rewrite: &providers.Rewrite{}}},
 		"rewrite on a redirect": {Conditions: providers.RuleConditions{Path: prefix("/foo")},
 			Action: providers.RuleAction{Redirect: &providers.Redirect{StatusCode: 302}, Rewrite: &providers.Rewrite{Host: "h"}}},
 	} {

@@ -43,6 +43,10 @@ func toELBTransforms(a providers.RuleAction, path *providers.StringMatch) ([]elb
 	if a.Redirect != nil || a.FixedResponse != nil {
 		return nil, unsupported("a URL rewrite on a rule that does not forward (ELBv2 transforms a forwarded request)")
 	}
+	if *rw == (providers.Rewrite{}) {
+		// It would write no transform and read back as no rewrite: a rule that never matches.
+		return nil, invalid(codeUnsupported, "an empty rewrite (neither a host nor a path): give one, or no rewrite")
+	}
 	var out []elbtypes.RuleTransform
 	if rw.Host != "" {
 		if strings.Contains(rw.Host, "$") {

@@ -400,6 +400,12 @@ func (c *checker) action(f string, r *Rule, cr *rule, groups map[string]*group) 
 	if kinds != 1 {
 		c.bad(f, "give exactly one of forward, redirect and fixedResponse (%d given)", kinds)
 	}
+	if ca.urlTransform != nil && a.Rewrite != nil && a.Rewrite.Path != nil {
+		c.bad(f+".rewrite.path", "a rule rewrites its URL with a url-rewrite transform or rewrite.path, not both")
+	}
+	if ca.hostTransform != nil && a.Rewrite != nil && a.Rewrite.Hostname != "" {
+		c.bad(f+".rewrite.hostname", "a rule rewrites its Host with a host-header-rewrite transform or rewrite.hostname, not both")
+	}
 	if a.Forward == nil && (a.Rewrite != nil || len(a.Transforms) > 0 || len(a.Mirrors) > 0 || a.Timeouts != (Timeouts{}) || a.Retry != nil) {
 		c.bad(f, "rewrite, transforms, mirrors, timeouts and retry apply to forward only")
 	}

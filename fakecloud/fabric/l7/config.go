@@ -158,7 +158,8 @@ type Action struct {
 	Timeouts        Timeouts   // Forward only
 	Retry           *Retry     // Forward only
 	// Transforms (Forward only, at most one of each type) rewrite the request after the rule
-	// matched and before Rewrite and the header edits: ELBv2's rule transforms.
+	// matched and before Rewrite and the header edits: ELBv2's rule transforms. A url-rewrite
+	// and Rewrite.Path (a host-header-rewrite and Rewrite.Hostname) are not taken together.
 	Transforms []Transform
 	// CORS, when set, answers CORS preflights itself and marks the rule's answers to allowed
 	// origins (Gateway API's HTTPRoute CORS filter).

@@ -76,7 +76,11 @@ func prefixMatches(prefix, path string) bool {
 // trailing-slash rules: "/foo/bar" with prefix "/foo" and "/xyz/" gives "/xyz/bar"; "/foo" with
 // "" gives "/".
 func replacePrefix(path, prefix, repl string) string {
-	out := strings.TrimRight(repl, "/") + path[len(prefix):]
+	rest, ok := strings.CutPrefix(path, prefix)
+	if !ok { // not the path the rule matched (the checker refuses what would lead here)
+		return path
+	}
+	out := strings.TrimRight(repl, "/") + rest
 	if out == "" || out[0] != '/' {
 		out = "/" + out
 	}

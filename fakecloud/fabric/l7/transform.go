@@ -160,7 +160,9 @@ func applyTransforms(w http.ResponseWriter, r *http.Request, f *flight) bool {
 		}
 		if nu, ok := t.apply(u); ok {
 			p, q, _ := strings.Cut(nu, "?")
-			if !validPath(p) || !urlChars(q) {
+			// The query is checked only when the transform changed it: one it passed on as the
+			// client sent it is served as it is without transforms.
+			if !validPath(p) || (q != r.URL.RawQuery && !urlChars(q)) {
 				return refuseTransform(w, f, fmt.Errorf("%w: %.100q", errTransformURL, nu))
 			}
 			f.path, rw.url, rw.query = p, true, q

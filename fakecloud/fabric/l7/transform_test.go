@@ -55,6 +55,7 @@ func TestTransforms(t *testing.T) {
 		{"svc.test", "/old/a%2Fb", "svc.test", "/new"},
 		{"svc.test", "/foo/bar?q", "svc.test", "/bar?q"},
 		{"xyz.test", "/foo/bar", "xyz.test", "/xyz/bar"},
+		{"xyz.test", "/foo/bar?a=é", "xyz.test", "/xyz/bar?a=é"}, // a query passed on as sent is not judged
 		{"svc.test", "/dp/b01", "svc.test", "/dp.html?asin=b01"},
 		{"svc.test", "/dp/b01/?x=1", "svc.test", "/dp/b01/?x=1"}, // the query is part of the URL: no match
 		{"svc.test", "/dp/B01", "svc.test", "/dp/B01"},           // no match: unchanged
