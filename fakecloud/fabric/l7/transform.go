@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/flatnet/flatnet/fakecloud/api"
 )
 
 // transform is a compiled Transform: its regex and its replacement cut into literal text and
@@ -61,47 +63,17 @@ func (c *checker) transforms(f string, ts []Transform) (hostT, urlT *transform) 
 	return hostT, urlT
 }
 
-// parseReplace cuts a replacement into its parts: $n and ${n} (n the digits that follow,
-// at most groups) are group n, $$ is a $.
+// parseReplace cuts a replacement into its parts (api.ScanReplace's syntax: $n and ${n} are
+// group n, $$ is a $).
 func parseReplace(s string, groups int) ([]replacePart, error) {
 	var parts []replacePart
-	lit := 0 // where the current literal began
-	for i := 0; i < len(s); i++ {
-		if s[i] != '$' {
-			continue
-		}
-		if lit < i {
-			parts = append(parts, replacePart{lit: s[lit:i], group: -1})
-		}
-		j := i + 1
-		if j < len(s) && s[j] == '$' {
-			parts = append(parts, replacePart{lit: "$", group: -1})
-			i, lit = j, j+1
-			continue
-		}
-		braced := j < len(s) && s[j] == '{'
-		if braced {
-			j++
-		}
-		k := j
-		for k < len(s) && s[k] >= '0' && s[k] <= '9' {
-			k++
-		}
-		if k == j || braced && (k == len(s) || s[k] != '}') {
-			return nil, fmt.Errorf("%q: a $ must be followed by a group number ($1 or ${1}) or another $", s)
-		}
-		n, err := strconv.Atoi(s[j:k])
-		if err != nil || n > groups {
-			return nil, fmt.Errorf("%q refers to group %s; the regex has %d", s, s[j:k], groups)
-		}
-		parts = append(parts, replacePart{group: n})
-		if braced {
-			k++
-		}
-		i, lit = k-1, k
-	}
-	if lit < len(s) {
-		parts = append(parts, replacePart{lit: s[lit:], group: -1})
+	err := api.ScanReplace(s, groups,
+		func(lit string) { parts = append(parts, replacePart{lit: lit, group: -1}) },
+		func(n int) { parts = append(parts, replacePart{group: n}) })
+	if errors.Is(err, api.ErrReplaceSyntax) {
+		return nil, fmt.Errorf("%q: %w", s, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("%q %w", s, err)
 	}
 	return parts, nil
 }

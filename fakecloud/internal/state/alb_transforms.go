@@ -1,9 +1,9 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 
 	"github.com/flatnet/flatnet/fakecloud/api"
 )
@@ -76,36 +76,13 @@ func validateRewriteConfig(f string, rc api.RewriteConfig) (*api.RewriteConfig, 
 	return &api.RewriteConfig{Rewrites: []api.RegexRewrite{rw}}, nil
 }
 
-// checkReplace checks a replacement template: each $ is followed by a group number ($1),
-// a braced one (${1}) or another $ (a literal $), and a number is at most the regex's groups
-// (0 is the whole match).
+// checkReplace checks a replacement template (api.ScanReplace's syntax).
 func checkReplace(f, repl string, groups int) error {
-	for i := 0; i < len(repl); i++ {
-		if repl[i] != '$' {
-			continue
-		}
-		i++
-		if i < len(repl) && repl[i] == '$' {
-			continue
-		}
-		braced := i < len(repl) && repl[i] == '{'
-		if braced {
-			i++
-		}
-		j := i
-		for j < len(repl) && repl[j] >= '0' && repl[j] <= '9' {
-			j++
-		}
-		if j == i || braced && (j == len(repl) || repl[j] != '}') {
-			return invalid("%s %.60q: a $ must be followed by a group number ($1 or ${1}) or another $ (a literal $)", f, repl)
-		}
-		if n, err := strconv.Atoi(repl[i:j]); err != nil || n > groups {
-			return invalid("%s %.60q refers to group %s, but the Regex has %d groups", f, repl, repl[i:j], groups)
-		}
-		i = j // at the '}' of a braced reference, else on the character after the digits
-		if !braced {
-			i--
-		}
+	err := api.ScanReplace(repl, groups, func(string) {}, func(int) {})
+	if errors.Is(err, api.ErrReplaceSyntax) {
+		return invalid("%s %.60q: %v", f, repl, err)
+	} else if err != nil {
+		return invalid("%s %.60q %v", f, repl, err)
 	}
 	return nil
 }
